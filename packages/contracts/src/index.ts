@@ -1,0 +1,5 @@
+export * from './errors.js';
+export * from './transaction-id.js';
+export * from './interfaces.js';
+export * from './safe-path.js';
+export * from './fault.js';

@@ -1,0 +1,157 @@
+import type { LockHolder } from './errors.js';
+import type { TransactionId } from './transaction-id.js';
+
+/** Bytes in motion. A node Readable is one; so is any async generator. */
+export type ByteStream = AsyncIterable<Uint8Array>;
+
+/** A streaming hash (xxh3-64 in dsg), injected so backends need no hash library. */
+export interface StreamHasher {
+  update(chunk: Uint8Array): void;
+  /** lowercase hex, 16 digits for xxh3-64 */
+  digest(): string;
+}
+export type HasherFactory = () => StreamHasher;
+
+/** What the caller promises about a file it sends; the receiver verifies it. */
+export interface ExpectedFile {
+  /** lowercase hex xxh3-64 of the content */
+  hash: string;
+  size?: number;
+  /** ISO 8601; applied to the written file when given */
+  mtime?: string;
+}
+
+/** Which pattern a remote transaction took (detected at begin). */
+export type TransactionPattern = 'init' | 'sync';
+
+export interface BeginResult {
+  pattern: TransactionPattern;
+  /** where the transaction writes (a clone, a temp dataset, a work dir) */
+  workPath: string;
+}
+
+/** What a commit turns into: the snapshot `sN` and its metadata. */
+export interface SnapshotInfo {
+  /** `s1`, `s2`, … — the manifest's snapshot_id */
+  snapshotId: string;
+  message: string;
+  /** the manifest's snapshot_hash */
+  manifestHash: string;
+  user: string;
+  /** ISO 8601 */
+  createdAt: string;
+}
+
+export interface SnapshotRef {
+  snapshotId: string;
+  /** ISO 8601 creation time as the backend recorded it */
+  createdAt: string;
+  message?: string;
+  manifestHash?: string;
+  user?: string;
+}
+
+/** What a rollback or recovery could not do. Rollback never throws. */
+export interface CleanupReport {
+  removed: string[];
+  /** objects that could not be removed, with the reason */
+  leftovers: { name: string; error: string }[];
+}
+
+export interface RecoveryReport extends CleanupReport {
+  /** transactions found, and what was done with each */
+  transactions: { transactionId: string; action: 'rolled-back' | 'rolled-forward' | 'cleaned' }[];
+}
+
+/**
+ * The repository side of a transaction (seed section 2). Implemented by
+ * @dsg/zfs-ops and @dsg/posix-ops on the server, and by the agent client of
+ * @dsg/transports on the client (the same calls, over the wire).
+ *
+ * Paths are repository-relative POSIX paths, checked with
+ * `assertSafeRelativePath` / `resolveInside` before any disk access.
+ */
+export interface RemoteFilesystem {
+  /** Detects init vs sync once; remembers it for commit. */
+  begin(tx: TransactionId): Promise<BeginResult>;
+  /** Makes the work area the next snapshot. Failure → TransactionCommitError. */
+  commit(tx: TransactionId, snapshot: SnapshotInfo): Promise<void>;
+  /** Removes every trace of tx. Never throws; reports what it could not remove. */
+  rollback(tx: TransactionId): Promise<CleanupReport>;
+
+  /** Write a file into the work area: temp name, fsync, rename; hash verified, mismatch refused. */
+  writeFile(tx: TransactionId, path: string, data: ByteStream, expected: ExpectedFile): Promise<{ size: number }>;
+  /** Create a symlink in the work area (target already validated as relative and inside). */
+  writeLink(tx: TransactionId, path: string, target: string): Promise<void>;
+  /** Delete a file or link in the work area; missing is not an error. */
+  deleteFile(tx: TransactionId, path: string): Promise<void>;
+
+  /** Whether the repository exists (has at least one committed snapshot). */
+  exists(): Promise<boolean>;
+  /** A file of the current (latest committed) snapshot, or null if absent. */
+  readFile(path: string): Promise<ByteStream | null>;
+  /** List committed snapshots, oldest first. */
+  listSnapshots(): Promise<SnapshotRef[]>;
+  /** A file as it was in snapshot `sN`, or null if absent there. */
+  readSnapshotFile(snapshotId: string, path: string): Promise<ByteStream | null>;
+  /** Leftovers of interrupted transactions → rolled back or forward. */
+  recover(): Promise<RecoveryReport>;
+}
+
+/** Read-only views of old snapshots, where the backend can give them. */
+export interface SnapshotMounter {
+  /** Make snapshot sN readable at a path (ZFS: a mounted clone; posix: the snapshot dir). */
+  mountSnapshot(snapshotId: string, at?: string): Promise<string>;
+  unmountSnapshot(at: string): Promise<void>;
+}
+
+/**
+ * A remote repository as a client sees it through the agent: the
+ * RemoteFilesystem plus the repository lock.
+ */
+export interface RemoteRepository extends RemoteFilesystem {
+  lock(holder: LockHolder): Promise<void>;
+  unlock(): Promise<void>;
+}
+
+/** The client side of a transaction (seed section 4). */
+export interface ClientFilesystem {
+  readonly root: string;
+  begin(tx: TransactionId): Promise<void>;
+  /** Apply everything staged: journal, backups, renames, new last-sync; then drop the journal. */
+  commit(tx: TransactionId): Promise<void>;
+  /** Remove staging, restore backups: the tree ends byte-identical to before. */
+  rollback(tx: TransactionId): Promise<CleanupReport>;
+
+  /** Stream a download into staging; hash-verified on arrival. */
+  stageFile(tx: TransactionId, path: string, data: ByteStream, expected: ExpectedFile): Promise<void>;
+  stageLink(tx: TransactionId, path: string, target: string): Promise<void>;
+  /** The file at path will be deleted (moved to backup) at commit. */
+  stageDelete(tx: TransactionId, path: string): Promise<void>;
+  /** A metadata file under .dsg/ (last-sync.json, sync-messages.json, archive/…) replaced at commit. */
+  stageMeta(tx: TransactionId, path: string, content: Uint8Array): Promise<void>;
+  /** The remote snapshot this apply belongs to, for journal recovery. */
+  setRemoteSnapshot(tx: TransactionId, snapshotId: string): Promise<void>;
+
+  /** A local file's bytes (for upload). */
+  readFile(path: string): ByteStream;
+}
+
+/** The byte channel to an agent (seed section 3). */
+export interface Transport {
+  /** Open the session (connect, exec the agent). Idempotent. */
+  begin(): Promise<void>;
+  /** Close everything begin opened. Safe twice and after a failed begin. */
+  end(): Promise<void>;
+}
+
+/** One line of progress, for bars and logs. */
+export interface ProgressEvent {
+  phase: 'scan' | 'hash' | 'upload' | 'download' | 'delete' | 'commit';
+  files: number;
+  totalFiles?: number;
+  bytes: number;
+  totalBytes?: number;
+  path?: string;
+}
+export type ProgressListener = (e: ProgressEvent) => void;

@@ -1,0 +1,55 @@
+import { lstat, realpath } from 'node:fs/promises';
+import path from 'node:path';
+import { ValidationError } from './errors.js';
+
+/**
+ * Confinement check for a repository-relative path received from anywhere
+ * (wire, manifest, CLI): POSIX separators, no absolute path, no empty, `.`
+ * or `..` component, no NUL or backslash. Throws ValidationError naming the
+ * path. This is the gate every backend and the agent pass paths through.
+ */
+export function assertSafeRelativePath(p: string): void {
+  const bad = (why: string): never => {
+    throw new ValidationError(`refused path ${JSON.stringify(p.length > 200 ? p.slice(0, 200) + '…' : p)}: ${why}`, {
+      path: p.slice(0, 4096),
+    });
+  };
+  if (typeof p !== 'string' || p.length === 0) bad('empty');
+  if (p.length > 4096) bad('longer than 4096 characters');
+  if (p.includes('\0')) bad('contains NUL');
+  if (p.includes('\\')) bad('contains a backslash');
+  if (p.startsWith('/')) bad('absolute');
+  if (/^[A-Za-z]:/.test(p)) bad('a drive path');
+  for (const c of p.split('/')) {
+    if (c === '') bad('empty component');
+    if (c === '.' || c === '..') bad(`"${c}" component`);
+  }
+}
+
+/**
+ * Resolve `rel` under `root` and prove the result stays inside `root` even
+ * through symlinks in its parent directories: the deepest existing ancestor
+ * is realpath'd and must be `root` or below it. The final component itself
+ * may be a symlink (links are data); it is never followed here.
+ */
+export async function resolveInside(root: string, rel: string): Promise<string> {
+  assertSafeRelativePath(rel);
+  const realRoot = await realpath(root);
+  const full = path.join(realRoot, rel);
+  let dir = path.dirname(full);
+  for (;;) {
+    try {
+      const st = await lstat(dir);
+      if (st.isSymbolicLink() || st.isDirectory()) break;
+      throw new ValidationError(`refused path ${JSON.stringify(rel)}: a parent is not a directory`, { path: rel });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      dir = path.dirname(dir);
+    }
+  }
+  const realDir = await realpath(dir);
+  if (realDir !== realRoot && !realDir.startsWith(realRoot + path.sep)) {
+    throw new ValidationError(`refused path ${JSON.stringify(rel)}: escapes the repository through a symlink`, { path: rel });
+  }
+  return full;
+}

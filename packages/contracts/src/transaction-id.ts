@@ -1,0 +1,26 @@
+import { randomBytes } from 'node:crypto';
+
+/**
+ * A transaction id: sortable by time, unique by 8 random hex digits, and a
+ * valid component of a ZFS dataset name and a file name, e.g.
+ * `20261125T101112123Z-3f9a1c0e`.
+ */
+export type TransactionId = string & { readonly __brand: 'TransactionId' };
+
+const TX_RE = /^\d{8}T\d{9}Z-[0-9a-f]{8}$/;
+
+export function newTransactionId(now: Date = new Date()): TransactionId {
+  const iso = now.toISOString(); // 2026-11-25T10:11:12.123Z
+  const stamp = iso.slice(0, 23).replace(/[-:.]/g, '') + 'Z';
+  return `${stamp}-${randomBytes(4).toString('hex')}` as TransactionId;
+}
+
+export function isTransactionId(s: string): s is TransactionId {
+  return TX_RE.test(s);
+}
+
+/** Parse untrusted input (wire, file names) into a TransactionId or throw. */
+export function asTransactionId(s: string): TransactionId {
+  if (!isTransactionId(s)) throw new TypeError(`not a transaction id: ${JSON.stringify(s)}`);
+  return s;
+}

@@ -1,0 +1,60 @@
+import { mkdtemp, mkdir, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  assertSafeRelativePath,
+  ConflictError,
+  errorFromJSON,
+  errorToJSON,
+  isTransactionId,
+  LockedError,
+  newTransactionId,
+  resolveInside,
+  TransactionCommitError,
+  ValidationError,
+} from '../src/index.js';
+
+describe('transaction ids', () => {
+  it('are unique, valid and sort by time', () => {
+    const a = newTransactionId(new Date('2026-01-01T00:00:00.000Z'));
+    const b = newTransactionId(new Date('2026-01-01T00:00:00.001Z'));
+    expect(isTransactionId(a)).toBe(true);
+    expect(a < b).toBe(true);
+    const many = new Set(Array.from({ length: 1000 }, () => newTransactionId()));
+    expect(many.size).toBe(1000);
+    expect(a).toMatch(/^[0-9A-Za-z_.:-]+$/); // valid in a ZFS dataset name
+    expect(isTransactionId('../x')).toBe(false);
+  });
+});
+
+describe('errors', () => {
+  it('carry code and hint and survive the wire', () => {
+    const e = new LockedError({ user: 'ana@example.org', host: 'h1', pid: 42, since: '2026-01-01T00:00:00Z' });
+    expect(e.message).toContain('ana@example.org');
+    const back = errorFromJSON(errorToJSON(e));
+    expect(back).toBeInstanceOf(LockedError);
+    expect((back as LockedError).holder.pid).toBe(42);
+    const c = errorFromJSON(errorToJSON(new ConflictError(['a', 'b'])));
+    expect((c as ConflictError).paths).toEqual(['a', 'b']);
+    const t = new TransactionCommitError('x', 'tx1');
+    expect(t.recoveryHint).toBe('Check remote filesystem permissions and available space');
+  });
+});
+
+describe('safe paths', () => {
+  it.each(['', '/etc/passwd', '../x', 'a/../b', 'a/./b', 'a//b', 'a\0b', 'C:evil', 'a\\b', 'x/'])('refuses %j', (p) => {
+    expect(() => assertSafeRelativePath(p)).toThrow(ValidationError);
+  });
+  it('accepts ordinary relative paths', () => {
+    expect(() => assertSafeRelativePath('input/a b/résumé.csv')).not.toThrow();
+  });
+  it('refuses a path that escapes through a symlinked directory', async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'dsg-safe-'));
+    const outside = await mkdtemp(path.join(tmpdir(), 'dsg-out-'));
+    await mkdir(path.join(root, 'input'));
+    await symlink(outside, path.join(root, 'input', 'esc'));
+    await expect(resolveInside(root, 'input/esc/x.txt')).rejects.toThrow(/escapes/);
+    await expect(resolveInside(root, 'input/new/deeper/x.txt')).resolves.toContain('input/new/deeper/x.txt');
+  });
+});

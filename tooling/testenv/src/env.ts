@@ -1,0 +1,103 @@
+import { readFileSync, existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+
+export interface ZfsTestEnv {
+  pool: string;
+  /** where the pool's root dataset is mounted */
+  mount: string;
+}
+
+export interface SshTestEnv {
+  host: string;
+  port: number;
+  user: string;
+  /** private key file made for this run */
+  key: string;
+  /** known_hosts with the test sshd's host key */
+  knownHosts: string;
+  /** the sshd's public host key file */
+  hostPub: string;
+}
+
+export function testenvDir(): string {
+  return process.env['DSG_TESTENV_DIR'] ?? '/tmp/dsg-testenv';
+}
+
+/** Settings from the environment, else from the env file `testenv.sh up` wrote. */
+export function settings(): Record<string, string> {
+  const out: Record<string, string> = {};
+  const file = path.join(testenvDir(), 'env');
+  if (existsSync(file)) {
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      const m = /^export ([A-Z0-9_]+)=(.*)$/.exec(line.trim());
+      if (m) out[m[1]!] = m[2]!;
+    }
+  }
+  for (const [k, v] of Object.entries(process.env)) if (k.startsWith('DSG_TEST') && v !== undefined) out[k] = v;
+  return out;
+}
+
+let zfsCache: ZfsTestEnv | null | undefined;
+let sshCache: SshTestEnv | null | undefined;
+
+/** The test pool if it is configured AND answers `zpool list`, else null. */
+export function zfsEnv(): ZfsTestEnv | null {
+  if (zfsCache !== undefined) return zfsCache;
+  const s = settings();
+  const pool = s['DSG_TEST_POOL'];
+  const mount = s['DSG_TEST_POOL_MOUNT'];
+  zfsCache = null;
+  if (pool && mount) {
+    const r = spawnSync('zpool', ['list', '-H', '-o', 'name,health', pool], { encoding: 'utf8' });
+    if (r.status === 0 && r.stdout.includes('ONLINE')) zfsCache = { pool, mount };
+  }
+  return zfsCache;
+}
+
+/** The test sshd if configured and its key files exist, else null. */
+export function sshEnv(): SshTestEnv | null {
+  if (sshCache !== undefined) return sshCache;
+  const s = settings();
+  const need = ['DSG_TEST_SSH_HOST', 'DSG_TEST_SSH_PORT', 'DSG_TEST_SSH_USER', 'DSG_TEST_SSH_KEY', 'DSG_TEST_SSH_KNOWN_HOSTS'];
+  sshCache = null;
+  if (need.every((k) => s[k]) && existsSync(s['DSG_TEST_SSH_KEY']!)) {
+    sshCache = {
+      host: s['DSG_TEST_SSH_HOST']!,
+      port: Number(s['DSG_TEST_SSH_PORT']),
+      user: s['DSG_TEST_SSH_USER']!,
+      key: s['DSG_TEST_SSH_KEY']!,
+      knownHosts: s['DSG_TEST_SSH_KNOWN_HOSTS']!,
+      hostPub: s['DSG_TEST_SSH_HOST_PUB'] ?? '',
+    };
+  }
+  return sshCache;
+}
+
+export function requireReal(): boolean {
+  return process.env['DSG_REQUIRE_REAL'] === '1';
+}
+
+function absent(part: string): void {
+  const msg = `${part} is not available: run \`bash tooling/testenv/testenv.sh up\` (as root)`;
+  if (requireReal()) throw new Error(`DSG_REQUIRE_REAL=1 but ${msg}`);
+  console.warn(`[dsg-testenv] SKIPPING ${part} tests: ${msg}`);
+}
+
+/**
+ * The real ZFS pool, or null after printing a visible skip reason. Under
+ * DSG_REQUIRE_REAL=1 a missing pool throws, so the test file FAILS.
+ * Use: `const zfs = requireZfs(); describe.skipIf(!zfs)(…)`.
+ */
+export function requireZfs(): ZfsTestEnv | null {
+  const z = zfsEnv();
+  if (!z) absent('ZFS (zfs-fuse test pool)');
+  return z;
+}
+
+/** The real sshd, or null after a visible skip reason; throws under DSG_REQUIRE_REAL=1. */
+export function requireSsh(): SshTestEnv | null {
+  const s = sshEnv();
+  if (!s) absent('SSH (test sshd on 127.0.0.1)');
+  return s;
+}

@@ -1,0 +1,22 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig, type ViteUserConfig } from 'vitest/config';
+
+/**
+ * The vitest config every package uses: tests under test/, generous timeouts
+ * (real ZFS and SSH), forks (tests spawn and kill processes), a JSON report
+ * for .ci/run's totals, and a global setup that prints which real parts ran.
+ */
+export function dsgVitestConfig(extra: ViteUserConfig['test'] = {}): ViteUserConfig {
+  return defineConfig({
+    test: {
+      include: ['test/**/*.test.ts'],
+      testTimeout: 120_000,
+      hookTimeout: 120_000,
+      pool: 'forks',
+      passWithNoTests: true,
+      globalSetup: [fileURLToPath(new URL('./global-setup.js', import.meta.url))],
+      reporters: ['default', ['json', { outputFile: 'test-results/vitest.json' }]],
+      ...extra,
+    },
+  });
+}

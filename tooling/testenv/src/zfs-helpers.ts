@@ -1,0 +1,58 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import type { ZfsTestEnv } from './env.js';
+
+export interface TestParent {
+  /** the parent dataset P, e.g. dsgtest/t-1a2b3c */
+  dataset: string;
+  /** where P is mounted (children inherit below it) */
+  mountpoint: string;
+  /** destroy P and everything under it (retrying while busy) */
+  destroy(): void;
+}
+
+function zfs(args: string[]): string {
+  return execFileSync('zfs', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/**
+ * `zfs …` retried while zfs-fuse says "busy": right after a promote or an
+ * unmount it reports busy for a moment (ARCHITECTURE.md, facts seen on zfs-fuse).
+ */
+export function zfsRetry(...args: string[]): string {
+  for (let i = 0; ; i++) {
+    try {
+      return zfs(args);
+    } catch (e) {
+      const stderr = String((e as { stderr?: string }).stderr ?? '');
+      if (i >= 30 || !/busy/.test(stderr)) throw e;
+      execFileSync('sleep', ['0.2']);
+    }
+  }
+}
+
+/** A fresh parent dataset under the test pool, so tests never see each other's state. */
+export function freshParent(env: ZfsTestEnv, label = 't'): TestParent {
+  const dataset = `${env.pool}/${label}-${randomBytes(4).toString('hex')}`;
+  zfs(['create', dataset]);
+  const mountpoint = zfs(['get', '-H', '-o', 'value', 'mountpoint', dataset]).trim();
+  return {
+    dataset,
+    mountpoint,
+    destroy() {
+      try {
+        zfsRetry('destroy', '-r', '-f', dataset);
+      } catch (e) {
+        if (!/does not exist/.test(String((e as { stderr?: string }).stderr ?? ''))) throw e;
+      }
+    },
+  };
+}
+
+/** `zfs list -t all` names under a dataset, for "no leftovers" assertions. */
+export function listAll(dataset: string, props = ['name']): string[] {
+  return zfs(['list', '-H', '-r', '-t', 'all', '-o', props.join(','), dataset])
+    .trim()
+    .split('\n')
+    .filter(Boolean);
+}

@@ -1,0 +1,33 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { freshParent, listAll, requireZfs, zfsRetry, type TestParent } from '../src/index.js';
+
+const zfsEnv = requireZfs();
+const zfs = (...args: string[]) => execFileSync('zfs', args, { encoding: 'utf8' });
+
+describe.skipIf(!zfsEnv)('real zfs-fuse pool', () => {
+  let parent: TestParent;
+  afterAll(() => parent?.destroy());
+
+  it('creates, snapshots, clones, promotes and destroys a dataset', () => {
+    parent = freshParent(zfsEnv!, 'smoke');
+    const ds = `${parent.dataset}/repo`;
+    zfs('create', ds);
+    const mnt = zfs('get', '-H', '-o', 'value', 'mountpoint', ds).trim();
+    expect(mnt).toBe(path.join(parent.mountpoint, 'repo'));
+    writeFileSync(path.join(mnt, 'a.txt'), 'one');
+    zfs('snapshot', `${ds}@s1`);
+    zfs('clone', '-o', 'dsg:tx=smoke', `${ds}@s1`, `${ds}-clone`);
+    expect(zfs('get', '-H', '-o', 'value', 'origin', `${ds}-clone`).trim()).toBe(`${ds}@s1`);
+    expect(zfs('get', '-H', '-o', 'value', 'dsg:tx', `${ds}-clone`).trim()).toBe('smoke');
+    writeFileSync(path.join(parent.mountpoint, 'repo-clone', 'a.txt'), 'two');
+    zfs('promote', `${ds}-clone`);
+    // after promote the clone owns the snapshot and the original depends on it
+    expect(zfs('get', '-H', '-o', 'value', 'origin', ds).trim()).toBe(`${ds}-clone@s1`);
+    expect(readFileSync(path.join(parent.mountpoint, 'repo-clone', 'a.txt'), 'utf8')).toBe('two');
+    zfsRetry('destroy', '-r', ds); // busy for a moment after promote on zfs-fuse
+    expect(listAll(parent.dataset)).toEqual([parent.dataset, `${ds}-clone`, `${ds}-clone@s1`]);
+  });
+});

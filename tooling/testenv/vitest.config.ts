@@ -1,0 +1,3 @@
+import { dsgVitestConfig } from './dist/vitest.js';
+
+export default dsgVitestConfig();
