@@ -124,8 +124,10 @@ down() {
   if alive "$DIR/sshd.pid"; then kill "$(cat "$DIR/sshd.pid")"; log "sshd stopped"; fi
   rm -f "$DIR/sshd.pid"
   if [ -f "$DIR/pool.created" ] && zpool list -H "$POOL" >/dev/null 2>&1; then
-    zpool destroy -f "$POOL" && log "pool $POOL destroyed"
-    rm -f "$DIR/pool.created" "$DIR/$POOL.img"
+    # zfs-fuse reports "pool is busy" for a moment after the last unmount: retry
+    for _ in $(seq 1 30); do zpool destroy -f "$POOL" 2>/dev/null && break; sleep 0.5; done
+    if zpool list -H "$POOL" >/dev/null 2>&1; then log "could not destroy pool $POOL"; else
+      log "pool $POOL destroyed"; rm -f "$DIR/pool.created" "$DIR/$POOL.img"; fi
   fi
   if alive "$DIR/zfs-fuse.pid"; then
     kill "$(cat "$DIR/zfs-fuse.pid")"
