@@ -1,1 +1,5 @@
-export {};
+export { LocalClientFilesystem } from './client-filesystem.js';
+export { recoverClient, pruneBackups } from './recovery.js';
+export type { Journal, JournalOp } from './journal.js';
+export { parseJournal } from './journal.js';
+export { checkLinkTarget } from './layout.js';

@@ -1,0 +1,221 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rm, symlink, unlink, utimes } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import {
+  faultPoint,
+  resolveInside,
+  ValidationError,
+  type ByteStream,
+  type CleanupReport,
+  type ClientFilesystem,
+  type ExpectedFile,
+  type HasherFactory,
+  type TransactionId,
+} from '@dsg/contracts';
+import { checkDataPath, checkLinkTarget, layout, metaTarget, stagingDir, type Layout } from './layout.js';
+import {
+  applyJournal,
+  dropEmptyBackup,
+  dropJournal,
+  readJournal,
+  undoJournal,
+  writeJournal,
+  type Journal,
+  type JournalOp,
+} from './journal.js';
+import { fsyncDir, writeFileAtomic } from './fs-util.js';
+
+interface TxState {
+  /** by root-relative target; the last staged operation on a path wins */
+  ops: Map<string, JournalOp>;
+  remoteSnapshot: string | null;
+}
+
+/** Data first, then deletes, metadata last: last-sync.json only lands after the data it describes. */
+function orderOps(ops: Iterable<JournalOp>): JournalOp[] {
+  const rank = (o: JournalOp): number => (o.target.startsWith('.dsg/') ? 2 : o.kind === 'put' ? 0 : 1);
+  return [...ops].sort((a, b) => rank(a) - rank(b) || (a.target < b.target ? -1 : a.target > b.target ? 1 : 0));
+}
+
+/**
+ * The client side of a transaction on the local disk (seed section 4).
+ * Staging lives in `<root>/.dsg/staging/<tx>/` — the same filesystem as the
+ * working tree, so applying is a rename. Commit journals, backs up, applies;
+ * rollback restores; both are redoable after a crash (see recoverClient).
+ */
+export class LocalClientFilesystem implements ClientFilesystem {
+  readonly root: string;
+  readonly #hasher: HasherFactory;
+  readonly #l: Layout;
+  readonly #txs = new Map<string, TxState>();
+
+  constructor(o: { root: string; hasher: HasherFactory }) {
+    this.root = path.resolve(o.root);
+    this.#hasher = o.hasher;
+    this.#l = layout(this.root);
+  }
+
+  #state(tx: TransactionId): TxState {
+    const s = this.#txs.get(tx);
+    if (!s) throw new Error(`client transaction ${tx} was not begun`);
+    return s;
+  }
+
+  async begin(tx: TransactionId): Promise<void> {
+    if (this.#txs.has(tx)) return;
+    await mkdir(path.join(stagingDir(this.#l, tx), 'data'), { recursive: true });
+    await mkdir(path.join(stagingDir(this.#l, tx), 'meta'), { recursive: true });
+    this.#txs.set(tx, { ops: new Map(), remoteSnapshot: null });
+  }
+
+  async #stagedPath(tx: TransactionId, staged: string): Promise<string> {
+    // resolveInside proves no symlink in staging's parents points elsewhere.
+    const abs = await resolveInside(stagingDir(this.#l, tx), staged);
+    await mkdir(path.dirname(abs), { recursive: true });
+    await rm(abs, { force: true });
+    return abs;
+  }
+
+  async stageFile(tx: TransactionId, p: string, data: ByteStream, expected: ExpectedFile): Promise<void> {
+    checkDataPath(p);
+    const s = this.#state(tx);
+    const staged = `data/${p}`;
+    const abs = await this.#stagedPath(tx, staged);
+    await this.#writeVerified(abs, p, data, expected);
+    s.ops.set(p, { kind: 'put', target: p, staged });
+  }
+
+  async #writeVerified(abs: string, p: string, data: ByteStream, expected: ExpectedFile): Promise<void> {
+    const hasher = this.#hasher();
+    let size = 0;
+    const out = createWriteStream(abs, { flags: 'wx' });
+    try {
+      await pipeline(
+        data,
+        async function* (src: AsyncIterable<Uint8Array>) {
+          for await (const chunk of src) {
+            hasher.update(chunk);
+            size += chunk.length;
+            yield chunk;
+          }
+        },
+        out,
+      );
+      const got = hasher.digest();
+      if (got !== expected.hash.toLowerCase()) {
+        throw new ValidationError(`hash mismatch for ${p}: expected ${expected.hash}, received ${got}`, { path: p }, {
+          code: 'HASH_MISMATCH',
+          recoveryHint: 'The transfer was corrupted or the repository file changed; run the command again.',
+        });
+      }
+      if (expected.size !== undefined && expected.size !== size) {
+        throw new ValidationError(`size mismatch for ${p}: expected ${expected.size}, received ${size}`, { path: p }, {
+          code: 'HASH_MISMATCH',
+          recoveryHint: 'The transfer was corrupted or the repository file changed; run the command again.',
+        });
+      }
+      if (expected.mtime !== undefined) {
+        const t = new Date(expected.mtime);
+        if (!Number.isNaN(t.getTime())) await utimes(abs, t, t);
+      }
+    } catch (e) {
+      await unlink(abs).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  async stageLink(tx: TransactionId, p: string, target: string): Promise<void> {
+    checkDataPath(p);
+    checkLinkTarget(p, target);
+    const s = this.#state(tx);
+    const staged = `data/${p}`;
+    const abs = await this.#stagedPath(tx, staged);
+    await symlink(target, abs);
+    s.ops.set(p, { kind: 'put', target: p, staged });
+  }
+
+  async stageDelete(tx: TransactionId, p: string): Promise<void> {
+    checkDataPath(p);
+    const s = this.#state(tx);
+    const prev = s.ops.get(p);
+    if (prev?.kind === 'put') await rm(path.join(stagingDir(this.#l, tx), prev.staged), { force: true });
+    s.ops.set(p, { kind: 'delete', target: p });
+  }
+
+  async stageMeta(tx: TransactionId, p: string, content: Uint8Array): Promise<void> {
+    const target = metaTarget(p);
+    const s = this.#state(tx);
+    const staged = `meta/${target.slice('.dsg/'.length)}`;
+    const abs = await this.#stagedPath(tx, staged);
+    await mkdir(path.dirname(abs), { recursive: true });
+    await writeFileAtomic(abs, content);
+    s.ops.set(target, { kind: 'put', target, staged });
+  }
+
+  /**
+   * Records the remote snapshot and writes the journal NOW, before the
+   * remote commits: a crash between the remote commit and the client commit
+   * then leaves a journal that recovery can finish.
+   */
+  async setRemoteSnapshot(tx: TransactionId, snapshotId: string): Promise<void> {
+    const s = this.#state(tx);
+    s.remoteSnapshot = snapshotId;
+    await writeJournal(this.#l, this.#journal(tx, s));
+  }
+
+  #journal(tx: TransactionId, s: TxState): Journal {
+    return { journal_version: 1, transaction_id: tx, remote_snapshot: s.remoteSnapshot, ops: orderOps(s.ops.values()) };
+  }
+
+  async commit(tx: TransactionId): Promise<void> {
+    const s = this.#state(tx);
+    const j = this.#journal(tx, s);
+    await writeJournal(this.#l, j);
+    faultPoint('client.commit.after-journal');
+    await applyJournal(this.#l, j);
+    await finishApply(this.#l, tx);
+    this.#txs.delete(tx);
+  }
+
+  async rollback(tx: TransactionId): Promise<CleanupReport> {
+    this.#txs.delete(tx);
+    return rollbackClientTx(this.#l, tx);
+  }
+
+  readFile(p: string): ByteStream {
+    const root = this.root;
+    return (async function* () {
+      checkDataPath(p);
+      const abs = await resolveInside(root, p);
+      for await (const chunk of createReadStream(abs)) yield chunk as Uint8Array;
+    })();
+  }
+}
+
+/** After a successful apply: staging gone, empty backup dir gone, journal dropped (last). */
+export async function finishApply(l: Layout, tx: string): Promise<void> {
+  await rm(stagingDir(l, tx), { recursive: true, force: true });
+  await dropEmptyBackup(l, tx);
+  faultPoint('client.commit.before-journal-drop');
+  await dropJournal(l, tx);
+  await fsyncDir(l.dsg).catch(() => undefined);
+}
+
+/** Undo tx (journal-guided if a journal exists), then remove its staging. Never throws. */
+export async function rollbackClientTx(l: Layout, tx: string): Promise<CleanupReport> {
+  const report: CleanupReport = { removed: [], leftovers: [] };
+  try {
+    const j = await readJournal(l, tx);
+    if (j) report.leftovers.push(...(await undoJournal(l, j)));
+    if (report.leftovers.length === 0) {
+      await rm(stagingDir(l, tx), { recursive: true, force: true });
+      report.removed.push(stagingDir(l, tx));
+      await dropEmptyBackup(l, tx);
+      await dropJournal(l, tx);
+    }
+  } catch (e) {
+    report.leftovers.push({ name: stagingDir(l, tx), error: e instanceof Error ? e.message : String(e) });
+  }
+  return report;
+}

@@ -1,0 +1,109 @@
+import { readdir, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { isTransactionId, type CleanupReport, type RecoveryReport } from '@dsg/contracts';
+import { backupDir, journalFile, layout, stagingDir } from './layout.js';
+import { applyJournal, listJournals, readJournal } from './journal.js';
+import { finishApply, rollbackClientTx } from './client-filesystem.js';
+import { isEnoent } from './fs-util.js';
+
+const msg = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+/**
+ * Run at the start of every command. For each journal: if its remote
+ * snapshot exists (or it is a client-only apply), finish the apply;
+ * otherwise undo it. Staging dirs without a journal never started to apply:
+ * they are removed. Never throws; what it could not do is in `leftovers`.
+ */
+export async function recoverClient(
+  root: string,
+  remoteHasSnapshot: (snapshotId: string) => Promise<boolean>,
+): Promise<RecoveryReport> {
+  const l = layout(path.resolve(root));
+  const report: RecoveryReport = { removed: [], leftovers: [], transactions: [] };
+  let journals: string[] = [];
+  try {
+    journals = await listJournals(l);
+  } catch (e) {
+    report.leftovers.push({ name: l.journalDir, error: msg(e) });
+  }
+  for (const tx of journals) {
+    try {
+      const j = await readJournal(l, tx);
+      if (!j) continue;
+      const forward = j.remote_snapshot === null || (await remoteHasSnapshot(j.remote_snapshot));
+      if (forward) {
+        await applyJournal(l, j);
+        await finishApply(l, tx);
+        report.transactions.push({ transactionId: tx, action: 'rolled-forward' });
+      } else {
+        const r = await rollbackClientTx(l, tx);
+        report.removed.push(...r.removed);
+        report.leftovers.push(...r.leftovers);
+        report.transactions.push({ transactionId: tx, action: 'rolled-back' });
+      }
+    } catch (e) {
+      report.leftovers.push({ name: journalFile(l, tx), error: msg(e) });
+    }
+  }
+  let staged: string[] = [];
+  try {
+    staged = (await readdir(l.stagingRoot)).filter(isTransactionId);
+  } catch (e) {
+    if (!isEnoent(e)) report.leftovers.push({ name: l.stagingRoot, error: msg(e) });
+  }
+  for (const tx of staged) {
+    if (journals.includes(tx)) continue;
+    try {
+      await rm(stagingDir(l, tx), { recursive: true, force: true });
+      report.removed.push(stagingDir(l, tx));
+      report.transactions.push({ transactionId: tx, action: 'cleaned' });
+    } catch (e) {
+      report.leftovers.push({ name: stagingDir(l, tx), error: msg(e) });
+    }
+  }
+  return report;
+}
+
+/** Start time of a transaction from its id (`20261125T101112123Z-…`). */
+function txTime(tx: string): number | null {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z-/.exec(tx);
+  if (!m) return null;
+  return Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!, +m[7]!);
+}
+
+/**
+ * Remove `.dsg/backup/<tx>/` directories older than maxAgeMs (age from the
+ * transaction id; the directory's mtime for other names). A backup whose
+ * transaction still has a journal is kept: recovery may need it.
+ * `dsg clean --target backups` calls this.
+ */
+export async function pruneBackups(
+  root: string,
+  maxAgeMs: number,
+  o: { now?: Date; dryRun?: boolean } = {},
+): Promise<CleanupReport> {
+  const l = layout(path.resolve(root));
+  const now = (o.now ?? new Date()).getTime();
+  const report: CleanupReport = { removed: [], leftovers: [] };
+  let names: string[];
+  try {
+    names = await readdir(l.backupRoot);
+  } catch (e) {
+    if (!isEnoent(e)) report.leftovers.push({ name: l.backupRoot, error: msg(e) });
+    return report;
+  }
+  const journals = new Set(await listJournals(l).catch(() => [] as string[]));
+  for (const name of names.sort()) {
+    const dir = backupDir(l, name);
+    try {
+      if (journals.has(name)) continue;
+      const t = txTime(name) ?? (await stat(dir)).mtimeMs;
+      if (now - t < maxAgeMs) continue;
+      if (!o.dryRun) await rm(dir, { recursive: true, force: true });
+      report.removed.push(dir);
+    } catch (e) {
+      report.leftovers.push({ name: dir, error: msg(e) });
+    }
+  }
+  return report;
+}
