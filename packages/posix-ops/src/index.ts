@@ -1,1 +1,4 @@
-export {};
+export { PosixRemoteFilesystem, type PosixRemoteFilesystemOptions, type SnapshotMetadata } from './posix-remote-filesystem.js';
+export { listPosixRepositories } from './list-repositories.js';
+export { cloneTree, type CloneStats, type CloneOptions } from './clone-tree.js';
+export { Layout, LOCK, CURRENT, SNAPSHOTS, TX, snapshotNumber } from './layout.js';

@@ -1,0 +1,73 @@
+import path from 'node:path';
+import { ValidationError } from '@dsg/contracts';
+
+/**
+ * The on-disk layout of one repository (the directory `<base>/<name>`):
+ *
+ *   snapshots/s1/ …  full trees, read-only after commit
+ *   snapshots/sN.json metadata of sN (written before sN/ appears)
+ *   current          symlink → `snapshots/sN`, switched by one rename
+ *   tx/<tx>/         work areas, renamed to snapshots/sN at commit
+ *   lock             reserved for the agent's lock file; never touched here
+ *
+ * Temporary names all start with `.` so they never look like a snapshot.
+ */
+export const SNAPSHOTS = 'snapshots';
+export const CURRENT = 'current';
+export const TX = 'tx';
+export const LOCK = 'lock';
+/** `.current-<tx>`: the new symlink before it is renamed over `current`. */
+export const TEMP_LINK_PREFIX = '.current-';
+
+const SNAPSHOT_RE = /^s([1-9][0-9]{0,8})$/;
+
+/** The number N of `sN`, or null when the name is not a snapshot id. */
+export function snapshotNumber(id: string): number | null {
+  const m = SNAPSHOT_RE.exec(id);
+  return m ? Number(m[1]) : null;
+}
+
+export function assertSnapshotId(id: string): number {
+  const n = typeof id === 'string' ? snapshotNumber(id) : null;
+  if (n === null) {
+    throw new ValidationError(`not a snapshot id: ${JSON.stringify(String(id).slice(0, 100))}`, { field: 'snapshotId' }, {
+      recoveryHint: 'Snapshot ids look like s1, s2, …; `dsg log` lists them.',
+    });
+  }
+  return n;
+}
+
+export class Layout {
+  constructor(readonly root: string) {}
+  get snapshots(): string {
+    return path.join(this.root, SNAPSHOTS);
+  }
+  get current(): string {
+    return path.join(this.root, CURRENT);
+  }
+  get txDir(): string {
+    return path.join(this.root, TX);
+  }
+  snapshot(n: number): string {
+    return path.join(this.snapshots, `s${n}`);
+  }
+  snapshotMeta(n: number): string {
+    return path.join(this.snapshots, `s${n}.json`);
+  }
+  work(tx: string): string {
+    return path.join(this.txDir, tx);
+  }
+  tempLink(tx: string): string {
+    return path.join(this.root, TEMP_LINK_PREFIX + tx);
+  }
+  /** The relative target `current` points at for snapshot n. */
+  static linkTarget(n: number): string {
+    return `${SNAPSHOTS}/s${n}`;
+  }
+  /** Parse a `current` link target back to N, or null if it is not ours. */
+  static parseLinkTarget(target: string): number | null {
+    const parts = target.split('/');
+    if (parts.length !== 2 || parts[0] !== SNAPSHOTS) return null;
+    return snapshotNumber(parts[1]!);
+  }
+}

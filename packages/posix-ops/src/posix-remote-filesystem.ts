@@ -1,0 +1,552 @@
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { chmod, lstat, mkdir, open, readdir, readFile, readlink, rename, rm, rmdir, stat, symlink, unlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  DsgError,
+  faultPoint,
+  isTransactionId,
+  NotFoundError,
+  TransactionCommitError,
+  ValidationError,
+  type BeginResult,
+  type ByteStream,
+  type CleanupReport,
+  type ExpectedFile,
+  type HasherFactory,
+  type RecoveryReport,
+  type RemoteFilesystem,
+  type SnapshotInfo,
+  type SnapshotMounter,
+  type SnapshotRef,
+  type TransactionId,
+  type TransactionPattern,
+} from '@dsg/contracts';
+import { cloneTree, type CloneOptions } from './clone-tree.js';
+import { errno, forceRemove, fsyncDir } from './fs-util.js';
+import { assertSnapshotId, Layout, snapshotNumber, TEMP_LINK_PREFIX } from './layout.js';
+import { assertSafeLinkTarget, resolveInTree } from './safe-paths.js';
+import { sealDir, sealTree } from './seal.js';
+
+export interface PosixRemoteFilesystemOptions {
+  /** The repository directory `<base>/<name>` (created by the first begin). */
+  root: string;
+  /** Streaming hash used to verify every written file (xxh3-64 in dsg). */
+  hasher: HasherFactory;
+  /** Test hook: replaces link() when building work areas, to exercise the copy fallback. */
+  linkFile?: CloneOptions['linkFile'];
+}
+
+/** What `snapshots/sN.json` holds. */
+export interface SnapshotMetadata extends SnapshotInfo {
+  transactionId: string;
+}
+
+interface TxState {
+  pattern: TransactionPattern;
+  /** N of the snapshot the work area was cloned from, 0 for init */
+  base: number;
+}
+
+const HEX_RE = /^[0-9a-f]+$/;
+
+/**
+ * The transactional RemoteFilesystem on any POSIX filesystem. Snapshots are
+ * full directory trees sharing unchanged files by hard link; the commit
+ * point is one rename of a new `current` symlink over the old. See README.md
+ * for the layout and its guarantees.
+ *
+ * Not safe for two transactions at once on one repository: the agent's lock
+ * (`<root>/lock`) serialises them, and recover() must only run under it.
+ */
+export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
+  readonly root: string;
+  private readonly layout: Layout;
+  private readonly hasher: HasherFactory;
+  private readonly linkFile: CloneOptions['linkFile'];
+  private readonly txs = new Map<string, TxState>();
+
+  constructor(o: PosixRemoteFilesystemOptions) {
+    if (typeof o.root !== 'string' || !path.isAbsolute(o.root)) {
+      throw new ValidationError(`repository root must be an absolute path: ${JSON.stringify(o.root)}`, { field: 'root' });
+    }
+    this.root = path.resolve(o.root);
+    this.layout = new Layout(this.root);
+    this.hasher = o.hasher;
+    this.linkFile = o.linkFile;
+  }
+
+  // ---------------------------------------------------------------- transaction
+
+  async begin(tx: TransactionId): Promise<BeginResult> {
+    checkTx(tx);
+    faultPoint('posix.begin.start');
+    const base = await this.currentNumber();
+    if (base > 0 && !(await isDir(this.layout.snapshot(base)))) throw corrupt(`current points at a missing snapshot s${base}`);
+    await mkdir(this.layout.txDir, { recursive: true, mode: 0o755 });
+    const work = this.layout.work(tx);
+    try {
+      await mkdir(work, { mode: 0o755 });
+    } catch (e) {
+      if (errno(e) === 'EEXIST') {
+        throw new ValidationError(`transaction ${tx} already has a work area`, { field: 'transactionId' }, {
+          code: 'TX_EXISTS',
+          recoveryHint: 'Use a new transaction id, or roll this one back first.',
+        });
+      }
+      throw e;
+    }
+    faultPoint('posix.begin.after-mkdir');
+    if (base > 0) {
+      await cloneTree(this.layout.snapshot(base), work, this.linkFile ? { linkFile: this.linkFile } : {});
+      faultPoint('posix.begin.after-clone');
+    }
+    const pattern: TransactionPattern = base === 0 ? 'init' : 'sync';
+    this.txs.set(tx, { pattern, base });
+    return { pattern, workPath: work };
+  }
+
+  async commit(tx: TransactionId, snapshot: SnapshotInfo): Promise<void> {
+    const work = await this.workArea(tx);
+    const n = assertSnapshotId(snapshot.snapshotId);
+    for (const k of ['message', 'manifestHash', 'user', 'createdAt'] as const) {
+      if (typeof snapshot[k] !== 'string') throw new ValidationError(`snapshot ${k} must be a string`, { field: k });
+    }
+    const cur = await this.currentNumber();
+    const state = this.txs.get(tx);
+    if (state && state.base !== cur) {
+      throw new TransactionCommitError(`current moved from s${state.base} to s${cur} since transaction ${tx} began`, tx, {
+        recoveryHint: 'Another sync committed meanwhile; roll back and sync again.',
+      });
+    }
+    if (n !== cur + 1) {
+      throw new TransactionCommitError(`snapshot ${snapshot.snapshotId} is not the next one (current is ${cur ? `s${cur}` : 'none'})`, tx, {
+        recoveryHint: 'Roll back and sync again; the repository moved on.',
+      });
+    }
+    const snap = this.layout.snapshot(n);
+    if (await exists(snap)) {
+      throw new TransactionCommitError(`snapshots/s${n} already exists`, tx, {
+        recoveryHint: 'An interrupted commit left it behind: run recovery (any dsg command under the lock does), then sync again.',
+      });
+    }
+    const meta: SnapshotMetadata = {
+      snapshotId: snapshot.snapshotId,
+      message: snapshot.message,
+      manifestHash: snapshot.manifestHash,
+      user: snapshot.user,
+      createdAt: snapshot.createdAt,
+      transactionId: tx,
+    };
+    const tempLink = this.layout.tempLink(tx);
+    let renamed = false;
+    try {
+      faultPoint('posix.commit.start');
+      await sealTree(work);
+      faultPoint('posix.commit.after-seal');
+      await mkdir(this.layout.snapshots, { recursive: true, mode: 0o755 });
+      await writeDurable(this.layout.snapshotMeta(n), JSON.stringify(meta, null, 2) + '\n', tx);
+      faultPoint('posix.commit.after-metadata');
+      await rename(work, snap);
+      renamed = true;
+      await sealDir(snap);
+      await fsyncDir(this.layout.snapshots);
+      await fsyncDir(this.layout.txDir);
+      faultPoint('posix.commit.after-rename');
+      await rm(tempLink, { force: true });
+      await symlink(Layout.linkTarget(n), tempLink);
+      faultPoint('posix.commit.after-temp-link');
+      // The commit point: one atomic rename of the new link over `current`.
+      await rename(tempLink, this.layout.current);
+    } catch (e) {
+      await this.undoCommit(work, snap, n, tempLink, renamed);
+      if (e instanceof DsgError) throw e;
+      throw new TransactionCommitError(`commit of ${tx} as s${n} failed: ${(e as Error).message}`, tx, { cause: e });
+    }
+    this.txs.delete(tx);
+    try {
+      await fsyncDir(this.root);
+    } catch (e) {
+      // The switch happened; only its durability is in doubt.
+      throw new TransactionCommitError(`s${n} committed but the directory could not be fsynced: ${(e as Error).message}`, tx, { cause: e });
+    }
+    faultPoint('posix.commit.after-switch');
+    await rmdir(this.layout.txDir).catch(() => undefined);
+  }
+
+  /** Put things back after a commit failed before the switch, so rollback or a retry sees the work area again. */
+  private async undoCommit(work: string, snap: string, n: number, tempLink: string, renamed: boolean): Promise<void> {
+    await rm(tempLink, { force: true }).catch(() => undefined);
+    if (renamed) {
+      await chmod(snap, 0o755).catch(() => undefined);
+      await rename(snap, work).catch(() => forceRemove(snap).catch(() => undefined));
+    }
+    await rm(this.layout.snapshotMeta(n), { force: true }).catch(() => undefined);
+  }
+
+  async rollback(tx: TransactionId): Promise<CleanupReport> {
+    const report: CleanupReport = { removed: [], leftovers: [] };
+    if (!isTransactionId(tx)) {
+      report.leftovers.push({ name: String(tx).slice(0, 100), error: 'not a transaction id' });
+      return report;
+    }
+    this.txs.delete(tx);
+    for (const [name, p] of [
+      [`tx/${tx}`, this.layout.work(tx)],
+      [path.basename(this.layout.tempLink(tx)), this.layout.tempLink(tx)],
+    ] as const) {
+      try {
+        if (await forceRemove(p)) report.removed.push(name);
+      } catch (e) {
+        report.leftovers.push({ name, error: (e as Error).message });
+      }
+    }
+    await rmdir(this.layout.txDir).catch(() => undefined);
+    return report;
+  }
+
+  // ------------------------------------------------------------- work area writes
+
+  async writeFile(tx: TransactionId, rel: string, data: ByteStream, expected: ExpectedFile): Promise<{ size: number }> {
+    const work = await this.workArea(tx);
+    const full = await resolveInTree(work, rel);
+    const want = typeof expected?.hash === 'string' ? expected.hash.toLowerCase() : '';
+    if (!HEX_RE.test(want)) throw new ValidationError(`expected hash for ${rel} is not hex`, { path: rel, field: 'hash' });
+    const mtime = expected.mtime === undefined ? undefined : new Date(expected.mtime);
+    if (mtime && Number.isNaN(mtime.getTime())) throw new ValidationError(`bad mtime for ${rel}`, { path: rel, field: 'mtime' });
+    const created = await mkdirs(work, rel);
+    const tmp = tempName(full);
+    let size = 0;
+    try {
+      // A new inode every time: never write through a hard link shared with a snapshot.
+      const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+      try {
+        const h = this.hasher();
+        for await (const chunk of data) {
+          h.update(chunk);
+          for (let off = 0; off < chunk.byteLength; ) off += (await fh.write(chunk, off)).bytesWritten;
+          size += chunk.byteLength;
+        }
+        const got = h.digest().toLowerCase();
+        if (got !== want) {
+          throw new ValidationError(`hash mismatch for ${rel}: expected ${want}, got ${got}`, { path: rel }, {
+            code: 'HASH_MISMATCH',
+            recoveryHint: 'The file changed or was damaged in transit; run the sync again.',
+          });
+        }
+        if (expected.size !== undefined && expected.size !== size) {
+          throw new ValidationError(`size mismatch for ${rel}: expected ${expected.size}, got ${size}`, { path: rel }, {
+            code: 'HASH_MISMATCH',
+            recoveryHint: 'The file changed or was damaged in transit; run the sync again.',
+          });
+        }
+        if (mtime) await fh.utimes(mtime, mtime);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await refuseDirectory(full, rel);
+      await rename(tmp, full);
+    } catch (e) {
+      await rm(tmp, { force: true }).catch(() => undefined);
+      await removeCreated(created);
+      throw e;
+    }
+    return { size };
+  }
+
+  async writeLink(tx: TransactionId, rel: string, target: string): Promise<void> {
+    const work = await this.workArea(tx);
+    const full = await resolveInTree(work, rel);
+    assertSafeLinkTarget(rel, target);
+    const created = await mkdirs(work, rel);
+    const tmp = tempName(full);
+    try {
+      await symlink(target, tmp);
+      await refuseDirectory(full, rel);
+      await rename(tmp, full);
+    } catch (e) {
+      await rm(tmp, { force: true }).catch(() => undefined);
+      await removeCreated(created);
+      throw e;
+    }
+  }
+
+  async deleteFile(tx: TransactionId, rel: string): Promise<void> {
+    const work = await this.workArea(tx);
+    const full = await resolveInTree(work, rel);
+    let st;
+    try {
+      st = await lstat(full);
+    } catch (e) {
+      if (errno(e) === 'ENOENT') return;
+      throw e;
+    }
+    if (st.isDirectory()) throw new ValidationError(`refused to delete ${JSON.stringify(rel)}: it is a directory`, { path: rel });
+    // unlink removes this name only; a snapshot sharing the inode keeps it.
+    await unlink(full);
+    // Directories are not tracked by manifests: drop the ones this left empty.
+    for (let d = path.dirname(full); d !== work && d.startsWith(work + path.sep); d = path.dirname(d)) {
+      try {
+        await rmdir(d);
+      } catch {
+        break;
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------- reading
+
+  async exists(): Promise<boolean> {
+    const n = await this.currentNumber();
+    return n > 0 && (await isDir(this.layout.snapshot(n)));
+  }
+
+  async readFile(rel: string): Promise<ByteStream | null> {
+    const n = await this.currentNumber();
+    if (n === 0) return null;
+    return readFrom(this.layout.snapshot(n), rel);
+  }
+
+  async listSnapshots(): Promise<SnapshotRef[]> {
+    const cur = await this.currentNumber();
+    if (cur === 0) return [];
+    const out: { n: number; ref: SnapshotRef }[] = [];
+    for (const ent of await readdir(this.layout.snapshots, { withFileTypes: true })) {
+      const n = snapshotNumber(ent.name);
+      // Numbers above current belong to a commit that never switched: not history.
+      if (n === null || n > cur || !ent.isDirectory()) continue;
+      out.push({ n, ref: await this.snapshotRef(n) });
+    }
+    return out.sort((a, b) => a.n - b.n).map((x) => x.ref);
+  }
+
+  async readSnapshotFile(snapshotId: string, rel: string): Promise<ByteStream | null> {
+    return readFrom(await this.committedSnapshot(snapshotId), rel);
+  }
+
+  /** The read-only snapshot directory itself (no mount needed); `at` is ignored. */
+  async mountSnapshot(snapshotId: string, _at?: string): Promise<string> {
+    return this.committedSnapshot(snapshotId);
+  }
+
+  /** Nothing was mounted, so nothing to undo. */
+  async unmountSnapshot(_at: string): Promise<void> {}
+
+  // ------------------------------------------------------------------ recovery
+
+  /**
+   * Remove what interrupted transactions left. The commit point is the
+   * rename of `current`: a snapshot directory numbered above `current` is a
+   * commit that never switched, so it is removed (rolled back) — the
+   * repository stays exactly at the snapshot `current` names. Must run under
+   * the repository lock (no transaction in flight).
+   */
+  async recover(): Promise<RecoveryReport> {
+    const report: RecoveryReport = { removed: [], leftovers: [], transactions: [] };
+    this.txs.clear();
+    if (!(await isDir(this.root))) return report;
+    let cur: number;
+    try {
+      cur = await this.currentNumber();
+    } catch (e) {
+      report.leftovers.push({ name: 'current', error: (e as Error).message });
+      return report;
+    }
+    const attempt = async (name: string, p: string): Promise<boolean> => {
+      try {
+        await forceRemove(p);
+        report.removed.push(name);
+        return true;
+      } catch (e) {
+        report.leftovers.push({ name, error: (e as Error).message });
+        return false;
+      }
+    };
+    const seen = new Set<string>();
+    for (const name of await readdir(this.root)) {
+      if (name.startsWith(TEMP_LINK_PREFIX)) await attempt(name, path.join(this.root, name));
+    }
+    for (const name of await readdirOrEmpty(this.layout.snapshots)) {
+      const p = path.join(this.layout.snapshots, name);
+      const n = snapshotNumber(name);
+      if (n !== null && n > cur) {
+        const meta = await readMeta(this.layout.snapshotMeta(n));
+        if ((await attempt(`snapshots/${name}`, p)) && meta?.transactionId && !seen.has(meta.transactionId)) {
+          seen.add(meta.transactionId);
+          report.transactions.push({ transactionId: meta.transactionId, action: 'rolled-back' });
+        }
+      } else if (name.startsWith('.')) {
+        await attempt(`snapshots/${name}`, p); // a metadata temp file
+      }
+    }
+    for (const name of await readdirOrEmpty(this.layout.snapshots)) {
+      const m = /^s([1-9][0-9]*)\.json$/.exec(name);
+      if (m && Number(m[1]) > cur) await attempt(`snapshots/${name}`, path.join(this.layout.snapshots, name));
+    }
+    for (const name of await readdirOrEmpty(this.layout.txDir)) {
+      if ((await attempt(`tx/${name}`, path.join(this.layout.txDir, name))) && isTransactionId(name) && !seen.has(name)) {
+        seen.add(name);
+        report.transactions.push({ transactionId: name, action: 'rolled-back' });
+      }
+    }
+    await rmdir(this.layout.txDir).catch(() => undefined);
+    if (cur > 0 && !(await isDir(this.layout.snapshot(cur)))) {
+      report.leftovers.push({ name: 'current', error: `points at missing snapshots/s${cur}` });
+    }
+    return report;
+  }
+
+  // ------------------------------------------------------------------- helpers
+
+  /** N of the snapshot `current` names; 0 when there is none yet. */
+  async currentNumber(): Promise<number> {
+    let target: string;
+    try {
+      target = await readlink(this.layout.current);
+    } catch (e) {
+      if (errno(e) === 'ENOENT') return 0;
+      if (errno(e) === 'EINVAL') throw corrupt('current is not a symlink');
+      throw e;
+    }
+    const n = Layout.parseLinkTarget(target);
+    if (n === null) throw corrupt(`current points at ${JSON.stringify(target)}, not snapshots/sN`);
+    return n;
+  }
+
+  private async workArea(tx: TransactionId): Promise<string> {
+    checkTx(tx);
+    const work = this.layout.work(tx);
+    if (!(await isDir(work))) {
+      throw new NotFoundError(`no open transaction ${tx} in ${this.root}`, { recoveryHint: 'Begin the transaction first (it may have been rolled back).' });
+    }
+    return work;
+  }
+
+  private async committedSnapshot(snapshotId: string): Promise<string> {
+    const n = assertSnapshotId(snapshotId);
+    const cur = await this.currentNumber();
+    const dir = this.layout.snapshot(n);
+    if (n > cur || !(await isDir(dir))) throw new NotFoundError(`snapshot ${snapshotId} does not exist in ${this.root}`);
+    return dir;
+  }
+
+  private async snapshotRef(n: number): Promise<SnapshotRef> {
+    const meta = await readMeta(this.layout.snapshotMeta(n));
+    const ref: SnapshotRef = { snapshotId: `s${n}`, createdAt: meta?.createdAt ?? (await stat(this.layout.snapshot(n))).mtime.toISOString() };
+    if (meta) {
+      ref.message = meta.message;
+      ref.manifestHash = meta.manifestHash;
+      ref.user = meta.user;
+    }
+    return ref;
+  }
+}
+
+function checkTx(tx: string): asserts tx is TransactionId {
+  if (!isTransactionId(tx)) {
+    throw new ValidationError(`not a transaction id: ${JSON.stringify(String(tx).slice(0, 100))}`, { field: 'transactionId' });
+  }
+}
+
+function corrupt(why: string): DsgError {
+  return new DsgError('CORRUPT', `repository layout damaged: ${why}`, {
+    recoveryHint: 'Inspect <repo>/current and <repo>/snapshots by hand; current must be a symlink to snapshots/sN.',
+  });
+}
+
+function tempName(full: string): string {
+  return path.join(path.dirname(full), `.dsg-tmp-${randomBytes(6).toString('hex')}`);
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await lstat(p);
+    return true;
+  } catch (e) {
+    if (errno(e) === 'ENOENT') return false;
+    throw e;
+  }
+}
+
+async function isDir(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isDirectory();
+  } catch (e) {
+    if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return false;
+    throw e;
+  }
+}
+
+async function readdirOrEmpty(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (e) {
+    if (errno(e) === 'ENOENT') return [];
+    throw e;
+  }
+}
+
+async function readMeta(file: string): Promise<SnapshotMetadata | null> {
+  try {
+    const v = JSON.parse(await readFile(file, 'utf8')) as unknown;
+    return v !== null && typeof v === 'object' ? (v as SnapshotMetadata) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** temp name + fsync + rename + fsync dir. */
+async function writeDurable(file: string, text: string, tag: string): Promise<void> {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${tag}`);
+  await writeFile(tmp, text, { mode: 0o444, flush: true });
+  await rename(tmp, file);
+  await fsyncDir(path.dirname(file));
+}
+
+/** Create the missing parents of rel inside work; returns the ones created, outermost first. */
+async function mkdirs(work: string, rel: string): Promise<string[]> {
+  const created: string[] = [];
+  let dir = work;
+  for (const c of rel.split('/').slice(0, -1)) {
+    dir = path.join(dir, c);
+    try {
+      await mkdir(dir, { mode: 0o755 });
+      created.push(dir);
+    } catch (e) {
+      if (errno(e) !== 'EEXIST') throw e;
+    }
+  }
+  return created;
+}
+
+async function removeCreated(created: string[]): Promise<void> {
+  for (const d of [...created].reverse()) await rmdir(d).catch(() => undefined);
+}
+
+async function refuseDirectory(full: string, rel: string): Promise<void> {
+  try {
+    if ((await lstat(full)).isDirectory()) {
+      throw new ValidationError(`refused to replace directory ${JSON.stringify(rel)} with a file`, { path: rel });
+    }
+  } catch (e) {
+    if (errno(e) !== 'ENOENT') throw e;
+  }
+}
+
+async function readFrom(tree: string, rel: string): Promise<ByteStream | null> {
+  const full = await resolveInTree(tree, rel);
+  let fh;
+  try {
+    fh = await open(full, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (e) {
+    if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return null;
+    if (errno(e) === 'ELOOP') throw new ValidationError(`${JSON.stringify(rel)} is a symlink, not a file`, { path: rel });
+    throw e;
+  }
+  if ((await fh.stat()).isDirectory()) {
+    await fh.close();
+    throw new ValidationError(`${JSON.stringify(rel)} is a directory, not a file`, { path: rel });
+  }
+  return fh.createReadStream();
+}
