@@ -1,1 +1,11 @@
-export {};
+export * from './model.js';
+export { parseManifest, serializeManifest, readManifestFile, writeManifestFile, writeFileAtomic, compactEntry } from './format.js';
+export { createXxh3Hasher, hashBytes, hashFile, HASH_CHUNK } from './hash.js';
+export { entriesHash, snapshotHash, buildSnapshot, validateChain } from './chain.js';
+export { formatTimestamp, parseTimestamp, isTimestamp, DEFAULT_TIME_ZONE } from './timestamp.js';
+export { validateName, validateComponent, validateLinkTarget } from './names.js';
+export { comparePaths } from './order.js';
+export * from './classify.js';
+export { formatConflictFile, parseConflictFile } from './conflicts.js';
+export { compressArchive, decompressArchive } from './archive.js';
+export * from './sync-messages.js';

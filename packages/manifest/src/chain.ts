@@ -1,0 +1,113 @@
+import { createXxh3Hasher } from './hash.js';
+import { compactEntry } from './format.js';
+import { compactSorted } from './json.js';
+import { MANIFEST_VERSION, Manifest, type ManifestEntry, type ManifestMetadata } from './model.js';
+import { comparePaths } from './order.js';
+import { formatTimestamp } from './timestamp.js';
+
+const utf8 = (s: string): Uint8Array => Buffer.from(s, 'utf8');
+
+/** xxh3-64 over the compact JSON of every entry, in order (spec "Hashes"). */
+export function entriesHash(entries: Iterable<ManifestEntry>): string {
+  const h = createXxh3Hasher();
+  for (const e of entries) h.update(utf8(compactEntry(e)));
+  return h.digest();
+}
+
+/**
+ * xxh3-64 over entries_hash, the message, the project config (sorted-key
+ * compact JSON, only when non-empty) and the previous snapshot_hash.
+ */
+export function snapshotHash(a: {
+  entriesHash: string;
+  message: string;
+  projectConfig: Record<string, unknown> | null;
+  previousHash: string | null;
+}): string {
+  const h = createXxh3Hasher();
+  h.update(utf8(a.entriesHash));
+  h.update(utf8(a.message));
+  if (a.projectConfig && Object.keys(a.projectConfig).length > 0) h.update(utf8(compactSorted(a.projectConfig)));
+  if (a.previousHash) h.update(utf8(a.previousHash));
+  return h.digest();
+}
+
+/** A new snapshot's manifest: entries sorted by path, metadata chained to `previous`. */
+export function buildSnapshot(
+  entries: Iterable<ManifestEntry>,
+  o: {
+    snapshotId: string;
+    previous: ManifestMetadata | null;
+    message: string;
+    user: string;
+    createdAt: Date;
+    projectConfig: Record<string, unknown> | null;
+    notes?: string;
+    timeZone?: string;
+  },
+): Manifest {
+  const sorted = [...entries].sort((a, b) => comparePaths(a.path, b.path));
+  const eh = entriesHash(sorted);
+  const metadata: ManifestMetadata = {
+    manifest_version: MANIFEST_VERSION,
+    snapshot_id: o.snapshotId,
+    created_at: formatTimestamp(o.createdAt, o.timeZone),
+    entry_count: sorted.length,
+    entries_hash: eh,
+    created_by: o.user,
+    snapshot_message: o.message,
+    snapshot_previous: o.previous?.snapshot_id ?? null,
+    snapshot_hash: snapshotHash({
+      entriesHash: eh,
+      message: o.message,
+      projectConfig: o.projectConfig,
+      previousHash: o.previous?.snapshot_hash ?? null,
+    }),
+    snapshot_notes: o.notes ?? 'sync',
+    project_config: o.projectConfig,
+  };
+  return new Manifest(sorted, metadata);
+}
+
+/**
+ * Check a chain of snapshot manifests, oldest first: each links to the one
+ * before it, its entries hash to its entries_hash, and its snapshot_hash
+ * recomputes. Reports the first break.
+ */
+export function validateChain(manifests: Manifest[]): { ok: true } | { ok: false; snapshotId: string; reason: string } {
+  let prev: ManifestMetadata | null = null;
+  for (const [i, m] of manifests.entries()) {
+    const md = m.metadata;
+    if (!md) return { ok: false, snapshotId: `#${i + 1}`, reason: 'manifest has no metadata' };
+    const id = md.snapshot_id;
+    const expectedPrev = prev?.snapshot_id ?? null;
+    if (md.snapshot_previous !== expectedPrev) {
+      return {
+        ok: false,
+        snapshotId: id,
+        reason:
+          expectedPrev === null
+            ? `first snapshot names a previous snapshot (${md.snapshot_previous ?? ''}): a link is missing or the order is wrong`
+            : `snapshot_previous is ${JSON.stringify(md.snapshot_previous)}, expected ${JSON.stringify(expectedPrev)}: missing link or reordered snapshot`,
+      };
+    }
+    if (md.entry_count !== m.entries.size) {
+      return { ok: false, snapshotId: id, reason: `entry_count ${md.entry_count} but ${m.entries.size} entries` };
+    }
+    const eh = entriesHash(m.entries.values());
+    if (eh !== md.entries_hash) {
+      return { ok: false, snapshotId: id, reason: `entries_hash mismatch (recorded ${md.entries_hash}, entries hash to ${eh}): an entry was changed` };
+    }
+    const sh = snapshotHash({
+      entriesHash: eh,
+      message: md.snapshot_message ?? '',
+      projectConfig: md.project_config,
+      previousHash: prev?.snapshot_hash ?? null,
+    });
+    if (sh !== md.snapshot_hash) {
+      return { ok: false, snapshotId: id, reason: `snapshot_hash mismatch (recorded ${md.snapshot_hash ?? 'null'}, recomputed ${sh})` };
+    }
+    prev = md;
+  }
+  return { ok: true };
+}

@@ -1,0 +1,103 @@
+import type { Manifest, ManifestEntry } from './model.js';
+import { comparePaths } from './order.js';
+
+export type SyncState =
+  | 'sLCR__all_eq' | 'sLCR__L_eq_C_ne_R' | 'sLCR__L_eq_R_ne_C' | 'sLCR__C_eq_R_ne_L' | 'sLCR__all_ne'
+  | 'sxLCR__C_eq_R' | 'sxLCR__C_ne_R' | 'sLxCR__L_eq_R' | 'sLxCR__L_ne_R' | 'sLCxR__L_eq_C' | 'sLCxR__L_ne_C'
+  | 'sxLCxR__only_R' | 'sxLCRx__only_C' | 'sLxCxR__only_L' | 'sxLxCxR__none';
+
+export type SyncAction = 'none' | 'upload' | 'download' | 'delete_local' | 'delete_remote' | 'cache_only' | 'conflict';
+
+export interface PathPlan {
+  path: string;
+  state: SyncState;
+  action: SyncAction;
+  local?: ManifestEntry;
+  cache?: ManifestEntry;
+  remote?: ManifestEntry;
+}
+
+/** The action of each state (spec/sync-states.md). */
+export const STATE_ACTIONS: Readonly<Record<SyncState, SyncAction>> = {
+  sLCR__all_eq: 'none',
+  sLCR__L_eq_C_ne_R: 'download',
+  sLCR__L_eq_R_ne_C: 'cache_only',
+  sLCR__C_eq_R_ne_L: 'upload',
+  sLCR__all_ne: 'conflict',
+  sxLCR__C_eq_R: 'delete_remote',
+  sxLCR__C_ne_R: 'conflict',
+  sLxCR__L_eq_R: 'cache_only',
+  sLxCR__L_ne_R: 'conflict',
+  sLCxR__L_eq_C: 'delete_local',
+  sLCxR__L_ne_C: 'conflict',
+  sxLCxR__only_R: 'download',
+  sxLCRx__only_C: 'cache_only',
+  sLxCxR__only_L: 'upload',
+  sxLxCxR__none: 'none',
+};
+
+function sameInstant(a: string, b: string): boolean {
+  if (a === b) return true;
+  const x = Date.parse(a);
+  const y = Date.parse(b);
+  return !Number.isNaN(x) && x === y;
+}
+
+/**
+ * Entry equality (spec/manifest.md "Entries and equality"): files by hash
+ * when both have one, else by size and mtime instant; links by reference.
+ * The user field never counts.
+ */
+export function entriesEqual(a: ManifestEntry, b: ManifestEntry): boolean {
+  if (a.type === 'file' && b.type === 'file') {
+    if (a.hash && b.hash) return a.hash === b.hash;
+    return a.filesize === b.filesize && sameInstant(a.mtime, b.mtime);
+  }
+  if (a.type === 'link' && b.type === 'link') return a.reference === b.reference;
+  return false;
+}
+
+/**
+ * The state of one path from which of L, C, R hold it. Equality without
+ * hashes (size+mtime) need not be transitive; the two intransitive
+ * combinations are resolved symmetrically in L and R: L=R (both equal to C
+ * or not) → cache only; L≠R while both equal C → conflict.
+ */
+export function classifyPath(l?: ManifestEntry, c?: ManifestEntry, r?: ManifestEntry): SyncState {
+  if (l && c && r) {
+    const lc = entriesEqual(l, c);
+    const lr = entriesEqual(l, r);
+    const cr = entriesEqual(c, r);
+    if (lc && lr && cr) return 'sLCR__all_eq';
+    if (lr) return 'sLCR__L_eq_R_ne_C';
+    if (lc && cr) return 'sLCR__all_ne';
+    if (lc) return 'sLCR__L_eq_C_ne_R';
+    if (cr) return 'sLCR__C_eq_R_ne_L';
+    return 'sLCR__all_ne';
+  }
+  if (!l && c && r) return entriesEqual(c, r) ? 'sxLCR__C_eq_R' : 'sxLCR__C_ne_R';
+  if (l && !c && r) return entriesEqual(l, r) ? 'sLxCR__L_eq_R' : 'sLxCR__L_ne_R';
+  if (l && c && !r) return entriesEqual(l, c) ? 'sLCxR__L_eq_C' : 'sLCxR__L_ne_C';
+  if (r) return 'sxLCxR__only_R';
+  if (c) return 'sxLCRx__only_C';
+  if (l) return 'sLxCxR__only_L';
+  return 'sxLxCxR__none';
+}
+
+/** The plan of every path present in any of the three manifests, sorted by path. */
+export function classify(local: Manifest, cache: Manifest, remote: Manifest): PathPlan[] {
+  const paths = new Set<string>([...local.entries.keys(), ...cache.entries.keys(), ...remote.entries.keys()]);
+  const out: PathPlan[] = [];
+  for (const p of [...paths].sort(comparePaths)) {
+    const l = local.entries.get(p);
+    const c = cache.entries.get(p);
+    const r = remote.entries.get(p);
+    const state = classifyPath(l, c, r);
+    const plan: PathPlan = { path: p, state, action: STATE_ACTIONS[state] };
+    if (l) plan.local = l;
+    if (c) plan.cache = c;
+    if (r) plan.remote = r;
+    out.push(plan);
+  }
+  return out;
+}

@@ -1,0 +1,172 @@
+import { open, readFile, rename, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { ValidationError, assertSafeRelativePath } from '@dsg/contracts';
+import type { z } from 'zod';
+import { OrderedObject, compactPairs, findDuplicateKey, pretty, type Ordered } from './json.js';
+import {
+  FILE_FIELDS, LINK_FIELDS, METADATA_FIELDS, Manifest, manifestSchema,
+  type ManifestEntry, type ManifestMetadata,
+} from './model.js';
+
+/** Render a zod/JSON path like `entries["input/a.csv"].hash`. */
+export function formatField(p: readonly PropertyKey[]): string {
+  let out = '';
+  for (const k of p) {
+    if (typeof k === 'number') out += `[${k}]`;
+    else {
+      const s = String(k);
+      out += /^[A-Za-z_][A-Za-z0-9_]*$/.test(s) ? (out ? '.' : '') + s : `[${JSON.stringify(s)}]`;
+    }
+  }
+  return out || '(root)';
+}
+
+function invalid(source: string | undefined, field: string, why: string, cause?: unknown): ValidationError {
+  const where = source ?? 'manifest';
+  return new ValidationError(
+    `${where}: invalid manifest at ${field}: ${why}`,
+    source === undefined ? { field } : { file: source, field },
+    {
+      recoveryHint: 'The manifest is corrupt or was written by an incompatible tool; restore it from the repository (dsg clone or sync) or from .dsg/archive.',
+      cause,
+    },
+  );
+}
+
+/** Parse JSON text, refusing duplicate keys; errors name `source`. */
+export function parseJsonStrict(text: string | Uint8Array, source: string | undefined, what: string): unknown {
+  let s: string;
+  try {
+    s = typeof text === 'string' ? text : new TextDecoder('utf-8', { fatal: true }).decode(text);
+  } catch (e) {
+    throw invalid(source, '(root)', `${what} is not valid UTF-8`, e);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(s);
+  } catch (e) {
+    throw invalid(source, '(root)', `${what} is not valid JSON (${(e as Error).message})`, e);
+  }
+  const dup = findDuplicateKey(s);
+  if (dup) throw invalid(source, formatField(dup), 'duplicate key');
+  return raw;
+}
+
+function firstIssue(source: string | undefined, err: z.ZodError): ValidationError {
+  const issue = err.issues[0];
+  // A discriminated-union failure inside an entry reports the entry; point at `type`.
+  const p = issue?.path ?? [];
+  return invalid(source, formatField(p), issue?.message ?? 'schema mismatch', err);
+}
+
+/**
+ * Parse a manifest (last-sync.json, an archive entry). Corrupt JSON, a
+ * schema mismatch, an unsafe or refused path, a key that differs from its
+ * entry's path or a duplicated path → ValidationError{file, field}.
+ */
+export function parseManifest(text: string | Uint8Array, source?: string): Manifest {
+  const raw = parseJsonStrict(text, source, 'manifest');
+  const r = manifestSchema.safeParse(raw);
+  if (!r.success) throw firstIssue(source, r.error);
+  const entries = new Map<string, ManifestEntry>();
+  for (const [key, e] of Object.entries(r.data.entries)) {
+    const field = formatField(['entries', key]);
+    if (e.path !== key) throw invalid(source, `${field}.path`, `path ${JSON.stringify(e.path)} differs from its key`);
+    try {
+      assertSafeRelativePath(key);
+    } catch (err) {
+      throw invalid(source, field, (err as Error).message, err);
+    }
+    entries.set(key, e);
+  }
+  const metadata = (r.data.metadata ?? null) as ManifestMetadata | null;
+  if (metadata && metadata.entry_count !== entries.size) {
+    throw invalid(source, 'metadata.entry_count', `says ${metadata.entry_count} but there are ${entries.size} entries`);
+  }
+  const extra: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(r.data)) if (k !== 'entries' && k !== 'metadata') extra[k] = v;
+  const m = new Manifest(entries.values(), metadata, extra);
+  // Remember whether the file had a `metadata` key at all, so a round trip keeps it absent.
+  if (!('metadata' in (raw as object))) noMetadataKey.add(m);
+  return m;
+}
+
+const noMetadataKey = new WeakSet<Manifest>();
+
+/** Known fields in spec order, then any unknown fields in their original order. */
+function orderedPairs(o: object, known: readonly string[]): Ordered {
+  const rec = o as Record<string, unknown>;
+  const pairs: [string, unknown][] = [];
+  for (const k of known) pairs.push([k, rec[k] ?? null]);
+  for (const [k, v] of Object.entries(rec)) if (!known.includes(k)) pairs.push([k, v]);
+  return pairs;
+}
+
+export function entryPairs(e: ManifestEntry, withUnknown = true): Ordered {
+  const known = e.type === 'file' ? FILE_FIELDS : LINK_FIELDS;
+  if (!withUnknown) return known.map((k) => [k, (e as Record<string, unknown>)[k]] as const);
+  return orderedPairs(e, known);
+}
+
+/** The compact JSON of one entry as hashed into entries_hash (known fields only). */
+export function compactEntry(e: ManifestEntry): string {
+  return compactPairs(entryPairs(e, false));
+}
+
+/** The manifest in the spec's byte-exact layout (2-space JSON, spec field order). */
+export function serializeManifest(m: Manifest): string {
+  const entries = new OrderedObject([...m.entries].map(([k, e]) => [k, new OrderedObject(entryPairs(e))] as const));
+  const top: [string, unknown][] = [['entries', entries]];
+  if (m.metadata || !noMetadataKey.has(m)) {
+    top.push(['metadata', m.metadata ? new OrderedObject(orderedPairs(m.metadata, METADATA_FIELDS)) : null]);
+  }
+  for (const [k, v] of Object.entries(m.extra)) top.push([k, v]);
+  return pretty(new OrderedObject(top));
+}
+
+/** Read a manifest file; null only when it does not exist. Anything else broken → ValidationError. */
+export async function readManifestFile(file: string): Promise<Manifest | null> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+  return parseManifest(bytes, file);
+}
+
+/** Write `content` atomically: temp file beside it, fsync, rename, fsync the directory. */
+export async function writeFileAtomic(file: string, content: string | Uint8Array): Promise<void> {
+  const dir = path.dirname(file);
+  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(4).toString('hex')}.tmp`);
+  const fh = await open(tmp, 'wx');
+  try {
+    await fh.writeFile(content);
+    await fh.sync();
+  } catch (e) {
+    await fh.close();
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+  await fh.close();
+  try {
+    await rename(tmp, file);
+  } catch (e) {
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+  const d = await open(dir, 'r');
+  try {
+    await d.sync();
+  } catch {
+    // Some filesystems refuse fsync on a directory; the rename is still atomic.
+  } finally {
+    await d.close();
+  }
+}
+
+export async function writeManifestFile(file: string, m: Manifest): Promise<void> {
+  await writeFileAtomic(file, serializeManifest(m));
+}

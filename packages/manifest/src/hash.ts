@@ -1,0 +1,37 @@
+import { createReadStream } from 'node:fs';
+import { xxh3 } from '@node-rs/xxhash';
+import type { StreamHasher } from '@dsg/contracts';
+
+/** xxh3-64 digests are written as 16 lowercase hex digits, zero-padded (spec: manifest.md). */
+export function hex16(n: bigint): string {
+  return n.toString(16).padStart(16, '0');
+}
+
+/** A streaming xxh3-64 hasher, seed 0. Usable as a contracts HasherFactory. */
+export function createXxh3Hasher(): StreamHasher {
+  const h = xxh3.Xxh3.withSeed(0n);
+  return {
+    update(chunk: Uint8Array): void {
+      h.update(chunk);
+    },
+    digest(): string {
+      return hex16(h.digest());
+    },
+  };
+}
+
+export function hashBytes(b: Uint8Array | string): string {
+  return hex16(xxh3.xxh64(typeof b === 'string' ? Buffer.from(b, 'utf8') : b));
+}
+
+/** Chunk size of streamed hashing: memory stays bounded by it whatever the file size. */
+export const HASH_CHUNK = 1 << 20;
+
+/** xxh3-64 of a file's bytes, streamed in 1 MiB chunks. */
+export async function hashFile(file: string): Promise<string> {
+  const h = createXxh3Hasher();
+  for await (const chunk of createReadStream(file, { highWaterMark: HASH_CHUNK })) {
+    h.update(chunk as Buffer);
+  }
+  return h.digest();
+}

@@ -1,0 +1,112 @@
+import { z } from 'zod';
+import { isTimestamp } from './timestamp.js';
+import { validateLinkTarget, validateName } from './names.js';
+
+export type FileEntry = { type: 'file'; path: string; user: string; filesize: number; mtime: string; hash: string };
+export type LinkEntry = { type: 'link'; path: string; user: string; reference: string };
+export type ManifestEntry = FileEntry | LinkEntry;
+
+export interface ManifestMetadata {
+  manifest_version: string;
+  snapshot_id: string;
+  created_at: string;
+  entry_count: number;
+  entries_hash: string;
+  created_by: string;
+  snapshot_message: string | null;
+  snapshot_previous: string | null;
+  snapshot_hash: string | null;
+  snapshot_notes: string | null;
+  project_config: Record<string, unknown> | null;
+}
+
+/** Field order of the serialized format (spec/manifest.md). */
+export const FILE_FIELDS = ['type', 'path', 'user', 'filesize', 'mtime', 'hash'] as const;
+export const LINK_FIELDS = ['type', 'path', 'user', 'reference'] as const;
+export const METADATA_FIELDS = [
+  'manifest_version', 'snapshot_id', 'created_at', 'entry_count', 'entries_hash', 'created_by',
+  'snapshot_message', 'snapshot_previous', 'snapshot_hash', 'snapshot_notes', 'project_config',
+] as const;
+
+/** The manifest version we write; the ancestor's format version we are compatible with. */
+export const MANIFEST_VERSION = '0.4.4';
+
+/**
+ * A manifest: entries in scan order (sorted by path) plus the snapshot
+ * metadata. Unknown fields read from a file are kept (on the entry and
+ * metadata objects themselves, and in `extra` for top-level keys) and
+ * written back after the known ones, so a newer writer's additions survive
+ * a rewrite by us.
+ */
+export class Manifest {
+  entries: Map<string, ManifestEntry>;
+  metadata: ManifestMetadata | null;
+  /** unknown top-level keys, in file order */
+  extra: Record<string, unknown>;
+
+  constructor(entries?: Iterable<ManifestEntry>, metadata: ManifestMetadata | null = null, extra: Record<string, unknown> = {}) {
+    this.entries = new Map();
+    for (const e of entries ?? []) this.entries.set(e.path, e);
+    this.metadata = metadata;
+    this.extra = extra;
+  }
+
+  static empty(): Manifest {
+    return new Manifest();
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}
+
+const HEX16 = /^[0-9a-f]{16}$/;
+
+const safePath = z.string().superRefine((p, ctx) => {
+  const why = validateName(p);
+  if (why) ctx.addIssue({ code: 'custom', message: `unsafe or refused path: ${why}` });
+});
+
+export const fileEntrySchema = z.looseObject({
+  type: z.literal('file'),
+  path: safePath,
+  user: z.string(),
+  filesize: z.number().int().nonnegative(),
+  mtime: z.string().refine(isTimestamp, 'not an ISO 8601 timestamp with offset'),
+  hash: z.string().refine((h) => h === '' || HEX16.test(h), 'not 16 lowercase hex digits'),
+});
+
+export const linkEntrySchema = z
+  .looseObject({
+    type: z.literal('link'),
+    path: safePath,
+    user: z.string(),
+    reference: z.string(),
+  })
+  .superRefine((e, ctx) => {
+    const why = validateLinkTarget(e.path, e.reference);
+    if (why) ctx.addIssue({ code: 'custom', path: ['reference'], message: why });
+  });
+
+export const entrySchema = z.discriminatedUnion('type', [fileEntrySchema, linkEntrySchema]);
+
+const nullableHash = z.string().regex(HEX16, 'not 16 lowercase hex digits').nullable();
+
+export const metadataSchema = z.looseObject({
+  manifest_version: z.string(),
+  snapshot_id: z.string(),
+  created_at: z.string().refine(isTimestamp, 'not an ISO 8601 timestamp with offset'),
+  entry_count: z.number().int().nonnegative(),
+  entries_hash: z.string().regex(HEX16, 'not 16 lowercase hex digits'),
+  created_by: z.string(),
+  snapshot_message: z.string().nullable().default(null),
+  snapshot_previous: z.string().nullable().default(null),
+  snapshot_hash: nullableHash.default(null),
+  snapshot_notes: z.string().nullable().default(null),
+  project_config: z.record(z.string(), z.unknown()).nullable().default(null),
+});
+
+export const manifestSchema = z.looseObject({
+  entries: z.record(z.string(), entrySchema),
+  metadata: metadataSchema.nullable().optional(),
+});

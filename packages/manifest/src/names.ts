@@ -1,0 +1,85 @@
+/**
+ * Name rules of spec/manifest.md "Names": every component of a
+ * project-relative path is checked; the first problem found is returned
+ * as a human-readable reason, or null when the path is acceptable.
+ */
+
+const RESERVED = new Set([
+  'con', 'prn', 'aux', 'nul',
+  ...Array.from({ length: 9 }, (_, i) => `com${i + 1}`),
+  ...Array.from({ length: 9 }, (_, i) => `lpt${i + 1}`),
+]);
+
+const ILLEGAL_CHARS = new Set(['<', '>', '"', '|', '?', '*']);
+
+function isIllegalCodePoint(cp: number): boolean {
+  return (
+    cp <= 0x1f ||
+    cp === 0x2028 || cp === 0x2029 ||
+    (cp >= 0x202a && cp <= 0x202e) ||
+    (cp >= 0x200b && cp <= 0x200d) ||
+    cp === 0x2060 ||
+    (cp >= 0x2066 && cp <= 0x2069) ||
+    (cp >= 0xfff9 && cp <= 0xfffc) ||
+    cp === 0x1d159 || cp === 0x1d173 || cp === 0x1d17a ||
+    cp === 0x0378
+  );
+}
+
+const cpName = (cp: number): string => `U+${cp.toString(16).toUpperCase().padStart(4, '0')}`;
+
+export function validateComponent(c: string): string | null {
+  if (c === '') return 'empty path component';
+  if (c === '.' || c === '..') return `"${c}" component`;
+  if (Buffer.byteLength(c, 'utf8') > 255) return 'component longer than 255 bytes';
+  if (c.trim() !== c) return 'leading or trailing whitespace';
+  if (c.startsWith('~') || c.endsWith('~')) return 'temporary or backup name (starts or ends with ~)';
+  for (const ch of c) {
+    const cp = ch.codePointAt(0) ?? 0;
+    if (ILLEGAL_CHARS.has(ch)) return `illegal character ${JSON.stringify(ch)}`;
+    if (isIllegalCodePoint(cp)) return `illegal character ${cpName(cp)}`;
+    // A lone surrogate cannot be encoded in UTF-8 and would not round-trip.
+    if (cp >= 0xd800 && cp <= 0xdfff) return `unpaired surrogate ${cpName(cp)}`;
+  }
+  const base = (c.split('.')[0] ?? '').toLowerCase();
+  if (RESERVED.has(base)) return `Windows reserved name "${base}"`;
+  if (c.normalize('NFC') !== c) return 'not in Unicode NFC (normalization form C)';
+  return null;
+}
+
+/** Why `relPath` is refused as a project path, or null when it is fine. */
+export function validateName(relPath: string): string | null {
+  if (relPath === '') return 'empty path';
+  if (relPath.startsWith('/')) return 'absolute path';
+  if (/^[A-Za-z]:/.test(relPath)) return 'Windows drive path';
+  if (relPath.startsWith('./') || relPath.startsWith('../')) return 'path starts with ./ or ../';
+  if (relPath.includes('\\')) return 'contains a backslash';
+  for (const c of relPath.split('/')) {
+    const why = validateComponent(c);
+    if (why) return `${why} in ${JSON.stringify(c)}`;
+  }
+  return null;
+}
+
+/**
+ * Whether a symlink at `linkPath` (project-relative) pointing at `target`
+ * stays inside the project. Levels are counted from the link's DIRECTORY
+ * (spec: the ancestor's off-by-one is not copied). Returns the reason it is
+ * refused, or null.
+ */
+export function validateLinkTarget(linkPath: string, target: string): string | null {
+  if (target === '') return 'empty symlink target';
+  if (target.startsWith('/')) return 'absolute symlink target';
+  if (/^[A-Za-z]:/.test(target) || target.includes('\\')) return 'non-POSIX symlink target';
+  if (target.includes('\0')) return 'symlink target contains NUL';
+  const stack = linkPath.split('/').slice(0, -1);
+  for (const part of target.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      if (stack.length === 0) return 'symlink target escapes the project';
+      stack.pop();
+    } else stack.push(part);
+  }
+  if (stack.length === 0) return 'symlink target is the project root';
+  return null;
+}

@@ -1,0 +1,54 @@
+import { ValidationError } from '@dsg/contracts';
+import { z } from 'zod';
+import { formatField, parseJsonStrict } from './format.js';
+import { OrderedObject, pretty } from './json.js';
+import { METADATA_FIELDS, metadataSchema, type ManifestMetadata } from './model.js';
+
+/** `.dsg/sync-messages.json`: one metadata block per snapshot, oldest first. */
+export interface SyncMessages {
+  metadata_version: string;
+  snapshots: Record<string, ManifestMetadata>;
+}
+
+export const SYNC_MESSAGES_VERSION = '0.1.0';
+
+const syncMessagesSchema = z.looseObject({
+  metadata_version: z.string(),
+  snapshots: z.record(z.string(), metadataSchema),
+});
+
+export function parseSyncMessages(text: string, source?: string): SyncMessages {
+  const raw = parseJsonStrict(text, source, 'sync messages');
+  const r = syncMessagesSchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const field = formatField(issue?.path ?? []);
+    throw new ValidationError(`${source ?? 'sync-messages.json'}: invalid at ${field}: ${issue?.message ?? 'schema mismatch'}`,
+      source ? { file: source, field } : { field });
+  }
+  for (const [id, md] of Object.entries(r.data.snapshots)) {
+    if (md.snapshot_id !== id) {
+      const field = formatField(['snapshots', id, 'snapshot_id']);
+      throw new ValidationError(`${source ?? 'sync-messages.json'}: ${field} is ${JSON.stringify(md.snapshot_id)}, expected ${JSON.stringify(id)}`,
+        source ? { file: source, field } : { field });
+    }
+  }
+  return r.data;
+}
+
+function metadataPairs(md: ManifestMetadata): OrderedObject {
+  const rec = md as unknown as Record<string, unknown>;
+  const known: readonly string[] = METADATA_FIELDS;
+  const pairs: [string, unknown][] = known.map((k) => [k, rec[k] ?? null]);
+  for (const [k, v] of Object.entries(rec)) if (!known.includes(k)) pairs.push([k, v]);
+  return new OrderedObject(pairs);
+}
+
+export function serializeSyncMessages(m: SyncMessages): string {
+  const pairs: [string, unknown][] = [
+    ['metadata_version', m.metadata_version],
+    ['snapshots', new OrderedObject(Object.entries(m.snapshots).map(([k, v]) => [k, metadataPairs(v)] as const))],
+  ];
+  for (const [k, v] of Object.entries(m)) if (k !== 'metadata_version' && k !== 'snapshots') pairs.push([k, v]);
+  return pretty(new OrderedObject(pairs));
+}

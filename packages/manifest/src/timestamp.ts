@@ -1,0 +1,66 @@
+import { ValidationError } from '@dsg/contracts';
+
+export const DEFAULT_TIME_ZONE = 'America/Los_Angeles';
+
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+function formatterFor(timeZone: string): Intl.DateTimeFormat {
+  let f = formatters.get(timeZone);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+    });
+    formatters.set(timeZone, f);
+  }
+  return f;
+}
+
+const pad = (n: number, w = 2): string => String(n).padStart(w, '0');
+
+/**
+ * ISO 8601 with seconds and a numeric offset in `timeZone`, like Python's
+ * `datetime.isoformat(timespec="seconds")` in the ancestor:
+ * `2025-06-01T10:11:12-07:00`. Sub-second parts are truncated.
+ */
+export function formatTimestamp(d: Date, timeZone: string = DEFAULT_TIME_ZONE): string {
+  const ms = Math.floor(d.getTime() / 1000) * 1000;
+  if (!Number.isFinite(ms)) throw new ValidationError('invalid date', { field: 'timestamp' });
+  const parts: Record<string, string> = {};
+  for (const p of formatterFor(timeZone).formatToParts(new Date(ms))) parts[p.type] = p.value;
+  const y = Number(parts['year']);
+  const local = Date.UTC(
+    y,
+    Number(parts['month']) - 1,
+    Number(parts['day']),
+    Number(parts['hour']),
+    Number(parts['minute']),
+    Number(parts['second']),
+  );
+  const offMin = Math.round((local - ms) / 60000);
+  const sign = offMin < 0 ? '-' : '+';
+  const abs = Math.abs(offMin);
+  return (
+    `${pad(y, 4)}-${parts['month']}-${parts['day']}T${parts['hour']}:${parts['minute']}:${parts['second']}` +
+    `${sign}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`
+  );
+}
+
+const TS_RE = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+/** True when `s` is an ISO 8601 timestamp with an explicit offset (or Z). */
+export function isTimestamp(s: string): boolean {
+  return TS_RE.test(s) && !Number.isNaN(Date.parse(s));
+}
+
+/** Parse a manifest timestamp into an instant; compare instants, never strings. */
+export function parseTimestamp(s: string): Date {
+  if (!isTimestamp(s)) throw new ValidationError(`not an ISO 8601 timestamp with offset: ${JSON.stringify(s)}`, { field: 'timestamp' });
+  return new Date(Date.parse(s));
+}

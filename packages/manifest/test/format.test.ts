@@ -1,0 +1,147 @@
+import { readFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ValidationError } from '@dsg/contracts';
+import {
+  Manifest, parseManifest, readManifestFile, serializeManifest, writeManifestFile,
+  formatTimestamp, parseTimestamp, compressArchive, decompressArchive,
+} from '../src/index.js';
+
+const fixture = (name: string): string => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8');
+const tmpDirs: string[] = [];
+afterAll(async () => {
+  for (const d of tmpDirs) await rm(d, { recursive: true, force: true });
+});
+
+function expectInvalid(text: string, field: string | RegExp, source = 'last-sync.json'): ValidationError {
+  let err: unknown;
+  try {
+    parseManifest(text, source);
+  } catch (e) {
+    err = e;
+  }
+  expect(err).toBeInstanceOf(ValidationError);
+  const v = err as ValidationError;
+  expect(v.details.file).toBe(source);
+  if (typeof field === 'string') expect(v.details.field).toBe(field);
+  else expect(v.details.field).toMatch(field);
+  expect(v.message).toContain(source);
+  return v;
+}
+
+describe('manifest JSON format', () => {
+  it('round-trips the worked example byte-identically', () => {
+    const text = fixture('worked-example-s2.json');
+    const m = parseManifest(text, 'worked-example-s2.json');
+    expect([...m.entries.keys()]).toEqual(['input/a.csv', 'input/b.txt', 'output/latest.csv', 'output/résumé.csv']);
+    expect(m.metadata?.snapshot_hash).toBe('beddf1425833c764');
+    expect(serializeManifest(m)).toBe(text);
+  });
+
+  it('keeps unknown fields, escapes and non-ASCII on rewrite', () => {
+    const text = fixture('unknown-fields.json');
+    const m = parseManifest(Buffer.from(text, 'utf8'));
+    expect(serializeManifest(m)).toBe(text);
+    expect(text).toContain('zoë'); // non-ASCII stays as-is
+  });
+
+  it('writes through a temp file and reads back; a missing file reads as null', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'dsg-manifest-'));
+    tmpDirs.push(dir);
+    const file = path.join(dir, 'last-sync.json');
+    expect(await readManifestFile(file)).toBeNull();
+    const m = parseManifest(fixture('worked-example-s2.json'));
+    await writeManifestFile(file, m);
+    expect(await readFile(file, 'utf8')).toBe(fixture('worked-example-s2.json'));
+    expect(serializeManifest((await readManifestFile(file)) as Manifest)).toBe(fixture('worked-example-s2.json'));
+    await writeFile(file, '{"entries": ');
+    await expect(readManifestFile(file)).rejects.toMatchObject({ details: { file, field: '(root)' } });
+  });
+
+  it('an empty manifest serializes with a null metadata block', () => {
+    expect(serializeManifest(Manifest.empty())).toBe('{\n  "entries": {},\n  "metadata": null\n}');
+    expect(parseManifest('{"entries": {}, "metadata": null}').entries.size).toBe(0);
+  });
+});
+
+describe('corrupt manifests → ValidationError naming the field', () => {
+  const good = (): Record<string, unknown> => JSON.parse(fixture('worked-example-s2.json')) as Record<string, unknown>;
+  const withEntry = (patch: (e: Record<string, unknown>) => void, key = 'input/a.csv'): string => {
+    const m = good();
+    const entries = m['entries'] as Record<string, Record<string, unknown>>;
+    patch(entries[key] as Record<string, unknown>);
+    return JSON.stringify(m);
+  };
+
+  it('bad JSON', () => {
+    expectInvalid('{"entries": {', '(root)');
+    expectInvalid('', '(root)');
+    expectInvalid('[]', '(root)');
+  });
+  it('invalid UTF-8', () => {
+    expect(() => parseManifest(new Uint8Array([0x7b, 0xff, 0x7d]), 'x.json')).toThrow(ValidationError);
+  });
+  it('wrong types', () => {
+    expectInvalid(withEntry((e) => (e['filesize'] = '19')), 'entries["input/a.csv"].filesize');
+    expectInvalid(withEntry((e) => (e['filesize'] = -1)), 'entries["input/a.csv"].filesize');
+    expectInvalid(withEntry((e) => (e['type'] = 'dir')), /^entries\["input\/a.csv"\]/);
+    expectInvalid(withEntry((e) => delete e['user']), 'entries["input/a.csv"].user');
+    const m = good();
+    (m['metadata'] as Record<string, unknown>)['entry_count'] = 'four';
+    expectInvalid(JSON.stringify(m), 'metadata.entry_count');
+    expectInvalid('{"entries": []}', 'entries');
+  });
+  it('bad hash and timestamp formats', () => {
+    expectInvalid(withEntry((e) => (e['hash'] = '1D812414F9AEE671')), 'entries["input/a.csv"].hash');
+    expectInvalid(withEntry((e) => (e['hash'] = 'd812414f9aee671')), 'entries["input/a.csv"].hash');
+    expectInvalid(withEntry((e) => (e['mtime'] = '2025-06-01 10:11:12')), 'entries["input/a.csv"].mtime');
+    const m = good();
+    (m['metadata'] as Record<string, unknown>)['entries_hash'] = 'xyz';
+    expectInvalid(JSON.stringify(m), 'metadata.entries_hash');
+  });
+  it('unsafe paths and link targets', () => {
+    const entry = (p: string): string =>
+      JSON.stringify({ entries: { [p]: { type: 'file', path: p, user: '', filesize: 0, mtime: '2025-06-01T10:11:12-07:00', hash: '' } } });
+    for (const p of ['../etc/passwd', '/etc/passwd', 'input/../x', 'input//x', 'input/a\\b', 'C:x', 'input/x\u0000', 'input/con.txt', 'input/cafe\u0301']) {
+      expectInvalid(entry(p), `entries[${JSON.stringify(p)}].path`);
+    }
+    expectInvalid(withEntry((e) => (e['reference'] = '../../etc/passwd'), 'output/latest.csv'), 'entries["output/latest.csv"].reference');
+    expectInvalid(withEntry((e) => (e['reference'] = '/etc/passwd'), 'output/latest.csv'), 'entries["output/latest.csv"].reference');
+    expectInvalid(withEntry((e) => (e['path'] = 'input/other.csv')), 'entries["input/a.csv"].path');
+  });
+  it('duplicate paths', () => {
+    const e = '{"type": "file", "path": "input/a.csv", "user": "", "filesize": 0, "mtime": "2025-06-01T10:11:12-07:00", "hash": ""}';
+    expectInvalid(`{"entries": {"input/a.csv": ${e}, "input/a.csv": ${e}}}`, 'entries["input/a.csv"]');
+  });
+  it('entry_count that does not match', () => {
+    const m = good();
+    (m['metadata'] as Record<string, unknown>)['entry_count'] = 5;
+    expectInvalid(JSON.stringify(m), 'metadata.entry_count');
+  });
+});
+
+describe('timestamps', () => {
+  it('formats in America/Los_Angeles with a numeric offset by default', () => {
+    expect(formatTimestamp(new Date('2025-06-01T17:11:12.999Z'))).toBe('2025-06-01T10:11:12-07:00');
+    expect(formatTimestamp(new Date('2025-01-15T16:00:00Z'))).toBe('2025-01-15T08:00:00-08:00');
+    expect(formatTimestamp(new Date('2025-06-01T17:11:12Z'), 'UTC')).toBe('2025-06-01T17:11:12+00:00');
+    expect(formatTimestamp(new Date('2025-06-01T17:11:12Z'), 'Asia/Kolkata')).toBe('2025-06-01T22:41:12+05:30');
+    expect(formatTimestamp(new Date('2025-06-01T00:30:00Z'), 'America/Los_Angeles')).toBe('2025-05-31T17:30:00-07:00');
+  });
+  it('parses to instants; strings differing only by zone compare equal', () => {
+    expect(parseTimestamp('2025-06-01T10:11:12-07:00').getTime()).toBe(parseTimestamp('2025-06-01T17:11:12+00:00').getTime());
+    expect(() => parseTimestamp('yesterday')).toThrow(ValidationError);
+  });
+});
+
+describe('archive', () => {
+  it('LZ4 frame round trip; garbage → ValidationError', () => {
+    const json = fixture('worked-example-s2.json');
+    const b = compressArchive(json);
+    expect(b.readUInt32LE(0)).toBe(0x184d2204); // LZ4 frame magic
+    expect(decompressArchive(b)).toBe(json);
+    expect(() => decompressArchive(Buffer.from('not lz4'), 's1-sync.json.lz4')).toThrow(ValidationError);
+  });
+});
