@@ -1,0 +1,274 @@
+import {
+  TransportError,
+  errorFromJSON,
+  type BeginResult,
+  type ByteStream,
+  type CleanupReport,
+  type ExpectedFile,
+  type LockHolder,
+  type RecoveryReport,
+  type RemoteRepository,
+  type SerializedError,
+  type SnapshotInfo,
+  type SnapshotMounter,
+  type SnapshotRef,
+  type TransactionId,
+} from '@dsg/contracts';
+import { ByteQueue } from './byte-queue.js';
+import { DEFAULT_MAX_PAYLOAD, FrameKind, FrameWriter, ProtocolError, parseJson, readFrames, type Frame } from './frames.js';
+import { PROTOCOL_VERSION, majorOf } from './protocol.js';
+
+/** The two directions of a byte channel to an agent. */
+export interface AgentChannel {
+  /** bytes from the agent */
+  input: NodeJS.ReadableStream;
+  /** bytes to the agent */
+  output: NodeJS.WritableStream;
+  /** extra words for the error when the channel dies (e.g. the agent's stderr tail) */
+  describeClose?: () => string;
+}
+
+/** A Transport that hands out the byte channel it opened. */
+export interface ChannelTransport {
+  begin(): Promise<void>;
+  end(): Promise<void>;
+  channel(): AgentChannel;
+}
+
+export interface HelloReply {
+  protocol: string;
+  agent: string;
+  host: string;
+  pid: number;
+  maxFramePayload: number;
+}
+
+interface Pending {
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+  /** a download: on {found:true} the stream queue is made before the next frame is read */
+  stream?: boolean;
+}
+
+/**
+ * RemoteRepository + SnapshotMounter over the agent protocol. Requests are
+ * multiplexed by id; uploads and downloads stream in frames with
+ * backpressure both ways. When the channel dies every pending call and open
+ * stream fails with a TransportError.
+ */
+export class AgentClient implements RemoteRepository, SnapshotMounter {
+  private readonly writer: FrameWriter;
+  private readonly pending = new Map<number, Pending>();
+  private readonly downloads = new Map<number, ByteQueue>();
+  private nextId = 1;
+  private dead: TransportError | null = null;
+  readonly closed: Promise<void>;
+  hello: HelloReply | null = null;
+
+  constructor(
+    private readonly channel: AgentChannel,
+    private readonly opts: { maxFramePayload?: number; clientName?: string } = {},
+  ) {
+    this.writer = new FrameWriter(channel.output, opts.maxFramePayload ?? DEFAULT_MAX_PAYLOAD);
+    channel.output.on('error', () => {});
+    this.closed = this.readLoop();
+  }
+
+  private async readLoop(): Promise<void> {
+    let why = 'the agent closed the connection';
+    let cause: unknown;
+    try {
+      for await (const f of readFrames(this.channel.input as AsyncIterable<unknown>, this.opts.maxFramePayload ?? DEFAULT_MAX_PAYLOAD)) {
+        const fatal = await this.onFrame(f);
+        if (fatal) {
+          this.die(fatal);
+          return;
+        }
+      }
+    } catch (e) {
+      cause = e;
+      why = e instanceof ProtocolError ? e.message : `the connection to the agent failed: ${(e as Error).message}`;
+    }
+    const extra = this.channel.describeClose?.();
+    this.die(new TransportError(extra ? `${why} (${extra})` : why, { cause }));
+  }
+
+  private die(err: TransportError): void {
+    if (this.dead) return;
+    this.dead = err;
+    this.writer.markClosed(err);
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+    for (const q of this.downloads.values()) q.fail(err);
+    this.downloads.clear();
+  }
+
+  private async onFrame(f: Frame): Promise<TransportError | null> {
+    switch (f.kind) {
+      case FrameKind.RESPONSE: {
+        const msg = parseJson(f.payload, 'response');
+        if (f.id === 0) {
+          const e = errorFromJSON(msg['error'] as SerializedError);
+          return new TransportError(`the agent closed the session: ${e.message}`, { cause: e, recoveryHint: e.recoveryHint });
+        }
+        const p = this.pending.get(f.id);
+        if (!p) return null;
+        this.pending.delete(f.id);
+        if (msg['ok'] === true) {
+          const result = msg['result'];
+          if (p.stream && (result as { found?: boolean } | null)?.found) {
+            const q = new ByteQueue(4 << 20, () => {
+              this.downloads.delete(f.id);
+              if (!this.dead) void this.writer.sendJson(FrameKind.ABORT, f.id, { name: 'DsgError', code: 'CANCELLED', message: 'download cancelled', recoveryHint: '' }).catch(() => {});
+            });
+            this.downloads.set(f.id, q);
+            p.resolve(q);
+          } else p.resolve(p.stream ? null : result);
+        } else p.reject(errorFromJSON(msg['error'] as SerializedError));
+        return null;
+      }
+      case FrameKind.DATA: {
+        const q = this.downloads.get(f.id);
+        if (q) await q.push(f.payload);
+        return null;
+      }
+      case FrameKind.END:
+        this.downloads.get(f.id)?.end();
+        this.downloads.delete(f.id);
+        return null;
+      case FrameKind.ABORT: {
+        const q = this.downloads.get(f.id);
+        if (q) q.fail(errorFromJSON(parseJson(f.payload, 'abort') as unknown as SerializedError));
+        this.downloads.delete(f.id);
+        return null;
+      }
+      default:
+        return new ProtocolError(`an agent may not send frames of kind ${f.kind}`);
+    }
+  }
+
+  private call<T>(op: string, args: Record<string, unknown> = {}, stream = false): { id: number; result: Promise<T> } {
+    const id = this.nextId++;
+    const result = new Promise<T>((resolve, reject) => {
+      if (this.dead) return reject(this.dead);
+      this.pending.set(id, { resolve: resolve, reject, stream });
+      this.writer.sendJson(FrameKind.REQUEST, id, { op, ...args }).catch((e: unknown) => {
+        this.pending.delete(id);
+        reject(this.dead ?? new TransportError(`could not send ${op}: ${(e as Error).message}`, { cause: e }));
+      });
+    });
+    return { id, result };
+  }
+
+  private request<T>(op: string, args: Record<string, unknown> = {}): Promise<T> {
+    return this.call<T>(op, args).result;
+  }
+
+  /** Version handshake; must be the first call. */
+  async handshake(version = PROTOCOL_VERSION): Promise<HelloReply> {
+    const reply = await this.request<HelloReply>('hello', { protocol: version, client: this.opts.clientName ?? '@dsg/transports' });
+    if (majorOf(reply.protocol) !== majorOf(version)) {
+      throw new TransportError(`protocol version mismatch: this client speaks ${version}, the agent speaks ${reply.protocol}`, {
+        recoveryHint: 'Install matching versions of dsg and dsg-agent.',
+      });
+    }
+    this.hello = reply;
+    return reply;
+  }
+
+  open(repo: string): Promise<{ repo: string }> {
+    return this.request('open', { repo });
+  }
+  listRepositories(): Promise<string[]> {
+    return this.request('listRepositories');
+  }
+  /** The agent's memory use (bytes); peakRss from /proc where available. */
+  stats(): Promise<{ rss: number; peakRss: number | null; pid: number }> {
+    return this.request('stats');
+  }
+
+  async lock(holder: LockHolder): Promise<void> {
+    await this.request('lock', { holder });
+  }
+  async unlock(): Promise<void> {
+    await this.request('unlock');
+  }
+  exists(): Promise<boolean> {
+    return this.request('exists');
+  }
+  readFile(path: string): Promise<ByteStream | null> {
+    return this.call<ByteStream | null>('readFile', { path }, true).result;
+  }
+  begin(tx: TransactionId): Promise<BeginResult> {
+    return this.request('begin', { tx });
+  }
+  async commit(tx: TransactionId, snapshot: SnapshotInfo): Promise<void> {
+    await this.request('commit', { tx, snapshot });
+  }
+  rollback(tx: TransactionId): Promise<CleanupReport> {
+    return this.request('rollback', { tx });
+  }
+
+  async writeFile(tx: TransactionId, path: string, data: ByteStream, expected: ExpectedFile): Promise<{ size: number }> {
+    const { id, result } = this.call<{ size: number }>('writeFile', { tx, path, expected });
+    let answered = false;
+    const settled = result.finally(() => (answered = true));
+    settled.catch(() => {});
+    try {
+      await this.writer.sendStream(id, data, () => answered);
+    } catch (e) {
+      if (this.dead) throw this.dead;
+      if (!answered) {
+        // the source failed: tell the agent so it drops the partial file
+        await this.writer
+          .sendJson(FrameKind.ABORT, id, { name: 'DsgError', code: 'SOURCE', message: `upload source failed: ${(e as Error).message}`, recoveryHint: '' })
+          .catch(() => {});
+      }
+      await settled.catch(() => {});
+      throw e;
+    }
+    return settled;
+  }
+
+  async writeLink(tx: TransactionId, path: string, target: string): Promise<void> {
+    await this.request('writeLink', { tx, path, target });
+  }
+  async deleteFile(tx: TransactionId, path: string): Promise<void> {
+    await this.request('deleteFile', { tx, path });
+  }
+  listSnapshots(): Promise<SnapshotRef[]> {
+    return this.request('listSnapshots');
+  }
+  readSnapshotFile(snapshotId: string, path: string): Promise<ByteStream | null> {
+    return this.call<ByteStream | null>('readSnapshotFile', { snapshotId, path }, true).result;
+  }
+  recover(): Promise<RecoveryReport> {
+    return this.request('recover');
+  }
+  /** Mounts on the agent's host; the agent chooses where (`at` must be left out). */
+  mountSnapshot(snapshotId: string, at?: string): Promise<string> {
+    return this.request('mountSnapshot', at === undefined ? { snapshotId } : { snapshotId, at });
+  }
+  async unmountSnapshot(at: string): Promise<void> {
+    await this.request('unmountSnapshot', { at });
+  }
+
+  /** Send raw bytes (tests of the agent's defences only). */
+  rawWrite(bytes: Uint8Array): void {
+    this.channel.output.write(bytes);
+  }
+}
+
+/** begin the transport, shake hands, open the repository. */
+export async function openRemote(t: ChannelTransport, repo: string): Promise<AgentClient> {
+  await t.begin();
+  const client = new AgentClient(t.channel());
+  try {
+    await client.handshake();
+    await client.open(repo);
+  } catch (e) {
+    await t.end().catch(() => {});
+    throw e;
+  }
+  return client;
+}

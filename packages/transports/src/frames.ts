@@ -1,0 +1,169 @@
+import { TransportError } from '@dsg/contracts';
+
+/**
+ * Frame layout (all integers big-endian):
+ *
+ *   u32 length   bytes that follow this field: 5 + payload length
+ *   u8  kind     FrameKind
+ *   u32 id       request id (0 = the session itself)
+ *   ...payload   JSON (UTF-8) for REQUEST/RESPONSE/ABORT, raw bytes for DATA, empty for END
+ */
+export const FrameKind = {
+  REQUEST: 1,
+  RESPONSE: 2,
+  DATA: 3,
+  END: 4,
+  ABORT: 5,
+} as const;
+export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
+
+export const HEADER_BYTES = 9;
+/** Largest payload a peer accepts; bigger frames close the session. */
+export const DEFAULT_MAX_PAYLOAD = 1 << 20;
+/** Size data chunks are cut to before framing. */
+export const DATA_CHUNK = 256 * 1024;
+
+export interface Frame {
+  kind: FrameKind;
+  id: number;
+  payload: Buffer;
+}
+
+export class ProtocolError extends TransportError {
+  constructor(message: string) {
+    super(`agent protocol error: ${message}`, {
+      recoveryHint: 'The client and agent disagree about the protocol; check both versions (dsg --version, dsg-agent --version).',
+    });
+  }
+}
+
+export function encodeHeader(kind: FrameKind, id: number, payloadLength: number): Buffer {
+  const h = Buffer.allocUnsafe(HEADER_BYTES);
+  h.writeUInt32BE(5 + payloadLength, 0);
+  h.writeUInt8(kind, 4);
+  h.writeUInt32BE(id >>> 0, 5);
+  return h;
+}
+
+const KINDS = new Set<number>(Object.values(FrameKind));
+
+/**
+ * Parses frames from a byte stream. Holds at most one frame plus one read
+ * chunk in memory; a declared length above maxPayload is refused before any
+ * of its bytes are buffered. Pulling (for await) is what reads the input, so
+ * a slow consumer of the frames pauses the socket: that is the backpressure.
+ */
+export async function* readFrames(input: AsyncIterable<unknown>, maxPayload = DEFAULT_MAX_PAYLOAD): AsyncGenerator<Frame> {
+  let chunks: Buffer[] = [];
+  let have = 0;
+  let need = -1; // total bytes of the frame being assembled, -1 while the header is incomplete
+  const take = (n: number): Buffer => {
+    const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, have);
+    const out = all.subarray(0, n);
+    const rest = all.subarray(n);
+    chunks = rest.length ? [rest] : [];
+    have = rest.length;
+    return out;
+  };
+  for await (const raw of input) {
+    const chunk = typeof raw === 'string' ? Buffer.from(raw) : Buffer.from(raw as Uint8Array);
+    if (chunk.length === 0) continue;
+    chunks.push(chunk);
+    have += chunk.length;
+    for (;;) {
+      if (need < 0) {
+        if (have < HEADER_BYTES) break;
+        const head = chunks[0]!.length >= HEADER_BYTES ? chunks[0]! : Buffer.concat(chunks, have);
+        const len = head.readUInt32BE(0);
+        const kind = head.readUInt8(4);
+        if (len < 5) throw new ProtocolError(`frame length ${len} is shorter than its header`);
+        if (len - 5 > maxPayload) throw new ProtocolError(`frame of ${len - 5} bytes exceeds the limit of ${maxPayload} bytes`);
+        if (!KINDS.has(kind)) throw new ProtocolError(`unknown frame kind ${kind}`);
+        need = 4 + len;
+      }
+      if (have < need) break;
+      const frame = take(need);
+      need = -1;
+      // copy the payload out so the frame does not pin a large read buffer
+      yield { kind: frame.readUInt8(4) as FrameKind, id: frame.readUInt32BE(5), payload: Buffer.from(frame.subarray(HEADER_BYTES)) };
+    }
+  }
+  if (have > 0) throw new ProtocolError(`stream ended inside a frame (${have} bytes left over)`);
+}
+
+/**
+ * Writes frames to one output shared by concurrent senders. Each frame goes
+ * out in one synchronous step (so frames never interleave); when write()
+ * returns false every sender waits for 'drain' before its next frame.
+ */
+export class FrameWriter {
+  private drainWait: Promise<void> | null = null;
+  private closedError: Error | null = null;
+
+  constructor(
+    private readonly output: NodeJS.WritableStream,
+    private readonly maxPayload = DEFAULT_MAX_PAYLOAD,
+  ) {
+    const onGone = (e?: unknown): void => {
+      this.closedError ??= new TransportError('the connection closed', { cause: e });
+    };
+    output.on('error', onGone);
+    output.on('close', () => onGone());
+  }
+
+  get closed(): boolean {
+    return this.closedError !== null;
+  }
+
+  markClosed(err: Error): void {
+    this.closedError ??= err;
+  }
+
+  async send(kind: FrameKind, id: number, payload: Uint8Array = Buffer.alloc(0)): Promise<void> {
+    if (payload.length > this.maxPayload) throw new ProtocolError(`refusing to send a ${payload.length}-byte frame`);
+    while (this.drainWait) await this.drainWait;
+    if (this.closedError) throw this.closedError;
+    const header = encodeHeader(kind, id, payload.length);
+    const ok = this.output.write(payload.length ? Buffer.concat([header, payload]) : header);
+    if (!ok && !this.drainWait) {
+      this.drainWait = new Promise<void>((resolve) => {
+        const done = (): void => {
+          this.output.removeListener('drain', done);
+          this.output.removeListener('close', done);
+          this.output.removeListener('error', done);
+          this.drainWait = null;
+          resolve();
+        };
+        this.output.on('drain', done);
+        this.output.on('close', done);
+        this.output.on('error', done);
+      });
+    }
+  }
+
+  sendJson(kind: FrameKind, id: number, value: unknown): Promise<void> {
+    return this.send(kind, id, Buffer.from(JSON.stringify(value), 'utf8'));
+  }
+
+  /** Send a byte stream as DATA frames cut to DATA_CHUNK, then END. */
+  async sendStream(id: number, data: AsyncIterable<Uint8Array>, cancelled: () => boolean = () => false): Promise<void> {
+    for await (const chunk of data) {
+      for (let off = 0; off < chunk.length; off += DATA_CHUNK) {
+        if (cancelled()) return;
+        await this.send(FrameKind.DATA, id, chunk.subarray(off, Math.min(chunk.length, off + DATA_CHUNK)));
+      }
+    }
+    if (!cancelled()) await this.send(FrameKind.END, id);
+  }
+}
+
+export function parseJson(payload: Buffer, what: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(payload.toString('utf8'));
+  } catch {
+    throw new ProtocolError(`${what} is not valid JSON`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ProtocolError(`${what} is not a JSON object`);
+  return v as Record<string, unknown>;
+}

@@ -1,0 +1,144 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, unlink, utimes, link, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { dirname } from 'node:path';
+import { LockedError, type LockHolder } from '@dsg/contracts';
+
+/** What the lock file holds: who asked for the lock, and the agent session holding it. */
+export interface LockRecord {
+  holder: LockHolder;
+  agent: { host: string; pid: number; session: string };
+}
+
+export interface LockOptions {
+  /** a lock whose file was not refreshed for this long is stale (default 15 min) */
+  ttlMs?: number;
+  /** how often the holder refreshes the file's mtime (default 60 s) */
+  heartbeatMs?: number;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * The repository lock: one file created with O_EXCL. Stale (taken over) when
+ * the agent process or the holder process that made it is dead on this host,
+ * or when its heartbeat (the file's mtime, refreshed while held) is older
+ * than the TTL, which covers holders on other hosts that vanished.
+ */
+export class RepositoryLock {
+  private readonly session = randomBytes(8).toString('hex');
+  private timer: NodeJS.Timeout | null = null;
+  private held = false;
+
+  constructor(
+    readonly file: string,
+    private readonly opts: LockOptions = {},
+  ) {}
+
+  get isHeld(): boolean {
+    return this.held;
+  }
+
+  async read(): Promise<{ record: LockRecord | null; mtimeMs: number } | null> {
+    try {
+      const [text, st] = await Promise.all([readFile(this.file, 'utf8'), stat(this.file)]);
+      let record: LockRecord | null = null;
+      try {
+        record = JSON.parse(text) as LockRecord;
+      } catch {
+        record = null; // half-written or foreign: judged by age only
+      }
+      return { record, mtimeMs: st.mtimeMs };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw e;
+    }
+  }
+
+  private stale(cur: { record: LockRecord | null; mtimeMs: number }): boolean {
+    const ttl = this.opts.ttlMs ?? 15 * 60_000;
+    if (Date.now() - cur.mtimeMs > ttl) return true;
+    const r = cur.record;
+    if (!r) return false;
+    const here = hostname();
+    if (r.agent?.host === here && typeof r.agent.pid === 'number' && !alive(r.agent.pid)) return true;
+    if (r.holder?.host === here && typeof r.holder.pid === 'number' && r.holder.pid > 0 && !alive(r.holder.pid)) return true;
+    return false;
+  }
+
+  /** Take the lock or throw LockedError naming the live holder. Returns whether a stale lock was taken over. */
+  async acquire(holder: LockHolder): Promise<{ tookOver: boolean }> {
+    if (this.held) return { tookOver: false };
+    await mkdir(dirname(this.file), { recursive: true });
+    const record: LockRecord = { holder, agent: { host: hostname(), pid: process.pid, session: this.session } };
+    let tookOver = false;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        const fh = await open(this.file, 'wx', 0o644);
+        try {
+          await fh.writeFile(JSON.stringify(record) + '\n');
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        this.held = true;
+        this.startHeartbeat();
+        return { tookOver };
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      const cur = await this.read();
+      if (!cur) continue;
+      if (!this.stale(cur)) {
+        throw new LockedError(
+          cur.record?.holder ?? { user: 'unknown', host: 'unknown', pid: 0, since: new Date(cur.mtimeMs).toISOString() },
+        );
+      }
+      // Move the stale file aside; only one taker's rename can win, and the
+      // winner checks it moved the very lock it judged stale.
+      const aside = `${this.file}.stale-${randomBytes(4).toString('hex')}`;
+      try {
+        await rename(this.file, aside);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw e;
+      }
+      const moved = await readFile(aside, 'utf8').catch(() => '');
+      const judged = cur.record ? JSON.stringify(cur.record) : null;
+      if (judged !== null && moved.trim() !== judged) {
+        // we raced another taker and moved its fresh lock: put it back
+        await link(aside, this.file).catch(() => {});
+      }
+      await unlink(aside).catch(() => {});
+      tookOver = true;
+    }
+    const cur = await this.read();
+    throw new LockedError(cur?.record?.holder ?? { user: 'unknown', host: 'unknown', pid: 0, since: new Date().toISOString() });
+  }
+
+  private startHeartbeat(): void {
+    const every = this.opts.heartbeatMs ?? 60_000;
+    this.timer = setInterval(() => {
+      const now = new Date();
+      utimes(this.file, now, now).catch(() => {});
+    }, every);
+    this.timer.unref();
+  }
+
+  /** Release if this session holds it; a lock someone else now holds is left alone. */
+  async release(): Promise<void> {
+    if (!this.held) return;
+    this.held = false;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    const cur = await this.read();
+    if (cur?.record?.agent?.session === this.session) await unlink(this.file).catch(() => {});
+  }
+}

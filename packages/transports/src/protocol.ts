@@ -1,0 +1,106 @@
+import { ValidationError, assertSafeRelativePath, asTransactionId, type LockHolder, type TransactionId } from '@dsg/contracts';
+import { ProtocolError } from './frames.js';
+
+/** major.minor; a different major on the other side refuses the session. */
+export const PROTOCOL_VERSION = '1.0';
+
+export function majorOf(version: string): number {
+  const m = /^(\d+)\.(\d+)$/.exec(version);
+  if (!m) throw new ProtocolError(`malformed protocol version ${JSON.stringify(version).slice(0, 40)}`);
+  return Number(m[1]);
+}
+
+/** Every operation a client may request (README "Messages"). */
+export const OPS = [
+  'hello',
+  'listRepositories',
+  'open',
+  'lock',
+  'unlock',
+  'exists',
+  'readFile',
+  'begin',
+  'commit',
+  'rollback',
+  'writeFile',
+  'writeLink',
+  'deleteFile',
+  'listSnapshots',
+  'readSnapshotFile',
+  'mountSnapshot',
+  'unmountSnapshot',
+  'recover',
+  'stats',
+] as const;
+export type Op = (typeof OPS)[number];
+
+const REPO_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
+
+/** A repository name: one path component / dataset name component, nothing clever. */
+export function assertRepoName(name: unknown): string {
+  if (typeof name !== 'string' || !REPO_RE.test(name) || name.includes('..')) {
+    throw new ValidationError(`refused repository name ${JSON.stringify(String(name).slice(0, 120))}`, { field: 'repo' }, {
+      recoveryHint: 'A repository name is letters, digits, ".", "_" and "-", starting with a letter or digit.',
+    });
+  }
+  return name;
+}
+
+export function assertSnapshotId(id: unknown): string {
+  if (typeof id !== 'string' || !/^s[1-9]\d{0,9}$/.test(id)) {
+    throw new ValidationError(`refused snapshot id ${JSON.stringify(String(id).slice(0, 40))}`, { field: 'snapshotId' }, {
+      recoveryHint: 'Snapshot ids look like s1, s2, …; `dsg log` lists them.',
+    });
+  }
+  return id;
+}
+
+export function str(msg: Record<string, unknown>, key: string, max = 4096): string {
+  const v = msg[key];
+  if (typeof v !== 'string' || v.length > max) throw new ProtocolError(`field "${key}" must be a string of at most ${max} characters`);
+  return v;
+}
+
+export function path(msg: Record<string, unknown>, key = 'path'): string {
+  const p = str(msg, key);
+  assertSafeRelativePath(p);
+  return p;
+}
+
+export function tx(msg: Record<string, unknown>): TransactionId {
+  const t = str(msg, 'tx', 64);
+  try {
+    return asTransactionId(t);
+  } catch {
+    throw new ValidationError(`refused transaction id ${JSON.stringify(t)}`, { field: 'tx' });
+  }
+}
+
+/** A symlink target: relative, and pointing inside the repository from where the link sits. */
+export function assertLinkTarget(linkPath: string, target: string): void {
+  const bad = (why: string): never => {
+    throw new ValidationError(`refused link target ${JSON.stringify(target.slice(0, 200))} for ${linkPath}: ${why}`, { path: linkPath });
+  };
+  if (target.length === 0 || target.length > 4096) bad('empty or too long');
+  if (target.includes('\0')) bad('contains NUL');
+  if (target.startsWith('/')) bad('absolute');
+  const parts = linkPath.split('/').slice(0, -1);
+  for (const c of target.split('/')) {
+    if (c === '' || c === '.') continue;
+    if (c === '..') {
+      if (parts.length === 0) bad('points outside the repository');
+      parts.pop();
+    } else parts.push(c);
+  }
+}
+
+export function holder(msg: Record<string, unknown>): LockHolder {
+  const h = msg['holder'];
+  if (typeof h !== 'object' || h === null) throw new ProtocolError('lock needs a holder object');
+  const o = h as Record<string, unknown>;
+  const pid = o['pid'];
+  if (typeof pid !== 'number' || !Number.isInteger(pid) || pid < 0) throw new ProtocolError('holder.pid must be a non-negative integer');
+  const out: LockHolder = { user: str(o, 'user', 320), host: str(o, 'host', 255), pid, since: str(o, 'since', 64) };
+  if (o['transactionId'] !== undefined) out.transactionId = str(o, 'transactionId', 64);
+  return out;
+}

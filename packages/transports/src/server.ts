@@ -1,0 +1,494 @@
+import { readFileSync } from 'node:fs';
+import { access } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { dirname, isAbsolute, normalize } from 'node:path';
+import {
+  DsgError,
+  LockedError,
+  TransportError,
+  ValidationError,
+  errorFromJSON,
+  errorToJSON,
+  resolveInside,
+  type ByteStream,
+  type ExpectedFile,
+  type HasherFactory,
+  type RemoteFilesystem,
+  type SerializedError,
+  type SnapshotInfo,
+  type SnapshotMounter,
+  type TransactionId,
+} from '@dsg/contracts';
+import { ByteQueue } from './byte-queue.js';
+import { DEFAULT_MAX_PAYLOAD, FrameKind, FrameWriter, ProtocolError, parseJson, readFrames, type Frame } from './frames.js';
+import { RepositoryLock, type LockOptions } from './lock.js';
+import * as P from './protocol.js';
+
+export type ServedFilesystem = RemoteFilesystem & Partial<SnapshotMounter>;
+
+export interface AgentServerOptions {
+  /** The backend for one repository NAME (already validated by the server). */
+  openRepository(name: string): ServedFilesystem;
+  /** Where NAME's lock file lives. */
+  lockFile(name: string): string;
+  listRepositories(): Promise<string[]>;
+  /** The hash the backends verify uploads with (kept for backends built by the caller). */
+  hasher: HasherFactory;
+  /** Diagnostics, one line each; never the protocol stream. */
+  log?: (line: string) => void;
+  /** Largest frame payload accepted (default 1 MiB); a bigger frame closes the session. */
+  maxFramePayload?: number;
+  lock?: LockOptions;
+  /** At `open`, run recover() if the repository lock is free (default true). */
+  recoverOnOpen?: boolean;
+  /** Reported in the hello reply. */
+  agentVersion?: string;
+}
+
+type HandlerResult = { result: unknown } | { stream: ByteStream | null };
+
+const NEEDS_LOCK = new Set<string>(['begin', 'commit', 'rollback', 'writeFile', 'writeLink', 'deleteFile', 'recover']);
+const BEFORE_OPEN = new Set<string>(['hello', 'listRepositories', 'stats', 'open']);
+
+/** Peak and current resident memory, from /proc where there is one. */
+export function memoryStats(): { rss: number; peakRss: number | null } {
+  const rss = process.memoryUsage().rss;
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    return { rss, peakRss: m ? Number(m[1]) * 1024 : null };
+  } catch {
+    return { rss, peakRss: null };
+  }
+}
+
+function unsupported(what: string): DsgError {
+  return new DsgError('UNSUPPORTED', `this repository backend cannot ${what}`, {
+    recoveryHint: 'Use a repository type that supports it (zfs or posix).',
+  });
+}
+
+/**
+ * The agent's protocol handler: one call to serve() is one client session.
+ * Every name and path is validated before it reaches a backend; a malformed
+ * frame or message ends the session; whatever way a session ends, its open
+ * transactions are rolled back and its lock released.
+ */
+export class AgentServer {
+  /** mount points this server made, the only ones it will unmount */
+  private readonly mounted = new Set<string>();
+
+  constructor(private readonly o: AgentServerOptions) {}
+
+  private log(line: string): void {
+    this.o.log?.(line);
+  }
+
+  async serve(input: NodeJS.ReadableStream, output: NodeJS.WritableStream): Promise<void> {
+    const session = new Session(this, this.o, input, output, this.mounted);
+    await session.run();
+  }
+
+  /** @internal */
+  logLine(line: string): void {
+    this.log(line);
+  }
+}
+
+class Session {
+  private readonly max: number;
+  private readonly writer: FrameWriter;
+  private greeted = false;
+  private repoName: string | null = null;
+  private fs: ServedFilesystem | null = null;
+  private lock: RepositoryLock | null = null;
+  private readonly openTx = new Map<TransactionId, string>();
+  private readonly uploads = new Map<number, ByteQueue>();
+  private readonly downloads = new Map<number, { cancelled: boolean }>();
+  private readonly inflight = new Set<Promise<void>>();
+  private maxId = 0;
+  private closing = false;
+
+  constructor(
+    private readonly server: AgentServer,
+    private readonly o: AgentServerOptions,
+    private readonly input: NodeJS.ReadableStream,
+    private readonly output: NodeJS.WritableStream,
+    private readonly mounted: Set<string>,
+  ) {
+    this.max = o.maxFramePayload ?? DEFAULT_MAX_PAYLOAD;
+    this.writer = new FrameWriter(output, this.max);
+  }
+
+  private log(line: string): void {
+    this.server.logLine(line);
+  }
+
+  async run(): Promise<void> {
+    let fatal: unknown = null;
+    // a broken output (client gone) must not crash the agent: the read side ends too
+    this.output.on('error', (e: Error) => this.log(`output closed: ${e.message}`));
+    try {
+      for await (const frame of readFrames(this.input as AsyncIterable<unknown>, this.max)) {
+        await this.onFrame(frame);
+        if (this.closing) break;
+      }
+    } catch (e) {
+      fatal = e;
+    }
+    if (fatal) this.log(`session closed with an error: ${(fatal as Error).message}`);
+    await this.cleanup(fatal);
+  }
+
+  private async cleanup(fatal: unknown): Promise<void> {
+    const gone = new TransportError('the client went away before the upload finished');
+    for (const q of this.uploads.values()) q.fail(gone);
+    for (const d of this.downloads.values()) d.cancelled = true;
+    await Promise.allSettled([...this.inflight]);
+    if (this.fs) {
+      for (const tx of this.openTx.keys()) {
+        const report = await this.fs.rollback(tx).catch((e: unknown) => ({ removed: [], leftovers: [{ name: tx, error: String(e) }] }));
+        this.log(`rolled back abandoned transaction ${tx}: removed ${report.removed.length}, leftovers ${report.leftovers.length}`);
+      }
+    }
+    this.openTx.clear();
+    await this.lock?.release().catch((e: unknown) => this.log(`could not release the lock: ${String(e)}`));
+    if (fatal && !this.writer.closed) {
+      const err = fatal instanceof DsgError ? fatal : new ProtocolError(String((fatal as Error)?.message ?? fatal));
+      await Promise.race([
+        this.writer.sendJson(FrameKind.RESPONSE, 0, { ok: false, error: errorToJSON(err) }).catch(() => {}),
+        new Promise((r) => setTimeout(r, 2000).unref()),
+      ]);
+    }
+    try {
+      this.output.end();
+    } catch {
+      /* already closed */
+    }
+  }
+
+  private async onFrame(f: Frame): Promise<void> {
+    switch (f.kind) {
+      case FrameKind.REQUEST:
+        return this.onRequest(f);
+      case FrameKind.DATA: {
+        this.knownId(f.id);
+        const q = this.uploads.get(f.id);
+        if (q) await q.push(f.payload);
+        return;
+      }
+      case FrameKind.END:
+        this.knownId(f.id);
+        this.uploads.get(f.id)?.end();
+        this.uploads.delete(f.id);
+        return;
+      case FrameKind.ABORT: {
+        this.knownId(f.id);
+        const q = this.uploads.get(f.id);
+        if (q) {
+          const e = parseJson(f.payload, 'abort');
+          q.fail(errorFromJSON(e as unknown as SerializedError));
+          this.uploads.delete(f.id);
+        }
+        const d = this.downloads.get(f.id);
+        if (d) d.cancelled = true;
+        return;
+      }
+      default:
+        throw new ProtocolError(`a client may not send frames of kind ${f.kind}`);
+    }
+  }
+
+  private knownId(id: number): void {
+    if (id === 0 || id > this.maxId) throw new ProtocolError(`stream frame for request ${id}, which was never sent`);
+  }
+
+  private onRequest(f: Frame): void {
+    if (f.id <= this.maxId) throw new ProtocolError(`request id ${f.id} is not above the last one (${this.maxId})`);
+    this.maxId = f.id;
+    const msg = parseJson(f.payload, 'request');
+    const op = msg['op'];
+    if (typeof op !== 'string') throw new ProtocolError('request without "op"');
+    if (!this.greeted && op !== 'hello') throw new ProtocolError(`first request must be hello, got ${JSON.stringify(op).slice(0, 40)}`);
+    if (op === 'hello') return this.hello(f.id, msg);
+    if (op === 'writeFile') return this.startUpload(f.id, msg);
+    this.track(f.id, () => this.handle(op, msg, f.id));
+  }
+
+  private hello(id: number, msg: Record<string, unknown>): void {
+    if (this.greeted) throw new ProtocolError('hello sent twice');
+    const theirs = P.str(msg, 'protocol', 20);
+    const mine = P.PROTOCOL_VERSION;
+    if (P.majorOf(theirs) !== P.majorOf(mine)) {
+      const err = new TransportError(`protocol version mismatch: the client speaks ${theirs}, this agent speaks ${mine}`, {
+        recoveryHint: 'Install matching versions of dsg and dsg-agent (copy the agent bundle of this dsg release to the server).',
+      });
+      this.closing = true;
+      this.track(id, () => Promise.reject(err));
+      return;
+    }
+    this.greeted = true;
+    this.track(id, () =>
+      Promise.resolve({
+        result: { protocol: mine, agent: this.o.agentVersion ?? 'unknown', host: hostname(), pid: process.pid, maxFramePayload: this.max },
+      }),
+    );
+  }
+
+  private track(id: number, fn: () => Promise<HandlerResult>): void {
+    const p = (async () => {
+      let out: HandlerResult;
+      try {
+        out = await fn();
+      } catch (e) {
+        if (!(e instanceof DsgError)) this.log(`request ${id} failed: ${(e as Error)?.stack ?? String(e)}`);
+        await this.writer.sendJson(FrameKind.RESPONSE, id, { ok: false, error: errorToJSON(e) });
+        return;
+      }
+      if ('result' in out) {
+        await this.writer.sendJson(FrameKind.RESPONSE, id, { ok: true, result: out.result ?? null });
+        return;
+      }
+      if (!out.stream) {
+        await this.writer.sendJson(FrameKind.RESPONSE, id, { ok: true, result: { found: false } });
+        return;
+      }
+      const state = { cancelled: false };
+      this.downloads.set(id, state);
+      try {
+        await this.writer.sendJson(FrameKind.RESPONSE, id, { ok: true, result: { found: true } });
+        await this.writer.sendStream(id, out.stream, () => state.cancelled || this.writer.closed);
+      } catch (e) {
+        if (!this.writer.closed) await this.writer.sendJson(FrameKind.ABORT, id, errorToJSON(e));
+      } finally {
+        this.downloads.delete(id);
+      }
+    })().catch((e: unknown) => this.log(`could not answer request ${id}: ${String(e)}`));
+    this.inflight.add(p);
+    void p.finally(() => this.inflight.delete(p));
+  }
+
+  private repo(): ServedFilesystem {
+    if (!this.fs) throw new ValidationError('no repository is open in this session', {}, { recoveryHint: 'Send open first.' });
+    return this.fs;
+  }
+
+  private requireLock(op: string): void {
+    if (!this.lock?.isHeld) {
+      throw new DsgError('NOT_LOCKED', `${op} needs the repository lock, which this session does not hold`, {
+        recoveryHint: 'Lock the repository before starting a transaction.',
+      });
+    }
+  }
+
+  private openTxWork(tx: TransactionId): string {
+    const work = this.openTx.get(tx);
+    if (work === undefined) {
+      throw new ValidationError(`transaction ${tx} is not open in this session`, { field: 'tx' }, { recoveryHint: 'Begin the transaction first.' });
+    }
+    return work;
+  }
+
+  /** Symlink-escape check in the work area, where it already exists on disk. */
+  private async confineToWork(tx: TransactionId, rel: string): Promise<void> {
+    const work = this.openTxWork(tx);
+    if (!work || !isAbsolute(work)) return;
+    try {
+      await access(work);
+    } catch {
+      return;
+    }
+    await resolveInside(work, rel);
+  }
+
+  private startUpload(id: number, msg: Record<string, unknown>): void {
+    // the queue must exist before the next frame (its first DATA) is read
+    const q = new ByteQueue();
+    this.uploads.set(id, q);
+    this.track(id, async () => {
+      try {
+        const fs = this.repo();
+        this.requireLock('writeFile');
+        const tx = P.tx(msg);
+        const path = P.path(msg);
+        const expected = expectedFile(msg['expected']);
+        await this.confineToWork(tx, path);
+        return { result: await fs.writeFile(tx, path, q, expected) };
+      } finally {
+        q.discard();
+        this.uploads.delete(id);
+      }
+    });
+  }
+
+  private async handle(op: string, msg: Record<string, unknown>, _id: number): Promise<HandlerResult> {
+    if (!(P.OPS as readonly string[]).includes(op)) {
+      throw new DsgError('UNKNOWN_OP', `this agent does not know the operation ${JSON.stringify(op).slice(0, 40)}`, {
+        recoveryHint: 'Install matching versions of dsg and dsg-agent.',
+      });
+    }
+    if (!BEFORE_OPEN.has(op)) this.repo();
+    if (NEEDS_LOCK.has(op)) this.requireLock(op);
+    switch (op) {
+      case 'stats':
+        return { result: { ...memoryStats(), pid: process.pid } };
+      case 'listRepositories':
+        return { result: await this.o.listRepositories() };
+      case 'open':
+        return { result: await this.open(msg) };
+      case 'lock': {
+        const name = this.repoName!;
+        this.lock ??= new RepositoryLock(this.o.lockFile(name), this.o.lock);
+        const { tookOver } = await this.lock.acquire(P.holder(msg));
+        if (tookOver) {
+          this.log(`took over a stale lock on ${name}; recovering`);
+          await this.recoverQuietly();
+        }
+        return { result: { tookOver } };
+      }
+      case 'unlock':
+        if (this.openTx.size) {
+          throw new ValidationError('cannot unlock while a transaction is open', {}, { recoveryHint: 'Commit or roll back first.' });
+        }
+        await this.lock?.release();
+        return { result: null };
+      case 'exists':
+        return { result: await this.fs!.exists() };
+      case 'readFile':
+        return { stream: await this.fs!.readFile(P.path(msg)) };
+      case 'begin': {
+        const tx = P.tx(msg);
+        if (this.openTx.has(tx)) throw new ValidationError(`transaction ${tx} is already open`, { field: 'tx' });
+        const r = await this.fs!.begin(tx);
+        this.openTx.set(tx, r.workPath);
+        return { result: r };
+      }
+      case 'commit': {
+        const tx = P.tx(msg);
+        this.openTxWork(tx);
+        await this.fs!.commit(tx, snapshotInfo(msg['snapshot']));
+        this.openTx.delete(tx);
+        return { result: null };
+      }
+      case 'rollback': {
+        const tx = P.tx(msg);
+        const r = await this.fs!.rollback(tx);
+        this.openTx.delete(tx);
+        return { result: r };
+      }
+      case 'writeLink': {
+        const tx = P.tx(msg);
+        const path = P.path(msg);
+        const target = P.str(msg, 'target');
+        P.assertLinkTarget(path, target);
+        await this.confineToWork(tx, path);
+        await this.fs!.writeLink(tx, path, target);
+        return { result: null };
+      }
+      case 'deleteFile': {
+        const tx = P.tx(msg);
+        const path = P.path(msg);
+        await this.confineToWork(tx, path);
+        await this.fs!.deleteFile(tx, path);
+        return { result: null };
+      }
+      case 'listSnapshots':
+        return { result: await this.fs!.listSnapshots() };
+      case 'readSnapshotFile':
+        return { stream: await this.fs!.readSnapshotFile(P.assertSnapshotId(msg['snapshotId']), P.path(msg)) };
+      case 'mountSnapshot': {
+        if (msg['at'] !== undefined) {
+          throw new ValidationError('the agent chooses where snapshots are mounted; "at" is not accepted over the wire', { field: 'at' });
+        }
+        if (!this.fs!.mountSnapshot) throw unsupported('mount snapshots');
+        const at = await this.fs!.mountSnapshot(P.assertSnapshotId(msg['snapshotId']));
+        this.mounted.add(normalize(at));
+        return { result: at };
+      }
+      case 'unmountSnapshot': {
+        const at = P.str(msg, 'at');
+        if (!this.mounted.has(normalize(at)) || at.includes('\0')) {
+          throw new ValidationError(`refused to unmount ${JSON.stringify(at.slice(0, 200))}: this agent did not mount it`, { field: 'at' });
+        }
+        if (!this.fs!.unmountSnapshot) throw unsupported('unmount snapshots');
+        await this.fs!.unmountSnapshot(at);
+        this.mounted.delete(normalize(at));
+        return { result: null };
+      }
+      case 'recover':
+        return { result: await this.fs!.recover() };
+      default:
+        throw new ProtocolError(`operation ${op} is not valid here`);
+    }
+  }
+
+  private async open(msg: Record<string, unknown>): Promise<{ repo: string }> {
+    if (this.fs) throw new ValidationError('a repository is already open in this session', { field: 'repo' });
+    const name = P.assertRepoName(msg['repo']);
+    this.fs = this.o.openRepository(name);
+    this.repoName = name;
+    if (this.o.recoverOnOpen ?? true) await this.recoverIfFree(name);
+    return { repo: name };
+  }
+
+  /** Opportunistic recovery at open: only when nobody holds the lock, and only where the repository has a place on disk. */
+  private async recoverIfFree(name: string): Promise<void> {
+    const file = this.o.lockFile(name);
+    try {
+      await access(dirname(file));
+    } catch {
+      return;
+    }
+    const probe = new RepositoryLock(file, this.o.lock);
+    try {
+      await probe.acquire({ user: 'dsg-agent', host: hostname(), pid: process.pid, since: new Date().toISOString() });
+    } catch (e) {
+      if (e instanceof LockedError) return;
+      throw e;
+    }
+    try {
+      await this.recoverQuietly();
+    } finally {
+      await probe.release();
+    }
+  }
+
+  private async recoverQuietly(): Promise<void> {
+    try {
+      const r = await this.fs!.recover();
+      if (r.transactions.length || r.leftovers.length) {
+        this.log(`recovered ${this.repoName}: ${r.transactions.map((t) => `${t.transactionId} ${t.action}`).join(', ')}; leftovers ${r.leftovers.length}`);
+      }
+    } catch (e) {
+      this.log(`recovery of ${this.repoName} failed: ${String(e)}`);
+    }
+  }
+}
+
+function expectedFile(v: unknown): ExpectedFile {
+  if (typeof v !== 'object' || v === null) throw new ProtocolError('writeFile needs "expected"');
+  const o = v as Record<string, unknown>;
+  const hash = o['hash'];
+  if (typeof hash !== 'string' || !/^[0-9a-f]{1,128}$/.test(hash)) throw new ValidationError('expected.hash must be lowercase hex', { field: 'expected.hash' });
+  const out: ExpectedFile = { hash };
+  if (o['size'] !== undefined) {
+    if (typeof o['size'] !== 'number' || !Number.isSafeInteger(o['size']) || o['size'] < 0) throw new ValidationError('expected.size must be a non-negative integer', { field: 'expected.size' });
+    out.size = o['size'];
+  }
+  if (o['mtime'] !== undefined) {
+    if (typeof o['mtime'] !== 'string' || Number.isNaN(Date.parse(o['mtime']))) throw new ValidationError('expected.mtime must be an ISO 8601 time', { field: 'expected.mtime' });
+    out.mtime = o['mtime'];
+  }
+  return out;
+}
+
+function snapshotInfo(v: unknown): SnapshotInfo {
+  if (typeof v !== 'object' || v === null) throw new ProtocolError('commit needs "snapshot"');
+  const o = v as Record<string, unknown>;
+  return {
+    snapshotId: P.assertSnapshotId(o['snapshotId']),
+    message: P.str(o, 'message', 1 << 16),
+    manifestHash: P.str(o, 'manifestHash', 200),
+    user: P.str(o, 'user', 320),
+    createdAt: P.str(o, 'createdAt', 64),
+  };
+}

@@ -1,0 +1,56 @@
+import { Readable } from 'node:stream';
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { FrameKind, FrameWriter, ProtocolError, encodeHeader, readFrames, type Frame } from '../src/index.js';
+
+async function parse(chunks: Buffer[], max?: number): Promise<Frame[]> {
+  const out: Frame[] = [];
+  for await (const f of readFrames(Readable.from(chunks), max)) out.push(f);
+  return out;
+}
+
+describe('framing', () => {
+  it('round-trips frames cut at every byte boundary', async () => {
+    const s = new PassThrough();
+    const w = new FrameWriter(s);
+    await w.sendJson(FrameKind.REQUEST, 7, { op: 'hello' });
+    await w.send(FrameKind.DATA, 7, Buffer.from([1, 2, 3]));
+    await w.send(FrameKind.END, 7);
+    s.end();
+    const all: Buffer[] = [];
+    for await (const c of s) all.push(c as Buffer);
+    const bytes = Buffer.concat(all);
+    expect(bytes.length).toBe(9 + 14 + 9 + 3 + 9);
+    const oneByOne = await parse([...bytes].map((b) => Buffer.from([b])));
+    expect(oneByOne.map((f) => [f.kind, f.id, f.payload.toString('hex')])).toEqual([
+      [FrameKind.REQUEST, 7, Buffer.from('{"op":"hello"}').toString('hex')],
+      [FrameKind.DATA, 7, '010203'],
+      [FrameKind.END, 7, ''],
+    ]);
+  });
+
+  it('refuses an oversized frame from its header, before buffering it', async () => {
+    await expect(parse([encodeHeader(FrameKind.DATA, 1, 2 << 20)], 1 << 20)).rejects.toThrow(/exceeds the limit/);
+  });
+
+  it('refuses unknown kinds, short lengths and a truncated tail', async () => {
+    const bad = encodeHeader(FrameKind.DATA, 1, 0);
+    bad.writeUInt8(99, 4);
+    await expect(parse([bad])).rejects.toBeInstanceOf(ProtocolError);
+    const short = Buffer.from([0, 0, 0, 2, 1, 0, 0, 0, 0]);
+    await expect(parse([short])).rejects.toThrow(/shorter than its header/);
+    await expect(parse([encodeHeader(FrameKind.DATA, 1, 10), Buffer.from('abc')])).rejects.toThrow(/ended inside a frame/);
+  });
+
+  it('waits for drain when the output is full (backpressure)', async () => {
+    const s = new PassThrough({ highWaterMark: 16 });
+    const w = new FrameWriter(s);
+    let done = false;
+    const p = w.send(FrameKind.DATA, 1, Buffer.alloc(100)).then(() => w.send(FrameKind.DATA, 1, Buffer.alloc(100))).then(() => (done = true));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(done).toBe(false); // second frame waits: nobody reads
+    s.resume();
+    await p;
+    expect(done).toBe(true);
+  });
+});

@@ -1,0 +1,53 @@
+import { Readable } from 'node:stream';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ByteStream, LockHolder } from '@dsg/contracts';
+import { AgentServer } from '../src/index.js';
+import { FakeRemoteFilesystem, testHasher } from './fake-fs.js';
+
+export async function tempDir(label = 'dsg-tr-'): Promise<{ dir: string; remove(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), label));
+  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+export function hashOf(b: Uint8Array): string {
+  const h = testHasher();
+  h.update(b);
+  return h.digest();
+}
+
+export function bytes(b: Uint8Array, chunk = 64 * 1024): ByteStream {
+  const parts: Uint8Array[] = [];
+  for (let i = 0; i < b.length; i += chunk) parts.push(b.subarray(i, i + chunk));
+  return Readable.from(parts);
+}
+
+export async function collect(s: ByteStream | null): Promise<Buffer> {
+  if (!s) throw new Error('no stream');
+  const parts: Buffer[] = [];
+  for await (const c of s) parts.push(Buffer.from(c));
+  return Buffer.concat(parts);
+}
+
+export function holder(user = 'alice@example.org'): LockHolder {
+  return { user, host: hostname(), pid: process.pid, since: new Date().toISOString() };
+}
+
+/** An AgentServer over fake backends: one FakeRemoteFilesystem per repository dir under root. */
+export function fakeServer(root: string, log: string[] = []): { server: AgentServer; repos: Map<string, FakeRemoteFilesystem> } {
+  const repos = new Map<string, FakeRemoteFilesystem>();
+  const server = new AgentServer({
+    openRepository: (name) => {
+      const fs = repos.get(name) ?? new FakeRemoteFilesystem(join(root, name));
+      repos.set(name, fs);
+      return fs;
+    },
+    lockFile: (name) => join(root, name, 'lock'),
+    listRepositories: () => Promise.resolve([...repos.keys()]),
+    hasher: testHasher,
+    log: (l) => log.push(l),
+    agentVersion: 'test',
+  });
+  return { server, repos };
+}
