@@ -62,7 +62,8 @@ export async function cloneTree(src: string, dst: string, opts: CloneOptions = {
 async function copyInto(a: string, b: string): Promise<void> {
   await copyFile(a, b, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
   const st = await lstat(a);
-  await utimes(b, st.atime, st.mtime);
+  // seconds as a float: closer to the source's nanoseconds than a Date's milliseconds
+  await utimes(b, st.atimeMs / 1000, st.mtimeMs / 1000);
   const fh = await open(b, 'r');
   try {
     await fh.sync();
