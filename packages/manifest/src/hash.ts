@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { xxh3 } from '@node-rs/xxhash';
 import type { StreamHasher } from '@dsg/contracts';
 
@@ -27,11 +27,29 @@ export function hashBytes(b: Uint8Array | string): string {
 /** Chunk size of streamed hashing: memory stays bounded by it whatever the file size. */
 export const HASH_CHUNK = 1 << 20;
 
+/**
+ * xxh3-64 of an open file, read sequentially into one reused buffer: memory
+ * stays bounded by the buffer (1 MiB by default) whatever the file size.
+ * Returns the hash and the number of bytes read.
+ */
+export async function hashFileHandle(fh: FileHandle, buf: Buffer = Buffer.allocUnsafe(HASH_CHUNK)): Promise<{ hash: string; bytes: number }> {
+  const h = createXxh3Hasher();
+  let bytes = 0;
+  for (;;) {
+    const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+    if (bytesRead === 0) break;
+    h.update(buf.subarray(0, bytesRead));
+    bytes += bytesRead;
+  }
+  return { hash: h.digest(), bytes };
+}
+
 /** xxh3-64 of a file's bytes, streamed in 1 MiB chunks. */
 export async function hashFile(file: string): Promise<string> {
-  const h = createXxh3Hasher();
-  for await (const chunk of createReadStream(file, { highWaterMark: HASH_CHUNK })) {
-    h.update(chunk as Buffer);
+  const fh = await open(file, 'r');
+  try {
+    return (await hashFileHandle(fh)).hash;
+  } finally {
+    await fh.close();
   }
-  return h.digest();
 }

@@ -9,3 +9,5 @@ export * from './classify.js';
 export { formatConflictFile, parseConflictFile } from './conflicts.js';
 export { compressArchive, decompressArchive } from './archive.js';
 export * from './sync-messages.js';
+export * from './scan.js';
+export { StatCache } from './stat-cache.js';

@@ -1,0 +1,205 @@
+import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { DsgError, ValidationError, type ProgressListener } from '@dsg/contracts';
+import { entriesEqual } from './classify.js';
+import { HASH_CHUNK, hashFileHandle } from './hash.js';
+import { Manifest, type FileEntry, type ManifestEntry } from './model.js';
+import { validateLinkTarget, validateName } from './names.js';
+import { comparePaths } from './order.js';
+import { Pool } from './pool.js';
+import { StatCache, type StatKey } from './stat-cache.js';
+import { formatTimestamp } from './timestamp.js';
+
+export const DEFAULT_DATA_DIRS: readonly string[] = ['input', 'output', 'frozen'];
+export const DEFAULT_IGNORE = {
+  names: ['.DS_Store', '__pycache__', '.Rhistory', '.RData', '.ipynb_checkpoints'],
+  suffixes: ['.tmp', '.pyc'],
+  paths: [] as string[],
+} as const;
+/** The project config file scanned at the root besides the data directories. */
+export const CONFIG_FILE = '.dsgconfig.yml';
+
+export interface ScanOptions {
+  root: string;
+  dataDirs: string[];
+  /** replaces the defaults (DEFAULT_IGNORE) per kind when given */
+  ignore?: { names?: string[]; suffixes?: string[]; paths?: string[] };
+  /** user id recorded on new or changed entries */
+  user: string;
+  /** zone of the written mtimes; default America/Los_Angeles */
+  timeZone?: string;
+  /** where the stat cache lives (read, then rewritten); none → every file is hashed */
+  statCacheFile?: string;
+  /** the last manifest (cache C): entries equal to it keep its user */
+  previous?: Manifest;
+  /** bounded pool size for stat/readlink/hash; default 16 */
+  concurrency?: number;
+  onProgress?: ProgressListener;
+  /** how files are opened for hashing (tests count it); default fs.promises.open(file, 'r') */
+  openFile?: (file: string) => Promise<FileHandle>;
+}
+
+export interface ScanWarning {
+  path: string;
+  reason: string;
+}
+
+export interface ScanResult {
+  manifest: Manifest;
+  warnings: ScanWarning[];
+  stats: { files: number; hashed: number; bytesHashed: number };
+}
+
+/** Backups written by conflict resolution: `<name>~<YYYYMMDDTHHMMSS>~` (cli.md). */
+const CONFLICT_BACKUP = /~\d{8}T\d{6}~$/;
+/**
+ * A file modified within this window before the scan started may change
+ * again within the filesystem's timestamp granularity without its mtime
+ * moving ("racy clean"); such files are hashed but not cached.
+ */
+const RACY_NS = 2_000_000_000n;
+
+class ScanUnreadableError extends DsgError {
+  constructor(rel: string, cause: unknown) {
+    super('SCAN_UNREADABLE', `cannot read ${JSON.stringify(rel)}: ${(cause as Error).message}`, {
+      cause,
+      recoveryHint: 'Fix the permissions of the named file (or add it to ignore.paths), then run again. It is not left out silently because that would read as a deletion.',
+    });
+  }
+}
+
+/**
+ * Scan the project's data directories (and `.dsgconfig.yml`) into a
+ * manifest without metadata: entries sorted by path, files hashed (or taken
+ * from the stat cache), links recorded with their relative targets. Refused
+ * names and links become warnings and are left out.
+ */
+export async function scanProject(o: ScanOptions): Promise<ScanResult> {
+  const tz = o.timeZone;
+  const names = new Set(o.ignore?.names ?? DEFAULT_IGNORE.names);
+  const suffixes = o.ignore?.suffixes ?? DEFAULT_IGNORE.suffixes;
+  const ignoredPaths = new Set(o.ignore?.paths ?? DEFAULT_IGNORE.paths);
+  const pool = new Pool(o.concurrency ?? 16);
+  const openFile = o.openFile ?? ((f: string) => open(f, 'r'));
+  const cache = await StatCache.load(o.statCacheFile);
+  const scanStartNs = BigInt(Date.now()) * 1_000_000n;
+  const buffers: Buffer[] = []; // one hashing buffer per concurrent hash, reused
+
+  const entries: ManifestEntry[] = [];
+  const warnings: ScanWarning[] = [];
+  const stats = { files: 0, hashed: 0, bytesHashed: 0 };
+  let lastEmit = 0;
+  const progress = (phase: 'scan' | 'hash', p?: string, force = false): void => {
+    if (!o.onProgress) return;
+    const now = Date.now();
+    if (!force && now - lastEmit < 100) return;
+    lastEmit = now;
+    o.onProgress({ phase, files: stats.files, bytes: stats.bytesHashed, ...(p ? { path: p } : {}) });
+  };
+
+  const isIgnored = (rel: string, name: string): boolean =>
+    names.has(name) || suffixes.some((s) => name.endsWith(s)) || ignoredPaths.has(rel) || CONFLICT_BACKUP.test(name);
+
+  const withPrevUser = (e: ManifestEntry): ManifestEntry => {
+    const prev = o.previous?.entries.get(e.path);
+    e.user = prev && entriesEqual(prev, e) ? prev.user : o.user;
+    return e;
+  };
+
+  const hashOne = async (full: string, rel: string, key: StatKey): Promise<string> => {
+    const cached = cache.lookup(rel, key);
+    if (cached !== undefined) return cached;
+    const buf = buffers.pop() ?? Buffer.allocUnsafe(HASH_CHUNK);
+    let fh: FileHandle | undefined;
+    try {
+      fh = await openFile(full);
+      const { hash, bytes } = await hashFileHandle(fh, buf);
+      stats.hashed++;
+      stats.bytesHashed += bytes;
+      // A file that grew or shrank while being read is hashed but not cached.
+      if (BigInt(bytes) === key.size && scanStartNs - key.mtimeNs > RACY_NS) cache.set(rel, key, hash);
+      progress('hash', rel);
+      return hash;
+    } finally {
+      buffers.push(buf);
+      await fh?.close();
+    }
+  };
+
+  /** One path (file, link or directory), already known not to be ignored. */
+  const visit = async (rel: string): Promise<void> => {
+    const why = validateName(rel);
+    if (why) {
+      warnings.push({ path: rel, reason: why });
+      return;
+    }
+    const full = path.join(o.root, rel);
+    const st = await pool.run(() => lstat(full, { bigint: true })).catch((e: unknown) => {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null; // vanished during the scan
+      throw new ScanUnreadableError(rel, e);
+    });
+    if (!st) return;
+    if (st.isDirectory()) {
+      const children = await pool.run(() => readdir(full)).catch((e: unknown) => {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+        throw new ScanUnreadableError(rel, e);
+      });
+      await Promise.all(children.filter((n) => !isIgnored(`${rel}/${n}`, n)).map((n) => visit(`${rel}/${n}`)));
+      return;
+    }
+    if (st.isSymbolicLink()) {
+      const target = await pool.run(() => readlink(full));
+      const bad = validateLinkTarget(rel, target);
+      if (bad) {
+        warnings.push({ path: rel, reason: `${bad}: ${target}` });
+        return;
+      }
+      entries.push(withPrevUser({ type: 'link', path: rel, user: '', reference: target }));
+      progress('scan', rel);
+      return;
+    }
+    if (!st.isFile()) {
+      warnings.push({ path: rel, reason: 'not a regular file, directory or symlink' });
+      return;
+    }
+    stats.files++;
+    const key: StatKey = { size: st.size, mtimeNs: st.mtimeNs, ino: st.ino };
+    const hash = await pool.run(() => hashOne(full, rel, key)).catch((e: unknown) => {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw new ScanUnreadableError(rel, e);
+    });
+    if (hash === null) {
+      stats.files--;
+      return;
+    }
+    const entry: FileEntry = {
+      type: 'file',
+      path: rel,
+      user: '',
+      filesize: Number(st.size),
+      mtime: formatTimestamp(new Date(Number(st.mtimeNs / 1_000_000n)), tz),
+      hash,
+    };
+    entries.push(withPrevUser(entry));
+    progress('scan', rel);
+  };
+
+  const roots = [...new Set(o.dataDirs)];
+  for (const d of roots) {
+    const why = validateName(d);
+    if (why) throw new ValidationError(`data directory ${JSON.stringify(d)} refused: ${why}`, { field: 'data_dirs', path: d });
+    if (d === '.dsg' || d.startsWith('.dsg/')) throw new ValidationError('the .dsg directory cannot be a data directory', { field: 'data_dirs', path: d });
+  }
+  // Nested data dirs (`a` and `a/b`) would scan twice: keep the outer one.
+  const top = roots.filter((d) => !roots.some((x) => x !== d && d.startsWith(x + '/')));
+  await Promise.all([...top, CONFIG_FILE].map((d) => visit(d)));
+
+  entries.sort((a, b) => comparePaths(a.path, b.path));
+  warnings.sort((a, b) => comparePaths(a.path, b.path));
+  if (o.statCacheFile) {
+    cache.retain(new Set(entries.map((e) => e.path)));
+    await cache.save(o.statCacheFile);
+  }
+  progress('scan', undefined, true);
+  return { manifest: new Manifest(entries), warnings, stats };
+}

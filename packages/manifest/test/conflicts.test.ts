@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest';
+import { ValidationError } from '@dsg/contracts';
+import {
+  Manifest, buildSnapshot, classify, formatConflictFile, parseConflictFile, parseSyncMessages, serializeSyncMessages,
+  type ManifestEntry, type SyncMessages,
+} from '../src/index.js';
+
+const f = (p: string, hash: string, user = 'ana@example.org'): ManifestEntry =>
+  ({ type: 'file', path: p, user, filesize: 3, mtime: '2025-06-01T10:11:12-07:00', hash });
+
+function conflicts(): ReturnType<typeof classify> {
+  const L = new Manifest([f('input/a.csv', '1111111111111111'), f('input/new.csv', '4444444444444444')]);
+  const C = new Manifest([f('input/a.csv', '2222222222222222'), f('input/gone.csv', '5555555555555555')]);
+  const R = new Manifest([
+    f('input/a.csv', '3333333333333333', 'bo@example.org'),
+    { type: 'link', path: 'input/new.csv', user: 'bo@example.org', reference: 'a.csv' },
+    f('input/gone.csv', '6666666666666666'),
+  ]);
+  return classify(L, C, R).filter((p) => p.action === 'conflict');
+}
+
+function fill(text: string, choices: string[]): string {
+  let i = 0;
+  return text.replace(/^resolution: $/gm, () => `resolution: ${choices[i++] ?? ''}`);
+}
+
+function errorOf(fn: () => unknown): ValidationError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(ValidationError);
+    return e as ValidationError;
+  }
+  throw new Error('expected a ValidationError');
+}
+
+describe('conflict file', () => {
+  it('lists every conflict with the three versions and parses filled-in resolutions', () => {
+    const cs = conflicts();
+    expect(cs.map((c) => c.state)).toEqual(['sLCR__all_ne', 'sxLCR__C_ne_R', 'sLxCR__L_ne_R']);
+    const text = formatConflictFile(cs);
+    expect(text).toContain('path: input/a.csv\nstate: sLCR__all_ne\n  L: file size=3 mtime=2025-06-01T10:11:12-07:00 user=ana@example.org hash=1111111111111111\n');
+    expect(text).toContain('  R: file size=3 mtime=2025-06-01T10:11:12-07:00 user=bo@example.org hash=3333333333333333');
+    expect(text).toContain('path: input/gone.csv\nstate: sxLCR__C_ne_R\n  L: absent\n');
+    expect(text).toContain('  R: link -> a.csv user=bo@example.org');
+    const res = parseConflictFile(fill(text, ['L', 'r', ' C ']));
+    expect([...res]).toEqual([['input/a.csv', 'L'], ['input/gone.csv', 'R'], ['input/new.csv', 'C']]);
+  });
+
+  it('refuses unresolved, invalid and stray lines, naming the line', () => {
+    const text = formatConflictFile(conflicts());
+    const unresolved = errorOf(() => parseConflictFile(fill(text, ['L', '', 'R']), '/p/conflicts.txt'));
+    const lines = fill(text, ['L', '', 'R']).split('\n');
+    expect(unresolved.details).toMatchObject({ file: '/p/conflicts.txt', field: 'input/gone.csv' });
+    expect(lines[(unresolved.details.line ?? 0) - 1]?.trim()).toBe('resolution:');
+    expect(unresolved.message).toMatch(/unresolved/);
+
+    const bad = errorOf(() => parseConflictFile(fill(text, ['L', 'X', 'R'])));
+    expect(bad.message).toMatch(/L, C or R/);
+    expect(errorOf(() => parseConflictFile(fill(text, ['L', 'R', 'R']) + 'garbage\n')).message).toMatch(/unexpected line/);
+    expect(errorOf(() => parseConflictFile('path: ../x\nresolution: L\n')).details.line).toBe(1);
+    expect(errorOf(() => parseConflictFile('path: a/b\n')).message).toMatch(/no resolution/);
+    expect(errorOf(() => parseConflictFile('path: a/b\nresolution: L\npath: a/b\nresolution: R\n')).message).toMatch(/twice/);
+    expect(parseConflictFile('# nothing\n').size).toBe(0);
+  });
+});
+
+describe('sync-messages.json', () => {
+  it('round-trips and validates', () => {
+    const e = [f('input/a.csv', '1111111111111111')];
+    const s1 = buildSnapshot(e, { snapshotId: 's1', previous: null, message: 'first', user: 'ana@example.org', createdAt: new Date('2025-06-01T17:00:00Z'), projectConfig: null });
+    const s2 = buildSnapshot(e, { snapshotId: 's2', previous: s1.metadata, message: 'zweite Änderung', user: 'ana@example.org', createdAt: new Date('2025-06-02T17:00:00Z'), projectConfig: { name: 'demo' } });
+    const m: SyncMessages = { metadata_version: '0.1.0', snapshots: { s1: s1.metadata!, s2: s2.metadata! } };
+    const text = serializeSyncMessages(m);
+    expect(text.startsWith('{\n  "metadata_version": "0.1.0",\n  "snapshots": {\n    "s1": {\n      "manifest_version": "0.4.4",')).toBe(true);
+    expect(text).toContain('"snapshot_message": "zweite Änderung"');
+    const back = parseSyncMessages(text, 'sync-messages.json');
+    expect(Object.keys(back.snapshots)).toEqual(['s1', 's2']);
+    expect(serializeSyncMessages(back)).toBe(text);
+
+    const broken = JSON.parse(text) as { snapshots: { s2: Record<string, unknown> } };
+    broken.snapshots.s2['snapshot_hash'] = 'nope';
+    expect(errorOf(() => parseSyncMessages(JSON.stringify(broken), 'sm.json')).details).toEqual({ file: 'sm.json', field: 'snapshots.s2.snapshot_hash' });
+    expect(errorOf(() => parseSyncMessages('{"metadata_version": "1", "snapshots": {"s1": ' + JSON.stringify(s2.metadata) + '}}')).details.field).toBe('snapshots.s1.snapshot_id');
+    expect(errorOf(() => parseSyncMessages('nope', 'sm.json')).details.file).toBe('sm.json');
+  });
+});

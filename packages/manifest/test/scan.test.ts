@@ -1,0 +1,238 @@
+import { mkdir, mkdtemp, open, rm, symlink, truncate, utimes, writeFile, readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  Manifest, buildSnapshot, scanProject, hashFile, type ScanOptions,
+} from '../src/index.js';
+
+const tmpDirs: string[] = [];
+afterAll(async () => {
+  for (const d of tmpDirs) await rm(d, { recursive: true, force: true });
+});
+async function tempRoot(): Promise<string> {
+  const d = await mkdtemp(path.join(os.tmpdir(), 'dsg-scan-'));
+  tmpDirs.push(d);
+  return d;
+}
+const MTIME = new Date('2025-06-01T17:11:12Z'); // 2025-06-01T10:11:12-07:00
+async function put(root: string, rel: string, content: string | Buffer = ''): Promise<void> {
+  const full = path.join(root, rel);
+  await mkdir(path.dirname(full), { recursive: true });
+  await writeFile(full, content);
+  await utimes(full, MTIME, MTIME);
+}
+async function link(root: string, rel: string, target: string): Promise<void> {
+  const full = path.join(root, rel);
+  await mkdir(path.dirname(full), { recursive: true });
+  await symlink(target, full);
+}
+
+/** An openFile hook that counts every file the scanner opens for reading. */
+function countingOpen(): { opened: string[]; maxConcurrent: number; openFile: NonNullable<ScanOptions['openFile']> } {
+  const state = { opened: [] as string[], maxConcurrent: 0, active: 0 };
+  return {
+    get opened() { return state.opened; },
+    get maxConcurrent() { return state.maxConcurrent; },
+    openFile: async (f: string) => {
+      state.opened.push(f);
+      state.active++;
+      state.maxConcurrent = Math.max(state.maxConcurrent, state.active);
+      const fh = await open(f, 'r');
+      const close = fh.close.bind(fh);
+      fh.close = async () => {
+        state.active--;
+        await close();
+      };
+      // widen the window in which several hashes overlap
+      await new Promise((r) => setTimeout(r, 2));
+      return fh;
+    },
+  };
+}
+
+describe('scanProject: the spec worked example on a real tree', () => {
+  it('reproduces the file hashes, entries_hash and snapshot hashes', async () => {
+    const root = await tempRoot();
+    await put(root, 'input/a.csv', 'id,name\n1,Ana\n2,Bo\n');
+    await put(root, 'input/b.txt', '');
+    await put(root, 'output/r\u00e9sum\u00e9.csv', 'x\n'.repeat(1000));
+    await link(root, 'output/latest.csv', '../input/a.csv');
+    await put(root, '.dsg/last-sync.json', '{}'); // never scanned
+
+    const { manifest, warnings, stats } = await scanProject({ root, dataDirs: ['input', 'output'], user: 'ana@example.org' });
+    expect(warnings).toEqual([]);
+    expect(stats).toEqual({ files: 3, hashed: 3, bytesHashed: 2019 });
+    expect([...manifest.entries.values()]).toEqual([
+      { type: 'file', path: 'input/a.csv', user: 'ana@example.org', filesize: 19, mtime: '2025-06-01T10:11:12-07:00', hash: '1d812414f9aee671' },
+      { type: 'file', path: 'input/b.txt', user: 'ana@example.org', filesize: 0, mtime: '2025-06-01T10:11:12-07:00', hash: '2d06800538d394c2' },
+      { type: 'link', path: 'output/latest.csv', user: 'ana@example.org', reference: '../input/a.csv' },
+      { type: 'file', path: 'output/r\u00e9sum\u00e9.csv', user: 'ana@example.org', filesize: 2000, mtime: '2025-06-01T10:11:12-07:00', hash: '98112583ce11e659' },
+    ]);
+    const s1 = buildSnapshot(manifest.entries.values(), { snapshotId: 's1', previous: null, message: 'first import', user: 'ana@example.org', createdAt: new Date(), projectConfig: null });
+    expect(s1.metadata?.entries_hash).toBe('d73f84299f6a9f7d');
+    expect(s1.metadata?.snapshot_hash).toBe('1b73b31cb6cdaee4');
+    const s2 = buildSnapshot(manifest.entries.values(), { snapshotId: 's2', previous: s1.metadata, message: 'second', user: 'ana@example.org', createdAt: new Date(), projectConfig: { name: 'demo', data_dirs: ['input', 'output'] } });
+    expect(s2.metadata?.snapshot_hash).toBe('beddf1425833c764');
+  });
+});
+
+describe('scanProject: names, ignores and links', () => {
+  it('walks nested dirs, ignores, records inside links, refuses escaping/absolute links and bad names', async () => {
+    const root = await tempRoot();
+    await put(root, '.dsgconfig.yml', 'name: demo\n');
+    await put(root, 'input/a.csv', 'a');
+    await put(root, 'input/a/b/c/deep.txt', 'deep');
+    await put(root, 'frozen/f.bin', 'f');
+    await put(root, 'elsewhere/not-data.txt', 'x'); // not a data dir
+    await put(root, '.dsg/archive/s1-sync.json.lz4', 'x');
+    // ignored
+    await put(root, 'input/.DS_Store', 'x');
+    await put(root, 'input/__pycache__/m.cpython.pyc', 'x');
+    await put(root, 'input/a/b/__pycache__/n.txt', 'x');
+    await put(root, 'input/scratch.tmp', 'x');
+    await put(root, 'input/a/mod.pyc', 'x');
+    await put(root, 'input/skip.me', 'x');
+    await put(root, 'input/a.csv~20250101T101010~', 'backup');
+    // links
+    await link(root, 'output/latest.csv', '../input/a.csv');
+    await link(root, 'output/sub/ok.txt', '../../input/a/b/c/deep.txt'); // two levels from output/sub: inside
+    await link(root, 'output/sub/escape.txt', '../../../etc/passwd'); // the ancestor's off-by-one let this through
+    await link(root, 'input/up.txt', '../../outside');
+    await link(root, 'input/abs.txt', '/etc/passwd');
+    await link(root, 'input/dir-link', 'a/b');
+    // refused names
+    await put(root, 'input/what?.csv', 'x');
+    await put(root, 'input/con.txt', 'x');
+    await put(root, 'input/draft~', 'x');
+    await put(root, 'input/~lock', 'x');
+    await put(root, 'input/ctrl\u0001.txt', 'x');
+    await put(root, 'input/ lead.txt', 'x');
+    await put(root, 'input/bidi\u202e.txt', 'x');
+    await put(root, 'output/re\u0301sume\u0301.csv', 'nfd'); // NFD
+    await put(root, 'input/bad|dir/inner.txt', 'x'); // a refused directory hides its subtree
+
+    const { manifest, warnings } = await scanProject({
+      root,
+      dataDirs: ['input', 'output', 'frozen', 'missing'],
+      ignore: { names: ['.DS_Store', '__pycache__'], suffixes: ['.tmp', '.pyc'], paths: ['input/skip.me'] },
+      user: 'u@example.org',
+    });
+    expect([...manifest.entries.keys()]).toEqual([
+      '.dsgconfig.yml',
+      'frozen/f.bin',
+      'input/a.csv',
+      'input/a/b/c/deep.txt',
+      'input/dir-link',
+      'output/latest.csv',
+      'output/sub/ok.txt',
+    ]);
+    expect(manifest.entries.get('output/sub/ok.txt')).toEqual({ type: 'link', path: 'output/sub/ok.txt', user: 'u@example.org', reference: '../../input/a/b/c/deep.txt' });
+    expect(manifest.entries.get('input/dir-link')).toMatchObject({ type: 'link', reference: 'a/b' });
+    const byPath = new Map(warnings.map((w) => [w.path, w.reason]));
+    expect([...byPath.keys()].sort()).toEqual([
+      'input/ lead.txt', 'input/abs.txt', 'input/bad|dir', 'input/bidi\u202e.txt', 'input/con.txt', 'input/ctrl\u0001.txt',
+      'input/draft~', 'input/up.txt', 'input/what?.csv', 'input/~lock', 'output/re\u0301sume\u0301.csv', 'output/sub/escape.txt',
+    ].sort());
+    expect(byPath.get('input/abs.txt')).toMatch(/absolute/);
+    expect(byPath.get('input/up.txt')).toMatch(/escapes/);
+    expect(byPath.get('output/sub/escape.txt')).toMatch(/escapes/);
+    expect(byPath.get('output/re\u0301sume\u0301.csv')).toMatch(/NFC/);
+    expect(byPath.get('input/what?.csv')).toMatch(/illegal character "\?"/);
+    expect(byPath.get('input/con.txt')).toMatch(/reserved/);
+    expect(byPath.get('input/ctrl\u0001.txt')).toMatch(/U\+0001/);
+    expect(byPath.get('input/bidi\u202e.txt')).toMatch(/U\+202E/);
+    expect(byPath.get('input/ lead.txt')).toMatch(/whitespace/);
+    expect(byPath.get('input/draft~')).toMatch(/~/);
+  });
+
+  it('keeps the previous user for unchanged entries and takes the scanning user for changed ones', async () => {
+    const root = await tempRoot();
+    await put(root, 'input/same.txt', 'same');
+    await put(root, 'input/changed.txt', 'new content');
+    await link(root, 'input/l', 'same.txt');
+    const first = await scanProject({ root, dataDirs: ['input'], user: 'bo@example.org' });
+    const prev = new Manifest([...first.manifest.entries.values()].map((e) => (e.path === 'input/changed.txt' && e.type === 'file' ? { ...e, hash: '0000000000000001' } : e)));
+    const { manifest } = await scanProject({ root, dataDirs: ['input'], user: 'ana@example.org', previous: prev });
+    expect(manifest.entries.get('input/same.txt')?.user).toBe('bo@example.org');
+    expect(manifest.entries.get('input/l')?.user).toBe('bo@example.org');
+    expect(manifest.entries.get('input/changed.txt')?.user).toBe('ana@example.org');
+  });
+
+  it('refuses an unsafe data directory', async () => {
+    const root = await tempRoot();
+    await expect(scanProject({ root, dataDirs: ['../etc'], user: 'u' })).rejects.toMatchObject({ code: 'VALIDATION', details: { field: 'data_dirs' } });
+    await expect(scanProject({ root, dataDirs: ['.dsg'], user: 'u' })).rejects.toMatchObject({ code: 'VALIDATION' });
+  });
+});
+
+describe('scanProject: stat cache and bounded pool', () => {
+  it('a second scan of an unchanged tree opens no file; a changed file is hashed again', async () => {
+    const root = await tempRoot();
+    for (let i = 0; i < 40; i++) await put(root, `input/d${i % 4}/f${i}.txt`, `content ${i}`);
+    const cacheFile = path.join(root, '.dsg', 'stat-cache.json');
+    const c1 = countingOpen();
+    const first = await scanProject({ root, dataDirs: ['input'], user: 'u', statCacheFile: cacheFile, openFile: c1.openFile, concurrency: 3 });
+    expect(c1.opened).toHaveLength(40);
+    expect(first.stats.hashed).toBe(40);
+    expect(c1.maxConcurrent).toBeGreaterThan(1);
+    expect(c1.maxConcurrent).toBeLessThanOrEqual(3);
+
+    const c2 = countingOpen();
+    const second = await scanProject({ root, dataDirs: ['input'], user: 'u', statCacheFile: cacheFile, openFile: c2.openFile });
+    expect(c2.opened).toEqual([]);
+    expect(second.stats).toEqual({ files: 40, hashed: 0, bytesHashed: 0 });
+    expect([...second.manifest.entries.values()]).toEqual([...first.manifest.entries.values()]);
+
+    // same size, new content and mtime → re-hashed, with the new hash
+    await put(root, 'input/d1/f5.txt', 'CONTENT 5');
+    await utimes(path.join(root, 'input/d1/f5.txt'), new Date('2025-07-01T00:00:00Z'), new Date('2025-07-01T00:00:00Z'));
+    const c3 = countingOpen();
+    const third = await scanProject({ root, dataDirs: ['input'], user: 'u', statCacheFile: cacheFile, openFile: c3.openFile });
+    expect(c3.opened).toEqual([path.join(root, 'input/d1/f5.txt')]);
+    const e = third.manifest.entries.get('input/d1/f5.txt');
+    expect(e?.type === 'file' && e.hash).toBe(await hashFile(path.join(root, 'input/d1/f5.txt')));
+
+    // a corrupt cache is only a cache: everything is hashed again, no error
+    await writeFile(cacheFile, '{not json');
+    const c4 = countingOpen();
+    await scanProject({ root, dataDirs: ['input'], user: 'u', statCacheFile: cacheFile, openFile: c4.openFile });
+    expect(c4.opened).toHaveLength(40);
+    expect(JSON.parse(await readFile(cacheFile, 'utf8'))).toMatchObject({ version: 1 });
+  });
+
+  it('a file modified just now is not trusted from the cache (racy clean)', async () => {
+    const root = await tempRoot();
+    await mkdir(path.join(root, 'input'));
+    await writeFile(path.join(root, 'input/fresh.txt'), 'fresh');
+    const cacheFile = path.join(root, 'cache.json');
+    await scanProject({ root, dataDirs: ['input'], user: 'u', statCacheFile: cacheFile });
+    const c = countingOpen();
+    await scanProject({ root, dataDirs: ['input'], user: 'u', statCacheFile: cacheFile, openFile: c.openFile });
+    expect(c.opened).toHaveLength(1);
+  });
+
+  it('hashes a 1 GiB sparse file in bounded memory', async () => {
+    const root = await tempRoot();
+    const big = path.join(root, 'input', 'big.bin');
+    await mkdir(path.dirname(big), { recursive: true });
+    await writeFile(big, 'head');
+    await truncate(big, 1024 ** 3);
+    const before = process.memoryUsage().rss;
+    let peak = before;
+    const timer = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }, 5);
+    try {
+      const { manifest, stats } = await scanProject({ root, dataDirs: ['input'], user: 'u' });
+      expect(stats.bytesHashed).toBe(1024 ** 3);
+      const e = manifest.entries.get('input/big.bin');
+      expect(e).toMatchObject({ type: 'file', filesize: 1024 ** 3 });
+      expect(e?.type === 'file' && e.hash).toMatch(/^[0-9a-f]{16}$/);
+    } finally {
+      clearInterval(timer);
+    }
+    peak = Math.max(peak, process.memoryUsage().rss);
+    expect(peak - before).toBeLessThan(96 * 1024 * 1024);
+  });
+});
