@@ -30,8 +30,8 @@ export async function cloneTree(src: string, dst: string, opts: CloneOptions = {
   const linkFile = opts.linkFile ?? link;
   const stats: CloneStats = { files: 0, links: 0, dirs: 0, copied: 0 };
   const queue: [string, string][] = [[src, dst]];
-  while (queue.length > 0) {
-    const [from, to] = queue.shift()!;
+  for (let i = 0; i < queue.length; i++) {
+    const [from, to] = queue[i]!;
     const entries = await readdir(from, { withFileTypes: true });
     await mapLimit(entries, 32, async (ent) => {
       const a = path.join(from, ent.name);
