@@ -1,0 +1,611 @@
+import os from 'node:os';
+import path from 'node:path';
+import {
+  faultPoint,
+  newTransactionId,
+  NotFoundError,
+  ValidationError,
+  type ByteStream,
+  type ClientFilesystem,
+  type ProgressListener,
+  type RemoteRepository,
+  type TransactionId,
+  type Transport,
+} from '@dsg/contracts';
+import {
+  buildSnapshot,
+  classify,
+  compressArchive,
+  entriesEqual,
+  hashBytes,
+  Manifest,
+  parseManifest,
+  parseSyncMessages,
+  readManifestFile,
+  scanProject,
+  serializeManifest,
+  serializeSyncMessages,
+  SYNC_MESSAGES_VERSION,
+  type ManifestEntry,
+  type PathPlan,
+  type SyncAction,
+  type SyncMessages,
+} from '@dsg/manifest';
+import { InvalidNamesError, RemoteMovedError, SyncConflictError } from './errors.js';
+import { defaultLogger, type TransactionLogger } from './logger.js';
+import { forEachLimited } from './pool.js';
+import { counted, once, readAll } from './streams.js';
+import { Transaction } from './transaction.js';
+
+export const LAST_SYNC = '.dsg/last-sync.json';
+export const SYNC_MESSAGES = '.dsg/sync-messages.json';
+export const STAT_CACHE = '.dsg/stat-cache.json';
+export const archivePath = (snapshotId: string): string => `.dsg/archive/${snapshotId}-sync.json.lz4`;
+export const DEFAULT_CONCURRENCY = 4;
+/** stageMeta takes paths relative to `.dsg/`. */
+const metaRel = (p: string): string => p.slice('.dsg/'.length);
+
+export interface ProjectSpec {
+  root: string;
+  name: string;
+  dataDirs: string[];
+  ignore: { names: string[]; suffixes: string[]; paths: string[] };
+  /** user id (email) written into manifests */
+  user: string;
+  timeZone?: string;
+  projectConfig: Record<string, unknown> | null;
+}
+
+export interface SyncPlan {
+  /** every path in L ∪ C ∪ R with its state and action, sorted by path */
+  paths: PathPlan[];
+  local: Manifest;
+  cache: Manifest;
+  remote: Manifest;
+  remoteExists: boolean;
+  /** R's snapshot id (null when the repository does not exist): the head this plan was made against */
+  remoteSnapshotId: string | null;
+  /** R's last-sync.json exactly as read (becomes the archive entry of the next snapshot) */
+  remoteManifestBytes: Buffer | null;
+  /** paths the scan could not represent (refused names, bad links, special files): sync refuses while any exist */
+  invalid: { path: string; reason: string }[];
+  conflicts: PathPlan[];
+  counts: Record<SyncAction, number>;
+}
+
+export interface SyncResult {
+  /**
+   * nothing: no change. cache-only: last-sync.json rewritten locally.
+   * local-only: the repository needs no change (downloads / local deletes
+   * only): applied on the client alone, no new snapshot. snapshot: one
+   * transaction made a new snapshot. clone. dry-run: plan only.
+   */
+  kind: 'nothing' | 'cache-only' | 'local-only' | 'snapshot' | 'clone' | 'dry-run';
+  /** the new snapshot (snapshot), or the one the client now matches (cache-only, clone) */
+  snapshotId: string | null;
+  transactionId: string | null;
+  plan: SyncPlan;
+  uploaded: string[];
+  downloaded: string[];
+  deletedLocal: string[];
+  deletedRemote: string[];
+  /** `<name>~<YYYYMMDDTHHMMSS>~` copies of local files that lost a conflict resolution */
+  conflictBackups: string[];
+  bytes: { uploaded: number; downloaded: number };
+}
+
+export type Resolution = 'L' | 'C' | 'R';
+
+const errorMessage = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+/** R: the repository's current manifest. Missing or invalid while the repository exists is an ERROR, never "empty". */
+async function readRemoteManifest(remote: RemoteRepository): Promise<{ exists: boolean; manifest: Manifest; bytes: Buffer | null }> {
+  if (!(await remote.exists())) return { exists: false, manifest: Manifest.empty(), bytes: null };
+  const s = await remote.readFile(LAST_SYNC);
+  if (!s) {
+    throw new ValidationError(`the repository has no ${LAST_SYNC}`, { file: `repository:${LAST_SYNC}` }, {
+      code: 'REMOTE_MANIFEST',
+      recoveryHint: 'The repository is damaged; check it with `dsg validate-snapshot` before syncing.',
+    });
+  }
+  const bytes = await readAll(s);
+  const manifest = parseManifest(bytes, `repository:${LAST_SYNC}`);
+  if (!manifest.metadata) {
+    throw new ValidationError(`the repository's ${LAST_SYNC} has no metadata`, { file: `repository:${LAST_SYNC}`, field: 'metadata' }, {
+      code: 'REMOTE_MANIFEST',
+      recoveryHint: 'The repository is damaged; check it with `dsg validate-snapshot` before syncing.',
+    });
+  }
+  return { exists: true, manifest, bytes };
+}
+
+/** C: this client's last-sync.json; absent → empty (never synced); invalid → error. */
+async function readCacheManifest(root: string): Promise<Manifest> {
+  return (await readManifestFile(path.join(root, LAST_SYNC))) ?? Manifest.empty();
+}
+
+/** Scan local, read C and R, classify. Reads only (the stat cache is the one file it rewrites). */
+export async function planSync(o: { project: ProjectSpec; remote: RemoteRepository; onProgress?: ProgressListener }): Promise<SyncPlan> {
+  const { project } = o;
+  const r = await readRemoteManifest(o.remote);
+  const cache = await readCacheManifest(project.root);
+  const scan = await scanProject({
+    root: project.root,
+    dataDirs: project.dataDirs,
+    ignore: project.ignore,
+    user: project.user,
+    ...(project.timeZone ? { timeZone: project.timeZone } : {}),
+    statCacheFile: path.join(project.root, STAT_CACHE),
+    previous: cache,
+    ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+  });
+  const paths = classify(scan.manifest, cache, r.manifest);
+  const counts = { none: 0, upload: 0, download: 0, delete_local: 0, delete_remote: 0, cache_only: 0, conflict: 0 };
+  for (const p of paths) counts[p.action]++;
+  return {
+    paths,
+    local: scan.manifest,
+    cache,
+    remote: r.manifest,
+    remoteExists: r.exists,
+    remoteSnapshotId: r.manifest.metadata?.snapshot_id ?? null,
+    remoteManifestBytes: r.bytes,
+    invalid: scan.warnings,
+    conflicts: paths.filter((p) => p.action === 'conflict'),
+    counts,
+  };
+}
+
+type Source = { from: 'local' } | { from: 'remote' } | { from: 'snapshot'; snapshotId: string };
+interface Transfer {
+  path: string;
+  entry: ManifestEntry;
+  source: Source;
+}
+interface Ops {
+  uploads: Transfer[];
+  downloads: Transfer[];
+  deleteLocal: string[];
+  deleteRemote: string[];
+  /** local losers of a conflict resolution, copied to `<name>~<ts>~` */
+  backups: ManifestEntry[];
+  /** the entries of the next manifest */
+  merged: Map<string, ManifestEntry>;
+  cacheChange: boolean;
+}
+
+/** What the plan (plus resolutions) means in transfers. Unresolved conflicts → SyncConflictError. */
+export function resolveOps(plan: SyncPlan, user: string, resolutions?: ReadonlyMap<string, Resolution>): Ops {
+  const ops: Ops = { uploads: [], downloads: [], deleteLocal: [], deleteRemote: [], backups: [], merged: new Map(), cacheChange: false };
+  const unresolved: PathPlan[] = [];
+  const cacheId = plan.cache.metadata?.snapshot_id ?? null;
+  const keep = (e: ManifestEntry): void => void ops.merged.set(e.path, e);
+  const upload = (e: ManifestEntry, source: Source = { from: 'local' }): void => {
+    const mine = source.from === 'local' ? { ...e, user } : e;
+    ops.uploads.push({ path: e.path, entry: mine, source });
+    keep(mine);
+  };
+  const download = (e: ManifestEntry, source: Source = { from: 'remote' }): void => {
+    ops.downloads.push({ path: e.path, entry: e, source });
+    keep(e);
+  };
+  for (const p of plan.paths) {
+    switch (p.action) {
+      case 'none':
+        keep((p.remote ?? p.local)!);
+        break;
+      case 'download':
+        download(p.remote!);
+        break;
+      case 'upload':
+        upload(p.local!);
+        break;
+      case 'delete_local':
+        ops.deleteLocal.push(p.path);
+        break;
+      case 'delete_remote':
+        ops.deleteRemote.push(p.path);
+        break;
+      case 'cache_only':
+        ops.cacheChange = true;
+        if (p.remote) keep(p.remote);
+        break;
+      case 'conflict': {
+        const res = resolutions?.get(p.path);
+        if (!res) {
+          unresolved.push(p);
+          break;
+        }
+        if (res === 'L') {
+          if (p.local) upload(p.local);
+          else if (p.remote) ops.deleteRemote.push(p.path);
+        } else if (res === 'R') {
+          if (p.local) ops.backups.push(p.local);
+          if (p.remote) download(p.remote);
+          else if (p.local) ops.deleteLocal.push(p.path);
+        } else {
+          const c = p.cache;
+          if (p.local && (!c || !entriesEqual(p.local, c))) ops.backups.push(p.local);
+          if (c) {
+            if (cacheId === null) throw new ValidationError(`cannot restore ${p.path}: ${LAST_SYNC} has no snapshot id`, { path: p.path });
+            const src: Source = { from: 'snapshot', snapshotId: cacheId };
+            if (!p.local || !entriesEqual(p.local, c)) ops.downloads.push({ path: c.path, entry: c, source: src });
+            if (!p.remote || !entriesEqual(p.remote, c)) ops.uploads.push({ path: c.path, entry: c, source: src });
+            keep(c);
+          } else {
+            if (p.local) ops.deleteLocal.push(p.path);
+            if (p.remote) ops.deleteRemote.push(p.path);
+          }
+        }
+        break;
+      }
+    }
+  }
+  if (unresolved.length) throw new SyncConflictError(unresolved);
+  return ops;
+}
+
+const hasTransfers = (o: Ops): boolean =>
+  o.uploads.length + o.downloads.length + o.deleteLocal.length + o.deleteRemote.length + o.backups.length > 0;
+
+/** `<name>~<YYYYMMDDTHHMMSS>~` (cli.md "Conflicts"); UTC. */
+export function conflictBackupName(p: string, at: Date): string {
+  return `${p}~${at.toISOString().slice(0, 19).replace(/[-:]/g, '')}~`;
+}
+
+function nextSnapshotId(prev: string | null): string {
+  if (prev === null) return 's1';
+  const m = /^s([1-9]\d*)$/.exec(prev);
+  if (!m) throw new ValidationError(`repository snapshot id ${JSON.stringify(prev)} is not sN`, { field: 'snapshot_id' });
+  return `s${Number(m[1]) + 1}`;
+}
+
+async function readSyncMessages(remote: RemoteRepository): Promise<SyncMessages> {
+  const s = await remote.readFile(SYNC_MESSAGES);
+  if (!s) return { metadata_version: SYNC_MESSAGES_VERSION, snapshots: {} };
+  return parseSyncMessages((await readAll(s)).toString('utf8'), `repository:${SYNC_MESSAGES}`);
+}
+
+async function headOf(remote: RemoteRepository): Promise<string | null> {
+  if (!(await remote.exists())) return null;
+  return (await remote.listSnapshots()).at(-1)?.snapshotId ?? null;
+}
+
+export interface SyncOptions {
+  project: ProjectSpec;
+  clientFs: ClientFilesystem;
+  remote: RemoteRepository;
+  transport: Transport;
+  message: string;
+  dryRun?: boolean;
+  resolutions?: Map<string, Resolution>;
+  onProgress?: ProgressListener;
+  /** the head a plan shown to the user was made against; a different head under the lock → RemoteMovedError */
+  expectedRemoteSnapshot?: string | null;
+  concurrency?: number;
+  logger?: TransactionLogger;
+  transactionId?: TransactionId;
+  now?: () => Date;
+}
+
+/**
+ * One sync: lock the repository, re-plan under the lock, refuse on conflicts
+ * (unless every conflict has a resolution), then either nothing, a
+ * client-only rewrite of last-sync.json (cache-only plans), or ONE
+ * Transaction: transfers, deletes on both sides, the merged manifest with
+ * its chain hash, sync-messages and archive on both sides, commit. Ends the
+ * transport (the session is consumed) and releases the lock in every case.
+ * init is this with a repository that does not exist yet.
+ */
+export async function runSync(o: SyncOptions): Promise<SyncResult> {
+  const { project, remote, transport } = o;
+  const log = o.logger ?? defaultLogger;
+  const now = o.now ?? ((): Date => new Date());
+  const tx = o.transactionId ?? newTransactionId(now());
+  let locked = false;
+  const unlock = async (): Promise<void> => {
+    if (!locked) return;
+    locked = false;
+    await remote.unlock().catch((e: unknown) => log.error(`could not release the repository lock: ${errorMessage(e)}`));
+  };
+  // The Transaction ends the transport; the lock must be released over it first.
+  const session: Transport = {
+    begin: () => transport.begin(),
+    end: async () => {
+      await unlock();
+      await transport.end();
+    },
+  };
+  try {
+    if (o.dryRun) {
+      const plan = await planSync(o);
+      return emptyResult('dry-run', plan, null, plan.remoteSnapshotId);
+    }
+    await remote.lock({ user: project.user, host: os.hostname(), pid: process.pid, since: now().toISOString(), transactionId: tx });
+    locked = true;
+    const plan = await planSync(o);
+    if (o.expectedRemoteSnapshot !== undefined && o.expectedRemoteSnapshot !== plan.remoteSnapshotId) {
+      throw new RemoteMovedError(o.expectedRemoteSnapshot, plan.remoteSnapshotId);
+    }
+    if (plan.invalid.length) throw new InvalidNamesError(plan.invalid);
+    if (!plan.remoteExists && plan.cache.entries.size > 0) {
+      throw new NotFoundError(`repository ${project.name} does not exist, but this project has synced with it before`, {
+        recoveryHint: 'Check the repository settings in .dsgconfig.yml; refusing to treat the missing repository as empty (that would delete your files).',
+      });
+    }
+    const ops = resolveOps(plan, project.user, o.resolutions);
+    if (!hasTransfers(ops) && !ops.cacheChange) return emptyResult('nothing', plan, null, plan.remoteSnapshotId);
+    if (ops.uploads.length === 0 && ops.deleteRemote.length === 0) {
+      // The repository already holds the merged state: a new snapshot would only repeat R.
+      return await applyClientOnly(o, tx, plan, ops, now());
+    }
+    return await runTransaction(o, session, tx, plan, ops, now(), log);
+  } finally {
+    await session.end().catch((e: unknown) => log.error(`could not end the transport: ${errorMessage(e)}`));
+  }
+}
+
+function emptyResult(kind: SyncResult['kind'], plan: SyncPlan, tx: string | null, snapshotId: string | null): SyncResult {
+  return {
+    kind,
+    snapshotId,
+    transactionId: tx,
+    plan,
+    uploaded: [],
+    downloaded: [],
+    deletedLocal: [],
+    deletedRemote: [],
+    conflictBackups: [],
+    bytes: { uploaded: 0, downloaded: 0 },
+  };
+}
+
+/**
+ * The repository needs no change: apply downloads, local deletes and the
+ * new cache (R exactly) on the client alone, still staged, journaled and
+ * backed up by the ClientFilesystem. Cache-only plans are the case with no
+ * file to move.
+ */
+async function applyClientOnly(o: SyncOptions, tx: TransactionId, plan: SyncPlan, ops: Ops, at: Date): Promise<SyncResult> {
+  const { clientFs, remote } = o;
+  const result = emptyResult(hasTransfers(ops) ? 'local-only' : 'cache-only', plan, tx, plan.remoteSnapshotId);
+  await clientFs.begin(tx);
+  try {
+    await stageClientChanges(o, tx, ops, at, result, progressCounter(o, ops));
+    const bytes = plan.remoteManifestBytes ?? Buffer.from(serializeManifest(Manifest.empty()));
+    await clientFs.stageMeta(tx, metaRel(LAST_SYNC), bytes);
+    const sm = await remote.readFile(SYNC_MESSAGES);
+    if (sm) await clientFs.stageMeta(tx, metaRel(SYNC_MESSAGES), await readAll(sm));
+    if (plan.remoteSnapshotId) await clientFs.setRemoteSnapshot(tx, plan.remoteSnapshotId);
+    await clientFs.commit(tx);
+  } catch (e) {
+    await clientFs.rollback(tx);
+    throw e;
+  }
+  return result;
+}
+
+type Emit = (phase: 'upload' | 'download' | 'delete' | 'commit', file?: { path: string; done: boolean }) => void;
+interface Progress {
+  emit: Emit;
+  count: (n: number) => void;
+}
+
+function progressCounter(o: { onProgress?: ProgressListener }, ops: Ops): Progress {
+  const size = (e: ManifestEntry): number => (e.type === 'file' ? e.filesize : 0);
+  const all = [...ops.uploads, ...ops.downloads];
+  const totalFiles = all.length;
+  const totalBytes = all.reduce((n, t) => n + size(t.entry), 0);
+  let files = 0;
+  let bytes = 0;
+  return {
+    count: (n) => void (bytes += n),
+    emit: (phase, file) => {
+      if (file?.done) files++;
+      o.onProgress?.({ phase, files, totalFiles, bytes, totalBytes, ...(file ? { path: file.path } : {}) });
+    },
+  };
+}
+
+/** Conflict-loser copies, downloads (bounded concurrency) and local deletes, all into the client's staging. */
+async function stageClientChanges(o: SyncOptions, tx: TransactionId, ops: Ops, at: Date, result: SyncResult, pr: Progress): Promise<void> {
+  const { clientFs, remote } = o;
+  for (const b of ops.backups) {
+    const name = conflictBackupName(b.path, at);
+    if (b.type === 'link') await clientFs.stageLink(tx, name, b.reference);
+    else await clientFs.stageFile(tx, name, clientFs.readFile(b.path), { hash: b.hash, size: b.filesize, mtime: b.mtime });
+    result.conflictBackups.push(name);
+  }
+  await forEachLimited(ops.downloads, o.concurrency ?? DEFAULT_CONCURRENCY, async (d) => {
+    if (d.entry.type === 'link') await clientFs.stageLink(tx, d.path, d.entry.reference);
+    else {
+      const src = counted(await openSource(remote, clientFs, d), pr.count);
+      await clientFs.stageFile(tx, d.path, src, { hash: d.entry.hash, size: d.entry.filesize, mtime: d.entry.mtime });
+      result.bytes.downloaded += d.entry.filesize;
+    }
+    result.downloaded.push(d.path);
+    pr.emit('download', { path: d.path, done: true });
+  });
+  for (const p of ops.deleteLocal) {
+    await clientFs.stageDelete(tx, p);
+    result.deletedLocal.push(p);
+    pr.emit('delete', { path: p, done: false });
+  }
+}
+
+async function openSource(remote: RemoteRepository, clientFs: ClientFilesystem, t: Transfer): Promise<ByteStream> {
+  if (t.source.from === 'local') return clientFs.readFile(t.path);
+  const s = t.source.from === 'remote' ? await remote.readFile(t.path) : await remote.readSnapshotFile(t.source.snapshotId, t.path);
+  if (!s) {
+    throw new NotFoundError(
+      `${t.path} is missing from the repository${t.source.from === 'snapshot' ? ` snapshot ${t.source.snapshotId}` : ''}`,
+      { recoveryHint: 'The repository changed or is damaged; run `dsg status` and sync again.' },
+    );
+  }
+  return s;
+}
+
+async function runTransaction(
+  o: SyncOptions,
+  session: Transport,
+  tx: TransactionId,
+  plan: SyncPlan,
+  ops: Ops,
+  at: Date,
+  log: TransactionLogger,
+): Promise<SyncResult> {
+  const { project, clientFs, remote } = o;
+  const result = emptyResult('snapshot', plan, tx, null);
+  const pr = progressCounter(o, ops);
+
+  const t = new Transaction(tx, clientFs, remote, session, { logger: log });
+  await t.run(async () => {
+    await forEachLimited(ops.uploads, o.concurrency ?? DEFAULT_CONCURRENCY, async (u) => {
+      if (u.entry.type === 'link') await remote.writeLink(tx, u.path, u.entry.reference);
+      else {
+        const src = counted(await openSource(remote, clientFs, u), pr.count);
+        await remote.writeFile(tx, u.path, src, { hash: u.entry.hash, size: u.entry.filesize, mtime: u.entry.mtime });
+        result.bytes.uploaded += u.entry.filesize;
+      }
+      result.uploaded.push(u.path);
+      pr.emit('upload', { path: u.path, done: true });
+    });
+    await stageClientChanges(o, tx, ops, at, result, pr);
+    for (const p of ops.deleteRemote) {
+      await remote.deleteFile(tx, p);
+      result.deletedRemote.push(p);
+      pr.emit('delete', { path: p, done: false });
+    }
+
+    // The merged manifest, chained to R, and the metadata files: part of the snapshot on both sides.
+    const snapshotId = nextSnapshotId(plan.remoteSnapshotId);
+    const manifest = buildSnapshot(ops.merged.values(), {
+      snapshotId,
+      previous: plan.remote.metadata,
+      message: o.message,
+      user: project.user,
+      createdAt: at,
+      projectConfig: project.projectConfig,
+      ...(project.timeZone ? { timeZone: project.timeZone } : {}),
+    });
+    const md = manifest.metadata!;
+    const messages = plan.remoteExists ? await readSyncMessages(remote) : { metadata_version: SYNC_MESSAGES_VERSION, snapshots: {} };
+    messages.snapshots[snapshotId] = md;
+    const meta: [string, Buffer][] = [
+      [LAST_SYNC, Buffer.from(serializeManifest(manifest), 'utf8')],
+      [SYNC_MESSAGES, Buffer.from(serializeSyncMessages(messages), 'utf8')],
+    ];
+    if (plan.remoteSnapshotId && plan.remoteManifestBytes) {
+      meta.push([archivePath(plan.remoteSnapshotId), compressArchive(plan.remoteManifestBytes.toString('utf8'))]);
+    }
+    for (const [p, content] of meta) {
+      await remote.writeFile(tx, p, once(content), { hash: hashBytes(content), size: content.byteLength });
+      await clientFs.stageMeta(tx, metaRel(p), content);
+    }
+
+    // Optimistic check under the lock: the head is still the one planned against.
+    const head = await headOf(remote);
+    if (head !== plan.remoteSnapshotId) throw new RemoteMovedError(plan.remoteSnapshotId, head);
+
+    t.setSnapshot({ snapshotId, message: o.message, manifestHash: md.snapshot_hash ?? '', user: project.user, createdAt: md.created_at });
+    await clientFs.setRemoteSnapshot(tx, snapshotId);
+    faultPoint('sync.before-commit');
+    pr.emit('commit');
+    result.snapshotId = snapshotId;
+  });
+  return result;
+}
+
+/**
+ * Clone: L and C empty (local files equal to R are kept, so an interrupted
+ * clone resumes by hash). Read-only on the server: no remote transaction,
+ * no lock, no new snapshot — downloads go to staging and only the client
+ * side commits. Ends the transport.
+ */
+export async function runClone(o: {
+  project: ProjectSpec;
+  clientFs: ClientFilesystem;
+  remote: RemoteRepository;
+  transport: Transport;
+  onProgress?: ProgressListener;
+  concurrency?: number;
+  transactionId?: TransactionId;
+}): Promise<SyncResult> {
+  const { project, clientFs, remote } = o;
+  const tx = o.transactionId ?? newTransactionId();
+  try {
+    const r = await readRemoteManifest(remote);
+    if (!r.exists) throw new NotFoundError(`repository ${project.name} does not exist`);
+    const cache = await readCacheManifest(project.root);
+    if (cache.entries.size > 0 || cache.metadata) {
+      throw new ValidationError(`${project.root} already has ${LAST_SYNC}`, { file: LAST_SYNC }, {
+        code: 'ALREADY_CLONED',
+        recoveryHint: 'This directory is already a working copy: use `dsg sync`.',
+      });
+    }
+    const scan = await scanProject({
+      root: project.root,
+      dataDirs: project.dataDirs,
+      ignore: project.ignore,
+      user: project.user,
+      ...(project.timeZone ? { timeZone: project.timeZone } : {}),
+      statCacheFile: path.join(project.root, STAT_CACHE),
+    });
+    const paths = classify(scan.manifest, Manifest.empty(), r.manifest);
+    const counts = { none: 0, upload: 0, download: 0, delete_local: 0, delete_remote: 0, cache_only: 0, conflict: 0 };
+    for (const p of paths) counts[p.action]++;
+    const plan: SyncPlan = {
+      paths,
+      local: scan.manifest,
+      cache,
+      remote: r.manifest,
+      remoteExists: true,
+      remoteSnapshotId: r.manifest.metadata!.snapshot_id,
+      remoteManifestBytes: r.bytes,
+      invalid: scan.warnings,
+      conflicts: paths.filter((p) => p.action === 'conflict'),
+      counts,
+    };
+    if (plan.conflicts.length) throw new SyncConflictError(plan.conflicts);
+    const downloads = paths.filter((p) => p.action === 'download').map((p) => p.remote!);
+    const result = emptyResult('clone', plan, tx, plan.remoteSnapshotId);
+    const totalBytes = downloads.reduce((n, e) => n + (e.type === 'file' ? e.filesize : 0), 0);
+    let files = 0;
+    let bytes = 0;
+    await clientFs.begin(tx);
+    try {
+      await forEachLimited(downloads, o.concurrency ?? DEFAULT_CONCURRENCY, async (e) => {
+        if (e.type === 'link') await clientFs.stageLink(tx, e.path, e.reference);
+        else {
+          const s = await remote.readFile(e.path);
+          if (!s) throw new NotFoundError(`${e.path} is missing from the repository`);
+          await clientFs.stageFile(tx, e.path, counted(s, (n) => (bytes += n)), { hash: e.hash, size: e.filesize, mtime: e.mtime });
+          result.bytes.downloaded += e.filesize;
+        }
+        files++;
+        result.downloaded.push(e.path);
+        o.onProgress?.({ phase: 'download', files, totalFiles: downloads.length, bytes, totalBytes, path: e.path });
+      });
+      await clientFs.stageMeta(tx, metaRel(LAST_SYNC), r.bytes!);
+      const sm = await remote.readFile(SYNC_MESSAGES);
+      if (sm) {
+        const smBytes = await readAll(sm);
+        const messages = parseSyncMessages(smBytes.toString('utf8'), `repository:${SYNC_MESSAGES}`);
+        await clientFs.stageMeta(tx, metaRel(SYNC_MESSAGES), smBytes);
+        for (const id of Object.keys(messages.snapshots)) {
+          if (id === plan.remoteSnapshotId) continue;
+          const a = await remote.readFile(archivePath(id));
+          if (a) await clientFs.stageMeta(tx, metaRel(archivePath(id)), await readAll(a));
+        }
+      }
+      await clientFs.setRemoteSnapshot(tx, plan.remoteSnapshotId!);
+      await clientFs.commit(tx);
+    } catch (e) {
+      await clientFs.rollback(tx);
+      throw e;
+    }
+    return result;
+  } finally {
+    await o.transport.end();
+  }
+}
