@@ -107,8 +107,15 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
   }
 
   async commit(tx: TransactionId, snapshot: SnapshotInfo): Promise<void> {
-    const work = await this.workArea(tx);
+    checkTx(tx);
     const n = assertSnapshotId(snapshot.snapshotId);
+    // A repeated commit (its first reply lost on the wire) finds its work area gone and
+    // its snapshot current: report success again instead of a confusing NotFound.
+    if (!(await isDir(this.layout.work(tx))) && (await this.currentNumber()) === n) {
+      const meta = await readMeta(this.layout.snapshotMeta(n));
+      if (meta?.transactionId === tx) return;
+    }
+    const work = await this.workArea(tx);
     for (const k of ['message', 'manifestHash', 'user', 'createdAt'] as const) {
       if (typeof snapshot[k] !== 'string') throw new ValidationError(`snapshot ${k} must be a string`, { field: k });
     }

@@ -186,6 +186,15 @@ describe('commit rules', () => {
     expect(await readlink(path.join(root, 'current'))).toBe('snapshots/s2');
   });
 
+  it('a repeated commit of the same transaction succeeds again; another tx cannot claim it', async () => {
+    const { fs } = sb;
+    const tx = await sync(fs, 1, { a: 'A' });
+    const info = { snapshotId: 's1', message: '', manifestHash: '', user: 'u', createdAt: '2026-01-01T00:00:00Z' };
+    await fs.commit(tx, info);
+    await expect(fs.commit(txId(), info)).rejects.toBeInstanceOf(NotFoundError);
+    expect((await fs.listSnapshots()).map((s) => s.snapshotId)).toEqual(['s1']);
+  });
+
   it('refuses when another transaction committed since begin', async () => {
     const { fs } = sb;
     await sync(fs, 1, { a: 'A' });
