@@ -32,6 +32,40 @@ const pad = (n: number, w = 2): string => String(n).padStart(w, '0');
 export function formatTimestamp(d: Date, timeZone: string = DEFAULT_TIME_ZONE): string {
   const ms = Math.floor(d.getTime() / 1000) * 1000;
   if (!Number.isFinite(ms)) throw new ValidationError('invalid date', { field: 'timestamp' });
+  const offMin = offsetMinutes(ms, timeZone);
+  const local = new Date(ms + offMin * 60000);
+  const sign = offMin < 0 ? '-' : '+';
+  const abs = Math.abs(offMin);
+  return (
+    `${pad(local.getUTCFullYear(), 4)}-${pad(local.getUTCMonth() + 1)}-${pad(local.getUTCDate())}` +
+    `T${pad(local.getUTCHours())}:${pad(local.getUTCMinutes())}:${pad(local.getUTCSeconds())}` +
+    `${sign}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`
+  );
+}
+
+/*
+ * UTC offset of `timeZone` at an instant, via Intl (slow: ~5 µs), memoized
+ * per zone and 15-minute slot: zone transitions fall on quarter hours, so
+ * every instant of a slot shares one offset. Scanning 100k files with
+ * similar mtimes then costs a handful of Intl calls.
+ */
+const SLOT_MS = 15 * 60 * 1000;
+const offsetCache = new Map<string, Map<number, number>>();
+
+function offsetMinutes(ms: number, timeZone: string): number {
+  let zone = offsetCache.get(timeZone);
+  if (!zone) offsetCache.set(timeZone, (zone = new Map()));
+  const slot = Math.floor(ms / SLOT_MS);
+  let off = zone.get(slot);
+  if (off === undefined) {
+    off = intlOffsetMinutes(slot * SLOT_MS, timeZone);
+    if (zone.size > 100_000) zone.clear();
+    zone.set(slot, off);
+  }
+  return off;
+}
+
+function intlOffsetMinutes(ms: number, timeZone: string): number {
   const parts: Record<string, string> = {};
   for (const p of formatterFor(timeZone).formatToParts(new Date(ms))) parts[p.type] = p.value;
   const y = Number(parts['year']);
@@ -43,13 +77,7 @@ export function formatTimestamp(d: Date, timeZone: string = DEFAULT_TIME_ZONE): 
     Number(parts['minute']),
     Number(parts['second']),
   );
-  const offMin = Math.round((local - ms) / 60000);
-  const sign = offMin < 0 ? '-' : '+';
-  const abs = Math.abs(offMin);
-  return (
-    `${pad(y, 4)}-${parts['month']}-${parts['day']}T${parts['hour']}:${parts['minute']}:${parts['second']}` +
-    `${sign}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`
-  );
+  return Math.round((local - ms) / 60000);
 }
 
 const TS_RE = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;

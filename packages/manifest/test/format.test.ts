@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ValidationError } from '@dsg/contracts';
 import {
@@ -130,6 +131,27 @@ describe('timestamps', () => {
     expect(formatTimestamp(new Date('2025-06-01T17:11:12Z'), 'Asia/Kolkata')).toBe('2025-06-01T22:41:12+05:30');
     expect(formatTimestamp(new Date('2025-06-01T00:30:00Z'), 'America/Los_Angeles')).toBe('2025-05-31T17:30:00-07:00');
   });
+  it('matches Intl for any instant and zone, across DST transitions', () => {
+    const zones = ['America/Los_Angeles', 'Europe/Berlin', 'Australia/Lord_Howe', 'Asia/Kathmandu', 'UTC', 'America/St_Johns'];
+    const ref = (ms: number, tz: string): string => {
+      const name = new Intl.DateTimeFormat('en-US', { timeZone: tz, timeZoneName: 'longOffset' })
+        .formatToParts(new Date(ms)).find((p) => p.type === 'timeZoneName')?.value ?? '';
+      const off = name === 'GMT' ? '+00:00' : name.slice(3);
+      return off;
+    };
+    fc.assert(
+      fc.property(fc.integer({ min: Date.UTC(1990, 0, 1), max: Date.UTC(2040, 0, 1) }), fc.constantFrom(...zones), (ms, tz) => {
+        const s = formatTimestamp(new Date(ms), tz);
+        expect(s.slice(19)).toBe(ref(ms, tz));
+        expect(parseTimestamp(s).getTime()).toBe(Math.floor(ms / 1000) * 1000);
+      }),
+      { numRuns: 3000 },
+    );
+    // the second before and after the 2025 spring-forward in Los Angeles (10:00 UTC)
+    expect(formatTimestamp(new Date('2025-03-09T09:59:59Z'))).toBe('2025-03-09T01:59:59-08:00');
+    expect(formatTimestamp(new Date('2025-03-09T10:00:00Z'))).toBe('2025-03-09T03:00:00-07:00');
+  });
+
   it('parses to instants; strings differing only by zone compare equal', () => {
     expect(parseTimestamp('2025-06-01T10:11:12-07:00').getTime()).toBe(parseTimestamp('2025-06-01T17:11:12+00:00').getTime());
     expect(() => parseTimestamp('yesterday')).toThrow(ValidationError);

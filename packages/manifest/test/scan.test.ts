@@ -112,12 +112,17 @@ describe('scanProject: names, ignores and links', () => {
     await put(root, 'output/re\u0301sume\u0301.csv', 'nfd'); // NFD
     await put(root, 'input/bad|dir/inner.txt', 'x'); // a refused directory hides its subtree
 
-    const { manifest, warnings } = await scanProject({
+    const opts: ScanOptions = {
       root,
       dataDirs: ['input', 'output', 'frozen', 'missing'],
       ignore: { names: ['.DS_Store', '__pycache__'], suffixes: ['.tmp', '.pyc'], paths: ['input/skip.me'] },
       user: 'u@example.org',
-    });
+    };
+    const { manifest, warnings } = await scanProject(opts);
+    // the pooled metadata mode (network filesystems) finds exactly the same
+    const pooled = await scanProject({ ...opts, parallelStat: true, concurrency: 2 });
+    expect(pooled.manifest).toEqual(manifest);
+    expect(pooled.warnings).toEqual(warnings);
     expect([...manifest.entries.keys()]).toEqual([
       '.dsgconfig.yml',
       'frozen/f.bin',
