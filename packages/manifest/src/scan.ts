@@ -73,7 +73,7 @@ function sync<T>(fn: () => T): Promise<T> {
   try {
     return Promise.resolve(fn());
   } catch (e) {
-    return Promise.reject(e as Error);
+    return Promise.reject(e);
   }
 }
 

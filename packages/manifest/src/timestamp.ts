@@ -54,7 +54,7 @@ const offsetCache = new Map<string, Map<number, number>>();
 
 function offsetMinutes(ms: number, timeZone: string): number {
   let zone = offsetCache.get(timeZone);
-  if (!zone) offsetCache.set(timeZone, (zone = new Map()));
+  if (!zone) offsetCache.set(timeZone, (zone = new Map<number, number>()));
   const slot = Math.floor(ms / SLOT_MS);
   let off = zone.get(slot);
   if (off === undefined) {
