@@ -69,12 +69,9 @@ const CONFLICT_BACKUP = /~\d{8}T\d{6}~$/;
 const RACY_NS = 2_000_000_000n;
 
 /** A synchronous call as a promise, so both metadata modes share one code path. */
-function sync<T>(fn: () => T): Promise<T> {
-  try {
-    return Promise.resolve(fn());
-  } catch (e) {
-    return Promise.reject(e);
-  }
+// eslint-disable-next-line @typescript-eslint/require-await -- async turns a synchronous throw into a rejection
+async function sync<T>(fn: () => T): Promise<T> {
+  return fn();
 }
 
 class ScanUnreadableError extends DsgError {
