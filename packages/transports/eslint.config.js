@@ -1,3 +1,14 @@
 import dsg from '@dsg/eslint-config';
 
-export default dsg(import.meta.dirname, { forbiddenImports: ["@dsg/manifest", "@dsg/zfs-ops", "@dsg/posix-ops", "@dsg/client-fs", "@dsg/coordinator", "@dsg/cli", "@dsg/agent"] });
+const forbidden = ["@dsg/manifest", "@dsg/zfs-ops", "@dsg/posix-ops", "@dsg/client-fs", "@dsg/coordinator", "@dsg/cli", "@dsg/agent"];
+
+export default [
+  ...dsg(import.meta.dirname, { forbiddenImports: forbidden }),
+  // integration tests run the protocol over the real posix backend (a devDependency); src/ still may not import it
+  {
+    files: ['test/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: forbidden.filter((p) => p !== '@dsg/posix-ops').map((p) => ({ group: [p, `${p}/*`], message: `tests may not import ${p}` })) }],
+    },
+  },
+];

@@ -108,6 +108,7 @@ export class LocalTransport implements Transport, ChannelTransport {
     if (this.child) {
       const child = this.child;
       this.child = null;
+      child.stdout?.resume(); // the child's 'close' waits for its stdout to be drained
       const timeout = this.o.mode === 'child' ? (this.o.exitTimeoutMs ?? 30_000) : 0;
       const exited = await Promise.race([this.childExit!.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), timeout).unref())]);
       if (!exited) {

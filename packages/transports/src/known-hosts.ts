@@ -1,0 +1,117 @@
+import { createHash, createHmac } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { TransportError } from '@dsg/contracts';
+
+// Hand-written on purpose: the npm parsers for known_hosts are unmaintained
+// and none handles hashed entries (|1|salt|hmac), [host]:port names,
+// negated patterns and @revoked markers together. The format is small
+// (sshd(8) "SSH_KNOWN_HOSTS FILE FORMAT"); this covers all of it except
+// @cert-authority lines, which are skipped (dsg does not do host certificates).
+
+export interface KnownHostEntry {
+  marker: '' | '@revoked' | '@cert-authority';
+  hosts: string;
+  keyType: string;
+  /** the key blob, as sent on the wire */
+  key: Buffer;
+  line: number;
+}
+
+/** The name known_hosts uses for host:port. */
+export function knownHostName(host: string, port: number): string {
+  return port === 22 ? host : `[${host}]:${port}`;
+}
+
+/** SHA256 fingerprint as OpenSSH prints it: base64 without padding. */
+export function fingerprint(key: Buffer): string {
+  return `SHA256:${createHash('sha256').update(key).digest('base64').replace(/=+$/, '')}`;
+}
+
+/** The key type string inside a wire-format key blob (uint32 length + name). */
+export function keyTypeOf(key: Buffer): string {
+  if (key.length < 4) return 'unknown';
+  const n = key.readUInt32BE(0);
+  return key.subarray(4, 4 + n).toString('latin1');
+}
+
+export function parseKnownHosts(text: string): KnownHostEntry[] {
+  const out: KnownHostEntry[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) return;
+    const f = line.split(/\s+/);
+    let marker: KnownHostEntry['marker'] = '';
+    if (f[0] === '@revoked' || f[0] === '@cert-authority') marker = f.shift() as KnownHostEntry['marker'];
+    if (f.length < 3) return;
+    const key = Buffer.from(f[2]!, 'base64');
+    if (key.length === 0) return;
+    out.push({ marker, hosts: f[0]!, keyType: f[1]!, key, line: i + 1 });
+  });
+  return out;
+}
+
+function globMatch(pattern: string, name: string): boolean {
+  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
+  return re.test(name);
+}
+
+/** Whether a host field (comma-separated patterns, or one hashed name) names `name`. */
+export function hostsFieldMatches(field: string, name: string): boolean {
+  if (field.startsWith('|1|')) {
+    const [, , salt, hash] = field.split('|');
+    if (!salt || !hash) return false;
+    const mac = createHmac('sha1', Buffer.from(salt, 'base64')).update(name).digest('base64');
+    return mac === hash;
+  }
+  let matched = false;
+  for (const p of field.split(',')) {
+    if (p.startsWith('!')) {
+      if (globMatch(p.slice(1), name)) return false;
+    } else if (globMatch(p, name)) matched = true;
+  }
+  return matched;
+}
+
+export type HostKeyVerdict = { ok: true } | { ok: false; error: TransportError };
+
+/**
+ * Check the key a server offered against a known_hosts file. Unknown,
+ * changed and revoked keys are refused with the fingerprint and the command
+ * that fixes it; there is no auto-accept.
+ */
+export async function verifyHostKey(o: { file: string; host: string; port: number; key: Buffer }): Promise<HostKeyVerdict> {
+  const name = knownHostName(o.host, o.port);
+  const fp = fingerprint(o.key);
+  const type = keyTypeOf(o.key);
+  let text = '';
+  try {
+    text = await readFile(o.file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  const entries = parseKnownHosts(text).filter((e) => e.marker !== '@cert-authority' && hostsFieldMatches(e.hosts, name));
+  const scan = `ssh-keyscan ${o.port === 22 ? '' : `-p ${o.port} `}${o.host} >> ${o.file}`;
+  if (entries.some((e) => e.marker === '@revoked' && e.key.equals(o.key))) {
+    return { ok: false, error: new TransportError(`the host key of ${name} (${type} ${fp}) is marked @revoked in ${o.file}; refusing to connect`, { recoveryHint: 'Ask the server administrator for the current host key.' }) };
+  }
+  const plain = entries.filter((e) => e.marker === '');
+  if (plain.some((e) => e.key.equals(o.key))) return { ok: true };
+  if (plain.length === 0) {
+    return {
+      ok: false,
+      error: new TransportError(`the host key of ${name} is not known (${type} ${fp} is not in ${o.file}); refusing to connect`, {
+        recoveryHint: `Check that ${fp} is the server's fingerprint (ask its administrator: ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then add it: ${scan}`,
+      }),
+    };
+  }
+  const lines = plain.map((e) => e.line).join(', ');
+  return {
+    ok: false,
+    error: new TransportError(
+      `HOST KEY CHANGED for ${name}: the server offered ${type} ${fp}, but ${o.file} (line ${lines}) has a different key; refusing to connect (someone may be intercepting the connection)`,
+      {
+        recoveryHint: `If the server was reinstalled and ${fp} is its new fingerprint, remove the old key with \`ssh-keygen -R '${name}' -f ${o.file}\` and add the new one: ${scan}`,
+      },
+    ),
+  };
+}

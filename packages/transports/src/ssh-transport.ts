@@ -1,0 +1,179 @@
+import type { Duplex } from 'node:stream';
+import { readFile } from 'node:fs/promises';
+import { Client, utils, type ClientChannel, type ConnectConfig } from 'ssh2';
+import { TransportError, type Transport } from '@dsg/contracts';
+import type { AgentChannel, ChannelTransport } from './client.js';
+import { verifyHostKey } from './known-hosts.js';
+import { shellCommand } from './shell-quote.js';
+import { defaultIdentityFiles, resolveSshTarget, type ResolvedSshTarget, type SshTargetOptions } from './ssh-config-resolve.js';
+
+export interface SshTransportOptions extends SshTargetOptions {
+  /** argument vector of the agent on the server, e.g. ['dsg-agent', 'serve', '--type', 'posix', '--root', '/srv/dsg'] */
+  agentCommand: string[];
+  /** give up connecting after this long (default 20 s, or ssh_config ConnectTimeout) */
+  connectTimeoutMs?: number;
+  /** keepalive interval (default 5 s); 3 unanswered keepalives drop the connection */
+  keepaliveMs?: number;
+  keepaliveCountMax?: number;
+  /** default: $SSH_AUTH_SOCK; pass null to not use an agent */
+  agentSocket?: string | null;
+  /** ms end() waits for the agent to finish its cleanup before closing the connection */
+  exitTimeoutMs?: number;
+}
+
+/**
+ * The agent on another host over SSH (ssh2). begin() resolves the target
+ * through ssh_config, verifies the host key against known_hosts (never
+ * auto-accepting), authenticates (ssh-agent, then key files), and execs the
+ * agent command with every argument shell-quoted. A dropped connection ends
+ * the channel, so every pending request fails with a TransportError.
+ */
+export class SshTransport implements Transport, ChannelTransport {
+  private conn: Client | null = null;
+  private stream: ClientChannel | null = null;
+  private ch: AgentChannel | null = null;
+  private starting: Promise<void> | null = null;
+  private streamClosed: Promise<void> = Promise.resolve();
+  private stderrTail = '';
+  private exitInfo = '';
+  readonly target: ResolvedSshTarget;
+
+  constructor(private readonly o: SshTransportOptions) {
+    this.target = resolveSshTarget(o);
+    shellCommand(o.agentCommand); // validate now, not after connecting
+  }
+
+  begin(): Promise<void> {
+    this.starting ??= this.start().catch(async (e: unknown) => {
+      await this.end();
+      throw e;
+    });
+    return this.starting;
+  }
+
+  private async authMethods(): Promise<ConnectConfig['authHandler']> {
+    const t = this.target;
+    const methods: { type: 'agent'; username: string; agent: string }[] = [];
+    const sock = this.o.agentSocket === undefined ? process.env['SSH_AUTH_SOCK'] : this.o.agentSocket;
+    if (sock && !t.identitiesOnly) methods.push({ type: 'agent', username: t.user, agent: sock });
+    const files = t.identityFiles.length ? t.identityFiles : defaultIdentityFiles();
+    const keys: { type: 'publickey'; username: string; key: Buffer }[] = [];
+    for (const f of files) {
+      let data: Buffer;
+      try {
+        data = await readFile(f);
+      } catch {
+        continue; // OpenSSH also skips identity files that do not exist
+      }
+      const parsed = utils.parseKey(data);
+      if (parsed instanceof Error) continue; // encrypted (no passphrase support) or not a key
+      keys.push({ type: 'publickey', username: t.user, key: data });
+    }
+    const all = [...methods, ...keys];
+    if (all.length === 0) {
+      throw new TransportError(`no usable SSH credentials for ${t.user}@${t.alias}: no ssh-agent and no readable unencrypted key (${files.join(', ')})`, {
+        recoveryHint: 'Start ssh-agent and ssh-add your key, or set IdentityFile in ~/.ssh/config.',
+      });
+    }
+    return all;
+  }
+
+  private async start(): Promise<void> {
+    const t = this.target;
+    if (t.proxyJump) {
+      throw new TransportError(`ProxyJump (${t.proxyJump}) in the ssh config of ${t.alias} is not supported yet`, {
+        recoveryHint: 'Connect to a host reachable directly, or forward a local port to it (ssh -L) and point dsg at that port.',
+      });
+    }
+    const authHandler = await this.authMethods();
+    const conn = new Client();
+    this.conn = conn;
+    let hostKeyError: TransportError | null = null;
+    await new Promise<void>((resolve, reject) => {
+      conn.once('ready', () => resolve());
+      conn.once('error', (e: Error) => {
+        reject(
+          hostKeyError ??
+            new TransportError(`cannot connect to ${t.user}@${t.hostName}:${t.port} (${t.alias}): ${e.message}`, {
+              cause: e,
+              recoveryHint: /auth/i.test(e.message)
+                ? 'Check the user and key: ssh -v to the same host shows which keys are offered.'
+                : 'Check the host name, port and network; `ssh -v` to the same host shows where it stops.',
+            }),
+        );
+      });
+      conn.connect({
+        host: t.hostName,
+        port: t.port,
+        username: t.user,
+        authHandler,
+        readyTimeout: this.o.connectTimeoutMs ?? t.connectTimeoutMs ?? 20_000,
+        keepaliveInterval: this.o.keepaliveMs ?? 5_000,
+        keepaliveCountMax: this.o.keepaliveCountMax ?? 3,
+        hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
+          verifyHostKey({ file: t.knownHostsFile, host: t.hostName, port: t.port, key }).then(
+            (v) => {
+              if (!v.ok) hostKeyError = v.error;
+              verify(v.ok);
+            },
+            (e: unknown) => {
+              hostKeyError = new TransportError(`cannot read ${t.knownHostsFile}: ${String(e)}`, { cause: e });
+              verify(false);
+            },
+          );
+        },
+      });
+    });
+    const stream = await new Promise<ClientChannel>((resolve, reject) => {
+      conn.exec(shellCommand(this.o.agentCommand), (err, s) => {
+        if (err) reject(new TransportError(`cannot start the agent on ${t.alias}: ${err.message}`, { cause: err }));
+        else resolve(s);
+      });
+    });
+    this.stream = stream;
+    this.streamClosed = new Promise<void>((r) => stream.once('close', () => r()));
+    stream.stderr.on('data', (d: Buffer) => {
+      this.stderrTail = (this.stderrTail + d.toString('utf8')).slice(-2000);
+    });
+    stream.on('exit', (code: number | null, signal?: string) => {
+      this.exitInfo = signal ? `agent killed by ${signal}` : `agent exited with code ${code}`;
+    });
+    // a dropped connection must end the channel with an error, never leave a reader hanging
+    const dropped = (e?: Error): void => {
+      if (!stream.destroyed) (stream as unknown as Duplex).destroy(new TransportError(`the SSH connection to ${t.alias} was lost${e ? `: ${e.message}` : ''}`, { cause: e }));
+    };
+    conn.on('error', dropped);
+    conn.on('close', () => dropped());
+    this.ch = {
+      input: stream,
+      output: stream,
+      describeClose: () => [this.exitInfo, this.stderrTail.trim().split('\n').slice(-3).join(' | ')].filter(Boolean).join('; '),
+    };
+  }
+
+  channel(): AgentChannel {
+    if (!this.ch) throw new TransportError('the SSH transport is not open', { recoveryHint: 'Call begin() first.' });
+    return this.ch;
+  }
+
+  /** Closes the agent's stdin, lets it finish its cleanup, then closes the connection. */
+  async end(): Promise<void> {
+    this.starting = null;
+    this.ch = null;
+    const stream = this.stream;
+    this.stream = null;
+    if (stream && !stream.destroyed) {
+      stream.end();
+      stream.resume(); // 'close' needs the readable side drained, even if nobody reads it any more
+      await Promise.race([this.streamClosed, new Promise((r) => setTimeout(r, this.o.exitTimeoutMs ?? 30_000).unref())]);
+    }
+    const conn = this.conn;
+    this.conn = null;
+    if (conn) {
+      const closed = new Promise<void>((r) => conn.once('close', () => r()));
+      conn.end();
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
+      conn.destroy();
+    }
+  }
+}

@@ -1,0 +1,117 @@
+import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { TransportError } from '@dsg/contracts';
+import { requireSsh } from '@dsg/testenv';
+import { SshTransport, fingerprint, hostsFieldMatches, knownHostName, quoteShellArg, resolveSshTarget, shellCommand } from '../src/index.js';
+import { tempDir } from './helpers.js';
+
+const ssh = requireSsh();
+
+let tmp: { dir: string; remove(): Promise<void> };
+beforeEach(async () => (tmp = await tempDir()));
+afterEach(async () => tmp.remove());
+
+function hostKey(): { type: string; blob: Buffer; line: string } {
+  const [type, b64] = readFileSync(ssh!.knownHosts, 'utf8').trim().split('\n')[0]!.split(/\s+/).slice(1);
+  return { type: type!, blob: Buffer.from(b64!, 'base64'), line: `${type} ${b64}` };
+}
+
+describe('shell quoting of the agent command', () => {
+  it('quotes every argument and refuses control characters', () => {
+    expect(quoteShellArg(`it's; rm -rf / $(x) \`y\``)).toBe(`'it'\\''s; rm -rf / $(x) \`y\`'`);
+    expect(shellCommand(['node', '/a b/agent.mjs', 'serve'])).toBe(`'node' '/a b/agent.mjs' 'serve'`);
+    expect(() => quoteShellArg('a\nb')).toThrow(TransportError);
+    expect(() => quoteShellArg('a\0b')).toThrow(TransportError);
+    expect(() => shellCommand([])).toThrow(TransportError);
+  });
+});
+
+describe('known_hosts matching', () => {
+  it('matches plain, [host]:port, wildcard, negated and hashed names', () => {
+    expect(knownHostName('h', 22)).toBe('h');
+    expect(knownHostName('h', 2222)).toBe('[h]:2222');
+    expect(hostsFieldMatches('a,b,[h]:2222', '[h]:2222')).toBe(true);
+    expect(hostsFieldMatches('*.example.org,!bad.example.org', 'ok.example.org')).toBe(true);
+    expect(hostsFieldMatches('*.example.org,!bad.example.org', 'bad.example.org')).toBe(false);
+    const salt = Buffer.from('0123456789abcdefghij');
+    const mac = (name: string) => `|1|${salt.toString('base64')}|${require_hmac(salt, name)}`;
+    expect(hostsFieldMatches(mac('[127.0.0.1]:43709'), '[127.0.0.1]:43709')).toBe(true);
+    expect(hostsFieldMatches(mac('[127.0.0.1]:43709'), '[127.0.0.1]:22')).toBe(false);
+  });
+});
+
+function require_hmac(salt: Buffer, name: string): string {
+  return createHmac('sha1', salt).update(name).digest('base64');
+}
+
+describe.skipIf(!ssh)('SshTransport against the real sshd', () => {
+  const cmd = ['true'];
+
+  it('connects through an ~/.ssh/config alias with a non-default port and IdentityFile', async () => {
+    const config = join(tmp.dir, 'config');
+    await writeFile(
+      config,
+      `Host dsg-test-alias\n  HostName ${ssh!.host}\n  Port ${ssh!.port}\n  User ${ssh!.user}\n  IdentityFile ${ssh!.key}\n  IdentitiesOnly yes\n\nHost *\n  Port 1\n`,
+    );
+    const target = resolveSshTarget({ host: 'dsg-test-alias', sshConfigFile: config, knownHostsFile: ssh!.knownHosts });
+    expect(target).toMatchObject({ hostName: ssh!.host, port: ssh!.port, user: ssh!.user, identityFiles: [ssh!.key], identitiesOnly: true });
+    const t = new SshTransport({ host: 'dsg-test-alias', sshConfigFile: config, knownHostsFile: ssh!.knownHosts, agentCommand: cmd });
+    await t.begin();
+    await t.begin(); // idempotent
+    expect(t.channel().input).toBeDefined();
+    await t.end();
+    await t.end(); // safe twice
+  });
+
+  it('accepts a hashed known_hosts entry', async () => {
+    const kh = join(tmp.dir, 'known_hosts');
+    const salt = Buffer.from('saltsaltsaltsaltsalt');
+    await writeFile(kh, `|1|${salt.toString('base64')}|${require_hmac(salt, `[${ssh!.host}]:${ssh!.port}`)} ${hostKey().line}\n`);
+    const t = new SshTransport({ host: ssh!.host, port: ssh!.port, user: ssh!.user, identityFile: ssh!.key, knownHostsFile: kh, sshConfigFile: join(tmp.dir, 'none'), agentSocket: null, agentCommand: cmd });
+    await t.begin();
+    await t.end();
+  });
+
+  it('refuses an unknown host with the fingerprint and the ssh-keyscan hint', async () => {
+    const kh = join(tmp.dir, 'known_hosts');
+    await writeFile(kh, `other.example.org ${hostKey().line}\n`);
+    const t = new SshTransport({ host: ssh!.host, port: ssh!.port, user: ssh!.user, identityFile: ssh!.key, knownHostsFile: kh, sshConfigFile: join(tmp.dir, 'none'), agentSocket: null, agentCommand: cmd });
+    const err = (await t.begin().catch((e: unknown) => e)) as TransportError;
+    expect(err).toBeInstanceOf(TransportError);
+    expect(err.message).toContain('is not known');
+    expect(err.message).toContain(fingerprint(hostKey().blob));
+    expect(err.recoveryHint).toContain(`ssh-keyscan -p ${ssh!.port} ${ssh!.host} >> ${kh}`);
+    await t.end(); // safe after a failed begin
+    await t.end();
+  });
+
+  it('refuses a changed host key with both hints', async () => {
+    const kh = join(tmp.dir, 'known_hosts');
+    // a different ed25519 key recorded for this host:port
+    const other = Buffer.from(hostKey().blob);
+    other[other.length - 1] ^= 0xff;
+    await writeFile(kh, `[${ssh!.host}]:${ssh!.port} ${hostKey().type} ${other.toString('base64')}\n`);
+    const t = new SshTransport({ host: ssh!.host, port: ssh!.port, user: ssh!.user, identityFile: ssh!.key, knownHostsFile: kh, sshConfigFile: join(tmp.dir, 'none'), agentSocket: null, agentCommand: cmd });
+    const err = (await t.begin().catch((e: unknown) => e)) as TransportError;
+    expect(err).toBeInstanceOf(TransportError);
+    expect(err.message).toContain('HOST KEY CHANGED');
+    expect(err.message).toContain(fingerprint(hostKey().blob));
+    expect(err.recoveryHint).toContain(`ssh-keygen -R '[${ssh!.host}]:${ssh!.port}' -f ${kh}`);
+    await t.end();
+  });
+
+  it('a refused port surfaces as TransportError, not a hang', async () => {
+    const t = new SshTransport({ host: '127.0.0.1', port: 1, user: 'x', identityFile: ssh!.key, knownHostsFile: ssh!.knownHosts, sshConfigFile: join(tmp.dir, 'none'), agentSocket: null, agentCommand: cmd, connectTimeoutMs: 5000 });
+    await expect(t.begin()).rejects.toBeInstanceOf(TransportError);
+  });
+
+  it('reports ProxyJump as unsupported instead of ignoring it', async () => {
+    const config = join(tmp.dir, 'config');
+    await writeFile(config, `Host behind\n  HostName 10.0.0.1\n  ProxyJump bastion\n`);
+    const t = new SshTransport({ host: 'behind', sshConfigFile: config, agentCommand: cmd });
+    await expect(t.begin()).rejects.toThrow(/ProxyJump \(bastion\).*not supported/);
+  });
+});
