@@ -226,7 +226,13 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
     let size = 0;
     try {
       // A new inode every time: never write through a hard link shared with a snapshot.
-      const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+      const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+      const fh = await open(tmp, flags, 0o644).catch(async (e: unknown) => {
+        // A concurrent failed write or delete may have just removed an empty parent we found existing.
+        if (errno(e) !== 'ENOENT') throw e;
+        created.push(...(await mkdirs(work, rel)));
+        return open(tmp, flags, 0o644);
+      });
       try {
         const h = this.hasher();
         for await (const chunk of data) {

@@ -140,6 +140,39 @@ describe('writes', () => {
     await fs.rollback(tx);
   });
 
+  it('a stream that fails half-way leaves nothing behind', async () => {
+    const { fs, root } = sb;
+    const tx = txId();
+    await fs.begin(tx);
+    const work = path.join(root, 'tx', tx);
+    const before = await listing(work);
+    async function* broken(): AsyncGenerator<Uint8Array> {
+      yield Buffer.from('part');
+      await Promise.resolve();
+      throw new Error('connection lost');
+    }
+    await expect(fs.writeFile(tx, 'p/q.txt', broken(), { hash: hashOf('partial') })).rejects.toThrow('connection lost');
+    expect(await listing(work)).toEqual(before);
+    await fs.rollback(tx);
+  });
+
+  it('many concurrent writes, deletes and failures in shared new directories', async () => {
+    const { fs } = sb;
+    const tx = txId();
+    await fs.begin(tx);
+    const jobs: Promise<unknown>[] = [];
+    for (let i = 0; i < 200; i++) {
+      const p = `c${i % 4}/d${i % 3}/f${i}.txt`;
+      if (i % 5 === 0) jobs.push(fs.writeFile(tx, p, streamOf('bad'), { hash: hashOf('good') }).catch(() => 'refused'));
+      else jobs.push(put(fs, tx, p, `F${i}`));
+    }
+    await Promise.all(jobs);
+    await fs.commit(tx, { snapshotId: 's1', message: '', manifestHash: '', user: 'u', createdAt: '2026-01-01T00:00:00Z' });
+    for (let i = 0; i < 200; i++) {
+      expect(await text(await fs.readFile(`c${i % 4}/d${i % 3}/f${i}.txt`))).toBe(i % 5 === 0 ? null : `F${i}`);
+    }
+  });
+
   it('never writes through a hard link: replacing a file leaves the snapshot inode untouched', async () => {
     const { fs, root } = sb;
     await sync(fs, 1, { 'a.txt': 'original' });
