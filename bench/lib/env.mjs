@@ -1,0 +1,58 @@
+// The bench's own real parts: a zfs-fuse pool on a sparse file and the test
+// sshd, brought up by tooling/testenv in a separate state dir (never the tests').
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
+import path from 'node:path';
+import os from 'node:os';
+
+export function machine() {
+  const v = (cmd, args) => {
+    try { return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split('\n')[0].trim(); }
+    catch { return 'not installed'; }
+  };
+  return {
+    cores: os.cpus().length,
+    cpu: os.cpus()[0]?.model ?? '?',
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    rsync: v('rsync', ['--version']),
+    git: v('git', ['--version']),
+    restic: v('restic', ['version']),
+    xxhsum: v('xxhsum', ['--version']),
+    zfs: 'zfs-fuse ' + v('dpkg-query', ['-W', '-f', '${Version}', 'zfs-fuse']),
+  };
+}
+
+/** Brings up pool + sshd; writes HOME/.ssh (config alias `dsgbench`, known_hosts). */
+export function bringUp(repoRoot, workDir, poolSize) {
+  const envDir = path.join(workDir, 'env');
+  const out = execFileSync('bash', [path.join(repoRoot, 'tooling/testenv/testenv.sh'), 'up'], {
+    encoding: 'utf8',
+    env: { ...process.env, DSG_TESTENV_DIR: envDir, DSG_TEST_POOL: 'dsgbench', DSG_TEST_POOL_SIZE: poolSize },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const env = Object.fromEntries([...out.matchAll(/^export (\w+)=(.*)$/gm)].map((m) => [m[1], m[2]]));
+  if (!env.DSG_TEST_POOL || !env.DSG_TEST_SSH_PORT) throw new Error('bench needs zfs-fuse and sshd (run as root)');
+  const home = path.join(workDir, 'home');
+  mkdirSync(path.join(home, '.ssh'), { recursive: true, mode: 0o700 });
+  copyFileSync(env.DSG_TEST_SSH_KEY, path.join(home, '.ssh', 'id_ed25519'));
+  chmodSync(path.join(home, '.ssh', 'id_ed25519'), 0o600);
+  copyFileSync(env.DSG_TEST_SSH_KNOWN_HOSTS, path.join(home, '.ssh', 'known_hosts'));
+  writeFileSync(
+    path.join(home, '.ssh', 'config'),
+    `Host dsgbench\n  HostName 127.0.0.1\n  Port ${env.DSG_TEST_SSH_PORT}\n  User ${env.DSG_TEST_SSH_USER}\n  IdentityFile ${path.join(home, '.ssh', 'id_ed25519')}\n  IdentitiesOnly yes\n`,
+  );
+  return { env, envDir, home, pool: env.DSG_TEST_POOL, poolMount: env.DSG_TEST_POOL_MOUNT };
+}
+
+export function tearDown(repoRoot, envDir) {
+  execFileSync('bash', [path.join(repoRoot, 'tooling/testenv/testenv.sh'), 'down'], {
+    env: { ...process.env, DSG_TESTENV_DIR: envDir, DSG_TEST_POOL: 'dsgbench' },
+    stdio: 'inherit',
+  });
+}
+
+export function readJson(file) {
+  return JSON.parse(readFileSync(file, 'utf8'));
+}

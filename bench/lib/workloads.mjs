@@ -1,0 +1,192 @@
+// The workloads of issue 9 (and the scan case of issue 6). Each pushes rows
+// { workload, tool, min, median, max, rssMiB, ratio, target } into ctx.rows.
+import { rmSync, mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { run, series, timed } from './measure.mjs';
+import { touchManySmall } from './data.mjs';
+
+const here = path.dirname(new URL(import.meta.url).pathname);
+
+function sshOpts(ctx) {
+  const h = ctx.env.home;
+  return ['-F', path.join(h, '.ssh', 'config'), '-o', `UserKnownHostsFile=${path.join(h, '.ssh', 'known_hosts')}`, '-o', 'StrictHostKeyChecking=yes'];
+}
+const rsyncSsh = (ctx) => ['-e', ['ssh', ...sshOpts(ctx)].join(' ')];
+const userEnv = (ctx) => ({ ...process.env, HOME: ctx.env.home, DSG_CONFIG_HOME: path.join(ctx.work, 'dsgconf'), NO_COLOR: '1' });
+
+function dsgSetup(ctx) {
+  const conf = path.join(ctx.work, 'dsgconf');
+  mkdirSync(conf, { recursive: true });
+  writeFileSync(path.join(conf, 'dsg.yml'), 'user_name: Bench\nuser_id: bench@example.org\n');
+}
+
+const agentCmd = (ctx) => `node ${path.join(ctx.repoRoot, 'apps/agent/dist/dsg-agent.mjs')}`;
+
+/** .dsgconfig.yml for a project whose repository is on the bench host over SSH. */
+function writeConfig(ctx, project, name, type) {
+  const repo =
+    type === 'zfs'
+      ? `  type: zfs\n  host: dsgbench\n  pool: ${ctx.env.pool}/repos\n  mountpoint: ${ctx.env.poolMount}/repos\n`
+      : `  type: posix\n  host: dsgbench\n  root: ${path.join(ctx.work, 'posix-repos')}\n`;
+  writeFileSync(
+    path.join(project, '.dsgconfig.yml'),
+    `name: ${name}\nrepository:\n${repo}  agent: ${agentCmd(ctx)}\ndata_dirs: [input, output]\n`,
+  );
+  rmSync(path.join(project, '.dsg'), { recursive: true, force: true });
+}
+
+function dsg(ctx, cwd, args) {
+  return timed('node', [path.join(ctx.repoRoot, 'apps/cli/dist/main.js'), ...args], { cwd, env: userEnv(ctx) });
+}
+
+function ensureReposParents(ctx) {
+  run('zfs', ['create', '-p', `${ctx.env.pool}/repos`], { allowFail: true });
+  mkdirSync(path.join(ctx.work, 'posix-repos'), { recursive: true });
+}
+
+function ratio(a, b) {
+  return `${(a.median / b.median).toFixed(2)}×`;
+}
+
+function push(ctx, workload, tool, s, extra = {}) {
+  ctx.rows.push({ workload, tool, ...s, ...extra });
+  console.log(`   ${tool.padEnd(28)} median ${s.median.toFixed(3)}s  (min ${s.min.toFixed(3)}, max ${s.max.toFixed(3)})${s.rssMiB ? `  peak RSS ${s.rssMiB.toFixed(0)} MiB` : ''}`);
+}
+
+export const workloads = [
+  {
+    id: 'w1',
+    title: 'first sync of `research` over SSH (loopback): dsg→ZFS, dsg→posix vs rsync -a, restic backup (sftp)',
+    async run(ctx) {
+      dsgSetup(ctx);
+      ensureReposParents(ctx);
+      const project = path.join(ctx.data, 'research');
+      const results = {};
+      for (const type of ['zfs', 'posix']) {
+        results[type] = series({
+          runs: ctx.runs,
+          setup: (i) => {
+            if (i > 0 && type === 'zfs') run('zfs', ['destroy', '-r', `${ctx.env.pool}/repos/r${type}${i - 1}`], { allowFail: true });
+            if (i > 0 && type === 'posix') rmSync(path.join(ctx.work, 'posix-repos', `r${type}${i - 1}`), { recursive: true, force: true });
+            writeConfig(ctx, project, `r${type}${i}`, type);
+          },
+          measure: () => dsg(ctx, project, ['init', '-m', 'bench', '--quiet']),
+        });
+      }
+      const dest = path.join(ctx.work, 'rsync-dest');
+      const rs = series({
+        runs: ctx.runs,
+        setup: () => rmSync(dest, { recursive: true, force: true }),
+        measure: () => timed('rsync', ['-a', ...rsyncSsh(ctx), '--exclude=.dsg', '--exclude=.dsgconfig.yml', `${project}/`, `dsgbench:${dest}/`], { env: userEnv(ctx) }),
+      });
+      const resticRepo = path.join(ctx.work, 'restic-repo');
+      const resticEnv = { ...userEnv(ctx), RESTIC_PASSWORD: 'bench' };
+      const sftp = ['-o', `sftp.command=ssh ${sshOpts(ctx).join(' ')} dsgbench -s sftp`];
+      const re = series({
+        runs: ctx.runs,
+        setup: () => {
+          rmSync(resticRepo, { recursive: true, force: true });
+          run('restic', ['-r', `sftp:dsgbench:${resticRepo}`, ...sftp, 'init', '-q'], { env: resticEnv });
+        },
+        measure: () => timed('restic', ['-r', `sftp:dsgbench:${resticRepo}`, ...sftp, 'backup', '-q', '--exclude', '.dsg', path.join(project, 'input'), path.join(project, 'output')], { env: resticEnv }),
+      });
+      push(ctx, 'w1 first sync', 'dsg init → ZFS (ssh)', results.zfs, { ratio: `${ratio(results.zfs, rs)} rsync`, target: '≤ 1.0× rsync; RSS ≤ 200 MiB' });
+      push(ctx, 'w1 first sync', 'dsg init → posix (ssh)', results.posix, { ratio: `${ratio(results.posix, rs)} rsync`, target: '≤ 1.0× rsync' });
+      push(ctx, 'w1 first sync', 'rsync -a (ssh)', rs);
+      push(ctx, 'w1 first sync', 'restic backup (sftp)', re, { ratio: `dsg→ZFS ${ratio(results.zfs, re)} restic` });
+    },
+  },
+  {
+    id: 'w2',
+    title: 'no-change status on `many-small` (warm cache) vs git status, rsync -an',
+    async run(ctx) {
+      dsgSetup(ctx);
+      ensureReposParents(ctx);
+      const project = path.join(ctx.data, 'small');
+      writeConfig(ctx, project, 'small', 'zfs');
+      dsg(ctx, project, ['init', '-m', 'bench', '--quiet']);
+      const st = series({ runs: ctx.runs, measure: () => dsg(ctx, project, ['status', '--quiet']) });
+      if (!existsSync(path.join(project, '.git'))) {
+        writeFileSync(path.join(project, '.gitignore'), '.dsg/\n');
+        run('git', ['init', '-q'], { cwd: project });
+        run('git', ['add', '-A'], { cwd: project });
+        run('git', ['-c', 'user.email=b@e', '-c', 'user.name=b', 'commit', '-qm', 'bench'], { cwd: project });
+      }
+      const gs = series({ runs: ctx.runs, measure: () => timed('git', ['status', '--porcelain'], { cwd: project }) });
+      const dest = path.join(ctx.work, 'rsync-small');
+      run('rsync', ['-a', ...rsyncSsh(ctx), `${project}/input/`, `dsgbench:${dest}/`], { env: userEnv(ctx) });
+      const rn = series({ runs: ctx.runs, measure: () => timed('rsync', ['-an', ...rsyncSsh(ctx), `${project}/input/`, `dsgbench:${dest}/`], { env: userEnv(ctx) }) });
+      push(ctx, 'w2 no-change status', 'dsg status (ZFS, ssh)', st, { ratio: `${ratio(st, gs)} git; ${ratio(st, rn)} rsync -an`, target: '≤ 1.0× git status' });
+      push(ctx, 'w2 no-change status', 'git status', gs);
+      push(ctx, 'w2 no-change status', 'rsync -an (ssh)', rn);
+    },
+  },
+  {
+    id: 'w3',
+    title: 'incremental sync: 10 files changed in `many-small` vs rsync',
+    async run(ctx) {
+      const project = path.join(ctx.data, 'small');
+      if (!existsSync(path.join(project, '.dsg', 'last-sync.json'))) throw new Error('needs w2 (initialised many-small project)');
+      const dest = path.join(ctx.work, 'rsync-small');
+      const d = [], r = [];
+      for (let i = 0; i < ctx.runs + 1; i++) {
+        await touchManySmall(project, { count: 10, round: i, files: ctx.sets.small.files });
+        const a = dsg(ctx, project, ['sync', '-m', `round ${i}`, '--quiet']);
+        const b = timed('rsync', ['-a', ...rsyncSsh(ctx), `${project}/input/`, `dsgbench:${dest}/`], { env: userEnv(ctx) });
+        if (i > 0) { d.push(a); r.push(b); }
+      }
+      const agg = (xs) => {
+        const s = xs.map((x) => x.secs).sort((p, q) => p - q);
+        return { min: s[0], median: s[Math.floor(s.length / 2)], max: s[s.length - 1], rssMiB: Math.max(...xs.map((x) => x.rssMiB || 0)) || null };
+      };
+      const ds = agg(d), rs = agg(r);
+      push(ctx, 'w3 incremental (10 files)', 'dsg sync (ZFS, ssh)', ds, { ratio: `${ratio(ds, rs)} rsync`, target: '≤ 0.5× rsync' });
+      push(ctx, 'w3 incremental (10 files)', 'rsync -a (ssh)', rs);
+    },
+  },
+  {
+    id: 'w4',
+    title: 'ZFS transaction overhead: begin+commit with zero files, repo of N files',
+    async run(ctx) {
+      for (const n of ctx.sizes.zfsRepo) {
+        const r = timed('node', [path.join(here, 'zfs-tx.mjs'), `${ctx.env.pool}/tx${n}`, String(n), String(ctx.runs)], { env: process.env });
+        const s = JSON.parse(r.stdout.trim().split('\n').pop());
+        push(ctx, 'w4 ZFS tx overhead', `begin+commit, repo of ${n} files`, s, { target: 'flat in repo size' });
+      }
+    },
+  },
+  {
+    id: 'w5',
+    title: 'hash throughput on `one-large` vs xxhsum, sha256sum',
+    async run(ctx) {
+      const file = path.join(ctx.data, 'large', 'input', 'large.bin');
+      const mb = ctx.sets.large.bytes / 2 ** 20;
+      const h = series({ runs: ctx.runs, measure: () => timed('node', [path.join(here, 'hash-one.mjs'), file]) });
+      const x = series({ runs: ctx.runs, measure: () => timed('xxhsum', ['-H3', file]) });
+      const s = series({ runs: ctx.runs, measure: () => timed('sha256sum', [file]) });
+      push(ctx, 'w5 hash one-large', `dsg xxh3 (${(mb / h.median).toFixed(0)} MiB/s)`, h, { ratio: `${ratio(h, x)} xxhsum; ${ratio(h, s)} sha256sum`, target: 'RSS ≤ 200 MiB' });
+      push(ctx, 'w5 hash one-large', `xxhsum -H3 (${(mb / x.median).toFixed(0)} MiB/s)`, x);
+      push(ctx, 'w5 hash one-large', `sha256sum (${(mb / s.median).toFixed(0)} MiB/s)`, s);
+    },
+  },
+  {
+    id: 'w6',
+    title: 'scan+hash `many-small` cold (no stat cache) and warm (stat cache) vs git status',
+    async run(ctx) {
+      const project = path.join(ctx.data, 'small');
+      const cache = path.join(ctx.work, 'scan-cache.json');
+      const cold = series({ runs: ctx.runs, measure: () => timed('node', [path.join(here, 'scan-one.mjs'), project, 'none']) });
+      timed('node', [path.join(here, 'scan-one.mjs'), project, cache]);
+      const warm = series({ runs: ctx.runs, measure: () => timed('node', [path.join(here, 'scan-one.mjs'), project, cache]) });
+      if (!existsSync(path.join(project, '.git'))) {
+        run('git', ['init', '-q'], { cwd: project });
+        run('git', ['add', '-A'], { cwd: project });
+        run('git', ['-c', 'user.email=b@e', '-c', 'user.name=b', 'commit', '-qm', 'bench'], { cwd: project });
+      }
+      const gs = series({ runs: ctx.runs, measure: () => timed('git', ['status', '--porcelain'], { cwd: project }) });
+      push(ctx, 'w6 scan many-small', 'dsg scan cold (hash all)', cold, { ratio: `${ratio(cold, gs)} git` });
+      push(ctx, 'w6 scan many-small', 'dsg scan warm (stat cache)', warm, { ratio: `${ratio(warm, gs)} git`, target: '≤ 1.0× git status' });
+      push(ctx, 'w6 scan many-small', 'git status', gs);
+    },
+  },
+];

@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+// dsg benchmarks: dsg side by side with rsync, git, restic and xxhsum on the
+// same generated data in the same run. Prints medians and ratios and writes
+// bench/results/latest.md. Nothing here asserts a time: it measures.
+//
+//   pnpm bench                 full sizes (~1 GiB research, 100k small files, 2 GiB file)
+//   pnpm bench -- --quick      CI-sized
+//   options: --runs N (default 5), --only w1,w2,…, --keep (leave the work dir)
+import { mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { machine, bringUp, tearDown } from './lib/env.mjs';
+import { makeManySmall, makeOneLarge, makeResearch } from './lib/data.mjs';
+import { workloads } from './lib/workloads.mjs';
+
+const { values: opt } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    runs: { type: 'string' },
+    only: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+  },
+});
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const runs = Number(opt.runs ?? 5);
+const only = opt.only ? new Set(opt.only.split(',')) : null;
+const sizes = opt.quick
+  ? { research: { files: 1000, largeFiles: 2, largeSize: 16 << 20 }, small: 10_000, large: 256 << 20, pool: '3G', zfsRepo: [1000, 10_000] }
+  : { research: { files: 10_000, largeFiles: 5, largeSize: 120 << 20 }, small: 100_000, large: 2 << 30, pool: '16G', zfsRepo: [1000, 100_000] };
+
+const work = path.join(repoRoot, 'bench', '.work');
+rmSync(work, { recursive: true, force: true });
+mkdirSync(work, { recursive: true });
+const info = machine();
+console.log(`dsg bench (${opt.quick ? 'quick' : 'full'}, ${runs} runs after 1 warm-up) on ${info.cores} cores, ${info.memoryGiB} GiB, ${info.kernel}`);
+
+const env = bringUp(repoRoot, work, sizes.pool);
+const data = path.join(work, 'data');
+const t0 = Date.now();
+const sets = {
+  research: await makeResearch(path.join(data, 'research'), sizes.research),
+  small: await makeManySmall(path.join(data, 'small'), { files: sizes.small }),
+  large: await makeOneLarge(path.join(data, 'large'), { size: sizes.large }),
+};
+console.log(`data generated in ${((Date.now() - t0) / 1000).toFixed(1)}s: research ${sets.research.files} files / ${(sets.research.bytes / 2 ** 20).toFixed(0)} MiB, small ${sets.small.files} files, large ${(sets.large.bytes / 2 ** 20).toFixed(0)} MiB`);
+
+const rows = [];
+const notes = [];
+const ctx = { repoRoot, work, data, env, runs, sizes, sets, rows, notes };
+try {
+  for (const w of workloads) {
+    if (only && !only.has(w.id)) continue;
+    console.log(`\n== ${w.id}: ${w.title}`);
+    try {
+      await w.run(ctx);
+    } catch (e) {
+      const msg = String(e?.message ?? e).split('\n').slice(0, 3).join(' | ');
+      console.log(`   FAILED: ${msg}`);
+      notes.push(`${w.id} did not complete: ${msg}`);
+    }
+  }
+} finally {
+  if (!opt.keep) {
+    tearDown(repoRoot, env.envDir);
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+const fmt = (s) => (s == null ? '—' : s < 1 ? `${(s * 1000).toFixed(0)} ms` : `${s.toFixed(2)} s`);
+const lines = [
+  `# dsg benchmark results`,
+  ``,
+  `${new Date().toISOString().slice(0, 10)} · ${opt.quick ? 'quick' : 'full'} sizes · ${runs} runs after one warm-up`,
+  ``,
+  `Machine: ${info.cores} cores (${info.cpu}), ${info.memoryGiB} GiB, ${info.kernel}, node ${info.node}; ${info.zfs}; ${info.rsync}; ${info.git}; ${info.restic}; ${info.xxhsum}`,
+  ``,
+  `| workload | tool | min | median | max | peak RSS | ratio (dsg / other, median) | target |`,
+  `|---|---|---|---|---|---|---|---|`,
+  ...rows.map((r) => `| ${r.workload} | ${r.tool} | ${fmt(r.min)} | ${fmt(r.median)} | ${fmt(r.max)} | ${r.rssMiB ? r.rssMiB.toFixed(0) + ' MiB' : '—'} | ${r.ratio ?? ''} | ${r.target ?? ''} |`),
+  ``,
+  ...(notes.length ? ['## Notes', '', ...notes.map((n) => `- ${n}`), ''] : []),
+];
+const md = lines.join('\n');
+console.log('\n' + md);
+mkdirSync(path.join(repoRoot, 'bench', 'results'), { recursive: true });
+writeFileSync(path.join(repoRoot, 'bench', 'results', opt.quick ? 'latest-quick.md' : 'latest.md'), md + '\n');
+if (!existsSync(path.join(repoRoot, 'bench', 'results'))) process.exit(1);
