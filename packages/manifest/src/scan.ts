@@ -1,7 +1,7 @@
 import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { DsgError, ValidationError, type ProgressListener } from '@dsg/contracts';
+import { DsgError, NotFoundError, ValidationError, type ProgressListener } from '@dsg/contracts';
 import { entriesEqual } from './classify.js';
 import { HASH_CHUNK, hashFileHandle } from './hash.js';
 import { Manifest, type FileEntry, type ManifestEntry } from './model.js';
@@ -132,21 +132,40 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
     return e;
   };
 
-  const hashOne = async (full: string, rel: string, key: StatKey): Promise<string> => {
+  /**
+   * Hash one file. If it changed while being read (size or mtime moved,
+   * checked by fstat on the open handle), hash it again, up to 3 times, so
+   * the entry never pairs a hash with another version's size and mtime.
+   */
+  const hashOne = async (full: string, rel: string, before: StatKey): Promise<{ hash: string; key: StatKey }> => {
     const buf = buffers.pop() ?? Buffer.allocUnsafe(HASH_CHUNK);
-    let fh: FileHandle | undefined;
+    let key = before;
     try {
-      fh = await openFile(full);
-      const { hash, bytes } = await hashFileHandle(fh, buf);
-      stats.hashed++;
-      stats.bytesHashed += bytes;
-      // A file that grew or shrank while being read is hashed but not cached.
-      if (BigInt(bytes) === key.size && scanStartNs - key.mtimeNs > RACY_NS) cache.set(rel, key, hash);
-      progress('hash', rel);
-      return hash;
+      for (let attempt = 1; ; attempt++) {
+        const fh = await openFile(full);
+        try {
+          const { hash, bytes } = await hashFileHandle(fh, buf);
+          const st = await fh.stat({ bigint: true });
+          stats.hashed++;
+          stats.bytesHashed += bytes;
+          const after: StatKey = { size: st.size, mtimeNs: st.mtimeNs, ino: st.ino };
+          if (BigInt(bytes) === after.size && after.size === key.size && after.mtimeNs === key.mtimeNs) {
+            if (scanStartNs - key.mtimeNs > RACY_NS) cache.set(rel, key, hash);
+            progress('hash', rel);
+            return { hash, key };
+          }
+          if (attempt >= 3) {
+            throw new DsgError('SCAN_UNSTABLE', `${JSON.stringify(rel)} kept changing while it was being hashed`, {
+              recoveryHint: 'Wait until the program writing this file has finished (or ignore it), then run again.',
+            });
+          }
+          key = after;
+        } finally {
+          await fh.close();
+        }
+      }
     } finally {
       buffers.push(buf);
-      await fh?.close();
     }
   };
 
@@ -187,12 +206,16 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
       return;
     }
     stats.files++;
-    const key: StatKey = { size: st.size, mtimeNs: st.mtimeNs, ino: st.ino };
-    const hash = cache.lookup(rel, key) ?? await pool.run(() => hashOne(full, rel, key)).catch((e: unknown) => {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw new ScanUnreadableError(rel, e);
-    });
-    if (hash === null) {
+    const seen: StatKey = { size: st.size, mtimeNs: st.mtimeNs, ino: st.ino };
+    const cached = cache.lookup(rel, seen);
+    const got = cached !== undefined
+      ? { hash: cached, key: seen }
+      : await pool.run(() => hashOne(full, rel, seen)).catch((e: unknown) => {
+          if (e instanceof DsgError) throw e;
+          if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null; // deleted during the scan
+          throw new ScanUnreadableError(rel, e);
+        });
+    if (got === null) {
       stats.files--;
       return;
     }
@@ -200,14 +223,21 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
       type: 'file',
       path: rel,
       user: '',
-      filesize: Number(st.size),
-      mtime: formatTimestamp(new Date(Number(st.mtimeNs / 1_000_000n)), tz),
-      hash,
+      filesize: Number(got.key.size),
+      mtime: formatTimestamp(new Date(Number(got.key.mtimeNs / 1_000_000n)), tz),
+      hash: got.hash,
     };
     entries.push(withPrevUser(entry));
     progress('scan', rel);
   };
 
+  // A missing project root must not scan as "everything deleted".
+  const rootStat = await lstat(o.root).catch(() => null);
+  if (!rootStat?.isDirectory()) {
+    throw new NotFoundError(`project root ${JSON.stringify(o.root)} is not a directory`, {
+      recoveryHint: 'Run dsg from inside the project (the directory holding .dsgconfig.yml).',
+    });
+  }
   const roots = [...new Set(o.dataDirs)];
   for (const d of roots) {
     const why = validateName(d);

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, open, rm, symlink, truncate, utimes, writeFile, readFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, open, rm, symlink, truncate, utimes, writeFile, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -162,6 +162,38 @@ describe('scanProject: names, ignores and links', () => {
     expect(manifest.entries.get('input/same.txt')?.user).toBe('bo@example.org');
     expect(manifest.entries.get('input/l')?.user).toBe('bo@example.org');
     expect(manifest.entries.get('input/changed.txt')?.user).toBe('ana@example.org');
+  });
+
+  it('re-hashes a file that changes while it is read; gives up on one that never settles', async () => {
+    const root = await tempRoot();
+    await put(root, 'input/growing.log', 'line 1\n');
+    const file = path.join(root, 'input/growing.log');
+    let opens = 0;
+    const { manifest, stats } = await scanProject({
+      root, dataDirs: ['input'], user: 'u',
+      openFile: async (f) => {
+        const fh = await open(f, 'r');
+        if (opens++ === 0) await appendFile(f, 'line 2\n'); // a writer appends after we opened
+        return fh;
+      },
+    });
+    expect(opens).toBe(2);
+    expect(stats.hashed).toBe(2);
+    expect(manifest.entries.get('input/growing.log')).toMatchObject({ filesize: 14, hash: await hashFile(file) });
+
+    await expect(scanProject({
+      root, dataDirs: ['input'], user: 'u',
+      openFile: async (f) => {
+        const fh = await open(f, 'r');
+        await appendFile(f, 'more\n');
+        return fh;
+      },
+    })).rejects.toMatchObject({ code: 'SCAN_UNSTABLE' });
+  });
+
+  it('refuses a missing project root instead of scanning it as empty', async () => {
+    const root = await tempRoot();
+    await expect(scanProject({ root: path.join(root, 'nope'), dataDirs: ['input'], user: 'u' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 
   it('refuses an unsafe data directory', async () => {
