@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-import { Command } from 'commander';
-import { VERSION } from './version.js';
+import { runCli } from './program.js';
 
-const program = new Command('dsg').version(VERSION).description('dsg: data sync and versioning for research projects');
-await program.parseAsync(process.argv);
+const code = await runCli({ argv: process.argv.slice(2) });
+// Exit once stdout has drained (pipes are async); an idle ssh socket must not keep us alive.
+process.exitCode = code;
+process.stdout.write('', () => process.exit(code));

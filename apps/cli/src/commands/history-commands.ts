@@ -1,0 +1,217 @@
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import { NotFoundError, ValidationError, assertSafeRelativePath } from '@dsg/contracts';
+import { createXxh3Hasher, validateChain, type Manifest } from '@dsg/manifest';
+import type { Ctx } from '../context.js';
+import { withSession } from '../session.js';
+import { assertSnapshotId, collect, diffManifests, readHistory, type Change } from '../history.js';
+import { blameSchema, logSchema, snapfetchSchema, snapmountSchema, validateChainSchema, validateSnapshotSchema } from '../output/json-schemas.js';
+import { EXIT, UsageError } from '../output/errors.js';
+import { requireProject } from '../config/project.js';
+import { repoRelative } from './paths.js';
+
+export async function logCommand(ctx: Ctx, o: { number?: string; since?: string; author?: string }): Promise<void> {
+  const n = o.number === undefined ? 10 : Number(o.number);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`-n expects a positive whole number, got ${JSON.stringify(o.number)}`);
+  const since = o.since ? Date.parse(o.since) : null;
+  if (since !== null && Number.isNaN(since)) throw new UsageError(`--since expects a date like 2025-06-01, got ${JSON.stringify(o.since)}`);
+  await withSession(ctx, async ({ conn }) => {
+    const h = await readHistory(conn.client);
+    const rows = h.snapshots.map((s, i) => {
+      const prev = i > 0 ? (h.snapshots[i - 1]!.manifest ?? null) : null;
+      const diff = s.manifest && (i === 0 || prev) ? diffManifests(prev, s.manifest) : null;
+      const count = (c: Change): number | null => (diff ? [...diff.values()].filter((v) => v === c).length : null);
+      return {
+        snapshotId: s.snapshotId,
+        createdAt: s.metadata.created_at,
+        user: s.metadata.created_by,
+        message: s.metadata.snapshot_message,
+        hash: s.metadata.snapshot_hash,
+        added: count('added'),
+        changed: count('changed'),
+        removed: count('removed'),
+      };
+    });
+    const picked = rows
+      .reverse()
+      .filter((r) => (since === null ? true : Date.parse(r.createdAt) >= since))
+      .filter((r) => (o.author ? r.user.includes(o.author) : true))
+      .slice(0, n);
+    ctx.out.result(logSchema, { command: 'log', snapshots: picked }, (d) => {
+      const c = ctx.out.c;
+      for (const r of d.snapshots) {
+        const counts = r.added === null ? '' : c.dim(`  +${r.added} ~${r.changed} -${r.removed}`);
+        ctx.out.line(`${c.yellow(r.snapshotId.padEnd(5))} ${r.createdAt}  ${c.cyan(r.user)}${counts}`);
+        ctx.out.line(`      ${r.message ?? ''}`);
+      }
+      if (d.snapshots.length === 0) ctx.out.line('no snapshots match');
+    });
+  });
+}
+
+export async function blameCommand(ctx: Ctx, file: string): Promise<void> {
+  const project = await requireProject(ctx.cwd);
+  const rel = repoRelative(project.root, ctx.cwd, file);
+  await withSession(ctx, async ({ conn }) => {
+    const h = await readHistory(conn.client);
+    const events = [];
+    let prev: Manifest | null = null;
+    for (const s of h.snapshots) {
+      if (!s.manifest) {
+        ctx.out.warn(`the manifest of ${s.snapshotId} is not available; blame skips it`);
+        continue;
+      }
+      const change = diffManifests(prev, s.manifest).get(rel);
+      if (change) {
+        const e = (change === 'removed' ? prev : s.manifest)!.entries.get(rel)!;
+        events.push({
+          snapshotId: s.snapshotId,
+          createdAt: s.metadata.created_at,
+          change,
+          user: change === 'removed' ? s.metadata.created_by : e.user,
+          hash: change === 'removed' ? null : e.type === 'file' ? e.hash : `link:${e.reference}`,
+          message: s.metadata.snapshot_message,
+        });
+      }
+      prev = s.manifest;
+    }
+    if (events.length === 0) {
+      throw new NotFoundError(`${rel} is in no snapshot of the repository`, { recoveryHint: 'Check the path (relative to the project root); `dsg list-files` lists them.' });
+    }
+    ctx.out.result(blameSchema, { command: 'blame', path: rel, events }, (d) => {
+      const c = ctx.out.c;
+      for (const e of d.events) {
+        ctx.out.line(`${c.yellow(e.snapshotId.padEnd(5))} ${e.change.padEnd(8)} ${e.createdAt}  ${c.cyan(e.user)}  ${e.hash ?? '-'}  ${c.dim(e.message ?? '')}`);
+      }
+    });
+  });
+}
+
+export async function snapfetchCommand(ctx: Ctx, file: string, o: { snapshot?: string; output?: string; force?: boolean }): Promise<void> {
+  if (!o.snapshot) throw new UsageError('snapfetch needs --snapshot sN', 'Example: dsg snapfetch input/a.csv --snapshot s1');
+  const sid = assertSnapshotId(o.snapshot);
+  const project = await requireProject(ctx.cwd);
+  const rel = repoRelative(project.root, ctx.cwd, file);
+  const out = path.resolve(ctx.cwd, o.output ?? `${file}.${sid}`);
+  await withSession(ctx, async ({ conn }) => {
+    const snaps = await conn.client.listSnapshots();
+    if (!snaps.some((s) => s.snapshotId === sid)) {
+      throw new NotFoundError(`snapshot ${sid} does not exist (the repository has ${snaps.map((s) => s.snapshotId).join(', ') || 'none'})`, { recoveryHint: '`dsg log` lists the snapshots.' });
+    }
+    const stream = await conn.client.readSnapshotFile(sid, rel);
+    if (!stream) throw new NotFoundError(`${rel} is not in snapshot ${sid}`, { recoveryHint: `\`dsg blame ${rel}\` shows the snapshots that have it.` });
+    await mkdir(path.dirname(out), { recursive: true });
+    // Write beside the target, then rename: never a half-written output; refuse an existing one unless --force.
+    const tmp = `${out}.dsg-partial-${process.pid}`;
+    const hasher = createXxh3Hasher();
+    let bytes = 0;
+    try {
+      await pipeline(
+        Readable.from(
+          (async function* () {
+            for await (const c of stream) {
+              hasher.update(c);
+              bytes += c.length;
+              yield c;
+            }
+          })(),
+        ),
+        createWriteStream(tmp, { flags: 'wx' }),
+      );
+      if (!o.force) {
+        const fh = await open(out, 'wx').catch((e: NodeJS.ErrnoException) => {
+          if (e.code === 'EEXIST') {
+            throw new ValidationError(`${path.relative(ctx.cwd, out) || out} already exists; not overwriting it`, { path: out }, { recoveryHint: 'Pass -o <other file>, or --force to overwrite.' });
+          }
+          throw e;
+        });
+        await fh.close();
+      }
+      await rename(tmp, out);
+    } finally {
+      await rm(tmp, { force: true });
+    }
+    const hash = hasher.digest();
+    ctx.out.result(snapfetchSchema, { command: 'snapfetch', path: rel, snapshotId: sid, output: out, bytes, hash }, (d) =>
+      ctx.out.line(`wrote ${d.path} as of ${d.snapshotId} to ${path.relative(ctx.cwd, d.output) || d.output} (${d.bytes} bytes, hash ${d.hash})`),
+    );
+  });
+}
+
+export async function snapmountCommand(ctx: Ctx, o: { snapshot?: string; mountpoint?: string; unmount?: string }): Promise<void> {
+  await withSession(ctx, async ({ conn }) => {
+    if (o.unmount) {
+      await conn.client.unmountSnapshot(o.unmount);
+      ctx.out.result(snapmountSchema, { command: 'snapmount', action: 'unmount', snapshotId: null, mountpoint: o.unmount }, (d) => ctx.out.line(`unmounted ${d.mountpoint}`));
+      return;
+    }
+    if (!o.snapshot) throw new UsageError('snapmount needs --snapshot sN (or --unmount dir)');
+    const sid = assertSnapshotId(o.snapshot);
+    const at = await conn.client.mountSnapshot(sid, o.mountpoint ? path.resolve(ctx.cwd, o.mountpoint) : undefined);
+    ctx.out.result(snapmountSchema, { command: 'snapmount', action: 'mount', snapshotId: sid, mountpoint: at }, (d) =>
+      ctx.out.line(`snapshot ${sid} is readable at ${d.mountpoint} (on the repository host); \`dsg snapmount --unmount ${d.mountpoint}\` when done`),
+    );
+  });
+}
+
+export async function validateChainCommand(ctx: Ctx): Promise<number> {
+  return withSession(ctx, async ({ conn }) => {
+    const h = await readHistory(conn.client);
+    const missing = h.snapshots.find((s) => !s.manifest);
+    const manifests = h.snapshots.map((s) => s.manifest).filter((m): m is Manifest => m !== null);
+    let problem: { snapshotId: string; reason: string } | null = missing ? { snapshotId: missing.snapshotId, reason: 'its manifest (archive) is missing' } : null;
+    if (!problem) {
+      const r = validateChain(manifests);
+      if (!r.ok) problem = { snapshotId: r.snapshotId, reason: r.reason };
+    }
+    if (!problem) {
+      for (const s of h.snapshots) {
+        if (s.manifest?.metadata && s.manifest.metadata.snapshot_hash !== s.metadata.snapshot_hash) {
+          problem = { snapshotId: s.snapshotId, reason: 'sync-messages.json and the manifest disagree on the snapshot hash' };
+          break;
+        }
+      }
+    }
+    ctx.out.result(validateChainSchema, { command: 'validate-chain', ok: problem === null, snapshots: h.snapshots.length, problem }, (d) =>
+      d.ok
+        ? ctx.out.line(`${ctx.out.c.green('ok')}: the chain of ${d.snapshots} snapshot(s) is intact`)
+        : ctx.out.line(`${ctx.out.c.red('broken')} at ${d.problem!.snapshotId}: ${d.problem!.reason}`),
+    );
+    return problem ? EXIT.error : EXIT.ok;
+  });
+}
+
+export async function validateSnapshotCommand(ctx: Ctx, o: { snapshot?: string }): Promise<number> {
+  return withSession(ctx, async ({ conn }) => {
+    const h = await readHistory(conn.client);
+    const rec = o.snapshot ? h.get(assertSnapshotId(o.snapshot)) : h.head;
+    if (!rec) throw new NotFoundError('the repository has no snapshot');
+    if (!rec.manifest) throw new NotFoundError(`the manifest of ${rec.snapshotId} is not available`);
+    const problems: { path: string; reason: string }[] = [];
+    let files = 0;
+    for (const e of rec.manifest.entries.values()) {
+      assertSafeRelativePath(e.path);
+      if (e.type !== 'file') continue;
+      files++;
+      const s = await conn.client.readSnapshotFile(rec.snapshotId, e.path);
+      if (!s) {
+        problems.push({ path: e.path, reason: 'missing' });
+        continue;
+      }
+      const hasher = createXxh3Hasher();
+      const b = await collect(s);
+      hasher.update(b);
+      const got = hasher.digest();
+      if (b.length !== e.filesize) problems.push({ path: e.path, reason: `size ${b.length}, manifest says ${e.filesize}` });
+      else if (e.hash && got !== e.hash) problems.push({ path: e.path, reason: `hash ${got}, manifest says ${e.hash}` });
+    }
+    ctx.out.result(validateSnapshotSchema, { command: 'validate-snapshot', snapshotId: rec.snapshotId, ok: problems.length === 0, files, problems }, (d) => {
+      for (const p of d.problems) ctx.out.line(`${ctx.out.c.red('bad')} ${p.path}: ${p.reason}`);
+      ctx.out.line(d.ok ? `${ctx.out.c.green('ok')}: ${d.files} file(s) of ${d.snapshotId} match the manifest` : `${d.problems.length} problem(s) in ${d.snapshotId}`);
+    });
+    return problems.length ? EXIT.error : EXIT.ok;
+  });
+}

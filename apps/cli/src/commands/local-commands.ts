@@ -1,0 +1,170 @@
+import { readdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import { ConfigError } from '@dsg/contracts';
+import { hashFile, readManifestFile, validateName } from '@dsg/manifest';
+import { pruneBackups } from '@dsg/client-fs';
+import type { Ctx } from '../context.js';
+import { findProjectRoot, loadProjectConfig, PROJECT_CONFIG_FILE, requireProject, type RepositoryConfig } from '../config/project.js';
+import { loadUserConfig, requireUserConfig } from '../config/user.js';
+import { connect, connectHost, recoverProject } from '../connect.js';
+import { cleanSchema, listFilesSchema, listReposSchema, validateConfigSchema, validateFileSchema } from '../output/json-schemas.js';
+import { EXIT, UsageError } from '../output/errors.js';
+import { repoRelative } from './paths.js';
+import { LAST_SYNC } from '../history.js';
+
+export async function validateConfigCommand(ctx: Ctx, o: { backend?: boolean; fixLegacy?: boolean }): Promise<number> {
+  const root = await findProjectRoot(ctx.cwd);
+  const user = await loadUserConfig(ctx.env);
+  const project = root ? await loadProjectConfig(root) : null;
+  let fixed = false;
+  if (o.fixLegacy && project?.legacy) {
+    const doc = { name: project.config.name, repository: project.config.repository, data_dirs: project.config.data_dirs, ignore: project.config.ignore };
+    await writeFile(`${project.file}.legacy`, await import('node:fs/promises').then((f) => f.readFile(project.file)));
+    await writeFile(project.file, stringify(doc));
+    fixed = true;
+  }
+  let backend = { checked: false, ok: null as boolean | null, detail: null as string | null };
+  if (o.backend !== false && project) {
+    const conn = await connect(ctx, project.config.repository, project.config.name, user?.config ?? null);
+    try {
+      const exists = await conn.client.exists();
+      backend = { checked: true, ok: true, detail: `${conn.where}: ${exists ? 'repository exists' : 'reachable; repository not created yet (dsg init)'}` };
+    } finally {
+      await conn.close();
+    }
+  }
+  const ok = project !== null && user !== null;
+  ctx.out.result(
+    validateConfigSchema,
+    { command: 'validate-config', ok, projectFile: project?.file ?? null, userFile: user?.file ?? null, legacy: project?.legacy ?? false, fixedLegacy: fixed, backend },
+    (d) => {
+      const c = ctx.out.c;
+      ctx.out.line(`project config: ${d.projectFile ? `${c.green('ok')} ${d.projectFile}${d.legacy ? ' (legacy form; --fix-legacy rewrites it)' : ''}` : c.red('none found')}`);
+      if (d.fixedLegacy) ctx.out.line(`  rewritten in the current form (old file kept as ${PROJECT_CONFIG_FILE}.legacy)`);
+      ctx.out.line(`user config:    ${d.userFile ? `${c.green('ok')} ${d.userFile}` : c.red('none found')}`);
+      ctx.out.line(`backend:        ${d.backend.checked ? `${c.green('ok')} ${d.backend.detail ?? ''}` : 'not checked'}`);
+    },
+  );
+  if (!project) await requireProject(ctx.cwd); // throws the documented ConfigError (exit 2)
+  if (!user) await requireUserConfig(ctx.env);
+  return EXIT.ok;
+}
+
+export async function validateFileCommand(ctx: Ctx, file: string): Promise<number> {
+  const project = await requireProject(ctx.cwd);
+  const rel = repoRelative(project.root, ctx.cwd, file);
+  const nameProblem = validateName(rel);
+  const cache = await readManifestFile(path.join(project.root, LAST_SYNC));
+  const entry = cache?.entries.get(rel);
+  const hash = await hashFile(path.join(project.root, rel)).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return null;
+    throw e;
+  });
+  const manifestHash = entry?.type === 'file' ? entry.hash : null;
+  const ok = nameProblem === null && hash !== null && (manifestHash === null || manifestHash === hash);
+  ctx.out.result(validateFileSchema, { command: 'validate-file', path: rel, ok, nameProblem, inManifest: entry !== undefined, hash, manifestHash }, (d) => {
+    const c = ctx.out.c;
+    ctx.out.line(`name:     ${d.nameProblem ? c.red(`refused: ${d.nameProblem}`) : c.green('ok')}`);
+    ctx.out.line(`file:     ${d.hash ? d.hash : c.red('missing')}`);
+    ctx.out.line(`manifest: ${d.inManifest ? (d.manifestHash === d.hash ? c.green(`same hash ${d.manifestHash}`) : c.yellow(`differs (last sync: ${d.manifestHash ?? 'link'})`)) : 'not in the last sync'}`);
+  });
+  return ok ? EXIT.ok : EXIT.error;
+}
+
+export async function listFilesCommand(ctx: Ctx, o: { path?: string }): Promise<void> {
+  const project = await requireProject(ctx.cwd);
+  await recoverProject(ctx, project.root, null).catch((e: unknown) => ctx.out.log(`recovery needs the repository: ${String(e)}`));
+  const m = await readManifestFile(path.join(project.root, LAST_SYNC));
+  const prefix = o.path ? repoRelative(project.root, ctx.cwd, o.path) : null;
+  const entries = [...(m?.entries.values() ?? [])]
+    .filter((e) => (prefix ? e.path === prefix || e.path.startsWith(prefix + '/') : true))
+    .map((e) =>
+      e.type === 'file'
+        ? { path: e.path, type: e.type, size: e.filesize, mtime: e.mtime, user: e.user, hash: e.hash || null, reference: null }
+        : { path: e.path, type: e.type, size: null, mtime: null, user: e.user, hash: null, reference: e.reference },
+    );
+  ctx.out.result(listFilesSchema, { command: 'list-files', snapshotId: m?.metadata?.snapshot_id ?? null, entries }, (d) => {
+    const w = Math.max(4, ...d.entries.map((e) => String(e.size ?? '').length));
+    for (const e of d.entries) {
+      const what = e.type === 'link' ? `-> ${e.reference}` : '';
+      ctx.out.line(`${String(e.size ?? '-').padStart(w)}  ${e.mtime ?? '-'.padEnd(25)}  ${ctx.out.c.cyan(e.user)}  ${e.path} ${what}`.trimEnd());
+    }
+    if (!m) ctx.out.line('no last sync in this project (run `dsg sync` or `dsg clone`)');
+  });
+}
+
+export async function listReposCommand(ctx: Ctx, o: { host?: string; path?: string; type?: 'zfs' | 'posix'; pool?: string }): Promise<void> {
+  const user = await loadUserConfig(ctx.env);
+  const root = await findProjectRoot(ctx.cwd);
+  const project = root ? await loadProjectConfig(root) : null;
+  let repo: RepositoryConfig;
+  const host = o.host ?? project?.config.repository.host ?? user?.config.default_host;
+  const where = o.path ?? (project ? undefined : user?.config.default_project_path);
+  if (where || o.pool) {
+    if (!where) throw new UsageError('--pool needs --path (the pool dataset\'s mountpoint)');
+    const type = o.type ?? (o.pool ? 'zfs' : 'posix');
+    if (type === 'zfs' && !o.pool) throw new UsageError('list-repos on zfs needs --pool P as well as --path');
+    repo = type === 'zfs' ? { type, host, pool: o.pool!, mountpoint: path.resolve(where) } : { type, host, root: path.resolve(where) };
+  } else if (project) {
+    repo = { ...project.config.repository, ...(o.host ? { host: o.host } : {}) };
+  } else {
+    throw new ConfigError('list-repos does not know where to look', {}, {
+      recoveryHint: 'Pass --path <dir> (and --host), set default_project_path in your user config, or run it inside a project.',
+    });
+  }
+  const conn = await connectHost(ctx, repo, user?.config ?? null);
+  try {
+    const names = (await conn.client.listRepositories()).sort();
+    ctx.out.result(listReposSchema, { command: 'list-repos', host: repo.host ?? 'localhost', type: repo.type, repositories: names }, (d) => {
+      for (const n of d.repositories) ctx.out.line(n);
+      if (d.repositories.length === 0) ctx.out.line(`no repositories on ${d.host}`);
+    });
+  } finally {
+    await conn.close();
+  }
+}
+
+type Target = 'all' | 'staging' | 'backups' | 'orphans';
+
+export async function cleanCommand(ctx: Ctx, o: { target?: Target; dryRun?: boolean; force?: boolean; maxAgeDays?: string }): Promise<void> {
+  const target: Target = o.target ?? 'all';
+  const dryRun = o.dryRun !== false;
+  const project = await requireProject(ctx.cwd);
+  const user = await loadUserConfig(ctx.env);
+  const items: { kind: string; path: string }[] = [];
+  const leftovers: { name: string; error: string }[] = [];
+  const conn = await connect(ctx, project.config.repository, project.config.name, user?.config ?? null);
+  try {
+    // Recovery first: an interrupted transaction is finished or undone, never just deleted.
+    if (!dryRun) await recoverProject(ctx, project.root, conn);
+    const dsg = path.join(project.root, '.dsg');
+    if (target === 'all' || target === 'staging') {
+      for (const d of await readdir(path.join(dsg, 'staging')).catch(() => [] as string[])) {
+        const p = path.join(dsg, 'staging', d);
+        items.push({ kind: 'staging', path: p });
+        if (!dryRun) await rm(p, { recursive: true, force: true });
+      }
+    }
+    if (target === 'all' || target === 'backups') {
+      // backups older than --max-age-days (default 30; --force: all of them)
+      const days = o.force ? 0 : Number(o.maxAgeDays ?? 30);
+      const r = await pruneBackups(project.root, days * 86_400_000, { dryRun });
+      for (const p of r.removed) items.push({ kind: 'backup', path: p });
+      leftovers.push(...r.leftovers);
+    }
+    if ((target === 'all' || target === 'orphans') && !dryRun) {
+      const r = await conn.client.recover();
+      for (const p of r.removed) items.push({ kind: 'orphan', path: p });
+      leftovers.push(...r.leftovers);
+    }
+  } finally {
+    await conn.close();
+  }
+  ctx.out.result(cleanSchema, { command: 'clean', dryRun, target, items, leftovers }, (d) => {
+    for (const i of d.items) ctx.out.line(`${d.dryRun ? 'would remove' : 'removed'} ${i.kind}: ${i.path}`);
+    for (const l of d.leftovers) ctx.out.line(`${ctx.out.c.yellow('could not remove')} ${l.name}: ${l.error}`);
+    if (d.items.length === 0) ctx.out.line('nothing to clean');
+    if (d.dryRun) ctx.out.line('(dry run: pass --no-dry-run to remove; repository orphans are checked only then)');
+  });
+}

@@ -1,0 +1,189 @@
+import type { Ctx } from '../context.js';
+
+// Command modules load on use: `dsg --help` and completion never load the transports or backends.
+const history = () => import('./history-commands.js');
+const local = () => import('./local-commands.js');
+const syncs = () => import('./sync-commands.js');
+
+export interface OptionSpec {
+  flags: string;
+  description: string;
+  choices?: string[];
+  default?: unknown;
+}
+
+/** One command: its name, arguments, options, examples (shown in --help) and handler. */
+export interface CommandSpec {
+  name: string;
+  description: string;
+  args?: { name: string; description: string }[];
+  options?: OptionSpec[];
+  examples: string[];
+  run(ctx: Ctx, args: unknown[], opts: Record<string, unknown>): Promise<number | void>;
+}
+
+// Commander hands options over as loosely typed values; each handler declares what it reads.
+/* eslint-disable @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-explicit-any */
+const o = (x: Record<string, unknown>): any => x;
+const s = (x: unknown): string => x as string;
+const so = (x: unknown): string | undefined => x as string | undefined;
+
+const types = ['zfs', 'posix'];
+
+export const commandSpecs: CommandSpec[] = [
+  {
+    name: 'init',
+    description: 'write .dsgconfig.yml if absent, then create the repository from the data dirs (snapshot s1)',
+    options: [
+      { flags: '--host <host>', description: 'repository host (ssh host or alias), or localhost' },
+      { flags: '--repo-path <path>', description: 'posix: directory holding repositories; zfs: mountpoint of the pool dataset' },
+      { flags: '--repo-name <name>', description: 'repository name (default: this directory\'s name)' },
+      { flags: '--repo-type <type>', description: 'backend', choices: types },
+      { flags: '--pool <dataset>', description: 'zfs: the parent dataset, e.g. tank/dsg' },
+      { flags: '--data-dirs <list>', description: 'comma-separated data directories (default input,output,frozen)' },
+      { flags: '-m, --message <text>', description: 'message of snapshot s1 (default "init")' },
+      { flags: '--dry-run', description: 'show what would be done, change nothing' },
+      { flags: '--force', description: 'never destroys history: an existing repository is still refused' },
+      { flags: '--normalize', description: 'rename NFD names to NFC (not supported yet)' },
+    ],
+    examples: ['dsg init --host localhost --repo-type posix --repo-path /srv/dsg --repo-name demo', 'dsg init --host dsg-server --repo-type zfs --pool tank/dsg --repo-path /var/repos/dsg'],
+    run: async (ctx, _a, x) => (await syncs()).initCommand(ctx, o(x)),
+  },
+  {
+    name: 'clone',
+    description: 'fetch the latest snapshot into a new working directory (read-only on the server)',
+    args: [
+      { name: '[source]', description: '<host>:<path>/<name> (omit inside a directory that has .dsgconfig.yml)' },
+      { name: '[dest]', description: 'directory to create (default: the repository name)' },
+    ],
+    options: [
+      { flags: '--repo-type <type>', description: 'backend of the source', choices: types },
+      { flags: '--pool <dataset>', description: 'zfs: the parent dataset mounted at <path>' },
+      { flags: '--dry-run', description: 'check the source, change nothing' },
+      { flags: '--resume', description: 'continue an interrupted clone (files already there are kept by hash)' },
+    ],
+    examples: ['dsg clone localhost:/srv/dsg/demo demo-copy', 'dsg clone dsg-server:/var/repos/dsg/demo --repo-type zfs --pool tank/dsg'],
+    run: async (ctx, a, x) => (await syncs()).cloneCommand(ctx, so(a[0]), so(a[1]), o(x)),
+  },
+  {
+    name: 'status',
+    description: 'compare the working directory, the last sync and the repository (like git status)',
+    examples: ['dsg status', 'dsg status --verbose   # with the sync state of each path', 'dsg status --json'],
+    run: async (ctx) => (await syncs()).statusCommand(ctx),
+  },
+  {
+    name: 'sync',
+    description: 'upload, download and delete so both sides match; one transaction → the next snapshot',
+    options: [
+      { flags: '-m, --message <text>', description: 'snapshot message (default "sync")' },
+      { flags: '--dry-run', description: 'show the plan, change nothing' },
+      { flags: '--continue', description: 'apply the resolutions written in conflicts.txt' },
+      { flags: '--normalize', description: 'rename NFD names to NFC (not supported yet)' },
+      { flags: '--force', description: 'accepted for compatibility; conflicts are never overridden' },
+    ],
+    examples: ['dsg sync -m "new extracts from the field"', 'dsg sync --dry-run', 'dsg sync --continue   # after filling in conflicts.txt'],
+    run: async (ctx, _a, x) => (await syncs()).syncCommand(ctx, o(x)),
+  },
+  {
+    name: 'log',
+    description: 'snapshots, newest first: id, time, user, message, files added/changed/removed',
+    options: [
+      { flags: '-n, --number <n>', description: 'how many (default 10)' },
+      { flags: '--since <date>', description: 'only snapshots at or after this date' },
+      { flags: '--author <text>', description: 'only snapshots by users containing this text' },
+    ],
+    examples: ['dsg log -n 5', 'dsg log --author ana@example.org --json'],
+    run: async (ctx, _a, x) => (await history()).logCommand(ctx, o(x)),
+  },
+  {
+    name: 'blame',
+    description: 'every snapshot in which a file was added, changed or removed, with user and hash',
+    args: [{ name: '<file>', description: 'path of the file (relative to where you are)' }],
+    examples: ['dsg blame input/survey.csv'],
+    run: async (ctx, a) => (await history()).blameCommand(ctx, s(a[0])),
+  },
+  {
+    name: 'snapfetch',
+    description: 'write a file as it was in snapshot sN (never overwrites without --force)',
+    args: [{ name: '<file>', description: 'path of the file in the project' }],
+    options: [
+      { flags: '-s, --snapshot <sN>', description: 'snapshot id, e.g. s2' },
+      { flags: '-o, --output <file>', description: 'where to write (default <file>.sN)' },
+      { flags: '--force', description: 'overwrite the output file if it exists' },
+    ],
+    examples: ['dsg snapfetch input/survey.csv --snapshot s1', 'dsg snapfetch input/survey.csv --snapshot s1 -o /tmp/old.csv --force'],
+    run: async (ctx, a, x) => (await history()).snapfetchCommand(ctx, s(a[0]), o(x)),
+  },
+  {
+    name: 'snapmount',
+    description: 'read-only view of a snapshot on the repository host (ZFS: a mounted clone; posix: the snapshot dir)',
+    options: [
+      { flags: '-s, --snapshot <sN>', description: 'snapshot id' },
+      { flags: '--mountpoint <dir>', description: 'where to mount (default: chosen by the backend)' },
+      { flags: '--unmount <dir>', description: 'undo an earlier snapmount' },
+    ],
+    examples: ['dsg snapmount --snapshot s3', 'dsg snapmount --unmount /var/repos/dsg/.demo-s3'],
+    run: async (ctx, _a, x) => (await history()).snapmountCommand(ctx, o(x)),
+  },
+  {
+    name: 'list-files',
+    description: 'the entries of the last sync: size, mtime, user',
+    options: [{ flags: '--path <prefix>', description: 'only entries under this path' }],
+    examples: ['dsg list-files --path input'],
+    run: async (ctx, _a, x) => (await local()).listFilesCommand(ctx, o(x)),
+  },
+  {
+    name: 'list-repos',
+    description: 'repositories on a host',
+    options: [
+      { flags: '--host <host>', description: 'host (default: the project\'s, or default_host)' },
+      { flags: '--path <dir>', description: 'posix root, or zfs mountpoint (default: the project\'s, or default_project_path)' },
+      { flags: '--repo-type <type>', description: 'backend', choices: types },
+      { flags: '--pool <dataset>', description: 'zfs parent dataset' },
+    ],
+    examples: ['dsg list-repos --host localhost --path /srv/dsg'],
+    run: async (ctx, _a, x) => (await local()).listReposCommand(ctx, { ...o(x), type: x['repoType'] }),
+  },
+  {
+    name: 'validate-config',
+    description: 'check the config files and that the repository host answers',
+    options: [
+      { flags: '--no-backend', description: 'do not contact the repository host' },
+      { flags: '--fix-legacy', description: 'rewrite a legacy (transport: ssh) .dsgconfig.yml in the current form' },
+    ],
+    examples: ['dsg validate-config', 'dsg validate-config --no-backend --json'],
+    run: async (ctx, _a, x) => (await local()).validateConfigCommand(ctx, o(x)),
+  },
+  {
+    name: 'validate-file',
+    description: 'check a file\'s name against the rules and its hash against the last sync',
+    args: [{ name: '<file>', description: 'path of the file' }],
+    examples: ['dsg validate-file output/result.csv'],
+    run: async (ctx, a) => (await local()).validateFileCommand(ctx, s(a[0])),
+  },
+  {
+    name: 'validate-snapshot',
+    description: 'recompute the hashes of a snapshot\'s files and compare them with its manifest',
+    options: [{ flags: '-s, --snapshot <sN>', description: 'snapshot id (default: the latest)' }],
+    examples: ['dsg validate-snapshot --snapshot s2'],
+    run: async (ctx, _a, x) => (await history()).validateSnapshotCommand(ctx, o(x)),
+  },
+  {
+    name: 'validate-chain',
+    description: 'check the hash chain of every snapshot',
+    examples: ['dsg validate-chain'],
+    run: async (ctx) => (await history()).validateChainCommand(ctx),
+  },
+  {
+    name: 'clean',
+    description: 'remove leftovers of interrupted transactions and old backups (dry run unless --no-dry-run)',
+    options: [
+      { flags: '--target <what>', description: 'what to clean', choices: ['all', 'staging', 'backups', 'orphans'], default: 'all' },
+      { flags: '--no-dry-run', description: 'really remove' },
+      { flags: '--max-age-days <n>', description: 'backups older than this many days (default 30)' },
+      { flags: '--force', description: 'all backups, whatever their age' },
+    ],
+    examples: ['dsg clean', 'dsg clean --target backups --no-dry-run'],
+    run: async (ctx, _a, x) => (await local()).cleanCommand(ctx, o(x)),
+  },
+];

@@ -1,0 +1,337 @@
+import { access, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import { ConfigError, NotFoundError, ValidationError } from '@dsg/contracts';
+import { formatConflictFile, parseConflictFile } from '@dsg/manifest';
+import { LocalClientFilesystem } from '@dsg/client-fs';
+import { createXxh3Hasher } from '@dsg/manifest';
+import { SyncConflictError, planSync, runClone, runSync, type ProjectSpec, type SyncPlan, type SyncResult } from '@dsg/coordinator';
+import type { Ctx } from '../context.js';
+import {
+  DEFAULT_DATA_DIRS,
+  DEFAULT_IGNORE,
+  PROJECT_CONFIG_FILE,
+  findProjectRoot,
+  loadProjectConfig,
+  parseProjectSource,
+  repoNameSchema,
+  type LoadedProject,
+  type RepositoryConfig,
+} from '../config/project.js';
+import { requireUserConfig, type LoadedUser } from '../config/user.js';
+import { parseYamlText } from '../config/yaml-file.js';
+import { connect, recoverProject, type Connection } from '../connect.js';
+import { withSession } from '../session.js';
+import { statusSchema, syncSchema } from '../output/json-schemas.js';
+import { EXIT, UnsupportedError, UsageError } from '../output/errors.js';
+
+export const CONFLICTS_FILE = 'conflicts.txt';
+
+function projectSpec(p: LoadedProject, user: LoadedUser): ProjectSpec {
+  return {
+    root: p.root,
+    name: p.config.name,
+    dataDirs: p.config.data_dirs,
+    ignore: p.config.ignore,
+    user: user.config.user_id,
+    projectConfig: p.raw,
+  };
+}
+
+function refuseNormalize(o: { normalize?: boolean }): void {
+  if (o.normalize) {
+    throw new UnsupportedError('--normalize is not supported by this version of dsg', 'Rename the NFD names to NFC yourself (`dsg status` lists them), then sync.');
+  }
+}
+
+function pathStates(plan: SyncPlan, all = false): { path: string; state: string; action: string }[] {
+  return plan.paths.filter((p) => all || p.action !== 'none').map((p) => ({ path: p.path, state: p.state, action: p.action }));
+}
+
+function syncDoc(command: 'sync' | 'init' | 'clone', p: { root: string }, where: string, r: SyncResult, dryRun: boolean, message: string | null) {
+  return {
+    command,
+    project: p.root,
+    repository: where,
+    snapshotId: r.snapshotId,
+    committed: r.kind === 'snapshot',
+    dryRun,
+    message,
+    counts: {
+      uploaded: dryRun ? r.plan.counts.upload : r.uploaded.length,
+      downloaded: dryRun ? r.plan.counts.download : r.downloaded.length,
+      deletedLocal: dryRun ? r.plan.counts.delete_local : r.deletedLocal.length,
+      deletedRemote: dryRun ? r.plan.counts.delete_remote : r.deletedRemote.length,
+      bytes: r.bytes.uploaded + r.bytes.downloaded,
+    },
+    paths: pathStates(r.plan),
+  };
+}
+
+function printSync(ctx: Ctx, d: ReturnType<typeof syncDoc>, kind: SyncResult['kind']): void {
+  const c = ctx.out.c;
+  if (ctx.out.opts.verbose || d.dryRun) for (const p of d.paths) ctx.out.line(`  ${p.action.padEnd(14)} ${p.path}${ctx.out.opts.verbose ? c.dim(`  (${p.state})`) : ''}`);
+  const n = d.counts;
+  const summary = `${n.uploaded} uploaded, ${n.downloaded} downloaded, ${n.deletedLocal} deleted locally, ${n.deletedRemote} deleted remotely`;
+  if (d.dryRun) ctx.out.line(`dry run: would have ${summary.replace(/(\d+) /g, '$1 ')}; nothing was changed`);
+  else if (kind === 'nothing') ctx.out.line(`already up to date with ${d.snapshotId ?? 'the repository'}; nothing to do`);
+  else if (d.committed) ctx.out.line(`${c.green(d.snapshotId ?? '')} committed: ${summary}`);
+  else ctx.out.line(`now at ${c.green(d.snapshotId ?? '')} (no new snapshot needed): ${summary}`);
+}
+
+/** Run a coordinator call with a progress bar that always ends. */
+async function withProgress<T>(ctx: Ctx, fn: (l: ReturnType<Ctx['out']['progress']>['listener']) => Promise<T>): Promise<T> {
+  const bar = ctx.out.progress();
+  try {
+    return await fn(bar.listener);
+  } finally {
+    bar.stop();
+  }
+}
+
+export async function statusCommand(ctx: Ctx): Promise<number> {
+  const user = await requireUserConfig(ctx.env);
+  return withSession(ctx, async ({ project, conn }) => {
+    const plan = await withProgress(ctx, (onProgress) => planSync({ project: projectSpec(project, user), remote: conn.client, onProgress }));
+    const by = (a: string): string[] => plan.paths.filter((p) => p.action === a).map((p) => p.path);
+    const doc = {
+      command: 'status' as const,
+      project: project.root,
+      repository: conn.where,
+      remoteSnapshot: plan.remoteSnapshotId,
+      upload: by('upload'),
+      download: by('download'),
+      deleteLocal: by('delete_local'),
+      deleteRemote: by('delete_remote'),
+      conflicts: by('conflict'),
+      invalidNames: plan.invalid,
+      paths: pathStates(plan),
+      clean: plan.paths.every((p) => p.action === 'none' || p.action === 'cache_only') && plan.invalid.length === 0,
+    };
+    ctx.out.result(statusSchema, doc, (d) => {
+      const c = ctx.out.c;
+      const state = new Map(d.paths.map((p) => [p.path, p.state]));
+      ctx.out.line(`On ${d.repository}, remote at ${d.remoteSnapshot ?? '(no snapshot yet)'}`);
+      const section = (title: string, items: string[], color: (s: string) => string): void => {
+        if (!items.length) return;
+        ctx.out.line(`\n${title}:`);
+        for (const i of items) ctx.out.line(`  ${color(i)}${ctx.out.opts.verbose ? c.dim(`  (${state.get(i) ?? ''})`) : ''}`);
+      };
+      section('To upload', d.upload, c.green);
+      section('To download', d.download, c.cyan);
+      section('To delete locally', d.deleteLocal, c.yellow);
+      section('To delete remotely', d.deleteRemote, c.yellow);
+      section('Conflicts', d.conflicts, c.red);
+      if (d.invalidNames.length) {
+        ctx.out.line('\nInvalid names (sync refuses until they are renamed or ignored):');
+        for (const i of d.invalidNames) ctx.out.line(`  ${c.red(i.path)}: ${i.reason}`);
+      }
+      if (d.clean) ctx.out.line('\nnothing to sync, working directory matches the repository');
+    });
+    return EXIT.ok;
+  });
+}
+
+export async function syncCommand(ctx: Ctx, o: { message?: string; dryRun?: boolean; continue?: boolean; normalize?: boolean; force?: boolean }): Promise<void> {
+  refuseNormalize(o);
+  const user = await requireUserConfig(ctx.env);
+  await withSession(ctx, async ({ project, conn }) => {
+    const conflictsFile = path.join(project.root, CONFLICTS_FILE);
+    let resolutions: Map<string, 'L' | 'C' | 'R'> | undefined;
+    if (o.continue) {
+      const text = await readFile(conflictsFile, 'utf8').catch((e: NodeJS.ErrnoException) => {
+        if (e.code === 'ENOENT') throw new NotFoundError(`there is no ${CONFLICTS_FILE} to continue from`, { recoveryHint: 'Run `dsg sync`; it writes conflicts.txt when there are conflicts.' });
+        throw e;
+      });
+      resolutions = parseConflictFile(text, conflictsFile);
+    }
+    const message = o.message ?? 'sync';
+    let r: SyncResult;
+    try {
+      r = await withProgress(ctx, (onProgress) =>
+        runSync({
+          project: projectSpec(project, user),
+          clientFs: new LocalClientFilesystem({ root: project.root, hasher: createXxh3Hasher }),
+          remote: conn.client,
+          transport: conn.transport,
+          message,
+          dryRun: Boolean(o.dryRun),
+          ...(resolutions ? { resolutions } : {}),
+          onProgress,
+        }),
+      );
+    } catch (e) {
+      if (e instanceof SyncConflictError && !o.dryRun) {
+        await writeFile(conflictsFile, formatConflictFile([...e.conflicts]));
+        ctx.out.warn(`wrote ${conflictsFile}: fill in each "resolution:" line with L, C or R`);
+      }
+      throw e;
+    }
+    if (o.continue && !o.dryRun) await rm(conflictsFile, { force: true });
+    ctx.out.result(syncSchema, syncDoc('sync', project, conn.where, r, Boolean(o.dryRun), message), (d) => printSync(ctx, d, r.kind));
+  });
+}
+
+interface InitOptions {
+  host?: string;
+  repoPath?: string;
+  repoName?: string;
+  repoType?: 'zfs' | 'posix';
+  pool?: string;
+  dataDirs?: string;
+  message?: string;
+  dryRun?: boolean;
+  force?: boolean;
+  normalize?: boolean;
+}
+
+export async function initCommand(ctx: Ctx, o: InitOptions): Promise<void> {
+  refuseNormalize(o);
+  const user = await requireUserConfig(ctx.env);
+  let root = await findProjectRoot(ctx.cwd);
+  if (!root) {
+    root = ctx.cwd;
+    const name = o.repoName ?? path.basename(root);
+    const type = o.repoType ?? (o.pool ? 'zfs' : 'posix');
+    const host = o.host ?? user.config.default_host ?? 'localhost';
+    if (!o.repoPath) {
+      throw new UsageError(`no ${PROJECT_CONFIG_FILE} here and no --repo-path given`, 'Example: dsg init --host localhost --repo-type posix --repo-path /srv/dsg --repo-name demo');
+    }
+    if (type === 'zfs' && !o.pool) throw new UsageError('a zfs repository needs --pool (the parent dataset, e.g. tank/dsg)');
+    const repository = type === 'zfs' ? { type, host, pool: o.pool, mountpoint: o.repoPath } : { type, host, root: o.repoPath };
+    const doc = {
+      name,
+      repository,
+      data_dirs: o.dataDirs ? o.dataDirs.split(',').map((s) => s.trim()) : DEFAULT_DATA_DIRS,
+      ignore: DEFAULT_IGNORE,
+    };
+    const text = stringify(doc);
+    const file = path.join(root, PROJECT_CONFIG_FILE);
+    parseProjectSource(parseYamlText(text, file)); // validate before writing anything
+    if (!o.dryRun) await writeFile(file, text, { flag: 'wx' });
+    ctx.out.line(`${o.dryRun ? 'would write' : 'wrote'} ${file}`);
+    if (o.dryRun) {
+      ctx.out.result(syncSchema, { command: 'init', project: root, repository: `${host}:${o.repoPath}/${name}`, snapshotId: null, committed: false, dryRun: true, message: null, counts: { uploaded: 0, downloaded: 0, deletedLocal: 0, deletedRemote: 0, bytes: 0 }, paths: [] }, () => {});
+      return;
+    }
+  } else if (o.repoName || o.repoPath || o.host || o.repoType) {
+    ctx.out.warn(`${PROJECT_CONFIG_FILE} already exists in ${root}; the --host/--repo-* options are ignored`);
+  }
+  const project = await loadProjectConfig(root);
+  const conn = await connect(ctx, project.config.repository, project.config.name, user.config);
+  try {
+    await recoverProject(ctx, project.root, conn);
+    if (await conn.client.exists()) {
+      throw new ValidationError(`repository ${conn.where} already exists`, {}, {
+        code: 'REPO_EXISTS',
+        recoveryHint: o.force
+          ? '--force never destroys history; remove the repository on the server yourself, or `dsg clone` it.'
+          : 'Use `dsg clone` to get a working copy of it, or pick another --repo-name.',
+      });
+    }
+    const message = o.message ?? 'init';
+    const r = await withProgress(ctx, (onProgress) =>
+      runSync({
+        project: projectSpec(project, user),
+        clientFs: new LocalClientFilesystem({ root: project.root, hasher: createXxh3Hasher }),
+        remote: conn.client,
+        transport: conn.transport,
+        message,
+        dryRun: Boolean(o.dryRun),
+        onProgress,
+      }),
+    );
+    ctx.out.result(syncSchema, syncDoc('init', project, conn.where, r, Boolean(o.dryRun), message), (d) =>
+      d.dryRun ? printSync(ctx, d, r.kind) : ctx.out.line(`initialized ${d.repository} at ${ctx.out.c.green(d.snapshotId ?? '')}: ${d.counts.uploaded} file(s), ${d.counts.bytes} bytes`),
+    );
+  } finally {
+    await conn.close().catch(() => {});
+  }
+}
+
+/** `host:/path/name` → the repository config it names (posix unless --repo-type zfs with --pool). */
+export function parseCloneSource(src: string, o: { repoType?: 'zfs' | 'posix'; pool?: string }): { repo: RepositoryConfig; name: string } {
+  const m = /^(?:([A-Za-z0-9_.-]+):)?(\/.+)$/.exec(src);
+  if (!m) throw new UsageError(`cannot read ${JSON.stringify(src)} as <host>:<path>/<name>`, 'Example: dsg clone dsg-server:/var/repos/dsg/my-project');
+  const full = path.posix.normalize(m[2]!);
+  const name = path.posix.basename(full);
+  const base = path.posix.dirname(full);
+  if (!repoNameSchema.safeParse(name).success) throw new UsageError(`${JSON.stringify(name)} is not a valid repository name`);
+  const host = m[1] ?? 'localhost';
+  const type = o.repoType ?? (o.pool ? 'zfs' : 'posix');
+  if (type === 'zfs' && !o.pool) throw new UsageError('cloning from zfs needs --pool (the parent dataset mounted at the path)');
+  return { name, repo: type === 'zfs' ? { type, host, pool: o.pool!, mountpoint: base } : { type, host, root: base } };
+}
+
+export async function cloneCommand(ctx: Ctx, source: string | undefined, dest: string | undefined, o: { repoType?: 'zfs' | 'posix'; pool?: string; dryRun?: boolean; resume?: boolean }): Promise<void> {
+  const user = await requireUserConfig(ctx.env);
+  let root: string;
+  let conn: Connection;
+  if (source) {
+    const { repo, name } = parseCloneSource(source, o);
+    root = path.resolve(ctx.cwd, dest ?? name);
+    const entries = await readdir(root).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? null : Promise.reject(e)));
+    if (entries && entries.length > 0 && !o.resume) {
+      throw new ValidationError(`${root} exists and is not empty`, { path: root }, { code: 'DEST_NOT_EMPTY', recoveryHint: 'Pick a new directory, or pass --resume to continue an interrupted clone there.' });
+    }
+    conn = await connect(ctx, repo, name, user.config);
+    try {
+      if (!(await conn.client.exists())) throw new NotFoundError(`repository ${conn.where} does not exist`, { recoveryHint: '`dsg list-repos --host H --path P` lists the repositories there.' });
+      if (!o.dryRun) {
+        await mkdir(root, { recursive: true });
+        const cfg = await conn.client.readFile(PROJECT_CONFIG_FILE);
+        const file = path.join(root, PROJECT_CONFIG_FILE);
+        if (cfg) {
+          const parts: Uint8Array[] = [];
+          for await (const c of cfg) parts.push(c);
+          await writeFile(file, Buffer.concat(parts));
+        } else {
+          await writeFile(file, stringify({ name, repository: repo, data_dirs: DEFAULT_DATA_DIRS, ignore: DEFAULT_IGNORE }));
+        }
+      }
+    } catch (e) {
+      await conn.close().catch(() => {});
+      throw e;
+    }
+  } else {
+    const found = await findProjectRoot(ctx.cwd);
+    if (!found) throw new UsageError('clone needs <host>:<path>/<name>, or run it inside a directory with a .dsgconfig.yml');
+    root = found;
+    const p = await loadProjectConfig(root);
+    conn = await connect(ctx, p.config.repository, p.config.name, user.config);
+  }
+  try {
+    if (o.dryRun) {
+      const snaps = await conn.client.listSnapshots();
+      ctx.out.result(syncSchema, { command: 'clone', project: root, repository: conn.where, snapshotId: snaps.at(-1)?.snapshotId ?? null, committed: false, dryRun: true, message: null, counts: { uploaded: 0, downloaded: 0, deletedLocal: 0, deletedRemote: 0, bytes: 0 }, paths: [] }, (d) =>
+        ctx.out.line(`dry run: would clone ${d.repository} at ${d.snapshotId ?? '?'} into ${d.project}`),
+      );
+      return;
+    }
+    const project = await loadProjectConfig(root).catch((e: unknown) => {
+      throw e instanceof ConfigError ? e : new ConfigError(`the repository's ${PROJECT_CONFIG_FILE} cannot be read: ${String(e)}`);
+    });
+    await recoverProject(ctx, root, conn);
+    const r = await withProgress(ctx, (onProgress) =>
+      runClone({
+        project: projectSpec(project, user),
+        clientFs: new LocalClientFilesystem({ root, hasher: createXxh3Hasher }),
+        remote: conn.client,
+        transport: conn.transport,
+        onProgress,
+      }),
+    );
+    ctx.out.result(syncSchema, syncDoc('clone', project, conn.where, r, false, null), (d) =>
+      ctx.out.line(`cloned ${d.repository} at ${ctx.out.c.green(d.snapshotId ?? '')} into ${d.project}: ${d.counts.downloaded} file(s), ${d.counts.bytes} bytes`),
+    );
+  } finally {
+    await conn.close().catch(() => {});
+  }
+}
+
+export async function exists(p: string): Promise<boolean> {
+  return access(p).then(
+    () => true,
+    () => false,
+  );
+}

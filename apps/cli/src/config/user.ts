@@ -1,0 +1,71 @@
+import { access } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import { ConfigError } from '@dsg/contracts';
+import { readYamlFile, validateYaml } from './yaml-file.js';
+
+const filePath = z.string({ error: 'expected a file path' }).min(1);
+
+export const userConfigSchema = z.strictObject({
+  user_name: z.string({ error: 'expected your display name' }).min(1).optional(),
+  user_id: z
+    .string({ error: 'expected your user id (an email address)' })
+    .regex(/^[^\s@]+@[^\s@]+$/, { error: 'expected your user id as an email address, e.g. ana@example.org' }),
+  default_host: z.string({ error: 'expected a host name' }).optional(),
+  default_project_path: z.string({ error: 'expected an absolute path' }).optional(),
+  backup_on_conflict: z.boolean({ error: 'expected true or false' }).default(true),
+  ssh: z
+    .strictObject({
+      key_path: filePath.optional(),
+      known_hosts: filePath.optional(),
+      config_file: filePath.optional(),
+    })
+    .optional(),
+});
+
+export type UserConfig = z.output<typeof userConfigSchema>;
+
+/** Where the user config may live, in the order they are tried (first found wins). */
+export function userConfigCandidates(env: NodeJS.ProcessEnv = process.env): string[] {
+  const out: string[] = [];
+  if (env['DSG_CONFIG_HOME']) out.push(path.join(env['DSG_CONFIG_HOME'], 'dsg.yml'));
+  if (env['XDG_CONFIG_HOME']) out.push(path.join(env['XDG_CONFIG_HOME'], 'dsg', 'dsg.yml'));
+  out.push(path.join(env['HOME'] ?? os.homedir(), '.config', 'dsg', 'dsg.yml'));
+  out.push('/etc/dsg/dsg.yml');
+  return out;
+}
+
+export async function findUserConfig(env: NodeJS.ProcessEnv = process.env): Promise<string | null> {
+  for (const f of userConfigCandidates(env)) {
+    try {
+      await access(f);
+      return f;
+    } catch {
+      /* try the next one */
+    }
+  }
+  return null;
+}
+
+export interface LoadedUser {
+  file: string;
+  config: UserConfig;
+}
+
+export async function loadUserConfig(env: NodeJS.ProcessEnv = process.env): Promise<LoadedUser | null> {
+  const file = await findUserConfig(env);
+  if (!file) return null;
+  const src = await readYamlFile(file);
+  return { file, config: validateYaml(src, userConfigSchema, src.value ?? {}) };
+}
+
+/** The user config, or a ConfigError telling where to create one. */
+export async function requireUserConfig(env: NodeJS.ProcessEnv = process.env): Promise<LoadedUser> {
+  const u = await loadUserConfig(env);
+  if (u) return u;
+  const where = userConfigCandidates(env);
+  throw new ConfigError(`no user config found (looked at ${where.join(', ')})`, { file: where[0]! }, {
+    recoveryHint: `Create ${where[0]} with at least "user_id: you@example.org" (and user_name).`,
+  });
+}

@@ -1,0 +1,81 @@
+import { readFile } from 'node:fs/promises';
+import { LineCounter, parseDocument, isMap, isPair, isScalar, isSeq, type Document, type Node } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError } from '@dsg/contracts';
+
+/** A parsed YAML config file that still knows where each key sits (for error lines). */
+export interface YamlSource {
+  file: string;
+  doc: Document.Parsed;
+  lines: LineCounter;
+  /** the plain JS value */
+  value: unknown;
+}
+
+/** Read and parse a YAML file; syntax errors become ConfigError naming the file and line. */
+export async function readYamlFile(file: string): Promise<YamlSource> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read ${file}: ${(e as Error).message}`, { file }, {
+      recoveryHint: 'Check that the file exists and is readable.',
+      cause: e,
+    });
+  }
+  return parseYamlText(text, file);
+}
+
+export function parseYamlText(text: string, file: string): YamlSource {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const err = doc.errors[0];
+  if (err) {
+    const line = lines.linePos(err.pos[0]).line;
+    const first = err.message.split('\n')[0] ?? err.message;
+    throw new ConfigError(`${file}:${line}: invalid YAML: ${first}`, { file, line }, {
+      recoveryHint: `Fix the YAML syntax at line ${line} of ${file} (indentation, colons, quotes).`,
+    });
+  }
+  return { file, doc, lines, value: doc.toJS() as unknown };
+}
+
+/**
+ * Line of the key at `path` in the document: the key itself when it exists,
+ * else the deepest existing parent (a missing key is reported where its map is).
+ */
+export function lineOf(src: YamlSource, path: readonly PropertyKey[]): number {
+  let node: Node | null = src.doc.contents;
+  let line = node?.range ? src.lines.linePos(node.range[0]).line : 1;
+  for (const seg of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(seg));
+      if (!pair) break;
+      const key = pair.key as Node;
+      if (key.range) line = src.lines.linePos(key.range[0]).line;
+      node = (pair.value as Node | null) ?? null;
+    } else if (isSeq(node) && typeof seg === 'number') {
+      const item = node.items[seg] as Node | undefined;
+      if (!item) break;
+      if (item.range) line = src.lines.linePos(item.range[0]).line;
+      node = item;
+    } else break;
+  }
+  return line;
+}
+
+/** Validate with zod; the first issue becomes a ConfigError naming file, line, key and what is expected. */
+export function validateYaml<S extends z.ZodType>(src: YamlSource, schema: S, value: unknown = src.value): z.output<S> {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  const key = issue.path.map(String).join('.') || '(top level)';
+  const line = lineOf(src, issue.path);
+  throw new ConfigError(`${src.file}:${line}: ${key}: ${issue.message}`, { file: src.file, field: key, line }, {
+    recoveryHint: `Edit ${src.file} line ${line}: ${key} ${hintFor(issue.message)}`,
+  });
+}
+
+function hintFor(message: string): string {
+  return /expected|must|one of/i.test(message) ? `(${message.replace(/^Invalid input: /, '')}).` : 'must be fixed.';
+}

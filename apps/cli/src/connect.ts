@@ -1,0 +1,110 @@
+/**
+ * Wiring: which Transport and backend a repository config means. The CLI is
+ * the one place allowed to import implementations (ARCHITECTURE.md).
+ *   host absent or `localhost` → LocalTransport in-process, AgentServer over
+ *     PosixRemoteFilesystem / ZfsRemoteFilesystem
+ *   any other host → SshTransport running `<agent> serve --type … …` there
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { TransportError, type LockHolder } from '@dsg/contracts';
+import { createXxh3Hasher } from '@dsg/manifest';
+import { PosixRemoteFilesystem, listPosixRepositories, LOCK } from '@dsg/posix-ops';
+import { ZfsRemoteFilesystem, listZfsRepositories } from '@dsg/zfs-ops';
+import { AgentClient, AgentServer, LocalTransport, openRemote, type ChannelTransport } from '@dsg/transports';
+import { recoverClient } from '@dsg/client-fs';
+import type { RepositoryConfig } from './config/project.js';
+import type { UserConfig } from './config/user.js';
+import type { Ctx } from './context.js';
+import { sshTransport } from './ssh.js';
+
+export const DEFAULT_AGENT = ['dsg-agent'];
+
+export type AnyTransport = ChannelTransport;
+
+export interface Connection {
+  client: AgentClient;
+  transport: AnyTransport;
+  /** e.g. `localhost:/srv/dsg/demo (posix)` for messages */
+  where: string;
+  close(): Promise<void>;
+}
+
+export function isLocalHost(host: string | undefined): boolean {
+  return host === undefined || host === 'localhost';
+}
+
+export function describeRepository(repo: RepositoryConfig, name: string): string {
+  const host = repo.host ?? 'localhost';
+  return repo.type === 'zfs' ? `${host}:${repo.pool}/${name} (zfs, mounted at ${repo.mountpoint}/${name})` : `${host}:${path.posix.join(repo.root, name)} (posix)`;
+}
+
+/** The in-process agent for a repository on this machine. */
+export function localServer(repo: RepositoryConfig, log?: (s: string) => void): AgentServer {
+  const hasher = createXxh3Hasher;
+  return new AgentServer({
+    hasher,
+    ...(log ? { log } : {}),
+    openRepository: (name) =>
+      repo.type === 'zfs'
+        ? new ZfsRemoteFilesystem({ parent: repo.pool, repo: name, mountpoint: repo.mountpoint, hasher })
+        : new PosixRemoteFilesystem({ root: path.join(repo.root, name), hasher }),
+    lockFile: (name) => (repo.type === 'zfs' ? path.join(repo.mountpoint, `.${name}.dsg-lock`) : path.join(repo.root, name, LOCK)),
+    listRepositories: () =>
+      repo.type === 'zfs' ? listZfsRepositories({ parent: repo.pool, mountpoint: repo.mountpoint }) : listPosixRepositories(repo.root),
+  });
+}
+
+/** The agent command line for a remote host: `<agent…> serve --type … …`. */
+export function agentArgv(repo: RepositoryConfig): string[] {
+  const base = repo.agent ?? DEFAULT_AGENT;
+  return repo.type === 'zfs'
+    ? [...base, 'serve', '--type', 'zfs', '--pool', repo.pool, '--mountpoint', repo.mountpoint]
+    : [...base, 'serve', '--type', 'posix', '--root', repo.root];
+}
+
+export async function makeTransport(ctx: Ctx, repo: RepositoryConfig, user: UserConfig | null): Promise<AnyTransport> {
+  if (isLocalHost(repo.host)) {
+    ctx.out.log(`transport: in-process agent (${repo.type})`);
+    return new LocalTransport({ mode: 'in-process', server: localServer(repo, (l) => ctx.out.log(`agent: ${l}`)) });
+  }
+  const argv = agentArgv(repo);
+  ctx.out.log(`transport: ssh ${repo.host ?? ''} → ${argv.join(' ')}`);
+  return sshTransport(repo, user, argv);
+}
+
+/** Connect and open repository `name` (it may not exist yet: init). */
+export async function connect(ctx: Ctx, repo: RepositoryConfig, name: string, user: UserConfig | null): Promise<Connection> {
+  const transport = await makeTransport(ctx, repo, user);
+  const client = await openRemote(transport, name);
+  return { client, transport, where: describeRepository(repo, name), close: () => transport.end() };
+}
+
+/** Connect without opening a repository (list-repos, reachability checks). */
+export async function connectHost(ctx: Ctx, repo: RepositoryConfig, user: UserConfig | null): Promise<Connection> {
+  const transport = await makeTransport(ctx, repo, user);
+  await transport.begin();
+  const client = new AgentClient(transport.channel());
+  try {
+    await client.handshake();
+  } catch (e) {
+    await transport.end().catch(() => {});
+    throw e;
+  }
+  return { client, transport, where: repo.host ?? 'localhost', close: () => transport.end() };
+}
+
+export function lockHolder(user: UserConfig | null): LockHolder {
+  return { user: user?.user_id ?? os.userInfo().username, host: os.hostname(), pid: process.pid, since: new Date().toISOString() };
+}
+
+/** Every command that touches a project first finishes or undoes an interrupted client transaction. */
+export async function recoverProject(ctx: Ctx, root: string, conn: Connection | null): Promise<void> {
+  const report = await recoverClient(root, async (sid) => {
+    if (!conn) throw new TransportError('cannot check the repository for an interrupted transaction');
+    const snaps = await conn.client.listSnapshots();
+    return snaps.some((s) => s.snapshotId === sid);
+  });
+  for (const t of report.transactions) ctx.out.warn(`recovered interrupted transaction ${t.transactionId}: ${t.action}`);
+  for (const l of report.leftovers) ctx.out.warn(`could not clean ${l.name}: ${l.error}`);
+}

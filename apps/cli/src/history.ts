@@ -1,0 +1,118 @@
+/** The repository's history as its metadata files record it (read through the remote). */
+import type { ByteStream, RemoteFilesystem } from '@dsg/contracts';
+import { NotFoundError, ValidationError } from '@dsg/contracts';
+import type {
+  Manifest} from '@dsg/manifest';
+import {
+  decompressArchive,
+  parseManifest,
+  parseSyncMessages,
+  type ManifestEntry,
+  type ManifestMetadata,
+  type SyncMessages,
+} from '@dsg/manifest';
+
+export const LAST_SYNC = '.dsg/last-sync.json';
+export const SYNC_MESSAGES = '.dsg/sync-messages.json';
+export const archivePath = (sid: string): string => `.dsg/archive/${sid}-sync.json.lz4`;
+
+export async function collect(stream: ByteStream): Promise<Buffer> {
+  const parts: Uint8Array[] = [];
+  for await (const c of stream) parts.push(c);
+  return Buffer.concat(parts);
+}
+
+export async function readRemoteBytes(remote: Pick<RemoteFilesystem, 'readFile'>, p: string): Promise<Buffer | null> {
+  const s = await remote.readFile(p);
+  return s ? collect(s) : null;
+}
+
+export const snapshotNumber = (sid: string): number => Number(/^s(\d+)$/.exec(sid)?.[1] ?? NaN);
+
+export function assertSnapshotId(sid: string): string {
+  if (!/^s[1-9]\d{0,8}$/.test(sid)) {
+    throw new ValidationError(`not a snapshot id: ${JSON.stringify(sid)}`, { field: 'snapshot' }, { recoveryHint: 'Snapshot ids look like s1, s2, …; `dsg log` lists them.' });
+  }
+  return sid;
+}
+
+export interface SnapshotRecord {
+  snapshotId: string;
+  metadata: ManifestMetadata;
+  /** null when the manifest of that snapshot is not available (archive missing) */
+  manifest: Manifest | null;
+}
+
+export class History {
+  constructor(
+    readonly messages: SyncMessages,
+    /** oldest first */
+    readonly snapshots: SnapshotRecord[],
+  ) {}
+
+  get head(): SnapshotRecord | null {
+    return this.snapshots[this.snapshots.length - 1] ?? null;
+  }
+
+  get(sid: string): SnapshotRecord {
+    const r = this.snapshots.find((s) => s.snapshotId === sid);
+    if (!r) {
+      throw new NotFoundError(`snapshot ${sid} does not exist (the repository has ${this.snapshots.map((s) => s.snapshotId).join(', ') || 'no snapshots'})`, {
+        recoveryHint: '`dsg log` lists the snapshots.',
+      });
+    }
+    return r;
+  }
+}
+
+/** sync-messages.json + every manifest (head: last-sync.json; earlier: archive/sN-sync.json.lz4). */
+export async function readHistory(remote: Pick<RemoteFilesystem, 'readFile'>, o: { manifests?: boolean } = {}): Promise<History> {
+  const msgBytes = await readRemoteBytes(remote, SYNC_MESSAGES);
+  if (!msgBytes) {
+    throw new NotFoundError('the repository has no .dsg/sync-messages.json (no snapshot yet?)', {
+      recoveryHint: 'Run `dsg init` to create the repository, or check the repository name.',
+    });
+  }
+  const messages = parseSyncMessages(msgBytes.toString('utf8'), SYNC_MESSAGES);
+  const ids = Object.keys(messages.snapshots).sort((a, b) => snapshotNumber(a) - snapshotNumber(b));
+  const snapshots: SnapshotRecord[] = [];
+  let headManifest: Manifest | null = null;
+  if (o.manifests !== false) {
+    const b = await readRemoteBytes(remote, LAST_SYNC);
+    headManifest = b ? parseManifest(b, LAST_SYNC) : null;
+  }
+  for (const [i, sid] of ids.entries()) {
+    let manifest: Manifest | null = null;
+    if (o.manifests !== false) {
+      if (i === ids.length - 1) manifest = headManifest;
+      else {
+        const a = await readRemoteBytes(remote, archivePath(sid));
+        manifest = a ? parseManifest(decompressArchive(a, archivePath(sid)), archivePath(sid)) : null;
+      }
+    }
+    snapshots.push({ snapshotId: sid, metadata: messages.snapshots[sid]!, manifest });
+  }
+  return new History(messages, snapshots);
+}
+
+export type Change = 'added' | 'changed' | 'removed';
+
+/** What changed between two manifests, path by path. */
+export function diffManifests(prev: Manifest | null, cur: Manifest): Map<string, Change> {
+  const out = new Map<string, Change>();
+  const before = prev?.entries ?? new Map<string, ManifestEntry>();
+  for (const [p, e] of cur.entries) {
+    const b = before.get(p);
+    if (!b) out.set(p, 'added');
+    else if (!sameContent(b, e)) out.set(p, 'changed');
+  }
+  for (const p of before.keys()) if (!cur.entries.has(p)) out.set(p, 'removed');
+  return out;
+}
+
+function sameContent(a: ManifestEntry, b: ManifestEntry): boolean {
+  if (a.type !== b.type) return false;
+  if (a.type === 'link' && b.type === 'link') return a.reference === b.reference;
+  if (a.type === 'file' && b.type === 'file') return a.hash && b.hash ? a.hash === b.hash : a.filesize === b.filesize && a.mtime === b.mtime;
+  return false;
+}

@@ -1,0 +1,196 @@
+/**
+ * The `--json` output of every command: one document on stdout, validated
+ * against these schemas before it is written (and in the tests). Documented
+ * in the README; changing a shape is a breaking change of the CLI.
+ */
+import { z } from 'zod';
+
+const snapshotId = z.string().regex(/^s\d+$/);
+const iso = z.string().min(1);
+
+/** Any failure: the error and the exit code (also under --json). */
+export const errorDocSchema = z.object({
+  error: z.object({
+    name: z.string(),
+    code: z.string(),
+    message: z.string(),
+    recoveryHint: z.string(),
+    details: z.record(z.string(), z.unknown()).optional(),
+  }),
+  exitCode: z.number().int().min(1).max(4),
+});
+
+export const pathStateSchema = z.object({ path: z.string(), state: z.string(), action: z.string() });
+
+export const statusSchema = z.object({
+  command: z.literal('status'),
+  project: z.string(),
+  repository: z.string(),
+  /** the repository's head, null when it has no snapshot yet */
+  remoteSnapshot: snapshotId.nullable(),
+  upload: z.array(z.string()),
+  download: z.array(z.string()),
+  deleteLocal: z.array(z.string()),
+  deleteRemote: z.array(z.string()),
+  conflicts: z.array(z.string()),
+  invalidNames: z.array(z.object({ path: z.string(), reason: z.string() })),
+  /** every path that is not all-equal, with its state name */
+  paths: z.array(pathStateSchema),
+  clean: z.boolean(),
+});
+
+export const transferCountsSchema = z.object({
+  uploaded: z.number().int(),
+  downloaded: z.number().int(),
+  deletedLocal: z.number().int(),
+  deletedRemote: z.number().int(),
+  bytes: z.number().int(),
+});
+
+export const syncSchema = z.object({
+  command: z.enum(['sync', 'init', 'clone']),
+  project: z.string(),
+  repository: z.string(),
+  /** the snapshot the working dir is at after the command (null: dry run of init) */
+  snapshotId: snapshotId.nullable(),
+  /** true when a new snapshot was committed on the server */
+  committed: z.boolean(),
+  dryRun: z.boolean(),
+  message: z.string().nullable(),
+  counts: transferCountsSchema,
+  paths: z.array(pathStateSchema),
+});
+
+export const logSchema = z.object({
+  command: z.literal('log'),
+  snapshots: z.array(
+    z.object({
+      snapshotId,
+      createdAt: iso,
+      user: z.string(),
+      message: z.string().nullable(),
+      hash: z.string().nullable(),
+      added: z.number().int().nullable(),
+      changed: z.number().int().nullable(),
+      removed: z.number().int().nullable(),
+    }),
+  ),
+});
+
+export const blameSchema = z.object({
+  command: z.literal('blame'),
+  path: z.string(),
+  events: z.array(
+    z.object({
+      snapshotId,
+      createdAt: iso,
+      change: z.enum(['added', 'changed', 'removed']),
+      user: z.string(),
+      hash: z.string().nullable(),
+      message: z.string().nullable(),
+    }),
+  ),
+});
+
+export const snapfetchSchema = z.object({
+  command: z.literal('snapfetch'),
+  path: z.string(),
+  snapshotId,
+  output: z.string(),
+  bytes: z.number().int(),
+  hash: z.string(),
+});
+
+export const snapmountSchema = z.object({
+  command: z.literal('snapmount'),
+  action: z.enum(['mount', 'unmount']),
+  snapshotId: snapshotId.nullable(),
+  mountpoint: z.string(),
+});
+
+export const listFilesSchema = z.object({
+  command: z.literal('list-files'),
+  snapshotId: snapshotId.nullable(),
+  entries: z.array(
+    z.object({
+      path: z.string(),
+      type: z.enum(['file', 'link']),
+      size: z.number().int().nullable(),
+      mtime: z.string().nullable(),
+      user: z.string(),
+      hash: z.string().nullable(),
+      reference: z.string().nullable(),
+    }),
+  ),
+});
+
+export const listReposSchema = z.object({
+  command: z.literal('list-repos'),
+  host: z.string(),
+  type: z.enum(['zfs', 'posix']),
+  repositories: z.array(z.string()),
+});
+
+export const validateConfigSchema = z.object({
+  command: z.literal('validate-config'),
+  ok: z.boolean(),
+  projectFile: z.string().nullable(),
+  userFile: z.string().nullable(),
+  legacy: z.boolean(),
+  fixedLegacy: z.boolean(),
+  backend: z.object({ checked: z.boolean(), ok: z.boolean().nullable(), detail: z.string().nullable() }),
+});
+
+export const validateFileSchema = z.object({
+  command: z.literal('validate-file'),
+  path: z.string(),
+  ok: z.boolean(),
+  nameProblem: z.string().nullable(),
+  inManifest: z.boolean(),
+  hash: z.string().nullable(),
+  manifestHash: z.string().nullable(),
+});
+
+export const validateSnapshotSchema = z.object({
+  command: z.literal('validate-snapshot'),
+  snapshotId,
+  ok: z.boolean(),
+  files: z.number().int(),
+  problems: z.array(z.object({ path: z.string(), reason: z.string() })),
+});
+
+export const validateChainSchema = z.object({
+  command: z.literal('validate-chain'),
+  ok: z.boolean(),
+  snapshots: z.number().int(),
+  problem: z.object({ snapshotId: z.string(), reason: z.string() }).nullable(),
+});
+
+export const cleanSchema = z.object({
+  command: z.literal('clean'),
+  dryRun: z.boolean(),
+  target: z.enum(['all', 'staging', 'backups', 'orphans']),
+  /** what was removed, or would be under a dry run */
+  items: z.array(z.object({ kind: z.string(), path: z.string() })),
+  leftovers: z.array(z.object({ name: z.string(), error: z.string() })),
+});
+
+/** Every schema by command name (the README lists the same). */
+export const jsonSchemas = {
+  error: errorDocSchema,
+  init: syncSchema,
+  clone: syncSchema,
+  sync: syncSchema,
+  status: statusSchema,
+  log: logSchema,
+  blame: blameSchema,
+  snapfetch: snapfetchSchema,
+  snapmount: snapmountSchema,
+  'list-files': listFilesSchema,
+  'list-repos': listReposSchema,
+  'validate-config': validateConfigSchema,
+  'validate-file': validateFileSchema,
+  'validate-snapshot': validateSnapshotSchema,
+  'validate-chain': validateChainSchema,
+  clean: cleanSchema,
+} as const;

@@ -1,0 +1,39 @@
+import { requireProject, type LoadedProject } from './config/project.js';
+import { loadUserConfig, requireUserConfig, type LoadedUser } from './config/user.js';
+import { connect, recoverProject, type Connection } from './connect.js';
+import type { Ctx } from './context.js';
+
+export interface Session {
+  project: LoadedProject;
+  user: LoadedUser | null;
+  conn: Connection;
+}
+
+/**
+ * Load the project (walking up from cwd) and user config, connect to the
+ * repository, and run client recovery first (every command does).
+ */
+export async function openSession(ctx: Ctx, o: { needUser?: boolean } = {}): Promise<Session> {
+  const project = await requireProject(ctx.cwd);
+  const user = o.needUser ? await requireUserConfig(ctx.env) : await loadUserConfig(ctx.env);
+  ctx.out.log(`project ${project.root} (config ${project.file}${project.legacy ? ', legacy form' : ''})`);
+  if (user) ctx.out.log(`user config ${user.file}`);
+  const conn = await connect(ctx, project.config.repository, project.config.name, user?.config ?? null);
+  try {
+    await recoverProject(ctx, project.root, conn);
+  } catch (e) {
+    await conn.close().catch(() => {});
+    throw e;
+  }
+  return { project, user, conn };
+}
+
+/** Run `fn` with a session, always closing the connection. */
+export async function withSession<T>(ctx: Ctx, fn: (s: Session) => Promise<T>, o: { needUser?: boolean } = {}): Promise<T> {
+  const s = await openSession(ctx, o);
+  try {
+    return await fn(s);
+  } finally {
+    await s.conn.close().catch((e: unknown) => ctx.out.log(`closing the connection failed: ${String(e)}`));
+  }
+}
