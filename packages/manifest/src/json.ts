@@ -11,7 +11,13 @@ export class OrderedObject {
   constructor(readonly pairs: Ordered) {}
 }
 
+/** Already-serialized JSON, inserted as-is (the caller did the indentation). */
+export class RawJson {
+  constructor(readonly text: string) {}
+}
+
 export function pretty(v: unknown, indent = ''): string {
+  if (v instanceof RawJson) return v.text;
   if (v instanceof OrderedObject) return prettyPairs(v.pairs, indent);
   if (Array.isArray(v)) {
     if (v.length === 0) return '[]';
@@ -60,16 +66,23 @@ export function compactSorted(v: unknown): string {
 export function findDuplicateKey(text: string): string[] | null {
   type Frame = { kind: 'obj'; keys: Set<string>; expectKey: boolean; current: string } | { kind: 'arr'; index: number };
   const stack: Frame[] = [];
-  let i = 0;
   const n = text.length;
+  let i = 0;
   while (i < n) {
-    const ch = text[i];
-    if (ch === '"') {
-      let j = i + 1;
-      while (j < n && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+    const ch = text.charCodeAt(i);
+    if (ch === 0x22 /* " */) {
+      // end of the string: the next quote not preceded by an odd run of backslashes
+      let j = text.indexOf('"', i + 1);
+      for (;;) {
+        let k = j - 1;
+        while (text.charCodeAt(k) === 0x5c) k--;
+        if ((j - 1 - k) % 2 === 0) break;
+        j = text.indexOf('"', j + 1);
+      }
       const top = stack[stack.length - 1];
       if (top?.kind === 'obj' && top.expectKey) {
-        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        const rawKey = text.slice(i + 1, j);
+        const key = rawKey.includes('\\') ? (JSON.parse(`"${rawKey}"`) as string) : rawKey;
         if (top.keys.has(key)) {
           return [...stack.slice(0, -1).map((f) => (f.kind === 'obj' ? f.current : String(f.index))), key];
         }
@@ -80,10 +93,10 @@ export function findDuplicateKey(text: string): string[] | null {
       i = j + 1;
       continue;
     }
-    if (ch === '{') stack.push({ kind: 'obj', keys: new Set(), expectKey: true, current: '' });
-    else if (ch === '[') stack.push({ kind: 'arr', index: 0 });
-    else if (ch === '}' || ch === ']') stack.pop();
-    else if (ch === ',') {
+    if (ch === 0x7b /* { */) stack.push({ kind: 'obj', keys: new Set(), expectKey: true, current: '' });
+    else if (ch === 0x5b /* [ */) stack.push({ kind: 'arr', index: 0 });
+    else if (ch === 0x7d || ch === 0x5d) stack.pop();
+    else if (ch === 0x2c /* , */) {
       const top = stack[stack.length - 1];
       if (top?.kind === 'obj') top.expectKey = true;
       else if (top?.kind === 'arr') top.index++;

@@ -1,19 +1,21 @@
 /**
  * Byte-wise order of the UTF-8 encodings (spec: entries sorted by path,
- * byte-wise). Comparing code points gives the same order as comparing UTF-8
- * bytes; JS `<` compares UTF-16 units, which differs above U+FFFF.
+ * byte-wise). UTF-8 byte order equals code point order; JS `<` compares
+ * UTF-16 units, which differs only where a surrogate (a code point above
+ * U+FFFF) meets a unit in U+E000–U+FFFF. Remapping the units so surrogates
+ * sort last gives code point order without decoding.
  */
+function rank(u: number): number {
+  if (u < 0xd800) return u;
+  return u <= 0xdfff ? u + 0x2000 : u - 0x800;
+}
+
 export function comparePaths(a: string, b: string): number {
-  if (a === b) return 0;
-  const ia = a[Symbol.iterator]();
-  const ib = b[Symbol.iterator]();
-  for (;;) {
-    const x = ia.next();
-    const y = ib.next();
-    if (x.done) return y.done ? 0 : -1;
-    if (y.done) return 1;
-    const cx = x.value.codePointAt(0) ?? 0;
-    const cy = y.value.codePointAt(0) ?? 0;
-    if (cx !== cy) return cx < cy ? -1 : 1;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x !== y) return rank(x) < rank(y) ? -1 : 1;
   }
+  return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
 }
