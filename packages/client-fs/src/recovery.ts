@@ -1,4 +1,4 @@
-import { readdir, rm, stat } from 'node:fs/promises';
+import { readFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isTransactionId, type CleanupReport, type RecoveryReport } from '@dsg/contracts';
 import { backupDir, journalFile, layout, stagingDir } from './layout.js';
@@ -16,7 +16,7 @@ const msg = (e: unknown): string => (e instanceof Error ? e.message : String(e))
  */
 export async function recoverClient(
   root: string,
-  remoteHasSnapshot: (snapshotId: string) => Promise<boolean>,
+  remoteHasSnapshot: (snapshotId: string, manifestHash?: string) => Promise<boolean>,
 ): Promise<RecoveryReport> {
   const l = layout(path.resolve(root));
   const report: RecoveryReport = { removed: [], leftovers: [], transactions: [] };
@@ -30,7 +30,8 @@ export async function recoverClient(
     try {
       const j = await readJournal(l, tx);
       if (!j) continue;
-      const forward = j.remote_snapshot === null || (await remoteHasSnapshot(j.remote_snapshot));
+      const hash = await stagedManifestHash(stagingDir(l, tx));
+      const forward = j.remote_snapshot === null || (await remoteHasSnapshot(j.remote_snapshot, hash));
       if (forward) {
         await applyJournal(l, j);
         await finishApply(l, tx);
@@ -62,6 +63,22 @@ export async function recoverClient(
     }
   }
   return report;
+}
+
+/**
+ * The snapshot_hash of the manifest this apply stages, while it is still in
+ * staging: lets the caller tell OUR sN from an sN another client committed
+ * after this process died before its own remote commit. (Once the staged
+ * manifest has been moved into place the remote commit certainly happened.)
+ */
+async function stagedManifestHash(staging: string): Promise<string | undefined> {
+  try {
+    const raw = JSON.parse(await readFile(path.join(staging, 'meta', 'last-sync.json'), 'utf8')) as { metadata?: { snapshot_hash?: unknown } };
+    const h = raw.metadata?.snapshot_hash;
+    return typeof h === 'string' ? h : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Start time of a transaction from its id (`20261125T101112123Z-…`). */

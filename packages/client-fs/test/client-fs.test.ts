@@ -269,3 +269,20 @@ function tree0(files: Record<string, string>): Record<string, string> {
 function without(t: Record<string, string>, prefixes: string[]): Record<string, string> {
   return Object.fromEntries(Object.entries(t).filter(([p]) => !prefixes.some((x) => p.startsWith(x))));
 }
+
+describe('recoverClient passes the staged manifest hash', () => {
+  it('so the caller can tell its own snapshot from another client’s with the same id', async () => {
+    const root = await tempProject(ORIGINAL);
+    const fs = new LocalClientFilesystem({ root, hasher: testHasher });
+    const tx = newTransactionId();
+    await fs.begin(tx);
+    await fs.stageFile(tx, 'input/a.txt', bytes('A2'), { hash: hashOf('A2') });
+    await fs.stageMeta(tx, 'last-sync.json', Buffer.from(JSON.stringify({ entries: {}, metadata: { snapshot_id: 's2', snapshot_hash: 'abc' } })));
+    await fs.setRemoteSnapshot(tx, 's2'); // then the process "dies" before the remote commit
+    const seen: [string, string | undefined][] = [];
+    const r = await recoverClient(root, (id, h) => (seen.push([id, h]), Promise.resolve(h === 'def')));
+    expect(seen).toEqual([['s2', 'abc']]);
+    expect(r.transactions).toEqual([{ transactionId: tx, action: 'rolled-back' }]);
+    expect(await tree(root)).toEqual(tree0(ORIGINAL));
+  });
+});

@@ -64,6 +64,18 @@ describe('client process killed during a sync', () => {
     });
   }
 
+  it('killed before its remote commit, then ANOTHER client makes the same snapshot id → recovery still rolls back', async () => {
+    const before = await tree(a.root);
+    killedSync('sync.before-commit'); // alice's journal names s3
+    await put(b, 'output/bob.txt', 'b');
+    expect((await w.sync(b)).snapshotId).toBe('s3'); // bob's s3, a different manifest
+    const rep = await w.recover(a);
+    expect(rep.transactions.map((t) => t.action)).toEqual(['rolled-back']);
+    expect(await tree(a.root)).toEqual(before);
+    await w.sync(a);
+    expect(await tree(a.root)).toEqual({ ...EXPECTED, 'output/bob.txt': 'b' });
+  });
+
   it('killed before the remote commit → recovery rolls the client back; the repository never saw it', async () => {
     const before = await tree(a.root);
     killedSync('sync.before-commit');

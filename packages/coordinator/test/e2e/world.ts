@@ -109,8 +109,10 @@ export class World {
   async recover(c: Client): Promise<RecoveryReport> {
     const { transport, remote } = await this.session();
     try {
-      const ids = new Set((await remote.exists()) ? (await remote.listSnapshots()).map((s) => s.snapshotId) : []);
-      return await recoverClient(c.root, (id) => Promise.resolve(ids.has(id)));
+      const snaps = (await remote.exists()) ? await remote.listSnapshots() : [];
+      return await recoverClient(c.root, (id, hash) =>
+        Promise.resolve(snaps.some((s) => s.snapshotId === id && (!hash || !s.manifestHash || s.manifestHash === hash))),
+      );
     } finally {
       await transport.end();
     }
