@@ -1,6 +1,53 @@
 #!/usr/bin/env node
-import { Command } from 'commander';
+import { appendFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import { DsgError } from '@dsg/contracts';
+import { createAgentHasher } from './hasher.js';
+import { createAgentServer, type AgentConfig } from './serve.js';
 import { VERSION } from './version.js';
 
+// stdout carries the protocol: every diagnostic goes to stderr.
+let logFile: string | null = null;
+const log = (line: string): void => {
+  const text = `dsg-agent[${process.pid}] ${new Date().toISOString()} ${line}\n`;
+  if (logFile) {
+    try {
+      appendFileSync(logFile, text);
+    } catch {
+      /* logging must never break the session */
+    }
+  }
+  if (!process.stderr.destroyed) process.stderr.write(text);
+};
+
 const program = new Command('dsg-agent').version(VERSION).description('dsg-agent: the server side of dsg');
-await program.parseAsync(process.argv);
+program
+  .command('serve')
+  .description('serve one client session of the agent protocol on stdin/stdout')
+  .addOption(new Option('--type <type>', 'repository backend').choices(['posix', 'zfs']).makeOptionMandatory())
+  .option('--root <dir>', 'posix: directory holding the repositories (<root>/<name>)')
+  .option('--pool <dataset>', 'zfs: parent dataset P (repositories are P/<name>)')
+  .option('--mountpoint <dir>', 'zfs: where P is mounted')
+  .option('--sudo', 'zfs: run zfs through sudo -n', false)
+  .option('--log-file <file>', 'also append diagnostics to this file (stderr dies with the connection)')
+  .action(async (o: { type: 'posix' | 'zfs'; root?: string; pool?: string; mountpoint?: string; sudo: boolean; logFile?: string }) => {
+    logFile = o.logFile ?? null;
+    // stderr is the SSH channel: once the connection is gone, writing there must not kill the cleanup
+    process.stderr.on('error', () => {});
+    const config: AgentConfig =
+      o.type === 'posix' ? { type: 'posix', root: o.root ?? '' } : { type: 'zfs', pool: o.pool ?? '', mountpoint: o.mountpoint ?? '', sudo: o.sudo };
+    const server = createAgentServer(config, await createAgentHasher(), log);
+    // a terminated agent still rolls back and unlocks: ending stdin ends the session
+    for (const sig of ['SIGTERM', 'SIGHUP', 'SIGINT'] as const) process.on(sig, () => process.stdin.destroy());
+    await server.serve(process.stdin, process.stdout);
+    log('session ended');
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  const err = e as Error;
+  log(`error: ${err.message}`);
+  if (e instanceof DsgError) log(`hint: ${e.recoveryHint}`);
+  process.exitCode = e instanceof DsgError && e.code === 'CONFIG' ? 2 : 1;
+}

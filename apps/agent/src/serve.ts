@@ -1,0 +1,38 @@
+import { join, isAbsolute, resolve } from 'node:path';
+import { ConfigError, type HasherFactory } from '@dsg/contracts';
+import { PosixRemoteFilesystem, listPosixRepositories } from '@dsg/posix-ops';
+import { AgentServer } from '@dsg/transports/server';
+import { ZfsRemoteFilesystem, createZfsRunner, listZfsRepositories } from '@dsg/zfs-ops';
+import { VERSION } from './version.js';
+
+export type AgentConfig =
+  | { type: 'posix'; root: string }
+  | { type: 'zfs'; pool: string; mountpoint: string; sudo?: boolean };
+
+/** Wires one repository root (posix dir, or zfs parent dataset + mountpoint) into an AgentServer. */
+export function createAgentServer(config: AgentConfig, hasher: HasherFactory, log: (line: string) => void): AgentServer {
+  if (config.type === 'posix') {
+    if (!config.root || !isAbsolute(config.root)) throw new ConfigError('--root must be an absolute directory', { field: 'root' });
+    const root = resolve(config.root);
+    return new AgentServer({
+      openRepository: (name) => new PosixRemoteFilesystem({ root: join(root, name), hasher }),
+      lockFile: (name) => join(root, name, 'lock'),
+      listRepositories: () => listPosixRepositories(root),
+      hasher,
+      log,
+      agentVersion: VERSION,
+    });
+  }
+  if (!config.pool) throw new ConfigError('--pool (the parent dataset) is required for --type zfs', { field: 'pool' });
+  if (!config.mountpoint || !isAbsolute(config.mountpoint)) throw new ConfigError('--mountpoint must be an absolute path', { field: 'mountpoint' });
+  const mountpoint = resolve(config.mountpoint);
+  const runner = config.sudo ? createZfsRunner({ sudo: true }) : undefined;
+  return new AgentServer({
+    openRepository: (name) => new ZfsRemoteFilesystem({ parent: config.pool, repo: name, mountpoint, hasher, ...(runner ? { runner } : {}) }),
+    lockFile: (name) => join(mountpoint, `.${name}.dsg-lock`),
+    listRepositories: () => listZfsRepositories({ parent: config.pool, mountpoint, ...(runner ? { runner } : {}) }),
+    hasher,
+    log,
+    agentVersion: VERSION,
+  });
+}
