@@ -1,7 +1,7 @@
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { ValidationError, assertSafeRelativePath } from '@dsg/contracts';
+import { DsgError, ValidationError, assertSafeRelativePath } from '@dsg/contracts';
 import type { z } from 'zod';
 import { OrderedObject, RawJson, compactPairs, findDuplicateKey, pretty, type Ordered } from './json.js';
 import {
@@ -158,7 +158,10 @@ export async function readManifestFile(file: string): Promise<Manifest | null> {
     bytes = await readFile(file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw e;
+    throw new DsgError('IO', `cannot read manifest ${file}: ${(e as Error).message}`, {
+      cause: e,
+      recoveryHint: 'Check that the path is a readable file (permissions, not a directory).',
+    });
   }
   return parseManifest(bytes, file);
 }

@@ -57,6 +57,7 @@ describe('manifest JSON format', () => {
     await writeManifestFile(file, m);
     expect(await readFile(file, 'utf8')).toBe(fixture('worked-example-s2.json'));
     expect(serializeManifest((await readManifestFile(file)) as Manifest)).toBe(fixture('worked-example-s2.json'));
+    await expect(readManifestFile(dir)).rejects.toMatchObject({ code: 'IO' }); // a directory, not a file
     await writeFile(file, '{"entries": ');
     await expect(readManifestFile(file)).rejects.toMatchObject({ details: { file, field: '(root)' } });
   });

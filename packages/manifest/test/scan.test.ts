@@ -2,6 +2,7 @@ import { appendFile, mkdir, mkdtemp, open, rm, symlink, truncate, utimes, writeF
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { ProgressEvent } from '@dsg/contracts';
 import {
   Manifest, buildSnapshot, scanProject, hashFile, type ScanOptions,
 } from '../src/index.js';
@@ -214,6 +215,10 @@ describe('scanProject: stat cache and bounded pool', () => {
     expect(first.stats.hashed).toBe(40);
     expect(c1.maxConcurrent).toBeGreaterThan(1);
     expect(c1.maxConcurrent).toBeLessThanOrEqual(3);
+
+    const events: ProgressEvent[] = [];
+    await scanProject({ root, dataDirs: ['input'], user: 'u', onProgress: (e) => events.push(e) });
+    expect(events.at(-1)).toMatchObject({ phase: 'scan', files: 40, bytes: first.stats.bytesHashed });
 
     const c2 = countingOpen();
     const second = await scanProject({ root, dataDirs: ['input'], user: 'u', statCacheFile: cacheFile, openFile: c2.openFile });
