@@ -1,1 +1,12 @@
-export {};
+export { createZfsRunner, type ZfsRunner, type ZfsRunResult, type ZfsRunnerOptions } from './runner.js';
+export { Zfs, type BusyRetry, type ListRow } from './zfs.js';
+export {
+  assertDatasetName,
+  assertSnapshotName,
+  assertPropertyName,
+  assertRepositoryName,
+  assertSnapshotId,
+  isRepositoryName,
+} from './names.js';
+export { ZfsOperations, PROP, type Logger, type Phase } from './operations.js';
+export { ZfsRemoteFilesystem, listZfsRepositories, type ZfsRemoteFilesystemOptions } from './remote-fs.js';

@@ -1,0 +1,97 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { lstat, mkdir, open, rename, symlink, unlink, utimes } from 'node:fs/promises';
+import path from 'node:path';
+import { assertSafeRelativePath, resolveInside, ValidationError, type ByteStream, type ExpectedFile, type HasherFactory } from '@dsg/contracts';
+
+function tempName(full: string): string {
+  return path.join(path.dirname(full), `.${path.basename(full).slice(0, 100)}.dsg-tmp-${randomBytes(4).toString('hex')}`);
+}
+
+/**
+ * Stream into `<root>/<rel>`: parents created, a temp name beside the
+ * target, fsync, hash (and size) verified, then one rename. A mismatch
+ * removes the temp file and is refused.
+ */
+export async function writeVerified(root: string, rel: string, data: ByteStream, expected: ExpectedFile, hasher: HasherFactory): Promise<{ size: number }> {
+  const full = await resolveInside(root, rel);
+  await mkdir(path.dirname(full), { recursive: true });
+  await resolveInside(root, rel); // again: a parent may have been created through a racing symlink
+  const tmp = tempName(full);
+  const h = hasher();
+  let size = 0;
+  const fh = await open(tmp, 'wx', 0o644);
+  try {
+    for await (const chunk of data) {
+      h.update(chunk);
+      size += chunk.byteLength;
+      let off = 0;
+      while (off < chunk.byteLength) off += (await fh.write(chunk, off)).bytesWritten;
+    }
+    await fh.sync();
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+  await fh.close();
+  const digest = h.digest();
+  if (digest !== expected.hash.toLowerCase() || (expected.size !== undefined && expected.size !== size)) {
+    await unlink(tmp).catch(() => undefined);
+    throw new ValidationError(`content of ${rel} does not match: expected ${expected.hash}${expected.size === undefined ? '' : `/${expected.size} bytes`}, got ${digest}/${size} bytes`, { path: rel, field: 'hash' }, {
+      code: 'HASH_MISMATCH',
+      recoveryHint: 'The file changed or was corrupted in transit; run the sync again.',
+    });
+  }
+  if (expected.mtime) {
+    const t = new Date(expected.mtime);
+    if (!Number.isNaN(t.getTime())) await utimes(tmp, t, t);
+  }
+  await rename(tmp, full);
+  return { size };
+}
+
+/** A relative symlink whose target stays inside the repository. */
+export async function writeLinkInside(root: string, rel: string, target: string): Promise<void> {
+  assertSafeRelativePath(rel);
+  const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(rel), target));
+  if (typeof target !== 'string' || target === '' || target.includes('\0') || path.posix.isAbsolute(target) || resolved === '..' || resolved.startsWith('../')) {
+    throw new ValidationError(`refused link ${JSON.stringify(rel)} → ${JSON.stringify(target)}: target must be relative and inside the repository`, { path: rel });
+  }
+  const full = await resolveInside(root, rel);
+  await mkdir(path.dirname(full), { recursive: true });
+  const tmp = tempName(full);
+  await symlink(target, tmp);
+  await rename(tmp, full);
+}
+
+/** Remove a file or link; missing is fine; a directory is refused. */
+export async function deleteInside(root: string, rel: string): Promise<void> {
+  const full = await resolveInside(root, rel);
+  try {
+    const st = await lstat(full);
+    if (st.isDirectory()) throw new ValidationError(`refused to delete ${JSON.stringify(rel)}: a directory`, { path: rel });
+    await unlink(full);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+}
+
+/**
+ * A file under root as a stream, or null if absent. `onClose` runs once
+ * when the stream ends, errors or is destroyed (e.g. a consumer's `break`).
+ */
+export async function openInside(root: string, rel: string, onClose?: () => Promise<void>): Promise<ByteStream | null> {
+  const full = await resolveInside(root, rel);
+  let st;
+  try {
+    st = await lstat(full);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+  if (!st.isFile()) return null;
+  const stream = createReadStream(full);
+  if (onClose) stream.once('close', () => void onClose());
+  return stream;
+}

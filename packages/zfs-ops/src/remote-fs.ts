@@ -1,0 +1,230 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  assertSafeRelativePath,
+  DsgError,
+  NotFoundError,
+  TransactionCommitError,
+  ValidationError,
+  type BeginResult,
+  type ByteStream,
+  type CleanupReport,
+  type ExpectedFile,
+  type HasherFactory,
+  type RecoveryReport,
+  type RemoteFilesystem,
+  type SnapshotInfo,
+  type SnapshotMounter,
+  type SnapshotRef,
+  type TransactionId,
+} from '@dsg/contracts';
+import { deleteInside, openInside, writeLinkInside, writeVerified } from './file-ops.js';
+import { assertDatasetName, assertSnapshotId, decodePropValue, isRepositoryName } from './names.js';
+import { PROP, ZfsOperations, type Logger } from './operations.js';
+import type { ZfsRunner } from './runner.js';
+import { Zfs, type BusyRetry } from './zfs.js';
+
+export interface ZfsRemoteFilesystemOptions {
+  /** the parent dataset P; repositories are P/<repo> */
+  parent: string;
+  /** the repository name */
+  repo: string;
+  /** where P is mounted (its children inherit mountpoints below it) */
+  mountpoint: string;
+  hasher: HasherFactory;
+  /** default: `zfs` run directly; `createZfsRunner({ sudo: true })` for `sudo -n zfs` */
+  runner?: ZfsRunner;
+  /** how long busy errors are retried */
+  retry?: BusyRetry;
+  log?: Logger;
+}
+
+/** The ZFS backend of a repository: transactions (init/sync auto-detected), files in the work area, history. */
+export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
+  readonly ops: ZfsOperations;
+  private readonly zfs: Zfs;
+  private readonly hasher: HasherFactory;
+  private readonly log: Logger;
+  private tx: TransactionId | null = null;
+  private workPath: string | null = null;
+
+  constructor(o: ZfsRemoteFilesystemOptions) {
+    this.zfs = new Zfs({ ...(o.runner ? { runner: o.runner } : {}), ...(o.retry ? { retry: o.retry } : {}) });
+    this.log = o.log ?? ((level, line) => level === 'warn' && console.warn(`[dsg zfs] ${line}`));
+    this.ops = new ZfsOperations({ parent: o.parent, repo: o.repo, mountpoint: o.mountpoint, zfs: this.zfs, log: this.log });
+    this.hasher = o.hasher;
+  }
+
+  async begin(tx: TransactionId): Promise<BeginResult> {
+    if (this.tx) throw new DsgError('TX_STATE', `transaction ${this.tx} is still open`, { recoveryHint: 'Commit or roll back the open transaction first.' });
+    const r = await this.ops.begin(tx);
+    this.tx = tx;
+    this.workPath = r.workPath;
+    return r;
+  }
+
+  async commit(tx: TransactionId, snapshot: SnapshotInfo): Promise<void> {
+    try {
+      if (tx !== this.tx) throw new DsgError('TX_MISMATCH', `Transaction ID mismatch: expected ${this.tx ?? '(none)'}, got ${tx}`);
+      this.log('info', `committing ZFS transaction ${tx} as ${snapshot.snapshotId}`);
+      await this.ops.commit(tx, snapshot);
+    } catch (e) {
+      this.log('warn', `ZFS commit of ${tx} failed: ${e instanceof Error ? e.message : String(e)}`);
+      throw new TransactionCommitError(`ZFS commit failed: ${e instanceof Error ? e.message : String(e)}`, tx, {
+        recoveryHint: 'Check ZFS pool health and available space',
+        cause: e,
+      });
+    } finally {
+      this.tx = null;
+      this.workPath = null;
+    }
+  }
+
+  async rollback(tx: TransactionId): Promise<CleanupReport> {
+    if (tx !== this.tx) this.log('warn', `Transaction ID mismatch during ZFS rollback: expected ${this.tx ?? '(none)'}, got ${tx}; rolling back ${tx} anyway`);
+    try {
+      return await this.ops.rollback(tx);
+    } catch (e) {
+      // ops.rollback reports instead of throwing; this is the last guard
+      return { removed: [], leftovers: [{ name: this.ops.dataset, error: e instanceof Error ? e.message : String(e) }] };
+    } finally {
+      if (tx === this.tx) {
+        this.tx = null;
+        this.workPath = null;
+      }
+    }
+  }
+
+  private work(tx: TransactionId): string {
+    if (tx !== this.tx || !this.workPath) {
+      throw new DsgError('TX_STATE', `transaction ${tx} is not the open one (${this.tx ?? 'none'})`, { recoveryHint: 'Begin a transaction before writing files.' });
+    }
+    return this.workPath;
+  }
+
+  async writeFile(tx: TransactionId, rel: string, data: ByteStream, expected: ExpectedFile): Promise<{ size: number }> {
+    assertSafeRelativePath(rel);
+    return writeVerified(this.work(tx), rel, data, expected, this.hasher);
+  }
+
+  async writeLink(tx: TransactionId, rel: string, target: string): Promise<void> {
+    assertSafeRelativePath(rel);
+    await writeLinkInside(this.work(tx), rel, target);
+  }
+
+  async deleteFile(tx: TransactionId, rel: string): Promise<void> {
+    assertSafeRelativePath(rel);
+    await deleteInside(this.work(tx), rel);
+  }
+
+  async exists(): Promise<boolean> {
+    return (await this.listSnapshots()).length > 0;
+  }
+
+  async readFile(rel: string): Promise<ByteStream | null> {
+    assertSafeRelativePath(rel);
+    if (!(await this.zfs.exists(this.ops.dataset))) return null;
+    return openInside(this.ops.livePath, rel);
+  }
+
+  async listSnapshots(): Promise<SnapshotRef[]> {
+    if (!(await this.zfs.exists(this.ops.dataset))) return [];
+    const props = await this.zfs.getProps([this.ops.dataset], ['creation', PROP.message, PROP.manifestHash, PROP.user], { depth: 1 });
+    const refs: (SnapshotRef & { n: number })[] = [];
+    const prefix = `${this.ops.dataset}@`;
+    for (const [name, p] of props) {
+      if (!name.startsWith(prefix)) continue;
+      const id = name.slice(prefix.length);
+      if (!/^s[1-9][0-9]*$/.test(id)) continue;
+      const ref: SnapshotRef & { n: number } = { n: Number(id.slice(1)), snapshotId: id, createdAt: new Date(Number(p.get('creation') ?? 0) * 1000).toISOString() };
+      const msg = p.get(PROP.message);
+      const hash = p.get(PROP.manifestHash);
+      const user = p.get(PROP.user);
+      if (msg !== undefined) ref.message = decodePropValue(msg);
+      if (hash !== undefined) ref.manifestHash = decodePropValue(hash);
+      if (user !== undefined) ref.user = decodePropValue(user);
+      refs.push(ref);
+    }
+    return refs.sort((a, b) => a.n - b.n).map(({ n: _n, ...r }) => r);
+  }
+
+  private async requireSnapshot(snapshotId: string): Promise<string> {
+    assertSnapshotId(snapshotId);
+    const snap = `${this.ops.dataset}@${snapshotId}`;
+    if (!(await this.zfs.exists(snap))) throw new NotFoundError(`snapshot ${snapshotId} of ${this.ops.repo} does not exist`);
+    return snap;
+  }
+
+  /**
+   * A read-only clone of a snapshot. zfs-fuse has no `.zfs/snapshot`
+   * directory, so a clone is the only way to see old bytes. Marked with
+   * dsg:view=<kind>.<pid> so recovery can remove clones of dead readers.
+   */
+  private async cloneView(snap: string, kind: 'read' | 'mount', at?: string): Promise<{ name: string; dir: string }> {
+    const name = `${this.ops.dataset}-view-${snap.slice(snap.indexOf('@') + 1)}-${randomBytes(4).toString('hex')}`;
+    const props: Record<string, string> = { readonly: 'on', [PROP.view]: `${kind}.${process.pid}` };
+    // An explicit mountpoint only for a throw-away clone that is never renamed.
+    if (at) props['mountpoint'] = at;
+    await this.zfs.clone(snap, name, props);
+    return { name, dir: at ?? this.ops.pathOf(name) };
+  }
+
+  async readSnapshotFile(snapshotId: string, rel: string): Promise<ByteStream | null> {
+    assertSafeRelativePath(rel);
+    const snap = await this.requireSnapshot(snapshotId);
+    const view = await this.cloneView(snap, 'read');
+    let done = false;
+    const cleanup = async (): Promise<void> => {
+      if (done) return;
+      done = true;
+      try {
+        await this.zfs.destroy(view.name, { recursive: true });
+      } catch (e) {
+        this.log('warn', `could not destroy read clone ${view.name} (recovery removes it): ${e instanceof Error ? e.message : String(e)}`);
+      }
+    };
+    try {
+      const s = await openInside(view.dir, rel, cleanup);
+      if (!s) await cleanup();
+      return s;
+    } catch (e) {
+      await cleanup();
+      throw e;
+    }
+  }
+
+  async mountSnapshot(snapshotId: string, at?: string): Promise<string> {
+    if (at !== undefined) {
+      if (!path.isAbsolute(at) || path.resolve(at) !== at || /[\0\t\n\r,]/.test(at)) {
+        throw new ValidationError(`refused mount path ${JSON.stringify(at)}: must be a normalized absolute path`, { path: at });
+      }
+      await mkdir(at, { recursive: true });
+    }
+    const snap = await this.requireSnapshot(snapshotId);
+    return (await this.cloneView(snap, 'mount', at)).dir;
+  }
+
+  async unmountSnapshot(at: string): Promise<void> {
+    const v = (await this.ops.viewClones()).find((c) => c.kind === 'mount' && (c.mountpoint === at || this.ops.pathOf(c.name) === at));
+    if (!v) throw new NotFoundError(`no snapshot of ${this.ops.repo} is mounted at ${at}`);
+    await this.zfs.destroy(v.name, { recursive: true });
+  }
+
+  async recover(): Promise<RecoveryReport> {
+    return this.ops.recover();
+  }
+}
+
+/** Repository names under P (temp siblings and view clones left out). */
+export async function listZfsRepositories(o: { parent: string; mountpoint: string; runner?: ZfsRunner }): Promise<string[]> {
+  assertDatasetName(o.parent);
+  const zfs = new Zfs(o.runner ? { runner: o.runner } : {});
+  const rows = await zfs.list([o.parent], ['name'], { depth: 1, types: ['filesystem'] });
+  return rows
+    .map((r) => r['name'] ?? '')
+    .filter((n) => n.startsWith(o.parent + '/'))
+    .map((n) => n.slice(o.parent.length + 1))
+    .filter(isRepositoryName)
+    .sort();
+}

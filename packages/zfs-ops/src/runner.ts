@@ -1,0 +1,40 @@
+import { execa } from 'execa';
+
+export interface ZfsRunResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * How `zfs` is executed. `argv(args)` is what actually runs (for error
+ * reports); `run` never throws on a non-zero exit, the command layer decides.
+ */
+export interface ZfsRunner {
+  argv(args: readonly string[]): string[];
+  run(args: readonly string[]): Promise<ZfsRunResult>;
+}
+
+export interface ZfsRunnerOptions {
+  /** run through `sudo -n` (non-interactive: fails instead of prompting) */
+  sudo?: boolean;
+  /** the zfs binary; default `zfs` from PATH */
+  zfsPath?: string;
+}
+
+/** A direct (root) or `sudo -n` runner over execa; argument arrays only, never a shell. */
+export function createZfsRunner(o: ZfsRunnerOptions = {}): ZfsRunner {
+  const zfs = o.zfsPath ?? 'zfs';
+  const argv = (args: readonly string[]): string[] => (o.sudo ? ['sudo', '-n', zfs, ...args] : [zfs, ...args]);
+  return {
+    argv,
+    async run(args) {
+      const [file, ...rest] = argv(args);
+      const r = await execa(file!, rest, { reject: false, stdin: 'ignore', encoding: 'utf8', shell: false });
+      // execa reports a missing binary as exitCode undefined + failed
+      const exitCode = typeof r.exitCode === 'number' ? r.exitCode : 127;
+      const stderr = String(r.stderr ?? '') || (typeof r.exitCode !== 'number' ? String(r.message ?? '') : '');
+      return { exitCode, stdout: String(r.stdout ?? ''), stderr };
+    },
+  };
+}
