@@ -3,7 +3,7 @@ export { parseManifest, serializeManifest, readManifestFile, writeManifestFile, 
 export { createXxh3Hasher, hashBytes, hashFile, HASH_CHUNK } from './hash.js';
 export { entriesHash, snapshotHash, buildSnapshot, validateChain } from './chain.js';
 export { formatTimestamp, parseTimestamp, isTimestamp, DEFAULT_TIME_ZONE } from './timestamp.js';
-export { validateName, validateComponent, validateLinkTarget } from './names.js';
+export { validateName, validateComponent, validateLinkTarget, nfcRepair } from './names.js';
 export { comparePaths } from './order.js';
 export * from './classify.js';
 export { formatConflictFile, parseConflictFile } from './conflicts.js';

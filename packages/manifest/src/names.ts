@@ -62,6 +62,16 @@ export function validateName(relPath: string): string | null {
 }
 
 /**
+ * For `--normalize`: the NFC form of `relPath` when that is what keeps it
+ * from being accepted (the NFC form passes every rule), else null.
+ */
+export function nfcRepair(relPath: string): string | null {
+  const nfc = relPath.normalize('NFC');
+  if (nfc === relPath) return null;
+  return validateName(nfc) === null ? nfc : null;
+}
+
+/**
  * Whether a symlink at `linkPath` (project-relative) pointing at `target`
  * stays inside the project. Levels are counted from the link's DIRECTORY
  * (spec: the ancestor's off-by-one is not copied). Returns the reason it is

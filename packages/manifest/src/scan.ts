@@ -5,7 +5,7 @@ import { DsgError, NotFoundError, ValidationError, type ProgressListener } from 
 import { entriesEqual } from './classify.js';
 import { HASH_CHUNK, hashFileHandle } from './hash.js';
 import { Manifest, type FileEntry, type ManifestEntry } from './model.js';
-import { validateLinkTarget, validateName } from './names.js';
+import { nfcRepair, validateLinkTarget, validateName } from './names.js';
 import { comparePaths } from './order.js';
 import { Pool } from './pool.js';
 import { StatCache, type StatKey } from './stat-cache.js';
@@ -51,6 +51,10 @@ export interface ScanOptions {
 export interface ScanWarning {
   path: string;
   reason: string;
+  /** what was refused: a name (with `nfc` set when only normalization is wrong), a link, a special file */
+  kind: 'name' | 'link' | 'special';
+  /** the NFC form that would be accepted (for `sync --normalize`) */
+  nfc?: string;
 }
 
 export interface ScanResult {
@@ -173,7 +177,8 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
   const visit = async (rel: string): Promise<void> => {
     const why = validateName(rel);
     if (why) {
-      warnings.push({ path: rel, reason: why });
+      const nfc = nfcRepair(rel);
+      warnings.push(nfc ? { path: rel, reason: why, kind: 'name', nfc } : { path: rel, reason: why, kind: 'name' });
       return;
     }
     const full = path.join(o.root, rel);
@@ -194,7 +199,7 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
       const target = await meta.readlink(full);
       const bad = validateLinkTarget(rel, target);
       if (bad) {
-        warnings.push({ path: rel, reason: `${bad}: ${target}` });
+        warnings.push({ path: rel, reason: `${bad}: ${target}`, kind: 'link' });
         return;
       }
       entries.push(withPrevUser({ type: 'link', path: rel, user: '', reference: target }));
@@ -202,7 +207,7 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
       return;
     }
     if (!st.isFile()) {
-      warnings.push({ path: rel, reason: 'not a regular file, directory or symlink' });
+      warnings.push({ path: rel, reason: 'not a regular file, directory or symlink', kind: 'special' });
       return;
     }
     stats.files++;

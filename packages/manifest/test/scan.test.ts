@@ -1,4 +1,5 @@
 import { appendFile, mkdir, mkdtemp, open, rm, symlink, truncate, utimes, writeFile, readFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -112,6 +113,7 @@ describe('scanProject: names, ignores and links', () => {
     await put(root, 'input/bidi\u202e.txt', 'x');
     await put(root, 'output/re\u0301sume\u0301.csv', 'nfd'); // NFD
     await put(root, 'input/bad|dir/inner.txt', 'x'); // a refused directory hides its subtree
+    execFileSync('mkfifo', [path.join(root, 'input/pipe')]); // never opened: it would block
 
     const opts: ScanOptions = {
       root,
@@ -138,12 +140,16 @@ describe('scanProject: names, ignores and links', () => {
     const byPath = new Map(warnings.map((w) => [w.path, w.reason]));
     expect([...byPath.keys()].sort()).toEqual([
       'input/ lead.txt', 'input/abs.txt', 'input/bad|dir', 'input/bidi\u202e.txt', 'input/con.txt', 'input/ctrl\u0001.txt',
-      'input/draft~', 'input/up.txt', 'input/what?.csv', 'input/~lock', 'output/re\u0301sume\u0301.csv', 'output/sub/escape.txt',
+      'input/draft~', 'input/pipe', 'input/up.txt', 'input/what?.csv', 'input/~lock', 'output/re\u0301sume\u0301.csv', 'output/sub/escape.txt',
     ].sort());
     expect(byPath.get('input/abs.txt')).toMatch(/absolute/);
     expect(byPath.get('input/up.txt')).toMatch(/escapes/);
     expect(byPath.get('output/sub/escape.txt')).toMatch(/escapes/);
     expect(byPath.get('output/re\u0301sume\u0301.csv')).toMatch(/NFC/);
+    expect(warnings.find((w) => w.path === 'output/re\u0301sume\u0301.csv')).toMatchObject({ kind: 'name', nfc: 'output/r\u00e9sum\u00e9.csv' });
+    expect(warnings.find((w) => w.path === 'input/abs.txt')).toMatchObject({ kind: 'link' });
+    expect(warnings.find((w) => w.path === 'input/pipe')).toMatchObject({ kind: 'special' });
+    expect(warnings.find((w) => w.path === 'input/con.txt')?.nfc).toBeUndefined();
     expect(byPath.get('input/what?.csv')).toMatch(/illegal character "\?"/);
     expect(byPath.get('input/con.txt')).toMatch(/reserved/);
     expect(byPath.get('input/ctrl\u0001.txt')).toMatch(/U\+0001/);
