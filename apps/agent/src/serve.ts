@@ -2,12 +2,12 @@ import { join, isAbsolute, resolve } from 'node:path';
 import { ConfigError, type HasherFactory } from '@dsg/contracts';
 import { PosixRemoteFilesystem, listPosixRepositories } from '@dsg/posix-ops';
 import { AgentServer } from '@dsg/transports/server';
-import { ZfsRemoteFilesystem, createZfsRunner, listZfsRepositories } from '@dsg/zfs-ops';
+import { ZfsRemoteFilesystem, listZfsRepositories } from '@dsg/zfs-ops';
 import { VERSION } from './version.js';
 
 export type AgentConfig =
   | { type: 'posix'; root: string }
-  | { type: 'zfs'; pool: string; mountpoint: string; sudo?: boolean };
+  | { type: 'zfs'; pool: string; mountpoint: string };
 
 /** Wires one repository root (posix dir, or zfs parent dataset + mountpoint) into an AgentServer. */
 export function createAgentServer(config: AgentConfig, hasher: HasherFactory, log: (line: string) => void): AgentServer {
@@ -26,11 +26,10 @@ export function createAgentServer(config: AgentConfig, hasher: HasherFactory, lo
   if (!config.pool) throw new ConfigError('--pool (the parent dataset) is required for --type zfs', { field: 'pool' });
   if (!config.mountpoint || !isAbsolute(config.mountpoint)) throw new ConfigError('--mountpoint must be an absolute path', { field: 'mountpoint' });
   const mountpoint = resolve(config.mountpoint);
-  const runner = config.sudo ? createZfsRunner({ sudo: true }) : undefined;
   return new AgentServer({
-    openRepository: (name) => new ZfsRemoteFilesystem({ parent: config.pool, repo: name, mountpoint, hasher, ...(runner ? { runner } : {}) }),
+    openRepository: (name) => new ZfsRemoteFilesystem({ parent: config.pool, repo: name, mountpoint, hasher }),
     lockFile: (name) => join(mountpoint, `.${name}.dsg-lock`),
-    listRepositories: () => listZfsRepositories({ parent: config.pool, mountpoint, ...(runner ? { runner } : {}) }),
+    listRepositories: () => listZfsRepositories({ parent: config.pool, mountpoint }),
     hasher,
     log,
     agentVersion: VERSION,

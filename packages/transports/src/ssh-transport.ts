@@ -131,7 +131,11 @@ export class SshTransport implements Transport, ChannelTransport {
       });
     });
     this.stream = stream;
-    this.streamClosed = new Promise<void>((r) => stream.once('close', () => r()));
+    // the agent is done once its channel closes or it has exited
+    this.streamClosed = new Promise<void>((r) => {
+      stream.once('close', () => r());
+      stream.once('exit', () => r());
+    });
     stream.stderr.on('data', (d: Buffer) => {
       this.stderrTail = (this.stderrTail + d.toString('utf8')).slice(-2000);
     });
@@ -164,7 +168,9 @@ export class SshTransport implements Transport, ChannelTransport {
     this.stream = null;
     if (stream && !stream.destroyed) {
       stream.end();
-      stream.resume(); // 'close' needs the readable side drained, even if nobody reads it any more
+      // 'close' needs the readable side drained, even if nobody reads it any more
+      stream.removeAllListeners('readable');
+      stream.resume();
       await Promise.race([this.streamClosed, new Promise((r) => setTimeout(r, this.o.exitTimeoutMs ?? 30_000).unref())]);
     }
     const conn = this.conn;

@@ -92,7 +92,7 @@ describe.skipIf(!ssh)('SshTransport against the real sshd', () => {
     const kh = join(tmp.dir, 'known_hosts');
     // a different ed25519 key recorded for this host:port
     const other = Buffer.from(hostKey().blob);
-    other[other.length - 1] ^= 0xff;
+    other[other.length - 1] = other[other.length - 1]! ^ 0xff;
     await writeFile(kh, `[${ssh!.host}]:${ssh!.port} ${hostKey().type} ${other.toString('base64')}\n`);
     const t = new SshTransport({ host: ssh!.host, port: ssh!.port, user: ssh!.user, identityFile: ssh!.key, knownHostsFile: kh, sshConfigFile: join(tmp.dir, 'none'), agentSocket: null, agentCommand: cmd });
     const err = (await t.begin().catch((e: unknown) => e)) as TransportError;
