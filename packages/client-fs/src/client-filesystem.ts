@@ -32,9 +32,9 @@ interface TxState {
   remoteSnapshot: string | null;
 }
 
-/** Data first, then deletes, metadata last: last-sync.json only lands after the data it describes. */
+/** Deletes, then data, metadata last: last-sync.json only lands after the data it describes. */
 function orderOps(ops: Iterable<JournalOp>): JournalOp[] {
-  const rank = (o: JournalOp): number => (o.target.startsWith('.dsg/') ? 2 : o.kind === 'put' ? 0 : 1);
+  const rank = (o: JournalOp): number => (o.target.startsWith('.dsg/') ? 2 : o.kind === 'delete' ? 0 : 1);
   return [...ops].sort((a, b) => rank(a) - rank(b) || (a.target < b.target ? -1 : a.target > b.target ? 1 : 0));
 }
 

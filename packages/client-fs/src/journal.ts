@@ -110,11 +110,11 @@ async function ensureBackup(targetAbs: string, backupAbs: string): Promise<void>
  * (staged file gone = already renamed into place; target gone = already
  * deleted), so running it twice, or after a crash at any point, is safe.
  */
-export async function applyJournal(l: Layout, j: Journal): Promise<void> {
+export async function applyJournal(l: Layout, j: Journal, concurrency = APPLY_CONCURRENCY): Promise<void> {
   const stage = stagingDir(l, j.transaction_id);
   const backup = backupDir(l, j.transaction_id);
   let n = 0;
-  for (const op of j.ops) {
+  const applyOp = async (op: JournalOp): Promise<void> => {
     const targetAbs = await resolveInside(l.root, op.target);
     const backupAbs = path.join(backup, op.target);
     const st = await lstatOrNull(targetAbs);
@@ -125,11 +125,11 @@ export async function applyJournal(l: Layout, j: Journal): Promise<void> {
     }
     if (op.kind === 'put') {
       const stagedAbs = path.join(stage, op.staged);
-      if ((await lstatOrNull(stagedAbs)) === null) continue; // already in place
+      if ((await lstatOrNull(stagedAbs)) === null) return; // already in place
       if (st) await ensureBackup(targetAbs, backupAbs);
       await renameInto(stagedAbs, targetAbs);
     } else {
-      if (!st) continue; // already deleted
+      if (!st) return; // already deleted
       if (!(await sameInode(targetAbs, backupAbs))) {
         let dest = backupAbs;
         for (let k = 1; (await lstatOrNull(dest)) !== null; k++) dest = `${backupAbs}.${k}`;
@@ -140,8 +140,35 @@ export async function applyJournal(l: Layout, j: Journal): Promise<void> {
       await pruneEmptyParents(path.dirname(targetAbs), l.root);
     }
     if (++n === 1) faultPoint('client.commit.after-first-op');
-  }
+  };
+  // Deletes, then data puts (a deleted file may make room for a directory), each
+  // group with a few renames in flight; metadata last and one by one.
+  const isMeta = (op: JournalOp): boolean => op.target.startsWith('.dsg/');
+  await forEachLimited(j.ops.filter((op) => !isMeta(op) && op.kind === 'delete'), concurrency, applyOp);
+  await forEachLimited(j.ops.filter((op) => !isMeta(op) && op.kind === 'put'), concurrency, applyOp);
+  for (const op of j.ops.filter(isMeta)) await applyOp(op);
   faultPoint('client.commit.before-cleanup');
+}
+
+/** Renames in flight during an apply: the work is metadata syscalls waiting on the disk, not CPU. */
+export const APPLY_CONCURRENCY = 8;
+
+/**
+ * Run fn over items, at most `limit` at once; after a failure no new item
+ * starts, running ones settle, the first error is rethrown. (Ten lines; the
+ * settle-before-rethrow rule matters: the caller rolls back next.)
+ */
+async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: { e: unknown } | null = null;
+  const worker = async (): Promise<void> => {
+    while (failed === null && next < items.length) {
+      const item = items[next++]!;
+      await fn(item).catch((e: unknown) => void (failed ??= { e }));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  if (failed !== null) throw (failed as { e: unknown }).e;
 }
 
 /**
@@ -163,6 +190,7 @@ export async function undoJournal(l: Layout, j: Journal): Promise<{ name: string
       const applied = op.kind === 'put' ? (await lstatOrNull(path.join(stage, op.staged))) === null : !hasTarget;
       if (op.kind === 'put' && applied && hasTarget) {
         await renameInto(targetAbs, path.join(stage, op.staged)); // the new file, out of the way
+        await pruneEmptyParents(path.dirname(targetAbs), l.root); // dirs the apply created
       }
       if (hasBackup) {
         if ((await lstatOrNull(targetAbs)) === null) await renameInto(backupAbs, targetAbs);

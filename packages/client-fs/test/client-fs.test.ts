@@ -286,3 +286,32 @@ describe('recoverClient passes the staged manifest hash', () => {
     expect(await tree(root)).toEqual(tree0(ORIGINAL));
   });
 });
+
+describe('type changes', () => {
+  it('a deleted file makes room for a directory of the same name in one apply', async () => {
+    const root = await tempProject({ 'input/x': 'file' });
+    const fs = new LocalClientFilesystem({ root, hasher: testHasher });
+    const tx = newTransactionId();
+    await fs.begin(tx);
+    await fs.stageFile(tx, 'input/x/y', bytes('Y'), { hash: hashOf('Y') });
+    await fs.stageDelete(tx, 'input/x');
+    await fs.commit(tx);
+    expect(await tree(root)).toEqual({ 'input/x/y': 'Y' });
+    expect(await tree(path.join(root, '.dsg/backup', tx), [])).toEqual({ 'input/x': 'file' });
+  });
+
+  it('and a rollback after that apply gives the file back', async () => {
+    const root = await tempProject({ 'input/x': 'file' });
+    const fs = new LocalClientFilesystem({ root, hasher: testHasher });
+    const tx = newTransactionId();
+    await fs.begin(tx);
+    await fs.stageFile(tx, 'input/x/y', bytes('Y'), { hash: hashOf('Y') });
+    await fs.stageDelete(tx, 'input/x');
+    process.env['DSG_FAULT'] = 'client.commit.before-cleanup:throw';
+    await expect(fs.commit(tx)).rejects.toThrow();
+    delete process.env['DSG_FAULT'];
+    const rb = await fs.rollback(tx);
+    expect(rb.leftovers.map((x) => x.error)).toEqual([]);
+    expect(await tree(root)).toEqual({ 'input/x': 'file' });
+  });
+});
