@@ -77,11 +77,8 @@ export async function deleteInside(root: string, rel: string): Promise<void> {
   }
 }
 
-/**
- * A file under root as a stream, or null if absent. `onClose` runs once
- * when the stream ends, errors or is destroyed (e.g. a consumer's `break`).
- */
-export async function openInside(root: string, rel: string, onClose?: () => Promise<void>): Promise<ByteStream | null> {
+/** A file under root as a stream, or null if absent (or not a regular file). */
+export async function openInside(root: string, rel: string): Promise<ByteStream | null> {
   const full = await resolveInside(root, rel);
   let st;
   try {
@@ -91,7 +88,5 @@ export async function openInside(root: string, rel: string, onClose?: () => Prom
     throw e;
   }
   if (!st.isFile()) return null;
-  const stream = createReadStream(full);
-  if (onClose) stream.once('close', () => void onClose());
-  return stream;
+  return createReadStream(full);
 }

@@ -7,6 +7,7 @@ import {
   NotFoundError,
   TransactionCommitError,
   ValidationError,
+  ZfsOperationError,
   type BeginResult,
   type ByteStream,
   type CleanupReport,
@@ -181,17 +182,32 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
       try {
         await this.zfs.destroy(view.name, { recursive: true });
       } catch (e) {
+        if (e instanceof ZfsOperationError && /does not exist/.test(e.stderr ?? '')) return;
         this.log('warn', `could not destroy read clone ${view.name} (recovery removes it): ${e instanceof Error ? e.message : String(e)}`);
       }
     };
+    let s: ByteStream | null;
     try {
-      const s = await openInside(view.dir, rel, cleanup);
-      if (!s) await cleanup();
-      return s;
+      s = await openInside(view.dir, rel);
     } catch (e) {
       await cleanup();
       throw e;
     }
+    if (!s) {
+      await cleanup();
+      return null;
+    }
+    const inner = s;
+    // A generator, so the consumer's loop ends only after the clone is gone:
+    // end, error and an early `break` (return()) all run the finally.
+    return (async function* () {
+      try {
+        yield* inner;
+      } finally {
+        (inner as { destroy?: () => void }).destroy?.();
+        await cleanup();
+      }
+    })();
   }
 
   async mountSnapshot(snapshotId: string, at?: string): Promise<string> {
