@@ -1,9 +1,9 @@
-import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, openSync, readSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { DsgError, NotFoundError, ValidationError, type ProgressListener } from '@dsg/contracts';
 import { entriesEqual } from './classify.js';
-import { HASH_CHUNK, hashFileHandle } from './hash.js';
+import { HASH_CHUNK, createXxh3Hasher, hashFileHandle } from './hash.js';
 import { Manifest, type FileEntry, type ManifestEntry } from './model.js';
 import { nfcRepair, validateLinkTarget, validateName } from './names.js';
 import { comparePaths } from './order.js';
@@ -33,19 +33,21 @@ export interface ScanOptions {
   statCacheFile?: string;
   /** the last manifest (cache C): entries equal to it keep its user */
   previous?: Manifest;
-  /** bounded pool size for hashing (and for metadata calls with parallelStat); default 16 */
+  /** bounded pool size for hashing large files (and all I/O with parallelIo); default 16 */
   concurrency?: number;
   /**
-   * Run lstat/readdir/readlink concurrently through the pool (worth it on
-   * network filesystems). Default false: on a local disk these calls are
-   * answered from the kernel's caches in ~2 µs, and a trip through libuv's
-   * 4-thread pool costs ten times that, so they are made synchronously
-   * while file contents are still hashed in parallel.
+   * Run every call (lstat/readdir/readlink and the reads of small files)
+   * concurrently through the pool: worth it on network filesystems. Default
+   * false: on a local disk these calls are answered in a few µs, and a trip
+   * through libuv's 4-thread pool costs several times that, so they are
+   * made synchronously; files above SMALL_FILE are still hashed in parallel.
    */
-  parallelStat?: boolean;
+  parallelIo?: boolean;
   onProgress?: ProgressListener;
   /** how files are opened for hashing (tests count it); default fs.promises.open(file, 'r') */
   openFile?: (file: string) => Promise<FileHandle>;
+  /** the same for the synchronous small-file path; returns a file descriptor; default fs.openSync(file, 'r') */
+  openFileSync?: (file: string) => number;
 }
 
 export interface ScanWarning {
@@ -71,6 +73,8 @@ const CONFLICT_BACKUP = /~\d{8}T\d{6}~$/;
  * moving ("racy clean"); such files are hashed but not cached.
  */
 const RACY_NS = 2_000_000_000n;
+/** Files up to this size are hashed on the synchronous path unless parallelIo. */
+export const SMALL_FILE = 256n * 1024n;
 
 /** A synchronous call as a promise, so both metadata modes share one code path. */
 // eslint-disable-next-line @typescript-eslint/require-await -- async turns a synchronous throw into a rejection
@@ -99,7 +103,7 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
   const suffixes = o.ignore?.suffixes ?? DEFAULT_IGNORE.suffixes;
   const ignoredPaths = new Set(o.ignore?.paths ?? DEFAULT_IGNORE.paths);
   const pool = new Pool(o.concurrency ?? 16);
-  const meta = o.parallelStat
+  const meta = o.parallelIo
     ? {
         lstat: (f: string) => pool.run(() => lstat(f, { bigint: true })),
         readdir: (f: string) => pool.run(() => readdir(f)),
@@ -111,6 +115,8 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
         readlink: (f: string): Promise<string> => sync(() => readlinkSync(f)),
       };
   const openFile = o.openFile ?? ((f: string) => open(f, 'r'));
+  const openFileSync = o.openFileSync ?? ((f: string) => openSync(f, 'r'));
+  const smallBuf = Buffer.allocUnsafe(HASH_CHUNK);
   const cache = await StatCache.load(o.statCacheFile);
   const scanStartNs = BigInt(Date.now()) * 1_000_000n;
   const buffers: Buffer[] = []; // one hashing buffer per concurrent hash, reused
@@ -137,10 +143,28 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
   };
 
   /**
-   * Hash one file. If it changed while being read (size or mtime moved,
-   * checked by fstat on the open handle), hash it again, up to 3 times, so
-   * the entry never pairs a hash with another version's size and mtime.
+   * After hashing: accept when the file did not change while it was read
+   * (fstat on the open handle shows the size and mtime seen before, and the
+   * bytes read match), else ask for another attempt, at most 3 in all, so an
+   * entry never pairs a hash with another version's size and mtime.
    */
+  const settle = (rel: string, key: StatKey, st: BigIntStats, hash: string, bytes: number, attempt: number): { hash: string; key: StatKey } | StatKey => {
+    stats.hashed++;
+    stats.bytesHashed += bytes;
+    const after: StatKey = { size: st.size, mtimeNs: st.mtimeNs, ino: st.ino };
+    if (BigInt(bytes) === after.size && after.size === key.size && after.mtimeNs === key.mtimeNs) {
+      if (scanStartNs - key.mtimeNs > RACY_NS) cache.set(rel, key, hash);
+      progress('hash', rel);
+      return { hash, key };
+    }
+    if (attempt >= 3) {
+      throw new DsgError('SCAN_UNSTABLE', `${JSON.stringify(rel)} kept changing while it was being hashed`, {
+        recoveryHint: 'Wait until the program writing this file has finished (or ignore it), then run again.',
+      });
+    }
+    return after;
+  };
+
   const hashOne = async (full: string, rel: string, before: StatKey): Promise<{ hash: string; key: StatKey }> => {
     const buf = buffers.pop() ?? Buffer.allocUnsafe(HASH_CHUNK);
     let key = before;
@@ -149,27 +173,38 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
         const fh = await openFile(full);
         try {
           const { hash, bytes } = await hashFileHandle(fh, buf);
-          const st = await fh.stat({ bigint: true });
-          stats.hashed++;
-          stats.bytesHashed += bytes;
-          const after: StatKey = { size: st.size, mtimeNs: st.mtimeNs, ino: st.ino };
-          if (BigInt(bytes) === after.size && after.size === key.size && after.mtimeNs === key.mtimeNs) {
-            if (scanStartNs - key.mtimeNs > RACY_NS) cache.set(rel, key, hash);
-            progress('hash', rel);
-            return { hash, key };
-          }
-          if (attempt >= 3) {
-            throw new DsgError('SCAN_UNSTABLE', `${JSON.stringify(rel)} kept changing while it was being hashed`, {
-              recoveryHint: 'Wait until the program writing this file has finished (or ignore it), then run again.',
-            });
-          }
-          key = after;
+          const r = settle(rel, key, await fh.stat({ bigint: true }), hash, bytes, attempt);
+          if ('hash' in r) return r;
+          key = r;
         } finally {
           await fh.close();
         }
       }
     } finally {
       buffers.push(buf);
+    }
+  };
+
+  /** Small files on the synchronous path (see parallelIo): one buffer, no thread-pool trips. */
+  const hashSmallSync = (full: string, rel: string, before: StatKey): { hash: string; key: StatKey } => {
+    let key = before;
+    for (let attempt = 1; ; attempt++) {
+      const fd = openFileSync(full);
+      try {
+        const h = createXxh3Hasher();
+        let bytes = 0;
+        for (;;) {
+          const n = readSync(fd, smallBuf, 0, smallBuf.length, null);
+          if (n === 0) break;
+          h.update(smallBuf.subarray(0, n));
+          bytes += n;
+        }
+        const r = settle(rel, key, fstatSync(fd, { bigint: true }), h.digest(), bytes, attempt);
+        if ('hash' in r) return r;
+        key = r;
+      } finally {
+        closeSync(fd);
+      }
     }
   };
 
@@ -215,7 +250,10 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
     const cached = cache.lookup(rel, seen);
     const got = cached !== undefined
       ? { hash: cached, key: seen }
-      : await pool.run(() => hashOne(full, rel, seen)).catch((e: unknown) => {
+      : await (!o.parallelIo && seen.size <= SMALL_FILE
+          ? sync(() => hashSmallSync(full, rel, seen))
+          : pool.run(() => hashOne(full, rel, seen))
+        ).catch((e: unknown) => {
           if (e instanceof DsgError) throw e;
           if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null; // deleted during the scan
           throw new ScanUnreadableError(rel, e);
@@ -257,7 +295,7 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
   warnings.sort((a, b) => comparePaths(a.path, b.path));
   if (o.statCacheFile) {
     cache.retain(new Set(entries.map((e) => e.path)));
-    await cache.save(o.statCacheFile);
+    if (cache.dirty) await cache.save(o.statCacheFile);
   }
   progress('scan', undefined, true);
   return { manifest: new Manifest(entries), warnings, stats };

@@ -20,13 +20,18 @@ type Row = [number, string, string, string];
 
 export class StatCache {
   private readonly rows = new Map<string, Row>();
+  /** whether save() has anything new to write (an unchanged tree rewrites nothing) */
+  dirty = false;
 
   static async load(file: string | undefined): Promise<StatCache> {
     const c = new StatCache();
     if (!file) return c;
     try {
       const raw = JSON.parse(await readFile(file, 'utf8')) as { version?: unknown; entries?: unknown };
-      if (raw.version !== 1 || typeof raw.entries !== 'object' || raw.entries === null) return c;
+      if (raw.version !== 1 || typeof raw.entries !== 'object' || raw.entries === null) {
+        c.dirty = true;
+        return c;
+      }
       for (const [p, row] of Object.entries(raw.entries as Record<string, unknown>)) {
         if (
           Array.isArray(row) && row.length === 4 && typeof row[0] === 'number' && typeof row[1] === 'string' &&
@@ -37,6 +42,7 @@ export class StatCache {
       }
     } catch {
       // missing or unreadable cache: start empty
+      c.dirty = true;
     }
     return c;
   }
@@ -51,11 +57,17 @@ export class StatCache {
 
   set(p: string, k: StatKey, hash: string): void {
     this.rows.set(p, [Number(k.size), k.mtimeNs.toString(), k.ino.toString(), hash]);
+    this.dirty = true;
   }
 
   /** Keep only `keep` paths (drops deleted files). */
   retain(keep: Set<string>): void {
-    for (const p of this.rows.keys()) if (!keep.has(p)) this.rows.delete(p);
+    for (const p of this.rows.keys()) {
+      if (!keep.has(p)) {
+        this.rows.delete(p);
+        this.dirty = true;
+      }
+    }
   }
 
   async save(file: string): Promise<void> {
@@ -63,5 +75,6 @@ export class StatCache {
     const entries: Record<string, Row> = {};
     for (const [p, row] of this.rows) entries[p] = row;
     await writeFileAtomic(file, JSON.stringify({ version: 1, entries }));
+    this.dirty = false;
   }
 }

@@ -1,4 +1,5 @@
-import { appendFile, mkdir, mkdtemp, open, rm, symlink, truncate, utimes, writeFile, readFile } from 'node:fs/promises';
+import { appendFileSync, openSync } from 'node:fs';
+import { appendFile, mkdir, mkdtemp, open, rm, stat, symlink, truncate, utimes, writeFile, readFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,25 +31,35 @@ async function link(root: string, rel: string, target: string): Promise<void> {
   await symlink(target, full);
 }
 
-/** An openFile hook that counts every file the scanner opens for reading. */
-function countingOpen(): { opened: string[]; maxConcurrent: number; openFile: NonNullable<ScanOptions['openFile']> } {
+/**
+ * openFile/openFileSync hooks that count every file the scanner opens for
+ * reading (the async path for large files or parallelIo, the sync path for
+ * small files), and the peak number of concurrently open async handles.
+ */
+function countingOpen(): { opened: string[]; maxConcurrent: number; hooks: Pick<ScanOptions, 'openFile' | 'openFileSync'> } {
   const state = { opened: [] as string[], maxConcurrent: 0, active: 0 };
   return {
     get opened() { return state.opened; },
     get maxConcurrent() { return state.maxConcurrent; },
-    openFile: async (f: string) => {
-      state.opened.push(f);
-      state.active++;
-      state.maxConcurrent = Math.max(state.maxConcurrent, state.active);
-      const fh = await open(f, 'r');
-      const close = fh.close.bind(fh);
-      fh.close = async () => {
-        state.active--;
-        await close();
-      };
-      // widen the window in which several hashes overlap
-      await new Promise((r) => setTimeout(r, 2));
-      return fh;
+    hooks: {
+      openFileSync: (f: string) => {
+        state.opened.push(f);
+        return openSync(f, 'r');
+      },
+      openFile: async (f: string) => {
+        state.opened.push(f);
+        state.active++;
+        state.maxConcurrent = Math.max(state.maxConcurrent, state.active);
+        const fh = await open(f, 'r');
+        const close = fh.close.bind(fh);
+        fh.close = async () => {
+          state.active--;
+          await close();
+        };
+        // widen the window in which several hashes overlap
+        await new Promise((r) => setTimeout(r, 2));
+        return fh;
+      },
     },
   };
 }
@@ -123,7 +134,7 @@ describe('scanProject: names, ignores and links', () => {
     };
     const { manifest, warnings } = await scanProject(opts);
     // the pooled metadata mode (network filesystems) finds exactly the same
-    const pooled = await scanProject({ ...opts, parallelStat: true, concurrency: 2 });
+    const pooled = await scanProject({ ...opts, parallelIo: true, concurrency: 2 });
     expect(pooled.manifest).toEqual(manifest);
     expect(pooled.warnings).toEqual(warnings);
     expect([...manifest.entries.keys()]).toEqual([
@@ -171,32 +182,36 @@ describe('scanProject: names, ignores and links', () => {
     expect(manifest.entries.get('input/changed.txt')?.user).toBe('ana@example.org');
   });
 
-  it('re-hashes a file that changes while it is read; gives up on one that never settles', async () => {
-    const root = await tempRoot();
-    await put(root, 'input/growing.log', 'line 1\n');
-    const file = path.join(root, 'input/growing.log');
-    let opens = 0;
-    const { manifest, stats } = await scanProject({
-      root, dataDirs: ['input'], user: 'u',
-      openFile: async (f) => {
-        const fh = await open(f, 'r');
-        if (opens++ === 0) await appendFile(f, 'line 2\n'); // a writer appends after we opened
-        return fh;
-      },
+  for (const mode of ['sync', 'parallelIo'] as const) {
+    it(`re-hashes a file that changes while it is read; gives up on one that never settles (${mode})`, async () => {
+      const root = await tempRoot();
+      await put(root, 'input/growing.log', 'line 1\n');
+      const file = path.join(root, 'input/growing.log');
+      const hooks = (always: boolean, counter: { n: number }): Pick<ScanOptions, 'openFile' | 'openFileSync' | 'parallelIo'> =>
+        mode === 'sync'
+          ? {
+              openFileSync: (f) => {
+                const fd = openSync(f, 'r');
+                if (always || counter.n++ === 0) appendFileSync(f, 'line 2\n'); // a writer appends after we opened
+                return fd;
+              },
+            }
+          : {
+              parallelIo: true,
+              openFile: async (f) => {
+                const fh = await open(f, 'r');
+                if (always || counter.n++ === 0) await appendFile(f, 'line 2\n');
+                return fh;
+              },
+            };
+      const counter = { n: 0 };
+      const { manifest, stats } = await scanProject({ root, dataDirs: ['input'], user: 'u', ...hooks(false, counter) });
+      expect(counter.n).toBe(2);
+      expect(stats.hashed).toBe(2);
+      expect(manifest.entries.get('input/growing.log')).toMatchObject({ filesize: 14, hash: await hashFile(file) });
+      await expect(scanProject({ root, dataDirs: ['input'], user: 'u', ...hooks(true, { n: 0 }) })).rejects.toMatchObject({ code: 'SCAN_UNSTABLE' });
     });
-    expect(opens).toBe(2);
-    expect(stats.hashed).toBe(2);
-    expect(manifest.entries.get('input/growing.log')).toMatchObject({ filesize: 14, hash: await hashFile(file) });
-
-    await expect(scanProject({
-      root, dataDirs: ['input'], user: 'u',
-      openFile: async (f) => {
-        const fh = await open(f, 'r');
-        await appendFile(f, 'more\n');
-        return fh;
-      },
-    })).rejects.toMatchObject({ code: 'SCAN_UNSTABLE' });
-  });
+  }
 
   it('refuses a missing project root instead of scanning it as empty', async () => {
     const root = await tempRoot();
@@ -216,27 +231,27 @@ describe('scanProject: stat cache and bounded pool', () => {
     for (let i = 0; i < 40; i++) await put(root, `input/d${i % 4}/f${i}.txt`, `content ${i}`);
     const cacheFile = path.join(root, '.dsg', 'stat-cache.json');
     const c1 = countingOpen();
-    const first = await scanProject({ root, dataDirs: ['input'], user: 'u', statCacheFile: cacheFile, openFile: c1.openFile, concurrency: 3 });
+    const first = await scanProject({ root, dataDirs: ['input'], user: 'u', statCacheFile: cacheFile, ...c1.hooks });
     expect(c1.opened).toHaveLength(40);
     expect(first.stats.hashed).toBe(40);
-    expect(c1.maxConcurrent).toBeGreaterThan(1);
-    expect(c1.maxConcurrent).toBeLessThanOrEqual(3);
 
     const events: ProgressEvent[] = [];
     await scanProject({ root, dataDirs: ['input'], user: 'u', onProgress: (e) => events.push(e) });
     expect(events.at(-1)).toMatchObject({ phase: 'scan', files: 40, bytes: first.stats.bytesHashed });
 
+    const cacheMtime = (await stat(cacheFile)).mtimeMs;
     const c2 = countingOpen();
-    const second = await scanProject({ root, dataDirs: ['input'], user: 'u', statCacheFile: cacheFile, openFile: c2.openFile });
+    const second = await scanProject({ root, dataDirs: ['input'], user: 'u', statCacheFile: cacheFile, ...c2.hooks });
     expect(c2.opened).toEqual([]);
     expect(second.stats).toEqual({ files: 40, hashed: 0, bytesHashed: 0 });
+    expect((await stat(cacheFile)).mtimeMs).toBe(cacheMtime); // nothing new: the cache is not rewritten
     expect([...second.manifest.entries.values()]).toEqual([...first.manifest.entries.values()]);
 
     // same size, new content and mtime → re-hashed, with the new hash
     await put(root, 'input/d1/f5.txt', 'CONTENT 5');
     await utimes(path.join(root, 'input/d1/f5.txt'), new Date('2025-07-01T00:00:00Z'), new Date('2025-07-01T00:00:00Z'));
     const c3 = countingOpen();
-    const third = await scanProject({ root, dataDirs: ['input'], user: 'u', statCacheFile: cacheFile, openFile: c3.openFile });
+    const third = await scanProject({ root, dataDirs: ['input'], user: 'u', statCacheFile: cacheFile, ...c3.hooks });
     expect(c3.opened).toEqual([path.join(root, 'input/d1/f5.txt')]);
     const e = third.manifest.entries.get('input/d1/f5.txt');
     expect(e?.type === 'file' && e.hash).toBe(await hashFile(path.join(root, 'input/d1/f5.txt')));
@@ -244,9 +259,20 @@ describe('scanProject: stat cache and bounded pool', () => {
     // a corrupt cache is only a cache: everything is hashed again, no error
     await writeFile(cacheFile, '{not json');
     const c4 = countingOpen();
-    await scanProject({ root, dataDirs: ['input'], user: 'u', statCacheFile: cacheFile, openFile: c4.openFile });
+    await scanProject({ root, dataDirs: ['input'], user: 'u', statCacheFile: cacheFile, ...c4.hooks });
     expect(c4.opened).toHaveLength(40);
     expect(JSON.parse(await readFile(cacheFile, 'utf8'))).toMatchObject({ version: 1 });
+  });
+
+  it('parallelIo hashes through a pool bounded by concurrency, with the same result', async () => {
+    const root = await tempRoot();
+    for (let i = 0; i < 30; i++) await put(root, `input/f${i}.txt`, `content ${i}`);
+    const c = countingOpen();
+    const pooled = await scanProject({ root, dataDirs: ['input'], user: 'u', parallelIo: true, concurrency: 3, ...c.hooks });
+    expect(c.opened).toHaveLength(30);
+    expect(c.maxConcurrent).toBeGreaterThan(1);
+    expect(c.maxConcurrent).toBeLessThanOrEqual(3);
+    expect(pooled.manifest).toEqual((await scanProject({ root, dataDirs: ['input'], user: 'u' })).manifest);
   });
 
   it('a file modified just now is not trusted from the cache (racy clean)', async () => {
@@ -256,7 +282,7 @@ describe('scanProject: stat cache and bounded pool', () => {
     const cacheFile = path.join(root, 'cache.json');
     await scanProject({ root, dataDirs: ['input'], user: 'u', statCacheFile: cacheFile });
     const c = countingOpen();
-    await scanProject({ root, dataDirs: ['input'], user: 'u', statCacheFile: cacheFile, openFile: c.openFile });
+    await scanProject({ root, dataDirs: ['input'], user: 'u', statCacheFile: cacheFile, ...c.hooks });
     expect(c.opened).toHaveLength(1);
   });
 
