@@ -164,7 +164,7 @@ describe('clone', () => {
     expect(r.downloaded).toEqual(['input/k.txt']);
     expect(await tree(b.root)).toEqual({ ...base, 'output/mine.txt': 'm' });
     expect(await readFile(path.join(b.root, '.dsg/last-sync.json'), 'utf8')).toBe(
-      await readFile(path.join(w.repoRoot, 'proj/current/.dsg/last-sync.json'), 'utf8'),
+      await readFile(path.join(w.currentDir, '.dsg/last-sync.json'), 'utf8'),
     );
     const s = await w.sync(b);
     expect(s.uploaded).toEqual(['output/mine.txt']);

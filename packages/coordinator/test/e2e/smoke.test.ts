@@ -1,15 +1,15 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { World, put, tree, type Client } from './world.js';
+import { BACKENDS, World, put, tree, type Client } from './world.js';
 
-let w: World;
-beforeEach(async () => {
-  w = await World.create();
-});
-afterEach(async () => {
-  await w.dispose();
-});
+describe.each(BACKENDS)('init → clone → edit both sides → sync (%s repository, agent in-process)', (backend) => {
+  let w: World;
+  beforeEach(async () => {
+    w = await World.create(backend);
+  });
+  afterEach(async () => {
+    await w.dispose();
+  });
 
-describe('init → clone → edit both sides → sync (posix repository, agent in-process)', () => {
   it('works end to end', async () => {
     const a: Client = await w.client('alice', { 'input/a.csv': 'a1', 'input/b.csv': 'b1', 'output/r.txt': 'r1' });
     const init = await w.sync(a, 'first');

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SyncAction, SyncState } from '@dsg/manifest';
 import { SyncConflictError } from '../../src/index.js';
-import { World, backupsOf, del, leftovers, put, tree, type Client } from './world.js';
+import { BACKENDS, World, backupsOf, del, leftovers, put, tree, type Client } from './world.js';
 
 // Every state of spec/sync-states.md, end to end with three parties: alice
 // (the client whose sync is under test), bob (the other client, who moves
@@ -96,141 +96,143 @@ const CASES: Case[] = [
   },
 ];
 
-let w: World;
-let a: Client;
-let b: Client;
-beforeEach(async () => {
-  w = await World.create();
-  a = await w.client('alice', { [F]: 'v1', 'input/keep.txt': 'k' });
-  const { symlink } = await import('node:fs/promises');
-  const { mkdir } = await import('node:fs/promises');
-  await mkdir(`${a.root}/output`, { recursive: true });
-  await symlink('../input/keep.txt', `${a.root}/output/link.txt`);
-  expect((await w.sync(a, 'init')).snapshotId).toBe('s1');
-  b = await w.client('bob');
-  await w.clone(b);
-  expect(await tree(b.root)).toEqual(BASE);
-});
-afterEach(async () => {
-  await w.dispose();
-});
-
-describe('every sync state, end to end', () => {
-  it('covers all 14 reachable states of the table', () => {
-    expect(new Set(CASES.map((c) => c.state)).size).toBe(14);
+describe.each(BACKENDS)('%s repository', (backend) => {
+  let w: World;
+  let a: Client;
+  let b: Client;
+  beforeEach(async () => {
+    w = await World.create(backend);
+    a = await w.client('alice', { [F]: 'v1', 'input/keep.txt': 'k' });
+    const { symlink } = await import('node:fs/promises');
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(`${a.root}/output`, { recursive: true });
+    await symlink('../input/keep.txt', `${a.root}/output/link.txt`);
+    expect((await w.sync(a, 'init')).snapshotId).toBe('s1');
+    b = await w.client('bob');
+    await w.clone(b);
+    expect(await tree(b.root)).toEqual(BASE);
+  });
+  afterEach(async () => {
+    await w.dispose();
   });
 
-  for (const c of CASES) {
-    it(`${c.state} → ${c.action}`, async () => {
-      await c.setup(a, b, w);
-      const plan = await w.plan(a);
-      const p = plan.paths.find((x) => x.path === c.path);
-      expect(p?.state).toBe(c.state);
-      expect(p?.action).toBe(c.action);
-      const headBefore = await w.head();
-      const repoBefore = await w.remoteTree();
-
-      if (c.action === 'conflict') {
-        const err = await w.sync(a).catch((e: unknown) => e);
-        expect(err).toBeInstanceOf(SyncConflictError);
-        expect((err as SyncConflictError).paths).toEqual([c.path]);
-        expect((err as SyncConflictError).conflicts[0]!.state).toBe(c.state);
-        // nothing transferred, on either side
-        expect(await w.head()).toBe(headBefore);
-        expect(await w.remoteTree()).toEqual(repoBefore);
-        expect(await w.remoteTree()).toEqual(c.repo);
-        expect(await tree(a.root)).toEqual(c.expect);
-        expect(await leftovers(a)).toEqual([]);
-        return;
-      }
-
-      const r = await w.sync(a);
-      expect(r.kind).toBe(c.kind);
-      expect(await tree(a.root)).toEqual(c.expect);
-      expect(await w.remoteTree()).toEqual(c.expect);
-      expect(await leftovers(a)).toEqual([]);
-      if (c.kind === 'snapshot') expect(await w.head()).not.toBe(headBefore);
-      else expect(await w.head()).toBe(headBefore);
-      if (c.action === 'delete_local') expect(Object.values(await backupsOf(a))).toContain('v1');
-
-      // bob catches up; then all three agree and nothing is left to do
-      await w.sync(b);
-      expect(await tree(b.root)).toEqual(c.expect);
-      expect((await w.sync(a)).kind).toBe('nothing');
-      expect((await w.sync(b)).kind).toBe('nothing');
-      const again = await w.plan(a);
-      expect(again.paths.every((x) => x.action === 'none')).toBe(true);
+  describe('every sync state, end to end', () => {
+    it('covers all 14 reachable states of the table', () => {
+      expect(new Set(CASES.map((c) => c.state)).size).toBe(14);
     });
-  }
-});
 
-describe('conflict resolutions (sync --continue)', () => {
-  const setup = async (): Promise<void> => {
-    await put(b, F, 'v3');
-    await w.sync(b); // s2
-    await put(a, F, 'v2');
-  };
-  const at = new Date('2026-11-25T10:11:12Z');
+    for (const c of CASES) {
+      it(`${c.state} → ${c.action}`, async () => {
+        await c.setup(a, b, w);
+        const plan = await w.plan(a);
+        const p = plan.paths.find((x) => x.path === c.path);
+        expect(p?.state).toBe(c.state);
+        expect(p?.action).toBe(c.action);
+        const headBefore = await w.head();
+        const repoBefore = await w.remoteTree();
 
-  it('L keeps the local version and uploads it', async () => {
-    await setup();
-    const r = await w.sync(a, 'resolve', { resolutions: new Map([[F, 'L']]) });
-    expect(r.uploaded).toEqual([F]);
-    expect(r.conflictBackups).toEqual([]);
-    expect((await w.remoteTree())[F]).toBe('v2');
-    expect((await tree(a.root))[F]).toBe('v2');
-  });
+        if (c.action === 'conflict') {
+          const err = await w.sync(a).catch((e: unknown) => e);
+          expect(err).toBeInstanceOf(SyncConflictError);
+          expect((err as SyncConflictError).paths).toEqual([c.path]);
+          expect((err as SyncConflictError).conflicts[0]!.state).toBe(c.state);
+          // nothing transferred, on either side
+          expect(await w.head()).toBe(headBefore);
+          expect(await w.remoteTree()).toEqual(repoBefore);
+          expect(await w.remoteTree()).toEqual(c.repo);
+          expect(await tree(a.root)).toEqual(c.expect);
+          expect(await leftovers(a)).toEqual([]);
+          return;
+        }
 
-  it('R takes the remote version and keeps the local loser as <name>~<ts>~', async () => {
-    await setup();
-    const r = await w.sync(a, 'resolve', { resolutions: new Map([[F, 'R']]), now: () => at });
-    expect(r.kind).toBe('local-only');
-    expect(r.conflictBackups).toEqual([`${F}~20261125T101112~`]);
-    const t = await tree(a.root);
-    expect(t[F]).toBe('v3');
-    expect(t[`${F}~20261125T101112~`]).toBe('v2');
-    expect(await w.remoteTree()).toEqual({ ...BASE, [F]: 'v3' }); // the backup is never synced
-    expect((await w.sync(a)).kind).toBe('nothing');
-  });
+        const r = await w.sync(a);
+        expect(r.kind).toBe(c.kind);
+        expect(await tree(a.root)).toEqual(c.expect);
+        expect(await w.remoteTree()).toEqual(c.expect);
+        expect(await leftovers(a)).toEqual([]);
+        if (c.kind === 'snapshot') expect(await w.head()).not.toBe(headBefore);
+        else expect(await w.head()).toBe(headBefore);
+        if (c.action === 'delete_local') expect(Object.values(await backupsOf(a))).toContain('v1');
 
-  it('C restores the last-synced version on both sides from the snapshot', async () => {
-    await setup();
-    const r = await w.sync(a, 'resolve', { resolutions: new Map([[F, 'C']]), now: () => at });
-    expect(r.kind).toBe('snapshot');
-    expect(r.snapshotId).toBe('s3');
-    expect((await tree(a.root))[F]).toBe('v1');
-    expect((await w.remoteTree())[F]).toBe('v1');
-    expect((await tree(a.root))[`${F}~20261125T101112~`]).toBe('v2');
-    await w.sync(b);
-    expect((await tree(b.root))[F]).toBe('v1');
-  });
-
-  it('an unresolved conflict among resolved ones still refuses', async () => {
-    await setup();
-    await put(b, G, 'bob');
-    await w.sync(b);
-    await put(a, G, 'alice');
-    const err = await w.sync(a, 'x', { resolutions: new Map([[F, 'L']]) }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(SyncConflictError);
-    expect((err as SyncConflictError).paths).toEqual([G]);
-  });
-});
-
-describe('history', () => {
-  it('chains snapshots, appends sync-messages and archives the previous manifest on both sides', async () => {
-    await put(a, G, 'x');
-    const r = await w.sync(a, 'second');
-    expect(r.snapshotId).toBe('s2');
-    const m = await w.remoteManifest();
-    expect(m?.metadata).toMatchObject({ snapshot_id: 's2', snapshot_previous: 's1', snapshot_message: 'second', created_by: 'alice@example.org' });
-    const { readFile } = await import('node:fs/promises');
-    const { decompressArchive, parseManifest, parseSyncMessages, validateChain } = await import('@dsg/manifest');
-    for (const root of [a.root, `${w.repoRoot}/proj/current`]) {
-      const sm = parseSyncMessages(await readFile(`${root}/.dsg/sync-messages.json`, 'utf8'));
-      expect(Object.keys(sm.snapshots)).toEqual(['s1', 's2']);
-      const s1 = parseManifest(decompressArchive(await readFile(`${root}/.dsg/archive/s1-sync.json.lz4`)));
-      const s2 = parseManifest(await readFile(`${root}/.dsg/last-sync.json`));
-      expect(validateChain([s1, s2])).toEqual({ ok: true });
+        // bob catches up; then all three agree and nothing is left to do
+        await w.sync(b);
+        expect(await tree(b.root)).toEqual(c.expect);
+        expect((await w.sync(a)).kind).toBe('nothing');
+        expect((await w.sync(b)).kind).toBe('nothing');
+        const again = await w.plan(a);
+        expect(again.paths.every((x) => x.action === 'none')).toBe(true);
+      });
     }
+  });
+
+  describe('conflict resolutions (sync --continue)', () => {
+    const setup = async (): Promise<void> => {
+      await put(b, F, 'v3');
+      await w.sync(b); // s2
+      await put(a, F, 'v2');
+    };
+    const at = new Date('2026-11-25T10:11:12Z');
+
+    it('L keeps the local version and uploads it', async () => {
+      await setup();
+      const r = await w.sync(a, 'resolve', { resolutions: new Map([[F, 'L']]) });
+      expect(r.uploaded).toEqual([F]);
+      expect(r.conflictBackups).toEqual([]);
+      expect((await w.remoteTree())[F]).toBe('v2');
+      expect((await tree(a.root))[F]).toBe('v2');
+    });
+
+    it('R takes the remote version and keeps the local loser as <name>~<ts>~', async () => {
+      await setup();
+      const r = await w.sync(a, 'resolve', { resolutions: new Map([[F, 'R']]), now: () => at });
+      expect(r.kind).toBe('local-only');
+      expect(r.conflictBackups).toEqual([`${F}~20261125T101112~`]);
+      const t = await tree(a.root);
+      expect(t[F]).toBe('v3');
+      expect(t[`${F}~20261125T101112~`]).toBe('v2');
+      expect(await w.remoteTree()).toEqual({ ...BASE, [F]: 'v3' }); // the backup is never synced
+      expect((await w.sync(a)).kind).toBe('nothing');
+    });
+
+    it('C restores the last-synced version on both sides from the snapshot', async () => {
+      await setup();
+      const r = await w.sync(a, 'resolve', { resolutions: new Map([[F, 'C']]), now: () => at });
+      expect(r.kind).toBe('snapshot');
+      expect(r.snapshotId).toBe('s3');
+      expect((await tree(a.root))[F]).toBe('v1');
+      expect((await w.remoteTree())[F]).toBe('v1');
+      expect((await tree(a.root))[`${F}~20261125T101112~`]).toBe('v2');
+      await w.sync(b);
+      expect((await tree(b.root))[F]).toBe('v1');
+    });
+
+    it('an unresolved conflict among resolved ones still refuses', async () => {
+      await setup();
+      await put(b, G, 'bob');
+      await w.sync(b);
+      await put(a, G, 'alice');
+      const err = await w.sync(a, 'x', { resolutions: new Map([[F, 'L']]) }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SyncConflictError);
+      expect((err as SyncConflictError).paths).toEqual([G]);
+    });
+  });
+
+  describe('history', () => {
+    it('chains snapshots, appends sync-messages and archives the previous manifest on both sides', async () => {
+      await put(a, G, 'x');
+      const r = await w.sync(a, 'second');
+      expect(r.snapshotId).toBe('s2');
+      const m = await w.remoteManifest();
+      expect(m?.metadata).toMatchObject({ snapshot_id: 's2', snapshot_previous: 's1', snapshot_message: 'second', created_by: 'alice@example.org' });
+      const { readFile } = await import('node:fs/promises');
+      const { decompressArchive, parseManifest, parseSyncMessages, validateChain } = await import('@dsg/manifest');
+      for (const root of [a.root, w.currentDir]) {
+        const sm = parseSyncMessages(await readFile(`${root}/.dsg/sync-messages.json`, 'utf8'));
+        expect(Object.keys(sm.snapshots)).toEqual(['s1', 's2']);
+        const s1 = parseManifest(decompressArchive(await readFile(`${root}/.dsg/archive/s1-sync.json.lz4`)));
+        const s2 = parseManifest(await readFile(`${root}/.dsg/last-sync.json`));
+        expect(validateChain([s1, s2])).toEqual({ ok: true });
+      }
+    });
   });
 });

@@ -5,6 +5,8 @@ import { LocalClientFilesystem, recoverClient } from '@dsg/client-fs';
 import type { ClientFilesystem, RemoteFilesystem, RecoveryReport } from '@dsg/contracts';
 import { createXxh3Hasher, parseManifest, type Manifest } from '@dsg/manifest';
 import { PosixRemoteFilesystem } from '@dsg/posix-ops';
+import { freshParent, zfsEnv, type TestParent } from '@dsg/testenv';
+import { ZfsRemoteFilesystem } from '@dsg/zfs-ops';
 import { AgentServer, LocalTransport, openRemote, type AgentClient } from '@dsg/transports';
 import { planSync, runClone, runSync, type ProjectSpec, type Resolution, type SyncPlan, type SyncResult, type TransactionLogger } from '../../src/index.js';
 
@@ -37,32 +39,56 @@ export interface Client {
  * AgentServer through the in-process LocalTransport, and any number of
  * client working trees using the real LocalClientFilesystem.
  */
+export type Backend = 'posix' | 'zfs';
+
+/** ZFS runs for real when the test pool is up; under DSG_REQUIRE_REAL=1 a missing pool fails instead of skipping. */
+export const BACKENDS: Backend[] = zfsEnv() || process.env['DSG_REQUIRE_REAL'] === '1' ? ['posix', 'zfs'] : ['posix'];
+if (!BACKENDS.includes('zfs')) console.warn('[coordinator e2e] ZFS test pool not available: ZFS end-to-end tests skipped');
+
 export class World {
   readonly base: string;
+  /** posix: the repositories' root dir; zfs: where the parent dataset is mounted */
   readonly repoRoot: string;
+  /** the live tree of the repository's current snapshot */
+  readonly currentDir: string;
+  readonly backend: Backend;
+  readonly parent: TestParent | null;
   failRemote = new Set<string>();
   logs: { level: string; m: string }[] = [];
   readonly server: AgentServer;
 
-  private constructor(base: string) {
+  private constructor(base: string, backend: Backend, parent: TestParent | null) {
     this.base = base;
-    this.repoRoot = path.join(base, 'repos');
+    this.backend = backend;
+    this.parent = parent;
+    this.repoRoot = parent ? parent.mountpoint : path.join(base, 'repos');
+    this.currentDir = parent ? path.join(parent.mountpoint, REPO) : path.join(this.repoRoot, REPO, 'current');
+    const open = (name: string): RemoteFilesystem =>
+      parent
+        ? new ZfsRemoteFilesystem({ parent: parent.dataset, repo: name, mountpoint: parent.mountpoint, hasher: createXxh3Hasher })
+        : new PosixRemoteFilesystem({ root: path.join(this.repoRoot, name), hasher: createXxh3Hasher });
     this.server = new AgentServer({
-      openRepository: (name) =>
-        failing(new PosixRemoteFilesystem({ root: path.join(this.repoRoot, name), hasher: createXxh3Hasher }) as RemoteFilesystem, this.failRemote, 'remote'),
-      lockFile: (name) => path.join(this.repoRoot, name, 'lock'),
+      openRepository: (name) => failing(open(name), this.failRemote, 'remote'),
+      // the agent's conventions: posix <root>/<name>/lock; zfs <B>/.<name>.dsg-lock
+      lockFile: (name) => (parent ? path.join(parent.mountpoint, `.${name}.dsg-lock`) : path.join(this.repoRoot, name, 'lock')),
       listRepositories: () => Promise.resolve([REPO]),
       hasher: createXxh3Hasher,
     });
   }
 
-  static async create(): Promise<World> {
+  static async create(backend: Backend = 'posix'): Promise<World> {
     const base = await mkdtemp(path.join(os.tmpdir(), 'dsg-e2e-'));
+    if (backend === 'zfs') {
+      const env = zfsEnv();
+      if (!env) throw new Error('no ZFS test pool (tooling/testenv)');
+      return new World(base, backend, freshParent(env, 'coord'));
+    }
     await mkdir(path.join(base, 'repos'));
-    return new World(base);
+    return new World(base, backend, null);
   }
 
   async dispose(): Promise<void> {
+    this.parent?.destroy();
     await rm(this.base, { recursive: true, force: true });
   }
 
@@ -154,7 +180,7 @@ export class World {
   /** The repository's current manifest (null before init). */
   async remoteManifest(): Promise<Manifest | null> {
     try {
-      return parseManifest(await readFile(path.join(this.repoRoot, REPO, 'current', '.dsg/last-sync.json')), 'repo');
+      return parseManifest(await readFile(path.join(this.currentDir, '.dsg/last-sync.json')), 'repo');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw e;
@@ -163,7 +189,7 @@ export class World {
 
   /** The repository's current data files (without .dsg), path → content. */
   async remoteTree(): Promise<Record<string, string>> {
-    return tree(path.join(this.repoRoot, REPO, 'current'));
+    return tree(this.currentDir);
   }
 
   async head(): Promise<string | null> {
