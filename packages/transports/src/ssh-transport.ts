@@ -30,6 +30,7 @@ export interface SshTransportOptions extends SshTargetOptions {
  */
 export class SshTransport implements Transport, ChannelTransport {
   private conn: Client | null = null;
+  private jumps: Client[] = [];
   private stream: ClientChannel | null = null;
   private ch: AgentChannel | null = null;
   private starting: Promise<void> | null = null;
@@ -51,8 +52,7 @@ export class SshTransport implements Transport, ChannelTransport {
     return this.starting;
   }
 
-  private async authMethods(): Promise<ConnectConfig['authHandler']> {
-    const t = this.target;
+  private async authMethods(t: ResolvedSshTarget): Promise<ConnectConfig['authHandler']> {
     const methods: { type: 'agent'; username: string; agent: string }[] = [];
     const sock = this.o.agentSocket === undefined ? process.env['SSH_AUTH_SOCK'] : this.o.agentSocket;
     if (sock && !t.identitiesOnly) methods.push({ type: 'agent', username: t.user, agent: sock });
@@ -78,20 +78,37 @@ export class SshTransport implements Transport, ChannelTransport {
     return all;
   }
 
-  private async start(): Promise<void> {
-    const t = this.target;
-    if (t.proxyJump) {
-      throw new TransportError(`ProxyJump (${t.proxyJump}) in the ssh config of ${t.alias} is not supported yet`, {
-        recoveryHint: 'Connect to a host reachable directly, or forward a local port to it (ssh -L) and point dsg at that port.',
+  /** The ProxyJump hops of the target, each resolved through the same ssh_config. */
+  private jumpTargets(): ResolvedSshTarget[] {
+    const spec = this.target.proxyJump;
+    if (!spec) return [];
+    return spec.split(',').map((hop) => {
+      const m = /^(?:([^@]+)@)?(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(hop.trim());
+      if (!m) throw new TransportError(`cannot parse ProxyJump hop ${JSON.stringify(hop)} for ${this.target.alias}`, { recoveryHint: 'Use [user@]host[:port] hops, separated by commas.' });
+      const host = m[2]!.replace(/^\[|\]$/g, '');
+      return resolveSshTarget({
+        host,
+        ...(m[3] ? { port: Number(m[3]) } : {}),
+        ...(m[1] ? { user: m[1] } : {}),
+        ...(this.o.knownHostsFile ? { knownHostsFile: this.o.knownHostsFile } : {}),
+        ...(this.o.sshConfigFile ? { sshConfigFile: this.o.sshConfigFile } : {}),
       });
-    }
-    const authHandler = await this.authMethods();
+    });
+  }
+
+  /** How many ProxyJump hops the open connection went through. */
+  get hops(): number {
+    return this.jumps.length;
+  }
+
+  private async connectTo(t: ResolvedSshTarget, sock?: Duplex): Promise<Client> {
+    const authHandler = await this.authMethods(t);
     const conn = new Client();
-    this.conn = conn;
     let hostKeyError: TransportError | null = null;
     await new Promise<void>((resolve, reject) => {
       conn.once('ready', () => resolve());
       conn.once('error', (e: Error) => {
+        conn.destroy();
         reject(
           hostKeyError ??
             new TransportError(`cannot connect to ${t.user}@${t.hostName}:${t.port} (${t.alias}): ${e.message}`, {
@@ -107,6 +124,7 @@ export class SshTransport implements Transport, ChannelTransport {
         port: t.port,
         username: t.user,
         authHandler,
+        ...(sock ? { sock } : {}),
         readyTimeout: this.o.connectTimeoutMs ?? t.connectTimeoutMs ?? 20_000,
         keepaliveInterval: this.o.keepaliveMs ?? 5_000,
         keepaliveCountMax: this.o.keepaliveCountMax ?? 3,
@@ -124,6 +142,31 @@ export class SshTransport implements Transport, ChannelTransport {
         },
       });
     });
+    return conn;
+  }
+
+  private async start(): Promise<void> {
+    const t = this.target;
+    // ProxyJump: connect hop by hop, each next connection tunnelled (direct-tcpip) through the previous one
+    const chain = [...this.jumpTargets(), t];
+    let sock: Duplex | undefined;
+    let conn: Client | null = null;
+    for (let i = 0; i < chain.length; i++) {
+      const hop = chain[i]!;
+      conn = await this.connectTo(hop, sock);
+      if (i === chain.length - 1) break;
+      this.jumps.push(conn);
+      const next = chain[i + 1]!;
+      const via = conn;
+      sock = await new Promise<Duplex>((resolve, reject) => {
+        via.forwardOut('127.0.0.1', 0, next.hostName, next.port, (err, ch) => {
+          if (err) reject(new TransportError(`jump host ${hop.alias} could not reach ${next.hostName}:${next.port}: ${err.message}`, { cause: err, recoveryHint: 'Check that the jump host allows TCP forwarding and can reach the target.' }));
+          else resolve(ch);
+        });
+      });
+    }
+    this.conn = conn;
+    if (!conn) throw new TransportError('no SSH connection');
     const stream = await new Promise<ClientChannel>((resolve, reject) => {
       conn.exec(shellCommand(this.o.agentCommand), (err, s) => {
         if (err) reject(new TransportError(`cannot start the agent on ${t.alias}: ${err.message}`, { cause: err }));
@@ -181,5 +224,7 @@ export class SshTransport implements Transport, ChannelTransport {
       await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
       conn.destroy();
     }
+    for (const j of this.jumps.reverse()) j.destroy();
+    this.jumps = [];
   }
 }

@@ -108,10 +108,24 @@ describe.skipIf(!ssh)('SshTransport against the real sshd', () => {
     await expect(t.begin()).rejects.toBeInstanceOf(TransportError);
   });
 
-  it('reports ProxyJump as unsupported instead of ignoring it', async () => {
+  it('goes through a ProxyJump host (the test sshd as its own jump host)', async () => {
     const config = join(tmp.dir, 'config');
-    await writeFile(config, `Host behind\n  HostName 10.0.0.1\n  ProxyJump bastion\n`);
+    const common = `  HostName ${ssh!.host}\n  Port ${ssh!.port}\n  User ${ssh!.user}\n  IdentityFile ${ssh!.key}\n  IdentitiesOnly yes\n  UserKnownHostsFile ${ssh!.knownHosts}\n`;
+    await writeFile(config, `Host bastion\n${common}\nHost behind\n${common}  ProxyJump bastion\n`);
     const t = new SshTransport({ host: 'behind', sshConfigFile: config, agentCommand: cmd });
-    await expect(t.begin()).rejects.toThrow(/ProxyJump \(bastion\).*not supported/);
+    expect(t.target.proxyJump).toBe('bastion');
+    await t.begin();
+    expect(t.hops).toBe(1);
+    await t.end();
+    expect(t.hops).toBe(0);
+  });
+
+  it('a ProxyJump hop with an unknown host key is refused too', async () => {
+    const config = join(tmp.dir, 'config');
+    const kh = join(tmp.dir, 'empty_known_hosts');
+    await writeFile(kh, '');
+    await writeFile(config, `Host bastion\n  HostName ${ssh!.host}\n  Port ${ssh!.port}\n  User ${ssh!.user}\n  IdentityFile ${ssh!.key}\n  IdentitiesOnly yes\n  UserKnownHostsFile ${kh}\nHost behind\n  HostName 10.255.255.1\n  ProxyJump bastion\n`);
+    const t = new SshTransport({ host: 'behind', sshConfigFile: config, agentCommand: cmd });
+    await expect(t.begin()).rejects.toThrow(/is not known/);
   });
 });
