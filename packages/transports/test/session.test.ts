@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LockedError, TransportError, ValidationError, newTransactionId, type TransactionId } from '@dsg/contracts';
 import { AgentClient, FrameKind, LocalTransport, encodeHeader, openRemote } from '../src/index.js';
@@ -119,6 +119,34 @@ describe('agent session over the in-process transport', () => {
     await writeFile(join(tmp.dir, 'proj', 'lock'), JSON.stringify({ holder: { user: 'ghost', host: hostname(), pid: 2 ** 22 + 12345, since: 'x' }, agent: { host: hostname(), pid: 2 ** 22 + 12345, session: 'x' } }));
     await b.lock(holder('bob@example.org'));
     expect(JSON.parse(await readFile(join(tmp.dir, 'proj', 'lock'), 'utf8')).holder.user).toBe('bob@example.org');
+  });
+
+  it('a lock whose heartbeat is older than the TTL is taken over; a fresh one from another host is not', async () => {
+    const { server } = fakeServer(tmp.dir, log);
+    const c = await openRemote(transport(server), 'proj');
+    const lockFile = join(tmp.dir, 'proj', 'lock');
+    await mkdir(join(tmp.dir, 'proj'), { recursive: true });
+    const foreign = { holder: { user: 'carol@example.org', host: 'elsewhere.example.org', pid: 1, since: '2026-01-01T00:00:00Z' }, agent: { host: 'elsewhere.example.org', pid: 1, session: 'x' } };
+    await writeFile(lockFile, JSON.stringify(foreign));
+    const err = await c.lock(holder()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LockedError);
+    expect((err as Error).message).toContain('carol@example.org on elsewhere.example.org');
+    const old = new Date(Date.now() - 16 * 60_000);
+    await utimes(lockFile, old, old);
+    expect(await c.lock(holder())).toBeUndefined();
+    expect(JSON.parse(await readFile(lockFile, 'utf8')).holder.user).toBe('alice@example.org');
+    expect(log.join('\n')).toMatch(/took over a stale lock/);
+  });
+
+  it('LocalTransport: idempotent begin, temp dir made at begin and removed at end', async () => {
+    const t = transport();
+    await Promise.all([t.begin(), t.begin()]);
+    const dir = dirname(t.stderrFile!);
+    expect(existsSync(dir)).toBe(true);
+    await t.end();
+    expect(existsSync(dir)).toBe(false);
+    await t.end();
+    expect(() => t.channel()).toThrow(TransportError);
   });
 
   it('mutations need the lock and an open transaction', async () => {
