@@ -290,12 +290,13 @@ export interface SyncOptions {
 
 /**
  * One sync: lock the repository, re-plan under the lock, refuse on conflicts
- * (unless every conflict has a resolution), then either nothing, a
- * client-only rewrite of last-sync.json (cache-only plans), or ONE
+ * (unless every conflict has a resolution), then either nothing; a
+ * client-only apply when the repository needs no change (downloads, local
+ * deletes, cache-only states: last-sync.json becomes R); or ONE
  * Transaction: transfers, deletes on both sides, the merged manifest with
  * its chain hash, sync-messages and archive on both sides, commit. Ends the
  * transport (the session is consumed) and releases the lock in every case.
- * init is this with a repository that does not exist yet.
+ * init is this with a repository that does not exist yet (always → s1).
  */
 export async function runSync(o: SyncOptions): Promise<SyncResult> {
   const { project, remote, transport } = o;
@@ -334,8 +335,9 @@ export async function runSync(o: SyncOptions): Promise<SyncResult> {
       });
     }
     const ops = resolveOps(plan, project.user, o.resolutions);
-    if (!hasTransfers(ops) && !ops.cacheChange) return emptyResult('nothing', plan, null, plan.remoteSnapshotId);
-    if (ops.uploads.length === 0 && ops.deleteRemote.length === 0) {
+    // init always makes s1, even of an empty project: the repository must come to exist
+    if (plan.remoteExists && !hasTransfers(ops) && !ops.cacheChange) return emptyResult('nothing', plan, null, plan.remoteSnapshotId);
+    if (plan.remoteExists && ops.uploads.length === 0 && ops.deleteRemote.length === 0) {
       // The repository already holds the merged state: a new snapshot would only repeat R.
       return await applyClientOnly(o, tx, plan, ops, now());
     }

@@ -178,3 +178,19 @@ describe('clone', () => {
     expect(await leftovers(b)).toEqual([]);
   });
 });
+
+describe('init', () => {
+  it('of an empty project still creates s1 (the repository comes to exist)', async () => {
+    const c = await w.client('carol');
+    c.project.name = 'empty';
+    const { LocalTransport, openRemote } = await import('@dsg/transports');
+    const t = new LocalTransport({ mode: 'in-process', server: w.server });
+    const remote = await openRemote(t, 'empty');
+    const r = await runSync({ project: c.project, clientFs: w.clientFs(c), remote, transport: t, message: 'empty init' });
+    expect(r.kind).toBe('snapshot');
+    expect(r.snapshotId).toBe('s1');
+    const m = JSON.parse(await readFile(path.join(c.root, '.dsg/last-sync.json'), 'utf8')) as { entries: object; metadata: { snapshot_id: string } };
+    expect(m.entries).toEqual({});
+    expect(m.metadata.snapshot_id).toBe('s1');
+  });
+});
