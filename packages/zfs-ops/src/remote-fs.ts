@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
   assertSafeRelativePath,
@@ -174,6 +174,9 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   async readSnapshotFile(snapshotId: string, rel: string): Promise<ByteStream | null> {
     assertSafeRelativePath(rel);
     const snap = await this.requireSnapshot(snapshotId);
+    // Where the platform has it (OpenZFS), .zfs/snapshot is the cheap path; zfs-fuse has none.
+    const dotZfs = path.join(this.ops.livePath, '.zfs', 'snapshot', snapshotId);
+    if (await isDir(dotZfs)) return openInside(dotZfs, rel);
     const view = await this.cloneView(snap, 'read');
     let done = false;
     const cleanup = async (): Promise<void> => {
@@ -229,6 +232,14 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
 
   async recover(): Promise<RecoveryReport> {
     return this.ops.recover();
+  }
+}
+
+async function isDir(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isDirectory();
+  } catch {
+    return false;
   }
 }
 

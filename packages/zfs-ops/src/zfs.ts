@@ -105,7 +105,7 @@ export class Zfs {
       if (name === undefined || prop === undefined || value === undefined) continue;
       if (prop.includes(':') && source === '-') continue; // unset user property
       let m = res.get(name);
-      if (!m) res.set(name, (m = new Map()));
+      if (!m) res.set(name, (m = new Map<string, string>()));
       m.set(prop, value);
     }
     return res;

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freshParent, listAll, requireZfs, type TestParent } from '@dsg/testenv';
+import { freshParent, listAll, requireZfs, zfsRetry, type TestParent } from '@dsg/testenv';
 import { ZfsRemoteFilesystem, type BusyRetry } from '../src/index.js';
 import { bytes, hashOf, info, readAll, state, testHasher, tx } from './helpers.js';
 
@@ -91,7 +91,7 @@ describe.skipIf(!env)('commit failures on the real pool', () => {
     expect(await readAll(await fs.readFile('a.txt'))).toBe('v1');
     expect(await readAll(await fs.readSnapshotFile('s1', 'a.txt'))).toBe('v1');
     // and the repository still takes a sync once the obstacle is gone
-    execFileSync('zfs', ['destroy', `${p.dataset}/repo-old-${t}`]);
+    zfsRetry('destroy', `${p.dataset}/repo-old-${t}`); // zfs-fuse: busy for a moment after the rollback
     const t2 = tx();
     await fs.begin(t2);
     await put(fs, t2, 'a.txt', 'v3');

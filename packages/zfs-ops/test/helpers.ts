@@ -11,8 +11,12 @@ export const testHasher: HasherFactory = (): StreamHasher => {
 };
 export const hashOf = (s: string | Uint8Array): string => createHash('sha256').update(s).digest('hex').slice(0, 16);
 
-export async function* bytes(s: string | Uint8Array): ByteStream {
-  yield typeof s === 'string' ? new TextEncoder().encode(s) : s;
+export function bytes(s: string | Uint8Array): ByteStream {
+  const b = typeof s === 'string' ? new TextEncoder().encode(s) : s;
+  return (async function* () {
+    await Promise.resolve(); // a real async source, like a network stream
+    yield b;
+  })();
 }
 
 export async function readAll(s: ByteStream | null): Promise<string | null> {
