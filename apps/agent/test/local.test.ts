@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { copyFile, readdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -44,6 +46,17 @@ describe('the bundled agent as a child process (LocalTransport child mode)', () 
       await t.end();
     }
     expect(await readdir(join(root, 'proj'))).not.toContain('lock');
+  });
+
+  it('the built @dsg/transports loads under plain node ESM (not only through vitest interop)', async () => {
+    const config = join(tmp.dir, 'ssh_config');
+    await import('node:fs/promises').then((f) => f.writeFile(config, 'Host x\n  HostName 127.0.0.1\n  Port 2222\n'));
+    const code = `import { SshTransport } from '@dsg/transports';
+      const t = new SshTransport({ host: 'x', sshConfigFile: ${JSON.stringify(config)}, agentCommand: ['true'] });
+      console.log(t.target.hostName + ':' + t.target.port);`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { cwd: fileURLToPath(new URL('..', import.meta.url)), encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('127.0.0.1:2222');
   });
 
   it('a bad agent command surfaces as TransportError', async () => {

@@ -1,11 +1,14 @@
 import type { Duplex } from 'node:stream';
 import { readFile } from 'node:fs/promises';
-import { Client, utils, type ClientChannel, type ConnectConfig } from 'ssh2';
+import ssh2, { type Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import { TransportError, type Transport } from '@dsg/contracts';
 import type { AgentChannel, ChannelTransport } from './client.js';
 import { verifyHostKey } from './known-hosts.js';
 import { shellCommand } from './shell-quote.js';
 import { defaultIdentityFiles, resolveSshTarget, type ResolvedSshTarget, type SshTargetOptions } from './ssh-config-resolve.js';
+
+// ssh2 is CommonJS: under plain node ESM only its default export is reliable
+const { Client: SshClient, utils } = ssh2;
 
 export interface SshTransportOptions extends SshTargetOptions {
   /** argument vector of the agent on the server, e.g. ['dsg-agent', 'serve', '--type', 'posix', '--root', '/srv/dsg'] */
@@ -103,7 +106,7 @@ export class SshTransport implements Transport, ChannelTransport {
 
   private async connectTo(t: ResolvedSshTarget, sock?: Duplex): Promise<Client> {
     const authHandler = await this.authMethods(t);
-    const conn = new Client();
+    const conn = new SshClient();
     let hostKeyError: TransportError | null = null;
     await new Promise<void>((resolve, reject) => {
       conn.once('ready', () => resolve());
