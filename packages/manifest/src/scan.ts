@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, lstatSync, openSync, readSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, openSync, readSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { DsgError, NotFoundError, ValidationError, type ProgressListener } from '@dsg/contracts';
@@ -72,9 +72,9 @@ const CONFLICT_BACKUP = /~\d{8}T\d{6}~$/;
  * again within the filesystem's timestamp granularity without its mtime
  * moving ("racy clean"); such files are hashed but not cached.
  */
-const RACY_NS = 2_000_000_000n;
+const RACY_MS = 2000;
 /** Files up to this size are hashed on the synchronous path unless parallelIo. */
-export const SMALL_FILE = 256n * 1024n;
+export const SMALL_FILE = 256 * 1024;
 
 /** A synchronous call as a promise, so both metadata modes share one code path. */
 // eslint-disable-next-line @typescript-eslint/require-await -- async turns a synchronous throw into a rejection
@@ -105,12 +105,12 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
   const pool = new Pool(o.concurrency ?? 16);
   const meta = o.parallelIo
     ? {
-        lstat: (f: string) => pool.run(() => lstat(f, { bigint: true })),
+        lstat: (f: string) => pool.run(() => lstat(f)),
         readdir: (f: string) => pool.run(() => readdir(f)),
         readlink: (f: string) => pool.run(() => readlink(f)),
       }
     : {
-        lstat: (f: string): Promise<BigIntStats> => sync(() => lstatSync(f, { bigint: true })),
+        lstat: (f: string): Promise<Stats> => sync(() => lstatSync(f)),
         readdir: (f: string): Promise<string[]> => sync(() => readdirSync(f)),
         readlink: (f: string): Promise<string> => sync(() => readlinkSync(f)),
       };
@@ -118,7 +118,7 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
   const openFileSync = o.openFileSync ?? ((f: string) => openSync(f, 'r'));
   const smallBuf = Buffer.allocUnsafe(HASH_CHUNK);
   const cache = await StatCache.load(o.statCacheFile);
-  const scanStartNs = BigInt(Date.now()) * 1_000_000n;
+  const scanStartMs = Date.now();
   const buffers: Buffer[] = []; // one hashing buffer per concurrent hash, reused
 
   const entries: ManifestEntry[] = [];
@@ -148,12 +148,12 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
    * bytes read match), else ask for another attempt, at most 3 in all, so an
    * entry never pairs a hash with another version's size and mtime.
    */
-  const settle = (rel: string, key: StatKey, st: BigIntStats, hash: string, bytes: number, attempt: number): { hash: string; key: StatKey } | StatKey => {
+  const settle = (rel: string, key: StatKey, st: Stats, hash: string, bytes: number, attempt: number): { hash: string; key: StatKey } | StatKey => {
     stats.hashed++;
     stats.bytesHashed += bytes;
-    const after: StatKey = { size: st.size, mtimeNs: st.mtimeNs, ino: st.ino };
-    if (BigInt(bytes) === after.size && after.size === key.size && after.mtimeNs === key.mtimeNs) {
-      if (scanStartNs - key.mtimeNs > RACY_NS) cache.set(rel, key, hash);
+    const after: StatKey = { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino };
+    if (bytes === after.size && after.size === key.size && after.mtimeMs === key.mtimeMs) {
+      if (scanStartMs - key.mtimeMs > RACY_MS) cache.set(rel, key, hash);
       progress('hash', rel);
       return { hash, key };
     }
@@ -173,7 +173,7 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
         const fh = await openFile(full);
         try {
           const { hash, bytes } = await hashFileHandle(fh, buf);
-          const r = settle(rel, key, await fh.stat({ bigint: true }), hash, bytes, attempt);
+          const r = settle(rel, key, await fh.stat(), hash, bytes, attempt);
           if ('hash' in r) return r;
           key = r;
         } finally {
@@ -199,7 +199,7 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
           h.update(smallBuf.subarray(0, n));
           bytes += n;
         }
-        const r = settle(rel, key, fstatSync(fd, { bigint: true }), h.digest(), bytes, attempt);
+        const r = settle(rel, key, fstatSync(fd), h.digest(), bytes, attempt);
         if ('hash' in r) return r;
         key = r;
       } finally {
@@ -246,7 +246,7 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
       return;
     }
     stats.files++;
-    const seen: StatKey = { size: st.size, mtimeNs: st.mtimeNs, ino: st.ino };
+    const seen: StatKey = { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino };
     const cached = cache.lookup(rel, seen);
     const got = cached !== undefined
       ? { hash: cached, key: seen }
@@ -266,8 +266,8 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
       type: 'file',
       path: rel,
       user: '',
-      filesize: Number(got.key.size),
-      mtime: formatTimestamp(new Date(Number(got.key.mtimeNs / 1_000_000n)), tz),
+      filesize: got.key.size,
+      mtime: formatTimestamp(new Date(Math.floor(got.key.mtimeMs)), tz),
       hash: got.hash,
     };
     entries.push(withPrevUser(entry));

@@ -3,20 +3,23 @@ import path from 'node:path';
 import { writeFileAtomic } from './format.js';
 
 /**
- * The stat cache: path → (size, mtime in ns, inode, hash). A file whose
- * lstat still shows the same three values is not read again. Format (ours):
- * `{"version":1,"entries":{"<path>":[size,"<mtimeNs>",inode,"<hash>"]}}`;
- * mtime and inode are kept as decimal strings/numbers from bigint stats so
- * nanoseconds survive. A corrupt or foreign cache is ignored (it is only a
- * cache): the scan then hashes everything and rewrites it.
+ * The stat cache: path → (size, mtime, inode, hash). A file whose lstat
+ * still shows the same three values is not read again. Format (ours):
+ * `{"version":2,"entries":{"<path>":[size,mtimeMs,inode,"<hash>"]}}`.
+ * mtimeMs is the float Node reports (sub-millisecond digits included);
+ * plain-number stats rather than bigint ones because the 14 BigInts of
+ * every bigint stat dominated a 100k-file scan's garbage collection. A
+ * corrupt or foreign cache is ignored (it is only a cache): the scan then
+ * hashes everything and rewrites it.
  */
 export interface StatKey {
-  size: bigint;
-  mtimeNs: bigint;
-  ino: bigint;
+  size: number;
+  mtimeMs: number;
+  ino: number;
 }
 
-type Row = [number, string, string, string];
+type Row = [number, number, number, string];
+const VERSION = 2;
 
 export class StatCache {
   private readonly rows = new Map<string, Row>();
@@ -28,14 +31,14 @@ export class StatCache {
     if (!file) return c;
     try {
       const raw = JSON.parse(await readFile(file, 'utf8')) as { version?: unknown; entries?: unknown };
-      if (raw.version !== 1 || typeof raw.entries !== 'object' || raw.entries === null) {
+      if (raw.version !== VERSION || typeof raw.entries !== 'object' || raw.entries === null) {
         c.dirty = true;
         return c;
       }
       for (const [p, row] of Object.entries(raw.entries as Record<string, unknown>)) {
         if (
-          Array.isArray(row) && row.length === 4 && typeof row[0] === 'number' && typeof row[1] === 'string' &&
-          typeof row[2] === 'string' && typeof row[3] === 'string' && /^[0-9a-f]{16}$/.test(row[3])
+          Array.isArray(row) && row.length === 4 && typeof row[0] === 'number' && typeof row[1] === 'number' &&
+          typeof row[2] === 'number' && typeof row[3] === 'string' && row[3].length === 16
         ) {
           c.rows.set(p, row as Row);
         }
@@ -51,12 +54,12 @@ export class StatCache {
   lookup(p: string, k: StatKey): string | undefined {
     const row = this.rows.get(p);
     if (!row) return undefined;
-    if (BigInt(row[0]) !== k.size || row[1] !== k.mtimeNs.toString() || row[2] !== k.ino.toString()) return undefined;
+    if (row[0] !== k.size || row[1] !== k.mtimeMs || row[2] !== k.ino) return undefined;
     return row[3];
   }
 
   set(p: string, k: StatKey, hash: string): void {
-    this.rows.set(p, [Number(k.size), k.mtimeNs.toString(), k.ino.toString(), hash]);
+    this.rows.set(p, [k.size, k.mtimeMs, k.ino, hash]);
     this.dirty = true;
   }
 
@@ -74,7 +77,7 @@ export class StatCache {
     await mkdir(path.dirname(file), { recursive: true });
     const entries: Record<string, Row> = {};
     for (const [p, row] of this.rows) entries[p] = row;
-    await writeFileAtomic(file, JSON.stringify({ version: 1, entries }));
+    await writeFileAtomic(file, JSON.stringify({ version: VERSION, entries }));
     this.dirty = false;
   }
 }

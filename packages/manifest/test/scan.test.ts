@@ -261,7 +261,7 @@ describe('scanProject: stat cache and bounded pool', () => {
     const c4 = countingOpen();
     await scanProject({ root, dataDirs: ['input'], user: 'u', statCacheFile: cacheFile, ...c4.hooks });
     expect(c4.opened).toHaveLength(40);
-    expect(JSON.parse(await readFile(cacheFile, 'utf8'))).toMatchObject({ version: 1 });
+    expect(JSON.parse(await readFile(cacheFile, 'utf8'))).toMatchObject({ version: 2 });
   });
 
   it('parallelIo hashes through a pool bounded by concurrency, with the same result', async () => {
