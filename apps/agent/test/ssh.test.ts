@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LockedError, TransportError, ValidationError, newTransactionId, type HasherFactory } from '@dsg/contracts';
 import { requireSsh } from '@dsg/testenv';
-import { FrameKind, SshTransport, encodeHeader, openRemote, type AgentClient } from '@dsg/transports';
+import { FrameKind, SshTransport, encodeHeader, openRemote, type AgentClient, type SshTransportOptions } from '@dsg/transports';
 import { createAgentHasher } from '../src/hasher.js';
 import { BUNDLE, alive, hashOf, hashStream, holder, snap, sshdSessionChain, tempDir, until } from './helpers.js';
 
@@ -28,8 +28,9 @@ afterEach(async () => {
   await tmp.remove();
 });
 
-function transport(root: string, logFile?: string): SshTransport {
+function transport(root: string, logFile?: string, extra: Partial<SshTransportOptions> = {}): SshTransport {
   const t = new SshTransport({
+    ...extra,
     host: ssh!.host,
     port: ssh!.port,
     user: ssh!.user,
@@ -160,6 +161,29 @@ describe.skipIf(!ssh)('dsg-agent over real SSH (posix backend)', () => {
     const c2 = await openRemote(transport(root), 'proj');
     await c2.lock(holder('bob@example.org'));
     expect(await c2.exists()).toBe(false);
+  });
+
+  it('a silently dead connection (sshd frozen, no FIN) is detected by keepalive: TransportError, then the agent cleans up', async () => {
+    const root = join(tmp.dir, 'repos');
+    const c = await openRemote(transport(root, undefined, { keepaliveMs: 500, keepaliveCountMax: 2 }), 'proj');
+    const agentPid = c.hello!.pid;
+    await c.lock(holder());
+    const tx = newTransactionId();
+    const { workPath } = await c.begin(tx);
+    const chain = sshdSessionChain(agentPid);
+    for (const pid of chain) process.kill(pid, 'SIGSTOP');
+    try {
+      const t0 = Date.now();
+      const err = await c.listSnapshots().then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(TransportError);
+      expect(Date.now() - t0).toBeLessThan(15_000);
+    } finally {
+      for (const pid of chain) process.kill(pid, 'SIGCONT');
+    }
+    // once sshd runs again it sees the closed socket; the agent's stdin ends and it cleans up
+    await until(() => !alive(agentPid), 30_000, 'agent exit');
+    expect(existsSync(join(root, 'proj', 'lock'))).toBe(false);
+    expect(existsSync(workPath)).toBe(false);
   });
 
   it('two clients: the second lock attempt gets LockedError naming the holder', async () => {
