@@ -101,7 +101,13 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
   const tz = o.timeZone;
   const names = new Set(o.ignore?.names ?? DEFAULT_IGNORE.names);
   const suffixes = o.ignore?.suffixes ?? DEFAULT_IGNORE.suffixes;
-  const ignoredPaths = new Set(o.ignore?.paths ?? DEFAULT_IGNORE.paths);
+  // `input/tmp/` and `input/tmp` name the same directory
+  const ignoredPaths = new Set((o.ignore?.paths ?? DEFAULT_IGNORE.paths).map((p) => p.replace(/\/+$/, '')));
+  // the stat cache never records itself, wherever the caller keeps it
+  if (o.statCacheFile) {
+    const rel = path.relative(o.root, o.statCacheFile);
+    if (rel && !rel.startsWith('..') && !path.isAbsolute(rel)) ignoredPaths.add(rel.split(path.sep).join('/'));
+  }
   const pool = new Pool(o.concurrency ?? 16);
   const meta = o.parallelIo
     ? {
@@ -231,7 +237,11 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
       return;
     }
     if (st.isSymbolicLink()) {
-      const target = await meta.readlink(full);
+      const target = await meta.readlink(full).catch((e: unknown) => {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+        throw new ScanUnreadableError(rel, e);
+      });
+      if (target === null) return;
       const bad = validateLinkTarget(rel, target);
       if (bad) {
         warnings.push({ path: rel, reason: `${bad}: ${target}`, kind: 'link' });

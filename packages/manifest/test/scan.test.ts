@@ -97,6 +97,7 @@ describe('scanProject: names, ignores and links', () => {
     await put(root, 'input/a.csv', 'a');
     await put(root, 'input/a/b/c/deep.txt', 'deep');
     await put(root, 'frozen/f.bin', 'f');
+    await put(root, 'frozen/skipdir/x.bin', 'x');
     await put(root, 'elsewhere/not-data.txt', 'x'); // not a data dir
     await put(root, '.dsg/archive/s1-sync.json.lz4', 'x');
     // ignored
@@ -129,12 +130,14 @@ describe('scanProject: names, ignores and links', () => {
     const opts: ScanOptions = {
       root,
       dataDirs: ['input', 'output', 'frozen', 'missing'],
-      ignore: { names: ['.DS_Store', '__pycache__'], suffixes: ['.tmp', '.pyc'], paths: ['input/skip.me'] },
+      ignore: { names: ['.DS_Store', '__pycache__'], suffixes: ['.tmp', '.pyc'], paths: ['input/skip.me', 'frozen/skipdir/'] },
+      statCacheFile: path.join(root, 'frozen', 'cache.json'), // inside a data dir: never recorded
       user: 'u@example.org',
     };
     const { manifest, warnings } = await scanProject(opts);
     // the pooled metadata mode (network filesystems) finds exactly the same
     const pooled = await scanProject({ ...opts, parallelIo: true, concurrency: 2 });
+    expect(await readFile(path.join(root, 'frozen', 'cache.json'), 'utf8')).toContain('"frozen/f.bin"');
     expect(pooled.manifest).toEqual(manifest);
     expect(pooled.warnings).toEqual(warnings);
     expect([...manifest.entries.keys()]).toEqual([
