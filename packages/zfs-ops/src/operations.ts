@@ -318,6 +318,7 @@ export class ZfsOperations {
     const old = find(n.old);
     const marked = sync ?? (live?.tx === tx ? live : undefined);
     if (marked) await step(`${marked.name} ${PROP.phase}=rolling-back`, () => this.zfs.set(marked.name, { [PROP.phase]: 'rolling-back' }), false);
+    faultPoint('zfs.rollback.marked');
     // After both renames: the new generation sits at P/<repo>; put it back at -sync-.
     if (live && live.tx === tx && old && !sync) {
       await step(`rename ${d} → ${n.sync}`, async () => {
@@ -341,6 +342,7 @@ export class ZfsOperations {
       if (origin === `${n.sync}@sync-temp-${tx}`) {
         await this.unmountIfMounted(n.sync);
         await this.zfs.promote(d);
+        faultPoint('zfs.rollback.after-promote');
       }
     }, false);
     if (sync) await step(n.sync, () => this.zfs.destroy(n.sync, { recursive: true }));
@@ -349,6 +351,12 @@ export class ZfsOperations {
     });
     await step(`mount ${d}`, async () => {
       if (await this.zfs.exists(d)) await this.mountIfUnmounted(d);
+    }, false);
+    // P/<repo> is back, so an -old-<tx> still here was never ours (we only ever rename P/<repo> to it)
+    await step(n.old, async () => {
+      if (old && (await this.zfs.exists(n.old)) && (await this.zfs.exists(d))) {
+        throw new Error(`${n.old} was not made by transaction ${tx} (it blocked the commit); inspect and remove it by hand`);
+      }
     }, false);
     report.removed = report.removed.filter((r) => !report.leftovers.some((l) => l.name === r));
     return report;

@@ -56,3 +56,33 @@ describe.skipIf(!env)('crash matrix: sync pattern killed at each commit step, th
     expect(await fs.recover()).toEqual({ removed: [], leftovers: [], transactions: [] });
   });
 });
+
+describe.skipIf(!env)('crash during a rollback after promote', () => {
+  const parents: TestParent[] = [];
+  afterEach(() => {
+    while (parents.length) parents.pop()!.destroy();
+  });
+
+  it.each(['zfs.rollback.marked', 'zfs.rollback.after-promote'])('killed at %s → recover() finishes the rollback (old snapshot), not a roll-forward', async (fault) => {
+    const { zfsRetry } = await import('@dsg/testenv');
+    const p = freshParent(env!, 'zcrash');
+    parents.push(p);
+    const fs = new ZfsRemoteFilesystem({ parent: p.dataset, repo: 'repo', mountpoint: p.mountpoint, hasher: testHasher });
+    const t0 = tx();
+    await fs.begin(t0);
+    await fs.writeFile(t0, 'a.txt', bytes('v1'), { hash: hashOf('v1') });
+    await fs.commit(t0, info(1));
+    // make the rename after promote fail for real, so the child's commit fails and it rolls back
+    const t = tx();
+    zfsRetry('create', `${p.dataset}/repo-old-${t}`);
+    const r = await runChild(p, 's2', { 'a.txt': 'v2' }, fault, t);
+    expect(r.signal, r.out).toBe('SIGKILL');
+    expect(r.out).toContain('commit failed');
+    // remove the obstacle: a roll-forward would now succeed, so only dsg:phase=rolling-back keeps recovery on the rollback
+    zfsRetry('destroy', `${p.dataset}/repo-old-${t}`);
+    const rep = await new ZfsRemoteFilesystem({ parent: p.dataset, repo: 'repo', mountpoint: p.mountpoint, hasher: testHasher }).recover();
+    expect(rep.transactions).toEqual([{ transactionId: t, action: 'rolled-back' }]);
+    expect(rep.leftovers).toEqual([]);
+    await expectEndState(p, ['s1'], { 'a.txt': 'v1' });
+  });
+});

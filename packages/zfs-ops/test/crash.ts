@@ -10,9 +10,9 @@ const child = fileURLToPath(new URL('./fixtures/tx-child.mjs', import.meta.url))
 const dist = fileURLToPath(new URL('../dist/index.js', import.meta.url));
 
 /** Run one transaction in a child process against the built package, killed at `fault`. */
-export async function runChild(p: TestParent, snapshotId: string, files: Record<string, string>, fault: string): Promise<{ code: number | null; signal: string | null; out: string }> {
+export async function runChild(p: TestParent, snapshotId: string, files: Record<string, string>, fault: string, txId: string = tx()): Promise<{ code: number | null; signal: string | null; out: string }> {
   if (!existsSync(dist)) throw new Error('crash tests run the built package: `pnpm turbo run build --filter @dsg/zfs-ops` first');
-  const arg = JSON.stringify({ parent: p.dataset, repo: 'repo', mountpoint: p.mountpoint, snapshotId, tx: tx(), files });
+  const arg = JSON.stringify({ parent: p.dataset, repo: 'repo', mountpoint: p.mountpoint, snapshotId, tx: txId, files });
   const c = spawn(process.execPath, [child, arg], { env: { ...process.env, DSG_FAULT: fault }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   c.stdout.on('data', (d: Buffer) => (out += d.toString()));
