@@ -1,4 +1,6 @@
+import { ValidationError } from '@dsg/contracts';
 import { createXxh3Hasher } from './hash.js';
+import { validateLinkTarget, validateName } from './names.js';
 import { compactEntry } from './format.js';
 import { compactSorted } from './json.js';
 import { MANIFEST_VERSION, Manifest, type ManifestEntry, type ManifestMetadata } from './model.js';
@@ -61,6 +63,14 @@ export function buildSnapshot(
   },
 ): Manifest {
   const sorted = [...entries].sort((a, b) => comparePaths(a.path, b.path));
+  // What goes into a snapshot obeys the same rules as what is read from one.
+  for (const [i, e] of sorted.entries()) {
+    const why = validateName(e.path) ?? (e.type === 'link' ? validateLinkTarget(e.path, e.reference) : null);
+    if (why) throw new ValidationError(`refused entry ${JSON.stringify(e.path)}: ${why}`, { field: `entries[${JSON.stringify(e.path)}]`, path: e.path });
+    if (i > 0 && sorted[i - 1]?.path === e.path) {
+      throw new ValidationError(`duplicate entry ${JSON.stringify(e.path)}`, { field: `entries[${JSON.stringify(e.path)}]`, path: e.path });
+    }
+  }
   const eh = entriesHash(sorted);
   const metadata: ManifestMetadata = {
     manifest_version: MANIFEST_VERSION,

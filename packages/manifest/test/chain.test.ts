@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { ValidationError } from '@dsg/contracts';
 import type { Manifest } from '../src/index.js';
 import { buildSnapshot, compactEntry, createXxh3Hasher, entriesHash, hashBytes, snapshotHash, validateChain,
   type ManifestEntry,
@@ -64,6 +65,18 @@ describe('hashes (spec worked example)', () => {
     expect([...shuffled.entries.keys()]).toEqual([...(s1 as Manifest).entries.keys()]);
     expect(s1?.metadata).toMatchObject({ snapshot_id: 's1', entries_hash: 'd73f84299f6a9f7d', snapshot_hash: '1b73b31cb6cdaee4', snapshot_previous: null, created_at: '2025-06-01T10:12:00-07:00', entry_count: 4, created_by: user });
     expect(s2?.metadata).toMatchObject({ snapshot_previous: 's1', snapshot_hash: 'beddf1425833c764', project_config: config });
+  });
+});
+
+describe('buildSnapshot refuses', () => {
+  const o = { snapshotId: 's1', previous: null, message: 'm', user, createdAt: new Date(0), projectConfig: null };
+  it('duplicate paths', () => {
+    const e = workedEntries();
+    expect(() => buildSnapshot([...e, { ...(e[0] as ManifestEntry) }], o)).toThrow(/duplicate entry "input\/a.csv"/);
+  });
+  it('refused names and escaping links', () => {
+    expect(() => buildSnapshot([{ type: 'file', path: 'input/../x', user, filesize: 0, mtime, hash: '' }], o)).toThrow(ValidationError);
+    expect(() => buildSnapshot([{ type: 'link', path: 'input/l', user, reference: '../../x' }], o)).toThrow(/escapes/);
   });
 });
 
