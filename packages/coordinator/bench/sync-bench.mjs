@@ -1,6 +1,7 @@
 // Benchmark (not a test): init, clone and an incremental sync of a generated
 // tree through the real stack (LocalClientFilesystem, in-process agent,
-// PosixRemoteFilesystem). Usage: node bench/sync-bench.mjs [files] [bytesPerFile]
+// PosixRemoteFilesystem, or ZfsRemoteFilesystem on the test pool).
+// Usage: node bench/sync-bench.mjs [files] [bytesPerFile] [posix|zfs]
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -8,6 +9,8 @@ import path from 'node:path';
 import { LocalClientFilesystem } from '@dsg/client-fs';
 import { createXxh3Hasher } from '@dsg/manifest';
 import { PosixRemoteFilesystem } from '@dsg/posix-ops';
+import { freshParent, zfsEnv } from '@dsg/testenv';
+import { ZfsRemoteFilesystem } from '@dsg/zfs-ops';
 import { AgentServer } from '@dsg/transports/server';
 import { runClone, runSync } from '../dist/index.js';
 
@@ -20,9 +23,14 @@ const size = Number(process.argv[3] ?? 64 * 1024);
 const base = await mkdtemp(path.join(os.tmpdir(), 'dsg-bench-'));
 const repos = path.join(base, 'repos');
 await mkdir(repos);
+const backend = process.argv[4] ?? 'posix';
+const parent = backend === 'zfs' ? freshParent(zfsEnv() ?? (() => { throw new Error('no ZFS test pool'); })(), 'bench') : null;
 const server = new AgentServer({
-  openRepository: (name) => new PosixRemoteFilesystem({ root: path.join(repos, name), hasher: createXxh3Hasher }),
-  lockFile: (name) => path.join(repos, name, 'lock'),
+  openRepository: (name) =>
+    parent
+      ? new ZfsRemoteFilesystem({ parent: parent.dataset, repo: name, mountpoint: parent.mountpoint, hasher: createXxh3Hasher })
+      : new PosixRemoteFilesystem({ root: path.join(repos, name), hasher: createXxh3Hasher }),
+  lockFile: (name) => (parent ? path.join(parent.mountpoint, `.${name}.dsg-lock`) : path.join(repos, name, 'lock')),
   listRepositories: () => Promise.resolve(['proj']),
   hasher: createXxh3Hasher,
 });
@@ -46,7 +54,7 @@ for (let i = 0; i < files; i++) {
   await writeFile(p, randomBytes(size));
 }
 const total = files * size;
-console.log(`${files} files × ${size} B = ${(total / 1e6).toFixed(0)} MB, concurrency 4`);
+console.log(`${backend}: ${files} files × ${size} B = ${(total / 1e6).toFixed(0)} MB, concurrency 4`);
 await timed('init (upload all)', total, async () => {
   const { transport, remote } = await session();
   return runSync({ project: project(a, 'a@x'), clientFs: new LocalClientFilesystem({ root: a, hasher: createXxh3Hasher }), remote, transport, message: 'init' });
@@ -67,4 +75,5 @@ await timed('sync (nothing to do)', 0, async () => {
   const { transport, remote } = await session();
   return runSync({ project: project(a, 'a@x'), clientFs: new LocalClientFilesystem({ root: a, hasher: createXxh3Hasher }), remote, transport, message: 'noop' });
 });
+parent?.destroy();
 await rm(base, { recursive: true, force: true });
