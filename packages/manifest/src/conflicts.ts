@@ -82,3 +82,17 @@ export function parseConflictFile(text: string, source?: string): Map<string, 'L
   if (current) fail(current.line, `no resolution line for ${JSON.stringify(current.path)}`, current.path);
   return out;
 }
+
+/**
+ * The name a losing local file is backed up under during `sync --continue`
+ * (cli.md): `<name>~<YYYYMMDDTHHMMSS>~`, the stamp in UTC. The scanner
+ * ignores such names (isConflictBackup), so backups never sync.
+ */
+export function conflictBackupName(relPath: string, at: Date): string {
+  const stamp = at.toISOString().slice(0, 19).replace(/[-:]/g, '');
+  return `${relPath}~${stamp}~`;
+}
+
+export function isConflictBackup(name: string): boolean {
+  return /~\d{8}T\d{6}~$/.test(name);
+}

@@ -6,7 +6,7 @@ export { formatTimestamp, parseTimestamp, isTimestamp, DEFAULT_TIME_ZONE } from 
 export { validateName, validateComponent, validateLinkTarget, nfcRepair } from './names.js';
 export { comparePaths } from './order.js';
 export * from './classify.js';
-export { formatConflictFile, parseConflictFile } from './conflicts.js';
+export { formatConflictFile, parseConflictFile, conflictBackupName, isConflictBackup } from './conflicts.js';
 export { compressArchive, decompressArchive } from './archive.js';
 export * from './sync-messages.js';
 export * from './scan.js';

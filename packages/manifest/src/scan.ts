@@ -3,6 +3,7 @@ import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promise
 import path from 'node:path';
 import { DsgError, NotFoundError, ValidationError, type ProgressListener } from '@dsg/contracts';
 import { entriesEqual } from './classify.js';
+import { isConflictBackup } from './conflicts.js';
 import { HASH_CHUNK, createXxh3Hasher, hashFileHandle } from './hash.js';
 import { Manifest, type FileEntry, type ManifestEntry } from './model.js';
 import { nfcRepair, validateLinkTarget, validateName } from './names.js';
@@ -65,8 +66,6 @@ export interface ScanResult {
   stats: { files: number; hashed: number; bytesHashed: number };
 }
 
-/** Backups written by conflict resolution: `<name>~<YYYYMMDDTHHMMSS>~` (cli.md). */
-const CONFLICT_BACKUP = /~\d{8}T\d{6}~$/;
 /**
  * A file modified within this window before the scan started may change
  * again within the filesystem's timestamp granularity without its mtime
@@ -140,7 +139,7 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
   };
 
   const isIgnored = (rel: string, name: string): boolean =>
-    names.has(name) || suffixes.some((s) => name.endsWith(s)) || ignoredPaths.has(rel) || CONFLICT_BACKUP.test(name);
+    names.has(name) || suffixes.some((s) => name.endsWith(s)) || ignoredPaths.has(rel) || isConflictBackup(name);
 
   const withPrevUser = (e: ManifestEntry): ManifestEntry => {
     const prev = o.previous?.entries.get(e.path);

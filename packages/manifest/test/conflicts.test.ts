@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '@dsg/contracts';
 import {
-  Manifest, buildSnapshot, classify, formatConflictFile, parseConflictFile, parseSyncMessages, serializeSyncMessages,
+  Manifest, buildSnapshot, classify, conflictBackupName, isConflictBackup, formatConflictFile, parseConflictFile, parseSyncMessages, serializeSyncMessages,
   type ManifestEntry, type SyncMessages,
 } from '../src/index.js';
 
@@ -62,6 +62,15 @@ describe('conflict file', () => {
     expect(errorOf(() => parseConflictFile('path: a/b\n')).message).toMatch(/no resolution/);
     expect(errorOf(() => parseConflictFile('path: a/b\nresolution: L\npath: a/b\nresolution: R\n')).message).toMatch(/twice/);
     expect(parseConflictFile('# nothing\n').size).toBe(0);
+  });
+});
+
+describe('conflict backups', () => {
+  it('are named <name>~<YYYYMMDDTHHMMSS>~ and recognised', () => {
+    const n = conflictBackupName('input/a.csv', new Date('2025-06-01T17:11:12.345Z'));
+    expect(n).toBe('input/a.csv~20250601T171112~');
+    expect(isConflictBackup(n)).toBe(true);
+    expect(isConflictBackup('input/a.csv~')).toBe(false);
   });
 });
 

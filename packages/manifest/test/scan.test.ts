@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ProgressEvent } from '@dsg/contracts';
 import {
-  Manifest, buildSnapshot, scanProject, hashFile, type ScanOptions,
+  Manifest, buildSnapshot, conflictBackupName, scanProject, hashFile, type ScanOptions,
 } from '../src/index.js';
 
 const tmpDirs: string[] = [];
@@ -108,6 +108,7 @@ describe('scanProject: names, ignores and links', () => {
     await put(root, 'input/a/mod.pyc', 'x');
     await put(root, 'input/skip.me', 'x');
     await put(root, 'input/a.csv~20250101T101010~', 'backup');
+    await put(root, conflictBackupName('input/a/b/c/deep.txt', new Date('2025-06-01T17:11:12Z')), 'backup');
     // links
     await link(root, 'output/latest.csv', '../input/a.csv');
     await link(root, 'output/sub/ok.txt', '../../input/a/b/c/deep.txt'); // two levels from output/sub: inside
