@@ -173,6 +173,14 @@ export class ZfsOperations {
         recoveryHint: `Pass the mountpoint of ${this.parent} and keep its children on inherited mountpoints (zfs inherit mountpoint).`,
       });
     }
+    if (pattern === 'init' && this.zfs.runner.prepareWorkPath) {
+      try {
+        await this.zfs.runner.prepareWorkPath(this.pathOf(work));
+      } catch (e) {
+        await this.rollback(tx);
+        throw new DsgError('ZFS_PERMISSION', errText(e), { recoveryHint: 'Allow passwordless `sudo -n chown` for the dsg agent user, or run it as root.' });
+      }
+    }
     this.active.set(tx, pattern);
     return { pattern, workPath: this.pathOf(work) };
   }

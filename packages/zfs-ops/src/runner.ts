@@ -13,6 +13,12 @@ export interface ZfsRunResult {
 export interface ZfsRunner {
   argv(args: readonly string[]): string[];
   run(args: readonly string[]): Promise<ZfsRunResult>;
+  /**
+   * Make a freshly created dataset's root directory writable by this
+   * process. Needed only when zfs runs as another user (sudo): the new
+   * dataset's root then belongs to root.
+   */
+  prepareWorkPath?(dir: string): Promise<void>;
 }
 
 export interface ZfsRunnerOptions {
@@ -26,7 +32,7 @@ export interface ZfsRunnerOptions {
 export function createZfsRunner(o: ZfsRunnerOptions = {}): ZfsRunner {
   const zfs = o.zfsPath ?? 'zfs';
   const argv = (args: readonly string[]): string[] => (o.sudo ? ['sudo', '-n', zfs, ...args] : [zfs, ...args]);
-  return {
+  const runner: ZfsRunner = {
     argv,
     async run(args) {
       const [file, ...rest] = argv(args);
@@ -37,4 +43,14 @@ export function createZfsRunner(o: ZfsRunnerOptions = {}): ZfsRunner {
       return { exitCode, stdout: String(r.stdout ?? ''), stderr };
     },
   };
+  if (o.sudo && typeof process.getuid === 'function' && process.getuid() !== 0) {
+    const uid = process.getuid();
+    const gid = process.getgid?.() ?? uid;
+    runner.prepareWorkPath = async (dir) => {
+      // numeric ids and an absolute path as separate argv elements: nothing to inject
+      const r = await execa('sudo', ['-n', 'chown', `${uid}:${gid}`, '--', dir], { reject: false, stdin: 'ignore' });
+      if (r.exitCode !== 0) throw new Error(`sudo -n chown ${uid}:${gid} ${dir} failed: ${String(r.stderr ?? r.message ?? '')}`);
+    };
+  }
+  return runner;
 }

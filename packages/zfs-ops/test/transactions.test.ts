@@ -212,4 +212,19 @@ describe.skipIf(!env)('ZFS transactions on the real pool', () => {
     expect(rep.transactions).toEqual([{ transactionId: t, action: 'rolled-back' }]);
     expect(state(p)).toEqual(['P\t-\t-']);
   });
+  it('a runner that runs zfs as another user gets to prepare the init work path; its failure rolls back', async () => {
+    const { p } = setup();
+    const { createZfsRunner } = await import('../src/index.js');
+    const prepared: string[] = [];
+    const ok = { ...createZfsRunner(), prepareWorkPath: (dir: string) => (prepared.push(dir), Promise.resolve()) };
+    const fs = new ZfsRemoteFilesystem({ parent: p.dataset, repo: 'repo', mountpoint: p.mountpoint, hasher: testHasher, runner: ok });
+    const t = tx();
+    const b = await fs.begin(t);
+    expect(prepared).toEqual([b.workPath]);
+    await fs.rollback(t);
+    const failing = { ...createZfsRunner(), prepareWorkPath: () => Promise.reject(new Error('sudo: a password is required')) };
+    const fs2 = new ZfsRemoteFilesystem({ parent: p.dataset, repo: 'repo', mountpoint: p.mountpoint, hasher: testHasher, runner: failing });
+    await expect(fs2.begin(tx())).rejects.toMatchObject({ code: 'ZFS_PERMISSION' });
+    expect(state(p)).toEqual(['P\t-\t-']);
+  });
 });
