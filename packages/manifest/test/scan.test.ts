@@ -1,4 +1,4 @@
-import { appendFileSync, openSync } from 'node:fs';
+import { appendFileSync, openSync, readFileSync } from 'node:fs';
 import { appendFile, mkdir, mkdtemp, open, rm, stat, symlink, truncate, utimes, writeFile, readFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ProgressEvent } from '@dsg/contracts';
 import {
-  Manifest, buildSnapshot, conflictBackupName, scanProject, hashFile, type ScanOptions,
+  Manifest, buildSnapshot, conflictBackupName, scanProject, hashFile, serializeManifest, type ScanOptions,
 } from '../src/index.js';
 
 const tmpDirs: string[] = [];
@@ -85,8 +85,10 @@ describe('scanProject: the spec worked example on a real tree', () => {
     const s1 = buildSnapshot(manifest.entries.values(), { snapshotId: 's1', previous: null, message: 'first import', user: 'ana@example.org', createdAt: new Date(), projectConfig: null });
     expect(s1.metadata?.entries_hash).toBe('d73f84299f6a9f7d');
     expect(s1.metadata?.snapshot_hash).toBe('1b73b31cb6cdaee4');
-    const s2 = buildSnapshot(manifest.entries.values(), { snapshotId: 's2', previous: s1.metadata, message: 'second', user: 'ana@example.org', createdAt: new Date(), projectConfig: { name: 'demo', data_dirs: ['input', 'output'] } });
+    const s2 = buildSnapshot(manifest.entries.values(), { snapshotId: 's2', previous: s1.metadata, message: 'second', user: 'ana@example.org', createdAt: new Date('2025-06-01T17:15:00Z'), projectConfig: { name: 'demo', data_dirs: ['input', 'output'] } });
     expect(s2.metadata?.snapshot_hash).toBe('beddf1425833c764');
+    // scanned tree → snapshot → bytes: exactly the golden file
+    expect(serializeManifest(s2)).toBe(readFileSync(new URL('./fixtures/worked-example-s2.json', import.meta.url), 'utf8'));
   });
 });
 
