@@ -168,7 +168,8 @@ export function errorFromJSON(e: SerializedError): DsgError {
     case 'ConfigError':
       return new ConfigError(e.message, d, opts);
     case 'ValidationError':
-      return new ValidationError(e.message, d, opts);
+      // keep the specific code (e.g. HASH_MISMATCH): callers branch on it
+      return new ValidationError(e.message, d, { ...opts, code: e.code });
     case 'NotFoundError':
       return new NotFoundError(e.message, opts);
     default:

@@ -37,6 +37,10 @@ describe('errors', () => {
     expect((back as LockedError).holder.pid).toBe(42);
     const c = errorFromJSON(errorToJSON(new ConflictError(['a', 'b'])));
     expect((c as ConflictError).paths).toEqual(['a', 'b']);
+    const v = errorFromJSON(errorToJSON(new ValidationError('bad hash', { path: 'a' }, { code: 'HASH_MISMATCH' })));
+    expect(v).toBeInstanceOf(ValidationError);
+    expect(v.code).toBe('HASH_MISMATCH');
+    expect((v as ValidationError).details.path).toBe('a');
     const t = new TransactionCommitError('x', 'tx1');
     expect(t.recoveryHint).toBe('Check remote filesystem permissions and available space');
   });
