@@ -100,7 +100,15 @@ export class LocalTransport implements Transport, ChannelTransport {
     const ch = this.ch;
     this.ch = null;
     this.starting = null;
-    if (ch) ch.output.end();
+    if (ch) {
+      ch.output.end();
+      // Discard whatever the agent still sends, even if a reader stopped
+      // midway (an abandoned download): its writes must drain so its
+      // session can finish rolling back and unlocking.
+      const input = ch.input as NodeJS.ReadableStream & { removeAllListeners(e: string): unknown };
+      input.removeAllListeners('readable');
+      input.resume();
+    }
     if (this.serving) {
       await this.serving.catch(() => {});
       this.serving = null;
@@ -108,7 +116,6 @@ export class LocalTransport implements Transport, ChannelTransport {
     if (this.child) {
       const child = this.child;
       this.child = null;
-      child.stdout?.resume(); // the child's 'close' waits for its stdout to be drained
       const timeout = this.o.mode === 'child' ? (this.o.exitTimeoutMs ?? 30_000) : 0;
       const exited = await Promise.race([this.childExit!.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), timeout).unref())]);
       if (!exited) {

@@ -247,3 +247,25 @@ describe('hostile requests', () => {
     expect(existsSync(join(tmp.dir, 'proj', 'lock'))).toBe(false);
   });
 });
+
+describe('end() with an abandoned download', () => {
+  it('does not hang: the agent still rolls back and unlocks', async () => {
+    const { server } = fakeServer(tmp.dir, log);
+    const t = transport(server);
+    const c = await openRemote(t, 'proj');
+    await c.lock(holder());
+    const tx = newTransactionId();
+    await c.begin(tx);
+    const big = randomBytes(30 << 20);
+    await c.writeFile(tx, 'big', bytes(big), { hash: hashOf(big) });
+    await c.commit(tx, snap('s1'));
+    const tx2 = newTransactionId();
+    const { workPath } = await c.begin(tx2);
+    const s = await c.readFile('big'); // never read
+    expect(s).not.toBeNull();
+    await new Promise((r) => setTimeout(r, 200));
+    await t.end();
+    expect(existsSync(workPath)).toBe(false);
+    expect(existsSync(join(tmp.dir, 'proj', 'lock'))).toBe(false);
+  });
+});
