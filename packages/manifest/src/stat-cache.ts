@@ -20,6 +20,7 @@ export interface StatKey {
 
 type Row = [number, number, number, string];
 const VERSION = 2;
+const HEX16 = /^[0-9a-f]{16}$/;
 
 export class StatCache {
   private readonly rows = new Map<string, Row>();
@@ -35,10 +36,12 @@ export class StatCache {
         c.dirty = true;
         return c;
       }
-      for (const [p, row] of Object.entries(raw.entries as Record<string, unknown>)) {
+      const rows = raw.entries as Record<string, unknown>;
+      for (const p of Object.keys(rows)) {
+        const row = rows[p];
         if (
           Array.isArray(row) && row.length === 4 && typeof row[0] === 'number' && typeof row[1] === 'number' &&
-          typeof row[2] === 'number' && typeof row[3] === 'string' && row[3].length === 16
+          typeof row[2] === 'number' && typeof row[3] === 'string' && HEX16.test(row[3])
         ) {
           c.rows.set(p, row as Row);
         }
