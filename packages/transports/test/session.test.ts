@@ -103,6 +103,15 @@ describe('agent session over the in-process transport', () => {
     expect((err as Error).message).toMatch(/client speaks 2\.0, this agent speaks 1\.0/);
   });
 
+  it('anything before hello closes the session', async () => {
+    const t = transport();
+    await t.begin();
+    const c = new AgentClient(t.channel());
+    const err = await c.exists().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransportError);
+    expect((err as Error).message).toMatch(/first request must be hello/);
+  });
+
   it('second locker gets LockedError naming the holder; a dead holder is taken over', async () => {
     const { server } = fakeServer(tmp.dir, log);
     const a = await openRemote(transport(server), 'proj');
