@@ -8,6 +8,16 @@ function tempName(full: string): string {
   return path.join(path.dirname(full), `.${path.basename(full).slice(0, 100)}.dsg-tmp-${randomBytes(4).toString('hex')}`);
 }
 
+/** Rename into place; if that fails (e.g. the target is a directory), the temp is not left behind. */
+async function renameOrDrop(tmp: string, full: string): Promise<void> {
+  try {
+    await rename(tmp, full);
+  } catch (e) {
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+}
+
 /**
  * Stream into `<root>/<rel>`: parents created, a temp name beside the
  * target, fsync, hash (and size) verified, then one rename. A mismatch
@@ -47,7 +57,7 @@ export async function writeVerified(root: string, rel: string, data: ByteStream,
     const t = new Date(expected.mtime);
     if (!Number.isNaN(t.getTime())) await utimes(tmp, t, t);
   }
-  await rename(tmp, full);
+  await renameOrDrop(tmp, full);
   return { size };
 }
 
@@ -62,7 +72,7 @@ export async function writeLinkInside(root: string, rel: string, target: string)
   await mkdir(path.dirname(full), { recursive: true });
   const tmp = tempName(full);
   await symlink(target, tmp);
-  await rename(tmp, full);
+  await renameOrDrop(tmp, full);
 }
 
 /** Remove a file or link; missing is fine; a directory is refused. */

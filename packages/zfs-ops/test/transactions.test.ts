@@ -127,8 +127,12 @@ describe.skipIf(!env)('ZFS transactions on the real pool', () => {
     const { workPath } = await fs.begin(t);
     await expect(fs.writeFile(t, 'a.txt', bytes('evil'), { hash: hashOf('good') })).rejects.toThrow(ValidationError);
     await expect(fs.writeFile(t, 'a.txt', bytes('good'), { hash: hashOf('good'), size: 99 })).rejects.toThrow(/does not match/);
-    const { readdirSync } = await import('node:fs');
+    const { readdirSync, mkdirSync } = await import('node:fs');
     expect(readdirSync(workPath)).toEqual([]);
+    // the target is a directory: the rename fails and no temp file stays
+    mkdirSync(path.join(workPath, 'dir'));
+    await expect(put(fs, t, 'dir', 'x')).rejects.toThrow();
+    expect(readdirSync(workPath)).toEqual(['dir']);
     // a symlink in the work area cannot be used to escape it
     await fs.writeLink(t, 'out', '.');
     await expect(fs.writeLink(t, 'esc', '../../etc')).rejects.toThrow(ValidationError);
