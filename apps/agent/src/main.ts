@@ -28,13 +28,14 @@ program
   .option('--root <dir>', 'posix: directory holding the repositories (<root>/<name>)')
   .option('--pool <dataset>', 'zfs: parent dataset P (repositories are P/<name>)')
   .option('--mountpoint <dir>', 'zfs: where P is mounted')
+  .option('--sudo', 'zfs: run zfs as `sudo -n zfs` (agent running as a normal user)', false)
   .option('--log-file <file>', 'also append diagnostics to this file (stderr dies with the connection)')
-  .action(async (o: { type: 'posix' | 'zfs'; root?: string; pool?: string; mountpoint?: string; logFile?: string }) => {
+  .action(async (o: { type: 'posix' | 'zfs'; root?: string; pool?: string; mountpoint?: string; sudo: boolean; logFile?: string }) => {
     logFile = o.logFile ?? null;
     // stderr is the SSH channel: once the connection is gone, writing there must not kill the cleanup
     process.stderr.on('error', () => {});
     const config: AgentConfig =
-      o.type === 'posix' ? { type: 'posix', root: o.root ?? '' } : { type: 'zfs', pool: o.pool ?? '', mountpoint: o.mountpoint ?? '' };
+      o.type === 'posix' ? { type: 'posix', root: o.root ?? '' } : { type: 'zfs', pool: o.pool ?? '', mountpoint: o.mountpoint ?? '', sudo: o.sudo };
     const server = createAgentServer(config, await createAgentHasher(), log);
     // a terminated agent still rolls back and unlocks: ending stdin ends the session
     for (const sig of ['SIGTERM', 'SIGHUP', 'SIGINT'] as const) process.on(sig, () => process.stdin.destroy());

@@ -2,12 +2,12 @@ import { join, isAbsolute, resolve } from 'node:path';
 import { ConfigError, type HasherFactory } from '@dsg/contracts';
 import { PosixRemoteFilesystem, listPosixRepositories } from '@dsg/posix-ops';
 import { AgentServer } from '@dsg/transports/server';
-import { ZfsRemoteFilesystem, listZfsRepositories } from '@dsg/zfs-ops';
+import { ZfsRemoteFilesystem, createZfsRunner, listZfsRepositories } from '@dsg/zfs-ops';
 import { VERSION } from './version.js';
 
 export type AgentConfig =
   | { type: 'posix'; root: string }
-  | { type: 'zfs'; pool: string; mountpoint: string };
+  | { type: 'zfs'; pool: string; mountpoint: string; /** run zfs as `sudo -n zfs` (a non-root agent) */ sudo?: boolean };
 
 /** Wires one repository root (posix dir, or zfs parent dataset + mountpoint) into an AgentServer. */
 export function createAgentServer(config: AgentConfig, hasher: HasherFactory, log: (line: string) => void): AgentServer {
@@ -26,10 +26,11 @@ export function createAgentServer(config: AgentConfig, hasher: HasherFactory, lo
   if (!config.pool) throw new ConfigError('--pool (the parent dataset) is required for --type zfs', { field: 'pool' });
   if (!config.mountpoint || !isAbsolute(config.mountpoint)) throw new ConfigError('--mountpoint must be an absolute path', { field: 'mountpoint' });
   const mountpoint = resolve(config.mountpoint);
+  const runner = createZfsRunner({ sudo: config.sudo ?? false });
   return new AgentServer({
-    openRepository: (name) => new ZfsRemoteFilesystem({ parent: config.pool, repo: name, mountpoint, hasher }),
+    openRepository: (name) => new ZfsRemoteFilesystem({ parent: config.pool, repo: name, mountpoint, hasher, runner }),
     lockFile: (name) => join(mountpoint, `.${name}.dsg-lock`),
-    listRepositories: () => listZfsRepositories({ parent: config.pool, mountpoint }),
+    listRepositories: () => listZfsRepositories({ parent: config.pool, mountpoint, runner }),
     hasher,
     log,
     agentVersion: VERSION,

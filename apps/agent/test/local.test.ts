@@ -4,8 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { TransportError, newTransactionId, type HasherFactory } from '@dsg/contracts';
-import { LocalTransport, openRemote } from '@dsg/transports';
+import { TransportError, ZfsOperationError, newTransactionId, type HasherFactory } from '@dsg/contracts';
+import { AgentClient, LocalTransport, openRemote } from '@dsg/transports';
 import { createAgentHasher } from '../src/hasher.js';
 import { BUNDLE, hashOf, hashStream, holder, snap, tempDir } from './helpers.js';
 
@@ -57,6 +57,20 @@ describe('the bundled agent as a child process (LocalTransport child mode)', () 
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { cwd: fileURLToPath(new URL('..', import.meta.url)), encoding: 'utf8' });
     expect(r.stderr).toBe('');
     expect(r.stdout.trim()).toBe('127.0.0.1:2222');
+  });
+
+  it('--sudo routes every zfs command through `sudo -n` (seen in the error where sudo is absent or refuses)', async () => {
+    const t = new LocalTransport({ mode: 'child', command: [process.execPath, BUNDLE, 'serve', '--type', 'zfs', '--pool', 'nosuchpool-dsg', '--mountpoint', tmp.dir, '--sudo'] });
+    await t.begin();
+    try {
+      const c = new AgentClient(t.channel());
+      await c.handshake();
+      const err = await c.listRepositories().then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(ZfsOperationError);
+      expect((err as ZfsOperationError).zfsCommand.slice(0, 3)).toEqual(['sudo', '-n', 'zfs']);
+    } finally {
+      await t.end();
+    }
   });
 
   it('a bad agent command surfaces as TransportError', async () => {
