@@ -13,6 +13,7 @@ import {
   type ByteStream,
   type ExpectedFile,
   type HasherFactory,
+  type LockHolder,
   type RemoteFilesystem,
   type SerializedError,
   type SnapshotInfo,
@@ -46,6 +47,9 @@ export interface AgentServerOptions {
 }
 
 type HandlerResult = { result: unknown } | { stream: ByteStream | null };
+
+/** The lock holder name of the agent's own recovery at open. */
+const RECOVERY_USER = 'dsg-agent (recovery at open)';
 
 const NEEDS_LOCK = new Set<string>(['begin', 'commit', 'rollback', 'writeFile', 'writeLink', 'deleteFile', 'recover']);
 const BEFORE_OPEN = new Set<string>(['hello', 'listRepositories', 'stats', 'open']);
@@ -338,7 +342,7 @@ class Session {
       case 'lock': {
         const name = this.repoName!;
         this.lock ??= new RepositoryLock(this.o.lockFile(name), this.o.lock);
-        const { tookOver } = await this.lock.acquire(P.holder(msg));
+        const { tookOver } = await this.acquireWaitingForRecovery(this.lock, P.holder(msg));
         if (tookOver) {
           this.log(`took over a stale lock on ${name}; recovering`);
           await this.recoverQuietly();
@@ -440,7 +444,7 @@ class Session {
     }
     const probe = new RepositoryLock(file, this.o.lock);
     try {
-      await probe.acquire({ user: 'dsg-agent', host: hostname(), pid: process.pid, since: new Date().toISOString() });
+      await probe.acquire({ user: RECOVERY_USER, host: hostname(), pid: process.pid, since: new Date().toISOString() });
     } catch (e) {
       if (e instanceof LockedError) return;
       throw e;
@@ -449,6 +453,18 @@ class Session {
       await this.recoverQuietly();
     } finally {
       await probe.release();
+    }
+  }
+
+  /** Another session's short recovery at open holds the lock for a moment: wait for it rather than fail. */
+  private async acquireWaitingForRecovery(lock: RepositoryLock, h: LockHolder): Promise<{ tookOver: boolean }> {
+    for (let i = 0; ; i++) {
+      try {
+        return await lock.acquire(h);
+      } catch (e) {
+        if (!(e instanceof LockedError) || e.holder.user !== RECOVERY_USER || i >= 150) throw e;
+        await new Promise((r) => setTimeout(r, 200));
+      }
     }
   }
 

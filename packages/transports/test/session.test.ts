@@ -278,3 +278,23 @@ describe('end() with an abandoned download', () => {
     expect(existsSync(join(tmp.dir, 'proj', 'lock'))).toBe(false);
   });
 });
+
+describe('recovery at open', () => {
+  it('runs when the lock is free, is skipped while someone holds it, and a locker waits for it instead of failing', async () => {
+    const { server, repos } = fakeServer(tmp.dir, log);
+    const a = await openRemote(transport(server), 'proj');
+    expect(repos.get('proj')!.recovered).toBe(0); // nothing on disk yet: nothing to recover
+    await a.lock(holder());
+    const b = await openRemote(transport(server), 'proj');
+    expect(repos.get('proj')!.recovered).toBe(0); // locked by a: b's open must not recover under it
+    await a.unlock();
+    await openRemote(transport(server), 'proj');
+    expect(repos.get('proj')!.recovered).toBe(1);
+    // a lock held by the recovery probe makes a locker wait, not fail
+    const lockFile = join(tmp.dir, 'proj', 'lock');
+    await writeFile(lockFile, JSON.stringify({ holder: { user: 'dsg-agent (recovery at open)', host: 'h', pid: 1, since: 'x' }, agent: { host: 'h', pid: 1, session: 's' } }));
+    setTimeout(() => void import('node:fs/promises').then((f) => f.unlink(lockFile)), 500);
+    await b.lock(holder('bob@example.org'));
+    expect(JSON.parse(await readFile(lockFile, 'utf8')).holder.user).toBe('bob@example.org');
+  });
+});
