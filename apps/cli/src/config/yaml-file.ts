@@ -69,10 +69,14 @@ export function validateYaml<S extends z.ZodType>(src: YamlSource, schema: S, va
   const r = schema.safeParse(value);
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;
-  const key = issue.path.map(String).join('.') || '(top level)';
-  const line = lineOf(src, issue.path);
-  throw new ConfigError(`${src.file}:${line}: ${key}: ${issue.message}`, { file: src.file, field: key, line }, {
-    recoveryHint: `Edit ${src.file} line ${line}: ${key} ${hintFor(issue.message)}`,
+  // An unknown key is reported at the key itself, not at its map.
+  const extra = issue.code === 'unrecognized_keys' ? issue.keys[0] : undefined;
+  const where = extra === undefined ? issue.path : [...issue.path, extra];
+  const key = where.map(String).join('.') || '(top level)';
+  const line = lineOf(src, where);
+  const message = extra === undefined ? issue.message : 'unknown key (misspelled?)';
+  throw new ConfigError(`${src.file}:${line}: ${key}: ${message}`, { file: src.file, field: key, line }, {
+    recoveryHint: `Edit ${src.file} line ${line}: ${key} ${hintFor(message)}`,
   });
 }
 
