@@ -77,6 +77,7 @@ function addCommand(
     const option = new Option(opt.flags, opt.description);
     if (opt.choices) option.choices(opt.choices);
     if (opt.default !== undefined) option.default(opt.default);
+    if (opt.collect) option.argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]);
     cmd.addOption(option);
   }
   cmd.addHelpText('after', `\nExample:\n${spec.examples.map((e) => `  $ ${e}`).join('\n')}\n${EXIT_CODES_HELP}`);

@@ -10,6 +10,8 @@ export interface OptionSpec {
   description: string;
   choices?: string[];
   default?: unknown;
+  /** repeatable: values are collected into an array */
+  collect?: boolean;
 }
 
 /** One command: its name, arguments, options, examples (shown in --help) and handler. */
@@ -40,6 +42,9 @@ export const commandSpecs: CommandSpec[] = [
       { flags: '--repo-name <name>', description: 'repository name (default: this directory\'s name)' },
       { flags: '--repo-type <type>', description: 'backend', choices: types },
       { flags: '--pool <dataset>', description: 'zfs: the parent dataset, e.g. tank/dsg' },
+      { flags: '--port <n>', description: 'ssh port of the repository host (default: ssh_config, else 22)' },
+      { flags: '--ssh-user <user>', description: 'ssh login on the repository host (default: ssh_config, else you)' },
+      { flags: '--agent <word>', description: 'agent command on the host, one word per --agent (default dsg-agent)', collect: true },
       { flags: '--data-dirs <list>', description: 'comma-separated data directories (default input,output,frozen)' },
       { flags: '-m, --message <text>', description: 'message of snapshot s1 (default "init")' },
       { flags: '--dry-run', description: 'show what would be done, change nothing' },
@@ -60,6 +65,9 @@ export const commandSpecs: CommandSpec[] = [
       { flags: '--repo-type <type>', description: 'backend of the source', choices: types },
       { flags: '--pool <dataset>', description: 'zfs: the parent dataset mounted at <path>' },
       { flags: '--dry-run', description: 'check the source, change nothing' },
+      { flags: '--port <n>', description: 'ssh port of the repository host (default: ssh_config, else 22)' },
+      { flags: '--ssh-user <user>', description: 'ssh login on the repository host (default: ssh_config, else you)' },
+      { flags: '--agent <word>', description: 'agent command on the host, one word per --agent (default dsg-agent)', collect: true },
       { flags: '--resume', description: 'continue an interrupted clone (files already there are kept by hash)' },
     ],
     examples: ['dsg clone localhost:/srv/dsg/demo demo-copy', 'dsg clone dsg-server:/var/repos/dsg/demo --repo-type zfs --pool tank/dsg'],

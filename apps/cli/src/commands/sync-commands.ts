@@ -172,7 +172,26 @@ export async function syncCommand(ctx: Ctx, o: { message?: string; dryRun?: bool
   });
 }
 
-interface InitOptions {
+interface SshOptions {
+  port?: string;
+  sshUser?: string;
+  agent?: string[];
+}
+
+/** --port/--ssh-user/--agent as repository config fields. */
+function sshFields(o: SshOptions): { port?: number; user?: string; agent?: string[] } {
+  const out: { port?: number; user?: string; agent?: string[] } = {};
+  if (o.port !== undefined) {
+    const n = Number(o.port);
+    if (!Number.isInteger(n) || n < 1 || n > 65535) throw new UsageError(`--port expects a port number, got ${JSON.stringify(o.port)}`);
+    out.port = n;
+  }
+  if (o.sshUser) out.user = o.sshUser;
+  if (o.agent?.length) out.agent = o.agent;
+  return out;
+}
+
+interface InitOptions extends SshOptions {
   host?: string;
   repoPath?: string;
   repoName?: string;
@@ -198,7 +217,7 @@ export async function initCommand(ctx: Ctx, o: InitOptions): Promise<void> {
       throw new UsageError(`no ${PROJECT_CONFIG_FILE} here and no --repo-path given`, 'Example: dsg init --host localhost --repo-type posix --repo-path /srv/dsg --repo-name demo');
     }
     if (type === 'zfs' && !o.pool) throw new UsageError('a zfs repository needs --pool (the parent dataset, e.g. tank/dsg)');
-    const repository = type === 'zfs' ? { type, host, pool: o.pool, mountpoint: o.repoPath } : { type, host, root: o.repoPath };
+    const repository = type === 'zfs' ? { type, host, ...sshFields(o), pool: o.pool, mountpoint: o.repoPath } : { type, host, ...sshFields(o), root: o.repoPath };
     const doc = {
       name,
       repository,
@@ -250,7 +269,7 @@ export async function initCommand(ctx: Ctx, o: InitOptions): Promise<void> {
 }
 
 /** `host:/path/name` → the repository config it names (posix unless --repo-type zfs with --pool). */
-export function parseCloneSource(src: string, o: { repoType?: 'zfs' | 'posix'; pool?: string }): { repo: RepositoryConfig; name: string } {
+export function parseCloneSource(src: string, o: { repoType?: 'zfs' | 'posix'; pool?: string } & SshOptions): { repo: RepositoryConfig; name: string } {
   const m = /^(?:([A-Za-z0-9_.-]+):)?(\/.+)$/.exec(src);
   if (!m) throw new UsageError(`cannot read ${JSON.stringify(src)} as <host>:<path>/<name>`, 'Example: dsg clone dsg-server:/var/repos/dsg/my-project');
   const full = path.posix.normalize(m[2]!);
@@ -260,10 +279,11 @@ export function parseCloneSource(src: string, o: { repoType?: 'zfs' | 'posix'; p
   const host = m[1] ?? 'localhost';
   const type = o.repoType ?? (o.pool ? 'zfs' : 'posix');
   if (type === 'zfs' && !o.pool) throw new UsageError('cloning from zfs needs --pool (the parent dataset mounted at the path)');
-  return { name, repo: type === 'zfs' ? { type, host, pool: o.pool!, mountpoint: base } : { type, host, root: base } };
+  const ssh = sshFields(o);
+  return { name, repo: type === 'zfs' ? { type, host, ...ssh, pool: o.pool!, mountpoint: base } : { type, host, ...ssh, root: base } };
 }
 
-export async function cloneCommand(ctx: Ctx, source: string | undefined, dest: string | undefined, o: { repoType?: 'zfs' | 'posix'; pool?: string; dryRun?: boolean; resume?: boolean }): Promise<void> {
+export async function cloneCommand(ctx: Ctx, source: string | undefined, dest: string | undefined, o: { repoType?: 'zfs' | 'posix'; pool?: string; dryRun?: boolean; resume?: boolean } & SshOptions): Promise<void> {
   const user = await requireUserConfig(ctx.env);
   let root: string;
   let conn: Connection;
