@@ -50,6 +50,9 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   private tx: TransactionId | null = null;
   private workPath: string | null = null;
 
+  /** set once the live dataset has been seen to exist (see readFile) */
+  private liveSeen = false;
+
   constructor(o: ZfsRemoteFilesystemOptions) {
     this.zfs = new Zfs({ ...(o.runner ? { runner: o.runner } : {}), ...(o.retry ? { retry: o.retry } : {}) });
     this.log = o.log ?? ((level, line) => level === 'warn' && console.warn(`[dsg zfs] ${line}`));
@@ -125,7 +128,12 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
 
   async readFile(rel: string): Promise<ByteStream | null> {
     assertSafeRelativePath(rel);
-    if (!(await this.zfs.exists(this.ops.dataset))) return null;
+    // One `zfs list` per instance, not per file: a clone reads thousands of
+    // files, and a repository that exists is never destroyed by dsg.
+    if (!this.liveSeen) {
+      if (!(await this.zfs.exists(this.ops.dataset))) return null;
+      this.liveSeen = true;
+    }
     return openInside(this.ops.livePath, rel);
   }
 
