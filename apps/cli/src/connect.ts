@@ -10,7 +10,7 @@ import path from 'node:path';
 import { TransportError, type LockHolder } from '@dsg/contracts';
 import { createXxh3Hasher } from '@dsg/manifest';
 import { PosixRemoteFilesystem, listPosixRepositories, LOCK } from '@dsg/posix-ops';
-import { ZfsRemoteFilesystem, listZfsRepositories } from '@dsg/zfs-ops';
+import { ZfsRemoteFilesystem, createZfsRunner, listZfsRepositories } from '@dsg/zfs-ops';
 import { AgentClient, AgentServer, LocalTransport, openRemote, type ChannelTransport } from '@dsg/transports';
 import { recoverClient } from '@dsg/client-fs';
 import type { RepositoryConfig } from './config/project.js';
@@ -42,16 +42,17 @@ export function describeRepository(repo: RepositoryConfig, name: string): string
 /** The in-process agent for a repository on this machine. */
 export function localServer(repo: RepositoryConfig, log?: (s: string) => void): AgentServer {
   const hasher = createXxh3Hasher;
+  const runner = repo.type === 'zfs' && repo.sudo ? createZfsRunner({ sudo: true }) : undefined;
   return new AgentServer({
     hasher,
     ...(log ? { log } : {}),
     openRepository: (name) =>
       repo.type === 'zfs'
-        ? new ZfsRemoteFilesystem({ parent: repo.pool, repo: name, mountpoint: repo.mountpoint, hasher })
+        ? new ZfsRemoteFilesystem({ parent: repo.pool, repo: name, mountpoint: repo.mountpoint, hasher, ...(runner ? { runner } : {}) })
         : new PosixRemoteFilesystem({ root: path.join(repo.root, name), hasher }),
     lockFile: (name) => (repo.type === 'zfs' ? path.join(repo.mountpoint, `.${name}.dsg-lock`) : path.join(repo.root, name, LOCK)),
     listRepositories: () =>
-      repo.type === 'zfs' ? listZfsRepositories({ parent: repo.pool, mountpoint: repo.mountpoint }) : listPosixRepositories(repo.root),
+      repo.type === 'zfs' ? listZfsRepositories({ parent: repo.pool, mountpoint: repo.mountpoint, ...(runner ? { runner } : {}) }) : listPosixRepositories(repo.root),
   });
 }
 
@@ -59,7 +60,7 @@ export function localServer(repo: RepositoryConfig, log?: (s: string) => void): 
 export function agentArgv(repo: RepositoryConfig): string[] {
   const base = repo.agent ?? DEFAULT_AGENT;
   return repo.type === 'zfs'
-    ? [...base, 'serve', '--type', 'zfs', '--pool', repo.pool, '--mountpoint', repo.mountpoint]
+    ? [...base, 'serve', '--type', 'zfs', '--pool', repo.pool, '--mountpoint', repo.mountpoint, ...(repo.sudo ? ['--sudo'] : [])]
     : [...base, 'serve', '--type', 'posix', '--root', repo.root];
 }
 

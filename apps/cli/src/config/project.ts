@@ -53,6 +53,8 @@ export const zfsRepositorySchema = z.strictObject({
     .regex(/^[A-Za-z0-9][A-Za-z0-9_.:/-]*$/, { error: 'expected a ZFS dataset name such as tank/dsg' })
     .refine((p) => !p.endsWith('/') && !p.includes('//'), { error: 'expected a ZFS dataset name such as tank/dsg' }),
   mountpoint: absPath('where the pool dataset is mounted'),
+  /** run `sudo -n zfs` (agent running as a normal user; see the README) */
+  sudo: z.boolean({ error: 'expected true or false' }).optional(),
 });
 
 export const posixRepositorySchema = z.strictObject({
