@@ -1,0 +1,75 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { cleanSchema, listFilesSchema, listReposSchema, snapmountSchema, syncSchema, validateFileSchema, validateSnapshotSchema } from '../src/output/json-schemas.js';
+import { BIN, dsg, listing, sandbox, write, type RunResult } from './helpers.js';
+
+function ok(r: RunResult): RunResult {
+  if (r.code !== 0) throw new Error(`exit ${r.code}\n${r.stdout}\n${r.stderr}`);
+  return r;
+}
+
+function setup(): { env: NodeJS.ProcessEnv; dir: string; root: string } {
+  const sb = sandbox();
+  const dir = path.join(sb.dir, 'p');
+  write(path.join(dir, 'input', 'a.csv'), 'a\n');
+  write(path.join(dir, 'output', 'sub', 'b.txt'), 'b\n');
+  const root = mkdtempSync(path.join(os.tmpdir(), 'dsg-cli-more-'));
+  ok(dsg(dir, sb.env, 'init', '--repo-type', 'posix', '--repo-path', root, '--repo-name', 'p'));
+  return { env: sb.env, dir, root };
+}
+
+describe('the other commands, through the built binary', () => {
+  it('list-repos, list-files, validate-file, validate-snapshot, clean, snapmount with --json', () => {
+    const { env, dir, root } = setup();
+    expect(listReposSchema.parse(JSON.parse(ok(dsg(dir, env, '--json', 'list-repos', '--path', root)).stdout)).repositories).toEqual(['p']);
+    const lf = listFilesSchema.parse(JSON.parse(ok(dsg(dir, env, '--json', 'list-files', '--path', 'output')).stdout));
+    expect(lf).toMatchObject({ snapshotId: 's1', entries: [{ path: 'output/sub/b.txt', size: 2, user: 'ana@example.org' }] });
+    expect(validateFileSchema.parse(JSON.parse(ok(dsg(dir, env, '--json', 'validate-file', 'input/a.csv')).stdout))).toMatchObject({ ok: true, inManifest: true });
+    write(path.join(dir, 'input', 'a.csv'), 'changed\n');
+    const vf = dsg(dir, env, '--json', 'validate-file', 'input/a.csv');
+    expect(vf.code).toBe(1);
+    expect(validateFileSchema.parse(JSON.parse(vf.stdout)).ok).toBe(false);
+    expect(validateSnapshotSchema.parse(JSON.parse(ok(dsg(dir, env, '--json', 'validate-snapshot')).stdout))).toMatchObject({ snapshotId: 's1', ok: true, files: 3 });
+    const cl = cleanSchema.parse(JSON.parse(ok(dsg(dir, env, '--json', 'clean')).stdout));
+    expect(cl).toMatchObject({ dryRun: true, target: 'all' });
+    const m = snapmountSchema.parse(JSON.parse(ok(dsg(dir, env, '--json', 'snapmount', '--snapshot', 's1')).stdout));
+    expect(listing(m.mountpoint)).toHaveProperty(['input/a.csv']);
+    // the agent only unmounts what its own session mounted: a later --unmount is refused with a hint
+    const un = dsg(dir, env, 'snapmount', '--unmount', m.mountpoint);
+    expect(un.code).toBe(1);
+    expect(un.stderr).toMatch(/did not mount it\nhint: /);
+  });
+
+  it('sync --dry-run changes nothing; nothing to do says so; --quiet prints nothing', () => {
+    const { env, dir, root } = setup();
+    write(path.join(dir, 'input', 'new.csv'), 'n\n');
+    const before = [listing(dir), listing(root)];
+    const dry = syncSchema.parse(JSON.parse(ok(dsg(dir, env, '--json', 'sync', '--dry-run')).stdout));
+    expect(dry).toMatchObject({ dryRun: true, committed: false, counts: { uploaded: 1 } });
+    expect([listing(dir), listing(root)]).toEqual(before);
+    const q = ok(dsg(dir, env, '-q', 'sync'));
+    expect(q.stdout + q.stderr).toBe('');
+    expect(ok(dsg(dir, env, 'sync')).stdout).toMatch(/already up to date with s2; nothing to do/);
+    expect(dsg(dir, env, 'sync', '--normalize').stderr).toMatch(/--normalize is not supported/);
+  });
+
+  it('colors on a terminal, none under NO_COLOR or when piped', () => {
+    const { env, dir } = setup();
+    write(path.join(dir, 'input', 'x.csv'), 'x\n');
+    const tty = (extra: NodeJS.ProcessEnv): string => {
+      const e = { ...env, TERM: 'xterm', ...extra };
+      if (extra['NO_COLOR'] === undefined) delete e['NO_COLOR'];
+      return spawnSync('script', ['-qfec', `node '${BIN}' status`, '/dev/null'], { cwd: dir, env: e, encoding: 'utf8' }).stdout;
+    };
+    // eslint-disable-next-line no-control-regex
+    const ESC = /\u001b\[3\dm/;
+    expect(tty({})).toMatch(ESC);
+    expect(tty({ NO_COLOR: '1' })).not.toMatch(ESC);
+    const piped = spawnSync('node', [BIN, 'status'], { cwd: dir, env: { ...env, NO_COLOR: undefined }, encoding: 'utf8' }).stdout;
+    expect(piped).not.toMatch(ESC);
+    expect(piped).toContain('input/x.csv');
+  });
+});
