@@ -60,7 +60,7 @@ describe('the other commands, through the built binary', () => {
     const { env, dir } = setup();
     write(path.join(dir, 'input', 'x.csv'), 'x\n');
     const tty = (extra: NodeJS.ProcessEnv): string => {
-      const e = { ...env, TERM: 'xterm', ...extra };
+      const e: NodeJS.ProcessEnv = { ...env, TERM: 'xterm', ...extra };
       if (extra['NO_COLOR'] === undefined) delete e['NO_COLOR'];
       return spawnSync('script', ['-qfec', `node '${BIN}' status`, '/dev/null'], { cwd: dir, env: e, encoding: 'utf8' }).stdout;
     };
