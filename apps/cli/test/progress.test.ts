@@ -27,6 +27,17 @@ describe('progress bars', () => {
     expect(r.stdout).toContain('initialized');
   });
 
+  it('init prompts for missing values on a terminal (and only there)', () => {
+    const { sb, dir, root } = project();
+    const cmd = `'node' '${BIN}' init`;
+    const r = spawnSync('script', ['-qfec', cmd, '/dev/null'], { cwd: dir, env: { ...sb.env, TERM: 'xterm' }, input: `posix\nlocalhost\n${root}\nasked\n`, encoding: 'utf8', timeout: 60_000 });
+    expect(r.stdout).toContain('repository type (zfs or posix) [posix]:');
+    expect(r.stdout).toMatch(/initialized localhost:.*asked/);
+    const piped = dsg(path.join(sb.dir), sb.env, 'init');
+    expect(piped.code).toBe(2);
+    expect(piped.stderr).toMatch(/no --repo-path given/);
+  });
+
   it('are not drawn when piped, nor under --json', () => {
     const { sb, dir, root } = project();
     const r = dsg(dir, sb.env, 'init', '--repo-type', 'posix', '--repo-path', root, '--repo-name', 'p');

@@ -204,12 +204,40 @@ interface InitOptions extends SshOptions {
   normalize?: boolean;
 }
 
-export async function initCommand(ctx: Ctx, o: InitOptions): Promise<void> {
-  refuseNormalize(o);
+/** Ask for what init needs and was not given: only on a terminal, never otherwise (then it is a usage error). */
+async function promptMissing(ctx: Ctx, o: InitOptions, defaults: { host: string; name: string }): Promise<InitOptions> {
+  if (!ctx.interactive || o.repoPath) return o;
+  const { createInterface } = await import('node:readline/promises');
+  const rl = createInterface({ input: process.stdin, terminal: false });
+  // An iterator keeps lines typed (or pasted) ahead of their question; rl.question would drop them.
+  const lines = rl[Symbol.asyncIterator]();
+  try {
+    const ask = async (q: string, def?: string): Promise<string> => {
+      process.stderr.write(`${q}${def ? ` [${def}]` : ''}: `);
+      const next = await lines.next();
+      if (next.done) throw new UsageError('init was cancelled (end of input)', 'Run `dsg init` again, or pass --repo-type/--host/--repo-path/--repo-name.');
+      const a = String(next.value).trim();
+      return a || def || '';
+    };
+    const repoType = o.repoType ?? ((await ask('repository type (zfs or posix)', 'posix')) === 'zfs' ? 'zfs' : 'posix');
+    const host = o.host ?? (await ask('repository host (ssh host or alias, or localhost)', defaults.host));
+    const pool = repoType === 'zfs' ? (o.pool ?? (await ask('parent dataset (e.g. tank/dsg)'))) : undefined;
+    const repoPath = await ask(repoType === 'zfs' ? 'where that dataset is mounted' : 'directory holding the repositories on the host');
+    const repoName = o.repoName ?? (await ask('repository name', defaults.name));
+    return { ...o, repoType, host, repoPath, repoName, ...(pool ? { pool } : {}) };
+  } finally {
+    rl.close();
+  }
+}
+
+export async function initCommand(ctx: Ctx, given: InitOptions): Promise<void> {
+  refuseNormalize(given);
   const user = await requireUserConfig(ctx.env);
   let root = await findProjectRoot(ctx.cwd);
+  let o = given;
   if (!root) {
     root = ctx.cwd;
+    o = await promptMissing(ctx, given, { host: user.config.default_host ?? 'localhost', name: path.basename(root) });
     const name = o.repoName ?? path.basename(root);
     const type = o.repoType ?? (o.pool ? 'zfs' : 'posix');
     const host = o.host ?? user.config.default_host ?? 'localhost';

@@ -135,7 +135,7 @@ export class ProgressReporter {
         {
           stream: this.stream,
           format: bytesPhase
-            ? `${label} |{bar}| {percentage}% | {bytesDone}/{bytesTotal} | {rate} | ETA {eta_formatted} | {files} files`
+            ? `${label} |{bar}| {percentage}% | {bytesDone}/{bytesTotal} | {rate} | ETA {etaText} | {files} files`
             : `${label} |{bar}| {value}/{total} files | {rate}`,
           hideCursor: false,
           clearOnComplete: false,
@@ -160,8 +160,13 @@ export class ProgressReporter {
   }
   private payload(e: ProgressEvent, bytes: boolean): Record<string, string | number> {
     const secs = Math.max(0.001, (Date.now() - this.started) / 1000);
+    const total = e.totalBytes ?? e.bytes;
+    const rate = e.bytes / secs;
+    // our own ETA: cli-progress's eta_formatted prints garbage while its rate estimate is empty
+    const eta = rate > 0 ? Math.max(0, Math.round((total - e.bytes) / rate)) : null;
     return bytes
       ? {
+          etaText: eta === null ? '?' : eta >= 60 ? `${Math.floor(eta / 60)}m${eta % 60}s` : `${eta}s`,
           bytesDone: formatBytes(e.bytes),
           bytesTotal: formatBytes(e.totalBytes ?? e.bytes),
           rate: `${formatBytes(e.bytes / secs)}/s`,
