@@ -72,4 +72,22 @@ describe('the other commands, through the built binary', () => {
     expect(piped).not.toMatch(ESC);
     expect(piped).toContain('input/x.csv');
   });
+
+  it('validate-config --fix-legacy rewrites the ancestor form; the legacy form works as is', () => {
+    const sb = sandbox();
+    const root = mkdtempSync(path.join(os.tmpdir(), 'dsg-cli-legacy-'));
+    const dir = path.join(sb.dir, 'old');
+    const legacy = `name: old\ntransport: ssh\nssh:\n  host: localhost\n  path: ${root}\n  name: old\n  type: xfs\nproject:\n  data_dirs: [input]\n`;
+    write(path.join(dir, '.dsgconfig.yml'), legacy);
+    write(path.join(dir, 'input', 'a.csv'), 'a\n');
+    ok(dsg(dir, sb.env, 'init'));
+    const v = JSON.parse(ok(dsg(dir, sb.env, '--json', 'validate-config', '--fix-legacy')).stdout) as { legacy: boolean; fixedLegacy: boolean; backend: { ok: boolean } };
+    expect(v).toMatchObject({ legacy: true, fixedLegacy: true, backend: { ok: true } });
+    const again = JSON.parse(ok(dsg(dir, sb.env, '--json', 'validate-config', '--no-backend')).stdout) as { legacy: boolean };
+    expect(again.legacy).toBe(false);
+    // a second working copy cloned from inside a directory holding only the (same) config
+    const copy = path.join(sb.dir, 'copy');
+    write(path.join(copy, '.dsgconfig.yml'), legacy);
+    expect(syncSchema.parse(JSON.parse(ok(dsg(copy, sb.env, '--json', 'clone')).stdout)).snapshotId).toBe('s1');
+  });
 });
