@@ -1,13 +1,18 @@
 // The bench's own real parts: a zfs-fuse pool on a sparse file and the test
 // sshd, brought up by tooling/testenv in a separate state dir (never the tests').
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
 
 export function machine() {
   const v = (cmd, args) => {
-    try { return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split('\n')[0].trim(); }
+    try {
+      // some tools (xxhsum) print their version on stderr
+      const r = spawnSync(cmd, args, { encoding: 'utf8' });
+      if (r.error) throw r.error;
+      return (r.stdout.trim() || r.stderr.trim()).split('\n')[0].trim();
+    }
     catch { return 'not installed'; }
   };
   return {
