@@ -20,7 +20,7 @@ function dsgSetup(ctx) {
   writeFileSync(path.join(conf, 'dsg.yml'), 'user_name: Bench\nuser_id: bench@example.org\n');
 }
 
-const agentCmd = (ctx) => `node ${path.join(ctx.repoRoot, 'apps/agent/dist/dsg-agent.mjs')}`;
+const agentCmd = (ctx) => `[node, ${path.join(ctx.repoRoot, 'apps/agent/dist/dsg-agent.mjs')}]`;
 
 /** .dsgconfig.yml for a project whose repository is on the bench host over SSH. */
 function writeConfig(ctx, project, name, type) {

@@ -80,6 +80,7 @@ KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
 AllowTcpForwarding yes
+Subsystem sftp internal-sftp
 MaxSessions 50
 MaxStartups 50:30:100
 SetEnv PATH=$(dirname "$(command -v node)"):/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
