@@ -4,6 +4,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ByteStream, HasherFactory, LockHolder } from '@dsg/contracts';
+import { testenvDir } from '@dsg/testenv';
 
 export const BUNDLE = fileURLToPath(new URL('../dist/dsg-agent.mjs', import.meta.url));
 
@@ -54,7 +55,7 @@ function ppid(pid: number): number {
  * The processes between the test sshd's listener and `pid` (exclusive of
  * both): the per-connection sshd (and sshd-session/shell) serving it.
  */
-export function sshdSessionChain(pid: number, listenerPidFile = '/tmp/dsg-testenv/sshd.pid'): number[] {
+export function sshdSessionChain(pid: number, listenerPidFile = join(testenvDir(), 'sshd.pid')): number[] {
   const listener = Number(readFileSync(listenerPidFile, 'utf8').trim());
   const chain: number[] = [];
   let p = ppid(pid);
