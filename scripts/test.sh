@@ -13,7 +13,7 @@ else
   echo "test.sh: not root — ZFS/SSH tests will be SKIPPED (visibly); run as root for the full suite" >&2
 fi
 set +e
-pnpm turbo run test --concurrency=1 "$@"
+pnpm turbo run test --concurrency=1 --continue "$@"
 rc=$?
 set -e
 node scripts/test-summary.mjs || rc=1
