@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -120,15 +121,28 @@ async function readRemoteManifest(remote: RemoteRepository): Promise<{ exists: b
 }
 
 /** C: this client's last-sync.json; absent → empty (never synced); invalid → error. */
-async function readCacheManifest(root: string): Promise<Manifest> {
-  return (await readManifestFile(path.join(root, LAST_SYNC))) ?? Manifest.empty();
+async function readCacheManifest(root: string, remote?: { manifest: Manifest; bytes: Buffer | null }): Promise<Manifest> {
+  const file = path.join(root, LAST_SYNC);
+  if (remote?.bytes) {
+    // After a sync C and R are the same bytes (the no-change case of status
+    // and sync): parsing a large manifest twice was a fifth of `dsg status`.
+    // Manifests are never mutated after parsing, so sharing is safe.
+    let local: Buffer;
+    try {
+      local = await readFile(file);
+    } catch {
+      return (await readManifestFile(file)) ?? Manifest.empty(); // ENOENT → empty; else its DsgError
+    }
+    return local.equals(remote.bytes) ? remote.manifest : parseManifest(local, file);
+  }
+  return (await readManifestFile(file)) ?? Manifest.empty();
 }
 
 /** Scan local, read C and R, classify. Reads only (the stat cache is the one file it rewrites). */
 export async function planSync(o: { project: ProjectSpec; remote: RemoteRepository; onProgress?: ProgressListener }): Promise<SyncPlan> {
   const { project } = o;
   const r = await readRemoteManifest(o.remote);
-  const cache = await readCacheManifest(project.root);
+  const cache = await readCacheManifest(project.root, r);
   const scan = await scanProject({
     root: project.root,
     dataDirs: project.dataDirs,

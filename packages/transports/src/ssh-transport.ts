@@ -1,14 +1,21 @@
 import type { Duplex } from 'node:stream';
 import { readFile } from 'node:fs/promises';
-import ssh2, { type Client, type ClientChannel, type ConnectConfig } from 'ssh2';
+import type * as Ssh2Module from 'ssh2';
+import type { Client, ClientChannel, ConnectConfig } from 'ssh2';
 import { TransportError, type Transport } from '@dsg/contracts';
 import type { AgentChannel, ChannelTransport } from './client.js';
 import { verifyHostKey } from './known-hosts.js';
 import { shellCommand } from './shell-quote.js';
 import { defaultIdentityFiles, resolveSshTarget, type ResolvedSshTarget, type SshTargetOptions } from './ssh-config-resolve.js';
 
-// ssh2 is CommonJS: under plain node ESM only its default export is reliable
-const { Client: SshClient, utils } = ssh2;
+// ssh2 (with its crypto binding) loads on the first SSH connection only:
+// a local repository's `dsg status` was spending ~100 ms loading it. It is
+// CommonJS, so under plain node ESM only its default export is reliable.
+type Ssh2 = typeof Ssh2Module;
+let ssh2Loading: Promise<Ssh2> | undefined;
+function loadSsh2(): Promise<Ssh2> {
+  return (ssh2Loading ??= import('ssh2').then((m) => (m as unknown as { default: Ssh2 }).default));
+}
 
 export interface SshTransportOptions extends SshTargetOptions {
   /** argument vector of the agent on the server, e.g. ['dsg-agent', 'serve', '--type', 'posix', '--root', '/srv/dsg'] */
@@ -68,7 +75,7 @@ export class SshTransport implements Transport, ChannelTransport {
       } catch {
         continue; // OpenSSH also skips identity files that do not exist
       }
-      const parsed = utils.parseKey(data);
+      const parsed = (await loadSsh2()).utils.parseKey(data);
       if (parsed instanceof Error) continue; // encrypted (no passphrase support) or not a key
       keys.push({ type: 'publickey', username: t.user, key: data });
     }
@@ -106,7 +113,7 @@ export class SshTransport implements Transport, ChannelTransport {
 
   private async connectTo(t: ResolvedSshTarget, sock?: Duplex): Promise<Client> {
     const authHandler = await this.authMethods(t);
-    const conn = new SshClient();
+    const conn = new (await loadSsh2()).Client();
     let hostKeyError: TransportError | null = null;
     await new Promise<void>((resolve, reject) => {
       conn.once('ready', () => resolve());
