@@ -12,9 +12,9 @@ import {
   type SyncMessages,
 } from '@dsg/manifest';
 
-export const LAST_SYNC = '.dsg/last-sync.json';
-export const SYNC_MESSAGES = '.dsg/sync-messages.json';
-export const archivePath = (sid: string): string => `.dsg/archive/${sid}-sync.json.lz4`;
+// one definition of where repository metadata lives: the sync engine's
+export { LAST_SYNC, SYNC_MESSAGES, archivePath } from '@dsg/coordinator';
+import { LAST_SYNC, SYNC_MESSAGES, archivePath } from '@dsg/coordinator';
 
 export async function collect(stream: ByteStream): Promise<Buffer> {
   const parts: Uint8Array[] = [];
