@@ -7,8 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 if [ "$(id -u)" = 0 ]; then
-  bash tooling/testenv/testenv.sh up >/dev/null
   export DSG_REQUIRE_REAL=${DSG_REQUIRE_REAL:-1}
+  bash tooling/testenv/testenv.sh up >/dev/null
 else
   echo "test.sh: not root — ZFS/SSH tests will be SKIPPED (visibly); run as root for the full suite" >&2
 fi

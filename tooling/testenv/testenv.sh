@@ -2,7 +2,7 @@
 # Brings up the real parts dsg's tests use, on a Debian machine, as root:
 #   - a zfs-fuse daemon and a pool on a sparse file   (DSG_TEST_POOL, default dsgtest, 512M)
 #   - an sshd on 127.0.0.1 on a free port, with a host key and a user key made for this run
-# Usage: testenv.sh up | down | env
+# Usage: testenv.sh up | down | env | diag
 # `up` is idempotent; it writes $DSG_TESTENV_DIR/env (shell `export` lines) and prints it.
 # `down` stops only what `up` started, by the pids it recorded — never by process name.
 set -euo pipefail
@@ -29,30 +29,116 @@ install_missing() {
   fi
 }
 
-start_zfs() {
-  if zpool list >/dev/null 2>&1; then
-    log "zfs-fuse already answering"
-  else
-    [ -e /dev/fuse ] || { log "no /dev/fuse: zfs-fuse cannot run here"; return 1; }
-    log "starting zfs-fuse"
-    # --no-daemon keeps it our child so we know its pid; setsid detaches it from this shell.
-    setsid zfs-fuse --no-daemon >"$DIR/zfs-fuse.log" 2>&1 < /dev/null &
-    echo $! >"$DIR/zfs-fuse.pid"
-    for _ in $(seq 1 50); do zpool list >/dev/null 2>&1 && break; sleep 0.2; done
-    zpool list >/dev/null 2>&1 || { log "zfs-fuse did not answer; see $DIR/zfs-fuse.log"; return 1; }
+# Where the pool's file vdev lives: a RAM-backed /dev/shm when it has room (a
+# host disk that fills under a zfs-fuse vdev blocks zfs-fuse forever, and CI
+# machines have been seen with little free disk), else $DIR.
+image_dir() {
+  if [ -n "${DSG_TEST_POOL_IMG_DIR:-}" ]; then echo "$DSG_TEST_POOL_IMG_DIR"; return; fi
+  local free_kb
+  free_kb=$(df -Pk /dev/shm 2>/dev/null | awk 'NR==2{print $4}')
+  if [ -n "$free_kb" ] && [ "$free_kb" -gt $((4 * 1024 * 1024)) ] && [ -w /dev/shm ]; then echo /dev/shm; else echo "$DIR"; fi
+}
+
+start_daemon() {
+  [ -e /dev/fuse ] || { log "no /dev/fuse: zfs-fuse cannot run here"; return 1; }
+  log "starting zfs-fuse"
+  # --no-daemon keeps it our child so we know its pid; setsid detaches it from this shell.
+  setsid zfs-fuse --no-daemon >>"$DIR/zfs-fuse.log" 2>&1 < /dev/null &
+  echo $! >"$DIR/zfs-fuse.pid"
+  for _ in $(seq 1 50); do zpool list >/dev/null 2>&1 && break; sleep 0.2; done
+  zpool list >/dev/null 2>&1 || { log "zfs-fuse did not answer; see $DIR/zfs-fuse.log"; return 1; }
+}
+
+create_pool() {
+  local img; img="$(image_dir)/$POOL.img"
+  rm -f "$img"
+  truncate -s "$POOL_SIZE" "$img"
+  echo "$img" >"$DIR/pool.image"
+  mkdir -p "$DIR/mnt"
+  # The pool's root is never mounted (canmount=off): datasets the tests create
+  # get their mountpoint directories on the plain disk under $DIR/mnt, so no
+  # test depends on the root dataset's FUSE mount.
+  if ! timeout 120 zpool create -f -O canmount=off -m "$DIR/mnt/$POOL" "$POOL" "$img" >"$DIR/zpool-create.log" 2>&1; then
+    log "zpool create $POOL failed: $(tr '\n' ' ' <"$DIR/zpool-create.log")"
+    return 1
   fi
+  touch "$DIR/pool.created"
+  log "pool $POOL created ($POOL_SIZE on $img)"
+}
+
+# Proves the pool works end to end before any test runs: create a dataset,
+# write and read a file in its mount, destroy it.
+probe_pool() {
+  local ds="$POOL/probe-$$" mp ok=0
+  if timeout 60 zfs create "$ds" >"$DIR/probe.log" 2>&1; then
+    mp=$(zfs get -H -o value mountpoint "$ds")
+    if echo dsg-probe >"$mp/probe" 2>>"$DIR/probe.log" && [ "$(cat "$mp/probe" 2>/dev/null)" = dsg-probe ]; then ok=1; fi
+  fi
+  for _ in $(seq 1 30); do
+    timeout 60 zfs destroy -f "$ds" >>"$DIR/probe.log" 2>&1 && break
+    zfs list -H "$ds" >/dev/null 2>&1 || break
+    sleep 0.5
+  done
+  [ $ok = 1 ] || { log "pool probe failed: $(tr '\n' ' ' <"$DIR/probe.log")"; return 1; }
+}
+
+start_zfs() {
+  if zpool list >/dev/null 2>&1; then log "zfs-fuse already answering"; else start_daemon || return 1; fi
   if zpool list -H "$POOL" >/dev/null 2>&1; then
     log "pool $POOL present"
-  elif [ -f "$DIR/$POOL.img" ] && zpool import -d "$DIR" "$POOL" >/dev/null 2>&1; then
+  elif [ -f "$DIR/pool.image" ] && [ -f "$(cat "$DIR/pool.image")" ] \
+      && zpool import -d "$(dirname "$(cat "$DIR/pool.image")")" "$POOL" >/dev/null 2>&1; then
     log "pool $POOL imported"
   else
-    rm -f "$DIR/$POOL.img"
-    truncate -s "$POOL_SIZE" "$DIR/$POOL.img"
-    mkdir -p "$DIR/mnt"
-    zpool create -f -m "$DIR/mnt/$POOL" "$POOL" "$DIR/$POOL.img" 2>/dev/null
-    touch "$DIR/pool.created"
-    log "pool $POOL created ($POOL_SIZE on $DIR/$POOL.img)"
+    create_pool || { diag; return 1; }
   fi
+  probe_pool && return 0
+  diag
+  # One clean retry from scratch when we own the pool: destroy it, restart our
+  # daemon, create it again, probe again.
+  if [ -f "$DIR/pool.created" ]; then
+    log "retrying: new zfs-fuse daemon and pool"
+    destroy_pool
+    stop_daemon
+    { start_daemon && create_pool && probe_pool; } || { diag; return 1; }
+  else
+    return 1
+  fi
+}
+
+destroy_pool() {
+  if [ -f "$DIR/pool.created" ] && zpool list -H "$POOL" >/dev/null 2>&1; then
+    # zfs-fuse reports "pool is busy" for a moment after the last unmount: retry
+    for _ in $(seq 1 30); do timeout 60 zpool destroy -f "$POOL" 2>/dev/null && break; sleep 0.5; done
+    if zpool list -H "$POOL" >/dev/null 2>&1; then log "could not destroy pool $POOL"; return 1; fi
+    log "pool $POOL destroyed"
+  fi
+  if [ -f "$DIR/pool.image" ]; then rm -f "$(cat "$DIR/pool.image")" "$DIR/pool.image"; fi
+  rm -f "$DIR/pool.created" "$DIR/$POOL.img"
+}
+
+stop_daemon() {
+  if alive "$DIR/zfs-fuse.pid"; then
+    kill "$(cat "$DIR/zfs-fuse.pid")"
+    for _ in $(seq 1 50); do alive "$DIR/zfs-fuse.pid" || break; sleep 0.1; done
+    log "zfs-fuse stopped"
+  fi
+  rm -f "$DIR/zfs-fuse.pid"
+}
+
+# What a failed setup or run needs to be understood, printed where CI shows it.
+diag() {
+  {
+    echo "---- testenv diagnostics ($DIR) ----"
+    echo "# df"; df -h "$DIR" /dev/shm 2>&1
+    echo "# zpool list / status"; timeout 20 zpool list 2>&1; timeout 20 zpool status "$POOL" 2>&1 | head -20
+    echo "# zfs list"; timeout 20 zfs list -r -t all -o name,mounted,mountpoint "$POOL" 2>&1 | head -40
+    echo "# fuse mounts"; grep -E 'fuse' /proc/mounts 2>&1 | head -20
+    echo "# $DIR/mnt"; ls -la "$DIR/mnt" "$DIR/mnt/$POOL" 2>&1 | head -30
+    echo "# zfs-fuse.log (tail)"; tail -20 "$DIR/zfs-fuse.log" 2>&1
+    echo "# sshd.log (tail)"; tail -10 "$DIR/sshd.log" 2>&1
+    echo "---- end diagnostics ----"
+  } >&2
 }
 
 free_port() {
@@ -115,32 +201,28 @@ write_env() {
 up() {
   mkdir -p "$DIR"
   install_missing
-  start_zfs || log "ZFS unavailable: ZFS tests will skip (or fail under DSG_REQUIRE_REAL=1)"
-  start_sshd || log "sshd unavailable: SSH tests will skip (or fail under DSG_REQUIRE_REAL=1)"
+  local failed=0
+  start_zfs || { failed=1; log "ZFS unavailable: ZFS tests will skip (or fail under DSG_REQUIRE_REAL=1)"; }
+  start_sshd || { failed=1; log "sshd unavailable: SSH tests will skip (or fail under DSG_REQUIRE_REAL=1)"; }
   write_env
   cat "$ENVFILE"
+  # When the real parts are required, a setup that cannot give them is the
+  # failure to report, not the hundred tests that would fail after it.
+  if [ $failed = 1 ] && [ "${DSG_REQUIRE_REAL:-}" = 1 ]; then log "setup failed and DSG_REQUIRE_REAL=1"; return 1; fi
 }
 
 down() {
   if alive "$DIR/sshd.pid"; then kill "$(cat "$DIR/sshd.pid")"; log "sshd stopped"; fi
   rm -f "$DIR/sshd.pid"
-  if [ -f "$DIR/pool.created" ] && zpool list -H "$POOL" >/dev/null 2>&1; then
-    # zfs-fuse reports "pool is busy" for a moment after the last unmount: retry
-    for _ in $(seq 1 30); do zpool destroy -f "$POOL" 2>/dev/null && break; sleep 0.5; done
-    if zpool list -H "$POOL" >/dev/null 2>&1; then log "could not destroy pool $POOL"; else
-      log "pool $POOL destroyed"; rm -f "$DIR/pool.created" "$DIR/$POOL.img"; fi
-  fi
-  if alive "$DIR/zfs-fuse.pid"; then
-    kill "$(cat "$DIR/zfs-fuse.pid")"
-    for _ in $(seq 1 50); do alive "$DIR/zfs-fuse.pid" || break; sleep 0.1; done
-    log "zfs-fuse stopped"
-  fi
-  rm -f "$DIR/zfs-fuse.pid" "$ENVFILE"
+  destroy_pool || true
+  stop_daemon
+  rm -f "$ENVFILE"
 }
 
 case "${1:-up}" in
   up) up ;;
   down) down ;;
   env) cat "$ENVFILE" ;;
-  *) echo "usage: testenv.sh up|down|env" >&2; exit 2 ;;
+  diag) diag ;;
+  *) echo "usage: testenv.sh up|down|env|diag" >&2; exit 2 ;;
 esac
