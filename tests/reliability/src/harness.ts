@@ -1,0 +1,247 @@
+/**
+ * Shared harness of the reliability suite: run the BUILT `dsg` binary as a
+ * user would, in a sandbox (own HOME and DSG_CONFIG_HOME), against a posix
+ * repository over the local transport or a ZFS repository over the real
+ * sshd; list and compare trees; find transaction leftovers on the
+ * repository side.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, lstatSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freshParent, listAll, type SshTestEnv, type TestParent, type ZfsTestEnv } from '@dsg/testenv';
+
+/** the monorepo root */
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const BIN = path.join(ROOT, 'apps', 'cli', 'dist', 'main.js');
+export const AGENT = path.join(ROOT, 'apps', 'agent', 'dist', 'dsg-agent.mjs');
+
+export interface RunResult {
+  /** exit code, or -1 when killed by a signal */
+  code: number;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+export interface Sandbox {
+  dir: string;
+  env: NodeJS.ProcessEnv;
+  /** remove the sandbox directory */
+  remove(): void;
+}
+
+/** A sandbox: its own HOME and DSG_CONFIG_HOME with a user config (plus `extraUserYaml`, e.g. a backend's ssh lines). */
+export function sandbox(extraUserYaml = '', user = 'user_id: ana@example.org\nuser_name: Ana\n'): Sandbox {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'dsg-rel-'));
+  mkdirSync(path.join(dir, 'home'));
+  mkdirSync(path.join(dir, 'cfg'));
+  writeFileSync(path.join(dir, 'cfg', 'dsg.yml'), user + extraUserYaml);
+  const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'], HOME: path.join(dir, 'home'), DSG_CONFIG_HOME: path.join(dir, 'cfg'), NO_COLOR: '1' };
+  return { dir, env, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+const DEFAULT_TIMEOUT = 110_000;
+
+/** Run the built binary synchronously. */
+export function dsg(cwd: string, env: NodeJS.ProcessEnv, ...args: string[]): RunResult {
+  const t0 = Date.now();
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, env, encoding: 'utf8', timeout: DEFAULT_TIMEOUT });
+  return { code: r.status ?? -1, signal: r.signal, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - t0 };
+}
+
+/** Run the built binary without blocking the event loop (for running cases side by side). */
+export function dsgAsync(cwd: string, env: NodeJS.ProcessEnv, args: string[], timeoutMs = DEFAULT_TIMEOUT): Promise<RunResult> {
+  const t0 = Date.now();
+  return new Promise((resolve, reject) => {
+    const c = spawn(process.execPath, [BIN, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    c.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => c.kill('SIGTERM'), timeoutMs);
+    c.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    c.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, signal, stdout, stderr, ms: Date.now() - t0 });
+    });
+  });
+}
+
+/** Throw with the command's output unless it exited 0. */
+export function ok(r: RunResult, what = 'dsg'): RunResult {
+  if (r.code !== 0) throw new Error(`${what}: exit ${r.code}${r.signal ? ` (${r.signal})` : ''}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  return r;
+}
+
+export function json<T = Record<string, unknown>>(r: RunResult): T {
+  return JSON.parse(r.stdout) as T;
+}
+
+/** `.dsg/`, `conflicts.txt`: dsg's own files in a working tree, not user data. */
+export const noMeta = (rel: string): boolean => rel === '.dsg' || rel.startsWith('.dsg/') || rel === 'conflicts.txt';
+
+/** path → content (base64) of every file under dir; symlinks as `-> target`. */
+export function listing(dir: string, skip: (rel: string) => boolean = () => false): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!existsSync(dir)) return out;
+  const walk = (d: string): void => {
+    for (const n of readdirSync(d).sort()) {
+      const full = path.join(d, n);
+      const rel = path.relative(dir, full);
+      if (skip(rel)) continue;
+      const st = lstatSync(full);
+      if (st.isDirectory()) walk(full);
+      else if (st.isSymbolicLink()) out[rel] = `-> ${readFileSync(full).toString()}`;
+      else out[rel] = readFileSync(full).toString('base64');
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/** A readable diff of two listings ('' when equal). */
+export function diffListings(want: Record<string, string>, got: Record<string, string>): string {
+  const lines: string[] = [];
+  for (const k of [...new Set([...Object.keys(want), ...Object.keys(got)])].sort()) {
+    if (!(k in got)) lines.push(`missing ${k}`);
+    else if (!(k in want)) lines.push(`extra   ${k}`);
+    else if (want[k] !== got[k]) lines.push(`differs ${k}`);
+  }
+  return lines.join('\n');
+}
+
+export function write(file: string, content: string | Buffer): void {
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, content);
+}
+
+/** Where and how a repository lives; every backend gives the same view to the tests. */
+export interface Backend {
+  label: string;
+  type: 'posix' | 'zfs';
+  /** `dsg init` options naming the repository (add `--repo-name`) */
+  initArgs(name: string): string[];
+  /** `dsg clone` arguments for repository name */
+  cloneArgs(name: string): string[];
+  /** user-config lines this backend needs (ssh key, known_hosts) */
+  userYaml: string;
+  /** the directory holding the repository's live (current) tree, or null if there is none */
+  liveTree(name: string): string | null;
+  /** the repository lock file */
+  lockFile(name: string): string;
+  /** snapshot ids the repository has on disk, in order (s1, s2, …) */
+  snapshots(name: string): string[];
+  /** anything on the repository side that is neither the live tree, a committed snapshot nor the lock: leftovers of a transaction */
+  leftovers(name: string): string[];
+  /** remove what the backend made (datasets, directories) */
+  destroy(): void;
+}
+
+const esc = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const bySnapshotNumber = (a: string, b: string): number => Number(a.slice(1)) - Number(b.slice(1));
+
+/** A posix repository root on local disk, reached over the local (in-process) transport (`--host localhost`). */
+export function posixLocalBackend(label = 'posix/local'): Backend & { root: string } {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'dsg-rel-repos-'));
+  const repoDir = (name: string): string => path.join(root, name);
+  return {
+    label,
+    type: 'posix',
+    root,
+    initArgs: () => ['--host', 'localhost', '--repo-type', 'posix', '--repo-path', root],
+    cloneArgs: (name) => [`localhost:${root}/${name}`],
+    userYaml: '',
+    liveTree: (name) => (existsSync(path.join(repoDir(name), 'current')) ? path.join(repoDir(name), 'current') : null),
+    lockFile: (name) => path.join(repoDir(name), 'lock'),
+    snapshots: (name) => {
+      const d = path.join(repoDir(name), 'snapshots');
+      if (!existsSync(d)) return [];
+      return readdirSync(d).filter((n) => /^s[1-9]\d*$/.test(n)).sort(bySnapshotNumber);
+    },
+    leftovers: (name) => {
+      const d = repoDir(name);
+      if (!existsSync(d)) return [];
+      const out: string[] = [];
+      for (const n of readdirSync(d)) {
+        if (n === 'snapshots' || n === 'current' || n === 'lock') continue;
+        if (n === 'tx' && readdirSync(path.join(d, n)).length === 0) continue;
+        out.push(n === 'tx' ? `tx/${readdirSync(path.join(d, n)).join(',')}` : n);
+      }
+      const snaps = path.join(d, 'snapshots');
+      if (existsSync(snaps)) for (const n of readdirSync(snaps)) if (!/^s[1-9]\d*(\.json)?$/.test(n)) out.push(`snapshots/${n}`);
+      return out;
+    },
+    destroy: () => rmSync(root, { recursive: true, force: true }),
+  };
+}
+
+/**
+ * A ZFS repository under a fresh parent dataset of the test pool, reached
+ * over the real sshd. `agent` is the agent command on the server (default
+ * `node <built agent>`).
+ */
+export function zfsSshBackend(zfs: ZfsTestEnv, ssh: SshTestEnv, o: { agent?: string[]; label?: string; parent?: TestParent } = {}): Backend & { parent: TestParent } {
+  const parent = o.parent ?? freshParent(zfs, 'rel');
+  const agent = o.agent ?? [process.execPath, AGENT];
+  const sshArgs = ['--port', String(ssh.port), '--ssh-user', ssh.user, ...agent.flatMap((a) => ['--agent', a])];
+  const mine = (name: string): string[] =>
+    listAll(parent.dataset).filter((n) => n.startsWith(`${parent.dataset}/${name}@`) || n.startsWith(`${parent.dataset}/${name}-`) || n === `${parent.dataset}/${name}`);
+  return {
+    label: o.label ?? 'zfs/ssh',
+    type: 'zfs',
+    parent,
+    initArgs: () => ['--host', ssh.host, '--repo-type', 'zfs', '--pool', parent.dataset, '--repo-path', parent.mountpoint, ...sshArgs],
+    cloneArgs: (name) => [`${ssh.host}:${parent.mountpoint}/${name}`, '--repo-type', 'zfs', '--pool', parent.dataset, ...sshArgs],
+    userYaml: `ssh:\n  key_path: ${ssh.key}\n  known_hosts: ${ssh.knownHosts}\n`,
+    liveTree: (name) => (mine(name).includes(`${parent.dataset}/${name}`) ? path.join(parent.mountpoint, name) : null),
+    lockFile: (name) => path.join(parent.mountpoint, `.${name}.dsg-lock`),
+    snapshots: (name) => {
+      const re = new RegExp(`^${esc(`${parent.dataset}/${name}`)}@(s[1-9]\\d*)$`);
+      return mine(name)
+        .map((n) => re.exec(n)?.[1])
+        .filter((s): s is string => !!s)
+        .sort(bySnapshotNumber);
+    },
+    leftovers: (name) => {
+      const live = `${parent.dataset}/${name}`;
+      const snap = new RegExp(`^${esc(live)}@s[1-9]\\d*$`);
+      const out = mine(name).filter((n) => n !== live && !snap.test(n));
+      // a live dataset still marked by a transaction is a leftover too
+      if (mine(name).includes(live)) {
+        const tx = listAll(live, ['name', 'dsg:tx']).find((l) => l.startsWith(`${live}\t`))?.split('\t')[1];
+        if (tx && tx !== '-') out.push(`${live} dsg:tx=${tx}`);
+      }
+      return out;
+    },
+    destroy: () => parent.destroy(),
+  };
+}
+
+/** Wait until `check()` is true (polling), or throw after timeoutMs naming what. */
+export async function waitFor(what: string, check: () => boolean, timeoutMs = 20_000, everyMs = 100): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** Run fns with at most `limit` at a time; results in order. */
+export async function pool<T>(limit: number, fns: (() => Promise<T>)[]): Promise<T[]> {
+  const out: T[] = new Array<T>(fns.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < fns.length) {
+      const i = next++;
+      out[i] = await fns[i]!();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, fns.length) }, worker));
+  return out;
+}
