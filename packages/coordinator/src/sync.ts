@@ -339,6 +339,7 @@ export async function runSync(o: SyncOptions): Promise<SyncResult> {
     await remote.lock({ user: project.user, host: os.hostname(), pid: process.pid, since: now().toISOString(), transactionId: tx });
     locked = true;
     const plan = await planSync(o);
+    faultPoint('sync.after-scan');
     if (o.expectedRemoteSnapshot !== undefined && o.expectedRemoteSnapshot !== plan.remoteSnapshotId) {
       throw new RemoteMovedError(o.expectedRemoteSnapshot, plan.remoteSnapshotId);
     }
@@ -484,9 +485,11 @@ async function runTransaction(
         result.bytes.uploaded += u.entry.filesize;
       }
       result.uploaded.push(u.path);
+      faultPoint('sync.after-upload'); // the first upload to finish reaches it
       pr.emit('upload', { path: u.path, done: true });
     });
     await stageClientChanges(o, tx, ops, at, result, pr);
+    faultPoint('sync.after-staging');
     for (const p of ops.deleteRemote) {
       await remote.deleteFile(tx, p);
       result.deletedRemote.push(p);

@@ -265,6 +265,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
       await removeCreated(created);
       throw e;
     }
+    faultPoint('posix.put.after-write');
     return { size };
   }
 

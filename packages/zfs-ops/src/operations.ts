@@ -157,9 +157,12 @@ export class ZfsOperations {
     try {
       if (pattern === 'init') {
         await this.zfs.create(n.init, mark);
+        faultPoint('zfs.begin.after-create');
       } else {
         await this.zfs.snapshot(n.temp, { [PROP.tx]: tx });
+        faultPoint('zfs.begin.after-temp-snapshot');
         await this.zfs.clone(n.temp, n.sync, mark);
+        faultPoint('zfs.begin.after-clone');
       }
     } catch (e) {
       await this.rollback(tx);

@@ -4,6 +4,7 @@ import path from 'node:path';
 import {
   assertSafeRelativePath,
   DsgError,
+  faultPoint,
   NotFoundError,
   TransactionCommitError,
   ValidationError,
@@ -109,7 +110,9 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
 
   async writeFile(tx: TransactionId, rel: string, data: ByteStream, expected: ExpectedFile): Promise<{ size: number }> {
     assertSafeRelativePath(rel);
-    return writeVerified(this.work(tx), rel, data, expected, this.hasher);
+    const r = await writeVerified(this.work(tx), rel, data, expected, this.hasher);
+    faultPoint('zfs.put.after-write');
+    return r;
   }
 
   async writeLink(tx: TransactionId, rel: string, target: string): Promise<void> {
