@@ -10,7 +10,7 @@ import { mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { machine, bringUp, tearDown } from './lib/env.mjs';
+import { machine, bringUp, tearDown, ensureTools } from './lib/env.mjs';
 import { makeManySmall, makeOneLarge, makeResearch } from './lib/data.mjs';
 import { workloads } from './lib/workloads.mjs';
 
@@ -32,6 +32,7 @@ const sizes = opt.quick
 const work = path.join(repoRoot, 'bench', '.work');
 rmSync(work, { recursive: true, force: true });
 mkdirSync(work, { recursive: true });
+ensureTools();
 const info = machine();
 console.log(`dsg bench (${opt.quick ? 'quick' : 'full'}, ${runs} runs after 1 warm-up) on ${info.cores} cores, ${info.memoryGiB} GiB, ${info.kernel}`);
 

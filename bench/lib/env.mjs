@@ -5,6 +5,26 @@ import { mkdirSync, readFileSync, writeFileSync, copyFileSync, chmodSync } from 
 import path from 'node:path';
 import os from 'node:os';
 
+/**
+ * The comparison tools a fresh Debian machine lacks (restic, xxhsum, git),
+ * installed from Debian's packages when we are root; otherwise their rows
+ * say "not installed".
+ */
+export function ensureTools() {
+  const missing = [['restic', 'restic'], ['xxhsum', 'xxhash'], ['git', 'git'], ['rsync', 'rsync']]
+    .filter(([cmd]) => spawnSync('sh', ['-c', 'command -v "$0"', cmd]).status !== 0)
+    .map(([, pkg]) => pkg);
+  if (missing.length === 0) return;
+  if (process.getuid?.() !== 0) {
+    console.log(`bench: not root, cannot install ${missing.join(' ')}; their rows will be missing`);
+    return;
+  }
+  console.log(`bench: installing ${missing.join(' ')}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  execFileSync('apt-get', ['update', '-qq'], { env, stdio: 'ignore' });
+  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { env, stdio: 'ignore' });
+}
+
 export function machine() {
   const v = (cmd, args) => {
     try {
@@ -34,7 +54,8 @@ export function bringUp(repoRoot, workDir, poolSize) {
   const envDir = path.join(workDir, 'env');
   const out = execFileSync('bash', [path.join(repoRoot, 'tooling/testenv/testenv.sh'), 'up'], {
     encoding: 'utf8',
-    env: { ...process.env, DSG_TESTENV_DIR: envDir, DSG_TEST_POOL: 'dsgbench', DSG_TEST_POOL_SIZE: poolSize },
+    // the pool's vdev on the disk (not testenv's /dev/shm default): a user's pool is on a disk
+    env: { ...process.env, DSG_TESTENV_DIR: envDir, DSG_TEST_POOL: 'dsgbench', DSG_TEST_POOL_SIZE: poolSize, DSG_TEST_POOL_IMG_DIR: envDir },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const env = Object.fromEntries([...out.matchAll(/^export (\w+)=(.*)$/gm)].map((m) => [m[1], m[2]]));

@@ -5,17 +5,21 @@ import { DsgError, ValidationError, assertSafeRelativePath } from '@dsg/contract
 import type { z } from 'zod';
 import { OrderedObject, RawJson, compactPairs, findDuplicateKey, pretty, type Ordered } from './json.js';
 import {
-  FILE_FIELDS, LINK_FIELDS, METADATA_FIELDS, Manifest, manifestSchema,
+  FILE_FIELDS, LINK_FIELDS, METADATA_FIELDS, Manifest, isValidEntryFast, manifestSchema, metadataSchema,
   type ManifestEntry, type ManifestMetadata,
 } from './model.js';
 
-/** Render a zod/JSON path like `entries["input/a.csv"].hash`. */
+/** A key longer than this is shortened in messages (a hostile manifest may hold a 10 MB path). */
+const MAX_KEY_SHOWN = 200;
+
+/** Render a zod/JSON path like `entries["input/a.csv"].hash`; very long keys are shortened with their length. */
 export function formatField(p: readonly PropertyKey[]): string {
   let out = '';
   for (const k of p) {
     if (typeof k === 'number') out += `[${k}]`;
     else {
-      const s = String(k);
+      const full = String(k);
+      const s = full.length > MAX_KEY_SHOWN ? `${full.slice(0, MAX_KEY_SHOWN)}…(${full.length} characters)` : full;
       out += /^[A-Za-z_][A-Za-z0-9_]*$/.test(s) ? (out ? '.' : '') + s : `[${JSON.stringify(s)}]`;
     }
   }
@@ -67,10 +71,9 @@ function firstIssue(source: string | undefined, err: z.ZodError): ValidationErro
  */
 export function parseManifest(text: string | Uint8Array, source?: string): Manifest {
   const raw = parseJsonStrict(text, source, 'manifest');
-  const r = manifestSchema.safeParse(raw);
-  if (!r.success) throw firstIssue(source, r.error);
+  const data = fastManifest(raw) ?? slowManifest(raw, source);
   const entries = new Map<string, ManifestEntry>();
-  for (const [key, e] of Object.entries(r.data.entries)) {
+  for (const [key, e] of Object.entries(data.entries)) {
     const field = formatField(['entries', key]);
     if (e.path !== key) throw invalid(source, `${field}.path`, `path ${JSON.stringify(e.path)} differs from its key`);
     try {
@@ -80,12 +83,12 @@ export function parseManifest(text: string | Uint8Array, source?: string): Manif
     }
     entries.set(key, e);
   }
-  const metadata = (r.data.metadata ?? null) as ManifestMetadata | null;
+  const metadata = (data.metadata ?? null) as ManifestMetadata | null;
   if (metadata && metadata.entry_count !== entries.size) {
     throw invalid(source, 'metadata.entry_count', `says ${metadata.entry_count} but there are ${entries.size} entries`);
   }
   const extra: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(r.data)) if (k !== 'entries' && k !== 'metadata') extra[k] = v;
+  for (const [k, v] of Object.entries(data)) if (k !== 'entries' && k !== 'metadata') extra[k] = v;
   const m = new Manifest(entries.values(), metadata, extra);
   // Remember whether the file had a `metadata` key at all, so a round trip keeps it absent.
   if (!('metadata' in (raw as object))) noMetadataKey.add(m);
@@ -93,6 +96,35 @@ export function parseManifest(text: string | Uint8Array, source?: string): Manif
 }
 
 const noMetadataKey = new WeakSet<Manifest>();
+
+type ParsedManifest = z.infer<typeof manifestSchema>;
+
+function slowManifest(raw: unknown, source: string | undefined): ParsedManifest {
+  const r = manifestSchema.safeParse(raw);
+  if (!r.success) throw firstIssue(source, r.error);
+  return r.data;
+}
+
+const optionalMetadata = metadataSchema.nullable().optional();
+
+/**
+ * manifestSchema's result without running zod on every entry: entries that
+ * pass isValidEntryFast are taken as they are (JSON.parse made them fresh);
+ * the one metadata object still goes through zod (defaults). Anything
+ * unusual returns undefined, and the zod path decides and words the error.
+ */
+function fastManifest(raw: unknown): ParsedManifest | undefined {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;
+  const rec = raw as Record<string, unknown>;
+  const entries = rec['entries'];
+  if (typeof entries !== 'object' || entries === null || Array.isArray(entries)) return undefined;
+  for (const e of Object.values(entries)) if (!isValidEntryFast(e)) return undefined;
+  const md = optionalMetadata.safeParse(rec['metadata']);
+  if (!md.success) return undefined;
+  const out: Record<string, unknown> = { ...rec };
+  if ('metadata' in rec) out['metadata'] = md.data;
+  return out as ParsedManifest;
+}
 
 /** Known fields in spec order, then any unknown fields in their original order. */
 function orderedPairs(o: object, known: readonly string[]): Ordered {
