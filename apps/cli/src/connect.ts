@@ -11,12 +11,12 @@ import { TransportError, type LockHolder } from '@dsg/contracts';
 import { createXxh3Hasher } from '@dsg/manifest';
 import { PosixRemoteFilesystem, listPosixRepositories, LOCK } from '@dsg/posix-ops';
 import { ZfsRemoteFilesystem, createZfsRunner, listZfsRepositories } from '@dsg/zfs-ops';
-import { AgentClient, AgentServer, LocalTransport, openRemote, type ChannelTransport } from '@dsg/transports';
+import { AgentClient, AgentServer, LocalTransport, openRemote, type AgentClientOptions, type ChannelTransport } from '@dsg/transports';
 import { recoverClient } from '@dsg/client-fs';
 import type { RepositoryConfig } from './config/project.js';
 import type { UserConfig } from './config/user.js';
 import type { Ctx } from './context.js';
-import { sshTransport } from './ssh.js';
+import { agentIdleTimeoutMs, sshTransport } from './ssh.js';
 
 export const DEFAULT_AGENT = ['dsg-agent'];
 
@@ -74,10 +74,15 @@ export async function makeTransport(ctx: Ctx, repo: RepositoryConfig, user: User
   return sshTransport(repo, user, argv);
 }
 
+/** A remote agent is watched for stalls (DSG_AGENT_TIMEOUT / ssh.agent_timeout); the in-process one is this process. */
+function clientOptions(repo: RepositoryConfig, user: UserConfig | null): AgentClientOptions {
+  return isLocalHost(repo.host) ? {} : { idleTimeoutMs: agentIdleTimeoutMs(user) };
+}
+
 /** Connect and open repository `name` (it may not exist yet: init). */
 export async function connect(ctx: Ctx, repo: RepositoryConfig, name: string, user: UserConfig | null): Promise<Connection> {
   const transport = await makeTransport(ctx, repo, user);
-  const client = await openRemote(transport, name);
+  const client = await openRemote(transport, name, clientOptions(repo, user));
   return { client, transport, where: describeRepository(repo, name), close: () => transport.end() };
 }
 
@@ -85,7 +90,7 @@ export async function connect(ctx: Ctx, repo: RepositoryConfig, name: string, us
 export async function connectHost(ctx: Ctx, repo: RepositoryConfig, user: UserConfig | null): Promise<Connection> {
   const transport = await makeTransport(ctx, repo, user);
   await transport.begin();
-  const client = new AgentClient(transport.channel());
+  const client = new AgentClient(transport.channel(), clientOptions(repo, user));
   try {
     await client.handshake();
   } catch (e) {

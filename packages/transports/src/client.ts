@@ -26,6 +26,21 @@ export interface AgentChannel {
   output: NodeJS.WritableStream;
   /** extra words for the error when the channel dies (e.g. the agent's stderr tail) */
   describeClose?: () => string;
+  /** tear the channel down now, without waiting for the agent (it stalled) */
+  abort?: (err: Error) => void;
+}
+
+export interface AgentClientOptions {
+  maxFramePayload?: number;
+  clientName?: string;
+  /**
+   * Give up on an agent that sends nothing at all for this long (ms): at the
+   * handshake the client asks the agent for a PING every quarter of it, so
+   * only a stalled agent (stopped, wedged, its host frozen behind a live
+   * sshd) trips it, never a slow operation. 0 or absent: wait forever. An
+   * agent too old to send PINGs is not watched.
+   */
+  idleTimeoutMs?: number;
 }
 
 /** A Transport that hands out the byte channel it opened. */
@@ -41,6 +56,8 @@ export interface HelloReply {
   host: string;
   pid: number;
   maxFramePayload: number;
+  /** the PING interval the agent agreed to (absent: an agent without heartbeats) */
+  heartbeatMs?: number;
 }
 
 interface Pending {
@@ -64,10 +81,15 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
   private dead: TransportError | null = null;
   readonly closed: Promise<void>;
   hello: HelloReply | null = null;
+  /** when the last frame arrived (or the read loop last waited for one) */
+  private lastInput = Date.now();
+  /** the read loop is handing a frame to a slow consumer: not the agent's fault */
+  private delivering = false;
+  private watchdog: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly channel: AgentChannel,
-    private readonly opts: { maxFramePayload?: number; clientName?: string } = {},
+    private readonly opts: AgentClientOptions = {},
   ) {
     this.writer = new FrameWriter(channel.output, opts.maxFramePayload ?? DEFAULT_MAX_PAYLOAD);
     channel.output.on('error', () => {});
@@ -79,7 +101,14 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
     let cause: unknown;
     try {
       for await (const f of readFrames(this.channel.input as AsyncIterable<unknown>, this.opts.maxFramePayload ?? DEFAULT_MAX_PAYLOAD)) {
-        const fatal = await this.onFrame(f);
+        this.delivering = true;
+        let fatal: TransportError | null;
+        try {
+          fatal = await this.onFrame(f);
+        } finally {
+          this.delivering = false;
+          this.lastInput = Date.now();
+        }
         if (fatal) {
           this.die(fatal);
           return;
@@ -96,6 +125,8 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
   private die(err: TransportError): void {
     if (this.dead) return;
     this.dead = err;
+    if (this.watchdog) clearInterval(this.watchdog);
+    this.watchdog = null;
     this.writer.markClosed(err);
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
@@ -132,6 +163,8 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
         if (q) await q.push(f.payload);
         return null;
       }
+      case FrameKind.PING:
+        return null;
       case FrameKind.END:
         this.downloads.get(f.id)?.end();
         this.downloads.delete(f.id);
@@ -166,14 +199,50 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
 
   /** Version handshake; must be the first call. */
   async handshake(version = PROTOCOL_VERSION): Promise<HelloReply> {
-    const reply = await this.request<HelloReply>('hello', { protocol: version, client: this.opts.clientName ?? '@dsg/transports' });
+    const idle = this.opts.idleTimeoutMs ?? 0;
+    const heartbeatMs = idle > 0 ? Math.max(100, Math.floor(idle / 4)) : undefined;
+    const reply = await this.request<HelloReply>('hello', {
+      protocol: version,
+      client: this.opts.clientName ?? '@dsg/transports',
+      ...(heartbeatMs ? { heartbeatMs } : {}),
+    });
     if (majorOf(reply.protocol) !== majorOf(version)) {
       throw new TransportError(`protocol version mismatch: this client speaks ${version}, the agent speaks ${reply.protocol}`, {
         recoveryHint: 'Install matching versions of dsg and dsg-agent.',
       });
     }
     this.hello = reply;
+    if (idle > 0 && typeof reply.heartbeatMs === 'number') this.watch(idle);
     return reply;
+  }
+
+  /**
+   * Fails every pending call and tears the channel down once the agent has
+   * sent nothing for `idle` ms. A tick that comes late means this process
+   * itself was busy (frames may be waiting unread): the clock restarts.
+   */
+  private watch(idle: number): void {
+    const tick = Math.max(50, Math.min(1000, Math.floor(idle / 8)));
+    let lastTick = Date.now();
+    this.lastInput = Date.now();
+    this.watchdog = setInterval(() => {
+      const now = Date.now();
+      if (now - lastTick > tick * 4) this.lastInput = now;
+      lastTick = now;
+      if (this.delivering || this.dead || now - this.lastInput < idle) return;
+      const err = new TransportError(`the agent sent nothing for ${(idle / 1000).toFixed(1)} s: it is stalled or its host stopped answering`, {
+        recoveryHint:
+          'Check the agent on the server (ps for dsg-agent); an agent that is stopped still holds the repository lock until it ends. ' +
+          'The timeout is DSG_AGENT_TIMEOUT (seconds) or ssh.agent_timeout in the user config.',
+      });
+      this.die(err);
+      try {
+        this.channel.abort?.(err);
+      } catch {
+        /* already gone */
+      }
+    }, tick);
+    this.watchdog.unref();
   }
 
   open(repo: string): Promise<{ repo: string }> {
@@ -260,9 +329,9 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
 }
 
 /** begin the transport, shake hands, open the repository. */
-export async function openRemote(t: ChannelTransport, repo: string): Promise<AgentClient> {
+export async function openRemote(t: ChannelTransport, repo: string, opts: AgentClientOptions = {}): Promise<AgentClient> {
   await t.begin();
-  const client = new AgentClient(t.channel());
+  const client = new AgentClient(t.channel(), opts);
   try {
     await client.handshake();
     await client.open(repo);

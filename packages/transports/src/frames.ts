@@ -6,7 +6,11 @@ import { TransportError } from '@dsg/contracts';
  *   u32 length   bytes that follow this field: 5 + payload length
  *   u8  kind     FrameKind
  *   u32 id       request id (0 = the session itself)
- *   ...payload   JSON (UTF-8) for REQUEST/RESPONSE/ABORT, raw bytes for DATA, empty for END
+ *   ...payload   JSON (UTF-8) for REQUEST/RESPONSE/ABORT, raw bytes for DATA, empty for END and PING
+ *
+ * PING (agent → client, id 0, empty) is the agent's heartbeat: sent only to a
+ * client that asked for it in hello (`heartbeatMs`), so the client can tell a
+ * stalled agent (stopped, wedged) from a slow operation.
  */
 export const FrameKind = {
   REQUEST: 1,
@@ -14,6 +18,7 @@ export const FrameKind = {
   DATA: 3,
   END: 4,
   ABORT: 5,
+  PING: 6,
 } as const;
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
 

@@ -88,6 +88,12 @@ export class LocalTransport implements Transport, ChannelTransport {
         }
         return [exitInfo, tail].filter(Boolean).join('; ');
       },
+      // a stalled child never answers SIGTERM in time (a stopped one not at all); its lock is stale once it is gone
+      abort: () => {
+        child.stdout.destroy();
+        child.stdin.destroy();
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      },
     };
   }
 

@@ -111,6 +111,7 @@ class Session {
   private readonly inflight = new Set<Promise<void>>();
   private maxId = 0;
   private closing = false;
+  private heartbeat: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly server: AgentServer,
@@ -144,6 +145,8 @@ class Session {
   }
 
   private async cleanup(fatal: unknown): Promise<void> {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
     const gone = new TransportError('the client went away before the upload finished');
     for (const q of this.uploads.values()) q.fail(gone);
     for (const d of this.downloads.values()) d.cancelled = true;
@@ -231,11 +234,41 @@ class Session {
       return;
     }
     this.greeted = true;
+    const heartbeatMs = this.startHeartbeat(msg['heartbeatMs']);
     this.track(id, () =>
       Promise.resolve({
-        result: { protocol: mine, agent: this.o.agentVersion ?? 'unknown', host: hostname(), pid: process.pid, maxFramePayload: this.max },
+        result: {
+          protocol: mine,
+          agent: this.o.agentVersion ?? 'unknown',
+          host: hostname(),
+          pid: process.pid,
+          maxFramePayload: this.max,
+          ...(heartbeatMs ? { heartbeatMs } : {}),
+        },
       }),
     );
+  }
+
+  /**
+   * The client asked for a PING every `ms` (hello.heartbeatMs): its proof
+   * that this agent still runs while a long operation (a commit on a busy
+   * pool) sends nothing else. At most one PING waits for the output at a
+   * time, so a client that stopped reading never makes them pile up.
+   */
+  private startHeartbeat(requested: unknown): number | null {
+    if (typeof requested !== 'number' || !Number.isFinite(requested)) return null;
+    const ms = Math.min(60_000, Math.max(100, Math.round(requested)));
+    let waiting = false;
+    this.heartbeat = setInterval(() => {
+      if (waiting || this.writer.closed) return;
+      waiting = true;
+      this.writer.send(FrameKind.PING, 0).then(
+        () => (waiting = false),
+        () => (waiting = false),
+      );
+    }, ms);
+    this.heartbeat.unref();
+    return ms;
   }
 
   private track(id: number, fn: () => Promise<HandlerResult>): void {

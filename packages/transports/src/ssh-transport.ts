@@ -205,6 +205,13 @@ export class SshTransport implements Transport, ChannelTransport {
       input: stream,
       output: stream,
       describeClose: () => [this.exitInfo, this.stderrTail.trim().split('\n').slice(-3).join(' | ')].filter(Boolean).join('; '),
+      // a stalled agent never closes its channel: drop the connection at once (end() then has nothing to wait for)
+      abort: (err) => {
+        if (!stream.destroyed) (stream as unknown as Duplex).destroy(err);
+        if (this.conn === conn) this.conn = null;
+        conn.destroy();
+        for (const j of this.jumps.splice(0).reverse()) j.destroy();
+      },
     };
   }
 

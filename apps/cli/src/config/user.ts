@@ -20,6 +20,8 @@ export const userConfigSchema = z.strictObject({
       key_path: filePath.optional(),
       known_hosts: filePath.optional(),
       config_file: filePath.optional(),
+      /** seconds without a sign of life from the agent before dsg gives up on it (0: never) */
+      agent_timeout: z.number({ error: 'expected a number of seconds (0 = wait forever)' }).min(0).optional(),
     })
     .optional(),
 });
