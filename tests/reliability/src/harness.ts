@@ -125,8 +125,12 @@ export function write(file: string, content: string | Buffer): void {
 export interface Backend {
   label: string;
   type: 'posix' | 'zfs';
-  /** `dsg init` options naming the repository (add `--repo-name`) */
-  initArgs(name: string): string[];
+  /**
+   * `dsg init` options naming the repository (add `--repo-name`). `agent`
+   * replaces the agent command on the server (ignored by the in-process local
+   * transport); it is written into `.dsgconfig.yml`, so clones use it too.
+   */
+  initArgs(name: string, o?: { agent?: string[] }): string[];
   /** `dsg clone` arguments for repository name */
   cloneArgs(name: string): string[];
   /** user-config lines this backend needs (ssh key, known_hosts) */
@@ -189,15 +193,15 @@ export function posixLocalBackend(label = 'posix/local'): Backend & { root: stri
 export function zfsSshBackend(zfs: ZfsTestEnv, ssh: SshTestEnv, o: { agent?: string[]; label?: string; parent?: TestParent } = {}): Backend & { parent: TestParent } {
   const parent = o.parent ?? freshParent(zfs, 'rel');
   const agent = o.agent ?? [process.execPath, AGENT];
-  const sshArgs = ['--port', String(ssh.port), '--ssh-user', ssh.user, ...agent.flatMap((a) => ['--agent', a])];
+  const sshArgs = (a = agent): string[] => ['--port', String(ssh.port), '--ssh-user', ssh.user, ...a.flatMap((x) => ['--agent', x])];
   const mine = (name: string): string[] =>
     listAll(parent.dataset).filter((n) => n.startsWith(`${parent.dataset}/${name}@`) || n.startsWith(`${parent.dataset}/${name}-`) || n === `${parent.dataset}/${name}`);
   return {
     label: o.label ?? 'zfs/ssh',
     type: 'zfs',
     parent,
-    initArgs: () => ['--host', ssh.host, '--repo-type', 'zfs', '--pool', parent.dataset, '--repo-path', parent.mountpoint, ...sshArgs],
-    cloneArgs: (name) => [`${ssh.host}:${parent.mountpoint}/${name}`, '--repo-type', 'zfs', '--pool', parent.dataset, ...sshArgs],
+    initArgs: (_name, io) => ['--host', ssh.host, '--repo-type', 'zfs', '--pool', parent.dataset, '--repo-path', parent.mountpoint, ...sshArgs(io?.agent)],
+    cloneArgs: (name) => [`${ssh.host}:${parent.mountpoint}/${name}`, '--repo-type', 'zfs', '--pool', parent.dataset, ...sshArgs()],
     userYaml: `ssh:\n  key_path: ${ssh.key}\n  known_hosts: ${ssh.knownHosts}\n`,
     liveTree: (name) => (mine(name).includes(`${parent.dataset}/${name}`) ? path.join(parent.mountpoint, name) : null),
     lockFile: (name) => path.join(parent.mountpoint, `.${name}.dsg-lock`),
