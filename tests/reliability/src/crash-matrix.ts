@@ -21,9 +21,16 @@ export type Phase = 'init' | 'sync';
 export type Side = 'client' | 'agent';
 
 export interface FaultPoint {
+  /** the point where the process is killed */
   point: string;
   side: Side;
+  /** a `<point>:throw` reached first, to get into a rollback (DSG_FAULT=`<via>,<point>`) */
+  via?: string;
 }
+
+const spec = (fp: FaultPoint): string => (fp.via ? `${fp.via},${fp.point}` : fp.point);
+/** the point as the table shows it */
+export const pointLabel = (fp: FaultPoint): string => (fp.via ? `${fp.point} (after ${fp.via})` : fp.point);
 
 const client = (...ps: string[]): FaultPoint[] => ps.map((point) => ({ point, side: 'client' as const }));
 const agent = (...ps: string[]): FaultPoint[] => ps.map((point) => ({ point, side: 'agent' as const }));
@@ -93,20 +100,25 @@ export const AGENT_POINTS: Record<'posix' | 'zfs', Record<Phase, FaultPoint[]>> 
       'zfs.init.after-mount',
       'zfs.init.after-snapshot',
     ),
-    sync: agent(
-      'zfs.begin.after-temp-snapshot',
-      'zfs.begin.after-clone',
-      'zfs.put.after-write',
-      'zfs.sync.before-unmount',
-      'zfs.sync.after-unmount',
-      'zfs.sync.after-promote',
-      'zfs.sync.after-rename-old',
-      'zfs.sync.after-rename-new',
-      'zfs.sync.after-mount',
-      'zfs.sync.after-snapshot',
-      'zfs.sync.after-destroy-old',
-      'zfs.sync.after-destroy-temp',
-    ),
+    sync: [
+      ...agent(
+        'zfs.begin.after-temp-snapshot',
+        'zfs.begin.after-clone',
+        'zfs.put.after-write',
+        'zfs.sync.before-unmount',
+        'zfs.sync.after-unmount',
+        'zfs.sync.after-promote',
+        'zfs.sync.after-rename-old',
+        'zfs.sync.after-rename-new',
+        'zfs.sync.after-mount',
+        'zfs.sync.after-snapshot',
+        'zfs.sync.after-destroy-old',
+        'zfs.sync.after-destroy-temp',
+      ),
+      // a crash while rolling back a failed commit, before and after the promote
+      { point: 'zfs.rollback.marked', side: 'agent', via: 'zfs.sync.after-unmount:throw' },
+      { point: 'zfs.rollback.after-promote', side: 'agent', via: 'zfs.sync.after-promote:throw' },
+    ],
   },
 };
 
@@ -210,10 +222,10 @@ async function faulted(b: Backend, p: Project, fp: FaultPoint, cwd: string, args
   const agentFault = fp.side === 'agent' && !inProcess;
   const exitFile = path.join(p.caseDir, 'agent-exit');
   rmSync(exitFile, { force: true });
-  if (agentFault) writeFileSync(path.join(p.caseDir, 'agent-fault'), fp.point);
+  if (agentFault) writeFileSync(path.join(p.caseDir, 'agent-fault'), spec(fp));
   let r: RunResult;
   try {
-    r = await dsgAsync(cwd, agentFault ? p.sb.env : { ...p.sb.env, DSG_FAULT: fp.point }, args);
+    r = await dsgAsync(cwd, agentFault ? p.sb.env : { ...p.sb.env, DSG_FAULT: spec(fp) }, args);
   } finally {
     rmSync(path.join(p.caseDir, 'agent-fault'), { force: true });
   }
@@ -244,7 +256,7 @@ const USER_FILES = (): Record<string, string> => ({
 /** One init-phase case: `dsg init` crashes at fp. */
 export async function initCase(b: Backend, fp: FaultPoint): Promise<CaseResult> {
   const t0 = Date.now();
-  const res: CaseResult = { backend: b.label, phase: 'init', point: fp.point, side: fp.side, died: '', outcome: '?', recovered: false, ms: 0 };
+  const res: CaseResult = { backend: b.label, phase: 'init', point: pointLabel(fp), side: fp.side, died: '', outcome: '?', recovered: false, ms: 0 };
   const p = newProject(b, 'ci');
   const A = path.join(p.sb.dir, 'a');
   try {
@@ -328,7 +340,7 @@ export async function syncChain(b: Backend, points: FaultPoint[]): Promise<CaseR
   for (const fp of points) {
     r++;
     const t0 = Date.now();
-    const res: CaseResult = { backend: b.label, phase: 'sync', point: fp.point, side: fp.side, died: '', outcome: '?', recovered: false, ms: 0 };
+    const res: CaseResult = { backend: b.label, phase: 'sync', point: pointLabel(fp), side: fp.side, died: '', outcome: '?', recovered: false, ms: 0 };
     results.push(res);
     if (aborted) {
       res.error = `not run: ${aborted}`;

@@ -185,6 +185,19 @@ export function posixLocalBackend(label = 'posix/local'): Backend & { root: stri
   };
 }
 
+/** A posix repository root on this machine, reached over the real sshd (the agent is its own process). */
+export function posixSshBackend(ssh: SshTestEnv, o: { agent?: string[]; label?: string } = {}): Backend & { root: string } {
+  const local = posixLocalBackend(o.label ?? 'posix/ssh');
+  const agent = o.agent ?? [process.execPath, AGENT];
+  const sshArgs = (a = agent): string[] => ['--port', String(ssh.port), '--ssh-user', ssh.user, ...a.flatMap((x) => ['--agent', x])];
+  return {
+    ...local,
+    initArgs: (_name, io) => ['--host', ssh.host, '--repo-type', 'posix', '--repo-path', local.root, ...sshArgs(io?.agent)],
+    cloneArgs: (name) => [`${ssh.host}:${local.root}/${name}`, '--repo-type', 'posix', ...sshArgs()],
+    userYaml: `ssh:\n  key_path: ${ssh.key}\n  known_hosts: ${ssh.knownHosts}\n`,
+  };
+}
+
 /**
  * A ZFS repository under a fresh parent dataset of the test pool, reached
  * over the real sshd. `agent` is the agent command on the server (default
