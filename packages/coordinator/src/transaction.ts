@@ -1,6 +1,7 @@
 import {
   faultPoint,
   TransactionCommitError,
+  TransportError,
   type BeginResult,
   type ClientFilesystem,
   type RemoteFilesystem,
@@ -138,8 +139,15 @@ export class Transaction implements AsyncDisposable {
         for (const l of r.leftovers) errors.push(`Remote filesystem rollback left ${l.name}: ${l.error}`);
         this.#log.info(`Rolled back remote filesystem for transaction ${this.id}`);
       } catch (e) {
-        errors.push(`Remote filesystem rollback failed: ${msg(e)}`);
-        this.#log.error(`Failed to rollback remote filesystem: ${msg(e)}`);
+        if (e instanceof TransportError) {
+          // The connection is gone (sshd killed, agent stalled): the rollback is the agent's own job
+          // now — it rolls back every transaction of a session that ended — and whatever a dead
+          // agent leaves, the next command recovers. Not "CRITICAL: rollback incomplete".
+          this.#log.warn(`Remote rollback of transaction ${this.id} not sent (${msg(e)}): the agent rolls it back when its session ends; the next dsg command recovers any leftovers`);
+        } else {
+          errors.push(`Remote filesystem rollback failed: ${msg(e)}`);
+          this.#log.error(`Failed to rollback remote filesystem: ${msg(e)}`);
+        }
       }
     }
     try {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   newTransactionId,
   TransactionCommitError,
+  TransportError,
   type BeginResult,
   type CleanupReport,
   type ClientFilesystem,
@@ -18,6 +19,7 @@ function fakes(failAt: string[] = [], leftovers: string[] = []) {
   const step = (name: string): void => {
     calls.push(name);
     if (failAt.includes(name)) throw new Error(`boom at ${name}`);
+    if (failAt.includes(`${name}:transport`)) throw new TransportError('the agent closed the connection');
   };
   const report = (who: string): CleanupReport => ({
     removed: [],
@@ -83,6 +85,16 @@ describe('Transaction.run', () => {
     const critical = f.logs.filter((l) => l.level === 'critical');
     expect(critical).toHaveLength(1);
     expect(critical[0]!.m).toMatch(/rollback incomplete: Remote filesystem rollback failed: boom at remote.rollback; Client filesystem rollback left client-thing: busy/);
+  });
+
+  it('a remote rollback that cannot be sent (connection gone) is a warning, not a critical incomplete rollback: the agent rolls back itself', async () => {
+    const f = fakes(['remote.rollback:transport']);
+    const t = new Transaction(newTransactionId(), f.client, f.remote, f.transport, { logger: f.logger });
+    const original = new TransportError('the SSH connection was lost');
+    await expect(t.run(() => Promise.reject(original))).rejects.toBe(original);
+    expect(f.calls).toContain('client.rollback');
+    expect(f.logs.filter((l) => l.level === 'critical' || l.level === 'error')).toEqual([]);
+    expect(f.logs.some((l) => l.level === 'warn' && /rolls it back when its session ends/.test(l.m))).toBe(true);
   });
 
   it('a remote commit failure is a TransactionCommitError with the seed hint; both sides roll back', async () => {

@@ -93,7 +93,13 @@ export async function* readFrames(input: AsyncIterable<unknown>, maxPayload = DE
       yield { kind: frame.readUInt8(4) as FrameKind, id: frame.readUInt32BE(5), payload: Buffer.from(frame.subarray(HEADER_BYTES)) };
     }
   }
-  if (have > 0) throw new ProtocolError(`stream ended inside a frame (${have} bytes left over)`);
+  // A cut connection (sshd or agent killed, network gone), not a protocol disagreement: the
+  // ProtocolError's "check both versions" hint sent users after the wrong problem.
+  if (have > 0) {
+    throw new TransportError(`the connection ended inside a frame (${have} bytes left over): it was cut off`, {
+      recoveryHint: 'The connection to the agent was cut off (network, sshd or the agent killed); retry. An interrupted transaction is rolled back.',
+    });
+  }
 }
 
 /**

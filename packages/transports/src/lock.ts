@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdir, open, readFile, rename, unlink, utimes, link, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
@@ -20,17 +21,26 @@ export interface LockOptions {
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // kill(pid, 0) succeeds on a zombie: an agent that died (SIGKILL) and was not reaped yet — or
+  // never, when it was orphaned under an init that does not reap (containers). It holds nothing.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.charAt(stat.lastIndexOf(')') + 2);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return true; // no /proc (macOS): kill(0) is all we know
   }
 }
 
 /**
  * The repository lock: one file created with O_EXCL. Stale (taken over) when
- * the agent process or the holder process that made it is dead on this host,
- * or when its heartbeat (the file's mtime, refreshed while held) is older
- * than the TTL, which covers holders on other hosts that vanished.
+ * the agent process that made it is dead on this host (the holder process
+ * only counts when the agent's cannot be checked here), or when its
+ * heartbeat (the file's mtime, refreshed while held) is older than the TTL,
+ * which covers holders on other hosts that vanished.
  */
 export class RepositoryLock {
   private readonly session = randomBytes(8).toString('hex');
@@ -68,7 +78,11 @@ export class RepositoryLock {
     const r = cur.record;
     if (!r) return false;
     const here = hostname();
-    if (r.agent?.host === here && typeof r.agent.pid === 'number' && !alive(r.agent.pid)) return true;
+    // The agent session holds the transaction, not the client that asked for it: while that
+    // agent lives the lock is live even if its client is gone (the agent may still be
+    // committing, or be stopped with its temp dataset mounted). Taking over then made the
+    // newcomer's recovery fail on the busy dataset and its sync exit 1 instead of 4.
+    if (r.agent?.host === here && typeof r.agent.pid === 'number' && r.agent.pid > 0) return !alive(r.agent.pid);
     if (r.holder?.host === here && typeof r.holder.pid === 'number' && r.holder.pid > 0 && !alive(r.holder.pid)) return true;
     return false;
   }

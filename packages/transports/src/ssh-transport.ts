@@ -45,6 +45,8 @@ export class SshTransport implements Transport, ChannelTransport {
   private ch: AgentChannel | null = null;
   private starting: Promise<void> | null = null;
   private streamClosed: Promise<void> = Promise.resolve();
+  /** settles when the connection has closed, whoever closed it (a killed sshd closes it long before end()) */
+  private connClosed: Promise<void> = Promise.resolve();
   private stderrTail = '';
   private exitInfo = '';
   readonly target: ResolvedSshTarget;
@@ -177,6 +179,8 @@ export class SshTransport implements Transport, ChannelTransport {
     }
     this.conn = conn;
     if (!conn) throw new TransportError('no SSH connection');
+    const opened = conn;
+    this.connClosed = new Promise<void>((r) => opened.once('close', () => r()));
     const stream = await new Promise<ClientChannel>((resolve, reject) => {
       conn.exec(shellCommand(this.o.agentCommand), (err, s) => {
         if (err) reject(new TransportError(`cannot start the agent on ${t.alias}: ${err.message}`, { cause: err }));
@@ -236,9 +240,11 @@ export class SshTransport implements Transport, ChannelTransport {
     const conn = this.conn;
     this.conn = null;
     if (conn) {
-      const closed = new Promise<void>((r) => conn.once('close', () => r()));
+      // Not conn.once('close') here: a connection that already closed (sshd killed) never
+      // emits it again, and the unref'd timer alone let node exit mid-cleanup (exit 13,
+      // "unsettled top-level await") before the error was even reported.
       conn.end();
-      await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
+      await Promise.race([this.connClosed, new Promise((r) => setTimeout(r, 5000).unref())]);
       conn.destroy();
     }
     for (const j of this.jumps.reverse()) j.destroy();

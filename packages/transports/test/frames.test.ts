@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { TransportError } from '@dsg/contracts';
 import { FrameKind, FrameWriter, ProtocolError, encodeHeader, readFrames, type Frame } from '../src/index.js';
 
 async function parse(chunks: Buffer[], max?: number): Promise<Frame[]> {
@@ -39,7 +40,11 @@ describe('framing', () => {
     await expect(parse([bad])).rejects.toBeInstanceOf(ProtocolError);
     const short = Buffer.from([0, 0, 0, 2, 1, 0, 0, 0, 0]);
     await expect(parse([short])).rejects.toThrow(/shorter than its header/);
-    await expect(parse([encodeHeader(FrameKind.DATA, 1, 10), Buffer.from('abc')])).rejects.toThrow(/ended inside a frame/);
+    const cut = await parse([encodeHeader(FrameKind.DATA, 1, 10), Buffer.from('abc')]).then(() => null, (e: unknown) => e);
+    expect((cut as Error).message).toMatch(/ended inside a frame/);
+    // a cut connection is a TransportError, not a protocol disagreement (whose hint says to check versions)
+    expect(cut).toBeInstanceOf(TransportError);
+    expect(cut).not.toBeInstanceOf(ProtocolError);
   });
 
   it('waits for drain when the output is full (backpressure)', async () => {

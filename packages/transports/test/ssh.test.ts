@@ -4,7 +4,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TransportError } from '@dsg/contracts';
-import { requireSsh } from '@dsg/testenv';
+import { requireSsh, testenvDir } from '@dsg/testenv';
 import { SshTransport, fingerprint, hostsFieldMatches, knownHostName, quoteShellArg, resolveSshTarget, shellCommand } from '../src/index.js';
 import { tempDir } from './helpers.js';
 
@@ -127,5 +127,41 @@ describe.skipIf(!ssh)('SshTransport against the real sshd', () => {
     await writeFile(config, `Host bastion\n  HostName ${ssh!.host}\n  Port ${ssh!.port}\n  User ${ssh!.user}\n  IdentityFile ${ssh!.key}\n  IdentitiesOnly yes\n  UserKnownHostsFile ${kh}\nHost behind\n  HostName 10.255.255.1\n  ProxyJump bastion\n`);
     const t = new SshTransport({ host: 'behind', sshConfigFile: config, agentCommand: cmd });
     await expect(t.begin()).rejects.toThrow(/is not known/);
+  });
+
+  it('end() after sshd dropped the connection returns at once (it used to wait on a close event that had already fired)', async () => {
+    const t = new SshTransport({
+      host: ssh!.host,
+      port: ssh!.port,
+      user: ssh!.user,
+      identityFile: ssh!.key,
+      knownHostsFile: ssh!.knownHosts,
+      sshConfigFile: join(tmp.dir, 'none'),
+      agentSocket: null,
+      agentCommand: ['sh', '-c', 'echo $$; exec sleep 60'],
+    });
+    await t.begin();
+    const ch = t.channel();
+    const pid = await new Promise<number>((resolve) => ch.input.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+    const gone = new Promise<void>((r) => ch.input.once('close', () => r()));
+    ch.input.on('error', () => {});
+    // the sshd processes serving this one connection: between the listener and the shell
+    const listener = Number(readFileSync(join(testenvDir(), 'sshd.pid'), 'utf8').trim());
+    const ppid = (p: number): number => Number(/^PPid:\s+(\d+)$/m.exec(readFileSync(`/proc/${p}/status`, 'utf8'))![1]);
+    const chain: number[] = [];
+    for (let p = ppid(pid); p !== listener; p = ppid(p)) {
+      expect(p).toBeGreaterThan(1);
+      chain.push(p);
+    }
+    for (const p of chain) process.kill(p, 'SIGKILL');
+    await gone;
+    const t0 = Date.now();
+    await t.end();
+    expect(Date.now() - t0).toBeLessThan(2000);
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone with its session */
+    }
   });
 });
