@@ -30,7 +30,7 @@ export interface Sandbox {
   dir: string;
   env: NodeJS.ProcessEnv;
   /** remove the sandbox directory */
-  remove(): void;
+  remove: () => void;
 }
 
 /** A sandbox: its own HOME and DSG_CONFIG_HOME with a user config (plus `extraUserYaml`, e.g. a backend's ssh lines). */
@@ -130,21 +130,21 @@ export interface Backend {
    * replaces the agent command on the server (ignored by the in-process local
    * transport); it is written into `.dsgconfig.yml`, so clones use it too.
    */
-  initArgs(name: string, o?: { agent?: string[] }): string[];
+  initArgs: (name: string, o?: { agent?: string[] }) => string[];
   /** `dsg clone` arguments for repository name */
-  cloneArgs(name: string): string[];
+  cloneArgs: (name: string) => string[];
   /** user-config lines this backend needs (ssh key, known_hosts) */
   userYaml: string;
   /** the directory holding the repository's live (current) tree, or null if there is none */
-  liveTree(name: string): string | null;
+  liveTree: (name: string) => string | null;
   /** the repository lock file */
-  lockFile(name: string): string;
+  lockFile: (name: string) => string;
   /** snapshot ids the repository has on disk, in order (s1, s2, …) */
-  snapshots(name: string): string[];
+  snapshots: (name: string) => string[];
   /** anything on the repository side that is neither the live tree, a committed snapshot nor the lock: leftovers of a transaction */
-  leftovers(name: string): string[];
+  leftovers: (name: string) => string[];
   /** remove what the backend made (datasets, directories) */
-  destroy(): void;
+  destroy: () => void;
 }
 
 const esc = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
