@@ -7,7 +7,7 @@
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { dsg, json, ok, sandbox, type Backend, type Sandbox } from './harness.js';
+import { dsg, dsgAsync, json, ok, sandbox, type Backend, type Sandbox } from './harness.js';
 import { RepoHistory, SimClient, checkRun, dataTree, rng, syncOnce, tally, type SyncRecord, type Tally, type Tree } from './concurrency-model.js';
 
 export interface ScenarioOptions {
@@ -60,7 +60,8 @@ export async function runScenario(o: ScenarioOptions): Promise<{ result: Scenari
   for (const s of SHARED) writeFileSync(path.join(a.dir, s), `${s} from the start\n`);
   a.noteOffered();
   ok(dsg(a.dir, a.env, '--json', 'init', ...o.backend.initArgs(name), '--repo-name', name), 'init');
-  for (const c of clients.slice(1)) ok(dsg(sb.dir, c.env, '--json', 'clone', ...o.backend.cloneArgs(name), c.name), `clone ${c.name}`);
+  const clones = await Promise.all(clients.slice(1).map((c) => dsgAsync(sb.dir, c.env, ['--json', 'clone', ...o.backend.cloneArgs(name), c.name])));
+  for (const [i, r] of clones.entries()) ok(r, `clone ${clients[i + 1]!.name}`);
 
   const history = new RepoHistory(o.backend, name);
   const records: SyncRecord[] = [];
@@ -105,10 +106,11 @@ export async function runScenario(o: ScenarioOptions): Promise<{ result: Scenari
   // every tree is the head, and so is the repository's live tree
   const headId = [...snaps.keys()].sort((x, y) => Number(x.slice(1)) - Number(y.slice(1))).at(-1)!;
   const head = snaps.get(headId)!;
-  for (const c of clients) {
+  const statuses = await Promise.all(clients.map((c) => dsgAsync(c.dir, c.env, ['--json', 'status'])));
+  for (const [i, c] of clients.entries()) {
     const t = dataTree(c.dir);
     if (show(t) !== show(head)) problems.push(`${c.name}'s final tree differs from ${headId}:\n  tree ${show(t)}\n  head ${show(head)}`);
-    const st = dsg(c.dir, c.env, '--json', 'status');
+    const st = statuses[i]!;
     if (st.code !== 0 || json<{ clean: boolean }>(st).clean !== true) problems.push(`${c.name}: status not clean after catching up (exit ${st.code}): ${st.stdout.slice(0, 500)} ${st.stderr.slice(0, 500)}`);
   }
   const live = o.backend.liveTree(name);
@@ -116,10 +118,9 @@ export async function runScenario(o: ScenarioOptions): Promise<{ result: Scenari
   if (show(liveTree) !== show(head)) problems.push(`the repository's live tree differs from its head manifest ${headId}`);
 
   // the chain: linear, valid, and the log lists exactly s1…sN
-  const vc = dsg(a.dir, a.env, '--json', 'validate-chain');
+  const [vc, lg] = await Promise.all([dsgAsync(a.dir, a.env, ['--json', 'validate-chain']), dsgAsync(a.dir, a.env, ['--json', 'log', '-n', '100000'])]);
   const vcDoc = vc.code === 0 ? json<{ ok: boolean; snapshots: number }>(vc) : null;
   if (!vcDoc?.ok || vcDoc.snapshots !== snaps.size) problems.push(`validate-chain: exit ${vc.code} ${vc.stdout.slice(0, 400)} ${vc.stderr.slice(0, 400)} (want ${snaps.size} snapshots)`);
-  const lg = dsg(a.dir, a.env, '--json', 'log', '-n', '100000');
   const ids = lg.code === 0 ? json<{ snapshots: { snapshotId: string }[] }>(lg).snapshots.map((s) => s.snapshotId) : [];
   const want = Array.from({ length: snaps.size }, (_, i) => `s${snaps.size - i}`);
   if (ids.join(' ') !== want.join(' ')) problems.push(`log --json lists ${ids.join(' ')} (exit ${lg.code} ${lg.stderr.slice(0, 300)}), want ${want.join(' ')}`);
