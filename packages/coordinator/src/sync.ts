@@ -16,8 +16,10 @@ import {
 import {
   buildSnapshot,
   classify,
+  CONFIG_FILE,
   compressArchive,
   entriesEqual,
+  entriesHash,
   hashBytes,
   Manifest,
   parseManifest,
@@ -120,6 +122,28 @@ async function readRemoteManifest(remote: RemoteRepository): Promise<{ exists: b
   return { exists: true, manifest, bytes };
 }
 
+/**
+ * R's entries must hash to its recorded entries_hash: a manifest edited on the
+ * server (an entry added, a hash or path changed) is refused before anything
+ * is downloaded or chained onto it. Skipped when R is the very manifest this
+ * client already holds as C (same bytes: it was checked when it arrived).
+ */
+function assertRemoteIntegrity(remote: Manifest, cache?: Manifest): void {
+  const md = remote.metadata;
+  if (!md || remote === cache) return;
+  const eh = entriesHash(remote.entries.values());
+  if (eh !== md.entries_hash) {
+    throw new ValidationError(
+      `the repository's ${LAST_SYNC} (${md.snapshot_id}) does not match its entries_hash (recorded ${md.entries_hash}, entries hash to ${eh}): it was changed outside dsg or is damaged`,
+      { file: `repository:${LAST_SYNC}`, field: 'metadata.entries_hash' },
+      {
+        code: 'REMOTE_MANIFEST',
+        recoveryHint: 'Nothing was changed. Run `dsg validate-chain`, and restore the repository from its last good snapshot before syncing.',
+      },
+    );
+  }
+}
+
 /** C: this client's last-sync.json; absent → empty (never synced); invalid → error. */
 async function readCacheManifest(root: string, remote?: { manifest: Manifest; bytes: Buffer | null }): Promise<Manifest> {
   const file = path.join(root, LAST_SYNC);
@@ -143,6 +167,7 @@ export async function planSync(o: { project: ProjectSpec; remote: RemoteReposito
   const { project } = o;
   const r = await readRemoteManifest(o.remote);
   const cache = await readCacheManifest(project.root, r);
+  assertRemoteIntegrity(r.manifest, cache); // before the scan: a damaged repository is refused without touching anything
   const scan = await scanProject({
     root: project.root,
     dataDirs: project.dataDirs,
@@ -294,6 +319,12 @@ export interface SyncOptions {
   dryRun?: boolean;
   resolutions?: Map<string, Resolution>;
   onProgress?: ProgressListener;
+  /**
+   * Called with the repository's `.dsgconfig.yml` before a sync would download
+   * it over the local one; throw to refuse the sync (a config this client
+   * cannot read would lock the working copy out of every later command).
+   */
+  validateProjectConfig?: (content: Buffer) => void | Promise<void>;
   /** the head a plan shown to the user was made against; a different head under the lock → RemoteMovedError */
   expectedRemoteSnapshot?: string | null;
   concurrency?: number;
@@ -350,6 +381,7 @@ export async function runSync(o: SyncOptions): Promise<SyncResult> {
       });
     }
     const ops = resolveOps(plan, project.user, o.resolutions);
+    await checkIncomingConfig(o, ops);
     // init always makes s1, even of an empty project: the repository must come to exist
     if (plan.remoteExists && !hasTransfers(ops) && !ops.cacheChange) return emptyResult('nothing', plan, null, plan.remoteSnapshotId);
     if (plan.remoteExists && ops.uploads.length === 0 && ops.deleteRemote.length === 0) {
@@ -360,6 +392,15 @@ export async function runSync(o: SyncOptions): Promise<SyncResult> {
   } finally {
     await session.end().catch((e: unknown) => log.error(`could not end the transport: ${errorMessage(e)}`));
   }
+}
+
+/** The incoming project config, checked by the caller before anything is staged. */
+async function checkIncomingConfig(o: SyncOptions, ops: Ops): Promise<void> {
+  const d = ops.downloads.find((t) => t.path === CONFIG_FILE);
+  if (!d || d.entry.type !== 'file' || !o.validateProjectConfig) return;
+  const bytes = await readAll(await openSource(o.remote, o.clientFs, d));
+  // bytes that do not match the manifest are refused by the download's own hash check
+  if (hashBytes(bytes) === d.entry.hash) await o.validateProjectConfig(bytes);
 }
 
 function emptyResult(kind: SyncResult['kind'], plan: SyncPlan, tx: string | null, snapshotId: string | null): SyncResult {
@@ -555,6 +596,7 @@ export async function runClone(o: {
   try {
     const r = await readRemoteManifest(remote);
     if (!r.exists) throw new NotFoundError(`repository ${project.name} does not exist`);
+    assertRemoteIntegrity(r.manifest);
     const cache = await readCacheManifest(project.root);
     if (cache.entries.size > 0 || cache.metadata) {
       throw new ValidationError(`${project.root} already has ${LAST_SYNC}`, { file: LAST_SYNC }, {

@@ -56,7 +56,8 @@ export function validateName(relPath: string): string | null {
   if (relPath.includes('\\')) return 'contains a backslash';
   for (const c of relPath.split('/')) {
     const why = validateComponent(c);
-    if (why) return `${why} in ${JSON.stringify(c)}`;
+    // shown shortened: a hostile manifest may hold a component of megabytes
+    if (why) return `${why} in ${JSON.stringify(c.length > 100 ? c.slice(0, 100) : c)}${c.length > 100 ? `…(${c.length} characters)` : ''}`;
   }
   return null;
 }

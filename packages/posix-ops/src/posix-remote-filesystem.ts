@@ -552,15 +552,17 @@ async function readFrom(tree: string, rel: string): Promise<ByteStream | null> {
   const full = await resolveInTree(tree, rel);
   let fh;
   try {
-    fh = await open(full, constants.O_RDONLY | constants.O_NOFOLLOW);
+    // O_NONBLOCK: opening a FIFO planted in the repository must not hang the reader
+    fh = await open(full, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (e) {
     if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return null;
     if (errno(e) === 'ELOOP') throw new ValidationError(`${JSON.stringify(rel)} is a symlink, not a file`, { path: rel });
     throw e;
   }
-  if ((await fh.stat()).isDirectory()) {
+  const st = await fh.stat();
+  if (!st.isFile()) {
     await fh.close();
-    throw new ValidationError(`${JSON.stringify(rel)} is a directory, not a file`, { path: rel });
+    throw new ValidationError(`${JSON.stringify(rel)} is a ${st.isDirectory() ? 'directory' : 'special file'}, not a file`, { path: rel });
   }
   return fh.createReadStream();
 }

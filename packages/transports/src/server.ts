@@ -25,6 +25,29 @@ import { DEFAULT_MAX_PAYLOAD, FrameKind, FrameWriter, ProtocolError, parseJson, 
 import { RepositoryLock, type LockOptions } from './lock.js';
 import * as P from './protocol.js';
 
+/**
+ * A system error of the repository's disk as the client should see it: what
+ * happened ON THE REPOSITORY HOST and what to do. A plain Error would cross
+ * the wire as INTERNAL with "run again with --debug" — useless for a full disk.
+ */
+export function repositoryError(e: unknown): unknown {
+  if (e instanceof DsgError || !(e instanceof Error)) return e;
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new DsgError('NO_SPACE', `no space left in the repository on ${hostname()}: ${e.message}`, {
+      recoveryHint: 'Free space on the repository host (or grow its pool or quota), then run the command again.',
+      cause: e,
+    });
+  }
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    return new DsgError('PERMISSION', `the repository on ${hostname()} refused the operation: ${e.message}`, {
+      recoveryHint: 'Check the ownership and permissions of the repository on its host (the agent runs as your ssh user).',
+      cause: e,
+    });
+  }
+  return e;
+}
+
 export type ServedFilesystem = RemoteFilesystem & Partial<SnapshotMounter>;
 
 export interface AgentServerOptions {
@@ -278,7 +301,7 @@ class Session {
         out = await fn();
       } catch (e) {
         if (!(e instanceof DsgError)) this.log(`request ${id} failed: ${(e as Error)?.stack ?? String(e)}`);
-        await this.writer.sendJson(FrameKind.RESPONSE, id, { ok: false, error: errorToJSON(e) });
+        await this.writer.sendJson(FrameKind.RESPONSE, id, { ok: false, error: errorToJSON(repositoryError(e)) });
         return;
       }
       if ('result' in out) {
@@ -295,7 +318,7 @@ class Session {
         await this.writer.sendJson(FrameKind.RESPONSE, id, { ok: true, result: { found: true } });
         await this.writer.sendStream(id, out.stream, () => state.cancelled || this.writer.closed);
       } catch (e) {
-        if (!this.writer.closed) await this.writer.sendJson(FrameKind.ABORT, id, errorToJSON(e));
+        if (!this.writer.closed) await this.writer.sendJson(FrameKind.ABORT, id, errorToJSON(repositoryError(e)));
       } finally {
         this.downloads.delete(id);
       }

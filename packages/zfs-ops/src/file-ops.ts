@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { constants } from 'node:fs';
 import { lstat, mkdir, open, rename, symlink, unlink, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { assertSafeRelativePath, resolveInside, ValidationError, type ByteStream, type ExpectedFile, type HasherFactory } from '@dsg/contracts';
@@ -90,13 +90,20 @@ export async function deleteInside(root: string, rel: string): Promise<void> {
 /** A file under root as a stream, or null if absent (or not a regular file). */
 export async function openInside(root: string, rel: string): Promise<ByteStream | null> {
   const full = await resolveInside(root, rel);
-  let st;
+  // O_NOFOLLOW + fstat on the open descriptor: a file swapped for a symlink between a
+  // check and the open (a hostile repository) is refused, never read through; O_NONBLOCK:
+  // opening a FIFO planted in the repository must not hang the agent.
+  let fh;
   try {
-    st = await lstat(full);
+    fh = await open(full, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') return null;
     throw e;
   }
-  if (!st.isFile()) return null;
-  return createReadStream(full);
+  if (!(await fh.stat()).isFile()) {
+    await fh.close();
+    return null;
+  }
+  return fh.createReadStream();
 }

@@ -132,6 +132,24 @@ export async function statusCommand(ctx: Ctx): Promise<number> {
   });
 }
 
+/**
+ * The repository's .dsgconfig.yml must be one this dsg can read before it is
+ * written into a working copy (sync download, clone): a broken one would lock
+ * the working copy out of every later command.
+ */
+function checkRepositoryConfig(content: Uint8Array): void {
+  const file = `repository:${PROJECT_CONFIG_FILE}`;
+  try {
+    parseProjectSource(parseYamlText(Buffer.from(content).toString('utf8'), file));
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    throw new ConfigError(`the repository's ${PROJECT_CONFIG_FILE} is invalid: ${e.message}`, { ...e.details, file }, {
+      recoveryHint: `Nothing was changed. Put a valid ${PROJECT_CONFIG_FILE} back into the repository: edit yours in a working copy and sync it (keep yours: resolution L).`,
+      cause: e,
+    });
+  }
+}
+
 export async function syncCommand(ctx: Ctx, o: { message?: string; dryRun?: boolean; continue?: boolean; normalize?: boolean; force?: boolean }): Promise<void> {
   refuseNormalize(o);
   const user = await requireUserConfig(ctx.env);
@@ -157,6 +175,7 @@ export async function syncCommand(ctx: Ctx, o: { message?: string; dryRun?: bool
           message,
           dryRun: Boolean(o.dryRun),
           ...(resolutions ? { resolutions } : {}),
+          validateProjectConfig: checkRepositoryConfig,
           onProgress,
         }),
       );
@@ -312,6 +331,24 @@ export function parseCloneSource(src: string, o: { repoType?: 'zfs' | 'posix'; p
 }
 
 export async function cloneCommand(ctx: Ctx, source: string | undefined, dest: string | undefined, o: { repoType?: 'zfs' | 'posix'; pool?: string; dryRun?: boolean; resume?: boolean } & SshOptions): Promise<void> {
+  // A clone that fails (refused manifest, hash mismatch, full disk) leaves the destination as it
+  // found it: absent or empty — not a half-made project with a .dsgconfig.yml and .dsg/.
+  const cleanup: { undo: (() => Promise<void>) | null } = { undo: null };
+  try {
+    await cloneInto(ctx, source, dest, o, cleanup);
+  } catch (e) {
+    if (cleanup.undo) await cleanup.undo().catch(() => {});
+    throw e;
+  }
+}
+
+async function cloneInto(
+  ctx: Ctx,
+  source: string | undefined,
+  dest: string | undefined,
+  o: { repoType?: 'zfs' | 'posix'; pool?: string; dryRun?: boolean; resume?: boolean } & SshOptions,
+  cleanup: { undo: (() => Promise<void>) | null },
+): Promise<void> {
   const user = await requireUserConfig(ctx.env);
   let root: string;
   let conn: Connection;
@@ -321,6 +358,17 @@ export async function cloneCommand(ctx: Ctx, source: string | undefined, dest: s
     const entries = await readdir(root).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? null : Promise.reject(e)));
     if (entries && entries.length > 0 && !o.resume) {
       throw new ValidationError(`${root} exists and is not empty`, { path: root }, { code: 'DEST_NOT_EMPTY', recoveryHint: 'Pick a new directory, or pass --resume to continue an interrupted clone there.' });
+    }
+    if (entries === null) {
+      // remove the highest directory the clone creates (mkdir -p may create parents too)
+      let top = root;
+      while (path.dirname(top) !== top && !(await exists(path.dirname(top)))) top = path.dirname(top);
+      cleanup.undo = () => rm(top, { recursive: true, force: true });
+    } else if (entries.length === 0) {
+      const dir = root;
+      cleanup.undo = async () => {
+        for (const n of await readdir(dir)) await rm(path.join(dir, n), { recursive: true, force: true });
+      };
     }
     conn = await connect(ctx, repo, name, user.config);
     try {
@@ -332,7 +380,9 @@ export async function cloneCommand(ctx: Ctx, source: string | undefined, dest: s
         if (cfg) {
           const parts: Uint8Array[] = [];
           for await (const c of cfg) parts.push(c);
-          await writeFile(file, Buffer.concat(parts));
+          const bytes = Buffer.concat(parts);
+          checkRepositoryConfig(bytes);
+          await writeFile(file, bytes);
         } else {
           await writeFile(file, stringify({ name, repository: repo, data_dirs: DEFAULT_DATA_DIRS, ignore: DEFAULT_IGNORE }));
         }

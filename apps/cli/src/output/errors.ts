@@ -31,13 +31,20 @@ export function describeError(err: unknown): { what: string; todo: string } {
   const e = err instanceof Error ? err : new Error(String(err));
   const code = (e as NodeJS.ErrnoException).code;
   if (code === 'EACCES' || code === 'EPERM') return { what: oneLine(e.message), todo: 'Check the permissions of the named path.' };
-  if (code === 'ENOSPC') return { what: oneLine(e.message), todo: 'Free some disk space and run the command again.' };
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return { what: oneLine(`no space left on this computer's disk: ${e.message}`), todo: 'Free some disk space here, then run the command again.' };
+  }
   return { what: oneLine(`internal error: ${e.message}`), todo: 'Run again with --debug and report the output.' };
 }
 
 export function serializeError(err: unknown): SerializedError {
   const s = errorToJSON(err);
-  if (!(err instanceof DsgError)) s.recoveryHint = describeError(err).todo;
+  if (!(err instanceof DsgError)) {
+    const d = describeError(err);
+    s.recoveryHint = d.todo;
+    const code = (err as NodeJS.ErrnoException | null)?.code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') Object.assign(s, { code: 'NO_SPACE', message: d.what });
+  }
   return s;
 }
 
