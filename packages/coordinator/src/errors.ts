@@ -1,12 +1,21 @@
 import { ConflictError, DsgError, ValidationError } from '@dsg/contracts';
 import type { PathPlan } from '@dsg/manifest';
 
-/** Conflicts refused the sync; carries the three versions so the CLI can write conflicts.txt (formatConflictFile). */
+/**
+ * Conflicts refused the sync; carries the three versions so the CLI can write
+ * conflicts.txt (formatConflictFile). Under `sync --continue`, `resolved` holds
+ * the conflicts the given resolutions still answer: the new conflicts.txt must
+ * list them too, pre-filled — writing only the new ones made the user's
+ * earlier answers vanish, and two clients editing the same files could then
+ * bounce between two halves of the conflict list forever.
+ */
 export class SyncConflictError extends ConflictError {
   readonly conflicts: readonly PathPlan[];
-  constructor(conflicts: readonly PathPlan[]) {
+  readonly resolved: readonly { plan: PathPlan; resolution: 'L' | 'C' | 'R' }[];
+  constructor(conflicts: readonly PathPlan[], resolved: readonly { plan: PathPlan; resolution: 'L' | 'C' | 'R' }[] = []) {
     super(conflicts.map((c) => c.path));
     this.conflicts = conflicts;
+    this.resolved = resolved;
   }
 }
 

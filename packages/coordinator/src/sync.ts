@@ -217,6 +217,7 @@ interface Ops {
 export function resolveOps(plan: SyncPlan, user: string, resolutions?: ReadonlyMap<string, Resolution>): Ops {
   const ops: Ops = { uploads: [], downloads: [], deleteLocal: [], deleteRemote: [], backups: [], merged: new Map(), cacheChange: false };
   const unresolved: PathPlan[] = [];
+  const resolved: { plan: PathPlan; resolution: Resolution }[] = [];
   const cacheId = plan.cache.metadata?.snapshot_id ?? null;
   const keep = (e: ManifestEntry): void => void ops.merged.set(e.path, e);
   const upload = (e: ManifestEntry, source: Source = { from: 'local' }): void => {
@@ -255,6 +256,7 @@ export function resolveOps(plan: SyncPlan, user: string, resolutions?: ReadonlyM
           unresolved.push(p);
           break;
         }
+        resolved.push({ plan: p, resolution: res });
         if (res === 'L') {
           if (p.local) upload(p.local);
           else if (p.remote) ops.deleteRemote.push(p.path);
@@ -280,7 +282,7 @@ export function resolveOps(plan: SyncPlan, user: string, resolutions?: ReadonlyM
       }
     }
   }
-  if (unresolved.length) throw new SyncConflictError(unresolved);
+  if (unresolved.length) throw new SyncConflictError(unresolved, resolved);
   return ops;
 }
 

@@ -32,12 +32,13 @@ function describe(e: ManifestEntry | undefined): string {
   return `file size=${e.filesize} mtime=${e.mtime} user=${e.user} hash=${e.hash || '(none)'}`;
 }
 
-export function formatConflictFile(conflicts: PathPlan[]): string {
+/** `prefilled`: answers already given for some paths (a `sync --continue` that met new conflicts keeps them). */
+export function formatConflictFile(conflicts: PathPlan[], prefilled?: ReadonlyMap<string, 'L' | 'C' | 'R'>): string {
   const lines = [...HEADER];
   for (const p of conflicts) {
     lines.push('', `path: ${p.path}`, `state: ${p.state}`);
     lines.push(`  L: ${describe(p.local)}`, `  C: ${describe(p.cache)}`, `  R: ${describe(p.remote)}`);
-    lines.push('resolution: ');
+    lines.push(`resolution: ${prefilled?.get(p.path) ?? ''}`);
   }
   return lines.join('\n') + '\n';
 }

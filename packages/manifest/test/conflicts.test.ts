@@ -47,6 +47,14 @@ describe('conflict file', () => {
     expect([...res]).toEqual([['input/a.csv', 'L'], ['input/gone.csv', 'R'], ['input/new.csv', 'C']]);
   });
 
+  it('keeps answers already given (sync --continue that met new conflicts): pre-filled, the rest left open', () => {
+    const cs = conflicts();
+    const text = formatConflictFile(cs, new Map([['input/a.csv', 'R'], ['input/new.csv', 'L']]));
+    expect(text).toMatch(/path: input\/a\.csv\n[\s\S]*?resolution: R\n/);
+    expect(text).toMatch(/path: input\/gone\.csv\n[\s\S]*?resolution: \n/);
+    expect([...parseConflictFile(fill(text, ['C']))]).toEqual([['input/a.csv', 'R'], ['input/gone.csv', 'C'], ['input/new.csv', 'L']]);
+  });
+
   it('refuses unresolved, invalid and stray lines, naming the line', () => {
     const text = formatConflictFile(conflicts());
     const unresolved = errorOf(() => parseConflictFile(fill(text, ['L', '', 'R']), '/p/conflicts.txt'));

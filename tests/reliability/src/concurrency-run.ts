@@ -99,7 +99,14 @@ export async function runScenario(o: ScenarioOptions): Promise<{ result: Scenari
   }
 
   const problems: string[] = [];
-  if (passes === 8) problems.push('the clients did not converge in 8 sequential passes');
+  if (passes === 8) {
+    const last = records.slice(-clients.length);
+    problems.push(
+      `the clients did not converge in 8 sequential passes; the last one:\n${last
+        .map((r) => `  ${r.client} ${r.args.join(' ')} → ${r.outcome} (exit ${r.code}) ${r.stderr.trim().split('\n').slice(0, 4).join(' | ')}`)
+        .join('\n')}`,
+    );
+  }
   const snaps = history.read();
   problems.push(...checkRun(records, snaps, clients));
 

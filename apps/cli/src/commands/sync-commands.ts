@@ -2,7 +2,7 @@ import { access, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promise
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { ConfigError, NotFoundError, ValidationError } from '@dsg/contracts';
-import { formatConflictFile, parseConflictFile } from '@dsg/manifest';
+import { comparePaths, formatConflictFile, parseConflictFile } from '@dsg/manifest';
 import { LocalClientFilesystem } from '@dsg/client-fs';
 import { createXxh3Hasher } from '@dsg/manifest';
 import { SyncConflictError, planSync, runClone, runSync, type ProjectSpec, type SyncPlan, type SyncResult } from '@dsg/coordinator';
@@ -181,7 +181,9 @@ export async function syncCommand(ctx: Ctx, o: { message?: string; dryRun?: bool
       );
     } catch (e) {
       if (e instanceof SyncConflictError && !o.dryRun) {
-        await writeFile(conflictsFile, formatConflictFile([...e.conflicts]));
+        // under --continue the paths already answered stay in the file, answered (SyncConflictError.resolved)
+        const all = [...e.conflicts, ...e.resolved.map((r) => r.plan)].sort((x, y) => comparePaths(x.path, y.path));
+        await writeFile(conflictsFile, formatConflictFile(all, new Map(e.resolved.map((r) => [r.plan.path, r.resolution]))));
         ctx.out.warn(`wrote ${conflictsFile}: fill in each "resolution:" line with L, C or R`);
       }
       throw e;
