@@ -6,7 +6,7 @@
  * repository side.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, lstatSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, lstatSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -87,7 +87,11 @@ export function json<T = Record<string, unknown>>(r: RunResult): T {
 export const noMeta = (rel: string): boolean => rel === '.dsg' || rel.startsWith('.dsg/') || rel === 'conflicts.txt';
 
 /** path → content (base64) of every file under dir; symlinks as `-> target`. */
-export function listing(dir: string, skip: (rel: string) => boolean = () => false): Record<string, string> {
+export function listing(
+  dir: string,
+  skip: (rel: string) => boolean = () => false,
+  opts: { dirs?: boolean } = {},
+): Record<string, string> {
   const out: Record<string, string> = {};
   if (!existsSync(dir)) return out;
   const walk = (d: string): void => {
@@ -96,9 +100,14 @@ export function listing(dir: string, skip: (rel: string) => boolean = () => fals
       const rel = path.relative(dir, full);
       if (skip(rel)) continue;
       const st = lstatSync(full);
-      if (st.isDirectory()) walk(full);
-      else if (st.isSymbolicLink()) out[rel] = `-> ${readFileSync(full).toString()}`;
-      else out[rel] = readFileSync(full).toString('base64');
+      if (st.isDirectory()) {
+        if (opts.dirs) out[rel] = 'dir';
+        walk(full);
+      }
+      // a link is its target text (never followed); a FIFO is never opened (it would block)
+      else if (st.isSymbolicLink()) out[rel] = `-> ${readlinkSync(full)}`;
+      else if (st.isFile()) out[rel] = readFileSync(full).toString('base64');
+      else out[rel] = st.isFIFO() ? 'fifo' : 'special';
     }
   };
   walk(dir);

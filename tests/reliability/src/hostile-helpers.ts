@@ -4,11 +4,11 @@
  * (as root, as an attacker on the server would), and "nothing changed
  * anywhere" snapshots of the client and the repository.
  */
-import { chmodSync, existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { entriesHash, hashBytes, type ManifestEntry } from '@dsg/manifest';
 import { listAll } from '@dsg/testenv';
-import { dsgAsync, ok, sandbox, write, type Backend, type RunResult, type Sandbox } from './harness.js';
+import { dsgAsync, listing as harnessListing, ok, sandbox, write, type Backend, type RunResult, type Sandbox } from './harness.js';
 
 export const LAST_SYNC = '.dsg/last-sync.json';
 
@@ -82,24 +82,9 @@ export function serial<T>(key: string, fn: () => T | Promise<T>): Promise<T> {
  * special files by kind (never opened: a FIFO would block), directories as
  * `dir` (an empty one left behind is a change too).
  */
+/** Every entry under dir, directories included (an empty directory created by a refused command counts). */
 export function listing(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (!existsSync(dir)) return out;
-  const walk = (d: string): void => {
-    for (const n of readdirSync(d).sort()) {
-      const full = path.join(d, n);
-      const rel = path.relative(dir, full);
-      const st = lstatSync(full);
-      if (st.isDirectory()) {
-        out[rel] = 'dir';
-        walk(full);
-      } else if (st.isSymbolicLink()) out[rel] = `-> ${readlinkSync(full)}`;
-      else if (st.isFile()) out[rel] = readFileSync(full).toString('base64');
-      else out[rel] = st.isFIFO() ? 'fifo' : 'special';
-    }
-  };
-  walk(dir);
-  return out;
+  return harnessListing(dir, undefined, { dirs: true });
 }
 
 /** Everything on the repository side: files of the live tree (and all snapshots on posix), datasets on ZFS, leftovers, lock. */
