@@ -6,7 +6,7 @@
 //   pnpm bench                 full sizes (~1 GiB research, 100k small files, 2 GiB file)
 //   pnpm bench -- --quick      CI-sized
 //   options: --runs N (default 5), --only w1,w2,…, --keep (leave the work dir)
-import { mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -68,6 +68,7 @@ try {
   }
 }
 
+const analysisFile = path.join(repoRoot, 'bench', 'ANALYSIS.md');
 const fmt = (s) => (s == null ? '—' : s < 1 ? `${(s * 1000).toFixed(0)} ms` : `${s.toFixed(2)} s`);
 const lines = [
   `# dsg benchmark results`,
@@ -81,6 +82,8 @@ const lines = [
   ...rows.map((r) => `| ${r.workload} | ${r.tool} | ${fmt(r.min)} | ${fmt(r.median)} | ${fmt(r.max)} | ${r.rssMiB ? r.rssMiB.toFixed(0) + ' MiB' : '—'} | ${r.ratio ?? ''} | ${r.target ?? ''} |`),
   ``,
   ...(notes.length ? ['## Notes', '', ...notes.map((n) => `- ${n}`), ''] : []),
+  // what bounds the targets we miss: profiled by hand, kept next to the numbers it explains
+  ...(existsSync(analysisFile) ? [readFileSync(analysisFile, 'utf8').trim(), ''] : []),
 ];
 const md = lines.join('\n');
 console.log('\n' + md);

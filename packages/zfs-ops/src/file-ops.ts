@@ -20,8 +20,11 @@ async function renameOrDrop(tmp: string, full: string): Promise<void> {
 
 /**
  * Stream into `<root>/<rel>`: parents created, a temp name beside the
- * target, fsync, hash (and size) verified, then one rename. A mismatch
- * removes the temp file and is refused.
+ * target, hash (and size) verified, then one rename. A mismatch removes the
+ * temp file and is refused. No fsync per file: everything written here is
+ * made durable at once by the commit's `zfs snapshot` (it syncs the txg
+ * holding these writes), and a crash before the snapshot discards the whole
+ * temp clone anyway — a per-file fsync would only force a ZIL commit each.
  */
 export async function writeVerified(root: string, rel: string, data: ByteStream, expected: ExpectedFile, hasher: HasherFactory): Promise<{ size: number }> {
   const full = await resolveInside(root, rel);
@@ -38,7 +41,6 @@ export async function writeVerified(root: string, rel: string, data: ByteStream,
       let off = 0;
       while (off < chunk.byteLength) off += (await fh.write(chunk, off)).bytesWritten;
     }
-    await fh.sync();
   } catch (e) {
     await fh.close().catch(() => undefined);
     await unlink(tmp).catch(() => undefined);
