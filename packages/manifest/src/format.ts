@@ -8,6 +8,7 @@ import {
   FILE_FIELDS, LINK_FIELDS, METADATA_FIELDS, Manifest, isValidEntryFast, manifestSchema, metadataSchema,
   type ManifestEntry, type ManifestMetadata,
 } from './model.js';
+import { shorten } from './names.js';
 
 /** A key longer than this is shortened in messages (a hostile manifest may hold a 10 MB path). */
 const MAX_KEY_SHOWN = 200;
@@ -18,8 +19,7 @@ export function formatField(p: readonly PropertyKey[]): string {
   for (const k of p) {
     if (typeof k === 'number') out += `[${k}]`;
     else {
-      const full = String(k);
-      const s = full.length > MAX_KEY_SHOWN ? `${full.slice(0, MAX_KEY_SHOWN)}…(${full.length} characters)` : full;
+      const s = shorten(String(k), MAX_KEY_SHOWN);
       out += /^[A-Za-z_][A-Za-z0-9_]*$/.test(s) ? (out ? '.' : '') + s : `[${JSON.stringify(s)}]`;
     }
   }

@@ -48,6 +48,11 @@ export function validateComponent(c: string): string | null {
 }
 
 /** Why `relPath` is refused as a project path, or null when it is fine. */
+/** `s` for a message: past `max` characters cut, with its full length (hostile input may be megabytes). */
+export function shorten(s: string, max: number): string {
+  return s.length > max ? `${s.slice(0, max)}…(${s.length} characters)` : s;
+}
+
 export function validateName(relPath: string): string | null {
   if (relPath === '') return 'empty path';
   if (relPath.startsWith('/')) return 'absolute path';
@@ -57,7 +62,7 @@ export function validateName(relPath: string): string | null {
   for (const c of relPath.split('/')) {
     const why = validateComponent(c);
     // shown shortened: a hostile manifest may hold a component of megabytes
-    if (why) return `${why} in ${JSON.stringify(c.length > 100 ? c.slice(0, 100) : c)}${c.length > 100 ? `…(${c.length} characters)` : ''}`;
+    if (why) return `${why} in ${JSON.stringify(shorten(c, 100))}`;
   }
   return null;
 }
