@@ -25,14 +25,14 @@ export function exitCodeFor(err: unknown): ExitCode {
   return EXIT.error;
 }
 
-/** What happened (one line) and what to do (one line). */
-export function describeError(err: unknown): { what: string; todo: string } {
+/** What happened (one line), what to do (one line), and the error code a non-dsg error is reported under, if any. */
+export function describeError(err: unknown): { what: string; todo: string; code?: string } {
   if (err instanceof DsgError) return { what: oneLine(err.message), todo: oneLine(err.recoveryHint) };
   const e = err instanceof Error ? err : new Error(String(err));
   const code = (e as NodeJS.ErrnoException).code;
   if (code === 'EACCES' || code === 'EPERM') return { what: oneLine(e.message), todo: 'Check the permissions of the named path.' };
   if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return { what: oneLine(`no space left on this computer's disk: ${e.message}`), todo: 'Free some disk space here, then run the command again.' };
+    return { what: oneLine(`no space left on this computer's disk: ${e.message}`), todo: 'Free some disk space here, then run the command again.', code: 'NO_SPACE' };
   }
   return { what: oneLine(`internal error: ${e.message}`), todo: 'Run again with --debug and report the output.' };
 }
@@ -42,8 +42,7 @@ export function serializeError(err: unknown): SerializedError {
   if (!(err instanceof DsgError)) {
     const d = describeError(err);
     s.recoveryHint = d.todo;
-    const code = (err as NodeJS.ErrnoException | null)?.code;
-    if (code === 'ENOSPC' || code === 'EDQUOT') Object.assign(s, { code: 'NO_SPACE', message: d.what });
+    if (d.code) Object.assign(s, { code: d.code, message: d.what });
   }
   return s;
 }
