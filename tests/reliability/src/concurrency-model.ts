@@ -11,7 +11,7 @@
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { decompressArchive, hashBytes, isConflictBackup } from '@dsg/manifest';
-import { dsgAsync, json, type Backend, type RunResult } from './harness.js';
+import { dsgAsync, json, noMeta, type Backend, type RunResult } from './harness.js';
 
 /** path → content hash */
 export type Tree = Map<string, string>;
@@ -43,8 +43,6 @@ export function rng(seed: number): () => number {
   };
 }
 
-const isMeta = (rel: string): boolean => rel === '.dsg' || rel.startsWith('.dsg/') || rel === 'conflicts.txt';
-
 /** Every regular file under dir (relative path → hash), optionally skipping some. */
 export function hashTree(dir: string, skip: (rel: string) => boolean = () => false): Tree {
   const out: Tree = new Map();
@@ -65,7 +63,7 @@ export function hashTree(dir: string, skip: (rel: string) => boolean = () => fal
 
 /** The data a working tree holds as dsg sees it: no `.dsg/`, no conflicts.txt, no conflict backups. */
 export function dataTree(dir: string): Tree {
-  return hashTree(dir, (rel) => isMeta(rel) || isConflictBackup(rel));
+  return hashTree(dir, (rel) => noMeta(rel) || isConflictBackup(rel));
 }
 
 function entriesOf(text: string): Tree {
