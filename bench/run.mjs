@@ -14,7 +14,11 @@ import { machine, bringUp, tearDown, ensureTools } from './lib/env.mjs';
 import { makeManySmall, makeOneLarge, makeResearch } from './lib/data.mjs';
 import { workloads } from './lib/workloads.mjs';
 
+// pnpm 10 forwards the `--` of `pnpm bench -- --quick`; drop it rather than make users learn which form works
+const argv = process.argv.slice(2);
+if (argv[0] === '--') argv.shift();
 const { values: opt } = parseArgs({
+  args: argv,
   options: {
     quick: { type: 'boolean', default: false },
     runs: { type: 'string' },
@@ -69,6 +73,7 @@ try {
 }
 
 const analysisFile = path.join(repoRoot, 'bench', 'ANALYSIS.md');
+const rssCell = (r) => (r.rssMiB ? `${r.rssMiB.toFixed(0)} MiB${r.agentRssMiB ? ` (agent ${r.agentRssMiB.toFixed(0)} MiB)` : ''}` : '—');
 const fmt = (s) => (s == null ? '—' : s < 1 ? `${(s * 1000).toFixed(0)} ms` : `${s.toFixed(2)} s`);
 const lines = [
   `# dsg benchmark results`,
@@ -79,7 +84,7 @@ const lines = [
   ``,
   `| workload | tool | min | median | max | peak RSS | ratio (dsg / other, median) | target |`,
   `|---|---|---|---|---|---|---|---|`,
-  ...rows.map((r) => `| ${r.workload} | ${r.tool} | ${fmt(r.min)} | ${fmt(r.median)} | ${fmt(r.max)} | ${r.rssMiB ? r.rssMiB.toFixed(0) + ' MiB' : '—'} | ${r.ratio ?? ''} | ${r.target ?? ''} |`),
+  ...rows.map((r) => `| ${r.workload} | ${r.tool} | ${fmt(r.min)} | ${fmt(r.median)} | ${fmt(r.max)} | ${rssCell(r)} | ${r.ratio ?? ''} | ${r.target ?? ''} |`),
   ``,
   ...(notes.length ? ['## Notes', '', ...notes.map((n) => `- ${n}`), ''] : []),
   // what bounds the targets we miss: profiled by hand, kept next to the numbers it explains

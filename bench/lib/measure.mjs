@@ -21,7 +21,8 @@ export function timed(cmd, args, opts = {}) {
 
 /**
  * `warmup` untimed runs, then `runs` timed ones; `setup` runs before each
- * (untimed) to reset state. Returns min/median/max seconds and max peak RSS.
+ * (untimed) to reset state. Returns min/median/max seconds and max peak RSS
+ * (of the measured process, and of the remote agent when measure() reports it).
  */
 export function series({ runs, warmup = 1, setup, measure }) {
   for (let i = 0; i < warmup; i++) {
@@ -30,12 +31,14 @@ export function series({ runs, warmup = 1, setup, measure }) {
   }
   const secs = [];
   let rss = 0;
+  let agentRss = 0;
   for (let i = 0; i < runs; i++) {
     setup?.(warmup + i);
     const m = measure(warmup + i);
     secs.push(m.secs);
     if (Number.isFinite(m.rssMiB)) rss = Math.max(rss, m.rssMiB);
+    if (Number.isFinite(m.agentRssMiB)) agentRss = Math.max(agentRss, m.agentRssMiB);
   }
   secs.sort((a, b) => a - b);
-  return { min: secs[0], median: secs[Math.floor(secs.length / 2)], max: secs[secs.length - 1], rssMiB: rss || null, runs };
+  return { min: secs[0], median: secs[Math.floor(secs.length / 2)], max: secs[secs.length - 1], rssMiB: rss || null, agentRssMiB: agentRss || null, runs };
 }

@@ -1,6 +1,6 @@
 // The workloads of issue 9 (and the scan case of issue 6). Each pushes rows
 // { workload, tool, min, median, max, rssMiB, ratio, target } into ctx.rows.
-import { rmSync, mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { rmSync, mkdirSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { run, series, timed } from './measure.mjs';
 import { touchManySmall } from './data.mjs';
@@ -20,17 +20,42 @@ function dsgSetup(ctx) {
   writeFileSync(path.join(conf, 'dsg.yml'), 'user_name: Bench\nuser_id: bench@example.org\n');
 }
 
-const agentCmd = (ctx) => `[node, ${path.join(ctx.repoRoot, 'apps/agent/dist/dsg-agent.mjs')}]`;
+/**
+ * The agent command. With `rssFile`, the agent runs under GNU time, which
+ * appends its peak RSS (KiB) to that file when the session ends: the server
+ * side of a transfer is a separate process that the client's own
+ * measurement never sees.
+ */
+const agentCmd = (ctx, rssFile) => {
+  const agent = path.join(ctx.repoRoot, 'apps/agent/dist/dsg-agent.mjs');
+  return rssFile ? `[/usr/bin/time, -f, '%M', -a, -o, ${rssFile}, node, ${agent}]` : `[node, ${agent}]`;
+};
+
+/** Largest peak RSS (MiB) the agent sessions appended to `file`; empties it. */
+function takeAgentRss(file) {
+  if (!existsSync(file)) return null;
+  const kib = readFileSync(file, 'utf8').split('\n').map(Number).filter((n) => Number.isFinite(n) && n > 0);
+  rmSync(file, { force: true });
+  return kib.length ? Math.max(...kib) / 1024 : null;
+}
+
+/** Wraps a measure() so the agent's peak RSS joins the client's in the result. */
+function withAgentRss(file, measure) {
+  return (i) => {
+    const m = measure(i);
+    return { ...m, agentRssMiB: takeAgentRss(file) };
+  };
+}
 
 /** .dsgconfig.yml for a project whose repository is on the bench host over SSH. */
-function writeConfig(ctx, project, name, type) {
+function writeConfig(ctx, project, name, type, rssFile) {
   const repo =
     type === 'zfs'
       ? `  type: zfs\n  host: dsgbench\n  pool: ${ctx.env.pool}/repos\n  mountpoint: ${ctx.env.poolMount}/repos\n`
       : `  type: posix\n  host: dsgbench\n  root: ${path.join(ctx.work, 'posix-repos')}\n`;
   writeFileSync(
     path.join(project, '.dsgconfig.yml'),
-    `name: ${name}\nrepository:\n${repo}  agent: ${agentCmd(ctx)}\ndata_dirs: [input, output]\n`,
+    `name: ${name}\nrepository:\n${repo}  agent: ${agentCmd(ctx, rssFile)}\ndata_dirs: [input, output]\n`,
   );
   rmSync(path.join(project, '.dsg'), { recursive: true, force: true });
 }
@@ -44,13 +69,35 @@ function ensureReposParents(ctx) {
   mkdirSync(path.join(ctx.work, 'posix-repos'), { recursive: true });
 }
 
+/** `runs` first syncs (`dsg init`) of `project` into fresh repositories `<prefix><type><i>`. */
+function firstSyncSeries(ctx, project, prefix, type, rssFile) {
+  return series({
+    runs: ctx.runs,
+    setup: (i) => {
+      const prev = `${prefix}${type}${i - 1}`;
+      if (i > 0 && type === 'zfs') run('zfs', ['destroy', '-r', `${ctx.env.pool}/repos/${prev}`], { allowFail: true });
+      if (i > 0 && type === 'posix') rmSync(path.join(ctx.work, 'posix-repos', prev), { recursive: true, force: true });
+      writeConfig(ctx, project, `${prefix}${type}${i}`, type, rssFile);
+    },
+    measure: withAgentRss(rssFile, () => dsg(ctx, project, ['init', '-m', 'bench', '--quiet'])),
+  });
+}
+
+/** Removes the last repository a firstSyncSeries left (keeps the pool small for what follows). */
+function dropLastRepo(ctx, prefix, type) {
+  const last = `${prefix}${type}${ctx.runs}`;
+  if (type === 'zfs') run('zfs', ['destroy', '-r', `${ctx.env.pool}/repos/${last}`], { allowFail: true });
+  else rmSync(path.join(ctx.work, 'posix-repos', last), { recursive: true, force: true });
+}
+
 function ratio(a, b) {
   return `${(a.median / b.median).toFixed(2)}×`;
 }
 
 function push(ctx, workload, tool, s, extra = {}) {
   ctx.rows.push({ workload, tool, ...s, ...extra });
-  console.log(`   ${tool.padEnd(28)} median ${s.median.toFixed(3)}s  (min ${s.min.toFixed(3)}, max ${s.max.toFixed(3)})${s.rssMiB ? `  peak RSS ${s.rssMiB.toFixed(0)} MiB` : ''}`);
+  const agent = s.agentRssMiB ? `, agent ${s.agentRssMiB.toFixed(0)} MiB` : '';
+  console.log(`   ${tool.padEnd(28)} median ${s.median.toFixed(3)}s  (min ${s.min.toFixed(3)}, max ${s.max.toFixed(3)})${s.rssMiB ? `  peak RSS ${s.rssMiB.toFixed(0)} MiB${agent}` : ''}`);
 }
 
 export const workloads = [
@@ -61,17 +108,10 @@ export const workloads = [
       dsgSetup(ctx);
       ensureReposParents(ctx);
       const project = path.join(ctx.data, 'research');
+      const rssFile = path.join(ctx.work, 'agent-rss-w1');
       const results = {};
       for (const type of ['zfs', 'posix']) {
-        results[type] = series({
-          runs: ctx.runs,
-          setup: (i) => {
-            if (i > 0 && type === 'zfs') run('zfs', ['destroy', '-r', `${ctx.env.pool}/repos/r${type}${i - 1}`], { allowFail: true });
-            if (i > 0 && type === 'posix') rmSync(path.join(ctx.work, 'posix-repos', `r${type}${i - 1}`), { recursive: true, force: true });
-            writeConfig(ctx, project, `r${type}${i}`, type);
-          },
-          measure: () => dsg(ctx, project, ['init', '-m', 'bench', '--quiet']),
-        });
+        results[type] = firstSyncSeries(ctx, project, 'r', type, rssFile);
       }
       const dest = path.join(ctx.work, 'rsync-dest');
       const rs = series({
@@ -94,6 +134,9 @@ export const workloads = [
       push(ctx, 'w1 first sync', 'dsg init → posix (ssh)', results.posix, { ratio: `${ratio(results.posix, rs)} rsync`, target: '≤ 1.0× rsync' });
       push(ctx, 'w1 first sync', 'rsync -a (ssh)', rs);
       push(ctx, 'w1 first sync', 'restic backup (sftp)', re, { ratio: `dsg→ZFS ${ratio(results.zfs, re)} restic` });
+      for (const type of ['zfs', 'posix']) dropLastRepo(ctx, 'r', type);
+      rmSync(dest, { recursive: true, force: true });
+      rmSync(resticRepo, { recursive: true, force: true });
     },
   },
   {
@@ -187,6 +230,33 @@ export const workloads = [
       push(ctx, 'w6 scan many-small', 'dsg scan cold (hash all)', cold, { ratio: `${ratio(cold, gs)} git` });
       push(ctx, 'w6 scan many-small', 'dsg scan warm (stat cache)', warm, { ratio: `${ratio(warm, gs)} git`, target: '≤ 1.0× git status' });
       push(ctx, 'w6 scan many-small', 'git status', gs);
+    },
+  },
+  {
+    id: 'w7',
+    title: 'first sync of `one-large` over SSH to ZFS and posix vs rsync -a: peak RSS of client and agent during the transfer',
+    async run(ctx) {
+      dsgSetup(ctx);
+      ensureReposParents(ctx);
+      const project = path.join(ctx.data, 'large');
+      const rssFile = path.join(ctx.work, 'agent-rss-w7');
+      const d = {};
+      for (const type of ['zfs', 'posix']) {
+        d[type] = firstSyncSeries(ctx, project, 'l', type, rssFile);
+        dropLastRepo(ctx, 'l', type);
+      }
+      const dest = path.join(ctx.work, 'rsync-large');
+      const rs = series({
+        runs: ctx.runs,
+        setup: () => rmSync(dest, { recursive: true, force: true }),
+        measure: () => timed('rsync', ['-a', ...rsyncSsh(ctx), '--exclude=.dsg', '--exclude=.dsgconfig.yml', `${project}/`, `dsgbench:${dest}/`], { env: userEnv(ctx) }),
+      });
+      rmSync(dest, { recursive: true, force: true });
+      const mb = ctx.sets.large.bytes / 2 ** 20;
+      const rate = (x) => `${(mb / x.median).toFixed(0)} MiB/s`;
+      push(ctx, 'w7 first sync one-large', `dsg init → ZFS (ssh) (${rate(d.zfs)})`, d.zfs, { ratio: `${ratio(d.zfs, rs)} rsync`, target: 'RSS ≤ 200 MiB (client and agent)' });
+      push(ctx, 'w7 first sync one-large', `dsg init → posix (ssh) (${rate(d.posix)})`, d.posix, { ratio: `${ratio(d.posix, rs)} rsync`, target: 'RSS ≤ 200 MiB (client and agent)' });
+      push(ctx, 'w7 first sync one-large', `rsync -a (ssh) (${rate(rs)})`, rs);
     },
   },
 ];
