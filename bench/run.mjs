@@ -31,7 +31,7 @@ const runs = Number(opt.runs ?? 5);
 const only = opt.only ? new Set(opt.only.split(',')) : null;
 const sizes = opt.quick
   ? { research: { files: 1000, largeFiles: 2, largeSize: 16 << 20 }, small: 10_000, large: 256 << 20, pool: '3G', zfsRepo: [1000, 10_000] }
-  : { research: { files: 10_000, largeFiles: 5, largeSize: 120 << 20 }, small: 100_000, large: 2 << 30, pool: '16G', zfsRepo: [1000, 100_000] };
+  : { research: { files: 10_000, largeFiles: 5, largeSize: 120 << 20 }, small: 100_000, large: 2 * 2 ** 30, pool: '16G', zfsRepo: [1000, 100_000] };
 
 const work = path.join(repoRoot, 'bench', '.work');
 rmSync(work, { recursive: true, force: true });
@@ -42,18 +42,17 @@ console.log(`dsg bench (${opt.quick ? 'quick' : 'full'}, ${runs} runs after 1 wa
 
 const env = bringUp(repoRoot, work, sizes.pool);
 const data = path.join(work, 'data');
-const t0 = Date.now();
-const sets = {
-  research: await makeResearch(path.join(data, 'research'), sizes.research),
-  small: await makeManySmall(path.join(data, 'small'), { files: sizes.small }),
-  large: await makeOneLarge(path.join(data, 'large'), { size: sizes.large }),
-};
-console.log(`data generated in ${((Date.now() - t0) / 1000).toFixed(1)}s: research ${sets.research.files} files / ${(sets.research.bytes / 2 ** 20).toFixed(0)} MiB, small ${sets.small.files} files, large ${(sets.large.bytes / 2 ** 20).toFixed(0)} MiB`);
-
 const rows = [];
 const notes = [];
-const ctx = { repoRoot, work, data, env, runs, sizes, sets, rows, notes };
 try {
+  const t0 = Date.now();
+  const sets = {
+    research: await makeResearch(path.join(data, 'research'), sizes.research),
+    small: await makeManySmall(path.join(data, 'small'), { files: sizes.small }),
+    large: await makeOneLarge(path.join(data, 'large'), { size: sizes.large }),
+  };
+  console.log(`data generated in ${((Date.now() - t0) / 1000).toFixed(1)}s: research ${sets.research.files} files / ${(sets.research.bytes / 2 ** 20).toFixed(0)} MiB, small ${sets.small.files} files, large ${(sets.large.bytes / 2 ** 20).toFixed(0)} MiB`);
+  const ctx = { repoRoot, work, data, env, runs, sizes, sets, rows, notes };
   for (const w of workloads) {
     if (only && !only.has(w.id)) continue;
     console.log(`\n== ${w.id}: ${w.title}`);
