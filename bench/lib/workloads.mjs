@@ -75,7 +75,7 @@ function firstSyncSeries(ctx, project, prefix, type, rssFile) {
     runs: ctx.runs,
     setup: (i) => {
       const prev = `${prefix}${type}${i - 1}`;
-      if (i > 0 && type === 'zfs') run('zfs', ['destroy', '-r', `${ctx.env.pool}/repos/${prev}`], { allowFail: true });
+      if (i > 0 && type === 'zfs') destroyDataset(`${ctx.env.pool}/repos/${prev}`);
       if (i > 0 && type === 'posix') rmSync(path.join(ctx.work, 'posix-repos', prev), { recursive: true, force: true });
       writeConfig(ctx, project, `${prefix}${type}${i}`, type, rssFile);
     },
@@ -83,10 +83,22 @@ function firstSyncSeries(ctx, project, prefix, type, rssFile) {
   });
 }
 
+/**
+ * zfs destroy -r, retried while zfs-fuse says busy (it does for a moment after
+ * the agent's last unmount); a repository left behind would fill the pool.
+ */
+function destroyDataset(ds) {
+  for (let i = 0; ; i++) {
+    const r = run('zfs', ['destroy', '-r', ds], { allowFail: true });
+    if (r.status === 0 || /does not exist/.test(r.stderr) || i >= 50) return;
+    run('sleep', ['0.2']);
+  }
+}
+
 /** Removes the last repository a firstSyncSeries left (keeps the pool small for what follows). */
 function dropLastRepo(ctx, prefix, type) {
   const last = `${prefix}${type}${ctx.runs}`;
-  if (type === 'zfs') run('zfs', ['destroy', '-r', `${ctx.env.pool}/repos/${last}`], { allowFail: true });
+  if (type === 'zfs') destroyDataset(`${ctx.env.pool}/repos/${last}`);
   else rmSync(path.join(ctx.work, 'posix-repos', last), { recursive: true, force: true });
 }
 
