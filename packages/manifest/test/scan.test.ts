@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ProgressEvent } from '@dsg/contracts';
 import {
-  Manifest, buildSnapshot, conflictBackupName, scanProject, hashFile, serializeManifest, type ScanOptions,
+  Manifest, buildSnapshot, conflictBackupName, scanProject, hashFile, serializeManifest, type ScanOptions, SMALL_FILE,
 } from '../src/index.js';
 
 const tmpDirs: string[] = [];
@@ -279,6 +279,26 @@ describe('scanProject: stat cache and bounded pool', () => {
     expect(c.maxConcurrent).toBeGreaterThan(1);
     expect(c.maxConcurrent).toBeLessThanOrEqual(3);
     expect(pooled.manifest).toEqual((await scanProject({ root, dataDirs: ['input'], user: 'u' })).manifest);
+  });
+
+  it('default mode walks one file at a time yet hashes large files in parallel (bounded); an unreadable one fails the scan', async () => {
+    const root = await tempRoot();
+    const big = Buffer.alloc(SMALL_FILE + 1, 7);
+    for (let i = 0; i < 12; i++) await put(root, `input/d${i % 3}/big${i}.bin`, big);
+    for (let i = 0; i < 20; i++) await put(root, `input/d${i % 3}/small${i}.txt`, `s${i}`);
+    const c = countingOpen();
+    const r = await scanProject({ root, dataDirs: ['input'], user: 'u', concurrency: 2, ...c.hooks });
+    expect(r.manifest.entries.size).toBe(32);
+    expect(c.maxConcurrent).toBeGreaterThan(1);
+    expect(c.maxConcurrent).toBeLessThanOrEqual(2);
+    expect(r.manifest).toEqual((await scanProject({ root, dataDirs: ['input'], user: 'u', parallelIo: true })).manifest);
+    const failing: Pick<ScanOptions, 'openFile'> = {
+      openFile: async (f) => {
+        if (f.endsWith('big5.bin')) throw Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
+        return open(f, 'r');
+      },
+    };
+    await expect(scanProject({ root, dataDirs: ['input'], user: 'u', ...failing })).rejects.toMatchObject({ code: 'SCAN_UNREADABLE' });
   });
 
   it('a file modified just now is not trusted from the cache (racy clean)', async () => {
