@@ -46,6 +46,7 @@ export function localServer(repo: RepositoryConfig, log?: (s: string) => void): 
   return new AgentServer({
     hasher,
     ...(log ? { log } : {}),
+    clientMountpoints: true, // this process is the user: snapmount --mountpoint is theirs to choose
     openRepository: (name) =>
       repo.type === 'zfs'
         ? new ZfsRemoteFilesystem({ parent: repo.pool, repo: name, mountpoint: repo.mountpoint, hasher, ...(runner ? { runner } : {}) })

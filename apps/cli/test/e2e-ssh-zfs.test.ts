@@ -19,6 +19,7 @@ describe.skipIf(!zfs || !ssh)('end to end: over the real sshd to the real zfs-fu
   parents.push(parent);
   e2eSuite({
     label: 'zfs/ssh',
+    snapmountMakesView: true,
     initArgs: () => [
       '--host', ssh!.host,
       '--repo-type', 'zfs',

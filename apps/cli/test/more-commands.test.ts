@@ -1,8 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { freshParent, requireZfs } from '@dsg/testenv';
 import { cleanSchema, listFilesSchema, listReposSchema, snapmountSchema, syncSchema, validateFileSchema, validateSnapshotSchema } from '../src/output/json-schemas.js';
 import { BIN, dsg, listing, sandbox, write, type RunResult } from './helpers.js';
 
@@ -37,10 +38,11 @@ describe('the other commands, through the built binary', () => {
     expect(cl).toMatchObject({ dryRun: true, target: 'all' });
     const m = snapmountSchema.parse(JSON.parse(ok(dsg(dir, env, '--json', 'snapmount', '--snapshot', 's1')).stdout));
     expect(listing(m.mountpoint)).toHaveProperty(['input/a.csv']);
-    // the agent only unmounts what its own session mounted: a later --unmount is refused with a hint
-    const un = dsg(dir, env, 'snapmount', '--unmount', m.mountpoint);
-    expect(un.code).toBe(1);
-    expect(un.stderr).toMatch(/did not mount it\nhint: /);
+    // a snapmount outlives its command: a later run undoes it; a path that is no snapshot of this repository is refused
+    const other = dsg(dir, env, 'snapmount', '--unmount', root);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/no snapshot of .* is mounted at /);
+    expect(ok(dsg(dir, env, 'snapmount', '--unmount', m.mountpoint)).stdout).toContain(`unmounted ${m.mountpoint}`);
   });
 
   it('sync --dry-run changes nothing; nothing to do says so; --quiet prints nothing', () => {
@@ -94,4 +96,25 @@ describe('the other commands, through the built binary', () => {
     write(path.join(copy, '.dsgconfig.yml'), legacy);
     expect(syncSchema.parse(JSON.parse(ok(dsg(copy, sb.env, '--json', 'clone')).stdout)).snapshotId).toBe('s1');
   });
+});
+
+const zfs = requireZfs();
+describe.skipIf(!zfs)('snapmount on a ZFS repository on this machine (real zfs-fuse)', () => {
+  it('--mountpoint puts the read-only clone where asked; a later --unmount removes it', () => {
+    const parent = freshParent(zfs!, 'cli-mnt');
+    try {
+      const sb = sandbox();
+      const dir = path.join(sb.dir, 'p');
+      write(path.join(dir, 'input', 'a.csv'), 'a\n');
+      ok(dsg(dir, sb.env, 'init', '--host', 'localhost', '--repo-type', 'zfs', '--pool', parent.dataset, '--repo-path', parent.mountpoint, '--repo-name', 'm'));
+      const want = path.join(sb.dir, 'view-s1');
+      const m = snapmountSchema.parse(JSON.parse(ok(dsg(dir, sb.env, '--json', 'snapmount', '--snapshot', 's1', '--mountpoint', want)).stdout));
+      expect(m.mountpoint).toBe(want);
+      expect(listing(want)).toHaveProperty(['input/a.csv']);
+      ok(dsg(dir, sb.env, 'snapmount', '--unmount', want));
+      expect(existsSync(path.join(want, 'input', 'a.csv'))).toBe(false);
+    } finally {
+      parent.destroy();
+    }
+  }, 120_000);
 });

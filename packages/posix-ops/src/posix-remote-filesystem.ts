@@ -344,8 +344,12 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
     return this.committedSnapshot(snapshotId);
   }
 
-  /** Nothing was mounted, so nothing to undo. */
-  async unmountSnapshot(_at: string): Promise<void> {}
+  /** Nothing was mounted, so nothing to undo; a path that is no snapshot directory of this repository is refused. */
+  unmountSnapshot(at: string): Promise<void> {
+    const n = snapshotNumber(path.basename(at));
+    if (n === null || at !== this.layout.snapshot(n)) return Promise.reject(new NotFoundError(`no snapshot of ${this.root} is mounted at ${at}`));
+    return Promise.resolve();
+  }
 
   // ------------------------------------------------------------------ recovery
 

@@ -247,5 +247,10 @@ describe('commit rules', () => {
     expect(await readFile(path.join(dir, 'a'), 'utf8')).toBe('A');
     await sb.fs.unmountSnapshot(dir);
     await expect(sb.fs.mountSnapshot('s2')).rejects.toBeInstanceOf(NotFoundError);
+    // only a snapshot directory of this repository is "unmounted"; anything else is named as not mounted
+    for (const at of [sb.root, path.join(sb.root, 'current'), path.join(sb.root, 'snapshots', 'x1'), '/tmp/s1']) {
+      await expect(sb.fs.unmountSnapshot(at)).rejects.toBeInstanceOf(NotFoundError);
+    }
+    expect(await readFile(path.join(dir, 'a'), 'utf8')).toBe('A');
   });
 });

@@ -67,6 +67,12 @@ export interface AgentServerOptions {
   recoverOnOpen?: boolean;
   /** Reported in the hello reply. */
   agentVersion?: string;
+  /**
+   * Accept the client's `at` in mountSnapshot (default false: an agent
+   * reached over SSH chooses where snapshots are mounted). An in-process
+   * server runs as the very user who asks, so the path is theirs to choose.
+   */
+  clientMountpoints?: boolean;
 }
 
 type HandlerResult = { result: unknown } | { stream: ByteStream | null };
@@ -101,9 +107,6 @@ function unsupported(what: string): DsgError {
  * transactions are rolled back and its lock released.
  */
 export class AgentServer {
-  /** mount points this server made, the only ones it will unmount */
-  private readonly mounted = new Set<string>();
-
   constructor(private readonly o: AgentServerOptions) {}
 
   private log(line: string): void {
@@ -111,7 +114,7 @@ export class AgentServer {
   }
 
   async serve(input: NodeJS.ReadableStream, output: NodeJS.WritableStream): Promise<void> {
-    const session = new Session(this, this.o, input, output, this.mounted);
+    const session = new Session(this, this.o, input, output);
     await session.run();
   }
 
@@ -141,7 +144,6 @@ class Session {
     private readonly o: AgentServerOptions,
     private readonly input: NodeJS.ReadableStream,
     private readonly output: NodeJS.WritableStream,
-    private readonly mounted: Set<string>,
   ) {
     this.max = o.maxFramePayload ?? DEFAULT_MAX_PAYLOAD;
     this.writer = new FrameWriter(output, this.max);
@@ -456,22 +458,25 @@ class Session {
       case 'readSnapshotFile':
         return { stream: await this.fs!.readSnapshotFile(P.assertSnapshotId(msg['snapshotId']), P.path(msg)) };
       case 'mountSnapshot': {
-        if (msg['at'] !== undefined) {
-          throw new ValidationError('the agent chooses where snapshots are mounted; "at" is not accepted over the wire', { field: 'at' });
+        const at = msg['at'] === undefined ? undefined : P.str(msg, 'at');
+        if (at !== undefined && !this.o.clientMountpoints) {
+          throw new ValidationError('the agent chooses where snapshots are mounted; "at" is not accepted over the wire', { field: 'at' }, {
+            recoveryHint: 'Leave out --mountpoint: the reply names the place the agent chose.',
+          });
         }
         if (!this.fs!.mountSnapshot) throw unsupported('mount snapshots');
-        const at = await this.fs!.mountSnapshot(P.assertSnapshotId(msg['snapshotId']));
-        this.mounted.add(normalize(at));
-        return { result: at };
+        return { result: await this.fs!.mountSnapshot(P.assertSnapshotId(msg['snapshotId']), at) };
       }
       case 'unmountSnapshot': {
+        // Any session may undo a snapmount (it outlives the command that made it); the
+        // backend only ever removes a view of THIS repository (ZFS: one of its mount
+        // clones, posix: nothing) and refuses every other path with NotFoundError.
         const at = P.str(msg, 'at');
-        if (!this.mounted.has(normalize(at)) || at.includes('\0')) {
-          throw new ValidationError(`refused to unmount ${JSON.stringify(at.slice(0, 200))}: this agent did not mount it`, { field: 'at' });
+        if (!isAbsolute(at) || normalize(at) !== at || at.includes('\0') || at === '/') {
+          throw new ValidationError(`refused to unmount ${JSON.stringify(at.slice(0, 200))}: not a normalized absolute path`, { field: 'at' });
         }
         if (!this.fs!.unmountSnapshot) throw unsupported('unmount snapshots');
         await this.fs!.unmountSnapshot(at);
-        this.mounted.delete(normalize(at));
         return { result: null };
       }
       case 'recover':

@@ -132,7 +132,7 @@ export class ZfsOperations {
   /** Transaction ids with leftovers: temp siblings, @sync-temp- snapshots, a live dataset still marked dsg:tx. */
   private txsIn(objs: Obj[]): string[] {
     const d = this.dataset;
-    const re = new RegExp(`^${d.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?:-(?:init|sync|old)-([^@/]+)(?:@.*)?|@sync-temp-([^@/]+)|-sync-[^@/]+@sync-temp-([^@/]+))$`);
+    const re = new RegExp(`^${escapeRegExp(d)}(?:-(?:init|sync|old)-([^@/]+)(?:@.*)?|@sync-temp-([^@/]+)|-sync-[^@/]+@sync-temp-([^@/]+))$`);
     const txs = new Set<string>();
     for (const o of objs) {
       const m = re.exec(o.name);
@@ -181,7 +181,7 @@ export class ZfsOperations {
         await this.zfs.runner.prepareWorkPath(this.pathOf(work));
       } catch (e) {
         await this.rollback(tx);
-        throw new DsgError('ZFS_PERMISSION', errText(e), { recoveryHint: 'Allow passwordless `sudo -n chown` for the dsg agent user, or run it as root.' });
+        throw new DsgError('ZFS_PERMISSION', errText(e), { recoveryHint: 'Allow the agent user passwordless `sudo -n chown` of new repository datasets (see the dsg README), or run it as root.' });
       }
     }
     this.active.set(tx, pattern);
@@ -425,13 +425,20 @@ export class ZfsOperations {
 
   async viewClones(): Promise<{ name: string; kind: string; pid: number; mountpoint: string }[]> {
     const rows = await this.zfs.list([this.parent], ['name', PROP.view, 'mountpoint'], { depth: 1, types: ['filesystem'] });
+    // exactly `<repo>-view-sN-<8 hex>` (remote-fs cloneView): a prefix test would also take
+    // the views of a repository named `<repo>-view`
+    const own = new RegExp(`^${escapeRegExp(this.dataset)}-view-s[1-9][0-9]*-[0-9a-f]{8}$`);
     return rows
-      .filter((r) => (r['name'] ?? '').startsWith(`${this.dataset}-view-`) && r[PROP.view] && r[PROP.view] !== '-')
+      .filter((r) => own.test(r['name'] ?? '') && r[PROP.view] && r[PROP.view] !== '-')
       .map((r) => {
         const [kind = '', pid = '0'] = (r[PROP.view] ?? '').split('.');
         return { name: r['name']!, kind, pid: Number(pid), mountpoint: r['mountpoint'] ?? '' };
       });
   }
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 function pidAlive(pid: number): boolean {

@@ -121,6 +121,21 @@ describe.skipIf(!env)('ZFS transactions on the real pool', () => {
     }
   });
 
+  it("unmountSnapshot never touches another repository's views (repo vs repo-view in one parent)", async () => {
+    const { p, fs } = setup('repo');
+    const other = new ZfsRemoteFilesystem({ parent: p.dataset, repo: 'repo-view', mountpoint: p.mountpoint, hasher: testHasher });
+    await initRepo(fs, { 'a.txt': 'mine' });
+    await initRepo(other, { 'a.txt': 'theirs' });
+    const theirs = await other.mountSnapshot('s1');
+    expect(theirs.startsWith(path.join(p.mountpoint, 'repo-view-view-s1-'))).toBe(true);
+    await expect(fs.unmountSnapshot(theirs)).rejects.toThrow(/no snapshot of \S*repo is mounted/);
+    expect(readFileSync(path.join(theirs, 'a.txt'), 'utf8')).toBe('theirs');
+    await fs.recover();
+    expect(readFileSync(path.join(theirs, 'a.txt'), 'utf8')).toBe('theirs');
+    await other.unmountSnapshot(theirs);
+    expect(listAll(p.dataset).join('\n')).not.toMatch(/-view-/);
+  });
+
   it('writeFile refuses a hash or size mismatch and leaves no temp file', async () => {
     const { fs } = setup();
     const t = tx();

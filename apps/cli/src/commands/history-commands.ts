@@ -150,7 +150,9 @@ export async function snapmountCommand(ctx: Ctx, o: { snapshot?: string; mountpo
     }
     if (!o.snapshot) throw new UsageError('snapmount needs --snapshot sN (or --unmount dir)');
     const sid = assertSnapshotId(o.snapshot);
-    const at = await conn.client.mountSnapshot(sid, o.mountpoint ? path.resolve(ctx.cwd, o.mountpoint) : undefined);
+    const wanted = o.mountpoint ? path.resolve(ctx.cwd, o.mountpoint) : undefined;
+    const at = await conn.client.mountSnapshot(sid, wanted);
+    if (wanted && at !== wanted) ctx.out.warn(`this backend shows snapshots in place, at ${at}; --mountpoint applies to ZFS repositories`);
     ctx.out.result(snapmountSchema, { command: 'snapmount', action: 'mount', snapshotId: sid, mountpoint: at }, (d) =>
       ctx.out.line(`snapshot ${sid} is readable at ${d.mountpoint} (on the repository host); \`dsg snapmount --unmount ${d.mountpoint}\` when done`),
     );
