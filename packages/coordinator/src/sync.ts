@@ -213,8 +213,12 @@ interface Ops {
   cacheChange: boolean;
 }
 
-/** What the plan (plus resolutions) means in transfers. Unresolved conflicts → SyncConflictError. */
-export function resolveOps(plan: SyncPlan, user: string, resolutions?: ReadonlyMap<string, Resolution>): Ops {
+/**
+ * What the plan (plus resolutions) means in transfers. Unresolved conflicts →
+ * SyncConflictError. `backup` false: a losing local version is replaced
+ * without a `<name>~<ts>~` copy (user config backup_on_conflict: false).
+ */
+export function resolveOps(plan: SyncPlan, user: string, resolutions?: ReadonlyMap<string, Resolution>, backup = true): Ops {
   const ops: Ops = { uploads: [], downloads: [], deleteLocal: [], deleteRemote: [], backups: [], merged: new Map(), cacheChange: false };
   const unresolved: PathPlan[] = [];
   const resolved: { plan: PathPlan; resolution: Resolution }[] = [];
@@ -261,12 +265,12 @@ export function resolveOps(plan: SyncPlan, user: string, resolutions?: ReadonlyM
           if (p.local) upload(p.local);
           else if (p.remote) ops.deleteRemote.push(p.path);
         } else if (res === 'R') {
-          if (p.local) ops.backups.push(p.local);
+          if (p.local && backup) ops.backups.push(p.local);
           if (p.remote) download(p.remote);
           else if (p.local) ops.deleteLocal.push(p.path);
         } else {
           const c = p.cache;
-          if (p.local && (!c || !entriesEqual(p.local, c))) ops.backups.push(p.local);
+          if (backup && p.local && (!c || !entriesEqual(p.local, c))) ops.backups.push(p.local);
           if (c) {
             if (cacheId === null) throw new ValidationError(`cannot restore ${p.path}: ${LAST_SYNC} has no snapshot id`, { path: p.path });
             const src: Source = { from: 'snapshot', snapshotId: cacheId };
@@ -320,6 +324,8 @@ export interface SyncOptions {
   message: string;
   dryRun?: boolean;
   resolutions?: Map<string, Resolution>;
+  /** keep a local version that loses a resolution as `<name>~<ts>~` (default true; cli.md backup_on_conflict) */
+  backupOnConflict?: boolean;
   onProgress?: ProgressListener;
   /**
    * Called with the repository's `.dsgconfig.yml` before a sync would download
@@ -382,7 +388,7 @@ export async function runSync(o: SyncOptions): Promise<SyncResult> {
         recoveryHint: 'Check the repository settings in .dsgconfig.yml; refusing to treat the missing repository as empty (that would delete your files).',
       });
     }
-    const ops = resolveOps(plan, project.user, o.resolutions);
+    const ops = resolveOps(plan, project.user, o.resolutions, o.backupOnConflict ?? true);
     await checkIncomingConfig(o, ops);
     // init always makes s1, even of an empty project: the repository must come to exist
     if (plan.remoteExists && !hasTransfers(ops) && !ops.cacheChange) return emptyResult('nothing', plan, null, plan.remoteSnapshotId);

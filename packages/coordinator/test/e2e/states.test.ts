@@ -194,6 +194,20 @@ describe.each(BACKENDS)('%s repository', (backend) => {
       expect((await w.sync(a)).kind).toBe('nothing');
     });
 
+    it('R and C with backupOnConflict false replace the local loser without a copy', async () => {
+      await setup();
+      const r = await w.sync(a, 'resolve', { resolutions: new Map([[F, 'R']]), backupOnConflict: false, now: () => at });
+      expect(r.conflictBackups).toEqual([]);
+      expect(await tree(a.root)).toEqual({ ...BASE, [F]: 'v3' });
+      await put(a, F, 'v4');
+      await put(b, F, 'v5');
+      await w.sync(b);
+      const c = await w.sync(a, 'resolve', { resolutions: new Map([[F, 'C']]), backupOnConflict: false, now: () => at });
+      expect(c.conflictBackups).toEqual([]);
+      expect(await tree(a.root)).toEqual({ ...BASE, [F]: 'v3' });
+      expect((await w.remoteTree())[F]).toBe('v3');
+    });
+
     it('C restores the last-synced version on both sides from the snapshot', async () => {
       await setup();
       const r = await w.sync(a, 'resolve', { resolutions: new Map([[F, 'C']]), now: () => at });

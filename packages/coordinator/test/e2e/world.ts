@@ -147,7 +147,7 @@ export class World {
   async sync(
     c: Client,
     message = `sync by ${c.name}`,
-    o: { resolutions?: Map<string, Resolution>; failClient?: Set<string>; now?: () => Date } = {},
+    o: { resolutions?: Map<string, Resolution>; backupOnConflict?: boolean; failClient?: Set<string>; now?: () => Date } = {},
   ): Promise<SyncResult> {
     await this.recover(c);
     const { transport, remote } = await this.session();
@@ -159,6 +159,7 @@ export class World {
       message,
       logger: this.logger,
       ...(o.resolutions ? { resolutions: o.resolutions } : {}),
+      ...(o.backupOnConflict !== undefined ? { backupOnConflict: o.backupOnConflict } : {}),
       ...(o.now ? { now: o.now } : {}),
     });
   }
