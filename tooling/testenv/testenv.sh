@@ -2,6 +2,9 @@
 # Brings up the real parts dsg's tests use, on a Debian machine, as root:
 #   - a zfs-fuse daemon and a pool on a sparse file   (DSG_TEST_POOL, default dsgtest, 512M)
 #   - an sshd on 127.0.0.1 on a free port, with a host key and a user key made for this run
+#   - a non-root login (DSG_TEST_AGENT_USER, default dsgagent) with the sudo rule the
+#     README documents for a non-root agent: `sudo -n zfs`, and `sudo -n chown` of a new
+#     repository dataset under $POOL/sudo-e2e only
 # Usage: testenv.sh up | down | env | diag
 # `up` is idempotent; it writes $DSG_TESTENV_DIR/env (shell `export` lines) and prints it.
 # `down` stops only what `up` started, by the pids it recorded — never by process name.
@@ -21,6 +24,7 @@ install_missing() {
   [ -x /usr/sbin/sshd ] || need+=(openssh-server)
   command -v ssh-keygen >/dev/null || need+=(openssh-client)
   command -v rsync >/dev/null || need+=(rsync)
+  command -v sudo >/dev/null || need+=(sudo)
   if [ ${#need[@]} -gt 0 ]; then
     log "installing ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -179,6 +183,31 @@ CONF
   log "sshd on 127.0.0.1:$port"
 }
 
+AGENT_USER=${DSG_TEST_AGENT_USER:-dsgagent}
+SUDOERS=/etc/sudoers.d/dsg-testenv-$POOL
+
+# The non-root agent login and its sudo rule: exactly the README's rule, with the
+# parent dataset the sudo tests use ($POOL/sudo-e2e) as /var/repos/dsg.
+setup_agent_user() {
+  command -v sudo >/dev/null || { log "no sudo: the non-root agent tests will skip"; return 1; }
+  id -u "$AGENT_USER" >/dev/null 2>&1 || useradd --system --create-home --shell /bin/sh "$AGENT_USER" || return 1
+  # useradd leaves the password "!" (locked), and sshd without PAM refuses a locked
+  # account even for key logins: "*" is "no password", not locked
+  usermod -p '*' "$AGENT_USER"
+  # sshd reads authorized_keys as the user logging in (the private key stays root's, 600)
+  chmod 711 "$DIR" "$DIR/ssh"
+  chmod 644 "$DIR/ssh/authorized_keys"
+  local mnt; mnt=$(zfs get -H -o value mountpoint "$POOL" 2>/dev/null) || return 1
+  # sudoers regex: escape the path's dots; ':' must be escaped in sudoers arguments
+  local parent; parent=$(printf '%s/sudo-e2e' "$mnt" | sed 's/[.]/\\./g')
+  local rule="$AGENT_USER ALL=(root) NOPASSWD: $(command -v zfs), $(command -v chown) ^-h [0-9]+\\:[0-9]+ -- $parent/[A-Za-z0-9][A-Za-z0-9._-]*-init-[0-9]{8}T[0-9]{9}Z-[0-9a-f]{8}\$"
+  printf '%s\n' "$rule" >"$DIR/sudoers.tmp"
+  visudo -cqf "$DIR/sudoers.tmp" || { log "sudo rule rejected by visudo: $rule"; return 1; }
+  install -m 0440 "$DIR/sudoers.tmp" "$SUDOERS"
+  rm -f "$DIR/sudoers.tmp"
+  log "agent user $AGENT_USER with sudo for zfs and chown under $POOL/sudo-e2e"
+}
+
 write_env() {
   {
     echo "export DSG_TESTENV_DIR=$DIR"
@@ -193,6 +222,7 @@ write_env() {
       echo "export DSG_TEST_SSH_KEY=$DIR/ssh/id_ed25519"
       echo "export DSG_TEST_SSH_KNOWN_HOSTS=$DIR/ssh/known_hosts"
       echo "export DSG_TEST_SSH_HOST_PUB=$DIR/ssh/host_ed25519.pub"
+      if [ -f "$SUDOERS" ]; then echo "export DSG_TEST_SSH_SUDO_USER=$AGENT_USER"; fi
     fi
   } >"$ENVFILE.tmp"
   mv "$ENVFILE.tmp" "$ENVFILE"
@@ -204,6 +234,7 @@ up() {
   local failed=0
   start_zfs || { failed=1; log "ZFS unavailable: ZFS tests will skip (or fail under DSG_REQUIRE_REAL=1)"; }
   start_sshd || { failed=1; log "sshd unavailable: SSH tests will skip (or fail under DSG_REQUIRE_REAL=1)"; }
+  if [ $failed = 0 ]; then setup_agent_user || { failed=1; log "no non-root agent user: its tests will skip (or fail under DSG_REQUIRE_REAL=1)"; }; fi
   write_env
   cat "$ENVFILE"
   # When the real parts are required, a setup that cannot give them is the
@@ -216,7 +247,7 @@ down() {
   rm -f "$DIR/sshd.pid"
   destroy_pool || true
   stop_daemon
-  rm -f "$ENVFILE"
+  rm -f "$ENVFILE" "$SUDOERS"
 }
 
 case "${1:-up}" in

@@ -75,6 +75,12 @@ describe('bad input: exit code and message as documented, nothing changed', () =
     const j = dsg(sb.dir, sb.env, '--json', 'nosuchcommand');
     expect(j.code).toBe(2);
     expect(errorDocSchema.parse(JSON.parse(j.stdout)).exitCode).toBe(2);
+    // --sudo is a zfs setting: refused for posix before anything is written
+    const before = listing(sb.dir);
+    const s = dsg(sb.dir, sb.env, 'init', '--repo-type', 'posix', '--repo-path', path.join(sb.dir, 'repos'), '--sudo');
+    expect(s.code).toBe(2);
+    expect(s.stderr).toMatch(/--sudo is for zfs repositories/);
+    expect(listing(sb.dir)).toEqual(before);
   });
 
   it('--help shows an example and the exit codes; --version prints the version', () => {

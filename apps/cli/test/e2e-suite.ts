@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect, it } from 'vitest';
 import type { z } from 'zod';
-import { errorDocSchema, logSchema, blameSchema, snapfetchSchema, statusSchema, syncSchema, validateChainSchema, listFilesSchema } from '../src/output/json-schemas.js';
+import { errorDocSchema, logSchema, blameSchema, snapfetchSchema, snapmountSchema, statusSchema, syncSchema, validateChainSchema, listFilesSchema } from '../src/output/json-schemas.js';
 import { dsg, listing, sandbox, write, type RunResult } from './helpers.js';
 
 export interface Backend {
@@ -18,6 +18,8 @@ export interface Backend {
   repoListing(name: string): Record<string, string> | string[];
   /** the repository lock file */
   lockFile(name: string): string;
+  /** snapmount makes a view that --unmount removes (ZFS clone), rather than showing the snapshot dir (posix) */
+  snapmountMakesView?: boolean;
 }
 
 function json<S extends z.ZodType>(schema: S, r: RunResult): z.output<S> {
@@ -88,6 +90,17 @@ export function e2eSuite(b: Backend): void {
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('s9 does not exist');
 
+    // snapmount: s1 readable on the repository host (here the same machine); a later run undoes it
+    const sm = json(snapmountSchema, ok(dsg(A, sb.env, '--json', 'snapmount', '--snapshot', 's1')));
+    expect(readFileSync(path.join(sm.mountpoint, 'input', 'survey.csv'))).toEqual(v1);
+    expect(ok(dsg(A, sb.env, 'snapmount', '--unmount', sm.mountpoint)).stdout).toContain(`unmounted ${sm.mountpoint}`);
+    if (b.snapmountMakesView) {
+      expect(existsSync(path.join(sm.mountpoint, 'input', 'survey.csv'))).toBe(false);
+      const again = dsg(A, sb.env, 'snapmount', '--unmount', sm.mountpoint);
+      expect(again.code).toBe(1);
+      expect(again.stderr).toMatch(/no snapshot of .* is mounted at/);
+    }
+
     expect(json(validateChainSchema, ok(dsg(A, sb.env, '--json', 'validate-chain')))).toMatchObject({ ok: true, snapshots: 3 });
 
     // conflict: both change the same file → exit 3, conflicts.txt, nothing changed anywhere
@@ -114,6 +127,25 @@ export function e2eSuite(b: Backend): void {
     ok(dsg(A, sb.env, 'sync'));
     expect(readFileSync(path.join(A, 'output', 'result.txt'), 'utf8')).toBe('B says\n');
     expect(json(validateChainSchema, ok(dsg(A, sb.env, '--json', 'validate-chain'))).snapshots).toBe(5);
+
+    // resolve R: the local loser is kept as <name>~<ts>~ — unless the user config says backup_on_conflict: false
+    const resolveRemote = (mine: string, theirs: string): string[] => {
+      write(path.join(A, 'output', 'result.txt'), theirs);
+      ok(dsg(A, sb.env, 'sync'));
+      write(path.join(B, 'output', 'result.txt'), mine);
+      expect(dsg(B, sb.env, 'sync').code).toBe(3);
+      const text = readFileSync(path.join(B, 'conflicts.txt'), 'utf8');
+      writeFileSync(path.join(B, 'conflicts.txt'), text.replace(/resolution: *$/m, 'resolution: R'));
+      ok(dsg(B, sb.env, 'sync', '--continue'));
+      expect(readFileSync(path.join(B, 'output', 'result.txt'), 'utf8')).toBe(theirs);
+      return Object.keys(listing(path.join(B, 'output'))).filter((n) => /^result\.txt~\d{8}T\d{6}~$/.test(n));
+    };
+    const kept = resolveRemote('B loses\n', 'A wins\n');
+    expect(kept).toHaveLength(1);
+    expect(readFileSync(path.join(B, 'output', kept[0]!), 'utf8')).toBe('B loses\n');
+    unlinkSync(path.join(B, 'output', kept[0]!));
+    writeFileSync(path.join(sb.dir, 'cfg', 'dsg.yml'), `user_id: ana@example.org\nuser_name: Ana\nbackup_on_conflict: false\n${b.userYaml ?? ''}`);
+    expect(resolveRemote('B loses again\n', 'A wins again\n')).toEqual([]);
   });
 
   it(`${b.label}: locked repository → exit 4 naming the holder; illegal names → refused; nothing changed`, () => {

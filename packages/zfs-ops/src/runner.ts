@@ -47,9 +47,11 @@ export function createZfsRunner(o: ZfsRunnerOptions = {}): ZfsRunner {
     const uid = process.getuid();
     const gid = process.getgid?.() ?? uid;
     runner.prepareWorkPath = async (dir) => {
-      // numeric ids and an absolute path as separate argv elements: nothing to inject
-      const r = await execa('sudo', ['-n', 'chown', `${uid}:${gid}`, '--', dir], { reject: false, stdin: 'ignore' });
-      if (r.exitCode !== 0) throw new Error(`sudo -n chown ${uid}:${gid} ${dir} failed: ${String(r.stderr ?? r.message ?? '')}`);
+      // numeric ids and an absolute path as separate argv elements: nothing to inject. -h: never
+      // follow a symlink put at that name (the parent is group-writable); the sudo rule
+      // in the README allows exactly this argv shape.
+      const r = await execa('sudo', ['-n', 'chown', '-h', `${uid}:${gid}`, '--', dir], { reject: false, stdin: 'ignore' });
+      if (r.exitCode !== 0) throw new Error(`sudo -n chown -h ${uid}:${gid} -- ${dir} failed: ${String(r.stderr ?? r.message ?? '')}`);
     };
   }
   return runner;

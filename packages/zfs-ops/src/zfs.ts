@@ -21,7 +21,7 @@ function hintFor(stderr: string): string | undefined {
   if (/does not exist/.test(stderr)) return 'Check the dataset name and the pool; `zfs list` shows what exists.';
   if (/already exists/.test(stderr)) return 'A leftover of an earlier transaction may exist: run recovery (dsg clean), then retry.';
   if (/password is required|not allowed to execute|permission denied/i.test(stderr))
-    return 'Run as root, or allow passwordless `sudo -n zfs` for this user.';
+    return 'Run the agent as root, or give its user passwordless `sudo -n zfs` and set `sudo: true` for the repository (dsg init/clone --sudo).';
   if (/out of space|no space/i.test(stderr)) return 'Free space in the pool (zpool list; zfs list).';
   if (/no such pool|pool.*unavailable|I\/O error|failed to connect/i.test(stderr))
     return 'Check ZFS pool health (zpool status) and that the zfs daemon is running.';

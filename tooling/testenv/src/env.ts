@@ -101,3 +101,18 @@ export function requireSsh(): SshTestEnv | null {
   if (!s) absent('SSH (test sshd on 127.0.0.1)');
   return s;
 }
+
+/**
+ * The non-root login the sudo tests connect as (same key and sshd as
+ * requireSsh), with the README's sudo rule for parent dataset `<pool>/sudo-e2e`;
+ * null after a visible skip reason, throws under DSG_REQUIRE_REAL=1.
+ */
+export function requireSudoAgent(): { ssh: SshTestEnv; user: string; parentName: string } | null {
+  const ssh = sshEnv();
+  const user = settings()['DSG_TEST_SSH_SUDO_USER'];
+  if (!ssh || !user) {
+    absent('non-root agent (login with the sudo rule)');
+    return null;
+  }
+  return { ssh, user, parentName: 'sudo-e2e' };
+}

@@ -175,6 +175,7 @@ export async function syncCommand(ctx: Ctx, o: { message?: string; dryRun?: bool
           message,
           dryRun: Boolean(o.dryRun),
           ...(resolutions ? { resolutions } : {}),
+          backupOnConflict: user.config.backup_on_conflict,
           validateProjectConfig: checkRepositoryConfig,
           onProgress,
         }),
@@ -197,6 +198,15 @@ interface SshOptions {
   port?: string;
   sshUser?: string;
   agent?: string[];
+  /** zfs: the agent runs `sudo -n zfs` (it logs in as a user other than root) */
+  sudo?: boolean;
+}
+
+/** `sudo: true` for a zfs repository given --sudo; a posix one has no use for it (its files are the login's own). */
+function sudoField(type: 'zfs' | 'posix', o: SshOptions): { sudo?: true } {
+  if (!o.sudo) return {};
+  if (type !== 'zfs') throw new UsageError('--sudo is for zfs repositories (the agent runs `sudo -n zfs`); a posix repository needs none');
+  return { sudo: true };
 }
 
 /** --port/--ssh-user/--agent as repository config fields. */
@@ -266,7 +276,8 @@ export async function initCommand(ctx: Ctx, given: InitOptions): Promise<void> {
       throw new UsageError(`no ${PROJECT_CONFIG_FILE} here and no --repo-path given`, 'Example: dsg init --host localhost --repo-type posix --repo-path /srv/dsg --repo-name demo');
     }
     if (type === 'zfs' && !o.pool) throw new UsageError('a zfs repository needs --pool (the parent dataset, e.g. tank/dsg)');
-    const repository = type === 'zfs' ? { type, host, ...sshFields(o), pool: o.pool, mountpoint: o.repoPath } : { type, host, ...sshFields(o), root: o.repoPath };
+    const repository =
+      type === 'zfs' ? { type, host, ...sshFields(o), pool: o.pool, mountpoint: o.repoPath, ...sudoField(type, o) } : { type, host, ...sshFields(o), root: o.repoPath, ...sudoField(type, o) };
     const doc = {
       name,
       repository,
@@ -282,8 +293,8 @@ export async function initCommand(ctx: Ctx, given: InitOptions): Promise<void> {
       ctx.out.result(syncSchema, { command: 'init', project: root, repository: `${host}:${o.repoPath}/${name}`, snapshotId: null, committed: false, dryRun: true, message: null, counts: { uploaded: 0, downloaded: 0, deletedLocal: 0, deletedRemote: 0, bytes: 0 }, paths: [] }, () => {});
       return;
     }
-  } else if (o.repoName || o.repoPath || o.host || o.repoType) {
-    ctx.out.warn(`${PROJECT_CONFIG_FILE} already exists in ${root}; the --host/--repo-* options are ignored`);
+  } else if (o.repoName || o.repoPath || o.host || o.repoType || o.sudo) {
+    ctx.out.warn(`${PROJECT_CONFIG_FILE} already exists in ${root}; the --host/--repo-*/--sudo options are ignored`);
   }
   const project = await loadProjectConfig(root);
   const conn = await connect(ctx, project.config.repository, project.config.name, user.config);
@@ -329,7 +340,7 @@ export function parseCloneSource(src: string, o: { repoType?: 'zfs' | 'posix'; p
   const type = o.repoType ?? (o.pool ? 'zfs' : 'posix');
   if (type === 'zfs' && !o.pool) throw new UsageError('cloning from zfs needs --pool (the parent dataset mounted at the path)');
   const ssh = sshFields(o);
-  return { name, repo: type === 'zfs' ? { type, host, ...ssh, pool: o.pool!, mountpoint: base } : { type, host, ...ssh, root: base } };
+  return { name, repo: type === 'zfs' ? { type, host, ...ssh, pool: o.pool!, mountpoint: base, ...sudoField(type, o) } : { type, host, ...ssh, root: base, ...sudoField(type, o) } };
 }
 
 export async function cloneCommand(ctx: Ctx, source: string | undefined, dest: string | undefined, o: { repoType?: 'zfs' | 'posix'; pool?: string; dryRun?: boolean; resume?: boolean } & SshOptions): Promise<void> {
