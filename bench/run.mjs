@@ -5,7 +5,8 @@
 //
 //   pnpm bench                 full sizes (~1 GiB research, 100k small files, 2 GiB file)
 //   pnpm bench -- --quick      CI-sized
-//   options: --runs N (default 5), --only w1,w2,…, --keep (leave the work dir)
+//   options: --runs N (default 5), --only w1,w2,…, --keep (leave the work dir),
+//            --out FILE (where the markdown goes; a --only run writes none without it)
 import { mkdirSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +25,7 @@ const { values: opt } = parseArgs({
     runs: { type: 'string' },
     only: { type: 'string' },
     keep: { type: 'boolean', default: false },
+    out: { type: 'string' },
   },
 });
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -46,15 +48,18 @@ const rows = [];
 const notes = [];
 try {
   const t0 = Date.now();
+  // only the data sets the selected workloads use (`--only w2` needs no 2 GiB file)
+  const selected = workloads.filter((w) => !only || only.has(w.id));
+  const needed = new Set(selected.flatMap((w) => w.needs));
   const sets = {
-    research: await makeResearch(path.join(data, 'research'), sizes.research),
-    small: await makeManySmall(path.join(data, 'small'), { files: sizes.small }),
-    large: await makeOneLarge(path.join(data, 'large'), { size: sizes.large }),
+    research: needed.has('research') ? await makeResearch(path.join(data, 'research'), sizes.research) : null,
+    small: needed.has('small') ? await makeManySmall(path.join(data, 'small'), { files: sizes.small }) : null,
+    large: needed.has('large') ? await makeOneLarge(path.join(data, 'large'), { size: sizes.large }) : null,
   };
-  console.log(`data generated in ${((Date.now() - t0) / 1000).toFixed(1)}s: research ${sets.research.files} files / ${(sets.research.bytes / 2 ** 20).toFixed(0)} MiB, small ${sets.small.files} files, large ${(sets.large.bytes / 2 ** 20).toFixed(0)} MiB`);
+  const made = Object.entries(sets).filter(([, v]) => v).map(([k, v]) => `${k} ${v.files} files / ${(v.bytes / 2 ** 20).toFixed(0)} MiB`);
+  console.log(`data generated in ${((Date.now() - t0) / 1000).toFixed(1)}s: ${made.join(', ') || 'none needed'}`);
   const ctx = { repoRoot, work, data, env, runs, sizes, sets, rows, notes };
-  for (const w of workloads) {
-    if (only && !only.has(w.id)) continue;
+  for (const w of selected) {
     console.log(`\n== ${w.id}: ${w.title}`);
     try {
       await w.run(ctx);
@@ -92,5 +97,8 @@ const lines = [
 const md = lines.join('\n');
 console.log('\n' + md);
 mkdirSync(path.join(repoRoot, 'bench', 'results'), { recursive: true });
-writeFileSync(path.join(repoRoot, 'bench', 'results', opt.quick ? 'latest-quick.md' : 'latest.md'), md + '\n');
+// a partial run (--only) must not pass for the whole table: it needs --out
+const outFile = opt.out ? path.resolve(opt.out) : only ? null : path.join(repoRoot, 'bench', 'results', opt.quick ? 'latest-quick.md' : 'latest.md');
+if (outFile) writeFileSync(outFile, md + '\n');
+else console.log('\n(--only: results not written; pass --out <file> to keep them)');
 if (!existsSync(path.join(repoRoot, 'bench', 'results'))) process.exit(1);

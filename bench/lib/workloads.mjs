@@ -1,4 +1,5 @@
-// The workloads of issue 9 (and the scan case of issue 6). Each pushes rows
+// The workloads of issue 9 (and the scan case of issue 6). `needs`: the data
+// sets a workload reads (run.mjs generates only those). Each pushes rows
 // { workload, tool, min, median, max, rssMiB, ratio, target } into ctx.rows.
 import { rmSync, mkdirSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -115,6 +116,7 @@ function push(ctx, workload, tool, s, extra = {}) {
 export const workloads = [
   {
     id: 'w1',
+    needs: ['research'],
     title: 'first sync of `research` over SSH (loopback): dsg→ZFS, dsg→posix vs rsync -a, restic backup (sftp)',
     async run(ctx) {
       dsgSetup(ctx);
@@ -153,6 +155,7 @@ export const workloads = [
   },
   {
     id: 'w2',
+    needs: ['small'],
     title: 'no-change status on `many-small` (warm cache) vs git status, rsync -an',
     async run(ctx) {
       dsgSetup(ctx);
@@ -178,6 +181,7 @@ export const workloads = [
   },
   {
     id: 'w3',
+    needs: ['small'],
     title: 'incremental sync: 10 files changed in `many-small` vs rsync',
     async run(ctx) {
       const project = path.join(ctx.data, 'small');
@@ -201,6 +205,7 @@ export const workloads = [
   },
   {
     id: 'w4',
+    needs: [],
     title: 'ZFS transaction overhead: begin+commit with zero files, repo of N files',
     async run(ctx) {
       for (const n of ctx.sizes.zfsRepo) {
@@ -212,6 +217,7 @@ export const workloads = [
   },
   {
     id: 'w5',
+    needs: ['large'],
     title: 'hash throughput on `one-large` vs xxhsum, sha256sum',
     async run(ctx) {
       const file = path.join(ctx.data, 'large', 'input', 'large.bin');
@@ -226,6 +232,7 @@ export const workloads = [
   },
   {
     id: 'w6',
+    needs: ['small'],
     title: 'scan+hash `many-small` cold (no stat cache) and warm (stat cache) vs git status',
     async run(ctx) {
       const project = path.join(ctx.data, 'small');
@@ -246,6 +253,7 @@ export const workloads = [
   },
   {
     id: 'w7',
+    needs: ['large'],
     title: 'first sync of `one-large` over SSH to ZFS and posix vs rsync -a: peak RSS of client and agent during the transfer',
     async run(ctx) {
       dsgSetup(ctx);

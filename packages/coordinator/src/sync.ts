@@ -44,7 +44,13 @@ export const LAST_SYNC = '.dsg/last-sync.json';
 export const SYNC_MESSAGES = '.dsg/sync-messages.json';
 export const STAT_CACHE = '.dsg/stat-cache.json';
 export const archivePath = (snapshotId: string): string => `.dsg/archive/${snapshotId}-sync.json.lz4`;
-export const DEFAULT_CONCURRENCY = 4;
+/**
+ * Transfers in flight. A transfer of many small files is bound by round trips
+ * (each file is a request with its own reply), not bytes: first sync of 1000
+ * files over SSH, 5 runs each, 16 vs 4 in flight: 5.43 vs 6.56 s to ZFS,
+ * 5.47 vs 7.50 s to posix, same peak RSS (bench w1 quick, 2026-11-27).
+ */
+export const DEFAULT_CONCURRENCY = 16;
 /** stageMeta takes paths relative to `.dsg/`. */
 const metaRel = (p: string): string => p.slice('.dsg/'.length);
 
