@@ -103,6 +103,28 @@ function dropLastRepo(ctx, prefix, type) {
   else rmSync(path.join(ctx.work, 'posix-repos', last), { recursive: true, force: true });
 }
 
+/** `rsync -a` over ssh of `project` into a fresh `dest` on the bench host, `runs` times; removes dest after. */
+function rsyncFirstSyncSeries(ctx, project, dest) {
+  const rs = series({
+    runs: ctx.runs,
+    setup: () => rmSync(dest, { recursive: true, force: true }),
+    measure: () => timed('rsync', ['-a', ...rsyncSsh(ctx), '--exclude=.dsg', '--exclude=.dsgconfig.yml', `${project}/`, `dsgbench:${dest}/`], { env: userEnv(ctx) }),
+  });
+  rmSync(dest, { recursive: true, force: true });
+  return rs;
+}
+
+/** `git status` on `project`, its tree committed first (once; .dsg/ ignored) as a git user would have it. */
+function gitStatusSeries(ctx, project) {
+  if (!existsSync(path.join(project, '.git'))) {
+    writeFileSync(path.join(project, '.gitignore'), '.dsg/\n');
+    run('git', ['init', '-q'], { cwd: project });
+    run('git', ['add', '-A'], { cwd: project });
+    run('git', ['-c', 'user.email=b@e', '-c', 'user.name=b', 'commit', '-qm', 'bench'], { cwd: project });
+  }
+  return series({ runs: ctx.runs, measure: () => timed('git', ['status', '--porcelain'], { cwd: project }) });
+}
+
 function ratio(a, b) {
   return `${(a.median / b.median).toFixed(2)}×`;
 }
@@ -127,12 +149,7 @@ export const workloads = [
       for (const type of ['zfs', 'posix']) {
         results[type] = firstSyncSeries(ctx, project, 'r', type, rssFile);
       }
-      const dest = path.join(ctx.work, 'rsync-dest');
-      const rs = series({
-        runs: ctx.runs,
-        setup: () => rmSync(dest, { recursive: true, force: true }),
-        measure: () => timed('rsync', ['-a', ...rsyncSsh(ctx), '--exclude=.dsg', '--exclude=.dsgconfig.yml', `${project}/`, `dsgbench:${dest}/`], { env: userEnv(ctx) }),
-      });
+      const rs = rsyncFirstSyncSeries(ctx, project, path.join(ctx.work, 'rsync-dest'));
       const resticRepo = path.join(ctx.work, 'restic-repo');
       const resticEnv = { ...userEnv(ctx), RESTIC_PASSWORD: 'bench' };
       const sftp = ['-o', `sftp.command=ssh ${sshOpts(ctx).join(' ')} dsgbench -s sftp`];
@@ -149,7 +166,6 @@ export const workloads = [
       push(ctx, 'w1 first sync', 'rsync -a (ssh)', rs);
       push(ctx, 'w1 first sync', 'restic backup (sftp)', re, { ratio: `dsg→ZFS ${ratio(results.zfs, re)} restic` });
       for (const type of ['zfs', 'posix']) dropLastRepo(ctx, 'r', type);
-      rmSync(dest, { recursive: true, force: true });
       rmSync(resticRepo, { recursive: true, force: true });
     },
   },
@@ -164,13 +180,7 @@ export const workloads = [
       writeConfig(ctx, project, 'small', 'zfs');
       dsg(ctx, project, ['init', '-m', 'bench', '--quiet']);
       const st = series({ runs: ctx.runs, measure: () => dsg(ctx, project, ['status', '--quiet']) });
-      if (!existsSync(path.join(project, '.git'))) {
-        writeFileSync(path.join(project, '.gitignore'), '.dsg/\n');
-        run('git', ['init', '-q'], { cwd: project });
-        run('git', ['add', '-A'], { cwd: project });
-        run('git', ['-c', 'user.email=b@e', '-c', 'user.name=b', 'commit', '-qm', 'bench'], { cwd: project });
-      }
-      const gs = series({ runs: ctx.runs, measure: () => timed('git', ['status', '--porcelain'], { cwd: project }) });
+      const gs = gitStatusSeries(ctx, project);
       const dest = path.join(ctx.work, 'rsync-small');
       run('rsync', ['-a', ...rsyncSsh(ctx), `${project}/input/`, `dsgbench:${dest}/`], { env: userEnv(ctx) });
       const rn = series({ runs: ctx.runs, measure: () => timed('rsync', ['-an', ...rsyncSsh(ctx), `${project}/input/`, `dsgbench:${dest}/`], { env: userEnv(ctx) }) });
@@ -240,12 +250,7 @@ export const workloads = [
       const cold = series({ runs: ctx.runs, measure: () => timed('node', [path.join(here, 'scan-one.mjs'), project, 'none']) });
       timed('node', [path.join(here, 'scan-one.mjs'), project, cache]);
       const warm = series({ runs: ctx.runs, measure: () => timed('node', [path.join(here, 'scan-one.mjs'), project, cache]) });
-      if (!existsSync(path.join(project, '.git'))) {
-        run('git', ['init', '-q'], { cwd: project });
-        run('git', ['add', '-A'], { cwd: project });
-        run('git', ['-c', 'user.email=b@e', '-c', 'user.name=b', 'commit', '-qm', 'bench'], { cwd: project });
-      }
-      const gs = series({ runs: ctx.runs, measure: () => timed('git', ['status', '--porcelain'], { cwd: project }) });
+      const gs = gitStatusSeries(ctx, project);
       push(ctx, 'w6 scan many-small', 'dsg scan cold (hash all)', cold, { ratio: `${ratio(cold, gs)} git` });
       push(ctx, 'w6 scan many-small', 'dsg scan warm (stat cache)', warm, { ratio: `${ratio(warm, gs)} git`, target: '≤ 1.0× git status' });
       push(ctx, 'w6 scan many-small', 'git status', gs);
@@ -265,13 +270,7 @@ export const workloads = [
         d[type] = firstSyncSeries(ctx, project, 'l', type, rssFile);
         dropLastRepo(ctx, 'l', type);
       }
-      const dest = path.join(ctx.work, 'rsync-large');
-      const rs = series({
-        runs: ctx.runs,
-        setup: () => rmSync(dest, { recursive: true, force: true }),
-        measure: () => timed('rsync', ['-a', ...rsyncSsh(ctx), '--exclude=.dsg', '--exclude=.dsgconfig.yml', `${project}/`, `dsgbench:${dest}/`], { env: userEnv(ctx) }),
-      });
-      rmSync(dest, { recursive: true, force: true });
+      const rs = rsyncFirstSyncSeries(ctx, project, path.join(ctx.work, 'rsync-large'));
       const mb = ctx.sets.large.bytes / 2 ** 20;
       const rate = (x) => `${(mb / x.median).toFixed(0)} MiB/s`;
       push(ctx, 'w7 first sync one-large', `dsg init → ZFS (ssh) (${rate(d.zfs)})`, d.zfs, { ratio: `${ratio(d.zfs, rs)} rsync`, target: 'RSS ≤ 200 MiB (client and agent)' });

@@ -7,17 +7,12 @@ import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, statSync } 
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listAll, requireSudoAgent, requireZfs, zfsRetry } from '@dsg/testenv';
+import { destroyDataset, listAll, requireSudoAgent, requireZfs } from '@dsg/testenv';
 import { errorDocSchema, snapmountSchema, syncSchema, validateChainSchema } from '../src/output/json-schemas.js';
-import { AGENT, dsg, sandbox, write, type RunResult } from './helpers.js';
+import { AGENT, dsg, ok, sandbox, write } from './helpers.js';
 
 const zfs = requireZfs();
 const agent = requireSudoAgent();
-
-function ok(r: RunResult): RunResult {
-  if (r.code !== 0) throw new Error(`exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  return r;
-}
 
 describe.skipIf(!zfs || !agent)('a non-root agent with the documented sudo rule (real sshd, real zfs-fuse)', () => {
   const parent = `${zfs?.pool}/${agent?.parentName}`;
@@ -25,13 +20,7 @@ describe.skipIf(!zfs || !agent)('a non-root agent with the documented sudo rule 
   let agentBin = '';
   let uid = -1;
 
-  const destroyParent = (): void => {
-    try {
-      zfsRetry('destroy', '-r', '-f', parent);
-    } catch (e) {
-      if (!/does not exist/.test(String((e as { stderr?: string }).stderr ?? ''))) throw e;
-    }
-  };
+  const destroyParent = (): void => destroyDataset(parent);
 
   beforeAll(() => {
     destroyParent(); // a leftover of an interrupted run

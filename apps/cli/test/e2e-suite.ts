@@ -4,7 +4,7 @@ import path from 'node:path';
 import { expect, it } from 'vitest';
 import type { z } from 'zod';
 import { errorDocSchema, logSchema, blameSchema, snapfetchSchema, snapmountSchema, statusSchema, syncSchema, validateChainSchema, listFilesSchema } from '../src/output/json-schemas.js';
-import { dsg, listing, sandbox, write, type RunResult } from './helpers.js';
+import { dsg, listing, ok, sandbox, write, type RunResult } from './helpers.js';
 
 export interface Backend {
   label: string;
@@ -24,11 +24,6 @@ export interface Backend {
 
 function json<S extends z.ZodType>(schema: S, r: RunResult): z.output<S> {
   return schema.parse(JSON.parse(r.stdout));
-}
-
-function ok(r: RunResult): RunResult {
-  if (r.code !== 0) throw new Error(`exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  return r;
 }
 
 const noMeta = (rel: string): boolean => rel === '.dsg' || rel.startsWith('.dsg/') || rel === 'conflicts.txt';

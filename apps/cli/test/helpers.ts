@@ -30,6 +30,12 @@ export function dsg(cwd: string, env: NodeJS.ProcessEnv, ...args: string[]): Run
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** The run's result when it exited 0; otherwise an error carrying its exit code and output. */
+export function ok(r: RunResult): RunResult {
+  if (r.code !== 0) throw new Error(`exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  return r;
+}
+
 /** path → content of every file under dir (for "nothing changed" checks). */
 export function listing(dir: string, skip: (rel: string) => boolean = () => false): Record<string, string> {
   const out: Record<string, string> = {};

@@ -5,12 +5,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { freshParent, requireZfs } from '@dsg/testenv';
 import { cleanSchema, listFilesSchema, listReposSchema, snapmountSchema, syncSchema, validateFileSchema, validateSnapshotSchema } from '../src/output/json-schemas.js';
-import { BIN, dsg, listing, sandbox, write, type RunResult } from './helpers.js';
-
-function ok(r: RunResult): RunResult {
-  if (r.code !== 0) throw new Error(`exit ${r.code}\n${r.stdout}\n${r.stderr}`);
-  return r;
-}
+import { BIN, dsg, listing, ok, sandbox, write } from './helpers.js';
 
 function setup(): { env: NodeJS.ProcessEnv; dir: string; root: string } {
   const sb = sandbox();

@@ -39,14 +39,17 @@ export function freshParent(env: ZfsTestEnv, label = 't'): TestParent {
   return {
     dataset,
     mountpoint,
-    destroy() {
-      try {
-        zfsRetry('destroy', '-r', '-f', dataset);
-      } catch (e) {
-        if (!/does not exist/.test(String((e as { stderr?: string }).stderr ?? ''))) throw e;
-      }
-    },
+    destroy: () => destroyDataset(dataset),
   };
+}
+
+/** `zfs destroy -r -f` (retrying while busy); a dataset that does not exist is already destroyed. */
+export function destroyDataset(dataset: string): void {
+  try {
+    zfsRetry('destroy', '-r', '-f', dataset);
+  } catch (e) {
+    if (!/does not exist/.test(String((e as { stderr?: string }).stderr ?? ''))) throw e;
+  }
 }
 
 /** `zfs list -t all` names under a dataset, for "no leftovers" assertions. */
