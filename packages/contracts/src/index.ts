@@ -3,3 +3,4 @@ export * from './transaction-id.js';
 export * from './interfaces.js';
 export * from './safe-path.js';
 export * from './fault.js';
+export * from './link-target.js';

@@ -53,3 +53,40 @@ export async function resolveInside(root: string, rel: string): Promise<string> 
   }
   return full;
 }
+
+/** NAME_MAX on Linux, macOS and the BSDs. */
+const NAME_MAX = 255;
+
+/**
+ * Where a WRITE of `rel` under `root` may go: git's "beyond a symbolic link"
+ * rule. Every existing parent component is lstat'ed and must be a real
+ * directory: not a symlink, even one pointing inside (a link is data; writing
+ * `link/x` would put x somewhere other than where the manifest says, and a
+ * link chain can point anywhere). Missing parents are fine (the caller makes
+ * them, and must call this again after making them: a racing writer may have
+ * planted a link in between). The final component is not followed here.
+ */
+export async function resolveBeneath(root: string, rel: string): Promise<string> {
+  assertSafeRelativePath(rel);
+  const refuse = (why: string): never => {
+    throw new ValidationError(`refused path ${JSON.stringify(rel.length > 200 ? rel.slice(0, 200) + '…' : rel)}: ${why}`, {
+      path: rel.slice(0, 4096),
+    });
+  };
+  const parts = rel.split('/');
+  for (const c of parts) if (Buffer.byteLength(c) > NAME_MAX) refuse(`a component is longer than ${NAME_MAX} bytes`);
+  let dir = root;
+  for (const c of parts.slice(0, -1)) {
+    dir = path.join(dir, c);
+    let st;
+    try {
+      st = await lstat(dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') break;
+      throw e;
+    }
+    if (st.isSymbolicLink()) refuse(`parent ${JSON.stringify(path.relative(root, dir))} is a symlink (nothing is written beyond a symbolic link)`);
+    if (!st.isDirectory()) refuse(`parent ${JSON.stringify(path.relative(root, dir))} is not a directory`);
+  }
+  return path.join(root, rel);
+}

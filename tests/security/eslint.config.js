@@ -1,0 +1,3 @@
+import dsg from '@dsg/eslint-config';
+
+export default dsg(import.meta.dirname);
