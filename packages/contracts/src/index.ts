@@ -4,3 +4,4 @@ export * from './interfaces.js';
 export * from './safe-path.js';
 export * from './fault.js';
 export * from './link-target.js';
+export * from './snapshot-message.js';
