@@ -3,10 +3,12 @@ import { constants } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, readFile, readlink, rename, rm, rmdir, stat, symlink, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
+  assertSafeLinkTarget,
   DsgError,
   faultPoint,
   isTransactionId,
   NotFoundError,
+  resolveBeneath,
   TransactionCommitError,
   ValidationError,
   type BeginResult,
@@ -25,7 +27,7 @@ import {
 import { cloneTree, type CloneOptions } from './clone-tree.js';
 import { errno, forceRemove, fsyncDir } from './fs-util.js';
 import { assertSnapshotId, Layout, snapshotNumber, TEMP_LINK_PREFIX } from './layout.js';
-import { assertSafeLinkTarget, resolveInTree } from './safe-paths.js';
+import { mkdirsBeneath, removeCreated, Serial } from './safe-paths.js';
 import { sealDir, sealTree } from './seal.js';
 
 export interface PosixRemoteFilesystemOptions {
@@ -65,6 +67,10 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
   private readonly hasher: HasherFactory;
   private readonly linkFile: CloneOptions['linkFile'];
   private readonly txs = new Map<string, TxState>();
+  /** Every work-area mutation runs in here, one at a time (see Serial). */
+  private readonly serial = new Serial();
+  /** Uploads of a transaction whose data is still streaming (commit refuses while there are any). */
+  private readonly uploading = new Map<string, number>();
 
   constructor(o: PosixRemoteFilesystemOptions) {
     if (typeof o.root !== 'string' || !path.isAbsolute(o.root)) {
@@ -78,7 +84,11 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
 
   // ---------------------------------------------------------------- transaction
 
-  async begin(tx: TransactionId): Promise<BeginResult> {
+  begin(tx: TransactionId): Promise<BeginResult> {
+    return this.serial.run(() => this.beginNow(tx));
+  }
+
+  private async beginNow(tx: TransactionId): Promise<BeginResult> {
     checkTx(tx);
     faultPoint('posix.begin.start');
     const base = await this.currentNumber();
@@ -106,7 +116,11 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
     return { pattern, workPath: work };
   }
 
-  async commit(tx: TransactionId, snapshot: SnapshotInfo): Promise<void> {
+  commit(tx: TransactionId, snapshot: SnapshotInfo): Promise<void> {
+    return this.serial.run(() => this.commitNow(tx, snapshot));
+  }
+
+  private async commitNow(tx: TransactionId, snapshot: SnapshotInfo): Promise<void> {
     checkTx(tx);
     const n = assertSnapshotId(snapshot.snapshotId);
     // A repeated commit (its first reply lost on the wire) finds its work area gone and
@@ -116,6 +130,13 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
       if (meta?.transactionId === tx) return;
     }
     const work = await this.workArea(tx);
+    const streaming = this.uploading.get(tx) ?? 0;
+    if (streaming > 0) {
+      // its temp file would be sealed into the snapshot, or land in a work area that is gone
+      throw new TransactionCommitError(`${streaming} upload(s) of transaction ${tx} are still streaming`, tx, {
+        recoveryHint: 'Wait for every writeFile of the transaction to finish before committing.',
+      });
+    }
     for (const k of ['message', 'manifestHash', 'user', 'createdAt'] as const) {
       if (typeof snapshot[k] !== 'string') throw new ValidationError(`snapshot ${k} must be a string`, { field: k });
     }
@@ -191,7 +212,11 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
     await rm(this.layout.snapshotMeta(n), { force: true }).catch(() => undefined);
   }
 
-  async rollback(tx: TransactionId): Promise<CleanupReport> {
+  rollback(tx: TransactionId): Promise<CleanupReport> {
+    return this.serial.run(() => this.rollbackNow(tx));
+  }
+
+  private async rollbackNow(tx: TransactionId): Promise<CleanupReport> {
     const report: CleanupReport = { removed: [], leftovers: [] };
     if (!isTransactionId(tx)) {
       report.leftovers.push({ name: String(tx).slice(0, 100), error: 'not a transaction id' });
@@ -214,25 +239,42 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
 
   // ------------------------------------------------------------- work area writes
 
+  /**
+   * Three steps. Under the Serial: check the parents (resolveBeneath: no
+   * symlink, no file), create the missing ones without following anything,
+   * check again, and open a new temp name in that verified parent with
+   * O_CREAT | O_EXCL | O_NOFOLLOW (so a link planted at the name is never
+   * followed). Outside it: stream into the descriptor (bound to the inode,
+   * whatever happens to names meanwhile), hash, fsync. Under the Serial
+   * again: the transaction is still open, the parents are still real
+   * directories, then one rename (which replaces a link at the final name,
+   * never follows it).
+   */
   async writeFile(tx: TransactionId, rel: string, data: ByteStream, expected: ExpectedFile): Promise<{ size: number }> {
-    const work = await this.workArea(tx);
-    const full = await resolveInTree(work, rel);
+    checkTx(tx);
     const want = typeof expected?.hash === 'string' ? expected.hash.toLowerCase() : '';
     if (!HEX_RE.test(want)) throw new ValidationError(`expected hash for ${rel} is not hex`, { path: rel, field: 'hash' });
     const mtime = expected.mtime === undefined ? undefined : new Date(expected.mtime);
     if (mtime && Number.isNaN(mtime.getTime())) throw new ValidationError(`bad mtime for ${rel}`, { path: rel, field: 'mtime' });
-    const created = await mkdirs(work, rel);
-    const tmp = tempName(full);
+    const { work, full, tmp, created, fh } = await this.serial.run(async () => {
+      const work = await this.workArea(tx);
+      const full = await resolveBeneath(work, rel);
+      const created = await mkdirsBeneath(work, rel);
+      try {
+        await resolveBeneath(work, rel); // again, after mkdir and right before the open
+        const tmp = tempName(full);
+        // A new inode every time: never write through a hard link shared with a snapshot.
+        const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+        return { work, full, tmp, created, fh };
+      } catch (e) {
+        await removeCreated(work, created);
+        throw e;
+      }
+    });
+    this.uploading.set(tx, (this.uploading.get(tx) ?? 0) + 1);
     let size = 0;
+    let streamed = false;
     try {
-      // A new inode every time: never write through a hard link shared with a snapshot.
-      const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-      const fh = await open(tmp, flags, 0o644).catch(async (e: unknown) => {
-        // A concurrent failed write or delete may have just removed an empty parent we found existing.
-        if (errno(e) !== 'ENOENT') throw e;
-        created.push(...(await mkdirs(work, rel)));
-        return open(tmp, flags, 0o644);
-      });
       try {
         const h = this.hasher();
         for await (const chunk of data) {
@@ -258,55 +300,84 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
       } finally {
         await fh.close();
       }
-      await refuseDirectory(full, rel);
-      await rename(tmp, full);
+      streamed = true;
+      await this.serial.run(async () => {
+        try {
+          await this.workArea(tx); // not rolled back meanwhile
+          await resolveBeneath(work, rel);
+          await refuseDirectory(full, rel);
+          await rename(tmp, full);
+        } catch (e) {
+          await rm(tmp, { force: true }).catch(() => undefined);
+          await removeCreated(work, created);
+          throw e;
+        }
+      });
     } catch (e) {
-      await rm(tmp, { force: true }).catch(() => undefined);
-      await removeCreated(created);
+      if (!streamed) {
+        await this.serial.run(async () => {
+          await rm(tmp, { force: true }).catch(() => undefined);
+          await removeCreated(work, created);
+        });
+      }
       throw e;
+    } finally {
+      this.uploadDone(tx);
     }
     faultPoint('posix.put.after-write');
     return { size };
   }
 
-  async writeLink(tx: TransactionId, rel: string, target: string): Promise<void> {
-    const work = await this.workArea(tx);
-    const full = await resolveInTree(work, rel);
-    assertSafeLinkTarget(rel, target);
-    const created = await mkdirs(work, rel);
-    const tmp = tempName(full);
-    try {
-      await symlink(target, tmp);
-      await refuseDirectory(full, rel);
-      await rename(tmp, full);
-    } catch (e) {
-      await rm(tmp, { force: true }).catch(() => undefined);
-      await removeCreated(created);
-      throw e;
-    }
+  private uploadDone(tx: string): void {
+    const n = (this.uploading.get(tx) ?? 1) - 1;
+    if (n > 0) this.uploading.set(tx, n);
+    else this.uploading.delete(tx);
   }
 
-  async deleteFile(tx: TransactionId, rel: string): Promise<void> {
-    const work = await this.workArea(tx);
-    const full = await resolveInTree(work, rel);
-    let st;
-    try {
-      st = await lstat(full);
-    } catch (e) {
-      if (errno(e) === 'ENOENT') return;
-      throw e;
-    }
-    if (st.isDirectory()) throw new ValidationError(`refused to delete ${JSON.stringify(rel)}: it is a directory`, { path: rel });
-    // unlink removes this name only; a snapshot sharing the inode keeps it.
-    await unlink(full);
-    // Directories are not tracked by manifests: drop the ones this left empty.
-    for (let d = path.dirname(full); d !== work && d.startsWith(work + path.sep); d = path.dirname(d)) {
+  writeLink(tx: TransactionId, rel: string, target: string): Promise<void> {
+    return this.serial.run(async () => {
+      const work = await this.workArea(tx);
+      const full = await resolveBeneath(work, rel);
+      assertSafeLinkTarget(rel, target);
+      const created = await mkdirsBeneath(work, rel);
+      const tmp = tempName(full);
       try {
-        await rmdir(d);
-      } catch {
-        break;
+        await resolveBeneath(work, rel);
+        await symlink(target, tmp);
+        await refuseDirectory(full, rel);
+        await rename(tmp, full);
+      } catch (e) {
+        await rm(tmp, { force: true }).catch(() => undefined);
+        await removeCreated(work, created);
+        throw e;
       }
-    }
+    });
+  }
+
+  deleteFile(tx: TransactionId, rel: string): Promise<void> {
+    return this.serial.run(async () => {
+      const work = await this.workArea(tx);
+      const full = await resolveBeneath(work, rel);
+      let st;
+      try {
+        st = await lstat(full);
+      } catch (e) {
+        if (errno(e) === 'ENOENT') return;
+        throw e;
+      }
+      if (st.isDirectory()) throw new ValidationError(`refused to delete ${JSON.stringify(rel)}: it is a directory`, { path: rel });
+      // unlink removes this name only; a snapshot sharing the inode keeps it.
+      await unlink(full);
+      // Directories are not tracked by manifests: drop the ones this left empty
+      // (real directories: resolveBeneath above proved no parent is a link).
+      for (let d = path.dirname(full); d !== work && d.startsWith(work + path.sep); d = path.dirname(d)) {
+        try {
+          await rmdir(d);
+        } catch {
+          break;
+        }
+      }
+    });
   }
 
   // ------------------------------------------------------------------- reading
@@ -360,7 +431,11 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
    * repository stays exactly at the snapshot `current` names. Must run under
    * the repository lock (no transaction in flight).
    */
-  async recover(): Promise<RecoveryReport> {
+  recover(): Promise<RecoveryReport> {
+    return this.serial.run(() => this.recoverNow());
+  }
+
+  private async recoverNow(): Promise<RecoveryReport> {
     const report: RecoveryReport = { removed: [], leftovers: [], transactions: [] };
     this.txs.clear();
     if (!(await isDir(this.root))) return report;
@@ -522,26 +597,6 @@ async function writeDurable(file: string, text: string, tag: string): Promise<vo
   await fsyncDir(path.dirname(file));
 }
 
-/** Create the missing parents of rel inside work; returns the ones created, outermost first. */
-async function mkdirs(work: string, rel: string): Promise<string[]> {
-  const created: string[] = [];
-  let dir = work;
-  for (const c of rel.split('/').slice(0, -1)) {
-    dir = path.join(dir, c);
-    try {
-      await mkdir(dir, { mode: 0o755 });
-      created.push(dir);
-    } catch (e) {
-      if (errno(e) !== 'EEXIST') throw e;
-    }
-  }
-  return created;
-}
-
-async function removeCreated(created: string[]): Promise<void> {
-  for (const d of [...created].reverse()) await rmdir(d).catch(() => undefined);
-}
-
 async function refuseDirectory(full: string, rel: string): Promise<void> {
   try {
     if ((await lstat(full)).isDirectory()) {
@@ -553,7 +608,7 @@ async function refuseDirectory(full: string, rel: string): Promise<void> {
 }
 
 async function readFrom(tree: string, rel: string): Promise<ByteStream | null> {
-  const full = await resolveInTree(tree, rel);
+  const full = await resolveBeneath(tree, rel);
   let fh;
   try {
     // O_NONBLOCK: opening a FIFO planted in the repository must not hang the reader

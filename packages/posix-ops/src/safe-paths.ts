@@ -1,55 +1,69 @@
-import { lstat } from 'node:fs/promises';
+import { lstat, mkdir, rmdir } from 'node:fs/promises';
 import path from 'node:path';
-import { assertSafeRelativePath, resolveInside, ValidationError } from '@dsg/contracts';
+import { resolveBeneath, ValidationError } from '@dsg/contracts';
 import { errno } from './fs-util.js';
 
-/** NAME_MAX on Linux, macOS and the BSDs. */
-const NAME_MAX = 255;
-
-function refuse(rel: string, why: string): never {
-  const shown = rel.length > 200 ? rel.slice(0, 200) + '…' : rel;
-  throw new ValidationError(`refused path ${JSON.stringify(shown)}: ${why}`, { path: rel.slice(0, 4096) });
-}
-
 /**
- * Resolve a repository-relative path inside `tree` (a work area or a
- * snapshot). Beyond the contracts check (no absolute, `..`, NUL, escape
- * through a symlink), NO parent component may be a symlink at all, even one
- * pointing inside: a link written by an earlier writeLink is data, and
- * writing `link/x` would put x somewhere other than where the manifest says.
- * Parents that are regular files are refused too. Missing parents are fine.
+ * Create the missing parents of `rel` inside `tree`, one component at a
+ * time, never through a symlink: each existing component is lstat'ed and
+ * must be a real directory, each new one is lstat'ed again after its mkdir.
+ * (`mkdir -p` would follow a link planted at any component.) Returns the
+ * directories created, outermost first. Must run under the repository's
+ * Serial, so nothing changes a component between its check and its use.
  */
-export async function resolveInTree(tree: string, rel: string): Promise<string> {
-  assertSafeRelativePath(rel);
-  const parts = rel.split('/');
-  for (const c of parts) if (Buffer.byteLength(c) > NAME_MAX) refuse(rel, `a component is longer than ${NAME_MAX} bytes`);
-  const full = await resolveInside(tree, rel);
+export async function mkdirsBeneath(tree: string, rel: string, mode = 0o755): Promise<string[]> {
+  await resolveBeneath(tree, rel);
+  const created: string[] = [];
   let dir = tree;
-  for (const c of parts.slice(0, -1)) {
+  for (const c of rel.split('/').slice(0, -1)) {
     dir = path.join(dir, c);
-    let st;
     try {
-      st = await lstat(dir);
+      await mkdir(dir, { mode });
+      created.push(dir);
     } catch (e) {
-      if (errno(e) === 'ENOENT') break;
-      throw e;
+      if (errno(e) !== 'EEXIST') throw e;
     }
-    if (st.isSymbolicLink()) refuse(rel, `parent ${JSON.stringify(path.relative(tree, dir))} is a symlink`);
-    if (!st.isDirectory()) refuse(rel, `parent ${JSON.stringify(path.relative(tree, dir))} is not a directory`);
+    const st = await lstat(dir);
+    if (!st.isDirectory()) {
+      throw new ValidationError(`refused path ${JSON.stringify(rel.slice(0, 200))}: parent ${JSON.stringify(path.relative(tree, dir))} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}`, {
+        path: rel.slice(0, 4096),
+      });
+    }
   }
-  return full;
+  return created;
+}
+
+/** Remove directories a failed write created (deepest first), re-checking each one's parents; never throws. */
+export async function removeCreated(tree: string, created: string[]): Promise<void> {
+  for (const d of [...created].reverse()) {
+    try {
+      await resolveBeneath(tree, path.relative(tree, d));
+      await rmdir(d);
+    } catch {
+      return;
+    }
+  }
 }
 
 /**
- * A symlink target must be relative and stay inside the tree when resolved
- * from the link's own directory (so a snapshot never points outside itself).
+ * One at a time, in call order: a promise chain. Every mutation of a work
+ * area (begin, writeFile's check → mkdir → open and its final rename,
+ * writeLink, deleteFile, commit, rollback, recover) runs inside it, so two
+ * concurrent requests of one caller can never interleave a check with
+ * another's change of the same tree (the agent escape: a link planted
+ * between writeFile's check and its mkdir/open). The data of an upload is
+ * streamed OUTSIDE it (into the already open file descriptor): a section
+ * never waits for the network, so a slow or stalled upload cannot block
+ * the others, and nothing waiting here can be waiting on a frame.
+ * Sections are short and local (lstat/mkdir/open/rename), so serialising
+ * them costs nothing measurable next to the transfers.
  */
-export function assertSafeLinkTarget(rel: string, target: string): void {
-  if (typeof target !== 'string' || target.length === 0) refuse(rel, 'empty link target');
-  if (target.length > 4096) refuse(rel, 'link target longer than 4096 characters');
-  if (target.includes('\0')) refuse(rel, 'link target contains NUL');
-  if (target.includes('\\')) refuse(rel, 'link target contains a backslash');
-  if (path.posix.isAbsolute(target)) refuse(rel, 'link target is absolute');
-  const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(rel), target));
-  if (resolved === '..' || resolved.startsWith('../')) refuse(rel, 'link target points outside the repository');
+export class Serial {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const r = this.tail.then(fn);
+    this.tail = r.catch(() => undefined);
+    return r;
+  }
 }
