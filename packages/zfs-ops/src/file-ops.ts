@@ -1,85 +1,173 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, rename, symlink, unlink, utimes } from 'node:fs/promises';
+import { lstat, mkdir, open, rename, rmdir, symlink, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { assertSafeRelativePath, resolveInside, ValidationError, type ByteStream, type ExpectedFile, type HasherFactory } from '@dsg/contracts';
+import { assertSafeLinkTarget, resolveBeneath, resolveInside, ValidationError, type ByteStream, type ExpectedFile, type HasherFactory } from '@dsg/contracts';
 
 function tempName(full: string): string {
   return path.join(path.dirname(full), `.${path.basename(full).slice(0, 100)}.dsg-tmp-${randomBytes(4).toString('hex')}`);
 }
 
-/** Rename into place; if that fails (e.g. the target is a directory), the temp is not left behind. */
-async function renameOrDrop(tmp: string, full: string): Promise<void> {
+/**
+ * One at a time, in call order: a promise chain. ZfsRemoteFilesystem runs
+ * every work-area mutation inside it (begin, commit, rollback, recover,
+ * writeLink, deleteFile, and writeFile's two path steps), so two concurrent
+ * requests can never interleave a check with another's change of the tree
+ * (the agent escape: a link planted between writeFile's check and its
+ * mkdir/open). An upload's data is streamed OUTSIDE it, into the already
+ * open descriptor: no section ever waits for the network, so a stalled
+ * upload holds up nobody and nothing waiting here waits on a frame.
+ */
+export class Serial {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const r = this.tail.then(fn);
+    this.tail = r.catch(() => undefined);
+    return r;
+  }
+}
+
+/**
+ * Create the missing parents of `rel` under `root` one component at a time,
+ * never through a symlink (`mkdir -p` follows a link planted at any
+ * component): each existing one must be a real directory, each new one is
+ * lstat'ed again after its mkdir. Returns those created, outermost first.
+ * Run under the Serial.
+ */
+async function mkdirsBeneath(root: string, rel: string): Promise<string[]> {
+  await resolveBeneath(root, rel);
+  const created: string[] = [];
+  let dir = root;
+  for (const c of rel.split('/').slice(0, -1)) {
+    dir = path.join(dir, c);
+    try {
+      await mkdir(dir);
+      created.push(dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    const st = await lstat(dir);
+    if (!st.isDirectory()) {
+      throw new ValidationError(`refused path ${JSON.stringify(rel.slice(0, 200))}: parent ${JSON.stringify(path.relative(root, dir))} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}`, {
+        path: rel.slice(0, 4096),
+      });
+    }
+  }
+  return created;
+}
+
+/** Remove directories a failed write created, deepest first, each one's parents checked again; never throws. */
+export async function removeCreated(root: string, created: string[]): Promise<void> {
+  for (const d of [...created].reverse()) {
+    try {
+      await resolveBeneath(root, path.relative(root, d));
+      await rmdir(d);
+    } catch {
+      return;
+    }
+  }
+}
+
+/** A temp file opened for an upload, in a parent proved to be a real directory of the work area. */
+export interface PreparedWrite {
+  full: string;
+  tmp: string;
+  fh: FileHandle;
+  created: string[];
+}
+
+/**
+ * writeFile's first step (under the Serial): parents checked, created
+ * without following links, checked AGAIN right before the open, and a new
+ * temp name beside the target opened with O_CREAT | O_EXCL | O_NOFOLLOW (a
+ * link planted at that name is never followed).
+ */
+export async function prepareWrite(root: string, rel: string): Promise<PreparedWrite> {
+  const full = await resolveBeneath(root, rel);
+  const created = await mkdirsBeneath(root, rel);
   try {
-    await rename(tmp, full);
+    await resolveBeneath(root, rel);
+    const tmp = tempName(full);
+    const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+    return { full, tmp, fh, created };
   } catch (e) {
-    await unlink(tmp).catch(() => undefined);
+    await removeCreated(root, created);
     throw e;
   }
 }
 
 /**
- * Stream into `<root>/<rel>`: parents created, a temp name beside the
- * target, hash (and size) verified, then one rename. A mismatch removes the
- * temp file and is refused. No fsync per file: everything written here is
- * made durable at once by the commit's `zfs snapshot` (it syncs the txg
- * holding these writes), and a crash before the snapshot discards the whole
- * temp clone anyway — a per-file fsync would only force a ZIL commit each.
+ * writeFile's middle step (NOT under the Serial: it waits for the network):
+ * stream into the open descriptor, verify hash (and size), set mtime. A
+ * mismatch is refused. No fsync per file: everything written here is made
+ * durable at once by the commit's `zfs snapshot` (it syncs the txg holding
+ * these writes), and a crash before the snapshot discards the whole temp
+ * clone anyway — a per-file fsync would only force a ZIL commit each.
+ * Always closes the descriptor.
  */
-export async function writeVerified(root: string, rel: string, data: ByteStream, expected: ExpectedFile, hasher: HasherFactory): Promise<{ size: number }> {
-  const full = await resolveInside(root, rel);
-  await mkdir(path.dirname(full), { recursive: true });
-  await resolveInside(root, rel); // again: a parent may have been created through a racing symlink
-  const tmp = tempName(full);
+export async function streamVerified(w: PreparedWrite, rel: string, data: ByteStream, expected: ExpectedFile, hasher: HasherFactory): Promise<{ size: number }> {
   const h = hasher();
   let size = 0;
-  const fh = await open(tmp, 'wx', 0o644);
   try {
     for await (const chunk of data) {
       h.update(chunk);
       size += chunk.byteLength;
       let off = 0;
-      while (off < chunk.byteLength) off += (await fh.write(chunk, off)).bytesWritten;
+      while (off < chunk.byteLength) off += (await w.fh.write(chunk, off)).bytesWritten;
     }
-  } catch (e) {
-    await fh.close().catch(() => undefined);
-    await unlink(tmp).catch(() => undefined);
-    throw e;
+    const digest = h.digest();
+    if (digest !== expected.hash.toLowerCase() || (expected.size !== undefined && expected.size !== size)) {
+      throw new ValidationError(`content of ${rel} does not match: expected ${expected.hash}${expected.size === undefined ? '' : `/${expected.size} bytes`}, got ${digest}/${size} bytes`, { path: rel, field: 'hash' }, {
+        code: 'HASH_MISMATCH',
+        recoveryHint: 'The file changed or was corrupted in transit; run the sync again.',
+      });
+    }
+    if (expected.mtime) {
+      const t = new Date(expected.mtime);
+      if (!Number.isNaN(t.getTime())) await w.fh.utimes(t, t);
+    }
+  } finally {
+    await w.fh.close();
   }
-  await fh.close();
-  const digest = h.digest();
-  if (digest !== expected.hash.toLowerCase() || (expected.size !== undefined && expected.size !== size)) {
-    await unlink(tmp).catch(() => undefined);
-    throw new ValidationError(`content of ${rel} does not match: expected ${expected.hash}${expected.size === undefined ? '' : `/${expected.size} bytes`}, got ${digest}/${size} bytes`, { path: rel, field: 'hash' }, {
-      code: 'HASH_MISMATCH',
-      recoveryHint: 'The file changed or was corrupted in transit; run the sync again.',
-    });
-  }
-  if (expected.mtime) {
-    const t = new Date(expected.mtime);
-    if (!Number.isNaN(t.getTime())) await utimes(tmp, t, t);
-  }
-  await renameOrDrop(tmp, full);
   return { size };
 }
 
-/** A relative symlink whose target stays inside the repository. */
-export async function writeLinkInside(root: string, rel: string, target: string): Promise<void> {
-  assertSafeRelativePath(rel);
-  const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(rel), target));
-  if (typeof target !== 'string' || target === '' || target.includes('\0') || path.posix.isAbsolute(target) || resolved === '..' || resolved.startsWith('../')) {
-    throw new ValidationError(`refused link ${JSON.stringify(rel)} → ${JSON.stringify(target)}: target must be relative and inside the repository`, { path: rel });
-  }
-  const full = await resolveInside(root, rel);
-  await mkdir(path.dirname(full), { recursive: true });
-  const tmp = tempName(full);
-  await symlink(target, tmp);
-  await renameOrDrop(tmp, full);
+/** writeFile's last step (under the Serial): parents still real directories, then one rename (a link at the target is replaced, not followed). */
+export async function finishWrite(root: string, rel: string, w: PreparedWrite): Promise<void> {
+  await resolveBeneath(root, rel);
+  await rename(w.tmp, w.full);
 }
 
-/** Remove a file or link; missing is fine; a directory is refused. */
+/** Drop a failed upload's temp file and the directories it created (under the Serial); never throws. */
+export async function dropWrite(root: string, w: PreparedWrite): Promise<void> {
+  await unlink(w.tmp).catch(() => undefined);
+  await removeCreated(root, w.created);
+}
+
+/** A relative symlink that passes the link gate of @dsg/contracts; parents never through a link. Run under the Serial. */
+export async function writeLinkInside(root: string, rel: string, target: string): Promise<void> {
+  const full = await resolveBeneath(root, rel);
+  assertSafeLinkTarget(rel, target);
+  const created = await mkdirsBeneath(root, rel);
+  const tmp = tempName(full);
+  try {
+    await resolveBeneath(root, rel);
+    if ((await lstat(full).catch(() => null))?.isDirectory()) {
+      throw new ValidationError(`refused to replace directory ${JSON.stringify(rel)} with a link`, { path: rel });
+    }
+    await symlink(target, tmp);
+    await rename(tmp, full);
+  } catch (e) {
+    await unlink(tmp).catch(() => undefined);
+    await removeCreated(root, created);
+    throw e;
+  }
+}
+
+/** Remove a file or link; missing is fine; a directory is refused; never through a linked parent. Run under the Serial. */
 export async function deleteInside(root: string, rel: string): Promise<void> {
-  const full = await resolveInside(root, rel);
+  const full = await resolveBeneath(root, rel);
   try {
     const st = await lstat(full);
     if (st.isDirectory()) throw new ValidationError(`refused to delete ${JSON.stringify(rel)}: a directory`, { path: rel });

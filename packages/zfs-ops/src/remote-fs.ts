@@ -21,7 +21,7 @@ import {
   type SnapshotRef,
   type TransactionId,
 } from '@dsg/contracts';
-import { deleteInside, openInside, writeLinkInside, writeVerified } from './file-ops.js';
+import { deleteInside, dropWrite, finishWrite, openInside, prepareWrite, Serial, streamVerified, writeLinkInside, type PreparedWrite } from './file-ops.js';
 import { assertDatasetName, assertSnapshotId, decodePropValue, isRepositoryName } from './names.js';
 import { PROP, ZfsOperations, type Logger } from './operations.js';
 import type { ZfsRunner } from './runner.js';
@@ -53,6 +53,10 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
 
   /** set once the live dataset has been seen to exist (see readFile) */
   private liveSeen = false;
+  /** Every work-area mutation runs in here, one at a time (see Serial). */
+  private readonly serial = new Serial();
+  /** uploads whose data is still streaming (commit refuses while there are any) */
+  private uploading = 0;
 
   constructor(o: ZfsRemoteFilesystemOptions) {
     this.zfs = new Zfs({ ...(o.runner ? { runner: o.runner } : {}), ...(o.retry ? { retry: o.retry } : {}) });
@@ -61,7 +65,11 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     this.hasher = o.hasher;
   }
 
-  async begin(tx: TransactionId): Promise<BeginResult> {
+  begin(tx: TransactionId): Promise<BeginResult> {
+    return this.serial.run(() => this.beginNow(tx));
+  }
+
+  private async beginNow(tx: TransactionId): Promise<BeginResult> {
     if (this.tx) throw new DsgError('TX_STATE', `transaction ${this.tx} is still open`, { recoveryHint: 'Commit or roll back the open transaction first.' });
     const r = await this.ops.begin(tx);
     this.tx = tx;
@@ -69,7 +77,17 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     return r;
   }
 
-  async commit(tx: TransactionId, snapshot: SnapshotInfo): Promise<void> {
+  commit(tx: TransactionId, snapshot: SnapshotInfo): Promise<void> {
+    return this.serial.run(() => this.commitNow(tx, snapshot));
+  }
+
+  private async commitNow(tx: TransactionId, snapshot: SnapshotInfo): Promise<void> {
+    if (tx === this.tx && this.uploading > 0) {
+      // an open file keeps the work dataset busy, and a half-written temp file would be snapshotted
+      throw new TransactionCommitError(`${this.uploading} upload(s) of transaction ${tx} are still streaming`, tx, {
+        recoveryHint: 'Wait for every writeFile of the transaction to finish before committing.',
+      });
+    }
     try {
       if (tx !== this.tx) throw new DsgError('TX_MISMATCH', `Transaction ID mismatch: expected ${this.tx ?? '(none)'}, got ${tx}`);
       this.log('info', `committing ZFS transaction ${tx} as ${snapshot.snapshotId}`);
@@ -86,7 +104,11 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     }
   }
 
-  async rollback(tx: TransactionId): Promise<CleanupReport> {
+  rollback(tx: TransactionId): Promise<CleanupReport> {
+    return this.serial.run(() => this.rollbackNow(tx));
+  }
+
+  private async rollbackNow(tx: TransactionId): Promise<CleanupReport> {
     if (tx !== this.tx) this.log('warn', `Transaction ID mismatch during ZFS rollback: expected ${this.tx ?? '(none)'}, got ${tx}; rolling back ${tx} anyway`);
     try {
       return await this.ops.rollback(tx);
@@ -108,21 +130,51 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     return this.workPath;
   }
 
+  /**
+   * Under the Serial: parents checked, created without following links,
+   * checked again, temp file opened O_CREAT | O_EXCL | O_NOFOLLOW. Outside
+   * it: the data streamed into that descriptor and verified. Under it
+   * again: still the open transaction, parents still real directories,
+   * rename. (See file-ops.ts.)
+   */
   async writeFile(tx: TransactionId, rel: string, data: ByteStream, expected: ExpectedFile): Promise<{ size: number }> {
     assertSafeRelativePath(rel);
-    const r = await writeVerified(this.work(tx), rel, data, expected, this.hasher);
+    let root = '';
+    const w: PreparedWrite = await this.serial.run(() => {
+      root = this.work(tx);
+      return prepareWrite(root, rel);
+    });
+    this.uploading++;
+    let r: { size: number };
+    try {
+      r = await streamVerified(w, rel, data, expected, this.hasher);
+      await this.serial.run(async () => {
+        try {
+          if (this.work(tx) !== root) throw new DsgError('TX_STATE', `transaction ${tx} ended while ${rel} was uploading`);
+          await finishWrite(root, rel, w);
+        } catch (e) {
+          await dropWrite(root, w);
+          throw e;
+        }
+      });
+    } catch (e) {
+      await this.serial.run(() => dropWrite(root, w));
+      throw e;
+    } finally {
+      this.uploading--;
+    }
     faultPoint('zfs.put.after-write');
     return r;
   }
 
   async writeLink(tx: TransactionId, rel: string, target: string): Promise<void> {
     assertSafeRelativePath(rel);
-    await writeLinkInside(this.work(tx), rel, target);
+    return this.serial.run(() => writeLinkInside(this.work(tx), rel, target));
   }
 
   async deleteFile(tx: TransactionId, rel: string): Promise<void> {
     assertSafeRelativePath(rel);
-    await deleteInside(this.work(tx), rel);
+    return this.serial.run(() => deleteInside(this.work(tx), rel));
   }
 
   async exists(): Promise<boolean> {
@@ -241,8 +293,8 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     await this.zfs.destroy(v.name, { recursive: true });
   }
 
-  async recover(): Promise<RecoveryReport> {
-    return this.ops.recover();
+  recover(): Promise<RecoveryReport> {
+    return this.serial.run(() => this.ops.recover());
   }
 }
 

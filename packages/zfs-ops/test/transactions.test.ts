@@ -149,11 +149,11 @@ describe.skipIf(!env)('ZFS transactions on the real pool', () => {
     await expect(put(fs, t, 'dir', 'x')).rejects.toThrow();
     expect(readdirSync(workPath)).toEqual(['dir']);
     // a symlink in the work area cannot be used to escape it
-    await fs.writeLink(t, 'out', '.');
+    await expect(fs.writeLink(t, 'out', '.')).rejects.toThrow(/project root/);
     await expect(fs.writeLink(t, 'esc', '../../etc')).rejects.toThrow(ValidationError);
     const { symlinkSync } = await import('node:fs');
     symlinkSync('/tmp', path.join(workPath, 'evil'));
-    await expect(put(fs, t, 'evil/x.txt', 'x')).rejects.toThrow(/escapes/);
+    await expect(put(fs, t, 'evil/x.txt', 'x')).rejects.toThrow(/is a symlink/);
     await expect(put(fs, t + 'x' as never, 'a.txt', 'x')).rejects.toThrow(/not the open one/);
     await fs.rollback(t);
   });
