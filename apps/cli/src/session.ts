@@ -13,10 +13,21 @@ export interface Session {
  * Load the project (walking up from cwd) and user config, connect to the
  * repository, and run client recovery first (every command does).
  */
+/** Tell the user, once, what loading the project found (settings pinned, a connection block ignored). */
+export function reportNotices(ctx: Ctx, p: LoadedProject): LoadedProject {
+  for (const n of p.notices.splice(0)) ctx.out.warn(n);
+  return p;
+}
+
+/** requireProject, with its notices printed. */
+export async function loadProject(ctx: Ctx): Promise<LoadedProject> {
+  return reportNotices(ctx, await requireProject(ctx.cwd));
+}
+
 export async function openSession(ctx: Ctx, o: { needUser?: boolean } = {}): Promise<Session> {
-  const project = await requireProject(ctx.cwd);
+  const project = await loadProject(ctx);
   const user = o.needUser ? await requireUserConfig(ctx.env) : await loadUserConfig(ctx.env);
-  ctx.out.log(`project ${project.root} (config ${project.file}${project.legacy ? ', legacy form' : ''})`);
+  ctx.out.log(`project ${project.root} (config ${project.file}${project.legacy ? ', legacy form' : ''}; connection from ${project.connection.source === 'shared' ? project.file : project.connection.file})`);
   if (user) ctx.out.log(`user config ${user.file}`);
   const conn = await connect(ctx, project.config.repository, project.config.name, user?.config ?? null);
   try {

@@ -6,11 +6,10 @@ import { Readable } from 'node:stream';
 import { NotFoundError, ValidationError, assertSafeRelativePath } from '@dsg/contracts';
 import { createXxh3Hasher, validateChain, type Manifest } from '@dsg/manifest';
 import type { Ctx } from '../context.js';
-import { withSession } from '../session.js';
+import { loadProject, withSession } from '../session.js';
 import { assertSnapshotId, collect, diffManifests, readHistory, type Change } from '../history.js';
 import { blameSchema, logSchema, snapfetchSchema, snapmountSchema, validateChainSchema, validateSnapshotSchema } from '../output/json-schemas.js';
 import { EXIT, UsageError } from '../output/errors.js';
-import { requireProject } from '../config/project.js';
 import { repoRelative } from './paths.js';
 
 export async function logCommand(ctx: Ctx, o: { number?: string; since?: string; author?: string }): Promise<void> {
@@ -53,7 +52,7 @@ export async function logCommand(ctx: Ctx, o: { number?: string; since?: string;
 }
 
 export async function blameCommand(ctx: Ctx, file: string): Promise<void> {
-  const project = await requireProject(ctx.cwd);
+  const project = await loadProject(ctx);
   const rel = repoRelative(project.root, ctx.cwd, file);
   await withSession(ctx, async ({ conn }) => {
     const h = await readHistory(conn.client);
@@ -93,7 +92,7 @@ export async function blameCommand(ctx: Ctx, file: string): Promise<void> {
 export async function snapfetchCommand(ctx: Ctx, file: string, o: { snapshot?: string; output?: string; force?: boolean }): Promise<void> {
   if (!o.snapshot) throw new UsageError('snapfetch needs --snapshot sN', 'Example: dsg snapfetch input/a.csv --snapshot s1');
   const sid = assertSnapshotId(o.snapshot);
-  const project = await requireProject(ctx.cwd);
+  const project = await loadProject(ctx);
   const rel = repoRelative(project.root, ctx.cwd, file);
   const out = path.resolve(ctx.cwd, o.output ?? `${file}.${sid}`);
   await withSession(ctx, async ({ conn }) => {

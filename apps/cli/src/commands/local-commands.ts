@@ -8,6 +8,7 @@ import type { Ctx } from '../context.js';
 import { findProjectRoot, loadProjectConfig, PROJECT_CONFIG_FILE, requireProject, type RepositoryConfig } from '../config/project.js';
 import { loadUserConfig, requireUserConfig } from '../config/user.js';
 import { connect, connectHost, recoverProject } from '../connect.js';
+import { loadProject, reportNotices } from '../session.js';
 import { cleanSchema, listFilesSchema, listReposSchema, validateConfigSchema, validateFileSchema } from '../output/json-schemas.js';
 import { EXIT, UsageError } from '../output/errors.js';
 import { repoRelative } from './paths.js';
@@ -16,10 +17,10 @@ import { LAST_SYNC } from '../history.js';
 export async function validateConfigCommand(ctx: Ctx, o: { backend?: boolean; fixLegacy?: boolean }): Promise<number> {
   const root = await findProjectRoot(ctx.cwd);
   const user = await loadUserConfig(ctx.env);
-  const project = root ? await loadProjectConfig(root) : null;
+  const project = root ? reportNotices(ctx, await loadProjectConfig(root)) : null;
   let fixed = false;
   if (o.fixLegacy && project?.legacy) {
-    const doc = { name: project.config.name, repository: project.config.repository, data_dirs: project.config.data_dirs, ignore: project.config.ignore };
+    const doc = { name: project.shared.name, repository: project.shared.repository, data_dirs: project.shared.data_dirs, ignore: project.shared.ignore };
     await writeFile(`${project.file}.legacy`, await import('node:fs/promises').then((f) => f.readFile(project.file)));
     await writeFile(project.file, stringify(doc));
     fixed = true;
@@ -52,7 +53,7 @@ export async function validateConfigCommand(ctx: Ctx, o: { backend?: boolean; fi
 }
 
 export async function validateFileCommand(ctx: Ctx, file: string): Promise<number> {
-  const project = await requireProject(ctx.cwd);
+  const project = await loadProject(ctx);
   const rel = repoRelative(project.root, ctx.cwd, file);
   const nameProblem = validateName(rel);
   const cache = await readManifestFile(path.join(project.root, LAST_SYNC));
@@ -73,7 +74,7 @@ export async function validateFileCommand(ctx: Ctx, file: string): Promise<numbe
 }
 
 export async function listFilesCommand(ctx: Ctx, o: { path?: string }): Promise<void> {
-  const project = await requireProject(ctx.cwd);
+  const project = await loadProject(ctx);
   await recoverProject(ctx, project.root, null).catch((e: unknown) => ctx.out.log(`recovery needs the repository: ${String(e)}`));
   const m = await readManifestFile(path.join(project.root, LAST_SYNC));
   const prefix = o.path ? repoRelative(project.root, ctx.cwd, o.path) : null;
@@ -97,7 +98,7 @@ export async function listFilesCommand(ctx: Ctx, o: { path?: string }): Promise<
 export async function listReposCommand(ctx: Ctx, o: { host?: string; path?: string; type?: 'zfs' | 'posix'; pool?: string }): Promise<void> {
   const user = await loadUserConfig(ctx.env);
   const root = await findProjectRoot(ctx.cwd);
-  const project = root ? await loadProjectConfig(root) : null;
+  const project = root ? reportNotices(ctx, await loadProjectConfig(root)) : null;
   let repo: RepositoryConfig;
   const host = o.host ?? project?.config.repository.host ?? user?.config.default_host;
   const where = o.path ?? (project ? undefined : user?.config.default_project_path);
@@ -130,7 +131,7 @@ type Target = 'all' | 'staging' | 'backups' | 'orphans';
 export async function cleanCommand(ctx: Ctx, o: { target?: Target; dryRun?: boolean; force?: boolean; maxAgeDays?: string }): Promise<void> {
   const target: Target = o.target ?? 'all';
   const dryRun = o.dryRun !== false;
-  const project = await requireProject(ctx.cwd);
+  const project = await loadProject(ctx);
   const user = await loadUserConfig(ctx.env);
   const items: { kind: string; path: string }[] = [];
   const leftovers: { name: string; error: string }[] = [];

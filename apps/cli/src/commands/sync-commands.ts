@@ -15,13 +15,16 @@ import {
   loadProjectConfig,
   parseProjectSource,
   repoNameSchema,
+  sharedRepository,
+  writeLocalConfig,
   type LoadedProject,
   type RepositoryConfig,
 } from '../config/project.js';
 import { requireUserConfig, type LoadedUser } from '../config/user.js';
 import { parseYamlText } from '../config/yaml-file.js';
 import { connect, recoverProject, type Connection } from '../connect.js';
-import { withSession } from '../session.js';
+import { reportNotices, withSession } from '../session.js';
+import { analyseIncoming, changeDoc, describeChange, incomingConfigCheck, invalidIncoming, type ConfigChange } from './config-change.js';
 import { statusSchema, syncSchema } from '../output/json-schemas.js';
 import { EXIT, UnsupportedError, UsageError } from '../output/errors.js';
 
@@ -107,6 +110,7 @@ export async function statusCommand(ctx: Ctx): Promise<number> {
       invalidNames: plan.invalid,
       paths: pathStates(plan),
       clean: plan.paths.every((p) => p.action === 'none' || p.action === 'cache_only') && plan.invalid.length === 0,
+      configChange: await pendingConfigChange(project, plan, () => remoteConfigBytes(conn)),
     };
     ctx.out.result(statusSchema, doc, (d) => {
       const c = ctx.out.c;
@@ -126,6 +130,7 @@ export async function statusCommand(ctx: Ctx): Promise<number> {
         ctx.out.line('\nInvalid names (sync refuses until they are renamed or ignored):');
         for (const i of d.invalidNames) ctx.out.line(`  ${c.red(i.path)}: ${i.reason}`);
       }
+      if (d.configChange) printConfigChange(ctx, d.configChange);
       if (d.clean) ctx.out.line('\nnothing to sync, working directory matches the repository');
     });
     return EXIT.ok;
@@ -142,15 +147,46 @@ function checkRepositoryConfig(content: Uint8Array): void {
   try {
     parseProjectSource(parseYamlText(Buffer.from(content).toString('utf8'), file));
   } catch (e) {
-    if (!(e instanceof ConfigError)) throw e;
-    throw new ConfigError(`the repository's ${PROJECT_CONFIG_FILE} is invalid: ${e.message}`, { ...e.details, file }, {
-      recoveryHint: `Nothing was changed. Put a valid ${PROJECT_CONFIG_FILE} back into the repository: edit yours in a working copy and sync it (keep yours: resolution L).`,
-      cause: e,
-    });
+    throw invalidIncoming(e);
   }
 }
 
-export async function syncCommand(ctx: Ctx, o: { message?: string; dryRun?: boolean; continue?: boolean; normalize?: boolean; force?: boolean }): Promise<void> {
+type ChangeDoc = ReturnType<typeof changeDoc>;
+
+/** The repository's .dsgconfig.yml when the next sync would bring it here (download, or a conflict on it): what it would change. */
+async function pendingConfigChange(project: LoadedProject, plan: SyncPlan, read: () => Promise<Buffer | null>): Promise<ChangeDoc | null> {
+  const p = plan.paths.find((x) => x.path === PROJECT_CONFIG_FILE);
+  if (!p || (p.action !== 'download' && p.action !== 'conflict')) return null;
+  const bytes = await read();
+  if (!bytes) return null;
+  let c: ConfigChange;
+  try {
+    c = analyseIncoming(project, bytes);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    return { dataDirs: { added: [], removed: [] }, ignore: { names: { added: [], removed: [] }, suffixes: { added: [], removed: [] }, paths: { added: [], removed: [] } }, scopeChanged: false, connectionIgnored: [], invalid: e.message };
+  }
+  return c.scopeChanged || c.invalid !== null || c.connectionIgnored.length > 0 ? changeDoc(c) : null;
+}
+
+async function remoteConfigBytes(conn: Connection): Promise<Buffer | null> {
+  const s = await conn.client.readFile(PROJECT_CONFIG_FILE);
+  if (!s) return null;
+  const parts: Uint8Array[] = [];
+  for await (const c of s) parts.push(c);
+  return Buffer.concat(parts);
+}
+
+function printConfigChange(ctx: Ctx, d: ChangeDoc): void {
+  const c = ctx.out.c;
+  ctx.out.line(`\nConfiguration change from the repository (${PROJECT_CONFIG_FILE}):`);
+  for (const l of describeChange({ ...d })) ctx.out.line(`  ${c.yellow(l)}`);
+  if (d.invalid !== null) ctx.out.line(`  ${c.red('refused whatever you answer')}: ${d.invalid}`);
+  else if (d.scopeChanged) ctx.out.line('  `dsg sync` refuses it until you accept it: `dsg sync --accept-config`');
+  if (d.connectionIgnored.length) ctx.out.line(`  it names another repository/agent (${d.connectionIgnored.join(', ')}): ignored, connection settings are local`);
+}
+
+export async function syncCommand(ctx: Ctx, o: { message?: string; dryRun?: boolean; continue?: boolean; normalize?: boolean; force?: boolean; acceptConfig?: boolean }): Promise<void> {
   refuseNormalize(o);
   const user = await requireUserConfig(ctx.env);
   await withSession(ctx, async ({ project, conn }) => {
@@ -164,6 +200,9 @@ export async function syncCommand(ctx: Ctx, o: { message?: string; dryRun?: bool
       resolutions = parseConflictFile(text, conflictsFile);
     }
     const message = o.message ?? 'sync';
+    let accepted: ConfigChange | null = null;
+    // a dry run ends the connection with its plan: read the repository's config before
+    const remoteConfig = o.dryRun ? await remoteConfigBytes(conn).catch(() => null) : null;
     let r: SyncResult;
     try {
       r = await withProgress(ctx, (onProgress) =>
@@ -176,7 +215,7 @@ export async function syncCommand(ctx: Ctx, o: { message?: string; dryRun?: bool
           dryRun: Boolean(o.dryRun),
           ...(resolutions ? { resolutions } : {}),
           backupOnConflict: user.config.backup_on_conflict,
-          validateProjectConfig: checkRepositoryConfig,
+          validateProjectConfig: incomingConfigCheck(ctx, project, { acceptConfig: Boolean(o.acceptConfig), accepted: (c) => (accepted = c) }),
           onProgress,
         }),
       );
@@ -190,7 +229,12 @@ export async function syncCommand(ctx: Ctx, o: { message?: string; dryRun?: bool
       throw e;
     }
     if (o.continue && !o.dryRun) await rm(conflictsFile, { force: true });
-    ctx.out.result(syncSchema, syncDoc('sync', project, conn.where, r, Boolean(o.dryRun), message), (d) => printSync(ctx, d, r.kind));
+    if (o.dryRun) {
+      const pending = await pendingConfigChange(project, r.plan, () => Promise.resolve(remoteConfig));
+      if (pending) printPendingWarning(ctx, pending);
+    }
+    const doc = { ...syncDoc('sync', project, conn.where, r, Boolean(o.dryRun), message), configChange: accepted ? changeDoc(accepted) : null };
+    ctx.out.result(syncSchema, doc, (d) => printSync(ctx, d, r.kind));
   });
 }
 
@@ -200,6 +244,12 @@ interface SshOptions {
   agent?: string[];
   /** zfs: the agent runs `sudo -n zfs` (it logs in as a user other than root) */
   sudo?: boolean;
+}
+
+function printPendingWarning(ctx: Ctx, d: ChangeDoc): void {
+  if (!d.scopeChanged && d.invalid === null) return;
+  ctx.out.warn(`the repository's ${PROJECT_CONFIG_FILE} changes what is synced${d.invalid !== null ? ' and is invalid' : ''}; \`dsg sync\` will refuse it${d.invalid !== null ? '' : ' without --accept-config'}:`);
+  for (const l of describeChange({ ...d })) ctx.out.warn(`  ${l}`);
 }
 
 /** `sudo: true` for a zfs repository given --sudo; a posix one has no use for it (its files are the login's own). */
@@ -286,8 +336,12 @@ export async function initCommand(ctx: Ctx, given: InitOptions): Promise<void> {
     };
     const text = stringify(doc);
     const file = path.join(root, PROJECT_CONFIG_FILE);
-    parseProjectSource(parseYamlText(text, file)); // validate before writing anything
-    if (!o.dryRun) await writeFile(file, text, { flag: 'wx' });
+    const full = parseProjectSource(parseYamlText(text, file)).config; // validate before writing anything
+    if (!o.dryRun) {
+      // the team's file names the repository; how this person reaches it (port, user, agent, sudo) stays here
+      await writeFile(file, stringify({ ...doc, repository: sharedRepository(full.repository) }), { flag: 'wx' });
+      await writeLocalConfig(root, { name: full.name, repository: full.repository });
+    }
     ctx.out.line(`${o.dryRun ? 'would write' : 'wrote'} ${file}`);
     if (o.dryRun) {
       ctx.out.result(syncSchema, { command: 'init', project: root, repository: `${host}:${o.repoPath}/${name}`, snapshotId: null, committed: false, dryRun: true, message: null, counts: { uploaded: 0, downloaded: 0, deletedLocal: 0, deletedRemote: 0, bytes: 0 }, paths: [] }, () => {});
@@ -296,7 +350,7 @@ export async function initCommand(ctx: Ctx, given: InitOptions): Promise<void> {
   } else if (o.repoName || o.repoPath || o.host || o.repoType || o.sudo) {
     ctx.out.warn(`${PROJECT_CONFIG_FILE} already exists in ${root}; the --host/--repo-*/--sudo options are ignored`);
   }
-  const project = await loadProjectConfig(root);
+  const project = reportNotices(ctx, await loadProjectConfig(root));
   const conn = await connect(ctx, project.config.repository, project.config.name, user.config);
   try {
     await recoverProject(ctx, project.root, conn);
@@ -397,8 +451,10 @@ async function cloneInto(
           checkRepositoryConfig(bytes);
           await writeFile(file, bytes);
         } else {
-          await writeFile(file, stringify({ name, repository: repo, data_dirs: DEFAULT_DATA_DIRS, ignore: DEFAULT_IGNORE }));
+          await writeFile(file, stringify({ name, repository: sharedRepository(repo), data_dirs: DEFAULT_DATA_DIRS, ignore: DEFAULT_IGNORE }));
         }
+        // how to reach the repository comes from the clone's source and options, never from its .dsgconfig.yml
+        await writeLocalConfig(root, { name, repository: repo });
       }
     } catch (e) {
       await conn.close().catch(() => {});
@@ -408,7 +464,7 @@ async function cloneInto(
     const found = await findProjectRoot(ctx.cwd);
     if (!found) throw new UsageError('clone needs <host>:<path>/<name>, or run it inside a directory with a .dsgconfig.yml');
     root = found;
-    const p = await loadProjectConfig(root);
+    const p = reportNotices(ctx, await loadProjectConfig(root));
     conn = await connect(ctx, p.config.repository, p.config.name, user.config);
   }
   try {
@@ -419,9 +475,12 @@ async function cloneInto(
       );
       return;
     }
-    const project = await loadProjectConfig(root).catch((e: unknown) => {
-      throw e instanceof ConfigError ? e : new ConfigError(`the repository's ${PROJECT_CONFIG_FILE} cannot be read: ${String(e)}`);
-    });
+    const project = reportNotices(
+      ctx,
+      await loadProjectConfig(root).catch((e: unknown) => {
+        throw e instanceof ConfigError ? e : new ConfigError(`the repository's ${PROJECT_CONFIG_FILE} cannot be read: ${String(e)}`);
+      }),
+    );
     await recoverProject(ctx, root, conn);
     const r = await withProgress(ctx, (onProgress) =>
       runClone({

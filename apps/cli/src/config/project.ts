@@ -1,6 +1,9 @@
-import { access } from 'node:fs/promises';
+import { access, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { isDeepStrictEqual } from 'node:util';
 import path from 'node:path';
+import { stringify } from 'yaml';
 import { z } from 'zod';
+import { createHash } from 'node:crypto';
 import { ConfigError } from '@dsg/contracts';
 import { readYamlFile, validateYaml, type YamlSource } from './yaml-file.js';
 
@@ -51,7 +54,9 @@ export const zfsRepositorySchema = z.strictObject({
   pool: z
     .string({ error: 'expected the parent dataset (e.g. tank/dsg)' })
     .regex(/^[A-Za-z0-9][A-Za-z0-9_.:/-]*$/, { error: 'expected a ZFS dataset name such as tank/dsg' })
-    .refine((p) => !p.endsWith('/') && !p.includes('//'), { error: 'expected a ZFS dataset name such as tank/dsg' }),
+    .refine((p) => p.split('/').every((c) => c !== '' && c !== '.' && c !== '..'), {
+      error: 'expected a ZFS dataset name such as tank/dsg (no empty, "." or ".." components)',
+    }),
   mountpoint: absPath('where the pool dataset is mounted'),
   /** run `sudo -n zfs` (agent running as a normal user; see the README) */
   sudo: z.boolean({ error: 'expected true or false' }).optional(),
@@ -67,17 +72,32 @@ export const repositorySchema = z.discriminatedUnion('type', [zfsRepositorySchem
   error: 'expected type: zfs or posix (xfs is read as posix)',
 });
 
-const relDir = z
+/**
+ * A data dir is one plain name, matched at any depth (tasks/x/input is data).
+ * Never hidden: `.dsg` is dsg's own state and `.git` holds credentials
+ * (remote URLs with tokens); a teammate who could widen the scope to them
+ * would have every working copy upload them.
+ */
+export function dataDirProblem(d: string): string | null {
+  if (d === '') return 'is empty';
+  if (d.includes('/') || d.includes('\\')) return 'contains "/" (a data dir is one name, matched at any depth)';
+  if (d === '.' || d === '..') return `is "${d}"`;
+  if (d.startsWith('.')) return `is a hidden name (${d === '.dsg' || d === '.git' ? `${d} is never data` : 'hidden directories are never data'})`;
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(d)) return 'contains a control character';
+  return null;
+}
+
+const dataDir = z
   .string({ error: 'expected a relative directory name' })
-  .min(1)
-  .refine((d) => !path.posix.isAbsolute(d) && !d.split('/').some((c) => c === '..' || c === '.' || c === ''), {
-    error: 'expected a relative directory inside the project (no "..", no leading "/")',
+  .refine((d) => dataDirProblem(d) === null, {
+    error: 'expected a relative directory inside the project: one plain name, not hidden (no "/", "..", leading "."; .dsg and .git are never data)',
   });
 
 export const projectConfigSchema = z.strictObject({
   name: repoNameSchema,
   repository: repositorySchema,
-  data_dirs: z.array(relDir, { error: 'expected a list of directory names' }).min(1).default(DEFAULT_DATA_DIRS),
+  data_dirs: z.array(dataDir, { error: 'expected a list of directory names' }).min(1).default(DEFAULT_DATA_DIRS),
   ignore: z
     .strictObject({
       names: z.array(z.string(), { error: 'expected a list of file names' }).default(DEFAULT_IGNORE.names),
@@ -111,15 +131,100 @@ const legacySchema = z.object({
   ignore: z.record(z.string(), z.unknown()).optional(),
 });
 
+/** Where this working copy's connection settings live: untracked, never synced (`.dsg/` never is). */
+export const LOCAL_CONFIG_FILE = '.dsg/config.local.yml';
+
+/** Settings of one person or machine: never taken from a copy of .dsgconfig.yml that came from the repository. */
+export const PERSONAL_KEYS = ['port', 'user', 'agent', 'sudo'] as const;
+
+export const localConfigSchema = z.strictObject({
+  name: repoNameSchema,
+  repository: repositorySchema,
+  /** the connection block of a .dsgconfig.yml already reported as ignored (sha-256), so it is reported once */
+  ignored_shared_connection: z.string().regex(/^[0-9a-f]{64}$/, { error: 'expected a sha-256 (written by dsg)' }).optional(),
+});
+
+export type LocalConfig = z.output<typeof localConfigSchema>;
+
 export interface LoadedProject {
   /** the project root (directory holding .dsgconfig.yml) */
   root: string;
   file: string;
+  /** what dsg uses: scope (data_dirs, ignore) from .dsgconfig.yml; name and repository from the local source */
   config: ProjectConfig;
+  /** .dsgconfig.yml exactly as it reads (shared with the team; travels with the repository) */
+  shared: ProjectConfig;
+  /** where name and repository came from: the local file, pinned just now from .dsgconfig.yml, or .dsgconfig.yml of a copy that never synced */
+  connection: { file: string; source: 'local' | 'pinned' | 'shared'; local: LocalConfig | null };
+  /** things to tell the user once (pinning, an ignored connection block) */
+  notices: string[];
   /** true when read from the ancestor's legacy form */
   legacy: boolean;
   /** the raw YAML value (recorded as project_config in manifests) */
   raw: Record<string, unknown>;
+}
+
+/** The repository block without the per-person keys: what init and clone write into the shared .dsgconfig.yml. */
+export function sharedRepository(repo: RepositoryConfig): RepositoryConfig {
+  const out: Record<string, unknown> = { ...repo };
+  for (const k of PERSONAL_KEYS) delete out[k];
+  return out as RepositoryConfig;
+}
+
+/**
+ * The keys of a .dsgconfig.yml connection (name, repository.*) that differ
+ * from the local one. A key the shared file leaves out names nothing and is
+ * not a difference (the shared file carries no per-person keys).
+ */
+export function connectionDifferences(shared: { name: string; repository: RepositoryConfig }, local: { name: string; repository: RepositoryConfig }): string[] {
+  const out: string[] = [];
+  if (shared.name !== local.name) out.push('name');
+  const l = local.repository as Record<string, unknown>;
+  for (const [k, v] of Object.entries(shared.repository)) if (v !== undefined && !isDeepStrictEqual(v, l[k])) out.push(`repository.${k}`);
+  return out;
+}
+
+export function connectionKey(c: { name: string; repository: RepositoryConfig }): string {
+  const canon = (v: unknown): unknown =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, x]) => [k, canon(x)])) : v;
+  return createHash('sha256').update(JSON.stringify(canon({ name: c.name, repository: c.repository }))).digest('hex');
+}
+
+export const IGNORED_CONNECTION_NOTICE = `the repository's ${PROJECT_CONFIG_FILE} names another repository/agent; ignored — connection settings are local`;
+
+export function ignoredConnectionNotice(diff: string[]): string {
+  return `${IGNORED_CONNECTION_NOTICE} (${LOCAL_CONFIG_FILE}; differs: ${diff.join(', ')})`;
+}
+
+/** Write .dsg/config.local.yml (whole file, then rename: never half written). */
+export async function writeLocalConfig(root: string, c: LocalConfig): Promise<void> {
+  const file = path.join(root, LOCAL_CONFIG_FILE);
+  await mkdir(path.dirname(file), { recursive: true });
+  const text =
+    `# How this working copy reaches its repository. Local to this machine: never synced, and the\n` +
+    `# repository block of ${PROJECT_CONFIG_FILE} is not used to connect. Edit this file to move the repository.\n` +
+    stringify({ name: c.name, repository: c.repository, ...(c.ignored_shared_connection ? { ignored_shared_connection: c.ignored_shared_connection } : {}) });
+  const tmp = `${file}.tmp-${process.pid}`;
+  try {
+    await writeFile(tmp, text, { mode: 0o644 });
+    await rename(tmp, file);
+  } finally {
+    await rm(tmp, { force: true });
+  }
+}
+
+export async function readLocalConfig(root: string): Promise<LocalConfig | null> {
+  const file = path.join(root, LOCAL_CONFIG_FILE);
+  if (!(await pathExists(file))) return null;
+  const src = await readYamlFile(file);
+  return validateYaml(src, localConfigSchema, src.value ?? {});
+}
+
+async function pathExists(p: string): Promise<boolean> {
+  return access(p).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Walk up from `start` to the directory holding .dsgconfig.yml, like git finds .git. */
@@ -170,10 +275,41 @@ export function parseProjectSource(src: YamlSource): { config: ProjectConfig; le
   return { config: validateYaml(src, projectConfigSchema, value), legacy, raw: value as Record<string, unknown> };
 }
 
+/**
+ * Load .dsgconfig.yml and the connection settings: from .dsg/config.local.yml
+ * when it exists; a working copy that has synced but has none (made by an
+ * older dsg) pins the repository block of its .dsgconfig.yml there now; one
+ * that never synced uses .dsgconfig.yml as it is (nothing has come from a
+ * repository yet). A .dsgconfig.yml whose connection differs from the local
+ * one is reported once (notices) and never used.
+ */
 export async function loadProjectConfig(root: string): Promise<LoadedProject> {
   const file = path.join(root, PROJECT_CONFIG_FILE);
   const src = await readYamlFile(file);
-  return { root, file, ...parseProjectSource(src) };
+  const parsed = parseProjectSource(src);
+  const shared = parsed.config;
+  const notices: string[] = [];
+  const localFile = path.join(root, LOCAL_CONFIG_FILE);
+  let local = await readLocalConfig(root);
+  let source: LoadedProject['connection']['source'] = 'local';
+  if (!local && (await pathExists(path.join(root, '.dsg', 'last-sync.json')))) {
+    local = { name: shared.name, repository: shared.repository };
+    await writeLocalConfig(root, local);
+    source = 'pinned';
+    notices.push(
+      `pinned the connection settings of ${PROJECT_CONFIG_FILE} into ${LOCAL_CONFIG_FILE}; from now on dsg connects with those and never with a ${PROJECT_CONFIG_FILE} that comes from the repository`,
+    );
+  } else if (local) {
+    const diff = connectionDifferences(shared, local);
+    const key = connectionKey(shared);
+    if (diff.length > 0 && local.ignored_shared_connection !== key) {
+      notices.push(ignoredConnectionNotice(diff));
+      local = { ...local, ignored_shared_connection: key };
+      await writeLocalConfig(root, local);
+    }
+  } else source = 'shared';
+  const config: ProjectConfig = local ? { ...shared, name: local.name, repository: local.repository } : shared;
+  return { root, file, config, shared, connection: { file: localFile, source, local }, notices, legacy: parsed.legacy, raw: parsed.raw };
 }
 
 /** Find and load the project config from `cwd` upwards; ConfigError if there is none. */

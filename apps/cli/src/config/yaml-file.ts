@@ -26,6 +26,14 @@ export async function readYamlFile(file: string): Promise<YamlSource> {
   return parseYamlText(text, file);
 }
 
+/** Anchor uses a config may make (a config needs none; the yaml package's own default). */
+export const MAX_ALIAS_COUNT = 100;
+
+function firstAliasLine(text: string): number {
+  const i = text.split('\n').findIndex((l) => /(^|[\s,[{:-])\*[^\s,\]}]+/.test(l));
+  return i < 0 ? 1 : i + 1;
+}
+
 export function parseYamlText(text: string, file: string): YamlSource {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
@@ -37,7 +45,24 @@ export function parseYamlText(text: string, file: string): YamlSource {
       recoveryHint: `Fix the YAML syntax at line ${line} of ${file} (indentation, colons, quotes).`,
     });
   }
-  return { file, doc, lines, value: doc.toJS() as unknown };
+  let value: unknown;
+  try {
+    // aliases expand: a few lines can stand for billions of nodes ("billion laughs")
+    value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) as unknown;
+  } catch (e) {
+    if (!/alias/i.test(String((e as Error).message))) {
+      throw new ConfigError(`${file}:1: invalid YAML: ${String((e as Error).message).split('\n')[0]}`, { file, line: 1 }, {
+        recoveryHint: `Fix the YAML of ${file}.`,
+        cause: e,
+      });
+    }
+    const line = firstAliasLine(text);
+    throw new ConfigError(`${file}:${line}: YAML aliases expand too far (more than ${MAX_ALIAS_COUNT} uses of an anchor); refusing to expand them`, { file, line }, {
+      recoveryHint: `Write the values of ${file} out instead of through anchors (&name) and aliases (*name).`,
+      cause: e,
+    });
+  }
+  return { file, doc, lines, value };
 }
 
 /**

@@ -22,6 +22,20 @@ export const errorDocSchema = z.object({
 
 export const pathStateSchema = z.object({ path: z.string(), state: z.string(), action: z.string() });
 
+const listDiffSchema = z.object({ added: z.array(z.string()), removed: z.array(z.string()) });
+
+/** What the repository's .dsgconfig.yml would change here (status: pending; sync: accepted with --accept-config). */
+export const configChangeSchema = z.object({
+  dataDirs: listDiffSchema,
+  ignore: z.object({ names: listDiffSchema, suffixes: listDiffSchema, paths: listDiffSchema }),
+  /** data dirs or ignore rules differ: `dsg sync` refuses until `--accept-config` */
+  scopeChanged: z.boolean(),
+  /** keys (name, repository.*) it names differently from .dsg/config.local.yml: never used */
+  connectionIgnored: z.array(z.string()),
+  /** why it is refused whatever the consent, or null */
+  invalid: z.string().nullable(),
+});
+
 export const statusSchema = z.object({
   command: z.literal('status'),
   project: z.string(),
@@ -37,6 +51,8 @@ export const statusSchema = z.object({
   /** every path that is not all-equal, with its state name */
   paths: z.array(pathStateSchema),
   clean: z.boolean(),
+  /** the repository's .dsgconfig.yml the next sync would bring, when it changes scope or names another connection; else null */
+  configChange: configChangeSchema.nullable(),
 });
 
 export const transferCountsSchema = z.object({
@@ -59,6 +75,8 @@ export const syncSchema = z.object({
   message: z.string().nullable(),
   counts: transferCountsSchema,
   paths: z.array(pathStateSchema),
+  /** sync --accept-config: the change of data dirs / ignore rules it took (applies from the next sync); else null or absent */
+  configChange: configChangeSchema.nullable().optional(),
 });
 
 export const logSchema = z.object({

@@ -2,6 +2,7 @@ import cliProgress from 'cli-progress';
 import pc from 'picocolors';
 import type { z } from 'zod';
 import type { ProgressEvent, ProgressListener } from '@dsg/contracts';
+import { safeDeep, safeText } from './safe-text.js';
 
 /** The global options every command accepts. */
 export interface GlobalOptions {
@@ -24,6 +25,9 @@ export interface OutputStreams {
  * place: human text on stdout, diagnostics on stderr, exactly one JSON
  * document under --json, nothing but errors under --quiet, colors only on a
  * TTY without NO_COLOR, progress bars only on a TTY and never in --json/--quiet.
+ * Text reaches a terminal with its control characters escaped (safeText):
+ * every string of a result's human rendering, warnings, errors and the debug
+ * log; the JSON document keeps the exact values.
  */
 export class Output {
   readonly c: Colors;
@@ -53,20 +57,20 @@ export class Output {
   warn(s: string): void {
     if (this.opts.quiet) return;
     const errColor = pc.createColors(Boolean(this.io.stderr.isTTY) && !this.io.env['NO_COLOR']);
-    this.io.stderr.write(errColor.yellow('warning: ') + s + '\n');
+    this.io.stderr.write(errColor.yellow('warning: ') + safeText(s) + '\n');
   }
 
   /** The --debug command log: what ran, where; printed to stderr as it happens. */
   log(s: string): void {
     this.commandLog.push(s);
-    if (this.opts.debug) this.io.stderr.write(`[debug] ${s}\n`);
+    if (this.opts.debug) this.io.stderr.write(`[debug] ${safeText(s)}\n`);
   }
 
   /** Print a command's result: validated JSON under --json, else the human rendering. */
   result<S extends z.ZodType>(schema: S, data: z.input<S>, human: (d: z.output<S>) => void): void {
     const parsed = schema.parse(data);
     if (this.opts.json) this.json(parsed);
-    else human(parsed);
+    else human(safeDeep(parsed));
   }
 
   /** Write the one JSON document (a second call is a bug: it would break consumers). */
@@ -83,8 +87,8 @@ export class Output {
   /** stderr writer for errors (always printed, even under --quiet). */
   error(what: string, todo: string, stack?: string): void {
     const ec = pc.createColors(Boolean(this.io.stderr.isTTY) && !this.io.env['NO_COLOR']);
-    this.io.stderr.write(`${ec.red('error:')} ${what}\n${ec.dim('hint:')} ${todo}\n`);
-    if (stack && this.opts.debug) this.io.stderr.write(stack + '\n');
+    this.io.stderr.write(`${ec.red('error:')} ${safeText(what)}\n${ec.dim('hint:')} ${safeText(todo)}\n`);
+    if (stack && this.opts.debug) this.io.stderr.write(stack.split('\n').map(safeText).join('\n') + '\n');
   }
 
   /** Whether progress bars may be drawn. */
