@@ -3,7 +3,9 @@ import { mkdir, rm, symlink, unlink, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
+  assertSafeLinkTarget,
   faultPoint,
+  resolveBeneath,
   resolveInside,
   ValidationError,
   type ByteStream,
@@ -13,7 +15,7 @@ import {
   type HasherFactory,
   type TransactionId,
 } from '@dsg/contracts';
-import { checkDataPath, checkLinkTarget, layout, metaTarget, stagingDir, type Layout } from './layout.js';
+import { checkDataPath, layout, metaTarget, stagingDir, type Layout } from './layout.js';
 import {
   applyJournal,
   dropEmptyBackup,
@@ -25,6 +27,9 @@ import {
   type JournalOp,
 } from './journal.js';
 import { fsyncDir, writeFileAtomic } from './fs-util.js';
+
+/** Why an entry may not be written into this working copy, or null (see the constructor). */
+export type WriteGate = (e: { path: string; type: 'file' | 'link'; reference?: string }) => string | null;
 
 interface TxState {
   /** by root-relative target; the last staged operation on a path wins */
@@ -49,11 +54,31 @@ export class LocalClientFilesystem implements ClientFilesystem {
   readonly #hasher: HasherFactory;
   readonly #l: Layout;
   readonly #txs = new Map<string, TxState>();
+  readonly #canWrite: WriteGate | undefined;
 
-  constructor(o: { root: string; hasher: HasherFactory }) {
+  /**
+   * `canWrite`: the project's scope rule (the CLI passes @dsg/manifest's
+   * `projectScope(dataDirs).problem`): a path or link it refuses is never
+   * staged, whatever the caller asks. Without it only the rules that hold
+   * for every project apply (safe path, not in .dsg/.git, link write rule).
+   */
+  constructor(o: { root: string; hasher: HasherFactory; canWrite?: WriteGate }) {
     this.root = path.resolve(o.root);
     this.#hasher = o.hasher;
     this.#l = layout(this.root);
+    this.#canWrite = o.canWrite;
+  }
+
+  #gate(e: { path: string; type: 'file' | 'link'; reference?: string }): void {
+    checkDataPath(e.path);
+    if (e.type === 'link') assertSafeLinkTarget(e.path, e.reference ?? '');
+    const why = this.#canWrite?.(e);
+    if (why) {
+      throw new ValidationError(`refused to write ${JSON.stringify(e.path)} into the working copy: ${why}`, { path: e.path }, {
+        code: 'OUT_OF_SCOPE',
+        recoveryHint: 'The repository holds an entry this project never writes; it stays in the repository untouched.',
+      });
+    }
   }
 
   #state(tx: TransactionId): TxState {
@@ -78,7 +103,7 @@ export class LocalClientFilesystem implements ClientFilesystem {
   }
 
   async stageFile(tx: TransactionId, p: string, data: ByteStream, expected: ExpectedFile): Promise<void> {
-    checkDataPath(p);
+    this.#gate({ path: p, type: 'file' });
     const s = this.#state(tx);
     const staged = `data/${p}`;
     const abs = await this.#stagedPath(tx, staged);
@@ -126,8 +151,7 @@ export class LocalClientFilesystem implements ClientFilesystem {
   }
 
   async stageLink(tx: TransactionId, p: string, target: string): Promise<void> {
-    checkDataPath(p);
-    checkLinkTarget(p, target);
+    this.#gate({ path: p, type: 'link', reference: target });
     const s = this.#state(tx);
     const staged = `data/${p}`;
     const abs = await this.#stagedPath(tx, staged);
@@ -136,7 +160,7 @@ export class LocalClientFilesystem implements ClientFilesystem {
   }
 
   async stageDelete(tx: TransactionId, p: string): Promise<void> {
-    checkDataPath(p);
+    this.#gate({ path: p, type: 'file' });
     const s = this.#state(tx);
     const prev = s.ops.get(p);
     if (prev?.kind === 'put') await rm(path.join(stagingDir(this.#l, tx), prev.staged), { force: true });

@@ -2,4 +2,4 @@ export { LocalClientFilesystem } from './client-filesystem.js';
 export { recoverClient, pruneBackups } from './recovery.js';
 export type { Journal, JournalOp } from './journal.js';
 export { parseJournal } from './journal.js';
-export { checkLinkTarget } from './layout.js';
+export type { WriteGate } from './client-filesystem.js';

@@ -1,6 +1,6 @@
-import { link, mkdir, readFile, readdir, rm, unlink, stat } from 'node:fs/promises';
+import { link, mkdir, readFile, readdir, rename, rm, unlink, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { assertSafeRelativePath, faultPoint, isTransactionId, resolveInside, ValidationError } from '@dsg/contracts';
+import { assertSafeRelativePath, faultPoint, isTransactionId, resolveBeneath, ValidationError } from '@dsg/contracts';
 import { backupDir, journalFile, stagingDir, type Layout } from './layout.js';
 import { fsyncDir, isEnoent, listFilesRecursive, lstatOrNull, pruneEmptyParents, renameInto, writeFileAtomic } from './fs-util.js';
 
@@ -115,7 +115,9 @@ export async function applyJournal(l: Layout, j: Journal, concurrency = APPLY_CO
   const backup = backupDir(l, j.transaction_id);
   let n = 0;
   const applyOp = async (op: JournalOp): Promise<void> => {
-    const targetAbs = await resolveInside(l.root, op.target);
+    // Never through a symlinked parent (git's rule): a link the repository
+    // planted as `input/g` must not carry a later `input/g/x` anywhere else.
+    const targetAbs = await resolveBeneath(l.root, op.target);
     const backupAbs = path.join(backup, op.target);
     const st = await lstatOrNull(targetAbs);
     if (st?.isDirectory()) {
@@ -127,7 +129,10 @@ export async function applyJournal(l: Layout, j: Journal, concurrency = APPLY_CO
       const stagedAbs = path.join(stage, op.staged);
       if ((await lstatOrNull(stagedAbs)) === null) return; // already in place
       if (st) await ensureBackup(targetAbs, backupAbs);
-      await renameInto(stagedAbs, targetAbs);
+      await mkdir(path.dirname(targetAbs), { recursive: true });
+      // again after mkdir: a link put of this same apply may have landed on a parent meanwhile
+      await resolveBeneath(l.root, op.target);
+      await rename(stagedAbs, targetAbs);
     } else {
       if (!st) return; // already deleted
       if (!(await sameInode(targetAbs, backupAbs))) {
@@ -183,7 +188,7 @@ export async function undoJournal(l: Layout, j: Journal): Promise<{ name: string
   const leftovers: { name: string; error: string }[] = [];
   for (const op of [...j.ops].reverse()) {
     try {
-      const targetAbs = await resolveInside(l.root, op.target);
+      const targetAbs = await resolveBeneath(l.root, op.target);
       const backupAbs = path.join(backup, op.target);
       const hasBackup = (await lstatOrNull(backupAbs)) !== null;
       const hasTarget = (await lstatOrNull(targetAbs)) !== null;

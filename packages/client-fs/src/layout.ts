@@ -27,11 +27,17 @@ export const stagingDir = (l: Layout, tx: string): string => path.join(l.staging
 export const journalFile = (l: Layout, tx: string): string => path.join(l.journalDir, `${tx}.json`);
 export const backupDir = (l: Layout, tx: string): string => path.join(l.backupRoot, tx);
 
-/** A data path: safe, and never inside `.dsg/` (that tree is ours, not the user's data). */
+/**
+ * A data path: safe, and never inside `.dsg/` (our transaction state) or
+ * `.git/` (a hook or `core.fsmonitor` there runs code on the next `git`
+ * command) at any depth, compared case-insensitively (`.DSG/` is `.dsg/` on
+ * macOS and Windows).
+ */
 export function checkDataPath(p: string): void {
   assertSafeRelativePath(p);
-  if (p === DSG_DIR || p.startsWith(`${DSG_DIR}/`)) {
-    throw new ValidationError(`refused path ${JSON.stringify(p)}: data paths may not be inside .dsg/`, { path: p });
+  const guarded = p.split('/').find((c) => c.toLowerCase() === DSG_DIR || c.toLowerCase() === '.git');
+  if (guarded !== undefined) {
+    throw new ValidationError(`refused path ${JSON.stringify(p)}: data paths may not be inside ${guarded}/`, { path: p });
   }
 }
 
@@ -50,19 +56,4 @@ export function metaTarget(p: string): string {
     throw new ValidationError(`refused metadata path ${JSON.stringify(p)}: .dsg/${first}/ belongs to transactions`, { path: p });
   }
   return `${DSG_DIR}/${rel}`;
-}
-
-/**
- * A symlink target must be relative and stay inside the project, counting
- * levels from the link's DIRECTORY (manifest.md "Entries and equality").
- */
-export function checkLinkTarget(linkPath: string, target: string): void {
-  const bad = (why: string): never => {
-    throw new ValidationError(`refused link ${JSON.stringify(linkPath)} -> ${JSON.stringify(target)}: ${why}`, { path: linkPath });
-  };
-  if (target.length === 0) bad('empty target');
-  if (target.includes('\0')) bad('target contains NUL');
-  if (target.startsWith('/')) bad('absolute target');
-  const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(linkPath), target));
-  if (resolved === '..' || resolved.startsWith('../') || path.posix.isAbsolute(resolved)) bad('target climbs out of the project');
 }

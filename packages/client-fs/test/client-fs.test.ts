@@ -94,6 +94,33 @@ describe('LocalClientFilesystem commit', () => {
     }).rejects.toBeInstanceOf(ValidationError);
   });
 
+  it('never writes into .git or .dsg at any depth or case, nor through a symlinked parent that points inside', async () => {
+    const root = await tempProject({ ...ORIGINAL, 'input/sub/real.txt': 'R', '.git/config': 'honest' });
+    await symlink('sub', path.join(root, 'input/inside-link')); // points inside: still never written through
+    const fs = new LocalClientFilesystem({ root, hasher: testHasher });
+    const tx = newTransactionId();
+    await fs.begin(tx);
+    for (const p of ['.git/config', 'input/.git/hooks/x', '.DSG/last-sync.json', 'input/.Git/config']) {
+      await expect(fs.stageFile(tx, p, bytes('x'), { hash: hashOf('x') }), p).rejects.toThrow(/may not be inside/);
+    }
+    await expect(fs.stageLink(tx, 'input/g', '../.git')).rejects.toThrow(/hidden name/);
+    await expect(fs.stageLink(tx, 'input/l2', 'l1/../x')).rejects.toThrow(/after a name/);
+    await fs.stageFile(tx, 'input/inside-link/x.txt', bytes('x'), { hash: hashOf('x') });
+    await expect(fs.commit(tx)).rejects.toThrow(/beyond a symbolic link/);
+    expect(await exists(path.join(root, 'input/sub/x.txt'))).toBe(false);
+    expect(await readFile(path.join(root, '.git/config'), 'utf8')).toBe('honest');
+  });
+
+  it('applies the project scope it is given: an entry outside the data dirs is never staged', async () => {
+    const root = await tempProject(ORIGINAL);
+    const fs = new LocalClientFilesystem({ root, hasher: testHasher, canWrite: (e) => (e.path.startsWith('input/') ? null : 'outside the data directories') });
+    const tx = newTransactionId();
+    await fs.begin(tx);
+    await expect(fs.stageFile(tx, 'Makefile', bytes('x'), { hash: hashOf('x') })).rejects.toThrow(/outside the data directories/);
+    await fs.stageFile(tx, 'input/ok.txt', bytes('x'), { hash: hashOf('x') });
+    await fs.rollback(tx);
+  });
+
   it('reads local files for upload', async () => {
     const root = await tempProject(ORIGINAL);
     const fs = new LocalClientFilesystem({ root, hasher: testHasher });

@@ -32,8 +32,10 @@ export function linkTargetEscapes(linkPath: string, target: string): string | nu
  * - no `..` after a name (`a/..`, `l1/..`),
  * - the resolved target never enters a hidden component (`.dsg/`, `.git/`,
  *   anything starting with `.`, whatever its case),
- * - with `scope` (a tree-relative directory, the client passes the data
- *   directory that holds the link), the resolved target stays inside it.
+ * - with `scope` (tree-relative directories: the client passes its data
+ *   directories), the resolved target stays inside one of them: a link may
+ *   point from `output/` into `input/` (the spec's worked example does), not
+ *   at the project's code or config.
  *
  * Why no `..` after a name: together with "nothing is ever written through a
  * symlinked parent" (resolveBeneath) it makes this LEXICAL check a PHYSICAL
@@ -42,7 +44,7 @@ export function linkTargetEscapes(linkPath: string, target: string): string | nu
  * and every link it descends through is inside by the same rule. The agent
  * escape `l1 -> .`, `l2 -> l1/..` is refused at `l2`.
  */
-export function linkTargetProblem(linkPath: string, target: string, scope?: string): string | null {
+export function linkTargetProblem(linkPath: string, target: string, scope?: readonly string[]): string | null {
   const lexical = linkTargetEscapes(linkPath, target);
   if (lexical) return lexical;
   const stack = linkPath.split('/').slice(0, -1);
@@ -60,16 +62,17 @@ export function linkTargetProblem(linkPath: string, target: string, scope?: stri
   const hidden = stack.find((c) => c.startsWith('.'));
   if (hidden !== undefined) return `symlink target enters the hidden name ${JSON.stringify(hidden)}`;
   if (scope !== undefined) {
-    const s = scope.split('/');
-    if (stack.length <= s.length || s.some((c, i) => stack[i] !== c)) {
-      return `symlink target leaves its data directory ${JSON.stringify(scope)}`;
-    }
+    const inside = (dir: string): boolean => {
+      const s = dir.split('/');
+      return stack.length >= s.length && s.every((c, i) => stack[i] === c);
+    };
+    if (!scope.some(inside)) return `symlink target is outside the data directories (${scope.join(', ')})`;
   }
   return null;
 }
 
 /** linkTargetProblem, thrown as a ValidationError naming the link. */
-export function assertSafeLinkTarget(linkPath: string, target: string, scope?: string): void {
+export function assertSafeLinkTarget(linkPath: string, target: string, scope?: readonly string[]): void {
   const why = linkTargetProblem(linkPath, target, scope);
   if (why) {
     const t = typeof target === 'string' ? target : String(target);

@@ -24,6 +24,7 @@ import {
   Manifest,
   parseManifest,
   parseSyncMessages,
+  projectScope,
   readManifestFile,
   scanProject,
   serializeManifest,
@@ -31,10 +32,12 @@ import {
   SYNC_MESSAGES_VERSION,
   type ManifestEntry,
   type PathPlan,
+  type ScanResult,
   type SyncAction,
   type SyncMessages,
 } from '@dsg/manifest';
 import { InvalidNamesError, RemoteMovedError, SyncConflictError } from './errors.js';
+import { partitionByScope, type HeldBack } from './held-back.js';
 import { defaultLogger, type TransactionLogger } from './logger.js';
 import { forEachLimited } from './pool.js';
 import { counted, once, readAll } from './streams.js';
@@ -76,8 +79,16 @@ export interface SyncPlan {
   remoteSnapshotId: string | null;
   /** R's last-sync.json exactly as read (becomes the archive entry of the next snapshot) */
   remoteManifestBytes: Buffer | null;
-  /** paths the scan could not represent (refused names, bad links, special files): sync refuses while any exist */
+  /** paths the scan could not represent (refused names, bad links, special files, case twins): sync refuses while any exist */
   invalid: { path: string; reason: string }[];
+  /**
+   * repository entries this client never writes (outside its data dirs,
+   * inside .git/.dsg, unsafe links, case twins): not in `paths`, never
+   * downloaded or deleted, carried into the next snapshot as they are
+   */
+  heldBack: HeldBack[];
+  /** R's entries at the held-back paths */
+  carried: ManifestEntry[];
   conflicts: PathPlan[];
   counts: Record<SyncAction, number>;
 }
@@ -184,7 +195,18 @@ export async function planSync(o: { project: ProjectSpec; remote: RemoteReposito
     previous: cache,
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
   });
-  const paths = classify(scan.manifest, cache, r.manifest);
+  return makePlan(scan, cache, r, projectScope(project.dataDirs));
+}
+
+/** The three-way classification of L, C and R, after holding back what this client must never write. */
+function makePlan(
+  scan: ScanResult,
+  cache: Manifest,
+  r: { exists: boolean; manifest: Manifest; bytes: Buffer | null },
+  scope: ReturnType<typeof projectScope>,
+): SyncPlan {
+  const part = partitionByScope(scan.manifest, cache, r.manifest, scope);
+  const paths = classify(part.local, part.cache, part.remote);
   const counts = { none: 0, upload: 0, download: 0, delete_local: 0, delete_remote: 0, cache_only: 0, conflict: 0 };
   for (const p of paths) counts[p.action]++;
   return {
@@ -195,7 +217,9 @@ export async function planSync(o: { project: ProjectSpec; remote: RemoteReposito
     remoteExists: r.exists,
     remoteSnapshotId: r.manifest.metadata?.snapshot_id ?? null,
     remoteManifestBytes: r.bytes,
-    invalid: scan.warnings,
+    invalid: [...scan.warnings, ...part.localTwins].sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0)),
+    heldBack: part.heldBack,
+    carried: part.carried,
     conflicts: paths.filter((p) => p.action === 'conflict'),
     counts,
   };
@@ -293,6 +317,7 @@ export function resolveOps(plan: SyncPlan, user: string, resolutions?: ReadonlyM
     }
   }
   if (unresolved.length) throw new SyncConflictError(unresolved, resolved);
+  for (const e of plan.carried) keep(e); // held back: the repository keeps them as they are
   return ops;
 }
 
@@ -618,6 +643,7 @@ export async function runClone(o: {
         recoveryHint: 'This directory is already a working copy: use `dsg sync`.',
       });
     }
+    const scope = projectScope(project.dataDirs);
     const scan = await scanProject({
       root: project.root,
       dataDirs: project.dataDirs,
@@ -626,21 +652,8 @@ export async function runClone(o: {
       ...(project.timeZone ? { timeZone: project.timeZone } : {}),
       statCacheFile: path.join(project.root, STAT_CACHE),
     });
-    const paths = classify(scan.manifest, Manifest.empty(), r.manifest);
-    const counts = { none: 0, upload: 0, download: 0, delete_local: 0, delete_remote: 0, cache_only: 0, conflict: 0 };
-    for (const p of paths) counts[p.action]++;
-    const plan: SyncPlan = {
-      paths,
-      local: scan.manifest,
-      cache,
-      remote: r.manifest,
-      remoteExists: true,
-      remoteSnapshotId: r.manifest.metadata!.snapshot_id,
-      remoteManifestBytes: r.bytes,
-      invalid: scan.warnings,
-      conflicts: paths.filter((p) => p.action === 'conflict'),
-      counts,
-    };
+    const plan = makePlan(scan, cache, r, scope);
+    const { paths } = plan;
     if (plan.conflicts.length) throw new SyncConflictError(plan.conflicts);
     const downloads = paths.filter((p) => p.action === 'download').map((p) => p.remote!);
     const result = emptyResult('clone', plan, tx, plan.remoteSnapshotId);

@@ -11,3 +11,4 @@ export { compressArchive, decompressArchive } from './archive.js';
 export * from './sync-messages.js';
 export * from './scan.js';
 export { StatCache } from './stat-cache.js';
+export { projectScope, foldKey, type Scope } from './scope.js';

@@ -77,25 +77,5 @@ export function nfcRepair(relPath: string): string | null {
   return validateName(nfc) === null ? nfc : null;
 }
 
-/**
- * Whether a symlink at `linkPath` (project-relative) pointing at `target`
- * stays inside the project. Levels are counted from the link's DIRECTORY
- * (spec: the ancestor's off-by-one is not copied). Returns the reason it is
- * refused, or null.
- */
-export function validateLinkTarget(linkPath: string, target: string): string | null {
-  if (target === '') return 'empty symlink target';
-  if (target.startsWith('/')) return 'absolute symlink target';
-  if (/^[A-Za-z]:/.test(target) || target.includes('\\')) return 'non-POSIX symlink target';
-  if (target.includes('\0')) return 'symlink target contains NUL';
-  const stack = linkPath.split('/').slice(0, -1);
-  for (const part of target.split('/')) {
-    if (part === '' || part === '.') continue;
-    if (part === '..') {
-      if (stack.length === 0) return 'symlink target escapes the project';
-      stack.pop();
-    } else stack.push(part);
-  }
-  if (stack.length === 0) return 'symlink target is the project root';
-  return null;
-}
+/** The reader's link rule is contracts' (one gate for every copy that had drifted). */
+export { linkTargetEscapes as validateLinkTarget } from '@dsg/contracts';

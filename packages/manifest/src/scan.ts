@@ -6,7 +6,9 @@ import { entriesEqual } from './classify.js';
 import { isConflictBackup } from './conflicts.js';
 import { HASH_CHUNK, createXxh3Hasher, hashFileHandle } from './hash.js';
 import { Manifest, type FileEntry, type ManifestEntry } from './model.js';
-import { nfcRepair, validateLinkTarget, validateName } from './names.js';
+import { CONFIG_FILE } from './config-file.js';
+import { nfcRepair, validateName } from './names.js';
+import { foldKey, projectScope } from './scope.js';
 import { comparePaths } from './order.js';
 import { Pool } from './pool.js';
 import { StatCache, type StatKey } from './stat-cache.js';
@@ -18,8 +20,7 @@ export const DEFAULT_IGNORE = {
   suffixes: ['.tmp', '.pyc'],
   paths: [] as string[],
 } as const;
-/** The project config file scanned at the root besides the data directories. */
-export const CONFIG_FILE = '.dsgconfig.yml';
+export { CONFIG_FILE } from './config-file.js';
 
 export interface ScanOptions {
   root: string;
@@ -107,6 +108,8 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
     const rel = path.relative(o.root, o.statCacheFile);
     if (rel && !rel.startsWith('..') && !path.isAbsolute(rel)) ignoredPaths.add(rel.split(path.sep).join('/'));
   }
+  // validates the data dirs before anything is read
+  const scope = projectScope(o.dataDirs);
   const pool = new Pool(o.concurrency ?? 16);
   const meta = o.parallelIo
     ? {
@@ -269,7 +272,7 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
         throw new ScanUnreadableError(rel, e);
       });
       if (target === null) return;
-      const bad = validateLinkTarget(rel, target);
+      const bad = scope.problem({ type: 'link', path: rel, reference: target });
       if (bad) {
         warnings.push({ path: rel, reason: `${bad}: ${target}`, kind: 'link' });
         return;
@@ -325,19 +328,12 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
       recoveryHint: 'Run dsg from inside the project (the directory holding .dsgconfig.yml).',
     });
   }
-  const roots = [...new Set(o.dataDirs)];
-  for (const d of roots) {
-    const why = validateName(d);
-    if (why) throw new ValidationError(`data directory ${JSON.stringify(d)} refused: ${why}`, { field: 'data_dirs', path: d });
-    if (d === '.dsg' || d.startsWith('.dsg/')) throw new ValidationError('the .dsg directory cannot be a data directory', { field: 'data_dirs', path: d });
-  }
-  // Nested data dirs (`a` and `a/b`) would scan twice: keep the outer one.
-  const top = roots.filter((d) => !roots.some((x) => x !== d && d.startsWith(x + '/')));
-  await visitAll([...top, CONFIG_FILE]);
+  await visitAll([...scope.dataDirs, CONFIG_FILE]);
   await Promise.all(pending);
   if (failed) throw failed.e;
 
   entries.sort((a, b) => comparePaths(a.path, b.path));
+  refuseFoldCollisions(entries, warnings);
   warnings.sort((a, b) => comparePaths(a.path, b.path));
   if (o.statCacheFile) {
     cache.retain(new Set(entries.map((e) => e.path)));
@@ -345,4 +341,26 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
   }
   progress('scan', undefined, true);
   return { manifest: new Manifest(entries), warnings, stats };
+}
+
+/**
+ * Two entries that differ only by case or Unicode normalization are one file
+ * on a case-insensitive client (macOS, Windows): both become warnings (left
+ * out, so sync refuses) instead of one silently replacing the other there.
+ */
+function refuseFoldCollisions(entries: ManifestEntry[], warnings: ScanWarning[]): void {
+  const byKey = new Map<string, string[]>();
+  for (const e of entries) {
+    const k = foldKey(e.path);
+    byKey.set(k, [...(byKey.get(k) ?? []), e.path]);
+  }
+  const bad = new Map<string, string>();
+  for (const group of byKey.values()) {
+    if (group.length < 2) continue;
+    for (const p of group) bad.set(p, `differs only by case or Unicode normalization from ${group.filter((q) => q !== p).map((q) => JSON.stringify(q)).join(', ')} (one file on macOS and Windows)`);
+  }
+  if (bad.size === 0) return;
+  const kept = entries.filter((e) => !bad.has(e.path));
+  entries.splice(0, entries.length, ...kept);
+  for (const [p, reason] of bad) warnings.push({ path: p, reason, kind: 'name' });
 }

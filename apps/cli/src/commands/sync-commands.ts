@@ -4,7 +4,7 @@ import { stringify } from 'yaml';
 import { ConfigError, NotFoundError, ValidationError } from '@dsg/contracts';
 import { comparePaths, formatConflictFile, parseConflictFile } from '@dsg/manifest';
 import { LocalClientFilesystem } from '@dsg/client-fs';
-import { createXxh3Hasher } from '@dsg/manifest';
+import { createXxh3Hasher, projectScope } from '@dsg/manifest';
 import { SyncConflictError, planSync, runClone, runSync, type ProjectSpec, type SyncPlan, type SyncResult } from '@dsg/coordinator';
 import type { Ctx } from '../context.js';
 import {
@@ -68,10 +68,11 @@ function syncDoc(command: 'sync' | 'init' | 'clone', p: { root: string }, where:
       bytes: r.bytes.uploaded + r.bytes.downloaded,
     },
     paths: pathStates(r.plan),
+    heldBack: r.plan.heldBack,
   };
 }
 
-function printSync(ctx: Ctx, d: ReturnType<typeof syncDoc>, kind: SyncResult['kind']): void {
+function printSync(ctx: Ctx, d: Omit<ReturnType<typeof syncDoc>, 'heldBack'> & { heldBack?: { path: string; reason: string }[] }, kind: SyncResult['kind']): void {
   const c = ctx.out.c;
   if (ctx.out.opts.verbose || d.dryRun) for (const p of d.paths) ctx.out.line(`  ${p.action.padEnd(14)} ${p.path}${ctx.out.opts.verbose ? c.dim(`  (${p.state})`) : ''}`);
   const n = d.counts;
@@ -80,6 +81,15 @@ function printSync(ctx: Ctx, d: ReturnType<typeof syncDoc>, kind: SyncResult['ki
   else if (kind === 'nothing') ctx.out.line(`already up to date with ${d.snapshotId ?? 'the repository'}; nothing to do`);
   else if (d.committed) ctx.out.line(`${c.green(d.snapshotId ?? '')} committed: ${summary}`);
   else ctx.out.line(`now at ${c.green(d.snapshotId ?? '')} (no new snapshot needed): ${summary}`);
+  printHeldBack(ctx, d.heldBack);
+}
+
+/** Repository entries this working copy never receives: said on every sync and clone, so nothing is missing silently. */
+function printHeldBack(ctx: Ctx, held: { path: string; reason: string }[] | undefined): void {
+  if (!held?.length) return;
+  ctx.out.warn(`${held.length} repository entr${held.length === 1 ? 'y is' : 'ies are'} held back (never written here, kept in the repository as they are):`);
+  for (const h of held.slice(0, 20)) ctx.out.warn(`  ${h.path}: ${h.reason}`);
+  if (held.length > 20) ctx.out.warn(`  … and ${held.length - 20} more (\`dsg status\` lists them all)`);
 }
 
 /** Run a coordinator call with a progress bar that always ends. */
@@ -108,6 +118,7 @@ export async function statusCommand(ctx: Ctx): Promise<number> {
       deleteRemote: by('delete_remote'),
       conflicts: by('conflict'),
       invalidNames: plan.invalid,
+      heldBack: plan.heldBack,
       paths: pathStates(plan),
       clean: plan.paths.every((p) => p.action === 'none' || p.action === 'cache_only') && plan.invalid.length === 0,
       configChange: await pendingConfigChange(project, plan, () => remoteConfigBytes(conn)),
@@ -129,6 +140,10 @@ export async function statusCommand(ctx: Ctx): Promise<number> {
       if (d.invalidNames.length) {
         ctx.out.line('\nInvalid names (sync refuses until they are renamed or ignored):');
         for (const i of d.invalidNames) ctx.out.line(`  ${c.red(i.path)}: ${i.reason}`);
+      }
+      if (d.heldBack.length) {
+        ctx.out.line('\nHeld back (in the repository, never written here; kept there as they are):');
+        for (const i of d.heldBack) ctx.out.line(`  ${c.yellow(i.path)}: ${i.reason}`);
       }
       if (d.configChange) printConfigChange(ctx, d.configChange);
       if (d.clean) ctx.out.line('\nnothing to sync, working directory matches the repository');
@@ -208,7 +223,7 @@ export async function syncCommand(ctx: Ctx, o: { message?: string; dryRun?: bool
       r = await withProgress(ctx, (onProgress) =>
         runSync({
           project: projectSpec(project, user),
-          clientFs: new LocalClientFilesystem({ root: project.root, hasher: createXxh3Hasher }),
+          clientFs: new LocalClientFilesystem({ root: project.root, hasher: createXxh3Hasher, canWrite: projectScope(project.config.data_dirs).problem }),
           remote: conn.client,
           transport: conn.transport,
           message,
@@ -366,7 +381,7 @@ export async function initCommand(ctx: Ctx, given: InitOptions): Promise<void> {
     const r = await withProgress(ctx, (onProgress) =>
       runSync({
         project: projectSpec(project, user),
-        clientFs: new LocalClientFilesystem({ root: project.root, hasher: createXxh3Hasher }),
+        clientFs: new LocalClientFilesystem({ root: project.root, hasher: createXxh3Hasher, canWrite: projectScope(project.config.data_dirs).problem }),
         remote: conn.client,
         transport: conn.transport,
         message,
@@ -485,15 +500,16 @@ async function cloneInto(
     const r = await withProgress(ctx, (onProgress) =>
       runClone({
         project: projectSpec(project, user),
-        clientFs: new LocalClientFilesystem({ root, hasher: createXxh3Hasher }),
+        clientFs: new LocalClientFilesystem({ root, hasher: createXxh3Hasher, canWrite: projectScope(project.config.data_dirs).problem }),
         remote: conn.client,
         transport: conn.transport,
         onProgress,
       }),
     );
-    ctx.out.result(syncSchema, syncDoc('clone', project, conn.where, r, false, null), (d) =>
-      ctx.out.line(`cloned ${d.repository} at ${ctx.out.c.green(d.snapshotId ?? '')} into ${d.project}: ${d.counts.downloaded} file(s), ${d.counts.bytes} bytes`),
-    );
+    ctx.out.result(syncSchema, syncDoc('clone', project, conn.where, r, false, null), (d) => {
+      ctx.out.line(`cloned ${d.repository} at ${ctx.out.c.green(d.snapshotId ?? '')} into ${d.project}: ${d.counts.downloaded} file(s), ${d.counts.bytes} bytes`);
+      printHeldBack(ctx, d.heldBack);
+    });
   } finally {
     await conn.close().catch(() => {});
   }

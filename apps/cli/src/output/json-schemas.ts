@@ -48,6 +48,8 @@ export const statusSchema = z.object({
   deleteRemote: z.array(z.string()),
   conflicts: z.array(z.string()),
   invalidNames: z.array(z.object({ path: z.string(), reason: z.string() })),
+  /** repository entries this client never writes (outside its data dirs, .git/.dsg, unsafe links, case twins): kept in the repository as they are */
+  heldBack: z.array(z.object({ path: z.string(), reason: z.string() })),
   /** every path that is not all-equal, with its state name */
   paths: z.array(pathStateSchema),
   clean: z.boolean(),
@@ -75,6 +77,8 @@ export const syncSchema = z.object({
   message: z.string().nullable(),
   counts: transferCountsSchema,
   paths: z.array(pathStateSchema),
+  /** repository entries held back (never written here, kept in the repository); absent in the dry runs of init and clone */
+  heldBack: z.array(z.object({ path: z.string(), reason: z.string() })).optional(),
   /** sync --accept-config: the change of data dirs / ignore rules it took (applies from the next sync); else null or absent */
   configChange: configChangeSchema.nullable().optional(),
 });

@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { foldKey, projectScope } from '../src/index.js';
+
+describe('projectScope: the one rule for what a client may write', () => {
+  const scope = projectScope(['input', 'output', 'tasks/a/input']);
+
+  it.each([
+    ['input/a.csv', 'file', undefined, null],
+    ['.dsgconfig.yml', 'file', undefined, null],
+    ['tasks/a/input/x', 'file', undefined, null],
+    ['Makefile', 'file', undefined, /outside the data directories/],
+    ['.git/config', 'file', undefined, /inside .git or .dsg/],
+    ['input/sub/.git/config', 'file', undefined, /inside .git or .dsg/],
+    ['input/.DSG/x', 'file', undefined, /inside .git or .dsg/],
+    ['input/l', 'link', 'a.csv', null],
+    ['input/l', 'link', './a.csv', null],
+    ['input/l', 'link', '../output/r.csv', null],
+    ['input/l', 'link', '../output', null],
+    ['input/l', 'link', '../.git', /hidden name ".git"/],
+    ['input/l', 'link', '../Makefile', /outside the data directories/],
+    ['input/l', 'link', 'l1/../x', /"\.\." after a name/],
+    ['input/l', 'link', '../../etc', /escapes the project/],
+    ['input/l', 'link', '/etc/passwd', /absolute/],
+    ['.dsgconfig.yml', 'link', 'input/a', /cannot be a symlink/],
+  ] as const)('%s (%s -> %s)', (p, type, reference, want) => {
+    const why = scope.problem(type === 'link' ? { path: p, type, reference } : { path: p, type });
+    if (want === null) expect(why).toBeNull();
+    else expect(why).toMatch(want);
+  });
+
+  it('refuses data dirs that are hidden or unsafe, whoever configured them', () => {
+    for (const bad of ['.git', '.dsg', 'input/.hidden', '../up', '/abs', 'a//b']) expect(() => projectScope([bad]), bad).toThrow(/data directory/);
+  });
+
+  it('nested data dirs: the outer one holds the path', () => {
+    expect(projectScope(['a', 'a/b']).dataDirOf('a/b/c')).toBe('a');
+  });
+
+  it('folds case and normalization the way macOS and Windows do', () => {
+    expect(foldKey('input/Re\u0301sume\u0301.CSV')).toBe(foldKey('input/résumé.csv'));
+  });
+});

@@ -1,0 +1,147 @@
+// A repository's content must not write anywhere in a client's project but
+// its data directories (security issue, critical 1). The attacker is a
+// collaborator (or anyone who can write the repository): here the live
+// manifest is forged and resealed on the server, exactly what a modified
+// client committing a snapshot could produce. Through the BUILT dsg, against
+// a posix repository in-process and a ZFS repository over the real sshd.
+import { existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { requireSsh, requireZfs } from '@dsg/testenv';
+import {
+  dsgAsync, fileHash, makeScene, ok, posixLocalBackend, readManifest, reseal, write, writeManifest, zfsSshBackend,
+  type Backend, type ManifestJson, type Scene,
+} from '@dsg/reliability';
+
+const zfs = requireZfs();
+const ssh = requireSsh();
+const backends: Backend[] = [];
+const scenes: Scene[] = [];
+afterAll(() => {
+  for (const s of scenes) s.sb.remove();
+  for (const b of backends) b.destroy();
+});
+
+const EVIL_GIT_CONFIG = '[core]\n\tfsmonitor = "touch /tmp/dsg-security-pwned"\n';
+const HONEST_GIT_CONFIG = '[core]\n\trepositoryformatversion = 0\n';
+
+/** Put a file into the repository's live tree and list it in the manifest with its real hash. */
+function plantFile(s: Scene, m: ManifestJson, rel: string, content: string): void {
+  write(path.join(s.live, rel), content);
+  m.entries[rel] = { ...m.entries['input/x.csv'], path: rel, type: 'file', filesize: Buffer.byteLength(content), hash: fileHash(content) };
+}
+
+function plantLink(s: Scene, m: ManifestJson, rel: string, target: string): void {
+  mkdirSync(path.dirname(path.join(s.live, rel)), { recursive: true });
+  symlinkSync(target, path.join(s.live, rel));
+  const { hash: _h, filesize: _f, mtime: _m, ...rest } = m.entries['input/x.csv'] as Record<string, unknown>;
+  m.entries[rel] = { ...rest, path: rel, type: 'link', reference: target };
+}
+
+interface SyncDoc {
+  snapshotId: string;
+  heldBack: { path: string; reason: string }[];
+}
+
+function backendsToTest(): Backend[] {
+  const list: Backend[] = [posixLocalBackend()];
+  if (zfs && ssh) list.push(zfsSshBackend(zfs, ssh));
+  backends.push(...list);
+  return list;
+}
+
+describe.each(backendsToTest().map((b) => [b.label, b] as const))('repository content stays in the data dirs (%s)', (_label, b) => {
+  it('entries at the project root, in .git/ and in .dsg/ are held back: never written, never deleted, carried on', async () => {
+    const s = await makeScene(b, `sec-root-${b.type}`);
+    scenes.push(s);
+    write(path.join(s.A, '.git', 'config'), HONEST_GIT_CONFIG);
+    const m = readManifest(s);
+    plantFile(s, m, '.git/config', EVIL_GIT_CONFIG);
+    plantFile(s, m, 'Makefile', 'all:\n\ttouch /tmp/dsg-security-pwned\n');
+    plantFile(s, m, 'input/.GIT/hooks/post-checkout', '#!/bin/sh\n');
+    plantFile(s, m, '.DSG/last-sync.json', '{}');
+    writeManifest(s, reseal(m));
+
+    const sync = ok(await dsgAsync(s.A, s.sb.env, ['--json', 'sync', '-m', 'after the forgery']), 'sync');
+    const doc = JSON.parse(sync.stdout) as SyncDoc;
+    expect(doc.heldBack.map((h) => h.path)).toEqual(['.DSG/last-sync.json', '.git/config', 'Makefile', 'input/.GIT/hooks/post-checkout']);
+    expect(readFileSync(path.join(s.A, '.git', 'config'), 'utf8')).toBe(HONEST_GIT_CONFIG);
+    expect(existsSync(path.join(s.A, 'Makefile'))).toBe(false);
+    expect(existsSync(path.join(s.A, 'input', '.GIT'))).toBe(false);
+    expect(existsSync(path.join(s.A, '.DSG'))).toBe(false);
+    // the honest work went through, and the repository still has the planted entries (nothing deleted because of them)
+    expect(readFileSync(path.join(s.A, 'input', 'from-b.csv'), 'utf8')).toBe('id\n42\n');
+    const head = readManifest(s);
+    expect(head.metadata['snapshot_id']).toBe(doc.snapshotId);
+    expect(Object.keys(head.entries)).toEqual(expect.arrayContaining(['.git/config', 'Makefile', 'input/new-in-a.csv']));
+
+    // a clone writes none of them either, and says so
+    const dest = path.join(s.sb.dir, 'clone-root');
+    const clone = ok(await dsgAsync(s.sb.dir, s.sb.env, ['--json', 'clone', ...b.cloneArgs(s.name), dest]), 'clone');
+    expect((JSON.parse(clone.stdout) as SyncDoc).heldBack.length).toBe(4);
+    expect(existsSync(path.join(dest, '.git'))).toBe(false);
+    expect(existsSync(path.join(dest, 'Makefile'))).toBe(false);
+    expect(readFileSync(path.join(dest, 'input', 'x.csv'), 'utf8')).toBe('id,name\n1,Ana\n');
+    // and the next status of both is clean apart from the held-back list
+    for (const wc of [s.A, dest]) {
+      const st = JSON.parse(ok(await dsgAsync(wc, s.sb.env, ['--json', 'status']), 'status').stdout) as { clean: boolean; heldBack: unknown[] };
+      expect(st.clean).toBe(true);
+      expect(st.heldBack.length).toBe(4);
+    }
+  });
+
+  it('a link into .git, and a file beneath a link, are never written through', async () => {
+    const s = await makeScene(b, `sec-link-${b.type}`);
+    scenes.push(s);
+    write(path.join(s.A, '.git', 'config'), HONEST_GIT_CONFIG);
+    const m = readManifest(s);
+    plantLink(s, m, 'input/g', '../.git'); // route 1: a link to .git, then files through it
+    plantLink(s, m, 'input/h', 'sub'); // route 2: an inside link, and a file beneath it in the same snapshot
+    plantLink(s, m, 'input/up', '../output'); // a link out of its data dir into another one: allowed
+    plantLink(s, m, 'input/l1', 'sub'); // the agent-escape chain: `..` after a name
+    plantLink(s, m, 'input/l2', 'l1/../x');
+    m.entries['input/h/config'] = { ...m.entries['input/x.csv'], path: 'input/h/config', hash: fileHash(EVIL_GIT_CONFIG), filesize: EVIL_GIT_CONFIG.length };
+    writeManifest(s, reseal(m));
+
+    const doc = JSON.parse(ok(await dsgAsync(s.A, s.sb.env, ['--json', 'sync', '-m', 'links']), 'sync').stdout) as SyncDoc;
+    expect(Object.fromEntries(doc.heldBack.map((h) => [h.path, h.reason]))).toEqual({
+      'input/g': expect.stringMatching(/hidden name ".git"/) as unknown,
+      'input/h/config': expect.stringMatching(/beneath the symbolic link "input\/h"/) as unknown,
+      'input/l2': expect.stringMatching(/"\.\." after a name/) as unknown,
+    });
+    expect(existsSync(path.join(s.A, 'input', 'g'))).toBe(false);
+    expect(lstatSync(path.join(s.A, 'input', 'h')).isSymbolicLink()).toBe(true);
+    expect(existsSync(path.join(s.A, 'input', 'sub'))).toBe(false); // nothing was written beneath input/h
+    expect(lstatSync(path.join(s.A, 'input', 'up')).isSymbolicLink()).toBe(true);
+    expect(readFileSync(path.join(s.A, '.git', 'config'), 'utf8')).toBe(HONEST_GIT_CONFIG);
+
+    // the next snapshot plants the file through the now-existing link: still refused
+    const m2 = readManifest(s);
+    m2.entries['input/g/config'] = { ...m2.entries['input/x.csv'], path: 'input/g/config', hash: fileHash(EVIL_GIT_CONFIG), filesize: EVIL_GIT_CONFIG.length };
+    writeManifest(s, reseal(m2));
+    const doc2 = JSON.parse(ok(await dsgAsync(s.A, s.sb.env, ['--json', 'sync', '-m', 'through the link']), 'sync 2').stdout) as SyncDoc;
+    expect(doc2.heldBack.map((h) => h.path)).toContain('input/g/config');
+    expect(readFileSync(path.join(s.A, '.git', 'config'), 'utf8')).toBe(HONEST_GIT_CONFIG);
+  });
+
+  it('names that differ only by case are held back, not merged into one file', async () => {
+    const s = await makeScene(b, `sec-case-${b.type}`);
+    scenes.push(s);
+    const m = readManifest(s);
+    plantFile(s, m, 'input/Data.csv', 'upper\n');
+    plantFile(s, m, 'input/data.csv', 'lower\n');
+    writeManifest(s, reseal(m));
+    const doc = JSON.parse(ok(await dsgAsync(s.A, s.sb.env, ['--json', 'sync', '-m', 'case']), 'sync').stdout) as SyncDoc;
+    expect(doc.heldBack.map((h) => h.path)).toEqual(['input/Data.csv', 'input/data.csv']);
+    expect(existsSync(path.join(s.A, 'input', 'Data.csv'))).toBe(false);
+    expect(existsSync(path.join(s.A, 'input', 'data.csv'))).toBe(false);
+    // local case twins are refused before upload (both: neither is "the" file on a case-insensitive client)
+    writeFileSync(path.join(s.A, 'input', 'X.csv'), 'twin\n');
+    const st = JSON.parse(ok(await dsgAsync(s.A, s.sb.env, ['--json', 'status']), 'status').stdout) as { invalidNames: { path: string; reason: string }[] };
+    expect(st.invalidNames.map((i) => i.path)).toEqual(['input/X.csv', 'input/x.csv']);
+    expect(st.invalidNames[0]!.reason).toMatch(/only by case/);
+    const refused = await dsgAsync(s.A, s.sb.env, ['--json', 'sync', '-m', 'twins']);
+    expect(refused.code).not.toBe(0);
+    expect(readManifest(s).entries['input/X.csv']).toBeUndefined();
+  });
+});
