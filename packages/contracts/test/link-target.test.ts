@@ -46,13 +46,14 @@ const ROWS: [link: string, target: string, scope: string[] | undefined, reader: 
   ['d/a', '.ssh/authorized_keys', undefined, null, 'hidden name ".ssh"'],
   ['d/a', 'x/.Git/hooks', undefined, null, 'hidden name ".Git"'],
   ['.hidden/a', 'b', undefined, null, 'hidden name ".hidden"'], // resolves inside .hidden/
-  // scope: the data directory holding the link
+  // scope: the project's data directories
   ['input/a', 'b', ['input'], null, null],
   ['input/x/a', '../b', ['input'], null, null],
   ['input/a', '../output/b', ['input'], null, 'outside the data directories'],
   ['input/a', '../output/b', ['input', 'output'], null, null], // from one data directory into another
   ['input/a', '../src/main.py', ['input', 'output'], null, 'outside the data directories'],
-  ['input/a', '.', ['input'], null, 'outside the data directories'], // the data directory itself
+  ['input/a', '.', ['input'], null, null], // the data directory itself is data (`input/up -> ../output` too)
+  ['input/a', '../output', ['input', 'output'], null, null],
   ['input/a', '..', ['input'], 'project root', 'project root'],
   ['input/deep/a', 'b', ['input/deep'], null, null],
   ['input/deep/a', '../b', ['input/deep'], null, 'outside the data directories'],
