@@ -50,6 +50,26 @@ function backendsToTest(): Backend[] {
   return list;
 }
 
+describe('snapfetch verifies what it writes (posix/local)', () => {
+  it('bytes of an old snapshot changed on the server are refused and nothing is written', async () => {
+    const b = posixLocalBackend();
+    backends.push(b);
+    const s = await makeScene(b, 'sec-snapfetch');
+    scenes.push(s);
+    const s1File = path.join(b.root, s.name, 'snapshots', 's1', 'input', 'x.csv');
+    expect(readFileSync(s1File, 'utf8')).toBe('id,name\n1,Ana\n');
+    const good = ok(await dsgAsync(s.A, s.sb.env, ['--json', 'snapfetch', 'input/x.csv', '--snapshot', 's1', '-o', 'good.csv']), 'snapfetch');
+    expect((JSON.parse(good.stdout) as { hash: string }).hash).toBe(fileHash('id,name\n1,Ana\n'));
+    writeFileSync(s1File, 'id,name\n1,Eve\n'); // same size, other bytes
+    const bad = await dsgAsync(s.A, s.sb.env, ['--json', 'snapfetch', 'input/x.csv', '--snapshot', 's1', '-o', 'bad.csv']);
+    expect(bad.code, bad.stderr).toBe(1);
+    expect((JSON.parse(bad.stdout) as { error: { code: string } }).error.code).toBe('HASH_MISMATCH');
+    expect(bad.stderr).toMatch(/does not match its manifest[^\n]*nothing was written/);
+    expect(existsSync(path.join(s.A, 'bad.csv'))).toBe(false);
+    expect(readFileSync(path.join(s.A, 'good.csv'), 'utf8')).toBe('id,name\n1,Ana\n');
+  });
+});
+
 describe.each(backendsToTest().map((b) => [b.label, b] as const))('repository content stays in the data dirs (%s)', (_label, b) => {
   it('entries at the project root, in .git/ and in .dsg/ are held back: never written, never deleted, carried on', async () => {
     const s = await makeScene(b, `sec-root-${b.type}`);

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { NotFoundError, ValidationError, assertSafeRelativePath } from '@dsg/contracts';
-import { createXxh3Hasher, validateChain, type Manifest } from '@dsg/manifest';
+import { createXxh3Hasher, entriesHash, validateChain, type FileEntry, type Manifest } from '@dsg/manifest';
 import type { Ctx } from '../context.js';
 import { loadProject, withSession } from '../session.js';
 import { assertSnapshotId, collect, diffManifests, readHistory, type Change } from '../history.js';
@@ -100,8 +100,9 @@ export async function snapfetchCommand(ctx: Ctx, file: string, o: { snapshot?: s
     if (!snaps.some((s) => s.snapshotId === sid)) {
       throw new NotFoundError(`snapshot ${sid} does not exist (the repository has ${snaps.map((s) => s.snapshotId).join(', ') || 'none'})`, { recoveryHint: '`dsg log` lists the snapshots.' });
     }
+    const expected = await snapshotEntry(conn.client, sid, rel);
     const stream = await conn.client.readSnapshotFile(sid, rel);
-    if (!stream) throw new NotFoundError(`${rel} is not in snapshot ${sid}`, { recoveryHint: `\`dsg blame ${rel}\` shows the snapshots that have it.` });
+    if (!stream) throw new NotFoundError(`${rel} is listed in snapshot ${sid} but its file is missing from the repository`, { recoveryHint: 'The repository is damaged; run `dsg validate-snapshot`.' });
     await mkdir(path.dirname(out), { recursive: true });
     // Write beside the target, then rename: never a half-written output; refuse an existing one unless --force.
     const tmp = `${out}.dsg-partial-${process.pid}`;
@@ -120,6 +121,15 @@ export async function snapfetchCommand(ctx: Ctx, file: string, o: { snapshot?: s
         ),
         createWriteStream(tmp, { flags: 'wx' }),
       );
+      // the bytes must be the ones the snapshot's manifest records, or nothing is written
+      const got = hasher.digest();
+      if (got !== expected.hash || bytes !== expected.filesize) {
+        throw new ValidationError(
+          `${rel} in snapshot ${sid} does not match its manifest (expected ${expected.filesize} bytes, hash ${expected.hash}; received ${bytes} bytes, hash ${got}): nothing was written`,
+          { path: rel },
+          { code: 'HASH_MISMATCH', recoveryHint: 'The repository was changed outside dsg or is damaged; run `dsg validate-snapshot` and tell its admin.' },
+        );
+      }
       if (!o.force) {
         const fh = await open(out, 'wx').catch((e: NodeJS.ErrnoException) => {
           if (e.code === 'EEXIST') {
@@ -133,11 +143,36 @@ export async function snapfetchCommand(ctx: Ctx, file: string, o: { snapshot?: s
     } finally {
       await rm(tmp, { force: true });
     }
-    const hash = hasher.digest();
+    const hash = expected.hash;
     ctx.out.result(snapfetchSchema, { command: 'snapfetch', path: rel, snapshotId: sid, output: out, bytes, hash }, (d) =>
       ctx.out.line(`wrote ${d.path} as of ${d.snapshotId} to ${path.relative(ctx.cwd, d.output) || d.output} (${d.bytes} bytes, hash ${d.hash})`),
     );
   });
+}
+
+/**
+ * The entry `rel` has in snapshot `sid`'s manifest (last-sync.json for the
+ * head, its archive for earlier ones), from a manifest whose entries hash to
+ * its recorded entries_hash: snapfetch verifies the bytes against it.
+ */
+async function snapshotEntry(remote: Parameters<typeof readHistory>[0], sid: string, rel: string): Promise<FileEntry> {
+  const rec = (await readHistory(remote)).get(sid);
+  const m = rec.manifest;
+  if (!m?.metadata) {
+    throw new NotFoundError(`the manifest of snapshot ${sid} is not available, so ${rel} cannot be verified`, {
+      recoveryHint: 'Its archive is missing from the repository (.dsg/archive/); `dsg validate-chain` shows which ones.',
+    });
+  }
+  if (entriesHash(m.entries.values()) !== m.metadata.entries_hash) {
+    throw new ValidationError(`the manifest of snapshot ${sid} does not match its entries_hash: it was changed outside dsg or is damaged`, { field: 'entries_hash' }, {
+      code: 'REMOTE_MANIFEST',
+      recoveryHint: 'Run `dsg validate-chain`, and tell the repository admin.',
+    });
+  }
+  const e = m.entries.get(rel);
+  if (!e) throw new NotFoundError(`${rel} is not in snapshot ${sid}`, { recoveryHint: `\`dsg blame ${rel}\` shows the snapshots that have it.` });
+  if (e.type !== 'file') throw new ValidationError(`${rel} is a symlink to ${JSON.stringify(e.reference)} in snapshot ${sid}, not a file`, { path: rel });
+  return e;
 }
 
 export async function snapmountCommand(ctx: Ctx, o: { snapshot?: string; mountpoint?: string; unmount?: string }): Promise<void> {
