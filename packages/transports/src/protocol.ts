@@ -76,24 +76,6 @@ export function tx(msg: Record<string, unknown>): TransactionId {
   }
 }
 
-/** A symlink target: relative, and pointing inside the repository from where the link sits. */
-export function assertLinkTarget(linkPath: string, target: string): void {
-  const bad = (why: string): never => {
-    throw new ValidationError(`refused link target ${JSON.stringify(target.slice(0, 200))} for ${linkPath}: ${why}`, { path: linkPath });
-  };
-  if (target.length === 0 || target.length > 4096) bad('empty or too long');
-  if (target.includes('\0')) bad('contains NUL');
-  if (target.startsWith('/')) bad('absolute');
-  const parts = linkPath.split('/').slice(0, -1);
-  for (const c of target.split('/')) {
-    if (c === '' || c === '.') continue;
-    if (c === '..') {
-      if (parts.length === 0) bad('points outside the repository');
-      parts.pop();
-    } else parts.push(c);
-  }
-}
-
 export function holder(msg: Record<string, unknown>): LockHolder {
   const h = msg['holder'];
   if (typeof h !== 'object' || h === null) throw new ProtocolError('lock needs a holder object');

@@ -7,9 +7,10 @@ import {
   LockedError,
   TransportError,
   ValidationError,
+  assertSafeLinkTarget,
   errorFromJSON,
   errorToJSON,
-  resolveInside,
+  resolveBeneath,
   type ByteStream,
   type ExpectedFile,
   type HasherFactory,
@@ -73,6 +74,79 @@ export interface AgentServerOptions {
    * server runs as the very user who asks, so the path is theirs to choose.
    */
   clientMountpoints?: boolean;
+  /**
+   * Requests one session may have in flight (default MAX_IN_FLIGHT). One
+   * more is answered with a protocol error and the session is closed.
+   */
+  maxInFlight?: number;
+  /**
+   * Serve this one repository name only (`dsg-agent serve
+   * --restrict-to-repository NAME`): `open` of any other name is refused,
+   * `listRepositories` shows only this one (if it exists).
+   */
+  restrictToRepository?: string;
+  /**
+   * Refuse every request that changes anything on the server (`--read-only`):
+   * lock, unlock, begin, commit, rollback, writeFile, writeLink, deleteFile,
+   * recover, mountSnapshot, unmountSnapshot; and no recovery at open.
+   */
+  readOnly?: boolean;
+}
+
+/**
+ * Requests in flight per session before the agent closes it. The client
+ * keeps 16 transfers in flight (@dsg/coordinator DEFAULT_CONCURRENCY) plus
+ * a few control requests; 32 is twice that. Each in-flight upload may hold
+ * a 4 MiB queue plus a 1 MiB frame, so the cap bounds what one session can
+ * make the agent hold (32 × ~5 MiB, where 54 unbounded uploads measured
+ * 468 MiB RSS) instead of letting any client grow it without limit.
+ */
+export const MAX_IN_FLIGHT = 32;
+
+/** Requests that change the repository (or its lock): refused by a read-only agent. */
+const MUTATING = new Set<string>(['lock', 'unlock', 'begin', 'commit', 'rollback', 'writeFile', 'writeLink', 'deleteFile', 'recover', 'mountSnapshot', 'unmountSnapshot']);
+
+/**
+ * One holder at a time, in arrival order (a promise chain). A session runs
+ * every work-area mutation in it — begin, commit, rollback, recover,
+ * writeLink, deleteFile, and an upload from its start until the backend
+ * pulls the first byte (check → mkdir → open) and again from the end of its
+ * data until the backend returns (hash check → rename, or cleanup) — so a
+ * client sending writeLink and writeFile at once can never interleave one's
+ * check with the other's change (the agent escape: a link planted between
+ * writeFile's check and its mkdir/open). The upload's data itself flows
+ * while it is released: a holder never waits for a frame, so a stalled or
+ * hostile upload cannot deadlock the session, and the transfers still
+ * overlap.
+ */
+class Mutex {
+  private tail: Promise<void> = Promise.resolve();
+
+  /** Resolves with the release function once every earlier holder has released. */
+  acquire(): Promise<() => void> {
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const ready = this.tail.then(() => {
+      let done = false;
+      return () => {
+        if (!done) {
+          done = true;
+          release();
+        }
+      };
+    });
+    this.tail = this.tail.then(() => mine);
+    return ready;
+  }
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    const release = await this.acquire();
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
+  }
 }
 
 type HandlerResult = { result: unknown } | { stream: ByteStream | null };
@@ -82,6 +156,8 @@ const RECOVERY_USER = 'dsg-agent (recovery at open)';
 
 const NEEDS_LOCK = new Set<string>(['begin', 'commit', 'rollback', 'writeFile', 'writeLink', 'deleteFile', 'recover']);
 const BEFORE_OPEN = new Set<string>(['hello', 'listRepositories', 'stats', 'open']);
+/** Run under the session mutex (writeFile too, in two parts: see startUpload). */
+const SERIALIZED = new Set<string>(['open', 'lock', 'unlock', 'begin', 'commit', 'rollback', 'writeLink', 'deleteFile', 'recover']);
 
 /** Peak and current resident memory, from /proc where there is one. */
 export function memoryStats(): { rss: number; peakRss: number | null } {
@@ -135,6 +211,9 @@ class Session {
   private readonly uploads = new Map<number, ByteQueue>();
   private readonly downloads = new Map<number, { cancelled: boolean }>();
   private readonly inflight = new Set<Promise<void>>();
+  /** every work-area mutation of this session runs in it (see Mutex) */
+  private readonly mutex = new Mutex();
+  private readonly maxInFlight: number;
   private maxId = 0;
   private closing = false;
   private heartbeat: NodeJS.Timeout | null = null;
@@ -146,6 +225,7 @@ class Session {
     private readonly output: NodeJS.WritableStream,
   ) {
     this.max = o.maxFramePayload ?? DEFAULT_MAX_PAYLOAD;
+    this.maxInFlight = o.maxInFlight ?? MAX_IN_FLIGHT;
     this.writer = new FrameWriter(output, this.max);
   }
 
@@ -237,6 +317,9 @@ class Session {
   private onRequest(f: Frame): void {
     if (f.id <= this.maxId) throw new ProtocolError(`request id ${f.id} is not above the last one (${this.maxId})`);
     this.maxId = f.id;
+    if (this.inflight.size >= this.maxInFlight) {
+      throw new ProtocolError(`more than ${this.maxInFlight} requests in flight in one session; the agent closed it`);
+    }
     const msg = parseJson(f.payload, 'request');
     const op = msg['op'];
     if (typeof op !== 'string') throw new ProtocolError('request without "op"');
@@ -350,7 +433,11 @@ class Session {
     return work;
   }
 
-  /** Symlink-escape check in the work area, where it already exists on disk. */
+  /**
+   * The agent's own check, under the session mutex, before the backend sees
+   * the path: no existing parent in the work area is a symlink or a file
+   * (resolveBeneath). The backends check again under their own lock.
+   */
   private async confineToWork(tx: TransactionId, rel: string): Promise<void> {
     const work = this.openTxWork(tx);
     if (!work || !isAbsolute(work)) return;
@@ -359,7 +446,15 @@ class Session {
     } catch {
       return;
     }
-    await resolveInside(work, rel);
+    await resolveBeneath(work, rel);
+  }
+
+  private refuseIfReadOnly(op: string): void {
+    if (this.o.readOnly && MUTATING.has(op)) {
+      throw new DsgError('READ_ONLY', `this agent is read-only (dsg-agent serve --read-only): ${op} is refused`, {
+        recoveryHint: 'Use a login whose agent command is not --read-only to sync; this one can only read (clone, log, status, snapfetch).',
+      });
+    }
   }
 
   private startUpload(id: number, msg: Record<string, unknown>): void {
@@ -367,15 +462,39 @@ class Session {
     const q = new ByteQueue();
     this.uploads.set(id, q);
     this.track(id, async () => {
+      let held: (() => void) | null = null;
+      let settled = false;
       try {
+        this.refuseIfReadOnly('writeFile');
         const fs = this.repo();
         this.requireLock('writeFile');
         const tx = P.tx(msg);
         const path = P.path(msg);
         const expected = expectedFile(msg['expected']);
+        held = await this.mutex.acquire();
+        this.requireLock('writeFile');
         await this.confineToWork(tx, path);
-        return { result: await fs.writeFile(tx, path, q, expected) };
+        // Held until the backend pulls the first byte (its check → mkdir → open are
+        // done by then), released while the data flows, taken again once the data
+        // has ended (or failed) for the backend's hash check → rename or cleanup.
+        const mutex = this.mutex;
+        const data: ByteStream = (async function* () {
+          held?.();
+          held = null;
+          try {
+            yield* q;
+          } finally {
+            if (!settled) {
+              const r = await mutex.acquire();
+              if (settled) r();
+              else held = r;
+            }
+          }
+        })();
+        return { result: await fs.writeFile(tx, path, data, expected) };
       } finally {
+        settled = true;
+        held?.();
         q.discard();
         this.uploads.delete(id);
       }
@@ -388,13 +507,28 @@ class Session {
         recoveryHint: 'Install matching versions of dsg and dsg-agent.',
       });
     }
+    this.refuseIfReadOnly(op);
     if (!BEFORE_OPEN.has(op)) this.repo();
     if (NEEDS_LOCK.has(op)) this.requireLock(op);
+    if (SERIALIZED.has(op)) {
+      return this.mutex.run(async () => {
+        // the lock may have gone while this request waited its turn
+        if (NEEDS_LOCK.has(op)) this.requireLock(op);
+        return this.dispatch(op, msg);
+      });
+    }
+    return this.dispatch(op, msg);
+  }
+
+  private async dispatch(op: string, msg: Record<string, unknown>): Promise<HandlerResult> {
     switch (op) {
       case 'stats':
         return { result: { ...memoryStats(), pid: process.pid } };
-      case 'listRepositories':
-        return { result: await this.o.listRepositories() };
+      case 'listRepositories': {
+        const all = await this.o.listRepositories();
+        const only = this.o.restrictToRepository;
+        return { result: only === undefined ? all : all.filter((n) => n === only) };
+      }
       case 'open':
         return { result: await this.open(msg) };
       case 'lock': {
@@ -441,7 +575,7 @@ class Session {
         const tx = P.tx(msg);
         const path = P.path(msg);
         const target = P.str(msg, 'target');
-        P.assertLinkTarget(path, target);
+        assertSafeLinkTarget(path, target);
         await this.confineToWork(tx, path);
         await this.fs!.writeLink(tx, path, target);
         return { result: null };
@@ -489,9 +623,15 @@ class Session {
   private async open(msg: Record<string, unknown>): Promise<{ repo: string }> {
     if (this.fs) throw new ValidationError('a repository is already open in this session', { field: 'repo' });
     const name = P.assertRepoName(msg['repo']);
+    const only = this.o.restrictToRepository;
+    if (only !== undefined && name !== only) {
+      throw new DsgError('RESTRICTED', `this agent serves only the repository ${JSON.stringify(only)} (dsg-agent serve --restrict-to-repository); ${JSON.stringify(name)} is refused`, {
+        recoveryHint: `Use the repository name ${JSON.stringify(only)}, or a login whose agent command serves ${JSON.stringify(name)}.`,
+      });
+    }
     this.fs = this.o.openRepository(name);
     this.repoName = name;
-    if (this.o.recoverOnOpen ?? true) await this.recoverIfFree(name);
+    if ((this.o.recoverOnOpen ?? true) && !this.o.readOnly) await this.recoverIfFree(name);
     return { repo: name };
   }
 

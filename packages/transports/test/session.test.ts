@@ -208,7 +208,7 @@ describe('hostile requests', () => {
     await mkdir(outside());
     await symlink(outside(), join(work, 'sneaky'));
     const d = Buffer.from('evil');
-    await expect(c.writeFile(tx, 'sneaky/x', bytes(d), { hash: hashOf(d) })).rejects.toThrow(/escapes the repository through a symlink/);
+    await expect(c.writeFile(tx, 'sneaky/x', bytes(d), { hash: hashOf(d) })).rejects.toThrow(/is a symlink/);
     await expect(c.deleteFile(tx, 'sneaky/x')).rejects.toThrow(/symlink/);
     expect(await readdir(outside())).toEqual([]);
   });

@@ -1,0 +1,335 @@
+import { PassThrough, Readable } from 'node:stream';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, symlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { newTransactionId, type ByteStream, type ExpectedFile, type TransactionId } from '@dsg/contracts';
+import { AgentServer, FrameKind, MAX_IN_FLIGHT, PROTOCOL_VERSION, encodeHeader, readFrames, type AgentServerOptions } from '../src/index.js';
+import { FakeRemoteFilesystem, testHasher } from './fake-fs.js';
+import { hashOf, holder, tempDir } from './helpers.js';
+
+/**
+ * A backend that records whether two of its critical sections ever ran at
+ * once: a whole writeLink / deleteFile, and a writeFile from its call until
+ * it pulls the first byte (check → mkdir → open in a real backend) and from
+ * the end of its data until it returns (hash → rename). It does NOT
+ * serialise anything itself: only the agent can keep them apart.
+ */
+class Recording extends FakeRemoteFilesystem {
+  active = 0;
+  overlaps = 0;
+  sections = 0;
+  streaming = 0;
+  maxStreaming = 0;
+  private async section(): Promise<void> {
+    this.sections++;
+    if (++this.active > 1) this.overlaps++;
+    await new Promise((r) => setTimeout(r, 1));
+    await new Promise((r) => setImmediate(r));
+    this.active--;
+  }
+  override async writeLink(tx: TransactionId, p: string, target: string): Promise<void> {
+    await this.section();
+    await super.writeLink(tx, p, target);
+  }
+  override async deleteFile(tx: TransactionId, p: string): Promise<void> {
+    await this.section();
+    await super.deleteFile(tx, p);
+  }
+  override async writeFile(tx: TransactionId, p: string, data: ByteStream, expected: ExpectedFile): Promise<{ size: number }> {
+    await this.section();
+    const chunks: Uint8Array[] = [];
+    const it = data[Symbol.asyncIterator]();
+    let first = true;
+    for (;;) {
+      const r = await it.next();
+      if (first) {
+        first = false;
+        this.maxStreaming = Math.max(this.maxStreaming, ++this.streaming);
+      }
+      if (r.done) break;
+      chunks.push(r.value);
+    }
+    this.streaming--;
+    await this.section();
+    return super.writeFile(tx, p, Readable.from(chunks), expected);
+  }
+}
+
+/** A raw protocol client: frames straight into AgentServer.serve, nothing checked on this side. */
+class Raw {
+  readonly input = new PassThrough();
+  readonly output = new PassThrough();
+  readonly served: Promise<void>;
+  /** the RESPONSE id 0 the agent sent before closing, if any */
+  closedWith: { ok: false; error: { code: string; message: string } } | null = null;
+  private id = 0;
+  private readonly waiters = new Map<number, (m: Reply) => void>();
+
+  constructor(server: AgentServer) {
+    this.served = server.serve(this.input, this.output);
+    void (async () => {
+      for await (const f of readFrames(this.output)) {
+        if (f.kind !== FrameKind.RESPONSE) continue;
+        const msg = JSON.parse(f.payload.toString('utf8')) as Reply;
+        if (f.id === 0) this.closedWith = msg as typeof this.closedWith;
+        else this.waiters.get(f.id)?.(msg);
+      }
+      for (const w of this.waiters.values()) w({ ok: false, error: { code: 'CLOSED', message: 'session closed' } });
+    })();
+  }
+
+  send(op: string, fields: Record<string, unknown> = {}): { id: number; reply: Promise<Reply> } {
+    const id = ++this.id;
+    const reply = new Promise<Reply>((r) => this.waiters.set(id, r));
+    const body = Buffer.from(JSON.stringify({ op, ...fields }));
+    this.input.write(Buffer.concat([encodeHeader(FrameKind.REQUEST, id, body.length), body]));
+    return { id, reply };
+  }
+
+  request(op: string, fields: Record<string, unknown> = {}): Promise<Reply> {
+    return this.send(op, fields).reply;
+  }
+
+  async ok(op: string, fields: Record<string, unknown> = {}): Promise<unknown> {
+    const r = await this.request(op, fields);
+    if (!r.ok) throw new Error(`${op}: ${r.error.code} ${r.error.message}`);
+    return r.result;
+  }
+
+  data(id: number, b: Uint8Array): void {
+    this.input.write(Buffer.concat([encodeHeader(FrameKind.DATA, id, b.length), b]));
+  }
+
+  end(id: number): void {
+    this.input.write(encodeHeader(FrameKind.END, id, 0));
+  }
+
+  upload(tx: string, path: string, b: Buffer): Promise<Reply> {
+    const { id, reply } = this.send('writeFile', { tx, path, expected: { hash: hashOf(b), size: b.length } });
+    this.data(id, b);
+    this.end(id);
+    return reply;
+  }
+
+  async hello(): Promise<void> {
+    await this.ok('hello', { protocol: PROTOCOL_VERSION, client: 'raw-test' });
+  }
+
+  close(): void {
+    this.input.end();
+  }
+}
+
+type Reply = { ok: true; result: unknown } | { ok: false; error: { code: string; message: string } };
+
+let tmp: { dir: string; remove(): Promise<void> };
+let sessions: Raw[];
+beforeEach(async () => {
+  tmp = await tempDir('dsg-conf-');
+  sessions = [];
+});
+afterEach(async () => {
+  for (const s of sessions) {
+    s.close();
+    await s.served;
+  }
+  await tmp.remove();
+});
+
+function server(o: Partial<AgentServerOptions> = {}, make: (root: string) => FakeRemoteFilesystem = (r) => new FakeRemoteFilesystem(r)): {
+  server: AgentServer;
+  repos: Map<string, FakeRemoteFilesystem>;
+  log: string[];
+} {
+  const repos = new Map<string, FakeRemoteFilesystem>();
+  const log: string[] = [];
+  const s = new AgentServer({
+    openRepository: (name) => {
+      const fs = repos.get(name) ?? make(join(tmp.dir, name));
+      repos.set(name, fs);
+      return fs;
+    },
+    lockFile: (name) => join(tmp.dir, name, 'lock'),
+    listRepositories: () => Promise.resolve(['other', 'proj']),
+    hasher: testHasher,
+    log: (l) => log.push(l),
+    agentVersion: 'test',
+    ...o,
+  });
+  return { server: s, repos, log };
+}
+
+async function session(s: AgentServer): Promise<Raw> {
+  const r = new Raw(s);
+  sessions.push(r);
+  await r.hello();
+  return r;
+}
+
+async function lockedTx(r: Raw, repo = 'proj'): Promise<TransactionId> {
+  await mkdir(join(tmp.dir, repo), { recursive: true });
+  await r.ok('open', { repo });
+  await r.ok('lock', { holder: holder() });
+  const tx = newTransactionId();
+  await r.ok('begin', { tx });
+  return tx;
+}
+
+describe('every work-area mutation of a session is serialised', () => {
+  it('concurrent writeLink, deleteFile and writeFile never overlap their check → change sections', async () => {
+    const { server: s, repos } = server({}, (root) => new Recording(root));
+    const r = await session(s);
+    const tx = await lockedTx(r);
+    const replies: Promise<Reply>[] = [];
+    for (let i = 0; i < 12; i++) {
+      replies.push(r.request('writeLink', { tx, path: `d${i}/a`, target: 'b' }));
+      replies.push(r.upload(tx, `d${i}/a/f`, Buffer.from(`evil ${i}`)));
+      replies.push(r.request('deleteFile', { tx, path: `d${i}/x` }));
+    }
+    await Promise.all(replies);
+    const rec = repos.get('proj') as Recording;
+    expect(rec.sections).toBeGreaterThan(12); // some are refused by the agent before the backend (a link at a parent)
+    expect(rec.overlaps).toBe(0);
+  });
+
+  it('an upload whose data stalls holds up nobody: the data flows outside the lock', async () => {
+    const { server: s, repos } = server({}, (root) => new Recording(root));
+    const r = await session(s);
+    const tx = await lockedTx(r);
+    const slow = Buffer.from('slow upload');
+    const { id, reply } = r.send('writeFile', { tx, path: 'slow', expected: { hash: hashOf(slow), size: slow.length } });
+    r.data(id, slow.subarray(0, 4)); // …and nothing more for now
+    expect((await r.request('writeLink', { tx, path: 'l', target: 'x' })).ok).toBe(true);
+    expect((await r.upload(tx, 'fast', Buffer.from('fast'))).ok).toBe(true);
+    expect((await r.request('deleteFile', { tx, path: 'fast' })).ok).toBe(true);
+    r.data(id, slow.subarray(4));
+    r.end(id);
+    expect(await reply).toEqual({ ok: true, result: { size: slow.length } });
+    expect((repos.get('proj') as Recording).overlaps).toBe(0);
+  });
+});
+
+describe('link targets: the one contracts gate, at the agent', () => {
+  it.each([
+    ['l1', '.'],
+    ['sub/l2', 'l1/..'],
+    ['l', '../x'],
+    ['g', '.git/config'],
+    ['sub/k', '../.ssh/authorized_keys'],
+    ['abs', '/etc/passwd'],
+  ])('%s -> %s is refused before the backend sees it', async (path, target) => {
+    const { server: s } = server();
+    const r = await session(s);
+    const tx = await lockedTx(r);
+    const reply = await r.request('writeLink', { tx, path, target });
+    expect(reply.ok).toBe(false);
+    expect(!reply.ok && reply.error.code).toBe('VALIDATION');
+    expect(await readdir(join(tmp.dir, 'proj', `work-${tx}`))).toEqual([]);
+  });
+
+  it('./x and sub/l -> . are written', async () => {
+    const { server: s } = server();
+    const r = await session(s);
+    const tx = await lockedTx(r);
+    await r.ok('writeLink', { tx, path: 'l', target: './x' });
+    await r.ok('writeLink', { tx, path: 'sub/l', target: '.' });
+  });
+
+  it('a write beyond a symlink in the work area is refused by the agent, even one pointing inside', async () => {
+    const { server: s } = server();
+    const r = await session(s);
+    const tx = await lockedTx(r);
+    const work = join(tmp.dir, 'proj', `work-${tx}`);
+    await mkdir(join(work, 'real'));
+    await symlink('real', join(work, 'inside'));
+    const reply = await r.upload(tx, 'inside/f', Buffer.from('x'));
+    expect(!reply.ok && reply.error.message).toMatch(/is a symlink/);
+    expect(await readdir(join(work, 'real'))).toEqual([]);
+  });
+});
+
+describe('requests in flight per session are capped', () => {
+  it(`${MAX_IN_FLIGHT} in flight are served; one more closes the session with a clear error, rolled back and unlocked`, async () => {
+    const { server: s, log } = server();
+    const r = await session(s);
+    const tx = await lockedTx(r);
+    // uploads that never send their data stay in flight
+    const hanging = Array.from({ length: MAX_IN_FLIGHT - 1 }, (_, i) => r.send('writeFile', { tx, path: `h${i}`, expected: { hash: '00' } }).reply);
+    expect((await r.request('stats')).ok).toBe(true); // the 32nd
+    hanging.push(r.send('writeFile', { tx, path: 'last', expected: { hash: '00' } }).reply); // 32 again
+    const over = await r.request('stats'); // the 33rd
+    expect(over.ok).toBe(false);
+    await r.served;
+    expect(r.closedWith?.error.message).toMatch(new RegExp(`more than ${MAX_IN_FLIGHT} requests in flight`));
+    for (const h of await Promise.all(hanging)) expect(h.ok).toBe(false);
+    expect(existsSync(join(tmp.dir, 'proj', 'lock'))).toBe(false);
+    expect(existsSync(join(tmp.dir, 'proj', `work-${tx}`))).toBe(false);
+    expect(log.join('\n')).toMatch(/requests in flight/);
+  });
+
+  it('the cap is an option', async () => {
+    const { server: s } = server({ maxInFlight: 2 });
+    const r = await session(s);
+    const tx = await lockedTx(r);
+    r.send('writeFile', { tx, path: 'a', expected: { hash: '00' } });
+    r.send('writeFile', { tx, path: 'b', expected: { hash: '00' } });
+    expect((await r.request('stats')).ok).toBe(false);
+    await r.served;
+    expect(r.closedWith?.error.message).toMatch(/more than 2 requests in flight/);
+  });
+});
+
+describe('--restrict-to-repository', () => {
+  it('refuses any other name at open with a clear error, and lists only its repository', async () => {
+    const { server: s, repos } = server({ restrictToRepository: 'proj' });
+    const r = await session(s);
+    expect(await r.ok('listRepositories')).toEqual(['proj']);
+    const other = await r.request('open', { repo: 'other' });
+    expect(other.ok).toBe(false);
+    expect(!other.ok && other.error.code).toBe('RESTRICTED');
+    expect(!other.ok && other.error.message).toMatch(/serves only the repository "proj".*"other" is refused/);
+    expect(repos.has('other')).toBe(false);
+    await r.ok('open', { repo: 'proj' });
+  });
+
+  it('lists nothing when its repository does not exist yet', async () => {
+    const { server: s } = server({ restrictToRepository: 'newproj' });
+    const r = await session(s);
+    expect(await r.ok('listRepositories')).toEqual([]);
+  });
+});
+
+describe('--read-only', () => {
+  it('refuses every mutation, serves reads, and runs no recovery at open', async () => {
+    const { server: s, repos } = server({ readOnly: true });
+    await mkdir(join(tmp.dir, 'proj', 'current'), { recursive: true });
+    const r = await session(s);
+    await r.ok('open', { repo: 'proj' });
+    expect(await r.ok('exists')).toBe(true);
+    expect(await r.ok('listSnapshots')).toEqual([]);
+    const tx = newTransactionId();
+    const refused: [string, Record<string, unknown>][] = [
+      ['lock', { holder: holder() }],
+      ['unlock', {}],
+      ['begin', { tx }],
+      ['commit', { tx, snapshot: { snapshotId: 's1', message: 'm', manifestHash: 'h', user: 'u', createdAt: new Date().toISOString() } }],
+      ['rollback', { tx }],
+      ['writeLink', { tx, path: 'l', target: 'x' }],
+      ['deleteFile', { tx, path: 'f' }],
+      ['recover', {}],
+      ['mountSnapshot', { snapshotId: 's1' }],
+      ['unmountSnapshot', { at: '/tmp/x' }],
+    ];
+    for (const [op, fields] of refused) {
+      const reply = await r.request(op, fields);
+      expect(reply.ok, op).toBe(false);
+      expect(!reply.ok && reply.error.code, op).toBe('READ_ONLY');
+    }
+    const up = await r.upload(tx, 'f', Buffer.from('x'));
+    expect(!up.ok && up.error.code).toBe('READ_ONLY');
+    expect(existsSync(join(tmp.dir, 'proj', 'lock'))).toBe(false);
+    expect(await readdir(join(tmp.dir, 'proj'))).toEqual(['current']);
+    expect(repos.get('proj')!.recovered).toBe(0);
+  });
+});
