@@ -74,41 +74,97 @@ export function hostsFieldMatches(field: string, name: string): boolean {
 
 export type HostKeyVerdict = { ok: true } | { ok: false; error: TransportError };
 
+/** The entries of `file` that apply to host:port (no @cert-authority lines); a missing file has none. */
+async function entriesFor(file: string, name: string): Promise<KnownHostEntry[]> {
+  let text = '';
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  return parseKnownHosts(text).filter((e) => e.marker !== '@cert-authority' && hostsFieldMatches(e.hosts, name));
+}
+
+/** The key type of an entry: the one inside its key blob (what the server sends), else the type field. */
+function entryType(e: KnownHostEntry): string {
+  const t = keyTypeOf(e.key);
+  return t === 'unknown' || t === '' ? e.keyType : t;
+}
+
+/**
+ * The server host key algorithms ssh2 offers by default, most preferred
+ * first (ssh2 1.x, lib/protocol/constants.js DEFAULT_SERVER_HOST_KEY).
+ */
+export const DEFAULT_HOST_KEY_ALGORITHMS: readonly string[] = [
+  'ssh-ed25519',
+  'ecdsa-sha2-nistp256',
+  'ecdsa-sha2-nistp384',
+  'ecdsa-sha2-nistp521',
+  'rsa-sha2-512',
+  'rsa-sha2-256',
+  'ssh-rsa',
+];
+
+/** The key type a host key algorithm uses (the RSA SHA-2 signature algorithms use ssh-rsa keys). */
+export function keyTypeOfAlgorithm(algorithm: string): string {
+  return algorithm === 'rsa-sha2-256' || algorithm === 'rsa-sha2-512' ? 'ssh-rsa' : algorithm;
+}
+
+/**
+ * `algorithms` with those whose key type is in `knownTypes` moved to the
+ * front, each group keeping its order: what OpenSSH does with
+ * HostKeyAlgorithms when known_hosts already has keys for the host, so a
+ * server with several host keys shows the one we know instead of its
+ * preferred one (which would be refused as unknown).
+ */
+export function orderHostKeyAlgorithms(knownTypes: Iterable<string>, algorithms: readonly string[] = DEFAULT_HOST_KEY_ALGORITHMS): string[] {
+  const known = new Set(knownTypes);
+  const first = algorithms.filter((a) => known.has(keyTypeOfAlgorithm(a)));
+  return [...first, ...algorithms.filter((a) => !known.has(keyTypeOfAlgorithm(a)))];
+}
+
+/** The key types known_hosts holds (not @revoked) for host:port, in file order, each once. */
+export async function knownHostKeyTypes(o: { file: string; host: string; port: number }): Promise<string[]> {
+  const entries = await entriesFor(o.file, knownHostName(o.host, o.port));
+  return [...new Set(entries.filter((e) => e.marker === '').map(entryType))];
+}
+
 /**
  * Check the key a server offered against a known_hosts file. Unknown,
  * changed and revoked keys are refused with the fingerprint and the command
- * that fixes it; there is no auto-accept.
+ * that fixes it; there is no auto-accept. Only a key of the same type can
+ * make a key "changed": a server showing a type known_hosts has no key of
+ * (because it has no key of the known types) is an unknown host.
  */
 export async function verifyHostKey(o: { file: string; host: string; port: number; key: Buffer }): Promise<HostKeyVerdict> {
   const name = knownHostName(o.host, o.port);
   const fp = fingerprint(o.key);
   const type = keyTypeOf(o.key);
-  let text = '';
-  try {
-    text = await readFile(o.file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-  }
-  const entries = parseKnownHosts(text).filter((e) => e.marker !== '@cert-authority' && hostsFieldMatches(e.hosts, name));
+  const entries = await entriesFor(o.file, name);
   const scan = `ssh-keyscan ${o.port === 22 ? '' : `-p ${o.port} `}${o.host} >> ${o.file}`;
   if (entries.some((e) => e.marker === '@revoked' && e.key.equals(o.key))) {
     return { ok: false, error: new TransportError(`the host key of ${name} (${type} ${fp}) is marked @revoked in ${o.file}; refusing to connect`, { recoveryHint: 'Ask the server administrator for the current host key.' }) };
   }
   const plain = entries.filter((e) => e.marker === '');
   if (plain.some((e) => e.key.equals(o.key))) return { ok: true };
-  if (plain.length === 0) {
+  const sameType = plain.filter((e) => entryType(e) === type);
+  if (sameType.length === 0) {
+    const others = [...new Set(plain.map(entryType))];
+    const also = others.length
+      ? ` ${o.file} has only ${others.join(', ')} key(s) for it (line ${plain.map((e) => e.line).join(', ')}), and the server offered none of those types`
+      : '';
     return {
       ok: false,
-      error: new TransportError(`the host key of ${name} is not known (${type} ${fp} is not in ${o.file}); refusing to connect`, {
+      error: new TransportError(`the host key of ${name} is not known (${type} ${fp} is not in ${o.file});${also ? `${also};` : ''} refusing to connect`, {
         recoveryHint: `Check that ${fp} is the server's fingerprint (ask its administrator: ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then add it: ${scan}`,
       }),
     };
   }
-  const lines = plain.map((e) => e.line).join(', ');
+  const lines = sameType.map((e) => e.line).join(', ');
   return {
     ok: false,
     error: new TransportError(
-      `HOST KEY CHANGED for ${name}: the server offered ${type} ${fp}, but ${o.file} (line ${lines}) has a different key; refusing to connect (someone may be intercepting the connection)`,
+      `HOST KEY CHANGED for ${name}: the server offered ${type} ${fp}, but ${o.file} (line ${lines}) has a different ${type} key; refusing to connect (someone may be intercepting the connection)`,
       {
         recoveryHint: `If the server was reinstalled and ${fp} is its new fingerprint, remove the old key with \`ssh-keygen -R '${name}' -f ${o.file}\` and add the new one: ${scan}`,
       },

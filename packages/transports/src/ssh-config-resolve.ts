@@ -1,8 +1,7 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import SSHConfig from 'ssh-config';
-import { ConfigError } from '@dsg/contracts';
+import { ConfigError, DsgError } from '@dsg/contracts';
+import { computeSshConfig } from './ssh-config-include.js';
 
 export interface ResolvedSshTarget {
   /** what the user wrote (alias or host) */
@@ -14,7 +13,11 @@ export interface ResolvedSshTarget {
   identitiesOnly: boolean;
   knownHostsFile: string;
   proxyJump: string | null;
+  /** ProxyCommand as written (tokens not expanded), null for none */
+  proxyCommand: string | null;
   connectTimeoutMs: number | null;
+  /** the ssh_config file read ('' when none) */
+  configFile: string;
 }
 
 export interface SshTargetOptions {
@@ -40,44 +43,91 @@ function expand(p: string, o: { host: string; user: string; port: number }): str
   return s;
 }
 
-/** Host aliases, HostName, User, Port, IdentityFile, IdentitiesOnly, UserKnownHostsFile, ProxyJump from ssh_config. */
+/**
+ * Host aliases, HostName, User, Port, IdentityFile, IdentitiesOnly,
+ * UserKnownHostsFile, ConnectTimeout, ProxyJump and ProxyCommand from
+ * ssh_config, with Include followed; keywords are case-insensitive, as in
+ * OpenSSH. Options dsg cannot honour and must not silently drop are refused.
+ */
 export function resolveSshTarget(o: SshTargetOptions): ResolvedSshTarget {
   if (!/^[A-Za-z0-9_.:%@[\]-]{1,255}$/.test(o.host) || o.host.startsWith('-')) {
     throw new ConfigError(`refused ssh host ${JSON.stringify(o.host.slice(0, 80))}`, { field: 'host' }, { recoveryHint: 'Use a host name, address or ~/.ssh/config alias.' });
   }
   const file = o.sshConfigFile ?? join(homedir(), '.ssh', 'config');
   let computed: Record<string, string | string[]> = {};
-  if (existsSync(file)) {
-    try {
-      computed = SSHConfig.parse(readFileSync(file, 'utf8')).compute(o.host);
-    } catch (e) {
-      throw new ConfigError(`cannot read ssh config ${file}: ${(e as Error).message}`, { file }, { cause: e });
-    }
+  let command: string | undefined;
+  try {
+    ({ options: computed, proxyCommand: command } = computeSshConfig(file, o.host));
+  } catch (e) {
+    if (e instanceof DsgError) throw e;
+    throw new ConfigError(`cannot read ssh config ${file}: ${(e as Error).message}`, { file }, { cause: e });
   }
-  const hostName = first(computed['HostName']) ?? o.host;
-  const portRaw = o.port ?? Number(first(computed['Port']) ?? 22);
+  const get = (k: string): string | undefined => first(computed[k.toLowerCase()]);
+  const hostName = get('HostName') ?? o.host;
+  const portRaw = o.port ?? Number(get('Port') ?? 22);
   if (!Number.isInteger(portRaw) || portRaw < 1 || portRaw > 65535) {
     throw new ConfigError(`invalid ssh port ${String(portRaw)} for ${o.host}`, { file, field: 'Port' });
   }
-  const user = o.user ?? first(computed['User']) ?? userInfo().username;
+  const user = o.user ?? get('User') ?? userInfo().username;
   const ctx = { host: hostName, user, port: portRaw };
-  const idRaw = computed['IdentityFile'];
+  const idRaw = computed['identityfile'];
   const fromConfig = (Array.isArray(idRaw) ? idRaw : idRaw ? [idRaw] : []).map((p) => expand(p, ctx));
   const identityFiles = [...(o.identityFile ? [expand(o.identityFile, ctx)] : []), ...fromConfig];
-  const known = first(computed['UserKnownHostsFile'])?.split(/\s+/)[0];
-  const timeout = first(computed['ConnectTimeout']);
-  const jump = first(computed['ProxyJump']);
+  const known = get('UserKnownHostsFile')?.split(/\s+/)[0];
+  const timeout = get('ConnectTimeout');
+  const jump = get('ProxyJump');
+  const proxyJump = jump && jump.toLowerCase() !== 'none' ? jump : null;
+  const proxyCommand = command && command.toLowerCase() !== 'none' ? command : null;
+  if (proxyCommand && proxyJump) {
+    throw new ConfigError(`both ProxyCommand and ProxyJump apply to ${o.host} in ${file}; dsg will not guess which one OpenSSH would use`, { file, field: 'ProxyCommand' }, {
+      recoveryHint: `Keep one of them for ${o.host} (OpenSSH uses whichever comes first), e.g. \`ProxyJump none\` or \`ProxyCommand none\` in a Host block that matches it first.`,
+    });
+  }
+  if (proxyCommand && (get('ProxyUseFdpass') ?? 'no').toLowerCase() === 'yes') {
+    throw new ConfigError(`ProxyUseFdpass is set for ${o.host} in ${file}, which dsg does not support`, { file, field: 'ProxyUseFdpass' }, {
+      recoveryHint: 'Use a ProxyCommand that relays the connection on its stdin/stdout (e.g. ssh -W %h:%p jumphost), or ProxyJump.',
+    });
+  }
   return {
     alias: o.host,
     hostName,
     port: portRaw,
     user,
     identityFiles,
-    identitiesOnly: (first(computed['IdentitiesOnly']) ?? 'no').toLowerCase() === 'yes',
+    identitiesOnly: (get('IdentitiesOnly') ?? 'no').toLowerCase() === 'yes',
     knownHostsFile: o.knownHostsFile ?? (known ? expand(known, ctx) : join(homedir(), '.ssh', 'known_hosts')),
-    proxyJump: jump && jump.toLowerCase() !== 'none' ? jump : null,
+    proxyJump,
+    proxyCommand,
     connectTimeoutMs: timeout ? Number(timeout) * 1000 : null,
+    configFile: file,
   };
+}
+
+/**
+ * The ProxyCommand line with OpenSSH's tokens expanded: %h (the host name
+ * after HostName), %p (port), %r (remote user), %n (the host as given), %%.
+ * The values are refused if they hold anything but letters, digits and
+ * `_ . : @ + -` — the line is run by a shell, and an alias or user name
+ * can come from a project's settings, not only from ~/.ssh/config (OpenSSH
+ * 9.6 added the same check, CVE-2023-51385). Any other token is refused.
+ */
+export function expandProxyCommand(t: Pick<ResolvedSshTarget, 'alias' | 'hostName' | 'port' | 'user' | 'proxyCommand' | 'configFile'>): string {
+  const cmd = t.proxyCommand ?? '';
+  return cmd.replace(/%(.?)/g, (_, c: string) => {
+    if (c === '%') return '%';
+    const v = c === 'h' ? t.hostName : c === 'p' ? String(t.port) : c === 'r' ? t.user : c === 'n' ? t.alias : null;
+    if (v === null) {
+      throw new ConfigError(`ProxyCommand for ${t.alias} uses %${c}, which dsg does not expand (only %h %p %r %n %%)`, { file: t.configFile, field: 'ProxyCommand' }, {
+        recoveryHint: 'Rewrite the ProxyCommand with %h, %p, %r, %n or %% only.',
+      });
+    }
+    if (!/^[A-Za-z0-9_.:@+-]+$/.test(v) || v.startsWith('-')) {
+      throw new ConfigError(`refusing to put ${JSON.stringify(v.slice(0, 80))} (%${c}) into the ProxyCommand for ${t.alias}: it is run by a shell`, { file: t.configFile, field: 'ProxyCommand' }, {
+        recoveryHint: 'Use a host name and user made of letters, digits and _ . : @ + - only.',
+      });
+    }
+    return v;
+  });
 }
 
 /** ~/.ssh/id_* in OpenSSH's order, when nothing else is configured. */

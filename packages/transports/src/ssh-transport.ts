@@ -1,12 +1,27 @@
-import type { Duplex } from 'node:stream';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { Duplex, type Readable, type Writable } from 'node:stream';
 import type * as Ssh2Module from 'ssh2';
 import type { Client, ClientChannel, ConnectConfig } from 'ssh2';
 import { TransportError, type Transport } from '@dsg/contracts';
 import type { AgentChannel, ChannelTransport } from './client.js';
-import { verifyHostKey } from './known-hosts.js';
+import { knownHostKeyTypes, orderHostKeyAlgorithms, verifyHostKey } from './known-hosts.js';
 import { shellCommand } from './shell-quote.js';
-import { defaultIdentityFiles, resolveSshTarget, type ResolvedSshTarget, type SshTargetOptions } from './ssh-config-resolve.js';
+import { defaultIdentityFiles, expandProxyCommand, resolveSshTarget, type ResolvedSshTarget, type SshTargetOptions } from './ssh-config-resolve.js';
+
+/** How many ProxyJump levels (a jump host's own ProxyJump, and so on) are followed before giving up. */
+const MAX_JUMP_DEPTH = 8;
+
+type ProxyChild = ChildProcessByStdio<Writable, Readable, Readable>;
+
+/** A running ProxyCommand: its stdio as the SSH socket, and what it said if it failed. */
+interface Proxy {
+  child: ProxyChild;
+  command: string;
+  sock: Duplex;
+  exited: Promise<void>;
+  describe(): string;
+}
 
 // ssh2 (with its crypto binding) loads on the first SSH connection only:
 // a local repository's `dsg status` was spending ~100 ms loading it. It is
@@ -41,6 +56,7 @@ export interface SshTransportOptions extends SshTargetOptions {
 export class SshTransport implements Transport, ChannelTransport {
   private conn: Client | null = null;
   private jumps: Client[] = [];
+  private proxies: Proxy[] = [];
   private stream: ClientChannel | null = null;
   private ch: AgentChannel | null = null;
   private starting: Promise<void> | null = null;
@@ -90,22 +106,37 @@ export class SshTransport implements Transport, ChannelTransport {
     return all;
   }
 
-  /** The ProxyJump hops of the target, each resolved through the same ssh_config. */
-  private jumpTargets(): ResolvedSshTarget[] {
-    const spec = this.target.proxyJump;
-    if (!spec) return [];
-    return spec.split(',').map((hop) => {
-      const m = /^(?:([^@]+)@)?(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(hop.trim());
-      if (!m) throw new TransportError(`cannot parse ProxyJump hop ${JSON.stringify(hop)} for ${this.target.alias}`, { recoveryHint: 'Use [user@]host[:port] hops, separated by commas.' });
-      const host = m[2]!.replace(/^\[|\]$/g, '');
-      return resolveSshTarget({
-        host,
-        ...(m[3] ? { port: Number(m[3]) } : {}),
-        ...(m[1] ? { user: m[1] } : {}),
-        ...(this.o.knownHostsFile ? { knownHostsFile: this.o.knownHostsFile } : {}),
-        ...(this.o.sshConfigFile ? { sshConfigFile: this.o.sshConfigFile } : {}),
-      });
+  /** One ProxyJump hop spec `[user@]host[:port]`, resolved through the same ssh_config. */
+  private resolveHop(hop: string, of: ResolvedSshTarget): ResolvedSshTarget {
+    const m = /^(?:([^@]+)@)?(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(hop.trim());
+    if (!m) throw new TransportError(`cannot parse ProxyJump hop ${JSON.stringify(hop)} for ${of.alias}`, { recoveryHint: 'Use [user@]host[:port] hops, separated by commas.' });
+    const host = m[2]!.replace(/^\[|\]$/g, '');
+    return resolveSshTarget({
+      host,
+      ...(m[3] ? { port: Number(m[3]) } : {}),
+      ...(m[1] ? { user: m[1] } : {}),
+      ...(this.o.knownHostsFile ? { knownHostsFile: this.o.knownHostsFile } : {}),
+      ...(this.o.sshConfigFile ? { sshConfigFile: this.o.sshConfigFile } : {}),
     });
+  }
+
+  /**
+   * Every host to connect through, first to last, ending with `t`. As in
+   * OpenSSH, `ProxyJump a,b` reaches a with a's own settings (its ProxyJump
+   * is followed the same way, its ProxyCommand used), then b through a, then
+   * the target through b; the later hops' own proxy settings do not apply
+   * (OpenSSH passes them -J, which overrides their config).
+   */
+  private chainTo(t: ResolvedSshTarget, seen: readonly string[] = []): ResolvedSshTarget[] {
+    if (!t.proxyJump) return [t];
+    const key = t.alias;
+    if (seen.includes(key) || seen.length >= MAX_JUMP_DEPTH) {
+      throw new TransportError(`ProxyJump for ${t.alias} ${seen.includes(key) ? 'leads back to itself' : `is nested more than ${MAX_JUMP_DEPTH} deep`}: ${[...seen, key].join(' → ')}`, {
+        recoveryHint: `Check the ProxyJump lines in ${t.configFile}.`,
+      });
+    }
+    const hops = t.proxyJump.split(',').map((h) => this.resolveHop(h, t));
+    return [...this.chainTo(hops[0]!, [...seen, key]), ...hops.slice(1), t];
   }
 
   /** How many ProxyJump hops the open connection went through. */
@@ -113,23 +144,80 @@ export class SshTransport implements Transport, ChannelTransport {
     return this.jumps.length;
   }
 
-  private async connectTo(t: ResolvedSshTarget, sock?: Duplex): Promise<Client> {
+  /**
+   * Start `t`'s ProxyCommand; its stdin/stdout become the SSH connection.
+   * It is run as OpenSSH runs it — `exec <command>` by $SHELL (else /bin/sh)
+   * -c — because it is a line of the user's own ssh_config, written for a
+   * shell; only the %-tokens are filled in, each checked by
+   * expandProxyCommand. Its stderr is kept for the error message.
+   */
+  private startProxy(t: ResolvedSshTarget): Proxy {
+    const command = expandProxyCommand(t);
+    const shell = process.env['SHELL'] || '/bin/sh';
+    const child = spawn(shell, ['-c', `exec ${command}`], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    let status = '';
+    child.stderr.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString('utf8')).slice(-1000);
+    });
+    const exited = new Promise<void>((r) => {
+      child.once('exit', (code, signal) => {
+        status = signal ? `killed by ${signal}` : `exited with code ${code}`;
+        r();
+      });
+      child.once('error', (e) => {
+        status = `could not be started: ${e.message}`;
+        r();
+      });
+    });
+    const sock = Duplex.from({ readable: child.stdout, writable: child.stdin });
+    sock.on('error', () => {}); // reported through ssh2 and describe()
+    const proxy: Proxy = {
+      child,
+      command,
+      sock,
+      exited,
+      describe: () => `ProxyCommand \`${command}\`${status ? ` ${status}` : ''}${stderr.trim() ? `: ${stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`,
+    };
+    this.proxies.push(proxy);
+    return proxy;
+  }
+
+  private async connectTo(t: ResolvedSshTarget, via?: Duplex | 'proxy-command'): Promise<Client> {
     const authHandler = await this.authMethods(t);
     const conn = new (await loadSsh2()).Client();
     let hostKeyError: TransportError | null = null;
+    // known_hosts' key types first, as OpenSSH orders HostKeyAlgorithms: a server with
+    // several host keys must show the one we know, not refuse as "changed" on another
+    let knownTypes: string[];
+    try {
+      knownTypes = await knownHostKeyTypes({ file: t.knownHostsFile, host: t.hostName, port: t.port });
+    } catch (e) {
+      throw new TransportError(`cannot read ${t.knownHostsFile}: ${String(e)}`, { cause: e });
+    }
+    // started here, just before connect(): ssh2 must be listening before the proxy can fail
+    const proxy = via === 'proxy-command' ? this.startProxy(t) : undefined;
+    const sock = proxy ? proxy.sock : via === 'proxy-command' ? undefined : via;
     await new Promise<void>((resolve, reject) => {
       conn.once('ready', () => resolve());
       conn.once('error', (e: Error) => {
         conn.destroy();
-        reject(
-          hostKeyError ??
-            new TransportError(`cannot connect to ${t.user}@${t.hostName}:${t.port} (${t.alias}): ${e.message}`, {
-              cause: e,
-              recoveryHint: /auth/i.test(e.message)
-                ? 'Check the user and key: ssh -v to the same host shows which keys are offered.'
-                : 'Check the host name, port and network; `ssh -v` to the same host shows where it stops.',
-            }),
-        );
+        const fail = async (): Promise<void> => {
+          // a failed proxy says why on its stderr; give it a moment to exit and say it
+          if (proxy && !hostKeyError) await Promise.race([proxy.exited, new Promise((r) => setTimeout(r, 2000).unref())]);
+          reject(
+            hostKeyError ??
+              new TransportError(`cannot connect to ${t.user}@${t.hostName}:${t.port} (${t.alias}${proxy ? ', through its ProxyCommand' : ''}): ${e.message}${proxy ? `; ${proxy.describe()}` : ''}`, {
+                cause: e,
+                recoveryHint: proxy
+                  ? `Check the ProxyCommand for ${t.alias} in ${t.configFile}: run it by hand, it must relay the connection on its stdin/stdout.`
+                  : /auth/i.test(e.message)
+                    ? 'Check the user and key: ssh -v to the same host shows which keys are offered.'
+                    : 'Check the host name, port and network; `ssh -v` to the same host shows where it stops.',
+              }),
+          );
+        };
+        void fail();
       });
       conn.connect({
         host: t.hostName,
@@ -137,6 +225,7 @@ export class SshTransport implements Transport, ChannelTransport {
         username: t.user,
         authHandler,
         ...(sock ? { sock } : {}),
+        ...(knownTypes.length ? { algorithms: { serverHostKey: orderHostKeyAlgorithms(knownTypes) as NonNullable<ConnectConfig['algorithms']>['serverHostKey'] } } : {}),
         readyTimeout: this.o.connectTimeoutMs ?? t.connectTimeoutMs ?? 20_000,
         keepaliveInterval: this.o.keepaliveMs ?? 5_000,
         keepaliveCountMax: this.o.keepaliveCountMax ?? 3,
@@ -159,9 +248,10 @@ export class SshTransport implements Transport, ChannelTransport {
 
   private async start(): Promise<void> {
     const t = this.target;
-    // ProxyJump: connect hop by hop, each next connection tunnelled (direct-tcpip) through the previous one
-    const chain = [...this.jumpTargets(), t];
-    let sock: Duplex | undefined;
+    // ProxyJump: connect hop by hop, each next connection tunnelled (direct-tcpip) through the previous one;
+    // the first one through its ProxyCommand if it has one — never directly when one is set
+    const chain = this.chainTo(t);
+    let sock: Duplex | 'proxy-command' | undefined = chain[0]!.proxyCommand ? 'proxy-command' : undefined;
     let conn: Client | null = null;
     for (let i = 0; i < chain.length; i++) {
       const hop = chain[i]!;
@@ -215,6 +305,7 @@ export class SshTransport implements Transport, ChannelTransport {
         if (this.conn === conn) this.conn = null;
         conn.destroy();
         for (const j of this.jumps.splice(0).reverse()) j.destroy();
+        void this.stopProxies();
       },
     };
   }
@@ -249,5 +340,20 @@ export class SshTransport implements Transport, ChannelTransport {
     }
     for (const j of this.jumps.reverse()) j.destroy();
     this.jumps = [];
+    await this.stopProxies();
+  }
+
+  /** Ends every ProxyCommand: stdin closed, then SIGHUP as OpenSSH sends it, then SIGKILL if it lingers. */
+  private async stopProxies(): Promise<void> {
+    const all = this.proxies.splice(0);
+    await Promise.all(
+      all.map(async (p) => {
+        p.sock.destroy();
+        if (p.child.exitCode !== null || p.child.signalCode !== null) return;
+        p.child.kill('SIGHUP');
+        const gone = await Promise.race([p.exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 2000).unref())]);
+        if (!gone) p.child.kill('SIGKILL');
+      }),
+    );
   }
 }
