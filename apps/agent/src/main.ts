@@ -30,12 +30,15 @@ program
   .option('--mountpoint <dir>', 'zfs: where P is mounted')
   .option('--sudo', 'zfs: run zfs as `sudo -n zfs` (agent running as a normal user)', false)
   .option('--log-file <file>', 'also append diagnostics to this file (stderr dies with the connection)')
-  .action(async (o: { type: 'posix' | 'zfs'; root?: string; pool?: string; mountpoint?: string; sudo: boolean; logFile?: string }) => {
+  .option('--restrict-to-repository <name>', 'serve this one repository only: open of any other name is refused, listings show only it')
+  .option('--read-only', 'refuse every change (lock, begin, write, delete, commit, recover, snapshot mounts): clone, status, log and snapfetch only', false)
+  .action(async (o: { type: 'posix' | 'zfs'; root?: string; pool?: string; mountpoint?: string; sudo: boolean; logFile?: string; restrictToRepository?: string; readOnly: boolean }) => {
     logFile = o.logFile ?? null;
     // stderr is the SSH channel: once the connection is gone, writing there must not kill the cleanup
     process.stderr.on('error', () => {});
+    const limits = { ...(o.restrictToRepository !== undefined ? { restrictToRepository: o.restrictToRepository } : {}), readOnly: o.readOnly };
     const config: AgentConfig =
-      o.type === 'posix' ? { type: 'posix', root: o.root ?? '' } : { type: 'zfs', pool: o.pool ?? '', mountpoint: o.mountpoint ?? '', sudo: o.sudo };
+      o.type === 'posix' ? { type: 'posix', root: o.root ?? '', ...limits } : { type: 'zfs', pool: o.pool ?? '', mountpoint: o.mountpoint ?? '', sudo: o.sudo, ...limits };
     const server = createAgentServer(config, await createAgentHasher(), log);
     // a terminated agent still rolls back and unlocks: ending stdin ends the session
     for (const sig of ['SIGTERM', 'SIGHUP', 'SIGINT'] as const) process.on(sig, () => process.stdin.destroy());

@@ -1,13 +1,35 @@
 import { join, isAbsolute, resolve } from 'node:path';
 import { ConfigError, type HasherFactory } from '@dsg/contracts';
 import { PosixRemoteFilesystem, listPosixRepositories } from '@dsg/posix-ops';
-import { AgentServer } from '@dsg/transports/server';
+import { AgentServer, assertRepoName, type AgentServerOptions } from '@dsg/transports/server';
 import { ZfsRemoteFilesystem, createZfsRunner, listZfsRepositories } from '@dsg/zfs-ops';
 import { VERSION } from './version.js';
 
-export type AgentConfig =
-  | { type: 'posix'; root: string }
-  | { type: 'zfs'; pool: string; mountpoint: string; /** run zfs as `sudo -n zfs` (a non-root agent) */ sudo?: boolean };
+/** What an administrator can lock an agent down to (for a forced command in authorized_keys). */
+export interface AgentRestrictions {
+  /** serve this one repository name only (`--restrict-to-repository`) */
+  restrictToRepository?: string;
+  /** refuse every change: lock, begin, write, delete, commit, … (`--read-only`) */
+  readOnly?: boolean;
+}
+
+export type AgentConfig = AgentRestrictions &
+  ({ type: 'posix'; root: string } | { type: 'zfs'; pool: string; mountpoint: string; /** run zfs as `sudo -n zfs` (a non-root agent) */ sudo?: boolean });
+
+function restrictions(config: AgentRestrictions): Pick<AgentServerOptions, 'restrictToRepository' | 'readOnly'> {
+  const out: Pick<AgentServerOptions, 'restrictToRepository' | 'readOnly'> = {};
+  if (config.restrictToRepository !== undefined) {
+    try {
+      out.restrictToRepository = assertRepoName(config.restrictToRepository);
+    } catch {
+      throw new ConfigError(`--restrict-to-repository ${JSON.stringify(config.restrictToRepository)} is not a repository name`, { field: 'restrictToRepository' }, {
+        recoveryHint: 'A repository name is letters, digits, ".", "_" and "-", starting with a letter or digit.',
+      });
+    }
+  }
+  if (config.readOnly) out.readOnly = true;
+  return out;
+}
 
 /** Wires one repository root (posix dir, or zfs parent dataset + mountpoint) into an AgentServer. */
 export function createAgentServer(config: AgentConfig, hasher: HasherFactory, log: (line: string) => void): AgentServer {
@@ -21,6 +43,7 @@ export function createAgentServer(config: AgentConfig, hasher: HasherFactory, lo
       hasher,
       log,
       agentVersion: VERSION,
+      ...restrictions(config),
     });
   }
   if (!config.pool) throw new ConfigError('--pool (the parent dataset) is required for --type zfs', { field: 'pool' });
@@ -34,5 +57,6 @@ export function createAgentServer(config: AgentConfig, hasher: HasherFactory, lo
     hasher,
     log,
     agentVersion: VERSION,
+    ...restrictions(config),
   });
 }
