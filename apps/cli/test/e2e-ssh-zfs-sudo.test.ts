@@ -55,7 +55,7 @@ describe.skipIf(!zfs || !agent)('a non-root agent with the documented sudo rule 
     expect(syncSchema.parse(init)).toMatchObject({ snapshotId: 's1', committed: true });
     // sudo is this login's need, not the team's: it is in the working copy's local settings only
     expect(readFileSync(path.join(A, '.dsg', 'config.local.yml'), 'utf8')).toMatch(/sudo: true/);
-    expect(readFileSync(path.join(A, '.dsgconfig.yml'), 'utf8')).not.toMatch(/sudo|agent|port|user:/);
+    expect(readFileSync(path.join(A, '.dsgconfig.yml'), 'utf8')).not.toMatch(/^\s+(sudo|agent|port|user):/m);
     // the dataset's root and the uploaded file are the agent user's, not root's
     expect(statSync(path.join(mountpoint, 'team')).uid).toBe(uid);
     expect(statSync(path.join(mountpoint, 'team', 'input', 'survey.csv')).uid).toBe(uid);
