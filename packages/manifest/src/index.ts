@@ -7,7 +7,7 @@ export { validateName, validateComponent, validateLinkTarget, nfcRepair } from '
 export { comparePaths } from './order.js';
 export * from './classify.js';
 export { formatConflictFile, parseConflictFile, conflictBackupName, isConflictBackup } from './conflicts.js';
-export { compressArchive, decompressArchive } from './archive.js';
+export { archiveSizeBound, compressArchive, decompressArchive, MAX_ARCHIVE_BYTES } from './archive.js';
 export * from './sync-messages.js';
 export * from './scan.js';
 export { StatCache } from './stat-cache.js';
