@@ -37,7 +37,8 @@ function componentRegExp(p: string): RegExp {
       if (end < 0) re += '\\[';
       else {
         const body = p.slice(i + 1, end);
-        re += `[${body.startsWith('!') ? `^${body.slice(1)}` : body.replace(/\\/g, '\\\\')}]`;
+        const negated = body.startsWith('!');
+        re += `[${negated ? '^' : ''}${(negated ? body.slice(1) : body).replace(/[\\^]/g, '\\$&')}]`;
         i = end;
       }
     } else re += c.replace(/[.+^${}()|\\\]]/g, '\\$&');

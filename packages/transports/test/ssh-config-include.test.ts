@@ -36,6 +36,8 @@ describe('ssh_config Include', () => {
     expect(resolve('x', file)).toMatchObject({ hostName: 'x', user: 'xuser' });
     expect(resolve('h', file).hostName).toBe('h');
     expect(globFiles(join(dotSsh, 'config.d', '[12]0-?.conf')).map((f) => f.slice(dotSsh.length + 10))).toEqual(['10-a.conf', '20-b.conf']);
+    expect(globFiles(join(dotSsh, 'config.d', '[!1]0-*')).map((f) => f.slice(dotSsh.length + 10))).toEqual(['20-b.conf']);
+    expect(globFiles(join(dotSsh, 'config.d', '.*'))).toEqual([join(dotSsh, 'config.d', '.hidden.conf')]);
   });
 
   it('an Include inside a Host block applies only under that block; its own blocks keep their conditions; then the block goes on', async () => {
