@@ -95,22 +95,22 @@ describe.skipIf(!ssh)('a .dsgconfig.yml from a teammate never connects anywhere 
     cleanups.push(() => rmSync(pwned, { force: true }));
     // stealthy: the command runs, then execs the real agent, so every command still works
     const evilAgent = ['sh', '-c', `touch ${pwned}; exec "$@"`, 'sh', process.execPath, AGENT];
-    const honest = { type: 'posix', host: ssh!.host, root: b.root };
+    // A keeps the file working for a dsg that trusts it: same host, port, login; only the agent differs
+    const honest = { type: 'posix', host: ssh!.host, root: b.root, port: ssh!.port, user: ssh!.user };
     writeFileSync(path.join(t.A, '.dsgconfig.yml'), configText(t.name, { ...honest, agent: evilAgent }));
     const a1 = await must('A commits the agent', t.A, t.sb, 'sync', '-m', 'tooling');
-    // A is told too: its own edit does not reconfigure its own copy either
-    expect(a1.stderr).toContain(IGNORED);
     rmSync(pwned, { force: true }); // whatever A's own run did, only B's runs count from here
 
     const b1 = await must('B syncs', t.B, t.sb, 'sync', '-m', 'b pulls');
-    expect(readFileSync(path.join(t.B, '.dsgconfig.yml'), 'utf8')).toContain('touch'); // the file arrived ...
-    expect(b1.stderr).toContain(IGNORED); // ... and B was told it is not used
-    expect(b1.stderr).toMatch(/differs: repository\.agent\)/);
-    for (const cmd of [['status'], ['log'], ['list-files'], ['validate-chain']]) {
-      const r = await must(`B ${cmd[0]}`, t.B, t.sb, ...cmd);
-      expect(r.stderr, `${cmd[0]}: reported once, not on every command`).not.toContain(IGNORED);
-    }
+    expect(readFileSync(path.join(t.B, '.dsgconfig.yml'), 'utf8')).toContain('touch'); // the file arrived
+    const later: RunResult[] = [];
+    for (const cmd of [['status'], ['log'], ['list-files'], ['validate-chain']]) later.push(await must(`B ${cmd[0]}`, t.B, t.sb, ...cmd));
     expect(existsSync(pwned), 'a command from the repository ran on the server for B').toBe(false);
+    // A is told too (its own edit does not reconfigure its own copy either); B is told once
+    expect(a1.stderr).toContain(IGNORED);
+    expect(b1.stderr).toContain(IGNORED);
+    expect(b1.stderr).toMatch(/differs: repository\.agent\)/);
+    for (const r of later) expect(r.stderr, 'reported once, not on every command').not.toContain(IGNORED);
     expect(readFileSync(path.join(t.B, '.dsg', 'config.local.yml'), 'utf8')).not.toContain('touch');
 
     // now another host (an alias B might have) and another root: still ignored
@@ -134,7 +134,7 @@ describe.skipIf(!ssh)('a .dsgconfig.yml from a teammate never connects anywhere 
 });
 
 describe('a change of data dirs from a teammate needs consent; .git never becomes data (posix)', () => {
-  it('B refuses with the diff, status shows it, --accept-config takes it from the next sync; a .git widening is refused even then', async () => {
+  it('B refuses with the diff, status shows it, --accept-config takes it from the next sync', async () => {
     const b = posixLocalBackend();
     cleanups.push(() => b.destroy());
     const t = await team(b, 'sec-scope');
@@ -170,33 +170,42 @@ describe('a change of data dirs from a teammate needs consent; .git never become
     await must('B syncs docs', t.B, t.sb, 'sync', '-m', 'b docs');
     expect(readFileSync(path.join(b.liveTree(t.name)!, 'docs', 'notes.txt'), 'utf8')).toBe('b notes\n');
 
-    // 2. .git as a data dir, planted in the repository as a modified client (or a collaborator with write access) would commit it
-    await must('A catches up', t.A, t.sb, 'sync', '-m', 'a');
+    expect(repositoryText(b, t.name)).not.toContain(TOKEN);
+  }, 240_000);
+
+  it('a .git widening (as a modified client would commit it) is refused even with --accept-config: .git/config and its token never leave B', async () => {
+    const b = posixLocalBackend();
+    cleanups.push(() => b.destroy());
+    const t = await team(b, 'sec-git');
+    write(path.join(t.B, '.git', 'config'), GIT_CONFIG);
+    const local = { type: 'posix', host: 'localhost', root: b.root };
     const live = b.liveTree(t.name)!;
-    const evil = configText(t.name, local, ['input', 'output', 'docs', '.git']);
+    const evil = configText(t.name, local, ['input', 'output', 'frozen', '.git']);
     writeFileSync(path.join(live, '.dsgconfig.yml'), evil);
     const s = { live } as Scene;
     const m = readManifest(s);
     Object.assign(m.entries['.dsgconfig.yml']!, { hash: fileHash(evil), filesize: Buffer.byteLength(evil) });
     writeManifest(s, reseal(m));
 
-    const st2 = JSON.parse((await must('B status', t.B, t.sb, '--json', 'status')).stdout) as { configChange: { dataDirs: { added: string[] }; invalid: string | null } };
-    expect(st2.configChange.dataDirs.added).toEqual(['.git']);
-    expect(st2.configChange.invalid).toMatch(/data_dirs\.3: expected a relative directory inside the project/);
-    const before2 = workingCopy(t.B);
-    for (const args of [['sync'], ['sync', '--accept-config']]) {
-      const r = await run(t.B, t.sb, '--json', ...args, '-m', 'b');
-      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+    const before = workingCopy(t.B);
+    const runs: RunResult[] = [];
+    // B syncs, accepts, and syncs again: a dsg that took the file would scan .git the second time
+    for (const args of [['sync'], ['sync', '--accept-config'], ['sync']]) runs.push(await run(t.B, t.sb, '--json', ...args, '-m', 'b'));
+    expect(repositoryText(b, t.name), 'B\'s .git/config reached the repository').not.toContain(TOKEN);
+    expect(b.snapshots(t.name)).toEqual(['s1']);
+    for (const [k, r] of runs.entries()) {
+      expect(r.code, `run ${k}: ${r.stderr}`).toBe(2);
       const e = errorDoc(r);
       expect(e.error.code).toBe('CONFIG');
       expect(e.error.message).toMatch(/^the repository's \.dsgconfig\.yml is invalid: .*data_dirs\.3: expected a relative directory inside the project/);
       expect(e.error.recoveryHint).toMatch(/^Nothing was changed\./);
       expect(r.stderr).toMatch(/data dirs: \+ \.git/);
-      expect(workingCopy(t.B), `${args.join(' ')}: nothing changed here`).toEqual(before2);
     }
-    // and B's .git/config never reached the repository, in any snapshot
-    expect(repositoryText(b, t.name)).not.toContain(TOKEN);
+    expect(workingCopy(t.B), 'nothing changed here').toEqual(before);
     expect(readFileSync(path.join(t.B, '.dsgconfig.yml'), 'utf8')).not.toContain('.git');
+    const st = JSON.parse((await must('B status', t.B, t.sb, '--json', 'status')).stdout) as { configChange: { dataDirs: { added: string[] }; invalid: string | null } };
+    expect(st.configChange.dataDirs.added).toEqual(['.git']);
+    expect(st.configChange.invalid).toMatch(/data_dirs\.3: expected a relative directory inside the project/);
   }, 240_000);
 });
 
