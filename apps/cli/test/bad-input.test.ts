@@ -56,6 +56,20 @@ describe('bad input: exit code and message as documented, nothing changed', () =
     expect(r.stderr).toMatch(/\.dsgconfig\.yml:5: repository\.mountpoint: expected an absolute path/);
   });
 
+  it('a snapshot message ZFS could not store, or with control characters → exit 2 before anything connects', () => {
+    const sb = sandbox();
+    const repos = path.join(sb.dir, 'repos');
+    const dir = project(sb, `name: d\nrepository: {type: posix, root: ${repos}}\n`);
+    const before = listing(sb.dir);
+    for (const m of ['x'.repeat(2049), 'erase\u001b[2Kline']) {
+      const r = dsg(dir, sb.env, '--json', 'sync', '-m', m);
+      expect(r.code, r.stderr).toBe(2);
+      expect(errorDocSchema.parse(JSON.parse(r.stdout)).error.message).toMatch(/message/);
+      expect(r.stdout).not.toContain('x'.repeat(100)); // never echoed back
+    }
+    expect(listing(sb.dir)).toEqual(before);
+  });
+
   it('unknown repository → exit 1, nothing created on either side', () => {
     const sb = sandbox();
     const root = mkdtempSync(path.join(os.tmpdir(), 'dsg-cli-empty-'));

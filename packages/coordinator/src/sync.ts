@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {
+  assertSnapshotMessage,
   faultPoint,
   newTransactionId,
   NotFoundError,
@@ -402,6 +403,7 @@ export async function runSync(o: SyncOptions): Promise<SyncResult> {
     },
   };
   try {
+    assertSnapshotMessage(o.message); // up front: past the point of no return ZFS could not store it
     if (o.dryRun) {
       const plan = await planSync(o);
       return emptyResult('dry-run', plan, null, plan.remoteSnapshotId);

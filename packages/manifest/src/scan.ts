@@ -1,7 +1,7 @@
 import { closeSync, fstatSync, lstatSync, openSync, readSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { DsgError, NotFoundError, ValidationError, type ProgressListener } from '@dsg/contracts';
+import { DsgError, NotFoundError, type ProgressListener } from '@dsg/contracts';
 import { entriesEqual } from './classify.js';
 import { isConflictBackup } from './conflicts.js';
 import { HASH_CHUNK, createXxh3Hasher, hashFileHandle } from './hash.js';

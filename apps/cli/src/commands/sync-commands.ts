@@ -1,7 +1,7 @@
 import { access, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { ConfigError, NotFoundError, ValidationError } from '@dsg/contracts';
+import { assertSnapshotMessage, ConfigError, NotFoundError, ValidationError } from '@dsg/contracts';
 import { comparePaths, formatConflictFile, parseConflictFile } from '@dsg/manifest';
 import { LocalClientFilesystem } from '@dsg/client-fs';
 import { createXxh3Hasher, projectScope } from '@dsg/manifest';
@@ -203,6 +203,7 @@ function printConfigChange(ctx: Ctx, d: ChangeDoc): void {
 
 export async function syncCommand(ctx: Ctx, o: { message?: string; dryRun?: boolean; continue?: boolean; normalize?: boolean; force?: boolean; acceptConfig?: boolean }): Promise<void> {
   refuseNormalize(o);
+  if (o.message !== undefined) assertSnapshotMessage(o.message); // before anything connects: ZFS could not store it at commit
   const user = await requireUserConfig(ctx.env);
   await withSession(ctx, async ({ project, conn }) => {
     const conflictsFile = path.join(project.root, CONFLICTS_FILE);
@@ -328,6 +329,7 @@ async function promptMissing(ctx: Ctx, o: InitOptions, defaults: { host: string;
 
 export async function initCommand(ctx: Ctx, given: InitOptions): Promise<void> {
   refuseNormalize(given);
+  if (given.message !== undefined) assertSnapshotMessage(given.message);
   const user = await requireUserConfig(ctx.env);
   let root = await findProjectRoot(ctx.cwd);
   let o = given;
