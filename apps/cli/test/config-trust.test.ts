@@ -264,4 +264,20 @@ describe('validate-config through the binary', () => {
     expect(r.stderr).toMatch(/\nhint: Edit .*\.dsgconfig\.yml line \d+/);
     expect(existsSync(path.join(dir, '.dsg'))).toBe(false);
   });
+
+  it('names where the connection comes from, and warns of per-person keys left in the shared file', () => {
+    const sb = sandbox();
+    const dir = path.join(sb.dir, 'p');
+    mkdirSync(path.join(dir, '.dsg'), { recursive: true });
+    writeFileSync(path.join(dir, '.dsgconfig.yml'), BASE.replace('  root: /srv/dsg\n', '  root: /srv/dsg\n  port: 2222\n  user: ana\n'));
+    writeFileSync(path.join(dir, '.dsg', 'last-sync.json'), '{}');
+    const r = dsg(dir, sb.env, '--json', 'validate-config', '--no-backend');
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, connection: { file: path.join(dir, LOCAL_CONFIG_FILE), source: 'pinned' } });
+    expect(r.stderr).toMatch(/pinned the connection settings of \.dsgconfig\.yml into \.dsg\/config\.local\.yml/);
+    expect(r.stderr).toMatch(/\.dsgconfig\.yml has per-person keys \(repository\.port, repository\.user\); they are not used/);
+    const again = dsg(dir, sb.env, 'validate-config', '--no-backend');
+    expect(again.stdout).toMatch(/connection: +ok .*\.dsg\/config\.local\.yml \(local; the repository block of \.dsgconfig\.yml is not used to connect\)/);
+    expect(again.stderr).not.toMatch(/pinned/);
+  });
 });

@@ -5,7 +5,7 @@ import { ConfigError } from '@dsg/contracts';
 import { hashFile, readManifestFile, validateName } from '@dsg/manifest';
 import { pruneBackups } from '@dsg/client-fs';
 import type { Ctx } from '../context.js';
-import { findProjectRoot, loadProjectConfig, PROJECT_CONFIG_FILE, requireProject, type RepositoryConfig } from '../config/project.js';
+import { findProjectRoot, loadProjectConfig, LOCAL_CONFIG_FILE, PERSONAL_KEYS, PROJECT_CONFIG_FILE, requireProject, type RepositoryConfig } from '../config/project.js';
 import { loadUserConfig, requireUserConfig } from '../config/user.js';
 import { connect, connectHost, recoverProject } from '../connect.js';
 import { loadProject, reportNotices } from '../session.js';
@@ -18,6 +18,12 @@ export async function validateConfigCommand(ctx: Ctx, o: { backend?: boolean; fi
   const root = await findProjectRoot(ctx.cwd);
   const user = await loadUserConfig(ctx.env);
   const project = root ? reportNotices(ctx, await loadProjectConfig(root)) : null;
+  const personal = project && project.connection.source !== 'shared' ? PERSONAL_KEYS.filter((k) => (project.shared.repository as Record<string, unknown>)[k] !== undefined) : [];
+  if (personal.length) {
+    ctx.out.warn(
+      `${PROJECT_CONFIG_FILE} has per-person keys (${personal.map((k) => `repository.${k}`).join(', ')}); they are not used — this copy's are in ${LOCAL_CONFIG_FILE}. Remove them from the shared file.`,
+    );
+  }
   let fixed = false;
   if (o.fixLegacy && project?.legacy) {
     const doc = { name: project.shared.name, repository: project.shared.repository, data_dirs: project.shared.data_dirs, ignore: project.shared.ignore };
@@ -38,11 +44,24 @@ export async function validateConfigCommand(ctx: Ctx, o: { backend?: boolean; fi
   const ok = project !== null && user !== null;
   ctx.out.result(
     validateConfigSchema,
-    { command: 'validate-config', ok, projectFile: project?.file ?? null, userFile: user?.file ?? null, legacy: project?.legacy ?? false, fixedLegacy: fixed, backend },
+    {
+      command: 'validate-config',
+      ok,
+      projectFile: project?.file ?? null,
+      userFile: user?.file ?? null,
+      legacy: project?.legacy ?? false,
+      fixedLegacy: fixed,
+      backend,
+      connection: project ? { file: project.connection.source === 'shared' ? project.file : project.connection.file, source: project.connection.source } : null,
+    },
     (d) => {
       const c = ctx.out.c;
       ctx.out.line(`project config: ${d.projectFile ? `${c.green('ok')} ${d.projectFile}${d.legacy ? ' (legacy form; --fix-legacy rewrites it)' : ''}` : c.red('none found')}`);
       if (d.fixedLegacy) ctx.out.line(`  rewritten in the current form (old file kept as ${PROJECT_CONFIG_FILE}.legacy)`);
+      if (d.connection) {
+        const why = d.connection.source === 'shared' ? ' (this copy never synced; after its first sync dsg pins it into .dsg/config.local.yml)' : ` (local; the repository block of ${PROJECT_CONFIG_FILE} is not used to connect)`;
+        ctx.out.line(`connection:     ${c.green('ok')} ${d.connection.file}${why}`);
+      }
       ctx.out.line(`user config:    ${d.userFile ? `${c.green('ok')} ${d.userFile}` : c.red('none found')}`);
       ctx.out.line(`backend:        ${d.backend.checked ? `${c.green('ok')} ${d.backend.detail ?? ''}` : 'not checked'}`);
     },

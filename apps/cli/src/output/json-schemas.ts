@@ -161,6 +161,8 @@ export const validateConfigSchema = z.object({
   legacy: z.boolean(),
   fixedLegacy: z.boolean(),
   backend: z.object({ checked: z.boolean(), ok: z.boolean().nullable(), detail: z.string().nullable() }),
+  /** where the connection settings come from: .dsg/config.local.yml (local, or pinned just now), or .dsgconfig.yml in a copy that never synced */
+  connection: z.object({ file: z.string(), source: z.enum(['local', 'pinned', 'shared']) }).nullable(),
 });
 
 export const validateFileSchema = z.object({
