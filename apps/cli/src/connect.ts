@@ -5,9 +5,10 @@
  *     PosixRemoteFilesystem / ZfsRemoteFilesystem
  *   any other host → SshTransport running `<agent> serve --type … …` there
  */
+import { realpathSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { TransportError, type LockHolder } from '@dsg/contracts';
+import { TransportError, ValidationError, type LockHolder } from '@dsg/contracts';
 import { createXxh3Hasher } from '@dsg/manifest';
 import { PosixRemoteFilesystem, listPosixRepositories, LOCK } from '@dsg/posix-ops';
 import { ZfsRemoteFilesystem, createZfsRunner, listZfsRepositories } from '@dsg/zfs-ops';
@@ -80,8 +81,45 @@ function clientOptions(repo: RepositoryConfig, user: UserConfig | null): AgentCl
   return isLocalHost(repo.host) ? {} : { idleTimeoutMs: agentIdleTimeoutMs(user) };
 }
 
-/** Connect and open repository `name` (it may not exist yet: init). */
-export async function connect(ctx: Ctx, repo: RepositoryConfig, name: string, user: UserConfig | null): Promise<Connection> {
+/** `p` with its deepest existing ancestor resolved through symlinks (a repository may not exist yet). */
+function realish(p: string): string {
+  const rest: string[] = [];
+  let d = path.resolve(p);
+  for (;;) {
+    try {
+      return path.join(realpathSync(d), ...rest);
+    } catch {
+      const up = path.dirname(d);
+      if (up === d) return path.resolve(p);
+      rest.unshift(path.basename(d));
+      d = up;
+    }
+  }
+}
+
+const within = (child: string, parent: string): boolean => child === parent || child.startsWith(parent + path.sep);
+
+/**
+ * A repository on this machine must not live inside the project's data
+ * directories (every sync would snapshot the repository into itself) nor be
+ * the project itself.
+ */
+export function refuseRepositoryInProject(repo: RepositoryConfig, name: string, project: { root: string; dataDirs: readonly string[] }): void {
+  if (!isLocalHost(repo.host)) return;
+  const repoDir = realish(repo.type === 'zfs' ? path.join(repo.mountpoint, name) : path.join(repo.root, name));
+  const root = realish(project.root);
+  const inside = [root, ...project.dataDirs.map((d) => realish(path.join(project.root, d)))].find((d) => (d === root ? repoDir === root : within(repoDir, d)));
+  if (inside !== undefined) {
+    throw new ValidationError(`the repository ${repoDir} is ${inside === root ? 'the project itself' : `inside the data directory ${inside}`}: every sync would copy the repository into itself`, { path: repoDir }, {
+      code: 'REPOSITORY_IN_PROJECT',
+      recoveryHint: 'Keep repositories outside the project (e.g. --repo-path /srv/dsg).',
+    });
+  }
+}
+
+/** Connect and open repository `name` (it may not exist yet: init). `project`: refuse a local repository inside it. */
+export async function connect(ctx: Ctx, repo: RepositoryConfig, name: string, user: UserConfig | null, project?: { root: string; dataDirs: readonly string[] }): Promise<Connection> {
+  if (project) refuseRepositoryInProject(repo, name, project);
   const transport = await makeTransport(ctx, repo, user);
   const client = await openRemote(transport, name, clientOptions(repo, user));
   return { client, transport, where: describeRepository(repo, name), close: () => transport.end() };

@@ -29,7 +29,7 @@ export async function openSession(ctx: Ctx, o: { needUser?: boolean } = {}): Pro
   const user = o.needUser ? await requireUserConfig(ctx.env) : await loadUserConfig(ctx.env);
   ctx.out.log(`project ${project.root} (config ${project.file}${project.legacy ? ', legacy form' : ''}; connection from ${project.connection.source === 'shared' ? project.file : project.connection.file})`);
   if (user) ctx.out.log(`user config ${user.file}`);
-  const conn = await connect(ctx, project.config.repository, project.config.name, user?.config ?? null);
+  const conn = await connect(ctx, project.config.repository, project.config.name, user?.config ?? null, { root: project.root, dataDirs: project.config.data_dirs });
   try {
     await recoverProject(ctx, project.root, conn);
   } catch (e) {

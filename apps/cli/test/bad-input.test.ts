@@ -70,6 +70,23 @@ describe('bad input: exit code and message as documented, nothing changed', () =
     expect(listing(sb.dir)).toEqual(before);
   });
 
+  it('a local repository inside a data directory (or the project itself) → refused, nothing created', () => {
+    const sb = sandbox();
+    for (const [root, name] of [['input/repos', 'd'], ['.', 'p']] as const) {
+      const dir = path.join(sb.dir, 'p');
+      write(path.join(dir, 'input', 'a.csv'), 'a\n');
+      const before = listing(sb.dir);
+      const r = dsg(dir, sb.env, '--json', 'init', '--host', 'localhost', '--repo-type', 'posix', '--repo-path', path.resolve(dir, root), '--repo-name', name);
+      expect(r.code, r.stderr).toBe(1);
+      const doc = errorDocSchema.parse(JSON.parse(r.stdout));
+      expect(doc.error.code).toBe('REPOSITORY_IN_PROJECT');
+      expect(doc.error.recoveryHint).toMatch(/outside the project/);
+      // only the config init writes first may be new; no repository, no snapshot
+      const after = Object.keys(listing(sb.dir)).filter((k) => !(k in before));
+      expect(after.filter((k) => !/\.dsgconfig\.yml$|\/\.dsg(\/|$)/.test(k))).toEqual([]);
+    }
+  });
+
   it('unknown repository → exit 1, nothing created on either side', () => {
     const sb = sandbox();
     const root = mkdtempSync(path.join(os.tmpdir(), 'dsg-cli-empty-'));

@@ -33,7 +33,7 @@ export async function validateConfigCommand(ctx: Ctx, o: { backend?: boolean; fi
   }
   let backend = { checked: false, ok: null as boolean | null, detail: null as string | null };
   if (o.backend !== false && project) {
-    const conn = await connect(ctx, project.config.repository, project.config.name, user?.config ?? null);
+    const conn = await connect(ctx, project.config.repository, project.config.name, user?.config ?? null, { root: project.root, dataDirs: project.config.data_dirs });
     try {
       const exists = await conn.client.exists();
       backend = { checked: true, ok: true, detail: `${conn.where}: ${exists ? 'repository exists' : 'reachable; repository not created yet (dsg init)'}` };
@@ -154,7 +154,7 @@ export async function cleanCommand(ctx: Ctx, o: { target?: Target; dryRun?: bool
   const user = await loadUserConfig(ctx.env);
   const items: { kind: string; path: string }[] = [];
   const leftovers: { name: string; error: string }[] = [];
-  const conn = await connect(ctx, project.config.repository, project.config.name, user?.config ?? null);
+  const conn = await connect(ctx, project.config.repository, project.config.name, user?.config ?? null, { root: project.root, dataDirs: project.config.data_dirs });
   try {
     // Recovery first: an interrupted transaction is finished or undone, never just deleted.
     if (!dryRun) await recoverProject(ctx, project.root, conn);

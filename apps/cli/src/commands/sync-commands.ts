@@ -368,7 +368,7 @@ export async function initCommand(ctx: Ctx, given: InitOptions): Promise<void> {
     ctx.out.warn(`${PROJECT_CONFIG_FILE} already exists in ${root}; the --host/--repo-*/--sudo options are ignored`);
   }
   const project = reportNotices(ctx, await loadProjectConfig(root));
-  const conn = await connect(ctx, project.config.repository, project.config.name, user.config);
+  const conn = await connect(ctx, project.config.repository, project.config.name, user.config, { root: project.root, dataDirs: project.config.data_dirs });
   try {
     await recoverProject(ctx, project.root, conn);
     if (await conn.client.exists()) {
@@ -482,7 +482,7 @@ async function cloneInto(
     if (!found) throw new UsageError('clone needs <host>:<path>/<name>, or run it inside a directory with a .dsgconfig.yml');
     root = found;
     const p = reportNotices(ctx, await loadProjectConfig(root));
-    conn = await connect(ctx, p.config.repository, p.config.name, user.config);
+    conn = await connect(ctx, p.config.repository, p.config.name, user.config, { root, dataDirs: p.config.data_dirs });
   }
   try {
     if (o.dryRun) {
