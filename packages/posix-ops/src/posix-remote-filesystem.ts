@@ -27,7 +27,7 @@ import {
 import { cloneTree, type CloneOptions } from './clone-tree.js';
 import { errno, forceRemove, fsyncDir } from './fs-util.js';
 import { assertSnapshotId, Layout, snapshotNumber, TEMP_LINK_PREFIX } from './layout.js';
-import { mkdirsBeneath, removeCreated, Serial } from './safe-paths.js';
+import { assertLinkTargetOnDisk, mkdirsBeneath, removeCreated, Serial } from './safe-paths.js';
 import { sealDir, sealTree } from './seal.js';
 
 export interface PosixRemoteFilesystemOptions {
@@ -339,6 +339,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
       const work = await this.workArea(tx);
       const full = await resolveBeneath(work, rel);
       assertSafeLinkTarget(rel, target);
+      await assertLinkTargetOnDisk(work, rel, target);
       const created = await mkdirsBeneath(work, rel);
       const tmp = tempName(full);
       try {

@@ -33,6 +33,24 @@ export async function mkdirsBeneath(tree: string, rel: string, mode = 0o755): Pr
   return created;
 }
 
+/**
+ * The physical half of the link gate (after assertSafeLinkTarget, which
+ * leaves no `..` after a name): resolve the target against the tree as it
+ * is on disk. Every existing component it passes through must be a real
+ * directory — a target that traverses another link (even one pointing
+ * inside; perhaps one an older agent let in) or a file is refused. The
+ * final component may be anything, or missing.
+ */
+export async function assertLinkTargetOnDisk(tree: string, rel: string, target: string): Promise<void> {
+  const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(rel), target));
+  try {
+    await resolveBeneath(tree, resolved);
+  } catch (e) {
+    if (!(e instanceof ValidationError)) throw e;
+    throw new ValidationError(`refused link ${JSON.stringify(rel.slice(0, 200))} -> ${JSON.stringify(target.slice(0, 200))}: on disk, ${e.message}`, { path: rel.slice(0, 4096) });
+  }
+}
+
 /** Remove directories a failed write created (deepest first), re-checking each one's parents; never throws. */
 export async function removeCreated(tree: string, created: string[]): Promise<void> {
   for (const d of [...created].reverse()) {

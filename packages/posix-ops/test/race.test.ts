@@ -78,15 +78,32 @@ describe('link targets: the one gate of @dsg/contracts', () => {
   });
 });
 
+describe('link targets are checked against the tree on disk too', () => {
+  it('a target passing through another link is refused, even one pointing inside; a link to a link is fine', async () => {
+    await sb.fs.writeLink(tx, 'sub/l1', '.');
+    await symlink('../..', path.join(work, 'sub/old')); // as an older agent may have let in
+    const before = await listing(sb.root);
+    await expect(sb.fs.writeLink(tx, 'a', 'sub/l1/b.txt')).rejects.toThrow(/on disk.*"sub\/l1" is a symlink/);
+    await expect(sb.fs.writeLink(tx, 'x', 'sub/old/etc/passwd')).rejects.toThrow(/on disk.*is a symlink/);
+    await expect(sb.fs.writeLink(tx, 'f', 'a.txt/x')).rejects.toThrow(/on disk.*not a directory/);
+    expect(await listing(sb.root)).toEqual(before);
+    await sb.fs.writeLink(tx, 'y', 'sub/l1');
+    await sb.fs.writeLink(tx, 'z', 'not/yet/there');
+  });
+});
+
 describe('concurrent requests of one caller are serialised', () => {
   it('a link raced in at a parent never has a file written through it (300 rounds)', async () => {
     const rounds = 300;
     for (let i = 0; i < rounds; i++) await put(sb.fs, tx, `r${i}/b/keep`, 'k');
     const results = await Promise.allSettled(
       Array.from({ length: rounds }, (_, i) => [
-        sb.fs.writeLink(tx, `r${i}/a`, 'b'),
+        // different depths give the link different windows to land between check and mkdir/open
+        ...(i % 2 ? [] : [sb.fs.writeLink(tx, `r${i}/a`, 'b')]),
         sb.fs.writeFile(tx, `r${i}/a/f`, streamOf('evil', 2), { hash: hashOf('evil'), size: 4 }),
         sb.fs.writeFile(tx, `r${i}/a/deeper/f`, streamOf('evil', 2), { hash: hashOf('evil'), size: 4 }),
+        sb.fs.writeFile(tx, `r${i}/a/x/y/z/f`, streamOf('evil', 2), { hash: hashOf('evil'), size: 4 }),
+        ...(i % 2 ? [sb.fs.writeLink(tx, `r${i}/a`, 'b')] : []),
       ]).flat(),
     );
     for (let i = 0; i < rounds; i++) {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { dirname, isAbsolute, normalize } from 'node:path';
+import { dirname, isAbsolute, normalize, posix } from 'node:path';
 import {
   DsgError,
   LockedError,
@@ -449,6 +449,30 @@ class Session {
     await resolveBeneath(work, rel);
   }
 
+  /**
+   * The physical half of the link gate (assertSafeLinkTarget leaves no `..`
+   * after a name): resolved against the work area on disk, every existing
+   * component the target passes through must be a real directory — a
+   * target traversing another link (even one an older agent let in) or a
+   * file is refused.
+   */
+  private async linkTargetOnDisk(tx: TransactionId, rel: string, target: string): Promise<void> {
+    const work = this.openTxWork(tx);
+    if (!work || !isAbsolute(work)) return;
+    try {
+      await access(work);
+    } catch {
+      return;
+    }
+    const resolved = posix.normalize(posix.join(posix.dirname(rel), target));
+    try {
+      await resolveBeneath(work, resolved);
+    } catch (e) {
+      if (!(e instanceof ValidationError)) throw e;
+      throw new ValidationError(`refused link ${JSON.stringify(rel.slice(0, 200))} -> ${JSON.stringify(target.slice(0, 200))}: on disk, ${e.message}`, { path: rel.slice(0, 4096) });
+    }
+  }
+
   private refuseIfReadOnly(op: string): void {
     if (this.o.readOnly && MUTATING.has(op)) {
       throw new DsgError('READ_ONLY', `this agent is read-only (dsg-agent serve --read-only): ${op} is refused`, {
@@ -577,6 +601,7 @@ class Session {
         const target = P.str(msg, 'target');
         assertSafeLinkTarget(path, target);
         await this.confineToWork(tx, path);
+        await this.linkTargetOnDisk(tx, path, target);
         await this.fs!.writeLink(tx, path, target);
         return { result: null };
       }

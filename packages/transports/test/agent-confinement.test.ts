@@ -228,6 +228,18 @@ describe('link targets: the one contracts gate, at the agent', () => {
     expect(await readdir(join(tmp.dir, 'proj', `work-${tx}`))).toEqual([]);
   });
 
+  it('a target passing through another link on disk is refused before the backend sees it', async () => {
+    const { server: s } = server();
+    const r = await session(s);
+    const tx = await lockedTx(r);
+    const work = join(tmp.dir, 'proj', `work-${tx}`);
+    await mkdir(join(work, 'sub'));
+    await symlink('../..', join(work, 'sub', 'old')); // as an older agent may have let in
+    const reply = await r.request('writeLink', { tx, path: 'x', target: 'sub/old/etc/passwd' });
+    expect(!reply.ok && reply.error.message).toMatch(/on disk.*"sub\/old" is a symlink/);
+    expect((await readdir(work)).sort()).toEqual(['sub']);
+  });
+
   it('./x and sub/l -> . are written', async () => {
     const { server: s } = server();
     const r = await session(s);

@@ -145,10 +145,29 @@ export async function dropWrite(root: string, w: PreparedWrite): Promise<void> {
   await removeCreated(root, w.created);
 }
 
-/** A relative symlink that passes the link gate of @dsg/contracts; parents never through a link. Run under the Serial. */
+/**
+ * The physical half of the link gate (after assertSafeLinkTarget, which
+ * leaves no `..` after a name): resolve the target against the tree on
+ * disk; every existing component it passes through must be a real
+ * directory — a target that traverses another link (even one pointing
+ * inside; perhaps one an older agent let in) or a file is refused. The
+ * final component may be anything, or missing.
+ */
+export async function assertLinkTargetOnDisk(root: string, rel: string, target: string): Promise<void> {
+  const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(rel), target));
+  try {
+    await resolveBeneath(root, resolved);
+  } catch (e) {
+    if (!(e instanceof ValidationError)) throw e;
+    throw new ValidationError(`refused link ${JSON.stringify(rel.slice(0, 200))} -> ${JSON.stringify(target.slice(0, 200))}: on disk, ${e.message}`, { path: rel.slice(0, 4096) });
+  }
+}
+
+/** A relative symlink that passes the link gate of @dsg/contracts, on disk too; parents never through a link. Run under the Serial. */
 export async function writeLinkInside(root: string, rel: string, target: string): Promise<void> {
   const full = await resolveBeneath(root, rel);
   assertSafeLinkTarget(rel, target);
+  await assertLinkTargetOnDisk(root, rel, target);
   const created = await mkdirsBeneath(root, rel);
   const tmp = tempName(full);
   try {

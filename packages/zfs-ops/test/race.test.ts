@@ -54,6 +54,12 @@ describe.skipIf(!env)('ZFS work area: concurrent requests are serialised, links 
     await fs.writeLink(t, 'ok', './sub');
     expect(readlinkSync(path.join(workPath, 'ok'))).toBe('./sub');
     expect(readdirSync(workPath).sort()).toEqual(['ok', 'sub']);
+    // on disk: a target through another link is refused, even one pointing inside
+    symlinkSync('../..', path.join(workPath, 'sub', 'old'));
+    await expect(fs.writeLink(t, 'a', 'sub/l1/x')).rejects.toThrow(/on disk.*is a symlink/);
+    await expect(fs.writeLink(t, 'b', 'sub/old/etc/passwd')).rejects.toThrow(/on disk.*is a symlink/);
+    await fs.writeLink(t, 'c', 'sub/l1');
+    expect(readdirSync(workPath).sort()).toEqual(['c', 'ok', 'sub']);
     await fs.rollback(t);
   });
 
