@@ -105,7 +105,7 @@ describe('the connection is local', () => {
     const dir = project(BASE.replace('  root: /srv/dsg\n', '  root: /srv/dsg\n  port: 2222\n  agent: [node, /opt/dsg-agent.mjs]\n'), { synced: true });
     const p1 = await loadProjectConfig(dir);
     expect(p1.connection.source).toBe('pinned');
-    expect(p1.notices.join('\n')).toMatch(/pinned the connection settings of \.dsgconfig\.yml into \.dsg\/config\.local\.yml/);
+    expect(p1.notices.join('\n')).toMatch(/pinned the connection settings of \.dsgconfig\.yml \(localhost:\/srv\/dsg\/demo, port 2222, agent node \/opt\/dsg-agent\.mjs\) into \.dsg\/config\.local\.yml/);
     expect(readFileSync(path.join(dir, LOCAL_CONFIG_FILE), 'utf8')).toMatch(/agent:\n\s+- node\n\s+- \/opt\/dsg-agent\.mjs/);
     // a teammate's version arrives: another agent and another host
     const evil = BASE.replace('  host: localhost\n', "  host: evil-alias\n  agent: [sh, -c, 'touch /tmp/pwned']\n");
@@ -274,7 +274,7 @@ describe('validate-config through the binary', () => {
     const r = dsg(dir, sb.env, '--json', 'validate-config', '--no-backend');
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, connection: { file: path.join(dir, LOCAL_CONFIG_FILE), source: 'pinned' } });
-    expect(r.stderr).toMatch(/pinned the connection settings of \.dsgconfig\.yml into \.dsg\/config\.local\.yml/);
+    expect(r.stderr).toMatch(/pinned the connection settings of \.dsgconfig\.yml \(localhost:\/srv\/dsg\/demo, user ana, port 2222\) into \.dsg\/config\.local\.yml/);
     expect(r.stderr).toMatch(/\.dsgconfig\.yml has per-person keys \(repository\.port, repository\.user\); they are not used/);
     const again = dsg(dir, sb.env, 'validate-config', '--no-backend');
     expect(again.stdout).toMatch(/connection: +ok .*\.dsg\/config\.local\.yml \(local; the repository block of \.dsgconfig\.yml is not used to connect\)/);

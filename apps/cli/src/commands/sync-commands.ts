@@ -15,6 +15,8 @@ import {
   loadProjectConfig,
   parseProjectSource,
   repoNameSchema,
+  LOCAL_CONFIG_FILE,
+  connectionSummary,
   sharedRepository,
   writeLocalConfig,
   type LoadedProject,
@@ -90,6 +92,12 @@ function printHeldBack(ctx: Ctx, held: { path: string; reason: string }[] | unde
   ctx.out.warn(`${held.length} repository entr${held.length === 1 ? 'y is' : 'ies are'} held back (never written here, kept in the repository as they are):`);
   for (const h of held.slice(0, 20)) ctx.out.warn(`  ${h.path}: ${h.reason}`);
   if (held.length > 20) ctx.out.warn(`  … and ${held.length - 20} more (\`dsg status\` lists them all)`);
+}
+
+/** The client's write gate for a project's scope (built once, bound: the client calls it per entry). */
+function writeGate(dataDirs: readonly string[]): ReturnType<typeof projectScope>['problem'] {
+  const scope = projectScope(dataDirs);
+  return scope.problem.bind(scope);
 }
 
 /** Run a coordinator call with a progress bar that always ends. */
@@ -224,7 +232,7 @@ export async function syncCommand(ctx: Ctx, o: { message?: string; dryRun?: bool
       r = await withProgress(ctx, (onProgress) =>
         runSync({
           project: projectSpec(project, user),
-          clientFs: new LocalClientFilesystem({ root: project.root, hasher: createXxh3Hasher, canWrite: projectScope(project.config.data_dirs).problem }),
+          clientFs: new LocalClientFilesystem({ root: project.root, hasher: createXxh3Hasher, canWrite: writeGate(project.config.data_dirs) }),
           remote: conn.client,
           transport: conn.transport,
           message,
@@ -383,7 +391,7 @@ export async function initCommand(ctx: Ctx, given: InitOptions): Promise<void> {
     const r = await withProgress(ctx, (onProgress) =>
       runSync({
         project: projectSpec(project, user),
-        clientFs: new LocalClientFilesystem({ root: project.root, hasher: createXxh3Hasher, canWrite: projectScope(project.config.data_dirs).problem }),
+        clientFs: new LocalClientFilesystem({ root: project.root, hasher: createXxh3Hasher, canWrite: writeGate(project.config.data_dirs) }),
         remote: conn.client,
         transport: conn.transport,
         message,
@@ -482,6 +490,12 @@ async function cloneInto(
     if (!found) throw new UsageError('clone needs <host>:<path>/<name>, or run it inside a directory with a .dsgconfig.yml');
     root = found;
     const p = reportNotices(ctx, await loadProjectConfig(root));
+    if (p.connection.source === 'shared') {
+      // nothing names the repository but this .dsgconfig.yml (it may have come with a git checkout): say what it
+      // connects to and keep it, so a later .dsgconfig.yml from the repository cannot change it
+      ctx.out.warn(`cloning from what ${PROJECT_CONFIG_FILE} names (${connectionSummary(p.config)}); kept in ${LOCAL_CONFIG_FILE} — give <host>:<path>/<name> to clone from a source you name`);
+      await writeLocalConfig(root, { name: p.config.name, repository: p.config.repository });
+    }
     conn = await connect(ctx, p.config.repository, p.config.name, user.config, { root, dataDirs: p.config.data_dirs });
   }
   try {
@@ -502,7 +516,7 @@ async function cloneInto(
     const r = await withProgress(ctx, (onProgress) =>
       runClone({
         project: projectSpec(project, user),
-        clientFs: new LocalClientFilesystem({ root, hasher: createXxh3Hasher, canWrite: projectScope(project.config.data_dirs).problem }),
+        clientFs: new LocalClientFilesystem({ root, hasher: createXxh3Hasher, canWrite: writeGate(project.config.data_dirs) }),
         remote: conn.client,
         transport: conn.transport,
         onProgress,

@@ -190,6 +190,14 @@ export function connectionKey(c: { name: string; repository: RepositoryConfig })
   return createHash('sha256').update(JSON.stringify(canon({ name: c.name, repository: c.repository }))).digest('hex');
 }
 
+/** `localhost:/srv/dsg/demo, agent node /x.mjs` — what a connection names, for notices. */
+export function connectionSummary(c: { name: string; repository: RepositoryConfig }): string {
+  const r = c.repository;
+  const where = r.type === 'zfs' ? `${r.host ?? 'localhost'}:${r.pool}/${c.name}` : `${r.host ?? 'localhost'}:${path.posix.join(r.root, c.name)}`;
+  const extra = [r.user ? `user ${r.user}` : '', r.port ? `port ${r.port}` : '', r.agent ? `agent ${r.agent.join(' ')}` : '', r.type === 'zfs' && r.sudo ? 'sudo' : ''].filter(Boolean);
+  return [where, ...extra].join(', ');
+}
+
 export const IGNORED_CONNECTION_NOTICE = `the repository's ${PROJECT_CONFIG_FILE} names another repository/agent; ignored — connection settings are local`;
 
 export function ignoredConnectionNotice(diff: string[]): string {
@@ -297,7 +305,7 @@ export async function loadProjectConfig(root: string): Promise<LoadedProject> {
     await writeLocalConfig(root, local);
     source = 'pinned';
     notices.push(
-      `pinned the connection settings of ${PROJECT_CONFIG_FILE} into ${LOCAL_CONFIG_FILE}; from now on dsg connects with those and never with a ${PROJECT_CONFIG_FILE} that comes from the repository`,
+      `pinned the connection settings of ${PROJECT_CONFIG_FILE} (${connectionSummary(local)}) into ${LOCAL_CONFIG_FILE}; from now on dsg connects with those and never with a ${PROJECT_CONFIG_FILE} that comes from the repository`,
     );
   } else if (local) {
     const diff = connectionDifferences(shared, local);
