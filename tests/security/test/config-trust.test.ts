@@ -149,6 +149,8 @@ describe('a change of data dirs from a teammate needs consent; .git never become
     const human = await must('B status (human)', t.B, t.sb, 'status');
     expect(human.stdout).toMatch(/Configuration change from the repository \(\.dsgconfig\.yml\):\n {2}data dirs: \+ docs, - frozen\n.*dsg sync --accept-config/);
 
+    const dry = await must('B sync --dry-run', t.B, t.sb, 'sync', '--dry-run');
+    expect(dry.stderr).toMatch(/changes what is synced; `dsg sync` will refuse it without --accept-config:\nwarning: {3}data dirs: \+ docs, - frozen/);
     write(path.join(t.B, 'docs', 'notes.txt'), 'b notes\n');
     const before = workingCopy(t.B);
     const snapsBefore = b.snapshots(t.name);
