@@ -32,11 +32,16 @@ program
   .option('--log-file <file>', 'also append diagnostics to this file (stderr dies with the connection)')
   .option('--restrict-to-repository <name>', 'serve this one repository only: open of any other name is refused, listings show only it')
   .option('--read-only', 'refuse every change (lock, begin, write, delete, commit, recover, snapshot mounts): clone, status, log and snapfetch only', false)
-  .action(async (o: { type: 'posix' | 'zfs'; root?: string; pool?: string; mountpoint?: string; sudo: boolean; logFile?: string; restrictToRepository?: string; readOnly: boolean }) => {
+  .option('--client-silence <seconds>', 'end the session (roll back, unlock) when a client that PINGs sends nothing this long; 0: never', '120')
+  .action(async (o: { type: 'posix' | 'zfs'; root?: string; pool?: string; mountpoint?: string; sudo: boolean; logFile?: string; restrictToRepository?: string; readOnly: boolean; clientSilence: string }) => {
     logFile = o.logFile ?? null;
     // stderr is the SSH channel: once the connection is gone, writing there must not kill the cleanup
     process.stderr.on('error', () => {});
-    const limits = { ...(o.restrictToRepository !== undefined ? { restrictToRepository: o.restrictToRepository } : {}), readOnly: o.readOnly };
+    const limits = {
+      ...(o.restrictToRepository !== undefined ? { restrictToRepository: o.restrictToRepository } : {}),
+      readOnly: o.readOnly,
+      clientSilenceMs: /^\d+(\.\d+)?$/.test(o.clientSilence) ? Number(o.clientSilence) * 1000 : NaN,
+    };
     const config: AgentConfig =
       o.type === 'posix' ? { type: 'posix', root: o.root ?? '', ...limits } : { type: 'zfs', pool: o.pool ?? '', mountpoint: o.mountpoint ?? '', sudo: o.sudo, ...limits };
     const server = createAgentServer(config, await createAgentHasher(), log);

@@ -11,13 +11,21 @@ export interface AgentRestrictions {
   restrictToRepository?: string;
   /** refuse every change: lock, begin, write, delete, commit, … (`--read-only`) */
   readOnly?: boolean;
+  /** end a session whose client (one that PINGs) sent nothing for this long, ms; 0 = never (`--client-silence`) */
+  clientSilenceMs?: number;
 }
 
 export type AgentConfig = AgentRestrictions &
   ({ type: 'posix'; root: string } | { type: 'zfs'; pool: string; mountpoint: string; /** run zfs as `sudo -n zfs` (a non-root agent) */ sudo?: boolean });
 
-function restrictions(config: AgentRestrictions): Pick<AgentServerOptions, 'restrictToRepository' | 'readOnly'> {
-  const out: Pick<AgentServerOptions, 'restrictToRepository' | 'readOnly'> = {};
+function restrictions(config: AgentRestrictions): Pick<AgentServerOptions, 'restrictToRepository' | 'readOnly' | 'clientSilenceMs'> {
+  const out: Pick<AgentServerOptions, 'restrictToRepository' | 'readOnly' | 'clientSilenceMs'> = {};
+  if (config.clientSilenceMs !== undefined) {
+    if (!Number.isFinite(config.clientSilenceMs) || config.clientSilenceMs < 0) {
+      throw new ConfigError('--client-silence must be a number of seconds (0: never)', { field: 'clientSilence' });
+    }
+    out.clientSilenceMs = config.clientSilenceMs;
+  }
   if (config.restrictToRepository !== undefined) {
     try {
       out.restrictToRepository = assertRepoName(config.restrictToRepository);

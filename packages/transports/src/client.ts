@@ -58,6 +58,13 @@ export interface HelloReply {
   maxFramePayload: number;
   /** the PING interval the agent agreed to (absent: an agent without heartbeats) */
   heartbeatMs?: number;
+  /**
+   * How often the agent wants a PING from this client (absent: an agent that
+   * does not watch its clients). The agent ends a session whose client sends
+   * nothing for four of these: a stopped or vanished client does not keep
+   * the repository lock.
+   */
+  clientPingMs?: number;
 }
 
 interface Pending {
@@ -86,6 +93,7 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
   /** the read loop is handing a frame to a slow consumer: not the agent's fault */
   private delivering = false;
   private watchdog: NodeJS.Timeout | null = null;
+  private pinger: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly channel: AgentChannel,
@@ -127,6 +135,8 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
     this.dead = err;
     if (this.watchdog) clearInterval(this.watchdog);
     this.watchdog = null;
+    if (this.pinger) clearInterval(this.pinger);
+    this.pinger = null;
     this.writer.markClosed(err);
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
@@ -205,6 +215,8 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
       protocol: version,
       client: this.opts.clientName ?? '@dsg/transports',
       ...(heartbeatMs ? { heartbeatMs } : {}),
+      // this client sends PINGs if the agent asks (hello reply clientPingMs); older agents ignore it
+      pings: true,
     });
     if (majorOf(reply.protocol) !== majorOf(version)) {
       throw new TransportError(`protocol version mismatch: this client speaks ${version}, the agent speaks ${reply.protocol}`, {
@@ -213,7 +225,22 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
     }
     this.hello = reply;
     if (idle > 0 && typeof reply.heartbeatMs === 'number') this.watch(idle);
+    if (typeof reply.clientPingMs === 'number' && Number.isFinite(reply.clientPingMs)) this.ping(Math.max(50, reply.clientPingMs));
     return reply;
+  }
+
+  /** A PING to the agent every `ms`, whatever else is going on; at most one waits for the output at a time. */
+  private ping(ms: number): void {
+    let waiting = false;
+    this.pinger = setInterval(() => {
+      if (waiting || this.dead) return;
+      waiting = true;
+      this.writer.send(FrameKind.PING, 0).then(
+        () => (waiting = false),
+        () => (waiting = false),
+      );
+    }, ms);
+    this.pinger.unref();
   }
 
   /**

@@ -75,6 +75,16 @@ export interface AgentServerOptions {
    */
   clientMountpoints?: boolean;
   /**
+   * End a session whose client sent nothing at all for this long (ms;
+   * default CLIENT_SILENCE_MS; 0 = never). Only for clients that offer
+   * PINGs in hello (`pings: true`): the hello reply asks for one every
+   * quarter of this. So a stopped, frozen or vanished client cannot keep
+   * the repository lock: its transaction is rolled back and the lock
+   * released. Time the agent itself spends blocked (a full upload queue,
+   * its own busy event loop) does not count.
+   */
+  clientSilenceMs?: number;
+  /**
    * Requests one session may have in flight (default MAX_IN_FLIGHT). One
    * more is answered with a protocol error and the session is closed.
    */
@@ -102,6 +112,9 @@ export interface AgentServerOptions {
  * 468 MiB RSS) instead of letting any client grow it without limit.
  */
 export const MAX_IN_FLIGHT = 32;
+
+/** Default client silence before the agent ends a session (2 min; the client PINGs every 30 s). */
+export const CLIENT_SILENCE_MS = 120_000;
 
 /** Requests that change the repository (or its lock): refused by a read-only agent. */
 const MUTATING = new Set<string>(['lock', 'unlock', 'begin', 'commit', 'rollback', 'writeFile', 'writeLink', 'deleteFile', 'recover', 'mountSnapshot', 'unmountSnapshot']);
@@ -217,6 +230,14 @@ class Session {
   private maxId = 0;
   private closing = false;
   private heartbeat: NodeJS.Timeout | null = null;
+  /** the client agreed to PING (hello pings:true): PING frames are accepted, silence is watched */
+  private clientPings = false;
+  private silenceWatch: NodeJS.Timeout | null = null;
+  /** when the last frame arrived (or the read loop last got back to reading) */
+  private lastInput = Date.now();
+  /** the read loop is handing a frame on (a full upload queue): not the client's silence */
+  private delivering = false;
+  private silenced: TransportError | null = null;
 
   constructor(
     private readonly server: AgentServer,
@@ -239,12 +260,19 @@ class Session {
     this.output.on('error', (e: Error) => this.log(`output closed: ${e.message}`));
     try {
       for await (const frame of readFrames(this.input as AsyncIterable<unknown>, this.max)) {
-        await this.onFrame(frame);
-        if (this.closing) break;
+        this.delivering = true;
+        try {
+          await this.onFrame(frame);
+        } finally {
+          this.delivering = false;
+          this.lastInput = Date.now();
+        }
+        if (this.closing || this.silenced) break;
       }
     } catch (e) {
       fatal = e;
     }
+    if (this.silenced) fatal = this.silenced;
     if (fatal) this.log(`session closed with an error: ${(fatal as Error).message}`);
     await this.cleanup(fatal);
   }
@@ -252,6 +280,8 @@ class Session {
   private async cleanup(fatal: unknown): Promise<void> {
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = null;
+    if (this.silenceWatch) clearInterval(this.silenceWatch);
+    this.silenceWatch = null;
     const gone = new TransportError('the client went away before the upload finished');
     for (const q of this.uploads.values()) q.fail(gone);
     for (const d of this.downloads.values()) d.cancelled = true;
@@ -292,6 +322,9 @@ class Session {
         this.knownId(f.id);
         this.uploads.get(f.id)?.end();
         this.uploads.delete(f.id);
+        return;
+      case FrameKind.PING:
+        if (!this.clientPings || f.id !== 0) throw new ProtocolError('a PING from a client that did not offer PINGs in hello, or not on id 0');
         return;
       case FrameKind.ABORT: {
         this.knownId(f.id);
@@ -343,6 +376,7 @@ class Session {
     }
     this.greeted = true;
     const heartbeatMs = this.startHeartbeat(msg['heartbeatMs']);
+    const clientPingMs = msg['pings'] === true ? this.watchSilence() : null;
     this.track(id, () =>
       Promise.resolve({
         result: {
@@ -352,6 +386,7 @@ class Session {
           pid: process.pid,
           maxFramePayload: this.max,
           ...(heartbeatMs ? { heartbeatMs } : {}),
+          ...(clientPingMs ? { clientPingMs } : {}),
         },
       }),
     );
@@ -377,6 +412,37 @@ class Session {
     }, ms);
     this.heartbeat.unref();
     return ms;
+  }
+
+  /**
+   * Lock liveness: the client offered PINGs, so a client that sends nothing
+   * at all for `clientSilenceMs` is gone (stopped, frozen, its host off the
+   * network behind a live connection). End the session: its transaction is
+   * rolled back and its lock released, as for any session end. A tick that
+   * comes late means this process was busy (frames may be waiting unread):
+   * the clock restarts. Returns the PING interval asked of the client.
+   */
+  private watchSilence(): number | null {
+    const silence = this.o.clientSilenceMs ?? CLIENT_SILENCE_MS;
+    if (!(silence > 0)) return null;
+    this.clientPings = true;
+    const tick = Math.max(25, Math.min(1000, Math.floor(silence / 8)));
+    let lastTick = Date.now();
+    this.lastInput = Date.now();
+    this.silenceWatch = setInterval(() => {
+      const now = Date.now();
+      if (now - lastTick > tick * 4) this.lastInput = now;
+      lastTick = now;
+      if (this.delivering || this.silenced || now - this.lastInput < silence) return;
+      this.silenced = new TransportError(`the client sent nothing for ${(silence / 1000).toFixed(1)} s; the agent ended the session (rolled back, unlocked)`, {
+        recoveryHint: 'The client stopped or lost its connection; run the command again.',
+      });
+      this.log(this.silenced.message);
+      const input = this.input as Partial<{ destroy(e?: Error): void }>;
+      input.destroy?.();
+    }, tick);
+    this.silenceWatch.unref();
+    return Math.max(50, Math.floor(silence / 4));
   }
 
   private track(id: number, fn: () => Promise<HandlerResult>): void {

@@ -4,7 +4,7 @@ import { mkdir, readdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { newTransactionId, type ByteStream, type ExpectedFile, type TransactionId } from '@dsg/contracts';
-import { AgentServer, FrameKind, MAX_IN_FLIGHT, PROTOCOL_VERSION, encodeHeader, readFrames, type AgentServerOptions } from '../src/index.js';
+import { AgentServer, CLIENT_SILENCE_MS, FrameKind, LocalTransport, MAX_IN_FLIGHT, PROTOCOL_VERSION, encodeHeader, openRemote, readFrames, type AgentServerOptions } from '../src/index.js';
 import { FakeRemoteFilesystem, testHasher } from './fake-fs.js';
 import { hashOf, holder, tempDir } from './helpers.js';
 
@@ -61,6 +61,8 @@ class Raw {
   readonly input = new PassThrough();
   readonly output = new PassThrough();
   readonly served: Promise<void>;
+  /** the reader saw the end of the agent's output (closedWith is final then) */
+  readonly finished: Promise<void>;
   /** the RESPONSE id 0 the agent sent before closing, if any */
   closedWith: { ok: false; error: { code: string; message: string } } | null = null;
   private id = 0;
@@ -68,7 +70,7 @@ class Raw {
 
   constructor(server: AgentServer) {
     this.served = server.serve(this.input, this.output);
-    void (async () => {
+    this.finished = (async () => {
       for await (const f of readFrames(this.output)) {
         if (f.kind !== FrameKind.RESPONSE) continue;
         const msg = JSON.parse(f.payload.toString('utf8')) as Reply;
@@ -77,6 +79,7 @@ class Raw {
       }
       for (const w of this.waiters.values()) w({ ok: false, error: { code: 'CLOSED', message: 'session closed' } });
     })();
+    this.finished.catch(() => {});
   }
 
   send(op: string, fields: Record<string, unknown> = {}): { id: number; reply: Promise<Reply> } {
@@ -112,8 +115,12 @@ class Raw {
     return reply;
   }
 
-  async hello(): Promise<void> {
-    await this.ok('hello', { protocol: PROTOCOL_VERSION, client: 'raw-test' });
+  async hello(extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+    return (await this.ok('hello', { protocol: PROTOCOL_VERSION, client: 'raw-test', ...extra })) as Record<string, unknown>;
+  }
+
+  ping(): void {
+    this.input.write(encodeHeader(FrameKind.PING, 0, 0));
   }
 
   close(): void {
@@ -272,7 +279,7 @@ describe('requests in flight per session are capped', () => {
     hanging.push(r.send('writeFile', { tx, path: 'last', expected: { hash: '00' } }).reply); // 32 again
     const over = await r.request('stats'); // the 33rd
     expect(over.ok).toBe(false);
-    await r.served;
+    await r.finished;
     expect(r.closedWith?.error.message).toMatch(new RegExp(`more than ${MAX_IN_FLIGHT} requests in flight`));
     for (const h of await Promise.all(hanging)) expect(h.ok).toBe(false);
     expect(existsSync(join(tmp.dir, 'proj', 'lock'))).toBe(false);
@@ -287,7 +294,7 @@ describe('requests in flight per session are capped', () => {
     r.send('writeFile', { tx, path: 'a', expected: { hash: '00' } });
     r.send('writeFile', { tx, path: 'b', expected: { hash: '00' } });
     expect((await r.request('stats')).ok).toBe(false);
-    await r.served;
+    await r.finished;
     expect(r.closedWith?.error.message).toMatch(/more than 2 requests in flight/);
   });
 });
@@ -343,5 +350,71 @@ describe('--read-only', () => {
     expect(existsSync(join(tmp.dir, 'proj', 'lock'))).toBe(false);
     expect(await readdir(join(tmp.dir, 'proj'))).toEqual(['current']);
     expect(repos.get('proj')!.recovered).toBe(0);
+  });
+});
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('lock liveness: a silent client loses its session', () => {
+  it('a client that offered PINGs and then sends nothing is ended: rolled back, unlocked', async () => {
+    const { server: s, log } = server({ clientSilenceMs: 300 });
+    const r = new Raw(s);
+    sessions.push(r);
+    const hello = await r.hello({ pings: true });
+    expect(hello['clientPingMs']).toBe(75);
+    const tx = await lockedTx(r);
+    expect(existsSync(join(tmp.dir, 'proj', 'lock'))).toBe(true);
+    await r.finished; // … and then silence
+    expect(r.closedWith?.error.message).toMatch(/the client sent nothing for 0\.3 s/);
+    expect(existsSync(join(tmp.dir, 'proj', 'lock'))).toBe(false);
+    expect(existsSync(join(tmp.dir, 'proj', `work-${tx}`))).toBe(false);
+    expect(log.join('\n')).toMatch(/rolled back abandoned transaction/);
+  });
+
+  it('PINGs keep an idle session alive', async () => {
+    const { server: s } = server({ clientSilenceMs: 1000 });
+    const r = new Raw(s);
+    sessions.push(r);
+    await r.hello({ pings: true });
+    await lockedTx(r);
+    for (let i = 0; i < 30; i++) {
+      r.ping();
+      await sleep(100);
+    }
+    expect((await r.request('stats')).ok).toBe(true);
+    expect(r.closedWith).toBeNull();
+  });
+
+  it('AgentClient PINGs by itself when the agent asks; a client that did not offer PINGs is not watched (and may not send them)', async () => {
+    const { server: s } = server({ clientSilenceMs: 600 });
+    const t = new LocalTransport({ mode: 'in-process', server: s });
+    try {
+      const c = await openRemote(t, 'proj');
+      expect(c.hello?.clientPingMs).toBe(150);
+      await c.lock(holder());
+      await sleep(2000);
+      expect(await c.exists()).toBe(false);
+      await c.unlock();
+    } finally {
+      await t.end();
+    }
+    const old = new Raw(s);
+    sessions.push(old);
+    const hello = await old.hello();
+    expect(hello['clientPingMs']).toBeUndefined();
+    await sleep(1500);
+    expect((await old.request('stats')).ok).toBe(true);
+    old.ping();
+    await old.finished;
+    expect(old.closedWith?.error.message).toMatch(/PING from a client that did not offer/);
+  });
+
+  it(`the default is ${CLIENT_SILENCE_MS / 1000} s, and 0 turns it off`, async () => {
+    const r = new Raw(server().server);
+    sessions.push(r);
+    expect((await r.hello({ pings: true }))['clientPingMs']).toBe(CLIENT_SILENCE_MS / 4);
+    const off = new Raw(server({ clientSilenceMs: 0 }).server);
+    sessions.push(off);
+    expect((await off.hello({ pings: true }))['clientPingMs']).toBeUndefined();
   });
 });

@@ -133,8 +133,8 @@ export class RawAgentSession {
     return reply;
   }
 
-  async hello(): Promise<void> {
-    await this.ok('hello', { protocol: '1.0', client: 'hostile-test' });
+  async hello(extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+    return (await this.ok('hello', { protocol: '1.0', client: 'hostile-test', ...extra })) as Record<string, unknown>;
   }
 
   /** Close stdin and wait for the agent (it rolls back and unlocks) and ssh to exit. */

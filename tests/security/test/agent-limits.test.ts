@@ -89,6 +89,28 @@ describe.skipIf(!ssh || !agentUser)('agent limits against a hostile session (pos
   );
 
   it(
+    'lock liveness: a client that offered PINGs and then falls silent (stopped, frozen) loses its session: rolled back, unlocked',
+    async () => {
+      const s = agent('--client-silence', '1');
+      try {
+        expect((await s.hello({ pings: true }))['clientPingMs']).toBe(250);
+        await s.ok('open', { repo: 'proj' });
+        await s.ok('lock', { holder });
+        await s.ok('begin', { tx: txId(4) });
+        expect(existsSync(path.join(root, 'proj', 'lock'))).toBe(true);
+        const exit = await s.exited; // nothing more is sent: the agent ends the session
+        expect(s.closedWith).toMatchObject({ ok: false, error: { message: expect.stringMatching(/the client sent nothing for 1\.0 s/) as unknown } });
+        expect(exit.stderr).toMatch(/rolled back abandoned transaction/);
+      } finally {
+        s.kill();
+      }
+      expect(existsSync(path.join(root, 'proj', 'lock'))).toBe(false);
+      expect(readdirSync(path.join(root, 'proj')).sort()).toEqual(['current', 'snapshots']);
+    },
+    HANG_GUARD,
+  );
+
+  it(
     '--restrict-to-repository proj: "secret" is refused at open and hidden from the listing',
     async () => {
       const s = agent('--restrict-to-repository', 'proj');
