@@ -13,9 +13,18 @@ export interface Session {
  * Load the project (walking up from cwd) and user config, connect to the
  * repository, and run client recovery first (every command does).
  */
-/** Tell the user, once, what loading the project found (settings pinned, a connection block ignored). */
-export function reportNotices(ctx: Ctx, p: LoadedProject): LoadedProject {
-  for (const n of p.notices.splice(0)) ctx.out.warn(n);
+/**
+ * Tell the user, once, what loading the project found (settings pinned, a
+ * connection block ignored). Under --quiet nothing is shown, so nothing is
+ * recorded as shown: the next command without -q tells.
+ */
+export async function reportNotices(ctx: Ctx, p: LoadedProject): Promise<LoadedProject> {
+  const notices = p.notices.splice(0);
+  if (ctx.out.opts.quiet) return p;
+  for (const n of notices) ctx.out.warn(n);
+  const ack = p.acknowledge;
+  p.acknowledge = null;
+  if (ack) await ack();
   return p;
 }
 

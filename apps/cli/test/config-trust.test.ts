@@ -14,6 +14,7 @@ import { safeDeep, safeText } from '../src/output/safe-text.js';
 import { describeError, exitCodeFor, serializeError } from '../src/output/errors.js';
 import { Output } from '../src/output/output.js';
 import type { Ctx } from '../src/context.js';
+import { reportNotices } from '../src/session.js';
 import { dsg, sandbox } from './helpers.js';
 
 const BASE = 'name: demo\nrepository:\n  type: posix\n  host: localhost\n  root: /srv/dsg\ndata_dirs: [input, output, frozen]\n';
@@ -38,11 +39,11 @@ async function configError(p: Promise<unknown>): Promise<ConfigError> {
 }
 
 /** A Ctx whose output is captured (warnings on stderr). */
-function captureCtx(): { ctx: Ctx; err: () => string } {
+function captureCtx(quiet = false): { ctx: Ctx; err: () => string } {
   let err = '';
   const sink = (s: string | Uint8Array): boolean => ((err += String(s)), true);
   const stream = { write: sink, isTTY: false } as unknown as NodeJS.WriteStream;
-  const out = new Output({ json: false, quiet: false, verbose: false, debug: false }, { stdout: stream, stderr: stream, env: {} });
+  const out = new Output({ json: false, quiet, verbose: false, debug: false }, { stdout: stream, stderr: stream, env: {} });
   return { ctx: { out, cwd: os.tmpdir(), env: {}, interactive: false }, err: () => err };
 }
 
@@ -114,6 +115,8 @@ describe('the connection is local', () => {
     expect(p2.config.repository).toEqual({ type: 'posix', host: 'localhost', root: '/srv/dsg', port: 2222, agent: ['node', '/opt/dsg-agent.mjs'] });
     expect(p2.shared.repository.host).toBe('evil-alias');
     expect(p2.notices).toEqual([expect.stringMatching(/names another repository\/agent; ignored — connection settings are local .*repository\.host, repository\.agent/)]);
+    expect((await loadProjectConfig(dir)).notices, 'not reported until shown').toHaveLength(1);
+    await p2.acknowledge?.();
     const p3 = await loadProjectConfig(dir);
     expect(p3.notices, 'reported once').toEqual([]);
     expect(p3.config.repository.host).toBe('localhost');
@@ -130,6 +133,14 @@ describe('the connection is local', () => {
     const q = await loadProjectConfig(dir);
     expect(q.config.name).toBe('demo');
     expect(q.notices[0]).toMatch(/differs: name\)/);
+    // under --quiet nothing is shown, so nothing is recorded: the next command that is not quiet tells
+    const quiet = captureCtx(true);
+    await reportNotices(quiet.ctx, q);
+    expect(quiet.err()).toBe('');
+    const loud = captureCtx();
+    await reportNotices(loud.ctx, await loadProjectConfig(dir));
+    expect(loud.err()).toMatch(/names another repository\/agent; ignored/);
+    expect((await loadProjectConfig(dir)).notices).toEqual([]);
   });
 
   it('an invalid .dsg/config.local.yml is a config error naming it', async () => {

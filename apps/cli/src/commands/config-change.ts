@@ -128,7 +128,7 @@ async function reportConnection(ctx: Ctx, project: LoadedProject, keys: string[]
   const src = parseYamlText(Buffer.from(bytes).toString('utf8'), `repository:${PROJECT_CONFIG_FILE}`);
   const key = connectionKey(parseProjectSource(src).config);
   const local = project.connection.local ?? { name: project.config.name, repository: project.config.repository };
-  if (local.ignored_shared_connection === key) return;
+  if (local.ignored_shared_connection === key || ctx.out.opts.quiet) return; // under -q: told by the next command that is not quiet
   ctx.out.warn(ignoredConnectionNotice(keys));
   const next = { ...local, ignored_shared_connection: key };
   await writeLocalConfig(project.root, next);

@@ -17,7 +17,7 @@ import { LAST_SYNC } from '../history.js';
 export async function validateConfigCommand(ctx: Ctx, o: { backend?: boolean; fixLegacy?: boolean }): Promise<number> {
   const root = await findProjectRoot(ctx.cwd);
   const user = await loadUserConfig(ctx.env);
-  const project = root ? reportNotices(ctx, await loadProjectConfig(root)) : null;
+  const project = root ? await reportNotices(ctx, await loadProjectConfig(root)) : null;
   const personal = project && project.connection.source !== 'shared' ? PERSONAL_KEYS.filter((k) => (project.shared.repository as Record<string, unknown>)[k] !== undefined) : [];
   if (personal.length) {
     ctx.out.warn(
@@ -117,7 +117,7 @@ export async function listFilesCommand(ctx: Ctx, o: { path?: string }): Promise<
 export async function listReposCommand(ctx: Ctx, o: { host?: string; path?: string; type?: 'zfs' | 'posix'; pool?: string }): Promise<void> {
   const user = await loadUserConfig(ctx.env);
   const root = await findProjectRoot(ctx.cwd);
-  const project = root ? reportNotices(ctx, await loadProjectConfig(root)) : null;
+  const project = root ? await reportNotices(ctx, await loadProjectConfig(root)) : null;
   let repo: RepositoryConfig;
   const host = o.host ?? project?.config.repository.host ?? user?.config.default_host;
   const where = o.path ?? (project ? undefined : user?.config.default_project_path);

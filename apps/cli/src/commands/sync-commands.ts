@@ -375,7 +375,7 @@ export async function initCommand(ctx: Ctx, given: InitOptions): Promise<void> {
   } else if (o.repoName || o.repoPath || o.host || o.repoType || o.sudo) {
     ctx.out.warn(`${PROJECT_CONFIG_FILE} already exists in ${root}; the --host/--repo-*/--sudo options are ignored`);
   }
-  const project = reportNotices(ctx, await loadProjectConfig(root));
+  const project = await reportNotices(ctx, await loadProjectConfig(root));
   const conn = await connect(ctx, project.config.repository, project.config.name, user.config, { root: project.root, dataDirs: project.config.data_dirs });
   try {
     await recoverProject(ctx, project.root, conn);
@@ -489,7 +489,7 @@ async function cloneInto(
     const found = await findProjectRoot(ctx.cwd);
     if (!found) throw new UsageError('clone needs <host>:<path>/<name>, or run it inside a directory with a .dsgconfig.yml');
     root = found;
-    const p = reportNotices(ctx, await loadProjectConfig(root));
+    const p = await reportNotices(ctx, await loadProjectConfig(root));
     if (p.connection.source === 'shared') {
       // nothing names the repository but this .dsgconfig.yml (it may have come with a git checkout): say what it
       // connects to and keep it, so a later .dsgconfig.yml from the repository cannot change it
@@ -506,7 +506,7 @@ async function cloneInto(
       );
       return;
     }
-    const project = reportNotices(
+    const project = await reportNotices(
       ctx,
       await loadProjectConfig(root).catch((e: unknown) => {
         throw e instanceof ConfigError ? e : new ConfigError(`the repository's ${PROJECT_CONFIG_FILE} cannot be read: ${String(e)}`);

@@ -158,6 +158,8 @@ export interface LoadedProject {
   connection: { file: string; source: 'local' | 'pinned' | 'shared'; local: LocalConfig | null };
   /** things to tell the user once (pinning, an ignored connection block) */
   notices: string[];
+  /** record that the notices were shown (an ignored connection block is then not reported again); null when there is nothing to record */
+  acknowledge: (() => Promise<void>) | null;
   /** true when read from the ancestor's legacy form */
   legacy: boolean;
   /** the raw YAML value (recorded as project_config in manifests) */
@@ -297,6 +299,7 @@ export async function loadProjectConfig(root: string): Promise<LoadedProject> {
   const parsed = parseProjectSource(src);
   const shared = parsed.config;
   const notices: string[] = [];
+  let acknowledge: LoadedProject['acknowledge'] = null;
   const localFile = path.join(root, LOCAL_CONFIG_FILE);
   let local = await readLocalConfig(root);
   let source: LoadedProject['connection']['source'] = 'local';
@@ -312,12 +315,12 @@ export async function loadProjectConfig(root: string): Promise<LoadedProject> {
     const key = connectionKey(shared);
     if (diff.length > 0 && local.ignored_shared_connection !== key) {
       notices.push(ignoredConnectionNotice(diff));
-      local = { ...local, ignored_shared_connection: key };
-      await writeLocalConfig(root, local);
+      const seen = { ...local, ignored_shared_connection: key };
+      acknowledge = () => writeLocalConfig(root, seen);
     }
   } else source = 'shared';
   const config: ProjectConfig = local ? { ...shared, name: local.name, repository: local.repository } : shared;
-  return { root, file, config, shared, connection: { file: localFile, source, local }, notices, legacy: parsed.legacy, raw: parsed.raw };
+  return { root, file, config, shared, connection: { file: localFile, source, local }, notices, acknowledge, legacy: parsed.legacy, raw: parsed.raw };
 }
 
 /** Find and load the project config from `cwd` upwards; ConfigError if there is none. */
