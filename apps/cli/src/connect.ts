@@ -15,7 +15,7 @@ import { ZfsRemoteFilesystem, createZfsRunner, listZfsRepositories } from '@dsg/
 import { AgentClient, AgentServer, LocalTransport, openRemote, type AgentClientOptions, type ChannelTransport } from '@dsg/transports';
 import { recoverClient } from '@dsg/client-fs';
 import type { RepositoryConfig } from './config/project.js';
-import type { UserConfig } from './config/user.js';
+import { hostSettings, type UserConfig } from './config/user.js';
 import type { Ctx } from './context.js';
 import { agentIdleTimeoutMs, sshTransport } from './ssh.js';
 
@@ -29,6 +29,23 @@ export interface Connection {
   /** e.g. `localhost:/srv/dsg/demo (posix)` for messages */
   where: string;
   close(): Promise<void>;
+}
+
+/**
+ * The per-person keys the repository config leaves out (port, user, agent,
+ * sudo), from the user config's `hosts:` entry for its host. The repository
+ * config here is always the local one (.dsg/config.local.yml, or the clone
+ * and init options): what it sets wins.
+ */
+export function withHostSettings(repo: RepositoryConfig, user: UserConfig | null): RepositoryConfig {
+  const h = hostSettings(user, repo.host);
+  if (!h) return repo;
+  const out: RepositoryConfig = { ...repo };
+  if (out.port === undefined && h.port !== undefined) out.port = h.port;
+  if (out.user === undefined && h.user !== undefined) out.user = h.user;
+  if (out.agent === undefined && h.agent !== undefined) out.agent = h.agent;
+  if (out.type === 'zfs' && out.sudo === undefined && h.sudo !== undefined) out.sudo = h.sudo;
+  return out;
 }
 
 export function isLocalHost(host: string | undefined): boolean {
@@ -118,7 +135,8 @@ export function refuseRepositoryInProject(repo: RepositoryConfig, name: string, 
 }
 
 /** Connect and open repository `name` (it may not exist yet: init). `project`: refuse a local repository inside it. */
-export async function connect(ctx: Ctx, repo: RepositoryConfig, name: string, user: UserConfig | null, project?: { root: string; dataDirs: readonly string[] }): Promise<Connection> {
+export async function connect(ctx: Ctx, given: RepositoryConfig, name: string, user: UserConfig | null, project?: { root: string; dataDirs: readonly string[] }): Promise<Connection> {
+  const repo = withHostSettings(given, user);
   if (project) refuseRepositoryInProject(repo, name, project);
   const transport = await makeTransport(ctx, repo, user);
   const client = await openRemote(transport, name, clientOptions(repo, user));
@@ -126,7 +144,8 @@ export async function connect(ctx: Ctx, repo: RepositoryConfig, name: string, us
 }
 
 /** Connect without opening a repository (list-repos, reachability checks). */
-export async function connectHost(ctx: Ctx, repo: RepositoryConfig, user: UserConfig | null): Promise<Connection> {
+export async function connectHost(ctx: Ctx, given: RepositoryConfig, user: UserConfig | null): Promise<Connection> {
+  const repo = withHostSettings(given, user);
   const transport = await makeTransport(ctx, repo, user);
   await transport.begin();
   const client = new AgentClient(transport.channel(), clientOptions(repo, user));

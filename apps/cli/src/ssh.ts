@@ -1,7 +1,7 @@
 import { ConfigError } from '@dsg/contracts';
 import { SshTransport } from '@dsg/transports';
 import type { RepositoryConfig } from './config/project.js';
-import type { UserConfig } from './config/user.js';
+import { hostSettings, type UserConfig } from './config/user.js';
 
 /**
  * The SSH transport for a repository on another host: host (alias ok, via
@@ -10,12 +10,13 @@ import type { UserConfig } from './config/user.js';
  */
 export function sshTransport(repo: RepositoryConfig, user: UserConfig | null, agentCommand: string[]): Promise<SshTransport> {
   const ssh = user?.ssh;
+  const keyPath = hostSettings(user, repo.host)?.key_path ?? ssh?.key_path;
   return Promise.resolve(
     new SshTransport({
       host: repo.host ?? 'localhost',
       ...(repo.port !== undefined ? { port: repo.port } : {}),
       ...(repo.user !== undefined ? { user: repo.user } : {}),
-      ...(ssh?.key_path ? { identityFile: ssh.key_path } : {}),
+      ...(keyPath ? { identityFile: keyPath } : {}),
       ...(ssh?.known_hosts ? { knownHostsFile: ssh.known_hosts } : {}),
       ...(ssh?.config_file ? { sshConfigFile: ssh.config_file } : {}),
       agentCommand,

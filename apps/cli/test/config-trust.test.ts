@@ -15,7 +15,10 @@ import { describeError, exitCodeFor, serializeError } from '../src/output/errors
 import { Output } from '../src/output/output.js';
 import type { Ctx } from '../src/context.js';
 import { reportNotices } from '../src/session.js';
-import { dsg, sandbox } from './helpers.js';
+import { withHostSettings } from '../src/connect.js';
+import { loadUserConfig } from '../src/config/user.js';
+import { requireSsh } from '@dsg/testenv';
+import { AGENT, dsg, ok, sandbox, write } from './helpers.js';
 
 const BASE = 'name: demo\nrepository:\n  type: posix\n  host: localhost\n  root: /srv/dsg\ndata_dirs: [input, output, frozen]\n';
 
@@ -150,6 +153,43 @@ describe('the connection is local', () => {
     const e = await configError(loadProjectConfig(dir));
     expect(e.message).toContain(`${path.join(dir, LOCAL_CONFIG_FILE)}:5: repository.agent`);
   });
+});
+
+describe('per-person settings in the user config, by host', () => {
+  it('fill in what the local connection leaves out; what it sets wins; other hosts are untouched', async () => {
+    const d = mkdtempSync(path.join(os.tmpdir(), 'dsg-user-hosts-'));
+    writeFileSync(
+      path.join(d, 'dsg.yml'),
+      'user_id: ana@example.org\nhosts:\n  dsg-server:\n    port: 2222\n    user: ana\n    agent: /opt/dsg-agent\n    sudo: true\n    key_path: /k/ana\n',
+    );
+    const u = (await loadUserConfig({ DSG_CONFIG_HOME: d, HOME: d }))!.config;
+    const zfs = { type: 'zfs' as const, host: 'dsg-server', pool: 'tank/dsg', mountpoint: '/var/repos/dsg' };
+    expect(withHostSettings(zfs, u)).toEqual({ ...zfs, port: 2222, user: 'ana', agent: ['/opt/dsg-agent'], sudo: true });
+    expect(withHostSettings({ ...zfs, port: 22, agent: ['node', '/x.mjs'] }, u)).toMatchObject({ port: 22, user: 'ana', agent: ['node', '/x.mjs'] });
+    expect(withHostSettings({ ...zfs, host: 'other' }, u)).toEqual({ ...zfs, host: 'other' });
+    expect(withHostSettings({ type: 'posix', host: 'dsg-server', root: '/srv' }, u)).not.toHaveProperty('sudo');
+    writeFileSync(path.join(d, 'dsg.yml'), 'user_id: ana@example.org\nhosts:\n  dsg-server:\n    agent: 7\n');
+    const e = await configError(loadUserConfig({ DSG_CONFIG_HOME: d, HOME: d }));
+    expect(e.message).toContain(':4: hosts.dsg-server.agent: expected the agent command');
+  });
+});
+
+const ssh = requireSsh();
+
+describe.skipIf(!ssh)('per-person settings by host, over the real sshd', () => {
+  it('init and clone with no --port/--ssh-user/--agent: the user config supplies them, no file of the project carries them', () => {
+    const hosts = `hosts:\n  ${ssh!.host}:\n    port: ${ssh!.port}\n    user: ${ssh!.user}\n    agent: [${process.execPath}, ${AGENT}]\n    key_path: ${ssh!.key}\n`;
+    const sb = sandbox(`user_id: ana@example.org\nssh:\n  known_hosts: ${ssh!.knownHosts}\n${hosts}`);
+    const repos = mkdtempSync(path.join(os.tmpdir(), 'dsg-hosts-repos-'));
+    const A = path.join(sb.dir, 'a');
+    write(path.join(A, 'input', 'x.csv'), 'id\n1\n');
+    ok(dsg(A, sb.env, 'init', '--host', ssh!.host, '--repo-type', 'posix', '--repo-path', repos, '--repo-name', 'byhost', '-q'));
+    ok(dsg(sb.dir, sb.env, 'clone', `${ssh!.host}:${repos}/byhost`, 'b', '-q'));
+    expect(readFileSync(path.join(sb.dir, 'b', 'input', 'x.csv'), 'utf8')).toBe('id\n1\n');
+    for (const f of [path.join(A, '.dsgconfig.yml'), path.join(A, LOCAL_CONFIG_FILE), path.join(sb.dir, 'b', LOCAL_CONFIG_FILE)]) {
+      expect(readFileSync(f, 'utf8'), f).not.toMatch(/^\s+(port|user|agent):/m);
+    }
+  }, 120_000);
 });
 
 describe('an incoming .dsgconfig.yml', () => {

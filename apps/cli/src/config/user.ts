@@ -7,6 +7,24 @@ import { readYamlFile, validateYaml } from './yaml-file.js';
 
 const filePath = z.string({ error: 'expected a file path' }).min(1);
 
+/**
+ * This person's settings for one repository host (the key: the host as a
+ * repository config names it). Used for what a working copy's
+ * .dsg/config.local.yml leaves out; never read from a project config.
+ */
+export const hostSettingsSchema = z.strictObject({
+  port: z.number({ error: 'expected a port number' }).int().min(1).max(65535).optional(),
+  user: z.string({ error: 'expected a login name' }).regex(/^[A-Za-z0-9_.-]+$/, { error: 'expected a login name' }).optional(),
+  agent: z
+    .union([z.string().min(1), z.array(z.string().min(1)).min(1)], { error: 'expected the agent command: a path, or a list [program, arg, …]' })
+    .transform((a) => (typeof a === 'string' ? [a] : a))
+    .optional(),
+  sudo: z.boolean({ error: 'expected true or false' }).optional(),
+  key_path: filePath.optional(),
+});
+
+export type HostSettings = z.output<typeof hostSettingsSchema>;
+
 export const userConfigSchema = z.strictObject({
   user_name: z.string({ error: 'expected your display name' }).min(1).optional(),
   user_id: z
@@ -24,9 +42,16 @@ export const userConfigSchema = z.strictObject({
       agent_timeout: z.number({ error: 'expected a number of seconds (0 = wait forever)' }).min(0).optional(),
     })
     .optional(),
+  /** per repository host: port, user, agent, sudo, key_path (a working copy's .dsg/config.local.yml wins) */
+  hosts: z.record(z.string().regex(/^[A-Za-z0-9_.:-]+$/, { error: 'expected a host name or ssh alias' }), hostSettingsSchema, { error: 'expected a mapping of host → settings' }).optional(),
 });
 
 export type UserConfig = z.output<typeof userConfigSchema>;
+
+/** The user config's settings for `host` (localhost when absent), if any. */
+export function hostSettings(user: UserConfig | null, host: string | undefined): HostSettings | undefined {
+  return user?.hosts?.[host ?? 'localhost'];
+}
 
 /** Where the user config may live, in the order they are tried (first found wins). */
 export function userConfigCandidates(env: NodeJS.ProcessEnv = process.env): string[] {
