@@ -37,7 +37,7 @@ export async function cloneTree(src: string, dst: string, opts: CloneOptions = {
       const a = path.join(from, ent.name);
       const b = path.join(to, ent.name);
       if (ent.isDirectory()) {
-        await mkdir(b, { mode: 0o755 });
+        await mkdir(b, { mode: 0o777 }); // the umask decides (see DIR_MODE)
         stats.dirs++;
         queue.push([a, b]);
       } else if (ent.isSymbolicLink()) {

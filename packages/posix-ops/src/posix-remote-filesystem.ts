@@ -53,6 +53,16 @@ interface TxState {
 const HEX_RE = /^[0-9a-f]+$/;
 
 /**
+ * Modes of what a transaction creates, before the umask: the server's umask
+ * decides (022: 0755/0644 as before; a team's 002: 0775/0664, so another
+ * member of the group can run the next sync). A setgid repository directory
+ * passes its group and setgid bit down by itself; sealing only removes
+ * write bits, so both survive into snapshots.
+ */
+export const DIR_MODE = 0o777;
+export const FILE_MODE = 0o666;
+
+/**
  * The transactional RemoteFilesystem on any POSIX filesystem. Snapshots are
  * full directory trees sharing unchanged files by hard link; the commit
  * point is one rename of a new `current` symlink over the old. See README.md
@@ -93,10 +103,10 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
     faultPoint('posix.begin.start');
     const base = await this.currentNumber();
     if (base > 0 && !(await isDir(this.layout.snapshot(base)))) throw corrupt(`current points at a missing snapshot s${base}`);
-    await mkdir(this.layout.txDir, { recursive: true, mode: 0o755 });
+    await mkdir(this.layout.txDir, { recursive: true, mode: DIR_MODE });
     const work = this.layout.work(tx);
     try {
-      await mkdir(work, { mode: 0o755 });
+      await mkdir(work, { mode: DIR_MODE });
     } catch (e) {
       if (errno(e) === 'EEXIST') {
         throw new ValidationError(`transaction ${tx} already has a work area`, { field: 'transactionId' }, {
@@ -172,7 +182,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
       faultPoint('posix.commit.start');
       await sealTree(work);
       faultPoint('posix.commit.after-seal');
-      await mkdir(this.layout.snapshots, { recursive: true, mode: 0o755 });
+      await mkdir(this.layout.snapshots, { recursive: true, mode: DIR_MODE });
       await writeDurable(this.layout.snapshotMeta(n), JSON.stringify(meta, null, 2) + '\n', tx);
       faultPoint('posix.commit.after-metadata');
       await rename(work, snap);
@@ -206,7 +216,8 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
   private async undoCommit(work: string, snap: string, n: number, tempLink: string, renamed: boolean): Promise<void> {
     await rm(tempLink, { force: true }).catch(() => undefined);
     if (renamed) {
-      await chmod(snap, 0o755).catch(() => undefined);
+      // back to writable for its owner (it is a work area again), setgid and group bits kept
+      await lstat(snap).then((st) => chmod(snap, (st.mode & 0o7777) | 0o200)).catch(() => undefined);
       await rename(snap, work).catch(() => forceRemove(snap).catch(() => undefined));
     }
     await rm(this.layout.snapshotMeta(n), { force: true }).catch(() => undefined);
@@ -264,7 +275,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
         await resolveBeneath(work, rel); // again, after mkdir and right before the open
         const tmp = tempName(full);
         // A new inode every time: never write through a hard link shared with a snapshot.
-        const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+        const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, FILE_MODE);
         return { work, full, tmp, created, fh };
       } catch (e) {
         await removeCreated(work, created);

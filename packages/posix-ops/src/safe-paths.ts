@@ -11,7 +11,7 @@ import { errno } from './fs-util.js';
  * directories created, outermost first. Must run under the repository's
  * Serial, so nothing changes a component between its check and its use.
  */
-export async function mkdirsBeneath(tree: string, rel: string, mode = 0o755): Promise<string[]> {
+export async function mkdirsBeneath(tree: string, rel: string, mode = 0o777): Promise<string[]> {
   await resolveBeneath(tree, rel);
   const created: string[] = [];
   let dir = tree;

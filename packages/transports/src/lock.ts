@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir, open, readFile, rename, unlink, utimes, link, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
-import { LockedError, type LockHolder } from '@dsg/contracts';
+import { DsgError, LockedError, type LockHolder } from '@dsg/contracts';
 
 /** What the lock file holds: who asked for the lock, and the agent session holding it. */
 export interface LockRecord {
@@ -95,7 +95,7 @@ export class RepositoryLock {
     let tookOver = false;
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
-        const fh = await open(this.file, 'wx', 0o644);
+        const fh = await open(this.file, 'wx', 0o666); // the umask decides: a team's 002 lets the group read the holder
         try {
           await fh.writeFile(JSON.stringify(record) + '\n');
           await fh.sync();
@@ -121,7 +121,16 @@ export class RepositoryLock {
       try {
         await rename(this.file, aside);
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') continue;
+        if (code === 'EPERM' || code === 'EACCES') {
+          // a sticky lock directory (recommended for teams): only the lock's owner or root may remove it
+          const who = cur.record?.holder?.user ?? 'another user';
+          throw new DsgError('STALE_LOCK', `the lock ${this.file} is stale (its agent is gone) but belongs to ${who}, and this user may not remove it (${code}: a sticky directory lets only the lock's owner or root)`, {
+            recoveryHint: `Ask ${who} to run any dsg command on this repository (their agent takes the stale lock over), or ask an administrator to remove ${this.file}.`,
+            cause: e,
+          });
+        }
         throw e;
       }
       const moved = await readFile(aside, 'utf8').catch(() => '');
