@@ -304,6 +304,11 @@ describe('validate-config through the binary', () => {
   it.each([
     ['data_dirs: [.dsg]', 'name: d\nrepository:\n  type: posix\n  root: /srv/dsg\ndata_dirs: [.dsg]\n', /\.dsgconfig\.yml:5: data_dirs\.0: expected a relative directory inside the project/],
     ['pool: tank/../x', 'name: d\nrepository:\n  type: zfs\n  pool: tank/../x\n  mountpoint: /var/repos/dsg\n', /\.dsgconfig\.yml:4: repository\.pool: expected a ZFS dataset name/],
+    [
+      'a YAML alias bomb',
+      `name: d\nrepository: {type: posix, root: /srv}\nx0: &x0 [a, a, a, a, a, a, a, a, a, a]\n${[1, 2, 3, 4, 5, 6, 7, 8].map((i) => `x${i}: &x${i} [${Array(10).fill(`*x${i - 1}`).join(', ')}]`).join('\n')}\n`,
+      /\.dsgconfig\.yml:4: YAML aliases expand too far/,
+    ],
   ])('%s → exit 2 naming file, line and key', (_label, yaml, want) => {
     const sb = sandbox();
     const dir = path.join(sb.dir, 'p');
@@ -312,7 +317,7 @@ describe('validate-config through the binary', () => {
     const r = dsg(dir, sb.env, 'validate-config', '--no-backend');
     expect(r.code, r.stderr).toBe(2);
     expect(r.stderr).toMatch(want);
-    expect(r.stderr).toMatch(/\nhint: Edit .*\.dsgconfig\.yml line \d+/);
+    expect(r.stderr).toMatch(/\nhint: (Edit .*\.dsgconfig\.yml line \d+|Write the values of .*\.dsgconfig\.yml out)/);
     expect(existsSync(path.join(dir, '.dsg'))).toBe(false);
   });
 
