@@ -269,10 +269,9 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
     if (mtime && Number.isNaN(mtime.getTime())) throw new ValidationError(`bad mtime for ${rel}`, { path: rel, field: 'mtime' });
     const { work, full, tmp, created, fh } = await this.serial.run(async () => {
       const work = await this.workArea(tx);
-      const full = await resolveBeneath(work, rel);
-      const created = await mkdirsBeneath(work, rel);
+      const created = await mkdirsBeneath(work, rel); // checks every parent, makes the missing ones
       try {
-        await resolveBeneath(work, rel); // again, after mkdir and right before the open
+        const full = await resolveBeneath(work, rel); // again, after mkdir and right before the open
         const tmp = tempName(full);
         // A new inode every time: never write through a hard link shared with a snapshot.
         const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, FILE_MODE);

@@ -1,29 +1,42 @@
 import { lstat, mkdir, rmdir } from 'node:fs/promises';
 import path from 'node:path';
-import { resolveBeneath, ValidationError } from '@dsg/contracts';
+import { assertSafeRelativePath, resolveBeneath, ValidationError } from '@dsg/contracts';
 import { errno } from './fs-util.js';
+
+/** NAME_MAX on Linux, macOS and the BSDs. */
+const NAME_MAX = 255;
 
 /**
  * Create the missing parents of `rel` inside `tree`, one component at a
- * time, never through a symlink: each existing component is lstat'ed and
- * must be a real directory, each new one is lstat'ed again after its mkdir.
- * (`mkdir -p` would follow a link planted at any component.) Returns the
- * directories created, outermost first. Must run under the repository's
- * Serial, so nothing changes a component between its check and its use.
+ * time, never through a symlink: each component is lstat'ed (a new one
+ * right after its mkdir) and must be a real directory. (`mkdir -p` would
+ * follow a link planted at any component.) The path is validated first,
+ * before anything is created. Returns the directories created, outermost
+ * first. Must run under the repository's Serial, and be followed by
+ * resolveBeneath right before the open.
  */
 export async function mkdirsBeneath(tree: string, rel: string, mode = 0o777): Promise<string[]> {
-  await resolveBeneath(tree, rel);
+  assertSafeRelativePath(rel);
+  const parts = rel.split('/');
+  if (parts.some((c) => Buffer.byteLength(c) > NAME_MAX)) {
+    throw new ValidationError(`refused path ${JSON.stringify(rel.slice(0, 200))}: a component is longer than ${NAME_MAX} bytes`, { path: rel.slice(0, 4096) });
+  }
   const created: string[] = [];
   let dir = tree;
-  for (const c of rel.split('/').slice(0, -1)) {
+  let missing = false;
+  for (const c of parts.slice(0, -1)) {
     dir = path.join(dir, c);
-    try {
-      await mkdir(dir, { mode });
-      created.push(dir);
-    } catch (e) {
-      if (errno(e) !== 'EEXIST') throw e;
+    let st = missing ? null : await lstat(dir).catch((e: unknown) => (errno(e) === 'ENOENT' ? null : Promise.reject(e as Error)));
+    if (!st) {
+      missing = true;
+      try {
+        await mkdir(dir, { mode });
+        created.push(dir);
+      } catch (e) {
+        if (errno(e) !== 'EEXIST') throw e;
+      }
+      st = await lstat(dir);
     }
-    const st = await lstat(dir);
     if (!st.isDirectory()) {
       throw new ValidationError(`refused path ${JSON.stringify(rel.slice(0, 200))}: parent ${JSON.stringify(path.relative(tree, dir))} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}`, {
         path: rel.slice(0, 4096),

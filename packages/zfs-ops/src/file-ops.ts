@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { lstat, mkdir, open, rename, rmdir, symlink, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { assertSafeLinkTarget, resolveBeneath, resolveInside, ValidationError, type ByteStream, type ExpectedFile, type HasherFactory } from '@dsg/contracts';
+import { assertSafeLinkTarget, assertSafeRelativePath, resolveBeneath, resolveInside, ValidationError, type ByteStream, type ExpectedFile, type HasherFactory } from '@dsg/contracts';
 
 function tempName(full: string): string {
   return path.join(path.dirname(full), `.${path.basename(full).slice(0, 100)}.dsg-tmp-${randomBytes(4).toString('hex')}`);
@@ -28,26 +28,39 @@ export class Serial {
   }
 }
 
+/** NAME_MAX on Linux, macOS and the BSDs. */
+const NAME_MAX = 255;
+
 /**
  * Create the missing parents of `rel` under `root` one component at a time,
  * never through a symlink (`mkdir -p` follows a link planted at any
- * component): each existing one must be a real directory, each new one is
- * lstat'ed again after its mkdir. Returns those created, outermost first.
- * Run under the Serial.
+ * component): each component is lstat'ed (a new one right after its mkdir)
+ * and must be a real directory. The path is validated before anything is
+ * created. Returns those created, outermost first. Run under the Serial,
+ * followed by resolveBeneath right before the open.
  */
 async function mkdirsBeneath(root: string, rel: string): Promise<string[]> {
-  await resolveBeneath(root, rel);
+  assertSafeRelativePath(rel);
+  const parts = rel.split('/');
+  if (parts.some((c) => Buffer.byteLength(c) > NAME_MAX)) {
+    throw new ValidationError(`refused path ${JSON.stringify(rel.slice(0, 200))}: a component is longer than ${NAME_MAX} bytes`, { path: rel.slice(0, 4096) });
+  }
   const created: string[] = [];
   let dir = root;
-  for (const c of rel.split('/').slice(0, -1)) {
+  let missing = false;
+  for (const c of parts.slice(0, -1)) {
     dir = path.join(dir, c);
-    try {
-      await mkdir(dir);
-      created.push(dir);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    let st = missing ? null : await lstat(dir).catch((e: unknown) => ((e as NodeJS.ErrnoException).code === 'ENOENT' ? null : Promise.reject(e as Error)));
+    if (!st) {
+      missing = true;
+      try {
+        await mkdir(dir);
+        created.push(dir);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      st = await lstat(dir);
     }
-    const st = await lstat(dir);
     if (!st.isDirectory()) {
       throw new ValidationError(`refused path ${JSON.stringify(rel.slice(0, 200))}: parent ${JSON.stringify(path.relative(root, dir))} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}`, {
         path: rel.slice(0, 4096),
@@ -84,10 +97,9 @@ export interface PreparedWrite {
  * link planted at that name is never followed).
  */
 export async function prepareWrite(root: string, rel: string): Promise<PreparedWrite> {
-  const full = await resolveBeneath(root, rel);
-  const created = await mkdirsBeneath(root, rel);
+  const created = await mkdirsBeneath(root, rel); // checks every parent, makes the missing ones
   try {
-    await resolveBeneath(root, rel);
+    const full = await resolveBeneath(root, rel); // again, after mkdir and right before the open
     const tmp = tempName(full);
     const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
     return { full, tmp, fh, created };
