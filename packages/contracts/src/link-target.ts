@@ -32,10 +32,11 @@ export function linkTargetEscapes(linkPath: string, target: string): string | nu
  * - no `..` after a name (`a/..`, `l1/..`),
  * - the resolved target never enters a hidden component (`.dsg/`, `.git/`,
  *   anything starting with `.`, whatever its case),
- * - with `scope` (tree-relative directories: the client passes its data
- *   directories), the resolved target stays inside one of them: a link may
- *   point from `output/` into `input/` (the spec's worked example does), not
- *   at the project's code or config.
+ * - with `scope` (data-directory NAMES, matched at any depth as the
+ *   scanner does: `tasks/x/input/…` is data), the resolved target is data: a
+ *   directory so named, or something beneath one. A link may point from
+ *   `output/` into `input/` (the spec's worked example does), never at the
+ *   project's code or config.
  *
  * Why no `..` after a name: together with "nothing is ever written through a
  * symlinked parent" (resolveBeneath) it makes this LEXICAL check a PHYSICAL
@@ -61,12 +62,8 @@ export function linkTargetProblem(linkPath: string, target: string, scope?: read
   }
   const hidden = stack.find((c) => c.startsWith('.'));
   if (hidden !== undefined) return `symlink target enters the hidden name ${JSON.stringify(hidden)}`;
-  if (scope !== undefined) {
-    const inside = (dir: string): boolean => {
-      const s = dir.split('/');
-      return stack.length >= s.length && s.every((c, i) => stack[i] === c);
-    };
-    if (!scope.some(inside)) return `symlink target is outside the data directories (${scope.join(', ')})`;
+  if (scope !== undefined && !stack.some((c) => scope.includes(c))) {
+    return `symlink target is outside the data directories (no ${scope.join(', ') || 'data directory'} in its path)`;
   }
   return null;
 }

@@ -55,8 +55,8 @@ const ROWS: [link: string, target: string, scope: string[] | undefined, reader: 
   ['input/a', '.', ['input'], null, null], // the data directory itself is data (`input/up -> ../output` too)
   ['input/a', '../output', ['input', 'output'], null, null],
   ['input/a', '..', ['input'], 'project root', 'project root'],
-  ['input/deep/a', 'b', ['input/deep'], null, null],
-  ['input/deep/a', '../b', ['input/deep'], null, 'outside the data directories'],
+  ['tasks/t/input/a', '../../u/output/b', ['input', 'output'], null, null], // data dirs at any depth (the task layout)
+  ['tasks/t/input/a', '../b', ['input'], null, 'outside the data directories'],
   ['inputs/a', 'b', ['input'], null, 'outside the data directories'], // a prefix is not a parent
   ['input/a', 'b', [], null, 'outside the data directories'],
 ];

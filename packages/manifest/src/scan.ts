@@ -141,6 +141,7 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
     o.onProgress({ phase, files: stats.files, bytes: stats.bytesHashed, ...(p ? { path: p } : {}) });
   };
 
+  const isHidden = (name: string): boolean => name.startsWith('.');
   const isIgnored = (rel: string, name: string): boolean =>
     names.has(name) || suffixes.some((s) => name.endsWith(s)) || ignoredPaths.has(rel) || isConflictBackup(name);
 
@@ -244,27 +245,43 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
     for (const r of rels) await visit(r);
   };
 
-  /** One path (file, link or directory), already known not to be ignored. */
+  /**
+   * One path (file, link or directory), already known not to be ignored or
+   * hidden. Outside the data directories only directories matter (a data
+   * directory may sit at any depth): other files are not looked at, and
+   * names are validated from a data directory down, so an odd name in
+   * `src/` never blocks a sync.
+   */
   const visit = async (rel: string): Promise<void> => {
-    const why = validateName(rel);
-    if (why) {
-      const nfc = nfcRepair(rel);
-      warnings.push(nfc ? { path: rel, reason: why, kind: 'name', nfc } : { path: rel, reason: why, kind: 'name' });
-      return;
+    const data = rel === CONFIG_FILE || scope.dataDirOf(rel) !== null || scope.inDataTree(rel);
+    if (data) {
+      const why = validateName(rel);
+      if (why) {
+        const nfc = nfcRepair(rel);
+        warnings.push(nfc ? { path: rel, reason: why, kind: 'name', nfc } : { path: rel, reason: why, kind: 'name' });
+        return;
+      }
     }
     const full = path.join(o.root, rel);
     const st = await meta.lstat(full).catch((e: unknown) => {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null; // vanished during the scan
+      if (!data) return null; // not ours to read: an unreadable corner of the project outside the data dirs
       throw new ScanUnreadableError(rel, e);
     });
     if (!st) return;
     if (st.isDirectory()) {
       const children = await meta.readdir(full).catch((e: unknown) => {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT' || !scope.inDataTree(rel)) return [];
         throw new ScanUnreadableError(rel, e);
       });
-      await visitAll(children.filter((n) => !isIgnored(`${rel}/${n}`, n)).map((n) => `${rel}/${n}`));
+      await visitAll(children.filter((n) => !isHidden(n) && !isIgnored(`${rel}/${n}`, n)).map((n) => `${rel}/${n}`));
       return;
+    }
+    if (rel !== CONFIG_FILE && scope.dataDirOf(rel) === null) {
+      // A data directory that is a symlink is not followed; left out silently, its
+      // files would read as deleted, so it is refused (sync stops) instead.
+      if (st.isSymbolicLink() && data) warnings.push({ path: rel, reason: 'a data directory that is a symlink is not followed (make it a real directory, or a mount point)', kind: 'link' });
+      return; // a file outside the data dirs
     }
     if (st.isSymbolicLink()) {
       const target = await meta.readlink(full).catch((e: unknown) => {
@@ -328,7 +345,9 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
       recoveryHint: 'Run dsg from inside the project (the directory holding .dsgconfig.yml).',
     });
   }
-  await visitAll([...scope.dataDirs, CONFIG_FILE]);
+  // From the root: data dirs are found at any depth; hidden names (.dsg, .git) are never entered.
+  const top = await meta.readdir(o.root);
+  await visitAll(top.filter((n) => n === CONFIG_FILE || (!isHidden(n) && !isIgnored(n, n))));
   await Promise.all(pending);
   if (failed) throw failed.e;
 

@@ -1,7 +1,7 @@
 import { linkTargetProblem, ValidationError } from '@dsg/contracts';
 import { CONFIG_FILE } from './config-file.js';
 import type { ManifestEntry } from './model.js';
-import { validateName } from './names.js';
+import { validateComponent } from './names.js';
 
 /**
  * Which paths belong to this client's project: THE scope rule, used by the
@@ -10,60 +10,65 @@ import { validateName } from './names.js';
  * downloaded, never deleted, carried into the next snapshot untouched.
  */
 export interface Scope {
+  /** the data-directory names */
   readonly dataDirs: readonly string[];
-  /** the data directory that holds `p`, '' for the config file, null when `p` is out of scope */
+  /** the data directory that holds `p` (`tasks/a/input`), '' for the config file, null when `p` is out of scope */
   dataDirOf(p: string): string | null;
+  /** whether directory `dir` is a data directory or inside one (the scanner validates names from there down) */
+  inDataTree(dir: string): boolean;
   /**
    * Why `e` may not be written into this working copy (outside the data
-   * directories, inside `.git`/`.dsg` at any depth and in any case, a link
-   * that fails the write rule or leaves its data directory), or null.
+   * directories, a hidden component such as `.git`/`.dsg` in any case, a
+   * link that fails the write rule or points out of the data), or null.
    */
   problem(e: Pick<ManifestEntry, 'path' | 'type'> & { reference?: string }): string | null;
 }
 
-/** A component no tool of ours may write into, whatever its case (case-insensitive clients: `.DSG/` is `.dsg/`). */
-const isGuarded = (c: string): boolean => {
-  const l = c.toLowerCase();
-  return l === '.dsg' || l === '.git';
-};
+const isHidden = (c: string): boolean => c.startsWith('.');
 
 /**
- * The scope of `dataDirs`. Each must be a valid relative name with no hidden
- * component (`.dsg`, `.git`, …): a data dir that widens the scope to a
- * hidden tree is refused here, whoever configured it.
+ * The scope of `dataDirs`, as the original tool scans (HRDAG/dsg
+ * `core/scanner.py`): a path belongs to the project when ANY of its
+ * directory components is a data-directory name (`input`, and
+ * `tasks/clean/input/…` in the task layout), and no component is hidden (a
+ * name starting with `.`: `.git`, `.dsg`, `.DSG`, `input/.gitkeep`).
+ * `.dsgconfig.yml` is the one hidden name in scope. Data dirs are plain
+ * names; a hidden one (`.git`, `.dsg`) is refused here, whoever configured it.
  */
 export function projectScope(dataDirs: readonly string[]): Scope {
-  const dirs = [...new Set(dataDirs)];
-  for (const d of dirs) {
-    const why = validateName(d);
+  const names = [...new Set(dataDirs)];
+  for (const d of names) {
+    const why = d.includes('/') ? 'a data directory is a name, matched at any depth (no "/")' : validateComponent(d);
     if (why) throw new ValidationError(`data directory ${JSON.stringify(d)} refused: ${why}`, { field: 'data_dirs', path: d });
-    if (d.split('/').some((c) => c.startsWith('.'))) {
+    if (isHidden(d)) {
       throw new ValidationError(`data directory ${JSON.stringify(d)} refused: a hidden name (.dsg, .git, …) cannot be a data directory`, {
         field: 'data_dirs',
         path: d,
       });
     }
   }
-  // Nested data dirs (`a` and `a/b`): the outer one holds the path.
-  const top = dirs.filter((d) => !dirs.some((x) => x !== d && d.startsWith(x + '/')));
+  const set = new Set(names);
   const dataDirOf = (p: string): string | null => {
     if (p === CONFIG_FILE) return '';
-    if (p.split('/').some(isGuarded)) return null;
-    return top.find((d) => p.startsWith(d + '/')) ?? null;
+    const parts = p.split('/');
+    if (parts.some(isHidden)) return null;
+    const i = parts.slice(0, -1).findIndex((c) => set.has(c));
+    return i < 0 ? null : parts.slice(0, i + 1).join('/');
   };
   return {
-    dataDirs: top,
+    dataDirs: names,
     dataDirOf,
+    inDataTree: (dir) => dir.split('/').some((c) => set.has(c)),
     problem: (e) => {
       const d = dataDirOf(e.path);
       if (d === null) {
-        return e.path.split('/').some(isGuarded)
-          ? 'inside .git or .dsg: never written by dsg'
-          : `outside the data directories (${top.join(', ') || 'none configured'})`;
+        return e.path.split('/').some(isHidden)
+          ? 'a hidden name (.git, .dsg, a dotfile): never written by dsg'
+          : `outside the data directories (no ${names.join(', ') || 'data directory'} in its path)`;
       }
       if (e.type === 'link') {
         if (d === '') return 'the project config cannot be a symlink';
-        return linkTargetProblem(e.path, e.reference ?? '', top);
+        return linkTargetProblem(e.path, e.reference ?? '', names);
       }
       return null;
     },

@@ -175,6 +175,23 @@ describe('scanProject: names, ignores and links', () => {
     expect(byPath.get('input/draft~')).toMatch(/~/);
   });
 
+  it('finds data dirs at any depth (the task layout) and leaves out hidden names and everything else', async () => {
+    const root = await tempRoot();
+    await put(root, 'tasks/clean/input/a.csv', 'a');
+    await put(root, 'tasks/clean/output/b.csv', 'b');
+    await put(root, 'tasks/clean/src/clean.py', 'code'); // not data
+    await put(root, 'tasks/clean/input/.gitkeep', ''); // hidden: out, as the original scans
+    await put(root, 'tasks/.cache/input/x.csv', 'x'); // under a hidden dir: out
+    await put(root, 'input/top.csv', 't');
+    await put(root, 'src/we|ird/notes.txt', 'x'); // an odd name outside the data dirs blocks nothing
+    await put(root, 'src/input', 'a FILE named input is not a data dir');
+    await put(root, 'README.md', 'r');
+    await put(root, '.git/input/config', 'never');
+    const { manifest, warnings } = await scanProject({ root, dataDirs: ['input', 'output'], user: 'u@example.org' });
+    expect([...manifest.entries.keys()]).toEqual(['input/top.csv', 'tasks/clean/input/a.csv', 'tasks/clean/output/b.csv']);
+    expect(warnings).toEqual([]);
+  });
+
   it('keeps the previous user for unchanged entries and takes the scanning user for changed ones', async () => {
     const root = await tempRoot();
     await put(root, 'input/same.txt', 'same');

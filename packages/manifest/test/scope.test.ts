@@ -2,16 +2,20 @@ import { describe, expect, it } from 'vitest';
 import { foldKey, projectScope } from '../src/index.js';
 
 describe('projectScope: the one rule for what a client may write', () => {
-  const scope = projectScope(['input', 'output', 'tasks/a/input']);
+  const scope = projectScope(['input', 'output']);
 
   it.each([
     ['input/a.csv', 'file', undefined, null],
     ['.dsgconfig.yml', 'file', undefined, null],
-    ['tasks/a/input/x', 'file', undefined, null],
+    ['tasks/a/input/x', 'file', undefined, null], // the task layout: a data dir at any depth
+    ['input', 'file', undefined, /outside the data directories/], // a FILE named input is not a data dir
+    ['src/x.py', 'file', undefined, /outside the data directories/],
     ['Makefile', 'file', undefined, /outside the data directories/],
-    ['.git/config', 'file', undefined, /inside .git or .dsg/],
-    ['input/sub/.git/config', 'file', undefined, /inside .git or .dsg/],
-    ['input/.DSG/x', 'file', undefined, /inside .git or .dsg/],
+    ['.git/config', 'file', undefined, /hidden name/],
+    ['input/sub/.git/config', 'file', undefined, /hidden name/],
+    ['input/.DSG/x', 'file', undefined, /hidden name/],
+    ['input/.gitkeep', 'file', undefined, /hidden name/],
+    ['tasks/a/input/l', 'link', '../../b/output/r.csv', null],
     ['input/l', 'link', 'a.csv', null],
     ['input/l', 'link', './a.csv', null],
     ['input/l', 'link', '../output/r.csv', null],
@@ -29,11 +33,12 @@ describe('projectScope: the one rule for what a client may write', () => {
   });
 
   it('refuses data dirs that are hidden or unsafe, whoever configured them', () => {
-    for (const bad of ['.git', '.dsg', 'input/.hidden', '../up', '/abs', 'a//b']) expect(() => projectScope([bad]), bad).toThrow(/data directory/);
+    for (const bad of ['.git', '.dsg', '.DSG', 'input/x', '..', '', 'a|b']) expect(() => projectScope([bad]), bad).toThrow(/data directory/);
   });
 
-  it('nested data dirs: the outer one holds the path', () => {
-    expect(projectScope(['a', 'a/b']).dataDirOf('a/b/c')).toBe('a');
+  it('the outermost data directory holds a path', () => {
+    expect(scope.dataDirOf('tasks/clean/input/output/x')).toBe('tasks/clean/input');
+    expect(scope.dataDirOf('.dsgconfig.yml')).toBe('');
   });
 
   it('folds case and normalization the way macOS and Windows do', () => {

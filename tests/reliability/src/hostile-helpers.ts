@@ -105,8 +105,16 @@ function parentDataset(s: Scene): string {
   return parent.dataset;
 }
 
-/** Files of the working copy INCLUDING .dsg/ (byte for byte). */
-export const clientState = (dir: string): Record<string, string> => listing(dir);
+/**
+ * Files of the working copy INCLUDING .dsg/ (byte for byte), except the stat
+ * cache: any scan may refresh it (a file younger than the racy-clean window at
+ * one scan is cached by the next), so whether it changed depends on the clock.
+ */
+export const clientState = (dir: string): Record<string, string> => {
+  const all = listing(dir);
+  delete all['.dsg/stat-cache.json'];
+  return all;
+};
 
 export function readManifest(s: Scene): ManifestJson {
   return JSON.parse(readFileSync(path.join(s.live, LAST_SYNC), 'utf8')) as ManifestJson;

@@ -280,7 +280,7 @@ async function expectRefusedNames(s: Scene, hostile: string[]): Promise<void> {
   ok(st, 'status');
   const invalid = (JSON.parse(st.stdout) as { invalidNames: { path: string; reason: string }[] }).invalidNames;
   expect(invalid.map((i) => i.path).sort()).toEqual([...hostile].sort());
-  for (const i of invalid) expect(i.reason, i.path).toMatch(/illegal character|reserved|temporary or backup|whitespace|NFC|backslash|symlink target|absolute|not a regular file/);
+  for (const i of invalid) expect(i.reason, i.path).toMatch(/illegal character|reserved|temporary or backup|whitespace|NFC|backslash|symlink target|absolute|not a regular file|a data directory that is a symlink/);
   // status refreshed the stat cache (the NFC twin is new); from here on nothing may change
   const beforeA = clientState(s.A);
   const beforeRepo = repoState(s);
