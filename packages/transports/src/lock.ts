@@ -74,15 +74,18 @@ export class RepositoryLock {
 
   private stale(cur: { record: LockRecord | null; mtimeMs: number }): boolean {
     const ttl = this.opts.ttlMs ?? 15 * 60_000;
-    if (Date.now() - cur.mtimeMs > ttl) return true;
     const r = cur.record;
-    if (!r) return false;
     const here = hostname();
+    // On this host a process's life is known for certain, and beats the TTL: a live but
+    // stopped holder (a laptop lid closed on a local repository) keeps its lock; taking it
+    // over let the holder's resumed commit point `current` at another client's snapshot.
     // The agent session holds the transaction, not the client that asked for it: while that
     // agent lives the lock is live even if its client is gone (the agent may still be
-    // committing, or be stopped with its temp dataset mounted). Taking over then made the
-    // newcomer's recovery fail on the busy dataset and its sync exit 1 instead of 4.
-    if (r.agent?.host === here && typeof r.agent.pid === 'number' && r.agent.pid > 0) return !alive(r.agent.pid);
+    // committing, or be stopped with its temp dataset mounted; a silent client's session is
+    // ended by the agent itself, see --client-silence).
+    if (r?.agent?.host === here && typeof r.agent.pid === 'number' && r.agent.pid > 0) return !alive(r.agent.pid);
+    if (Date.now() - cur.mtimeMs > ttl) return true;
+    if (!r) return false;
     if (r.holder?.host === here && typeof r.holder.pid === 'number' && r.holder.pid > 0 && !alive(r.holder.pid)) return true;
     return false;
   }
@@ -153,6 +156,23 @@ export class RepositoryLock {
       utimes(this.file, now, now).catch(() => {});
     }, every);
     this.timer.unref();
+  }
+
+  /**
+   * Right before a commit: the lock file must still be this session's. A lock
+   * taken over meanwhile (the TTL ran out while this agent was stopped) must
+   * not let the old holder commit over the new one's work.
+   */
+  async verify(): Promise<void> {
+    const cur = this.held ? await this.read() : null;
+    if (cur?.record?.agent?.session !== this.session) {
+      this.held = false;
+      if (this.timer) clearInterval(this.timer);
+      this.timer = null;
+      throw new DsgError('LOCK_LOST', 'this session no longer holds the repository lock (it was taken over while this session was stopped); nothing was committed', {
+        recoveryHint: 'Run `dsg status`, then sync again: the repository may have moved on.',
+      });
+    }
   }
 
   /** Release if this session holds it; a lock someone else now holds is left alone. */

@@ -651,6 +651,7 @@ class Session {
       case 'commit': {
         const tx = P.tx(msg);
         this.openTxWork(tx);
+        await this.lock!.verify(); // the point of no return follows: the lock must still be ours
         await this.fs!.commit(tx, snapshotInfo(msg['snapshot']));
         this.openTx.delete(tx);
         return { result: null };

@@ -147,6 +147,32 @@ describe('agent session over the in-process transport', () => {
     expect(log.join('\n')).toMatch(/took over a stale lock/);
   });
 
+  it('a live holder on this host keeps its lock past the TTL (a stopped laptop); a lock taken over is never committed over', async () => {
+    const { server } = fakeServer(tmp.dir, log);
+    const c = await openRemote(transport(server), 'proj');
+    const lockFile = join(tmp.dir, 'proj', 'lock');
+    await mkdir(join(tmp.dir, 'proj'), { recursive: true });
+    // a live process of this host (this test runner) that stopped refreshing long ago
+    const stopped = { holder: { user: 'dora@example.org', host: hostname(), pid: process.pid, since: '2026-01-01T00:00:00Z' }, agent: { host: hostname(), pid: process.pid, session: 'other' } };
+    await writeFile(lockFile, JSON.stringify(stopped));
+    const old = new Date(Date.now() - 60 * 60_000);
+    await utimes(lockFile, old, old);
+    await expect(c.lock(holder())).rejects.toBeInstanceOf(LockedError);
+    expect(JSON.parse(await readFile(lockFile, 'utf8')).holder.user).toBe('dora@example.org');
+
+    // this session holds the lock, writes, and meanwhile another session took it over
+    await writeFile(lockFile, '');
+    await utimes(lockFile, old, old); // unreadable and old: stale
+    await c.lock(holder());
+    const tx = newTransactionId();
+    await c.begin(tx);
+    await c.writeFile(tx, 'input/a.csv', bytes(Buffer.from('a')), { hash: hashOf(Buffer.from('a')) });
+    await writeFile(lockFile, JSON.stringify({ ...stopped, agent: { ...stopped.agent, session: 'the-new-holder' } }));
+    await expect(c.commit(tx, { snapshotId: 's1', message: 'm', manifestHash: 'h', user: 'u', createdAt: '2026-01-01T00:00:00Z' })).rejects.toMatchObject({ code: 'LOCK_LOST' });
+    expect(await c.listSnapshots()).toEqual([]);
+    expect(JSON.parse(await readFile(lockFile, 'utf8')).agent.session).toBe('the-new-holder'); // left alone
+  });
+
   it('LocalTransport: idempotent begin, temp dir made at begin and removed at end', async () => {
     const t = transport();
     await Promise.all([t.begin(), t.begin()]);
