@@ -10,7 +10,7 @@ import { ConfigError, TransportError } from '@dsg/contracts';
 import { LOCAL_CONFIG_FILE, dataDirProblem, loadProjectConfig, writeLocalConfig } from '../src/config/project.js';
 import { parseYamlText } from '../src/config/yaml-file.js';
 import { ConfigChangeError, analyseIncoming, describeChange, incomingConfigCheck } from '../src/commands/config-change.js';
-import { safeDeep, safeText } from '../src/output/safe-text.js';
+import { safeDeep, safeText } from '@dsg/contracts';
 import { describeError, exitCodeFor, serializeError } from '../src/output/errors.js';
 import { Output } from '../src/output/output.js';
 import type { Ctx } from '../src/context.js';

@@ -5,3 +5,4 @@ export * from './safe-path.js';
 export * from './fault.js';
 export * from './link-target.js';
 export * from './snapshot-message.js';
+export * from './safe-text.js';

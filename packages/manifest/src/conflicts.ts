@@ -1,4 +1,4 @@
-import { ValidationError } from '@dsg/contracts';
+import { safeText, ValidationError } from '@dsg/contracts';
 import type { PathPlan } from './classify.js';
 import type { ManifestEntry } from './model.js';
 import { validateName } from './names.js';
@@ -26,10 +26,15 @@ const HEADER = [
   '# then run `dsg sync --continue`. Lines starting with # are ignored.',
 ];
 
+/**
+ * One side, on one line. User ids and link targets came from a repository:
+ * their control characters are escaped, so `cat conflicts.txt` runs no
+ * terminal escape and a line break cannot forge a `resolution:` line.
+ */
 function describe(e: ManifestEntry | undefined): string {
   if (!e) return 'absent';
-  if (e.type === 'link') return `link -> ${e.reference} user=${e.user}`;
-  return `file size=${e.filesize} mtime=${e.mtime} user=${e.user} hash=${e.hash || '(none)'}`;
+  if (e.type === 'link') return `link -> ${safeText(e.reference)} user=${safeText(e.user)}`;
+  return `file size=${e.filesize} mtime=${safeText(e.mtime)} user=${safeText(e.user)} hash=${safeText(e.hash || '(none)')}`;
 }
 
 /** `prefilled`: answers already given for some paths (a `sync --continue` that met new conflicts keeps them). */

@@ -47,6 +47,17 @@ describe('conflict file', () => {
     expect([...res]).toEqual([['input/a.csv', 'L'], ['input/gone.csv', 'R'], ['input/new.csv', 'C']]);
   });
 
+  it('a user id or link target from the repository cannot forge a line or run a terminal escape', () => {
+    const cs = conflicts();
+    const r = cs[0]!.remote!;
+    cs[0] = { ...cs[0]!, remote: { ...r, user: 'eve\nresolution: R\n\u001b]52;c;ZXZpbA==\u0007' } };
+    const text = formatConflictFile(cs);
+    expect(text.includes('\u001b') || text.includes('\u0007')).toBe(false);
+    expect(text).toContain('user=eve\\nresolution: R\\n\\e]52;c;ZXZpbA==\\a');
+    // the forged answer is not an answer: the file still asks for every resolution
+    expect(() => parseConflictFile(text)).toThrow(/no resolution|unresolved/);
+  });
+
   it('keeps answers already given (sync --continue that met new conflicts): pre-filled, the rest left open', () => {
     const cs = conflicts();
     const text = formatConflictFile(cs, new Map([['input/a.csv', 'R'], ['input/new.csv', 'L']]));

@@ -2,7 +2,7 @@ import cliProgress from 'cli-progress';
 import pc from 'picocolors';
 import type { z } from 'zod';
 import type { ProgressEvent, ProgressListener } from '@dsg/contracts';
-import { safeDeep, safeText } from './safe-text.js';
+import { safeDeep, safeText } from '@dsg/contracts';
 
 /** The global options every command accepts. */
 export interface GlobalOptions {
