@@ -5,6 +5,8 @@
 #   - a non-root login (DSG_TEST_AGENT_USER, default dsgagent) with the sudo rule the
 #     README documents for a non-root agent: `sudo -n zfs`, and `sudo -n chown` of a new
 #     repository dataset under $POOL/sudo-e2e only
+#   - a second unprivileged user (DSG_TEST_CLIENT_USER, default dsgclient) with its own
+#     home, as whom tests run the built `dsg` client (no login, no sudo)
 # Usage: testenv.sh up | down | env | diag
 # `up` is idempotent; it writes $DSG_TESTENV_DIR/env (shell `export` lines) and prints it.
 # `down` stops only what `up` started, by the pids it recorded — never by process name.
@@ -208,6 +210,38 @@ setup_agent_user() {
   log "agent user $AGENT_USER with sudo for zfs and chown under $POOL/sudo-e2e"
 }
 
+CLIENT_USER=${DSG_TEST_CLIENT_USER:-dsgclient}
+# this checkout: the non-root users run its built files (the client, the agent bundle)
+CHECKOUT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+# Every directory from / down to the checkout must be traversable (x) by the
+# non-root users, or they cannot run the built files. A clone in a private
+# directory (a home of mode 700, a mktemp -d) is not: such directories get o+x
+# (traverse, not list), and are recorded so `down` takes the bit away again.
+open_checkout() {
+  local d="$CHECKOUT"
+  while :; do
+    if [ $(( 8#$(stat -c %a "$d") & 1 )) = 0 ]; then
+      chmod o+x "$d" || return 1
+      grep -qxF "$d" "$DIR/opened-dirs" 2>/dev/null || printf '%s\n' "$d" >>"$DIR/opened-dirs"
+      log "made $d traversable (o+x) for the non-root test users"
+    fi
+    [ "$d" = / ] && break
+    d=$(dirname "$d")
+  done
+}
+
+# The non-root client user: no password, no sudo, no key in authorized_keys;
+# tests spawn the built dsg with its uid/gid and give it a sandbox it owns.
+setup_client_user() {
+  id -u "$CLIENT_USER" >/dev/null 2>&1 || useradd --system --create-home --shell /bin/sh "$CLIENT_USER" || return 1
+  local home; home=$(getent passwd "$CLIENT_USER" | cut -d: -f6)
+  [ -d "$home" ] || { mkdir -p "$home" && chown "$CLIENT_USER:" "$home" && chmod 755 "$home"; } || return 1
+  open_checkout || { log "could not make $CHECKOUT reachable for $CLIENT_USER"; return 1; }
+  printf '%s\n' "$CLIENT_USER" >"$DIR/client-user"
+  log "client user $CLIENT_USER (home $home)"
+}
+
 write_env() {
   {
     echo "export DSG_TESTENV_DIR=$DIR"
@@ -224,6 +258,9 @@ write_env() {
       echo "export DSG_TEST_SSH_HOST_PUB=$DIR/ssh/host_ed25519.pub"
       if [ -f "$SUDOERS" ]; then echo "export DSG_TEST_SSH_SUDO_USER=$AGENT_USER"; fi
     fi
+    if [ -f "$DIR/client-user" ] && id -u "$(cat "$DIR/client-user")" >/dev/null 2>&1; then
+      echo "export DSG_TEST_CLIENT_USER=$(cat "$DIR/client-user")"
+    fi
   } >"$ENVFILE.tmp"
   mv "$ENVFILE.tmp" "$ENVFILE"
 }
@@ -235,6 +272,7 @@ up() {
   start_zfs || { failed=1; log "ZFS unavailable: ZFS tests will skip (or fail under DSG_REQUIRE_REAL=1)"; }
   start_sshd || { failed=1; log "sshd unavailable: SSH tests will skip (or fail under DSG_REQUIRE_REAL=1)"; }
   if [ $failed = 0 ]; then setup_agent_user || { failed=1; log "no non-root agent user: its tests will skip (or fail under DSG_REQUIRE_REAL=1)"; }; fi
+  setup_client_user || { failed=1; log "no non-root client user: its tests will skip (or fail under DSG_REQUIRE_REAL=1)"; }
   write_env
   cat "$ENVFILE"
   # When the real parts are required, a setup that cannot give them is the
@@ -247,7 +285,12 @@ down() {
   rm -f "$DIR/sshd.pid"
   destroy_pool || true
   stop_daemon
-  rm -f "$ENVFILE" "$SUDOERS"
+  # the users stay (like $AGENT_USER); what up opened for them is closed again
+  if [ -f "$DIR/opened-dirs" ]; then
+    while IFS= read -r d; do [ -d "$d" ] && chmod o-x "$d"; done <"$DIR/opened-dirs"
+    rm -f "$DIR/opened-dirs"
+  fi
+  rm -f "$ENVFILE" "$SUDOERS" "$DIR/client-user"
 }
 
 case "${1:-up}" in

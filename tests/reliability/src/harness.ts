@@ -6,11 +6,11 @@
  * repository side.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, lstatSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, lchownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, lstatSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freshParent, listAll, type SshTestEnv, type TestParent, type ZfsTestEnv } from '@dsg/testenv';
+import { freshParent, listAll, type LocalUser, type SshTestEnv, type TestParent, type ZfsTestEnv } from '@dsg/testenv';
 
 /** the monorepo root */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -31,32 +31,109 @@ export interface Sandbox {
   env: NodeJS.ProcessEnv;
   /** remove the sandbox directory */
   remove: () => void;
+  /** the non-root user the sandbox belongs to and dsg runs as (pass it to dsgAsync/dsgAs); absent: the test's own user */
+  as?: RunAs;
 }
 
-/** A sandbox: its own HOME and DSG_CONFIG_HOME with a user config (plus `extraUserYaml`, e.g. a backend's ssh lines). */
-export function sandbox(extraUserYaml = '', user = 'user_id: ana@example.org\nuser_name: Ana\n'): Sandbox {
+/** Whom to run the built dsg as: spawn's uid/gid (never a su/sudo command line). */
+export type RunAs = Pick<LocalUser, 'user' | 'uid' | 'gid'>;
+
+/** Give a tree to a user: lchown of every entry (links themselves, never followed). */
+export function giveTo(as: Pick<RunAs, 'uid' | 'gid'>, ...paths: string[]): void {
+  const walk = (p: string): void => {
+    const st = lstatSync(p);
+    if (st.uid !== as.uid || st.gid !== as.gid) lchownSync(p, as.uid, as.gid);
+    if (st.isDirectory()) for (const n of readdirSync(p)) walk(path.join(p, n));
+  };
+  for (const p of paths) if (existsSync(p) || isLink(p)) walk(p);
+}
+
+const isLink = (p: string): boolean => {
+  try {
+    return lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+};
+
+const runnable = new Set<number>();
+/**
+ * Throw (with what to do) unless `as` can run the built dsg: every directory
+ * down to this checkout must be traversable by it (`testenv.sh up` sees to
+ * that) and node must be executable by it.
+ */
+export function assertRunsAs(as: RunAs): void {
+  if (runnable.has(as.uid)) return;
+  const r = spawnSync(process.execPath, [BIN, '--version'], { uid: as.uid, gid: as.gid, cwd: '/', env: { PATH: process.env['PATH'] }, encoding: 'utf8', timeout: 60_000 });
+  if (r.status !== 0) {
+    throw new Error(
+      `${as.user} (uid ${as.uid}) cannot run ${process.execPath} ${BIN}: ${(r.stderr || r.error?.message || '').slice(0, 500)}\n` +
+        'run `bash tooling/testenv/testenv.sh up` (as root): it makes the directories down to the checkout traversable for the test users',
+    );
+  }
+  runnable.add(as.uid);
+}
+
+/**
+ * A sandbox: its own HOME and DSG_CONFIG_HOME with a user config (plus `extraUserYaml`, e.g. a backend's ssh lines).
+ * With `o.as`, everything in it belongs to that user (mode 700) and `sandbox.as` says whom to run dsg as.
+ */
+export function sandbox(extraUserYaml = '', user = 'user_id: ana@example.org\nuser_name: Ana\n', o: { as?: RunAs } = {}): Sandbox {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'dsg-rel-'));
   mkdirSync(path.join(dir, 'home'));
   mkdirSync(path.join(dir, 'cfg'));
   writeFileSync(path.join(dir, 'cfg', 'dsg.yml'), user + extraUserYaml);
   const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'], HOME: path.join(dir, 'home'), DSG_CONFIG_HOME: path.join(dir, 'cfg'), NO_COLOR: '1' };
-  return { dir, env, remove: () => rmSync(dir, { recursive: true, force: true }) };
+  const sb: Sandbox = { dir, env, remove: () => rmSync(dir, { recursive: true, force: true }) };
+  if (o.as) {
+    assertRunsAs(o.as);
+    Object.assign(env, { USER: o.as.user, LOGNAME: o.as.user });
+    giveTo(o.as, dir);
+    chmodSync(dir, 0o700);
+    sb.as = o.as;
+  }
+  return sb;
+}
+
+/**
+ * A sandbox of a non-root client user for SSH: copies of the key (600) and
+ * known_hosts the user owns (it cannot read root's), named by its user config.
+ * `key` / `knownHosts` default to the test sshd's.
+ */
+export function clientSandbox(ssh: SshTestEnv, as: RunAs, o: { key?: string; knownHosts?: string; user?: string } = {}): Sandbox {
+  const sb = o.user === undefined ? sandbox('', undefined, { as }) : sandbox('', o.user, { as });
+  const sshDir = path.join(sb.dir, 'home', '.ssh');
+  mkdirSync(sshDir, { mode: 0o700 });
+  const key = path.join(sshDir, 'id_ed25519');
+  const known = path.join(sshDir, 'known_hosts');
+  copyFileSync(o.key ?? ssh.key, key);
+  chmodSync(key, 0o600);
+  copyFileSync(o.knownHosts ?? ssh.knownHosts, known);
+  const cfg = path.join(sb.dir, 'cfg', 'dsg.yml');
+  writeFileSync(cfg, readFileSync(cfg, 'utf8') + `ssh:\n  key_path: ${key}\n  known_hosts: ${known}\n`);
+  giveTo(as, sb.dir);
+  return sb;
 }
 
 const DEFAULT_TIMEOUT = 110_000;
 
 /** Run the built binary synchronously. */
 export function dsg(cwd: string, env: NodeJS.ProcessEnv, ...args: string[]): RunResult {
+  return dsgAs(undefined, cwd, env, ...args);
+}
+
+/** Run the built binary synchronously as `as` (its uid/gid; undefined: the test's own user). */
+export function dsgAs(as: RunAs | undefined, cwd: string, env: NodeJS.ProcessEnv, ...args: string[]): RunResult {
   const t0 = Date.now();
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, env, encoding: 'utf8', timeout: DEFAULT_TIMEOUT });
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, env, encoding: 'utf8', timeout: DEFAULT_TIMEOUT, ...(as ? { uid: as.uid, gid: as.gid } : {}) });
   return { code: r.status ?? -1, signal: r.signal, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - t0 };
 }
 
-/** Run the built binary without blocking the event loop (for running cases side by side). */
-export function dsgAsync(cwd: string, env: NodeJS.ProcessEnv, args: string[], timeoutMs = DEFAULT_TIMEOUT): Promise<RunResult> {
+/** Run the built binary without blocking the event loop (for running cases side by side); `o.as`: as that user. */
+export function dsgAsync(cwd: string, env: NodeJS.ProcessEnv, args: string[], timeoutMs = DEFAULT_TIMEOUT, o: { as?: RunAs | undefined } = {}): Promise<RunResult> {
   const t0 = Date.now();
   return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [BIN, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn(process.execPath, [BIN, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], ...(o.as ? { uid: o.as.uid, gid: o.as.gid } : {}) });
     let stdout = '';
     let stderr = '';
     c.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -194,11 +271,18 @@ export function posixLocalBackend(label = 'posix/local'): Backend & { root: stri
   };
 }
 
-/** A posix repository root on this machine, reached over the real sshd (the agent is its own process). */
-export function posixSshBackend(ssh: SshTestEnv, o: { agent?: string[]; label?: string } = {}): Backend & { root: string } {
+/**
+ * A posix repository root on this machine, reached over the real sshd (the agent is its own process).
+ * `login`: the SSH user (default the test sshd's); `owner`: who owns the root (a non-root login must).
+ */
+export function posixSshBackend(
+  ssh: SshTestEnv,
+  o: { agent?: string[]; label?: string; login?: string; owner?: Pick<RunAs, 'uid' | 'gid'> } = {},
+): Backend & { root: string } {
   const local = posixLocalBackend(o.label ?? 'posix/ssh');
+  if (o.owner) giveTo(o.owner, local.root);
   const agent = o.agent ?? [process.execPath, AGENT];
-  const sshArgs = (a = agent): string[] => ['--port', String(ssh.port), '--ssh-user', ssh.user, ...a.flatMap((x) => ['--agent', x])];
+  const sshArgs = (a = agent): string[] => ['--port', String(ssh.port), '--ssh-user', o.login ?? ssh.user, ...a.flatMap((x) => ['--agent', x])];
   return {
     ...local,
     initArgs: (_name, io) => ['--host', ssh.host, '--repo-type', 'posix', '--repo-path', local.root, ...sshArgs(io?.agent)],

@@ -116,3 +116,32 @@ export function requireSudoAgent(): { ssh: SshTestEnv; user: string; parentName:
   }
   return { ssh, user, parentName: 'sudo-e2e' };
 }
+
+/** An unprivileged local user, for spawning processes as it (`uid`/`gid` of `spawn`, never a su/sudo command line). */
+export interface LocalUser {
+  user: string;
+  uid: number;
+  gid: number;
+  /** its home directory from the passwd database */
+  home: string;
+}
+
+/** uid, gid and home of a local user from the passwd database, or null when there is no such user. */
+export function localUser(user: string): LocalUser | null {
+  const r = spawnSync('getent', ['passwd', user], { encoding: 'utf8' });
+  const f = r.status === 0 ? r.stdout.trim().split(':') : [];
+  if (f.length < 7) return null;
+  return { user, uid: Number(f[2]), gid: Number(f[3]), home: f[5]! };
+}
+
+/**
+ * The non-root client user `testenv.sh up` made (DSG_TEST_CLIENT_USER, default
+ * dsgclient): tests run the built `dsg` as it. Null after a visible skip
+ * reason; throws under DSG_REQUIRE_REAL=1. Needs root to spawn as it.
+ */
+export function requireClientUser(): LocalUser | null {
+  const name = settings()['DSG_TEST_CLIENT_USER'];
+  const u = name && process.getuid?.() === 0 ? localUser(name) : null;
+  if (!u) absent('non-root client user (run as root)');
+  return u;
+}
