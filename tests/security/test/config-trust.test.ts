@@ -22,11 +22,13 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { requireSsh } from '@dsg/testenv';
 import {
-  AGENT, clientState, dsgAsync, errorDoc, fileHash, ok, posixLocalBackend, posixSshBackend, readManifest, reseal, sandbox, write, writeManifest,
+  AGENT, clientSandbox, clientState, dsgAsync, errorDoc, fileHash, ok, posixLocalBackend, posixSshBackend, readManifest, reseal, sandbox, write, writeManifest,
   type Backend, type RunResult, type Sandbox, type Scene,
 } from '@dsg/reliability';
+import { nonRootPosixBackend, requireNonRoot, strangers, writeAs, type NonRoot } from '../src/non-root.js';
 
 const ssh = requireSsh();
+const nonRoot = requireNonRoot();
 const cleanups: (() => void)[] = [];
 afterAll(() => {
   for (const c of cleanups.reverse()) c();
@@ -51,16 +53,17 @@ function workingCopy(dir: string): Record<string, string> {
   return rest;
 }
 
-const run = async (cwd: string, sb: Sandbox, ...args: string[]): Promise<RunResult> => dsgAsync(cwd, sb.env, args, 100_000);
+/** The built dsg in the sandbox, as the sandbox's user (the non-root client user on the non-root setup). */
+const run = async (cwd: string, sb: Sandbox, ...args: string[]): Promise<RunResult> => dsgAsync(cwd, sb.env, args, 100_000, { as: sb.as });
 const must = async (what: string, cwd: string, sb: Sandbox, ...args: string[]): Promise<RunResult> => ok(await run(cwd, sb, ...args), what);
 
-/** A inits the repository with one file, B clones it. */
-async function team(b: Backend, name: string, user?: string): Promise<Team> {
-  const sb = user === undefined ? sandbox(b.userYaml) : sandbox(b.userYaml, user);
+/** A inits the repository with one file, B clones it (`nr`: both as the non-root client user, against the non-root login). */
+async function team(b: Backend, name: string, user?: string, nr?: NonRoot): Promise<Team> {
+  const sb = nr ? clientSandbox(nr.ssh, nr.client) : user === undefined ? sandbox(b.userYaml) : sandbox(b.userYaml, user);
   cleanups.push(() => sb.remove());
   const A = path.join(sb.dir, 'a');
   const B = path.join(sb.dir, 'b');
-  write(path.join(A, 'input', 'x.csv'), 'id,name\n1,Ana\n');
+  writeAs(nr?.client, sb.dir, 'a/input/x.csv', 'id,name\n1,Ana\n');
   await must('init A', A, sb, 'init', ...b.initArgs(name), '--repo-name', name, '-q');
   await must('clone B', sb.dir, sb, 'clone', ...b.cloneArgs(name), B, '-q');
   return { sb, b, name, A, B };
@@ -86,18 +89,25 @@ function repositoryText(b: Backend & { root: string }, name: string): string {
   return out.join('\n');
 }
 
-describe.skipIf(!ssh)('a .dsgconfig.yml from a teammate never connects anywhere (posix over the real sshd)', () => {
+/** root client and root login; the non-root client user and the non-root login (each its own file owner) */
+const setups: [string, NonRoot | undefined][] = ssh ? [['root → root', undefined]] : [];
+if (nonRoot) setups.push([`${nonRoot.client.user} → ${nonRoot.server.user}`, nonRoot]);
+
+describe.each(setups)('a .dsgconfig.yml from a teammate never connects anywhere (posix over the real sshd, %s)', (_label, nr) => {
   it('an agent command, host and root committed by A: no command runs for B, B stays on its repository, B is told once', async () => {
-    const b = posixSshBackend(ssh!);
+    const b = nr ? nonRootPosixBackend(nr) : posixSshBackend(ssh!);
+    const login = nr ? nr.server.user : ssh!.user;
+    /** what the test (the teammate's editor) writes into a working copy belongs to the client user */
+    const edit = (dir: string, rel: string, text: string): void => writeAs(nr?.client, dir, rel, text);
     cleanups.push(() => b.destroy());
-    const t = await team(b, 'sec-agent');
+    const t = await team(b, 'sec-agent', undefined, nr);
     const pwned = path.join(os.tmpdir(), `dsg-pwned-${randomBytes(6).toString('hex')}`);
     cleanups.push(() => rmSync(pwned, { force: true }));
     // stealthy: the command runs, then execs the real agent, so every command still works
     const evilAgent = ['sh', '-c', `touch ${pwned}; exec "$@"`, 'sh', process.execPath, AGENT];
     // A keeps the file working for a dsg that trusts it: same host, port, login; only the agent differs
-    const honest = { type: 'posix', host: ssh!.host, root: b.root, port: ssh!.port, user: ssh!.user };
-    writeFileSync(path.join(t.A, '.dsgconfig.yml'), configText(t.name, { ...honest, agent: evilAgent }));
+    const honest = { type: 'posix', host: ssh!.host, root: b.root, port: ssh!.port, user: login };
+    edit(t.A, '.dsgconfig.yml', configText(t.name, { ...honest, agent: evilAgent }));
     const a1 = await must('A commits the agent', t.A, t.sb, 'sync', '-m', 'tooling');
     rmSync(pwned, { force: true }); // whatever A's own run did, only B's runs count from here
 
@@ -114,14 +124,14 @@ describe.skipIf(!ssh)('a .dsgconfig.yml from a teammate never connects anywhere 
     expect(readFileSync(path.join(t.B, '.dsg', 'config.local.yml'), 'utf8')).not.toContain('touch');
 
     // now another host (an alias B might have) and another root: still ignored
-    writeFileSync(path.join(t.A, '.dsgconfig.yml'), configText(t.name, { type: 'posix', host: 'evil-alias', root: '/tmp/attacker-root', agent: evilAgent, port: 1, user: 'eve' }));
+    edit(t.A, '.dsgconfig.yml', configText(t.name, { type: 'posix', host: 'evil-alias', root: '/tmp/attacker-root', agent: evilAgent, port: 1, user: 'eve' }));
     await must('A commits host and root', t.A, t.sb, 'sync', '-m', 'moved');
     rmSync(pwned, { force: true });
     const b2 = await must('B syncs again', t.B, t.sb, 'sync', '-m', 'b pulls again');
     expect(b2.stderr).toContain(IGNORED);
     const differs = /differs: ([^)]*)\)/.exec(b2.stderr)?.[1]?.split(', ').sort();
     expect(differs).toEqual(['repository.agent', 'repository.host', 'repository.port', 'repository.root', 'repository.user']);
-    write(path.join(t.B, 'input', 'from-b.csv'), 'id\n7\n');
+    edit(t.B, 'input/from-b.csv', 'id\n7\n');
     const b3 = JSON.parse((await must('B uploads', t.B, t.sb, '--json', 'sync', '-m', 'from b')).stdout) as { snapshotId: string; repository: string };
     // B's data went to the right repository, over the right host, with no command of A's
     expect(b3.repository).toBe(`${ssh!.host}:${b.root}/${t.name} (posix)`);
@@ -130,6 +140,11 @@ describe.skipIf(!ssh)('a .dsgconfig.yml from a teammate never connects anywhere 
     expect(readFileSync(path.join(b.liveTree(t.name)!, 'input', 'from-b.csv'), 'utf8')).toBe('id\n7\n');
     expect(existsSync('/tmp/attacker-root')).toBe(false);
     expect(existsSync(pwned), 'a command from the repository ran on the server for B').toBe(false);
+    if (nr) {
+      // it all ran as the two non-root users: each side holds only its own user's files
+      expect(strangers(t.sb.dir, nr.client.uid)).toEqual([]);
+      expect(strangers(path.join(b.root, t.name), nr.server.uid)).toEqual([]);
+    }
   }, 240_000);
 });
 
