@@ -133,7 +133,7 @@ export function e2eSuite(b: Backend): void {
       writeFileSync(path.join(B, 'conflicts.txt'), text.replace(/resolution: *$/m, 'resolution: R'));
       ok(dsg(B, sb.env, 'sync', '--continue'));
       expect(readFileSync(path.join(B, 'output', 'result.txt'), 'utf8')).toBe(theirs);
-      return Object.keys(listing(path.join(B, 'output'))).filter((n) => /^result\.txt~\d{8}T\d{6}~$/.test(n));
+      return Object.keys(listing(path.join(B, 'output'))).filter((n) => /^result\.txt~\d{8}T\d{6}-\d{4}~$/.test(n));
     };
     const kept = resolveRemote('B loses\n', 'A wins\n');
     expect(kept).toHaveLength(1);

@@ -5,7 +5,6 @@ export {
   runSync,
   runClone,
   resolveOps,
-  conflictBackupName,
   archivePath,
   LAST_SYNC,
   SYNC_MESSAGES,

@@ -19,6 +19,7 @@ import {
   classify,
   CONFIG_FILE,
   compressArchive,
+  conflictBackupName,
   entriesEqual,
   entriesHash,
   hashBytes,
@@ -325,11 +326,6 @@ export function resolveOps(plan: SyncPlan, user: string, resolutions?: ReadonlyM
 const hasTransfers = (o: Ops): boolean =>
   o.uploads.length + o.downloads.length + o.deleteLocal.length + o.deleteRemote.length + o.backups.length > 0;
 
-/** `<name>~<YYYYMMDDTHHMMSS>~` (cli.md "Conflicts"); UTC. */
-export function conflictBackupName(p: string, at: Date): string {
-  return `${p}~${at.toISOString().slice(0, 19).replace(/[-:]/g, '')}~`;
-}
-
 function nextSnapshotId(prev: string | null): string {
   if (prev === null) return 's1';
   const m = /^s([1-9]\d*)$/.exec(prev);
@@ -587,6 +583,7 @@ async function runTransaction(
       user: project.user,
       createdAt: at,
       projectConfig: project.projectConfig,
+      notes: plan.remoteExists ? 'sync' : 'init', // as the original marks them
       ...(project.timeZone ? { timeZone: project.timeZone } : {}),
     });
     const md = manifest.metadata!;

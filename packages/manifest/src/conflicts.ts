@@ -90,15 +90,24 @@ export function parseConflictFile(text: string, source?: string): Map<string, 'L
 }
 
 /**
- * The name a losing local file is backed up under during `sync --continue`
- * (cli.md): `<name>~<YYYYMMDDTHHMMSS>~`, the stamp in UTC. The scanner
- * ignores such names (isConflictBackup), so backups never sync.
+ * The name a losing local file is backed up under during `sync --continue`:
+ * the original's form `<name>~YYYYMMDDTHHMMSS-ZZZZ~` (HRDAG/dsg
+ * `core/scanner.py`), so its scanner ignores our backups as ours ignores its.
+ * Its ignore pattern only matches a `-` offset: on a machine west of UTC the
+ * stamp is local time with its offset (as the original writes it); elsewhere
+ * it is UTC written `-0000` (RFC 3339's "UTC, local offset unknown"), so the
+ * original never mistakes a backup for data and syncs it.
  */
 export function conflictBackupName(relPath: string, at: Date): string {
-  const stamp = at.toISOString().slice(0, 19).replace(/[-:]/g, '');
-  return `${relPath}~${stamp}~`;
+  const offsetMin = -at.getTimezoneOffset(); // minutes east of UTC
+  const local = offsetMin < 0;
+  const t = local ? new Date(at.getTime() + offsetMin * 60_000) : at;
+  const stamp = t.toISOString().slice(0, 19).replace(/[-:]/g, '');
+  const off = local ? `-${String(Math.floor(-offsetMin / 60)).padStart(2, '0')}${String(-offsetMin % 60).padStart(2, '0')}` : '-0000';
+  return `${relPath}~${stamp}${off}~`;
 }
 
+/** Either tool's conflict backup: the original's `~YYYYMMDDTHHMMSS±ZZZZ~` and the earlier `~YYYYMMDDTHHMMSS~` of this one. */
 export function isConflictBackup(name: string): boolean {
-  return /~\d{8}T\d{6}~$/.test(name);
+  return /~\d{8}T\d{6}([+-]\d{4})?~$/.test(name);
 }

@@ -2,7 +2,7 @@ export * from './model.js';
 export { parseManifest, serializeManifest, readManifestFile, writeManifestFile, writeFileAtomic, compactEntry } from './format.js';
 export { createXxh3Hasher, hashBytes, hashFile, HASH_CHUNK } from './hash.js';
 export { entriesHash, snapshotHash, buildSnapshot, validateChain } from './chain.js';
-export { formatTimestamp, parseTimestamp, isTimestamp, DEFAULT_TIME_ZONE } from './timestamp.js';
+export { formatTimestamp, parseTimestamp, isTimestamp, recordedMtimeMs, DEFAULT_TIME_ZONE } from './timestamp.js';
 export { validateName, validateComponent, validateLinkTarget, nfcRepair } from './names.js';
 export { comparePaths } from './order.js';
 export * from './classify.js';

@@ -12,8 +12,17 @@ const RESERVED = new Set([
 
 const ILLEGAL_CHARS = new Set(['<', '>', '"', '|', '?', '*']);
 
-function isIllegalCodePoint(cp: number): boolean {
+/**
+ * The original's rule (HRDAG/dsg `filename_validation.py` `_has_unsafe_unicode`):
+ * every Unicode general category C character — controls (C0, DEL, C1),
+ * format (soft hyphen, BOM, bidi and zero-width marks), surrogates, private
+ * use, unassigned — plus its list of invisible symbols that are not in C.
+ */
+const CATEGORY_C = /\p{C}/u;
+
+function isIllegalCodePoint(cp: number, ch: string): boolean {
   return (
+    CATEGORY_C.test(ch) ||
     cp <= 0x1f ||
     cp === 0x2028 || cp === 0x2029 ||
     (cp >= 0x202a && cp <= 0x202e) ||
@@ -37,9 +46,9 @@ export function validateComponent(c: string): string | null {
   for (const ch of c) {
     const cp = ch.codePointAt(0) ?? 0;
     if (ILLEGAL_CHARS.has(ch)) return `illegal character ${JSON.stringify(ch)}`;
-    if (isIllegalCodePoint(cp)) return `illegal character ${cpName(cp)}`;
     // A lone surrogate cannot be encoded in UTF-8 and would not round-trip.
     if (cp >= 0xd800 && cp <= 0xdfff) return `unpaired surrogate ${cpName(cp)}`;
+    if (isIllegalCodePoint(cp, ch)) return `illegal character ${cpName(cp)}`;
   }
   const base = (c.split('.')[0] ?? '').toLowerCase();
   if (RESERVED.has(base)) return `Windows reserved name "${base}"`;
@@ -56,7 +65,8 @@ export function shorten(s: string, max: number): string {
 export function validateName(relPath: string): string | null {
   if (relPath === '') return 'empty path';
   if (relPath.startsWith('/')) return 'absolute path';
-  if (/^[A-Za-z]:/.test(relPath)) return 'Windows drive path';
+  // As the original: only a bare drive (`C:`, `C:/`) is refused; `c:notes.csv` is a name.
+  if (/^[A-Za-z]:\/*$/.test(relPath)) return 'Windows drive path';
   if (relPath.startsWith('./') || relPath.startsWith('../')) return 'path starts with ./ or ../';
   if (relPath.includes('\\')) return 'contains a backslash';
   for (const c of relPath.split('/')) {

@@ -12,7 +12,7 @@ import { foldKey, projectScope } from './scope.js';
 import { comparePaths } from './order.js';
 import { Pool } from './pool.js';
 import { StatCache, type StatKey } from './stat-cache.js';
-import { formatTimestamp } from './timestamp.js';
+import { formatTimestamp, recordedMtimeMs } from './timestamp.js';
 
 export const DEFAULT_DATA_DIRS: readonly string[] = ['input', 'output', 'frozen'];
 export const DEFAULT_IGNORE = {
@@ -331,7 +331,7 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
       path: rel,
       user: '',
       filesize: got.key.size,
-      mtime: formatTimestamp(new Date(Math.floor(got.key.mtimeMs)), tz),
+      mtime: formatTimestamp(new Date(recordedMtimeMs(got.key.mtimeMs)), tz),
       hash: got.hash,
     };
     entries.push(withPrevUser(entry));

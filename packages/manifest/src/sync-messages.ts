@@ -10,7 +10,8 @@ export interface SyncMessages {
   snapshots: Record<string, ManifestMetadata>;
 }
 
-export const SYNC_MESSAGES_VERSION = '0.1.0';
+/** What the original writes into a new repository's sync-messages.json (HRDAG/dsg `core/lifecycle.py`). */
+export const SYNC_MESSAGES_VERSION = '0.4.4';
 
 const syncMessagesSchema = z.looseObject({
   metadata_version: z.string(),

@@ -29,6 +29,21 @@ const pad = (n: number, w = 2): string => String(n).padStart(w, '0');
  * `datetime.isoformat(timespec="seconds")` in the ancestor:
  * `2025-06-01T10:11:12-07:00`. Sub-second parts are truncated.
  */
+/**
+ * The whole second a file's mtime is recorded as, the way the original gets
+ * it: Python's `datetime.fromtimestamp(st_mtime)` first rounds to
+ * microseconds, half to even, then the seconds are written. So a file at
+ * x.9999997 s is recorded as x+1 s (flooring gave x, and the two tools then
+ * disagreed on every such file).
+ */
+export function recordedMtimeMs(mtimeMs: number): number {
+  const sec = Math.floor(mtimeMs / 1000);
+  const fracUs = (mtimeMs - sec * 1000) * 1000; // in [0, 1e6)
+  let us = Math.round(fracUs);
+  if (Math.abs(fracUs - Math.trunc(fracUs)) === 0.5) us = 2 * Math.round(fracUs / 2);
+  return (us >= 1_000_000 ? sec + 1 : sec) * 1000;
+}
+
 export function formatTimestamp(d: Date, timeZone: string = DEFAULT_TIME_ZONE): string {
   const ms = Math.floor(d.getTime() / 1000) * 1000;
   if (!Number.isFinite(ms)) throw new ValidationError('invalid date', { field: 'timestamp' });

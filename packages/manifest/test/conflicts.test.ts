@@ -85,9 +85,25 @@ describe('conflict file', () => {
 });
 
 describe('conflict backups', () => {
-  it('are named <name>~<YYYYMMDDTHHMMSS>~ and recognised', () => {
-    const n = conflictBackupName('input/a.csv', new Date('2025-06-01T17:11:12.345Z'));
-    expect(n).toBe('input/a.csv~20250601T171112~');
+  it('are named as the original names them (<name>~YYYYMMDDTHHMMSS-ZZZZ~), and both tools\' forms are recognised', () => {
+    const at = new Date('2025-06-01T17:11:12.345Z');
+    const tz = process.env['TZ'];
+    try {
+      process.env['TZ'] = 'America/Los_Angeles'; // west of UTC: local time and offset, as the original writes
+      expect(conflictBackupName('input/a.csv', at)).toBe('input/a.csv~20250601T101112-0700~');
+      process.env['TZ'] = 'Europe/Berlin'; // the original would not ignore +0200: UTC, written -0000
+      expect(conflictBackupName('input/a.csv', at)).toBe('input/a.csv~20250601T171112-0000~');
+      process.env['TZ'] = 'UTC';
+      const n = conflictBackupName('input/a.csv', at);
+      expect(n).toBe('input/a.csv~20250601T171112-0000~');
+    } finally {
+      if (tz === undefined) delete process.env['TZ'];
+      else process.env['TZ'] = tz;
+    }
+    const n = conflictBackupName('input/a.csv', at);
+    // the original's own ignore pattern (HRDAG/dsg core/scanner.py) matches what we write
+    expect(/~\d{8}T\d{6}-\d{4}~$/.test(n)).toBe(true);
+    for (const theirs of ['a.csv~20261201T053516-0800~', 'a.csv~20250601T171112~', 'a.csv~20250601T171112+0200~']) expect(isConflictBackup(theirs), theirs).toBe(true);
     expect(isConflictBackup(n)).toBe(true);
     expect(isConflictBackup('input/a.csv~')).toBe(false);
   });

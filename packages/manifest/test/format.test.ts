@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ValidationError } from '@dsg/contracts';
 import {
+  recordedMtimeMs,
   Manifest, parseManifest, readManifestFile, serializeManifest, writeManifestFile,
   formatTimestamp, parseTimestamp, compressArchive, decompressArchive,
 } from '../src/index.js';
@@ -106,7 +107,7 @@ describe('corrupt manifests → ValidationError naming the field', () => {
   it('unsafe paths and link targets', () => {
     const entry = (p: string): string =>
       JSON.stringify({ entries: { [p]: { type: 'file', path: p, user: '', filesize: 0, mtime: '2025-06-01T10:11:12-07:00', hash: '' } } });
-    for (const p of ['../etc/passwd', '/etc/passwd', 'input/../x', 'input//x', 'input/a\\b', 'C:x', 'input/x\u0000', 'input/con.txt', 'input/cafe\u0301']) {
+    for (const p of ['../etc/passwd', '/etc/passwd', 'input/../x', 'input//x', 'input/a\\b', 'C:', 'C:/', 'input/x\u0000', 'input/soft\u00adhyphen', 'input/\ufeffbom', 'input/con.txt', 'input/cafe\u0301']) {
       expectInvalid(entry(p), `entries[${JSON.stringify(p)}].path`);
     }
     expectInvalid(withEntry((e) => (e['reference'] = '../../etc/passwd'), 'output/latest.csv'), 'entries["output/latest.csv"].reference');
@@ -125,6 +126,15 @@ describe('corrupt manifests → ValidationError naming the field', () => {
 });
 
 describe('timestamps', () => {
+  it('records a file mtime as the original does: rounded to microseconds half-even, then whole seconds', () => {
+    const s = 1_000_000; // a whole second, in ms (small, so the test values are exact in a double)
+    expect(recordedMtimeMs(s + 999.9997)).toBe(s + 1000); // .9999997 s rounds up to the next second (flooring did not)
+    expect(recordedMtimeMs(s + 999.9994)).toBe(s); // .9999994 s stays
+    expect(recordedMtimeMs(s + 999.9995)).toBe(s + 1000); // half: 999999.5 µs → even 1000000
+    expect(recordedMtimeMs(s + 0.0005)).toBe(s); // half: 0.5 µs → even 0
+    expect(recordedMtimeMs(s + 500)).toBe(s);
+    expect(recordedMtimeMs(-1.0000004)).toBe(-1000); // before 1970: -0.0010000004 s is in the second that starts at -1 s
+  });
   it('formats in America/Los_Angeles with a numeric offset by default', () => {
     expect(formatTimestamp(new Date('2025-06-01T17:11:12.999Z'))).toBe('2025-06-01T10:11:12-07:00');
     expect(formatTimestamp(new Date('2025-01-15T16:00:00Z'))).toBe('2025-01-15T08:00:00-08:00');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { foldKey, projectScope } from '../src/index.js';
+import { foldKey, projectScope, validateName } from '../src/index.js';
 
 describe('projectScope: the one rule for what a client may write', () => {
   const scope = projectScope(['input', 'output']);
@@ -44,4 +44,18 @@ describe('projectScope: the one rule for what a client may write', () => {
   it('folds case and normalization the way macOS and Windows do', () => {
     expect(foldKey('input/Re\u0301sume\u0301.CSV')).toBe(foldKey('input/résumé.csv'));
   });
+});
+
+describe('name rules for new names, as the original', () => {
+  it.each([
+    ['input/del\u007f.csv', /U\+007F/],
+    ['input/c1\u0085.csv', /U\+0085/],
+    ['input/soft\u00adhyphen.csv', /U\+00AD/],
+    ['input/b\ufeffom.csv', /U\+FEFF/],
+    ['input/private\ue000.csv', /U\+E000/],
+    ['input/unassigned\u0378.csv', /U\+0378/],
+    ['C:', /drive/],
+    ['C:/', /drive/],
+  ])('refuses %j', (p, why) => expect(validateName(p)).toMatch(why));
+  it.each(['c:notes.csv', 'input/c:notes.csv', 'input/résumé.csv', 'input/日本語.csv', 'input/emoji😀.csv'])('accepts %j', (p) => expect(validateName(p)).toBeNull());
 });

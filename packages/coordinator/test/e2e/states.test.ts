@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SyncAction, SyncState } from '@dsg/manifest';
+import { conflictBackupName } from '@dsg/manifest';
 import { SyncConflictError } from '../../src/index.js';
 import { BACKENDS, World, backupsOf, del, leftovers, put, tree, type Client } from './world.js';
 
@@ -186,10 +187,10 @@ describe.each(BACKENDS)('%s repository', (backend) => {
       await setup();
       const r = await w.sync(a, 'resolve', { resolutions: new Map([[F, 'R']]), now: () => at });
       expect(r.kind).toBe('local-only');
-      expect(r.conflictBackups).toEqual([`${F}~20261125T101112~`]);
+      expect(r.conflictBackups).toEqual([conflictBackupName(F, new Date('2026-11-25T10:11:12Z'))]);
       const t = await tree(a.root);
       expect(t[F]).toBe('v3');
-      expect(t[`${F}~20261125T101112~`]).toBe('v2');
+      expect(t[conflictBackupName(F, new Date('2026-11-25T10:11:12Z'))]).toBe('v2');
       expect(await w.remoteTree()).toEqual({ ...BASE, [F]: 'v3' }); // the backup is never synced
       expect((await w.sync(a)).kind).toBe('nothing');
     });
@@ -215,7 +216,7 @@ describe.each(BACKENDS)('%s repository', (backend) => {
       expect(r.snapshotId).toBe('s3');
       expect((await tree(a.root))[F]).toBe('v1');
       expect((await w.remoteTree())[F]).toBe('v1');
-      expect((await tree(a.root))[`${F}~20261125T101112~`]).toBe('v2');
+      expect((await tree(a.root))[conflictBackupName(F, new Date('2026-11-25T10:11:12Z'))]).toBe('v2');
       await w.sync(b);
       expect((await tree(b.root))[F]).toBe('v1');
     });
