@@ -2,6 +2,8 @@ export * from './errors.js';
 export * from './transaction-id.js';
 export * from './interfaces.js';
 export * from './safe-path.js';
+export * from './beneath.js';
+export * from './mutex.js';
 export * from './fault.js';
 export * from './link-target.js';
 export * from './snapshot-message.js';

@@ -3,11 +3,15 @@ import { constants } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, readFile, readlink, rename, rm, rmdir, stat, symlink, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
+  assertLinkTargetOnDisk,
   assertSafeLinkTarget,
   DsgError,
   faultPoint,
   isTransactionId,
+  mkdirsBeneath,
+  Mutex,
   NotFoundError,
+  removeCreated,
   resolveBeneath,
   TransactionCommitError,
   ValidationError,
@@ -27,7 +31,6 @@ import {
 import { cloneTree, type CloneOptions } from './clone-tree.js';
 import { errno, forceRemove, fsyncDir } from './fs-util.js';
 import { assertSnapshotId, Layout, snapshotNumber, TEMP_LINK_PREFIX } from './layout.js';
-import { assertLinkTargetOnDisk, mkdirsBeneath, removeCreated, Serial } from './safe-paths.js';
 import { sealDir, sealTree } from './seal.js';
 
 export interface PosixRemoteFilesystemOptions {
@@ -77,8 +80,8 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
   private readonly hasher: HasherFactory;
   private readonly linkFile: CloneOptions['linkFile'];
   private readonly txs = new Map<string, TxState>();
-  /** Every work-area mutation runs in here, one at a time (see Serial). */
-  private readonly serial = new Serial();
+  /** Every work-area mutation runs in here, one at a time (see Mutex of @dsg/contracts). */
+  private readonly mutex = new Mutex();
   /** Uploads of a transaction whose data is still streaming (commit refuses while there are any). */
   private readonly uploading = new Map<string, number>();
 
@@ -95,7 +98,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
   // ---------------------------------------------------------------- transaction
 
   begin(tx: TransactionId): Promise<BeginResult> {
-    return this.serial.run(() => this.beginNow(tx));
+    return this.mutex.run(() => this.beginNow(tx));
   }
 
   private async beginNow(tx: TransactionId): Promise<BeginResult> {
@@ -127,7 +130,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
   }
 
   commit(tx: TransactionId, snapshot: SnapshotInfo): Promise<void> {
-    return this.serial.run(() => this.commitNow(tx, snapshot));
+    return this.mutex.run(() => this.commitNow(tx, snapshot));
   }
 
   private async commitNow(tx: TransactionId, snapshot: SnapshotInfo): Promise<void> {
@@ -224,7 +227,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
   }
 
   rollback(tx: TransactionId): Promise<CleanupReport> {
-    return this.serial.run(() => this.rollbackNow(tx));
+    return this.mutex.run(() => this.rollbackNow(tx));
   }
 
   private async rollbackNow(tx: TransactionId): Promise<CleanupReport> {
@@ -251,12 +254,12 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
   // ------------------------------------------------------------- work area writes
 
   /**
-   * Three steps. Under the Serial: check the parents (resolveBeneath: no
+   * Three steps. Under the Mutex: check the parents (resolveBeneath: no
    * symlink, no file), create the missing ones without following anything,
    * check again, and open a new temp name in that verified parent with
    * O_CREAT | O_EXCL | O_NOFOLLOW (so a link planted at the name is never
    * followed). Outside it: stream into the descriptor (bound to the inode,
-   * whatever happens to names meanwhile), hash, fsync. Under the Serial
+   * whatever happens to names meanwhile), hash, fsync. Under the Mutex
    * again: the transaction is still open, the parents are still real
    * directories, then one rename (which replaces a link at the final name,
    * never follows it).
@@ -267,7 +270,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
     if (!HEX_RE.test(want)) throw new ValidationError(`expected hash for ${rel} is not hex`, { path: rel, field: 'hash' });
     const mtime = expected.mtime === undefined ? undefined : new Date(expected.mtime);
     if (mtime && Number.isNaN(mtime.getTime())) throw new ValidationError(`bad mtime for ${rel}`, { path: rel, field: 'mtime' });
-    const { work, full, tmp, created, fh } = await this.serial.run(async () => {
+    const { work, full, tmp, created, fh } = await this.mutex.run(async () => {
       const work = await this.workArea(tx);
       const created = await mkdirsBeneath(work, rel); // checks every parent, makes the missing ones
       try {
@@ -311,7 +314,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
         await fh.close();
       }
       streamed = true;
-      await this.serial.run(async () => {
+      await this.mutex.run(async () => {
         try {
           await this.workArea(tx); // not rolled back meanwhile
           await resolveBeneath(work, rel);
@@ -325,7 +328,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
       });
     } catch (e) {
       if (!streamed) {
-        await this.serial.run(async () => {
+        await this.mutex.run(async () => {
           await rm(tmp, { force: true }).catch(() => undefined);
           await removeCreated(work, created);
         });
@@ -345,7 +348,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
   }
 
   writeLink(tx: TransactionId, rel: string, target: string): Promise<void> {
-    return this.serial.run(async () => {
+    return this.mutex.run(async () => {
       const work = await this.workArea(tx);
       const full = await resolveBeneath(work, rel);
       assertSafeLinkTarget(rel, target);
@@ -366,7 +369,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
   }
 
   deleteFile(tx: TransactionId, rel: string): Promise<void> {
-    return this.serial.run(async () => {
+    return this.mutex.run(async () => {
       const work = await this.workArea(tx);
       const full = await resolveBeneath(work, rel);
       let st;
@@ -443,7 +446,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
    * the repository lock (no transaction in flight).
    */
   recover(): Promise<RecoveryReport> {
-    return this.serial.run(() => this.recoverNow());
+    return this.mutex.run(() => this.recoverNow());
   }
 
   private async recoverNow(): Promise<RecoveryReport> {

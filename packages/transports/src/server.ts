@@ -1,12 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { dirname, isAbsolute, normalize, posix } from 'node:path';
+import { dirname, isAbsolute, normalize } from 'node:path';
 import {
   DsgError,
   LockedError,
+  Mutex,
   TransportError,
   ValidationError,
+  assertLinkTargetOnDisk,
   assertSafeLinkTarget,
   errorFromJSON,
   errorToJSON,
@@ -119,49 +121,6 @@ export const CLIENT_SILENCE_MS = 120_000;
 /** Requests that change the repository (or its lock): refused by a read-only agent. */
 const MUTATING = new Set<string>(['lock', 'unlock', 'begin', 'commit', 'rollback', 'writeFile', 'writeLink', 'deleteFile', 'recover', 'mountSnapshot', 'unmountSnapshot']);
 
-/**
- * One holder at a time, in arrival order (a promise chain). A session runs
- * every work-area mutation in it — begin, commit, rollback, recover,
- * writeLink, deleteFile, and an upload from its start until the backend
- * pulls the first byte (check → mkdir → open) and again from the end of its
- * data until the backend returns (hash check → rename, or cleanup) — so a
- * client sending writeLink and writeFile at once can never interleave one's
- * check with the other's change (the agent escape: a link planted between
- * writeFile's check and its mkdir/open). The upload's data itself flows
- * while it is released: a holder never waits for a frame, so a stalled or
- * hostile upload cannot deadlock the session, and the transfers still
- * overlap.
- */
-class Mutex {
-  private tail: Promise<void> = Promise.resolve();
-
-  /** Resolves with the release function once every earlier holder has released. */
-  acquire(): Promise<() => void> {
-    let release!: () => void;
-    const mine = new Promise<void>((r) => (release = r));
-    const ready = this.tail.then(() => {
-      let done = false;
-      return () => {
-        if (!done) {
-          done = true;
-          release();
-        }
-      };
-    });
-    this.tail = this.tail.then(() => mine);
-    return ready;
-  }
-
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    const release = await this.acquire();
-    try {
-      return await fn();
-    } finally {
-      release();
-    }
-  }
-}
-
 type HandlerResult = { result: unknown } | { stream: ByteStream | null };
 
 /** The lock holder name of the agent's own recovery at open. */
@@ -224,7 +183,18 @@ class Session {
   private readonly uploads = new Map<number, ByteQueue>();
   private readonly downloads = new Map<number, { cancelled: boolean }>();
   private readonly inflight = new Set<Promise<void>>();
-  /** every work-area mutation of this session runs in it (see Mutex) */
+  /**
+   * Every work-area mutation of this session runs in it, in arrival order —
+   * begin, commit, rollback, recover, writeLink, deleteFile, and an upload
+   * from its start until the backend pulls the first byte (check → mkdir →
+   * open) and again from the end of its data until the backend returns (hash
+   * check → rename, or cleanup) — so a client sending writeLink and writeFile
+   * at once can never interleave one's check with the other's change (the
+   * agent escape: a link planted between writeFile's check and its
+   * mkdir/open). The upload's data itself flows while it is released: a
+   * holder never waits for a frame, so a stalled or hostile upload cannot
+   * deadlock the session, and the transfers still overlap.
+   */
   private readonly mutex = new Mutex();
   private readonly maxInFlight: number;
   private maxId = 0;
@@ -530,13 +500,7 @@ class Session {
     } catch {
       return;
     }
-    const resolved = posix.normalize(posix.join(posix.dirname(rel), target));
-    try {
-      await resolveBeneath(work, resolved);
-    } catch (e) {
-      if (!(e instanceof ValidationError)) throw e;
-      throw new ValidationError(`refused link ${JSON.stringify(rel.slice(0, 200))} -> ${JSON.stringify(target.slice(0, 200))}: on disk, ${e.message}`, { path: rel.slice(0, 4096) });
-    }
+    await assertLinkTargetOnDisk(work, rel, target);
   }
 
   private refuseIfReadOnly(op: string): void {

@@ -1,85 +1,22 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, rename, rmdir, symlink, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, open, rename, symlink, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { assertSafeLinkTarget, assertSafeRelativePath, resolveBeneath, resolveInside, ValidationError, type ByteStream, type ExpectedFile, type HasherFactory } from '@dsg/contracts';
+import {
+  assertLinkTargetOnDisk,
+  assertSafeLinkTarget,
+  mkdirsBeneath,
+  removeCreated,
+  resolveBeneath,
+  resolveInside,
+  ValidationError,
+  type ByteStream,
+  type ExpectedFile,
+  type HasherFactory,
+} from '@dsg/contracts';
 
 function tempName(full: string): string {
   return path.join(path.dirname(full), `.${path.basename(full).slice(0, 100)}.dsg-tmp-${randomBytes(4).toString('hex')}`);
-}
-
-/**
- * One at a time, in call order: a promise chain. ZfsRemoteFilesystem runs
- * every work-area mutation inside it (begin, commit, rollback, recover,
- * writeLink, deleteFile, and writeFile's two path steps), so two concurrent
- * requests can never interleave a check with another's change of the tree
- * (the agent escape: a link planted between writeFile's check and its
- * mkdir/open). An upload's data is streamed OUTSIDE it, into the already
- * open descriptor: no section ever waits for the network, so a stalled
- * upload holds up nobody and nothing waiting here waits on a frame.
- */
-export class Serial {
-  private tail: Promise<unknown> = Promise.resolve();
-
-  run<T>(fn: () => Promise<T>): Promise<T> {
-    const r = this.tail.then(fn);
-    this.tail = r.catch(() => undefined);
-    return r;
-  }
-}
-
-/** NAME_MAX on Linux, macOS and the BSDs. */
-const NAME_MAX = 255;
-
-/**
- * Create the missing parents of `rel` under `root` one component at a time,
- * never through a symlink (`mkdir -p` follows a link planted at any
- * component): each component is lstat'ed (a new one right after its mkdir)
- * and must be a real directory. The path is validated before anything is
- * created. Returns those created, outermost first. Run under the Serial,
- * followed by resolveBeneath right before the open.
- */
-async function mkdirsBeneath(root: string, rel: string): Promise<string[]> {
-  assertSafeRelativePath(rel);
-  const parts = rel.split('/');
-  if (parts.some((c) => Buffer.byteLength(c) > NAME_MAX)) {
-    throw new ValidationError(`refused path ${JSON.stringify(rel.slice(0, 200))}: a component is longer than ${NAME_MAX} bytes`, { path: rel.slice(0, 4096) });
-  }
-  const created: string[] = [];
-  let dir = root;
-  let missing = false;
-  for (const c of parts.slice(0, -1)) {
-    dir = path.join(dir, c);
-    let st = missing ? null : await lstat(dir).catch((e: unknown) => ((e as NodeJS.ErrnoException).code === 'ENOENT' ? null : Promise.reject(e as Error)));
-    if (!st) {
-      missing = true;
-      try {
-        await mkdir(dir);
-        created.push(dir);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      }
-      st = await lstat(dir);
-    }
-    if (!st.isDirectory()) {
-      throw new ValidationError(`refused path ${JSON.stringify(rel.slice(0, 200))}: parent ${JSON.stringify(path.relative(root, dir))} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}`, {
-        path: rel.slice(0, 4096),
-      });
-    }
-  }
-  return created;
-}
-
-/** Remove directories a failed write created, deepest first, each one's parents checked again; never throws. */
-export async function removeCreated(root: string, created: string[]): Promise<void> {
-  for (const d of [...created].reverse()) {
-    try {
-      await resolveBeneath(root, path.relative(root, d));
-      await rmdir(d);
-    } catch {
-      return;
-    }
-  }
 }
 
 /** A temp file opened for an upload, in a parent proved to be a real directory of the work area. */
@@ -91,7 +28,7 @@ export interface PreparedWrite {
 }
 
 /**
- * writeFile's first step (under the Serial): parents checked, created
+ * writeFile's first step (under the Mutex): parents checked, created
  * without following links, checked AGAIN right before the open, and a new
  * temp name beside the target opened with O_CREAT | O_EXCL | O_NOFOLLOW (a
  * link planted at that name is never followed).
@@ -110,7 +47,7 @@ export async function prepareWrite(root: string, rel: string): Promise<PreparedW
 }
 
 /**
- * writeFile's middle step (NOT under the Serial: it waits for the network):
+ * writeFile's middle step (NOT under the Mutex: it waits for the network):
  * stream into the open descriptor, verify hash (and size), set mtime. A
  * mismatch is refused. No fsync per file: everything written here is made
  * durable at once by the commit's `zfs snapshot` (it syncs the txg holding
@@ -145,37 +82,19 @@ export async function streamVerified(w: PreparedWrite, rel: string, data: ByteSt
   return { size };
 }
 
-/** writeFile's last step (under the Serial): parents still real directories, then one rename (a link at the target is replaced, not followed). */
+/** writeFile's last step (under the Mutex): parents still real directories, then one rename (a link at the target is replaced, not followed). */
 export async function finishWrite(root: string, rel: string, w: PreparedWrite): Promise<void> {
   await resolveBeneath(root, rel);
   await rename(w.tmp, w.full);
 }
 
-/** Drop a failed upload's temp file and the directories it created (under the Serial); never throws. */
+/** Drop a failed upload's temp file and the directories it created (under the Mutex); never throws. */
 export async function dropWrite(root: string, w: PreparedWrite): Promise<void> {
   await unlink(w.tmp).catch(() => undefined);
   await removeCreated(root, w.created);
 }
 
-/**
- * The physical half of the link gate (after assertSafeLinkTarget, which
- * leaves no `..` after a name): resolve the target against the tree on
- * disk; every existing component it passes through must be a real
- * directory — a target that traverses another link (even one pointing
- * inside; perhaps one an older agent let in) or a file is refused. The
- * final component may be anything, or missing.
- */
-export async function assertLinkTargetOnDisk(root: string, rel: string, target: string): Promise<void> {
-  const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(rel), target));
-  try {
-    await resolveBeneath(root, resolved);
-  } catch (e) {
-    if (!(e instanceof ValidationError)) throw e;
-    throw new ValidationError(`refused link ${JSON.stringify(rel.slice(0, 200))} -> ${JSON.stringify(target.slice(0, 200))}: on disk, ${e.message}`, { path: rel.slice(0, 4096) });
-  }
-}
-
-/** A relative symlink that passes the link gate of @dsg/contracts, on disk too; parents never through a link. Run under the Serial. */
+/** A relative symlink that passes the link gate of @dsg/contracts, on disk too; parents never through a link. Run under the Mutex. */
 export async function writeLinkInside(root: string, rel: string, target: string): Promise<void> {
   const full = await resolveBeneath(root, rel);
   assertSafeLinkTarget(rel, target);
@@ -196,7 +115,7 @@ export async function writeLinkInside(root: string, rel: string, target: string)
   }
 }
 
-/** Remove a file or link; missing is fine; a directory is refused; never through a linked parent. Run under the Serial. */
+/** Remove a file or link; missing is fine; a directory is refused; never through a linked parent. Run under the Mutex. */
 export async function deleteInside(root: string, rel: string): Promise<void> {
   const full = await resolveBeneath(root, rel);
   try {

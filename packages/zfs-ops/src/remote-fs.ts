@@ -5,6 +5,7 @@ import {
   assertSafeRelativePath,
   DsgError,
   faultPoint,
+  Mutex,
   NotFoundError,
   TransactionCommitError,
   ValidationError,
@@ -21,7 +22,7 @@ import {
   type SnapshotRef,
   type TransactionId,
 } from '@dsg/contracts';
-import { deleteInside, dropWrite, finishWrite, openInside, prepareWrite, Serial, streamVerified, writeLinkInside, type PreparedWrite } from './file-ops.js';
+import { deleteInside, dropWrite, finishWrite, openInside, prepareWrite, streamVerified, writeLinkInside, type PreparedWrite } from './file-ops.js';
 import { assertDatasetName, assertSnapshotId, decodePropValue, isRepositoryName } from './names.js';
 import { PROP, ZfsOperations, type Logger } from './operations.js';
 import type { ZfsRunner } from './runner.js';
@@ -53,8 +54,8 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
 
   /** set once the live dataset has been seen to exist (see readFile) */
   private liveSeen = false;
-  /** Every work-area mutation runs in here, one at a time (see Serial). */
-  private readonly serial = new Serial();
+  /** Every work-area mutation runs in here, one at a time (see Mutex of @dsg/contracts). */
+  private readonly mutex = new Mutex();
   /** uploads whose data is still streaming (commit refuses while there are any) */
   private uploading = 0;
 
@@ -66,7 +67,7 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   }
 
   begin(tx: TransactionId): Promise<BeginResult> {
-    return this.serial.run(() => this.beginNow(tx));
+    return this.mutex.run(() => this.beginNow(tx));
   }
 
   private async beginNow(tx: TransactionId): Promise<BeginResult> {
@@ -78,7 +79,7 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   }
 
   commit(tx: TransactionId, snapshot: SnapshotInfo): Promise<void> {
-    return this.serial.run(() => this.commitNow(tx, snapshot));
+    return this.mutex.run(() => this.commitNow(tx, snapshot));
   }
 
   private async commitNow(tx: TransactionId, snapshot: SnapshotInfo): Promise<void> {
@@ -105,7 +106,7 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   }
 
   rollback(tx: TransactionId): Promise<CleanupReport> {
-    return this.serial.run(() => this.rollbackNow(tx));
+    return this.mutex.run(() => this.rollbackNow(tx));
   }
 
   private async rollbackNow(tx: TransactionId): Promise<CleanupReport> {
@@ -131,7 +132,7 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   }
 
   /**
-   * Under the Serial: parents checked, created without following links,
+   * Under the Mutex: parents checked, created without following links,
    * checked again, temp file opened O_CREAT | O_EXCL | O_NOFOLLOW. Outside
    * it: the data streamed into that descriptor and verified. Under it
    * again: still the open transaction, parents still real directories,
@@ -140,7 +141,7 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   async writeFile(tx: TransactionId, rel: string, data: ByteStream, expected: ExpectedFile): Promise<{ size: number }> {
     assertSafeRelativePath(rel);
     let root = '';
-    const w: PreparedWrite = await this.serial.run(() => {
+    const w: PreparedWrite = await this.mutex.run(() => {
       root = this.work(tx);
       return prepareWrite(root, rel);
     });
@@ -148,7 +149,7 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     let r: { size: number };
     try {
       r = await streamVerified(w, rel, data, expected, this.hasher);
-      await this.serial.run(async () => {
+      await this.mutex.run(async () => {
         try {
           if (this.work(tx) !== root) throw new DsgError('TX_STATE', `transaction ${tx} ended while ${rel} was uploading`);
           await finishWrite(root, rel, w);
@@ -158,7 +159,7 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
         }
       });
     } catch (e) {
-      await this.serial.run(() => dropWrite(root, w));
+      await this.mutex.run(() => dropWrite(root, w));
       throw e;
     } finally {
       this.uploading--;
@@ -169,12 +170,12 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
 
   async writeLink(tx: TransactionId, rel: string, target: string): Promise<void> {
     assertSafeRelativePath(rel);
-    return this.serial.run(() => writeLinkInside(this.work(tx), rel, target));
+    return this.mutex.run(() => writeLinkInside(this.work(tx), rel, target));
   }
 
   async deleteFile(tx: TransactionId, rel: string): Promise<void> {
     assertSafeRelativePath(rel);
-    return this.serial.run(() => deleteInside(this.work(tx), rel));
+    return this.mutex.run(() => deleteInside(this.work(tx), rel));
   }
 
   async exists(): Promise<boolean> {
@@ -294,7 +295,7 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   }
 
   recover(): Promise<RecoveryReport> {
-    return this.serial.run(() => this.ops.recover());
+    return this.mutex.run(() => this.ops.recover());
   }
 }
 
