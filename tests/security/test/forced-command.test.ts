@@ -53,7 +53,7 @@ function startSshd(config: string): Promise<Sshd> {
   let line = '';
   const forced: string[] = [];
   return new Promise((resolve, reject) => {
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
       log = (log + d).slice(-20_000);
       const lines = (line + d).split('\n');
       line = lines.pop()!;
@@ -112,31 +112,40 @@ describe.skipIf(!nr)('a key forced to the agent in authorized_keys (command="…
       [`command="${(forcedRw = forced())}",restrict ${pub('rw')}`, `command="${(forcedRo = forced('--read-only'))}",restrict ${pub('ro')}`, ''].join('\n'),
       { mode: 0o644 },
     );
-    port = await freePort();
     const config = path.join(base, 'sshd_config');
-    writeFileSync(
-      config,
-      [
-        `Port ${port}`,
-        'ListenAddress 127.0.0.1',
-        `HostKey ${path.join(base, 'host')}`,
-        `PidFile ${path.join(base, 'sshd.pid')}`,
-        `AuthorizedKeysFile ${keysDir}/%u`,
-        'PermitRootLogin no',
-        'PasswordAuthentication no',
-        'KbdInteractiveAuthentication no',
-        'UsePAM no',
-        // the key files live under /tmp (world-writable): the modes checks would refuse them; the testenv sshd does the same
-        'StrictModes no',
-        // VERBOSE logs each session's forced command ("Starting session: forced-command (key-option) '…'"), which the tests check
-        'LogLevel VERBOSE',
-        `AllowUsers ${nr!.server.user}`,
-        '',
-      ].join('\n'),
-    );
+    const configure = (p: number): void =>
+      writeFileSync(
+        config,
+        [
+          `Port ${p}`,
+          'ListenAddress 127.0.0.1',
+          `HostKey ${path.join(base, 'host')}`,
+          `PidFile ${path.join(base, 'sshd.pid')}`,
+          `AuthorizedKeysFile ${keysDir}/%u`,
+          'PermitRootLogin no',
+          'PasswordAuthentication no',
+          'KbdInteractiveAuthentication no',
+          'UsePAM no',
+          // the key files live under /tmp (world-writable): the modes checks would refuse them; the testenv sshd does the same
+          'StrictModes no',
+          // VERBOSE logs each session's forced command ("Starting session: forced-command (key-option) '…'"), which the tests check
+          'LogLevel VERBOSE',
+          `AllowUsers ${nr!.server.user}`,
+          '',
+        ].join('\n'),
+      );
+    // a free port can be taken before sshd binds it: a few tries
+    for (let attempt = 1; !sshd; attempt++) {
+      port = await freePort();
+      configure(port);
+      try {
+        sshd = await startSshd(config);
+      } catch (e) {
+        if (attempt >= 3) throw e;
+      }
+    }
     knownHosts = path.join(base, 'known_hosts');
     writeFileSync(knownHosts, `[127.0.0.1]:${port} ${readFileSync(path.join(base, 'host.pub'), 'utf8').split(' ').slice(0, 2).join(' ')}\n`);
-    sshd = await startSshd(config);
     // another repository under the same root, made through the testenv sshd by an unrestricted key
     const free = clientSandbox(nr!.ssh, nr!.client);
     boxes.push(free);
