@@ -76,21 +76,25 @@ export async function readHistory(remote: Pick<RemoteFilesystem, 'readFile'>, o:
   const messages = parseSyncMessages(msgBytes.toString('utf8'), SYNC_MESSAGES);
   const ids = Object.keys(messages.snapshots).sort((a, b) => snapshotNumber(a) - snapshotNumber(b));
   const snapshots: SnapshotRecord[] = [];
-  let headManifest: Manifest | null = null;
-  if (o.manifests !== false) {
-    const b = await readRemoteBytes(remote, LAST_SYNC);
-    headManifest = b ? parseManifest(b, LAST_SYNC) : null;
-  }
-  for (const [i, sid] of ids.entries()) {
+  const b = await readRemoteBytes(remote, LAST_SYNC);
+  const headManifest: Manifest | null = b ? parseManifest(b, LAST_SYNC) : null;
+  // The original uploads the client's PREVIOUS sync-messages.json: its repositories'
+  // list lags one snapshot behind last-sync.json. The head's own metadata completes it.
+  const head = headManifest?.metadata ?? null;
+  const lagging = head !== null && !(head.snapshot_id in messages.snapshots);
+  const records: Record<string, ManifestMetadata> = lagging ? { ...messages.snapshots, [head.snapshot_id]: head } : messages.snapshots;
+  if (lagging) ids.push(head.snapshot_id);
+  const headId = head?.snapshot_id ?? ids.at(-1);
+  for (const sid of ids) {
     let manifest: Manifest | null = null;
     if (o.manifests !== false) {
-      if (i === ids.length - 1) manifest = headManifest;
+      if (sid === headId) manifest = headManifest;
       else {
         const a = await readRemoteBytes(remote, archivePath(sid));
         manifest = a ? parseManifest(decompressArchive(a, archivePath(sid)), archivePath(sid)) : null;
       }
     }
-    snapshots.push({ snapshotId: sid, metadata: messages.snapshots[sid]!, manifest });
+    snapshots.push({ snapshotId: sid, metadata: records[sid]!, manifest });
   }
   return new History(messages, snapshots);
 }

@@ -588,6 +588,9 @@ async function runTransaction(
     });
     const md = manifest.metadata!;
     const messages = plan.remoteExists ? await readSyncMessages(remote) : { metadata_version: SYNC_MESSAGES_VERSION, snapshots: {} };
+    // The original's repositories keep a sync-messages.json one snapshot behind last-sync.json: fill in R's own block.
+    const prev = plan.remote.metadata;
+    if (prev && !(prev.snapshot_id in messages.snapshots)) messages.snapshots[prev.snapshot_id] = prev;
     messages.snapshots[snapshotId] = md;
     const meta: [string, Buffer][] = [
       [LAST_SYNC, Buffer.from(serializeManifest(manifest), 'utf8')],

@@ -194,3 +194,24 @@ describe('init', () => {
     expect(m.metadata.snapshot_id).toBe('s1');
   });
 });
+
+describe('repositories the original wrote', () => {
+  it('a sync-messages.json one snapshot behind last-sync.json (as the original uploads it) is completed by the next sync', async () => {
+    const snap = path.join(w.repoRoot, 'proj', 'snapshots', 's1', '.dsg');
+    await chmod(path.dirname(snap), 0o755).catch(() => undefined);
+    await chmod(snap, 0o755).catch(() => undefined);
+    const file = path.join(snap, 'sync-messages.json');
+    const before = JSON.parse(await readFile(file, 'utf8')) as { metadata_version: string; snapshots: Record<string, { snapshot_notes: string }> };
+    expect(before.metadata_version).toBe('0.4.4');
+    expect(before.snapshots['s1']?.snapshot_notes).toBe('init');
+    await chmod(file, 0o644).catch(() => undefined);
+    await writeFile(file, JSON.stringify({ metadata_version: '0.4.4', snapshots: {} }, null, 2));
+    await put(a, F, 'v2');
+    const r = await w.sync(a);
+    expect(r.snapshotId).toBe('s2');
+    const after = JSON.parse(await readFile(path.join(w.currentDir, '.dsg/sync-messages.json'), 'utf8')) as typeof before;
+    expect(Object.keys(after.snapshots)).toEqual(['s1', 's2']);
+    expect(after.snapshots['s1']?.snapshot_notes).toBe('init');
+    expect(after.snapshots['s2']?.snapshot_notes).toBe('sync');
+  });
+});
