@@ -19,7 +19,7 @@ const HOSTILE = [
   'a/./b',
   'a/',
   'a\\..\\b',
-  'C:/x',
+  'C:', // a bare drive (C:/x is a relative POSIX path since the name rules of the original)
   'x'.repeat(5000),
   `a/${'y'.repeat(300)}`,
 ];
