@@ -19,7 +19,7 @@ export function assertSafeRelativePath(p: string): void {
   if (p.includes('\0')) bad('contains NUL');
   if (p.includes('\\')) bad('contains a backslash');
   if (p.startsWith('/')) bad('absolute');
-  if (/^[A-Za-z]:\/*$/.test(p)) bad('a bare drive');
+  if (/^[A-Za-z]:(\/|$)/.test(p)) bad('a drive path');
   for (const c of p.split('/')) {
     if (c === '') bad('empty component');
     if (c === '.' || c === '..') bad(`"${c}" component`);

@@ -47,11 +47,12 @@ describe('errors', () => {
 });
 
 describe('safe paths', () => {
-  it.each(['', '/etc/passwd', '../x', 'a/../b', 'a/./b', 'a//b', 'a\0b', 'C:', 'C:/', 'a\\b', 'x/'])('refuses %j', (p) => {
+  it.each(['', '/etc/passwd', '../x', 'a/../b', 'a/./b', 'a//b', 'a\0b', 'C:', 'C:/', 'C:/x', 'a\\b', 'x/'])('refuses %j', (p) => {
     expect(() => assertSafeRelativePath(p)).toThrow(ValidationError);
   });
   it('accepts ordinary relative paths', () => {
     expect(() => assertSafeRelativePath('input/a b/résumé.csv')).not.toThrow();
+    expect(() => assertSafeRelativePath('c:notes.csv')).not.toThrow(); // a name, not a drive
   });
   it('refuses a path that escapes through a symlinked directory', async () => {
     const root = await mkdtemp(path.join(tmpdir(), 'dsg-safe-'));

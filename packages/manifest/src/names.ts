@@ -65,8 +65,9 @@ export function shorten(s: string, max: number): string {
 export function validateName(relPath: string): string | null {
   if (relPath === '') return 'empty path';
   if (relPath.startsWith('/')) return 'absolute path';
-  // As the original: only a bare drive (`C:`, `C:/`) is refused; `c:notes.csv` is a name.
-  if (/^[A-Za-z]:\/*$/.test(relPath)) return 'Windows drive path';
+  // A drive (`C:`, `C:/…`) is refused; `c:notes.csv` is a name, as in the original. (The original
+  // also lets `C:/x` through; on a Windows client that is a path on drive C, so it stays refused.)
+  if (/^[A-Za-z]:(\/|$)/.test(relPath)) return 'Windows drive path';
   if (relPath.startsWith('./') || relPath.startsWith('../')) return 'path starts with ./ or ../';
   if (relPath.includes('\\')) return 'contains a backslash';
   for (const c of relPath.split('/')) {

@@ -56,6 +56,7 @@ describe('name rules for new names, as the original', () => {
     ['input/unassigned\u0378.csv', /U\+0378/],
     ['C:', /drive/],
     ['C:/', /drive/],
+    ['C:/x', /drive/],
   ])('refuses %j', (p, why) => expect(validateName(p)).toMatch(why));
   it.each(['c:notes.csv', 'input/c:notes.csv', 'input/résumé.csv', 'input/日本語.csv', 'input/emoji😀.csv'])('accepts %j', (p) => expect(validateName(p)).toBeNull());
 });
