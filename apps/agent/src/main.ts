@@ -24,7 +24,7 @@ const program = new Command('dsg-agent').version(VERSION).description('dsg-agent
 program
   .command('serve')
   .description('serve one client session of the agent protocol on stdin/stdout')
-  .addOption(new Option('--type <type>', 'repository backend').choices(['posix', 'zfs']).makeOptionMandatory())
+  .addOption(new Option('--type <type>', 'repository backend').choices(['posix', 'xfs', 'zfs']).makeOptionMandatory())
   .option('--root <dir>', 'posix: directory holding the repositories (<root>/<name>)')
   .option('--pool <dataset>', 'zfs: parent dataset P (repositories are P/<name>)')
   .option('--mountpoint <dir>', 'zfs: where P is mounted')
@@ -33,7 +33,7 @@ program
   .option('--restrict-to-repository <name>', 'serve this one repository only: open of any other name is refused, listings show only it')
   .option('--read-only', 'refuse every change (lock, begin, write, delete, commit, recover, snapshot mounts): clone, status, log and snapfetch only', false)
   .option('--client-silence <seconds>', 'end the session (roll back, unlock) when a client that PINGs sends nothing this long; 0: never', '120')
-  .action(async (o: { type: 'posix' | 'zfs'; root?: string; pool?: string; mountpoint?: string; sudo: boolean; logFile?: string; restrictToRepository?: string; readOnly: boolean; clientSilence: string }) => {
+  .action(async (o: { type: 'posix' | 'xfs' | 'zfs'; root?: string; pool?: string; mountpoint?: string; sudo: boolean; logFile?: string; restrictToRepository?: string; readOnly: boolean; clientSilence: string }) => {
     logFile = o.logFile ?? null;
     // stderr is the SSH channel: once the connection is gone, writing there must not kill the cleanup
     process.stderr.on('error', () => {});
@@ -43,7 +43,7 @@ program
       clientSilenceMs: /^\d+(\.\d+)?$/.test(o.clientSilence) ? Number(o.clientSilence) * 1000 : NaN,
     };
     const config: AgentConfig =
-      o.type === 'posix' ? { type: 'posix', root: o.root ?? '', ...limits } : { type: 'zfs', pool: o.pool ?? '', mountpoint: o.mountpoint ?? '', sudo: o.sudo, ...limits };
+      o.type !== 'zfs' ? { type: o.type, root: o.root ?? '', ...limits } : { type: 'zfs', pool: o.pool ?? '', mountpoint: o.mountpoint ?? '', sudo: o.sudo, ...limits };
     const server = createAgentServer(config, await createAgentHasher(), log);
     // a terminated agent still rolls back and unlocks: ending stdin ends the session
     for (const sig of ['SIGTERM', 'SIGHUP', 'SIGINT'] as const) process.on(sig, () => process.stdin.destroy());

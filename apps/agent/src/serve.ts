@@ -1,6 +1,6 @@
 import { join, isAbsolute, resolve } from 'node:path';
 import { ConfigError, type HasherFactory } from '@dsg/contracts';
-import { PosixRemoteFilesystem, listPosixRepositories } from '@dsg/posix-ops';
+import { listPosixAndFlatRepositories, openPosixRepository, posixLockFile } from '@dsg/posix-ops';
 import { AgentServer, assertRepoName, type AgentServerOptions } from '@dsg/transports/server';
 import { ZfsRemoteFilesystem, createZfsRunner, listZfsRepositories } from '@dsg/zfs-ops';
 import { VERSION } from './version.js';
@@ -16,7 +16,7 @@ export interface AgentRestrictions {
 }
 
 export type AgentConfig = AgentRestrictions &
-  ({ type: 'posix'; root: string } | { type: 'zfs'; pool: string; mountpoint: string; /** run zfs as `sudo -n zfs` (a non-root agent) */ sudo?: boolean });
+  ({ /** xfs: the original dsg's flat repositories (a new one is made flat); posix opens an existing flat one too */ type: 'posix' | 'xfs'; root: string } | { type: 'zfs'; pool: string; mountpoint: string; /** run zfs as `sudo -n zfs` (a non-root agent) */ sudo?: boolean });
 
 function restrictions(config: AgentRestrictions): Pick<AgentServerOptions, 'restrictToRepository' | 'readOnly' | 'clientSilenceMs'> {
   const out: Pick<AgentServerOptions, 'restrictToRepository' | 'readOnly' | 'clientSilenceMs'> = {};
@@ -41,13 +41,15 @@ function restrictions(config: AgentRestrictions): Pick<AgentServerOptions, 'rest
 
 /** Wires one repository root (posix dir, or zfs parent dataset + mountpoint) into an AgentServer. */
 export function createAgentServer(config: AgentConfig, hasher: HasherFactory, log: (line: string) => void): AgentServer {
-  if (config.type === 'posix') {
+  if (config.type !== 'zfs') {
     if (!config.root || !isAbsolute(config.root)) throw new ConfigError('--root must be an absolute directory', { field: 'root' });
     const root = resolve(config.root);
+    const preferFlat = config.type === 'xfs';
     return new AgentServer({
-      openRepository: (name) => new PosixRemoteFilesystem({ root: join(root, name), hasher }),
-      lockFile: (name) => join(root, name, 'lock'),
-      listRepositories: () => listPosixRepositories(root),
+      // a repository with .dsg/last-sync.json at its top and no `current` is the original's flat tree
+      openRepository: (name) => openPosixRepository(join(root, name), { hasher, preferFlat }),
+      lockFile: (name) => posixLockFile(join(root, name), { preferFlat }),
+      listRepositories: () => listPosixAndFlatRepositories(root),
       hasher,
       log,
       agentVersion: VERSION,

@@ -2,7 +2,7 @@
  * Wiring: which Transport and backend a repository config means. The CLI is
  * the one place allowed to import implementations (ARCHITECTURE.md).
  *   host absent or `localhost` → LocalTransport in-process, AgentServer over
- *     PosixRemoteFilesystem / ZfsRemoteFilesystem
+ *     PosixRemoteFilesystem (or FlatRemoteFilesystem: the original's xfs tree) / ZfsRemoteFilesystem
  *   any other host → SshTransport running `<agent> serve --type … …` there
  */
 import { realpathSync } from 'node:fs';
@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { TransportError, ValidationError, type LockHolder } from '@dsg/contracts';
 import { createXxh3Hasher } from '@dsg/manifest';
-import { PosixRemoteFilesystem, listPosixRepositories, LOCK } from '@dsg/posix-ops';
+import { listPosixAndFlatRepositories, openPosixRepository, posixLockFile } from '@dsg/posix-ops';
 import { ZfsRemoteFilesystem, createZfsRunner, listZfsRepositories } from '@dsg/zfs-ops';
 import { AgentClient, AgentServer, LocalTransport, openRemote, type AgentClientOptions, type ChannelTransport } from '@dsg/transports';
 import { recoverClient } from '@dsg/client-fs';
@@ -54,7 +54,7 @@ export function isLocalHost(host: string | undefined): boolean {
 
 export function describeRepository(repo: RepositoryConfig, name: string): string {
   const host = repo.host ?? 'localhost';
-  return repo.type === 'zfs' ? `${host}:${repo.pool}/${name} (zfs, mounted at ${repo.mountpoint}/${name})` : `${host}:${path.posix.join(repo.root, name)} (posix)`;
+  return repo.type === 'zfs' ? `${host}:${repo.pool}/${name} (zfs, mounted at ${repo.mountpoint}/${name})` : `${host}:${path.posix.join(repo.root, name)} (${repo.flat ? 'xfs' : 'posix'})`;
 }
 
 /** The in-process agent for a repository on this machine. */
@@ -68,10 +68,12 @@ export function localServer(repo: RepositoryConfig, log?: (s: string) => void): 
     openRepository: (name) =>
       repo.type === 'zfs'
         ? new ZfsRemoteFilesystem({ parent: repo.pool, repo: name, mountpoint: repo.mountpoint, hasher, ...(runner ? { runner } : {}) })
-        : new PosixRemoteFilesystem({ root: path.join(repo.root, name), hasher }),
-    lockFile: (name) => (repo.type === 'zfs' ? path.join(repo.mountpoint, `.${name}.dsg-lock`) : path.join(repo.root, name, LOCK)),
+        : // the original's flat (xfs) repository when it is one on disk, or a new one of type xfs
+          openPosixRepository(path.join(repo.root, name), { hasher, preferFlat: repo.flat === true }),
+    lockFile: (name) =>
+      repo.type === 'zfs' ? path.join(repo.mountpoint, `.${name}.dsg-lock`) : posixLockFile(path.join(repo.root, name), { preferFlat: repo.flat === true }),
     listRepositories: () =>
-      repo.type === 'zfs' ? listZfsRepositories({ parent: repo.pool, mountpoint: repo.mountpoint, ...(runner ? { runner } : {}) }) : listPosixRepositories(repo.root),
+      repo.type === 'zfs' ? listZfsRepositories({ parent: repo.pool, mountpoint: repo.mountpoint, ...(runner ? { runner } : {}) }) : listPosixAndFlatRepositories(repo.root),
   });
 }
 
@@ -80,7 +82,7 @@ export function agentArgv(repo: RepositoryConfig): string[] {
   const base = repo.agent ?? DEFAULT_AGENT;
   return repo.type === 'zfs'
     ? [...base, 'serve', '--type', 'zfs', '--pool', repo.pool, '--mountpoint', repo.mountpoint, ...(repo.sudo ? ['--sudo'] : [])]
-    : [...base, 'serve', '--type', 'posix', '--root', repo.root];
+    : [...base, 'serve', '--type', repo.flat ? 'xfs' : 'posix', '--root', repo.root];
 }
 
 export async function makeTransport(ctx: Ctx, repo: RepositoryConfig, user: UserConfig | null): Promise<AnyTransport> {

@@ -2,3 +2,5 @@ export { PosixRemoteFilesystem, type PosixRemoteFilesystemOptions, type Snapshot
 export { listPosixRepositories } from './list-repositories.js';
 export { cloneTree, type CloneStats, type CloneOptions } from './clone-tree.js';
 export { Layout, LOCK, CURRENT, SNAPSHOTS, TX, snapshotNumber } from './layout.js';
+export { FlatRemoteFilesystem, type FlatRemoteFilesystemOptions, isFlatRepository, flatLockFile, FLAT_LAST_SYNC, FLAT_TX } from './flat-remote-filesystem.js';
+export { openPosixRepository, posixLockFile, repositoryLayout, listPosixAndFlatRepositories, type OpenPosixOptions } from './open-repository.js';

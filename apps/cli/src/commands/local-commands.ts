@@ -5,7 +5,7 @@ import { ConfigError } from '@dsg/contracts';
 import { hashFile, readManifestFile, validateName } from '@dsg/manifest';
 import { pruneBackups } from '@dsg/client-fs';
 import type { Ctx } from '../context.js';
-import { findProjectRoot, loadProjectConfig, LOCAL_CONFIG_FILE, PERSONAL_KEYS, PROJECT_CONFIG_FILE, requireProject, type RepositoryConfig } from '../config/project.js';
+import { findProjectRoot, loadProjectConfig, LOCAL_CONFIG_FILE, PERSONAL_KEYS, PROJECT_CONFIG_FILE, repositoryYaml, requireProject, type RepositoryConfig } from '../config/project.js';
 import { loadUserConfig, requireUserConfig } from '../config/user.js';
 import { connect, connectHost, recoverProject } from '../connect.js';
 import { loadProject, reportNotices } from '../session.js';
@@ -26,7 +26,7 @@ export async function validateConfigCommand(ctx: Ctx, o: { backend?: boolean; fi
   }
   let fixed = false;
   if (o.fixLegacy && project?.legacy) {
-    const doc = { name: project.shared.name, repository: project.shared.repository, data_dirs: project.shared.data_dirs, ignore: project.shared.ignore };
+    const doc = { name: project.shared.name, repository: repositoryYaml(project.shared.repository), data_dirs: project.shared.data_dirs, ignore: project.shared.ignore };
     await writeFile(`${project.file}.legacy`, await import('node:fs/promises').then((f) => f.readFile(project.file)));
     await writeFile(project.file, stringify(doc));
     fixed = true;

@@ -62,15 +62,62 @@ export const zfsRepositorySchema = z.strictObject({
   sudo: z.boolean({ error: 'expected true or false' }).optional(),
 });
 
-export const posixRepositorySchema = z.strictObject({
-  type: z.enum(['posix', 'xfs']).transform(() => 'posix' as const),
-  ...common,
-  root: absPath('the directory holding repositories'),
-});
+/**
+ * posix: `root` holds the repositories. xfs, the original dsg's form
+ * (`{type: xfs, host, mountpoint}`): the repository is `<mountpoint>/<name>`,
+ * the original's flat tree with `.dsg/` inside; read as posix with
+ * `root: mountpoint` and `flat: true` (a new repository is made flat, an
+ * existing one is opened in the layout it has). `{type: xfs, root}` is read
+ * as posix, as before.
+ */
+export const posixRepositorySchema = z
+  .strictObject({
+    type: z.enum(['posix', 'xfs']),
+    ...common,
+    root: absPath('the directory holding repositories').optional(),
+    mountpoint: absPath('the directory holding the repository directory <name> (xfs)').optional(),
+  })
+  .superRefine((r, ctx) => {
+    if (r.mountpoint !== undefined && r.type !== 'xfs') {
+      ctx.addIssue({ code: 'custom', path: ['mountpoint'], message: 'mountpoint is for type xfs (the original dsg\'s flat repository); type posix takes root' });
+    } else if (r.mountpoint !== undefined && r.root !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['root'], message: 'expected root or mountpoint, not both' });
+    } else if (r.mountpoint === undefined && r.root === undefined) {
+      ctx.addIssue({ code: 'custom', path: [], message: r.type === 'xfs' ? 'expected mountpoint (the directory holding the repository directory <name>)' : 'expected root (the directory holding repositories)' });
+    }
+  })
+  .transform(({ type: _type, root, mountpoint, ...rest }): PosixRepositoryConfig => ({
+    type: 'posix',
+    ...rest,
+    root: (root ?? mountpoint)!,
+    ...(mountpoint !== undefined ? { flat: true as const } : {}),
+  }));
+
+export interface PosixRepositoryConfig {
+  type: 'posix';
+  host?: string | undefined;
+  port?: number | undefined;
+  user?: string | undefined;
+  agent?: string[] | undefined;
+  root: string;
+  /** written as the original's `{type: xfs, mountpoint}`: its flat repository layout */
+  flat?: true;
+}
 
 export const repositorySchema = z.discriminatedUnion('type', [zfsRepositorySchema, posixRepositorySchema], {
-  error: 'expected type: zfs or posix (xfs is read as posix)',
+  error: "expected type: zfs or posix (or xfs, the original dsg's flat repository)",
 });
+
+/**
+ * A repository block as it is written to a file: the form it was read in
+ * (`flat` → the original's `{type: xfs, host, mountpoint}`, which the
+ * original dsg reads too).
+ */
+export function repositoryYaml(repo: RepositoryConfig): Record<string, unknown> {
+  if (repo.type !== 'posix' || !repo.flat) return { ...repo };
+  const { type: _type, flat: _flat, root, host, ...rest } = repo;
+  return { type: 'xfs', ...(host !== undefined ? { host } : {}), mountpoint: root, ...rest };
+}
 
 /**
  * A data dir is one plain name, matched at any depth (tasks/x/input is data).
@@ -167,10 +214,10 @@ export interface LoadedProject {
 }
 
 /** The repository block without the per-person keys: what init and clone write into the shared .dsgconfig.yml. */
-export function sharedRepository(repo: RepositoryConfig): RepositoryConfig {
-  const out: Record<string, unknown> = { ...repo };
+export function sharedRepository(repo: RepositoryConfig): Record<string, unknown> {
+  const out = repositoryYaml(repo);
   for (const k of PERSONAL_KEYS) delete out[k];
-  return out as RepositoryConfig;
+  return out;
 }
 
 /**
@@ -182,7 +229,8 @@ export function connectionDifferences(shared: { name: string; repository: Reposi
   const out: string[] = [];
   if (shared.name !== local.name) out.push('name');
   const l = local.repository as Record<string, unknown>;
-  for (const [k, v] of Object.entries(shared.repository)) if (v !== undefined && !isDeepStrictEqual(v, l[k])) out.push(`repository.${k}`);
+  // `flat` (the xfs form) names no other repository: it only says how a new one is laid out
+  for (const [k, v] of Object.entries(shared.repository)) if (v !== undefined && k !== 'flat' && !isDeepStrictEqual(v, l[k])) out.push(`repository.${k}`);
   return out;
 }
 
@@ -213,7 +261,7 @@ export async function writeLocalConfig(root: string, c: LocalConfig): Promise<vo
   const text =
     `# How this working copy reaches its repository. Local to this machine: never synced, and the\n` +
     `# repository block of ${PROJECT_CONFIG_FILE} is not used to connect. Edit this file to move the repository.\n` +
-    stringify({ name: c.name, repository: c.repository, ...(c.ignored_shared_connection ? { ignored_shared_connection: c.ignored_shared_connection } : {}) });
+    stringify({ name: c.name, repository: repositoryYaml(c.repository), ...(c.ignored_shared_connection ? { ignored_shared_connection: c.ignored_shared_connection } : {}) });
   const tmp = `${file}.tmp-${process.pid}`;
   try {
     await writeFile(tmp, text, { mode: 0o644 });
@@ -261,7 +309,10 @@ export function fromLegacy(src: YamlSource): Record<string, unknown> {
     type === 'zfs'
       ? // The ancestor derived the pool from the path's last component (/var/repos/zsd → zsd).
         { type, host: l.ssh.host, pool: l.ssh.pool ?? path.posix.basename(l.ssh.path), mountpoint: l.ssh.path }
-      : { type, host: l.ssh.host, root: l.ssh.path };
+      : l.ssh.type === 'xfs'
+        ? // the original's xfs repository is <path>/<name>, its flat tree (the original's current form: mountpoint)
+          { type: 'xfs', host: l.ssh.host, mountpoint: l.ssh.path }
+        : { type, host: l.ssh.host, root: l.ssh.path };
   const out: Record<string, unknown> = { name, repository };
   const dataDirs = l.data_dirs ?? l.project?.data_dirs;
   if (dataDirs) out['data_dirs'] = dataDirs;

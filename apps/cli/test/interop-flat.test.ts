@@ -1,0 +1,125 @@
+/**
+ * The original dsg's (HRDAG/dsg 0.4.4) xfs repositories, through the BUILT
+ * dsg: its fixtures (/work/shared/interop, or DSG_INTEROP_FIXTURES) copied
+ * into a temp dir with `__REPO_ROOT__` substituted. The repository is the
+ * flat tree `<repo>/<name>/` with `.dsg/` inside; dsg reads it, clones it,
+ * syncs it in place, and leaves it flat (no `current`, no `snapshots/`).
+ */
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { dsg, ok, sandbox } from './helpers.js';
+import { statusSchema, syncSchema } from '../src/output/json-schemas.js';
+
+const FIXTURES = process.env['DSG_INTEROP_FIXTURES'] ?? '/work/shared/interop/fixtures';
+const made: string[] = [];
+afterAll(() => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
+
+/** A writable copy of a fixture, __REPO_ROOT__ replaced by its repo/ directory. */
+function fixture(name: string): { dir: string; project: string; repo: string; repoRoot: string } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `dsg-interop-${name}-`));
+  made.push(dir);
+  cpSync(path.join(FIXTURES, name), dir, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+  execFileSync('chmod', ['-R', 'u+w', dir]);
+  const repoRoot = path.join(dir, 'repo');
+  const cfg = path.join(dir, 'project', '.dsgconfig.yml');
+  const st = lstatSync(cfg);
+  writeFileSync(cfg, readFileSync(cfg, 'utf8').replaceAll('__REPO_ROOT__', repoRoot));
+  execFileSync('touch', ['-d', st.mtime.toISOString(), cfg]);
+  return { dir, project: path.join(dir, 'project'), repo: path.join(repoRoot, name), repoRoot };
+}
+
+/** rel → "ino size mtime" of every entry (files and links), `.dsg/` left out. */
+function tree(root: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string): void => {
+    for (const n of readdirSync(d)) {
+      const full = path.join(d, n);
+      const rel = path.relative(root, full);
+      if (rel === '.dsg') continue;
+      const st = lstatSync(full);
+      if (st.isDirectory()) walk(full);
+      else out[rel] = `${st.ino} ${st.size} ${st.mtimeMs}`;
+    }
+  };
+  walk(root);
+  return out;
+}
+
+/** What the original's status "Everything up to date" means for dsg: nothing to do but, at most, sharing .dsgconfig.yml (dsg keeps it beside the data). */
+function expectInSync(stdout: string, head: string): void {
+  const s = statusSchema.parse(JSON.parse(stdout));
+  expect(s.remoteSnapshot).toBe(head);
+  expect(s.upload.filter((p) => p !== '.dsgconfig.yml')).toEqual([]);
+  expect({ download: s.download, deleteLocal: s.deleteLocal, deleteRemote: s.deleteRemote, conflicts: s.conflicts, invalid: s.invalidNames }).toEqual({
+    download: [],
+    deleteLocal: [],
+    deleteRemote: [],
+    conflicts: [],
+    invalid: [],
+  });
+}
+
+function expectFlat(repo: string, head: string): void {
+  expect(existsSync(path.join(repo, 'current'))).toBe(false);
+  expect(existsSync(path.join(repo, 'snapshots'))).toBe(false);
+  expect(existsSync(path.join(repo, 'lock'))).toBe(false);
+  expect(existsSync(path.join(repo, '.dsg', 'tx'))).toBe(false);
+  const md = (JSON.parse(readFileSync(path.join(repo, '.dsg', 'last-sync.json'), 'utf8')) as { metadata: { snapshot_id: string } }).metadata;
+  expect(md.snapshot_id).toBe(head);
+}
+
+describe.skipIf(!existsSync(FIXTURES))("the original's xfs repositories (interop fixtures), through the built dsg", () => {
+  it.each(['new-config', 'legacy-config'])('%s: status, clone, a change synced in place; the repository stays flat and its config form is kept', (name) => {
+    const sb = sandbox('user_id: ana@example.org\nuser_name: Ana Py\n');
+    made.push(sb.dir);
+    const f = fixture(name);
+    const configBefore = readFileSync(path.join(f.project, '.dsgconfig.yml'), 'utf8');
+    const repoBefore = tree(f.repo);
+
+    // status in the original's working copy: at the head s3, nothing to do (the original: "Everything up to date")
+    const st = ok(dsg(f.project, sb.env, '--json', 'status'));
+    expectInSync(st.stdout, 's3');
+    expect(JSON.parse(st.stdout).repository).toMatch(/\(xfs\)$/);
+    expect(tree(f.repo)).toEqual(repoBefore);
+    expectFlat(f.repo, 's3');
+
+    // clone localhost:<repo>/<name>
+    const clone = path.join(sb.dir, 'clone');
+    const c = syncSchema.parse(JSON.parse(ok(dsg(sb.dir, sb.env, '--json', 'clone', `localhost:${f.repo}`, clone)).stdout));
+    expect(c.snapshotId).toBe('s3');
+    expect(readFileSync(path.join(clone, 'input', 'a.csv'), 'utf8')).toBe('id,v\n1,one\n2,two\n');
+    expect(readFileSync(path.join(clone, 'output', 'b.csv'), 'utf8')).toBe('out\n');
+    expectInSync(ok(dsg(clone, sb.env, '--json', 'status')).stdout, 's3');
+    expect(tree(f.repo)).toEqual(repoBefore); // a clone is read-only on the server
+
+    // a change in the original's working copy, synced: s4 in place
+    writeFileSync(path.join(f.project, 'input', 'a.csv'), 'id,v\n1,one\n2,two\n3,three\n');
+    const s = syncSchema.parse(JSON.parse(ok(dsg(f.project, sb.env, '--json', 'sync')).stdout));
+    expect(s).toMatchObject({ snapshotId: 's4', committed: true });
+    expectFlat(f.repo, 's4');
+    expect(readFileSync(path.join(f.repo, 'input', 'a.csv'), 'utf8')).toBe('id,v\n1,one\n2,two\n3,three\n');
+    const after = tree(f.repo);
+    expect(after['output/b.csv']).toBe(repoBefore['output/b.csv']); // untouched: same inode, size, mtime
+    expect(Object.keys(after).filter((p) => p !== '.dsgconfig.yml').sort()).toEqual(Object.keys(repoBefore).sort());
+    // the original's .dsg files are the new head and its sync-messages; dsg adds the archive the original's clients keep
+    expect(readdirSync(path.join(f.repo, '.dsg')).sort()).toEqual(['archive', 'last-sync.json', 'sync-messages.json']);
+    expect(readdirSync(path.join(f.repo, '.dsg', 'archive'))).toEqual(['s3-sync.json.lz4']);
+    expect(readdirSync(f.repoRoot).filter((n) => !n.startsWith('.'))).toEqual([name]);
+    // the user's config form is kept
+    expect(readFileSync(path.join(f.project, '.dsgconfig.yml'), 'utf8')).toBe(configBefore);
+    expectInSync(ok(dsg(f.project, sb.env, '--json', 'status')).stdout, 's4');
+
+    // the clone sees s4 (its own .dsgconfig.yml, written by clone, now differs from the one the sync shared)
+    const cs = statusSchema.parse(JSON.parse(ok(dsg(clone, sb.env, '--json', 'status')).stdout));
+    expect(cs).toMatchObject({ remoteSnapshot: 's4', download: ['input/a.csv'] });
+
+    // history: every snapshot listed; an old file's bytes are not kept by a flat repository, and dsg says so
+    const log = JSON.parse(ok(dsg(f.project, sb.env, '--json', 'log')).stdout) as { snapshots: { snapshotId: string }[] };
+    expect(log.snapshots.map((x) => x.snapshotId)).toEqual(['s4', 's3', 's2', 's1']);
+  }, 120_000);
+});

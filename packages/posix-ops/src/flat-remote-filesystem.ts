@@ -1,0 +1,743 @@
+import { randomBytes } from 'node:crypto';
+import { constants, lstatSync } from 'node:fs';
+import { lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  assertLinkTargetOnDisk,
+  assertSafeLinkTarget,
+  DsgError,
+  faultPoint,
+  isTransactionId,
+  mkdirsBeneath,
+  Mutex,
+  NotFoundError,
+  removeCreated,
+  resolveBeneath,
+  TransactionCommitError,
+  ValidationError,
+  type BeginResult,
+  type ByteStream,
+  type CleanupReport,
+  type ExpectedFile,
+  type HasherFactory,
+  type RecoveryReport,
+  type RemoteFilesystem,
+  type SnapshotInfo,
+  type SnapshotMounter,
+  type SnapshotRef,
+  type TransactionId,
+  type TransactionPattern,
+} from '@dsg/contracts';
+import { errno, forceRemove, fsyncDir } from './fs-util.js';
+import { assertSnapshotId, CURRENT, snapshotNumber } from './layout.js';
+
+/**
+ * The original dsg's (HRDAG/dsg 0.4.4) xfs repository: `<base>/<name>/` IS
+ * the current tree, with `.dsg/last-sync.json` (the head manifest) and
+ * `.dsg/sync-messages.json` inside; no `current`, no `snapshots/`.
+ *
+ *   .dsg/last-sync.json     the head manifest: renamed into place LAST, the commit point
+ *   .dsg/sync-messages.json snapshot metadata (the original's lags one behind)
+ *   .dsg/archive/sN-…lz4    older manifests, written by dsg like the original's clients keep them
+ *   .dsg/tx/<tx>/           work area of an open transaction (hidden: the original never reads it)
+ *     new/<path>            staged new and changed files and links
+ *     old/<path>            what the commit moved aside (replaced or deleted)
+ *     journal.json          the renames of a commit, written before the first one
+ *   ../.<name>.dsg-lock     the agent's lock file (beside the repository, like the ZFS one)
+ */
+export const FLAT_LAST_SYNC = '.dsg/last-sync.json';
+export const FLAT_SYNC_MESSAGES = '.dsg/sync-messages.json';
+export const FLAT_TX = '.dsg/tx';
+const JOURNAL = 'journal.json';
+
+const DIR_MODE = 0o777;
+const FILE_MODE = 0o666;
+const HEX_RE = /^[0-9a-f]+$/;
+const ARCHIVE_RE = /^\.dsg\/archive\/[^/]+$/;
+
+/**
+ * Whether `root` is a flat repository on disk: `.dsg/last-sync.json` at its
+ * top (a regular file, `.dsg` a real directory) and no `current` entry.
+ * Synchronous: the agent opens a repository per session from a plain callback.
+ */
+export function isFlatRepository(root: string): boolean {
+  try {
+    if (!lstatSync(root).isDirectory()) return false;
+    if (!lstatSync(path.join(root, '.dsg')).isDirectory()) return false;
+    if (!lstatSync(path.join(root, FLAT_LAST_SYNC)).isFile()) return false;
+  } catch {
+    return false;
+  }
+  try {
+    lstatSync(path.join(root, CURRENT));
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/** Where the agent's lock of a flat repository lives: hidden, beside it (`<base>/.<name>.dsg-lock`). */
+export function flatLockFile(root: string): string {
+  return path.join(path.dirname(root), `.${path.basename(root)}.dsg-lock`);
+}
+
+interface Op {
+  op: 'put' | 'delete';
+  path: string;
+}
+
+interface Journal {
+  version: 1;
+  transactionId: string;
+  snapshotId: string;
+  /** head at begin (null: init) */
+  base: string | null;
+  /** in apply order; `.dsg/last-sync.json` is not in it (it is the commit point) */
+  ops: Op[];
+  /** directories the apply creates in the tree, outermost first (removed again by a rollback) */
+  createdDirs: string[];
+}
+
+interface TxState {
+  pattern: TransactionPattern;
+  /** N of the head at begin, 0 for init */
+  base: number;
+  ops: Map<string, Op['op']>;
+}
+
+export interface FlatRemoteFilesystemOptions {
+  /** The repository directory `<base>/<name>` (created by the first begin). */
+  root: string;
+  hasher: HasherFactory;
+}
+
+/**
+ * The RemoteFilesystem of `@dsg/contracts` on the original's flat xfs
+ * repository. A transaction stages every new or changed file in its hidden
+ * work area; commit writes a journal of the renames, moves what is replaced
+ * or deleted aside, renames the staged files into place, and renames the new
+ * `.dsg/last-sync.json` over the old one as the very last step: the commit
+ * point. `recover()` rolls a commit that did not reach it back from the
+ * journal (the caller never got a success), and finishes the cleanup of one
+ * that did. No history is kept on disk besides the manifests the original's
+ * clients keep too (`.dsg/archive/`): only the head's files can be read.
+ */
+export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
+  readonly root: string;
+  readonly layout = 'flat' as const;
+  private readonly hasher: HasherFactory;
+  private readonly txs = new Map<string, TxState>();
+  private readonly mutex = new Mutex();
+  private readonly uploading = new Map<string, number>();
+
+  constructor(o: FlatRemoteFilesystemOptions) {
+    if (typeof o.root !== 'string' || !path.isAbsolute(o.root)) {
+      throw new ValidationError(`repository root must be an absolute path: ${JSON.stringify(o.root)}`, { field: 'root' });
+    }
+    this.root = path.resolve(o.root);
+    this.hasher = o.hasher;
+  }
+
+  private get txRoot(): string {
+    return path.join(this.root, FLAT_TX);
+  }
+  private work(tx: string): string {
+    return path.join(this.txRoot, tx);
+  }
+
+  // ---------------------------------------------------------------- transaction
+
+  begin(tx: TransactionId): Promise<BeginResult> {
+    return this.mutex.run(() => this.beginNow(tx));
+  }
+
+  private async beginNow(tx: TransactionId): Promise<BeginResult> {
+    checkTx(tx);
+    faultPoint('flat.begin.start');
+    await this.refuseSnapshotLayout();
+    const exists = await this.exists();
+    const base = exists ? await this.headNumber() : 0;
+    await mkdir(this.root, { recursive: true, mode: DIR_MODE });
+    if (!(await lstat(this.root)).isDirectory()) throw corrupt(`${this.root} is not a directory`);
+    await mkdirsBeneath(this.root, `${FLAT_TX}/x`, DIR_MODE);
+    const work = this.work(tx);
+    try {
+      await mkdir(work, { mode: DIR_MODE });
+    } catch (e) {
+      if (errno(e) === 'EEXIST') {
+        throw new ValidationError(`transaction ${tx} already has a work area`, { field: 'transactionId' }, {
+          code: 'TX_EXISTS',
+          recoveryHint: 'Use a new transaction id, or roll this one back first.',
+        });
+      }
+      throw e;
+    }
+    await mkdir(path.join(work, 'new'), { mode: DIR_MODE });
+    await mkdir(path.join(work, 'old'), { mode: DIR_MODE });
+    faultPoint('flat.begin.after-mkdir');
+    const pattern: TransactionPattern = exists ? 'sync' : 'init';
+    this.txs.set(tx, { pattern, base, ops: new Map() });
+    return { pattern, workPath: work };
+  }
+
+  commit(tx: TransactionId, snapshot: SnapshotInfo): Promise<void> {
+    return this.mutex.run(() => this.commitNow(tx, snapshot));
+  }
+
+  private async commitNow(tx: TransactionId, snapshot: SnapshotInfo): Promise<void> {
+    checkTx(tx);
+    const n = assertSnapshotId(snapshot.snapshotId);
+    const state = this.txs.get(tx);
+    const work = this.work(tx);
+    if (!state) {
+      // A repeated commit (its first reply lost on the wire): the work area is gone and the head is it.
+      if (!(await isDir(work)) && (await this.exists()) && (await this.headNumber()) === n) return;
+      throw new NotFoundError(`no open transaction ${tx} in ${this.root}`, { recoveryHint: 'Begin the transaction first (it may have been rolled back).' });
+    }
+    const streaming = this.uploading.get(tx) ?? 0;
+    if (streaming > 0) {
+      throw new TransactionCommitError(`${streaming} upload(s) of transaction ${tx} are still streaming`, tx, {
+        recoveryHint: 'Wait for every writeFile of the transaction to finish before committing.',
+      });
+    }
+    const cur = (await this.exists()) ? await this.headNumber() : 0;
+    if (state.base !== cur) {
+      throw new TransactionCommitError(`the head moved from s${state.base} to s${cur} since transaction ${tx} began`, tx, {
+        recoveryHint: 'Another sync committed meanwhile; roll back and sync again.',
+      });
+    }
+    if (n !== cur + 1) {
+      throw new TransactionCommitError(`snapshot ${snapshot.snapshotId} is not the next one (the head is ${cur ? `s${cur}` : 'none'})`, tx, {
+        recoveryHint: 'Roll back and sync again; the repository moved on.',
+      });
+    }
+    if (state.ops.get(FLAT_LAST_SYNC) !== 'put') {
+      throw new TransactionCommitError(`transaction ${tx} wrote no ${FLAT_LAST_SYNC}: a flat repository commits by replacing it`, tx, {
+        recoveryHint: 'Write the new manifest as .dsg/last-sync.json before committing.',
+      });
+    }
+    const staged = await readManifestHead(path.join(work, 'new', FLAT_LAST_SYNC));
+    if (staged !== snapshot.snapshotId) {
+      throw new TransactionCommitError(`the staged ${FLAT_LAST_SYNC} is ${staged ?? 'not a manifest'}, not ${snapshot.snapshotId}`, tx, {
+        recoveryHint: 'Roll back and sync again.',
+      });
+    }
+    let journal: Journal;
+    try {
+      journal = await this.plan(tx, state, snapshot.snapshotId);
+    } catch (e) {
+      if (e instanceof TransactionCommitError) throw e;
+      throw new TransactionCommitError(`commit of ${tx} as ${snapshot.snapshotId} refused: ${(e as Error).message}`, tx, {
+        cause: e,
+        recoveryHint: e instanceof DsgError ? e.recoveryHint : 'Roll back and sync again.',
+      });
+    }
+    try {
+      faultPoint('flat.commit.start');
+      await writeDurable(path.join(work, JOURNAL), JSON.stringify(journal));
+      faultPoint('flat.commit.after-journal');
+      const dirs = new Set<string>([path.join(this.root, '.dsg')]);
+      for (const op of journal.ops) {
+        const full = await resolveBeneath(this.root, op.path);
+        dirs.add(path.dirname(full));
+        if (await exists(full)) {
+          await mkdirsBeneath(path.join(work, 'old'), op.path, DIR_MODE);
+          await rename(full, await resolveBeneath(path.join(work, 'old'), op.path));
+        }
+        if (op.op === 'put') {
+          await mkdirsBeneath(this.root, op.path, DIR_MODE);
+          await rename(await resolveBeneath(path.join(work, 'new'), op.path), await resolveBeneath(this.root, op.path));
+        }
+        faultPoint('flat.commit.after-apply');
+      }
+      for (const d of dirs) await fsyncDir(d);
+      faultPoint('flat.commit.before-switch');
+      // The commit point: the new head manifest replaces the old one in one rename.
+      await rename(path.join(work, 'new', FLAT_LAST_SYNC), path.join(this.root, FLAT_LAST_SYNC));
+    } catch (e) {
+      const report: CleanupReport = { removed: [], leftovers: [] };
+      await this.undo(work, journal, report).catch(() => undefined);
+      if (e instanceof DsgError && !(e instanceof ValidationError)) throw e;
+      throw new TransactionCommitError(`commit of ${tx} as ${snapshot.snapshotId} failed: ${(e as Error).message}`, tx, { cause: e });
+    }
+    this.txs.delete(tx);
+    try {
+      await fsyncDir(path.join(this.root, '.dsg'));
+    } catch (e) {
+      throw new TransactionCommitError(`${snapshot.snapshotId} committed but the directory could not be fsynced: ${(e as Error).message}`, tx, { cause: e });
+    }
+    faultPoint('flat.commit.after-switch');
+    await forceRemove(work).catch(() => undefined);
+    await rmdir(this.txRoot).catch(() => undefined);
+  }
+
+  /** The journal of a commit: every op checked against the tree first (no link parent, no directory in the way). */
+  private async plan(tx: TransactionId, state: TxState, snapshotId: string): Promise<Journal> {
+    const rank = (p: string): number => (p === FLAT_SYNC_MESSAGES || ARCHIVE_RE.test(p) ? 1 : 0);
+    const ops = [...state.ops.entries()]
+      .filter(([p]) => p !== FLAT_LAST_SYNC)
+      .map(([p, op]) => ({ op, path: p }))
+      .sort((a, b) => rank(a.path) - rank(b.path));
+    const createdDirs: string[] = [];
+    const seen = new Set<string>();
+    for (const op of ops) {
+      const full = await resolveBeneath(this.root, op.path);
+      const st = await lstat(full).catch(() => null);
+      if (st?.isDirectory()) {
+        throw new TransactionCommitError(`refused to ${op.op === 'put' ? 'replace' : 'delete'} directory ${JSON.stringify(op.path)}`, tx, {
+          recoveryHint: 'The repository has a directory where the manifest has a file; move it aside on the server.',
+        });
+      }
+      if (op.op !== 'put') continue;
+      const parts = op.path.split('/');
+      for (let i = 1; i < parts.length; i++) {
+        const rel = parts.slice(0, i).join('/');
+        if (seen.has(rel)) continue;
+        seen.add(rel);
+        if (!(await exists(path.join(this.root, rel)))) createdDirs.push(rel);
+      }
+    }
+    return { version: 1, transactionId: tx, snapshotId, base: state.base ? `s${state.base}` : null, ops, createdDirs };
+  }
+
+  /**
+   * Undo an apply that did not reach the commit point, newest op first. A put
+   * whose staged file is gone was renamed into place: it goes back to staging;
+   * whatever was moved aside comes back. Directories the apply created are
+   * removed when empty again.
+   */
+  private async undo(work: string, journal: Journal, report: CleanupReport): Promise<void> {
+    for (const op of [...journal.ops].reverse()) {
+      try {
+        const full = await resolveBeneath(this.root, op.path);
+        const staged = path.join(work, 'new', op.path);
+        const aside = path.join(work, 'old', op.path);
+        if (op.op === 'put' && !(await exists(staged)) && (await exists(full))) {
+          await mkdirsBeneath(path.join(work, 'new'), op.path, DIR_MODE);
+          await rename(full, staged);
+        }
+        if (await exists(aside)) await rename(aside, full);
+      } catch (e) {
+        report.leftovers.push({ name: op.path, error: (e as Error).message });
+      }
+    }
+    for (const rel of [...journal.createdDirs].reverse()) await rmdir(path.join(this.root, rel)).catch(() => undefined);
+  }
+
+  rollback(tx: TransactionId): Promise<CleanupReport> {
+    return this.mutex.run(() => this.rollbackNow(tx));
+  }
+
+  private async rollbackNow(tx: TransactionId): Promise<CleanupReport> {
+    const report: CleanupReport = { removed: [], leftovers: [] };
+    if (!isTransactionId(tx)) {
+      report.leftovers.push({ name: String(tx).slice(0, 100), error: 'not a transaction id' });
+      return report;
+    }
+    this.txs.delete(tx);
+    await this.discard(tx, report);
+    await this.dropEmptyInit();
+    return report;
+  }
+
+  /** Remove one work area; a commit interrupted before its commit point is undone from its journal first. */
+  private async discard(tx: string, report: CleanupReport): Promise<'rolled-back' | 'rolled-forward' | null> {
+    const work = this.work(tx);
+    if (!(await isDir(work))) return null;
+    let action: 'rolled-back' | 'rolled-forward' = 'rolled-back';
+    const journal = await readJournal(path.join(work, JOURNAL));
+    if (journal) {
+      const switched = !(await exists(path.join(work, 'new', FLAT_LAST_SYNC))) && (await readManifestHead(path.join(this.root, FLAT_LAST_SYNC))) === journal.snapshotId;
+      if (switched) action = 'rolled-forward';
+      else {
+        const before = report.leftovers.length;
+        await this.undo(work, journal, report);
+        if (report.leftovers.length > before) return action; // keep the work area: it holds what could not be put back
+      }
+    }
+    try {
+      if (await forceRemove(work)) report.removed.push(`${FLAT_TX}/${tx}`);
+    } catch (e) {
+      report.leftovers.push({ name: `${FLAT_TX}/${tx}`, error: (e as Error).message });
+    }
+    await rmdir(this.txRoot).catch(() => undefined);
+    return action;
+  }
+
+  /** An init that never committed leaves the empty directories begin made. */
+  private async dropEmptyInit(): Promise<void> {
+    if (await exists(path.join(this.root, FLAT_LAST_SYNC))) return;
+    await rmdir(this.txRoot).catch(() => undefined);
+    await rmdir(path.join(this.root, '.dsg')).catch(() => undefined);
+    await rmdir(this.root).catch(() => undefined);
+  }
+
+  // ------------------------------------------------------------- work area writes
+
+  async writeFile(tx: TransactionId, rel: string, data: ByteStream, expected: ExpectedFile): Promise<{ size: number }> {
+    checkTx(tx);
+    checkRel(rel);
+    const want = typeof expected?.hash === 'string' ? expected.hash.toLowerCase() : '';
+    if (!HEX_RE.test(want)) throw new ValidationError(`expected hash for ${rel} is not hex`, { path: rel, field: 'hash' });
+    const mtime = expected.mtime === undefined ? undefined : new Date(expected.mtime);
+    if (mtime && Number.isNaN(mtime.getTime())) throw new ValidationError(`bad mtime for ${rel}`, { path: rel, field: 'mtime' });
+    const { stage, full, tmp, created, fh } = await this.mutex.run(async () => {
+      const { stage } = this.open(tx);
+      await resolveBeneath(this.root, rel); // no link or file among its parents in the tree it will land in
+      await refuseDirectory(path.join(this.root, rel), rel);
+      const created = await mkdirsBeneath(stage, rel, DIR_MODE);
+      try {
+        const full = await resolveBeneath(stage, rel);
+        const tmp = tempName(full);
+        const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, FILE_MODE);
+        return { stage, full, tmp, created, fh };
+      } catch (e) {
+        await removeCreated(stage, created);
+        throw e;
+      }
+    });
+    this.uploading.set(tx, (this.uploading.get(tx) ?? 0) + 1);
+    let size = 0;
+    let streamed = false;
+    try {
+      try {
+        const h = this.hasher();
+        for await (const chunk of data) {
+          h.update(chunk);
+          for (let off = 0; off < chunk.byteLength; ) off += (await fh.write(chunk, off)).bytesWritten;
+          size += chunk.byteLength;
+        }
+        const got = h.digest().toLowerCase();
+        if (got !== want) {
+          throw new ValidationError(`hash mismatch for ${rel}: expected ${want}, got ${got}`, { path: rel }, {
+            code: 'HASH_MISMATCH',
+            recoveryHint: 'The file changed or was damaged in transit; run the sync again.',
+          });
+        }
+        if (expected.size !== undefined && expected.size !== size) {
+          throw new ValidationError(`size mismatch for ${rel}: expected ${expected.size}, got ${size}`, { path: rel }, {
+            code: 'HASH_MISMATCH',
+            recoveryHint: 'The file changed or was damaged in transit; run the sync again.',
+          });
+        }
+        if (mtime) await fh.utimes(mtime, mtime);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      streamed = true;
+      await this.mutex.run(async () => {
+        try {
+          const { state } = this.open(tx);
+          await resolveBeneath(stage, rel);
+          await rename(tmp, full);
+          state.ops.set(rel, 'put');
+        } catch (e) {
+          await rm(tmp, { force: true }).catch(() => undefined);
+          await removeCreated(stage, created);
+          throw e;
+        }
+      });
+    } catch (e) {
+      if (!streamed) {
+        await this.mutex.run(async () => {
+          await rm(tmp, { force: true }).catch(() => undefined);
+          await removeCreated(stage, created);
+        });
+      }
+      throw e;
+    } finally {
+      const left = (this.uploading.get(tx) ?? 1) - 1;
+      if (left > 0) this.uploading.set(tx, left);
+      else this.uploading.delete(tx);
+    }
+    return { size };
+  }
+
+  writeLink(tx: TransactionId, rel: string, target: string): Promise<void> {
+    return this.mutex.run(async () => {
+      checkRel(rel);
+      const { state, stage } = this.open(tx);
+      await resolveBeneath(this.root, rel);
+      await refuseDirectory(path.join(this.root, rel), rel);
+      assertSafeLinkTarget(rel, target);
+      // the target is checked against the tree as it is and as this transaction stages it
+      await assertLinkTargetOnDisk(this.root, rel, target);
+      await assertLinkTargetOnDisk(stage, rel, target);
+      const created = await mkdirsBeneath(stage, rel, DIR_MODE);
+      const full = await resolveBeneath(stage, rel);
+      const tmp = tempName(full);
+      try {
+        await symlink(target, tmp);
+        await rename(tmp, full);
+        state.ops.set(rel, 'put');
+      } catch (e) {
+        await rm(tmp, { force: true }).catch(() => undefined);
+        await removeCreated(stage, created);
+        throw e;
+      }
+    });
+  }
+
+  deleteFile(tx: TransactionId, rel: string): Promise<void> {
+    return this.mutex.run(async () => {
+      checkRel(rel);
+      const { state, stage } = this.open(tx);
+      const full = await resolveBeneath(this.root, rel);
+      const st = await lstat(full).catch(() => null);
+      if (st?.isDirectory()) throw new ValidationError(`refused to delete ${JSON.stringify(rel)}: it is a directory`, { path: rel });
+      // a file staged earlier in this transaction is dropped from staging
+      const staged = await resolveBeneath(stage, rel).catch(() => null);
+      if (staged) await rm(staged, { force: true }).catch(() => undefined);
+      state.ops.set(rel, 'delete');
+    });
+  }
+
+  // ------------------------------------------------------------------- reading
+
+  async exists(): Promise<boolean> {
+    if (await exists(path.join(this.root, CURRENT))) return false;
+    try {
+      const full = await resolveBeneath(this.root, FLAT_LAST_SYNC);
+      return (await lstat(full)).isFile();
+    } catch {
+      return false;
+    }
+  }
+
+  async readFile(rel: string): Promise<ByteStream | null> {
+    checkRead(rel);
+    if (!(await this.exists())) return null;
+    return readFrom(this.root, rel);
+  }
+
+  /**
+   * The head (from `.dsg/last-sync.json`) and, before it, the snapshots
+   * `.dsg/sync-messages.json` names (the original's lags one behind the head).
+   */
+  async listSnapshots(): Promise<SnapshotRef[]> {
+    if (!(await this.exists())) return [];
+    const head = await readJson(path.join(this.root, FLAT_LAST_SYNC));
+    const md = metadataOf(head);
+    const headN = md ? snapshotNumber(String(md['snapshot_id'])) : null;
+    if (!md || headN === null) throw corrupt(`${FLAT_LAST_SYNC} has no metadata.snapshot_id of the form sN`);
+    const out = new Map<number, SnapshotRef>();
+    const messages = await readJson(path.join(this.root, FLAT_SYNC_MESSAGES)).catch(() => null);
+    const snaps = isRecord(messages) && isRecord(messages['snapshots']) ? messages['snapshots'] : {};
+    for (const [id, v] of Object.entries(snaps)) {
+      const n = snapshotNumber(id);
+      if (n !== null && n < headN && isRecord(v)) out.set(n, refOf(id, v));
+    }
+    out.set(headN, refOf(`s${headN}`, md));
+    return [...out.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r);
+  }
+
+  async readSnapshotFile(snapshotId: string, rel: string): Promise<ByteStream | null> {
+    const n = assertSnapshotId(snapshotId);
+    const head = (await this.exists()) ? await this.headNumber() : 0;
+    if (n === head) return this.readFile(rel);
+    throw notAvailable(snapshotId, head, this.root);
+  }
+
+  mountSnapshot(snapshotId: string): Promise<string> {
+    const n = assertSnapshotId(snapshotId);
+    return Promise.reject(notAvailable(`s${n}`, 0, this.root));
+  }
+
+  unmountSnapshot(at: string): Promise<void> {
+    return Promise.reject(new NotFoundError(`no snapshot of ${this.root} is mounted at ${at}`));
+  }
+
+  // ------------------------------------------------------------------ recovery
+
+  recover(): Promise<RecoveryReport> {
+    return this.mutex.run(() => this.recoverNow());
+  }
+
+  private async recoverNow(): Promise<RecoveryReport> {
+    const report: RecoveryReport = { removed: [], leftovers: [], transactions: [] };
+    this.txs.clear();
+    let names: string[];
+    try {
+      names = await readdir(this.txRoot);
+    } catch (e) {
+      if (errno(e) !== 'ENOENT' && errno(e) !== 'ENOTDIR') report.leftovers.push({ name: FLAT_TX, error: (e as Error).message });
+      return report;
+    }
+    for (const name of names.sort()) {
+      if (!isTransactionId(name)) {
+        try {
+          await forceRemove(path.join(this.txRoot, name));
+          report.removed.push(`${FLAT_TX}/${name}`);
+        } catch (e) {
+          report.leftovers.push({ name: `${FLAT_TX}/${name}`, error: (e as Error).message });
+        }
+        continue;
+      }
+      const action = await this.discard(name, report);
+      if (action) report.transactions.push({ transactionId: name, action });
+    }
+    await rmdir(this.txRoot).catch(() => undefined);
+    await this.dropEmptyInit();
+    return report;
+  }
+
+  // ------------------------------------------------------------------- helpers
+
+  /** N of the head manifest's snapshot_id. */
+  async headNumber(): Promise<number> {
+    const id = await readManifestHead(path.join(this.root, FLAT_LAST_SYNC));
+    const n = id === null ? null : snapshotNumber(id);
+    if (n === null) throw corrupt(`${FLAT_LAST_SYNC} has no metadata.snapshot_id of the form sN`);
+    return n;
+  }
+
+  private open(tx: TransactionId): { state: TxState; stage: string } {
+    checkTx(tx);
+    const state = this.txs.get(tx);
+    if (!state) {
+      throw new NotFoundError(`no open transaction ${tx} in ${this.root}`, { recoveryHint: 'Begin the transaction first (it may have been rolled back).' });
+    }
+    return { state, stage: path.join(this.work(tx), 'new') };
+  }
+
+  private async refuseSnapshotLayout(): Promise<void> {
+    if (await exists(path.join(this.root, CURRENT))) {
+      throw corrupt(`${this.root} has a current link: it is a snapshot repository, not a flat one`);
+    }
+  }
+}
+
+// ----------------------------------------------------------------------- module helpers
+
+function checkTx(tx: string): asserts tx is TransactionId {
+  if (!isTransactionId(tx)) {
+    throw new ValidationError(`not a transaction id: ${JSON.stringify(String(tx).slice(0, 100))}`, { field: 'transactionId' });
+  }
+}
+
+/** Inside `.dsg/` only the head manifest, sync-messages and archives are data of a transaction. */
+function checkRel(rel: string): void {
+  if (typeof rel !== 'string') throw new ValidationError('path must be a string', { field: 'path' });
+  if (rel.split('/')[0] !== '.dsg') return;
+  if (rel === FLAT_LAST_SYNC || rel === FLAT_SYNC_MESSAGES || ARCHIVE_RE.test(rel)) return;
+  throw new ValidationError(`refused path ${JSON.stringify(rel.slice(0, 200))}: dsg's own state in a flat repository`, { path: rel.slice(0, 4096) });
+}
+
+function checkRead(rel: string): void {
+  if (typeof rel === 'string' && (rel === FLAT_TX || rel.startsWith(`${FLAT_TX}/`))) {
+    throw new ValidationError(`refused path ${JSON.stringify(rel.slice(0, 200))}: a transaction's work area`, { path: rel.slice(0, 4096) });
+  }
+}
+
+function corrupt(why: string): DsgError {
+  return new DsgError('CORRUPT', `repository layout damaged: ${why}`, {
+    recoveryHint: 'Inspect <repo>/.dsg/last-sync.json by hand: a flat (xfs) repository is the current tree with .dsg/ inside.',
+  });
+}
+
+function notAvailable(snapshotId: string, head: number, root: string): DsgError {
+  return new NotFoundError(`the files of snapshot ${snapshotId} are not available in a flat repository (${root} keeps only the current tree${head ? `, s${head}` : ''})`, {
+    recoveryHint: 'A flat (xfs) repository, as the original dsg made it, keeps no old files: only the head can be read. Its older manifests are in .dsg/archive/ (`dsg log`, `dsg blame` still work).',
+  });
+}
+
+function tempName(full: string): string {
+  return path.join(path.dirname(full), `.dsg-tmp-${randomBytes(6).toString('hex')}`);
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await lstat(p);
+    return true;
+  } catch (e) {
+    if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return false;
+    throw e;
+  }
+}
+
+async function isDir(p: string): Promise<boolean> {
+  try {
+    return (await lstat(p)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+async function refuseDirectory(full: string, rel: string): Promise<void> {
+  const st = await lstat(full).catch(() => null);
+  if (st?.isDirectory()) throw new ValidationError(`refused to replace directory ${JSON.stringify(rel)} with a file`, { path: rel });
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+async function readJson(file: string): Promise<unknown> {
+  const fh = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    if (!(await fh.stat()).isFile()) throw corrupt(`${path.basename(file)} is not a file`);
+    return JSON.parse(await fh.readFile('utf8')) as unknown;
+  } finally {
+    await fh.close();
+  }
+}
+
+function metadataOf(manifest: unknown): Record<string, unknown> | null {
+  return isRecord(manifest) && isRecord(manifest['metadata']) ? manifest['metadata'] : null;
+}
+
+/** metadata.snapshot_id of a manifest file, or null when it is missing or unreadable. */
+async function readManifestHead(file: string): Promise<string | null> {
+  try {
+    const id = metadataOf(await readJson(file))?.['snapshot_id'];
+    return typeof id === 'string' ? id : null;
+  } catch {
+    return null;
+  }
+}
+
+function refOf(id: string, md: Record<string, unknown>): SnapshotRef {
+  const str = (k: string): string | undefined => (typeof md[k] === 'string' ? md[k] : undefined);
+  const ref: SnapshotRef = { snapshotId: id, createdAt: str('created_at') ?? '' };
+  const message = str('snapshot_message');
+  const hash = str('snapshot_hash');
+  const user = str('created_by');
+  if (message !== undefined) ref.message = message;
+  if (hash !== undefined) ref.manifestHash = hash;
+  if (user !== undefined) ref.user = user;
+  return ref;
+}
+
+async function readJournal(file: string): Promise<Journal | null> {
+  try {
+    const v = JSON.parse(await readFile(file, 'utf8')) as unknown;
+    if (!isRecord(v) || v['version'] !== 1 || !Array.isArray(v['ops']) || !Array.isArray(v['createdDirs'])) return null;
+    return v as unknown as Journal;
+  } catch {
+    return null;
+  }
+}
+
+async function writeDurable(file: string, text: string): Promise<void> {
+  const tmp = `${file}.tmp`;
+  await writeFile(tmp, text, { mode: 0o644, flush: true });
+  await rename(tmp, file);
+  await fsyncDir(path.dirname(file));
+}
+
+async function readFrom(tree: string, rel: string): Promise<ByteStream | null> {
+  const full = await resolveBeneath(tree, rel);
+  let fh;
+  try {
+    fh = await open(full, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (e) {
+    if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return null;
+    if (errno(e) === 'ELOOP') throw new ValidationError(`${JSON.stringify(rel)} is a symlink, not a file`, { path: rel });
+    throw e;
+  }
+  const st = await fh.stat();
+  if (!st.isFile()) {
+    await fh.close();
+    throw new ValidationError(`${JSON.stringify(rel)} is a ${st.isDirectory() ? 'directory' : 'special file'}, not a file`, { path: rel });
+  }
+  return fh.createReadStream();
+}
