@@ -10,7 +10,8 @@ import { cpSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, 
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { dsg, ok, sandbox } from './helpers.js';
+import { requireSsh } from '@dsg/testenv';
+import { AGENT, dsg, ok, sandbox } from './helpers.js';
 import { statusSchema, syncSchema } from '../src/output/json-schemas.js';
 
 const FIXTURES = process.env['DSG_INTEROP_FIXTURES'] ?? '/work/shared/interop/fixtures';
@@ -121,5 +122,34 @@ describe.skipIf(!existsSync(FIXTURES))("the original's xfs repositories (interop
     // history: every snapshot listed; an old file's bytes are not kept by a flat repository, and dsg says so
     const log = JSON.parse(ok(dsg(f.project, sb.env, '--json', 'log')).stdout) as { snapshots: { snapshotId: string }[] };
     expect(log.snapshots.map((x) => x.snapshotId)).toEqual(['s4', 's3', 's2', 's1']);
+  }, 120_000);
+});
+
+const ssh = requireSsh();
+describe.skipIf(!existsSync(FIXTURES) || !ssh)("the original's xfs repository on a server, through the built dsg and the agent over the real sshd", () => {
+  it('legacy-config with host set to the server: status, a change synced (agent --type xfs), clone host:<path>/<name> (agent --type posix finds it flat)', () => {
+    const hosts = `hosts:\n  ${ssh!.host}:\n    port: ${ssh!.port}\n    user: ${ssh!.user}\n    agent: [${process.execPath}, ${AGENT}]\n    key_path: ${ssh!.key}\n`;
+    const sb = sandbox(`user_id: ana@example.org\nuser_name: Ana Py\nssh:\n  known_hosts: ${ssh!.knownHosts}\n${hosts}`);
+    made.push(sb.dir);
+    const f = fixture('legacy-config');
+    const cfg = path.join(f.project, '.dsgconfig.yml');
+    writeFileSync(cfg, readFileSync(cfg, 'utf8').replace('host: localhost', `host: ${ssh!.host}`));
+    const repoBefore = tree(f.repo);
+
+    const st = ok(dsg(f.project, sb.env, '--json', 'status'));
+    expectInSync(st.stdout, 's3');
+    expect(JSON.parse(st.stdout).repository).toBe(`${ssh!.host}:${f.repo} (xfs)`);
+
+    writeFileSync(path.join(f.project, 'output', 'b.csv'), 'out\nmore\n');
+    expect(syncSchema.parse(JSON.parse(ok(dsg(f.project, sb.env, '--json', 'sync')).stdout))).toMatchObject({ snapshotId: 's4', committed: true });
+    expectFlat(f.repo, 's4');
+    expect(readFileSync(path.join(f.repo, 'output', 'b.csv'), 'utf8')).toBe('out\nmore\n');
+    expect(tree(f.repo)['input/a.csv']).toBe(repoBefore['input/a.csv']);
+    expect(existsSync(path.join(f.repoRoot, 'legacy-config', 'lock'))).toBe(false);
+
+    const clone = path.join(sb.dir, 'clone');
+    expect(syncSchema.parse(JSON.parse(ok(dsg(sb.dir, sb.env, '--json', 'clone', `${ssh!.host}:${f.repo}`, clone)).stdout)).snapshotId).toBe('s4');
+    expect(readFileSync(path.join(clone, 'output', 'b.csv'), 'utf8')).toBe('out\nmore\n');
+    expectInSync(ok(dsg(clone, sb.env, '--json', 'status')).stdout, 's4');
   }, 120_000);
 });
