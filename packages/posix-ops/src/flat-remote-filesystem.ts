@@ -57,7 +57,7 @@ const ARCHIVE_RE = /^\.dsg\/archive\/[^/]+$/;
 
 /**
  * Whether `root` is a flat repository on disk: `.dsg/last-sync.json` at its
- * top (a regular file, `.dsg` a real directory) and no `current` entry.
+ * top (a regular file, `.dsg` a real directory) and no `current` symlink.
  * Synchronous: the agent opens a repository per session from a plain callback.
  */
 export function isFlatRepository(root: string): boolean {
@@ -69,8 +69,8 @@ export function isFlatRepository(root: string): boolean {
     return false;
   }
   try {
-    lstatSync(path.join(root, CURRENT));
-    return false;
+    // the snapshot layout's `current` is always a symlink; a file or directory of that name is data
+    return !lstatSync(path.join(root, CURRENT)).isSymbolicLink();
   } catch {
     return true;
   }
@@ -457,6 +457,10 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   writeLink(tx: TransactionId, rel: string, target: string): Promise<void> {
     return this.mutex.run(async () => {
       checkRel(rel);
+      if (rel === CURRENT) {
+        // a `current` link is what marks the snapshot layout: it would make the repository unreadable as a flat one
+        throw new ValidationError(`refused link ${JSON.stringify(rel)}: a link named current at the top would turn this flat repository into a broken snapshot repository`, { path: rel });
+      }
       const { state, stage } = this.open(tx);
       await resolveBeneath(this.root, rel);
       await refuseDirectory(path.join(this.root, rel), rel);
@@ -496,7 +500,7 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   // ------------------------------------------------------------------- reading
 
   async exists(): Promise<boolean> {
-    if (await exists(path.join(this.root, CURRENT))) return false;
+    if (await isLink(path.join(this.root, CURRENT))) return false;
     try {
       const full = await resolveBeneath(this.root, FLAT_LAST_SYNC);
       return (await lstat(full)).isFile();
@@ -602,7 +606,7 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   }
 
   private async refuseSnapshotLayout(): Promise<void> {
-    if (await exists(path.join(this.root, CURRENT))) {
+    if (await isLink(path.join(this.root, CURRENT))) {
       throw corrupt(`${this.root} has a current link: it is a snapshot repository, not a flat one`);
     }
   }
@@ -653,6 +657,14 @@ async function exists(p: string): Promise<boolean> {
   } catch (e) {
     if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return false;
     throw e;
+  }
+}
+
+async function isLink(p: string): Promise<boolean> {
+  try {
+    return (await lstat(p)).isSymbolicLink();
+  } catch {
+    return false;
   }
 }
 

@@ -77,6 +77,10 @@ describe('choosing the layout', () => {
     expect(openPosixRepository(path.join(sb.base, 'new'), { hasher: xxh3Hasher })).toBeInstanceOf(PosixRemoteFilesystem);
     expect(openPosixRepository(path.join(sb.base, 'new'), { hasher: xxh3Hasher, preferFlat: true })).toBeInstanceOf(FlatRemoteFilesystem);
     expect(await listPosixAndFlatRepositories(sb.base)).toEqual(['repo', 'snap']);
+    // a file or directory named current is data of a flat repository; only a current link marks the other layout
+    await mkdir(path.join(sb.root, 'current'));
+    expect(isFlatRepository(sb.root)).toBe(true);
+    expect(await fs.exists()).toBe(true);
     // an init in progress keeps the layout it started with, whatever the caller prefers
     await mkdir(path.join(sb.base, 'flat-init', '.dsg', 'tx'), { recursive: true });
     await mkdir(path.join(sb.base, 'snap-init', 'tx'), { recursive: true });
@@ -212,6 +216,7 @@ describe('links are data, never followed', () => {
     await expect(put(fs as unknown as PosixRemoteFilesystem, tx, 'l/x', 'X')).rejects.toBeInstanceOf(ValidationError);
     await expect(fs.writeLink(tx, 'up', '../outside')).rejects.toBeInstanceOf(ValidationError);
     await expect(fs.writeLink(tx, 'via', 'escape/victim.txt')).rejects.toBeInstanceOf(ValidationError);
+    await expect(fs.writeLink(tx, 'current', 'kept.txt')).rejects.toThrow(/named current/);
     await put(fs as unknown as PosixRemoteFilesystem, tx, 'trap.txt', 'REPLACED');
     await put(fs as unknown as PosixRemoteFilesystem, tx, '.dsg/last-sync.json', manifest(2));
     await fs.commit(tx, { snapshotId: 's2', message: 'm', manifestHash: 'h', user: 'u', createdAt: 'c' });
