@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, lstatSync, type Stats } from 'node:fs';
 import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -243,6 +243,28 @@ describe('links are data, never followed', () => {
   });
 });
 
+describe('writeLink racing writeFile beneath it', () => {
+  it('never lands a file through a link, whichever wins, in staging or in the tree after commit', async () => {
+    await mkdir(path.join(sb.root, 'sub'));
+    for (let i = 0; i < 40; i++) {
+      const tx = txId();
+      await fs.begin(tx);
+      const p = `p${i}`;
+      const results = await Promise.allSettled([
+        put(fs as unknown as PosixRemoteFilesystem, tx, `${p}/x.txt`, 'X'),
+        fs.writeLink(tx, p, 'sub'),
+        put(fs as unknown as PosixRemoteFilesystem, tx, `${p}/y.txt`, 'Y'),
+      ]);
+      expect(results.filter((r) => r.status === 'fulfilled').length).toBeGreaterThan(0);
+      await put(fs as unknown as PosixRemoteFilesystem, tx, '.dsg/last-sync.json', manifest(i + 2));
+      await fs.commit(tx, { snapshotId: `s${i + 2}`, message: 'm', manifestHash: 'h', user: 'u', createdAt: 'c' });
+      const st = lstatSyncSafe(path.join(sb.root, p));
+      if (st?.isSymbolicLink()) expect(results[0].status).toBe('rejected');
+      expect(await readdir(path.join(sb.root, 'sub'))).toEqual([]);
+    }
+  });
+});
+
 describe('crash during a sync of a flat repository, then recover()', () => {
   beforeAll(() => {
     if (!existsSync(path.join(here, '..', 'dist', 'index.js'))) throw new Error('dist/ is missing: build first');
@@ -279,3 +301,11 @@ describe('crash during a sync of a flat repository, then recover()', () => {
     await flatSync(f, ends === 'old' ? 2 : 3, { 'kept.txt': 'K2' });
   });
 });
+
+function lstatSyncSafe(p: string): Stats | null {
+  try {
+    return lstatSync(p);
+  } catch {
+    return null;
+  }
+}
