@@ -19,7 +19,8 @@ const HOSTILE = [
   'a/./b',
   'a/',
   'a\\..\\b',
-  'C:', // a bare drive (C:/x is a relative POSIX path since the name rules of the original)
+  'C:', // a drive
+  'C:/x', // a drive-rooted path (the original lets it through; on Windows it is drive C)
   'x'.repeat(5000),
   `a/${'y'.repeat(300)}`,
 ];

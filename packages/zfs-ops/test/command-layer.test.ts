@@ -6,7 +6,7 @@ import { bytes, recordingRunner, testHasher } from './helpers.js';
 
 const hostileDatasets = ['', '-r', 'pool/-rf', 'pool/../etc', 'pool/a b', 'pool/a;rm -rf /', 'pool//a', '/pool', 'pool/a\nb', 'pool/$(id)', 'pool/a@b@c', 'pool/a\0', '9pool/a', 'pool/' + 'x'.repeat(300)];
 const hostileRepos = ['..', '.', '-r', 'a/b', 'a b', 'r-old-x', 'x-sync-1', 'x-init-2', 'x-view-3', '', 'a;b', '$x', 'a\0'];
-const hostilePaths = ['../x', '/etc/passwd', 'a/../../x', 'a\0b', 'a\\b', '', './a', 'a//b', 'C:'];
+const hostilePaths = ['../x', '/etc/passwd', 'a/../../x', 'a\0b', 'a\\b', '', './a', 'a//b', 'C:', 'C:/x'];
 
 describe('names are validated before any zfs call', () => {
   it.each(hostileDatasets)('Zfs refuses dataset %j without running zfs', async (name) => {
