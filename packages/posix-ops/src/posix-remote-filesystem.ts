@@ -254,15 +254,26 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
   // ------------------------------------------------------------- work area writes
 
   /**
-   * Three steps. Under the Mutex: check the parents (resolveBeneath: no
-   * symlink, no file), create the missing ones without following anything,
-   * check again, and open a new temp name in that verified parent with
-   * O_CREAT | O_EXCL | O_NOFOLLOW (so a link planted at the name is never
-   * followed). Outside it: stream into the descriptor (bound to the inode,
-   * whatever happens to names meanwhile), hash, fsync. Under the Mutex
-   * again: the transaction is still open, the parents are still real
-   * directories, then one rename (which replaces a link at the final name,
-   * never follows it).
+   * Three steps. Under the Mutex, SHARED with other writeFiles' path steps:
+   * check the parents (resolveBeneath: no symlink, no file), create the
+   * missing ones without following anything, check again, and open a new
+   * temp name in that verified parent with O_CREAT | O_EXCL | O_NOFOLLOW (so
+   * a link planted at the name is never followed). Outside it: stream into
+   * the descriptor (bound to the inode, whatever happens to names
+   * meanwhile), hash, fsync. Under it again, shared: the transaction is
+   * still open, the parents are still real directories, then one rename
+   * (which replaces a link at the final name, never follows it). Cleaning up
+   * after a failure removes directories, so it holds the Mutex alone.
+   *
+   * Why the path steps of two writeFiles may run together: all they do to
+   * the tree is lstat, mkdir (a real directory), create a regular temp file
+   * and rename a regular file over a final name (which can replace a file
+   * or a link, never a directory: that is EISDIR). None creates a link and
+   * none removes or replaces a directory, so a parent one of them proved a
+   * real directory stays one until its open or rename is done. Everything
+   * that can plant a link or remove a directory — writeLink, deleteFile,
+   * this cleanup, begin, commit, rollback, recover — holds the Mutex alone,
+   * so it never runs between a check and the change it guards.
    */
   async writeFile(tx: TransactionId, rel: string, data: ByteStream, expected: ExpectedFile): Promise<{ size: number }> {
     checkTx(tx);
@@ -270,21 +281,31 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
     if (!HEX_RE.test(want)) throw new ValidationError(`expected hash for ${rel} is not hex`, { path: rel, field: 'hash' });
     const mtime = expected.mtime === undefined ? undefined : new Date(expected.mtime);
     if (mtime && Number.isNaN(mtime.getTime())) throw new ValidationError(`bad mtime for ${rel}`, { path: rel, field: 'mtime' });
-    const { work, full, tmp, created, fh } = await this.mutex.run(async () => {
-      const work = await this.workArea(tx);
-      const created = await mkdirsBeneath(work, rel); // checks every parent, makes the missing ones
-      try {
+    let work = '';
+    const created: string[] = [];
+    const cleanup = (tmp?: string): Promise<void> =>
+      this.mutex.run(async () => {
+        if (tmp !== undefined) await rm(tmp, { force: true }).catch(() => undefined);
+        await removeCreated(work, created);
+      });
+    let opened;
+    try {
+      opened = await this.mutex.runShared(async () => {
+        work = await this.workArea(tx);
+        created.push(...(await mkdirsBeneath(work, rel))); // checks every parent, makes the missing ones
         const full = await resolveBeneath(work, rel); // again, after mkdir and right before the open
         const tmp = tempName(full);
         // A new inode every time: never write through a hard link shared with a snapshot.
         const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, FILE_MODE);
-        return { work, full, tmp, created, fh };
-      } catch (e) {
-        await removeCreated(work, created);
-        throw e;
-      }
-    });
-    this.uploading.set(tx, (this.uploading.get(tx) ?? 0) + 1);
+        // counted before the section ends, so a commit queued behind it sees the upload
+        this.uploading.set(tx, (this.uploading.get(tx) ?? 0) + 1);
+        return { full, tmp, fh };
+      });
+    } catch (e) {
+      if (created.length) await cleanup();
+      throw e;
+    }
+    const { full, tmp, fh } = opened;
     let size = 0;
     let streamed = false;
     try {
@@ -314,25 +335,23 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
         await fh.close();
       }
       streamed = true;
-      await this.mutex.run(async () => {
+      const failed = await this.mutex.runShared(async () => {
         try {
           await this.workArea(tx); // not rolled back meanwhile
           await resolveBeneath(work, rel);
           await refuseDirectory(full, rel);
           await rename(tmp, full);
+          return null;
         } catch (e) {
-          await rm(tmp, { force: true }).catch(() => undefined);
-          await removeCreated(work, created);
-          throw e;
+          return { error: e };
         }
       });
-    } catch (e) {
-      if (!streamed) {
-        await this.mutex.run(async () => {
-          await rm(tmp, { force: true }).catch(() => undefined);
-          await removeCreated(work, created);
-        });
+      if (failed) {
+        await cleanup(tmp);
+        throw failed.error;
       }
+    } catch (e) {
+      if (!streamed) await cleanup(tmp);
       throw e;
     } finally {
       this.uploadDone(tx);

@@ -127,6 +127,19 @@ describe('concurrent requests of one caller are serialised', () => {
     expect(await tempLeftovers(work)).toEqual([]);
   });
 
+  it('uploads share the lock: failed ones cleaning up never make a good one fail in a shared new directory', async () => {
+    const good: Promise<unknown>[] = [];
+    const bad: Promise<unknown>[] = [];
+    for (let i = 0; i < 200; i++) {
+      good.push(put(sb.fs, tx, `s${i % 5}/t${i % 4}/f${i}`, `x${i}`));
+      if (i % 3 === 0) bad.push(sb.fs.writeFile(tx, `s${(i + 1) % 5}/t${(i + 2) % 4}/u${i % 2}/bad${i}`, streamOf('x'), { hash: '00' }));
+    }
+    await Promise.all(good);
+    for (const r of await Promise.allSettled(bad)) expect(r.status === 'rejected' && r.reason instanceof ValidationError).toBe(true);
+    expect(await tempLeftovers(work)).toEqual([]);
+    for (let i = 0; i < 200; i++) expect((await lstat(path.join(work, `s${i % 5}/t${i % 4}/f${i}`))).isFile()).toBe(true);
+  });
+
   it('a planted link out of the tree (an old repository) is never written through, even racing', async () => {
     await symlink(outside, path.join(work, 'old'));
     const results = await Promise.allSettled(

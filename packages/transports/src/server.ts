@@ -185,15 +185,20 @@ class Session {
   private readonly inflight = new Set<Promise<void>>();
   /**
    * Every work-area mutation of this session runs in it, in arrival order —
-   * begin, commit, rollback, recover, writeLink, deleteFile, and an upload
-   * from its start until the backend pulls the first byte (check → mkdir →
-   * open) and again from the end of its data until the backend returns (hash
-   * check → rename, or cleanup) — so a client sending writeLink and writeFile
-   * at once can never interleave one's check with the other's change (the
-   * agent escape: a link planted between writeFile's check and its
-   * mkdir/open). The upload's data itself flows while it is released: a
-   * holder never waits for a frame, so a stalled or hostile upload cannot
-   * deadlock the session, and the transfers still overlap.
+   * begin, commit, rollback, recover, writeLink, deleteFile (and open, lock,
+   * unlock) each holding it alone; an upload holding it SHARED with other
+   * uploads from its start until the backend pulls the first byte (check →
+   * mkdir → open) and again from the end of its data until the backend
+   * returns (hash check → rename, or cleanup). So a client sending writeLink
+   * and writeFile at once can never interleave one's check with the other's
+   * change (the agent escape: a link planted between writeFile's check and
+   * its mkdir/open). Uploads may share it because none of them creates a
+   * link or removes a directory (the backend's cleanup of a failed upload
+   * holds the backend's own lock alone): a parent one of them proved a real
+   * directory stays one while the others run. The upload's data itself
+   * flows while it is released: a holder never waits for a frame, so a
+   * stalled or hostile upload cannot deadlock the session, and the
+   * transfers still overlap.
    */
   private readonly mutex = new Mutex();
   private readonly maxInFlight: number;
@@ -525,12 +530,13 @@ class Session {
         const tx = P.tx(msg);
         const path = P.path(msg);
         const expected = expectedFile(msg['expected']);
-        held = await this.mutex.acquire();
+        held = await this.mutex.acquireShared();
         this.requireLock('writeFile');
         await this.confineToWork(tx, path);
-        // Held until the backend pulls the first byte (its check → mkdir → open are
-        // done by then), released while the data flows, taken again once the data
-        // has ended (or failed) for the backend's hash check → rename or cleanup.
+        // Held (shared with other uploads) until the backend pulls the first byte
+        // (its check → mkdir → open are done by then), released while the data
+        // flows, taken again once the data has ended (or failed) for the backend's
+        // hash check → rename or cleanup.
         const mutex = this.mutex;
         const data: ByteStream = (async function* () {
           held?.();
@@ -539,7 +545,7 @@ class Session {
             yield* q;
           } finally {
             if (!settled) {
-              const r = await mutex.acquire();
+              const r = await mutex.acquireShared();
               if (settled) r();
               else held = r;
             }

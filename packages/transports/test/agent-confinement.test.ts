@@ -9,24 +9,34 @@ import { FakeRemoteFilesystem, testHasher } from './fake-fs.js';
 import { hashOf, holder, tempDir } from './helpers.js';
 
 /**
- * A backend that records whether two of its critical sections ever ran at
- * once: a whole writeLink / deleteFile, and a writeFile from its call until
- * it pulls the first byte (check → mkdir → open in a real backend) and from
- * the end of its data until it returns (hash → rename). It does NOT
- * serialise anything itself: only the agent can keep them apart.
+ * A backend that records whether a writeLink or deleteFile ever ran at once
+ * with another of its critical sections: a whole writeLink / deleteFile, and
+ * a writeFile from its call until it pulls the first byte (check → mkdir →
+ * open in a real backend) and from the end of its data until it returns
+ * (hash → rename). Two writeFile sections may overlap (neither plants a link
+ * nor removes a directory); `maxUploadSections` counts how many did. It does
+ * NOT serialise anything itself: only the agent can keep them apart.
  */
 class Recording extends FakeRemoteFilesystem {
   active = 0;
+  exclusive = 0;
   overlaps = 0;
   sections = 0;
+  uploadSections = 0;
+  maxUploadSections = 0;
   streaming = 0;
   maxStreaming = 0;
-  private async section(): Promise<void> {
+  private async section(upload = false): Promise<void> {
     this.sections++;
-    if (++this.active > 1) this.overlaps++;
+    if (upload) this.maxUploadSections = Math.max(this.maxUploadSections, ++this.uploadSections);
+    else this.exclusive++;
+    if (++this.active > 1 && (!upload || this.exclusive > 0)) this.overlaps++;
     await new Promise((r) => setTimeout(r, 1));
     await new Promise((r) => setImmediate(r));
+    if (this.exclusive > 0 && this.active > 1) this.overlaps++; // a writer came in meanwhile
     this.active--;
+    if (upload) this.uploadSections--;
+    else this.exclusive--;
   }
   override async writeLink(tx: TransactionId, p: string, target: string): Promise<void> {
     await this.section();
@@ -37,7 +47,7 @@ class Recording extends FakeRemoteFilesystem {
     await super.deleteFile(tx, p);
   }
   override async writeFile(tx: TransactionId, p: string, data: ByteStream, expected: ExpectedFile): Promise<{ size: number }> {
-    await this.section();
+    await this.section(true);
     const chunks: Uint8Array[] = [];
     const it = data[Symbol.asyncIterator]();
     let first = true;
@@ -51,7 +61,7 @@ class Recording extends FakeRemoteFilesystem {
       chunks.push(r.value);
     }
     this.streaming--;
-    await this.section();
+    await this.section(true);
     return super.writeFile(tx, p, Readable.from(chunks), expected);
   }
 }
@@ -197,6 +207,20 @@ describe('every work-area mutation of a session is serialised', () => {
     await Promise.all(replies);
     const rec = repos.get('proj') as Recording;
     expect(rec.sections).toBeGreaterThan(12); // some are refused by the agent before the backend (a link at a parent)
+    expect(rec.overlaps).toBe(0);
+  });
+
+  it('uploads share it: their path steps run together, a writeLink still waits for all of them', async () => {
+    const { server: s, repos } = server({}, (root) => new Recording(root));
+    const r = await session(s);
+    const tx = await lockedTx(r);
+    const replies: Promise<Reply>[] = [];
+    for (let i = 0; i < 8; i++) replies.push(r.upload(tx, `u${i}/f`, Buffer.from(`data ${i}`)));
+    replies.push(r.request('writeLink', { tx, path: 'l', target: 'u0' }));
+    for (let i = 8; i < 16; i++) replies.push(r.upload(tx, `u${i}/f`, Buffer.from(`data ${i}`)));
+    for (const reply of await Promise.all(replies)) expect(reply.ok).toBe(true);
+    const rec = repos.get('proj') as Recording;
+    expect(rec.maxUploadSections).toBeGreaterThan(1);
     expect(rec.overlaps).toBe(0);
   });
 

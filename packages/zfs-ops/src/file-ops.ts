@@ -28,22 +28,21 @@ export interface PreparedWrite {
 }
 
 /**
- * writeFile's first step (under the Mutex): parents checked, created
- * without following links, checked AGAIN right before the open, and a new
- * temp name beside the target opened with O_CREAT | O_EXCL | O_NOFOLLOW (a
- * link planted at that name is never followed).
+ * writeFile's first step (under the Mutex, shared with other writeFiles'
+ * path steps: see ZfsRemoteFilesystem.writeFile): parents checked, created
+ * without following links (each one pushed to `created` as it is made),
+ * checked AGAIN right before the open, and a new temp name beside the
+ * target opened with O_CREAT | O_EXCL | O_NOFOLLOW (a link planted at that
+ * name is never followed). On failure the caller removes `created`
+ * (removeCreated) holding the Mutex alone: removing a directory is not a
+ * shared step.
  */
-export async function prepareWrite(root: string, rel: string): Promise<PreparedWrite> {
-  const created = await mkdirsBeneath(root, rel); // checks every parent, makes the missing ones
-  try {
-    const full = await resolveBeneath(root, rel); // again, after mkdir and right before the open
-    const tmp = tempName(full);
-    const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
-    return { full, tmp, fh, created };
-  } catch (e) {
-    await removeCreated(root, created);
-    throw e;
-  }
+export async function prepareWrite(root: string, rel: string, created: string[]): Promise<PreparedWrite> {
+  created.push(...(await mkdirsBeneath(root, rel))); // checks every parent, makes the missing ones
+  const full = await resolveBeneath(root, rel); // again, after mkdir and right before the open
+  const tmp = tempName(full);
+  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+  return { full, tmp, fh, created };
 }
 
 /**
@@ -82,13 +81,13 @@ export async function streamVerified(w: PreparedWrite, rel: string, data: ByteSt
   return { size };
 }
 
-/** writeFile's last step (under the Mutex): parents still real directories, then one rename (a link at the target is replaced, not followed). */
+/** writeFile's last step (under the Mutex, shared): parents still real directories, then one rename (a link at the target is replaced, not followed). */
 export async function finishWrite(root: string, rel: string, w: PreparedWrite): Promise<void> {
   await resolveBeneath(root, rel);
   await rename(w.tmp, w.full);
 }
 
-/** Drop a failed upload's temp file and the directories it created (under the Mutex); never throws. */
+/** Drop a failed upload's temp file and the directories it created (holding the Mutex alone); never throws. */
 export async function dropWrite(root: string, w: PreparedWrite): Promise<void> {
   await unlink(w.tmp).catch(() => undefined);
   await removeCreated(root, w.created);

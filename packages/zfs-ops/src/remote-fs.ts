@@ -7,6 +7,7 @@ import {
   faultPoint,
   Mutex,
   NotFoundError,
+  removeCreated,
   TransactionCommitError,
   ValidationError,
   ZfsOperationError,
@@ -132,32 +133,53 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   }
 
   /**
-   * Under the Mutex: parents checked, created without following links,
-   * checked again, temp file opened O_CREAT | O_EXCL | O_NOFOLLOW. Outside
-   * it: the data streamed into that descriptor and verified. Under it
-   * again: still the open transaction, parents still real directories,
-   * rename. (See file-ops.ts.)
+   * Under the Mutex, SHARED with other writeFiles' path steps: parents
+   * checked, created without following links, checked again, temp file
+   * opened O_CREAT | O_EXCL | O_NOFOLLOW. Outside it: the data streamed
+   * into that descriptor and verified. Under it again, shared: still the
+   * open transaction, parents still real directories, rename. Cleaning up
+   * after a failure removes directories, so it holds the Mutex alone. (See
+   * file-ops.ts.)
+   *
+   * Why the path steps of two writeFiles may run together: all they do to
+   * the tree is lstat, mkdir (a real directory), create a regular temp file
+   * and rename a regular file over a final name (which can replace a file
+   * or a link, never a directory: that is EISDIR). None creates a link and
+   * none removes or replaces a directory, so a parent one of them proved a
+   * real directory stays one until its open or rename is done. Everything
+   * that can plant a link or remove a directory — writeLink, deleteFile,
+   * this cleanup, begin, commit, rollback, recover — holds the Mutex alone,
+   * so it never runs between a check and the change it guards.
    */
   async writeFile(tx: TransactionId, rel: string, data: ByteStream, expected: ExpectedFile): Promise<{ size: number }> {
     assertSafeRelativePath(rel);
     let root = '';
-    const w: PreparedWrite = await this.mutex.run(() => {
-      root = this.work(tx);
-      return prepareWrite(root, rel);
-    });
-    this.uploading++;
+    const created: string[] = [];
+    let w: PreparedWrite;
+    try {
+      w = await this.mutex.runShared(async () => {
+        root = this.work(tx);
+        const prepared = await prepareWrite(root, rel, created);
+        this.uploading++; // before the section ends, so a commit queued behind it sees the upload
+        return prepared;
+      });
+    } catch (e) {
+      if (created.length) await this.mutex.run(() => removeCreated(root, created));
+      throw e;
+    }
     let r: { size: number };
     try {
       r = await streamVerified(w, rel, data, expected, this.hasher);
-      await this.mutex.run(async () => {
+      const failed = await this.mutex.runShared(async () => {
         try {
           if (this.work(tx) !== root) throw new DsgError('TX_STATE', `transaction ${tx} ended while ${rel} was uploading`);
           await finishWrite(root, rel, w);
+          return null;
         } catch (e) {
-          await dropWrite(root, w);
-          throw e;
+          return { error: e };
         }
       });
+      if (failed) throw failed.error;
     } catch (e) {
       await this.mutex.run(() => dropWrite(root, w));
       throw e;
