@@ -330,7 +330,8 @@ export async function syncChain(b: Backend, points: FaultPoint[]): Promise<CaseR
   try {
     for (const [rel, content] of Object.entries(USER_FILES())) write(path.join(w(0), rel), content);
     await ok('setup: dsg init', dsgAsync(w(0), p.sb.env, ['--json', 'init', ...b.initArgs(p.name, { agent: [p.wrapper] }), '--repo-name', p.name, '-m', 'init']));
-    await ok('setup: dsg clone', dsgAsync(p.sb.dir, p.sb.env, ['--json', 'clone', ...b.cloneArgs(p.name), 'b']));
+    // the clone's own connection names the wrapper too: connection settings never come from the repository
+    await ok('setup: dsg clone', dsgAsync(p.sb.dir, p.sb.env, ['--json', 'clone', ...b.cloneArgs(p.name, { agent: [p.wrapper] }), 'b']));
     change(1, 1);
     await ok('setup: round 1 (B)', dsgAsync(w(1), p.sb.env, ['--json', 'sync', '-m', 'round 1']));
   } catch (e) {

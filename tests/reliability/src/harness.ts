@@ -214,11 +214,12 @@ export interface Backend {
   /**
    * `dsg init` options naming the repository (add `--repo-name`). `agent`
    * replaces the agent command on the server (ignored by the in-process local
-   * transport); it is written into `.dsgconfig.yml`, so clones use it too.
+   * transport); it is written into the working copy's own `.dsg/config.local.yml`
+   * only: a clone names its agent itself (cloneArgs), never from the repository.
    */
   initArgs: (name: string, o?: { agent?: string[] }) => string[];
-  /** `dsg clone` arguments for repository name */
-  cloneArgs: (name: string) => string[];
+  /** `dsg clone` arguments for repository name; `agent` as in initArgs (a clone's connection is its own: it never takes the agent from the repository) */
+  cloneArgs: (name: string, o?: { agent?: string[] }) => string[];
   /** user-config lines this backend needs (ssh key, known_hosts) */
   userYaml: string;
   /** the directory holding the repository's live (current) tree, or null if there is none */
@@ -286,7 +287,7 @@ export function posixSshBackend(
   return {
     ...local,
     initArgs: (_name, io) => ['--host', ssh.host, '--repo-type', 'posix', '--repo-path', local.root, ...sshArgs(io?.agent)],
-    cloneArgs: (name) => [`${ssh.host}:${local.root}/${name}`, '--repo-type', 'posix', ...sshArgs()],
+    cloneArgs: (name, io) => [`${ssh.host}:${local.root}/${name}`, '--repo-type', 'posix', ...sshArgs(io?.agent)],
     userYaml: `ssh:\n  key_path: ${ssh.key}\n  known_hosts: ${ssh.knownHosts}\n`,
   };
 }
@@ -307,7 +308,7 @@ export function zfsSshBackend(zfs: ZfsTestEnv, ssh: SshTestEnv, o: { agent?: str
     type: 'zfs',
     parent,
     initArgs: (_name, io) => ['--host', ssh.host, '--repo-type', 'zfs', '--pool', parent.dataset, '--repo-path', parent.mountpoint, ...sshArgs(io?.agent)],
-    cloneArgs: (name) => [`${ssh.host}:${parent.mountpoint}/${name}`, '--repo-type', 'zfs', '--pool', parent.dataset, ...sshArgs()],
+    cloneArgs: (name, io) => [`${ssh.host}:${parent.mountpoint}/${name}`, '--repo-type', 'zfs', '--pool', parent.dataset, ...sshArgs(io?.agent)],
     userYaml: `ssh:\n  key_path: ${ssh.key}\n  known_hosts: ${ssh.knownHosts}\n`,
     liveTree: (name) => (mine(name).includes(`${parent.dataset}/${name}`) ? path.join(parent.mountpoint, name) : null),
     lockFile: (name) => path.join(parent.mountpoint, `.${name}.dsg-lock`),
