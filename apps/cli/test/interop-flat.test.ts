@@ -1,6 +1,6 @@
 /**
  * The original dsg's (HRDAG/dsg 0.4.4) xfs repositories, through the BUILT
- * dsg: its fixtures (/work/shared/interop, or DSG_INTEROP_FIXTURES) copied
+ * dsg: its fixtures (shared/interop beside this checkout, or DSG_INTEROP_FIXTURES) copied
  * into a temp dir with `__REPO_ROOT__` substituted. The repository is the
  * flat tree `<repo>/<name>/` with `.dsg/` inside; dsg reads it, clones it,
  * syncs it in place, and leaves it flat (no `current`, no `snapshots/`).
@@ -9,12 +9,16 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { requireSsh } from '@dsg/testenv';
 import { AGENT, dsg, ok, sandbox } from './helpers.js';
 import { statusSchema, syncSchema } from '../src/output/json-schemas.js';
 
-const FIXTURES = process.env['DSG_INTEROP_FIXTURES'] ?? '/work/shared/interop/fixtures';
+// shared/ sits beside the checkout (the workspace and CI both lay it there)
+const FIXTURES = process.env['DSG_INTEROP_FIXTURES'] ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'shared', 'interop', 'fixtures');
+// where the real parts are required, missing fixtures are a failure, not a silent skip
+if (!existsSync(FIXTURES) && process.env['DSG_REQUIRE_REAL'] === '1') throw new Error(`the interop fixtures are missing at ${FIXTURES} (set DSG_INTEROP_FIXTURES)`);
 const made: string[] = [];
 afterAll(() => {
   for (const d of made) rmSync(d, { recursive: true, force: true });
