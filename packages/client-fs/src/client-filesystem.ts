@@ -5,7 +5,6 @@ import { pipeline } from 'node:stream/promises';
 import {
   assertSafeLinkTarget,
   faultPoint,
-  resolveBeneath,
   resolveInside,
   ValidationError,
   type ByteStream,
