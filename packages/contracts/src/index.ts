@@ -8,3 +8,4 @@ export * from './fault.js';
 export * from './link-target.js';
 export * from './snapshot-message.js';
 export * from './safe-text.js';
+export * from './verified-write.js';

@@ -27,6 +27,7 @@ import {
   type SnapshotRef,
   type TransactionId,
   type TransactionPattern,
+  streamVerified,
 } from '@dsg/contracts';
 import { cloneTree, type CloneOptions } from './clone-tree.js';
 import { errno, forceRemove, fsyncDir } from './fs-util.js';
@@ -310,27 +311,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
     let streamed = false;
     try {
       try {
-        const h = this.hasher();
-        for await (const chunk of data) {
-          h.update(chunk);
-          for (let off = 0; off < chunk.byteLength; ) off += (await fh.write(chunk, off)).bytesWritten;
-          size += chunk.byteLength;
-        }
-        const got = h.digest().toLowerCase();
-        if (got !== want) {
-          throw new ValidationError(`hash mismatch for ${rel}: expected ${want}, got ${got}`, { path: rel }, {
-            code: 'HASH_MISMATCH',
-            recoveryHint: 'The file changed or was damaged in transit; run the sync again.',
-          });
-        }
-        if (expected.size !== undefined && expected.size !== size) {
-          throw new ValidationError(`size mismatch for ${rel}: expected ${expected.size}, got ${size}`, { path: rel }, {
-            code: 'HASH_MISMATCH',
-            recoveryHint: 'The file changed or was damaged in transit; run the sync again.',
-          });
-        }
-        if (mtime) await fh.utimes(mtime, mtime);
-        await fh.sync();
+        size = await streamVerified(fh, rel, data, expected, this.hasher, { fsync: true });
       } finally {
         await fh.close();
       }

@@ -13,6 +13,7 @@ import {
   type ByteStream,
   type ExpectedFile,
   type HasherFactory,
+  streamVerified as verifiedWrite,
 } from '@dsg/contracts';
 
 function tempName(full: string): string {
@@ -55,30 +56,11 @@ export async function prepareWrite(root: string, rel: string, created: string[])
  * Always closes the descriptor.
  */
 export async function streamVerified(w: PreparedWrite, rel: string, data: ByteStream, expected: ExpectedFile, hasher: HasherFactory): Promise<{ size: number }> {
-  const h = hasher();
-  let size = 0;
   try {
-    for await (const chunk of data) {
-      h.update(chunk);
-      size += chunk.byteLength;
-      let off = 0;
-      while (off < chunk.byteLength) off += (await w.fh.write(chunk, off)).bytesWritten;
-    }
-    const digest = h.digest();
-    if (digest !== expected.hash.toLowerCase() || (expected.size !== undefined && expected.size !== size)) {
-      throw new ValidationError(`content of ${rel} does not match: expected ${expected.hash}${expected.size === undefined ? '' : `/${expected.size} bytes`}, got ${digest}/${size} bytes`, { path: rel, field: 'hash' }, {
-        code: 'HASH_MISMATCH',
-        recoveryHint: 'The file changed or was corrupted in transit; run the sync again.',
-      });
-    }
-    if (expected.mtime) {
-      const t = new Date(expected.mtime);
-      if (!Number.isNaN(t.getTime())) await w.fh.utimes(t, t);
-    }
+    return { size: await verifiedWrite(w.fh, rel, data, expected, hasher) };
   } finally {
     await w.fh.close();
   }
-  return { size };
 }
 
 /** writeFile's last step (under the Mutex, shared): parents still real directories, then one rename (a link at the target is replaced, not followed). */

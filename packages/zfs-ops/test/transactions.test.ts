@@ -141,7 +141,7 @@ describe.skipIf(!env)('ZFS transactions on the real pool', () => {
     const t = tx();
     const { workPath } = await fs.begin(t);
     await expect(fs.writeFile(t, 'a.txt', bytes('evil'), { hash: hashOf('good') })).rejects.toThrow(ValidationError);
-    await expect(fs.writeFile(t, 'a.txt', bytes('good'), { hash: hashOf('good'), size: 99 })).rejects.toThrow(/does not match/);
+    await expect(fs.writeFile(t, 'a.txt', bytes('good'), { hash: hashOf('good'), size: 99 })).rejects.toThrow(/size mismatch for a.txt: expected 99, got 4/);
     const { readdirSync, mkdirSync } = await import('node:fs');
     expect(readdirSync(workPath)).toEqual([]);
     // the target is a directory: the rename fails and no temp file stays
