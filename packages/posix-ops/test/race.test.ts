@@ -134,8 +134,10 @@ describe('concurrent requests of one caller are serialised', () => {
       good.push(put(sb.fs, tx, `s${i % 5}/t${i % 4}/f${i}`, `x${i}`));
       if (i % 3 === 0) bad.push(sb.fs.writeFile(tx, `s${(i + 1) % 5}/t${(i + 2) % 4}/u${i % 2}/bad${i}`, streamOf('x'), { hash: '00' }));
     }
+    // handlers on the failing uploads first: they may reject while the good ones are awaited
+    const badSettled = Promise.allSettled(bad);
     await Promise.all(good);
-    for (const r of await Promise.allSettled(bad)) expect(r.status === 'rejected' && r.reason instanceof ValidationError).toBe(true);
+    for (const r of await badSettled) expect(r.status === 'rejected' && r.reason instanceof ValidationError).toBe(true);
     expect(await tempLeftovers(work)).toEqual([]);
     for (let i = 0; i < 200; i++) expect((await lstat(path.join(work, `s${i % 5}/t${i % 4}/f${i}`))).isFile()).toBe(true);
   });

@@ -257,7 +257,8 @@ class Session {
     this.heartbeat = null;
     if (this.silenceWatch) clearInterval(this.silenceWatch);
     this.silenceWatch = null;
-    const gone = new TransportError('the client went away before the upload finished');
+    // a silenced session tells its uploads why (the client reads it when it wakes up)
+    const gone = this.silenced ?? new TransportError('the client went away before the upload finished');
     for (const q of this.uploads.values()) q.fail(gone);
     for (const d of this.downloads.values()) d.cancelled = true;
     await Promise.allSettled([...this.inflight]);

@@ -55,7 +55,9 @@ describe.skipIf(!ssh)('a stopped dsg does not keep the repository locked (real d
       const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
       const lock = b.lockFile('proj');
       try {
-        await waitFor('the sync to take the lock', () => existsSync(lock), 120_000, 20);
+        // Its transaction has begun (a work area exists) while the lock is held: the agent's own
+        // recovery at open also takes the lock for a moment, and stopping dsg then proved nothing.
+        await waitFor('the sync to begin its transaction under the lock', () => existsSync(lock) && b.leftovers('proj').some((l) => l.startsWith('tx/')), 120_000, 20);
         child.kill('SIGSTOP');
         // the agent lives on; only its watch on the silent client can free the lock
         await waitFor('the agent to end the silent session and release the lock', () => !existsSync(lock), 120_000, 100);
