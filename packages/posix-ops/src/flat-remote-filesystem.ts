@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { constants, lstatSync } from 'node:fs';
 import { lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -30,6 +29,7 @@ import {
   streamVerified,
 } from '@dsg/contracts';
 import { errno, forceRemove, fsyncDir } from './fs-util.js';
+import { checkTx, DIR_MODE, FILE_MODE, HEX_RE, refuseDirectory, tempName } from './work-area.js';
 import { assertSnapshotId, CURRENT, snapshotNumber } from './layout.js';
 
 /**
@@ -51,9 +51,6 @@ export const FLAT_SYNC_MESSAGES = '.dsg/sync-messages.json';
 export const FLAT_TX = '.dsg/tx';
 const JOURNAL = 'journal.json';
 
-const DIR_MODE = 0o777;
-const FILE_MODE = 0o666;
-const HEX_RE = /^[0-9a-f]+$/;
 const ARCHIVE_RE = /^\.dsg\/archive\/[^/]+$/;
 
 /**
@@ -595,11 +592,6 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
 
 // ----------------------------------------------------------------------- module helpers
 
-function checkTx(tx: string): asserts tx is TransactionId {
-  if (!isTransactionId(tx)) {
-    throw new ValidationError(`not a transaction id: ${JSON.stringify(String(tx).slice(0, 100))}`, { field: 'transactionId' });
-  }
-}
 
 /** Inside `.dsg/` only the head manifest, sync-messages and archives are data of a transaction. */
 function checkRel(rel: string): void {
@@ -627,9 +619,6 @@ function notAvailable(snapshotId: string, head: number, root: string): DsgError 
   });
 }
 
-function tempName(full: string): string {
-  return path.join(path.dirname(full), `.dsg-tmp-${randomBytes(6).toString('hex')}`);
-}
 
 async function exists(p: string): Promise<boolean> {
   try {
@@ -657,10 +646,6 @@ async function isDir(p: string): Promise<boolean> {
   }
 }
 
-async function refuseDirectory(full: string, rel: string): Promise<void> {
-  const st = await lstat(full).catch(() => null);
-  if (st?.isDirectory()) throw new ValidationError(`refused to replace directory ${JSON.stringify(rel)} with a file`, { path: rel });
-}
 
 const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, readFile, readlink, rename, rm, rmdir, stat, symlink, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -30,6 +29,7 @@ import {
   streamVerified,
 } from '@dsg/contracts';
 import { cloneTree, type CloneOptions } from './clone-tree.js';
+import { checkTx, DIR_MODE, FILE_MODE, HEX_RE, refuseDirectory, tempName } from './work-area.js';
 import { errno, forceRemove, fsyncDir } from './fs-util.js';
 import { assertSnapshotId, Layout, snapshotNumber, TEMP_LINK_PREFIX } from './layout.js';
 import { sealDir, sealTree } from './seal.js';
@@ -54,17 +54,6 @@ interface TxState {
   base: number;
 }
 
-const HEX_RE = /^[0-9a-f]+$/;
-
-/**
- * Modes of what a transaction creates, before the umask: the server's umask
- * decides (022: 0755/0644 as before; a team's 002: 0775/0664, so another
- * member of the group can run the next sync). A setgid repository directory
- * passes its group and setgid bit down by itself; sealing only removes
- * write bits, so both survive into snapshots.
- */
-export const DIR_MODE = 0o777;
-export const FILE_MODE = 0o666;
 
 /**
  * The transactional RemoteFilesystem on any POSIX filesystem. Snapshots are
@@ -550,11 +539,6 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
   }
 }
 
-function checkTx(tx: string): asserts tx is TransactionId {
-  if (!isTransactionId(tx)) {
-    throw new ValidationError(`not a transaction id: ${JSON.stringify(String(tx).slice(0, 100))}`, { field: 'transactionId' });
-  }
-}
 
 function corrupt(why: string): DsgError {
   return new DsgError('CORRUPT', `repository layout damaged: ${why}`, {
@@ -562,9 +546,6 @@ function corrupt(why: string): DsgError {
   });
 }
 
-function tempName(full: string): string {
-  return path.join(path.dirname(full), `.dsg-tmp-${randomBytes(6).toString('hex')}`);
-}
 
 async function exists(p: string): Promise<boolean> {
   try {
@@ -611,15 +592,6 @@ async function writeDurable(file: string, text: string, tag: string): Promise<vo
   await fsyncDir(path.dirname(file));
 }
 
-async function refuseDirectory(full: string, rel: string): Promise<void> {
-  try {
-    if ((await lstat(full)).isDirectory()) {
-      throw new ValidationError(`refused to replace directory ${JSON.stringify(rel)} with a file`, { path: rel });
-    }
-  } catch (e) {
-    if (errno(e) !== 'ENOENT') throw e;
-  }
-}
 
 async function readFrom(tree: string, rel: string): Promise<ByteStream | null> {
   const full = await resolveBeneath(tree, rel);
