@@ -1,11 +1,17 @@
-// Sums every package's vitest JSON report into one table and a closing line
+// Sums every package's vitest JSON report into one table, lists each failed
+// test with the first line of its error, and ends with a closing line
 // `tests: N passed, N failed, N skipped` that a CI log reader can find.
-import { readFileSync, existsSync } from 'node:fs';
+// With an argument, the same text is also written to that file, so CI can
+// print the summary of every run again at the very end of its log.
+import { readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 
+const out = [];
+const say = (line) => { out.push(line); console.log(line); };
 const pkgs = JSON.parse(execFileSync('pnpm', ['-r', 'ls', '--depth', '-1', '--json'], { encoding: 'utf8' }));
 let passed = 0, failed = 0, skipped = 0, missing = 0;
 const rows = [];
+const failures = [];
 for (const p of pkgs) {
   const f = `${p.path}/test-results/vitest.json`;
   if (!p.name.startsWith('@dsg/') || !existsSync(`${p.path}/vitest.config.ts`)) continue;
@@ -14,9 +20,24 @@ for (const p of pkgs) {
   const skip = r.numPendingTests + r.numTodoTests;
   passed += r.numPassedTests; failed += r.numFailedTests; skipped += skip;
   rows.push([p.name, r.numPassedTests, r.numFailedTests, skip, r.success ? 'ok' : 'FAILED']);
+  for (const file of r.testResults ?? []) {
+    const rel = file.name.startsWith(p.path) ? file.name.slice(p.path.length + 1) : file.name;
+    for (const t of file.assertionResults ?? []) {
+      if (t.status !== 'failed') continue;
+      const msg = String((t.failureMessages ?? [])[0] ?? '').split('\n')[0].slice(0, 300);
+      failures.push(`FAILED ${p.name} ${rel} › ${t.fullName}\n       ${msg}`);
+    }
+    // a file that failed to load has no assertion results, only a message
+    if (file.status === 'failed' && !(file.assertionResults ?? []).some((t) => t.status === 'failed')) {
+      failures.push(`FAILED ${p.name} ${rel}\n       ${String(file.message ?? '').split('\n')[0].slice(0, 300)}`);
+    }
+  }
 }
 const w = Math.max(...rows.map((r) => r[0].length));
-console.log(`\n${'package'.padEnd(w)}  passed  failed  skipped`);
-for (const r of rows) console.log(`${r[0].padEnd(w)}  ${String(r[1]).padStart(6)}  ${String(r[2]).padStart(6)}  ${String(r[3]).padStart(7)}  ${r[4]}`);
-console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
+say(`\nnode ${process.version}`);
+say(`${'package'.padEnd(w)}  passed  failed  skipped`);
+for (const r of rows) say(`${r[0].padEnd(w)}  ${String(r[1]).padStart(6)}  ${String(r[2]).padStart(6)}  ${String(r[3]).padStart(7)}  ${r[4]}`);
+for (const f of failures) say(f);
+say(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
+if (process.argv[2]) writeFileSync(process.argv[2], out.join('\n') + '\n', { flag: 'a' });
 process.exit(failed > 0 || missing > 0 ? 1 : 0);

@@ -16,5 +16,5 @@ set +e
 pnpm turbo run test --concurrency=1 --continue "$@"
 rc=$?
 set -e
-node scripts/test-summary.mjs || rc=1
+node scripts/test-summary.mjs ${DSG_TEST_SUMMARY:-} || rc=1
 exit $rc
