@@ -10,8 +10,9 @@ import {
   type SnapshotInfo,
   type TransactionPattern,
 } from '@dsg/contracts';
+import { readHead, snapshotNumber, type Layout, type Metadata } from './layout.js';
 import { assertDatasetName, assertRepositoryName, assertSnapshotId, decodePropValue, encodePropValue } from './names.js';
-import type { Zfs } from './zfs.js';
+import type { MountInfo, Zfs } from './zfs.js';
 
 /** User properties this package writes. Temp objects carry TX; PHASE and PENDING make crash recovery possible. */
 export const PROP = {
@@ -31,6 +32,33 @@ export type Phase = 'begun' | 'committing' | 'rolling-back';
 interface Pending {
   pattern: TransactionPattern;
   snapshot: SnapshotInfo;
+  /**
+   * sync only: the live dataset's own (local) mountpoint, which the new
+   * generation takes over. Absent when the mountpoint is inherited (dsg's
+   * layout): the new generation inherits the same one.
+   */
+  mountpoint?: string;
+}
+
+/** What begin learnt about the repository, for commit. */
+interface Active {
+  pattern: TransactionPattern;
+  workPath: string;
+  /** the head of a legacy repository at begin (see layout.ts): commit must make the next one, in .dsg/last-sync.json too */
+  legacyHead?: { id: string; n: number };
+}
+
+/** A repository as ZFS and its live tree show it (see layout.ts). */
+export interface RepositoryState {
+  layout: Layout;
+  /** `.dsg/last-sync.json`'s snapshot id; without one, the highest `@sN`; null: nothing committed */
+  head: string | null;
+  /** the head manifest's metadata block, when the head came from `.dsg/last-sync.json` */
+  headMetadata: Metadata | null;
+  /** the `@sN` snapshots of the dataset: N → their properties (creation and dsg:*) */
+  snapshots: Map<number, Map<string, string>>;
+  /** where the live dataset is mounted (asked from ZFS), null when it is not */
+  liveDir: string | null;
 }
 
 export type Logger = (level: 'info' | 'warn', line: string) => void;
@@ -51,15 +79,46 @@ function errText(e: unknown): string {
 function decodePending(v: string | undefined): Pending | undefined {
   if (!v) return undefined;
   try {
-    return JSON.parse(decodePropValue(v)) as Pending;
+    const p = JSON.parse(decodePropValue(v)) as Pending;
+    if (p.mountpoint !== undefined && !isMountPath(p.mountpoint)) delete p.mountpoint;
+    return p;
   } catch {
     return undefined;
   }
 }
 
+/** A normalized absolute path that can be a mountpoint property value. */
+function isMountPath(v: unknown): v is string {
+  return typeof v === 'string' && path.isAbsolute(v) && path.resolve(v) === v && !/[\0\t\n\r]/.test(v);
+}
+
 /**
  * The ZFS transaction patterns of ARCHITECTURE.md "ZFS patterns" for one
- * repository `P/<repo>` (mountpoints inherited from P, never set).
+ * repository `P/<repo>` (mountpoints inherited from P; the one exception
+ * is below).
+ *
+ * Repositories of HRDAG/dsg (the legacy layout, see layout.ts) take the
+ * same sync pattern: clone of the head → write → promote → rename → `@sN`.
+ * Why not the flat posix backend's in-place commit (journal, files renamed
+ * into the live tree, last-sync.json last)? Both keep the original's
+ * layout: the dataset is still `P/<repo>` with the tree at its root, and
+ * `.dsg/last-sync.json` in it is the new head (commit checks the work
+ * area's before anything irreversible). But the clone is atomic by ZFS —
+ * readers of the live tree, the original among them, see the old tree or
+ * the new one, never a tree half renamed — and it is the pattern whose
+ * every crash point recovery already handles. Only two things differ for
+ * the original's datasets, and both are generic, not a second code path:
+ *
+ * - Their mountpoint is explicit (the original sets one, anywhere on the
+ *   host), and a clone inherits P's instead. commit records the live
+ *   dataset's own mountpoint in dsg:pending, and finish() gives it to the
+ *   new generation after the renames, the old one unmounted first (it
+ *   keeps the same value until it is destroyed). dsg's own datasets
+ *   inherit theirs, so for them nothing changes.
+ * - The original snapshots only at init. The `@sN` dsg adds for its own
+ *   commits sit beside its `@s1` (promote moves every older snapshot to the
+ *   new generation, so `@s1` stays); the original never creates, reads or
+ *   destroys `@sN` after init, so they cannot break it.
  */
 export class ZfsOperations {
   readonly parent: string;
@@ -68,7 +127,7 @@ export class ZfsOperations {
   readonly dataset: string;
   private readonly zfs: Zfs;
   private readonly log: Logger;
-  private readonly active = new Map<string, TransactionPattern>();
+  private readonly active = new Map<string, Active>();
 
   constructor(o: { parent: string; repo: string; mountpoint: string; zfs: Zfs; log?: Logger }) {
     assertDatasetName(o.parent);
@@ -87,13 +146,74 @@ export class ZfsOperations {
     return { init: `${d}-init-${tx}`, sync: `${d}-sync-${tx}`, old: `${d}-old-${tx}`, temp: `${d}@sync-temp-${tx}` };
   }
 
-  /** Where a sibling of the repository dataset is mounted (inherited from P). */
+  /**
+   * Where a sibling of the repository dataset would be mounted if P were
+   * mounted at the configured mountpoint. Only a default: every path this
+   * package reads or writes is asked from ZFS (`Zfs.mountInfo`).
+   */
   pathOf(dataset: string): string {
     return path.join(this.mountpoint, dataset.slice(this.parent.length + 1));
   }
 
+  /** The configured guess of the live tree's path; `liveDir()` asks ZFS. */
   get livePath(): string {
     return this.pathOf(this.dataset);
+  }
+
+  /**
+   * Where the live dataset is mounted, asked from ZFS: null when the
+   * dataset does not exist; an error when it exists but is not mounted at
+   * a path (its tree, and so its head, cannot be read).
+   */
+  async liveDir(): Promise<string | null> {
+    const m = await this.liveMount();
+    if (!m) return null;
+    if (!m.mounted || !path.isAbsolute(m.mountpoint)) throw this.notMounted(m);
+    return m.mountpoint;
+  }
+
+  private async liveMount(): Promise<MountInfo | null> {
+    try {
+      return await this.zfs.mountInfo(this.dataset);
+    } catch (e) {
+      if (e instanceof ZfsOperationError && /does not exist/.test(e.stderr ?? '')) return null;
+      throw e;
+    }
+  }
+
+  private notMounted(m: MountInfo): DsgError {
+    return new DsgError('ZFS_NOT_MOUNTED', `${this.dataset} is not mounted (mountpoint=${m.mountpoint}, mounted=${m.mounted ? 'yes' : 'no'}): its tree, and the head in its .dsg/last-sync.json, cannot be read`, {
+      recoveryHint: `Mount it (zfs mount ${this.dataset}); dsg needs a mountpoint that is a path. A dsg commit interrupted half-way is finished by recovery (dsg clean).`,
+    });
+  }
+
+  /**
+   * The repository's layout and head (see layout.ts), or null when the
+   * dataset does not exist. The head is the live tree's
+   * `.dsg/last-sync.json`; only a tree without one falls back to the
+   * highest `@sN`. Two zfs calls and, for the head, one file read.
+   */
+  async inspect(): Promise<RepositoryState | null> {
+    const m = await this.liveMount();
+    if (!m) return null;
+    const props = await this.zfs.getProps([this.dataset], ['creation', PROP.message, PROP.manifestHash, PROP.user], { depth: 1 });
+    const snapshots = new Map<number, Map<string, string>>();
+    const prefix = `${this.dataset}@`;
+    for (const [name, p] of props) {
+      const n = name.startsWith(prefix) ? snapshotNumber(name.slice(prefix.length)) : null;
+      if (n !== null) snapshots.set(n, p);
+    }
+    const liveDir = m.mounted && path.isAbsolute(m.mountpoint) ? m.mountpoint : null;
+    const head = liveDir ? await readHead(liveDir) : null;
+    if (head) {
+      let legacy = false;
+      for (let k = 1; k <= head.n && !legacy; k++) legacy = !snapshots.has(k);
+      return { layout: legacy ? 'legacy' : 'dsg', head: head.id, headMetadata: head.metadata, snapshots, liveDir };
+    }
+    // Unmounted: the @sN are the whole truth only if dsg made every one of them (with its properties).
+    if (!liveDir && [...snapshots.values()].some((p) => !p.has(PROP.manifestHash))) throw this.notMounted(m);
+    const top = Math.max(0, ...snapshots.keys());
+    return { layout: 'dsg', head: top > 0 ? `s${top}` : null, headMetadata: null, snapshots, liveDir };
   }
 
   private checkTx(tx: string): void {
@@ -152,6 +272,13 @@ export class ZfsOperations {
         recoveryHint: 'Run recovery first (dsg clean / ZfsRemoteFilesystem.recover()), then retry.',
       });
     }
+    let legacyHead: Active['legacyHead'];
+    if (pattern === 'sync') {
+      await this.refuseUnsyncable();
+      const st = await this.inspect();
+      const headN = snapshotNumber(st?.head);
+      if (st?.layout === 'legacy' && st.head && headN !== null) legacyHead = { id: st.head, n: headN };
+    }
     const n = this.names(tx);
     const mark = { [PROP.tx]: tx, [PROP.phase]: 'begun' satisfies Phase };
     try {
@@ -169,35 +296,105 @@ export class ZfsOperations {
       throw e;
     }
     const work = pattern === 'init' ? n.init : n.sync;
-    const mp = (await this.zfs.list([work], ['mountpoint', 'mounted']))[0];
-    if (mp?.['mountpoint'] !== this.pathOf(work) || mp['mounted'] !== 'yes') {
+    // Where the work dataset is mounted, asked from ZFS: it inherits P's mountpoint,
+    // wherever the pool put P (not necessarily where the config says).
+    let mp: MountInfo | undefined;
+    try {
+      mp = await this.zfs.mountInfo(work);
+    } catch {
+      mp = undefined;
+    }
+    if (!mp?.mounted || !path.isAbsolute(mp.mountpoint)) {
       await this.rollback(tx);
-      throw new DsgError('ZFS_CONFIG', `${work} is mounted at ${mp?.['mountpoint'] ?? '?'} (mounted=${mp?.['mounted'] ?? '?'}), expected ${this.pathOf(work)}`, {
-        recoveryHint: `Pass the mountpoint of ${this.parent} and keep its children on inherited mountpoints (zfs inherit mountpoint).`,
+      throw new DsgError('ZFS_CONFIG', `${work} is not mounted at a path (mountpoint=${mp?.mountpoint ?? '?'}, mounted=${mp?.mounted ? 'yes' : 'no'})`, {
+        recoveryHint: `Give ${this.parent} a mountpoint its children inherit (zfs get mountpoint ${this.parent}), and keep them on inherited mountpoints (zfs inherit mountpoint).`,
       });
     }
+    const workPath = mp.mountpoint;
+    if (workPath !== this.pathOf(work)) this.log('info', `${work} is mounted at ${workPath}, not below the configured ${this.mountpoint}: using what ZFS says`);
     if (pattern === 'init' && this.zfs.runner.prepareWorkPath) {
       try {
-        await this.zfs.runner.prepareWorkPath(this.pathOf(work));
+        await this.zfs.runner.prepareWorkPath(workPath);
       } catch (e) {
         await this.rollback(tx);
         throw new DsgError('ZFS_PERMISSION', errText(e), { recoveryHint: 'Allow the agent user passwordless `sudo -n chown` of new repository datasets (see the dsg README), or run it as root.' });
       }
     }
-    this.active.set(tx, pattern);
-    return { pattern, workPath: this.pathOf(work) };
+    this.active.set(tx, { pattern, workPath, ...(legacyHead ? { legacyHead } : {}) });
+    return { pattern, workPath };
+  }
+
+  /**
+   * A sync replaces P/<repo> by a clone of it, so refuse what a clone would
+   * not carry: child datasets (they would move to P/<repo>-old-<tx> with the
+   * old generation, and be destroyed with it), and a mountpoint that is not
+   * a path (`none`, `legacy`: the new generation could not be mounted).
+   */
+  private async refuseUnsyncable(): Promise<void> {
+    const d = this.dataset;
+    const children = (await this.zfs.list([d], ['name'], { depth: 1, types: ['all'] }))
+      .map((r) => r['name'] ?? '')
+      .filter((name) => name.startsWith(`${d}/`));
+    if (children.length) {
+      throw new DsgError('ZFS_CHILD_DATASETS', `${d} has child datasets (${children.slice(0, 5).join(', ')}${children.length > 5 ? ', …' : ''}): a sync replaces ${d} by a clone, which would not keep them`, {
+        recoveryHint: `Move them out of ${d} (zfs rename) before syncing.`,
+      });
+    }
+    const m = await this.zfs.mountInfo(d);
+    if (!path.isAbsolute(m.mountpoint)) {
+      throw new DsgError('ZFS_CONFIG', `${d} has mountpoint=${m.mountpoint}: dsg syncs only a dataset ZFS mounts at a path`, {
+        recoveryHint: `Set a mountpoint (zfs set mountpoint=/path ${d}) or inherit one (zfs inherit mountpoint ${d}).`,
+      });
+    }
+  }
+
+  /**
+   * A legacy repository (see layout.ts) is read by HRDAG/dsg from its
+   * `.dsg/last-sync.json` alone, and the original syncs in place without
+   * dsg's lock, so before the first irreversible step: the snapshot is the
+   * next one, the live head is still the one the clone was made from, and
+   * the work area's `.dsg/last-sync.json` names the new snapshot.
+   */
+  private async checkLegacyCommit(tx: string, a: Active & { legacyHead: { id: string; n: number } }, info: SnapshotInfo): Promise<void> {
+    const want = assertSnapshotId(info.snapshotId);
+    if (want !== a.legacyHead.n + 1) {
+      throw new DsgError('ZFS_NOT_NEXT', `snapshot ${info.snapshotId} is not the next one after the head ${a.legacyHead.id} of ${this.dataset}`, {
+        recoveryHint: 'Pull the latest snapshot and sync again.',
+      });
+    }
+    const live = await this.liveDir();
+    const now = live ? await readHead(live) : null;
+    if (now?.id !== a.legacyHead.id) {
+      throw new DsgError('ZFS_HEAD_MOVED', `the head of ${this.dataset} moved from ${a.legacyHead.id} to ${now?.id ?? 'nothing'} since transaction ${tx} began (HRDAG/dsg syncs without dsg's lock)`, {
+        recoveryHint: 'Pull the latest snapshot and sync again.',
+      });
+    }
+    const staged = await readHead(a.workPath);
+    if (staged?.id !== info.snapshotId) {
+      throw new DsgError('ZFS_LEGACY_MANIFEST', `the work area's .dsg/last-sync.json names ${staged ? staged.id : 'no snapshot'}, not ${info.snapshotId}: HRDAG/dsg reads the head of ${this.dataset} from it`, {
+        recoveryHint: 'Write the new manifest as .dsg/last-sync.json in the transaction before committing.',
+      });
+    }
   }
 
   async commit(tx: string, info: SnapshotInfo): Promise<void> {
     this.checkTx(tx);
     assertSnapshotId(info.snapshotId);
-    const pattern = this.active.get(tx);
-    if (!pattern) throw new DsgError('TX_STATE', `transaction ${tx} was not begun here`, { recoveryHint: 'Call begin() first; an interrupted transaction is handled by recover().' });
+    const a = this.active.get(tx);
+    if (!a) throw new DsgError('TX_STATE', `transaction ${tx} was not begun here`, { recoveryHint: 'Call begin() first; an interrupted transaction is handled by recover().' });
+    const pattern = a.pattern;
     if (pattern === 'sync' && (await this.zfs.exists(`${this.dataset}@${info.snapshotId}`))) {
       throw new DsgError('ZFS_SNAPSHOT_EXISTS', `${this.dataset}@${info.snapshotId} already exists`, { recoveryHint: 'Pull the latest snapshot and sync again.' });
     }
+    if (a.legacyHead) await this.checkLegacyCommit(tx, { ...a, legacyHead: a.legacyHead }, info);
     const n = this.names(tx);
     const pending: Pending = { pattern, snapshot: info };
+    if (pattern === 'sync') {
+      // The clone inherits its mountpoint from P; an explicit one of the live dataset
+      // (the original sets it) is handed to the new generation in finish().
+      const live = await this.zfs.mountInfo(this.dataset);
+      if ((live.source === 'local' || live.source === 'received') && isMountPath(live.mountpoint)) pending.mountpoint = live.mountpoint;
+    }
     const work = pattern === 'init' ? n.init : n.sync;
     await this.zfs.set(work, { [PROP.pending]: encodePropValue(JSON.stringify(pending)), [PROP.phase]: 'committing' satisfies Phase });
     if (pattern === 'init') {
@@ -238,6 +435,7 @@ export class ZfsOperations {
         await this.zfs.rename(n.sync, d);
         faultPoint('zfs.sync.after-rename-new');
       }
+      if (pending.mountpoint !== undefined) await this.takeMountpoint(pending.mountpoint, n.old);
     }
     await this.mountIfUnmounted(d);
     faultPoint(`zfs.${pending.pattern}.after-mount`);
@@ -261,6 +459,22 @@ export class ZfsOperations {
       faultPoint('zfs.sync.after-destroy-temp');
     }
     await this.quietly(`clear dsg:tx on ${d}`, () => this.clearMarks(d));
+  }
+
+  /**
+   * The new generation takes the old one's explicit mountpoint (the
+   * original's datasets have one, anywhere on the host), so P/<repo> stays
+   * mounted where its users and HRDAG/dsg look for it. The old generation
+   * keeps the same value until it is destroyed, so it is unmounted first:
+   * only one of them is ever mounted there. Idempotent (recovery).
+   */
+  private async takeMountpoint(mountpoint: string, old: string): Promise<void> {
+    const d = this.dataset;
+    const cur = await this.zfs.mountInfo(d);
+    if (cur.source === 'local' && cur.mountpoint === mountpoint) return;
+    if (await this.zfs.exists(old)) await this.unmountIfMounted(old);
+    await this.zfs.set(d, { mountpoint });
+    faultPoint('zfs.sync.after-set-mountpoint');
   }
 
   private async clearMarks(d: string): Promise<void> {

@@ -24,6 +24,7 @@ import {
   type TransactionId,
 } from '@dsg/contracts';
 import { deleteInside, dropWrite, finishWrite, openInside, prepareWrite, streamVerified, writeLinkInside, type PreparedWrite } from './file-ops.js';
+import { noZfsSnapshot, readSyncMessages, refOfMetadata, snapshotNumber, type Layout } from './layout.js';
 import { assertDatasetName, assertSnapshotId, decodePropValue, isRepositoryName } from './names.js';
 import { PROP, ZfsOperations, type Logger } from './operations.js';
 import type { ZfsRunner } from './runner.js';
@@ -34,7 +35,12 @@ export interface ZfsRemoteFilesystemOptions {
   parent: string;
   /** the repository name */
   repo: string;
-  /** where P is mounted (its children inherit mountpoints below it) */
+  /**
+   * where P is assumed to be mounted. Only a default and a check: the
+   * repository's tree, the work areas and the views are found where ZFS
+   * says they are mounted (a repository made by HRDAG/dsg has its own
+   * mountpoint, anywhere).
+   */
   mountpoint: string;
   hasher: HasherFactory;
   /** default: `zfs` run directly; `createZfsRunner({ sudo: true })` for `sudo -n zfs` */
@@ -53,8 +59,8 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   private tx: TransactionId | null = null;
   private workPath: string | null = null;
 
-  /** set once the live dataset has been seen to exist (see readFile) */
-  private liveSeen = false;
+  /** where ZFS said the live dataset is mounted, once seen (see readFile) */
+  private live: string | null = null;
   /** Every work-area mutation runs in here, one at a time (see Mutex of @dsg/contracts). */
   private readonly mutex = new Mutex();
   /** uploads whose data is still streaming (commit refuses while there are any) */
@@ -103,6 +109,7 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     } finally {
       this.tx = null;
       this.workPath = null;
+      this.live = null;
     }
   }
 
@@ -118,6 +125,7 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
       // ops.rollback reports instead of throwing; this is the last guard
       return { removed: [], leftovers: [{ name: this.ops.dataset, error: e instanceof Error ? e.message : String(e) }] };
     } finally {
+      this.live = null;
       if (tx === this.tx) {
         this.tx = null;
         this.workPath = null;
@@ -200,47 +208,70 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     return this.mutex.run(() => deleteInside(this.work(tx), rel));
   }
 
+  /** Whether the repository has a head: `.dsg/last-sync.json` in its live tree, or (dsg's layout) an `@sN`. */
   async exists(): Promise<boolean> {
-    return (await this.listSnapshots()).length > 0;
+    return ((await this.ops.inspect())?.head ?? null) !== null;
+  }
+
+  /**
+   * `dsg` (this package's layout: an `@sN` per commit) or `legacy` (made or
+   * synced by HRDAG/dsg: the head only in `.dsg/last-sync.json`); null when
+   * the dataset does not exist. See layout.ts.
+   */
+  async layout(): Promise<Layout | null> {
+    return (await this.ops.inspect())?.layout ?? null;
   }
 
   async readFile(rel: string): Promise<ByteStream | null> {
     assertSafeRelativePath(rel);
-    // One `zfs list` per instance, not per file: a clone reads thousands of
-    // files, and a repository that exists is never destroyed by dsg.
-    if (!this.liveSeen) {
-      if (!(await this.zfs.exists(this.ops.dataset))) return null;
-      this.liveSeen = true;
+    // One zfs call per instance, not per file: a clone reads thousands of
+    // files, and a repository that exists is never destroyed by dsg. Where
+    // the tree is comes from ZFS (an explicit mountpoint can be anywhere).
+    if (!this.live) {
+      const dir = await this.ops.liveDir();
+      if (dir === null) return null;
+      this.live = dir;
     }
-    return openInside(this.ops.livePath, rel);
+    return openInside(this.live, rel);
   }
 
+  /**
+   * Oldest first, the head last. dsg's layout: its `@sN` with their dsg:*
+   * properties. Legacy: the history of `.dsg/sync-messages.json` (the
+   * original's lags one behind) and any `@sN` before the head, then the head
+   * from `.dsg/last-sync.json` — never "the highest @sN".
+   */
   async listSnapshots(): Promise<SnapshotRef[]> {
-    if (!(await this.zfs.exists(this.ops.dataset))) return [];
-    const props = await this.zfs.getProps([this.ops.dataset], ['creation', PROP.message, PROP.manifestHash, PROP.user], { depth: 1 });
-    const refs: (SnapshotRef & { n: number })[] = [];
-    const prefix = `${this.ops.dataset}@`;
-    for (const [name, p] of props) {
-      if (!name.startsWith(prefix)) continue;
-      const id = name.slice(prefix.length);
-      if (!/^s[1-9][0-9]*$/.test(id)) continue;
-      const ref: SnapshotRef & { n: number } = { n: Number(id.slice(1)), snapshotId: id, createdAt: new Date(Number(p.get('creation') ?? 0) * 1000).toISOString() };
-      const msg = p.get(PROP.message);
-      const hash = p.get(PROP.manifestHash);
-      const user = p.get(PROP.user);
-      if (msg !== undefined) ref.message = decodePropValue(msg);
-      if (hash !== undefined) ref.manifestHash = decodePropValue(hash);
-      if (user !== undefined) ref.user = decodePropValue(user);
-      refs.push(ref);
+    const st = await this.ops.inspect();
+    if (!st) return [];
+    const headN = snapshotNumber(st.head);
+    if (st.layout === 'dsg' || headN === null || !st.headMetadata || !st.liveDir) {
+      return [...st.snapshots.entries()].sort((a, b) => a[0] - b[0]).map(([n, p]) => zfsRef(n, p));
     }
-    return refs.sort((a, b) => a.n - b.n).map(({ n: _n, ...r }) => r);
+    const out = new Map<number, SnapshotRef>();
+    for (const [n, md] of await readSyncMessages(st.liveDir)) if (n < headN) out.set(n, refOfMetadata(`s${n}`, md));
+    for (const [n, p] of st.snapshots) if (n < headN && !out.has(n)) out.set(n, zfsRef(n, p));
+    out.set(headN, refOfMetadata(`s${headN}`, st.headMetadata));
+    return [...out.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r);
   }
 
-  private async requireSnapshot(snapshotId: string): Promise<string> {
-    assertSnapshotId(snapshotId);
+  /**
+   * Where snapshot sN's files are: its ZFS snapshot; or, for the head of a
+   * legacy repository (no `@sN`: the original syncs in place), the live
+   * tree. A legacy snapshot before the head without `@sN` is a clear
+   * NotFoundError, as is an id the repository never had.
+   */
+  private async locateSnapshot(snapshotId: string): Promise<{ snap: string } | { live: string }> {
+    const n = assertSnapshotId(snapshotId);
     const snap = `${this.ops.dataset}@${snapshotId}`;
-    if (!(await this.zfs.exists(snap))) throw new NotFoundError(`snapshot ${snapshotId} of ${this.ops.repo} does not exist`);
-    return snap;
+    if (await this.zfs.exists(snap)) return { snap };
+    const st = await this.ops.inspect();
+    const headN = snapshotNumber(st?.head);
+    if (st?.layout === 'legacy' && headN !== null) {
+      if (n === headN && st.liveDir) return { live: st.liveDir };
+      if (n < headN) throw noZfsSnapshot(snapshotId, this.ops.dataset);
+    }
+    throw new NotFoundError(`snapshot ${snapshotId} of ${this.ops.repo} does not exist`);
   }
 
   /**
@@ -254,15 +285,27 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     // An explicit mountpoint only for a throw-away clone that is never renamed.
     if (at) props['mountpoint'] = at;
     await this.zfs.clone(snap, name, props);
-    return { name, dir: at ?? this.ops.pathOf(name) };
+    if (at) return { name, dir: at };
+    // inherited from P: where ZFS mounted it
+    try {
+      const m = await this.zfs.mountInfo(name);
+      if (!m.mounted || !path.isAbsolute(m.mountpoint)) throw new DsgError('ZFS_CONFIG', `the view ${name} is not mounted at a path (mountpoint=${m.mountpoint})`);
+      return { name, dir: m.mountpoint };
+    } catch (e) {
+      await this.zfs.destroy(name, { recursive: true }).catch(() => undefined);
+      throw e;
+    }
   }
 
   async readSnapshotFile(snapshotId: string, rel: string): Promise<ByteStream | null> {
     assertSafeRelativePath(rel);
-    const snap = await this.requireSnapshot(snapshotId);
+    const where = await this.locateSnapshot(snapshotId);
+    if ('live' in where) return this.readFile(rel); // the head of a legacy repository is its live tree
+    const snap = where.snap;
     // Where the platform has it (OpenZFS), .zfs/snapshot is the cheap path; zfs-fuse has none.
-    const dotZfs = path.join(this.ops.livePath, '.zfs', 'snapshot', snapshotId);
-    if (await isDir(dotZfs)) return openInside(dotZfs, rel);
+    const live = this.live ?? (await this.ops.liveDir().catch(() => null));
+    const dotZfs = live ? path.join(live, '.zfs', 'snapshot', snapshotId) : null;
+    if (dotZfs && (await isDir(dotZfs))) return openInside(dotZfs, rel);
     const view = await this.cloneView(snap, 'read');
     let done = false;
     const cleanup = async (): Promise<void> => {
@@ -306,8 +349,11 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
       }
       await mkdir(at, { recursive: true });
     }
-    const snap = await this.requireSnapshot(snapshotId);
-    return (await this.cloneView(snap, 'mount', at)).dir;
+    const where = await this.locateSnapshot(snapshotId);
+    if ('live' in where) {
+      throw noZfsSnapshot(snapshotId, this.ops.dataset, `it is the head of ${this.ops.repo}: its files are the live tree, mounted at ${where.live}`);
+    }
+    return (await this.cloneView(where.snap, 'mount', at)).dir;
   }
 
   async unmountSnapshot(at: string): Promise<void> {
@@ -317,8 +363,23 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   }
 
   recover(): Promise<RecoveryReport> {
-    return this.mutex.run(() => this.ops.recover());
+    return this.mutex.run(async () => {
+      this.live = null;
+      return this.ops.recover();
+    });
   }
+}
+
+/** A SnapshotRef from an `@sN`'s creation time and dsg:* properties. */
+function zfsRef(n: number, p: Map<string, string>): SnapshotRef {
+  const ref: SnapshotRef = { snapshotId: `s${n}`, createdAt: new Date(Number(p.get('creation') ?? 0) * 1000).toISOString() };
+  const msg = p.get(PROP.message);
+  const hash = p.get(PROP.manifestHash);
+  const user = p.get(PROP.user);
+  if (msg !== undefined) ref.message = decodePropValue(msg);
+  if (hash !== undefined) ref.manifestHash = decodePropValue(hash);
+  if (user !== undefined) ref.user = decodePropValue(user);
+  return ref;
 }
 
 async function isDir(p: string): Promise<boolean> {

@@ -13,6 +13,15 @@ export interface BusyRetry {
 
 export type ListRow = Record<string, string>;
 
+/** Where ZFS says a dataset is mounted (`zfs get -H -o property,value,source mountpoint,mounted`). */
+export interface MountInfo {
+  /** the mountpoint property: an absolute path, or `none` / `legacy` */
+  mountpoint: string;
+  /** where it comes from: `local`, `received`, `default`, `inherited from <ds>`, … */
+  source: string;
+  mounted: boolean;
+}
+
 /** zfs-fuse and OpenZFS both say one of these while a mount or a just-promoted dataset is in use. */
 const BUSY = /dataset is busy|target is busy|device or resource busy|pool or dataset is busy/i;
 
@@ -109,6 +118,25 @@ export class Zfs {
       m.set(prop, value);
     }
     return res;
+  }
+
+  /**
+   * Where a dataset is mounted, asked from ZFS (never assumed from a
+   * config): the mountpoint property with its source, and whether it is
+   * mounted now.
+   */
+  async mountInfo(name: string): Promise<MountInfo> {
+    assertDatasetName(name);
+    const out = await this.exec(['get', '-H', '-o', 'property,value,source', 'mountpoint,mounted', name]);
+    const info: MountInfo = { mountpoint: '', source: '', mounted: false };
+    for (const line of out.split('\n')) {
+      const [prop, value = '', source = ''] = line.split('\t');
+      if (prop === 'mountpoint') {
+        info.mountpoint = value;
+        info.source = source;
+      } else if (prop === 'mounted') info.mounted = value === 'yes';
+    }
+    return info;
   }
 
   /** Whether a dataset/snapshot exists; any failure other than "does not exist" is thrown. */

@@ -16,6 +16,7 @@ describe('names are validated before any zfs call', () => {
     await expect(zfs.destroy(name, { recursive: true })).rejects.toBeInstanceOf(ValidationError);
     await expect(zfs.rename('pool/a', name)).rejects.toBeInstanceOf(ValidationError);
     await expect(zfs.list([name], ['name'])).rejects.toBeInstanceOf(ValidationError);
+    await expect(zfs.mountInfo(name)).rejects.toBeInstanceOf(ValidationError);
     expect(r.calls).toEqual([]);
   });
 
@@ -76,6 +77,34 @@ describe('names are validated before any zfs call', () => {
 
   it('round-trips free-text property values', () => {
     for (const v of ['', '-', 'a\tb\nc%d', 'plain text', '100%']) expect(decodePropValue(encodePropValue(v))).toBe(v);
+  });
+});
+
+describe('where a dataset is mounted is asked from ZFS', () => {
+  it('mountInfo runs one `zfs get` and reads mountpoint, its source and mounted', async () => {
+    const r = recordingRunner(() => ({ exitCode: 0, stdout: 'mountpoint\t/srv/legacy/proj\tlocal\nmounted\tyes\t-\n', stderr: '' }));
+    expect(await new Zfs({ runner: r }).mountInfo('tank/proj')).toEqual({ mountpoint: '/srv/legacy/proj', source: 'local', mounted: true });
+    expect(r.calls).toEqual([['get', '-H', '-o', 'property,value,source', 'mountpoint,mounted', 'tank/proj']]);
+    const inherited = recordingRunner(() => ({ exitCode: 0, stdout: 'mountpoint\t/tank/proj\tinherited from tank\nmounted\tno\t-\n', stderr: '' }));
+    expect(await new Zfs({ runner: inherited }).mountInfo('tank/proj')).toEqual({ mountpoint: '/tank/proj', source: 'inherited from tank', mounted: false });
+  });
+
+  it('a repository whose dataset is missing reads as absent; one not mounted at a path is a clear error', async () => {
+    const missing = recordingRunner(() => ({ exitCode: 1, stdout: '', stderr: "cannot open 'pool/p/ok': dataset does not exist\n" }));
+    const fs = new ZfsRemoteFilesystem({ parent: 'pool/p', repo: 'ok', mountpoint: '/mnt/p', hasher: testHasher, runner: missing });
+    expect(await fs.readFile('a.txt')).toBeNull();
+    expect(await fs.listSnapshots()).toEqual([]);
+    expect(await fs.exists()).toBe(false);
+    expect(await fs.layout()).toBeNull();
+    const none = recordingRunner((args) =>
+      args[0] === 'get' && args.includes('mountpoint,mounted')
+        ? { exitCode: 0, stdout: 'mountpoint\tnone\tlocal\nmounted\tno\t-\n', stderr: '' }
+        : { exitCode: 0, stdout: 'pool/p/ok@s1\tcreation\t1700000000\t-\n', stderr: '' },
+    );
+    const fs2 = new ZfsRemoteFilesystem({ parent: 'pool/p', repo: 'ok', mountpoint: '/mnt/p', hasher: testHasher, runner: none });
+    await expect(fs2.readFile('a.txt')).rejects.toMatchObject({ code: 'ZFS_NOT_MOUNTED' });
+    // an @s1 without dsg's properties (the original's): the head can only come from the tree
+    await expect(fs2.listSnapshots()).rejects.toMatchObject({ code: 'ZFS_NOT_MOUNTED' });
   });
 });
 

@@ -1,0 +1,162 @@
+import { constants, type Stats } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { DsgError, NotFoundError, resolveBeneath, type SnapshotRef } from '@dsg/contracts';
+
+/**
+ * The two layouts a ZFS repository `P/<repo>` can have. Both are the same
+ * on disk: the dataset's mounted root IS the current tree, with
+ * `.dsg/last-sync.json` (the head manifest) and `.dsg/sync-messages.json`
+ * inside. They differ in their ZFS snapshots:
+ *
+ * - `dsg`: this package's own. Every commit is a snapshot `P/<repo>@sN`
+ *   carrying dsg:* properties, so `@s1` … `@s<head>` all exist.
+ * - `legacy`: made (or synced) by HRDAG/dsg 0.4.4, which snapshots only at
+ *   init (`@s1`) and syncs in place. The head is whatever
+ *   `.dsg/last-sync.json` says, and most snapshot ids of the history have
+ *   no ZFS snapshot. Its dataset usually has an explicit (local)
+ *   mountpoint, set by the original, anywhere on the host.
+ *
+ * Told apart by the one rule that holds for both and never depends on a
+ * config: the head is `metadata.snapshot_id` of the live tree's
+ * `.dsg/last-sync.json` (only a tree without a readable manifest there —
+ * an empty dataset, a test tree — falls back to the highest `@sN`), and a
+ * repository is legacy when some `sK`, K ≤ head, has no `@sK`. A legacy
+ * repository stays legacy after dsg syncs it (dsg adds `@sN` for its own
+ * commits, the gaps of the original's syncs stay), and a dsg repository
+ * that the original synced becomes one — both are right: in both the live
+ * tree, not the newest ZFS snapshot, is the head.
+ */
+export type Layout = 'dsg' | 'legacy';
+
+export const LAST_SYNC = '.dsg/last-sync.json';
+export const SYNC_MESSAGES = '.dsg/sync-messages.json';
+
+/** A manifest bigger than this is not read to find the head (the coordinator would refuse it too). */
+const MAX_JSON_BYTES = 1 << 30;
+
+const SNAPSHOT_ID = /^s([1-9][0-9]{0,8})$/;
+
+export type Metadata = Record<string, unknown>;
+
+const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** N of `sN`, or null. */
+export function snapshotNumber(id: unknown): number | null {
+  const m = typeof id === 'string' ? SNAPSHOT_ID.exec(id) : null;
+  return m ? Number(m[1]) : null;
+}
+
+/**
+ * A JSON file of the tree, opened: never through a symlink (no parent may
+ * be one, the file is opened O_NOFOLLOW), regular files only. null when it
+ * is absent; anything else (a link, a permission error) throws.
+ */
+async function openJson(root: string, rel: string): Promise<{ fh: FileHandle; st: Stats } | null> {
+  const full = await resolveBeneath(root, rel);
+  let fh: FileHandle;
+  try {
+    fh = await open(full, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+    if (code === 'ELOOP') throw layoutError(`${rel} in ${root} is a symlink`);
+    throw e;
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw layoutError(`${rel} in ${root} is not a regular file`);
+    if (st.size > MAX_JSON_BYTES) throw layoutError(`${rel} in ${root} is larger than ${MAX_JSON_BYTES} bytes`);
+    return { fh, st };
+  } catch (e) {
+    await fh.close();
+    throw e;
+  }
+}
+
+/** The parsed JSON of an opened file, or null when it is not JSON; closes it. */
+async function parseJson(fh: FileHandle): Promise<unknown> {
+  try {
+    return JSON.parse(await fh.readFile('utf8')) as unknown;
+  } catch {
+    return null;
+  } finally {
+    await fh.close();
+  }
+}
+
+function layoutError(why: string): DsgError {
+  return new DsgError('CORRUPT', `repository layout damaged: ${why}`, {
+    recoveryHint: 'Inspect the repository by hand: its dataset root is the current tree, with .dsg/last-sync.json inside.',
+  });
+}
+
+type Head = { id: string; n: number; metadata: Metadata } | null;
+
+/**
+ * Heads already parsed, by file and what fstat says of it: a manifest can
+ * be tens of MB, and one sync asks for the head several times (exists,
+ * listSnapshots). A rewritten last-sync.json is a new file (renamed into
+ * place), so its inode, size or times differ.
+ */
+const heads = new Map<string, { stamp: string; head: Head }>();
+const HEADS_KEPT = 32;
+
+/** The head a tree's `.dsg/last-sync.json` names: its snapshot id and metadata block, or null (absent, not a manifest). */
+export async function readHead(root: string): Promise<Head> {
+  const f = await openJson(root, LAST_SYNC);
+  if (!f) return null;
+  const key = `${root}\0${LAST_SYNC}`;
+  const stamp = `${f.st.dev}:${f.st.ino}:${f.st.size}:${f.st.mtimeMs}:${f.st.ctimeMs}`;
+  const known = heads.get(key);
+  if (known?.stamp === stamp) {
+    await f.fh.close();
+    return known.head;
+  }
+  const v = await parseJson(f.fh);
+  const md = isRecord(v) && isRecord(v['metadata']) ? v['metadata'] : null;
+  const n = md ? snapshotNumber(md['snapshot_id']) : null;
+  const head: Head = md && n !== null ? { id: `s${n}`, n, metadata: md } : null;
+  heads.delete(key);
+  heads.set(key, { stamp, head });
+  if (heads.size > HEADS_KEPT) heads.delete(heads.keys().next().value!);
+  return head;
+}
+
+/** The metadata blocks of `.dsg/sync-messages.json` by snapshot id; empty when absent or unreadable (it is only history). */
+export async function readSyncMessages(root: string): Promise<Map<number, Metadata>> {
+  const out = new Map<number, Metadata>();
+  let v: unknown;
+  try {
+    const f = await openJson(root, SYNC_MESSAGES);
+    v = f ? await parseJson(f.fh) : null;
+  } catch {
+    return out;
+  }
+  const snaps = isRecord(v) && isRecord(v['snapshots']) ? v['snapshots'] : {};
+  for (const [id, md] of Object.entries(snaps)) {
+    const n = snapshotNumber(id);
+    if (n !== null && isRecord(md)) out.set(n, md);
+  }
+  return out;
+}
+
+/** A SnapshotRef from a manifest metadata block (created_at, snapshot_message, snapshot_hash, created_by). */
+export function refOfMetadata(id: string, md: Metadata): SnapshotRef {
+  const str = (k: string): string | undefined => (typeof md[k] === 'string' ? md[k] : undefined);
+  const ref: SnapshotRef = { snapshotId: id, createdAt: str('created_at') ?? '' };
+  const message = str('snapshot_message');
+  const hash = str('snapshot_hash');
+  const user = str('created_by');
+  if (message !== undefined) ref.message = message;
+  if (hash !== undefined) ref.manifestHash = hash;
+  if (user !== undefined) ref.user = user;
+  return ref;
+}
+
+/** A snapshot of a legacy repository's history that has no ZFS snapshot: a clear not-found, never a crash. */
+export function noZfsSnapshot(snapshotId: string, dataset: string, more?: string): NotFoundError {
+  const why = `snapshot ${snapshotId} has no ZFS snapshot in this repository (made by HRDAG/dsg, which snapshots only at init)`;
+  return new NotFoundError(more ? `${why}; ${more}` : why, {
+    recoveryHint: `In ${dataset} only @s1 (its init), the head (the live tree) and the snapshots dsg committed have files; the others are still in the history as manifests (dsg log, dsg blame).`,
+  });
+}
