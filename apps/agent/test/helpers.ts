@@ -38,7 +38,7 @@ export function snap(id: string) {
   return { snapshotId: id, message: `snapshot ${id}`, manifestHash: '0123456789abcdef', user: 'alice@example.org', createdAt: new Date().toISOString() };
 }
 
-export async function until(cond: () => boolean | Promise<boolean>, ms = 20_000, what = 'condition'): Promise<void> {
+export async function until(cond: () => boolean | Promise<boolean>, ms = 120_000, what = 'condition'): Promise<void> {
   const end = Date.now() + ms;
   while (!(await cond())) {
     if (Date.now() > end) throw new Error(`${what} not met within ${ms} ms`);

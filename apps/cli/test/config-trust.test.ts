@@ -189,7 +189,7 @@ describe.skipIf(!ssh)('per-person settings by host, over the real sshd', () => {
     for (const f of [path.join(A, '.dsgconfig.yml'), path.join(A, LOCAL_CONFIG_FILE), path.join(sb.dir, 'b', LOCAL_CONFIG_FILE)]) {
       expect(readFileSync(f, 'utf8'), f).not.toMatch(/^\s+(port|user|agent):/m);
     }
-  }, 120_000);
+  });
 });
 
 describe('an incoming .dsgconfig.yml', () => {

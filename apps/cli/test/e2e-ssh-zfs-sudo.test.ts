@@ -36,7 +36,7 @@ describe.skipIf(!zfs || !agent)('a non-root agent with the documented sudo rule 
     agentBin = path.join(dir, 'dsg-agent.mjs');
     copyFileSync(AGENT, agentBin);
     chmodSync(agentBin, 0o755);
-  }, 60_000);
+  });
   afterAll(() => {
     destroyParent();
     if (agentBin) rmSync(path.dirname(agentBin), { recursive: true, force: true });
@@ -73,7 +73,7 @@ describe.skipIf(!zfs || !agent)('a non-root agent with the documented sudo rule 
     expect(validateChainSchema.parse(JSON.parse(ok(dsg(A, sb.env, '--json', 'validate-chain')).stdout))).toMatchObject({ ok: true, snapshots: 2 });
     // nothing left behind: the repository, its snapshots, no temp or view datasets
     expect(listAll(parent).filter((n) => n !== parent)).toEqual([`${parent}/team`, `${parent}/team@s1`, `${parent}/team@s2`]);
-  }, 180_000);
+  });
 
   it('without sudo: a clear permission error with the hint, and nothing created', () => {
     const sb = sandbox(userYaml());
@@ -86,5 +86,5 @@ describe.skipIf(!zfs || !agent)('a non-root agent with the documented sudo rule 
     expect(doc.error.message).toMatch(/permission denied/i);
     expect(doc.error.recoveryHint).toMatch(/sudo: true/);
     expect(listAll(parent)).toEqual(before);
-  }, 120_000);
+  });
 });

@@ -26,7 +26,7 @@ export function sandbox(userYaml = 'user_id: ana@example.org\nuser_name: Ana\n')
 
 /** Run the BUILT binary as a user would. */
 export function dsg(cwd: string, env: NodeJS.ProcessEnv, ...args: string[]): RunResult {
-  const r = spawnSync('node', [BIN, ...args], { cwd, env, encoding: 'utf8', timeout: 110_000 });
+  const r = spawnSync('node', [BIN, ...args], { cwd, env, encoding: 'utf8', timeout: 300_000 });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 

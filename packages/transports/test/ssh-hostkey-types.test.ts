@@ -80,7 +80,7 @@ describe.skipIf(!ssh || !existsSync(SSHD))('a server with two host key types', (
       if (sshd.exitCode !== null || i > 300) throw new Error(`the second sshd did not start: ${log}`);
       await new Promise((r) => setTimeout(r, 100));
     }
-  }, 60_000);
+  });
 
   afterAll(async () => {
     if (sshd && sshd.exitCode === null) {

@@ -115,7 +115,8 @@ export function clientSandbox(ssh: SshTestEnv, as: RunAs, o: { key?: string; kno
   return sb;
 }
 
-const DEFAULT_TIMEOUT = 110_000;
+/** a hang guard for one dsg command, never a speed limit (a busy 2-core machine) */
+const DEFAULT_TIMEOUT = 300_000;
 
 /** Run the built binary synchronously. */
 export function dsg(cwd: string, env: NodeJS.ProcessEnv, ...args: string[]): RunResult {
@@ -335,7 +336,7 @@ export function zfsSshBackend(zfs: ZfsTestEnv, ssh: SshTestEnv, o: { agent?: str
 }
 
 /** Wait until `check()` is true (polling), or throw after timeoutMs naming what. */
-export async function waitFor(what: string, check: () => boolean, timeoutMs = 20_000, everyMs = 100): Promise<void> {
+export async function waitFor(what: string, check: () => boolean, timeoutMs = 120_000, everyMs = 100): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!check()) {
     if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);

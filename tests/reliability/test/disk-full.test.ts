@@ -48,7 +48,7 @@ function bigFile(file: string, bytes: number): void {
 }
 
 async function run(sb: Sandbox, cwd: string, ...args: string[]): Promise<RunResult> {
-  return dsgAsync(cwd, sb.env, args, 110_000);
+  return dsgAsync(cwd, sb.env, args);
 }
 
 function expectNoSpace(r: RunResult, where: 'repository' | 'client'): void {

@@ -145,7 +145,7 @@ describe.each(setups)('a .dsgconfig.yml from a teammate never connects anywhere 
       expect(strangers(t.sb.dir, nr.client.uid)).toEqual([]);
       expect(strangers(path.join(b.root, t.name), nr.server.uid)).toEqual([]);
     }
-  }, 240_000);
+  });
 });
 
 describe('a change of data dirs from a teammate needs consent; .git never becomes data (posix)', () => {
@@ -188,7 +188,7 @@ describe('a change of data dirs from a teammate needs consent; .git never become
     expect(readFileSync(path.join(b.liveTree(t.name)!, 'docs', 'notes.txt'), 'utf8')).toBe('b notes\n');
 
     expect(repositoryText(b, t.name)).not.toContain(TOKEN);
-  }, 240_000);
+  });
 
   it('a .git widening (as a modified client would commit it) is refused even with --accept-config: .git/config and its token never leave B', async () => {
     const b = posixLocalBackend();
@@ -223,7 +223,7 @@ describe('a change of data dirs from a teammate needs consent; .git never become
     const st = JSON.parse((await must('B status', t.B, t.sb, '--json', 'status')).stdout) as { configChange: { dataDirs: { added: string[] }; invalid: string | null } };
     expect(st.configChange.dataDirs.added).toEqual(['.git']);
     expect(st.configChange.invalid).toMatch(/data_dirs\.3: expected a relative directory inside the project/);
-  }, 240_000);
+  });
 });
 
 describe('remote text reaches the terminal escaped (posix)', () => {
@@ -272,5 +272,5 @@ describe('remote text reaches the terminal escaped (posix)', () => {
     expect(locked.stderr).toContain('locked by mallory\\e[2K@x on h\\e]52;c;ZWNobyBwd25lZA==\\a');
     const lockedJson = await run(t.B, t.sb, '--json', 'sync', '-m', 'b');
     expect(errorDoc(lockedJson).error.message).toContain(`locked by mallory${ERASE}@x on h${OSC52}`);
-  }, 240_000);
+  });
 });
