@@ -55,12 +55,13 @@ function tree(root: string): Record<string, string> {
   return out;
 }
 
-/** What the original's status "Everything up to date" means for dsg: nothing to do but, at most, sharing .dsgconfig.yml (dsg keeps it beside the data). */
+/** What the original's status "Everything up to date" means for dsg: nothing to do (.dsgconfig.yml is no entry: a repository without a root copy gets one with the next snapshot). */
 function expectInSync(stdout: string, head: string): void {
   const s = statusSchema.parse(JSON.parse(stdout));
   expect(s.remoteSnapshot).toBe(head);
-  expect(s.upload.filter((p) => p !== '.dsgconfig.yml')).toEqual([]);
-  expect({ download: s.download, deleteLocal: s.deleteLocal, deleteRemote: s.deleteRemote, conflicts: s.conflicts, invalid: s.invalidNames }).toEqual({
+  expect(s.clean).toBe(true);
+  expect({ upload: s.upload, download: s.download, deleteLocal: s.deleteLocal, deleteRemote: s.deleteRemote, conflicts: s.conflicts, invalid: s.invalidNames }).toEqual({
+    upload: [],
     download: [],
     deleteLocal: [],
     deleteRemote: [],
@@ -110,7 +111,11 @@ describe.skipIf(!existsSync(FIXTURES))("the original's xfs repositories (interop
     expect(readFileSync(path.join(f.repo, 'input', 'a.csv'), 'utf8')).toBe('id,v\n1,one\n2,two\n3,three\n');
     const after = tree(f.repo);
     expect(after['output/b.csv']).toBe(repoBefore['output/b.csv']); // untouched: same inode, size, mtime
-    expect(Object.keys(after).filter((p) => p !== '.dsgconfig.yml').sort()).toEqual(Object.keys(repoBefore).sort());
+    // the one file added beside the data: the repository's root copy of the config, never a manifest entry
+    expect(Object.keys(after).sort()).toEqual([...Object.keys(repoBefore), '.dsgconfig.yml'].sort());
+    expect(readFileSync(path.join(f.repo, '.dsgconfig.yml'), 'utf8')).toBe(configBefore);
+    const head = JSON.parse(readFileSync(path.join(f.repo, '.dsg', 'last-sync.json'), 'utf8')) as { entries: Record<string, unknown> };
+    expect(Object.keys(head.entries).sort()).toEqual(['input/a.csv', 'output/b.csv']);
     // the original's .dsg files are the new head and its sync-messages; dsg adds the archive the original's clients keep
     expect(readdirSync(path.join(f.repo, '.dsg')).sort()).toEqual(['archive', 'last-sync.json', 'sync-messages.json']);
     expect(readdirSync(path.join(f.repo, '.dsg', 'archive'))).toEqual(['s3-sync.json.lz4']);
@@ -119,14 +124,14 @@ describe.skipIf(!existsSync(FIXTURES))("the original's xfs repositories (interop
     expect(readFileSync(path.join(f.project, '.dsgconfig.yml'), 'utf8')).toBe(configBefore);
     expectInSync(ok(dsg(f.project, sb.env, '--json', 'status')).stdout, 's4');
 
-    // the clone sees s4 (its own .dsgconfig.yml, written by clone, now differs from the one the sync shared)
+    // the clone sees s4, and the root copy the sync shared replaces the config its clone wrote (not edited since: no conflict)
     const cs = statusSchema.parse(JSON.parse(ok(dsg(clone, sb.env, '--json', 'status')).stdout));
-    expect(cs).toMatchObject({ remoteSnapshot: 's4', download: ['input/a.csv'] });
+    expect(cs).toMatchObject({ remoteSnapshot: 's4', download: ['.dsgconfig.yml', 'input/a.csv'], conflicts: [] });
 
     // history: every snapshot listed; an old file's bytes are not kept by a flat repository, and dsg says so
     const log = JSON.parse(ok(dsg(f.project, sb.env, '--json', 'log')).stdout) as { snapshots: { snapshotId: string }[] };
     expect(log.snapshots.map((x) => x.snapshotId)).toEqual(['s4', 's3', 's2', 's1']);
-  }, 120_000);
+  });
 });
 
 const ssh = requireSsh();
@@ -155,5 +160,5 @@ describe.skipIf(!existsSync(FIXTURES) || !ssh)("the original's xfs repository on
     expect(syncSchema.parse(JSON.parse(ok(dsg(sb.dir, sb.env, '--json', 'clone', `${ssh!.host}:${f.repo}`, clone)).stdout)).snapshotId).toBe('s4');
     expect(readFileSync(path.join(clone, 'output', 'b.csv'), 'utf8')).toBe('out\nmore\n');
     expectInSync(ok(dsg(clone, sb.env, '--json', 'status')).stdout, 's4');
-  }, 120_000);
+  });
 });

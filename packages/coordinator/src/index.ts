@@ -18,3 +18,4 @@ export {
 } from './sync.js';
 export { SyncConflictError, InvalidNamesError, RemoteMovedError } from './errors.js';
 export { forEachLimited } from './pool.js';
+export { CONFIG_BASE, type SharedConfig } from './shared-config.js';

@@ -9,6 +9,7 @@ import {
   ValidationError,
   type ByteStream,
   type ClientFilesystem,
+  type ExpectedFile,
   type ProgressListener,
   type RemoteRepository,
   type TransactionId,
@@ -32,6 +33,7 @@ import {
   serializeManifest,
   serializeSyncMessages,
   SYNC_MESSAGES_VERSION,
+  type FileEntry,
   type ManifestEntry,
   type PathPlan,
   type ScanResult,
@@ -43,6 +45,7 @@ import { partitionByScope, type HeldBack } from './held-back.js';
 import { defaultLogger, type TransactionLogger } from './logger.js';
 import { forEachLimited } from './pool.js';
 import { counted, once, readAll } from './streams.js';
+import { configSides, CONFIG_BASE, readSharedConfig, withoutConfigEntry, type SharedConfig } from './shared-config.js';
 import { Transaction } from './transaction.js';
 
 export const LAST_SYNC = '.dsg/last-sync.json';
@@ -93,6 +96,8 @@ export interface SyncPlan {
   carried: ManifestEntry[];
   conflicts: PathPlan[];
   counts: Record<SyncAction, number>;
+  /** `.dsgconfig.yml` here, in the repository (its root copy) and as last synced: it is a path of `paths`, never a manifest entry */
+  config: SharedConfig;
 }
 
 export interface SyncResult {
@@ -117,6 +122,9 @@ export interface SyncResult {
 }
 
 export type Resolution = 'L' | 'C' | 'R';
+
+/** What a transfer must arrive as; the project config has no mtime to apply (it is not a manifest entry). */
+const expectedOf = (e: FileEntry): ExpectedFile => ({ hash: e.hash, size: e.filesize, ...(e.mtime ? { mtime: e.mtime } : {}) });
 
 const errorMessage = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
@@ -187,6 +195,7 @@ export async function planSync(o: { project: ProjectSpec; remote: RemoteReposito
   const r = await readRemoteManifest(o.remote);
   const cache = await readCacheManifest(project.root, r);
   assertRemoteIntegrity(r.manifest, cache); // before the scan: a damaged repository is refused without touching anything
+  const config = await readSharedConfig(project.root, o.remote, r.exists, cache);
   const scan = await scanProject({
     root: project.root,
     dataDirs: project.dataDirs,
@@ -197,7 +206,7 @@ export async function planSync(o: { project: ProjectSpec; remote: RemoteReposito
     previous: cache,
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
   });
-  return makePlan(scan, cache, r, projectScope(project.dataDirs));
+  return makePlan(scan, cache, r, projectScope(project.dataDirs), config, project.user);
 }
 
 /** The three-way classification of L, C and R, after holding back what this client must never write. */
@@ -206,9 +215,14 @@ function makePlan(
   cache: Manifest,
   r: { exists: boolean; manifest: Manifest; bytes: Buffer | null },
   scope: ReturnType<typeof projectScope>,
+  config: SharedConfig,
+  user: string,
 ): SyncPlan {
-  const part = partitionByScope(scan.manifest, cache, r.manifest, scope);
-  const paths = classify(part.local, part.cache, part.remote);
+  const part = partitionByScope(scan.manifest, withoutConfigEntry(cache), withoutConfigEntry(r.manifest), scope);
+  // the project config is compared like a file, beside the manifest entries
+  const sides = configSides(config, user);
+  const plus = (m: Manifest, extra: ManifestEntry[]): Manifest => (extra.length ? new Manifest([...m.entries.values(), ...extra], m.metadata) : m);
+  const paths = classify(plus(part.local, sides.local), plus(part.cache, sides.cache), plus(part.remote, sides.remote));
   const counts = { none: 0, upload: 0, download: 0, delete_local: 0, delete_remote: 0, cache_only: 0, conflict: 0 };
   for (const p of paths) counts[p.action]++;
   return {
@@ -224,6 +238,7 @@ function makePlan(
     carried: part.carried,
     conflicts: paths.filter((p) => p.action === 'conflict'),
     counts,
+    config,
   };
 }
 
@@ -293,6 +308,9 @@ export function resolveOps(plan: SyncPlan, user: string, resolutions?: ReadonlyM
           break;
         }
         resolved.push({ plan: p, resolution: res });
+        if (p.path === CONFIG_FILE && res === 'C') {
+          throw new ValidationError(`${CONFIG_FILE} can be resolved only with L (keep yours) or R (take the repository's)`, { path: p.path });
+        }
         if (res === 'L') {
           if (p.local) upload(p.local);
           else if (p.remote) ops.deleteRemote.push(p.path);
@@ -320,6 +338,10 @@ export function resolveOps(plan: SyncPlan, user: string, resolutions?: ReadonlyM
   }
   if (unresolved.length) throw new SyncConflictError(unresolved, resolved);
   for (const e of plan.carried) keep(e); // held back: the repository keeps them as they are
+  // the project config travels beside the manifest: transferred, never an entry, never backed up
+  // (a losing local config is shown as a diff by the CLI before it is replaced)
+  ops.merged.delete(CONFIG_FILE);
+  ops.backups = ops.backups.filter((b) => b.path !== CONFIG_FILE);
   return ops;
 }
 
@@ -467,6 +489,7 @@ async function applyClientOnly(o: SyncOptions, tx: TransactionId, plan: SyncPlan
   await clientFs.begin(tx);
   try {
     await stageClientChanges(o, tx, ops, at, result, progressCounter(o, ops));
+    await stageConfigBase(clientFs, tx, plan, ops, 'client');
     const bytes = plan.remoteManifestBytes ?? Buffer.from(serializeManifest(Manifest.empty()));
     await clientFs.stageMeta(tx, metaRel(LAST_SYNC), bytes);
     const sm = await remote.readFile(SYNC_MESSAGES);
@@ -515,7 +538,7 @@ async function stageClientChanges(o: SyncOptions, tx: TransactionId, ops: Ops, a
     if (d.entry.type === 'link') await clientFs.stageLink(tx, d.path, d.entry.reference);
     else {
       const src = counted(await openSource(remote, clientFs, d), pr.count);
-      await clientFs.stageFile(tx, d.path, src, { hash: d.entry.hash, size: d.entry.filesize, mtime: d.entry.mtime });
+      await clientFs.stageFile(tx, d.path, src, expectedOf(d.entry));
       result.bytes.downloaded += d.entry.filesize;
     }
     result.downloaded.push(d.path);
@@ -526,6 +549,30 @@ async function stageClientChanges(o: SyncOptions, tx: TransactionId, ops: Ops, a
     result.deletedLocal.push(p);
     pr.emit('delete', { path: p, done: false });
   }
+}
+
+/**
+ * The project config both sides hold once this apply commits: the base of
+ * the next comparison. `snapshot`: this apply is a repository transaction,
+ * which also writes the root copy a repository lacks. `clone`: a repository
+ * without a root copy gave the clone the config the caller wrote for it;
+ * that is its base, so a root copy that appears later is downloaded, not a
+ * conflict.
+ */
+async function stageConfigBase(
+  clientFs: ClientFilesystem,
+  tx: TransactionId,
+  plan: SyncPlan,
+  ops: Pick<Ops, 'uploads' | 'downloads'>,
+  mode: 'client' | 'snapshot' | 'clone',
+): Promise<void> {
+  const c = plan.config;
+  const moved = (list: Transfer[]): boolean => list.some((t) => t.path === CONFIG_FILE);
+  let after: Buffer | null;
+  if (moved(ops.downloads)) after = c.remote;
+  else if (moved(ops.uploads) || (!c.remote && mode !== 'client')) after = c.local;
+  else after = c.local && c.remote?.equals(c.local) ? c.local : null;
+  if (after) await clientFs.stageMeta(tx, metaRel(CONFIG_BASE), after);
 }
 
 async function openSource(remote: RemoteRepository, clientFs: ClientFilesystem, t: Transfer): Promise<ByteStream> {
@@ -559,7 +606,7 @@ async function runTransaction(
       if (u.entry.type === 'link') await remote.writeLink(tx, u.path, u.entry.reference);
       else {
         const src = counted(await openSource(remote, clientFs, u), pr.count);
-        await remote.writeFile(tx, u.path, src, { hash: u.entry.hash, size: u.entry.filesize, mtime: u.entry.mtime });
+        await remote.writeFile(tx, u.path, src, expectedOf(u.entry));
         result.bytes.uploaded += u.entry.filesize;
       }
       result.uploaded.push(u.path);
@@ -567,6 +614,13 @@ async function runTransaction(
       pr.emit('upload', { path: u.path, done: true });
     });
     await stageClientChanges(o, tx, ops, at, result, pr);
+    const c = plan.config;
+    if (!c.remote && c.local) {
+      // a repository without a root copy (new, or made by the original) gets this one with the snapshot
+      await remote.writeFile(tx, CONFIG_FILE, once(c.local), { hash: hashBytes(c.local), size: c.local.byteLength });
+      result.uploaded.push(CONFIG_FILE);
+    }
+    await stageConfigBase(clientFs, tx, plan, ops, 'snapshot');
     faultPoint('sync.after-staging');
     for (const p of ops.deleteRemote) {
       await remote.deleteFile(tx, p);
@@ -654,9 +708,12 @@ export async function runClone(o: {
       ...(project.timeZone ? { timeZone: project.timeZone } : {}),
       statCacheFile: path.join(project.root, STAT_CACHE),
     });
-    const plan = makePlan(scan, cache, r, scope);
+    const config = await readSharedConfig(project.root, remote, true, cache);
+    const plan = makePlan(scan, cache, r, scope, config, project.user);
     const { paths } = plan;
-    if (plan.conflicts.length) throw new SyncConflictError(plan.conflicts);
+    // a config of the clone's own that differs from the repository's is not a conflict yet: the first sync compares them
+    const conflicts = plan.conflicts.filter((p) => p.path !== CONFIG_FILE);
+    if (conflicts.length) throw new SyncConflictError(conflicts);
     const downloads = paths.filter((p) => p.action === 'download').map((p) => p.remote!);
     const result = emptyResult('clone', plan, tx, plan.remoteSnapshotId);
     const totalBytes = downloads.reduce((n, e) => n + (e.type === 'file' ? e.filesize : 0), 0);
@@ -669,7 +726,7 @@ export async function runClone(o: {
         else {
           const s = await remote.readFile(e.path);
           if (!s) throw new NotFoundError(`${e.path} is missing from the repository`);
-          await clientFs.stageFile(tx, e.path, counted(s, (n) => (bytes += n)), { hash: e.hash, size: e.filesize, mtime: e.mtime });
+          await clientFs.stageFile(tx, e.path, counted(s, (n) => (bytes += n)), expectedOf(e));
           result.bytes.downloaded += e.filesize;
         }
         files++;
@@ -677,6 +734,7 @@ export async function runClone(o: {
         o.onProgress?.({ phase: 'download', files, totalFiles: downloads.length, bytes, totalBytes, path: e.path });
       });
       await clientFs.stageMeta(tx, metaRel(LAST_SYNC), r.bytes!);
+      await stageConfigBase(clientFs, tx, plan, { uploads: [], downloads: downloads.filter((e) => e.path === CONFIG_FILE).map((e) => ({ path: e.path, entry: e, source: { from: 'remote' } })) }, 'clone');
       const sm = await remote.readFile(SYNC_MESSAGES);
       if (sm) {
         const smBytes = await readAll(sm);

@@ -6,7 +6,6 @@ import { entriesEqual } from './classify.js';
 import { isConflictBackup } from './conflicts.js';
 import { HASH_CHUNK, createXxh3Hasher, hashFileHandle } from './hash.js';
 import { Manifest, type FileEntry, type ManifestEntry } from './model.js';
-import { CONFIG_FILE } from './config-file.js';
 import { nfcRepair, validateName } from './names.js';
 import { foldKey, projectScope } from './scope.js';
 import { comparePaths } from './order.js';
@@ -92,7 +91,7 @@ class ScanUnreadableError extends DsgError {
 }
 
 /**
- * Scan the project's data directories (and `.dsgconfig.yml`) into a
+ * Scan the project's data directories into a
  * manifest without metadata: entries sorted by path, files hashed (or taken
  * from the stat cache), links recorded with their relative targets. Refused
  * names and links become warnings and are left out.
@@ -253,7 +252,7 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
    * `src/` never blocks a sync.
    */
   const visit = async (rel: string): Promise<void> => {
-    const data = rel === CONFIG_FILE || scope.dataDirOf(rel) !== null || scope.inDataTree(rel);
+    const data = scope.dataDirOf(rel) !== null || scope.inDataTree(rel);
     if (data) {
       const why = validateName(rel);
       if (why) {
@@ -277,7 +276,7 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
       await visitAll(children.filter((n) => !isHidden(n) && !isIgnored(`${rel}/${n}`, n)).map((n) => `${rel}/${n}`));
       return;
     }
-    if (rel !== CONFIG_FILE && scope.dataDirOf(rel) === null) {
+    if (scope.dataDirOf(rel) === null) {
       // A data directory that is a symlink is not followed; left out silently, its
       // files would read as deleted, so it is refused (sync stops) instead.
       if (st.isSymbolicLink() && data) warnings.push({ path: rel, reason: 'a data directory that is a symlink is not followed (make it a real directory, or a mount point)', kind: 'link' });
@@ -345,9 +344,11 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
       recoveryHint: 'Run dsg from inside the project (the directory holding .dsgconfig.yml).',
     });
   }
-  // From the root: data dirs are found at any depth; hidden names (.dsg, .git) are never entered.
+  // From the root: data dirs are found at any depth; hidden names (.dsg, .git,
+  // and .dsgconfig.yml, which travels beside the manifest as the original
+  // keeps it out of every manifest) are never entered.
   const top = await meta.readdir(o.root);
-  await visitAll(top.filter((n) => n === CONFIG_FILE || (!isHidden(n) && !isIgnored(n, n))));
+  await visitAll(top.filter((n) => !isHidden(n) && !isIgnored(n, n)));
   await Promise.all(pending);
   if (failed) throw failed.e;
 

@@ -32,7 +32,9 @@ const isHidden = (c: string): boolean => c.startsWith('.');
  * directory components is a data-directory name (`input`, and
  * `tasks/clean/input/…` in the task layout), and no component is hidden (a
  * name starting with `.`: `.git`, `.dsg`, `.DSG`, `input/.gitkeep`).
- * `.dsgconfig.yml` is the one hidden name in scope. Data dirs are plain
+ * `.dsgconfig.yml` is the one hidden name a client may write: never a manifest
+ * entry (the original never scans it), it travels beside the manifest as the
+ * repository's root copy. Data dirs are plain
  * names; a hidden one (`.git`, `.dsg`) is refused here, whoever configured it.
  */
 export function projectScope(dataDirs: readonly string[]): Scope {

@@ -129,7 +129,7 @@ export async function statusCommand(ctx: Ctx): Promise<number> {
       heldBack: plan.heldBack,
       paths: pathStates(plan),
       clean: plan.paths.every((p) => p.action === 'none' || p.action === 'cache_only') && plan.invalid.length === 0,
-      configChange: await pendingConfigChange(project, plan, () => remoteConfigBytes(conn)),
+      configChange: pendingConfigChange(project, plan),
     };
     ctx.out.result(statusSchema, doc, (d) => {
       const c = ctx.out.c;
@@ -177,10 +177,10 @@ function checkRepositoryConfig(content: Uint8Array): void {
 type ChangeDoc = ReturnType<typeof changeDoc>;
 
 /** The repository's .dsgconfig.yml when the next sync would bring it here (download, or a conflict on it): what it would change. */
-async function pendingConfigChange(project: LoadedProject, plan: SyncPlan, read: () => Promise<Buffer | null>): Promise<ChangeDoc | null> {
+function pendingConfigChange(project: LoadedProject, plan: SyncPlan): ChangeDoc | null {
   const p = plan.paths.find((x) => x.path === PROJECT_CONFIG_FILE);
   if (!p || (p.action !== 'download' && p.action !== 'conflict')) return null;
-  const bytes = await read();
+  const bytes = plan.config.remote; // the repository's root copy, read by the plan
   if (!bytes) return null;
   let c: ConfigChange;
   try {
@@ -190,14 +190,6 @@ async function pendingConfigChange(project: LoadedProject, plan: SyncPlan, read:
     return { dataDirs: { added: [], removed: [] }, ignore: { names: { added: [], removed: [] }, suffixes: { added: [], removed: [] }, paths: { added: [], removed: [] } }, scopeChanged: false, connectionIgnored: [], invalid: e.message };
   }
   return c.scopeChanged || c.invalid !== null || c.connectionIgnored.length > 0 ? changeDoc(c) : null;
-}
-
-async function remoteConfigBytes(conn: Connection): Promise<Buffer | null> {
-  const s = await conn.client.readFile(PROJECT_CONFIG_FILE);
-  if (!s) return null;
-  const parts: Uint8Array[] = [];
-  for await (const c of s) parts.push(c);
-  return Buffer.concat(parts);
 }
 
 function printConfigChange(ctx: Ctx, d: ChangeDoc): void {
@@ -225,8 +217,6 @@ export async function syncCommand(ctx: Ctx, o: { message?: string; dryRun?: bool
     }
     const message = o.message ?? 'sync';
     let accepted: ConfigChange | null = null;
-    // a dry run ends the connection with its plan: read the repository's config before
-    const remoteConfig = o.dryRun ? await remoteConfigBytes(conn).catch(() => null) : null;
     let r: SyncResult;
     try {
       r = await withProgress(ctx, (onProgress) =>
@@ -254,7 +244,7 @@ export async function syncCommand(ctx: Ctx, o: { message?: string; dryRun?: bool
     }
     if (o.continue && !o.dryRun) await rm(conflictsFile, { force: true });
     if (o.dryRun) {
-      const pending = await pendingConfigChange(project, r.plan, () => Promise.resolve(remoteConfig));
+      const pending = pendingConfigChange(project, r.plan);
       if (pending) printPendingWarning(ctx, pending);
     }
     const doc = { ...syncDoc('sync', project, conn.where, r, Boolean(o.dryRun), message), configChange: accepted ? changeDoc(accepted) : null };

@@ -1,0 +1,78 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { RemoteRepository } from '@dsg/contracts';
+import { CONFIG_FILE, hashBytes, Manifest, type ManifestEntry } from '@dsg/manifest';
+import { readAll } from './streams.js';
+
+/**
+ * `.dsgconfig.yml` travels beside the manifest, never in it: the original
+ * (HRDAG/dsg) never scans it, so a manifest entry for it would be deleted by
+ * its next sync, and its clone would write our copy over the user's. The
+ * repository keeps a root copy (written inside the sync's transaction), and
+ * each working copy remembers the bytes it last synced in
+ * `.dsg/last-sync.dsgconfig.yml`: the base of the same three-way comparison
+ * files get, so a teammate's edit is downloaded (behind the CLI's
+ * --accept-config check), a local edit is uploaded, and two edits are a
+ * conflict that `--resolve .dsgconfig.yml=L|R` settles.
+ */
+export const CONFIG_BASE = '.dsg/last-sync.dsgconfig.yml';
+
+export interface SharedConfig {
+  local: Buffer | null;
+  remote: Buffer | null;
+  base: string | null;
+}
+
+const readOrNull = (file: string): Promise<Buffer | null> =>
+  readFile(file).catch((e: unknown) => {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  });
+
+/**
+ * The three copies of the project config. The base is the saved copy, or,
+ * for a working copy last synced by an older dsg that kept the config as a
+ * manifest entry, that entry's hash.
+ */
+export async function readSharedConfig(root: string, remote: RemoteRepository, remoteExists: boolean, cache: Manifest): Promise<SharedConfig> {
+  const local = await readOrNull(path.join(root, CONFIG_FILE));
+  const s = remoteExists ? await remote.readFile(CONFIG_FILE) : null;
+  const remoteBytes = s ? await readAll(s) : null;
+  const saved = await readOrNull(path.join(root, CONFIG_BASE));
+  const legacy = cache.entries.get(CONFIG_FILE);
+  const base = saved ? hashBytes(saved) : legacy?.type === 'file' ? legacy.hash : null;
+  return { local, remote: remoteBytes, base };
+}
+
+/** A manifest without an entry for the project config (older dsg versions kept one). */
+export function withoutConfigEntry(m: Manifest): Manifest {
+  if (!m.entries.has(CONFIG_FILE)) return m;
+  return new Manifest([...m.entries.values()].filter((e) => e.path !== CONFIG_FILE), m.metadata);
+}
+
+const entry = (bytes: Buffer, user: string): ManifestEntry => ({
+  type: 'file',
+  path: CONFIG_FILE,
+  user,
+  filesize: bytes.byteLength,
+  // equality is by hash; no mtime is applied to the config on either side
+  mtime: '',
+  hash: hashBytes(bytes),
+});
+
+/**
+ * The config as one more path of the three-way comparison: manifests
+ * holding only `.dsgconfig.yml`, to be classified with the others. A
+ * repository without a root copy (the original's, or one made before this
+ * rule) is not compared: it gets this copy with its next snapshot, and is
+ * never a reason for one. The base takes part only when both sides have the
+ * file: a working copy without one gets the repository's — never "deleted
+ * on one side".
+ */
+export function configSides(c: SharedConfig, user: string): { local: ManifestEntry[]; cache: ManifestEntry[]; remote: ManifestEntry[] } {
+  if (!c.remote) return { local: [], cache: [], remote: [] };
+  const local = c.local ? [entry(c.local, user)] : [];
+  const remote = [entry(c.remote, user)];
+  const cache = c.local && c.remote && c.base ? [{ ...entry(c.local, user), filesize: 0, hash: c.base }] : [];
+  return { local, cache, remote };
+}
