@@ -6,12 +6,13 @@
  * syncs it in place, and leaves it flat (no `current`, no `snapshots/`).
  */
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { requireSsh } from '@dsg/testenv';
+import { parse } from 'yaml';
 import { AGENT, dsg, ok, sandbox } from './helpers.js';
 import { statusSchema, syncSchema } from '../src/output/json-schemas.js';
 
@@ -100,6 +101,10 @@ describe.skipIf(!existsSync(FIXTURES))("the original's xfs repositories (interop
     expect(c.snapshotId).toBe('s3');
     expect(readFileSync(path.join(clone, 'input', 'a.csv'), 'utf8')).toBe('id,v\n1,one\n2,two\n');
     expect(readFileSync(path.join(clone, 'output', 'b.csv'), 'utf8')).toBe('out\n');
+    // the repository has no root copy of the config yet: the clone writes one in the original's form, which it reads
+    for (const f2 of ['.dsgconfig.yml', '.dsg/config.local.yml']) {
+      expect((parse(readFileSync(path.join(clone, f2), 'utf8')) as { repository: unknown }).repository, f2).toEqual({ type: 'xfs', host: 'localhost', mountpoint: f.repoRoot });
+    }
     expectInSync(ok(dsg(clone, sb.env, '--json', 'status')).stdout, 's3');
     expect(tree(f.repo)).toEqual(repoBefore); // a clone is read-only on the server
 
@@ -134,6 +139,33 @@ describe.skipIf(!existsSync(FIXTURES))("the original's xfs repositories (interop
   });
 });
 
+describe('a new repository in the original\'s flat layout, through the built dsg', () => {
+  it('init --repo-type xfs makes <path>/<name> flat and writes {type: xfs, host, mountpoint}; clone --repo-type xfs and a sync keep it flat', () => {
+    const sb = sandbox('user_id: ana@example.org\nuser_name: Ana Py\n');
+    made.push(sb.dir);
+    const proj = path.join(sb.dir, 'proj');
+    const repoRoot = path.join(sb.dir, 'repos');
+    mkdirSync(path.join(proj, 'tasks', 'clean', 'input'), { recursive: true });
+    writeFileSync(path.join(proj, 'tasks', 'clean', 'input', 'a.csv'), 'a\n');
+    ok(dsg(proj, sb.env, 'init', '--host', 'localhost', '--repo-type', 'xfs', '--repo-path', repoRoot, '--repo-name', 'flatnew'));
+    const repo = path.join(repoRoot, 'flatnew');
+    expectFlat(repo, 's1');
+    expect(readFileSync(path.join(repo, 'tasks', 'clean', 'input', 'a.csv'), 'utf8')).toBe('a\n');
+    const xfs = { type: 'xfs', host: 'localhost', mountpoint: repoRoot };
+    expect((parse(readFileSync(path.join(proj, '.dsgconfig.yml'), 'utf8')) as { repository: unknown }).repository).toEqual(xfs);
+    expect(readFileSync(path.join(repo, '.dsgconfig.yml'), 'utf8')).toBe(readFileSync(path.join(proj, '.dsgconfig.yml'), 'utf8'));
+
+    const clone = path.join(sb.dir, 'clone');
+    expect(syncSchema.parse(JSON.parse(ok(dsg(sb.dir, sb.env, '--json', 'clone', '--repo-type', 'xfs', `localhost:${repo}`, clone)).stdout)).snapshotId).toBe('s1');
+    expect((parse(readFileSync(path.join(clone, '.dsg', 'config.local.yml'), 'utf8')) as { repository: unknown }).repository).toEqual(xfs);
+    expectInSync(ok(dsg(clone, sb.env, '--json', 'status')).stdout, 's1');
+    writeFileSync(path.join(clone, 'tasks', 'clean', 'input', 'b.csv'), 'b\n');
+    expect(syncSchema.parse(JSON.parse(ok(dsg(clone, sb.env, '--json', 'sync')).stdout))).toMatchObject({ snapshotId: 's2', committed: true });
+    expectFlat(repo, 's2');
+    expect(readFileSync(path.join(repo, 'tasks', 'clean', 'input', 'b.csv'), 'utf8')).toBe('b\n');
+  });
+});
+
 const ssh = requireSsh();
 describe.skipIf(!existsSync(FIXTURES) || !ssh)("the original's xfs repository on a server, through the built dsg and the agent over the real sshd", () => {
   it('legacy-config with host set to the server: status, a change synced (agent --type xfs), clone host:<path>/<name> (agent --type posix finds it flat)', () => {
@@ -159,6 +191,8 @@ describe.skipIf(!existsSync(FIXTURES) || !ssh)("the original's xfs repository on
     const clone = path.join(sb.dir, 'clone');
     expect(syncSchema.parse(JSON.parse(ok(dsg(sb.dir, sb.env, '--json', 'clone', `${ssh!.host}:${f.repo}`, clone)).stdout)).snapshotId).toBe('s4');
     expect(readFileSync(path.join(clone, 'output', 'b.csv'), 'utf8')).toBe('out\nmore\n');
+    // the agent told the client the layout it found: the clone keeps the original's form
+    expect((parse(readFileSync(path.join(clone, '.dsg', 'config.local.yml'), 'utf8')) as { repository: { type: string } }).repository).toMatchObject({ type: 'xfs', mountpoint: f.repoRoot });
     expectInSync(ok(dsg(clone, sb.env, '--json', 'status')).stdout, 's4');
   });
 });

@@ -72,6 +72,13 @@ export interface RecoveryReport extends CleanupReport {
  * `assertSafeRelativePath` / `resolveInside` before any disk access.
  */
 export interface RemoteFilesystem {
+  /**
+   * The repository's layout, for a client that writes its config:
+   * `flat` (the original HRDAG/dsg's xfs tree), `legacy` (its ZFS dataset),
+   * `dsg`; null when there is no repository yet. Optional: a backend with
+   * one layout need not say.
+   */
+  repositoryLayout?(): Promise<string | null>;
   /** Detects init vs sync once; remembers it for commit. */
   begin(tx: TransactionId): Promise<BeginResult>;
   /** Makes the work area the next snapshot. Failure → TransactionCommitError. */

@@ -477,6 +477,11 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
 
   // ------------------------------------------------------------------- reading
 
+  /** `flat`: a client that writes a config for this repository writes the original's `{type: xfs}` form. */
+  async repositoryLayout(): Promise<string | null> {
+    return (await this.exists()) ? 'flat' : null;
+  }
+
   async exists(): Promise<boolean> {
     if (await isLink(path.join(this.root, CURRENT))) return false;
     try {

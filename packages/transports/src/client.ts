@@ -272,8 +272,17 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
     this.watchdog.unref();
   }
 
-  open(repo: string): Promise<{ repo: string }> {
-    return this.request('open', { repo });
+  /**
+   * The opened repository's layout as its backend names it (`flat`: the
+   * original HRDAG/dsg's xfs tree), or null when the backend does not say
+   * (older agents) or there is no repository yet.
+   */
+  layout: string | null = null;
+
+  async open(repo: string): Promise<{ repo: string; layout?: string | null }> {
+    const r = await this.request<{ repo: string; layout?: string | null }>('open', { repo });
+    this.layout = typeof r.layout === 'string' ? r.layout : null;
+    return r;
   }
   listRepositories(): Promise<string[]> {
     return this.request('listRepositories');

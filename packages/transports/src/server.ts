@@ -683,7 +683,7 @@ class Session {
     }
   }
 
-  private async open(msg: Record<string, unknown>): Promise<{ repo: string }> {
+  private async open(msg: Record<string, unknown>): Promise<{ repo: string; layout: string | null }> {
     if (this.fs) throw new ValidationError('a repository is already open in this session', { field: 'repo' });
     const name = P.assertRepoName(msg['repo']);
     const only = this.o.restrictToRepository;
@@ -695,7 +695,7 @@ class Session {
     this.fs = this.o.openRepository(name);
     this.repoName = name;
     if ((this.o.recoverOnOpen ?? true) && !this.o.readOnly) await this.recoverIfFree(name);
-    return { repo: name };
+    return { repo: name, layout: (await this.fs.repositoryLayout?.()) ?? null };
   }
 
   /** Opportunistic recovery at open: only when nobody holds the lock, and only where the repository has a place on disk. */

@@ -218,7 +218,7 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
    * synced by HRDAG/dsg: the head only in `.dsg/last-sync.json`); null when
    * the dataset does not exist. See layout.ts.
    */
-  async layout(): Promise<Layout | null> {
+  async repositoryLayout(): Promise<Layout | null> {
     return (await this.ops.inspect())?.layout ?? null;
   }
 

@@ -95,7 +95,7 @@ describe('where a dataset is mounted is asked from ZFS', () => {
     expect(await fs.readFile('a.txt')).toBeNull();
     expect(await fs.listSnapshots()).toEqual([]);
     expect(await fs.exists()).toBe(false);
-    expect(await fs.layout()).toBeNull();
+    expect(await fs.repositoryLayout()).toBeNull();
     const none = recordingRunner((args) =>
       args[0] === 'get' && args.includes('mountpoint,mounted')
         ? { exitCode: 0, stdout: 'mountpoint\tnone\tlocal\nmounted\tno\t-\n', stderr: '' }

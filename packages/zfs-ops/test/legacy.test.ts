@@ -137,7 +137,7 @@ describe.skipIf(!env)('repositories of HRDAG/dsg on ZFS (legacy layout), on the 
 
   it('opens it with no extra config: head s3 from last-sync.json, history, files, and a clear error for a snapshot without ZFS snapshot', async () => {
     const { p, dir, fs, configured, m } = legacy();
-    expect(await fs.layout()).toBe('legacy');
+    expect(await fs.repositoryLayout()).toBe('legacy');
     expect(await fs.exists()).toBe(true);
     const snaps = await fs.listSnapshots();
     expect(snaps.map((s) => s.snapshotId)).toEqual(['s1', 's2', 's3']); // not "the highest @sN" (s1)
@@ -198,7 +198,7 @@ describe.skipIf(!env)('repositories of HRDAG/dsg on ZFS (legacy layout), on the 
     expect(readFileSync(path.join(dir, 'README.md'), 'utf8')).toBe('# not data\n');
 
     // still the legacy layout (s2, s3 have no ZFS snapshot), head s4
-    expect(await fs.layout()).toBe('legacy');
+    expect(await fs.repositoryLayout()).toBe('legacy');
     const snaps = await fs.listSnapshots();
     expect(snaps.map((s) => s.snapshotId)).toEqual(['s1', 's2', 's3', 's4']);
     expect(snaps[3]).toMatchObject({ snapshotId: 's4', message: 'new extract', manifestHash: info.manifestHash });
@@ -231,7 +231,7 @@ describe.skipIf(!env)('repositories of HRDAG/dsg on ZFS (legacy layout), on the 
     const unchanged = async (): Promise<void> => {
       expect(zstate()).toEqual(before);
       expect(tree(dir)).toEqual(files);
-      expect(await fs.layout()).toBe('legacy');
+      expect(await fs.repositoryLayout()).toBe('legacy');
       expect((await fs.listSnapshots()).map((s) => s.snapshotId)).toEqual(['s1', 's2', 's3']);
     };
 
@@ -337,7 +337,7 @@ describe.skipIf(!env)('repositories of HRDAG/dsg on ZFS (legacy layout), on the 
     expect(existsSync(path.join(dir, 'input/c.csv'))).toBe(expected === 'new');
     expect((await fs.listSnapshots()).map((s) => s.snapshotId)).toEqual(expected === 'new' ? ['s1', 's2', 's3', 's4'] : ['s1', 's2', 's3']);
     expect(listAll(p.dataset).join('\n')).not.toMatch(/-sync-|-old-|sync-temp|-view-/);
-    expect(await fs.layout()).toBe('legacy');
+    expect(await fs.repositoryLayout()).toBe('legacy');
   });
 
   it("dsg's own layout is unaffected: real manifests in the tree, an @sN per commit, history from ZFS", async () => {
@@ -357,7 +357,7 @@ describe.skipIf(!env)('repositories of HRDAG/dsg on ZFS (legacy layout), on the 
     await upload(fs, t2, 'input/a.csv', A3);
     await upload(fs, t2, '.dsg/last-sync.json', serializeManifest(s2));
     await fs.commit(t2, info(s2, 'second (zfs)'));
-    expect(await fs.layout()).toBe('dsg');
+    expect(await fs.repositoryLayout()).toBe('dsg');
     // history from the @sN properties, as before
     expect((await fs.listSnapshots()).map((s) => [s.snapshotId, s.message])).toEqual([['s1', 'first (zfs)'], ['s2', 'second (zfs)']]);
     expect(await readAll(await fs.readSnapshotFile('s1', 'input/a.csv'))).toBe(A1);

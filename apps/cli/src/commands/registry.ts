@@ -31,6 +31,8 @@ const s = (x: unknown): string => x as string;
 const so = (x: unknown): string | undefined => x as string | undefined;
 
 const types = ['zfs', 'posix'];
+/** init and clone also take xfs: the original HRDAG/dsg's flat repository (`<path>/<name>` with `.dsg/` inside) */
+const repoTypes = ['zfs', 'posix', 'xfs'];
 
 export const commandSpecs: CommandSpec[] = [
   {
@@ -40,7 +42,7 @@ export const commandSpecs: CommandSpec[] = [
       { flags: '--host <host>', description: 'repository host (ssh host or alias), or localhost' },
       { flags: '--repo-path <path>', description: 'posix: directory holding repositories; zfs: mountpoint of the pool dataset' },
       { flags: '--repo-name <name>', description: 'repository name (default: this directory\'s name)' },
-      { flags: '--repo-type <type>', description: 'backend', choices: types },
+      { flags: '--repo-type <type>', description: 'backend (xfs: the original dsg\'s flat repository)', choices: repoTypes },
       { flags: '--pool <dataset>', description: 'zfs: the parent dataset, e.g. tank/dsg' },
       { flags: '--port <n>', description: 'ssh port of the repository host (default: ssh_config, else 22)' },
       { flags: '--ssh-user <user>', description: 'ssh login on the repository host (default: ssh_config, else you)' },
@@ -63,7 +65,7 @@ export const commandSpecs: CommandSpec[] = [
       { name: '[dest]', description: 'directory to create (default: the repository name)' },
     ],
     options: [
-      { flags: '--repo-type <type>', description: 'backend of the source', choices: types },
+      { flags: '--repo-type <type>', description: 'backend of the source (xfs: the original dsg\'s flat repository; found either way)', choices: repoTypes },
       { flags: '--pool <dataset>', description: 'zfs: the parent dataset mounted at <path>' },
       { flags: '--dry-run', description: 'check the source, change nothing' },
       { flags: '--port <n>', description: 'ssh port of the repository host (default: ssh_config, else 22)' },

@@ -290,7 +290,7 @@ interface InitOptions extends SshOptions {
   host?: string;
   repoPath?: string;
   repoName?: string;
-  repoType?: 'zfs' | 'posix';
+  repoType?: 'zfs' | 'posix' | 'xfs';
   pool?: string;
   dataDirs?: string;
   message?: string;
@@ -314,7 +314,8 @@ async function promptMissing(ctx: Ctx, o: InitOptions, defaults: { host: string;
       const a = String(next.value).trim();
       return a || def || '';
     };
-    const repoType = o.repoType ?? ((await ask('repository type (zfs or posix)', 'posix')) === 'zfs' ? 'zfs' : 'posix');
+    const answer = o.repoType ?? (await ask('repository type (zfs, posix, or xfs: the original dsg\'s flat layout)', 'posix'));
+    const repoType = answer === 'zfs' || answer === 'xfs' ? answer : 'posix';
     const host = o.host ?? (await ask('repository host (ssh host or alias, or localhost)', defaults.host));
     const pool = repoType === 'zfs' ? (o.pool ?? (await ask('parent dataset (e.g. tank/dsg)'))) : undefined;
     const repoPath = await ask(repoType === 'zfs' ? 'where that dataset is mounted' : 'directory holding the repositories on the host');
@@ -342,7 +343,11 @@ export async function initCommand(ctx: Ctx, given: InitOptions): Promise<void> {
     }
     if (type === 'zfs' && !o.pool) throw new UsageError('a zfs repository needs --pool (the parent dataset, e.g. tank/dsg)');
     const repository =
-      type === 'zfs' ? { type, host, ...sshFields(o), pool: o.pool, mountpoint: o.repoPath, ...sudoField(type, o) } : { type, host, ...sshFields(o), root: o.repoPath, ...sudoField(type, o) };
+      type === 'zfs'
+        ? { type, host, ...sshFields(o), pool: o.pool, mountpoint: o.repoPath, ...sudoField(type, o) }
+        : type === 'xfs' // the original's form: its flat repository <repo-path>/<name>
+          ? { type, host, ...sshFields(o), mountpoint: o.repoPath, ...sudoField('posix', o) }
+          : { type, host, ...sshFields(o), root: o.repoPath, ...sudoField(type, o) };
     const doc = {
       name,
       repository,
@@ -398,7 +403,7 @@ export async function initCommand(ctx: Ctx, given: InitOptions): Promise<void> {
 }
 
 /** `host:/path/name` → the repository config it names (posix unless --repo-type zfs with --pool). */
-export function parseCloneSource(src: string, o: { repoType?: 'zfs' | 'posix'; pool?: string } & SshOptions): { repo: RepositoryConfig; name: string } {
+export function parseCloneSource(src: string, o: { repoType?: 'zfs' | 'posix' | 'xfs'; pool?: string } & SshOptions): { repo: RepositoryConfig; name: string } {
   const m = /^(?:([A-Za-z0-9_.-]+):)?(\/.+)$/.exec(src);
   if (!m) throw new UsageError(`cannot read ${JSON.stringify(src)} as <host>:<path>/<name>`, 'Example: dsg clone dsg-server:/var/repos/dsg/my-project');
   const full = path.posix.normalize(m[2]!);
@@ -409,10 +414,11 @@ export function parseCloneSource(src: string, o: { repoType?: 'zfs' | 'posix'; p
   const type = o.repoType ?? (o.pool ? 'zfs' : 'posix');
   if (type === 'zfs' && !o.pool) throw new UsageError('cloning from zfs needs --pool (the parent dataset mounted at the path)');
   const ssh = sshFields(o);
+  if (type === 'xfs') return { name, repo: { type: 'posix', host, ...ssh, root: base, flat: true, ...sudoField('posix', o) } };
   return { name, repo: type === 'zfs' ? { type, host, ...ssh, pool: o.pool!, mountpoint: base, ...sudoField(type, o) } : { type, host, ...ssh, root: base, ...sudoField(type, o) } };
 }
 
-export async function cloneCommand(ctx: Ctx, source: string | undefined, dest: string | undefined, o: { repoType?: 'zfs' | 'posix'; pool?: string; dryRun?: boolean; resume?: boolean } & SshOptions): Promise<void> {
+export async function cloneCommand(ctx: Ctx, source: string | undefined, dest: string | undefined, o: { repoType?: 'zfs' | 'posix' | 'xfs'; pool?: string; dryRun?: boolean; resume?: boolean } & SshOptions): Promise<void> {
   // A clone that fails (refused manifest, hash mismatch, full disk) leaves the destination as it
   // found it: absent or empty — not a half-made project with a .dsgconfig.yml and .dsg/.
   const cleanup: { undo: (() => Promise<void>) | null } = { undo: null };
@@ -428,14 +434,16 @@ async function cloneInto(
   ctx: Ctx,
   source: string | undefined,
   dest: string | undefined,
-  o: { repoType?: 'zfs' | 'posix'; pool?: string; dryRun?: boolean; resume?: boolean } & SshOptions,
+  o: { repoType?: 'zfs' | 'posix' | 'xfs'; pool?: string; dryRun?: boolean; resume?: boolean } & SshOptions,
   cleanup: { undo: (() => Promise<void>) | null },
 ): Promise<void> {
   const user = await requireUserConfig(ctx.env);
   let root: string;
   let conn: Connection;
   if (source) {
-    const { repo, name } = parseCloneSource(source, o);
+    const parsed = parseCloneSource(source, o);
+    const name = parsed.name;
+    let repo = parsed.repo;
     root = path.resolve(ctx.cwd, dest ?? name);
     const entries = await readdir(root).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? null : Promise.reject(e)));
     if (entries && entries.length > 0 && !o.resume) {
@@ -455,6 +463,8 @@ async function cloneInto(
     conn = await connect(ctx, repo, name, user.config);
     try {
       if (!(await conn.client.exists())) throw new NotFoundError(`repository ${conn.where} does not exist`, { recoveryHint: '`dsg list-repos --host H --path P` lists the repositories there.' });
+      // the original's flat (xfs) repository: configs are written in its `{type: xfs, mountpoint}` form, which it reads
+      if (repo.type === 'posix' && conn.client.layout === 'flat') repo = { ...repo, flat: true };
       if (!o.dryRun) {
         await mkdir(root, { recursive: true });
         const cfg = await conn.client.readFile(PROJECT_CONFIG_FILE);
