@@ -24,8 +24,10 @@ for (const p of pkgs) {
     const rel = file.name.startsWith(p.path) ? file.name.slice(p.path.length + 1) : file.name;
     for (const t of file.assertionResults ?? []) {
       if (t.status !== 'failed') continue;
+      // a timed-out test's report holds only a stack ("STACK_TRACE_ERROR"): its duration tells
       const msg = String((t.failureMessages ?? [])[0] ?? '').split('\n')[0].slice(0, 300);
-      failures.push(`FAILED ${p.name} ${rel} › ${t.fullName}\n       ${msg}`);
+      const took = typeof t.duration === 'number' ? ` (after ${(t.duration / 1000).toFixed(1)} s)` : '';
+      failures.push(`FAILED ${p.name} ${rel} › ${t.fullName}${took}\n       ${msg}`);
     }
     // a file that failed to load has no assertion results, only a message
     if (file.status === 'failed' && !(file.assertionResults ?? []).some((t) => t.status === 'failed')) {
