@@ -1,6 +1,11 @@
-import { foldKey, Manifest, type ManifestEntry, type Scope } from '@dsg/manifest';
+import { foldKey, Manifest, unusableReason, type ManifestEntry, type Scope } from '@dsg/manifest';
 
-/** A repository entry this client never writes: out of its scope, an unsafe link, or a case/normalization twin. */
+/**
+ * A repository entry this client never writes: out of its scope, an unsafe
+ * link, a case/normalization twin, or an entry another tool recorded that
+ * this dsg cannot use (read leniently: a refused name, link target, mtime or
+ * hash — `unusableReason`).
+ */
 export interface HeldBack {
   path: string;
   reason: string;
@@ -30,16 +35,18 @@ const without = (m: Manifest, drop: ReadonlySet<string>): Manifest => {
  * The trust boundary of a sync: the repository's content decides nothing
  * about where this client writes. Every R entry that the scope refuses
  * (outside the data directories, inside `.git`/`.dsg`, a link that fails the
- * write rule) or that differs from another R entry only by case or Unicode
- * normalization is held back: left out of L, C and R alike, so it is never
- * downloaded, never deleted (neither here nor in the repository), and R's
- * entry is carried into the next snapshot as it is. Each is reported.
+ * write rule), that the manifest reader marked unusable (another tool's
+ * entry breaking our rules: kept as read), or that differs from another R
+ * entry only by case or Unicode normalization is held back: left out of L, C
+ * and R alike, so it is never downloaded, never deleted (neither here nor in
+ * the repository), and R's entry is carried into the next snapshot as it is,
+ * field for field. Each is reported.
  */
 export function partitionByScope(local: Manifest, cache: Manifest, remote: Manifest, scope: Scope): Partition {
   const held = new Map<string, string>();
   const byKey = new Map<string, string[]>();
   for (const e of remote.entries.values()) {
-    const why = scope.problem(e.type === 'link' ? { type: 'link', path: e.path, reference: e.reference } : e);
+    const why = unusableReason(e) ?? scope.problem(e.type === 'link' ? { type: 'link', path: e.path, reference: e.reference } : e);
     if (why) held.set(e.path, why);
     const k = foldKey(e.path);
     byKey.set(k, [...(byKey.get(k) ?? []), e.path]);

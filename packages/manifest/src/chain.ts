@@ -6,6 +6,7 @@ import { compactSorted } from './json.js';
 import { MANIFEST_VERSION, Manifest, type ManifestEntry, type ManifestMetadata } from './model.js';
 import { comparePaths } from './order.js';
 import { formatTimestamp } from './timestamp.js';
+import { unusableReason } from './unusable.js';
 
 const utf8 = (s: string): Uint8Array => Buffer.from(s, 'utf8');
 
@@ -48,7 +49,12 @@ export function snapshotHash(a: {
   return h.digest();
 }
 
-/** A new snapshot's manifest: entries sorted by path, metadata chained to `previous`. */
+/**
+ * A new snapshot's manifest: entries sorted by path, metadata chained to
+ * `previous`. Every entry must keep the rules this dsg writes by, except an
+ * entry parseManifest marked unusable (`unusableReason`): that one is a
+ * repository entry held back and carried as it was read, field for field.
+ */
 export function buildSnapshot(
   entries: Iterable<ManifestEntry>,
   o: {
@@ -65,7 +71,7 @@ export function buildSnapshot(
   const sorted = [...entries].sort((a, b) => comparePaths(a.path, b.path));
   // What goes into a snapshot obeys the same rules as what is read from one.
   for (const [i, e] of sorted.entries()) {
-    const why = validateName(e.path) ?? (e.type === 'link' ? validateLinkTarget(e.path, e.reference) : null);
+    const why = unusableReason(e) !== null ? null : (validateName(e.path) ?? (e.type === 'link' ? validateLinkTarget(e.path, e.reference) : null));
     if (why) throw new ValidationError(`refused entry ${JSON.stringify(e.path)}: ${why}`, { field: `entries[${JSON.stringify(e.path)}]`, path: e.path });
     if (i > 0 && sorted[i - 1]?.path === e.path) {
       throw new ValidationError(`duplicate entry ${JSON.stringify(e.path)}`, { field: `entries[${JSON.stringify(e.path)}]`, path: e.path });

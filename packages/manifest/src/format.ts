@@ -1,14 +1,15 @@
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { DsgError, ValidationError, assertSafeRelativePath } from '@dsg/contracts';
+import { DsgError, ValidationError } from '@dsg/contracts';
 import type { z } from 'zod';
 import { OrderedObject, RawJson, compactPairs, findDuplicateKey, pretty, type Ordered } from './json.js';
 import {
-  FILE_FIELDS, LINK_FIELDS, METADATA_FIELDS, Manifest, isValidEntryFast, manifestSchema, metadataSchema,
+  FILE_FIELDS, LINK_FIELDS, METADATA_FIELDS, Manifest, isEntryShapeFast, manifestSchema, metadataSchema,
   type ManifestEntry, type ManifestMetadata,
 } from './model.js';
 import { shorten } from './names.js';
+import { entryProblem, markUnusable } from './unusable.js';
 
 /** A key longer than this is shortened in messages (a hostile manifest may hold a 10 MB path). */
 const MAX_KEY_SHOWN = 200;
@@ -65,25 +66,26 @@ function firstIssue(source: string | undefined, err: z.ZodError): ValidationErro
 }
 
 /**
- * Parse a manifest (last-sync.json, an archive entry). Corrupt JSON, a
- * schema mismatch, an unsafe or refused path, a key that differs from its
- * entry's path or a duplicated path → ValidationError{file, field}.
+ * Parse a manifest (last-sync.json, an archive entry). Refused, as a
+ * ValidationError{file, field}: corrupt JSON or UTF-8, a duplicated key, a
+ * shape mismatch (wrong JSON types, unknown entry type), a key that differs
+ * from its entry's path, an entry_count that does not match. An entry of the
+ * right shape that breaks a rule this dsg writes by (name, link target,
+ * mtime or hash format) is kept as read and marked unusable
+ * (`unusableReason`): the rest of the manifest stays usable.
  */
 export function parseManifest(text: string | Uint8Array, source?: string): Manifest {
   const raw = parseJsonStrict(text, source, 'manifest');
   const data = fastManifest(raw) ?? slowManifest(raw, source);
   const entries = new Map<string, ManifestEntry>();
   for (const [key, e] of Object.entries(data.entries)) {
-    const field = formatField(['entries', key]);
-    if (e.path !== key) throw invalid(source, `${field}.path`, `path ${JSON.stringify(e.path)} differs from its key`);
-    try {
-      assertSafeRelativePath(key);
-    } catch (err) {
-      throw invalid(source, field, (err as Error).message, err);
-    }
+    if (e.path !== key) throw invalid(source, `${formatField(['entries', key])}.path`, `path ${JSON.stringify(shorten(e.path, MAX_KEY_SHOWN))} differs from its key`);
+    const why = entryProblem(e);
+    if (why) markUnusable(e, why);
     entries.set(key, e);
   }
   const metadata = (data.metadata ?? null) as ManifestMetadata | null;
+  if (metadata) adoptMetadata(metadata);
   if (metadata && metadata.entry_count !== entries.size) {
     throw invalid(source, 'metadata.entry_count', `says ${metadata.entry_count} but there are ${entries.size} entries`);
   }
@@ -93,6 +95,29 @@ export function parseManifest(text: string | Uint8Array, source?: string): Manif
   // Remember whether the file had a `metadata` key at all, so a round trip keeps it absent.
   if (!('metadata' in (raw as object))) noMetadataKey.add(m);
   return m;
+}
+
+/**
+ * Metadata blocks whose `created_by` was null in the file (the original's
+ * `Optional[str]`): the model holds '' (every reader expects a string) and
+ * the serializers write null back, so the block round-trips byte for byte.
+ */
+const nullCreatedBy = new WeakSet<object>();
+
+/** Take a metadata block as parsed by metadataSchema into the model (created_by null → ''). */
+export function adoptMetadata(md: ManifestMetadata): ManifestMetadata {
+  if ((md.created_by as string | null) === null) {
+    md.created_by = '';
+    nullCreatedBy.add(md);
+  }
+  return md;
+}
+
+/** A metadata block's fields in the spec's order, unknown ones after; `null` for absent ones (and for a created_by read as null). */
+export function metadataPairs(md: ManifestMetadata): Ordered {
+  const pairs = orderedPairs(md, METADATA_FIELDS);
+  if (!nullCreatedBy.has(md) || md.created_by !== '') return pairs;
+  return pairs.map(([k, v]) => (k === 'created_by' ? [k, null] : [k, v]));
 }
 
 const noMetadataKey = new WeakSet<Manifest>();
@@ -109,7 +134,7 @@ const optionalMetadata = metadataSchema.nullable().optional();
 
 /**
  * manifestSchema's result without running zod on every entry: entries that
- * pass isValidEntryFast are taken as they are (JSON.parse made them fresh);
+ * pass isEntryShapeFast are taken as they are (JSON.parse made them fresh);
  * the one metadata object still goes through zod (defaults). Anything
  * unusual returns undefined, and the zod path decides and words the error.
  */
@@ -118,7 +143,7 @@ function fastManifest(raw: unknown): ParsedManifest | undefined {
   const rec = raw as Record<string, unknown>;
   const entries = rec['entries'];
   if (typeof entries !== 'object' || entries === null || Array.isArray(entries)) return undefined;
-  for (const e of Object.values(entries)) if (!isValidEntryFast(e)) return undefined;
+  for (const e of Object.values(entries)) if (!isEntryShapeFast(e)) return undefined;
   const md = optionalMetadata.safeParse(rec['metadata']);
   if (!md.success) return undefined;
   const out: Record<string, unknown> = { ...rec };
@@ -177,7 +202,7 @@ export function serializeManifest(m: Manifest): string {
   const entries = new RawJson(parts.length ? `{\n${parts.join(',\n')}\n  }` : '{}');
   const top: [string, unknown][] = [['entries', entries]];
   if (m.metadata || !noMetadataKey.has(m)) {
-    top.push(['metadata', m.metadata ? new OrderedObject(orderedPairs(m.metadata, METADATA_FIELDS)) : null]);
+    top.push(['metadata', m.metadata ? new OrderedObject(metadataPairs(m.metadata)) : null]);
   }
   for (const [k, v] of Object.entries(m.extra)) top.push([k, v]);
   return pretty(new OrderedObject(top));

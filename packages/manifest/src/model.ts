@@ -67,27 +67,42 @@ const safePath = z.string().superRefine((p, ctx) => {
   if (why) ctx.addIssue({ code: 'custom', message: `unsafe or refused path: ${why}` });
 });
 
-export const fileEntrySchema = z.looseObject({
+/*
+ * Two levels of checking. The SHAPE (JSON types: strings, a non-negative
+ * whole filesize, a known `type`) is what a manifest must have to be read at
+ * all. The RULES (name rules, link target, timestamp and hash formats) are
+ * what this dsg writes by: a manifest written by another tool may hold an
+ * entry that breaks them and is still read; parseManifest marks that entry
+ * unusable (see unusable.ts) instead of refusing the file.
+ */
+const fileShape = {
   type: z.literal('file'),
-  path: safePath,
+  path: z.string(),
   user: z.string(),
   filesize: z.number().int().nonnegative(),
+  mtime: z.string(),
+  hash: z.string(),
+};
+const linkShape = { type: z.literal('link'), path: z.string(), user: z.string(), reference: z.string() };
+
+/** The shape every entry of a readable manifest has (types only, no rules). */
+export const entryShapeSchema = z.discriminatedUnion('type', [z.looseObject(fileShape), z.looseObject(linkShape)]);
+
+export const fileEntrySchema = z.looseObject({
+  ...fileShape,
+  path: safePath,
   mtime: z.string().refine(isTimestamp, 'not an ISO 8601 timestamp with offset'),
   hash: z.string().refine((h) => h === '' || HEX16.test(h), 'not 16 lowercase hex digits'),
 });
 
 export const linkEntrySchema = z
-  .looseObject({
-    type: z.literal('link'),
-    path: safePath,
-    user: z.string(),
-    reference: z.string(),
-  })
+  .looseObject({ ...linkShape, path: safePath })
   .superRefine((e, ctx) => {
     const why = validateLinkTarget(e.path, e.reference);
     if (why) ctx.addIssue({ code: 'custom', path: ['reference'], message: why });
   });
 
+/** An entry that has the shape AND keeps every rule: what this dsg writes. */
 export const entrySchema = z.discriminatedUnion('type', [fileEntrySchema, linkEntrySchema]);
 
 /**
@@ -119,6 +134,18 @@ export function isValidEntryFast(e: unknown): e is ManifestEntry {
   return false;
 }
 
+/** Exactly what entryShapeSchema accepts, by hand (the fast path of parseManifest; a test holds the two to the same verdicts). */
+export function isEntryShapeFast(e: unknown): e is ManifestEntry {
+  if (typeof e !== 'object' || e === null || Array.isArray(e)) return false;
+  const r = e as Record<string, unknown>;
+  if (typeof r['path'] !== 'string' || typeof r['user'] !== 'string') return false;
+  if (r['type'] === 'file') {
+    const size = r['filesize'];
+    return typeof size === 'number' && Number.isSafeInteger(size) && size >= 0 && typeof r['mtime'] === 'string' && typeof r['hash'] === 'string';
+  }
+  return r['type'] === 'link' && typeof r['reference'] === 'string';
+}
+
 const nullableHash = z.string().regex(HEX16, 'not 16 lowercase hex digits').nullable();
 
 export const metadataSchema = z.looseObject({
@@ -127,7 +154,8 @@ export const metadataSchema = z.looseObject({
   created_at: z.string().refine(isTimestamp, 'not an ISO 8601 timestamp with offset'),
   entry_count: z.number().int().nonnegative(),
   entries_hash: z.string().regex(HEX16, 'not 16 lowercase hex digits'),
-  created_by: z.string(),
+  // the original's Optional[str]: null is read (as '') and written back as null (format.ts)
+  created_by: z.string().nullable(),
   snapshot_message: z.string().nullable().default(null),
   snapshot_previous: z.string().nullable().default(null),
   snapshot_hash: nullableHash.default(null),
@@ -136,6 +164,6 @@ export const metadataSchema = z.looseObject({
 });
 
 export const manifestSchema = z.looseObject({
-  entries: z.record(z.string(), entrySchema),
+  entries: z.record(z.string(), entryShapeSchema),
   metadata: metadataSchema.nullable().optional(),
 });

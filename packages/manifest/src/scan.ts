@@ -12,6 +12,7 @@ import { comparePaths } from './order.js';
 import { Pool } from './pool.js';
 import { StatCache, type StatKey } from './stat-cache.js';
 import { formatTimestamp, recordedMtimeMs } from './timestamp.js';
+import { unusableReason } from './unusable.js';
 
 export const DEFAULT_DATA_DIRS: readonly string[] = ['input', 'output', 'frozen'];
 export const DEFAULT_IGNORE = {
@@ -32,7 +33,7 @@ export interface ScanOptions {
   timeZone?: string;
   /** where the stat cache lives (read, then rewritten); none → every file is hashed */
   statCacheFile?: string;
-  /** the last manifest (cache C): entries equal to it keep its user */
+  /** the last manifest (cache C): entries equal to it keep its user; paths it holds as unusable entries are left alone */
   previous?: Manifest;
   /** bounded pool size for hashing large files (and all I/O with parallelIo); default 16 */
   concurrency?: number;
@@ -143,6 +144,21 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
   const isHidden = (name: string): boolean => name.startsWith('.');
   const isIgnored = (rel: string, name: string): boolean =>
     names.has(name) || suffixes.some((s) => name.endsWith(s)) || ignoredPaths.has(rel) || isConflictBackup(name);
+
+  /*
+   * Paths the last sync (`previous`) holds as entries this dsg cannot use
+   * (unusableReason: another tool's backslash name, escaping link, …). The
+   * repository keeps them and the sync engine holds them back, so the local
+   * copy is left alone as well: not refused (every sync of a working copy the
+   * original made would stop on it), not recorded. `heldDirs`: their parents.
+   */
+  const held = new Set<string>();
+  const heldDirs = new Set<string>();
+  for (const e of o.previous?.entries.values() ?? []) {
+    if (unusableReason(e) === null) continue;
+    held.add(e.path);
+    for (let i = e.path.indexOf('/'); i > 0; i = e.path.indexOf('/', i + 1)) heldDirs.add(e.path.slice(0, i));
+  }
 
   const withPrevUser = (e: ManifestEntry): ManifestEntry => {
     const prev = o.previous?.entries.get(e.path);
@@ -256,6 +272,16 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
     if (data) {
       const why = validateName(rel);
       if (why) {
+        if (held.has(rel)) return; // the last sync's entry this dsg cannot use: left alone (see `held`)
+        if (heldDirs.has(rel) && (await meta.lstat(path.join(o.root, rel)).catch(() => null))?.isDirectory()) {
+          // a refused directory holding such entries: each path beneath is decided on its own
+          const children = await meta.readdir(path.join(o.root, rel)).catch((e: unknown) => {
+            if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+            throw new ScanUnreadableError(rel, e);
+          });
+          await visitAll(children.filter((n) => !isHidden(n) && !isIgnored(`${rel}/${n}`, n)).map((n) => `${rel}/${n}`));
+          return;
+        }
         const nfc = nfcRepair(rel);
         warnings.push(nfc ? { path: rel, reason: why, kind: 'name', nfc } : { path: rel, reason: why, kind: 'name' });
         return;
@@ -290,7 +316,7 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
       if (target === null) return;
       const bad = scope.problem({ type: 'link', path: rel, reference: target });
       if (bad) {
-        warnings.push({ path: rel, reason: `${bad}: ${target}`, kind: 'link' });
+        if (!held.has(rel)) warnings.push({ path: rel, reason: `${bad}: ${target}`, kind: 'link' });
         return;
       }
       entries.push(withPrevUser({ type: 'link', path: rel, user: '', reference: target }));

@@ -1,8 +1,8 @@
 import { ValidationError } from '@dsg/contracts';
 import { z } from 'zod';
-import { formatField, parseJsonStrict } from './format.js';
+import { adoptMetadata, formatField, metadataPairs, parseJsonStrict } from './format.js';
 import { OrderedObject, pretty } from './json.js';
-import { METADATA_FIELDS, metadataSchema, type ManifestMetadata } from './model.js';
+import { metadataSchema, type ManifestMetadata } from './model.js';
 
 /** `.dsg/sync-messages.json`: one metadata block per snapshot, oldest first. */
 export interface SyncMessages {
@@ -28,27 +28,20 @@ export function parseSyncMessages(text: string, source?: string): SyncMessages {
       source ? { file: source, field } : { field });
   }
   for (const [id, md] of Object.entries(r.data.snapshots)) {
+    adoptMetadata(md as ManifestMetadata);
     if (md.snapshot_id !== id) {
       const field = formatField(['snapshots', id, 'snapshot_id']);
       throw new ValidationError(`${source ?? 'sync-messages.json'}: ${field} is ${JSON.stringify(md.snapshot_id)}, expected ${JSON.stringify(id)}`,
         source ? { file: source, field } : { field });
     }
   }
-  return r.data;
-}
-
-function metadataPairs(md: ManifestMetadata): OrderedObject {
-  const rec = md as unknown as Record<string, unknown>;
-  const known: readonly string[] = METADATA_FIELDS;
-  const pairs: [string, unknown][] = known.map((k) => [k, rec[k] ?? null]);
-  for (const [k, v] of Object.entries(rec)) if (!known.includes(k)) pairs.push([k, v]);
-  return new OrderedObject(pairs);
+  return r.data as SyncMessages;
 }
 
 export function serializeSyncMessages(m: SyncMessages): string {
   const pairs: [string, unknown][] = [
     ['metadata_version', m.metadata_version],
-    ['snapshots', new OrderedObject(Object.entries(m.snapshots).map(([k, v]) => [k, metadataPairs(v)] as const))],
+    ['snapshots', new OrderedObject(Object.entries(m.snapshots).map(([k, v]) => [k, new OrderedObject(metadataPairs(v))] as const))],
   ];
   for (const [k, v] of Object.entries(m)) if (k !== 'metadata_version' && k !== 'snapshots') pairs.push([k, v]);
   return pretty(new OrderedObject(pairs));

@@ -8,7 +8,7 @@ import { ValidationError } from '@dsg/contracts';
 import {
   recordedMtimeMs,
   Manifest, parseManifest, readManifestFile, serializeManifest, writeManifestFile,
-  formatTimestamp, parseTimestamp, compressArchive, decompressArchive,
+  formatTimestamp, parseTimestamp, compressArchive, decompressArchive, unusableReason,
 } from '../src/index.js';
 
 const fixture = (name: string): string => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8');
@@ -96,24 +96,6 @@ describe('corrupt manifests → ValidationError naming the field', () => {
     expectInvalid(JSON.stringify(m), 'metadata.entry_count');
     expectInvalid('{"entries": []}', 'entries');
   });
-  it('bad hash and timestamp formats', () => {
-    expectInvalid(withEntry((e) => (e['hash'] = '1D812414F9AEE671')), 'entries["input/a.csv"].hash');
-    expectInvalid(withEntry((e) => (e['hash'] = 'd812414f9aee671')), 'entries["input/a.csv"].hash');
-    expectInvalid(withEntry((e) => (e['mtime'] = '2025-06-01 10:11:12')), 'entries["input/a.csv"].mtime');
-    const m = good();
-    (m['metadata'] as Record<string, unknown>)['entries_hash'] = 'xyz';
-    expectInvalid(JSON.stringify(m), 'metadata.entries_hash');
-  });
-  it('unsafe paths and link targets', () => {
-    const entry = (p: string): string =>
-      JSON.stringify({ entries: { [p]: { type: 'file', path: p, user: '', filesize: 0, mtime: '2025-06-01T10:11:12-07:00', hash: '' } } });
-    for (const p of ['../etc/passwd', '/etc/passwd', 'input/../x', 'input//x', 'input/a\\b', 'C:', 'C:/', 'input/x\u0000', 'input/soft\u00adhyphen', 'input/\ufeffbom', 'input/con.txt', 'input/cafe\u0301']) {
-      expectInvalid(entry(p), `entries[${JSON.stringify(p)}].path`);
-    }
-    expectInvalid(withEntry((e) => (e['reference'] = '../../etc/passwd'), 'output/latest.csv'), 'entries["output/latest.csv"].reference');
-    expectInvalid(withEntry((e) => (e['reference'] = '/etc/passwd'), 'output/latest.csv'), 'entries["output/latest.csv"].reference');
-    expectInvalid(withEntry((e) => (e['path'] = 'input/other.csv')), 'entries["input/a.csv"].path');
-  });
   it('duplicate paths', () => {
     const e = '{"type": "file", "path": "input/a.csv", "user": "", "filesize": 0, "mtime": "2025-06-01T10:11:12-07:00", "hash": ""}';
     expectInvalid(`{"entries": {"input/a.csv": ${e}, "input/a.csv": ${e}}}`, 'entries["input/a.csv"]');
@@ -122,6 +104,48 @@ describe('corrupt manifests → ValidationError naming the field', () => {
     const m = good();
     (m['metadata'] as Record<string, unknown>)['entry_count'] = 5;
     expectInvalid(JSON.stringify(m), 'metadata.entry_count');
+  });
+  it('a bad entries_hash in the metadata', () => {
+    const m = good();
+    (m['metadata'] as Record<string, unknown>)['entries_hash'] = 'xyz';
+    expectInvalid(JSON.stringify(m), 'metadata.entries_hash');
+  });
+  it('a key that differs from its entry\'s path', () => {
+    expectInvalid(withEntry((e) => (e['path'] = 'input/other.csv')), 'entries["input/a.csv"].path');
+    expectInvalid(withEntry((e) => (e['path'] = 'input/a.csv\u0000')), 'entries["input/a.csv"].path');
+  });
+});
+
+/** Read, not refused: the entry is kept as it is and marked unusable (test/lenient.test.ts has the cases the original writes). */
+describe('entries that break a writing rule → kept, marked unusable', () => {
+  const good = (): Record<string, unknown> => JSON.parse(fixture('worked-example-s2.json')) as Record<string, unknown>;
+  const withEntry = (patch: (e: Record<string, unknown>) => void, key = 'input/a.csv'): string => {
+    const m = good();
+    const entries = m['entries'] as Record<string, Record<string, unknown>>;
+    patch(entries[key] as Record<string, unknown>);
+    return JSON.stringify(m);
+  };
+  const reason = (text: string, key: string): string | null => {
+    const m = parseManifest(text, 'last-sync.json');
+    const e = m.entries.get(key);
+    expect(e, key).toBeDefined();
+    for (const [k, other] of m.entries) if (k !== key) expect(unusableReason(other), k).toBeNull();
+    return unusableReason(e!);
+  };
+
+  it('bad hash and timestamp formats', () => {
+    expect(reason(withEntry((e) => (e['hash'] = '1D812414F9AEE671')), 'input/a.csv')).toMatch(/^hash "1D812414F9AEE671" is not 16 lowercase hex digits/);
+    expect(reason(withEntry((e) => (e['hash'] = 'd812414f9aee671')), 'input/a.csv')).toMatch(/hash/);
+    expect(reason(withEntry((e) => (e['mtime'] = '2025-06-01 10:11:12')), 'input/a.csv')).toMatch(/^mtime "2025-06-01 10:11:12" is not an ISO 8601 timestamp/);
+  });
+  it('unsafe paths and link targets', () => {
+    const entry = (p: string): string =>
+      JSON.stringify({ entries: { [p]: { type: 'file', path: p, user: '', filesize: 0, mtime: '2025-06-01T10:11:12-07:00', hash: '' } } });
+    for (const p of ['../etc/passwd', '/etc/passwd', 'input/../x', 'input//x', 'input/a\\b', 'C:', 'C:/', 'input/x\u0000', 'input/soft\u00adhyphen', 'input/\ufeffbom', 'input/con.txt', 'input/cafe\u0301', '', `input/${'a/'.repeat(2100)}x`]) {
+      expect(reason(entry(p), p), JSON.stringify(p)).toMatch(/^refused name: /);
+    }
+    expect(reason(withEntry((e) => (e['reference'] = '../../etc/passwd'), 'output/latest.csv'), 'output/latest.csv')).toMatch(/^refused link target "\.\.\/\.\.\/etc\/passwd": symlink target escapes the project/);
+    expect(reason(withEntry((e) => (e['reference'] = '/etc/passwd'), 'output/latest.csv'), 'output/latest.csv')).toMatch(/absolute symlink target/);
   });
 });
 

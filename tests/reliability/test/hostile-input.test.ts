@@ -3,15 +3,20 @@
 // a working copy holding names, links and config the spec refuses. Every
 // case must be refused with its documented exit code, error code, message
 // and hint — and leave the working copy (.dsg included), the repository and
-// a clone's destination exactly as they were.
-import { cpSync, existsSync, lutimesSync, mkdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+// a clone's destination exactly as they were. The one exception is an entry
+// the name or link rules refuse inside a manifest that is otherwise sound
+// (resealed: entry_count and entries_hash match): a manifest is read
+// leniently (another tool may write such entries), so that entry is reported
+// as held back — never written, not by status, not by a clone — and
+// everything else works.
+import { cpSync, existsSync, lutimesSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { requireSsh, requireZfs } from '@dsg/testenv';
 import { dsgAsync, ok, pool, posixLocalBackend, write, zfsSshBackend, type Backend, type RunResult } from '../src/harness.js';
 import {
-  LAST_SYNC, addEntry, clientState, errorDoc, fileHash, makeScene, readManifest, repoState, reseal, saveLive, serial, writeManifest, writeManifestText,
+  LAST_SYNC, addEntry, clientState, errorDoc, fileHash, listing, makeScene, readManifest, repoState, reseal, saveLive, serial, writeManifest, writeManifestText,
   type Scene,
 } from '../src/hostile-helpers.js';
 
@@ -43,6 +48,8 @@ interface ServerCase extends Expect {
 
 const CORRUPT = /manifest is corrupt or was written by an incompatible tool/;
 const HASH_HINT = /transfer was corrupted or the repository file changed/;
+/** An entry added or edited without resealing the manifest: read (leniently), then refused as a whole by its entries_hash. */
+const UNSEALED = { code: 'REMOTE_MANIFEST', message: /does not match its entries_hash/, hint: /^Nothing was changed\..*validate-chain/ } as const;
 
 function refusedAs(r: RunResult, what: string, e: Expect): void {
   const exit = e.exit ?? 1;
@@ -93,10 +100,10 @@ const link = (p: string, reference: string): ((s: Scene) => void) => (s) => {
 
 /** What a server-side attacker can do to the manifest and the files; both backends. */
 const SERVER_CASES: ServerCase[] = [
-  { label: '../ path', edit: add('../evil.csv'), code: 'VALIDATION', message: /invalid manifest at entries\["\.\.\/evil\.csv"\]\.path: .*path starts with \.\/ or \.\.\//, hint: CORRUPT },
-  { label: '.. inside a path', edit: add('input/../../evil.csv'), code: 'VALIDATION', message: /invalid manifest at entries\["input\/\.\.\/\.\.\/evil\.csv"\]\.path: .*"\.\." component/, hint: CORRUPT },
-  { label: 'absolute path', edit: add('/tmp/evil.csv'), code: 'VALIDATION', message: /entries\["\/tmp\/evil\.csv"\]\.path: .*absolute path/, hint: CORRUPT },
-  { label: 'NUL in a path', edit: add('input/a\0b.csv'), code: 'VALIDATION', message: /entries\["input\/a\\u0000b\.csv"\]\.path: .*illegal character U\+0000/, hint: CORRUPT },
+  { label: '../ path', edit: add('../evil.csv'), ...UNSEALED },
+  { label: '.. inside a path', edit: add('input/../../evil.csv'), ...UNSEALED },
+  { label: 'absolute path', edit: add('/tmp/evil.csv'), ...UNSEALED },
+  { label: 'NUL in a path', edit: add('input/a\0b.csv'), ...UNSEALED },
   {
     label: 'duplicate path',
     edit: (s) => {
@@ -109,13 +116,7 @@ const SERVER_CASES: ServerCase[] = [
     message: /invalid manifest at entries\["input\/x\.csv"\]: duplicate key/,
     hint: CORRUPT,
   },
-  {
-    label: '10 MB path',
-    edit: add(`input/${'a'.repeat(10 * 1024 * 1024)}`),
-    code: 'VALIDATION',
-    message: /entries\["input\/a{100,200}…\(10485766 characters\)"\]\.path: .*component longer than 255 bytes/,
-    hint: CORRUPT,
-  },
+  { label: '10 MB path', edit: add(`input/${'a'.repeat(10 * 1024 * 1024)}`), ...UNSEALED },
   {
     label: 'hash that is not a hash',
     edit: (s) => {
@@ -123,8 +124,17 @@ const SERVER_CASES: ServerCase[] = [
       m.entries['input/from-b.csv']!['hash'] = '../../etc/passwd';
       writeManifest(s, m);
     },
+    ...UNSEALED,
+  },
+  {
+    label: 'entry of the wrong shape (filesize a string), manifest resealed',
+    edit: (s) => {
+      const m = readManifest(s);
+      m.entries['input/from-b.csv']!['filesize'] = '6';
+      writeManifest(s, reseal(m));
+    },
     code: 'VALIDATION',
-    message: /entries\["input\/from-b\.csv"\]\.hash: not 16 lowercase hex digits/,
+    message: /invalid manifest at entries\["input\/from-b\.csv"\]\.filesize/,
     hint: CORRUPT,
   },
   {
@@ -157,8 +167,8 @@ const SERVER_CASES: ServerCase[] = [
     message: /hash mismatch for input\/from-b\.csv/,
     hint: HASH_HINT,
   },
-  { label: 'link escaping the project', edit: link('input/l', '../../etc/passwd'), code: 'VALIDATION', message: /entries\["input\/l"\]\.reference: symlink target escapes the project/, hint: CORRUPT },
-  { label: 'absolute link', edit: link('input/l', '/etc/passwd'), code: 'VALIDATION', message: /entries\["input\/l"\]\.reference: absolute symlink target/, hint: CORRUPT },
+  { label: 'link escaping the project', edit: link('input/l', '../../etc/passwd'), ...UNSEALED },
+  { label: 'absolute link', edit: link('input/l', '/etc/passwd'), ...UNSEALED },
   {
     label: 'repository file replaced by a symlink out of the repository (hash forged to match)',
     touches: ['input/from-b.csv'],
@@ -190,16 +200,100 @@ const SERVER_CASES: ServerCase[] = [
   },
 ];
 
-/** Names the spec refuses, put into the server's manifest (posix: one backend is enough for the catalogue). */
-const NAME_CASES: ServerCase[] = [
-  ['input/a|b.csv', /illegal character "\|"/],
-  ['input/a\u0001b.csv', /illegal character U\+0001/],
-  ['input/evil\u202Ecsv.exe', /illegal character U\+202E/],
-  ['input/AUX.csv', /Windows reserved name "aux"/],
-  ['input/backup~', /temporary or backup name/],
-  ['input/ lead.csv', /leading or trailing whitespace/],
-  ['input/cafe\u0301.csv', /not in Unicode NFC/],
-].map(([p, why]) => ({ label: `refused name ${JSON.stringify(p)}`, edit: add(p as string), code: 'VALIDATION', message: why as RegExp, hint: CORRUPT, cloneOnly: true }));
+/**
+ * The same forgeries in a manifest that is sound otherwise (resealed: what a
+ * modified client committing a snapshot, or another tool, could write). Read
+ * leniently: the entry is held back, reported by status and clone, and
+ * written nowhere; the rest of the repository works (status still plans the
+ * download and the upload). `outside`: absolute paths that must not appear.
+ */
+interface HeldCase {
+  label: string;
+  path: string;
+  edit(s: Scene): void;
+  reason: RegExp;
+  /** only a clone (the name catalogue: the same gate as status) */
+  cloneOnly?: boolean;
+  outside?: (s: Scene) => string[];
+}
+
+const sealed = (p: string, e: Record<string, unknown> = {}): ((s: Scene) => void) => (s) => writeManifest(s, reseal(addEntry(readManifest(s), p, e)));
+const sealedLink = (p: string, reference: string): ((s: Scene) => void) => (s) => {
+  const m = readManifest(s);
+  m.entries[p] = { type: 'link', path: p, user: 'mallory@example.org', reference };
+  writeManifest(s, reseal(m));
+};
+const absEvil = (s: Scene): string => path.join(s.sb.dir, 'abs', 'evil.csv');
+
+const HELD_CASES: HeldCase[] = [
+  { label: '../ path', path: '../evil.csv', edit: sealed('../evil.csv'), reason: /refused name: path starts with \.\/ or \.\.\// },
+  { label: '.. inside a path', path: 'input/../../evil.csv', edit: sealed('input/../../evil.csv'), reason: /refused name: "\.\." component/ },
+  { label: 'absolute path', path: '(absolute)', edit: (s) => sealed(absEvil(s))(s), reason: /refused name: absolute path/, outside: (s) => [absEvil(s)] },
+  { label: 'NUL in a path', path: 'input/a\0b.csv', edit: sealed('input/a\0b.csv'), reason: /refused name: illegal character U\+0000/ },
+  { label: 'hash that is not a hash', path: 'input/h.csv', edit: sealed('input/h.csv', { hash: '../../etc/passwd' }), reason: /hash "\.\.\/\.\.\/etc\/passwd" is not 16 lowercase hex digits/ },
+  { label: 'mtime without an offset', path: 'input/m.csv', edit: sealed('input/m.csv', { mtime: '2024-01-15T09:00:00' }), reason: /mtime "2024-01-15T09:00:00" is not an ISO 8601 timestamp/ },
+  { label: 'link escaping the project', path: 'input/l', edit: sealedLink('input/l', '../../etc/passwd'), reason: /symlink target escapes the project/ },
+  { label: 'absolute link', path: 'input/l', edit: sealedLink('input/l', '/etc/passwd'), reason: /absolute symlink target/ },
+  // the name rules, one each (posix: one backend is enough for the catalogue)
+  ...([
+    ['input/a|b.csv', /illegal character "\|"/],
+    ['input/a\\b.csv', /contains a backslash/],
+    ['input/a\u0001b.csv', /illegal character U\+0001/],
+    ['input/evil\u202Ecsv.exe', /illegal character U\+202E/],
+    ['input/AUX.csv', /Windows reserved name "aux"/],
+    ['input/backup~', /temporary or backup name/],
+    ['input/ lead.csv', /leading or trailing whitespace/],
+    ['input/cafe\u0301.csv', /not in Unicode NFC/],
+  ] as const).map(([p, why]) => ({ label: `refused name ${JSON.stringify(p)}`, path: p, edit: sealed(p), reason: why, cloneOnly: true })),
+];
+
+/** The data files of a working copy (no .dsg/, no project config, no directories). */
+const dataFiles = (dir: string): string[] =>
+  Object.entries(listing(dir))
+    .filter(([p, v]) => v !== 'dir' && !p.startsWith('.dsg') && p !== '.dsgconfig.yml')
+    .map(([p]) => p)
+    .sort();
+
+async function runHeldCase(s: Scene, c: HeldCase): Promise<void> {
+  const restore = saveLive(s, [LAST_SYNC]);
+  try {
+    c.edit(s);
+    const held = (doc: { heldBack?: { path: string; reason: string }[] }, what: string): void => {
+      expect(doc.heldBack, `${c.label}: ${what}`).toHaveLength(1);
+      const h = doc.heldBack![0]!;
+      if (c.path === '(absolute)') expect(h.path).toBe(absEvil(s));
+      else expect(h.path).toBe(c.path);
+      expect(h.reason, `${c.label}: ${what}`).toMatch(c.reason);
+    };
+    const beforeA = clientState(s.A);
+    const beforeRepo = repoState(s);
+    if (!c.cloneOnly) {
+      const st = await dsgAsync(s.A, s.sb.env, ['--json', 'status'], 60_000);
+      ok(st, `${c.label}: status`);
+      const doc = JSON.parse(st.stdout) as { heldBack: { path: string; reason: string }[]; upload: string[]; download: string[]; invalidNames: unknown[] };
+      held(doc, 'status');
+      // everything else works: A is one snapshot behind with one local change
+      const data = (l: string[]): string[] => l.filter((p) => p !== '.dsgconfig.yml'); // the config travels beside the manifest
+      expect({ upload: data(doc.upload), download: data(doc.download), invalid: doc.invalidNames }).toEqual({
+        upload: ['input/new-in-a.csv'],
+        download: ['input/from-b.csv'],
+        invalid: [],
+      });
+      expect(clientState(s.A), `${c.label}: working copy`).toEqual(beforeA);
+    }
+    const dest = path.join(s.sb.dir, `clone-${++cloneNo}`, 'deep');
+    const clone = await dsgAsync(s.sb.dir, s.sb.env, ['--json', 'clone', ...s.b.cloneArgs(s.name), dest], 60_000);
+    ok(clone, `${c.label}: clone`);
+    held(JSON.parse(clone.stdout) as { heldBack?: { path: string; reason: string }[] }, 'clone');
+    expect(dataFiles(dest), `${c.label}: what the clone wrote`).toEqual(['input/from-b.csv', 'input/x.csv', 'output/y.txt']);
+    expect(readdirSync(path.dirname(dest)), `${c.label}: beside the clone`).toEqual(['deep']);
+    for (const p of c.outside?.(s) ?? []) expect(existsSync(p), p).toBe(false);
+    expect(repoState(s), `${c.label}: repository`).toEqual(beforeRepo);
+    rmSync(path.dirname(dest), { recursive: true, force: true });
+  } finally {
+    restore();
+  }
+}
 
 /** The repository's .dsgconfig.yml replaced by one with wrong types, the manifest resealed to match. */
 const SERVER_CONFIG_CASE: ServerCase = {
@@ -208,9 +302,14 @@ const SERVER_CONFIG_CASE: ServerCase = {
   edit: (s) => {
     const bad = 'name: [not, a, name]\nrepository:\n  type: posix\n  root: 7\ndata_dirs: input\n';
     writeFileSync(path.join(s.live, '.dsgconfig.yml'), bad);
+    // where the config is still a manifest entry (older dsg), the entry is resealed to match;
+    // where it travels beside the manifest, the repository's copy is all there is to edit
     const m = readManifest(s);
-    Object.assign(m.entries['.dsgconfig.yml']!, { hash: fileHash(bad), filesize: Buffer.byteLength(bad) });
-    writeManifest(s, reseal(m));
+    const e = m.entries['.dsgconfig.yml'];
+    if (e) {
+      Object.assign(e, { hash: fileHash(bad), filesize: Buffer.byteLength(bad) });
+      writeManifest(s, reseal(m));
+    }
   },
   exit: 2,
   code: 'CONFIG',
@@ -337,8 +436,10 @@ const scene = (h: { s?: Scene }): Scene => {
   return h.s;
 };
 
-/** Server-side cases that only exercise the client's parse of the manifest: on ZFS a clone is enough (the same check as sync). */
-const PARSE_ONLY = new Set(['.. inside a path', 'absolute path', 'NUL in a path', '10 MB path', 'hash that is not a hash', 'absolute link']);
+/** Server-side cases that only exercise the client's reading of the manifest: on ZFS a clone is enough (the same check as sync). */
+const PARSE_ONLY = new Set(['.. inside a path', 'absolute path', 'NUL in a path', '10 MB path', 'hash that is not a hash', 'entry of the wrong shape (filesize a string), manifest resealed', 'absolute link']);
+/** The held-back cases run on ZFS too (the gate is the client's, whatever the backend). */
+const HELD_ON_ZFS = new Set(['../ path', 'link escaping the project']);
 
 const POSIX_STEPS: Step[] = [
   {
@@ -350,7 +451,8 @@ const POSIX_STEPS: Step[] = [
       scenes.push(posix.s);
     },
   },
-  ...[...SERVER_CASES, ...NAME_CASES, SERVER_CONFIG_CASE].map((c) => ({ label: `server: ${c.label} → refused, nothing written anywhere`, run: () => runServerCase(scene(posix), c) })),
+  ...[...SERVER_CASES, SERVER_CONFIG_CASE].map((c) => ({ label: `server: ${c.label} → refused, nothing written anywhere`, run: () => runServerCase(scene(posix), c) })),
+  ...HELD_CASES.map((c) => ({ label: `server, resealed: ${c.label} → held back, written nowhere, the rest works`, run: () => runHeldCase(scene(posix), c) })),
   {
     label: 'working copy: every refused name, escaping symlinks, NFD twin, FIFO, symlinked data dir → sync refused, nothing written',
     run: () => workingCopyNames(scene(posix)),
@@ -372,6 +474,10 @@ const ZFS_STEPS: Step[] = [
   ...SERVER_CASES.map((c) => ({
     label: `server: ${c.label} → refused, nothing written anywhere`,
     run: () => runServerCase(scene(onZfs), PARSE_ONLY.has(c.label) ? { ...c, cloneOnly: true } : c),
+  })),
+  ...HELD_CASES.filter((c) => HELD_ON_ZFS.has(c.label)).map((c) => ({
+    label: `server, resealed: ${c.label} → held back, written nowhere, the rest works`,
+    run: () => runHeldCase(scene(onZfs), c),
   })),
   { label: 'afterwards: the repository restored, the same sync goes through and the chain validates', run: () => afterwardsSyncWorks(scene(onZfs)) },
 ];

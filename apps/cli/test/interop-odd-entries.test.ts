@@ -1,0 +1,187 @@
+/**
+ * The original dsg's (HRDAG/dsg 0.4.4) odd-entries fixture through the BUILT
+ * dsg: a manifest holding entries the original records without complaint and
+ * this dsg will not write (`input/a\b.csv`, the link `input/l ->
+ * ../../outside.txt`, `input/old.csv` with the mtime
+ * `1879-12-31T00:00:00-07:52:58`). One such entry never makes the repository
+ * unreadable: status, clone, log and validate-chain work, the odd entries are
+ * reported as held back (never written, never deleted), and the next
+ * snapshot carries them with exactly the JSON the original wrote.
+ *
+ * Two copies of the fixture: the pax tar (exact: `input/l` is a dangling
+ * symlink, old.csv dated 1879) and the directory tree (git made `input/l` a
+ * regular file holding the target). `__REPO_ROOT__` is substituted in
+ * .dsgconfig.yml; the repository is the flat tree `<repo>/odd-entries/`.
+ */
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { entriesHash, parseManifest, unusableReason } from '@dsg/manifest';
+import { dsg, ok, sandbox, type RunResult } from './helpers.js';
+import { logSchema, statusSchema, syncSchema, validateChainSchema } from '../src/output/json-schemas.js';
+
+// shared/ sits beside the checkout (the workspace and CI both lay it there)
+const FIXTURES = process.env['DSG_INTEROP_FIXTURES'] ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'shared', 'interop', 'fixtures');
+const TAR = path.join(FIXTURES, '..', 'fixtures.tar.gz');
+const NAME = 'odd-entries';
+// where the real parts are required, missing fixtures are a failure, not a silent skip
+if (process.env['DSG_REQUIRE_REAL'] === '1') {
+  if (!existsSync(path.join(FIXTURES, NAME))) throw new Error(`the interop fixture ${NAME} is missing at ${FIXTURES} (set DSG_INTEROP_FIXTURES)`);
+  if (!existsSync(TAR)) throw new Error(`the interop fixtures tar is missing at ${TAR}`);
+}
+const made: string[] = [];
+afterAll(() => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
+
+type Source = 'tar' | 'directory';
+
+/** A writable copy of the fixture (from the tar or the directory tree), __REPO_ROOT__ replaced by its repo/ directory. */
+function fixture(from: Source): { dir: string; project: string; repo: string } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `dsg-interop-${NAME}-`));
+  made.push(dir);
+  if (from === 'tar') {
+    // the tar holds <name>/project and <name>/repo; GNU tar only warns about the 1879 mtime
+    execFileSync('tar', ['xzf', TAR, '-C', dir, '--strip-components=1', NAME], { stdio: ['ignore', 'ignore', 'ignore'] });
+  } else {
+    cpSync(path.join(FIXTURES, NAME), dir, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+  }
+  execFileSync('chmod', ['-R', 'u+w', dir]);
+  const repoRoot = path.join(dir, 'repo');
+  const cfg = path.join(dir, 'project', '.dsgconfig.yml');
+  const st = lstatSync(cfg);
+  writeFileSync(cfg, readFileSync(cfg, 'utf8').replaceAll('__REPO_ROOT__', repoRoot));
+  execFileSync('touch', ['-d', st.mtime.toISOString(), cfg]);
+  return { dir, project: path.join(dir, 'project'), repo: path.join(repoRoot, NAME) };
+}
+
+/** rel → "kind ino size mtime" of every entry (files and links), `.dsg/` left out. */
+function tree(root: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string): void => {
+    for (const n of readdirSync(d)) {
+      const full = path.join(d, n);
+      const rel = path.relative(root, full);
+      if (rel === '.dsg') continue;
+      const st = lstatSync(full);
+      if (st.isDirectory()) walk(full);
+      else out[rel] = `${st.isSymbolicLink() ? 'link' : 'file'} ${st.ino} ${st.size} ${st.mtimeMs}`;
+    }
+  };
+  walk(root);
+  return out;
+}
+
+const ODD = ['input/a\\b.csv', 'input/l', 'input/old.csv'];
+const REASONS = {
+  'input/a\\b.csv': /backslash/,
+  'input/l': /symlink target escapes the project/,
+  'input/old.csv': /^mtime "1879-12-31T00:00:00-07:52:58" is not an ISO 8601 timestamp/,
+};
+
+function expectHeldBack(held: { path: string; reason: string }[] | undefined): void {
+  expect(held?.map((h) => h.path)).toEqual(ODD);
+  for (const h of held ?? []) expect(h.reason, h.path).toMatch(REASONS[h.path as keyof typeof REASONS]);
+}
+
+/** The original's "Everything up to date": nothing to do but, at most, sharing .dsgconfig.yml (moving out of the manifest right now); the odd entries held back. */
+function expectInSync(stdout: string, head: string): void {
+  const s = statusSchema.parse(JSON.parse(stdout));
+  expect(s.remoteSnapshot).toBe(head);
+  expect(s.upload.filter((p) => p !== '.dsgconfig.yml')).toEqual([]);
+  expect({ download: s.download, deleteLocal: s.deleteLocal, deleteRemote: s.deleteRemote, conflicts: s.conflicts, invalid: s.invalidNames }).toEqual({
+    download: [],
+    deleteLocal: [],
+    deleteRemote: [],
+    conflicts: [],
+    invalid: [],
+  });
+  expectHeldBack(s.heldBack);
+}
+
+/** The held-back report of sync and clone (their human output; --json has it as `heldBack`): said once per command, naming each entry. */
+function expectReportedOnce(r: RunResult): void {
+  expect(r.stderr.match(/held back/g), r.stderr).toHaveLength(1);
+  expect(r.stderr).toMatch(/3 repository entries are held back/);
+  for (const p of ODD) expect(r.stderr).toContain(`  ${p}: `);
+}
+
+const entriesJson = (file: string): Record<string, unknown> => (JSON.parse(readFileSync(file, 'utf8')) as { entries: Record<string, unknown> }).entries;
+
+describe.skipIf(!existsSync(path.join(FIXTURES, NAME)))("the original's odd entries (interop fixture odd-entries), through the built dsg", () => {
+  it.each<Source>(['tar', 'directory'])('from the %s: status, clone, log, validate-chain; a change synced carries the odd entries unchanged', (from) => {
+    if (from === 'tar' && !existsSync(TAR)) return;
+    const sb = sandbox('user_id: ana@example.org\nuser_name: Ana Py\n');
+    made.push(sb.dir);
+    const f = fixture(from);
+    const original = entriesJson(path.join(f.repo, '.dsg', 'last-sync.json'));
+    const repoBefore = tree(f.repo);
+    const projectBefore = tree(f.project);
+
+    // status in the original's working copy: at s2, nothing to do, the odd entries held back
+    expectInSync(ok(dsg(f.project, sb.env, '--json', 'status')).stdout, 's2');
+    expect(tree(f.repo)).toEqual(repoBefore);
+    expect(tree(f.project)).toEqual(projectBefore);
+
+    // clone: the good files written, the odd ones not (nor the link's target outside the clone)
+    const clone = path.join(sb.dir, 'clone');
+    const cr = ok(dsg(sb.dir, sb.env, 'clone', `localhost:${f.repo}`, clone));
+    expect(cr.stdout).toMatch(/^cloned .* at s2 into .*: 2 file\(s\)/);
+    expectReportedOnce(cr);
+    expect(readFileSync(path.join(clone, 'input', 'a.csv'), 'utf8')).toBe('id\n1\n');
+    expect(readFileSync(path.join(clone, 'output', 'b.csv'), 'utf8')).toBe('out\n');
+    expect(Object.keys(tree(clone)).filter((p) => p !== '.dsgconfig.yml').sort()).toEqual(['input/a.csv', 'output/b.csv']);
+    expect(existsSync(path.join(sb.dir, 'outside.txt'))).toBe(false);
+    expectInSync(ok(dsg(clone, sb.env, '--json', 'status')).stdout, 's2');
+    expect(tree(f.repo)).toEqual(repoBefore); // a clone is read-only on the server
+
+    // log reads every manifest (the head and what archives there are)
+    const log = logSchema.parse(JSON.parse(ok(dsg(f.project, sb.env, '--json', 'log')).stdout));
+    expect(log.snapshots.map((s) => s.snapshotId)).toEqual(['s2', 's1']);
+
+    // validate-chain reads the odd manifest. The original never puts an archive into its
+    // repository (its working copies keep them): s1's is missing until it is copied there.
+    const vc1 = dsg(f.project, sb.env, '--json', 'validate-chain');
+    expect(validateChainSchema.parse(JSON.parse(vc1.stdout))).toMatchObject({ ok: false, problem: { snapshotId: 's1', reason: expect.stringMatching(/archive\) is missing/) as unknown } });
+    expect(vc1.code).toBe(1);
+    mkdirSync(path.join(f.repo, '.dsg', 'archive'));
+    copyFileSync(path.join(f.project, '.dsg', 'archive', 's1-sync.json.lz4'), path.join(f.repo, '.dsg', 'archive', 's1-sync.json.lz4'));
+    expect(validateChainSchema.parse(JSON.parse(ok(dsg(f.project, sb.env, '--json', 'validate-chain')).stdout))).toEqual({ command: 'validate-chain', ok: true, snapshots: 2, problem: null });
+
+    // a change in the original's working copy, synced: s3 carries the odd entries as the original wrote them
+    writeFileSync(path.join(f.project, 'input', 'a.csv'), 'id\n1\n2\n');
+    const dry = ok(dsg(f.project, sb.env, 'sync', '--dry-run'));
+    expect(dry.stdout).toMatch(/upload +input\/a\.csv/);
+    expectReportedOnce(dry);
+    const s = syncSchema.parse(JSON.parse(ok(dsg(f.project, sb.env, '--json', 'sync')).stdout));
+    expect(s).toMatchObject({ snapshotId: 's3', committed: true, counts: { downloaded: 0, deletedLocal: 0, deletedRemote: 0 } });
+    expect(s.paths.map((p) => p.path).filter((p) => p !== '.dsgconfig.yml')).toEqual(['input/a.csv']);
+    expectHeldBack(s.heldBack);
+    const headFile = path.join(f.repo, '.dsg', 'last-sync.json');
+    const head = parseManifest(readFileSync(headFile), headFile);
+    expect(head.metadata).toMatchObject({ snapshot_id: 's3', snapshot_previous: 's2', entry_count: 5 });
+    expect(entriesHash(head.entries.values())).toBe(head.metadata?.entries_hash);
+    const after = entriesJson(headFile);
+    for (const p of [...ODD, 'output/b.csv']) expect(after[p], p).toEqual(original[p]);
+    for (const p of ODD) expect(unusableReason(head.entries.get(p)!), p).not.toBeNull();
+    expect(readFileSync(headFile, 'utf8')).toContain('"mtime": "1879-12-31T00:00:00-07:52:58"');
+    // the repository's odd files are untouched (same kind, inode, size, mtime); a.csv is the new one
+    const repoAfter = tree(f.repo);
+    for (const p of ODD) expect(repoAfter[p], p).toBe(repoBefore[p]);
+    expect(readFileSync(path.join(f.repo, 'input', 'a.csv'), 'utf8')).toBe('id\n1\n2\n');
+    // and so are the working copy's
+    const projectAfter = tree(f.project);
+    for (const p of ODD) expect(projectAfter[p], p).toBe(projectBefore[p]);
+
+    expect(validateChainSchema.parse(JSON.parse(ok(dsg(f.project, sb.env, '--json', 'validate-chain')).stdout))).toEqual({ command: 'validate-chain', ok: true, snapshots: 3, problem: null });
+    expectInSync(ok(dsg(f.project, sb.env, '--json', 'status')).stdout, 's3');
+    // the clone sees s3 (and, maybe, the config the sync shared: its own, written by clone, differs)
+    const cs = statusSchema.parse(JSON.parse(ok(dsg(clone, sb.env, '--json', 'status')).stdout));
+    expect(cs.remoteSnapshot).toBe('s3');
+    expect(cs.download.filter((p) => p !== '.dsgconfig.yml')).toEqual(['input/a.csv']);
+    expectHeldBack(cs.heldBack);
+  }, 180_000);
+});
