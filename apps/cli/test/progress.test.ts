@@ -31,7 +31,7 @@ describe('progress bars', () => {
     const { sb, dir, root } = project();
     const cmd = `'node' '${BIN}' init`;
     const r = spawnSync('script', ['-qfec', cmd, '/dev/null'], { cwd: dir, env: { ...sb.env, TERM: 'xterm' }, input: `posix\nlocalhost\n${root}\nasked\n`, encoding: 'utf8', timeout: 300_000 });
-    expect(r.stdout).toContain('repository type (zfs or posix) [posix]:');
+    expect(r.stdout).toContain("repository type (zfs, posix, or xfs: the original dsg's flat layout) [posix]:");
     expect(r.stdout).toMatch(/initialized localhost:.*asked/);
     const piped = dsg(path.join(sb.dir), sb.env, 'init');
     expect(piped.code).toBe(2);

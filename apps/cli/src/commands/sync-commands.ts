@@ -5,7 +5,7 @@ import { assertSnapshotMessage, ConfigError, NotFoundError, ValidationError } fr
 import { comparePaths, formatConflictFile, parseConflictFile } from '@dsg/manifest';
 import { LocalClientFilesystem } from '@dsg/client-fs';
 import { createXxh3Hasher, projectScope } from '@dsg/manifest';
-import { SyncConflictError, planSync, runClone, runSync, type ProjectSpec, type SyncPlan, type SyncResult } from '@dsg/coordinator';
+import { SyncConflictError, planSync, runClone, runSync, STAT_CACHE, type ProjectSpec, type SyncPlan, type SyncResult } from '@dsg/coordinator';
 import type { Ctx } from '../context.js';
 import {
   DEFAULT_DATA_DIRS,
@@ -28,7 +28,8 @@ import { connect, recoverProject, type Connection } from '../connect.js';
 import { reportNotices, withSession } from '../session.js';
 import { analyseIncoming, changeDoc, describeChange, incomingConfigCheck, invalidIncoming, type ConfigChange } from './config-change.js';
 import { statusSchema, syncSchema } from '../output/json-schemas.js';
-import { EXIT, UnsupportedError, UsageError } from '../output/errors.js';
+import { EXIT, UsageError } from '../output/errors.js';
+import { normalizeNames, type Renamed } from '../normalize.js';
 
 export const CONFLICTS_FILE = 'conflicts.txt';
 
@@ -43,10 +44,13 @@ function projectSpec(p: LoadedProject, user: LoadedUser): ProjectSpec {
   };
 }
 
-function refuseNormalize(o: { normalize?: boolean }): void {
-  if (o.normalize) {
-    throw new UnsupportedError('--normalize is not supported by this version of dsg', 'Rename the NFD names to NFC yourself (`dsg status` lists them), then sync.');
-  }
+/** `--normalize`: NFD names in the data dirs renamed to NFC before the scan, as the original does; each rename is reported. */
+async function normalizeFirst(ctx: Ctx, p: LoadedProject, user: LoadedUser, o: { normalize?: boolean; dryRun?: boolean }): Promise<Renamed[]> {
+  if (!o.normalize) return [];
+  const spec = projectSpec(p, user);
+  const renamed = await normalizeNames({ root: spec.root, dataDirs: spec.dataDirs, ignore: spec.ignore, user: spec.user, statCacheFile: path.join(spec.root, STAT_CACHE), dryRun: Boolean(o.dryRun) });
+  for (const r of renamed) ctx.out.warn(`${o.dryRun ? 'would rename' : 'renamed'} ${JSON.stringify(r.from)} to its NFC form ${JSON.stringify(r.to)}`);
+  return renamed;
 }
 
 function pathStates(plan: SyncPlan, all = false): { path: string; state: string; action: string }[] {
@@ -202,10 +206,10 @@ function printConfigChange(ctx: Ctx, d: ChangeDoc): void {
 }
 
 export async function syncCommand(ctx: Ctx, o: { message?: string; dryRun?: boolean; continue?: boolean; normalize?: boolean; force?: boolean; acceptConfig?: boolean }): Promise<void> {
-  refuseNormalize(o);
   if (o.message !== undefined) assertSnapshotMessage(o.message); // before anything connects: ZFS could not store it at commit
   const user = await requireUserConfig(ctx.env);
   await withSession(ctx, async ({ project, conn }) => {
+    const normalized = await normalizeFirst(ctx, project, user, o);
     const conflictsFile = path.join(project.root, CONFLICTS_FILE);
     let resolutions: Map<string, 'L' | 'C' | 'R'> | undefined;
     if (o.continue) {
@@ -247,7 +251,7 @@ export async function syncCommand(ctx: Ctx, o: { message?: string; dryRun?: bool
       const pending = pendingConfigChange(project, r.plan);
       if (pending) printPendingWarning(ctx, pending);
     }
-    const doc = { ...syncDoc('sync', project, conn.where, r, Boolean(o.dryRun), message), configChange: accepted ? changeDoc(accepted) : null };
+    const doc = { ...syncDoc('sync', project, conn.where, r, Boolean(o.dryRun), message), configChange: accepted ? changeDoc(accepted) : null, normalized };
     ctx.out.result(syncSchema, doc, (d) => printSync(ctx, d, r.kind));
   });
 }
@@ -327,7 +331,6 @@ async function promptMissing(ctx: Ctx, o: InitOptions, defaults: { host: string;
 }
 
 export async function initCommand(ctx: Ctx, given: InitOptions): Promise<void> {
-  refuseNormalize(given);
   if (given.message !== undefined) assertSnapshotMessage(given.message);
   const user = await requireUserConfig(ctx.env);
   let root = await findProjectRoot(ctx.cwd);
@@ -383,6 +386,7 @@ export async function initCommand(ctx: Ctx, given: InitOptions): Promise<void> {
       });
     }
     const message = o.message ?? 'init';
+    const normalized = await normalizeFirst(ctx, project, user, o);
     const r = await withProgress(ctx, (onProgress) =>
       runSync({
         project: projectSpec(project, user),
@@ -394,7 +398,7 @@ export async function initCommand(ctx: Ctx, given: InitOptions): Promise<void> {
         onProgress,
       }),
     );
-    ctx.out.result(syncSchema, syncDoc('init', project, conn.where, r, Boolean(o.dryRun), message), (d) =>
+    ctx.out.result(syncSchema, { ...syncDoc('init', project, conn.where, r, Boolean(o.dryRun), message), normalized }, (d) =>
       d.dryRun ? printSync(ctx, d, r.kind) : ctx.out.line(`initialized ${d.repository} at ${ctx.out.c.green(d.snapshotId ?? '')}: ${d.counts.uploaded} file(s), ${d.counts.bytes} bytes`),
     );
   } finally {

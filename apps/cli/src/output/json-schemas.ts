@@ -81,6 +81,8 @@ export const syncSchema = z.object({
   heldBack: z.array(z.object({ path: z.string(), reason: z.string() })).optional(),
   /** sync --accept-config: the change of data dirs / ignore rules it took (applies from the next sync); else null or absent */
   configChange: configChangeSchema.nullable().optional(),
+  /** init/sync --normalize: names renamed to NFC before the scan (with --dry-run: would be) */
+  normalized: z.array(z.object({ from: z.string(), to: z.string() })).optional(),
 });
 
 export const logSchema = z.object({
