@@ -1,4 +1,6 @@
 /** The repository's history as its metadata files record it (read through the remote). */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { ByteStream, RemoteFilesystem } from '@dsg/contracts';
 import { NotFoundError, ValidationError } from '@dsg/contracts';
 import type {
@@ -65,8 +67,26 @@ export class History {
   }
 }
 
-/** sync-messages.json + every manifest (head: last-sync.json; earlier: archive/sN-sync.json.lz4). */
-export async function readHistory(remote: Pick<RemoteFilesystem, 'readFile'>, o: { manifests?: boolean } = {}): Promise<History> {
+/**
+ * A snapshot's archive from this working copy's `.dsg/archive/`, taken only
+ * when its metadata is the very snapshot the repository records (same
+ * snapshot_hash): the original HRDAG/dsg never uploads archives, so its
+ * repositories' history before dsg's first sync lives in working copies.
+ */
+async function localArchive(root: string, sid: string, recorded: ManifestMetadata): Promise<Manifest | null> {
+  const file = path.join(root, archivePath(sid));
+  const a = await readFile(file).catch(() => null);
+  if (!a) return null;
+  const m = parseManifest(decompressArchive(a, file), file);
+  return m.metadata?.snapshot_id === sid && m.metadata.snapshot_hash === recorded.snapshot_hash ? m : null;
+}
+
+/**
+ * sync-messages.json + every manifest (head: last-sync.json; earlier:
+ * archive/sN-sync.json.lz4 in the repository, else in `localRoot`'s
+ * `.dsg/archive/` when it is the same snapshot).
+ */
+export async function readHistory(remote: Pick<RemoteFilesystem, 'readFile'>, o: { localRoot?: string } = {}): Promise<History> {
   const msgBytes = await readRemoteBytes(remote, SYNC_MESSAGES);
   if (!msgBytes) {
     throw new NotFoundError('the repository has no .dsg/sync-messages.json (no snapshot yet?)', {
@@ -87,12 +107,10 @@ export async function readHistory(remote: Pick<RemoteFilesystem, 'readFile'>, o:
   const headId = head?.snapshot_id ?? ids.at(-1);
   for (const sid of ids) {
     let manifest: Manifest | null = null;
-    if (o.manifests !== false) {
-      if (sid === headId) manifest = headManifest;
-      else {
-        const a = await readRemoteBytes(remote, archivePath(sid));
-        manifest = a ? parseManifest(decompressArchive(a, archivePath(sid)), archivePath(sid)) : null;
-      }
+    if (sid === headId) manifest = headManifest;
+    else {
+      const a = await readRemoteBytes(remote, archivePath(sid));
+      manifest = a ? parseManifest(decompressArchive(a, archivePath(sid)), archivePath(sid)) : o.localRoot ? await localArchive(o.localRoot, sid, records[sid]!) : null;
     }
     snapshots.push({ snapshotId: sid, metadata: records[sid]!, manifest });
   }

@@ -14,14 +14,14 @@
  * .dsgconfig.yml; the repository is the flat tree `<repo>/odd-entries/`.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { entriesHash, parseManifest, unusableReason } from '@dsg/manifest';
 import { dsg, ok, sandbox, type RunResult } from './helpers.js';
-import { logSchema, statusSchema, syncSchema, validateChainSchema } from '../src/output/json-schemas.js';
+import { logSchema, statusSchema, syncSchema, validateChainSchema, validateSnapshotSchema } from '../src/output/json-schemas.js';
 
 // shared/ sits beside the checkout (the workspace and CI both lay it there)
 const FIXTURES = process.env['DSG_INTEROP_FIXTURES'] ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'shared', 'interop', 'fixtures');
@@ -143,13 +143,16 @@ describe.skipIf(!existsSync(path.join(FIXTURES, NAME)))("the original's odd entr
     expect(log.snapshots.map((s) => s.snapshotId)).toEqual(['s2', 's1']);
 
     // validate-chain reads the odd manifest. The original never puts an archive into its
-    // repository (its working copies keep them): s1's is missing until it is copied there.
-    const vc1 = dsg(f.project, sb.env, '--json', 'validate-chain');
+    // repository; its working copies keep them, and dsg takes s1's from this one (it is the
+    // snapshot the repository records: same snapshot_hash). A clone has none and says which is missing.
+    expect(validateChainSchema.parse(JSON.parse(ok(dsg(f.project, sb.env, '--json', 'validate-chain')).stdout))).toEqual({ command: 'validate-chain', ok: true, snapshots: 2, problem: null });
+    const vc1 = dsg(clone, sb.env, '--json', 'validate-chain');
     expect(validateChainSchema.parse(JSON.parse(vc1.stdout))).toMatchObject({ ok: false, problem: { snapshotId: 's1', reason: expect.stringMatching(/archive\) is missing/) as unknown } });
     expect(vc1.code).toBe(1);
-    mkdirSync(path.join(f.repo, '.dsg', 'archive'));
-    copyFileSync(path.join(f.project, '.dsg', 'archive', 's1-sync.json.lz4'), path.join(f.repo, '.dsg', 'archive', 's1-sync.json.lz4'));
-    expect(validateChainSchema.parse(JSON.parse(ok(dsg(f.project, sb.env, '--json', 'validate-chain')).stdout))).toEqual({ command: 'validate-chain', ok: true, snapshots: 2, problem: null });
+    // validate-snapshot checks the good files and lists the odd entries as not checked (never opened by their paths)
+    const vs = validateSnapshotSchema.parse(JSON.parse(ok(dsg(f.project, sb.env, '--json', 'validate-snapshot')).stdout));
+    expect(vs).toMatchObject({ snapshotId: 's2', ok: true, files: 2, problems: [] });
+    expect(vs.heldBack?.map((h) => h.path).sort()).toEqual([...ODD].sort());
 
     // a change in the original's working copy, synced: s3 carries the odd entries as the original wrote them
     writeFileSync(path.join(f.project, 'input', 'a.csv'), 'id\n1\n2\n');

@@ -3,8 +3,8 @@ import { mkdir, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
-import { NotFoundError, ValidationError, assertSafeRelativePath } from '@dsg/contracts';
-import { createXxh3Hasher, entriesHash, validateChain, type FileEntry, type Manifest } from '@dsg/manifest';
+import { NotFoundError, ValidationError, assertSafeRelativePath, safeText } from '@dsg/contracts';
+import { createXxh3Hasher, entriesHash, unusableReason, validateChain, type FileEntry, type Manifest } from '@dsg/manifest';
 import type { Ctx } from '../context.js';
 import { loadProject, withSession } from '../session.js';
 import { assertSnapshotId, collect, diffManifests, readHistory, type Change } from '../history.js';
@@ -17,8 +17,8 @@ export async function logCommand(ctx: Ctx, o: { number?: string; since?: string;
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`-n expects a positive whole number, got ${JSON.stringify(o.number)}`);
   const since = o.since ? Date.parse(o.since) : null;
   if (since !== null && Number.isNaN(since)) throw new UsageError(`--since expects a date like 2025-06-01, got ${JSON.stringify(o.since)}`);
-  await withSession(ctx, async ({ conn }) => {
-    const h = await readHistory(conn.client);
+  await withSession(ctx, async ({ project, conn }) => {
+    const h = await readHistory(conn.client, { localRoot: project.root });
     const rows = h.snapshots.map((s, i) => {
       const prev = i > 0 ? (h.snapshots[i - 1]!.manifest ?? null) : null;
       const diff = s.manifest && (i === 0 || prev) ? diffManifests(prev, s.manifest) : null;
@@ -54,8 +54,8 @@ export async function logCommand(ctx: Ctx, o: { number?: string; since?: string;
 export async function blameCommand(ctx: Ctx, file: string): Promise<void> {
   const project = await loadProject(ctx);
   const rel = repoRelative(project.root, ctx.cwd, file);
-  await withSession(ctx, async ({ conn }) => {
-    const h = await readHistory(conn.client);
+  await withSession(ctx, async ({ project, conn }) => {
+    const h = await readHistory(conn.client, { localRoot: project.root });
     const events = [];
     let prev: Manifest | null = null;
     for (const s of h.snapshots) {
@@ -100,7 +100,7 @@ export async function snapfetchCommand(ctx: Ctx, file: string, o: { snapshot?: s
     if (!snaps.some((s) => s.snapshotId === sid)) {
       throw new NotFoundError(`snapshot ${sid} does not exist (the repository has ${snaps.map((s) => s.snapshotId).join(', ') || 'none'})`, { recoveryHint: '`dsg log` lists the snapshots.' });
     }
-    const expected = await snapshotEntry(conn.client, sid, rel);
+    const expected = await snapshotEntry(conn.client, sid, rel, project.root);
     const stream = await conn.client.readSnapshotFile(sid, rel);
     if (!stream) throw new NotFoundError(`${rel} is listed in snapshot ${sid} but its file is missing from the repository`, { recoveryHint: 'The repository is damaged; run `dsg validate-snapshot`.' });
     await mkdir(path.dirname(out), { recursive: true });
@@ -155,8 +155,8 @@ export async function snapfetchCommand(ctx: Ctx, file: string, o: { snapshot?: s
  * head, its archive for earlier ones), from a manifest whose entries hash to
  * its recorded entries_hash: snapfetch verifies the bytes against it.
  */
-async function snapshotEntry(remote: Parameters<typeof readHistory>[0], sid: string, rel: string): Promise<FileEntry> {
-  const rec = (await readHistory(remote)).get(sid);
+async function snapshotEntry(remote: Parameters<typeof readHistory>[0], sid: string, rel: string, localRoot: string): Promise<FileEntry> {
+  const rec = (await readHistory(remote, { localRoot })).get(sid);
   const m = rec.manifest;
   if (!m?.metadata) {
     throw new NotFoundError(`the manifest of snapshot ${sid} is not available, so ${rel} cannot be verified`, {
@@ -172,6 +172,8 @@ async function snapshotEntry(remote: Parameters<typeof readHistory>[0], sid: str
   const e = m.entries.get(rel);
   if (!e) throw new NotFoundError(`${rel} is not in snapshot ${sid}`, { recoveryHint: `\`dsg blame ${rel}\` shows the snapshots that have it.` });
   if (e.type !== 'file') throw new ValidationError(`${rel} is a symlink to ${JSON.stringify(e.reference)} in snapshot ${sid}, not a file`, { path: rel });
+  const why = unusableReason(e);
+  if (why) throw new ValidationError(`${rel} in snapshot ${sid} is held back (${why}): dsg never writes it`, { path: rel }, { recoveryHint: 'Another tool recorded this entry; fetch it with that tool.' });
   return e;
 }
 
@@ -194,8 +196,8 @@ export async function snapmountCommand(ctx: Ctx, o: { snapshot?: string; mountpo
 }
 
 export async function validateChainCommand(ctx: Ctx): Promise<number> {
-  return withSession(ctx, async ({ conn }) => {
-    const h = await readHistory(conn.client);
+  return withSession(ctx, async ({ project, conn }) => {
+    const h = await readHistory(conn.client, { localRoot: project.root });
     const missing = h.snapshots.find((s) => !s.manifest);
     const manifests = h.snapshots.map((s) => s.manifest).filter((m): m is Manifest => m !== null);
     let problem: { snapshotId: string; reason: string } | null = missing ? { snapshotId: missing.snapshotId, reason: 'its manifest (archive) is missing' } : null;
@@ -221,14 +223,21 @@ export async function validateChainCommand(ctx: Ctx): Promise<number> {
 }
 
 export async function validateSnapshotCommand(ctx: Ctx, o: { snapshot?: string }): Promise<number> {
-  return withSession(ctx, async ({ conn }) => {
-    const h = await readHistory(conn.client);
+  return withSession(ctx, async ({ project, conn }) => {
+    const h = await readHistory(conn.client, { localRoot: project.root });
     const rec = o.snapshot ? h.get(assertSnapshotId(o.snapshot)) : h.head;
     if (!rec) throw new NotFoundError('the repository has no snapshot');
     if (!rec.manifest) throw new NotFoundError(`the manifest of ${rec.snapshotId} is not available`);
     const problems: { path: string; reason: string }[] = [];
     let files = 0;
+    const heldBack: { path: string; reason: string }[] = [];
     for (const e of rec.manifest.entries.values()) {
+      // an entry another tool recorded against our rules is never opened by path: listed, not checked
+      const why = unusableReason(e);
+      if (why) {
+        heldBack.push({ path: e.path, reason: why });
+        continue;
+      }
       assertSafeRelativePath(e.path);
       if (e.type !== 'file') continue;
       files++;
@@ -244,8 +253,9 @@ export async function validateSnapshotCommand(ctx: Ctx, o: { snapshot?: string }
       if (b.length !== e.filesize) problems.push({ path: e.path, reason: `size ${b.length}, manifest says ${e.filesize}` });
       else if (e.hash && got !== e.hash) problems.push({ path: e.path, reason: `hash ${got}, manifest says ${e.hash}` });
     }
-    ctx.out.result(validateSnapshotSchema, { command: 'validate-snapshot', snapshotId: rec.snapshotId, ok: problems.length === 0, files, problems }, (d) => {
+    ctx.out.result(validateSnapshotSchema, { command: 'validate-snapshot', snapshotId: rec.snapshotId, ok: problems.length === 0, files, problems, heldBack }, (d) => {
       for (const p of d.problems) ctx.out.line(`${ctx.out.c.red('bad')} ${p.path}: ${p.reason}`);
+      for (const p of d.heldBack ?? []) ctx.out.line(`${ctx.out.c.yellow('not checked')} ${safeText(p.path)}: ${p.reason}`);
       ctx.out.line(d.ok ? `${ctx.out.c.green('ok')}: ${d.files} file(s) of ${d.snapshotId} match the manifest` : `${d.problems.length} problem(s) in ${d.snapshotId}`);
     });
     return problems.length ? EXIT.error : EXIT.ok;

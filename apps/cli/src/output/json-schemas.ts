@@ -183,6 +183,8 @@ export const validateSnapshotSchema = z.object({
   ok: z.boolean(),
   files: z.number().int(),
   problems: z.array(z.object({ path: z.string(), reason: z.string() })),
+  /** entries another tool recorded against dsg's rules (held back by sync): listed, never opened */
+  heldBack: z.array(z.object({ path: z.string(), reason: z.string() })).optional(),
 });
 
 export const validateChainSchema = z.object({
