@@ -121,9 +121,14 @@ describe.skipIf(!existsSync(FIXTURES))("the original's xfs repositories (interop
     expect(readFileSync(path.join(f.repo, '.dsgconfig.yml'), 'utf8')).toBe(configBefore);
     const head = JSON.parse(readFileSync(path.join(f.repo, '.dsg', 'last-sync.json'), 'utf8')) as { entries: Record<string, unknown> };
     expect(Object.keys(head.entries).sort()).toEqual(['input/a.csv', 'output/b.csv']);
-    // the original's .dsg files are the new head and its sync-messages; dsg adds the archive the original's clients keep
+    // the original's .dsg files are the new head and its sync-messages; dsg adds the archives the original's clients keep
+    // (s1, s2 from this working copy, verified against the recorded snapshot hashes; s3 from the repository's head)
     expect(readdirSync(path.join(f.repo, '.dsg')).sort()).toEqual(['archive', 'last-sync.json', 'sync-messages.json']);
-    expect(readdirSync(path.join(f.repo, '.dsg', 'archive'))).toEqual(['s3-sync.json.lz4']);
+    expect(readdirSync(path.join(f.repo, '.dsg', 'archive')).sort()).toEqual(['s1-sync.json.lz4', 's2-sync.json.lz4', 's3-sync.json.lz4']);
+    for (const sid of ['s1', 's2']) {
+      const a = `.dsg/archive/${sid}-sync.json.lz4`;
+      expect(readFileSync(path.join(f.repo, a)).equals(readFileSync(path.join(f.project, a))), a).toBe(true);
+    }
     expect(readdirSync(f.repoRoot).filter((n) => !n.startsWith('.'))).toEqual([name]);
     // the user's config form is kept
     expect(readFileSync(path.join(f.project, '.dsgconfig.yml'), 'utf8')).toBe(configBefore);
@@ -136,6 +141,8 @@ describe.skipIf(!existsSync(FIXTURES))("the original's xfs repositories (interop
     // history: every snapshot listed; an old file's bytes are not kept by a flat repository, and dsg says so
     const log = JSON.parse(ok(dsg(f.project, sb.env, '--json', 'log')).stdout) as { snapshots: { snapshotId: string }[] };
     expect(log.snapshots.map((x) => x.snapshotId)).toEqual(['s4', 's3', 's2', 's1']);
+    // the clone, which has no archives of its own, reads the whole chain from the repository now
+    expect(JSON.parse(ok(dsg(clone, sb.env, '--json', 'validate-chain')).stdout)).toEqual({ command: 'validate-chain', ok: true, snapshots: 4, problem: null });
   });
 });
 

@@ -41,6 +41,7 @@ import {
   type SyncMessages,
 } from '@dsg/manifest';
 import { InvalidNamesError, RemoteMovedError, SyncConflictError } from './errors.js';
+import { archivesToBackfill } from './archive-backfill.js';
 import { partitionByScope, type HeldBack } from './held-back.js';
 import { defaultLogger, type TransactionLogger } from './logger.js';
 import { forEachLimited } from './pool.js';
@@ -644,7 +645,8 @@ async function runTransaction(
     const messages = plan.remoteExists ? await readSyncMessages(remote) : { metadata_version: SYNC_MESSAGES_VERSION, snapshots: {} };
     // The original's repositories keep a sync-messages.json one snapshot behind last-sync.json: fill in R's own block.
     const prev = plan.remote.metadata;
-    if (prev && !(prev.snapshot_id in messages.snapshots)) messages.snapshots[prev.snapshot_id] = prev;
+    const lastWrittenByOriginal = prev !== null && !(prev.snapshot_id in messages.snapshots);
+    if (prev && lastWrittenByOriginal) messages.snapshots[prev.snapshot_id] = prev;
     messages.snapshots[snapshotId] = md;
     const meta: [string, Buffer][] = [
       [LAST_SYNC, Buffer.from(serializeManifest(manifest), 'utf8')],
@@ -656,6 +658,13 @@ async function runTransaction(
     for (const [p, content] of meta) {
       await remote.writeFile(tx, p, once(content), { hash: hashBytes(content), size: content.byteLength });
       await clientFs.stageMeta(tx, metaRel(p), content);
+    }
+    if (lastWrittenByOriginal) {
+      // the original keeps archives only in working copies: give the repository this one's, for every clone
+      const skip = new Set([snapshotId, ...(plan.remoteSnapshotId ? [plan.remoteSnapshotId] : [])]);
+      for (const [p, content] of await archivesToBackfill(project.root, messages, skip, archivePath)) {
+        await remote.writeFile(tx, p, once(content), { hash: hashBytes(content), size: content.byteLength });
+      }
     }
 
     // Optimistic check under the lock: the head is still the one planned against.
