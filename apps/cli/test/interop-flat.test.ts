@@ -91,6 +91,17 @@ describe.skipIf(!existsSync(FIXTURES))("the original's xfs repositories (interop
     // status in the original's working copy: at the head s3, nothing to do (the original: "Everything up to date")
     const st = ok(dsg(f.project, sb.env, '--json', 'status'));
     expectInSync(st.stdout, 's3');
+    // its history, read with the archives the original keeps in the working copy
+    const blame = JSON.parse(ok(dsg(f.project, sb.env, '--json', 'blame', 'input/a.csv')).stdout) as { events: { snapshotId: string; change: string; user: string }[] };
+    expect(blame.events.map((e) => [e.snapshotId, e.change])).toEqual([['s1', 'added'], ['s3', 'changed']]);
+    expect(JSON.parse(ok(dsg(f.project, sb.env, '--json', 'validate-chain')).stdout)).toEqual({ command: 'validate-chain', ok: true, snapshots: 3, problem: null });
+    // the head's bytes can be fetched; an older version is not kept by a flat repository, and dsg says so
+    ok(dsg(f.project, sb.env, '--json', 'snapfetch', 'input/a.csv', '--snapshot', 's3', '-o', path.join(sb.dir, 'a.s3')));
+    expect(readFileSync(path.join(sb.dir, 'a.s3'), 'utf8')).toBe('id,v\n1,one\n2,two\n');
+    const old = dsg(f.project, sb.env, '--json', 'snapfetch', 'input/a.csv', '--snapshot', 's2', '-o', path.join(sb.dir, 'a.s2'));
+    expect(old.code).not.toBe(0);
+    expect(JSON.parse(old.stdout).error.message).toMatch(/s2/);
+    expect(existsSync(path.join(sb.dir, 'a.s2'))).toBe(false);
     expect(JSON.parse(st.stdout).repository).toMatch(/\(xfs\)$/);
     expect(tree(f.repo)).toEqual(repoBefore);
     expectFlat(f.repo, 's3');
