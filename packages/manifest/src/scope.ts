@@ -64,9 +64,11 @@ export function projectScope(dataDirs: readonly string[]): Scope {
     problem: (e) => {
       const d = dataDirOf(e.path);
       if (d === null) {
-        return e.path.split('/').some(isHidden)
-          ? 'a hidden name (.git, .dsg, a dotfile): never written by dsg'
-          : `outside the data directories (no ${names.join(', ') || 'data directory'} in its path)`;
+        if (e.path.split('/').some(isHidden)) return 'a hidden name (.git, .dsg, a dotfile): never written by dsg';
+        // the config change that would take it in: its directory's name as one more data dir (the original's rule: any component)
+        const dir = e.path.split('/').slice(0, -1).at(-1);
+        const include = dir !== undefined ? `; data_dirs with ${JSON.stringify(dir)} in .dsgconfig.yml would include it` : '; no data_dirs can include a file at the project root';
+        return `outside the data directories (no ${names.join(', ') || 'data directory'} in its path)${include}`;
       }
       if (e.type === 'link') {
         if (d === '') return 'the project config cannot be a symlink';

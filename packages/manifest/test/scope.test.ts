@@ -9,8 +9,9 @@ describe('projectScope: the one rule for what a client may write', () => {
     ['.dsgconfig.yml', 'file', undefined, null],
     ['tasks/a/input/x', 'file', undefined, null], // the task layout: a data dir at any depth
     ['input', 'file', undefined, /outside the data directories/], // a FILE named input is not a data dir
-    ['src/x.py', 'file', undefined, /outside the data directories/],
-    ['Makefile', 'file', undefined, /outside the data directories/],
+    ['src/x.py', 'file', undefined, /outside the data directories \(no input, output in its path\); data_dirs with "src" in \.dsgconfig\.yml would include it/],
+    ['tasks/clean/frozen/d.parquet', 'file', undefined, /data_dirs with "frozen" in/], // the config change that takes it in
+    ['Makefile', 'file', undefined, /outside the data directories .*no data_dirs can include a file at the project root/],
     ['.git/config', 'file', undefined, /hidden name/],
     ['input/sub/.git/config', 'file', undefined, /hidden name/],
     ['input/.DSG/x', 'file', undefined, /hidden name/],
