@@ -2,16 +2,16 @@
  * Wiring: which Transport and backend a repository config means. The CLI is
  * the one place allowed to import implementations (ARCHITECTURE.md).
  *   host absent or `localhost` → LocalTransport in-process, AgentServer over
- *     PosixRemoteFilesystem (or FlatRemoteFilesystem: the original's xfs tree) / ZfsRemoteFilesystem
+ *     posixHost (PosixRemoteFilesystem, or FlatRemoteFilesystem: the original's xfs tree) / zfsHost
  *   any other host → SshTransport running `<agent> serve --type … …` there
  */
 import { realpathSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { TransportError, ValidationError, type LockHolder } from '@dsg/contracts';
+import { TransportError, ValidationError, type LockHolder, type RepositoryHost } from '@dsg/contracts';
 import { createXxh3Hasher } from '@dsg/manifest';
-import { listPosixAndFlatRepositories, openPosixRepository, posixLockFile } from '@dsg/posix-ops';
-import { ZfsRemoteFilesystem, createZfsRunner, listZfsRepositories } from '@dsg/zfs-ops';
+import { posixHost } from '@dsg/posix-ops';
+import { createZfsRunner, zfsHost } from '@dsg/zfs-ops';
 import { AgentClient, AgentServer, LocalTransport, openRemote, type AgentClientOptions, type ChannelTransport } from '@dsg/transports';
 import { recoverClient } from '@dsg/client-fs';
 import type { RepositoryConfig } from './config/project.js';
@@ -57,23 +57,22 @@ export function describeRepository(repo: RepositoryConfig, name: string): string
   return repo.type === 'zfs' ? `${host}:${repo.pool}/${name} (zfs, mounted at ${repo.mountpoint}/${name})` : `${host}:${path.posix.join(repo.root, name)} (${repo.flat ? 'xfs' : 'posix'})`;
 }
 
+/** The repositories a repository config names, on this machine: the CLI picks the host by type (RepositoryHost of @dsg/contracts owns the rest). */
+export function localHost(repo: RepositoryConfig): RepositoryHost {
+  const hasher = createXxh3Hasher;
+  return repo.type === 'zfs'
+    ? zfsHost({ parent: repo.pool, mountpoint: repo.mountpoint, hasher, ...(repo.sudo ? { runner: createZfsRunner({ sudo: true }) } : {}) })
+    : // the original's flat (xfs) repository when it is one on disk, or a new one of type xfs
+      posixHost({ root: repo.root, hasher, preferFlat: repo.flat === true });
+}
+
 /** The in-process agent for a repository on this machine. */
 export function localServer(repo: RepositoryConfig, log?: (s: string) => void): AgentServer {
-  const hasher = createXxh3Hasher;
-  const runner = repo.type === 'zfs' && repo.sudo ? createZfsRunner({ sudo: true }) : undefined;
   return new AgentServer({
-    hasher,
+    host: localHost(repo),
+    hasher: createXxh3Hasher,
     ...(log ? { log } : {}),
     clientMountpoints: true, // this process is the user: snapmount --mountpoint is theirs to choose
-    openRepository: (name) =>
-      repo.type === 'zfs'
-        ? new ZfsRemoteFilesystem({ parent: repo.pool, repo: name, mountpoint: repo.mountpoint, hasher, ...(runner ? { runner } : {}) })
-        : // the original's flat (xfs) repository when it is one on disk, or a new one of type xfs
-          openPosixRepository(path.join(repo.root, name), { hasher, preferFlat: repo.flat === true }),
-    lockFile: (name) =>
-      repo.type === 'zfs' ? path.join(repo.mountpoint, `.${name}.dsg-lock`) : posixLockFile(path.join(repo.root, name), { preferFlat: repo.flat === true }),
-    listRepositories: () =>
-      repo.type === 'zfs' ? listZfsRepositories({ parent: repo.pool, mountpoint: repo.mountpoint, ...(runner ? { runner } : {}) }) : listPosixAndFlatRepositories(repo.root),
   });
 }
 
@@ -166,10 +165,11 @@ export function lockHolder(user: UserConfig | null): LockHolder {
 
 /** Every command that touches a project first finishes or undoes an interrupted client transaction. */
 export async function recoverProject(ctx: Ctx, root: string, conn: Connection | null): Promise<void> {
-  const report = await recoverClient(root, async (sid) => {
+  const report = await recoverClient(root, async (sid, hash) => {
     if (!conn) throw new TransportError('cannot check the repository for an interrupted transaction');
     const snaps = await conn.client.listSnapshots();
-    return snaps.some((s) => s.snapshotId === sid);
+    // OUR sN, not one another client committed under the same id after this process died
+    return snaps.some((s) => s.snapshotId === sid && (!hash || !s.manifestHash || s.manifestHash === hash));
   });
   for (const t of report.transactions) ctx.out.warn(`recovered interrupted transaction ${t.transactionId}: ${t.action}`);
   for (const l of report.leftovers) ctx.out.warn(`could not clean ${l.name}: ${l.error}`);

@@ -13,7 +13,7 @@ import { readAll } from './streams.js';
  * `.dsg/last-sync.dsgconfig.yml`: the base of the same three-way comparison
  * files get, so a teammate's edit is downloaded (behind the CLI's
  * --accept-config check), a local edit is uploaded, and two edits are a
- * conflict that `--resolve .dsgconfig.yml=L|R` settles.
+ * conflict settled like a file's (resolution L or R in conflicts.txt).
  */
 export const CONFIG_BASE = '.dsg/last-sync.dsgconfig.yml';
 
