@@ -5,80 +5,17 @@
  * flat tree `<repo>/<name>/` with `.dsg/` inside; dsg reads it, clones it,
  * syncs it in place, and leaves it flat (no `current`, no `snapshots/`).
  */
-import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { requireSsh } from '@dsg/testenv';
 import { parse } from 'yaml';
 import { AGENT, dsg, ok, sandbox } from './helpers.js';
+import { FIXTURES, expectFlat, expectInSync, fixture, made, removeMade, requireFixtures, tree } from './interop-helpers.js';
 import { statusSchema, syncSchema } from '../src/output/json-schemas.js';
 
-// shared/ sits beside the checkout (the workspace and CI both lay it there)
-const FIXTURES = process.env['DSG_INTEROP_FIXTURES'] ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'shared', 'interop', 'fixtures');
-// where the real parts are required, missing fixtures are a failure, not a silent skip
-if (!existsSync(FIXTURES) && process.env['DSG_REQUIRE_REAL'] === '1') throw new Error(`the interop fixtures are missing at ${FIXTURES} (set DSG_INTEROP_FIXTURES)`);
-const made: string[] = [];
-afterAll(() => {
-  for (const d of made) rmSync(d, { recursive: true, force: true });
-});
-
-/** A writable copy of a fixture, __REPO_ROOT__ replaced by its repo/ directory. */
-function fixture(name: string): { dir: string; project: string; repo: string; repoRoot: string } {
-  const dir = mkdtempSync(path.join(os.tmpdir(), `dsg-interop-${name}-`));
-  made.push(dir);
-  cpSync(path.join(FIXTURES, name), dir, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
-  execFileSync('chmod', ['-R', 'u+w', dir]);
-  const repoRoot = path.join(dir, 'repo');
-  const cfg = path.join(dir, 'project', '.dsgconfig.yml');
-  const st = lstatSync(cfg);
-  writeFileSync(cfg, readFileSync(cfg, 'utf8').replaceAll('__REPO_ROOT__', repoRoot));
-  execFileSync('touch', ['-d', st.mtime.toISOString(), cfg]);
-  return { dir, project: path.join(dir, 'project'), repo: path.join(repoRoot, name), repoRoot };
-}
-
-/** rel → "ino size mtime" of every entry (files and links), `.dsg/` left out. */
-function tree(root: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string): void => {
-    for (const n of readdirSync(d)) {
-      const full = path.join(d, n);
-      const rel = path.relative(root, full);
-      if (rel === '.dsg') continue;
-      const st = lstatSync(full);
-      if (st.isDirectory()) walk(full);
-      else out[rel] = `${st.ino} ${st.size} ${st.mtimeMs}`;
-    }
-  };
-  walk(root);
-  return out;
-}
-
-/** What the original's status "Everything up to date" means for dsg: nothing to do (.dsgconfig.yml is no entry: a repository without a root copy gets one with the next snapshot). */
-function expectInSync(stdout: string, head: string): void {
-  const s = statusSchema.parse(JSON.parse(stdout));
-  expect(s.remoteSnapshot).toBe(head);
-  expect(s.clean).toBe(true);
-  expect({ upload: s.upload, download: s.download, deleteLocal: s.deleteLocal, deleteRemote: s.deleteRemote, conflicts: s.conflicts, invalid: s.invalidNames }).toEqual({
-    upload: [],
-    download: [],
-    deleteLocal: [],
-    deleteRemote: [],
-    conflicts: [],
-    invalid: [],
-  });
-}
-
-function expectFlat(repo: string, head: string): void {
-  expect(existsSync(path.join(repo, 'current'))).toBe(false);
-  expect(existsSync(path.join(repo, 'snapshots'))).toBe(false);
-  expect(existsSync(path.join(repo, 'lock'))).toBe(false);
-  expect(existsSync(path.join(repo, '.dsg', 'tx'))).toBe(false);
-  const md = (JSON.parse(readFileSync(path.join(repo, '.dsg', 'last-sync.json'), 'utf8')) as { metadata: { snapshot_id: string } }).metadata;
-  expect(md.snapshot_id).toBe(head);
-}
+requireFixtures();
+afterAll(removeMade);
 
 describe.skipIf(!existsSync(FIXTURES))("the original's xfs repositories (interop fixtures), through the built dsg", () => {
   it.each(['new-config', 'legacy-config'])('%s: status, clone, a change synced in place; the repository stays flat and its config form is kept', (name) => {

@@ -51,6 +51,8 @@ function orderOps(ops: Iterable<JournalOp>): JournalOp[] {
 export class LocalClientFilesystem implements ClientFilesystem {
   readonly root: string;
   readonly #hasher: HasherFactory;
+  /** the streams readFile handed out: a mismatch on one of them is a local file that changed, not the repository */
+  readonly #ownReads = new WeakSet<object>();
   readonly #l: Layout;
   readonly #txs = new Map<string, TxState>();
   readonly #canWrite: WriteGate | undefined;
@@ -127,17 +129,12 @@ export class LocalClientFilesystem implements ClientFilesystem {
         out,
       );
       const got = hasher.digest();
+      const own = this.#ownReads.has(data);
       if (got !== expected.hash.toLowerCase()) {
-        throw new ValidationError(`hash mismatch for ${p}: expected ${expected.hash}, received ${got}`, { path: p }, {
-          code: 'HASH_MISMATCH',
-          recoveryHint: 'The transfer was corrupted or the repository file changed; run the command again.',
-        });
+        throw mismatch(p, own, `hash mismatch for ${p}: expected ${expected.hash}, received ${got}`);
       }
       if (expected.size !== undefined && expected.size !== size) {
-        throw new ValidationError(`size mismatch for ${p}: expected ${expected.size}, received ${size}`, { path: p }, {
-          code: 'HASH_MISMATCH',
-          recoveryHint: 'The transfer was corrupted or the repository file changed; run the command again.',
-        });
+        throw mismatch(p, own, `size mismatch for ${p}: expected ${expected.size}, received ${size}`);
       }
       if (expected.mtime !== undefined) {
         const t = new Date(expected.mtime);
@@ -208,12 +205,40 @@ export class LocalClientFilesystem implements ClientFilesystem {
 
   readFile(p: string): ByteStream {
     const root = this.root;
-    return (async function* () {
+    const s = (async function* () {
       checkDataPath(p);
       const abs = await resolveInside(root, p);
       for await (const chunk of createReadStream(abs)) yield chunk as Uint8Array;
     })();
+    this.#ownReads.add(s);
+    return s;
   }
+}
+
+/**
+ * A staged file whose bytes are not the ones promised. From this working
+ * copy (a conflict loser's backup copy, read by readFile): the file changed
+ * while dsg read it, and running again re-reads it. From the repository (a
+ * download): the repository's copy does not match its own manifest — changed
+ * outside dsg, or left so by another tool (HRDAG/dsg 0.4.4 can leave a
+ * conflict resolved that way). Running again reads the same bytes, so the
+ * hint says how the repository is repaired instead.
+ */
+function mismatch(p: string, local: boolean, what: string): ValidationError {
+  if (local) {
+    return new ValidationError(`${what}: ${p} changed in this working copy while dsg was reading it; nothing was written`, { path: p }, {
+      code: 'HASH_MISMATCH',
+      recoveryHint: 'Let whatever is writing the file finish, then run the command again.',
+    });
+  }
+  return new ValidationError(`${what}: the repository's copy of ${p} does not match the repository's manifest; nothing was written here`, { path: p }, {
+    code: 'HASH_MISMATCH',
+    recoveryHint:
+      `The repository is inconsistent: its copy of ${p} was changed outside dsg, or left so by another tool, and running again fails the same way ` +
+      '(unless a sync was committing to it at that very moment). Tell the repository\'s admin: `dsg validate-snapshot` lists every such file; ' +
+      'restore each on the repository host from a working copy that holds the bytes the manifest names ' +
+      `(\`dsg validate-file ${p}\` there checks them against its last sync).`,
+  });
 }
 
 /** After a successful apply: staging gone, empty backup dir gone, journal dropped (last). */

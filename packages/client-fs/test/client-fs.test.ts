@@ -69,6 +69,23 @@ describe('LocalClientFilesystem commit', () => {
     expect(await tree(root)).toEqual(tree0(ORIGINAL));
   });
 
+  it('says whose bytes did not match: the repository (inconsistent, running again does not help) or a local file read while it changed', async () => {
+    const root = await tempProject(ORIGINAL);
+    const fs = new LocalClientFilesystem({ root, hasher: testHasher });
+    const tx = newTransactionId();
+    await fs.begin(tx);
+    // a download: the bytes came from the repository
+    const remote = await fs.stageFile(tx, 'input/a.txt', bytes('evil'), { hash: hashOf('A2') }).catch((e: unknown) => e);
+    expect(remote).toMatchObject({ code: 'HASH_MISMATCH', message: expect.stringMatching(/^hash mismatch for input\/a\.txt: expected [0-9a-f]+, received [0-9a-f]+: the repository's copy of input\/a\.txt does not match/) });
+    expect((remote as ValidationError).recoveryHint).toMatch(/repository is inconsistent.*running again fails the same way.*dsg validate-snapshot/);
+    // a backup copy of a local file (readFile's own stream) whose bytes changed since the scan
+    const local = await fs.stageFile(tx, 'input/a.txt~x~', fs.readFile('input/a.txt'), { hash: hashOf('not A1') }).catch((e: unknown) => e);
+    expect(local).toMatchObject({ code: 'HASH_MISMATCH', message: expect.stringMatching(/input\/a\.txt~x~ changed in this working copy while dsg was reading it/) });
+    expect((local as ValidationError).recoveryHint).toMatch(/run the command again/);
+    await fs.rollback(tx);
+    expect(await tree(root)).toEqual(tree0(ORIGINAL));
+  });
+
   it('refuses unsafe paths and escaping link targets', async () => {
     const root = await tempProject(ORIGINAL);
     await symlink('/tmp', path.join(root, 'escape'));

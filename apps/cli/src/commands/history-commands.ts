@@ -100,8 +100,11 @@ export async function snapfetchCommand(ctx: Ctx, file: string, o: { snapshot?: s
     if (!snaps.some((s) => s.snapshotId === sid)) {
       throw new NotFoundError(`snapshot ${sid} does not exist (the repository has ${snaps.map((s) => s.snapshotId).join(', ') || 'none'})`, { recoveryHint: '`dsg log` lists the snapshots.' });
     }
+    // A flat repository (the original's xfs tree) keeps only the head's bytes: for an older snapshot its
+    // backend says so (and throws) before dsg looks for a manifest a clone of it may not have
+    const early = conn.client.layout === 'flat' && sid !== snaps.at(-1)?.snapshotId ? await conn.client.readSnapshotFile(sid, rel) : null;
     const expected = await snapshotEntry(conn.client, sid, rel, project.root);
-    const stream = await conn.client.readSnapshotFile(sid, rel);
+    const stream = early ?? (await conn.client.readSnapshotFile(sid, rel));
     if (!stream) throw new NotFoundError(`${rel} is listed in snapshot ${sid} but its file is missing from the repository`, { recoveryHint: 'The repository is damaged; run `dsg validate-snapshot`.' });
     await mkdir(path.dirname(out), { recursive: true });
     // Write beside the target, then rename: never a half-written output; refuse an existing one unless --force.

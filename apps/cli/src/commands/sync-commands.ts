@@ -24,7 +24,8 @@ import {
 } from '../config/project.js';
 import { requireUserConfig, type LoadedUser } from '../config/user.js';
 import { parseYamlText } from '../config/yaml-file.js';
-import { connect, recoverProject, type Connection } from '../connect.js';
+import { connect, describeRepository, recoverProject, type Connection } from '../connect.js';
+import { assertSameHistory } from '../same-history.js';
 import { reportNotices, withSession } from '../session.js';
 import { analyseIncoming, changeDoc, describeChange, incomingConfigCheck, invalidIncoming, type ConfigChange } from './config-change.js';
 import { statusSchema, syncSchema } from '../output/json-schemas.js';
@@ -117,6 +118,7 @@ async function withProgress<T>(ctx: Ctx, fn: (l: ReturnType<Ctx['out']['progress
 export async function statusCommand(ctx: Ctx): Promise<number> {
   const user = await requireUserConfig(ctx.env);
   return withSession(ctx, async ({ project, conn }) => {
+    await assertSameHistory(project.root, conn.client);
     const plan = await withProgress(ctx, (onProgress) => planSync({ project: projectSpec(project, user), remote: conn.client, onProgress }));
     const by = (a: string): string[] => plan.paths.filter((p) => p.action === a).map((p) => p.path);
     const doc = {
@@ -209,6 +211,7 @@ export async function syncCommand(ctx: Ctx, o: { message?: string; dryRun?: bool
   if (o.message !== undefined) assertSnapshotMessage(o.message); // before anything connects: ZFS could not store it at commit
   const user = await requireUserConfig(ctx.env);
   await withSession(ctx, async ({ project, conn }) => {
+    await assertSameHistory(project.root, conn.client); // before anything is renamed or planned
     const normalized = await normalizeFirst(ctx, project, user, o);
     const conflictsFile = path.join(project.root, CONFLICTS_FILE);
     let resolutions: Map<string, 'L' | 'C' | 'R'> | undefined;
@@ -468,7 +471,10 @@ async function cloneInto(
     try {
       if (!(await conn.client.exists())) throw new NotFoundError(`repository ${conn.where} does not exist`, { recoveryHint: '`dsg list-repos --host H --path P` lists the repositories there.' });
       // the original's flat (xfs) repository: configs are written in its `{type: xfs, mountpoint}` form, which it reads
-      if (repo.type === 'posix' && conn.client.layout === 'flat') repo = { ...repo, flat: true };
+      if (repo.type === 'posix' && conn.client.layout === 'flat') {
+        repo = { ...repo, flat: true };
+        conn.where = describeRepository(repo, name); // said `(posix)`: the clone's messages name what it found
+      }
       if (!o.dryRun) {
         await mkdir(root, { recursive: true });
         const cfg = await conn.client.readFile(PROJECT_CONFIG_FILE);
