@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ByteStream, RemoteFilesystem } from '@dsg/contracts';
-import { NotFoundError, ValidationError } from '@dsg/contracts';
+import { compareSnapshotIds, NotFoundError, parseSnapshotId } from '@dsg/contracts';
 import type {
   Manifest} from '@dsg/manifest';
 import {
@@ -29,14 +29,8 @@ export async function readRemoteBytes(remote: Pick<RemoteFilesystem, 'readFile'>
   return s ? collect(s) : null;
 }
 
-export const snapshotNumber = (sid: string): number => Number(/^s(\d+)$/.exec(sid)?.[1] ?? NaN);
-
-export function assertSnapshotId(sid: string): string {
-  if (!/^s[1-9]\d{0,8}$/.test(sid)) {
-    throw new ValidationError(`not a snapshot id: ${JSON.stringify(sid)}`, { field: 'snapshot' }, { recoveryHint: 'Snapshot ids look like s1, s2, …; `dsg log` lists them.' });
-  }
-  return sid;
-}
+/** A `--snapshot` argument: contracts' one rule for snapshot ids. */
+export const assertSnapshotId = (sid: string): string => parseSnapshotId(sid, 'snapshot');
 
 export interface SnapshotRecord {
   snapshotId: string;
@@ -94,7 +88,7 @@ export async function readHistory(remote: Pick<RemoteFilesystem, 'readFile'>, o:
     });
   }
   const messages = parseSyncMessages(msgBytes.toString('utf8'), SYNC_MESSAGES);
-  const ids = Object.keys(messages.snapshots).sort((a, b) => snapshotNumber(a) - snapshotNumber(b));
+  const ids = Object.keys(messages.snapshots).sort(compareSnapshotIds);
   const snapshots: SnapshotRecord[] = [];
   const b = await readRemoteBytes(remote, LAST_SYNC);
   const headManifest: Manifest | null = b ? parseManifest(b, LAST_SYNC) : null;

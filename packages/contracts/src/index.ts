@@ -9,3 +9,4 @@ export * from './link-target.js';
 export * from './snapshot-message.js';
 export * from './safe-text.js';
 export * from './verified-write.js';
+export * from './snapshot-id.js';

@@ -5,6 +5,7 @@ import {
   assertSnapshotMessage,
   faultPoint,
   newTransactionId,
+  nextSnapshotId,
   NotFoundError,
   ValidationError,
   type ByteStream,
@@ -349,12 +350,6 @@ export function resolveOps(plan: SyncPlan, user: string, resolutions?: ReadonlyM
 const hasTransfers = (o: Ops): boolean =>
   o.uploads.length + o.downloads.length + o.deleteLocal.length + o.deleteRemote.length + o.backups.length > 0;
 
-function nextSnapshotId(prev: string | null): string {
-  if (prev === null) return 's1';
-  const m = /^s([1-9]\d*)$/.exec(prev);
-  if (!m) throw new ValidationError(`repository snapshot id ${JSON.stringify(prev)} is not sN`, { field: 'snapshot_id' });
-  return `s${Number(m[1]) + 1}`;
-}
 
 async function readSyncMessages(remote: RemoteRepository): Promise<SyncMessages> {
   const s = await remote.readFile(SYNC_MESSAGES);

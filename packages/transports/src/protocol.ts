@@ -1,4 +1,4 @@
-import { ValidationError, assertSafeRelativePath, asTransactionId, type LockHolder, type TransactionId } from '@dsg/contracts';
+import { ValidationError, assertSafeRelativePath, asTransactionId, parseSnapshotId, type LockHolder, type TransactionId } from '@dsg/contracts';
 import { ProtocolError } from './frames.js';
 
 /** major.minor; a different major on the other side refuses the session. */
@@ -46,13 +46,9 @@ export function assertRepoName(name: unknown): string {
   return name;
 }
 
+/** The wire takes exactly the ids every backend takes (contracts' one rule). */
 export function assertSnapshotId(id: unknown): string {
-  if (typeof id !== 'string' || !/^s[1-9]\d{0,9}$/.test(id)) {
-    throw new ValidationError(`refused snapshot id ${JSON.stringify(String(id).slice(0, 40))}`, { field: 'snapshotId' }, {
-      recoveryHint: 'Snapshot ids look like s1, s2, …; `dsg log` lists them.',
-    });
-  }
-  return id;
+  return parseSnapshotId(id);
 }
 
 export function str(msg: Record<string, unknown>, key: string, max = 4096): string {

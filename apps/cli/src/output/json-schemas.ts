@@ -4,8 +4,9 @@
  * in the README; changing a shape is a breaking change of the CLI.
  */
 import { z } from 'zod';
+import { SNAPSHOT_ID_RE } from '@dsg/contracts';
 
-const snapshotId = z.string().regex(/^s\d+$/);
+const snapshotId = z.string().regex(SNAPSHOT_ID_RE);
 const iso = z.string().min(1);
 
 /** Any failure: the error and the exit code (also under --json). */

@@ -1,0 +1,51 @@
+import { ValidationError } from './errors.js';
+
+/**
+ * A snapshot id: `s1`, `s2`, … — the one definition every layer checks
+ * against (the wire, the backends, the sync engine, the CLI). N is 1 to
+ * 999,999,999: `s0` and leading zeros are not ids, and nine digits keep N
+ * an exact small integer and every ZFS name built from it short.
+ */
+export type SnapshotId = string & { readonly __snapshotId: true };
+
+export const SNAPSHOT_ID_RE = /^s([1-9][0-9]{0,8})$/;
+const MAX_N = 999_999_999;
+
+/** N of `sN`, or null when `id` is not a snapshot id. */
+export function snapshotNumber(id: unknown): number | null {
+  const m = typeof id === 'string' ? SNAPSHOT_ID_RE.exec(id) : null;
+  return m ? Number(m[1]) : null;
+}
+
+export function isSnapshotId(id: unknown): id is SnapshotId {
+  return snapshotNumber(id) !== null;
+}
+
+/** `id` as a SnapshotId, or a ValidationError naming the field. */
+export function parseSnapshotId(id: unknown, field = 'snapshotId'): SnapshotId {
+  if (!isSnapshotId(id)) {
+    throw new ValidationError(`not a snapshot id: ${JSON.stringify(String(id).slice(0, 40))}`, { field }, {
+      recoveryHint: 'Snapshot ids look like s1, s2, …; `dsg log` lists them.',
+    });
+  }
+  return id;
+}
+
+/** `sN` for N in 1…999,999,999. */
+export function snapshotIdOf(n: number): SnapshotId {
+  if (!Number.isInteger(n) || n < 1 || n > MAX_N) throw new ValidationError(`no snapshot id has the number ${n}`, { field: 'snapshotId' });
+  return `s${n}` as SnapshotId;
+}
+
+/** The id after `prev` (null: the first snapshot, s1). */
+export function nextSnapshotId(prev: string | null): SnapshotId {
+  return prev === null ? snapshotIdOf(1) : snapshotIdOf(snapshotNumber(parseSnapshotId(prev))! + 1);
+}
+
+/** Orders snapshot ids by N (s2 before s10); not-ids last. */
+export function compareSnapshotIds(a: string, b: string): number {
+  const x = snapshotNumber(a);
+  const y = snapshotNumber(b);
+  if (x === null || y === null) return x === null ? (y === null ? 0 : 1) : -1;
+  return x - y;
+}
