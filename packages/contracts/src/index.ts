@@ -10,3 +10,4 @@ export * from './snapshot-message.js';
 export * from './safe-text.js';
 export * from './verified-write.js';
 export * from './snapshot-id.js';
+export * from './dsg-layout.js';

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { RemoteRepository } from '@dsg/contracts';
+import { CONFIG_BASE, type RemoteRepository } from '@dsg/contracts';
 import { CONFIG_FILE, hashBytes, Manifest, type ManifestEntry } from '@dsg/manifest';
 import { readAll } from './streams.js';
 
@@ -15,7 +15,7 @@ import { readAll } from './streams.js';
  * --accept-config check), a local edit is uploaded, and two edits are a
  * conflict settled like a file's (resolution L or R in conflicts.txt).
  */
-export const CONFIG_BASE = '.dsg/last-sync.dsgconfig.yml';
+export { CONFIG_BASE } from '@dsg/contracts';
 
 export interface SharedConfig {
   local: Buffer | null;

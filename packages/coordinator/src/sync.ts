@@ -2,7 +2,12 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {
+  archivePath,
   assertSnapshotMessage,
+  CONFIG_BASE,
+  LAST_SYNC,
+  STAT_CACHE,
+  SYNC_MESSAGES,
   faultPoint,
   newTransactionId,
   nextSnapshotId,
@@ -47,13 +52,11 @@ import { partitionByScope, type HeldBack } from './held-back.js';
 import { defaultLogger, type TransactionLogger } from './logger.js';
 import { forEachLimited } from './pool.js';
 import { counted, once, readAll } from './streams.js';
-import { configSides, CONFIG_BASE, readSharedConfig, withoutConfigEntry, type SharedConfig } from './shared-config.js';
+import { configSides, readSharedConfig, withoutConfigEntry, type SharedConfig } from './shared-config.js';
 import { Transaction } from './transaction.js';
 
-export const LAST_SYNC = '.dsg/last-sync.json';
-export const SYNC_MESSAGES = '.dsg/sync-messages.json';
-export const STAT_CACHE = '.dsg/stat-cache.json';
-export const archivePath = (snapshotId: string): string => `.dsg/archive/${snapshotId}-sync.json.lz4`;
+// where the metadata lives: contracts' one layout (re-exported: the engine's public names since 0.1)
+export { archivePath, LAST_SYNC, STAT_CACHE, SYNC_MESSAGES } from '@dsg/contracts';
 /**
  * Transfers in flight. A transfer of many small files is bound by round trips
  * (each file is a request with its own reply), not bytes: first sync of 1000

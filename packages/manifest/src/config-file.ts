@@ -1,2 +1,4 @@
-/** The project config file, scanned at the root besides the data directories. */
-export const CONFIG_FILE = '.dsgconfig.yml';
+import { PROJECT_CONFIG_FILE } from '@dsg/contracts';
+
+/** The project config file: never a manifest entry, it travels beside the manifest (contracts' layout). */
+export const CONFIG_FILE = PROJECT_CONFIG_FILE;

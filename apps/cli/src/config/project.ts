@@ -4,10 +4,11 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import { createHash } from 'node:crypto';
-import { ConfigError } from '@dsg/contracts';
+import { ConfigError, LAST_SYNC, LOCAL_CONFIG_FILE, PROJECT_CONFIG_FILE } from '@dsg/contracts';
 import { readYamlFile, validateYaml, type YamlSource } from './yaml-file.js';
 
-export const PROJECT_CONFIG_FILE = '.dsgconfig.yml';
+// the file names are contracts' one layout
+export { LOCAL_CONFIG_FILE, PROJECT_CONFIG_FILE };
 
 export const DEFAULT_DATA_DIRS = ['input', 'output', 'frozen'];
 export const DEFAULT_IGNORE = {
@@ -178,8 +179,6 @@ const legacySchema = z.object({
   ignore: z.record(z.string(), z.unknown()).optional(),
 });
 
-/** Where this working copy's connection settings live: untracked, never synced (`.dsg/` never is). */
-export const LOCAL_CONFIG_FILE = '.dsg/config.local.yml';
 
 /** Settings of one person or machine: never taken from a copy of .dsgconfig.yml that came from the repository. */
 export const PERSONAL_KEYS = ['port', 'user', 'agent', 'sudo'] as const;
@@ -354,7 +353,7 @@ export async function loadProjectConfig(root: string): Promise<LoadedProject> {
   const localFile = path.join(root, LOCAL_CONFIG_FILE);
   let local = await readLocalConfig(root);
   let source: LoadedProject['connection']['source'] = 'local';
-  if (!local && (await pathExists(path.join(root, '.dsg', 'last-sync.json')))) {
+  if (!local && (await pathExists(path.join(root, LAST_SYNC)))) {
     local = { name: shared.name, repository: shared.repository };
     await writeLocalConfig(root, local);
     source = 'pinned';

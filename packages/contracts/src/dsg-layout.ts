@@ -1,0 +1,20 @@
+/**
+ * Where dsg keeps its metadata, relative to a working copy's root and to a
+ * repository's tree alike: the one spelling every layer uses (the original
+ * HRDAG/dsg reads the same names).
+ */
+export const DSG_DIR = '.dsg';
+/** the manifest of the last sync (working copy) / of the head (repository) */
+export const LAST_SYNC = '.dsg/last-sync.json';
+/** every snapshot's metadata block, by id */
+export const SYNC_MESSAGES = '.dsg/sync-messages.json';
+/** the manifest of an earlier snapshot, LZ4-compressed */
+export const archivePath = (snapshotId: string): string => `.dsg/archive/${snapshotId}-sync.json.lz4`;
+/** a working copy's stat cache (size, mtime, inode → hash) */
+export const STAT_CACHE = '.dsg/stat-cache.json';
+/** the project config as this working copy last synced it: the base of its three-way comparison */
+export const CONFIG_BASE = '.dsg/last-sync.dsgconfig.yml';
+/** how this working copy reaches its repository (never shared) */
+export const LOCAL_CONFIG_FILE = '.dsg/config.local.yml';
+/** the project config a team shares: never a manifest entry, a root copy in the repository */
+export const PROJECT_CONFIG_FILE = '.dsgconfig.yml';
