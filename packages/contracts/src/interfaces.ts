@@ -113,6 +113,32 @@ export interface SnapshotMounter {
 }
 
 /**
+ * Where the repositories of one repository type live, for the agent that
+ * serves them: the one owner of "type → backend + lock file + listing"
+ * (`posixHost` of @dsg/posix-ops covers posix and the original's flat xfs
+ * tree, `zfsHost` of @dsg/zfs-ops the ZFS datasets). The agent server takes
+ * a host and knows no backend; the dsg-agent command and the CLI's
+ * in-process agent only pick the host for a repository type.
+ *
+ * Names reach a host already checked by the server (one path/dataset
+ * component); a host refuses anything else again.
+ */
+export interface RepositoryHost {
+  /** The backend of repository NAME. Does not create anything (init happens in its first transaction). */
+  open(name: string): RemoteFilesystem & Partial<SnapshotMounter>;
+  /**
+   * Where NAME's lock file is. Every agent and every dsg version serving
+   * the repository must name the same file, so it follows the repository,
+   * not a client's config: a host may ask its backend (ZFS: where the
+   * parent dataset is really mounted), hence a promise. The server asks
+   * once per session and uses the answer for that session's every lock.
+   */
+  lockFile(name: string): string | Promise<string>;
+  /** The repositories this host holds, sorted (leftovers of interrupted transactions left out). */
+  list(): Promise<string[]>;
+}
+
+/**
  * A remote repository as a client sees it through the agent: the
  * RemoteFilesystem plus the repository lock.
  */
