@@ -1,0 +1,57 @@
+import path from 'node:path';
+import { ConfigError, ValidationError, type HasherFactory, type RepositoryHost } from '@dsg/contracts';
+import type { FlatRemoteFilesystem } from './flat-remote-filesystem.js';
+import { listPosixAndFlatRepositories, openPosixRepository, posixLockFile } from './open-repository.js';
+import type { PosixRemoteFilesystem } from './posix-remote-filesystem.js';
+
+export interface PosixHostOptions {
+  /** the directory holding the repositories (`<root>/<name>`); absolute */
+  root: string;
+  hasher: HasherFactory;
+  /** the `xfs` repository type: a repository that does not exist yet is made flat (the original's layout) */
+  preferFlat?: boolean;
+}
+
+/** A RepositoryHost whose lock file is known without asking anything (always a string). */
+export interface PosixHost extends RepositoryHost {
+  readonly root: string;
+  open(name: string): PosixRemoteFilesystem | FlatRemoteFilesystem;
+  lockFile(name: string): string;
+}
+
+/** One directory component, never hidden, `.` or `..` (the agent's repository-name rule). */
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
+
+function repoDir(root: string, name: string): string {
+  if (typeof name !== 'string' || !NAME.test(name) || name.includes('..')) {
+    throw new ValidationError(`refused repository name ${JSON.stringify(String(name).slice(0, 120))}`, { field: 'repo' }, {
+      recoveryHint: 'A repository name is letters, digits, ".", "_" and "-", starting with a letter or digit.',
+    });
+  }
+  return path.join(root, name);
+}
+
+/**
+ * The repositories under one directory, of both posix layouts:
+ * `<root>/<name>` with `current` → `snapshots/sN` (lock `<root>/<name>/lock`),
+ * or the original dsg's flat xfs tree (lock beside it,
+ * `<root>/.<name>.dsg-lock`). An existing repository's layout decides
+ * (repositoryLayout); `preferFlat` only chooses for a new one. The lock
+ * file follows the same choice, so it is looked up on disk per call.
+ */
+export function posixHost(o: PosixHostOptions): PosixHost {
+  if (!o.root || !path.isAbsolute(o.root)) {
+    throw new ConfigError(`the repository root must be an absolute directory: ${JSON.stringify(String(o.root))}`, { field: 'root' }, {
+      recoveryHint: 'Pass the absolute directory that holds the repositories.',
+    });
+  }
+  const root = path.resolve(o.root);
+  const preferFlat = o.preferFlat === true;
+  const hasher = o.hasher;
+  return {
+    root,
+    open: (name) => openPosixRepository(repoDir(root, name), { hasher, preferFlat }),
+    lockFile: (name) => posixLockFile(repoDir(root, name), { preferFlat }),
+    list: () => listPosixAndFlatRepositories(root),
+  };
+}
