@@ -10,3 +10,4 @@ export {
 } from './names.js';
 export { ZfsOperations, PROP, type Logger, type Phase } from './operations.js';
 export { ZfsRemoteFilesystem, listZfsRepositories, type ZfsRemoteFilesystemOptions } from './remote-fs.js';
+export { zfsHost, zfsLockFileName, type ZfsHost, type ZfsHostOptions } from './host.js';

@@ -88,7 +88,7 @@ function decodePending(v: string | undefined): Pending | undefined {
 }
 
 /** A normalized absolute path that can be a mountpoint property value. */
-function isMountPath(v: unknown): v is string {
+export function isMountPath(v: unknown): v is string {
   return typeof v === 'string' && path.isAbsolute(v) && path.resolve(v) === v && !/[\0\t\n\r]/.test(v);
 }
 

@@ -1,0 +1,82 @@
+import path from 'node:path';
+import { DsgError, ZfsOperationError, type HasherFactory, type RepositoryHost } from '@dsg/contracts';
+import { assertDatasetName, assertRepositoryName } from './names.js';
+import { isMountPath, type Logger } from './operations.js';
+import { listZfsRepositories, ZfsRemoteFilesystem } from './remote-fs.js';
+import type { ZfsRunner } from './runner.js';
+import { Zfs, type BusyRetry } from './zfs.js';
+
+export interface ZfsHostOptions {
+  /** the parent dataset P; repositories are P/<name> */
+  parent: string;
+  /** where P is configured to be mounted: a default only (see zfsHost) */
+  mountpoint: string;
+  hasher: HasherFactory;
+  /** default: `zfs` run directly; `createZfsRunner({ sudo: true })` for `sudo -n zfs` */
+  runner?: ZfsRunner;
+  retry?: BusyRetry;
+  log?: Logger;
+}
+
+export interface ZfsHost extends RepositoryHost {
+  readonly parent: string;
+  /** the configured mountpoint of P (resolved) */
+  readonly mountpoint: string;
+  open(name: string): ZfsRemoteFilesystem;
+  lockFile(name: string): Promise<string>;
+  /** The directory the lock files are in: where ZFS mounts P, or the configured mountpoint when ZFS gives no path. */
+  lockDir(): Promise<string>;
+}
+
+/** The lock file's name, beside the repository in P's directory (unchanged since the first release: old agents look for it there). */
+export function zfsLockFileName(name: string): string {
+  assertRepositoryName(name);
+  return `.${name}.dsg-lock`;
+}
+
+/**
+ * The ZFS repositories under one parent dataset P: dsg's own and the
+ * original dsg's legacy datasets (ZfsRemoteFilesystem tells them apart).
+ *
+ * The lock file is `<dir of P>/.<name>.dsg-lock`, where the directory is
+ * P's mountpoint as ZFS reports it (`zfs get mountpoint`), mounted or not:
+ * its children's inherited mountpoints are below it either way, and every
+ * agent, whatever mountpoint its client configured, names the same file.
+ * The configured mountpoint is used only when ZFS gives no path (`none`,
+ * `legacy`) or P does not exist (nothing to sync then). Any other failure
+ * of `zfs` is thrown: guessing a lock file could let two writers in.
+ * ZFS is asked on each call (the agent server asks once per session).
+ */
+export function zfsHost(o: ZfsHostOptions): ZfsHost {
+  assertDatasetName(o.parent);
+  if (!o.mountpoint || !path.isAbsolute(o.mountpoint)) {
+    throw new DsgError('ZFS_CONFIG', `mountpoint must be absolute: ${JSON.stringify(String(o.mountpoint))}`, { recoveryHint: 'Pass the directory where the parent dataset is mounted.' });
+  }
+  const parent = o.parent;
+  const mountpoint = path.resolve(o.mountpoint);
+  const zfs = new Zfs({ ...(o.runner ? { runner: o.runner } : {}), ...(o.retry ? { retry: o.retry } : {}) });
+  const extra = { ...(o.runner ? { runner: o.runner } : {}), ...(o.retry ? { retry: o.retry } : {}), ...(o.log ? { log: o.log } : {}) };
+
+  const lockDir = async (): Promise<string> => {
+    let reported: string;
+    try {
+      reported = (await zfs.mountInfo(parent)).mountpoint;
+    } catch (e) {
+      if (e instanceof ZfsOperationError && /does not exist/.test(e.stderr ?? '')) return mountpoint;
+      throw e;
+    }
+    return isMountPath(reported) ? reported : mountpoint;
+  };
+
+  return {
+    parent,
+    mountpoint,
+    open: (name) => new ZfsRemoteFilesystem({ parent, repo: name, mountpoint, hasher: o.hasher, ...extra }),
+    lockDir,
+    lockFile: async (name) => {
+      const file = zfsLockFileName(name);
+      return path.join(await lockDir(), file);
+    },
+    list: () => listZfsRepositories({ parent, mountpoint, ...(o.runner ? { runner: o.runner } : {}) }),
+  };
+}
