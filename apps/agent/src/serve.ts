@@ -1,8 +1,8 @@
-import { join, isAbsolute, resolve } from 'node:path';
-import { ConfigError, type HasherFactory } from '@dsg/contracts';
-import { listPosixAndFlatRepositories, openPosixRepository, posixLockFile } from '@dsg/posix-ops';
+import { isAbsolute, resolve } from 'node:path';
+import { ConfigError, type HasherFactory, type RepositoryHost } from '@dsg/contracts';
+import { posixHost } from '@dsg/posix-ops';
 import { AgentServer, assertRepoName, type AgentServerOptions } from '@dsg/transports/server';
-import { ZfsRemoteFilesystem, createZfsRunner, listZfsRepositories } from '@dsg/zfs-ops';
+import { createZfsRunner, zfsHost } from '@dsg/zfs-ops';
 import { VERSION } from './version.js';
 
 /** What an administrator can lock an agent down to (for a forced command in authorized_keys). */
@@ -39,34 +39,23 @@ function restrictions(config: AgentRestrictions): Pick<AgentServerOptions, 'rest
   return out;
 }
 
-/** Wires one repository root (posix dir, or zfs parent dataset + mountpoint) into an AgentServer. */
-export function createAgentServer(config: AgentConfig, hasher: HasherFactory, log: (line: string) => void): AgentServer {
+/**
+ * The repositories a config names: the one place the agent maps a
+ * repository type to its host (backend, lock file, listing: see
+ * RepositoryHost of @dsg/contracts).
+ */
+export function agentHost(config: AgentConfig, hasher: HasherFactory): RepositoryHost {
   if (config.type !== 'zfs') {
     if (!config.root || !isAbsolute(config.root)) throw new ConfigError('--root must be an absolute directory', { field: 'root' });
-    const root = resolve(config.root);
-    const preferFlat = config.type === 'xfs';
-    return new AgentServer({
-      // a repository with .dsg/last-sync.json at its top and no `current` is the original's flat tree
-      openRepository: (name) => openPosixRepository(join(root, name), { hasher, preferFlat }),
-      lockFile: (name) => posixLockFile(join(root, name), { preferFlat }),
-      listRepositories: () => listPosixAndFlatRepositories(root),
-      hasher,
-      log,
-      agentVersion: VERSION,
-      ...restrictions(config),
-    });
+    // xfs: a new repository is made flat; an existing one of either layout opens as what it is
+    return posixHost({ root: resolve(config.root), hasher, preferFlat: config.type === 'xfs' });
   }
   if (!config.pool) throw new ConfigError('--pool (the parent dataset) is required for --type zfs', { field: 'pool' });
   if (!config.mountpoint || !isAbsolute(config.mountpoint)) throw new ConfigError('--mountpoint must be an absolute path', { field: 'mountpoint' });
-  const mountpoint = resolve(config.mountpoint);
-  const runner = createZfsRunner({ sudo: config.sudo ?? false });
-  return new AgentServer({
-    openRepository: (name) => new ZfsRemoteFilesystem({ parent: config.pool, repo: name, mountpoint, hasher, runner }),
-    lockFile: (name) => join(mountpoint, `.${name}.dsg-lock`),
-    listRepositories: () => listZfsRepositories({ parent: config.pool, mountpoint, runner }),
-    hasher,
-    log,
-    agentVersion: VERSION,
-    ...restrictions(config),
-  });
+  return zfsHost({ parent: config.pool, mountpoint: resolve(config.mountpoint), hasher, runner: createZfsRunner({ sudo: config.sudo ?? false }) });
+}
+
+/** Wires one repository root (posix dir, or zfs parent dataset + mountpoint) into an AgentServer. */
+export function createAgentServer(config: AgentConfig, hasher: HasherFactory, log: (line: string) => void): AgentServer {
+  return new AgentServer({ host: agentHost(config, hasher), hasher, log, agentVersion: VERSION, ...restrictions(config) });
 }

@@ -18,6 +18,7 @@ import {
   type HasherFactory,
   type LockHolder,
   type RemoteFilesystem,
+  type RepositoryHost,
   type SerializedError,
   type SnapshotInfo,
   type SnapshotMounter,
@@ -54,11 +55,13 @@ export function repositoryError(e: unknown): unknown {
 export type ServedFilesystem = RemoteFilesystem & Partial<SnapshotMounter>;
 
 export interface AgentServerOptions {
-  /** The backend for one repository NAME (already validated by the server). */
-  openRepository(name: string): ServedFilesystem;
-  /** Where NAME's lock file lives. */
-  lockFile(name: string): string;
-  listRepositories(): Promise<string[]>;
+  /**
+   * Where the repositories are: each backend package's host (`posixHost`,
+   * `zfsHost`) gives the backend, the lock file and the listing of one
+   * repository type. Names reach it already validated by the server; its
+   * lockFile is asked once per session.
+   */
+  host: RepositoryHost;
   /** The hash the backends verify uploads with (kept for backends built by the caller). */
   hasher: HasherFactory;
   /** Diagnostics, one line each; never the protocol stream. */
@@ -179,6 +182,8 @@ class Session {
   private repoName: string | null = null;
   private fs: ServedFilesystem | null = null;
   private lock: RepositoryLock | null = null;
+  /** where the open repository's lock file is (see lockFile) */
+  private lockPath: string | null = null;
   private readonly openTx = new Map<TransactionId, string>();
   private readonly uploads = new Map<number, ByteQueue>();
   private readonly downloads = new Map<number, { cancelled: boolean }>();
@@ -586,7 +591,7 @@ class Session {
       case 'stats':
         return { result: { ...memoryStats(), pid: process.pid } };
       case 'listRepositories': {
-        const all = await this.o.listRepositories();
+        const all = await this.o.host.list();
         const only = this.o.restrictToRepository;
         return { result: only === undefined ? all : all.filter((n) => n === only) };
       }
@@ -594,7 +599,7 @@ class Session {
         return { result: await this.open(msg) };
       case 'lock': {
         const name = this.repoName!;
-        this.lock ??= new RepositoryLock(this.o.lockFile(name), this.o.lock);
+        this.lock ??= new RepositoryLock(await this.lockFile(name), this.o.lock);
         const { tookOver } = await this.acquireWaitingForRecovery(this.lock, P.holder(msg));
         if (tookOver) {
           this.log(`took over a stale lock on ${name}; recovering`);
@@ -692,15 +697,21 @@ class Session {
         recoveryHint: `Use the repository name ${JSON.stringify(only)}, or a login whose agent command serves ${JSON.stringify(name)}.`,
       });
     }
-    this.fs = this.o.openRepository(name);
+    this.fs = this.o.host.open(name);
     this.repoName = name;
     if ((this.o.recoverOnOpen ?? true) && !this.o.readOnly) await this.recoverIfFree(name);
     return { repo: name, layout: (await this.fs.repositoryLayout?.()) ?? null };
   }
 
+  /** NAME's lock file, asked from the host once per session: the recovery at open and every lock of the session use the same file. */
+  private async lockFile(name: string): Promise<string> {
+    this.lockPath ??= await this.o.host.lockFile(name); // open and lock run under the session mutex: no race
+    return this.lockPath;
+  }
+
   /** Opportunistic recovery at open: only when nobody holds the lock, and only where the repository has a place on disk. */
   private async recoverIfFree(name: string): Promise<void> {
-    const file = this.o.lockFile(name);
+    const file = await this.lockFile(name);
     try {
       await access(dirname(file));
     } catch {

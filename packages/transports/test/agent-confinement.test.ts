@@ -162,13 +162,15 @@ function server(o: Partial<AgentServerOptions> = {}, make: (root: string) => Fak
   const repos = new Map<string, FakeRemoteFilesystem>();
   const log: string[] = [];
   const s = new AgentServer({
-    openRepository: (name) => {
-      const fs = repos.get(name) ?? make(join(tmp.dir, name));
-      repos.set(name, fs);
-      return fs;
+    host: {
+      open: (name) => {
+        const fs = repos.get(name) ?? make(join(tmp.dir, name));
+        repos.set(name, fs);
+        return fs;
+      },
+      lockFile: (name) => join(tmp.dir, name, 'lock'),
+      list: () => Promise.resolve(['other', 'proj']),
     },
-    lockFile: (name) => join(tmp.dir, name, 'lock'),
-    listRepositories: () => Promise.resolve(['other', 'proj']),
     hasher: testHasher,
     log: (l) => log.push(l),
     agentVersion: 'test',

@@ -38,13 +38,15 @@ export function holder(user = 'alice@example.org'): LockHolder {
 export function fakeServer(root: string, log: string[] = []): { server: AgentServer; repos: Map<string, FakeRemoteFilesystem> } {
   const repos = new Map<string, FakeRemoteFilesystem>();
   const server = new AgentServer({
-    openRepository: (name) => {
-      const fs = repos.get(name) ?? new FakeRemoteFilesystem(join(root, name));
-      repos.set(name, fs);
-      return fs;
+    host: {
+      open: (name) => {
+        const fs = repos.get(name) ?? new FakeRemoteFilesystem(join(root, name));
+        repos.set(name, fs);
+        return fs;
+      },
+      lockFile: (name) => join(root, name, 'lock'),
+      list: () => Promise.resolve([...repos.keys()]),
     },
-    lockFile: (name) => join(root, name, 'lock'),
-    listRepositories: () => Promise.resolve([...repos.keys()]),
     hasher: testHasher,
     log: (l) => log.push(l),
     agentVersion: 'test',

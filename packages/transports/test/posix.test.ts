@@ -6,7 +6,7 @@ import { mkdir, readdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TransportError, ValidationError, newTransactionId } from '@dsg/contracts';
-import { PosixRemoteFilesystem, listPosixRepositories } from '@dsg/posix-ops';
+import { posixHost } from '@dsg/posix-ops';
 import { AgentServer, LocalTransport, openRemote } from '../src/index.js';
 import { testHasher } from './fake-fs.js';
 import { bytes, collect, hashOf, holder, tempDir } from './helpers.js';
@@ -23,9 +23,7 @@ beforeEach(async () => {
   await mkdir(root);
   made = [];
   server = new AgentServer({
-    openRepository: (name) => new PosixRemoteFilesystem({ root: join(root, name), hasher: testHasher }),
-    lockFile: (name) => join(root, name, 'lock'),
-    listRepositories: () => listPosixRepositories(root),
+    host: posixHost({ root, hasher: testHasher }),
     hasher: testHasher,
     log: (l) => log.push(l),
   });
