@@ -1,6 +1,6 @@
 // Benchmark (not a test): init, clone and an incremental sync of a generated
 // tree through the real stack (LocalClientFilesystem, in-process agent,
-// PosixRemoteFilesystem, or ZfsRemoteFilesystem on the test pool).
+// PosixRemoteFilesystem, or ZfsRemoteFilesystem on the test pool), served by the agent's hosts.
 // Usage: node bench/sync-bench.mjs [files] [bytesPerFile] [posix|zfs]
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -8,9 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { LocalClientFilesystem } from '@dsg/client-fs';
 import { createXxh3Hasher } from '@dsg/manifest';
-import { PosixRemoteFilesystem } from '@dsg/posix-ops';
+import { posixHost } from '@dsg/posix-ops';
 import { freshParent, zfsEnv } from '@dsg/testenv';
-import { ZfsRemoteFilesystem } from '@dsg/zfs-ops';
+import { zfsHost } from '@dsg/zfs-ops';
 import { AgentServer } from '@dsg/transports/server';
 import { runClone, runSync } from '../dist/index.js';
 
@@ -26,12 +26,9 @@ await mkdir(repos);
 const backend = process.argv[4] ?? 'posix';
 const parent = backend === 'zfs' ? freshParent(zfsEnv() ?? (() => { throw new Error('no ZFS test pool'); })(), 'bench') : null;
 const server = new AgentServer({
-  openRepository: (name) =>
-    parent
-      ? new ZfsRemoteFilesystem({ parent: parent.dataset, repo: name, mountpoint: parent.mountpoint, hasher: createXxh3Hasher })
-      : new PosixRemoteFilesystem({ root: path.join(repos, name), hasher: createXxh3Hasher }),
-  lockFile: (name) => (parent ? path.join(parent.mountpoint, `.${name}.dsg-lock`) : path.join(repos, name, 'lock')),
-  listRepositories: () => Promise.resolve(['proj']),
+  host: parent
+    ? zfsHost({ parent: parent.dataset, mountpoint: parent.mountpoint, hasher: createXxh3Hasher })
+    : posixHost({ root: repos, hasher: createXxh3Hasher }),
   hasher: createXxh3Hasher,
 });
 const project = (root, user) => ({ root, name: 'proj', dataDirs: ['input'], ignore: { names: [], suffixes: [], paths: [] }, user, projectConfig: null });

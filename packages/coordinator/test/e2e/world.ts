@@ -2,11 +2,11 @@ import { lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, unlink, writeFi
 import os from 'node:os';
 import path from 'node:path';
 import { LocalClientFilesystem, recoverClient } from '@dsg/client-fs';
-import type { ClientFilesystem, RemoteFilesystem, RecoveryReport } from '@dsg/contracts';
+import type { ClientFilesystem, RecoveryReport } from '@dsg/contracts';
 import { createXxh3Hasher, parseManifest, type Manifest } from '@dsg/manifest';
-import { PosixRemoteFilesystem } from '@dsg/posix-ops';
+import { posixHost } from '@dsg/posix-ops';
 import { freshParent, zfsEnv, type TestParent } from '@dsg/testenv';
-import { ZfsRemoteFilesystem } from '@dsg/zfs-ops';
+import { zfsHost } from '@dsg/zfs-ops';
 import { AgentServer, LocalTransport, openRemote, type AgentClient } from '@dsg/transports';
 import { planSync, runClone, runSync, type ProjectSpec, type Resolution, type SyncPlan, type SyncResult, type TransactionLogger } from '../../src/index.js';
 
@@ -63,15 +63,12 @@ export class World {
     this.parent = parent;
     this.repoRoot = parent ? parent.mountpoint : path.join(base, 'repos');
     this.currentDir = parent ? path.join(parent.mountpoint, REPO) : path.join(this.repoRoot, REPO, 'current');
-    const open = (name: string): RemoteFilesystem =>
-      parent
-        ? new ZfsRemoteFilesystem({ parent: parent.dataset, repo: name, mountpoint: parent.mountpoint, hasher: createXxh3Hasher })
-        : new PosixRemoteFilesystem({ root: path.join(this.repoRoot, name), hasher: createXxh3Hasher });
+    // the agent's own hosts (backend, lock file, listing), with failures injectable at the backend
+    const host = parent
+      ? zfsHost({ parent: parent.dataset, mountpoint: parent.mountpoint, hasher: createXxh3Hasher })
+      : posixHost({ root: this.repoRoot, hasher: createXxh3Hasher });
     this.server = new AgentServer({
-      openRepository: (name) => failing(open(name), this.failRemote, 'remote'),
-      // the agent's conventions: posix <root>/<name>/lock; zfs <B>/.<name>.dsg-lock
-      lockFile: (name) => (parent ? path.join(parent.mountpoint, `.${name}.dsg-lock`) : path.join(this.repoRoot, name, 'lock')),
-      listRepositories: () => Promise.resolve([REPO]),
+      host: { open: (name) => failing(host.open(name), this.failRemote, 'remote'), lockFile: (name) => host.lockFile(name), list: () => host.list() },
       hasher: createXxh3Hasher,
     });
   }
