@@ -62,8 +62,9 @@ export function hashTree(dir: string, skip: (rel: string) => boolean = () => fal
 }
 
 /** The data a working tree holds as dsg sees it: no `.dsg/`, no conflicts.txt, no conflict backups. */
+/** The files a snapshot lists: not .dsg/, not conflict backups, not .dsgconfig.yml (it travels beside the manifest). */
 export function dataTree(dir: string): Tree {
-  return hashTree(dir, (rel) => noMeta(rel) || isConflictBackup(rel));
+  return hashTree(dir, (rel) => noMeta(rel) || rel === '.dsgconfig.yml' || isConflictBackup(rel));
 }
 
 function entriesOf(text: string): Tree {

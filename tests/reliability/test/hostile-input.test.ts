@@ -47,7 +47,7 @@ interface ServerCase extends Expect {
 }
 
 const CORRUPT = /manifest is corrupt or was written by an incompatible tool/;
-const HASH_HINT = /transfer was corrupted or the repository file changed/;
+const HASH_HINT = /^The repository is inconsistent/;
 /** An entry added or edited without resealing the manifest: read (leniently), then refused as a whole by its entries_hash. */
 const UNSEALED = { code: 'REMOTE_MANIFEST', message: /does not match its entries_hash/, hint: /^Nothing was changed\..*validate-chain/ } as const;
 
