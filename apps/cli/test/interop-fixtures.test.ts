@@ -199,32 +199,21 @@ describe.skipIf(!existsSync(FIXTURES) || !existsSync(FIXTURES_TAR))("the origina
     expect(h5.raw.entries[A_CSV]).toMatchObject({ type: 'file', user: 'bo@example.org', filesize: A5.length, hash: hashBytes(A5) });
 
     // the original's working copy: s5's a.csv to download. The repository's root copy of the config is the
-    // clone's form and this working copy never synced one: today a conflict on .dsgconfig.yml alone, refused
-    // before anything changes, and settled by keeping this copy's file (L)
+    // clone's form, this copy's is the original's legacy form, and it never synced one: they mean the same
+    // (data dirs, ignore rules), so neither is a change and nothing asks; a download alone makes no snapshot
     const st = statusSchema.parse(JSON.parse(ok(dsg(f.project, ana.env, '--json', 'status')).stdout));
-    expect(st).toMatchObject({ remoteSnapshot: 's5', upload: [], download: [A_CSV], deleteLocal: [], deleteRemote: [], conflicts: ['.dsgconfig.yml'], configChange: null });
+    expect(st).toMatchObject({ remoteSnapshot: 's5', upload: [], download: [A_CSV], deleteLocal: [], deleteRemote: [], conflicts: [], configChange: null });
     const projectBefore = files(f.project);
-    const refused = errorOf(dsg(f.project, ana.env, '--json', 'sync'), 3);
-    expect(refused).toMatchObject({ code: 'CONFLICT', details: { paths: ['.dsgconfig.yml'] } });
-    expect(tree(f.repo)).toEqual(t5);
-    const conflicts = path.join(f.project, 'conflicts.txt');
-    const refusedFiles = files(f.project);
-    expect(delete refusedFiles['conflicts.txt']).toBe(true);
-    expect(refusedFiles).toEqual(projectBefore);
-    writeFileSync(conflicts, readFileSync(conflicts, 'utf8').replace(/^resolution:.*$/m, 'resolution: L'));
-    const s6 = syncSchema.parse(JSON.parse(ok(dsg(f.project, ana.env, '--json', 'sync', '--continue')).stdout));
-    expect(s6).toMatchObject({ snapshotId: 's6', committed: true, counts: { downloaded: 1, deletedLocal: 0, deletedRemote: 0 }, heldBack: [] });
+    const pulled = syncSchema.parse(JSON.parse(ok(dsg(f.project, ana.env, '--json', 'sync')).stdout));
+    expect(pulled).toMatchObject({ snapshotId: 's5', committed: false, counts: { downloaded: 1, uploaded: 0, deletedLocal: 0, deletedRemote: 0 }, heldBack: [] });
     expect(readFileSync(path.join(f.project, A_CSV), 'utf8')).toBe(A5);
-    // the original's working copy keeps its own files: non-data, hidden, the link
+    // the original's working copy keeps its own files: non-data, hidden, its config, the link
     const projectAfter = files(f.project);
     for (const p of [...NON_DATA, 'input/.gitkeep', 'tasks/clean/input/.gitkeep', '.dsgconfig.yml', 'tasks/clean/input/latest.csv']) expect(projectAfter[p], p).toBe(projectBefore[p]);
-    expectFlat(f.repo, 's6');
+    expectFlat(f.repo, 's5');
     expectNonDataKept(f.repo, repoTree, repoBytes);
-    const h6 = head(f.repo);
-    expectSealed(h6.manifest);
-    expect(h6.raw.entries).toEqual(h5.raw.entries);
-    expect(readFileSync(path.join(f.repo, '.dsgconfig.yml'), 'utf8')).toBe(readFileSync(path.join(f.project, '.dsgconfig.yml'), 'utf8')); // the root copy is now this one
-    expectInSync(ok(dsg(f.project, ana.env, '--json', 'status')).stdout, 's6');
+    expect(tree(f.repo)).toEqual(t5); // the repository did not change, its root copy included
+    expectInSync(ok(dsg(f.project, ana.env, '--json', 'status')).stdout, 's5');
   });
 
   it('task-layout: a clone whose .dsgconfig.yml names only input holds output/ and frozen/ back — its sync never deletes them from the repository', () => {

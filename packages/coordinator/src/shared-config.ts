@@ -21,6 +21,8 @@ export interface SharedConfig {
   local: Buffer | null;
   remote: Buffer | null;
   base: string | null;
+  /** no base, and the caller says the two differ only in form: not compared */
+  sameMeaning?: true;
 }
 
 const readOrNull = (file: string): Promise<Buffer | null> =>
@@ -34,14 +36,23 @@ const readOrNull = (file: string): Promise<Buffer | null> =>
  * for a working copy last synced by an older dsg that kept the config as a
  * manifest entry, that entry's hash.
  */
-export async function readSharedConfig(root: string, remote: RemoteRepository, remoteExists: boolean, cache: Manifest): Promise<SharedConfig> {
+export async function readSharedConfig(
+  root: string,
+  remote: RemoteRepository,
+  remoteExists: boolean,
+  cache: Manifest,
+  sameConfig?: (local: Buffer, remote: Buffer) => boolean,
+): Promise<SharedConfig> {
   const local = await readOrNull(path.join(root, CONFIG_FILE));
   const s = remoteExists ? await remote.readFile(CONFIG_FILE) : null;
   const remoteBytes = s ? await readAll(s) : null;
   const saved = await readOrNull(path.join(root, CONFIG_BASE));
   const legacy = cache.entries.get(CONFIG_FILE);
   const base = saved ? hashBytes(saved) : legacy?.type === 'file' ? legacy.hash : null;
-  return { local, remote: remoteBytes, base };
+  // Never synced a config (a working copy of the original's) and the two differ only in form
+  // (the original's legacy keys vs the current ones): nothing to share, and no conflict to ask about.
+  const sameMeaning = base === null && local !== null && remoteBytes !== null && !local.equals(remoteBytes) && (sameConfig?.(local, remoteBytes) ?? false);
+  return { local, remote: remoteBytes, base, ...(sameMeaning ? { sameMeaning } : {}) };
 }
 
 /** A manifest without an entry for the project config (older dsg versions kept one). */
@@ -70,7 +81,7 @@ const entry = (bytes: Buffer, user: string): ManifestEntry => ({
  * on one side".
  */
 export function configSides(c: SharedConfig, user: string): { local: ManifestEntry[]; cache: ManifestEntry[]; remote: ManifestEntry[] } {
-  if (!c.remote) return { local: [], cache: [], remote: [] };
+  if (!c.remote || c.sameMeaning) return { local: [], cache: [], remote: [] };
   const local = c.local ? [entry(c.local, user)] : [];
   const remote = [entry(c.remote, user)];
   const cache = c.local && c.remote && c.base ? [{ ...entry(c.local, user), filesize: 0, hash: c.base }] : [];

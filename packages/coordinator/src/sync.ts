@@ -195,12 +195,18 @@ async function readCacheManifest(root: string, remote?: { manifest: Manifest; by
 }
 
 /** Scan local, read C and R, classify. Reads only (the stat cache is the one file it rewrites). */
-export async function planSync(o: { project: ProjectSpec; remote: RemoteRepository; onProgress?: ProgressListener }): Promise<SyncPlan> {
+export async function planSync(o: {
+  project: ProjectSpec;
+  remote: RemoteRepository;
+  onProgress?: ProgressListener;
+  /** whether two project configs mean the same to this client (see SyncOptions.sameConfig) */
+  sameConfig?: (local: Buffer, remote: Buffer) => boolean;
+}): Promise<SyncPlan> {
   const { project } = o;
   const r = await readRemoteManifest(o.remote);
   const cache = await readCacheManifest(project.root, r);
   assertRemoteIntegrity(r.manifest, cache); // before the scan: a damaged repository is refused without touching anything
-  const config = await readSharedConfig(project.root, o.remote, r.exists, cache);
+  const config = await readSharedConfig(project.root, o.remote, r.exists, cache, o.sameConfig);
   const scan = await scanProject({
     root: project.root,
     dataDirs: project.dataDirs,
@@ -382,6 +388,13 @@ export interface SyncOptions {
    * cannot read would lock the working copy out of every later command).
    */
   validateProjectConfig?: (content: Buffer) => void | Promise<void>;
+  /**
+   * Whether two `.dsgconfig.yml`s mean the same to this client (same data
+   * dirs and ignore rules; connection blocks never count). With no synced
+   * copy to compare against (the original's working copies), two configs
+   * that differ only in form are left alone instead of being a conflict.
+   */
+  sameConfig?: (local: Buffer, remote: Buffer) => boolean;
   /** the head a plan shown to the user was made against; a different head under the lock → RemoteMovedError */
   expectedRemoteSnapshot?: string | null;
   concurrency?: number;

@@ -99,6 +99,18 @@ function printHeldBack(ctx: Ctx, held: { path: string; reason: string }[] | unde
   if (held.length > 20) ctx.out.warn(`  … and ${held.length - 20} more (\`dsg status\` lists them all)`);
 }
 
+/** Two .dsgconfig.yml forms of one config: the same data dirs and ignore rules (connection blocks never count). */
+function sameConfigAs(project: LoadedProject): (local: Buffer, remote: Buffer) => boolean {
+  return (_local, remote) => {
+    try {
+      const c = analyseIncoming(project, remote);
+      return !c.scopeChanged && c.invalid === null;
+    } catch {
+      return false;
+    }
+  };
+}
+
 /** The client's write gate for a project's scope (built once, bound: the client calls it per entry). */
 function writeGate(dataDirs: readonly string[]): ReturnType<typeof projectScope>['problem'] {
   const scope = projectScope(dataDirs);
@@ -119,7 +131,7 @@ export async function statusCommand(ctx: Ctx): Promise<number> {
   const user = await requireUserConfig(ctx.env);
   return withSession(ctx, async ({ project, conn }) => {
     await assertSameHistory(project.root, conn.client);
-    const plan = await withProgress(ctx, (onProgress) => planSync({ project: projectSpec(project, user), remote: conn.client, onProgress }));
+    const plan = await withProgress(ctx, (onProgress) => planSync({ project: projectSpec(project, user), remote: conn.client, onProgress, sameConfig: sameConfigAs(project) }));
     const by = (a: string): string[] => plan.paths.filter((p) => p.action === a).map((p) => p.path);
     const doc = {
       command: 'status' as const,
@@ -237,6 +249,7 @@ export async function syncCommand(ctx: Ctx, o: { message?: string; dryRun?: bool
           ...(resolutions ? { resolutions } : {}),
           backupOnConflict: user.config.backup_on_conflict,
           validateProjectConfig: incomingConfigCheck(ctx, project, { acceptConfig: Boolean(o.acceptConfig), accepted: (c) => (accepted = c) }),
+          sameConfig: sameConfigAs(project),
           onProgress,
         }),
       );

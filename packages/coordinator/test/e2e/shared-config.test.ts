@@ -9,7 +9,7 @@ import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CONFIG_FILE } from '@dsg/manifest';
-import { CONFIG_BASE, SyncConflictError } from '../../src/index.js';
+import { CONFIG_BASE, planSync, SyncConflictError } from '../../src/index.js';
 import { BACKENDS, put, read, World, type Client } from './world.js';
 
 const CFG_A = 'name: proj\ndata_dirs: [input, output]\n';
@@ -94,5 +94,25 @@ describe.each(BACKENDS)('the project config beside the manifest (%s repository)'
     expect(await configPlan(b)).toBe('download');
     expect(await w.sync(b)).toMatchObject({ kind: 'local-only', downloaded: [CONFIG_FILE, 'input/a.csv'] });
     expect(await read(b, CONFIG_FILE)).toBe(CFG_A);
+  });
+
+  it('never synced a config, and the two differ only in form (sameConfig): not compared, not a conflict', async () => {
+    const a = await w.client('alice', { [CONFIG_FILE]: CFG_A, 'input/a.csv': 'a1' });
+    await w.sync(a, 'init');
+    const b = await w.client('bob');
+    await w.clone(b);
+    await rm(path.join(b.root, CONFIG_BASE)); // as a working copy of the original's: no base
+    await put(b, CONFIG_FILE, CFG_B);
+    expect(await configPlan(b)).toBe('conflict');
+    const plan = async (sameConfig: (l: Buffer, r: Buffer) => boolean): Promise<string | undefined> => {
+      const { transport, remote } = await w.session();
+      try {
+        return (await planSync({ project: b.project, remote, sameConfig })).paths.find((p) => p.path === CONFIG_FILE)?.action;
+      } finally {
+        await transport.end();
+      }
+    };
+    expect(await plan(() => false)).toBe('conflict');
+    expect(await plan((l, r) => l.toString() === CFG_B && r.toString() === CFG_A)).toBeUndefined();
   });
 });
