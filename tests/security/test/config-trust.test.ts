@@ -22,7 +22,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { requireSsh } from '@dsg/testenv';
 import {
-  AGENT, clientSandbox, clientState, dsgAsync, errorDoc, fileHash, ok, posixLocalBackend, posixSshBackend, readManifest, reseal, sandbox, write, writeManifest,
+  AGENT, clientSandbox, clientState, dsgAsync, errorDoc, ok, posixLocalBackend, posixSshBackend, readManifest, reseal, sandbox, write, writeManifest,
   type Backend, type RunResult, type Sandbox, type Scene,
 } from '@dsg/reliability';
 import { nonRootPosixBackend, requireNonRoot, strangers, writeAs, type NonRoot } from '../src/non-root.js';
@@ -198,11 +198,8 @@ describe('a change of data dirs from a teammate needs consent; .git never become
     const local = { type: 'posix', host: 'localhost', root: b.root };
     const live = b.liveTree(t.name)!;
     const evil = configText(t.name, local, ['input', 'output', 'frozen', '.git']);
+    // the repository's root copy of the config (it travels beside the manifest, no entry to reseal)
     writeFileSync(path.join(live, '.dsgconfig.yml'), evil);
-    const s = { live } as Scene;
-    const m = readManifest(s);
-    Object.assign(m.entries['.dsgconfig.yml']!, { hash: fileHash(evil), filesize: Buffer.byteLength(evil) });
-    writeManifest(s, reseal(m));
 
     const before = workingCopy(t.B);
     const runs: RunResult[] = [];
