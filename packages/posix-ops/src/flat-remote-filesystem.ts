@@ -7,6 +7,8 @@ import {
   DsgError,
   faultPoint,
   isTransactionId,
+  LAST_SYNC,
+  SYNC_MESSAGES,
   mkdirsBeneath,
   Mutex,
   NotFoundError,
@@ -46,8 +48,9 @@ import { assertSnapshotId, CURRENT, snapshotNumber } from './layout.js';
  *     journal.json          the renames of a commit, written before the first one
  *   ../.<name>.dsg-lock     the agent's lock file (beside the repository, like the ZFS one)
  */
-export const FLAT_LAST_SYNC = '.dsg/last-sync.json';
-export const FLAT_SYNC_MESSAGES = '.dsg/sync-messages.json';
+// contracts' one layout, under the names this package exported
+export const FLAT_LAST_SYNC = LAST_SYNC;
+export const FLAT_SYNC_MESSAGES = SYNC_MESSAGES;
 export const FLAT_TX = '.dsg/tx';
 const JOURNAL = 'journal.json';
 

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { ValidationError } from '@dsg/contracts';
+import { parseSnapshotId, snapshotNumber as numberOf } from '@dsg/contracts';
 
 /**
  * The on-disk layout of one repository (the directory `<base>/<name>`):
@@ -19,22 +19,14 @@ export const LOCK = 'lock';
 /** `.current-<tx>`: the new symlink before it is renamed over `current`. */
 export const TEMP_LINK_PREFIX = '.current-';
 
-const SNAPSHOT_RE = /^s([1-9][0-9]{0,8})$/;
-
-/** The number N of `sN`, or null when the name is not a snapshot id. */
+/** The number N of `sN`, or null when the name is not a snapshot id (contracts' one rule). */
 export function snapshotNumber(id: string): number | null {
-  const m = SNAPSHOT_RE.exec(id);
-  return m ? Number(m[1]) : null;
+  return numberOf(id);
 }
 
+/** N of a snapshot id, or a ValidationError (contracts' one rule). */
 export function assertSnapshotId(id: string): number {
-  const n = typeof id === 'string' ? snapshotNumber(id) : null;
-  if (n === null) {
-    throw new ValidationError(`not a snapshot id: ${JSON.stringify(String(id).slice(0, 100))}`, { field: 'snapshotId' }, {
-      recoveryHint: 'Snapshot ids look like s1, s2, …; `dsg log` lists them.',
-    });
-  }
-  return n;
+  return numberOf(parseSnapshotId(id))!;
 }
 
 export class Layout {

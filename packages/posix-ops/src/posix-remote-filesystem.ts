@@ -477,8 +477,8 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
       }
     }
     for (const name of await readdirOrEmpty(this.layout.snapshots)) {
-      const m = /^s([1-9][0-9]*)\.json$/.exec(name);
-      if (m && Number(m[1]) > cur) await attempt(`snapshots/${name}`, path.join(this.layout.snapshots, name));
+      const n = name.endsWith('.json') ? snapshotNumber(name.slice(0, -'.json'.length)) : null;
+      if (n !== null && n > cur) await attempt(`snapshots/${name}`, path.join(this.layout.snapshots, name));
     }
     for (const name of await readdirOrEmpty(this.layout.txDir)) {
       if ((await attempt(`tx/${name}`, path.join(this.layout.txDir, name))) && isTransactionId(name) && !seen.has(name)) {

@@ -28,23 +28,19 @@ import { DsgError, NotFoundError, resolveBeneath, type SnapshotRef } from '@dsg/
  */
 export type Layout = 'dsg' | 'legacy';
 
-export const LAST_SYNC = '.dsg/last-sync.json';
-export const SYNC_MESSAGES = '.dsg/sync-messages.json';
+import { LAST_SYNC, snapshotNumber, SYNC_MESSAGES } from '@dsg/contracts';
+
+// contracts' one layout and snapshot-id rule, under the names this package exported
+export { LAST_SYNC, snapshotNumber, SYNC_MESSAGES };
 
 /** A manifest bigger than this is not read to find the head (the coordinator would refuse it too). */
 const MAX_JSON_BYTES = 1 << 30;
-
-const SNAPSHOT_ID = /^s([1-9][0-9]{0,8})$/;
 
 export type Metadata = Record<string, unknown>;
 
 const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
-/** N of `sN`, or null. */
-export function snapshotNumber(id: unknown): number | null {
-  const m = typeof id === 'string' ? SNAPSHOT_ID.exec(id) : null;
-  return m ? Number(m[1]) : null;
-}
+
 
 /**
  * A JSON file of the tree, opened: never through a symlink (no parent may

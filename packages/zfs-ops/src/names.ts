@@ -1,4 +1,4 @@
-import { ValidationError } from '@dsg/contracts';
+import { snapshotNumber, ValidationError } from '@dsg/contracts';
 
 /**
  * ZFS naming rules (zfs(8) "Component Names"), narrowed: every component
@@ -77,9 +77,9 @@ export function assertRepositoryName(name: string): void {
 
 /** `s1`, `s2`, … */
 export function assertSnapshotId(id: string): number {
-  const m = /^s([1-9][0-9]{0,8})$/.exec(String(id));
-  if (!m) refuse('snapshot id', String(id), 'must be s<N> with N ≥ 1');
-  return Number(m[1]);
+  const n = snapshotNumber(id); // contracts' one rule
+  if (n === null) refuse('snapshot id', String(id), 'must be s<N> with N ≥ 1');
+  return n;
 }
 
 /** Percent-encode the characters a property value may not hold (messages are free text). */
