@@ -395,6 +395,12 @@ export interface SyncOptions {
    * that differ only in form are left alone instead of being a conflict.
    */
   sameConfig?: (local: Buffer, remote: Buffer) => boolean;
+  /**
+   * The caller's own check of the repository, run with the repository locked
+   * and before the plan (a dry run: before the plan, unlocked): reads there
+   * cannot race another client's commit. Throw to refuse the sync.
+   */
+  beforePlan?: () => Promise<void>;
   /** the head a plan shown to the user was made against; a different head under the lock → RemoteMovedError */
   expectedRemoteSnapshot?: string | null;
   concurrency?: number;
@@ -435,11 +441,13 @@ export async function runSync(o: SyncOptions): Promise<SyncResult> {
   try {
     assertSnapshotMessage(o.message); // up front: past the point of no return ZFS could not store it
     if (o.dryRun) {
+      await o.beforePlan?.();
       const plan = await planSync(o);
       return emptyResult('dry-run', plan, null, plan.remoteSnapshotId);
     }
     await remote.lock({ user: project.user, host: os.hostname(), pid: process.pid, since: now().toISOString(), transactionId: tx });
     locked = true;
+    await o.beforePlan?.();
     const plan = await planSync(o);
     faultPoint('sync.after-scan');
     if (o.expectedRemoteSnapshot !== undefined && o.expectedRemoteSnapshot !== plan.remoteSnapshotId) {

@@ -223,7 +223,6 @@ export async function syncCommand(ctx: Ctx, o: { message?: string; dryRun?: bool
   if (o.message !== undefined) assertSnapshotMessage(o.message); // before anything connects: ZFS could not store it at commit
   const user = await requireUserConfig(ctx.env);
   await withSession(ctx, async ({ project, conn }) => {
-    await assertSameHistory(project.root, conn.client); // before anything is renamed or planned
     const normalized = await normalizeFirst(ctx, project, user, o);
     const conflictsFile = path.join(project.root, CONFLICTS_FILE);
     let resolutions: Map<string, 'L' | 'C' | 'R'> | undefined;
@@ -250,6 +249,8 @@ export async function syncCommand(ctx: Ctx, o: { message?: string; dryRun?: bool
           backupOnConflict: user.config.backup_on_conflict,
           validateProjectConfig: incomingConfigCheck(ctx, project, { acceptConfig: Boolean(o.acceptConfig), accepted: (c) => (accepted = c) }),
           sameConfig: sameConfigAs(project),
+          // under the lock: the repository's metadata read while another client commits (ZFS unmounts its live tree) would fail
+          beforePlan: () => assertSameHistory(project.root, conn.client),
           onProgress,
         }),
       );
