@@ -141,6 +141,18 @@ describe.skipIf(!existsSync(path.join(FIXTURES, NAME)))("the original's odd entr
     // log reads every manifest (the head and what archives there are)
     const log = logSchema.parse(JSON.parse(ok(dsg(f.project, sb.env, '--json', 'log')).stdout));
     expect(log.snapshots.map((s) => s.snapshotId)).toEqual(['s2', 's1']);
+    // blame of a good file and of an odd one: both read from the manifests, nothing opened by the odd path
+    const blame = (p: string): [string, string][] =>
+      (JSON.parse(ok(dsg(f.project, sb.env, '--json', 'blame', p)).stdout) as { events: { snapshotId: string; change: string }[] }).events.map((e) => [e.snapshotId, e.change]);
+    expect(blame('input/a.csv')).toEqual([['s1', 'added']]);
+    expect(blame('input/old.csv')).toEqual([['s1', 'added']]);
+    // snapfetch: the head's good file is fetched; an odd entry is refused with its reason, nothing written
+    ok(dsg(f.project, sb.env, '--json', 'snapfetch', 'input/a.csv', '--snapshot', 's2', '-o', path.join(sb.dir, 'a.s2')));
+    expect(readFileSync(path.join(sb.dir, 'a.s2'), 'utf8')).toBe('id\n1\n');
+    const odd = dsg(f.project, sb.env, '--json', 'snapfetch', 'input/old.csv', '--snapshot', 's2', '-o', path.join(sb.dir, 'old.s2'));
+    expect(odd.code).not.toBe(0);
+    expect((JSON.parse(odd.stdout) as { error: { message: string } }).error.message).toMatch(/held back/);
+    expect(existsSync(path.join(sb.dir, 'old.s2'))).toBe(false);
 
     // validate-chain reads the odd manifest. The original never puts an archive into its
     // repository; its working copies keep them, and dsg takes s1's from this one (it is the
