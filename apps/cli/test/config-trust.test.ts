@@ -73,6 +73,10 @@ describe('data_dirs and pool: what a config may name', () => {
     expect(dataDirProblem('a/b')).toMatch(/contains "\/"/);
     expect(dataDirProblem('..')).toMatch(/is "\.\."/);
     expect(dataDirProblem('in\u001bput')).toMatch(/control character/);
+    // one rule with the scanner's (it used to refuse these only at the first scan, after the config was accepted)
+    expect(dataDirProblem('in\u0085put')).toMatch(/control character/); // a C1 control
+    expect(dataDirProblem('con')).toMatch(/is refused: /); // a Windows device name
+    expect(dataDirProblem('a\\b')).toMatch(/contains "\/"/);
   });
 
   it.each(['tank/../x', 'tank/./x', 'tank//x', 'tank/dsg/'])('pool %j is refused naming repository.pool', async (pool) => {

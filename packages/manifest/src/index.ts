@@ -12,4 +12,4 @@ export { archiveSizeBound, compressArchive, decompressArchive, MAX_ARCHIVE_BYTES
 export * from './sync-messages.js';
 export * from './scan.js';
 export { StatCache } from './stat-cache.js';
-export { projectScope, foldKey, type Scope } from './scope.js';
+export { dataDirProblem, projectScope, foldKey, type Scope } from './scope.js';

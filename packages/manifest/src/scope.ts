@@ -27,6 +27,20 @@ export interface Scope {
 const isHidden = (c: string): boolean => c.startsWith('.');
 
 /**
+ * Why `d` cannot be a data directory, or null: one plain, visible name,
+ * matched at any depth (the config validator and the scope share it).
+ */
+export function dataDirProblem(d: string): string | null {
+  if (d === '') return 'is empty';
+  if (d.includes('/') || d.includes('\\')) return 'contains "/" (a data dir is one name, matched at any depth)';
+  if (d === '.' || d === '..') return `is "${d}"`;
+  if (isHidden(d)) return `is a hidden name (${d === '.dsg' || d === '.git' ? `${d} is never data` : 'hidden directories are never data'})`;
+  if (/\p{C}/u.test(d)) return 'contains a control character';
+  const why = validateComponent(d);
+  return why ? `is refused: ${why}` : null;
+}
+
+/**
  * The scope of `dataDirs`, as the original tool scans (HRDAG/dsg
  * `core/scanner.py`): a path belongs to the project when ANY of its
  * directory components is a data-directory name (`input`, and
@@ -40,14 +54,8 @@ const isHidden = (c: string): boolean => c.startsWith('.');
 export function projectScope(dataDirs: readonly string[]): Scope {
   const names = [...new Set(dataDirs)];
   for (const d of names) {
-    const why = d.includes('/') ? 'a data directory is a name, matched at any depth (no "/")' : validateComponent(d);
-    if (why) throw new ValidationError(`data directory ${JSON.stringify(d)} refused: ${why}`, { field: 'data_dirs', path: d });
-    if (isHidden(d)) {
-      throw new ValidationError(`data directory ${JSON.stringify(d)} refused: a hidden name (.dsg, .git, …) cannot be a data directory`, {
-        field: 'data_dirs',
-        path: d,
-      });
-    }
+    const why = dataDirProblem(d);
+    if (why) throw new ValidationError(`data directory ${JSON.stringify(d)} ${why}`, { field: 'data_dirs', path: d });
   }
   const set = new Set(names);
   const dataDirOf = (p: string): string | null => {

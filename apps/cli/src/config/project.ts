@@ -5,17 +5,15 @@ import { stringify } from 'yaml';
 import { z } from 'zod';
 import { createHash } from 'node:crypto';
 import { ConfigError, LAST_SYNC, LOCAL_CONFIG_FILE, PROJECT_CONFIG_FILE } from '@dsg/contracts';
+import { dataDirProblem, DEFAULT_DATA_DIRS as SCAN_DATA_DIRS, DEFAULT_IGNORE as SCAN_IGNORE } from '@dsg/manifest';
 import { readYamlFile, validateYaml, type YamlSource } from './yaml-file.js';
 
 // the file names are contracts' one layout
 export { LOCAL_CONFIG_FILE, PROJECT_CONFIG_FILE };
 
-export const DEFAULT_DATA_DIRS = ['input', 'output', 'frozen'];
-export const DEFAULT_IGNORE = {
-  names: ['.DS_Store', '__pycache__', '.Rhistory', '.RData', '.ipynb_checkpoints'],
-  suffixes: ['.tmp', '.pyc'],
-  paths: [] as string[],
-};
+// the scanner's defaults (one definition, in @dsg/manifest), as the mutable values a config document holds
+export const DEFAULT_DATA_DIRS: string[] = [...SCAN_DATA_DIRS];
+export const DEFAULT_IGNORE = { names: [...SCAN_IGNORE.names], suffixes: [...SCAN_IGNORE.suffixes], paths: [...SCAN_IGNORE.paths] as string[] };
 
 /** A repository name is also a dataset and directory name: keep it to safe characters. */
 export const repoNameSchema = z
@@ -126,15 +124,7 @@ export function repositoryYaml(repo: RepositoryConfig): Record<string, unknown> 
  * (remote URLs with tokens); a teammate who could widen the scope to them
  * would have every working copy upload them.
  */
-export function dataDirProblem(d: string): string | null {
-  if (d === '') return 'is empty';
-  if (d.includes('/') || d.includes('\\')) return 'contains "/" (a data dir is one name, matched at any depth)';
-  if (d === '.' || d === '..') return `is "${d}"`;
-  if (d.startsWith('.')) return `is a hidden name (${d === '.dsg' || d === '.git' ? `${d} is never data` : 'hidden directories are never data'})`;
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(d)) return 'contains a control character';
-  return null;
-}
+export { dataDirProblem };
 
 const dataDir = z
   .string({ error: 'expected a relative directory name' })
