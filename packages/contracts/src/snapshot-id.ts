@@ -1,4 +1,5 @@
 import { ValidationError } from './errors.js';
+import type { SnapshotRef } from './interfaces.js';
 
 /**
  * A snapshot id: `s1`, `s2`, … — the one definition every layer checks
@@ -48,4 +49,21 @@ export function compareSnapshotIds(a: string, b: string): number {
   const y = snapshotNumber(b);
   if (x === null || y === null) return x === null ? (y === null ? 0 : 1) : -1;
   return x - y;
+}
+
+/**
+ * A SnapshotRef from a manifest metadata block as JSON holds it
+ * (created_at, snapshot_message, snapshot_hash, created_by), for backends
+ * that read the history from `.dsg/` files instead of their own records.
+ */
+export function snapshotRefOf(id: string, md: Record<string, unknown>): SnapshotRef {
+  const str = (k: string): string | undefined => (typeof md[k] === 'string' ? md[k] : undefined);
+  const ref: SnapshotRef = { snapshotId: id, createdAt: str('created_at') ?? '' };
+  const message = str('snapshot_message');
+  const hash = str('snapshot_hash');
+  const user = str('created_by');
+  if (message !== undefined) ref.message = message;
+  if (hash !== undefined) ref.manifestHash = hash;
+  if (user !== undefined) ref.user = user;
+  return ref;
 }

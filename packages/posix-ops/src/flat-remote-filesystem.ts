@@ -8,6 +8,7 @@ import {
   faultPoint,
   isTransactionId,
   LAST_SYNC,
+  snapshotRefOf,
   SYNC_MESSAGES,
   mkdirsBeneath,
   Mutex,
@@ -516,9 +517,9 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     const snaps = isRecord(messages) && isRecord(messages['snapshots']) ? messages['snapshots'] : {};
     for (const [id, v] of Object.entries(snaps)) {
       const n = snapshotNumber(id);
-      if (n !== null && n < headN && isRecord(v)) out.set(n, refOf(id, v));
+      if (n !== null && n < headN && isRecord(v)) out.set(n, snapshotRefOf(id, v));
     }
-    out.set(headN, refOf(`s${headN}`, md));
+    out.set(headN, snapshotRefOf(`s${headN}`, md));
     return [...out.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r);
   }
 
@@ -681,17 +682,6 @@ async function readManifestHead(file: string): Promise<string | null> {
   }
 }
 
-function refOf(id: string, md: Record<string, unknown>): SnapshotRef {
-  const str = (k: string): string | undefined => (typeof md[k] === 'string' ? md[k] : undefined);
-  const ref: SnapshotRef = { snapshotId: id, createdAt: str('created_at') ?? '' };
-  const message = str('snapshot_message');
-  const hash = str('snapshot_hash');
-  const user = str('created_by');
-  if (message !== undefined) ref.message = message;
-  if (hash !== undefined) ref.manifestHash = hash;
-  if (user !== undefined) ref.user = user;
-  return ref;
-}
 
 async function readJournal(file: string): Promise<Journal | null> {
   try {

@@ -1,6 +1,6 @@
 import { constants, type Stats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { DsgError, NotFoundError, resolveBeneath, type SnapshotRef } from '@dsg/contracts';
+import { DsgError, NotFoundError, resolveBeneath } from '@dsg/contracts';
 
 /**
  * The two layouts a ZFS repository `P/<repo>` can have. Both are the same
@@ -136,18 +136,6 @@ export async function readSyncMessages(root: string): Promise<Map<number, Metada
   return out;
 }
 
-/** A SnapshotRef from a manifest metadata block (created_at, snapshot_message, snapshot_hash, created_by). */
-export function refOfMetadata(id: string, md: Metadata): SnapshotRef {
-  const str = (k: string): string | undefined => (typeof md[k] === 'string' ? md[k] : undefined);
-  const ref: SnapshotRef = { snapshotId: id, createdAt: str('created_at') ?? '' };
-  const message = str('snapshot_message');
-  const hash = str('snapshot_hash');
-  const user = str('created_by');
-  if (message !== undefined) ref.message = message;
-  if (hash !== undefined) ref.manifestHash = hash;
-  if (user !== undefined) ref.user = user;
-  return ref;
-}
 
 /** A snapshot of a legacy repository's history that has no ZFS snapshot: a clear not-found, never a crash. */
 export function noZfsSnapshot(snapshotId: string, dataset: string, more?: string): NotFoundError {

@@ -22,9 +22,10 @@ import {
   type SnapshotMounter,
   type SnapshotRef,
   type TransactionId,
+  snapshotRefOf,
 } from '@dsg/contracts';
 import { deleteInside, dropWrite, finishWrite, openInside, prepareWrite, streamVerified, writeLinkInside, type PreparedWrite } from './file-ops.js';
-import { noZfsSnapshot, readSyncMessages, refOfMetadata, snapshotNumber, type Layout } from './layout.js';
+import { noZfsSnapshot, readSyncMessages, snapshotNumber, type Layout } from './layout.js';
 import { assertDatasetName, assertSnapshotId, decodePropValue, isRepositoryName } from './names.js';
 import { PROP, ZfsOperations, type Logger } from './operations.js';
 import type { ZfsRunner } from './runner.js';
@@ -249,9 +250,9 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
       return [...st.snapshots.entries()].sort((a, b) => a[0] - b[0]).map(([n, p]) => zfsRef(n, p));
     }
     const out = new Map<number, SnapshotRef>();
-    for (const [n, md] of await readSyncMessages(st.liveDir)) if (n < headN) out.set(n, refOfMetadata(`s${n}`, md));
+    for (const [n, md] of await readSyncMessages(st.liveDir)) if (n < headN) out.set(n, snapshotRefOf(`s${n}`, md));
     for (const [n, p] of st.snapshots) if (n < headN && !out.has(n)) out.set(n, zfsRef(n, p));
-    out.set(headN, refOfMetadata(`s${headN}`, st.headMetadata));
+    out.set(headN, snapshotRefOf(`s${headN}`, st.headMetadata));
     return [...out.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r);
   }
 
