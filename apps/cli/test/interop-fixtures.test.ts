@@ -20,7 +20,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { entriesHash, hashBytes, parseManifest, type Manifest } from '@dsg/manifest';
 import { dsg, ok, sandbox, type RunResult } from './helpers.js';
-import { FIXTURES, FIXTURES_TAR, expectFlat, expectInSync, fixture, made, removeMade, requireFixtures, tree } from './interop-helpers.js';
+import { FIXTURES, FIXTURES_TAR, expectFlat, expectInSync, fixture, listTree, made, removeMade, requireFixtures, tree } from './interop-helpers.js';
 import {
   blameSchema,
   errorDocSchema,
@@ -40,19 +40,7 @@ const BO = 'user_id: bo@example.org\nuser_name: Bo Other\n';
 
 /** rel → "file <base64>" or "link <target>" of every file and link, `.dsg/` (top level) left out. */
 function files(root: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string): void => {
-    for (const n of readdirSync(d)) {
-      const full = path.join(d, n);
-      const rel = path.relative(root, full);
-      if (rel === '.dsg') continue;
-      const st = lstatSync(full);
-      if (st.isDirectory()) walk(full);
-      else out[rel] = st.isSymbolicLink() ? `link ${readlinkSync(full)}` : `file ${readFileSync(full).toString('base64')}`;
-    }
-  };
-  walk(root);
-  return out;
+  return listTree(root, (full, st) => (st.isSymbolicLink() ? `link ${readlinkSync(full)}` : `file ${readFileSync(full).toString('base64')}`));
 }
 
 /** The repository's head: the raw JSON (entries exactly as written) and the parsed manifest. */

@@ -7,7 +7,7 @@
  * flat tree `<repo>/<name>/` with `.dsg/` inside.
  */
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, type Stats } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -75,8 +75,8 @@ export function fixture(name: string, from: 'directory' | 'tar' = 'directory'): 
   return { dir, project: path.join(dir, 'project'), repo: path.join(repoRoot, name), repoRoot, other: (n) => path.join(dir, n) };
 }
 
-/** rel → "ino size mtime" of every entry (files and links), `.dsg/` left out. */
-export function tree(root: string): Record<string, string> {
+/** rel → describe(full path, lstat) of every file and link under root, the top-level `.dsg/` left out. */
+export function listTree(root: string, describe: (full: string, st: Stats) => string): Record<string, string> {
   const out: Record<string, string> = {};
   const walk = (d: string): void => {
     for (const n of readdirSync(d)) {
@@ -85,11 +85,16 @@ export function tree(root: string): Record<string, string> {
       if (rel === '.dsg') continue;
       const st = lstatSync(full);
       if (st.isDirectory()) walk(full);
-      else out[rel] = `${st.ino} ${st.size} ${st.mtimeMs}`;
+      else out[rel] = describe(full, st);
     }
   };
   walk(root);
   return out;
+}
+
+/** rel → "kind ino size mtime" of every entry (files and links), `.dsg/` left out: equal means untouched. */
+export function tree(root: string): Record<string, string> {
+  return listTree(root, (_full, st) => `${st.isSymbolicLink() ? 'link' : 'file'} ${st.ino} ${st.size} ${st.mtimeMs}`);
 }
 
 /** What the original's status "Everything up to date" means for dsg: nothing to do (.dsgconfig.yml is no entry: a repository without a root copy gets one with the next snapshot). */

@@ -13,67 +13,19 @@
  * regular file holding the target). `__REPO_ROOT__` is substituted in
  * .dsgconfig.yml; the repository is the flat tree `<repo>/odd-entries/`.
  */
-import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { entriesHash, parseManifest, unusableReason } from '@dsg/manifest';
 import { dsg, ok, sandbox, type RunResult } from './helpers.js';
+import { expectInSync, FIXTURES, FIXTURES_TAR, fixture, made, removeMade, requireFixtures, tree } from './interop-helpers.js';
 import { logSchema, statusSchema, syncSchema, validateChainSchema, validateSnapshotSchema } from '../src/output/json-schemas.js';
 
-// shared/ sits beside the checkout (the workspace and CI both lay it there)
-const FIXTURES = process.env['DSG_INTEROP_FIXTURES'] ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'shared', 'interop', 'fixtures');
-const TAR = path.join(FIXTURES, '..', 'fixtures.tar.gz');
 const NAME = 'odd-entries';
-// where the real parts are required, missing fixtures are a failure, not a silent skip
-if (process.env['DSG_REQUIRE_REAL'] === '1') {
-  if (!existsSync(path.join(FIXTURES, NAME))) throw new Error(`the interop fixture ${NAME} is missing at ${FIXTURES} (set DSG_INTEROP_FIXTURES)`);
-  if (!existsSync(TAR)) throw new Error(`the interop fixtures tar is missing at ${TAR}`);
-}
-const made: string[] = [];
-afterAll(() => {
-  for (const d of made) rmSync(d, { recursive: true, force: true });
-});
+requireFixtures([NAME], { tar: true });
+afterAll(removeMade);
 
 type Source = 'tar' | 'directory';
-
-/** A writable copy of the fixture (from the tar or the directory tree), __REPO_ROOT__ replaced by its repo/ directory. */
-function fixture(from: Source): { dir: string; project: string; repo: string } {
-  const dir = mkdtempSync(path.join(os.tmpdir(), `dsg-interop-${NAME}-`));
-  made.push(dir);
-  if (from === 'tar') {
-    // the tar holds <name>/project and <name>/repo; GNU tar only warns about the 1879 mtime
-    execFileSync('tar', ['xzf', TAR, '-C', dir, '--strip-components=1', NAME], { stdio: ['ignore', 'ignore', 'ignore'] });
-  } else {
-    cpSync(path.join(FIXTURES, NAME), dir, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
-  }
-  execFileSync('chmod', ['-R', 'u+w', dir]);
-  const repoRoot = path.join(dir, 'repo');
-  const cfg = path.join(dir, 'project', '.dsgconfig.yml');
-  const st = lstatSync(cfg);
-  writeFileSync(cfg, readFileSync(cfg, 'utf8').replaceAll('__REPO_ROOT__', repoRoot));
-  execFileSync('touch', ['-d', st.mtime.toISOString(), cfg]);
-  return { dir, project: path.join(dir, 'project'), repo: path.join(repoRoot, NAME) };
-}
-
-/** rel → "kind ino size mtime" of every entry (files and links), `.dsg/` left out. */
-function tree(root: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string): void => {
-    for (const n of readdirSync(d)) {
-      const full = path.join(d, n);
-      const rel = path.relative(root, full);
-      if (rel === '.dsg') continue;
-      const st = lstatSync(full);
-      if (st.isDirectory()) walk(full);
-      else out[rel] = `${st.isSymbolicLink() ? 'link' : 'file'} ${st.ino} ${st.size} ${st.mtimeMs}`;
-    }
-  };
-  walk(root);
-  return out;
-}
 
 const ODD = ['input/a\\b.csv', 'input/l', 'input/old.csv'];
 const REASONS = {
@@ -87,19 +39,10 @@ function expectHeldBack(held: { path: string; reason: string }[] | undefined): v
   for (const h of held ?? []) expect(h.reason, h.path).toMatch(REASONS[h.path as keyof typeof REASONS]);
 }
 
-/** The original's "Everything up to date": nothing to do but, at most, sharing .dsgconfig.yml (moving out of the manifest right now); the odd entries held back. */
-function expectInSync(stdout: string, head: string): void {
-  const s = statusSchema.parse(JSON.parse(stdout));
-  expect(s.remoteSnapshot).toBe(head);
-  expect(s.upload.filter((p) => p !== '.dsgconfig.yml')).toEqual([]);
-  expect({ download: s.download, deleteLocal: s.deleteLocal, deleteRemote: s.deleteRemote, conflicts: s.conflicts, invalid: s.invalidNames }).toEqual({
-    download: [],
-    deleteLocal: [],
-    deleteRemote: [],
-    conflicts: [],
-    invalid: [],
-  });
-  expectHeldBack(s.heldBack);
+/** The original's "Everything up to date", the odd entries held back. */
+function expectInSyncHeldBack(stdout: string, head: string): void {
+  expectInSync(stdout, head);
+  expectHeldBack(statusSchema.parse(JSON.parse(stdout)).heldBack);
 }
 
 /** The held-back report of sync and clone (their human output; --json has it as `heldBack`): said once per command, naming each entry. */
@@ -113,16 +56,16 @@ const entriesJson = (file: string): Record<string, unknown> => (JSON.parse(readF
 
 describe.skipIf(!existsSync(path.join(FIXTURES, NAME)))("the original's odd entries (interop fixture odd-entries), through the built dsg", () => {
   it.each<Source>(['tar', 'directory'])('from the %s: status, clone, log, validate-chain; a change synced carries the odd entries unchanged', (from) => {
-    if (from === 'tar' && !existsSync(TAR)) return;
+    if (from === 'tar' && !existsSync(FIXTURES_TAR)) return;
     const sb = sandbox('user_id: ana@example.org\nuser_name: Ana Py\n');
     made.push(sb.dir);
-    const f = fixture(from);
+    const f = fixture(NAME, from);
     const original = entriesJson(path.join(f.repo, '.dsg', 'last-sync.json'));
     const repoBefore = tree(f.repo);
     const projectBefore = tree(f.project);
 
     // status in the original's working copy: at s2, nothing to do, the odd entries held back
-    expectInSync(ok(dsg(f.project, sb.env, '--json', 'status')).stdout, 's2');
+    expectInSyncHeldBack(ok(dsg(f.project, sb.env, '--json', 'status')).stdout, 's2');
     expect(tree(f.repo)).toEqual(repoBefore);
     expect(tree(f.project)).toEqual(projectBefore);
 
@@ -135,7 +78,7 @@ describe.skipIf(!existsSync(path.join(FIXTURES, NAME)))("the original's odd entr
     expect(readFileSync(path.join(clone, 'output', 'b.csv'), 'utf8')).toBe('out\n');
     expect(Object.keys(tree(clone)).filter((p) => p !== '.dsgconfig.yml').sort()).toEqual(['input/a.csv', 'output/b.csv']);
     expect(existsSync(path.join(sb.dir, 'outside.txt'))).toBe(false);
-    expectInSync(ok(dsg(clone, sb.env, '--json', 'status')).stdout, 's2');
+    expectInSyncHeldBack(ok(dsg(clone, sb.env, '--json', 'status')).stdout, 's2');
     expect(tree(f.repo)).toEqual(repoBefore); // a clone is read-only on the server
 
     // log reads every manifest (the head and what archives there are)
@@ -192,7 +135,7 @@ describe.skipIf(!existsSync(path.join(FIXTURES, NAME)))("the original's odd entr
     for (const p of ODD) expect(projectAfter[p], p).toBe(projectBefore[p]);
 
     expect(validateChainSchema.parse(JSON.parse(ok(dsg(f.project, sb.env, '--json', 'validate-chain')).stdout))).toEqual({ command: 'validate-chain', ok: true, snapshots: 3, problem: null });
-    expectInSync(ok(dsg(f.project, sb.env, '--json', 'status')).stdout, 's3');
+    expectInSyncHeldBack(ok(dsg(f.project, sb.env, '--json', 'status')).stdout, 's3');
     // the clone sees s3 (and, maybe, the config the sync shared: its own, written by clone, differs)
     const cs = statusSchema.parse(JSON.parse(ok(dsg(clone, sb.env, '--json', 'status')).stdout));
     expect(cs.remoteSnapshot).toBe('s3');
