@@ -7,6 +7,7 @@ import type {
   Manifest} from '@dsg/manifest';
 import {
   decompressArchive,
+  entriesEqual,
   parseManifest,
   parseSyncMessages,
   type ManifestEntry,
@@ -120,15 +121,10 @@ export function diffManifests(prev: Manifest | null, cur: Manifest): Map<string,
   for (const [p, e] of cur.entries) {
     const b = before.get(p);
     if (!b) out.set(p, 'added');
-    else if (!sameContent(b, e)) out.set(p, 'changed');
+    // the sync engine's equality (hash, else size + mtime INSTANT): log and
+    // blame must not call a file changed that sync calls equal
+    else if (!entriesEqual(b, e)) out.set(p, 'changed');
   }
   for (const p of before.keys()) if (!cur.entries.has(p)) out.set(p, 'removed');
   return out;
-}
-
-function sameContent(a: ManifestEntry, b: ManifestEntry): boolean {
-  if (a.type !== b.type) return false;
-  if (a.type === 'link' && b.type === 'link') return a.reference === b.reference;
-  if (a.type === 'file' && b.type === 'file') return a.hash && b.hash ? a.hash === b.hash : a.filesize === b.filesize && a.mtime === b.mtime;
-  return false;
 }

@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { ByteStream } from '@dsg/contracts';
 import { buildSnapshot, compressArchive, serializeManifest, serializeSyncMessages, type ManifestEntry, type ManifestMetadata } from '@dsg/manifest';
-import { readHistory } from '../src/history.js';
+import { diffManifests, readHistory } from '../src/history.js';
 
 const entry = (p: string, hash: string): ManifestEntry => ({ type: 'file', path: p, user: 'ana@example.org', filesize: 1, mtime: '2024-01-15T09:00:00-08:00', hash });
 
@@ -60,5 +60,26 @@ describe('readHistory', () => {
       }),
     );
     expect(h.snapshots.map((s) => [s.snapshotId, s.manifest !== null])).toEqual([['s1', true], ['s2', true]]);
+  });
+});
+
+describe('diffManifests', () => {
+  const file = (mtime: string, hash = ''): ManifestEntry =>
+    ({ type: 'file', path: 'input/a.csv', user: 'u', filesize: 3, mtime, hash });
+  const manifestOf = (e: ManifestEntry) => ({ entries: new Map([[e.path, e]]) }) as Parameters<typeof diffManifests>[1];
+
+  it('calls a file unchanged when sync does: same size and the same mtime INSTANT in another offset', () => {
+    // no hashes: equality is size + mtime instant, as the sync engine compares
+    const before = manifestOf(file('2024-01-02T03:04:05-08:00'));
+    const after = manifestOf(file('2024-01-02T11:04:05+00:00'));
+    expect(diffManifests(before, after).size).toBe(0);
+  });
+
+  it('a different instant or hash is a change; an added and a removed path are named', () => {
+    expect(diffManifests(manifestOf(file('2024-01-02T03:04:05-08:00')), manifestOf(file('2024-01-02T03:04:06-08:00'))).get('input/a.csv')).toBe('changed');
+    expect(diffManifests(manifestOf(file('t', 'aaaaaaaaaaaaaaaa')), manifestOf(file('t', 'bbbbbbbbbbbbbbbb'))).get('input/a.csv')).toBe('changed');
+    expect(diffManifests(null, manifestOf(file('t'))).get('input/a.csv')).toBe('added');
+    const other = { ...file('t'), path: 'input/b.csv' };
+    expect(diffManifests(manifestOf(file('t')), manifestOf(other))).toEqual(new Map([['input/b.csv', 'added'], ['input/a.csv', 'removed']]));
   });
 });
