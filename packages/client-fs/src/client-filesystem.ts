@@ -14,7 +14,7 @@ import {
   type HasherFactory,
   type TransactionId,
 } from '@dsg/contracts';
-import { checkDataPath, layout, metaTarget, stagingDir, type Layout } from './layout.js';
+import { checkDataPath, layout, metaTarget, stagedMetaPath, stagingDir, type Layout } from './layout.js';
 import {
   applyJournal,
   dropEmptyBackup,
@@ -166,7 +166,7 @@ export class LocalClientFilesystem implements ClientFilesystem {
   async stageMeta(tx: TransactionId, p: string, content: Uint8Array): Promise<void> {
     const target = metaTarget(p);
     const s = this.#state(tx);
-    const staged = `meta/${target.slice('.dsg/'.length)}`;
+    const staged = stagedMetaPath(target);
     const abs = await this.#stagedPath(tx, staged);
     await mkdir(path.dirname(abs), { recursive: true });
     await writeFileAtomic(abs, content);

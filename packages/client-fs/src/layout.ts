@@ -43,6 +43,11 @@ export function checkDataPath(p: string): void {
 
 const RESERVED_META = new Set(['staging', 'backup', 'journal']);
 
+/** Where a metadata target (`.dsg/x`, from metaTarget) waits in a transaction's staging directory. */
+export function stagedMetaPath(target: string): string {
+  return `meta/${target.slice(DSG_DIR.length + 1)}`;
+}
+
 /**
  * A metadata path, relative to `.dsg/` (a leading `.dsg/` is accepted).
  * Returns the root-relative target, e.g. `.dsg/last-sync.json`. The

@@ -1,7 +1,7 @@
 import { readFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { isTransactionId, type CleanupReport, type RecoveryReport } from '@dsg/contracts';
-import { backupDir, journalFile, layout, stagingDir } from './layout.js';
+import { isTransactionId, LAST_SYNC, manifestMetadataOf, type CleanupReport, type RecoveryReport } from '@dsg/contracts';
+import { backupDir, journalFile, layout, stagedMetaPath, stagingDir } from './layout.js';
 import { applyJournal, listJournals, readJournal } from './journal.js';
 import { finishApply, rollbackClientTx } from './client-filesystem.js';
 import { isEnoent } from './fs-util.js';
@@ -73,8 +73,8 @@ export async function recoverClient(
  */
 async function stagedManifestHash(staging: string): Promise<string | undefined> {
   try {
-    const raw = JSON.parse(await readFile(path.join(staging, 'meta', 'last-sync.json'), 'utf8')) as { metadata?: { snapshot_hash?: unknown } };
-    const h = raw.metadata?.snapshot_hash;
+    const raw = JSON.parse(await readFile(path.join(staging, stagedMetaPath(LAST_SYNC)), 'utf8')) as unknown;
+    const h = manifestMetadataOf(raw)?.['snapshot_hash'];
     return typeof h === 'string' ? h : undefined;
   } catch {
     return undefined;

@@ -67,3 +67,15 @@ export function snapshotRefOf(id: string, md: Record<string, unknown>): Snapshot
   if (user !== undefined) ref.user = user;
   return ref;
 }
+
+/**
+ * The metadata block of a manifest's parsed JSON (`{"entries": …,
+ * "metadata": {…}}`), or null when `json` has none. The one reader for the
+ * packages that may not import @dsg/manifest but must find a head's
+ * snapshot_id or snapshot_hash (backends, client recovery); everything else
+ * parses the whole manifest with @dsg/manifest.
+ */
+export function manifestMetadataOf(json: unknown): Record<string, unknown> | null {
+  const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+  return isRecord(json) && isRecord(json['metadata']) ? json['metadata'] : null;
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compareSnapshotIds, isSnapshotId, nextSnapshotId, parseSnapshotId, snapshotIdOf, snapshotNumber, ValidationError } from '../src/index.js';
+import { compareSnapshotIds, isSnapshotId, manifestMetadataOf, nextSnapshotId, parseSnapshotId, snapshotIdOf, snapshotNumber, ValidationError } from '../src/index.js';
 
 /** The cases on which the copies of this rule disagreed (wire: up to 10 digits; engine: any; CLI: s0). */
 describe('snapshot ids: one rule', () => {
@@ -36,5 +36,12 @@ describe('snapshot ids: one rule', () => {
     expect(() => snapshotIdOf(0)).toThrow(ValidationError);
     expect(() => snapshotIdOf(1.5)).toThrow(ValidationError);
     expect(['s10', 'x', 's2', 's1'].sort(compareSnapshotIds)).toEqual(['s1', 's2', 's10', 'x']);
+  });
+});
+
+describe('manifestMetadataOf', () => {
+  it('returns the metadata block of a manifest and null for anything else', () => {
+    expect(manifestMetadataOf({ entries: {}, metadata: { snapshot_id: 's3' } })).toEqual({ snapshot_id: 's3' });
+    for (const v of [null, 'x', [], {}, { metadata: null }, { metadata: [] }, { metadata: 'm' }]) expect(manifestMetadataOf(v)).toBeNull();
   });
 });

@@ -8,6 +8,7 @@ import {
   faultPoint,
   isTransactionId,
   LAST_SYNC,
+  manifestMetadataOf,
   snapshotRefOf,
   SYNC_MESSAGES,
   mkdirsBeneath,
@@ -509,7 +510,7 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   async listSnapshots(): Promise<SnapshotRef[]> {
     if (!(await this.exists())) return [];
     const head = await readJson(path.join(this.root, FLAT_LAST_SYNC));
-    const md = metadataOf(head);
+    const md = manifestMetadataOf(head);
     const headN = md ? snapshotNumber(String(md['snapshot_id'])) : null;
     if (!md || headN === null) throw corrupt(`${FLAT_LAST_SYNC} has no metadata.snapshot_id of the form sN`);
     const out = new Map<number, SnapshotRef>();
@@ -668,14 +669,11 @@ async function readJson(file: string): Promise<unknown> {
   }
 }
 
-function metadataOf(manifest: unknown): Record<string, unknown> | null {
-  return isRecord(manifest) && isRecord(manifest['metadata']) ? manifest['metadata'] : null;
-}
 
 /** metadata.snapshot_id of a manifest file, or null when it is missing or unreadable. */
 async function readManifestHead(file: string): Promise<string | null> {
   try {
-    const id = metadataOf(await readJson(file))?.['snapshot_id'];
+    const id = manifestMetadataOf(await readJson(file))?.['snapshot_id'];
     return typeof id === 'string' ? id : null;
   } catch {
     return null;

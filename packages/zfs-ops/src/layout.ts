@@ -28,7 +28,7 @@ import { DsgError, NotFoundError, resolveBeneath } from '@dsg/contracts';
  */
 export type Layout = 'dsg' | 'legacy';
 
-import { LAST_SYNC, snapshotNumber, SYNC_MESSAGES } from '@dsg/contracts';
+import { LAST_SYNC, manifestMetadataOf, snapshotNumber, SYNC_MESSAGES } from '@dsg/contracts';
 
 // contracts' one layout and snapshot-id rule, under the names this package exported
 export { LAST_SYNC, snapshotNumber, SYNC_MESSAGES };
@@ -109,7 +109,7 @@ export async function readHead(root: string): Promise<Head> {
     return known.head;
   }
   const v = await parseJson(f.fh);
-  const md = isRecord(v) && isRecord(v['metadata']) ? v['metadata'] : null;
+  const md = manifestMetadataOf(v);
   const n = md ? snapshotNumber(md['snapshot_id']) : null;
   const head: Head = md && n !== null ? { id: `s${n}`, n, metadata: md } : null;
   heads.delete(key);
