@@ -1,6 +1,6 @@
 // Throughput of the agent protocol: one 256 MiB file up and down, through the
 // in-process transport and through the real test sshd with the bundled agent.
-// Run after a build: `pnpm --filter @dsg/agent bench` (needs the test env for SSH).
+// Run after a build: `node bench/micro/agent-throughput.mjs` (needs the test env for SSH).
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { newTransactionId } from '@dsg/contracts';
 import { sshEnv } from '@dsg/testenv';
 import { LocalTransport, SshTransport, openRemote } from '@dsg/transports';
-import { createAgentHasher, createAgentServer } from '../dist/index.js';
+import { createAgentHasher, createAgentServer } from '@dsg/agent';
 
 const MiB = 1 << 20;
 const SIZE = 256 * MiB;
@@ -46,7 +46,7 @@ try {
   await run('in-process', new LocalTransport({ mode: 'in-process', server: createAgentServer({ type: 'posix', root: join(dir, 'a') }, hasher, () => {}) }));
   const ssh = sshEnv();
   if (ssh) {
-    const bundle = fileURLToPath(new URL('../dist/dsg-agent.mjs', import.meta.url));
+    const bundle = fileURLToPath(new URL('dsg-agent.mjs', import.meta.resolve('@dsg/agent')));
     await run('ssh', new SshTransport({ host: ssh.host, port: ssh.port, user: ssh.user, identityFile: ssh.key, knownHostsFile: ssh.knownHosts,
       sshConfigFile: '/nonexistent', agentSocket: null, agentCommand: ['node', bundle, 'serve', '--type', 'posix', '--root', join(dir, 'b')] }));
   } else console.log('ssh: test sshd not configured, skipped');

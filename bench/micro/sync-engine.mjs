@@ -1,7 +1,7 @@
 // Benchmark (not a test): init, clone and an incremental sync of a generated
 // tree through the real stack (LocalClientFilesystem, in-process agent,
 // PosixRemoteFilesystem, or ZfsRemoteFilesystem on the test pool), served by the agent's hosts.
-// Usage: node bench/sync-bench.mjs [files] [bytesPerFile] [posix|zfs]
+// Usage (after a build): node bench/micro/sync-engine.mjs [files] [bytesPerFile] [posix|zfs]
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -11,12 +11,9 @@ import { createXxh3Hasher } from '@dsg/manifest';
 import { posixHost } from '@dsg/posix-ops';
 import { freshParent, zfsEnv } from '@dsg/testenv';
 import { zfsHost } from '@dsg/zfs-ops';
+import { runClone, runSync } from '@dsg/coordinator';
+import { LocalTransport, openRemote } from '@dsg/transports';
 import { AgentServer } from '@dsg/transports/server';
-import { runClone, runSync } from '../dist/index.js';
-
-const dist = new URL('.', import.meta.resolve('@dsg/transports/server'));
-const { LocalTransport } = await import(new URL('local-transport.js', dist).href);
-const { openRemote } = await import(new URL('client.js', dist).href);
 
 const files = Number(process.argv[2] ?? 2000);
 const size = Number(process.argv[3] ?? 64 * 1024);

@@ -1,20 +1,17 @@
 // Benchmark: what a sync costs as the tree grows. Builds a repository of
 // FILES small files (default 20000, in 100 directories), then times begin
 // (hard-link clone) and commit (seal + switch) of a one-file change.
-// Run after a build: `pnpm bench` (FILES=100000 pnpm bench for a bigger tree).
+// Run after a build: `node bench/micro/posix-tx-cost.mjs` (FILES=100000 for a bigger tree).
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { newTransactionId } from '@dsg/contracts';
-import { xxh3 } from '@node-rs/xxhash';
-import { PosixRemoteFilesystem } from '../dist/index.js';
+import { createXxh3Hasher } from '@dsg/manifest';
+import { PosixRemoteFilesystem } from '@dsg/posix-ops';
 
 const FILES = Number(process.env.FILES ?? 20000);
 const DIRS = 100;
-const hasher = () => {
-  const h = xxh3.Xxh3.withSeed();
-  return { update: (c) => h.update(Buffer.from(c)), digest: () => h.digest().toString(16).padStart(16, '0') };
-};
+const hasher = createXxh3Hasher;
 const base = await mkdtemp(path.join(os.tmpdir(), 'dsg-posix-bench-'));
 const fs = new PosixRemoteFilesystem({ root: path.join(base, 'repo'), hasher });
 const info = (n) => ({ snapshotId: `s${n}`, message: '', manifestHash: '', user: 'bench', createdAt: new Date().toISOString() });

@@ -3,14 +3,14 @@
 // engine sends them, through the agent in this process (its session lock and
 // the backend's, no SSH), to posix (a temp dir) and to ZFS (the test pool,
 // when the test env is up). Prints the median of RUNS runs of begin → N
-// uploads → commit. Run after a build: `node bench/small-files.mjs [N] [RUNS]`.
+// uploads → commit. Run after a build: `node bench/micro/agent-small-files.mjs [N] [RUNS]`.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { newTransactionId } from '@dsg/contracts';
 import { freshParent, zfsEnv } from '@dsg/testenv';
 import { LocalTransport, openRemote } from '@dsg/transports';
-import { createAgentHasher, createAgentServer } from '../dist/index.js';
+import { createAgentHasher, createAgentServer } from '@dsg/agent';
 
 const N = Number(process.argv[2] ?? 3000);
 const RUNS = Number(process.argv[3] ?? 5);
