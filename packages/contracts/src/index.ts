@@ -11,3 +11,4 @@ export * from './safe-text.js';
 export * from './verified-write.js';
 export * from './snapshot-id.js';
 export * from './dsg-layout.js';
+export * from './repository-name.js';

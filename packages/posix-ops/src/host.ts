@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { ConfigError, ValidationError, type HasherFactory, type RepositoryHost } from '@dsg/contracts';
+import { ConfigError, validateRepositoryName, type HasherFactory, type RepositoryHost } from '@dsg/contracts';
 import type { FlatRemoteFilesystem } from './flat-remote-filesystem.js';
 import { listPosixAndFlatRepositories, openPosixRepository, posixLockFile } from './open-repository.js';
 import type { PosixRemoteFilesystem } from './posix-remote-filesystem.js';
@@ -19,16 +19,9 @@ export interface PosixHost extends RepositoryHost {
   lockFile(name: string): string;
 }
 
-/** One directory component, never hidden, `.` or `..` (the agent's repository-name rule). */
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
-
+/** One directory component: contracts' repository-name rule (never hidden, `.` or `..`). */
 function repoDir(root: string, name: string): string {
-  if (typeof name !== 'string' || !NAME.test(name) || name.includes('..')) {
-    throw new ValidationError(`refused repository name ${JSON.stringify(String(name).slice(0, 120))}`, { field: 'repo' }, {
-      recoveryHint: 'A repository name is letters, digits, ".", "_" and "-", starting with a letter or digit.',
-    });
-  }
-  return path.join(root, name);
+  return path.join(root, validateRepositoryName(name));
 }
 
 /**

@@ -1,4 +1,4 @@
-import { snapshotNumber, ValidationError } from '@dsg/contracts';
+import { repositoryNameProblem, snapshotNumber, ValidationError } from '@dsg/contracts';
 
 /**
  * ZFS naming rules (zfs(8) "Component Names"), narrowed: every component
@@ -62,16 +62,16 @@ export function assertPropertyValue(p: string, v: string): void {
  * A repository name is one dataset component that cannot collide with the
  * temp siblings this package makes (`<repo>-init-<tx>`, `-sync-`, `-old-`, `-view-`).
  */
-const REPO = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
 const TEMP_INFIX = /-(init|sync|old|view)-/;
 
+/** contracts' repository-name rule, plus no temp infix. */
 export function isRepositoryName(name: string): boolean {
-  return typeof name === 'string' && REPO.test(name) && !TEMP_INFIX.test(name);
+  return repositoryNameProblem(name) === null && !TEMP_INFIX.test(name);
 }
 
 export function assertRepositoryName(name: string): void {
   if (!isRepositoryName(name)) {
-    refuse('repository', String(name), 'must be 1-100 of [A-Za-z0-9_.-], start with a letter or digit, and not contain -init-/-sync-/-old-/-view-');
+    refuse('repository', String(name), 'must be 1-100 of [A-Za-z0-9_.-], start with a letter or digit, and not contain ".." or -init-/-sync-/-old-/-view-');
   }
 }
 

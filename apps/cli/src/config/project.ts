@@ -4,7 +4,7 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import { createHash } from 'node:crypto';
-import { ConfigError, LAST_SYNC, LOCAL_CONFIG_FILE, PROJECT_CONFIG_FILE } from '@dsg/contracts';
+import { ConfigError, LAST_SYNC, LOCAL_CONFIG_FILE, PROJECT_CONFIG_FILE, repositoryNameProblem } from '@dsg/contracts';
 import { dataDirProblem, DEFAULT_DATA_DIRS as SCAN_DATA_DIRS, DEFAULT_IGNORE as SCAN_IGNORE } from '@dsg/manifest';
 import { readYamlFile, validateYaml, type YamlSource } from './yaml-file.js';
 
@@ -15,12 +15,11 @@ export { LOCAL_CONFIG_FILE, PROJECT_CONFIG_FILE };
 export const DEFAULT_DATA_DIRS: string[] = [...SCAN_DATA_DIRS];
 export const DEFAULT_IGNORE = { names: [...SCAN_IGNORE.names], suffixes: [...SCAN_IGNORE.suffixes], paths: [...SCAN_IGNORE.paths] as string[] };
 
-/** A repository name is also a dataset and directory name: keep it to safe characters. */
-export const repoNameSchema = z
-  .string({ error: 'expected a string (the repository name)' })
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/, {
-    error: 'expected a name of letters, digits, ".", "_" or "-" (starting with a letter or digit)',
-  });
+/** A repository name is also a dataset and directory name: contracts' one rule, the agent's. */
+export const repoNameSchema = z.string({ error: 'expected a string (the repository name)' }).superRefine((name, ctx) => {
+  const problem = repositoryNameProblem(name);
+  if (problem !== null) ctx.addIssue({ code: 'custom', message: `the repository name ${problem}` });
+});
 
 const absPath = (what: string) =>
   z
