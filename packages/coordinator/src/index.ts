@@ -1,21 +1,13 @@
 export { Transaction, REMOTE_COMMIT_HINT } from './transaction.js';
 export { defaultLogger, type TransactionLogger } from './logger.js';
-export {
-  planSync,
-  runSync,
-  runClone,
-  resolveOps,
-  archivePath,
-  LAST_SYNC,
-  SYNC_MESSAGES,
-  STAT_CACHE,
-  DEFAULT_CONCURRENCY,
-  type ProjectSpec,
-  type SyncPlan,
-  type SyncResult,
-  type SyncOptions,
-  type Resolution,
-} from './sync.js';
+// where the metadata lives: contracts' one layout (re-exported: the engine's public names since 0.1)
+export { archivePath, LAST_SYNC, STAT_CACHE, SYNC_MESSAGES } from '@dsg/contracts';
+export { DEFAULT_CONCURRENCY, type ProjectSpec } from './sync-run.js';
+export { planSync, type SyncPlan } from './plan.js';
+export { resolveOps, type Resolution } from './resolve.js';
+export type { SyncResult } from './result.js';
+export { runSync, type SyncOptions } from './run-sync.js';
+export { runClone } from './clone.js';
 export { SyncConflictError, InvalidNamesError, RemoteMovedError } from './errors.js';
 export { forEachLimited } from './pool.js';
 export { CONFIG_BASE, type SharedConfig } from './shared-config.js';

@@ -1,8 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { CONFIG_BASE, type RemoteRepository } from '@dsg/contracts';
+import { CONFIG_BASE, ValidationError, type RemoteRepository } from '@dsg/contracts';
 import { CONFIG_FILE, hashBytes, Manifest, type ManifestEntry } from '@dsg/manifest';
-import { readAll } from './streams.js';
+import type { SyncPlan } from './plan.js';
+import type { Ops, Resolution, Transfer } from './resolve.js';
+import type { SyncResult } from './result.js';
+import { once, readAll } from './streams.js';
+import { metaRel, type SyncRun } from './sync-run.js';
+import { openSource } from './transfers.js';
 
 /**
  * `.dsgconfig.yml` travels beside the manifest, never in it: the original
@@ -86,4 +91,66 @@ export function configSides(c: SharedConfig, user: string): { local: ManifestEnt
   const remote = [entry(c.remote, user)];
   const cache = c.local && c.remote && c.base ? [{ ...entry(c.local, user), filesize: 0, hash: c.base }] : [];
   return { local, cache, remote };
+}
+
+/** A config conflict settles with L (keep yours) or R (take the repository's): there is no last-synced config to restore. */
+export function assertConfigResolution(plan: Pick<SyncPlan, 'paths'>, resolutions?: ReadonlyMap<string, Resolution>): void {
+  if (resolutions?.get(CONFIG_FILE) !== 'C') return;
+  if (!plan.paths.some((p) => p.path === CONFIG_FILE && p.action === 'conflict')) return;
+  throw new ValidationError(`${CONFIG_FILE} can be resolved only with L (keep yours) or R (take the repository's)`, { path: CONFIG_FILE });
+}
+
+/**
+ * The config travels beside the manifest: transferred, never an entry, never
+ * backed up (a losing local config is shown as a diff by the CLI before it
+ * is replaced).
+ */
+export function keepConfigOutOfManifest(ops: Pick<Ops, 'merged' | 'backups'>): void {
+  ops.merged.delete(CONFIG_FILE);
+  ops.backups = ops.backups.filter((b) => b.path !== CONFIG_FILE);
+}
+
+/** Whether the config is among the transfers, each way. */
+export function configMoves(ops: Pick<Ops, 'uploads' | 'downloads'>): { uploaded: boolean; downloaded: boolean } {
+  const moved = (list: Transfer[]): boolean => list.some((t) => t.path === CONFIG_FILE);
+  return { uploaded: moved(ops.uploads), downloaded: moved(ops.downloads) };
+}
+
+/** The incoming project config, given to the caller's check before anything is staged. */
+export async function checkIncomingConfig(run: SyncRun, ops: Pick<Ops, 'downloads'>, validate?: (content: Buffer) => void | Promise<void>): Promise<void> {
+  const d = ops.downloads.find((t) => t.path === CONFIG_FILE);
+  if (!d || d.entry.type !== 'file' || !validate) return;
+  const bytes = await readAll(await openSource(run, d));
+  // bytes that do not match the manifest are refused by the download's own hash check
+  if (hashBytes(bytes) === d.entry.hash) await validate(bytes);
+}
+
+/** A repository without a root copy (new, or made by the original) gets this working copy's with the snapshot. */
+export async function writeRootCopy(run: SyncRun, plan: Pick<SyncPlan, 'config'>, result: SyncResult): Promise<void> {
+  const c = plan.config;
+  if (c.remote || !c.local) return;
+  await run.remote.writeFile(run.tx, CONFIG_FILE, once(c.local), { hash: hashBytes(c.local), size: c.local.byteLength });
+  result.uploaded.push(CONFIG_FILE);
+}
+
+/**
+ * The project config both sides hold once this apply commits: the base of
+ * the next comparison. `snapshot`: this apply is a repository transaction,
+ * which also writes the root copy a repository lacks. `clone`: a repository
+ * without a root copy gave the clone the config the caller wrote for it;
+ * that is its base, so a root copy that appears later is downloaded, not a
+ * conflict.
+ */
+export async function stageConfigBase(
+  run: SyncRun,
+  plan: Pick<SyncPlan, 'config'>,
+  moved: { uploaded: boolean; downloaded: boolean },
+  mode: 'client' | 'snapshot' | 'clone',
+): Promise<void> {
+  const c = plan.config;
+  let after: Buffer | null;
+  if (moved.downloaded) after = c.remote;
+  else if (moved.uploaded || (!c.remote && mode !== 'client')) after = c.local;
+  else after = c.local && c.remote?.equals(c.local) ? c.local : null;
+  if (after) await run.clientFs.stageMeta(run.tx, metaRel(CONFIG_BASE), after);
 }

@@ -1,0 +1,111 @@
+import { archivePath, LAST_SYNC, nextSnapshotId, SYNC_MESSAGES, type RemoteRepository } from '@dsg/contracts';
+import {
+  buildSnapshot,
+  compressArchive,
+  hashBytes,
+  Manifest,
+  parseSyncMessages,
+  serializeManifest,
+  serializeSyncMessages,
+  SYNC_MESSAGES_VERSION,
+  type ManifestEntry,
+  type ManifestMetadata,
+  type SyncMessages,
+} from '@dsg/manifest';
+import { archivesToBackfill } from './archive-backfill.js';
+import type { SyncPlan } from './plan.js';
+import { once, readAll } from './streams.js';
+import { metaRel, type SyncRun } from './sync-run.js';
+
+/*
+ * The repository's metadata files (`.dsg/last-sync.json`, `sync-messages.json`,
+ * `archive/`): written with every snapshot on both sides, and copied as the
+ * repository has them by a client-only apply and a clone.
+ */
+
+async function readSyncMessages(remote: RemoteRepository): Promise<SyncMessages> {
+  const s = await remote.readFile(SYNC_MESSAGES);
+  if (!s) return { metadata_version: SYNC_MESSAGES_VERSION, snapshots: {} };
+  return parseSyncMessages((await readAll(s)).toString('utf8'), `repository:${SYNC_MESSAGES}`);
+}
+
+/** The repository's newest committed snapshot (null: none). */
+export async function headOf(remote: RemoteRepository): Promise<string | null> {
+  if (!(await remote.exists())) return null;
+  return (await remote.listSnapshots()).at(-1)?.snapshotId ?? null;
+}
+
+/**
+ * The merged manifest, chained to R, and the metadata files of the new
+ * snapshot, written to the repository's work area and staged on the client.
+ */
+export async function writeSnapshotMetadata(
+  run: SyncRun,
+  plan: SyncPlan,
+  entries: Iterable<ManifestEntry>,
+  at: Date,
+  message: string,
+): Promise<{ snapshotId: string; metadata: ManifestMetadata }> {
+  const { project, remote, clientFs, tx } = run;
+  const snapshotId = nextSnapshotId(plan.remoteSnapshotId);
+  const manifest = buildSnapshot(entries, {
+    snapshotId,
+    previous: plan.remote.metadata,
+    message,
+    user: project.user,
+    createdAt: at,
+    projectConfig: project.projectConfig,
+    notes: plan.remoteExists ? 'sync' : 'init', // as the original marks them
+    ...(project.timeZone ? { timeZone: project.timeZone } : {}),
+  });
+  const md = manifest.metadata!;
+  const messages = plan.remoteExists ? await readSyncMessages(remote) : { metadata_version: SYNC_MESSAGES_VERSION, snapshots: {} };
+  // The original's repositories keep a sync-messages.json one snapshot behind last-sync.json: fill in R's own block.
+  const prev = plan.remote.metadata;
+  const lastWrittenByOriginal = prev !== null && !(prev.snapshot_id in messages.snapshots);
+  if (prev && lastWrittenByOriginal) messages.snapshots[prev.snapshot_id] = prev;
+  messages.snapshots[snapshotId] = md;
+  const meta: [string, Buffer][] = [
+    [LAST_SYNC, Buffer.from(serializeManifest(manifest), 'utf8')],
+    [SYNC_MESSAGES, Buffer.from(serializeSyncMessages(messages), 'utf8')],
+  ];
+  if (plan.remoteSnapshotId && plan.remoteManifestBytes) {
+    meta.push([archivePath(plan.remoteSnapshotId), compressArchive(plan.remoteManifestBytes.toString('utf8'))]);
+  }
+  for (const [p, content] of meta) {
+    await remote.writeFile(tx, p, once(content), { hash: hashBytes(content), size: content.byteLength });
+    await clientFs.stageMeta(tx, metaRel(p), content);
+  }
+  if (lastWrittenByOriginal) {
+    // the original keeps archives only in working copies: give the repository this one's, for every clone
+    const skip = new Set([snapshotId, ...(plan.remoteSnapshotId ? [plan.remoteSnapshotId] : [])]);
+    for (const [p, content] of await archivesToBackfill(project.root, messages, skip, archivePath)) {
+      await remote.writeFile(tx, p, once(content), { hash: hashBytes(content), size: content.byteLength });
+    }
+  }
+  return { snapshotId, metadata: md };
+}
+
+/** The client takes R as it is (a client-only apply): last-sync.json is R's bytes, sync-messages.json the repository's. */
+export async function stageRemoteMetadata(run: SyncRun, plan: SyncPlan): Promise<void> {
+  const { clientFs, remote, tx } = run;
+  const bytes = plan.remoteManifestBytes ?? Buffer.from(serializeManifest(Manifest.empty()));
+  await clientFs.stageMeta(tx, metaRel(LAST_SYNC), bytes);
+  const sm = await remote.readFile(SYNC_MESSAGES);
+  if (sm) await clientFs.stageMeta(tx, metaRel(SYNC_MESSAGES), await readAll(sm));
+}
+
+/** A clone's history: sync-messages.json and every archive the repository holds for the snapshots it lists. */
+export async function stageClonedHistory(run: SyncRun, plan: SyncPlan): Promise<void> {
+  const { clientFs, remote, tx } = run;
+  const sm = await remote.readFile(SYNC_MESSAGES);
+  if (!sm) return;
+  const smBytes = await readAll(sm);
+  const messages = parseSyncMessages(smBytes.toString('utf8'), `repository:${SYNC_MESSAGES}`);
+  await clientFs.stageMeta(tx, metaRel(SYNC_MESSAGES), smBytes);
+  for (const id of Object.keys(messages.snapshots)) {
+    if (id === plan.remoteSnapshotId) continue;
+    const a = await remote.readFile(archivePath(id));
+    if (a) await clientFs.stageMeta(tx, metaRel(archivePath(id)), await readAll(a));
+  }
+}
