@@ -14,7 +14,7 @@ export default [
         {
           patterns: forbidden
             .filter((p) => p !== '@dsg/manifest')
-            .map((p) => ({ group: [p, `${p}/*`], message: `this package may not import ${p} (see ARCHITECTURE.md dependency rules)` })),
+            .map((p) => ({ group: [p, `${p}/*`], message: `this package may not import ${p} (see docs/ARCHITECTURE.md §1)` })),
         },
       ],
     },

@@ -35,7 +35,7 @@ export function linkTargetEscapes(linkPath: string, target: string): string | nu
  * - with `scope` (data-directory NAMES, matched at any depth as the
  *   scanner does: `tasks/x/input/…` is data), the resolved target is data: a
  *   directory so named, or something beneath one. A link may point from
- *   `output/` into `input/` (the spec's worked example does), never at the
+ *   `output/` into `input/` (the manifest worked example does), never at the
  *   project's code or config.
  *
  * Why no `..` after a name: together with "nothing is ever written through a

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 const pkgDir = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const ALLOWED = ['@dsg/contracts', '@dsg/manifest'];
 
-// ARCHITECTURE.md: coordinator imports contracts and manifest only, never an implementation.
+// docs/ARCHITECTURE.md §1: coordinator imports contracts and manifest only, never an implementation.
 describe('coordinator dependency rule', () => {
   it('package.json runtime dependencies are exactly contracts and manifest', async () => {
     const pkg = JSON.parse(await readFile(path.join(pkgDir, 'package.json'), 'utf8')) as {

@@ -10,7 +10,7 @@ import { unusableReason } from './unusable.js';
 
 const utf8 = (s: string): Uint8Array => Buffer.from(s, 'utf8');
 
-/** xxh3-64 over the compact JSON of every entry, in order (spec "Hashes"). */
+/** xxh3-64 over the compact JSON of every entry, in order (the manifest's `entries_hash`). */
 export function entriesHash(entries: Iterable<ManifestEntry>): string {
   // One native update per ~64 KiB instead of per entry: the stream hash is
   // independent of how its input is chunked.

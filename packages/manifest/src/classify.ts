@@ -17,7 +17,7 @@ export interface PathPlan {
   remote?: ManifestEntry;
 }
 
-/** The action of each state (spec/sync-states.md). */
+/** The action of each state: the sync-state matrix (docs/ARCHITECTURE.md §3), the original's table. */
 export const STATE_ACTIONS: Readonly<Record<SyncState, SyncAction>> = {
   sLCR__all_eq: 'none',
   sLCR__L_eq_C_ne_R: 'download',
@@ -44,7 +44,7 @@ function sameInstant(a: string, b: string): boolean {
 }
 
 /**
- * Entry equality (spec/manifest.md "Entries and equality"): files by hash
+ * Entry equality (docs/ARCHITECTURE.md §2 "Manifest"): files by hash
  * when both have one, else by size and mtime instant; links by reference.
  * The user field never counts.
  */

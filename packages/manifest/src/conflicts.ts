@@ -4,7 +4,8 @@ import type { ManifestEntry } from './model.js';
 import { validateName } from './names.js';
 
 /*
- * conflicts.txt (spec/cli.md "Conflicts"): a commented header, then one
+ * conflicts.txt (the original's format, written by `dsg sync`, read by
+ * `dsg sync --continue`): a commented header, then one
  * block per conflicting path:
  *
  *   path: input/a.csv

@@ -1,5 +1,6 @@
 /**
- * Name rules of spec/manifest.md "Names": every component of a
+ * Name rules (docs/ARCHITECTURE.md §2 "Names"; the original's
+ * filename_validation.py): every component of a
  * project-relative path is checked; the first problem found is returned
  * as a human-readable reason, or null when the path is acceptable.
  */

@@ -1,6 +1,6 @@
 /**
- * Byte-wise order of the UTF-8 encodings (spec: entries sorted by path,
- * byte-wise). UTF-8 byte order equals code point order; JS `<` compares
+ * Byte-wise order of the UTF-8 encodings (the order of the entries dsg
+ * writes). UTF-8 byte order equals code point order; JS `<` compares
  * UTF-16 units, which differs only where a surrogate (a code point above
  * U+FFFF) meets a unit in U+E000–U+FFFF. Remapping the units so surrogates
  * sort last gives code point order without decoding.

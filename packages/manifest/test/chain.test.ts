@@ -28,7 +28,7 @@ function chain(): Manifest[] {
   return [s1, s2, s3];
 }
 
-describe('hashes (spec worked example)', () => {
+describe('hashes (the worked example of docs/ARCHITECTURE.md §2)', () => {
   it('file hashes: xxh3-64, 16 zero-padded hex digits', () => {
     expect(hashBytes(A)).toBe('1d812414f9aee671');
     expect(hashBytes('')).toBe('2d06800538d394c2');

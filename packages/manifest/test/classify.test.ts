@@ -9,7 +9,7 @@ const P = 'input/x.csv';
 const file = (hash: string, filesize = 1, mtime = '2025-06-01T10:11:12-07:00', user = 'u'): ManifestEntry =>
   ({ type: 'file', path: P, user, filesize, mtime, hash });
 
-/** The state the spec table gives for a presence pattern and the equalities (all entries hashed: transitive). */
+/** The state the sync-state matrix (docs/ARCHITECTURE.md §3) gives for a presence pattern and the equalities (all entries hashed: transitive). */
 function expected(l: number | null, c: number | null, r: number | null): SyncState {
   if (l !== null && c !== null && r !== null) {
     if (l === c && c === r) return 'sLCR__all_eq';
@@ -76,7 +76,7 @@ describe('classify: the 15-state matrix', () => {
     );
   });
 
-  it('all 15 states are reachable and each has its spec action', () => {
+  it('all 15 states are reachable and each has its matrix action', () => {
     const seen = new Set<SyncState>();
     for (const l of [null, 0, 1, 2]) for (const c of [null, 0, 1, 2]) for (const r of [null, 0, 1, 2]) seen.add(expected(l, c, r));
     expect(seen.size).toBe(15);

@@ -64,7 +64,7 @@ function countingOpen(): { opened: string[]; maxConcurrent: number; hooks: Pick<
   };
 }
 
-describe('scanProject: the spec worked example on a real tree', () => {
+describe('scanProject: the worked example (docs/ARCHITECTURE.md §2) on a real tree', () => {
   it('reproduces the file hashes, entries_hash and snapshot hashes', async () => {
     const root = await tempRoot();
     await put(root, 'input/a.csv', 'id,name\n1,Ana\n2,Bo\n');

@@ -1,6 +1,6 @@
 // Hostile input (issue 10 item 5), end to end through the BUILT binary:
 // a repository whose live manifest or files were edited on the server, and
-// a working copy holding names, links and config the spec refuses. Every
+// a working copy holding names, links and config dsg refuses. Every
 // case must be refused with its documented exit code, error code, message
 // and hint — and leave the working copy (.dsg included), the repository and
 // a clone's destination exactly as they were. The one exception is an entry

@@ -47,7 +47,7 @@ interface Team {
   B: string;
 }
 
-/** The working copy byte for byte, but the stat cache (every scan may refresh it: spec'd). */
+/** The working copy byte for byte, but the stat cache (every scan may refresh it, `status` included). */
 function workingCopy(dir: string): Record<string, string> {
   const { ['.dsg/stat-cache.json']: _cache, ...rest } = clientState(dir);
   return rest;

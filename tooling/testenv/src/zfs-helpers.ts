@@ -17,7 +17,7 @@ function zfs(args: string[]): string {
 
 /**
  * `zfs …` retried while zfs-fuse says "busy": right after a promote or an
- * unmount it reports busy for a moment (ARCHITECTURE.md, facts seen on zfs-fuse).
+ * unmount it reports busy for a moment (docs/ARCHITECTURE.md §4 ZFS, facts seen on zfs-fuse).
  */
 export function zfsRetry(...args: string[]): string {
   for (let i = 0; ; i++) {

@@ -4,7 +4,8 @@ import { conflictBackupName } from '@dsg/manifest';
 import { SyncConflictError } from '../../src/index.js';
 import { BACKENDS, World, backupsOf, del, leftovers, put, tree, type Client } from './world.js';
 
-// Every state of spec/sync-states.md, end to end with three parties: alice
+// Every state of the sync-state matrix (docs/ARCHITECTURE.md §3, STATE_ACTIONS in
+// @dsg/manifest), end to end with three parties: alice
 // (the client whose sync is under test), bob (the other client, who moves
 // the repository), and one posix repository behind a real agent.
 
