@@ -27,7 +27,7 @@ export interface SyncOptions {
   message: string;
   dryRun?: boolean;
   resolutions?: Map<string, Resolution>;
-  /** keep a local version that loses a resolution as `<name>~<ts>~` (default true; cli.md backup_on_conflict) */
+  /** keep a local version that loses a resolution as `<name>~<ts>~` (default true; the CLI's `backup_on_conflict` setting) */
   backupOnConflict?: boolean;
   onProgress?: ProgressListener;
   /**
