@@ -1,11 +1,13 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rm, symlink, unlink, utimes } from 'node:fs/promises';
+import { constants, createReadStream } from 'node:fs';
+import { mkdir, open, rm, symlink, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import {
   assertSafeLinkTarget,
   faultPoint,
-  resolveInside,
+  fsyncDir,
+  resolveBeneath,
+  streamVerified,
+  writeFileAtomic,
   ValidationError,
   type ByteStream,
   type CleanupReport,
@@ -25,7 +27,6 @@ import {
   type Journal,
   type JournalOp,
 } from './journal.js';
-import { fsyncDir, writeFileAtomic } from './fs-util.js';
 
 /** Why an entry may not be written into this working copy, or null (see the constructor). */
 export type WriteGate = (e: { path: string; type: 'file' | 'link'; reference?: string }) => string | null;
@@ -96,8 +97,8 @@ export class LocalClientFilesystem implements ClientFilesystem {
   }
 
   async #stagedPath(tx: TransactionId, staged: string): Promise<string> {
-    // resolveInside proves no symlink in staging's parents points elsewhere.
-    const abs = await resolveInside(stagingDir(this.#l, tx), staged);
+    // never through a symlinked parent: staging holds only what dsg put there
+    const abs = await resolveBeneath(stagingDir(this.#l, tx), staged);
     await mkdir(path.dirname(abs), { recursive: true });
     await rm(abs, { force: true });
     return abs;
@@ -113,32 +114,15 @@ export class LocalClientFilesystem implements ClientFilesystem {
   }
 
   async #writeVerified(abs: string, p: string, data: ByteStream, expected: ExpectedFile): Promise<void> {
-    const hasher = this.#hasher();
-    let size = 0;
-    const out = createWriteStream(abs, { flags: 'wx' });
+    const own = this.#ownReads.has(data);
+    const fh = await open(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o666);
     try {
-      await pipeline(
-        data,
-        async function* (src: AsyncIterable<Uint8Array>) {
-          for await (const chunk of src) {
-            hasher.update(chunk);
-            size += chunk.length;
-            yield chunk;
-          }
-        },
-        out,
-      );
-      const got = hasher.digest();
-      const own = this.#ownReads.has(data);
-      if (got !== expected.hash.toLowerCase()) {
-        throw mismatch(p, own, `hash mismatch for ${p}: expected ${expected.hash}, received ${got}`);
-      }
-      if (expected.size !== undefined && expected.size !== size) {
-        throw mismatch(p, own, `size mismatch for ${p}: expected ${expected.size}, received ${size}`);
-      }
-      if (expected.mtime !== undefined) {
-        const t = new Date(expected.mtime);
-        if (!Number.isNaN(t.getTime())) await utimes(abs, t, t);
+      try {
+        await streamVerified(fh, p, data, expected, this.#hasher, {
+          mismatch: (m) => mismatch(p, own, `${m.field} mismatch for ${p}: expected ${m.expected}, received ${m.got}`),
+        });
+      } finally {
+        await fh.close();
       }
     } catch (e) {
       await unlink(abs).catch(() => undefined);
@@ -207,7 +191,7 @@ export class LocalClientFilesystem implements ClientFilesystem {
     const root = this.root;
     const s = (async function* () {
       checkDataPath(p);
-      const abs = await resolveInside(root, p);
+      const abs = await resolveBeneath(root, p);
       for await (const chunk of createReadStream(abs)) yield chunk as Uint8Array;
     })();
     this.#ownReads.add(s);

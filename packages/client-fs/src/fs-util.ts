@@ -1,4 +1,4 @@
-import { lstat, mkdir, open, rename, rm, readdir, rmdir } from 'node:fs/promises';
+import { lstat, mkdir, rename, readdir, rmdir } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import path from 'node:path';
 
@@ -16,36 +16,6 @@ export async function lstatOrNull(p: string): Promise<Stats | null> {
 
 export function isEnoent(e: unknown): boolean {
   return (e as NodeJS.ErrnoException | null)?.code === 'ENOENT';
-}
-
-/** fsync a directory so a rename inside it survives a crash. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const h = await open(dir, 'r');
-  try {
-    await h.sync();
-  } finally {
-    await h.close();
-  }
-}
-
-/** Write bytes to `file` atomically: temp name beside it, fsync, rename, fsync the directory. */
-export async function writeFileAtomic(file: string, content: Uint8Array | string): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
-  const h = await open(tmp, 'w');
-  try {
-    await h.writeFile(content);
-    await h.sync();
-  } finally {
-    await h.close();
-  }
-  try {
-    await rename(tmp, file);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  await fsyncDir(path.dirname(file));
 }
 
 /** Rename, creating the destination's parent directories first. */

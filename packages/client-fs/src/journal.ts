@@ -1,8 +1,8 @@
 import { link, mkdir, readFile, readdir, rename, rm, unlink, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { assertSafeRelativePath, faultPoint, isTransactionId, resolveBeneath, ValidationError } from '@dsg/contracts';
+import { assertSafeRelativePath, faultPoint, forEachLimited, fsyncDir, isTransactionId, resolveBeneath, ValidationError, writeFileAtomic } from '@dsg/contracts';
 import { backupDir, journalFile, stagingDir, type Layout } from './layout.js';
-import { fsyncDir, isEnoent, listFilesRecursive, lstatOrNull, pruneEmptyParents, renameInto, writeFileAtomic } from './fs-util.js';
+import { isEnoent, listFilesRecursive, lstatOrNull, pruneEmptyParents, renameInto } from './fs-util.js';
 
 /**
  * One step of an apply. `target` is root-relative (data paths, or
@@ -20,6 +20,7 @@ export interface Journal {
 }
 
 export async function writeJournal(l: Layout, j: Journal): Promise<void> {
+  await mkdir(l.journalDir, { recursive: true });
   await writeFileAtomic(journalFile(l, j.transaction_id), JSON.stringify(j, null, 2) + '\n');
 }
 
@@ -157,24 +158,6 @@ export async function applyJournal(l: Layout, j: Journal, concurrency = APPLY_CO
 
 /** Renames in flight during an apply: the work is metadata syscalls waiting on the disk, not CPU. */
 export const APPLY_CONCURRENCY = 8;
-
-/**
- * Run fn over items, at most `limit` at once; after a failure no new item
- * starts, running ones settle, the first error is rethrown. (Ten lines; the
- * settle-before-rethrow rule matters: the caller rolls back next.)
- */
-async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed: { e: unknown } | null = null;
-  const worker = async (): Promise<void> => {
-    while (failed === null && next < items.length) {
-      const item = items[next++]!;
-      await fn(item).catch((e: unknown) => void (failed ??= { e }));
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  if (failed !== null) throw (failed as { e: unknown }).e;
-}
 
 /**
  * Roll back: undo whatever part of the ops was done. An applied put's new

@@ -145,6 +145,15 @@ describe('LocalClientFilesystem commit', () => {
     for await (const c of fs.readFile('input/a.txt')) chunks.push(Buffer.from(c));
     expect(Buffer.concat(chunks).toString()).toBe('A1');
   });
+
+  it('never reads through a symlinked parent, even one pointing inside (the confinement of its writes)', async () => {
+    const root = await tempProject(ORIGINAL);
+    await symlink('.', path.join(root, 'input/here'));
+    const fs = new LocalClientFilesystem({ root, hasher: testHasher });
+    await expect(async () => {
+      for await (const c of fs.readFile('input/here/a.txt')) void c;
+    }).rejects.toThrow(/"input\/here" is a symlink/);
+  });
 });
 
 describe('rollback', () => {

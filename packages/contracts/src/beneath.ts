@@ -1,10 +1,7 @@
 import { lstat, mkdir, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { ValidationError } from './errors.js';
-import { assertSafeRelativePath, resolveBeneath } from './safe-path.js';
-
-/** NAME_MAX on Linux, macOS and the BSDs. */
-const NAME_MAX = 255;
+import { assertSafeRelativePath, NAME_MAX, resolveBeneath } from './safe-path.js';
 
 function errno(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | null)?.code;

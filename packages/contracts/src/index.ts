@@ -12,3 +12,7 @@ export * from './verified-write.js';
 export * from './snapshot-id.js';
 export * from './dsg-layout.js';
 export * from './repository-name.js';
+export * from './atomic-write.js';
+export * from './concurrency.js';
+export * from './retry.js';
+export * from './streams.js';

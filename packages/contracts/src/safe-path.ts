@@ -1,4 +1,4 @@
-import { lstat, realpath } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import path from 'node:path';
 import { ValidationError } from './errors.js';
 
@@ -26,43 +26,15 @@ export function assertSafeRelativePath(p: string): void {
   }
 }
 
-/**
- * Resolve `rel` under `root` and prove the result stays inside `root` even
- * through symlinks in its parent directories: the deepest existing ancestor
- * is realpath'd and must be `root` or below it. The final component itself
- * may be a symlink (links are data); it is never followed here.
- */
-export async function resolveInside(root: string, rel: string): Promise<string> {
-  assertSafeRelativePath(rel);
-  const realRoot = await realpath(root);
-  const full = path.join(realRoot, rel);
-  let dir = path.dirname(full);
-  for (;;) {
-    try {
-      const st = await lstat(dir);
-      if (st.isSymbolicLink() || st.isDirectory()) break;
-      throw new ValidationError(`refused path ${JSON.stringify(rel)}: a parent is not a directory`, { path: rel });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      dir = path.dirname(dir);
-    }
-  }
-  const realDir = await realpath(dir);
-  if (realDir !== realRoot && !realDir.startsWith(realRoot + path.sep)) {
-    throw new ValidationError(`refused path ${JSON.stringify(rel)}: escapes the repository through a symlink`, { path: rel });
-  }
-  return full;
-}
-
-/** NAME_MAX on Linux, macOS and the BSDs. */
-const NAME_MAX = 255;
+/** NAME_MAX on Linux, macOS and the BSDs: the longest file name, in bytes. */
+export const NAME_MAX = 255;
 
 /**
- * Where a WRITE of `rel` under `root` may go: git's "beyond a symbolic link"
- * rule. Every existing parent component is lstat'ed and must be a real
- * directory: not a symlink, even one pointing inside (a link is data; writing
- * `link/x` would put x somewhere other than where the manifest says, and a
- * link chain can point anywhere). Missing parents are fine (the caller makes
+ * Where a READ or a WRITE of `rel` under `root` may go: git's "beyond a
+ * symbolic link" rule, the one confinement of every path dsg opens. Every
+ * existing parent component is lstat'ed and must be a real directory: not a
+ * symlink, even one pointing inside (a link is data; `link/x` is somewhere
+ * other than where the manifest says, and a link chain can point anywhere). Missing parents are fine (the caller makes
  * them, and must call this again after making them: a racing writer may have
  * planted a link in between). The final component is not followed here.
  */
@@ -85,7 +57,7 @@ export async function resolveBeneath(root: string, rel: string): Promise<string>
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') break;
       throw e;
     }
-    if (st.isSymbolicLink()) refuse(`parent ${JSON.stringify(path.relative(root, dir))} is a symlink (nothing is written beyond a symbolic link)`);
+    if (st.isSymbolicLink()) refuse(`parent ${JSON.stringify(path.relative(root, dir))} is a symlink (nothing is read or written beyond a symbolic link)`);
     if (!st.isDirectory()) refuse(`parent ${JSON.stringify(path.relative(root, dir))} is not a directory`);
   }
   return path.join(root, rel);

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { ValidationError } from './errors.js';
 
 /**
  * A transaction id: sortable by time, unique by 8 random hex digits, and a
@@ -23,4 +24,18 @@ export function isTransactionId(s: string): s is TransactionId {
 export function asTransactionId(s: string): TransactionId {
   if (!isTransactionId(s)) throw new TypeError(`not a transaction id: ${JSON.stringify(s)}`);
   return s;
+}
+
+/**
+ * The backends' check of a transaction id from a caller (wire, API):
+ * ValidationError (code TX_ID, field transactionId) otherwise — before the
+ * id names any directory or dataset.
+ */
+export function assertTransactionId(tx: string): asserts tx is TransactionId {
+  if (!isTransactionId(tx)) {
+    throw new ValidationError(`not a transaction id: ${JSON.stringify(String(tx).slice(0, 100))}`, { field: 'transactionId' }, {
+      code: 'TX_ID',
+      recoveryHint: 'Use an id made by newTransactionId().',
+    });
+  }
 }

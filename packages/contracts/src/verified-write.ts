@@ -3,7 +3,8 @@ import { ValidationError } from './errors.js';
 import type { ByteStream, ExpectedFile, HasherFactory } from './interfaces.js';
 
 /**
- * THE hash-verified write of the backends: stream `data` into an open file,
+ * THE hash-verified write (the backends' uploads, the client's staged
+ * downloads): stream `data` into an open file,
  * hashing as it goes; a hash (or, when given, size) other than `expected` is
  * refused with HASH_MISMATCH before the caller renames anything into place;
  * then the mtime is set when given and, with `fsync`, the bytes are flushed.
@@ -16,7 +17,11 @@ export async function streamVerified(
   data: ByteStream,
   expected: ExpectedFile,
   hasher: HasherFactory,
-  o: { fsync?: boolean } = {},
+  o: {
+    fsync?: boolean;
+    /** the error for a mismatch (default: ValidationError HASH_MISMATCH), for a caller that knows better what it means */
+    mismatch?: (m: { field: 'hash' | 'size'; expected: string; got: string }) => Error;
+  } = {},
 ): Promise<number> {
   const h = hasher();
   let size = 0;
@@ -27,11 +32,14 @@ export async function streamVerified(
   }
   const want = expected.hash.toLowerCase();
   const got = h.digest().toLowerCase();
-  const hint = 'The file changed or was damaged in transit; run the sync again.';
-  if (got !== want) throw new ValidationError(`hash mismatch for ${rel}: expected ${want}, got ${got}`, { path: rel, field: 'hash' }, { code: 'HASH_MISMATCH', recoveryHint: hint });
-  if (expected.size !== undefined && expected.size !== size) {
-    throw new ValidationError(`size mismatch for ${rel}: expected ${expected.size}, got ${size}`, { path: rel, field: 'size' }, { code: 'HASH_MISMATCH', recoveryHint: hint });
-  }
+  const refuse = (field: 'hash' | 'size', exp: string, act: string): Error =>
+    o.mismatch?.({ field, expected: exp, got: act }) ??
+    new ValidationError(`${field} mismatch for ${rel}: expected ${exp}, got ${act}`, { path: rel, field }, {
+      code: 'HASH_MISMATCH',
+      recoveryHint: 'The file changed or was damaged in transit; run the sync again.',
+    });
+  if (got !== want) throw refuse('hash', want, got);
+  if (expected.size !== undefined && expected.size !== size) throw refuse('size', String(expected.size), String(size));
   if (expected.mtime !== undefined) {
     const t = new Date(expected.mtime);
     if (!Number.isNaN(t.getTime())) await fh.utimes(t, t);

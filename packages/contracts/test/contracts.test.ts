@@ -4,13 +4,14 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   assertSafeRelativePath,
+  assertTransactionId,
   ConflictError,
   errorFromJSON,
   errorToJSON,
   isTransactionId,
   LockedError,
   newTransactionId,
-  resolveInside,
+  resolveBeneath,
   TransactionCommitError,
   ValidationError,
 } from '../src/index.js';
@@ -25,6 +26,20 @@ describe('transaction ids', () => {
     expect(many.size).toBe(1000);
     expect(a).toMatch(/^[0-9A-Za-z_.:-]+$/); // valid in a ZFS dataset name
     expect(isTransactionId('../x')).toBe(false);
+  });
+
+  it('assertTransactionId refuses anything else with TX_ID', () => {
+    expect(() => assertTransactionId(newTransactionId())).not.toThrow();
+    for (const bad of ['../../x', '', '20261125T101112123Z-3f9a1c0']) {
+      let e: unknown;
+      try {
+        assertTransactionId(bad);
+      } catch (x) {
+        e = x;
+      }
+      expect(e).toBeInstanceOf(ValidationError);
+      expect(e).toMatchObject({ code: 'TX_ID', details: { field: 'transactionId' } });
+    }
   });
 });
 
@@ -59,7 +74,10 @@ describe('safe paths', () => {
     const outside = await mkdtemp(path.join(tmpdir(), 'dsg-out-'));
     await mkdir(path.join(root, 'input'));
     await symlink(outside, path.join(root, 'input', 'esc'));
-    await expect(resolveInside(root, 'input/esc/x.txt')).rejects.toThrow(/escapes/);
-    await expect(resolveInside(root, 'input/new/deeper/x.txt')).resolves.toContain('input/new/deeper/x.txt');
+    await symlink('.', path.join(root, 'input', 'here'));
+    await expect(resolveBeneath(root, 'input/esc/x.txt')).rejects.toThrow(/is a symlink/);
+    // one confinement for reads and writes: a link pointing inside is refused too
+    await expect(resolveBeneath(root, 'input/here/x.txt')).rejects.toThrow(/is a symlink/);
+    await expect(resolveBeneath(root, 'input/new/deeper/x.txt')).resolves.toBe(path.join(root, 'input/new/deeper/x.txt'));
   });
 });

@@ -1,7 +1,5 @@
-import { open, readFile, rename, unlink } from 'node:fs/promises';
-import path from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { DsgError, ValidationError } from '@dsg/contracts';
+import { readFile } from 'node:fs/promises';
+import { DsgError, ValidationError, writeFileAtomic } from '@dsg/contracts';
 import type { z } from 'zod';
 import { OrderedObject, RawJson, compactPairs, findDuplicateKey, pretty, type Ordered } from './json.js';
 import {
@@ -223,35 +221,8 @@ export async function readManifestFile(file: string): Promise<Manifest | null> {
   return parseManifest(bytes, file);
 }
 
-/** Write `content` atomically: temp file beside it, fsync, rename, fsync the directory. */
-export async function writeFileAtomic(file: string, content: string | Uint8Array): Promise<void> {
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(4).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'wx');
-  try {
-    await fh.writeFile(content);
-    await fh.sync();
-  } catch (e) {
-    await fh.close();
-    await unlink(tmp).catch(() => undefined);
-    throw e;
-  }
-  await fh.close();
-  try {
-    await rename(tmp, file);
-  } catch (e) {
-    await unlink(tmp).catch(() => undefined);
-    throw e;
-  }
-  const d = await open(dir, 'r');
-  try {
-    await d.sync();
-  } catch {
-    // Some filesystems refuse fsync on a directory; the rename is still atomic.
-  } finally {
-    await d.close();
-  }
-}
+/** The one atomic write (@dsg/contracts), re-exported for this package's callers. */
+export { writeFileAtomic };
 
 export async function writeManifestFile(file: string, m: Manifest): Promise<void> {
   await writeFileAtomic(file, serializeManifest(m));

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { HEX16 } from './hash.js';
 import { isTimestamp } from './timestamp.js';
 import { validateLinkTarget, validateName } from './names.js';
 
@@ -30,8 +31,6 @@ export const METADATA_FIELDS = [
 
 /** The manifest version we write; the ancestor's format version we are compatible with. */
 export const MANIFEST_VERSION = '0.4.4';
-
-const HEX16 = /^[0-9a-f]{16}$/;
 
 /**
  * A manifest: entries in scan order (sorted by path) plus the snapshot

@@ -1,15 +1,14 @@
 import { closeSync, fstatSync, lstatSync, openSync, readSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { DsgError, NotFoundError, type ProgressListener } from '@dsg/contracts';
+import { DsgError, NotFoundError, Semaphore, type ProgressListener } from '@dsg/contracts';
 import { entriesEqual } from './classify.js';
 import { isConflictBackup } from './conflicts.js';
 import { HASH_CHUNK, createXxh3Hasher, hashFileHandle } from './hash.js';
 import { Manifest, type FileEntry, type ManifestEntry } from './model.js';
 import { nfcRepair, validateName } from './names.js';
-import { foldKey, projectScope } from './scope.js';
+import { foldKey, isHidden, projectScope } from './scope.js';
 import { comparePaths } from './order.js';
-import { Pool } from './pool.js';
 import { StatCache, type StatKey } from './stat-cache.js';
 import { formatTimestamp, recordedMtimeMs } from './timestamp.js';
 import { unusableReason } from './unusable.js';
@@ -110,7 +109,7 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
   }
   // validates the data dirs before anything is read
   const scope = projectScope(o.dataDirs);
-  const pool = new Pool(o.concurrency ?? 16);
+  const pool = new Semaphore(o.concurrency ?? 16);
   const meta = o.parallelIo
     ? {
         lstat: (f: string) => pool.run(() => lstat(f)),
@@ -141,7 +140,6 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
     o.onProgress({ phase, files: stats.files, bytes: stats.bytesHashed, ...(p ? { path: p } : {}) });
   };
 
-  const isHidden = (name: string): boolean => name.startsWith('.');
   const isIgnored = (rel: string, name: string): boolean =>
     names.has(name) || suffixes.some((s) => name.endsWith(s)) || ignoredPaths.has(rel) || isConflictBackup(name);
 

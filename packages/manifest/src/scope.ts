@@ -24,7 +24,8 @@ export interface Scope {
   problem(e: Pick<ManifestEntry, 'path' | 'type'> & { reference?: string }): string | null;
 }
 
-const isHidden = (c: string): boolean => c.startsWith('.');
+/** The hidden-name rule: a name starting with `.` is never entered by the scanner and never data. */
+export const isHidden = (c: string): boolean => c.startsWith('.');
 
 /**
  * Why `d` cannot be a data directory, or null: one plain, visible name,

@@ -1,6 +1,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { writeFileAtomic } from './format.js';
+import { writeFileAtomic } from '@dsg/contracts';
+import { HEX16 } from './hash.js';
 
 /**
  * The stat cache: path → (size, mtime, inode, hash). A file whose lstat
@@ -20,7 +21,6 @@ export interface StatKey {
 
 type Row = [number, number, number, string];
 const VERSION = 2;
-const HEX16 = /^[0-9a-f]{16}$/;
 
 export class StatCache {
   private readonly rows = new Map<string, Row>();

@@ -14,10 +14,10 @@
  * (filters, views without the config entry, the merged next snapshot).
  */
 import { shorten, validateLinkTarget, validateName } from './names.js';
+import { HEX16 } from './hash.js';
 import type { ManifestEntry } from './model.js';
 import { isTimestamp } from './timestamp.js';
 
-const HEX16 = /^[0-9a-f]{16}$/;
 /** the longest path the confinement gate (contracts assertSafeRelativePath) accepts */
 const MAX_PATH = 4096;
 

@@ -1,7 +1,8 @@
 import { constants } from 'node:fs';
 import { copyFile, link, lstat, mkdir, open, readdir, readlink, symlink, utimes } from 'node:fs/promises';
 import path from 'node:path';
-import { errno, mapLimit } from './fs-util.js';
+import { forEachLimited } from '@dsg/contracts';
+import { errno } from './fs-util.js';
 
 export interface CloneStats {
   files: number;
@@ -33,7 +34,7 @@ export async function cloneTree(src: string, dst: string, opts: CloneOptions = {
   for (let i = 0; i < queue.length; i++) {
     const [from, to] = queue[i]!;
     const entries = await readdir(from, { withFileTypes: true });
-    await mapLimit(entries, 32, async (ent) => {
+    await forEachLimited(entries, 32, async (ent) => {
       const a = path.join(from, ent.name);
       const b = path.join(to, ent.name);
       if (ent.isDirectory()) {

@@ -1,8 +1,12 @@
 import { constants, lstatSync } from 'node:fs';
-import { lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import {
   assertLinkTargetOnDisk,
+  assertTransactionId,
+  fsyncDir,
+  tempNameBeside,
+  writeFileAtomic,
   assertSafeLinkTarget,
   DsgError,
   faultPoint,
@@ -32,8 +36,8 @@ import {
   type TransactionPattern,
   streamVerified,
 } from '@dsg/contracts';
-import { errno, forceRemove, fsyncDir } from './fs-util.js';
-import { checkTx, DIR_MODE, FILE_MODE, HEX_RE, refuseDirectory, tempName } from './work-area.js';
+import { errno, forceRemove, readFrom } from './fs-util.js';
+import { DIR_MODE, FILE_MODE, HEX_RE, refuseDirectory } from './work-area.js';
 import { assertSnapshotId, CURRENT, snapshotNumber } from './layout.js';
 
 /**
@@ -155,7 +159,7 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   }
 
   private async beginNow(tx: TransactionId): Promise<BeginResult> {
-    checkTx(tx);
+    assertTransactionId(tx);
     faultPoint('flat.begin.start');
     await this.refuseSnapshotLayout();
     const exists = await this.exists();
@@ -188,7 +192,7 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   }
 
   private async commitNow(tx: TransactionId, snapshot: SnapshotInfo): Promise<void> {
-    checkTx(tx);
+    assertTransactionId(tx);
     const n = assertSnapshotId(snapshot.snapshotId);
     const state = this.txs.get(tx);
     const work = this.work(tx);
@@ -237,7 +241,7 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     }
     try {
       faultPoint('flat.commit.start');
-      await writeDurable(path.join(work, JOURNAL), JSON.stringify(journal));
+      await writeFileAtomic(path.join(work, JOURNAL), JSON.stringify(journal), { mode: 0o644 });
       faultPoint('flat.commit.after-journal');
       const dirs = new Set<string>([path.join(this.root, '.dsg')]);
       for (const op of journal.ops) {
@@ -378,7 +382,7 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   // ------------------------------------------------------------- work area writes
 
   async writeFile(tx: TransactionId, rel: string, data: ByteStream, expected: ExpectedFile): Promise<{ size: number }> {
-    checkTx(tx);
+    assertTransactionId(tx);
     checkRel(rel);
     const want = typeof expected?.hash === 'string' ? expected.hash.toLowerCase() : '';
     if (!HEX_RE.test(want)) throw new ValidationError(`expected hash for ${rel} is not hex`, { path: rel, field: 'hash' });
@@ -391,7 +395,7 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
       const created = await mkdirsBeneath(stage, rel, DIR_MODE);
       try {
         const full = await resolveBeneath(stage, rel);
-        const tmp = tempName(full);
+        const tmp = tempNameBeside(full);
         const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, FILE_MODE);
         return { stage, full, tmp, created, fh };
       } catch (e) {
@@ -453,7 +457,7 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
       await assertLinkTargetOnDisk(stage, rel, target);
       const created = await mkdirsBeneath(stage, rel, DIR_MODE);
       const full = await resolveBeneath(stage, rel);
-      const tmp = tempName(full);
+      const tmp = tempNameBeside(full);
       try {
         await symlink(target, tmp);
         await rename(tmp, full);
@@ -585,7 +589,7 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   }
 
   private open(tx: TransactionId): { state: TxState; stage: string } {
-    checkTx(tx);
+    assertTransactionId(tx);
     const state = this.txs.get(tx);
     if (!state) {
       throw new NotFoundError(`no open transaction ${tx} in ${this.root}`, { recoveryHint: 'Begin the transaction first (it may have been rolled back).' });
@@ -689,29 +693,4 @@ async function readJournal(file: string): Promise<Journal | null> {
   } catch {
     return null;
   }
-}
-
-async function writeDurable(file: string, text: string): Promise<void> {
-  const tmp = `${file}.tmp`;
-  await writeFile(tmp, text, { mode: 0o644, flush: true });
-  await rename(tmp, file);
-  await fsyncDir(path.dirname(file));
-}
-
-async function readFrom(tree: string, rel: string): Promise<ByteStream | null> {
-  const full = await resolveBeneath(tree, rel);
-  let fh;
-  try {
-    fh = await open(full, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch (e) {
-    if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return null;
-    if (errno(e) === 'ELOOP') throw new ValidationError(`${JSON.stringify(rel)} is a symlink, not a file`, { path: rel });
-    throw e;
-  }
-  const st = await fh.stat();
-  if (!st.isFile()) {
-    await fh.close();
-    throw new ValidationError(`${JSON.stringify(rel)} is a ${st.isDirectory() ? 'directory' : 'special file'}, not a file`, { path: rel });
-  }
-  return fh.createReadStream();
 }

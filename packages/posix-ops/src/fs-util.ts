@@ -1,33 +1,10 @@
+import { constants } from 'node:fs';
 import { chmod, lstat, open, opendir, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { resolveBeneath, ValidationError, type ByteStream } from '@dsg/contracts';
 
 export function errno(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | null)?.code;
-}
-
-/** fsync a directory so the renames and new entries in it are durable. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-/**
- * Run `fn` over items with at most `limit` in flight. Hand-rolled (a dozen
- * lines) rather than a dependency: it is the only concurrency this package needs.
- */
-export async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next++]!;
-      await fn(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /** Every directory under (and including) dir, parents first; symlinks are not followed. */
@@ -57,4 +34,28 @@ export async function forceRemove(target: string): Promise<boolean> {
   if (st.isDirectory()) for (const d of await listDirs(target)) await chmod(d, 0o755);
   await rm(target, { recursive: true, force: true });
   return true;
+}
+
+/**
+ * A file of a repository tree as a stream (both posix backends' reads), or
+ * null when it is absent: never through a symlinked parent, the file itself
+ * never a link, a directory or a special file (ValidationError).
+ */
+export async function readFrom(tree: string, rel: string): Promise<ByteStream | null> {
+  const full = await resolveBeneath(tree, rel);
+  let fh;
+  try {
+    // O_NONBLOCK: opening a FIFO planted in the repository must not hang the reader
+    fh = await open(full, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (e) {
+    if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return null;
+    if (errno(e) === 'ELOOP') throw new ValidationError(`${JSON.stringify(rel)} is a symlink, not a file`, { path: rel });
+    throw e;
+  }
+  const st = await fh.stat();
+  if (!st.isFile()) {
+    await fh.close();
+    throw new ValidationError(`${JSON.stringify(rel)} is a ${st.isDirectory() ? 'directory' : 'special file'}, not a file`, { path: rel });
+  }
+  return fh.createReadStream();
 }

@@ -1,8 +1,12 @@
 import { constants } from 'node:fs';
-import { chmod, lstat, mkdir, open, readdir, readFile, readlink, rename, rm, rmdir, stat, symlink, unlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, readFile, readlink, rename, rm, rmdir, stat, symlink, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import {
   assertLinkTargetOnDisk,
+  assertTransactionId,
+  fsyncDir,
+  tempNameBeside,
+  writeFileAtomic,
   assertSafeLinkTarget,
   DsgError,
   faultPoint,
@@ -29,8 +33,8 @@ import {
   streamVerified,
 } from '@dsg/contracts';
 import { cloneTree, type CloneOptions } from './clone-tree.js';
-import { checkTx, DIR_MODE, FILE_MODE, HEX_RE, refuseDirectory, tempName } from './work-area.js';
-import { errno, forceRemove, fsyncDir } from './fs-util.js';
+import { DIR_MODE, FILE_MODE, HEX_RE, refuseDirectory } from './work-area.js';
+import { errno, forceRemove, readFrom } from './fs-util.js';
 import { assertSnapshotId, Layout, snapshotNumber, TEMP_LINK_PREFIX } from './layout.js';
 import { sealDir, sealTree } from './seal.js';
 
@@ -92,7 +96,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
   }
 
   private async beginNow(tx: TransactionId): Promise<BeginResult> {
-    checkTx(tx);
+    assertTransactionId(tx);
     faultPoint('posix.begin.start');
     const base = await this.currentNumber();
     if (base > 0 && !(await isDir(this.layout.snapshot(base)))) throw corrupt(`current points at a missing snapshot s${base}`);
@@ -124,7 +128,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
   }
 
   private async commitNow(tx: TransactionId, snapshot: SnapshotInfo): Promise<void> {
-    checkTx(tx);
+    assertTransactionId(tx);
     const n = assertSnapshotId(snapshot.snapshotId);
     // A repeated commit (its first reply lost on the wire) finds its work area gone and
     // its snapshot current: report success again instead of a confusing NotFound.
@@ -176,7 +180,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
       await sealTree(work);
       faultPoint('posix.commit.after-seal');
       await mkdir(this.layout.snapshots, { recursive: true, mode: DIR_MODE });
-      await writeDurable(this.layout.snapshotMeta(n), JSON.stringify(meta, null, 2) + '\n', tx);
+      await writeFileAtomic(this.layout.snapshotMeta(n), JSON.stringify(meta, null, 2) + '\n', { mode: 0o444 });
       faultPoint('posix.commit.after-metadata');
       await rename(work, snap);
       renamed = true;
@@ -266,7 +270,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
    * so it never runs between a check and the change it guards.
    */
   async writeFile(tx: TransactionId, rel: string, data: ByteStream, expected: ExpectedFile): Promise<{ size: number }> {
-    checkTx(tx);
+    assertTransactionId(tx);
     const want = typeof expected?.hash === 'string' ? expected.hash.toLowerCase() : '';
     if (!HEX_RE.test(want)) throw new ValidationError(`expected hash for ${rel} is not hex`, { path: rel, field: 'hash' });
     const mtime = expected.mtime === undefined ? undefined : new Date(expected.mtime);
@@ -284,7 +288,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
         work = await this.workArea(tx);
         created.push(...(await mkdirsBeneath(work, rel))); // checks every parent, makes the missing ones
         const full = await resolveBeneath(work, rel); // again, after mkdir and right before the open
-        const tmp = tempName(full);
+        const tmp = tempNameBeside(full);
         // A new inode every time: never write through a hard link shared with a snapshot.
         const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, FILE_MODE);
         // counted before the section ends, so a commit queued behind it sees the upload
@@ -343,7 +347,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
       assertSafeLinkTarget(rel, target);
       await assertLinkTargetOnDisk(work, rel, target);
       const created = await mkdirsBeneath(work, rel);
-      const tmp = tempName(full);
+      const tmp = tempNameBeside(full);
       try {
         await resolveBeneath(work, rel);
         await symlink(target, tmp);
@@ -511,7 +515,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
   }
 
   private async workArea(tx: TransactionId): Promise<string> {
-    checkTx(tx);
+    assertTransactionId(tx);
     const work = this.layout.work(tx);
     if (!(await isDir(work))) {
       throw new NotFoundError(`no open transaction ${tx} in ${this.root}`, { recoveryHint: 'Begin the transaction first (it may have been rolled back).' });
@@ -582,32 +586,4 @@ async function readMeta(file: string): Promise<SnapshotMetadata | null> {
   } catch {
     return null;
   }
-}
-
-/** temp name + fsync + rename + fsync dir. */
-async function writeDurable(file: string, text: string, tag: string): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${tag}`);
-  await writeFile(tmp, text, { mode: 0o444, flush: true });
-  await rename(tmp, file);
-  await fsyncDir(path.dirname(file));
-}
-
-
-async function readFrom(tree: string, rel: string): Promise<ByteStream | null> {
-  const full = await resolveBeneath(tree, rel);
-  let fh;
-  try {
-    // O_NONBLOCK: opening a FIFO planted in the repository must not hang the reader
-    fh = await open(full, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch (e) {
-    if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return null;
-    if (errno(e) === 'ELOOP') throw new ValidationError(`${JSON.stringify(rel)} is a symlink, not a file`, { path: rel });
-    throw e;
-  }
-  const st = await fh.stat();
-  if (!st.isFile()) {
-    await fh.close();
-    throw new ValidationError(`${JSON.stringify(rel)} is a ${st.isDirectory() ? 'directory' : 'special file'}, not a file`, { path: rel });
-  }
-  return fh.createReadStream();
 }

@@ -1,6 +1,7 @@
 import { chmod, lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { fsyncDir, listDirs, mapLimit } from './fs-util.js';
+import { forEachLimited, fsyncDir } from '@dsg/contracts';
+import { listDirs } from './fs-util.js';
 
 /**
  * Make a finished work area durable and read-only before it becomes a
@@ -13,7 +14,7 @@ import { fsyncDir, listDirs, mapLimit } from './fs-util.js';
  */
 export async function sealTree(top: string): Promise<void> {
   const dirs = await listDirs(top);
-  await mapLimit(dirs, 16, async (dir) => {
+  await forEachLimited(dirs, 16, async (dir) => {
     const entries = await readdir(dir, { withFileTypes: true });
     for (const ent of entries) {
       if (!ent.isFile()) continue;

@@ -1,12 +1,10 @@
 /**
  * What both posix backends (snapshot layout and the original's flat one)
- * need to write a transaction's files: the modes, the checks of an incoming
- * request, and the temp names. One definition each.
+ * need to write a transaction's files: the modes and the checks of an
+ * incoming request. (Transaction ids and temp names: @dsg/contracts.)
  */
-import { randomBytes } from 'node:crypto';
 import { lstat } from 'node:fs/promises';
-import path from 'node:path';
-import { isTransactionId, ValidationError, type TransactionId } from '@dsg/contracts';
+import { ValidationError } from '@dsg/contracts';
 import { errno } from './fs-util.js';
 
 /**
@@ -21,17 +19,6 @@ export const FILE_MODE = 0o666;
 
 /** An expected hash as the wire carries it (lowercased first). */
 export const HEX_RE = /^[0-9a-f]+$/;
-
-export function checkTx(tx: string): asserts tx is TransactionId {
-  if (!isTransactionId(tx)) {
-    throw new ValidationError(`not a transaction id: ${JSON.stringify(String(tx).slice(0, 100))}`, { field: 'transactionId' });
-  }
-}
-
-/** A fresh hidden name beside `full` for a write that is renamed into place. */
-export function tempName(full: string): string {
-  return path.join(path.dirname(full), `.dsg-tmp-${randomBytes(6).toString('hex')}`);
-}
 
 /** A file or link is never renamed over a directory (the tree would lose it). */
 export async function refuseDirectory(full: string, rel: string): Promise<void> {

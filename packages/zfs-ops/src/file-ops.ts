@@ -1,24 +1,18 @@
-import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { lstat, open, rename, symlink, unlink, type FileHandle } from 'node:fs/promises';
-import path from 'node:path';
 import {
   assertLinkTargetOnDisk,
   assertSafeLinkTarget,
   mkdirsBeneath,
   removeCreated,
   resolveBeneath,
-  resolveInside,
+  tempNameBeside,
   ValidationError,
   type ByteStream,
   type ExpectedFile,
   type HasherFactory,
-  streamVerified as verifiedWrite,
+  streamVerified,
 } from '@dsg/contracts';
-
-function tempName(full: string): string {
-  return path.join(path.dirname(full), `.${path.basename(full).slice(0, 100)}.dsg-tmp-${randomBytes(4).toString('hex')}`);
-}
 
 /** A temp file opened for an upload, in a parent proved to be a real directory of the work area. */
 export interface PreparedWrite {
@@ -41,7 +35,7 @@ export interface PreparedWrite {
 export async function prepareWrite(root: string, rel: string, created: string[]): Promise<PreparedWrite> {
   created.push(...(await mkdirsBeneath(root, rel))); // checks every parent, makes the missing ones
   const full = await resolveBeneath(root, rel); // again, after mkdir and right before the open
-  const tmp = tempName(full);
+  const tmp = tempNameBeside(full);
   const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
   return { full, tmp, fh, created };
 }
@@ -55,9 +49,9 @@ export async function prepareWrite(root: string, rel: string, created: string[])
  * clone anyway — a per-file fsync would only force a ZIL commit each.
  * Always closes the descriptor.
  */
-export async function streamVerified(w: PreparedWrite, rel: string, data: ByteStream, expected: ExpectedFile, hasher: HasherFactory): Promise<{ size: number }> {
+export async function streamPrepared(w: PreparedWrite, rel: string, data: ByteStream, expected: ExpectedFile, hasher: HasherFactory): Promise<{ size: number }> {
   try {
-    return { size: await verifiedWrite(w.fh, rel, data, expected, hasher) };
+    return { size: await streamVerified(w.fh, rel, data, expected, hasher) };
   } finally {
     await w.fh.close();
   }
@@ -81,7 +75,7 @@ export async function writeLinkInside(root: string, rel: string, target: string)
   assertSafeLinkTarget(rel, target);
   await assertLinkTargetOnDisk(root, rel, target);
   const created = await mkdirsBeneath(root, rel);
-  const tmp = tempName(full);
+  const tmp = tempNameBeside(full);
   try {
     await resolveBeneath(root, rel);
     if ((await lstat(full).catch(() => null))?.isDirectory()) {
@@ -110,7 +104,7 @@ export async function deleteInside(root: string, rel: string): Promise<void> {
 
 /** A file under root as a stream, or null if absent (or not a regular file). */
 export async function openInside(root: string, rel: string): Promise<ByteStream | null> {
-  const full = await resolveInside(root, rel);
+  const full = await resolveBeneath(root, rel); // never through a symlinked parent, as the posix backends read
   // O_NOFOLLOW + fstat on the open descriptor: a file swapped for a symlink between a
   // check and the open (a hostile repository) is refused, never read through; O_NONBLOCK:
   // opening a FIFO planted in the repository must not hang the agent.

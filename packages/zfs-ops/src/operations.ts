@@ -1,5 +1,6 @@
 import path from 'node:path';
 import {
+  assertTransactionId,
   DsgError,
   faultPoint,
   isTransactionId,
@@ -216,10 +217,6 @@ export class ZfsOperations {
     return { layout: 'dsg', head: top > 0 ? `s${top}` : null, headMetadata: null, snapshots, liveDir };
   }
 
-  private checkTx(tx: string): void {
-    if (!isTransactionId(tx)) throw new DsgError('TX_ID', `not a transaction id: ${JSON.stringify(tx)}`, { recoveryHint: 'Use newTransactionId() from @dsg/contracts.' });
-  }
-
   /**
    * init when P/<repo> "does not exist"; sync when it exists; any other
    * failure (missing parent, pool gone, zfs broken) is an error, never init.
@@ -264,7 +261,7 @@ export class ZfsOperations {
   }
 
   async begin(tx: string): Promise<BeginResult> {
-    this.checkTx(tx);
+    assertTransactionId(tx);
     const pattern = await this.detect();
     const orphans = this.txsIn(await this.scan()).filter((t) => t !== tx);
     if (orphans.length) {
@@ -378,7 +375,7 @@ export class ZfsOperations {
   }
 
   async commit(tx: string, info: SnapshotInfo): Promise<void> {
-    this.checkTx(tx);
+    assertTransactionId(tx);
     assertSnapshotId(info.snapshotId);
     const a = this.active.get(tx);
     if (!a) throw new DsgError('TX_STATE', `transaction ${tx} was not begun here`, { recoveryHint: 'Call begin() first; an interrupted transaction is handled by recover().' });

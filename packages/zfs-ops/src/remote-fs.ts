@@ -24,7 +24,7 @@ import {
   type TransactionId,
   snapshotRefOf,
 } from '@dsg/contracts';
-import { deleteInside, dropWrite, finishWrite, openInside, prepareWrite, streamVerified, writeLinkInside, type PreparedWrite } from './file-ops.js';
+import { deleteInside, dropWrite, finishWrite, openInside, prepareWrite, streamPrepared, writeLinkInside, type PreparedWrite } from './file-ops.js';
 import { noZfsSnapshot, readSyncMessages, snapshotNumber, type Layout } from './layout.js';
 import { assertDatasetName, assertSnapshotId, decodePropValue, isRepositoryName } from './names.js';
 import { PROP, ZfsOperations, type Logger } from './operations.js';
@@ -178,7 +178,7 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     }
     let r: { size: number };
     try {
-      r = await streamVerified(w, rel, data, expected, this.hasher);
+      r = await streamPrepared(w, rel, data, expected, this.hasher);
       const failed = await this.mutex.runShared(async () => {
         try {
           if (this.work(tx) !== root) throw new DsgError('TX_STATE', `transaction ${tx} ended while ${rel} was uploading`);

@@ -1,15 +1,9 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import { ZfsOperationError } from '@dsg/contracts';
+import { retryWhile, ZfsOperationError, type RetryPolicy } from '@dsg/contracts';
 import { assertDatasetName, assertPropertyName, assertPropertyValue, assertSnapshotName, assertZfsObjectName } from './names.js';
 import { createZfsRunner, type ZfsRunner } from './runner.js';
 
-export interface BusyRetry {
-  /** give up after this long in total (ms); default 20000 */
-  timeoutMs?: number;
-  /** first delay (ms), doubled each attempt up to maxDelayMs; default 100 */
-  baseDelayMs?: number;
-  maxDelayMs?: number;
-}
+/** How long busy errors are retried (defaults: 20000 ms in total, pauses from 100 ms doubling up to 1000 ms). */
+export type BusyRetry = Partial<RetryPolicy>;
 
 export type ListRow = Record<string, string>;
 
@@ -44,7 +38,7 @@ function hintFor(stderr: string): string | undefined {
  */
 export class Zfs {
   readonly runner: ZfsRunner;
-  private readonly retry: Required<BusyRetry>;
+  private readonly retry: RetryPolicy;
 
   constructor(o: { runner?: ZfsRunner; retry?: BusyRetry } = {}) {
     this.runner = o.runner ?? createZfsRunner();
@@ -53,25 +47,17 @@ export class Zfs {
 
   /** Run once or until not busy; throws ZfsOperationError on failure. */
   async exec(args: string[], o: { path?: string; retryBusy?: boolean } = {}): Promise<string> {
-    const deadline = Date.now() + this.retry.timeoutMs;
-    let delay = this.retry.baseDelayMs;
-    for (;;) {
-      const r = await this.runner.run(args);
-      if (r.exitCode === 0) return r.stdout;
-      const stderr = r.stderr.trim();
-      if (o.retryBusy !== false && BUSY.test(stderr) && Date.now() + delay < deadline) {
-        await sleep(delay);
-        delay = Math.min(delay * 2, this.retry.maxDelayMs);
-        continue;
-      }
-      const argv = this.runner.argv(args);
-      const hint = hintFor(stderr);
-      throw new ZfsOperationError(
-        `${argv.join(' ')} failed (exit ${r.exitCode}): ${stderr || '(no output)'}`,
-        { zfsCommand: argv, exitCode: r.exitCode, stderr, ...(o.path === undefined ? {} : { path: o.path }) },
-        hint === undefined ? {} : { recoveryHint: hint },
-      );
-    }
+    const busy = (r: { exitCode: number; stderr: string }): boolean => o.retryBusy !== false && r.exitCode !== 0 && BUSY.test(r.stderr.trim());
+    const r = await retryWhile(() => this.runner.run(args), busy, this.retry);
+    if (r.exitCode === 0) return r.stdout;
+    const stderr = r.stderr.trim();
+    const argv = this.runner.argv(args);
+    const hint = hintFor(stderr);
+    throw new ZfsOperationError(
+      `${argv.join(' ')} failed (exit ${r.exitCode}): ${stderr || '(no output)'}`,
+      { zfsCommand: argv, exitCode: r.exitCode, stderr, ...(o.path === undefined ? {} : { path: o.path }) },
+      hint === undefined ? {} : { recoveryHint: hint },
+    );
   }
 
   /**

@@ -1,0 +1,64 @@
+import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
+import { mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readAll, streamOf, streamVerified, ValidationError, type HasherFactory } from '../src/index.js';
+
+// any streaming hash will do here; dsg's is xxh3-64 (@dsg/manifest)
+const sha: HasherFactory = () => {
+  const h = createHash('sha256');
+  return { update: (c) => void h.update(c), digest: () => h.digest('hex') };
+};
+const shaOf = (s: string): string => createHash('sha256').update(s).digest('hex');
+
+async function* chunks(...parts: string[]): AsyncIterable<Uint8Array> {
+  for (const p of parts) yield await Promise.resolve(new TextEncoder().encode(p));
+}
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'dsg-verified-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function write(expected: { hash: string; size?: number; mtime?: string }, o: Parameters<typeof streamVerified>[5] = {}): Promise<number> {
+  const fh = await open(path.join(dir, 'f'), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL);
+  try {
+    return await streamVerified(fh, 'input/f', chunks('hello ', 'world'), expected, sha, o);
+  } finally {
+    await fh.close();
+  }
+}
+
+describe('streamVerified', () => {
+  it('writes the bytes, returns their count, sets the mtime', async () => {
+    const n = await write({ hash: shaOf('hello world').toUpperCase(), size: 11, mtime: '2020-01-02T03:04:05Z' }, { fsync: true });
+    expect(n).toBe(11);
+    expect(await readFile(path.join(dir, 'f'), 'utf8')).toBe('hello world');
+    expect((await stat(path.join(dir, 'f'))).mtime.toISOString()).toBe('2020-01-02T03:04:05.000Z');
+  });
+
+  it('refuses another hash or size with HASH_MISMATCH naming the path', async () => {
+    await expect(write({ hash: shaOf('other') })).rejects.toMatchObject({ code: 'HASH_MISMATCH', details: { path: 'input/f', field: 'hash' } });
+    await rm(path.join(dir, 'f'));
+    const e = await write({ hash: shaOf('hello world'), size: 12 }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ValidationError);
+    expect(e).toMatchObject({ code: 'HASH_MISMATCH', message: 'size mismatch for input/f: expected 12, got 11' });
+  });
+
+  it("takes the caller's error for a mismatch", async () => {
+    const e = await write({ hash: shaOf('other') }, { mismatch: (m) => new Error(`${m.field}: ${m.expected} vs ${m.got}`) }).catch((x: unknown) => x);
+    expect((e as Error).message).toBe(`hash: ${shaOf('other')} vs ${shaOf('hello world')}`);
+  });
+});
+
+describe('readAll / streamOf', () => {
+  it('read a stream whole; make a one-chunk stream', async () => {
+    expect((await readAll(chunks('a', 'bc', ''))).toString()).toBe('abc');
+    expect((await readAll(streamOf(new Uint8Array([1, 2, 3])))).equals(Buffer.from([1, 2, 3]))).toBe(true);
+  });
+});
