@@ -69,7 +69,7 @@ export interface RecoveryReport extends CleanupReport {
  * @dsg/transports on the client (the same calls, over the wire).
  *
  * Paths are repository-relative POSIX paths, checked with
- * `assertSafeRelativePath` / `resolveInside` before any disk access.
+ * `assertSafeRelativePath` / `resolveBeneath` before any disk access.
  */
 export interface RemoteFilesystem {
   /**
