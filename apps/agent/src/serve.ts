@@ -1,7 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
-import { ConfigError, type HasherFactory, type RepositoryHost } from '@dsg/contracts';
+import { ConfigError, REPOSITORY_NAME_HINT, type HasherFactory, type RepositoryHost } from '@dsg/contracts';
 import { posixHost } from '@dsg/posix-ops';
-import { AgentServer, assertRepoName, type AgentServerOptions } from '@dsg/transports/server';
+import { AgentServer, assertRepoName, type AgentServerOptions, type AgentTarget } from '@dsg/transports/server';
 import { createZfsRunner, zfsHost } from '@dsg/zfs-ops';
 import { VERSION } from './version.js';
 
@@ -15,8 +15,8 @@ export interface AgentRestrictions {
   clientSilenceMs?: number;
 }
 
-export type AgentConfig = AgentRestrictions &
-  ({ /** xfs: the original dsg's flat repositories (a new one is made flat); posix opens an existing flat one too */ type: 'posix' | 'xfs'; root: string } | { type: 'zfs'; pool: string; mountpoint: string; /** run zfs as `sudo -n zfs` (a non-root agent) */ sudo?: boolean });
+/** Where the repositories are (the `serve` target flags, @dsg/transports AgentTarget) and the restrictions. */
+export type AgentConfig = AgentRestrictions & AgentTarget;
 
 function restrictions(config: AgentRestrictions): Pick<AgentServerOptions, 'restrictToRepository' | 'readOnly' | 'clientSilenceMs'> {
   const out: Pick<AgentServerOptions, 'restrictToRepository' | 'readOnly' | 'clientSilenceMs'> = {};
@@ -31,7 +31,7 @@ function restrictions(config: AgentRestrictions): Pick<AgentServerOptions, 'rest
       out.restrictToRepository = assertRepoName(config.restrictToRepository);
     } catch {
       throw new ConfigError(`--restrict-to-repository ${JSON.stringify(config.restrictToRepository)} is not a repository name`, { field: 'restrictToRepository' }, {
-        recoveryHint: 'A repository name is letters, digits, ".", "_" and "-", starting with a letter or digit.',
+        recoveryHint: REPOSITORY_NAME_HINT,
       });
     }
   }

@@ -12,7 +12,7 @@ import { TransportError, ValidationError, type LockHolder, type RepositoryHost }
 import { createXxh3Hasher } from '@dsg/manifest';
 import { posixHost } from '@dsg/posix-ops';
 import { createZfsRunner, zfsHost } from '@dsg/zfs-ops';
-import { AgentClient, AgentServer, LocalTransport, openRemote, type AgentClientOptions, type ChannelTransport } from '@dsg/transports';
+import { AgentClient, AgentServer, LocalTransport, agentTargetArgv, openRemote, type AgentClientOptions, type AgentTarget, type ChannelTransport } from '@dsg/transports';
 import { recoverClient } from '@dsg/client-fs';
 import type { RepositoryConfig } from './config/project.js';
 import { hostSettings, type UserConfig } from './config/user.js';
@@ -76,12 +76,14 @@ export function localServer(repo: RepositoryConfig, log?: (s: string) => void): 
   });
 }
 
-/** The agent command line for a remote host: `<agent…> serve --type … …`. */
+/** Where a repository config's agent finds the repositories (a flat posix config is the agent's type xfs). */
+export function agentTarget(repo: RepositoryConfig): AgentTarget {
+  return repo.type === 'zfs' ? { type: 'zfs', pool: repo.pool, mountpoint: repo.mountpoint, sudo: repo.sudo === true } : { type: repo.flat ? 'xfs' : 'posix', root: repo.root };
+}
+
+/** The agent command line for a remote host: `<agent…> serve --type … …` (the flags are the agent's own table). */
 export function agentArgv(repo: RepositoryConfig): string[] {
-  const base = repo.agent ?? DEFAULT_AGENT;
-  return repo.type === 'zfs'
-    ? [...base, 'serve', '--type', 'zfs', '--pool', repo.pool, '--mountpoint', repo.mountpoint, ...(repo.sudo ? ['--sudo'] : [])]
-    : [...base, 'serve', '--type', repo.flat ? 'xfs' : 'posix', '--root', repo.root];
+  return [...(repo.agent ?? DEFAULT_AGENT), 'serve', ...agentTargetArgv(agentTarget(repo))];
 }
 
 export async function makeTransport(ctx: Ctx, repo: RepositoryConfig, user: UserConfig | null): Promise<AnyTransport> {

@@ -16,7 +16,13 @@ import {
 } from '@dsg/contracts';
 import { ByteQueue } from './byte-queue.js';
 import { DEFAULT_MAX_PAYLOAD, FrameKind, FrameWriter, ProtocolError, parseJson, readFrames, type Frame } from './frames.js';
+import { OP_TABLE, type AgentStats, type ArgsOf, type HelloReply, type Op, type OpenReply, type ResultOf, type UploadOp } from './ops.js';
 import { PROTOCOL_VERSION, majorOf } from './protocol.js';
+
+export type { HelloReply } from './ops.js';
+
+/** An op's fields as arguments: none needed when the op has no required field. */
+type ArgsParam<K extends Op> = Record<string, never> extends ArgsOf<K> ? [args?: ArgsOf<K>] : [args: ArgsOf<K>];
 
 /** The two directions of a byte channel to an agent. */
 export interface AgentChannel {
@@ -48,23 +54,6 @@ export interface ChannelTransport {
   begin(): Promise<void>;
   end(): Promise<void>;
   channel(): AgentChannel;
-}
-
-export interface HelloReply {
-  protocol: string;
-  agent: string;
-  host: string;
-  pid: number;
-  maxFramePayload: number;
-  /** the PING interval the agent agreed to (absent: an agent without heartbeats) */
-  heartbeatMs?: number;
-  /**
-   * How often the agent wants a PING from this client (absent: an agent that
-   * does not watch its clients). The agent ends a session whose client sends
-   * nothing for four of these: a stopped or vanished client does not keep
-   * the repository lock.
-   */
-  clientPingMs?: number;
 }
 
 interface Pending {
@@ -190,7 +179,7 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
     }
   }
 
-  private call<T>(op: string, args: Record<string, unknown> = {}, stream = false): { id: number; result: Promise<T> } {
+  private call<T>(op: Op, args: object, stream: boolean): { id: number; result: Promise<T> } {
     const id = this.nextId++;
     const result = new Promise<T>((resolve, reject) => {
       if (this.dead) return reject(this.dead);
@@ -203,15 +192,45 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
     return { id, result };
   }
 
-  private request<T>(op: string, args: Record<string, unknown> = {}): Promise<T> {
-    return this.call<T>(op, args).result;
+  /**
+   * Any op of OP_TABLE but an upload, typed by the table: a download
+   * resolves to its stream (null: not found). The agent checks the fields.
+   */
+  request<K extends Exclude<Op, UploadOp>>(op: K, ...[args]: ArgsParam<K>): Promise<ResultOf<K>> {
+    return this.call<ResultOf<K>>(op, args ?? {}, OP_TABLE[op].stream === 'download').result;
+  }
+
+  /**
+   * An upload op: the request, then `data` as DATA…END (an early answer
+   * from the agent stops the sender; a failing source is sent as ABORT, so
+   * the agent drops the partial file).
+   */
+  async upload<K extends UploadOp>(op: K, args: ArgsOf<K>, data: ByteStream): Promise<ResultOf<K>> {
+    const { id, result } = this.call<ResultOf<K>>(op, args, false);
+    let answered = false;
+    const settled = result.finally(() => (answered = true));
+    settled.catch(() => {});
+    try {
+      await this.writer.sendStream(id, data, () => answered);
+    } catch (e) {
+      if (this.dead) throw this.dead;
+      if (!answered) {
+        // the source failed: tell the agent so it drops the partial file
+        await this.writer
+          .sendJson(FrameKind.ABORT, id, { name: 'DsgError', code: 'SOURCE', message: `upload source failed: ${(e as Error).message}`, recoveryHint: '' })
+          .catch(() => {});
+      }
+      await settled.catch(() => {});
+      throw e;
+    }
+    return settled;
   }
 
   /** Version handshake; must be the first call. */
   async handshake(version = PROTOCOL_VERSION): Promise<HelloReply> {
     const idle = this.opts.idleTimeoutMs ?? 0;
     const heartbeatMs = idle > 0 ? Math.max(100, Math.floor(idle / 4)) : undefined;
-    const reply = await this.request<HelloReply>('hello', {
+    const reply = await this.request('hello', {
       protocol: version,
       client: this.opts.clientName ?? '@dsg/transports',
       ...(heartbeatMs ? { heartbeatMs } : {}),
@@ -279,8 +298,8 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
    */
   layout: string | null = null;
 
-  async open(repo: string): Promise<{ repo: string; layout?: string | null }> {
-    const r = await this.request<{ repo: string; layout?: string | null }>('open', { repo });
+  async open(repo: string): Promise<OpenReply> {
+    const r = await this.request('open', { repo });
     this.layout = typeof r.layout === 'string' ? r.layout : null;
     return r;
   }
@@ -288,7 +307,7 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
     return this.request('listRepositories');
   }
   /** The agent's memory use (bytes); peakRss from /proc where available. */
-  stats(): Promise<{ rss: number; peakRss: number | null; pid: number }> {
+  stats(): Promise<AgentStats> {
     return this.request('stats');
   }
 
@@ -302,7 +321,7 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
     return this.request('exists');
   }
   readFile(path: string): Promise<ByteStream | null> {
-    return this.call<ByteStream | null>('readFile', { path }, true).result;
+    return this.request('readFile', { path });
   }
   begin(tx: TransactionId): Promise<BeginResult> {
     return this.request('begin', { tx });
@@ -313,28 +332,9 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
   rollback(tx: TransactionId): Promise<CleanupReport> {
     return this.request('rollback', { tx });
   }
-
-  async writeFile(tx: TransactionId, path: string, data: ByteStream, expected: ExpectedFile): Promise<{ size: number }> {
-    const { id, result } = this.call<{ size: number }>('writeFile', { tx, path, expected });
-    let answered = false;
-    const settled = result.finally(() => (answered = true));
-    settled.catch(() => {});
-    try {
-      await this.writer.sendStream(id, data, () => answered);
-    } catch (e) {
-      if (this.dead) throw this.dead;
-      if (!answered) {
-        // the source failed: tell the agent so it drops the partial file
-        await this.writer
-          .sendJson(FrameKind.ABORT, id, { name: 'DsgError', code: 'SOURCE', message: `upload source failed: ${(e as Error).message}`, recoveryHint: '' })
-          .catch(() => {});
-      }
-      await settled.catch(() => {});
-      throw e;
-    }
-    return settled;
+  writeFile(tx: TransactionId, path: string, data: ByteStream, expected: ExpectedFile): Promise<{ size: number }> {
+    return this.upload('writeFile', { tx, path, expected }, data);
   }
-
   async writeLink(tx: TransactionId, path: string, target: string): Promise<void> {
     await this.request('writeLink', { tx, path, target });
   }
@@ -345,7 +345,7 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
     return this.request('listSnapshots');
   }
   readSnapshotFile(snapshotId: string, path: string): Promise<ByteStream | null> {
-    return this.call<ByteStream | null>('readSnapshotFile', { snapshotId, path }, true).result;
+    return this.request('readSnapshotFile', { snapshotId, path });
   }
   recover(): Promise<RecoveryReport> {
     return this.request('recover');

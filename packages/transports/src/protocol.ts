@@ -1,4 +1,16 @@
-import { ValidationError, assertSafeRelativePath, asTransactionId, parseSnapshotId, type LockHolder, type TransactionId } from '@dsg/contracts';
+import { isAbsolute, normalize } from 'node:path';
+import {
+  ValidationError,
+  assertSafeLinkTarget,
+  assertSafeRelativePath,
+  asTransactionId,
+  parseSnapshotId,
+  validateRepositoryName,
+  type ExpectedFile,
+  type LockHolder,
+  type SnapshotInfo,
+  type TransactionId,
+} from '@dsg/contracts';
 import { ProtocolError } from './frames.js';
 
 /** major.minor; a different major on the other side refuses the session. */
@@ -10,40 +22,15 @@ export function majorOf(version: string): number {
   return Number(m[1]);
 }
 
-/** Every operation a client may request (README "Messages"). */
-export const OPS = [
-  'hello',
-  'listRepositories',
-  'open',
-  'lock',
-  'unlock',
-  'exists',
-  'readFile',
-  'begin',
-  'commit',
-  'rollback',
-  'writeFile',
-  'writeLink',
-  'deleteFile',
-  'listSnapshots',
-  'readSnapshotFile',
-  'mountSnapshot',
-  'unmountSnapshot',
-  'recover',
-  'stats',
-] as const;
-export type Op = (typeof OPS)[number];
+/** A request's fields as they arrived (the parsed JSON object, `op` included). */
+export type Fields = Record<string, unknown>;
 
-const REPO_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
+// The field parsers of the op table (ops.ts). A malformed field (wrong type, too long, missing
+// object) is a ProtocolError; a well-formed value the rules refuse is a ValidationError.
 
-/** A repository name: one path component / dataset name component, nothing clever. */
+/** A repository name: contracts' one rule (one path component / dataset name component). */
 export function assertRepoName(name: unknown): string {
-  if (typeof name !== 'string' || !REPO_RE.test(name) || name.includes('..')) {
-    throw new ValidationError(`refused repository name ${JSON.stringify(String(name).slice(0, 120))}`, { field: 'repo' }, {
-      recoveryHint: 'A repository name is letters, digits, ".", "_" and "-", starting with a letter or digit.',
-    });
-  }
-  return name;
+  return validateRepositoryName(name);
 }
 
 /** The wire takes exactly the ids every backend takes (contracts' one rule). */
@@ -51,19 +38,19 @@ export function assertSnapshotId(id: unknown): string {
   return parseSnapshotId(id);
 }
 
-export function str(msg: Record<string, unknown>, key: string, max = 4096): string {
+export function str(msg: Fields, key: string, max = 4096): string {
   const v = msg[key];
   if (typeof v !== 'string' || v.length > max) throw new ProtocolError(`field "${key}" must be a string of at most ${max} characters`);
   return v;
 }
 
-export function path(msg: Record<string, unknown>, key = 'path'): string {
+export function path(msg: Fields, key = 'path'): string {
   const p = str(msg, key);
   assertSafeRelativePath(p);
   return p;
 }
 
-export function tx(msg: Record<string, unknown>): TransactionId {
+export function tx(msg: Fields): TransactionId {
   const t = str(msg, 'tx', 64);
   try {
     return asTransactionId(t);
@@ -72,13 +59,58 @@ export function tx(msg: Record<string, unknown>): TransactionId {
   }
 }
 
-export function holder(msg: Record<string, unknown>): LockHolder {
+/** A link's target: lexically inside the tree (contracts' writer rule); the agent checks it on disk later. */
+export function linkTarget(msg: Fields, linkPath: string): string {
+  const target = str(msg, 'target');
+  assertSafeLinkTarget(linkPath, target);
+  return target;
+}
+
+export function holder(msg: Fields): LockHolder {
   const h = msg['holder'];
   if (typeof h !== 'object' || h === null) throw new ProtocolError('lock needs a holder object');
-  const o = h as Record<string, unknown>;
+  const o = h as Fields;
   const pid = o['pid'];
   if (typeof pid !== 'number' || !Number.isInteger(pid) || pid < 0) throw new ProtocolError('holder.pid must be a non-negative integer');
   const out: LockHolder = { user: str(o, 'user', 320), host: str(o, 'host', 255), pid, since: str(o, 'since', 64) };
   if (o['transactionId'] !== undefined) out.transactionId = str(o, 'transactionId', 64);
   return out;
+}
+
+export function expectedFile(v: unknown): ExpectedFile {
+  if (typeof v !== 'object' || v === null) throw new ProtocolError('writeFile needs "expected"');
+  const o = v as Fields;
+  const hash = o['hash'];
+  if (typeof hash !== 'string' || !/^[0-9a-f]{1,128}$/.test(hash)) throw new ValidationError('expected.hash must be lowercase hex', { field: 'expected.hash' });
+  const out: ExpectedFile = { hash };
+  if (o['size'] !== undefined) {
+    if (typeof o['size'] !== 'number' || !Number.isSafeInteger(o['size']) || o['size'] < 0) throw new ValidationError('expected.size must be a non-negative integer', { field: 'expected.size' });
+    out.size = o['size'];
+  }
+  if (o['mtime'] !== undefined) {
+    if (typeof o['mtime'] !== 'string' || Number.isNaN(Date.parse(o['mtime']))) throw new ValidationError('expected.mtime must be an ISO 8601 time', { field: 'expected.mtime' });
+    out.mtime = o['mtime'];
+  }
+  return out;
+}
+
+export function snapshotInfo(v: unknown): SnapshotInfo {
+  if (typeof v !== 'object' || v === null) throw new ProtocolError('commit needs "snapshot"');
+  const o = v as Fields;
+  return {
+    snapshotId: assertSnapshotId(o['snapshotId']),
+    message: str(o, 'message', 1 << 16),
+    manifestHash: str(o, 'manifestHash', 200),
+    user: str(o, 'user', 320),
+    createdAt: str(o, 'createdAt', 64),
+  };
+}
+
+/** An agent-side path to unmount: absolute and normalized (the backend then removes only its own views). */
+export function mountPath(msg: Fields): string {
+  const at = str(msg, 'at');
+  if (!isAbsolute(at) || normalize(at) !== at || at.includes('\0') || at === '/') {
+    throw new ValidationError(`refused to unmount ${JSON.stringify(at.slice(0, 200))}: not a normalized absolute path`, { field: 'at' });
+  }
+  return at;
 }

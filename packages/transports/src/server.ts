@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { dirname, isAbsolute, normalize } from 'node:path';
+import { dirname, isAbsolute } from 'node:path';
 import {
   DsgError,
   LockedError,
@@ -9,25 +9,23 @@ import {
   TransportError,
   ValidationError,
   assertLinkTargetOnDisk,
-  assertSafeLinkTarget,
   errorFromJSON,
   errorToJSON,
   resolveBeneath,
   type ByteStream,
-  type ExpectedFile,
   type HasherFactory,
   type LockHolder,
   type RemoteFilesystem,
   type RepositoryHost,
   type SerializedError,
-  type SnapshotInfo,
   type SnapshotMounter,
   type TransactionId,
 } from '@dsg/contracts';
 import { ByteQueue } from './byte-queue.js';
 import { DEFAULT_MAX_PAYLOAD, FrameKind, FrameWriter, ProtocolError, parseJson, readFrames, type Frame } from './frames.js';
 import { RepositoryLock, type LockOptions } from './lock.js';
-import * as P from './protocol.js';
+import { OP_TABLE, opSpec, type AgentStats, type ArgsOf, type HelloReply, type Op, type ResultOf, type StreamOf } from './ops.js';
+import { PROTOCOL_VERSION, majorOf, type Fields } from './protocol.js';
 
 /**
  * A system error of the repository's disk as the client should see it: what
@@ -121,21 +119,20 @@ export const MAX_IN_FLIGHT = 32;
 /** Default client silence before the agent ends a session (2 min; the client PINGs every 30 s). */
 export const CLIENT_SILENCE_MS = 120_000;
 
-/** Requests that change the repository (or its lock): refused by a read-only agent. */
-const MUTATING = new Set<string>(['lock', 'unlock', 'begin', 'commit', 'rollback', 'writeFile', 'writeLink', 'deleteFile', 'recover', 'mountSnapshot', 'unmountSnapshot']);
-
 type HandlerResult = { result: unknown } | { stream: ByteStream | null };
 
 /** The lock holder name of the agent's own recovery at open. */
 const RECOVERY_USER = 'dsg-agent (recovery at open)';
 
-const NEEDS_LOCK = new Set<string>(['begin', 'commit', 'rollback', 'writeFile', 'writeLink', 'deleteFile', 'recover']);
-const BEFORE_OPEN = new Set<string>(['hello', 'listRepositories', 'stats', 'open']);
-/** Run under the session mutex (writeFile too, in two parts: see startUpload). */
-const SERIALIZED = new Set<string>(['open', 'lock', 'unlock', 'begin', 'commit', 'rollback', 'writeLink', 'deleteFile', 'recover']);
+/** The ops the generic dispatch serves: hello is the session's handshake (Session.hello). */
+type Served = Exclude<Op, 'hello'>;
+
+/** What the agent does for one op, given the fields its parser returned (and an upload's data). */
+type Handler<K extends Served> = StreamOf<K> extends 'upload' ? (args: ArgsOf<K>, data: ByteStream) => Promise<ResultOf<K>> : (args: ArgsOf<K>) => Promise<ResultOf<K>>;
+type Handlers = { [K in Served]: Handler<K> };
 
 /** Peak and current resident memory, from /proc where there is one. */
-export function memoryStats(): { rss: number; peakRss: number | null } {
+export function memoryStats(): Omit<AgentStats, 'pid'> {
   const rss = process.memoryUsage().rss;
   try {
     const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
@@ -339,15 +336,18 @@ class Session {
     if (typeof op !== 'string') throw new ProtocolError('request without "op"');
     if (!this.greeted && op !== 'hello') throw new ProtocolError(`first request must be hello, got ${JSON.stringify(op).slice(0, 40)}`);
     if (op === 'hello') return this.hello(f.id, msg);
-    if (op === 'writeFile') return this.startUpload(f.id, msg);
-    this.track(f.id, () => this.handle(op, msg, f.id));
+    const spec = opSpec(op);
+    if (spec?.stream === 'upload') return this.startUpload(f.id, op as Served, msg);
+    this.track(f.id, () => this.handle(op, msg));
   }
 
-  private hello(id: number, msg: Record<string, unknown>): void {
+  /** The handshake: a malformed hello, or a second one, ends the session. */
+  private hello(id: number, msg: Fields): void {
     if (this.greeted) throw new ProtocolError('hello sent twice');
-    const theirs = P.str(msg, 'protocol', 20);
-    const mine = P.PROTOCOL_VERSION;
-    if (P.majorOf(theirs) !== P.majorOf(mine)) {
+    const args = OP_TABLE.hello.parse(msg);
+    const theirs = args.protocol;
+    const mine = PROTOCOL_VERSION;
+    if (majorOf(theirs) !== majorOf(mine)) {
       const err = new TransportError(`protocol version mismatch: the client speaks ${theirs}, this agent speaks ${mine}`, {
         recoveryHint: 'Install matching versions of dsg and dsg-agent (copy the agent bundle of this dsg release to the server).',
       });
@@ -356,21 +356,18 @@ class Session {
       return;
     }
     this.greeted = true;
-    const heartbeatMs = this.startHeartbeat(msg['heartbeatMs']);
-    const clientPingMs = msg['pings'] === true ? this.watchSilence() : null;
-    this.track(id, () =>
-      Promise.resolve({
-        result: {
-          protocol: mine,
-          agent: this.o.agentVersion ?? 'unknown',
-          host: hostname(),
-          pid: process.pid,
-          maxFramePayload: this.max,
-          ...(heartbeatMs ? { heartbeatMs } : {}),
-          ...(clientPingMs ? { clientPingMs } : {}),
-        },
-      }),
-    );
+    const heartbeatMs = this.startHeartbeat(args.heartbeatMs);
+    const clientPingMs = args.pings === true ? this.watchSilence() : null;
+    const reply: HelloReply = {
+      protocol: mine,
+      agent: this.o.agentVersion ?? 'unknown',
+      host: hostname(),
+      pid: process.pid,
+      maxFramePayload: this.max,
+      ...(heartbeatMs ? { heartbeatMs } : {}),
+      ...(clientPingMs ? { clientPingMs } : {}),
+    };
+    this.track(id, () => Promise.resolve({ result: reply }));
   }
 
   /**
@@ -379,8 +376,8 @@ class Session {
    * pool) sends nothing else. At most one PING waits for the output at a
    * time, so a client that stopped reading never makes them pile up.
    */
-  private startHeartbeat(requested: unknown): number | null {
-    if (typeof requested !== 'number' || !Number.isFinite(requested)) return null;
+  private startHeartbeat(requested: number | undefined): number | null {
+    if (requested === undefined) return null;
     const ms = Math.min(60_000, Math.max(100, Math.round(requested)));
     let waiting = false;
     this.heartbeat = setInterval(() => {
@@ -514,15 +511,25 @@ class Session {
     await assertLinkTargetOnDisk(work, rel, target);
   }
 
-  private refuseIfReadOnly(op: string): void {
-    if (this.o.readOnly && MUTATING.has(op)) {
+  /** The table's gates, in this order: read-only, open, lock (the session mutex and the field parser come after). */
+  private gate(op: Served): void {
+    const spec = OP_TABLE[op];
+    if (this.o.readOnly && spec.mutating) {
       throw new DsgError('READ_ONLY', `this agent is read-only (dsg-agent serve --read-only): ${op} is refused`, {
         recoveryHint: 'Use a login whose agent command is not --read-only to sync; this one can only read (clone, log, status, snapfetch).',
       });
     }
+    if (!spec.beforeOpen) this.repo();
+    if (spec.needsLock) this.requireLock(op);
   }
 
-  private startUpload(id: number, msg: Record<string, unknown>): void {
+  /**
+   * An upload: gates, fields, then the session mutex held SHARED with other
+   * uploads until the backend pulls the first byte (its check → mkdir → open
+   * are done by then), released while the data flows, taken again once the
+   * data has ended (or failed) for the backend's hash check → rename or cleanup.
+   */
+  private startUpload(id: number, op: Served, msg: Fields): void {
     // the queue must exist before the next frame (its first DATA) is read
     const q = new ByteQueue();
     this.uploads.set(id, q);
@@ -530,19 +537,10 @@ class Session {
       let held: (() => void) | null = null;
       let settled = false;
       try {
-        this.refuseIfReadOnly('writeFile');
-        const fs = this.repo();
-        this.requireLock('writeFile');
-        const tx = P.tx(msg);
-        const path = P.path(msg);
-        const expected = expectedFile(msg['expected']);
+        this.gate(op);
+        const args = OP_TABLE[op].parse(msg);
         held = await this.mutex.acquireShared();
-        this.requireLock('writeFile');
-        await this.confineToWork(tx, path);
-        // Held (shared with other uploads) until the backend pulls the first byte
-        // (its check → mkdir → open are done by then), released while the data
-        // flows, taken again once the data has ended (or failed) for the backend's
-        // hash check → rename or cleanup.
+        if (OP_TABLE[op].needsLock) this.requireLock(op);
         const mutex = this.mutex;
         const data: ByteStream = (async function* () {
           held?.();
@@ -557,7 +555,7 @@ class Session {
             }
           }
         })();
-        return { result: await fs.writeFile(tx, path, data, expected) };
+        return { result: await (this.handlers[op] as (a: unknown, d: ByteStream) => Promise<unknown>)(args, data) };
       } finally {
         settled = true;
         held?.();
@@ -567,130 +565,114 @@ class Session {
     });
   }
 
-  private async handle(op: string, msg: Record<string, unknown>, _id: number): Promise<HandlerResult> {
-    if (!(P.OPS as readonly string[]).includes(op)) {
+  private async handle(op: string, msg: Fields): Promise<HandlerResult> {
+    const spec = opSpec(op);
+    if (!spec || op === 'hello') {
       throw new DsgError('UNKNOWN_OP', `this agent does not know the operation ${JSON.stringify(op).slice(0, 40)}`, {
         recoveryHint: 'Install matching versions of dsg and dsg-agent.',
       });
     }
-    this.refuseIfReadOnly(op);
-    if (!BEFORE_OPEN.has(op)) this.repo();
-    if (NEEDS_LOCK.has(op)) this.requireLock(op);
-    if (SERIALIZED.has(op)) {
-      return this.mutex.run(async () => {
-        // the lock may have gone while this request waited its turn
-        if (NEEDS_LOCK.has(op)) this.requireLock(op);
-        return this.dispatch(op, msg);
-      });
-    }
-    return this.dispatch(op, msg);
+    const served = op as Served;
+    this.gate(served);
+    if (!spec.exclusive) return this.dispatch(served, msg);
+    return this.mutex.run(async () => {
+      // the lock may have gone while this request waited its turn
+      if (spec.needsLock) this.requireLock(op);
+      return this.dispatch(served, msg);
+    });
   }
 
-  private async dispatch(op: string, msg: Record<string, unknown>): Promise<HandlerResult> {
-    switch (op) {
-      case 'stats':
-        return { result: { ...memoryStats(), pid: process.pid } };
-      case 'listRepositories': {
-        const all = await this.o.host.list();
-        const only = this.o.restrictToRepository;
-        return { result: only === undefined ? all : all.filter((n) => n === only) };
-      }
-      case 'open':
-        return { result: await this.open(msg) };
-      case 'lock': {
-        const name = this.repoName!;
-        this.lock ??= new RepositoryLock(await this.lockFile(name), this.o.lock);
-        const { tookOver } = await this.acquireWaitingForRecovery(this.lock, P.holder(msg));
-        if (tookOver) {
-          this.log(`took over a stale lock on ${name}; recovering`);
-          await this.recoverQuietly();
-        }
-        return { result: { tookOver } };
-      }
-      case 'unlock':
-        if (this.openTx.size) {
-          throw new ValidationError('cannot unlock while a transaction is open', {}, { recoveryHint: 'Commit or roll back first.' });
-        }
-        await this.lock?.release();
-        return { result: null };
-      case 'exists':
-        return { result: await this.fs!.exists() };
-      case 'readFile':
-        return { stream: await this.fs!.readFile(P.path(msg)) };
-      case 'begin': {
-        const tx = P.tx(msg);
-        if (this.openTx.has(tx)) throw new ValidationError(`transaction ${tx} is already open`, { field: 'tx' });
-        const r = await this.fs!.begin(tx);
-        this.openTx.set(tx, r.workPath);
-        return { result: r };
-      }
-      case 'commit': {
-        const tx = P.tx(msg);
-        this.openTxWork(tx);
-        await this.lock!.verify(); // the point of no return follows: the lock must still be ours
-        await this.fs!.commit(tx, snapshotInfo(msg['snapshot']));
-        this.openTx.delete(tx);
-        return { result: null };
-      }
-      case 'rollback': {
-        const tx = P.tx(msg);
-        const r = await this.fs!.rollback(tx);
-        this.openTx.delete(tx);
-        return { result: r };
-      }
-      case 'writeLink': {
-        const tx = P.tx(msg);
-        const path = P.path(msg);
-        const target = P.str(msg, 'target');
-        assertSafeLinkTarget(path, target);
-        await this.confineToWork(tx, path);
-        await this.linkTargetOnDisk(tx, path, target);
-        await this.fs!.writeLink(tx, path, target);
-        return { result: null };
-      }
-      case 'deleteFile': {
-        const tx = P.tx(msg);
-        const path = P.path(msg);
-        await this.confineToWork(tx, path);
-        await this.fs!.deleteFile(tx, path);
-        return { result: null };
-      }
-      case 'listSnapshots':
-        return { result: await this.fs!.listSnapshots() };
-      case 'readSnapshotFile':
-        return { stream: await this.fs!.readSnapshotFile(P.assertSnapshotId(msg['snapshotId']), P.path(msg)) };
-      case 'mountSnapshot': {
-        const at = msg['at'] === undefined ? undefined : P.str(msg, 'at');
-        if (at !== undefined && !this.o.clientMountpoints) {
-          throw new ValidationError('the agent chooses where snapshots are mounted; "at" is not accepted over the wire', { field: 'at' }, {
-            recoveryHint: 'Leave out --mountpoint: the reply names the place the agent chose.',
-          });
-        }
-        if (!this.fs!.mountSnapshot) throw unsupported('mount snapshots');
-        return { result: await this.fs!.mountSnapshot(P.assertSnapshotId(msg['snapshotId']), at) };
-      }
-      case 'unmountSnapshot': {
-        // Any session may undo a snapmount (it outlives the command that made it); the
-        // backend only ever removes a view of THIS repository (ZFS: one of its mount
-        // clones, posix: nothing) and refuses every other path with NotFoundError.
-        const at = P.str(msg, 'at');
-        if (!isAbsolute(at) || normalize(at) !== at || at.includes('\0') || at === '/') {
-          throw new ValidationError(`refused to unmount ${JSON.stringify(at.slice(0, 200))}: not a normalized absolute path`, { field: 'at' });
-        }
-        if (!this.fs!.unmountSnapshot) throw unsupported('unmount snapshots');
-        await this.fs!.unmountSnapshot(at);
-        return { result: null };
-      }
-      case 'recover':
-        return { result: await this.fs!.recover() };
-      default:
-        throw new ProtocolError(`operation ${op} is not valid here`);
-    }
+  private async dispatch(op: Served, msg: Fields): Promise<HandlerResult> {
+    const spec = OP_TABLE[op];
+    const value = await (this.handlers[op] as (a: unknown) => Promise<unknown>)(spec.parse(msg));
+    return spec.stream === 'download' ? { stream: value as ByteStream | null } : { result: value };
   }
 
-  private async open(msg: Record<string, unknown>): Promise<{ repo: string; layout: string | null }> {
+  /** What each op does once its gates passed and its fields parsed (the compiler asks for one per op of OP_TABLE). */
+  private readonly handlers: Handlers = {
+    stats: () => Promise.resolve({ ...memoryStats(), pid: process.pid }),
+    listRepositories: async () => {
+      const all = await this.o.host.list();
+      const only = this.o.restrictToRepository;
+      return only === undefined ? all : all.filter((n) => n === only);
+    },
+    open: async ({ repo }) => this.open(repo),
+    lock: async ({ holder }) => {
+      const name = this.repoName!;
+      this.lock ??= new RepositoryLock(await this.lockFile(name), this.o.lock);
+      const { tookOver } = await this.acquireWaitingForRecovery(this.lock, holder);
+      if (tookOver) {
+        this.log(`took over a stale lock on ${name}; recovering`);
+        await this.recoverQuietly();
+      }
+      return { tookOver };
+    },
+    unlock: async () => {
+      if (this.openTx.size) {
+        throw new ValidationError('cannot unlock while a transaction is open', {}, { recoveryHint: 'Commit or roll back first.' });
+      }
+      await this.lock?.release();
+      return null;
+    },
+    exists: async () => this.fs!.exists(),
+    readFile: async ({ path }) => this.fs!.readFile(path),
+    begin: async ({ tx }) => {
+      if (this.openTx.has(tx)) throw new ValidationError(`transaction ${tx} is already open`, { field: 'tx' });
+      const r = await this.fs!.begin(tx);
+      this.openTx.set(tx, r.workPath);
+      return r;
+    },
+    commit: async ({ tx, snapshot }) => {
+      this.openTxWork(tx);
+      await this.lock!.verify(); // the point of no return follows: the lock must still be ours
+      await this.fs!.commit(tx, snapshot);
+      this.openTx.delete(tx);
+      return null;
+    },
+    rollback: async ({ tx }) => {
+      const r = await this.fs!.rollback(tx);
+      this.openTx.delete(tx);
+      return r;
+    },
+    writeFile: async ({ tx, path, expected }, data) => {
+      await this.confineToWork(tx, path);
+      return this.fs!.writeFile(tx, path, data, expected);
+    },
+    writeLink: async ({ tx, path, target }) => {
+      await this.confineToWork(tx, path);
+      await this.linkTargetOnDisk(tx, path, target);
+      await this.fs!.writeLink(tx, path, target);
+      return null;
+    },
+    deleteFile: async ({ tx, path }) => {
+      await this.confineToWork(tx, path);
+      await this.fs!.deleteFile(tx, path);
+      return null;
+    },
+    listSnapshots: async () => this.fs!.listSnapshots(),
+    readSnapshotFile: async ({ snapshotId, path }) => this.fs!.readSnapshotFile(snapshotId, path),
+    mountSnapshot: async ({ snapshotId, at }) => {
+      if (at !== undefined && !this.o.clientMountpoints) {
+        throw new ValidationError('the agent chooses where snapshots are mounted; "at" is not accepted over the wire', { field: 'at' }, {
+          recoveryHint: 'Leave out --mountpoint: the reply names the place the agent chose.',
+        });
+      }
+      if (!this.fs!.mountSnapshot) throw unsupported('mount snapshots');
+      return this.fs!.mountSnapshot(snapshotId, at);
+    },
+    // Any session may undo a snapmount (it outlives the command that made it); the
+    // backend only ever removes a view of THIS repository (ZFS: one of its mount
+    // clones, posix: nothing) and refuses every other path with NotFoundError.
+    unmountSnapshot: async ({ at }) => {
+      if (!this.fs!.unmountSnapshot) throw unsupported('unmount snapshots');
+      await this.fs!.unmountSnapshot(at);
+      return null;
+    },
+    recover: async () => this.fs!.recover(),
+  };
+
+  private async open(name: string): Promise<{ repo: string; layout: string | null }> {
     if (this.fs) throw new ValidationError('a repository is already open in this session', { field: 'repo' });
-    const name = P.assertRepoName(msg['repo']);
     const only = this.o.restrictToRepository;
     if (only !== undefined && name !== only) {
       throw new DsgError('RESTRICTED', `this agent serves only the repository ${JSON.stringify(only)} (dsg-agent serve --restrict-to-repository); ${JSON.stringify(name)} is refused`, {
@@ -753,33 +735,4 @@ class Session {
       this.log(`recovery of ${this.repoName} failed: ${String(e)}`);
     }
   }
-}
-
-function expectedFile(v: unknown): ExpectedFile {
-  if (typeof v !== 'object' || v === null) throw new ProtocolError('writeFile needs "expected"');
-  const o = v as Record<string, unknown>;
-  const hash = o['hash'];
-  if (typeof hash !== 'string' || !/^[0-9a-f]{1,128}$/.test(hash)) throw new ValidationError('expected.hash must be lowercase hex', { field: 'expected.hash' });
-  const out: ExpectedFile = { hash };
-  if (o['size'] !== undefined) {
-    if (typeof o['size'] !== 'number' || !Number.isSafeInteger(o['size']) || o['size'] < 0) throw new ValidationError('expected.size must be a non-negative integer', { field: 'expected.size' });
-    out.size = o['size'];
-  }
-  if (o['mtime'] !== undefined) {
-    if (typeof o['mtime'] !== 'string' || Number.isNaN(Date.parse(o['mtime']))) throw new ValidationError('expected.mtime must be an ISO 8601 time', { field: 'expected.mtime' });
-    out.mtime = o['mtime'];
-  }
-  return out;
-}
-
-function snapshotInfo(v: unknown): SnapshotInfo {
-  if (typeof v !== 'object' || v === null) throw new ProtocolError('commit needs "snapshot"');
-  const o = v as Record<string, unknown>;
-  return {
-    snapshotId: P.assertSnapshotId(o['snapshotId']),
-    message: P.str(o, 'message', 1 << 16),
-    manifestHash: P.str(o, 'manifestHash', 200),
-    user: P.str(o, 'user', 320),
-    createdAt: P.str(o, 'createdAt', 64),
-  };
 }
