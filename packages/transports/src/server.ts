@@ -6,6 +6,7 @@ import {
   DsgError,
   LockedError,
   Mutex,
+  NotFoundError,
   TransportError,
   ValidationError,
   assertLinkTargetOnDisk,
@@ -472,7 +473,7 @@ class Session {
   private openTxWork(tx: TransactionId): string {
     const work = this.openTx.get(tx);
     if (work === undefined) {
-      throw new ValidationError(`transaction ${tx} is not open in this session`, { field: 'tx' }, { recoveryHint: 'Begin the transaction first.' });
+      throw new NotFoundError(`transaction ${tx} is not open in this session`, { recoveryHint: 'Begin the transaction first (it may have been rolled back).' });
     }
     return work;
   }
@@ -617,7 +618,7 @@ class Session {
     exists: async () => this.fs!.exists(),
     readFile: async ({ path }) => this.fs!.readFile(path),
     begin: async ({ tx }) => {
-      if (this.openTx.has(tx)) throw new ValidationError(`transaction ${tx} is already open`, { field: 'tx' });
+      if (this.openTx.has(tx)) throw new ValidationError(`transaction ${tx} is already open`, { field: 'tx' }, { code: 'TX_EXISTS' });
       const r = await this.fs!.begin(tx);
       this.openTx.set(tx, r.workPath);
       return r;

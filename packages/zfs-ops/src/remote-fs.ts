@@ -79,6 +79,7 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   }
 
   private async beginNow(tx: TransactionId): Promise<BeginResult> {
+    if (this.tx === tx) throw new ValidationError(`transaction ${tx} already has a work area`, { field: 'transactionId' }, { code: 'TX_EXISTS', recoveryHint: 'Use a new transaction id for a new transaction.' });
     if (this.tx) throw new DsgError('TX_STATE', `transaction ${this.tx} is still open`, { recoveryHint: 'Commit or roll back the open transaction first.' });
     const r = await this.ops.begin(tx);
     this.tx = tx;
@@ -97,8 +98,9 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
         recoveryHint: 'Wait for every writeFile of the transaction to finish before committing.',
       });
     }
+    // not a failed commit: nothing of tx is open here, and the open one (if any) stays open
+    if (tx !== this.tx) throw this.notOpen(tx);
     try {
-      if (tx !== this.tx) throw new DsgError('TX_MISMATCH', `Transaction ID mismatch: expected ${this.tx ?? '(none)'}, got ${tx}`);
       this.log('info', `committing ZFS transaction ${tx} as ${snapshot.snapshotId}`);
       await this.ops.commit(tx, snapshot);
     } catch (e) {
@@ -135,10 +137,15 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   }
 
   private work(tx: TransactionId): string {
-    if (tx !== this.tx || !this.workPath) {
-      throw new DsgError('TX_STATE', `transaction ${tx} is not the open one (${this.tx ?? 'none'})`, { recoveryHint: 'Begin a transaction before writing files.' });
-    }
+    if (tx !== this.tx || !this.workPath) throw this.notOpen(tx);
     return this.workPath;
+  }
+
+  /** The RemoteFilesystem contract's error for a transaction that is not open (never begun, committed, rolled back). */
+  private notOpen(tx: TransactionId): NotFoundError {
+    return new NotFoundError(`no open transaction ${tx} in ${this.ops.dataset}: not the open one (${this.tx ?? 'none'})`, {
+      recoveryHint: 'Begin the transaction first (it may have been rolled back).',
+    });
   }
 
   /**

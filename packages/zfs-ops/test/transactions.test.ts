@@ -208,13 +208,13 @@ describe.skipIf(!env)('ZFS transactions on the real pool', () => {
     expect((await fs.listSnapshots()).map((s) => s.snapshotId)).toEqual(['s1', 's2']);
   });
 
-  it('commit: tx id mismatch is a TransactionCommitError and rolls back cleanly; rollback mismatch only warns', async () => {
+  it('commit: a tx id that is not the open one is NotFoundError (as in every backend), the open one rolls back cleanly', async () => {
     const { p, fs } = setup();
     const before = state(p);
     const t = tx();
     await fs.begin(t);
     const e = await fs.commit(tx(), info(1)).catch((x: unknown) => x);
-    expect(e).toMatchObject({ name: 'TransactionCommitError', recoveryHint: 'Check ZFS pool health and available space' });
+    expect(e).toMatchObject({ name: 'NotFoundError', code: 'NOT_FOUND' });
     const r = await fs.rollback(t);
     expect(r.leftovers).toEqual([]);
     expect(state(p)).toEqual(before);

@@ -1,0 +1,22 @@
+// The RemoteFilesystem contract on both posix layouts, on a real disk.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { remoteFilesystemContract, treeLines, type RemoteFilesystemFixture } from '@dsg/contracts/testing';
+import { FlatRemoteFilesystem, PosixRemoteFilesystem } from '../src/index.js';
+import { hashOf, xxh3Hasher } from './helpers.js';
+
+async function fixture(make: (root: string) => PosixRemoteFilesystem | FlatRemoteFilesystem, snapshotHistory: boolean): Promise<RemoteFilesystemFixture> {
+  const base = await mkdtemp(path.join(os.tmpdir(), 'dsg-posix-contract-'));
+  return {
+    fs: make(path.join(base, 'repo')),
+    hash: hashOf,
+    residue: () => treeLines(base),
+    concurrentTransactions: true,
+    snapshotHistory,
+    cleanup: () => rm(base, { recursive: true, force: true }),
+  };
+}
+
+remoteFilesystemContract('PosixRemoteFilesystem (snapshot layout)', () => fixture((root) => new PosixRemoteFilesystem({ root, hasher: xxh3Hasher }), true));
+remoteFilesystemContract('FlatRemoteFilesystem (the original\'s xfs layout)', () => fixture((root) => new FlatRemoteFilesystem({ root, hasher: xxh3Hasher }), false));
