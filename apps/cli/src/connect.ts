@@ -1,6 +1,6 @@
 /**
  * Wiring: which Transport and backend a repository config means. The CLI is
- * the one place allowed to import implementations (ARCHITECTURE.md).
+ * the one place allowed to import implementations (docs/ARCHITECTURE.md §1).
  *   host absent or `localhost` → LocalTransport in-process, AgentServer over
  *     posixHost (PosixRemoteFilesystem, or FlatRemoteFilesystem: the original's xfs tree) / zfsHost
  *   any other host → SshTransport running `<agent> serve --type … …` there

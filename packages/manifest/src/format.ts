@@ -111,7 +111,7 @@ export function adoptMetadata(md: ManifestMetadata): ManifestMetadata {
   return md;
 }
 
-/** A metadata block's fields in the spec's order, unknown ones after; `null` for absent ones (and for a created_by read as null). */
+/** A metadata block's fields in the format's order, unknown ones after; `null` for absent ones (and for a created_by read as null). */
 export function metadataPairs(md: ManifestMetadata): Ordered {
   const pairs = orderedPairs(md, METADATA_FIELDS);
   if (!nullCreatedBy.has(md) || md.created_by !== '') return pairs;
@@ -149,7 +149,7 @@ function fastManifest(raw: unknown): ParsedManifest | undefined {
   return out as ParsedManifest;
 }
 
-/** Known fields in spec order, then any unknown fields in their original order. */
+/** Known fields in the format's order, then any unknown fields in their original order. */
 function orderedPairs(o: object, known: readonly string[]): Ordered {
   const rec = o as Record<string, unknown>;
   const pairs: [string, unknown][] = [];
@@ -193,7 +193,7 @@ function prettyEntry(e: ManifestEntry): string {
   return pretty(new OrderedObject(entryPairs(e)), '    ');
 }
 
-/** The manifest in the spec's byte-exact layout (2-space JSON, spec field order). */
+/** The manifest in the original's byte-exact layout (2-space JSON, its field order; docs/ARCHITECTURE.md §2). */
 export function serializeManifest(m: Manifest): string {
   const parts: string[] = [];
   for (const [k, e] of m.entries) parts.push(`    ${q(k)}: ${prettyEntry(e)}`);

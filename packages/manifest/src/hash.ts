@@ -5,7 +5,7 @@ import type { StreamHasher } from '@dsg/contracts';
 /** An xxh3-64 hash as dsg writes it: 16 lowercase hex digits. */
 export const HEX16 = /^[0-9a-f]{16}$/;
 
-/** xxh3-64 digests are written as 16 lowercase hex digits, zero-padded (spec: manifest.md). */
+/** xxh3-64 digests are written as 16 lowercase hex digits, zero-padded, as the original writes them. */
 export function hex16(n: bigint): string {
   return n.toString(16).padStart(16, '0');
 }

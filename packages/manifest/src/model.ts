@@ -21,7 +21,7 @@ export interface ManifestMetadata {
   project_config: Record<string, unknown> | null;
 }
 
-/** Field order of the serialized format (spec/manifest.md). */
+/** Field order of the serialized format (the original's; docs/ARCHITECTURE.md §2). */
 export const FILE_FIELDS = ['type', 'path', 'user', 'filesize', 'mtime', 'hash'] as const;
 export const LINK_FIELDS = ['type', 'path', 'user', 'reference'] as const;
 export const METADATA_FIELDS = [

@@ -94,7 +94,7 @@ export function isMountPath(v: unknown): v is string {
 }
 
 /**
- * The ZFS transaction patterns of ARCHITECTURE.md "ZFS patterns" for one
+ * The ZFS transaction patterns (docs/ARCHITECTURE.md §4 "ZFS") for one
  * repository `P/<repo>` (mountpoints inherited from P; the one exception
  * is below).
  *
