@@ -37,8 +37,8 @@ function corrupt(source: string | undefined, why: string, cause?: unknown): Vali
  * one frame (skippable or legacy frames, bytes after the end mark) is refused,
  * so the decoder sees only what was measured.
  */
-export function archiveSizeBound(b: Uint8Array, source?: string): { bound: number; declared: number | null } {
-  const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+export function archiveSizeBound(archive: Uint8Array, source?: string): { bound: number; declared: number | null } {
+  const buf = Buffer.from(archive.buffer, archive.byteOffset, archive.byteLength);
   if (buf.length < 7 || buf.readUInt32LE(0) !== FRAME_MAGIC) throw corrupt(source, 'no LZ4 frame magic');
   const flg = buf[4]!;
   const bd = buf[5]!;
@@ -96,14 +96,14 @@ function tooLarge(source: string | undefined, what: string, max: number): Valida
  * expand to exceeds `maxBytes` (default `MAX_ARCHIVE_BYTES`, code
  * `ARCHIVE_TOO_LARGE`).
  */
-export function decompressArchive(b: Uint8Array, source?: string, opts: { maxBytes?: number } = {}): string {
+export function decompressArchive(archive: Uint8Array, source?: string, opts: { maxBytes?: number } = {}): string {
   const max = opts.maxBytes ?? MAX_ARCHIVE_BYTES;
-  const { bound, declared } = archiveSizeBound(b, source);
+  const { bound, declared } = archiveSizeBound(archive, source);
   if (declared !== null && declared > max) throw tooLarge(source, `it declares ${declared} bytes of content`, max);
   if (bound > max) throw tooLarge(source, `its blocks can expand to ${bound} bytes`, max);
   let out: Buffer;
   try {
-    out = decompressFrameSync(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+    out = decompressFrameSync(Buffer.from(archive.buffer, archive.byteOffset, archive.byteLength));
   } catch (e) {
     throw corrupt(source, e instanceof Error ? e.message : String(e), e);
   }

@@ -35,17 +35,17 @@ export function entriesHash(entries: Iterable<ManifestEntry>): string {
  * xxh3-64 over entries_hash, the message, the project config (sorted-key
  * compact JSON, only when non-empty) and the previous snapshot_hash.
  */
-export function snapshotHash(a: {
+export function snapshotHash(parts: {
   entriesHash: string;
   message: string;
   projectConfig: Record<string, unknown> | null;
   previousHash: string | null;
 }): string {
   const h = createXxh3Hasher();
-  h.update(utf8(a.entriesHash));
-  h.update(utf8(a.message));
-  if (a.projectConfig && Object.keys(a.projectConfig).length > 0) h.update(utf8(compactSorted(a.projectConfig)));
-  if (a.previousHash) h.update(utf8(a.previousHash));
+  h.update(utf8(parts.entriesHash));
+  h.update(utf8(parts.message));
+  if (parts.projectConfig && Object.keys(parts.projectConfig).length > 0) h.update(utf8(compactSorted(parts.projectConfig)));
+  if (parts.previousHash) h.update(utf8(parts.previousHash));
   return h.digest();
 }
 
@@ -57,7 +57,7 @@ export function snapshotHash(a: {
  */
 export function buildSnapshot(
   entries: Iterable<ManifestEntry>,
-  o: {
+  options: {
     snapshotId: string;
     previous: ManifestMetadata | null;
     message: string;
@@ -80,21 +80,21 @@ export function buildSnapshot(
   const eh = entriesHash(sorted);
   const metadata: ManifestMetadata = {
     manifest_version: MANIFEST_VERSION,
-    snapshot_id: o.snapshotId,
-    created_at: formatTimestamp(o.createdAt, o.timeZone),
+    snapshot_id: options.snapshotId,
+    created_at: formatTimestamp(options.createdAt, options.timeZone),
     entry_count: sorted.length,
     entries_hash: eh,
-    created_by: o.user,
-    snapshot_message: o.message,
-    snapshot_previous: o.previous?.snapshot_id ?? null,
+    created_by: options.user,
+    snapshot_message: options.message,
+    snapshot_previous: options.previous?.snapshot_id ?? null,
     snapshot_hash: snapshotHash({
       entriesHash: eh,
-      message: o.message,
-      projectConfig: o.projectConfig,
-      previousHash: o.previous?.snapshot_hash ?? null,
+      message: options.message,
+      projectConfig: options.projectConfig,
+      previousHash: options.previous?.snapshot_hash ?? null,
     }),
-    snapshot_notes: o.notes ?? 'sync',
-    project_config: o.projectConfig,
+    snapshot_notes: options.notes ?? 'sync',
+    project_config: options.projectConfig,
   };
   return new Manifest(sorted, metadata);
 }

@@ -63,11 +63,11 @@ export function entriesEqual(a: ManifestEntry, b: ManifestEntry): boolean {
  * combinations are resolved symmetrically in L and R: L=R (both equal to C
  * or not) → cache only; L≠R while both equal C → conflict.
  */
-export function classifyPath(l?: ManifestEntry, c?: ManifestEntry, r?: ManifestEntry): SyncState {
-  if (l && c && r) {
-    const lc = entriesEqual(l, c);
-    const lr = entriesEqual(l, r);
-    const cr = entriesEqual(c, r);
+export function classifyPath(local?: ManifestEntry, cache?: ManifestEntry, remote?: ManifestEntry): SyncState {
+  if (local && cache && remote) {
+    const lc = entriesEqual(local, cache);
+    const lr = entriesEqual(local, remote);
+    const cr = entriesEqual(cache, remote);
     if (lc && lr && cr) return 'sLCR__all_eq';
     if (lr) return 'sLCR__L_eq_R_ne_C';
     if (lc && cr) return 'sLCR__all_ne';
@@ -75,12 +75,12 @@ export function classifyPath(l?: ManifestEntry, c?: ManifestEntry, r?: ManifestE
     if (cr) return 'sLCR__C_eq_R_ne_L';
     return 'sLCR__all_ne';
   }
-  if (!l && c && r) return entriesEqual(c, r) ? 'sxLCR__C_eq_R' : 'sxLCR__C_ne_R';
-  if (l && !c && r) return entriesEqual(l, r) ? 'sLxCR__L_eq_R' : 'sLxCR__L_ne_R';
-  if (l && c && !r) return entriesEqual(l, c) ? 'sLCxR__L_eq_C' : 'sLCxR__L_ne_C';
-  if (r) return 'sxLCxR__only_R';
-  if (c) return 'sxLCRx__only_C';
-  if (l) return 'sLxCxR__only_L';
+  if (!local && cache && remote) return entriesEqual(cache, remote) ? 'sxLCR__C_eq_R' : 'sxLCR__C_ne_R';
+  if (local && !cache && remote) return entriesEqual(local, remote) ? 'sLxCR__L_eq_R' : 'sLxCR__L_ne_R';
+  if (local && cache && !remote) return entriesEqual(local, cache) ? 'sLCxR__L_eq_C' : 'sLCxR__L_ne_C';
+  if (remote) return 'sxLCxR__only_R';
+  if (cache) return 'sxLCRx__only_C';
+  if (local) return 'sLxCxR__only_L';
   return 'sxLxCxR__none';
 }
 

@@ -23,8 +23,8 @@ export function createXxh3Hasher(): StreamHasher {
   };
 }
 
-export function hashBytes(b: Uint8Array | string): string {
-  return hex16(xxh3.xxh64(typeof b === 'string' ? Buffer.from(b, 'utf8') : b));
+export function hashBytes(data: Uint8Array | string): string {
+  return hex16(xxh3.xxh64(typeof data === 'string' ? Buffer.from(data, 'utf8') : data));
 }
 
 /** Chunk size of streamed hashing: memory stays bounded by it whatever the file size. */

@@ -110,9 +110,9 @@ export const entrySchema = z.discriminatedUnion('type', [fileEntrySchema, linkEn
  * or three). `false` means "let zod decide", which also words the error;
  * a test holds the two to the same verdicts.
  */
-export function isValidEntryFast(e: unknown): e is ManifestEntry {
-  if (typeof e !== 'object' || e === null || Array.isArray(e)) return false;
-  const r = e as Record<string, unknown>;
+export function isValidEntryFast(value: unknown): value is ManifestEntry {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const r = value as Record<string, unknown>;
   const path = r['path'];
   if (typeof path !== 'string' || typeof r['user'] !== 'string') return false;
   if (r['type'] === 'file') {
@@ -134,9 +134,9 @@ export function isValidEntryFast(e: unknown): e is ManifestEntry {
 }
 
 /** Exactly what entryShapeSchema accepts, by hand (the fast path of parseManifest; a test holds the two to the same verdicts). */
-export function isEntryShapeFast(e: unknown): e is ManifestEntry {
-  if (typeof e !== 'object' || e === null || Array.isArray(e)) return false;
-  const r = e as Record<string, unknown>;
+export function isEntryShapeFast(value: unknown): value is ManifestEntry {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const r = value as Record<string, unknown>;
   if (typeof r['path'] !== 'string' || typeof r['user'] !== 'string') return false;
   if (r['type'] === 'file') {
     const size = r['filesize'];

@@ -38,22 +38,22 @@ function isIllegalCodePoint(cp: number, ch: string): boolean {
 
 const cpName = (cp: number): string => `U+${cp.toString(16).toUpperCase().padStart(4, '0')}`;
 
-export function validateComponent(c: string): string | null {
-  if (c === '') return 'empty path component';
-  if (c === '.' || c === '..') return `"${c}" component`;
-  if (Buffer.byteLength(c, 'utf8') > 255) return 'component longer than 255 bytes';
-  if (c.trim() !== c) return 'leading or trailing whitespace';
-  if (c.startsWith('~') || c.endsWith('~')) return 'temporary or backup name (starts or ends with ~)';
-  for (const ch of c) {
+export function validateComponent(component: string): string | null {
+  if (component === '') return 'empty path component';
+  if (component === '.' || component === '..') return `"${component}" component`;
+  if (Buffer.byteLength(component, 'utf8') > 255) return 'component longer than 255 bytes';
+  if (component.trim() !== component) return 'leading or trailing whitespace';
+  if (component.startsWith('~') || component.endsWith('~')) return 'temporary or backup name (starts or ends with ~)';
+  for (const ch of component) {
     const cp = ch.codePointAt(0) ?? 0;
     if (ILLEGAL_CHARS.has(ch)) return `illegal character ${JSON.stringify(ch)}`;
     // A lone surrogate cannot be encoded in UTF-8 and would not round-trip.
     if (cp >= 0xd800 && cp <= 0xdfff) return `unpaired surrogate ${cpName(cp)}`;
     if (isIllegalCodePoint(cp, ch)) return `illegal character ${cpName(cp)}`;
   }
-  const base = (c.split('.')[0] ?? '').toLowerCase();
+  const base = (component.split('.')[0] ?? '').toLowerCase();
   if (RESERVED.has(base)) return `Windows reserved name "${base}"`;
-  if (c.normalize('NFC') !== c) return 'not in Unicode NFC (normalization form C)';
+  if (component.normalize('NFC') !== component) return 'not in Unicode NFC (normalization form C)';
   return null;
 }
 

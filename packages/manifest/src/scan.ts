@@ -96,21 +96,21 @@ class ScanUnreadableError extends DsgError {
  * from the stat cache), links recorded with their relative targets. Refused
  * names and links become warnings and are left out.
  */
-export async function scanProject(o: ScanOptions): Promise<ScanResult> {
-  const tz = o.timeZone;
-  const names = new Set(o.ignore?.names ?? DEFAULT_IGNORE.names);
-  const suffixes = o.ignore?.suffixes ?? DEFAULT_IGNORE.suffixes;
+export async function scanProject(options: ScanOptions): Promise<ScanResult> {
+  const tz = options.timeZone;
+  const names = new Set(options.ignore?.names ?? DEFAULT_IGNORE.names);
+  const suffixes = options.ignore?.suffixes ?? DEFAULT_IGNORE.suffixes;
   // `input/tmp/` and `input/tmp` name the same directory
-  const ignoredPaths = new Set((o.ignore?.paths ?? DEFAULT_IGNORE.paths).map((p) => p.replace(/\/+$/, '')));
+  const ignoredPaths = new Set((options.ignore?.paths ?? DEFAULT_IGNORE.paths).map((p) => p.replace(/\/+$/, '')));
   // the stat cache never records itself, wherever the caller keeps it
-  if (o.statCacheFile) {
-    const rel = path.relative(o.root, o.statCacheFile);
+  if (options.statCacheFile) {
+    const rel = path.relative(options.root, options.statCacheFile);
     if (rel && !rel.startsWith('..') && !path.isAbsolute(rel)) ignoredPaths.add(rel.split(path.sep).join('/'));
   }
   // validates the data dirs before anything is read
-  const scope = projectScope(o.dataDirs);
-  const pool = new Semaphore(o.concurrency ?? 16);
-  const meta = o.parallelIo
+  const scope = projectScope(options.dataDirs);
+  const pool = new Semaphore(options.concurrency ?? 16);
+  const meta = options.parallelIo
     ? {
         lstat: (f: string) => pool.run(() => lstat(f)),
         readdir: (f: string) => pool.run(() => readdir(f)),
@@ -121,10 +121,10 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
         readdir: (f: string): Promise<string[]> => sync(() => readdirSync(f)),
         readlink: (f: string): Promise<string> => sync(() => readlinkSync(f)),
       };
-  const openFile = o.openFile ?? ((f: string) => open(f, 'r'));
-  const openFileSync = o.openFileSync ?? ((f: string) => openSync(f, 'r'));
+  const openFile = options.openFile ?? ((f: string) => open(f, 'r'));
+  const openFileSync = options.openFileSync ?? ((f: string) => openSync(f, 'r'));
   const smallBuf = Buffer.allocUnsafe(HASH_CHUNK);
-  const cache = await StatCache.load(o.statCacheFile);
+  const cache = await StatCache.load(options.statCacheFile);
   const scanStartMs = Date.now();
   const buffers: Buffer[] = []; // one hashing buffer per concurrent hash, reused
 
@@ -133,11 +133,11 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
   const stats = { files: 0, hashed: 0, bytesHashed: 0 };
   let lastEmit = 0;
   const progress = (phase: 'scan' | 'hash', p?: string, force = false): void => {
-    if (!o.onProgress) return;
+    if (!options.onProgress) return;
     const now = Date.now();
     if (!force && now - lastEmit < 100) return;
     lastEmit = now;
-    o.onProgress({ phase, files: stats.files, bytes: stats.bytesHashed, ...(p ? { path: p } : {}) });
+    options.onProgress({ phase, files: stats.files, bytes: stats.bytesHashed, ...(p ? { path: p } : {}) });
   };
 
   const isIgnored = (rel: string, name: string): boolean =>
@@ -152,15 +152,15 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
    */
   const held = new Set<string>();
   const heldDirs = new Set<string>();
-  for (const e of o.previous?.entries.values() ?? []) {
+  for (const e of options.previous?.entries.values() ?? []) {
     if (unusableReason(e) === null) continue;
     held.add(e.path);
     for (let i = e.path.indexOf('/'); i > 0; i = e.path.indexOf('/', i + 1)) heldDirs.add(e.path.slice(0, i));
   }
 
   const withPrevUser = (e: ManifestEntry): ManifestEntry => {
-    const prev = o.previous?.entries.get(e.path);
-    e.user = prev && entriesEqual(prev, e) ? prev.user : o.user;
+    const prev = options.previous?.entries.get(e.path);
+    e.user = prev && entriesEqual(prev, e) ? prev.user : options.user;
     return e;
   };
 
@@ -235,7 +235,7 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
   // 100k-file tree alive together — frames, Stats, keys — ~250 MiB of heap that outlived
   // the young generation. Files above SMALL_FILE are still hashed in parallel: their
   // hashing runs in the background, at most 2 × pool size at a time.
-  const poolSize = o.concurrency ?? 16;
+  const poolSize = options.concurrency ?? 16;
   const pending = new Set<Promise<void>>();
   let failed = null as { e: unknown } | null; // set from the background hashes
   const inBackground = async (work: Promise<void>): Promise<void> => {
@@ -251,7 +251,7 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
     if (failed) throw failed.e;
   };
   const visitAll = async (rels: string[]): Promise<void> => {
-    if (o.parallelIo) {
+    if (options.parallelIo) {
       await Promise.all(rels.map((r) => visit(r)));
       return;
     }
@@ -271,9 +271,9 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
       const why = validateName(rel);
       if (why) {
         if (held.has(rel)) return; // the last sync's entry this dsg cannot use: left alone (see `held`)
-        if (heldDirs.has(rel) && (await meta.lstat(path.join(o.root, rel)).catch(() => null))?.isDirectory()) {
+        if (heldDirs.has(rel) && (await meta.lstat(path.join(options.root, rel)).catch(() => null))?.isDirectory()) {
           // a refused directory holding such entries: each path beneath is decided on its own
-          const children = await meta.readdir(path.join(o.root, rel)).catch((e: unknown) => {
+          const children = await meta.readdir(path.join(options.root, rel)).catch((e: unknown) => {
             if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
             throw new ScanUnreadableError(rel, e);
           });
@@ -285,7 +285,7 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
         return;
       }
     }
-    const full = path.join(o.root, rel);
+    const full = path.join(options.root, rel);
     const st = await meta.lstat(full).catch((e: unknown) => {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null; // vanished during the scan
       if (!data) return null; // not ours to read: an unreadable corner of the project outside the data dirs
@@ -332,14 +332,14 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
       addFile(rel, { hash: cached, key: seen });
       return;
     }
-    const hashed = (!o.parallelIo && seen.size <= SMALL_FILE ? sync(() => hashSmallSync(full, rel, seen)) : pool.run(() => hashOne(full, rel, seen)))
+    const hashed = (!options.parallelIo && seen.size <= SMALL_FILE ? sync(() => hashSmallSync(full, rel, seen)) : pool.run(() => hashOne(full, rel, seen)))
       .catch((e: unknown) => {
         if (e instanceof DsgError) throw e;
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null; // deleted during the scan
         throw new ScanUnreadableError(rel, e);
       })
       .then((got) => addFile(rel, got));
-    if (o.parallelIo || seen.size <= SMALL_FILE) await hashed;
+    if (options.parallelIo || seen.size <= SMALL_FILE) await hashed;
     else await inBackground(hashed);
   };
 
@@ -362,16 +362,16 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
   };
 
   // A missing project root must not scan as "everything deleted".
-  const rootStat = await lstat(o.root).catch(() => null);
+  const rootStat = await lstat(options.root).catch(() => null);
   if (!rootStat?.isDirectory()) {
-    throw new NotFoundError(`project root ${JSON.stringify(o.root)} is not a directory`, {
+    throw new NotFoundError(`project root ${JSON.stringify(options.root)} is not a directory`, {
       recoveryHint: 'Run dsg from inside the project (the directory holding .dsgconfig.yml).',
     });
   }
   // From the root: data dirs are found at any depth; hidden names (.dsg, .git,
   // and .dsgconfig.yml, which travels beside the manifest as the original
   // keeps it out of every manifest) are never entered.
-  const top = await meta.readdir(o.root);
+  const top = await meta.readdir(options.root);
   await visitAll(top.filter((n) => !isHidden(n) && !isIgnored(n, n)));
   await Promise.all(pending);
   if (failed) throw failed.e;
@@ -379,9 +379,9 @@ export async function scanProject(o: ScanOptions): Promise<ScanResult> {
   entries.sort((a, b) => comparePaths(a.path, b.path));
   refuseFoldCollisions(entries, warnings);
   warnings.sort((a, b) => comparePaths(a.path, b.path));
-  if (o.statCacheFile) {
+  if (options.statCacheFile) {
     cache.retain(new Set(entries.map((e) => e.path)));
-    if (cache.dirty) await cache.save(o.statCacheFile);
+    if (cache.dirty) await cache.save(options.statCacheFile);
   }
   progress('scan', undefined, true);
   return { manifest: new Manifest(entries), warnings, stats };

@@ -12,32 +12,32 @@ import { validateComponent } from './names.js';
 export interface Scope {
   /** the data-directory names */
   readonly dataDirs: readonly string[];
-  /** the data directory that holds `p` (`tasks/a/input`), '' for the config file, null when `p` is out of scope */
-  dataDirOf(p: string): string | null;
+  /** the data directory that holds `relPath` (`tasks/a/input`), '' for the config file, null when `relPath` is out of scope */
+  dataDirOf(relPath: string): string | null;
   /** whether directory `dir` is a data directory or inside one (the scanner validates names from there down) */
   inDataTree(dir: string): boolean;
   /**
-   * Why `e` may not be written into this working copy (outside the data
+   * Why `entry` may not be written into this working copy (outside the data
    * directories, a hidden component such as `.git`/`.dsg` in any case, a
    * link that fails the write rule or points out of the data), or null.
    */
-  problem(e: Pick<ManifestEntry, 'path' | 'type'> & { reference?: string }): string | null;
+  problem(entry: Pick<ManifestEntry, 'path' | 'type'> & { reference?: string }): string | null;
 }
 
 /** The hidden-name rule: a name starting with `.` is never entered by the scanner and never data. */
 export const isHidden = (c: string): boolean => c.startsWith('.');
 
 /**
- * Why `d` cannot be a data directory, or null: one plain, visible name,
+ * Why `dataDir` cannot be a data directory, or null: one plain, visible name,
  * matched at any depth (the config validator and the scope share it).
  */
-export function dataDirProblem(d: string): string | null {
-  if (d === '') return 'is empty';
-  if (d.includes('/') || d.includes('\\')) return 'contains "/" (a data dir is one name, matched at any depth)';
-  if (d === '.' || d === '..') return `is "${d}"`;
-  if (isHidden(d)) return `is a hidden name (${d === '.dsg' || d === '.git' ? `${d} is never data` : 'hidden directories are never data'})`;
-  if (/\p{C}/u.test(d)) return 'contains a control character';
-  const why = validateComponent(d);
+export function dataDirProblem(dataDir: string): string | null {
+  if (dataDir === '') return 'is empty';
+  if (dataDir.includes('/') || dataDir.includes('\\')) return 'contains "/" (a data dir is one name, matched at any depth)';
+  if (dataDir === '.' || dataDir === '..') return `is "${dataDir}"`;
+  if (isHidden(dataDir)) return `is a hidden name (${dataDir === '.dsg' || dataDir === '.git' ? `${dataDir} is never data` : 'hidden directories are never data'})`;
+  if (/\p{C}/u.test(dataDir)) return 'contains a control character';
+  const why = validateComponent(dataDir);
   return why ? `is refused: ${why}` : null;
 }
 
@@ -89,4 +89,4 @@ export function projectScope(dataDirs: readonly string[]): Scope {
 }
 
 /** The key two names share when a case-insensitive, normalizing filesystem (macOS, Windows) would make them one file. */
-export const foldKey = (p: string): string => p.normalize('NFC').toLowerCase();
+export const foldKey = (relPath: string): string => relPath.normalize('NFC').toLowerCase();

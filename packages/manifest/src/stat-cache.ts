@@ -54,15 +54,15 @@ export class StatCache {
   }
 
   /** The cached hash when size, mtime and inode all still match. */
-  lookup(p: string, k: StatKey): string | undefined {
-    const row = this.rows.get(p);
+  lookup(relPath: string, key: StatKey): string | undefined {
+    const row = this.rows.get(relPath);
     if (!row) return undefined;
-    if (row[0] !== k.size || row[1] !== k.mtimeMs || row[2] !== k.ino) return undefined;
+    if (row[0] !== key.size || row[1] !== key.mtimeMs || row[2] !== key.ino) return undefined;
     return row[3];
   }
 
-  set(p: string, k: StatKey, hash: string): void {
-    this.rows.set(p, [k.size, k.mtimeMs, k.ino, hash]);
+  set(relPath: string, key: StatKey, hash: string): void {
+    this.rows.set(relPath, [key.size, key.mtimeMs, key.ino, hash]);
     this.dirty = true;
   }
 

@@ -38,11 +38,11 @@ export function parseSyncMessages(text: string, source?: string): SyncMessages {
   return r.data as SyncMessages;
 }
 
-export function serializeSyncMessages(m: SyncMessages): string {
+export function serializeSyncMessages(messages: SyncMessages): string {
   const pairs: [string, unknown][] = [
-    ['metadata_version', m.metadata_version],
-    ['snapshots', new OrderedObject(Object.entries(m.snapshots).map(([k, v]) => [k, new OrderedObject(metadataPairs(v))] as const))],
+    ['metadata_version', messages.metadata_version],
+    ['snapshots', new OrderedObject(Object.entries(messages.snapshots).map(([k, v]) => [k, new OrderedObject(metadataPairs(v))] as const))],
   ];
-  for (const [k, v] of Object.entries(m)) if (k !== 'metadata_version' && k !== 'snapshots') pairs.push([k, v]);
+  for (const [k, v] of Object.entries(messages)) if (k !== 'metadata_version' && k !== 'snapshots') pairs.push([k, v]);
   return pretty(new OrderedObject(pairs));
 }

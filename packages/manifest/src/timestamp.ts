@@ -44,8 +44,8 @@ export function recordedMtimeMs(mtimeMs: number): number {
   return (us >= 1_000_000 ? sec + 1 : sec) * 1000;
 }
 
-export function formatTimestamp(d: Date, timeZone: string = DEFAULT_TIME_ZONE): string {
-  const ms = Math.floor(d.getTime() / 1000) * 1000;
+export function formatTimestamp(date: Date, timeZone: string = DEFAULT_TIME_ZONE): string {
+  const ms = Math.floor(date.getTime() / 1000) * 1000;
   if (!Number.isFinite(ms)) throw new ValidationError('invalid date', { field: 'timestamp' });
   const offMin = offsetMinutes(ms, timeZone);
   const local = new Date(ms + offMin * 60000);
@@ -97,13 +97,13 @@ function intlOffsetMinutes(ms: number, timeZone: string): number {
 
 const TS_RE = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
-/** True when `s` is an ISO 8601 timestamp with an explicit offset (or Z). */
-export function isTimestamp(s: string): boolean {
-  return TS_RE.test(s) && !Number.isNaN(Date.parse(s));
+/** True when `text` is an ISO 8601 timestamp with an explicit offset (or Z). */
+export function isTimestamp(text: string): boolean {
+  return TS_RE.test(text) && !Number.isNaN(Date.parse(text));
 }
 
 /** Parse a manifest timestamp into an instant; compare instants, never strings. */
-export function parseTimestamp(s: string): Date {
-  if (!isTimestamp(s)) throw new ValidationError(`not an ISO 8601 timestamp with offset: ${JSON.stringify(s)}`, { field: 'timestamp' });
-  return new Date(Date.parse(s));
+export function parseTimestamp(text: string): Date {
+  if (!isTimestamp(text)) throw new ValidationError(`not an ISO 8601 timestamp with offset: ${JSON.stringify(text)}`, { field: 'timestamp' });
+  return new Date(Date.parse(text));
 }

@@ -24,20 +24,20 @@ const MAX_PATH = 4096;
 const marks = new WeakMap<object, string>();
 
 /**
- * Why `e` (which has the entry shape: right JSON types) breaks a rule this
+ * Why `entry` (which has the entry shape: right JSON types) breaks a rule this
  * dsg writes by — its path, link target, mtime or hash — or null. The first
  * problem found, worded for a `held back` report.
  */
-export function entryProblem(e: ManifestEntry): string | null {
-  const p = e.path;
+export function entryProblem(entry: ManifestEntry): string | null {
+  const p = entry.path;
   const name = validateName(p) ?? (p.length > MAX_PATH ? `path longer than ${MAX_PATH} characters` : null);
   if (name) return `refused name: ${name}`;
-  if (e.type === 'link') {
-    const why = validateLinkTarget(p, e.reference);
-    return why ? `refused link target ${JSON.stringify(shorten(e.reference, 100))}: ${why}` : null;
+  if (entry.type === 'link') {
+    const why = validateLinkTarget(p, entry.reference);
+    return why ? `refused link target ${JSON.stringify(shorten(entry.reference, 100))}: ${why}` : null;
   }
-  if (!isTimestamp(e.mtime)) return `mtime ${JSON.stringify(shorten(e.mtime, 60))} is not an ISO 8601 timestamp with a whole-minute UTC offset`;
-  if (e.hash !== '' && !HEX16.test(e.hash)) return `hash ${JSON.stringify(shorten(e.hash, 40))} is not 16 lowercase hex digits`;
+  if (!isTimestamp(entry.mtime)) return `mtime ${JSON.stringify(shorten(entry.mtime, 60))} is not an ISO 8601 timestamp with a whole-minute UTC offset`;
+  if (entry.hash !== '' && !HEX16.test(entry.hash)) return `hash ${JSON.stringify(shorten(entry.hash, 40))} is not 16 lowercase hex digits`;
   return null;
 }
 
@@ -51,6 +51,6 @@ export function markUnusable(e: ManifestEntry, reason: string): void {
  * (written, uploaded, downloaded, deleted, compared), or null. Non-null only
  * for the very entry objects parseManifest returned (copies are not marked).
  */
-export function unusableReason(e: ManifestEntry): string | null {
-  return marks.get(e) ?? null;
+export function unusableReason(entry: ManifestEntry): string | null {
+  return marks.get(entry) ?? null;
 }
