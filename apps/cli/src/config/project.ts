@@ -1,10 +1,10 @@
-import { access, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import { createHash } from 'node:crypto';
-import { ConfigError, LAST_SYNC, LOCAL_CONFIG_FILE, PROJECT_CONFIG_FILE, repositoryNameProblem } from '@dsg/contracts';
+import { ConfigError, LAST_SYNC, LOCAL_CONFIG_FILE, PROJECT_CONFIG_FILE, repositoryNameProblem, writeFileAtomic } from '@dsg/contracts';
 import { dataDirProblem, DEFAULT_DATA_DIRS as SCAN_DATA_DIRS, DEFAULT_IGNORE as SCAN_IGNORE } from '@dsg/manifest';
 import { readYamlFile, validateYaml, type YamlSource } from './yaml-file.js';
 
@@ -242,7 +242,7 @@ export function ignoredConnectionNotice(diff: string[]): string {
   return `${IGNORED_CONNECTION_NOTICE} (${LOCAL_CONFIG_FILE}; differs: ${diff.join(', ')})`;
 }
 
-/** Write .dsg/config.local.yml (whole file, then rename: never half written). */
+/** Write .dsg/config.local.yml atomically (never half written, durable once this returns). */
 export async function writeLocalConfig(root: string, c: LocalConfig): Promise<void> {
   const file = path.join(root, LOCAL_CONFIG_FILE);
   await mkdir(path.dirname(file), { recursive: true });
@@ -250,13 +250,7 @@ export async function writeLocalConfig(root: string, c: LocalConfig): Promise<vo
     `# How this working copy reaches its repository. Local to this machine: never synced, and the\n` +
     `# repository block of ${PROJECT_CONFIG_FILE} is not used to connect. Edit this file to move the repository.\n` +
     stringify({ name: c.name, repository: repositoryYaml(c.repository), ...(c.ignored_shared_connection ? { ignored_shared_connection: c.ignored_shared_connection } : {}) });
-  const tmp = `${file}.tmp-${process.pid}`;
-  try {
-    await writeFile(tmp, text, { mode: 0o644 });
-    await rename(tmp, file);
-  } finally {
-    await rm(tmp, { force: true });
-  }
+  await writeFileAtomic(file, text, { mode: 0o644 });
 }
 
 export async function readLocalConfig(root: string): Promise<LocalConfig | null> {
