@@ -64,11 +64,11 @@ export class LocalClientFilesystem implements ClientFilesystem {
    * staged, whatever the caller asks. Without it only the rules that hold
    * for every project apply (safe path, not in .dsg/.git, link write rule).
    */
-  constructor(o: { root: string; hasher: HasherFactory; canWrite?: WriteGate }) {
-    this.root = path.resolve(o.root);
-    this.#hasher = o.hasher;
+  constructor(options: { root: string; hasher: HasherFactory; canWrite?: WriteGate }) {
+    this.root = path.resolve(options.root);
+    this.#hasher = options.hasher;
     this.#l = layout(this.root);
-    this.#canWrite = o.canWrite;
+    this.#canWrite = options.canWrite;
   }
 
   #gate(e: { path: string; type: 'file' | 'link'; reference?: string }): void {
@@ -104,13 +104,13 @@ export class LocalClientFilesystem implements ClientFilesystem {
     return abs;
   }
 
-  async stageFile(tx: TransactionId, p: string, data: ByteStream, expected: ExpectedFile): Promise<void> {
-    this.#gate({ path: p, type: 'file' });
+  async stageFile(tx: TransactionId, relPath: string, data: ByteStream, expected: ExpectedFile): Promise<void> {
+    this.#gate({ path: relPath, type: 'file' });
     const s = this.#state(tx);
-    const staged = `data/${p}`;
+    const staged = `data/${relPath}`;
     const abs = await this.#stagedPath(tx, staged);
-    await this.#writeVerified(abs, p, data, expected);
-    s.ops.set(p, { kind: 'put', target: p, staged });
+    await this.#writeVerified(abs, relPath, data, expected);
+    s.ops.set(relPath, { kind: 'put', target: relPath, staged });
   }
 
   async #writeVerified(abs: string, p: string, data: ByteStream, expected: ExpectedFile): Promise<void> {
@@ -130,25 +130,25 @@ export class LocalClientFilesystem implements ClientFilesystem {
     }
   }
 
-  async stageLink(tx: TransactionId, p: string, target: string): Promise<void> {
-    this.#gate({ path: p, type: 'link', reference: target });
+  async stageLink(tx: TransactionId, relPath: string, target: string): Promise<void> {
+    this.#gate({ path: relPath, type: 'link', reference: target });
     const s = this.#state(tx);
-    const staged = `data/${p}`;
+    const staged = `data/${relPath}`;
     const abs = await this.#stagedPath(tx, staged);
     await symlink(target, abs);
-    s.ops.set(p, { kind: 'put', target: p, staged });
+    s.ops.set(relPath, { kind: 'put', target: relPath, staged });
   }
 
-  async stageDelete(tx: TransactionId, p: string): Promise<void> {
-    this.#gate({ path: p, type: 'file' });
+  async stageDelete(tx: TransactionId, relPath: string): Promise<void> {
+    this.#gate({ path: relPath, type: 'file' });
     const s = this.#state(tx);
-    const prev = s.ops.get(p);
+    const prev = s.ops.get(relPath);
     if (prev?.kind === 'put') await rm(path.join(stagingDir(this.#l, tx), prev.staged), { force: true });
-    s.ops.set(p, { kind: 'delete', target: p });
+    s.ops.set(relPath, { kind: 'delete', target: relPath });
   }
 
-  async stageMeta(tx: TransactionId, p: string, content: Uint8Array): Promise<void> {
-    const target = metaTarget(p);
+  async stageMeta(tx: TransactionId, relPath: string, content: Uint8Array): Promise<void> {
+    const target = metaTarget(relPath);
     const s = this.#state(tx);
     const staged = stagedMetaPath(target);
     const abs = await this.#stagedPath(tx, staged);
@@ -187,11 +187,11 @@ export class LocalClientFilesystem implements ClientFilesystem {
     return rollbackClientTx(this.#l, tx);
   }
 
-  readFile(p: string): ByteStream {
+  readFile(relPath: string): ByteStream {
     const root = this.root;
     const s = (async function* () {
-      checkDataPath(p);
-      const abs = await resolveBeneath(root, p);
+      checkDataPath(relPath);
+      const abs = await resolveBeneath(root, relPath);
       for await (const chunk of createReadStream(abs)) yield chunk as Uint8Array;
     })();
     this.#ownReads.add(s);

@@ -97,10 +97,10 @@ function txTime(tx: string): number | null {
 export async function pruneBackups(
   root: string,
   maxAgeMs: number,
-  o: { now?: Date; dryRun?: boolean } = {},
+  options: { now?: Date; dryRun?: boolean } = {},
 ): Promise<CleanupReport> {
   const l = layout(path.resolve(root));
-  const now = (o.now ?? new Date()).getTime();
+  const now = (options.now ?? new Date()).getTime();
   const report: CleanupReport = { removed: [], leftovers: [] };
   let names: string[];
   try {
@@ -116,7 +116,7 @@ export async function pruneBackups(
       if (journals.has(name)) continue;
       const t = txTime(name) ?? (await stat(dir)).mtimeMs;
       if (now - t < maxAgeMs) continue;
-      if (!o.dryRun) await rm(dir, { recursive: true, force: true });
+      if (!options.dryRun) await rm(dir, { recursive: true, force: true });
       report.removed.push(dir);
     } catch (e) {
       report.leftovers.push({ name: dir, error: msg(e) });

@@ -137,12 +137,12 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   private readonly mutex = new Mutex();
   private readonly uploading = new Map<string, number>();
 
-  constructor(o: FlatRemoteFilesystemOptions) {
-    if (typeof o.root !== 'string' || !path.isAbsolute(o.root)) {
-      throw new ValidationError(`repository root must be an absolute path: ${JSON.stringify(o.root)}`, { field: 'root' });
+  constructor(options: FlatRemoteFilesystemOptions) {
+    if (typeof options.root !== 'string' || !path.isAbsolute(options.root)) {
+      throw new ValidationError(`repository root must be an absolute path: ${JSON.stringify(options.root)}`, { field: 'root' });
     }
-    this.root = path.resolve(o.root);
-    this.hasher = o.hasher;
+    this.root = path.resolve(options.root);
+    this.hasher = options.hasher;
   }
 
   private get txRoot(): string {

@@ -32,15 +32,15 @@ function repoDir(root: string, name: string): string {
  * (repositoryLayout); `preferFlat` only chooses for a new one. The lock
  * file follows the same choice, so it is looked up on disk per call.
  */
-export function posixHost(o: PosixHostOptions): PosixHost {
-  if (!o.root || !path.isAbsolute(o.root)) {
-    throw new ConfigError(`the repository root must be an absolute directory: ${JSON.stringify(String(o.root))}`, { field: 'root' }, {
+export function posixHost(options: PosixHostOptions): PosixHost {
+  if (!options.root || !path.isAbsolute(options.root)) {
+    throw new ConfigError(`the repository root must be an absolute directory: ${JSON.stringify(String(options.root))}`, { field: 'root' }, {
       recoveryHint: 'Pass the absolute directory that holds the repositories.',
     });
   }
-  const root = path.resolve(o.root);
-  const preferFlat = o.preferFlat === true;
-  const hasher = o.hasher;
+  const root = path.resolve(options.root);
+  const preferFlat = options.preferFlat === true;
+  const hasher = options.hasher;
   return {
     root,
     open: (name) => openPosixRepository(repoDir(root, name), { hasher, preferFlat }),

@@ -16,14 +16,14 @@ import { PosixRemoteFilesystem } from './posix-remote-filesystem.js';
  * progress by what it has made so far); `preferFlat` (the `xfs` type) only
  * decides for one that does not exist yet.
  */
-export function repositoryLayout(root: string, o: { preferFlat?: boolean } = {}): 'flat' | 'snapshots' {
+export function repositoryLayout(root: string, options: { preferFlat?: boolean } = {}): 'flat' | 'snapshots' {
   if (isFlatRepository(root)) return 'flat';
   // a snapshot repository (or an init of one in progress) stays one
   if (isEntry(path.join(root, 'current')) || isEntry(path.join(root, 'snapshots'))) return 'snapshots';
   // `.dsg/` at the top and nothing of the snapshot layout: a flat init in progress (its lock is beside it)
   if (isDirectory(path.join(root, '.dsg'))) return 'flat';
   if (isEntry(path.join(root, TX))) return 'snapshots'; // a snapshot init in progress
-  return o.preferFlat ? 'flat' : 'snapshots';
+  return options.preferFlat ? 'flat' : 'snapshots';
 }
 
 function isDirectory(p: string): boolean {
@@ -50,13 +50,13 @@ export interface OpenPosixOptions {
 }
 
 /** The backend for `<base>/<name>`: PosixRemoteFilesystem, or FlatRemoteFilesystem for the original's flat layout. */
-export function openPosixRepository(root: string, o: OpenPosixOptions): PosixRemoteFilesystem | FlatRemoteFilesystem {
-  return repositoryLayout(root, o) === 'flat' ? new FlatRemoteFilesystem({ root, hasher: o.hasher }) : new PosixRemoteFilesystem({ root, hasher: o.hasher });
+export function openPosixRepository(root: string, options: OpenPosixOptions): PosixRemoteFilesystem | FlatRemoteFilesystem {
+  return repositoryLayout(root, options) === 'flat' ? new FlatRemoteFilesystem({ root, hasher: options.hasher }) : new PosixRemoteFilesystem({ root, hasher: options.hasher });
 }
 
 /** The lock file the agent uses for `<base>/<name>`, by the same choice of layout. */
-export function posixLockFile(root: string, o: { preferFlat?: boolean } = {}): string {
-  return repositoryLayout(root, o) === 'flat' ? flatLockFile(root) : path.join(root, LOCK);
+export function posixLockFile(root: string, options: { preferFlat?: boolean } = {}): string {
+  return repositoryLayout(root, options) === 'flat' ? flatLockFile(root) : path.join(root, LOCK);
 }
 
 /** Repositories under `base` of either layout, sorted. */

@@ -79,14 +79,14 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
   /** Uploads of a transaction whose data is still streaming (commit refuses while there are any). */
   private readonly uploading = new Map<string, number>();
 
-  constructor(o: PosixRemoteFilesystemOptions) {
-    if (typeof o.root !== 'string' || !path.isAbsolute(o.root)) {
-      throw new ValidationError(`repository root must be an absolute path: ${JSON.stringify(o.root)}`, { field: 'root' });
+  constructor(options: PosixRemoteFilesystemOptions) {
+    if (typeof options.root !== 'string' || !path.isAbsolute(options.root)) {
+      throw new ValidationError(`repository root must be an absolute path: ${JSON.stringify(options.root)}`, { field: 'root' });
     }
-    this.root = path.resolve(o.root);
+    this.root = path.resolve(options.root);
     this.layout = new Layout(this.root);
-    this.hasher = o.hasher;
-    this.linkFile = o.linkFile;
+    this.hasher = options.hasher;
+    this.linkFile = options.linkFile;
   }
 
   // ---------------------------------------------------------------- transaction
