@@ -8,6 +8,7 @@ export { resolveOps, type Resolution } from './resolve.js';
 export type { SyncResult } from './result.js';
 export { runSync, type SyncOptions } from './run-sync.js';
 export { runClone } from './clone.js';
+export { readHistory, diffManifests, History, type SnapshotRecord, type Change } from './history.js';
 export { SyncConflictError, InvalidNamesError, RemoteMovedError } from './errors.js';
 export { forEachLimited } from './pool.js';
 export { CONFIG_BASE, type SharedConfig } from './shared-config.js';

@@ -15,6 +15,7 @@ import {
 } from '@dsg/manifest';
 import { partitionByScope, type HeldBack } from './held-back.js';
 import { configSides, readSharedConfig, withoutConfigEntry, type SharedConfig } from './shared-config.js';
+import { assertSameHistory } from './same-history.js';
 import { readAll } from './streams.js';
 import type { ProjectSpec } from './sync-run.js';
 
@@ -59,8 +60,14 @@ interface RemoteSide {
   bytes: Buffer | null;
 }
 
-/** Scan local, read C and R, classify. Reads only (the stat cache is the one file it rewrites). */
+/**
+ * Scan local, read C and R, classify. Reads only (the stat cache is the one
+ * file it rewrites). First refuses a working copy whose last sync is not in
+ * the repository's history (DIVERGED_HISTORY): runSync plans under the lock,
+ * where these reads cannot race another client's commit.
+ */
 export async function planSync(o: PlanOptions): Promise<SyncPlan> {
+  await assertSameHistory(o.project.root, o.remote);
   const r = await readRemoteManifest(o.remote);
   const cache = await readCacheManifest(o.project.root, r);
   assertRemoteIntegrity(r.manifest, cache); // before the scan: a damaged repository is refused without touching anything

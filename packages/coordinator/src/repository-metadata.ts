@@ -79,7 +79,7 @@ export async function writeSnapshotMetadata(
   if (lastWrittenByOriginal) {
     // the original keeps archives only in working copies: give the repository this one's, for every clone
     const skip = new Set([snapshotId, ...(plan.remoteSnapshotId ? [plan.remoteSnapshotId] : [])]);
-    for (const [p, content] of await archivesToBackfill(project.root, messages, skip, archivePath)) {
+    for (const [p, content] of await archivesToBackfill(project.root, messages, skip)) {
       await remote.writeFile(tx, p, once(content), { hash: hashBytes(content), size: content.byteLength });
     }
   }

@@ -7,7 +7,8 @@ import { NotFoundError, ValidationError, assertSafeRelativePath, safeText } from
 import { createXxh3Hasher, entriesHash, unusableReason, validateChain, type FileEntry, type Manifest } from '@dsg/manifest';
 import type { Ctx } from '../context.js';
 import { loadProject, withSession } from '../session.js';
-import { assertSnapshotId, collect, diffManifests, readHistory, type Change } from '../history.js';
+import { diffManifests, readHistory, type Change } from '@dsg/coordinator';
+import { assertSnapshotId, collect } from '../history.js';
 import { blameSchema, logSchema, snapfetchSchema, snapmountSchema, validateChainSchema, validateSnapshotSchema } from '../output/json-schemas.js';
 import { EXIT, UsageError } from '../output/errors.js';
 import { repoRelative } from './paths.js';

@@ -12,7 +12,7 @@ import { loadProject, reportNotices } from '../session.js';
 import { cleanSchema, listFilesSchema, listReposSchema, validateConfigSchema, validateFileSchema } from '../output/json-schemas.js';
 import { EXIT, UsageError } from '../output/errors.js';
 import { repoRelative } from './paths.js';
-import { LAST_SYNC } from '../history.js';
+import { LAST_SYNC } from '@dsg/coordinator';
 
 export async function validateConfigCommand(ctx: Ctx, o: { backend?: boolean; fixLegacy?: boolean }): Promise<number> {
   const root = await findProjectRoot(ctx.cwd);

@@ -25,7 +25,6 @@ import {
 import { requireUserConfig, type LoadedUser } from '../config/user.js';
 import { parseYamlText } from '../config/yaml-file.js';
 import { connect, describeRepository, recoverProject, type Connection } from '../connect.js';
-import { assertSameHistory } from '../same-history.js';
 import { reportNotices, withSession } from '../session.js';
 import { analyseIncoming, changeDoc, describeChange, incomingConfigCheck, invalidIncoming, type ConfigChange } from './config-change.js';
 import { statusSchema, syncSchema } from '../output/json-schemas.js';
@@ -130,7 +129,6 @@ async function withProgress<T>(ctx: Ctx, fn: (l: ReturnType<Ctx['out']['progress
 export async function statusCommand(ctx: Ctx): Promise<number> {
   const user = await requireUserConfig(ctx.env);
   return withSession(ctx, async ({ project, conn }) => {
-    await assertSameHistory(project.root, conn.client);
     const plan = await withProgress(ctx, (onProgress) => planSync({ project: projectSpec(project, user), remote: conn.client, onProgress, sameConfig: sameConfigAs(project) }));
     const by = (a: string): string[] => plan.paths.filter((p) => p.action === a).map((p) => p.path);
     const doc = {
@@ -249,8 +247,6 @@ export async function syncCommand(ctx: Ctx, o: { message?: string; dryRun?: bool
           backupOnConflict: user.config.backup_on_conflict,
           validateProjectConfig: incomingConfigCheck(ctx, project, { acceptConfig: Boolean(o.acceptConfig), accepted: (c) => (accepted = c) }),
           sameConfig: sameConfigAs(project),
-          // under the lock: the repository's metadata read while another client commits (ZFS unmounts its live tree) would fail
-          beforePlan: () => assertSameHistory(project.root, conn.client),
           onProgress,
         }),
       );

@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { ByteStream } from '@dsg/contracts';
 import { buildSnapshot, compressArchive, serializeManifest, serializeSyncMessages, type ManifestEntry, type ManifestMetadata } from '@dsg/manifest';
-import { diffManifests, readHistory } from '../src/history.js';
+import { diffManifests, readHistory } from '../src/index.js';
 
 const entry = (p: string, hash: string): ManifestEntry => ({ type: 'file', path: p, user: 'ana@example.org', filesize: 1, mtime: '2024-01-15T09:00:00-08:00', hash });
 

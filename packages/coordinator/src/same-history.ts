@@ -11,10 +11,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { RemoteFilesystem } from '@dsg/contracts';
-import { ValidationError } from '@dsg/contracts';
-import { LAST_SYNC, SYNC_MESSAGES } from '@dsg/coordinator';
-import { snapshotNumber } from '@dsg/contracts';
+import { LAST_SYNC, snapshotNumber, SYNC_MESSAGES, ValidationError, type RemoteFilesystem } from '@dsg/contracts';
 import { readRemoteBytes } from './history.js';
 
 interface Meta {
