@@ -190,6 +190,13 @@ export function remoteFilesystemContract(name: string, make: () => Promise<Remot
       expect(await fs.readFile('a.txt')).toBeNull();
     });
 
+    it('repositoryLayout, where implemented: null before the first snapshot, a layout name after', async (ctx) => {
+      if (!fs.repositoryLayout) return ctx.skip(); // optional in the interface: shown as skipped, not passed
+      expect(await fs.repositoryLayout()).toBeNull();
+      await snapshot(1, { 'input/a.txt': 'A' });
+      expect(await fs.repositoryLayout()).toMatch(/^(flat|legacy|dsg)$/);
+    });
+
     it('init then sync: files and links appear at commit, deletes remove, history is listed oldest first', async () => {
       await snapshot(1, { 'input/a.txt': 'A1', 'input/b.txt': 'B' });
       expect(await fs.exists()).toBe(true);
@@ -232,6 +239,22 @@ export function remoteFilesystemContract(name: string, make: () => Promise<Remot
       await fs.deleteFile(tx, 'input/never.txt');
       await fs.deleteFile(tx, 'nodir/never.txt');
       await fs.rollback(tx);
+      expect(await read('input/a.txt')).toBe('A');
+    });
+
+    it('deleteFile removes a committed link, never its target', async () => {
+      await snapshot(1, { 'input/a.txt': 'A' });
+      const commitWith = async (n: number, step: (tx: TransactionId) => Promise<void>): Promise<void> => {
+        const tx = newTransactionId();
+        await fs.begin(tx);
+        await step(tx);
+        const m = headManifest(n);
+        await fs.writeFile(tx, LAST_SYNC, streamOf(m), { hash: f.hash(m) });
+        await fs.commit(tx, info(n));
+      };
+      await commitWith(2, (tx) => fs.writeLink(tx, 'input/l', 'a.txt'));
+      await commitWith(3, (tx) => fs.deleteFile(tx, 'input/l'));
+      expect(await fs.readFile('input/l')).toBeNull();
       expect(await read('input/a.txt')).toBe('A');
     });
 
