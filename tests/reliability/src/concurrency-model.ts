@@ -10,6 +10,7 @@
  */
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { compareSnapshotIds, parseSnapshotId, snapshotIdOf, snapshotNumber } from '@dsg/contracts';
 import { decompressArchive, hashBytes, isConflictBackup } from '@dsg/manifest';
 import { dsgAsync, json, noMeta, type Backend, type RunResult } from './harness.js';
 
@@ -93,9 +94,9 @@ export class RepoHistory {
     const head = JSON.parse(readFileSync(path.join(live, '.dsg', 'last-sync.json'), 'utf8')) as { metadata: { snapshot_id: string } };
     const headId = head.metadata.snapshot_id;
     const out = new Map<string, Tree>();
-    const n = Number(headId.slice(1));
+    const n = snapshotNumber(parseSnapshotId(headId, 'snapshot_id'))!;
     for (let k = 1; k < n; k++) {
-      const id = `s${k}`;
+      const id = snapshotIdOf(k);
       let t = this.cache.get(id);
       if (!t) {
         const f = path.join(live, '.dsg', 'archive', `${id}-sync.json.lz4`);
@@ -294,9 +295,9 @@ export function checkRun(records: SyncRecord[], history: Map<string, Tree>, clie
   const ids = committed.map((r) => r.snapshotId!);
   const dup = ids.filter((id, i) => ids.indexOf(id) !== i);
   if (dup.length) problems.push(`snapshot ids committed twice: ${dup.join(', ')}`);
-  const want = ['s1', ...ids].sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)));
-  const have = [...history.keys()].sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)));
-  const linear = have.every((id, i) => id === `s${i + 1}`);
+  const want = ['s1', ...ids].sort(compareSnapshotIds);
+  const have = [...history.keys()].sort(compareSnapshotIds);
+  const linear = have.every((id, i) => id === snapshotIdOf(i + 1));
   if (!linear) problems.push(`history is not s1…sN: ${have.join(' ')}`);
   if (want.join(' ') !== have.join(' ')) problems.push(`commits reported ${want.join(' ')} but the history holds ${have.join(' ')}`);
   for (const r of committed) {

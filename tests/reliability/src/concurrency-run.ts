@@ -7,6 +7,7 @@
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { compareSnapshotIds } from '@dsg/contracts';
 import { dsg, dsgAsync, json, ok, sandbox, type Backend, type Sandbox } from './harness.js';
 import { RepoHistory, SimClient, checkRun, dataTree, rng, syncOnce, tally, type SyncRecord, type Tally, type Tree } from './concurrency-model.js';
 
@@ -111,7 +112,7 @@ export async function runScenario(o: ScenarioOptions): Promise<{ result: Scenari
   problems.push(...checkRun(records, snaps, clients));
 
   // every tree is the head, and so is the repository's live tree
-  const headId = [...snaps.keys()].sort((x, y) => Number(x.slice(1)) - Number(y.slice(1))).at(-1)!;
+  const headId = [...snaps.keys()].sort(compareSnapshotIds).at(-1)!;
   const head = snaps.get(headId)!;
   const statuses = await Promise.all(clients.map((c) => dsgAsync(c.dir, c.env, ['--json', 'status'])));
   for (const [i, c] of clients.entries()) {

@@ -10,6 +10,7 @@ import { chmodSync, copyFileSync, existsSync, lchownSync, mkdirSync, mkdtempSync
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { compareSnapshotIds, isSnapshotId } from '@dsg/contracts';
 import { freshParent, listAll, type LocalUser, type SshTestEnv, type TestParent, type ZfsTestEnv } from '@dsg/testenv';
 
 /** the monorepo root */
@@ -235,9 +236,6 @@ export interface Backend {
   destroy: () => void;
 }
 
-const esc = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-const bySnapshotNumber = (a: string, b: string): number => Number(a.slice(1)) - Number(b.slice(1));
-
 /** A posix repository root on local disk, reached over the local (in-process) transport (`--host localhost`). */
 export function posixLocalBackend(label = 'posix/local'): Backend & { root: string } {
   const root = mkdtempSync(path.join(os.tmpdir(), 'dsg-rel-repos-'));
@@ -254,7 +252,7 @@ export function posixLocalBackend(label = 'posix/local'): Backend & { root: stri
     snapshots: (name) => {
       const d = path.join(repoDir(name), 'snapshots');
       if (!existsSync(d)) return [];
-      return readdirSync(d).filter((n) => /^s[1-9]\d*$/.test(n)).sort(bySnapshotNumber);
+      return readdirSync(d).filter(isSnapshotId).sort(compareSnapshotIds);
     },
     leftovers: (name) => {
       const d = repoDir(name);
@@ -266,7 +264,8 @@ export function posixLocalBackend(label = 'posix/local'): Backend & { root: stri
         out.push(n === 'tx' ? `tx/${readdirSync(path.join(d, n)).join(',')}` : n);
       }
       const snaps = path.join(d, 'snapshots');
-      if (existsSync(snaps)) for (const n of readdirSync(snaps)) if (!/^s[1-9]\d*(\.json)?$/.test(n)) out.push(`snapshots/${n}`);
+      // a snapshot's tree `sN` and its record `sN.json`
+      if (existsSync(snaps)) for (const n of readdirSync(snaps)) if (!isSnapshotId(n.endsWith('.json') ? n.slice(0, -'.json'.length) : n)) out.push(`snapshots/${n}`);
       return out;
     },
     destroy: () => rmSync(root, { recursive: true, force: true }),
@@ -314,16 +313,17 @@ export function zfsSshBackend(zfs: ZfsTestEnv, ssh: SshTestEnv, o: { agent?: str
     liveTree: (name) => (mine(name).includes(`${parent.dataset}/${name}`) ? path.join(parent.mountpoint, name) : null),
     lockFile: (name) => path.join(parent.mountpoint, `.${name}.dsg-lock`),
     snapshots: (name) => {
-      const re = new RegExp(`^${esc(`${parent.dataset}/${name}`)}@(s[1-9]\\d*)$`);
+      const prefix = `${parent.dataset}/${name}@`;
       return mine(name)
-        .map((n) => re.exec(n)?.[1])
-        .filter((s): s is string => !!s)
-        .sort(bySnapshotNumber);
+        .filter((n) => n.startsWith(prefix))
+        .map((n) => n.slice(prefix.length))
+        .filter(isSnapshotId)
+        .sort(compareSnapshotIds);
     },
     leftovers: (name) => {
       const live = `${parent.dataset}/${name}`;
-      const snap = new RegExp(`^${esc(live)}@s[1-9]\\d*$`);
-      const out = mine(name).filter((n) => n !== live && !snap.test(n));
+      const isSnapshot = (n: string): boolean => n.startsWith(`${live}@`) && isSnapshotId(n.slice(live.length + 1));
+      const out = mine(name).filter((n) => n !== live && !isSnapshot(n));
       // a live dataset still marked by a transaction is a leftover too
       if (mine(name).includes(live)) {
         const tx = listAll(live, ['name', 'dsg:tx']).find((l) => l.startsWith(`${live}\t`))?.split('\t')[1];

@@ -10,6 +10,7 @@ import { existsSync, readFileSync, rmSync, utimesSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { requireSsh, requireZfs } from '@dsg/testenv';
+import { compareSnapshotIds, isSnapshotId } from '@dsg/contracts';
 import { dsgAsync, ok, sandbox, write, zfsSshBackend, type Backend, type RunResult, type Sandbox } from '../src/harness.js';
 import { errorDoc, listing } from '../src/hostile-helpers.js';
 import { mountTmpfs, tinyPool, type Tmpfs, type TinyPool } from '../src/disk-helpers.js';
@@ -102,8 +103,8 @@ function snapshotsOf(repoDir: string): string[] {
   const d = path.join(repoDir, 'snapshots');
   if (!existsSync(d)) return [];
   return Object.keys(listing(d))
-    .filter((n) => /^s[1-9]\d*$/.test(n))
-    .sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)));
+    .filter(isSnapshotId)
+    .sort(compareSnapshotIds);
 }
 
 /**

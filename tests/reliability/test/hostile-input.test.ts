@@ -398,7 +398,7 @@ async function workingCopyConfig(s: Scene): Promise<void> {
   const good = readFileSync(path.join(s.A, '.dsgconfig.yml'), 'utf8');
   const variants: [string, (y: string) => string, RegExp][] = [
     ['name: 5', (y) => y.replace(/^name: .*$/m, 'name: 5'), /\.dsgconfig\.yml:1: name: expected a string/],
-    ['name with a slash', (y) => y.replace(/^name: .*$/m, 'name: ../../etc'), /\.dsgconfig\.yml:1: name: expected a name of letters/],
+    ['name with a slash', (y) => y.replace(/^name: .*$/m, 'name: ../../etc'), /\.dsgconfig\.yml:1: name: the repository name may hold only letters/],
     ['data_dirs a string', (y) => y.replace(/^data_dirs:\n(?: {2}- .*\n)+/m, 'data_dirs: input\n'), /\.dsgconfig\.yml:\d+: data_dirs: expected a list of directory names/],
     ['data_dirs escaping', (y) => y.replace(/^data_dirs:\n(?: {2}- .*\n)+/m, 'data_dirs: [input, ../../etc]\n'), /\.dsgconfig\.yml:\d+: data_dirs(\.1|\[1\]): expected a relative directory inside the project/],
     ['repository.root a number', (y) => y.replace(/^ {2}root: .*$/m, '  root: 7'), /\.dsgconfig\.yml:\d+: repository\.root: expected an absolute path/],
