@@ -6,7 +6,7 @@ import { remoteFilesystemContract, treeLines, type RemoteFilesystemFixture } fro
 import { FlatRemoteFilesystem, PosixRemoteFilesystem } from '../src/index.js';
 import { hashOf, xxh3Hasher } from './helpers.js';
 
-async function fixture(make: (root: string) => PosixRemoteFilesystem | FlatRemoteFilesystem, snapshotHistory: boolean): Promise<RemoteFilesystemFixture> {
+async function fixture(make: (root: string) => PosixRemoteFilesystem | FlatRemoteFilesystem, snapshotHistory: boolean, reportsLayout: boolean): Promise<RemoteFilesystemFixture> {
   const base = await mkdtemp(path.join(os.tmpdir(), 'dsg-posix-contract-'));
   return {
     fs: make(path.join(base, 'repo')),
@@ -14,9 +14,10 @@ async function fixture(make: (root: string) => PosixRemoteFilesystem | FlatRemot
     residue: () => treeLines(base),
     concurrentTransactions: true,
     snapshotHistory,
+    reportsLayout,
     cleanup: () => rm(base, { recursive: true, force: true }),
   };
 }
 
-remoteFilesystemContract('PosixRemoteFilesystem (snapshot layout)', () => fixture((root) => new PosixRemoteFilesystem({ root, hasher: xxh3Hasher }), true));
-remoteFilesystemContract('FlatRemoteFilesystem (the original\'s xfs layout)', () => fixture((root) => new FlatRemoteFilesystem({ root, hasher: xxh3Hasher }), false));
+remoteFilesystemContract('PosixRemoteFilesystem (snapshot layout)', () => fixture((root) => new PosixRemoteFilesystem({ root, hasher: xxh3Hasher }), true, false));
+remoteFilesystemContract('FlatRemoteFilesystem (the original\'s xfs layout)', () => fixture((root) => new FlatRemoteFilesystem({ root, hasher: xxh3Hasher }), false, true));

@@ -25,6 +25,7 @@ async function overAgent(host: RepositoryHost, residue: () => Promise<string[]>,
     residue,
     concurrentTransactions: o.concurrentTransactions,
     snapshotHistory: true,
+    reportsLayout: false,
     cleanup: async () => {
       await client.unlock();
       await transport.end();
@@ -61,6 +62,7 @@ remoteFilesystemContract('FakeRemoteFilesystem (the protocol tests\' fake)', asy
     residue: () => treeLines(tmp.dir),
     concurrentTransactions: true,
     snapshotHistory: true,
+    reportsLayout: false,
     cleanup: () => tmp.remove(),
   };
 });

@@ -17,6 +17,7 @@ describe.skipIf(!env)('ZfsRemoteFilesystem on the real pool', () => {
       residue: async () => [...listAll(p.dataset, ['name', 'origin', 'dsg:tx', 'mounted']), ...(await treeLines(p.mountpoint))],
       concurrentTransactions: false,
       snapshotHistory: true,
+      reportsLayout: true,
       cleanup: () => Promise.resolve(p.destroy()),
     });
   });

@@ -33,6 +33,8 @@ export interface RemoteFilesystemFixture {
   readonly concurrentTransactions: boolean;
   /** Whether files of snapshots before the head stay readable (the flat layout keeps only the head). */
   readonly snapshotHistory: boolean;
+  /** Whether it implements the optional `repositoryLayout()` (flat and ZFS do; the posix snapshot layout, the agent client and fakes do not). */
+  readonly reportsLayout: boolean;
   cleanup(): Promise<void>;
 }
 
@@ -190,11 +192,16 @@ export function remoteFilesystemContract(name: string, make: () => Promise<Remot
       expect(await fs.readFile('a.txt')).toBeNull();
     });
 
-    it('repositoryLayout, where implemented: null before the first snapshot, a layout name after', async (ctx) => {
-      if (!fs.repositoryLayout) return ctx.skip(); // optional in the interface: shown as skipped, not passed
-      expect(await fs.repositoryLayout()).toBeNull();
+    it('repositoryLayout: null before the first snapshot and a layout name after where implemented, absent where the fixture says so', async () => {
+      // optional in the interface: the fixture declares which, so a backend that loses or gains it fails here
+      if (!f.reportsLayout) {
+        expect('repositoryLayout' in fs && typeof fs.repositoryLayout).not.toBe('function');
+        return;
+      }
+      expect(typeof fs.repositoryLayout).toBe('function');
+      expect(await fs.repositoryLayout!()).toBeNull();
       await snapshot(1, { 'input/a.txt': 'A' });
-      expect(await fs.repositoryLayout()).toMatch(/^(flat|legacy|dsg)$/);
+      expect(await fs.repositoryLayout!()).toMatch(/^(flat|legacy|dsg)$/);
     });
 
     it('init then sync: files and links appear at commit, deletes remove, history is listed oldest first', async () => {
