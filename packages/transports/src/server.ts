@@ -21,6 +21,7 @@ import {
   type SerializedError,
   type SnapshotMounter,
   type TransactionId,
+  retryWhile,
 } from '@dsg/contracts';
 import { ByteQueue } from './byte-queue.js';
 import { DEFAULT_MAX_PAYLOAD, FrameKind, FrameWriter, ProtocolError, parseJson, readFrames, type Frame } from './frames.js';
@@ -714,16 +715,15 @@ class Session {
     }
   }
 
-  /** Another session's short recovery at open holds the lock for a moment: wait for it rather than fail. */
+  /** Another session's short recovery at open holds the lock for a moment: wait for it (up to 30 s) rather than fail. */
   private async acquireWaitingForRecovery(lock: RepositoryLock, h: LockHolder): Promise<{ tookOver: boolean }> {
-    for (let i = 0; ; i++) {
-      try {
-        return await lock.acquire(h);
-      } catch (e) {
-        if (!(e instanceof LockedError) || e.holder.user !== RECOVERY_USER || i >= 150) throw e;
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
+    const r = await retryWhile(
+      () => lock.acquire(h).then((value) => ({ value }), (error: unknown) => ({ error })),
+      (r) => 'error' in r && r.error instanceof LockedError && r.error.holder.user === RECOVERY_USER,
+      { timeoutMs: 30_000, baseDelayMs: 200, maxDelayMs: 200 },
+    );
+    if ('error' in r) throw r.error;
+    return r.value;
   }
 
   private async recoverQuietly(): Promise<void> {
