@@ -118,7 +118,10 @@ export class LocalClientFilesystem implements ClientFilesystem {
     const fh = await open(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o666);
     try {
       try {
+        // fsync: the journal's renames publish these bytes and last-sync.json then vouches for them;
+        // after a power loss a torn file would look like a local edit and be uploaded
         await streamVerified(fh, p, data, expected, this.#hasher, {
+          fsync: true,
           mismatch: (m) => mismatch(p, own, `${m.field} mismatch for ${p}: expected ${m.expected}, received ${m.got}`),
         });
       } finally {
@@ -231,7 +234,7 @@ export async function finishApply(l: Layout, tx: string): Promise<void> {
   await dropEmptyBackup(l, tx);
   faultPoint('client.commit.before-journal-drop');
   await dropJournal(l, tx);
-  await fsyncDir(l.dsg).catch(() => undefined);
+  await fsyncDir(l.dsg); // fsyncDir already tolerates filesystems that cannot sync a directory; EIO is real
 }
 
 /** Undo tx (journal-guided if a journal exists), then remove its staging. Never throws. */

@@ -151,7 +151,11 @@ export async function applyJournal(l: Layout, j: Journal, concurrency = APPLY_CO
   // group with a few renames in flight; metadata last and one by one.
   const isMeta = (op: JournalOp): boolean => op.target.startsWith('.dsg/');
   await forEachLimited(j.ops.filter((op) => !isMeta(op) && op.kind === 'delete'), concurrency, applyOp);
-  await forEachLimited(j.ops.filter((op) => !isMeta(op) && op.kind === 'put'), concurrency, applyOp);
+  const dataPuts = j.ops.filter((op) => !isMeta(op) && op.kind === 'put');
+  await forEachLimited(dataPuts, concurrency, applyOp);
+  // the renames reach the disk before last-sync.json says they happened
+  const dirs = [...new Set(dataPuts.map((op) => path.dirname(path.join(l.root, op.target))))];
+  await forEachLimited(dirs, concurrency, (d) => fsyncDir(d));
   for (const op of j.ops.filter(isMeta)) await applyOp(op);
   faultPoint('client.commit.before-cleanup');
 }

@@ -1,8 +1,8 @@
 import path from 'node:path';
-import { assertSafeRelativePath, ValidationError } from '@dsg/contracts';
+import { assertSafeRelativePath, DSG_DIR, ValidationError } from '@dsg/contracts';
 
-/** Where the client keeps its transaction state, all under `<root>/.dsg/`. */
-export const DSG_DIR = '.dsg';
+/** Where the client keeps its transaction state, all under `<root>/.dsg/` (contracts' layout). */
+export { DSG_DIR };
 
 export interface Layout {
   root: string;

@@ -5,6 +5,8 @@
  * caller cleans up or rolls back. Items start in order.
  */
 export async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  // NaN would start no worker and "finish" with nothing done (a limit below one means one)
+  if (!Number.isInteger(limit)) throw new RangeError(`forEachLimited: limit must be an integer, got ${limit}`);
   let next = 0;
   let failed: { e: unknown } | null = null;
   const worker = async (): Promise<void> => {

@@ -1,5 +1,8 @@
 import { ValidationError } from './errors.js';
 
+/** THE hidden-name rule: a path component starting with `.` (`.dsg`, `.git`, `.env`…) is never data. */
+export const isHidden = (component: string): boolean => component.startsWith('.');
+
 /**
  * Lexical containment, the rule a manifest READER applies (lenient: a
  * manifest holding a link that fails the write rule below is still read, and
@@ -60,7 +63,7 @@ export function linkTargetProblem(linkPath: string, target: string, scope?: read
       stack.push(part);
     }
   }
-  const hidden = stack.find((c) => c.startsWith('.'));
+  const hidden = stack.find(isHidden);
   if (hidden !== undefined) return `symlink target enters the hidden name ${JSON.stringify(hidden)}`;
   if (scope !== undefined && !stack.some((c) => scope.includes(c))) {
     return `symlink target is outside the data directories (no ${scope.join(', ') || 'data directory'} in its path)`;

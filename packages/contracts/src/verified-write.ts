@@ -2,6 +2,9 @@ import type { FileHandle } from 'node:fs/promises';
 import { ValidationError } from './errors.js';
 import type { ByteStream, ExpectedFile, HasherFactory } from './interfaces.js';
 
+/** THE shape of an expected content hash: lowercase hex, 1–128 digits (xxh3-64 is 16; room for longer ones). */
+export const EXPECTED_HASH_RE = /^[0-9a-f]{1,128}$/;
+
 /**
  * THE hash-verified write (the backends' uploads, the client's staged
  * downloads): stream `data` into an open file,
@@ -23,6 +26,9 @@ export async function streamVerified(
     mismatch?: (m: { field: 'hash' | 'size'; expected: string; got: string }) => Error;
   } = {},
 ): Promise<number> {
+  if (!EXPECTED_HASH_RE.test(expected.hash.toLowerCase())) {
+    throw new ValidationError(`expected hash for ${rel} is not hex`, { path: rel, field: 'hash' });
+  }
   const h = hasher();
   let size = 0;
   for await (const chunk of data) {

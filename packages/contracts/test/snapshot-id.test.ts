@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compareSnapshotIds, isSnapshotId, manifestMetadataOf, nextSnapshotId, parseSnapshotId, snapshotIdOf, snapshotNumber, ValidationError } from '../src/index.js';
+import { archivePath, compareSnapshotIds, isSnapshotId, manifestMetadataOf, nextSnapshotId, parseSnapshotId, snapshotIdOf, snapshotNumber, ValidationError } from '../src/index.js';
 
 /** The cases on which the copies of this rule disagreed (wire: up to 10 digits; engine: any; CLI: s0). */
 describe('snapshot ids: one rule', () => {
@@ -43,5 +43,12 @@ describe('manifestMetadataOf', () => {
   it('returns the metadata block of a manifest and null for anything else', () => {
     expect(manifestMetadataOf({ entries: {}, metadata: { snapshot_id: 's3' } })).toEqual({ snapshot_id: 's3' });
     for (const v of [null, 'x', [], {}, { metadata: null }, { metadata: [] }, { metadata: 'm' }]) expect(manifestMetadataOf(v)).toBeNull();
+  });
+});
+
+describe('archivePath', () => {
+  it('builds the path of an id and refuses anything that is not one (ids come from repository content)', () => {
+    expect(archivePath('s12')).toBe('.dsg/archive/s12-sync.json.lz4');
+    for (const bad of ['../x', 's1/../../y', 's0', '', 'S1']) expect(() => archivePath(bad)).toThrow(ValidationError);
   });
 });

@@ -50,6 +50,14 @@ describe('streamVerified', () => {
     expect(e).toMatchObject({ code: 'HASH_MISMATCH', message: 'size mismatch for input/f: expected 12, got 11' });
   });
 
+  it('refuses an expected hash that is not 1–128 hex digits before writing a byte', async () => {
+    for (const hash of ['', 'xyz', '../0', 'a'.repeat(129)]) {
+      await expect(write({ hash })).rejects.toMatchObject({ code: 'VALIDATION', details: { path: 'input/f', field: 'hash' } });
+      expect((await stat(path.join(dir, 'f'))).size).toBe(0);
+      await rm(path.join(dir, 'f'));
+    }
+  });
+
   it("takes the caller's error for a mismatch", async () => {
     const e = await write({ hash: shaOf('other') }, { mismatch: (m) => new Error(`${m.field}: ${m.expected} vs ${m.got}`) }).catch((x: unknown) => x);
     expect((e as Error).message).toBe(`hash: ${shaOf('other')} vs ${shaOf('hello world')}`);

@@ -4,6 +4,7 @@
  * project-relative path is checked; the first problem found is returned
  * as a human-readable reason, or null when the path is acceptable.
  */
+import { NAME_MAX } from '@dsg/contracts';
 
 const RESERVED = new Set([
   'con', 'prn', 'aux', 'nul',
@@ -41,7 +42,7 @@ const cpName = (cp: number): string => `U+${cp.toString(16).toUpperCase().padSta
 export function validateComponent(component: string): string | null {
   if (component === '') return 'empty path component';
   if (component === '.' || component === '..') return `"${component}" component`;
-  if (Buffer.byteLength(component, 'utf8') > 255) return 'component longer than 255 bytes';
+  if (Buffer.byteLength(component, 'utf8') > NAME_MAX) return `component longer than ${NAME_MAX} bytes`;
   if (component.trim() !== component) return 'leading or trailing whitespace';
   if (component.startsWith('~') || component.endsWith('~')) return 'temporary or backup name (starts or ends with ~)';
   for (const ch of component) {

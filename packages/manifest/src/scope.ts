@@ -1,4 +1,4 @@
-import { linkTargetProblem, ValidationError } from '@dsg/contracts';
+import { isHidden, linkTargetProblem, ValidationError } from '@dsg/contracts';
 import { CONFIG_FILE } from './config-file.js';
 import type { ManifestEntry } from './model.js';
 import { validateComponent } from './names.js';
@@ -25,7 +25,8 @@ export interface Scope {
 }
 
 /** The hidden-name rule: a name starting with `.` is never entered by the scanner and never data. */
-export const isHidden = (c: string): boolean => c.startsWith('.');
+// the hidden-name rule is contracts' (the link rule there needs it too)
+export { isHidden };
 
 /**
  * Why `dataDir` cannot be a data directory, or null: one plain, visible name,

@@ -1,5 +1,6 @@
 import { readdir, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { repositoryNameProblem } from '@dsg/contracts';
 import { errno } from './fs-util.js';
 import { CURRENT, Layout } from './layout.js';
 
@@ -18,7 +19,8 @@ export async function listPosixRepositories(base: string): Promise<string[]> {
   }
   const out: string[] = [];
   for (const ent of entries) {
-    if (!ent.isDirectory() || ent.name.startsWith('.')) continue;
+    // only names `open` would take (one rule: contracts' repository name)
+    if (!ent.isDirectory() || repositoryNameProblem(ent.name) !== null) continue;
     const repo = path.join(base, ent.name);
     try {
       const n = Layout.parseLinkTarget(await readlink(path.join(repo, CURRENT)));

@@ -1,7 +1,7 @@
 import { lstatSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import type { HasherFactory } from '@dsg/contracts';
+import { repositoryNameProblem, type HasherFactory } from '@dsg/contracts';
 import { FlatRemoteFilesystem, flatLockFile, isFlatRepository } from './flat-remote-filesystem.js';
 import { errno } from './fs-util.js';
 import { LOCK, TX } from './layout.js';
@@ -70,7 +70,7 @@ export async function listPosixAndFlatRepositories(base: string): Promise<string
     throw e;
   }
   for (const ent of entries) {
-    if (ent.isDirectory() && !ent.name.startsWith('.') && isFlatRepository(path.join(base, ent.name))) names.add(ent.name);
+    if (ent.isDirectory() && repositoryNameProblem(ent.name) === null && isFlatRepository(path.join(base, ent.name))) names.add(ent.name);
   }
   return [...names].sort();
 }

@@ -31,6 +31,13 @@ describe('listPosixRepositories', () => {
     expect(await listPosixRepositories(sb.base)).toEqual(['alpha', 'beta']);
     expect(await listPosixRepositories(path.join(sb.base, 'missing'))).toEqual([]);
   });
+
+  it('lists only names the agent would open (one repository-name rule): a 101-character name is left out', async () => {
+    await sync(sb.fs, 1, { a: 'A' });
+    await sync(open('r'.repeat(101)), 1, { b: 'B' });
+    await sync(open('r'.repeat(100)), 1, { c: 'C' });
+    expect(await listPosixRepositories(sb.base)).toEqual(['alpha', 'r'.repeat(100)]);
+  });
 });
 
 describe('the lock file', () => {

@@ -1,5 +1,6 @@
 import { isAbsolute, normalize } from 'node:path';
 import {
+  EXPECTED_HASH_RE,
   ValidationError,
   assertSafeLinkTarget,
   assertSafeRelativePath,
@@ -81,7 +82,7 @@ export function expectedFile(v: unknown): ExpectedFile {
   if (typeof v !== 'object' || v === null) throw new ProtocolError('writeFile needs "expected"');
   const o = v as Fields;
   const hash = o['hash'];
-  if (typeof hash !== 'string' || !/^[0-9a-f]{1,128}$/.test(hash)) throw new ValidationError('expected.hash must be lowercase hex', { field: 'expected.hash' });
+  if (typeof hash !== 'string' || !EXPECTED_HASH_RE.test(hash)) throw new ValidationError('expected.hash must be lowercase hex', { field: 'expected.hash' });
   const out: ExpectedFile = { hash };
   if (o['size'] !== undefined) {
     if (typeof o['size'] !== 'number' || !Number.isSafeInteger(o['size']) || o['size'] < 0) throw new ValidationError('expected.size must be a non-negative integer', { field: 'expected.size' });

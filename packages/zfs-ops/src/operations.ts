@@ -507,6 +507,11 @@ export class ZfsOperations {
    */
   async rollback(tx: string): Promise<CleanupReport> {
     const report: CleanupReport = { removed: [], leftovers: [] };
+    // the id becomes part of dataset names: a caller's non-id is reported, never used (as posix does)
+    if (!isTransactionId(tx)) {
+      report.leftovers.push({ name: String(tx).slice(0, 100), error: 'not a transaction id' });
+      return report;
+    }
     const n = this.names(tx);
     const d = this.dataset;
     this.active.delete(tx);

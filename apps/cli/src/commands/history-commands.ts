@@ -1,9 +1,6 @@
-import { createWriteStream } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
-import { NotFoundError, ValidationError, assertSafeRelativePath, safeText } from '@dsg/contracts';
+import { NotFoundError, ValidationError, assertSafeRelativePath, safeText, streamVerified } from '@dsg/contracts';
 import { createXxh3Hasher, entriesHash, unusableReason, validateChain, type FileEntry, type Manifest } from '@dsg/manifest';
 import type { Ctx } from '../context.js';
 import { loadProject, withSession } from '../session.js';
@@ -110,29 +107,21 @@ export async function snapfetchCommand(ctx: Ctx, file: string, o: { snapshot?: s
     await mkdir(path.dirname(out), { recursive: true });
     // Write beside the target, then rename: never a half-written output; refuse an existing one unless --force.
     const tmp = `${out}.dsg-partial-${process.pid}`;
-    const hasher = createXxh3Hasher();
     let bytes = 0;
     try {
-      await pipeline(
-        Readable.from(
-          (async function* () {
-            for await (const c of stream) {
-              hasher.update(c);
-              bytes += c.length;
-              yield c;
-            }
-          })(),
-        ),
-        createWriteStream(tmp, { flags: 'wx' }),
-      );
       // the bytes must be the ones the snapshot's manifest records, or nothing is written
-      const got = hasher.digest();
-      if (got !== expected.hash || bytes !== expected.filesize) {
-        throw new ValidationError(
-          `${rel} in snapshot ${sid} does not match its manifest (expected ${expected.filesize} bytes, hash ${expected.hash}; received ${bytes} bytes, hash ${got}): nothing was written`,
-          { path: rel },
-          { code: 'HASH_MISMATCH', recoveryHint: 'The repository was changed outside dsg or is damaged; run `dsg validate-snapshot` and tell its admin.' },
-        );
+      const fh = await open(tmp, 'wx');
+      try {
+        bytes = await streamVerified(fh, rel, stream, { hash: expected.hash, size: expected.filesize }, createXxh3Hasher, {
+          mismatch: (m) =>
+            new ValidationError(
+              `${rel} in snapshot ${sid} does not match its manifest (${m.field} ${m.expected} expected, ${m.got} received): nothing was written`,
+              { path: rel },
+              { code: 'HASH_MISMATCH', recoveryHint: 'The repository was changed outside dsg or is damaged; run `dsg validate-snapshot` and tell its admin.' },
+            ),
+        });
+      } finally {
+        await fh.close();
       }
       if (!o.force) {
         const fh = await open(out, 'wx').catch((e: NodeJS.ErrnoException) => {

@@ -1,7 +1,7 @@
 import { access, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { assertSnapshotMessage, ConfigError, NotFoundError, ValidationError } from '@dsg/contracts';
+import { assertSnapshotMessage, ConfigError, NotFoundError, readAll, ValidationError, writeFileAtomic } from '@dsg/contracts';
 import { comparePaths, formatConflictFile, parseConflictFile } from '@dsg/manifest';
 import { LocalClientFilesystem } from '@dsg/client-fs';
 import { createXxh3Hasher, projectScope } from '@dsg/manifest';
@@ -490,13 +490,11 @@ async function cloneInto(
         const cfg = await conn.client.readFile(PROJECT_CONFIG_FILE);
         const file = path.join(root, PROJECT_CONFIG_FILE);
         if (cfg) {
-          const parts: Uint8Array[] = [];
-          for await (const c of cfg) parts.push(c);
-          const bytes = Buffer.concat(parts);
+          const bytes = await readAll(cfg);
           checkRepositoryConfig(bytes);
-          await writeFile(file, bytes);
+          await writeFileAtomic(file, bytes);
         } else {
-          await writeFile(file, stringify({ name, repository: sharedRepository(repo), data_dirs: DEFAULT_DATA_DIRS, ignore: DEFAULT_IGNORE }));
+          await writeFileAtomic(file, stringify({ name, repository: sharedRepository(repo), data_dirs: DEFAULT_DATA_DIRS, ignore: DEFAULT_IGNORE }));
         }
         // how to reach the repository comes from the clone's source and options, never from its .dsgconfig.yml
         await writeLocalConfig(root, { name, repository: repo });
