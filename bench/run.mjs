@@ -32,15 +32,29 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'
 const runs = Number(opt.runs ?? 5);
 const only = opt.only ? new Set(opt.only.split(',')) : null;
 const sizes = opt.quick
-  ? { research: { files: 1000, largeFiles: 2, largeSize: 16 << 20 }, small: 10_000, large: 256 << 20, pool: '3G', zfsRepo: [1000, 10_000] }
-  : { research: { files: 10_000, largeFiles: 5, largeSize: 120 << 20 }, small: 100_000, large: 2 * 2 ** 30, pool: '16G', zfsRepo: [1000, 100_000] };
+  ? {
+      research: { files: 1000, largeFiles: 2, largeSize: 16 << 20 },
+      small: 10_000,
+      large: 256 << 20,
+      pool: '3G',
+      zfsRepo: [1000, 10_000],
+    }
+  : {
+      research: { files: 10_000, largeFiles: 5, largeSize: 120 << 20 },
+      small: 100_000,
+      large: 2 * 2 ** 30,
+      pool: '16G',
+      zfsRepo: [1000, 100_000],
+    };
 
 const work = path.join(repoRoot, 'bench', '.work');
 rmSync(work, { recursive: true, force: true });
 mkdirSync(work, { recursive: true });
 ensureTools();
 const info = machine();
-console.log(`dsg bench (${opt.quick ? 'quick' : 'full'}, ${runs} runs after 1 warm-up) on ${info.cores} cores, ${info.memoryGiB} GiB, ${info.kernel}`);
+console.log(
+  `dsg bench (${opt.quick ? 'quick' : 'full'}, ${runs} runs after 1 warm-up) on ${info.cores} cores, ${info.memoryGiB} GiB, ${info.kernel}`,
+);
 
 const env = bringUp(repoRoot, work, sizes.pool);
 const data = path.join(work, 'data');
@@ -56,7 +70,9 @@ try {
     small: needed.has('small') ? await makeManySmall(path.join(data, 'small'), { files: sizes.small }) : null,
     large: needed.has('large') ? await makeOneLarge(path.join(data, 'large'), { size: sizes.large }) : null,
   };
-  const made = Object.entries(sets).filter(([, v]) => v).map(([k, v]) => `${k} ${v.files} files / ${(v.bytes / 2 ** 20).toFixed(0)} MiB`);
+  const made = Object.entries(sets)
+    .filter(([, v]) => v)
+    .map(([k, v]) => `${k} ${v.files} files / ${(v.bytes / 2 ** 20).toFixed(0)} MiB`);
   console.log(`data generated in ${((Date.now() - t0) / 1000).toFixed(1)}s: ${made.join(', ') || 'none needed'}`);
   const ctx = { repoRoot, work, data, env, runs, sizes, sets, rows, notes };
   for (const w of selected) {
@@ -64,7 +80,10 @@ try {
     try {
       await w.run(ctx);
     } catch (e) {
-      const msg = String(e?.message ?? e).split('\n').slice(0, 3).join(' | ');
+      const msg = String(e?.message ?? e)
+        .split('\n')
+        .slice(0, 3)
+        .join(' | ');
       console.log(`   FAILED: ${msg}`);
       notes.push(`${w.id} did not complete: ${msg}`);
     }
@@ -77,7 +96,8 @@ try {
 }
 
 const analysisFile = path.join(repoRoot, 'bench', 'ANALYSIS.md');
-const rssCell = (r) => (r.rssMiB ? `${r.rssMiB.toFixed(0)} MiB${r.agentRssMiB ? ` (agent ${r.agentRssMiB.toFixed(0)} MiB)` : ''}` : '—');
+const rssCell = (r) =>
+  r.rssMiB ? `${r.rssMiB.toFixed(0)} MiB${r.agentRssMiB ? ` (agent ${r.agentRssMiB.toFixed(0)} MiB)` : ''}` : '—';
 const fmt = (s) => (s == null ? '—' : s < 1 ? `${(s * 1000).toFixed(0)} ms` : `${s.toFixed(2)} s`);
 const lines = [
   `# dsg benchmark results`,
@@ -88,7 +108,10 @@ const lines = [
   ``,
   `| workload | tool | min | median | max | peak RSS | ratio (dsg / other, median) | target |`,
   `|---|---|---|---|---|---|---|---|`,
-  ...rows.map((r) => `| ${r.workload} | ${r.tool} | ${fmt(r.min)} | ${fmt(r.median)} | ${fmt(r.max)} | ${rssCell(r)} | ${r.ratio ?? ''} | ${r.target ?? ''} |`),
+  ...rows.map(
+    (r) =>
+      `| ${r.workload} | ${r.tool} | ${fmt(r.min)} | ${fmt(r.median)} | ${fmt(r.max)} | ${rssCell(r)} | ${r.ratio ?? ''} | ${r.target ?? ''} |`,
+  ),
   ``,
   ...(notes.length ? ['## Notes', '', ...notes.map((n) => `- ${n}`), ''] : []),
   // what bounds the targets we miss: profiled by hand, kept next to the numbers it explains
@@ -98,7 +121,11 @@ const md = lines.join('\n');
 console.log('\n' + md);
 mkdirSync(path.join(repoRoot, 'bench', 'results'), { recursive: true });
 // a partial run (--only) must not pass for the whole table: it needs --out
-const outFile = opt.out ? path.resolve(opt.out) : only ? null : path.join(repoRoot, 'bench', 'results', opt.quick ? 'latest-quick.md' : 'latest.md');
+const outFile = opt.out
+  ? path.resolve(opt.out)
+  : only
+    ? null
+    : path.join(repoRoot, 'bench', 'results', opt.quick ? 'latest-quick.md' : 'latest.md');
 if (outFile) writeFileSync(outFile, md + '\n');
 else console.log('\n(--only: results not written; pass --out <file> to keep them)');
 if (!existsSync(path.join(repoRoot, 'bench', 'results'))) process.exit(1);

@@ -7,38 +7,59 @@ import { readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 
 const out = [];
-const say = (line) => { out.push(line); console.log(line); };
+const say = (line) => {
+  out.push(line);
+  console.log(line);
+};
 const pkgs = JSON.parse(execFileSync('pnpm', ['-r', 'ls', '--depth', '-1', '--json'], { encoding: 'utf8' }));
-let passed = 0, failed = 0, skipped = 0, missing = 0;
+let passed = 0,
+  failed = 0,
+  skipped = 0,
+  missing = 0;
 const rows = [];
 const failures = [];
 for (const p of pkgs) {
   const f = `${p.path}/test-results/vitest.json`;
   if (!p.name.startsWith('@dsg/') || !existsSync(`${p.path}/vitest.config.ts`)) continue;
-  if (!existsSync(f)) { rows.push([p.name, '-', '-', '-', 'no report']); missing++; continue; }
+  if (!existsSync(f)) {
+    rows.push([p.name, '-', '-', '-', 'no report']);
+    missing++;
+    continue;
+  }
   const r = JSON.parse(readFileSync(f, 'utf8'));
   const skip = r.numPendingTests + r.numTodoTests;
-  passed += r.numPassedTests; failed += r.numFailedTests; skipped += skip;
+  passed += r.numPassedTests;
+  failed += r.numFailedTests;
+  skipped += skip;
   rows.push([p.name, r.numPassedTests, r.numFailedTests, skip, r.success ? 'ok' : 'FAILED']);
   for (const file of r.testResults ?? []) {
     const rel = file.name.startsWith(p.path) ? file.name.slice(p.path.length + 1) : file.name;
     for (const t of file.assertionResults ?? []) {
       if (t.status !== 'failed') continue;
       // a timed-out test's report holds only a stack ("STACK_TRACE_ERROR"): its duration tells
-      const msg = String((t.failureMessages ?? [])[0] ?? '').split('\n')[0].slice(0, 300);
+      const msg = String((t.failureMessages ?? [])[0] ?? '')
+        .split('\n')[0]
+        .slice(0, 300);
       const took = typeof t.duration === 'number' ? ` (after ${(t.duration / 1000).toFixed(1)} s)` : '';
       failures.push(`FAILED ${p.name} ${rel} › ${t.fullName}${took}\n       ${msg}`);
     }
     // a file that failed to load has no assertion results, only a message
     if (file.status === 'failed' && !(file.assertionResults ?? []).some((t) => t.status === 'failed')) {
-      failures.push(`FAILED ${p.name} ${rel}\n       ${String(file.message ?? '').split('\n')[0].slice(0, 300)}`);
+      failures.push(
+        `FAILED ${p.name} ${rel}\n       ${String(file.message ?? '')
+          .split('\n')[0]
+          .slice(0, 300)}`,
+      );
     }
   }
 }
 const w = Math.max(...rows.map((r) => r[0].length));
 say(`\nnode ${process.version}`);
 say(`${'package'.padEnd(w)}  passed  failed  skipped`);
-for (const r of rows) say(`${r[0].padEnd(w)}  ${String(r[1]).padStart(6)}  ${String(r[2]).padStart(6)}  ${String(r[3]).padStart(7)}  ${r[4]}`);
+for (const r of rows)
+  say(
+    `${r[0].padEnd(w)}  ${String(r[1]).padStart(6)}  ${String(r[2]).padStart(6)}  ${String(r[3]).padStart(7)}  ${r[4]}`,
+  );
 for (const f of failures) say(f);
 say(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
 if (process.argv[2]) writeFileSync(process.argv[2], out.join('\n') + '\n', { flag: 'a' });

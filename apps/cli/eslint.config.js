@@ -1,3 +1,3 @@
 import dsg from '@dsg/eslint-config';
 
-export default dsg(import.meta.dirname, { forbiddenImports: ["@dsg/agent"] });
+export default dsg(import.meta.dirname, { forbiddenImports: ['@dsg/agent'] });

@@ -33,7 +33,8 @@ async function writeRandomFile(file, size, rnd) {
 
 /** Box–Muller normal → log-normal sizes around a median. */
 function logNormal(rnd, median, sigma) {
-  const u = Math.max(rnd(), 1e-12), v = rnd();
+  const u = Math.max(rnd(), 1e-12),
+    v = rnd();
   return Math.round(median * Math.exp(sigma * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v)));
 }
 

@@ -11,7 +11,12 @@ import os from 'node:os';
  * say "not installed".
  */
 export function ensureTools() {
-  const missing = [['restic', 'restic'], ['xxhsum', 'xxhash'], ['git', 'git'], ['rsync', 'rsync']]
+  const missing = [
+    ['restic', 'restic'],
+    ['xxhsum', 'xxhash'],
+    ['git', 'git'],
+    ['rsync', 'rsync'],
+  ]
     .filter(([cmd]) => spawnSync('sh', ['-c', 'command -v "$0"', cmd]).status !== 0)
     .map(([, pkg]) => pkg);
   if (missing.length === 0) return;
@@ -32,8 +37,9 @@ export function machine() {
       const r = spawnSync(cmd, args, { encoding: 'utf8' });
       if (r.error) throw r.error;
       return (r.stdout.trim() || r.stderr.trim()).split('\n')[0].trim();
+    } catch {
+      return 'not installed';
     }
-    catch { return 'not installed'; }
   };
   return {
     cores: os.cpus().length,
@@ -55,7 +61,13 @@ export function bringUp(repoRoot, workDir, poolSize) {
   const out = execFileSync('bash', [path.join(repoRoot, 'tooling/testenv/testenv.sh'), 'up'], {
     encoding: 'utf8',
     // the pool's vdev on the disk (not testenv's /dev/shm default): a user's pool is on a disk
-    env: { ...process.env, DSG_TESTENV_DIR: envDir, DSG_TEST_POOL: 'dsgbench', DSG_TEST_POOL_SIZE: poolSize, DSG_TEST_POOL_IMG_DIR: envDir },
+    env: {
+      ...process.env,
+      DSG_TESTENV_DIR: envDir,
+      DSG_TEST_POOL: 'dsgbench',
+      DSG_TEST_POOL_SIZE: poolSize,
+      DSG_TEST_POOL_IMG_DIR: envDir,
+    },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const env = Object.fromEntries([...out.matchAll(/^export (\w+)=(.*)$/gm)].map((m) => [m[1], m[2]]));

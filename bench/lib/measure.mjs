@@ -4,7 +4,9 @@ import { spawnSync } from 'node:child_process';
 export function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 28, ...opts });
   if (r.status !== 0 && !opts.allowFail) {
-    throw new Error(`${cmd} ${args.join(' ')} → exit ${r.status}\n${(r.stderr || '').slice(-2000)}${(r.stdout || '').slice(-1000)}`);
+    throw new Error(
+      `${cmd} ${args.join(' ')} → exit ${r.status}\n${(r.stderr || '').slice(-2000)}${(r.stdout || '').slice(-1000)}`,
+    );
   }
   return r;
 }
@@ -40,5 +42,12 @@ export function series({ runs, warmup = 1, setup, measure }) {
     if (Number.isFinite(m.agentRssMiB)) agentRss = Math.max(agentRss, m.agentRssMiB);
   }
   secs.sort((a, b) => a - b);
-  return { min: secs[0], median: secs[Math.floor(secs.length / 2)], max: secs[secs.length - 1], rssMiB: rss || null, agentRssMiB: agentRss || null, runs };
+  return {
+    min: secs[0],
+    median: secs[Math.floor(secs.length / 2)],
+    max: secs[secs.length - 1],
+    rssMiB: rss || null,
+    agentRssMiB: agentRss || null,
+    runs,
+  };
 }

@@ -10,10 +10,22 @@ const here = path.dirname(new URL(import.meta.url).pathname);
 
 function sshOpts(ctx) {
   const h = ctx.env.home;
-  return ['-F', path.join(h, '.ssh', 'config'), '-o', `UserKnownHostsFile=${path.join(h, '.ssh', 'known_hosts')}`, '-o', 'StrictHostKeyChecking=yes'];
+  return [
+    '-F',
+    path.join(h, '.ssh', 'config'),
+    '-o',
+    `UserKnownHostsFile=${path.join(h, '.ssh', 'known_hosts')}`,
+    '-o',
+    'StrictHostKeyChecking=yes',
+  ];
 }
 const rsyncSsh = (ctx) => ['-e', ['ssh', ...sshOpts(ctx)].join(' ')];
-const userEnv = (ctx) => ({ ...process.env, HOME: ctx.env.home, DSG_CONFIG_HOME: path.join(ctx.work, 'dsgconf'), NO_COLOR: '1' });
+const userEnv = (ctx) => ({
+  ...process.env,
+  HOME: ctx.env.home,
+  DSG_CONFIG_HOME: path.join(ctx.work, 'dsgconf'),
+  NO_COLOR: '1',
+});
 
 function dsgSetup(ctx) {
   const conf = path.join(ctx.work, 'dsgconf');
@@ -35,7 +47,10 @@ const agentCmd = (ctx, rssFile) => {
 /** Largest peak RSS (MiB) the agent sessions appended to `file`; empties it. */
 function takeAgentRss(file) {
   if (!existsSync(file)) return null;
-  const kib = readFileSync(file, 'utf8').split('\n').map(Number).filter((n) => Number.isFinite(n) && n > 0);
+  const kib = readFileSync(file, 'utf8')
+    .split('\n')
+    .map(Number)
+    .filter((n) => Number.isFinite(n) && n > 0);
   rmSync(file, { force: true });
   return kib.length ? Math.max(...kib) / 1024 : null;
 }
@@ -108,7 +123,12 @@ function rsyncFirstSyncSeries(ctx, project, dest) {
   const rs = series({
     runs: ctx.runs,
     setup: () => rmSync(dest, { recursive: true, force: true }),
-    measure: () => timed('rsync', ['-a', ...rsyncSsh(ctx), '--exclude=.dsg', '--exclude=.dsgconfig.yml', `${project}/`, `dsgbench:${dest}/`], { env: userEnv(ctx) }),
+    measure: () =>
+      timed(
+        'rsync',
+        ['-a', ...rsyncSsh(ctx), '--exclude=.dsg', '--exclude=.dsgconfig.yml', `${project}/`, `dsgbench:${dest}/`],
+        { env: userEnv(ctx) },
+      ),
   });
   rmSync(dest, { recursive: true, force: true });
   return rs;
@@ -132,7 +152,9 @@ function ratio(a, b) {
 function push(ctx, workload, tool, s, extra = {}) {
   ctx.rows.push({ workload, tool, ...s, ...extra });
   const agent = s.agentRssMiB ? `, agent ${s.agentRssMiB.toFixed(0)} MiB` : '';
-  console.log(`   ${tool.padEnd(28)} median ${s.median.toFixed(3)}s  (min ${s.min.toFixed(3)}, max ${s.max.toFixed(3)})${s.rssMiB ? `  peak RSS ${s.rssMiB.toFixed(0)} MiB${agent}` : ''}`);
+  console.log(
+    `   ${tool.padEnd(28)} median ${s.median.toFixed(3)}s  (min ${s.min.toFixed(3)}, max ${s.max.toFixed(3)})${s.rssMiB ? `  peak RSS ${s.rssMiB.toFixed(0)} MiB${agent}` : ''}`,
+  );
 }
 
 export const workloads = [
@@ -159,10 +181,31 @@ export const workloads = [
           rmSync(resticRepo, { recursive: true, force: true });
           run('restic', ['-r', `sftp:dsgbench:${resticRepo}`, ...sftp, 'init', '-q'], { env: resticEnv });
         },
-        measure: () => timed('restic', ['-r', `sftp:dsgbench:${resticRepo}`, ...sftp, 'backup', '-q', '--exclude', '.dsg', path.join(project, 'input'), path.join(project, 'output')], { env: resticEnv }),
+        measure: () =>
+          timed(
+            'restic',
+            [
+              '-r',
+              `sftp:dsgbench:${resticRepo}`,
+              ...sftp,
+              'backup',
+              '-q',
+              '--exclude',
+              '.dsg',
+              path.join(project, 'input'),
+              path.join(project, 'output'),
+            ],
+            { env: resticEnv },
+          ),
       });
-      push(ctx, 'w1 first sync', 'dsg init → ZFS (ssh)', results.zfs, { ratio: `${ratio(results.zfs, rs)} rsync`, target: '≤ 1.0× rsync; RSS ≤ 200 MiB' });
-      push(ctx, 'w1 first sync', 'dsg init → posix (ssh)', results.posix, { ratio: `${ratio(results.posix, rs)} rsync`, target: '≤ 1.0× rsync' });
+      push(ctx, 'w1 first sync', 'dsg init → ZFS (ssh)', results.zfs, {
+        ratio: `${ratio(results.zfs, rs)} rsync`,
+        target: '≤ 1.0× rsync; RSS ≤ 200 MiB',
+      });
+      push(ctx, 'w1 first sync', 'dsg init → posix (ssh)', results.posix, {
+        ratio: `${ratio(results.posix, rs)} rsync`,
+        target: '≤ 1.0× rsync',
+      });
       push(ctx, 'w1 first sync', 'rsync -a (ssh)', rs);
       push(ctx, 'w1 first sync', 'restic backup (sftp)', re, { ratio: `dsg→ZFS ${ratio(results.zfs, re)} restic` });
       for (const type of ['zfs', 'posix']) dropLastRepo(ctx, 'r', type);
@@ -183,8 +226,15 @@ export const workloads = [
       const gs = gitStatusSeries(ctx, project);
       const dest = path.join(ctx.work, 'rsync-small');
       run('rsync', ['-a', ...rsyncSsh(ctx), `${project}/input/`, `dsgbench:${dest}/`], { env: userEnv(ctx) });
-      const rn = series({ runs: ctx.runs, measure: () => timed('rsync', ['-an', ...rsyncSsh(ctx), `${project}/input/`, `dsgbench:${dest}/`], { env: userEnv(ctx) }) });
-      push(ctx, 'w2 no-change status', 'dsg status (ZFS, ssh)', st, { ratio: `${ratio(st, gs)} git; ${ratio(st, rn)} rsync -an`, target: '≤ 1.0× git status' });
+      const rn = series({
+        runs: ctx.runs,
+        measure: () =>
+          timed('rsync', ['-an', ...rsyncSsh(ctx), `${project}/input/`, `dsgbench:${dest}/`], { env: userEnv(ctx) }),
+      });
+      push(ctx, 'w2 no-change status', 'dsg status (ZFS, ssh)', st, {
+        ratio: `${ratio(st, gs)} git; ${ratio(st, rn)} rsync -an`,
+        target: '≤ 1.0× git status',
+      });
       push(ctx, 'w2 no-change status', 'git status', gs);
       push(ctx, 'w2 no-change status', 'rsync -an (ssh)', rn);
     },
@@ -195,21 +245,37 @@ export const workloads = [
     title: 'incremental sync: 10 files changed in `many-small` vs rsync',
     async run(ctx) {
       const project = path.join(ctx.data, 'small');
-      if (!existsSync(path.join(project, '.dsg', 'last-sync.json'))) throw new Error('needs w2 (initialised many-small project)');
+      if (!existsSync(path.join(project, '.dsg', 'last-sync.json')))
+        throw new Error('needs w2 (initialised many-small project)');
       const dest = path.join(ctx.work, 'rsync-small');
-      const d = [], r = [];
+      const d = [],
+        r = [];
       for (let i = 0; i < ctx.runs + 1; i++) {
         await touchManySmall(project, { count: 10, round: i, files: ctx.sets.small.files });
         const a = dsg(ctx, project, ['sync', '-m', `round ${i}`, '--quiet']);
-        const b = timed('rsync', ['-a', ...rsyncSsh(ctx), `${project}/input/`, `dsgbench:${dest}/`], { env: userEnv(ctx) });
-        if (i > 0) { d.push(a); r.push(b); }
+        const b = timed('rsync', ['-a', ...rsyncSsh(ctx), `${project}/input/`, `dsgbench:${dest}/`], {
+          env: userEnv(ctx),
+        });
+        if (i > 0) {
+          d.push(a);
+          r.push(b);
+        }
       }
       const agg = (xs) => {
         const s = xs.map((x) => x.secs).sort((p, q) => p - q);
-        return { min: s[0], median: s[Math.floor(s.length / 2)], max: s[s.length - 1], rssMiB: Math.max(...xs.map((x) => x.rssMiB || 0)) || null };
+        return {
+          min: s[0],
+          median: s[Math.floor(s.length / 2)],
+          max: s[s.length - 1],
+          rssMiB: Math.max(...xs.map((x) => x.rssMiB || 0)) || null,
+        };
       };
-      const ds = agg(d), rs = agg(r);
-      push(ctx, 'w3 incremental (10 files)', 'dsg sync (ZFS, ssh)', ds, { ratio: `${ratio(ds, rs)} rsync`, target: '≤ 0.5× rsync' });
+      const ds = agg(d),
+        rs = agg(r);
+      push(ctx, 'w3 incremental (10 files)', 'dsg sync (ZFS, ssh)', ds, {
+        ratio: `${ratio(ds, rs)} rsync`,
+        target: '≤ 0.5× rsync',
+      });
       push(ctx, 'w3 incremental (10 files)', 'rsync -a (ssh)', rs);
     },
   },
@@ -219,7 +285,11 @@ export const workloads = [
     title: 'ZFS transaction overhead: begin+commit with zero files, repo of N files',
     async run(ctx) {
       for (const n of ctx.sizes.zfsRepo) {
-        const r = timed('node', [path.join(here, 'zfs-tx.mjs'), `${ctx.env.pool}/tx${n}`, String(n), String(ctx.runs)], { env: process.env });
+        const r = timed(
+          'node',
+          [path.join(here, 'zfs-tx.mjs'), `${ctx.env.pool}/tx${n}`, String(n), String(ctx.runs)],
+          { env: process.env },
+        );
         const s = JSON.parse(r.stdout.trim().split('\n').pop());
         push(ctx, 'w4 ZFS tx overhead', `begin+commit, repo of ${n} files`, s, { target: 'flat in repo size' });
       }
@@ -235,7 +305,10 @@ export const workloads = [
       const h = series({ runs: ctx.runs, measure: () => timed('node', [path.join(here, 'hash-one.mjs'), file]) });
       const x = series({ runs: ctx.runs, measure: () => timed('xxhsum', ['-H3', file]) });
       const s = series({ runs: ctx.runs, measure: () => timed('sha256sum', [file]) });
-      push(ctx, 'w5 hash one-large', `dsg xxh3 (${(mb / h.median).toFixed(0)} MiB/s)`, h, { ratio: `${ratio(h, x)} xxhsum; ${ratio(h, s)} sha256sum`, target: 'RSS ≤ 200 MiB' });
+      push(ctx, 'w5 hash one-large', `dsg xxh3 (${(mb / h.median).toFixed(0)} MiB/s)`, h, {
+        ratio: `${ratio(h, x)} xxhsum; ${ratio(h, s)} sha256sum`,
+        target: 'RSS ≤ 200 MiB',
+      });
       push(ctx, 'w5 hash one-large', `xxhsum -H3 (${(mb / x.median).toFixed(0)} MiB/s)`, x);
       push(ctx, 'w5 hash one-large', `sha256sum (${(mb / s.median).toFixed(0)} MiB/s)`, s);
     },
@@ -247,19 +320,29 @@ export const workloads = [
     async run(ctx) {
       const project = path.join(ctx.data, 'small');
       const cache = path.join(ctx.work, 'scan-cache.json');
-      const cold = series({ runs: ctx.runs, measure: () => timed('node', [path.join(here, 'scan-one.mjs'), project, 'none']) });
+      const cold = series({
+        runs: ctx.runs,
+        measure: () => timed('node', [path.join(here, 'scan-one.mjs'), project, 'none']),
+      });
       timed('node', [path.join(here, 'scan-one.mjs'), project, cache]);
-      const warm = series({ runs: ctx.runs, measure: () => timed('node', [path.join(here, 'scan-one.mjs'), project, cache]) });
+      const warm = series({
+        runs: ctx.runs,
+        measure: () => timed('node', [path.join(here, 'scan-one.mjs'), project, cache]),
+      });
       const gs = gitStatusSeries(ctx, project);
       push(ctx, 'w6 scan many-small', 'dsg scan cold (hash all)', cold, { ratio: `${ratio(cold, gs)} git` });
-      push(ctx, 'w6 scan many-small', 'dsg scan warm (stat cache)', warm, { ratio: `${ratio(warm, gs)} git`, target: '≤ 1.0× git status' });
+      push(ctx, 'w6 scan many-small', 'dsg scan warm (stat cache)', warm, {
+        ratio: `${ratio(warm, gs)} git`,
+        target: '≤ 1.0× git status',
+      });
       push(ctx, 'w6 scan many-small', 'git status', gs);
     },
   },
   {
     id: 'w7',
     needs: ['large'],
-    title: 'first sync of `one-large` over SSH to ZFS and posix vs rsync -a: peak RSS of client and agent during the transfer',
+    title:
+      'first sync of `one-large` over SSH to ZFS and posix vs rsync -a: peak RSS of client and agent during the transfer',
     async run(ctx) {
       dsgSetup(ctx);
       ensureReposParents(ctx);
@@ -273,8 +356,14 @@ export const workloads = [
       const rs = rsyncFirstSyncSeries(ctx, project, path.join(ctx.work, 'rsync-large'));
       const mb = ctx.sets.large.bytes / 2 ** 20;
       const rate = (x) => `${(mb / x.median).toFixed(0)} MiB/s`;
-      push(ctx, 'w7 first sync one-large', `dsg init → ZFS (ssh) (${rate(d.zfs)})`, d.zfs, { ratio: `${ratio(d.zfs, rs)} rsync`, target: 'RSS ≤ 200 MiB (client and agent)' });
-      push(ctx, 'w7 first sync one-large', `dsg init → posix (ssh) (${rate(d.posix)})`, d.posix, { ratio: `${ratio(d.posix, rs)} rsync`, target: 'RSS ≤ 200 MiB (client and agent)' });
+      push(ctx, 'w7 first sync one-large', `dsg init → ZFS (ssh) (${rate(d.zfs)})`, d.zfs, {
+        ratio: `${ratio(d.zfs, rs)} rsync`,
+        target: 'RSS ≤ 200 MiB (client and agent)',
+      });
+      push(ctx, 'w7 first sync one-large', `dsg init → posix (ssh) (${rate(d.posix)})`, d.posix, {
+        ratio: `${ratio(d.posix, rs)} rsync`,
+        target: 'RSS ≤ 200 MiB (client and agent)',
+      });
       push(ctx, 'w7 first sync one-large', `rsync -a (ssh) (${rate(rs)})`, rs);
     },
   },

@@ -10,11 +10,18 @@ import { createXxh3Hasher } from '@dsg/manifest';
 import { newTransactionId } from '@dsg/contracts';
 
 const [parent, filesArg, runsArg] = process.argv.slice(2);
-const files = Number(filesArg), runs = Number(runsArg);
+const files = Number(filesArg),
+  runs = Number(runsArg);
 execFileSync('zfs', ['create', '-p', parent]);
 const mountpoint = execFileSync('zfs', ['get', '-H', '-o', 'value', 'mountpoint', parent], { encoding: 'utf8' }).trim();
 const fs = new ZfsRemoteFilesystem({ parent, repo: 'r', mountpoint, hasher: createXxh3Hasher });
-const info = (n) => ({ snapshotId: `s${n}`, message: 'bench', manifestHash: '0000000000000000', user: 'bench@example.org', createdAt: new Date().toISOString() });
+const info = (n) => ({
+  snapshotId: `s${n}`,
+  message: 'bench',
+  manifestHash: '0000000000000000',
+  user: 'bench@example.org',
+  createdAt: new Date().toISOString(),
+});
 
 // s1: N files written straight into the init work area (the transaction under test is the empty one after it)
 const tx1 = newTransactionId();
@@ -37,8 +44,15 @@ for (let i = 0; i < runs + 1; i++) {
 }
 // zfs-fuse says "busy" for a moment after a commit's unmount/promote: retry
 for (let i = 0; ; i++) {
-  try { execFileSync('zfs', ['destroy', '-r', parent], { stdio: 'pipe' }); break; }
-  catch (e) { if (i > 40) throw e; await new Promise((r) => setTimeout(r, 250)); }
+  try {
+    execFileSync('zfs', ['destroy', '-r', parent], { stdio: 'pipe' });
+    break;
+  } catch (e) {
+    if (i > 40) throw e;
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 secs.sort((a, b) => a - b);
-console.log(JSON.stringify({ min: secs[0], median: secs[Math.floor(secs.length / 2)], max: secs[secs.length - 1], runs }));
+console.log(
+  JSON.stringify({ min: secs[0], median: secs[Math.floor(secs.length / 2)], max: secs[secs.length - 1], runs }),
+);

@@ -35,11 +35,24 @@ async function once(config, repo) {
     const worker = async () => {
       while (next < files.length) {
         const f = files[next++];
-        await c.writeFile(tx, f.rel, (async function* () { yield f.body; })(), { hash: f.hash, size: f.body.length });
+        await c.writeFile(
+          tx,
+          f.rel,
+          (async function* () {
+            yield f.body;
+          })(),
+          { hash: f.hash, size: f.body.length },
+        );
       }
     };
     await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
-    await c.commit(tx, { snapshotId: 's1', message: '', manifestHash: '', user: 'bench', createdAt: new Date().toISOString() });
+    await c.commit(tx, {
+      snapshotId: 's1',
+      message: '',
+      manifestHash: '',
+      user: 'bench',
+      createdAt: new Date().toISOString(),
+    });
     const ms = performance.now() - t0;
     await c.unlock();
     return ms;
@@ -61,17 +74,27 @@ async function series(label, make) {
   }
   times.sort((a, b) => a - b);
   const s = (ms) => `${(ms / 1000).toFixed(2)} s`;
-  console.log(`${label.padEnd(6)} ${N} files, ${IN_FLIGHT} in flight: min ${s(times[0])}  median ${s(times[Math.floor(times.length / 2)])}  max ${s(times.at(-1))}`);
+  console.log(
+    `${label.padEnd(6)} ${N} files, ${IN_FLIGHT} in flight: min ${s(times[0])}  median ${s(times[Math.floor(times.length / 2)])}  max ${s(times.at(-1))}`,
+  );
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'dsg-bench-small-'));
 try {
-  await series('posix', async (r) => ({ config: { type: 'posix', root: dir }, repo: `p${r}`, done: () => rm(join(dir, `p${r}`), { recursive: true, force: true }) }));
+  await series('posix', async (r) => ({
+    config: { type: 'posix', root: dir },
+    repo: `p${r}`,
+    done: () => rm(join(dir, `p${r}`), { recursive: true, force: true }),
+  }));
   const zfs = zfsEnv();
   if (zfs) {
     await series('zfs', async () => {
       const parent = freshParent(zfs, 'bench');
-      return { config: { type: 'zfs', pool: parent.dataset, mountpoint: parent.mountpoint }, repo: 'r', done: async () => parent.destroy() };
+      return {
+        config: { type: 'zfs', pool: parent.dataset, mountpoint: parent.mountpoint },
+        repo: 'r',
+        done: async () => parent.destroy(),
+      };
     });
   } else console.log('zfs: test pool not configured, skipped');
 } finally {

@@ -30,25 +30,50 @@ async function run(label, transport) {
   let t0 = performance.now();
   await c.writeFile(tx, 'big', source(), { hash, size: SIZE });
   const up = performance.now() - t0;
-  await c.commit(tx, { snapshotId: 's1', message: '', manifestHash: '', user: 'bench', createdAt: new Date().toISOString() });
+  await c.commit(tx, {
+    snapshotId: 's1',
+    message: '',
+    manifestHash: '',
+    user: 'bench',
+    createdAt: new Date().toISOString(),
+  });
   await c.unlock();
   t0 = performance.now();
   let n = 0;
   for await (const chunk of await c.readFile('big')) n += chunk.length;
   const down = performance.now() - t0;
   await transport.end();
-  const rate = (ms) => `${((SIZE / MiB) / (ms / 1000)).toFixed(0)} MiB/s`;
-  console.log(`${label.padEnd(12)} upload ${rate(up)}  download ${rate(down)}  (${n === SIZE ? 'ok' : 'SIZE MISMATCH'})`);
+  const rate = (ms) => `${(SIZE / MiB / (ms / 1000)).toFixed(0)} MiB/s`;
+  console.log(
+    `${label.padEnd(12)} upload ${rate(up)}  download ${rate(down)}  (${n === SIZE ? 'ok' : 'SIZE MISMATCH'})`,
+  );
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'dsg-bench-'));
 try {
-  await run('in-process', new LocalTransport({ mode: 'in-process', server: createAgentServer({ type: 'posix', root: join(dir, 'a') }, hasher, () => {}) }));
+  await run(
+    'in-process',
+    new LocalTransport({
+      mode: 'in-process',
+      server: createAgentServer({ type: 'posix', root: join(dir, 'a') }, hasher, () => {}),
+    }),
+  );
   const ssh = sshEnv();
   if (ssh) {
     const bundle = fileURLToPath(new URL('dsg-agent.mjs', import.meta.resolve('@dsg/agent')));
-    await run('ssh', new SshTransport({ host: ssh.host, port: ssh.port, user: ssh.user, identityFile: ssh.key, knownHostsFile: ssh.knownHosts,
-      sshConfigFile: '/nonexistent', agentSocket: null, agentCommand: ['node', bundle, 'serve', '--type', 'posix', '--root', join(dir, 'b')] }));
+    await run(
+      'ssh',
+      new SshTransport({
+        host: ssh.host,
+        port: ssh.port,
+        user: ssh.user,
+        identityFile: ssh.key,
+        knownHostsFile: ssh.knownHosts,
+        sshConfigFile: '/nonexistent',
+        agentSocket: null,
+        agentCommand: ['node', bundle, 'serve', '--type', 'posix', '--root', join(dir, 'b')],
+      }),
+    );
   } else console.log('ssh: test sshd not configured, skipped');
 } finally {
   await rm(dir, { recursive: true, force: true });

@@ -14,7 +14,13 @@ const DIRS = 100;
 const hasher = createXxh3Hasher;
 const base = await mkdtemp(path.join(os.tmpdir(), 'dsg-posix-bench-'));
 const fs = new PosixRemoteFilesystem({ root: path.join(base, 'repo'), hasher });
-const info = (n) => ({ snapshotId: `s${n}`, message: '', manifestHash: '', user: 'bench', createdAt: new Date().toISOString() });
+const info = (n) => ({
+  snapshotId: `s${n}`,
+  message: '',
+  manifestHash: '',
+  user: 'bench',
+  createdAt: new Date().toISOString(),
+});
 try {
   let tx = newTransactionId();
   const { workPath } = await fs.begin(tx);
@@ -33,7 +39,9 @@ try {
     const t2 = performance.now();
     await fs.commit(tx, info(n));
     const t3 = performance.now();
-    console.log(`files=${FILES} s${n}: begin ${(t1 - t0).toFixed(0)} ms, write ${(t2 - t1).toFixed(1)} ms, commit ${(t3 - t2).toFixed(0)} ms`);
+    console.log(
+      `files=${FILES} s${n}: begin ${(t1 - t0).toFixed(0)} ms, write ${(t2 - t1).toFixed(1)} ms, commit ${(t3 - t2).toFixed(0)} ms`,
+    );
   }
 } finally {
   await rm(base, { recursive: true, force: true });

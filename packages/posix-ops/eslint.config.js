@@ -1,3 +1,13 @@
 import dsg from '@dsg/eslint-config';
 
-export default dsg(import.meta.dirname, { forbiddenImports: ["@dsg/manifest", "@dsg/zfs-ops", "@dsg/transports", "@dsg/client-fs", "@dsg/coordinator", "@dsg/cli", "@dsg/agent"] });
+export default dsg(import.meta.dirname, {
+  forbiddenImports: [
+    '@dsg/manifest',
+    '@dsg/zfs-ops',
+    '@dsg/transports',
+    '@dsg/client-fs',
+    '@dsg/coordinator',
+    '@dsg/cli',
+    '@dsg/agent',
+  ],
+});

@@ -1,6 +1,14 @@
 import dsg from '@dsg/eslint-config';
 
-const forbidden = ["@dsg/manifest", "@dsg/zfs-ops", "@dsg/posix-ops", "@dsg/client-fs", "@dsg/coordinator", "@dsg/cli", "@dsg/agent"];
+const forbidden = [
+  '@dsg/manifest',
+  '@dsg/zfs-ops',
+  '@dsg/posix-ops',
+  '@dsg/client-fs',
+  '@dsg/coordinator',
+  '@dsg/cli',
+  '@dsg/agent',
+];
 
 export default [
   ...dsg(import.meta.dirname, { forbiddenImports: forbidden }),
@@ -8,7 +16,14 @@ export default [
   {
     files: ['test/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: forbidden.filter((p) => p !== '@dsg/posix-ops' && p !== '@dsg/zfs-ops').map((p) => ({ group: [p, `${p}/*`], message: `tests may not import ${p}` })) }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: forbidden
+            .filter((p) => p !== '@dsg/posix-ops' && p !== '@dsg/zfs-ops')
+            .map((p) => ({ group: [p, `${p}/*`], message: `tests may not import ${p}` })),
+        },
+      ],
     },
   },
 ];

@@ -1,6 +1,14 @@
 import dsg from '@dsg/eslint-config';
 
-const forbidden = ["@dsg/manifest", "@dsg/posix-ops", "@dsg/transports", "@dsg/client-fs", "@dsg/coordinator", "@dsg/cli", "@dsg/agent"];
+const forbidden = [
+  '@dsg/manifest',
+  '@dsg/posix-ops',
+  '@dsg/transports',
+  '@dsg/client-fs',
+  '@dsg/coordinator',
+  '@dsg/cli',
+  '@dsg/agent',
+];
 
 export default [
   ...dsg(import.meta.dirname, { forbiddenImports: forbidden }),
@@ -14,7 +22,10 @@ export default [
         {
           patterns: forbidden
             .filter((p) => p !== '@dsg/manifest')
-            .map((p) => ({ group: [p, `${p}/*`], message: `this package may not import ${p} (see docs/ARCHITECTURE.md §1)` })),
+            .map((p) => ({
+              group: [p, `${p}/*`],
+              message: `this package may not import ${p} (see docs/ARCHITECTURE.md §1)`,
+            })),
         },
       ],
     },

@@ -27,7 +27,15 @@ export default function dsg(tsconfigRootDir, opts = {}) {
         '@typescript-eslint/consistent-type-imports': 'error',
         '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true }],
         'no-restricted-imports': forbidden.length
-          ? ['error', { patterns: forbidden.map((p) => ({ group: [p, `${p}/*`], message: `this package may not import ${p} (see docs/ARCHITECTURE.md §1)` })) }]
+          ? [
+              'error',
+              {
+                patterns: forbidden.map((p) => ({
+                  group: [p, `${p}/*`],
+                  message: `this package may not import ${p} (see docs/ARCHITECTURE.md §1)`,
+                })),
+              },
+            ]
           : 'off',
       },
     },

@@ -2,7 +2,12 @@
 import { appendFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { DsgError } from '@dsg/contracts';
-import { AGENT_REPOSITORY_TYPES, AGENT_TARGET_FLAGS, agentTargetOf, type AgentTargetOptions } from '@dsg/transports/server';
+import {
+  AGENT_REPOSITORY_TYPES,
+  AGENT_TARGET_FLAGS,
+  agentTargetOf,
+  type AgentTargetOptions,
+} from '@dsg/transports/server';
 import { createAgentHasher } from './hasher.js';
 import { createAgentServer, type AgentConfig } from './serve.js';
 import { VERSION } from './version.js';
@@ -33,25 +38,45 @@ for (const f of Object.values(AGENT_TARGET_FLAGS)) {
 }
 serve
   .option('--log-file <file>', 'also append diagnostics to this file (stderr dies with the connection)')
-  .option('--restrict-to-repository <name>', 'serve this one repository only: open of any other name is refused, listings show only it')
-  .option('--read-only', 'refuse every change (lock, begin, write, delete, commit, recover, snapshot mounts): clone, status, log and snapfetch only', false)
-  .option('--client-silence <seconds>', 'end the session (roll back, unlock) when a client that PINGs sends nothing this long; 0: never', '120')
-  .action(async (o: AgentTargetOptions & { logFile?: string; restrictToRepository?: string; readOnly: boolean; clientSilence: string }) => {
-    logFile = o.logFile ?? null;
-    // stderr is the SSH channel: once the connection is gone, writing there must not kill the cleanup
-    process.stderr.on('error', () => {});
-    const limits = {
-      ...(o.restrictToRepository !== undefined ? { restrictToRepository: o.restrictToRepository } : {}),
-      readOnly: o.readOnly,
-      clientSilenceMs: /^\d+(\.\d+)?$/.test(o.clientSilence) ? Number(o.clientSilence) * 1000 : NaN,
-    };
-    const config: AgentConfig = { ...agentTargetOf(o), ...limits };
-    const server = createAgentServer(config, await createAgentHasher(), log);
-    // a terminated agent still rolls back and unlocks: ending stdin ends the session
-    for (const sig of ['SIGTERM', 'SIGHUP', 'SIGINT'] as const) process.on(sig, () => process.stdin.destroy());
-    await server.serve(process.stdin, process.stdout);
-    log('session ended');
-  });
+  .option(
+    '--restrict-to-repository <name>',
+    'serve this one repository only: open of any other name is refused, listings show only it',
+  )
+  .option(
+    '--read-only',
+    'refuse every change (lock, begin, write, delete, commit, recover, snapshot mounts): clone, status, log and snapfetch only',
+    false,
+  )
+  .option(
+    '--client-silence <seconds>',
+    'end the session (roll back, unlock) when a client that PINGs sends nothing this long; 0: never',
+    '120',
+  )
+  .action(
+    async (
+      o: AgentTargetOptions & {
+        logFile?: string;
+        restrictToRepository?: string;
+        readOnly: boolean;
+        clientSilence: string;
+      },
+    ) => {
+      logFile = o.logFile ?? null;
+      // stderr is the SSH channel: once the connection is gone, writing there must not kill the cleanup
+      process.stderr.on('error', () => {});
+      const limits = {
+        ...(o.restrictToRepository !== undefined ? { restrictToRepository: o.restrictToRepository } : {}),
+        readOnly: o.readOnly,
+        clientSilenceMs: /^\d+(\.\d+)?$/.test(o.clientSilence) ? Number(o.clientSilence) * 1000 : NaN,
+      };
+      const config: AgentConfig = { ...agentTargetOf(o), ...limits };
+      const server = createAgentServer(config, await createAgentHasher(), log);
+      // a terminated agent still rolls back and unlocks: ending stdin ends the session
+      for (const sig of ['SIGTERM', 'SIGHUP', 'SIGINT'] as const) process.on(sig, () => process.stdin.destroy());
+      await server.serve(process.stdin, process.stdout);
+      log('session ended');
+    },
+  );
 
 try {
   await program.parseAsync(process.argv);

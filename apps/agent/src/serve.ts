@@ -18,7 +18,9 @@ export interface AgentRestrictions {
 /** Where the repositories are (the `serve` target flags, @dsg/transports AgentTarget) and the restrictions. */
 export type AgentConfig = AgentRestrictions & AgentTarget;
 
-function restrictions(config: AgentRestrictions): Pick<AgentServerOptions, 'restrictToRepository' | 'readOnly' | 'clientSilenceMs'> {
+function restrictions(
+  config: AgentRestrictions,
+): Pick<AgentServerOptions, 'restrictToRepository' | 'readOnly' | 'clientSilenceMs'> {
   const out: Pick<AgentServerOptions, 'restrictToRepository' | 'readOnly' | 'clientSilenceMs'> = {};
   if (config.clientSilenceMs !== undefined) {
     if (!Number.isFinite(config.clientSilenceMs) || config.clientSilenceMs < 0) {
@@ -30,9 +32,13 @@ function restrictions(config: AgentRestrictions): Pick<AgentServerOptions, 'rest
     try {
       out.restrictToRepository = assertRepoName(config.restrictToRepository);
     } catch {
-      throw new ConfigError(`--restrict-to-repository ${JSON.stringify(config.restrictToRepository)} is not a repository name`, { field: 'restrictToRepository' }, {
-        recoveryHint: REPOSITORY_NAME_HINT,
-      });
+      throw new ConfigError(
+        `--restrict-to-repository ${JSON.stringify(config.restrictToRepository)} is not a repository name`,
+        { field: 'restrictToRepository' },
+        {
+          recoveryHint: REPOSITORY_NAME_HINT,
+        },
+      );
     }
   }
   if (config.readOnly) out.readOnly = true;
@@ -46,16 +52,33 @@ function restrictions(config: AgentRestrictions): Pick<AgentServerOptions, 'rest
  */
 export function agentHost(config: AgentConfig, hasher: HasherFactory): RepositoryHost {
   if (config.type !== 'zfs') {
-    if (!config.root || !isAbsolute(config.root)) throw new ConfigError('--root must be an absolute directory', { field: 'root' });
+    if (!config.root || !isAbsolute(config.root))
+      throw new ConfigError('--root must be an absolute directory', { field: 'root' });
     // xfs: a new repository is made flat; an existing one of either layout opens as what it is
     return posixHost({ root: resolve(config.root), hasher, preferFlat: config.type === 'xfs' });
   }
   if (!config.pool) throw new ConfigError('--pool (the parent dataset) is required for --type zfs', { field: 'pool' });
-  if (!config.mountpoint || !isAbsolute(config.mountpoint)) throw new ConfigError('--mountpoint must be an absolute path', { field: 'mountpoint' });
-  return zfsHost({ parent: config.pool, mountpoint: resolve(config.mountpoint), hasher, runner: createZfsRunner({ sudo: config.sudo ?? false }) });
+  if (!config.mountpoint || !isAbsolute(config.mountpoint))
+    throw new ConfigError('--mountpoint must be an absolute path', { field: 'mountpoint' });
+  return zfsHost({
+    parent: config.pool,
+    mountpoint: resolve(config.mountpoint),
+    hasher,
+    runner: createZfsRunner({ sudo: config.sudo ?? false }),
+  });
 }
 
 /** Wires one repository root (posix dir, or zfs parent dataset + mountpoint) into an AgentServer. */
-export function createAgentServer(config: AgentConfig, hasher: HasherFactory, log: (line: string) => void): AgentServer {
-  return new AgentServer({ host: agentHost(config, hasher), hasher, log, agentVersion: VERSION, ...restrictions(config) });
+export function createAgentServer(
+  config: AgentConfig,
+  hasher: HasherFactory,
+  log: (line: string) => void,
+): AgentServer {
+  return new AgentServer({
+    host: agentHost(config, hasher),
+    hasher,
+    log,
+    agentVersion: VERSION,
+    ...restrictions(config),
+  });
 }

@@ -6,7 +6,12 @@ import { createAgentHasher } from '../src/hasher.js';
 describe('agent hasher (hash-wasm xxh3)', () => {
   it('gives the same digests as @dsg/manifest, however the input is chunked, with independent states', async () => {
     const factory = await createAgentHasher();
-    expect((() => { const h = factory(); return h.digest(); })()).toBe('2d06800538d394c2'); // XXH3_64bits("")
+    expect(
+      (() => {
+        const h = factory();
+        return h.digest();
+      })(),
+    ).toBe('2d06800538d394c2'); // XXH3_64bits("")
     for (const size of [0, 1, 3, 16, 17, 128, 129, 240, 241, 1024, 65_536 + 7, 3 << 20]) {
       const data = randomBytes(size);
       const ref = createXxh3Hasher();

@@ -35,7 +35,13 @@ export function holder(user = 'alice@example.org'): LockHolder {
 }
 
 export function snap(id: string) {
-  return { snapshotId: id, message: `snapshot ${id}`, manifestHash: '0123456789abcdef', user: 'alice@example.org', createdAt: new Date().toISOString() };
+  return {
+    snapshotId: id,
+    message: `snapshot ${id}`,
+    manifestHash: '0123456789abcdef',
+    user: 'alice@example.org',
+    createdAt: new Date().toISOString(),
+  };
 }
 
 export async function until(cond: () => boolean | Promise<boolean>, ms = 120_000, what = 'condition'): Promise<void> {

@@ -24,9 +24,23 @@ let tmp: { dir: string; remove(): Promise<void> };
 beforeEach(async () => (tmp = await tempDir()));
 afterEach(async () => tmp.remove());
 
-const inProcess = (config: AgentConfig): LocalTransport => new LocalTransport({ mode: 'in-process', server: createAgentServer(config, hasher, () => {}) });
+const inProcess = (config: AgentConfig): LocalTransport =>
+  new LocalTransport({ mode: 'in-process', server: createAgentServer(config, hasher, () => {}) });
 const bundled = (config: Extract<AgentConfig, { type: 'zfs' }>): LocalTransport =>
-  new LocalTransport({ mode: 'child', command: [process.execPath, BUNDLE, 'serve', '--type', 'zfs', '--pool', config.pool, '--mountpoint', config.mountpoint] });
+  new LocalTransport({
+    mode: 'child',
+    command: [
+      process.execPath,
+      BUNDLE,
+      'serve',
+      '--type',
+      'zfs',
+      '--pool',
+      config.pool,
+      '--mountpoint',
+      config.mountpoint,
+    ],
+  });
 
 async function commit(c: AgentClient, n: number, text: string): Promise<string> {
   const tx = newTransactionId();
@@ -87,7 +101,9 @@ describe.skipIf(!zfs)('a ZFS parent mounted somewhere other than the configured 
       await c.unlock();
       expect(existsSync(join(real, '.proj.dsg-lock'))).toBe(false);
       expect((await c.listSnapshots()).map((s) => s.snapshotId)).toEqual(['s1', 's2']);
-      expect((await hashStream(hasher, await c.readFile('data/f.txt'))).hash).toBe(hashOf(hasher, Buffer.from('second')));
+      expect((await hashStream(hasher, await c.readFile('data/f.txt'))).hash).toBe(
+        hashOf(hasher, Buffer.from('second')),
+      );
       expect(await c.listRepositories()).toEqual(['proj']);
     } finally {
       await t.end();
@@ -101,7 +117,10 @@ describe.skipIf(!zfs)('a ZFS parent mounted somewhere other than the configured 
       const a = await openRemote(right, 'proj');
       await a.lock(holder('alice@example.org'));
       const b = await openRemote(wrong, 'proj');
-      const err = await b.lock(holder('bob@example.org')).then(() => null, (e: unknown) => e);
+      const err = await b.lock(holder('bob@example.org')).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(LockedError);
       expect((err as LockedError).holder.user).toBe('alice@example.org');
       await a.unlock();

@@ -22,7 +22,10 @@ describe('the bundled agent as a child process (LocalTransport child mode)', () 
     await import('node:fs/promises').then((f) => f.mkdir(alone));
     await copyFile(BUNDLE, join(alone, 'dsg-agent.mjs'));
     const root = join(tmp.dir, 'repos');
-    const t = new LocalTransport({ mode: 'child', command: [process.execPath, join(alone, 'dsg-agent.mjs'), 'serve', '--type', 'posix', '--root', root] });
+    const t = new LocalTransport({
+      mode: 'child',
+      command: [process.execPath, join(alone, 'dsg-agent.mjs'), 'serve', '--type', 'posix', '--root', root],
+    });
     const c = await openRemote(t, 'proj');
     try {
       expect(c.hello!.agent).toMatch(/^\d+\.\d+\.\d+/);
@@ -32,13 +35,17 @@ describe('the bundled agent as a child process (LocalTransport child mode)', () 
         await c.begin(tx);
         const d = Buffer.from(text);
         await c.writeFile(tx, 'data/f.txt', Readable.from([d]), { hash: hashOf(hasher, d), size: d.length });
-        await expect(c.writeFile(tx, 'data/bad.txt', Readable.from([d]), { hash: 'ffffffffffffffff' })).rejects.toThrow();
+        await expect(
+          c.writeFile(tx, 'data/bad.txt', Readable.from([d]), { hash: 'ffffffffffffffff' }),
+        ).rejects.toThrow();
         await c.commit(tx, snap(`s${i + 1}`));
       }
       await c.unlock();
       expect((await c.listSnapshots()).map((s) => s.snapshotId)).toEqual(['s1', 's2']);
       expect((await hashStream(hasher, await c.readFile('data/f.txt'))).hash).toBe(hashOf(hasher, Buffer.from('two')));
-      expect((await hashStream(hasher, await c.readSnapshotFile('s1', 'data/f.txt'))).hash).toBe(hashOf(hasher, Buffer.from('one')));
+      expect((await hashStream(hasher, await c.readSnapshotFile('s1', 'data/f.txt'))).hash).toBe(
+        hashOf(hasher, Buffer.from('one')),
+      );
       expect(await c.readFile('data/bad.txt')).toBeNull();
       expect(await c.listRepositories()).toEqual(['proj']);
     } finally {
@@ -54,18 +61,38 @@ describe('the bundled agent as a child process (LocalTransport child mode)', () 
     const code = `import { SshTransport } from '@dsg/transports';
       const t = new SshTransport({ host: 'x', sshConfigFile: ${JSON.stringify(config)}, agentCommand: ['true'] });
       console.log(t.target.hostName + ':' + t.target.port);`;
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { cwd: fileURLToPath(new URL('..', import.meta.url)), encoding: 'utf8' });
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], {
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      encoding: 'utf8',
+    });
     expect(r.stderr).toBe('');
     expect(r.stdout.trim()).toBe('127.0.0.1:2222');
   });
 
   it('--sudo routes every zfs command through `sudo -n` (seen in the error where sudo is absent or refuses)', async () => {
-    const t = new LocalTransport({ mode: 'child', command: [process.execPath, BUNDLE, 'serve', '--type', 'zfs', '--pool', 'nosuchpool-dsg', '--mountpoint', tmp.dir, '--sudo'] });
+    const t = new LocalTransport({
+      mode: 'child',
+      command: [
+        process.execPath,
+        BUNDLE,
+        'serve',
+        '--type',
+        'zfs',
+        '--pool',
+        'nosuchpool-dsg',
+        '--mountpoint',
+        tmp.dir,
+        '--sudo',
+      ],
+    });
     await t.begin();
     try {
       const c = new AgentClient(t.channel());
       await c.handshake();
-      const err = await c.listRepositories().then(() => null, (e: unknown) => e);
+      const err = await c.listRepositories().then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(ZfsOperationError);
       expect((err as ZfsOperationError).zfsCommand.slice(0, 3)).toEqual(['sudo', '-n', 'zfs']);
     } finally {
@@ -74,7 +101,10 @@ describe('the bundled agent as a child process (LocalTransport child mode)', () 
   });
 
   it('a bad agent command surfaces as TransportError', async () => {
-    const t = new LocalTransport({ mode: 'child', command: [process.execPath, BUNDLE, 'serve', '--type', 'posix', '--root', 'relative'] });
+    const t = new LocalTransport({
+      mode: 'child',
+      command: [process.execPath, BUNDLE, 'serve', '--type', 'posix', '--root', 'relative'],
+    });
     const err = await openRemote(t, 'proj').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TransportError);
     expect((err as Error).message).toMatch(/agent closed the connection.*--root must be an absolute directory/);

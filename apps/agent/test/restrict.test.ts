@@ -14,7 +14,10 @@ beforeEach(async () => (tmp = await tempDir()));
 afterEach(async () => tmp.remove());
 
 const agent = (root: string, ...extra: string[]): LocalTransport =>
-  new LocalTransport({ mode: 'child', command: [process.execPath, BUNDLE, 'serve', '--type', 'posix', '--root', root, ...extra] });
+  new LocalTransport({
+    mode: 'child',
+    command: [process.execPath, BUNDLE, 'serve', '--type', 'posix', '--root', root, ...extra],
+  });
 
 async function seed(root: string, name: string, text: string): Promise<void> {
   const t = agent(root);
@@ -33,7 +36,10 @@ async function seed(root: string, name: string, text: string): Promise<void> {
 }
 
 async function refusal(p: Promise<unknown>): Promise<DsgError> {
-  const e = await p.then(() => null, (x: unknown) => x);
+  const e = await p.then(
+    () => null,
+    (x: unknown) => x,
+  );
   expect(e).toBeInstanceOf(DsgError);
   return e as DsgError;
 }
@@ -66,12 +72,16 @@ describe('dsg-agent serve --restrict-to-repository / --read-only (the bundle as 
     const c = await openRemote(t, 'proj');
     try {
       expect((await c.listSnapshots()).map((s) => s.snapshotId)).toEqual(['s1']);
-      expect((await hashStream(hasher, await c.readSnapshotFile('s1', 'data/f.txt'))).hash).toBe(hashOf(hasher, Buffer.from('p')));
+      expect((await hashStream(hasher, await c.readSnapshotFile('s1', 'data/f.txt'))).hash).toBe(
+        hashOf(hasher, Buffer.from('p')),
+      );
       expect((await refusal(c.lock(holder()))).code).toBe('READ_ONLY');
       const tx = newTransactionId();
       expect((await refusal(c.begin(tx))).code).toBe('READ_ONLY');
       const d = Buffer.from('x');
-      expect((await refusal(c.writeFile(tx, 'data/x', Readable.from([d]), { hash: hashOf(hasher, d) }))).code).toBe('READ_ONLY');
+      expect((await refusal(c.writeFile(tx, 'data/x', Readable.from([d]), { hash: hashOf(hasher, d) }))).code).toBe(
+        'READ_ONLY',
+      );
       expect((await refusal(c.writeLink(tx, 'data/l', 'f.txt'))).code).toBe('READ_ONLY');
       expect((await refusal(c.deleteFile(tx, 'data/f.txt'))).code).toBe('READ_ONLY');
       expect((await refusal(c.commit(tx, snap('s2')))).code).toBe('READ_ONLY');
@@ -85,7 +95,9 @@ describe('dsg-agent serve --restrict-to-repository / --read-only (the bundle as 
 
   it('a bad --restrict-to-repository name is a configuration error before any session', async () => {
     await mkdir(join(tmp.dir, 'repos'));
-    const err = await openRemote(agent(join(tmp.dir, 'repos'), '--restrict-to-repository', '../etc'), 'proj').catch((e: unknown) => e);
+    const err = await openRemote(agent(join(tmp.dir, 'repos'), '--restrict-to-repository', '../etc'), 'proj').catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(TransportError);
     expect((err as Error).message).toMatch(/--restrict-to-repository "\.\.\/etc" is not a repository name/);
   });

@@ -7,7 +7,14 @@ import { once } from 'node:events';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LockedError, TransportError, ValidationError, newTransactionId, type HasherFactory } from '@dsg/contracts';
 import { requireSsh } from '@dsg/testenv';
-import { FrameKind, SshTransport, encodeHeader, openRemote, type AgentClient, type SshTransportOptions } from '@dsg/transports';
+import {
+  FrameKind,
+  SshTransport,
+  encodeHeader,
+  openRemote,
+  type AgentClient,
+  type SshTransportOptions,
+} from '@dsg/transports';
 import { createAgentHasher } from '../src/hasher.js';
 import { BUNDLE, alive, hashOf, hashStream, holder, snap, sshdSessionChain, tempDir, until } from './helpers.js';
 
@@ -38,7 +45,16 @@ function transport(root: string, logFile?: string, extra: Partial<SshTransportOp
     knownHostsFile: ssh!.knownHosts,
     sshConfigFile: join(tmp.dir, 'no-ssh-config'),
     agentSocket: null,
-    agentCommand: ['node', BUNDLE, 'serve', '--type', 'posix', '--root', root, ...(logFile ? ['--log-file', logFile] : [])],
+    agentCommand: [
+      'node',
+      BUNDLE,
+      'serve',
+      '--type',
+      'posix',
+      '--root',
+      root,
+      ...(logFile ? ['--log-file', logFile] : []),
+    ],
   });
   open.push(t);
   return t;
@@ -83,7 +99,10 @@ describe.skipIf(!ssh)('dsg-agent over real SSH (posix backend)', () => {
     const rss0 = process.memoryUsage().rss;
     let clientPeak = rss0;
     const sampler = setInterval(() => (clientPeak = Math.max(clientPeak, process.memoryUsage().rss)), 20);
-    const put = await c.writeFile(tx, 'big/big.bin', createReadStream(big, { highWaterMark: MiB }), { hash: bigHash, size: 200 * MiB });
+    const put = await c.writeFile(tx, 'big/big.bin', createReadStream(big, { highWaterMark: MiB }), {
+      hash: bigHash,
+      size: 200 * MiB,
+    });
     expect(put.size).toBe(200 * MiB);
     const agentAfterUpload = await c.stats();
 
@@ -115,7 +134,9 @@ describe.skipIf(!ssh)('dsg-agent over real SSH (posix backend)', () => {
     const agentEnd = await c.stats();
     const clientGrowth = clientPeak - rss0;
     const agentGrowth = Math.max(agentAfterUpload.peakRss!, agentEnd.peakRss!) - agentBase.rss;
-    console.log(`memory: client RSS growth ${(clientGrowth / MiB).toFixed(1)} MiB; agent peak RSS growth ${(agentGrowth / MiB).toFixed(1)} MiB (base ${(agentBase.rss / MiB).toFixed(1)} MiB)`);
+    console.log(
+      `memory: client RSS growth ${(clientGrowth / MiB).toFixed(1)} MiB; agent peak RSS growth ${(agentGrowth / MiB).toFixed(1)} MiB (base ${(agentBase.rss / MiB).toFixed(1)} MiB)`,
+    );
     expect(agentBase.peakRss).not.toBeNull();
     expect(clientGrowth).toBeLessThan(150 * MiB);
     expect(agentGrowth).toBeLessThan(150 * MiB);
@@ -138,7 +159,10 @@ describe.skipIf(!ssh)('dsg-agent over real SSH (posix backend)', () => {
         await new Promise((r) => setTimeout(r, 2));
       }
     }
-    const upload = c.writeFile(tx, 'huge.bin', slow(), { hash: '0123456789abcdef' }).then(() => null, (e: unknown) => e);
+    const upload = c.writeFile(tx, 'huge.bin', slow(), { hash: '0123456789abcdef' }).then(
+      () => null,
+      (e: unknown) => e,
+    );
     await until(() => sent > 8 * MiB, 120_000, 'upload under way');
     expect(existsSync(join(root, 'proj', 'lock'))).toBe(true);
     const chain = sshdSessionChain(agentPid);
@@ -174,7 +198,10 @@ describe.skipIf(!ssh)('dsg-agent over real SSH (posix backend)', () => {
     for (const pid of chain) process.kill(pid, 'SIGSTOP');
     try {
       const t0 = Date.now();
-      const err = await c.listSnapshots().then(() => null, (e: unknown) => e);
+      const err = await c.listSnapshots().then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(TransportError);
       expect(Date.now() - t0).toBeLessThan(60_000); // a hang guard: without keepalive a frozen connection would wait forever
     } finally {
@@ -207,7 +234,9 @@ describe.skipIf(!ssh)('dsg-agent over real SSH (posix backend)', () => {
     const { workPath } = await c.begin(tx);
     const d = Buffer.from('x');
     for (const p of ['../x', '/etc/passwd', 'a\0b', 'tx/../../x']) {
-      await expect(c.writeFile(tx, p, Readable.from([d]), { hash: hashOf(hasher, d) })).rejects.toBeInstanceOf(ValidationError);
+      await expect(c.writeFile(tx, p, Readable.from([d]), { hash: hashOf(hasher, d) })).rejects.toBeInstanceOf(
+        ValidationError,
+      );
     }
     await expect(c.writeLink(tx, 'l', '../../../etc')).rejects.toBeInstanceOf(ValidationError);
     expect(await readdir(workPath)).toEqual([]);
@@ -218,4 +247,3 @@ describe.skipIf(!ssh)('dsg-agent over real SSH (posix backend)', () => {
     expect(await readdir(join(root, 'proj'))).not.toContain('current');
   });
 });
-

@@ -23,11 +23,32 @@ afterEach(async () => tmp.remove());
 function agentAs(uid: number, root: string): LocalTransport {
   return new LocalTransport({
     mode: 'child',
-    command: ['sh', '-c', 'umask 002 && exec "$@"', 'sh', 'setpriv', `--reuid=${uid}`, `--regid=${GROUP}`, '--clear-groups', process.execPath, BUNDLE, 'serve', '--type', 'posix', '--root', root],
+    command: [
+      'sh',
+      '-c',
+      'umask 002 && exec "$@"',
+      'sh',
+      'setpriv',
+      `--reuid=${uid}`,
+      `--regid=${GROUP}`,
+      '--clear-groups',
+      process.execPath,
+      BUNDLE,
+      'serve',
+      '--type',
+      'posix',
+      '--root',
+      root,
+    ],
   });
 }
 
-async function syncAs(uid: number, root: string, n: number, text: string): Promise<{ lockMode: number; lockGid: number }> {
+async function syncAs(
+  uid: number,
+  root: string,
+  n: number,
+  text: string,
+): Promise<{ lockMode: number; lockGid: number }> {
   const t = agentAs(uid, root);
   const c = await openRemote(t, 'proj');
   try {
@@ -46,37 +67,50 @@ async function syncAs(uid: number, root: string, n: number, text: string): Promi
   }
 }
 
-describe.skipIf(!isRoot)('a team: two users of one group take turns on one posix repository (setgid root, umask 002)', () => {
-  it('each sync works for the other; directories keep the group and setgid; the lock is group-readable', async () => {
-    const root = join(tmp.dir, 'repos');
-    await mkdir(root);
-    await chown(tmp.dir, 0, GROUP);
-    await chmod(tmp.dir, 0o755);
-    await chown(root, 0, GROUP);
-    await chmod(root, 0o2775); // the server README's setup
-    const first = await syncAs(ANA, root, 1, 'from ana');
-    await syncAs(BEN, root, 2, 'from ben');
-    await syncAs(ANA, root, 3, 'ana again');
-    expect(first.lockMode).toBe(0o664);
-    expect(first.lockGid).toBe(GROUP);
-    for (const d of ['proj', 'proj/snapshots', 'proj/snapshots/s2', 'proj/snapshots/s2/data', 'proj/snapshots/s3/data/by-47102']) {
-      const st = await lstat(join(root, d));
-      expect(st.gid, d).toBe(GROUP);
-      expect(st.mode & 0o2000, `${d} setgid`).toBe(0o2000);
-    }
-    // snapshots stay sealed: no write bit anywhere
-    const s2 = await lstat(join(root, 'proj/snapshots/s2/data/shared.txt'));
-    expect(s2.mode & 0o222).toBe(0);
-    expect(s2.mode & 0o040).toBe(0o040); // the group can read what another member wrote
-    expect((await readdir(join(root, 'proj'))).sort()).toEqual(['current', 'snapshots']);
-    const t = agentAs(BEN, root);
-    const c = await openRemote(t, 'proj');
-    try {
-      expect((await c.listSnapshots()).map((s) => s.snapshotId)).toEqual(['s1', 's2', 's3']);
-      expect((await hashStream(hasher, await c.readFile('data/shared.txt'))).hash).toBe(hashOf(hasher, Buffer.from('ana again')));
-      expect((await hashStream(hasher, await c.readSnapshotFile('s2', 'data/shared.txt'))).hash).toBe(hashOf(hasher, Buffer.from('from ben')));
-    } finally {
-      await t.end();
-    }
-  });
-});
+describe.skipIf(!isRoot)(
+  'a team: two users of one group take turns on one posix repository (setgid root, umask 002)',
+  () => {
+    it('each sync works for the other; directories keep the group and setgid; the lock is group-readable', async () => {
+      const root = join(tmp.dir, 'repos');
+      await mkdir(root);
+      await chown(tmp.dir, 0, GROUP);
+      await chmod(tmp.dir, 0o755);
+      await chown(root, 0, GROUP);
+      await chmod(root, 0o2775); // the server README's setup
+      const first = await syncAs(ANA, root, 1, 'from ana');
+      await syncAs(BEN, root, 2, 'from ben');
+      await syncAs(ANA, root, 3, 'ana again');
+      expect(first.lockMode).toBe(0o664);
+      expect(first.lockGid).toBe(GROUP);
+      for (const d of [
+        'proj',
+        'proj/snapshots',
+        'proj/snapshots/s2',
+        'proj/snapshots/s2/data',
+        'proj/snapshots/s3/data/by-47102',
+      ]) {
+        const st = await lstat(join(root, d));
+        expect(st.gid, d).toBe(GROUP);
+        expect(st.mode & 0o2000, `${d} setgid`).toBe(0o2000);
+      }
+      // snapshots stay sealed: no write bit anywhere
+      const s2 = await lstat(join(root, 'proj/snapshots/s2/data/shared.txt'));
+      expect(s2.mode & 0o222).toBe(0);
+      expect(s2.mode & 0o040).toBe(0o040); // the group can read what another member wrote
+      expect((await readdir(join(root, 'proj'))).sort()).toEqual(['current', 'snapshots']);
+      const t = agentAs(BEN, root);
+      const c = await openRemote(t, 'proj');
+      try {
+        expect((await c.listSnapshots()).map((s) => s.snapshotId)).toEqual(['s1', 's2', 's3']);
+        expect((await hashStream(hasher, await c.readFile('data/shared.txt'))).hash).toBe(
+          hashOf(hasher, Buffer.from('ana again')),
+        );
+        expect((await hashStream(hasher, await c.readSnapshotFile('s2', 'data/shared.txt'))).hash).toBe(
+          hashOf(hasher, Buffer.from('from ben')),
+        );
+      } finally {
+        await t.end();
+      }
+    });
+  },
+);

@@ -25,7 +25,17 @@ beforeEach(() => {
     knownHostsFile: ssh!.knownHosts,
     sshConfigFile: '/nonexistent',
     agentSocket: null,
-    agentCommand: ['node', BUNDLE, 'serve', '--type', 'zfs', '--pool', parent.dataset, '--mountpoint', parent.mountpoint],
+    agentCommand: [
+      'node',
+      BUNDLE,
+      'serve',
+      '--type',
+      'zfs',
+      '--pool',
+      parent.dataset,
+      '--mountpoint',
+      parent.mountpoint,
+    ],
   });
 });
 afterEach(async () => {
@@ -49,7 +59,9 @@ describe.skipIf(!ssh || !zfs)('dsg-agent over real SSH (zfs backend, real pool)'
     await c.unlock();
     expect(existsSync(join(parent.mountpoint, '.proj.dsg-lock'))).toBe(false);
     expect((await hashStream(hasher, await c.readFile('data/f.txt'))).hash).toBe(hashOf(hasher, Buffer.from('second')));
-    expect((await hashStream(hasher, await c.readSnapshotFile('s1', 'data/f.txt'))).hash).toBe(hashOf(hasher, Buffer.from('first')));
+    expect((await hashStream(hasher, await c.readSnapshotFile('s1', 'data/f.txt'))).hash).toBe(
+      hashOf(hasher, Buffer.from('first')),
+    );
     expect((await c.listSnapshots()).map((s) => s.snapshotId)).toEqual(['s1', 's2']);
     expect(await c.listRepositories()).toEqual(['proj']);
     expect(listAll(parent.dataset).filter((n) => /-(init|sync|old)-|sync-temp/.test(n))).toEqual([]);

@@ -12,7 +12,16 @@ import { TransportError, ValidationError, type LockHolder, type RepositoryHost }
 import { createXxh3Hasher } from '@dsg/manifest';
 import { posixHost } from '@dsg/posix-ops';
 import { createZfsRunner, zfsHost } from '@dsg/zfs-ops';
-import { AgentClient, AgentServer, LocalTransport, agentTargetArgv, openRemote, type AgentClientOptions, type AgentTarget, type ChannelTransport } from '@dsg/transports';
+import {
+  AgentClient,
+  AgentServer,
+  LocalTransport,
+  agentTargetArgv,
+  openRemote,
+  type AgentClientOptions,
+  type AgentTarget,
+  type ChannelTransport,
+} from '@dsg/transports';
 import { recoverClient } from '@dsg/client-fs';
 import type { RepositoryConfig } from './config/project.js';
 import { hostSettings, type UserConfig } from './config/user.js';
@@ -54,14 +63,21 @@ export function isLocalHost(host: string | undefined): boolean {
 
 export function describeRepository(repo: RepositoryConfig, name: string): string {
   const host = repo.host ?? 'localhost';
-  return repo.type === 'zfs' ? `${host}:${repo.pool}/${name} (zfs, mounted at ${repo.mountpoint}/${name})` : `${host}:${path.posix.join(repo.root, name)} (${repo.flat ? 'xfs' : 'posix'})`;
+  return repo.type === 'zfs'
+    ? `${host}:${repo.pool}/${name} (zfs, mounted at ${repo.mountpoint}/${name})`
+    : `${host}:${path.posix.join(repo.root, name)} (${repo.flat ? 'xfs' : 'posix'})`;
 }
 
 /** The repositories a repository config names, on this machine: the CLI picks the host by type (RepositoryHost of @dsg/contracts owns the rest). */
 export function localHost(repo: RepositoryConfig): RepositoryHost {
   const hasher = createXxh3Hasher;
   return repo.type === 'zfs'
-    ? zfsHost({ parent: repo.pool, mountpoint: repo.mountpoint, hasher, ...(repo.sudo ? { runner: createZfsRunner({ sudo: true }) } : {}) })
+    ? zfsHost({
+        parent: repo.pool,
+        mountpoint: repo.mountpoint,
+        hasher,
+        ...(repo.sudo ? { runner: createZfsRunner({ sudo: true }) } : {}),
+      })
     : // the original's flat (xfs) repository when it is one on disk, or a new one of type xfs
       posixHost({ root: repo.root, hasher, preferFlat: repo.flat === true });
 }
@@ -78,7 +94,9 @@ export function localServer(repo: RepositoryConfig, log?: (s: string) => void): 
 
 /** Where a repository config's agent finds the repositories (a flat posix config is the agent's type xfs). */
 export function agentTarget(repo: RepositoryConfig): AgentTarget {
-  return repo.type === 'zfs' ? { type: 'zfs', pool: repo.pool, mountpoint: repo.mountpoint, sudo: repo.sudo === true } : { type: repo.flat ? 'xfs' : 'posix', root: repo.root };
+  return repo.type === 'zfs'
+    ? { type: 'zfs', pool: repo.pool, mountpoint: repo.mountpoint, sudo: repo.sudo === true }
+    : { type: repo.flat ? 'xfs' : 'posix', root: repo.root };
 }
 
 /** The agent command line for a remote host: `<agent…> serve --type … …` (the flags are the agent's own table). */
@@ -124,21 +142,37 @@ const within = (child: string, parent: string): boolean => child === parent || c
  * directories (every sync would snapshot the repository into itself) nor be
  * the project itself.
  */
-export function refuseRepositoryInProject(repo: RepositoryConfig, name: string, project: { root: string; dataDirs: readonly string[] }): void {
+export function refuseRepositoryInProject(
+  repo: RepositoryConfig,
+  name: string,
+  project: { root: string; dataDirs: readonly string[] },
+): void {
   if (!isLocalHost(repo.host)) return;
   const repoDir = realish(repo.type === 'zfs' ? path.join(repo.mountpoint, name) : path.join(repo.root, name));
   const root = realish(project.root);
-  const inside = [root, ...project.dataDirs.map((d) => realish(path.join(project.root, d)))].find((d) => (d === root ? repoDir === root : within(repoDir, d)));
+  const inside = [root, ...project.dataDirs.map((d) => realish(path.join(project.root, d)))].find((d) =>
+    d === root ? repoDir === root : within(repoDir, d),
+  );
   if (inside !== undefined) {
-    throw new ValidationError(`the repository ${repoDir} is ${inside === root ? 'the project itself' : `inside the data directory ${inside}`}: every sync would copy the repository into itself`, { path: repoDir }, {
-      code: 'REPOSITORY_IN_PROJECT',
-      recoveryHint: 'Keep repositories outside the project (e.g. --repo-path /srv/dsg).',
-    });
+    throw new ValidationError(
+      `the repository ${repoDir} is ${inside === root ? 'the project itself' : `inside the data directory ${inside}`}: every sync would copy the repository into itself`,
+      { path: repoDir },
+      {
+        code: 'REPOSITORY_IN_PROJECT',
+        recoveryHint: 'Keep repositories outside the project (e.g. --repo-path /srv/dsg).',
+      },
+    );
   }
 }
 
 /** Connect and open repository `name` (it may not exist yet: init). `project`: refuse a local repository inside it. */
-export async function connect(ctx: Ctx, given: RepositoryConfig, name: string, user: UserConfig | null, project?: { root: string; dataDirs: readonly string[] }): Promise<Connection> {
+export async function connect(
+  ctx: Ctx,
+  given: RepositoryConfig,
+  name: string,
+  user: UserConfig | null,
+  project?: { root: string; dataDirs: readonly string[] },
+): Promise<Connection> {
   const repo = withHostSettings(given, user);
   if (project) refuseRepositoryInProject(repo, name, project);
   const transport = await makeTransport(ctx, repo, user);
@@ -162,7 +196,12 @@ export async function connectHost(ctx: Ctx, given: RepositoryConfig, user: UserC
 }
 
 export function lockHolder(user: UserConfig | null): LockHolder {
-  return { user: user?.user_id ?? os.userInfo().username, host: os.hostname(), pid: process.pid, since: new Date().toISOString() };
+  return {
+    user: user?.user_id ?? os.userInfo().username,
+    host: os.hostname(),
+    pid: process.pid,
+    since: new Date().toISOString(),
+  };
 }
 
 /** Every command that touches a project first finishes or undoes an interrupted client transaction. */
@@ -173,6 +212,7 @@ export async function recoverProject(ctx: Ctx, root: string, conn: Connection | 
     // OUR sN, not one another client committed under the same id after this process died
     return snaps.some((s) => s.snapshotId === sid && (!hash || !s.manifestHash || s.manifestHash === hash));
   });
-  for (const t of report.transactions) ctx.out.warn(`recovered interrupted transaction ${t.transactionId}: ${t.action}`);
+  for (const t of report.transactions)
+    ctx.out.warn(`recovered interrupted transaction ${t.transactionId}: ${t.action}`);
   for (const l of report.leftovers) ctx.out.warn(`could not clean ${l.name}: ${l.error}`);
 }

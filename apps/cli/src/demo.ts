@@ -25,10 +25,18 @@ function put(file: string, content: string): void {
   writeFileSync(file, content);
 }
 
-function step(title: string, cwd: string, args: string[], check: (out: string) => boolean, asUser = 'alice@example.org'): string {
+function step(
+  title: string,
+  cwd: string,
+  args: string[],
+  check: (out: string) => boolean,
+  asUser = 'alice@example.org',
+): string {
   writeFileSync(path.join(base, 'config', 'dsg.yml'), `user_id: ${asUser}\nuser_name: ${asUser.split('@')[0]}\n`);
   console.log(`\n── ${title}`);
-  console.log(`$ cd ${path.relative(base, cwd) || '.'} && dsg ${args.map((a) => (/[\s"']/.test(a) ? JSON.stringify(a) : a)).join(' ')}`);
+  console.log(
+    `$ cd ${path.relative(base, cwd) || '.'} && dsg ${args.map((a) => (/[\s"']/.test(a) ? JSON.stringify(a) : a)).join(' ')}`,
+  );
   const r = spawnSync('node', [BIN, ...args], { cwd, env, encoding: 'utf8' });
   const out = (r.stdout + r.stderr).trimEnd();
   if (out) console.log(out.replace(/^/gm, '  '));
@@ -45,15 +53,36 @@ mkdirSync(repos);
 put(path.join(alice, 'input', 'interviews.csv'), 'id,district,year\n1,North,2019\n2,South,2020\n');
 put(path.join(alice, 'input', 'codebook.txt'), 'district: where the interview took place\n');
 put(path.join(alice, 'output', 'counts.csv'), 'district,n\nNorth,1\nSouth,1\n');
-console.log(`dsg demo in ${base}\n(a project "survey" for alice, a posix repository in ${path.relative(base, repos)}/, and a second working copy for bob)`);
+console.log(
+  `dsg demo in ${base}\n(a project "survey" for alice, a posix repository in ${path.relative(base, repos)}/, and a second working copy for bob)`,
+);
 
-step('alice creates the repository from her data (snapshot s1)', alice, ['init', '--host', 'localhost', '--repo-type', 'posix', '--repo-path', repos, '--repo-name', 'survey'], (o) => o.includes('at s1'));
+step(
+  'alice creates the repository from her data (snapshot s1)',
+  alice,
+  ['init', '--host', 'localhost', '--repo-type', 'posix', '--repo-path', repos, '--repo-name', 'survey'],
+  (o) => o.includes('at s1'),
+);
 put(path.join(alice, 'input', 'interviews.csv'), 'id,district,year\n1,North,2019\n2,South,2020\n3,East,2021\n');
-step('alice adds an interview; status shows what would be uploaded', alice, ['status'], (o) => o.includes('input/interviews.csv'));
+step('alice adds an interview; status shows what would be uploaded', alice, ['status'], (o) =>
+  o.includes('input/interviews.csv'),
+);
 step('alice syncs (snapshot s2)', alice, ['sync', '-m', 'third interview'], (o) => o.includes('s2 committed'));
-step('bob clones the repository', base, ['clone', `localhost:${repos}/survey`, 'bob'], (o) => o.includes('at s2'), 'bob@example.org');
+step(
+  'bob clones the repository',
+  base,
+  ['clone', `localhost:${repos}/survey`, 'bob'],
+  (o) => o.includes('at s2'),
+  'bob@example.org',
+);
 put(path.join(bob, 'output', 'counts.csv'), 'district,n\nNorth,1\nSouth,1\nEast,1\n');
-step('bob updates the counts and syncs back (snapshot s3)', bob, ['sync', '-m', 'counts with East'], (o) => o.includes('s3 committed'), 'bob@example.org');
+step(
+  'bob updates the counts and syncs back (snapshot s3)',
+  bob,
+  ['sync', '-m', 'counts with East'],
+  (o) => o.includes('s3 committed'),
+  'bob@example.org',
+);
 step("alice syncs and receives bob's change", alice, ['sync'], (o) => o.includes('1 downloaded'));
 const counts = readFileSync(path.join(alice, 'output', 'counts.csv'), 'utf8');
 if (!counts.includes('East')) {
@@ -61,8 +90,18 @@ if (!counts.includes('East')) {
   console.log("  ✗ alice's output/counts.csv does not have bob's change");
 }
 step('the history', alice, ['log'], (o) => ['s1', 's2', 's3'].every((s) => o.includes(s)));
-step('who changed output/counts.csv, and when', alice, ['blame', 'output/counts.csv'], (o) => o.includes('bob@example.org') && o.includes('alice@example.org'));
-step('fetch the first version of input/interviews.csv', alice, ['snapfetch', 'input/interviews.csv', '--snapshot', 's1'], (o) => o.includes('interviews.csv.s1'));
+step(
+  'who changed output/counts.csv, and when',
+  alice,
+  ['blame', 'output/counts.csv'],
+  (o) => o.includes('bob@example.org') && o.includes('alice@example.org'),
+);
+step(
+  'fetch the first version of input/interviews.csv',
+  alice,
+  ['snapfetch', 'input/interviews.csv', '--snapshot', 's1'],
+  (o) => o.includes('interviews.csv.s1'),
+);
 const old = readFileSync(path.join(alice, 'input', 'interviews.csv.s1'), 'utf8');
 if (old !== 'id,district,year\n1,North,2019\n2,South,2020\n') {
   failed++;

@@ -22,25 +22,41 @@ const MAX_PASSES = 64;
  * which loses nothing: the next sync takes them. `dryRun`: only says what the
  * first pass would rename.
  */
-export async function normalizeNames(o: Pick<ScanOptions, 'root' | 'dataDirs' | 'ignore' | 'user' | 'statCacheFile'> & { dryRun?: boolean }): Promise<Renamed[]> {
+export async function normalizeNames(
+  o: Pick<ScanOptions, 'root' | 'dataDirs' | 'ignore' | 'user' | 'statCacheFile'> & { dryRun?: boolean },
+): Promise<Renamed[]> {
   const done: Renamed[] = [];
   for (let pass = 0; pass < MAX_PASSES; pass++) {
-    const { warnings } = await scanProject({ root: o.root, dataDirs: o.dataDirs, user: o.user, ...(o.ignore ? { ignore: o.ignore } : {}), ...(o.statCacheFile ? { statCacheFile: o.statCacheFile } : {}) });
+    const { warnings } = await scanProject({
+      root: o.root,
+      dataDirs: o.dataDirs,
+      user: o.user,
+      ...(o.ignore ? { ignore: o.ignore } : {}),
+      ...(o.statCacheFile ? { statCacheFile: o.statCacheFile } : {}),
+    });
     const todo = warnings.flatMap((w) => (w.kind === 'name' && w.nfc ? [{ from: w.path, to: w.nfc }] : []));
     if (todo.length === 0 || o.dryRun) return [...done, ...todo];
     for (const r of todo) {
       const from = await resolveBeneath(o.root, r.from);
       const to = await resolveBeneath(o.root, r.to);
-      if (path.dirname(from) !== path.dirname(to)) throw new ValidationError(`cannot normalize ${JSON.stringify(r.from)}: its parent changes too`, { path: r.from });
+      if (path.dirname(from) !== path.dirname(to))
+        throw new ValidationError(`cannot normalize ${JSON.stringify(r.from)}: its parent changes too`, {
+          path: r.from,
+        });
       const taken = await lstat(to).then(
         () => true,
         (e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? false : Promise.reject(e)),
       );
       if (taken) {
-        throw new ValidationError(`cannot rename ${JSON.stringify(r.from)} to its NFC form: ${JSON.stringify(r.to)} exists`, { path: r.from }, {
-          code: 'NORMALIZE_TAKEN',
-          recoveryHint: 'Two names differ only by Unicode normalization; keep one (rename or remove the other), then sync again.',
-        });
+        throw new ValidationError(
+          `cannot rename ${JSON.stringify(r.from)} to its NFC form: ${JSON.stringify(r.to)} exists`,
+          { path: r.from },
+          {
+            code: 'NORMALIZE_TAKEN',
+            recoveryHint:
+              'Two names differ only by Unicode normalization; keep one (rename or remove the other), then sync again.',
+          },
+        );
       }
       await rename(from, to);
       done.push(r);

@@ -39,7 +39,10 @@ export function buildProgram(o: RunOptions, onResult: (code: number, out: Output
     .option('-v, --verbose', 'more detail (e.g. the sync state of each path)')
     .option('--debug', 'on error, print the stack trace and the command log')
     .showHelpAfterError('(run with --help for usage)')
-    .addHelpText('after', `\nExample:\n  $ dsg init --host localhost --repo-type posix --repo-path /srv/dsg\n  $ dsg sync -m "new extracts"\n${EXIT_CODES_HELP}`)
+    .addHelpText(
+      'after',
+      `\nExample:\n  $ dsg init --host localhost --repo-type posix --repo-path /srv/dsg\n  $ dsg sync -m "new extracts"\n${EXIT_CODES_HELP}`,
+    )
     .exitOverride()
     .configureOutput({
       writeOut: (s) => io.stdout.write(s),
@@ -51,11 +54,23 @@ export function buildProgram(o: RunOptions, onResult: (code: number, out: Output
     .command('completion')
     .description('print a shell completion script (bash or zsh)')
     .argument('<shell>', 'bash or zsh')
-    .addHelpText('after', `\nExample:\n  $ dsg completion bash > ~/.local/share/bash-completion/completions/dsg\n  $ dsg completion zsh > "\${fpath[1]}/_dsg"\n${EXIT_CODES_HELP}`)
+    .addHelpText(
+      'after',
+      `\nExample:\n  $ dsg completion bash > ~/.local/share/bash-completion/completions/dsg\n  $ dsg completion zsh > "\${fpath[1]}/_dsg"\n${EXIT_CODES_HELP}`,
+    )
     .action((shell: string) => {
       if (shell !== 'bash' && shell !== 'zsh') {
         const out = new Output(globalsOf(program), io);
-        onResult(reportError(out, new UsageError(`unknown shell ${JSON.stringify(shell)}`, 'Use `dsg completion bash` or `dsg completion zsh`.')), out);
+        onResult(
+          reportError(
+            out,
+            new UsageError(
+              `unknown shell ${JSON.stringify(shell)}`,
+              'Use `dsg completion bash` or `dsg completion zsh`.',
+            ),
+          ),
+          out,
+        );
         return;
       }
       io.stdout.write(shell === 'bash' ? bashCompletion(program) : zshCompletion(program));
@@ -130,7 +145,10 @@ export async function runCli(o: RunOptions): Promise<number> {
       const usage = new UsageError(err.message.replace(/^error: /, ''));
       const stderr = o.stderr ?? process.stderr;
       stderr.write(`hint: ${usage.recoveryHint}\n`);
-      if (wantsJson) (o.stdout ?? process.stdout).write(JSON.stringify({ error: serializeError(usage), exitCode: EXIT.usage }, null, 2) + '\n');
+      if (wantsJson)
+        (o.stdout ?? process.stdout).write(
+          JSON.stringify({ error: serializeError(usage), exitCode: EXIT.usage }, null, 2) + '\n',
+        );
       return EXIT.usage;
     }
     throw err;

@@ -36,9 +36,14 @@ export async function loadProject(ctx: Ctx): Promise<LoadedProject> {
 export async function openSession(ctx: Ctx, o: { needUser?: boolean } = {}): Promise<Session> {
   const project = await loadProject(ctx);
   const user = o.needUser ? await requireUserConfig(ctx.env) : await loadUserConfig(ctx.env);
-  ctx.out.log(`project ${project.root} (config ${project.file}${project.legacy ? ', legacy form' : ''}; connection from ${project.connection.source === 'shared' ? project.file : project.connection.file})`);
+  ctx.out.log(
+    `project ${project.root} (config ${project.file}${project.legacy ? ', legacy form' : ''}; connection from ${project.connection.source === 'shared' ? project.file : project.connection.file})`,
+  );
   if (user) ctx.out.log(`user config ${user.file}`);
-  const conn = await connect(ctx, project.config.repository, project.config.name, user?.config ?? null, { root: project.root, dataDirs: project.config.data_dirs });
+  const conn = await connect(ctx, project.config.repository, project.config.name, user?.config ?? null, {
+    root: project.root,
+    dataDirs: project.config.data_dirs,
+  });
   try {
     await recoverProject(ctx, project.root, conn);
   } catch (e) {
@@ -49,7 +54,11 @@ export async function openSession(ctx: Ctx, o: { needUser?: boolean } = {}): Pro
 }
 
 /** Run `fn` with a session, always closing the connection. */
-export async function withSession<T>(ctx: Ctx, fn: (s: Session) => Promise<T>, o: { needUser?: boolean } = {}): Promise<T> {
+export async function withSession<T>(
+  ctx: Ctx,
+  fn: (s: Session) => Promise<T>,
+  o: { needUser?: boolean } = {},
+): Promise<T> {
   const s = await openSession(ctx, o);
   try {
     return await fn(s);

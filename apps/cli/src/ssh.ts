@@ -8,7 +8,11 @@ import { hostSettings, type UserConfig } from './config/user.js';
  * ~/.ssh/config or user ssh.config_file), optional port/user from the
  * project config, key and known_hosts from the user config.
  */
-export function sshTransport(repo: RepositoryConfig, user: UserConfig | null, agentCommand: string[]): Promise<SshTransport> {
+export function sshTransport(
+  repo: RepositoryConfig,
+  user: UserConfig | null,
+  agentCommand: string[],
+): Promise<SshTransport> {
   const ssh = user?.ssh;
   const keyPath = hostSettings(user, repo.host)?.key_path ?? ssh?.key_path;
   return Promise.resolve(
@@ -37,9 +41,13 @@ export function agentIdleTimeoutMs(user: UserConfig | null, env: NodeJS.ProcessE
   if (raw !== undefined && raw !== '') {
     const s = Number(raw);
     if (!Number.isFinite(s) || s < 0) {
-      throw new ConfigError(`DSG_AGENT_TIMEOUT=${JSON.stringify(raw)} is not a number of seconds`, { field: 'DSG_AGENT_TIMEOUT' }, {
-        recoveryHint: 'Set DSG_AGENT_TIMEOUT to the seconds to wait for a silent agent (0 = forever), or unset it.',
-      });
+      throw new ConfigError(
+        `DSG_AGENT_TIMEOUT=${JSON.stringify(raw)} is not a number of seconds`,
+        { field: 'DSG_AGENT_TIMEOUT' },
+        {
+          recoveryHint: 'Set DSG_AGENT_TIMEOUT to the seconds to wait for a silent agent (0 = forever), or unset it.',
+        },
+      );
     }
     return Math.round(s * 1000);
   }

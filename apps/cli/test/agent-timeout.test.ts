@@ -4,7 +4,8 @@ import { DEFAULT_AGENT_TIMEOUT_S, agentIdleTimeoutMs } from '../src/ssh.js';
 import { userConfigSchema } from '../src/config/user.js';
 
 describe('agent idle timeout (stalled agent)', () => {
-  const user = (agent_timeout?: number) => userConfigSchema.parse({ user_id: 'a@b.org', ...(agent_timeout === undefined ? {} : { ssh: { agent_timeout } }) });
+  const user = (agent_timeout?: number) =>
+    userConfigSchema.parse({ user_id: 'a@b.org', ...(agent_timeout === undefined ? {} : { ssh: { agent_timeout } }) });
   it('defaults to 60 s; ssh.agent_timeout sets it; DSG_AGENT_TIMEOUT overrides; 0 = never', () => {
     expect(DEFAULT_AGENT_TIMEOUT_S).toBe(60);
     expect(agentIdleTimeoutMs(null, {})).toBe(60_000);

@@ -30,7 +30,11 @@ describe('bad input: exit code and message as documented, nothing changed', () =
 
   it('no user config → exit 2 naming the file to create', () => {
     const sb = sandbox();
-    const env = { ...sb.env, DSG_CONFIG_HOME: path.join(sb.dir, 'nowhere'), XDG_CONFIG_HOME: path.join(sb.dir, 'nowhere') };
+    const env = {
+      ...sb.env,
+      DSG_CONFIG_HOME: path.join(sb.dir, 'nowhere'),
+      XDG_CONFIG_HOME: path.join(sb.dir, 'nowhere'),
+    };
     const dir = project(sb, 'name: d\nrepository: {type: posix, root: /tmp}\n');
     const r = dsg(dir, env, 'status');
     expect(r.code).toBe(2);
@@ -72,11 +76,27 @@ describe('bad input: exit code and message as documented, nothing changed', () =
 
   it('a local repository inside a data directory (or the project itself) → refused, nothing created', () => {
     const sb = sandbox();
-    for (const [root, name] of [['input/repos', 'd'], ['.', 'p']] as const) {
+    for (const [root, name] of [
+      ['input/repos', 'd'],
+      ['.', 'p'],
+    ] as const) {
       const dir = path.join(sb.dir, 'p');
       write(path.join(dir, 'input', 'a.csv'), 'a\n');
       const before = listing(sb.dir);
-      const r = dsg(dir, sb.env, '--json', 'init', '--host', 'localhost', '--repo-type', 'posix', '--repo-path', path.resolve(dir, root), '--repo-name', name);
+      const r = dsg(
+        dir,
+        sb.env,
+        '--json',
+        'init',
+        '--host',
+        'localhost',
+        '--repo-type',
+        'posix',
+        '--repo-path',
+        path.resolve(dir, root),
+        '--repo-name',
+        name,
+      );
       expect(r.code, r.stderr).toBe(1);
       const doc = errorDocSchema.parse(JSON.parse(r.stdout));
       expect(doc.error.code).toBe('REPOSITORY_IN_PROJECT');
@@ -136,7 +156,8 @@ describe('bad input: exit code and message as documented, nothing changed', () =
   });
 
   describe.skipIf(!ssh)('over ssh', () => {
-    const userYaml = (knownHosts: string): string => `user_id: ana@example.org\nssh:\n  key_path: ${ssh!.key}\n  known_hosts: ${knownHosts}\n`;
+    const userYaml = (knownHosts: string): string =>
+      `user_id: ana@example.org\nssh:\n  key_path: ${ssh!.key}\n  known_hosts: ${knownHosts}\n`;
     const cfg = (host: string, port: number): string =>
       `name: d\nrepository:\n  type: posix\n  host: ${host}\n  port: ${port}\n  user: ${ssh!.user}\n  root: /tmp\n  agent: [node, ${AGENT}]\n`;
 
@@ -155,7 +176,11 @@ describe('bad input: exit code and message as documented, nothing changed', () =
     it('wrong host key → exit 1, refused (never auto-accepted)', () => {
       const kh = path.join(mkdtempSync(path.join(os.tmpdir(), 'dsg-kh-')), 'known_hosts');
       // a valid ed25519 key that is not the server's
-      const other = readFileSync(ssh!.key.replace(/id_ed25519$/, 'id_ed25519.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' ');
+      const other = readFileSync(ssh!.key.replace(/id_ed25519$/, 'id_ed25519.pub'), 'utf8')
+        .trim()
+        .split(' ')
+        .slice(0, 2)
+        .join(' ');
       writeFileSync(kh, `[127.0.0.1]:${ssh!.port} ${other}\n`);
       const sb = sandbox(userYaml(kh));
       const dir = project(sb, cfg('127.0.0.1', ssh!.port));

@@ -13,7 +13,10 @@ function project(yaml: string): string {
 }
 
 async function configError(p: Promise<unknown>): Promise<ConfigError> {
-  const e = await p.then(() => null, (x: unknown) => x);
+  const e = await p.then(
+    () => null,
+    (x: unknown) => x,
+  );
   expect(e).toBeInstanceOf(ConfigError);
   return e as ConfigError;
 }
@@ -29,13 +32,23 @@ describe('project config', () => {
   });
 
   it('reads xfs as posix and a zfs repository with an agent command', async () => {
-    expect((await loadProjectConfig(project('name: d\nrepository: {type: xfs, root: /r}\n'))).config.repository.type).toBe('posix');
-    const z = await loadProjectConfig(project('name: d\nrepository: {type: zfs, host: srv, pool: tank/dsg, mountpoint: /var/repos/dsg, agent: /usr/local/bin/dsg-agent}\n'));
+    expect(
+      (await loadProjectConfig(project('name: d\nrepository: {type: xfs, root: /r}\n'))).config.repository.type,
+    ).toBe('posix');
+    const z = await loadProjectConfig(
+      project(
+        'name: d\nrepository: {type: zfs, host: srv, pool: tank/dsg, mountpoint: /var/repos/dsg, agent: /usr/local/bin/dsg-agent}\n',
+      ),
+    );
     expect(z.config.repository).toMatchObject({ type: 'zfs', pool: 'tank/dsg', agent: ['/usr/local/bin/dsg-agent'] });
   });
 
   it('reads the legacy transport: ssh form', async () => {
-    const p = await loadProjectConfig(project('name: old\ntransport: ssh\nssh:\n  host: srv\n  path: /var/repos/zsd\n  name: old\n  type: zfs\nproject:\n  data_dirs: [input]\n'));
+    const p = await loadProjectConfig(
+      project(
+        'name: old\ntransport: ssh\nssh:\n  host: srv\n  path: /var/repos/zsd\n  name: old\n  type: zfs\nproject:\n  data_dirs: [input]\n',
+      ),
+    );
     expect(p.legacy).toBe(true);
     expect(p.config.repository).toEqual({ type: 'zfs', host: 'srv', pool: 'zsd', mountpoint: '/var/repos/zsd' });
     expect(p.config.data_dirs).toEqual(['input']);
@@ -50,7 +63,9 @@ describe('project config', () => {
   });
 
   it('names the line of invalid YAML', async () => {
-    const e = await configError(loadProjectConfig(project('name: demo\nrepository:\n  type: posix\n   root: [unclosed\n')));
+    const e = await configError(
+      loadProjectConfig(project('name: demo\nrepository:\n  type: posix\n   root: [unclosed\n')),
+    );
     expect(e.message).toMatch(/\.dsgconfig\.yml:\d+: invalid YAML/);
     expect(e.details.line).toBeGreaterThanOrEqual(3);
   });
@@ -58,7 +73,9 @@ describe('project config', () => {
   it('refuses an unknown backend type and an unknown key', async () => {
     const e1 = await configError(loadProjectConfig(project('name: d\nrepository:\n  type: ntfs\n  root: /r\n')));
     expect(e1.message).toMatch(/:3: repository\.type: .*zfs or posix/);
-    const e2 = await configError(loadProjectConfig(project('name: d\nrepository: {type: posix, root: /r}\ndata_dir: [x]\n')));
+    const e2 = await configError(
+      loadProjectConfig(project('name: d\nrepository: {type: posix, root: /r}\ndata_dir: [x]\n')),
+    );
     expect(e2.message).toMatch(/:3: data_dir: unknown key/);
   });
 
@@ -71,7 +88,12 @@ describe('project config', () => {
 
 describe('user config', () => {
   it('tries DSG_CONFIG_HOME, XDG_CONFIG_HOME, ~/.config, /etc in that order', () => {
-    expect(userConfigCandidates({ DSG_CONFIG_HOME: '/a', XDG_CONFIG_HOME: '/b', HOME: '/h' })).toEqual(['/a/dsg.yml', '/b/dsg/dsg.yml', '/h/.config/dsg/dsg.yml', '/etc/dsg/dsg.yml']);
+    expect(userConfigCandidates({ DSG_CONFIG_HOME: '/a', XDG_CONFIG_HOME: '/b', HOME: '/h' })).toEqual([
+      '/a/dsg.yml',
+      '/b/dsg/dsg.yml',
+      '/h/.config/dsg/dsg.yml',
+      '/etc/dsg/dsg.yml',
+    ]);
   });
 
   it('loads and validates, with backup_on_conflict defaulting to true', async () => {

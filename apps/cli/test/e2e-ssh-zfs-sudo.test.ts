@@ -42,15 +42,44 @@ describe.skipIf(!zfs || !agent)('a non-root agent with the documented sudo rule 
     if (agentBin) rmSync(path.dirname(agentBin), { recursive: true, force: true });
   });
 
-  const sshArgs = (): string[] => ['--port', String(agent!.ssh.port), '--ssh-user', agent!.user, '--agent', 'node', '--agent', agentBin];
-  const userYaml = (): string => `user_id: ana@example.org\nuser_name: Ana\nssh:\n  key_path: ${agent!.ssh.key}\n  known_hosts: ${agent!.ssh.knownHosts}\n`;
+  const sshArgs = (): string[] => [
+    '--port',
+    String(agent!.ssh.port),
+    '--ssh-user',
+    agent!.user,
+    '--agent',
+    'node',
+    '--agent',
+    agentBin,
+  ];
+  const userYaml = (): string =>
+    `user_id: ana@example.org\nuser_name: Ana\nssh:\n  key_path: ${agent!.ssh.key}\n  known_hosts: ${agent!.ssh.knownHosts}\n`;
 
   it('init --sudo, sync, clone, snapmount and validate-chain work; the files belong to the agent user', () => {
     const sb = sandbox(userYaml());
     const A = path.join(sb.dir, 'a');
     write(path.join(A, 'input', 'survey.csv'), 'id\n1\n');
     const init = JSON.parse(
-      ok(dsg(A, sb.env, '--json', 'init', '--host', agent!.ssh.host, '--repo-type', 'zfs', '--pool', parent, '--repo-path', mountpoint, '--repo-name', 'team', '--sudo', ...sshArgs())).stdout,
+      ok(
+        dsg(
+          A,
+          sb.env,
+          '--json',
+          'init',
+          '--host',
+          agent!.ssh.host,
+          '--repo-type',
+          'zfs',
+          '--pool',
+          parent,
+          '--repo-path',
+          mountpoint,
+          '--repo-name',
+          'team',
+          '--sudo',
+          ...sshArgs(),
+        ),
+      ).stdout,
     );
     expect(syncSchema.parse(init)).toMatchObject({ snapshotId: 's1', committed: true });
     // sudo is this login's need, not the team's: it is in the working copy's local settings only
@@ -61,18 +90,41 @@ describe.skipIf(!zfs || !agent)('a non-root agent with the documented sudo rule 
     expect(statSync(path.join(mountpoint, 'team', 'input', 'survey.csv')).uid).toBe(uid);
 
     write(path.join(A, 'input', 'survey.csv'), 'id\n1\n2\n');
-    expect(syncSchema.parse(JSON.parse(ok(dsg(A, sb.env, '--json', 'sync', '-m', 'second')).stdout))).toMatchObject({ snapshotId: 's2' });
+    expect(syncSchema.parse(JSON.parse(ok(dsg(A, sb.env, '--json', 'sync', '-m', 'second')).stdout))).toMatchObject({
+      snapshotId: 's2',
+    });
 
-    ok(dsg(sb.dir, sb.env, 'clone', `${agent!.ssh.host}:${mountpoint}/team`, 'b', '--repo-type', 'zfs', '--pool', parent, '--sudo', ...sshArgs()));
+    ok(
+      dsg(
+        sb.dir,
+        sb.env,
+        'clone',
+        `${agent!.ssh.host}:${mountpoint}/team`,
+        'b',
+        '--repo-type',
+        'zfs',
+        '--pool',
+        parent,
+        '--sudo',
+        ...sshArgs(),
+      ),
+    );
     expect(readFileSync(path.join(sb.dir, 'b', 'input', 'survey.csv'), 'utf8')).toBe('id\n1\n2\n');
 
     const m = snapmountSchema.parse(JSON.parse(ok(dsg(A, sb.env, '--json', 'snapmount', '--snapshot', 's1')).stdout));
     expect(readFileSync(path.join(m.mountpoint, 'input', 'survey.csv'), 'utf8')).toBe('id\n1\n');
     ok(dsg(A, sb.env, 'snapmount', '--unmount', m.mountpoint));
 
-    expect(validateChainSchema.parse(JSON.parse(ok(dsg(A, sb.env, '--json', 'validate-chain')).stdout))).toMatchObject({ ok: true, snapshots: 2 });
+    expect(validateChainSchema.parse(JSON.parse(ok(dsg(A, sb.env, '--json', 'validate-chain')).stdout))).toMatchObject({
+      ok: true,
+      snapshots: 2,
+    });
     // nothing left behind: the repository, its snapshots, no temp or view datasets
-    expect(listAll(parent).filter((n) => n !== parent)).toEqual([`${parent}/team`, `${parent}/team@s1`, `${parent}/team@s2`]);
+    expect(listAll(parent).filter((n) => n !== parent)).toEqual([
+      `${parent}/team`,
+      `${parent}/team@s1`,
+      `${parent}/team@s2`,
+    ]);
   });
 
   it('without sudo: a clear permission error with the hint, and nothing created', () => {
@@ -80,7 +132,23 @@ describe.skipIf(!zfs || !agent)('a non-root agent with the documented sudo rule 
     const A = path.join(sb.dir, 'a');
     write(path.join(A, 'input', 'x.csv'), 'x\n');
     const before = listAll(parent);
-    const r = dsg(A, sb.env, '--json', 'init', '--host', agent!.ssh.host, '--repo-type', 'zfs', '--pool', parent, '--repo-path', mountpoint, '--repo-name', 'nosudo', ...sshArgs());
+    const r = dsg(
+      A,
+      sb.env,
+      '--json',
+      'init',
+      '--host',
+      agent!.ssh.host,
+      '--repo-type',
+      'zfs',
+      '--pool',
+      parent,
+      '--repo-path',
+      mountpoint,
+      '--repo-name',
+      'nosudo',
+      ...sshArgs(),
+    );
     expect(r.code).toBe(1);
     const doc = errorDocSchema.parse(JSON.parse(r.stdout));
     expect(doc.error.message).toMatch(/permission denied/i);

@@ -12,7 +12,16 @@ afterAll(() => {
   for (const p of parents) p.destroy();
 });
 
-const sshArgs = (): string[] => ['--port', String(ssh!.port), '--ssh-user', ssh!.user, '--agent', 'node', '--agent', AGENT];
+const sshArgs = (): string[] => [
+  '--port',
+  String(ssh!.port),
+  '--ssh-user',
+  ssh!.user,
+  '--agent',
+  'node',
+  '--agent',
+  AGENT,
+];
 
 describe.skipIf(!zfs || !ssh)('end to end: over the real sshd to the real zfs-fuse pool', () => {
   const parent = freshParent(zfs!, 'cli');
@@ -21,13 +30,24 @@ describe.skipIf(!zfs || !ssh)('end to end: over the real sshd to the real zfs-fu
     label: 'zfs/ssh',
     snapmountMakesView: true,
     initArgs: () => [
-      '--host', ssh!.host,
-      '--repo-type', 'zfs',
-      '--pool', parent.dataset,
-      '--repo-path', parent.mountpoint,
+      '--host',
+      ssh!.host,
+      '--repo-type',
+      'zfs',
+      '--pool',
+      parent.dataset,
+      '--repo-path',
+      parent.mountpoint,
       ...sshArgs(),
     ],
-    cloneArgs: (name) => [`${ssh!.host}:${parent.mountpoint}/${name}`, '--repo-type', 'zfs', '--pool', parent.dataset, ...sshArgs()],
+    cloneArgs: (name) => [
+      `${ssh!.host}:${parent.mountpoint}/${name}`,
+      '--repo-type',
+      'zfs',
+      '--pool',
+      parent.dataset,
+      ...sshArgs(),
+    ],
     userYaml: `ssh:\n  key_path: ${ssh!.key}\n  known_hosts: ${ssh!.knownHosts}\n`,
     repoListing: (name) => [
       ...listAll(parent.dataset).filter((n) => n.includes(name)),

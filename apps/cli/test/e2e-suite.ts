@@ -3,7 +3,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect, it } from 'vitest';
 import type { z } from 'zod';
-import { errorDocSchema, logSchema, blameSchema, snapfetchSchema, snapmountSchema, statusSchema, syncSchema, validateChainSchema, listFilesSchema } from '../src/output/json-schemas.js';
+import {
+  errorDocSchema,
+  logSchema,
+  blameSchema,
+  snapfetchSchema,
+  snapmountSchema,
+  statusSchema,
+  syncSchema,
+  validateChainSchema,
+  listFilesSchema,
+} from '../src/output/json-schemas.js';
 import { dsg, listing, ok, sandbox, write, type RunResult } from './helpers.js';
 
 export interface Backend {
@@ -48,7 +58,10 @@ export function e2eSuite(b: Backend): void {
     const st = json(statusSchema, ok(dsg(A, sb.env, '--json', 'status')));
     expect(st.upload).toEqual(['input/survey.csv']);
     expect(st.paths[0]?.state).toBe('sLCR__C_eq_R_ne_L');
-    expect(json(syncSchema, ok(dsg(A, sb.env, '--json', 'sync', '-m', 'second wave')))).toMatchObject({ snapshotId: 's2', committed: true });
+    expect(json(syncSchema, ok(dsg(A, sb.env, '--json', 'sync', '-m', 'second wave')))).toMatchObject({
+      snapshotId: 's2',
+      committed: true,
+    });
 
     // clone into B
     const cl = json(syncSchema, ok(dsg(sb.dir, sb.env, '--json', 'clone', ...b.cloneArgs(name), 'b')));
@@ -66,13 +79,24 @@ export function e2eSuite(b: Backend): void {
     // log, blame, list-files
     const log = json(logSchema, ok(dsg(A, sb.env, '--json', 'log')));
     expect(log.snapshots.map((s) => s.snapshotId)).toEqual(['s3', 's2', 's1']);
-    expect(log.snapshots[1]).toMatchObject({ message: 'second wave', user: 'ana@example.org', changed: 1, added: 0, removed: 0 });
+    expect(log.snapshots[1]).toMatchObject({
+      message: 'second wave',
+      user: 'ana@example.org',
+      changed: 1,
+      added: 0,
+      removed: 0,
+    });
     const human = ok(dsg(A, sb.env, 'log', '-n', '1')).stdout;
     expect(human).toContain('s3');
     expect(human).not.toContain('s2 ');
     const blame = json(blameSchema, ok(dsg(path.join(A, 'input'), sb.env, '--json', 'blame', 'survey.csv')));
-    expect(blame.events.map((e) => [e.snapshotId, e.change])).toEqual([['s1', 'added'], ['s2', 'changed']]);
-    expect(json(listFilesSchema, ok(dsg(A, sb.env, '--json', 'list-files'))).entries.map((e) => e.path)).toContain('output/result.txt');
+    expect(blame.events.map((e) => [e.snapshotId, e.change])).toEqual([
+      ['s1', 'added'],
+      ['s2', 'changed'],
+    ]);
+    expect(json(listFilesSchema, ok(dsg(A, sb.env, '--json', 'list-files'))).entries.map((e) => e.path)).toContain(
+      'output/result.txt',
+    );
 
     // snapfetch of the old version: bytes equal; never overwrites without --force
     const sf = json(snapfetchSchema, ok(dsg(A, sb.env, '--json', 'snapfetch', 'input/survey.csv', '--snapshot', 's1')));
@@ -96,7 +120,10 @@ export function e2eSuite(b: Backend): void {
       expect(again.stderr).toMatch(/no snapshot of .* is mounted at/);
     }
 
-    expect(json(validateChainSchema, ok(dsg(A, sb.env, '--json', 'validate-chain')))).toMatchObject({ ok: true, snapshots: 3 });
+    expect(json(validateChainSchema, ok(dsg(A, sb.env, '--json', 'validate-chain')))).toMatchObject({
+      ok: true,
+      snapshots: 3,
+    });
 
     // conflict: both change the same file → exit 3, conflicts.txt, nothing changed anywhere
     ok(dsg(B, sb.env, 'sync')); // B catches up (nothing to do)
@@ -139,7 +166,10 @@ export function e2eSuite(b: Backend): void {
     expect(kept).toHaveLength(1);
     expect(readFileSync(path.join(B, 'output', kept[0]!), 'utf8')).toBe('B loses\n');
     unlinkSync(path.join(B, 'output', kept[0]!));
-    writeFileSync(path.join(sb.dir, 'cfg', 'dsg.yml'), `user_id: ana@example.org\nuser_name: Ana\nbackup_on_conflict: false\n${b.userYaml ?? ''}`);
+    writeFileSync(
+      path.join(sb.dir, 'cfg', 'dsg.yml'),
+      `user_id: ana@example.org\nuser_name: Ana\nbackup_on_conflict: false\n${b.userYaml ?? ''}`,
+    );
     expect(resolveRemote('B loses again\n', 'A wins again\n')).toEqual([]);
   });
 
@@ -153,7 +183,10 @@ export function e2eSuite(b: Backend): void {
 
     writeFileSync(
       b.lockFile(name),
-      JSON.stringify({ holder: { user: 'carl@example.org', host: os.hostname(), pid: process.pid, since: '2026-01-01T00:00:00Z' }, agent: { host: os.hostname(), pid: process.pid, session: 'test' } }) + '\n',
+      JSON.stringify({
+        holder: { user: 'carl@example.org', host: os.hostname(), pid: process.pid, since: '2026-01-01T00:00:00Z' },
+        agent: { host: os.hostname(), pid: process.pid, session: 'test' },
+      }) + '\n',
     );
     const beforeA = listing(A, noMeta);
     const beforeRepo = b.repoListing(name);

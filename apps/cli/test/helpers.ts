@@ -15,12 +15,20 @@ export interface RunResult {
 }
 
 /** A sandbox: its own HOME and DSG_CONFIG_HOME with a user config. */
-export function sandbox(userYaml = 'user_id: ana@example.org\nuser_name: Ana\n'): { dir: string; env: NodeJS.ProcessEnv } {
+export function sandbox(userYaml = 'user_id: ana@example.org\nuser_name: Ana\n'): {
+  dir: string;
+  env: NodeJS.ProcessEnv;
+} {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'dsg-cli-test-'));
   mkdirSync(path.join(dir, 'home'));
   mkdirSync(path.join(dir, 'cfg'));
   writeFileSync(path.join(dir, 'cfg', 'dsg.yml'), userYaml);
-  const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'], HOME: path.join(dir, 'home'), DSG_CONFIG_HOME: path.join(dir, 'cfg'), NO_COLOR: '1' };
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env['PATH'],
+    HOME: path.join(dir, 'home'),
+    DSG_CONFIG_HOME: path.join(dir, 'cfg'),
+    NO_COLOR: '1',
+  };
   return { dir, env };
 }
 

@@ -7,7 +7,17 @@
  * flat tree `<repo>/<name>/` with `.dsg/` inside.
  */
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, type Stats } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  type Stats,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +25,9 @@ import { expect } from 'vitest';
 import { statusSchema } from '../src/output/json-schemas.js';
 
 // shared/ sits beside the checkout (the workspace and CI both lay it there)
-export const FIXTURES = process.env['DSG_INTEROP_FIXTURES'] ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'shared', 'interop', 'fixtures');
+export const FIXTURES =
+  process.env['DSG_INTEROP_FIXTURES'] ??
+  path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'shared', 'interop', 'fixtures');
 /** The same trees as a pax tar: exact mtimes, symlinks and empty directories (git keeps none of the first and last). */
 export const FIXTURES_TAR = path.join(FIXTURES, '..', 'fixtures.tar.gz');
 
@@ -25,8 +37,11 @@ export const FIXTURES_TAR = path.join(FIXTURES, '..', 'fixtures.tar.gz');
  */
 export function requireFixtures(names: readonly string[] = [], o: { tar?: boolean } = {}): void {
   if (process.env['DSG_REQUIRE_REAL'] !== '1') return;
-  if (!existsSync(FIXTURES)) throw new Error(`the interop fixtures are missing at ${FIXTURES} (set DSG_INTEROP_FIXTURES)`);
-  for (const n of names) if (!existsSync(path.join(FIXTURES, n))) throw new Error(`the interop fixture ${n} is missing at ${FIXTURES} (set DSG_INTEROP_FIXTURES)`);
+  if (!existsSync(FIXTURES))
+    throw new Error(`the interop fixtures are missing at ${FIXTURES} (set DSG_INTEROP_FIXTURES)`);
+  for (const n of names)
+    if (!existsSync(path.join(FIXTURES, n)))
+      throw new Error(`the interop fixture ${n} is missing at ${FIXTURES} (set DSG_INTEROP_FIXTURES)`);
   if (o.tar && !existsSync(FIXTURES_TAR)) throw new Error(`the interop fixtures tar is missing at ${FIXTURES_TAR}`);
 }
 
@@ -59,7 +74,9 @@ export function fixture(name: string, from: 'directory' | 'tar' = 'directory'): 
   made.push(dir);
   if (from === 'tar') {
     // the tar holds <name>/project… and <name>/repo; GNU tar only warns about odd mtimes
-    execFileSync('tar', ['xzf', FIXTURES_TAR, '-C', dir, '--strip-components=1', name], { stdio: ['ignore', 'ignore', 'ignore'] });
+    execFileSync('tar', ['xzf', FIXTURES_TAR, '-C', dir, '--strip-components=1', name], {
+      stdio: ['ignore', 'ignore', 'ignore'],
+    });
   } else {
     cpSync(path.join(FIXTURES, name), dir, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
   }
@@ -72,7 +89,13 @@ export function fixture(name: string, from: 'directory' | 'tar' = 'directory'): 
     writeFileSync(cfg, readFileSync(cfg, 'utf8').replaceAll('__REPO_ROOT__', repoRoot));
     execFileSync('touch', ['-d', st.mtime.toISOString(), cfg]);
   }
-  return { dir, project: path.join(dir, 'project'), repo: path.join(repoRoot, name), repoRoot, other: (n) => path.join(dir, n) };
+  return {
+    dir,
+    project: path.join(dir, 'project'),
+    repo: path.join(repoRoot, name),
+    repoRoot,
+    other: (n) => path.join(dir, n),
+  };
 }
 
 /** rel → describe(full path, lstat) of every file and link under root, the top-level `.dsg/` left out. */
@@ -102,7 +125,14 @@ export function expectInSync(stdout: string, head: string): void {
   const s = statusSchema.parse(JSON.parse(stdout));
   expect(s.remoteSnapshot).toBe(head);
   expect(s.clean).toBe(true);
-  expect({ upload: s.upload, download: s.download, deleteLocal: s.deleteLocal, deleteRemote: s.deleteRemote, conflicts: s.conflicts, invalid: s.invalidNames }).toEqual({
+  expect({
+    upload: s.upload,
+    download: s.download,
+    deleteLocal: s.deleteLocal,
+    deleteRemote: s.deleteRemote,
+    conflicts: s.conflicts,
+    invalid: s.invalidNames,
+  }).toEqual({
     upload: [],
     download: [],
     deleteLocal: [],
@@ -118,6 +148,8 @@ export function expectFlat(repo: string, head: string): void {
   expect(existsSync(path.join(repo, 'snapshots'))).toBe(false);
   expect(existsSync(path.join(repo, 'lock'))).toBe(false);
   expect(existsSync(path.join(repo, '.dsg', 'tx'))).toBe(false);
-  const md = (JSON.parse(readFileSync(path.join(repo, '.dsg', 'last-sync.json'), 'utf8')) as { metadata: { snapshot_id: string } }).metadata;
+  const md = (
+    JSON.parse(readFileSync(path.join(repo, '.dsg', 'last-sync.json'), 'utf8')) as { metadata: { snapshot_id: string } }
+  ).metadata;
   expect(md.snapshot_id).toBe(head);
 }

@@ -17,7 +17,9 @@ const zfs = requireZfs();
 describe('localHost: the repository type picks the host', () => {
   it('posix: <root>/<name>/lock; xfs (flat): <root>/.<name>.dsg-lock', async () => {
     expect(await localHost({ type: 'posix', root: '/srv/dsg' }).lockFile('proj')).toBe('/srv/dsg/proj/lock');
-    expect(await localHost({ type: 'posix', root: '/srv/dsg', flat: true }).lockFile('proj')).toBe('/srv/dsg/.proj.dsg-lock');
+    expect(await localHost({ type: 'posix', root: '/srv/dsg', flat: true }).lockFile('proj')).toBe(
+      '/srv/dsg/.proj.dsg-lock',
+    );
   });
 });
 
@@ -41,23 +43,48 @@ describe.skipIf(!zfs)('dsg on this machine, a ZFS parent mounted somewhere other
   });
 
   it('init and sync work, and a lock held in the real mountpoint stops a sync (exit 4, LOCKED)', async () => {
-    expect(await localHost({ type: 'zfs', pool: dataset, mountpoint: configured }).lockFile('m')).toBe(path.join(real, '.m.dsg-lock'));
+    expect(await localHost({ type: 'zfs', pool: dataset, mountpoint: configured }).lockFile('m')).toBe(
+      path.join(real, '.m.dsg-lock'),
+    );
     const sb = sandbox();
     const dir = path.join(sb.dir, 'p');
     write(path.join(dir, 'input', 'a.csv'), 'a\n');
-    ok(dsg(dir, sb.env, 'init', '--host', 'localhost', '--repo-type', 'zfs', '--pool', dataset, '--repo-path', configured, '--repo-name', 'm'));
+    ok(
+      dsg(
+        dir,
+        sb.env,
+        'init',
+        '--host',
+        'localhost',
+        '--repo-type',
+        'zfs',
+        '--pool',
+        dataset,
+        '--repo-path',
+        configured,
+        '--repo-name',
+        'm',
+      ),
+    );
     write(path.join(dir, 'input', 'a.csv'), 'changed\n');
     const lock = path.join(real, '.m.dsg-lock');
     writeFileSync(
       lock,
-      JSON.stringify({ holder: { user: 'carl@example.org', host: os.hostname(), pid: process.pid, since: '2026-01-01T00:00:00Z' }, agent: { host: os.hostname(), pid: process.pid, session: 'test' } }) + '\n',
+      JSON.stringify({
+        holder: { user: 'carl@example.org', host: os.hostname(), pid: process.pid, since: '2026-01-01T00:00:00Z' },
+        agent: { host: os.hostname(), pid: process.pid, session: 'test' },
+      }) + '\n',
     );
     const locked = dsg(dir, sb.env, '--json', 'sync');
     expect(locked.code).toBe(4);
     expect(errorDocSchema.parse(JSON.parse(locked.stdout)).error.code).toBe('LOCKED');
     unlinkSync(lock);
     ok(dsg(dir, sb.env, 'sync'));
-    expect(execFileSync('zfs', ['list', '-H', '-o', 'name', '-t', 'snapshot', '-r', `${dataset}/m`], { encoding: 'utf8' }).trim().split('\n')).toEqual([`${dataset}/m@s1`, `${dataset}/m@s2`]);
+    expect(
+      execFileSync('zfs', ['list', '-H', '-o', 'name', '-t', 'snapshot', '-r', `${dataset}/m`], { encoding: 'utf8' })
+        .trim()
+        .split('\n'),
+    ).toEqual([`${dataset}/m@s1`, `${dataset}/m@s2`]);
     expect(existsSync(lock)).toBe(false);
     expect(existsSync(configured)).toBe(false);
   });

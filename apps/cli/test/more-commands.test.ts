@@ -4,7 +4,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { freshParent, requireZfs } from '@dsg/testenv';
-import { cleanSchema, listFilesSchema, listReposSchema, snapmountSchema, syncSchema, validateFileSchema, validateSnapshotSchema } from '../src/output/json-schemas.js';
+import {
+  cleanSchema,
+  listFilesSchema,
+  listReposSchema,
+  snapmountSchema,
+  syncSchema,
+  validateFileSchema,
+  validateSnapshotSchema,
+} from '../src/output/json-schemas.js';
 import { BIN, dsg, listing, ok, sandbox, write } from './helpers.js';
 
 function setup(): { env: NodeJS.ProcessEnv; dir: string; root: string } {
@@ -20,15 +28,24 @@ function setup(): { env: NodeJS.ProcessEnv; dir: string; root: string } {
 describe('the other commands, through the built binary', () => {
   it('list-repos, list-files, validate-file, validate-snapshot, clean, snapmount with --json', () => {
     const { env, dir, root } = setup();
-    expect(listReposSchema.parse(JSON.parse(ok(dsg(dir, env, '--json', 'list-repos', '--path', root)).stdout)).repositories).toEqual(['p']);
+    expect(
+      listReposSchema.parse(JSON.parse(ok(dsg(dir, env, '--json', 'list-repos', '--path', root)).stdout)).repositories,
+    ).toEqual(['p']);
     const lf = listFilesSchema.parse(JSON.parse(ok(dsg(dir, env, '--json', 'list-files', '--path', 'output')).stdout));
-    expect(lf).toMatchObject({ snapshotId: 's1', entries: [{ path: 'output/sub/b.txt', size: 2, user: 'ana@example.org' }] });
-    expect(validateFileSchema.parse(JSON.parse(ok(dsg(dir, env, '--json', 'validate-file', 'input/a.csv')).stdout))).toMatchObject({ ok: true, inManifest: true });
+    expect(lf).toMatchObject({
+      snapshotId: 's1',
+      entries: [{ path: 'output/sub/b.txt', size: 2, user: 'ana@example.org' }],
+    });
+    expect(
+      validateFileSchema.parse(JSON.parse(ok(dsg(dir, env, '--json', 'validate-file', 'input/a.csv')).stdout)),
+    ).toMatchObject({ ok: true, inManifest: true });
     write(path.join(dir, 'input', 'a.csv'), 'changed\n');
     const vf = dsg(dir, env, '--json', 'validate-file', 'input/a.csv');
     expect(vf.code).toBe(1);
     expect(validateFileSchema.parse(JSON.parse(vf.stdout)).ok).toBe(false);
-    expect(validateSnapshotSchema.parse(JSON.parse(ok(dsg(dir, env, '--json', 'validate-snapshot')).stdout))).toMatchObject({ snapshotId: 's1', ok: true, files: 2 }); // input/a.csv, output/sub/b.txt: .dsgconfig.yml is no entry
+    expect(
+      validateSnapshotSchema.parse(JSON.parse(ok(dsg(dir, env, '--json', 'validate-snapshot')).stdout)),
+    ).toMatchObject({ snapshotId: 's1', ok: true, files: 2 }); // input/a.csv, output/sub/b.txt: .dsgconfig.yml is no entry
     const cl = cleanSchema.parse(JSON.parse(ok(dsg(dir, env, '--json', 'clean')).stdout));
     expect(cl).toMatchObject({ dryRun: true, target: 'all' });
     const m = snapmountSchema.parse(JSON.parse(ok(dsg(dir, env, '--json', 'snapmount', '--snapshot', 's1')).stdout));
@@ -63,13 +80,18 @@ describe('the other commands, through the built binary', () => {
     const tty = (extra: NodeJS.ProcessEnv): string => {
       const e: NodeJS.ProcessEnv = { ...env, TERM: 'xterm', ...extra };
       if (extra['NO_COLOR'] === undefined) delete e['NO_COLOR'];
-      return spawnSync('script', ['-qfec', `node '${BIN}' status`, '/dev/null'], { cwd: dir, env: e, encoding: 'utf8' }).stdout;
+      return spawnSync('script', ['-qfec', `node '${BIN}' status`, '/dev/null'], { cwd: dir, env: e, encoding: 'utf8' })
+        .stdout;
     };
     // eslint-disable-next-line no-control-regex
     const ESC = /\u001b\[3\dm/;
     expect(tty({})).toMatch(ESC);
     expect(tty({ NO_COLOR: '1' })).not.toMatch(ESC);
-    const piped = spawnSync('node', [BIN, 'status'], { cwd: dir, env: { ...env, NO_COLOR: undefined }, encoding: 'utf8' }).stdout;
+    const piped = spawnSync('node', [BIN, 'status'], {
+      cwd: dir,
+      env: { ...env, NO_COLOR: undefined },
+      encoding: 'utf8',
+    }).stdout;
     expect(piped).not.toMatch(ESC);
     expect(piped).toContain('input/x.csv');
   });
@@ -82,9 +104,15 @@ describe('the other commands, through the built binary', () => {
     write(path.join(dir, '.dsgconfig.yml'), legacy);
     write(path.join(dir, 'input', 'a.csv'), 'a\n');
     ok(dsg(dir, sb.env, 'init'));
-    const v = JSON.parse(ok(dsg(dir, sb.env, '--json', 'validate-config', '--fix-legacy')).stdout) as { legacy: boolean; fixedLegacy: boolean; backend: { ok: boolean } };
+    const v = JSON.parse(ok(dsg(dir, sb.env, '--json', 'validate-config', '--fix-legacy')).stdout) as {
+      legacy: boolean;
+      fixedLegacy: boolean;
+      backend: { ok: boolean };
+    };
     expect(v).toMatchObject({ legacy: true, fixedLegacy: true, backend: { ok: true } });
-    const again = JSON.parse(ok(dsg(dir, sb.env, '--json', 'validate-config', '--no-backend')).stdout) as { legacy: boolean };
+    const again = JSON.parse(ok(dsg(dir, sb.env, '--json', 'validate-config', '--no-backend')).stdout) as {
+      legacy: boolean;
+    };
     expect(again.legacy).toBe(false);
     // a second working copy cloned from inside a directory holding only the (same) config
     const copy = path.join(sb.dir, 'copy');
@@ -101,9 +129,27 @@ describe.skipIf(!zfs)('snapmount on a ZFS repository on this machine (real zfs-f
       const sb = sandbox();
       const dir = path.join(sb.dir, 'p');
       write(path.join(dir, 'input', 'a.csv'), 'a\n');
-      ok(dsg(dir, sb.env, 'init', '--host', 'localhost', '--repo-type', 'zfs', '--pool', parent.dataset, '--repo-path', parent.mountpoint, '--repo-name', 'm'));
+      ok(
+        dsg(
+          dir,
+          sb.env,
+          'init',
+          '--host',
+          'localhost',
+          '--repo-type',
+          'zfs',
+          '--pool',
+          parent.dataset,
+          '--repo-path',
+          parent.mountpoint,
+          '--repo-name',
+          'm',
+        ),
+      );
       const want = path.join(sb.dir, 'view-s1');
-      const m = snapmountSchema.parse(JSON.parse(ok(dsg(dir, sb.env, '--json', 'snapmount', '--snapshot', 's1', '--mountpoint', want)).stdout));
+      const m = snapmountSchema.parse(
+        JSON.parse(ok(dsg(dir, sb.env, '--json', 'snapmount', '--snapshot', 's1', '--mountpoint', want)).stdout),
+      );
       expect(m.mountpoint).toBe(want);
       expect(listing(want)).toHaveProperty(['input/a.csv']);
       ok(dsg(dir, sb.env, 'snapmount', '--unmount', want));

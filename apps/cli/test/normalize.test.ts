@@ -45,8 +45,15 @@ describe('--normalize renames NFD names to NFC, as the original does', () => {
     const before = names(dir);
     expect(before).toEqual(['input/a.csv', NFD_NESTED, NFD_FILE].sort());
 
-    const dry = syncSchema.parse(JSON.parse(ok(dsg(dir, sb.env, '--json', ...init, '--normalize', '--dry-run')).stdout));
-    expect(dry.normalized).toEqual(expect.arrayContaining([{ from: NFD_FILE, to: nfc(NFD_FILE) }, { from: NFD_DIR, to: nfc(NFD_DIR) }]));
+    const dry = syncSchema.parse(
+      JSON.parse(ok(dsg(dir, sb.env, '--json', ...init, '--normalize', '--dry-run')).stdout),
+    );
+    expect(dry.normalized).toEqual(
+      expect.arrayContaining([
+        { from: NFD_FILE, to: nfc(NFD_FILE) },
+        { from: NFD_DIR, to: nfc(NFD_DIR) },
+      ]),
+    );
     expect(names(dir)).toEqual(before); // a dry run renames nothing
 
     const done = syncSchema.parse(JSON.parse(ok(dsg(dir, sb.env, '--json', ...init, '--normalize')).stdout));
@@ -54,13 +61,18 @@ describe('--normalize renames NFD names to NFC, as the original does', () => {
     expect(done.normalized?.map((r) => r.to).sort()).toEqual([nfc(NFD_DIR), nfc(NFD_NESTED), nfc(NFD_FILE)].sort());
     expect(names(dir)).toEqual(['input/a.csv', nfc(NFD_NESTED), nfc(NFD_FILE)].sort());
     expect(readFileSync(path.join(dir, nfc(NFD_NESTED)), 'utf8')).toBe('n\n');
-    const head = JSON.parse(readFileSync(path.join(root, 'p', 'current', '.dsg', 'last-sync.json'), 'utf8')) as { entries: Record<string, unknown> };
+    const head = JSON.parse(readFileSync(path.join(root, 'p', 'current', '.dsg', 'last-sync.json'), 'utf8')) as {
+      entries: Record<string, unknown>;
+    };
     expect(Object.keys(head.entries).sort()).toEqual(['input/a.csv', nfc(NFD_NESTED), nfc(NFD_FILE)].sort());
 
     // sync --normalize: a new NFD name is renamed and uploaded in the same command
     write(path.join(dir, 'output', 'n\u0303.txt'), 'x\n');
     const s = syncSchema.parse(JSON.parse(ok(dsg(dir, sb.env, '--json', 'sync', '--normalize')).stdout));
-    expect(s).toMatchObject({ snapshotId: 's2', normalized: [{ from: 'output/n\u0303.txt', to: 'output/\u00f1.txt' }] });
+    expect(s).toMatchObject({
+      snapshotId: 's2',
+      normalized: [{ from: 'output/n\u0303.txt', to: 'output/\u00f1.txt' }],
+    });
     expect(existsSync(path.join(dir, 'output', '\u00f1.txt'))).toBe(true);
 
     // an NFD name whose NFC form exists: refused with a hint, nothing renamed or synced

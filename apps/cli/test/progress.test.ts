@@ -19,8 +19,15 @@ describe('progress bars', () => {
   it('are drawn under a pseudo-terminal (script -qfc)', () => {
     const { sb, dir, root } = project();
     // script(1) gives the command a real pty; its stdout is what the terminal showed.
-    const cmd = ['node', BIN, 'init', '--repo-type', 'posix', '--repo-path', root, '--repo-name', 'p'].map((a) => `'${a}'`).join(' ');
-    const r = spawnSync('script', ['-qfec', cmd, '/dev/null'], { cwd: dir, env: { ...sb.env, TERM: 'xterm' }, encoding: 'utf8', timeout: 300_000 });
+    const cmd = ['node', BIN, 'init', '--repo-type', 'posix', '--repo-path', root, '--repo-name', 'p']
+      .map((a) => `'${a}'`)
+      .join(' ');
+    const r = spawnSync('script', ['-qfec', cmd, '/dev/null'], {
+      cwd: dir,
+      env: { ...sb.env, TERM: 'xterm' },
+      encoding: 'utf8',
+      timeout: 300_000,
+    });
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(BAR);
     expect(r.stdout).toMatch(/upload .*\d+(\.\d)? (B|KiB|MiB)\/s .*ETA/);
@@ -30,7 +37,13 @@ describe('progress bars', () => {
   it('init prompts for missing values on a terminal (and only there)', () => {
     const { sb, dir, root } = project();
     const cmd = `'node' '${BIN}' init`;
-    const r = spawnSync('script', ['-qfec', cmd, '/dev/null'], { cwd: dir, env: { ...sb.env, TERM: 'xterm' }, input: `posix\nlocalhost\n${root}\nasked\n`, encoding: 'utf8', timeout: 300_000 });
+    const r = spawnSync('script', ['-qfec', cmd, '/dev/null'], {
+      cwd: dir,
+      env: { ...sb.env, TERM: 'xterm' },
+      input: `posix\nlocalhost\n${root}\nasked\n`,
+      encoding: 'utf8',
+      timeout: 300_000,
+    });
     expect(r.stdout).toContain("repository type (zfs, posix, or xfs: the original dsg's flat layout) [posix]:");
     expect(r.stdout).toMatch(/initialized localhost:.*asked/);
     const piped = dsg(path.join(sb.dir), sb.env, 'init');
@@ -44,7 +57,12 @@ describe('progress bars', () => {
     expect(r.code).toBe(0);
     expect(r.stderr + r.stdout).not.toMatch(BAR);
     const cmd = ['node', BIN, '--json', 'status'].map((a) => `'${a}'`).join(' ');
-    const t = spawnSync('script', ['-qfec', cmd, '/dev/null'], { cwd: dir, env: { ...sb.env, TERM: 'xterm' }, encoding: 'utf8', timeout: 300_000 });
+    const t = spawnSync('script', ['-qfec', cmd, '/dev/null'], {
+      cwd: dir,
+      env: { ...sb.env, TERM: 'xterm' },
+      encoding: 'utf8',
+      timeout: 300_000,
+    });
     expect(t.status).toBe(0);
     expect(t.stdout).not.toMatch(BAR);
     expect(JSON.parse(t.stdout.replace(/\r\n/g, '\n'))).toMatchObject({ command: 'status', clean: true });

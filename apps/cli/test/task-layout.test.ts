@@ -14,7 +14,13 @@ import { errorDocSchema, statusSchema, syncSchema } from '../src/output/json-sch
 import { dsg, ok, sandbox, write } from './helpers.js';
 
 const entriesOf = (repo: string): string[] =>
-  Object.keys((JSON.parse(readFileSync(path.join(repo, 'current', '.dsg', 'last-sync.json'), 'utf8')) as { entries: Record<string, unknown> }).entries).sort();
+  Object.keys(
+    (
+      JSON.parse(readFileSync(path.join(repo, 'current', '.dsg', 'last-sync.json'), 'utf8')) as {
+        entries: Record<string, unknown>;
+      }
+    ).entries,
+  ).sort();
 
 describe('the task layout, through the built dsg', () => {
   it('init, clone, edits both ways; out-of-scope and hidden files stay out; a narrowed scope holds back, never deletes', () => {
@@ -30,7 +36,11 @@ describe('the task layout, through the built dsg', () => {
     write(path.join(A, 'tasks', 'clean', 'input', '.gitkeep'), ''); // hidden
     const data = ['tasks/clean/input/a.csv', 'tasks/clean/output/b.csv', 'tasks/import/frozen/raw/c.csv'];
 
-    const init = syncSchema.parse(JSON.parse(ok(dsg(A, sb.env, '--json', 'init', '--repo-type', 'posix', '--repo-path', root, '--repo-name', 'tl')).stdout));
+    const init = syncSchema.parse(
+      JSON.parse(
+        ok(dsg(A, sb.env, '--json', 'init', '--repo-type', 'posix', '--repo-path', root, '--repo-name', 'tl')).stdout,
+      ),
+    );
     expect(init.snapshotId).toBe('s1');
     expect(entriesOf(repo)).toEqual(data);
     expect(statusSchema.parse(JSON.parse(ok(dsg(A, sb.env, '--json', 'status')).stdout)).clean).toBe(true);
@@ -38,12 +48,16 @@ describe('the task layout, through the built dsg', () => {
     const B = path.join(sb.dir, 'b');
     ok(dsg(sb.dir, sb.env, 'clone', `localhost:${repo}`, B));
     for (const p of data) expect(readFileSync(path.join(B, p), 'utf8')).toBe(readFileSync(path.join(A, p), 'utf8'));
-    for (const p of ['README.md', 'tasks/clean/src/x.py', 'tasks/clean/input/.gitkeep']) expect(existsSync(path.join(B, p)), p).toBe(false);
+    for (const p of ['README.md', 'tasks/clean/src/x.py', 'tasks/clean/input/.gitkeep'])
+      expect(existsSync(path.join(B, p)), p).toBe(false);
     expect(statusSchema.parse(JSON.parse(ok(dsg(B, sb.env, '--json', 'status')).stdout)).clean).toBe(true);
 
     // an edit in tasks/*/input both ways
     writeFileSync(path.join(B, 'tasks', 'clean', 'input', 'a.csv'), 'id\n1\n2\n');
-    expect(syncSchema.parse(JSON.parse(ok(dsg(B, sb.env, '--json', 'sync')).stdout))).toMatchObject({ snapshotId: 's2', counts: { uploaded: 1 } });
+    expect(syncSchema.parse(JSON.parse(ok(dsg(B, sb.env, '--json', 'sync')).stdout))).toMatchObject({
+      snapshotId: 's2',
+      counts: { uploaded: 1 },
+    });
     expect(syncSchema.parse(JSON.parse(ok(dsg(A, sb.env, '--json', 'sync')).stdout)).counts.downloaded).toBe(1);
     expect(readFileSync(path.join(A, 'tasks', 'clean', 'input', 'a.csv'), 'utf8')).toBe('id\n1\n2\n');
     write(path.join(A, 'tasks', 'import', 'input', 'new.csv'), 'n\n');
@@ -72,7 +86,10 @@ describe('the task layout, through the built dsg', () => {
     const accepted = syncSchema.parse(JSON.parse(ok(dsg(A, sb.env, '--json', 'sync', '--accept-config')).stdout));
     expect(accepted.counts).toMatchObject({ deletedRemote: 0, deletedLocal: 0 });
     // from now on A scans only input too, and still deletes nothing from the repository
-    expect(syncSchema.parse(JSON.parse(ok(dsg(A, sb.env, '--json', 'sync')).stdout)).counts).toMatchObject({ deletedRemote: 0, deletedLocal: 0 });
+    expect(syncSchema.parse(JSON.parse(ok(dsg(A, sb.env, '--json', 'sync')).stdout)).counts).toMatchObject({
+      deletedRemote: 0,
+      deletedLocal: 0,
+    });
     expect(entriesOf(repo)).toEqual([...data, 'tasks/import/input/new.csv'].sort());
   });
 });

@@ -76,10 +76,15 @@ export class LocalClientFilesystem implements ClientFilesystem {
     if (e.type === 'link') assertSafeLinkTarget(e.path, e.reference ?? '');
     const why = this.#canWrite?.(e);
     if (why) {
-      throw new ValidationError(`refused to write ${JSON.stringify(e.path)} into the working copy: ${why}`, { path: e.path }, {
-        code: 'OUT_OF_SCOPE',
-        recoveryHint: 'The repository holds an entry this project never writes; it stays in the repository untouched.',
-      });
+      throw new ValidationError(
+        `refused to write ${JSON.stringify(e.path)} into the working copy: ${why}`,
+        { path: e.path },
+        {
+          code: 'OUT_OF_SCOPE',
+          recoveryHint:
+            'The repository holds an entry this project never writes; it stays in the repository untouched.',
+        },
+      );
     }
   }
 
@@ -213,19 +218,27 @@ export class LocalClientFilesystem implements ClientFilesystem {
  */
 function mismatch(p: string, local: boolean, what: string): ValidationError {
   if (local) {
-    return new ValidationError(`${what}: ${p} changed in this working copy while dsg was reading it; nothing was written`, { path: p }, {
-      code: 'HASH_MISMATCH',
-      recoveryHint: 'Let whatever is writing the file finish, then run the command again.',
-    });
+    return new ValidationError(
+      `${what}: ${p} changed in this working copy while dsg was reading it; nothing was written`,
+      { path: p },
+      {
+        code: 'HASH_MISMATCH',
+        recoveryHint: 'Let whatever is writing the file finish, then run the command again.',
+      },
+    );
   }
-  return new ValidationError(`${what}: the repository's copy of ${p} does not match the repository's manifest; nothing was written here`, { path: p }, {
-    code: 'HASH_MISMATCH',
-    recoveryHint:
-      `The repository is inconsistent: its copy of ${p} was changed outside dsg, or left so by another tool, and running again fails the same way ` +
-      '(unless a sync was committing to it at that very moment). Tell the repository\'s admin: `dsg validate-snapshot` lists every such file; ' +
-      'restore each on the repository host from a working copy that holds the bytes the manifest names ' +
-      `(\`dsg validate-file ${p}\` there checks them against its last sync).`,
-  });
+  return new ValidationError(
+    `${what}: the repository's copy of ${p} does not match the repository's manifest; nothing was written here`,
+    { path: p },
+    {
+      code: 'HASH_MISMATCH',
+      recoveryHint:
+        `The repository is inconsistent: its copy of ${p} was changed outside dsg, or left so by another tool, and running again fails the same way ` +
+        "(unless a sync was committing to it at that very moment). Tell the repository's admin: `dsg validate-snapshot` lists every such file; " +
+        'restore each on the repository host from a working copy that holds the bytes the manifest names ' +
+        `(\`dsg validate-file ${p}\` there checks them against its last sync).`,
+    },
+  );
 }
 
 /** After a successful apply: staging gone, empty backup dir gone, journal dropped (last). */

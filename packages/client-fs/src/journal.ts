@@ -1,6 +1,15 @@
 import { link, mkdir, readFile, readdir, rename, rm, unlink, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { assertSafeRelativePath, faultPoint, forEachLimited, fsyncDir, isTransactionId, resolveBeneath, ValidationError, writeFileAtomic } from '@dsg/contracts';
+import {
+  assertSafeRelativePath,
+  faultPoint,
+  forEachLimited,
+  fsyncDir,
+  isTransactionId,
+  resolveBeneath,
+  ValidationError,
+  writeFileAtomic,
+} from '@dsg/contracts';
 import { backupDir, journalFile, stagingDir, type Layout } from './layout.js';
 import { isEnoent, listFilesRecursive, lstatOrNull, pruneEmptyParents, renameInto } from './fs-util.js';
 
@@ -122,9 +131,13 @@ export async function applyJournal(l: Layout, j: Journal, concurrency = APPLY_CO
     const backupAbs = path.join(backup, op.target);
     const st = await lstatOrNull(targetAbs);
     if (st?.isDirectory()) {
-      throw new ValidationError(`cannot replace directory ${op.target} with a file`, { path: op.target }, {
-        recoveryHint: `Move the directory ${op.target} aside and run the command again.`,
-      });
+      throw new ValidationError(
+        `cannot replace directory ${op.target} with a file`,
+        { path: op.target },
+        {
+          recoveryHint: `Move the directory ${op.target} aside and run the command again.`,
+        },
+      );
     }
     if (op.kind === 'put') {
       const stagedAbs = path.join(stage, op.staged);
@@ -150,7 +163,11 @@ export async function applyJournal(l: Layout, j: Journal, concurrency = APPLY_CO
   // Deletes, then data puts (a deleted file may make room for a directory), each
   // group with a few renames in flight; metadata last and one by one.
   const isMeta = (op: JournalOp): boolean => op.target.startsWith('.dsg/');
-  await forEachLimited(j.ops.filter((op) => !isMeta(op) && op.kind === 'delete'), concurrency, applyOp);
+  await forEachLimited(
+    j.ops.filter((op) => !isMeta(op) && op.kind === 'delete'),
+    concurrency,
+    applyOp,
+  );
   const dataPuts = j.ops.filter((op) => !isMeta(op) && op.kind === 'put');
   await forEachLimited(dataPuts, concurrency, applyOp);
   // the renames reach the disk before last-sync.json says they happened
@@ -222,4 +239,3 @@ export async function exists(p: string): Promise<boolean> {
     return false;
   }
 }
-

@@ -37,7 +37,9 @@ export function checkDataPath(p: string): void {
   assertSafeRelativePath(p);
   const guarded = p.split('/').find((c) => c.toLowerCase() === DSG_DIR || c.toLowerCase() === '.git');
   if (guarded !== undefined) {
-    throw new ValidationError(`refused path ${JSON.stringify(p)}: data paths may not be inside ${guarded}/`, { path: p });
+    throw new ValidationError(`refused path ${JSON.stringify(p)}: data paths may not be inside ${guarded}/`, {
+      path: p,
+    });
   }
 }
 
@@ -58,7 +60,9 @@ export function metaTarget(p: string): string {
   assertSafeRelativePath(rel);
   const first = rel.split('/')[0]!;
   if (RESERVED_META.has(first)) {
-    throw new ValidationError(`refused metadata path ${JSON.stringify(p)}: .dsg/${first}/ belongs to transactions`, { path: p });
+    throw new ValidationError(`refused metadata path ${JSON.stringify(p)}: .dsg/${first}/ belongs to transactions`, {
+      path: p,
+    });
   }
   return `${DSG_DIR}/${rel}`;
 }

@@ -1,6 +1,12 @@
 import { readFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { isTransactionId, LAST_SYNC, manifestMetadataOf, type CleanupReport, type RecoveryReport } from '@dsg/contracts';
+import {
+  isTransactionId,
+  LAST_SYNC,
+  manifestMetadataOf,
+  type CleanupReport,
+  type RecoveryReport,
+} from '@dsg/contracts';
 import { backupDir, journalFile, layout, stagedMetaPath, stagingDir } from './layout.js';
 import { applyJournal, listJournals, readJournal } from './journal.js';
 import { finishApply, rollbackClientTx } from './client-filesystem.js';

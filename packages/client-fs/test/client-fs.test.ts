@@ -7,7 +7,13 @@ import { newTransactionId, ValidationError } from '@dsg/contracts';
 import { LocalClientFilesystem, pruneBackups, recoverClient } from '../src/index.js';
 import { bytes, exists, hashOf, tempProject, testHasher, tree } from './helpers.js';
 
-const ORIGINAL = { 'input/a.txt': 'A1', 'input/b.txt': 'B1', 'input/gone.txt': 'G', 'output/keep.txt': 'K', '.dsg/last-sync.json': '{"v":1}' };
+const ORIGINAL = {
+  'input/a.txt': 'A1',
+  'input/b.txt': 'B1',
+  'input/gone.txt': 'G',
+  'output/keep.txt': 'K',
+  '.dsg/last-sync.json': '{"v":1}',
+};
 
 async function stageChanges(fs: LocalClientFilesystem, tx: ReturnType<typeof newTransactionId>): Promise<void> {
   await fs.begin(tx);
@@ -62,8 +68,12 @@ describe('LocalClientFilesystem commit', () => {
     const fs = new LocalClientFilesystem({ root, hasher: testHasher });
     const tx = newTransactionId();
     await fs.begin(tx);
-    await expect(fs.stageFile(tx, 'input/a.txt', bytes('evil'), { hash: hashOf('A2') })).rejects.toMatchObject({ code: 'HASH_MISMATCH' });
-    await expect(fs.stageFile(tx, 'input/a.txt', bytes('A2'), { hash: hashOf('A2'), size: 3 })).rejects.toMatchObject({ code: 'HASH_MISMATCH' });
+    await expect(fs.stageFile(tx, 'input/a.txt', bytes('evil'), { hash: hashOf('A2') })).rejects.toMatchObject({
+      code: 'HASH_MISMATCH',
+    });
+    await expect(fs.stageFile(tx, 'input/a.txt', bytes('A2'), { hash: hashOf('A2'), size: 3 })).rejects.toMatchObject({
+      code: 'HASH_MISMATCH',
+    });
     expect(await exists(path.join(root, '.dsg/staging', tx, 'data/input/a.txt'))).toBe(false);
     await fs.commit(tx);
     expect(await tree(root)).toEqual(tree0(ORIGINAL));
@@ -75,12 +85,26 @@ describe('LocalClientFilesystem commit', () => {
     const tx = newTransactionId();
     await fs.begin(tx);
     // a download: the bytes came from the repository
-    const remote = await fs.stageFile(tx, 'input/a.txt', bytes('evil'), { hash: hashOf('A2') }).catch((e: unknown) => e);
-    expect(remote).toMatchObject({ code: 'HASH_MISMATCH', message: expect.stringMatching(/^hash mismatch for input\/a\.txt: expected [0-9a-f]+, received [0-9a-f]+: the repository's copy of input\/a\.txt does not match/) });
-    expect((remote as ValidationError).recoveryHint).toMatch(/repository is inconsistent.*running again fails the same way.*dsg validate-snapshot/);
+    const remote = await fs
+      .stageFile(tx, 'input/a.txt', bytes('evil'), { hash: hashOf('A2') })
+      .catch((e: unknown) => e);
+    expect(remote).toMatchObject({
+      code: 'HASH_MISMATCH',
+      message: expect.stringMatching(
+        /^hash mismatch for input\/a\.txt: expected [0-9a-f]+, received [0-9a-f]+: the repository's copy of input\/a\.txt does not match/,
+      ),
+    });
+    expect((remote as ValidationError).recoveryHint).toMatch(
+      /repository is inconsistent.*running again fails the same way.*dsg validate-snapshot/,
+    );
     // a backup copy of a local file (readFile's own stream) whose bytes changed since the scan
-    const local = await fs.stageFile(tx, 'input/a.txt~x~', fs.readFile('input/a.txt'), { hash: hashOf('not A1') }).catch((e: unknown) => e);
-    expect(local).toMatchObject({ code: 'HASH_MISMATCH', message: expect.stringMatching(/input\/a\.txt~x~ changed in this working copy while dsg was reading it/) });
+    const local = await fs
+      .stageFile(tx, 'input/a.txt~x~', fs.readFile('input/a.txt'), { hash: hashOf('not A1') })
+      .catch((e: unknown) => e);
+    expect(local).toMatchObject({
+      code: 'HASH_MISMATCH',
+      message: expect.stringMatching(/input\/a\.txt~x~ changed in this working copy while dsg was reading it/),
+    });
     expect((local as ValidationError).recoveryHint).toMatch(/run the command again/);
     await fs.rollback(tx);
     expect(await tree(root)).toEqual(tree0(ORIGINAL));
@@ -130,10 +154,16 @@ describe('LocalClientFilesystem commit', () => {
 
   it('applies the project scope it is given: an entry outside the data dirs is never staged', async () => {
     const root = await tempProject(ORIGINAL);
-    const fs = new LocalClientFilesystem({ root, hasher: testHasher, canWrite: (e) => (e.path.startsWith('input/') ? null : 'outside the data directories') });
+    const fs = new LocalClientFilesystem({
+      root,
+      hasher: testHasher,
+      canWrite: (e) => (e.path.startsWith('input/') ? null : 'outside the data directories'),
+    });
     const tx = newTransactionId();
     await fs.begin(tx);
-    await expect(fs.stageFile(tx, 'Makefile', bytes('x'), { hash: hashOf('x') })).rejects.toThrow(/outside the data directories/);
+    await expect(fs.stageFile(tx, 'Makefile', bytes('x'), { hash: hashOf('x') })).rejects.toThrow(
+      /outside the data directories/,
+    );
     await fs.stageFile(tx, 'input/ok.txt', bytes('x'), { hash: hashOf('x') });
     await fs.rollback(tx);
   });
@@ -171,7 +201,12 @@ describe('rollback', () => {
     expect(await readdir(path.join(root, '.dsg/journal'))).toEqual([]);
   });
 
-  for (const point of ['client.commit.after-journal', 'client.commit.after-first-op', 'client.commit.before-cleanup', 'client.commit.before-journal-drop']) {
+  for (const point of [
+    'client.commit.after-journal',
+    'client.commit.after-first-op',
+    'client.commit.before-cleanup',
+    'client.commit.before-journal-drop',
+  ]) {
     it(`after a failure at ${point}: rollback restores the tree byte-identically`, async () => {
       const root = await tempProject(ORIGINAL);
       const before = await tree(root, []);
@@ -183,7 +218,9 @@ describe('rollback', () => {
       delete process.env['DSG_FAULT'];
       const r = await fs.rollback(tx);
       expect(r.leftovers).toEqual([]);
-      expect(await tree(root, ['staging', 'backup'])).toEqual(without(before, ['.dsg/staging', '.dsg/backup', '.dsg/journal']));
+      expect(await tree(root, ['staging', 'backup'])).toEqual(
+        without(before, ['.dsg/staging', '.dsg/backup', '.dsg/journal']),
+      );
       expect(await tree(root)).toEqual(tree0(ORIGINAL));
     });
 
@@ -201,7 +238,10 @@ describe('rollback', () => {
       expect(r.transactions).toEqual([{ transactionId: tx, action: 'rolled-forward' }]);
       expect(await tree(root)).toEqual(APPLIED);
       expect(await readFile(path.join(root, '.dsg/last-sync.json'), 'utf8')).toBe('{"v":2}');
-      expect(await tree(path.join(root, '.dsg/backup', tx), [])).toMatchObject({ 'input/a.txt': 'A1', 'input/gone.txt': 'G' });
+      expect(await tree(path.join(root, '.dsg/backup', tx), [])).toMatchObject({
+        'input/a.txt': 'A1',
+        'input/gone.txt': 'G',
+      });
       // idempotent: a second recovery has nothing to do
       expect((await recoverClient(root, () => Promise.resolve(true))).transactions).toEqual([]);
     });
@@ -254,7 +294,12 @@ describe('recoverClient', () => {
     expect(await exists(path.join(root, '.dsg/journal', `${tx}.json`))).toBe(true);
     const r = await recoverClient(root, (id) => Promise.resolve(id === 's2'));
     expect(r.transactions).toEqual([{ transactionId: tx, action: 'rolled-forward' }]);
-    expect(await tree(root)).toEqual({ 'input/a.txt': 'A2', 'input/b.txt': 'B2', 'input/new.txt': 'N', 'output/keep.txt': 'K' });
+    expect(await tree(root)).toEqual({
+      'input/a.txt': 'A2',
+      'input/b.txt': 'B2',
+      'input/new.txt': 'N',
+      'output/keep.txt': 'K',
+    });
     expect(await readFile(path.join(root, '.dsg/last-sync.json'), 'utf8')).toBe('{"v":2}');
     expect(await tree(path.join(root, '.dsg/backup', tx), [])).toEqual({
       'input/a.txt': 'A1',
@@ -282,7 +327,12 @@ describe('recoverClient', () => {
     await mkdir(path.join(root, '.dsg/journal'), { recursive: true });
     await writeFile(
       path.join(root, '.dsg/journal', `${tx}.json`),
-      JSON.stringify({ journal_version: 1, transaction_id: tx, remote_snapshot: null, ops: [{ kind: 'delete', target: '../outside' }] }),
+      JSON.stringify({
+        journal_version: 1,
+        transaction_id: tx,
+        remote_snapshot: null,
+        ops: [{ kind: 'delete', target: '../outside' }],
+      }),
     );
     const r = await recoverClient(root, () => Promise.resolve(true));
     expect(r.transactions).toEqual([]);
@@ -330,7 +380,11 @@ describe('recoverClient passes the staged manifest hash', () => {
     const tx = newTransactionId();
     await fs.begin(tx);
     await fs.stageFile(tx, 'input/a.txt', bytes('A2'), { hash: hashOf('A2') });
-    await fs.stageMeta(tx, 'last-sync.json', Buffer.from(JSON.stringify({ entries: {}, metadata: { snapshot_id: 's2', snapshot_hash: 'abc' } })));
+    await fs.stageMeta(
+      tx,
+      'last-sync.json',
+      Buffer.from(JSON.stringify({ entries: {}, metadata: { snapshot_id: 's2', snapshot_hash: 'abc' } })),
+    );
     await fs.setRemoteSnapshot(tx, 's2'); // then the process "dies" before the remote commit
     const seen: [string, string | undefined][] = [];
     const r = await recoverClient(root, (id, h) => (seen.push([id, h]), Promise.resolve(h === 'def')));

@@ -43,9 +43,17 @@ export async function fsyncDir(dir: string): Promise<void> {
  * failure. The parent directory must exist. `mode` is before the umask
  * (default 0o666).
  */
-export async function writeFileAtomic(file: string, content: string | Uint8Array, o: { mode?: number } = {}): Promise<void> {
+export async function writeFileAtomic(
+  file: string,
+  content: string | Uint8Array,
+  o: { mode?: number } = {},
+): Promise<void> {
   const tmp = tempNameBeside(file);
-  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, o.mode ?? 0o666);
+  const fh = await open(
+    tmp,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    o.mode ?? 0o666,
+  );
   try {
     try {
       await fh.writeFile(content);

@@ -22,14 +22,19 @@ export async function mkdirsBeneath(tree: string, rel: string, mode = 0o777): Pr
   assertSafeRelativePath(rel);
   const parts = rel.split('/');
   if (parts.some((c) => Buffer.byteLength(c) > NAME_MAX)) {
-    throw new ValidationError(`refused path ${JSON.stringify(rel.slice(0, 200))}: a component is longer than ${NAME_MAX} bytes`, { path: rel.slice(0, 4096) });
+    throw new ValidationError(
+      `refused path ${JSON.stringify(rel.slice(0, 200))}: a component is longer than ${NAME_MAX} bytes`,
+      { path: rel.slice(0, 4096) },
+    );
   }
   const created: string[] = [];
   let dir = tree;
   let missing = false;
   for (const c of parts.slice(0, -1)) {
     dir = path.join(dir, c);
-    let st = missing ? null : await lstat(dir).catch((e: unknown) => (errno(e) === 'ENOENT' ? null : Promise.reject(e as Error)));
+    let st = missing
+      ? null
+      : await lstat(dir).catch((e: unknown) => (errno(e) === 'ENOENT' ? null : Promise.reject(e as Error)));
     if (!st) {
       missing = true;
       try {
@@ -41,9 +46,12 @@ export async function mkdirsBeneath(tree: string, rel: string, mode = 0o777): Pr
       st = await lstat(dir);
     }
     if (!st.isDirectory()) {
-      throw new ValidationError(`refused path ${JSON.stringify(rel.slice(0, 200))}: parent ${JSON.stringify(path.relative(tree, dir))} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}`, {
-        path: rel.slice(0, 4096),
-      });
+      throw new ValidationError(
+        `refused path ${JSON.stringify(rel.slice(0, 200))}: parent ${JSON.stringify(path.relative(tree, dir))} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}`,
+        {
+          path: rel.slice(0, 4096),
+        },
+      );
     }
   }
   return created;
@@ -80,6 +88,9 @@ export async function assertLinkTargetOnDisk(tree: string, rel: string, target: 
     await resolveBeneath(tree, resolved);
   } catch (e) {
     if (!(e instanceof ValidationError)) throw e;
-    throw new ValidationError(`refused link ${JSON.stringify(rel.slice(0, 200))} -> ${JSON.stringify(target.slice(0, 200))}: on disk, ${e.message}`, { path: rel.slice(0, 4096) });
+    throw new ValidationError(
+      `refused link ${JSON.stringify(rel.slice(0, 200))} -> ${JSON.stringify(target.slice(0, 200))}: on disk, ${e.message}`,
+      { path: rel.slice(0, 4096) },
+    );
   }
 }

@@ -4,7 +4,11 @@
  * that first error is rethrown — so nothing is still writing while the
  * caller cleans up or rolls back. Items start in order.
  */
-export async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+export async function forEachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
   // NaN would start no worker and "finish" with nothing done (a limit below one means one)
   if (!Number.isInteger(limit)) throw new RangeError(`forEachLimited: limit must be an integer, got ${limit}`);
   let next = 0;

@@ -24,7 +24,7 @@ export const ERROR_CODES = {
   TX_EXISTS: 'begin of a transaction id that already has a work area',
   TX_STATE: 'the operation does not fit the state of the transaction (another one open, it ended mid-upload)',
   TX_ID: 'not a transaction id',
-  HASH_MISMATCH: "bytes that do not hash (or size) to what the manifest says; nothing was written",
+  HASH_MISMATCH: 'bytes that do not hash (or size) to what the manifest says; nothing was written',
   // the sync engine and the CLI
   CONFLICT: 'the sync stopped at conflicts; resolve them in conflicts.txt (ConflictError, exit 3)',
   INVALID_NAMES: 'local paths whose names the rules refuse; the sync does not start',
@@ -51,7 +51,7 @@ export const ERROR_CODES = {
   READ_ONLY: 'a mutating operation on an agent serving --read-only',
   RESTRICTED: 'a repository other than the one a --restrict-to-repository agent serves',
   LOCKED: 'another sync holds the repository lock (LockedError, exit 4)',
-  STALE_LOCK: "a stale lock this user may not remove (sticky directory)",
+  STALE_LOCK: 'a stale lock this user may not remove (sticky directory)',
   LOCK_LOST: 'the session lost its lock while stopped; nothing was committed',
   // ZFS
   ZFS: 'a zfs command failed (ZfsOperationError)',
@@ -63,7 +63,7 @@ export const ERROR_CODES = {
   ZFS_SNAPSHOT_EXISTS: 'the @sN a commit would make exists already',
   ZFS_NOT_NEXT: "a legacy commit whose snapshot is not the head's next",
   ZFS_HEAD_MOVED: 'the head of a legacy dataset moved since begin (HRDAG/dsg synced meanwhile)',
-  ZFS_LEGACY_MANIFEST: "a legacy commit whose staged last-sync.json does not name the snapshot",
+  ZFS_LEGACY_MANIFEST: 'a legacy commit whose staged last-sync.json does not name the snapshot',
 } as const;
 
 /** A DsgError's code: one of ERROR_CODES. */
@@ -190,12 +190,16 @@ export interface LockHolder {
 export class LockedError extends DsgError {
   readonly holder: LockHolder;
   constructor(holder: LockHolder, opts: DsgErrorOptions = {}) {
-    super('LOCKED', `repository is locked by ${holder.user} on ${holder.host} (pid ${holder.pid}) since ${holder.since}`, {
-      recoveryHint:
-        opts.recoveryHint ??
-        'Wait for the other sync to finish and retry; a lock whose process is gone is cleared automatically.',
-      cause: opts.cause,
-    });
+    super(
+      'LOCKED',
+      `repository is locked by ${holder.user} on ${holder.host} (pid ${holder.pid}) since ${holder.since}`,
+      {
+        recoveryHint:
+          opts.recoveryHint ??
+          'Wait for the other sync to finish and retry; a lock whose process is gone is cleared automatically.',
+        cause: opts.cause,
+      },
+    );
     this.holder = holder;
   }
 }
@@ -204,10 +208,15 @@ export class LockedError extends DsgError {
 export class ConflictError extends DsgError {
   readonly paths: readonly string[];
   constructor(paths: readonly string[], opts: DsgErrorOptions = {}) {
-    super('CONFLICT', `${paths.length} conflicting path(s): ${paths.slice(0, 5).join(', ')}${paths.length > 5 ? ', …' : ''}`, {
-      recoveryHint: opts.recoveryHint ?? 'Fill in the resolution lines in conflicts.txt, then run `dsg sync --continue`.',
-      cause: opts.cause,
-    });
+    super(
+      'CONFLICT',
+      `${paths.length} conflicting path(s): ${paths.slice(0, 5).join(', ')}${paths.length > 5 ? ', …' : ''}`,
+      {
+        recoveryHint:
+          opts.recoveryHint ?? 'Fill in the resolution lines in conflicts.txt, then run `dsg sync --continue`.',
+        cause: opts.cause,
+      },
+    );
     this.paths = paths;
   }
 }
@@ -234,7 +243,11 @@ export function errorFromJSON(e: SerializedError): DsgError {
     case 'ConflictError':
       return new ConflictError((d['paths'] as string[] | undefined) ?? [], opts);
     case 'TransactionCommitError':
-      return new TransactionCommitError(e.message, typeof d['transactionId'] === 'string' ? d['transactionId'] : '', opts);
+      return new TransactionCommitError(
+        e.message,
+        typeof d['transactionId'] === 'string' ? d['transactionId'] : '',
+        opts,
+      );
     case 'ZfsOperationError':
       return new ZfsOperationError(e.message, { zfsCommand: (d['zfsCommand'] as string[] | undefined) ?? [] }, opts);
     case 'TransportError':

@@ -76,8 +76,11 @@ export function assertSafeLinkTarget(linkPath: string, target: string, scope?: r
   const why = linkTargetProblem(linkPath, target, scope);
   if (why) {
     const t = typeof target === 'string' ? target : String(target);
-    throw new ValidationError(`refused link ${JSON.stringify(linkPath.slice(0, 200))} -> ${JSON.stringify(t.slice(0, 200))}: ${why}`, {
-      path: linkPath.slice(0, 4096),
-    });
+    throw new ValidationError(
+      `refused link ${JSON.stringify(linkPath.slice(0, 200))} -> ${JSON.stringify(t.slice(0, 200))}: ${why}`,
+      {
+        path: linkPath.slice(0, 4096),
+      },
+    );
   }
 }

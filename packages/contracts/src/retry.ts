@@ -16,7 +16,11 @@ export interface RetryPolicy {
  * next pause would pass the deadline; returns the last result either way
  * (the caller reports it). Exceptions from `attempt` are not retried.
  */
-export async function retryWhile<T>(attempt: () => Promise<T>, again: (result: T) => boolean, policy: RetryPolicy): Promise<T> {
+export async function retryWhile<T>(
+  attempt: () => Promise<T>,
+  again: (result: T) => boolean,
+  policy: RetryPolicy,
+): Promise<T> {
   const deadline = Date.now() + policy.timeoutMs;
   let delay = policy.baseDelayMs;
   for (;;) {

@@ -41,9 +41,12 @@ export const NAME_MAX = 255;
 export async function resolveBeneath(root: string, rel: string): Promise<string> {
   assertSafeRelativePath(rel);
   const refuse = (why: string): never => {
-    throw new ValidationError(`refused path ${JSON.stringify(rel.length > 200 ? rel.slice(0, 200) + '…' : rel)}: ${why}`, {
-      path: rel.slice(0, 4096),
-    });
+    throw new ValidationError(
+      `refused path ${JSON.stringify(rel.length > 200 ? rel.slice(0, 200) + '…' : rel)}: ${why}`,
+      {
+        path: rel.slice(0, 4096),
+      },
+    );
   };
   const parts = rel.split('/');
   for (const c of parts) if (Buffer.byteLength(c) > NAME_MAX) refuse(`a component is longer than ${NAME_MAX} bytes`);
@@ -57,7 +60,10 @@ export async function resolveBeneath(root: string, rel: string): Promise<string>
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') break;
       throw e;
     }
-    if (st.isSymbolicLink()) refuse(`parent ${JSON.stringify(path.relative(root, dir))} is a symlink (nothing is read or written beyond a symbolic link)`);
+    if (st.isSymbolicLink())
+      refuse(
+        `parent ${JSON.stringify(path.relative(root, dir))} is a symlink (nothing is read or written beyond a symbolic link)`,
+      );
     if (!st.isDirectory()) refuse(`parent ${JSON.stringify(path.relative(root, dir))} is not a directory`);
   }
   return path.join(root, rel);

@@ -25,16 +25,21 @@ export function isSnapshotId(id: unknown): id is SnapshotId {
 /** `id` as a SnapshotId, or a ValidationError naming the field. */
 export function parseSnapshotId(id: unknown, field = 'snapshotId'): SnapshotId {
   if (!isSnapshotId(id)) {
-    throw new ValidationError(`not a snapshot id: ${JSON.stringify(String(id).slice(0, 40))}`, { field }, {
-      recoveryHint: 'Snapshot ids look like s1, s2, …; `dsg log` lists them.',
-    });
+    throw new ValidationError(
+      `not a snapshot id: ${JSON.stringify(String(id).slice(0, 40))}`,
+      { field },
+      {
+        recoveryHint: 'Snapshot ids look like s1, s2, …; `dsg log` lists them.',
+      },
+    );
   }
   return id;
 }
 
 /** `sN` for N in 1…999,999,999. */
 export function snapshotIdOf(n: number): SnapshotId {
-  if (!Number.isInteger(n) || n < 1 || n > MAX_N) throw new ValidationError(`no snapshot id has the number ${n}`, { field: 'snapshotId' });
+  if (!Number.isInteger(n) || n < 1 || n > MAX_N)
+    throw new ValidationError(`no snapshot id has the number ${n}`, { field: 'snapshotId' });
   return `s${n}` as SnapshotId;
 }
 
@@ -76,6 +81,7 @@ export function snapshotRefOf(id: string, md: Record<string, unknown>): Snapshot
  * parses the whole manifest with @dsg/manifest.
  */
 export function manifestMetadataOf(json: unknown): Record<string, unknown> | null {
-  const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+  const isRecord = (v: unknown): v is Record<string, unknown> =>
+    v !== null && typeof v === 'object' && !Array.isArray(v);
   return isRecord(json) && isRecord(json['metadata']) ? json['metadata'] : null;
 }

@@ -25,9 +25,11 @@ const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[
 export function snapshotMessageProblem(message: string): string | null {
   if (typeof message !== 'string') return 'is not a string';
   const bytes = Buffer.byteLength(message, 'utf8');
-  if (bytes > MAX_SNAPSHOT_MESSAGE_BYTES) return `is ${bytes} bytes long; the limit is ${MAX_SNAPSHOT_MESSAGE_BYTES} bytes (UTF-8)`;
+  if (bytes > MAX_SNAPSHOT_MESSAGE_BYTES)
+    return `is ${bytes} bytes long; the limit is ${MAX_SNAPSHOT_MESSAGE_BYTES} bytes (UTF-8)`;
   const c = CONTROL.exec(message);
-  if (c) return `contains the control character U+${c[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')} at character ${c.index + 1} (only newline and tab are allowed)`;
+  if (c)
+    return `contains the control character U+${c[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')} at character ${c.index + 1} (only newline and tab are allowed)`;
   if (LONE_SURROGATE.test(message)) return 'is not valid Unicode (a lone UTF-16 surrogate)';
   return null;
 }
@@ -42,7 +44,11 @@ export function snapshotMessageProblem(message: string): string | null {
 export function assertSnapshotMessage(message: string): void {
   const problem = snapshotMessageProblem(message);
   if (problem === null) return;
-  throw new ConfigError(`the snapshot message ${problem}`, { field: 'message' }, {
-    recoveryHint: `Give a message (-m) of at most ${MAX_SNAPSHOT_MESSAGE_BYTES} bytes of plain text (newlines and tabs are allowed); nothing was changed.`,
-  });
+  throw new ConfigError(
+    `the snapshot message ${problem}`,
+    { field: 'message' },
+    {
+      recoveryHint: `Give a message (-m) of at most ${MAX_SNAPSHOT_MESSAGE_BYTES} bytes of plain text (newlines and tabs are allowed); nothing was changed.`,
+    },
+  );
 }

@@ -33,9 +33,13 @@ export function asTransactionId(s: string): TransactionId {
  */
 export function assertTransactionId(tx: string): asserts tx is TransactionId {
   if (!isTransactionId(tx)) {
-    throw new ValidationError(`not a transaction id: ${JSON.stringify(String(tx).slice(0, 100))}`, { field: 'transactionId' }, {
-      code: 'TX_ID',
-      recoveryHint: 'Use an id made by newTransactionId().',
-    });
+    throw new ValidationError(
+      `not a transaction id: ${JSON.stringify(String(tx).slice(0, 100))}`,
+      { field: 'transactionId' },
+      {
+        code: 'TX_ID',
+        recoveryHint: 'Use an id made by newTransactionId().',
+      },
+    );
   }
 }

@@ -33,17 +33,21 @@ export async function streamVerified(
   let size = 0;
   for await (const chunk of data) {
     h.update(chunk);
-    for (let off = 0; off < chunk.byteLength; ) off += (await fh.write(chunk, off)).bytesWritten;
+    for (let off = 0; off < chunk.byteLength;) off += (await fh.write(chunk, off)).bytesWritten;
     size += chunk.byteLength;
   }
   const want = expected.hash.toLowerCase();
   const got = h.digest().toLowerCase();
   const refuse = (field: 'hash' | 'size', exp: string, act: string): Error =>
     o.mismatch?.({ field, expected: exp, got: act }) ??
-    new ValidationError(`${field} mismatch for ${rel}: expected ${exp}, got ${act}`, { path: rel, field }, {
-      code: 'HASH_MISMATCH',
-      recoveryHint: 'The file changed or was damaged in transit; run the sync again.',
-    });
+    new ValidationError(
+      `${field} mismatch for ${rel}: expected ${exp}, got ${act}`,
+      { path: rel, field },
+      {
+        code: 'HASH_MISMATCH',
+        recoveryHint: 'The file changed or was damaged in transit; run the sync again.',
+      },
+    );
   if (got !== want) throw refuse('hash', want, got);
   if (expected.size !== undefined && expected.size !== size) throw refuse('size', String(expected.size), String(size));
   if (expected.mtime !== undefined) {

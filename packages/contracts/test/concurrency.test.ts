@@ -10,7 +10,8 @@ function gate(): { promise: Promise<void>; open: () => void } {
 
 describe('forEachLimited', () => {
   it('refuses a limit that is not an integer (NaN would start no worker and report success)', async () => {
-    for (const limit of [Number.NaN, Number.POSITIVE_INFINITY, 1.5]) await expect(forEachLimited([1], limit, () => Promise.resolve())).rejects.toThrow(RangeError);
+    for (const limit of [Number.NaN, Number.POSITIVE_INFINITY, 1.5])
+      await expect(forEachLimited([1], limit, () => Promise.resolve())).rejects.toThrow(RangeError);
   });
 
   it('runs every item, never more than `limit` at once, in order of start', async () => {

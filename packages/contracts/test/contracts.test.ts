@@ -62,9 +62,12 @@ describe('errors', () => {
 });
 
 describe('safe paths', () => {
-  it.each(['', '/etc/passwd', '../x', 'a/../b', 'a/./b', 'a//b', 'a\0b', 'C:', 'C:/', 'C:/x', 'a\\b', 'x/'])('refuses %j', (p) => {
-    expect(() => assertSafeRelativePath(p)).toThrow(ValidationError);
-  });
+  it.each(['', '/etc/passwd', '../x', 'a/../b', 'a/./b', 'a//b', 'a\0b', 'C:', 'C:/', 'C:/x', 'a\\b', 'x/'])(
+    'refuses %j',
+    (p) => {
+      expect(() => assertSafeRelativePath(p)).toThrow(ValidationError);
+    },
+  );
   it('accepts ordinary relative paths', () => {
     expect(() => assertSafeRelativePath('input/a b/résumé.csv')).not.toThrow();
     expect(() => assertSafeRelativePath('c:notes.csv')).not.toThrow(); // a name, not a drive
@@ -78,6 +81,8 @@ describe('safe paths', () => {
     await expect(resolveBeneath(root, 'input/esc/x.txt')).rejects.toThrow(/is a symlink/);
     // one confinement for reads and writes: a link pointing inside is refused too
     await expect(resolveBeneath(root, 'input/here/x.txt')).rejects.toThrow(/is a symlink/);
-    await expect(resolveBeneath(root, 'input/new/deeper/x.txt')).resolves.toBe(path.join(root, 'input/new/deeper/x.txt'));
+    await expect(resolveBeneath(root, 'input/new/deeper/x.txt')).resolves.toBe(
+      path.join(root, 'input/new/deeper/x.txt'),
+    );
   });
 });

@@ -2,14 +2,26 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertSafeLinkTarget, linkTargetEscapes, linkTargetProblem, resolveBeneath, ValidationError } from '../src/index.js';
+import {
+  assertSafeLinkTarget,
+  linkTargetEscapes,
+  linkTargetProblem,
+  resolveBeneath,
+  ValidationError,
+} from '../src/index.js';
 
 /**
  * The one link-target gate. Each row: link path, target, optional scope,
  * then what the READER rule (linkTargetEscapes) and the WRITE rule
  * (linkTargetProblem) say: null = allowed, else a fragment of the reason.
  */
-const ROWS: [link: string, target: string, scope: string[] | undefined, reader: string | null, writer: string | null][] = [
+const ROWS: [
+  link: string,
+  target: string,
+  scope: string[] | undefined,
+  reader: string | null,
+  writer: string | null,
+][] = [
   // plain and harmless
   ['a', 'b', undefined, null, null],
   ['d/a', 'b', undefined, null, null],

@@ -3,7 +3,8 @@ import { REPOSITORY_NAME_MAX, ValidationError, repositoryNameProblem, validateRe
 
 describe('repository name (the one rule of the CLI config, the agent and the ZFS layer)', () => {
   it('takes 1 to 100 letters, digits, ".", "_", "-" starting with a letter or digit', () => {
-    for (const n of ['a', 'my-repo.v2', 'A_1', 'x'.repeat(REPOSITORY_NAME_MAX)]) expect(repositoryNameProblem(n), n).toBeNull();
+    for (const n of ['a', 'my-repo.v2', 'A_1', 'x'.repeat(REPOSITORY_NAME_MAX)])
+      expect(repositoryNameProblem(n), n).toBeNull();
     expect(validateRepositoryName('demo')).toBe('demo');
   });
 
@@ -11,7 +12,8 @@ describe('repository name (the one rule of the CLI config, the agent and the ZFS
     expect(repositoryNameProblem('x'.repeat(101))).toMatch(/101 characters long; the limit is 100/);
     expect(repositoryNameProblem('')).toBe('is empty');
     expect(repositoryNameProblem(7)).toBe('is not a string');
-    for (const n of ['.hidden', '-r', '_a', 'a/b', 'a b', 'a\0', 'é']) expect(repositoryNameProblem(n), n).toMatch(/only letters/);
+    for (const n of ['.hidden', '-r', '_a', 'a/b', 'a b', 'a\0', 'é'])
+      expect(repositoryNameProblem(n), n).toMatch(/only letters/);
     expect(repositoryNameProblem('a..b')).toMatch(/"\.\."/);
   });
 

@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { archivePath, compareSnapshotIds, isSnapshotId, manifestMetadataOf, nextSnapshotId, parseSnapshotId, snapshotIdOf, snapshotNumber, ValidationError } from '../src/index.js';
+import {
+  archivePath,
+  compareSnapshotIds,
+  isSnapshotId,
+  manifestMetadataOf,
+  nextSnapshotId,
+  parseSnapshotId,
+  snapshotIdOf,
+  snapshotNumber,
+  ValidationError,
+} from '../src/index.js';
 
 /** The cases on which the copies of this rule disagreed (wire: up to 10 digits; engine: any; CLI: s0). */
 describe('snapshot ids: one rule', () => {
@@ -42,7 +52,8 @@ describe('snapshot ids: one rule', () => {
 describe('manifestMetadataOf', () => {
   it('returns the metadata block of a manifest and null for anything else', () => {
     expect(manifestMetadataOf({ entries: {}, metadata: { snapshot_id: 's3' } })).toEqual({ snapshot_id: 's3' });
-    for (const v of [null, 'x', [], {}, { metadata: null }, { metadata: [] }, { metadata: 'm' }]) expect(manifestMetadataOf(v)).toBeNull();
+    for (const v of [null, 'x', [], {}, { metadata: null }, { metadata: [] }, { metadata: 'm' }])
+      expect(manifestMetadataOf(v)).toBeNull();
   });
 });
 

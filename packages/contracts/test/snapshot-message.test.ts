@@ -1,22 +1,48 @@
 import { describe, expect, it } from 'vitest';
-import { assertSnapshotMessage, ConfigError, MAX_SNAPSHOT_MESSAGE_BYTES, snapshotMessageProblem, ValidationError } from '../src/index.js';
+import {
+  assertSnapshotMessage,
+  ConfigError,
+  MAX_SNAPSHOT_MESSAGE_BYTES,
+  snapshotMessageProblem,
+  ValidationError,
+} from '../src/index.js';
 
 /** What the ZFS backend does to a message in `dsg:pending` (JSON, then percent-encoding of % \t \n \r \0). */
 function pendingBytes(message: string): number {
-  const json = JSON.stringify({ pattern: 'sync', snapshot: { snapshotId: 's999999999', message, manifestHash: 'f'.repeat(16), user: 'someone.with.a.long.name@example.org', createdAt: '2026-12-01T10:11:12-08:00' } });
+  const json = JSON.stringify({
+    pattern: 'sync',
+    snapshot: {
+      snapshotId: 's999999999',
+      message,
+      manifestHash: 'f'.repeat(16),
+      user: 'someone.with.a.long.name@example.org',
+      createdAt: '2026-12-01T10:11:12-08:00',
+    },
+  });
   return Buffer.byteLength(json.replace(/[%\t\n\r\0]/g, '%xx'), 'utf8');
 }
 
 describe('assertSnapshotMessage', () => {
   it('accepts ordinary messages, newlines, tabs, non-ASCII and exactly the limit', () => {
-    for (const m of ['sync', '', 'line 1\n\tline 2', 'données 数据 🚀', 'a'.repeat(MAX_SNAPSHOT_MESSAGE_BYTES), 'é'.repeat(MAX_SNAPSHOT_MESSAGE_BYTES / 2)]) {
+    for (const m of [
+      'sync',
+      '',
+      'line 1\n\tline 2',
+      'données 数据 🚀',
+      'a'.repeat(MAX_SNAPSHOT_MESSAGE_BYTES),
+      'é'.repeat(MAX_SNAPSHOT_MESSAGE_BYTES / 2),
+    ]) {
       expect(() => assertSnapshotMessage(m)).not.toThrow();
       expect(snapshotMessageProblem(m)).toBeNull();
     }
   });
 
   it('refuses one byte over the limit, counting UTF-8 bytes, with a ConfigError naming the field and the limit', () => {
-    for (const m of ['a'.repeat(MAX_SNAPSHOT_MESSAGE_BYTES + 1), 'é'.repeat(MAX_SNAPSHOT_MESSAGE_BYTES / 2 + 1), 'x'.repeat(10_000_000)]) {
+    for (const m of [
+      'a'.repeat(MAX_SNAPSHOT_MESSAGE_BYTES + 1),
+      'é'.repeat(MAX_SNAPSHOT_MESSAGE_BYTES / 2 + 1),
+      'x'.repeat(10_000_000),
+    ]) {
       let err: unknown;
       try {
         assertSnapshotMessage(m);
@@ -45,7 +71,13 @@ describe('assertSnapshotMessage', () => {
   });
 
   it('every accepted message fits a ZFS user property (at most 8191 bytes) even in its worst encoding', () => {
-    const worst = ['%'.repeat(MAX_SNAPSHOT_MESSAGE_BYTES), '"'.repeat(MAX_SNAPSHOT_MESSAGE_BYTES), '\n'.repeat(MAX_SNAPSHOT_MESSAGE_BYTES), '\\'.repeat(MAX_SNAPSHOT_MESSAGE_BYTES), '🚀'.repeat(MAX_SNAPSHOT_MESSAGE_BYTES / 4)];
+    const worst = [
+      '%'.repeat(MAX_SNAPSHOT_MESSAGE_BYTES),
+      '"'.repeat(MAX_SNAPSHOT_MESSAGE_BYTES),
+      '\n'.repeat(MAX_SNAPSHOT_MESSAGE_BYTES),
+      '\\'.repeat(MAX_SNAPSHOT_MESSAGE_BYTES),
+      '🚀'.repeat(MAX_SNAPSHOT_MESSAGE_BYTES / 4),
+    ];
     for (const m of worst) {
       expect(snapshotMessageProblem(m)).toBeNull();
       expect(pendingBytes(m)).toBeLessThanOrEqual(8191);

@@ -25,7 +25,10 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function write(expected: { hash: string; size?: number; mtime?: string }, o: Parameters<typeof streamVerified>[5] = {}): Promise<number> {
+async function write(
+  expected: { hash: string; size?: number; mtime?: string },
+  o: Parameters<typeof streamVerified>[5] = {},
+): Promise<number> {
   const fh = await open(path.join(dir, 'f'), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL);
   try {
     return await streamVerified(fh, 'input/f', chunks('hello ', 'world'), expected, sha, o);
@@ -36,14 +39,20 @@ async function write(expected: { hash: string; size?: number; mtime?: string }, 
 
 describe('streamVerified', () => {
   it('writes the bytes, returns their count, sets the mtime', async () => {
-    const n = await write({ hash: shaOf('hello world').toUpperCase(), size: 11, mtime: '2020-01-02T03:04:05Z' }, { fsync: true });
+    const n = await write(
+      { hash: shaOf('hello world').toUpperCase(), size: 11, mtime: '2020-01-02T03:04:05Z' },
+      { fsync: true },
+    );
     expect(n).toBe(11);
     expect(await readFile(path.join(dir, 'f'), 'utf8')).toBe('hello world');
     expect((await stat(path.join(dir, 'f'))).mtime.toISOString()).toBe('2020-01-02T03:04:05.000Z');
   });
 
   it('refuses another hash or size with HASH_MISMATCH naming the path', async () => {
-    await expect(write({ hash: shaOf('other') })).rejects.toMatchObject({ code: 'HASH_MISMATCH', details: { path: 'input/f', field: 'hash' } });
+    await expect(write({ hash: shaOf('other') })).rejects.toMatchObject({
+      code: 'HASH_MISMATCH',
+      details: { path: 'input/f', field: 'hash' },
+    });
     await rm(path.join(dir, 'f'));
     const e = await write({ hash: shaOf('hello world'), size: 12 }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(ValidationError);
@@ -52,14 +61,20 @@ describe('streamVerified', () => {
 
   it('refuses an expected hash that is not 1–128 hex digits before writing a byte', async () => {
     for (const hash of ['', 'xyz', '../0', 'a'.repeat(129)]) {
-      await expect(write({ hash })).rejects.toMatchObject({ code: 'VALIDATION', details: { path: 'input/f', field: 'hash' } });
+      await expect(write({ hash })).rejects.toMatchObject({
+        code: 'VALIDATION',
+        details: { path: 'input/f', field: 'hash' },
+      });
       expect((await stat(path.join(dir, 'f'))).size).toBe(0);
       await rm(path.join(dir, 'f'));
     }
   });
 
   it("takes the caller's error for a mismatch", async () => {
-    const e = await write({ hash: shaOf('other') }, { mismatch: (m) => new Error(`${m.field}: ${m.expected} vs ${m.got}`) }).catch((x: unknown) => x);
+    const e = await write(
+      { hash: shaOf('other') },
+      { mismatch: (m) => new Error(`${m.field}: ${m.expected} vs ${m.got}`) },
+    ).catch((x: unknown) => x);
     expect((e as Error).message).toBe(`hash: ${shaOf('other')} vs ${shaOf('hello world')}`);
   });
 });

@@ -37,7 +37,13 @@ export async function applyClientOnly(run: SyncRun, plan: SyncPlan, ops: Ops, at
  * repository's deletes, the new snapshot's metadata on both sides; the head
  * is re-checked under the lock, then both sides commit (or both roll back).
  */
-export async function applyInTransaction(run: SyncRun, plan: SyncPlan, ops: Ops, at: Date, message: string): Promise<SyncResult> {
+export async function applyInTransaction(
+  run: SyncRun,
+  plan: SyncPlan,
+  ops: Ops,
+  at: Date,
+  message: string,
+): Promise<SyncResult> {
   const { project, clientFs, remote, tx } = run;
   const result = emptyResult('snapshot', plan, tx, null);
   const pr = progressCounter(run, ops);
@@ -61,7 +67,13 @@ export async function applyInTransaction(run: SyncRun, plan: SyncPlan, ops: Ops,
     const head = await headOf(remote);
     if (head !== plan.remoteSnapshotId) throw new RemoteMovedError(plan.remoteSnapshotId, head);
 
-    t.setSnapshot({ snapshotId, message, manifestHash: md.snapshot_hash ?? '', user: project.user, createdAt: md.created_at });
+    t.setSnapshot({
+      snapshotId,
+      message,
+      manifestHash: md.snapshot_hash ?? '',
+      user: project.user,
+      createdAt: md.created_at,
+    });
     await clientFs.setRemoteSnapshot(tx, snapshotId);
     faultPoint('sync.before-commit');
     pr.emit('commit');

@@ -1,7 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { archivePath } from '@dsg/contracts';
-import { decompressArchive, parseManifest, type Manifest, type ManifestMetadata, type SyncMessages } from '@dsg/manifest';
+import {
+  decompressArchive,
+  parseManifest,
+  type Manifest,
+  type ManifestMetadata,
+  type SyncMessages,
+} from '@dsg/manifest';
 
 /**
  * A snapshot's archive from this working copy's `.dsg/archive/`, taken only
@@ -10,12 +16,18 @@ import { decompressArchive, parseManifest, type Manifest, type ManifestMetadata,
  * repositories' history before dsg's first sync lives in working copies.
  * A damaged archive throws.
  */
-export async function localArchive(root: string, sid: string, recorded: Pick<ManifestMetadata, 'snapshot_hash'>): Promise<{ bytes: Buffer; manifest: Manifest } | null> {
+export async function localArchive(
+  root: string,
+  sid: string,
+  recorded: Pick<ManifestMetadata, 'snapshot_hash'>,
+): Promise<{ bytes: Buffer; manifest: Manifest } | null> {
   const file = path.join(root, archivePath(sid));
   const bytes = await readFile(file).catch(() => null);
   if (!bytes) return null;
   const manifest = parseManifest(decompressArchive(bytes, file), file);
-  return manifest.metadata?.snapshot_id === sid && manifest.metadata.snapshot_hash === recorded.snapshot_hash ? { bytes, manifest } : null;
+  return manifest.metadata?.snapshot_id === sid && manifest.metadata.snapshot_hash === recorded.snapshot_hash
+    ? { bytes, manifest }
+    : null;
 }
 
 /**
@@ -24,7 +36,11 @@ export async function localArchive(root: string, sid: string, recorded: Pick<Man
  * `log`/`blame`/`validate-chain` would stop at the first missing one.
  * `skip` are ids written anyway.
  */
-export async function archivesToBackfill(root: string, messages: SyncMessages, skip: ReadonlySet<string>): Promise<[string, Buffer][]> {
+export async function archivesToBackfill(
+  root: string,
+  messages: SyncMessages,
+  skip: ReadonlySet<string>,
+): Promise<[string, Buffer][]> {
   const out: [string, Buffer][] = [];
   for (const [sid, recorded] of Object.entries(messages.snapshots)) {
     if (skip.has(sid)) continue;

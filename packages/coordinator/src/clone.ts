@@ -1,4 +1,12 @@
-import { LAST_SYNC, newTransactionId, type ClientFilesystem, type ProgressListener, type RemoteRepository, type TransactionId, type Transport } from '@dsg/contracts';
+import {
+  LAST_SYNC,
+  newTransactionId,
+  type ClientFilesystem,
+  type ProgressListener,
+  type RemoteRepository,
+  type TransactionId,
+  type Transport,
+} from '@dsg/contracts';
 import { CONFIG_FILE } from '@dsg/manifest';
 import { SyncConflictError } from './errors.js';
 import { defaultLogger } from './logger.js';
@@ -44,7 +52,9 @@ export async function runClone(o: {
     const conflicts = plan.conflicts.filter((p) => p.path !== CONFIG_FILE);
     if (conflicts.length) throw new SyncConflictError(conflicts);
     // only R's files come down: a local file the repository lacks is kept, for the first sync to upload
-    const downloads: Transfer[] = plan.paths.filter((p) => p.action === 'download').map((p) => ({ path: p.path, entry: p.remote!, source: { from: 'remote' } }));
+    const downloads: Transfer[] = plan.paths
+      .filter((p) => p.action === 'download')
+      .map((p) => ({ path: p.path, entry: p.remote!, source: { from: 'remote' } }));
     const ops = { uploads: [], downloads, backups: [], deleteLocal: [] };
     const result = emptyResult('clone', plan, tx, plan.remoteSnapshotId);
     await clientFs.begin(tx);

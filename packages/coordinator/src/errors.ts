@@ -12,7 +12,10 @@ import type { PathPlan } from '@dsg/manifest';
 export class SyncConflictError extends ConflictError {
   readonly conflicts: readonly PathPlan[];
   readonly resolved: readonly { plan: PathPlan; resolution: 'L' | 'C' | 'R' }[];
-  constructor(conflicts: readonly PathPlan[], resolved: readonly { plan: PathPlan; resolution: 'L' | 'C' | 'R' }[] = []) {
+  constructor(
+    conflicts: readonly PathPlan[],
+    resolved: readonly { plan: PathPlan; resolution: 'L' | 'C' | 'R' }[] = [],
+  ) {
     super(conflicts.map((c) => c.path));
     this.conflicts = conflicts;
     this.resolved = resolved;
@@ -27,7 +30,10 @@ export class InvalidNamesError extends ValidationError {
     super(
       `${invalid.length} path(s) cannot be synced${first ? `, e.g. ${JSON.stringify(first.path)}: ${first.reason}` : ''}`,
       first ? { path: first.path } : {},
-      { code: 'INVALID_NAMES', recoveryHint: 'Rename or remove the listed paths (`dsg status` lists them all), or add them to ignore.paths.' },
+      {
+        code: 'INVALID_NAMES',
+        recoveryHint: 'Rename or remove the listed paths (`dsg status` lists them all), or add them to ignore.paths.',
+      },
     );
     this.invalid = invalid;
   }
@@ -36,8 +42,12 @@ export class InvalidNamesError extends ValidationError {
 /** The repository's head is not the one the plan was made against. */
 export class RemoteMovedError extends DsgError {
   constructor(expected: string | null, actual: string | null) {
-    super('REMOTE_MOVED', `the repository moved from ${expected ?? '(none)'} to ${actual ?? '(none)'} since the plan was made`, {
-      recoveryHint: 'Run `dsg status` to see the new plan, then sync again.',
-    });
+    super(
+      'REMOTE_MOVED',
+      `the repository moved from ${expected ?? '(none)'} to ${actual ?? '(none)'} since the plan was made`,
+      {
+        recoveryHint: 'Run `dsg status` to see the new plan, then sync again.',
+      },
+    );
   }
 }

@@ -28,7 +28,10 @@ const without = (m: Manifest, drop: ReadonlySet<string>): Manifest => {
   let hit = false;
   for (const p of drop) if (m.entries.has(p)) hit = true;
   if (!hit) return m;
-  return new Manifest([...m.entries.values()].filter((e) => !drop.has(e.path)), m.metadata);
+  return new Manifest(
+    [...m.entries.values()].filter((e) => !drop.has(e.path)),
+    m.metadata,
+  );
 };
 
 /**
@@ -46,7 +49,9 @@ export function partitionByScope(local: Manifest, cache: Manifest, remote: Manif
   const held = new Map<string, string>();
   const byKey = new Map<string, string[]>();
   for (const e of remote.entries.values()) {
-    const why = unusableReason(e) ?? scope.problem(e.type === 'link' ? { type: 'link', path: e.path, reference: e.reference } : e);
+    const why =
+      unusableReason(e) ??
+      scope.problem(e.type === 'link' ? { type: 'link', path: e.path, reference: e.reference } : e);
     if (why) held.set(e.path, why);
     const k = foldKey(e.path);
     byKey.set(k, [...(byKey.get(k) ?? []), e.path]);
@@ -61,7 +66,8 @@ export function partitionByScope(local: Manifest, cache: Manifest, remote: Manif
       for (let i = 1; i < parts.length; i++) {
         const up = parts.slice(0, i).join('/');
         if (links.has(up)) {
-          if (!held.has(e.path)) held.set(e.path, `beneath the symbolic link ${JSON.stringify(up)}: nothing is written through a link`);
+          if (!held.has(e.path))
+            held.set(e.path, `beneath the symbolic link ${JSON.stringify(up)}: nothing is written through a link`);
           break;
         }
       }
@@ -70,14 +76,25 @@ export function partitionByScope(local: Manifest, cache: Manifest, remote: Manif
   for (const group of byKey.values()) {
     if (group.length < 2) continue;
     for (const p of group) {
-      if (!held.has(p)) held.set(p, `differs only by case or Unicode normalization from ${group.filter((q) => q !== p).map((q) => JSON.stringify(q)).join(', ')} in the repository (one file on macOS and Windows)`);
+      if (!held.has(p))
+        held.set(
+          p,
+          `differs only by case or Unicode normalization from ${group
+            .filter((q) => q !== p)
+            .map((q) => JSON.stringify(q))
+            .join(', ')} in the repository (one file on macOS and Windows)`,
+        );
     }
   }
   const localTwins: { path: string; reason: string }[] = [];
   for (const e of local.entries.values()) {
     if (remote.entries.has(e.path)) continue;
     const twin = byKey.get(foldKey(e.path))?.find((q) => q !== e.path);
-    if (twin !== undefined) localTwins.push({ path: e.path, reason: `differs only by case or Unicode normalization from ${JSON.stringify(twin)} in the repository (one file on macOS and Windows)` });
+    if (twin !== undefined)
+      localTwins.push({
+        path: e.path,
+        reason: `differs only by case or Unicode normalization from ${JSON.stringify(twin)} in the repository (one file on macOS and Windows)`,
+      });
   }
   const drop = new Set(held.keys());
   return {
@@ -85,7 +102,9 @@ export function partitionByScope(local: Manifest, cache: Manifest, remote: Manif
     cache: without(cache, drop),
     remote: without(remote, drop),
     carried: [...drop].map((p) => remote.entries.get(p)!),
-    heldBack: [...held].map(([path, reason]) => ({ path, reason })).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
+    heldBack: [...held]
+      .map(([path, reason]) => ({ path, reason }))
+      .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
     localTwins,
   };
 }

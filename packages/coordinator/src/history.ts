@@ -1,5 +1,21 @@
-import { archivePath, compareSnapshotIds, LAST_SYNC, NotFoundError, SYNC_MESSAGES, type RemoteFilesystem } from '@dsg/contracts';
-import { decompressArchive, entriesEqual, parseManifest, parseSyncMessages, type Manifest, type ManifestEntry, type ManifestMetadata, type SyncMessages } from '@dsg/manifest';
+import {
+  archivePath,
+  compareSnapshotIds,
+  LAST_SYNC,
+  NotFoundError,
+  SYNC_MESSAGES,
+  type RemoteFilesystem,
+} from '@dsg/contracts';
+import {
+  decompressArchive,
+  entriesEqual,
+  parseManifest,
+  parseSyncMessages,
+  type Manifest,
+  type ManifestEntry,
+  type ManifestMetadata,
+  type SyncMessages,
+} from '@dsg/manifest';
 import { localArchive } from './archive-backfill.js';
 import { readAll } from './streams.js';
 
@@ -35,9 +51,12 @@ export class History {
   get(sid: string): SnapshotRecord {
     const r = this.snapshots.find((s) => s.snapshotId === sid);
     if (!r) {
-      throw new NotFoundError(`snapshot ${sid} does not exist (the repository has ${this.snapshots.map((s) => s.snapshotId).join(', ') || 'no snapshots'})`, {
-        recoveryHint: '`dsg log` lists the snapshots.',
-      });
+      throw new NotFoundError(
+        `snapshot ${sid} does not exist (the repository has ${this.snapshots.map((s) => s.snapshotId).join(', ') || 'no snapshots'})`,
+        {
+          recoveryHint: '`dsg log` lists the snapshots.',
+        },
+      );
     }
     return r;
   }
@@ -48,7 +67,10 @@ export class History {
  * archive/sN-sync.json.lz4 in the repository, else in `localRoot`'s
  * `.dsg/archive/` when it is the same snapshot).
  */
-export async function readHistory(remote: Pick<RemoteFilesystem, 'readFile'>, o: { localRoot?: string } = {}): Promise<History> {
+export async function readHistory(
+  remote: Pick<RemoteFilesystem, 'readFile'>,
+  o: { localRoot?: string } = {},
+): Promise<History> {
   const msgBytes = await readRemoteBytes(remote, SYNC_MESSAGES);
   if (!msgBytes) {
     throw new NotFoundError('the repository has no .dsg/sync-messages.json (no snapshot yet?)', {
@@ -64,7 +86,9 @@ export async function readHistory(remote: Pick<RemoteFilesystem, 'readFile'>, o:
   // list lags one snapshot behind last-sync.json. The head's own metadata completes it.
   const head = headManifest?.metadata ?? null;
   const lagging = head !== null && !(head.snapshot_id in messages.snapshots);
-  const records: Record<string, ManifestMetadata> = lagging ? { ...messages.snapshots, [head.snapshot_id]: head } : messages.snapshots;
+  const records: Record<string, ManifestMetadata> = lagging
+    ? { ...messages.snapshots, [head.snapshot_id]: head }
+    : messages.snapshots;
   if (lagging) ids.push(head.snapshot_id);
   const headId = head?.snapshot_id ?? ids.at(-1);
   for (const sid of ids) {

@@ -1,6 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { LAST_SYNC, NotFoundError, STAT_CACHE, ValidationError, type ProgressListener, type RemoteRepository } from '@dsg/contracts';
+import {
+  LAST_SYNC,
+  NotFoundError,
+  STAT_CACHE,
+  ValidationError,
+  type ProgressListener,
+  type RemoteRepository,
+} from '@dsg/contracts';
 import {
   classify,
   entriesHash,
@@ -86,10 +93,14 @@ export async function planClone(o: Omit<PlanOptions, 'onProgress' | 'sameConfig'
   assertRemoteIntegrity(r.manifest);
   const cache = await readCacheManifest(project.root);
   if (cache.entries.size > 0 || cache.metadata) {
-    throw new ValidationError(`${project.root} already has ${LAST_SYNC}`, { file: LAST_SYNC }, {
-      code: 'ALREADY_CLONED',
-      recoveryHint: 'This directory is already a working copy: use `dsg sync`.',
-    });
+    throw new ValidationError(
+      `${project.root} already has ${LAST_SYNC}`,
+      { file: LAST_SYNC },
+      {
+        code: 'ALREADY_CLONED',
+        recoveryHint: 'This directory is already a working copy: use `dsg sync`.',
+      },
+    );
   }
   return planAgainst(o, r, cache);
 }
@@ -99,18 +110,26 @@ async function readRemoteManifest(remote: RemoteRepository): Promise<RemoteSide>
   if (!(await remote.exists())) return { exists: false, manifest: Manifest.empty(), bytes: null };
   const s = await remote.readFile(LAST_SYNC);
   if (!s) {
-    throw new ValidationError(`the repository has no ${LAST_SYNC}`, { file: `repository:${LAST_SYNC}` }, {
-      code: 'REMOTE_MANIFEST',
-      recoveryHint: 'The repository is damaged; check it with `dsg validate-snapshot` before syncing.',
-    });
+    throw new ValidationError(
+      `the repository has no ${LAST_SYNC}`,
+      { file: `repository:${LAST_SYNC}` },
+      {
+        code: 'REMOTE_MANIFEST',
+        recoveryHint: 'The repository is damaged; check it with `dsg validate-snapshot` before syncing.',
+      },
+    );
   }
   const bytes = await readAll(s);
   const manifest = parseManifest(bytes, `repository:${LAST_SYNC}`);
   if (!manifest.metadata) {
-    throw new ValidationError(`the repository's ${LAST_SYNC} has no metadata`, { file: `repository:${LAST_SYNC}`, field: 'metadata' }, {
-      code: 'REMOTE_MANIFEST',
-      recoveryHint: 'The repository is damaged; check it with `dsg validate-snapshot` before syncing.',
-    });
+    throw new ValidationError(
+      `the repository's ${LAST_SYNC} has no metadata`,
+      { file: `repository:${LAST_SYNC}`, field: 'metadata' },
+      {
+        code: 'REMOTE_MANIFEST',
+        recoveryHint: 'The repository is damaged; check it with `dsg validate-snapshot` before syncing.',
+      },
+    );
   }
   return { exists: true, manifest, bytes };
 }
@@ -131,7 +150,8 @@ function assertRemoteIntegrity(remote: Manifest, cache?: Manifest): void {
       { file: `repository:${LAST_SYNC}`, field: 'metadata.entries_hash' },
       {
         code: 'REMOTE_MANIFEST',
-        recoveryHint: 'Nothing was changed. Run `dsg validate-chain`, and restore the repository from its last good snapshot before syncing.',
+        recoveryHint:
+          'Nothing was changed. Run `dsg validate-chain`, and restore the repository from its last good snapshot before syncing.',
       },
     );
   }
@@ -169,10 +189,16 @@ async function planAgainst(o: PlanOptions, r: RemoteSide, cache: Manifest): Prom
     previous: cache,
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
   });
-  const part = partitionByScope(scan.manifest, withoutConfigEntry(cache), withoutConfigEntry(r.manifest), projectScope(project.dataDirs));
+  const part = partitionByScope(
+    scan.manifest,
+    withoutConfigEntry(cache),
+    withoutConfigEntry(r.manifest),
+    projectScope(project.dataDirs),
+  );
   // the project config is compared like a file, beside the manifest entries
   const sides = configSides(config, project.user);
-  const plus = (m: Manifest, extra: ManifestEntry[]): Manifest => (extra.length ? new Manifest([...m.entries.values(), ...extra], m.metadata) : m);
+  const plus = (m: Manifest, extra: ManifestEntry[]): Manifest =>
+    extra.length ? new Manifest([...m.entries.values(), ...extra], m.metadata) : m;
   const paths = classify(plus(part.local, sides.local), plus(part.cache, sides.cache), plus(part.remote, sides.remote));
   const counts = { none: 0, upload: 0, download: 0, delete_local: 0, delete_remote: 0, cache_only: 0, conflict: 0 };
   for (const p of paths) counts[p.action]++;

@@ -59,7 +59,9 @@ export async function writeSnapshotMetadata(
     ...(project.timeZone ? { timeZone: project.timeZone } : {}),
   });
   const md = manifest.metadata!;
-  const messages = plan.remoteExists ? await readSyncMessages(remote) : { metadata_version: SYNC_MESSAGES_VERSION, snapshots: {} };
+  const messages = plan.remoteExists
+    ? await readSyncMessages(remote)
+    : { metadata_version: SYNC_MESSAGES_VERSION, snapshots: {} };
   // The original's repositories keep a sync-messages.json one snapshot behind last-sync.json: fill in R's own block.
   const prev = plan.remote.metadata;
   const lastWrittenByOriginal = prev !== null && !(prev.snapshot_id in messages.snapshots);

@@ -29,9 +29,22 @@ export interface Ops {
  * SyncConflictError. `backup` false: a losing local version is replaced
  * without a `<name>~<ts>~` copy (user config backup_on_conflict: false).
  */
-export function resolveOps(plan: SyncPlan, user: string, resolutions?: ReadonlyMap<string, Resolution>, backup = true): Ops {
+export function resolveOps(
+  plan: SyncPlan,
+  user: string,
+  resolutions?: ReadonlyMap<string, Resolution>,
+  backup = true,
+): Ops {
   assertConfigResolution(plan, resolutions);
-  const ops: Ops = { uploads: [], downloads: [], deleteLocal: [], deleteRemote: [], backups: [], merged: new Map(), cacheChange: false };
+  const ops: Ops = {
+    uploads: [],
+    downloads: [],
+    deleteLocal: [],
+    deleteRemote: [],
+    backups: [],
+    merged: new Map(),
+    cacheChange: false,
+  };
   const unresolved: PathPlan[] = [];
   const resolved: { plan: PathPlan; resolution: Resolution }[] = [];
   const cacheId = plan.cache.metadata?.snapshot_id ?? null;
@@ -84,7 +97,8 @@ export function resolveOps(plan: SyncPlan, user: string, resolutions?: ReadonlyM
           const c = p.cache;
           if (backup && p.local && (!c || !entriesEqual(p.local, c))) ops.backups.push(p.local);
           if (c) {
-            if (cacheId === null) throw new ValidationError(`cannot restore ${p.path}: ${LAST_SYNC} has no snapshot id`, { path: p.path });
+            if (cacheId === null)
+              throw new ValidationError(`cannot restore ${p.path}: ${LAST_SYNC} has no snapshot id`, { path: p.path });
             const src: Source = { from: 'snapshot', snapshotId: cacheId };
             if (!p.local || !entriesEqual(p.local, c)) ops.downloads.push({ path: c.path, entry: c, source: src });
             if (!p.remote || !entriesEqual(p.remote, c)) ops.uploads.push({ path: c.path, entry: c, source: src });

@@ -22,7 +22,12 @@ export interface SyncResult {
 }
 
 /** A result with nothing moved yet; the apply fills it in as it goes. */
-export function emptyResult(kind: SyncResult['kind'], plan: SyncPlan, tx: string | null, snapshotId: string | null): SyncResult {
+export function emptyResult(
+  kind: SyncResult['kind'],
+  plan: SyncPlan,
+  tx: string | null,
+  snapshotId: string | null,
+): SyncResult {
   return {
     kind,
     snapshotId,

@@ -104,7 +104,13 @@ export async function runSync(o: SyncOptions): Promise<SyncResult> {
       const plan = await planSync(o);
       return emptyResult('dry-run', plan, null, plan.remoteSnapshotId);
     }
-    await remote.lock({ user: project.user, host: os.hostname(), pid: process.pid, since: now().toISOString(), transactionId: tx });
+    await remote.lock({
+      user: project.user,
+      host: os.hostname(),
+      pid: process.pid,
+      since: now().toISOString(),
+      transactionId: tx,
+    });
     locked = true;
     await o.beforePlan?.();
     const plan = await planSync(o);
@@ -115,13 +121,15 @@ export async function runSync(o: SyncOptions): Promise<SyncResult> {
     if (plan.invalid.length) throw new InvalidNamesError(plan.invalid);
     if (!plan.remoteExists && plan.cache.entries.size > 0) {
       throw new NotFoundError(`repository ${project.name} does not exist, but this project has synced with it before`, {
-        recoveryHint: 'Check the repository settings in .dsgconfig.yml; refusing to treat the missing repository as empty (that would delete your files).',
+        recoveryHint:
+          'Check the repository settings in .dsgconfig.yml; refusing to treat the missing repository as empty (that would delete your files).',
       });
     }
     const ops = resolveOps(plan, project.user, o.resolutions, o.backupOnConflict ?? true);
     await checkIncomingConfig(run, ops, o.validateProjectConfig);
     // init always makes s1, even of an empty project: the repository must come to exist
-    if (plan.remoteExists && !hasTransfers(ops) && !ops.cacheChange) return emptyResult('nothing', plan, null, plan.remoteSnapshotId);
+    if (plan.remoteExists && !hasTransfers(ops) && !ops.cacheChange)
+      return emptyResult('nothing', plan, null, plan.remoteSnapshotId);
     if (plan.remoteExists && ops.uploads.length === 0 && ops.deleteRemote.length === 0) {
       // The repository already holds the merged state: a new snapshot would only repeat R.
       return await applyClientOnly(run, plan, ops, now());

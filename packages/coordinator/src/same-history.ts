@@ -57,7 +57,9 @@ const HINT =
  * nowhere below its head): no refusal.
  */
 export async function assertSameHistory(root: string, remote: Pick<RemoteFilesystem, 'readFile'>): Promise<void> {
-  const local = metaOf((json(await readFile(path.join(root, LAST_SYNC)).catch(() => null)) as { metadata?: unknown } | null)?.metadata);
+  const local = metaOf(
+    (json(await readFile(path.join(root, LAST_SYNC)).catch(() => null)) as { metadata?: unknown } | null)?.metadata,
+  );
   if (!local) return;
   const messages = json(await readRemoteBytes(remote, SYNC_MESSAGES)) as { snapshots?: Record<string, unknown> } | null;
   let theirs = metaOf(messages?.snapshots?.[local.id]);
@@ -71,7 +73,7 @@ export async function assertSameHistory(root: string, remote: Pick<RemoteFilesys
     if (theirs.hash === local.hash) return;
     throw new ValidationError(
       `this working copy's last sync is ${described(local)}, but the repository's ${theirs.id} is another snapshot: ${described(theirs)}. ` +
-        'The two histories diverged (the original dsg numbers snapshots from each working copy\'s own history, so two copies can each write the same id)',
+        "The two histories diverged (the original dsg numbers snapshots from each working copy's own history, so two copies can each write the same id)",
       { file: LAST_SYNC, field: 'metadata.snapshot_hash' },
       { code: 'DIVERGED_HISTORY', recoveryHint: HINT },
     );

@@ -56,14 +56,22 @@ export async function readSharedConfig(
   const base = saved ? hashBytes(saved) : legacy?.type === 'file' ? legacy.hash : null;
   // Never synced a config (a working copy of the original's) and the two differ only in form
   // (the original's legacy keys vs the current ones): nothing to share, and no conflict to ask about.
-  const sameMeaning = base === null && local !== null && remoteBytes !== null && !local.equals(remoteBytes) && (sameConfig?.(local, remoteBytes) ?? false);
+  const sameMeaning =
+    base === null &&
+    local !== null &&
+    remoteBytes !== null &&
+    !local.equals(remoteBytes) &&
+    (sameConfig?.(local, remoteBytes) ?? false);
   return { local, remote: remoteBytes, base, ...(sameMeaning ? { sameMeaning } : {}) };
 }
 
 /** A manifest without an entry for the project config (older dsg versions kept one). */
 export function withoutConfigEntry(m: Manifest): Manifest {
   if (!m.entries.has(CONFIG_FILE)) return m;
-  return new Manifest([...m.entries.values()].filter((e) => e.path !== CONFIG_FILE), m.metadata);
+  return new Manifest(
+    [...m.entries.values()].filter((e) => e.path !== CONFIG_FILE),
+    m.metadata,
+  );
 }
 
 const entry = (bytes: Buffer, user: string): ManifestEntry => ({
@@ -85,7 +93,10 @@ const entry = (bytes: Buffer, user: string): ManifestEntry => ({
  * file: a working copy without one gets the repository's — never "deleted
  * on one side".
  */
-export function configSides(c: SharedConfig, user: string): { local: ManifestEntry[]; cache: ManifestEntry[]; remote: ManifestEntry[] } {
+export function configSides(
+  c: SharedConfig,
+  user: string,
+): { local: ManifestEntry[]; cache: ManifestEntry[]; remote: ManifestEntry[] } {
   if (!c.remote || c.sameMeaning) return { local: [], cache: [], remote: [] };
   const local = c.local ? [entry(c.local, user)] : [];
   const remote = [entry(c.remote, user)];
@@ -94,10 +105,15 @@ export function configSides(c: SharedConfig, user: string): { local: ManifestEnt
 }
 
 /** A config conflict settles with L (keep yours) or R (take the repository's): there is no last-synced config to restore. */
-export function assertConfigResolution(plan: Pick<SyncPlan, 'paths'>, resolutions?: ReadonlyMap<string, Resolution>): void {
+export function assertConfigResolution(
+  plan: Pick<SyncPlan, 'paths'>,
+  resolutions?: ReadonlyMap<string, Resolution>,
+): void {
   if (resolutions?.get(CONFIG_FILE) !== 'C') return;
   if (!plan.paths.some((p) => p.path === CONFIG_FILE && p.action === 'conflict')) return;
-  throw new ValidationError(`${CONFIG_FILE} can be resolved only with L (keep yours) or R (take the repository's)`, { path: CONFIG_FILE });
+  throw new ValidationError(`${CONFIG_FILE} can be resolved only with L (keep yours) or R (take the repository's)`, {
+    path: CONFIG_FILE,
+  });
 }
 
 /**
@@ -117,7 +133,11 @@ export function configMoves(ops: Pick<Ops, 'uploads' | 'downloads'>): { uploaded
 }
 
 /** The incoming project config, given to the caller's check before anything is staged. */
-export async function checkIncomingConfig(run: SyncRun, ops: Pick<Ops, 'downloads'>, validate?: (content: Buffer) => void | Promise<void>): Promise<void> {
+export async function checkIncomingConfig(
+  run: SyncRun,
+  ops: Pick<Ops, 'downloads'>,
+  validate?: (content: Buffer) => void | Promise<void>,
+): Promise<void> {
   const d = ops.downloads.find((t) => t.path === CONFIG_FILE);
   if (!d || d.entry.type !== 'file' || !validate) return;
   const bytes = await readAll(await openSource(run, d));
@@ -129,7 +149,10 @@ export async function checkIncomingConfig(run: SyncRun, ops: Pick<Ops, 'download
 export async function writeRootCopy(run: SyncRun, plan: Pick<SyncPlan, 'config'>, result: SyncResult): Promise<void> {
   const c = plan.config;
   if (c.remote || !c.local) return;
-  await run.remote.writeFile(run.tx, CONFIG_FILE, once(c.local), { hash: hashBytes(c.local), size: c.local.byteLength });
+  await run.remote.writeFile(run.tx, CONFIG_FILE, once(c.local), {
+    hash: hashBytes(c.local),
+    size: c.local.byteLength,
+  });
   result.uploaded.push(CONFIG_FILE);
 }
 

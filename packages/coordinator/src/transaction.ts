@@ -143,7 +143,9 @@ export class Transaction implements AsyncDisposable {
           // The connection is gone (sshd killed, agent stalled): the rollback is the agent's own job
           // now — it rolls back every transaction of a session that ended — and whatever a dead
           // agent leaves, the next command recovers. Not "CRITICAL: rollback incomplete".
-          this.#log.warn(`Remote rollback of transaction ${this.id} not sent (${msg(e)}): the agent rolls it back when its session ends; the next dsg command recovers any leftovers`);
+          this.#log.warn(
+            `Remote rollback of transaction ${this.id} not sent (${msg(e)}): the agent rolls it back when its session ends; the next dsg command recovers any leftovers`,
+          );
         } else {
           errors.push(`Remote filesystem rollback failed: ${msg(e)}`);
           this.#log.error(`Failed to rollback remote filesystem: ${msg(e)}`);

@@ -7,17 +7,26 @@ import { counted } from './streams.js';
 import type { SyncRun } from './sync-run.js';
 
 /** What a transfer must arrive as; the project config has no mtime to apply (it is not a manifest entry). */
-const expectedOf = (e: FileEntry): ExpectedFile => ({ hash: e.hash, size: e.filesize, ...(e.mtime ? { mtime: e.mtime } : {}) });
+const expectedOf = (e: FileEntry): ExpectedFile => ({
+  hash: e.hash,
+  size: e.filesize,
+  ...(e.mtime ? { mtime: e.mtime } : {}),
+});
 
 export async function openSource(run: SyncRun, t: Transfer): Promise<ByteStream> {
   const { clientFs, remote } = run;
   if (t.source.from === 'local') return clientFs.readFile(t.path);
-  const s = t.source.from === 'remote' ? await remote.readFile(t.path) : await remote.readSnapshotFile(t.source.snapshotId, t.path);
+  const s =
+    t.source.from === 'remote'
+      ? await remote.readFile(t.path)
+      : await remote.readSnapshotFile(t.source.snapshotId, t.path);
   if (!s) {
     throw new NotFoundError(
       `${t.path} is missing from the repository${t.source.from === 'snapshot' ? ` snapshot ${t.source.snapshotId}` : ''}`,
       // a clone has no working copy to check yet: it is simply run again
-      run.command === 'sync' ? { recoveryHint: 'The repository changed or is damaged; run `dsg status` and sync again.' } : {},
+      run.command === 'sync'
+        ? { recoveryHint: 'The repository changed or is damaged; run `dsg status` and sync again.' }
+        : {},
     );
   }
   return s;
@@ -47,7 +56,12 @@ export function progressCounter(run: Pick<SyncRun, 'onProgress'>, ops: Pick<Ops,
 }
 
 /** Uploads into the repository's work area (bounded concurrency), each verified there against its entry. */
-export async function uploadAll(run: SyncRun, ops: Pick<Ops, 'uploads'>, result: SyncResult, pr: Progress): Promise<void> {
+export async function uploadAll(
+  run: SyncRun,
+  ops: Pick<Ops, 'uploads'>,
+  result: SyncResult,
+  pr: Progress,
+): Promise<void> {
   const { remote, tx } = run;
   await forEachLimited(ops.uploads, run.concurrency, async (u) => {
     if (u.entry.type === 'link') await remote.writeLink(tx, u.path, u.entry.reference);
@@ -74,7 +88,8 @@ export async function stageClientChanges(
   for (const b of ops.backups) {
     const name = conflictBackupName(b.path, at);
     if (b.type === 'link') await clientFs.stageLink(tx, name, b.reference);
-    else await clientFs.stageFile(tx, name, clientFs.readFile(b.path), { hash: b.hash, size: b.filesize, mtime: b.mtime });
+    else
+      await clientFs.stageFile(tx, name, clientFs.readFile(b.path), { hash: b.hash, size: b.filesize, mtime: b.mtime });
     result.conflictBackups.push(name);
   }
   await forEachLimited(ops.downloads, run.concurrency, async (d) => {

@@ -3,10 +3,24 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { ByteStream } from '@dsg/contracts';
-import { buildSnapshot, compressArchive, serializeManifest, serializeSyncMessages, type ManifestEntry, type ManifestMetadata } from '@dsg/manifest';
+import {
+  buildSnapshot,
+  compressArchive,
+  serializeManifest,
+  serializeSyncMessages,
+  type ManifestEntry,
+  type ManifestMetadata,
+} from '@dsg/manifest';
 import { diffManifests, readHistory } from '../src/index.js';
 
-const entry = (p: string, hash: string): ManifestEntry => ({ type: 'file', path: p, user: 'ana@example.org', filesize: 1, mtime: '2024-01-15T09:00:00-08:00', hash });
+const entry = (p: string, hash: string): ManifestEntry => ({
+  type: 'file',
+  path: p,
+  user: 'ana@example.org',
+  filesize: 1,
+  mtime: '2024-01-15T09:00:00-08:00',
+  hash,
+});
 
 function chain(n: number): ReturnType<typeof buildSnapshot>[] {
   const out: ReturnType<typeof buildSnapshot>[] = [];
@@ -37,7 +51,9 @@ describe('readHistory', () => {
     const h = await readHistory(
       remoteOf({
         '.dsg/last-sync.json': Buffer.from(serializeManifest(s3!)),
-        '.dsg/sync-messages.json': Buffer.from(serializeSyncMessages({ metadata_version: '0.4.4', snapshots: messages })),
+        '.dsg/sync-messages.json': Buffer.from(
+          serializeSyncMessages({ metadata_version: '0.4.4', snapshots: messages }),
+        ),
         '.dsg/archive/s1-sync.json.lz4': compressArchive(serializeManifest(s1!)),
         // s2's archive missing, as in every repository the original wrote
       }),
@@ -55,17 +71,28 @@ describe('readHistory', () => {
     const h = await readHistory(
       remoteOf({
         '.dsg/last-sync.json': Buffer.from(serializeManifest(s2!)),
-        '.dsg/sync-messages.json': Buffer.from(serializeSyncMessages({ metadata_version: '0.4.4', snapshots: { s1: s1!.metadata!, s2: s2!.metadata! } })),
+        '.dsg/sync-messages.json': Buffer.from(
+          serializeSyncMessages({ metadata_version: '0.4.4', snapshots: { s1: s1!.metadata!, s2: s2!.metadata! } }),
+        ),
         '.dsg/archive/s1-sync.json.lz4': compressArchive(serializeManifest(s1!)),
       }),
     );
-    expect(h.snapshots.map((s) => [s.snapshotId, s.manifest !== null])).toEqual([['s1', true], ['s2', true]]);
+    expect(h.snapshots.map((s) => [s.snapshotId, s.manifest !== null])).toEqual([
+      ['s1', true],
+      ['s2', true],
+    ]);
   });
 });
 
 describe('diffManifests', () => {
-  const file = (mtime: string, hash = ''): ManifestEntry =>
-    ({ type: 'file', path: 'input/a.csv', user: 'u', filesize: 3, mtime, hash });
+  const file = (mtime: string, hash = ''): ManifestEntry => ({
+    type: 'file',
+    path: 'input/a.csv',
+    user: 'u',
+    filesize: 3,
+    mtime,
+    hash,
+  });
   const manifestOf = (e: ManifestEntry) => ({ entries: new Map([[e.path, e]]) }) as Parameters<typeof diffManifests>[1];
 
   it('calls a file unchanged when sync does: same size and the same mtime INSTANT in another offset', () => {
@@ -76,10 +103,23 @@ describe('diffManifests', () => {
   });
 
   it('a different instant or hash is a change; an added and a removed path are named', () => {
-    expect(diffManifests(manifestOf(file('2024-01-02T03:04:05-08:00')), manifestOf(file('2024-01-02T03:04:06-08:00'))).get('input/a.csv')).toBe('changed');
-    expect(diffManifests(manifestOf(file('t', 'aaaaaaaaaaaaaaaa')), manifestOf(file('t', 'bbbbbbbbbbbbbbbb'))).get('input/a.csv')).toBe('changed');
+    expect(
+      diffManifests(manifestOf(file('2024-01-02T03:04:05-08:00')), manifestOf(file('2024-01-02T03:04:06-08:00'))).get(
+        'input/a.csv',
+      ),
+    ).toBe('changed');
+    expect(
+      diffManifests(manifestOf(file('t', 'aaaaaaaaaaaaaaaa')), manifestOf(file('t', 'bbbbbbbbbbbbbbbb'))).get(
+        'input/a.csv',
+      ),
+    ).toBe('changed');
     expect(diffManifests(null, manifestOf(file('t'))).get('input/a.csv')).toBe('added');
     const other = { ...file('t'), path: 'input/b.csv' };
-    expect(diffManifests(manifestOf(file('t')), manifestOf(other))).toEqual(new Map([['input/b.csv', 'added'], ['input/a.csv', 'removed']]));
+    expect(diffManifests(manifestOf(file('t')), manifestOf(other))).toEqual(
+      new Map([
+        ['input/b.csv', 'added'],
+        ['input/a.csv', 'removed'],
+      ]),
+    );
   });
 });

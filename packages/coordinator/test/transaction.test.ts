@@ -50,7 +50,13 @@ function fakes(failAt: string[] = [], leftovers: string[] = []) {
   };
   return { calls, client, remote, transport, logs, logger };
 }
-const SNAP: SnapshotInfo = { snapshotId: 's3', message: 'm', manifestHash: 'h', user: 'u', createdAt: '2026-01-01T00:00:00Z' };
+const SNAP: SnapshotInfo = {
+  snapshotId: 's3',
+  message: 'm',
+  manifestHash: 'h',
+  user: 'u',
+  createdAt: '2026-01-01T00:00:00Z',
+};
 
 describe('Transaction.run', () => {
   it('begins client, remote, transport; commits remote then client; ends the transport', async () => {
@@ -62,7 +68,15 @@ describe('Transaction.run', () => {
       return Promise.resolve(42);
     });
     expect(out).toBe(42);
-    expect(f.calls).toEqual(['client.begin', 'remote.begin', 'transport.begin', 'work', 'remote.commit:s3', 'client.commit', 'transport.end']);
+    expect(f.calls).toEqual([
+      'client.begin',
+      'remote.begin',
+      'transport.begin',
+      'work',
+      'remote.commit:s3',
+      'client.commit',
+      'transport.end',
+    ]);
     expect(t.remoteBegin).toEqual({ pattern: 'sync', workPath: '/w' });
     expect(t.state).toBe('committed');
   });
@@ -72,7 +86,14 @@ describe('Transaction.run', () => {
     const t = new Transaction(newTransactionId(), f.client, f.remote, f.transport, { logger: f.logger });
     const original = new Error('upload failed');
     await expect(t.run(() => Promise.reject(original))).rejects.toBe(original);
-    expect(f.calls).toEqual(['client.begin', 'remote.begin', 'transport.begin', 'remote.rollback', 'client.rollback', 'transport.end']);
+    expect(f.calls).toEqual([
+      'client.begin',
+      'remote.begin',
+      'transport.begin',
+      'remote.rollback',
+      'client.rollback',
+      'transport.end',
+    ]);
     expect(f.logs.some((l) => l.level === 'critical')).toBe(false);
   });
 
@@ -84,7 +105,9 @@ describe('Transaction.run', () => {
     expect(f.calls).toContain('client.rollback'); // still tried after the remote's failed
     const critical = f.logs.filter((l) => l.level === 'critical');
     expect(critical).toHaveLength(1);
-    expect(critical[0]!.m).toMatch(/rollback incomplete: Remote filesystem rollback failed: boom at remote.rollback; Client filesystem rollback left client-thing: busy/);
+    expect(critical[0]!.m).toMatch(
+      /rollback incomplete: Remote filesystem rollback failed: boom at remote.rollback; Client filesystem rollback left client-thing: busy/,
+    );
   });
 
   it('a remote rollback that cannot be sent (connection gone) is a warning, not a critical incomplete rollback: the agent rolls back itself', async () => {
@@ -103,7 +126,10 @@ describe('Transaction.run', () => {
     const t = new Transaction(tx, f.client, f.remote, f.transport, { logger: f.logger });
     const err = await t.run((x) => Promise.resolve(x.setSnapshot(SNAP))).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TransactionCommitError);
-    expect(err).toMatchObject({ transactionId: tx, recoveryHint: 'Check remote filesystem permissions and available space' });
+    expect(err).toMatchObject({
+      transactionId: tx,
+      recoveryHint: 'Check remote filesystem permissions and available space',
+    });
     expect((err as Error).message).toMatch(/^Failed to commit remote filesystem: boom/);
     expect(f.calls.slice(-4)).toEqual(['remote.commit:s3', 'remote.rollback', 'client.rollback', 'transport.end']);
     expect(f.calls).not.toContain('client.commit');
@@ -156,21 +182,39 @@ describe('await using', () => {
     const f = fakes();
     await expect(
       (async () => {
-        await using t = await new Transaction(newTransactionId(), f.client, f.remote, f.transport, { logger: f.logger }).begin();
+        await using t = await new Transaction(newTransactionId(), f.client, f.remote, f.transport, {
+          logger: f.logger,
+        }).begin();
         t.setSnapshot(SNAP);
         throw new Error('work failed');
       })(),
     ).rejects.toThrow('work failed');
-    expect(f.calls).toEqual(['client.begin', 'remote.begin', 'transport.begin', 'remote.rollback', 'client.rollback', 'transport.end']);
+    expect(f.calls).toEqual([
+      'client.begin',
+      'remote.begin',
+      'transport.begin',
+      'remote.rollback',
+      'client.rollback',
+      'transport.end',
+    ]);
   });
 
   it('commit() inside the scope commits; dispose only ends the transport', async () => {
     const f = fakes();
     {
-      await using t = await new Transaction(newTransactionId(), f.client, f.remote, f.transport, { logger: f.logger }).begin();
+      await using t = await new Transaction(newTransactionId(), f.client, f.remote, f.transport, {
+        logger: f.logger,
+      }).begin();
       t.setSnapshot(SNAP);
       await t.commit();
     }
-    expect(f.calls).toEqual(['client.begin', 'remote.begin', 'transport.begin', 'remote.commit:s3', 'client.commit', 'transport.end']);
+    expect(f.calls).toEqual([
+      'client.begin',
+      'remote.begin',
+      'transport.begin',
+      'remote.commit:s3',
+      'client.commit',
+      'transport.end',
+    ]);
   });
 });

@@ -73,7 +73,8 @@ export function archiveSizeBound(archive: Uint8Array, source?: string): { bound:
     if (pos > buf.length) throw corrupt(source, 'truncated');
   }
   if (contentChecksum) pos += 4;
-  if (pos !== buf.length) throw corrupt(source, pos > buf.length ? 'truncated' : `${buf.length - pos} bytes after the frame`);
+  if (pos !== buf.length)
+    throw corrupt(source, pos > buf.length ? 'truncated' : `${buf.length - pos} bytes after the frame`);
   return { bound, declared };
 }
 

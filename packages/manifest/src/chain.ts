@@ -44,7 +44,8 @@ export function snapshotHash(parts: {
   const h = createXxh3Hasher();
   h.update(utf8(parts.entriesHash));
   h.update(utf8(parts.message));
-  if (parts.projectConfig && Object.keys(parts.projectConfig).length > 0) h.update(utf8(compactSorted(parts.projectConfig)));
+  if (parts.projectConfig && Object.keys(parts.projectConfig).length > 0)
+    h.update(utf8(compactSorted(parts.projectConfig)));
   if (parts.previousHash) h.update(utf8(parts.previousHash));
   return h.digest();
 }
@@ -71,10 +72,20 @@ export function buildSnapshot(
   const sorted = [...entries].sort((a, b) => comparePaths(a.path, b.path));
   // What goes into a snapshot obeys the same rules as what is read from one.
   for (const [i, e] of sorted.entries()) {
-    const why = unusableReason(e) !== null ? null : (validateName(e.path) ?? (e.type === 'link' ? validateLinkTarget(e.path, e.reference) : null));
-    if (why) throw new ValidationError(`refused entry ${JSON.stringify(e.path)}: ${why}`, { field: `entries[${JSON.stringify(e.path)}]`, path: e.path });
+    const why =
+      unusableReason(e) !== null
+        ? null
+        : (validateName(e.path) ?? (e.type === 'link' ? validateLinkTarget(e.path, e.reference) : null));
+    if (why)
+      throw new ValidationError(`refused entry ${JSON.stringify(e.path)}: ${why}`, {
+        field: `entries[${JSON.stringify(e.path)}]`,
+        path: e.path,
+      });
     if (i > 0 && sorted[i - 1]?.path === e.path) {
-      throw new ValidationError(`duplicate entry ${JSON.stringify(e.path)}`, { field: `entries[${JSON.stringify(e.path)}]`, path: e.path });
+      throw new ValidationError(`duplicate entry ${JSON.stringify(e.path)}`, {
+        field: `entries[${JSON.stringify(e.path)}]`,
+        path: e.path,
+      });
     }
   }
   const eh = entriesHash(sorted);
@@ -126,7 +137,11 @@ export function validateChain(manifests: Manifest[]): { ok: true } | { ok: false
     }
     const eh = entriesHash(m.entries.values());
     if (eh !== md.entries_hash) {
-      return { ok: false, snapshotId: id, reason: `entries_hash mismatch (recorded ${md.entries_hash}, entries hash to ${eh}): an entry was changed` };
+      return {
+        ok: false,
+        snapshotId: id,
+        reason: `entries_hash mismatch (recorded ${md.entries_hash}, entries hash to ${eh}): an entry was changed`,
+      };
     }
     const sh = snapshotHash({
       entriesHash: eh,
@@ -135,7 +150,11 @@ export function validateChain(manifests: Manifest[]): { ok: true } | { ok: false
       previousHash: prev?.snapshot_hash ?? null,
     });
     if (sh !== md.snapshot_hash) {
-      return { ok: false, snapshotId: id, reason: `snapshot_hash mismatch (recorded ${md.snapshot_hash ?? 'null'}, recomputed ${sh})` };
+      return {
+        ok: false,
+        snapshotId: id,
+        reason: `snapshot_hash mismatch (recorded ${md.snapshot_hash ?? 'null'}, recomputed ${sh})`,
+      };
     }
     prev = md;
   }

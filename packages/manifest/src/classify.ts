@@ -2,9 +2,21 @@ import type { Manifest, ManifestEntry } from './model.js';
 import { comparePaths } from './order.js';
 
 export type SyncState =
-  | 'sLCR__all_eq' | 'sLCR__L_eq_C_ne_R' | 'sLCR__L_eq_R_ne_C' | 'sLCR__C_eq_R_ne_L' | 'sLCR__all_ne'
-  | 'sxLCR__C_eq_R' | 'sxLCR__C_ne_R' | 'sLxCR__L_eq_R' | 'sLxCR__L_ne_R' | 'sLCxR__L_eq_C' | 'sLCxR__L_ne_C'
-  | 'sxLCxR__only_R' | 'sxLCRx__only_C' | 'sLxCxR__only_L' | 'sxLxCxR__none';
+  | 'sLCR__all_eq'
+  | 'sLCR__L_eq_C_ne_R'
+  | 'sLCR__L_eq_R_ne_C'
+  | 'sLCR__C_eq_R_ne_L'
+  | 'sLCR__all_ne'
+  | 'sxLCR__C_eq_R'
+  | 'sxLCR__C_ne_R'
+  | 'sLxCR__L_eq_R'
+  | 'sLxCR__L_ne_R'
+  | 'sLCxR__L_eq_C'
+  | 'sLCxR__L_ne_C'
+  | 'sxLCxR__only_R'
+  | 'sxLCRx__only_C'
+  | 'sLxCxR__only_L'
+  | 'sxLxCxR__none';
 
 export type SyncAction = 'none' | 'upload' | 'download' | 'delete_local' | 'delete_remote' | 'cache_only' | 'conflict';
 

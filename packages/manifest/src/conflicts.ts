@@ -55,9 +55,13 @@ export function parseConflictFile(text: string, source?: string): Map<string, 'L
   const out = new Map<string, 'L' | 'C' | 'R'>();
   let current: { path: string; line: number } | null = null;
   const fail = (line: number, why: string, field?: string): never => {
-    throw new ValidationError(`${file}:${line}: ${why}`, { file, line, ...(field ? { field } : {}) }, {
-      recoveryHint: 'Write L, C or R after each "resolution:" line of conflicts.txt, then run `dsg sync --continue`.',
-    });
+    throw new ValidationError(
+      `${file}:${line}: ${why}`,
+      { file, line, ...(field ? { field } : {}) },
+      {
+        recoveryHint: 'Write L, C or R after each "resolution:" line of conflicts.txt, then run `dsg sync --continue`.',
+      },
+    );
   };
   const lines = text.split(/\r?\n/);
   for (const [i, raw] of lines.entries()) {
@@ -78,7 +82,8 @@ export function parseConflictFile(text: string, source?: string): Map<string, 'L
       const cur = current as { path: string; line: number };
       const v = line.slice('resolution:'.length).trim().toUpperCase();
       if (v === '') fail(n, `unresolved: ${JSON.stringify(cur.path)} has no resolution`, cur.path);
-      if (v !== 'L' && v !== 'C' && v !== 'R') fail(n, `resolution must be L, C or R, not ${JSON.stringify(v)}`, cur.path);
+      if (v !== 'L' && v !== 'C' && v !== 'R')
+        fail(n, `resolution must be L, C or R, not ${JSON.stringify(v)}`, cur.path);
       out.set(cur.path, v as 'L' | 'C' | 'R');
       current = null;
       continue;
@@ -104,7 +109,9 @@ export function conflictBackupName(relPath: string, at: Date): string {
   const local = offsetMin < 0;
   const t = local ? new Date(at.getTime() + offsetMin * 60_000) : at;
   const stamp = t.toISOString().slice(0, 19).replace(/[-:]/g, '');
-  const off = local ? `-${String(Math.floor(-offsetMin / 60)).padStart(2, '0')}${String(-offsetMin % 60).padStart(2, '0')}` : '-0000';
+  const off = local
+    ? `-${String(Math.floor(-offsetMin / 60)).padStart(2, '0')}${String(-offsetMin % 60).padStart(2, '0')}`
+    : '-0000';
   return `${relPath}~${stamp}${off}~`;
 }
 

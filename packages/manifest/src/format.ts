@@ -3,8 +3,15 @@ import { DsgError, ValidationError, writeFileAtomic } from '@dsg/contracts';
 import type { z } from 'zod';
 import { OrderedObject, RawJson, compactPairs, findDuplicateKey, pretty, type Ordered } from './json.js';
 import {
-  FILE_FIELDS, LINK_FIELDS, METADATA_FIELDS, Manifest, isEntryShapeFast, manifestSchema, metadataSchema,
-  type ManifestEntry, type ManifestMetadata,
+  FILE_FIELDS,
+  LINK_FIELDS,
+  METADATA_FIELDS,
+  Manifest,
+  isEntryShapeFast,
+  manifestSchema,
+  metadataSchema,
+  type ManifestEntry,
+  type ManifestMetadata,
 } from './model.js';
 import { shorten } from './names.js';
 import { entryProblem, markUnusable } from './unusable.js';
@@ -31,7 +38,8 @@ function invalid(source: string | undefined, field: string, why: string, cause?:
     `${where}: invalid manifest at ${field}: ${why}`,
     source === undefined ? { field } : { file: source, field },
     {
-      recoveryHint: 'The manifest is corrupt or was written by an incompatible tool; restore it from the repository (dsg clone or sync) or from .dsg/archive.',
+      recoveryHint:
+        'The manifest is corrupt or was written by an incompatible tool; restore it from the repository (dsg clone or sync) or from .dsg/archive.',
       cause,
     },
   );
@@ -77,7 +85,12 @@ export function parseManifest(text: string | Uint8Array, source?: string): Manif
   const data = fastManifest(raw) ?? slowManifest(raw, source);
   const entries = new Map<string, ManifestEntry>();
   for (const [key, e] of Object.entries(data.entries)) {
-    if (e.path !== key) throw invalid(source, `${formatField(['entries', key])}.path`, `path ${JSON.stringify(shorten(e.path, MAX_KEY_SHOWN))} differs from its key`);
+    if (e.path !== key)
+      throw invalid(
+        source,
+        `${formatField(['entries', key])}.path`,
+        `path ${JSON.stringify(shorten(e.path, MAX_KEY_SHOWN))} differs from its key`,
+      );
     const why = entryProblem(e);
     if (why) markUnusable(e, why);
     entries.set(key, e);

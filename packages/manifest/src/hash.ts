@@ -35,7 +35,10 @@ export const HASH_CHUNK = 1 << 20;
  * stays bounded by the buffer (1 MiB by default) whatever the file size.
  * Returns the hash and the number of bytes read.
  */
-export async function hashFileHandle(fh: FileHandle, buf: Buffer = Buffer.allocUnsafe(HASH_CHUNK)): Promise<{ hash: string; bytes: number }> {
+export async function hashFileHandle(
+  fh: FileHandle,
+  buf: Buffer = Buffer.allocUnsafe(HASH_CHUNK),
+): Promise<{ hash: string; bytes: number }> {
   const h = createXxh3Hasher();
   let bytes = 0;
   for (;;) {

@@ -1,5 +1,12 @@
 export * from './model.js';
-export { parseManifest, serializeManifest, readManifestFile, writeManifestFile, writeFileAtomic, compactEntry } from './format.js';
+export {
+  parseManifest,
+  serializeManifest,
+  readManifestFile,
+  writeManifestFile,
+  writeFileAtomic,
+  compactEntry,
+} from './format.js';
 export { entryProblem, unusableReason } from './unusable.js';
 export { createXxh3Hasher, hashBytes, hashFile, HASH_CHUNK } from './hash.js';
 export { entriesHash, snapshotHash, buildSnapshot, validateChain } from './chain.js';

@@ -25,8 +25,17 @@ export interface ManifestMetadata {
 export const FILE_FIELDS = ['type', 'path', 'user', 'filesize', 'mtime', 'hash'] as const;
 export const LINK_FIELDS = ['type', 'path', 'user', 'reference'] as const;
 export const METADATA_FIELDS = [
-  'manifest_version', 'snapshot_id', 'created_at', 'entry_count', 'entries_hash', 'created_by',
-  'snapshot_message', 'snapshot_previous', 'snapshot_hash', 'snapshot_notes', 'project_config',
+  'manifest_version',
+  'snapshot_id',
+  'created_at',
+  'entry_count',
+  'entries_hash',
+  'created_by',
+  'snapshot_message',
+  'snapshot_previous',
+  'snapshot_hash',
+  'snapshot_notes',
+  'project_config',
 ] as const;
 
 /** The manifest version we write; the ancestor's format version we are compatible with. */
@@ -45,7 +54,11 @@ export class Manifest {
   /** unknown top-level keys, in file order */
   extra: Record<string, unknown>;
 
-  constructor(entries?: Iterable<ManifestEntry>, metadata: ManifestMetadata | null = null, extra: Record<string, unknown> = {}) {
+  constructor(
+    entries?: Iterable<ManifestEntry>,
+    metadata: ManifestMetadata | null = null,
+    extra: Record<string, unknown> = {},
+  ) {
     this.entries = new Map();
     for (const e of entries ?? []) this.entries.set(e.path, e);
     this.metadata = metadata;
@@ -94,12 +107,10 @@ export const fileEntrySchema = z.looseObject({
   hash: z.string().refine((h) => h === '' || HEX16.test(h), 'not 16 lowercase hex digits'),
 });
 
-export const linkEntrySchema = z
-  .looseObject({ ...linkShape, path: safePath })
-  .superRefine((e, ctx) => {
-    const why = validateLinkTarget(e.path, e.reference);
-    if (why) ctx.addIssue({ code: 'custom', path: ['reference'], message: why });
-  });
+export const linkEntrySchema = z.looseObject({ ...linkShape, path: safePath }).superRefine((e, ctx) => {
+  const why = validateLinkTarget(e.path, e.reference);
+  if (why) ctx.addIssue({ code: 'custom', path: ['reference'], message: why });
+});
 
 /** An entry that has the shape AND keeps every rule: what this dsg writes. */
 export const entrySchema = z.discriminatedUnion('type', [fileEntrySchema, linkEntrySchema]);
@@ -120,9 +131,13 @@ export function isValidEntryFast(value: unknown): value is ManifestEntry {
     const mtime = r['mtime'];
     const hash = r['hash'];
     return (
-      typeof size === 'number' && Number.isSafeInteger(size) && size >= 0 &&
-      typeof hash === 'string' && (hash === '' || HEX16.test(hash)) &&
-      typeof mtime === 'string' && isTimestamp(mtime) &&
+      typeof size === 'number' &&
+      Number.isSafeInteger(size) &&
+      size >= 0 &&
+      typeof hash === 'string' &&
+      (hash === '' || HEX16.test(hash)) &&
+      typeof mtime === 'string' &&
+      isTimestamp(mtime) &&
       !validateName(path)
     );
   }
@@ -140,7 +155,13 @@ export function isEntryShapeFast(value: unknown): value is ManifestEntry {
   if (typeof r['path'] !== 'string' || typeof r['user'] !== 'string') return false;
   if (r['type'] === 'file') {
     const size = r['filesize'];
-    return typeof size === 'number' && Number.isSafeInteger(size) && size >= 0 && typeof r['mtime'] === 'string' && typeof r['hash'] === 'string';
+    return (
+      typeof size === 'number' &&
+      Number.isSafeInteger(size) &&
+      size >= 0 &&
+      typeof r['mtime'] === 'string' &&
+      typeof r['hash'] === 'string'
+    );
   }
   return r['type'] === 'link' && typeof r['reference'] === 'string';
 }

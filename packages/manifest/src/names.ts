@@ -7,7 +7,10 @@
 import { NAME_MAX } from '@dsg/contracts';
 
 const RESERVED = new Set([
-  'con', 'prn', 'aux', 'nul',
+  'con',
+  'prn',
+  'aux',
+  'nul',
   ...Array.from({ length: 9 }, (_, i) => `com${i + 1}`),
   ...Array.from({ length: 9 }, (_, i) => `lpt${i + 1}`),
 ]);
@@ -26,13 +29,16 @@ function isIllegalCodePoint(cp: number, ch: string): boolean {
   return (
     CATEGORY_C.test(ch) ||
     cp <= 0x1f ||
-    cp === 0x2028 || cp === 0x2029 ||
+    cp === 0x2028 ||
+    cp === 0x2029 ||
     (cp >= 0x202a && cp <= 0x202e) ||
     (cp >= 0x200b && cp <= 0x200d) ||
     cp === 0x2060 ||
     (cp >= 0x2066 && cp <= 0x2069) ||
     (cp >= 0xfff9 && cp <= 0xfffc) ||
-    cp === 0x1d159 || cp === 0x1d173 || cp === 0x1d17a ||
+    cp === 0x1d159 ||
+    cp === 0x1d173 ||
+    cp === 0x1d17a ||
     cp === 0x0378
   );
 }

@@ -85,7 +85,8 @@ class ScanUnreadableError extends DsgError {
   constructor(rel: string, cause: unknown) {
     super('SCAN_UNREADABLE', `cannot read ${JSON.stringify(rel)}: ${(cause as Error).message}`, {
       cause,
-      recoveryHint: 'Fix the permissions of the named file (or add it to ignore.paths), then run again. It is not left out silently because that would read as a deletion.',
+      recoveryHint:
+        'Fix the permissions of the named file (or add it to ignore.paths), then run again. It is not left out silently because that would read as a deletion.',
     });
   }
 }
@@ -170,7 +171,14 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
    * bytes read match), else ask for another attempt, at most 3 in all, so an
    * entry never pairs a hash with another version's size and mtime.
    */
-  const settle = (rel: string, key: StatKey, st: Stats, hash: string, bytes: number, attempt: number): { hash: string; key: StatKey } | StatKey => {
+  const settle = (
+    rel: string,
+    key: StatKey,
+    st: Stats,
+    hash: string,
+    bytes: number,
+    attempt: number,
+  ): { hash: string; key: StatKey } | StatKey => {
     stats.hashed++;
     stats.bytesHashed += bytes;
     const after: StatKey = { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino };
@@ -277,7 +285,9 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
             if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
             throw new ScanUnreadableError(rel, e);
           });
-          await visitAll(children.filter((n) => !isHidden(n) && !isIgnored(`${rel}/${n}`, n)).map((n) => `${rel}/${n}`));
+          await visitAll(
+            children.filter((n) => !isHidden(n) && !isIgnored(`${rel}/${n}`, n)).map((n) => `${rel}/${n}`),
+          );
           return;
         }
         const nfc = nfcRepair(rel);
@@ -303,7 +313,12 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
     if (scope.dataDirOf(rel) === null) {
       // A data directory that is a symlink is not followed; left out silently, its
       // files would read as deleted, so it is refused (sync stops) instead.
-      if (st.isSymbolicLink() && data) warnings.push({ path: rel, reason: 'a data directory that is a symlink is not followed (make it a real directory, or a mount point)', kind: 'link' });
+      if (st.isSymbolicLink() && data)
+        warnings.push({
+          path: rel,
+          reason: 'a data directory that is a symlink is not followed (make it a real directory, or a mount point)',
+          kind: 'link',
+        });
       return; // a file outside the data dirs
     }
     if (st.isSymbolicLink()) {
@@ -332,7 +347,11 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
       addFile(rel, { hash: cached, key: seen });
       return;
     }
-    const hashed = (!options.parallelIo && seen.size <= SMALL_FILE ? sync(() => hashSmallSync(full, rel, seen)) : pool.run(() => hashOne(full, rel, seen)))
+    const hashed = (
+      !options.parallelIo && seen.size <= SMALL_FILE
+        ? sync(() => hashSmallSync(full, rel, seen))
+        : pool.run(() => hashOne(full, rel, seen))
+    )
       .catch((e: unknown) => {
         if (e instanceof DsgError) throw e;
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null; // deleted during the scan
@@ -401,7 +420,14 @@ function refuseFoldCollisions(entries: ManifestEntry[], warnings: ScanWarning[])
   const bad = new Map<string, string>();
   for (const group of byKey.values()) {
     if (group.length < 2) continue;
-    for (const p of group) bad.set(p, `differs only by case or Unicode normalization from ${group.filter((q) => q !== p).map((q) => JSON.stringify(q)).join(', ')} (one file on macOS and Windows)`);
+    for (const p of group)
+      bad.set(
+        p,
+        `differs only by case or Unicode normalization from ${group
+          .filter((q) => q !== p)
+          .map((q) => JSON.stringify(q))
+          .join(', ')} (one file on macOS and Windows)`,
+      );
   }
   if (bad.size === 0) return;
   const kept = entries.filter((e) => !bad.has(e.path));

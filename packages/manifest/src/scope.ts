@@ -34,9 +34,11 @@ export { isHidden };
  */
 export function dataDirProblem(dataDir: string): string | null {
   if (dataDir === '') return 'is empty';
-  if (dataDir.includes('/') || dataDir.includes('\\')) return 'contains "/" (a data dir is one name, matched at any depth)';
+  if (dataDir.includes('/') || dataDir.includes('\\'))
+    return 'contains "/" (a data dir is one name, matched at any depth)';
   if (dataDir === '.' || dataDir === '..') return `is "${dataDir}"`;
-  if (isHidden(dataDir)) return `is a hidden name (${dataDir === '.dsg' || dataDir === '.git' ? `${dataDir} is never data` : 'hidden directories are never data'})`;
+  if (isHidden(dataDir))
+    return `is a hidden name (${dataDir === '.dsg' || dataDir === '.git' ? `${dataDir} is never data` : 'hidden directories are never data'})`;
   if (/\p{C}/u.test(dataDir)) return 'contains a control character';
   const why = validateComponent(dataDir);
   return why ? `is refused: ${why}` : null;
@@ -77,7 +79,10 @@ export function projectScope(dataDirs: readonly string[]): Scope {
         if (e.path.split('/').some(isHidden)) return 'a hidden name (.git, .dsg, a dotfile): never written by dsg';
         // the config change that would take it in: its directory's name as one more data dir (the original's rule: any component)
         const dir = e.path.split('/').slice(0, -1).at(-1);
-        const include = dir !== undefined ? `; data_dirs with ${JSON.stringify(dir)} in .dsgconfig.yml would include it` : '; no data_dirs can include a file at the project root';
+        const include =
+          dir !== undefined
+            ? `; data_dirs with ${JSON.stringify(dir)} in .dsgconfig.yml would include it`
+            : '; no data_dirs can include a file at the project root';
         return `outside the data directories (no ${names.join(', ') || 'data directory'} in its path)${include}`;
       }
       if (e.type === 'link') {

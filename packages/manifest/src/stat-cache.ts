@@ -40,8 +40,13 @@ export class StatCache {
       for (const p of Object.keys(rows)) {
         const row = rows[p];
         if (
-          Array.isArray(row) && row.length === 4 && typeof row[0] === 'number' && typeof row[1] === 'number' &&
-          typeof row[2] === 'number' && typeof row[3] === 'string' && HEX16.test(row[3])
+          Array.isArray(row) &&
+          row.length === 4 &&
+          typeof row[0] === 'number' &&
+          typeof row[1] === 'number' &&
+          typeof row[2] === 'number' &&
+          typeof row[3] === 'string' &&
+          HEX16.test(row[3])
         ) {
           c.rows.set(p, row as Row);
         }

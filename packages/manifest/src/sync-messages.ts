@@ -24,15 +24,19 @@ export function parseSyncMessages(text: string, source?: string): SyncMessages {
   if (!r.success) {
     const issue = r.error.issues[0];
     const field = formatField(issue?.path ?? []);
-    throw new ValidationError(`${source ?? 'sync-messages.json'}: invalid at ${field}: ${issue?.message ?? 'schema mismatch'}`,
-      source ? { file: source, field } : { field });
+    throw new ValidationError(
+      `${source ?? 'sync-messages.json'}: invalid at ${field}: ${issue?.message ?? 'schema mismatch'}`,
+      source ? { file: source, field } : { field },
+    );
   }
   for (const [id, md] of Object.entries(r.data.snapshots)) {
     adoptMetadata(md as ManifestMetadata);
     if (md.snapshot_id !== id) {
       const field = formatField(['snapshots', id, 'snapshot_id']);
-      throw new ValidationError(`${source ?? 'sync-messages.json'}: ${field} is ${JSON.stringify(md.snapshot_id)}, expected ${JSON.stringify(id)}`,
-        source ? { file: source, field } : { field });
+      throw new ValidationError(
+        `${source ?? 'sync-messages.json'}: ${field} is ${JSON.stringify(md.snapshot_id)}, expected ${JSON.stringify(id)}`,
+        source ? { file: source, field } : { field },
+      );
     }
   }
   return r.data as SyncMessages;
@@ -41,7 +45,12 @@ export function parseSyncMessages(text: string, source?: string): SyncMessages {
 export function serializeSyncMessages(messages: SyncMessages): string {
   const pairs: [string, unknown][] = [
     ['metadata_version', messages.metadata_version],
-    ['snapshots', new OrderedObject(Object.entries(messages.snapshots).map(([k, v]) => [k, new OrderedObject(metadataPairs(v))] as const))],
+    [
+      'snapshots',
+      new OrderedObject(
+        Object.entries(messages.snapshots).map(([k, v]) => [k, new OrderedObject(metadataPairs(v))] as const),
+      ),
+    ],
   ];
   for (const [k, v] of Object.entries(messages)) if (k !== 'metadata_version' && k !== 'snapshots') pairs.push([k, v]);
   return pretty(new OrderedObject(pairs));

@@ -104,6 +104,7 @@ export function isTimestamp(text: string): boolean {
 
 /** Parse a manifest timestamp into an instant; compare instants, never strings. */
 export function parseTimestamp(text: string): Date {
-  if (!isTimestamp(text)) throw new ValidationError(`not an ISO 8601 timestamp with offset: ${JSON.stringify(text)}`, { field: 'timestamp' });
+  if (!isTimestamp(text))
+    throw new ValidationError(`not an ISO 8601 timestamp with offset: ${JSON.stringify(text)}`, { field: 'timestamp' });
   return new Date(Date.parse(text));
 }

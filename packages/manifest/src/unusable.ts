@@ -36,8 +36,10 @@ export function entryProblem(entry: ManifestEntry): string | null {
     const why = validateLinkTarget(p, entry.reference);
     return why ? `refused link target ${JSON.stringify(shorten(entry.reference, 100))}: ${why}` : null;
   }
-  if (!isTimestamp(entry.mtime)) return `mtime ${JSON.stringify(shorten(entry.mtime, 60))} is not an ISO 8601 timestamp with a whole-minute UTC offset`;
-  if (entry.hash !== '' && !HEX16.test(entry.hash)) return `hash ${JSON.stringify(shorten(entry.hash, 40))} is not 16 lowercase hex digits`;
+  if (!isTimestamp(entry.mtime))
+    return `mtime ${JSON.stringify(shorten(entry.mtime, 60))} is not an ISO 8601 timestamp with a whole-minute UTC offset`;
+  if (entry.hash !== '' && !HEX16.test(entry.hash))
+    return `hash ${JSON.stringify(shorten(entry.hash, 40))} is not 16 lowercase hex digits`;
   return null;
 }
 

@@ -15,7 +15,11 @@ function bombBlock(len: number): Buffer {
     rest -= 255;
   }
   ext.push(rest);
-  return Buffer.concat([Buffer.from([0x1f, 0x61, 0x01, 0x00]), Buffer.from(ext), Buffer.from([0x50, 0x62, 0x62, 0x62, 0x62, 0x62])]);
+  return Buffer.concat([
+    Buffer.from([0x1f, 0x61, 0x01, 0x00]),
+    Buffer.from(ext),
+    Buffer.from([0x50, 0x62, 0x62, 0x62, 0x62, 0x62]),
+  ]);
 }
 
 /** An LZ4 frame of the given blocks (a block is [bytes, stored?]), with a correct header checksum. */
@@ -49,7 +53,10 @@ function refusal(fn: () => unknown): ValidationError {
 
 describe('archive size limit', () => {
   it('the crafted blocks are valid LZ4: three of them decompress to 3 × 64 KiB', () => {
-    const b = frame(4, [0, 1, 2].map(() => [bombBlock(BLOCK[4]), false]));
+    const b = frame(
+      4,
+      [0, 1, 2].map(() => [bombBlock(BLOCK[4]), false]),
+    );
     expect(decompressFrameSync(b).length).toBe(3 * BLOCK[4]);
     expect(decompressArchive(b)).toBe(('a'.repeat(BLOCK[4] - 5) + 'bbbbb').repeat(3));
     expect(archiveSizeBound(b)).toEqual({ bound: 3 * BLOCK[4], declared: null });
@@ -58,7 +65,10 @@ describe('archive size limit', () => {
   it('a 2 MB archive that would expand to ~460 MiB is refused, naming it, before anything is allocated', () => {
     const block = bombBlock(BLOCK[4]);
     const n = Math.floor((2 * 1000 * 1000) / (block.length + 4));
-    const b = frame(4, Array.from({ length: n }, () => [block, false]));
+    const b = frame(
+      4,
+      Array.from({ length: n }, () => [block, false]),
+    );
     expect(b.length).toBeLessThan(2_000_001);
     expect(n * BLOCK[4]).toBeGreaterThan(450 * 1024 * 1024);
     const before = process.memoryUsage().arrayBuffers;
@@ -73,7 +83,10 @@ describe('archive size limit', () => {
 
   it('4 MiB blocks count fully too (65 × 4 MiB > 256 MiB from a ~1 MB archive)', () => {
     const block = bombBlock(BLOCK[7]);
-    const b = frame(7, Array.from({ length: 65 }, () => [block, false]));
+    const b = frame(
+      7,
+      Array.from({ length: 65 }, () => [block, false]),
+    );
     expect(b.length).toBeLessThan(1_100_000);
     expect(refusal(() => decompressArchive(b, 's2')).code).toBe('ARCHIVE_TOO_LARGE');
   });
@@ -86,7 +99,16 @@ describe('archive size limit', () => {
   });
 
   it('a real multi-block archive round-trips under the default limit and is refused under a smaller one', () => {
-    const json = JSON.stringify({ entries: Array.from({ length: 20_000 }, (_, i) => ({ path: `input/dir${i % 97}/file-${i}.csv`, hash: (i * 2654435761).toString(16).padStart(16, '0') })) }, null, 2);
+    const json = JSON.stringify(
+      {
+        entries: Array.from({ length: 20_000 }, (_, i) => ({
+          path: `input/dir${i % 97}/file-${i}.csv`,
+          hash: (i * 2654435761).toString(16).padStart(16, '0'),
+        })),
+      },
+      null,
+      2,
+    );
     const b = compressArchive(json);
     const { bound } = archiveSizeBound(b);
     expect(bound).toBeGreaterThanOrEqual(json.length);

@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '@dsg/contracts';
 import type { Manifest } from '../src/index.js';
-import { buildSnapshot, compactEntry, createXxh3Hasher, entriesHash, hashBytes, snapshotHash, validateChain,
+import {
+  buildSnapshot,
+  compactEntry,
+  createXxh3Hasher,
+  entriesHash,
+  hashBytes,
+  snapshotHash,
+  validateChain,
   type ManifestEntry,
 } from '../src/index.js';
 
@@ -21,10 +28,31 @@ export function workedEntries(): ManifestEntry[] {
 const config = { name: 'demo', data_dirs: ['input', 'output'] };
 
 function chain(): Manifest[] {
-  const s1 = buildSnapshot(workedEntries(), { snapshotId: 's1', previous: null, message: 'first import', user, createdAt: new Date('2025-06-01T17:12:00Z'), projectConfig: null });
-  const s2 = buildSnapshot(workedEntries(), { snapshotId: 's2', previous: s1.metadata, message: 'second', user, createdAt: new Date('2025-06-01T17:15:00Z'), projectConfig: config });
+  const s1 = buildSnapshot(workedEntries(), {
+    snapshotId: 's1',
+    previous: null,
+    message: 'first import',
+    user,
+    createdAt: new Date('2025-06-01T17:12:00Z'),
+    projectConfig: null,
+  });
+  const s2 = buildSnapshot(workedEntries(), {
+    snapshotId: 's2',
+    previous: s1.metadata,
+    message: 'second',
+    user,
+    createdAt: new Date('2025-06-01T17:15:00Z'),
+    projectConfig: config,
+  });
   const e3 = workedEntries().slice(1);
-  const s3 = buildSnapshot(e3, { snapshotId: 's3', previous: s2.metadata, message: 'drop a', user, createdAt: new Date('2025-06-02T17:15:00Z'), projectConfig: config });
+  const s3 = buildSnapshot(e3, {
+    snapshotId: 's3',
+    previous: s2.metadata,
+    message: 'drop a',
+    user,
+    createdAt: new Date('2025-06-02T17:15:00Z'),
+    projectConfig: config,
+  });
   return [s1, s2, s3];
 }
 
@@ -45,15 +73,38 @@ describe('hashes (the worked example of docs/ARCHITECTURE.md §2)', () => {
   });
   it('entries_hash and snapshot_hash', () => {
     expect(entriesHash(workedEntries())).toBe('d73f84299f6a9f7d');
-    const s1 = snapshotHash({ entriesHash: 'd73f84299f6a9f7d', message: 'first import', projectConfig: null, previousHash: null });
+    const s1 = snapshotHash({
+      entriesHash: 'd73f84299f6a9f7d',
+      message: 'first import',
+      projectConfig: null,
+      previousHash: null,
+    });
     expect(s1).toBe('1b73b31cb6cdaee4');
-    expect(snapshotHash({ entriesHash: 'd73f84299f6a9f7d', message: 'first import', projectConfig: {}, previousHash: null })).toBe(s1);
-    expect(snapshotHash({ entriesHash: 'd73f84299f6a9f7d', message: 'second', projectConfig: config, previousHash: s1 })).toBe('beddf1425833c764');
+    expect(
+      snapshotHash({ entriesHash: 'd73f84299f6a9f7d', message: 'first import', projectConfig: {}, previousHash: null }),
+    ).toBe(s1);
+    expect(
+      snapshotHash({ entriesHash: 'd73f84299f6a9f7d', message: 'second', projectConfig: config, previousHash: s1 }),
+    ).toBe('beddf1425833c764');
     // key order of the config does not matter: it is hashed with sorted keys
-    expect(snapshotHash({ entriesHash: 'd73f84299f6a9f7d', message: 'second', projectConfig: { data_dirs: ['input', 'output'], name: 'demo' }, previousHash: s1 })).toBe('beddf1425833c764');
+    expect(
+      snapshotHash({
+        entriesHash: 'd73f84299f6a9f7d',
+        message: 'second',
+        projectConfig: { data_dirs: ['input', 'output'], name: 'demo' },
+        previousHash: s1,
+      }),
+    ).toBe('beddf1425833c764');
   });
   it('entries_hash of a large manifest equals one update per entry (batching is invisible)', () => {
-    const many: ManifestEntry[] = Array.from({ length: 5000 }, (_, i) => ({ type: 'file', path: `input/é${i}`, user, filesize: i, mtime, hash: hashBytes(String(i)) }));
+    const many: ManifestEntry[] = Array.from({ length: 5000 }, (_, i) => ({
+      type: 'file',
+      path: `input/é${i}`,
+      user,
+      filesize: i,
+      mtime,
+      hash: hashBytes(String(i)),
+    }));
     const ref = createXxh3Hasher();
     for (const e of many) ref.update(Buffer.from(compactEntry(e)));
     expect(entriesHash(many)).toBe(ref.digest());
@@ -61,10 +112,29 @@ describe('hashes (the worked example of docs/ARCHITECTURE.md §2)', () => {
 
   it('buildSnapshot sorts entries by path and chains metadata', () => {
     const [s1, s2] = chain();
-    const shuffled = buildSnapshot([...workedEntries()].reverse(), { snapshotId: 's1', previous: null, message: 'first import', user, createdAt: new Date('2025-06-01T17:12:00Z'), projectConfig: null });
+    const shuffled = buildSnapshot([...workedEntries()].reverse(), {
+      snapshotId: 's1',
+      previous: null,
+      message: 'first import',
+      user,
+      createdAt: new Date('2025-06-01T17:12:00Z'),
+      projectConfig: null,
+    });
     expect([...shuffled.entries.keys()]).toEqual([...(s1 as Manifest).entries.keys()]);
-    expect(s1?.metadata).toMatchObject({ snapshot_id: 's1', entries_hash: 'd73f84299f6a9f7d', snapshot_hash: '1b73b31cb6cdaee4', snapshot_previous: null, created_at: '2025-06-01T10:12:00-07:00', entry_count: 4, created_by: user });
-    expect(s2?.metadata).toMatchObject({ snapshot_previous: 's1', snapshot_hash: 'beddf1425833c764', project_config: config });
+    expect(s1?.metadata).toMatchObject({
+      snapshot_id: 's1',
+      entries_hash: 'd73f84299f6a9f7d',
+      snapshot_hash: '1b73b31cb6cdaee4',
+      snapshot_previous: null,
+      created_at: '2025-06-01T10:12:00-07:00',
+      entry_count: 4,
+      created_by: user,
+    });
+    expect(s2?.metadata).toMatchObject({
+      snapshot_previous: 's1',
+      snapshot_hash: 'beddf1425833c764',
+      project_config: config,
+    });
   });
 });
 
@@ -75,7 +145,9 @@ describe('buildSnapshot refuses', () => {
     expect(() => buildSnapshot([...e, { ...(e[0] as ManifestEntry) }], o)).toThrow(/duplicate entry "input\/a.csv"/);
   });
   it('refused names and escaping links', () => {
-    expect(() => buildSnapshot([{ type: 'file', path: 'input/../x', user, filesize: 0, mtime, hash: '' }], o)).toThrow(ValidationError);
+    expect(() => buildSnapshot([{ type: 'file', path: 'input/../x', user, filesize: 0, mtime, hash: '' }], o)).toThrow(
+      ValidationError,
+    );
     expect(() => buildSnapshot([{ type: 'link', path: 'input/l', user, reference: '../../x' }], o)).toThrow(/escapes/);
   });
 });
@@ -97,7 +169,11 @@ describe('validateChain', () => {
   it('detects a tampered message or config (snapshot_hash)', () => {
     const c = chain();
     if (c[2]?.metadata) c[2].metadata.snapshot_message = 'something else';
-    expect(validateChain(c)).toMatchObject({ ok: false, snapshotId: 's3', reason: expect.stringMatching(/snapshot_hash/) as unknown });
+    expect(validateChain(c)).toMatchObject({
+      ok: false,
+      snapshotId: 's3',
+      reason: expect.stringMatching(/snapshot_hash/) as unknown,
+    });
   });
   it('detects a reordered snapshot', () => {
     const [s1, s2, s3] = chain() as [Manifest, Manifest, Manifest];

@@ -1,13 +1,25 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  Manifest, STATE_ACTIONS, classify, classifyPath, entriesEqual,
-  type ManifestEntry, type SyncAction, type SyncState,
+  Manifest,
+  STATE_ACTIONS,
+  classify,
+  classifyPath,
+  entriesEqual,
+  type ManifestEntry,
+  type SyncAction,
+  type SyncState,
 } from '../src/index.js';
 
 const P = 'input/x.csv';
-const file = (hash: string, filesize = 1, mtime = '2025-06-01T10:11:12-07:00', user = 'u'): ManifestEntry =>
-  ({ type: 'file', path: P, user, filesize, mtime, hash });
+const file = (hash: string, filesize = 1, mtime = '2025-06-01T10:11:12-07:00', user = 'u'): ManifestEntry => ({
+  type: 'file',
+  path: P,
+  user,
+  filesize,
+  mtime,
+  hash,
+});
 
 /** The state the sync-state matrix (docs/ARCHITECTURE.md §3) gives for a presence pattern and the equalities (all entries hashed: transitive). */
 function expected(l: number | null, c: number | null, r: number | null): SyncState {
@@ -50,8 +62,13 @@ const MIRROR: Record<SyncState, SyncState> = {
   sxLxCxR__none: 'sxLxCxR__none',
 };
 const MIRROR_ACTION: Record<SyncAction, SyncAction> = {
-  none: 'none', upload: 'download', download: 'upload', delete_local: 'delete_remote', delete_remote: 'delete_local',
-  cache_only: 'cache_only', conflict: 'conflict',
+  none: 'none',
+  upload: 'download',
+  download: 'upload',
+  delete_local: 'delete_remote',
+  delete_remote: 'delete_local',
+  cache_only: 'cache_only',
+  conflict: 'conflict',
 };
 
 describe('classify: the 15-state matrix', () => {
@@ -78,13 +95,25 @@ describe('classify: the 15-state matrix', () => {
 
   it('all 15 states are reachable and each has its matrix action', () => {
     const seen = new Set<SyncState>();
-    for (const l of [null, 0, 1, 2]) for (const c of [null, 0, 1, 2]) for (const r of [null, 0, 1, 2]) seen.add(expected(l, c, r));
+    for (const l of [null, 0, 1, 2])
+      for (const c of [null, 0, 1, 2]) for (const r of [null, 0, 1, 2]) seen.add(expected(l, c, r));
     expect(seen.size).toBe(15);
     expect(STATE_ACTIONS).toMatchObject({
-      sLCR__all_eq: 'none', sLCR__L_eq_C_ne_R: 'download', sLCR__L_eq_R_ne_C: 'cache_only', sLCR__C_eq_R_ne_L: 'upload',
-      sLCR__all_ne: 'conflict', sxLCR__C_eq_R: 'delete_remote', sxLCR__C_ne_R: 'conflict', sLxCR__L_eq_R: 'cache_only',
-      sLxCR__L_ne_R: 'conflict', sLCxR__L_eq_C: 'delete_local', sLCxR__L_ne_C: 'conflict', sxLCxR__only_R: 'download',
-      sxLCRx__only_C: 'cache_only', sLxCxR__only_L: 'upload', sxLxCxR__none: 'none',
+      sLCR__all_eq: 'none',
+      sLCR__L_eq_C_ne_R: 'download',
+      sLCR__L_eq_R_ne_C: 'cache_only',
+      sLCR__C_eq_R_ne_L: 'upload',
+      sLCR__all_ne: 'conflict',
+      sxLCR__C_eq_R: 'delete_remote',
+      sxLCR__C_ne_R: 'conflict',
+      sLxCR__L_eq_R: 'cache_only',
+      sLxCR__L_ne_R: 'conflict',
+      sLCxR__L_eq_C: 'delete_local',
+      sLCxR__L_ne_C: 'conflict',
+      sxLCxR__only_R: 'download',
+      sxLCRx__only_C: 'cache_only',
+      sLxCxR__only_L: 'upload',
+      sxLxCxR__none: 'none',
     });
   });
 
@@ -92,13 +121,17 @@ describe('classify: the 15-state matrix', () => {
   // equality, not transitive) and file/link mixes occur often.
   const anyEntry = fc.option(
     fc.oneof(
-      fc.record({
-        hash: fc.constantFrom('', ...hashes.slice(0, 2)),
-        size: fc.integer({ min: 1, max: 2 }),
-        mtime: fc.constantFrom('2025-06-01T10:11:12-07:00', '2025-06-01T17:11:12+00:00', '2025-06-01T10:11:13-07:00'),
-        user: fc.constantFrom('a', 'b'),
-      }).map(({ hash, size, mtime, user }) => file(hash, size, mtime, user)),
-      fc.constantFrom('../x', '../y').map((reference): ManifestEntry => ({ type: 'link', path: P, user: 'u', reference })),
+      fc
+        .record({
+          hash: fc.constantFrom('', ...hashes.slice(0, 2)),
+          size: fc.integer({ min: 1, max: 2 }),
+          mtime: fc.constantFrom('2025-06-01T10:11:12-07:00', '2025-06-01T17:11:12+00:00', '2025-06-01T10:11:13-07:00'),
+          user: fc.constantFrom('a', 'b'),
+        })
+        .map(({ hash, size, mtime, user }) => file(hash, size, mtime, user)),
+      fc
+        .constantFrom('../x', '../y')
+        .map((reference): ManifestEntry => ({ type: 'link', path: P, user: 'u', reference })),
     ),
     { nil: undefined },
   );
@@ -116,7 +149,9 @@ describe('classify: the 15-state matrix', () => {
   });
 
   it('user never affects equality; hash wins over size/mtime; instants not strings', () => {
-    expect(entriesEqual(file('1111111111111111', 1, undefined, 'a'), file('1111111111111111', 9, undefined, 'b'))).toBe(true);
+    expect(entriesEqual(file('1111111111111111', 1, undefined, 'a'), file('1111111111111111', 9, undefined, 'b'))).toBe(
+      true,
+    );
     expect(entriesEqual(file('1111111111111111'), file('2222222222222222'))).toBe(false);
     expect(entriesEqual(file(''), file('2222222222222222'))).toBe(true);
     expect(entriesEqual(file('', 1, '2025-06-01T10:11:12-07:00'), file('', 1, '2025-06-01T17:11:12+00:00'))).toBe(true);

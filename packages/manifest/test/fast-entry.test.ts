@@ -4,7 +4,14 @@ import { entryShapeSchema, entrySchema, isEntryShapeFast, isValidEntryFast } fro
 import { parseManifest } from '../src/format.js';
 
 // The hand-written entry check must accept exactly what the zod schema accepts.
-const good = { type: 'file', path: 'input/a.csv', user: 'ana@example.org', filesize: 3, mtime: '2025-06-01T10:11:12-07:00', hash: '0123456789abcdef' };
+const good = {
+  type: 'file',
+  path: 'input/a.csv',
+  user: 'ana@example.org',
+  filesize: 3,
+  mtime: '2025-06-01T10:11:12-07:00',
+  hash: '0123456789abcdef',
+};
 const link = { type: 'link', path: 'input/l', user: 'ana@example.org', reference: 'a.csv' };
 
 const cases: unknown[] = [
@@ -64,11 +71,13 @@ describe('isValidEntryFast', () => {
     );
   });
 
-  it('a manifest with one misshapen entry among good ones still gets zod\'s error naming that entry', () => {
+  it("a manifest with one misshapen entry among good ones still gets zod's error naming that entry", () => {
     const entries: Record<string, unknown> = {};
     for (let i = 0; i < 50; i++) entries[`input/f${i}`] = { ...good, path: `input/f${i}` };
     entries['input/f7'] = { ...good, path: 'input/f7', filesize: '3' };
-    expect(() => parseManifest(JSON.stringify({ entries, metadata: null }), 'm.json')).toThrow(/entries\["input\/f7"\]\.filesize/);
+    expect(() => parseManifest(JSON.stringify({ entries, metadata: null }), 'm.json')).toThrow(
+      /entries\["input\/f7"\]\.filesize/,
+    );
   });
 });
 
@@ -80,21 +89,26 @@ describe('isEntryShapeFast', () => {
 
   it('accepts every entry entrySchema accepts, and rule-breaking entries of the right shape', () => {
     for (const c of cases) if (entrySchema.safeParse(c).success) expect(isEntryShapeFast(c)).toBe(true);
-    expect(isEntryShapeFast({ ...good, path: 'input/a\\b.csv', mtime: '1879-12-31T00:00:00-07:52:58', hash: 'XYZ' })).toBe(true);
+    expect(
+      isEntryShapeFast({ ...good, path: 'input/a\\b.csv', mtime: '1879-12-31T00:00:00-07:52:58', hash: 'XYZ' }),
+    ).toBe(true);
     expect(isEntryShapeFast({ ...link, reference: '../../outside.txt' })).toBe(true);
   });
 
   it('agrees with entryShapeSchema on generated entries (property)', () => {
     const anyValue = fc.oneof(fc.string(), fc.integer(), fc.double(), fc.constant(null), fc.boolean());
-    const mutated = fc.record({
-      type: fc.constantFrom('file', 'link', 'other'),
-      path: fc.oneof(fc.constantFrom('input/a', '../a', ''), fc.string(), anyValue),
-      user: fc.oneof(fc.string(), anyValue),
-      filesize: fc.oneof(fc.nat(), fc.integer(), fc.double(), fc.constant(2 ** 60), anyValue),
-      mtime: fc.oneof(fc.constant(good.mtime), fc.string(), anyValue),
-      hash: fc.oneof(fc.constantFrom('', good.hash), fc.string(), anyValue),
-      reference: fc.oneof(fc.constantFrom('a', '../../a', '/a'), fc.string(), anyValue),
-    }, { requiredKeys: ['type'] });
+    const mutated = fc.record(
+      {
+        type: fc.constantFrom('file', 'link', 'other'),
+        path: fc.oneof(fc.constantFrom('input/a', '../a', ''), fc.string(), anyValue),
+        user: fc.oneof(fc.string(), anyValue),
+        filesize: fc.oneof(fc.nat(), fc.integer(), fc.double(), fc.constant(2 ** 60), anyValue),
+        mtime: fc.oneof(fc.constant(good.mtime), fc.string(), anyValue),
+        hash: fc.oneof(fc.constantFrom('', good.hash), fc.string(), anyValue),
+        reference: fc.oneof(fc.constantFrom('a', '../../a', '/a'), fc.string(), anyValue),
+      },
+      { requiredKeys: ['type'] },
+    );
     fc.assert(
       fc.property(mutated, (e) => {
         expect(isEntryShapeFast(e)).toBe(entryShapeSchema.safeParse(e).success);

@@ -7,8 +7,16 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ValidationError } from '@dsg/contracts';
 import {
   recordedMtimeMs,
-  Manifest, parseManifest, readManifestFile, serializeManifest, writeManifestFile,
-  formatTimestamp, parseTimestamp, compressArchive, decompressArchive, unusableReason,
+  Manifest,
+  parseManifest,
+  readManifestFile,
+  serializeManifest,
+  writeManifestFile,
+  formatTimestamp,
+  parseTimestamp,
+  compressArchive,
+  decompressArchive,
+  unusableReason,
 } from '../src/index.js';
 
 const fixture = (name: string): string => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8');
@@ -87,17 +95,30 @@ describe('corrupt manifests → ValidationError naming the field', () => {
     expect(() => parseManifest(new Uint8Array([0x7b, 0xff, 0x7d]), 'x.json')).toThrow(ValidationError);
   });
   it('wrong types', () => {
-    expectInvalid(withEntry((e) => (e['filesize'] = '19')), 'entries["input/a.csv"].filesize');
-    expectInvalid(withEntry((e) => (e['filesize'] = -1)), 'entries["input/a.csv"].filesize');
-    expectInvalid(withEntry((e) => (e['type'] = 'dir')), /^entries\["input\/a.csv"\]/);
-    expectInvalid(withEntry((e) => delete e['user']), 'entries["input/a.csv"].user');
+    expectInvalid(
+      withEntry((e) => (e['filesize'] = '19')),
+      'entries["input/a.csv"].filesize',
+    );
+    expectInvalid(
+      withEntry((e) => (e['filesize'] = -1)),
+      'entries["input/a.csv"].filesize',
+    );
+    expectInvalid(
+      withEntry((e) => (e['type'] = 'dir')),
+      /^entries\["input\/a.csv"\]/,
+    );
+    expectInvalid(
+      withEntry((e) => delete e['user']),
+      'entries["input/a.csv"].user',
+    );
     const m = good();
     (m['metadata'] as Record<string, unknown>)['entry_count'] = 'four';
     expectInvalid(JSON.stringify(m), 'metadata.entry_count');
     expectInvalid('{"entries": []}', 'entries');
   });
   it('duplicate paths', () => {
-    const e = '{"type": "file", "path": "input/a.csv", "user": "", "filesize": 0, "mtime": "2025-06-01T10:11:12-07:00", "hash": ""}';
+    const e =
+      '{"type": "file", "path": "input/a.csv", "user": "", "filesize": 0, "mtime": "2025-06-01T10:11:12-07:00", "hash": ""}';
     expectInvalid(`{"entries": {"input/a.csv": ${e}, "input/a.csv": ${e}}}`, 'entries["input/a.csv"]');
   });
   it('entry_count that does not match', () => {
@@ -110,9 +131,15 @@ describe('corrupt manifests → ValidationError naming the field', () => {
     (m['metadata'] as Record<string, unknown>)['entries_hash'] = 'xyz';
     expectInvalid(JSON.stringify(m), 'metadata.entries_hash');
   });
-  it('a key that differs from its entry\'s path', () => {
-    expectInvalid(withEntry((e) => (e['path'] = 'input/other.csv')), 'entries["input/a.csv"].path');
-    expectInvalid(withEntry((e) => (e['path'] = 'input/a.csv\u0000')), 'entries["input/a.csv"].path');
+  it("a key that differs from its entry's path", () => {
+    expectInvalid(
+      withEntry((e) => (e['path'] = 'input/other.csv')),
+      'entries["input/a.csv"].path',
+    );
+    expectInvalid(
+      withEntry((e) => (e['path'] = 'input/a.csv\u0000')),
+      'entries["input/a.csv"].path',
+    );
   });
 });
 
@@ -134,18 +161,62 @@ describe('entries that break a writing rule → kept, marked unusable', () => {
   };
 
   it('bad hash and timestamp formats', () => {
-    expect(reason(withEntry((e) => (e['hash'] = '1D812414F9AEE671')), 'input/a.csv')).toMatch(/^hash "1D812414F9AEE671" is not 16 lowercase hex digits/);
-    expect(reason(withEntry((e) => (e['hash'] = 'd812414f9aee671')), 'input/a.csv')).toMatch(/hash/);
-    expect(reason(withEntry((e) => (e['mtime'] = '2025-06-01 10:11:12')), 'input/a.csv')).toMatch(/^mtime "2025-06-01 10:11:12" is not an ISO 8601 timestamp/);
+    expect(
+      reason(
+        withEntry((e) => (e['hash'] = '1D812414F9AEE671')),
+        'input/a.csv',
+      ),
+    ).toMatch(/^hash "1D812414F9AEE671" is not 16 lowercase hex digits/);
+    expect(
+      reason(
+        withEntry((e) => (e['hash'] = 'd812414f9aee671')),
+        'input/a.csv',
+      ),
+    ).toMatch(/hash/);
+    expect(
+      reason(
+        withEntry((e) => (e['mtime'] = '2025-06-01 10:11:12')),
+        'input/a.csv',
+      ),
+    ).toMatch(/^mtime "2025-06-01 10:11:12" is not an ISO 8601 timestamp/);
   });
   it('unsafe paths and link targets', () => {
     const entry = (p: string): string =>
-      JSON.stringify({ entries: { [p]: { type: 'file', path: p, user: '', filesize: 0, mtime: '2025-06-01T10:11:12-07:00', hash: '' } } });
-    for (const p of ['../etc/passwd', '/etc/passwd', 'input/../x', 'input//x', 'input/a\\b', 'C:', 'C:/', 'input/x\u0000', 'input/soft\u00adhyphen', 'input/\ufeffbom', 'input/con.txt', 'input/cafe\u0301', '', `input/${'a/'.repeat(2100)}x`]) {
+      JSON.stringify({
+        entries: {
+          [p]: { type: 'file', path: p, user: '', filesize: 0, mtime: '2025-06-01T10:11:12-07:00', hash: '' },
+        },
+      });
+    for (const p of [
+      '../etc/passwd',
+      '/etc/passwd',
+      'input/../x',
+      'input//x',
+      'input/a\\b',
+      'C:',
+      'C:/',
+      'input/x\u0000',
+      'input/soft\u00adhyphen',
+      'input/\ufeffbom',
+      'input/con.txt',
+      'input/cafe\u0301',
+      '',
+      `input/${'a/'.repeat(2100)}x`,
+    ]) {
       expect(reason(entry(p), p), JSON.stringify(p)).toMatch(/^refused name: /);
     }
-    expect(reason(withEntry((e) => (e['reference'] = '../../etc/passwd'), 'output/latest.csv'), 'output/latest.csv')).toMatch(/^refused link target "\.\.\/\.\.\/etc\/passwd": symlink target escapes the project/);
-    expect(reason(withEntry((e) => (e['reference'] = '/etc/passwd'), 'output/latest.csv'), 'output/latest.csv')).toMatch(/absolute symlink target/);
+    expect(
+      reason(
+        withEntry((e) => (e['reference'] = '../../etc/passwd'), 'output/latest.csv'),
+        'output/latest.csv',
+      ),
+    ).toMatch(/^refused link target "\.\.\/\.\.\/etc\/passwd": symlink target escapes the project/);
+    expect(
+      reason(
+        withEntry((e) => (e['reference'] = '/etc/passwd'), 'output/latest.csv'),
+        'output/latest.csv',
+      ),
+    ).toMatch(/absolute symlink target/);
   });
 });
 
@@ -167,19 +238,32 @@ describe('timestamps', () => {
     expect(formatTimestamp(new Date('2025-06-01T00:30:00Z'), 'America/Los_Angeles')).toBe('2025-05-31T17:30:00-07:00');
   });
   it('matches Intl for any instant and zone, across DST transitions', () => {
-    const zones = ['America/Los_Angeles', 'Europe/Berlin', 'Australia/Lord_Howe', 'Asia/Kathmandu', 'UTC', 'America/St_Johns'];
+    const zones = [
+      'America/Los_Angeles',
+      'Europe/Berlin',
+      'Australia/Lord_Howe',
+      'Asia/Kathmandu',
+      'UTC',
+      'America/St_Johns',
+    ];
     const ref = (ms: number, tz: string): string => {
-      const name = new Intl.DateTimeFormat('en-US', { timeZone: tz, timeZoneName: 'longOffset' })
-        .formatToParts(new Date(ms)).find((p) => p.type === 'timeZoneName')?.value ?? '';
+      const name =
+        new Intl.DateTimeFormat('en-US', { timeZone: tz, timeZoneName: 'longOffset' })
+          .formatToParts(new Date(ms))
+          .find((p) => p.type === 'timeZoneName')?.value ?? '';
       const off = name === 'GMT' ? '+00:00' : name.slice(3);
       return off;
     };
     fc.assert(
-      fc.property(fc.integer({ min: Date.UTC(1990, 0, 1), max: Date.UTC(2040, 0, 1) }), fc.constantFrom(...zones), (ms, tz) => {
-        const s = formatTimestamp(new Date(ms), tz);
-        expect(s.slice(19)).toBe(ref(ms, tz));
-        expect(parseTimestamp(s).getTime()).toBe(Math.floor(ms / 1000) * 1000);
-      }),
+      fc.property(
+        fc.integer({ min: Date.UTC(1990, 0, 1), max: Date.UTC(2040, 0, 1) }),
+        fc.constantFrom(...zones),
+        (ms, tz) => {
+          const s = formatTimestamp(new Date(ms), tz);
+          expect(s.slice(19)).toBe(ref(ms, tz));
+          expect(parseTimestamp(s).getTime()).toBe(Math.floor(ms / 1000) * 1000);
+        },
+      ),
       { numRuns: 3000 },
     );
     // the second before and after the 2025 spring-forward in Los Angeles (10:00 UTC)
@@ -188,7 +272,9 @@ describe('timestamps', () => {
   });
 
   it('parses to instants; strings differing only by zone compare equal', () => {
-    expect(parseTimestamp('2025-06-01T10:11:12-07:00').getTime()).toBe(parseTimestamp('2025-06-01T17:11:12+00:00').getTime());
+    expect(parseTimestamp('2025-06-01T10:11:12-07:00').getTime()).toBe(
+      parseTimestamp('2025-06-01T17:11:12+00:00').getTime(),
+    );
     expect(() => parseTimestamp('yesterday')).toThrow(ValidationError);
   });
 });

@@ -11,13 +11,28 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ValidationError } from '@dsg/contracts';
 import {
-  buildSnapshot, compactEntry, decompressArchive, entriesHash, entryProblem, parseManifest, parseSyncMessages,
-  scanProject, serializeManifest, serializeSyncMessages, unusableReason, validateChain, type FileEntry, type ManifestEntry,
+  buildSnapshot,
+  compactEntry,
+  decompressArchive,
+  entriesHash,
+  entryProblem,
+  parseManifest,
+  parseSyncMessages,
+  scanProject,
+  serializeManifest,
+  serializeSyncMessages,
+  unusableReason,
+  validateChain,
+  type FileEntry,
+  type ManifestEntry,
 } from '../src/index.js';
 
 // The original's fixtures: shared/ beside the checkout (as CI lays it), or DSG_INTEROP_FIXTURES.
-const FIXTURES = process.env['DSG_INTEROP_FIXTURES'] ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'shared', 'interop', 'fixtures');
-if (!existsSync(FIXTURES) && process.env['DSG_REQUIRE_REAL'] === '1') throw new Error(`the interop fixtures are missing at ${FIXTURES} (set DSG_INTEROP_FIXTURES)`);
+const FIXTURES =
+  process.env['DSG_INTEROP_FIXTURES'] ??
+  path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'shared', 'interop', 'fixtures');
+if (!existsSync(FIXTURES) && process.env['DSG_REQUIRE_REAL'] === '1')
+  throw new Error(`the interop fixtures are missing at ${FIXTURES} (set DSG_INTEROP_FIXTURES)`);
 const ODD = path.join(FIXTURES, 'odd-entries', 'project', '.dsg');
 
 const tmpDirs: string[] = [];
@@ -26,7 +41,14 @@ afterAll(async () => {
 });
 
 const user = 'ana@example.org';
-const good = (p: string, hash = '3989cc18ac165964'): FileEntry => ({ type: 'file', path: p, user, filesize: 5, mtime: '2024-01-15T09:00:00-08:00', hash });
+const good = (p: string, hash = '3989cc18ac165964'): FileEntry => ({
+  type: 'file',
+  path: p,
+  user,
+  filesize: 5,
+  mtime: '2024-01-15T09:00:00-08:00',
+  hash,
+});
 
 /** A manifest file as the original writes one (orjson, 2-space indent), in the given entry order, with a matching entries_hash. */
 function originalText(entries: ManifestEntry[], metadata: Record<string, unknown> = {}): string {
@@ -34,9 +56,18 @@ function originalText(entries: ManifestEntry[], metadata: Record<string, unknown
     {
       entries: Object.fromEntries(entries.map((e) => [e.path, e])),
       metadata: {
-        manifest_version: '0.4.4', snapshot_id: 's1', created_at: '2026-12-01T05:34:56-08:00', entry_count: entries.length,
-        entries_hash: entriesHash(entries), created_by: user, snapshot_message: 'Initial snapshot', snapshot_previous: null,
-        snapshot_hash: '0000000000000000', snapshot_notes: 'init', project_config: null, ...metadata,
+        manifest_version: '0.4.4',
+        snapshot_id: 's1',
+        created_at: '2026-12-01T05:34:56-08:00',
+        entry_count: entries.length,
+        entries_hash: entriesHash(entries),
+        created_by: user,
+        snapshot_message: 'Initial snapshot',
+        snapshot_previous: null,
+        snapshot_hash: '0000000000000000',
+        snapshot_notes: 'init',
+        project_config: null,
+        ...metadata,
       },
     },
     null,
@@ -47,10 +78,26 @@ function originalText(entries: ManifestEntry[], metadata: Record<string, unknown
 /** Each odd entry the original records, alone between good ones: read, kept byte for byte, marked, the others untouched. */
 const CASES: [string, ManifestEntry, RegExp][] = [
   ['a backslash in a name', good('input/a\\b.csv', '8e6c24aee9db9e33'), /^refused name: contains a backslash/],
-  ['a link that escapes by one level', { type: 'link', path: 'input/l', user, reference: '../../outside.txt' }, /^refused link target "\.\.\/\.\.\/outside\.txt": symlink target escapes the project/],
-  ['an mtime before 1883 with a local-mean-time offset', { ...good('input/old.csv', 'ecec4b7e59dfe945'), filesize: 4, mtime: '1879-12-31T00:00:00-07:52:58' }, /^mtime "1879-12-31T00:00:00-07:52:58" is not an ISO 8601 timestamp/],
-  ['an mtime without an offset', { ...good('input/naive.csv'), mtime: '2024-01-15T09:00:00' }, /^mtime "2024-01-15T09:00:00" is not an ISO 8601 timestamp/],
-  ['a hash that is not 16 hex digits', good('input/h.csv', 'not-a-hash'), /^hash "not-a-hash" is not 16 lowercase hex digits/],
+  [
+    'a link that escapes by one level',
+    { type: 'link', path: 'input/l', user, reference: '../../outside.txt' },
+    /^refused link target "\.\.\/\.\.\/outside\.txt": symlink target escapes the project/,
+  ],
+  [
+    'an mtime before 1883 with a local-mean-time offset',
+    { ...good('input/old.csv', 'ecec4b7e59dfe945'), filesize: 4, mtime: '1879-12-31T00:00:00-07:52:58' },
+    /^mtime "1879-12-31T00:00:00-07:52:58" is not an ISO 8601 timestamp/,
+  ],
+  [
+    'an mtime without an offset',
+    { ...good('input/naive.csv'), mtime: '2024-01-15T09:00:00' },
+    /^mtime "2024-01-15T09:00:00" is not an ISO 8601 timestamp/,
+  ],
+  [
+    'a hash that is not 16 hex digits',
+    good('input/h.csv', 'not-a-hash'),
+    /^hash "not-a-hash" is not 16 lowercase hex digits/,
+  ],
   ['a NUL in a name', good('input/a\u0000b.csv'), /^refused name: illegal character U\+0000/],
   ['an empty path', good(''), /^refused name: empty path/],
   ['a path climbing out', good('../evil.csv'), /^refused name: path starts with \.\/ or \.\.\//],
@@ -88,7 +135,7 @@ describe('each odd entry the original writes, between good ones', () => {
     expect(serializeSyncMessages(messages)).toContain(`"created_by": "${user}"`);
   });
 
-  it('entryProblem is the reader\'s rule: null for everything this dsg writes', () => {
+  it("entryProblem is the reader's rule: null for everything this dsg writes", () => {
     expect(entryProblem(good('input/a.csv'))).toBeNull();
     expect(entryProblem({ type: 'link', path: 'output/l', user, reference: '../input/a.csv' })).toBeNull();
     expect(entryProblem({ ...good('input/a.csv'), hash: '' })).toBeNull();
@@ -98,7 +145,9 @@ describe('each odd entry the original writes, between good ones', () => {
 
 describe('a broken structure is still refused', () => {
   const text = originalText([good('input/a.csv'), good('input/a\\b.csv')]);
-  const edit = (f: (o: { entries: Record<string, Record<string, unknown>>; metadata: Record<string, unknown> }) => void): string => {
+  const edit = (
+    f: (o: { entries: Record<string, Record<string, unknown>>; metadata: Record<string, unknown> }) => void,
+  ): string => {
     const o = JSON.parse(text) as Parameters<typeof f>[0];
     f(o);
     return JSON.stringify(o, null, 2);
@@ -106,12 +155,36 @@ describe('a broken structure is still refused', () => {
   it.each<[string, string, string | RegExp]>([
     ['not JSON', '{"entries": {', '(root)'],
     ['not an object', '[]', '(root)'],
-    ['entries not an object', edit((o) => (o.entries = [] as unknown as Record<string, Record<string, unknown>>)), 'entries'],
-    ['entries a string', edit((o) => (o.entries = 'x' as unknown as Record<string, Record<string, unknown>>)), 'entries'],
-    ['an entry not an object', edit((o) => (o.entries['input/a.csv'] = 'x' as unknown as Record<string, unknown>)), /^entries\["input\/a.csv"\]/],
-    ['a key that differs from its path', edit((o) => (o.entries['input/a.csv']!['path'] = 'input/b.csv')), 'entries["input/a.csv"].path'],
-    ['an odd key that differs from its path', edit((o) => (o.entries['input/a\\b.csv']!['path'] = 'input/a/b.csv')), 'entries["input/a\\\\b.csv"].path'],
-    ['a wrong type', edit((o) => (o.entries['input/a\\b.csv']!['filesize'] = '5')), 'entries["input/a\\\\b.csv"].filesize'],
+    [
+      'entries not an object',
+      edit((o) => (o.entries = [] as unknown as Record<string, Record<string, unknown>>)),
+      'entries',
+    ],
+    [
+      'entries a string',
+      edit((o) => (o.entries = 'x' as unknown as Record<string, Record<string, unknown>>)),
+      'entries',
+    ],
+    [
+      'an entry not an object',
+      edit((o) => (o.entries['input/a.csv'] = 'x' as unknown as Record<string, unknown>)),
+      /^entries\["input\/a.csv"\]/,
+    ],
+    [
+      'a key that differs from its path',
+      edit((o) => (o.entries['input/a.csv']!['path'] = 'input/b.csv')),
+      'entries["input/a.csv"].path',
+    ],
+    [
+      'an odd key that differs from its path',
+      edit((o) => (o.entries['input/a\\b.csv']!['path'] = 'input/a/b.csv')),
+      'entries["input/a\\\\b.csv"].path',
+    ],
+    [
+      'a wrong type',
+      edit((o) => (o.entries['input/a\\b.csv']!['filesize'] = '5')),
+      'entries["input/a\\\\b.csv"].filesize',
+    ],
     ['an unknown entry type', edit((o) => (o.entries['input/a.csv']!['type'] = 'dir')), /^entries\["input\/a.csv"\]/],
     ['an entry_count that does not match', edit((o) => (o.metadata['entry_count'] = 3)), 'metadata.entry_count'],
     ['created_by of a wrong type', edit((o) => (o.metadata['created_by'] = 7)), 'metadata.created_by'],
@@ -137,8 +210,19 @@ describe('a broken structure is still refused', () => {
 });
 
 describe('buildSnapshot carries a marked entry as read, and only a marked one', () => {
-  const odd = [...parseManifest(originalText([good('input/a\\b.csv'), { type: 'link', path: 'input/l', user, reference: '../../outside.txt' }])).entries.values()];
-  const o = { snapshotId: 's2', previous: null, message: 'next', user: 'bo@example.org', createdAt: new Date(0), projectConfig: null };
+  const odd = [
+    ...parseManifest(
+      originalText([good('input/a\\b.csv'), { type: 'link', path: 'input/l', user, reference: '../../outside.txt' }]),
+    ).entries.values(),
+  ];
+  const o = {
+    snapshotId: 's2',
+    previous: null,
+    message: 'next',
+    user: 'bo@example.org',
+    createdAt: new Date(0),
+    projectConfig: null,
+  };
 
   it('the entries read leniently go into the next snapshot field for field', () => {
     const next = buildSnapshot([good('input/a.csv'), ...odd], o);
@@ -163,7 +247,13 @@ describe.skipIf(!existsSync(ODD))("the original's odd-entries fixture", () => {
     const text = read('last-sync.json');
     const m = parseManifest(text, 'last-sync.json');
     expect(serializeManifest(m)).toBe(text);
-    expect([...m.entries.keys()]).toEqual(['output/b.csv', 'input/old.csv', 'input/l', 'input/a\\b.csv', 'input/a.csv']);
+    expect([...m.entries.keys()]).toEqual([
+      'output/b.csv',
+      'input/old.csv',
+      'input/l',
+      'input/a\\b.csv',
+      'input/a.csv',
+    ]);
     expect(entriesHash(m.entries.values())).toBe('f0907b0b96b105dd');
     expect(m.metadata).toMatchObject({ entries_hash: 'f0907b0b96b105dd', snapshot_hash: 'b48c19eae7228e2c' });
     const reasons = Object.fromEntries([...m.entries].map(([p, e]) => [p, unusableReason(e)]));
@@ -180,7 +270,11 @@ describe.skipIf(!existsSync(ODD))("the original's odd-entries fixture", () => {
     const s1Text = decompressArchive(readFileSync(path.join(ODD, 'archive', 's1-sync.json.lz4')), 's1-sync.json.lz4');
     const s1 = parseManifest(s1Text, 's1-sync.json.lz4');
     expect(serializeManifest(s1)).toBe(s1Text);
-    expect(s1.metadata).toMatchObject({ snapshot_id: 's1', entries_hash: 'f0907b0b96b105dd', snapshot_hash: '6afd43d62e5b2015' });
+    expect(s1.metadata).toMatchObject({
+      snapshot_id: 's1',
+      entries_hash: 'f0907b0b96b105dd',
+      snapshot_hash: '6afd43d62e5b2015',
+    });
     const s2 = parseManifest(read('last-sync.json'));
     expect(validateChain([s1, s2])).toEqual({ ok: true });
     const sm = read('sync-messages.json');
@@ -191,14 +285,24 @@ describe.skipIf(!existsSync(ODD))("the original's odd-entries fixture", () => {
     const text = read('last-sync.json');
     const s1 = parseManifest(decompressArchive(readFileSync(path.join(ODD, 'archive', 's1-sync.json.lz4'))));
     const s2 = parseManifest(text);
-    const merged = [...s2.entries.values()].map((e) => (e.path === 'input/a.csv' ? { ...good('input/a.csv', '0123456789abcdef'), user: 'bo@example.org' } : e));
+    const merged = [...s2.entries.values()].map((e) =>
+      e.path === 'input/a.csv' ? { ...good('input/a.csv', '0123456789abcdef'), user: 'bo@example.org' } : e,
+    );
     const s3Text = serializeManifest(
-      buildSnapshot(merged, { snapshotId: 's3', previous: s2.metadata, message: 'Sync operation', user: 'bo@example.org', createdAt: new Date(0), projectConfig: null }),
+      buildSnapshot(merged, {
+        snapshotId: 's3',
+        previous: s2.metadata,
+        message: 'Sync operation',
+        user: 'bo@example.org',
+        createdAt: new Date(0),
+        projectConfig: null,
+      }),
     );
     const s3 = parseManifest(s3Text);
     const before = (JSON.parse(text) as { entries: Record<string, unknown> }).entries;
     const after = (JSON.parse(s3Text) as { entries: Record<string, unknown> }).entries;
-    for (const p of ['input/old.csv', 'input/l', 'input/a\\b.csv', 'output/b.csv']) expect(after[p], p).toEqual(before[p]);
+    for (const p of ['input/old.csv', 'input/l', 'input/a\\b.csv', 'output/b.csv'])
+      expect(after[p], p).toEqual(before[p]);
     expect(s3Text).toContain('"mtime": "1879-12-31T00:00:00-07:52:58"');
     expect(s3Text).toContain('"input/a\\\\b.csv": {');
     expect(entriesHash(s3.entries.values())).toBe(s3.metadata?.entries_hash);
@@ -206,7 +310,7 @@ describe.skipIf(!existsSync(ODD))("the original's odd-entries fixture", () => {
   });
 });
 
-describe('the scanner leaves alone the local copies of the last sync\'s unusable entries', () => {
+describe("the scanner leaves alone the local copies of the last sync's unusable entries", () => {
   it('no warning, no entry for them; everything else as before (a new refused name is still refused)', async () => {
     const root = await mkdtemp(path.join(os.tmpdir(), 'dsg-lenient-'));
     tmpDirs.push(root);
@@ -223,7 +327,9 @@ describe('the scanner leaves alone the local copies of the last sync\'s unusable
     await symlink('../../outside.txt', path.join(root, 'input', 'l'));
     const previous = parseManifest(
       originalText([
-        good('input/a.csv'), good('input/a\\b.csv'), good('input/d\\e/held.csv'),
+        good('input/a.csv'),
+        good('input/a\\b.csv'),
+        good('input/d\\e/held.csv'),
         { type: 'link', path: 'input/l', user, reference: '../../outside.txt' },
         { ...good('input/old.csv'), mtime: '1879-12-31T00:00:00-07:52:58' },
       ]),

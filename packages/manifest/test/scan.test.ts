@@ -1,12 +1,31 @@
 import { appendFileSync, openSync, readFileSync } from 'node:fs';
-import { appendFile, mkdir, mkdtemp, open, rm, stat, symlink, truncate, utimes, writeFile, readFile } from 'node:fs/promises';
+import {
+  appendFile,
+  mkdir,
+  mkdtemp,
+  open,
+  rm,
+  stat,
+  symlink,
+  truncate,
+  utimes,
+  writeFile,
+  readFile,
+} from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ProgressEvent } from '@dsg/contracts';
 import {
-  Manifest, buildSnapshot, conflictBackupName, scanProject, hashFile, serializeManifest, type ScanOptions, SMALL_FILE,
+  Manifest,
+  buildSnapshot,
+  conflictBackupName,
+  scanProject,
+  hashFile,
+  serializeManifest,
+  type ScanOptions,
+  SMALL_FILE,
 } from '../src/index.js';
 
 const tmpDirs: string[] = [];
@@ -36,11 +55,19 @@ async function link(root: string, rel: string, target: string): Promise<void> {
  * reading (the async path for large files or parallelIo, the sync path for
  * small files), and the peak number of concurrently open async handles.
  */
-function countingOpen(): { opened: string[]; maxConcurrent: number; hooks: Pick<ScanOptions, 'openFile' | 'openFileSync'> } {
+function countingOpen(): {
+  opened: string[];
+  maxConcurrent: number;
+  hooks: Pick<ScanOptions, 'openFile' | 'openFileSync'>;
+} {
   const state = { opened: [] as string[], maxConcurrent: 0, active: 0 };
   return {
-    get opened() { return state.opened; },
-    get maxConcurrent() { return state.maxConcurrent; },
+    get opened() {
+      return state.opened;
+    },
+    get maxConcurrent() {
+      return state.maxConcurrent;
+    },
     hooks: {
       openFileSync: (f: string) => {
         state.opened.push(f);
@@ -73,22 +100,63 @@ describe('scanProject: the worked example (docs/ARCHITECTURE.md §2) on a real t
     await link(root, 'output/latest.csv', '../input/a.csv');
     await put(root, '.dsg/last-sync.json', '{}'); // never scanned
 
-    const { manifest, warnings, stats } = await scanProject({ root, dataDirs: ['input', 'output'], user: 'ana@example.org' });
+    const { manifest, warnings, stats } = await scanProject({
+      root,
+      dataDirs: ['input', 'output'],
+      user: 'ana@example.org',
+    });
     expect(warnings).toEqual([]);
     expect(stats).toEqual({ files: 3, hashed: 3, bytesHashed: 2019 });
     expect([...manifest.entries.values()]).toEqual([
-      { type: 'file', path: 'input/a.csv', user: 'ana@example.org', filesize: 19, mtime: '2025-06-01T10:11:12-07:00', hash: '1d812414f9aee671' },
-      { type: 'file', path: 'input/b.txt', user: 'ana@example.org', filesize: 0, mtime: '2025-06-01T10:11:12-07:00', hash: '2d06800538d394c2' },
+      {
+        type: 'file',
+        path: 'input/a.csv',
+        user: 'ana@example.org',
+        filesize: 19,
+        mtime: '2025-06-01T10:11:12-07:00',
+        hash: '1d812414f9aee671',
+      },
+      {
+        type: 'file',
+        path: 'input/b.txt',
+        user: 'ana@example.org',
+        filesize: 0,
+        mtime: '2025-06-01T10:11:12-07:00',
+        hash: '2d06800538d394c2',
+      },
       { type: 'link', path: 'output/latest.csv', user: 'ana@example.org', reference: '../input/a.csv' },
-      { type: 'file', path: 'output/r\u00e9sum\u00e9.csv', user: 'ana@example.org', filesize: 2000, mtime: '2025-06-01T10:11:12-07:00', hash: '98112583ce11e659' },
+      {
+        type: 'file',
+        path: 'output/r\u00e9sum\u00e9.csv',
+        user: 'ana@example.org',
+        filesize: 2000,
+        mtime: '2025-06-01T10:11:12-07:00',
+        hash: '98112583ce11e659',
+      },
     ]);
-    const s1 = buildSnapshot(manifest.entries.values(), { snapshotId: 's1', previous: null, message: 'first import', user: 'ana@example.org', createdAt: new Date(), projectConfig: null });
+    const s1 = buildSnapshot(manifest.entries.values(), {
+      snapshotId: 's1',
+      previous: null,
+      message: 'first import',
+      user: 'ana@example.org',
+      createdAt: new Date(),
+      projectConfig: null,
+    });
     expect(s1.metadata?.entries_hash).toBe('d73f84299f6a9f7d');
     expect(s1.metadata?.snapshot_hash).toBe('1b73b31cb6cdaee4');
-    const s2 = buildSnapshot(manifest.entries.values(), { snapshotId: 's2', previous: s1.metadata, message: 'second', user: 'ana@example.org', createdAt: new Date('2025-06-01T17:15:00Z'), projectConfig: { name: 'demo', data_dirs: ['input', 'output'] } });
+    const s2 = buildSnapshot(manifest.entries.values(), {
+      snapshotId: 's2',
+      previous: s1.metadata,
+      message: 'second',
+      user: 'ana@example.org',
+      createdAt: new Date('2025-06-01T17:15:00Z'),
+      projectConfig: { name: 'demo', data_dirs: ['input', 'output'] },
+    });
     expect(s2.metadata?.snapshot_hash).toBe('beddf1425833c764');
     // scanned tree → snapshot → bytes: exactly the golden file
-    expect(serializeManifest(s2)).toBe(readFileSync(new URL('./fixtures/worked-example-s2.json', import.meta.url), 'utf8'));
+    expect(serializeManifest(s2)).toBe(
+      readFileSync(new URL('./fixtures/worked-example-s2.json', import.meta.url), 'utf8'),
+    );
   });
 });
 
@@ -133,7 +201,11 @@ describe('scanProject: names, ignores and links', () => {
     const opts: ScanOptions = {
       root,
       dataDirs: ['input', 'output', 'frozen', 'missing'],
-      ignore: { names: ['.DS_Store', '__pycache__'], suffixes: ['.tmp', '.pyc'], paths: ['input/skip.me', 'frozen/skipdir/'] },
+      ignore: {
+        names: ['.DS_Store', '__pycache__'],
+        suffixes: ['.tmp', '.pyc'],
+        paths: ['input/skip.me', 'frozen/skipdir/'],
+      },
       statCacheFile: path.join(root, 'frozen', 'cache.json'), // inside a data dir: never recorded
       user: 'u@example.org',
     };
@@ -152,18 +224,39 @@ describe('scanProject: names, ignores and links', () => {
       'output/latest.csv',
       'output/sub/ok.txt',
     ]);
-    expect(manifest.entries.get('output/sub/ok.txt')).toEqual({ type: 'link', path: 'output/sub/ok.txt', user: 'u@example.org', reference: '../../input/a/b/c/deep.txt' });
+    expect(manifest.entries.get('output/sub/ok.txt')).toEqual({
+      type: 'link',
+      path: 'output/sub/ok.txt',
+      user: 'u@example.org',
+      reference: '../../input/a/b/c/deep.txt',
+    });
     expect(manifest.entries.get('input/dir-link')).toMatchObject({ type: 'link', reference: 'a/b' });
     const byPath = new Map(warnings.map((w) => [w.path, w.reason]));
-    expect([...byPath.keys()].sort()).toEqual([
-      'input/ lead.txt', 'input/abs.txt', 'input/bad|dir', 'input/bidi\u202e.txt', 'input/con.txt', 'input/ctrl\u0001.txt',
-      'input/draft~', 'input/pipe', 'input/up.txt', 'input/what?.csv', 'input/~lock', 'output/re\u0301sume\u0301.csv', 'output/sub/escape.txt',
-    ].sort());
+    expect([...byPath.keys()].sort()).toEqual(
+      [
+        'input/ lead.txt',
+        'input/abs.txt',
+        'input/bad|dir',
+        'input/bidi\u202e.txt',
+        'input/con.txt',
+        'input/ctrl\u0001.txt',
+        'input/draft~',
+        'input/pipe',
+        'input/up.txt',
+        'input/what?.csv',
+        'input/~lock',
+        'output/re\u0301sume\u0301.csv',
+        'output/sub/escape.txt',
+      ].sort(),
+    );
     expect(byPath.get('input/abs.txt')).toMatch(/absolute/);
     expect(byPath.get('input/up.txt')).toMatch(/escapes/);
     expect(byPath.get('output/sub/escape.txt')).toMatch(/escapes/);
     expect(byPath.get('output/re\u0301sume\u0301.csv')).toMatch(/NFC/);
-    expect(warnings.find((w) => w.path === 'output/re\u0301sume\u0301.csv')).toMatchObject({ kind: 'name', nfc: 'output/r\u00e9sum\u00e9.csv' });
+    expect(warnings.find((w) => w.path === 'output/re\u0301sume\u0301.csv')).toMatchObject({
+      kind: 'name',
+      nfc: 'output/r\u00e9sum\u00e9.csv',
+    });
     expect(warnings.find((w) => w.path === 'input/abs.txt')).toMatchObject({ kind: 'link' });
     expect(warnings.find((w) => w.path === 'input/pipe')).toMatchObject({ kind: 'special' });
     expect(warnings.find((w) => w.path === 'input/con.txt')?.nfc).toBeUndefined();
@@ -188,7 +281,11 @@ describe('scanProject: names, ignores and links', () => {
     await put(root, 'README.md', 'r');
     await put(root, '.git/input/config', 'never');
     const { manifest, warnings } = await scanProject({ root, dataDirs: ['input', 'output'], user: 'u@example.org' });
-    expect([...manifest.entries.keys()]).toEqual(['input/top.csv', 'tasks/clean/input/a.csv', 'tasks/clean/output/b.csv']);
+    expect([...manifest.entries.keys()]).toEqual([
+      'input/top.csv',
+      'tasks/clean/input/a.csv',
+      'tasks/clean/output/b.csv',
+    ]);
     expect(warnings).toEqual([]);
   });
 
@@ -198,7 +295,11 @@ describe('scanProject: names, ignores and links', () => {
     await put(root, 'input/changed.txt', 'new content');
     await link(root, 'input/l', 'same.txt');
     const first = await scanProject({ root, dataDirs: ['input'], user: 'bo@example.org' });
-    const prev = new Manifest([...first.manifest.entries.values()].map((e) => (e.path === 'input/changed.txt' && e.type === 'file' ? { ...e, hash: '0000000000000001' } : e)));
+    const prev = new Manifest(
+      [...first.manifest.entries.values()].map((e) =>
+        e.path === 'input/changed.txt' && e.type === 'file' ? { ...e, hash: '0000000000000001' } : e,
+      ),
+    );
     const { manifest } = await scanProject({ root, dataDirs: ['input'], user: 'ana@example.org', previous: prev });
     expect(manifest.entries.get('input/same.txt')?.user).toBe('bo@example.org');
     expect(manifest.entries.get('input/l')?.user).toBe('bo@example.org');
@@ -210,7 +311,10 @@ describe('scanProject: names, ignores and links', () => {
       const root = await tempRoot();
       await put(root, 'input/growing.log', 'line 1\n');
       const file = path.join(root, 'input/growing.log');
-      const hooks = (always: boolean, counter: { n: number }): Pick<ScanOptions, 'openFile' | 'openFileSync' | 'parallelIo'> =>
+      const hooks = (
+        always: boolean,
+        counter: { n: number },
+      ): Pick<ScanOptions, 'openFile' | 'openFileSync' | 'parallelIo'> =>
         mode === 'sync'
           ? {
               openFileSync: (f) => {
@@ -232,18 +336,25 @@ describe('scanProject: names, ignores and links', () => {
       expect(counter.n).toBe(2);
       expect(stats.hashed).toBe(2);
       expect(manifest.entries.get('input/growing.log')).toMatchObject({ filesize: 14, hash: await hashFile(file) });
-      await expect(scanProject({ root, dataDirs: ['input'], user: 'u', ...hooks(true, { n: 0 }) })).rejects.toMatchObject({ code: 'SCAN_UNSTABLE' });
+      await expect(
+        scanProject({ root, dataDirs: ['input'], user: 'u', ...hooks(true, { n: 0 }) }),
+      ).rejects.toMatchObject({ code: 'SCAN_UNSTABLE' });
     });
   }
 
   it('refuses a missing project root instead of scanning it as empty', async () => {
     const root = await tempRoot();
-    await expect(scanProject({ root: path.join(root, 'nope'), dataDirs: ['input'], user: 'u' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(scanProject({ root: path.join(root, 'nope'), dataDirs: ['input'], user: 'u' })).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
   });
 
   it('refuses an unsafe data directory', async () => {
     const root = await tempRoot();
-    await expect(scanProject({ root, dataDirs: ['../etc'], user: 'u' })).rejects.toMatchObject({ code: 'VALIDATION', details: { field: 'data_dirs' } });
+    await expect(scanProject({ root, dataDirs: ['../etc'], user: 'u' })).rejects.toMatchObject({
+      code: 'VALIDATION',
+      details: { field: 'data_dirs' },
+    });
     await expect(scanProject({ root, dataDirs: ['.dsg'], user: 'u' })).rejects.toMatchObject({ code: 'VALIDATION' });
   });
 });
@@ -272,7 +383,11 @@ describe('scanProject: stat cache and bounded pool', () => {
 
     // same size, new content and mtime → re-hashed, with the new hash
     await put(root, 'input/d1/f5.txt', 'CONTENT 5');
-    await utimes(path.join(root, 'input/d1/f5.txt'), new Date('2025-07-01T00:00:00Z'), new Date('2025-07-01T00:00:00Z'));
+    await utimes(
+      path.join(root, 'input/d1/f5.txt'),
+      new Date('2025-07-01T00:00:00Z'),
+      new Date('2025-07-01T00:00:00Z'),
+    );
     const c3 = countingOpen();
     const third = await scanProject({ root, dataDirs: ['input'], user: 'u', statCacheFile: cacheFile, ...c3.hooks });
     expect(c3.opened).toEqual([path.join(root, 'input/d1/f5.txt')]);
@@ -291,7 +406,14 @@ describe('scanProject: stat cache and bounded pool', () => {
     const root = await tempRoot();
     for (let i = 0; i < 30; i++) await put(root, `input/f${i}.txt`, `content ${i}`);
     const c = countingOpen();
-    const pooled = await scanProject({ root, dataDirs: ['input'], user: 'u', parallelIo: true, concurrency: 3, ...c.hooks });
+    const pooled = await scanProject({
+      root,
+      dataDirs: ['input'],
+      user: 'u',
+      parallelIo: true,
+      concurrency: 3,
+      ...c.hooks,
+    });
     expect(c.opened).toHaveLength(30);
     expect(c.maxConcurrent).toBeGreaterThan(1);
     expect(c.maxConcurrent).toBeLessThanOrEqual(3);
@@ -308,14 +430,18 @@ describe('scanProject: stat cache and bounded pool', () => {
     expect(r.manifest.entries.size).toBe(32);
     expect(c.maxConcurrent).toBeGreaterThan(1);
     expect(c.maxConcurrent).toBeLessThanOrEqual(2);
-    expect(r.manifest).toEqual((await scanProject({ root, dataDirs: ['input'], user: 'u', parallelIo: true })).manifest);
+    expect(r.manifest).toEqual(
+      (await scanProject({ root, dataDirs: ['input'], user: 'u', parallelIo: true })).manifest,
+    );
     const failing: Pick<ScanOptions, 'openFile'> = {
       openFile: async (f) => {
         if (f.endsWith('big5.bin')) throw Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
         return open(f, 'r');
       },
     };
-    await expect(scanProject({ root, dataDirs: ['input'], user: 'u', ...failing })).rejects.toMatchObject({ code: 'SCAN_UNREADABLE' });
+    await expect(scanProject({ root, dataDirs: ['input'], user: 'u', ...failing })).rejects.toMatchObject({
+      code: 'SCAN_UNREADABLE',
+    });
   });
 
   it('a file modified just now is not trusted from the cache (racy clean)', async () => {

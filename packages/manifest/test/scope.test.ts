@@ -9,9 +9,19 @@ describe('projectScope: the one rule for what a client may write', () => {
     ['.dsgconfig.yml', 'file', undefined, null],
     ['tasks/a/input/x', 'file', undefined, null], // the task layout: a data dir at any depth
     ['input', 'file', undefined, /outside the data directories/], // a FILE named input is not a data dir
-    ['src/x.py', 'file', undefined, /outside the data directories \(no input, output in its path\); data_dirs with "src" in \.dsgconfig\.yml would include it/],
+    [
+      'src/x.py',
+      'file',
+      undefined,
+      /outside the data directories \(no input, output in its path\); data_dirs with "src" in \.dsgconfig\.yml would include it/,
+    ],
     ['tasks/clean/frozen/d.parquet', 'file', undefined, /data_dirs with "frozen" in/], // the config change that takes it in
-    ['Makefile', 'file', undefined, /outside the data directories .*no data_dirs can include a file at the project root/],
+    [
+      'Makefile',
+      'file',
+      undefined,
+      /outside the data directories .*no data_dirs can include a file at the project root/,
+    ],
     ['.git/config', 'file', undefined, /hidden name/],
     ['input/sub/.git/config', 'file', undefined, /hidden name/],
     ['input/.DSG/x', 'file', undefined, /hidden name/],
@@ -34,7 +44,8 @@ describe('projectScope: the one rule for what a client may write', () => {
   });
 
   it('refuses data dirs that are hidden or unsafe, whoever configured them', () => {
-    for (const bad of ['.git', '.dsg', '.DSG', 'input/x', '..', '', 'a|b']) expect(() => projectScope([bad]), bad).toThrow(/data directory/);
+    for (const bad of ['.git', '.dsg', '.DSG', 'input/x', '..', '', 'a|b'])
+      expect(() => projectScope([bad]), bad).toThrow(/data directory/);
   });
 
   it('the outermost data directory holds a path', () => {
@@ -59,5 +70,8 @@ describe('name rules for new names, as the original', () => {
     ['C:/', /drive/],
     ['C:/x', /drive/],
   ])('refuses %j', (p, why) => expect(validateName(p)).toMatch(why));
-  it.each(['c:notes.csv', 'input/c:notes.csv', 'input/résumé.csv', 'input/日本語.csv', 'input/emoji😀.csv'])('accepts %j', (p) => expect(validateName(p)).toBeNull());
+  it.each(['c:notes.csv', 'input/c:notes.csv', 'input/résumé.csv', 'input/日本語.csv', 'input/emoji😀.csv'])(
+    'accepts %j',
+    (p) => expect(validateName(p)).toBeNull(),
+  );
 });

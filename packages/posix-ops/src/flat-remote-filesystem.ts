@@ -139,7 +139,9 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
 
   constructor(options: FlatRemoteFilesystemOptions) {
     if (typeof options.root !== 'string' || !path.isAbsolute(options.root)) {
-      throw new ValidationError(`repository root must be an absolute path: ${JSON.stringify(options.root)}`, { field: 'root' });
+      throw new ValidationError(`repository root must be an absolute path: ${JSON.stringify(options.root)}`, {
+        field: 'root',
+      });
     }
     this.root = path.resolve(options.root);
     this.hasher = options.hasher;
@@ -172,10 +174,14 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
       await mkdir(work, { mode: DIR_MODE });
     } catch (e) {
       if (errno(e) === 'EEXIST') {
-        throw new ValidationError(`transaction ${tx} already has a work area`, { field: 'transactionId' }, {
-          code: 'TX_EXISTS',
-          recoveryHint: 'Use a new transaction id, or roll this one back first.',
-        });
+        throw new ValidationError(
+          `transaction ${tx} already has a work area`,
+          { field: 'transactionId' },
+          {
+            code: 'TX_EXISTS',
+            recoveryHint: 'Use a new transaction id, or roll this one back first.',
+          },
+        );
       }
       throw e;
     }
@@ -199,7 +205,9 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     if (!state) {
       // A repeated commit (its first reply lost on the wire): the work area is gone and the head is it.
       if (!(await isDir(work)) && (await this.exists()) && (await this.headNumber()) === n) return;
-      throw new NotFoundError(`no open transaction ${tx} in ${this.root}`, { recoveryHint: 'Begin the transaction first (it may have been rolled back).' });
+      throw new NotFoundError(`no open transaction ${tx} in ${this.root}`, {
+        recoveryHint: 'Begin the transaction first (it may have been rolled back).',
+      });
     }
     const streaming = this.uploading.get(tx) ?? 0;
     if (streaming > 0) {
@@ -209,35 +217,55 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     }
     const cur = (await this.exists()) ? await this.headNumber() : 0;
     if (state.base !== cur) {
-      throw new TransactionCommitError(`the head moved from s${state.base} to s${cur} since transaction ${tx} began`, tx, {
-        recoveryHint: 'Another sync committed meanwhile; roll back and sync again.',
-      });
+      throw new TransactionCommitError(
+        `the head moved from s${state.base} to s${cur} since transaction ${tx} began`,
+        tx,
+        {
+          recoveryHint: 'Another sync committed meanwhile; roll back and sync again.',
+        },
+      );
     }
     if (n !== cur + 1) {
-      throw new TransactionCommitError(`snapshot ${snapshot.snapshotId} is not the next one (the head is ${cur ? `s${cur}` : 'none'})`, tx, {
-        recoveryHint: 'Roll back and sync again; the repository moved on.',
-      });
+      throw new TransactionCommitError(
+        `snapshot ${snapshot.snapshotId} is not the next one (the head is ${cur ? `s${cur}` : 'none'})`,
+        tx,
+        {
+          recoveryHint: 'Roll back and sync again; the repository moved on.',
+        },
+      );
     }
     if (state.ops.get(FLAT_LAST_SYNC) !== 'put') {
-      throw new TransactionCommitError(`transaction ${tx} wrote no ${FLAT_LAST_SYNC}: a flat repository commits by replacing it`, tx, {
-        recoveryHint: 'Write the new manifest as .dsg/last-sync.json before committing.',
-      });
+      throw new TransactionCommitError(
+        `transaction ${tx} wrote no ${FLAT_LAST_SYNC}: a flat repository commits by replacing it`,
+        tx,
+        {
+          recoveryHint: 'Write the new manifest as .dsg/last-sync.json before committing.',
+        },
+      );
     }
     const staged = await readManifestHead(path.join(work, 'new', FLAT_LAST_SYNC));
     if (staged !== snapshot.snapshotId) {
-      throw new TransactionCommitError(`the staged ${FLAT_LAST_SYNC} is ${staged ?? 'not a manifest'}, not ${snapshot.snapshotId}`, tx, {
-        recoveryHint: 'Roll back and sync again.',
-      });
+      throw new TransactionCommitError(
+        `the staged ${FLAT_LAST_SYNC} is ${staged ?? 'not a manifest'}, not ${snapshot.snapshotId}`,
+        tx,
+        {
+          recoveryHint: 'Roll back and sync again.',
+        },
+      );
     }
     let journal: Journal;
     try {
       journal = await this.plan(tx, state, snapshot.snapshotId);
     } catch (e) {
       if (e instanceof TransactionCommitError) throw e;
-      throw new TransactionCommitError(`commit of ${tx} as ${snapshot.snapshotId} refused: ${(e as Error).message}`, tx, {
-        cause: e,
-        recoveryHint: e instanceof DsgError ? e.recoveryHint : 'Roll back and sync again.',
-      });
+      throw new TransactionCommitError(
+        `commit of ${tx} as ${snapshot.snapshotId} refused: ${(e as Error).message}`,
+        tx,
+        {
+          cause: e,
+          recoveryHint: e instanceof DsgError ? e.recoveryHint : 'Roll back and sync again.',
+        },
+      );
     }
     try {
       faultPoint('flat.commit.start');
@@ -265,13 +293,21 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
       const report: CleanupReport = { removed: [], leftovers: [] };
       await this.undo(work, journal, report).catch(() => undefined);
       if (e instanceof DsgError && !(e instanceof ValidationError)) throw e;
-      throw new TransactionCommitError(`commit of ${tx} as ${snapshot.snapshotId} failed: ${(e as Error).message}`, tx, { cause: e });
+      throw new TransactionCommitError(
+        `commit of ${tx} as ${snapshot.snapshotId} failed: ${(e as Error).message}`,
+        tx,
+        { cause: e },
+      );
     }
     this.txs.delete(tx);
     try {
       await fsyncDir(path.join(this.root, '.dsg'));
     } catch (e) {
-      throw new TransactionCommitError(`${snapshot.snapshotId} committed but the directory could not be fsynced: ${(e as Error).message}`, tx, { cause: e });
+      throw new TransactionCommitError(
+        `${snapshot.snapshotId} committed but the directory could not be fsynced: ${(e as Error).message}`,
+        tx,
+        { cause: e },
+      );
     }
     faultPoint('flat.commit.after-switch');
     await forceRemove(work).catch(() => undefined);
@@ -291,9 +327,13 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
       const full = await resolveBeneath(this.root, op.path);
       const st = await lstat(full).catch(() => null);
       if (st?.isDirectory()) {
-        throw new TransactionCommitError(`refused to ${op.op === 'put' ? 'replace' : 'delete'} directory ${JSON.stringify(op.path)}`, tx, {
-          recoveryHint: 'The repository has a directory where the manifest has a file; move it aside on the server.',
-        });
+        throw new TransactionCommitError(
+          `refused to ${op.op === 'put' ? 'replace' : 'delete'} directory ${JSON.stringify(op.path)}`,
+          tx,
+          {
+            recoveryHint: 'The repository has a directory where the manifest has a file; move it aside on the server.',
+          },
+        );
       }
       if (op.op !== 'put') continue;
       const parts = op.path.split('/');
@@ -354,7 +394,9 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     let action: 'rolled-back' | 'rolled-forward' = 'rolled-back';
     const journal = await readJournal(path.join(work, JOURNAL));
     if (journal) {
-      const switched = !(await exists(path.join(work, 'new', FLAT_LAST_SYNC))) && (await readManifestHead(path.join(this.root, FLAT_LAST_SYNC))) === journal.snapshotId;
+      const switched =
+        !(await exists(path.join(work, 'new', FLAT_LAST_SYNC))) &&
+        (await readManifestHead(path.join(this.root, FLAT_LAST_SYNC))) === journal.snapshotId;
       if (switched) action = 'rolled-forward';
       else {
         const before = report.leftovers.length;
@@ -385,9 +427,11 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     assertTransactionId(tx);
     checkRel(rel);
     const want = typeof expected?.hash === 'string' ? expected.hash.toLowerCase() : '';
-    if (!HEX_RE.test(want)) throw new ValidationError(`expected hash for ${rel} is not hex`, { path: rel, field: 'hash' });
+    if (!HEX_RE.test(want))
+      throw new ValidationError(`expected hash for ${rel} is not hex`, { path: rel, field: 'hash' });
     const mtime = expected.mtime === undefined ? undefined : new Date(expected.mtime);
-    if (mtime && Number.isNaN(mtime.getTime())) throw new ValidationError(`bad mtime for ${rel}`, { path: rel, field: 'mtime' });
+    if (mtime && Number.isNaN(mtime.getTime()))
+      throw new ValidationError(`bad mtime for ${rel}`, { path: rel, field: 'mtime' });
     const { stage, full, tmp, created, fh } = await this.mutex.run(async () => {
       const { stage } = this.open(tx);
       await resolveBeneath(this.root, rel); // no link or file among its parents in the tree it will land in
@@ -396,7 +440,11 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
       try {
         const full = await resolveBeneath(stage, rel);
         const tmp = tempNameBeside(full);
-        const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, FILE_MODE);
+        const fh = await open(
+          tmp,
+          constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+          FILE_MODE,
+        );
         return { stage, full, tmp, created, fh };
       } catch (e) {
         await removeCreated(stage, created);
@@ -446,7 +494,10 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
       checkRel(rel);
       if (rel === CURRENT) {
         // a `current` link is what marks the snapshot layout: it would make the repository unreadable as a flat one
-        throw new ValidationError(`refused link ${JSON.stringify(rel)}: a link named current at the top would turn this flat repository into a broken snapshot repository`, { path: rel });
+        throw new ValidationError(
+          `refused link ${JSON.stringify(rel)}: a link named current at the top would turn this flat repository into a broken snapshot repository`,
+          { path: rel },
+        );
       }
       const { state, stage } = this.open(tx);
       await resolveBeneath(this.root, rel);
@@ -476,7 +527,8 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
       const { state, stage } = this.open(tx);
       const full = await resolveBeneath(this.root, rel);
       const st = await lstat(full).catch(() => null);
-      if (st?.isDirectory()) throw new ValidationError(`refused to delete ${JSON.stringify(rel)}: it is a directory`, { path: rel });
+      if (st?.isDirectory())
+        throw new ValidationError(`refused to delete ${JSON.stringify(rel)}: it is a directory`, { path: rel });
       // a file staged earlier in this transaction is dropped from staging
       const staged = await resolveBeneath(stage, rel).catch(() => null);
       if (staged) await rm(staged, { force: true }).catch(() => undefined);
@@ -557,7 +609,8 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     try {
       names = await readdir(this.txRoot);
     } catch (e) {
-      if (errno(e) !== 'ENOENT' && errno(e) !== 'ENOTDIR') report.leftovers.push({ name: FLAT_TX, error: (e as Error).message });
+      if (errno(e) !== 'ENOENT' && errno(e) !== 'ENOTDIR')
+        report.leftovers.push({ name: FLAT_TX, error: (e as Error).message });
       return report;
     }
     for (const name of names.sort()) {
@@ -592,7 +645,9 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     assertTransactionId(tx);
     const state = this.txs.get(tx);
     if (!state) {
-      throw new NotFoundError(`no open transaction ${tx} in ${this.root}`, { recoveryHint: 'Begin the transaction first (it may have been rolled back).' });
+      throw new NotFoundError(`no open transaction ${tx} in ${this.root}`, {
+        recoveryHint: 'Begin the transaction first (it may have been rolled back).',
+      });
     }
     return { state, stage: path.join(this.work(tx), 'new') };
   }
@@ -606,33 +661,40 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
 
 // ----------------------------------------------------------------------- module helpers
 
-
 /** Inside `.dsg/` only the head manifest, sync-messages and archives are data of a transaction. */
 function checkRel(rel: string): void {
   if (typeof rel !== 'string') throw new ValidationError('path must be a string', { field: 'path' });
   if (rel.split('/')[0] !== '.dsg') return;
   if (rel === FLAT_LAST_SYNC || rel === FLAT_SYNC_MESSAGES || ARCHIVE_RE.test(rel)) return;
-  throw new ValidationError(`refused path ${JSON.stringify(rel.slice(0, 200))}: dsg's own state in a flat repository`, { path: rel.slice(0, 4096) });
+  throw new ValidationError(`refused path ${JSON.stringify(rel.slice(0, 200))}: dsg's own state in a flat repository`, {
+    path: rel.slice(0, 4096),
+  });
 }
 
 function checkRead(rel: string): void {
   if (typeof rel === 'string' && (rel === FLAT_TX || rel.startsWith(`${FLAT_TX}/`))) {
-    throw new ValidationError(`refused path ${JSON.stringify(rel.slice(0, 200))}: a transaction's work area`, { path: rel.slice(0, 4096) });
+    throw new ValidationError(`refused path ${JSON.stringify(rel.slice(0, 200))}: a transaction's work area`, {
+      path: rel.slice(0, 4096),
+    });
   }
 }
 
 function corrupt(why: string): DsgError {
   return new DsgError('CORRUPT', `repository layout damaged: ${why}`, {
-    recoveryHint: 'Inspect <repo>/.dsg/last-sync.json by hand: a flat (xfs) repository is the current tree with .dsg/ inside.',
+    recoveryHint:
+      'Inspect <repo>/.dsg/last-sync.json by hand: a flat (xfs) repository is the current tree with .dsg/ inside.',
   });
 }
 
 function notAvailable(snapshotId: string, head: number, root: string): DsgError {
-  return new NotFoundError(`the files of snapshot ${snapshotId} are not available in a flat repository (${root} keeps only the current tree${head ? `, s${head}` : ''})`, {
-    recoveryHint: 'A flat (xfs) repository, as the original dsg made it, keeps no old files: only the head can be read. Its older manifests are in .dsg/archive/ (`dsg log`, `dsg blame` still work).',
-  });
+  return new NotFoundError(
+    `the files of snapshot ${snapshotId} are not available in a flat repository (${root} keeps only the current tree${head ? `, s${head}` : ''})`,
+    {
+      recoveryHint:
+        'A flat (xfs) repository, as the original dsg made it, keeps no old files: only the head can be read. Its older manifests are in .dsg/archive/ (`dsg log`, `dsg blame` still work).',
+    },
+  );
 }
-
 
 async function exists(p: string): Promise<boolean> {
   try {
@@ -660,7 +722,6 @@ async function isDir(p: string): Promise<boolean> {
   }
 }
 
-
 const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 async function readJson(file: string): Promise<unknown> {
@@ -673,7 +734,6 @@ async function readJson(file: string): Promise<unknown> {
   }
 }
 
-
 /** metadata.snapshot_id of a manifest file, or null when it is missing or unreadable. */
 async function readManifestHead(file: string): Promise<string | null> {
   try {
@@ -683,7 +743,6 @@ async function readManifestHead(file: string): Promise<string | null> {
     return null;
   }
 }
-
 
 async function readJournal(file: string): Promise<Journal | null> {
   try {

@@ -49,13 +49,17 @@ export async function readFrom(tree: string, rel: string): Promise<ByteStream | 
     fh = await open(full, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (e) {
     if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return null;
-    if (errno(e) === 'ELOOP') throw new ValidationError(`${JSON.stringify(rel)} is a symlink, not a file`, { path: rel });
+    if (errno(e) === 'ELOOP')
+      throw new ValidationError(`${JSON.stringify(rel)} is a symlink, not a file`, { path: rel });
     throw e;
   }
   const st = await fh.stat();
   if (!st.isFile()) {
     await fh.close();
-    throw new ValidationError(`${JSON.stringify(rel)} is a ${st.isDirectory() ? 'directory' : 'special file'}, not a file`, { path: rel });
+    throw new ValidationError(
+      `${JSON.stringify(rel)} is a ${st.isDirectory() ? 'directory' : 'special file'}, not a file`,
+      { path: rel },
+    );
   }
   return fh.createReadStream();
 }

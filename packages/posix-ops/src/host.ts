@@ -34,9 +34,13 @@ function repoDir(root: string, name: string): string {
  */
 export function posixHost(options: PosixHostOptions): PosixHost {
   if (!options.root || !path.isAbsolute(options.root)) {
-    throw new ConfigError(`the repository root must be an absolute directory: ${JSON.stringify(String(options.root))}`, { field: 'root' }, {
-      recoveryHint: 'Pass the absolute directory that holds the repositories.',
-    });
+    throw new ConfigError(
+      `the repository root must be an absolute directory: ${JSON.stringify(String(options.root))}`,
+      { field: 'root' },
+      {
+        recoveryHint: 'Pass the absolute directory that holds the repositories.',
+      },
+    );
   }
   const root = path.resolve(options.root);
   const preferFlat = options.preferFlat === true;

@@ -50,8 +50,13 @@ export interface OpenPosixOptions {
 }
 
 /** The backend for `<base>/<name>`: PosixRemoteFilesystem, or FlatRemoteFilesystem for the original's flat layout. */
-export function openPosixRepository(root: string, options: OpenPosixOptions): PosixRemoteFilesystem | FlatRemoteFilesystem {
-  return repositoryLayout(root, options) === 'flat' ? new FlatRemoteFilesystem({ root, hasher: options.hasher }) : new PosixRemoteFilesystem({ root, hasher: options.hasher });
+export function openPosixRepository(
+  root: string,
+  options: OpenPosixOptions,
+): PosixRemoteFilesystem | FlatRemoteFilesystem {
+  return repositoryLayout(root, options) === 'flat'
+    ? new FlatRemoteFilesystem({ root, hasher: options.hasher })
+    : new PosixRemoteFilesystem({ root, hasher: options.hasher });
 }
 
 /** The lock file the agent uses for `<base>/<name>`, by the same choice of layout. */
@@ -70,7 +75,8 @@ export async function listPosixAndFlatRepositories(base: string): Promise<string
     throw e;
   }
   for (const ent of entries) {
-    if (ent.isDirectory() && repositoryNameProblem(ent.name) === null && isFlatRepository(path.join(base, ent.name))) names.add(ent.name);
+    if (ent.isDirectory() && repositoryNameProblem(ent.name) === null && isFlatRepository(path.join(base, ent.name)))
+      names.add(ent.name);
   }
   return [...names].sort();
 }

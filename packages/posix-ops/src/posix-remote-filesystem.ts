@@ -1,5 +1,19 @@
 import { constants } from 'node:fs';
-import { chmod, lstat, mkdir, open, readdir, readFile, readlink, rename, rm, rmdir, stat, symlink, unlink } from 'node:fs/promises';
+import {
+  chmod,
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  readlink,
+  rename,
+  rm,
+  rmdir,
+  stat,
+  symlink,
+  unlink,
+} from 'node:fs/promises';
 import path from 'node:path';
 import {
   assertLinkTargetOnDisk,
@@ -58,7 +72,6 @@ interface TxState {
   base: number;
 }
 
-
 /**
  * The transactional RemoteFilesystem on any POSIX filesystem. Snapshots are
  * full directory trees sharing unchanged files by hard link; the commit
@@ -81,7 +94,9 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
 
   constructor(options: PosixRemoteFilesystemOptions) {
     if (typeof options.root !== 'string' || !path.isAbsolute(options.root)) {
-      throw new ValidationError(`repository root must be an absolute path: ${JSON.stringify(options.root)}`, { field: 'root' });
+      throw new ValidationError(`repository root must be an absolute path: ${JSON.stringify(options.root)}`, {
+        field: 'root',
+      });
     }
     this.root = path.resolve(options.root);
     this.layout = new Layout(this.root);
@@ -99,17 +114,22 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
     assertTransactionId(tx);
     faultPoint('posix.begin.start');
     const base = await this.currentNumber();
-    if (base > 0 && !(await isDir(this.layout.snapshot(base)))) throw corrupt(`current points at a missing snapshot s${base}`);
+    if (base > 0 && !(await isDir(this.layout.snapshot(base))))
+      throw corrupt(`current points at a missing snapshot s${base}`);
     await mkdir(this.layout.txDir, { recursive: true, mode: DIR_MODE });
     const work = this.layout.work(tx);
     try {
       await mkdir(work, { mode: DIR_MODE });
     } catch (e) {
       if (errno(e) === 'EEXIST') {
-        throw new ValidationError(`transaction ${tx} already has a work area`, { field: 'transactionId' }, {
-          code: 'TX_EXISTS',
-          recoveryHint: 'Use a new transaction id, or roll this one back first.',
-        });
+        throw new ValidationError(
+          `transaction ${tx} already has a work area`,
+          { field: 'transactionId' },
+          {
+            code: 'TX_EXISTS',
+            recoveryHint: 'Use a new transaction id, or roll this one back first.',
+          },
+        );
       }
       throw e;
     }
@@ -150,19 +170,28 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
     const cur = await this.currentNumber();
     const state = this.txs.get(tx);
     if (state && state.base !== cur) {
-      throw new TransactionCommitError(`current moved from s${state.base} to s${cur} since transaction ${tx} began`, tx, {
-        recoveryHint: 'Another sync committed meanwhile; roll back and sync again.',
-      });
+      throw new TransactionCommitError(
+        `current moved from s${state.base} to s${cur} since transaction ${tx} began`,
+        tx,
+        {
+          recoveryHint: 'Another sync committed meanwhile; roll back and sync again.',
+        },
+      );
     }
     if (n !== cur + 1) {
-      throw new TransactionCommitError(`snapshot ${snapshot.snapshotId} is not the next one (current is ${cur ? `s${cur}` : 'none'})`, tx, {
-        recoveryHint: 'Roll back and sync again; the repository moved on.',
-      });
+      throw new TransactionCommitError(
+        `snapshot ${snapshot.snapshotId} is not the next one (current is ${cur ? `s${cur}` : 'none'})`,
+        tx,
+        {
+          recoveryHint: 'Roll back and sync again; the repository moved on.',
+        },
+      );
     }
     const snap = this.layout.snapshot(n);
     if (await exists(snap)) {
       throw new TransactionCommitError(`snapshots/s${n} already exists`, tx, {
-        recoveryHint: 'An interrupted commit left it behind: run recovery (any dsg command under the lock does), then sync again.',
+        recoveryHint:
+          'An interrupted commit left it behind: run recovery (any dsg command under the lock does), then sync again.',
       });
     }
     const meta: SnapshotMetadata = {
@@ -203,7 +232,11 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
       await fsyncDir(this.root);
     } catch (e) {
       // The switch happened; only its durability is in doubt.
-      throw new TransactionCommitError(`s${n} committed but the directory could not be fsynced: ${(e as Error).message}`, tx, { cause: e });
+      throw new TransactionCommitError(
+        `s${n} committed but the directory could not be fsynced: ${(e as Error).message}`,
+        tx,
+        { cause: e },
+      );
     }
     faultPoint('posix.commit.after-switch');
     await rmdir(this.layout.txDir).catch(() => undefined);
@@ -214,7 +247,9 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
     await rm(tempLink, { force: true }).catch(() => undefined);
     if (renamed) {
       // back to writable for its owner (it is a work area again), setgid and group bits kept
-      await lstat(snap).then((st) => chmod(snap, (st.mode & 0o7777) | 0o200)).catch(() => undefined);
+      await lstat(snap)
+        .then((st) => chmod(snap, (st.mode & 0o7777) | 0o200))
+        .catch(() => undefined);
       await rename(snap, work).catch(() => forceRemove(snap).catch(() => undefined));
     }
     await rm(this.layout.snapshotMeta(n), { force: true }).catch(() => undefined);
@@ -272,9 +307,11 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
   async writeFile(tx: TransactionId, rel: string, data: ByteStream, expected: ExpectedFile): Promise<{ size: number }> {
     assertTransactionId(tx);
     const want = typeof expected?.hash === 'string' ? expected.hash.toLowerCase() : '';
-    if (!HEX_RE.test(want)) throw new ValidationError(`expected hash for ${rel} is not hex`, { path: rel, field: 'hash' });
+    if (!HEX_RE.test(want))
+      throw new ValidationError(`expected hash for ${rel} is not hex`, { path: rel, field: 'hash' });
     const mtime = expected.mtime === undefined ? undefined : new Date(expected.mtime);
-    if (mtime && Number.isNaN(mtime.getTime())) throw new ValidationError(`bad mtime for ${rel}`, { path: rel, field: 'mtime' });
+    if (mtime && Number.isNaN(mtime.getTime()))
+      throw new ValidationError(`bad mtime for ${rel}`, { path: rel, field: 'mtime' });
     let work = '';
     const created: string[] = [];
     const cleanup = (tmp?: string): Promise<void> =>
@@ -290,7 +327,11 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
         const full = await resolveBeneath(work, rel); // again, after mkdir and right before the open
         const tmp = tempNameBeside(full);
         // A new inode every time: never write through a hard link shared with a snapshot.
-        const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, FILE_MODE);
+        const fh = await open(
+          tmp,
+          constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+          FILE_MODE,
+        );
         // counted before the section ends, so a commit queued behind it sees the upload
         this.uploading.set(tx, (this.uploading.get(tx) ?? 0) + 1);
         return { full, tmp, fh };
@@ -372,7 +413,8 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
         if (errno(e) === 'ENOENT') return;
         throw e;
       }
-      if (st.isDirectory()) throw new ValidationError(`refused to delete ${JSON.stringify(rel)}: it is a directory`, { path: rel });
+      if (st.isDirectory())
+        throw new ValidationError(`refused to delete ${JSON.stringify(rel)}: it is a directory`, { path: rel });
       // unlink removes this name only; a snapshot sharing the inode keeps it.
       await unlink(full);
       // Directories are not tracked by manifests: drop the ones this left empty
@@ -425,7 +467,8 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
   /** Nothing was mounted, so nothing to undo; a path that is no snapshot directory of this repository is refused. */
   unmountSnapshot(at: string): Promise<void> {
     const n = snapshotNumber(path.basename(at));
-    if (n === null || at !== this.layout.snapshot(n)) return Promise.reject(new NotFoundError(`no snapshot of ${this.root} is mounted at ${at}`));
+    if (n === null || at !== this.layout.snapshot(n))
+      return Promise.reject(new NotFoundError(`no snapshot of ${this.root} is mounted at ${at}`));
     return Promise.resolve();
   }
 
@@ -485,7 +528,11 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
       if (n !== null && n > cur) await attempt(`snapshots/${name}`, path.join(this.layout.snapshots, name));
     }
     for (const name of await readdirOrEmpty(this.layout.txDir)) {
-      if ((await attempt(`tx/${name}`, path.join(this.layout.txDir, name))) && isTransactionId(name) && !seen.has(name)) {
+      if (
+        (await attempt(`tx/${name}`, path.join(this.layout.txDir, name))) &&
+        isTransactionId(name) &&
+        !seen.has(name)
+      ) {
         seen.add(name);
         report.transactions.push({ transactionId: name, action: 'rolled-back' });
       }
@@ -518,7 +565,9 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
     assertTransactionId(tx);
     const work = this.layout.work(tx);
     if (!(await isDir(work))) {
-      throw new NotFoundError(`no open transaction ${tx} in ${this.root}`, { recoveryHint: 'Begin the transaction first (it may have been rolled back).' });
+      throw new NotFoundError(`no open transaction ${tx} in ${this.root}`, {
+        recoveryHint: 'Begin the transaction first (it may have been rolled back).',
+      });
     }
     return work;
   }
@@ -527,13 +576,17 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
     const n = assertSnapshotId(snapshotId);
     const cur = await this.currentNumber();
     const dir = this.layout.snapshot(n);
-    if (n > cur || !(await isDir(dir))) throw new NotFoundError(`snapshot ${snapshotId} does not exist in ${this.root}`);
+    if (n > cur || !(await isDir(dir)))
+      throw new NotFoundError(`snapshot ${snapshotId} does not exist in ${this.root}`);
     return dir;
   }
 
   private async snapshotRef(n: number): Promise<SnapshotRef> {
     const meta = await readMeta(this.layout.snapshotMeta(n));
-    const ref: SnapshotRef = { snapshotId: `s${n}`, createdAt: meta?.createdAt ?? (await stat(this.layout.snapshot(n))).mtime.toISOString() };
+    const ref: SnapshotRef = {
+      snapshotId: `s${n}`,
+      createdAt: meta?.createdAt ?? (await stat(this.layout.snapshot(n))).mtime.toISOString(),
+    };
     if (meta) {
       ref.message = meta.message;
       ref.manifestHash = meta.manifestHash;
@@ -543,13 +596,11 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
   }
 }
 
-
 function corrupt(why: string): DsgError {
   return new DsgError('CORRUPT', `repository layout damaged: ${why}`, {
     recoveryHint: 'Inspect <repo>/current and <repo>/snapshots by hand; current must be a symlink to snapshots/sN.',
   });
 }
-
 
 async function exists(p: string): Promise<boolean> {
   try {

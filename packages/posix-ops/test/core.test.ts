@@ -27,7 +27,13 @@ describe('init then three syncs', () => {
     await put(fs, tx1, 'dir/b.txt', 'B1');
     await put(fs, tx1, 'dir/deep/c.txt', 'C1');
     await fs.writeLink(tx1, 'dir/link', 'b.txt');
-    await fs.commit(tx1, { snapshotId: 's1', message: 'first', manifestHash: 'h1', user: 'u@x', createdAt: '2026-01-01T00:00:00Z' });
+    await fs.commit(tx1, {
+      snapshotId: 's1',
+      message: 'first',
+      manifestHash: 'h1',
+      user: 'u@x',
+      createdAt: '2026-01-01T00:00:00Z',
+    });
     expect(await fs.exists()).toBe(true);
     expect(await readlink(path.join(root, 'current'))).toBe('snapshots/s1');
 
@@ -36,14 +42,25 @@ describe('init then three syncs', () => {
     await put(fs, tx2, 'a.txt', 'A2');
     await fs.deleteFile(tx2, 'dir/deep/c.txt');
     await fs.deleteFile(tx2, 'never-existed.txt');
-    await fs.commit(tx2, { snapshotId: 's2', message: 'second', manifestHash: 'h2', user: 'u@x', createdAt: '2026-01-02T00:00:00Z' });
+    await fs.commit(tx2, {
+      snapshotId: 's2',
+      message: 'second',
+      manifestHash: 'h2',
+      user: 'u@x',
+      createdAt: '2026-01-02T00:00:00Z',
+    });
 
     await sync(fs, 3, { 'dir/b.txt': 'B3', 'new.txt': 'N3' });
     await sync(fs, 4, { 'new.txt': 'N4' });
 
     const snaps = await fs.listSnapshots();
     expect(snaps.map((s) => s.snapshotId)).toEqual(['s1', 's2', 's3', 's4']);
-    expect(snaps[0]).toMatchObject({ message: 'first', manifestHash: 'h1', user: 'u@x', createdAt: '2026-01-01T00:00:00Z' });
+    expect(snaps[0]).toMatchObject({
+      message: 'first',
+      manifestHash: 'h1',
+      user: 'u@x',
+      createdAt: '2026-01-01T00:00:00Z',
+    });
 
     const want: Record<string, Record<string, string | null>> = {
       s1: { 'a.txt': 'A1', 'dir/b.txt': 'B1', 'dir/deep/c.txt': 'C1', 'new.txt': null },
@@ -52,7 +69,8 @@ describe('init then three syncs', () => {
       s4: { 'a.txt': 'A2', 'dir/b.txt': 'B3', 'dir/deep/c.txt': null, 'new.txt': 'N4' },
     };
     for (const [id, files] of Object.entries(want)) {
-      for (const [p, c] of Object.entries(files)) expect(await text(await fs.readSnapshotFile(id, p)), `${id}:${p}`).toBe(c);
+      for (const [p, c] of Object.entries(files))
+        expect(await text(await fs.readSnapshotFile(id, p)), `${id}:${p}`).toBe(c);
     }
     for (const [p, c] of Object.entries(want['s4']!)) expect(await text(await fs.readFile(p))).toBe(c);
     // the emptied directory went with its last file
@@ -72,9 +90,16 @@ describe('init then three syncs', () => {
 
     // nothing but the layout is left
     expect((await readdir(root)).sort()).toEqual(['current', 'snapshots']);
-    expect((await readdir(path.join(root, 'snapshots'))).sort()).toEqual(
-      ['s1', 's1.json', 's2', 's2.json', 's3', 's3.json', 's4', 's4.json'],
-    );
+    expect((await readdir(path.join(root, 'snapshots'))).sort()).toEqual([
+      's1',
+      's1.json',
+      's2',
+      's2.json',
+      's3',
+      's3.json',
+      's4',
+      's4.json',
+    ]);
     expect(await listPosixRepositories(sb.base)).toEqual(['repo']);
   });
 
@@ -135,7 +160,9 @@ describe('writes', () => {
       name: 'ValidationError',
       code: 'HASH_MISMATCH',
     });
-    await expect(fs.writeFile(tx, 'a.txt', streamOf('hello'), { hash: hashOf('hello'), size: 6 })).rejects.toBeInstanceOf(ValidationError);
+    await expect(
+      fs.writeFile(tx, 'a.txt', streamOf('hello'), { hash: hashOf('hello'), size: 6 }),
+    ).rejects.toBeInstanceOf(ValidationError);
     expect(await listing(work)).toEqual(before);
     await fs.rollback(tx);
   });
@@ -167,7 +194,13 @@ describe('writes', () => {
       else jobs.push(put(fs, tx, p, `F${i}`));
     }
     await Promise.all(jobs);
-    await fs.commit(tx, { snapshotId: 's1', message: '', manifestHash: '', user: 'u', createdAt: '2026-01-01T00:00:00Z' });
+    await fs.commit(tx, {
+      snapshotId: 's1',
+      message: '',
+      manifestHash: '',
+      user: 'u',
+      createdAt: '2026-01-01T00:00:00Z',
+    });
     for (let i = 0; i < 200; i++) {
       expect(await text(await fs.readFile(`c${i % 4}/d${i % 3}/f${i}.txt`))).toBe(i % 5 === 0 ? null : `F${i}`);
     }
@@ -186,7 +219,13 @@ describe('writes', () => {
     await put(fs, tx, 'a.txt', 'again');
     expect(await readFile(snapFile, 'utf8')).toBe('original');
     expect((await lstat(snapFile)).mtimeMs).toBe(st.mtimeMs);
-    await fs.commit(tx, { snapshotId: 's2', message: '', manifestHash: '', user: 'u', createdAt: '2026-01-02T00:00:00Z' });
+    await fs.commit(tx, {
+      snapshotId: 's2',
+      message: '',
+      manifestHash: '',
+      user: 'u',
+      createdAt: '2026-01-02T00:00:00Z',
+    });
     expect(await text(await fs.readSnapshotFile('s1', 'a.txt'))).toBe('original');
     expect(await text(await fs.readFile('a.txt'))).toBe('again');
   });
@@ -200,7 +239,9 @@ describe('writes', () => {
   });
 
   it('refuses to write into a transaction that was never begun', async () => {
-    await expect(sb.fs.writeFile(txId(), 'a', streamOf('a'), { hash: hashOf('a') })).rejects.toBeInstanceOf(NotFoundError);
+    await expect(sb.fs.writeFile(txId(), 'a', streamOf('a'), { hash: hashOf('a') })).rejects.toBeInstanceOf(
+      NotFoundError,
+    );
   });
 });
 
@@ -235,7 +276,13 @@ describe('commit rules', () => {
     await fs.begin(slow);
     await sync(fs, 2, { a: 'A2' });
     await expect(
-      fs.commit(slow, { snapshotId: 's3', message: '', manifestHash: '', user: 'u', createdAt: '2026-01-03T00:00:00Z' }),
+      fs.commit(slow, {
+        snapshotId: 's3',
+        message: '',
+        manifestHash: '',
+        user: 'u',
+        createdAt: '2026-01-03T00:00:00Z',
+      }),
     ).rejects.toThrow(/current moved/);
     expect((await fs.listSnapshots()).map((s) => s.snapshotId)).toEqual(['s1', 's2']);
   });

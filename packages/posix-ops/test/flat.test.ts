@@ -20,20 +20,41 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const fixture = path.join(here, 'fixtures', 'flat-crash-sync.mjs');
 
 const manifest = (n: number): string =>
-  JSON.stringify({ entries: {}, metadata: { snapshot_id: `s${n}`, created_at: `2026-01-0${n}T00:00:00-08:00`, created_by: 'u@x', snapshot_message: `m${n}`, snapshot_hash: `h${n}` } });
+  JSON.stringify({
+    entries: {},
+    metadata: {
+      snapshot_id: `s${n}`,
+      created_at: `2026-01-0${n}T00:00:00-08:00`,
+      created_by: 'u@x',
+      snapshot_message: `m${n}`,
+      snapshot_hash: `h${n}`,
+    },
+  });
 
 /** A flat repository as the original leaves it: the tree, `.dsg/` with the head s1, a non-data file and an empty dir. */
 async function makeFlat(root: string): Promise<void> {
   await mkdir(path.join(root, '.dsg'), { recursive: true });
   await mkdir(path.join(root, 'empty/dir'), { recursive: true });
   await writeFile(path.join(root, '.dsg/last-sync.json'), manifest(1));
-  await writeFile(path.join(root, '.dsg/sync-messages.json'), JSON.stringify({ metadata_version: '0.4.4', snapshots: {} }));
-  for (const [p, c] of Object.entries({ 'changed.txt': 'OLD', 'kept.txt': 'K', 'gone.txt': 'G', 'README.md': 'not data' })) {
+  await writeFile(
+    path.join(root, '.dsg/sync-messages.json'),
+    JSON.stringify({ metadata_version: '0.4.4', snapshots: {} }),
+  );
+  for (const [p, c] of Object.entries({
+    'changed.txt': 'OLD',
+    'kept.txt': 'K',
+    'gone.txt': 'G',
+    'README.md': 'not data',
+  })) {
     await writeFile(path.join(root, p), c);
   }
 }
 
-async function flatSync(fs: FlatRemoteFilesystem, n: number, files: Record<string, string | null>): Promise<TransactionId> {
+async function flatSync(
+  fs: FlatRemoteFilesystem,
+  n: number,
+  files: Record<string, string | null>,
+): Promise<TransactionId> {
   const tx = txId();
   await fs.begin(tx);
   for (const [p, c] of Object.entries(files)) {
@@ -41,13 +62,21 @@ async function flatSync(fs: FlatRemoteFilesystem, n: number, files: Record<strin
     else await put(fs as unknown as PosixRemoteFilesystem, tx, p, c);
   }
   await put(fs as unknown as PosixRemoteFilesystem, tx, '.dsg/last-sync.json', manifest(n));
-  await fs.commit(tx, { snapshotId: `s${n}`, message: `m${n}`, manifestHash: `h${n}`, user: 'u@x', createdAt: '2026-01-01T00:00:00Z' });
+  await fs.commit(tx, {
+    snapshotId: `s${n}`,
+    message: `m${n}`,
+    manifestHash: `h${n}`,
+    user: 'u@x',
+    createdAt: '2026-01-01T00:00:00Z',
+  });
   return tx;
 }
 
 /** Files with inode, size and content; directories by name only (renames change their mtimes). */
 async function tree(root: string): Promise<string[]> {
-  return (await listing(root)).filter((l) => !l.startsWith('.dsg/tx')).map((l) => (l.endsWith(' dir') ? l.replace(/ ino=.*$/, ' dir') : l));
+  return (await listing(root))
+    .filter((l) => !l.startsWith('.dsg/tx'))
+    .map((l) => (l.endsWith(' dir') ? l.replace(/ ino=.*$/, ' dir') : l));
 }
 
 let sb: Sandbox;
@@ -74,8 +103,12 @@ describe('choosing the layout', () => {
     expect(openPosixRepository(other, { hasher: xxh3Hasher, preferFlat: true })).toBeInstanceOf(PosixRemoteFilesystem);
     expect(posixLockFile(other)).toBe(path.join(other, 'lock'));
     // a new repository: flat only when asked (type xfs)
-    expect(openPosixRepository(path.join(sb.base, 'new'), { hasher: xxh3Hasher })).toBeInstanceOf(PosixRemoteFilesystem);
-    expect(openPosixRepository(path.join(sb.base, 'new'), { hasher: xxh3Hasher, preferFlat: true })).toBeInstanceOf(FlatRemoteFilesystem);
+    expect(openPosixRepository(path.join(sb.base, 'new'), { hasher: xxh3Hasher })).toBeInstanceOf(
+      PosixRemoteFilesystem,
+    );
+    expect(openPosixRepository(path.join(sb.base, 'new'), { hasher: xxh3Hasher, preferFlat: true })).toBeInstanceOf(
+      FlatRemoteFilesystem,
+    );
     expect(await listPosixAndFlatRepositories(sb.base)).toEqual(['repo', 'snap']);
     // a file or directory named current is data of a flat repository; only a current link marks the other layout
     await mkdir(path.join(sb.root, 'current'));
@@ -84,9 +117,13 @@ describe('choosing the layout', () => {
     // an init in progress keeps the layout it started with, whatever the caller prefers
     await mkdir(path.join(sb.base, 'flat-init', '.dsg', 'tx'), { recursive: true });
     await mkdir(path.join(sb.base, 'snap-init', 'tx'), { recursive: true });
-    expect(openPosixRepository(path.join(sb.base, 'flat-init'), { hasher: xxh3Hasher })).toBeInstanceOf(FlatRemoteFilesystem);
+    expect(openPosixRepository(path.join(sb.base, 'flat-init'), { hasher: xxh3Hasher })).toBeInstanceOf(
+      FlatRemoteFilesystem,
+    );
     expect(posixLockFile(path.join(sb.base, 'flat-init'))).toBe(path.join(sb.base, '.flat-init.dsg-lock'));
-    expect(openPosixRepository(path.join(sb.base, 'snap-init'), { hasher: xxh3Hasher, preferFlat: true })).toBeInstanceOf(PosixRemoteFilesystem);
+    expect(
+      openPosixRepository(path.join(sb.base, 'snap-init'), { hasher: xxh3Hasher, preferFlat: true }),
+    ).toBeInstanceOf(PosixRemoteFilesystem);
     expect(await listPosixAndFlatRepositories(sb.base)).toEqual(['repo', 'snap']);
   });
 });
@@ -105,14 +142,22 @@ describe('a transaction on a flat repository', () => {
     expect(await text(await fs.readFile('changed.txt'))).toBe('OLD');
     expect(existsSync(path.join(sb.root, 'sub'))).toBe(false);
     await put(fs as unknown as PosixRemoteFilesystem, tx, '.dsg/last-sync.json', manifest(2));
-    await fs.commit(tx, { snapshotId: 's2', message: 'm2', manifestHash: 'h2', user: 'u@x', createdAt: '2026-01-02T00:00:00Z' });
+    await fs.commit(tx, {
+      snapshotId: 's2',
+      message: 'm2',
+      manifestHash: 'h2',
+      user: 'u@x',
+      createdAt: '2026-01-02T00:00:00Z',
+    });
 
     expect((await readdir(sb.root)).sort()).toEqual(['.dsg', 'README.md', 'changed.txt', 'empty', 'kept.txt', 'sub']);
     expect((await readdir(path.join(sb.root, '.dsg'))).sort()).toEqual(['last-sync.json', 'sync-messages.json']);
     expect(await text(await fs.readFile('changed.txt'))).toBe('NEW');
     expect(await text(await fs.readFile('sub/deep/added.txt'))).toBe('ADDED');
     expect(await text(await fs.readFile('gone.txt'))).toBe(null);
-    expect(JSON.parse(await readFile(path.join(sb.root, '.dsg/last-sync.json'), 'utf8')).metadata.snapshot_id).toBe('s2');
+    expect(JSON.parse(await readFile(path.join(sb.root, '.dsg/last-sync.json'), 'utf8')).metadata.snapshot_id).toBe(
+      's2',
+    );
     const after = await tree(sb.root);
     expect(after.find((l) => l.startsWith('README.md'))).toBe(readme); // same inode, bytes, mtime
     expect(after).toContain('empty/dir dir');
@@ -120,13 +165,22 @@ describe('a transaction on a flat repository', () => {
     expect((await fs.listSnapshots()).map((s) => s.snapshotId)).toEqual(['s2']);
     expect(await fs.exists()).toBe(true);
     // a repeated commit (reply lost) succeeds again
-    await fs.commit(tx, { snapshotId: 's2', message: 'm2', manifestHash: 'h2', user: 'u@x', createdAt: '2026-01-02T00:00:00Z' });
+    await fs.commit(tx, {
+      snapshotId: 's2',
+      message: 'm2',
+      manifestHash: 'h2',
+      user: 'u@x',
+      createdAt: '2026-01-02T00:00:00Z',
+    });
   });
 
   it('lists the snapshots sync-messages.json names below the head, then the head', async () => {
     await writeFile(
       path.join(sb.root, '.dsg/sync-messages.json'),
-      JSON.stringify({ metadata_version: '0.4.4', snapshots: { s1: { snapshot_id: 's1', created_at: 'a', snapshot_message: 'first' }, s9: {} } }),
+      JSON.stringify({
+        metadata_version: '0.4.4',
+        snapshots: { s1: { snapshot_id: 's1', created_at: 'a', snapshot_message: 'first' }, s9: {} },
+      }),
     );
     await writeFile(path.join(sb.root, '.dsg/last-sync.json'), manifest(2));
     const snaps = await fs.listSnapshots();
@@ -159,7 +213,9 @@ describe('a transaction on a flat repository', () => {
     await fs.deleteFile(tx, 'gone.txt');
     await put(fs as unknown as PosixRemoteFilesystem, tx, '.dsg/last-sync.json', manifest(2));
     process.env['DSG_FAULT'] = 'flat.commit.before-switch:throw';
-    await expect(fs.commit(tx, { snapshotId: 's2', message: 'm', manifestHash: 'h', user: 'u', createdAt: 'c' })).rejects.toBeInstanceOf(TransactionCommitError);
+    await expect(
+      fs.commit(tx, { snapshotId: 's2', message: 'm', manifestHash: 'h', user: 'u', createdAt: 'c' }),
+    ).rejects.toBeInstanceOf(TransactionCommitError);
     delete process.env['DSG_FAULT'];
     await fs.rollback(tx);
     expect(await tree(sb.root)).toEqual(before);
@@ -174,7 +230,9 @@ describe('a transaction on a flat repository', () => {
     await put(fs as unknown as PosixRemoteFilesystem, tx, '.dsg/last-sync.json', manifest(3));
     await expect(fs.commit(tx, info)).rejects.toThrow(/staged \.dsg\/last-sync\.json is s3/);
     await expect(fs.commit(tx, { ...info, snapshotId: 's3' })).rejects.toThrow(/not the next one/);
-    await expect(fs.writeFile(tx, '.dsg/tx/x', streamOf('x'), { hash: hashOf('x') })).rejects.toBeInstanceOf(ValidationError);
+    await expect(fs.writeFile(tx, '.dsg/tx/x', streamOf('x'), { hash: hashOf('x') })).rejects.toBeInstanceOf(
+      ValidationError,
+    );
     await fs.rollback(tx);
   });
 
@@ -211,7 +269,9 @@ describe('links are data, never followed', () => {
     await symlink('../outside/victim.txt', path.join(sb.root, 'trap.txt'));
     const tx = txId();
     await fs.begin(tx);
-    await expect(put(fs as unknown as PosixRemoteFilesystem, tx, 'escape/victim.txt', 'PWNED')).rejects.toBeInstanceOf(ValidationError);
+    await expect(put(fs as unknown as PosixRemoteFilesystem, tx, 'escape/victim.txt', 'PWNED')).rejects.toBeInstanceOf(
+      ValidationError,
+    );
     await fs.writeLink(tx, 'l', 'kept.txt');
     await expect(put(fs as unknown as PosixRemoteFilesystem, tx, 'l/x', 'X')).rejects.toBeInstanceOf(ValidationError);
     await expect(fs.writeLink(tx, 'up', '../outside')).rejects.toBeInstanceOf(ValidationError);
@@ -236,7 +296,9 @@ describe('links are data, never followed', () => {
     await put(fs as unknown as PosixRemoteFilesystem, tx, 'd/x.txt', 'X');
     await put(fs as unknown as PosixRemoteFilesystem, tx, '.dsg/last-sync.json', manifest(2));
     await symlink('../outside', path.join(sb.root, 'd'));
-    await expect(fs.commit(tx, { snapshotId: 's2', message: 'm', manifestHash: 'h', user: 'u', createdAt: 'c' })).rejects.toBeInstanceOf(TransactionCommitError);
+    await expect(
+      fs.commit(tx, { snapshotId: 's2', message: 'm', manifestHash: 'h', user: 'u', createdAt: 'c' }),
+    ).rejects.toBeInstanceOf(TransactionCommitError);
     expect(await readdir(outside)).toEqual([]);
     await fs.rollback(tx);
     expect((await tree(sb.root)).filter((l) => !l.startsWith('d '))).toEqual(before);
@@ -281,13 +343,18 @@ describe('crash during a sync of a flat repository, then recover()', () => {
   it.each(POINTS)('killed at %s → the tree is the %s one, no leftovers', async (point, ends) => {
     const before = await tree(sb.root);
     const tx = txId();
-    const r = spawnSync(process.execPath, [fixture, sb.root, tx, 's2', 'NEW'], { env: { ...process.env, DSG_FAULT: point }, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [fixture, sb.root, tx, 's2', 'NEW'], {
+      env: { ...process.env, DSG_FAULT: point },
+      encoding: 'utf8',
+    });
     expect({ signal: r.signal, stderr: r.stderr }).toEqual({ signal: 'SIGKILL', stderr: '' });
     const f = new FlatRemoteFilesystem({ root: sb.root, hasher: xxh3Hasher });
     const report = await f.recover();
     expect(report.leftovers).toEqual([]);
     if (point !== 'flat.begin.start') {
-      expect(report.transactions).toEqual([{ transactionId: tx, action: ends === 'old' ? 'rolled-back' : 'rolled-forward' }]);
+      expect(report.transactions).toEqual([
+        { transactionId: tx, action: ends === 'old' ? 'rolled-back' : 'rolled-forward' },
+      ]);
     }
     expect(existsSync(path.join(sb.root, '.dsg/tx'))).toBe(false);
     expect(existsSync(path.join(sb.root, 'current'))).toBe(false);

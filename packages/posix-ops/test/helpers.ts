@@ -68,14 +68,25 @@ export async function put(fs: PosixRemoteFilesystem, tx: TransactionId, p: strin
 }
 
 /** One whole sync: begin, apply writes (null = delete), commit as sN. */
-export async function sync(fs: PosixRemoteFilesystem, n: number, files: Record<string, string | null>, message = `sync ${n}`): Promise<TransactionId> {
+export async function sync(
+  fs: PosixRemoteFilesystem,
+  n: number,
+  files: Record<string, string | null>,
+  message = `sync ${n}`,
+): Promise<TransactionId> {
   const tx = txId();
   await fs.begin(tx);
   for (const [p, c] of Object.entries(files)) {
     if (c === null) await fs.deleteFile(tx, p);
     else await put(fs, tx, p, c);
   }
-  await fs.commit(tx, { snapshotId: `s${n}`, message, manifestHash: `h${n}`, user: 'u@example.com', createdAt: `2026-01-0${n}T00:00:00Z` });
+  await fs.commit(tx, {
+    snapshotId: `s${n}`,
+    message,
+    manifestHash: `h${n}`,
+    user: 'u@example.com',
+    createdAt: `2026-01-0${n}T00:00:00Z`,
+  });
   return tx;
 }
 
@@ -96,7 +107,12 @@ export async function listing(root: string): Promise<string[]> {
       else if (st.isDirectory()) {
         out.push(`${base} dir`);
         await walk(p);
-      } else out.push(`${base} size=${st.size} sha256=${createHash('sha256').update(await readFile(p)).digest('hex')}`);
+      } else
+        out.push(
+          `${base} size=${st.size} sha256=${createHash('sha256')
+            .update(await readFile(p))
+            .digest('hex')}`,
+        );
     }
   };
   await walk(root);

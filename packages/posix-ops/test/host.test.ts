@@ -8,14 +8,30 @@ import { FlatRemoteFilesystem, PosixRemoteFilesystem, posixHost, type PosixHost 
 import { put, sandbox, sync, text, txId, xxh3Hasher, type Sandbox } from './helpers.js';
 
 const manifest = (n: number): string =>
-  JSON.stringify({ entries: {}, metadata: { snapshot_id: `s${n}`, created_at: `2026-01-0${n}T00:00:00-08:00`, created_by: 'u@x', snapshot_message: `m${n}`, snapshot_hash: `h${n}` } });
+  JSON.stringify({
+    entries: {},
+    metadata: {
+      snapshot_id: `s${n}`,
+      created_at: `2026-01-0${n}T00:00:00-08:00`,
+      created_by: 'u@x',
+      snapshot_message: `m${n}`,
+      snapshot_hash: `h${n}`,
+    },
+  });
 
 /** One commit of a flat repository: its files plus the head in .dsg/last-sync.json. */
 async function flatCommit(fs: FlatRemoteFilesystem, n: number, files: Record<string, string>): Promise<void> {
   const tx = txId();
   await fs.begin(tx);
-  for (const [p, c] of Object.entries({ ...files, '.dsg/last-sync.json': manifest(n) })) await put(fs as unknown as PosixRemoteFilesystem, tx, p, c);
-  await fs.commit(tx, { snapshotId: `s${n}`, message: `m${n}`, manifestHash: `h${n}`, user: 'u@x', createdAt: '2026-01-01T00:00:00Z' });
+  for (const [p, c] of Object.entries({ ...files, '.dsg/last-sync.json': manifest(n) }))
+    await put(fs as unknown as PosixRemoteFilesystem, tx, p, c);
+  await fs.commit(tx, {
+    snapshotId: `s${n}`,
+    message: `m${n}`,
+    manifestHash: `h${n}`,
+    user: 'u@x',
+    createdAt: '2026-01-01T00:00:00Z',
+  });
 }
 
 let sb: Sandbox;
@@ -45,7 +61,9 @@ describe('posixHost: the snapshot layout (type posix)', () => {
   });
 
   it('an existing flat repository opens as one, with its lock beside it, even without preferFlat', async () => {
-    await flatCommit(posixHost({ root, hasher: xxh3Hasher, preferFlat: true }).open('old') as FlatRemoteFilesystem, 1, { 'a.txt': 'A' });
+    await flatCommit(posixHost({ root, hasher: xxh3Hasher, preferFlat: true }).open('old') as FlatRemoteFilesystem, 1, {
+      'a.txt': 'A',
+    });
     const host = posixHost({ root, hasher: xxh3Hasher });
     expect(host.open('old')).toBeInstanceOf(FlatRemoteFilesystem);
     expect(host.lockFile('old')).toBe(path.join(root, '.old.dsg-lock'));

@@ -47,7 +47,10 @@ afterEach(async () => {
 async function refusedEverywhere(p: string): Promise<void> {
   const { fs } = sb;
   const before = await listing(sb.root);
-  await expect(fs.writeFile(tx, p, streamOf('evil'), { hash: hashOf('evil') }), `writeFile ${p}`).rejects.toBeInstanceOf(ValidationError);
+  await expect(
+    fs.writeFile(tx, p, streamOf('evil'), { hash: hashOf('evil') }),
+    `writeFile ${p}`,
+  ).rejects.toBeInstanceOf(ValidationError);
   await expect(fs.writeLink(tx, p, 'a.txt'), `writeLink ${p}`).rejects.toBeInstanceOf(ValidationError);
   await expect(fs.deleteFile(tx, p), `deleteFile ${p}`).rejects.toBeInstanceOf(ValidationError);
   expect(await listing(sb.root)).toEqual(before);
@@ -76,7 +79,13 @@ describe('hostile paths are refused with ValidationError and nothing is written'
   });
 
   it('reading through a symlink of a snapshot, or a symlink itself', async () => {
-    await sb.fs.commit(tx, { snapshotId: 's2', message: '', manifestHash: '', user: 'u', createdAt: '2026-01-02T00:00:00Z' });
+    await sb.fs.commit(tx, {
+      snapshotId: 's2',
+      message: '',
+      manifestHash: '',
+      user: 'u',
+      createdAt: '2026-01-02T00:00:00Z',
+    });
     await expect(sb.fs.readFile('inner/b.txt')).rejects.toBeInstanceOf(ValidationError);
     await expect(sb.fs.readFile('escape/x')).rejects.toBeInstanceOf(ValidationError);
     await expect(sb.fs.readFile('inner')).rejects.toBeInstanceOf(ValidationError);
@@ -124,7 +133,13 @@ describe('hostile paths are refused with ValidationError and nothing is written'
     await expect(sb.fs.begin(t)).rejects.toBeInstanceOf(ValidationError);
     await expect(put(sb.fs, t, 'x', 'x')).rejects.toBeInstanceOf(ValidationError);
     await expect(
-      sb.fs.commit(t, { snapshotId: 's2', message: '', manifestHash: '', user: 'u', createdAt: '2026-01-02T00:00:00Z' }),
+      sb.fs.commit(t, {
+        snapshotId: 's2',
+        message: '',
+        manifestHash: '',
+        user: 'u',
+        createdAt: '2026-01-02T00:00:00Z',
+      }),
     ).rejects.toBeInstanceOf(ValidationError);
     expect((await sb.fs.rollback(t)).removed).toEqual([]);
   });
@@ -142,7 +157,13 @@ describe('hostile paths are refused with ValidationError and nothing is written'
     await put(sb.fs, tx, 'snapshots/s9', 'x');
     await put(sb.fs, tx, 'lock', 'l');
     await mkdir(path.join(outside, 'unused'));
-    await sb.fs.commit(tx, { snapshotId: 's2', message: '', manifestHash: '', user: 'u', createdAt: '2026-01-02T00:00:00Z' });
+    await sb.fs.commit(tx, {
+      snapshotId: 's2',
+      message: '',
+      manifestHash: '',
+      user: 'u',
+      createdAt: '2026-01-02T00:00:00Z',
+    });
     expect((await sb.fs.listSnapshots()).map((s) => s.snapshotId)).toEqual(['s1', 's2']);
   });
 });

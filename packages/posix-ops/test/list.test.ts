@@ -12,7 +12,8 @@ afterEach(async () => {
   await sb.cleanup();
 });
 
-const open = (name: string): PosixRemoteFilesystem => new PosixRemoteFilesystem({ root: path.join(sb.base, name), hasher: xxh3Hasher });
+const open = (name: string): PosixRemoteFilesystem =>
+  new PosixRemoteFilesystem({ root: path.join(sb.base, name), hasher: xxh3Hasher });
 
 describe('listPosixRepositories', () => {
   it('lists directories with a live current link and ignores leftovers', async () => {

@@ -2,7 +2,13 @@ import { lstat, mkdtemp, readdir, readlink, rm, symlink } from 'node:fs/promises
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { NotFoundError, TransactionCommitError, ValidationError, type ByteStream, type TransactionId } from '@dsg/contracts';
+import {
+  NotFoundError,
+  TransactionCommitError,
+  ValidationError,
+  type ByteStream,
+  type TransactionId,
+} from '@dsg/contracts';
 import { hashOf, listing, put, sandbox, streamOf, sync, txId, type Sandbox } from './helpers.js';
 
 let sb: Sandbox;
@@ -121,7 +127,8 @@ describe('concurrent requests of one caller are serialised', () => {
     for (let i = 0; i < 200; i++) {
       ops.push(put(sb.fs, tx, `n${i % 7}/m${i % 3}/f${i}`, `x${i}`));
       ops.push(sb.fs.deleteFile(tx, `n${(i + 3) % 7}/m${i % 3}/f${i - 3}`));
-      if (i % 5 === 0) ops.push(sb.fs.writeFile(tx, `n${i % 7}/bad${i}`, streamOf('x'), { hash: '00' }).catch(() => undefined));
+      if (i % 5 === 0)
+        ops.push(sb.fs.writeFile(tx, `n${i % 7}/bad${i}`, streamOf('x'), { hash: '00' }).catch(() => undefined));
     }
     await Promise.allSettled(ops);
     expect(await tempLeftovers(work)).toEqual([]);
@@ -132,20 +139,26 @@ describe('concurrent requests of one caller are serialised', () => {
     const bad: Promise<unknown>[] = [];
     for (let i = 0; i < 200; i++) {
       good.push(put(sb.fs, tx, `s${i % 5}/t${i % 4}/f${i}`, `x${i}`));
-      if (i % 3 === 0) bad.push(sb.fs.writeFile(tx, `s${(i + 1) % 5}/t${(i + 2) % 4}/u${i % 2}/bad${i}`, streamOf('x'), { hash: '00' }));
+      if (i % 3 === 0)
+        bad.push(
+          sb.fs.writeFile(tx, `s${(i + 1) % 5}/t${(i + 2) % 4}/u${i % 2}/bad${i}`, streamOf('x'), { hash: '00' }),
+        );
     }
     // handlers on the failing uploads first: they may reject while the good ones are awaited
     const badSettled = Promise.allSettled(bad);
     await Promise.all(good);
     for (const r of await badSettled) expect(r.status === 'rejected' && r.reason instanceof ValidationError).toBe(true);
     expect(await tempLeftovers(work)).toEqual([]);
-    for (let i = 0; i < 200; i++) expect((await lstat(path.join(work, `s${i % 5}/t${i % 4}/f${i}`))).isFile()).toBe(true);
+    for (let i = 0; i < 200; i++)
+      expect((await lstat(path.join(work, `s${i % 5}/t${i % 4}/f${i}`))).isFile()).toBe(true);
   });
 
   it('a planted link out of the tree (an old repository) is never written through, even racing', async () => {
     await symlink(outside, path.join(work, 'old'));
     const results = await Promise.allSettled(
-      Array.from({ length: 100 }, (_, i) => sb.fs.writeFile(tx, `old/f${i}`, streamOf('evil'), { hash: hashOf('evil') })),
+      Array.from({ length: 100 }, (_, i) =>
+        sb.fs.writeFile(tx, `old/f${i}`, streamOf('evil'), { hash: hashOf('evil') }),
+      ),
     );
     expect(results.every((r) => r.status === 'rejected' && r.reason instanceof ValidationError)).toBe(true);
     expect(await readdir(outside)).toEqual([]);

@@ -6,7 +6,11 @@ import { remoteFilesystemContract, treeLines, type RemoteFilesystemFixture } fro
 import { FlatRemoteFilesystem, PosixRemoteFilesystem } from '../src/index.js';
 import { hashOf, xxh3Hasher } from './helpers.js';
 
-async function fixture(make: (root: string) => PosixRemoteFilesystem | FlatRemoteFilesystem, snapshotHistory: boolean, reportsLayout: boolean): Promise<RemoteFilesystemFixture> {
+async function fixture(
+  make: (root: string) => PosixRemoteFilesystem | FlatRemoteFilesystem,
+  snapshotHistory: boolean,
+  reportsLayout: boolean,
+): Promise<RemoteFilesystemFixture> {
   const base = await mkdtemp(path.join(os.tmpdir(), 'dsg-posix-contract-'));
   return {
     fs: make(path.join(base, 'repo')),
@@ -19,5 +23,9 @@ async function fixture(make: (root: string) => PosixRemoteFilesystem | FlatRemot
   };
 }
 
-remoteFilesystemContract('PosixRemoteFilesystem (snapshot layout)', () => fixture((root) => new PosixRemoteFilesystem({ root, hasher: xxh3Hasher }), true, false));
-remoteFilesystemContract('FlatRemoteFilesystem (the original\'s xfs layout)', () => fixture((root) => new FlatRemoteFilesystem({ root, hasher: xxh3Hasher }), false, true));
+remoteFilesystemContract('PosixRemoteFilesystem (snapshot layout)', () =>
+  fixture((root) => new PosixRemoteFilesystem({ root, hasher: xxh3Hasher }), true, false),
+);
+remoteFilesystemContract("FlatRemoteFilesystem (the original's xfs layout)", () =>
+  fixture((root) => new FlatRemoteFilesystem({ root, hasher: xxh3Hasher }), false, true),
+);

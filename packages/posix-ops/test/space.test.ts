@@ -40,7 +40,13 @@ describe('space', () => {
     await fh.sync();
     await fh.close();
     for (let i = 0; i < 20; i++) await put(fs, tx, `small/${i}.txt`, `small ${i}`);
-    await fs.commit(tx, { snapshotId: 's1', message: 'big', manifestHash: 'h', user: 'u', createdAt: '2026-01-01T00:00:00Z' });
+    await fs.commit(tx, {
+      snapshotId: 's1',
+      message: 'big',
+      manifestHash: 'h',
+      user: 'u',
+      createdAt: '2026-01-01T00:00:00Z',
+    });
     const bigSize = (await lstat(path.join(root, 'snapshots/s1/big.bin'))).size;
     expect(bigSize).toBe(2 * GiB);
 
@@ -58,32 +64,44 @@ describe('space', () => {
     );
     // new: one small file, the snapshot's directories and its metadata file
     expect(cost).toBeLessThan(MiB);
-    expect((await lstat(path.join(root, 'snapshots/s2/big.bin'))).ino).toBe((await lstat(path.join(root, 'snapshots/s1/big.bin'))).ino);
+    expect((await lstat(path.join(root, 'snapshots/s2/big.bin'))).ino).toBe(
+      (await lstat(path.join(root, 'snapshots/s1/big.bin'))).ino,
+    );
     expect(await text(await fs.readSnapshotFile('s1', 'small/3.txt'))).toBe('small 3');
     expect(await text(await fs.readFile('small/3.txt'))).toBe('changed');
   });
 });
 
 describe('when hard links are refused', () => {
-  const refuse = (code: string) => (): Promise<void> => Promise.reject(Object.assign(new Error(`${code}: refused (test)`), { code }));
+  const refuse = (code: string) => (): Promise<void> =>
+    Promise.reject(Object.assign(new Error(`${code}: refused (test)`), { code }));
 
-  it.each(['EXDEV', 'EPERM', 'EMLINK'])('%s → the work area gets copies (reflink where possible), snapshots stay intact', async (code) => {
-    const { root } = sb;
-    await sync(sb.fs, 1, { 'a.txt': 'A', 'd/b.txt': 'B' });
-    const fs = new PosixRemoteFilesystem({ root, hasher: xxh3Hasher, linkFile: refuse(code) });
-    const tx = txId();
-    const { workPath } = await fs.begin(tx);
-    const a1 = await lstat(path.join(root, 'snapshots/s1/a.txt'));
-    const aw = await lstat(path.join(workPath, 'a.txt'));
-    expect(aw.ino).not.toBe(a1.ino);
-    expect(Math.abs(aw.mtimeMs - a1.mtimeMs)).toBeLessThan(0.01);
-    expect(a1.nlink).toBe(1);
-    expect(await readFile(path.join(workPath, 'd/b.txt'), 'utf8')).toBe('B');
-    await put(fs, tx, 'a.txt', 'A2');
-    await fs.commit(tx, { snapshotId: 's2', message: '', manifestHash: '', user: 'u', createdAt: '2026-01-02T00:00:00Z' });
-    expect(await text(await fs.readSnapshotFile('s1', 'a.txt'))).toBe('A');
-    expect(await text(await fs.readFile('d/b.txt'))).toBe('B');
-  });
+  it.each(['EXDEV', 'EPERM', 'EMLINK'])(
+    '%s → the work area gets copies (reflink where possible), snapshots stay intact',
+    async (code) => {
+      const { root } = sb;
+      await sync(sb.fs, 1, { 'a.txt': 'A', 'd/b.txt': 'B' });
+      const fs = new PosixRemoteFilesystem({ root, hasher: xxh3Hasher, linkFile: refuse(code) });
+      const tx = txId();
+      const { workPath } = await fs.begin(tx);
+      const a1 = await lstat(path.join(root, 'snapshots/s1/a.txt'));
+      const aw = await lstat(path.join(workPath, 'a.txt'));
+      expect(aw.ino).not.toBe(a1.ino);
+      expect(Math.abs(aw.mtimeMs - a1.mtimeMs)).toBeLessThan(0.01);
+      expect(a1.nlink).toBe(1);
+      expect(await readFile(path.join(workPath, 'd/b.txt'), 'utf8')).toBe('B');
+      await put(fs, tx, 'a.txt', 'A2');
+      await fs.commit(tx, {
+        snapshotId: 's2',
+        message: '',
+        manifestHash: '',
+        user: 'u',
+        createdAt: '2026-01-02T00:00:00Z',
+      });
+      expect(await text(await fs.readSnapshotFile('s1', 'a.txt'))).toBe('A');
+      expect(await text(await fs.readFile('d/b.txt'))).toBe('B');
+    },
+  );
 
   it('any other link() failure is an error, not a silent copy', async () => {
     await sync(sb.fs, 1, { 'a.txt': 'A' });
@@ -99,7 +117,13 @@ describe('when hard links are refused', () => {
     await put(sb.fs, tx, 'd/b.txt', 'B');
     await put(sb.fs, tx, 'd/e/c.txt', 'C');
     await sb.fs.writeLink(tx, 'd/l', 'b.txt');
-    await sb.fs.commit(tx, { snapshotId: 's1', message: '', manifestHash: '', user: 'u', createdAt: '2026-01-01T00:00:00Z' });
+    await sb.fs.commit(tx, {
+      snapshotId: 's1',
+      message: '',
+      manifestHash: '',
+      user: 'u',
+      createdAt: '2026-01-01T00:00:00Z',
+    });
     const dst = path.join(sb.base, 'clone');
     await mkdir(dst);
     const src = path.join(sb.root, 'snapshots/s1');

@@ -10,7 +10,12 @@ export type AgentRepositoryType = (typeof AGENT_REPOSITORY_TYPES)[number];
 
 export type AgentTarget =
   | { type: 'posix' | 'xfs'; /** the directory holding the repositories (`<root>/<name>`) */ root: string }
-  | { type: 'zfs'; /** the parent dataset */ pool: string; mountpoint: string; /** run zfs as `sudo -n zfs` */ sudo?: boolean };
+  | {
+      type: 'zfs';
+      /** the parent dataset */ pool: string;
+      mountpoint: string;
+      /** run zfs as `sudo -n zfs` */ sudo?: boolean;
+    };
 
 interface TargetFlag {
   readonly flag: string;
@@ -22,13 +27,29 @@ interface TargetFlag {
 
 /** The target flags after `--type`, in the order they are written. */
 export const AGENT_TARGET_FLAGS = {
-  root: { flag: '--root', value: '<dir>', types: ['posix', 'xfs'], description: 'posix, xfs: directory holding the repositories (<root>/<name>)' },
-  pool: { flag: '--pool', value: '<dataset>', types: ['zfs'], description: 'zfs: parent dataset P (repositories are P/<name>)' },
+  root: {
+    flag: '--root',
+    value: '<dir>',
+    types: ['posix', 'xfs'],
+    description: 'posix, xfs: directory holding the repositories (<root>/<name>)',
+  },
+  pool: {
+    flag: '--pool',
+    value: '<dataset>',
+    types: ['zfs'],
+    description: 'zfs: parent dataset P (repositories are P/<name>)',
+  },
   mountpoint: { flag: '--mountpoint', value: '<dir>', types: ['zfs'], description: 'zfs: where P is mounted' },
-  sudo: { flag: '--sudo', types: ['zfs'], description: 'zfs: run zfs as `sudo -n zfs` (agent running as a normal user)' },
+  sudo: {
+    flag: '--sudo',
+    types: ['zfs'],
+    description: 'zfs: run zfs as `sudo -n zfs` (agent running as a normal user)',
+  },
 } as const satisfies Record<string, TargetFlag>;
 
-export type AgentTargetOptions = { type: AgentRepositoryType } & { [K in keyof typeof AGENT_TARGET_FLAGS]?: (typeof AGENT_TARGET_FLAGS)[K] extends { value: string } ? string : boolean };
+export type AgentTargetOptions = { type: AgentRepositoryType } & {
+  [K in keyof typeof AGENT_TARGET_FLAGS]?: (typeof AGENT_TARGET_FLAGS)[K] extends { value: string } ? string : boolean;
+};
 
 /** `--type T` and the target's flags, e.g. `--type zfs --pool tank/dsg --mountpoint /var/repos/dsg --sudo`. */
 export function agentTargetArgv(t: AgentTarget): string[] {
@@ -46,5 +67,7 @@ export function agentTargetArgv(t: AgentTarget): string[] {
 
 /** The target the parsed flags name (a missing value is '': the host refuses it with the flag's name). */
 export function agentTargetOf(o: AgentTargetOptions): AgentTarget {
-  return o.type !== 'zfs' ? { type: o.type, root: o.root ?? '' } : { type: 'zfs', pool: o.pool ?? '', mountpoint: o.mountpoint ?? '', sudo: o.sudo ?? false };
+  return o.type !== 'zfs'
+    ? { type: o.type, root: o.root ?? '' }
+    : { type: 'zfs', pool: o.pool ?? '', mountpoint: o.mountpoint ?? '', sudo: o.sudo ?? false };
 }

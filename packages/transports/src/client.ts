@@ -15,8 +15,25 @@ import {
   type TransactionId,
 } from '@dsg/contracts';
 import { ByteQueue } from './byte-queue.js';
-import { DEFAULT_MAX_PAYLOAD, FrameKind, FrameWriter, ProtocolError, parseJson, readFrames, type Frame } from './frames.js';
-import { OP_TABLE, type AgentStats, type ArgsOf, type HelloReply, type Op, type OpenReply, type ResultOf, type UploadOp } from './ops.js';
+import {
+  DEFAULT_MAX_PAYLOAD,
+  FrameKind,
+  FrameWriter,
+  ProtocolError,
+  parseJson,
+  readFrames,
+  type Frame,
+} from './frames.js';
+import {
+  OP_TABLE,
+  type AgentStats,
+  type ArgsOf,
+  type HelloReply,
+  type Op,
+  type OpenReply,
+  type ResultOf,
+  type UploadOp,
+} from './ops.js';
 import { PROTOCOL_VERSION, majorOf } from './protocol.js';
 
 export type { HelloReply } from './ops.js';
@@ -97,7 +114,10 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
     let why = 'the agent closed the connection';
     let cause: unknown;
     try {
-      for await (const f of readFrames(this.channel.input as AsyncIterable<unknown>, this.opts.maxFramePayload ?? DEFAULT_MAX_PAYLOAD)) {
+      for await (const f of readFrames(
+        this.channel.input as AsyncIterable<unknown>,
+        this.opts.maxFramePayload ?? DEFAULT_MAX_PAYLOAD,
+      )) {
         this.delivering = true;
         let fatal: TransportError | null;
         try {
@@ -139,7 +159,10 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
         const msg = parseJson(f.payload, 'response');
         if (f.id === 0) {
           const e = errorFromJSON(msg['error'] as SerializedError);
-          return new TransportError(`the agent closed the session: ${e.message}`, { cause: e, recoveryHint: e.recoveryHint });
+          return new TransportError(`the agent closed the session: ${e.message}`, {
+            cause: e,
+            recoveryHint: e.recoveryHint,
+          });
         }
         const p = this.pending.get(f.id);
         if (!p) return null;
@@ -149,7 +172,15 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
           if (p.stream && (result as { found?: boolean } | null)?.found) {
             const q = new ByteQueue(4 << 20, () => {
               this.downloads.delete(f.id);
-              if (!this.dead) void this.writer.sendJson(FrameKind.ABORT, f.id, { name: 'DsgError', code: 'CANCELLED', message: 'download cancelled', recoveryHint: '' }).catch(() => {});
+              if (!this.dead)
+                void this.writer
+                  .sendJson(FrameKind.ABORT, f.id, {
+                    name: 'DsgError',
+                    code: 'CANCELLED',
+                    message: 'download cancelled',
+                    recoveryHint: '',
+                  })
+                  .catch(() => {});
             });
             this.downloads.set(f.id, q);
             p.resolve(q);
@@ -217,7 +248,12 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
       if (!answered) {
         // the source failed: tell the agent so it drops the partial file
         await this.writer
-          .sendJson(FrameKind.ABORT, id, { name: 'DsgError', code: 'SOURCE', message: `upload source failed: ${(e as Error).message}`, recoveryHint: '' })
+          .sendJson(FrameKind.ABORT, id, {
+            name: 'DsgError',
+            code: 'SOURCE',
+            message: `upload source failed: ${(e as Error).message}`,
+            recoveryHint: '',
+          })
           .catch(() => {});
       }
       await settled.catch(() => {});
@@ -238,13 +274,17 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
       pings: true,
     });
     if (majorOf(reply.protocol) !== majorOf(version)) {
-      throw new TransportError(`protocol version mismatch: this client speaks ${version}, the agent speaks ${reply.protocol}`, {
-        recoveryHint: 'Install matching versions of dsg and dsg-agent.',
-      });
+      throw new TransportError(
+        `protocol version mismatch: this client speaks ${version}, the agent speaks ${reply.protocol}`,
+        {
+          recoveryHint: 'Install matching versions of dsg and dsg-agent.',
+        },
+      );
     }
     this.hello = reply;
     if (idle > 0 && typeof reply.heartbeatMs === 'number') this.watch(idle);
-    if (typeof reply.clientPingMs === 'number' && Number.isFinite(reply.clientPingMs)) this.ping(Math.max(50, reply.clientPingMs));
+    if (typeof reply.clientPingMs === 'number' && Number.isFinite(reply.clientPingMs))
+      this.ping(Math.max(50, reply.clientPingMs));
     return reply;
   }
 
@@ -276,11 +316,14 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
       if (now - lastTick > tick * 4) this.lastInput = now;
       lastTick = now;
       if (this.delivering || this.dead || now - this.lastInput < idle) return;
-      const err = new TransportError(`the agent sent nothing for ${(idle / 1000).toFixed(1)} s: it is stalled or its host stopped answering`, {
-        recoveryHint:
-          'Check the agent on the server (ps for dsg-agent); an agent that is stopped still holds the repository lock until it ends. ' +
-          'The timeout is DSG_AGENT_TIMEOUT (seconds) or ssh.agent_timeout in the user config.',
-      });
+      const err = new TransportError(
+        `the agent sent nothing for ${(idle / 1000).toFixed(1)} s: it is stalled or its host stopped answering`,
+        {
+          recoveryHint:
+            'Check the agent on the server (ps for dsg-agent); an agent that is stopped still holds the repository lock until it ends. ' +
+            'The timeout is DSG_AGENT_TIMEOUT (seconds) or ssh.agent_timeout in the user config.',
+        },
+      );
       this.die(err);
       try {
         this.channel.abort?.(err);
@@ -365,7 +408,11 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
 }
 
 /** begin the transport, shake hands, open the repository. */
-export async function openRemote(t: ChannelTransport, repo: string, opts: AgentClientOptions = {}): Promise<AgentClient> {
+export async function openRemote(
+  t: ChannelTransport,
+  repo: string,
+  opts: AgentClientOptions = {},
+): Promise<AgentClient> {
   await t.begin();
   const client = new AgentClient(t.channel(), opts);
   try {

@@ -37,7 +37,8 @@ export interface Frame {
 export class ProtocolError extends TransportError {
   constructor(message: string) {
     super(`agent protocol error: ${message}`, {
-      recoveryHint: 'The client and agent disagree about the protocol; check both versions (dsg --version, dsg-agent --version).',
+      recoveryHint:
+        'The client and agent disagree about the protocol; check both versions (dsg --version, dsg-agent --version).',
     });
   }
 }
@@ -58,7 +59,10 @@ const KINDS = new Set<number>(Object.values(FrameKind));
  * of its bytes are buffered. Pulling (for await) is what reads the input, so
  * a slow consumer of the frames pauses the socket: that is the backpressure.
  */
-export async function* readFrames(input: AsyncIterable<unknown>, maxPayload = DEFAULT_MAX_PAYLOAD): AsyncGenerator<Frame> {
+export async function* readFrames(
+  input: AsyncIterable<unknown>,
+  maxPayload = DEFAULT_MAX_PAYLOAD,
+): AsyncGenerator<Frame> {
   let chunks: Buffer[] = [];
   let have = 0;
   let need = -1; // total bytes of the frame being assembled, -1 while the header is incomplete
@@ -82,7 +86,8 @@ export async function* readFrames(input: AsyncIterable<unknown>, maxPayload = DE
         const len = head.readUInt32BE(0);
         const kind = head.readUInt8(4);
         if (len < 5) throw new ProtocolError(`frame length ${len} is shorter than its header`);
-        if (len - 5 > maxPayload) throw new ProtocolError(`frame of ${len - 5} bytes exceeds the limit of ${maxPayload} bytes`);
+        if (len - 5 > maxPayload)
+          throw new ProtocolError(`frame of ${len - 5} bytes exceeds the limit of ${maxPayload} bytes`);
         if (!KINDS.has(kind)) throw new ProtocolError(`unknown frame kind ${kind}`);
         need = 4 + len;
       }
@@ -90,14 +95,19 @@ export async function* readFrames(input: AsyncIterable<unknown>, maxPayload = DE
       const frame = take(need);
       need = -1;
       // copy the payload out so the frame does not pin a large read buffer
-      yield { kind: frame.readUInt8(4) as FrameKind, id: frame.readUInt32BE(5), payload: Buffer.from(frame.subarray(HEADER_BYTES)) };
+      yield {
+        kind: frame.readUInt8(4) as FrameKind,
+        id: frame.readUInt32BE(5),
+        payload: Buffer.from(frame.subarray(HEADER_BYTES)),
+      };
     }
   }
   // A cut connection (sshd or agent killed, network gone), not a protocol disagreement: the
   // ProtocolError's "check both versions" hint sent users after the wrong problem.
   if (have > 0) {
     throw new TransportError(`the connection ended inside a frame (${have} bytes left over): it was cut off`, {
-      recoveryHint: 'The connection to the agent was cut off (network, sshd or the agent killed); retry. An interrupted transaction is rolled back.',
+      recoveryHint:
+        'The connection to the agent was cut off (network, sshd or the agent killed); retry. An interrupted transaction is rolled back.',
     });
   }
 }

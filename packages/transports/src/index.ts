@@ -1,5 +1,11 @@
 export * from './server-entry.js';
-export { AgentClient, openRemote, type AgentChannel, type AgentClientOptions, type ChannelTransport } from './client.js';
+export {
+  AgentClient,
+  openRemote,
+  type AgentChannel,
+  type AgentClientOptions,
+  type ChannelTransport,
+} from './client.js';
 export { LocalTransport, type LocalTransportOptions } from './local-transport.js';
 export { ByteQueue } from './byte-queue.js';
 export { SshTransport, type SshTransportOptions } from './ssh-transport.js';

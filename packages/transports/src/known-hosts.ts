@@ -51,7 +51,13 @@ export function parseKnownHosts(text: string): KnownHostEntry[] {
 }
 
 function globMatch(pattern: string, name: string): boolean {
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
+  const re = new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+    'i',
+  );
   return re.test(name);
 }
 
@@ -117,7 +123,10 @@ export function keyTypeOfAlgorithm(algorithm: string): string {
  * server with several host keys shows the one we know instead of its
  * preferred one (which would be refused as unknown).
  */
-export function orderHostKeyAlgorithms(knownTypes: Iterable<string>, algorithms: readonly string[] = DEFAULT_HOST_KEY_ALGORITHMS): string[] {
+export function orderHostKeyAlgorithms(
+  knownTypes: Iterable<string>,
+  algorithms: readonly string[] = DEFAULT_HOST_KEY_ALGORITHMS,
+): string[] {
   const known = new Set(knownTypes);
   const first = algorithms.filter((a) => known.has(keyTypeOfAlgorithm(a)));
   return [...first, ...algorithms.filter((a) => !known.has(keyTypeOfAlgorithm(a)))];
@@ -136,14 +145,25 @@ export async function knownHostKeyTypes(o: { file: string; host: string; port: n
  * make a key "changed": a server showing a type known_hosts has no key of
  * (because it has no key of the known types) is an unknown host.
  */
-export async function verifyHostKey(o: { file: string; host: string; port: number; key: Buffer }): Promise<HostKeyVerdict> {
+export async function verifyHostKey(o: {
+  file: string;
+  host: string;
+  port: number;
+  key: Buffer;
+}): Promise<HostKeyVerdict> {
   const name = knownHostName(o.host, o.port);
   const fp = fingerprint(o.key);
   const type = keyTypeOf(o.key);
   const entries = await entriesFor(o.file, name);
   const scan = `ssh-keyscan ${o.port === 22 ? '' : `-p ${o.port} `}${o.host} >> ${o.file}`;
   if (entries.some((e) => e.marker === '@revoked' && e.key.equals(o.key))) {
-    return { ok: false, error: new TransportError(`the host key of ${name} (${type} ${fp}) is marked @revoked in ${o.file}; refusing to connect`, { recoveryHint: 'Ask the server administrator for the current host key.' }) };
+    return {
+      ok: false,
+      error: new TransportError(
+        `the host key of ${name} (${type} ${fp}) is marked @revoked in ${o.file}; refusing to connect`,
+        { recoveryHint: 'Ask the server administrator for the current host key.' },
+      ),
+    };
   }
   const plain = entries.filter((e) => e.marker === '');
   if (plain.some((e) => e.key.equals(o.key))) return { ok: true };
@@ -155,9 +175,12 @@ export async function verifyHostKey(o: { file: string; host: string; port: numbe
       : '';
     return {
       ok: false,
-      error: new TransportError(`the host key of ${name} is not known (${type} ${fp} is not in ${o.file});${also ? `${also};` : ''} refusing to connect`, {
-        recoveryHint: `Check that ${fp} is the server's fingerprint (ask its administrator: ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then add it: ${scan}`,
-      }),
+      error: new TransportError(
+        `the host key of ${name} is not known (${type} ${fp} is not in ${o.file});${also ? `${also};` : ''} refusing to connect`,
+        {
+          recoveryHint: `Check that ${fp} is the server's fingerprint (ask its administrator: ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then add it: ${scan}`,
+        },
+      ),
     };
   }
   const lines = sameType.map((e) => e.line).join(', ');

@@ -10,7 +10,12 @@ import type { AgentServer } from './server.js';
 
 export type LocalTransportOptions =
   | { mode: 'in-process'; server: AgentServer }
-  | { mode: 'child'; command: string[]; env?: NodeJS.ProcessEnv; /** ms to wait for exit at end() before SIGTERM */ exitTimeoutMs?: number };
+  | {
+      mode: 'child';
+      command: string[];
+      env?: NodeJS.ProcessEnv;
+      /** ms to wait for exit at end() before SIGTERM */ exitTimeoutMs?: number;
+    };
 
 /**
  * A repository on this machine: the agent runs in this process (a duplex
@@ -28,7 +33,12 @@ export class LocalTransport implements Transport, ChannelTransport {
   private starting: Promise<void> | null = null;
 
   constructor(private readonly o: LocalTransportOptions) {
-    if (o.mode === 'child' && (!Array.isArray(o.command) || o.command.length === 0 || o.command.some((a) => typeof a !== 'string' || a.includes('\0')))) {
+    if (
+      o.mode === 'child' &&
+      (!Array.isArray(o.command) ||
+        o.command.length === 0 ||
+        o.command.some((a) => typeof a !== 'string' || a.includes('\0')))
+    ) {
       throw new TransportError('LocalTransport child mode needs a non-empty command vector without NUL bytes', {
         recoveryHint: 'Pass the agent command as an argument array, e.g. ["node", "/path/dsg-agent.mjs", "serve", …].',
       });
@@ -73,7 +83,12 @@ export class LocalTransport implements Transport, ChannelTransport {
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', (e) =>
-        reject(new TransportError(`could not start the agent ${JSON.stringify(cmd)}: ${e.message}`, { cause: e, recoveryHint: 'Check the agent command (is node on PATH? is the path right?).' })),
+        reject(
+          new TransportError(`could not start the agent ${JSON.stringify(cmd)}: ${e.message}`, {
+            cause: e,
+            recoveryHint: 'Check the agent command (is node on PATH? is the path right?).',
+          }),
+        ),
       );
     });
     this.ch = {
@@ -123,7 +138,10 @@ export class LocalTransport implements Transport, ChannelTransport {
       const child = this.child;
       this.child = null;
       const timeout = this.o.mode === 'child' ? (this.o.exitTimeoutMs ?? 30_000) : 0;
-      const exited = await Promise.race([this.childExit!.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), timeout).unref())]);
+      const exited = await Promise.race([
+        this.childExit!.then(() => true),
+        new Promise<boolean>((r) => setTimeout(() => r(false), timeout).unref()),
+      ]);
       if (!exited) {
         child.kill('SIGTERM');
         await Promise.race([this.childExit, new Promise((r) => setTimeout(r, 5000).unref())]);

@@ -86,7 +86,8 @@ export class RepositoryLock {
     if (r?.agent?.host === here && typeof r.agent.pid === 'number' && r.agent.pid > 0) return !alive(r.agent.pid);
     if (Date.now() - cur.mtimeMs > ttl) return true;
     if (!r) return false;
-    if (r.holder?.host === here && typeof r.holder.pid === 'number' && r.holder.pid > 0 && !alive(r.holder.pid)) return true;
+    if (r.holder?.host === here && typeof r.holder.pid === 'number' && r.holder.pid > 0 && !alive(r.holder.pid))
+      return true;
     return false;
   }
 
@@ -115,7 +116,12 @@ export class RepositoryLock {
       if (!cur) continue;
       if (!this.stale(cur)) {
         throw new LockedError(
-          cur.record?.holder ?? { user: 'unknown', host: 'unknown', pid: 0, since: new Date(cur.mtimeMs).toISOString() },
+          cur.record?.holder ?? {
+            user: 'unknown',
+            host: 'unknown',
+            pid: 0,
+            since: new Date(cur.mtimeMs).toISOString(),
+          },
         );
       }
       // Move the stale file aside; only one taker's rename can win, and the
@@ -129,10 +135,14 @@ export class RepositoryLock {
         if (code === 'EPERM' || code === 'EACCES') {
           // a sticky lock directory (recommended for teams): only the lock's owner or root may remove it
           const who = cur.record?.holder?.user ?? 'another user';
-          throw new DsgError('STALE_LOCK', `the lock ${this.file} is stale (its agent is gone) but belongs to ${who}, and this user may not remove it (${code}: a sticky directory lets only the lock's owner or root)`, {
-            recoveryHint: `Ask ${who} to run any dsg command on this repository (their agent takes the stale lock over), or ask an administrator to remove ${this.file}.`,
-            cause: e,
-          });
+          throw new DsgError(
+            'STALE_LOCK',
+            `the lock ${this.file} is stale (its agent is gone) but belongs to ${who}, and this user may not remove it (${code}: a sticky directory lets only the lock's owner or root)`,
+            {
+              recoveryHint: `Ask ${who} to run any dsg command on this repository (their agent takes the stale lock over), or ask an administrator to remove ${this.file}.`,
+              cause: e,
+            },
+          );
         }
         throw e;
       }
@@ -146,7 +156,9 @@ export class RepositoryLock {
       tookOver = true;
     }
     const cur = await this.read();
-    throw new LockedError(cur?.record?.holder ?? { user: 'unknown', host: 'unknown', pid: 0, since: new Date().toISOString() });
+    throw new LockedError(
+      cur?.record?.holder ?? { user: 'unknown', host: 'unknown', pid: 0, since: new Date().toISOString() },
+    );
   }
 
   private startHeartbeat(): void {
@@ -169,9 +181,13 @@ export class RepositoryLock {
       this.held = false;
       if (this.timer) clearInterval(this.timer);
       this.timer = null;
-      throw new DsgError('LOCK_LOST', 'this session no longer holds the repository lock (it was taken over while this session was stopped); nothing was committed', {
-        recoveryHint: 'Run `dsg status`, then sync again: the repository may have moved on.',
-      });
+      throw new DsgError(
+        'LOCK_LOST',
+        'this session no longer holds the repository lock (it was taken over while this session was stopped); nothing was committed',
+        {
+          recoveryHint: 'Run `dsg status`, then sync again: the repository may have moved on.',
+        },
+      );
     }
   }
 

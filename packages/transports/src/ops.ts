@@ -1,4 +1,14 @@
-import type { BeginResult, ByteStream, CleanupReport, ExpectedFile, LockHolder, RecoveryReport, SnapshotInfo, SnapshotRef, TransactionId } from '@dsg/contracts';
+import type {
+  BeginResult,
+  ByteStream,
+  CleanupReport,
+  ExpectedFile,
+  LockHolder,
+  RecoveryReport,
+  SnapshotInfo,
+  SnapshotRef,
+  TransactionId,
+} from '@dsg/contracts';
 import * as F from './protocol.js';
 
 /**
@@ -31,7 +41,8 @@ export interface OpDef<Args, Result, Stream extends StreamDirection> extends OpS
 }
 
 type Flags = 'beforeOpen' | 'needsLock' | 'mutating' | 'exclusive';
-type Declared<Args, Stream extends StreamDirection> = Omit<OpSpec<Args, Stream>, Flags | 'stream'> & Partial<Pick<OpSpec<Args, Stream>, Flags>> & { stream?: Stream };
+type Declared<Args, Stream extends StreamDirection> = Omit<OpSpec<Args, Stream>, Flags | 'stream'> &
+  Partial<Pick<OpSpec<Args, Stream>, Flags>> & { stream?: Stream };
 
 /** `op<Result>()({parse, …})`: the flags left out are false, the stream `none`. */
 function op<Result>() {
@@ -99,7 +110,9 @@ export const OP_TABLE = {
     parse: (m): HelloArgs => ({
       protocol: F.str(m, 'protocol', 20),
       ...(typeof m['client'] === 'string' ? { client: m['client'] } : {}),
-      ...(typeof m['heartbeatMs'] === 'number' && Number.isFinite(m['heartbeatMs']) ? { heartbeatMs: m['heartbeatMs'] } : {}),
+      ...(typeof m['heartbeatMs'] === 'number' && Number.isFinite(m['heartbeatMs'])
+        ? { heartbeatMs: m['heartbeatMs'] }
+        : {}),
       ...(m['pings'] === true ? { pings: true } : {}),
     }),
     beforeOpen: true,
@@ -107,15 +120,29 @@ export const OP_TABLE = {
   listRepositories: op<string[]>()({ parse: none, beforeOpen: true }),
   stats: op<AgentStats>()({ parse: none, beforeOpen: true }),
   open: op<OpenReply>()({ parse: (m) => ({ repo: F.assertRepoName(m['repo']) }), beforeOpen: true, exclusive: true }),
-  lock: op<{ tookOver: boolean }>()({ parse: (m): { holder: LockHolder } => ({ holder: F.holder(m) }), mutating: true, exclusive: true }),
+  lock: op<{ tookOver: boolean }>()({
+    parse: (m): { holder: LockHolder } => ({ holder: F.holder(m) }),
+    mutating: true,
+    exclusive: true,
+  }),
   unlock: op<null>()({ parse: none, mutating: true, exclusive: true }),
   exists: op<boolean>()({ parse: none }),
   readFile: op<ByteStream | null>()({ parse: (m) => ({ path: F.path(m) }), stream: 'download' }),
   begin: op<BeginResult>()({ parse: (m): { tx: TransactionId } => ({ tx: F.tx(m) }), ...IN_TX }),
-  commit: op<null>()({ parse: (m): { tx: TransactionId; snapshot: SnapshotInfo } => ({ tx: F.tx(m), snapshot: F.snapshotInfo(m['snapshot']) }), ...IN_TX }),
+  commit: op<null>()({
+    parse: (m): { tx: TransactionId; snapshot: SnapshotInfo } => ({
+      tx: F.tx(m),
+      snapshot: F.snapshotInfo(m['snapshot']),
+    }),
+    ...IN_TX,
+  }),
   rollback: op<CleanupReport>()({ parse: (m): { tx: TransactionId } => ({ tx: F.tx(m) }), ...IN_TX }),
   writeFile: op<{ size: number }>()({
-    parse: (m): { tx: TransactionId; path: string; expected: ExpectedFile } => ({ tx: F.tx(m), path: F.path(m), expected: F.expectedFile(m['expected']) }),
+    parse: (m): { tx: TransactionId; path: string; expected: ExpectedFile } => ({
+      tx: F.tx(m),
+      path: F.path(m),
+      expected: F.expectedFile(m['expected']),
+    }),
     stream: 'upload',
     needsLock: true,
     mutating: true,
@@ -128,9 +155,15 @@ export const OP_TABLE = {
     },
     ...IN_TX,
   }),
-  deleteFile: op<null>()({ parse: (m): { tx: TransactionId; path: string } => ({ tx: F.tx(m), path: F.path(m) }), ...IN_TX }),
+  deleteFile: op<null>()({
+    parse: (m): { tx: TransactionId; path: string } => ({ tx: F.tx(m), path: F.path(m) }),
+    ...IN_TX,
+  }),
   listSnapshots: op<SnapshotRef[]>()({ parse: none }),
-  readSnapshotFile: op<ByteStream | null>()({ parse: (m) => ({ snapshotId: F.assertSnapshotId(m['snapshotId']), path: F.path(m) }), stream: 'download' }),
+  readSnapshotFile: op<ByteStream | null>()({
+    parse: (m) => ({ snapshotId: F.assertSnapshotId(m['snapshotId']), path: F.path(m) }),
+    stream: 'download',
+  }),
   mountSnapshot: op<string>()({
     // `at` is refused unless the server allows client mountpoints (AgentServer clientMountpoints)
     parse: (m): { snapshotId: string; at?: string } => {

@@ -41,7 +41,8 @@ export function assertSnapshotId(id: unknown): string {
 
 export function str(msg: Fields, key: string, max = 4096): string {
   const v = msg[key];
-  if (typeof v !== 'string' || v.length > max) throw new ProtocolError(`field "${key}" must be a string of at most ${max} characters`);
+  if (typeof v !== 'string' || v.length > max)
+    throw new ProtocolError(`field "${key}" must be a string of at most ${max} characters`);
   return v;
 }
 
@@ -72,7 +73,8 @@ export function holder(msg: Fields): LockHolder {
   if (typeof h !== 'object' || h === null) throw new ProtocolError('lock needs a holder object');
   const o = h as Fields;
   const pid = o['pid'];
-  if (typeof pid !== 'number' || !Number.isInteger(pid) || pid < 0) throw new ProtocolError('holder.pid must be a non-negative integer');
+  if (typeof pid !== 'number' || !Number.isInteger(pid) || pid < 0)
+    throw new ProtocolError('holder.pid must be a non-negative integer');
   const out: LockHolder = { user: str(o, 'user', 320), host: str(o, 'host', 255), pid, since: str(o, 'since', 64) };
   if (o['transactionId'] !== undefined) out.transactionId = str(o, 'transactionId', 64);
   return out;
@@ -82,14 +84,17 @@ export function expectedFile(v: unknown): ExpectedFile {
   if (typeof v !== 'object' || v === null) throw new ProtocolError('writeFile needs "expected"');
   const o = v as Fields;
   const hash = o['hash'];
-  if (typeof hash !== 'string' || !EXPECTED_HASH_RE.test(hash)) throw new ValidationError('expected.hash must be lowercase hex', { field: 'expected.hash' });
+  if (typeof hash !== 'string' || !EXPECTED_HASH_RE.test(hash))
+    throw new ValidationError('expected.hash must be lowercase hex', { field: 'expected.hash' });
   const out: ExpectedFile = { hash };
   if (o['size'] !== undefined) {
-    if (typeof o['size'] !== 'number' || !Number.isSafeInteger(o['size']) || o['size'] < 0) throw new ValidationError('expected.size must be a non-negative integer', { field: 'expected.size' });
+    if (typeof o['size'] !== 'number' || !Number.isSafeInteger(o['size']) || o['size'] < 0)
+      throw new ValidationError('expected.size must be a non-negative integer', { field: 'expected.size' });
     out.size = o['size'];
   }
   if (o['mtime'] !== undefined) {
-    if (typeof o['mtime'] !== 'string' || Number.isNaN(Date.parse(o['mtime']))) throw new ValidationError('expected.mtime must be an ISO 8601 time', { field: 'expected.mtime' });
+    if (typeof o['mtime'] !== 'string' || Number.isNaN(Date.parse(o['mtime'])))
+      throw new ValidationError('expected.mtime must be an ISO 8601 time', { field: 'expected.mtime' });
     out.mtime = o['mtime'];
   }
   return out;
@@ -111,7 +116,10 @@ export function snapshotInfo(v: unknown): SnapshotInfo {
 export function mountPath(msg: Fields): string {
   const at = str(msg, 'at');
   if (!isAbsolute(at) || normalize(at) !== at || at.includes('\0') || at === '/') {
-    throw new ValidationError(`refused to unmount ${JSON.stringify(at.slice(0, 200))}: not a normalized absolute path`, { field: 'at' });
+    throw new ValidationError(
+      `refused to unmount ${JSON.stringify(at.slice(0, 200))}: not a normalized absolute path`,
+      { field: 'at' },
+    );
   }
   return at;
 }

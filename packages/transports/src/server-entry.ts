@@ -1,5 +1,12 @@
 // `@dsg/transports/server`: the agent side only (no ssh2), for the bundled agent.
-export { AgentServer, CLIENT_SILENCE_MS, MAX_IN_FLIGHT, memoryStats, type AgentServerOptions, type ServedFilesystem } from './server.js';
+export {
+  AgentServer,
+  CLIENT_SILENCE_MS,
+  MAX_IN_FLIGHT,
+  memoryStats,
+  type AgentServerOptions,
+  type ServedFilesystem,
+} from './server.js';
 export { RepositoryLock, type LockRecord, type LockOptions } from './lock.js';
 export { PROTOCOL_VERSION, assertRepoName } from './protocol.js';
 export {
@@ -27,4 +34,14 @@ export {
   type AgentTarget,
   type AgentTargetOptions,
 } from './agent-target.js';
-export { FrameKind, ProtocolError, DEFAULT_MAX_PAYLOAD, DATA_CHUNK, HEADER_BYTES, readFrames, FrameWriter, encodeHeader, type Frame } from './frames.js';
+export {
+  FrameKind,
+  ProtocolError,
+  DEFAULT_MAX_PAYLOAD,
+  DATA_CHUNK,
+  HEADER_BYTES,
+  readFrames,
+  FrameWriter,
+  encodeHeader,
+  type Frame,
+} from './frames.js';

@@ -24,9 +24,26 @@ import {
   retryWhile,
 } from '@dsg/contracts';
 import { ByteQueue } from './byte-queue.js';
-import { DEFAULT_MAX_PAYLOAD, FrameKind, FrameWriter, ProtocolError, parseJson, readFrames, type Frame } from './frames.js';
+import {
+  DEFAULT_MAX_PAYLOAD,
+  FrameKind,
+  FrameWriter,
+  ProtocolError,
+  parseJson,
+  readFrames,
+  type Frame,
+} from './frames.js';
 import { RepositoryLock, type LockOptions } from './lock.js';
-import { OP_TABLE, opSpec, type AgentStats, type ArgsOf, type HelloReply, type Op, type ResultOf, type StreamOf } from './ops.js';
+import {
+  OP_TABLE,
+  opSpec,
+  type AgentStats,
+  type ArgsOf,
+  type HelloReply,
+  type Op,
+  type ResultOf,
+  type StreamOf,
+} from './ops.js';
 import { PROTOCOL_VERSION, majorOf, type Fields } from './protocol.js';
 
 /**
@@ -45,7 +62,8 @@ export function repositoryError(e: unknown): unknown {
   }
   if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
     return new DsgError('PERMISSION', `the repository on ${hostname()} refused the operation: ${e.message}`, {
-      recoveryHint: 'Check the ownership and permissions of the repository on its host (the agent runs as your ssh user).',
+      recoveryHint:
+        'Check the ownership and permissions of the repository on its host (the agent runs as your ssh user).',
       cause: e,
     });
   }
@@ -130,7 +148,10 @@ const RECOVERY_USER = 'dsg-agent (recovery at open)';
 type Served = Exclude<Op, 'hello'>;
 
 /** What the agent does for one op, given the fields its parser returned (and an upload's data). */
-type Handler<K extends Served> = StreamOf<K> extends 'upload' ? (args: ArgsOf<K>, data: ByteStream) => Promise<ResultOf<K>> : (args: ArgsOf<K>) => Promise<ResultOf<K>>;
+type Handler<K extends Served> =
+  StreamOf<K> extends 'upload'
+    ? (args: ArgsOf<K>, data: ByteStream) => Promise<ResultOf<K>>
+    : (args: ArgsOf<K>) => Promise<ResultOf<K>>;
 type Handlers = { [K in Served]: Handler<K> };
 
 /** Peak and current resident memory, from /proc where there is one. */
@@ -268,8 +289,12 @@ class Session {
     await Promise.allSettled([...this.inflight]);
     if (this.fs) {
       for (const tx of this.openTx.keys()) {
-        const report = await this.fs.rollback(tx).catch((e: unknown) => ({ removed: [], leftovers: [{ name: tx, error: String(e) }] }));
-        this.log(`rolled back abandoned transaction ${tx}: removed ${report.removed.length}, leftovers ${report.leftovers.length}`);
+        const report = await this.fs
+          .rollback(tx)
+          .catch((e: unknown) => ({ removed: [], leftovers: [{ name: tx, error: String(e) }] }));
+        this.log(
+          `rolled back abandoned transaction ${tx}: removed ${report.removed.length}, leftovers ${report.leftovers.length}`,
+        );
       }
     }
     this.openTx.clear();
@@ -304,7 +329,8 @@ class Session {
         this.uploads.delete(f.id);
         return;
       case FrameKind.PING:
-        if (!this.clientPings || f.id !== 0) throw new ProtocolError('a PING from a client that did not offer PINGs in hello, or not on id 0');
+        if (!this.clientPings || f.id !== 0)
+          throw new ProtocolError('a PING from a client that did not offer PINGs in hello, or not on id 0');
         return;
       case FrameKind.ABORT: {
         this.knownId(f.id);
@@ -336,7 +362,8 @@ class Session {
     const msg = parseJson(f.payload, 'request');
     const op = msg['op'];
     if (typeof op !== 'string') throw new ProtocolError('request without "op"');
-    if (!this.greeted && op !== 'hello') throw new ProtocolError(`first request must be hello, got ${JSON.stringify(op).slice(0, 40)}`);
+    if (!this.greeted && op !== 'hello')
+      throw new ProtocolError(`first request must be hello, got ${JSON.stringify(op).slice(0, 40)}`);
     if (op === 'hello') return this.hello(f.id, msg);
     const spec = opSpec(op);
     if (spec?.stream === 'upload') return this.startUpload(f.id, op as Served, msg);
@@ -350,9 +377,13 @@ class Session {
     const theirs = args.protocol;
     const mine = PROTOCOL_VERSION;
     if (majorOf(theirs) !== majorOf(mine)) {
-      const err = new TransportError(`protocol version mismatch: the client speaks ${theirs}, this agent speaks ${mine}`, {
-        recoveryHint: 'Install matching versions of dsg and dsg-agent (copy the agent bundle of this dsg release to the server).',
-      });
+      const err = new TransportError(
+        `protocol version mismatch: the client speaks ${theirs}, this agent speaks ${mine}`,
+        {
+          recoveryHint:
+            'Install matching versions of dsg and dsg-agent (copy the agent bundle of this dsg release to the server).',
+        },
+      );
       this.closing = true;
       this.track(id, () => Promise.reject(err));
       return;
@@ -414,9 +445,12 @@ class Session {
       if (now - lastTick > tick * 4) this.lastInput = now;
       lastTick = now;
       if (this.delivering || this.silenced || now - this.lastInput < silence) return;
-      this.silenced = new TransportError(`the client sent nothing for ${(silence / 1000).toFixed(1)} s; the agent ended the session (rolled back, unlocked)`, {
-        recoveryHint: 'The client stopped or lost its connection; run the command again.',
-      });
+      this.silenced = new TransportError(
+        `the client sent nothing for ${(silence / 1000).toFixed(1)} s; the agent ended the session (rolled back, unlocked)`,
+        {
+          recoveryHint: 'The client stopped or lost its connection; run the command again.',
+        },
+      );
       this.log(this.silenced.message);
       const input = this.input as Partial<{ destroy(e?: Error): void }>;
       input.destroy?.();
@@ -459,7 +493,8 @@ class Session {
   }
 
   private repo(): ServedFilesystem {
-    if (!this.fs) throw new ValidationError('no repository is open in this session', {}, { recoveryHint: 'Send open first.' });
+    if (!this.fs)
+      throw new ValidationError('no repository is open in this session', {}, { recoveryHint: 'Send open first.' });
     return this.fs;
   }
 
@@ -474,7 +509,9 @@ class Session {
   private openTxWork(tx: TransactionId): string {
     const work = this.openTx.get(tx);
     if (work === undefined) {
-      throw new NotFoundError(`transaction ${tx} is not open in this session`, { recoveryHint: 'Begin the transaction first (it may have been rolled back).' });
+      throw new NotFoundError(`transaction ${tx} is not open in this session`, {
+        recoveryHint: 'Begin the transaction first (it may have been rolled back).',
+      });
     }
     return work;
   }
@@ -518,7 +555,8 @@ class Session {
     const spec = OP_TABLE[op];
     if (this.o.readOnly && spec.mutating) {
       throw new DsgError('READ_ONLY', `this agent is read-only (dsg-agent serve --read-only): ${op} is refused`, {
-        recoveryHint: 'Use a login whose agent command is not --read-only to sync; this one can only read (clone, log, status, snapfetch).',
+        recoveryHint:
+          'Use a login whose agent command is not --read-only to sync; this one can only read (clone, log, status, snapfetch).',
       });
     }
     if (!spec.beforeOpen) this.repo();
@@ -611,7 +649,11 @@ class Session {
     },
     unlock: async () => {
       if (this.openTx.size) {
-        throw new ValidationError('cannot unlock while a transaction is open', {}, { recoveryHint: 'Commit or roll back first.' });
+        throw new ValidationError(
+          'cannot unlock while a transaction is open',
+          {},
+          { recoveryHint: 'Commit or roll back first.' },
+        );
       }
       await this.lock?.release();
       return null;
@@ -619,7 +661,8 @@ class Session {
     exists: async () => this.fs!.exists(),
     readFile: async ({ path }) => this.fs!.readFile(path),
     begin: async ({ tx }) => {
-      if (this.openTx.has(tx)) throw new ValidationError(`transaction ${tx} is already open`, { field: 'tx' }, { code: 'TX_EXISTS' });
+      if (this.openTx.has(tx))
+        throw new ValidationError(`transaction ${tx} is already open`, { field: 'tx' }, { code: 'TX_EXISTS' });
       const r = await this.fs!.begin(tx);
       this.openTx.set(tx, r.workPath);
       return r;
@@ -655,9 +698,13 @@ class Session {
     readSnapshotFile: async ({ snapshotId, path }) => this.fs!.readSnapshotFile(snapshotId, path),
     mountSnapshot: async ({ snapshotId, at }) => {
       if (at !== undefined && !this.o.clientMountpoints) {
-        throw new ValidationError('the agent chooses where snapshots are mounted; "at" is not accepted over the wire', { field: 'at' }, {
-          recoveryHint: 'Leave out --mountpoint: the reply names the place the agent chose.',
-        });
+        throw new ValidationError(
+          'the agent chooses where snapshots are mounted; "at" is not accepted over the wire',
+          { field: 'at' },
+          {
+            recoveryHint: 'Leave out --mountpoint: the reply names the place the agent chose.',
+          },
+        );
       }
       if (!this.fs!.mountSnapshot) throw unsupported('mount snapshots');
       return this.fs!.mountSnapshot(snapshotId, at);
@@ -677,9 +724,13 @@ class Session {
     if (this.fs) throw new ValidationError('a repository is already open in this session', { field: 'repo' });
     const only = this.o.restrictToRepository;
     if (only !== undefined && name !== only) {
-      throw new DsgError('RESTRICTED', `this agent serves only the repository ${JSON.stringify(only)} (dsg-agent serve --restrict-to-repository); ${JSON.stringify(name)} is refused`, {
-        recoveryHint: `Use the repository name ${JSON.stringify(only)}, or a login whose agent command serves ${JSON.stringify(name)}.`,
-      });
+      throw new DsgError(
+        'RESTRICTED',
+        `this agent serves only the repository ${JSON.stringify(only)} (dsg-agent serve --restrict-to-repository); ${JSON.stringify(name)} is refused`,
+        {
+          recoveryHint: `Use the repository name ${JSON.stringify(only)}, or a login whose agent command serves ${JSON.stringify(name)}.`,
+        },
+      );
     }
     this.fs = this.o.host.open(name);
     this.repoName = name;
@@ -718,7 +769,11 @@ class Session {
   /** Another session's short recovery at open holds the lock for a moment: wait for it (up to 30 s) rather than fail. */
   private async acquireWaitingForRecovery(lock: RepositoryLock, h: LockHolder): Promise<{ tookOver: boolean }> {
     const r = await retryWhile(
-      () => lock.acquire(h).then((value) => ({ value }), (error: unknown) => ({ error })),
+      () =>
+        lock.acquire(h).then(
+          (value) => ({ value }),
+          (error: unknown) => ({ error }),
+        ),
       (r) => 'error' in r && r.error instanceof LockedError && r.error.holder.user === RECOVERY_USER,
       { timeoutMs: 30_000, baseDelayMs: 200, maxDelayMs: 200 },
     );
@@ -730,7 +785,9 @@ class Session {
     try {
       const r = await this.fs!.recover();
       if (r.transactions.length || r.leftovers.length) {
-        this.log(`recovered ${this.repoName}: ${r.transactions.map((t) => `${t.transactionId} ${t.action}`).join(', ')}; leftovers ${r.leftovers.length}`);
+        this.log(
+          `recovered ${this.repoName}: ${r.transactions.map((t) => `${t.transactionId} ${t.action}`).join(', ')}; leftovers ${r.leftovers.length}`,
+        );
       }
     } catch (e) {
       this.log(`recovery of ${this.repoName} failed: ${String(e)}`);

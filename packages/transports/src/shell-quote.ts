@@ -11,14 +11,18 @@ export function quoteShellArg(arg: string): string {
   if (typeof arg !== 'string') throw new TransportError('agent command arguments must be strings');
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(arg)) {
-    throw new TransportError(`refused agent command argument ${JSON.stringify(arg.slice(0, 80))}: it contains a control character`, {
-      recoveryHint: 'Fix the agent command or repository path in the configuration.',
-    });
+    throw new TransportError(
+      `refused agent command argument ${JSON.stringify(arg.slice(0, 80))}: it contains a control character`,
+      {
+        recoveryHint: 'Fix the agent command or repository path in the configuration.',
+      },
+    );
   }
   return `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
 export function shellCommand(argv: readonly string[]): string {
-  if (argv.length === 0) throw new TransportError('the agent command is empty', { recoveryHint: 'Configure the agent command.' });
+  if (argv.length === 0)
+    throw new TransportError('the agent command is empty', { recoveryHint: 'Configure the agent command.' });
   return argv.map(quoteShellArg).join(' ');
 }

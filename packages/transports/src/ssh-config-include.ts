@@ -64,7 +64,8 @@ export function globFiles(pattern: string): string[] {
         continue;
       }
       const re = componentRegExp(part);
-      for (const n of names.sort()) if ((!n.startsWith('.') || part.startsWith('.')) && re.test(n)) next.push(join(dir, n));
+      for (const n of names.sort())
+        if ((!n.startsWith('.') || part.startsWith('.')) && re.test(n)) next.push(join(dir, n));
     }
     found = next;
   }
@@ -121,15 +122,23 @@ function readConfig(file: string, chain: readonly string[], ctx: Ctx): SSHConfig
     return SSHConfig.parse(protectProxyCommands(readFileSync(file, 'utf8'), ctx));
   } catch (e) {
     const via = chain.length > 1 ? ` (included from ${chain.slice(0, -1).join(' → ')})` : '';
-    throw new ConfigError(`cannot read ssh config ${file}${via}: ${(e as Error).message}`, { file }, { cause: e, recoveryHint: 'Fix or remove the file, or the Include line that names it.' });
+    throw new ConfigError(
+      `cannot read ssh config ${file}${via}: ${(e as Error).message}`,
+      { file },
+      { cause: e, recoveryHint: 'Fix or remove the file, or the Include line that names it.' },
+    );
   }
 }
 
 function expandInclude(d: Directive, ctx: Ctx, chain: readonly string[]): Line[] {
   if (chain.length > MAX_INCLUDE_DEPTH) {
-    throw new ConfigError(`ssh config Include nested more than ${MAX_INCLUDE_DEPTH} deep: ${chain.join(' → ')}`, { file: chain[0]!, field: 'Include' }, {
-      recoveryHint: 'OpenSSH stops at the same depth; flatten the Include chain.',
-    });
+    throw new ConfigError(
+      `ssh config Include nested more than ${MAX_INCLUDE_DEPTH} deep: ${chain.join(' → ')}`,
+      { file: chain[0]!, field: 'Include' },
+      {
+        recoveryHint: 'OpenSSH stops at the same depth; flatten the Include chain.',
+      },
+    );
   }
   const out: Line[] = [];
   for (const arg of values(d)) {
@@ -137,9 +146,13 @@ function expandInclude(d: Directive, ctx: Ctx, chain: readonly string[]): Line[]
     const files = WILD.test(pattern) ? globFiles(pattern) : [pattern];
     for (const f of files) {
       if (chain.includes(f)) {
-        throw new ConfigError(`ssh config Include cycle: ${[...chain, f].join(' → ')}`, { file: chain.at(-1)!, field: 'Include' }, {
-          recoveryHint: 'Remove the Include line that leads back to a file already being read.',
-        });
+        throw new ConfigError(
+          `ssh config Include cycle: ${[...chain, f].join(' → ')}`,
+          { file: chain.at(-1)!, field: 'Include' },
+          {
+            recoveryHint: 'Remove the Include line that leads back to a file already being read.',
+          },
+        );
       }
       if (!isFile(f)) continue; // a file that does not exist is skipped, as OpenSSH does
       out.push(...flatten(readConfig(f, [...chain, f], ctx), ctx, [...chain, f]));

@@ -38,7 +38,17 @@ function expand(p: string, o: { host: string; user: string; port: number }): str
   const home = homedir();
   let s = p.replace(/^~(?=\/|$)/, home);
   s = s.replace(/%([%dhupr])/g, (_, c: string) =>
-    c === '%' ? '%' : c === 'd' ? home : c === 'h' ? o.host : c === 'u' ? userInfo().username : c === 'p' ? String(o.port) : o.user,
+    c === '%'
+      ? '%'
+      : c === 'd'
+        ? home
+        : c === 'h'
+          ? o.host
+          : c === 'u'
+            ? userInfo().username
+            : c === 'p'
+              ? String(o.port)
+              : o.user,
   );
   return s;
 }
@@ -51,7 +61,11 @@ function expand(p: string, o: { host: string; user: string; port: number }): str
  */
 export function resolveSshTarget(o: SshTargetOptions): ResolvedSshTarget {
   if (!/^[A-Za-z0-9_.:%@[\]-]{1,255}$/.test(o.host) || o.host.startsWith('-')) {
-    throw new ConfigError(`refused ssh host ${JSON.stringify(o.host.slice(0, 80))}`, { field: 'host' }, { recoveryHint: 'Use a host name, address or ~/.ssh/config alias.' });
+    throw new ConfigError(
+      `refused ssh host ${JSON.stringify(o.host.slice(0, 80))}`,
+      { field: 'host' },
+      { recoveryHint: 'Use a host name, address or ~/.ssh/config alias.' },
+    );
   }
   const file = o.sshConfigFile ?? join(homedir(), '.ssh', 'config');
   let computed: Record<string, string | string[]> = {};
@@ -79,14 +93,23 @@ export function resolveSshTarget(o: SshTargetOptions): ResolvedSshTarget {
   const proxyJump = jump && jump.toLowerCase() !== 'none' ? jump : null;
   const proxyCommand = command && command.toLowerCase() !== 'none' ? command : null;
   if (proxyCommand && proxyJump) {
-    throw new ConfigError(`both ProxyCommand and ProxyJump apply to ${o.host} in ${file}; dsg will not guess which one OpenSSH would use`, { file, field: 'ProxyCommand' }, {
-      recoveryHint: `Keep one of them for ${o.host} (OpenSSH uses whichever comes first), e.g. \`ProxyJump none\` or \`ProxyCommand none\` in a Host block that matches it first.`,
-    });
+    throw new ConfigError(
+      `both ProxyCommand and ProxyJump apply to ${o.host} in ${file}; dsg will not guess which one OpenSSH would use`,
+      { file, field: 'ProxyCommand' },
+      {
+        recoveryHint: `Keep one of them for ${o.host} (OpenSSH uses whichever comes first), e.g. \`ProxyJump none\` or \`ProxyCommand none\` in a Host block that matches it first.`,
+      },
+    );
   }
   if (proxyCommand && (get('ProxyUseFdpass') ?? 'no').toLowerCase() === 'yes') {
-    throw new ConfigError(`ProxyUseFdpass is set for ${o.host} in ${file}, which dsg does not support`, { file, field: 'ProxyUseFdpass' }, {
-      recoveryHint: 'Use a ProxyCommand that relays the connection on its stdin/stdout (e.g. ssh -W %h:%p jumphost), or ProxyJump.',
-    });
+    throw new ConfigError(
+      `ProxyUseFdpass is set for ${o.host} in ${file}, which dsg does not support`,
+      { file, field: 'ProxyUseFdpass' },
+      {
+        recoveryHint:
+          'Use a ProxyCommand that relays the connection on its stdin/stdout (e.g. ssh -W %h:%p jumphost), or ProxyJump.',
+      },
+    );
   }
   return {
     alias: o.host,
@@ -111,20 +134,30 @@ export function resolveSshTarget(o: SshTargetOptions): ResolvedSshTarget {
  * can come from a project's settings, not only from ~/.ssh/config (OpenSSH
  * 9.6 added the same check, CVE-2023-51385). Any other token is refused.
  */
-export function expandProxyCommand(t: Pick<ResolvedSshTarget, 'alias' | 'hostName' | 'port' | 'user' | 'proxyCommand' | 'configFile'>): string {
+export function expandProxyCommand(
+  t: Pick<ResolvedSshTarget, 'alias' | 'hostName' | 'port' | 'user' | 'proxyCommand' | 'configFile'>,
+): string {
   const cmd = t.proxyCommand ?? '';
   return cmd.replace(/%(.?)/g, (_, c: string) => {
     if (c === '%') return '%';
     const v = c === 'h' ? t.hostName : c === 'p' ? String(t.port) : c === 'r' ? t.user : c === 'n' ? t.alias : null;
     if (v === null) {
-      throw new ConfigError(`ProxyCommand for ${t.alias} uses %${c}, which dsg does not expand (only %h %p %r %n %%)`, { file: t.configFile, field: 'ProxyCommand' }, {
-        recoveryHint: 'Rewrite the ProxyCommand with %h, %p, %r, %n or %% only.',
-      });
+      throw new ConfigError(
+        `ProxyCommand for ${t.alias} uses %${c}, which dsg does not expand (only %h %p %r %n %%)`,
+        { file: t.configFile, field: 'ProxyCommand' },
+        {
+          recoveryHint: 'Rewrite the ProxyCommand with %h, %p, %r, %n or %% only.',
+        },
+      );
     }
     if (!/^[A-Za-z0-9_.:@+-]+$/.test(v) || v.startsWith('-')) {
-      throw new ConfigError(`refusing to put ${JSON.stringify(v.slice(0, 80))} (%${c}) into the ProxyCommand for ${t.alias}: it is run by a shell`, { file: t.configFile, field: 'ProxyCommand' }, {
-        recoveryHint: 'Use a host name and user made of letters, digits and _ . : @ + - only.',
-      });
+      throw new ConfigError(
+        `refusing to put ${JSON.stringify(v.slice(0, 80))} (%${c}) into the ProxyCommand for ${t.alias}: it is run by a shell`,
+        { file: t.configFile, field: 'ProxyCommand' },
+        {
+          recoveryHint: 'Use a host name and user made of letters, digits and _ . : @ + - only.',
+        },
+      );
     }
     return v;
   });

@@ -7,7 +7,13 @@ import { TransportError, type Transport } from '@dsg/contracts';
 import type { AgentChannel, ChannelTransport } from './client.js';
 import { knownHostKeyTypes, orderHostKeyAlgorithms, verifyHostKey } from './known-hosts.js';
 import { shellCommand } from './shell-quote.js';
-import { defaultIdentityFiles, expandProxyCommand, resolveSshTarget, type ResolvedSshTarget, type SshTargetOptions } from './ssh-config-resolve.js';
+import {
+  defaultIdentityFiles,
+  expandProxyCommand,
+  resolveSshTarget,
+  type ResolvedSshTarget,
+  type SshTargetOptions,
+} from './ssh-config-resolve.js';
 
 /** How many ProxyJump levels (a jump host's own ProxyJump, and so on) are followed before giving up. */
 const MAX_JUMP_DEPTH = 8;
@@ -99,9 +105,12 @@ export class SshTransport implements Transport, ChannelTransport {
     }
     const all = [...methods, ...keys];
     if (all.length === 0) {
-      throw new TransportError(`no usable SSH credentials for ${t.user}@${t.alias}: no ssh-agent and no readable unencrypted key (${files.join(', ')})`, {
-        recoveryHint: 'Start ssh-agent and ssh-add your key, or set IdentityFile in ~/.ssh/config.',
-      });
+      throw new TransportError(
+        `no usable SSH credentials for ${t.user}@${t.alias}: no ssh-agent and no readable unencrypted key (${files.join(', ')})`,
+        {
+          recoveryHint: 'Start ssh-agent and ssh-add your key, or set IdentityFile in ~/.ssh/config.',
+        },
+      );
     }
     return all;
   }
@@ -109,7 +118,10 @@ export class SshTransport implements Transport, ChannelTransport {
   /** One ProxyJump hop spec `[user@]host[:port]`, resolved through the same ssh_config. */
   private resolveHop(hop: string, of: ResolvedSshTarget): ResolvedSshTarget {
     const m = /^(?:([^@]+)@)?(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(hop.trim());
-    if (!m) throw new TransportError(`cannot parse ProxyJump hop ${JSON.stringify(hop)} for ${of.alias}`, { recoveryHint: 'Use [user@]host[:port] hops, separated by commas.' });
+    if (!m)
+      throw new TransportError(`cannot parse ProxyJump hop ${JSON.stringify(hop)} for ${of.alias}`, {
+        recoveryHint: 'Use [user@]host[:port] hops, separated by commas.',
+      });
     const host = m[2]!.replace(/^\[|\]$/g, '');
     return resolveSshTarget({
       host,
@@ -131,9 +143,12 @@ export class SshTransport implements Transport, ChannelTransport {
     if (!t.proxyJump) return [t];
     const key = t.alias;
     if (seen.includes(key) || seen.length >= MAX_JUMP_DEPTH) {
-      throw new TransportError(`ProxyJump for ${t.alias} ${seen.includes(key) ? 'leads back to itself' : `is nested more than ${MAX_JUMP_DEPTH} deep`}: ${[...seen, key].join(' → ')}`, {
-        recoveryHint: `Check the ProxyJump lines in ${t.configFile}.`,
-      });
+      throw new TransportError(
+        `ProxyJump for ${t.alias} ${seen.includes(key) ? 'leads back to itself' : `is nested more than ${MAX_JUMP_DEPTH} deep`}: ${[...seen, key].join(' → ')}`,
+        {
+          recoveryHint: `Check the ProxyJump lines in ${t.configFile}.`,
+        },
+      );
     }
     const hops = t.proxyJump.split(',').map((h) => this.resolveHop(h, t));
     return [...this.chainTo(hops[0]!, [...seen, key]), ...hops.slice(1), t];
@@ -177,7 +192,8 @@ export class SshTransport implements Transport, ChannelTransport {
       command,
       sock,
       exited,
-      describe: () => `ProxyCommand \`${command}\`${status ? ` ${status}` : ''}${stderr.trim() ? `: ${stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`,
+      describe: () =>
+        `ProxyCommand \`${command}\`${status ? ` ${status}` : ''}${stderr.trim() ? `: ${stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`,
     };
     this.proxies.push(proxy);
     return proxy;
@@ -204,17 +220,21 @@ export class SshTransport implements Transport, ChannelTransport {
         conn.destroy();
         const fail = async (): Promise<void> => {
           // a failed proxy says why on its stderr; give it a moment to exit and say it
-          if (proxy && !hostKeyError) await Promise.race([proxy.exited, new Promise((r) => setTimeout(r, 2000).unref())]);
+          if (proxy && !hostKeyError)
+            await Promise.race([proxy.exited, new Promise((r) => setTimeout(r, 2000).unref())]);
           reject(
             hostKeyError ??
-              new TransportError(`cannot connect to ${t.user}@${t.hostName}:${t.port} (${t.alias}${proxy ? ', through its ProxyCommand' : ''}): ${e.message}${proxy ? `; ${proxy.describe()}` : ''}`, {
-                cause: e,
-                recoveryHint: proxy
-                  ? `Check the ProxyCommand for ${t.alias} in ${t.configFile}: run it by hand, it must relay the connection on its stdin/stdout.`
-                  : /auth/i.test(e.message)
-                    ? 'Check the user and key: ssh -v to the same host shows which keys are offered.'
-                    : 'Check the host name, port and network; `ssh -v` to the same host shows where it stops.',
-              }),
+              new TransportError(
+                `cannot connect to ${t.user}@${t.hostName}:${t.port} (${t.alias}${proxy ? ', through its ProxyCommand' : ''}): ${e.message}${proxy ? `; ${proxy.describe()}` : ''}`,
+                {
+                  cause: e,
+                  recoveryHint: proxy
+                    ? `Check the ProxyCommand for ${t.alias} in ${t.configFile}: run it by hand, it must relay the connection on its stdin/stdout.`
+                    : /auth/i.test(e.message)
+                      ? 'Check the user and key: ssh -v to the same host shows which keys are offered.'
+                      : 'Check the host name, port and network; `ssh -v` to the same host shows where it stops.',
+                },
+              ),
           );
         };
         void fail();
@@ -225,7 +245,15 @@ export class SshTransport implements Transport, ChannelTransport {
         username: t.user,
         authHandler,
         ...(sock ? { sock } : {}),
-        ...(knownTypes.length ? { algorithms: { serverHostKey: orderHostKeyAlgorithms(knownTypes) as NonNullable<ConnectConfig['algorithms']>['serverHostKey'] } } : {}),
+        ...(knownTypes.length
+          ? {
+              algorithms: {
+                serverHostKey: orderHostKeyAlgorithms(knownTypes) as NonNullable<
+                  ConnectConfig['algorithms']
+                >['serverHostKey'],
+              },
+            }
+          : {}),
         readyTimeout: this.o.connectTimeoutMs ?? t.connectTimeoutMs ?? 20_000,
         keepaliveInterval: this.o.keepaliveMs ?? 5_000,
         keepaliveCountMax: this.o.keepaliveCountMax ?? 3,
@@ -262,7 +290,16 @@ export class SshTransport implements Transport, ChannelTransport {
       const via = conn;
       sock = await new Promise<Duplex>((resolve, reject) => {
         via.forwardOut('127.0.0.1', 0, next.hostName, next.port, (err, ch) => {
-          if (err) reject(new TransportError(`jump host ${hop.alias} could not reach ${next.hostName}:${next.port}: ${err.message}`, { cause: err, recoveryHint: 'Check that the jump host allows TCP forwarding and can reach the target.' }));
+          if (err)
+            reject(
+              new TransportError(
+                `jump host ${hop.alias} could not reach ${next.hostName}:${next.port}: ${err.message}`,
+                {
+                  cause: err,
+                  recoveryHint: 'Check that the jump host allows TCP forwarding and can reach the target.',
+                },
+              ),
+            );
           else resolve(ch);
         });
       });
@@ -291,14 +328,18 @@ export class SshTransport implements Transport, ChannelTransport {
     });
     // a dropped connection must end the channel with an error, never leave a reader hanging
     const dropped = (e?: Error): void => {
-      if (!stream.destroyed) (stream as unknown as Duplex).destroy(new TransportError(`the SSH connection to ${t.alias} was lost${e ? `: ${e.message}` : ''}`, { cause: e }));
+      if (!stream.destroyed)
+        (stream as unknown as Duplex).destroy(
+          new TransportError(`the SSH connection to ${t.alias} was lost${e ? `: ${e.message}` : ''}`, { cause: e }),
+        );
     };
     conn.on('error', dropped);
     conn.on('close', () => dropped());
     this.ch = {
       input: stream,
       output: stream,
-      describeClose: () => [this.exitInfo, this.stderrTail.trim().split('\n').slice(-3).join(' | ')].filter(Boolean).join('; '),
+      describeClose: () =>
+        [this.exitInfo, this.stderrTail.trim().split('\n').slice(-3).join(' | ')].filter(Boolean).join('; '),
       // a stalled agent never closes its channel: drop the connection at once (end() then has nothing to wait for)
       abort: (err) => {
         if (!stream.destroyed) (stream as unknown as Duplex).destroy(err);
@@ -326,7 +367,10 @@ export class SshTransport implements Transport, ChannelTransport {
       // 'close' needs the readable side drained, even if nobody reads it any more
       stream.removeAllListeners('readable');
       stream.resume();
-      await Promise.race([this.streamClosed, new Promise((r) => setTimeout(r, this.o.exitTimeoutMs ?? 30_000).unref())]);
+      await Promise.race([
+        this.streamClosed,
+        new Promise((r) => setTimeout(r, this.o.exitTimeoutMs ?? 30_000).unref()),
+      ]);
     }
     const conn = this.conn;
     this.conn = null;
@@ -351,7 +395,10 @@ export class SshTransport implements Transport, ChannelTransport {
         p.sock.destroy();
         if (p.child.exitCode !== null || p.child.signalCode !== null) return;
         p.child.kill('SIGHUP');
-        const gone = await Promise.race([p.exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 2000).unref())]);
+        const gone = await Promise.race([
+          p.exited.then(() => true),
+          new Promise<boolean>((r) => setTimeout(() => r(false), 2000).unref()),
+        ]);
         if (!gone) p.child.kill('SIGKILL');
       }),
     );

@@ -4,7 +4,18 @@ import { mkdir, readdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { newTransactionId, type ByteStream, type ExpectedFile, type TransactionId } from '@dsg/contracts';
-import { AgentServer, CLIENT_SILENCE_MS, FrameKind, LocalTransport, MAX_IN_FLIGHT, PROTOCOL_VERSION, encodeHeader, openRemote, readFrames, type AgentServerOptions } from '../src/index.js';
+import {
+  AgentServer,
+  CLIENT_SILENCE_MS,
+  FrameKind,
+  LocalTransport,
+  MAX_IN_FLIGHT,
+  PROTOCOL_VERSION,
+  encodeHeader,
+  openRemote,
+  readFrames,
+  type AgentServerOptions,
+} from '../src/index.js';
 import { FakeRemoteFilesystem, testHasher } from './fake-fs.js';
 import { hashOf, holder, tempDir } from './helpers.js';
 
@@ -46,7 +57,12 @@ class Recording extends FakeRemoteFilesystem {
     await this.section();
     await super.deleteFile(tx, p);
   }
-  override async writeFile(tx: TransactionId, p: string, data: ByteStream, expected: ExpectedFile): Promise<{ size: number }> {
+  override async writeFile(
+    tx: TransactionId,
+    p: string,
+    data: ByteStream,
+    expected: ExpectedFile,
+  ): Promise<{ size: number }> {
     await this.section(true);
     const chunks: Uint8Array[] = [];
     const it = data[Symbol.asyncIterator]();
@@ -126,7 +142,10 @@ class Raw {
   }
 
   async hello(extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
-    return (await this.ok('hello', { protocol: PROTOCOL_VERSION, client: 'raw-test', ...extra })) as Record<string, unknown>;
+    return (await this.ok('hello', { protocol: PROTOCOL_VERSION, client: 'raw-test', ...extra })) as Record<
+      string,
+      unknown
+    >;
   }
 
   ping(): void {
@@ -154,7 +173,10 @@ afterEach(async () => {
   await tmp.remove();
 });
 
-function server(o: Partial<AgentServerOptions> = {}, make: (root: string) => FakeRemoteFilesystem = (r) => new FakeRemoteFilesystem(r)): {
+function server(
+  o: Partial<AgentServerOptions> = {},
+  make: (root: string) => FakeRemoteFilesystem = (r) => new FakeRemoteFilesystem(r),
+): {
   server: AgentServer;
   repos: Map<string, FakeRemoteFilesystem>;
   log: string[];
@@ -231,7 +253,11 @@ describe('every work-area mutation of a session is serialised', () => {
     const r = await session(s);
     const tx = await lockedTx(r);
     const slow = Buffer.from('slow upload');
-    const { id, reply } = r.send('writeFile', { tx, path: 'slow', expected: { hash: hashOf(slow), size: slow.length } });
+    const { id, reply } = r.send('writeFile', {
+      tx,
+      path: 'slow',
+      expected: { hash: hashOf(slow), size: slow.length },
+    });
     r.data(id, slow.subarray(0, 4)); // …and nothing more for now
     expect((await r.request('writeLink', { tx, path: 'l', target: 'x' })).ok).toBe(true);
     expect((await r.upload(tx, 'fast', Buffer.from('fast'))).ok).toBe(true);
@@ -300,7 +326,10 @@ describe('requests in flight per session are capped', () => {
     const r = await session(s);
     const tx = await lockedTx(r);
     // uploads that never send their data stay in flight
-    const hanging = Array.from({ length: MAX_IN_FLIGHT - 1 }, (_, i) => r.send('writeFile', { tx, path: `h${i}`, expected: { hash: '00' } }).reply);
+    const hanging = Array.from(
+      { length: MAX_IN_FLIGHT - 1 },
+      (_, i) => r.send('writeFile', { tx, path: `h${i}`, expected: { hash: '00' } }).reply,
+    );
     expect((await r.request('stats')).ok).toBe(true); // the 32nd
     hanging.push(r.send('writeFile', { tx, path: 'last', expected: { hash: '00' } }).reply); // 32 again
     const over = await r.request('stats'); // the 33rd
@@ -358,7 +387,19 @@ describe('--read-only', () => {
       ['lock', { holder: holder() }],
       ['unlock', {}],
       ['begin', { tx }],
-      ['commit', { tx, snapshot: { snapshotId: 's1', message: 'm', manifestHash: 'h', user: 'u', createdAt: new Date().toISOString() } }],
+      [
+        'commit',
+        {
+          tx,
+          snapshot: {
+            snapshotId: 's1',
+            message: 'm',
+            manifestHash: 'h',
+            user: 'u',
+            createdAt: new Date().toISOString(),
+          },
+        },
+      ],
       ['rollback', { tx }],
       ['writeLink', { tx, path: 'l', target: 'x' }],
       ['deleteFile', { tx, path: 'f' }],

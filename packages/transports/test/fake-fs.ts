@@ -47,14 +47,22 @@ export class FakeRemoteFilesystem implements RemoteFilesystem {
   }
   /** The work area of an open transaction; the contract's NotFoundError otherwise. */
   private openWork(tx: string): string {
-    if (!this.open.has(tx)) throw new NotFoundError(`no open transaction ${tx}`, { recoveryHint: 'Begin the transaction first (it may have been rolled back).' });
+    if (!this.open.has(tx))
+      throw new NotFoundError(`no open transaction ${tx}`, {
+        recoveryHint: 'Begin the transaction first (it may have been rolled back).',
+      });
     return this.work(tx);
   }
   get current(): string {
     return join(this.root, 'current');
   }
   async begin(tx: TransactionId): Promise<BeginResult> {
-    if (this.open.has(tx)) throw new ValidationError(`transaction ${tx} already has a work area`, { field: 'transactionId' }, { code: 'TX_EXISTS' });
+    if (this.open.has(tx))
+      throw new ValidationError(
+        `transaction ${tx} already has a work area`,
+        { field: 'transactionId' },
+        { code: 'TX_EXISTS' },
+      );
     this.open.add(tx);
     const exists = await this.exists();
     await mkdir(this.root, { recursive: true });
@@ -137,12 +145,19 @@ export class FakeRemoteFilesystem implements RemoteFilesystem {
     const refs: SnapshotRef[] = [];
     for (const n of names) {
       const s = JSON.parse(await readFile(join(this.root, 'meta', `${n}.json`), 'utf8')) as SnapshotInfo;
-      refs.push({ snapshotId: n, createdAt: s.createdAt, message: s.message, manifestHash: s.manifestHash, user: s.user });
+      refs.push({
+        snapshotId: n,
+        createdAt: s.createdAt,
+        message: s.message,
+        manifestHash: s.manifestHash,
+        user: s.user,
+      });
     }
     return refs.sort((a, b) => (snapshotNumber(a.snapshotId) ?? 0) - (snapshotNumber(b.snapshotId) ?? 0));
   }
   async readSnapshotFile(id: string, p: string): Promise<ByteStream | null> {
-    if (!(await stat(join(this.root, 'snaps', id)).catch(() => null))) throw new NotFoundError(`snapshot ${id} does not exist`);
+    if (!(await stat(join(this.root, 'snaps', id)).catch(() => null)))
+      throw new NotFoundError(`snapshot ${id} does not exist`);
     const f = join(this.root, 'snaps', id, p);
     if (!(await stat(f).catch(() => null))) return null;
     return createReadStream(f);
@@ -152,6 +167,10 @@ export class FakeRemoteFilesystem implements RemoteFilesystem {
     this.recovered++;
     const names = (await readdir(this.root).catch(() => [])).filter((n) => n.startsWith('work-'));
     for (const n of names) await rm(join(this.root, n), { recursive: true, force: true });
-    return { removed: names, leftovers: [], transactions: names.map((n) => ({ transactionId: n.slice(5), action: 'rolled-back' as const })) };
+    return {
+      removed: names,
+      leftovers: [],
+      transactions: names.map((n) => ({ transactionId: n.slice(5), action: 'rolled-back' as const })),
+    };
   }
 }

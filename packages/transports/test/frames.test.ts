@@ -40,7 +40,10 @@ describe('framing', () => {
     await expect(parse([bad])).rejects.toBeInstanceOf(ProtocolError);
     const short = Buffer.from([0, 0, 0, 2, 1, 0, 0, 0, 0]);
     await expect(parse([short])).rejects.toThrow(/shorter than its header/);
-    const cut = await parse([encodeHeader(FrameKind.DATA, 1, 10), Buffer.from('abc')]).then(() => null, (e: unknown) => e);
+    const cut = await parse([encodeHeader(FrameKind.DATA, 1, 10), Buffer.from('abc')]).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect((cut as Error).message).toMatch(/ended inside a frame/);
     // a cut connection is a TransportError, not a protocol disagreement (whose hint says to check versions)
     expect(cut).toBeInstanceOf(TransportError);
@@ -51,7 +54,10 @@ describe('framing', () => {
     const s = new PassThrough({ highWaterMark: 16 });
     const w = new FrameWriter(s);
     let done = false;
-    const p = w.send(FrameKind.DATA, 1, Buffer.alloc(100)).then(() => w.send(FrameKind.DATA, 1, Buffer.alloc(100))).then(() => (done = true));
+    const p = w
+      .send(FrameKind.DATA, 1, Buffer.alloc(100))
+      .then(() => w.send(FrameKind.DATA, 1, Buffer.alloc(100)))
+      .then(() => (done = true));
     await new Promise((r) => setTimeout(r, 50));
     expect(done).toBe(false); // second frame waits: nobody reads
     s.resume();

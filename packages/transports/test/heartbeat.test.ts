@@ -10,7 +10,13 @@ let tmp: { dir: string; remove(): Promise<void> };
 beforeEach(async () => (tmp = await tempDir()));
 afterEach(async () => tmp.remove());
 
-const snap = (id: string): SnapshotInfo => ({ snapshotId: id, message: 'm', manifestHash: 'h', user: 'alice', createdAt: new Date().toISOString() });
+const snap = (id: string): SnapshotInfo => ({
+  snapshotId: id,
+  message: 'm',
+  manifestHash: 'h',
+  user: 'alice',
+  createdAt: new Date().toISOString(),
+});
 
 /**
  * A scripted agent on a pipe pair: answers hello (with or without
@@ -28,11 +34,24 @@ function scriptedAgent(opts: { heartbeats: boolean; answerAfterMs?: number }) {
       if (f.kind !== FrameKind.REQUEST) continue;
       const msg = parseJson(f.payload, 'request');
       if (msg['op'] === 'hello') {
-        const hb = typeof msg['heartbeatMs'] === 'number' && opts.heartbeats ? (msg['heartbeatMs']) : undefined;
+        const hb = typeof msg['heartbeatMs'] === 'number' && opts.heartbeats ? msg['heartbeatMs'] : undefined;
         if (hb) pinger = setInterval(() => void w.send(FrameKind.PING, 0).catch(() => {}), hb);
-        await w.sendJson(FrameKind.RESPONSE, f.id, { ok: true, result: { protocol: '1.0', agent: 'scripted', host: 'h', pid: 1, maxFramePayload: 1 << 20, ...(hb ? { heartbeatMs: hb } : {}) } });
+        await w.sendJson(FrameKind.RESPONSE, f.id, {
+          ok: true,
+          result: {
+            protocol: '1.0',
+            agent: 'scripted',
+            host: 'h',
+            pid: 1,
+            maxFramePayload: 1 << 20,
+            ...(hb ? { heartbeatMs: hb } : {}),
+          },
+        });
       } else if (opts.answerAfterMs !== undefined) {
-        setTimeout(() => void w.sendJson(FrameKind.RESPONSE, f.id, { ok: true, result: [] }).catch(() => {}), opts.answerAfterMs);
+        setTimeout(
+          () => void w.sendJson(FrameKind.RESPONSE, f.id, { ok: true, result: [] }).catch(() => {}),
+          opts.answerAfterMs,
+        );
       }
     }
   })().catch(() => {});
@@ -58,7 +77,10 @@ describe('stalled agent detection (hello.heartbeatMs + PING frames)', () => {
     expect(agent.aborted).toEqual([]);
     agent.stall();
     const t0 = Date.now();
-    const err = await c.listSnapshots().then(() => null, (e: unknown) => e);
+    const err = await c.listSnapshots().then(
+      () => null,
+      (e: unknown) => e,
+    );
     const took = Date.now() - t0;
     expect(err).toBeInstanceOf(TransportError);
     expect((err as Error).message).toMatch(/sent nothing for 0\.6 s/);

@@ -35,7 +35,10 @@ export function holder(user = 'alice@example.org'): LockHolder {
 }
 
 /** An AgentServer over fake backends: one FakeRemoteFilesystem per repository dir under root. */
-export function fakeServer(root: string, log: string[] = []): { server: AgentServer; repos: Map<string, FakeRemoteFilesystem> } {
+export function fakeServer(
+  root: string,
+  log: string[] = [],
+): { server: AgentServer; repos: Map<string, FakeRemoteFilesystem> } {
   const repos = new Map<string, FakeRemoteFilesystem>();
   const server = new AgentServer({
     host: {

@@ -21,7 +21,13 @@ describe('RepositoryLock staleness', () => {
     const agent = spawn('sleep', ['30']);
     try {
       agent.kill('SIGSTOP');
-      await writeFile(file, JSON.stringify({ holder: { user: 'ana@example.org', host: hostname(), pid: DEAD, since: 'x' }, agent: { host: hostname(), pid: agent.pid, session: 's' } }));
+      await writeFile(
+        file,
+        JSON.stringify({
+          holder: { user: 'ana@example.org', host: hostname(), pid: DEAD, since: 'x' },
+          agent: { host: hostname(), pid: agent.pid, session: 's' },
+        }),
+      );
       const err = await new RepositoryLock(file).acquire(holder('bob@example.org')).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(LockedError);
       expect((err as LockedError).holder.user).toBe('ana@example.org');
@@ -37,7 +43,13 @@ describe('RepositoryLock staleness', () => {
 
   it('a dead client is judged by its own pid only when the record names no agent here', async () => {
     const file = join(tmp.dir, 'lock');
-    await writeFile(file, JSON.stringify({ holder: { user: 'ana@example.org', host: hostname(), pid: DEAD, since: 'x' }, agent: { host: 'elsewhere.example.org', pid: 1, session: 's' } }));
+    await writeFile(
+      file,
+      JSON.stringify({
+        holder: { user: 'ana@example.org', host: hostname(), pid: DEAD, since: 'x' },
+        agent: { host: 'elsewhere.example.org', pid: 1, session: 's' },
+      }),
+    );
     const l = new RepositoryLock(file);
     expect(await l.acquire(holder('bob@example.org'))).toEqual({ tookOver: true });
     await l.release();
@@ -48,14 +60,22 @@ describe('RepositoryLock staleness', () => {
     // `sleep 0` becomes a zombie child of `sleep 30`, which never waits for it
     const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30']);
     try {
-      const zombie = await new Promise<number>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+      const zombie = await new Promise<number>((resolve) =>
+        parent.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))),
+      );
       const state = (): string => {
         const s = readFileSync(`/proc/${zombie}/stat`, 'utf8');
         return s.charAt(s.lastIndexOf(')') + 2);
       };
       for (let i = 0; i < 100 && state() !== 'Z'; i++) await new Promise((r) => setTimeout(r, 20));
       expect(state()).toBe('Z');
-      await writeFile(file, JSON.stringify({ holder: { user: 'ana@example.org', host: hostname(), pid: zombie, since: 'x' }, agent: { host: hostname(), pid: zombie, session: 's' } }));
+      await writeFile(
+        file,
+        JSON.stringify({
+          holder: { user: 'ana@example.org', host: hostname(), pid: zombie, since: 'x' },
+          agent: { host: hostname(), pid: zombie, session: 's' },
+        }),
+      );
       const l = new RepositoryLock(file);
       expect(await l.acquire(holder('bob@example.org'))).toEqual({ tookOver: true });
       await l.release();

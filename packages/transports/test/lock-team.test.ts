@@ -12,8 +12,30 @@ const BEN = 47202;
 const fixture = fileURLToPath(new URL('./fixtures/lock-as.mjs', import.meta.url));
 const isRoot = process.getuid?.() === 0;
 
-function lockAs(uid: number, file: string, what: 'die' | 'take', user: string): { ok: boolean; tookOver?: boolean; code?: string; message?: string; hint?: string } {
-  const r = spawnSync('sh', ['-c', 'umask 002 && exec "$@"', 'sh', 'setpriv', `--reuid=${uid}`, `--regid=${GROUP}`, '--clear-groups', process.execPath, fixture, file, what, user], { encoding: 'utf8' });
+function lockAs(
+  uid: number,
+  file: string,
+  what: 'die' | 'take',
+  user: string,
+): { ok: boolean; tookOver?: boolean; code?: string; message?: string; hint?: string } {
+  const r = spawnSync(
+    'sh',
+    [
+      '-c',
+      'umask 002 && exec "$@"',
+      'sh',
+      'setpriv',
+      `--reuid=${uid}`,
+      `--regid=${GROUP}`,
+      '--clear-groups',
+      process.execPath,
+      fixture,
+      file,
+      what,
+      user,
+    ],
+    { encoding: 'utf8' },
+  );
   expect(r.stderr).toBe('');
   return JSON.parse(r.stdout) as ReturnType<typeof lockAs>;
 }

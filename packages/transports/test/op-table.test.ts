@@ -1,7 +1,18 @@
 import { PassThrough, Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { newTransactionId } from '@dsg/contracts';
-import { AgentClient, FrameKind, OPS, OP_TABLE, agentTargetArgv, agentTargetOf, encodeHeader, readFrames, type AgentServer, type Op } from '../src/index.js';
+import {
+  AgentClient,
+  FrameKind,
+  OPS,
+  OP_TABLE,
+  agentTargetArgv,
+  agentTargetOf,
+  encodeHeader,
+  readFrames,
+  type AgentServer,
+  type Op,
+} from '../src/index.js';
 import { fakeServer, holder, tempDir } from './helpers.js';
 
 const names = (pick: (o: (typeof OP_TABLE)[Op]) => boolean): string[] => OPS.filter((k) => pick(OP_TABLE[k])).sort();
@@ -10,12 +21,62 @@ describe('the op table', () => {
   // the gates as they were listed by hand before the table (README "Messages", "Confinement")
   it('keeps the gates: before open, needs the lock, read-only, serialized, streams', () => {
     expect([...OPS].sort()).toEqual(
-      ['hello', 'listRepositories', 'open', 'lock', 'unlock', 'exists', 'readFile', 'begin', 'commit', 'rollback', 'writeFile', 'writeLink', 'deleteFile', 'listSnapshots', 'readSnapshotFile', 'mountSnapshot', 'unmountSnapshot', 'recover', 'stats'].sort(),
+      [
+        'hello',
+        'listRepositories',
+        'open',
+        'lock',
+        'unlock',
+        'exists',
+        'readFile',
+        'begin',
+        'commit',
+        'rollback',
+        'writeFile',
+        'writeLink',
+        'deleteFile',
+        'listSnapshots',
+        'readSnapshotFile',
+        'mountSnapshot',
+        'unmountSnapshot',
+        'recover',
+        'stats',
+      ].sort(),
     );
     expect(names((o) => o.beforeOpen)).toEqual(['hello', 'listRepositories', 'open', 'stats']);
-    expect(names((o) => o.needsLock)).toEqual(['begin', 'commit', 'deleteFile', 'recover', 'rollback', 'writeFile', 'writeLink']);
-    expect(names((o) => o.mutating)).toEqual(['begin', 'commit', 'deleteFile', 'lock', 'mountSnapshot', 'recover', 'rollback', 'unlock', 'unmountSnapshot', 'writeFile', 'writeLink']);
-    expect(names((o) => o.exclusive)).toEqual(['begin', 'commit', 'deleteFile', 'lock', 'open', 'recover', 'rollback', 'unlock', 'writeLink']);
+    expect(names((o) => o.needsLock)).toEqual([
+      'begin',
+      'commit',
+      'deleteFile',
+      'recover',
+      'rollback',
+      'writeFile',
+      'writeLink',
+    ]);
+    expect(names((o) => o.mutating)).toEqual([
+      'begin',
+      'commit',
+      'deleteFile',
+      'lock',
+      'mountSnapshot',
+      'recover',
+      'rollback',
+      'unlock',
+      'unmountSnapshot',
+      'writeFile',
+      'writeLink',
+    ]);
+    expect(names((o) => o.exclusive)).toEqual([
+      'begin',
+      'commit',
+      'deleteFile',
+      'lock',
+      'open',
+      'recover',
+      'rollback',
+      'unlock',
+      'writeLink',
+    ]);
     expect(names((o) => o.stream === 'upload')).toEqual(['writeFile']);
     expect(names((o) => o.stream === 'download')).toEqual(['readFile', 'readSnapshotFile']);
   });
@@ -26,7 +87,13 @@ describe('the op table', () => {
     const c = new AgentClient({ input: fromAgent, output: toAgent });
     const tx = newTransactionId();
     const h = holder();
-    const snapshot = { snapshotId: 's1', message: 'm', manifestHash: 'h', user: 'u', createdAt: '2026-12-01T00:00:00Z' };
+    const snapshot = {
+      snapshotId: 's1',
+      message: 'm',
+      manifestHash: 'h',
+      user: 'u',
+      createdAt: '2026-12-01T00:00:00Z',
+    };
     const calls: [() => Promise<unknown>, string][] = [
       [() => c.handshake(), JSON.stringify({ op: 'hello', protocol: '1.0', client: '@dsg/transports', pings: true })],
       [() => c.listRepositories(), '{"op":"listRepositories"}'],
@@ -39,7 +106,10 @@ describe('the op table', () => {
       [() => c.begin(tx), JSON.stringify({ op: 'begin', tx })],
       [() => c.commit(tx, snapshot), JSON.stringify({ op: 'commit', tx, snapshot })],
       [() => c.rollback(tx), JSON.stringify({ op: 'rollback', tx })],
-      [() => c.writeFile(tx, 'f', Readable.from([]), { hash: '00', size: 0 }), JSON.stringify({ op: 'writeFile', tx, path: 'f', expected: { hash: '00', size: 0 } })],
+      [
+        () => c.writeFile(tx, 'f', Readable.from([]), { hash: '00', size: 0 }),
+        JSON.stringify({ op: 'writeFile', tx, path: 'f', expected: { hash: '00', size: 0 } }),
+      ],
       [() => c.writeLink(tx, 'l', 'f'), JSON.stringify({ op: 'writeLink', tx, path: 'l', target: 'f' })],
       [() => c.deleteFile(tx, 'f'), JSON.stringify({ op: 'deleteFile', tx, path: 'f' })],
       [() => c.listSnapshots(), '{"op":"listSnapshots"}'],
@@ -74,7 +144,8 @@ class Raw {
     void server.serve(this.input, this.output);
     this.done = (async () => {
       for await (const f of readFrames(this.output)) {
-        if (f.kind === FrameKind.RESPONSE) this.waiters.get(f.id)?.(JSON.parse(f.payload.toString('utf8')) as { ok: boolean });
+        if (f.kind === FrameKind.RESPONSE)
+          this.waiters.get(f.id)?.(JSON.parse(f.payload.toString('utf8')) as { ok: boolean });
       }
     })();
   }
@@ -137,13 +208,33 @@ describe('agent target flags: one table for the CLI that writes them and the age
   it('writes the flags older agents read', () => {
     expect(agentTargetArgv({ type: 'posix', root: '/srv/dsg' })).toEqual(['--type', 'posix', '--root', '/srv/dsg']);
     expect(agentTargetArgv({ type: 'xfs', root: '/srv/x' })).toEqual(['--type', 'xfs', '--root', '/srv/x']);
-    expect(agentTargetArgv({ type: 'zfs', pool: 'tank/dsg', mountpoint: '/var/repos/dsg' })).toEqual(['--type', 'zfs', '--pool', 'tank/dsg', '--mountpoint', '/var/repos/dsg']);
-    expect(agentTargetArgv({ type: 'zfs', pool: 'tank/dsg', mountpoint: '/m', sudo: true })).toEqual(['--type', 'zfs', '--pool', 'tank/dsg', '--mountpoint', '/m', '--sudo']);
+    expect(agentTargetArgv({ type: 'zfs', pool: 'tank/dsg', mountpoint: '/var/repos/dsg' })).toEqual([
+      '--type',
+      'zfs',
+      '--pool',
+      'tank/dsg',
+      '--mountpoint',
+      '/var/repos/dsg',
+    ]);
+    expect(agentTargetArgv({ type: 'zfs', pool: 'tank/dsg', mountpoint: '/m', sudo: true })).toEqual([
+      '--type',
+      'zfs',
+      '--pool',
+      'tank/dsg',
+      '--mountpoint',
+      '/m',
+      '--sudo',
+    ]);
   });
 
   it('reads back what it wrote', () => {
     expect(agentTargetOf({ type: 'xfs', root: '/srv/x', sudo: false })).toEqual({ type: 'xfs', root: '/srv/x' });
-    expect(agentTargetOf({ type: 'zfs', pool: 'p', mountpoint: '/m', sudo: true })).toEqual({ type: 'zfs', pool: 'p', mountpoint: '/m', sudo: true });
+    expect(agentTargetOf({ type: 'zfs', pool: 'p', mountpoint: '/m', sudo: true })).toEqual({
+      type: 'zfs',
+      pool: 'p',
+      mountpoint: '/m',
+      sudo: true,
+    });
     expect(agentTargetOf({ type: 'zfs' })).toEqual({ type: 'zfs', pool: '', mountpoint: '', sudo: false });
   });
 });

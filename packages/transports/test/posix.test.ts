@@ -38,7 +38,13 @@ function transport(): LocalTransport {
   made.push(t);
   return t;
 }
-const snap = (id: string) => ({ snapshotId: id, message: 'm', manifestHash: 'h', user: 'alice', createdAt: new Date().toISOString() });
+const snap = (id: string) => ({
+  snapshotId: id,
+  message: 'm',
+  manifestHash: 'h',
+  user: 'alice',
+  createdAt: new Date().toISOString(),
+});
 
 describe('agent protocol over the real PosixRemoteFilesystem', () => {
   it('init and sync transactions, links, deletes, old snapshots', async () => {

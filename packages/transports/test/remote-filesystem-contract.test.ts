@@ -14,7 +14,11 @@ import { FakeRemoteFilesystem, testHasher } from './fake-fs.js';
 import { hashOf, holder, tempDir } from './helpers.js';
 
 /** A locked AgentClient session on repository `repo` of host, as the CLI opens one. */
-async function overAgent(host: RepositoryHost, residue: () => Promise<string[]>, o: { concurrentTransactions: boolean; cleanup(): Promise<void> }): Promise<RemoteFilesystemFixture> {
+async function overAgent(
+  host: RepositoryHost,
+  residue: () => Promise<string[]>,
+  o: { concurrentTransactions: boolean; cleanup(): Promise<void> },
+): Promise<RemoteFilesystemFixture> {
   const server = new AgentServer({ host, hasher: testHasher, log: () => {} });
   const transport = new LocalTransport({ mode: 'in-process', server });
   const client = await openRemote(transport, 'repo');
@@ -39,7 +43,10 @@ remoteFilesystemContract('AgentClient → PosixRemoteFilesystem', async () => {
   const root = join(tmp.dir, 'repos');
   await mkdir(root);
   // the lock file lives in the repository directory, and stays put during a test
-  return overAgent(posixHost({ root, hasher: testHasher }), () => treeLines(root), { concurrentTransactions: true, cleanup: () => tmp.remove() });
+  return overAgent(posixHost({ root, hasher: testHasher }), () => treeLines(root), {
+    concurrentTransactions: true,
+    cleanup: () => tmp.remove(),
+  });
 });
 
 const zfs = requireZfs();
@@ -54,7 +61,7 @@ describe.skipIf(!zfs)('over the real pool', () => {
   });
 });
 
-remoteFilesystemContract('FakeRemoteFilesystem (the protocol tests\' fake)', async () => {
+remoteFilesystemContract("FakeRemoteFilesystem (the protocol tests' fake)", async () => {
   const tmp = await tempDir();
   return {
     fs: new FakeRemoteFilesystem(join(tmp.dir, 'repo'), { gates: true }),

@@ -28,7 +28,13 @@ function transport(server = fakeServer(tmp.dir, log).server): LocalTransport {
   return t;
 }
 
-const snap = (id: string) => ({ snapshotId: id, message: 'm', manifestHash: 'h', user: 'alice', createdAt: new Date().toISOString() });
+const snap = (id: string) => ({
+  snapshotId: id,
+  message: 'm',
+  manifestHash: 'h',
+  user: 'alice',
+  createdAt: new Date().toISOString(),
+});
 
 async function until(cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
@@ -73,7 +79,9 @@ describe('agent session over the in-process transport', () => {
     await c.lock(holder());
     const tx = newTransactionId();
     const { workPath } = await c.begin(tx);
-    await expect(c.writeFile(tx, 'f', bytes(Buffer.from('abc')), { hash: '0000000000000000' })).rejects.toBeInstanceOf(ValidationError);
+    await expect(c.writeFile(tx, 'f', bytes(Buffer.from('abc')), { hash: '0000000000000000' })).rejects.toBeInstanceOf(
+      ValidationError,
+    );
     expect(await readdir(workPath)).toEqual([]);
     // the session is still usable
     await c.rollback(tx);
@@ -125,7 +133,13 @@ describe('agent session over the in-process transport', () => {
     await b.lock(holder('bob@example.org'));
     await b.unlock();
     // a lock left by a process that is gone on this host is stale
-    await writeFile(join(tmp.dir, 'proj', 'lock'), JSON.stringify({ holder: { user: 'ghost', host: hostname(), pid: 2 ** 22 + 12345, since: 'x' }, agent: { host: hostname(), pid: 2 ** 22 + 12345, session: 'x' } }));
+    await writeFile(
+      join(tmp.dir, 'proj', 'lock'),
+      JSON.stringify({
+        holder: { user: 'ghost', host: hostname(), pid: 2 ** 22 + 12345, since: 'x' },
+        agent: { host: hostname(), pid: 2 ** 22 + 12345, session: 'x' },
+      }),
+    );
     await b.lock(holder('bob@example.org'));
     expect(JSON.parse(await readFile(join(tmp.dir, 'proj', 'lock'), 'utf8')).holder.user).toBe('bob@example.org');
   });
@@ -135,7 +149,10 @@ describe('agent session over the in-process transport', () => {
     const c = await openRemote(transport(server), 'proj');
     const lockFile = join(tmp.dir, 'proj', 'lock');
     await mkdir(join(tmp.dir, 'proj'), { recursive: true });
-    const foreign = { holder: { user: 'carol@example.org', host: 'elsewhere.example.org', pid: 1, since: '2026-01-01T00:00:00Z' }, agent: { host: 'elsewhere.example.org', pid: 1, session: 'x' } };
+    const foreign = {
+      holder: { user: 'carol@example.org', host: 'elsewhere.example.org', pid: 1, since: '2026-01-01T00:00:00Z' },
+      agent: { host: 'elsewhere.example.org', pid: 1, session: 'x' },
+    };
     await writeFile(lockFile, JSON.stringify(foreign));
     const err = await c.lock(holder()).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LockedError);
@@ -153,7 +170,10 @@ describe('agent session over the in-process transport', () => {
     const lockFile = join(tmp.dir, 'proj', 'lock');
     await mkdir(join(tmp.dir, 'proj'), { recursive: true });
     // a live process of this host (this test runner) that stopped refreshing long ago
-    const stopped = { holder: { user: 'dora@example.org', host: hostname(), pid: process.pid, since: '2026-01-01T00:00:00Z' }, agent: { host: hostname(), pid: process.pid, session: 'other' } };
+    const stopped = {
+      holder: { user: 'dora@example.org', host: hostname(), pid: process.pid, since: '2026-01-01T00:00:00Z' },
+      agent: { host: hostname(), pid: process.pid, session: 'other' },
+    };
     await writeFile(lockFile, JSON.stringify(stopped));
     const old = new Date(Date.now() - 60 * 60_000);
     await utimes(lockFile, old, old);
@@ -168,7 +188,9 @@ describe('agent session over the in-process transport', () => {
     await c.begin(tx);
     await c.writeFile(tx, 'input/a.csv', bytes(Buffer.from('a')), { hash: hashOf(Buffer.from('a')) });
     await writeFile(lockFile, JSON.stringify({ ...stopped, agent: { ...stopped.agent, session: 'the-new-holder' } }));
-    await expect(c.commit(tx, { snapshotId: 's1', message: 'm', manifestHash: 'h', user: 'u', createdAt: '2026-01-01T00:00:00Z' })).rejects.toMatchObject({ code: 'LOCK_LOST' });
+    await expect(
+      c.commit(tx, { snapshotId: 's1', message: 'm', manifestHash: 'h', user: 'u', createdAt: '2026-01-01T00:00:00Z' }),
+    ).rejects.toMatchObject({ code: 'LOCK_LOST' });
     expect(await c.listSnapshots()).toEqual([]);
     expect(JSON.parse(await readFile(lockFile, 'utf8')).agent.session).toBe('the-new-holder'); // left alone
   });
@@ -189,7 +211,9 @@ describe('agent session over the in-process transport', () => {
     const tx = newTransactionId();
     await expect(c.begin(tx)).rejects.toMatchObject({ code: 'NOT_LOCKED' });
     await c.lock(holder());
-    await expect(c.writeFile(tx, 'f', bytes(Buffer.from('a')), { hash: hashOf(Buffer.from('a')) })).rejects.toThrow(/not open in this session/);
+    await expect(c.writeFile(tx, 'f', bytes(Buffer.from('a')), { hash: hashOf(Buffer.from('a')) })).rejects.toThrow(
+      /not open in this session/,
+    );
   });
 });
 
@@ -217,7 +241,8 @@ describe('hostile requests', () => {
     }
     await expect(c.readSnapshotFile('../s1', 'a')).rejects.toBeInstanceOf(ValidationError);
     await expect(c.mountSnapshot('s1', '/tmp/x')).rejects.toBeInstanceOf(ValidationError);
-    for (const at of ['/', 'relative/s1', '/a/../b', '/a\0b']) await expect(c.unmountSnapshot(at)).rejects.toBeInstanceOf(ValidationError);
+    for (const at of ['/', 'relative/s1', '/a/../b', '/a\0b'])
+      await expect(c.unmountSnapshot(at)).rejects.toBeInstanceOf(ValidationError);
     expect(await readdir(work)).toEqual([]);
     for (const name of ['../x', '.hidden', 'a/b', '', 'x'.repeat(200)]) {
       const t2 = transport();
@@ -253,7 +278,10 @@ describe('hostile requests', () => {
       expect(existsSync(lockFile)).toBe(true);
       const pending = c.listSnapshots();
       c.rawWrite(raw);
-      const err = await pending.then(() => null, (e: unknown) => e);
+      const err = await pending.then(
+        () => null,
+        (e: unknown) => e,
+      );
       if (err) expect(err).toBeInstanceOf(TransportError);
       await c.closed;
       await expect(c.exists()).rejects.toBeInstanceOf(TransportError);
@@ -318,7 +346,13 @@ describe('recovery at open', () => {
     expect(repos.get('proj')!.recovered).toBe(1);
     // a lock held by the recovery probe makes a locker wait, not fail
     const lockFile = join(tmp.dir, 'proj', 'lock');
-    await writeFile(lockFile, JSON.stringify({ holder: { user: 'dsg-agent (recovery at open)', host: 'h', pid: 1, since: 'x' }, agent: { host: 'h', pid: 1, session: 's' } }));
+    await writeFile(
+      lockFile,
+      JSON.stringify({
+        holder: { user: 'dsg-agent (recovery at open)', host: 'h', pid: 1, since: 'x' },
+        agent: { host: 'h', pid: 1, session: 's' },
+      }),
+    );
     setTimeout(() => void import('node:fs/promises').then((f) => f.unlink(lockFile)), 500);
     await b.lock(holder('bob@example.org'));
     expect(JSON.parse(await readFile(lockFile, 'utf8')).holder.user).toBe('bob@example.org');

@@ -18,7 +18,8 @@ afterEach(async () => {
   await tmp.remove();
 });
 
-const resolve = (host: string, file: string) => resolveSshTarget({ host, sshConfigFile: file, knownHostsFile: '/dev/null' });
+const resolve = (host: string, file: string) =>
+  resolveSshTarget({ host, sshConfigFile: file, knownHostsFile: '/dev/null' });
 
 describe('ssh_config Include', () => {
   it('follows Include relative to ~/.ssh, with ~ and sorted globs; hidden files only when named', async () => {
@@ -26,17 +27,28 @@ describe('ssh_config Include', () => {
     const dotSsh = join(tmp.dir, '.ssh');
     await mkdir(join(dotSsh, 'config.d'), { recursive: true });
     await writeFile(join(dotSsh, 'config.d', '20-b.conf'), 'Host b\n  HostName b.example.org\n  Port 2202\n');
-    await writeFile(join(dotSsh, 'config.d', '10-a.conf'), 'Host b\n  HostName first-wins.example.org\nHost a\n  HostName a.example.org\n');
+    await writeFile(
+      join(dotSsh, 'config.d', '10-a.conf'),
+      'Host b\n  HostName first-wins.example.org\nHost a\n  HostName a.example.org\n',
+    );
     await writeFile(join(dotSsh, 'config.d', '.hidden.conf'), 'Host h\n  HostName hidden.example.org\n');
     await writeFile(join(dotSsh, 'extra'), 'Host x\n  User xuser\n');
     const file = join(dotSsh, 'config');
-    await writeFile(file, 'Include config.d/*.conf ~/.ssh/extra\nInclude config.d/missing-is-fine\n\nHost *\n  User everyone\n');
+    await writeFile(
+      file,
+      'Include config.d/*.conf ~/.ssh/extra\nInclude config.d/missing-is-fine\n\nHost *\n  User everyone\n',
+    );
     expect(resolve('a', file)).toMatchObject({ hostName: 'a.example.org', user: 'everyone' });
     expect(resolve('b', file)).toMatchObject({ hostName: 'first-wins.example.org', port: 2202 }); // 10-a before 20-b
     expect(resolve('x', file)).toMatchObject({ hostName: 'x', user: 'xuser' });
     expect(resolve('h', file).hostName).toBe('h');
-    expect(globFiles(join(dotSsh, 'config.d', '[12]0-?.conf')).map((f) => f.slice(dotSsh.length + 10))).toEqual(['10-a.conf', '20-b.conf']);
-    expect(globFiles(join(dotSsh, 'config.d', '[!1]0-*')).map((f) => f.slice(dotSsh.length + 10))).toEqual(['20-b.conf']);
+    expect(globFiles(join(dotSsh, 'config.d', '[12]0-?.conf')).map((f) => f.slice(dotSsh.length + 10))).toEqual([
+      '10-a.conf',
+      '20-b.conf',
+    ]);
+    expect(globFiles(join(dotSsh, 'config.d', '[!1]0-*')).map((f) => f.slice(dotSsh.length + 10))).toEqual([
+      '20-b.conf',
+    ]);
     expect(globFiles(join(dotSsh, 'config.d', '.*'))).toEqual([join(dotSsh, 'config.d', '.hidden.conf')]);
   });
 
@@ -56,7 +68,10 @@ describe('ssh_config Include', () => {
     await writeFile(inc, 'host jumpy\n  hostname 10.0.0.7\n  PROXYCOMMAND ssh -W "%h:%p" bastion # kept verbatim\n');
     const file = join(tmp.dir, 'config');
     await writeFile(file, `Include ${inc}\n`);
-    expect(resolve('jumpy', file)).toMatchObject({ hostName: '10.0.0.7', proxyCommand: 'ssh -W "%h:%p" bastion # kept verbatim' });
+    expect(resolve('jumpy', file)).toMatchObject({
+      hostName: '10.0.0.7',
+      proxyCommand: 'ssh -W "%h:%p" bastion # kept verbatim',
+    });
   });
 
   it('refuses a cycle and nesting deeper than OpenSSH allows, naming the files', async () => {
@@ -72,7 +87,11 @@ describe('ssh_config Include', () => {
     }
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).message).toBe(`ssh config Include cycle: ${a} → ${b} → ${a}`);
-    for (let i = 0; i <= MAX_INCLUDE_DEPTH + 1; i++) await writeFile(join(tmp.dir, `d${i}`), `Include ${join(tmp.dir, `d${i + 1}`)}\nHost d${i}\n  Port ${2000 + i}\n`);
+    for (let i = 0; i <= MAX_INCLUDE_DEPTH + 1; i++)
+      await writeFile(
+        join(tmp.dir, `d${i}`),
+        `Include ${join(tmp.dir, `d${i + 1}`)}\nHost d${i}\n  Port ${2000 + i}\n`,
+      );
     expect(() => resolve('x', join(tmp.dir, 'd0'))).toThrow(/nested more than 16 deep/);
     // exactly 16 levels below the top file are fine
     await writeFile(join(tmp.dir, `d${MAX_INCLUDE_DEPTH}`), `Host d${MAX_INCLUDE_DEPTH}\n  Port 2999\n`);

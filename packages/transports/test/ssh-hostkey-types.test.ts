@@ -17,7 +17,12 @@ describe('host key algorithm order', () => {
   it('puts the algorithms of the known key types first, each group in ssh2 order (as OpenSSH does)', () => {
     expect(orderHostKeyAlgorithms([])).toEqual(DEFAULT_HOST_KEY_ALGORITHMS);
     expect(orderHostKeyAlgorithms(['ecdsa-sha2-nistp256'])[0]).toBe('ecdsa-sha2-nistp256');
-    expect(orderHostKeyAlgorithms(['ssh-rsa', 'ecdsa-sha2-nistp384']).slice(0, 4)).toEqual(['ecdsa-sha2-nistp384', 'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa']);
+    expect(orderHostKeyAlgorithms(['ssh-rsa', 'ecdsa-sha2-nistp384']).slice(0, 4)).toEqual([
+      'ecdsa-sha2-nistp384',
+      'rsa-sha2-512',
+      'rsa-sha2-256',
+      'ssh-rsa',
+    ]);
     expect(orderHostKeyAlgorithms(['ssh-ed25519'])).toEqual(DEFAULT_HOST_KEY_ALGORITHMS);
     expect(orderHostKeyAlgorithms(['ssh-dss'])).toEqual(DEFAULT_HOST_KEY_ALGORITHMS); // never adds one ssh2 does not offer
     expect(keyTypeOfAlgorithm('rsa-sha2-512')).toBe('ssh-rsa');
@@ -98,7 +103,16 @@ describe.skipIf(!ssh || !existsSync(SSHD))('a server with two host key types', (
   }
 
   function transport(kh: string): SshTransport {
-    return new SshTransport({ host: '127.0.0.1', port, user: ssh!.user, identityFile: ssh!.key, knownHostsFile: kh, sshConfigFile: join(tmp.dir, 'none'), agentSocket: null, agentCommand: ['true'] });
+    return new SshTransport({
+      host: '127.0.0.1',
+      port,
+      user: ssh!.user,
+      identityFile: ssh!.key,
+      knownHostsFile: kh,
+      sshConfigFile: join(tmp.dir, 'none'),
+      agentSocket: null,
+      agentCommand: ['true'],
+    });
   }
 
   async function refusal(kh: string): Promise<TransportError> {

@@ -42,12 +42,18 @@ function alive(pid: number): boolean {
 describe('ProxyCommand tokens', () => {
   const t = { alias: 'a', hostName: 'h.example.org', port: 2222, user: 'ana', configFile: '/c' };
   it('expands %h %p %r %n %% and refuses other tokens and shell characters in the values', () => {
-    expect(expandProxyCommand({ ...t, proxyCommand: 'nc %h %p # %r %n 100%%' })).toBe('nc h.example.org 2222 # ana a 100%');
+    expect(expandProxyCommand({ ...t, proxyCommand: 'nc %h %p # %r %n 100%%' })).toBe(
+      'nc h.example.org 2222 # ana a 100%',
+    );
     expect(() => expandProxyCommand({ ...t, proxyCommand: 'nc %h %C' })).toThrow(/%C/);
-    expect(() => expandProxyCommand({ ...t, proxyCommand: 'nc %h %p', hostName: 'x;touch /tmp/p' })).toThrow(ConfigError);
+    expect(() => expandProxyCommand({ ...t, proxyCommand: 'nc %h %p', hostName: 'x;touch /tmp/p' })).toThrow(
+      ConfigError,
+    );
     expect(() => expandProxyCommand({ ...t, proxyCommand: 'nc %h %p', user: '$(id)' })).not.toThrow(); // %r not used
     expect(() => expandProxyCommand({ ...t, proxyCommand: 'nc %r', user: '$(id)' })).toThrow(/run by a shell/);
-    expect(() => expandProxyCommand({ ...t, proxyCommand: 'nc %h', hostName: '-oProxyCommand=x' })).toThrow(ConfigError);
+    expect(() => expandProxyCommand({ ...t, proxyCommand: 'nc %h', hostName: '-oProxyCommand=x' })).toThrow(
+      ConfigError,
+    );
   });
 });
 
@@ -69,7 +75,13 @@ describe.skipIf(!ssh)('ProxyCommand against the real sshd', () => {
   it('a failing ProxyCommand is an error with its stderr — never a direct connection, though the host is reachable', async () => {
     const file = join(tmp.dir, 'config');
     await writeFile(file, config(`  ProxyCommand sh -c 'echo "no route to %h via bastion" >&2; exit 3'\n`));
-    const t = new SshTransport({ host: 'via-proxy', sshConfigFile: file, agentSocket: null, agentCommand: cmd, connectTimeoutMs: 60_000 });
+    const t = new SshTransport({
+      host: 'via-proxy',
+      sshConfigFile: file,
+      agentSocket: null,
+      agentCommand: cmd,
+      connectTimeoutMs: 60_000,
+    });
     const err = (await t.begin().catch((e: unknown) => e)) as TransportError;
     expect(err).toBeInstanceOf(TransportError);
     expect(err.message).toContain('through its ProxyCommand');
@@ -86,7 +98,9 @@ describe.skipIf(!ssh)('ProxyCommand against the real sshd', () => {
     await direct.begin();
     await direct.end();
     await writeFile(file, config('  ProxyJump bastion\n  ProxyCommand nc %h %p\n'));
-    expect(() => resolveSshTarget({ host: 'via-proxy', sshConfigFile: file })).toThrow(/both ProxyCommand and ProxyJump/);
+    expect(() => resolveSshTarget({ host: 'via-proxy', sshConfigFile: file })).toThrow(
+      /both ProxyCommand and ProxyJump/,
+    );
     await writeFile(file, config('  ProxyCommand nc %h %p\n  ProxyUseFdpass yes\n'));
     expect(() => resolveSshTarget({ host: 'via-proxy', sshConfigFile: file })).toThrow(/ProxyUseFdpass/);
   });
@@ -95,7 +109,10 @@ describe.skipIf(!ssh)('ProxyCommand against the real sshd', () => {
     const marker = join(tmp.dir, 'proxy.json');
     const file = join(tmp.dir, 'config');
     const common = `  HostName ${ssh!.host}\n  Port ${ssh!.port}\n  User ${ssh!.user}\n  IdentityFile ${ssh!.key}\n  IdentitiesOnly yes\n  UserKnownHostsFile ${ssh!.knownHosts}\n`;
-    await writeFile(file, `Host bastion\n${common}  ProxyCommand ${relay(marker, '%h %p')}\nHost behind\n${common}  ProxyJump bastion\n`);
+    await writeFile(
+      file,
+      `Host bastion\n${common}  ProxyCommand ${relay(marker, '%h %p')}\nHost behind\n${common}  ProxyJump bastion\n`,
+    );
     const t = new SshTransport({ host: 'behind', sshConfigFile: file, agentSocket: null, agentCommand: cmd });
     await t.begin();
     expect(t.hops).toBe(1);
@@ -106,12 +123,18 @@ describe.skipIf(!ssh)('ProxyCommand against the real sshd', () => {
   it("a jump host's own ProxyJump is followed, and a loop of them is refused", async () => {
     const file = join(tmp.dir, 'config');
     const common = `  HostName ${ssh!.host}\n  Port ${ssh!.port}\n  User ${ssh!.user}\n  IdentityFile ${ssh!.key}\n  IdentitiesOnly yes\n  UserKnownHostsFile ${ssh!.knownHosts}\n`;
-    await writeFile(file, `Host outer\n${common}\nHost inner\n${common}  ProxyJump outer\nHost behind\n${common}  ProxyJump inner\n`);
+    await writeFile(
+      file,
+      `Host outer\n${common}\nHost inner\n${common}  ProxyJump outer\nHost behind\n${common}  ProxyJump inner\n`,
+    );
     const t = new SshTransport({ host: 'behind', sshConfigFile: file, agentSocket: null, agentCommand: cmd });
     await t.begin();
     expect(t.hops).toBe(2);
     await t.end();
-    await writeFile(file, `Host a\n  HostName 10.255.255.1\n  ProxyJump b\nHost b\n  HostName 10.255.255.2\n  ProxyJump a\nHost behind\n  ProxyJump a\n`);
+    await writeFile(
+      file,
+      `Host a\n  HostName 10.255.255.1\n  ProxyJump b\nHost b\n  HostName 10.255.255.2\n  ProxyJump a\nHost behind\n  ProxyJump a\n`,
+    );
     const loop = new SshTransport({ host: 'behind', sshConfigFile: file, agentSocket: null, agentCommand: cmd });
     await expect(loop.begin()).rejects.toThrow(/leads back to itself/);
   });

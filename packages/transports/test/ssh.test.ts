@@ -5,7 +5,15 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TransportError } from '@dsg/contracts';
 import { requireSsh, testenvDir } from '@dsg/testenv';
-import { SshTransport, fingerprint, hostsFieldMatches, knownHostName, quoteShellArg, resolveSshTarget, shellCommand } from '../src/index.js';
+import {
+  SshTransport,
+  fingerprint,
+  hostsFieldMatches,
+  knownHostName,
+  quoteShellArg,
+  resolveSshTarget,
+  shellCommand,
+} from '../src/index.js';
 import { tempDir } from './helpers.js';
 
 const ssh = requireSsh();
@@ -57,8 +65,19 @@ describe.skipIf(!ssh)('SshTransport against the real sshd', () => {
       `Host dsg-test-alias\n  HostName ${ssh!.host}\n  Port ${ssh!.port}\n  User ${ssh!.user}\n  IdentityFile ${ssh!.key}\n  IdentitiesOnly yes\n\nHost *\n  Port 1\n`,
     );
     const target = resolveSshTarget({ host: 'dsg-test-alias', sshConfigFile: config, knownHostsFile: ssh!.knownHosts });
-    expect(target).toMatchObject({ hostName: ssh!.host, port: ssh!.port, user: ssh!.user, identityFiles: [ssh!.key], identitiesOnly: true });
-    const t = new SshTransport({ host: 'dsg-test-alias', sshConfigFile: config, knownHostsFile: ssh!.knownHosts, agentCommand: cmd });
+    expect(target).toMatchObject({
+      hostName: ssh!.host,
+      port: ssh!.port,
+      user: ssh!.user,
+      identityFiles: [ssh!.key],
+      identitiesOnly: true,
+    });
+    const t = new SshTransport({
+      host: 'dsg-test-alias',
+      sshConfigFile: config,
+      knownHostsFile: ssh!.knownHosts,
+      agentCommand: cmd,
+    });
     await t.begin();
     await t.begin(); // idempotent
     expect(t.channel().input).toBeDefined();
@@ -69,8 +88,20 @@ describe.skipIf(!ssh)('SshTransport against the real sshd', () => {
   it('accepts a hashed known_hosts entry', async () => {
     const kh = join(tmp.dir, 'known_hosts');
     const salt = Buffer.from('saltsaltsaltsaltsalt');
-    await writeFile(kh, `|1|${salt.toString('base64')}|${require_hmac(salt, `[${ssh!.host}]:${ssh!.port}`)} ${hostKey().line}\n`);
-    const t = new SshTransport({ host: ssh!.host, port: ssh!.port, user: ssh!.user, identityFile: ssh!.key, knownHostsFile: kh, sshConfigFile: join(tmp.dir, 'none'), agentSocket: null, agentCommand: cmd });
+    await writeFile(
+      kh,
+      `|1|${salt.toString('base64')}|${require_hmac(salt, `[${ssh!.host}]:${ssh!.port}`)} ${hostKey().line}\n`,
+    );
+    const t = new SshTransport({
+      host: ssh!.host,
+      port: ssh!.port,
+      user: ssh!.user,
+      identityFile: ssh!.key,
+      knownHostsFile: kh,
+      sshConfigFile: join(tmp.dir, 'none'),
+      agentSocket: null,
+      agentCommand: cmd,
+    });
     await t.begin();
     await t.end();
   });
@@ -78,7 +109,16 @@ describe.skipIf(!ssh)('SshTransport against the real sshd', () => {
   it('refuses an unknown host with the fingerprint and the ssh-keyscan hint', async () => {
     const kh = join(tmp.dir, 'known_hosts');
     await writeFile(kh, `other.example.org ${hostKey().line}\n`);
-    const t = new SshTransport({ host: ssh!.host, port: ssh!.port, user: ssh!.user, identityFile: ssh!.key, knownHostsFile: kh, sshConfigFile: join(tmp.dir, 'none'), agentSocket: null, agentCommand: cmd });
+    const t = new SshTransport({
+      host: ssh!.host,
+      port: ssh!.port,
+      user: ssh!.user,
+      identityFile: ssh!.key,
+      knownHostsFile: kh,
+      sshConfigFile: join(tmp.dir, 'none'),
+      agentSocket: null,
+      agentCommand: cmd,
+    });
     const err = (await t.begin().catch((e: unknown) => e)) as TransportError;
     expect(err).toBeInstanceOf(TransportError);
     expect(err.message).toContain('is not known');
@@ -94,7 +134,16 @@ describe.skipIf(!ssh)('SshTransport against the real sshd', () => {
     const other = Buffer.from(hostKey().blob);
     other[other.length - 1] = other[other.length - 1]! ^ 0xff;
     await writeFile(kh, `[${ssh!.host}]:${ssh!.port} ${hostKey().type} ${other.toString('base64')}\n`);
-    const t = new SshTransport({ host: ssh!.host, port: ssh!.port, user: ssh!.user, identityFile: ssh!.key, knownHostsFile: kh, sshConfigFile: join(tmp.dir, 'none'), agentSocket: null, agentCommand: cmd });
+    const t = new SshTransport({
+      host: ssh!.host,
+      port: ssh!.port,
+      user: ssh!.user,
+      identityFile: ssh!.key,
+      knownHostsFile: kh,
+      sshConfigFile: join(tmp.dir, 'none'),
+      agentSocket: null,
+      agentCommand: cmd,
+    });
     const err = (await t.begin().catch((e: unknown) => e)) as TransportError;
     expect(err).toBeInstanceOf(TransportError);
     expect(err.message).toContain('HOST KEY CHANGED');
@@ -104,7 +153,17 @@ describe.skipIf(!ssh)('SshTransport against the real sshd', () => {
   });
 
   it('a refused port surfaces as TransportError, not a hang', async () => {
-    const t = new SshTransport({ host: '127.0.0.1', port: 1, user: 'x', identityFile: ssh!.key, knownHostsFile: ssh!.knownHosts, sshConfigFile: join(tmp.dir, 'none'), agentSocket: null, agentCommand: cmd, connectTimeoutMs: 5000 });
+    const t = new SshTransport({
+      host: '127.0.0.1',
+      port: 1,
+      user: 'x',
+      identityFile: ssh!.key,
+      knownHostsFile: ssh!.knownHosts,
+      sshConfigFile: join(tmp.dir, 'none'),
+      agentSocket: null,
+      agentCommand: cmd,
+      connectTimeoutMs: 5000,
+    });
     await expect(t.begin()).rejects.toBeInstanceOf(TransportError);
   });
 
@@ -124,7 +183,10 @@ describe.skipIf(!ssh)('SshTransport against the real sshd', () => {
     const config = join(tmp.dir, 'config');
     const kh = join(tmp.dir, 'empty_known_hosts');
     await writeFile(kh, '');
-    await writeFile(config, `Host bastion\n  HostName ${ssh!.host}\n  Port ${ssh!.port}\n  User ${ssh!.user}\n  IdentityFile ${ssh!.key}\n  IdentitiesOnly yes\n  UserKnownHostsFile ${kh}\nHost behind\n  HostName 10.255.255.1\n  ProxyJump bastion\n`);
+    await writeFile(
+      config,
+      `Host bastion\n  HostName ${ssh!.host}\n  Port ${ssh!.port}\n  User ${ssh!.user}\n  IdentityFile ${ssh!.key}\n  IdentitiesOnly yes\n  UserKnownHostsFile ${kh}\nHost behind\n  HostName 10.255.255.1\n  ProxyJump bastion\n`,
+    );
     const t = new SshTransport({ host: 'behind', sshConfigFile: config, agentCommand: cmd });
     await expect(t.begin()).rejects.toThrow(/is not known/);
   });
@@ -142,7 +204,9 @@ describe.skipIf(!ssh)('SshTransport against the real sshd', () => {
     });
     await t.begin();
     const ch = t.channel();
-    const pid = await new Promise<number>((resolve) => ch.input.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+    const pid = await new Promise<number>((resolve) =>
+      ch.input.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))),
+    );
     const gone = new Promise<void>((r) => ch.input.once('close', () => r()));
     ch.input.on('error', () => {});
     // the sshd processes serving this one connection: between the listener and the shell

@@ -49,7 +49,13 @@ export async function prepareWrite(root: string, rel: string, created: string[])
  * clone anyway — a per-file fsync would only force a ZIL commit each.
  * Always closes the descriptor.
  */
-export async function streamPrepared(w: PreparedWrite, rel: string, data: ByteStream, expected: ExpectedFile, hasher: HasherFactory): Promise<{ size: number }> {
+export async function streamPrepared(
+  w: PreparedWrite,
+  rel: string,
+  data: ByteStream,
+  expected: ExpectedFile,
+  hasher: HasherFactory,
+): Promise<{ size: number }> {
   try {
     return { size: await streamVerified(w.fh, rel, data, expected, hasher) };
   } finally {
@@ -95,7 +101,8 @@ export async function deleteInside(root: string, rel: string): Promise<void> {
   const full = await resolveBeneath(root, rel);
   try {
     const st = await lstat(full);
-    if (st.isDirectory()) throw new ValidationError(`refused to delete ${JSON.stringify(rel)}: a directory`, { path: rel });
+    if (st.isDirectory())
+      throw new ValidationError(`refused to delete ${JSON.stringify(rel)}: a directory`, { path: rel });
     await unlink(full);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;

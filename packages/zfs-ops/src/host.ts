@@ -50,12 +50,18 @@ export function zfsLockFileName(name: string): string {
 export function zfsHost(o: ZfsHostOptions): ZfsHost {
   assertDatasetName(o.parent);
   if (!o.mountpoint || !path.isAbsolute(o.mountpoint)) {
-    throw new DsgError('ZFS_CONFIG', `mountpoint must be absolute: ${JSON.stringify(String(o.mountpoint))}`, { recoveryHint: 'Pass the directory where the parent dataset is mounted.' });
+    throw new DsgError('ZFS_CONFIG', `mountpoint must be absolute: ${JSON.stringify(String(o.mountpoint))}`, {
+      recoveryHint: 'Pass the directory where the parent dataset is mounted.',
+    });
   }
   const parent = o.parent;
   const mountpoint = path.resolve(o.mountpoint);
   const zfs = new Zfs({ ...(o.runner ? { runner: o.runner } : {}), ...(o.retry ? { retry: o.retry } : {}) });
-  const extra = { ...(o.runner ? { runner: o.runner } : {}), ...(o.retry ? { retry: o.retry } : {}), ...(o.log ? { log: o.log } : {}) };
+  const extra = {
+    ...(o.runner ? { runner: o.runner } : {}),
+    ...(o.retry ? { retry: o.retry } : {}),
+    ...(o.log ? { log: o.log } : {}),
+  };
 
   const lockDir = async (): Promise<string> => {
     let reported: string;

@@ -40,8 +40,6 @@ export type Metadata = Record<string, unknown>;
 
 const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
-
-
 /**
  * A JSON file of the tree, opened: never through a symlink (no parent may
  * be one, the file is opened O_NOFOLLOW), regular files only. null when it
@@ -82,7 +80,8 @@ async function parseJson(fh: FileHandle): Promise<unknown> {
 
 function layoutError(why: string): DsgError {
   return new DsgError('CORRUPT', `repository layout damaged: ${why}`, {
-    recoveryHint: 'Inspect the repository by hand: its dataset root is the current tree, with .dsg/last-sync.json inside.',
+    recoveryHint:
+      'Inspect the repository by hand: its dataset root is the current tree, with .dsg/last-sync.json inside.',
   });
 }
 
@@ -135,7 +134,6 @@ export async function readSyncMessages(root: string): Promise<Map<number, Metada
   }
   return out;
 }
-
 
 /** A snapshot of a legacy repository's history that has no ZFS snapshot: a clear not-found, never a crash. */
 export function noZfsSnapshot(snapshotId: string, dataset: string, more?: string): NotFoundError {

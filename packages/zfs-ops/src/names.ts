@@ -11,9 +11,13 @@ const MAX_NAME = 255;
 
 function refuse(what: string, name: string, why: string): never {
   const shown = JSON.stringify(name.length > 100 ? name.slice(0, 100) + '…' : name);
-  throw new ValidationError(`refused ${what} name ${shown}: ${why}`, { field: what, path: name.slice(0, 300) }, {
-    recoveryHint: 'Use letters, digits, "_", "-", "." and ":" only, each component starting with a letter or digit.',
-  });
+  throw new ValidationError(
+    `refused ${what} name ${shown}: ${why}`,
+    { field: what, path: name.slice(0, 300) },
+    {
+      recoveryHint: 'Use letters, digits, "_", "-", "." and ":" only, each component starting with a letter or digit.',
+    },
+  );
 }
 
 export function assertDatasetName(name: string): void {
@@ -42,7 +46,18 @@ export function assertZfsObjectName(name: string): void {
 }
 
 /** Native properties this package reads or sets; user properties must contain ':'. */
-const NATIVE = new Set(['name', 'type', 'origin', 'mounted', 'mountpoint', 'creation', 'readonly', 'canmount', 'used', 'available']);
+const NATIVE = new Set([
+  'name',
+  'type',
+  'origin',
+  'mounted',
+  'mountpoint',
+  'creation',
+  'readonly',
+  'canmount',
+  'used',
+  'available',
+]);
 const USER_PROP = /^[a-z0-9][a-z0-9_.-]*:[a-z0-9_.:-]+$/;
 
 export function assertPropertyName(p: string): void {
@@ -71,7 +86,11 @@ export function isRepositoryName(name: string): boolean {
 
 export function assertRepositoryName(name: string): void {
   if (!isRepositoryName(name)) {
-    refuse('repository', String(name), 'must be 1-100 of [A-Za-z0-9_.-], start with a letter or digit, and not contain ".." or -init-/-sync-/-old-/-view-');
+    refuse(
+      'repository',
+      String(name),
+      'must be 1-100 of [A-Za-z0-9_.-], start with a letter or digit, and not contain ".." or -init-/-sync-/-old-/-view-',
+    );
   }
 }
 

@@ -12,7 +12,13 @@ import {
   type TransactionPattern,
 } from '@dsg/contracts';
 import { readHead, snapshotNumber, type Layout, type Metadata } from './layout.js';
-import { assertDatasetName, assertRepositoryName, assertSnapshotId, decodePropValue, encodePropValue } from './names.js';
+import {
+  assertDatasetName,
+  assertRepositoryName,
+  assertSnapshotId,
+  decodePropValue,
+  encodePropValue,
+} from './names.js';
 import type { MountInfo, Zfs } from './zfs.js';
 
 /** User properties this package writes. Temp objects carry TX; PHASE and PENDING make crash recovery possible. */
@@ -133,7 +139,10 @@ export class ZfsOperations {
   constructor(o: { parent: string; repo: string; mountpoint: string; zfs: Zfs; log?: Logger }) {
     assertDatasetName(o.parent);
     assertRepositoryName(o.repo);
-    if (!path.isAbsolute(o.mountpoint)) throw new DsgError('ZFS_CONFIG', `mountpoint must be absolute: ${o.mountpoint}`, { recoveryHint: 'Pass the directory where the parent dataset is mounted.' });
+    if (!path.isAbsolute(o.mountpoint))
+      throw new DsgError('ZFS_CONFIG', `mountpoint must be absolute: ${o.mountpoint}`, {
+        recoveryHint: 'Pass the directory where the parent dataset is mounted.',
+      });
     this.parent = o.parent;
     this.repo = o.repo;
     this.mountpoint = path.resolve(o.mountpoint);
@@ -183,9 +192,13 @@ export class ZfsOperations {
   }
 
   private notMounted(m: MountInfo): DsgError {
-    return new DsgError('ZFS_NOT_MOUNTED', `${this.dataset} is not mounted (mountpoint=${m.mountpoint}, mounted=${m.mounted ? 'yes' : 'no'}): its tree, and the head in its .dsg/last-sync.json, cannot be read`, {
-      recoveryHint: `Mount it (zfs mount ${this.dataset}); dsg needs a mountpoint that is a path. A dsg commit interrupted half-way is finished by recovery (dsg clean).`,
-    });
+    return new DsgError(
+      'ZFS_NOT_MOUNTED',
+      `${this.dataset} is not mounted (mountpoint=${m.mountpoint}, mounted=${m.mounted ? 'yes' : 'no'}): its tree, and the head in its .dsg/last-sync.json, cannot be read`,
+      {
+        recoveryHint: `Mount it (zfs mount ${this.dataset}); dsg needs a mountpoint that is a path. A dsg commit interrupted half-way is finished by recovery (dsg clean).`,
+      },
+    );
   }
 
   /**
@@ -197,7 +210,9 @@ export class ZfsOperations {
   async inspect(): Promise<RepositoryState | null> {
     const m = await this.liveMount();
     if (!m) return null;
-    const props = await this.zfs.getProps([this.dataset], ['creation', PROP.message, PROP.manifestHash, PROP.user], { depth: 1 });
+    const props = await this.zfs.getProps([this.dataset], ['creation', PROP.message, PROP.manifestHash, PROP.user], {
+      depth: 1,
+    });
     const snapshots = new Map<number, Map<string, string>>();
     const prefix = `${this.dataset}@`;
     for (const [name, p] of props) {
@@ -249,7 +264,9 @@ export class ZfsOperations {
   /** Transaction ids with leftovers: temp siblings, @sync-temp- snapshots, a live dataset still marked dsg:tx. */
   private txsIn(objs: Obj[]): string[] {
     const d = this.dataset;
-    const re = new RegExp(`^${escapeRegExp(d)}(?:-(?:init|sync|old)-([^@/]+)(?:@.*)?|@sync-temp-([^@/]+)|-sync-[^@/]+@sync-temp-([^@/]+))$`);
+    const re = new RegExp(
+      `^${escapeRegExp(d)}(?:-(?:init|sync|old)-([^@/]+)(?:@.*)?|@sync-temp-([^@/]+)|-sync-[^@/]+@sync-temp-([^@/]+))$`,
+    );
     const txs = new Set<string>();
     for (const o of objs) {
       const m = re.exec(o.name);
@@ -265,9 +282,13 @@ export class ZfsOperations {
     const pattern = await this.detect();
     const orphans = this.txsIn(await this.scan()).filter((t) => t !== tx);
     if (orphans.length) {
-      throw new DsgError('ZFS_ORPHANS', `repository ${this.dataset} has leftovers of interrupted transaction(s) ${orphans.join(', ')}`, {
-        recoveryHint: 'Run recovery first (dsg clean / ZfsRemoteFilesystem.recover()), then retry.',
-      });
+      throw new DsgError(
+        'ZFS_ORPHANS',
+        `repository ${this.dataset} has leftovers of interrupted transaction(s) ${orphans.join(', ')}`,
+        {
+          recoveryHint: 'Run recovery first (dsg clean / ZfsRemoteFilesystem.recover()), then retry.',
+        },
+      );
     }
     let legacyHead: Active['legacyHead'];
     if (pattern === 'sync') {
@@ -303,18 +324,29 @@ export class ZfsOperations {
     }
     if (!mp?.mounted || !path.isAbsolute(mp.mountpoint)) {
       await this.rollback(tx);
-      throw new DsgError('ZFS_CONFIG', `${work} is not mounted at a path (mountpoint=${mp?.mountpoint ?? '?'}, mounted=${mp?.mounted ? 'yes' : 'no'})`, {
-        recoveryHint: `Give ${this.parent} a mountpoint its children inherit (zfs get mountpoint ${this.parent}), and keep them on inherited mountpoints (zfs inherit mountpoint).`,
-      });
+      throw new DsgError(
+        'ZFS_CONFIG',
+        `${work} is not mounted at a path (mountpoint=${mp?.mountpoint ?? '?'}, mounted=${mp?.mounted ? 'yes' : 'no'})`,
+        {
+          recoveryHint: `Give ${this.parent} a mountpoint its children inherit (zfs get mountpoint ${this.parent}), and keep them on inherited mountpoints (zfs inherit mountpoint).`,
+        },
+      );
     }
     const workPath = mp.mountpoint;
-    if (workPath !== this.pathOf(work)) this.log('info', `${work} is mounted at ${workPath}, not below the configured ${this.mountpoint}: using what ZFS says`);
+    if (workPath !== this.pathOf(work))
+      this.log(
+        'info',
+        `${work} is mounted at ${workPath}, not below the configured ${this.mountpoint}: using what ZFS says`,
+      );
     if (pattern === 'init' && this.zfs.runner.prepareWorkPath) {
       try {
         await this.zfs.runner.prepareWorkPath(workPath);
       } catch (e) {
         await this.rollback(tx);
-        throw new DsgError('ZFS_PERMISSION', errText(e), { recoveryHint: 'Allow the agent user passwordless `sudo -n chown` of new repository datasets (see the dsg README), or run it as root.' });
+        throw new DsgError('ZFS_PERMISSION', errText(e), {
+          recoveryHint:
+            'Allow the agent user passwordless `sudo -n chown` of new repository datasets (see the dsg README), or run it as root.',
+        });
       }
     }
     this.active.set(tx, { pattern, workPath, ...(legacyHead ? { legacyHead } : {}) });
@@ -333,15 +365,23 @@ export class ZfsOperations {
       .map((r) => r['name'] ?? '')
       .filter((name) => name.startsWith(`${d}/`));
     if (children.length) {
-      throw new DsgError('ZFS_CHILD_DATASETS', `${d} has child datasets (${children.slice(0, 5).join(', ')}${children.length > 5 ? ', …' : ''}): a sync replaces ${d} by a clone, which would not keep them`, {
-        recoveryHint: `Move them out of ${d} (zfs rename) before syncing.`,
-      });
+      throw new DsgError(
+        'ZFS_CHILD_DATASETS',
+        `${d} has child datasets (${children.slice(0, 5).join(', ')}${children.length > 5 ? ', …' : ''}): a sync replaces ${d} by a clone, which would not keep them`,
+        {
+          recoveryHint: `Move them out of ${d} (zfs rename) before syncing.`,
+        },
+      );
     }
     const m = await this.zfs.mountInfo(d);
     if (!path.isAbsolute(m.mountpoint)) {
-      throw new DsgError('ZFS_CONFIG', `${d} has mountpoint=${m.mountpoint}: dsg syncs only a dataset ZFS mounts at a path`, {
-        recoveryHint: `Set a mountpoint (zfs set mountpoint=/path ${d}) or inherit one (zfs inherit mountpoint ${d}).`,
-      });
+      throw new DsgError(
+        'ZFS_CONFIG',
+        `${d} has mountpoint=${m.mountpoint}: dsg syncs only a dataset ZFS mounts at a path`,
+        {
+          recoveryHint: `Set a mountpoint (zfs set mountpoint=/path ${d}) or inherit one (zfs inherit mountpoint ${d}).`,
+        },
+      );
     }
   }
 
@@ -352,25 +392,41 @@ export class ZfsOperations {
    * next one, the live head is still the one the clone was made from, and
    * the work area's `.dsg/last-sync.json` names the new snapshot.
    */
-  private async checkLegacyCommit(tx: string, a: Active & { legacyHead: { id: string; n: number } }, info: SnapshotInfo): Promise<void> {
+  private async checkLegacyCommit(
+    tx: string,
+    a: Active & { legacyHead: { id: string; n: number } },
+    info: SnapshotInfo,
+  ): Promise<void> {
     const want = assertSnapshotId(info.snapshotId);
     if (want !== a.legacyHead.n + 1) {
-      throw new DsgError('ZFS_NOT_NEXT', `snapshot ${info.snapshotId} is not the next one after the head ${a.legacyHead.id} of ${this.dataset}`, {
-        recoveryHint: 'Pull the latest snapshot and sync again.',
-      });
+      throw new DsgError(
+        'ZFS_NOT_NEXT',
+        `snapshot ${info.snapshotId} is not the next one after the head ${a.legacyHead.id} of ${this.dataset}`,
+        {
+          recoveryHint: 'Pull the latest snapshot and sync again.',
+        },
+      );
     }
     const live = await this.liveDir();
     const now = live ? await readHead(live) : null;
     if (now?.id !== a.legacyHead.id) {
-      throw new DsgError('ZFS_HEAD_MOVED', `the head of ${this.dataset} moved from ${a.legacyHead.id} to ${now?.id ?? 'nothing'} since transaction ${tx} began (HRDAG/dsg syncs without dsg's lock)`, {
-        recoveryHint: 'Pull the latest snapshot and sync again.',
-      });
+      throw new DsgError(
+        'ZFS_HEAD_MOVED',
+        `the head of ${this.dataset} moved from ${a.legacyHead.id} to ${now?.id ?? 'nothing'} since transaction ${tx} began (HRDAG/dsg syncs without dsg's lock)`,
+        {
+          recoveryHint: 'Pull the latest snapshot and sync again.',
+        },
+      );
     }
     const staged = await readHead(a.workPath);
     if (staged?.id !== info.snapshotId) {
-      throw new DsgError('ZFS_LEGACY_MANIFEST', `the work area's .dsg/last-sync.json names ${staged ? staged.id : 'no snapshot'}, not ${info.snapshotId}: HRDAG/dsg reads the head of ${this.dataset} from it`, {
-        recoveryHint: 'Write the new manifest as .dsg/last-sync.json in the transaction before committing.',
-      });
+      throw new DsgError(
+        'ZFS_LEGACY_MANIFEST',
+        `the work area's .dsg/last-sync.json names ${staged ? staged.id : 'no snapshot'}, not ${info.snapshotId}: HRDAG/dsg reads the head of ${this.dataset} from it`,
+        {
+          recoveryHint: 'Write the new manifest as .dsg/last-sync.json in the transaction before committing.',
+        },
+      );
     }
   }
 
@@ -378,10 +434,15 @@ export class ZfsOperations {
     assertTransactionId(tx);
     assertSnapshotId(info.snapshotId);
     const a = this.active.get(tx);
-    if (!a) throw new DsgError('TX_STATE', `transaction ${tx} was not begun here`, { recoveryHint: 'Call begin() first; an interrupted transaction is handled by recover().' });
+    if (!a)
+      throw new DsgError('TX_STATE', `transaction ${tx} was not begun here`, {
+        recoveryHint: 'Call begin() first; an interrupted transaction is handled by recover().',
+      });
     const pattern = a.pattern;
     if (pattern === 'sync' && (await this.zfs.exists(`${this.dataset}@${info.snapshotId}`))) {
-      throw new DsgError('ZFS_SNAPSHOT_EXISTS', `${this.dataset}@${info.snapshotId} already exists`, { recoveryHint: 'Pull the latest snapshot and sync again.' });
+      throw new DsgError('ZFS_SNAPSHOT_EXISTS', `${this.dataset}@${info.snapshotId} already exists`, {
+        recoveryHint: 'Pull the latest snapshot and sync again.',
+      });
     }
     if (a.legacyHead) await this.checkLegacyCommit(tx, { ...a, legacyHead: a.legacyHead }, info);
     const n = this.names(tx);
@@ -390,10 +451,14 @@ export class ZfsOperations {
       // The clone inherits its mountpoint from P; an explicit one of the live dataset
       // (the original sets it) is handed to the new generation in finish().
       const live = await this.zfs.mountInfo(this.dataset);
-      if ((live.source === 'local' || live.source === 'received') && isMountPath(live.mountpoint)) pending.mountpoint = live.mountpoint;
+      if ((live.source === 'local' || live.source === 'received') && isMountPath(live.mountpoint))
+        pending.mountpoint = live.mountpoint;
     }
     const work = pattern === 'init' ? n.init : n.sync;
-    await this.zfs.set(work, { [PROP.pending]: encodePropValue(JSON.stringify(pending)), [PROP.phase]: 'committing' satisfies Phase });
+    await this.zfs.set(work, {
+      [PROP.pending]: encodePropValue(JSON.stringify(pending)),
+      [PROP.phase]: 'committing' satisfies Phase,
+    });
     if (pattern === 'init') {
       faultPoint('zfs.init.before-unmount');
       await this.zfs.unmount(n.init); // rename of a mounted dataset fails on zfs-fuse
@@ -450,7 +515,10 @@ export class ZfsOperations {
     // The commit has happened; cleanup failures are logged and left to recovery.
     if (pending.pattern === 'sync') {
       // -old- first: it is a clone of @sync-temp-, which cannot go while it exists
-      await this.quietly(`destroy ${n.old}`, async () => (await has(n.old)) && this.zfs.destroy(n.old, { recursive: true }));
+      await this.quietly(
+        `destroy ${n.old}`,
+        async () => (await has(n.old)) && this.zfs.destroy(n.old, { recursive: true }),
+      );
       faultPoint('zfs.sync.after-destroy-old');
       await this.quietly(`destroy ${n.temp}`, async () => (await has(n.temp)) && this.zfs.destroy(n.temp));
       faultPoint('zfs.sync.after-destroy-temp');
@@ -544,47 +612,74 @@ export class ZfsOperations {
     let sync = find(n.sync);
     const old = find(n.old);
     const marked = sync ?? (live?.tx === tx ? live : undefined);
-    if (marked) await step(`${marked.name} ${PROP.phase}=rolling-back`, () => this.zfs.set(marked.name, { [PROP.phase]: 'rolling-back' }), false);
+    if (marked)
+      await step(
+        `${marked.name} ${PROP.phase}=rolling-back`,
+        () => this.zfs.set(marked.name, { [PROP.phase]: 'rolling-back' }),
+        false,
+      );
     faultPoint('zfs.rollback.marked');
     // After both renames: the new generation sits at P/<repo>; put it back at -sync-.
     if (live && live.tx === tx && old && !sync) {
-      await step(`rename ${d} → ${n.sync}`, async () => {
-        await this.unmountIfMounted(d);
-        await this.zfs.rename(d, n.sync);
-      }, false);
+      await step(
+        `rename ${d} → ${n.sync}`,
+        async () => {
+          await this.unmountIfMounted(d);
+          await this.zfs.rename(d, n.sync);
+        },
+        false,
+      );
       live = undefined;
       sync = { name: n.sync, origin: '-', mounted: false };
     }
     // Between the renames (or after both, undone above): the old generation goes back to P/<repo>.
     if (!live && old) {
-      await step(`rename ${n.old} → ${d}`, async () => {
-        await this.unmountIfMounted(n.old);
-        await this.zfs.rename(n.old, d);
-      }, false);
+      await step(
+        `rename ${n.old} → ${d}`,
+        async () => {
+          await this.unmountIfMounted(n.old);
+          await this.zfs.rename(n.old, d);
+        },
+        false,
+      );
     }
     // If the clone owns history (promoted), give it back to the live dataset.
-    await step(`promote ${d}`, async () => {
-      if (!(await this.zfs.exists(d))) return;
-      const origin = (await this.zfs.list([d], ['origin']))[0]?.['origin'] ?? '-';
-      if (origin === `${n.sync}@sync-temp-${tx}`) {
-        await this.unmountIfMounted(n.sync);
-        await this.zfs.promote(d);
-        faultPoint('zfs.rollback.after-promote');
-      }
-    }, false);
+    await step(
+      `promote ${d}`,
+      async () => {
+        if (!(await this.zfs.exists(d))) return;
+        const origin = (await this.zfs.list([d], ['origin']))[0]?.['origin'] ?? '-';
+        if (origin === `${n.sync}@sync-temp-${tx}`) {
+          await this.unmountIfMounted(n.sync);
+          await this.zfs.promote(d);
+          faultPoint('zfs.rollback.after-promote');
+        }
+      },
+      false,
+    );
     if (sync) await step(n.sync, () => this.zfs.destroy(n.sync, { recursive: true }));
     await step(n.temp, async () => {
       if (await this.zfs.exists(n.temp)) await this.zfs.destroy(n.temp);
     });
-    await step(`mount ${d}`, async () => {
-      if (await this.zfs.exists(d)) await this.mountIfUnmounted(d);
-    }, false);
+    await step(
+      `mount ${d}`,
+      async () => {
+        if (await this.zfs.exists(d)) await this.mountIfUnmounted(d);
+      },
+      false,
+    );
     // P/<repo> is back, so an -old-<tx> still here was never ours (we only ever rename P/<repo> to it)
-    await step(n.old, async () => {
-      if (old && (await this.zfs.exists(n.old)) && (await this.zfs.exists(d))) {
-        throw new Error(`${n.old} was not made by transaction ${tx} (it blocked the commit); inspect and remove it by hand`);
-      }
-    }, false);
+    await step(
+      n.old,
+      async () => {
+        if (old && (await this.zfs.exists(n.old)) && (await this.zfs.exists(d))) {
+          throw new Error(
+            `${n.old} was not made by transaction ${tx} (it blocked the commit); inspect and remove it by hand`,
+          );
+        }
+      },
+      false,
+    );
     report.removed = report.removed.filter((r) => !report.leftovers.some((l) => l.name === r));
     return report;
   }
@@ -640,7 +735,10 @@ export class ZfsOperations {
   }
 
   async viewClones(): Promise<{ name: string; kind: string; pid: number; mountpoint: string }[]> {
-    const rows = await this.zfs.list([this.parent], ['name', PROP.view, 'mountpoint'], { depth: 1, types: ['filesystem'] });
+    const rows = await this.zfs.list([this.parent], ['name', PROP.view, 'mountpoint'], {
+      depth: 1,
+      types: ['filesystem'],
+    });
     // exactly `<repo>-view-sN-<8 hex>` (remote-fs cloneView): a prefix test would also take
     // the views of a repository named `<repo>-view`
     const own = new RegExp(`^${escapeRegExp(this.dataset)}-view-s[1-9][0-9]*-[0-9a-f]{8}$`);

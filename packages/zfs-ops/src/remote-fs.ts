@@ -24,7 +24,16 @@ import {
   type TransactionId,
   snapshotRefOf,
 } from '@dsg/contracts';
-import { deleteInside, dropWrite, finishWrite, openInside, prepareWrite, streamPrepared, writeLinkInside, type PreparedWrite } from './file-ops.js';
+import {
+  deleteInside,
+  dropWrite,
+  finishWrite,
+  openInside,
+  prepareWrite,
+  streamPrepared,
+  writeLinkInside,
+  type PreparedWrite,
+} from './file-ops.js';
 import { noZfsSnapshot, readSyncMessages, snapshotNumber, type Layout } from './layout.js';
 import { assertDatasetName, assertSnapshotId, decodePropValue, isRepositoryName } from './names.js';
 import { PROP, ZfsOperations, type Logger } from './operations.js';
@@ -70,7 +79,13 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   constructor(o: ZfsRemoteFilesystemOptions) {
     this.zfs = new Zfs({ ...(o.runner ? { runner: o.runner } : {}), ...(o.retry ? { retry: o.retry } : {}) });
     this.log = o.log ?? ((level, line) => level === 'warn' && console.warn(`[dsg zfs] ${line}`));
-    this.ops = new ZfsOperations({ parent: o.parent, repo: o.repo, mountpoint: o.mountpoint, zfs: this.zfs, log: this.log });
+    this.ops = new ZfsOperations({
+      parent: o.parent,
+      repo: o.repo,
+      mountpoint: o.mountpoint,
+      zfs: this.zfs,
+      log: this.log,
+    });
     this.hasher = o.hasher;
   }
 
@@ -79,8 +94,16 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   }
 
   private async beginNow(tx: TransactionId): Promise<BeginResult> {
-    if (this.tx === tx) throw new ValidationError(`transaction ${tx} already has a work area`, { field: 'transactionId' }, { code: 'TX_EXISTS', recoveryHint: 'Use a new transaction id for a new transaction.' });
-    if (this.tx) throw new DsgError('TX_STATE', `transaction ${this.tx} is still open`, { recoveryHint: 'Commit or roll back the open transaction first.' });
+    if (this.tx === tx)
+      throw new ValidationError(
+        `transaction ${tx} already has a work area`,
+        { field: 'transactionId' },
+        { code: 'TX_EXISTS', recoveryHint: 'Use a new transaction id for a new transaction.' },
+      );
+    if (this.tx)
+      throw new DsgError('TX_STATE', `transaction ${this.tx} is still open`, {
+        recoveryHint: 'Commit or roll back the open transaction first.',
+      });
     const r = await this.ops.begin(tx);
     this.tx = tx;
     this.workPath = r.workPath;
@@ -121,12 +144,19 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   }
 
   private async rollbackNow(tx: TransactionId): Promise<CleanupReport> {
-    if (tx !== this.tx) this.log('warn', `Transaction ID mismatch during ZFS rollback: expected ${this.tx ?? '(none)'}, got ${tx}; rolling back ${tx} anyway`);
+    if (tx !== this.tx)
+      this.log(
+        'warn',
+        `Transaction ID mismatch during ZFS rollback: expected ${this.tx ?? '(none)'}, got ${tx}; rolling back ${tx} anyway`,
+      );
     try {
       return await this.ops.rollback(tx);
     } catch (e) {
       // ops.rollback reports instead of throwing; this is the last guard
-      return { removed: [], leftovers: [{ name: this.ops.dataset, error: e instanceof Error ? e.message : String(e) }] };
+      return {
+        removed: [],
+        leftovers: [{ name: this.ops.dataset, error: e instanceof Error ? e.message : String(e) }],
+      };
     } finally {
       this.live = null;
       if (tx === this.tx) {
@@ -143,9 +173,12 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
 
   /** The RemoteFilesystem contract's error for a transaction that is not open (never begun, committed, rolled back). */
   private notOpen(tx: TransactionId): NotFoundError {
-    return new NotFoundError(`no open transaction ${tx} in ${this.ops.dataset}: not the open one (${this.tx ?? 'none'})`, {
-      recoveryHint: 'Begin the transaction first (it may have been rolled back).',
-    });
+    return new NotFoundError(
+      `no open transaction ${tx} in ${this.ops.dataset}: not the open one (${this.tx ?? 'none'})`,
+      {
+        recoveryHint: 'Begin the transaction first (it may have been rolled back).',
+      },
+    );
   }
 
   /**
@@ -188,7 +221,8 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
       r = await streamPrepared(w, rel, data, expected, this.hasher);
       const failed = await this.mutex.runShared(async () => {
         try {
-          if (this.work(tx) !== root) throw new DsgError('TX_STATE', `transaction ${tx} ended while ${rel} was uploading`);
+          if (this.work(tx) !== root)
+            throw new DsgError('TX_STATE', `transaction ${tx} ended while ${rel} was uploading`);
           await finishWrite(root, rel, w);
           return null;
         } catch (e) {
@@ -297,7 +331,8 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     // inherited from P: where ZFS mounted it
     try {
       const m = await this.zfs.mountInfo(name);
-      if (!m.mounted || !path.isAbsolute(m.mountpoint)) throw new DsgError('ZFS_CONFIG', `the view ${name} is not mounted at a path (mountpoint=${m.mountpoint})`);
+      if (!m.mounted || !path.isAbsolute(m.mountpoint))
+        throw new DsgError('ZFS_CONFIG', `the view ${name} is not mounted at a path (mountpoint=${m.mountpoint})`);
       return { name, dir: m.mountpoint };
     } catch (e) {
       await this.zfs.destroy(name, { recursive: true }).catch(() => undefined);
@@ -323,7 +358,10 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
         await this.zfs.destroy(view.name, { recursive: true });
       } catch (e) {
         if (e instanceof ZfsOperationError && /does not exist/.test(e.stderr ?? '')) return;
-        this.log('warn', `could not destroy read clone ${view.name} (recovery removes it): ${e instanceof Error ? e.message : String(e)}`);
+        this.log(
+          'warn',
+          `could not destroy read clone ${view.name} (recovery removes it): ${e instanceof Error ? e.message : String(e)}`,
+        );
       }
     };
     let s: ByteStream | null;
@@ -353,19 +391,27 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   async mountSnapshot(snapshotId: string, at?: string): Promise<string> {
     if (at !== undefined) {
       if (!path.isAbsolute(at) || path.resolve(at) !== at || /[\0\t\n\r,]/.test(at)) {
-        throw new ValidationError(`refused mount path ${JSON.stringify(at)}: must be a normalized absolute path`, { path: at });
+        throw new ValidationError(`refused mount path ${JSON.stringify(at)}: must be a normalized absolute path`, {
+          path: at,
+        });
       }
       await mkdir(at, { recursive: true });
     }
     const where = await this.locateSnapshot(snapshotId);
     if ('live' in where) {
-      throw noZfsSnapshot(snapshotId, this.ops.dataset, `it is the head of ${this.ops.repo}: its files are the live tree, mounted at ${where.live}`);
+      throw noZfsSnapshot(
+        snapshotId,
+        this.ops.dataset,
+        `it is the head of ${this.ops.repo}: its files are the live tree, mounted at ${where.live}`,
+      );
     }
     return (await this.cloneView(where.snap, 'mount', at)).dir;
   }
 
   async unmountSnapshot(at: string): Promise<void> {
-    const v = (await this.ops.viewClones()).find((c) => c.kind === 'mount' && (c.mountpoint === at || this.ops.pathOf(c.name) === at));
+    const v = (await this.ops.viewClones()).find(
+      (c) => c.kind === 'mount' && (c.mountpoint === at || this.ops.pathOf(c.name) === at),
+    );
     if (!v) throw new NotFoundError(`no snapshot of ${this.ops.repo} is mounted at ${at}`);
     await this.zfs.destroy(v.name, { recursive: true });
   }
@@ -380,7 +426,10 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
 
 /** A SnapshotRef from an `@sN`'s creation time and dsg:* properties. */
 function zfsRef(n: number, p: Map<string, string>): SnapshotRef {
-  const ref: SnapshotRef = { snapshotId: `s${n}`, createdAt: new Date(Number(p.get('creation') ?? 0) * 1000).toISOString() };
+  const ref: SnapshotRef = {
+    snapshotId: `s${n}`,
+    createdAt: new Date(Number(p.get('creation') ?? 0) * 1000).toISOString(),
+  };
   const msg = p.get(PROP.message);
   const hash = p.get(PROP.manifestHash);
   const user = p.get(PROP.user);
@@ -399,7 +448,11 @@ async function isDir(p: string): Promise<boolean> {
 }
 
 /** Repository names under P (temp siblings and view clones left out). */
-export async function listZfsRepositories(o: { parent: string; mountpoint: string; runner?: ZfsRunner }): Promise<string[]> {
+export async function listZfsRepositories(o: {
+  parent: string;
+  mountpoint: string;
+  runner?: ZfsRunner;
+}): Promise<string[]> {
   assertDatasetName(o.parent);
   const zfs = new Zfs(o.runner ? { runner: o.runner } : {});
   const rows = await zfs.list([o.parent], ['name'], { depth: 1, types: ['filesystem'] });

@@ -50,8 +50,12 @@ export function createZfsRunner(o: ZfsRunnerOptions = {}): ZfsRunner {
       // numeric ids and an absolute path as separate argv elements: nothing to inject. -h: never
       // follow a symlink put at that name (the parent is group-writable); the sudo rule
       // in the README allows exactly this argv shape.
-      const r = await execa('sudo', ['-n', 'chown', '-h', `${uid}:${gid}`, '--', dir], { reject: false, stdin: 'ignore' });
-      if (r.exitCode !== 0) throw new Error(`sudo -n chown -h ${uid}:${gid} -- ${dir} failed: ${String(r.stderr ?? r.message ?? '')}`);
+      const r = await execa('sudo', ['-n', 'chown', '-h', `${uid}:${gid}`, '--', dir], {
+        reject: false,
+        stdin: 'ignore',
+      });
+      if (r.exitCode !== 0)
+        throw new Error(`sudo -n chown -h ${uid}:${gid} -- ${dir} failed: ${String(r.stderr ?? r.message ?? '')}`);
     };
   }
   return runner;

@@ -1,5 +1,11 @@
 import { retryWhile, ZfsOperationError, type RetryPolicy } from '@dsg/contracts';
-import { assertDatasetName, assertPropertyName, assertPropertyValue, assertSnapshotName, assertZfsObjectName } from './names.js';
+import {
+  assertDatasetName,
+  assertPropertyName,
+  assertPropertyValue,
+  assertSnapshotName,
+  assertZfsObjectName,
+} from './names.js';
 import { createZfsRunner, type ZfsRunner } from './runner.js';
 
 /** How long busy errors are retried (defaults: 20000 ms in total, pauses from 100 ms doubling up to 1000 ms). */
@@ -22,7 +28,8 @@ const BUSY = /dataset is busy|target is busy|device or resource busy|pool or dat
 function hintFor(stderr: string): string | undefined {
   if (BUSY.test(stderr)) return 'A process is using the repository mount (see `fuser -vm <dir>`); close it and retry.';
   if (/does not exist/.test(stderr)) return 'Check the dataset name and the pool; `zfs list` shows what exists.';
-  if (/already exists/.test(stderr)) return 'A leftover of an earlier transaction may exist: run recovery (dsg clean), then retry.';
+  if (/already exists/.test(stderr))
+    return 'A leftover of an earlier transaction may exist: run recovery (dsg clean), then retry.';
   if (/password is required|not allowed to execute|permission denied/i.test(stderr))
     return 'Run the agent as root, or give its user passwordless `sudo -n zfs` and set `sudo: true` for the repository (dsg init/clone --sudo).';
   if (/out of space|no space/i.test(stderr)) return 'Free space in the pool (zpool list; zfs list).';
@@ -47,7 +54,8 @@ export class Zfs {
 
   /** Run once or until not busy; throws ZfsOperationError on failure. */
   async exec(args: string[], o: { path?: string; retryBusy?: boolean } = {}): Promise<string> {
-    const busy = (r: { exitCode: number; stderr: string }): boolean => o.retryBusy !== false && r.exitCode !== 0 && BUSY.test(r.stderr.trim());
+    const busy = (r: { exitCode: number; stderr: string }): boolean =>
+      o.retryBusy !== false && r.exitCode !== 0 && BUSY.test(r.stderr.trim());
     const r = await retryWhile(() => this.runner.run(args), busy, this.retry);
     if (r.exitCode === 0) return r.stdout;
     const stderr = r.stderr.trim();
@@ -64,7 +72,11 @@ export class Zfs {
    * `zfs list -H -o <props> …` parsed into rows. (zfs-fuse's list has no
    * `-p`; exact numbers come from `get -p`, see getProps.)
    */
-  async list(names: string[], props: string[], o: { recursive?: boolean; depth?: number; types?: ('filesystem' | 'snapshot' | 'all')[] } = {}): Promise<ListRow[]> {
+  async list(
+    names: string[],
+    props: string[],
+    o: { recursive?: boolean; depth?: number; types?: ('filesystem' | 'snapshot' | 'all')[] } = {},
+  ): Promise<ListRow[]> {
     names.forEach(assertZfsObjectName);
     props.forEach(assertPropertyName);
     const args = ['list', '-H', '-o', props.join(',')];
@@ -87,7 +99,11 @@ export class Zfs {
    * `zfs get -H -p -o name,property,value,source`: exact values (creation in
    * epoch seconds); a user property that is not set anywhere is left out.
    */
-  async getProps(names: string[], props: string[], o: { depth?: number } = {}): Promise<Map<string, Map<string, string>>> {
+  async getProps(
+    names: string[],
+    props: string[],
+    o: { depth?: number } = {},
+  ): Promise<Map<string, Map<string, string>>> {
     names.forEach(assertZfsObjectName);
     props.forEach(assertPropertyName);
     const args = ['get', '-H', '-p', '-o', 'name,property,value,source'];
@@ -174,9 +190,12 @@ export class Zfs {
     await this.exec(['rename', from, to]);
     const [hasNew, hasOld] = [await this.exists(to), await this.exists(from)];
     if (!hasNew || hasOld) {
-      throw new ZfsOperationError(`rename ${from} → ${to} reported success but listing shows ${from}: ${hasOld ? 'present' : 'absent'}, ${to}: ${hasNew ? 'present' : 'absent'}`, {
-        zfsCommand: this.runner.argv(['rename', from, to]),
-      });
+      throw new ZfsOperationError(
+        `rename ${from} → ${to} reported success but listing shows ${from}: ${hasOld ? 'present' : 'absent'}, ${to}: ${hasNew ? 'present' : 'absent'}`,
+        {
+          zfsCommand: this.runner.argv(['rename', from, to]),
+        },
+      );
     }
   }
 

@@ -1,11 +1,47 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError, ZfsOperationError, newTransactionId } from '@dsg/contracts';
-import { Zfs, ZfsRemoteFilesystem, ZfsOperations, listZfsRepositories, assertDatasetName, isRepositoryName } from '../src/index.js';
+import {
+  Zfs,
+  ZfsRemoteFilesystem,
+  ZfsOperations,
+  listZfsRepositories,
+  assertDatasetName,
+  isRepositoryName,
+} from '../src/index.js';
 import { decodePropValue, encodePropValue } from '../src/names.js';
 import { bytes, recordingRunner, testHasher } from './helpers.js';
 
-const hostileDatasets = ['', '-r', 'pool/-rf', 'pool/../etc', 'pool/a b', 'pool/a;rm -rf /', 'pool//a', '/pool', 'pool/a\nb', 'pool/$(id)', 'pool/a@b@c', 'pool/a\0', '9pool/a', 'pool/' + 'x'.repeat(300)];
-const hostileRepos = ['..', '.', '-r', 'a/b', 'a b', 'r-old-x', 'x-sync-1', 'x-init-2', 'x-view-3', '', 'a;b', '$x', 'a\0'];
+const hostileDatasets = [
+  '',
+  '-r',
+  'pool/-rf',
+  'pool/../etc',
+  'pool/a b',
+  'pool/a;rm -rf /',
+  'pool//a',
+  '/pool',
+  'pool/a\nb',
+  'pool/$(id)',
+  'pool/a@b@c',
+  'pool/a\0',
+  '9pool/a',
+  'pool/' + 'x'.repeat(300),
+];
+const hostileRepos = [
+  '..',
+  '.',
+  '-r',
+  'a/b',
+  'a b',
+  'r-old-x',
+  'x-sync-1',
+  'x-init-2',
+  'x-view-3',
+  '',
+  'a;b',
+  '$x',
+  'a\0',
+];
 const hostilePaths = ['../x', '/etc/passwd', 'a/../../x', 'a\0b', 'a\\b', '', './a', 'a//b', 'C:', 'C:/x'];
 
 describe('names are validated before any zfs call', () => {
@@ -23,7 +59,8 @@ describe('names are validated before any zfs call', () => {
   it('refuses hostile snapshot names, property names and values', async () => {
     const r = recordingRunner();
     const zfs = new Zfs({ runner: r });
-    for (const s of ['pool/a', 'pool/a@', 'pool/a@-r', 'pool/a@b@c', 'pool/a@b c', '@x']) await expect(zfs.snapshot(s)).rejects.toBeInstanceOf(ValidationError);
+    for (const s of ['pool/a', 'pool/a@', 'pool/a@-r', 'pool/a@b@c', 'pool/a@b c', '@x'])
+      await expect(zfs.snapshot(s)).rejects.toBeInstanceOf(ValidationError);
     await expect(zfs.set('pool/a', { 'mountpoint=/x,dsg:tx': '1' })).rejects.toBeInstanceOf(ValidationError);
     await expect(zfs.set('pool/a', { 'DSG:TX': '1' })).rejects.toBeInstanceOf(ValidationError);
     await expect(zfs.set('pool/a', { sharenfs: 'on' })).rejects.toBeInstanceOf(ValidationError);
@@ -34,22 +71,34 @@ describe('names are validated before any zfs call', () => {
 
   it.each(hostileRepos)('ZfsRemoteFilesystem refuses repository %j at construction', (repo) => {
     const r = recordingRunner();
-    expect(() => new ZfsRemoteFilesystem({ parent: 'pool/p', repo, mountpoint: '/mnt/p', hasher: testHasher, runner: r })).toThrow(ValidationError);
+    expect(
+      () => new ZfsRemoteFilesystem({ parent: 'pool/p', repo, mountpoint: '/mnt/p', hasher: testHasher, runner: r }),
+    ).toThrow(ValidationError);
     expect(r.calls).toEqual([]);
   });
 
   it('refuses a hostile parent, and listZfsRepositories with a hostile parent', async () => {
     const r = recordingRunner();
     for (const parent of hostileDatasets) {
-      expect(() => new ZfsRemoteFilesystem({ parent, repo: 'ok', mountpoint: '/mnt/p', hasher: testHasher, runner: r })).toThrow(ValidationError);
-      await expect(listZfsRepositories({ parent, mountpoint: '/mnt/p', runner: r })).rejects.toBeInstanceOf(ValidationError);
+      expect(
+        () => new ZfsRemoteFilesystem({ parent, repo: 'ok', mountpoint: '/mnt/p', hasher: testHasher, runner: r }),
+      ).toThrow(ValidationError);
+      await expect(listZfsRepositories({ parent, mountpoint: '/mnt/p', runner: r })).rejects.toBeInstanceOf(
+        ValidationError,
+      );
     }
     expect(r.calls).toEqual([]);
   });
 
   it.each(hostilePaths)('refuses repository path %j before any zfs call', async (p) => {
     const r = recordingRunner();
-    const fs = new ZfsRemoteFilesystem({ parent: 'pool/p', repo: 'ok', mountpoint: '/mnt/p', hasher: testHasher, runner: r });
+    const fs = new ZfsRemoteFilesystem({
+      parent: 'pool/p',
+      repo: 'ok',
+      mountpoint: '/mnt/p',
+      hasher: testHasher,
+      runner: r,
+    });
     await expect(fs.readFile(p)).rejects.toBeInstanceOf(ValidationError);
     await expect(fs.readSnapshotFile('s1', p)).rejects.toBeInstanceOf(ValidationError);
     const t = newTransactionId();
@@ -61,8 +110,15 @@ describe('names are validated before any zfs call', () => {
 
   it('refuses hostile snapshot ids and transaction ids before any zfs call', async () => {
     const r = recordingRunner();
-    const fs = new ZfsRemoteFilesystem({ parent: 'pool/p', repo: 'ok', mountpoint: '/mnt/p', hasher: testHasher, runner: r });
-    for (const id of ['s0', 'x1', 's1@x', 's1 -r', '../s1', 's-1']) await expect(fs.readSnapshotFile(id, 'a')).rejects.toBeInstanceOf(ValidationError);
+    const fs = new ZfsRemoteFilesystem({
+      parent: 'pool/p',
+      repo: 'ok',
+      mountpoint: '/mnt/p',
+      hasher: testHasher,
+      runner: r,
+    });
+    for (const id of ['s0', 'x1', 's1@x', 's1 -r', '../s1', 's-1'])
+      await expect(fs.readSnapshotFile(id, 'a')).rejects.toBeInstanceOf(ValidationError);
     await expect(fs.mountSnapshot('s1', 'relative/dir')).rejects.toBeInstanceOf(ValidationError);
     const ops = new ZfsOperations({ parent: 'pool/p', repo: 'ok', mountpoint: '/mnt/p', zfs: new Zfs({ runner: r }) });
     await expect(ops.begin('../../x')).rejects.toThrow(/not a transaction id/);
@@ -82,16 +138,42 @@ describe('names are validated before any zfs call', () => {
 
 describe('where a dataset is mounted is asked from ZFS', () => {
   it('mountInfo runs one `zfs get` and reads mountpoint, its source and mounted', async () => {
-    const r = recordingRunner(() => ({ exitCode: 0, stdout: 'mountpoint\t/srv/legacy/proj\tlocal\nmounted\tyes\t-\n', stderr: '' }));
-    expect(await new Zfs({ runner: r }).mountInfo('tank/proj')).toEqual({ mountpoint: '/srv/legacy/proj', source: 'local', mounted: true });
+    const r = recordingRunner(() => ({
+      exitCode: 0,
+      stdout: 'mountpoint\t/srv/legacy/proj\tlocal\nmounted\tyes\t-\n',
+      stderr: '',
+    }));
+    expect(await new Zfs({ runner: r }).mountInfo('tank/proj')).toEqual({
+      mountpoint: '/srv/legacy/proj',
+      source: 'local',
+      mounted: true,
+    });
     expect(r.calls).toEqual([['get', '-H', '-o', 'property,value,source', 'mountpoint,mounted', 'tank/proj']]);
-    const inherited = recordingRunner(() => ({ exitCode: 0, stdout: 'mountpoint\t/tank/proj\tinherited from tank\nmounted\tno\t-\n', stderr: '' }));
-    expect(await new Zfs({ runner: inherited }).mountInfo('tank/proj')).toEqual({ mountpoint: '/tank/proj', source: 'inherited from tank', mounted: false });
+    const inherited = recordingRunner(() => ({
+      exitCode: 0,
+      stdout: 'mountpoint\t/tank/proj\tinherited from tank\nmounted\tno\t-\n',
+      stderr: '',
+    }));
+    expect(await new Zfs({ runner: inherited }).mountInfo('tank/proj')).toEqual({
+      mountpoint: '/tank/proj',
+      source: 'inherited from tank',
+      mounted: false,
+    });
   });
 
   it('a repository whose dataset is missing reads as absent; one not mounted at a path is a clear error', async () => {
-    const missing = recordingRunner(() => ({ exitCode: 1, stdout: '', stderr: "cannot open 'pool/p/ok': dataset does not exist\n" }));
-    const fs = new ZfsRemoteFilesystem({ parent: 'pool/p', repo: 'ok', mountpoint: '/mnt/p', hasher: testHasher, runner: missing });
+    const missing = recordingRunner(() => ({
+      exitCode: 1,
+      stdout: '',
+      stderr: "cannot open 'pool/p/ok': dataset does not exist\n",
+    }));
+    const fs = new ZfsRemoteFilesystem({
+      parent: 'pool/p',
+      repo: 'ok',
+      mountpoint: '/mnt/p',
+      hasher: testHasher,
+      runner: missing,
+    });
     expect(await fs.readFile('a.txt')).toBeNull();
     expect(await fs.listSnapshots()).toEqual([]);
     expect(await fs.exists()).toBe(false);
@@ -101,7 +183,13 @@ describe('where a dataset is mounted is asked from ZFS', () => {
         ? { exitCode: 0, stdout: 'mountpoint\tnone\tlocal\nmounted\tno\t-\n', stderr: '' }
         : { exitCode: 0, stdout: 'pool/p/ok@s1\tcreation\t1700000000\t-\n', stderr: '' },
     );
-    const fs2 = new ZfsRemoteFilesystem({ parent: 'pool/p', repo: 'ok', mountpoint: '/mnt/p', hasher: testHasher, runner: none });
+    const fs2 = new ZfsRemoteFilesystem({
+      parent: 'pool/p',
+      repo: 'ok',
+      mountpoint: '/mnt/p',
+      hasher: testHasher,
+      runner: none,
+    });
     await expect(fs2.readFile('a.txt')).rejects.toMatchObject({ code: 'ZFS_NOT_MOUNTED' });
     // an @s1 without dsg's properties (the original's): the head can only come from the tree
     await expect(fs2.listSnapshots()).rejects.toMatchObject({ code: 'ZFS_NOT_MOUNTED' });
@@ -110,7 +198,11 @@ describe('where a dataset is mounted is asked from ZFS', () => {
 
 describe('command failures and busy retries', () => {
   it('a failure is a ZfsOperationError with argv, exit code, stderr and a hint', async () => {
-    const r = recordingRunner(() => ({ exitCode: 1, stdout: '', stderr: "cannot open 'pool/x': dataset does not exist\n" }));
+    const r = recordingRunner(() => ({
+      exitCode: 1,
+      stdout: '',
+      stderr: "cannot open 'pool/x': dataset does not exist\n",
+    }));
     const e = await new Zfs({ runner: r }).destroy('pool/x').catch((x: unknown) => x);
     expect(e).toBeInstanceOf(ZfsOperationError);
     const z = e as ZfsOperationError;
@@ -122,14 +214,20 @@ describe('command failures and busy retries', () => {
 
   it('retries busy errors with backoff, then succeeds', async () => {
     let n = 0;
-    const r = recordingRunner(() => (++n < 3 ? { exitCode: 1, stdout: '', stderr: "cannot rename 'a': dataset is busy" } : { exitCode: 0, stdout: '', stderr: '' }));
+    const r = recordingRunner(() =>
+      ++n < 3
+        ? { exitCode: 1, stdout: '', stderr: "cannot rename 'a': dataset is busy" }
+        : { exitCode: 0, stdout: '', stderr: '' },
+    );
     await new Zfs({ runner: r, retry: { baseDelayMs: 5 } }).unmount('pool/a');
     expect(r.calls).toHaveLength(3);
   });
 
   it('gives up on a persistent busy error within the bound', async () => {
     const r = recordingRunner(() => ({ exitCode: 1, stdout: '', stderr: 'umount: /x: target is busy.' }));
-    const e = await new Zfs({ runner: r, retry: { timeoutMs: 200, baseDelayMs: 10, maxDelayMs: 40 } }).unmount('pool/a').catch((x: unknown) => x);
+    const e = await new Zfs({ runner: r, retry: { timeoutMs: 200, baseDelayMs: 10, maxDelayMs: 40 } })
+      .unmount('pool/a')
+      .catch((x: unknown) => x);
     expect(e).toBeInstanceOf(ZfsOperationError);
     expect((e as ZfsOperationError).recoveryHint).toMatch(/fuser/);
     expect(r.calls.length).toBeGreaterThan(2);
@@ -151,7 +249,11 @@ describe('command failures and busy retries', () => {
   });
 
   it('a rename that reports success but does not show in the listing is an error', async () => {
-    const r = recordingRunner((args) => (args[0] === 'list' ? { exitCode: 1, stdout: '', stderr: "cannot open 'x': dataset does not exist" } : { exitCode: 0, stdout: '', stderr: '' }));
+    const r = recordingRunner((args) =>
+      args[0] === 'list'
+        ? { exitCode: 1, stdout: '', stderr: "cannot open 'x': dataset does not exist" }
+        : { exitCode: 0, stdout: '', stderr: '' },
+    );
     await expect(new Zfs({ runner: r }).rename('pool/a', 'pool/b')).rejects.toThrow(/listing shows/);
   });
 

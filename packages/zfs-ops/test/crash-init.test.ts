@@ -26,7 +26,12 @@ describe.skipIf(!env)('crash matrix: init pattern killed at each commit step, th
     parents.push(p);
     const r = await runChild(p, 's1', { 'a.txt': 'v1', 'd/e.txt': 'deep' }, fault);
     expect(r.signal, r.out).toBe('SIGKILL');
-    const rep = await new ZfsRemoteFilesystem({ parent: p.dataset, repo: 'repo', mountpoint: p.mountpoint, hasher: testHasher }).recover();
+    const rep = await new ZfsRemoteFilesystem({
+      parent: p.dataset,
+      repo: 'repo',
+      mountpoint: p.mountpoint,
+      hasher: testHasher,
+    }).recover();
     expect(rep.leftovers).toEqual([]);
     expect(rep.transactions.map((x) => x.action)).toEqual([expected === 'new' ? 'rolled-forward' : 'rolled-back']);
     if (expected === 'new') await expectEndState(p, ['s1'], { 'a.txt': 'v1', 'd/e.txt': 'deep' });

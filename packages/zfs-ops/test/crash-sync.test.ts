@@ -28,7 +28,12 @@ describe.skipIf(!env)('crash matrix: sync pattern killed at each commit step, th
   it.each(steps)('killed at %s → recover() ends at the %s snapshot', async (fault, expected) => {
     const p = freshParent(env!, 'zcrash');
     parents.push(p);
-    const fs = new ZfsRemoteFilesystem({ parent: p.dataset, repo: 'repo', mountpoint: p.mountpoint, hasher: testHasher });
+    const fs = new ZfsRemoteFilesystem({
+      parent: p.dataset,
+      repo: 'repo',
+      mountpoint: p.mountpoint,
+      hasher: testHasher,
+    });
     const t = tx();
     await fs.begin(t);
     await fs.writeFile(t, 'a.txt', bytes('v1'), { hash: hashOf('v1') });
@@ -41,7 +46,12 @@ describe.skipIf(!env)('crash matrix: sync pattern killed at each commit step, th
       expect(listAll(p.dataset)).not.toContain(`${p.dataset}/repo`);
     }
 
-    const rep = await new ZfsRemoteFilesystem({ parent: p.dataset, repo: 'repo', mountpoint: p.mountpoint, hasher: testHasher }).recover();
+    const rep = await new ZfsRemoteFilesystem({
+      parent: p.dataset,
+      repo: 'repo',
+      mountpoint: p.mountpoint,
+      hasher: testHasher,
+    }).recover();
     expect(rep.leftovers).toEqual([]);
     expect(rep.transactions).toHaveLength(1);
     expect(rep.transactions[0]!.action).toBe(expected === 'new' ? 'rolled-forward' : 'rolled-back');
@@ -52,7 +62,12 @@ describe.skipIf(!env)('crash matrix: sync pattern killed at each commit step, th
   it('recover() on a clean repository does nothing', async () => {
     const p = freshParent(env!, 'zcrash');
     parents.push(p);
-    const fs = new ZfsRemoteFilesystem({ parent: p.dataset, repo: 'repo', mountpoint: p.mountpoint, hasher: testHasher });
+    const fs = new ZfsRemoteFilesystem({
+      parent: p.dataset,
+      repo: 'repo',
+      mountpoint: p.mountpoint,
+      hasher: testHasher,
+    });
     expect(await fs.recover()).toEqual({ removed: [], leftovers: [], transactions: [] });
   });
 });
@@ -63,26 +78,39 @@ describe.skipIf(!env)('crash during a rollback after promote', () => {
     while (parents.length) parents.pop()!.destroy();
   });
 
-  it.each(['zfs.rollback.marked', 'zfs.rollback.after-promote'])('killed at %s → recover() finishes the rollback (old snapshot), not a roll-forward', async (fault) => {
-    const { zfsRetry } = await import('@dsg/testenv');
-    const p = freshParent(env!, 'zcrash');
-    parents.push(p);
-    const fs = new ZfsRemoteFilesystem({ parent: p.dataset, repo: 'repo', mountpoint: p.mountpoint, hasher: testHasher });
-    const t0 = tx();
-    await fs.begin(t0);
-    await fs.writeFile(t0, 'a.txt', bytes('v1'), { hash: hashOf('v1') });
-    await fs.commit(t0, info(1));
-    // make the rename after promote fail for real, so the child's commit fails and it rolls back
-    const t = tx();
-    zfsRetry('create', `${p.dataset}/repo-old-${t}`);
-    const r = await runChild(p, 's2', { 'a.txt': 'v2' }, fault, t);
-    expect(r.signal, r.out).toBe('SIGKILL');
-    expect(r.out).toContain('commit failed');
-    // remove the obstacle: a roll-forward would now succeed, so only dsg:phase=rolling-back keeps recovery on the rollback
-    zfsRetry('destroy', `${p.dataset}/repo-old-${t}`);
-    const rep = await new ZfsRemoteFilesystem({ parent: p.dataset, repo: 'repo', mountpoint: p.mountpoint, hasher: testHasher }).recover();
-    expect(rep.transactions).toEqual([{ transactionId: t, action: 'rolled-back' }]);
-    expect(rep.leftovers).toEqual([]);
-    await expectEndState(p, ['s1'], { 'a.txt': 'v1' });
-  });
+  it.each(['zfs.rollback.marked', 'zfs.rollback.after-promote'])(
+    'killed at %s → recover() finishes the rollback (old snapshot), not a roll-forward',
+    async (fault) => {
+      const { zfsRetry } = await import('@dsg/testenv');
+      const p = freshParent(env!, 'zcrash');
+      parents.push(p);
+      const fs = new ZfsRemoteFilesystem({
+        parent: p.dataset,
+        repo: 'repo',
+        mountpoint: p.mountpoint,
+        hasher: testHasher,
+      });
+      const t0 = tx();
+      await fs.begin(t0);
+      await fs.writeFile(t0, 'a.txt', bytes('v1'), { hash: hashOf('v1') });
+      await fs.commit(t0, info(1));
+      // make the rename after promote fail for real, so the child's commit fails and it rolls back
+      const t = tx();
+      zfsRetry('create', `${p.dataset}/repo-old-${t}`);
+      const r = await runChild(p, 's2', { 'a.txt': 'v2' }, fault, t);
+      expect(r.signal, r.out).toBe('SIGKILL');
+      expect(r.out).toContain('commit failed');
+      // remove the obstacle: a roll-forward would now succeed, so only dsg:phase=rolling-back keeps recovery on the rollback
+      zfsRetry('destroy', `${p.dataset}/repo-old-${t}`);
+      const rep = await new ZfsRemoteFilesystem({
+        parent: p.dataset,
+        repo: 'repo',
+        mountpoint: p.mountpoint,
+        hasher: testHasher,
+      }).recover();
+      expect(rep.transactions).toEqual([{ transactionId: t, action: 'rolled-back' }]);
+      expect(rep.leftovers).toEqual([]);
+      await expectEndState(p, ['s1'], { 'a.txt': 'v1' });
+    },
+  );
 });

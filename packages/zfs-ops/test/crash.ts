@@ -10,10 +10,27 @@ const child = fileURLToPath(new URL('./fixtures/tx-child.mjs', import.meta.url))
 const dist = fileURLToPath(new URL('../dist/index.js', import.meta.url));
 
 /** Run one transaction in a child process against the built package, killed at `fault`. */
-export async function runChild(p: TestParent, snapshotId: string, files: Record<string, string>, fault: string, txId: string = tx()): Promise<{ code: number | null; signal: string | null; out: string }> {
-  if (!existsSync(dist)) throw new Error('crash tests run the built package: `pnpm turbo run build --filter @dsg/zfs-ops` first');
-  const arg = JSON.stringify({ parent: p.dataset, repo: 'repo', mountpoint: p.mountpoint, snapshotId, tx: txId, files });
-  const c = spawn(process.execPath, [child, arg], { env: { ...process.env, DSG_FAULT: fault }, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function runChild(
+  p: TestParent,
+  snapshotId: string,
+  files: Record<string, string>,
+  fault: string,
+  txId: string = tx(),
+): Promise<{ code: number | null; signal: string | null; out: string }> {
+  if (!existsSync(dist))
+    throw new Error('crash tests run the built package: `pnpm turbo run build --filter @dsg/zfs-ops` first');
+  const arg = JSON.stringify({
+    parent: p.dataset,
+    repo: 'repo',
+    mountpoint: p.mountpoint,
+    snapshotId,
+    tx: txId,
+    files,
+  });
+  const c = spawn(process.execPath, [child, arg], {
+    env: { ...process.env, DSG_FAULT: fault },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   c.stdout.on('data', (d: Buffer) => (out += d.toString()));
   c.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -21,7 +38,11 @@ export async function runChild(p: TestParent, snapshotId: string, files: Record<
 }
 
 /** After recover(): exactly the expected snapshots, live files = latest snapshot, nothing left over. */
-export async function expectEndState(p: TestParent, snapshots: string[], live: Record<string, string> | null): Promise<void> {
+export async function expectEndState(
+  p: TestParent,
+  snapshots: string[],
+  live: Record<string, string> | null,
+): Promise<void> {
   const fs = new ZfsRemoteFilesystem({ parent: p.dataset, repo: 'repo', mountpoint: p.mountpoint, hasher: testHasher });
   const names = listAll(p.dataset).join('\n');
   expect(names).not.toMatch(/-init-|-sync-|-old-|sync-temp|-view-/);

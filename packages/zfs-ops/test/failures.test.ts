@@ -17,9 +17,19 @@ describe.skipIf(!env)('commit failures on the real pool', () => {
   const setup = (retry?: BusyRetry): { p: TestParent; fs: ZfsRemoteFilesystem } => {
     const p = freshParent(env!, 'zfail');
     parents.push(p);
-    return { p, fs: new ZfsRemoteFilesystem({ parent: p.dataset, repo: 'repo', mountpoint: p.mountpoint, hasher: testHasher, ...(retry ? { retry } : {}) }) };
+    return {
+      p,
+      fs: new ZfsRemoteFilesystem({
+        parent: p.dataset,
+        repo: 'repo',
+        mountpoint: p.mountpoint,
+        hasher: testHasher,
+        ...(retry ? { retry } : {}),
+      }),
+    };
   };
-  const put = (fs: ZfsRemoteFilesystem, t: ReturnType<typeof tx>, rel: string, s: string) => fs.writeFile(t, rel, bytes(s), { hash: hashOf(s) });
+  const put = (fs: ZfsRemoteFilesystem, t: ReturnType<typeof tx>, rel: string, s: string) =>
+    fs.writeFile(t, rel, bytes(s), { hash: hashOf(s) });
   async function initRepo(fs: ZfsRemoteFilesystem): Promise<void> {
     const t = tx();
     await fs.begin(t);
@@ -59,7 +69,10 @@ describe.skipIf(!env)('commit failures on the real pool', () => {
     await put(fs, t, 'a.txt', 'v2');
     const holder = holdMount(path.join(p.mountpoint, 'repo'), 600);
     const e = await fs.commit(t, info(2)).catch((x: unknown) => x);
-    expect(e).toMatchObject({ name: 'TransactionCommitError', recoveryHint: 'Check ZFS pool health and available space' });
+    expect(e).toMatchObject({
+      name: 'TransactionCommitError',
+      recoveryHint: 'Check ZFS pool health and available space',
+    });
     expect(String((e as Error).message)).toMatch(/busy/);
     const r = await fs.rollback(t);
     expect(r.leftovers).toEqual([]);
@@ -83,10 +96,14 @@ describe.skipIf(!env)('commit failures on the real pool', () => {
     expect(e).toMatchObject({ name: 'TransactionCommitError' });
     expect(String((e as Error).message)).toMatch(/exists/);
     // at this point the clone owns the history: P/repo is a clone of it
-    expect(listAll(p.dataset, ['name', 'origin'])).toContain(`${p.dataset}/repo\t${p.dataset}/repo-sync-${t}@sync-temp-${t}`);
+    expect(listAll(p.dataset, ['name', 'origin'])).toContain(
+      `${p.dataset}/repo\t${p.dataset}/repo-sync-${t}@sync-temp-${t}`,
+    );
     const r = await fs.rollback(t);
     // the obstacle is not ours: reported, not destroyed
-    expect(r.leftovers).toEqual([{ name: `${p.dataset}/repo-old-${t}`, error: expect.stringMatching(/not made by/) as unknown }]);
+    expect(r.leftovers).toEqual([
+      { name: `${p.dataset}/repo-old-${t}`, error: expect.stringMatching(/not made by/) as unknown },
+    ]);
     expect(state(p)).toEqual(before);
     expect(listAll(p.dataset, ['name', 'origin'])).toContain(`${p.dataset}/repo\t-`);
     expect(await readAll(await fs.readFile('a.txt'))).toBe('v1');

@@ -1,6 +1,12 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { newTransactionId, type ByteStream, type HasherFactory, type SnapshotInfo, type StreamHasher } from '@dsg/contracts';
+import {
+  newTransactionId,
+  type ByteStream,
+  type HasherFactory,
+  type SnapshotInfo,
+  type StreamHasher,
+} from '@dsg/contracts';
 import { listAll, type TestParent } from '@dsg/testenv';
 import type { ZfsRunner, ZfsRunResult } from '../src/index.js';
 
@@ -27,13 +33,21 @@ export async function readAll(s: ByteStream | null): Promise<string | null> {
 }
 
 export function info(n: number, message = `sync ${n}`): SnapshotInfo {
-  return { snapshotId: `s${n}`, message, manifestHash: `hash-${n}`, user: 'alice@example.org', createdAt: '2026-11-25T10:00:00Z' };
+  return {
+    snapshotId: `s${n}`,
+    message,
+    manifestHash: `hash-${n}`,
+    user: 'alice@example.org',
+    createdAt: '2026-11-25T10:00:00Z',
+  };
 }
 
 export const tx = newTransactionId;
 
 /** A runner that records every call and answers from a script: proves nothing ran, or drives error paths. */
-export function recordingRunner(answer: (args: readonly string[]) => ZfsRunResult = () => ({ exitCode: 0, stdout: '', stderr: '' })): ZfsRunner & { calls: string[][] } {
+export function recordingRunner(
+  answer: (args: readonly string[]) => ZfsRunResult = () => ({ exitCode: 0, stdout: '', stderr: '' }),
+): ZfsRunner & { calls: string[][] } {
   const calls: string[][] = [];
   return {
     calls,

@@ -48,7 +48,9 @@ describe('zfsHost: names and configuration (no zfs run)', () => {
   it('refuses a bad parent, a relative mountpoint and a name that is not a repository, before running zfs', async () => {
     const runner = recordingRunner();
     expect(() => zfsHost({ parent: '-r', mountpoint: '/x', hasher: testHasher, runner })).toThrow(ValidationError);
-    expect(() => zfsHost({ parent: 'pool/a b', mountpoint: '/x', hasher: testHasher, runner })).toThrow(ValidationError);
+    expect(() => zfsHost({ parent: 'pool/a b', mountpoint: '/x', hasher: testHasher, runner })).toThrow(
+      ValidationError,
+    );
     expect(() => zfsHost({ parent: 'pool/p', mountpoint: 'rel', hasher: testHasher, runner })).toThrow(DsgError);
     const host = zfsHost({ parent: 'pool/p', mountpoint: '/x', hasher: testHasher, runner });
     for (const bad of ['', '..', '../x', 'a/b', '-r', 'p-sync-1', 'p-view-s1']) {
@@ -61,13 +63,17 @@ describe('zfsHost: names and configuration (no zfs run)', () => {
 
   it('asks ZFS through the given runner (sudo -n zfs for a non-root agent); a zfs failure is thrown, never guessed around', async () => {
     const answers = recordingRunner((args) =>
-      args[0] === 'get' ? { exitCode: 0, stdout: 'mountpoint\t/srv/real\tlocal\nmounted\tyes\t-\n', stderr: '' } : { exitCode: 0, stdout: '', stderr: '' },
+      args[0] === 'get'
+        ? { exitCode: 0, stdout: 'mountpoint\t/srv/real\tlocal\nmounted\tyes\t-\n', stderr: '' }
+        : { exitCode: 0, stdout: '', stderr: '' },
     );
     const host = zfsHost({ parent: 'tank/dsg', mountpoint: '/tank/dsg', hasher: testHasher, runner: answers });
     expect(await host.lockFile('proj')).toBe('/srv/real/.proj.dsg-lock');
     expect(answers.calls).toEqual([['get', '-H', '-o', 'property,value,source', 'mountpoint,mounted', 'tank/dsg']]);
     const broken = recordingRunner(() => ({ exitCode: 1, stdout: '', stderr: 'failed to connect to the zfs daemon' }));
-    const err = await zfsHost({ parent: 'tank/dsg', mountpoint: '/tank/dsg', hasher: testHasher, runner: broken }).lockFile('proj').catch((e: unknown) => e);
+    const err = await zfsHost({ parent: 'tank/dsg', mountpoint: '/tank/dsg', hasher: testHasher, runner: broken })
+      .lockFile('proj')
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ZfsOperationError);
   });
 });
@@ -107,7 +113,9 @@ describe.skipIf(!env)('zfsHost on the real pool', () => {
     execFileSync('zfs', ['set', 'mountpoint=none', p.dataset]);
     const configured = mkdtempSync(path.join(os.tmpdir(), 'dsg-host-conf-'));
     cleanups.push(() => rmSync(configured, { recursive: true, force: true }));
-    expect(await zfsHost({ parent: p.dataset, mountpoint: configured, hasher: testHasher }).lockFile('proj')).toBe(path.join(configured, '.proj.dsg-lock'));
+    expect(await zfsHost({ parent: p.dataset, mountpoint: configured, hasher: testHasher }).lockFile('proj')).toBe(
+      path.join(configured, '.proj.dsg-lock'),
+    );
     const missing = `${env!.pool}/no-such-parent-${randomBytes(4).toString('hex')}`;
     const host = zfsHost({ parent: missing, mountpoint: configured, hasher: testHasher });
     expect(await host.lockFile('proj')).toBe(path.join(configured, '.proj.dsg-lock'));
@@ -117,7 +125,9 @@ describe.skipIf(!env)('zfsHost on the real pool', () => {
   it('a parent that is not mounted (canmount=off) still places the lock where its mountpoint property says', async () => {
     const p = fresh();
     execFileSync('zfs', ['set', 'canmount=off', p.dataset]); // unmounts it
-    expect(execFileSync('zfs', ['get', '-H', '-o', 'value', 'mounted', p.dataset], { encoding: 'utf8' }).trim()).toBe('no');
+    expect(execFileSync('zfs', ['get', '-H', '-o', 'value', 'mounted', p.dataset], { encoding: 'utf8' }).trim()).toBe(
+      'no',
+    );
     const host = zfsHost({ parent: p.dataset, mountpoint: '/nonexistent/configured', hasher: testHasher });
     expect(await host.lockFile('proj')).toBe(path.join(p.mountpoint, '.proj.dsg-lock'));
   });

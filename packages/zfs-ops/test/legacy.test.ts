@@ -28,7 +28,8 @@ const A1 = 'id,name\n1,Ana\n';
 const A3 = 'id,name\n1,Ana\n2,Bo\n3,Cy\n';
 const B = 'id,total\n1,10\n';
 const C = 'new\n';
-const NO_ZFS_S2 = 'snapshot s2 has no ZFS snapshot in this repository (made by HRDAG/dsg, which snapshots only at init)';
+const NO_ZFS_S2 =
+  'snapshot s2 has no ZFS snapshot in this repository (made by HRDAG/dsg, which snapshots only at init)';
 
 const file = (p: string, content: string, mtime = '2024-01-15T09:00:00-08:00'): ManifestEntry => ({
   type: 'file',
@@ -43,8 +44,24 @@ const file = (p: string, content: string, mtime = '2024-01-15T09:00:00-08:00'): 
 function chain(): { s1: Manifest; s2: Manifest; s3: Manifest } {
   const at = (s: string): Date => new Date(s);
   const init = [file('input/a.csv', A1), file('output/b.csv', B)];
-  const s1 = buildSnapshot(init, { snapshotId: 's1', previous: null, message: 'Initial snapshot', user: USER, createdAt: at('2026-12-01T13:34:10Z'), projectConfig: null, notes: 'init' });
-  const s2 = buildSnapshot(init, { snapshotId: 's2', previous: s1.metadata, message: 'Init operation', user: USER, createdAt: at('2026-12-01T13:34:10Z'), projectConfig: null, notes: 'init' });
+  const s1 = buildSnapshot(init, {
+    snapshotId: 's1',
+    previous: null,
+    message: 'Initial snapshot',
+    user: USER,
+    createdAt: at('2026-12-01T13:34:10Z'),
+    projectConfig: null,
+    notes: 'init',
+  });
+  const s2 = buildSnapshot(init, {
+    snapshotId: 's2',
+    previous: s1.metadata,
+    message: 'Init operation',
+    user: USER,
+    createdAt: at('2026-12-01T13:34:10Z'),
+    projectConfig: null,
+    notes: 'init',
+  });
   const s3 = buildSnapshot([file('input/a.csv', A3, '2024-02-01T10:00:00-08:00'), file('output/b.csv', B)], {
     snapshotId: 's3',
     previous: s2.metadata,
@@ -58,7 +75,10 @@ function chain(): { s1: Manifest; s2: Manifest; s3: Manifest } {
 }
 
 function messages(...ms: Manifest[]): string {
-  return serializeSyncMessages({ metadata_version: SYNC_MESSAGES_VERSION, snapshots: Object.fromEntries(ms.map((m) => [m.metadata!.snapshot_id, m.metadata!])) });
+  return serializeSyncMessages({
+    metadata_version: SYNC_MESSAGES_VERSION,
+    snapshots: Object.fromEntries(ms.map((m) => [m.metadata!.snapshot_id, m.metadata!])),
+  });
 }
 
 function put(dir: string, rel: string, content: string | Uint8Array): void {
@@ -68,16 +88,26 @@ function put(dir: string, rel: string, content: string | Uint8Array): void {
 
 /** Every file under dir with a hash of its bytes: "the tree did not change" in one comparison. */
 function tree(dir: string): string[] {
-  return (readdirSync(dir, { recursive: true, withFileTypes: true }) as { name: string; parentPath: string; isFile(): boolean }[])
+  return (
+    readdirSync(dir, { recursive: true, withFileTypes: true }) as {
+      name: string;
+      parentPath: string;
+      isFile(): boolean;
+    }[]
+  )
     .filter((e) => e.isFile())
     .map((e) => {
       const rel = path.relative(dir, path.join(e.parentPath, e.name));
-      return `${rel} ${createHash('sha256').update(readFileSync(path.join(dir, rel))).digest('hex').slice(0, 12)}`;
+      return `${rel} ${createHash('sha256')
+        .update(readFileSync(path.join(dir, rel)))
+        .digest('hex')
+        .slice(0, 12)}`;
     })
     .sort();
 }
 
-const zfsGet = (ds: string, prop: string): string => execFileSync('zfs', ['get', '-H', '-o', 'value,source', prop, ds], { encoding: 'utf8' }).trim();
+const zfsGet = (ds: string, prop: string): string =>
+  execFileSync('zfs', ['get', '-H', '-o', 'value,source', prop, ds], { encoding: 'utf8' }).trim();
 
 describe.skipIf(!env)('repositories of HRDAG/dsg on ZFS (legacy layout), on the real pool', () => {
   const parents: TestParent[] = [];
@@ -93,7 +123,14 @@ describe.skipIf(!env)('repositories of HRDAG/dsg on ZFS (legacy layout), on the 
    * root with .dsg/last-sync.json (head s3) and a sync-messages.json one
    * behind, and one ZFS snapshot @s1 taken at init.
    */
-  function legacy(name = 'proj'): { p: TestParent; ds: string; dir: string; fs: ZfsRemoteFilesystem; configured: string; m: ReturnType<typeof chain> } {
+  function legacy(name = 'proj'): {
+    p: TestParent;
+    ds: string;
+    dir: string;
+    fs: ZfsRemoteFilesystem;
+    configured: string;
+    m: ReturnType<typeof chain>;
+  } {
     const p = freshParent(env!, 'zleg');
     parents.push(p);
     const base = mkdtempSync(path.join(os.tmpdir(), 'dsg-legacy-mnt-'));
@@ -114,7 +151,12 @@ describe.skipIf(!env)('repositories of HRDAG/dsg on ZFS (legacy layout), on the 
     put(dir, '.dsg/last-sync.json', serializeManifest(m.s3));
     put(dir, '.dsg/sync-messages.json', messages(m.s1, m.s2));
     const configured = path.join(base, 'not-where-the-pool-mounts-it');
-    const fs = new ZfsRemoteFilesystem({ parent: p.dataset, repo: name, mountpoint: configured, hasher: createXxh3Hasher });
+    const fs = new ZfsRemoteFilesystem({
+      parent: p.dataset,
+      repo: name,
+      mountpoint: configured,
+      hasher: createXxh3Hasher,
+    });
     return { p, ds, dir, fs, configured, m };
   }
 
@@ -123,13 +165,35 @@ describe.skipIf(!env)('repositories of HRDAG/dsg on ZFS (legacy layout), on the 
 
   /** The next manifest on top of s3 (as the coordinator builds it) and the SnapshotInfo of its commit. */
   function s4Of(m: ReturnType<typeof chain>, entries: ManifestEntry[]): { s4: Manifest; info: SnapshotInfo } {
-    const s4 = buildSnapshot(entries, { snapshotId: 's4', previous: m.s3.metadata, message: 'new extract', user: USER, createdAt: new Date('2026-12-02T10:00:00Z'), projectConfig: null, notes: 'sync' });
+    const s4 = buildSnapshot(entries, {
+      snapshotId: 's4',
+      previous: m.s3.metadata,
+      message: 'new extract',
+      user: USER,
+      createdAt: new Date('2026-12-02T10:00:00Z'),
+      projectConfig: null,
+      notes: 'sync',
+    });
     const md = s4.metadata!;
-    return { s4, info: { snapshotId: 's4', message: md.snapshot_message ?? '', manifestHash: md.snapshot_hash!, user: USER, createdAt: md.created_at } };
+    return {
+      s4,
+      info: {
+        snapshotId: 's4',
+        message: md.snapshot_message ?? '',
+        manifestHash: md.snapshot_hash!,
+        user: USER,
+        createdAt: md.created_at,
+      },
+    };
   }
 
   /** The metadata files a sync writes into the transaction, like the coordinator. */
-  async function writeMeta(fs: ZfsRemoteFilesystem, t: ReturnType<typeof tx>, m: ReturnType<typeof chain>, s4: Manifest): Promise<void> {
+  async function writeMeta(
+    fs: ZfsRemoteFilesystem,
+    t: ReturnType<typeof tx>,
+    m: ReturnType<typeof chain>,
+    s4: Manifest,
+  ): Promise<void> {
     await upload(fs, t, '.dsg/last-sync.json', serializeManifest(s4));
     await upload(fs, t, '.dsg/sync-messages.json', messages(m.s1, m.s2, m.s3, s4));
     await upload(fs, t, '.dsg/archive/s3-sync.json.lz4', compressArchive(serializeManifest(m.s3)));
@@ -141,13 +205,25 @@ describe.skipIf(!env)('repositories of HRDAG/dsg on ZFS (legacy layout), on the 
     expect(await fs.exists()).toBe(true);
     const snaps = await fs.listSnapshots();
     expect(snaps.map((s) => s.snapshotId)).toEqual(['s1', 's2', 's3']); // not "the highest @sN" (s1)
-    expect(snaps[2]).toEqual({ snapshotId: 's3', createdAt: m.s3.metadata!.created_at, message: 'Sync operation', manifestHash: m.s3.metadata!.snapshot_hash, user: USER });
-    expect(snaps[1]).toMatchObject({ snapshotId: 's2', message: 'Init operation', manifestHash: m.s2.metadata!.snapshot_hash });
+    expect(snaps[2]).toEqual({
+      snapshotId: 's3',
+      createdAt: m.s3.metadata!.created_at,
+      message: 'Sync operation',
+      manifestHash: m.s3.metadata!.snapshot_hash,
+      user: USER,
+    });
+    expect(snaps[1]).toMatchObject({
+      snapshotId: 's2',
+      message: 'Init operation',
+      manifestHash: m.s2.metadata!.snapshot_hash,
+    });
 
     // the live tree, found where ZFS mounted it
     expect(await readAll(await fs.readFile('input/a.csv'))).toBe(A3);
     expect(await readAll(await fs.readFile('README.md'))).toBe('# not data\n');
-    expect(JSON.parse((await readAll(await fs.readFile('.dsg/last-sync.json')))!)).toMatchObject({ metadata: { snapshot_id: 's3' } });
+    expect(JSON.parse((await readAll(await fs.readFile('.dsg/last-sync.json')))!)).toMatchObject({
+      metadata: { snapshot_id: 's3' },
+    });
     expect(await fs.readFile('input/missing.csv')).toBeNull();
 
     // history: the head is the live tree, @s1 is there, s2 has no ZFS snapshot
@@ -159,7 +235,9 @@ describe.skipIf(!env)('repositories of HRDAG/dsg on ZFS (legacy layout), on the 
     expect((e as NotFoundError).code).toBe('NOT_FOUND');
     await expect(fs.readSnapshotFile('s9', 'input/a.csv')).rejects.toThrow(/snapshot s9 of proj does not exist/);
     await expect(fs.mountSnapshot('s2')).rejects.toThrow(NO_ZFS_S2);
-    await expect(fs.mountSnapshot('s3')).rejects.toThrow(new RegExp(`snapshot s3 has no ZFS snapshot .*the live tree, mounted at ${dir}`));
+    await expect(fs.mountSnapshot('s3')).rejects.toThrow(
+      new RegExp(`snapshot s3 has no ZFS snapshot .*the live tree, mounted at ${dir}`),
+    );
     const view = await fs.mountSnapshot('s1');
     expect(readFileSync(path.join(view, 'input/a.csv'), 'utf8')).toBe(A1);
     await fs.unmountSnapshot(view);
@@ -168,7 +246,7 @@ describe.skipIf(!env)('repositories of HRDAG/dsg on ZFS (legacy layout), on the 
     expect(existsSync(configured)).toBe(false);
   });
 
-  it('a sync commits s4 atomically and the dataset stays the original\'s: P/<name>, its own mountpoint, the tree at its root, last-sync.json = s4', async () => {
+  it("a sync commits s4 atomically and the dataset stays the original's: P/<name>, its own mountpoint, the tree at its root, last-sync.json = s4", async () => {
     const { p, ds, dir, fs, m } = legacy();
     const t = tx();
     const b = await fs.begin(t);
@@ -181,17 +259,31 @@ describe.skipIf(!env)('repositories of HRDAG/dsg on ZFS (legacy layout), on the 
     const { s4, info } = s4Of(m, [file('input/a.csv', A3, '2024-02-01T10:00:00-08:00'), file('input/c.csv', C)]);
     await writeMeta(fs, t, m, s4);
     // nothing visible in the live tree before the commit
-    expect(JSON.parse(readFileSync(path.join(dir, '.dsg/last-sync.json'), 'utf8'))).toMatchObject({ metadata: { snapshot_id: 's3' } });
+    expect(JSON.parse(readFileSync(path.join(dir, '.dsg/last-sync.json'), 'utf8'))).toMatchObject({
+      metadata: { snapshot_id: 's3' },
+    });
     expect(existsSync(path.join(dir, 'input/c.csv'))).toBe(false);
     await fs.commit(t, info);
 
     // ZFS: the same dataset name, mounted at its own mountpoint again, @s1 kept, @s4 added, nothing else
-    expect(listAll(p.dataset).map((l) => l.split(p.dataset).join('P'))).toEqual(['P', 'P/proj', 'P/proj@s1', 'P/proj@s4']);
+    expect(listAll(p.dataset).map((l) => l.split(p.dataset).join('P'))).toEqual([
+      'P',
+      'P/proj',
+      'P/proj@s1',
+      'P/proj@s4',
+    ]);
     expect(zfsGet(ds, 'mountpoint')).toBe(`${dir}\tlocal`);
     expect(zfsGet(ds, 'mounted')).toBe('yes\t-');
     // the tree at the root, as the original reads it: straight from disk
-    expect(JSON.parse(readFileSync(path.join(dir, '.dsg/last-sync.json'), 'utf8'))).toMatchObject({ metadata: { snapshot_id: 's4', snapshot_previous: 's3' } });
-    expect(Object.keys((JSON.parse(readFileSync(path.join(dir, '.dsg/sync-messages.json'), 'utf8')) as { snapshots: object }).snapshots)).toEqual(['s1', 's2', 's3', 's4']);
+    expect(JSON.parse(readFileSync(path.join(dir, '.dsg/last-sync.json'), 'utf8'))).toMatchObject({
+      metadata: { snapshot_id: 's4', snapshot_previous: 's3' },
+    });
+    expect(
+      Object.keys(
+        (JSON.parse(readFileSync(path.join(dir, '.dsg/sync-messages.json'), 'utf8')) as { snapshots: object })
+          .snapshots,
+      ),
+    ).toEqual(['s1', 's2', 's3', 's4']);
     expect(readFileSync(path.join(dir, 'input/c.csv'), 'utf8')).toBe(C);
     expect(readFileSync(path.join(dir, 'input/a.csv'), 'utf8')).toBe(A3);
     expect(existsSync(path.join(dir, 'output/b.csv'))).toBe(false);
@@ -205,29 +297,56 @@ describe.skipIf(!env)('repositories of HRDAG/dsg on ZFS (legacy layout), on the 
     expect(await readAll(await fs.readFile('input/c.csv'))).toBe(C);
     expect(await readAll(await fs.readSnapshotFile('s4', 'input/c.csv'))).toBe(C);
     expect(await readAll(await fs.readSnapshotFile('s1', 'input/a.csv'))).toBe(A1);
-    await expect(fs.readSnapshotFile('s3', 'input/a.csv')).rejects.toThrow('snapshot s3 has no ZFS snapshot in this repository (made by HRDAG/dsg, which snapshots only at init)');
+    await expect(fs.readSnapshotFile('s3', 'input/a.csv')).rejects.toThrow(
+      'snapshot s3 has no ZFS snapshot in this repository (made by HRDAG/dsg, which snapshots only at init)',
+    );
 
     // and it takes the next sync (a new instance: nothing remembered)
-    const fs2 = new ZfsRemoteFilesystem({ parent: p.dataset, repo: 'proj', mountpoint: '/nonexistent/assumed', hasher: createXxh3Hasher });
+    const fs2 = new ZfsRemoteFilesystem({
+      parent: p.dataset,
+      repo: 'proj',
+      mountpoint: '/nonexistent/assumed',
+      hasher: createXxh3Hasher,
+    });
     const t2 = tx();
     await fs2.begin(t2);
-    const s5 = buildSnapshot([file('input/a.csv', A3, '2024-02-01T10:00:00-08:00')], { snapshotId: 's5', previous: s4.metadata, message: 'drop c', user: USER, createdAt: new Date('2026-12-03T10:00:00Z'), projectConfig: null });
+    const s5 = buildSnapshot([file('input/a.csv', A3, '2024-02-01T10:00:00-08:00')], {
+      snapshotId: 's5',
+      previous: s4.metadata,
+      message: 'drop c',
+      user: USER,
+      createdAt: new Date('2026-12-03T10:00:00Z'),
+      projectConfig: null,
+    });
     await fs2.deleteFile(t2, 'input/c.csv');
     await upload(fs2, t2, '.dsg/last-sync.json', serializeManifest(s5));
-    await fs2.commit(t2, { snapshotId: 's5', message: 'drop c', manifestHash: s5.metadata!.snapshot_hash!, user: USER, createdAt: s5.metadata!.created_at });
+    await fs2.commit(t2, {
+      snapshotId: 's5',
+      message: 'drop c',
+      manifestHash: s5.metadata!.snapshot_hash!,
+      user: USER,
+      createdAt: s5.metadata!.created_at,
+    });
     expect(zfsGet(ds, 'mountpoint')).toBe(`${dir}\tlocal`);
     expect(existsSync(path.join(dir, 'input/c.csv'))).toBe(false);
     expect((await fs2.listSnapshots()).at(-1)?.snapshotId).toBe('s5');
     expect(await readAll(await fs2.readSnapshotFile('s4', 'input/c.csv'))).toBe(C);
-    await expect.poll(() => listAll(p.dataset).join('\n'), { timeout: 120_000 }).not.toMatch(/-view-|-sync-|-old-|sync-temp/);
+    await expect
+      .poll(() => listAll(p.dataset).join('\n'), { timeout: 120_000 })
+      .not.toMatch(/-view-|-sync-|-old-|sync-temp/);
   });
 
   it('rolled-back and failed transactions leave no trace: zfs list (with mountpoints) and the tree as before', async () => {
     const { p, ds, dir, fs, m } = legacy();
-    const zstate = (): string[] => listAll(p.dataset, ['name', 'origin', 'mountpoint', 'mounted', 'dsg:tx', 'dsg:phase']);
+    const zstate = (): string[] =>
+      listAll(p.dataset, ['name', 'origin', 'mountpoint', 'mounted', 'dsg:tx', 'dsg:phase']);
     const before = zstate();
     const files = tree(dir);
-    const { s4, info } = s4Of(m, [file('input/a.csv', A3, '2024-02-01T10:00:00-08:00'), file('output/b.csv', B), file('input/c.csv', C)]);
+    const { s4, info } = s4Of(m, [
+      file('input/a.csv', A3, '2024-02-01T10:00:00-08:00'),
+      file('output/b.csv', B),
+      file('input/c.csv', C),
+    ]);
     const unchanged = async (): Promise<void> => {
       expect(zstate()).toEqual(before);
       expect(tree(dir)).toEqual(files);
@@ -257,7 +376,9 @@ describe.skipIf(!env)('repositories of HRDAG/dsg on ZFS (legacy layout), on the 
     const t3 = tx();
     await fs.begin(t3);
     await writeMeta(fs, t3, m, s4);
-    await expect(fs.commit(t3, { ...info, snapshotId: 's6' })).rejects.toThrow(/s6 is not the next one after the head s3/);
+    await expect(fs.commit(t3, { ...info, snapshotId: 's6' })).rejects.toThrow(
+      /s6 is not the next one after the head s3/,
+    );
     expect((await fs.rollback(t3)).leftovers).toEqual([]);
     await unchanged();
 
@@ -265,7 +386,14 @@ describe.skipIf(!env)('repositories of HRDAG/dsg on ZFS (legacy layout), on the 
     const t4 = tx();
     await fs.begin(t4);
     await writeMeta(fs, t4, m, s4);
-    const theirs = buildSnapshot([file('input/a.csv', A3)], { snapshotId: 's4', previous: m.s3.metadata, message: 'Sync operation', user: 'bo@example.org', createdAt: new Date(), projectConfig: null });
+    const theirs = buildSnapshot([file('input/a.csv', A3)], {
+      snapshotId: 's4',
+      previous: m.s3.metadata,
+      message: 'Sync operation',
+      user: 'bo@example.org',
+      createdAt: new Date(),
+      projectConfig: null,
+    });
     const ours = readFileSync(path.join(dir, '.dsg/last-sync.json'));
     writeFileSync(path.join(dir, '.dsg/last-sync.json'), serializeManifest(theirs));
     await expect(fs.commit(t4, info)).rejects.toThrow(/moved from s3 to s4/);
@@ -284,7 +412,9 @@ describe.skipIf(!env)('repositories of HRDAG/dsg on ZFS (legacy layout), on the 
     expect(e5).toBeInstanceOf(TransactionCommitError);
     expect(listAll(p.dataset, ['name', 'origin'])).toContain(`${ds}\t${p.dataset}/proj-sync-${t5}@sync-temp-${t5}`);
     const r5 = await fs.rollback(t5);
-    expect(r5.leftovers).toEqual([{ name: `${p.dataset}/proj-old-${t5}`, error: expect.stringMatching(/not made by/) as unknown }]);
+    expect(r5.leftovers).toEqual([
+      { name: `${p.dataset}/proj-old-${t5}`, error: expect.stringMatching(/not made by/) as unknown },
+    ]);
     expect(zstate()).toEqual(withObstacle);
     zfsRetry('destroy', `${p.dataset}/proj-old-${t5}`);
     await unchanged();
@@ -296,7 +426,9 @@ describe.skipIf(!env)('repositories of HRDAG/dsg on ZFS (legacy layout), on the 
     await upload(fs, t6, 'input/c.csv', C);
     await writeMeta(fs, t6, m, s4);
     await fs.commit(t6, info);
-    expect(JSON.parse(readFileSync(path.join(dir, '.dsg/last-sync.json'), 'utf8'))).toMatchObject({ metadata: { snapshot_id: 's4' } });
+    expect(JSON.parse(readFileSync(path.join(dir, '.dsg/last-sync.json'), 'utf8'))).toMatchObject({
+      metadata: { snapshot_id: 's4' },
+    });
   });
 
   it('refuses to sync a dataset with child datasets (the clone would not keep them), and reads need the dataset mounted', async () => {
@@ -307,7 +439,12 @@ describe.skipIf(!env)('repositories of HRDAG/dsg on ZFS (legacy layout), on the 
     expect(listAll(p.dataset)).toEqual(before);
     zfsRetry('destroy', `${ds}/child`);
     zfsRetry('unmount', ds);
-    const fresh = new ZfsRemoteFilesystem({ parent: p.dataset, repo: 'proj', mountpoint: p.mountpoint, hasher: createXxh3Hasher });
+    const fresh = new ZfsRemoteFilesystem({
+      parent: p.dataset,
+      repo: 'proj',
+      mountpoint: p.mountpoint,
+      hasher: createXxh3Hasher,
+    });
     await expect(fresh.listSnapshots()).rejects.toMatchObject({ code: 'ZFS_NOT_MOUNTED' });
     await expect(fresh.readFile('input/a.csv')).rejects.toMatchObject({ code: 'ZFS_NOT_MOUNTED' });
     zfsRetry('mount', ds);
@@ -321,32 +458,83 @@ describe.skipIf(!env)('repositories of HRDAG/dsg on ZFS (legacy layout), on the 
     ['zfs.sync.after-rename-new', 'new'],
     ['zfs.sync.after-set-mountpoint', 'new'],
     ['zfs.sync.after-snapshot', 'new'],
-  ] as const)('killed at %s → recover() ends at the %s head, mounted where the original put it', async (fault, expected) => {
-    const { p, ds, dir, m } = legacy('repo'); // the crash child opens P/repo
-    const { s4 } = s4Of(m, [file('input/a.csv', A3, '2024-02-01T10:00:00-08:00'), file('output/b.csv', B), file('input/c.csv', C)]);
-    const r = await runChild(p, 's4', { 'input/c.csv': C, '.dsg/last-sync.json': serializeManifest(s4), '.dsg/sync-messages.json': messages(m.s1, m.s2, m.s3, s4) }, fault);
-    expect(r.signal, r.out).toBe('SIGKILL');
-    const fs = new ZfsRemoteFilesystem({ parent: p.dataset, repo: 'repo', mountpoint: p.mountpoint, hasher: createXxh3Hasher });
-    const rep = await fs.recover();
-    expect(rep.leftovers).toEqual([]);
-    expect(rep.transactions.map((x) => x.action)).toEqual([expected === 'new' ? 'rolled-forward' : 'rolled-back']);
-    expect(zfsGet(ds, 'mountpoint')).toBe(`${dir}\tlocal`);
-    expect(zfsGet(ds, 'mounted')).toBe('yes\t-');
-    const head = expected === 'new' ? 's4' : 's3';
-    expect(JSON.parse(readFileSync(path.join(dir, '.dsg/last-sync.json'), 'utf8'))).toMatchObject({ metadata: { snapshot_id: head } });
-    expect(existsSync(path.join(dir, 'input/c.csv'))).toBe(expected === 'new');
-    expect((await fs.listSnapshots()).map((s) => s.snapshotId)).toEqual(expected === 'new' ? ['s1', 's2', 's3', 's4'] : ['s1', 's2', 's3']);
-    expect(listAll(p.dataset).join('\n')).not.toMatch(/-sync-|-old-|sync-temp|-view-/);
-    expect(await fs.repositoryLayout()).toBe('legacy');
-  });
+  ] as const)(
+    'killed at %s → recover() ends at the %s head, mounted where the original put it',
+    async (fault, expected) => {
+      const { p, ds, dir, m } = legacy('repo'); // the crash child opens P/repo
+      const { s4 } = s4Of(m, [
+        file('input/a.csv', A3, '2024-02-01T10:00:00-08:00'),
+        file('output/b.csv', B),
+        file('input/c.csv', C),
+      ]);
+      const r = await runChild(
+        p,
+        's4',
+        {
+          'input/c.csv': C,
+          '.dsg/last-sync.json': serializeManifest(s4),
+          '.dsg/sync-messages.json': messages(m.s1, m.s2, m.s3, s4),
+        },
+        fault,
+      );
+      expect(r.signal, r.out).toBe('SIGKILL');
+      const fs = new ZfsRemoteFilesystem({
+        parent: p.dataset,
+        repo: 'repo',
+        mountpoint: p.mountpoint,
+        hasher: createXxh3Hasher,
+      });
+      const rep = await fs.recover();
+      expect(rep.leftovers).toEqual([]);
+      expect(rep.transactions.map((x) => x.action)).toEqual([expected === 'new' ? 'rolled-forward' : 'rolled-back']);
+      expect(zfsGet(ds, 'mountpoint')).toBe(`${dir}\tlocal`);
+      expect(zfsGet(ds, 'mounted')).toBe('yes\t-');
+      const head = expected === 'new' ? 's4' : 's3';
+      expect(JSON.parse(readFileSync(path.join(dir, '.dsg/last-sync.json'), 'utf8'))).toMatchObject({
+        metadata: { snapshot_id: head },
+      });
+      expect(existsSync(path.join(dir, 'input/c.csv'))).toBe(expected === 'new');
+      expect((await fs.listSnapshots()).map((s) => s.snapshotId)).toEqual(
+        expected === 'new' ? ['s1', 's2', 's3', 's4'] : ['s1', 's2', 's3'],
+      );
+      expect(listAll(p.dataset).join('\n')).not.toMatch(/-sync-|-old-|sync-temp|-view-/);
+      expect(await fs.repositoryLayout()).toBe('legacy');
+    },
+  );
 
   it("dsg's own layout is unaffected: real manifests in the tree, an @sN per commit, history from ZFS", async () => {
     const p = freshParent(env!, 'zleg');
     parents.push(p);
-    const fs = new ZfsRemoteFilesystem({ parent: p.dataset, repo: 'own', mountpoint: p.mountpoint, hasher: createXxh3Hasher });
-    const s1 = buildSnapshot([file('input/a.csv', A1)], { snapshotId: 's1', previous: null, message: 'first', user: USER, createdAt: new Date('2026-12-01T00:00:00Z'), projectConfig: null, notes: 'init' });
-    const s2 = buildSnapshot([file('input/a.csv', A3)], { snapshotId: 's2', previous: s1.metadata, message: 'second', user: USER, createdAt: new Date('2026-12-02T00:00:00Z'), projectConfig: null });
-    const info = (mf: Manifest, message: string): SnapshotInfo => ({ snapshotId: mf.metadata!.snapshot_id, message, manifestHash: mf.metadata!.snapshot_hash!, user: USER, createdAt: mf.metadata!.created_at });
+    const fs = new ZfsRemoteFilesystem({
+      parent: p.dataset,
+      repo: 'own',
+      mountpoint: p.mountpoint,
+      hasher: createXxh3Hasher,
+    });
+    const s1 = buildSnapshot([file('input/a.csv', A1)], {
+      snapshotId: 's1',
+      previous: null,
+      message: 'first',
+      user: USER,
+      createdAt: new Date('2026-12-01T00:00:00Z'),
+      projectConfig: null,
+      notes: 'init',
+    });
+    const s2 = buildSnapshot([file('input/a.csv', A3)], {
+      snapshotId: 's2',
+      previous: s1.metadata,
+      message: 'second',
+      user: USER,
+      createdAt: new Date('2026-12-02T00:00:00Z'),
+      projectConfig: null,
+    });
+    const info = (mf: Manifest, message: string): SnapshotInfo => ({
+      snapshotId: mf.metadata!.snapshot_id,
+      message,
+      manifestHash: mf.metadata!.snapshot_hash!,
+      user: USER,
+      createdAt: mf.metadata!.created_at,
+    });
     const t1 = tx();
     expect((await fs.begin(t1)).pattern).toBe('init');
     await upload(fs, t1, 'input/a.csv', A1);
@@ -359,11 +547,16 @@ describe.skipIf(!env)('repositories of HRDAG/dsg on ZFS (legacy layout), on the 
     await fs.commit(t2, info(s2, 'second (zfs)'));
     expect(await fs.repositoryLayout()).toBe('dsg');
     // history from the @sN properties, as before
-    expect((await fs.listSnapshots()).map((s) => [s.snapshotId, s.message])).toEqual([['s1', 'first (zfs)'], ['s2', 'second (zfs)']]);
+    expect((await fs.listSnapshots()).map((s) => [s.snapshotId, s.message])).toEqual([
+      ['s1', 'first (zfs)'],
+      ['s2', 'second (zfs)'],
+    ]);
     expect(await readAll(await fs.readSnapshotFile('s1', 'input/a.csv'))).toBe(A1);
     expect(await readAll(await fs.readSnapshotFile('s2', 'input/a.csv'))).toBe(A3);
     await expect(fs.readSnapshotFile('s3', 'input/a.csv')).rejects.toThrow(/snapshot s3 of own does not exist/);
-    expect(zfsGet(`${p.dataset}/own`, 'mountpoint')).toMatch(new RegExp(`^${path.join(p.mountpoint, 'own')}\tinherited from `));
+    expect(zfsGet(`${p.dataset}/own`, 'mountpoint')).toMatch(
+      new RegExp(`^${path.join(p.mountpoint, 'own')}\tinherited from `),
+    );
     expect(listAll(p.dataset).map((l) => l.split(p.dataset).join('P'))).toEqual(['P', 'P/own', 'P/own@s1', 'P/own@s2']);
   });
 });

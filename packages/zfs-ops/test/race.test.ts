@@ -26,7 +26,8 @@ function gatedStream(first: string, rest: string): { stream: ByteStream; release
 
 function temps(dir: string): string[] {
   const out: string[] = [];
-  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) if (e.name.includes('.dsg-tmp-')) out.push(e.name);
+  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true }))
+    if (e.name.includes('.dsg-tmp-')) out.push(e.name);
   return out;
 }
 
@@ -47,7 +48,13 @@ describe.skipIf(!env)('ZFS work area: concurrent requests are serialised, links 
     const fs = fsOf();
     const t = tx();
     const { workPath } = await fs.begin(t);
-    for (const [at, target] of [['l1', '.'], ['sub/l2', 'l1/..'], ['x', '../x'], ['g', '.git/config'], ['sub/g', '../.ssh/authorized_keys']] as const) {
+    for (const [at, target] of [
+      ['l1', '.'],
+      ['sub/l2', 'l1/..'],
+      ['x', '../x'],
+      ['g', '.git/config'],
+      ['sub/g', '../.ssh/authorized_keys'],
+    ] as const) {
       await expect(fs.writeLink(t, at, target), `${at} -> ${target}`).rejects.toBeInstanceOf(ValidationError);
     }
     await fs.writeLink(t, 'sub/l1', '.');
@@ -96,7 +103,9 @@ describe.skipIf(!env)('ZFS work area: concurrent requests are serialised, links 
     const t = tx();
     const { workPath } = await fs.begin(t);
     symlinkSync(outside, path.join(workPath, 'old'));
-    const results = await Promise.allSettled(Array.from({ length: 50 }, (_, i) => fs.writeFile(t, `old/d${i}/f`, bytes('evil'), { hash: hashOf('evil') })));
+    const results = await Promise.allSettled(
+      Array.from({ length: 50 }, (_, i) => fs.writeFile(t, `old/d${i}/f`, bytes('evil'), { hash: hashOf('evil') })),
+    );
     expect(results.every((r) => r.status === 'rejected' && r.reason instanceof ValidationError)).toBe(true);
     expect(readdirSync(outside)).toEqual([]);
     await fs.rollback(t);

@@ -14,7 +14,10 @@ describe.skipIf(!env)('ZfsRemoteFilesystem on the real pool', () => {
       fs: new ZfsRemoteFilesystem({ parent: p.dataset, repo: 'repo', mountpoint: p.mountpoint, hasher: testHasher }),
       hash: hashOf,
       // datasets with their origin and transaction mark, and every file where they are mounted
-      residue: async () => [...listAll(p.dataset, ['name', 'origin', 'dsg:tx', 'mounted']), ...(await treeLines(p.mountpoint))],
+      residue: async () => [
+        ...listAll(p.dataset, ['name', 'origin', 'dsg:tx', 'mounted']),
+        ...(await treeLines(p.mountpoint)),
+      ],
       concurrentTransactions: false,
       snapshotHistory: true,
       reportsLayout: true,

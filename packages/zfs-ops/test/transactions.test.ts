@@ -18,9 +18,13 @@ describe.skipIf(!env)('ZFS transactions on the real pool', () => {
   const setup = (repo = 'repo'): { p: TestParent; fs: ZfsRemoteFilesystem } => {
     const p = freshParent(env!, 'zops');
     parents.push(p);
-    return { p, fs: new ZfsRemoteFilesystem({ parent: p.dataset, repo, mountpoint: p.mountpoint, hasher: testHasher }) };
+    return {
+      p,
+      fs: new ZfsRemoteFilesystem({ parent: p.dataset, repo, mountpoint: p.mountpoint, hasher: testHasher }),
+    };
   };
-  const put = (fs: ZfsRemoteFilesystem, t: ReturnType<typeof tx>, rel: string, s: string) => fs.writeFile(t, rel, bytes(s), { hash: hashOf(s), size: Buffer.byteLength(s) });
+  const put = (fs: ZfsRemoteFilesystem, t: ReturnType<typeof tx>, rel: string, s: string) =>
+    fs.writeFile(t, rel, bytes(s), { hash: hashOf(s), size: Buffer.byteLength(s) });
 
   async function initRepo(fs: ZfsRemoteFilesystem, files: Record<string, string>): Promise<void> {
     const t = tx();
@@ -50,7 +54,12 @@ describe.skipIf(!env)('ZFS transactions on the real pool', () => {
     expect(await fs.exists()).toBe(true);
     const snaps = await fs.listSnapshots();
     expect(snaps).toHaveLength(1);
-    expect(snaps[0]).toMatchObject({ snapshotId: 's1', message: 'first\nline two', manifestHash: 'hash-1', user: 'alice@example.org' });
+    expect(snaps[0]).toMatchObject({
+      snapshotId: 's1',
+      message: 'first\nline two',
+      manifestHash: 'hash-1',
+      user: 'alice@example.org',
+    });
     expect(Math.abs(Date.parse(snaps[0]!.createdAt) - Date.now())).toBeLessThan(600_000);
     expect(await listZfsRepositories({ parent: p.dataset, mountpoint: p.mountpoint })).toEqual(['repo']);
   });
@@ -108,7 +117,9 @@ describe.skipIf(!env)('ZFS transactions on the real pool', () => {
       const at = await fs.mountSnapshot('s1', dir);
       expect(at).toBe(dir);
       expect(readFileSync(path.join(dir, 'a.txt'), 'utf8')).toBe('v1');
-      await expect(import('node:fs/promises').then((m) => m.writeFile(path.join(dir, 'x'), 'x'))).rejects.toThrow(/read-only|EROFS/i);
+      await expect(import('node:fs/promises').then((m) => m.writeFile(path.join(dir, 'x'), 'x'))).rejects.toThrow(
+        /read-only|EROFS/i,
+      );
       const dflt = await fs.mountSnapshot('s2');
       expect(readFileSync(path.join(dflt, 'a.txt'), 'utf8')).toBe('v2');
       expect(await listZfsRepositories({ parent: p.dataset, mountpoint: p.mountpoint })).toEqual(['repo']);
@@ -123,7 +134,12 @@ describe.skipIf(!env)('ZFS transactions on the real pool', () => {
 
   it("unmountSnapshot never touches another repository's views (repo vs repo-view in one parent)", async () => {
     const { p, fs } = setup('repo');
-    const other = new ZfsRemoteFilesystem({ parent: p.dataset, repo: 'repo-view', mountpoint: p.mountpoint, hasher: testHasher });
+    const other = new ZfsRemoteFilesystem({
+      parent: p.dataset,
+      repo: 'repo-view',
+      mountpoint: p.mountpoint,
+      hasher: testHasher,
+    });
     await initRepo(fs, { 'a.txt': 'mine' });
     await initRepo(other, { 'a.txt': 'theirs' });
     const theirs = await other.mountSnapshot('s1');
@@ -141,7 +157,9 @@ describe.skipIf(!env)('ZFS transactions on the real pool', () => {
     const t = tx();
     const { workPath } = await fs.begin(t);
     await expect(fs.writeFile(t, 'a.txt', bytes('evil'), { hash: hashOf('good') })).rejects.toThrow(ValidationError);
-    await expect(fs.writeFile(t, 'a.txt', bytes('good'), { hash: hashOf('good'), size: 99 })).rejects.toThrow(/size mismatch for a.txt: expected 99, got 4/);
+    await expect(fs.writeFile(t, 'a.txt', bytes('good'), { hash: hashOf('good'), size: 99 })).rejects.toThrow(
+      /size mismatch for a.txt: expected 99, got 4/,
+    );
     const { readdirSync, mkdirSync } = await import('node:fs');
     expect(readdirSync(workPath)).toEqual([]);
     // the target is a directory: the rename fails and no temp file stays
@@ -154,7 +172,7 @@ describe.skipIf(!env)('ZFS transactions on the real pool', () => {
     const { symlinkSync } = await import('node:fs');
     symlinkSync('/tmp', path.join(workPath, 'evil'));
     await expect(put(fs, t, 'evil/x.txt', 'x')).rejects.toThrow(/is a symlink/);
-    await expect(put(fs, t + 'x' as never, 'a.txt', 'x')).rejects.toThrow(/not the open one/);
+    await expect(put(fs, (t + 'x') as never, 'a.txt', 'x')).rejects.toThrow(/not the open one/);
     await fs.rollback(t);
   });
 
@@ -164,15 +182,37 @@ describe.skipIf(!env)('ZFS transactions on the real pool', () => {
     await initRepo(fs, { a: '1' });
     expect(await fs.ops.detect()).toBe('sync');
     const before = state(p);
-    const missing = new ZfsRemoteFilesystem({ parent: `${p.dataset}/nope`, repo: 'repo', mountpoint: path.join(p.mountpoint, 'nope'), hasher: testHasher });
+    const missing = new ZfsRemoteFilesystem({
+      parent: `${p.dataset}/nope`,
+      repo: 'repo',
+      mountpoint: path.join(p.mountpoint, 'nope'),
+      hasher: testHasher,
+    });
     await expect(missing.begin(tx())).rejects.toBeInstanceOf(ZfsOperationError);
-    const nopool = new ZfsRemoteFilesystem({ parent: 'nosuchpool/x', repo: 'repo', mountpoint: '/nonexistent', hasher: testHasher });
+    const nopool = new ZfsRemoteFilesystem({
+      parent: 'nosuchpool/x',
+      repo: 'repo',
+      mountpoint: '/nonexistent',
+      hasher: testHasher,
+    });
     await expect(nopool.begin(tx())).rejects.toBeInstanceOf(ZfsOperationError);
     // a zfs that fails for a reason other than "does not exist" (real process, real exit code)
     const { createZfsRunner } = await import('../src/index.js');
-    const broken = new ZfsRemoteFilesystem({ parent: p.dataset, repo: 'other', mountpoint: p.mountpoint, hasher: testHasher, runner: createZfsRunner({ zfsPath: '/bin/false' }) });
+    const broken = new ZfsRemoteFilesystem({
+      parent: p.dataset,
+      repo: 'other',
+      mountpoint: p.mountpoint,
+      hasher: testHasher,
+      runner: createZfsRunner({ zfsPath: '/bin/false' }),
+    });
     await expect(broken.begin(tx())).rejects.toBeInstanceOf(ZfsOperationError);
-    const nozfs = new ZfsRemoteFilesystem({ parent: p.dataset, repo: 'other', mountpoint: p.mountpoint, hasher: testHasher, runner: createZfsRunner({ zfsPath: '/nonexistent/zfs' }) });
+    const nozfs = new ZfsRemoteFilesystem({
+      parent: p.dataset,
+      repo: 'other',
+      mountpoint: p.mountpoint,
+      hasher: testHasher,
+      runner: createZfsRunner({ zfsPath: '/nonexistent/zfs' }),
+    });
     await expect(nozfs.begin(tx())).rejects.toBeInstanceOf(ZfsOperationError);
     expect(state(p)).toEqual(before);
   });
@@ -225,7 +265,12 @@ describe.skipIf(!env)('ZFS transactions on the real pool', () => {
     const t = tx();
     await fs.begin(t);
     // simulate a crash: a new instance does not know t
-    const fs2 = new ZfsRemoteFilesystem({ parent: p.dataset, repo: 'repo', mountpoint: p.mountpoint, hasher: testHasher });
+    const fs2 = new ZfsRemoteFilesystem({
+      parent: p.dataset,
+      repo: 'repo',
+      mountpoint: p.mountpoint,
+      hasher: testHasher,
+    });
     await expect(fs2.begin(tx())).rejects.toThrow(/leftovers/);
     const rep = await fs2.recover();
     expect(rep.transactions).toEqual([{ transactionId: t, action: 'rolled-back' }]);
@@ -236,13 +281,28 @@ describe.skipIf(!env)('ZFS transactions on the real pool', () => {
     const { createZfsRunner } = await import('../src/index.js');
     const prepared: string[] = [];
     const ok = { ...createZfsRunner(), prepareWorkPath: (dir: string) => (prepared.push(dir), Promise.resolve()) };
-    const fs = new ZfsRemoteFilesystem({ parent: p.dataset, repo: 'repo', mountpoint: p.mountpoint, hasher: testHasher, runner: ok });
+    const fs = new ZfsRemoteFilesystem({
+      parent: p.dataset,
+      repo: 'repo',
+      mountpoint: p.mountpoint,
+      hasher: testHasher,
+      runner: ok,
+    });
     const t = tx();
     const b = await fs.begin(t);
     expect(prepared).toEqual([b.workPath]);
     await fs.rollback(t);
-    const failing = { ...createZfsRunner(), prepareWorkPath: () => Promise.reject(new Error('sudo: a password is required')) };
-    const fs2 = new ZfsRemoteFilesystem({ parent: p.dataset, repo: 'repo', mountpoint: p.mountpoint, hasher: testHasher, runner: failing });
+    const failing = {
+      ...createZfsRunner(),
+      prepareWorkPath: () => Promise.reject(new Error('sudo: a password is required')),
+    };
+    const fs2 = new ZfsRemoteFilesystem({
+      parent: p.dataset,
+      repo: 'repo',
+      mountpoint: p.mountpoint,
+      hasher: testHasher,
+      runner: failing,
+    });
     await expect(fs2.begin(tx())).rejects.toMatchObject({ code: 'ZFS_PERMISSION' });
     expect(state(p)).toEqual(['P\t-\t-']);
   });

@@ -8,7 +8,16 @@
  * itself (overwrite, delete) once it is already safe in one of those places,
  * so anything missing at the end was lost by dsg.
  */
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { compareSnapshotIds, parseSnapshotId, snapshotIdOf, snapshotNumber } from '@dsg/contracts';
 import { decompressArchive, hashBytes, isConflictBackup } from '@dsg/manifest';
@@ -69,7 +78,10 @@ export function dataTree(dir: string): Tree {
 }
 
 function entriesOf(text: string): Tree {
-  const doc = JSON.parse(text) as { entries: Record<string, { type: string; hash?: string }>; metadata?: { snapshot_id?: string } };
+  const doc = JSON.parse(text) as {
+    entries: Record<string, { type: string; hash?: string }>;
+    metadata?: { snapshot_id?: string };
+  };
   const t: Tree = new Map();
   for (const [p, e] of Object.entries(doc.entries)) if (e.type === 'file' && e.hash) t.set(p, e.hash);
   return t;
@@ -91,7 +103,9 @@ export class RepoHistory {
   read(): Map<string, Tree> {
     const live = this.backend.liveTree(this.name);
     if (!live) return new Map();
-    const head = JSON.parse(readFileSync(path.join(live, '.dsg', 'last-sync.json'), 'utf8')) as { metadata: { snapshot_id: string } };
+    const head = JSON.parse(readFileSync(path.join(live, '.dsg', 'last-sync.json'), 'utf8')) as {
+      metadata: { snapshot_id: string };
+    };
     const headId = head.metadata.snapshot_id;
     const out = new Map<string, Tree>();
     const n = snapshotNumber(parseSnapshotId(headId, 'snapshot_id'))!;
@@ -212,13 +226,17 @@ export class SimClient {
   resolve(rand: () => number, side?: 'L' | 'R'): void {
     const f = path.join(this.dir, 'conflicts.txt');
     const text = readFileSync(f, 'utf8');
-    writeFileSync(f, text.replace(/^resolution: *$/gm, () => `resolution: ${side ?? (rand() < 0.5 ? 'L' : 'R')}`));
+    writeFileSync(
+      f,
+      text.replace(/^resolution: *$/gm, () => `resolution: ${side ?? (rand() < 0.5 ? 'L' : 'R')}`),
+    );
   }
 
   /** Contents kept aside by dsg: conflict backups `name~STAMP~` and `.dsg/backup/`. */
   backups(): Set<string> {
     const skip = (rel: string): boolean => {
-      if (lstatSync(path.join(this.dir, rel)).isDirectory()) return rel.startsWith('.dsg/') && rel !== '.dsg/backup' && !rel.startsWith('.dsg/backup/');
+      if (lstatSync(path.join(this.dir, rel)).isDirectory())
+        return rel.startsWith('.dsg/') && rel !== '.dsg/backup' && !rel.startsWith('.dsg/backup/');
       return !(rel.startsWith('.dsg/backup/') || isConflictBackup(rel));
     };
     return new Set(hashTree(this.dir, skip).values());
@@ -236,7 +254,9 @@ export function outcomeOf(r: RunResult): { outcome: Outcome; snapshotId: string 
   if (r.code === 4) return { outcome: 'locked', snapshotId: null };
   if (r.code !== 0) return { outcome: 'error', snapshotId: null };
   const doc = json<{ committed?: boolean; snapshotId?: string | null }>(r);
-  return doc.committed && doc.snapshotId ? { outcome: 'committed', snapshotId: doc.snapshotId } : { outcome: 'nothing', snapshotId: null };
+  return doc.committed && doc.snapshotId
+    ? { outcome: 'committed', snapshotId: doc.snapshotId }
+    : { outcome: 'nothing', snapshotId: null };
 }
 
 /**
@@ -289,7 +309,10 @@ const show = (t: Tree): string =>
 export function checkRun(records: SyncRecord[], history: Map<string, Tree>, clients: SimClient[]): string[] {
   const problems: string[] = [];
   for (const r of records) {
-    if (r.outcome === 'error') problems.push(`${r.client} round ${r.round} ${r.args.join(' ')}: exit ${r.code}: ${r.stderr.trim().split('\n').slice(0, 3).join(' | ')}`);
+    if (r.outcome === 'error')
+      problems.push(
+        `${r.client} round ${r.round} ${r.args.join(' ')}: exit ${r.code}: ${r.stderr.trim().split('\n').slice(0, 3).join(' | ')}`,
+      );
   }
   const committed = records.filter((r) => r.outcome === 'committed');
   const ids = committed.map((r) => r.snapshotId!);
@@ -299,17 +322,23 @@ export function checkRun(records: SyncRecord[], history: Map<string, Tree>, clie
   const have = [...history.keys()].sort(compareSnapshotIds);
   const linear = have.every((id, i) => id === snapshotIdOf(i + 1));
   if (!linear) problems.push(`history is not s1…sN: ${have.join(' ')}`);
-  if (want.join(' ') !== have.join(' ')) problems.push(`commits reported ${want.join(' ')} but the history holds ${have.join(' ')}`);
+  if (want.join(' ') !== have.join(' '))
+    problems.push(`commits reported ${want.join(' ')} but the history holds ${have.join(' ')}`);
   for (const r of committed) {
     const snap = history.get(r.snapshotId!);
     if (!snap) continue;
-    if (show(snap) !== show(r.treeAfter)) problems.push(`${r.client} committed ${r.snapshotId} but its tree after the sync differs from that snapshot:\n  tree ${show(r.treeAfter)}\n  snap ${show(snap)}`);
+    if (show(snap) !== show(r.treeAfter))
+      problems.push(
+        `${r.client} committed ${r.snapshotId} but its tree after the sync differs from that snapshot:\n  tree ${show(r.treeAfter)}\n  snap ${show(snap)}`,
+      );
   }
   const inHistory = new Set<string>();
   for (const t of history.values()) for (const h of t.values()) inHistory.add(h);
   for (const c of clients) {
     const mine = c.everything();
-    for (const [h, p] of c.offered) if (!inHistory.has(h) && !mine.has(h)) problems.push(`${c.name} lost ${p} (content ${h}): in no snapshot and nowhere in its directory`);
+    for (const [h, p] of c.offered)
+      if (!inHistory.has(h) && !mine.has(h))
+        problems.push(`${c.name} lost ${p} (content ${h}): in no snapshot and nowhere in its directory`);
   }
   return problems;
 }

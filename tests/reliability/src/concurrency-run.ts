@@ -9,7 +9,18 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { compareSnapshotIds } from '@dsg/contracts';
 import { dsg, dsgAsync, json, ok, sandbox, type Backend, type Sandbox } from './harness.js';
-import { RepoHistory, SimClient, checkRun, dataTree, rng, syncOnce, tally, type SyncRecord, type Tally, type Tree } from './concurrency-model.js';
+import {
+  RepoHistory,
+  SimClient,
+  checkRun,
+  dataTree,
+  rng,
+  syncOnce,
+  tally,
+  type SyncRecord,
+  type Tally,
+  type Tree,
+} from './concurrency-model.js';
 
 export interface ScenarioOptions {
   backend: Backend;
@@ -52,8 +63,13 @@ export async function runScenario(o: ScenarioOptions): Promise<{ result: Scenari
     const cn = String.fromCharCode(65 + i); // A, B, C, …
     const cfg = path.join(sb.dir, `cfg-${cn}`);
     mkdirSync(cfg);
-    writeFileSync(path.join(cfg, 'dsg.yml'), `user_id: ${cn.toLowerCase()}@example.org\nuser_name: ${cn}\n${o.backend.userYaml}`);
-    clients.push(new SimClient({ name: cn, dir: path.join(sb.dir, cn), env: { ...sb.env, DSG_CONFIG_HOME: cfg }, shared: SHARED }));
+    writeFileSync(
+      path.join(cfg, 'dsg.yml'),
+      `user_id: ${cn.toLowerCase()}@example.org\nuser_name: ${cn}\n${o.backend.userYaml}`,
+    );
+    clients.push(
+      new SimClient({ name: cn, dir: path.join(sb.dir, cn), env: { ...sb.env, DSG_CONFIG_HOME: cfg }, shared: SHARED }),
+    );
   }
   // A creates the repository with the shared files; the others clone it
   const a = clients[0]!;
@@ -61,7 +77,9 @@ export async function runScenario(o: ScenarioOptions): Promise<{ result: Scenari
   for (const s of SHARED) writeFileSync(path.join(a.dir, s), `${s} from the start\n`);
   a.noteOffered();
   ok(dsg(a.dir, a.env, '--json', 'init', ...o.backend.initArgs(name), '--repo-name', name), 'init');
-  const clones = await Promise.all(clients.slice(1).map((c) => dsgAsync(sb.dir, c.env, ['--json', 'clone', ...o.backend.cloneArgs(name), c.name])));
+  const clones = await Promise.all(
+    clients.slice(1).map((c) => dsgAsync(sb.dir, c.env, ['--json', 'clone', ...o.backend.cloneArgs(name), c.name])),
+  );
   for (const [i, r] of clones.entries()) ok(r, `clone ${clients[i + 1]!.name}`);
 
   const history = new RepoHistory(o.backend, name);
@@ -82,7 +100,9 @@ export async function runScenario(o: ScenarioOptions): Promise<{ result: Scenari
     const got = await Promise.all(who.map((c) => syncOnce(c, waves, rand, `wave ${waves} ${c.name}`)));
     records.push(...got);
     const t = tally(got);
-    log(`wave ${waves}: ${got.map((r) => `${r.client}:${r.outcome}${r.snapshotId ? `(${r.snapshotId})` : ''}`).join(' ')}${t.error ? ' ERROR' : ''}`);
+    log(
+      `wave ${waves}: ${got.map((r) => `${r.client}:${r.outcome}${r.snapshotId ? `(${r.snapshotId})` : ''}`).join(' ')}${t.error ? ' ERROR' : ''}`,
+    );
   }
 
   // catch up one at a time (conflicts resolved keeping the local side) until a whole pass changes nothing
@@ -104,7 +124,10 @@ export async function runScenario(o: ScenarioOptions): Promise<{ result: Scenari
     const last = records.slice(-clients.length);
     problems.push(
       `the clients did not converge in 8 sequential passes; the last one:\n${last
-        .map((r) => `  ${r.client} ${r.args.join(' ')} → ${r.outcome} (exit ${r.code}) ${r.stderr.trim().split('\n').slice(0, 4).join(' | ')}`)
+        .map(
+          (r) =>
+            `  ${r.client} ${r.args.join(' ')} → ${r.outcome} (exit ${r.code}) ${r.stderr.trim().split('\n').slice(0, 4).join(' | ')}`,
+        )
         .join('\n')}`,
     );
   }
@@ -117,29 +140,54 @@ export async function runScenario(o: ScenarioOptions): Promise<{ result: Scenari
   const statuses = await Promise.all(clients.map((c) => dsgAsync(c.dir, c.env, ['--json', 'status'])));
   for (const [i, c] of clients.entries()) {
     const t = dataTree(c.dir);
-    if (show(t) !== show(head)) problems.push(`${c.name}'s final tree differs from ${headId}:\n  tree ${show(t)}\n  head ${show(head)}`);
+    if (show(t) !== show(head))
+      problems.push(`${c.name}'s final tree differs from ${headId}:\n  tree ${show(t)}\n  head ${show(head)}`);
     const st = statuses[i]!;
-    if (st.code !== 0 || json<{ clean: boolean }>(st).clean !== true) problems.push(`${c.name}: status not clean after catching up (exit ${st.code}): ${st.stdout.slice(0, 500)} ${st.stderr.slice(0, 500)}`);
+    if (st.code !== 0 || json<{ clean: boolean }>(st).clean !== true)
+      problems.push(
+        `${c.name}: status not clean after catching up (exit ${st.code}): ${st.stdout.slice(0, 500)} ${st.stderr.slice(0, 500)}`,
+      );
   }
   const live = o.backend.liveTree(name);
   const liveTree = live ? dataTree(live) : new Map<string, string>();
-  if (show(liveTree) !== show(head)) problems.push(`the repository's live tree differs from its head manifest ${headId}`);
+  if (show(liveTree) !== show(head))
+    problems.push(`the repository's live tree differs from its head manifest ${headId}`);
 
   // the chain: linear, valid, and the log lists exactly s1…sN
-  const [vc, lg] = await Promise.all([dsgAsync(a.dir, a.env, ['--json', 'validate-chain']), dsgAsync(a.dir, a.env, ['--json', 'log', '-n', '100000'])]);
+  const [vc, lg] = await Promise.all([
+    dsgAsync(a.dir, a.env, ['--json', 'validate-chain']),
+    dsgAsync(a.dir, a.env, ['--json', 'log', '-n', '100000']),
+  ]);
   const vcDoc = vc.code === 0 ? json<{ ok: boolean; snapshots: number }>(vc) : null;
-  if (!vcDoc?.ok || vcDoc.snapshots !== snaps.size) problems.push(`validate-chain: exit ${vc.code} ${vc.stdout.slice(0, 400)} ${vc.stderr.slice(0, 400)} (want ${snaps.size} snapshots)`);
+  if (!vcDoc?.ok || vcDoc.snapshots !== snaps.size)
+    problems.push(
+      `validate-chain: exit ${vc.code} ${vc.stdout.slice(0, 400)} ${vc.stderr.slice(0, 400)} (want ${snaps.size} snapshots)`,
+    );
   const ids = lg.code === 0 ? json<{ snapshots: { snapshotId: string }[] }>(lg).snapshots.map((s) => s.snapshotId) : [];
   const want = Array.from({ length: snaps.size }, (_, i) => `s${snaps.size - i}`);
-  if (ids.join(' ') !== want.join(' ')) problems.push(`log --json lists ${ids.join(' ')} (exit ${lg.code} ${lg.stderr.slice(0, 300)}), want ${want.join(' ')}`);
+  if (ids.join(' ') !== want.join(' '))
+    problems.push(
+      `log --json lists ${ids.join(' ')} (exit ${lg.code} ${lg.stderr.slice(0, 300)}), want ${want.join(' ')}`,
+    );
   const onDisk = o.backend.snapshots(name);
-  if (onDisk.join(' ') !== [...want].reverse().join(' ')) problems.push(`the backend holds snapshots ${onDisk.join(' ')}, want s1…s${snaps.size}`);
+  if (onDisk.join(' ') !== [...want].reverse().join(' '))
+    problems.push(`the backend holds snapshots ${onDisk.join(' ')}, want s1…s${snaps.size}`);
   const left = o.backend.leftovers(name);
   if (left.length) problems.push(`transaction leftovers on the repository: ${left.join(', ')}`);
-  if (existsSync(o.backend.lockFile(name))) problems.push(`the repository lock ${o.backend.lockFile(name)} is still there`);
+  if (existsSync(o.backend.lockFile(name)))
+    problems.push(`the repository lock ${o.backend.lockFile(name)} is still there`);
 
   return {
     sandbox: sb,
-    result: { name, records, tally: tally(records), waves, catchUpPasses: passes + 1, snapshots: snaps.size, problems, ms: Date.now() - t0 },
+    result: {
+      name,
+      records,
+      tally: tally(records),
+      waves,
+      catchUpPasses: passes + 1,
+      snapshots: snaps.size,
+      problems,
+      ms: Date.now() - t0,
+    },
   };
 }

@@ -15,7 +15,18 @@
  */
 import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { AGENT, diffListings, dsgAsync, listing, noMeta, sandbox, write, type Backend, type RunResult, type Sandbox } from './harness.js';
+import {
+  AGENT,
+  diffListings,
+  dsgAsync,
+  listing,
+  noMeta,
+  sandbox,
+  write,
+  type Backend,
+  type RunResult,
+  type Sandbox,
+} from './harness.js';
 
 export type Phase = 'init' | 'sync';
 export type Side = 'client' | 'agent';
@@ -60,7 +71,13 @@ export const ZFS_CLIENT_POINTS: Record<Phase, FaultPoint[]> =
     ? { init: CLIENT_POINTS, sync: CLIENT_POINTS }
     : {
         init: client('sync.before-commit', 'tx.after-remote-commit'),
-        sync: client('sync.after-scan', 'sync.after-upload', 'sync.before-commit', 'tx.after-remote-commit', 'client.commit.after-first-op'),
+        sync: client(
+          'sync.after-scan',
+          'sync.after-upload',
+          'sync.before-commit',
+          'tx.after-remote-commit',
+          'client.commit.after-first-op',
+        ),
       };
 
 /** Agent points per backend and phase: each step of begin and commit, each put. */
@@ -149,7 +166,8 @@ function sameTree(want: Record<string, string>, got: Record<string, string>, wha
   check(d === '', `${what}:\n${d}`);
 }
 
-const out = (r: RunResult): string => `exit ${r.code}${r.signal ? ` signal ${r.signal}` : ''}\n--- stdout\n${r.stdout.slice(-2000)}\n--- stderr\n${r.stderr.slice(-2000)}`;
+const out = (r: RunResult): string =>
+  `exit ${r.code}${r.signal ? ` signal ${r.signal}` : ''}\n--- stdout\n${r.stdout.slice(-2000)}\n--- stderr\n${r.stderr.slice(-2000)}`;
 
 async function ok(what: string, p: Promise<RunResult>): Promise<RunResult> {
   const r = await p;
@@ -235,7 +253,10 @@ async function faulted(b: Backend, p: Project, fp: FaultPoint, cwd: string, args
     return 'dsg SIGKILL';
   }
   const exits = existsSync(exitFile) ? readFileSync(exitFile, 'utf8').trim().split('\n') : [];
-  check(exits.includes('137'), `point never reached: no agent died by SIGKILL (agent exits: ${exits.join(',') || 'none'}; dsg ${out(r)})`);
+  check(
+    exits.includes('137'),
+    `point never reached: no agent died by SIGKILL (agent exits: ${exits.join(',') || 'none'}; dsg ${out(r)})`,
+  );
   // the client survives the agent's death and reports one clean error
   check(r.signal === null && r.code === 1, `dsg did not report the dead agent as an error (exit 1): ${out(r)}`);
   const doc = JSON.parse(r.stdout) as { error?: { code?: string; message?: string } };
@@ -256,13 +277,30 @@ const USER_FILES = (): Record<string, string> => ({
 /** One init-phase case: `dsg init` crashes at fp. */
 export async function initCase(b: Backend, fp: FaultPoint): Promise<CaseResult> {
   const t0 = Date.now();
-  const res: CaseResult = { backend: b.label, phase: 'init', point: pointLabel(fp), side: fp.side, died: '', outcome: '?', recovered: false, ms: 0 };
+  const res: CaseResult = {
+    backend: b.label,
+    phase: 'init',
+    point: pointLabel(fp),
+    side: fp.side,
+    died: '',
+    outcome: '?',
+    recovered: false,
+    ms: 0,
+  };
   const p = newProject(b, 'ci');
   const A = path.join(p.sb.dir, 'a');
   try {
     for (const [rel, content] of Object.entries(USER_FILES())) write(path.join(A, rel), content);
     const before = data(A);
-    res.died = await faulted(b, p, fp, A, ['--json', 'init', ...b.initArgs(p.name, { agent: [p.wrapper] }), '--repo-name', p.name, '-m', 'init']);
+    res.died = await faulted(b, p, fp, A, [
+      '--json',
+      'init',
+      ...b.initArgs(p.name, { agent: [p.wrapper] }),
+      '--repo-name',
+      p.name,
+      '-m',
+      'init',
+    ]);
     check(existsSync(path.join(A, '.dsgconfig.yml')), 'init wrote no .dsgconfig.yml before its transaction');
     const withConfig = { ...before, '.dsgconfig.yml': readFileSync(path.join(A, '.dsgconfig.yml')).toString('base64') };
 
@@ -277,7 +315,10 @@ export async function initCase(b: Backend, fp: FaultPoint): Promise<CaseResult> 
       sameTree(withConfig, repoData(b, p.name), 'repository is not exactly the new snapshot s1');
     } else {
       res.outcome = 'old';
-      check(snaps.length === 0 && b.liveTree(p.name) === null, `validate-chain failed but the repository exists (${snaps.join()}): ${out(vc)}`);
+      check(
+        snaps.length === 0 && b.liveTree(p.name) === null,
+        `validate-chain failed but the repository exists (${snaps.join()}): ${out(vc)}`,
+      );
       const err = (JSON.parse(vc.stdout) as { error?: { code?: string } }).error;
       check(err?.code === 'NOT_FOUND', `validate-chain failed for another reason than "no repository": ${out(vc)}`);
     }
@@ -286,13 +327,19 @@ export async function initCase(b: Backend, fp: FaultPoint): Promise<CaseResult> 
     sameTree(withConfig, data(A), 'working tree lost bytes');
 
     await ok('recovery `dsg sync`', dsgAsync(A, p.sb.env, ['--json', 'sync', '-m', 'after crash']));
-    check(b.snapshots(p.name).join() === 's1', `after the recovery sync the repository has [${b.snapshots(p.name).join()}], not [s1]`);
+    check(
+      b.snapshots(p.name).join() === 's1',
+      `after the recovery sync the repository has [${b.snapshots(p.name).join()}], not [s1]`,
+    );
     sameTree(withConfig, repoData(b, p.name), 'repository after the recovery sync');
     sameTree(withConfig, data(A), 'working tree after the recovery sync');
     check(b.leftovers(p.name).length === 0, `leftovers after the recovery sync: ${b.leftovers(p.name).join(', ')}`);
     clientClean(b, p, A);
     if (res.outcome === 'old') {
-      const vc2 = await ok('validate-chain after the recovery sync', dsgAsync(A, p.sb.env, ['--json', 'validate-chain']));
+      const vc2 = await ok(
+        'validate-chain after the recovery sync',
+        dsgAsync(A, p.sb.env, ['--json', 'validate-chain']),
+      );
       check((JSON.parse(vc2.stdout) as { ok: boolean }).ok, `validate-chain: ${vc2.stdout}`);
     }
     res.recovered = true;
@@ -329,9 +376,23 @@ export async function syncChain(b: Backend, points: FaultPoint[]): Promise<CaseR
   let aborted: string | null = null;
   try {
     for (const [rel, content] of Object.entries(USER_FILES())) write(path.join(w(0), rel), content);
-    await ok('setup: dsg init', dsgAsync(w(0), p.sb.env, ['--json', 'init', ...b.initArgs(p.name, { agent: [p.wrapper] }), '--repo-name', p.name, '-m', 'init']));
+    await ok(
+      'setup: dsg init',
+      dsgAsync(w(0), p.sb.env, [
+        '--json',
+        'init',
+        ...b.initArgs(p.name, { agent: [p.wrapper] }),
+        '--repo-name',
+        p.name,
+        '-m',
+        'init',
+      ]),
+    );
     // the clone's own connection names the wrapper too: connection settings never come from the repository
-    await ok('setup: dsg clone', dsgAsync(p.sb.dir, p.sb.env, ['--json', 'clone', ...b.cloneArgs(p.name, { agent: [p.wrapper] }), 'b']));
+    await ok(
+      'setup: dsg clone',
+      dsgAsync(p.sb.dir, p.sb.env, ['--json', 'clone', ...b.cloneArgs(p.name, { agent: [p.wrapper] }), 'b']),
+    );
     change(1, 1);
     await ok('setup: round 1 (B)', dsgAsync(w(1), p.sb.env, ['--json', 'sync', '-m', 'round 1']));
   } catch (e) {
@@ -341,7 +402,16 @@ export async function syncChain(b: Backend, points: FaultPoint[]): Promise<CaseR
   for (const fp of points) {
     r++;
     const t0 = Date.now();
-    const res: CaseResult = { backend: b.label, phase: 'sync', point: pointLabel(fp), side: fp.side, died: '', outcome: '?', recovered: false, ms: 0 };
+    const res: CaseResult = {
+      backend: b.label,
+      phase: 'sync',
+      point: pointLabel(fp),
+      side: fp.side,
+      died: '',
+      outcome: '?',
+      recovered: false,
+      ms: 0,
+    };
     results.push(res);
     if (aborted) {
       res.error = `not run: ${aborted}`;
@@ -359,7 +429,10 @@ export async function syncChain(b: Backend, points: FaultPoint[]): Promise<CaseR
       for (const rel of [own(x), `input/f${r}.txt`]) expectNew[rel] = before[rel]!;
       const newSnaps = [...oldSnaps, `s${oldSnaps.length + 1}`];
       // the plan must really have every kind of step
-      check(Object.keys(oldRepo).some((k) => !(k in before)) && Object.keys(before).some((k) => !(k in oldRepo)), `round ${r}: nothing to download or delete`);
+      check(
+        Object.keys(oldRepo).some((k) => !(k in before)) && Object.keys(before).some((k) => !(k in oldRepo)),
+        `round ${r}: nothing to download or delete`,
+      );
 
       res.died = await faulted(b, p, fp, X, ['--json', 'sync', '-m', `round ${r}: ${fp.point}`]);
 
@@ -369,17 +442,33 @@ export async function syncChain(b: Backend, points: FaultPoint[]): Promise<CaseR
       const snaps = b.snapshots(p.name);
       if (snaps.join() === oldSnaps.join()) res.outcome = 'old';
       else if (snaps.join() === newSnaps.join()) res.outcome = 'new';
-      check(res.outcome !== '?', `repository snapshots [${snaps.join()}] are neither the old [${oldSnaps.join()}] nor the new [${newSnaps.join()}]`);
-      check(doc.snapshots === snaps.length, `validate-chain counted ${doc.snapshots} snapshots, the repository has ${snaps.length}`);
-      sameTree(res.outcome === 'old' ? oldRepo : expectNew, repoData(b, p.name), `repository is not exactly the ${res.outcome} snapshot`);
+      check(
+        res.outcome !== '?',
+        `repository snapshots [${snaps.join()}] are neither the old [${oldSnaps.join()}] nor the new [${newSnaps.join()}]`,
+      );
+      check(
+        doc.snapshots === snaps.length,
+        `validate-chain counted ${doc.snapshots} snapshots, the repository has ${snaps.length}`,
+      );
+      sameTree(
+        res.outcome === 'old' ? oldRepo : expectNew,
+        repoData(b, p.name),
+        `repository is not exactly the ${res.outcome} snapshot`,
+      );
       check(b.leftovers(p.name).length === 0, `repository leftovers after recovery: ${b.leftovers(p.name).join(', ')}`);
       const tree = data(X);
       const asBefore = diffListings(before, tree) === '';
       const asNew = diffListings(expectNew, tree) === '';
-      check(asBefore || (res.outcome === 'new' && asNew), `working tree is neither what it had nor the synced result (repository ${res.outcome}):\n${diffListings(before, tree)}`);
+      check(
+        asBefore || (res.outcome === 'new' && asNew),
+        `working tree is neither what it had nor the synced result (repository ${res.outcome}):\n${diffListings(before, tree)}`,
+      );
 
       await ok('recovery `dsg sync`', dsgAsync(X, p.sb.env, ['--json', 'sync', '-m', `round ${r} again`]));
-      check(b.snapshots(p.name).join() === newSnaps.join(), `after the recovery sync the repository has [${b.snapshots(p.name).join()}], not [${newSnaps.join()}]`);
+      check(
+        b.snapshots(p.name).join() === newSnaps.join(),
+        `after the recovery sync the repository has [${b.snapshots(p.name).join()}], not [${newSnaps.join()}]`,
+      );
       sameTree(expectNew, repoData(b, p.name), 'repository after the recovery sync');
       sameTree(expectNew, data(X), 'working tree after the recovery sync');
       check(b.leftovers(p.name).length === 0, `leftovers after the recovery sync: ${b.leftovers(p.name).join(', ')}`);
@@ -399,7 +488,10 @@ export async function syncChain(b: Backend, points: FaultPoint[]): Promise<CaseR
       await ok('final: catch-up sync', dsgAsync(w(y), p.sb.env, ['--json', 'sync']));
       sameTree(data(w(0)), data(w(1)), 'final: A and B differ');
       const vc = await ok('final: validate-chain', dsgAsync(w(y), p.sb.env, ['--json', 'validate-chain']));
-      check((JSON.parse(vc.stdout) as { snapshots: number }).snapshots === points.length + 2, `final validate-chain: ${vc.stdout}`);
+      check(
+        (JSON.parse(vc.stdout) as { snapshots: number }).snapshots === points.length + 2,
+        `final validate-chain: ${vc.stdout}`,
+      );
     } catch (e) {
       const last = results.at(-1);
       if (last) {
@@ -417,7 +509,10 @@ export function table(rows: CaseResult[]): string {
   const lines = [
     '| backend | phase | point | side | died | outcome | recovered | s |',
     '|---|---|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.backend} | ${r.phase} | ${r.point} | ${r.side} | ${r.died || '-'} | ${r.outcome} | ${r.recovered ? 'yes' : 'NO'} | ${(r.ms / 1000).toFixed(1)} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.backend} | ${r.phase} | ${r.point} | ${r.side} | ${r.died || '-'} | ${r.outcome} | ${r.recovered ? 'yes' : 'NO'} | ${(r.ms / 1000).toFixed(1)} |`,
+    ),
   ];
   const by = new Map<string, { tried: number; ok: number }>();
   for (const r of rows) {

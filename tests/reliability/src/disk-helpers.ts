@@ -11,7 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestParent } from '@dsg/testenv';
 
-const run = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const run = (cmd: string, args: string[]): string =>
+  execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
 /** Retry `fn` while it fails with "busy" (zfs-fuse and umount right after use). */
 function retryBusy(fn: () => void, what: string): void {

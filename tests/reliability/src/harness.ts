@@ -6,7 +6,20 @@
  * repository side.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, lchownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, lstatSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  lchownSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  lstatSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -65,7 +78,14 @@ const runnable = new Set<number>();
  */
 export function assertRunsAs(as: RunAs): void {
   if (runnable.has(as.uid)) return;
-  const r = spawnSync(process.execPath, [BIN, '--version'], { uid: as.uid, gid: as.gid, cwd: '/', env: { PATH: process.env['PATH'] }, encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(process.execPath, [BIN, '--version'], {
+    uid: as.uid,
+    gid: as.gid,
+    cwd: '/',
+    env: { PATH: process.env['PATH'] },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   if (r.status !== 0) {
     throw new Error(
       `${as.user} (uid ${as.uid}) cannot run ${process.execPath} ${BIN}: ${(r.stderr || r.error?.message || '').slice(0, 500)}\n` +
@@ -79,12 +99,21 @@ export function assertRunsAs(as: RunAs): void {
  * A sandbox: its own HOME and DSG_CONFIG_HOME with a user config (plus `extraUserYaml`, e.g. a backend's ssh lines).
  * With `o.as`, everything in it belongs to that user (mode 700) and `sandbox.as` says whom to run dsg as.
  */
-export function sandbox(extraUserYaml = '', user = 'user_id: ana@example.org\nuser_name: Ana\n', o: { as?: RunAs } = {}): Sandbox {
+export function sandbox(
+  extraUserYaml = '',
+  user = 'user_id: ana@example.org\nuser_name: Ana\n',
+  o: { as?: RunAs } = {},
+): Sandbox {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'dsg-rel-'));
   mkdirSync(path.join(dir, 'home'));
   mkdirSync(path.join(dir, 'cfg'));
   writeFileSync(path.join(dir, 'cfg', 'dsg.yml'), user + extraUserYaml);
-  const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'], HOME: path.join(dir, 'home'), DSG_CONFIG_HOME: path.join(dir, 'cfg'), NO_COLOR: '1' };
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env['PATH'],
+    HOME: path.join(dir, 'home'),
+    DSG_CONFIG_HOME: path.join(dir, 'cfg'),
+    NO_COLOR: '1',
+  };
   const sb: Sandbox = { dir, env, remove: () => rmSync(dir, { recursive: true, force: true }) };
   if (o.as) {
     assertRunsAs(o.as);
@@ -101,7 +130,11 @@ export function sandbox(extraUserYaml = '', user = 'user_id: ana@example.org\nus
  * known_hosts the user owns (it cannot read root's), named by its user config.
  * `key` / `knownHosts` default to the test sshd's.
  */
-export function clientSandbox(ssh: SshTestEnv, as: RunAs, o: { key?: string; knownHosts?: string; user?: string } = {}): Sandbox {
+export function clientSandbox(
+  ssh: SshTestEnv,
+  as: RunAs,
+  o: { key?: string; knownHosts?: string; user?: string } = {},
+): Sandbox {
   const sb = o.user === undefined ? sandbox('', undefined, { as }) : sandbox('', o.user, { as });
   const sshDir = path.join(sb.dir, 'home', '.ssh');
   mkdirSync(sshDir, { mode: 0o700 });
@@ -127,15 +160,32 @@ export function dsg(cwd: string, env: NodeJS.ProcessEnv, ...args: string[]): Run
 /** Run the built binary synchronously as `as` (its uid/gid; undefined: the test's own user). */
 export function dsgAs(as: RunAs | undefined, cwd: string, env: NodeJS.ProcessEnv, ...args: string[]): RunResult {
   const t0 = Date.now();
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, env, encoding: 'utf8', timeout: DEFAULT_TIMEOUT, ...(as ? { uid: as.uid, gid: as.gid } : {}) });
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    cwd,
+    env,
+    encoding: 'utf8',
+    timeout: DEFAULT_TIMEOUT,
+    ...(as ? { uid: as.uid, gid: as.gid } : {}),
+  });
   return { code: r.status ?? -1, signal: r.signal, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - t0 };
 }
 
 /** Run the built binary without blocking the event loop (for running cases side by side); `o.as`: as that user. */
-export function dsgAsync(cwd: string, env: NodeJS.ProcessEnv, args: string[], timeoutMs = DEFAULT_TIMEOUT, o: { as?: RunAs | undefined } = {}): Promise<RunResult> {
+export function dsgAsync(
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+  args: string[],
+  timeoutMs = DEFAULT_TIMEOUT,
+  o: { as?: RunAs | undefined } = {},
+): Promise<RunResult> {
   const t0 = Date.now();
   return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [BIN, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], ...(o.as ? { uid: o.as.uid, gid: o.as.gid } : {}) });
+    const c = spawn(process.execPath, [BIN, ...args], {
+      cwd,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(o.as ? { uid: o.as.uid, gid: o.as.gid } : {}),
+    });
     let stdout = '';
     let stderr = '';
     c.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -154,7 +204,10 @@ export function dsgAsync(cwd: string, env: NodeJS.ProcessEnv, args: string[], ti
 
 /** Throw with the command's output unless it exited 0. */
 export function ok(r: RunResult, what = 'dsg'): RunResult {
-  if (r.code !== 0) throw new Error(`${what}: exit ${r.code}${r.signal ? ` (${r.signal})` : ''}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  if (r.code !== 0)
+    throw new Error(
+      `${what}: exit ${r.code}${r.signal ? ` (${r.signal})` : ''}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`,
+    );
   return r;
 }
 
@@ -265,7 +318,9 @@ export function posixLocalBackend(label = 'posix/local'): Backend & { root: stri
       }
       const snaps = path.join(d, 'snapshots');
       // a snapshot's tree `sN` and its record `sN.json`
-      if (existsSync(snaps)) for (const n of readdirSync(snaps)) if (!isSnapshotId(n.endsWith('.json') ? n.slice(0, -'.json'.length) : n)) out.push(`snapshots/${n}`);
+      if (existsSync(snaps))
+        for (const n of readdirSync(snaps))
+          if (!isSnapshotId(n.endsWith('.json') ? n.slice(0, -'.json'.length) : n)) out.push(`snapshots/${n}`);
       return out;
     },
     destroy: () => rmSync(root, { recursive: true, force: true }),
@@ -283,10 +338,24 @@ export function posixSshBackend(
   const local = posixLocalBackend(o.label ?? 'posix/ssh');
   if (o.owner) giveTo(o.owner, local.root);
   const agent = o.agent ?? [process.execPath, AGENT];
-  const sshArgs = (a = agent): string[] => ['--port', String(ssh.port), '--ssh-user', o.login ?? ssh.user, ...a.flatMap((x) => ['--agent', x])];
+  const sshArgs = (a = agent): string[] => [
+    '--port',
+    String(ssh.port),
+    '--ssh-user',
+    o.login ?? ssh.user,
+    ...a.flatMap((x) => ['--agent', x]),
+  ];
   return {
     ...local,
-    initArgs: (_name, io) => ['--host', ssh.host, '--repo-type', 'posix', '--repo-path', local.root, ...sshArgs(io?.agent)],
+    initArgs: (_name, io) => [
+      '--host',
+      ssh.host,
+      '--repo-type',
+      'posix',
+      '--repo-path',
+      local.root,
+      ...sshArgs(io?.agent),
+    ],
     cloneArgs: (name, io) => [`${ssh.host}:${local.root}/${name}`, '--repo-type', 'posix', ...sshArgs(io?.agent)],
     userYaml: `ssh:\n  key_path: ${ssh.key}\n  known_hosts: ${ssh.knownHosts}\n`,
   };
@@ -297,18 +366,50 @@ export function posixSshBackend(
  * over the real sshd. `agent` is the agent command on the server (default
  * `node <built agent>`).
  */
-export function zfsSshBackend(zfs: ZfsTestEnv, ssh: SshTestEnv, o: { agent?: string[]; label?: string; parent?: TestParent } = {}): Backend & { parent: TestParent } {
+export function zfsSshBackend(
+  zfs: ZfsTestEnv,
+  ssh: SshTestEnv,
+  o: { agent?: string[]; label?: string; parent?: TestParent } = {},
+): Backend & { parent: TestParent } {
   const parent = o.parent ?? freshParent(zfs, 'rel');
   const agent = o.agent ?? [process.execPath, AGENT];
-  const sshArgs = (a = agent): string[] => ['--port', String(ssh.port), '--ssh-user', ssh.user, ...a.flatMap((x) => ['--agent', x])];
+  const sshArgs = (a = agent): string[] => [
+    '--port',
+    String(ssh.port),
+    '--ssh-user',
+    ssh.user,
+    ...a.flatMap((x) => ['--agent', x]),
+  ];
   const mine = (name: string): string[] =>
-    listAll(parent.dataset).filter((n) => n.startsWith(`${parent.dataset}/${name}@`) || n.startsWith(`${parent.dataset}/${name}-`) || n === `${parent.dataset}/${name}`);
+    listAll(parent.dataset).filter(
+      (n) =>
+        n.startsWith(`${parent.dataset}/${name}@`) ||
+        n.startsWith(`${parent.dataset}/${name}-`) ||
+        n === `${parent.dataset}/${name}`,
+    );
   return {
     label: o.label ?? 'zfs/ssh',
     type: 'zfs',
     parent,
-    initArgs: (_name, io) => ['--host', ssh.host, '--repo-type', 'zfs', '--pool', parent.dataset, '--repo-path', parent.mountpoint, ...sshArgs(io?.agent)],
-    cloneArgs: (name, io) => [`${ssh.host}:${parent.mountpoint}/${name}`, '--repo-type', 'zfs', '--pool', parent.dataset, ...sshArgs(io?.agent)],
+    initArgs: (_name, io) => [
+      '--host',
+      ssh.host,
+      '--repo-type',
+      'zfs',
+      '--pool',
+      parent.dataset,
+      '--repo-path',
+      parent.mountpoint,
+      ...sshArgs(io?.agent),
+    ],
+    cloneArgs: (name, io) => [
+      `${ssh.host}:${parent.mountpoint}/${name}`,
+      '--repo-type',
+      'zfs',
+      '--pool',
+      parent.dataset,
+      ...sshArgs(io?.agent),
+    ],
     userYaml: `ssh:\n  key_path: ${ssh.key}\n  known_hosts: ${ssh.knownHosts}\n`,
     liveTree: (name) => (mine(name).includes(`${parent.dataset}/${name}`) ? path.join(parent.mountpoint, name) : null),
     lockFile: (name) => path.join(parent.mountpoint, `.${name}.dsg-lock`),
@@ -326,7 +427,9 @@ export function zfsSshBackend(zfs: ZfsTestEnv, ssh: SshTestEnv, o: { agent?: str
       const out = mine(name).filter((n) => n !== live && !isSnapshot(n));
       // a live dataset still marked by a transaction is a leftover too
       if (mine(name).includes(live)) {
-        const tx = listAll(live, ['name', 'dsg:tx']).find((l) => l.startsWith(`${live}\t`))?.split('\t')[1];
+        const tx = listAll(live, ['name', 'dsg:tx'])
+          .find((l) => l.startsWith(`${live}\t`))
+          ?.split('\t')[1];
         if (tx && tx !== '-') out.push(`${live} dsg:tx=${tx}`);
       }
       return out;

@@ -8,7 +8,16 @@ import { chmodSync, existsSync, readFileSync, rmSync, statSync, utimesSync, writ
 import path from 'node:path';
 import { entriesHash, hashBytes, type ManifestEntry } from '@dsg/manifest';
 import { listAll } from '@dsg/testenv';
-import { dsgAsync, listing as harnessListing, ok, sandbox, write, type Backend, type RunResult, type Sandbox } from './harness.js';
+import {
+  dsgAsync,
+  listing as harnessListing,
+  ok,
+  sandbox,
+  write,
+  type Backend,
+  type RunResult,
+  type Sandbox,
+} from './harness.js';
 
 export const LAST_SYNC = '.dsg/last-sync.json';
 
@@ -28,7 +37,9 @@ export function errorDoc(r: RunResult): ErrorDoc {
   try {
     return JSON.parse(r.stdout) as ErrorDoc;
   } catch {
-    throw new Error(`no JSON error document (exit ${r.code})\nstdout: ${r.stdout.slice(0, 2000)}\nstderr: ${r.stderr.slice(0, 2000)}`);
+    throw new Error(
+      `no JSON error document (exit ${r.code})\nstdout: ${r.stdout.slice(0, 2000)}\nstderr: ${r.stderr.slice(0, 2000)}`,
+    );
   }
 }
 
@@ -49,7 +60,8 @@ export interface Scene {
 
 export async function makeScene(b: Backend, name: string): Promise<Scene> {
   const sb = sandbox(b.userYaml);
-  const run = async (what: string, cwd: string, ...args: string[]): Promise<void> => void ok(await dsgAsync(cwd, sb.env, args), what);
+  const run = async (what: string, cwd: string, ...args: string[]): Promise<void> =>
+    void ok(await dsgAsync(cwd, sb.env, args), what);
   const A = path.join(sb.dir, 'a');
   write(path.join(A, 'input', 'x.csv'), 'id,name\n1,Ana\n');
   write(path.join(A, 'output', 'y.txt'), 'result\n');

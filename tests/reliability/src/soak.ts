@@ -36,7 +36,14 @@ const { values } = parseArgs({
 const rounds = Number(values.rounds);
 const clients = Number(values.clients);
 const seed = values.seed !== undefined ? Number(values.seed) : Date.now() % 1_000_000;
-if (!Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(clients) || clients < 2 || clients > 26 || !Number.isInteger(seed)) {
+if (
+  !Number.isInteger(rounds) ||
+  rounds < 1 ||
+  !Number.isInteger(clients) ||
+  clients < 2 ||
+  clients > 26 ||
+  !Number.isInteger(seed)
+) {
   console.error('usage: soak [--rounds N>=1] [--clients 2..26] [--seed N] [--backend posix|zfs] [--keep] [--quiet]');
   process.exit(2);
 }

@@ -2,7 +2,16 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { requireSsh, requireZfs } from '@dsg/testenv';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { dsg, ok, posixLocalBackend, sandbox, write, zfsSshBackend, type Backend, type Sandbox } from '../src/harness.js';
+import {
+  dsg,
+  ok,
+  posixLocalBackend,
+  sandbox,
+  write,
+  zfsSshBackend,
+  type Backend,
+  type Sandbox,
+} from '../src/harness.js';
 import { runScenario } from '../src/concurrency-run.js';
 import { SimClient, checkRun, type SyncRecord, type Tree } from '../src/concurrency-model.js';
 
@@ -48,7 +57,15 @@ describe.concurrent('concurrency: 4 clients, one repository', () => {
 describe('the checks themselves can fail', () => {
   const tree = (o: Record<string, string>): Tree => new Map(Object.entries(o));
   const rec = (client: string, outcome: SyncRecord['outcome'], snapshotId: string | null, after: Tree): SyncRecord => ({
-    client, round: 1, args: ['sync'], outcome, snapshotId, treeAfter: after, code: 0, stderr: '', ms: 1,
+    client,
+    round: 1,
+    args: ['sync'],
+    outcome,
+    snapshotId,
+    treeAfter: after,
+    code: 0,
+    stderr: '',
+    ms: 1,
   });
   it('flags a lost content, a gap in the chain, a commit whose tree differs from its snapshot, a double id and an unexpected exit', () => {
     const c = new SimClient({ name: 'A', dir: '/nonexistent-dsg-rel', env: {}, shared: [] });
@@ -71,7 +88,16 @@ describe('the checks themselves can fail', () => {
     expect(problems).toMatch(/not s1…sN: s1 s3/);
     expect(problems).toMatch(/A committed s3 but its tree after the sync differs/);
     expect(problems).toMatch(/A lost input\/A\/lost.txt/);
-    expect(checkRun([rec('B', 'committed', 's2', tree({ 'input/x': '2222' }))], new Map([['s1', tree({})], ['s2', tree({ 'input/x': '2222' })]]), [])).toEqual([]);
+    expect(
+      checkRun(
+        [rec('B', 'committed', 's2', tree({ 'input/x': '2222' }))],
+        new Map([
+          ['s1', tree({})],
+          ['s2', tree({ 'input/x': '2222' })],
+        ]),
+        [],
+      ),
+    ).toEqual([]);
   });
 });
 

@@ -8,7 +8,18 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { requireSsh, requireZfs } from '@dsg/testenv';
 import { pool, posixLocalBackend, zfsSshBackend, type Backend } from '../src/harness.js';
-import { AGENT_POINTS, chains, CLIENT_POINTS, initCase, pointLabel, syncChain, table, ZFS_CLIENT_POINTS, type CaseResult, type FaultPoint } from '../src/crash-matrix.js';
+import {
+  AGENT_POINTS,
+  chains,
+  CLIENT_POINTS,
+  initCase,
+  pointLabel,
+  syncChain,
+  table,
+  ZFS_CLIENT_POINTS,
+  type CaseResult,
+  type FaultPoint,
+} from '../src/crash-matrix.js';
 
 const zfs = requireZfs();
 const ssh = requireSsh();
@@ -37,7 +48,10 @@ function expectAllRecovered(got: CaseResult[], want: FaultPoint[]): void {
 }
 
 async function runInit(b: Backend, points: FaultPoint[], parallel: number): Promise<void> {
-  const got = await pool(parallel, points.map((fp) => () => initCase(b, fp)));
+  const got = await pool(
+    parallel,
+    points.map((fp) => () => initCase(b, fp)),
+  );
   rows.push(...got);
   expectAllRecovered(got, points);
 }
@@ -52,16 +66,30 @@ describe.concurrent('crash matrix', () => {
   describe('posix over the local transport (agent in-process: every point kills dsg)', () => {
     const b = posixLocalBackend();
     backends.push(b);
-    it('init: every point → old or new snapshot, recovered', () => runInit(b, [...CLIENT_POINTS, ...AGENT_POINTS.posix.init], 2), LONG);
-    it('sync (uploads, downloads, deletes both ways): every point → old or new snapshot, recovered', () =>
-      runSync(b, [...CLIENT_POINTS, ...AGENT_POINTS.posix.sync], 2), LONG);
+    it(
+      'init: every point → old or new snapshot, recovered',
+      () => runInit(b, [...CLIENT_POINTS, ...AGENT_POINTS.posix.init], 2),
+      LONG,
+    );
+    it(
+      'sync (uploads, downloads, deletes both ways): every point → old or new snapshot, recovered',
+      () => runSync(b, [...CLIENT_POINTS, ...AGENT_POINTS.posix.sync], 2),
+      LONG,
+    );
   });
 
   describe.skipIf(!zfs || !ssh)('zfs over the real sshd (agent points kill the agent, client points kill dsg)', () => {
     const b = zfs && ssh ? zfsSshBackend(zfs, ssh, { label: 'zfs/ssh' }) : null;
     if (b) backends.push(b);
-    it('init: every point → old or new snapshot, recovered', () => runInit(b!, [...ZFS_CLIENT_POINTS.init, ...AGENT_POINTS.zfs.init], 2), LONG);
-    it('sync (uploads, downloads, deletes both ways): every point → old or new snapshot, recovered', () =>
-      runSync(b!, [...ZFS_CLIENT_POINTS.sync, ...AGENT_POINTS.zfs.sync], 2), LONG);
+    it(
+      'init: every point → old or new snapshot, recovered',
+      () => runInit(b!, [...ZFS_CLIENT_POINTS.init, ...AGENT_POINTS.zfs.init], 2),
+      LONG,
+    );
+    it(
+      'sync (uploads, downloads, deletes both ways): every point → old or new snapshot, recovered',
+      () => runSync(b!, [...ZFS_CLIENT_POINTS.sync, ...AGENT_POINTS.zfs.sync], 2),
+      LONG,
+    );
   });
 });

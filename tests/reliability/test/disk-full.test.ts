@@ -11,7 +11,16 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { requireSsh, requireZfs } from '@dsg/testenv';
 import { compareSnapshotIds, isSnapshotId } from '@dsg/contracts';
-import { dsgAsync, ok, sandbox, write, zfsSshBackend, type Backend, type RunResult, type Sandbox } from '../src/harness.js';
+import {
+  dsgAsync,
+  ok,
+  sandbox,
+  write,
+  zfsSshBackend,
+  type Backend,
+  type RunResult,
+  type Sandbox,
+} from '../src/harness.js';
 import { errorDoc, listing } from '../src/hostile-helpers.js';
 import { mountTmpfs, tinyPool, type Tmpfs, type TinyPool } from '../src/disk-helpers.js';
 
@@ -58,10 +67,14 @@ function expectNoSpace(r: RunResult, where: 'repository' | 'client'): void {
   expect(doc).toMatchObject({ exitCode: 1, error: { code: 'NO_SPACE' } });
   if (where === 'repository') {
     expect(doc.error.message).toMatch(/^no space left in the repository on .*ENOSPC/);
-    expect(r.stderr).toMatch(/^error: no space left in the repository on [^\n]+\nhint: Free space on the repository host \(or grow its pool or quota\)[^\n]*\n$/);
+    expect(r.stderr).toMatch(
+      /^error: no space left in the repository on [^\n]+\nhint: Free space on the repository host \(or grow its pool or quota\)[^\n]*\n$/,
+    );
   } else {
     expect(doc.error.message).toMatch(/^no space left on this computer's disk: ENOSPC/);
-    expect(r.stderr).toMatch(/^error: no space left on this computer's disk[^\n]+\nhint: Free some disk space here[^\n]*\n$/);
+    expect(r.stderr).toMatch(
+      /^error: no space left on this computer's disk[^\n]+\nhint: Free some disk space here[^\n]*\n$/,
+    );
   }
 }
 
@@ -102,9 +115,7 @@ function posixAt(root: string): Backend {
 function snapshotsOf(repoDir: string): string[] {
   const d = path.join(repoDir, 'snapshots');
   if (!existsSync(d)) return [];
-  return Object.keys(listing(d))
-    .filter(isSnapshotId)
-    .sort(compareSnapshotIds);
+  return Object.keys(listing(d)).filter(isSnapshotId).sort(compareSnapshotIds);
 }
 
 /**
@@ -142,7 +153,10 @@ async function uploadTooBig(b: Backend, name: string, bigBytes: number, grow: ((
   expect(b.leftovers(name)).toEqual([]);
   const live = b.liveTree(name)!;
   expect(readFileSync(path.join(live, 'input', 'small.csv'), 'utf8')).toBe('id\n1\n2\n');
-  if (grow) expect(readFileSync(path.join(live, 'input', 'big.bin')).equals(readFileSync(path.join(A, 'input', 'big.bin')))).toBe(true);
+  if (grow)
+    expect(
+      readFileSync(path.join(live, 'input', 'big.bin')).equals(readFileSync(path.join(A, 'input', 'big.bin'))),
+    ).toBe(true);
   else expect(existsSync(path.join(live, 'input', 'big.bin'))).toBe(false);
   ok(await run(sb, A, 'validate-chain'), 'validate-chain at s2');
 }
@@ -188,17 +202,22 @@ describe.concurrent('disk full', () => {
 
     client.resize('64m');
     ok(await run(sb, C, 'sync', '-q'), 'sync after freeing space');
-    expect(readFileSync(path.join(C, 'input', 'big.bin')).equals(readFileSync(path.join(A, 'input', 'big.bin')))).toBe(true);
+    expect(readFileSync(path.join(C, 'input', 'big.bin')).equals(readFileSync(path.join(A, 'input', 'big.bin')))).toBe(
+      true,
+    );
     const st = ok(await run(sb, C, '--json', 'status'));
     expect((JSON.parse(st.stdout) as { clean: boolean }).clean).toBe(true);
     rmSync(path.join(A, 'input', 'big.bin'));
   });
 
-  it.skipIf(!zfs || !ssh)('ZFS repository in a full 64 MiB pool over ssh: upload refused with NO_SPACE, no temp datasets, still at s1; after freeing space the sync completes', async () => {
-    const tiny: TinyPool = tinyPool(64);
-    cleanups.push(() => tiny.destroy());
-    const b = zfsSshBackend(zfs!, ssh!, { parent: tiny.parent, label: 'zfs/ssh tiny pool' });
-    // a pool cannot be grown here: the user makes room by dropping the big file from the sync
-    await uploadTooBig(b, 'full', 80 * MiB, null);
-  });
+  it.skipIf(!zfs || !ssh)(
+    'ZFS repository in a full 64 MiB pool over ssh: upload refused with NO_SPACE, no temp datasets, still at s1; after freeing space the sync completes',
+    async () => {
+      const tiny: TinyPool = tinyPool(64);
+      cleanups.push(() => tiny.destroy());
+      const b = zfsSshBackend(zfs!, ssh!, { parent: tiny.parent, label: 'zfs/ssh tiny pool' });
+      // a pool cannot be grown here: the user makes room by dropping the big file from the sync
+      await uploadTooBig(b, 'full', 80 * MiB, null);
+    },
+  );
 });

@@ -9,14 +9,47 @@
 // leniently (another tool may write such entries), so that entry is reported
 // as held back — never written, not by status, not by a clone — and
 // everything else works.
-import { cpSync, existsSync, lutimesSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  lutimesSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { requireSsh, requireZfs } from '@dsg/testenv';
-import { dsgAsync, ok, pool, posixLocalBackend, write, zfsSshBackend, type Backend, type RunResult } from '../src/harness.js';
 import {
-  LAST_SYNC, addEntry, clientState, errorDoc, fileHash, listing, makeScene, readManifest, repoState, reseal, saveLive, serial, writeManifest, writeManifestText,
+  dsgAsync,
+  ok,
+  pool,
+  posixLocalBackend,
+  write,
+  zfsSshBackend,
+  type Backend,
+  type RunResult,
+} from '../src/harness.js';
+import {
+  LAST_SYNC,
+  addEntry,
+  clientState,
+  errorDoc,
+  fileHash,
+  listing,
+  makeScene,
+  readManifest,
+  repoState,
+  reseal,
+  saveLive,
+  serial,
+  writeManifest,
+  writeManifestText,
   type Scene,
 } from '../src/hostile-helpers.js';
 
@@ -49,11 +82,18 @@ interface ServerCase extends Expect {
 const CORRUPT = /manifest is corrupt or was written by an incompatible tool/;
 const HASH_HINT = /^The repository is inconsistent/;
 /** An entry added or edited without resealing the manifest: read (leniently), then refused as a whole by its entries_hash. */
-const UNSEALED = { code: 'REMOTE_MANIFEST', message: /does not match its entries_hash/, hint: /^Nothing was changed\..*validate-chain/ } as const;
+const UNSEALED = {
+  code: 'REMOTE_MANIFEST',
+  message: /does not match its entries_hash/,
+  hint: /^Nothing was changed\..*validate-chain/,
+} as const;
 
 function refusedAs(r: RunResult, what: string, e: Expect): void {
   const exit = e.exit ?? 1;
-  expect(r.code, `${what}: exit ${r.code}\nstdout: ${r.stdout.slice(0, 1500)}\nstderr: ${r.stderr.slice(0, 1500)}`).toBe(exit);
+  expect(
+    r.code,
+    `${what}: exit ${r.code}\nstdout: ${r.stdout.slice(0, 1500)}\nstderr: ${r.stderr.slice(0, 1500)}`,
+  ).toBe(exit);
   const doc = errorDoc(r);
   expect(doc.exitCode, what).toBe(exit);
   if (typeof e.code === 'string') expect(doc.error.code, what).toBe(e.code);
@@ -89,14 +129,19 @@ async function runServerCase(s: Scene, c: ServerCase): Promise<void> {
   }
 }
 
-const entry = (p: string, e: Record<string, unknown>): ((s: Scene) => void) => (s) => writeManifest(s, addEntry(readManifest(s), p, e));
+const entry =
+  (p: string, e: Record<string, unknown>): ((s: Scene) => void) =>
+  (s) =>
+    writeManifest(s, addEntry(readManifest(s), p, e));
 const add = (p: string): ((s: Scene) => void) => entry(p, {});
-const link = (p: string, reference: string): ((s: Scene) => void) => (s) => {
-  const m = readManifest(s);
-  m.entries[p] = { type: 'link', path: p, user: 'mallory@example.org', reference };
-  m.metadata.entry_count = Object.keys(m.entries).length;
-  writeManifest(s, m);
-};
+const link =
+  (p: string, reference: string): ((s: Scene) => void) =>
+  (s) => {
+    const m = readManifest(s);
+    m.entries[p] = { type: 'link', path: p, user: 'mallory@example.org', reference };
+    m.metadata.entry_count = Object.keys(m.entries).length;
+    writeManifest(s, m);
+  };
 
 /** What a server-side attacker can do to the manifest and the files; both backends. */
 const SERVER_CASES: ServerCase[] = [
@@ -217,34 +262,88 @@ interface HeldCase {
   outside?: (s: Scene) => string[];
 }
 
-const sealed = (p: string, e: Record<string, unknown> = {}): ((s: Scene) => void) => (s) => writeManifest(s, reseal(addEntry(readManifest(s), p, e)));
-const sealedLink = (p: string, reference: string): ((s: Scene) => void) => (s) => {
-  const m = readManifest(s);
-  m.entries[p] = { type: 'link', path: p, user: 'mallory@example.org', reference };
-  writeManifest(s, reseal(m));
-};
+const sealed =
+  (p: string, e: Record<string, unknown> = {}): ((s: Scene) => void) =>
+  (s) =>
+    writeManifest(s, reseal(addEntry(readManifest(s), p, e)));
+const sealedLink =
+  (p: string, reference: string): ((s: Scene) => void) =>
+  (s) => {
+    const m = readManifest(s);
+    m.entries[p] = { type: 'link', path: p, user: 'mallory@example.org', reference };
+    writeManifest(s, reseal(m));
+  };
 const absEvil = (s: Scene): string => path.join(s.sb.dir, 'abs', 'evil.csv');
 
 const HELD_CASES: HeldCase[] = [
-  { label: '../ path', path: '../evil.csv', edit: sealed('../evil.csv'), reason: /refused name: path starts with \.\/ or \.\.\// },
-  { label: '.. inside a path', path: 'input/../../evil.csv', edit: sealed('input/../../evil.csv'), reason: /refused name: "\.\." component/ },
-  { label: 'absolute path', path: '(absolute)', edit: (s) => sealed(absEvil(s))(s), reason: /refused name: absolute path/, outside: (s) => [absEvil(s)] },
-  { label: 'NUL in a path', path: 'input/a\0b.csv', edit: sealed('input/a\0b.csv'), reason: /refused name: illegal character U\+0000/ },
-  { label: 'hash that is not a hash', path: 'input/h.csv', edit: sealed('input/h.csv', { hash: '../../etc/passwd' }), reason: /hash "\.\.\/\.\.\/etc\/passwd" is not 16 lowercase hex digits/ },
-  { label: 'mtime without an offset', path: 'input/m.csv', edit: sealed('input/m.csv', { mtime: '2024-01-15T09:00:00' }), reason: /mtime "2024-01-15T09:00:00" is not an ISO 8601 timestamp/ },
-  { label: 'link escaping the project', path: 'input/l', edit: sealedLink('input/l', '../../etc/passwd'), reason: /symlink target escapes the project/ },
-  { label: 'absolute link', path: 'input/l', edit: sealedLink('input/l', '/etc/passwd'), reason: /absolute symlink target/ },
+  {
+    label: '../ path',
+    path: '../evil.csv',
+    edit: sealed('../evil.csv'),
+    reason: /refused name: path starts with \.\/ or \.\.\//,
+  },
+  {
+    label: '.. inside a path',
+    path: 'input/../../evil.csv',
+    edit: sealed('input/../../evil.csv'),
+    reason: /refused name: "\.\." component/,
+  },
+  {
+    label: 'absolute path',
+    path: '(absolute)',
+    edit: (s) => sealed(absEvil(s))(s),
+    reason: /refused name: absolute path/,
+    outside: (s) => [absEvil(s)],
+  },
+  {
+    label: 'NUL in a path',
+    path: 'input/a\0b.csv',
+    edit: sealed('input/a\0b.csv'),
+    reason: /refused name: illegal character U\+0000/,
+  },
+  {
+    label: 'hash that is not a hash',
+    path: 'input/h.csv',
+    edit: sealed('input/h.csv', { hash: '../../etc/passwd' }),
+    reason: /hash "\.\.\/\.\.\/etc\/passwd" is not 16 lowercase hex digits/,
+  },
+  {
+    label: 'mtime without an offset',
+    path: 'input/m.csv',
+    edit: sealed('input/m.csv', { mtime: '2024-01-15T09:00:00' }),
+    reason: /mtime "2024-01-15T09:00:00" is not an ISO 8601 timestamp/,
+  },
+  {
+    label: 'link escaping the project',
+    path: 'input/l',
+    edit: sealedLink('input/l', '../../etc/passwd'),
+    reason: /symlink target escapes the project/,
+  },
+  {
+    label: 'absolute link',
+    path: 'input/l',
+    edit: sealedLink('input/l', '/etc/passwd'),
+    reason: /absolute symlink target/,
+  },
   // the name rules, one each (posix: one backend is enough for the catalogue)
-  ...([
-    ['input/a|b.csv', /illegal character "\|"/],
-    ['input/a\\b.csv', /contains a backslash/],
-    ['input/a\u0001b.csv', /illegal character U\+0001/],
-    ['input/evil\u202Ecsv.exe', /illegal character U\+202E/],
-    ['input/AUX.csv', /Windows reserved name "aux"/],
-    ['input/backup~', /temporary or backup name/],
-    ['input/ lead.csv', /leading or trailing whitespace/],
-    ['input/cafe\u0301.csv', /not in Unicode NFC/],
-  ] as const).map(([p, why]) => ({ label: `refused name ${JSON.stringify(p)}`, path: p, edit: sealed(p), reason: why, cloneOnly: true })),
+  ...(
+    [
+      ['input/a|b.csv', /illegal character "\|"/],
+      ['input/a\\b.csv', /contains a backslash/],
+      ['input/a\u0001b.csv', /illegal character U\+0001/],
+      ['input/evil\u202Ecsv.exe', /illegal character U\+202E/],
+      ['input/AUX.csv', /Windows reserved name "aux"/],
+      ['input/backup~', /temporary or backup name/],
+      ['input/ lead.csv', /leading or trailing whitespace/],
+      ['input/cafe\u0301.csv', /not in Unicode NFC/],
+    ] as const
+  ).map(([p, why]) => ({
+    label: `refused name ${JSON.stringify(p)}`,
+    path: p,
+    edit: sealed(p),
+    reason: why,
+    cloneOnly: true,
+  })),
 ];
 
 /** The data files of a working copy (no .dsg/, no project config, no directories). */
@@ -270,7 +369,12 @@ async function runHeldCase(s: Scene, c: HeldCase): Promise<void> {
     if (!c.cloneOnly) {
       const st = await dsgAsync(s.A, s.sb.env, ['--json', 'status'], 60_000);
       ok(st, `${c.label}: status`);
-      const doc = JSON.parse(st.stdout) as { heldBack: { path: string; reason: string }[]; upload: string[]; download: string[]; invalidNames: unknown[] };
+      const doc = JSON.parse(st.stdout) as {
+        heldBack: { path: string; reason: string }[];
+        upload: string[];
+        download: string[];
+        invalidNames: unknown[];
+      };
       held(doc, 'status');
       // everything else works: A is one snapshot behind with one local change
       const data = (l: string[]): string[] => l.filter((p) => p !== '.dsgconfig.yml'); // the config travels beside the manifest
@@ -285,7 +389,11 @@ async function runHeldCase(s: Scene, c: HeldCase): Promise<void> {
     const clone = await dsgAsync(s.sb.dir, s.sb.env, ['--json', 'clone', ...s.b.cloneArgs(s.name), dest], 60_000);
     ok(clone, `${c.label}: clone`);
     held(JSON.parse(clone.stdout) as { heldBack?: { path: string; reason: string }[] }, 'clone');
-    expect(dataFiles(dest), `${c.label}: what the clone wrote`).toEqual(['input/from-b.csv', 'input/x.csv', 'output/y.txt']);
+    expect(dataFiles(dest), `${c.label}: what the clone wrote`).toEqual([
+      'input/from-b.csv',
+      'input/x.csv',
+      'output/y.txt',
+    ]);
     expect(readdirSync(path.dirname(dest)), `${c.label}: beside the clone`).toEqual(['deep']);
     for (const p of c.outside?.(s) ?? []) expect(existsSync(p), p).toBe(false);
     expect(repoState(s), `${c.label}: repository`).toEqual(beforeRepo);
@@ -334,7 +442,10 @@ async function workingCopyNames(s: Scene): Promise<void> {
   };
   for (const ch of ['<', '>', '"', '|', '?', '*', '\\']) file(`input/a${ch}b.csv`);
   for (let cp = 0x01; cp <= 0x1f; cp++) file(`input/c${String.fromCodePoint(cp)}.csv`);
-  const points = [0x2028, 0x2029, 0x202a, 0x202b, 0x202c, 0x202d, 0x202e, 0x200b, 0x200c, 0x200d, 0x2060, 0x2066, 0x2067, 0x2068, 0x2069, 0xfff9, 0xfffa, 0xfffb, 0xfffc, 0x1d159, 0x1d173, 0x1d17a, 0x0378];
+  const points = [
+    0x2028, 0x2029, 0x202a, 0x202b, 0x202c, 0x202d, 0x202e, 0x200b, 0x200c, 0x200d, 0x2060, 0x2066, 0x2067, 0x2068,
+    0x2069, 0xfff9, 0xfffa, 0xfffb, 0xfffc, 0x1d159, 0x1d173, 0x1d17a, 0x0378,
+  ];
   for (const cp of points) file(`input/u${String.fromCodePoint(cp)}.csv`);
   for (const n of ['con', 'PRN.csv', 'aux.txt', 'nul', 'com1.csv', 'COM9', 'lpt1.txt', 'LPT9']) file(`input/${n}`);
   for (const n of ['~lock.csv', 'draft.csv~', ' lead.csv', 'trail.csv ', 'cafe\u0301.csv']) file(`input/${n}`);
@@ -357,7 +468,11 @@ async function workingCopyNames(s: Scene): Promise<void> {
 
   // old enough for the stat cache to keep (a file younger than a few seconds is re-hashed on every scan)
   const past = new Date(Date.now() - 3600_000);
-  for (const f of [...hostile.filter((h) => !h.startsWith('output/deep')), 'input/caf\u00e9.csv', 'output/deep/na\u0308me/x.csv']) {
+  for (const f of [
+    ...hostile.filter((h) => !h.startsWith('output/deep')),
+    'input/caf\u00e9.csv',
+    'output/deep/na\u0308me/x.csv',
+  ]) {
     try {
       lutimesSync(path.join(s.A, f), past, past);
     } catch {
@@ -379,7 +494,10 @@ async function expectRefusedNames(s: Scene, hostile: string[]): Promise<void> {
   ok(st, 'status');
   const invalid = (JSON.parse(st.stdout) as { invalidNames: { path: string; reason: string }[] }).invalidNames;
   expect(invalid.map((i) => i.path).sort()).toEqual([...hostile].sort());
-  for (const i of invalid) expect(i.reason, i.path).toMatch(/illegal character|reserved|temporary or backup|whitespace|NFC|backslash|symlink target|absolute|not a regular file|a data directory that is a symlink/);
+  for (const i of invalid)
+    expect(i.reason, i.path).toMatch(
+      /illegal character|reserved|temporary or backup|whitespace|NFC|backslash|symlink target|absolute|not a regular file|a data directory that is a symlink/,
+    );
   // status refreshed the stat cache (the NFC twin is new); from here on nothing may change
   const beforeA = clientState(s.A);
   const beforeRepo = repoState(s);
@@ -398,13 +516,41 @@ async function workingCopyConfig(s: Scene): Promise<void> {
   const good = readFileSync(path.join(s.A, '.dsgconfig.yml'), 'utf8');
   const variants: [string, (y: string) => string, RegExp][] = [
     ['name: 5', (y) => y.replace(/^name: .*$/m, 'name: 5'), /\.dsgconfig\.yml:1: name: expected a string/],
-    ['name with a slash', (y) => y.replace(/^name: .*$/m, 'name: ../../etc'), /\.dsgconfig\.yml:1: name: the repository name may hold only letters/],
-    ['data_dirs a string', (y) => y.replace(/^data_dirs:\n(?: {2}- .*\n)+/m, 'data_dirs: input\n'), /\.dsgconfig\.yml:\d+: data_dirs: expected a list of directory names/],
-    ['data_dirs escaping', (y) => y.replace(/^data_dirs:\n(?: {2}- .*\n)+/m, 'data_dirs: [input, ../../etc]\n'), /\.dsgconfig\.yml:\d+: data_dirs(\.1|\[1\]): expected a relative directory inside the project/],
-    ['repository.root a number', (y) => y.replace(/^ {2}root: .*$/m, '  root: 7'), /\.dsgconfig\.yml:\d+: repository\.root: expected an absolute path/],
-    ['repository.type unknown', (y) => y.replace(/^ {2}type: .*$/m, '  type: ftp'), /\.dsgconfig\.yml:\d+: repository(\.type)?: expected type: zfs or posix/],
-    ['repository.port a string', (y) => y.replace(/^ {2}type: posix$/m, '  type: posix\n  port: "22x"'), /\.dsgconfig\.yml:\d+: repository\.port: expected a port number/],
-    ['ignore.names a number', (y) => y.replace(/^ignore:\n {2}names:\n(?: {4}- .*\n)+/m, 'ignore:\n  names: 3\n'), /\.dsgconfig\.yml:\d+: ignore\.names: expected a list of file names/],
+    [
+      'name with a slash',
+      (y) => y.replace(/^name: .*$/m, 'name: ../../etc'),
+      /\.dsgconfig\.yml:1: name: the repository name may hold only letters/,
+    ],
+    [
+      'data_dirs a string',
+      (y) => y.replace(/^data_dirs:\n(?: {2}- .*\n)+/m, 'data_dirs: input\n'),
+      /\.dsgconfig\.yml:\d+: data_dirs: expected a list of directory names/,
+    ],
+    [
+      'data_dirs escaping',
+      (y) => y.replace(/^data_dirs:\n(?: {2}- .*\n)+/m, 'data_dirs: [input, ../../etc]\n'),
+      /\.dsgconfig\.yml:\d+: data_dirs(\.1|\[1\]): expected a relative directory inside the project/,
+    ],
+    [
+      'repository.root a number',
+      (y) => y.replace(/^ {2}root: .*$/m, '  root: 7'),
+      /\.dsgconfig\.yml:\d+: repository\.root: expected an absolute path/,
+    ],
+    [
+      'repository.type unknown',
+      (y) => y.replace(/^ {2}type: .*$/m, '  type: ftp'),
+      /\.dsgconfig\.yml:\d+: repository(\.type)?: expected type: zfs or posix/,
+    ],
+    [
+      'repository.port a string',
+      (y) => y.replace(/^ {2}type: posix$/m, '  type: posix\n  port: "22x"'),
+      /\.dsgconfig\.yml:\d+: repository\.port: expected a port number/,
+    ],
+    [
+      'ignore.names a number',
+      (y) => y.replace(/^ignore:\n {2}names:\n(?: {4}- .*\n)+/m, 'ignore:\n  names: 3\n'),
+      /\.dsgconfig\.yml:\d+: ignore\.names: expected a list of file names/,
+    ],
   ];
   const beforeRepo = repoState(s);
   await pool(
@@ -437,7 +583,15 @@ const scene = (h: { s?: Scene }): Scene => {
 };
 
 /** Server-side cases that only exercise the client's reading of the manifest: on ZFS a clone is enough (the same check as sync). */
-const PARSE_ONLY = new Set(['.. inside a path', 'absolute path', 'NUL in a path', '10 MB path', 'hash that is not a hash', 'entry of the wrong shape (filesize a string), manifest resealed', 'absolute link']);
+const PARSE_ONLY = new Set([
+  '.. inside a path',
+  'absolute path',
+  'NUL in a path',
+  '10 MB path',
+  'hash that is not a hash',
+  'entry of the wrong shape (filesize a string), manifest resealed',
+  'absolute link',
+]);
 /** The held-back cases run on ZFS too (the gate is the client's, whatever the backend). */
 const HELD_ON_ZFS = new Set(['../ path', 'link escaping the project']);
 
@@ -451,14 +605,27 @@ const POSIX_STEPS: Step[] = [
       scenes.push(posix.s);
     },
   },
-  ...[...SERVER_CASES, SERVER_CONFIG_CASE].map((c) => ({ label: `server: ${c.label} → refused, nothing written anywhere`, run: () => runServerCase(scene(posix), c) })),
-  ...HELD_CASES.map((c) => ({ label: `server, resealed: ${c.label} → held back, written nowhere, the rest works`, run: () => runHeldCase(scene(posix), c) })),
+  ...[...SERVER_CASES, SERVER_CONFIG_CASE].map((c) => ({
+    label: `server: ${c.label} → refused, nothing written anywhere`,
+    run: () => runServerCase(scene(posix), c),
+  })),
+  ...HELD_CASES.map((c) => ({
+    label: `server, resealed: ${c.label} → held back, written nowhere, the rest works`,
+    run: () => runHeldCase(scene(posix), c),
+  })),
   {
-    label: 'working copy: every refused name, escaping symlinks, NFD twin, FIFO, symlinked data dir → sync refused, nothing written',
+    label:
+      'working copy: every refused name, escaping symlinks, NFD twin, FIFO, symlinked data dir → sync refused, nothing written',
     run: () => workingCopyNames(scene(posix)),
   },
-  { label: 'working copy: .dsgconfig.yml with wrong types → exit 2 naming file:line: key, nothing written', run: () => workingCopyConfig(scene(posix)) },
-  { label: 'afterwards: the repository restored, the same sync goes through and the chain validates', run: () => afterwardsSyncWorks(scene(posix)) },
+  {
+    label: 'working copy: .dsgconfig.yml with wrong types → exit 2 naming file:line: key, nothing written',
+    run: () => workingCopyConfig(scene(posix)),
+  },
+  {
+    label: 'afterwards: the repository restored, the same sync goes through and the chain validates',
+    run: () => afterwardsSyncWorks(scene(posix)),
+  },
 ];
 
 const ZFS_STEPS: Step[] = [
@@ -479,7 +646,10 @@ const ZFS_STEPS: Step[] = [
     label: `server, resealed: ${c.label} → held back, written nowhere, the rest works`,
     run: () => runHeldCase(scene(onZfs), c),
   })),
-  { label: 'afterwards: the repository restored, the same sync goes through and the chain validates', run: () => afterwardsSyncWorks(scene(onZfs)) },
+  {
+    label: 'afterwards: the repository restored, the same sync goes through and the chain validates',
+    run: () => afterwardsSyncWorks(scene(onZfs)),
+  },
 ];
 
 // The two backends run side by side (each one's steps strictly in order): half the wall time.

@@ -4,7 +4,21 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashBytes } from '@dsg/manifest';
 import { requireSsh, requireZfs } from '@dsg/testenv';
-import { dsg, dsgAsync, json, noMeta, listing, ok, sandbox, waitFor, write, zfsSshBackend, type Backend, type RunResult, type Sandbox } from '../src/harness.js';
+import {
+  dsg,
+  dsgAsync,
+  json,
+  noMeta,
+  listing,
+  ok,
+  sandbox,
+  waitFor,
+  write,
+  zfsSshBackend,
+  type Backend,
+  type RunResult,
+  type Sandbox,
+} from '../src/harness.js';
 import { agentsServing, alive, bytesUnder, bytesUnderPrefix, sshdSessionChain, stopped } from '../src/net-helpers.js';
 
 /*
@@ -56,21 +70,31 @@ describe.skipIf(!zfs || !ssh)('network faults: zfs over the real sshd', () => {
   /** The agent serving this repository (exactly one while one dsg runs), once it exists. */
   async function theAgent(): Promise<number> {
     let pids: number[] = [];
-    await waitFor('the dsg-agent under the test sshd', () => (pids = agentsServing([b.parent.dataset])).length === 1, 20_000, 20);
+    await waitFor(
+      'the dsg-agent under the test sshd',
+      () => (pids = agentsServing([b.parent.dataset])).length === 1,
+      20_000,
+      20,
+    );
     return pids[0]!;
   }
 
   /** Live data files (path → hash) of the repository head, read on the server. */
   const repoData = (): Record<string, string> => {
     const live = b.liveTree(name)!;
-    return Object.fromEntries(Object.entries(listing(live, noMeta)).map(([p, v]) => [p, hashBytes(Buffer.from(v, 'base64'))]));
+    return Object.fromEntries(
+      Object.entries(listing(live, noMeta)).map(([p, v]) => [p, hashBytes(Buffer.from(v, 'base64'))]),
+    );
   };
   const treeData = (dir: string): Record<string, string> =>
     Object.fromEntries(Object.entries(listing(dir, noMeta)).map(([p, v]) => [p, hashBytes(Buffer.from(v, 'base64'))]));
 
   /** The repository is back at `head`: that snapshot list, no temp dataset/clone/snapshot, no lock. */
   async function expectRolledBack(snaps: string[]): Promise<void> {
-    await waitFor('the agent to roll back and unlock', () => b.leftovers(name).length === 0 && !existsSync(b.lockFile(name)));
+    await waitFor(
+      'the agent to roll back and unlock',
+      () => b.leftovers(name).length === 0 && !existsSync(b.lockFile(name)),
+    );
     expect(b.snapshots(name)).toEqual(snaps);
     expect(b.leftovers(name)).toEqual([]);
     expect(existsSync(b.lockFile(name))).toBe(false);
@@ -88,12 +112,20 @@ describe.skipIf(!zfs || !ssh)('network faults: zfs over the real sshd', () => {
   }
 
   /** Start `dsg sync` in A and wait until the agent's work area (the clone) got `atLeast` bytes of this upload. */
-  async function uploadUnderWay(dir: string, atLeast = 4 * MiB): Promise<{ run: Promise<RunResult>; agent: number; seen: number }> {
+  async function uploadUnderWay(
+    dir: string,
+    atLeast = 4 * MiB,
+  ): Promise<{ run: Promise<RunResult>; agent: number; seen: number }> {
     const base = bytesUnder(b.liveTree(name)!);
     const run = dsgAsync(dir, env, ['--json', 'sync', '-m', 'big upload']);
     const agent = await theAgent();
     let seen = 0;
-    await waitFor('upload bytes in the work area', () => (seen = bytesUnderPrefix(b.parent.mountpoint, `${name}-sync-`) - base) >= atLeast, 60_000, 10);
+    await waitFor(
+      'upload bytes in the work area',
+      () => (seen = bytesUnderPrefix(b.parent.mountpoint, `${name}-sync-`) - base) >= atLeast,
+      60_000,
+      10,
+    );
     return { run, agent, seen };
   }
 
@@ -108,7 +140,9 @@ describe.skipIf(!zfs || !ssh)('network faults: zfs over the real sshd', () => {
     for (const pid of chain) process.kill(pid, 'SIGKILL');
     const r = await run;
     const took = Date.now() - t0;
-    console.log(`[network] upload killed at ${(seen / MiB).toFixed(1)} MiB; client exit ${r.code} after ${took} ms:\n${r.stderr.trim()}`);
+    console.log(
+      `[network] upload killed at ${(seen / MiB).toFixed(1)} MiB; client exit ${r.code} after ${took} ms:\n${r.stderr.trim()}`,
+    );
     expect(r.code, r.stderr).toBe(1);
     expect(took).toBeLessThan(60_000);
     expect(r.stderr).toMatch(/connection|agent/i);
@@ -117,7 +151,9 @@ describe.skipIf(!zfs || !ssh)('network faults: zfs over the real sshd', () => {
     expect(treeData(A)).toEqual(before); // nothing of the user's touched
     expect(existsSync(path.join(A, '.dsg', 'journal')) ? readdirSync(path.join(A, '.dsg', 'journal')) : []).toEqual([]);
 
-    const retry = json<{ snapshotId: string; committed: boolean }>(ok(await dsgAsync(A, env, ['--json', 'sync', '-m', 'retry'])));
+    const retry = json<{ snapshotId: string; committed: boolean }>(
+      ok(await dsgAsync(A, env, ['--json', 'sync', '-m', 'retry'])),
+    );
     expect(retry).toMatchObject({ snapshotId: 's2', committed: true });
     const repo = repoData();
     for (const [p, h] of Object.entries(big)) expect(repo[p], p).toBe(h);
@@ -130,13 +166,20 @@ describe.skipIf(!zfs || !ssh)('network faults: zfs over the real sshd', () => {
     const agent = await theAgent();
     const staging = path.join(B, '.dsg', 'staging');
     let seen = 0;
-    await waitFor('download bytes in the client staging area', () => (seen = bytesUnder(staging)) >= 4 * MiB, 60_000, 10);
+    await waitFor(
+      'download bytes in the client staging area',
+      () => (seen = bytesUnder(staging)) >= 4 * MiB,
+      60_000,
+      10,
+    );
     expect(seen).toBeLessThan(60 * MiB);
     const t0 = Date.now();
     for (const pid of sshdSessionChain(agent)) process.kill(pid, 'SIGKILL');
     const r = await run;
     const took = Date.now() - t0;
-    console.log(`[network] download killed at ${(seen / MiB).toFixed(1)} MiB; client exit ${r.code} after ${took} ms: ${r.stderr.trim().split('\n')[0]}`);
+    console.log(
+      `[network] download killed at ${(seen / MiB).toFixed(1)} MiB; client exit ${r.code} after ${took} ms: ${r.stderr.trim().split('\n')[0]}`,
+    );
     expect(r.code, r.stderr).toBe(1);
     expect(took).toBeLessThan(60_000);
     expect(treeData(B)).toEqual(before); // no partial file appeared
@@ -161,12 +204,14 @@ describe.skipIf(!zfs || !ssh)('network faults: zfs over the real sshd', () => {
       try {
         const r = await run;
         const took = Date.now() - t0;
-        console.log(`[network] agent stopped at ${(seen / MiB).toFixed(1)} MiB; client exit ${r.code} after ${took} ms: ${r.stderr.trim().split('\n')[0]}`);
+        console.log(
+          `[network] agent stopped at ${(seen / MiB).toFixed(1)} MiB; client exit ${r.code} after ${took} ms: ${r.stderr.trim().split('\n')[0]}`,
+        );
         expect(r.code, r.stderr).toBe(1);
         expect(r.stderr).toMatch(new RegExp(`sent nothing for ${TIMEOUT_S}\\.0 s`));
         // the last frame before the stop may be up to one heartbeat (a quarter of the timeout) old
         expect(took).toBeGreaterThanOrEqual(TIMEOUT_S * 750 - 250);
-        expect(took).toBeLessThan(TIMEOUT_S * 1000 + 60_000) // a hang guard: a stopped agent would otherwise hold it forever;
+        expect(took).toBeLessThan(TIMEOUT_S * 1000 + 60_000); // a hang guard: a stopped agent would otherwise hold it forever;
         // the stopped agent still holds its transaction: others are told the repository is locked
         expect(stopped(agent)).toBe(true);
         expect(existsSync(b.lockFile(name))).toBe(true);
@@ -187,7 +232,9 @@ describe.skipIf(!zfs || !ssh)('network faults: zfs over the real sshd', () => {
         expect(existsSync(b.lockFile(name))).toBe(true);
         expect(b.leftovers(name).length).toBeGreaterThan(0);
       }
-      const retry = json<{ snapshotId: string; committed: boolean }>(ok(await dsgAsync(A, env, ['--json', 'sync', '-m', `after ${end}`])));
+      const retry = json<{ snapshotId: string; committed: boolean }>(
+        ok(await dsgAsync(A, env, ['--json', 'sync', '-m', `after ${end}`])),
+      );
       expect(retry).toMatchObject({ snapshotId: `s${head.length + 1}`, committed: true });
       expect(b.snapshots(name)).toEqual([...head, `s${head.length + 1}`]);
       expect(b.leftovers(name)).toEqual([]);

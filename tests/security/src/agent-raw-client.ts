@@ -10,7 +10,8 @@ import { createXxh3Hasher } from '@dsg/manifest';
 
 export const KIND = { REQUEST: 1, RESPONSE: 2, DATA: 3, END: 4, ABORT: 5, PING: 6 } as const;
 
-export type Reply = { ok: true; result: unknown } | { ok: false; error: { code: string; message: string; name?: string } };
+export type Reply =
+  { ok: true; result: unknown } | { ok: false; error: { code: string; message: string; name?: string } };
 
 export interface SshLogin {
   host: string;
@@ -51,17 +52,26 @@ export class RawAgentSession {
 
   /** `ssh -T … user@host -- <agent command>`: the same channel the dsg client uses, no dsg code on this side. */
   static overSsh(login: SshLogin, agentCommand: string[]): RawAgentSession {
-    for (const a of agentCommand) if (!PLAIN.test(a)) throw new Error(`agent argument ${JSON.stringify(a)} is not a plain word`);
+    for (const a of agentCommand)
+      if (!PLAIN.test(a)) throw new Error(`agent argument ${JSON.stringify(a)} is not a plain word`);
     return new RawAgentSession('ssh', [
       '-T',
-      '-F', '/dev/null',
-      '-p', String(login.port),
-      '-i', login.key,
-      '-o', 'IdentitiesOnly=yes',
-      '-o', 'BatchMode=yes',
-      '-o', 'StrictHostKeyChecking=yes',
-      '-o', `UserKnownHostsFile=${login.knownHosts}`,
-      '-l', login.user,
+      '-F',
+      '/dev/null',
+      '-p',
+      String(login.port),
+      '-i',
+      login.key,
+      '-o',
+      'IdentitiesOnly=yes',
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'StrictHostKeyChecking=yes',
+      '-o',
+      `UserKnownHostsFile=${login.knownHosts}`,
+      '-l',
+      login.user,
       login.host,
       '--',
       ...agentCommand,
@@ -76,7 +86,14 @@ export class RawAgentSession {
     this.exited = new Promise((resolve) => {
       this.child.once('close', (code) => {
         this.gone = true;
-        for (const w of this.waiters.values()) w({ ok: false, error: { code: 'CLOSED', message: `session closed${this.closedWith ? `: ${JSON.stringify(this.closedWith)}` : ''}` } });
+        for (const w of this.waiters.values())
+          w({
+            ok: false,
+            error: {
+              code: 'CLOSED',
+              message: `session closed${this.closedWith ? `: ${JSON.stringify(this.closedWith)}` : ''}`,
+            },
+          });
         this.waiters.clear();
         resolve({ code, stderr: this.stderr });
       });

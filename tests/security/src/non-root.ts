@@ -10,8 +10,26 @@
  */
 import { lstatSync, readdirSync, utimesSync } from 'node:fs';
 import path from 'node:path';
-import { localUser, requireClientUser, requireSsh, requireSudoAgent, type LocalUser, type SshTestEnv } from '@dsg/testenv';
-import { clientSandbox, dsgAsync, giveTo, ok, posixSshBackend, write, type Backend, type RunResult, type Sandbox, type Scene } from '@dsg/reliability';
+import {
+  localUser,
+  requireClientUser,
+  requireSsh,
+  requireSudoAgent,
+  type LocalUser,
+  type SshTestEnv,
+} from '@dsg/testenv';
+import {
+  clientSandbox,
+  dsgAsync,
+  giveTo,
+  ok,
+  posixSshBackend,
+  write,
+  type Backend,
+  type RunResult,
+  type Sandbox,
+  type Scene,
+} from '@dsg/reliability';
 
 export interface NonRoot {
   ssh: SshTestEnv;
@@ -34,7 +52,10 @@ export function requireNonRoot(): NonRoot | null {
 export type NonRootBackend = Backend & { root: string; nonRoot: NonRoot };
 
 /** A posix repository root owned by the server user, reached over the real sshd as that login. */
-export function nonRootPosixBackend(n: NonRoot, label = `posix/ssh ${n.client.user} → ${n.server.user}`): NonRootBackend {
+export function nonRootPosixBackend(
+  n: NonRoot,
+  label = `posix/ssh ${n.client.user} → ${n.server.user}`,
+): NonRootBackend {
   const b = posixSshBackend(n.ssh, { login: n.server.user, owner: n.server, label });
   return { ...b, nonRoot: n };
 }
@@ -93,7 +114,8 @@ export function strangers(dir: string, uid: number): string[] {
 export async function makeNonRootScene(b: NonRootBackend, name: string): Promise<Scene> {
   const { client } = b.nonRoot;
   const sb = clientSandbox(b.nonRoot.ssh, client);
-  const must = async (what: string, cwd: string, ...args: string[]): Promise<void> => void ok(await run(sb, cwd, args), what);
+  const must = async (what: string, cwd: string, ...args: string[]): Promise<void> =>
+    void ok(await run(sb, cwd, args), what);
   const A = path.join(sb.dir, 'a');
   writeAs(client, sb.dir, 'a/input/x.csv', 'id,name\n1,Ana\n');
   writeAs(client, A, 'output/y.txt', 'result\n');

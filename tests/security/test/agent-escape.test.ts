@@ -16,7 +16,19 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshParent, requireSsh, requireSudoAgent, requireZfs, type TestParent } from '@dsg/testenv';
@@ -67,7 +79,9 @@ function makeVictim(base: string, uid: number, gid: number): Victim {
   const canary = path.join(dir, 'canary');
   const keys = path.join(dir, '.ssh', 'authorized_keys');
   const canaryBytes = randomBytes(64);
-  const keysBytes = Buffer.from('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOwnerOwnerOwnerOwnerOwnerOwnerOwnerOwnerOw owner@example.org\n');
+  const keysBytes = Buffer.from(
+    'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOwnerOwnerOwnerOwnerOwnerOwnerOwnerOwnerOw owner@example.org\n',
+  );
   writeFileSync(canary, canaryBytes, { mode: 0o644 });
   writeFileSync(keys, keysBytes, { mode: 0o600 });
   for (const p of [dir, path.join(dir, '.ssh'), canary, keys]) chownSync(p, uid, gid);
@@ -97,10 +111,20 @@ interface AttackResult {
  * One session: open, lock, begin; the link chain; `ATTEMPTS` racing rounds;
  * every batch checks the victim directory and stops at the first breach.
  */
-async function attack(session: RawAgentSession, o: { attempts: number; workDepth: (workPath: string) => number; victim: Victim; outside: () => Record<string, string> }): Promise<AttackResult> {
+async function attack(
+  session: RawAgentSession,
+  o: {
+    attempts: number;
+    workDepth: (workPath: string) => number;
+    victim: Victim;
+    outside: () => Record<string, string>;
+  },
+): Promise<AttackResult> {
   await session.hello();
   await session.ok('open', { repo: 'proj' });
-  await session.ok('lock', { holder: { user: 'mallory@example.org', host: 'evil', pid: 1, since: new Date().toISOString() } });
+  await session.ok('lock', {
+    holder: { user: 'mallory@example.org', host: 'evil', pid: 1, since: new Date().toISOString() },
+  });
   const tx = `20261201T000000000Z-${randomBytes(4).toString('hex')}`;
   const { workPath } = (await session.ok('begin', { tx })) as { workPath: string };
   const levels = o.workDepth(workPath) + 1; // l_levels is `/`
@@ -114,11 +138,14 @@ async function attack(session: RawAgentSession, o: { attempts: number; workDepth
   const out: AttackResult = { chain, accepted: 0, refused: 0, breach: null, throughInside: [], errors: new Set() };
   expect((await session.upload(tx, 'sub/keep', Buffer.from('keep'))).ok).toBe(true);
   const before = o.outside();
-  const evilKey = Buffer.from('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMalloryMalloryMalloryMalloryMalloryMallory mallory\n');
+  const evilKey = Buffer.from(
+    'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMalloryMalloryMalloryMalloryMalloryMallory mallory\n',
+  );
   for (let i = 0; i < o.attempts && !out.breach; i += BATCH) {
     const replies: Promise<Reply>[] = [];
     for (let j = i; j < Math.min(i + BATCH, o.attempts); j++) {
-      const link = (): Promise<Reply> => session.request('writeLink', { tx, path: `x${j}`, target: `l${levels}/${victimRel}` });
+      const link = (): Promise<Reply> =>
+        session.request('writeLink', { tx, path: `x${j}`, target: `l${levels}/${victimRel}` });
       const inside = (): Promise<Reply> => session.request('writeLink', { tx, path: `y${j}`, target: 'sub' });
       // alternate which request goes first: the link has to land between the write's check and its mkdir/open
       if (j % 2 === 0) replies.push(link(), inside());
@@ -132,105 +159,141 @@ async function attack(session: RawAgentSession, o: { attempts: number; workDepth
       if (r.ok) out.accepted++;
       else {
         out.refused++;
-        if (r.error.code === 'CLOSED') throw new Error(`the agent closed the session: ${JSON.stringify(session.closedWith)}`);
+        if (r.error.code === 'CLOSED')
+          throw new Error(`the agent closed the session: ${JSON.stringify(session.closedWith)}`);
         if (r.error.code !== 'VALIDATION') out.errors.add(`${r.error.code}: ${r.error.message.slice(0, 120)}`);
       }
     }
     const now = o.outside();
     if (!readFileSync(o.victim.canary).equals(o.victim.canaryBytes)) out.breach = 'the canary was overwritten';
     else if (!readFileSync(o.victim.keys).equals(o.victim.keysBytes)) out.breach = 'authorized_keys was overwritten';
-    else if (JSON.stringify(now) !== JSON.stringify(before)) out.breach = `outside the repository changed: ${JSON.stringify(Object.keys(now).filter((k) => now[k] !== before[k]))}`;
+    else if (JSON.stringify(now) !== JSON.stringify(before))
+      out.breach = `outside the repository changed: ${JSON.stringify(Object.keys(now).filter((k) => now[k] !== before[k]))}`;
     const sub = readdirSync(path.join(workPath, 'sub')).filter((n) => n !== 'keep');
     if (sub.length) out.throughInside.push(...sub);
   }
   return out;
 }
 
-describe.skipIf(!ssh || !agentUser)('a hostile client cannot make the agent write outside its repository (posix, non-root login, real sshd)', () => {
-  let base: string;
-  let victim: Victim;
-  let root: string;
-  let login: SshLogin;
-  beforeAll(() => {
-    const uid = idOf(agentUser!.user, '-u');
-    const gid = idOf(agentUser!.user, '-g');
-    base = mkdtempSync('/tmp/dsg-sec-agent-');
-    chmodSync(base, 0o755);
-    victim = makeVictim(base, uid, gid);
-    root = path.join(base, 'repos');
-    mkdirSync(root);
-    chownSync(root, uid, gid);
-    login = { host: ssh!.host, port: ssh!.port, user: agentUser!.user, key: ssh!.key, knownHosts: ssh!.knownHosts };
-  });
-  afterAll(() => {
-    if (base) rmSync(base, { recursive: true, force: true });
-  });
+describe.skipIf(!ssh || !agentUser)(
+  'a hostile client cannot make the agent write outside its repository (posix, non-root login, real sshd)',
+  () => {
+    let base: string;
+    let victim: Victim;
+    let root: string;
+    let login: SshLogin;
+    beforeAll(() => {
+      const uid = idOf(agentUser!.user, '-u');
+      const gid = idOf(agentUser!.user, '-g');
+      base = mkdtempSync('/tmp/dsg-sec-agent-');
+      chmodSync(base, 0o755);
+      victim = makeVictim(base, uid, gid);
+      root = path.join(base, 'repos');
+      mkdirSync(root);
+      chownSync(root, uid, gid);
+      login = { host: ssh!.host, port: ssh!.port, user: agentUser!.user, key: ssh!.key, knownHosts: ssh!.knownHosts };
+    });
+    afterAll(() => {
+      if (base) rmSync(base, { recursive: true, force: true });
+    });
 
-  it(
-    `link chain l1 -> ., l2 -> l1/.., … up to /, raced against writes through it (${ATTEMPTS} attempts): nothing outside changes, nothing goes through a link`,
-    async () => {
-      const outside = (): Record<string, string> => tree(base, (rel) => rel === 'repos');
-      const before = outside();
-      const s = RawAgentSession.overSsh(login, [process.execPath, BUNDLE, 'serve', '--type', 'posix', '--root', root]);
-      let r: AttackResult;
-      try {
-        r = await attack(s, { attempts: ATTEMPTS, workDepth: (w) => w.split('/').filter(Boolean).length, victim, outside });
-      } finally {
-        await s.end();
-      }
-      expect(r.breach).toBeNull();
-      expect(readFileSync(victim.canary).equals(victim.canaryBytes)).toBe(true);
-      expect(readFileSync(victim.keys).equals(victim.keysBytes)).toBe(true);
-      expect(outside()).toEqual(before);
-      expect(r.throughInside).toEqual([]);
-      // the gate: the chain is refused where it would climb out through a link
-      expect(r.chain[0]).toEqual({ link: 'l1', target: '.', ok: false });
-      expect(r.chain.slice(1).every((c) => !c.ok)).toBe(true);
-      expect([...r.errors]).toEqual([]);
-      expect(r.accepted).toBeGreaterThan(0); // the session really ran: y_i -> sub, x_i links, and the writes that won the race
-      // the session ended: rolled back and unlocked
-      expect(readdirSync(path.join(root, 'proj')).filter((n) => n !== 'tx')).toEqual([]);
-    },
-    HANG_GUARD,
-  );
-});
+    it(
+      `link chain l1 -> ., l2 -> l1/.., … up to /, raced against writes through it (${ATTEMPTS} attempts): nothing outside changes, nothing goes through a link`,
+      async () => {
+        const outside = (): Record<string, string> => tree(base, (rel) => rel === 'repos');
+        const before = outside();
+        const s = RawAgentSession.overSsh(login, [
+          process.execPath,
+          BUNDLE,
+          'serve',
+          '--type',
+          'posix',
+          '--root',
+          root,
+        ]);
+        let r: AttackResult;
+        try {
+          r = await attack(s, {
+            attempts: ATTEMPTS,
+            workDepth: (w) => w.split('/').filter(Boolean).length,
+            victim,
+            outside,
+          });
+        } finally {
+          await s.end();
+        }
+        expect(r.breach).toBeNull();
+        expect(readFileSync(victim.canary).equals(victim.canaryBytes)).toBe(true);
+        expect(readFileSync(victim.keys).equals(victim.keysBytes)).toBe(true);
+        expect(outside()).toEqual(before);
+        expect(r.throughInside).toEqual([]);
+        // the gate: the chain is refused where it would climb out through a link
+        expect(r.chain[0]).toEqual({ link: 'l1', target: '.', ok: false });
+        expect(r.chain.slice(1).every((c) => !c.ok)).toBe(true);
+        expect([...r.errors]).toEqual([]);
+        expect(r.accepted).toBeGreaterThan(0); // the session really ran: y_i -> sub, x_i links, and the writes that won the race
+        // the session ended: rolled back and unlocked
+        expect(readdirSync(path.join(root, 'proj')).filter((n) => n !== 'tx')).toEqual([]);
+      },
+      HANG_GUARD,
+    );
+  },
+);
 
-describe.skipIf(!ssh || !zfs)('… nor on ZFS, where mkdir -p followed a racing link (root login, real sshd and pool)', () => {
-  let base: string;
-  let parent: TestParent;
-  let victim: Victim;
-  let login: SshLogin;
-  beforeAll(() => {
-    base = mkdtempSync('/tmp/dsg-sec-agent-zfs-');
-    chmodSync(base, 0o755);
-    victim = makeVictim(base, 0, 0);
-    parent = freshParent(zfs!, 'sec');
-    login = { host: ssh!.host, port: ssh!.port, user: ssh!.user, key: ssh!.key, knownHosts: ssh!.knownHosts };
-  });
-  afterAll(() => {
-    parent?.destroy();
-    if (base) rmSync(base, { recursive: true, force: true });
-  });
+describe.skipIf(!ssh || !zfs)(
+  '… nor on ZFS, where mkdir -p followed a racing link (root login, real sshd and pool)',
+  () => {
+    let base: string;
+    let parent: TestParent;
+    let victim: Victim;
+    let login: SshLogin;
+    beforeAll(() => {
+      base = mkdtempSync('/tmp/dsg-sec-agent-zfs-');
+      chmodSync(base, 0o755);
+      victim = makeVictim(base, 0, 0);
+      parent = freshParent(zfs!, 'sec');
+      login = { host: ssh!.host, port: ssh!.port, user: ssh!.user, key: ssh!.key, knownHosts: ssh!.knownHosts };
+    });
+    afterAll(() => {
+      parent?.destroy();
+      if (base) rmSync(base, { recursive: true, force: true });
+    });
 
-  it(
-    `link chain up to / raced against writes (${Math.ceil(ATTEMPTS / 3)} attempts): no file and no directory appears outside`,
-    async () => {
-      const outside = (): Record<string, string> => tree(base);
-      const before = outside();
-      const s = RawAgentSession.overSsh(login, [process.execPath, BUNDLE, 'serve', '--type', 'zfs', '--pool', parent.dataset, '--mountpoint', parent.mountpoint]);
-      let r: AttackResult;
-      try {
-        r = await attack(s, { attempts: Math.ceil(ATTEMPTS / 3), workDepth: (w) => w.split('/').filter(Boolean).length, victim, outside });
-      } finally {
-        await s.end();
-      }
-      expect(r.breach).toBeNull();
-      expect(outside()).toEqual(before);
-      expect(r.throughInside).toEqual([]);
-      expect(r.chain.every((c) => !c.ok)).toBe(true);
-      expect([...r.errors]).toEqual([]);
-      expect(existsSync(path.join(parent.mountpoint, 'proj'))).toBe(false); // nothing committed, the init rolled back
-    },
-    HANG_GUARD,
-  );
-});
+    it(
+      `link chain up to / raced against writes (${Math.ceil(ATTEMPTS / 3)} attempts): no file and no directory appears outside`,
+      async () => {
+        const outside = (): Record<string, string> => tree(base);
+        const before = outside();
+        const s = RawAgentSession.overSsh(login, [
+          process.execPath,
+          BUNDLE,
+          'serve',
+          '--type',
+          'zfs',
+          '--pool',
+          parent.dataset,
+          '--mountpoint',
+          parent.mountpoint,
+        ]);
+        let r: AttackResult;
+        try {
+          r = await attack(s, {
+            attempts: Math.ceil(ATTEMPTS / 3),
+            workDepth: (w) => w.split('/').filter(Boolean).length,
+            victim,
+            outside,
+          });
+        } finally {
+          await s.end();
+        }
+        expect(r.breach).toBeNull();
+        expect(outside()).toEqual(before);
+        expect(r.throughInside).toEqual([]);
+        expect(r.chain.every((c) => !c.ok)).toBe(true);
+        expect([...r.errors]).toEqual([]);
+        expect(existsSync(path.join(parent.mountpoint, 'proj'))).toBe(false); // nothing committed, the init rolled back
+      },
+      HANG_GUARD,
+    );
+  },
+);

@@ -26,7 +26,8 @@ describe.skipIf(!ssh || !agentUser)('agent limits against a hostile session (pos
   let base: string;
   let root: string;
   let login: SshLogin;
-  const agent = (...extra: string[]): RawAgentSession => RawAgentSession.overSsh(login, [process.execPath, BUNDLE, 'serve', '--type', 'posix', '--root', root, ...extra]);
+  const agent = (...extra: string[]): RawAgentSession =>
+    RawAgentSession.overSsh(login, [process.execPath, BUNDLE, 'serve', '--type', 'posix', '--root', root, ...extra]);
 
   /** a repository with one committed snapshot, made through the agent itself */
   async function seed(name: string): Promise<void> {
@@ -37,7 +38,10 @@ describe.skipIf(!ssh || !agentUser)('agent limits against a hostile session (pos
       await s.ok('lock', { holder });
       await s.ok('begin', { tx: txId(1) });
       expect((await s.upload(txId(1), 'data/f', Buffer.from(name))).ok).toBe(true);
-      await s.ok('commit', { tx: txId(1), snapshot: { snapshotId: 's1', message: 'm', manifestHash: 'h', user: 'u', createdAt: '2026-12-01T00:00:00Z' } });
+      await s.ok('commit', {
+        tx: txId(1),
+        snapshot: { snapshotId: 's1', message: 'm', manifestHash: 'h', user: 'u', createdAt: '2026-12-01T00:00:00Z' },
+      });
       await s.ok('unlock');
     } finally {
       await s.end();
@@ -70,13 +74,19 @@ describe.skipIf(!ssh || !agentUser)('agent limits against a hostile session (pos
         await s.ok('lock', { holder });
         await s.ok('begin', { tx: txId(2) });
         // uploads that never send data stay in flight for as long as the client likes
-        const hanging = Array.from({ length: CAP - 1 }, (_, i) => s.send('writeFile', { tx: txId(2), path: `h${i}`, expected: { hash: '00' } }).reply);
+        const hanging = Array.from(
+          { length: CAP - 1 },
+          (_, i) => s.send('writeFile', { tx: txId(2), path: `h${i}`, expected: { hash: '00' } }).reply,
+        );
         expect((await s.request('stats')).ok).toBe(true); // the 32nd: still served
         hanging.push(s.send('writeFile', { tx: txId(2), path: 'last', expected: { hash: '00' } }).reply);
         const over = await s.request('stats'); // the 33rd
         expect(over.ok).toBe(false);
         const exit = await s.exited;
-        expect(s.closedWith).toMatchObject({ ok: false, error: { message: expect.stringMatching(new RegExp(`more than ${CAP} requests in flight`)) as unknown } });
+        expect(s.closedWith).toMatchObject({
+          ok: false,
+          error: { message: expect.stringMatching(new RegExp(`more than ${CAP} requests in flight`)) as unknown },
+        });
         expect(exit.stderr).toMatch(/requests in flight/);
         for (const h of await Promise.all(hanging)) expect(h.ok).toBe(false);
       } finally {
@@ -99,7 +109,10 @@ describe.skipIf(!ssh || !agentUser)('agent limits against a hostile session (pos
         await s.ok('begin', { tx: txId(4) });
         expect(existsSync(path.join(root, 'proj', 'lock'))).toBe(true);
         const exit = await s.exited; // nothing more is sent: the agent ends the session
-        expect(s.closedWith).toMatchObject({ ok: false, error: { message: expect.stringMatching(/the client sent nothing for 1\.0 s/) as unknown } });
+        expect(s.closedWith).toMatchObject({
+          ok: false,
+          error: { message: expect.stringMatching(/the client sent nothing for 1\.0 s/) as unknown },
+        });
         expect(exit.stderr).toMatch(/rolled back abandoned transaction/);
       } finally {
         s.kill();
@@ -118,7 +131,10 @@ describe.skipIf(!ssh || !agentUser)('agent limits against a hostile session (pos
         await s.hello();
         expect(await s.ok('listRepositories')).toEqual(['proj']);
         const r = await s.request('open', { repo: 'secret' });
-        expect(r).toMatchObject({ ok: false, error: { code: 'RESTRICTED', message: expect.stringMatching(/serves only the repository "proj"/) as unknown } });
+        expect(r).toMatchObject({
+          ok: false,
+          error: { code: 'RESTRICTED', message: expect.stringMatching(/serves only the repository "proj"/) as unknown },
+        });
         const again = await s.request('readFile', { path: 'data/f' });
         expect(again.ok).toBe(false); // nothing was opened
         await s.ok('open', { repo: 'proj' });
@@ -154,7 +170,19 @@ describe.skipIf(!ssh || !agentUser)('agent limits against a hostile session (pos
           ['begin', { tx }],
           ['writeLink', { tx, path: 'l', target: 'data/f' }],
           ['deleteFile', { tx, path: 'data/f' }],
-          ['commit', { tx, snapshot: { snapshotId: 's2', message: 'm', manifestHash: 'h', user: 'u', createdAt: '2026-12-01T00:00:00Z' } }],
+          [
+            'commit',
+            {
+              tx,
+              snapshot: {
+                snapshotId: 's2',
+                message: 'm',
+                manifestHash: 'h',
+                user: 'u',
+                createdAt: '2026-12-01T00:00:00Z',
+              },
+            },
+          ],
           ['rollback', { tx }],
           ['recover', {}],
           ['unlock', {}],
@@ -163,7 +191,10 @@ describe.skipIf(!ssh || !agentUser)('agent limits against a hostile session (pos
           const r = await s.request(op, fields);
           expect(r, op).toMatchObject({ ok: false, error: { code: 'READ_ONLY' } });
         }
-        expect(await s.upload(tx, 'data/x', Buffer.from('x'))).toMatchObject({ ok: false, error: { code: 'READ_ONLY' } });
+        expect(await s.upload(tx, 'data/x', Buffer.from('x'))).toMatchObject({
+          ok: false,
+          error: { code: 'READ_ONLY' },
+        });
       } finally {
         await s.end();
       }

@@ -31,7 +31,14 @@ describe.skipIf(!ssh)('a stopped dsg does not keep the repository locked (real d
       cleanups.push(() => sb.remove());
       // the agent as the project's agent command, with a short client silence (the shell text is fixed; paths quoted)
       const wrapper = path.join(sb.dir, 'agent.sh');
-      writeFileSync(wrapper, ['#!/bin/sh', `exec ${JSON.stringify(process.execPath)} ${JSON.stringify(AGENT)} "$@" --client-silence 2`, ''].join('\n'));
+      writeFileSync(
+        wrapper,
+        [
+          '#!/bin/sh',
+          `exec ${JSON.stringify(process.execPath)} ${JSON.stringify(AGENT)} "$@" --client-silence 2`,
+          '',
+        ].join('\n'),
+      );
       chmodSync(wrapper, 0o755);
       const b = posixSshBackend(ssh!, { agent: [wrapper] });
       cleanups.push(() => b.destroy());
@@ -49,7 +56,11 @@ describe.skipIf(!ssh)('a stopped dsg does not keep the repository locked (real d
       }
       await fh.close();
 
-      const child = spawn(process.execPath, [BIN, 'sync', '-m', 'big', '-q'], { cwd: A, env: box.env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [BIN, 'sync', '-m', 'big', '-q'], {
+        cwd: A,
+        env: box.env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let stderr = '';
       child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
       const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
@@ -57,10 +68,20 @@ describe.skipIf(!ssh)('a stopped dsg does not keep the repository locked (real d
       try {
         // Its transaction has begun (a work area exists) while the lock is held: the agent's own
         // recovery at open also takes the lock for a moment, and stopping dsg then proved nothing.
-        await waitFor('the sync to begin its transaction under the lock', () => existsSync(lock) && b.leftovers('proj').some((l) => l.startsWith('tx/')), 120_000, 20);
+        await waitFor(
+          'the sync to begin its transaction under the lock',
+          () => existsSync(lock) && b.leftovers('proj').some((l) => l.startsWith('tx/')),
+          120_000,
+          20,
+        );
         child.kill('SIGSTOP');
         // the agent lives on; only its watch on the silent client can free the lock
-        await waitFor('the agent to end the silent session and release the lock', () => !existsSync(lock), 120_000, 100);
+        await waitFor(
+          'the agent to end the silent session and release the lock',
+          () => !existsSync(lock),
+          120_000,
+          100,
+        );
         expect(b.leftovers('proj')).toEqual([]);
         expect(b.snapshots('proj')).toEqual(['s1']);
       } finally {

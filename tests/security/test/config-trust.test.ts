@@ -22,8 +22,23 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { requireSsh } from '@dsg/testenv';
 import {
-  AGENT, clientSandbox, clientState, dsgAsync, errorDoc, ok, posixLocalBackend, posixSshBackend, readManifest, reseal, sandbox, write, writeManifest,
-  type Backend, type RunResult, type Sandbox, type Scene,
+  AGENT,
+  clientSandbox,
+  clientState,
+  dsgAsync,
+  errorDoc,
+  ok,
+  posixLocalBackend,
+  posixSshBackend,
+  readManifest,
+  reseal,
+  sandbox,
+  write,
+  writeManifest,
+  type Backend,
+  type RunResult,
+  type Sandbox,
+  type Scene,
 } from '@dsg/reliability';
 import { nonRootPosixBackend, requireNonRoot, strangers, writeAs, type NonRoot } from '../src/non-root.js';
 
@@ -34,8 +49,13 @@ afterAll(() => {
   for (const c of cleanups.reverse()) c();
 });
 
-const DEFAULT_IGNORE = { names: ['.DS_Store', '__pycache__', '.Rhistory', '.RData', '.ipynb_checkpoints'], suffixes: ['.tmp', '.pyc'], paths: [] as string[] };
-const IGNORED = "the repository's .dsgconfig.yml names another repository/agent; ignored — connection settings are local";
+const DEFAULT_IGNORE = {
+  names: ['.DS_Store', '__pycache__', '.Rhistory', '.RData', '.ipynb_checkpoints'],
+  suffixes: ['.tmp', '.pyc'],
+  paths: [] as string[],
+};
+const IGNORED =
+  "the repository's .dsgconfig.yml names another repository/agent; ignored — connection settings are local";
 const TOKEN = 'ghp_SECRETsecretSECRETsecret0123456789';
 const GIT_CONFIG = `[remote "origin"]\n\turl = https://x-access-token:${TOKEN}@github.com/lab/project.git\n`;
 
@@ -54,12 +74,18 @@ function workingCopy(dir: string): Record<string, string> {
 }
 
 /** The built dsg in the sandbox, as the sandbox's user (the non-root client user on the non-root setup). */
-const run = async (cwd: string, sb: Sandbox, ...args: string[]): Promise<RunResult> => dsgAsync(cwd, sb.env, args, 100_000, { as: sb.as });
-const must = async (what: string, cwd: string, sb: Sandbox, ...args: string[]): Promise<RunResult> => ok(await run(cwd, sb, ...args), what);
+const run = async (cwd: string, sb: Sandbox, ...args: string[]): Promise<RunResult> =>
+  dsgAsync(cwd, sb.env, args, 100_000, { as: sb.as });
+const must = async (what: string, cwd: string, sb: Sandbox, ...args: string[]): Promise<RunResult> =>
+  ok(await run(cwd, sb, ...args), what);
 
 /** A inits the repository with one file, B clones it (`nr`: both as the non-root client user, against the non-root login). */
 async function team(b: Backend, name: string, user?: string, nr?: NonRoot): Promise<Team> {
-  const sb = nr ? clientSandbox(nr.ssh, nr.client) : user === undefined ? sandbox(b.userYaml) : sandbox(b.userYaml, user);
+  const sb = nr
+    ? clientSandbox(nr.ssh, nr.client)
+    : user === undefined
+      ? sandbox(b.userYaml)
+      : sandbox(b.userYaml, user);
   cleanups.push(() => sb.remove());
   const A = path.join(sb.dir, 'a');
   const B = path.join(sb.dir, 'b');
@@ -70,7 +96,11 @@ async function team(b: Backend, name: string, user?: string, nr?: NonRoot): Prom
 }
 
 /** A .dsgconfig.yml (JSON is YAML) with the given repository block and scope. */
-function configText(name: string, repository: Record<string, unknown>, dataDirs = ['input', 'output', 'frozen']): string {
+function configText(
+  name: string,
+  repository: Record<string, unknown>,
+  dataDirs = ['input', 'output', 'frozen'],
+): string {
   return JSON.stringify({ name, repository, data_dirs: dataDirs, ignore: DEFAULT_IGNORE }, null, 2) + '\n';
 }
 
@@ -93,60 +123,84 @@ function repositoryText(b: Backend & { root: string }, name: string): string {
 const setups: [string, NonRoot | undefined][] = ssh ? [['root → root', undefined]] : [];
 if (nonRoot) setups.push([`${nonRoot.client.user} → ${nonRoot.server.user}`, nonRoot]);
 
-describe.each(setups)('a .dsgconfig.yml from a teammate never connects anywhere (posix over the real sshd, %s)', (_label, nr) => {
-  it('an agent command, host and root committed by A: no command runs for B, B stays on its repository, B is told once', async () => {
-    const b = nr ? nonRootPosixBackend(nr) : posixSshBackend(ssh!);
-    const login = nr ? nr.server.user : ssh!.user;
-    /** what the test (the teammate's editor) writes into a working copy belongs to the client user */
-    const edit = (dir: string, rel: string, text: string): void => writeAs(nr?.client, dir, rel, text);
-    cleanups.push(() => b.destroy());
-    const t = await team(b, 'sec-agent', undefined, nr);
-    const pwned = path.join(os.tmpdir(), `dsg-pwned-${randomBytes(6).toString('hex')}`);
-    cleanups.push(() => rmSync(pwned, { force: true }));
-    // stealthy: the command runs, then execs the real agent, so every command still works
-    const evilAgent = ['sh', '-c', `touch ${pwned}; exec "$@"`, 'sh', process.execPath, AGENT];
-    // A keeps the file working for a dsg that trusts it: same host, port, login; only the agent differs
-    const honest = { type: 'posix', host: ssh!.host, root: b.root, port: ssh!.port, user: login };
-    edit(t.A, '.dsgconfig.yml', configText(t.name, { ...honest, agent: evilAgent }));
-    const a1 = await must('A commits the agent', t.A, t.sb, 'sync', '-m', 'tooling');
-    rmSync(pwned, { force: true }); // whatever A's own run did, only B's runs count from here
+describe.each(setups)(
+  'a .dsgconfig.yml from a teammate never connects anywhere (posix over the real sshd, %s)',
+  (_label, nr) => {
+    it('an agent command, host and root committed by A: no command runs for B, B stays on its repository, B is told once', async () => {
+      const b = nr ? nonRootPosixBackend(nr) : posixSshBackend(ssh!);
+      const login = nr ? nr.server.user : ssh!.user;
+      /** what the test (the teammate's editor) writes into a working copy belongs to the client user */
+      const edit = (dir: string, rel: string, text: string): void => writeAs(nr?.client, dir, rel, text);
+      cleanups.push(() => b.destroy());
+      const t = await team(b, 'sec-agent', undefined, nr);
+      const pwned = path.join(os.tmpdir(), `dsg-pwned-${randomBytes(6).toString('hex')}`);
+      cleanups.push(() => rmSync(pwned, { force: true }));
+      // stealthy: the command runs, then execs the real agent, so every command still works
+      const evilAgent = ['sh', '-c', `touch ${pwned}; exec "$@"`, 'sh', process.execPath, AGENT];
+      // A keeps the file working for a dsg that trusts it: same host, port, login; only the agent differs
+      const honest = { type: 'posix', host: ssh!.host, root: b.root, port: ssh!.port, user: login };
+      edit(t.A, '.dsgconfig.yml', configText(t.name, { ...honest, agent: evilAgent }));
+      const a1 = await must('A commits the agent', t.A, t.sb, 'sync', '-m', 'tooling');
+      rmSync(pwned, { force: true }); // whatever A's own run did, only B's runs count from here
 
-    const b1 = await must('B syncs', t.B, t.sb, 'sync', '-m', 'b pulls');
-    expect(readFileSync(path.join(t.B, '.dsgconfig.yml'), 'utf8')).toContain('touch'); // the file arrived
-    const later: RunResult[] = [];
-    for (const cmd of [['status'], ['log'], ['list-files'], ['validate-chain']]) later.push(await must(`B ${cmd[0]}`, t.B, t.sb, ...cmd));
-    expect(existsSync(pwned), 'a command from the repository ran on the server for B').toBe(false);
-    // A is told too (its own edit does not reconfigure its own copy either); B is told once
-    expect(a1.stderr).toContain(IGNORED);
-    expect(b1.stderr).toContain(IGNORED);
-    expect(b1.stderr).toMatch(/differs: repository\.agent\)/);
-    for (const r of later) expect(r.stderr, 'reported once, not on every command').not.toContain(IGNORED);
-    expect(readFileSync(path.join(t.B, '.dsg', 'config.local.yml'), 'utf8')).not.toContain('touch');
+      const b1 = await must('B syncs', t.B, t.sb, 'sync', '-m', 'b pulls');
+      expect(readFileSync(path.join(t.B, '.dsgconfig.yml'), 'utf8')).toContain('touch'); // the file arrived
+      const later: RunResult[] = [];
+      for (const cmd of [['status'], ['log'], ['list-files'], ['validate-chain']])
+        later.push(await must(`B ${cmd[0]}`, t.B, t.sb, ...cmd));
+      expect(existsSync(pwned), 'a command from the repository ran on the server for B').toBe(false);
+      // A is told too (its own edit does not reconfigure its own copy either); B is told once
+      expect(a1.stderr).toContain(IGNORED);
+      expect(b1.stderr).toContain(IGNORED);
+      expect(b1.stderr).toMatch(/differs: repository\.agent\)/);
+      for (const r of later) expect(r.stderr, 'reported once, not on every command').not.toContain(IGNORED);
+      expect(readFileSync(path.join(t.B, '.dsg', 'config.local.yml'), 'utf8')).not.toContain('touch');
 
-    // now another host (an alias B might have) and another root: still ignored
-    edit(t.A, '.dsgconfig.yml', configText(t.name, { type: 'posix', host: 'evil-alias', root: '/tmp/attacker-root', agent: evilAgent, port: 1, user: 'eve' }));
-    await must('A commits host and root', t.A, t.sb, 'sync', '-m', 'moved');
-    rmSync(pwned, { force: true });
-    const b2 = await must('B syncs again', t.B, t.sb, 'sync', '-m', 'b pulls again');
-    expect(b2.stderr).toContain(IGNORED);
-    const differs = /differs: ([^)]*)\)/.exec(b2.stderr)?.[1]?.split(', ').sort();
-    expect(differs).toEqual(['repository.agent', 'repository.host', 'repository.port', 'repository.root', 'repository.user']);
-    edit(t.B, 'input/from-b.csv', 'id\n7\n');
-    const b3 = JSON.parse((await must('B uploads', t.B, t.sb, '--json', 'sync', '-m', 'from b')).stdout) as { snapshotId: string; repository: string };
-    // B's data went to the right repository, over the right host, with no command of A's
-    expect(b3.repository).toBe(`${ssh!.host}:${b.root}/${t.name} (posix)`);
-    expect(b.snapshots(t.name)).toEqual(['s1', 's2', 's3', 's4']);
-    expect(b3.snapshotId).toBe('s4');
-    expect(readFileSync(path.join(b.liveTree(t.name)!, 'input', 'from-b.csv'), 'utf8')).toBe('id\n7\n');
-    expect(existsSync('/tmp/attacker-root')).toBe(false);
-    expect(existsSync(pwned), 'a command from the repository ran on the server for B').toBe(false);
-    if (nr) {
-      // it all ran as the two non-root users: each side holds only its own user's files
-      expect(strangers(t.sb.dir, nr.client.uid)).toEqual([]);
-      expect(strangers(path.join(b.root, t.name), nr.server.uid)).toEqual([]);
-    }
-  });
-});
+      // now another host (an alias B might have) and another root: still ignored
+      edit(
+        t.A,
+        '.dsgconfig.yml',
+        configText(t.name, {
+          type: 'posix',
+          host: 'evil-alias',
+          root: '/tmp/attacker-root',
+          agent: evilAgent,
+          port: 1,
+          user: 'eve',
+        }),
+      );
+      await must('A commits host and root', t.A, t.sb, 'sync', '-m', 'moved');
+      rmSync(pwned, { force: true });
+      const b2 = await must('B syncs again', t.B, t.sb, 'sync', '-m', 'b pulls again');
+      expect(b2.stderr).toContain(IGNORED);
+      const differs = /differs: ([^)]*)\)/.exec(b2.stderr)?.[1]?.split(', ').sort();
+      expect(differs).toEqual([
+        'repository.agent',
+        'repository.host',
+        'repository.port',
+        'repository.root',
+        'repository.user',
+      ]);
+      edit(t.B, 'input/from-b.csv', 'id\n7\n');
+      const b3 = JSON.parse((await must('B uploads', t.B, t.sb, '--json', 'sync', '-m', 'from b')).stdout) as {
+        snapshotId: string;
+        repository: string;
+      };
+      // B's data went to the right repository, over the right host, with no command of A's
+      expect(b3.repository).toBe(`${ssh!.host}:${b.root}/${t.name} (posix)`);
+      expect(b.snapshots(t.name)).toEqual(['s1', 's2', 's3', 's4']);
+      expect(b3.snapshotId).toBe('s4');
+      expect(readFileSync(path.join(b.liveTree(t.name)!, 'input', 'from-b.csv'), 'utf8')).toBe('id\n7\n');
+      expect(existsSync('/tmp/attacker-root')).toBe(false);
+      expect(existsSync(pwned), 'a command from the repository ran on the server for B').toBe(false);
+      if (nr) {
+        // it all ran as the two non-root users: each side holds only its own user's files
+        expect(strangers(t.sb.dir, nr.client.uid)).toEqual([]);
+        expect(strangers(path.join(b.root, t.name), nr.server.uid)).toEqual([]);
+      }
+    });
+  },
+);
 
 describe('a change of data dirs from a teammate needs consent; .git never becomes data (posix)', () => {
   it('B refuses with the diff, status shows it, --accept-config takes it from the next sync', async () => {
@@ -159,13 +213,23 @@ describe('a change of data dirs from a teammate needs consent; .git never become
     // 1. A widens to docs (an honest edit, committed with dsg)
     writeFileSync(path.join(t.A, '.dsgconfig.yml'), configText(t.name, local, ['input', 'output', 'docs']));
     await must('A widens', t.A, t.sb, 'sync', '-m', 'docs are data');
-    const status = JSON.parse((await must('B status', t.B, t.sb, '--json', 'status')).stdout) as { configChange: Record<string, unknown> | null };
-    expect(status.configChange).toMatchObject({ dataDirs: { added: ['docs'], removed: ['frozen'] }, scopeChanged: true, invalid: null });
+    const status = JSON.parse((await must('B status', t.B, t.sb, '--json', 'status')).stdout) as {
+      configChange: Record<string, unknown> | null;
+    };
+    expect(status.configChange).toMatchObject({
+      dataDirs: { added: ['docs'], removed: ['frozen'] },
+      scopeChanged: true,
+      invalid: null,
+    });
     const human = await must('B status (human)', t.B, t.sb, 'status');
-    expect(human.stdout).toMatch(/Configuration change from the repository \(\.dsgconfig\.yml\):\n {2}data dirs: \+ docs, - frozen\n.*dsg sync --accept-config/);
+    expect(human.stdout).toMatch(
+      /Configuration change from the repository \(\.dsgconfig\.yml\):\n {2}data dirs: \+ docs, - frozen\n.*dsg sync --accept-config/,
+    );
 
     const dry = await must('B sync --dry-run', t.B, t.sb, 'sync', '--dry-run');
-    expect(dry.stderr).toMatch(/changes what is synced; `dsg sync` will refuse it without --accept-config:\nwarning: {3}data dirs: \+ docs, - frozen/);
+    expect(dry.stderr).toMatch(
+      /changes what is synced; `dsg sync` will refuse it without --accept-config:\nwarning: {3}data dirs: \+ docs, - frozen/,
+    );
     write(path.join(t.B, 'docs', 'notes.txt'), 'b notes\n');
     const before = workingCopy(t.B);
     const snapsBefore = b.snapshots(t.name);
@@ -180,7 +244,9 @@ describe('a change of data dirs from a teammate needs consent; .git never become
     expect(workingCopy(t.B), 'a refused sync changes nothing here').toEqual(before);
     expect(b.snapshots(t.name)).toEqual(snapsBefore);
 
-    const accepted = JSON.parse((await must('B accepts', t.B, t.sb, '--json', 'sync', '--accept-config', '-m', 'b accepts')).stdout) as { configChange: unknown };
+    const accepted = JSON.parse(
+      (await must('B accepts', t.B, t.sb, '--json', 'sync', '--accept-config', '-m', 'b accepts')).stdout,
+    ) as { configChange: unknown };
     expect(accepted.configChange).toMatchObject({ dataDirs: { added: ['docs'], removed: ['frozen'] } });
     expect(readFileSync(path.join(t.B, '.dsgconfig.yml'), 'utf8')).toContain('docs');
     // the new scope applies from the next scan: now docs/notes.txt is B's data
@@ -204,20 +270,25 @@ describe('a change of data dirs from a teammate needs consent; .git never become
     const before = workingCopy(t.B);
     const runs: RunResult[] = [];
     // B syncs, accepts, and syncs again: a dsg that took the file would scan .git the second time
-    for (const args of [['sync'], ['sync', '--accept-config'], ['sync']]) runs.push(await run(t.B, t.sb, '--json', ...args, '-m', 'b'));
-    expect(repositoryText(b, t.name), 'B\'s .git/config reached the repository').not.toContain(TOKEN);
+    for (const args of [['sync'], ['sync', '--accept-config'], ['sync']])
+      runs.push(await run(t.B, t.sb, '--json', ...args, '-m', 'b'));
+    expect(repositoryText(b, t.name), "B's .git/config reached the repository").not.toContain(TOKEN);
     expect(b.snapshots(t.name)).toEqual(['s1']);
     for (const [k, r] of runs.entries()) {
       expect(r.code, `run ${k}: ${r.stderr}`).toBe(2);
       const e = errorDoc(r);
       expect(e.error.code).toBe('CONFIG');
-      expect(e.error.message).toMatch(/^the repository's \.dsgconfig\.yml is invalid: .*data_dirs\.3: expected a relative directory inside the project/);
+      expect(e.error.message).toMatch(
+        /^the repository's \.dsgconfig\.yml is invalid: .*data_dirs\.3: expected a relative directory inside the project/,
+      );
       expect(e.error.recoveryHint).toMatch(/^Nothing was changed\./);
       expect(r.stderr).toMatch(/data dirs: \+ \.git/);
     }
     expect(workingCopy(t.B), 'nothing changed here').toEqual(before);
     expect(readFileSync(path.join(t.B, '.dsgconfig.yml'), 'utf8')).not.toContain('.git');
-    const st = JSON.parse((await must('B status', t.B, t.sb, '--json', 'status')).stdout) as { configChange: { dataDirs: { added: string[] }; invalid: string | null } };
+    const st = JSON.parse((await must('B status', t.B, t.sb, '--json', 'status')).stdout) as {
+      configChange: { dataDirs: { added: string[] }; invalid: string | null };
+    };
     expect(st.configChange.dataDirs.added).toEqual(['.git']);
     expect(st.configChange.invalid).toMatch(/data_dirs\.3: expected a relative directory inside the project/);
   });
@@ -237,7 +308,10 @@ describe('remote text reaches the terminal escaped (posix)', () => {
     const live = b.liveTree(t.name)!;
     const msgFile = path.join(live, '.dsg', 'sync-messages.json');
     const msgs = JSON.parse(readFileSync(msgFile, 'utf8')) as { snapshots: Record<string, Record<string, unknown>> };
-    Object.assign(msgs.snapshots['s1']!, { snapshot_message: `init ${OSC52}done`, created_by: `eve${ERASE}@example.org` });
+    Object.assign(msgs.snapshots['s1']!, {
+      snapshot_message: `init ${OSC52}done`,
+      created_by: `eve${ERASE}@example.org`,
+    });
     writeFileSync(msgFile, JSON.stringify(msgs, null, 2));
     const s = { live } as Scene;
     const m = readManifest(s);
@@ -250,7 +324,9 @@ describe('remote text reaches the terminal escaped (posix)', () => {
       expect(r.stdout, cmd[0]).toContain('\\e]52;c;ZWNobyBwd25lZA==\\a');
       expect(r.stdout, cmd[0]).toContain('eve\\e[2K@example.org');
     }
-    const j = JSON.parse((await must('log --json', t.B, t.sb, '--json', 'log')).stdout) as { snapshots: { message: string; user: string }[] };
+    const j = JSON.parse((await must('log --json', t.B, t.sb, '--json', 'log')).stdout) as {
+      snapshots: { message: string; user: string }[];
+    };
     expect(j.snapshots.at(-1)).toMatchObject({ message: `init ${OSC52}done`, user: `eve${ERASE}@example.org` });
 
     // a lock held by a live process whose holder names carry escapes

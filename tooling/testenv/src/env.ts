@@ -59,7 +59,13 @@ export function zfsEnv(): ZfsTestEnv | null {
 export function sshEnv(): SshTestEnv | null {
   if (sshCache !== undefined) return sshCache;
   const s = settings();
-  const need = ['DSG_TEST_SSH_HOST', 'DSG_TEST_SSH_PORT', 'DSG_TEST_SSH_USER', 'DSG_TEST_SSH_KEY', 'DSG_TEST_SSH_KNOWN_HOSTS'];
+  const need = [
+    'DSG_TEST_SSH_HOST',
+    'DSG_TEST_SSH_PORT',
+    'DSG_TEST_SSH_USER',
+    'DSG_TEST_SSH_KEY',
+    'DSG_TEST_SSH_KNOWN_HOSTS',
+  ];
   sshCache = null;
   if (need.every((k) => s[k]) && existsSync(s['DSG_TEST_SSH_KEY']!)) {
     sshCache = {

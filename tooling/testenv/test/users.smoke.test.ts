@@ -18,11 +18,19 @@ describe.skipIf(!client)('the non-root client user', () => {
   });
 
   it('runs node as itself (spawn uid/gid) and reaches this checkout', () => {
-    const r = spawnSync(process.execPath, ['-e', 'const fs=require("fs");fs.accessSync(process.argv[1],fs.constants.R_OK);console.log(process.getuid(),process.getgid(),process.getgroups().join(","))', path.join(checkout, 'package.json')], {
-      uid: client!.uid,
-      gid: client!.gid,
-      encoding: 'utf8',
-    });
+    const r = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        'const fs=require("fs");fs.accessSync(process.argv[1],fs.constants.R_OK);console.log(process.getuid(),process.getgid(),process.getgroups().join(","))',
+        path.join(checkout, 'package.json'),
+      ],
+      {
+        uid: client!.uid,
+        gid: client!.gid,
+        encoding: 'utf8',
+      },
+    );
     expect(r.status, r.stderr).toBe(0);
     const [uid, gid, groups] = r.stdout.trim().split(' ');
     expect(Number(uid)).toBe(client!.uid);

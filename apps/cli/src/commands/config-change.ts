@@ -44,16 +44,24 @@ interface Scope {
   ignore: { names: string[]; suffixes: string[]; paths: string[] };
 }
 
-const strings = (v: unknown, def: string[]): string[] => (Array.isArray(v) ? v.map((x) => (typeof x === 'string' ? x : JSON.stringify(x))) : def);
+const strings = (v: unknown, def: string[]): string[] =>
+  Array.isArray(v) ? v.map((x) => (typeof x === 'string' ? x : JSON.stringify(x))) : def;
 
 /** data_dirs and ignore read loosely, for showing what an invalid file would have changed. */
 function looseScope(value: unknown): Scope {
   const v = (value && typeof value === 'object' ? value : {}) as Record<string, unknown>;
-  const body = isLegacy(v) && v['project'] && typeof v['project'] === 'object' ? { ...(v['project'] as Record<string, unknown>), ...v } : v;
+  const body =
+    isLegacy(v) && v['project'] && typeof v['project'] === 'object'
+      ? { ...(v['project'] as Record<string, unknown>), ...v }
+      : v;
   const ig = (body['ignore'] && typeof body['ignore'] === 'object' ? body['ignore'] : {}) as Record<string, unknown>;
   return {
     data_dirs: strings(body['data_dirs'], DEFAULT_DATA_DIRS),
-    ignore: { names: strings(ig['names'], DEFAULT_IGNORE.names), suffixes: strings(ig['suffixes'], DEFAULT_IGNORE.suffixes), paths: strings(ig['paths'], []) },
+    ignore: {
+      names: strings(ig['names'], DEFAULT_IGNORE.names),
+      suffixes: strings(ig['suffixes'], DEFAULT_IGNORE.suffixes),
+      paths: strings(ig['paths'], []),
+    },
   };
 }
 
@@ -107,18 +115,39 @@ export function describeChange(c: ConfigChange): string[] {
 }
 
 /** The JSON form (status, sync, the refusal's details). */
-export function changeDoc(c: ConfigChange): { dataDirs: ListDiff; ignore: ConfigChange['ignore']; scopeChanged: boolean; connectionIgnored: string[]; invalid: string | null } {
-  return { dataDirs: c.dataDirs, ignore: c.ignore, scopeChanged: c.scopeChanged, connectionIgnored: c.connectionIgnored, invalid: c.invalid };
+export function changeDoc(c: ConfigChange): {
+  dataDirs: ListDiff;
+  ignore: ConfigChange['ignore'];
+  scopeChanged: boolean;
+  connectionIgnored: string[];
+  invalid: string | null;
+} {
+  return {
+    dataDirs: c.dataDirs,
+    ignore: c.ignore,
+    scopeChanged: c.scopeChanged,
+    connectionIgnored: c.connectionIgnored,
+    invalid: c.invalid,
+  };
 }
 
 /** Refused: the repository's .dsgconfig.yml changes what is synced, and the user has not accepted it. */
 export class ConfigChangeError extends ValidationError {
   constructor(readonly change: ConfigChange) {
-    const details = { file: `repository:${PROJECT_CONFIG_FILE}`, field: 'data_dirs/ignore', configChange: changeDoc(change) };
-    super(`the repository's ${PROJECT_CONFIG_FILE} changes what is synced (${describeChange(change).join('; ')}); nothing was changed`, details, {
-      code: 'CONFIG_CHANGE',
-      recoveryHint: 'Review the change (a teammate edited .dsgconfig.yml); if you agree, run `dsg sync --accept-config` (the new scope applies from the next sync).',
-    });
+    const details = {
+      file: `repository:${PROJECT_CONFIG_FILE}`,
+      field: 'data_dirs/ignore',
+      configChange: changeDoc(change),
+    };
+    super(
+      `the repository's ${PROJECT_CONFIG_FILE} changes what is synced (${describeChange(change).join('; ')}); nothing was changed`,
+      details,
+      {
+        code: 'CONFIG_CHANGE',
+        recoveryHint:
+          'Review the change (a teammate edited .dsgconfig.yml); if you agree, run `dsg sync --accept-config` (the new scope applies from the next sync).',
+      },
+    );
   }
 }
 
@@ -140,7 +169,11 @@ async function reportConnection(ctx: Ctx, project: LoadedProject, keys: string[]
  * downloaded over the local one (throw: the sync is refused, nothing
  * changed). `accepted` receives the change a --accept-config sync takes.
  */
-export function incomingConfigCheck(ctx: Ctx, project: LoadedProject, o: { acceptConfig: boolean; accepted: (c: ConfigChange) => void }): (bytes: Uint8Array) => Promise<void> {
+export function incomingConfigCheck(
+  ctx: Ctx,
+  project: LoadedProject,
+  o: { acceptConfig: boolean; accepted: (c: ConfigChange) => void },
+): (bytes: Uint8Array) => Promise<void> {
   return async (bytes) => {
     let c: ConfigChange;
     try {
@@ -152,11 +185,14 @@ export function incomingConfigCheck(ctx: Ctx, project: LoadedProject, o: { accep
       ctx.out.warn(`the repository's ${PROJECT_CONFIG_FILE} changes what is synced:`);
       for (const l of describeChange(c)) ctx.out.warn(`  ${l}`);
     }
-    if (c.invalid !== null) throw invalidIncoming(new ConfigError(c.invalid, { file: `repository:${PROJECT_CONFIG_FILE}` }));
+    if (c.invalid !== null)
+      throw invalidIncoming(new ConfigError(c.invalid, { file: `repository:${PROJECT_CONFIG_FILE}` }));
     await reportConnection(ctx, project, c.connectionIgnored, bytes);
     if (c.scopeChanged && !o.acceptConfig) throw new ConfigChangeError(c);
     if (c.scopeChanged) {
-      ctx.out.warn(`accepted (--accept-config): the new data dirs and ignore rules apply from the next sync; connection settings stay those of ${LOCAL_CONFIG_FILE}`);
+      ctx.out.warn(
+        `accepted (--accept-config): the new data dirs and ignore rules apply from the next sync; connection settings stay those of ${LOCAL_CONFIG_FILE}`,
+      );
       o.accepted(c);
     }
   };
@@ -166,8 +202,12 @@ export function incomingConfigCheck(ctx: Ctx, project: LoadedProject, o: { accep
 export function invalidIncoming(e: unknown): unknown {
   if (!(e instanceof ConfigError)) return e;
   const file = `repository:${PROJECT_CONFIG_FILE}`;
-  return new ConfigError(`the repository's ${PROJECT_CONFIG_FILE} is invalid: ${e.message}`, { ...e.details, file }, {
-    recoveryHint: `Nothing was changed. Put a valid ${PROJECT_CONFIG_FILE} back into the repository: edit yours in a working copy and sync it (keep yours: resolution L).`,
-    cause: e,
-  });
+  return new ConfigError(
+    `the repository's ${PROJECT_CONFIG_FILE} is invalid: ${e.message}`,
+    { ...e.details, file },
+    {
+      recoveryHint: `Nothing was changed. Put a valid ${PROJECT_CONFIG_FILE} back into the repository: edit yours in a working copy and sync it (keep yours: resolution L).`,
+      cause: e,
+    },
+  );
 }

@@ -1,20 +1,36 @@
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { NotFoundError, ValidationError, assertSafeRelativePath, safeText, streamVerified } from '@dsg/contracts';
-import { createXxh3Hasher, entriesHash, unusableReason, validateChain, type FileEntry, type Manifest } from '@dsg/manifest';
+import {
+  createXxh3Hasher,
+  entriesHash,
+  unusableReason,
+  validateChain,
+  type FileEntry,
+  type Manifest,
+} from '@dsg/manifest';
 import type { Ctx } from '../context.js';
 import { loadProject, withSession } from '../session.js';
 import { diffManifests, readHistory, type Change } from '@dsg/coordinator';
 import { assertSnapshotId, collect } from '../history.js';
-import { blameSchema, logSchema, snapfetchSchema, snapmountSchema, validateChainSchema, validateSnapshotSchema } from '../output/json-schemas.js';
+import {
+  blameSchema,
+  logSchema,
+  snapfetchSchema,
+  snapmountSchema,
+  validateChainSchema,
+  validateSnapshotSchema,
+} from '../output/json-schemas.js';
 import { EXIT, UsageError } from '../output/errors.js';
 import { repoRelative } from './paths.js';
 
 export async function logCommand(ctx: Ctx, o: { number?: string; since?: string; author?: string }): Promise<void> {
   const n = o.number === undefined ? 10 : Number(o.number);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`-n expects a positive whole number, got ${JSON.stringify(o.number)}`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new UsageError(`-n expects a positive whole number, got ${JSON.stringify(o.number)}`);
   const since = o.since ? Date.parse(o.since) : null;
-  if (since !== null && Number.isNaN(since)) throw new UsageError(`--since expects a date like 2025-06-01, got ${JSON.stringify(o.since)}`);
+  if (since !== null && Number.isNaN(since))
+    throw new UsageError(`--since expects a date like 2025-06-01, got ${JSON.stringify(o.since)}`);
   await withSession(ctx, async ({ project, conn }) => {
     const h = await readHistory(conn.client, { localRoot: project.root });
     const rows = h.snapshots.map((s, i) => {
@@ -76,19 +92,28 @@ export async function blameCommand(ctx: Ctx, file: string): Promise<void> {
       prev = s.manifest;
     }
     if (events.length === 0) {
-      throw new NotFoundError(`${rel} is in no snapshot of the repository`, { recoveryHint: 'Check the path (relative to the project root); `dsg list-files` lists them.' });
+      throw new NotFoundError(`${rel} is in no snapshot of the repository`, {
+        recoveryHint: 'Check the path (relative to the project root); `dsg list-files` lists them.',
+      });
     }
     ctx.out.result(blameSchema, { command: 'blame', path: rel, events }, (d) => {
       const c = ctx.out.c;
       for (const e of d.events) {
-        ctx.out.line(`${c.yellow(e.snapshotId.padEnd(5))} ${e.change.padEnd(8)} ${e.createdAt}  ${c.cyan(e.user)}  ${e.hash ?? '-'}  ${c.dim(e.message ?? '')}`);
+        ctx.out.line(
+          `${c.yellow(e.snapshotId.padEnd(5))} ${e.change.padEnd(8)} ${e.createdAt}  ${c.cyan(e.user)}  ${e.hash ?? '-'}  ${c.dim(e.message ?? '')}`,
+        );
       }
     });
   });
 }
 
-export async function snapfetchCommand(ctx: Ctx, file: string, o: { snapshot?: string; output?: string; force?: boolean }): Promise<void> {
-  if (!o.snapshot) throw new UsageError('snapfetch needs --snapshot sN', 'Example: dsg snapfetch input/a.csv --snapshot s1');
+export async function snapfetchCommand(
+  ctx: Ctx,
+  file: string,
+  o: { snapshot?: string; output?: string; force?: boolean },
+): Promise<void> {
+  if (!o.snapshot)
+    throw new UsageError('snapfetch needs --snapshot sN', 'Example: dsg snapfetch input/a.csv --snapshot s1');
   const sid = assertSnapshotId(o.snapshot);
   const project = await loadProject(ctx);
   const rel = repoRelative(project.root, ctx.cwd, file);
@@ -96,14 +121,23 @@ export async function snapfetchCommand(ctx: Ctx, file: string, o: { snapshot?: s
   await withSession(ctx, async ({ conn }) => {
     const snaps = await conn.client.listSnapshots();
     if (!snaps.some((s) => s.snapshotId === sid)) {
-      throw new NotFoundError(`snapshot ${sid} does not exist (the repository has ${snaps.map((s) => s.snapshotId).join(', ') || 'none'})`, { recoveryHint: '`dsg log` lists the snapshots.' });
+      throw new NotFoundError(
+        `snapshot ${sid} does not exist (the repository has ${snaps.map((s) => s.snapshotId).join(', ') || 'none'})`,
+        { recoveryHint: '`dsg log` lists the snapshots.' },
+      );
     }
     // A flat repository (the original's xfs tree) keeps only the head's bytes: for an older snapshot its
     // backend says so (and throws) before dsg looks for a manifest a clone of it may not have
-    const early = conn.client.layout === 'flat' && sid !== snaps.at(-1)?.snapshotId ? await conn.client.readSnapshotFile(sid, rel) : null;
+    const early =
+      conn.client.layout === 'flat' && sid !== snaps.at(-1)?.snapshotId
+        ? await conn.client.readSnapshotFile(sid, rel)
+        : null;
     const expected = await snapshotEntry(conn.client, sid, rel, project.root);
     const stream = early ?? (await conn.client.readSnapshotFile(sid, rel));
-    if (!stream) throw new NotFoundError(`${rel} is listed in snapshot ${sid} but its file is missing from the repository`, { recoveryHint: 'The repository is damaged; run `dsg validate-snapshot`.' });
+    if (!stream)
+      throw new NotFoundError(`${rel} is listed in snapshot ${sid} but its file is missing from the repository`, {
+        recoveryHint: 'The repository is damaged; run `dsg validate-snapshot`.',
+      });
     await mkdir(path.dirname(out), { recursive: true });
     // Write beside the target, then rename: never a half-written output; refuse an existing one unless --force.
     const tmp = `${out}.dsg-partial-${process.pid}`;
@@ -112,21 +146,36 @@ export async function snapfetchCommand(ctx: Ctx, file: string, o: { snapshot?: s
       // the bytes must be the ones the snapshot's manifest records, or nothing is written
       const fh = await open(tmp, 'wx');
       try {
-        bytes = await streamVerified(fh, rel, stream, { hash: expected.hash, size: expected.filesize }, createXxh3Hasher, {
-          mismatch: (m) =>
-            new ValidationError(
-              `${rel} in snapshot ${sid} does not match its manifest (${m.field} ${m.expected} expected, ${m.got} received): nothing was written`,
-              { path: rel },
-              { code: 'HASH_MISMATCH', recoveryHint: 'The repository was changed outside dsg or is damaged; run `dsg validate-snapshot` and tell its admin.' },
-            ),
-        });
+        bytes = await streamVerified(
+          fh,
+          rel,
+          stream,
+          { hash: expected.hash, size: expected.filesize },
+          createXxh3Hasher,
+          {
+            mismatch: (m) =>
+              new ValidationError(
+                `${rel} in snapshot ${sid} does not match its manifest (${m.field} ${m.expected} expected, ${m.got} received): nothing was written`,
+                { path: rel },
+                {
+                  code: 'HASH_MISMATCH',
+                  recoveryHint:
+                    'The repository was changed outside dsg or is damaged; run `dsg validate-snapshot` and tell its admin.',
+                },
+              ),
+          },
+        );
       } finally {
         await fh.close();
       }
       if (!o.force) {
         const fh = await open(out, 'wx').catch((e: NodeJS.ErrnoException) => {
           if (e.code === 'EEXIST') {
-            throw new ValidationError(`${path.relative(ctx.cwd, out) || out} already exists; not overwriting it`, { path: out }, { recoveryHint: 'Pass -o <other file>, or --force to overwrite.' });
+            throw new ValidationError(
+              `${path.relative(ctx.cwd, out) || out} already exists; not overwriting it`,
+              { path: out },
+              { recoveryHint: 'Pass -o <other file>, or --force to overwrite.' },
+            );
           }
           throw e;
         });
@@ -137,8 +186,13 @@ export async function snapfetchCommand(ctx: Ctx, file: string, o: { snapshot?: s
       await rm(tmp, { force: true });
     }
     const hash = expected.hash;
-    ctx.out.result(snapfetchSchema, { command: 'snapfetch', path: rel, snapshotId: sid, output: out, bytes, hash }, (d) =>
-      ctx.out.line(`wrote ${d.path} as of ${d.snapshotId} to ${path.relative(ctx.cwd, d.output) || d.output} (${d.bytes} bytes, hash ${d.hash})`),
+    ctx.out.result(
+      snapfetchSchema,
+      { command: 'snapfetch', path: rel, snapshotId: sid, output: out, bytes, hash },
+      (d) =>
+        ctx.out.line(
+          `wrote ${d.path} as of ${d.snapshotId} to ${path.relative(ctx.cwd, d.output) || d.output} (${d.bytes} bytes, hash ${d.hash})`,
+        ),
     );
   });
 }
@@ -148,42 +202,73 @@ export async function snapfetchCommand(ctx: Ctx, file: string, o: { snapshot?: s
  * head, its archive for earlier ones), from a manifest whose entries hash to
  * its recorded entries_hash: snapfetch verifies the bytes against it.
  */
-async function snapshotEntry(remote: Parameters<typeof readHistory>[0], sid: string, rel: string, localRoot: string): Promise<FileEntry> {
+async function snapshotEntry(
+  remote: Parameters<typeof readHistory>[0],
+  sid: string,
+  rel: string,
+  localRoot: string,
+): Promise<FileEntry> {
   const rec = (await readHistory(remote, { localRoot })).get(sid);
   const m = rec.manifest;
   if (!m?.metadata) {
     throw new NotFoundError(`the manifest of snapshot ${sid} is not available, so ${rel} cannot be verified`, {
-      recoveryHint: 'Its archive is missing from the repository (.dsg/archive/); `dsg validate-chain` shows which ones.',
+      recoveryHint:
+        'Its archive is missing from the repository (.dsg/archive/); `dsg validate-chain` shows which ones.',
     });
   }
   if (entriesHash(m.entries.values()) !== m.metadata.entries_hash) {
-    throw new ValidationError(`the manifest of snapshot ${sid} does not match its entries_hash: it was changed outside dsg or is damaged`, { field: 'entries_hash' }, {
-      code: 'REMOTE_MANIFEST',
-      recoveryHint: 'Run `dsg validate-chain`, and tell the repository admin.',
-    });
+    throw new ValidationError(
+      `the manifest of snapshot ${sid} does not match its entries_hash: it was changed outside dsg or is damaged`,
+      { field: 'entries_hash' },
+      {
+        code: 'REMOTE_MANIFEST',
+        recoveryHint: 'Run `dsg validate-chain`, and tell the repository admin.',
+      },
+    );
   }
   const e = m.entries.get(rel);
-  if (!e) throw new NotFoundError(`${rel} is not in snapshot ${sid}`, { recoveryHint: `\`dsg blame ${rel}\` shows the snapshots that have it.` });
-  if (e.type !== 'file') throw new ValidationError(`${rel} is a symlink to ${JSON.stringify(e.reference)} in snapshot ${sid}, not a file`, { path: rel });
+  if (!e)
+    throw new NotFoundError(`${rel} is not in snapshot ${sid}`, {
+      recoveryHint: `\`dsg blame ${rel}\` shows the snapshots that have it.`,
+    });
+  if (e.type !== 'file')
+    throw new ValidationError(`${rel} is a symlink to ${JSON.stringify(e.reference)} in snapshot ${sid}, not a file`, {
+      path: rel,
+    });
   const why = unusableReason(e);
-  if (why) throw new ValidationError(`${rel} in snapshot ${sid} is held back (${why}): dsg never writes it`, { path: rel }, { recoveryHint: 'Another tool recorded this entry; fetch it with that tool.' });
+  if (why)
+    throw new ValidationError(
+      `${rel} in snapshot ${sid} is held back (${why}): dsg never writes it`,
+      { path: rel },
+      { recoveryHint: 'Another tool recorded this entry; fetch it with that tool.' },
+    );
   return e;
 }
 
-export async function snapmountCommand(ctx: Ctx, o: { snapshot?: string; mountpoint?: string; unmount?: string }): Promise<void> {
+export async function snapmountCommand(
+  ctx: Ctx,
+  o: { snapshot?: string; mountpoint?: string; unmount?: string },
+): Promise<void> {
   await withSession(ctx, async ({ conn }) => {
     if (o.unmount) {
       await conn.client.unmountSnapshot(o.unmount);
-      ctx.out.result(snapmountSchema, { command: 'snapmount', action: 'unmount', snapshotId: null, mountpoint: o.unmount }, (d) => ctx.out.line(`unmounted ${d.mountpoint}`));
+      ctx.out.result(
+        snapmountSchema,
+        { command: 'snapmount', action: 'unmount', snapshotId: null, mountpoint: o.unmount },
+        (d) => ctx.out.line(`unmounted ${d.mountpoint}`),
+      );
       return;
     }
     if (!o.snapshot) throw new UsageError('snapmount needs --snapshot sN (or --unmount dir)');
     const sid = assertSnapshotId(o.snapshot);
     const wanted = o.mountpoint ? path.resolve(ctx.cwd, o.mountpoint) : undefined;
     const at = await conn.client.mountSnapshot(sid, wanted);
-    if (wanted && at !== wanted) ctx.out.warn(`this backend shows snapshots in place, at ${at}; --mountpoint applies to ZFS repositories`);
+    if (wanted && at !== wanted)
+      ctx.out.warn(`this backend shows snapshots in place, at ${at}; --mountpoint applies to ZFS repositories`);
     ctx.out.result(snapmountSchema, { command: 'snapmount', action: 'mount', snapshotId: sid, mountpoint: at }, (d) =>
-      ctx.out.line(`snapshot ${sid} is readable at ${d.mountpoint} (on the repository host); \`dsg snapmount --unmount ${d.mountpoint}\` when done`),
+      ctx.out.line(
+        `snapshot ${sid} is readable at ${d.mountpoint} (on the repository host); \`dsg snapmount --unmount ${d.mountpoint}\` when done`,
+      ),
     );
   });
 }
@@ -193,7 +278,9 @@ export async function validateChainCommand(ctx: Ctx): Promise<number> {
     const h = await readHistory(conn.client, { localRoot: project.root });
     const missing = h.snapshots.find((s) => !s.manifest);
     const manifests = h.snapshots.map((s) => s.manifest).filter((m): m is Manifest => m !== null);
-    let problem: { snapshotId: string; reason: string } | null = missing ? { snapshotId: missing.snapshotId, reason: 'its manifest (archive) is missing' } : null;
+    let problem: { snapshotId: string; reason: string } | null = missing
+      ? { snapshotId: missing.snapshotId, reason: 'its manifest (archive) is missing' }
+      : null;
     if (!problem) {
       const r = validateChain(manifests);
       if (!r.ok) problem = { snapshotId: r.snapshotId, reason: r.reason };
@@ -201,15 +288,21 @@ export async function validateChainCommand(ctx: Ctx): Promise<number> {
     if (!problem) {
       for (const s of h.snapshots) {
         if (s.manifest?.metadata && s.manifest.metadata.snapshot_hash !== s.metadata.snapshot_hash) {
-          problem = { snapshotId: s.snapshotId, reason: 'sync-messages.json and the manifest disagree on the snapshot hash' };
+          problem = {
+            snapshotId: s.snapshotId,
+            reason: 'sync-messages.json and the manifest disagree on the snapshot hash',
+          };
           break;
         }
       }
     }
-    ctx.out.result(validateChainSchema, { command: 'validate-chain', ok: problem === null, snapshots: h.snapshots.length, problem }, (d) =>
-      d.ok
-        ? ctx.out.line(`${ctx.out.c.green('ok')}: the chain of ${d.snapshots} snapshot(s) is intact`)
-        : ctx.out.line(`${ctx.out.c.red('broken')} at ${d.problem!.snapshotId}: ${d.problem!.reason}`),
+    ctx.out.result(
+      validateChainSchema,
+      { command: 'validate-chain', ok: problem === null, snapshots: h.snapshots.length, problem },
+      (d) =>
+        d.ok
+          ? ctx.out.line(`${ctx.out.c.green('ok')}: the chain of ${d.snapshots} snapshot(s) is intact`)
+          : ctx.out.line(`${ctx.out.c.red('broken')} at ${d.problem!.snapshotId}: ${d.problem!.reason}`),
     );
     return problem ? EXIT.error : EXIT.ok;
   });
@@ -243,14 +336,32 @@ export async function validateSnapshotCommand(ctx: Ctx, o: { snapshot?: string }
       const b = await collect(s);
       hasher.update(b);
       const got = hasher.digest();
-      if (b.length !== e.filesize) problems.push({ path: e.path, reason: `size ${b.length}, manifest says ${e.filesize}` });
-      else if (e.hash && got !== e.hash) problems.push({ path: e.path, reason: `hash ${got}, manifest says ${e.hash}` });
+      if (b.length !== e.filesize)
+        problems.push({ path: e.path, reason: `size ${b.length}, manifest says ${e.filesize}` });
+      else if (e.hash && got !== e.hash)
+        problems.push({ path: e.path, reason: `hash ${got}, manifest says ${e.hash}` });
     }
-    ctx.out.result(validateSnapshotSchema, { command: 'validate-snapshot', snapshotId: rec.snapshotId, ok: problems.length === 0, files, problems, heldBack }, (d) => {
-      for (const p of d.problems) ctx.out.line(`${ctx.out.c.red('bad')} ${p.path}: ${p.reason}`);
-      for (const p of d.heldBack ?? []) ctx.out.line(`${ctx.out.c.yellow('not checked')} ${safeText(p.path)}: ${p.reason}`);
-      ctx.out.line(d.ok ? `${ctx.out.c.green('ok')}: ${d.files} file(s) of ${d.snapshotId} match the manifest` : `${d.problems.length} problem(s) in ${d.snapshotId}`);
-    });
+    ctx.out.result(
+      validateSnapshotSchema,
+      {
+        command: 'validate-snapshot',
+        snapshotId: rec.snapshotId,
+        ok: problems.length === 0,
+        files,
+        problems,
+        heldBack,
+      },
+      (d) => {
+        for (const p of d.problems) ctx.out.line(`${ctx.out.c.red('bad')} ${p.path}: ${p.reason}`);
+        for (const p of d.heldBack ?? [])
+          ctx.out.line(`${ctx.out.c.yellow('not checked')} ${safeText(p.path)}: ${p.reason}`);
+        ctx.out.line(
+          d.ok
+            ? `${ctx.out.c.green('ok')}: ${d.files} file(s) of ${d.snapshotId} match the manifest`
+            : `${d.problems.length} problem(s) in ${d.snapshotId}`,
+        );
+      },
+    );
     return problems.length ? EXIT.error : EXIT.ok;
   });
 }

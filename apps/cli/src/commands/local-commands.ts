@@ -5,11 +5,26 @@ import { ConfigError } from '@dsg/contracts';
 import { hashFile, readManifestFile, validateName } from '@dsg/manifest';
 import { pruneBackups } from '@dsg/client-fs';
 import type { Ctx } from '../context.js';
-import { findProjectRoot, loadProjectConfig, LOCAL_CONFIG_FILE, PERSONAL_KEYS, PROJECT_CONFIG_FILE, repositoryYaml, requireProject, type RepositoryConfig } from '../config/project.js';
+import {
+  findProjectRoot,
+  loadProjectConfig,
+  LOCAL_CONFIG_FILE,
+  PERSONAL_KEYS,
+  PROJECT_CONFIG_FILE,
+  repositoryYaml,
+  requireProject,
+  type RepositoryConfig,
+} from '../config/project.js';
 import { loadUserConfig, requireUserConfig } from '../config/user.js';
 import { connect, connectHost, recoverProject } from '../connect.js';
 import { loadProject, reportNotices } from '../session.js';
-import { cleanSchema, listFilesSchema, listReposSchema, validateConfigSchema, validateFileSchema } from '../output/json-schemas.js';
+import {
+  cleanSchema,
+  listFilesSchema,
+  listReposSchema,
+  validateConfigSchema,
+  validateFileSchema,
+} from '../output/json-schemas.js';
 import { EXIT, UsageError } from '../output/errors.js';
 import { repoRelative } from './paths.js';
 import { LAST_SYNC } from '@dsg/coordinator';
@@ -18,7 +33,10 @@ export async function validateConfigCommand(ctx: Ctx, o: { backend?: boolean; fi
   const root = await findProjectRoot(ctx.cwd);
   const user = await loadUserConfig(ctx.env);
   const project = root ? await reportNotices(ctx, await loadProjectConfig(root)) : null;
-  const personal = project && project.connection.source !== 'shared' ? PERSONAL_KEYS.filter((k) => (project.shared.repository as Record<string, unknown>)[k] !== undefined) : [];
+  const personal =
+    project && project.connection.source !== 'shared'
+      ? PERSONAL_KEYS.filter((k) => (project.shared.repository as Record<string, unknown>)[k] !== undefined)
+      : [];
   if (personal.length) {
     ctx.out.warn(
       `${PROJECT_CONFIG_FILE} has per-person keys (${personal.map((k) => `repository.${k}`).join(', ')}); they are not used — this copy's are in ${LOCAL_CONFIG_FILE}. Remove them from the shared file.`,
@@ -26,17 +44,29 @@ export async function validateConfigCommand(ctx: Ctx, o: { backend?: boolean; fi
   }
   let fixed = false;
   if (o.fixLegacy && project?.legacy) {
-    const doc = { name: project.shared.name, repository: repositoryYaml(project.shared.repository), data_dirs: project.shared.data_dirs, ignore: project.shared.ignore };
+    const doc = {
+      name: project.shared.name,
+      repository: repositoryYaml(project.shared.repository),
+      data_dirs: project.shared.data_dirs,
+      ignore: project.shared.ignore,
+    };
     await writeFile(`${project.file}.legacy`, await import('node:fs/promises').then((f) => f.readFile(project.file)));
     await writeFile(project.file, stringify(doc));
     fixed = true;
   }
   let backend = { checked: false, ok: null as boolean | null, detail: null as string | null };
   if (o.backend !== false && project) {
-    const conn = await connect(ctx, project.config.repository, project.config.name, user?.config ?? null, { root: project.root, dataDirs: project.config.data_dirs });
+    const conn = await connect(ctx, project.config.repository, project.config.name, user?.config ?? null, {
+      root: project.root,
+      dataDirs: project.config.data_dirs,
+    });
     try {
       const exists = await conn.client.exists();
-      backend = { checked: true, ok: true, detail: `${conn.where}: ${exists ? 'repository exists' : 'reachable; repository not created yet (dsg init)'}` };
+      backend = {
+        checked: true,
+        ok: true,
+        detail: `${conn.where}: ${exists ? 'repository exists' : 'reachable; repository not created yet (dsg init)'}`,
+      };
     } finally {
       await conn.close();
     }
@@ -52,18 +82,31 @@ export async function validateConfigCommand(ctx: Ctx, o: { backend?: boolean; fi
       legacy: project?.legacy ?? false,
       fixedLegacy: fixed,
       backend,
-      connection: project ? { file: project.connection.source === 'shared' ? project.file : project.connection.file, source: project.connection.source } : null,
+      connection: project
+        ? {
+            file: project.connection.source === 'shared' ? project.file : project.connection.file,
+            source: project.connection.source,
+          }
+        : null,
     },
     (d) => {
       const c = ctx.out.c;
-      ctx.out.line(`project config: ${d.projectFile ? `${c.green('ok')} ${d.projectFile}${d.legacy ? ' (legacy form; --fix-legacy rewrites it)' : ''}` : c.red('none found')}`);
-      if (d.fixedLegacy) ctx.out.line(`  rewritten in the current form (old file kept as ${PROJECT_CONFIG_FILE}.legacy)`);
+      ctx.out.line(
+        `project config: ${d.projectFile ? `${c.green('ok')} ${d.projectFile}${d.legacy ? ' (legacy form; --fix-legacy rewrites it)' : ''}` : c.red('none found')}`,
+      );
+      if (d.fixedLegacy)
+        ctx.out.line(`  rewritten in the current form (old file kept as ${PROJECT_CONFIG_FILE}.legacy)`);
       if (d.connection) {
-        const why = d.connection.source === 'shared' ? ' (this copy never synced; after its first sync dsg pins it into .dsg/config.local.yml)' : ` (local; the repository block of ${PROJECT_CONFIG_FILE} is not used to connect)`;
+        const why =
+          d.connection.source === 'shared'
+            ? ' (this copy never synced; after its first sync dsg pins it into .dsg/config.local.yml)'
+            : ` (local; the repository block of ${PROJECT_CONFIG_FILE} is not used to connect)`;
         ctx.out.line(`connection:     ${c.green('ok')} ${d.connection.file}${why}`);
       }
       ctx.out.line(`user config:    ${d.userFile ? `${c.green('ok')} ${d.userFile}` : c.red('none found')}`);
-      ctx.out.line(`backend:        ${d.backend.checked ? `${c.green('ok')} ${d.backend.detail ?? ''}` : 'not checked'}`);
+      ctx.out.line(
+        `backend:        ${d.backend.checked ? `${c.green('ok')} ${d.backend.detail ?? ''}` : 'not checked'}`,
+      );
     },
   );
   if (!project) await requireProject(ctx.cwd); // throws the documented ConfigError (exit 2)
@@ -83,38 +126,63 @@ export async function validateFileCommand(ctx: Ctx, file: string): Promise<numbe
   });
   const manifestHash = entry?.type === 'file' ? entry.hash : null;
   const ok = nameProblem === null && hash !== null && (manifestHash === null || manifestHash === hash);
-  ctx.out.result(validateFileSchema, { command: 'validate-file', path: rel, ok, nameProblem, inManifest: entry !== undefined, hash, manifestHash }, (d) => {
-    const c = ctx.out.c;
-    ctx.out.line(`name:     ${d.nameProblem ? c.red(`refused: ${d.nameProblem}`) : c.green('ok')}`);
-    ctx.out.line(`file:     ${d.hash ? d.hash : c.red('missing')}`);
-    ctx.out.line(`manifest: ${d.inManifest ? (d.manifestHash === d.hash ? c.green(`same hash ${d.manifestHash}`) : c.yellow(`differs (last sync: ${d.manifestHash ?? 'link'})`)) : 'not in the last sync'}`);
-  });
+  ctx.out.result(
+    validateFileSchema,
+    { command: 'validate-file', path: rel, ok, nameProblem, inManifest: entry !== undefined, hash, manifestHash },
+    (d) => {
+      const c = ctx.out.c;
+      ctx.out.line(`name:     ${d.nameProblem ? c.red(`refused: ${d.nameProblem}`) : c.green('ok')}`);
+      ctx.out.line(`file:     ${d.hash ? d.hash : c.red('missing')}`);
+      ctx.out.line(
+        `manifest: ${d.inManifest ? (d.manifestHash === d.hash ? c.green(`same hash ${d.manifestHash}`) : c.yellow(`differs (last sync: ${d.manifestHash ?? 'link'})`)) : 'not in the last sync'}`,
+      );
+    },
+  );
   return ok ? EXIT.ok : EXIT.error;
 }
 
 export async function listFilesCommand(ctx: Ctx, o: { path?: string }): Promise<void> {
   const project = await loadProject(ctx);
-  await recoverProject(ctx, project.root, null).catch((e: unknown) => ctx.out.log(`recovery needs the repository: ${String(e)}`));
+  await recoverProject(ctx, project.root, null).catch((e: unknown) =>
+    ctx.out.log(`recovery needs the repository: ${String(e)}`),
+  );
   const m = await readManifestFile(path.join(project.root, LAST_SYNC));
   const prefix = o.path ? repoRelative(project.root, ctx.cwd, o.path) : null;
   const entries = [...(m?.entries.values() ?? [])]
     .filter((e) => (prefix ? e.path === prefix || e.path.startsWith(prefix + '/') : true))
     .map((e) =>
       e.type === 'file'
-        ? { path: e.path, type: e.type, size: e.filesize, mtime: e.mtime, user: e.user, hash: e.hash || null, reference: null }
+        ? {
+            path: e.path,
+            type: e.type,
+            size: e.filesize,
+            mtime: e.mtime,
+            user: e.user,
+            hash: e.hash || null,
+            reference: null,
+          }
         : { path: e.path, type: e.type, size: null, mtime: null, user: e.user, hash: null, reference: e.reference },
     );
-  ctx.out.result(listFilesSchema, { command: 'list-files', snapshotId: m?.metadata?.snapshot_id ?? null, entries }, (d) => {
-    const w = Math.max(4, ...d.entries.map((e) => String(e.size ?? '').length));
-    for (const e of d.entries) {
-      const what = e.type === 'link' ? `-> ${e.reference}` : '';
-      ctx.out.line(`${String(e.size ?? '-').padStart(w)}  ${e.mtime ?? '-'.padEnd(25)}  ${ctx.out.c.cyan(e.user)}  ${e.path} ${what}`.trimEnd());
-    }
-    if (!m) ctx.out.line('no last sync in this project (run `dsg sync` or `dsg clone`)');
-  });
+  ctx.out.result(
+    listFilesSchema,
+    { command: 'list-files', snapshotId: m?.metadata?.snapshot_id ?? null, entries },
+    (d) => {
+      const w = Math.max(4, ...d.entries.map((e) => String(e.size ?? '').length));
+      for (const e of d.entries) {
+        const what = e.type === 'link' ? `-> ${e.reference}` : '';
+        ctx.out.line(
+          `${String(e.size ?? '-').padStart(w)}  ${e.mtime ?? '-'.padEnd(25)}  ${ctx.out.c.cyan(e.user)}  ${e.path} ${what}`.trimEnd(),
+        );
+      }
+      if (!m) ctx.out.line('no last sync in this project (run `dsg sync` or `dsg clone`)');
+    },
+  );
 }
 
-export async function listReposCommand(ctx: Ctx, o: { host?: string; path?: string; type?: 'zfs' | 'posix'; pool?: string }): Promise<void> {
+export async function listReposCommand(
+  ctx: Ctx,
+  o: { host?: string; path?: string; type?: 'zfs' | 'posix'; pool?: string },
+): Promise<void> {
   const user = await loadUserConfig(ctx.env);
   const root = await findProjectRoot(ctx.cwd);
   const project = root ? await reportNotices(ctx, await loadProjectConfig(root)) : null;
@@ -122,24 +190,36 @@ export async function listReposCommand(ctx: Ctx, o: { host?: string; path?: stri
   const host = o.host ?? project?.config.repository.host ?? user?.config.default_host;
   const where = o.path ?? (project ? undefined : user?.config.default_project_path);
   if (where || o.pool) {
-    if (!where) throw new UsageError('--pool needs --path (the pool dataset\'s mountpoint)');
+    if (!where) throw new UsageError("--pool needs --path (the pool dataset's mountpoint)");
     const type = o.type ?? (o.pool ? 'zfs' : 'posix');
     if (type === 'zfs' && !o.pool) throw new UsageError('list-repos on zfs needs --pool P as well as --path');
-    repo = type === 'zfs' ? { type, host, pool: o.pool!, mountpoint: path.resolve(where) } : { type, host, root: path.resolve(where) };
+    repo =
+      type === 'zfs'
+        ? { type, host, pool: o.pool!, mountpoint: path.resolve(where) }
+        : { type, host, root: path.resolve(where) };
   } else if (project) {
     repo = { ...project.config.repository, ...(o.host ? { host: o.host } : {}) };
   } else {
-    throw new ConfigError('list-repos does not know where to look', {}, {
-      recoveryHint: 'Pass --path <dir> (and --host), set default_project_path in your user config, or run it inside a project.',
-    });
+    throw new ConfigError(
+      'list-repos does not know where to look',
+      {},
+      {
+        recoveryHint:
+          'Pass --path <dir> (and --host), set default_project_path in your user config, or run it inside a project.',
+      },
+    );
   }
   const conn = await connectHost(ctx, repo, user?.config ?? null);
   try {
     const names = (await conn.client.listRepositories()).sort();
-    ctx.out.result(listReposSchema, { command: 'list-repos', host: repo.host ?? 'localhost', type: repo.type, repositories: names }, (d) => {
-      for (const n of d.repositories) ctx.out.line(n);
-      if (d.repositories.length === 0) ctx.out.line(`no repositories on ${d.host}`);
-    });
+    ctx.out.result(
+      listReposSchema,
+      { command: 'list-repos', host: repo.host ?? 'localhost', type: repo.type, repositories: names },
+      (d) => {
+        for (const n of d.repositories) ctx.out.line(n);
+        if (d.repositories.length === 0) ctx.out.line(`no repositories on ${d.host}`);
+      },
+    );
   } finally {
     await conn.close();
   }
@@ -147,14 +227,20 @@ export async function listReposCommand(ctx: Ctx, o: { host?: string; path?: stri
 
 type Target = 'all' | 'staging' | 'backups' | 'orphans';
 
-export async function cleanCommand(ctx: Ctx, o: { target?: Target; dryRun?: boolean; force?: boolean; maxAgeDays?: string }): Promise<void> {
+export async function cleanCommand(
+  ctx: Ctx,
+  o: { target?: Target; dryRun?: boolean; force?: boolean; maxAgeDays?: string },
+): Promise<void> {
   const target: Target = o.target ?? 'all';
   const dryRun = o.dryRun !== false;
   const project = await loadProject(ctx);
   const user = await loadUserConfig(ctx.env);
   const items: { kind: string; path: string }[] = [];
   const leftovers: { name: string; error: string }[] = [];
-  const conn = await connect(ctx, project.config.repository, project.config.name, user?.config ?? null, { root: project.root, dataDirs: project.config.data_dirs });
+  const conn = await connect(ctx, project.config.repository, project.config.name, user?.config ?? null, {
+    root: project.root,
+    dataDirs: project.config.data_dirs,
+  });
   try {
     // Recovery first: an interrupted transaction is finished or undone, never just deleted.
     if (!dryRun) await recoverProject(ctx, project.root, conn);

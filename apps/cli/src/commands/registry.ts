@@ -40,21 +40,39 @@ export const commandSpecs: CommandSpec[] = [
     description: 'write .dsgconfig.yml if absent, then create the repository from the data dirs (snapshot s1)',
     options: [
       { flags: '--host <host>', description: 'repository host (ssh host or alias), or localhost' },
-      { flags: '--repo-path <path>', description: 'posix: directory holding repositories; zfs: mountpoint of the pool dataset' },
-      { flags: '--repo-name <name>', description: 'repository name (default: this directory\'s name)' },
-      { flags: '--repo-type <type>', description: 'backend (xfs: the original dsg\'s flat repository)', choices: repoTypes },
+      {
+        flags: '--repo-path <path>',
+        description: 'posix: directory holding repositories; zfs: mountpoint of the pool dataset',
+      },
+      { flags: '--repo-name <name>', description: "repository name (default: this directory's name)" },
+      {
+        flags: '--repo-type <type>',
+        description: "backend (xfs: the original dsg's flat repository)",
+        choices: repoTypes,
+      },
       { flags: '--pool <dataset>', description: 'zfs: the parent dataset, e.g. tank/dsg' },
       { flags: '--port <n>', description: 'ssh port of the repository host (default: ssh_config, else 22)' },
       { flags: '--ssh-user <user>', description: 'ssh login on the repository host (default: ssh_config, else you)' },
-      { flags: '--agent <word>', description: 'agent command on the host, one word per --agent (default dsg-agent)', collect: true },
+      {
+        flags: '--agent <word>',
+        description: 'agent command on the host, one word per --agent (default dsg-agent)',
+        collect: true,
+      },
       { flags: '--sudo', description: 'zfs: the agent runs `sudo -n zfs` (logging in as a user other than root)' },
       { flags: '--data-dirs <list>', description: 'comma-separated data directories (default input,output,frozen)' },
       { flags: '-m, --message <text>', description: 'message of snapshot s1 (default "init")' },
       { flags: '--dry-run', description: 'show what would be done, change nothing' },
       { flags: '--force', description: 'never destroys history: an existing repository is still refused' },
-      { flags: '--normalize', description: 'first rename names in the data dirs that are refused only for being NFD (macOS) to NFC, as the original dsg does' },
+      {
+        flags: '--normalize',
+        description:
+          'first rename names in the data dirs that are refused only for being NFD (macOS) to NFC, as the original dsg does',
+      },
     ],
-    examples: ['dsg init --host localhost --repo-type posix --repo-path /srv/dsg --repo-name demo', 'dsg init --host dsg-server --repo-type zfs --pool tank/dsg --repo-path /var/repos/dsg'],
+    examples: [
+      'dsg init --host localhost --repo-type posix --repo-path /srv/dsg --repo-name demo',
+      'dsg init --host dsg-server --repo-type zfs --pool tank/dsg --repo-path /var/repos/dsg',
+    ],
     run: async (ctx, _a, x) => (await syncs()).initCommand(ctx, o(x)),
   },
   {
@@ -65,16 +83,31 @@ export const commandSpecs: CommandSpec[] = [
       { name: '[dest]', description: 'directory to create (default: the repository name)' },
     ],
     options: [
-      { flags: '--repo-type <type>', description: 'backend of the source (xfs: the original dsg\'s flat repository; found either way)', choices: repoTypes },
+      {
+        flags: '--repo-type <type>',
+        description: "backend of the source (xfs: the original dsg's flat repository; found either way)",
+        choices: repoTypes,
+      },
       { flags: '--pool <dataset>', description: 'zfs: the parent dataset mounted at <path>' },
       { flags: '--dry-run', description: 'check the source, change nothing' },
       { flags: '--port <n>', description: 'ssh port of the repository host (default: ssh_config, else 22)' },
       { flags: '--ssh-user <user>', description: 'ssh login on the repository host (default: ssh_config, else you)' },
-      { flags: '--agent <word>', description: 'agent command on the host, one word per --agent (default dsg-agent)', collect: true },
-      { flags: '--sudo', description: 'zfs: the agent runs `sudo -n zfs` to read the source (kept in this copy\'s .dsg/config.local.yml for later commands)' },
+      {
+        flags: '--agent <word>',
+        description: 'agent command on the host, one word per --agent (default dsg-agent)',
+        collect: true,
+      },
+      {
+        flags: '--sudo',
+        description:
+          "zfs: the agent runs `sudo -n zfs` to read the source (kept in this copy's .dsg/config.local.yml for later commands)",
+      },
       { flags: '--resume', description: 'continue an interrupted clone (files already there are kept by hash)' },
     ],
-    examples: ['dsg clone localhost:/srv/dsg/demo demo-copy', 'dsg clone dsg-server:/var/repos/dsg/demo --repo-type zfs --pool tank/dsg'],
+    examples: [
+      'dsg clone localhost:/srv/dsg/demo demo-copy',
+      'dsg clone dsg-server:/var/repos/dsg/demo --repo-type zfs --pool tank/dsg',
+    ],
     run: async (ctx, a, x) => (await syncs()).cloneCommand(ctx, so(a[0]), so(a[1]), o(x)),
   },
   {
@@ -90,11 +123,24 @@ export const commandSpecs: CommandSpec[] = [
       { flags: '-m, --message <text>', description: 'snapshot message (default "sync")' },
       { flags: '--dry-run', description: 'show the plan, change nothing' },
       { flags: '--continue', description: 'apply the resolutions written in conflicts.txt' },
-      { flags: '--normalize', description: 'first rename names in the data dirs that are refused only for being NFD (macOS) to NFC, as the original dsg does' },
+      {
+        flags: '--normalize',
+        description:
+          'first rename names in the data dirs that are refused only for being NFD (macOS) to NFC, as the original dsg does',
+      },
       { flags: '--force', description: 'accepted for compatibility; conflicts are never overridden' },
-      { flags: '--accept-config', description: 'accept the data dirs / ignore rules of a .dsgconfig.yml a teammate changed (shown by `dsg status`); applies from the next sync' },
+      {
+        flags: '--accept-config',
+        description:
+          'accept the data dirs / ignore rules of a .dsgconfig.yml a teammate changed (shown by `dsg status`); applies from the next sync',
+      },
     ],
-    examples: ['dsg sync -m "new extracts from the field"', 'dsg sync --dry-run', 'dsg sync --continue   # after filling in conflicts.txt', 'dsg sync --accept-config   # after reviewing the change `dsg status` shows'],
+    examples: [
+      'dsg sync -m "new extracts from the field"',
+      'dsg sync --dry-run',
+      'dsg sync --continue   # after filling in conflicts.txt',
+      'dsg sync --accept-config   # after reviewing the change `dsg status` shows',
+    ],
     run: async (ctx, _a, x) => (await syncs()).syncCommand(ctx, o(x)),
   },
   {
@@ -124,7 +170,10 @@ export const commandSpecs: CommandSpec[] = [
       { flags: '-o, --output <file>', description: 'where to write (default <file>.sN)' },
       { flags: '--force', description: 'overwrite the output file if it exists' },
     ],
-    examples: ['dsg snapfetch input/survey.csv --snapshot s1', 'dsg snapfetch input/survey.csv --snapshot s1 -o /tmp/old.csv --force'],
+    examples: [
+      'dsg snapfetch input/survey.csv --snapshot s1',
+      'dsg snapfetch input/survey.csv --snapshot s1 -o /tmp/old.csv --force',
+    ],
     run: async (ctx, a, x) => (await history()).snapfetchCommand(ctx, s(a[0]), o(x)),
   },
   {
@@ -149,8 +198,11 @@ export const commandSpecs: CommandSpec[] = [
     name: 'list-repos',
     description: 'repositories on a host',
     options: [
-      { flags: '--host <host>', description: 'host (default: the project\'s, or default_host)' },
-      { flags: '--path <dir>', description: 'posix root, or zfs mountpoint (default: the project\'s, or default_project_path)' },
+      { flags: '--host <host>', description: "host (default: the project's, or default_host)" },
+      {
+        flags: '--path <dir>',
+        description: "posix root, or zfs mountpoint (default: the project's, or default_project_path)",
+      },
       { flags: '--repo-type <type>', description: 'backend', choices: types },
       { flags: '--pool <dataset>', description: 'zfs parent dataset' },
     ],
@@ -169,14 +221,14 @@ export const commandSpecs: CommandSpec[] = [
   },
   {
     name: 'validate-file',
-    description: 'check a file\'s name against the rules and its hash against the last sync',
+    description: "check a file's name against the rules and its hash against the last sync",
     args: [{ name: '<file>', description: 'path of the file' }],
     examples: ['dsg validate-file output/result.csv'],
     run: async (ctx, a) => (await local()).validateFileCommand(ctx, s(a[0])),
   },
   {
     name: 'validate-snapshot',
-    description: 'recompute the hashes of a snapshot\'s files and compare them with its manifest',
+    description: "recompute the hashes of a snapshot's files and compare them with its manifest",
     options: [{ flags: '-s, --snapshot <sN>', description: 'snapshot id (default: the latest)' }],
     examples: ['dsg validate-snapshot --snapshot s2'],
     run: async (ctx, _a, x) => (await history()).validateSnapshotCommand(ctx, o(x)),
@@ -191,7 +243,12 @@ export const commandSpecs: CommandSpec[] = [
     name: 'clean',
     description: 'remove leftovers of interrupted transactions and old backups (dry run unless --no-dry-run)',
     options: [
-      { flags: '--target <what>', description: 'what to clean', choices: ['all', 'staging', 'backups', 'orphans'], default: 'all' },
+      {
+        flags: '--target <what>',
+        description: 'what to clean',
+        choices: ['all', 'staging', 'backups', 'orphans'],
+        default: 'all',
+      },
       { flags: '--no-dry-run', description: 'really remove' },
       { flags: '--max-age-days <n>', description: 'backups older than this many days (default 30)' },
       { flags: '--force', description: 'all backups, whatever their age' },

@@ -1,11 +1,27 @@
 import { access, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { assertSnapshotMessage, ConfigError, NotFoundError, readAll, ValidationError, writeFileAtomic } from '@dsg/contracts';
+import {
+  assertSnapshotMessage,
+  ConfigError,
+  NotFoundError,
+  readAll,
+  ValidationError,
+  writeFileAtomic,
+} from '@dsg/contracts';
 import { comparePaths, formatConflictFile, parseConflictFile } from '@dsg/manifest';
 import { LocalClientFilesystem } from '@dsg/client-fs';
 import { createXxh3Hasher, projectScope } from '@dsg/manifest';
-import { SyncConflictError, planSync, runClone, runSync, STAT_CACHE, type ProjectSpec, type SyncPlan, type SyncResult } from '@dsg/coordinator';
+import {
+  SyncConflictError,
+  planSync,
+  runClone,
+  runSync,
+  STAT_CACHE,
+  type ProjectSpec,
+  type SyncPlan,
+  type SyncResult,
+} from '@dsg/coordinator';
 import type { Ctx } from '../context.js';
 import {
   DEFAULT_DATA_DIRS,
@@ -26,7 +42,14 @@ import { requireUserConfig, type LoadedUser } from '../config/user.js';
 import { parseYamlText } from '../config/yaml-file.js';
 import { connect, describeRepository, recoverProject, type Connection } from '../connect.js';
 import { reportNotices, withSession } from '../session.js';
-import { analyseIncoming, changeDoc, describeChange, incomingConfigCheck, invalidIncoming, type ConfigChange } from './config-change.js';
+import {
+  analyseIncoming,
+  changeDoc,
+  describeChange,
+  incomingConfigCheck,
+  invalidIncoming,
+  type ConfigChange,
+} from './config-change.js';
 import { statusSchema, syncSchema } from '../output/json-schemas.js';
 import { EXIT, UsageError } from '../output/errors.js';
 import { normalizeNames, type Renamed } from '../normalize.js';
@@ -45,19 +68,43 @@ function projectSpec(p: LoadedProject, user: LoadedUser): ProjectSpec {
 }
 
 /** `--normalize`: NFD names in the data dirs renamed to NFC before the scan, as the original does; each rename is reported. */
-async function normalizeFirst(ctx: Ctx, p: LoadedProject, user: LoadedUser, o: { normalize?: boolean; dryRun?: boolean }): Promise<Renamed[]> {
+async function normalizeFirst(
+  ctx: Ctx,
+  p: LoadedProject,
+  user: LoadedUser,
+  o: { normalize?: boolean; dryRun?: boolean },
+): Promise<Renamed[]> {
   if (!o.normalize) return [];
   const spec = projectSpec(p, user);
-  const renamed = await normalizeNames({ root: spec.root, dataDirs: spec.dataDirs, ignore: spec.ignore, user: spec.user, statCacheFile: path.join(spec.root, STAT_CACHE), dryRun: Boolean(o.dryRun) });
-  for (const r of renamed) ctx.out.warn(`${o.dryRun ? 'would rename' : 'renamed'} ${JSON.stringify(r.from)} to its NFC form ${JSON.stringify(r.to)}`);
+  const renamed = await normalizeNames({
+    root: spec.root,
+    dataDirs: spec.dataDirs,
+    ignore: spec.ignore,
+    user: spec.user,
+    statCacheFile: path.join(spec.root, STAT_CACHE),
+    dryRun: Boolean(o.dryRun),
+  });
+  for (const r of renamed)
+    ctx.out.warn(
+      `${o.dryRun ? 'would rename' : 'renamed'} ${JSON.stringify(r.from)} to its NFC form ${JSON.stringify(r.to)}`,
+    );
   return renamed;
 }
 
 function pathStates(plan: SyncPlan, all = false): { path: string; state: string; action: string }[] {
-  return plan.paths.filter((p) => all || p.action !== 'none').map((p) => ({ path: p.path, state: p.state, action: p.action }));
+  return plan.paths
+    .filter((p) => all || p.action !== 'none')
+    .map((p) => ({ path: p.path, state: p.state, action: p.action }));
 }
 
-function syncDoc(command: 'sync' | 'init' | 'clone', p: { root: string }, where: string, r: SyncResult, dryRun: boolean, message: string | null) {
+function syncDoc(
+  command: 'sync' | 'init' | 'clone',
+  p: { root: string },
+  where: string,
+  r: SyncResult,
+  dryRun: boolean,
+  message: string | null,
+) {
   return {
     command,
     project: p.root,
@@ -78,13 +125,20 @@ function syncDoc(command: 'sync' | 'init' | 'clone', p: { root: string }, where:
   };
 }
 
-function printSync(ctx: Ctx, d: Omit<ReturnType<typeof syncDoc>, 'heldBack'> & { heldBack?: { path: string; reason: string }[] }, kind: SyncResult['kind']): void {
+function printSync(
+  ctx: Ctx,
+  d: Omit<ReturnType<typeof syncDoc>, 'heldBack'> & { heldBack?: { path: string; reason: string }[] },
+  kind: SyncResult['kind'],
+): void {
   const c = ctx.out.c;
-  if (ctx.out.opts.verbose || d.dryRun) for (const p of d.paths) ctx.out.line(`  ${p.action.padEnd(14)} ${p.path}${ctx.out.opts.verbose ? c.dim(`  (${p.state})`) : ''}`);
+  if (ctx.out.opts.verbose || d.dryRun)
+    for (const p of d.paths)
+      ctx.out.line(`  ${p.action.padEnd(14)} ${p.path}${ctx.out.opts.verbose ? c.dim(`  (${p.state})`) : ''}`);
   const n = d.counts;
   const summary = `${n.uploaded} uploaded, ${n.downloaded} downloaded, ${n.deletedLocal} deleted locally, ${n.deletedRemote} deleted remotely`;
   if (d.dryRun) ctx.out.line(`dry run: would have ${summary.replace(/(\d+) /g, '$1 ')}; nothing was changed`);
-  else if (kind === 'nothing') ctx.out.line(`already up to date with ${d.snapshotId ?? 'the repository'}; nothing to do`);
+  else if (kind === 'nothing')
+    ctx.out.line(`already up to date with ${d.snapshotId ?? 'the repository'}; nothing to do`);
   else if (d.committed) ctx.out.line(`${c.green(d.snapshotId ?? '')} committed: ${summary}`);
   else ctx.out.line(`now at ${c.green(d.snapshotId ?? '')} (no new snapshot needed): ${summary}`);
   printHeldBack(ctx, d.heldBack);
@@ -93,7 +147,9 @@ function printSync(ctx: Ctx, d: Omit<ReturnType<typeof syncDoc>, 'heldBack'> & {
 /** Repository entries this working copy never receives: said on every sync and clone, so nothing is missing silently. */
 function printHeldBack(ctx: Ctx, held: { path: string; reason: string }[] | undefined): void {
   if (!held?.length) return;
-  ctx.out.warn(`${held.length} repository entr${held.length === 1 ? 'y is' : 'ies are'} held back (never written here, kept in the repository as they are):`);
+  ctx.out.warn(
+    `${held.length} repository entr${held.length === 1 ? 'y is' : 'ies are'} held back (never written here, kept in the repository as they are):`,
+  );
   for (const h of held.slice(0, 20)) ctx.out.warn(`  ${h.path}: ${h.reason}`);
   if (held.length > 20) ctx.out.warn(`  … and ${held.length - 20} more (\`dsg status\` lists them all)`);
 }
@@ -117,7 +173,10 @@ function writeGate(dataDirs: readonly string[]): ReturnType<typeof projectScope>
 }
 
 /** Run a coordinator call with a progress bar that always ends. */
-async function withProgress<T>(ctx: Ctx, fn: (l: ReturnType<Ctx['out']['progress']>['listener']) => Promise<T>): Promise<T> {
+async function withProgress<T>(
+  ctx: Ctx,
+  fn: (l: ReturnType<Ctx['out']['progress']>['listener']) => Promise<T>,
+): Promise<T> {
   const bar = ctx.out.progress();
   try {
     return await fn(bar.listener);
@@ -129,7 +188,14 @@ async function withProgress<T>(ctx: Ctx, fn: (l: ReturnType<Ctx['out']['progress
 export async function statusCommand(ctx: Ctx): Promise<number> {
   const user = await requireUserConfig(ctx.env);
   return withSession(ctx, async ({ project, conn }) => {
-    const plan = await withProgress(ctx, (onProgress) => planSync({ project: projectSpec(project, user), remote: conn.client, onProgress, sameConfig: sameConfigAs(project) }));
+    const plan = await withProgress(ctx, (onProgress) =>
+      planSync({
+        project: projectSpec(project, user),
+        remote: conn.client,
+        onProgress,
+        sameConfig: sameConfigAs(project),
+      }),
+    );
     const by = (a: string): string[] => plan.paths.filter((p) => p.action === a).map((p) => p.path);
     const doc = {
       command: 'status' as const,
@@ -154,7 +220,8 @@ export async function statusCommand(ctx: Ctx): Promise<number> {
       const section = (title: string, items: string[], color: (s: string) => string): void => {
         if (!items.length) return;
         ctx.out.line(`\n${title}:`);
-        for (const i of items) ctx.out.line(`  ${color(i)}${ctx.out.opts.verbose ? c.dim(`  (${state.get(i) ?? ''})`) : ''}`);
+        for (const i of items)
+          ctx.out.line(`  ${color(i)}${ctx.out.opts.verbose ? c.dim(`  (${state.get(i) ?? ''})`) : ''}`);
       };
       section('To upload', d.upload, c.green);
       section('To download', d.download, c.cyan);
@@ -203,7 +270,17 @@ function pendingConfigChange(project: LoadedProject, plan: SyncPlan): ChangeDoc 
     c = analyseIncoming(project, bytes);
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
-    return { dataDirs: { added: [], removed: [] }, ignore: { names: { added: [], removed: [] }, suffixes: { added: [], removed: [] }, paths: { added: [], removed: [] } }, scopeChanged: false, connectionIgnored: [], invalid: e.message };
+    return {
+      dataDirs: { added: [], removed: [] },
+      ignore: {
+        names: { added: [], removed: [] },
+        suffixes: { added: [], removed: [] },
+        paths: { added: [], removed: [] },
+      },
+      scopeChanged: false,
+      connectionIgnored: [],
+      invalid: e.message,
+    };
   }
   return c.scopeChanged || c.invalid !== null || c.connectionIgnored.length > 0 ? changeDoc(c) : null;
 }
@@ -214,10 +291,23 @@ function printConfigChange(ctx: Ctx, d: ChangeDoc): void {
   for (const l of describeChange({ ...d })) ctx.out.line(`  ${c.yellow(l)}`);
   if (d.invalid !== null) ctx.out.line(`  ${c.red('refused whatever you answer')}: ${d.invalid}`);
   else if (d.scopeChanged) ctx.out.line('  `dsg sync` refuses it until you accept it: `dsg sync --accept-config`');
-  if (d.connectionIgnored.length) ctx.out.line(`  it names another repository/agent (${d.connectionIgnored.join(', ')}): ignored, connection settings are local`);
+  if (d.connectionIgnored.length)
+    ctx.out.line(
+      `  it names another repository/agent (${d.connectionIgnored.join(', ')}): ignored, connection settings are local`,
+    );
 }
 
-export async function syncCommand(ctx: Ctx, o: { message?: string; dryRun?: boolean; continue?: boolean; normalize?: boolean; force?: boolean; acceptConfig?: boolean }): Promise<void> {
+export async function syncCommand(
+  ctx: Ctx,
+  o: {
+    message?: string;
+    dryRun?: boolean;
+    continue?: boolean;
+    normalize?: boolean;
+    force?: boolean;
+    acceptConfig?: boolean;
+  },
+): Promise<void> {
   if (o.message !== undefined) assertSnapshotMessage(o.message); // before anything connects: ZFS could not store it at commit
   const user = await requireUserConfig(ctx.env);
   await withSession(ctx, async ({ project, conn }) => {
@@ -226,7 +316,10 @@ export async function syncCommand(ctx: Ctx, o: { message?: string; dryRun?: bool
     let resolutions: Map<string, 'L' | 'C' | 'R'> | undefined;
     if (o.continue) {
       const text = await readFile(conflictsFile, 'utf8').catch((e: NodeJS.ErrnoException) => {
-        if (e.code === 'ENOENT') throw new NotFoundError(`there is no ${CONFLICTS_FILE} to continue from`, { recoveryHint: 'Run `dsg sync`; it writes conflicts.txt when there are conflicts.' });
+        if (e.code === 'ENOENT')
+          throw new NotFoundError(`there is no ${CONFLICTS_FILE} to continue from`, {
+            recoveryHint: 'Run `dsg sync`; it writes conflicts.txt when there are conflicts.',
+          });
         throw e;
       });
       resolutions = parseConflictFile(text, conflictsFile);
@@ -238,14 +331,21 @@ export async function syncCommand(ctx: Ctx, o: { message?: string; dryRun?: bool
       r = await withProgress(ctx, (onProgress) =>
         runSync({
           project: projectSpec(project, user),
-          clientFs: new LocalClientFilesystem({ root: project.root, hasher: createXxh3Hasher, canWrite: writeGate(project.config.data_dirs) }),
+          clientFs: new LocalClientFilesystem({
+            root: project.root,
+            hasher: createXxh3Hasher,
+            canWrite: writeGate(project.config.data_dirs),
+          }),
           remote: conn.client,
           transport: conn.transport,
           message,
           dryRun: Boolean(o.dryRun),
           ...(resolutions ? { resolutions } : {}),
           backupOnConflict: user.config.backup_on_conflict,
-          validateProjectConfig: incomingConfigCheck(ctx, project, { acceptConfig: Boolean(o.acceptConfig), accepted: (c) => (accepted = c) }),
+          validateProjectConfig: incomingConfigCheck(ctx, project, {
+            acceptConfig: Boolean(o.acceptConfig),
+            accepted: (c) => (accepted = c),
+          }),
           sameConfig: sameConfigAs(project),
           onProgress,
         }),
@@ -254,7 +354,10 @@ export async function syncCommand(ctx: Ctx, o: { message?: string; dryRun?: bool
       if (e instanceof SyncConflictError && !o.dryRun) {
         // under --continue the paths already answered stay in the file, answered (SyncConflictError.resolved)
         const all = [...e.conflicts, ...e.resolved.map((r) => r.plan)].sort((x, y) => comparePaths(x.path, y.path));
-        await writeFile(conflictsFile, formatConflictFile(all, new Map(e.resolved.map((r) => [r.plan.path, r.resolution]))));
+        await writeFile(
+          conflictsFile,
+          formatConflictFile(all, new Map(e.resolved.map((r) => [r.plan.path, r.resolution]))),
+        );
         ctx.out.warn(`wrote ${conflictsFile}: fill in each "resolution:" line with L, C or R`);
       }
       throw e;
@@ -264,7 +367,11 @@ export async function syncCommand(ctx: Ctx, o: { message?: string; dryRun?: bool
       const pending = pendingConfigChange(project, r.plan);
       if (pending) printPendingWarning(ctx, pending);
     }
-    const doc = { ...syncDoc('sync', project, conn.where, r, Boolean(o.dryRun), message), configChange: accepted ? changeDoc(accepted) : null, normalized };
+    const doc = {
+      ...syncDoc('sync', project, conn.where, r, Boolean(o.dryRun), message),
+      configChange: accepted ? changeDoc(accepted) : null,
+      normalized,
+    };
     ctx.out.result(syncSchema, doc, (d) => printSync(ctx, d, r.kind));
   });
 }
@@ -279,14 +386,19 @@ interface SshOptions {
 
 function printPendingWarning(ctx: Ctx, d: ChangeDoc): void {
   if (!d.scopeChanged && d.invalid === null) return;
-  ctx.out.warn(`the repository's ${PROJECT_CONFIG_FILE} changes what is synced${d.invalid !== null ? ' and is invalid' : ''}; \`dsg sync\` will refuse it${d.invalid !== null ? '' : ' without --accept-config'}:`);
+  ctx.out.warn(
+    `the repository's ${PROJECT_CONFIG_FILE} changes what is synced${d.invalid !== null ? ' and is invalid' : ''}; \`dsg sync\` will refuse it${d.invalid !== null ? '' : ' without --accept-config'}:`,
+  );
   for (const l of describeChange({ ...d })) ctx.out.warn(`  ${l}`);
 }
 
 /** `sudo: true` for a zfs repository given --sudo; a posix one has no use for it (its files are the login's own). */
 function sudoField(type: 'zfs' | 'posix', o: SshOptions): { sudo?: true } {
   if (!o.sudo) return {};
-  if (type !== 'zfs') throw new UsageError('--sudo is for zfs repositories (the agent runs `sudo -n zfs`); a posix repository needs none');
+  if (type !== 'zfs')
+    throw new UsageError(
+      '--sudo is for zfs repositories (the agent runs `sudo -n zfs`); a posix repository needs none',
+    );
   return { sudo: true };
 }
 
@@ -295,7 +407,8 @@ function sshFields(o: SshOptions): { port?: number; user?: string; agent?: strin
   const out: { port?: number; user?: string; agent?: string[] } = {};
   if (o.port !== undefined) {
     const n = Number(o.port);
-    if (!Number.isInteger(n) || n < 1 || n > 65535) throw new UsageError(`--port expects a port number, got ${JSON.stringify(o.port)}`);
+    if (!Number.isInteger(n) || n < 1 || n > 65535)
+      throw new UsageError(`--port expects a port number, got ${JSON.stringify(o.port)}`);
     out.port = n;
   }
   if (o.sshUser) out.user = o.sshUser;
@@ -327,15 +440,22 @@ async function promptMissing(ctx: Ctx, o: InitOptions, defaults: { host: string;
     const ask = async (q: string, def?: string): Promise<string> => {
       process.stderr.write(`${q}${def ? ` [${def}]` : ''}: `);
       const next = await lines.next();
-      if (next.done) throw new UsageError('init was cancelled (end of input)', 'Run `dsg init` again, or pass --repo-type/--host/--repo-path/--repo-name.');
+      if (next.done)
+        throw new UsageError(
+          'init was cancelled (end of input)',
+          'Run `dsg init` again, or pass --repo-type/--host/--repo-path/--repo-name.',
+        );
       const a = String(next.value).trim();
       return a || def || '';
     };
-    const answer = o.repoType ?? (await ask('repository type (zfs, posix, or xfs: the original dsg\'s flat layout)', 'posix'));
+    const answer =
+      o.repoType ?? (await ask("repository type (zfs, posix, or xfs: the original dsg's flat layout)", 'posix'));
     const repoType = answer === 'zfs' || answer === 'xfs' ? answer : 'posix';
     const host = o.host ?? (await ask('repository host (ssh host or alias, or localhost)', defaults.host));
     const pool = repoType === 'zfs' ? (o.pool ?? (await ask('parent dataset (e.g. tank/dsg)'))) : undefined;
-    const repoPath = await ask(repoType === 'zfs' ? 'where that dataset is mounted' : 'directory holding the repositories on the host');
+    const repoPath = await ask(
+      repoType === 'zfs' ? 'where that dataset is mounted' : 'directory holding the repositories on the host',
+    );
     const repoName = o.repoName ?? (await ask('repository name', defaults.name));
     return { ...o, repoType, host, repoPath, repoName, ...(pool ? { pool } : {}) };
   } finally {
@@ -355,9 +475,13 @@ export async function initCommand(ctx: Ctx, given: InitOptions): Promise<void> {
     const type = o.repoType ?? (o.pool ? 'zfs' : 'posix');
     const host = o.host ?? user.config.default_host ?? 'localhost';
     if (!o.repoPath) {
-      throw new UsageError(`no ${PROJECT_CONFIG_FILE} here and no --repo-path given`, 'Example: dsg init --host localhost --repo-type posix --repo-path /srv/dsg --repo-name demo');
+      throw new UsageError(
+        `no ${PROJECT_CONFIG_FILE} here and no --repo-path given`,
+        'Example: dsg init --host localhost --repo-type posix --repo-path /srv/dsg --repo-name demo',
+      );
     }
-    if (type === 'zfs' && !o.pool) throw new UsageError('a zfs repository needs --pool (the parent dataset, e.g. tank/dsg)');
+    if (type === 'zfs' && !o.pool)
+      throw new UsageError('a zfs repository needs --pool (the parent dataset, e.g. tank/dsg)');
     const repository =
       type === 'zfs'
         ? { type, host, ...sshFields(o), pool: o.pool, mountpoint: o.repoPath, ...sudoField(type, o) }
@@ -380,30 +504,55 @@ export async function initCommand(ctx: Ctx, given: InitOptions): Promise<void> {
     }
     ctx.out.line(`${o.dryRun ? 'would write' : 'wrote'} ${file}`);
     if (o.dryRun) {
-      ctx.out.result(syncSchema, { command: 'init', project: root, repository: `${host}:${o.repoPath}/${name}`, snapshotId: null, committed: false, dryRun: true, message: null, counts: { uploaded: 0, downloaded: 0, deletedLocal: 0, deletedRemote: 0, bytes: 0 }, paths: [] }, () => {});
+      ctx.out.result(
+        syncSchema,
+        {
+          command: 'init',
+          project: root,
+          repository: `${host}:${o.repoPath}/${name}`,
+          snapshotId: null,
+          committed: false,
+          dryRun: true,
+          message: null,
+          counts: { uploaded: 0, downloaded: 0, deletedLocal: 0, deletedRemote: 0, bytes: 0 },
+          paths: [],
+        },
+        () => {},
+      );
       return;
     }
   } else if (o.repoName || o.repoPath || o.host || o.repoType || o.sudo) {
     ctx.out.warn(`${PROJECT_CONFIG_FILE} already exists in ${root}; the --host/--repo-*/--sudo options are ignored`);
   }
   const project = await reportNotices(ctx, await loadProjectConfig(root));
-  const conn = await connect(ctx, project.config.repository, project.config.name, user.config, { root: project.root, dataDirs: project.config.data_dirs });
+  const conn = await connect(ctx, project.config.repository, project.config.name, user.config, {
+    root: project.root,
+    dataDirs: project.config.data_dirs,
+  });
   try {
     await recoverProject(ctx, project.root, conn);
     if (await conn.client.exists()) {
-      throw new ValidationError(`repository ${conn.where} already exists`, {}, {
-        code: 'REPO_EXISTS',
-        recoveryHint: o.force
-          ? '--force never destroys history; remove the repository on the server yourself, or `dsg clone` it.'
-          : 'Use `dsg clone` to get a working copy of it, or pick another --repo-name.',
-      });
+      throw new ValidationError(
+        `repository ${conn.where} already exists`,
+        {},
+        {
+          code: 'REPO_EXISTS',
+          recoveryHint: o.force
+            ? '--force never destroys history; remove the repository on the server yourself, or `dsg clone` it.'
+            : 'Use `dsg clone` to get a working copy of it, or pick another --repo-name.',
+        },
+      );
     }
     const message = o.message ?? 'init';
     const normalized = await normalizeFirst(ctx, project, user, o);
     const r = await withProgress(ctx, (onProgress) =>
       runSync({
         project: projectSpec(project, user),
-        clientFs: new LocalClientFilesystem({ root: project.root, hasher: createXxh3Hasher, canWrite: writeGate(project.config.data_dirs) }),
+        clientFs: new LocalClientFilesystem({
+          root: project.root,
+          hasher: createXxh3Hasher,
+          canWrite: writeGate(project.config.data_dirs),
+        }),
         remote: conn.client,
         transport: conn.transport,
         message,
@@ -411,8 +560,15 @@ export async function initCommand(ctx: Ctx, given: InitOptions): Promise<void> {
         onProgress,
       }),
     );
-    ctx.out.result(syncSchema, { ...syncDoc('init', project, conn.where, r, Boolean(o.dryRun), message), normalized }, (d) =>
-      d.dryRun ? printSync(ctx, d, r.kind) : ctx.out.line(`initialized ${d.repository} at ${ctx.out.c.green(d.snapshotId ?? '')}: ${d.counts.uploaded} file(s), ${d.counts.bytes} bytes`),
+    ctx.out.result(
+      syncSchema,
+      { ...syncDoc('init', project, conn.where, r, Boolean(o.dryRun), message), normalized },
+      (d) =>
+        d.dryRun
+          ? printSync(ctx, d, r.kind)
+          : ctx.out.line(
+              `initialized ${d.repository} at ${ctx.out.c.green(d.snapshotId ?? '')}: ${d.counts.uploaded} file(s), ${d.counts.bytes} bytes`,
+            ),
     );
   } finally {
     await conn.close().catch(() => {});
@@ -420,22 +576,43 @@ export async function initCommand(ctx: Ctx, given: InitOptions): Promise<void> {
 }
 
 /** `host:/path/name` → the repository config it names (posix unless --repo-type zfs with --pool). */
-export function parseCloneSource(src: string, o: { repoType?: 'zfs' | 'posix' | 'xfs'; pool?: string } & SshOptions): { repo: RepositoryConfig; name: string } {
+export function parseCloneSource(
+  src: string,
+  o: { repoType?: 'zfs' | 'posix' | 'xfs'; pool?: string } & SshOptions,
+): { repo: RepositoryConfig; name: string } {
   const m = /^(?:([A-Za-z0-9_.-]+):)?(\/.+)$/.exec(src);
-  if (!m) throw new UsageError(`cannot read ${JSON.stringify(src)} as <host>:<path>/<name>`, 'Example: dsg clone dsg-server:/var/repos/dsg/my-project');
+  if (!m)
+    throw new UsageError(
+      `cannot read ${JSON.stringify(src)} as <host>:<path>/<name>`,
+      'Example: dsg clone dsg-server:/var/repos/dsg/my-project',
+    );
   const full = path.posix.normalize(m[2]!);
   const name = path.posix.basename(full);
   const base = path.posix.dirname(full);
-  if (!repoNameSchema.safeParse(name).success) throw new UsageError(`${JSON.stringify(name)} is not a valid repository name`);
+  if (!repoNameSchema.safeParse(name).success)
+    throw new UsageError(`${JSON.stringify(name)} is not a valid repository name`);
   const host = m[1] ?? 'localhost';
   const type = o.repoType ?? (o.pool ? 'zfs' : 'posix');
-  if (type === 'zfs' && !o.pool) throw new UsageError('cloning from zfs needs --pool (the parent dataset mounted at the path)');
+  if (type === 'zfs' && !o.pool)
+    throw new UsageError('cloning from zfs needs --pool (the parent dataset mounted at the path)');
   const ssh = sshFields(o);
-  if (type === 'xfs') return { name, repo: { type: 'posix', host, ...ssh, root: base, flat: true, ...sudoField('posix', o) } };
-  return { name, repo: type === 'zfs' ? { type, host, ...ssh, pool: o.pool!, mountpoint: base, ...sudoField(type, o) } : { type, host, ...ssh, root: base, ...sudoField(type, o) } };
+  if (type === 'xfs')
+    return { name, repo: { type: 'posix', host, ...ssh, root: base, flat: true, ...sudoField('posix', o) } };
+  return {
+    name,
+    repo:
+      type === 'zfs'
+        ? { type, host, ...ssh, pool: o.pool!, mountpoint: base, ...sudoField(type, o) }
+        : { type, host, ...ssh, root: base, ...sudoField(type, o) },
+  };
 }
 
-export async function cloneCommand(ctx: Ctx, source: string | undefined, dest: string | undefined, o: { repoType?: 'zfs' | 'posix' | 'xfs'; pool?: string; dryRun?: boolean; resume?: boolean } & SshOptions): Promise<void> {
+export async function cloneCommand(
+  ctx: Ctx,
+  source: string | undefined,
+  dest: string | undefined,
+  o: { repoType?: 'zfs' | 'posix' | 'xfs'; pool?: string; dryRun?: boolean; resume?: boolean } & SshOptions,
+): Promise<void> {
   // A clone that fails (refused manifest, hash mismatch, full disk) leaves the destination as it
   // found it: absent or empty — not a half-made project with a .dsgconfig.yml and .dsg/.
   const cleanup: { undo: (() => Promise<void>) | null } = { undo: null };
@@ -462,9 +639,18 @@ async function cloneInto(
     const name = parsed.name;
     let repo = parsed.repo;
     root = path.resolve(ctx.cwd, dest ?? name);
-    const entries = await readdir(root).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? null : Promise.reject(e)));
+    const entries = await readdir(root).catch((e: NodeJS.ErrnoException) =>
+      e.code === 'ENOENT' ? null : Promise.reject(e),
+    );
     if (entries && entries.length > 0 && !o.resume) {
-      throw new ValidationError(`${root} exists and is not empty`, { path: root }, { code: 'DEST_NOT_EMPTY', recoveryHint: 'Pick a new directory, or pass --resume to continue an interrupted clone there.' });
+      throw new ValidationError(
+        `${root} exists and is not empty`,
+        { path: root },
+        {
+          code: 'DEST_NOT_EMPTY',
+          recoveryHint: 'Pick a new directory, or pass --resume to continue an interrupted clone there.',
+        },
+      );
     }
     if (entries === null) {
       // remove the highest directory the clone creates (mkdir -p may create parents too)
@@ -479,7 +665,10 @@ async function cloneInto(
     }
     conn = await connect(ctx, repo, name, user.config);
     try {
-      if (!(await conn.client.exists())) throw new NotFoundError(`repository ${conn.where} does not exist`, { recoveryHint: '`dsg list-repos --host H --path P` lists the repositories there.' });
+      if (!(await conn.client.exists()))
+        throw new NotFoundError(`repository ${conn.where} does not exist`, {
+          recoveryHint: '`dsg list-repos --host H --path P` lists the repositories there.',
+        });
       // the original's flat (xfs) repository: configs are written in its `{type: xfs, mountpoint}` form, which it reads
       if (repo.type === 'posix' && conn.client.layout === 'flat') {
         repo = { ...repo, flat: true };
@@ -494,7 +683,15 @@ async function cloneInto(
           checkRepositoryConfig(bytes);
           await writeFileAtomic(file, bytes);
         } else {
-          await writeFileAtomic(file, stringify({ name, repository: sharedRepository(repo), data_dirs: DEFAULT_DATA_DIRS, ignore: DEFAULT_IGNORE }));
+          await writeFileAtomic(
+            file,
+            stringify({
+              name,
+              repository: sharedRepository(repo),
+              data_dirs: DEFAULT_DATA_DIRS,
+              ignore: DEFAULT_IGNORE,
+            }),
+          );
         }
         // how to reach the repository comes from the clone's source and options, never from its .dsgconfig.yml
         await writeLocalConfig(root, { name, repository: repo });
@@ -505,13 +702,16 @@ async function cloneInto(
     }
   } else {
     const found = await findProjectRoot(ctx.cwd);
-    if (!found) throw new UsageError('clone needs <host>:<path>/<name>, or run it inside a directory with a .dsgconfig.yml');
+    if (!found)
+      throw new UsageError('clone needs <host>:<path>/<name>, or run it inside a directory with a .dsgconfig.yml');
     root = found;
     const p = await reportNotices(ctx, await loadProjectConfig(root));
     if (p.connection.source === 'shared') {
       // nothing names the repository but this .dsgconfig.yml (it may have come with a git checkout): say what it
       // connects to and keep it, so a later .dsgconfig.yml from the repository cannot change it
-      ctx.out.warn(`cloning from what ${PROJECT_CONFIG_FILE} names (${connectionSummary(p.config)}); kept in ${LOCAL_CONFIG_FILE} — give <host>:<path>/<name> to clone from a source you name`);
+      ctx.out.warn(
+        `cloning from what ${PROJECT_CONFIG_FILE} names (${connectionSummary(p.config)}); kept in ${LOCAL_CONFIG_FILE} — give <host>:<path>/<name> to clone from a source you name`,
+      );
       await writeLocalConfig(root, { name: p.config.name, repository: p.config.repository });
     }
     conn = await connect(ctx, p.config.repository, p.config.name, user.config, { root, dataDirs: p.config.data_dirs });
@@ -519,29 +719,49 @@ async function cloneInto(
   try {
     if (o.dryRun) {
       const snaps = await conn.client.listSnapshots();
-      ctx.out.result(syncSchema, { command: 'clone', project: root, repository: conn.where, snapshotId: snaps.at(-1)?.snapshotId ?? null, committed: false, dryRun: true, message: null, counts: { uploaded: 0, downloaded: 0, deletedLocal: 0, deletedRemote: 0, bytes: 0 }, paths: [] }, (d) =>
-        ctx.out.line(`dry run: would clone ${d.repository} at ${d.snapshotId ?? '?'} into ${d.project}`),
+      ctx.out.result(
+        syncSchema,
+        {
+          command: 'clone',
+          project: root,
+          repository: conn.where,
+          snapshotId: snaps.at(-1)?.snapshotId ?? null,
+          committed: false,
+          dryRun: true,
+          message: null,
+          counts: { uploaded: 0, downloaded: 0, deletedLocal: 0, deletedRemote: 0, bytes: 0 },
+          paths: [],
+        },
+        (d) => ctx.out.line(`dry run: would clone ${d.repository} at ${d.snapshotId ?? '?'} into ${d.project}`),
       );
       return;
     }
     const project = await reportNotices(
       ctx,
       await loadProjectConfig(root).catch((e: unknown) => {
-        throw e instanceof ConfigError ? e : new ConfigError(`the repository's ${PROJECT_CONFIG_FILE} cannot be read: ${String(e)}`);
+        throw e instanceof ConfigError
+          ? e
+          : new ConfigError(`the repository's ${PROJECT_CONFIG_FILE} cannot be read: ${String(e)}`);
       }),
     );
     await recoverProject(ctx, root, conn);
     const r = await withProgress(ctx, (onProgress) =>
       runClone({
         project: projectSpec(project, user),
-        clientFs: new LocalClientFilesystem({ root, hasher: createXxh3Hasher, canWrite: writeGate(project.config.data_dirs) }),
+        clientFs: new LocalClientFilesystem({
+          root,
+          hasher: createXxh3Hasher,
+          canWrite: writeGate(project.config.data_dirs),
+        }),
         remote: conn.client,
         transport: conn.transport,
         onProgress,
       }),
     );
     ctx.out.result(syncSchema, syncDoc('clone', project, conn.where, r, false, null), (d) => {
-      ctx.out.line(`cloned ${d.repository} at ${ctx.out.c.green(d.snapshotId ?? '')} into ${d.project}: ${d.counts.downloaded} file(s), ${d.counts.bytes} bytes`);
+      ctx.out.line(
+        `cloned ${d.repository} at ${ctx.out.c.green(d.snapshotId ?? '')} into ${d.project}: ${d.counts.downloaded} file(s), ${d.counts.bytes} bytes`,
+      );
       printHeldBack(ctx, d.heldBack);
     });
   } finally {

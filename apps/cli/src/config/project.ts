@@ -4,7 +4,14 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import { createHash } from 'node:crypto';
-import { ConfigError, LAST_SYNC, LOCAL_CONFIG_FILE, PROJECT_CONFIG_FILE, repositoryNameProblem, writeFileAtomic } from '@dsg/contracts';
+import {
+  ConfigError,
+  LAST_SYNC,
+  LOCAL_CONFIG_FILE,
+  PROJECT_CONFIG_FILE,
+  repositoryNameProblem,
+  writeFileAtomic,
+} from '@dsg/contracts';
 import { dataDirProblem, DEFAULT_DATA_DIRS as SCAN_DATA_DIRS, DEFAULT_IGNORE as SCAN_IGNORE } from '@dsg/manifest';
 import { readYamlFile, validateYaml, type YamlSource } from './yaml-file.js';
 
@@ -13,13 +20,19 @@ export { LOCAL_CONFIG_FILE, PROJECT_CONFIG_FILE };
 
 // the scanner's defaults (one definition, in @dsg/manifest), as the mutable values a config document holds
 export const DEFAULT_DATA_DIRS: string[] = [...SCAN_DATA_DIRS];
-export const DEFAULT_IGNORE = { names: [...SCAN_IGNORE.names], suffixes: [...SCAN_IGNORE.suffixes], paths: [...SCAN_IGNORE.paths] as string[] };
+export const DEFAULT_IGNORE = {
+  names: [...SCAN_IGNORE.names],
+  suffixes: [...SCAN_IGNORE.suffixes],
+  paths: [...SCAN_IGNORE.paths] as string[],
+};
 
 /** A repository name is also a dataset and directory name: contracts' one rule, the agent's. */
-export const repoNameSchema = z.string({ error: 'expected a string (the repository name)' }).superRefine((name, ctx) => {
-  const problem = repositoryNameProblem(name);
-  if (problem !== null) ctx.addIssue({ code: 'custom', message: `the repository name ${problem}` });
-});
+export const repoNameSchema = z
+  .string({ error: 'expected a string (the repository name)' })
+  .superRefine((name, ctx) => {
+    const problem = repositoryNameProblem(name);
+    if (problem !== null) ctx.addIssue({ code: 'custom', message: `the repository name ${problem}` });
+  });
 
 const absPath = (what: string) =>
   z
@@ -42,7 +55,10 @@ const agentSchema = z
 const common = {
   host: hostSchema.optional(),
   port: z.number({ error: 'expected a port number' }).int().min(1).max(65535).optional(),
-  user: z.string({ error: 'expected a login name' }).regex(/^[A-Za-z0-9_.-]+$/).optional(),
+  user: z
+    .string({ error: 'expected a login name' })
+    .regex(/^[A-Za-z0-9_.-]+$/)
+    .optional(),
   agent: agentSchema.optional(),
 };
 
@@ -77,11 +93,22 @@ export const posixRepositorySchema = z
   })
   .superRefine((r, ctx) => {
     if (r.mountpoint !== undefined && r.type !== 'xfs') {
-      ctx.addIssue({ code: 'custom', path: ['mountpoint'], message: 'mountpoint is for type xfs (the original dsg\'s flat repository); type posix takes root' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['mountpoint'],
+        message: "mountpoint is for type xfs (the original dsg's flat repository); type posix takes root",
+      });
     } else if (r.mountpoint !== undefined && r.root !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['root'], message: 'expected root or mountpoint, not both' });
     } else if (r.mountpoint === undefined && r.root === undefined) {
-      ctx.addIssue({ code: 'custom', path: [], message: r.type === 'xfs' ? 'expected mountpoint (the directory holding the repository directory <name>)' : 'expected root (the directory holding repositories)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: [],
+        message:
+          r.type === 'xfs'
+            ? 'expected mountpoint (the directory holding the repository directory <name>)'
+            : 'expected root (the directory holding repositories)',
+      });
     }
   })
   .transform(({ type: _type, root, mountpoint, ...rest }): PosixRepositoryConfig => ({
@@ -125,11 +152,10 @@ export function repositoryYaml(repo: RepositoryConfig): Record<string, unknown> 
  */
 export { dataDirProblem };
 
-const dataDir = z
-  .string({ error: 'expected a relative directory name' })
-  .refine((d) => dataDirProblem(d) === null, {
-    error: 'expected a relative directory inside the project: one plain name, not hidden (no "/", "..", leading "."; .dsg and .git are never data)',
-  });
+const dataDir = z.string({ error: 'expected a relative directory name' }).refine((d) => dataDirProblem(d) === null, {
+  error:
+    'expected a relative directory inside the project: one plain name, not hidden (no "/", "..", leading "."; .dsg and .git are never data)',
+});
 
 export const projectConfigSchema = z.strictObject({
   name: repoNameSchema,
@@ -138,7 +164,9 @@ export const projectConfigSchema = z.strictObject({
   ignore: z
     .strictObject({
       names: z.array(z.string(), { error: 'expected a list of file names' }).default(DEFAULT_IGNORE.names),
-      suffixes: z.array(z.string(), { error: 'expected a list of suffixes like .tmp' }).default(DEFAULT_IGNORE.suffixes),
+      suffixes: z
+        .array(z.string(), { error: 'expected a list of suffixes like .tmp' })
+        .default(DEFAULT_IGNORE.suffixes),
       paths: z.array(z.string(), { error: 'expected a list of relative paths' }).default([]),
     })
     .default(DEFAULT_IGNORE),
@@ -168,7 +196,6 @@ const legacySchema = z.object({
   ignore: z.record(z.string(), z.unknown()).optional(),
 });
 
-
 /** Settings of one person or machine: never taken from a copy of .dsgconfig.yml that came from the repository. */
 export const PERSONAL_KEYS = ['port', 'user', 'agent', 'sudo'] as const;
 
@@ -176,7 +203,10 @@ export const localConfigSchema = z.strictObject({
   name: repoNameSchema,
   repository: repositorySchema,
   /** the connection block of a .dsgconfig.yml already reported as ignored (sha-256), so it is reported once */
-  ignored_shared_connection: z.string().regex(/^[0-9a-f]{64}$/, { error: 'expected a sha-256 (written by dsg)' }).optional(),
+  ignored_shared_connection: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, { error: 'expected a sha-256 (written by dsg)' })
+    .optional(),
 });
 
 export type LocalConfig = z.output<typeof localConfigSchema>;
@@ -213,26 +243,46 @@ export function sharedRepository(repo: RepositoryConfig): Record<string, unknown
  * from the local one. A key the shared file leaves out names nothing and is
  * not a difference (the shared file carries no per-person keys).
  */
-export function connectionDifferences(shared: { name: string; repository: RepositoryConfig }, local: { name: string; repository: RepositoryConfig }): string[] {
+export function connectionDifferences(
+  shared: { name: string; repository: RepositoryConfig },
+  local: { name: string; repository: RepositoryConfig },
+): string[] {
   const out: string[] = [];
   if (shared.name !== local.name) out.push('name');
   const l = local.repository as Record<string, unknown>;
   // `flat` (the xfs form) names no other repository: it only says how a new one is laid out
-  for (const [k, v] of Object.entries(shared.repository)) if (v !== undefined && k !== 'flat' && !isDeepStrictEqual(v, l[k])) out.push(`repository.${k}`);
+  for (const [k, v] of Object.entries(shared.repository))
+    if (v !== undefined && k !== 'flat' && !isDeepStrictEqual(v, l[k])) out.push(`repository.${k}`);
   return out;
 }
 
 export function connectionKey(c: { name: string; repository: RepositoryConfig }): string {
   const canon = (v: unknown): unknown =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, x]) => [k, canon(x)])) : v;
-  return createHash('sha256').update(JSON.stringify(canon({ name: c.name, repository: c.repository }))).digest('hex');
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.entries(v)
+            .sort(([a], [b]) => (a < b ? -1 : 1))
+            .map(([k, x]) => [k, canon(x)]),
+        )
+      : v;
+  return createHash('sha256')
+    .update(JSON.stringify(canon({ name: c.name, repository: c.repository })))
+    .digest('hex');
 }
 
 /** `localhost:/srv/dsg/demo, agent node /x.mjs` — what a connection names, for notices. */
 export function connectionSummary(c: { name: string; repository: RepositoryConfig }): string {
   const r = c.repository;
-  const where = r.type === 'zfs' ? `${r.host ?? 'localhost'}:${r.pool}/${c.name}` : `${r.host ?? 'localhost'}:${path.posix.join(r.root, c.name)}`;
-  const extra = [r.user ? `user ${r.user}` : '', r.port ? `port ${r.port}` : '', r.agent ? `agent ${r.agent.join(' ')}` : '', r.type === 'zfs' && r.sudo ? 'sudo' : ''].filter(Boolean);
+  const where =
+    r.type === 'zfs'
+      ? `${r.host ?? 'localhost'}:${r.pool}/${c.name}`
+      : `${r.host ?? 'localhost'}:${path.posix.join(r.root, c.name)}`;
+  const extra = [
+    r.user ? `user ${r.user}` : '',
+    r.port ? `port ${r.port}` : '',
+    r.agent ? `agent ${r.agent.join(' ')}` : '',
+    r.type === 'zfs' && r.sudo ? 'sudo' : '',
+  ].filter(Boolean);
   return [where, ...extra].join(', ');
 }
 
@@ -249,7 +299,11 @@ export async function writeLocalConfig(root: string, c: LocalConfig): Promise<vo
   const text =
     `# How this working copy reaches its repository. Local to this machine: never synced, and the\n` +
     `# repository block of ${PROJECT_CONFIG_FILE} is not used to connect. Edit this file to move the repository.\n` +
-    stringify({ name: c.name, repository: repositoryYaml(c.repository), ...(c.ignored_shared_connection ? { ignored_shared_connection: c.ignored_shared_connection } : {}) });
+    stringify({
+      name: c.name,
+      repository: repositoryYaml(c.repository),
+      ...(c.ignored_shared_connection ? { ignored_shared_connection: c.ignored_shared_connection } : {}),
+    });
   await writeFileAtomic(file, text, { mode: 0o644 });
 }
 
@@ -304,14 +358,24 @@ export function fromLegacy(src: YamlSource): Record<string, unknown> {
 }
 
 export function isLegacy(value: unknown): boolean {
-  return typeof value === 'object' && value !== null && ('transport' in value || 'ssh' in value) && !('repository' in value);
+  return (
+    typeof value === 'object' && value !== null && ('transport' in value || 'ssh' in value) && !('repository' in value)
+  );
 }
 
-export function parseProjectSource(src: YamlSource): { config: ProjectConfig; legacy: boolean; raw: Record<string, unknown> } {
+export function parseProjectSource(src: YamlSource): {
+  config: ProjectConfig;
+  legacy: boolean;
+  raw: Record<string, unknown>;
+} {
   if (typeof src.value !== 'object' || src.value === null || Array.isArray(src.value)) {
-    throw new ConfigError(`${src.file}:1: expected a mapping with name, repository, data_dirs`, { file: src.file, line: 1 }, {
-      recoveryHint: `Write ${src.file} as in the README (name:, repository:, data_dirs:).`,
-    });
+    throw new ConfigError(
+      `${src.file}:1: expected a mapping with name, repository, data_dirs`,
+      { file: src.file, line: 1 },
+      {
+        recoveryHint: `Write ${src.file} as in the README (name:, repository:, data_dirs:).`,
+      },
+    );
   }
   const legacy = isLegacy(src.value);
   const value = legacy ? fromLegacy(src) : src.value;
@@ -353,16 +417,30 @@ export async function loadProjectConfig(root: string): Promise<LoadedProject> {
     }
   } else source = 'shared';
   const config: ProjectConfig = local ? { ...shared, name: local.name, repository: local.repository } : shared;
-  return { root, file, config, shared, connection: { file: localFile, source, local }, notices, acknowledge, legacy: parsed.legacy, raw: parsed.raw };
+  return {
+    root,
+    file,
+    config,
+    shared,
+    connection: { file: localFile, source, local },
+    notices,
+    acknowledge,
+    legacy: parsed.legacy,
+    raw: parsed.raw,
+  };
 }
 
 /** Find and load the project config from `cwd` upwards; ConfigError if there is none. */
 export async function requireProject(cwd: string): Promise<LoadedProject> {
   const root = await findProjectRoot(cwd);
   if (!root) {
-    throw new ConfigError(`no ${PROJECT_CONFIG_FILE} found in ${cwd} or any parent directory`, { file: PROJECT_CONFIG_FILE }, {
-      recoveryHint: 'Run `dsg init` to create a project here, or `dsg clone` to fetch one, or cd into a project.',
-    });
+    throw new ConfigError(
+      `no ${PROJECT_CONFIG_FILE} found in ${cwd} or any parent directory`,
+      { file: PROJECT_CONFIG_FILE },
+      {
+        recoveryHint: 'Run `dsg init` to create a project here, or `dsg clone` to fetch one, or cd into a project.',
+      },
+    );
   }
   return loadProjectConfig(root);
 }

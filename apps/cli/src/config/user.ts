@@ -14,9 +14,14 @@ const filePath = z.string({ error: 'expected a file path' }).min(1);
  */
 export const hostSettingsSchema = z.strictObject({
   port: z.number({ error: 'expected a port number' }).int().min(1).max(65535).optional(),
-  user: z.string({ error: 'expected a login name' }).regex(/^[A-Za-z0-9_.-]+$/, { error: 'expected a login name' }).optional(),
+  user: z
+    .string({ error: 'expected a login name' })
+    .regex(/^[A-Za-z0-9_.-]+$/, { error: 'expected a login name' })
+    .optional(),
   agent: z
-    .union([z.string().min(1), z.array(z.string().min(1)).min(1)], { error: 'expected the agent command: a path, or a list [program, arg, …]' })
+    .union([z.string().min(1), z.array(z.string().min(1)).min(1)], {
+      error: 'expected the agent command: a path, or a list [program, arg, …]',
+    })
     .transform((a) => (typeof a === 'string' ? [a] : a))
     .optional(),
   sudo: z.boolean({ error: 'expected true or false' }).optional(),
@@ -43,7 +48,13 @@ export const userConfigSchema = z.strictObject({
     })
     .optional(),
   /** per repository host: port, user, agent, sudo, key_path (a working copy's .dsg/config.local.yml wins) */
-  hosts: z.record(z.string().regex(/^[A-Za-z0-9_.:-]+$/, { error: 'expected a host name or ssh alias' }), hostSettingsSchema, { error: 'expected a mapping of host → settings' }).optional(),
+  hosts: z
+    .record(
+      z.string().regex(/^[A-Za-z0-9_.:-]+$/, { error: 'expected a host name or ssh alias' }),
+      hostSettingsSchema,
+      { error: 'expected a mapping of host → settings' },
+    )
+    .optional(),
 });
 
 export type UserConfig = z.output<typeof userConfigSchema>;
@@ -92,7 +103,11 @@ export async function requireUserConfig(env: NodeJS.ProcessEnv = process.env): P
   const u = await loadUserConfig(env);
   if (u) return u;
   const where = userConfigCandidates(env);
-  throw new ConfigError(`no user config found (looked at ${where.join(', ')})`, { file: where[0]! }, {
-    recoveryHint: `Create ${where[0]} with at least "user_id: you@example.org" (and user_name).`,
-  });
+  throw new ConfigError(
+    `no user config found (looked at ${where.join(', ')})`,
+    { file: where[0]! },
+    {
+      recoveryHint: `Create ${where[0]} with at least "user_id: you@example.org" (and user_name).`,
+    },
+  );
 }

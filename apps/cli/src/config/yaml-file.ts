@@ -18,10 +18,14 @@ export async function readYamlFile(file: string): Promise<YamlSource> {
   try {
     text = await readFile(file, 'utf8');
   } catch (e) {
-    throw new ConfigError(`cannot read ${file}: ${(e as Error).message}`, { file }, {
-      recoveryHint: 'Check that the file exists and is readable.',
-      cause: e,
-    });
+    throw new ConfigError(
+      `cannot read ${file}: ${(e as Error).message}`,
+      { file },
+      {
+        recoveryHint: 'Check that the file exists and is readable.',
+        cause: e,
+      },
+    );
   }
   return parseYamlText(text, file);
 }
@@ -41,9 +45,13 @@ export function parseYamlText(text: string, file: string): YamlSource {
   if (err) {
     const line = lines.linePos(err.pos[0]).line;
     const first = err.message.split('\n')[0] ?? err.message;
-    throw new ConfigError(`${file}:${line}: invalid YAML: ${first}`, { file, line }, {
-      recoveryHint: `Fix the YAML syntax at line ${line} of ${file} (indentation, colons, quotes).`,
-    });
+    throw new ConfigError(
+      `${file}:${line}: invalid YAML: ${first}`,
+      { file, line },
+      {
+        recoveryHint: `Fix the YAML syntax at line ${line} of ${file} (indentation, colons, quotes).`,
+      },
+    );
   }
   let value: unknown;
   try {
@@ -51,16 +59,24 @@ export function parseYamlText(text: string, file: string): YamlSource {
     value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) as unknown;
   } catch (e) {
     if (!/alias/i.test(String((e as Error).message))) {
-      throw new ConfigError(`${file}:1: invalid YAML: ${String((e as Error).message).split('\n')[0]}`, { file, line: 1 }, {
-        recoveryHint: `Fix the YAML of ${file}.`,
-        cause: e,
-      });
+      throw new ConfigError(
+        `${file}:1: invalid YAML: ${String((e as Error).message).split('\n')[0]}`,
+        { file, line: 1 },
+        {
+          recoveryHint: `Fix the YAML of ${file}.`,
+          cause: e,
+        },
+      );
     }
     const line = firstAliasLine(text);
-    throw new ConfigError(`${file}:${line}: YAML aliases expand too far (more than ${MAX_ALIAS_COUNT} uses of an anchor); refusing to expand them`, { file, line }, {
-      recoveryHint: `Write the values of ${file} out instead of through anchors (&name) and aliases (*name).`,
-      cause: e,
-    });
+    throw new ConfigError(
+      `${file}:${line}: YAML aliases expand too far (more than ${MAX_ALIAS_COUNT} uses of an anchor); refusing to expand them`,
+      { file, line },
+      {
+        recoveryHint: `Write the values of ${file} out instead of through anchors (&name) and aliases (*name).`,
+        cause: e,
+      },
+    );
   }
   return { file, doc, lines, value };
 }
@@ -100,9 +116,13 @@ export function validateYaml<S extends z.ZodType>(src: YamlSource, schema: S, va
   const key = where.map(String).join('.') || '(top level)';
   const line = lineOf(src, where);
   const message = extra === undefined ? issue.message : 'unknown key (misspelled?)';
-  throw new ConfigError(`${src.file}:${line}: ${key}: ${message}`, { file: src.file, field: key, line }, {
-    recoveryHint: `Edit ${src.file} line ${line}: ${key} ${hintFor(message)}`,
-  });
+  throw new ConfigError(
+    `${src.file}:${line}: ${key}: ${message}`,
+    { file: src.file, field: key, line },
+    {
+      recoveryHint: `Edit ${src.file} line ${line}: ${key} ${hintFor(message)}`,
+    },
+  );
 }
 
 function hintFor(message: string): string {

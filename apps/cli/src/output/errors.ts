@@ -38,18 +38,35 @@ function describeErrno(e: NodeJS.ErrnoException): { what: string; todo: string; 
   const where = e.path ? ` ${e.path}` : '';
   switch (e.code) {
     case 'ENOENT':
-      if (e.syscall === 'uv_cwd') return { what: 'the current directory no longer exists', todo: 'cd into an existing directory (it was removed or renamed) and run the command again.', code: 'NOT_FOUND' };
+      if (e.syscall === 'uv_cwd')
+        return {
+          what: 'the current directory no longer exists',
+          todo: 'cd into an existing directory (it was removed or renamed) and run the command again.',
+          code: 'NOT_FOUND',
+        };
       return {
         what: `no such file or directory:${where || ' (unnamed)'}${e.syscall ? ` (${e.syscall})` : ''}`,
         todo: 'Check that the path exists; a file or directory may have been removed or renamed while dsg ran.',
         code: 'NOT_FOUND',
       };
     case 'ENOTDIR':
-      return { what: `not a directory:${where}`, todo: 'A part of the path is a file where a directory was expected; check the path.', code: 'NOT_FOUND' };
+      return {
+        what: `not a directory:${where}`,
+        todo: 'A part of the path is a file where a directory was expected; check the path.',
+        code: 'NOT_FOUND',
+      };
     case 'EISDIR':
-      return { what: `is a directory, expected a file:${where}`, todo: 'Name a file, not a directory.', code: 'VALIDATION' };
+      return {
+        what: `is a directory, expected a file:${where}`,
+        todo: 'Name a file, not a directory.',
+        code: 'VALIDATION',
+      };
     case 'ELOOP':
-      return { what: `too many levels of symbolic links:${where}`, todo: 'A symbolic link on the path points to itself (or a loop); fix or remove it.', code: 'VALIDATION' };
+      return {
+        what: `too many levels of symbolic links:${where}`,
+        todo: 'A symbolic link on the path points to itself (or a loop); fix or remove it.',
+        code: 'VALIDATION',
+      };
     case 'ENAMETOOLONG':
       return { what: `file name too long:${where}`, todo: 'Use a shorter path.', code: 'VALIDATION' };
     case 'ECONNRESET':
@@ -69,9 +86,14 @@ export function describeError(err: unknown): { what: string; todo: string; code?
   }
   const e = err instanceof Error ? err : new Error(String(err));
   const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'EACCES' || code === 'EPERM') return { what: oneLine(e.message), todo: 'Check the permissions of the named path.' };
+  if (code === 'EACCES' || code === 'EPERM')
+    return { what: oneLine(e.message), todo: 'Check the permissions of the named path.' };
   if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return { what: oneLine(`no space left on this computer's disk: ${e.message}`), todo: 'Free some disk space here, then run the command again.', code: 'NO_SPACE' };
+    return {
+      what: oneLine(`no space left on this computer's disk: ${e.message}`),
+      todo: 'Free some disk space here, then run the command again.',
+      code: 'NO_SPACE',
+    };
   }
   const errno = describeErrno(e);
   if (errno) return { what: oneLine(errno.what), todo: errno.todo, code: errno.code };

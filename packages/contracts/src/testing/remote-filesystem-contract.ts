@@ -117,7 +117,13 @@ async function textOf(s: ByteStream | null): Promise<string | null> {
 }
 
 function info(n: number): SnapshotInfo {
-  return { snapshotId: `s${n}`, message: `contract s${n}`, manifestHash: `h${n}`, user: 'contract@example.org', createdAt: '2026-01-01T00:00:00Z' };
+  return {
+    snapshotId: `s${n}`,
+    message: `contract s${n}`,
+    manifestHash: `h${n}`,
+    user: 'contract@example.org',
+    createdAt: '2026-01-01T00:00:00Z',
+  };
 }
 
 /**
@@ -289,7 +295,9 @@ export function remoteFilesystemContract(name: string, make: () => Promise<Remot
       expect((await fs.rollback(tx)).leftovers).toEqual([]);
       expect(await read('input/a.txt')).toBe('A');
       // a repeated commit (its first reply lost) may report success again; it never makes another snapshot
-      await fs.commit(tx, info(1)).catch((e: unknown) => expectViolation(Promise.reject(e as Error), 'unknownTransaction'));
+      await fs
+        .commit(tx, info(1))
+        .catch((e: unknown) => expectViolation(Promise.reject(e as Error), 'unknownTransaction'));
       await expectViolation(fs.commit(tx, info(2)), 'unknownTransaction');
       await expectSnapshots(['s1']);
       expect(await read('input/a.txt')).toBe('A');
@@ -356,9 +364,18 @@ export function remoteFilesystemContract(name: string, make: () => Promise<Remot
       await fs.begin(tx);
       const before = await f.residue();
       const b = enc('the real bytes');
-      await expectViolation(fs.writeFile(tx, 'input/a.txt', streamOf(b), { hash: f.hash(enc('other bytes')) }), 'hashMismatch');
-      await expectViolation(fs.writeFile(tx, 'input/fresh/new.txt', streamOf(b), { hash: f.hash(enc('other bytes')) }), 'hashMismatch');
-      await expectViolation(fs.writeFile(tx, 'input/sized.txt', streamOf(b), { hash: f.hash(b), size: b.length + 1 }), 'hashMismatch');
+      await expectViolation(
+        fs.writeFile(tx, 'input/a.txt', streamOf(b), { hash: f.hash(enc('other bytes')) }),
+        'hashMismatch',
+      );
+      await expectViolation(
+        fs.writeFile(tx, 'input/fresh/new.txt', streamOf(b), { hash: f.hash(enc('other bytes')) }),
+        'hashMismatch',
+      );
+      await expectViolation(
+        fs.writeFile(tx, 'input/sized.txt', streamOf(b), { hash: f.hash(b), size: b.length + 1 }),
+        'hashMismatch',
+      );
       expect(await f.residue()).toEqual(before);
       const m = headManifest(2);
       await fs.writeFile(tx, LAST_SYNC, streamOf(m), { hash: f.hash(m) });

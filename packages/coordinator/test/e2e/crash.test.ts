@@ -33,7 +33,11 @@ describe.each(BACKENDS)('%s repository', (backend) => {
   });
 
   function backendArg(): string {
-    return JSON.stringify(w.parent ? { backend: 'zfs', parent: w.parent.dataset, mountpoint: w.parent.mountpoint } : { backend: 'posix', root: w.repoRoot });
+    return JSON.stringify(
+      w.parent
+        ? { backend: 'zfs', parent: w.parent.dataset, mountpoint: w.parent.mountpoint }
+        : { backend: 'posix', root: w.repoRoot },
+    );
   }
 
   function killedSync(point: string): void {
@@ -47,12 +51,19 @@ describe.each(BACKENDS)('%s repository', (backend) => {
 
   describe('client process killed during a sync', () => {
     it('the child really syncs when no fault is set (the harness works)', () => {
-      const res = spawnSync(process.execPath, [CHILD, backendArg(), JSON.stringify(a.project), 'ok'], { encoding: 'utf8' });
+      const res = spawnSync(process.execPath, [CHILD, backendArg(), JSON.stringify(a.project), 'ok'], {
+        encoding: 'utf8',
+      });
       expect(res.status).toBe(0);
       expect(JSON.parse(res.stdout)).toEqual({ kind: 'snapshot', snapshotId: 's3' });
     });
 
-    for (const point of ['tx.after-remote-commit', 'client.commit.after-journal', 'client.commit.after-first-op', 'client.commit.before-journal-drop']) {
+    for (const point of [
+      'tx.after-remote-commit',
+      'client.commit.after-journal',
+      'client.commit.after-first-op',
+      'client.commit.before-journal-drop',
+    ]) {
       it(`killed at ${point} (remote committed) → recovery completes the apply; no file lost or duplicated`, async () => {
         killedSync(point);
         expect(await w.head()).toBe('s3');
@@ -93,7 +104,8 @@ describe.each(BACKENDS)('%s repository', (backend) => {
       const r = await w.sync(a);
       expect(r.snapshotId).toBe('s3');
       expect(await tree(a.root)).toEqual(EXPECTED);
-      if (w.parent) expect(listAll(w.parent.dataset).filter((n) => /-(init|sync|old)-|@sync-temp-/.test(n))).toEqual([]);
+      if (w.parent)
+        expect(listAll(w.parent.dataset).filter((n) => /-(init|sync|old)-|@sync-temp-/.test(n))).toEqual([]);
       else expect(await readdir(`${w.repoRoot}/proj/tx`).catch(() => [])).toEqual([]);
     });
   });

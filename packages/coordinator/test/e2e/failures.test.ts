@@ -71,7 +71,9 @@ describe.each(BACKENDS)('%s repository', (backend) => {
       w.failRemote.add('remote.commit');
       const err = await w.sync(a).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(TransactionCommitError);
-      expect((err as TransactionCommitError).recoveryHint).toBe('Check remote filesystem permissions and available space');
+      expect((err as TransactionCommitError).recoveryHint).toBe(
+        'Check remote filesystem permissions and available space',
+      );
       await expectUntouched();
       await expectRetrySucceeds();
     });
@@ -90,7 +92,9 @@ describe.each(BACKENDS)('%s repository', (backend) => {
 
   describe('failures in the client component', () => {
     it('client.stageFile fails (a download) → rolled back on both sides', async () => {
-      await expect(w.sync(a, 'm', { failClient: new Set(['client.stageFile']) })).rejects.toThrow('injected failure at client.stageFile');
+      await expect(w.sync(a, 'm', { failClient: new Set(['client.stageFile']) })).rejects.toThrow(
+        'injected failure at client.stageFile',
+      );
       await expectUntouched();
     });
 
@@ -123,7 +127,9 @@ describe.each(BACKENDS)('%s repository', (backend) => {
 
     it('client.rollback fails after a work failure → the original error, a critical log, repository unchanged; recovery cleans up', async () => {
       w.failRemote.add('remote.writeFile');
-      await expect(w.sync(a, 'm', { failClient: new Set(['client.rollback']) })).rejects.toThrow('injected failure at remote.writeFile');
+      await expect(w.sync(a, 'm', { failClient: new Set(['client.rollback']) })).rejects.toThrow(
+        'injected failure at remote.writeFile',
+      );
       expect(w.logs.filter((l) => l.level === 'critical')).toHaveLength(1);
       expect(w.logs.find((l) => l.level === 'critical')!.m).toContain('Client filesystem rollback failed');
       await expectUntouched();

@@ -6,16 +6,38 @@
 import { chmod, readFile, realpath, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { entriesHash, Manifest, parseManifest, projectScope, snapshotHash, unusableReason, type ManifestEntry } from '@dsg/manifest';
+import {
+  entriesHash,
+  Manifest,
+  parseManifest,
+  projectScope,
+  snapshotHash,
+  unusableReason,
+  type ManifestEntry,
+} from '@dsg/manifest';
 import { partitionByScope } from '../../src/held-back.js';
 import { World, put, read, tree, type Client } from './world.js';
 
 const user = 'ana@example.org';
 /** What the original recorded beside the good entries (as its JSON holds them). */
 const ODD: ManifestEntry[] = [
-  { type: 'file', path: 'input/a\\b.csv', user, filesize: 5, mtime: '2024-01-15T09:00:00-08:00', hash: '8e6c24aee9db9e33' },
+  {
+    type: 'file',
+    path: 'input/a\\b.csv',
+    user,
+    filesize: 5,
+    mtime: '2024-01-15T09:00:00-08:00',
+    hash: '8e6c24aee9db9e33',
+  },
   { type: 'link', path: 'input/l', user, reference: '../../outside.txt' },
-  { type: 'file', path: 'input/old.csv', user, filesize: 4, mtime: '1879-12-31T00:00:00-07:52:58', hash: 'ecec4b7e59dfe945' },
+  {
+    type: 'file',
+    path: 'input/old.csv',
+    user,
+    filesize: 4,
+    mtime: '1879-12-31T00:00:00-07:52:58',
+    hash: 'ecec4b7e59dfe945',
+  },
   { type: 'file', path: 'input/naive.csv', user, filesize: 4, mtime: '2024-01-15T09:00:00', hash: 'ecec4b7e59dfe945' },
 ];
 const ODD_PATHS = ODD.map((e) => e.path).sort();
@@ -51,7 +73,12 @@ async function addOddEntries(): Promise<string> {
     entry_count: entries.length,
     entries_hash: eh,
     created_by: null,
-    snapshot_hash: snapshotHash({ entriesHash: eh, message: String(m.metadata['snapshot_message']), projectConfig: m.metadata['project_config'] as Record<string, unknown> | null, previousHash: null }),
+    snapshot_hash: snapshotHash({
+      entriesHash: eh,
+      message: String(m.metadata['snapshot_message']),
+      projectConfig: m.metadata['project_config'] as Record<string, unknown> | null,
+      previousHash: null,
+    }),
   });
   const text = JSON.stringify(m, null, 2);
   await writeFile(`${file}.new`, text);
@@ -59,10 +86,11 @@ async function addOddEntries(): Promise<string> {
   return text;
 }
 
-const entriesOf = async (): Promise<Json['entries']> => (JSON.parse(await readFile(path.join(w.currentDir, '.dsg', 'last-sync.json'), 'utf8')) as Json).entries;
+const entriesOf = async (): Promise<Json['entries']> =>
+  (JSON.parse(await readFile(path.join(w.currentDir, '.dsg', 'last-sync.json'), 'utf8')) as Json).entries;
 
 describe('odd entries of another tool: held back, carried unchanged', () => {
-  it('partitionByScope holds every marked entry back (and only those) and carries R\'s very entry objects', async () => {
+  it("partitionByScope holds every marked entry back (and only those) and carries R's very entry objects", async () => {
     const remote = parseManifest(await addOddEntries(), 'repository');
     const local = new Manifest([...remote.entries.values()].filter((e) => unusableReason(e) === null));
     const part = partitionByScope(local, remote, remote, projectScope(['input', 'output']));
@@ -89,7 +117,14 @@ describe('odd entries of another tool: held back, carried unchanged', () => {
 
     await put(a, 'input/a.csv', 'v2');
     const r = await w.sync(a, 'a changed');
-    expect(r).toMatchObject({ kind: 'snapshot', snapshotId: 's2', uploaded: ['input/a.csv'], downloaded: [], deletedLocal: [], deletedRemote: [] });
+    expect(r).toMatchObject({
+      kind: 'snapshot',
+      snapshotId: 's2',
+      uploaded: ['input/a.csv'],
+      downloaded: [],
+      deletedLocal: [],
+      deletedRemote: [],
+    });
     expect(r.plan.heldBack.map((h) => h.path)).toEqual(ODD_PATHS);
     const s2 = await entriesOf();
     for (const p of ODD_PATHS) expect(s2[p], p).toEqual(before[p]);

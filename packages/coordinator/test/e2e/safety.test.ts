@@ -60,7 +60,9 @@ describe('an unreadable or invalid manifest is an error, never "empty"', () => {
       return { transport: t, remote: await openRemote(t, 'other') };
     })();
     const clientFs = w.clientFs(a);
-    await expect(runSync({ project: a.project, clientFs, remote, transport, message: 'm' })).rejects.toBeInstanceOf(NotFoundError);
+    await expect(runSync({ project: a.project, clientFs, remote, transport, message: 'm' })).rejects.toBeInstanceOf(
+      NotFoundError,
+    );
     expect(await tree(a.root)).toEqual(base);
   });
 });
@@ -79,14 +81,26 @@ describe('refusals before any transfer', () => {
     const { transport, remote } = await w.session();
     await put(a, 'input/g.txt', 'g');
     await expect(
-      runSync({ project: a.project, clientFs: w.clientFs(a), remote, transport, message: 'm', expectedRemoteSnapshot: 's0' }),
+      runSync({
+        project: a.project,
+        clientFs: w.clientFs(a),
+        remote,
+        transport,
+        message: 'm',
+        expectedRemoteSnapshot: 's0',
+      }),
     ).rejects.toBeInstanceOf(RemoteMovedError);
     expect(await w.head()).toBe('s1');
   });
 
   it('a repository locked by another session → LockedError, nothing changed', async () => {
     const other = await w.session();
-    await other.remote.lock({ user: 'bob@example.org', host: 'elsewhere', pid: process.pid, since: new Date().toISOString() });
+    await other.remote.lock({
+      user: 'bob@example.org',
+      host: 'elsewhere',
+      pid: process.pid,
+      since: new Date().toISOString(),
+    });
     try {
       await put(a, 'input/g.txt', 'g');
       const err = await w.sync(a).catch((e: unknown) => e);
@@ -103,7 +117,14 @@ describe('refusals before any transfer', () => {
   it('dry-run plans without writing anything or holding the lock', async () => {
     await put(a, 'input/g.txt', 'g');
     const { transport, remote } = await w.session();
-    const r = await runSync({ project: a.project, clientFs: w.clientFs(a), remote, transport, message: 'm', dryRun: true });
+    const r = await runSync({
+      project: a.project,
+      clientFs: w.clientFs(a),
+      remote,
+      transport,
+      message: 'm',
+      dryRun: true,
+    });
     expect(r.kind).toBe('dry-run');
     expect(r.plan.counts.upload).toBe(1);
     expect(await w.head()).toBe('s1');
@@ -119,7 +140,13 @@ describe('transfers', () => {
     const events: ProgressEvent[] = [];
     const { transport, remote } = await w.session();
     const r = await runSync({
-      project: a.project, clientFs: w.clientFs(a), remote, transport, message: 'm', concurrency: 2, onProgress: (e) => events.push(e),
+      project: a.project,
+      clientFs: w.clientFs(a),
+      remote,
+      transport,
+      message: 'm',
+      concurrency: 2,
+      onProgress: (e) => events.push(e),
     });
     expect(r.uploaded.sort()).toEqual(sizes.map((_, i) => `output/f${i}.bin`).sort());
     const total = sizes.reduce((x, y) => x + y, 0);
@@ -139,7 +166,9 @@ describe('transfers', () => {
     const clientFs = w.clientFs(a);
     const realRead = clientFs.readFile.bind(clientFs);
     clientFs.readFile = (p: string) => (p === 'input/g.txt' ? Readable.from([Buffer.from('tampered')]) : realRead(p));
-    await expect(runSync({ project: a.project, clientFs, remote, transport, message: 'm' })).rejects.toThrow(/hash mismatch for input\/g.txt/);
+    await expect(runSync({ project: a.project, clientFs, remote, transport, message: 'm' })).rejects.toThrow(
+      /hash mismatch for input\/g.txt/,
+    );
     expect(await w.head()).toBe('s1');
   });
 });
@@ -151,7 +180,9 @@ describe('clone', () => {
     const { LocalTransport, openRemote } = await import('@dsg/transports');
     const t = new LocalTransport({ mode: 'in-process', server: w.server });
     const remote = await openRemote(t, 'nothing-here');
-    await expect(runClone({ project: b.project, clientFs: w.clientFs(b), remote, transport: t })).rejects.toBeInstanceOf(NotFoundError);
+    await expect(
+      runClone({ project: b.project, clientFs: w.clientFs(b), remote, transport: t }),
+    ).rejects.toBeInstanceOf(NotFoundError);
   });
 
   it('refuses a directory that is already a working copy', async () => {
@@ -186,10 +217,19 @@ describe('init', () => {
     const { LocalTransport, openRemote } = await import('@dsg/transports');
     const t = new LocalTransport({ mode: 'in-process', server: w.server });
     const remote = await openRemote(t, 'empty');
-    const r = await runSync({ project: c.project, clientFs: w.clientFs(c), remote, transport: t, message: 'empty init' });
+    const r = await runSync({
+      project: c.project,
+      clientFs: w.clientFs(c),
+      remote,
+      transport: t,
+      message: 'empty init',
+    });
     expect(r.kind).toBe('snapshot');
     expect(r.snapshotId).toBe('s1');
-    const m = JSON.parse(await readFile(path.join(c.root, '.dsg/last-sync.json'), 'utf8')) as { entries: object; metadata: { snapshot_id: string } };
+    const m = JSON.parse(await readFile(path.join(c.root, '.dsg/last-sync.json'), 'utf8')) as {
+      entries: object;
+      metadata: { snapshot_id: string };
+    };
     expect(m.entries).toEqual({});
     expect(m.metadata.snapshot_id).toBe('s1');
   });
@@ -201,7 +241,10 @@ describe('repositories the original wrote', () => {
     await chmod(path.dirname(snap), 0o755).catch(() => undefined);
     await chmod(snap, 0o755).catch(() => undefined);
     const file = path.join(snap, 'sync-messages.json');
-    const before = JSON.parse(await readFile(file, 'utf8')) as { metadata_version: string; snapshots: Record<string, { snapshot_notes: string }> };
+    const before = JSON.parse(await readFile(file, 'utf8')) as {
+      metadata_version: string;
+      snapshots: Record<string, { snapshot_notes: string }>;
+    };
     expect(before.metadata_version).toBe('0.4.4');
     expect(before.snapshots['s1']?.snapshot_notes).toBe('init');
     await chmod(file, 0o644).catch(() => undefined);
@@ -209,7 +252,9 @@ describe('repositories the original wrote', () => {
     await put(a, F, 'v2');
     const r = await w.sync(a);
     expect(r.snapshotId).toBe('s2');
-    const after = JSON.parse(await readFile(path.join(w.currentDir, '.dsg/sync-messages.json'), 'utf8')) as typeof before;
+    const after = JSON.parse(
+      await readFile(path.join(w.currentDir, '.dsg/sync-messages.json'), 'utf8'),
+    ) as typeof before;
     expect(Object.keys(after.snapshots)).toEqual(['s1', 's2']);
     expect(after.snapshots['s1']?.snapshot_notes).toBe('init');
     expect(after.snapshots['s2']?.snapshot_notes).toBe('sync');

@@ -25,10 +25,12 @@ describe.each(BACKENDS)('the project config beside the manifest (%s repository)'
     await w.dispose();
   });
 
-  const rootCopy = (): Promise<string | null> => readFile(path.join(w.currentDir, CONFIG_FILE), 'utf8').catch(() => null);
+  const rootCopy = (): Promise<string | null> =>
+    readFile(path.join(w.currentDir, CONFIG_FILE), 'utf8').catch(() => null);
   const base = (c: Client): Promise<string | null> => read(c, CONFIG_BASE);
   const entries = async (): Promise<string[]> => [...((await w.remoteManifest())?.entries.keys() ?? [])];
-  const configPlan = async (c: Client): Promise<string | undefined> => (await w.plan(c)).paths.find((p) => p.path === CONFIG_FILE)?.action;
+  const configPlan = async (c: Client): Promise<string | undefined> =>
+    (await w.plan(c)).paths.find((p) => p.path === CONFIG_FILE)?.action;
 
   it('init writes the root copy, never an entry; clone brings it; an edit on either side travels; both edited is a conflict', async () => {
     const a = await w.client('alice', { [CONFIG_FILE]: CFG_A, 'input/a.csv': 'a1' });
@@ -68,7 +70,11 @@ describe.each(BACKENDS)('the project config beside the manifest (%s repository)'
     expect(await configPlan(a)).toBe('conflict');
     await expect(w.sync(a)).rejects.toBeInstanceOf(SyncConflictError);
     await expect(w.sync(a, 'x', { resolutions: new Map([[CONFIG_FILE, 'C']]) })).rejects.toThrow(/only with L .* or R/);
-    expect(await w.sync(a, 'mine', { resolutions: new Map([[CONFIG_FILE, 'L']]) })).toMatchObject({ snapshotId: 's4', uploaded: [CONFIG_FILE], conflictBackups: [] });
+    expect(await w.sync(a, 'mine', { resolutions: new Map([[CONFIG_FILE, 'L']]) })).toMatchObject({
+      snapshotId: 's4',
+      uploaded: [CONFIG_FILE],
+      conflictBackups: [],
+    });
     expect(await rootCopy()).toBe(CFG_C);
     expect(await entries()).toEqual(['input/a.csv']);
   });
@@ -93,7 +99,10 @@ describe.each(BACKENDS)('the project config beside the manifest (%s repository)'
     expect(await configPlan(a)).toBe('none');
     expect(await configPlan(b)).toBe('download');
     const r = await w.sync(b); // downloads run in parallel: their order is not the plan's
-    expect({ kind: r.kind, downloaded: [...r.downloaded].sort() }).toEqual({ kind: 'local-only', downloaded: [CONFIG_FILE, 'input/a.csv'] });
+    expect({ kind: r.kind, downloaded: [...r.downloaded].sort() }).toEqual({
+      kind: 'local-only',
+      downloaded: [CONFIG_FILE, 'input/a.csv'],
+    });
     expect(await read(b, CONFIG_FILE)).toBe(CFG_A);
   });
 
@@ -108,7 +117,8 @@ describe.each(BACKENDS)('the project config beside the manifest (%s repository)'
     const plan = async (sameConfig: (l: Buffer, r: Buffer) => boolean): Promise<string | undefined> => {
       const { transport, remote } = await w.session();
       try {
-        return (await planSync({ project: b.project, remote, sameConfig })).paths.find((p) => p.path === CONFIG_FILE)?.action;
+        return (await planSync({ project: b.project, remote, sameConfig })).paths.find((p) => p.path === CONFIG_FILE)
+          ?.action;
       } finally {
         await transport.end();
       }

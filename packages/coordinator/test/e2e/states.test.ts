@@ -32,69 +32,151 @@ const without = (t: Record<string, string>, ...ps: string[]): Record<string, str
 const CASES: Case[] = [
   { state: 'sLCR__all_eq', action: 'none', path: F, setup: async () => {}, expect: BASE, kind: 'nothing' },
   {
-    state: 'sLCR__L_eq_C_ne_R', action: 'download', path: F,
-    setup: async (_a, b, w) => { await put(b, F, 'v2'); await w.sync(b); },
-    expect: { ...BASE, [F]: 'v2' }, kind: 'local-only',
+    state: 'sLCR__L_eq_C_ne_R',
+    action: 'download',
+    path: F,
+    setup: async (_a, b, w) => {
+      await put(b, F, 'v2');
+      await w.sync(b);
+    },
+    expect: { ...BASE, [F]: 'v2' },
+    kind: 'local-only',
   },
   {
-    state: 'sLCR__L_eq_R_ne_C', action: 'cache_only', path: F,
-    setup: async (a, b, w) => { await put(b, F, 'v2'); await w.sync(b); await put(a, F, 'v2'); },
-    expect: { ...BASE, [F]: 'v2' }, kind: 'cache-only',
+    state: 'sLCR__L_eq_R_ne_C',
+    action: 'cache_only',
+    path: F,
+    setup: async (a, b, w) => {
+      await put(b, F, 'v2');
+      await w.sync(b);
+      await put(a, F, 'v2');
+    },
+    expect: { ...BASE, [F]: 'v2' },
+    kind: 'cache-only',
   },
   {
-    state: 'sLCR__C_eq_R_ne_L', action: 'upload', path: F,
-    setup: async (a) => { await put(a, F, 'v2'); },
-    expect: { ...BASE, [F]: 'v2' }, kind: 'snapshot',
+    state: 'sLCR__C_eq_R_ne_L',
+    action: 'upload',
+    path: F,
+    setup: async (a) => {
+      await put(a, F, 'v2');
+    },
+    expect: { ...BASE, [F]: 'v2' },
+    kind: 'snapshot',
   },
   {
-    state: 'sLCR__all_ne', action: 'conflict', path: F,
-    setup: async (a, b, w) => { await put(b, F, 'v3'); await w.sync(b); await put(a, F, 'v2'); },
-    expect: { ...BASE, [F]: 'v2' }, repo: { ...BASE, [F]: 'v3' },
+    state: 'sLCR__all_ne',
+    action: 'conflict',
+    path: F,
+    setup: async (a, b, w) => {
+      await put(b, F, 'v3');
+      await w.sync(b);
+      await put(a, F, 'v2');
+    },
+    expect: { ...BASE, [F]: 'v2' },
+    repo: { ...BASE, [F]: 'v3' },
   },
   {
-    state: 'sxLCR__C_eq_R', action: 'delete_remote', path: F,
-    setup: async (a) => { await del(a, F); },
-    expect: without(BASE, F), kind: 'snapshot',
+    state: 'sxLCR__C_eq_R',
+    action: 'delete_remote',
+    path: F,
+    setup: async (a) => {
+      await del(a, F);
+    },
+    expect: without(BASE, F),
+    kind: 'snapshot',
   },
   {
-    state: 'sxLCR__C_ne_R', action: 'conflict', path: F,
-    setup: async (a, b, w) => { await put(b, F, 'v3'); await w.sync(b); await del(a, F); },
-    expect: without(BASE, F), repo: { ...BASE, [F]: 'v3' },
+    state: 'sxLCR__C_ne_R',
+    action: 'conflict',
+    path: F,
+    setup: async (a, b, w) => {
+      await put(b, F, 'v3');
+      await w.sync(b);
+      await del(a, F);
+    },
+    expect: without(BASE, F),
+    repo: { ...BASE, [F]: 'v3' },
   },
   {
-    state: 'sLxCR__L_eq_R', action: 'cache_only', path: G,
-    setup: async (a, b, w) => { await put(b, G, 'same'); await w.sync(b); await put(a, G, 'same'); },
-    expect: { ...BASE, [G]: 'same' }, kind: 'cache-only',
+    state: 'sLxCR__L_eq_R',
+    action: 'cache_only',
+    path: G,
+    setup: async (a, b, w) => {
+      await put(b, G, 'same');
+      await w.sync(b);
+      await put(a, G, 'same');
+    },
+    expect: { ...BASE, [G]: 'same' },
+    kind: 'cache-only',
   },
   {
-    state: 'sLxCR__L_ne_R', action: 'conflict', path: G,
-    setup: async (a, b, w) => { await put(b, G, 'bob'); await w.sync(b); await put(a, G, 'alice'); },
-    expect: { ...BASE, [G]: 'alice' }, repo: { ...BASE, [G]: 'bob' },
+    state: 'sLxCR__L_ne_R',
+    action: 'conflict',
+    path: G,
+    setup: async (a, b, w) => {
+      await put(b, G, 'bob');
+      await w.sync(b);
+      await put(a, G, 'alice');
+    },
+    expect: { ...BASE, [G]: 'alice' },
+    repo: { ...BASE, [G]: 'bob' },
   },
   {
-    state: 'sLCxR__L_eq_C', action: 'delete_local', path: F,
-    setup: async (_a, b, w) => { await del(b, F); await w.sync(b); },
-    expect: without(BASE, F), kind: 'local-only',
+    state: 'sLCxR__L_eq_C',
+    action: 'delete_local',
+    path: F,
+    setup: async (_a, b, w) => {
+      await del(b, F);
+      await w.sync(b);
+    },
+    expect: without(BASE, F),
+    kind: 'local-only',
   },
   {
-    state: 'sLCxR__L_ne_C', action: 'conflict', path: F,
-    setup: async (a, b, w) => { await del(b, F); await w.sync(b); await put(a, F, 'v2'); },
-    expect: { ...BASE, [F]: 'v2' }, repo: without(BASE, F),
+    state: 'sLCxR__L_ne_C',
+    action: 'conflict',
+    path: F,
+    setup: async (a, b, w) => {
+      await del(b, F);
+      await w.sync(b);
+      await put(a, F, 'v2');
+    },
+    expect: { ...BASE, [F]: 'v2' },
+    repo: without(BASE, F),
   },
   {
-    state: 'sxLCxR__only_R', action: 'download', path: G,
-    setup: async (_a, b, w) => { await put(b, G, 'new'); await w.sync(b); },
-    expect: { ...BASE, [G]: 'new' }, kind: 'local-only',
+    state: 'sxLCxR__only_R',
+    action: 'download',
+    path: G,
+    setup: async (_a, b, w) => {
+      await put(b, G, 'new');
+      await w.sync(b);
+    },
+    expect: { ...BASE, [G]: 'new' },
+    kind: 'local-only',
   },
   {
-    state: 'sxLCRx__only_C', action: 'cache_only', path: F,
-    setup: async (a, b, w) => { await del(b, F); await w.sync(b); await del(a, F); },
-    expect: without(BASE, F), kind: 'cache-only',
+    state: 'sxLCRx__only_C',
+    action: 'cache_only',
+    path: F,
+    setup: async (a, b, w) => {
+      await del(b, F);
+      await w.sync(b);
+      await del(a, F);
+    },
+    expect: without(BASE, F),
+    kind: 'cache-only',
   },
   {
-    state: 'sLxCxR__only_L', action: 'upload', path: G,
-    setup: async (a) => { await put(a, G, 'mine'); },
-    expect: { ...BASE, [G]: 'mine' }, kind: 'snapshot',
+    state: 'sLxCxR__only_L',
+    action: 'upload',
+    path: G,
+    setup: async (a) => {
+      await put(a, G, 'mine');
+    },
+    expect: { ...BASE, [G]: 'mine' },
+    kind: 'snapshot',
   },
 ];
 
@@ -198,13 +280,21 @@ describe.each(BACKENDS)('%s repository', (backend) => {
 
     it('R and C with backupOnConflict false replace the local loser without a copy', async () => {
       await setup();
-      const r = await w.sync(a, 'resolve', { resolutions: new Map([[F, 'R']]), backupOnConflict: false, now: () => at });
+      const r = await w.sync(a, 'resolve', {
+        resolutions: new Map([[F, 'R']]),
+        backupOnConflict: false,
+        now: () => at,
+      });
       expect(r.conflictBackups).toEqual([]);
       expect(await tree(a.root)).toEqual({ ...BASE, [F]: 'v3' });
       await put(a, F, 'v4');
       await put(b, F, 'v5');
       await w.sync(b);
-      const c = await w.sync(a, 'resolve', { resolutions: new Map([[F, 'C']]), backupOnConflict: false, now: () => at });
+      const c = await w.sync(a, 'resolve', {
+        resolutions: new Map([[F, 'C']]),
+        backupOnConflict: false,
+        now: () => at,
+      });
       expect(c.conflictBackups).toEqual([]);
       expect(await tree(a.root)).toEqual({ ...BASE, [F]: 'v3' });
       expect((await w.remoteTree())[F]).toBe('v3');
@@ -239,7 +329,12 @@ describe.each(BACKENDS)('%s repository', (backend) => {
       const r = await w.sync(a, 'second');
       expect(r.snapshotId).toBe('s2');
       const m = await w.remoteManifest();
-      expect(m?.metadata).toMatchObject({ snapshot_id: 's2', snapshot_previous: 's1', snapshot_message: 'second', created_by: 'alice@example.org' });
+      expect(m?.metadata).toMatchObject({
+        snapshot_id: 's2',
+        snapshot_previous: 's1',
+        snapshot_message: 'second',
+        created_by: 'alice@example.org',
+      });
       const { readFile } = await import('node:fs/promises');
       const { decompressArchive, parseManifest, parseSyncMessages, validateChain } = await import('@dsg/manifest');
       for (const root of [a.root, w.currentDir]) {

@@ -8,7 +8,16 @@ import { posixHost } from '@dsg/posix-ops';
 import { freshParent, zfsEnv, type TestParent } from '@dsg/testenv';
 import { zfsHost } from '@dsg/zfs-ops';
 import { AgentServer, LocalTransport, openRemote, type AgentClient } from '@dsg/transports';
-import { planSync, runClone, runSync, type ProjectSpec, type Resolution, type SyncPlan, type SyncResult, type TransactionLogger } from '../../src/index.js';
+import {
+  planSync,
+  runClone,
+  runSync,
+  type ProjectSpec,
+  type Resolution,
+  type SyncPlan,
+  type SyncResult,
+  type TransactionLogger,
+} from '../../src/index.js';
 
 export const REPO = 'proj';
 
@@ -43,7 +52,8 @@ export type Backend = 'posix' | 'zfs';
 
 /** ZFS runs for real when the test pool is up; under DSG_REQUIRE_REAL=1 a missing pool fails instead of skipping. */
 export const BACKENDS: Backend[] = zfsEnv() || process.env['DSG_REQUIRE_REAL'] === '1' ? ['posix', 'zfs'] : ['posix'];
-if (!BACKENDS.includes('zfs')) console.warn('[coordinator e2e] ZFS test pool not available: ZFS end-to-end tests skipped');
+if (!BACKENDS.includes('zfs'))
+  console.warn('[coordinator e2e] ZFS test pool not available: ZFS end-to-end tests skipped');
 
 export class World {
   readonly base: string;
@@ -68,7 +78,11 @@ export class World {
       ? zfsHost({ parent: parent.dataset, mountpoint: parent.mountpoint, hasher: createXxh3Hasher })
       : posixHost({ root: this.repoRoot, hasher: createXxh3Hasher });
     this.server = new AgentServer({
-      host: { open: (name) => failing(host.open(name), this.failRemote, 'remote'), lockFile: (name) => host.lockFile(name), list: () => host.list() },
+      host: {
+        open: (name) => failing(host.open(name), this.failRemote, 'remote'),
+        lockFile: (name) => host.lockFile(name),
+        list: () => host.list(),
+      },
       hasher: createXxh3Hasher,
     });
   }
@@ -125,7 +139,11 @@ export class World {
   }
 
   clientFs(c: Client, failAt = new Set<string>()): ClientFilesystem {
-    return failing(new LocalClientFilesystem({ root: c.root, hasher: createXxh3Hasher }) as ClientFilesystem, failAt, 'client');
+    return failing(
+      new LocalClientFilesystem({ root: c.root, hasher: createXxh3Hasher }) as ClientFilesystem,
+      failAt,
+      'client',
+    );
   }
 
   /** What every command does first. */
@@ -134,7 +152,9 @@ export class World {
     try {
       const snaps = (await remote.exists()) ? await remote.listSnapshots() : [];
       return await recoverClient(c.root, (id, hash) =>
-        Promise.resolve(snaps.some((s) => s.snapshotId === id && (!hash || !s.manifestHash || s.manifestHash === hash))),
+        Promise.resolve(
+          snaps.some((s) => s.snapshotId === id && (!hash || !s.manifestHash || s.manifestHash === hash)),
+        ),
       );
     } finally {
       await transport.end();
@@ -144,7 +164,12 @@ export class World {
   async sync(
     c: Client,
     message = `sync by ${c.name}`,
-    o: { resolutions?: Map<string, Resolution>; backupOnConflict?: boolean; failClient?: Set<string>; now?: () => Date } = {},
+    o: {
+      resolutions?: Map<string, Resolution>;
+      backupOnConflict?: boolean;
+      failClient?: Set<string>;
+      now?: () => Date;
+    } = {},
   ): Promise<SyncResult> {
     await this.recover(c);
     const { transport, remote } = await this.session();
