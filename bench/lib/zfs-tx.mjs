@@ -8,6 +8,7 @@ import path from 'node:path';
 import { ZfsRemoteFilesystem } from '@dsg/zfs-ops';
 import { createXxh3Hasher } from '@dsg/manifest';
 import { newTransactionId } from '@dsg/contracts';
+import { destroyDataset } from '@dsg/testenv';
 
 const [parent, filesArg, runsArg] = process.argv.slice(2);
 const files = Number(filesArg),
@@ -42,16 +43,8 @@ for (let i = 0; i < runs + 1; i++) {
   await fs.commit(tx, info(i + 2));
   if (i > 0) secs.push(Number(process.hrtime.bigint() - t0) / 1e9);
 }
-// zfs-fuse says "busy" for a moment after a commit's unmount/promote: retry
-for (let i = 0; ; i++) {
-  try {
-    execFileSync('zfs', ['destroy', '-r', parent], { stdio: 'pipe' });
-    break;
-  } catch (e) {
-    if (i > 40) throw e;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+// zfs-fuse says "busy" for a moment after a commit's unmount/promote: testenv retries
+destroyDataset(parent);
 secs.sort((a, b) => a - b);
 console.log(
   JSON.stringify({ min: secs[0], median: secs[Math.floor(secs.length / 2)], max: secs[secs.length - 1], runs }),

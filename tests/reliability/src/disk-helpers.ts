@@ -9,22 +9,19 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { TestParent } from '@dsg/testenv';
+import { retrySyncWhileBusy, type TestParent } from '@dsg/testenv';
 
 const run = (cmd: string, args: string[]): string =>
   execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
-/** Retry `fn` while it fails with "busy" (zfs-fuse and umount right after use). */
+/** Retry `fn` while it fails with "busy" (testenv's one rule); a failure names what was tried. */
 function retryBusy(fn: () => void, what: string): void {
-  for (let i = 0; ; i++) {
-    try {
-      fn();
-      return;
-    } catch (e) {
-      const msg = `${String((e as { stderr?: string }).stderr ?? '')} ${(e as Error).message}`;
-      if (i >= 40 || !/busy/i.test(msg)) throw new Error(`${what}: ${msg}`);
-      execFileSync('sleep', ['0.25']);
-    }
+  try {
+    retrySyncWhileBusy(fn);
+  } catch (e) {
+    throw new Error(
+      `${what}: ${String((e as { stderr?: string }).stderr ?? '')} ${e instanceof Error ? e.message : String(e)}`,
+    );
   }
 }
 

@@ -16,19 +16,27 @@ function zfs(args: string[]): string {
 }
 
 /**
- * `zfs …` retried while zfs-fuse says "busy": right after a promote or an
- * unmount it reports busy for a moment (docs/ARCHITECTURE.md §4 ZFS, facts seen on zfs-fuse).
+ * `fn` (a command run synchronously by test code) retried while it fails
+ * with "busy": zfs-fuse right after a promote or an unmount, and umount right
+ * after use, report busy for a moment (docs/ARCHITECTURE.md §4 ZFS). Up to
+ * ~10 s. The one synchronous copy of the rule; the engine awaits contracts'
+ * `retryWhile`.
  */
-export function zfsRetry(...args: string[]): string {
+export function retrySyncWhileBusy<T>(fn: () => T): T {
   for (let i = 0; ; i++) {
     try {
-      return zfs(args);
+      return fn();
     } catch (e) {
-      const stderr = String((e as { stderr?: string }).stderr ?? '');
-      if (i >= 30 || !/busy/.test(stderr)) throw e;
-      execFileSync('sleep', ['0.2']);
+      const msg = `${String((e as { stderr?: string }).stderr ?? '')} ${e instanceof Error ? e.message : String(e)}`;
+      if (i >= 40 || !/busy/i.test(msg)) throw e;
+      execFileSync('sleep', ['0.25']);
     }
   }
+}
+
+/** `zfs …` retried while zfs-fuse says "busy". */
+export function zfsRetry(...args: string[]): string {
+  return retrySyncWhileBusy(() => zfs(args));
 }
 
 /** A fresh parent dataset under the test pool, so tests never see each other's state. */
