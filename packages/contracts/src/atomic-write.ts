@@ -46,13 +46,13 @@ export async function fsyncDir(dir: string): Promise<void> {
 export async function writeFileAtomic(
   file: string,
   content: string | Uint8Array,
-  o: { mode?: number } = {},
+  options: { mode?: number } = {},
 ): Promise<void> {
   const tmp = tempNameBeside(file);
   const fh = await open(
     tmp,
     constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-    o.mode ?? 0o666,
+    options.mode ?? 0o666,
   );
   try {
     try {

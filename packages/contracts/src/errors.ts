@@ -69,8 +69,8 @@ export const ERROR_CODES = {
 /** A DsgError's code: one of ERROR_CODES. */
 export type ErrorCode = keyof typeof ERROR_CODES;
 
-export function isErrorCode(s: string): s is ErrorCode {
-  return Object.hasOwn(ERROR_CODES, s);
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(ERROR_CODES, code);
 }
 
 export interface DsgErrorOptions {
@@ -232,35 +232,39 @@ export class NotFoundError extends DsgError {
 }
 
 /** Rebuild a typed error from its wire form (agent → client). */
-export function errorFromJSON(e: SerializedError): DsgError {
-  const opts = { recoveryHint: e.recoveryHint };
+export function errorFromJSON(serialized: SerializedError): DsgError {
+  const opts = { recoveryHint: serialized.recoveryHint };
   // a code this build does not know (a newer agent's) is passed on unchanged, as before
-  const code = e.code as ErrorCode;
-  const d = e.details ?? {};
-  switch (e.name) {
+  const code = serialized.code as ErrorCode;
+  const d = serialized.details ?? {};
+  switch (serialized.name) {
     case 'LockedError':
       return new LockedError(d['holder'] as LockHolder, opts);
     case 'ConflictError':
       return new ConflictError((d['paths'] as string[] | undefined) ?? [], opts);
     case 'TransactionCommitError':
       return new TransactionCommitError(
-        e.message,
+        serialized.message,
         typeof d['transactionId'] === 'string' ? d['transactionId'] : '',
         opts,
       );
     case 'ZfsOperationError':
-      return new ZfsOperationError(e.message, { zfsCommand: (d['zfsCommand'] as string[] | undefined) ?? [] }, opts);
+      return new ZfsOperationError(
+        serialized.message,
+        { zfsCommand: (d['zfsCommand'] as string[] | undefined) ?? [] },
+        opts,
+      );
     case 'TransportError':
-      return new TransportError(e.message, opts);
+      return new TransportError(serialized.message, opts);
     case 'ConfigError':
-      return new ConfigError(e.message, d, opts);
+      return new ConfigError(serialized.message, d, opts);
     case 'ValidationError':
       // keep the specific code (e.g. HASH_MISMATCH): callers branch on it
-      return new ValidationError(e.message, d, { ...opts, code });
+      return new ValidationError(serialized.message, d, { ...opts, code });
     case 'NotFoundError':
-      return new NotFoundError(e.message, opts);
+      return new NotFoundError(serialized.message, opts);
     default:
-      return new DsgError(code, e.message, opts);
+      return new DsgError(code, serialized.message, opts);
   }
 }
 

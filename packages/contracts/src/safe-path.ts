@@ -8,19 +8,22 @@ import { ValidationError } from './errors.js';
  * or `..` component, no NUL or backslash. Throws ValidationError naming the
  * path. This is the gate every backend and the agent pass paths through.
  */
-export function assertSafeRelativePath(p: string): void {
+export function assertSafeRelativePath(relPath: string): void {
   const bad = (why: string): never => {
-    throw new ValidationError(`refused path ${JSON.stringify(p.length > 200 ? p.slice(0, 200) + '…' : p)}: ${why}`, {
-      path: p.slice(0, 4096),
-    });
+    throw new ValidationError(
+      `refused path ${JSON.stringify(relPath.length > 200 ? relPath.slice(0, 200) + '…' : relPath)}: ${why}`,
+      {
+        path: relPath.slice(0, 4096),
+      },
+    );
   };
-  if (typeof p !== 'string' || p.length === 0) bad('empty');
-  if (p.length > 4096) bad('longer than 4096 characters');
-  if (p.includes('\0')) bad('contains NUL');
-  if (p.includes('\\')) bad('contains a backslash');
-  if (p.startsWith('/')) bad('absolute');
-  if (/^[A-Za-z]:(\/|$)/.test(p)) bad('a drive path');
-  for (const c of p.split('/')) {
+  if (typeof relPath !== 'string' || relPath.length === 0) bad('empty');
+  if (relPath.length > 4096) bad('longer than 4096 characters');
+  if (relPath.includes('\0')) bad('contains NUL');
+  if (relPath.includes('\\')) bad('contains a backslash');
+  if (relPath.startsWith('/')) bad('absolute');
+  if (/^[A-Za-z]:(\/|$)/.test(relPath)) bad('a drive path');
+  for (const c of relPath.split('/')) {
     if (c === '') bad('empty component');
     if (c === '.' || c === '..') bad(`"${c}" component`);
   }

@@ -28,18 +28,18 @@ function escapeOne(ch: string): string {
 }
 
 /** `s` with every control character shown as an escape (`\e`, `\a`, `\x9b`, `\u202e`), backslashes left alone. */
-export function safeText(s: string): string {
-  return s.replace(UNSAFE, escapeOne);
+export function safeText(text: string): string {
+  return text.replace(UNSAFE, escapeOne);
 }
 
 /** A copy of `v` with every string in it (keys included) passed through safeText: for human renderings of a result. */
-export function safeDeep<T>(v: T): T {
-  if (typeof v === 'string') return safeText(v) as T;
-  if (Array.isArray(v)) return v.map((x: unknown) => safeDeep(x)) as T;
-  if (v !== null && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
+export function safeDeep<T>(value: T): T {
+  if (typeof value === 'string') return safeText(value) as T;
+  if (Array.isArray(value)) return value.map((x: unknown) => safeDeep(x)) as T;
+  if (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
     const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v as Record<string, unknown>)) out[safeText(k)] = safeDeep(x);
+    for (const [k, x] of Object.entries(value as Record<string, unknown>)) out[safeText(k)] = safeDeep(x);
     return out as T;
   }
-  return v;
+  return value;
 }

@@ -37,10 +37,10 @@ export function parseSnapshotId(id: unknown, field = 'snapshotId'): SnapshotId {
 }
 
 /** `sN` for N in 1…999,999,999. */
-export function snapshotIdOf(n: number): SnapshotId {
-  if (!Number.isInteger(n) || n < 1 || n > MAX_N)
-    throw new ValidationError(`no snapshot id has the number ${n}`, { field: 'snapshotId' });
-  return `s${n}` as SnapshotId;
+export function snapshotIdOf(number: number): SnapshotId {
+  if (!Number.isInteger(number) || number < 1 || number > MAX_N)
+    throw new ValidationError(`no snapshot id has the number ${number}`, { field: 'snapshotId' });
+  return `s${number}` as SnapshotId;
 }
 
 /** The id after `prev` (null: the first snapshot, s1). */
@@ -61,8 +61,8 @@ export function compareSnapshotIds(a: string, b: string): number {
  * (created_at, snapshot_message, snapshot_hash, created_by), for backends
  * that read the history from `.dsg/` files instead of their own records.
  */
-export function snapshotRefOf(id: string, md: Record<string, unknown>): SnapshotRef {
-  const str = (k: string): string | undefined => (typeof md[k] === 'string' ? md[k] : undefined);
+export function snapshotRefOf(id: string, metadata: Record<string, unknown>): SnapshotRef {
+  const str = (k: string): string | undefined => (typeof metadata[k] === 'string' ? metadata[k] : undefined);
   const ref: SnapshotRef = { snapshotId: id, createdAt: str('created_at') ?? '' };
   const message = str('snapshot_message');
   const hash = str('snapshot_hash');

@@ -16,14 +16,14 @@ export function newTransactionId(now: Date = new Date()): TransactionId {
   return `${stamp}-${randomBytes(4).toString('hex')}` as TransactionId;
 }
 
-export function isTransactionId(s: string): s is TransactionId {
-  return TX_RE.test(s);
+export function isTransactionId(value: string): value is TransactionId {
+  return TX_RE.test(value);
 }
 
 /** Parse untrusted input (wire, file names) into a TransactionId or throw. */
-export function asTransactionId(s: string): TransactionId {
-  if (!isTransactionId(s)) throw new TypeError(`not a transaction id: ${JSON.stringify(s)}`);
-  return s;
+export function asTransactionId(id: string): TransactionId {
+  if (!isTransactionId(id)) throw new TypeError(`not a transaction id: ${JSON.stringify(id)}`);
+  return id;
 }
 
 /**

@@ -15,12 +15,12 @@ export const EXPECTED_HASH_RE = /^[0-9a-f]{1,128}$/;
  * Returns the number of bytes written.
  */
 export async function streamVerified(
-  fh: FileHandle,
+  handle: FileHandle,
   rel: string,
   data: ByteStream,
   expected: ExpectedFile,
   hasher: HasherFactory,
-  o: {
+  options: {
     fsync?: boolean;
     /** the error for a mismatch (default: ValidationError HASH_MISMATCH), for a caller that knows better what it means */
     mismatch?: (m: { field: 'hash' | 'size'; expected: string; got: string }) => Error;
@@ -33,13 +33,13 @@ export async function streamVerified(
   let size = 0;
   for await (const chunk of data) {
     h.update(chunk);
-    for (let off = 0; off < chunk.byteLength;) off += (await fh.write(chunk, off)).bytesWritten;
+    for (let off = 0; off < chunk.byteLength;) off += (await handle.write(chunk, off)).bytesWritten;
     size += chunk.byteLength;
   }
   const want = expected.hash.toLowerCase();
   const got = h.digest().toLowerCase();
   const refuse = (field: 'hash' | 'size', exp: string, act: string): Error =>
-    o.mismatch?.({ field, expected: exp, got: act }) ??
+    options.mismatch?.({ field, expected: exp, got: act }) ??
     new ValidationError(
       `${field} mismatch for ${rel}: expected ${exp}, got ${act}`,
       { path: rel, field },
@@ -52,8 +52,8 @@ export async function streamVerified(
   if (expected.size !== undefined && expected.size !== size) throw refuse('size', String(expected.size), String(size));
   if (expected.mtime !== undefined) {
     const t = new Date(expected.mtime);
-    if (!Number.isNaN(t.getTime())) await fh.utimes(t, t);
+    if (!Number.isNaN(t.getTime())) await handle.utimes(t, t);
   }
-  if (o.fsync) await fh.sync();
+  if (options.fsync) await handle.sync();
   return size;
 }
