@@ -52,11 +52,11 @@ export type AgentTargetOptions = { type: AgentRepositoryType } & {
 };
 
 /** `--type T` and the target's flags, e.g. `--type zfs --pool tank/dsg --mountpoint /var/repos/dsg --sudo`. */
-export function agentTargetArgv(t: AgentTarget): string[] {
-  const out = ['--type', t.type];
-  const values = t as Partial<Record<string, string | boolean>>;
+export function agentTargetArgv(target: AgentTarget): string[] {
+  const out = ['--type', target.type];
+  const values = target as Partial<Record<string, string | boolean>>;
   for (const [key, f] of Object.entries(AGENT_TARGET_FLAGS) as [string, TargetFlag][]) {
-    if (!f.types.includes(t.type)) continue;
+    if (!f.types.includes(target.type)) continue;
     const v = values[key];
     if (f.value === undefined) {
       if (v === true) out.push(f.flag);
@@ -66,8 +66,8 @@ export function agentTargetArgv(t: AgentTarget): string[] {
 }
 
 /** The target the parsed flags name (a missing value is '': the host refuses it with the flag's name). */
-export function agentTargetOf(o: AgentTargetOptions): AgentTarget {
-  return o.type !== 'zfs'
-    ? { type: o.type, root: o.root ?? '' }
-    : { type: 'zfs', pool: o.pool ?? '', mountpoint: o.mountpoint ?? '', sudo: o.sudo ?? false };
+export function agentTargetOf(options: AgentTargetOptions): AgentTarget {
+  return options.type !== 'zfs'
+    ? { type: options.type, root: options.root ?? '' }
+    : { type: 'zfs', pool: options.pool ?? '', mountpoint: options.mountpoint ?? '', sudo: options.sudo ?? false };
 }

@@ -409,17 +409,17 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
 
 /** begin the transport, shake hands, open the repository. */
 export async function openRemote(
-  t: ChannelTransport,
+  transport: ChannelTransport,
   repo: string,
   opts: AgentClientOptions = {},
 ): Promise<AgentClient> {
-  await t.begin();
-  const client = new AgentClient(t.channel(), opts);
+  await transport.begin();
+  const client = new AgentClient(transport.channel(), opts);
   try {
     await client.handshake();
     await client.open(repo);
   } catch (e) {
-    await t.end().catch(() => {});
+    await transport.end().catch(() => {});
     throw e;
   }
   return client;

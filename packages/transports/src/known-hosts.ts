@@ -133,8 +133,8 @@ export function orderHostKeyAlgorithms(
 }
 
 /** The key types known_hosts holds (not @revoked) for host:port, in file order, each once. */
-export async function knownHostKeyTypes(o: { file: string; host: string; port: number }): Promise<string[]> {
-  const entries = await entriesFor(o.file, knownHostName(o.host, o.port));
+export async function knownHostKeyTypes(options: { file: string; host: string; port: number }): Promise<string[]> {
+  const entries = await entriesFor(options.file, knownHostName(options.host, options.port));
   return [...new Set(entries.filter((e) => e.marker === '').map(entryType))];
 }
 
@@ -145,38 +145,38 @@ export async function knownHostKeyTypes(o: { file: string; host: string; port: n
  * make a key "changed": a server showing a type known_hosts has no key of
  * (because it has no key of the known types) is an unknown host.
  */
-export async function verifyHostKey(o: {
+export async function verifyHostKey(options: {
   file: string;
   host: string;
   port: number;
   key: Buffer;
 }): Promise<HostKeyVerdict> {
-  const name = knownHostName(o.host, o.port);
-  const fp = fingerprint(o.key);
-  const type = keyTypeOf(o.key);
-  const entries = await entriesFor(o.file, name);
-  const scan = `ssh-keyscan ${o.port === 22 ? '' : `-p ${o.port} `}${o.host} >> ${o.file}`;
-  if (entries.some((e) => e.marker === '@revoked' && e.key.equals(o.key))) {
+  const name = knownHostName(options.host, options.port);
+  const fp = fingerprint(options.key);
+  const type = keyTypeOf(options.key);
+  const entries = await entriesFor(options.file, name);
+  const scan = `ssh-keyscan ${options.port === 22 ? '' : `-p ${options.port} `}${options.host} >> ${options.file}`;
+  if (entries.some((e) => e.marker === '@revoked' && e.key.equals(options.key))) {
     return {
       ok: false,
       error: new TransportError(
-        `the host key of ${name} (${type} ${fp}) is marked @revoked in ${o.file}; refusing to connect`,
+        `the host key of ${name} (${type} ${fp}) is marked @revoked in ${options.file}; refusing to connect`,
         { recoveryHint: 'Ask the server administrator for the current host key.' },
       ),
     };
   }
   const plain = entries.filter((e) => e.marker === '');
-  if (plain.some((e) => e.key.equals(o.key))) return { ok: true };
+  if (plain.some((e) => e.key.equals(options.key))) return { ok: true };
   const sameType = plain.filter((e) => entryType(e) === type);
   if (sameType.length === 0) {
     const others = [...new Set(plain.map(entryType))];
     const also = others.length
-      ? ` ${o.file} has only ${others.join(', ')} key(s) for it (line ${plain.map((e) => e.line).join(', ')}), and the server offered none of those types`
+      ? ` ${options.file} has only ${others.join(', ')} key(s) for it (line ${plain.map((e) => e.line).join(', ')}), and the server offered none of those types`
       : '';
     return {
       ok: false,
       error: new TransportError(
-        `the host key of ${name} is not known (${type} ${fp} is not in ${o.file});${also ? `${also};` : ''} refusing to connect`,
+        `the host key of ${name} is not known (${type} ${fp} is not in ${options.file});${also ? `${also};` : ''} refusing to connect`,
         {
           recoveryHint: `Check that ${fp} is the server's fingerprint (ask its administrator: ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then add it: ${scan}`,
         },
@@ -187,9 +187,9 @@ export async function verifyHostKey(o: {
   return {
     ok: false,
     error: new TransportError(
-      `HOST KEY CHANGED for ${name}: the server offered ${type} ${fp}, but ${o.file} (line ${lines}) has a different ${type} key; refusing to connect (someone may be intercepting the connection)`,
+      `HOST KEY CHANGED for ${name}: the server offered ${type} ${fp}, but ${options.file} (line ${lines}) has a different ${type} key; refusing to connect (someone may be intercepting the connection)`,
       {
-        recoveryHint: `If the server was reinstalled and ${fp} is its new fingerprint, remove the old key with \`ssh-keygen -R '${name}' -f ${o.file}\` and add the new one: ${scan}`,
+        recoveryHint: `If the server was reinstalled and ${fp} is its new fingerprint, remove the old key with \`ssh-keygen -R '${name}' -f ${options.file}\` and add the new one: ${scan}`,
       },
     ),
   };

@@ -80,9 +80,9 @@ export function holder(msg: Fields): LockHolder {
   return out;
 }
 
-export function expectedFile(v: unknown): ExpectedFile {
-  if (typeof v !== 'object' || v === null) throw new ProtocolError('writeFile needs "expected"');
-  const o = v as Fields;
+export function expectedFile(value: unknown): ExpectedFile {
+  if (typeof value !== 'object' || value === null) throw new ProtocolError('writeFile needs "expected"');
+  const o = value as Fields;
   const hash = o['hash'];
   if (typeof hash !== 'string' || !EXPECTED_HASH_RE.test(hash))
     throw new ValidationError('expected.hash must be lowercase hex', { field: 'expected.hash' });
@@ -100,9 +100,9 @@ export function expectedFile(v: unknown): ExpectedFile {
   return out;
 }
 
-export function snapshotInfo(v: unknown): SnapshotInfo {
-  if (typeof v !== 'object' || v === null) throw new ProtocolError('commit needs "snapshot"');
-  const o = v as Fields;
+export function snapshotInfo(value: unknown): SnapshotInfo {
+  if (typeof value !== 'object' || value === null) throw new ProtocolError('commit needs "snapshot"');
+  const o = value as Fields;
   return {
     snapshotId: assertSnapshotId(o['snapshotId']),
     message: str(o, 'message', 1 << 16),

@@ -51,23 +51,23 @@ import { PROTOCOL_VERSION, majorOf, type Fields } from './protocol.js';
  * happened ON THE REPOSITORY HOST and what to do. A plain Error would cross
  * the wire as INTERNAL with "run again with --debug" — useless for a full disk.
  */
-export function repositoryError(e: unknown): unknown {
-  if (e instanceof DsgError || !(e instanceof Error)) return e;
-  const code = (e as NodeJS.ErrnoException).code;
+export function repositoryError(error: unknown): unknown {
+  if (error instanceof DsgError || !(error instanceof Error)) return error;
+  const code = (error as NodeJS.ErrnoException).code;
   if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new DsgError('NO_SPACE', `no space left in the repository on ${hostname()}: ${e.message}`, {
+    return new DsgError('NO_SPACE', `no space left in the repository on ${hostname()}: ${error.message}`, {
       recoveryHint: 'Free space on the repository host (or grow its pool or quota), then run the command again.',
-      cause: e,
+      cause: error,
     });
   }
   if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
-    return new DsgError('PERMISSION', `the repository on ${hostname()} refused the operation: ${e.message}`, {
+    return new DsgError('PERMISSION', `the repository on ${hostname()} refused the operation: ${error.message}`, {
       recoveryHint:
         'Check the ownership and permissions of the repository on its host (the agent runs as your ssh user).',
-      cause: e,
+      cause: error,
     });
   }
-  return e;
+  return error;
 }
 
 export type ServedFilesystem = RemoteFilesystem & Partial<SnapshotMounter>;

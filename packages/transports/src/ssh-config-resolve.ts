@@ -59,34 +59,34 @@ function expand(p: string, o: { host: string; user: string; port: number }): str
  * ssh_config, with Include followed; keywords are case-insensitive, as in
  * OpenSSH. Options dsg cannot honour and must not silently drop are refused.
  */
-export function resolveSshTarget(o: SshTargetOptions): ResolvedSshTarget {
-  if (!/^[A-Za-z0-9_.:%@[\]-]{1,255}$/.test(o.host) || o.host.startsWith('-')) {
+export function resolveSshTarget(options: SshTargetOptions): ResolvedSshTarget {
+  if (!/^[A-Za-z0-9_.:%@[\]-]{1,255}$/.test(options.host) || options.host.startsWith('-')) {
     throw new ConfigError(
-      `refused ssh host ${JSON.stringify(o.host.slice(0, 80))}`,
+      `refused ssh host ${JSON.stringify(options.host.slice(0, 80))}`,
       { field: 'host' },
       { recoveryHint: 'Use a host name, address or ~/.ssh/config alias.' },
     );
   }
-  const file = o.sshConfigFile ?? join(homedir(), '.ssh', 'config');
+  const file = options.sshConfigFile ?? join(homedir(), '.ssh', 'config');
   let computed: Record<string, string | string[]> = {};
   let command: string | undefined;
   try {
-    ({ options: computed, proxyCommand: command } = computeSshConfig(file, o.host));
+    ({ options: computed, proxyCommand: command } = computeSshConfig(file, options.host));
   } catch (e) {
     if (e instanceof DsgError) throw e;
     throw new ConfigError(`cannot read ssh config ${file}: ${(e as Error).message}`, { file }, { cause: e });
   }
   const get = (k: string): string | undefined => first(computed[k.toLowerCase()]);
-  const hostName = get('HostName') ?? o.host;
-  const portRaw = o.port ?? Number(get('Port') ?? 22);
+  const hostName = get('HostName') ?? options.host;
+  const portRaw = options.port ?? Number(get('Port') ?? 22);
   if (!Number.isInteger(portRaw) || portRaw < 1 || portRaw > 65535) {
-    throw new ConfigError(`invalid ssh port ${String(portRaw)} for ${o.host}`, { file, field: 'Port' });
+    throw new ConfigError(`invalid ssh port ${String(portRaw)} for ${options.host}`, { file, field: 'Port' });
   }
-  const user = o.user ?? get('User') ?? userInfo().username;
+  const user = options.user ?? get('User') ?? userInfo().username;
   const ctx = { host: hostName, user, port: portRaw };
   const idRaw = computed['identityfile'];
   const fromConfig = (Array.isArray(idRaw) ? idRaw : idRaw ? [idRaw] : []).map((p) => expand(p, ctx));
-  const identityFiles = [...(o.identityFile ? [expand(o.identityFile, ctx)] : []), ...fromConfig];
+  const identityFiles = [...(options.identityFile ? [expand(options.identityFile, ctx)] : []), ...fromConfig];
   const known = get('UserKnownHostsFile')?.split(/\s+/)[0];
   const timeout = get('ConnectTimeout');
   const jump = get('ProxyJump');
@@ -94,16 +94,16 @@ export function resolveSshTarget(o: SshTargetOptions): ResolvedSshTarget {
   const proxyCommand = command && command.toLowerCase() !== 'none' ? command : null;
   if (proxyCommand && proxyJump) {
     throw new ConfigError(
-      `both ProxyCommand and ProxyJump apply to ${o.host} in ${file}; dsg will not guess which one OpenSSH would use`,
+      `both ProxyCommand and ProxyJump apply to ${options.host} in ${file}; dsg will not guess which one OpenSSH would use`,
       { file, field: 'ProxyCommand' },
       {
-        recoveryHint: `Keep one of them for ${o.host} (OpenSSH uses whichever comes first), e.g. \`ProxyJump none\` or \`ProxyCommand none\` in a Host block that matches it first.`,
+        recoveryHint: `Keep one of them for ${options.host} (OpenSSH uses whichever comes first), e.g. \`ProxyJump none\` or \`ProxyCommand none\` in a Host block that matches it first.`,
       },
     );
   }
   if (proxyCommand && (get('ProxyUseFdpass') ?? 'no').toLowerCase() === 'yes') {
     throw new ConfigError(
-      `ProxyUseFdpass is set for ${o.host} in ${file}, which dsg does not support`,
+      `ProxyUseFdpass is set for ${options.host} in ${file}, which dsg does not support`,
       { file, field: 'ProxyUseFdpass' },
       {
         recoveryHint:
@@ -112,13 +112,13 @@ export function resolveSshTarget(o: SshTargetOptions): ResolvedSshTarget {
     );
   }
   return {
-    alias: o.host,
+    alias: options.host,
     hostName,
     port: portRaw,
     user,
     identityFiles,
     identitiesOnly: (get('IdentitiesOnly') ?? 'no').toLowerCase() === 'yes',
-    knownHostsFile: o.knownHostsFile ?? (known ? expand(known, ctx) : join(homedir(), '.ssh', 'known_hosts')),
+    knownHostsFile: options.knownHostsFile ?? (known ? expand(known, ctx) : join(homedir(), '.ssh', 'known_hosts')),
     proxyJump,
     proxyCommand,
     connectTimeoutMs: timeout ? Number(timeout) * 1000 : null,
