@@ -24,7 +24,7 @@ import { progressCounter, stageClientChanges } from './transfers.js';
  * transaction, no lock, no new snapshot — downloads go to staging and only
  * the client side commits. Ends the transport.
  */
-export async function runClone(o: {
+export async function runClone(options: {
   project: ProjectSpec;
   clientFs: ClientFilesystem;
   remote: RemoteRepository;
@@ -33,21 +33,21 @@ export async function runClone(o: {
   concurrency?: number;
   transactionId?: TransactionId;
 }): Promise<SyncResult> {
-  const { clientFs } = o;
-  const tx = o.transactionId ?? newTransactionId();
+  const { clientFs } = options;
+  const tx = options.transactionId ?? newTransactionId();
   const run: SyncRun = {
     command: 'clone',
-    project: o.project,
+    project: options.project,
     clientFs,
-    remote: o.remote,
-    transport: o.transport,
+    remote: options.remote,
+    transport: options.transport,
     tx,
-    concurrency: o.concurrency ?? DEFAULT_CONCURRENCY,
+    concurrency: options.concurrency ?? DEFAULT_CONCURRENCY,
     logger: defaultLogger,
-    ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   };
   try {
-    const plan = await planClone({ project: o.project, remote: o.remote });
+    const plan = await planClone({ project: options.project, remote: options.remote });
     // a config of the clone's own that differs from the repository's is not a conflict yet: the first sync compares them
     const conflicts = plan.conflicts.filter((p) => p.path !== CONFIG_FILE);
     if (conflicts.length) throw new SyncConflictError(conflicts);
@@ -71,6 +71,6 @@ export async function runClone(o: {
     }
     return result;
   } finally {
-    await o.transport.end();
+    await options.transport.end();
   }
 }

@@ -25,8 +25,11 @@ import { readAll } from './streams.js';
  * reader lives next to its writer.
  */
 
-export async function readRemoteBytes(remote: Pick<RemoteFilesystem, 'readFile'>, p: string): Promise<Buffer | null> {
-  const s = await remote.readFile(p);
+export async function readRemoteBytes(
+  remote: Pick<RemoteFilesystem, 'readFile'>,
+  relPath: string,
+): Promise<Buffer | null> {
+  const s = await remote.readFile(relPath);
   return s ? readAll(s) : null;
 }
 
@@ -69,7 +72,7 @@ export class History {
  */
 export async function readHistory(
   remote: Pick<RemoteFilesystem, 'readFile'>,
-  o: { localRoot?: string } = {},
+  options: { localRoot?: string } = {},
 ): Promise<History> {
   const msgBytes = await readRemoteBytes(remote, SYNC_MESSAGES);
   if (!msgBytes) {
@@ -98,8 +101,8 @@ export async function readHistory(
       const a = await readRemoteBytes(remote, archivePath(sid));
       manifest = a
         ? parseManifest(decompressArchive(a, archivePath(sid)), archivePath(sid))
-        : o.localRoot
-          ? ((await localArchive(o.localRoot, sid, records[sid]!))?.manifest ?? null)
+        : options.localRoot
+          ? ((await localArchive(options.localRoot, sid, records[sid]!))?.manifest ?? null)
           : null;
     }
     snapshots.push({ snapshotId: sid, metadata: records[sid]!, manifest });

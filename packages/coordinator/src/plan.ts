@@ -73,12 +73,12 @@ interface RemoteSide {
  * the repository's history (DIVERGED_HISTORY): runSync plans under the lock,
  * where these reads cannot race another client's commit.
  */
-export async function planSync(o: PlanOptions): Promise<SyncPlan> {
-  await assertSameHistory(o.project.root, o.remote);
-  const r = await readRemoteManifest(o.remote);
-  const cache = await readCacheManifest(o.project.root, r);
+export async function planSync(options: PlanOptions): Promise<SyncPlan> {
+  await assertSameHistory(options.project.root, options.remote);
+  const r = await readRemoteManifest(options.remote);
+  const cache = await readCacheManifest(options.project.root, r);
   assertRemoteIntegrity(r.manifest, cache); // before the scan: a damaged repository is refused without touching anything
-  return planAgainst(o, r, cache);
+  return planAgainst(options, r, cache);
 }
 
 /**
@@ -86,9 +86,9 @@ export async function planSync(o: PlanOptions): Promise<SyncPlan> {
  * exist and this directory must never have synced with one (its own
  * last-sync.json refuses the clone before anything is scanned).
  */
-export async function planClone(o: Omit<PlanOptions, 'onProgress' | 'sameConfig'>): Promise<SyncPlan> {
-  const { project } = o;
-  const r = await readRemoteManifest(o.remote);
+export async function planClone(options: Omit<PlanOptions, 'onProgress' | 'sameConfig'>): Promise<SyncPlan> {
+  const { project } = options;
+  const r = await readRemoteManifest(options.remote);
   if (!r.exists) throw new NotFoundError(`repository ${project.name} does not exist`);
   assertRemoteIntegrity(r.manifest);
   const cache = await readCacheManifest(project.root);
@@ -102,7 +102,7 @@ export async function planClone(o: Omit<PlanOptions, 'onProgress' | 'sameConfig'
       },
     );
   }
-  return planAgainst(o, r, cache);
+  return planAgainst(options, r, cache);
 }
 
 /** R: the repository's current manifest. Missing or invalid while the repository exists is an ERROR, never "empty". */

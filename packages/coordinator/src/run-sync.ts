@@ -67,11 +67,11 @@ export interface SyncOptions {
  * transport (the session is consumed) and releases the lock in every case.
  * init is this with a repository that does not exist yet (always → s1).
  */
-export async function runSync(o: SyncOptions): Promise<SyncResult> {
-  const { project, remote, transport } = o;
-  const log = o.logger ?? defaultLogger;
-  const now = o.now ?? ((): Date => new Date());
-  const tx = o.transactionId ?? newTransactionId(now());
+export async function runSync(options: SyncOptions): Promise<SyncResult> {
+  const { project, remote, transport } = options;
+  const log = options.logger ?? defaultLogger;
+  const now = options.now ?? ((): Date => new Date());
+  const tx = options.transactionId ?? newTransactionId(now());
   let locked = false;
   const unlock = async (): Promise<void> => {
     if (!locked) return;
@@ -89,19 +89,19 @@ export async function runSync(o: SyncOptions): Promise<SyncResult> {
   const run: SyncRun = {
     command: 'sync',
     project,
-    clientFs: o.clientFs,
+    clientFs: options.clientFs,
     remote,
     transport: session,
     tx,
-    concurrency: o.concurrency ?? DEFAULT_CONCURRENCY,
+    concurrency: options.concurrency ?? DEFAULT_CONCURRENCY,
     logger: log,
-    ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   };
   try {
-    assertSnapshotMessage(o.message); // up front: past the point of no return ZFS could not store it
-    if (o.dryRun) {
-      await o.beforePlan?.();
-      const plan = await planSync(o);
+    assertSnapshotMessage(options.message); // up front: past the point of no return ZFS could not store it
+    if (options.dryRun) {
+      await options.beforePlan?.();
+      const plan = await planSync(options);
       return emptyResult('dry-run', plan, null, plan.remoteSnapshotId);
     }
     await remote.lock({
@@ -112,11 +112,11 @@ export async function runSync(o: SyncOptions): Promise<SyncResult> {
       transactionId: tx,
     });
     locked = true;
-    await o.beforePlan?.();
-    const plan = await planSync(o);
+    await options.beforePlan?.();
+    const plan = await planSync(options);
     faultPoint('sync.after-scan');
-    if (o.expectedRemoteSnapshot !== undefined && o.expectedRemoteSnapshot !== plan.remoteSnapshotId) {
-      throw new RemoteMovedError(o.expectedRemoteSnapshot, plan.remoteSnapshotId);
+    if (options.expectedRemoteSnapshot !== undefined && options.expectedRemoteSnapshot !== plan.remoteSnapshotId) {
+      throw new RemoteMovedError(options.expectedRemoteSnapshot, plan.remoteSnapshotId);
     }
     if (plan.invalid.length) throw new InvalidNamesError(plan.invalid);
     if (!plan.remoteExists && plan.cache.entries.size > 0) {
@@ -125,8 +125,8 @@ export async function runSync(o: SyncOptions): Promise<SyncResult> {
           'Check the repository settings in .dsgconfig.yml; refusing to treat the missing repository as empty (that would delete your files).',
       });
     }
-    const ops = resolveOps(plan, project.user, o.resolutions, o.backupOnConflict ?? true);
-    await checkIncomingConfig(run, ops, o.validateProjectConfig);
+    const ops = resolveOps(plan, project.user, options.resolutions, options.backupOnConflict ?? true);
+    await checkIncomingConfig(run, ops, options.validateProjectConfig);
     // init always makes s1, even of an empty project: the repository must come to exist
     if (plan.remoteExists && !hasTransfers(ops) && !ops.cacheChange)
       return emptyResult('nothing', plan, null, plan.remoteSnapshotId);
@@ -134,7 +134,7 @@ export async function runSync(o: SyncOptions): Promise<SyncResult> {
       // The repository already holds the merged state: a new snapshot would only repeat R.
       return await applyClientOnly(run, plan, ops, now());
     }
-    return await applyInTransaction(run, plan, ops, now(), o.message);
+    return await applyInTransaction(run, plan, ops, now(), options.message);
   } finally {
     await session.end().catch((e: unknown) => log.error(`could not end the transport: ${errorMessage(e)}`));
   }

@@ -66,11 +66,11 @@ export async function readSharedConfig(
 }
 
 /** A manifest without an entry for the project config (older dsg versions kept one). */
-export function withoutConfigEntry(m: Manifest): Manifest {
-  if (!m.entries.has(CONFIG_FILE)) return m;
+export function withoutConfigEntry(manifest: Manifest): Manifest {
+  if (!manifest.entries.has(CONFIG_FILE)) return manifest;
   return new Manifest(
-    [...m.entries.values()].filter((e) => e.path !== CONFIG_FILE),
-    m.metadata,
+    [...manifest.entries.values()].filter((e) => e.path !== CONFIG_FILE),
+    manifest.metadata,
   );
 }
 

@@ -49,13 +49,13 @@ export class Transaction implements AsyncDisposable {
     clientFs: ClientFilesystem,
     remoteFs: RemoteFilesystem,
     transport: Transport,
-    o: { logger?: TransactionLogger } = {},
+    options: { logger?: TransactionLogger } = {},
   ) {
     this.id = tx;
     this.clientFs = clientFs;
     this.remoteFs = remoteFs;
     this.transport = transport;
-    this.#log = o.logger ?? defaultLogger;
+    this.#log = options.logger ?? defaultLogger;
   }
 
   get state(): State {

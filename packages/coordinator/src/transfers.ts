@@ -13,16 +13,16 @@ const expectedOf = (e: FileEntry): ExpectedFile => ({
   ...(e.mtime ? { mtime: e.mtime } : {}),
 });
 
-export async function openSource(run: SyncRun, t: Transfer): Promise<ByteStream> {
+export async function openSource(run: SyncRun, transfer: Transfer): Promise<ByteStream> {
   const { clientFs, remote } = run;
-  if (t.source.from === 'local') return clientFs.readFile(t.path);
+  if (transfer.source.from === 'local') return clientFs.readFile(transfer.path);
   const s =
-    t.source.from === 'remote'
-      ? await remote.readFile(t.path)
-      : await remote.readSnapshotFile(t.source.snapshotId, t.path);
+    transfer.source.from === 'remote'
+      ? await remote.readFile(transfer.path)
+      : await remote.readSnapshotFile(transfer.source.snapshotId, transfer.path);
   if (!s) {
     throw new NotFoundError(
-      `${t.path} is missing from the repository${t.source.from === 'snapshot' ? ` snapshot ${t.source.snapshotId}` : ''}`,
+      `${transfer.path} is missing from the repository${transfer.source.from === 'snapshot' ? ` snapshot ${transfer.source.snapshotId}` : ''}`,
       // a clone has no working copy to check yet: it is simply run again
       run.command === 'sync'
         ? { recoveryHint: 'The repository changed or is damaged; run `dsg status` and sync again.' }
