@@ -64,15 +64,15 @@ export async function streamPrepared(
 }
 
 /** writeFile's last step (under the Mutex, shared): parents still real directories, then one rename (a link at the target is replaced, not followed). */
-export async function finishWrite(root: string, rel: string, w: PreparedWrite): Promise<void> {
+export async function finishWrite(root: string, rel: string, write: PreparedWrite): Promise<void> {
   await resolveBeneath(root, rel);
-  await rename(w.tmp, w.full);
+  await rename(write.tmp, write.full);
 }
 
 /** Drop a failed upload's temp file and the directories it created (holding the Mutex alone); never throws. */
-export async function dropWrite(root: string, w: PreparedWrite): Promise<void> {
-  await unlink(w.tmp).catch(() => undefined);
-  await removeCreated(root, w.created);
+export async function dropWrite(root: string, write: PreparedWrite): Promise<void> {
+  await unlink(write.tmp).catch(() => undefined);
+  await removeCreated(root, write.created);
 }
 
 /** A relative symlink that passes the link gate of @dsg/contracts, on disk too; parents never through a link. Run under the Mutex. */

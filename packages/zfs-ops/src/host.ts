@@ -47,20 +47,23 @@ export function zfsLockFileName(name: string): string {
  * of `zfs` is thrown: guessing a lock file could let two writers in.
  * ZFS is asked on each call (the agent server asks once per session).
  */
-export function zfsHost(o: ZfsHostOptions): ZfsHost {
-  assertDatasetName(o.parent);
-  if (!o.mountpoint || !path.isAbsolute(o.mountpoint)) {
-    throw new DsgError('ZFS_CONFIG', `mountpoint must be absolute: ${JSON.stringify(String(o.mountpoint))}`, {
+export function zfsHost(options: ZfsHostOptions): ZfsHost {
+  assertDatasetName(options.parent);
+  if (!options.mountpoint || !path.isAbsolute(options.mountpoint)) {
+    throw new DsgError('ZFS_CONFIG', `mountpoint must be absolute: ${JSON.stringify(String(options.mountpoint))}`, {
       recoveryHint: 'Pass the directory where the parent dataset is mounted.',
     });
   }
-  const parent = o.parent;
-  const mountpoint = path.resolve(o.mountpoint);
-  const zfs = new Zfs({ ...(o.runner ? { runner: o.runner } : {}), ...(o.retry ? { retry: o.retry } : {}) });
+  const parent = options.parent;
+  const mountpoint = path.resolve(options.mountpoint);
+  const zfs = new Zfs({
+    ...(options.runner ? { runner: options.runner } : {}),
+    ...(options.retry ? { retry: options.retry } : {}),
+  });
   const extra = {
-    ...(o.runner ? { runner: o.runner } : {}),
-    ...(o.retry ? { retry: o.retry } : {}),
-    ...(o.log ? { log: o.log } : {}),
+    ...(options.runner ? { runner: options.runner } : {}),
+    ...(options.retry ? { retry: options.retry } : {}),
+    ...(options.log ? { log: options.log } : {}),
   };
 
   const lockDir = async (): Promise<string> => {
@@ -77,12 +80,12 @@ export function zfsHost(o: ZfsHostOptions): ZfsHost {
   return {
     parent,
     mountpoint,
-    open: (name) => new ZfsRemoteFilesystem({ parent, repo: name, mountpoint, hasher: o.hasher, ...extra }),
+    open: (name) => new ZfsRemoteFilesystem({ parent, repo: name, mountpoint, hasher: options.hasher, ...extra }),
     lockDir,
     lockFile: async (name) => {
       const file = zfsLockFileName(name);
       return path.join(await lockDir(), file);
     },
-    list: () => listZfsRepositories({ parent, mountpoint, ...(o.runner ? { runner: o.runner } : {}) }),
+    list: () => listZfsRepositories({ parent, mountpoint, ...(options.runner ? { runner: options.runner } : {}) }),
   };
 }

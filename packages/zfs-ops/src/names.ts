@@ -60,16 +60,16 @@ const NATIVE = new Set([
 ]);
 const USER_PROP = /^[a-z0-9][a-z0-9_.-]*:[a-z0-9_.:-]+$/;
 
-export function assertPropertyName(p: string): void {
-  if (typeof p !== 'string' || !(NATIVE.has(p) || (USER_PROP.test(p) && p.length <= 256))) {
-    refuse('property', String(p), 'not a known native property or a lowercase user property (module:name)');
+export function assertPropertyName(name: string): void {
+  if (typeof name !== 'string' || !(NATIVE.has(name) || (USER_PROP.test(name) && name.length <= 256))) {
+    refuse('property', String(name), 'not a known native property or a lowercase user property (module:name)');
   }
 }
 
 /** Values travel as one argv element and come back in tab-separated lines. */
-export function assertPropertyValue(p: string, v: string): void {
-  if (typeof v !== 'string' || v.length > 8000 || /[\0\t\n\r]/.test(v) || v === '-' || v === '') {
-    refuse('property value of', p, 'empty, "-", too long, or contains a tab, newline or NUL');
+export function assertPropertyValue(name: string, value: string): void {
+  if (typeof value !== 'string' || value.length > 8000 || /[\0\t\n\r]/.test(value) || value === '-' || value === '') {
+    refuse('property value of', name, 'empty, "-", too long, or contains a tab, newline or NUL');
   }
 }
 
@@ -102,12 +102,14 @@ export function assertSnapshotId(id: string): number {
 }
 
 /** Percent-encode the characters a property value may not hold (messages are free text). */
-export function encodePropValue(v: string): string {
-  if (v === '') return '%';
-  return v.replace(/[%\t\n\r\0]/g, (c) => '%' + c.charCodeAt(0).toString(16).padStart(2, '0')).replace(/^-$/, '%2d');
+export function encodePropValue(value: string): string {
+  if (value === '') return '%';
+  return value
+    .replace(/[%\t\n\r\0]/g, (c) => '%' + c.charCodeAt(0).toString(16).padStart(2, '0'))
+    .replace(/^-$/, '%2d');
 }
 
-export function decodePropValue(v: string): string {
-  if (v === '%') return '';
-  return v.replace(/%([0-9a-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+export function decodePropValue(value: string): string {
+  if (value === '%') return '';
+  return value.replace(/%([0-9a-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
 }

@@ -136,19 +136,19 @@ export class ZfsOperations {
   private readonly log: Logger;
   private readonly active = new Map<string, Active>();
 
-  constructor(o: { parent: string; repo: string; mountpoint: string; zfs: Zfs; log?: Logger }) {
-    assertDatasetName(o.parent);
-    assertRepositoryName(o.repo);
-    if (!path.isAbsolute(o.mountpoint))
-      throw new DsgError('ZFS_CONFIG', `mountpoint must be absolute: ${o.mountpoint}`, {
+  constructor(options: { parent: string; repo: string; mountpoint: string; zfs: Zfs; log?: Logger }) {
+    assertDatasetName(options.parent);
+    assertRepositoryName(options.repo);
+    if (!path.isAbsolute(options.mountpoint))
+      throw new DsgError('ZFS_CONFIG', `mountpoint must be absolute: ${options.mountpoint}`, {
         recoveryHint: 'Pass the directory where the parent dataset is mounted.',
       });
-    this.parent = o.parent;
-    this.repo = o.repo;
-    this.mountpoint = path.resolve(o.mountpoint);
-    this.dataset = `${o.parent}/${o.repo}`;
-    this.zfs = o.zfs;
-    this.log = o.log ?? ((level, line) => level === 'warn' && console.warn(`[dsg zfs] ${line}`));
+    this.parent = options.parent;
+    this.repo = options.repo;
+    this.mountpoint = path.resolve(options.mountpoint);
+    this.dataset = `${options.parent}/${options.repo}`;
+    this.zfs = options.zfs;
+    this.log = options.log ?? ((level, line) => level === 'warn' && console.warn(`[dsg zfs] ${line}`));
   }
 
   names(tx: string): { init: string; sync: string; old: string; temp: string } {

@@ -76,17 +76,20 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   /** uploads whose data is still streaming (commit refuses while there are any) */
   private uploading = 0;
 
-  constructor(o: ZfsRemoteFilesystemOptions) {
-    this.zfs = new Zfs({ ...(o.runner ? { runner: o.runner } : {}), ...(o.retry ? { retry: o.retry } : {}) });
-    this.log = o.log ?? ((level, line) => level === 'warn' && console.warn(`[dsg zfs] ${line}`));
+  constructor(options: ZfsRemoteFilesystemOptions) {
+    this.zfs = new Zfs({
+      ...(options.runner ? { runner: options.runner } : {}),
+      ...(options.retry ? { retry: options.retry } : {}),
+    });
+    this.log = options.log ?? ((level, line) => level === 'warn' && console.warn(`[dsg zfs] ${line}`));
     this.ops = new ZfsOperations({
-      parent: o.parent,
-      repo: o.repo,
-      mountpoint: o.mountpoint,
+      parent: options.parent,
+      repo: options.repo,
+      mountpoint: options.mountpoint,
       zfs: this.zfs,
       log: this.log,
     });
-    this.hasher = o.hasher;
+    this.hasher = options.hasher;
   }
 
   begin(tx: TransactionId): Promise<BeginResult> {
@@ -448,18 +451,18 @@ async function isDir(p: string): Promise<boolean> {
 }
 
 /** Repository names under P (temp siblings and view clones left out). */
-export async function listZfsRepositories(o: {
+export async function listZfsRepositories(options: {
   parent: string;
   mountpoint: string;
   runner?: ZfsRunner;
 }): Promise<string[]> {
-  assertDatasetName(o.parent);
-  const zfs = new Zfs(o.runner ? { runner: o.runner } : {});
-  const rows = await zfs.list([o.parent], ['name'], { depth: 1, types: ['filesystem'] });
+  assertDatasetName(options.parent);
+  const zfs = new Zfs(options.runner ? { runner: options.runner } : {});
+  const rows = await zfs.list([options.parent], ['name'], { depth: 1, types: ['filesystem'] });
   return rows
     .map((r) => r['name'] ?? '')
-    .filter((n) => n.startsWith(o.parent + '/'))
-    .map((n) => n.slice(o.parent.length + 1))
+    .filter((n) => n.startsWith(options.parent + '/'))
+    .map((n) => n.slice(options.parent.length + 1))
     .filter(isRepositoryName)
     .sort();
 }

@@ -29,9 +29,9 @@ export interface ZfsRunnerOptions {
 }
 
 /** A direct (root) or `sudo -n` runner over execa; argument arrays only, never a shell. */
-export function createZfsRunner(o: ZfsRunnerOptions = {}): ZfsRunner {
-  const zfs = o.zfsPath ?? 'zfs';
-  const argv = (args: readonly string[]): string[] => (o.sudo ? ['sudo', '-n', zfs, ...args] : [zfs, ...args]);
+export function createZfsRunner(options: ZfsRunnerOptions = {}): ZfsRunner {
+  const zfs = options.zfsPath ?? 'zfs';
+  const argv = (args: readonly string[]): string[] => (options.sudo ? ['sudo', '-n', zfs, ...args] : [zfs, ...args]);
   const runner: ZfsRunner = {
     argv,
     async run(args) {
@@ -43,7 +43,7 @@ export function createZfsRunner(o: ZfsRunnerOptions = {}): ZfsRunner {
       return { exitCode, stdout: String(r.stdout ?? ''), stderr };
     },
   };
-  if (o.sudo && typeof process.getuid === 'function' && process.getuid() !== 0) {
+  if (options.sudo && typeof process.getuid === 'function' && process.getuid() !== 0) {
     const uid = process.getuid();
     const gid = process.getgid?.() ?? uid;
     runner.prepareWorkPath = async (dir) => {

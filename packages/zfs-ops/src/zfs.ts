@@ -47,15 +47,15 @@ export class Zfs {
   readonly runner: ZfsRunner;
   private readonly retry: RetryPolicy;
 
-  constructor(o: { runner?: ZfsRunner; retry?: BusyRetry } = {}) {
-    this.runner = o.runner ?? createZfsRunner();
-    this.retry = { timeoutMs: 20_000, baseDelayMs: 100, maxDelayMs: 1_000, ...o.retry };
+  constructor(options: { runner?: ZfsRunner; retry?: BusyRetry } = {}) {
+    this.runner = options.runner ?? createZfsRunner();
+    this.retry = { timeoutMs: 20_000, baseDelayMs: 100, maxDelayMs: 1_000, ...options.retry };
   }
 
   /** Run once or until not busy; throws ZfsOperationError on failure. */
-  async exec(args: string[], o: { path?: string; retryBusy?: boolean } = {}): Promise<string> {
+  async exec(args: string[], options: { path?: string; retryBusy?: boolean } = {}): Promise<string> {
     const busy = (r: { exitCode: number; stderr: string }): boolean =>
-      o.retryBusy !== false && r.exitCode !== 0 && BUSY.test(r.stderr.trim());
+      options.retryBusy !== false && r.exitCode !== 0 && BUSY.test(r.stderr.trim());
     const r = await retryWhile(() => this.runner.run(args), busy, this.retry);
     if (r.exitCode === 0) return r.stdout;
     const stderr = r.stderr.trim();
@@ -63,7 +63,7 @@ export class Zfs {
     const hint = hintFor(stderr);
     throw new ZfsOperationError(
       `${argv.join(' ')} failed (exit ${r.exitCode}): ${stderr || '(no output)'}`,
-      { zfsCommand: argv, exitCode: r.exitCode, stderr, ...(o.path === undefined ? {} : { path: o.path }) },
+      { zfsCommand: argv, exitCode: r.exitCode, stderr, ...(options.path === undefined ? {} : { path: options.path }) },
       hint === undefined ? {} : { recoveryHint: hint },
     );
   }
@@ -75,14 +75,14 @@ export class Zfs {
   async list(
     names: string[],
     props: string[],
-    o: { recursive?: boolean; depth?: number; types?: ('filesystem' | 'snapshot' | 'all')[] } = {},
+    options: { recursive?: boolean; depth?: number; types?: ('filesystem' | 'snapshot' | 'all')[] } = {},
   ): Promise<ListRow[]> {
     names.forEach(assertZfsObjectName);
     props.forEach(assertPropertyName);
     const args = ['list', '-H', '-o', props.join(',')];
-    if (o.depth !== undefined) args.push('-r', '-d', String(Math.max(0, Math.floor(o.depth))));
-    else if (o.recursive) args.push('-r');
-    if (o.types) args.push('-t', o.types.join(','));
+    if (options.depth !== undefined) args.push('-r', '-d', String(Math.max(0, Math.floor(options.depth))));
+    else if (options.recursive) args.push('-r');
+    if (options.types) args.push('-t', options.types.join(','));
     const out = await this.exec([...args, ...names]);
     return out
       .split('\n')
@@ -102,12 +102,12 @@ export class Zfs {
   async getProps(
     names: string[],
     props: string[],
-    o: { depth?: number } = {},
+    options: { depth?: number } = {},
   ): Promise<Map<string, Map<string, string>>> {
     names.forEach(assertZfsObjectName);
     props.forEach(assertPropertyName);
     const args = ['get', '-H', '-p', '-o', 'name,property,value,source'];
-    if (o.depth !== undefined) args.push('-r', '-d', String(o.depth));
+    if (options.depth !== undefined) args.push('-r', '-d', String(options.depth));
     const out = await this.exec([...args, props.join(','), ...names]);
     const res = new Map<string, Map<string, string>>();
     for (const line of out.split('\n')) {
@@ -209,9 +209,9 @@ export class Zfs {
     await this.exec(['unmount', name]);
   }
 
-  async destroy(name: string, o: { recursive?: boolean } = {}): Promise<void> {
+  async destroy(name: string, options: { recursive?: boolean } = {}): Promise<void> {
     assertZfsObjectName(name);
-    await this.exec(['destroy', ...(o.recursive ? ['-r'] : []), name]);
+    await this.exec(['destroy', ...(options.recursive ? ['-r'] : []), name]);
   }
 
   async set(name: string, props: Record<string, string>): Promise<void> {
