@@ -35,9 +35,10 @@ import {
   type TransactionId,
   type TransactionPattern,
   streamVerified,
+  EXPECTED_HASH_RE,
 } from '@dsg/contracts';
 import { errno, forceRemove, readFrom } from './fs-util.js';
-import { DIR_MODE, FILE_MODE, HEX_RE, refuseDirectory } from './work-area.js';
+import { DIR_MODE, FILE_MODE, refuseDirectory } from './work-area.js';
 import { assertSnapshotId, CURRENT, snapshotNumber } from './layout.js';
 
 /**
@@ -427,7 +428,7 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     assertTransactionId(tx);
     checkRel(rel);
     const want = typeof expected?.hash === 'string' ? expected.hash.toLowerCase() : '';
-    if (!HEX_RE.test(want))
+    if (!EXPECTED_HASH_RE.test(want))
       throw new ValidationError(`expected hash for ${rel} is not hex`, { path: rel, field: 'hash' });
     const mtime = expected.mtime === undefined ? undefined : new Date(expected.mtime);
     if (mtime && Number.isNaN(mtime.getTime()))

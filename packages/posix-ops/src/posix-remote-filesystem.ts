@@ -45,9 +45,10 @@ import {
   type TransactionId,
   type TransactionPattern,
   streamVerified,
+  EXPECTED_HASH_RE,
 } from '@dsg/contracts';
 import { cloneTree, type CloneOptions } from './clone-tree.js';
-import { DIR_MODE, FILE_MODE, HEX_RE, refuseDirectory } from './work-area.js';
+import { DIR_MODE, FILE_MODE, refuseDirectory } from './work-area.js';
 import { errno, forceRemove, readFrom } from './fs-util.js';
 import { assertSnapshotId, Layout, snapshotNumber, TEMP_LINK_PREFIX } from './layout.js';
 import { sealDir, sealTree } from './seal.js';
@@ -307,7 +308,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
   async writeFile(tx: TransactionId, rel: string, data: ByteStream, expected: ExpectedFile): Promise<{ size: number }> {
     assertTransactionId(tx);
     const want = typeof expected?.hash === 'string' ? expected.hash.toLowerCase() : '';
-    if (!HEX_RE.test(want))
+    if (!EXPECTED_HASH_RE.test(want))
       throw new ValidationError(`expected hash for ${rel} is not hex`, { path: rel, field: 'hash' });
     const mtime = expected.mtime === undefined ? undefined : new Date(expected.mtime);
     if (mtime && Number.isNaN(mtime.getTime()))

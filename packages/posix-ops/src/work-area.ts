@@ -17,9 +17,6 @@ import { errno } from './fs-util.js';
 export const DIR_MODE = 0o777;
 export const FILE_MODE = 0o666;
 
-/** An expected hash as the wire carries it (lowercased first): contracts' one rule. */
-export { EXPECTED_HASH_RE as HEX_RE } from '@dsg/contracts';
-
 /** A file or link is never renamed over a directory (the tree would lose it). */
 export async function refuseDirectory(full: string, rel: string): Promise<void> {
   try {

@@ -1,6 +1,13 @@
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { NotFoundError, ValidationError, assertSafeRelativePath, safeText, streamVerified } from '@dsg/contracts';
+import {
+  NotFoundError,
+  ValidationError,
+  assertSafeRelativePath,
+  readAll,
+  safeText,
+  streamVerified,
+} from '@dsg/contracts';
 import {
   createXxh3Hasher,
   entriesHash,
@@ -12,7 +19,7 @@ import {
 import type { Ctx } from '../context.js';
 import { loadProject, withSession } from '../session.js';
 import { diffManifests, readHistory, type Change } from '@dsg/coordinator';
-import { assertSnapshotId, collect } from '../history.js';
+import { assertSnapshotId } from '../history.js';
 import {
   blameSchema,
   logSchema,
@@ -333,7 +340,7 @@ export async function validateSnapshotCommand(ctx: Ctx, o: { snapshot?: string }
         continue;
       }
       const hasher = createXxh3Hasher();
-      const b = await collect(s);
+      const b = await readAll(s);
       hasher.update(b);
       const got = hasher.digest();
       if (b.length !== e.filesize)
