@@ -1,6 +1,7 @@
 // Sums every package's vitest JSON report into one table, lists each failed
 // test with the first line of its error, and ends with a closing line
-// `tests: N passed, N failed, N skipped` that a CI log reader can find.
+// `tests: N passed, N failed, N skipped` that a CI log reader can find. Errors
+// vitest caught outside any test (test-results/unhandled.json) count as failures.
 // With an argument, the same text is also written to that file, so CI can
 // print the summary of every run again at the very end of its log.
 import { readFileSync, existsSync, writeFileSync } from 'node:fs';
@@ -15,7 +16,8 @@ const pkgs = JSON.parse(execFileSync('pnpm', ['-r', 'ls', '--depth', '-1', '--js
 let passed = 0,
   failed = 0,
   skipped = 0,
-  missing = 0;
+  missing = 0,
+  unhandled = 0;
 const rows = [];
 const failures = [];
 for (const p of pkgs) {
@@ -31,7 +33,30 @@ for (const p of pkgs) {
   passed += r.numPassedTests;
   failed += r.numFailedTests;
   skipped += skip;
-  rows.push([p.name, r.numPassedTests, r.numFailedTests, skip, r.success ? 'ok' : 'FAILED']);
+  // errors outside any test make vitest exit 1 though every test passed
+  const u = `${p.path}/test-results/unhandled.json`;
+  const stray = existsSync(u) ? (JSON.parse(readFileSync(u, 'utf8')).errors ?? []) : [];
+  let strays = stray.length;
+  for (const e of stray)
+    failures.push(
+      `UNHANDLED ${p.name} ${e.name}: ${String(e.message).slice(0, 300)}\n       ${e.stack.split('\n').slice(1, 4).join('\n       ')}`,
+    );
+  // an unhandled rejection in vitest's own process never reaches a reporter:
+  // show what the package's log says of it
+  const log = `${p.path}/.turbo/turbo-test.log`;
+  if (existsSync(log)) {
+    const lines = readFileSync(log, 'utf8')
+      .replace(/\x1b\[[0-9;]*m/g, '')
+      .split('\n');
+    const at = lines.findIndex((line) => /Unhandled (Error|Rejection)|\[vitest-(pool|worker)\]/.test(line));
+    if (at >= 0 && strays === 0) {
+      strays = 1;
+      failures.push(`UNHANDLED ${p.name} (from its log)\n       ${lines.slice(at, at + 20).join('\n       ')}`);
+    }
+  }
+  unhandled += strays;
+  const ok = r.success && strays === 0;
+  rows.push([p.name, r.numPassedTests, r.numFailedTests, skip, ok ? 'ok' : strays ? `${strays} unhandled` : 'FAILED']);
   for (const file of r.testResults ?? []) {
     const rel = file.name.startsWith(p.path) ? file.name.slice(p.path.length + 1) : file.name;
     for (const t of file.assertionResults ?? []) {
@@ -61,6 +86,8 @@ for (const r of rows)
     `${r[0].padEnd(w)}  ${String(r[1]).padStart(6)}  ${String(r[2]).padStart(6)}  ${String(r[3]).padStart(7)}  ${r[4]}`,
   );
 for (const f of failures) say(f);
-say(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
+say(
+  `tests: ${passed} passed, ${failed} failed, ${skipped} skipped${unhandled ? `, ${unhandled} unhandled errors` : ''}`,
+);
 if (process.argv[2]) writeFileSync(process.argv[2], out.join('\n') + '\n', { flag: 'a' });
-process.exit(failed > 0 || missing > 0 ? 1 : 0);
+process.exit(failed > 0 || missing > 0 || unhandled > 0 ? 1 : 0);

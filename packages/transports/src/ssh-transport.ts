@@ -215,8 +215,17 @@ export class SshTransport implements Transport, ChannelTransport {
     const proxy = via === 'proxy-command' ? this.startProxy(t) : undefined;
     const sock = proxy ? proxy.sock : via === 'proxy-command' ? undefined : via;
     await new Promise<void>((resolve, reject) => {
-      conn.once('ready', () => resolve());
-      conn.once('error', (e: Error) => {
+      let settled = false;
+      conn.once('ready', () => {
+        settled = true;
+        resolve();
+      });
+      // `on`, not `once`: ssh2 may emit a second error (e.g. "Connection lost before
+      // handshake" after the proxy died), and an error without a listener would crash the
+      // process. Errors after 'ready' are the session's (start() listens for them).
+      conn.on('error', (e: Error) => {
+        if (settled) return;
+        settled = true;
         conn.destroy();
         const fail = async (): Promise<void> => {
           // a failed proxy says why on its stderr; give it a moment to exit and say it

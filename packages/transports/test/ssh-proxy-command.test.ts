@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, TransportError } from '@dsg/contracts';
 import { requireSsh } from '@dsg/testenv';
+import { utils } from 'ssh2';
 import { SshTransport, resolveSshTarget } from '../src/index.js';
 import { expandProxyCommand } from '../src/ssh-config-resolve.js';
 import { tempDir } from './helpers.js';
@@ -54,6 +55,33 @@ describe('ProxyCommand tokens', () => {
     expect(() => expandProxyCommand({ ...t, proxyCommand: 'nc %h', hostName: '-oProxyCommand=x' })).toThrow(
       ConfigError,
     );
+  });
+});
+
+describe('a ProxyCommand that dies or speaks the wrong protocol', () => {
+  it('is one TransportError; the later errors ssh2 emits as the pipe closes are not uncaught exceptions', async () => {
+    // each makes ssh2 emit two or three errors ("write EPIPE", "Connection lost before
+    // handshake", "Premature close", "Invalid identification string"), in an order that
+    // depends on timing: a few rounds of each
+    const proxies = [
+      `sh -c 'exec 0<&-; sleep 0.2'`,
+      `sh -c 'echo gone >&2; exit 3'`,
+      `sh -c 'echo SSH-1.0-old; sleep 0.2'`,
+    ];
+    const key = join(tmp.dir, 'id');
+    await writeFile(key, utils.generateKeyPairSync('ed25519').private, { mode: 0o600 });
+    for (const [i, proxy] of [...proxies, ...proxies, ...proxies].entries()) {
+      const file = join(tmp.dir, `config-${i}`);
+      await writeFile(
+        file,
+        `Host wrong\n  HostName 127.0.0.1\n  User u\n  IdentityFile ${key}\n  UserKnownHostsFile /dev/null\n  ProxyCommand ${proxy}\n`,
+      );
+      const t = new SshTransport({ host: 'wrong', sshConfigFile: file, agentSocket: null, agentCommand: cmd });
+      await expect(t.begin()).rejects.toThrow(/through its ProxyCommand/);
+      await t.end();
+    }
+    // an error ssh2 emits after the last round: an unhandled one fails this test file
+    await new Promise((r) => setTimeout(r, 500));
   });
 });
 

@@ -4,7 +4,8 @@ import { defineConfig, type ViteUserConfig } from 'vitest/config';
 /**
  * The vitest config every package uses: tests under test/, generous timeouts
  * (real ZFS and SSH), forks (tests spawn and kill processes), a JSON report
- * for .ci/run's totals, and a global setup that prints which real parts ran.
+ * for .ci/run's totals, `unhandled.json` naming errors caught outside any
+ * test, and a global setup that prints which real parts ran.
  */
 export function dsgVitestConfig(extra: ViteUserConfig['test'] = {}): ViteUserConfig {
   return defineConfig({
@@ -17,7 +18,11 @@ export function dsgVitestConfig(extra: ViteUserConfig['test'] = {}): ViteUserCon
       pool: 'forks',
       passWithNoTests: true,
       globalSetup: [fileURLToPath(new URL('./global-setup.js', import.meta.url))],
-      reporters: ['default', ['json', { outputFile: 'test-results/vitest.json' }]],
+      reporters: [
+        'default',
+        ['json', { outputFile: 'test-results/vitest.json' }],
+        fileURLToPath(new URL('./unhandled-errors-reporter.js', import.meta.url)),
+      ],
       ...extra,
     },
   });
