@@ -88,6 +88,15 @@ export interface RemoteFilesystem {
 
   /** Write a file into the work area: temp name, fsync, rename; hash verified, mismatch refused. */
   writeFile(tx: TransactionId, path: string, data: ByteStream, expected: ExpectedFile): Promise<{ size: number }>;
+  /**
+   * Copy a file the work area already holds (the snapshot the transaction
+   * began from, with this transaction's writes and deletes) to `to`, verified
+   * against `expected` exactly like an upload, so a rename, a copy or a revert
+   * sends no content. A source that is absent → NotFoundError; a link,
+   * directory or special file → ValidationError; other content → HASH_MISMATCH.
+   * Nothing is left behind on a refusal.
+   */
+  copyFile(tx: TransactionId, from: string, to: string, expected: ExpectedFile): Promise<{ size: number }>;
   /** Create a symlink in the work area (target already validated as relative and inside). */
   writeLink(tx: TransactionId, path: string, target: string): Promise<void>;
   /** Delete a file or link in the work area; missing is not an error. */

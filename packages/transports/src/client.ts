@@ -378,6 +378,9 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
   writeFile(tx: TransactionId, path: string, data: ByteStream, expected: ExpectedFile): Promise<{ size: number }> {
     return this.upload('writeFile', { tx, path, expected }, data);
   }
+  copyFile(tx: TransactionId, from: string, to: string, expected: ExpectedFile): Promise<{ size: number }> {
+    return this.request('copyFile', { tx, from, to, expected });
+  }
   async writeLink(tx: TransactionId, path: string, target: string): Promise<void> {
     await this.request('writeLink', { tx, path, target });
   }

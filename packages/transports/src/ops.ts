@@ -88,10 +88,27 @@ export interface HelloReply {
   clientPingMs?: number;
 }
 
+/** File content this session moved, as the agent counted it (DATA payload bytes; copies made on the server). */
+export interface SessionTransfer {
+  /** upload bytes that arrived, whether or not their file was accepted */
+  bytesReceived: number;
+  /** files written from uploads */
+  filesReceived: number;
+  /** download bytes sent */
+  bytesSent: number;
+  /** downloads sent to their end */
+  filesSent: number;
+  /** bytes of the files copyFile made on the server: content that did not cross the wire */
+  bytesCopied: number;
+  filesCopied: number;
+}
+
 export interface AgentStats {
   rss: number;
   peakRss: number | null;
   pid: number;
+  /** this session's transfer counters (absent from older agents) */
+  session?: SessionTransfer;
 }
 
 /** `layout`: what the backend found (e.g. `flat`), null for none; absent from older agents. */
@@ -146,6 +163,16 @@ export const OP_TABLE = {
     stream: 'upload',
     needsLock: true,
     mutating: true,
+  }),
+  // a server-side copy inside the work area: exclusive like writeLink, whose check it must not interleave with
+  copyFile: op<{ size: number }>()({
+    parse: (m): { tx: TransactionId; from: string; to: string; expected: ExpectedFile } => ({
+      tx: F.tx(m),
+      from: F.path(m, 'from'),
+      to: F.path(m, 'to'),
+      expected: F.expectedFile(m['expected']),
+    }),
+    ...IN_TX,
   }),
   writeLink: op<null>()({
     parse: (m): { tx: TransactionId; path: string; target: string } => {

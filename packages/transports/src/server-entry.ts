@@ -23,6 +23,7 @@ export {
   type HelloArgs,
   type HelloReply,
   type AgentStats,
+  type SessionTransfer,
   type OpenReply,
 } from './ops.js';
 export {

@@ -38,6 +38,7 @@ import {
   OP_TABLE,
   opSpec,
   type AgentStats,
+  type SessionTransfer,
   type ArgsOf,
   type HelloReply,
   type Op,
@@ -207,6 +208,15 @@ class Session {
   private readonly openTx = new Map<TransactionId, string>();
   private readonly uploads = new Map<number, ByteQueue>();
   private readonly downloads = new Map<number, { cancelled: boolean }>();
+  /** file content this session moved (the `stats` op and the session's last log line) */
+  private readonly transfer: SessionTransfer = {
+    bytesReceived: 0,
+    filesReceived: 0,
+    bytesSent: 0,
+    filesSent: 0,
+    bytesCopied: 0,
+    filesCopied: 0,
+  };
   private readonly inflight = new Set<Promise<void>>();
   /**
    * Every work-area mutation of this session runs in it, in arrival order —
@@ -298,6 +308,11 @@ class Session {
       }
     }
     this.openTx.clear();
+    const t = this.transfer;
+    if (t.bytesReceived || t.bytesSent || t.filesCopied)
+      this.log(
+        `session moved: received ${t.bytesReceived} bytes (${t.filesReceived} files), sent ${t.bytesSent} bytes (${t.filesSent} files), copied ${t.bytesCopied} bytes on the server (${t.filesCopied} files)`,
+      );
     await this.lock?.release().catch((e: unknown) => this.log(`could not release the lock: ${String(e)}`));
     if (fatal && !this.writer.closed) {
       const err = fatal instanceof DsgError ? fatal : new ProtocolError(String((fatal as Error)?.message ?? fatal));
@@ -320,7 +335,10 @@ class Session {
       case FrameKind.DATA: {
         this.knownId(f.id);
         const q = this.uploads.get(f.id);
-        if (q) await q.push(f.payload);
+        if (q) {
+          this.transfer.bytesReceived += f.payload.length;
+          await q.push(f.payload);
+        }
         return;
       }
       case FrameKind.END:
@@ -481,7 +499,18 @@ class Session {
       this.downloads.set(id, state);
       try {
         await this.writer.sendJson(FrameKind.RESPONSE, id, { ok: true, result: { found: true } });
-        await this.writer.sendStream(id, out.stream, () => state.cancelled || this.writer.closed);
+        const counted = async function* (stream: ByteStream, into: SessionTransfer): ByteStream {
+          for await (const chunk of stream) {
+            into.bytesSent += chunk.length;
+            yield chunk;
+          }
+        };
+        await this.writer.sendStream(
+          id,
+          counted(out.stream, this.transfer),
+          () => state.cancelled || this.writer.closed,
+        );
+        if (!state.cancelled && !this.writer.closed) this.transfer.filesSent++;
       } catch (e) {
         if (!this.writer.closed) await this.writer.sendJson(FrameKind.ABORT, id, errorToJSON(repositoryError(e)));
       } finally {
@@ -630,7 +659,7 @@ class Session {
 
   /** What each op does once its gates passed and its fields parsed (the compiler asks for one per op of OP_TABLE). */
   private readonly handlers: Handlers = {
-    stats: () => Promise.resolve({ ...memoryStats(), pid: process.pid }),
+    stats: () => Promise.resolve({ ...memoryStats(), pid: process.pid, session: { ...this.transfer } }),
     listRepositories: async () => {
       const all = await this.o.host.list();
       const only = this.o.restrictToRepository;
@@ -681,7 +710,17 @@ class Session {
     },
     writeFile: async ({ tx, path, expected }, data) => {
       await this.confineToWork(tx, path);
-      return this.fs!.writeFile(tx, path, data, expected);
+      const r = await this.fs!.writeFile(tx, path, data, expected);
+      this.transfer.filesReceived++;
+      return r;
+    },
+    copyFile: async ({ tx, from, to, expected }) => {
+      await this.confineToWork(tx, from);
+      await this.confineToWork(tx, to);
+      const r = await this.fs!.copyFile(tx, from, to, expected);
+      this.transfer.filesCopied++;
+      this.transfer.bytesCopied += r.size;
+      return r;
     },
     writeLink: async ({ tx, path, target }) => {
       await this.confineToWork(tx, path);

@@ -320,6 +320,63 @@ describe('link targets: the one contracts gate, at the agent', () => {
   });
 });
 
+describe('copyFile: confined like an upload, counted apart from the wire', () => {
+  it('a copy from or to beyond a symlink in the work area is refused by the agent, before the backend', async () => {
+    const { server: s } = server();
+    const r = await session(s);
+    const tx = await lockedTx(r);
+    const work = join(tmp.dir, 'proj', `work-${tx}`);
+    const body = Buffer.from('secret');
+    await mkdir(join(work, 'real'));
+    expect((await r.upload(tx, 'real/f', body)).ok).toBe(true);
+    await symlink('real', join(work, 'inside'));
+    const expected = { hash: hashOf(body) };
+    for (const [from, to] of [
+      ['inside/f', 'copy'],
+      ['real/f', 'inside/copy'],
+    ]) {
+      const reply = await r.request('copyFile', { tx, from, to, expected });
+      expect(!reply.ok && reply.error.message).toMatch(/is a symlink/);
+    }
+    const up = await r.request('copyFile', { tx, from: '../x', to: 'y', expected });
+    expect(!up.ok && up.error.code).toBe('VALIDATION');
+    expect(await readdir(join(work, 'real'))).toEqual(['f']);
+    expect(existsSync(join(work, 'copy'))).toBe(false);
+  });
+
+  it('stats counts the upload bytes received and the bytes copied on the server, apart', async () => {
+    const { server: s, log } = server();
+    const r = await session(s);
+    const tx = await lockedTx(r);
+    const body = Buffer.alloc(3000, 7);
+    expect((await r.upload(tx, 'a', body)).ok).toBe(true);
+    expect(await r.ok('copyFile', { tx, from: 'a', to: 'b/c', expected: { hash: hashOf(body), size: 3000 } })).toEqual({
+      size: 3000,
+    });
+    const refused = await r.request('copyFile', {
+      tx,
+      from: 'a',
+      to: 'd',
+      expected: { hash: hashOf(Buffer.from('no')) },
+    });
+    expect(!refused.ok && refused.error.code).toBe('HASH_MISMATCH');
+    const stats = (await r.ok('stats', {})) as { session: Record<string, number> };
+    expect(stats.session).toEqual({
+      bytesReceived: 3000,
+      filesReceived: 1,
+      bytesSent: 0,
+      filesSent: 0,
+      bytesCopied: 3000,
+      filesCopied: 1,
+    });
+    r.close();
+    await r.served;
+    expect(log.join('\n')).toMatch(
+      /session moved: received 3000 bytes \(1 files\).*copied 3000 bytes on the server \(1 files\)/,
+    );
+  });
+});
+
 describe('requests in flight per session are capped', () => {
   it(`${MAX_IN_FLIGHT} in flight are served; one more closes the session with a clear error, rolled back and unlocked`, async () => {
     const { server: s, log } = server();

@@ -3,7 +3,20 @@
 // (posix-ops) are used by the integration tests.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { cp, mkdir, open, readFile, readdir, rename, rm, stat, symlink, unlink, writeFile } from 'node:fs/promises';
+import {
+  cp,
+  lstat,
+  mkdir,
+  open,
+  readFile,
+  readdir,
+  rename,
+  rm,
+  stat,
+  symlink,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
   NotFoundError,
@@ -114,6 +127,14 @@ export class FakeRemoteFilesystem implements RemoteFilesystem {
     }
     await rename(tmp, dest);
     return { size };
+  }
+  async copyFile(tx: TransactionId, from: string, to: string, expected: ExpectedFile): Promise<{ size: number }> {
+    if (this.o.gates) assertSafeRelativePath(from);
+    const src = join(this.openWork(tx), from);
+    const st = await lstat(src).catch(() => null);
+    if (!st) throw new NotFoundError(`${from} is not in the work area`);
+    if (!st.isFile()) throw new ValidationError(`${from} is not a file`, { path: from });
+    return this.writeFile(tx, to, createReadStream(src), expected);
   }
   async writeLink(tx: TransactionId, p: string, target: string): Promise<void> {
     if (this.o.gates) {

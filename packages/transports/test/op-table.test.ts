@@ -34,6 +34,7 @@ describe('the op table', () => {
         'rollback',
         'writeFile',
         'writeLink',
+        'copyFile',
         'deleteFile',
         'listSnapshots',
         'readSnapshotFile',
@@ -47,6 +48,7 @@ describe('the op table', () => {
     expect(names((o) => o.needsLock)).toEqual([
       'begin',
       'commit',
+      'copyFile',
       'deleteFile',
       'recover',
       'rollback',
@@ -56,6 +58,7 @@ describe('the op table', () => {
     expect(names((o) => o.mutating)).toEqual([
       'begin',
       'commit',
+      'copyFile',
       'deleteFile',
       'lock',
       'mountSnapshot',
@@ -69,6 +72,7 @@ describe('the op table', () => {
     expect(names((o) => o.exclusive)).toEqual([
       'begin',
       'commit',
+      'copyFile',
       'deleteFile',
       'lock',
       'open',
@@ -111,6 +115,10 @@ describe('the op table', () => {
         JSON.stringify({ op: 'writeFile', tx, path: 'f', expected: { hash: '00', size: 0 } }),
       ],
       [() => c.writeLink(tx, 'l', 'f'), JSON.stringify({ op: 'writeLink', tx, path: 'l', target: 'f' })],
+      [
+        () => c.copyFile(tx, 'a', 'b', { hash: '00' }),
+        JSON.stringify({ op: 'copyFile', tx, from: 'a', to: 'b', expected: { hash: '00' } }),
+      ],
       [() => c.deleteFile(tx, 'f'), JSON.stringify({ op: 'deleteFile', tx, path: 'f' })],
       [() => c.listSnapshots(), '{"op":"listSnapshots"}'],
       [() => c.readSnapshotFile('s1', 'f'), '{"op":"readSnapshotFile","snapshotId":"s1","path":"f"}'],

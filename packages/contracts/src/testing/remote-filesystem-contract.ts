@@ -56,6 +56,10 @@ export const CONTRACT_ERRORS = {
   unsafeLinkTarget: { class: ValidationError, code: 'VALIDATION' },
   /** readSnapshotFile of a snapshot that was never committed */
   unknownSnapshot: { class: NotFoundError, code: 'NOT_FOUND' },
+  /** copyFile from a path the work area does not hold (never there, or deleted in this transaction) */
+  copySourceMissing: { class: NotFoundError, code: 'NOT_FOUND' },
+  /** copyFile from a link, a directory or a special file */
+  copySourceNotAFile: { class: ValidationError, code: 'VALIDATION' },
 } as const satisfies Record<string, { class: ErrorClass; code: ErrorCode }>;
 
 export type ContractViolation = keyof typeof CONTRACT_ERRORS;
@@ -383,6 +387,62 @@ export function remoteFilesystemContract(name: string, make: () => Promise<Remot
       expect(await read('input/a.txt')).toBe('A');
       expect(await fs.readFile('input/fresh/new.txt')).toBeNull();
       expect(await fs.readFile('input/sized.txt')).toBeNull();
+    });
+
+    it('copyFile: a file of the snapshot begun from, and one written in this transaction, copied inside the work area and verified', async () => {
+      await snapshot(1, { 'input/a.txt': 'AAA', 'input/keep.txt': 'K' });
+      const tx = newTransactionId();
+      await fs.begin(tx);
+      const a = enc('AAA');
+      // a rename: copy, then delete the old name
+      expect(await fs.copyFile(tx, 'input/a.txt', 'input/moved/a.txt', { hash: f.hash(a), size: 3 })).toEqual({
+        size: 3,
+      });
+      await fs.deleteFile(tx, 'input/a.txt');
+      await put(tx, 'output/new.txt', 'fresh');
+      const n = enc('fresh');
+      await fs.copyFile(tx, 'output/new.txt', 'output/twin.txt', {
+        hash: f.hash(n),
+        mtime: '2024-05-06T07:08:09.000Z',
+      });
+      const m = headManifest(2);
+      await fs.writeFile(tx, LAST_SYNC, streamOf(m), { hash: f.hash(m) });
+      await fs.commit(tx, info(2));
+      expect(await read('input/moved/a.txt')).toBe('AAA');
+      expect(await fs.readFile('input/a.txt')).toBeNull();
+      expect(await read('output/new.txt')).toBe('fresh');
+      expect(await read('output/twin.txt')).toBe('fresh');
+      expect(await read('input/keep.txt')).toBe('K');
+      if (f.snapshotHistory) expect(await textOf(await fs.readSnapshotFile('s1', 'input/a.txt'))).toBe('AAA');
+    });
+
+    it('copyFile refuses a missing or deleted source, a link, other content and unsafe paths, and leaves nothing', async () => {
+      await snapshot(1, { 'input/a.txt': 'A', 'input/gone.txt': 'G', 'input/dir/x.txt': 'X' });
+      const tx = newTransactionId();
+      await fs.begin(tx);
+      await fs.writeLink(tx, 'input/link', 'a.txt');
+      await fs.deleteFile(tx, 'input/gone.txt');
+      const before = await f.residue();
+      const a = enc('A');
+      await expectViolation(fs.copyFile(tx, 'input/none.txt', 'input/b.txt', { hash: f.hash(a) }), 'copySourceMissing');
+      await expectViolation(
+        fs.copyFile(tx, 'input/gone.txt', 'input/b.txt', { hash: f.hash(enc('G')) }),
+        'copySourceMissing',
+      );
+      await expectViolation(fs.copyFile(tx, 'input/link', 'input/b.txt', { hash: f.hash(a) }), 'copySourceNotAFile');
+      await expectViolation(fs.copyFile(tx, 'input/dir', 'input/b.txt', { hash: f.hash(a) }), 'copySourceNotAFile');
+      await expectViolation(fs.copyFile(tx, 'input/a.txt', 'input/b.txt', { hash: f.hash(enc('B')) }), 'hashMismatch');
+      await expectViolation(
+        fs.copyFile(tx, 'input/a.txt', 'input/b.txt', { hash: f.hash(a), size: 2 }),
+        'hashMismatch',
+      );
+      for (const p of ['../escape.txt', '/etc/passwd', 'input/../../x', '']) {
+        await expectViolation(fs.copyFile(tx, p, 'input/b.txt', { hash: f.hash(a) }), 'unsafePath');
+        await expectViolation(fs.copyFile(tx, 'input/a.txt', p, { hash: f.hash(a) }), 'unsafePath');
+      }
+      expect(await f.residue()).toEqual(before);
+      expect((await fs.rollback(tx)).leftovers).toEqual([]);
+      await expectViolation(fs.copyFile(tx, 'input/a.txt', 'input/b.txt', { hash: f.hash(a) }), 'unknownTransaction');
     });
 
     it('unsafe link targets are refused and nothing is created', async () => {
