@@ -3,6 +3,7 @@ import { lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, symlink } fro
 import path from 'node:path';
 import {
   assertLinkTargetOnDisk,
+  assertSafeRelativePath,
   assertTransactionId,
   fsyncDir,
   tempNameBeside,
@@ -37,7 +38,7 @@ import {
   streamVerified,
   EXPECTED_HASH_RE,
 } from '@dsg/contracts';
-import { errno, forceRemove, readFrom } from './fs-util.js';
+import { chunksOf, errno, forceRemove, openCopySource, readFrom } from './fs-util.js';
 import { DIR_MODE, FILE_MODE, refuseDirectory } from './work-area.js';
 import { assertSnapshotId, CURRENT, snapshotNumber } from './layout.js';
 
@@ -488,6 +489,39 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
       else this.uploading.delete(tx);
     }
     return { size };
+  }
+
+  /**
+   * The source as this transaction sees it: its staged file when it wrote
+   * one, absent when it deleted it, else the live tree's file. Opened under
+   * the Mutex (a deleteFile or a commit cannot move it between the choice
+   * and the open), then written to `to` through writeFile: every check,
+   * the verification and the cleanup of an upload. Counted as an upload
+   * until the source is closed, so a commit waits for it.
+   */
+  async copyFile(tx: TransactionId, from: string, to: string, expected: ExpectedFile): Promise<{ size: number }> {
+    assertTransactionId(tx);
+    for (const rel of [from, to]) {
+      assertSafeRelativePath(rel);
+      checkRel(rel);
+    }
+    const fh = await this.mutex.run(async () => {
+      const { state, stage } = this.open(tx);
+      const op = state.ops.get(from);
+      if (op === 'delete')
+        throw new NotFoundError(`${JSON.stringify(from)} was deleted in transaction ${tx}: nothing to copy`);
+      const source = await openCopySource(op === 'put' ? stage : this.root, from);
+      this.uploading.set(tx, (this.uploading.get(tx) ?? 0) + 1);
+      return source;
+    });
+    try {
+      return await this.writeFile(tx, to, chunksOf(fh), expected);
+    } finally {
+      const left = (this.uploading.get(tx) ?? 1) - 1;
+      if (left > 0) this.uploading.set(tx, left);
+      else this.uploading.delete(tx);
+      await fh.close();
+    }
   }
 
   writeLink(tx: TransactionId, rel: string, target: string): Promise<void> {

@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
-import { chmod, lstat, open, opendir, rm } from 'node:fs/promises';
+import { chmod, lstat, open, opendir, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { resolveBeneath, ValidationError, type ByteStream } from '@dsg/contracts';
+import { NotFoundError, resolveBeneath, ValidationError, type ByteStream } from '@dsg/contracts';
 
 export function errno(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | null)?.code;
@@ -37,11 +37,11 @@ export async function forceRemove(target: string): Promise<boolean> {
 }
 
 /**
- * A file of a repository tree as a stream (both posix backends' reads), or
- * null when it is absent: never through a symlinked parent, the file itself
- * never a link, a directory or a special file (ValidationError).
+ * A file of a repository tree, opened read-only, or null when it is absent:
+ * never through a symlinked parent, the file itself never a link, a
+ * directory or a special file (ValidationError). The caller closes it.
  */
-export async function readFrom(tree: string, rel: string): Promise<ByteStream | null> {
+export async function openFileIn(tree: string, rel: string): Promise<FileHandle | null> {
   const full = await resolveBeneath(tree, rel);
   let fh;
   try {
@@ -61,5 +61,31 @@ export async function readFrom(tree: string, rel: string): Promise<ByteStream | 
       { path: rel },
     );
   }
-  return fh.createReadStream();
+  return fh;
+}
+
+/** A file of a repository tree as a stream (both posix backends' reads), or null when it is absent; see openFileIn. */
+export async function readFrom(tree: string, rel: string): Promise<ByteStream | null> {
+  const fh = await openFileIn(tree, rel);
+  return fh ? fh.createReadStream() : null;
+}
+
+/** copyFile's source: like openFileIn, and absent is the contract's NotFoundError. */
+export async function openCopySource(tree: string, rel: string): Promise<FileHandle> {
+  const fh = await openFileIn(tree, rel);
+  if (!fh) throw new NotFoundError(`no file ${JSON.stringify(rel)} to copy in this transaction's work area`);
+  return fh;
+}
+
+const COPY_CHUNK = 256 * 1024;
+
+/** The bytes of an open file from its start; the handle stays open (its owner closes it). */
+export async function* chunksOf(fh: FileHandle): ByteStream {
+  for (let position = 0; ;) {
+    // a new buffer per chunk: the consumer may still hold the previous one
+    const { bytesRead, buffer } = await fh.read(Buffer.alloc(COPY_CHUNK), 0, COPY_CHUNK, position);
+    if (bytesRead === 0) return;
+    position += bytesRead;
+    yield buffer.subarray(0, bytesRead);
+  }
 }

@@ -17,6 +17,7 @@ import {
 import path from 'node:path';
 import {
   assertLinkTargetOnDisk,
+  assertSafeRelativePath,
   assertTransactionId,
   fsyncDir,
   tempNameBeside,
@@ -49,7 +50,7 @@ import {
 } from '@dsg/contracts';
 import { cloneTree, type CloneOptions } from './clone-tree.js';
 import { DIR_MODE, FILE_MODE, refuseDirectory } from './work-area.js';
-import { errno, forceRemove, readFrom } from './fs-util.js';
+import { chunksOf, errno, forceRemove, openCopySource, readFrom } from './fs-util.js';
 import { assertSnapshotId, Layout, snapshotNumber, TEMP_LINK_PREFIX } from './layout.js';
 import { sealDir, sealTree } from './seal.js';
 
@@ -374,6 +375,33 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
     }
     faultPoint('posix.put.after-write');
     return { size };
+  }
+
+  /**
+   * A file the work area holds (a hard link of the snapshot begun from, or
+   * this transaction's write) written to `to` through writeFile, so the
+   * copy gets every check, the verification and the cleanup of an upload.
+   * The source is opened under the Mutex, shared (deleteFile and writeLink
+   * hold it alone), and counted as an upload until it is closed: a commit
+   * waits for it. Bytes are copied rather than the inode linked: a write is
+   * always a new inode, so an mtime set on the copy never reaches a
+   * snapshot's file.
+   */
+  async copyFile(tx: TransactionId, from: string, to: string, expected: ExpectedFile): Promise<{ size: number }> {
+    assertTransactionId(tx);
+    assertSafeRelativePath(from);
+    assertSafeRelativePath(to);
+    const fh = await this.mutex.runShared(async () => {
+      const source = await openCopySource(await this.workArea(tx), from);
+      this.uploading.set(tx, (this.uploading.get(tx) ?? 0) + 1);
+      return source;
+    });
+    try {
+      return await this.writeFile(tx, to, chunksOf(fh), expected);
+    } finally {
+      this.uploadDone(tx);
+      await fh.close();
+    }
   }
 
   private uploadDone(tx: string): void {

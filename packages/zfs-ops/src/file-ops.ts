@@ -4,6 +4,7 @@ import {
   assertLinkTargetOnDisk,
   assertSafeLinkTarget,
   mkdirsBeneath,
+  NotFoundError,
   removeCreated,
   resolveBeneath,
   tempNameBeside,
@@ -109,8 +110,11 @@ export async function deleteInside(root: string, rel: string): Promise<void> {
   }
 }
 
-/** A file under root as a stream, or null if absent (or not a regular file). */
-export async function openInside(root: string, rel: string): Promise<ByteStream | null> {
+/** A regular file under root opened read-only, or why not; never through a symlinked parent, never following a link. */
+async function openRegular(
+  root: string,
+  rel: string,
+): Promise<FileHandle | 'absent' | 'link' | 'directory' | 'special file'> {
   const full = await resolveBeneath(root, rel); // never through a symlinked parent, as the posix backends read
   // O_NOFOLLOW + fstat on the open descriptor: a file swapped for a symlink between a
   // check and the open (a hostile repository) is refused, never read through; O_NONBLOCK:
@@ -120,12 +124,40 @@ export async function openInside(root: string, rel: string): Promise<ByteStream 
     fh = await open(full, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') return null;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return 'absent';
+    if (code === 'ELOOP') return 'link';
     throw e;
   }
-  if (!(await fh.stat()).isFile()) {
-    await fh.close();
-    return null;
+  const st = await fh.stat();
+  if (st.isFile()) return fh;
+  await fh.close();
+  return st.isDirectory() ? 'directory' : 'special file';
+}
+
+/** A file under root as a stream, or null if absent (or not a regular file). */
+export async function openInside(root: string, rel: string): Promise<ByteStream | null> {
+  const fh = await openRegular(root, rel);
+  return typeof fh === 'string' ? null : fh.createReadStream();
+}
+
+/** copyFile's source: a regular file under root, opened read-only (the caller closes it); absent → NotFoundError, anything else → ValidationError. */
+export async function openCopySource(root: string, rel: string): Promise<FileHandle> {
+  const fh = await openRegular(root, rel);
+  if (fh === 'absent')
+    throw new NotFoundError(`no file ${JSON.stringify(rel)} to copy in this transaction's work area`);
+  if (typeof fh === 'string') throw new ValidationError(`${JSON.stringify(rel)} is a ${fh}, not a file`, { path: rel });
+  return fh;
+}
+
+const COPY_CHUNK = 256 * 1024;
+
+/** The bytes of an open file from its start; the handle stays open (its owner closes it). */
+export async function* chunksOf(fh: FileHandle): ByteStream {
+  for (let position = 0; ;) {
+    // a new buffer per chunk: the consumer may still hold the previous one
+    const { bytesRead, buffer } = await fh.read(Buffer.alloc(COPY_CHUNK), 0, COPY_CHUNK, position);
+    if (bytesRead === 0) return;
+    position += bytesRead;
+    yield buffer.subarray(0, bytesRead);
   }
-  return fh.createReadStream();
 }

@@ -25,9 +25,11 @@ import {
   snapshotRefOf,
 } from '@dsg/contracts';
 import {
+  chunksOf,
   deleteInside,
   dropWrite,
   finishWrite,
+  openCopySource,
   openInside,
   prepareWrite,
   streamPrepared,
@@ -241,6 +243,30 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     }
     faultPoint('zfs.put.after-write');
     return r;
+  }
+
+  /**
+   * A file of the work area (the clone of the head, with this transaction's
+   * writes and deletes) written to `to` through writeFile: every check, the
+   * verification and the cleanup of an upload. The source is opened under
+   * the Mutex, shared (deleteFile and writeLink hold it alone), and counted
+   * as an upload until it is closed: an open file keeps the work dataset
+   * busy, so a commit waits for it.
+   */
+  async copyFile(tx: TransactionId, from: string, to: string, expected: ExpectedFile): Promise<{ size: number }> {
+    assertSafeRelativePath(from);
+    assertSafeRelativePath(to);
+    const fh = await this.mutex.runShared(async () => {
+      const source = await openCopySource(this.work(tx), from);
+      this.uploading++;
+      return source;
+    });
+    try {
+      return await this.writeFile(tx, to, chunksOf(fh), expected);
+    } finally {
+      this.uploading--;
+      await fh.close();
+    }
   }
 
   async writeLink(tx: TransactionId, rel: string, target: string): Promise<void> {
