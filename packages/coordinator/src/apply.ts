@@ -20,7 +20,7 @@ export async function applyClientOnly(run: SyncRun, plan: SyncPlan, ops: Ops, at
   const result = emptyResult(hasTransfers(ops) ? 'local-only' : 'cache-only', plan, tx, plan.remoteSnapshotId);
   await clientFs.begin(tx);
   try {
-    await stageClientChanges(run, ops, at, result, progressCounter(run, ops));
+    await stageClientChanges(run, plan, ops, at, result, progressCounter(run, ops));
     await stageConfigBase(run, plan, configMoves(ops), 'client');
     await stageRemoteMetadata(run, plan);
     if (plan.remoteSnapshotId) await clientFs.setRemoteSnapshot(tx, plan.remoteSnapshotId);
@@ -50,8 +50,8 @@ export async function applyInTransaction(
 
   const t = new Transaction(tx, clientFs, remote, run.transport, { logger: run.logger });
   await t.run(async () => {
-    await uploadAll(run, ops, result, pr);
-    await stageClientChanges(run, ops, at, result, pr);
+    await uploadAll(run, plan, ops, result, pr);
+    await stageClientChanges(run, plan, ops, at, result, pr);
     await writeRootCopy(run, plan, result);
     await stageConfigBase(run, plan, configMoves(ops), 'snapshot');
     faultPoint('sync.after-staging');

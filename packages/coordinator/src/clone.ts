@@ -59,7 +59,7 @@ export async function runClone(options: {
     const result = emptyResult('clone', plan, tx, plan.remoteSnapshotId);
     await clientFs.begin(tx);
     try {
-      await stageClientChanges(run, ops, new Date(), result, progressCounter(run, ops)); // no backups: the date names none
+      await stageClientChanges(run, plan, ops, new Date(), result, progressCounter(run, ops)); // no backups: the date names none
       await clientFs.stageMeta(tx, metaRel(LAST_SYNC), plan.remoteManifestBytes!);
       await stageConfigBase(run, plan, configMoves(ops), 'clone');
       await stageClonedHistory(run, plan);

@@ -18,7 +18,11 @@ export interface SyncResult {
   deletedRemote: string[];
   /** `<name>~<YYYYMMDDTHHMMSS>~` copies of local files that lost a conflict resolution */
   conflictBackups: string[];
-  bytes: { uploaded: number; downloaded: number };
+  /**
+   * File content moved: `uploaded` / `downloaded` crossed the wire; `reused`
+   * did not — copied on the server or from a local file that already held it.
+   */
+  bytes: { uploaded: number; downloaded: number; reused: number };
 }
 
 /** A result with nothing moved yet; the apply fills it in as it goes. */
@@ -38,6 +42,6 @@ export function emptyResult(
     deletedLocal: [],
     deletedRemote: [],
     conflictBackups: [],
-    bytes: { uploaded: 0, downloaded: 0 },
+    bytes: { uploaded: 0, downloaded: 0, reused: 0 },
   };
 }

@@ -1,7 +1,9 @@
-import { faultPoint, NotFoundError, type ByteStream, type ExpectedFile } from '@dsg/contracts';
+import { DsgError, faultPoint, NotFoundError, type ByteStream, type ExpectedFile } from '@dsg/contracts';
 import { conflictBackupName, type FileEntry, type ManifestEntry } from '@dsg/manifest';
 import { forEachLimited } from './pool.js';
+import type { SyncPlan } from './plan.js';
 import type { Ops, Transfer } from './resolve.js';
+import { localSources, routeUploads, type Reuse } from './routes.js';
 import type { SyncResult } from './result.js';
 import { counted } from './streams.js';
 import type { SyncRun } from './sync-run.js';
@@ -55,30 +57,95 @@ export function progressCounter(run: Pick<SyncRun, 'onProgress'>, ops: Pick<Ops,
   };
 }
 
-/** Uploads into the repository's work area (bounded concurrency), each verified there against its entry. */
+/** What a copy may answer that means "send it after all" (an agent without copyFile: UNKNOWN_OP). */
+const COPY_REFUSED = new Set<string>(['NOT_FOUND', 'VALIDATION', 'HASH_MISMATCH', 'UNKNOWN_OP']);
+
+/**
+ * Uploads into the repository's work area (bounded concurrency), each verified
+ * there against its entry. Content the repository already holds is copied on
+ * the server instead of sent (routeUploads): a rename sends no file content.
+ */
 export async function uploadAll(
   run: SyncRun,
+  plan: Pick<SyncPlan, 'remote'>,
   ops: Pick<Ops, 'uploads'>,
   result: SyncResult,
   pr: Progress,
 ): Promise<void> {
   const { remote, tx } = run;
-  await forEachLimited(ops.uploads, run.concurrency, async (u) => {
+  const routes = routeUploads(ops.uploads, plan.remote);
+  let copying = true;
+  const done = (u: Transfer): void => {
+    result.uploaded.push(u.path);
+    pr.emit('upload', { path: u.path, done: true });
+  };
+  const send = async (u: Transfer): Promise<void> => {
     if (u.entry.type === 'link') await remote.writeLink(tx, u.path, u.entry.reference);
     else {
       const src = counted(await openSource(run, u), pr.count);
       await remote.writeFile(tx, u.path, src, expectedOf(u.entry));
       result.bytes.uploaded += u.entry.filesize;
     }
-    result.uploaded.push(u.path);
     faultPoint('sync.after-upload'); // the first upload to finish reaches it
-    pr.emit('upload', { path: u.path, done: true });
-  });
+    done(u);
+  };
+  const copy = async ({ transfer: u, from }: Reuse): Promise<void> => {
+    const entry = u.entry as FileEntry; // routeUploads copies files only
+    if (copying) {
+      try {
+        await remote.copyFile(tx, from, u.path, expectedOf(entry));
+        result.bytes.reused += entry.filesize;
+        pr.count(entry.filesize);
+        done(u);
+        return;
+      } catch (e) {
+        if (!(e instanceof DsgError) || !COPY_REFUSED.has(e.code)) throw e;
+        if (e.code === 'UNKNOWN_OP') copying = false;
+        run.logger.debug(`copy of ${from} to ${u.path} refused on the server (${e.code}); sending it`);
+      }
+    }
+    await send(u);
+  };
+  await forEachLimited(routes.fromRepository, run.concurrency, copy);
+  await forEachLimited(routes.send, run.concurrency, send);
+  await forEachLimited(routes.fromSent, run.concurrency, copy);
 }
 
-/** Conflict-loser copies, downloads (bounded concurrency) and local deletes, all into the client's staging. */
+const LOCAL_SOURCE_GONE = new Set(['HASH_MISMATCH', 'VALIDATION', 'ENOENT', 'ENOTDIR', 'EISDIR', 'EACCES', 'ELOOP']);
+
+/**
+ * A download staged from a local file that holds the same content (a file moved
+ * or copied in the repository): true when done; false when there is none or it
+ * no longer matches (changed since the scan, gone), and the file is downloaded.
+ */
+async function stageFromLocal(
+  run: SyncRun,
+  d: Transfer,
+  from: string | undefined,
+  result: SyncResult,
+  pr: Progress,
+): Promise<boolean> {
+  if (from === undefined || d.entry.type !== 'file') return false;
+  try {
+    await run.clientFs.stageFile(run.tx, d.path, run.clientFs.readFile(from), expectedOf(d.entry));
+  } catch (e) {
+    // the local copy is only a shortcut: anything wrong with it (not disk space) means download
+    if (LOCAL_SOURCE_GONE.has(String((e as { code?: unknown })?.code))) return false;
+    throw e;
+  }
+  result.bytes.reused += d.entry.filesize;
+  pr.count(d.entry.filesize);
+  return true;
+}
+
+/**
+ * Conflict-loser copies, downloads (bounded concurrency; content already here
+ * under another name is copied locally) and local deletes, all into the
+ * client's staging.
+ */
 export async function stageClientChanges(
   run: SyncRun,
+  plan: Pick<SyncPlan, 'local'>,
   ops: Pick<Ops, 'backups' | 'downloads' | 'deleteLocal'>,
   at: Date,
   result: SyncResult,
@@ -92,9 +159,10 @@ export async function stageClientChanges(
       await clientFs.stageFile(tx, name, clientFs.readFile(b.path), { hash: b.hash, size: b.filesize, mtime: b.mtime });
     result.conflictBackups.push(name);
   }
+  const here = localSources(ops.downloads, plan.local);
   await forEachLimited(ops.downloads, run.concurrency, async (d) => {
     if (d.entry.type === 'link') await clientFs.stageLink(tx, d.path, d.entry.reference);
-    else {
+    else if (!(await stageFromLocal(run, d, here.get(d), result, pr))) {
       const src = counted(await openSource(run, d), pr.count);
       await clientFs.stageFile(tx, d.path, src, expectedOf(d.entry));
       result.bytes.downloaded += d.entry.filesize;

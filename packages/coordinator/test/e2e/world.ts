@@ -65,6 +65,8 @@ export class World {
   readonly parent: TestParent | null;
   failRemote = new Set<string>();
   logs: { level: string; m: string }[] = [];
+  /** the agent's own log lines (its session counters among them) */
+  agentLog: string[] = [];
   readonly server: AgentServer;
 
   private constructor(base: string, backend: Backend, parent: TestParent | null) {
@@ -84,6 +86,7 @@ export class World {
         list: () => host.list(),
       },
       hasher: createXxh3Hasher,
+      log: (line) => this.agentLog.push(line),
     });
   }
 

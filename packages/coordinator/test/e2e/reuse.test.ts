@@ -1,0 +1,90 @@
+import { chmod, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BACKENDS, World, put, tree, type Client } from './world.js';
+
+/** What the agent said it received and copied in the sessions since the last call. */
+function moved(w: World): { received: number; copied: number } {
+  let received = 0;
+  let copied = 0;
+  for (const line of w.agentLog.splice(0)) {
+    const m = /session moved: received (\d+) bytes .* copied (\d+) bytes/.exec(line);
+    if (m) {
+      received += Number(m[1]);
+      copied += Number(m[2]);
+    }
+  }
+  return { received, copied };
+}
+
+const big = (n: number, seed: number): string =>
+  Array.from({ length: n }, (_, i) => String.fromCharCode(97 + ((i * 7 + seed) % 26))).join('');
+
+describe.each(BACKENDS)('content the other side has is not sent again (%s repository)', (backend) => {
+  let w: World;
+  beforeEach(async () => {
+    w = await World.create(backend);
+  });
+  afterEach(async () => {
+    await w.dispose();
+  });
+
+  it('a renamed directory and a copied file: copied on the server, never sent; the teammate copies them locally', async () => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 5; i++) files[`input/old/f${i}.csv`] = big(40_000, i);
+    const a: Client = await w.client('alice', { ...files, 'output/r.txt': 'r1' });
+    await w.sync(a, 'first');
+    const b = await w.client('bob');
+    await w.clone(b);
+    moved(w);
+
+    await rename(path.join(a.root, 'input/old'), path.join(a.root, 'input/new'));
+    await put(a, 'output/r-copy.txt', 'r1');
+    const r = await w.sync(a, 'renamed');
+    expect(r.snapshotId).toBe('s2');
+    expect(r.bytes.uploaded).toBe(0);
+    expect(r.bytes.reused).toBe(5 * 40_000 + 2);
+    expect([...r.uploaded].sort()).toEqual(
+      [...Object.keys(files).map((p) => p.replace('/old/', '/new/')), 'output/r-copy.txt'].sort(),
+    );
+    const agent = moved(w);
+    expect(agent.copied).toBe(5 * 40_000 + 2);
+    expect(agent.received).toBeLessThan(40_000); // the new snapshot's metadata only
+    expect(await w.remoteTree()).toEqual(await tree(a.root));
+
+    const rb = await w.sync(b);
+    expect(rb.kind).toBe('local-only');
+    expect(rb.bytes.downloaded).toBe(0);
+    expect(rb.bytes.reused).toBe(5 * 40_000 + 2);
+    expect(await tree(b.root)).toEqual(await tree(a.root));
+  });
+
+  it('two new files with one content: sent once, copied once', async () => {
+    const a = await w.client('alice', { 'input/x.txt': 'x' });
+    await w.sync(a, 'first');
+    moved(w);
+    const body = big(30_000, 3);
+    await put(a, 'input/one.bin', body);
+    await put(a, 'input/two.bin', body);
+    const r = await w.sync(a, 'twins');
+    expect(r.bytes).toEqual({ uploaded: 30_000, downloaded: 0, reused: 30_000 });
+    const agent = moved(w);
+    expect(agent.copied).toBe(30_000);
+    expect(agent.received).toBeGreaterThanOrEqual(30_000);
+    expect(agent.received).toBeLessThan(60_000);
+    expect(await w.remoteTree()).toEqual(await tree(a.root));
+  });
+
+  it('a repository file that no longer matches its manifest is not copied: the content is sent, the snapshot is right', async () => {
+    const a = await w.client('alice', { 'input/a.txt': 'the original content' });
+    await w.sync(a, 'first');
+    // the repository's copy is damaged behind dsg's back (same size)
+    const damaged = path.join(w.currentDir, 'input/a.txt');
+    await chmod(damaged, 0o644);
+    await writeFile(damaged, 'THE ORIGINAL CONTENT');
+    await put(a, 'input/b.txt', 'the original content');
+    const r = await w.sync(a, 'copy of a');
+    expect(r.bytes).toEqual({ uploaded: 20, downloaded: 0, reused: 0 });
+    expect((await w.remoteTree())['input/b.txt']).toBe('the original content');
+  });
+});

@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import { Manifest, type ManifestEntry } from '@dsg/manifest';
+import type { Transfer } from '../src/resolve.js';
+import { localSources, routeUploads } from '../src/routes.js';
+
+const file = (path: string, hash: string, filesize = 10): ManifestEntry => ({
+  type: 'file',
+  path,
+  user: 'u',
+  filesize,
+  mtime: '2026-01-01T00:00:00-08:00',
+  hash,
+});
+const link = (path: string, reference: string): ManifestEntry => ({ type: 'link', path, user: 'u', reference });
+const up = (e: ManifestEntry): Transfer => ({ path: e.path, entry: e, source: { from: 'local' } });
+
+describe('routeUploads', () => {
+  it('copies what R holds elsewhere, sends each other content once, copies its twins after; links and empty files are sent', () => {
+    const remote = new Manifest([file('in/old/a', 'aa'), file('in/old/b', 'bb'), file('in/same', 'ss')]);
+    const uploads = [
+      up(file('in/new/a', 'aa')),
+      up(file('in/new/b', 'bb')),
+      up(file('in/c1', 'cc')),
+      up(file('in/c2', 'cc')),
+      up(file('in/empty', 'ee', 0)),
+      up(link('in/l', 'c1')),
+      up(file('in/same', 'ss')), // its own path: nothing to copy from
+    ];
+    const r = routeUploads(uploads, remote);
+    expect(r.fromRepository.map((x) => [x.transfer.path, x.from])).toEqual([
+      ['in/new/a', 'in/old/a'],
+      ['in/new/b', 'in/old/b'],
+    ]);
+    expect(r.send.map((t) => t.path)).toEqual(['in/c1', 'in/empty', 'in/l', 'in/same']);
+    expect(r.fromSent.map((x) => [x.transfer.path, x.from])).toEqual([['in/c2', 'in/c1']]);
+  });
+});
+
+describe('localSources', () => {
+  it('finds a local file with the same content under another name; none for links, empty files or no match', () => {
+    const local = new Manifest([file('in/a', 'aa'), file('in/z', 'zz', 0)]);
+    const d1 = up(file('in/moved/a', 'aa'));
+    const d2 = up(file('in/b', 'bb'));
+    const d3 = up(file('in/empty', 'zz', 0));
+    const d4 = up(link('in/l', 'a'));
+    const m = localSources([d1, d2, d3, d4], local);
+    expect([...m.entries()].map(([t, p]) => [t.path, p])).toEqual([['in/moved/a', 'in/a']]);
+  });
+});
