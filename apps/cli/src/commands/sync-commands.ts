@@ -52,6 +52,7 @@ import {
 } from './config-change.js';
 import { statusSchema, syncSchema } from '../output/json-schemas.js';
 import { EXIT, UsageError } from '../output/errors.js';
+import { formatBytes } from '../output/output.js';
 import { normalizeNames, type Renamed } from '../normalize.js';
 
 export const CONFLICTS_FILE = 'conflicts.txt';
@@ -119,6 +120,8 @@ function syncDoc(
       deletedLocal: dryRun ? r.plan.counts.delete_local : r.deletedLocal.length,
       deletedRemote: dryRun ? r.plan.counts.delete_remote : r.deletedRemote.length,
       bytes: r.bytes.uploaded + r.bytes.downloaded,
+      // content that did not cross the wire: copied on the server, or from a local file that had it
+      bytesReused: r.bytes.reused,
     },
     paths: pathStates(r.plan),
     heldBack: r.plan.heldBack,
@@ -135,7 +138,8 @@ function printSync(
     for (const p of d.paths)
       ctx.out.line(`  ${p.action.padEnd(14)} ${p.path}${ctx.out.opts.verbose ? c.dim(`  (${p.state})`) : ''}`);
   const n = d.counts;
-  const summary = `${n.uploaded} uploaded, ${n.downloaded} downloaded, ${n.deletedLocal} deleted locally, ${n.deletedRemote} deleted remotely`;
+  const reused = n.bytesReused ? ` (${formatBytes(n.bytesReused)} already there, not sent)` : '';
+  const summary = `${n.uploaded} uploaded, ${n.downloaded} downloaded, ${n.deletedLocal} deleted locally, ${n.deletedRemote} deleted remotely${reused}`;
   if (d.dryRun) ctx.out.line(`dry run: would have ${summary.replace(/(\d+) /g, '$1 ')}; nothing was changed`);
   else if (kind === 'nothing')
     ctx.out.line(`already up to date with ${d.snapshotId ?? 'the repository'}; nothing to do`);
@@ -514,7 +518,7 @@ export async function initCommand(ctx: Ctx, given: InitOptions): Promise<void> {
           committed: false,
           dryRun: true,
           message: null,
-          counts: { uploaded: 0, downloaded: 0, deletedLocal: 0, deletedRemote: 0, bytes: 0 },
+          counts: { uploaded: 0, downloaded: 0, deletedLocal: 0, deletedRemote: 0, bytes: 0, bytesReused: 0 },
           paths: [],
         },
         () => {},
@@ -729,7 +733,7 @@ async function cloneInto(
           committed: false,
           dryRun: true,
           message: null,
-          counts: { uploaded: 0, downloaded: 0, deletedLocal: 0, deletedRemote: 0, bytes: 0 },
+          counts: { uploaded: 0, downloaded: 0, deletedLocal: 0, deletedRemote: 0, bytes: 0, bytesReused: 0 },
           paths: [],
         },
         (d) => ctx.out.line(`dry run: would clone ${d.repository} at ${d.snapshotId ?? '?'} into ${d.project}`),

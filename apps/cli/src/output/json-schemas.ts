@@ -64,6 +64,7 @@ export const transferCountsSchema = z.object({
   deletedLocal: z.number().int(),
   deletedRemote: z.number().int(),
   bytes: z.number().int(),
+  bytesReused: z.number().int(),
 });
 
 export const syncSchema = z.object({
