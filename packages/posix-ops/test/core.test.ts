@@ -230,6 +230,26 @@ describe('writes', () => {
     expect(await text(await fs.readFile('a.txt'))).toBe('again');
   });
 
+  it('copyFile makes a new inode: the snapshot file it copied keeps its bytes, mode and mtime', async () => {
+    const { fs, root } = sb;
+    await sync(fs, 1, { 'a.txt': 'original' });
+    const snapFile = path.join(root, 'snapshots/s1/a.txt');
+    const st = await lstat(snapFile);
+    const tx = txId();
+    await fs.begin(tx);
+    const expected = { hash: hashOf('original'), size: 8, mtime: '2020-02-03T04:05:06Z' };
+    expect(await fs.copyFile(tx, 'a.txt', 'b.txt', expected)).toEqual({ size: 8 });
+    expect(await fs.copyFile(tx, 'a.txt', 'a.txt', expected)).toEqual({ size: 8 }); // a revert of its mtime
+    for (const name of ['a.txt', 'b.txt']) {
+      const copy = await stat(path.join(root, 'tx', tx, name));
+      expect(copy.ino).not.toBe(st.ino);
+      expect(copy.mtime.toISOString()).toBe('2020-02-03T04:05:06.000Z');
+    }
+    expect(await lstat(snapFile)).toMatchObject({ ino: st.ino, mode: st.mode, mtimeMs: st.mtimeMs, nlink: 1 });
+    expect(await readFile(snapFile, 'utf8')).toBe('original');
+    await fs.rollback(tx);
+  });
+
   it('applies the given mtime', async () => {
     const tx = txId();
     await sb.fs.begin(tx);

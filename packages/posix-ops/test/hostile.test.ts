@@ -1,4 +1,5 @@
-import { mkdir, mkdtemp, readdir, rm, symlink } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -53,6 +54,12 @@ async function refusedEverywhere(p: string): Promise<void> {
   ).rejects.toBeInstanceOf(ValidationError);
   await expect(fs.writeLink(tx, p, 'a.txt'), `writeLink ${p}`).rejects.toBeInstanceOf(ValidationError);
   await expect(fs.deleteFile(tx, p), `deleteFile ${p}`).rejects.toBeInstanceOf(ValidationError);
+  await expect(fs.copyFile(tx, 'a.txt', p, { hash: hashOf('A') }), `copyFile to ${p}`).rejects.toBeInstanceOf(
+    ValidationError,
+  );
+  await expect(fs.copyFile(tx, p, 'copy.txt', { hash: hashOf('evil') }), `copyFile from ${p}`).rejects.toBeInstanceOf(
+    ValidationError,
+  );
   expect(await listing(sb.root)).toEqual(before);
   expect(await readdir(outside)).toEqual([]);
 }
@@ -72,6 +79,27 @@ describe('hostile paths are refused with ValidationError and nothing is written'
   it('a symlink written by an earlier writeLink, even one pointing inside', async () => {
     await refusedEverywhere('inner/x');
     await refusedEverywhere('inner/new/x');
+  });
+
+  it('copyFile never reads beyond a symbolic link, nor a link, a FIFO or a directory itself', async () => {
+    await writeFile(path.join(outside, 'secret'), 'S');
+    const before = await listing(sb.root);
+    for (const [from, content] of [
+      ['escape/secret', 'S'], // a hostile symlinked parent pointing out of the tree
+      ['inner/b.txt', 'B'], // a parent linked by writeLink, pointing inside
+      ['inner', 'B'],
+      ['dir', ''],
+    ] as const) {
+      await expect(sb.fs.copyFile(tx, from, 'copy.txt', { hash: hashOf(content) }), from).rejects.toBeInstanceOf(
+        ValidationError,
+      );
+    }
+    expect(await listing(sb.root)).toEqual(before);
+    expect(await readdir(outside)).toEqual(['secret']);
+    // O_NONBLOCK: a FIFO planted in the work area is refused, not waited on (and listing() would block on it)
+    execFileSync('mkfifo', [path.join(work, 'fifo')]);
+    await expect(sb.fs.copyFile(tx, 'fifo', 'copy.txt', { hash: hashOf('') })).rejects.toBeInstanceOf(ValidationError);
+    expect((await readdir(work)).sort()).toEqual(['a.txt', 'dir', 'escape', 'fifo', 'inner']);
   });
 
   it('a regular file used as a directory', async () => {
