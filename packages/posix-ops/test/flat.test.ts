@@ -260,6 +260,79 @@ describe('a transaction on a flat repository', () => {
   });
 });
 
+describe('copyFile on a flat repository', () => {
+  const P = (f: FlatRemoteFilesystem): PosixRemoteFilesystem => f as unknown as PosixRemoteFilesystem;
+  const s2 = { snapshotId: 's2', message: 'm2', manifestHash: 'h2', user: 'u@x', createdAt: '2026-01-02T00:00:00Z' };
+
+  /** A rename of kept.txt, a copy of changed.txt as this transaction staged it, a copy of a new file. */
+  async function copies(tx: TransactionId): Promise<void> {
+    await put(P(fs), tx, 'changed.txt', 'NEW');
+    await put(P(fs), tx, 'sub/added.txt', 'ADDED');
+    await fs.deleteFile(tx, 'gone.txt');
+    await fs.copyFile(tx, 'kept.txt', 'moved/kept.txt', { hash: hashOf('K'), size: 1 });
+    await fs.deleteFile(tx, 'kept.txt');
+    // the staged file, not the tree's OLD
+    await expect(fs.copyFile(tx, 'changed.txt', 'c2.txt', { hash: hashOf('OLD') })).rejects.toMatchObject({
+      code: 'HASH_MISMATCH',
+    });
+    await fs.copyFile(tx, 'changed.txt', 'c2.txt', { hash: hashOf('NEW') });
+    await fs.copyFile(tx, 'sub/added.txt', 'sub/twin.txt', { hash: hashOf('ADDED') });
+    // deleted in this transaction, though still in the tree; and the work area is no source
+    await expect(fs.copyFile(tx, 'gone.txt', 'g.txt', { hash: hashOf('G') })).rejects.toBeInstanceOf(NotFoundError);
+    await expect(fs.copyFile(tx, 'kept.txt', 'k.txt', { hash: hashOf('K') })).rejects.toBeInstanceOf(NotFoundError);
+    await expect(
+      fs.copyFile(tx, `.dsg/tx/${tx}/new/changed.txt`, 'x.txt', { hash: hashOf('NEW') }),
+    ).rejects.toBeInstanceOf(ValidationError);
+    await expect(fs.copyFile(tx, 'kept.txt', '.dsg/tx/x', { hash: hashOf('K') })).rejects.toBeInstanceOf(
+      ValidationError,
+    );
+    await put(P(fs), tx, '.dsg/last-sync.json', manifest(2));
+  }
+
+  it('copies what this transaction sees (staged, deleted, or the tree), and commits them in place', async () => {
+    const tx = txId();
+    await fs.begin(tx);
+    const before = await tree(sb.root);
+    await copies(tx);
+    expect(await tree(sb.root)).toEqual(before); // nothing visible before the commit
+    await fs.commit(tx, s2);
+    const files: Record<string, string | null> = {
+      'moved/kept.txt': 'K',
+      'kept.txt': null,
+      'changed.txt': 'NEW',
+      'c2.txt': 'NEW',
+      'sub/added.txt': 'ADDED',
+      'sub/twin.txt': 'ADDED',
+      'gone.txt': null,
+      'README.md': 'not data',
+    };
+    for (const [p, c] of Object.entries(files)) expect(await text(await fs.readFile(p)), p).toBe(c);
+    expect(existsSync(path.join(sb.root, '.dsg/tx'))).toBe(false);
+  });
+
+  it('a rollback, or a commit that fails half way then recover(), leaves the tree as it was', async () => {
+    const before = await tree(sb.root);
+    const tx = txId();
+    await fs.begin(tx);
+    await copies(tx);
+    expect((await fs.rollback(tx)).leftovers).toEqual([]);
+    expect(await tree(sb.root)).toEqual(before);
+
+    const tx2 = txId();
+    await fs.begin(tx2);
+    await copies(tx2);
+    process.env['DSG_FAULT'] = 'flat.commit.before-switch:throw';
+    await expect(fs.commit(tx2, s2)).rejects.toBeInstanceOf(TransactionCommitError);
+    delete process.env['DSG_FAULT'];
+    // a new agent finds the work area: recover() undoes it from the journal
+    const report = await new FlatRemoteFilesystem({ root: sb.root, hasher: xxh3Hasher }).recover();
+    expect(report.transactions).toEqual([{ transactionId: tx2, action: 'rolled-back' }]);
+    expect(report.leftovers).toEqual([]);
+    expect(await tree(sb.root)).toEqual(before);
+    expect(existsSync(path.join(sb.root, '.dsg/tx'))).toBe(false);
+  });
+});
+
 describe('links are data, never followed', () => {
   it('a file beneath a link in the tree or in the transaction is refused; a link at the name is replaced', async () => {
     const outside = path.join(sb.base, 'outside');
