@@ -1,6 +1,15 @@
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -334,6 +343,48 @@ describe.skipIf(!env)('repositories of HRDAG/dsg on ZFS (legacy layout), on the 
     await expect
       .poll(() => listAll(p.dataset).join('\n'), { timeout: 120_000 })
       .not.toMatch(/-view-|-sync-|-old-|sync-temp/);
+  });
+
+  it('copyFile inside a legacy repository: a rename of a live file and a copy of a 1 MiB upload, committed in place', async () => {
+    const { dir, fs, m } = legacy();
+    const big = randomBytes(768 * 1024).toString('base64'); // 1 MiB: several read chunks
+    expect(Buffer.byteLength(big)).toBe(1024 * 1024);
+    const t = tx();
+    await fs.begin(t);
+    await upload(fs, t, 'input/big.csv', big);
+    await fs.copyFile(t, 'input/a.csv', 'input/renamed.csv', { hash: hashBytes(A3), size: Buffer.byteLength(A3) });
+    await fs.deleteFile(t, 'input/a.csv');
+    expect(
+      await fs.copyFile(t, 'input/big.csv', 'output/big-copy.csv', {
+        hash: hashBytes(big),
+        size: 1024 * 1024,
+        mtime: '2024-03-04T05:06:07.000Z',
+      }),
+    ).toEqual({ size: 1024 * 1024 });
+    // what this transaction deleted, a link and other content are refused, and leave nothing
+    await fs.writeLink(t, 'output/latest', 'b.csv');
+    await expect(fs.copyFile(t, 'input/a.csv', 'x.csv', { hash: hashBytes(A3) })).rejects.toBeInstanceOf(NotFoundError);
+    await expect(fs.copyFile(t, 'output/latest', 'x.csv', { hash: hashBytes(B) })).rejects.toMatchObject({
+      code: 'VALIDATION',
+    });
+    await expect(fs.copyFile(t, 'output/b.csv', 'x.csv', { hash: hashBytes(C) })).rejects.toMatchObject({
+      code: 'HASH_MISMATCH',
+    });
+    const { s4, info } = s4Of(m, [
+      file('input/renamed.csv', A3, '2024-02-01T10:00:00-08:00'),
+      file('input/big.csv', big),
+      file('output/b.csv', B),
+      file('output/big-copy.csv', big, '2024-03-04T05:06:07.000Z'),
+    ]);
+    await writeMeta(fs, t, m, s4);
+    await fs.commit(t, info);
+    expect(readFileSync(path.join(dir, 'input/renamed.csv'), 'utf8')).toBe(A3);
+    expect(existsSync(path.join(dir, 'input/a.csv'))).toBe(false);
+    expect(existsSync(path.join(dir, 'x.csv'))).toBe(false);
+    expect(readFileSync(path.join(dir, 'output/big-copy.csv'), 'utf8')).toBe(big);
+    expect(statSync(path.join(dir, 'output/big-copy.csv')).mtime.toISOString()).toBe('2024-03-04T05:06:07.000Z');
+    expect(readdirSync(path.join(dir, 'output')).sort()).toEqual(['b.csv', 'big-copy.csv', 'latest']);
+    expect(await readAll(await fs.readSnapshotFile('s1', 'input/a.csv'))).toBe(A1);
   });
 
   it('rolled-back and failed transactions leave no trace: zfs list (with mountpoints) and the tree as before', async () => {
