@@ -37,8 +37,12 @@ export async function openSource(run: SyncRun, transfer: Transfer): Promise<Byte
 type Emit = (phase: 'upload' | 'download' | 'delete' | 'commit', file?: { path: string; done: boolean }) => void;
 export interface Progress {
   emit: Emit;
-  count: (n: number) => void;
+  /** bytes of a transfer under way (or reused whole) */
+  count: (n: number, phase: 'upload' | 'download') => void;
 }
+
+/** An event at least every this many bytes, so a bar moves within a large file (not only when one ends). */
+export const PROGRESS_STEP_BYTES = 1 << 20;
 
 /** Progress events over one apply: files and bytes done of the transfers' totals. */
 export function progressCounter(run: Pick<SyncRun, 'onProgress'>, ops: Pick<Ops, 'uploads' | 'downloads'>): Progress {
@@ -48,10 +52,18 @@ export function progressCounter(run: Pick<SyncRun, 'onProgress'>, ops: Pick<Ops,
   const totalBytes = all.reduce((n, t) => n + size(t.entry), 0);
   let files = 0;
   let bytes = 0;
+  let unreported = 0;
   return {
-    count: (n) => void (bytes += n),
+    count: (n, phase) => {
+      bytes += n;
+      unreported += n;
+      if (unreported < PROGRESS_STEP_BYTES) return;
+      unreported = 0;
+      run.onProgress?.({ phase, files, totalFiles, bytes, totalBytes });
+    },
     emit: (phase, file) => {
       if (file?.done) files++;
+      unreported = 0;
       run.onProgress?.({ phase, files, totalFiles, bytes, totalBytes, ...(file ? { path: file.path } : {}) });
     },
   };
@@ -82,7 +94,7 @@ export async function uploadAll(
   const send = async (u: Transfer): Promise<void> => {
     if (u.entry.type === 'link') await remote.writeLink(tx, u.path, u.entry.reference);
     else {
-      const src = counted(await openSource(run, u), pr.count);
+      const src = counted(await openSource(run, u), (n) => pr.count(n, 'upload'));
       await remote.writeFile(tx, u.path, src, expectedOf(u.entry));
       result.bytes.uploaded += u.entry.filesize;
     }
@@ -95,7 +107,7 @@ export async function uploadAll(
       try {
         await remote.copyFile(tx, from, u.path, expectedOf(entry));
         result.bytes.reused += entry.filesize;
-        pr.count(entry.filesize);
+        pr.count(entry.filesize, 'upload');
         done(u);
         return;
       } catch (e) {
@@ -134,7 +146,7 @@ async function stageFromLocal(
     throw e;
   }
   result.bytes.reused += d.entry.filesize;
-  pr.count(d.entry.filesize);
+  pr.count(d.entry.filesize, 'download');
   return true;
 }
 
@@ -163,7 +175,7 @@ export async function stageClientChanges(
   await forEachLimited(ops.downloads, run.concurrency, async (d) => {
     if (d.entry.type === 'link') await clientFs.stageLink(tx, d.path, d.entry.reference);
     else if (!(await stageFromLocal(run, d, here.get(d), result, pr))) {
-      const src = counted(await openSource(run, d), pr.count);
+      const src = counted(await openSource(run, d), (n) => pr.count(n, 'download'));
       await clientFs.stageFile(tx, d.path, src, expectedOf(d.entry));
       result.bytes.downloaded += d.entry.filesize;
     }

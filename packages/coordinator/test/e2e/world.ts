@@ -2,7 +2,7 @@ import { lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, unlink, writeFi
 import os from 'node:os';
 import path from 'node:path';
 import { LocalClientFilesystem, recoverClient } from '@dsg/client-fs';
-import type { ClientFilesystem, RecoveryReport } from '@dsg/contracts';
+import type { ClientFilesystem, ProgressListener, RecoveryReport } from '@dsg/contracts';
 import { createXxh3Hasher, parseManifest, type Manifest } from '@dsg/manifest';
 import { posixHost } from '@dsg/posix-ops';
 import { freshParent, zfsEnv, type TestParent } from '@dsg/testenv';
@@ -172,6 +172,7 @@ export class World {
       backupOnConflict?: boolean;
       failClient?: Set<string>;
       now?: () => Date;
+      onProgress?: ProgressListener;
     } = {},
   ): Promise<SyncResult> {
     await this.recover(c);
@@ -186,6 +187,7 @@ export class World {
       ...(o.resolutions ? { resolutions: o.resolutions } : {}),
       ...(o.backupOnConflict !== undefined ? { backupOnConflict: o.backupOnConflict } : {}),
       ...(o.now ? { now: o.now } : {}),
+      ...(o.onProgress ? { onProgress: o.onProgress } : {}),
     });
   }
 
