@@ -9,6 +9,7 @@ export * from './link-target.js';
 export * from './snapshot-message.js';
 export * from './safe-text.js';
 export * from './verified-write.js';
+export * from './parked.js';
 export * from './snapshot-id.js';
 export * from './dsg-layout.js';
 export * from './repository-name.js';

@@ -97,6 +97,19 @@ export interface RemoteFilesystem {
    * Nothing is left behind on a refusal.
    */
   copyFile(tx: TransactionId, from: string, to: string, expected: ExpectedFile): Promise<{ size: number }>;
+  /**
+   * Hashes of parked content: files that uploads of rolled-back transactions
+   * (an interrupted sync: Ctrl-C, a dropped connection, a killed client)
+   * wrote and verified. The next transaction places them with `copyParked`
+   * instead of receiving them again. Parked content is dropped once a commit
+   * has stored it, and in any case after `PARKED_TTL_MS`.
+   */
+  parkedContent(): Promise<string[]>;
+  /**
+   * Place parked content of `expected.hash` at `to` in the work area,
+   * verified like an upload. None parked → NotFoundError (the caller sends it).
+   */
+  copyParked(tx: TransactionId, to: string, expected: ExpectedFile): Promise<{ size: number }>;
   /** Create a symlink in the work area (target already validated as relative and inside). */
   writeLink(tx: TransactionId, path: string, target: string): Promise<void>;
   /** Delete a file or link in the work area; missing is not an error. */
@@ -168,6 +181,13 @@ export interface ClientFilesystem {
   /** Stream a download into staging; hash-verified on arrival. */
   stageFile(tx: TransactionId, path: string, data: ByteStream, expected: ExpectedFile): Promise<void>;
   stageLink(tx: TransactionId, path: string, target: string): Promise<void>;
+  /**
+   * Stage parked content at path: a download of an interrupted sync or clone,
+   * kept by hash when it was staged. False when none is parked or it no longer
+   * verifies: the caller downloads it.
+   */
+  stageParked(tx: TransactionId, path: string, expected: ExpectedFile): Promise<boolean>;
+
   /** The file at path will be deleted (moved to backup) at commit. */
   stageDelete(tx: TransactionId, path: string): Promise<void>;
   /** A metadata file under .dsg/ (last-sync.json, sync-messages.json, archive/…) replaced at commit. */

@@ -4,7 +4,16 @@ import { mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { readAll, streamOf, streamVerified, ValidationError, type HasherFactory } from '../src/index.js';
+import {
+  PARKED_TTL_MS,
+  parkedExpired,
+  parkedName,
+  readAll,
+  streamOf,
+  streamVerified,
+  ValidationError,
+  type HasherFactory,
+} from '../src/index.js';
 
 // any streaming hash will do here; dsg's is xxh3-64 (@dsg/manifest)
 const sha: HasherFactory = () => {
@@ -83,5 +92,18 @@ describe('readAll / streamOf', () => {
   it('read a stream whole; make a one-chunk stream', async () => {
     expect((await readAll(chunks('a', 'bc', ''))).toString()).toBe('abc');
     expect((await readAll(streamOf(new Uint8Array([1, 2, 3])))).equals(Buffer.from([1, 2, 3]))).toBe(true);
+  });
+});
+
+describe('parked content names and expiry', () => {
+  it('a parked name is a lowercase hash; anything else is refused', () => {
+    expect(parkedName('ABCDEF0123456789')).toBe('abcdef0123456789');
+    for (const bad of ['', '../x', 'a/b', 'zz', '0'.repeat(129)])
+      expect(() => parkedName(bad)).toThrow(ValidationError);
+  });
+  it('expires after the TTL, measured from its ctime', () => {
+    expect(parkedExpired(0, PARKED_TTL_MS)).toBe(false);
+    expect(parkedExpired(0, PARKED_TTL_MS + 1)).toBe(true);
+    expect(parkedExpired(1000, 1500, 100)).toBe(true);
   });
 });

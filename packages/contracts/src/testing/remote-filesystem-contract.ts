@@ -35,6 +35,11 @@ export interface RemoteFilesystemFixture {
   readonly snapshotHistory: boolean;
   /** Whether it implements the optional `repositoryLayout()` (flat and ZFS do; the posix snapshot layout, the agent client and fakes do not). */
   readonly reportsLayout: boolean;
+  /**
+   * The residue() lines that are parked content (kept by a rollback for the
+   * next transaction, see `parkedContent`): the one trace a rollback leaves.
+   */
+  isParked(line: string): boolean;
   cleanup(): Promise<void>;
 }
 
@@ -307,7 +312,7 @@ export function remoteFilesystemContract(name: string, make: () => Promise<Remot
       expect(await read('input/a.txt')).toBe('A');
     });
 
-    it('a rolled-back transaction cannot be reused, and its rollback left no trace', async () => {
+    it('a rolled-back transaction cannot be reused, and its rollback left no trace but parked content', async () => {
       await snapshot(1, { 'input/a.txt': 'A' });
       const before = await f.residue();
       const tx = newTransactionId();
@@ -317,7 +322,7 @@ export function remoteFilesystemContract(name: string, make: () => Promise<Remot
       await fs.writeLink(tx, 'input/l', 'a.txt');
       const report = await fs.rollback(tx);
       expect(report.leftovers).toEqual([]);
-      expect(await f.residue()).toEqual(before);
+      expect((await f.residue()).filter((l) => !f.isParked(l))).toEqual(before);
       const b = enc('x');
       await expectViolation(fs.writeFile(tx, 'input/x', streamOf(b), { hash: f.hash(b) }), 'unknownTransaction');
       await expectViolation(fs.deleteFile(tx, 'input/a.txt'), 'unknownTransaction');
@@ -443,6 +448,43 @@ export function remoteFilesystemContract(name: string, make: () => Promise<Remot
       expect(await f.residue()).toEqual(before);
       expect((await fs.rollback(tx)).leftovers).toEqual([]);
       await expectViolation(fs.copyFile(tx, 'input/a.txt', 'input/b.txt', { hash: f.hash(a) }), 'unknownTransaction');
+    });
+
+    it('parked content: the uploads of a rolled-back transaction are placed by the next one without being sent, then dropped', async () => {
+      await snapshot(1, { 'input/a.txt': 'A' });
+      const big = enc('the bytes of an upload that was interrupted'.repeat(100));
+      const small = enc('small one');
+      const one = newTransactionId();
+      await fs.begin(one);
+      await fs.writeFile(one, 'input/big.bin', streamOf(big, 1000), { hash: f.hash(big), size: big.length });
+      await fs.writeFile(one, 'input/small.txt', streamOf(small), { hash: f.hash(small) });
+      await expectViolation(fs.writeFile(one, 'input/bad.bin', streamOf(small), { hash: f.hash(big) }), 'hashMismatch');
+      expect((await fs.rollback(one)).leftovers).toEqual([]);
+      const parked = await fs.parkedContent();
+      expect(parked).toContain(f.hash(big));
+      expect(parked).toContain(f.hash(small));
+      expect(await fs.readFile('input/big.bin')).toBeNull(); // parked is not in any snapshot
+
+      const two = newTransactionId();
+      await fs.begin(two);
+      expect(await fs.copyParked(two, 'input/moved/big.bin', { hash: f.hash(big), size: big.length })).toEqual({
+        size: big.length,
+      });
+      const other = enc('never uploaded');
+      await expectViolation(fs.copyParked(two, 'input/c.bin', { hash: f.hash(other) }), 'copySourceMissing');
+      await expectViolation(
+        fs.copyParked(two, 'input/c.bin', { hash: f.hash(big), size: big.length + 1 }),
+        'hashMismatch',
+      );
+      await expectViolation(fs.copyParked(two, '../escape', { hash: f.hash(big) }), 'unsafePath');
+      const m = headManifest(2);
+      await fs.writeFile(two, LAST_SYNC, streamOf(m), { hash: f.hash(m) });
+      await fs.commit(two, info(2));
+      expect(await textOf(await fs.readFile('input/moved/big.bin'))).toBe(Buffer.from(big).toString('utf8'));
+      expect(await fs.readFile('input/c.bin')).toBeNull();
+      const after = await fs.parkedContent();
+      expect(after).not.toContain(f.hash(big)); // stored by the commit: no longer parked
+      expect(after).toContain(f.hash(small)); // not used: kept until it expires
     });
 
     it('unsafe link targets are refused and nothing is created', async () => {
