@@ -381,6 +381,12 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
   copyFile(tx: TransactionId, from: string, to: string, expected: ExpectedFile): Promise<{ size: number }> {
     return this.request('copyFile', { tx, from, to, expected });
   }
+  parkedContent(): Promise<string[]> {
+    return this.request('parkedContent');
+  }
+  copyParked(tx: TransactionId, to: string, expected: ExpectedFile): Promise<{ size: number }> {
+    return this.request('copyParked', { tx, to, expected });
+  }
   async writeLink(tx: TransactionId, path: string, target: string): Promise<void> {
     await this.request('writeLink', { tx, path, target });
   }

@@ -174,6 +174,16 @@ export const OP_TABLE = {
     }),
     ...IN_TX,
   }),
+  // verified uploads of an interrupted transaction, kept by hash (a resumed sync places them instead of sending)
+  parkedContent: op<string[]>()({ parse: none }),
+  copyParked: op<{ size: number }>()({
+    parse: (m): { tx: TransactionId; to: string; expected: ExpectedFile } => ({
+      tx: F.tx(m),
+      to: F.path(m, 'to'),
+      expected: F.expectedFile(m['expected']),
+    }),
+    ...IN_TX,
+  }),
   writeLink: op<null>()({
     parse: (m): { tx: TransactionId; path: string; target: string } => {
       const tx = F.tx(m);

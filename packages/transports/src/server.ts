@@ -714,6 +714,14 @@ class Session {
       this.transfer.filesReceived++;
       return r;
     },
+    parkedContent: async () => this.fs!.parkedContent(),
+    copyParked: async ({ tx, to, expected }) => {
+      await this.confineToWork(tx, to);
+      const r = await this.fs!.copyParked(tx, to, expected);
+      this.transfer.filesCopied++;
+      this.transfer.bytesCopied += r.size;
+      return r;
+    },
     copyFile: async ({ tx, from, to, expected }) => {
       await this.confineToWork(tx, from);
       await this.confineToWork(tx, to);

@@ -21,6 +21,7 @@ import { dirname, join } from 'node:path';
 import {
   NotFoundError,
   ValidationError,
+  parkedName,
   assertSafeLinkTarget,
   assertSafeRelativePath,
   snapshotNumber,
@@ -86,6 +87,8 @@ export class FakeRemoteFilesystem implements RemoteFilesystem {
   async commit(tx: TransactionId, s: SnapshotInfo): Promise<void> {
     const work = this.openWork(tx);
     this.open.delete(tx);
+    for (const h of this.placed.get(tx) ?? []) await rm(join(this.parked, h), { force: true });
+    this.placed.delete(tx);
     await rm(join(this.root, 'old'), { recursive: true, force: true });
     if (await this.exists()) await rename(this.current, join(this.root, 'old'));
     await rename(work, this.current);
@@ -126,7 +129,24 @@ export class FakeRemoteFilesystem implements RemoteFilesystem {
       throw new ValidationError(`hash mismatch for ${p}`, { path: p }, { code: 'HASH_MISMATCH' });
     }
     await rename(tmp, dest);
+    // parked as soon as verified, as the posix backend does: a rollback keeps it for the next transaction
+    await mkdir(this.parked, { recursive: true });
+    await cp(dest, join(this.parked, expected.hash.toLowerCase()));
+    (this.placed.get(tx) ?? this.placed.set(tx, new Set()).get(tx)!).add(expected.hash.toLowerCase());
     return { size };
+  }
+  private get parked(): string {
+    return join(this.root, 'parked');
+  }
+  private readonly placed = new Map<string, Set<string>>();
+  async parkedContent(): Promise<string[]> {
+    return (await readdir(this.parked).catch(() => [])).sort();
+  }
+  async copyParked(tx: TransactionId, to: string, expected: ExpectedFile): Promise<{ size: number }> {
+    this.openWork(tx);
+    const src = join(this.parked, parkedName(expected.hash));
+    if (!(await lstat(src).catch(() => null))?.isFile()) throw new NotFoundError(`nothing parked for ${expected.hash}`);
+    return this.writeFile(tx, to, createReadStream(src), expected);
   }
   async copyFile(tx: TransactionId, from: string, to: string, expected: ExpectedFile): Promise<{ size: number }> {
     if (this.o.gates) assertSafeRelativePath(from);

@@ -30,6 +30,7 @@ async function overAgent(
     concurrentTransactions: o.concurrentTransactions,
     snapshotHistory: true,
     reportsLayout: false,
+    isParked: (line) => line.includes('parked'),
     cleanup: async () => {
       await client.unlock();
       await transport.end();
@@ -70,6 +71,7 @@ remoteFilesystemContract("FakeRemoteFilesystem (the protocol tests' fake)", asyn
     concurrentTransactions: true,
     snapshotHistory: true,
     reportsLayout: false,
+    isParked: (line) => line.includes('parked'),
     cleanup: () => tmp.remove(),
   };
 });
