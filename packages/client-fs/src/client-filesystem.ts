@@ -1,10 +1,13 @@
 import { constants, createReadStream } from 'node:fs';
-import { mkdir, open, rm, symlink, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, rm, symlink, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import {
   assertSafeLinkTarget,
   faultPoint,
+  forEachLimited,
   fsyncDir,
+  parkedExpired,
+  PARKED_TTL_MS,
   resolveBeneath,
   streamVerified,
   writeFileAtomic,
@@ -16,7 +19,7 @@ import {
   type HasherFactory,
   type TransactionId,
 } from '@dsg/contracts';
-import { checkDataPath, layout, metaTarget, stagedMetaPath, stagingDir, type Layout } from './layout.js';
+import { checkDataPath, layout, metaTarget, parkedFile, stagedMetaPath, stagingDir, type Layout } from './layout.js';
 import {
   applyJournal,
   dropEmptyBackup,
@@ -35,7 +38,24 @@ interface TxState {
   /** by root-relative target; the last staged operation on a path wins */
   ops: Map<string, JournalOp>;
   remoteSnapshot: string | null;
+  /** hashes of the data files staged (downloaded or from parked content): no longer parked once committed */
+  hashes: Set<string>;
 }
+
+/** Bytes read from a parked file per step while copying it into staging. */
+const PARKED_CHUNK = 1024 * 1024;
+
+/** The whole content of an open file, read through its handle (never reopened by name). */
+async function* readHandle(fh: FileHandle): AsyncGenerator<Uint8Array> {
+  for (;;) {
+    const buf = Buffer.allocUnsafe(PARKED_CHUNK);
+    const { bytesRead } = await fh.read(buf, 0, PARKED_CHUNK, null);
+    if (bytesRead === 0) return;
+    yield buf.subarray(0, bytesRead);
+  }
+}
+
+const errCode = (e: unknown): string | undefined => (e as { code?: unknown } | null)?.code as string | undefined;
 
 /** Deletes, then data, metadata last: last-sync.json only lands after the data it describes. */
 function orderOps(ops: Iterable<JournalOp>): JournalOp[] {
@@ -57,18 +77,30 @@ export class LocalClientFilesystem implements ClientFilesystem {
   readonly #l: Layout;
   readonly #txs = new Map<string, TxState>();
   readonly #canWrite: WriteGate | undefined;
+  readonly #parkedTtlMs: number;
+  readonly #now: () => number;
 
   /**
    * `canWrite`: the project's scope rule (the CLI passes @dsg/manifest's
    * `projectScope(dataDirs).problem`): a path or link it refuses is never
    * staged, whatever the caller asks. Without it only the rules that hold
    * for every project apply (safe path, not in .dsg/.git, link write rule).
+   * `parkedTtlMs` / `now`: how long parked content is kept and the clock
+   * that ages it (default `PARKED_TTL_MS`, `Date.now`; tests inject them).
    */
-  constructor(options: { root: string; hasher: HasherFactory; canWrite?: WriteGate }) {
+  constructor(options: {
+    root: string;
+    hasher: HasherFactory;
+    canWrite?: WriteGate;
+    parkedTtlMs?: number;
+    now?: () => number;
+  }) {
     this.root = path.resolve(options.root);
     this.#hasher = options.hasher;
     this.#l = layout(this.root);
     this.#canWrite = options.canWrite;
+    this.#parkedTtlMs = options.parkedTtlMs ?? PARKED_TTL_MS;
+    this.#now = options.now ?? Date.now;
   }
 
   #gate(e: { path: string; type: 'file' | 'link'; reference?: string }): void {
@@ -98,7 +130,45 @@ export class LocalClientFilesystem implements ClientFilesystem {
     if (this.#txs.has(tx)) return;
     await mkdir(path.join(stagingDir(this.#l, tx), 'data'), { recursive: true });
     await mkdir(path.join(stagingDir(this.#l, tx), 'meta'), { recursive: true });
-    this.#txs.set(tx, { ops: new Map(), remoteSnapshot: null });
+    this.#txs.set(tx, { ops: new Map(), remoteSnapshot: null, hashes: new Set() });
+    await this.#expireParked();
+  }
+
+  /** Best effort: parked content nobody claimed within the TTL goes; what cannot be removed is tried next time. */
+  async #expireParked(): Promise<void> {
+    let names: string[];
+    try {
+      names = await readdir(this.#l.parkedDir);
+    } catch {
+      return; // none parked yet
+    }
+    const now = this.#now();
+    await forEachLimited(names, 8, async (name) => {
+      const p = path.join(this.#l.parkedDir, name);
+      try {
+        // ctime: set when the file was linked here or written, never by the file's own (downloaded) mtime
+        const st = await lstat(p);
+        if (!st.isDirectory() && parkedExpired(st.ctimeMs, now, this.#parkedTtlMs)) await unlink(p);
+      } catch {
+        // gone meanwhile, or not removable now: the next begin tries again
+      }
+    });
+  }
+
+  /**
+   * Keep a verified download by hash, so an interrupted run (Ctrl-C, a
+   * dropped connection, kill -9 — at any point from here on) leaves it for
+   * the next one. A hard link: no copy, no extra space while staged. Best
+   * effort: a name already there (the same verified bytes) or a failure
+   * only means this download is not resumable.
+   */
+  async #park(staged: string, hash: string): Promise<void> {
+    try {
+      await mkdir(this.#l.parkedDir, { recursive: true });
+      await link(staged, parkedFile(this.#l, hash));
+    } catch {
+      // EEXIST: already parked; otherwise nothing is lost but the resume
+    }
   }
 
   async #stagedPath(tx: TransactionId, staged: string): Promise<string> {
@@ -116,6 +186,54 @@ export class LocalClientFilesystem implements ClientFilesystem {
     const abs = await this.#stagedPath(tx, staged);
     await this.#writeVerified(abs, relPath, data, expected);
     s.ops.set(relPath, { kind: 'put', target: relPath, staged });
+    s.hashes.add(expected.hash.toLowerCase());
+    await this.#park(abs, expected.hash);
+  }
+
+  /**
+   * Stage the parked content with expected's hash at relPath, like a
+   * download: the same gate, verified (hash, size) and fsynced, mtime
+   * applied, and the op recorded so commit applies it. False when nothing
+   * usable is parked (none, not a regular file, or it no longer verifies —
+   * then it is removed); the caller downloads instead.
+   *
+   * A COPY, not a hard link: the staged file becomes the tree file, and
+   * linking would make it share an inode with the parked name — and, when
+   * one hash is placed at two paths, with another tree file, so editing one
+   * in place would change the other. A copy gives every placed file its own
+   * inode; dsg itself only ever links, reads and unlinks a parked file.
+   */
+  async stageParked(tx: TransactionId, relPath: string, expected: ExpectedFile): Promise<boolean> {
+    this.#gate({ path: relPath, type: 'file' });
+    const s = this.#state(tx);
+    const parked = parkedFile(this.#l, expected.hash);
+    let src: FileHandle;
+    try {
+      // NOFOLLOW: a link planted here is not content; NONBLOCK: a FIFO must not hang the open
+      src = await open(parked, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    } catch (e) {
+      if (['ENOENT', 'ENOTDIR', 'ELOOP'].includes(errCode(e) ?? '')) return false;
+      throw e;
+    }
+    try {
+      if (!(await src.stat()).isFile()) return false;
+      const staged = `data/${relPath}`;
+      const abs = await this.#stagedPath(tx, staged);
+      try {
+        await this.#writeVerified(abs, relPath, readHandle(src), expected);
+      } catch (e) {
+        if (errCode(e) !== 'HASH_MISMATCH') throw e;
+        await unlink(parked).catch(() => undefined);
+        // whatever was staged at this path before is gone (as after a failed download): so is its op
+        if (s.ops.get(relPath)?.kind === 'put') s.ops.delete(relPath);
+        return false;
+      }
+      s.ops.set(relPath, { kind: 'put', target: relPath, staged });
+      s.hashes.add(expected.hash.toLowerCase());
+      return true;
+    } finally {
+      await src.close();
+    }
   }
 
   async #writeVerified(abs: string, p: string, data: ByteStream, expected: ExpectedFile): Promise<void> {
@@ -188,6 +306,8 @@ export class LocalClientFilesystem implements ClientFilesystem {
     await applyJournal(this.#l, j);
     await finishApply(this.#l, tx);
     this.#txs.delete(tx);
+    // in the tree now: no longer worth keeping (best effort; leftovers expire)
+    await forEachLimited([...s.hashes], 8, (h) => unlink(parkedFile(this.#l, h)).catch(() => undefined));
   }
 
   async rollback(tx: TransactionId): Promise<CleanupReport> {

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { assertSafeRelativePath, DSG_DIR, ValidationError } from '@dsg/contracts';
+import { assertSafeRelativePath, DSG_DIR, parkedName, ValidationError } from '@dsg/contracts';
 
 /** Where the client keeps its transaction state, all under `<root>/.dsg/` (contracts' layout). */
 export { DSG_DIR };
@@ -10,6 +10,8 @@ export interface Layout {
   stagingRoot: string;
   journalDir: string;
   backupRoot: string;
+  /** verified downloads of interrupted transactions, by hash, for the next one to place (see stageParked) */
+  parkedDir: string;
 }
 
 export function layout(root: string): Layout {
@@ -20,12 +22,15 @@ export function layout(root: string): Layout {
     stagingRoot: path.join(dsg, 'staging'),
     journalDir: path.join(dsg, 'journal'),
     backupRoot: path.join(dsg, 'backup'),
+    parkedDir: path.join(dsg, 'parked'),
   };
 }
 
 export const stagingDir = (l: Layout, tx: string): string => path.join(l.stagingRoot, tx);
 export const journalFile = (l: Layout, tx: string): string => path.join(l.journalDir, `${tx}.json`);
 export const backupDir = (l: Layout, tx: string): string => path.join(l.backupRoot, tx);
+/** Parked content with this hash; throws unless the hash is hex (it names a file). */
+export const parkedFile = (l: Layout, hash: string): string => path.join(l.parkedDir, parkedName(hash));
 
 /**
  * A data path: safe, and never inside `.dsg/` (our transaction state) or
@@ -43,7 +48,7 @@ export function checkDataPath(p: string): void {
   }
 }
 
-const RESERVED_META = new Set(['staging', 'backup', 'journal']);
+const RESERVED_META = new Set(['staging', 'backup', 'journal', 'parked']);
 
 /** Where a metadata target (`.dsg/x`, from metaTarget) waits in a transaction's staging directory. */
 export function stagedMetaPath(target: string): string {

@@ -18,7 +18,9 @@ const msg = (e: unknown): string => (e instanceof Error ? e.message : String(e))
  * Run at the start of every command. For each journal: if its remote
  * snapshot exists (or it is a client-only apply), finish the apply;
  * otherwise undo it. Staging dirs without a journal never started to apply:
- * they are removed. Never throws; what it could not do is in `leftovers`.
+ * they are removed. `.dsg/parked/` is never touched: the verified downloads
+ * there are what the next run resumes from (they expire at a begin). Never
+ * throws; what it could not do is in `leftovers`.
  */
 export async function recoverClient(
   root: string,
