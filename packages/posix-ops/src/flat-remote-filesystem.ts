@@ -37,10 +37,12 @@ import {
   type TransactionPattern,
   streamVerified,
   EXPECTED_HASH_RE,
+  parkedName,
 } from '@dsg/contracts';
 import { chunksOf, errno, forceRemove, openCopySource, readFrom } from './fs-util.js';
 import { DIR_MODE, FILE_MODE, refuseDirectory } from './work-area.js';
 import { assertSnapshotId, CURRENT, snapshotNumber } from './layout.js';
+import { contentMismatch, ParkedFiles, type ParkedOptions } from './parked.js';
 
 /**
  * The original dsg's (HRDAG/dsg 0.4.4) xfs repository: `<base>/<name>/` IS
@@ -54,12 +56,15 @@ import { assertSnapshotId, CURRENT, snapshotNumber } from './layout.js';
  *     new/<path>            staged new and changed files and links
  *     old/<path>            what the commit moved aside (replaced or deleted)
  *     journal.json          the renames of a commit, written before the first one
+ *   .dsg/tx/parked/<hash>   verified uploads kept for the transaction after an interrupted one (parked.ts)
  *   ../.<name>.dsg-lock     the agent's lock file (beside the repository, like the ZFS one)
  */
 // contracts' one layout, under the names this package exported
 export const FLAT_LAST_SYNC = LAST_SYNC;
 export const FLAT_SYNC_MESSAGES = SYNC_MESSAGES;
 export const FLAT_TX = '.dsg/tx';
+/** Never a transaction id (those are UUIDs), so recovery tells it from a work area. */
+const PARKED_DIR = 'parked';
 const JOURNAL = 'journal.json';
 
 const ARCHIVE_RE = /^\.dsg\/archive\/[^/]+$/;
@@ -112,9 +117,11 @@ interface TxState {
   /** N of the head at begin, 0 for init */
   base: number;
   ops: Map<string, Op['op']>;
+  /** hashes this transaction wrote or placed: no longer parked once it commits */
+  written: Set<string>;
 }
 
-export interface FlatRemoteFilesystemOptions {
+export interface FlatRemoteFilesystemOptions extends ParkedOptions {
   /** The repository directory `<base>/<name>` (created by the first begin). */
   root: string;
   hasher: HasherFactory;
@@ -138,6 +145,7 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   private readonly txs = new Map<string, TxState>();
   private readonly mutex = new Mutex();
   private readonly uploading = new Map<string, number>();
+  private readonly parked: ParkedFiles;
 
   constructor(options: FlatRemoteFilesystemOptions) {
     if (typeof options.root !== 'string' || !path.isAbsolute(options.root)) {
@@ -147,6 +155,7 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     }
     this.root = path.resolve(options.root);
     this.hasher = options.hasher;
+    this.parked = new ParkedFiles(path.join(this.txRoot, PARKED_DIR), options);
   }
 
   private get txRoot(): string {
@@ -191,7 +200,8 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     await mkdir(path.join(work, 'old'), { mode: DIR_MODE });
     faultPoint('flat.begin.after-mkdir');
     const pattern: TransactionPattern = exists ? 'sync' : 'init';
-    this.txs.set(tx, { pattern, base, ops: new Map() });
+    this.txs.set(tx, { pattern, base, ops: new Map(), written: new Set() });
+    await this.parked.prune();
     return { pattern, workPath: work };
   }
 
@@ -313,6 +323,8 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     }
     faultPoint('flat.commit.after-switch');
     await forceRemove(work).catch(() => undefined);
+    // stored by the commit: no longer worth keeping
+    await this.parked.drop(state.written);
     await rmdir(this.txRoot).catch(() => undefined);
   }
 
@@ -469,6 +481,9 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
           await resolveBeneath(stage, rel);
           await rename(tmp, full);
           state.ops.set(rel, 'put');
+          // Parked at once (a second name of the same inode): a kill -9 of anything later leaves it parked.
+          await this.parked.park(full, want);
+          state.written.add(want);
         } catch (e) {
           await rm(tmp, { force: true }).catch(() => undefined);
           await removeCreated(stage, created);
@@ -516,6 +531,39 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     });
     try {
       return await this.writeFile(tx, to, chunksOf(fh), expected);
+    } finally {
+      const left = (this.uploading.get(tx) ?? 1) - 1;
+      if (left > 0) this.uploading.set(tx, left);
+      else this.uploading.delete(tx);
+      await fh.close();
+    }
+  }
+
+  async parkedContent(): Promise<string[]> {
+    return this.parked.hashes();
+  }
+
+  /**
+   * Parked content written to `to` through writeFile (every check and the
+   * verification of an upload), like copyFile. Parked content that no
+   * longer matches its hash is refused (HASH_MISMATCH) and removed.
+   */
+  async copyParked(tx: TransactionId, to: string, expected: ExpectedFile): Promise<{ size: number }> {
+    assertTransactionId(tx);
+    assertSafeRelativePath(to);
+    checkRel(to);
+    const hash = parkedName(expected?.hash);
+    const fh = await this.mutex.run(async () => {
+      this.open(tx);
+      const source = await this.parked.open(hash);
+      this.uploading.set(tx, (this.uploading.get(tx) ?? 0) + 1);
+      return source;
+    });
+    try {
+      return await this.writeFile(tx, to, chunksOf(fh), expected);
+    } catch (e) {
+      if (contentMismatch(e)) await this.parked.discard(hash, fh);
+      throw e;
     } finally {
       const left = (this.uploading.get(tx) ?? 1) - 1;
       if (left > 0) this.uploading.set(tx, left);
@@ -649,6 +697,7 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
       return report;
     }
     for (const name of names.sort()) {
+      if (name === PARKED_DIR) continue; // not a work area: kept across recovery, expired ones pruned below
       if (!isTransactionId(name)) {
         try {
           await forceRemove(path.join(this.txRoot, name));
@@ -661,6 +710,7 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
       const action = await this.discard(name, report);
       if (action) report.transactions.push({ transactionId: name, action });
     }
+    await this.parked.prune();
     await rmdir(this.txRoot).catch(() => undefined);
     await this.dropEmptyInit();
     return report;

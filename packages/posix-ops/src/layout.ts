@@ -8,6 +8,7 @@ import { parseSnapshotId, snapshotNumber as numberOf } from '@dsg/contracts';
  *   snapshots/sN.json metadata of sN (written before sN/ appears)
  *   current          symlink → `snapshots/sN`, switched by one rename
  *   tx/<tx>/         work areas, renamed to snapshots/sN at commit
+ *   parked/<hash>    verified uploads kept for the next transaction (parked.ts), never in a snapshot
  *   lock             reserved for the agent's lock file; never touched here
  *
  * Temporary names all start with `.` so they never look like a snapshot.
@@ -16,6 +17,7 @@ export const SNAPSHOTS = 'snapshots';
 export const CURRENT = 'current';
 export const TX = 'tx';
 export const LOCK = 'lock';
+export const PARKED = 'parked';
 /** `.current-<tx>`: the new symlink before it is renamed over `current`. */
 export const TEMP_LINK_PREFIX = '.current-';
 
@@ -39,6 +41,9 @@ export class Layout {
   }
   get txDir(): string {
     return path.join(this.root, TX);
+  }
+  get parked(): string {
+    return path.join(this.root, PARKED);
   }
   snapshot(n: number): string {
     return path.join(this.snapshots, `s${n}`);

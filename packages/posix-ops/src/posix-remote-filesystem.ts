@@ -47,14 +47,16 @@ import {
   type TransactionPattern,
   streamVerified,
   EXPECTED_HASH_RE,
+  parkedName,
 } from '@dsg/contracts';
 import { cloneTree, type CloneOptions } from './clone-tree.js';
 import { DIR_MODE, FILE_MODE, refuseDirectory } from './work-area.js';
 import { chunksOf, errno, forceRemove, openCopySource, readFrom } from './fs-util.js';
 import { assertSnapshotId, Layout, snapshotNumber, TEMP_LINK_PREFIX } from './layout.js';
 import { sealDir, sealTree } from './seal.js';
+import { contentMismatch, ParkedFiles, type ParkedOptions } from './parked.js';
 
-export interface PosixRemoteFilesystemOptions {
+export interface PosixRemoteFilesystemOptions extends ParkedOptions {
   /** The repository directory `<base>/<name>` (created by the first begin). */
   root: string;
   /** Streaming hash used to verify every written file (xxh3-64 in dsg). */
@@ -72,6 +74,8 @@ interface TxState {
   pattern: TransactionPattern;
   /** N of the snapshot the work area was cloned from, 0 for init */
   base: number;
+  /** hashes this transaction wrote or placed: no longer parked once it commits */
+  written: Set<string>;
 }
 
 /**
@@ -93,6 +97,8 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
   private readonly mutex = new Mutex();
   /** Uploads of a transaction whose data is still streaming (commit refuses while there are any). */
   private readonly uploading = new Map<string, number>();
+  /** `<root>/parked/`: verified uploads kept for the transaction after an interrupted one (see parked.ts) */
+  private readonly parked: ParkedFiles;
 
   constructor(options: PosixRemoteFilesystemOptions) {
     if (typeof options.root !== 'string' || !path.isAbsolute(options.root)) {
@@ -104,6 +110,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
     this.layout = new Layout(this.root);
     this.hasher = options.hasher;
     this.linkFile = options.linkFile;
+    this.parked = new ParkedFiles(this.layout.parked, options);
   }
 
   // ---------------------------------------------------------------- transaction
@@ -141,7 +148,8 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
       faultPoint('posix.begin.after-clone');
     }
     const pattern: TransactionPattern = base === 0 ? 'init' : 'sync';
-    this.txs.set(tx, { pattern, base });
+    this.txs.set(tx, { pattern, base, written: new Set() });
+    await this.parked.prune();
     return { pattern, workPath: work };
   }
 
@@ -242,6 +250,8 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
     }
     faultPoint('posix.commit.after-switch');
     await rmdir(this.layout.txDir).catch(() => undefined);
+    // stored by the commit: no longer worth keeping (and the snapshot already shares the inode)
+    if (state) await this.parked.drop(state.written);
   }
 
   /** Put things back after a commit failed before the switch, so rollback or a retry sees the work area again. */
@@ -358,6 +368,9 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
           await resolveBeneath(work, rel);
           await refuseDirectory(full, rel);
           await rename(tmp, full);
+          // Parked at once (a second name of the same inode): a kill -9 of anything later leaves it parked.
+          await this.parked.park(full, want);
+          this.txs.get(tx)?.written.add(want);
           return null;
         } catch (e) {
           return { error: e };
@@ -398,6 +411,36 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
     });
     try {
       return await this.writeFile(tx, to, chunksOf(fh), expected);
+    } finally {
+      this.uploadDone(tx);
+      await fh.close();
+    }
+  }
+
+  async parkedContent(): Promise<string[]> {
+    return this.parked.hashes();
+  }
+
+  /**
+   * Parked content written to `to` through writeFile (every check and the
+   * verification of an upload), like copyFile. Parked content that no
+   * longer matches its hash is refused (HASH_MISMATCH) and removed.
+   */
+  async copyParked(tx: TransactionId, to: string, expected: ExpectedFile): Promise<{ size: number }> {
+    assertTransactionId(tx);
+    assertSafeRelativePath(to);
+    const hash = parkedName(expected?.hash);
+    const fh = await this.mutex.runShared(async () => {
+      await this.workArea(tx);
+      const source = await this.parked.open(hash);
+      this.uploading.set(tx, (this.uploading.get(tx) ?? 0) + 1);
+      return source;
+    });
+    try {
+      return await this.writeFile(tx, to, chunksOf(fh), expected);
+    } catch (e) {
+      if (contentMismatch(e)) await this.parked.discard(hash, fh);
+      throw e;
     } finally {
       this.uploadDone(tx);
       await fh.close();
@@ -567,6 +610,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
       }
     }
     await rmdir(this.layout.txDir).catch(() => undefined);
+    await this.parked.prune();
     if (cur > 0 && !(await isDir(this.layout.snapshot(cur)))) {
       report.leftovers.push({ name: 'current', error: `points at missing snapshots/s${cur}` });
     }

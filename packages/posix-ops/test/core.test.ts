@@ -132,7 +132,9 @@ describe('rollback', () => {
     const report = await fs.rollback(tx);
     expect(report.leftovers).toEqual([]);
     expect(report.removed).toContain(`tx/${tx}`);
-    expect(await listing(root)).toEqual(before);
+    // the one trace: its verified uploads, parked for the next transaction
+    expect((await listing(root)).filter((l) => !l.startsWith('parked'))).toEqual(before);
+    expect(await fs.parkedContent()).toEqual([hashOf('changed'), hashOf('X')].sort());
     // and it never throws, even twice or for garbage
     expect(await fs.rollback(tx)).toEqual({ removed: [], leftovers: [] });
     expect((await fs.rollback('nope' as never)).leftovers).toHaveLength(1);

@@ -10,6 +10,9 @@ async function fixture(
   make: (root: string) => PosixRemoteFilesystem | FlatRemoteFilesystem,
   snapshotHistory: boolean,
   reportsLayout: boolean,
+  parkedDir: string,
+  /** a directory that stays only because the parked directory is in it */
+  parkedParent?: string,
 ): Promise<RemoteFilesystemFixture> {
   const base = await mkdtemp(path.join(os.tmpdir(), 'dsg-posix-contract-'));
   return {
@@ -19,13 +22,20 @@ async function fixture(
     concurrentTransactions: true,
     snapshotHistory,
     reportsLayout,
+    isParked: (line) => line.startsWith(`${parkedDir}/`) || line === `${parkedParent}/`,
     cleanup: () => rm(base, { recursive: true, force: true }),
   };
 }
 
 remoteFilesystemContract('PosixRemoteFilesystem (snapshot layout)', () =>
-  fixture((root) => new PosixRemoteFilesystem({ root, hasher: xxh3Hasher }), true, false),
+  fixture((root) => new PosixRemoteFilesystem({ root, hasher: xxh3Hasher }), true, false, 'repo/parked'),
 );
 remoteFilesystemContract("FlatRemoteFilesystem (the original's xfs layout)", () =>
-  fixture((root) => new FlatRemoteFilesystem({ root, hasher: xxh3Hasher }), false, true),
+  fixture(
+    (root) => new FlatRemoteFilesystem({ root, hasher: xxh3Hasher }),
+    false,
+    true,
+    'repo/.dsg/tx/parked',
+    'repo/.dsg/tx',
+  ),
 );
