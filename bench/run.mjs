@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { machine, bringUp, tearDown, ensureTools } from './lib/env.mjs';
-import { makeManySmall, makeOneLarge, makeResearch } from './lib/data.mjs';
+import { makeEqualFiles, makeManySmall, makeOneLarge, makeResearch } from './lib/data.mjs';
 import { workloads } from './lib/workloads.mjs';
 
 // pnpm 10 forwards the `--` of `pnpm bench -- --quick`; drop it rather than make users learn which form works
@@ -36,6 +36,8 @@ const sizes = opt.quick
       research: { files: 1000, largeFiles: 2, largeSize: 16 << 20 },
       small: 10_000,
       large: 256 << 20,
+      rename: { files: 100, bytes: 32 << 20 },
+      resume: { files: 64, bytes: 256 << 20 },
       pool: '3G',
       zfsRepo: [1000, 10_000],
     }
@@ -43,6 +45,8 @@ const sizes = opt.quick
       research: { files: 10_000, largeFiles: 5, largeSize: 120 << 20 },
       small: 100_000,
       large: 2 * 2 ** 30,
+      rename: { files: 100, bytes: 100 << 20 },
+      resume: { files: 256, bytes: 2 ** 30 },
       pool: '16G',
       zfsRepo: [1000, 100_000],
     };
@@ -65,10 +69,13 @@ try {
   // only the data sets the selected workloads use (`--only w2` needs no 2 GiB file)
   const selected = workloads.filter((w) => !only || only.has(w.id));
   const needed = new Set(selected.flatMap((w) => w.needs));
+  const equal = ({ files, bytes }, seed) => ({ dir: 'batch', files, size: Math.floor(bytes / files), seed });
   const sets = {
     research: needed.has('research') ? await makeResearch(path.join(data, 'research'), sizes.research) : null,
     small: needed.has('small') ? await makeManySmall(path.join(data, 'small'), { files: sizes.small }) : null,
     large: needed.has('large') ? await makeOneLarge(path.join(data, 'large'), { size: sizes.large }) : null,
+    rename: needed.has('rename') ? await makeEqualFiles(path.join(data, 'rename'), equal(sizes.rename, 4)) : null,
+    resume: needed.has('resume') ? await makeEqualFiles(path.join(data, 'resume'), equal(sizes.resume, 5)) : null,
   };
   const made = Object.entries(sets)
     .filter(([, v]) => v)
@@ -98,6 +105,8 @@ try {
 const analysisFile = path.join(repoRoot, 'bench', 'ANALYSIS.md');
 const rssCell = (r) =>
   r.rssMiB ? `${r.rssMiB.toFixed(0)} MiB${r.agentRssMiB ? ` (agent ${r.agentRssMiB.toFixed(0)} MiB)` : ''}` : '—';
+// w8 and w9 report the file content a sync put on the wire: the column is there only when a row has it
+const sentColumn = rows.some((r) => r.sent);
 const fmt = (s) => (s == null ? '—' : s < 1 ? `${(s * 1000).toFixed(0)} ms` : `${s.toFixed(2)} s`);
 const lines = [
   `# dsg benchmark results`,
@@ -106,11 +115,11 @@ const lines = [
   ``,
   `Machine: ${info.cores} cores (${info.cpu}), ${info.memoryGiB} GiB, ${info.kernel}, node ${info.node}; ${info.zfs}; ${info.rsync}; ${info.git}; ${info.restic}; ${info.xxhsum}`,
   ``,
-  `| workload | tool | min | median | max | peak RSS | ratio (dsg / other, median) | target |`,
-  `|---|---|---|---|---|---|---|---|`,
+  `| workload | tool | min | median | max | peak RSS |${sentColumn ? ' content sent |' : ''} ratio (dsg / other, median) | target |`,
+  `|---|---|---|---|---|---|${sentColumn ? '---|' : ''}---|---|`,
   ...rows.map(
     (r) =>
-      `| ${r.workload} | ${r.tool} | ${fmt(r.min)} | ${fmt(r.median)} | ${fmt(r.max)} | ${rssCell(r)} | ${r.ratio ?? ''} | ${r.target ?? ''} |`,
+      `| ${r.workload} | ${r.tool} | ${fmt(r.min)} | ${fmt(r.median)} | ${fmt(r.max)} | ${rssCell(r)} |${sentColumn ? ` ${r.sent ?? ''} |` : ''} ${r.ratio ?? ''} | ${r.target ?? ''} |`,
   ),
   ``,
   ...(notes.length ? ['## Notes', '', ...notes.map((n) => `- ${n}`), ''] : []),

@@ -73,6 +73,20 @@ export async function makeOneLarge(root, { size, seed = 3 }) {
   return { files: 1, bytes: size };
 }
 
+/**
+ * `files` files of `size` bytes each in `input/<dir>/`, plus a small
+ * `input/readme.txt` (w8 renames the directory, w9 syncs it into a
+ * repository that holds only the readme).
+ */
+export async function makeEqualFiles(root, { dir, files, size, seed }) {
+  const rnd = prng(seed);
+  await mkdir(path.join(root, 'input', dir), { recursive: true });
+  await writeFile(path.join(root, 'input', 'readme.txt'), `${files} files of ${size} bytes\n`);
+  for (let i = 0; i < files; i++)
+    await writeRandomFile(path.join(root, 'input', dir, `f${String(i).padStart(4, '0')}.bin`), size, rnd);
+  return { files, bytes: files * size, dir };
+}
+
 /** Change `count` files of many-small deterministically (new content, same size). */
 export async function touchManySmall(root, { count, round, files }) {
   const rnd = prng(1000 + round);

@@ -1,7 +1,19 @@
 // The workloads of issue 9 (and the scan case of issue 6). `needs`: the data
 // sets a workload reads (run.mjs generates only those). Each pushes rows
 // { workload, tool, min, median, max, rssMiB, ratio, target } into ctx.rows.
-import { rmSync, mkdirSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
+import {
+  rmSync,
+  mkdirSync,
+  writeFileSync,
+  existsSync,
+  readFileSync,
+  renameSync,
+  readdirSync,
+  lstatSync,
+  createReadStream,
+} from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { run, series, timed } from './measure.mjs';
 import { touchManySmall } from './data.mjs';
@@ -37,11 +49,14 @@ function dsgSetup(ctx) {
  * The agent command. With `rssFile`, the agent runs under GNU time, which
  * appends its peak RSS (KiB) to that file when the session ends: the server
  * side of a transfer is a separate process that the client's own
- * measurement never sees.
+ * measurement never sees. With `logFile`, it runs through agent-log.sh,
+ * which appends `--log-file logFile` after the `serve --type …` the CLI
+ * adds: the agent's last line of a session says what content it moved.
  */
-const agentCmd = (ctx, rssFile) => {
+const agentCmd = (ctx, rssFile, logFile) => {
   const agent = path.join(ctx.repoRoot, 'apps/agent/dist/dsg-agent.mjs');
-  return rssFile ? `[/usr/bin/time, -f, '%M', -a, -o, ${rssFile}, node, ${agent}]` : `[node, ${agent}]`;
+  const timedAgent = rssFile ? `/usr/bin/time, -f, '%M', -a, -o, ${rssFile}, node, ${agent}` : `node, ${agent}`;
+  return logFile ? `[sh, ${path.join(here, 'agent-log.sh')}, ${logFile}, ${timedAgent}]` : `[${timedAgent}]`;
 };
 
 /** Largest peak RSS (MiB) the agent sessions appended to `file`; empties it. */
@@ -64,14 +79,14 @@ function withAgentRss(file, measure) {
 }
 
 /** .dsgconfig.yml for a project whose repository is on the bench host over SSH. */
-function writeConfig(ctx, project, name, type, rssFile) {
+function writeConfig(ctx, project, name, type, rssFile, logFile) {
   const repo =
     type === 'zfs'
       ? `  type: zfs\n  host: dsgbench\n  pool: ${ctx.env.pool}/repos\n  mountpoint: ${ctx.env.poolMount}/repos\n`
       : `  type: posix\n  host: dsgbench\n  root: ${path.join(ctx.work, 'posix-repos')}\n`;
   writeFileSync(
     path.join(project, '.dsgconfig.yml'),
-    `name: ${name}\nrepository:\n${repo}  agent: ${agentCmd(ctx, rssFile)}\ndata_dirs: [input, output]\n`,
+    `name: ${name}\nrepository:\n${repo}  agent: ${agentCmd(ctx, rssFile, logFile)}\ndata_dirs: [input, output]\n`,
   );
   rmSync(path.join(project, '.dsg'), { recursive: true, force: true });
 }
@@ -155,6 +170,185 @@ function push(ctx, workload, tool, s, extra = {}) {
   console.log(
     `   ${tool.padEnd(28)} median ${s.median.toFixed(3)}s  (min ${s.min.toFixed(3)}, max ${s.max.toFixed(3)})${s.rssMiB ? `  peak RSS ${s.rssMiB.toFixed(0)} MiB${agent}` : ''}`,
   );
+}
+
+const MiB = (n) => (n < 2 ** 20 ? `${n.toLocaleString('en')} bytes` : `${(n / 2 ** 20).toFixed(1)} MiB`);
+const pct = (n, total) => `${((100 * n) / total).toFixed(0)} %`;
+
+/**
+ * What the agent sessions logged to `file` since the last call: sessions
+ * started (agent-log.sh's line) and ended, and the content their `session
+ * moved` lines count. Renamed away before reading, so a line appended
+ * meanwhile goes to the next call.
+ */
+function takeAgentLog(file) {
+  const out = { started: 0, ended: 0, received: 0, receivedFiles: 0, copied: 0, copiedFiles: 0, lines: [] };
+  if (!existsSync(file)) return out;
+  const taken = `${file}.taken`;
+  renameSync(file, taken);
+  const text = readFileSync(taken, 'utf8');
+  rmSync(taken, { force: true });
+  for (const line of text.split('\n')) {
+    if (line === 'agent started') out.started++;
+    if (/ session ended$/.test(line)) out.ended++;
+    const m =
+      /session moved: received (\d+) bytes \((\d+) files\).*copied (\d+) bytes on the server \((\d+) files\)/.exec(
+        line,
+      );
+    if (m) {
+      out.received += Number(m[1]);
+      out.receivedFiles += Number(m[2]);
+      out.copied += Number(m[3]);
+      out.copiedFiles += Number(m[4]);
+    }
+    if (line) out.lines.push(line);
+  }
+  return out;
+}
+
+/** Waits (up to 120 s) until every agent session logged to `file` has ended: a killed client's agent still rolls back, parks and unlocks. */
+async function agentSessionsEnded(file) {
+  for (let i = 0; i < 1200; i++) {
+    const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+    const started = text.split('\n').filter((l) => l === 'agent started').length;
+    // a session ends with "session ended", or with "error: …" when serve() itself failed
+    const ended = text.split('\n').filter((l) => /^dsg-agent\[\d+\] \S+ (session ended$|error: )/.test(l)).length;
+    if (started > 0 && ended >= started) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
+/** Sum of the sizes of the regular files under `dir` (files renamed or removed meanwhile are skipped). */
+function bytesUnder(dir) {
+  let n = 0;
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return 0;
+  }
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) n += bytesUnder(p);
+    else if (e.isFile()) {
+      try {
+        n += lstatSync(p).size;
+      } catch {
+        /* renamed or removed while we looked */
+      }
+    }
+  }
+  return n;
+}
+
+/** relative path → sha256 of every entry under `root` (a non-file is listed as its kind). */
+async function treeDigest(root) {
+  const out = {};
+  async function walk(dir, rel) {
+    for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) await walk(path.join(dir, e.name), r);
+      else if (!e.isFile()) out[r] = 'not a regular file';
+      else {
+        const h = createHash('sha256');
+        for await (const chunk of createReadStream(path.join(dir, e.name))) h.update(chunk);
+        out[r] = h.digest('hex');
+      }
+    }
+  }
+  await walk(root, '');
+  return out;
+}
+
+/** Throws, naming the first paths that differ, unless the two digests list the same files with the same content. */
+function assertSameTree(what, got, want) {
+  const keys = [...new Set([...Object.keys(got), ...Object.keys(want)])].sort();
+  const bad = keys.filter((k) => got[k] !== want[k]);
+  if (bad.length)
+    throw new Error(
+      `${what}: ${bad.length} of ${keys.length} paths differ (${bad
+        .slice(0, 5)
+        .map((k) => `${k}: ${got[k] ? 'content' : 'missing'}${want[k] ? '' : ', extra'}`)
+        .join('; ')})`,
+    );
+}
+
+/** The live tree of repository `name`: the dataset's mount (ZFS) or what `current` points at (posix). */
+function liveTree(ctx, type, name) {
+  return type === 'zfs'
+    ? path.join(ctx.env.poolMount, 'repos', name)
+    : path.join(ctx.work, 'posix-repos', name, 'current');
+}
+
+/** Where a repository's uploads land while they arrive: the repositories' parent (only one repository exists then). */
+function repoArea(ctx, type) {
+  return type === 'zfs' ? path.join(ctx.env.poolMount, 'repos') : path.join(ctx.work, 'posix-repos');
+}
+
+function dropRepo(ctx, type, name) {
+  if (type === 'zfs') destroyDataset(`${ctx.env.pool}/repos/${name}`);
+  else rmSync(path.join(ctx.work, 'posix-repos', name), { recursive: true, force: true });
+}
+
+/** `rsync --stats` figures: file content sent (Literal data) and everything on the wire (Total bytes sent). */
+function rsyncStats(stdout) {
+  const num = (re) => {
+    const m = re.exec(stdout);
+    return m ? Number(m[1].replace(/,/g, '')) : NaN;
+  };
+  return { literal: num(/^Literal data: ([\d,]+)/m), total: num(/^Total bytes sent: ([\d,]+)/m) };
+}
+
+/** `dsg … --json`: the result document, or null when the output is not one. */
+function jsonDoc(stdout) {
+  try {
+    return JSON.parse(stdout);
+  } catch {
+    return null;
+  }
+}
+
+/** min/median/max/peak RSS of measurements made outside series(). */
+function summary(xs) {
+  const s = xs.map((x) => x.secs).sort((p, q) => p - q);
+  const peak = (k) => Math.max(0, ...xs.map((x) => (Number.isFinite(x[k]) ? x[k] : 0))) || null;
+  return {
+    min: s[0],
+    median: s[Math.floor(s.length / 2)],
+    max: s[s.length - 1],
+    rssMiB: peak('rssMiB'),
+    agentRssMiB: peak('agentRssMiB'),
+  };
+}
+
+/**
+ * Starts `cmd`, and SIGKILLs it once `area` holds `half` more bytes than
+ * when it started (polled every 100 ms: files being written count with what
+ * they have so far). Rejects when the command ends before that.
+ */
+function killAtHalf(cmd, args, opts, area, half) {
+  const base = bytesUnder(area);
+  return new Promise((resolve, reject) => {
+    const t0 = Date.now();
+    const child = spawn(cmd, args, { ...opts, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-2000)));
+    let arrived = 0;
+    let killed = false;
+    const tick = setInterval(() => {
+      arrived = bytesUnder(area) - base;
+      if (arrived >= half && !killed) {
+        killed = true;
+        child.kill('SIGKILL');
+      }
+    }, 100);
+    child.on('exit', (code) => {
+      clearInterval(tick);
+      if (killed) resolve({ arrived, secs: (Date.now() - t0) / 1000 });
+      else reject(new Error(`${cmd} ended (exit ${code}) before half of the content arrived: ${stderr.slice(-500)}`));
+    });
+  });
 }
 
 export const workloads = [
@@ -365,6 +559,202 @@ export const workloads = [
         target: 'RSS ≤ 200 MiB (client and agent)',
       });
       push(ctx, 'w7 first sync one-large', `rsync -a (ssh) (${rate(rs)})`, rs);
+    },
+  },
+  {
+    id: 'w8',
+    needs: ['rename'],
+    title: 'sync after `mv` of a synced directory (~100 files) over SSH to ZFS and posix vs rsync -a --delete',
+    async run(ctx) {
+      dsgSetup(ctx);
+      ensureReposParents(ctx);
+      const project = path.join(ctx.data, 'rename');
+      const { dir, bytes, files } = ctx.sets.rename;
+      const rssFile = path.join(ctx.work, 'agent-rss-w8');
+      const logFile = path.join(ctx.work, 'agent-log-w8');
+      // each run renames the directory to the other name: every measured sync follows one `mv`
+      const names = [dir, `${dir}-renamed`];
+      let at = 0;
+      const mv = () => {
+        renameSync(path.join(project, 'input', names[at]), path.join(project, 'input', names[1 - at]));
+        at = 1 - at;
+      };
+      const label = `w8 rename (${MiB(bytes)}, ${files} files)`;
+      const d = {};
+      for (const type of ['zfs', 'posix']) {
+        const name = `mv${type}`;
+        writeConfig(ctx, project, name, type, rssFile, logFile);
+        dsg(ctx, project, ['init', '-m', 'bench', '--quiet']);
+        takeAgentLog(logFile);
+        takeAgentRss(rssFile);
+        const moved = [];
+        const s = series({
+          runs: ctx.runs,
+          setup: mv,
+          measure: withAgentRss(rssFile, (i) => {
+            const m = dsg(ctx, project, ['sync', '-m', `rename ${i}`, '--json']);
+            const log = takeAgentLog(logFile);
+            const doc = jsonDoc(m.stdout);
+            moved.push({ ...log, wire: doc?.counts?.bytes, reused: doc?.counts?.bytesReused });
+            return m;
+          }),
+        });
+        // the warm-up is a rename too: every run counts
+        const worst = moved.reduce((a, b) => (b.received > a.received ? b : a));
+        d[type] = { s, worst };
+        dropRepo(ctx, type, name);
+      }
+      const dest = path.join(ctx.work, 'rsync-rename');
+      const rsyncArgs = ['-a', '--delete', '--stats', ...rsyncSsh(ctx), `${project}/input/`, `dsgbench:${dest}/`];
+      run('rsync', rsyncArgs, { env: userEnv(ctx) });
+      const rstats = [];
+      const rs = series({
+        runs: ctx.runs,
+        setup: mv,
+        measure: () => {
+          const m = timed('rsync', rsyncArgs, { env: userEnv(ctx) });
+          rstats.push(rsyncStats(m.stdout));
+          return m;
+        },
+      });
+      rmSync(dest, { recursive: true, force: true });
+      const rmin = rstats.reduce((a, b) => (b.literal < a.literal ? b : a));
+      for (const type of ['zfs', 'posix']) {
+        const { s, worst } = d[type];
+        push(ctx, label, `dsg sync → ${type === 'zfs' ? 'ZFS' : 'posix'} (ssh)`, s, {
+          // what the agent received after a rename is the snapshot's metadata (manifest, messages), no file content
+          sent: `${MiB(worst.received)} received by the agent in ${worst.receivedFiles} files (most of ${ctx.runs + 1} runs); ${worst.copiedFiles} files, ${MiB(worst.copied)} copied on the server${worst.reused != null ? `; --json bytes ${worst.wire}, bytesReused ${worst.reused}` : ''}`,
+          ratio: `${ratio(s, rs)} rsync`,
+          target: '< 1 MB of file content sent',
+        });
+        console.log(
+          `     agent received ${worst.received} bytes (${worst.receivedFiles} files), copied ${worst.copied} bytes (${worst.copiedFiles} files)`,
+        );
+      }
+      push(ctx, label, 'rsync -a --delete (ssh)', rs, {
+        sent: `${MiB(rmin.literal)} file content (Literal data, least of ${ctx.runs + 1} runs), ${MiB(rmin.total)} total bytes sent`,
+      });
+    },
+  },
+  {
+    id: 'w9',
+    needs: ['resume'],
+    title:
+      'first sync into a fresh repository, SIGKILLed at half the content, then synced again: what the retry sends, ZFS and posix vs rsync -a',
+    async run(ctx) {
+      dsgSetup(ctx);
+      ensureReposParents(ctx);
+      const project = path.join(ctx.data, 'resume');
+      const { dir, bytes: total, files } = ctx.sets.resume;
+      const size = total / files;
+      const batch = path.join(project, 'input', dir);
+      const held = path.join(ctx.data, 'resume-held');
+      const rssFile = path.join(ctx.work, 'agent-rss-w9');
+      const logFile = path.join(ctx.work, 'agent-log-w9');
+      const source = await treeDigest(path.join(project, 'input'));
+      const label = `w9 resume (${MiB(total)}, ${files} files)`;
+      // a fresh repository holding only the readme (dsg init with the batch moved out of the project):
+      // what follows is the batch's first sync, which `dsg sync` can run again after a kill
+      const freshRepo = (type, name) => {
+        dropRepo(ctx, type, name);
+        writeConfig(ctx, project, name, type, rssFile, logFile);
+        renameSync(batch, held);
+        try {
+          dsg(ctx, project, ['init', '-m', 'readme', '--quiet']);
+        } finally {
+          renameSync(held, batch);
+        }
+        takeAgentLog(logFile);
+        takeAgentRss(rssFile);
+      };
+      const main = path.join(ctx.repoRoot, 'apps/cli/dist/main.js');
+      for (const type of ['zfs', 'posix']) {
+        const T = type === 'zfs' ? 'ZFS' : 'posix';
+        // uninterrupted: the time to compare with, and the snapshot the resumed one must equal
+        const full = [];
+        const u = series({
+          runs: ctx.runs,
+          setup: (i) => {
+            if (i > 0) dropRepo(ctx, type, `u${type}${i - 1}`);
+            freshRepo(type, `u${type}${i}`);
+          },
+          measure: withAgentRss(rssFile, () => {
+            const m = dsg(ctx, project, ['sync', '-m', 'whole', '--json']);
+            full.push(takeAgentLog(logFile).received);
+            return m;
+          }),
+        });
+        const reference = await treeDigest(path.join(liveTree(ctx, type, `u${type}${ctx.runs}`), 'input'));
+        assertSameTree(`w9 ${T}: the uninterrupted snapshot against the source`, reference, source);
+        dropRepo(ctx, type, `u${type}${ctx.runs}`);
+
+        const retries = [];
+        for (let i = 0; i < ctx.runs; i++) {
+          const name = `k${type}${i}`;
+          freshRepo(type, name);
+          const kill = await killAtHalf(
+            'node',
+            [main, 'sync', '-m', 'interrupted', '--quiet'],
+            { cwd: project, env: userEnv(ctx) },
+            repoArea(ctx, type),
+            total / 2,
+          );
+          const ended = await agentSessionsEnded(logFile);
+          if (!ended) ctx.notes.push(`w9 ${T}: the killed sync's agent session had not ended after 120 s`);
+          const killed = takeAgentLog(logFile);
+          takeAgentRss(rssFile);
+          // the uploads the killed session verified (equal-sized files): what a resume can keep; the rest of
+          // what it received was in files still in flight, which a retry sends again whole
+          const whole = killed.receivedFiles * size;
+          const m = dsg(ctx, project, ['sync', '-m', 'resumed', '--json']);
+          const log = takeAgentLog(logFile);
+          const agentRssMiB = takeAgentRss(rssFile);
+          const doc = jsonDoc(m.stdout);
+          const got = await treeDigest(path.join(liveTree(ctx, type, name), 'input'));
+          assertSameTree(`w9 ${T}: the resumed snapshot against the source`, got, source);
+          assertSameTree(`w9 ${T}: the resumed snapshot against the uninterrupted one`, got, reference);
+          retries.push({ ...m, agentRssMiB, kill, killed, whole, log, doc });
+          console.log(
+            `     run ${i}: killed after ${kill.secs.toFixed(1)} s with ${pct(kill.arrived, total)} in the repository; the killed session received ${pct(killed.received, total)}, ${killed.receivedFiles} files whole (${pct(whole, total)}), ${MiB(killed.received - whole)} in files in flight; retry: agent received ${pct(log.received, total)} (${log.receivedFiles} files), copied ${log.copiedFiles} files; --json bytes ${doc?.counts?.bytes} bytesReused ${doc?.counts?.bytesReused}`,
+          );
+          dropRepo(ctx, type, name);
+        }
+        const r = summary(retries);
+        const worst = retries.reduce((a, b) => (b.log.received > a.log.received ? b : a));
+        const fullMax = Math.max(...full);
+        push(ctx, label, `dsg sync → ${T} (ssh), uninterrupted`, u, {
+          sent: `${MiB(fullMax)} received by the agent (${pct(fullMax, total)})`,
+        });
+        push(ctx, label, `dsg sync → ${T} (ssh), retry after SIGKILL at ~50 %`, r, {
+          sent: `retry ${MiB(worst.log.received)} = ${pct(worst.log.received, total)} (most of ${ctx.runs} runs); its killed run: ${pct(worst.kill.arrived, total)} in the repository at the kill, ${pct(worst.killed.received, total)} received by the agent, ${worst.killed.receivedFiles} files whole (${pct(worst.whole, total)}), ${MiB(worst.killed.received - worst.whole)} in files in flight`,
+          ratio: `${ratio(r, u)} uninterrupted`,
+          target: '≤ 55 % of the content sent again; snapshot equal (checked)',
+        });
+      }
+
+      // rsync: the same kill (measured at the destination), then the same command again
+      const dest = path.join(ctx.work, 'rsync-resume');
+      const rsyncArgs = ['-a', '--stats', ...rsyncSsh(ctx), `${project}/input/`, `dsgbench:${dest}/`];
+      const ru = rsyncFirstSyncSeries(ctx, path.join(project, 'input'), dest);
+      const rr = [];
+      for (let i = 0; i < ctx.runs; i++) {
+        rmSync(dest, { recursive: true, force: true });
+        mkdirSync(dest, { recursive: true });
+        const kill = await killAtHalf('rsync', rsyncArgs, { env: userEnv(ctx) }, dest, total / 2);
+        // the remote rsync removes its partial file when the connection drops: wait for it to go
+        for (let k = 0; k < 100 && readdirSync(path.join(dest, dir)).some((f) => f.startsWith('.')); k++)
+          await new Promise((res) => setTimeout(res, 100));
+        const m = timed('rsync', rsyncArgs, { env: userEnv(ctx) });
+        rr.push({ ...m, kill, stats: rsyncStats(m.stdout) });
+        assertSameTree('w9 rsync: the resumed copy against the source', await treeDigest(dest), source);
+      }
+      rmSync(dest, { recursive: true, force: true });
+      const r = summary(rr);
+      const worst = rr.reduce((a, b) => (b.stats.literal > a.stats.literal ? b : a));
+      push(ctx, label, 'rsync -a (ssh), uninterrupted', ru);
+      push(ctx, label, 'rsync -a (ssh), again after SIGKILL at ~50 %', r, {
+        sent: `retry ${MiB(worst.stats.literal)} = ${pct(worst.stats.literal, total)} file content (most of ${ctx.runs} runs; ${pct(worst.kill.arrived, total)} at the destination at the kill)`,
+      });
     },
   },
 ];
