@@ -22,6 +22,7 @@ import {
   type SnapshotMounter,
   type SnapshotRef,
   type TransactionId,
+  parkedName,
   snapshotRefOf,
 } from '@dsg/contracts';
 import {
@@ -38,11 +39,12 @@ import {
 } from './file-ops.js';
 import { noZfsSnapshot, readSyncMessages, snapshotNumber, type Layout } from './layout.js';
 import { assertDatasetName, assertSnapshotId, decodePropValue, isRepositoryName } from './names.js';
-import { PROP, ZfsOperations, type Logger } from './operations.js';
+import { isMountPath, PROP, ZfsOperations, type Logger } from './operations.js';
+import { contentMismatch, ParkedFiles, zfsParkedDirName, type ParkedOptions } from './parked.js';
 import type { ZfsRunner } from './runner.js';
 import { Zfs, type BusyRetry } from './zfs.js';
 
-export interface ZfsRemoteFilesystemOptions {
+export interface ZfsRemoteFilesystemOptions extends ParkedOptions {
   /** the parent dataset P; repositories are P/<repo> */
   parent: string;
   /** the repository name */
@@ -77,6 +79,13 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   private readonly mutex = new Mutex();
   /** uploads whose data is still streaming (commit refuses while there are any) */
   private uploading = 0;
+  /** the open transaction's verified uploads still in the work area (path → hash): parked by a rollback */
+  private uploads = new Map<string, string>();
+  /** every hash the open transaction wrote or placed: no longer parked once it commits */
+  private written = new Set<string>();
+  private readonly parkedOptions: ParkedOptions;
+  /** the parked directory, once found (see parked()) */
+  private parkedDir: string | null = null;
 
   constructor(options: ZfsRemoteFilesystemOptions) {
     this.zfs = new Zfs({
@@ -92,6 +101,39 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
       log: this.log,
     });
     this.hasher = options.hasher;
+    this.parkedOptions = {
+      ...(options.parkedTtlMs !== undefined ? { parkedTtlMs: options.parkedTtlMs } : {}),
+      ...(options.now ? { now: options.now } : {}),
+    };
+  }
+
+  /**
+   * The parked content, in `<dir of P>/.<repo>.dsg-parked/`: the directory
+   * the lock file is in (P's mountpoint as ZFS reports it, else the
+   * configured one), so every agent of P finds the same one.
+   */
+  private async parked(): Promise<ParkedFiles> {
+    if (this.parkedDir === null) {
+      let dir = this.ops.mountpoint;
+      try {
+        const reported = (await this.zfs.mountInfo(this.ops.parent)).mountpoint;
+        if (isMountPath(reported)) dir = reported;
+      } catch (e) {
+        if (!(e instanceof ZfsOperationError && /does not exist/.test(e.stderr ?? ''))) throw e;
+      }
+      this.parkedDir = path.join(dir, zfsParkedDirName(this.ops.repo));
+    }
+    return new ParkedFiles(this.parkedDir, this.parkedOptions);
+  }
+
+  /** parked() for the best-effort steps: null (and a log line) when it cannot be found. */
+  private async parkedQuietly(): Promise<ParkedFiles | null> {
+    try {
+      return await this.parked();
+    } catch (e) {
+      this.log('warn', `parked content unavailable: ${e instanceof Error ? e.message : String(e)}`);
+      return null;
+    }
   }
 
   begin(tx: TransactionId): Promise<BeginResult> {
@@ -112,6 +154,9 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     const r = await this.ops.begin(tx);
     this.tx = tx;
     this.workPath = r.workPath;
+    this.uploads = new Map();
+    this.written = new Set();
+    await (await this.parkedQuietly())?.prune();
     return r;
   }
 
@@ -128,6 +173,7 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     }
     // not a failed commit: nothing of tx is open here, and the open one (if any) stays open
     if (tx !== this.tx) throw this.notOpen(tx);
+    const written = this.written;
     try {
       this.log('info', `committing ZFS transaction ${tx} as ${snapshot.snapshotId}`);
       await this.ops.commit(tx, snapshot);
@@ -141,7 +187,11 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
       this.tx = null;
       this.workPath = null;
       this.live = null;
+      this.uploads = new Map();
+      this.written = new Set();
     }
+    // stored by the commit: no longer worth keeping
+    await (await this.parkedQuietly())?.drop(written);
   }
 
   rollback(tx: TransactionId): Promise<CleanupReport> {
@@ -154,6 +204,8 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
         'warn',
         `Transaction ID mismatch during ZFS rollback: expected ${this.tx ?? '(none)'}, got ${tx}; rolling back ${tx} anyway`,
       );
+    // before the work dataset is destroyed: what it received and verified is kept for the next transaction
+    if (tx === this.tx && this.workPath) await this.parkUploads(this.workPath);
     try {
       return await this.ops.rollback(tx);
     } catch (e) {
@@ -167,6 +219,41 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
       if (tx === this.tx) {
         this.tx = null;
         this.workPath = null;
+        this.uploads = new Map();
+        this.written = new Set();
+      }
+    }
+  }
+
+  /**
+   * Copy each verified upload still in the work area into the parked
+   * directory (skipping what is parked already), verifying its hash again on
+   * the way: a file changed since is not parked. Never throws: a failure is
+   * logged and only costs the next sync a resend.
+   */
+  private async parkUploads(work: string): Promise<void> {
+    if (this.uploads.size === 0) return;
+    const parked = await this.parkedQuietly();
+    if (!parked) return;
+    let have: Set<string>;
+    try {
+      have = new Set(await parked.names());
+    } catch (e) {
+      this.log('warn', `cannot list parked content: ${e instanceof Error ? e.message : String(e)}`);
+      return;
+    }
+    for (const [rel, hash] of this.uploads) {
+      if (have.has(hash)) continue;
+      try {
+        const fh = await openCopySource(work, rel);
+        try {
+          await parked.store(hash, fh, this.hasher);
+        } finally {
+          await fh.close();
+        }
+        have.add(hash);
+      } catch (e) {
+        this.log('info', `not parked: ${rel}: ${e instanceof Error ? e.message : String(e)}`);
       }
     }
   }
@@ -229,6 +316,9 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
           if (this.work(tx) !== root)
             throw new DsgError('TX_STATE', `transaction ${tx} ended while ${rel} was uploading`);
           await finishWrite(root, rel, w);
+          const hash = expected.hash.toLowerCase();
+          this.uploads.set(rel, hash);
+          this.written.add(hash);
           return null;
         } catch (e) {
           return { error: e };
@@ -269,14 +359,50 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     }
   }
 
+  async parkedContent(): Promise<string[]> {
+    const parked = await this.parkedQuietly();
+    return parked ? parked.hashes() : [];
+  }
+
+  /**
+   * Parked content written to `to` through writeFile (every check and the
+   * verification of an upload), like copyFile. Parked content that no
+   * longer matches its hash is refused (HASH_MISMATCH) and removed.
+   */
+  async copyParked(tx: TransactionId, to: string, expected: ExpectedFile): Promise<{ size: number }> {
+    assertSafeRelativePath(to);
+    const hash = parkedName(expected?.hash);
+    const fh = await this.mutex.runShared(async () => {
+      this.work(tx);
+      const source = await (await this.parked()).open(hash);
+      this.uploading++;
+      return source;
+    });
+    try {
+      return await this.writeFile(tx, to, chunksOf(fh), expected);
+    } catch (e) {
+      if (contentMismatch(e)) await (await this.parked()).discard(hash, fh);
+      throw e;
+    } finally {
+      this.uploading--;
+      await fh.close();
+    }
+  }
+
   async writeLink(tx: TransactionId, rel: string, target: string): Promise<void> {
     assertSafeRelativePath(rel);
-    return this.mutex.run(() => writeLinkInside(this.work(tx), rel, target));
+    return this.mutex.run(async () => {
+      await writeLinkInside(this.work(tx), rel, target);
+      this.uploads.delete(rel);
+    });
   }
 
   async deleteFile(tx: TransactionId, rel: string): Promise<void> {
     assertSafeRelativePath(rel);
-    return this.mutex.run(() => deleteInside(this.work(tx), rel));
+    return this.mutex.run(async () => {
+      await deleteInside(this.work(tx), rel);
+      this.uploads.delete(rel);
+    });
   }
 
   /** Whether the repository has a head: `.dsg/last-sync.json` in its live tree, or (dsg's layout) an `@sN`. */
@@ -448,7 +574,9 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   recover(): Promise<RecoveryReport> {
     return this.mutex.run(async () => {
       this.live = null;
-      return this.ops.recover();
+      const report = await this.ops.recover();
+      await (await this.parkedQuietly())?.prune();
+      return report;
     });
   }
 }

@@ -21,6 +21,8 @@ describe.skipIf(!env)('ZfsRemoteFilesystem on the real pool', () => {
       concurrentTransactions: false,
       snapshotHistory: true,
       reportsLayout: true,
+      // beside the lock file, in P's directory
+      isParked: (line) => line.startsWith('.repo.dsg-parked/'),
       cleanup: () => Promise.resolve(p.destroy()),
     });
   });
