@@ -22,10 +22,16 @@ export interface Reuse {
 export function routeUploads(
   uploads: readonly Transfer[],
   remote: Manifest,
-): { fromRepository: Reuse[]; send: Transfer[]; fromSent: Reuse[] } {
+  parked: ReadonlySet<string> = new Set(),
+): { fromRepository: Reuse[]; fromParked: Transfer[]; send: Transfer[]; fromSent: Reuse[] } {
   const inRepository = byHash(remote.entries.values());
   const sent = new Map<string, string>();
-  const out = { fromRepository: [] as Reuse[], send: [] as Transfer[], fromSent: [] as Reuse[] };
+  const out = {
+    fromRepository: [] as Reuse[],
+    fromParked: [] as Transfer[],
+    send: [] as Transfer[],
+    fromSent: [] as Reuse[],
+  };
   for (const t of uploads) {
     const e = t.entry;
     if (e.type !== 'file' || !e.hash || e.filesize === 0) {
@@ -38,7 +44,7 @@ export function routeUploads(
     else if (earlier !== undefined) out.fromSent.push({ transfer: t, from: earlier });
     else {
       sent.set(e.hash, t.path);
-      out.send.push(t);
+      (parked.has(e.hash) ? out.fromParked : out.send).push(t);
     }
   }
   return out;

@@ -73,6 +73,21 @@ export function progressCounter(run: Pick<SyncRun, 'onProgress'>, ops: Pick<Ops,
 const COPY_REFUSED = new Set<string>(['NOT_FOUND', 'VALIDATION', 'HASH_MISMATCH', 'UNKNOWN_OP']);
 
 /**
+ * What the repository kept of an interrupted earlier sync (its parked content),
+ * asked only when some file content is to be uploaded; an agent that predates
+ * parking (UNKNOWN_OP) has none.
+ */
+async function parkedContent(run: SyncRun, ops: Pick<Ops, 'uploads'>): Promise<Set<string>> {
+  if (!ops.uploads.some((u) => u.entry.type === 'file' && u.entry.filesize > 0)) return new Set();
+  try {
+    return new Set(await run.remote.parkedContent());
+  } catch (e) {
+    if (e instanceof DsgError && e.code === 'UNKNOWN_OP') return new Set();
+    throw e;
+  }
+}
+
+/**
  * Uploads into the repository's work area (bounded concurrency), each verified
  * there against its entry. Content the repository already holds is copied on
  * the server instead of sent (routeUploads): a rename sends no file content.
@@ -85,7 +100,7 @@ export async function uploadAll(
   pr: Progress,
 ): Promise<void> {
   const { remote, tx } = run;
-  const routes = routeUploads(ops.uploads, plan.remote);
+  const routes = routeUploads(ops.uploads, plan.remote, await parkedContent(run, ops));
   let copying = true;
   const done = (u: Transfer): void => {
     result.uploaded.push(u.path);
@@ -106,6 +121,7 @@ export async function uploadAll(
     if (copying) {
       try {
         await remote.copyFile(tx, from, u.path, expectedOf(entry));
+        faultPoint('sync.after-copy'); // the first copy on the server to finish reaches it
         result.bytes.reused += entry.filesize;
         pr.count(entry.filesize, 'upload');
         done(u);
@@ -118,7 +134,22 @@ export async function uploadAll(
     }
     await send(u);
   };
+  // a parked copy refused (expired meanwhile, damaged) is sent, as a refused copy is
+  const placeParked = async (u: Transfer): Promise<void> => {
+    const entry = u.entry as FileEntry;
+    try {
+      await remote.copyParked(tx, u.path, expectedOf(entry));
+    } catch (e) {
+      if (!(e instanceof DsgError) || !COPY_REFUSED.has(e.code)) throw e;
+      run.logger.debug(`parked content for ${u.path} refused on the server (${e.code}); sending it`);
+      return send(u);
+    }
+    result.bytes.reused += entry.filesize;
+    pr.count(entry.filesize, 'upload');
+    done(u);
+  };
   await forEachLimited(routes.fromRepository, run.concurrency, copy);
+  await forEachLimited(routes.fromParked, run.concurrency, placeParked);
   await forEachLimited(routes.send, run.concurrency, send);
   await forEachLimited(routes.fromSent, run.concurrency, copy);
 }
@@ -126,9 +157,11 @@ export async function uploadAll(
 const LOCAL_SOURCE_GONE = new Set(['HASH_MISMATCH', 'VALIDATION', 'ENOENT', 'ENOTDIR', 'EISDIR', 'EACCES', 'ELOOP']);
 
 /**
- * A download staged from a local file that holds the same content (a file moved
- * or copied in the repository): true when done; false when there is none or it
- * no longer matches (changed since the scan, gone), and the file is downloaded.
+ * A download staged without downloading: from a local file that holds the same
+ * content (a file moved or copied in the repository), else from the client's
+ * parked content (what an interrupted run already downloaded). True when done;
+ * false when neither has it (or it no longer matches: changed since the scan,
+ * gone), and the file is downloaded.
  */
 async function stageFromLocal(
   run: SyncRun,
@@ -137,14 +170,20 @@ async function stageFromLocal(
   result: SyncResult,
   pr: Progress,
 ): Promise<boolean> {
-  if (from === undefined || d.entry.type !== 'file') return false;
-  try {
-    await run.clientFs.stageFile(run.tx, d.path, run.clientFs.readFile(from), expectedOf(d.entry));
-  } catch (e) {
-    // the local copy is only a shortcut: anything wrong with it (not disk space) means download
-    if (LOCAL_SOURCE_GONE.has(String((e as { code?: unknown })?.code))) return false;
-    throw e;
+  if (d.entry.type !== 'file' || d.entry.filesize === 0) return false;
+  let staged = false;
+  if (from !== undefined) {
+    try {
+      await run.clientFs.stageFile(run.tx, d.path, run.clientFs.readFile(from), expectedOf(d.entry));
+      staged = true;
+    } catch (e) {
+      // the local copy is only a shortcut: anything wrong with it (not disk space) means download
+      if (!LOCAL_SOURCE_GONE.has(String((e as { code?: unknown })?.code))) throw e;
+    }
   }
+  // what an interrupted earlier sync or clone already downloaded (client parked content)
+  if (!staged) staged = await run.clientFs.stageParked(run.tx, d.path, expectedOf(d.entry));
+  if (!staged) return false;
   result.bytes.reused += d.entry.filesize;
   pr.count(d.entry.filesize, 'download');
   return true;

@@ -33,6 +33,22 @@ describe('routeUploads', () => {
     ]);
     expect(r.send.map((t) => t.path)).toEqual(['in/c1', 'in/empty', 'in/l', 'in/same']);
     expect(r.fromSent.map((x) => [x.transfer.path, x.from])).toEqual([['in/c2', 'in/c1']]);
+    expect(r.fromParked).toEqual([]);
+  });
+
+  it('places parked content (an interrupted sync uploaded it) instead of sending it; its twins copy from it', () => {
+    const remote = new Manifest([file('in/old', 'aa')]);
+    const uploads = [
+      up(file('in/p1', 'pp')),
+      up(file('in/p2', 'pp')),
+      up(file('in/new', 'aa')),
+      up(file('in/q', 'qq')),
+    ];
+    const r = routeUploads(uploads, remote, new Set(['pp', 'aa']));
+    expect(r.fromRepository.map((x) => x.transfer.path)).toEqual(['in/new']); // the repository first
+    expect(r.fromParked.map((t) => t.path)).toEqual(['in/p1']);
+    expect(r.send.map((t) => t.path)).toEqual(['in/q']);
+    expect(r.fromSent.map((x) => [x.transfer.path, x.from])).toEqual([['in/p2', 'in/p1']]);
   });
 });
 

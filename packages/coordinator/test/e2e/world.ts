@@ -21,15 +21,23 @@ import {
 
 export const REPO = 'proj';
 
-/** Wraps a component so that calling any of the named methods throws (a failure injected at a named step). */
+/**
+ * Wraps a component so that calling any of the named methods throws (a failure
+ * injected at a named step): `<label>.<method>` fails every call, `<label>.<method>#N`
+ * only the N-th (1-based) call through this wrapper.
+ */
 export function failing<T extends object>(target: T, steps: ReadonlySet<string>, label: string): T {
+  const calls = new Map<string, number>();
   return new Proxy(target, {
     get(t, prop, recv) {
       const v = Reflect.get(t, prop, recv) as unknown;
       if (typeof v !== 'function') return v;
       const name = String(prop);
       return (...args: unknown[]) => {
-        if (steps.has(`${label}.${name}`)) return Promise.reject(new Error(`injected failure at ${label}.${name}`));
+        const n = (calls.get(name) ?? 0) + 1;
+        calls.set(name, n);
+        if (steps.has(`${label}.${name}`) || steps.has(`${label}.${name}#${n}`))
+          return Promise.reject(new Error(`injected failure at ${label}.${name} (call ${n})`));
         return (v as (...a: unknown[]) => unknown).apply(t, args);
       };
     },
@@ -191,9 +199,9 @@ export class World {
     });
   }
 
-  async clone(c: Client): Promise<SyncResult> {
+  async clone(c: Client, o: { failClient?: Set<string> } = {}): Promise<SyncResult> {
     const { transport, remote } = await this.session();
-    return runClone({ project: c.project, clientFs: this.clientFs(c), remote, transport });
+    return runClone({ project: c.project, clientFs: this.clientFs(c, o.failClient), remote, transport });
   }
 
   async plan(c: Client): Promise<SyncPlan> {
