@@ -137,4 +137,43 @@ describe.each(targets)('transfer engine through the built dsg, %s', (_label, tar
       expect(listing(B, noMeta)).toEqual(listing(A, noMeta));
     },
   );
+  it.skipIf(!target)(
+    'a sync killed -9 mid-upload: the retry sends only what the repository had not verified; the snapshot is byte-identical',
+    () => {
+      const sb = sandbox(
+        `user_id: ana@example.org\nuser_name: Ana\nssh:\n  key_path: ${ssh!.key}\n  known_hosts: ${ssh!.knownHosts}\n`,
+      );
+      const agent = loggingAgent(sb.dir);
+      const t = target!(sb.dir, agent.args);
+      const name = `resume-${process.pid}-${Date.now() % 100000}`;
+      const A = path.join(sb.dir, 'a');
+      write(path.join(A, 'input', 'readme.txt'), 'r');
+      json(dsg(A, sb.env, '--json', 'init', ...t.init, '--repo-name', name));
+      agent.moved();
+      const size = 24 * 200_000;
+      for (let i = 0; i < 24; i++)
+        write(path.join(A, 'input', 'wave', `w-${i}.bin`), `${i};`.repeat(100_000).slice(0, 200_000));
+      // the client kills itself (SIGKILL) as the first upload is verified; the agent outlives it
+      const killed = dsg(A, { ...sb.env, DSG_FAULT: 'sync.after-upload' }, '--json', 'sync', '-m', 'wave');
+      expect(killed.code).toBe(-1); // killed by a signal, no exit code
+      const first = agent.moved();
+      expect(first.received).toBeGreaterThan(0);
+
+      // the agent may still be rolling back (parking) the abandoned transaction: its lock says so
+      let retry = dsg(A, sb.env, '--json', 'sync', '-m', 'wave');
+      for (let i = 0; i < 60 && retry.code === 4; i++) {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500);
+        retry = dsg(A, sb.env, '--json', 'sync', '-m', 'wave');
+      }
+      const r = json(retry);
+      expect(r).toMatchObject({ snapshotId: 's2', committed: true });
+      expect(r.counts.bytes + r.counts.bytesReused).toBe(size);
+      expect(r.counts.bytesReused).toBeGreaterThanOrEqual(200_000); // at least the upload verified before the kill
+      const second = agent.moved();
+      expect(second.received).toBeLessThan(size - r.counts.bytesReused + 64 * 1024); // the remainder and the metadata
+      // byte-identical: a fresh clone of s2 is the working tree
+      json(dsg(sb.dir, sb.env, '--json', 'clone', ...t.clone(name), 'check'));
+      expect(listing(path.join(sb.dir, 'check'), noMeta)).toEqual(listing(A, noMeta));
+    },
+  );
 });
