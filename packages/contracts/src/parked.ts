@@ -1,3 +1,4 @@
+import { DSG_DIR } from './dsg-layout.js';
 import { ValidationError } from './errors.js';
 import { EXPECTED_HASH_RE } from './verified-write.js';
 
@@ -15,6 +16,15 @@ export function parkedName(hash: string): string {
   if (!EXPECTED_HASH_RE.test(name))
     throw new ValidationError(`parked content name ${JSON.stringify(hash)} is not a hash`);
   return name;
+}
+
+/**
+ * Whether an upload to `relPath` is parked: data, not the repository's own
+ * `.dsg/` metadata (each snapshot writes its own, so no later run reuses it,
+ * and it would only sit there until it expires).
+ */
+export function parksUpload(relPath: string): boolean {
+  return relPath !== DSG_DIR && !relPath.startsWith(`${DSG_DIR}/`);
 }
 
 /** Whether parked content last touched (ctime: linking or writing it, never the file's own mtime) at `changedMs` has expired. */

@@ -8,6 +8,7 @@ import {
   PARKED_TTL_MS,
   parkedExpired,
   parkedName,
+  parksUpload,
   readAll,
   streamOf,
   streamVerified,
@@ -105,5 +106,14 @@ describe('parked content names and expiry', () => {
     expect(parkedExpired(0, PARKED_TTL_MS)).toBe(false);
     expect(parkedExpired(0, PARKED_TTL_MS + 1)).toBe(true);
     expect(parkedExpired(1000, 1500, 100)).toBe(true);
+  });
+});
+
+describe('which uploads are parked', () => {
+  it('data is, the repository metadata under .dsg/ is not', () => {
+    expect(parksUpload('input/a.csv')).toBe(true);
+    expect(parksUpload('.dsgconfig.yml')).toBe(true);
+    expect(parksUpload('.dsg/last-sync.json')).toBe(false);
+    expect(parksUpload('.dsg/archive/s1-sync.json.lz4')).toBe(false);
   });
 });

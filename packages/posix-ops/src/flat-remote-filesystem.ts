@@ -38,6 +38,7 @@ import {
   streamVerified,
   EXPECTED_HASH_RE,
   parkedName,
+  parksUpload,
 } from '@dsg/contracts';
 import { chunksOf, errno, forceRemove, openCopySource, readFrom } from './fs-util.js';
 import { DIR_MODE, FILE_MODE, refuseDirectory } from './work-area.js';
@@ -482,7 +483,7 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
           await rename(tmp, full);
           state.ops.set(rel, 'put');
           // Parked at once (a second name of the same inode): a kill -9 of anything later leaves it parked.
-          await this.parked.park(full, want);
+          if (parksUpload(rel)) await this.parked.park(full, want);
           state.written.add(want);
         } catch (e) {
           await rm(tmp, { force: true }).catch(() => undefined);

@@ -48,6 +48,7 @@ import {
   streamVerified,
   EXPECTED_HASH_RE,
   parkedName,
+  parksUpload,
 } from '@dsg/contracts';
 import { cloneTree, type CloneOptions } from './clone-tree.js';
 import { DIR_MODE, FILE_MODE, refuseDirectory } from './work-area.js';
@@ -369,7 +370,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
           await refuseDirectory(full, rel);
           await rename(tmp, full);
           // Parked at once (a second name of the same inode): a kill -9 of anything later leaves it parked.
-          await this.parked.park(full, want);
+          if (parksUpload(rel)) await this.parked.park(full, want);
           this.txs.get(tx)?.written.add(want);
           return null;
         } catch (e) {

@@ -23,6 +23,7 @@ import {
   type SnapshotRef,
   type TransactionId,
   parkedName,
+  parksUpload,
   snapshotRefOf,
 } from '@dsg/contracts';
 import {
@@ -317,7 +318,7 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
             throw new DsgError('TX_STATE', `transaction ${tx} ended while ${rel} was uploading`);
           await finishWrite(root, rel, w);
           const hash = expected.hash.toLowerCase();
-          this.uploads.set(rel, hash);
+          if (parksUpload(rel)) this.uploads.set(rel, hash);
           this.written.add(hash);
           return null;
         } catch (e) {

@@ -283,7 +283,7 @@ export interface Backend {
   lockFile: (name: string) => string;
   /** snapshot ids the repository has on disk, in order (s1, s2, …) */
   snapshots: (name: string) => string[];
-  /** anything on the repository side that is neither the live tree, a committed snapshot nor the lock: leftovers of a transaction */
+  /** anything on the repository side that is neither the live tree, a committed snapshot, parked content nor the lock: leftovers of a transaction */
   leftovers: (name: string) => string[];
   /** remove what the backend made (datasets, directories) */
   destroy: () => void;
@@ -312,7 +312,8 @@ export function posixLocalBackend(label = 'posix/local'): Backend & { root: stri
       if (!existsSync(d)) return [];
       const out: string[] = [];
       for (const n of readdirSync(d)) {
-        if (n === 'snapshots' || n === 'current' || n === 'lock') continue;
+        // parked: verified uploads kept by design for a resumed sync (they expire), not a transaction's leftover
+        if (n === 'snapshots' || n === 'current' || n === 'lock' || n === 'parked') continue;
         if (n === 'tx' && readdirSync(path.join(d, n)).length === 0) continue;
         out.push(n === 'tx' ? `tx/${readdirSync(path.join(d, n)).join(',')}` : n);
       }
