@@ -219,8 +219,12 @@ async function agentSessionsEnded(file) {
   return false;
 }
 
-/** Sum of the sizes of the regular files under `dir` (files renamed or removed meanwhile are skipped). */
-function bytesUnder(dir) {
+/**
+ * Sum of the sizes of the regular files under `dir`, each inode once (a
+ * posix repository parks a verified upload as a second link to it); files
+ * renamed or removed meanwhile are skipped.
+ */
+function bytesUnder(dir, seen = new Set()) {
   let n = 0;
   let entries;
   try {
@@ -230,10 +234,13 @@ function bytesUnder(dir) {
   }
   for (const e of entries) {
     const p = path.join(dir, e.name);
-    if (e.isDirectory()) n += bytesUnder(p);
+    if (e.isDirectory()) n += bytesUnder(p, seen);
     else if (e.isFile()) {
       try {
-        n += lstatSync(p).size;
+        const st = lstatSync(p);
+        const id = `${st.dev}:${st.ino}`;
+        if (!seen.has(id)) n += st.size;
+        seen.add(id);
       } catch {
         /* renamed or removed while we looked */
       }
@@ -287,8 +294,11 @@ function repoArea(ctx, type) {
 }
 
 function dropRepo(ctx, type, name) {
-  if (type === 'zfs') destroyDataset(`${ctx.env.pool}/repos/${name}`);
-  else rmSync(path.join(ctx.work, 'posix-repos', name), { recursive: true, force: true });
+  if (type === 'zfs') {
+    destroyDataset(`${ctx.env.pool}/repos/${name}`);
+    // a ZFS repository parks an interrupted transfer's uploads beside its lock file, outside its dataset
+    rmSync(path.join(ctx.env.poolMount, 'repos', `.${name}.dsg-parked`), { recursive: true, force: true });
+  } else rmSync(path.join(ctx.work, 'posix-repos', name), { recursive: true, force: true });
 }
 
 /** `rsync --stats` figures: file content sent (Literal data) and everything on the wire (Total bytes sent). */
