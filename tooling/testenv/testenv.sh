@@ -127,9 +127,19 @@ stop_daemon() {
   if alive "$DIR/zfs-fuse.pid"; then
     kill "$(cat "$DIR/zfs-fuse.pid")"
     for _ in $(seq 1 50); do alive "$DIR/zfs-fuse.pid" || break; sleep 0.1; done
-    log "zfs-fuse stopped"
+    # a deadlocked zfs-fuse ignores SIGTERM (seen under several concurrent pool users):
+    # its clients hang in D state until it is gone
+    if alive "$DIR/zfs-fuse.pid"; then
+      kill -9 "$(cat "$DIR/zfs-fuse.pid")"
+      for _ in $(seq 1 50); do alive "$DIR/zfs-fuse.pid" || break; sleep 0.1; done
+      log "zfs-fuse did not stop on SIGTERM: killed"
+    else
+      log "zfs-fuse stopped"
+    fi
   fi
   rm -f "$DIR/zfs-fuse.pid"
+  # mounts a killed daemon left behind answer ENOTCONN until unmounted
+  mount -t fuse.zfs 2>/dev/null | awk '{print $3}' | while read -r m; do umount -l "$m" 2>/dev/null || true; done
 }
 
 # What a failed setup or run needs to be understood, printed where CI shows it.
