@@ -10,6 +10,7 @@ export * from './snapshot-message.js';
 export * from './safe-text.js';
 export * from './verified-write.js';
 export * from './parked.js';
+export * from './parked-store.js';
 export * from './snapshot-id.js';
 export * from './dsg-layout.js';
 export * from './repository-name.js';

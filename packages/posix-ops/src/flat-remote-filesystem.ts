@@ -37,13 +37,15 @@ import {
   type TransactionPattern,
   streamVerified,
   EXPECTED_HASH_RE,
+  contentMismatch,
+  ParkedStore,
+  type ParkedOptions,
   parkedName,
   parksUpload,
 } from '@dsg/contracts';
 import { chunksOf, errno, forceRemove, openCopySource, readFrom } from './fs-util.js';
 import { DIR_MODE, FILE_MODE, refuseDirectory } from './work-area.js';
 import { assertSnapshotId, CURRENT, snapshotNumber } from './layout.js';
-import { contentMismatch, ParkedFiles, type ParkedOptions } from './parked.js';
 
 /**
  * The original dsg's (HRDAG/dsg 0.4.4) xfs repository: `<base>/<name>/` IS
@@ -146,7 +148,7 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   private readonly txs = new Map<string, TxState>();
   private readonly mutex = new Mutex();
   private readonly uploading = new Map<string, number>();
-  private readonly parked: ParkedFiles;
+  private readonly parked: ParkedStore;
 
   constructor(options: FlatRemoteFilesystemOptions) {
     if (typeof options.root !== 'string' || !path.isAbsolute(options.root)) {
@@ -156,7 +158,7 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     }
     this.root = path.resolve(options.root);
     this.hasher = options.hasher;
-    this.parked = new ParkedFiles(path.join(this.txRoot, PARKED_DIR), options);
+    this.parked = new ParkedStore(path.join(this.txRoot, PARKED_DIR), options);
   }
 
   private get txRoot(): string {
@@ -483,7 +485,7 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
           await rename(tmp, full);
           state.ops.set(rel, 'put');
           // Parked at once (a second name of the same inode): a kill -9 of anything later leaves it parked.
-          if (parksUpload(rel)) await this.parked.park(full, want);
+          if (parksUpload(rel)) await this.parked.link(full, want);
           state.written.add(want);
         } catch (e) {
           await rm(tmp, { force: true }).catch(() => undefined);

@@ -22,4 +22,4 @@ export {
   type OpenPosixOptions,
 } from './open-repository.js';
 export { posixHost, type PosixHost, type PosixHostOptions } from './host.js';
-export type { ParkedOptions } from './parked.js';
+export type { ParkedOptions } from '@dsg/contracts';

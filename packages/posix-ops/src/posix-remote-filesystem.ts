@@ -47,6 +47,9 @@ import {
   type TransactionPattern,
   streamVerified,
   EXPECTED_HASH_RE,
+  contentMismatch,
+  ParkedStore,
+  type ParkedOptions,
   parkedName,
   parksUpload,
 } from '@dsg/contracts';
@@ -55,7 +58,6 @@ import { DIR_MODE, FILE_MODE, refuseDirectory } from './work-area.js';
 import { chunksOf, errno, forceRemove, openCopySource, readFrom } from './fs-util.js';
 import { assertSnapshotId, Layout, snapshotNumber, TEMP_LINK_PREFIX } from './layout.js';
 import { sealDir, sealTree } from './seal.js';
-import { contentMismatch, ParkedFiles, type ParkedOptions } from './parked.js';
 
 export interface PosixRemoteFilesystemOptions extends ParkedOptions {
   /** The repository directory `<base>/<name>` (created by the first begin). */
@@ -99,7 +101,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
   /** Uploads of a transaction whose data is still streaming (commit refuses while there are any). */
   private readonly uploading = new Map<string, number>();
   /** `<root>/parked/`: verified uploads kept for the transaction after an interrupted one (see parked.ts) */
-  private readonly parked: ParkedFiles;
+  private readonly parked: ParkedStore;
 
   constructor(options: PosixRemoteFilesystemOptions) {
     if (typeof options.root !== 'string' || !path.isAbsolute(options.root)) {
@@ -111,7 +113,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
     this.layout = new Layout(this.root);
     this.hasher = options.hasher;
     this.linkFile = options.linkFile;
-    this.parked = new ParkedFiles(this.layout.parked, options);
+    this.parked = new ParkedStore(this.layout.parked, options);
   }
 
   // ---------------------------------------------------------------- transaction
@@ -370,7 +372,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
           await refuseDirectory(full, rel);
           await rename(tmp, full);
           // Parked at once (a second name of the same inode): a kill -9 of anything later leaves it parked.
-          if (parksUpload(rel)) await this.parked.park(full, want);
+          if (parksUpload(rel)) await this.parked.link(full, want);
           this.txs.get(tx)?.written.add(want);
           return null;
         } catch (e) {

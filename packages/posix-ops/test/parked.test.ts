@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NotFoundError, PARKED_TTL_MS, ValidationError, type TransactionId } from '@dsg/contracts';
 import { FlatRemoteFilesystem, PosixRemoteFilesystem } from '../src/index.js';
-import type { ParkedOptions } from '../src/parked.js';
+import type { ParkedOptions } from '@dsg/contracts';
 import { hashOf, streamOf, txId, xxh3Hasher } from './helpers.js';
 
 type Fs = PosixRemoteFilesystem | FlatRemoteFilesystem;

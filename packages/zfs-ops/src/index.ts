@@ -11,4 +11,5 @@ export {
 export { ZfsOperations, PROP, type Logger, type Phase } from './operations.js';
 export { ZfsRemoteFilesystem, listZfsRepositories, type ZfsRemoteFilesystemOptions } from './remote-fs.js';
 export { zfsHost, zfsLockFileName, type ZfsHost, type ZfsHostOptions } from './host.js';
-export { zfsParkedDirName, type ParkedOptions } from './parked.js';
+export { zfsParkedDirName } from './parked.js';
+export type { ParkedOptions } from '@dsg/contracts';

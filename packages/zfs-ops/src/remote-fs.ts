@@ -22,6 +22,9 @@ import {
   type SnapshotMounter,
   type SnapshotRef,
   type TransactionId,
+  contentMismatch,
+  ParkedStore,
+  type ParkedOptions,
   parkedName,
   parksUpload,
   snapshotRefOf,
@@ -41,7 +44,7 @@ import {
 import { noZfsSnapshot, readSyncMessages, snapshotNumber, type Layout } from './layout.js';
 import { assertDatasetName, assertSnapshotId, decodePropValue, isRepositoryName } from './names.js';
 import { isMountPath, PROP, ZfsOperations, type Logger } from './operations.js';
-import { contentMismatch, ParkedFiles, zfsParkedDirName, type ParkedOptions } from './parked.js';
+import { zfsParkedDirName } from './parked.js';
 import type { ZfsRunner } from './runner.js';
 import { Zfs, type BusyRetry } from './zfs.js';
 
@@ -113,7 +116,7 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
    * the lock file is in (P's mountpoint as ZFS reports it, else the
    * configured one), so every agent of P finds the same one.
    */
-  private async parked(): Promise<ParkedFiles> {
+  private async parked(): Promise<ParkedStore> {
     if (this.parkedDir === null) {
       let dir = this.ops.mountpoint;
       try {
@@ -124,11 +127,11 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
       }
       this.parkedDir = path.join(dir, zfsParkedDirName(this.ops.repo));
     }
-    return new ParkedFiles(this.parkedDir, this.parkedOptions);
+    return new ParkedStore(this.parkedDir, this.parkedOptions);
   }
 
   /** parked() for the best-effort steps: null (and a log line) when it cannot be found. */
-  private async parkedQuietly(): Promise<ParkedFiles | null> {
+  private async parkedQuietly(): Promise<ParkedStore | null> {
     try {
       return await this.parked();
     } catch (e) {
@@ -238,7 +241,7 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     if (!parked) return;
     let have: Set<string>;
     try {
-      have = new Set(await parked.names());
+      have = new Set(await parked.hashes()); // an expired one is stored afresh
     } catch (e) {
       this.log('warn', `cannot list parked content: ${e instanceof Error ? e.message : String(e)}`);
       return;
@@ -248,7 +251,7 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
       try {
         const fh = await openCopySource(work, rel);
         try {
-          await parked.store(hash, fh, this.hasher);
+          await parked.store(hash, chunksOf(fh), this.hasher);
         } finally {
           await fh.close();
         }
