@@ -136,10 +136,12 @@ stop_daemon() {
     else
       log "zfs-fuse stopped"
     fi
+    # mounts the stopped daemon left behind answer ENOTCONN until unmounted; only after
+    # stopping OUR daemon: a down that did not start it (the bench beside the tests) must
+    # not unmount the pools another run is using
+    mount -t fuse.zfs 2>/dev/null | awk '{print $3}' | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   fi
   rm -f "$DIR/zfs-fuse.pid"
-  # mounts a killed daemon left behind answer ENOTCONN until unmounted
-  mount -t fuse.zfs 2>/dev/null | awk '{print $3}' | while read -r m; do umount -l "$m" 2>/dev/null || true; done
 }
 
 # What a failed setup or run needs to be understood, printed where CI shows it.
