@@ -46,9 +46,10 @@ export const pointLabel = (fp: FaultPoint): string => (fp.via ? `${fp.point} (af
 const client = (...ps: string[]): FaultPoint[] => ps.map((point) => ({ point, side: 'client' as const }));
 const agent = (...ps: string[]): FaultPoint[] => ps.map((point) => ({ point, side: 'agent' as const }));
 
-/** Client points: scan, each upload, staging, before/after the remote commit, during the client apply. */
+/** Client points: scan, a copy on the server (content the repository has), each upload, staging, before/after the remote commit, during the client apply. */
 export const CLIENT_POINTS: FaultPoint[] = client(
   'sync.after-scan',
+  'sync.after-copy',
   'sync.after-upload',
   'sync.after-staging',
   'sync.before-commit',
@@ -73,6 +74,7 @@ export const ZFS_CLIENT_POINTS: Record<Phase, FaultPoint[]> =
         init: client('sync.before-commit', 'tx.after-remote-commit'),
         sync: client(
           'sync.after-scan',
+          'sync.after-copy',
           'sync.after-upload',
           'sync.before-commit',
           'tx.after-remote-commit',
@@ -265,13 +267,15 @@ async function faulted(b: Backend, p: Project, fp: FaultPoint, cwd: string, args
   return `agent SIGKILL; dsg exit 1 (${doc.error.code})`;
 }
 
-/** The initial tree: each working copy's own file, and two files the first rounds delete. */
+/** The initial tree: each working copy's own file, two files the first rounds delete, and one content twice. */
 const USER_FILES = (): Record<string, string> => ({
   'input/own-a.txt': 'a0\n',
   'input/own-b.txt': 'b0\n',
   'input/f-1.txt': 'f-1 (deleted in round 1)\n',
   'input/f0.txt': 'f0 (deleted in round 2)\n',
   'output/r.txt': 'result\n',
+  // the same content twice: init sends it once and copies it on the server (sync.after-copy)
+  'output/r-twin.txt': 'result\n',
 });
 
 /** One init-phase case: `dsg init` crashes at fp. */
@@ -355,7 +359,8 @@ export async function initCase(b: Backend, fp: FaultPoint): Promise<CaseResult> 
 /**
  * A chain of sync-phase cases on one repository, two working copies taking
  * turns. Round r's writer X (B on odd rounds, A on even) changes its own
- * file, adds f<r> and deletes f<r-2>, and syncs: it downloads what the
+ * file, adds f<r>, adds a copy of output/r.txt (a copy on the server, not an
+ * upload) and deletes f<r-2>, and syncs: it downloads what the
  * other copy did in round r-1 (a changed file, a new file, a delete) and
  * uploads its own, all in one transaction. Round 1 is a plain sync of B;
  * every later round syncs with the fault. After a failed check the rest of
@@ -372,6 +377,8 @@ export async function syncChain(b: Backend, points: FaultPoint[]): Promise<CaseR
     write(path.join(X, own(x)), `round ${r} by ${x === 0 ? 'A' : 'B'}\n`);
     unlinkSync(path.join(X, `input/f${r - 2}.txt`));
     write(path.join(X, `input/f${r}.txt`), `f${r} (added in round ${r})\n`);
+    // content the repository already has (output/r.txt): copied on the server, not sent
+    write(path.join(X, `output/copy-${r}.txt`), 'result\n');
   };
   let aborted: string | null = null;
   try {
@@ -426,7 +433,7 @@ export async function syncChain(b: Backend, points: FaultPoint[]): Promise<CaseR
       const before = data(X);
       const expectNew: Record<string, string> = { ...oldRepo };
       delete expectNew[`input/f${r - 2}.txt`];
-      for (const rel of [own(x), `input/f${r}.txt`]) expectNew[rel] = before[rel]!;
+      for (const rel of [own(x), `input/f${r}.txt`, `output/copy-${r}.txt`]) expectNew[rel] = before[rel]!;
       const newSnaps = [...oldSnaps, `s${oldSnaps.length + 1}`];
       // the plan must really have every kind of step
       check(

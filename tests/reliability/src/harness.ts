@@ -289,6 +289,14 @@ export interface Backend {
   destroy: () => void;
 }
 
+/**
+ * A posix repository's parked content (`<repo>/parked/`): verified uploads of an
+ * interrupted sync, kept by design for the next one and expiring on their own —
+ * never a transaction's leftover, and no part of what a refused sync must leave
+ * unchanged.
+ */
+export const isParkedPath = (rel: string): boolean => rel === 'parked' || rel.startsWith('parked/');
+
 /** A posix repository root on local disk, reached over the local (in-process) transport (`--host localhost`). */
 export function posixLocalBackend(label = 'posix/local'): Backend & { root: string } {
   const root = mkdtempSync(path.join(os.tmpdir(), 'dsg-rel-repos-'));
@@ -312,8 +320,7 @@ export function posixLocalBackend(label = 'posix/local'): Backend & { root: stri
       if (!existsSync(d)) return [];
       const out: string[] = [];
       for (const n of readdirSync(d)) {
-        // parked: verified uploads kept by design for a resumed sync (they expire), not a transaction's leftover
-        if (n === 'snapshots' || n === 'current' || n === 'lock' || n === 'parked') continue;
+        if (n === 'snapshots' || n === 'current' || n === 'lock' || isParkedPath(n)) continue;
         if (n === 'tx' && readdirSync(path.join(d, n)).length === 0) continue;
         out.push(n === 'tx' ? `tx/${readdirSync(path.join(d, n)).join(',')}` : n);
       }

@@ -10,6 +10,7 @@ import { entriesHash, hashBytes, type ManifestEntry } from '@dsg/manifest';
 import { listAll } from '@dsg/testenv';
 import {
   dsgAsync,
+  isParkedPath,
   listing as harnessListing,
   ok,
   sandbox,
@@ -103,7 +104,10 @@ export function listing(dir: string): Record<string, string> {
 export function repoState(s: Scene): Record<string, unknown> {
   const posixRoot = path.dirname(s.live); // <root>/<name> holds current, snapshots/, tx/, lock
   return {
-    files: s.b.type === 'posix' ? listing(posixRoot) : listing(s.live),
+    files:
+      s.b.type === 'posix'
+        ? Object.fromEntries(Object.entries(listing(posixRoot)).filter(([p]) => !isParkedPath(p)))
+        : listing(s.live),
     snapshots: s.b.snapshots(s.name),
     leftovers: s.b.leftovers(s.name),
     datasets: s.b.type === 'zfs' ? listAll(parentDataset(s)).filter((n) => n.includes(`/${s.name}`)) : [],

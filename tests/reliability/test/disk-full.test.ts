@@ -13,6 +13,7 @@ import { requireSsh, requireZfs } from '@dsg/testenv';
 import { compareSnapshotIds, isSnapshotId } from '@dsg/contracts';
 import {
   dsgAsync,
+  isParkedPath,
   ok,
   sandbox,
   write,
@@ -82,7 +83,11 @@ function expectNoSpace(r: RunResult, where: 'repository' | 'client'): void {
 function repoState(b: Backend, name: string): Record<string, unknown> {
   const live = b.liveTree(name);
   return {
-    files: live ? listing(b.type === 'posix' ? path.dirname(live) : live) : null,
+    files: live
+      ? b.type === 'posix'
+        ? Object.fromEntries(Object.entries(listing(path.dirname(live))).filter(([p]) => !isParkedPath(p)))
+        : listing(live)
+      : null,
     snapshots: b.snapshots(name),
     leftovers: b.leftovers(name),
     locked: existsSync(b.lockFile(name)),
@@ -106,7 +111,10 @@ function posixAt(root: string): Backend {
       if (!existsSync(d)) return [];
       const all = Object.keys(listing(d)).filter((p) => !p.includes('/'));
       const tx = existsSync(path.join(d, 'tx')) ? Object.keys(listing(path.join(d, 'tx'))) : [];
-      return [...all.filter((n) => !['snapshots', 'current', 'tx', 'lock'].includes(n)), ...tx.map((t) => `tx/${t}`)];
+      return [
+        ...all.filter((n) => !['snapshots', 'current', 'tx', 'lock'].includes(n) && !isParkedPath(n)),
+        ...tx.map((t) => `tx/${t}`),
+      ];
     },
     destroy: () => undefined,
   };
