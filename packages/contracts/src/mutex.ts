@@ -22,6 +22,18 @@ export class Mutex {
   private readonly waiting: { shared: boolean; grant: () => void }[] = [];
   private sharedHolders = 0;
   private exclusiveHeld = false;
+  private exclusiveGrants = 0;
+
+  /**
+   * How many exclusive holders have been granted the lock so far (it counts
+   * up when one is granted, before it runs). While a shared holder holds
+   * it, this cannot change: a fact a shared holder proved about the tree
+   * stays true, for every later shared holder too, as long as this number
+   * is the one it read (see ProvenDirs).
+   */
+  get exclusiveGeneration(): number {
+    return this.exclusiveGrants;
+  }
 
   /** Resolves with the release function once every earlier holder has released. */
   acquire(): Promise<Release> {
@@ -64,7 +76,10 @@ export class Mutex {
       if (this.exclusiveHeld || (!next.shared && this.sharedHolders > 0)) return;
       this.waiting.shift();
       if (next.shared) this.sharedHolders++;
-      else this.exclusiveHeld = true;
+      else {
+        this.exclusiveHeld = true;
+        this.exclusiveGrants++;
+      }
       next.grant();
     }
   }

@@ -1,5 +1,6 @@
 import { lstat } from 'node:fs/promises';
 import path from 'node:path';
+import type { ProvenDirs } from './beneath.js';
 import { ValidationError } from './errors.js';
 
 /**
@@ -40,8 +41,13 @@ export const NAME_MAX = 255;
  * other than where the manifest says, and a link chain can point anywhere). Missing parents are fine (the caller makes
  * them, and must call this again after making them: a racing writer may have
  * planted a link in between). The final component is not followed here.
+ *
+ * With `proven` (only inside a shared hold of the Mutex it was made with:
+ * see ProvenDirs), a parent proved since the last exclusive holder is not
+ * lstat'ed again, and each parent found a real directory is added. The
+ * path and its component lengths are checked either way.
  */
-export async function resolveBeneath(root: string, rel: string): Promise<string> {
+export async function resolveBeneath(root: string, rel: string, proven?: ProvenDirs): Promise<string> {
   assertSafeRelativePath(rel);
   const refuse = (why: string): never => {
     throw new ValidationError(
@@ -56,6 +62,7 @@ export async function resolveBeneath(root: string, rel: string): Promise<string>
   let dir = root;
   for (const c of parts.slice(0, -1)) {
     dir = path.join(dir, c);
+    if (proven?.has(dir)) continue;
     let st;
     try {
       st = await lstat(dir);
@@ -68,6 +75,7 @@ export async function resolveBeneath(root: string, rel: string): Promise<string>
         `parent ${JSON.stringify(path.relative(root, dir))} is a symlink (nothing is read or written beyond a symbolic link)`,
       );
     if (!st.isDirectory()) refuse(`parent ${JSON.stringify(path.relative(root, dir))} is not a directory`);
+    proven?.add(dir);
   }
   return path.join(root, rel);
 }

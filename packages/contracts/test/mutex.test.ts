@@ -112,3 +112,33 @@ describe('Mutex: shared holders', () => {
     await expect(m.run(() => Promise.resolve('ok'))).resolves.toBe('ok');
   });
 });
+
+describe('Mutex: exclusiveGeneration', () => {
+  it('counts exclusive holders when they are granted, not shared ones', async () => {
+    const m = new Mutex();
+    expect(m.exclusiveGeneration).toBe(0);
+    await m.runShared(() => Promise.resolve());
+    expect(m.exclusiveGeneration).toBe(0);
+    await m.run(() => {
+      expect(m.exclusiveGeneration).toBe(1); // already counted while it runs
+      return Promise.resolve();
+    });
+    expect(m.exclusiveGeneration).toBe(1);
+  });
+
+  it('does not move while a shared holder holds the lock, even with an exclusive one waiting', async () => {
+    const m = new Mutex();
+    const log: string[] = [];
+    const s = holder(log, 's');
+    const shared = m.runShared(s.fn);
+    const exclusive = m.run(() => Promise.resolve());
+    await tick();
+    expect(m.exclusiveGeneration).toBe(0);
+    s.end();
+    await Promise.all([shared, exclusive]);
+    expect(m.exclusiveGeneration).toBe(1);
+    const release = await m.acquire();
+    expect(m.exclusiveGeneration).toBe(2);
+    release();
+  });
+});
