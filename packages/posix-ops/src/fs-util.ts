@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { chmod, lstat, open, opendir, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { NotFoundError, resolveBeneath, ValidationError, type ByteStream } from '@dsg/contracts';
+import { NotFoundError, resolveBeneath, ValidationError, type ByteStream, type ProvenDirs } from '@dsg/contracts';
 
 export function errno(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | null)?.code;
@@ -40,9 +40,10 @@ export async function forceRemove(target: string): Promise<boolean> {
  * A file of a repository tree, opened read-only, or null when it is absent:
  * never through a symlinked parent, the file itself never a link, a
  * directory or a special file (ValidationError). The caller closes it.
+ * `proven`: see resolveBeneath (only in a shared hold of its Mutex).
  */
-export async function openFileIn(tree: string, rel: string): Promise<FileHandle | null> {
-  const full = await resolveBeneath(tree, rel);
+export async function openFileIn(tree: string, rel: string, proven?: ProvenDirs): Promise<FileHandle | null> {
+  const full = await resolveBeneath(tree, rel, proven);
   let fh;
   try {
     // O_NONBLOCK: opening a FIFO planted in the repository must not hang the reader
@@ -71,8 +72,8 @@ export async function readFrom(tree: string, rel: string): Promise<ByteStream | 
 }
 
 /** copyFile's source: like openFileIn, and absent is the contract's NotFoundError. */
-export async function openCopySource(tree: string, rel: string): Promise<FileHandle> {
-  const fh = await openFileIn(tree, rel);
+export async function openCopySource(tree: string, rel: string, proven?: ProvenDirs): Promise<FileHandle> {
+  const fh = await openFileIn(tree, rel, proven);
   if (!fh) throw new NotFoundError(`no file ${JSON.stringify(rel)} to copy in this transaction's work area`);
   return fh;
 }

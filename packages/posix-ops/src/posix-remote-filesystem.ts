@@ -52,6 +52,7 @@ import {
   type ParkedOptions,
   parkedName,
   parksUpload,
+  ProvenDirs,
 } from '@dsg/contracts';
 import { cloneTree, type CloneOptions } from './clone-tree.js';
 import { DIR_MODE, FILE_MODE, refuseDirectory } from './work-area.js';
@@ -98,6 +99,8 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
   private readonly txs = new Map<string, TxState>();
   /** Every work-area mutation runs in here, one at a time (see Mutex of @dsg/contracts). */
   private readonly mutex = new Mutex();
+  /** Parents the shared path steps proved real directories (valid until an exclusive holder runs: see ProvenDirs). */
+  private readonly proven = new ProvenDirs(this.mutex);
   /** Uploads of a transaction whose data is still streaming (commit refuses while there are any). */
   private readonly uploading = new Map<string, number>();
   /** `<root>/parked/`: verified uploads kept for the transaction after an interrupted one (see parked.ts) */
@@ -317,7 +320,10 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
    * real directory stays one until its open or rename is done. Everything
    * that can plant a link or remove a directory — writeLink, deleteFile,
    * this cleanup, begin, commit, rollback, recover — holds the Mutex alone,
-   * so it never runs between a check and the change it guards.
+   * so it never runs between a check and the change it guards. The same
+   * reasoning lets the shared steps skip the lstat of a parent an earlier
+   * shared step proved, as long as no exclusive holder ran since
+   * (ProvenDirs); the exclusive sections always lstat.
    */
   async writeFile(tx: TransactionId, rel: string, data: ByteStream, expected: ExpectedFile): Promise<{ size: number }> {
     assertTransactionId(tx);
@@ -338,8 +344,9 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
     try {
       opened = await this.mutex.runShared(async () => {
         work = await this.workArea(tx);
-        created.push(...(await mkdirsBeneath(work, rel))); // checks every parent, makes the missing ones
-        const full = await resolveBeneath(work, rel); // again, after mkdir and right before the open
+        // checks every parent not proved yet, makes the missing ones
+        created.push(...(await mkdirsBeneath(work, rel, undefined, this.proven)));
+        const full = await resolveBeneath(work, rel, this.proven); // again, after mkdir and right before the open
         const tmp = tempNameBeside(full);
         // A new inode every time: never write through a hard link shared with a snapshot.
         const fh = await open(
@@ -368,7 +375,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
       const failed = await this.mutex.runShared(async () => {
         try {
           await this.workArea(tx); // not rolled back meanwhile
-          await resolveBeneath(work, rel);
+          await resolveBeneath(work, rel, this.proven);
           await refuseDirectory(full, rel);
           await rename(tmp, full);
           // Parked at once (a second name of the same inode): a kill -9 of anything later leaves it parked.
@@ -408,7 +415,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
     assertSafeRelativePath(from);
     assertSafeRelativePath(to);
     const fh = await this.mutex.runShared(async () => {
-      const source = await openCopySource(await this.workArea(tx), from);
+      const source = await openCopySource(await this.workArea(tx), from, this.proven);
       this.uploading.set(tx, (this.uploading.get(tx) ?? 0) + 1);
       return source;
     });
