@@ -12,6 +12,7 @@ import {
   type ByteStream,
   type ExpectedFile,
   type HasherFactory,
+  type ProvenDirs,
   streamVerified,
 } from '@dsg/contracts';
 
@@ -31,11 +32,17 @@ export interface PreparedWrite {
  * target opened with O_CREAT | O_EXCL | O_NOFOLLOW (a link planted at that
  * name is never followed). On failure the caller removes `created`
  * (removeCreated) holding the Mutex alone: removing a directory is not a
- * shared step.
+ * shared step. `proven`: the backend's ProvenDirs (valid only because this
+ * runs in a shared hold: see ProvenDirs).
  */
-export async function prepareWrite(root: string, rel: string, created: string[]): Promise<PreparedWrite> {
-  created.push(...(await mkdirsBeneath(root, rel))); // checks every parent, makes the missing ones
-  const full = await resolveBeneath(root, rel); // again, after mkdir and right before the open
+export async function prepareWrite(
+  root: string,
+  rel: string,
+  created: string[],
+  proven?: ProvenDirs,
+): Promise<PreparedWrite> {
+  created.push(...(await mkdirsBeneath(root, rel, undefined, proven))); // checks every parent, makes the missing ones
+  const full = await resolveBeneath(root, rel, proven); // again, after mkdir and right before the open
   const tmp = tempNameBeside(full);
   const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
   return { full, tmp, fh, created };
@@ -65,8 +72,8 @@ export async function streamPrepared(
 }
 
 /** writeFile's last step (under the Mutex, shared): parents still real directories, then one rename (a link at the target is replaced, not followed). */
-export async function finishWrite(root: string, rel: string, write: PreparedWrite): Promise<void> {
-  await resolveBeneath(root, rel);
+export async function finishWrite(root: string, rel: string, write: PreparedWrite, proven?: ProvenDirs): Promise<void> {
+  await resolveBeneath(root, rel, proven);
   await rename(write.tmp, write.full);
 }
 
@@ -114,8 +121,9 @@ export async function deleteInside(root: string, rel: string): Promise<void> {
 async function openRegular(
   root: string,
   rel: string,
+  proven?: ProvenDirs,
 ): Promise<FileHandle | 'absent' | 'link' | 'directory' | 'special file'> {
-  const full = await resolveBeneath(root, rel); // never through a symlinked parent, as the posix backends read
+  const full = await resolveBeneath(root, rel, proven); // never through a symlinked parent, as the posix backends read
   // O_NOFOLLOW + fstat on the open descriptor: a file swapped for a symlink between a
   // check and the open (a hostile repository) is refused, never read through; O_NONBLOCK:
   // opening a FIFO planted in the repository must not hang the agent.
@@ -140,9 +148,9 @@ export async function openInside(root: string, rel: string): Promise<ByteStream 
   return typeof fh === 'string' ? null : fh.createReadStream();
 }
 
-/** copyFile's source: a regular file under root, opened read-only (the caller closes it); absent → NotFoundError, anything else → ValidationError. */
-export async function openCopySource(root: string, rel: string): Promise<FileHandle> {
-  const fh = await openRegular(root, rel);
+/** copyFile's source: a regular file under root, opened read-only (the caller closes it); absent → NotFoundError, anything else → ValidationError. `proven`: only in a shared hold (see ProvenDirs). */
+export async function openCopySource(root: string, rel: string, proven?: ProvenDirs): Promise<FileHandle> {
+  const fh = await openRegular(root, rel, proven);
   if (fh === 'absent')
     throw new NotFoundError(`no file ${JSON.stringify(rel)} to copy in this transaction's work area`);
   if (typeof fh === 'string') throw new ValidationError(`${JSON.stringify(rel)} is a ${fh}, not a file`, { path: rel });

@@ -27,6 +27,7 @@ import {
   type ParkedOptions,
   parkedName,
   parksUpload,
+  ProvenDirs,
   snapshotRefOf,
 } from '@dsg/contracts';
 import {
@@ -81,6 +82,8 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   private live: string | null = null;
   /** Every work-area mutation runs in here, one at a time (see Mutex of @dsg/contracts). */
   private readonly mutex = new Mutex();
+  /** Parents the shared path steps proved real directories (valid until an exclusive holder runs: see ProvenDirs). */
+  private readonly proven = new ProvenDirs(this.mutex);
   /** uploads whose data is still streaming (commit refuses while there are any) */
   private uploading = 0;
   /** the open transaction's verified uploads still in the work area (path → hash): parked by a rollback */
@@ -294,7 +297,10 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
    * real directory stays one until its open or rename is done. Everything
    * that can plant a link or remove a directory — writeLink, deleteFile,
    * this cleanup, begin, commit, rollback, recover — holds the Mutex alone,
-   * so it never runs between a check and the change it guards.
+   * so it never runs between a check and the change it guards. The same
+   * reasoning lets the shared steps skip the lstat of a parent an earlier
+   * shared step proved, as long as no exclusive holder ran since
+   * (ProvenDirs); the exclusive sections always lstat.
    */
   async writeFile(tx: TransactionId, rel: string, data: ByteStream, expected: ExpectedFile): Promise<{ size: number }> {
     assertSafeRelativePath(rel);
@@ -304,7 +310,7 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     try {
       w = await this.mutex.runShared(async () => {
         root = this.work(tx);
-        const prepared = await prepareWrite(root, rel, created);
+        const prepared = await prepareWrite(root, rel, created, this.proven);
         this.uploading++; // before the section ends, so a commit queued behind it sees the upload
         return prepared;
       });
@@ -319,7 +325,7 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
         try {
           if (this.work(tx) !== root)
             throw new DsgError('TX_STATE', `transaction ${tx} ended while ${rel} was uploading`);
-          await finishWrite(root, rel, w);
+          await finishWrite(root, rel, w, this.proven);
           const hash = expected.hash.toLowerCase();
           if (parksUpload(rel)) this.uploads.set(rel, hash);
           this.written.add(hash);
@@ -351,7 +357,7 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     assertSafeRelativePath(from);
     assertSafeRelativePath(to);
     const fh = await this.mutex.runShared(async () => {
-      const source = await openCopySource(this.work(tx), from);
+      const source = await openCopySource(this.work(tx), from, this.proven);
       this.uploading++;
       return source;
     });

@@ -111,6 +111,26 @@ describe.skipIf(!env)('ZFS work area: concurrent requests are serialised, links 
     await fs.rollback(t);
   });
 
+  // The shared path steps remember proved parents (ProvenDirs) until an exclusive holder runs:
+  // a failed upload's cleanup removes the parents it made, writeLink puts a link at that name,
+  // and the next upload under it is refused (with stale proofs it would land in real/b).
+  it('a proved parent replaced by a link through exclusive operations is refused again', async () => {
+    const fs = fsOf();
+    const t = tx();
+    const { workPath } = await fs.begin(t);
+    await fs.writeFile(t, 'real/b/x', bytes('X'), { hash: hashOf('X') });
+    await expect(fs.writeFile(t, 'a/b/f', bytes('F'), { hash: hashOf('not F') })).rejects.toMatchObject({
+      code: 'HASH_MISMATCH',
+    });
+    expect(readdirSync(workPath).sort()).toEqual(['real']);
+    await fs.writeLink(t, 'a', 'real');
+    await expect(fs.writeFile(t, 'a/b/g', bytes('G'), { hash: hashOf('G') })).rejects.toThrow(/"a" is a symlink/);
+    await expect(fs.copyFile(t, 'real/b/x', 'a/b/h', { hash: hashOf('X') })).rejects.toBeInstanceOf(ValidationError);
+    await expect(fs.copyFile(t, 'a/b/x', 'y', { hash: hashOf('X') })).rejects.toBeInstanceOf(ValidationError);
+    expect(readdirSync(path.join(workPath, 'real/b'))).toEqual(['x']);
+    await fs.rollback(t);
+  });
+
   it('a stalled upload holds up nobody; commit is refused until it has finished', async () => {
     const fs = fsOf();
     const t = tx();
