@@ -167,6 +167,33 @@ export interface RepositoryHost {
 export interface RemoteRepository extends RemoteFilesystem {
   lock(holder: LockHolder): Promise<void>;
   unlock(): Promise<void>;
+  /**
+   * Many files in one request: `data` is their bytes back to back, each
+   * exactly its `expected.size`, and each lands as `writeFile` would land it
+   * (verified, parked), in order. One reply for the batch: its sizes; the
+   * first refusal fails the batch, and the files before it stay written.
+   * This is how small files travel without a round trip each.
+   */
+  writeFiles(tx: TransactionId, files: readonly BatchFile[], data: ByteStream): Promise<{ sizes: number[] }>;
+  /**
+   * Many files of the head (or of snapshot `snapshotId`) in one download:
+   * their bytes back to back, each exactly its `size`, for the caller to cut
+   * (StreamSplitter). A file missing (NotFoundError) or of another size
+   * (HASH_MISMATCH) fails the stream, naming it.
+   */
+  readFiles(files: readonly SizedPath[], snapshotId?: string): Promise<ByteStream>;
+}
+
+/** A file of a `readFiles` batch: where, and how many bytes the caller expects (where the next file begins). */
+export interface SizedPath {
+  path: string;
+  size: number;
+}
+
+/** One file of a `writeFiles` batch: its size is required (it is where the next file's bytes begin). */
+export interface BatchFile {
+  path: string;
+  expected: ExpectedFile & { size: number };
 }
 
 /** The client side of a transaction (seed section 4). */

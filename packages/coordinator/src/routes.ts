@@ -74,3 +74,39 @@ function byHash(entries: Iterable<ManifestEntry>): Map<string, string> {
   for (const e of entries) if (e.type === 'file' && e.hash && !m.has(e.hash)) m.set(e.hash, e.path);
   return m;
 }
+
+/** A file at most this big travels in a pack with others (a bigger one is its own upload). */
+export const PACK_FILE_MAX = 256 * 1024;
+/** A pack closes at this many bytes or files (several packs stay in flight: the agent writes one pack's files in order). */
+export const PACK_BYTES = 1 << 20;
+export const PACK_FILES = 32;
+
+/**
+ * Transfers grouped for the wire: small files (content, not links) in packs
+ * of up to PACK_FILES / PACK_BYTES, each pack one request (`writeFiles` up,
+ * `readFiles` down) from one source; everything else alone. Order within a
+ * pack is the order of `sends`.
+ */
+export function packTransfers(sends: readonly Transfer[]): { packs: Transfer[][]; single: Transfer[] } {
+  const packs: Transfer[][] = [];
+  const single: Transfer[] = [];
+  const open = new Map<string, { files: Transfer[]; bytes: number }>(); // one pack under way per source
+  for (const t of sends) {
+    const e = t.entry;
+    if (e.type !== 'file' || e.filesize > PACK_FILE_MAX) {
+      single.push(t);
+      continue;
+    }
+    const source = t.source.from === 'snapshot' ? `snapshot ${t.source.snapshotId}` : t.source.from;
+    let p = open.get(source);
+    if (p && (p.files.length >= PACK_FILES || p.bytes + e.filesize > PACK_BYTES)) {
+      packs.push(p.files);
+      p = undefined;
+    }
+    if (!p) open.set(source, (p = { files: [], bytes: 0 }));
+    p.files.push(t);
+    p.bytes += e.filesize;
+  }
+  for (const p of open.values()) packs.push(p.files);
+  return { packs, single };
+}

@@ -1,9 +1,19 @@
-import { DsgError, faultPoint, NotFoundError, type ByteStream, type ExpectedFile } from '@dsg/contracts';
+import {
+  DsgError,
+  exactly,
+  faultPoint,
+  NotFoundError,
+  StreamSplitter,
+  TransportError,
+  ValidationError,
+  type ByteStream,
+  type ExpectedFile,
+} from '@dsg/contracts';
 import { conflictBackupName, type FileEntry, type ManifestEntry } from '@dsg/manifest';
 import { forEachLimited } from './pool.js';
 import type { SyncPlan } from './plan.js';
 import type { Ops, Transfer } from './resolve.js';
-import { localSources, routeUploads, type Reuse } from './routes.js';
+import { localSources, packTransfers, routeUploads, type Reuse } from './routes.js';
 import type { SyncResult } from './result.js';
 import { counted } from './streams.js';
 import type { SyncRun } from './sync-run.js';
@@ -148,10 +158,51 @@ export async function uploadAll(
     pr.count(entry.filesize, 'upload');
     done(u);
   };
+  // small files travel packed, many to a request; big ones and links alone
+  const { packs, single } = packTransfers(routes.send);
+  const sendPack = async (pack: Transfer[]): Promise<void> => {
+    const files = pack.map((u) => ({
+      path: u.path,
+      expected: { ...expectedOf(u.entry as FileEntry), size: fileSize(u) },
+    }));
+    await remote.writeFiles(tx, files, packData(run, pack, pr));
+    for (const u of pack) {
+      result.bytes.uploaded += fileSize(u);
+      done(u);
+    }
+    faultPoint('sync.after-upload');
+  };
   await forEachLimited(routes.fromRepository, run.concurrency, copy);
   await forEachLimited(routes.fromParked, run.concurrency, placeParked);
-  await forEachLimited(routes.send, run.concurrency, send);
+  await forEachLimited(
+    [...single.map((u) => () => send(u)), ...packs.map((p) => () => sendPack(p))],
+    run.concurrency,
+    (f) => f(),
+  );
   await forEachLimited(routes.fromSent, run.concurrency, copy);
+}
+
+const fileSize = (u: Transfer): number => (u.entry.type === 'file' ? u.entry.filesize : 0);
+
+/**
+ * A pack's bytes: its files back to back, each exactly the size it was
+ * scanned with — a file that changed since is refused here, before a byte of
+ * the next one could be taken for its own.
+ */
+async function* packData(run: SyncRun, pack: readonly Transfer[], pr: Progress): ByteStream {
+  for (const u of pack) {
+    const changed = (why: string): Error =>
+      new ValidationError(
+        `${u.path} changed since it was scanned: ${why}`,
+        { path: u.path, field: 'size' },
+        { code: 'HASH_MISMATCH', recoveryHint: 'The file changed during the sync; run the sync again.' },
+      );
+    yield* exactly(
+      counted(await openSource(run, u), (n) => pr.count(n, 'upload')),
+      fileSize(u),
+      changed,
+    );
+  }
 }
 
 const LOCAL_SOURCE_GONE = new Set(['HASH_MISMATCH', 'VALIDATION', 'ENOENT', 'ENOTDIR', 'EISDIR', 'EACCES', 'ELOOP']);
@@ -211,16 +262,50 @@ export async function stageClientChanges(
     result.conflictBackups.push(name);
   }
   const here = localSources(ops.downloads, plan.local);
-  await forEachLimited(ops.downloads, run.concurrency, async (d) => {
-    if (d.entry.type === 'link') await clientFs.stageLink(tx, d.path, d.entry.reference);
-    else if (!(await stageFromLocal(run, d, here.get(d), result, pr))) {
-      const src = counted(await openSource(run, d), (n) => pr.count(n, 'download'));
-      await clientFs.stageFile(tx, d.path, src, expectedOf(d.entry));
-      result.bytes.downloaded += d.entry.filesize;
-    }
+  const downloaded = (d: Transfer): void => {
     result.downloaded.push(d.path);
     pr.emit('download', { path: d.path, done: true });
+  };
+  // links, and content already here (a local copy, parked content), are staged without the wire
+  const fetch: Transfer[] = [];
+  await forEachLimited(ops.downloads, run.concurrency, async (d) => {
+    if (d.entry.type === 'link') await clientFs.stageLink(tx, d.path, d.entry.reference);
+    else if (!(await stageFromLocal(run, d, here.get(d), result, pr))) return void fetch.push(d);
+    downloaded(d);
   });
+  const fetchOne = async (d: Transfer): Promise<void> => {
+    const src = counted(await openSource(run, d), (n) => pr.count(n, 'download'));
+    await clientFs.stageFile(tx, d.path, src, expectedOf(d.entry as FileEntry));
+    result.bytes.downloaded += fileSize(d);
+    downloaded(d);
+  };
+  // small files come packed, many to a request, each cut from the stream at its size and verified
+  const fetchPack = async (pack: Transfer[]): Promise<void> => {
+    const from = pack[0]!.source;
+    const files = pack.map((d) => ({ path: d.path, size: fileSize(d) }));
+    const split = new StreamSplitter(
+      await run.remote.readFiles(files, from.from === 'snapshot' ? from.snapshotId : undefined),
+      (why) => new TransportError(`a batched download broke off: ${why}`),
+    );
+    try {
+      for (const d of pack) {
+        const part = counted(split.next(fileSize(d), d.path), (n) => pr.count(n, 'download'));
+        await clientFs.stageFile(tx, d.path, part, expectedOf(d.entry as FileEntry));
+        result.bytes.downloaded += fileSize(d);
+        downloaded(d);
+      }
+      await split.end();
+    } catch (e) {
+      await split.cancel().catch(() => {});
+      throw e;
+    }
+  };
+  const { packs, single } = packTransfers(fetch);
+  await forEachLimited(
+    [...single.map((d) => () => fetchOne(d)), ...packs.map((p) => () => fetchPack(p))],
+    run.concurrency,
+    (f) => f(),
+  );
   for (const p of ops.deleteLocal) {
     await clientFs.stageDelete(tx, p);
     result.deletedLocal.push(p);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Manifest, type ManifestEntry } from '@dsg/manifest';
 import type { Transfer } from '../src/resolve.js';
-import { localSources, routeUploads } from '../src/routes.js';
+import { localSources, PACK_BYTES, PACK_FILE_MAX, PACK_FILES, packTransfers, routeUploads } from '../src/routes.js';
 
 const file = (path: string, hash: string, filesize = 10): ManifestEntry => ({
   type: 'file',
@@ -61,5 +61,38 @@ describe('localSources', () => {
     const d4 = up(link('in/l', 'a'));
     const m = localSources([d1, d2, d3, d4], local);
     expect([...m.entries()].map(([t, p]) => [t.path, p])).toEqual([['in/moved/a', 'in/a']]);
+  });
+});
+
+describe('packTransfers', () => {
+  it('packs small files up to PACK_FILES or PACK_BYTES in order; big files and links go alone', () => {
+    const small = Array.from({ length: PACK_FILES + 3 }, (_, i) => up(file(`s${i}`, `h${i}`, 100)));
+    const big = up(file('big', 'hb', PACK_FILE_MAX + 1));
+    const edge = up(file('edge', 'he', PACK_FILE_MAX));
+    const l = up(link('l', 's0'));
+    const empty = up(file('empty', 'e0', 0));
+    const { packs, single } = packTransfers([small[0]!, big, l, ...small.slice(1), edge, empty]);
+    expect(single.map((t) => t.path)).toEqual(['big', 'l']);
+    expect(packs.map((p) => p.length)).toEqual([PACK_FILES, 5]);
+    expect(packs.flat().map((t) => t.path)).toEqual([...small.map((t) => t.path), 'edge', 'empty']);
+  });
+
+  it('never mixes sources in a pack (the head and an old snapshot are two requests)', () => {
+    const head = up(file('a', 'ha', 5));
+    const old = { ...up(file('b', 'hb', 5)), source: { from: 'snapshot', snapshotId: 's3' } } as Transfer;
+    const head2 = up(file('c', 'hc', 5));
+    const { packs } = packTransfers([head, old, head2]);
+    expect(packs.map((p) => p.map((t) => t.path))).toEqual([['a', 'c'], ['b']]);
+  });
+
+  it('closes a pack before it would pass PACK_BYTES', () => {
+    const n = Math.floor(PACK_BYTES / PACK_FILE_MAX);
+    const files = Array.from({ length: n + 1 }, (_, i) => up(file(`f${i}`, `h${i}`, PACK_FILE_MAX)));
+    const { packs } = packTransfers(files);
+    expect(packs.map((p) => p.length)).toEqual([n, 1]);
+    for (const p of packs)
+      expect(p.reduce((b, t) => b + (t.entry.type === 'file' ? t.entry.filesize : 0), 0)).toBeLessThanOrEqual(
+        PACK_BYTES,
+      );
   });
 });

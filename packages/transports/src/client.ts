@@ -1,6 +1,9 @@
 import {
   TransportError,
   errorFromJSON,
+  writeFilesEach,
+  type BatchFile,
+  type SizedPath,
   type BeginResult,
   type ByteStream,
   type CleanupReport,
@@ -15,6 +18,7 @@ import {
   type TransactionId,
 } from '@dsg/contracts';
 import { ByteQueue } from './byte-queue.js';
+import { batchSource, filesBackToBack } from './files-back-to-back.js';
 import {
   DEFAULT_MAX_PAYLOAD,
   FrameKind,
@@ -34,7 +38,7 @@ import {
   type ResultOf,
   type UploadOp,
 } from './ops.js';
-import { PROTOCOL_VERSION, majorOf } from './protocol.js';
+import { PROTOCOL_VERSION, majorOf, minorOf } from './protocol.js';
 
 export type { HelloReply } from './ops.js';
 
@@ -378,6 +382,11 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
   writeFile(tx: TransactionId, path: string, data: ByteStream, expected: ExpectedFile): Promise<{ size: number }> {
     return this.upload('writeFile', { tx, path, expected }, data);
   }
+  /** One request for the batch; an agent older than protocol 1.1 gets a writeFile per file instead. */
+  writeFiles(tx: TransactionId, files: readonly BatchFile[], data: ByteStream): Promise<{ sizes: number[] }> {
+    if (minorOf(this.hello?.protocol ?? '1.0') >= 1) return this.upload('writeFiles', { tx, files: [...files] }, data);
+    return writeFilesEach(files, data, (f, part) => this.writeFile(tx, f.path, part, f.expected));
+  }
   copyFile(tx: TransactionId, from: string, to: string, expected: ExpectedFile): Promise<{ size: number }> {
     return this.request('copyFile', { tx, from, to, expected });
   }
@@ -395,6 +404,21 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
   }
   listSnapshots(): Promise<SnapshotRef[]> {
     return this.request('listSnapshots');
+  }
+  /**
+   * Many files in one download: their bytes back to back, each exactly its
+   * `size` (a file missing or of another size fails the stream, naming it).
+   * An agent older than protocol 1.1 gets one read per file instead.
+   */
+  async readFiles(files: readonly SizedPath[], snapshotId?: string): Promise<ByteStream> {
+    if (minorOf(this.hello?.protocol ?? '1.0') >= 1) {
+      const args = { files: [...files], ...(snapshotId === undefined ? {} : { snapshotId }) };
+      const s = await this.request('readFiles', args);
+      if (!s) throw new ProtocolError('readFiles answered "not found" for a batch');
+      return s;
+    }
+    const open = (p: string) => (snapshotId === undefined ? this.readFile(p) : this.readSnapshotFile(snapshotId, p));
+    return filesBackToBack(files, open, batchSource(snapshotId));
   }
   readSnapshotFile(snapshotId: string, path: string): Promise<ByteStream | null> {
     return this.request('readSnapshotFile', { snapshotId, path });

@@ -1,10 +1,12 @@
 import type {
+  BatchFile,
   BeginResult,
   ByteStream,
   CleanupReport,
   ExpectedFile,
   LockHolder,
   RecoveryReport,
+  SizedPath,
   SnapshotInfo,
   SnapshotRef,
   TransactionId,
@@ -164,6 +166,13 @@ export const OP_TABLE = {
     needsLock: true,
     mutating: true,
   }),
+  // many files back to back in one upload (protocol 1.1): small files without a round trip each
+  writeFiles: op<{ sizes: number[] }>()({
+    parse: (m): { tx: TransactionId; files: BatchFile[] } => ({ tx: F.tx(m), files: F.batchFiles(m['files']) }),
+    stream: 'upload',
+    needsLock: true,
+    mutating: true,
+  }),
   // a server-side copy inside the work area: exclusive like writeLink, whose check it must not interleave with
   copyFile: op<{ size: number }>()({
     parse: (m): { tx: TransactionId; from: string; to: string; expected: ExpectedFile } => ({
@@ -199,6 +208,14 @@ export const OP_TABLE = {
   listSnapshots: op<SnapshotRef[]>()({ parse: none }),
   readSnapshotFile: op<ByteStream | null>()({
     parse: (m) => ({ snapshotId: F.assertSnapshotId(m['snapshotId']), path: F.path(m) }),
+    stream: 'download',
+  }),
+  // many files in one download (protocol 1.1): their bytes back to back, each exactly its size
+  readFiles: op<ByteStream | null>()({
+    parse: (m): { files: SizedPath[]; snapshotId?: string } => {
+      const files = F.sizedPaths(m['files']);
+      return m['snapshotId'] === undefined ? { files } : { files, snapshotId: F.assertSnapshotId(m['snapshotId']) };
+    },
     stream: 'download',
   }),
   mountSnapshot: op<string>()({

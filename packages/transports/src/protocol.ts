@@ -7,6 +7,8 @@ import {
   asTransactionId,
   parseSnapshotId,
   validateRepositoryName,
+  type BatchFile,
+  type SizedPath,
   type ExpectedFile,
   type LockHolder,
   type SnapshotInfo,
@@ -14,8 +16,21 @@ import {
 } from '@dsg/contracts';
 import { ProtocolError } from './frames.js';
 
-/** major.minor; a different major on the other side refuses the session. */
-export const PROTOCOL_VERSION = '1.0';
+/**
+ * major.minor; a different major on the other side refuses the session. A
+ * minor adds operations a client uses only when the agent's minor has them:
+ * 1.1 — `writeFiles` (a batch of files in one upload).
+ */
+export const PROTOCOL_VERSION = '1.1';
+
+/** The minor of a version majorOf accepted (0 for a malformed one: nothing beyond 1.0 is assumed). */
+export function minorOf(version: string): number {
+  const m = /^\d+\.(\d+)$/.exec(version);
+  return m ? Number(m[1]) : 0;
+}
+
+/** The most files one `writeFiles` batch may carry (its request must also fit in one frame). */
+export const MAX_BATCH_FILES = 1024;
 
 export function majorOf(version: string): number {
   const m = /^(\d+)\.(\d+)$/.exec(version);
@@ -98,6 +113,38 @@ export function expectedFile(value: unknown): ExpectedFile {
     out.mtime = o['mtime'];
   }
   return out;
+}
+
+/** A `writeFiles` batch: 1..MAX_BATCH_FILES distinct, checked paths, each with its size (where the next file begins). */
+export function batchFiles(value: unknown): BatchFile[] {
+  if (!Array.isArray(value) || value.length === 0 || value.length > MAX_BATCH_FILES)
+    throw new ProtocolError(`writeFiles needs "files": 1 to ${MAX_BATCH_FILES} entries`);
+  const seen = new Set<string>();
+  return value.map((v: unknown) => {
+    if (typeof v !== 'object' || v === null) throw new ProtocolError('each of "files" must be an object');
+    const p = path(v as Fields);
+    if (seen.has(p)) throw new ValidationError(`the batch names ${JSON.stringify(p)} twice`, { path: p });
+    seen.add(p);
+    const expected = expectedFile((v as Fields)['expected']);
+    if (expected.size === undefined)
+      throw new ValidationError(`expected.size of ${JSON.stringify(p)} is required in a batch`, {
+        field: 'expected.size',
+      });
+    return { path: p, expected: { ...expected, size: expected.size } };
+  });
+}
+
+/** A `readFiles` batch: 1..MAX_BATCH_FILES checked paths, each with a non-negative integer size. */
+export function sizedPaths(value: unknown): SizedPath[] {
+  if (!Array.isArray(value) || value.length === 0 || value.length > MAX_BATCH_FILES)
+    throw new ProtocolError(`readFiles needs "files": 1 to ${MAX_BATCH_FILES} entries`);
+  return value.map((v: unknown) => {
+    if (typeof v !== 'object' || v === null) throw new ProtocolError('each of "files" must be an object');
+    const size = (v as Fields)['size'];
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)
+      throw new ValidationError('size must be a non-negative integer', { field: 'size' });
+    return { path: path(v as Fields), size };
+  });
 }
 
 export function snapshotInfo(value: unknown): SnapshotInfo {

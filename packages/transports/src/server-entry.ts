@@ -8,7 +8,7 @@ export {
   type ServedFilesystem,
 } from './server.js';
 export { RepositoryLock, type LockRecord, type LockOptions } from './lock.js';
-export { PROTOCOL_VERSION, assertRepoName } from './protocol.js';
+export { MAX_BATCH_FILES, PROTOCOL_VERSION, assertRepoName } from './protocol.js';
 export {
   OPS,
   OP_TABLE,

@@ -13,7 +13,10 @@ import {
   errorFromJSON,
   errorToJSON,
   resolveBeneath,
+  writeFilesEach,
   type ByteStream,
+  type SizedPath,
+  type ExpectedFile,
   type HasherFactory,
   type LockHolder,
   type RemoteFilesystem,
@@ -24,6 +27,7 @@ import {
   retryWhile,
 } from '@dsg/contracts';
 import { ByteQueue } from './byte-queue.js';
+import { batchSource, filesBackToBack } from './files-back-to-back.js';
 import {
   DEFAULT_MAX_PAYLOAD,
   FrameKind,
@@ -140,7 +144,8 @@ export const MAX_IN_FLIGHT = 32;
 /** Default client silence before the agent ends a session (2 min; the client PINGs every 30 s). */
 export const CLIENT_SILENCE_MS = 120_000;
 
-type HandlerResult = { result: unknown } | { stream: ByteStream | null };
+/** `files`: a batched download counts its files itself (the session's filesSent) */
+type HandlerResult = { result: unknown } | { stream: ByteStream | null; files?: 'counted' };
 
 /** The lock holder name of the agent's own recovery at open. */
 const RECOVERY_USER = 'dsg-agent (recovery at open)';
@@ -510,7 +515,7 @@ class Session {
           counted(out.stream, this.transfer),
           () => state.cancelled || this.writer.closed,
         );
-        if (!state.cancelled && !this.writer.closed) this.transfer.filesSent++;
+        if (!state.cancelled && !this.writer.closed && !out.files) this.transfer.filesSent++;
       } catch (e) {
         if (!this.writer.closed) await this.writer.sendJson(FrameKind.ABORT, id, errorToJSON(repositoryError(e)));
       } finally {
@@ -593,45 +598,57 @@ class Session {
   }
 
   /**
-   * An upload: gates, fields, then the session mutex held SHARED with other
-   * uploads until the backend pulls the first byte (its check → mkdir → open
-   * are done by then), released while the data flows, taken again once the
-   * data has ended (or failed) for the backend's hash check → rename or cleanup.
+   * An upload: gates and fields, then the handler with the request's data.
+   * Each file it writes runs through `sharedAround` (the session mutex).
    */
   private startUpload(id: number, op: Served, msg: Fields): void {
     // the queue must exist before the next frame (its first DATA) is read
     const q = new ByteQueue();
     this.uploads.set(id, q);
     this.track(id, async () => {
-      let held: (() => void) | null = null;
-      let settled = false;
       try {
         this.gate(op);
         const args = OP_TABLE[op].parse(msg);
-        held = await this.mutex.acquireShared();
-        if (OP_TABLE[op].needsLock) this.requireLock(op);
-        const mutex = this.mutex;
-        const data: ByteStream = (async function* () {
-          held?.();
-          held = null;
-          try {
-            yield* q;
-          } finally {
-            if (!settled) {
-              const r = await mutex.acquireShared();
-              if (settled) r();
-              else held = r;
-            }
-          }
-        })();
-        return { result: await (this.handlers[op] as (a: unknown, d: ByteStream) => Promise<unknown>)(args, data) };
+        return { result: await (this.handlers[op] as (a: unknown, d: ByteStream) => Promise<unknown>)(args, q) };
       } finally {
-        settled = true;
-        held?.();
         q.discard();
         this.uploads.delete(id);
       }
     });
+  }
+
+  /**
+   * One file of an upload under the session mutex, SHARED with other
+   * uploads: held for `fn`'s path steps until the backend pulls the first
+   * byte (its check → mkdir → open are done by then), released while the
+   * data flows, taken again once the data has ended (or failed) for the
+   * backend's hash check → rename or cleanup. The repository lock is
+   * checked once the mutex is held (it may have gone while this waited).
+   */
+  private async sharedAround<T>(op: string, source: ByteStream, fn: (data: ByteStream) => Promise<T>): Promise<T> {
+    let held: (() => void) | null = await this.mutex.acquireShared();
+    let settled = false;
+    const mutex = this.mutex;
+    const data: ByteStream = (async function* () {
+      held?.();
+      held = null;
+      try {
+        yield* source;
+      } finally {
+        if (!settled) {
+          const r = await mutex.acquireShared();
+          if (settled) r();
+          else held = r;
+        }
+      }
+    })();
+    try {
+      this.requireLock(op);
+      return await fn(data);
+    } finally {
+      settled = true;
+      held?.();
+    }
   }
 
   private async handle(op: string, msg: Fields): Promise<HandlerResult> {
@@ -654,7 +671,10 @@ class Session {
   private async dispatch(op: Served, msg: Fields): Promise<HandlerResult> {
     const spec = OP_TABLE[op];
     const value = await (this.handlers[op] as (a: unknown) => Promise<unknown>)(spec.parse(msg));
-    return spec.stream === 'download' ? { stream: value as ByteStream | null } : { result: value };
+    if (spec.stream !== 'download') return { result: value };
+    return op === 'readFiles'
+      ? { stream: value as ByteStream, files: 'counted' }
+      : { stream: value as ByteStream | null };
   }
 
   /** What each op does once its gates passed and its fields parsed (the compiler asks for one per op of OP_TABLE). */
@@ -708,12 +728,10 @@ class Session {
       this.openTx.delete(tx);
       return r;
     },
-    writeFile: async ({ tx, path, expected }, data) => {
-      await this.confineToWork(tx, path);
-      const r = await this.fs!.writeFile(tx, path, data, expected);
-      this.transfer.filesReceived++;
-      return r;
-    },
+    writeFile: async ({ tx, path, expected }, data) => this.receiveFile(tx, path, data, expected),
+    // each file of the batch exactly as a writeFile of its own, in order, from the one data stream
+    writeFiles: async ({ tx, files }, data) =>
+      writeFilesEach(files, data, (f, part) => this.receiveFile(tx, f.path, part, f.expected)),
     parkedContent: async () => this.fs!.parkedContent(),
     copyParked: async ({ tx, to, expected }) => {
       await this.confineToWork(tx, to);
@@ -742,6 +760,7 @@ class Session {
       return null;
     },
     listSnapshots: async () => this.fs!.listSnapshots(),
+    readFiles: async ({ files, snapshotId }) => this.sendFiles(files, snapshotId),
     readSnapshotFile: async ({ snapshotId, path }) => this.fs!.readSnapshotFile(snapshotId, path),
     mountSnapshot: async ({ snapshotId, at }) => {
       if (at !== undefined && !this.o.clientMountpoints) {
@@ -766,6 +785,34 @@ class Session {
     },
     recover: async () => this.fs!.recover(),
   };
+
+  /**
+   * A batched download: each file of the head (or of `snapshotId`) in turn,
+   * exactly the size the client expects, so it can cut the stream where each
+   * file ends. A file that is missing or of another size ends the stream with
+   * an error naming it (the client sees an ABORT): the batch cannot go on
+   * without misplacing every byte after it.
+   */
+  private sendFiles(files: readonly SizedPath[], snapshotId?: string): Promise<ByteStream> {
+    const fs = this.fs!;
+    const open = (p: string) => (snapshotId === undefined ? fs.readFile(p) : fs.readSnapshotFile(snapshotId, p));
+    return Promise.resolve(filesBackToBack(files, open, batchSource(snapshotId), () => this.transfer.filesSent++));
+  }
+
+  /** One uploaded file into the work area: the agent's confinement check, then the backend's verified write. */
+  private async receiveFile(
+    tx: TransactionId,
+    path: string,
+    source: ByteStream,
+    expected: ExpectedFile,
+  ): Promise<{ size: number }> {
+    return this.sharedAround('writeFile', source, async (data) => {
+      await this.confineToWork(tx, path);
+      const r = await this.fs!.writeFile(tx, path, data, expected);
+      this.transfer.filesReceived++;
+      return r;
+    });
+  }
 
   private async open(name: string): Promise<{ repo: string; layout: string | null }> {
     if (this.fs) throw new ValidationError('a repository is already open in this session', { field: 'repo' });

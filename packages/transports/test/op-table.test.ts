@@ -44,6 +44,8 @@ describe('the op table', () => {
         'unmountSnapshot',
         'recover',
         'stats',
+        'writeFiles',
+        'readFiles',
       ].sort(),
     );
     expect(names((o) => o.beforeOpen)).toEqual(['hello', 'listRepositories', 'open', 'stats']);
@@ -56,6 +58,7 @@ describe('the op table', () => {
       'recover',
       'rollback',
       'writeFile',
+      'writeFiles',
       'writeLink',
     ]);
     expect(names((o) => o.mutating)).toEqual([
@@ -71,6 +74,7 @@ describe('the op table', () => {
       'unlock',
       'unmountSnapshot',
       'writeFile',
+      'writeFiles',
       'writeLink',
     ]);
     expect(names((o) => o.exclusive)).toEqual([
@@ -86,8 +90,8 @@ describe('the op table', () => {
       'unlock',
       'writeLink',
     ]);
-    expect(names((o) => o.stream === 'upload')).toEqual(['writeFile']);
-    expect(names((o) => o.stream === 'download')).toEqual(['readFile', 'readSnapshotFile']);
+    expect(names((o) => o.stream === 'upload')).toEqual(['writeFile', 'writeFiles']);
+    expect(names((o) => o.stream === 'download')).toEqual(['readFile', 'readFiles', 'readSnapshotFile']);
   });
 
   it('AgentClient sends the same bytes as before the table (older agents read them)', async () => {
@@ -104,7 +108,7 @@ describe('the op table', () => {
       createdAt: '2026-12-01T00:00:00Z',
     };
     const calls: [() => Promise<unknown>, string][] = [
-      [() => c.handshake(), JSON.stringify({ op: 'hello', protocol: '1.0', client: '@dsg/transports', pings: true })],
+      [() => c.handshake(), JSON.stringify({ op: 'hello', protocol: '1.1', client: '@dsg/transports', pings: true })],
       [() => c.listRepositories(), '{"op":"listRepositories"}'],
       [() => c.stats(), '{"op":"stats"}'],
       [() => c.open('proj'), '{"op":"open","repo":"proj"}'],

@@ -160,16 +160,21 @@ describe('transfers', () => {
   });
 
   it('an upload whose bytes changed after the scan is refused by hash, and the sync rolls back', async () => {
-    // the remote verifies the promised hash: a file rewritten between plan and upload cannot slip in
+    // the remote verifies the promised hash: a file rewritten between plan and upload cannot slip in;
+    // one whose size changed is refused by the client before its bytes could run into the next file of a pack
     await put(a, 'input/g.txt', 'g1');
-    const { transport, remote } = await w.session();
-    const clientFs = w.clientFs(a);
-    const realRead = clientFs.readFile.bind(clientFs);
-    clientFs.readFile = (p: string) => (p === 'input/g.txt' ? Readable.from([Buffer.from('tampered')]) : realRead(p));
-    await expect(runSync({ project: a.project, clientFs, remote, transport, message: 'm' })).rejects.toThrow(
-      /hash mismatch for input\/g.txt/,
-    );
-    expect(await w.head()).toBe('s1');
+    for (const [tampered, refusal] of [
+      ['g2', /hash mismatch for input\/g.txt/],
+      ['tampered', /input\/g.txt changed since it was scanned: it is longer than the 2 bytes expected/],
+      ['g', /input\/g.txt changed since it was scanned: it is 1 bytes, not the 2 expected/],
+    ] as const) {
+      const { transport, remote } = await w.session();
+      const clientFs = w.clientFs(a);
+      const realRead = clientFs.readFile.bind(clientFs);
+      clientFs.readFile = (p: string) => (p === 'input/g.txt' ? Readable.from([Buffer.from(tampered)]) : realRead(p));
+      await expect(runSync({ project: a.project, clientFs, remote, transport, message: 'm' })).rejects.toThrow(refusal);
+      expect(await w.head()).toBe('s1');
+    }
   });
 });
 
