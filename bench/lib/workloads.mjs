@@ -39,6 +39,13 @@ const userEnv = (ctx) => ({
   NO_COLOR: '1',
 });
 
+/**
+ * DSG_BENCH_CPU_PROF=DIR: every dsg and agent process writes a V8 CPU profile
+ * under DIR/client and DIR/agent (to find where a workload's time goes; the
+ * times of such a run are not results).
+ */
+const profiling = process.env.DSG_BENCH_CPU_PROF ? path.resolve(process.env.DSG_BENCH_CPU_PROF) : '';
+
 function dsgSetup(ctx) {
   const conf = path.join(ctx.work, 'dsgconf');
   mkdirSync(conf, { recursive: true });
@@ -55,7 +62,8 @@ function dsgSetup(ctx) {
  */
 const agentCmd = (ctx, rssFile, logFile) => {
   const agent = path.join(ctx.repoRoot, 'apps/agent/dist/dsg-agent.mjs');
-  const timedAgent = rssFile ? `/usr/bin/time, -f, '%M', -a, -o, ${rssFile}, node, ${agent}` : `node, ${agent}`;
+  const node = profiling ? `node, --cpu-prof, --cpu-prof-dir, ${profiling}/agent` : 'node';
+  const timedAgent = rssFile ? `/usr/bin/time, -f, '%M', -a, -o, ${rssFile}, ${node}, ${agent}` : `${node}, ${agent}`;
   return logFile ? `[sh, ${path.join(here, 'agent-log.sh')}, ${logFile}, ${timedAgent}]` : `[${timedAgent}]`;
 };
 
@@ -92,7 +100,8 @@ function writeConfig(ctx, project, name, type, rssFile, logFile) {
 }
 
 function dsg(ctx, cwd, args) {
-  return timed('node', [path.join(ctx.repoRoot, 'apps/cli/dist/main.js'), ...args], { cwd, env: userEnv(ctx) });
+  const prof = profiling ? ['--cpu-prof', '--cpu-prof-dir', path.join(profiling, 'client')] : [];
+  return timed('node', [...prof, path.join(ctx.repoRoot, 'apps/cli/dist/main.js'), ...args], { cwd, env: userEnv(ctx) });
 }
 
 function ensureReposParents(ctx) {
