@@ -101,7 +101,10 @@ function writeConfig(ctx, project, name, type, rssFile, logFile) {
 
 function dsg(ctx, cwd, args) {
   const prof = profiling ? ['--cpu-prof', '--cpu-prof-dir', path.join(profiling, 'client')] : [];
-  return timed('node', [...prof, path.join(ctx.repoRoot, 'apps/cli/dist/main.js'), ...args], { cwd, env: userEnv(ctx) });
+  return timed('node', [...prof, path.join(ctx.repoRoot, 'apps/cli/dist/main.js'), ...args], {
+    cwd,
+    env: userEnv(ctx),
+  });
 }
 
 function ensureReposParents(ctx) {
