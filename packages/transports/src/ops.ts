@@ -103,6 +103,9 @@ export interface SessionTransfer {
   /** bytes of the files copyFile made on the server: content that did not cross the wire */
   bytesCopied: number;
   filesCopied: number;
+  /** upload requests (a `writeFiles` pack is one) and downloads that found their file(s): how many files travel per request */
+  uploadRequests: number;
+  downloadRequests: number;
 }
 
 export interface AgentStats {

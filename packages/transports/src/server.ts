@@ -221,6 +221,8 @@ class Session {
     filesSent: 0,
     bytesCopied: 0,
     filesCopied: 0,
+    uploadRequests: 0,
+    downloadRequests: 0,
   };
   private readonly inflight = new Set<Promise<void>>();
   /**
@@ -316,7 +318,7 @@ class Session {
     const t = this.transfer;
     if (t.bytesReceived || t.bytesSent || t.filesCopied)
       this.log(
-        `session moved: received ${t.bytesReceived} bytes (${t.filesReceived} files), sent ${t.bytesSent} bytes (${t.filesSent} files), copied ${t.bytesCopied} bytes on the server (${t.filesCopied} files)`,
+        `session moved: received ${t.bytesReceived} bytes (${t.filesReceived} files), sent ${t.bytesSent} bytes (${t.filesSent} files), copied ${t.bytesCopied} bytes on the server (${t.filesCopied} files); requests: ${t.uploadRequests} uploads, ${t.downloadRequests} downloads`,
       );
     await this.lock?.release().catch((e: unknown) => this.log(`could not release the lock: ${String(e)}`));
     if (fatal && !this.writer.closed) {
@@ -502,6 +504,7 @@ class Session {
       }
       const state = { cancelled: false };
       this.downloads.set(id, state);
+      this.transfer.downloadRequests++;
       try {
         await this.writer.sendJson(FrameKind.RESPONSE, id, { ok: true, result: { found: true } });
         const counted = async function* (stream: ByteStream, into: SessionTransfer): ByteStream {
@@ -605,6 +608,7 @@ class Session {
     // the queue must exist before the next frame (its first DATA) is read
     const q = new ByteQueue();
     this.uploads.set(id, q);
+    this.transfer.uploadRequests++;
     this.track(id, async () => {
       try {
         this.gate(op);

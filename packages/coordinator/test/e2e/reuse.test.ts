@@ -75,6 +75,30 @@ describe.each(BACKENDS)('content the other side has is not sent again (%s reposi
     expect(await w.remoteTree()).toEqual(await tree(a.root));
   });
 
+  it('small files travel packed: 200 files up and down in a handful of requests, each verified where it belongs', async () => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 200; i++) files[`input/d${i % 7}/f${i}.csv`] = big(100 + ((i * 37) % 900), i);
+    files['input/big.bin'] = big(300_000, 1); // bigger than a pack takes: alone
+    const a = await w.client('alice', files);
+    w.agentLog.splice(0);
+    await w.sync(a, 'first');
+    const up = w.agentLog.splice(0).join('\n');
+    const m = /received \d+ bytes \((\d+) files\).*requests: (\d+) uploads/.exec(up);
+    expect(m, up).not.toBeNull();
+    expect(Number(m![1])).toBeGreaterThanOrEqual(201);
+    expect(Number(m![2])).toBeLessThan(30); // 200 small files in packs of 32, the big one, the metadata
+    expect(await w.remoteTree()).toEqual(await tree(a.root));
+
+    const b = await w.client('bob');
+    await w.clone(b);
+    const down = w.agentLog.splice(0).join('\n');
+    const d = /sent \d+ bytes \((\d+) files\).*requests: \d+ uploads, (\d+) downloads/.exec(down);
+    expect(d, down).not.toBeNull();
+    expect(Number(d![1])).toBeGreaterThanOrEqual(201);
+    expect(Number(d![2])).toBeLessThan(30);
+    expect(await tree(b.root)).toEqual(await tree(a.root));
+  });
+
   it('a repository file that no longer matches its manifest is not copied: the content is sent, the snapshot is right', async () => {
     const a = await w.client('alice', { 'input/a.txt': 'the original content' });
     await w.sync(a, 'first');
