@@ -61,6 +61,12 @@ create_pool() {
   truncate -s "$POOL_SIZE" "$img"
   echo "$img" >"$DIR/pool.image"
   mkdir -p "$DIR/mnt"
+  # A pool recreated after a daemon that died with datasets mounted leaves their
+  # empty mountpoint directories behind, and zpool create refuses a non-empty
+  # mountpoint: clear ours, never while anything is mounted under it.
+  if [ -d "$DIR/mnt/$POOL" ] && ! grep -q " $DIR/mnt/$POOL" /proc/mounts; then
+    rm -rf "${DIR:?}/mnt/$POOL"
+  fi
   # The pool's root is never mounted (canmount=off): datasets the tests create
   # get their mountpoint directories on the plain disk under $DIR/mnt, so no
   # test depends on the root dataset's FUSE mount.

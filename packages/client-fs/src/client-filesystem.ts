@@ -18,6 +18,7 @@ import {
   type ExpectedFile,
   type HasherFactory,
   type TransactionId,
+  FILE_READ_CHUNK,
 } from '@dsg/contracts';
 import { checkDataPath, layout, metaTarget, parkedFile, stagedMetaPath, stagingDir, type Layout } from './layout.js';
 import {
@@ -320,7 +321,7 @@ export class LocalClientFilesystem implements ClientFilesystem {
     const s = (async function* () {
       checkDataPath(relPath);
       const abs = await resolveBeneath(root, relPath);
-      for await (const chunk of createReadStream(abs)) yield chunk as Uint8Array;
+      for await (const chunk of createReadStream(abs, { highWaterMark: FILE_READ_CHUNK })) yield chunk as Uint8Array;
     })();
     this.#ownReads.add(s);
     return s;

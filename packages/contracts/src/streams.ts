@@ -1,6 +1,13 @@
 import { ValidationError } from './errors.js';
 import type { BatchFile, ByteStream } from './interfaces.js';
 
+/**
+ * How much a file stream that goes on the wire reads at a time: the agent
+ * protocol's DATA frame size, so each read is one frame and the receiver
+ * writes it with one call (the 64 KiB default costs four of each).
+ */
+export const FILE_READ_CHUNK = 256 * 1024;
+
 /** Every byte of a stream, in one Buffer. */
 export async function readAll(stream: ByteStream): Promise<Buffer> {
   const chunks: Buffer[] = [];

@@ -3,6 +3,7 @@ import {
   exactly,
   faultPoint,
   NotFoundError,
+  Semaphore,
   StreamSplitter,
   TransportError,
   ValidationError,
@@ -13,7 +14,7 @@ import { conflictBackupName, type FileEntry, type ManifestEntry } from '@dsg/man
 import { forEachLimited } from './pool.js';
 import type { SyncPlan } from './plan.js';
 import type { Ops, Transfer } from './resolve.js';
-import { localSources, packTransfers, routeUploads, type Reuse } from './routes.js';
+import { localSources, PACK_BYTES, packTransfers, routeUploads, type Reuse } from './routes.js';
 import type { SyncResult } from './result.js';
 import { counted } from './streams.js';
 import type { SyncRun } from './sync-run.js';
@@ -174,12 +175,36 @@ export async function uploadAll(
   };
   await forEachLimited(routes.fromRepository, run.concurrency, copy);
   await forEachLimited(routes.fromParked, run.concurrency, placeParked);
-  await forEachLimited(
-    [...single.map((u) => () => send(u)), ...packs.map((p) => () => sendPack(p))],
-    run.concurrency,
-    (f) => f(),
-  );
+  await forEachLimited(wireOrder(single, packs, send, sendPack), run.concurrency, (f) => f());
   await forEachLimited(routes.fromSent, run.concurrency, copy);
+}
+
+/**
+ * Files bigger than a pack that may stream at once. Many files in flight hide
+ * per-file round trips; a big file has none worth hiding (bandwidth bounds
+ * it), and every file in flight when a sync is interrupted is sent again
+ * whole: with at most two, a retry resends at most two partial files.
+ */
+export const BIG_IN_FLIGHT = 2;
+
+/**
+ * The order transfers start in, as thunks for one bounded pool: single
+ * files up to a pack's size and the packs first (round trips, so many at
+ * once), the big files last and at most BIG_IN_FLIGHT of them at a time.
+ */
+function wireOrder<P>(
+  single: readonly Transfer[],
+  packs: readonly P[],
+  one: (t: Transfer) => Promise<void>,
+  pack: (p: P) => Promise<void>,
+): (() => Promise<void>)[] {
+  const slots = new Semaphore(BIG_IN_FLIGHT);
+  const big = single.filter((t) => fileSize(t) > PACK_BYTES);
+  return [
+    ...single.filter((t) => fileSize(t) <= PACK_BYTES).map((t) => () => one(t)),
+    ...packs.map((p) => () => pack(p)),
+    ...big.map((t) => () => slots.run(() => one(t))),
+  ];
 }
 
 const fileSize = (u: Transfer): number => (u.entry.type === 'file' ? u.entry.filesize : 0);
@@ -301,11 +326,7 @@ export async function stageClientChanges(
     }
   };
   const { packs, single } = packTransfers(fetch);
-  await forEachLimited(
-    [...single.map((d) => () => fetchOne(d)), ...packs.map((p) => () => fetchPack(p))],
-    run.concurrency,
-    (f) => f(),
-  );
+  await forEachLimited(wireOrder(single, packs, fetchOne, fetchPack), run.concurrency, (f) => f());
   for (const p of ops.deleteLocal) {
     await clientFs.stageDelete(tx, p);
     result.deletedLocal.push(p);

@@ -1,7 +1,14 @@
 import { constants } from 'node:fs';
 import { chmod, lstat, open, opendir, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { NotFoundError, resolveBeneath, ValidationError, type ByteStream, type ProvenDirs } from '@dsg/contracts';
+import {
+  FILE_READ_CHUNK,
+  NotFoundError,
+  resolveBeneath,
+  ValidationError,
+  type ByteStream,
+  type ProvenDirs,
+} from '@dsg/contracts';
 
 export function errno(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | null)?.code;
@@ -68,7 +75,7 @@ export async function openFileIn(tree: string, rel: string, proven?: ProvenDirs)
 /** A file of a repository tree as a stream (both posix backends' reads), or null when it is absent; see openFileIn. */
 export async function readFrom(tree: string, rel: string): Promise<ByteStream | null> {
   const fh = await openFileIn(tree, rel);
-  return fh ? fh.createReadStream() : null;
+  return fh ? fh.createReadStream({ highWaterMark: FILE_READ_CHUNK }) : null;
 }
 
 /** copyFile's source: like openFileIn, and absent is the contract's NotFoundError. */

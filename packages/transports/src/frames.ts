@@ -1,4 +1,4 @@
-import { TransportError } from '@dsg/contracts';
+import { FILE_READ_CHUNK, TransportError } from '@dsg/contracts';
 
 /**
  * Frame layout (all integers big-endian):
@@ -26,7 +26,7 @@ export const HEADER_BYTES = 9;
 /** Largest payload a peer accepts; bigger frames close the session. */
 export const DEFAULT_MAX_PAYLOAD = 1 << 20;
 /** Size data chunks are cut to before framing. */
-export const DATA_CHUNK = 256 * 1024;
+export const DATA_CHUNK = FILE_READ_CHUNK;
 
 export interface Frame {
   kind: FrameKind;
@@ -63,19 +63,39 @@ export async function* readFrames(
   input: AsyncIterable<unknown>,
   maxPayload = DEFAULT_MAX_PAYLOAD,
 ): AsyncGenerator<Frame> {
-  let chunks: Buffer[] = [];
+  const chunks: Buffer[] = [];
   let have = 0;
   let need = -1; // total bytes of the frame being assembled, -1 while the header is incomplete
-  const take = (n: number): Buffer => {
-    const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, have);
-    const out = all.subarray(0, n);
-    const rest = all.subarray(n);
-    chunks = rest.length ? [rest] : [];
-    have = rest.length;
-    return out;
+  // The first n bytes, copied only when they span chunks (then into a buffer of exactly n); `pins`:
+  // a view into a read chunk much bigger than itself, which a frame kept for long would hold alive.
+  const take = (n: number): { bytes: Buffer; pins: boolean } => {
+    const first = chunks[0]!;
+    if (first.length >= n) {
+      if (first.length === n) chunks.shift();
+      else chunks[0] = first.subarray(n);
+      have -= n;
+      return { bytes: first.subarray(0, n), pins: first.buffer.byteLength > 2 * n };
+    }
+    const parts: Buffer[] = [];
+    let got = 0;
+    while (got < n) {
+      const c = chunks[0]!;
+      const part = c.length <= n - got ? c : c.subarray(0, n - got);
+      if (part === c) chunks.shift();
+      else chunks[0] = c.subarray(part.length);
+      parts.push(part);
+      got += part.length;
+    }
+    have -= n;
+    return { bytes: Buffer.concat(parts, n), pins: false };
   };
   for await (const raw of input) {
-    const chunk = typeof raw === 'string' ? Buffer.from(raw) : Buffer.from(raw as Uint8Array);
+    // a Buffer from a stream is never reused by its producer: no copy
+    const chunk = Buffer.isBuffer(raw)
+      ? raw
+      : typeof raw === 'string'
+        ? Buffer.from(raw)
+        : Buffer.from(raw as Uint8Array);
     if (chunk.length === 0) continue;
     chunks.push(chunk);
     have += chunk.length;
@@ -92,13 +112,13 @@ export async function* readFrames(
         need = 4 + len;
       }
       if (have < need) break;
-      const frame = take(need);
+      const { bytes: frame, pins } = take(need);
       need = -1;
-      // copy the payload out so the frame does not pin a large read buffer
+      const payload = frame.subarray(HEADER_BYTES);
       yield {
         kind: frame.readUInt8(4) as FrameKind,
         id: frame.readUInt32BE(5),
-        payload: Buffer.from(frame.subarray(HEADER_BYTES)),
+        payload: pins ? Buffer.from(payload) : payload,
       };
     }
   }

@@ -368,6 +368,8 @@ describe('copyFile: confined like an upload, counted apart from the wire', () =>
       filesSent: 0,
       bytesCopied: 3000,
       filesCopied: 1,
+      uploadRequests: 1,
+      downloadRequests: 0,
     });
     r.close();
     await r.served;

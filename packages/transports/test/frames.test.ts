@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
@@ -28,6 +29,20 @@ describe('framing', () => {
       [FrameKind.DATA, 7, '010203'],
       [FrameKind.END, 7, ''],
     ]);
+  });
+
+  it('reassembles big payloads from any cut of the stream, and a small frame never pins a big read chunk', async () => {
+    const payloads = [randomBytes(300_000), randomBytes(5), randomBytes(70_000), Buffer.alloc(0), randomBytes(1)];
+    const bytes = Buffer.concat(payloads.flatMap((p, i) => [encodeHeader(FrameKind.DATA, i + 1, p.length), p]));
+    for (const cut of [1, 7, 4096, 65_536, 300_009, bytes.length]) {
+      const chunks: Buffer[] = [];
+      for (let off = 0; off < bytes.length; off += cut) chunks.push(Buffer.from(bytes.subarray(off, off + cut)));
+      const frames = await parse(chunks);
+      expect(frames.map((f) => f.id)).toEqual([1, 2, 3, 4, 5]);
+      frames.forEach((f, i) => expect(f.payload.equals(payloads[i]!)).toBe(true));
+      // the 5-byte frame, cut out of a chunk of up to the whole stream, holds only a small buffer
+      expect(frames[1]!.payload.buffer.byteLength).toBeLessThan(65_536);
+    }
   });
 
   it('refuses an oversized frame from its header, before buffering it', async () => {

@@ -14,6 +14,7 @@ import {
   type HasherFactory,
   type ProvenDirs,
   streamVerified,
+  FILE_READ_CHUNK,
 } from '@dsg/contracts';
 
 /** A temp file opened for an upload, in a parent proved to be a real directory of the work area. */
@@ -145,7 +146,7 @@ async function openRegular(
 /** A file under root as a stream, or null if absent (or not a regular file). */
 export async function openInside(root: string, rel: string): Promise<ByteStream | null> {
   const fh = await openRegular(root, rel);
-  return typeof fh === 'string' ? null : fh.createReadStream();
+  return typeof fh === 'string' ? null : fh.createReadStream({ highWaterMark: FILE_READ_CHUNK });
 }
 
 /** copyFile's source: a regular file under root, opened read-only (the caller closes it); absent → NotFoundError, anything else → ValidationError. `proven`: only in a shared hold (see ProvenDirs). */
