@@ -215,7 +215,9 @@ const fileSize = (u: Transfer): number => (u.entry.type === 'file' ? u.entry.fil
  * the next one could be taken for its own.
  */
 async function* packData(run: SyncRun, pack: readonly Transfer[], pr: Progress): ByteStream {
-  for (const u of pack) {
+  for (const [i, u] of pack.entries()) {
+    // a pack half sent: the agent holds its first files verified, the rest never arrives
+    if (i === 1) faultPoint('sync.mid-pack');
     const changed = (why: string): Error =>
       new ValidationError(
         `${u.path} changed since it was scanned: ${why}`,

@@ -211,6 +211,8 @@ class Session {
   /** where the open repository's lock file is (see lockFile) */
   private lockPath: string | null = null;
   private readonly openTx = new Map<TransactionId, string>();
+  /** work areas of open transactions found on disk (workOnDisk); forgotten when their transaction ends */
+  private readonly workSeen = new Set<string>();
   private readonly uploads = new Map<number, ByteQueue>();
   private readonly downloads = new Map<number, { cancelled: boolean }>();
   /** file content this session moved (the `stats` op and the session's last log line) */
@@ -315,6 +317,7 @@ class Session {
       }
     }
     this.openTx.clear();
+    this.workSeen.clear();
     const t = this.transfer;
     if (t.bytesReceived || t.bytesSent || t.filesCopied)
       this.log(
@@ -559,14 +562,27 @@ class Session {
    * (resolveBeneath). The backends check again under their own lock.
    */
   private async confineToWork(tx: TransactionId, rel: string): Promise<void> {
+    const work = await this.workOnDisk(tx);
+    if (work !== null) await resolveBeneath(work, rel);
+  }
+
+  /**
+   * The open transaction's work area when it is a directory on this host
+   * (null for a backend whose work area is not: nothing to check there).
+   * Found once per transaction: it stays until the transaction ends, and an
+   * `access` per upload was 2 % of the agent's time in a 10k-file sync.
+   */
+  private async workOnDisk(tx: TransactionId): Promise<string | null> {
     const work = this.openTxWork(tx);
-    if (!work || !isAbsolute(work)) return;
+    if (this.workSeen.has(work)) return work;
+    if (!work || !isAbsolute(work)) return null;
     try {
       await access(work);
     } catch {
-      return;
+      return null;
     }
-    await resolveBeneath(work, rel);
+    this.workSeen.add(work);
+    return work;
   }
 
   /**
@@ -577,14 +593,8 @@ class Session {
    * file is refused.
    */
   private async linkTargetOnDisk(tx: TransactionId, rel: string, target: string): Promise<void> {
-    const work = this.openTxWork(tx);
-    if (!work || !isAbsolute(work)) return;
-    try {
-      await access(work);
-    } catch {
-      return;
-    }
-    await assertLinkTargetOnDisk(work, rel, target);
+    const work = await this.workOnDisk(tx);
+    if (work !== null) await assertLinkTargetOnDisk(work, rel, target);
   }
 
   /** The table's gates, in this order: read-only, open, lock (the session mutex and the field parser come after). */
@@ -724,11 +734,13 @@ class Session {
       this.openTxWork(tx);
       await this.lock!.verify(); // the point of no return follows: the lock must still be ours
       await this.fs!.commit(tx, snapshot);
+      this.workSeen.delete(this.openTx.get(tx)!);
       this.openTx.delete(tx);
       return null;
     },
     rollback: async ({ tx }) => {
       const r = await this.fs!.rollback(tx);
+      this.workSeen.delete(this.openTx.get(tx) ?? '');
       this.openTx.delete(tx);
       return r;
     },

@@ -46,10 +46,11 @@ export const pointLabel = (fp: FaultPoint): string => (fp.via ? `${fp.point} (af
 const client = (...ps: string[]): FaultPoint[] => ps.map((point) => ({ point, side: 'client' as const }));
 const agent = (...ps: string[]): FaultPoint[] => ps.map((point) => ({ point, side: 'agent' as const }));
 
-/** Client points: scan, a copy on the server (content the repository has), each upload, staging, before/after the remote commit, during the client apply. */
+/** Client points: scan, a copy on the server (content the repository has), a pack of small files half sent, each upload, staging, before/after the remote commit, during the client apply. */
 export const CLIENT_POINTS: FaultPoint[] = client(
   'sync.after-scan',
   'sync.after-copy',
+  'sync.mid-pack',
   'sync.after-upload',
   'sync.after-staging',
   'sync.before-commit',
@@ -75,6 +76,7 @@ export const ZFS_CLIENT_POINTS: Record<Phase, FaultPoint[]> =
         sync: client(
           'sync.after-scan',
           'sync.after-copy',
+          'sync.mid-pack',
           'sync.after-upload',
           'sync.before-commit',
           'tx.after-remote-commit',

@@ -1,6 +1,8 @@
 import { chmod, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BIG_IN_FLIGHT } from '../../src/transfers.js';
+import { PACK_BYTES } from '../../src/routes.js';
 import { BACKENDS, World, put, tree, type Client } from './world.js';
 
 /** What the agent said it received and copied in the sessions since the last call. */
@@ -97,6 +99,37 @@ describe.each(BACKENDS)('content the other side has is not sent again (%s reposi
     expect(Number(d![1])).toBeGreaterThanOrEqual(201);
     expect(Number(d![2])).toBeLessThan(30);
     expect(await tree(b.root)).toEqual(await tree(a.root));
+  });
+
+  it('files bigger than a pack stream at most BIG_IN_FLIGHT at a time', async () => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 6; i++) files[`input/big${i}.bin`] = big(PACK_BYTES + 1000 * i + 1, i);
+    for (let i = 0; i < 40; i++) files[`input/small/s${i}.txt`] = `small ${i}`;
+    let inFlight = 0;
+    let most = 0;
+    w.wrapBackend = (fs) =>
+      new Proxy(fs, {
+        get(t, prop, recv) {
+          const v = Reflect.get(t, prop, recv) as unknown;
+          if (prop !== 'writeFile' || typeof v !== 'function') return v;
+          return async (...args: [unknown, string, ...unknown[]]) => {
+            const isBig = args[1].endsWith('.bin');
+            if (isBig) most = Math.max(most, ++inFlight);
+            try {
+              return await (v as (...a: unknown[]) => Promise<unknown>).apply(t, args);
+            } finally {
+              if (isBig) inFlight--;
+            }
+          };
+        },
+      });
+    const a = await w.client('alice', files);
+    const r = await w.sync(a, 'first');
+    expect(r.uploaded.filter((p) => p.endsWith('.bin'))).toHaveLength(6);
+    expect(most).toBeGreaterThanOrEqual(1);
+    expect(BIG_IN_FLIGHT).toBe(2);
+    expect(most).toBeLessThanOrEqual(2); // six started together would all be here at once
+    expect(await w.remoteTree()).toEqual(await tree(a.root));
   });
 
   it('a repository file that no longer matches its manifest is not copied: the content is sent, the snapshot is right', async () => {

@@ -75,6 +75,8 @@ export class World {
   logs: { level: string; m: string }[] = [];
   /** the agent's own log lines (its session counters among them) */
   agentLog: string[] = [];
+  /** wraps the backend the agent serves (to watch what reaches it) */
+  wrapBackend: (<T extends object>(fs: T) => T) | null = null;
   readonly server: AgentServer;
 
   private constructor(base: string, backend: Backend, parent: TestParent | null) {
@@ -89,7 +91,10 @@ export class World {
       : posixHost({ root: this.repoRoot, hasher: createXxh3Hasher });
     this.server = new AgentServer({
       host: {
-        open: (name) => failing(host.open(name), this.failRemote, 'remote'),
+        open: (name) => {
+          const fs = failing(host.open(name), this.failRemote, 'remote');
+          return this.wrapBackend ? this.wrapBackend(fs) : fs;
+        },
         lockFile: (name) => host.lockFile(name),
         list: () => host.list(),
       },
