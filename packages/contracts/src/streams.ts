@@ -1,3 +1,4 @@
+import type { FileHandle } from 'node:fs/promises';
 import { ValidationError } from './errors.js';
 import type { BatchFile, ByteStream } from './interfaces.js';
 
@@ -7,6 +8,20 @@ import type { BatchFile, ByteStream } from './interfaces.js';
  * writes it with one call (the 64 KiB default costs four of each).
  */
 export const FILE_READ_CHUNK = 256 * 1024;
+
+/**
+ * The bytes of an open file from its start, FILE_READ_CHUNK at a time; the
+ * handle stays open (its owner closes it). A new buffer per chunk: the
+ * consumer may still hold the previous one.
+ */
+export async function* chunksOf(fh: FileHandle): ByteStream {
+  for (let position = 0; ;) {
+    const { bytesRead, buffer } = await fh.read(Buffer.alloc(FILE_READ_CHUNK), 0, FILE_READ_CHUNK, position);
+    if (bytesRead === 0) return;
+    position += bytesRead;
+    yield buffer.subarray(0, bytesRead);
+  }
+}
 
 /** Every byte of a stream, in one Buffer. */
 export async function readAll(stream: ByteStream): Promise<Buffer> {

@@ -127,38 +127,38 @@ export async function uploadAll(
     faultPoint('sync.after-upload'); // the first upload to finish reaches it
     done(u);
   };
-  const copy = async ({ transfer: u, from }: Reuse): Promise<void> => {
-    const entry = u.entry as FileEntry; // routeUploads copies files only
-    if (copying) {
-      try {
-        await remote.copyFile(tx, from, u.path, expectedOf(entry));
-        faultPoint('sync.after-copy'); // the first copy on the server to finish reaches it
-        result.bytes.reused += entry.filesize;
-        pr.count(entry.filesize, 'upload');
-        done(u);
-        return;
-      } catch (e) {
-        if (!(e instanceof DsgError) || !COPY_REFUSED.has(e.code)) throw e;
-        if (e.code === 'UNKNOWN_OP') copying = false;
-        run.logger.debug(`copy of ${from} to ${u.path} refused on the server (${e.code}); sending it`);
-      }
-    }
-    await send(u);
-  };
-  // a parked copy refused (expired meanwhile, damaged) is sent, as a refused copy is
-  const placeParked = async (u: Transfer): Promise<void> => {
-    const entry = u.entry as FileEntry;
+  /**
+   * Content placed in the work area without the wire (a copy of what the
+   * repository holds, parked content), verified there like an upload; a
+   * refusal (damaged, expired, an agent without the op) sends it after all.
+   */
+  const reuse = async (u: Transfer, place: () => Promise<unknown>, what: string): Promise<void> => {
+    const size = fileSize(u); // routeUploads reuses files only
     try {
-      await remote.copyParked(tx, u.path, expectedOf(entry));
+      await place();
     } catch (e) {
       if (!(e instanceof DsgError) || !COPY_REFUSED.has(e.code)) throw e;
-      run.logger.debug(`parked content for ${u.path} refused on the server (${e.code}); sending it`);
+      if (e.code === 'UNKNOWN_OP') copying = false;
+      run.logger.debug(`${what} refused on the server (${e.code}); sending it`);
       return send(u);
     }
-    result.bytes.reused += entry.filesize;
-    pr.count(entry.filesize, 'upload');
+    result.bytes.reused += size;
+    pr.count(size, 'upload');
     done(u);
   };
+  const copy = ({ transfer: u, from }: Reuse): Promise<void> =>
+    copying
+      ? reuse(
+          u,
+          async () => {
+            await remote.copyFile(tx, from, u.path, expectedOf(u.entry as FileEntry));
+            faultPoint('sync.after-copy'); // the first copy on the server to finish reaches it
+          },
+          `copy of ${from} to ${u.path}`,
+        )
+      : send(u);
+  const placeParked = (u: Transfer): Promise<void> =>
+    reuse(u, () => remote.copyParked(tx, u.path, expectedOf(u.entry as FileEntry)), `parked content for ${u.path}`);
   // small files travel packed, many to a request; big ones and links alone
   const { packs, single } = packTransfers(routes.send);
   const sendPack = async (pack: Transfer[]): Promise<void> => {
@@ -241,7 +241,7 @@ const LOCAL_SOURCE_GONE = new Set(['HASH_MISMATCH', 'VALIDATION', 'ENOENT', 'ENO
  * false when neither has it (or it no longer matches: changed since the scan,
  * gone), and the file is downloaded.
  */
-async function stageFromLocal(
+async function stageReused(
   run: SyncRun,
   d: Transfer,
   from: string | undefined,
@@ -297,7 +297,7 @@ export async function stageClientChanges(
   const fetch: Transfer[] = [];
   await forEachLimited(ops.downloads, run.concurrency, async (d) => {
     if (d.entry.type === 'link') await clientFs.stageLink(tx, d.path, d.entry.reference);
-    else if (!(await stageFromLocal(run, d, here.get(d), result, pr))) return void fetch.push(d);
+    else if (!(await stageReused(run, d, here.get(d), result, pr))) return void fetch.push(d);
     downloaded(d);
   });
   const fetchOne = async (d: Transfer): Promise<void> => {

@@ -2,6 +2,7 @@ import { constants, lstatSync } from 'node:fs';
 import { lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import {
+  chunksOf,
   assertLinkTargetOnDisk,
   assertSafeRelativePath,
   assertTransactionId,
@@ -43,7 +44,7 @@ import {
   parkedName,
   parksUpload,
 } from '@dsg/contracts';
-import { chunksOf, errno, forceRemove, openCopySource, readFrom } from './fs-util.js';
+import { errno, forceRemove, openCopySource, readFrom, StreamingUploads } from './fs-util.js';
 import { DIR_MODE, FILE_MODE, refuseDirectory } from './work-area.js';
 import { assertSnapshotId, CURRENT, snapshotNumber } from './layout.js';
 
@@ -147,7 +148,7 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   private readonly hasher: HasherFactory;
   private readonly txs = new Map<string, TxState>();
   private readonly mutex = new Mutex();
-  private readonly uploading = new Map<string, number>();
+  private readonly uploading = new StreamingUploads();
   private readonly parked: ParkedStore;
 
   constructor(options: FlatRemoteFilesystemOptions) {
@@ -224,7 +225,7 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
         recoveryHint: 'Begin the transaction first (it may have been rolled back).',
       });
     }
-    const streaming = this.uploading.get(tx) ?? 0;
+    const streaming = this.uploading.count(tx);
     if (streaming > 0) {
       throw new TransactionCommitError(`${streaming} upload(s) of transaction ${tx} are still streaming`, tx, {
         recoveryHint: 'Wait for every writeFile of the transaction to finish before committing.',
@@ -468,7 +469,7 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
         throw e;
       }
     });
-    this.uploading.set(tx, (this.uploading.get(tx) ?? 0) + 1);
+    this.uploading.start(tx);
     let size = 0;
     let streamed = false;
     try {
@@ -502,9 +503,7 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
       }
       throw e;
     } finally {
-      const left = (this.uploading.get(tx) ?? 1) - 1;
-      if (left > 0) this.uploading.set(tx, left);
-      else this.uploading.delete(tx);
+      this.uploading.end(tx);
     }
     return { size };
   }
@@ -529,15 +528,13 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
       if (op === 'delete')
         throw new NotFoundError(`${JSON.stringify(from)} was deleted in transaction ${tx}: nothing to copy`);
       const source = await openCopySource(op === 'put' ? stage : this.root, from);
-      this.uploading.set(tx, (this.uploading.get(tx) ?? 0) + 1);
+      this.uploading.start(tx);
       return source;
     });
     try {
       return await this.writeFile(tx, to, chunksOf(fh), expected);
     } finally {
-      const left = (this.uploading.get(tx) ?? 1) - 1;
-      if (left > 0) this.uploading.set(tx, left);
-      else this.uploading.delete(tx);
+      this.uploading.end(tx);
       await fh.close();
     }
   }
@@ -559,7 +556,7 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     const fh = await this.mutex.run(async () => {
       this.open(tx);
       const source = await this.parked.open(hash);
-      this.uploading.set(tx, (this.uploading.get(tx) ?? 0) + 1);
+      this.uploading.start(tx);
       return source;
     });
     try {
@@ -568,9 +565,7 @@ export class FlatRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
       if (contentMismatch(e)) await this.parked.discard(hash, fh);
       throw e;
     } finally {
-      const left = (this.uploading.get(tx) ?? 1) - 1;
-      if (left > 0) this.uploading.set(tx, left);
-      else this.uploading.delete(tx);
+      this.uploading.end(tx);
       await fh.close();
     }
   }

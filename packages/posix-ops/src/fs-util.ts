@@ -85,15 +85,22 @@ export async function openCopySource(tree: string, rel: string, proven?: ProvenD
   return fh;
 }
 
-const COPY_CHUNK = 256 * 1024;
-
-/** The bytes of an open file from its start; the handle stays open (its owner closes it). */
-export async function* chunksOf(fh: FileHandle): ByteStream {
-  for (let position = 0; ;) {
-    // a new buffer per chunk: the consumer may still hold the previous one
-    const { bytesRead, buffer } = await fh.read(Buffer.alloc(COPY_CHUNK), 0, COPY_CHUNK, position);
-    if (bytesRead === 0) return;
-    position += bytesRead;
-    yield buffer.subarray(0, bytesRead);
+/**
+ * Uploads and copies still streaming, per transaction: counted from the
+ * moment their temp file (or source) is open, so a commit queued behind
+ * them sees them and refuses rather than seal a half-written tree.
+ */
+export class StreamingUploads {
+  private readonly n = new Map<string, number>();
+  start(tx: string): void {
+    this.n.set(tx, (this.n.get(tx) ?? 0) + 1);
+  }
+  end(tx: string): void {
+    const left = (this.n.get(tx) ?? 1) - 1;
+    if (left > 0) this.n.set(tx, left);
+    else this.n.delete(tx);
+  }
+  count(tx: string): number {
+    return this.n.get(tx) ?? 0;
   }
 }

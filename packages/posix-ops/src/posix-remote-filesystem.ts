@@ -16,6 +16,7 @@ import {
 } from 'node:fs/promises';
 import path from 'node:path';
 import {
+  chunksOf,
   assertLinkTargetOnDisk,
   assertSafeRelativePath,
   assertTransactionId,
@@ -56,7 +57,7 @@ import {
 } from '@dsg/contracts';
 import { cloneTree, type CloneOptions } from './clone-tree.js';
 import { DIR_MODE, FILE_MODE, refuseDirectory } from './work-area.js';
-import { chunksOf, errno, forceRemove, openCopySource, readFrom } from './fs-util.js';
+import { errno, forceRemove, openCopySource, readFrom, StreamingUploads } from './fs-util.js';
 import { assertSnapshotId, Layout, snapshotNumber, TEMP_LINK_PREFIX } from './layout.js';
 import { sealDir, sealTree } from './seal.js';
 
@@ -102,7 +103,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
   /** Parents the shared path steps proved real directories (valid until an exclusive holder runs: see ProvenDirs). */
   private readonly proven = new ProvenDirs(this.mutex);
   /** Uploads of a transaction whose data is still streaming (commit refuses while there are any). */
-  private readonly uploading = new Map<string, number>();
+  private readonly uploading = new StreamingUploads();
   /** `<root>/parked/`: verified uploads kept for the transaction after an interrupted one (see parked.ts) */
   private readonly parked: ParkedStore;
 
@@ -173,7 +174,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
       if (meta?.transactionId === tx) return;
     }
     const work = await this.workArea(tx);
-    const streaming = this.uploading.get(tx) ?? 0;
+    const streaming = this.uploading.count(tx);
     if (streaming > 0) {
       // its temp file would be sealed into the snapshot, or land in a work area that is gone
       throw new TransactionCommitError(`${streaming} upload(s) of transaction ${tx} are still streaming`, tx, {
@@ -355,7 +356,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
           FILE_MODE,
         );
         // counted before the section ends, so a commit queued behind it sees the upload
-        this.uploading.set(tx, (this.uploading.get(tx) ?? 0) + 1);
+        this.uploading.start(tx);
         return { full, tmp, fh };
       });
     } catch (e) {
@@ -394,7 +395,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
       if (!streamed) await cleanup(tmp);
       throw e;
     } finally {
-      this.uploadDone(tx);
+      this.uploading.end(tx);
     }
     faultPoint('posix.put.after-write');
     return { size };
@@ -416,13 +417,13 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
     assertSafeRelativePath(to);
     const fh = await this.mutex.runShared(async () => {
       const source = await openCopySource(await this.workArea(tx), from, this.proven);
-      this.uploading.set(tx, (this.uploading.get(tx) ?? 0) + 1);
+      this.uploading.start(tx);
       return source;
     });
     try {
       return await this.writeFile(tx, to, chunksOf(fh), expected);
     } finally {
-      this.uploadDone(tx);
+      this.uploading.end(tx);
       await fh.close();
     }
   }
@@ -443,7 +444,7 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
     const fh = await this.mutex.runShared(async () => {
       await this.workArea(tx);
       const source = await this.parked.open(hash);
-      this.uploading.set(tx, (this.uploading.get(tx) ?? 0) + 1);
+      this.uploading.start(tx);
       return source;
     });
     try {
@@ -452,15 +453,9 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
       if (contentMismatch(e)) await this.parked.discard(hash, fh);
       throw e;
     } finally {
-      this.uploadDone(tx);
+      this.uploading.end(tx);
       await fh.close();
     }
-  }
-
-  private uploadDone(tx: string): void {
-    const n = (this.uploading.get(tx) ?? 1) - 1;
-    if (n > 0) this.uploading.set(tx, n);
-    else this.uploading.delete(tx);
   }
 
   writeLink(tx: TransactionId, rel: string, target: string): Promise<void> {

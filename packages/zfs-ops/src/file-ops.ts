@@ -157,16 +157,3 @@ export async function openCopySource(root: string, rel: string, proven?: ProvenD
   if (typeof fh === 'string') throw new ValidationError(`${JSON.stringify(rel)} is a ${fh}, not a file`, { path: rel });
   return fh;
 }
-
-const COPY_CHUNK = 256 * 1024;
-
-/** The bytes of an open file from its start; the handle stays open (its owner closes it). */
-export async function* chunksOf(fh: FileHandle): ByteStream {
-  for (let position = 0; ;) {
-    // a new buffer per chunk: the consumer may still hold the previous one
-    const { bytesRead, buffer } = await fh.read(Buffer.alloc(COPY_CHUNK), 0, COPY_CHUNK, position);
-    if (bytesRead === 0) return;
-    position += bytesRead;
-    yield buffer.subarray(0, bytesRead);
-  }
-}

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
+  chunksOf,
   assertSafeRelativePath,
   DsgError,
   faultPoint,
@@ -31,7 +32,6 @@ import {
   snapshotRefOf,
 } from '@dsg/contracts';
 import {
-  chunksOf,
   deleteInside,
   dropWrite,
   finishWrite,
