@@ -30,6 +30,15 @@ export async function collect(s: ByteStream | null): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
+/** The SnapshotInfo of a test commit. */
+export const snap = (id: string) => ({
+  snapshotId: id,
+  message: 'm',
+  manifestHash: 'h',
+  user: 'alice',
+  createdAt: new Date().toISOString(),
+});
+
 export function holder(user = 'alice@example.org'): LockHolder {
   return { user, host: hostname(), pid: process.pid, since: new Date().toISOString() };
 }

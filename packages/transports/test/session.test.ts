@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LockedError, TransportError, ValidationError, newTransactionId, type TransactionId } from '@dsg/contracts';
 import { AgentClient, FrameKind, LocalTransport, encodeHeader, openRemote } from '../src/index.js';
-import { bytes, collect, fakeServer, hashOf, holder, tempDir } from './helpers.js';
+import { bytes, collect, fakeServer, hashOf, holder, snap, tempDir } from './helpers.js';
 
 let tmp: { dir: string; remove(): Promise<void> };
 let log: string[];
@@ -27,14 +27,6 @@ function transport(server = fakeServer(tmp.dir, log).server): LocalTransport {
   made.push(t);
   return t;
 }
-
-const snap = (id: string) => ({
-  snapshotId: id,
-  message: 'm',
-  manifestHash: 'h',
-  user: 'alice',
-  createdAt: new Date().toISOString(),
-});
 
 async function until(cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;

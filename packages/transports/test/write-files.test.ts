@@ -13,7 +13,7 @@ import {
   type TransactionId,
 } from '@dsg/contracts';
 import { LocalTransport, MAX_BATCH_FILES, openRemote, type AgentClient } from '../src/index.js';
-import { bytes, collect, fakeServer, hashOf, holder, tempDir } from './helpers.js';
+import { bytes, collect, fakeServer, hashOf, holder, snap, tempDir } from './helpers.js';
 
 let tmp: { dir: string; remove(): Promise<void> };
 let made: LocalTransport[];
@@ -55,13 +55,7 @@ describe('writeFiles: many files in one upload', () => {
     expect(await c.writeFiles(tx, batch(files), joined(files, 4096))).toEqual({ sizes: [6, 0, 70_000, 1] });
     const after = (await c.stats()).session!;
     expect(after.filesReceived - before.filesReceived).toBe(4);
-    await c.commit(tx, {
-      snapshotId: 's1',
-      message: 'm',
-      manifestHash: 'h',
-      user: 'u',
-      createdAt: new Date().toISOString(),
-    });
+    await c.commit(tx, snap('s1'));
     for (const [p, d] of files) expect(hashOf(await collect(await c.readFile(p)))).toBe(hashOf(d));
   });
 
@@ -130,13 +124,7 @@ describe('writeFiles: many files in one upload', () => {
       Array.from({ length: 20 }, (_, i): [string, Buffer] => [`b${b}/f${i}`, randomBytes((b * 131 + i * 17) % 3000)]),
     );
     await Promise.all(all.map((files) => c.writeFiles(tx, batch(files), joined(files, 1000))));
-    await c.commit(tx, {
-      snapshotId: 's1',
-      message: 'm',
-      manifestHash: 'h',
-      user: 'u',
-      createdAt: new Date().toISOString(),
-    });
+    await c.commit(tx, snap('s1'));
     for (const [p, d] of all.flat()) expect(hashOf(await collect(await c.readFile(p)))).toBe(hashOf(d));
   });
 
@@ -176,13 +164,7 @@ describe('readFiles: many files in one download', () => {
   async function committed(files: [string, Buffer][]): Promise<AgentClient> {
     const { c, tx } = await session();
     await c.writeFiles(tx, batch(files), joined(files, 4096));
-    await c.commit(tx, {
-      snapshotId: 's1',
-      message: 'm',
-      manifestHash: 'h',
-      user: 'u',
-      createdAt: new Date().toISOString(),
-    });
+    await c.commit(tx, snap('s1'));
     return c;
   }
   const files: [string, Buffer][] = [
