@@ -182,6 +182,22 @@ export interface RemoteRepository extends RemoteFilesystem {
    * (HASH_MISMATCH) fails the stream, naming it.
    */
   readFiles(files: readonly SizedPath[], snapshotId?: string): Promise<ByteStream>;
+  /**
+   * SHA-256 and size of a file of the current snapshot (null: absent),
+   * computed where the file is: the caller learns whether its own copy is
+   * byte-identical without the bytes crossing the wire (`dsg status` with
+   * nothing new in the repository). undefined: this repository cannot tell
+   * (an agent older than protocol 1.2); read the file instead. SHA-256, not
+   * xxh3: the file is repository content, which a teammate writes, and a
+   * forged match must be out of reach. Optional.
+   */
+  fileDigest?(path: string): Promise<FileDigest | null | undefined>;
+}
+
+/** What `fileDigest` reports of a file: the SHA-256 of its bytes (64 lowercase hex digits) and their number. */
+export interface FileDigest {
+  sha256: string;
+  size: number;
 }
 
 /** A file of a `readFiles` batch: where, and how many bytes the caller expects (where the next file begins). */
@@ -234,13 +250,22 @@ export interface Transport {
   end(): Promise<void>;
 }
 
-/** One line of progress, for bars and logs. */
+/**
+ * One line of progress, for bars and logs. `bytes` counts as data flows (read
+ * for hashing, read onto the wire, arrived), not when a file ends, so a single
+ * big file moves a bar; scan/hash events carry files seen (`files`), files
+ * hashed (`hashedFiles`) and bytes hashed. `reusedBytes` (part of `bytes`):
+ * content placed without crossing the wire (copied on the server, parked,
+ * a local copy), counted whole at once, so a rate leaves it out.
+ */
 export interface ProgressEvent {
   phase: 'scan' | 'hash' | 'upload' | 'download' | 'delete' | 'commit';
   files: number;
   totalFiles?: number;
+  hashedFiles?: number;
   bytes: number;
   totalBytes?: number;
+  reusedBytes?: number;
   path?: string;
 }
 export type ProgressListener = (e: ProgressEvent) => void;

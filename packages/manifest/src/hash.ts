@@ -33,11 +33,13 @@ export const HASH_CHUNK = 1 << 20;
 /**
  * xxh3-64 of an open file, read sequentially into one reused buffer: memory
  * stays bounded by the buffer (1 MiB by default) whatever the file size.
- * Returns the hash and the number of bytes read.
+ * Returns the hash and the number of bytes read; `onBytes` hears each chunk
+ * as it is read (progress within a big file).
  */
 export async function hashFileHandle(
   fh: FileHandle,
   buf: Buffer = Buffer.allocUnsafe(HASH_CHUNK),
+  onBytes?: (n: number) => void,
 ): Promise<{ hash: string; bytes: number }> {
   const h = createXxh3Hasher();
   let bytes = 0;
@@ -46,6 +48,7 @@ export async function hashFileHandle(
     if (bytesRead === 0) break;
     h.update(buf.subarray(0, bytesRead));
     bytes += bytesRead;
+    onBytes?.(bytesRead);
   }
   return { hash: h.digest(), bytes };
 }

@@ -132,13 +132,21 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
   const entries: ManifestEntry[] = [];
   const warnings: ScanWarning[] = [];
   const stats = { files: 0, hashed: 0, bytesHashed: 0 };
+  // bytes hashed as they are read (not when a file ends): hashing one big file moves the progress too
+  let bytesRead = 0;
   let lastEmit = 0;
   const progress = (phase: 'scan' | 'hash', p?: string, force = false): void => {
     if (!options.onProgress) return;
     const now = Date.now();
     if (!force && now - lastEmit < 100) return;
     lastEmit = now;
-    options.onProgress({ phase, files: stats.files, bytes: stats.bytesHashed, ...(p ? { path: p } : {}) });
+    options.onProgress({
+      phase,
+      files: stats.files,
+      hashedFiles: stats.hashed,
+      bytes: bytesRead,
+      ...(p ? { path: p } : {}),
+    });
   };
 
   const isIgnored = (rel: string, name: string): boolean =>
@@ -202,7 +210,10 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
       for (let attempt = 1; ; attempt++) {
         const fh = await openFile(full);
         try {
-          const { hash, bytes } = await hashFileHandle(fh, buf);
+          const { hash, bytes } = await hashFileHandle(fh, buf, (n) => {
+            bytesRead += n;
+            progress('hash', rel);
+          });
           const r = settle(rel, key, await fh.stat(), hash, bytes, attempt);
           if ('hash' in r) return r;
           key = r;
@@ -228,6 +239,7 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
           if (n === 0) break;
           h.update(smallBuf.subarray(0, n));
           bytes += n;
+          bytesRead += n;
         }
         const r = settle(rel, key, fstatSync(fd), h.digest(), bytes, attempt);
         if ('hash' in r) return r;
