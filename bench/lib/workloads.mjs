@@ -99,9 +99,17 @@ function writeConfig(ctx, project, name, type, rssFile, logFile) {
   rmSync(path.join(project, '.dsg'), { recursive: true, force: true });
 }
 
+/** The `dsg` binary as it ships (the bundle the CLI package's `bin` names). */
+export const dsgBin = (ctx) =>
+  path.join(
+    ctx.repoRoot,
+    'apps/cli',
+    JSON.parse(readFileSync(path.join(ctx.repoRoot, 'apps/cli/package.json'), 'utf8')).bin.dsg,
+  );
+
 function dsg(ctx, cwd, args) {
   const prof = profiling ? ['--cpu-prof', '--cpu-prof-dir', path.join(profiling, 'client')] : [];
-  return timed('node', [...prof, path.join(ctx.repoRoot, 'apps/cli/dist/main.js'), ...args], {
+  return timed('node', [...prof, dsgBin(ctx), ...args], {
     cwd,
     env: userEnv(ctx),
   });
@@ -689,7 +697,7 @@ export const workloads = [
         takeAgentLog(logFile);
         takeAgentRss(rssFile);
       };
-      const main = path.join(ctx.repoRoot, 'apps/cli/dist/main.js');
+      const main = dsgBin(ctx);
       for (const type of ['zfs', 'posix']) {
         const T = type === 'zfs' ? 'ZFS' : 'posix';
         // uninterrupted: the time to compare with, and the snapshot the resumed one must equal
@@ -777,6 +785,44 @@ export const workloads = [
       push(ctx, label, 'rsync -a (ssh), again after SIGKILL at ~50 %', r, {
         sent: `retry ${MiB(worst.stats.literal)} = ${pct(worst.stats.literal, total)} file content (most of ${ctx.runs} runs; ${pct(worst.kill.arrived, total)} at the destination at the kill)`,
       });
+    },
+  },
+  {
+    id: 'w10',
+    needs: [],
+    title:
+      'start-up: `dsg --version`, `dsg --help`, `dsg status` outside a project vs `node -e 0`; the unbundled tsc output beside',
+    async run(ctx) {
+      dsgSetup(ctx);
+      const outside = path.join(ctx.work, 'not-a-project');
+      mkdirSync(outside, { recursive: true });
+      const bundle = dsgBin(ctx);
+      const tsc = path.join(ctx.repoRoot, 'apps/cli/dist/main.js');
+      const cases = [
+        ['node -e 0', ['-e', '0']],
+        ['dsg --version (bundle)', [bundle, '--version']],
+        ['dsg --version (tsc output)', [tsc, '--version']],
+        ['dsg --help (bundle)', [bundle, '--help']],
+        ['dsg status outside a project (bundle)', [bundle, 'status']],
+        ['dsg status outside a project (tsc output)', [tsc, 'status']],
+      ];
+      // interleaved, many runs: a start-up is tens of milliseconds, so a busy
+      // moment would otherwise land on one case only
+      const times = cases.map(() => []);
+      const n = Math.max(15, ctx.runs * 3);
+      for (let i = 0; i < n + 1; i++)
+        cases.forEach(([, args], k) => {
+          const m = timed('node', args, { cwd: outside, env: userEnv(ctx), allowFail: true });
+          if (i > 0) times[k].push(m);
+        });
+      const s = times.map(summary);
+      const targets = { 1: '≤ 1.3× node -e 0', 4: '≤ 1.5× node -e 0' };
+      cases.forEach(([tool], k) =>
+        push(ctx, 'w10 start-up', tool, s[k], {
+          ...(k > 0 ? { ratio: `${ratio(s[k], s[0])} node -e 0` } : {}),
+          ...(targets[k] ? { target: targets[k] } : {}),
+        }),
+      );
     },
   },
 ];

@@ -1,19 +1,13 @@
 // Bundles the agent into one file (dist/dsg-agent.mjs) that runs with plain
 // `node` on a server: installing the agent is copying this file.
-import { build } from 'esbuild';
-import { readFileSync } from 'node:fs';
+import { bundleApp } from '@dsg/bundle';
 
-const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
-await build({
-  entryPoints: [new URL('../dist/main.js', import.meta.url).pathname],
-  outfile: new URL('../dist/dsg-agent.mjs', import.meta.url).pathname,
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  // native modules cannot be bundled; the server-side agent needs none of ssh2's optional ones
-  external: ['cpu-features', '*.node', '@node-rs/xxhash-*', 'lz4-napi-*'],
-  define: { AGENT_BUNDLED_VERSION: JSON.stringify(pkg.version) },
-  banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-  logLevel: 'warning',
+await bundleApp({
+  appDir: new URL('..', import.meta.url).pathname,
+  entry: 'dist/main.js',
+  outfile: 'dist/dsg-agent.mjs',
+  versionDefine: 'AGENT_BUNDLED_VERSION',
+  // the server-side agent needs none of ssh2's optional native parts, and hashes
+  // with WebAssembly: a server installs it by copying one file
+  external: ['cpu-features', '@node-rs/xxhash-*', 'lz4-napi-*'],
 });

@@ -11,7 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), 'main.js');
+// the binary as it ships (the bundle the package's `bin` names), beside this file in dist/
+const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), 'bin', 'dsg.mjs');
 const keep = process.argv.includes('--keep');
 const base = mkdtempSync(path.join(os.tmpdir(), 'dsg-demo-'));
 const env: NodeJS.ProcessEnv = { ...process.env, DSG_CONFIG_HOME: path.join(base, 'config'), NO_COLOR: '1' };

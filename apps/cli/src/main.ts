@@ -1,7 +1,17 @@
 #!/usr/bin/env node
-import { runCli } from './program.js';
+import { VERSION } from './version.js';
 
-const code = await runCli({ argv: process.argv.slice(2) });
+// `dsg --version` answers before the command table is even loaded: scripts
+// call it to probe for dsg, and it should cost no more than starting node.
+const argv = process.argv.slice(2);
+let code: number;
+if (argv.length === 1 && argv[0] === '--version') {
+  process.stdout.write(`${VERSION}\n`);
+  code = 0;
+} else {
+  const { runCli } = await import('./program.js');
+  code = await runCli({ argv });
+}
 // Exit once stdout AND stderr have drained (pipes are async: an error line longer than the
 // pipe buffer was cut at 64 KiB, losing its hint); an idle ssh socket must not keep us alive.
 process.exitCode = code;

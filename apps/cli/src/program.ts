@@ -5,6 +5,7 @@ import type { Ctx } from './context.js';
 import { VERSION } from './version.js';
 import { commandSpecs, type CommandSpec } from './commands/registry.js';
 import { bashCompletion, zshCompletion } from './completion.js';
+import { requireProjectRoot } from './config/project-root.js';
 
 export const EXIT_CODES_HELP = `
 Exit codes:
@@ -109,6 +110,7 @@ function addCommand(
     const positional = raw.slice(0, -2);
     const opts = self.opts<Record<string, unknown>>();
     try {
+      if (spec.inProject) await requireProjectRoot(ctx.cwd);
       const code = await spec.run(ctx, positional, opts);
       onResult(code ?? EXIT.ok, out);
     } catch (err) {

@@ -5,8 +5,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const CLI_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-export const BIN = path.join(CLI_DIR, 'dist', 'main.js');
-export const AGENT = path.resolve(CLI_DIR, '..', 'agent', 'dist', 'dsg-agent.mjs');
+import { AGENT_BUNDLE as AGENT, CLI_BIN as BIN } from '@dsg/testenv';
+
+export { AGENT, BIN };
 
 export interface RunResult {
   code: number;

@@ -22,14 +22,20 @@ import {
 } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { compareSnapshotIds, isSnapshotId } from '@dsg/contracts';
-import { freshParent, listAll, type LocalUser, type SshTestEnv, type TestParent, type ZfsTestEnv } from '@dsg/testenv';
+import {
+  AGENT_BUNDLE as AGENT,
+  CLI_BIN as BIN,
+  freshParent,
+  listAll,
+  type LocalUser,
+  type SshTestEnv,
+  type TestParent,
+  type ZfsTestEnv,
+} from '@dsg/testenv';
 
-/** the monorepo root */
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-export const BIN = path.join(ROOT, 'apps', 'cli', 'dist', 'main.js');
-export const AGENT = path.join(ROOT, 'apps', 'agent', 'dist', 'dsg-agent.mjs');
+export { REPO_ROOT as ROOT } from '@dsg/testenv';
+export { AGENT, BIN };
 
 export interface RunResult {
   /** exit code, or -1 when killed by a signal */

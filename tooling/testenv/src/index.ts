@@ -1,2 +1,3 @@
 export * from './env.js';
 export * from './zfs-helpers.js';
+export * from './binaries.js';

@@ -21,6 +21,8 @@ export interface CommandSpec {
   args?: { name: string; description: string }[];
   options?: OptionSpec[];
   examples: string[];
+  /** runs inside a project: outside one it fails before its module is loaded */
+  inProject?: boolean;
   run(ctx: Ctx, args: unknown[], opts: Record<string, unknown>): Promise<number | void>;
 }
 
@@ -112,12 +114,14 @@ export const commandSpecs: CommandSpec[] = [
   },
   {
     name: 'status',
+    inProject: true,
     description: 'compare the working directory, the last sync and the repository (like git status)',
     examples: ['dsg status', 'dsg status --verbose   # with the sync state of each path', 'dsg status --json'],
     run: async (ctx) => (await syncs()).statusCommand(ctx),
   },
   {
     name: 'sync',
+    inProject: true,
     description: 'upload, download and delete so both sides match; one transaction → the next snapshot',
     options: [
       { flags: '-m, --message <text>', description: 'snapshot message (default "sync")' },
@@ -145,6 +149,7 @@ export const commandSpecs: CommandSpec[] = [
   },
   {
     name: 'log',
+    inProject: true,
     description: 'snapshots, newest first: id, time, user, message, files added/changed/removed',
     options: [
       { flags: '-n, --number <n>', description: 'how many (default 10)' },
@@ -156,6 +161,7 @@ export const commandSpecs: CommandSpec[] = [
   },
   {
     name: 'blame',
+    inProject: true,
     description: 'every snapshot in which a file was added, changed or removed, with user and hash',
     args: [{ name: '<file>', description: 'path of the file (relative to where you are)' }],
     examples: ['dsg blame input/survey.csv'],
@@ -163,6 +169,7 @@ export const commandSpecs: CommandSpec[] = [
   },
   {
     name: 'snapfetch',
+    inProject: true,
     description: 'write a file as it was in snapshot sN (never overwrites without --force)',
     args: [{ name: '<file>', description: 'path of the file in the project' }],
     options: [
@@ -178,6 +185,7 @@ export const commandSpecs: CommandSpec[] = [
   },
   {
     name: 'snapmount',
+    inProject: true,
     description: 'read-only view of a snapshot on the repository host (ZFS: a mounted clone; posix: the snapshot dir)',
     options: [
       { flags: '-s, --snapshot <sN>', description: 'snapshot id' },
@@ -189,6 +197,7 @@ export const commandSpecs: CommandSpec[] = [
   },
   {
     name: 'list-files',
+    inProject: true,
     description: 'the entries of the last sync: size, mtime, user',
     options: [{ flags: '--path <prefix>', description: 'only entries under this path' }],
     examples: ['dsg list-files --path input'],
@@ -221,6 +230,7 @@ export const commandSpecs: CommandSpec[] = [
   },
   {
     name: 'validate-file',
+    inProject: true,
     description: "check a file's name against the rules and its hash against the last sync",
     args: [{ name: '<file>', description: 'path of the file' }],
     examples: ['dsg validate-file output/result.csv'],
@@ -228,6 +238,7 @@ export const commandSpecs: CommandSpec[] = [
   },
   {
     name: 'validate-snapshot',
+    inProject: true,
     description: "recompute the hashes of a snapshot's files and compare them with its manifest",
     options: [{ flags: '-s, --snapshot <sN>', description: 'snapshot id (default: the latest)' }],
     examples: ['dsg validate-snapshot --snapshot s2'],
@@ -235,12 +246,14 @@ export const commandSpecs: CommandSpec[] = [
   },
   {
     name: 'validate-chain',
+    inProject: true,
     description: 'check the hash chain of every snapshot',
     examples: ['dsg validate-chain'],
     run: async (ctx) => (await history()).validateChainCommand(ctx),
   },
   {
     name: 'clean',
+    inProject: true,
     description: 'remove leftovers of interrupted transactions and old backups (dry run unless --no-dry-run)',
     options: [
       {

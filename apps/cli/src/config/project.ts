@@ -14,6 +14,9 @@ import {
 } from '@dsg/contracts';
 import { dataDirProblem, DEFAULT_DATA_DIRS as SCAN_DATA_DIRS, DEFAULT_IGNORE as SCAN_IGNORE } from '@dsg/manifest';
 import { readYamlFile, validateYaml, type YamlSource } from './yaml-file.js';
+import { findProjectRoot, requireProjectRoot } from './project-root.js';
+
+export { findProjectRoot };
 
 // the file names are contracts' one layout
 export { LOCAL_CONFIG_FILE, PROJECT_CONFIG_FILE };
@@ -321,21 +324,6 @@ async function pathExists(p: string): Promise<boolean> {
   );
 }
 
-/** Walk up from `start` to the directory holding .dsgconfig.yml, like git finds .git. */
-export async function findProjectRoot(start: string): Promise<string | null> {
-  let dir = path.resolve(start);
-  for (;;) {
-    try {
-      await access(path.join(dir, PROJECT_CONFIG_FILE));
-      return dir;
-    } catch {
-      const up = path.dirname(dir);
-      if (up === dir) return null;
-      dir = up;
-    }
-  }
-}
-
 /** Convert the legacy form to the current one (validate-config --fix-legacy writes the result). */
 export function fromLegacy(src: YamlSource): Record<string, unknown> {
   const l = validateYaml(src, legacySchema);
@@ -432,15 +420,5 @@ export async function loadProjectConfig(root: string): Promise<LoadedProject> {
 
 /** Find and load the project config from `cwd` upwards; ConfigError if there is none. */
 export async function requireProject(cwd: string): Promise<LoadedProject> {
-  const root = await findProjectRoot(cwd);
-  if (!root) {
-    throw new ConfigError(
-      `no ${PROJECT_CONFIG_FILE} found in ${cwd} or any parent directory`,
-      { file: PROJECT_CONFIG_FILE },
-      {
-        recoveryHint: 'Run `dsg init` to create a project here, or `dsg clone` to fetch one, or cd into a project.',
-      },
-    );
-  }
-  return loadProjectConfig(root);
+  return loadProjectConfig(await requireProjectRoot(cwd));
 }
