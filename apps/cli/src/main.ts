@@ -1,14 +1,31 @@
 #!/usr/bin/env node
+import module from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
 import { VERSION } from './version.js';
 
-// `dsg --version` answers before the command table is even loaded: scripts
-// call it to probe for dsg, and it should cost no more than starting node.
+/**
+ * Node ≥ 22.1 can keep V8's compiled code of the chunks between runs; kept in
+ * the user's own cache directory, which only they can write (the shared
+ * default in the temp directory would let another user plant code there).
+ * Node 20 has no such cache.
+ */
+function keepCompiledCode(): void {
+  const enable = (module as { enableCompileCache?: (dir: string) => unknown }).enableCompileCache;
+  if (!enable) return;
+  const cacheHome = process.env['XDG_CACHE_HOME'] || path.join(os.homedir(), '.cache');
+  enable(path.join(cacheHome, 'dsg', 'compile-cache'));
+}
+
+// `dsg --version` answers before anything else loads: scripts call it to
+// probe for dsg, and it should cost no more than starting node.
 const argv = process.argv.slice(2);
 let code: number;
 if (argv.length === 1 && argv[0] === '--version') {
   process.stdout.write(`${VERSION}\n`);
   code = 0;
 } else {
+  keepCompiledCode();
   const { runCli } = await import('./program.js');
   code = await runCli({ argv });
 }
