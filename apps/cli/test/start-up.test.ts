@@ -1,0 +1,65 @@
+import { spawnSync } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { BIN, sandbox } from './helpers.js';
+
+/*
+ * What a start-up loads, recorded by module hooks: `dsg --version` and a
+ * command outside a project must not load the chunks holding the transports,
+ * the backends, SSH, YAML or the schemas (that is what made them slow).
+ */
+const recorder = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'register-load-recorder.mjs');
+
+function loads(
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+  ...args: string[]
+): { code: number; stderr: string; files: string[] } {
+  const list = path.join(cwd, `loads-${args.join('-')}.txt`);
+  const r = spawnSync('node', ['--import', recorder, BIN, ...args], {
+    cwd,
+    env: { ...env, DSG_TEST_LOADS: list },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  const files = readFileSync(list, 'utf8')
+    .split('\n')
+    .filter((u) => u && !u.endsWith('register-load-recorder.mjs'))
+    .map((u) => fileURLToPath(u));
+  return { code: r.status ?? -1, stderr: r.stderr, files };
+}
+
+// what marks a chunk as heavy: code of the libraries a quick answer never needs
+const HEAVY = [/class ZodError|\$ZodError/, /ssh-userauth|SSH_MSG_/, /YAMLParseError/, /zfs (create|snapshot)/];
+const heavy = (file: string): boolean => {
+  const text = readFileSync(file, 'utf8');
+  return HEAVY.some((re) => re.test(text));
+};
+
+describe('start-up of the bundled dsg', () => {
+  it('the bundle is what the package runs: --version loads the entry and a few KiB of helpers, no command code', () => {
+    const sb = sandbox();
+    const r = loads(sb.dir, sb.env, '--version');
+    expect(r.code).toBe(0);
+    expect(r.files[0]).toBe(BIN);
+    expect(r.files.filter(heavy)).toEqual([]);
+    expect(r.files.reduce((n, f) => n + statSync(f).size, 0)).toBeLessThan(16 * 1024);
+  });
+
+  it('a command outside a project fails with its hint before loading the transports, backends, YAML or schemas', () => {
+    const sb = sandbox();
+    const r = loads(sb.dir, sb.env, 'status');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/no \.dsgconfig\.yml found[\s\S]*hint: Run `dsg init`/);
+    expect(r.files.length).toBeGreaterThan(1);
+    expect(r.files.filter(heavy)).toEqual([]);
+  });
+
+  it('the heavy chunks exist, and a command inside a project loads them (the check above can fail)', () => {
+    const sb = sandbox();
+    const r = loads(sb.dir, sb.env, 'validate-config');
+    expect(r.files.filter(heavy).length).toBeGreaterThan(0);
+  });
+});
