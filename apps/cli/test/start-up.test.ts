@@ -1,9 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { BIN, sandbox } from './helpers.js';
+import { BIN, dsg, sandbox, write } from './helpers.js';
 
 /*
  * What a start-up loads, recorded by module hooks: `dsg --version` and a
@@ -61,5 +61,21 @@ describe('start-up of the bundled dsg', () => {
     const sb = sandbox();
     const r = loads(sb.dir, sb.env, 'validate-config');
     expect(r.files.filter(heavy).length).toBeGreaterThan(0);
+  });
+
+  it('a status of a repository on this machine never loads the SSH library', () => {
+    const sb = sandbox();
+    const dir = path.join(sb.dir, 'p');
+    write(path.join(dir, 'input', 'a.txt'), 'a\n');
+    const root = path.join(sb.dir, 'repos');
+    const init = dsg(dir, sb.env, 'init', '--host', 'localhost', '--repo-type', 'posix', '--repo-path', root);
+    expect(init.code, init.stderr).toBe(0);
+    const r = loads(dir, sb.env, 'status');
+    expect(r.code, r.stderr).toBe(0);
+    const ssh = (f: string): boolean => /SSH_MSG_|ssh-userauth/.test(readFileSync(f, 'utf8'));
+    expect(r.files.filter(ssh)).toEqual([]);
+    // the bundle has an SSH chunk, for other repositories: the check can fail
+    const chunks = path.join(path.dirname(BIN), 'chunks');
+    expect(readdirSync(chunks).some((f) => ssh(path.join(chunks, f)))).toBe(true);
   });
 });
