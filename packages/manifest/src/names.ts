@@ -45,7 +45,38 @@ function isIllegalCodePoint(cp: number, ch: string): boolean {
 
 const cpName = (cp: number): string => `U+${cp.toString(16).toUpperCase().padStart(4, '0')}`;
 
+/** Printable ASCII without the illegal characters `<>"|?*` (and so without controls or non-NFC text). */
+const PLAIN = /^[ !#-)+-;=@-{}~]+$/;
+
+/**
+ * Why `component` is refused as one path component, or null. Most names are
+ * plain ASCII: those pass or fail on a few character tests (per-character
+ * Unicode checks cost ~4 µs a name, half a 100k-file scan's name checking);
+ * anything else, and every refusal, goes through componentProblem, which
+ * words the reason. A test checks the two agree on random names.
+ */
 export function validateComponent(component: string): string | null {
+  if (component.length <= NAME_MAX && PLAIN.test(component)) {
+    const first = component.charCodeAt(0);
+    const last = component.charCodeAt(component.length - 1);
+    const dot = component.indexOf('.');
+    const baseLength = dot < 0 ? component.length : dot;
+    if (
+      first !== 0x20 &&
+      last !== 0x20 &&
+      first !== 0x7e &&
+      last !== 0x7e &&
+      component !== '.' &&
+      component !== '..' &&
+      (baseLength < 3 || baseLength > 4 || !RESERVED.has(component.slice(0, baseLength).toLowerCase()))
+    )
+      return null;
+  }
+  return componentProblem(component);
+}
+
+/** validateComponent's full rule, character by character (exported for the test that compares the two). */
+export function componentProblem(component: string): string | null {
   if (component === '') return 'empty path component';
   if (component === '.' || component === '..') return `"${component}" component`;
   if (Buffer.byteLength(component, 'utf8') > NAME_MAX) return `component longer than ${NAME_MAX} bytes`;
