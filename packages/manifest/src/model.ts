@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { HEX16 } from './hash.js';
 import { isTimestamp } from './timestamp.js';
 import { validateLinkTarget, validateName } from './names.js';

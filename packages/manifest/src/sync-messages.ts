@@ -1,5 +1,5 @@
 import { ValidationError } from '@dsg/contracts';
-import { z } from 'zod';
+import * as z from 'zod';
 import { adoptMetadata, formatField, metadataPairs, parseJsonStrict } from './format.js';
 import { OrderedObject, pretty } from './json.js';
 import { metadataSchema, type ManifestMetadata } from './model.js';

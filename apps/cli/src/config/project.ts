@@ -2,7 +2,7 @@ import { access, mkdir } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { z } from 'zod';
+import * as z from 'zod';
 import { createHash } from 'node:crypto';
 import {
   ConfigError,

@@ -1,7 +1,7 @@
 import { access } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigError } from '@dsg/contracts';
 import { readYamlFile, validateYaml } from './yaml-file.js';
 

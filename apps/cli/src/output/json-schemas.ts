@@ -3,7 +3,7 @@
  * against these schemas before it is written (and in the tests). Documented
  * in the README; changing a shape is a breaking change of the CLI.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { SNAPSHOT_ID_RE } from '@dsg/contracts';
 
 const snapshotId = z.string().regex(SNAPSHOT_ID_RE);
@@ -41,8 +41,15 @@ export const statusSchema = z.object({
   command: z.literal('status'),
   project: z.string(),
   repository: z.string(),
-  /** the repository's head, null when it has no snapshot yet */
+  /** the repository's head, null when it has no snapshot yet; with `offline`, the last sync's snapshot */
   remoteSnapshot: snapshotId.nullable(),
+  /**
+   * `status --offline`: compared with the last sync only, the repository not
+   * asked. Then `upload` is every path changed or added here since the last
+   * sync, `deleteRemote` every path deleted here, and nothing is a download,
+   * a local deletion or a conflict (`configChange` null).
+   */
+  offline: z.boolean(),
   upload: z.array(z.string()),
   download: z.array(z.string()),
   deleteLocal: z.array(z.string()),
