@@ -10,8 +10,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { TransportError, ValidationError, type LockHolder, type RepositoryHost } from '@dsg/contracts';
 import { createXxh3Hasher } from '@dsg/manifest';
-import { posixHost } from '@dsg/posix-ops';
-import { createZfsRunner, zfsHost } from '@dsg/zfs-ops';
 import {
   AgentClient,
   AgentServer,
@@ -68,24 +66,30 @@ export function describeRepository(repo: RepositoryConfig, name: string): string
     : `${host}:${path.posix.join(repo.root, name)} (${repo.flat ? 'xfs' : 'posix'})`;
 }
 
-/** The repositories a repository config names, on this machine: the CLI picks the host by type (RepositoryHost of @dsg/contracts owns the rest). */
-export function localHost(repo: RepositoryConfig): RepositoryHost {
+/**
+ * The repositories a repository config names, on this machine: the CLI picks the host by type (RepositoryHost of @dsg/contracts owns the rest).
+ * Each backend loads only when a repository of its type is opened here (the ZFS one brings its command runner).
+ */
+export async function localHost(repo: RepositoryConfig): Promise<RepositoryHost> {
   const hasher = createXxh3Hasher;
-  return repo.type === 'zfs'
-    ? zfsHost({
-        parent: repo.pool,
-        mountpoint: repo.mountpoint,
-        hasher,
-        ...(repo.sudo ? { runner: createZfsRunner({ sudo: true }) } : {}),
-      })
-    : // the original's flat (xfs) repository when it is one on disk, or a new one of type xfs
-      posixHost({ root: repo.root, hasher, preferFlat: repo.flat === true });
+  if (repo.type === 'zfs') {
+    const { createZfsRunner, zfsHost } = await import('@dsg/zfs-ops');
+    return zfsHost({
+      parent: repo.pool,
+      mountpoint: repo.mountpoint,
+      hasher,
+      ...(repo.sudo ? { runner: createZfsRunner({ sudo: true }) } : {}),
+    });
+  }
+  // the original's flat (xfs) repository when it is one on disk, or a new one of type xfs
+  const { posixHost } = await import('@dsg/posix-ops');
+  return posixHost({ root: repo.root, hasher, preferFlat: repo.flat === true });
 }
 
 /** The in-process agent for a repository on this machine. */
-export function localServer(repo: RepositoryConfig, log?: (s: string) => void): AgentServer {
+export async function localServer(repo: RepositoryConfig, log?: (s: string) => void): Promise<AgentServer> {
   return new AgentServer({
-    host: localHost(repo),
+    host: await localHost(repo),
     hasher: createXxh3Hasher,
     ...(log ? { log } : {}),
     clientMountpoints: true, // this process is the user: snapmount --mountpoint is theirs to choose
@@ -107,7 +111,10 @@ export function agentArgv(repo: RepositoryConfig): string[] {
 export async function makeTransport(ctx: Ctx, repo: RepositoryConfig, user: UserConfig | null): Promise<AnyTransport> {
   if (isLocalHost(repo.host)) {
     ctx.out.log(`transport: in-process agent (${repo.type})`);
-    return new LocalTransport({ mode: 'in-process', server: localServer(repo, (l) => ctx.out.log(`agent: ${l}`)) });
+    return new LocalTransport({
+      mode: 'in-process',
+      server: await localServer(repo, (l) => ctx.out.log(`agent: ${l}`)),
+    });
   }
   const argv = agentArgv(repo);
   ctx.out.log(`transport: ssh ${repo.host ?? ''} → ${argv.join(' ')}`);

@@ -16,8 +16,8 @@ const zfs = requireZfs();
 
 describe('localHost: the repository type picks the host', () => {
   it('posix: <root>/<name>/lock; xfs (flat): <root>/.<name>.dsg-lock', async () => {
-    expect(await localHost({ type: 'posix', root: '/srv/dsg' }).lockFile('proj')).toBe('/srv/dsg/proj/lock');
-    expect(await localHost({ type: 'posix', root: '/srv/dsg', flat: true }).lockFile('proj')).toBe(
+    expect(await (await localHost({ type: 'posix', root: '/srv/dsg' })).lockFile('proj')).toBe('/srv/dsg/proj/lock');
+    expect(await (await localHost({ type: 'posix', root: '/srv/dsg', flat: true })).lockFile('proj')).toBe(
       '/srv/dsg/.proj.dsg-lock',
     );
   });
@@ -43,7 +43,7 @@ describe.skipIf(!zfs)('dsg on this machine, a ZFS parent mounted somewhere other
   });
 
   it('init and sync work, and a lock held in the real mountpoint stops a sync (exit 4, LOCKED)', async () => {
-    expect(await localHost({ type: 'zfs', pool: dataset, mountpoint: configured }).lockFile('m')).toBe(
+    expect(await (await localHost({ type: 'zfs', pool: dataset, mountpoint: configured })).lockFile('m')).toBe(
       path.join(real, '.m.dsg-lock'),
     );
     const sb = sandbox();
