@@ -485,17 +485,8 @@ export const workloads = [
           r.push(b);
         }
       }
-      const agg = (xs) => {
-        const s = xs.map((x) => x.secs).sort((p, q) => p - q);
-        return {
-          min: s[0],
-          median: s[Math.floor(s.length / 2)],
-          max: s[s.length - 1],
-          rssMiB: Math.max(...xs.map((x) => x.rssMiB || 0)) || null,
-        };
-      };
-      const ds = agg(d),
-        rs = agg(r);
+      const ds = summary(d),
+        rs = summary(r);
       push(ctx, 'w3 incremental (10 files)', 'dsg sync (ZFS, ssh)', ds, {
         ratio: `${ratio(ds, rs)} rsync`,
         target: '≤ 0.5× rsync',
