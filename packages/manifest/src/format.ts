@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { DsgError, ValidationError, writeFileAtomic } from '@dsg/contracts';
 import type { z } from 'zod';
+import { canonicalEntries } from './canonical.js';
 import { OrderedObject, RawJson, compactPairs, findDuplicateKey, pretty, type Ordered } from './json.js';
 import {
   FILE_FIELDS,
@@ -45,14 +46,17 @@ function invalid(source: string | undefined, field: string, why: string, cause?:
   );
 }
 
-/** Parse JSON text, refusing duplicate keys; errors name `source`. */
-export function parseJsonStrict(text: string | Uint8Array, source: string | undefined, what: string): unknown {
-  let s: string;
+function decodeStrict(text: string | Uint8Array, source: string | undefined, what: string): string {
   try {
-    s = typeof text === 'string' ? text : new TextDecoder('utf-8', { fatal: true }).decode(text);
+    return typeof text === 'string' ? text : new TextDecoder('utf-8', { fatal: true }).decode(text);
   } catch (e) {
     throw invalid(source, '(root)', `${what} is not valid UTF-8`, e);
   }
+}
+
+/** Parse JSON text, refusing duplicate keys; errors name `source`. */
+export function parseJsonStrict(text: string | Uint8Array, source: string | undefined, what: string): unknown {
+  const s = decodeStrict(text, source, what);
   let raw: unknown;
   try {
     raw = JSON.parse(s);
@@ -62,6 +66,32 @@ export function parseJsonStrict(text: string | Uint8Array, source: string | unde
   const dup = findDuplicateKey(s);
   if (dup) throw invalid(source, formatField(dup), 'duplicate key');
   return raw;
+}
+
+/**
+ * A manifest's JSON value. The layout dsg writes has its entries read without
+ * JSON.parse (canonical.ts: ~0.5 s less on 100k entries), the rest of the
+ * text parsed as usual; anything unusual, and every error, takes the general
+ * path, which words it exactly as before.
+ */
+function parseManifestJson(text: string | Uint8Array, source: string | undefined): unknown {
+  const s = decodeStrict(text, source, 'manifest');
+  const canon = canonicalEntries(s);
+  if (canon) {
+    try {
+      const raw = parseJsonStrict(canon.tail, source, 'manifest');
+      const rec = raw as Record<string, unknown>;
+      const stand = rec['entries'];
+      // the tail's own `"entries": {}` stands in for them
+      if (typeof stand === 'object' && stand !== null && !Array.isArray(stand) && Object.keys(stand).length === 0) {
+        rec['entries'] = canon.entries;
+        return raw;
+      }
+    } catch {
+      // the general path below
+    }
+  }
+  return parseJsonStrict(s, source, 'manifest');
 }
 
 function firstIssue(source: string | undefined, err: z.ZodError): ValidationError {
@@ -81,7 +111,7 @@ function firstIssue(source: string | undefined, err: z.ZodError): ValidationErro
  * (`unusableReason`): the rest of the manifest stays usable.
  */
 export function parseManifest(text: string | Uint8Array, source?: string): Manifest {
-  const raw = parseJsonStrict(text, source, 'manifest');
+  const raw = parseManifestJson(text, source);
   const data = fastManifest(raw) ?? slowManifest(raw, source);
   const entries = new Map<string, ManifestEntry>();
   for (const [key, e] of Object.entries(data.entries)) {

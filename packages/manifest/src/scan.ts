@@ -160,8 +160,9 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
     for (let i = e.path.indexOf('/'); i > 0; i = e.path.indexOf('/', i + 1)) heldDirs.add(e.path.slice(0, i));
   }
 
+  const previous = options.previous?.entries;
   const withPrevUser = (e: ManifestEntry): ManifestEntry => {
-    const prev = options.previous?.entries.get(e.path);
+    const prev = previous?.get(e.path);
     e.user = prev && entriesEqual(prev, e) ? prev.user : options.user;
     return e;
   };
@@ -395,7 +396,9 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
     // (scope.dataDirOf(rel) is dd, scope.inDataTree(rel) is dd !== null || name is a data dir)
     const isDataName = dataNames.has(name);
     if (dd !== null || isDataName) {
-      const why = validateName(rel);
+      // a path the last sync holds as a usable entry passed the name rules when it was read
+      const prev = previous?.get(rel);
+      const why = prev !== undefined && unusableReason(prev) === null ? null : validateName(rel);
       if (why) {
         if (held.has(rel)) return undefined; // the last sync's entry this dsg cannot use: left alone (see `held`)
         if (heldDirs.has(rel) && d.isDirectory()) {
@@ -429,6 +432,20 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
     return undefined;
   };
 
+  // Files of one tree share few distinct mtime seconds (written together): one string
+  // each, from a small memo, instead of formatting (and allocating) per file.
+  const mtimes = new Map<number, string>();
+  const mtimeText = (mtimeMs: number): string => {
+    const sec = recordedMtimeMs(mtimeMs);
+    let t = mtimes.get(sec);
+    if (t === undefined) {
+      t = formatTimestamp(new Date(sec), tz);
+      if (mtimes.size >= 4096) mtimes.clear();
+      mtimes.set(sec, t);
+    }
+    return t;
+  };
+
   /** The entry of a hashed file; null: it vanished while being read. */
   const addFile = (rel: string, got: { hash: string; key: StatKey } | null): void => {
     if (got === null) {
@@ -440,7 +457,7 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
       path: rel,
       user: '',
       filesize: got.key.size,
-      mtime: formatTimestamp(new Date(recordedMtimeMs(got.key.mtimeMs)), tz),
+      mtime: mtimeText(got.key.mtimeMs),
       hash: got.hash,
     };
     entries.push(withPrevUser(entry));
