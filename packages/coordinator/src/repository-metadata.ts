@@ -5,7 +5,7 @@ import {
   hashBytes,
   Manifest,
   parseSyncMessages,
-  serializeManifest,
+  serializeManifestBytes,
   serializeSyncMessages,
   SYNC_MESSAGES_VERSION,
   type ManifestEntry,
@@ -67,12 +67,15 @@ export async function writeSnapshotMetadata(
   const lastWrittenByOriginal = prev !== null && !(prev.snapshot_id in messages.snapshots);
   if (prev && lastWrittenByOriginal) messages.snapshots[prev.snapshot_id] = prev;
   messages.snapshots[snapshotId] = md;
+  // One buffer per file, written to the repository and staged on the client
+  // alike; the manifest goes straight to bytes, and R's archive is made from
+  // the bytes as read (a string of either would be another manifest-sized copy).
   const meta: [string, Buffer][] = [
-    [LAST_SYNC, Buffer.from(serializeManifest(manifest), 'utf8')],
+    [LAST_SYNC, serializeManifestBytes(manifest)],
     [SYNC_MESSAGES, Buffer.from(serializeSyncMessages(messages), 'utf8')],
   ];
   if (plan.remoteSnapshotId && plan.remoteManifestBytes) {
-    meta.push([archivePath(plan.remoteSnapshotId), compressArchive(plan.remoteManifestBytes.toString('utf8'))]);
+    meta.push([archivePath(plan.remoteSnapshotId), compressArchive(plan.remoteManifestBytes)]);
   }
   for (const [p, content] of meta) {
     await remote.writeFile(tx, p, once(content), { hash: hashBytes(content), size: content.byteLength });
@@ -91,7 +94,7 @@ export async function writeSnapshotMetadata(
 /** The client takes R as it is (a client-only apply): last-sync.json is R's bytes, sync-messages.json the repository's. */
 export async function stageRemoteMetadata(run: SyncRun, plan: SyncPlan): Promise<void> {
   const { clientFs, remote, tx } = run;
-  const bytes = plan.remoteManifestBytes ?? Buffer.from(serializeManifest(Manifest.empty()));
+  const bytes = plan.remoteManifestBytes ?? serializeManifestBytes(Manifest.empty());
   await clientFs.stageMeta(tx, metaRel(LAST_SYNC), bytes);
   const sm = await remote.readFile(SYNC_MESSAGES);
   if (sm) await clientFs.stageMeta(tx, metaRel(SYNC_MESSAGES), await readAll(sm));

@@ -16,9 +16,17 @@ export const MAX_ARCHIVE_BYTES = 256 * 1024 * 1024;
 const FRAME_MAGIC = 0x184d2204;
 const BLOCK_MAX: Record<number, number> = { 4: 64 * 1024, 5: 256 * 1024, 6: 1024 * 1024, 7: 4 * 1024 * 1024 };
 
-/** `.dsg/archive/<sN>-sync.json.lz4`: the manifest JSON in an LZ4 frame (the ancestor's format). */
-export function compressArchive(manifestJson: string): Buffer {
-  return compressFrameSync(Buffer.from(manifestJson, 'utf8'));
+/**
+ * `.dsg/archive/<sN>-sync.json.lz4`: the manifest JSON in an LZ4 frame (the
+ * ancestor's format). Give the bytes when you have them: a manifest's text
+ * as a string costs a copy as large as the manifest.
+ */
+export function compressArchive(manifestJson: string | Uint8Array): Buffer {
+  const bytes =
+    typeof manifestJson === 'string'
+      ? Buffer.from(manifestJson, 'utf8')
+      : Buffer.from(manifestJson.buffer, manifestJson.byteOffset, manifestJson.byteLength);
+  return compressFrameSync(bytes);
 }
 
 function corrupt(source: string | undefined, why: string, cause?: unknown): ValidationError {

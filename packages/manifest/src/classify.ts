@@ -96,19 +96,41 @@ export function classifyPath(local?: ManifestEntry, cache?: ManifestEntry, remot
   return 'sxLxCxR__none';
 }
 
-/** The plan of every path present in any of the three manifests, sorted by path. */
+/** A manifest's paths in comparePaths order; its own order when it already is (every manifest dsg writes or scans). */
+function sortedPaths(m: Manifest): string[] {
+  const keys = [...m.entries.keys()];
+  for (let i = 1; i < keys.length; i++) if (comparePaths(keys[i - 1]!, keys[i]!) >= 0) return keys.sort(comparePaths);
+  return keys;
+}
+
+/**
+ * The plan of every path present in any of the three manifests, sorted by
+ * path: a merge of the three sorted path lists (no set of all paths, no sort
+ * of it: at 100k entries those were most of what classifying allocated).
+ */
 export function classify(local: Manifest, cache: Manifest, remote: Manifest): PathPlan[] {
-  const paths = new Set<string>([...local.entries.keys(), ...cache.entries.keys(), ...remote.entries.keys()]);
+  const lk = sortedPaths(local);
+  const ck = cache === local ? lk : sortedPaths(cache);
+  const rk = remote === cache ? ck : remote === local ? lk : sortedPaths(remote);
   const out: PathPlan[] = [];
-  for (const p of [...paths].sort(comparePaths)) {
-    const l = local.entries.get(p);
-    const c = cache.entries.get(p);
-    const r = remote.entries.get(p);
-    const state = classifyPath(l, c, r);
+  let i = 0;
+  let j = 0;
+  let k = 0;
+  for (;;) {
+    let p = lk[i];
+    const c = ck[j];
+    const r = rk[k];
+    if (c !== undefined && (p === undefined || comparePaths(c, p) < 0)) p = c;
+    if (r !== undefined && (p === undefined || comparePaths(r, p) < 0)) p = r;
+    if (p === undefined) break;
+    const l = lk[i] === p ? local.entries.get(lk[i++]!) : undefined;
+    const cc = ck[j] === p ? cache.entries.get(ck[j++]!) : undefined;
+    const rr = rk[k] === p ? remote.entries.get(rk[k++]!) : undefined;
+    const state = classifyPath(l, cc, rr);
     const plan: PathPlan = { path: p, state, action: STATE_ACTIONS[state] };
     if (l) plan.local = l;
-    if (c) plan.cache = c;
-    if (r) plan.remote = r;
+    if (cc) plan.cache = cc;
+    if (rr) plan.remote = rr;
     out.push(plan);
   }
   return out;

@@ -2,6 +2,7 @@ export * from './model.js';
 export {
   parseManifest,
   serializeManifest,
+  serializeManifestBytes,
   readManifestFile,
   writeManifestFile,
   writeFileAtomic,

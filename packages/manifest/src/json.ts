@@ -58,13 +58,20 @@ export function compactSorted(v: unknown): string {
   return JSON.stringify(v ?? null);
 }
 
+/** Up to this many keys an object's keys are searched in an array. */
+const SMALL_OBJECT = 16;
+
 /**
  * The first duplicated object key in already-valid JSON text, as a path of
  * keys, or null. JSON.parse silently keeps the last duplicate; a manifest
  * with two entries for one path must be refused instead.
  */
 export function findDuplicateKey(text: string): string[] | null {
-  type Frame = { kind: 'obj'; keys: Set<string>; expectKey: boolean; current: string } | { kind: 'arr'; index: number };
+  // Keys of small objects (every entry) are looked up in an array; a Set only
+  // for big ones (the entries object): a Set per entry was most of this scan's garbage.
+  type Frame =
+    | { kind: 'obj'; keys: string[]; set: Set<string> | null; expectKey: boolean; current: string }
+    | { kind: 'arr'; index: number };
   const stack: Frame[] = [];
   const n = text.length;
   let i = 0;
@@ -83,17 +90,23 @@ export function findDuplicateKey(text: string): string[] | null {
       if (top?.kind === 'obj' && top.expectKey) {
         const rawKey = text.slice(i + 1, j);
         const key = rawKey.includes('\\') ? (JSON.parse(`"${rawKey}"`) as string) : rawKey;
-        if (top.keys.has(key)) {
+        if (top.set ? top.set.has(key) : top.keys.includes(key)) {
           return [...stack.slice(0, -1).map((f) => (f.kind === 'obj' ? f.current : String(f.index))), key];
         }
-        top.keys.add(key);
+        if (top.set) top.set.add(key);
+        else if (top.keys.length < SMALL_OBJECT) top.keys.push(key);
+        else {
+          top.set = new Set(top.keys);
+          top.set.add(key);
+          top.keys = [];
+        }
         top.current = key;
         top.expectKey = false;
       }
       i = j + 1;
       continue;
     }
-    if (ch === 0x7b /* { */) stack.push({ kind: 'obj', keys: new Set(), expectKey: true, current: '' });
+    if (ch === 0x7b /* { */) stack.push({ kind: 'obj', keys: [], set: null, expectKey: true, current: '' });
     else if (ch === 0x5b /* [ */) stack.push({ kind: 'arr', index: 0 });
     else if (ch === 0x7d || ch === 0x5d) stack.pop();
     else if (ch === 0x2c /* , */) {

@@ -69,6 +69,17 @@ export class Manifest {
     return new Manifest();
   }
 
+  /** A manifest over `entries` as they are (keys must be the entries' paths): no copy of a large map. */
+  static fromMap(
+    entries: Map<string, ManifestEntry>,
+    metadata: ManifestMetadata | null = null,
+    extra: Record<string, unknown> = {},
+  ): Manifest {
+    const m = new Manifest(undefined, metadata, extra);
+    m.entries = entries;
+    return m;
+  }
+
   get size(): number {
     return this.entries.size;
   }

@@ -1,0 +1,230 @@
+/**
+ * The memory-lean paths of the manifest (serialization straight to bytes,
+ * archives from bytes, parse sharing strings, classification by merge, the
+ * duplicate-key scan) against the plain ones they replace: the same bytes,
+ * the same plans, the same verdicts.
+ */
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  buildSnapshot,
+  classify,
+  classifyPath,
+  comparePaths,
+  compressArchive,
+  decompressArchive,
+  Manifest,
+  parseManifest,
+  serializeManifest,
+  serializeManifestBytes,
+  STATE_ACTIONS,
+  type ManifestEntry,
+  type PathPlan,
+} from '../src/index.js';
+import { findDuplicateKey, pretty, OrderedObject, RawJson } from '../src/json.js';
+import { entryPairs, metadataPairs } from '../src/format.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const fixture = (name: string): string => readFileSync(path.join(here, 'fixtures', name), 'utf8');
+
+// shared/ sits beside the checkout (as for the CLI's interop tests)
+const INTEROP =
+  process.env['DSG_INTEROP_FIXTURES'] ?? path.resolve(here, '..', '..', '..', '..', 'shared', 'interop', 'fixtures');
+
+/** Every last-sync.json, sync-messages.json-free, and archive (as JSON text) of the original's fixtures. */
+function interopManifests(): { name: string; text: string }[] {
+  if (!existsSync(INTEROP)) {
+    if (process.env['DSG_REQUIRE_REAL'] === '1') throw new Error(`interop fixtures missing at ${INTEROP}`);
+    return [];
+  }
+  const out: { name: string; text: string }[] = [];
+  const walk = (dir: string): void => {
+    for (const d of readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, d.name);
+      if (d.isDirectory()) walk(p);
+      else if (d.name === 'last-sync.json')
+        out.push({ name: path.relative(INTEROP, p), text: readFileSync(p, 'utf8') });
+      else if (d.name.endsWith('-sync.json.lz4'))
+        out.push({ name: path.relative(INTEROP, p), text: decompressArchive(readFileSync(p), p) });
+    }
+  };
+  walk(INTEROP);
+  return out;
+}
+
+/** The serializer as it was before it wrote pieces: one string of all entries through pretty(). */
+function referenceSerialize(m: Manifest, withMetadataKey: boolean): string {
+  const parts: string[] = [];
+  for (const [k, e] of m.entries)
+    parts.push(`    ${JSON.stringify(k)}: ${pretty(new OrderedObject(entryPairs(e)), '    ')}`);
+  const entries = new RawJson(parts.length ? `{\n${parts.join(',\n')}\n  }` : '{}');
+  const top: [string, unknown][] = [['entries', entries]];
+  if (withMetadataKey) top.push(['metadata', m.metadata ? new OrderedObject(metadataPairs(m.metadata)) : null]);
+  for (const [k, v] of Object.entries(m.extra)) top.push([k, v]);
+  return pretty(new OrderedObject(top));
+}
+
+const file = (p: string, i: number, user = 'ann@example.org'): ManifestEntry => ({
+  type: 'file',
+  path: p,
+  user,
+  filesize: i,
+  mtime: '2024-01-02T03:04:05-08:00',
+  hash: (i * 2654435761).toString(16).padStart(16, '0').slice(-16),
+});
+
+describe('serializeManifestBytes', () => {
+  it('is the bytes of the worked example and of unknown fields, escapes and non-ASCII', () => {
+    for (const name of ['worked-example-s2.json', 'unknown-fields.json']) {
+      const text = fixture(name);
+      const m = parseManifest(text, name);
+      expect(serializeManifestBytes(m).equals(Buffer.from(text, 'utf8'))).toBe(true);
+      expect(serializeManifest(m)).toBe(text);
+      expect(serializeManifest(m)).toBe(referenceSerialize(m, true));
+    }
+  });
+
+  it("is the bytes of every manifest and archive of the original's fixtures", () => {
+    const all = interopManifests();
+    if (existsSync(INTEROP)) expect(all.length).toBeGreaterThan(10);
+    for (const { name, text } of all) {
+      const m = parseManifest(text, name);
+      expect(serializeManifestBytes(m).toString('utf8'), name).toBe(text);
+      expect(serializeManifest(m), name).toBe(referenceSerialize(m, true));
+    }
+  });
+
+  it('keeps an absent metadata key absent, a null one null, and an empty manifest', () => {
+    for (const text of ['{\n  "entries": {}\n}', '{\n  "entries": {},\n  "metadata": null\n}']) {
+      expect(serializeManifestBytes(parseManifest(text)).toString()).toBe(text);
+    }
+    expect(serializeManifestBytes(Manifest.empty()).toString()).toBe('{\n  "entries": {},\n  "metadata": null\n}');
+  });
+
+  it('crosses piece boundaries with multi-byte characters and escapes intact (a large snapshot)', () => {
+    const entries: ManifestEntry[] = [];
+    for (let i = 0; i < 3000; i++) {
+      // names keep the name rules; the user field takes the escapes (quote, backslash, a control character)
+      const odd = i % 7 === 0 ? `résumé-${i}-𝄞` : `f${i}`;
+      const user = i % 5 === 0 ? 'zoë@example.org' : i % 11 === 0 ? 'q"b\\s\u0001@example.org' : 'ann@example.org';
+      entries.push(file(`input/d${i % 13}/${odd}.csv`, i, user));
+    }
+    entries.push({ type: 'link', path: 'input/ln', user: 'ann@example.org', reference: 'd1/f1.csv' });
+    const m = buildSnapshot(entries, {
+      snapshotId: 's1',
+      previous: null,
+      message: 'größer "as" it gets',
+      user: 'ann@example.org',
+      createdAt: new Date(Date.UTC(2024, 0, 2)),
+      projectConfig: { name: 'x', data_dirs: ['input'] },
+      notes: 'init',
+    });
+    const bytes = serializeManifestBytes(m);
+    const text = referenceSerialize(m, true);
+    expect(text.length).toBeGreaterThan(3 * 64 * 1024); // several pieces
+    expect(bytes.equals(Buffer.from(text, 'utf8'))).toBe(true);
+    expect(serializeManifest(m)).toBe(text);
+    expect(serializeManifestBytes(parseManifest(bytes)).equals(bytes)).toBe(true);
+  });
+
+  it('round-trips generated manifests byte for byte, bytes and text alike', () => {
+    const name = fc
+      .array(fc.constantFrom('a', 'z', 'é', '𝄞', '-'), { minLength: 1, maxLength: 12 })
+      .map((cs) => cs.join(''));
+    const user = fc.constantFrom('ann@example.org', 'zoë', 'q"b\\s\u0001');
+    fc.assert(
+      fc.property(fc.uniqueArray(name, { maxLength: 40 }), user, fc.boolean(), (names, u, withMd) => {
+        const entries = names.map((n, i) => file(`input/${n}`, i, u));
+        const m = withMd
+          ? buildSnapshot(entries, {
+              snapshotId: 's1',
+              previous: null,
+              message: 'm',
+              user: 'u',
+              createdAt: new Date(0),
+              projectConfig: null,
+            })
+          : new Manifest(entries);
+        const text = referenceSerialize(m, true);
+        expect(serializeManifestBytes(m).toString('utf8')).toBe(text);
+        expect(serializeManifest(parseManifest(text))).toBe(text);
+      }),
+      { numRuns: 100 },
+    );
+  });
+});
+
+describe('parseManifest shares strings', () => {
+  it('gives equal users one string and each entry its key as path, the model unchanged', () => {
+    const m = parseManifest(fixture('worked-example-s2.json'));
+    const users = new Set([...m.entries.values()].map((e) => e.user));
+    for (const [k, e] of m.entries) expect(e.path).toBe(k);
+    expect(users.size).toBeGreaterThan(0);
+    expect(serializeManifest(m)).toBe(fixture('worked-example-s2.json'));
+  });
+});
+
+describe('compressArchive from bytes', () => {
+  it('makes the same frame from the bytes as from the text', () => {
+    const text = fixture('unknown-fields.json');
+    const bytes = Buffer.from(text, 'utf8');
+    expect(compressArchive(bytes).equals(compressArchive(text))).toBe(true);
+    expect(decompressArchive(compressArchive(bytes.subarray(0)))).toBe(text);
+    // a view into a larger buffer compresses only its own bytes
+    const big = Buffer.concat([Buffer.from('xx'), bytes, Buffer.from('yy')]);
+    expect(decompressArchive(compressArchive(big.subarray(2, 2 + bytes.length)))).toBe(text);
+  });
+});
+
+/** classify as it was: a set of all paths, sorted. */
+function referenceClassify(l: Manifest, c: Manifest, r: Manifest): PathPlan[] {
+  const paths = new Set([...l.entries.keys(), ...c.entries.keys(), ...r.entries.keys()]);
+  return [...paths].sort(comparePaths).map((p) => {
+    const [a, b, d] = [l.entries.get(p), c.entries.get(p), r.entries.get(p)];
+    const state = classifyPath(a, b, d);
+    const plan: PathPlan = { path: p, state, action: STATE_ACTIONS[state] };
+    if (a) plan.local = a;
+    if (b) plan.cache = b;
+    if (d) plan.remote = d;
+    return plan;
+  });
+}
+
+describe('classify by merge', () => {
+  it('plans exactly as a sort of all paths does, sorted inputs or not, shared manifests or not', () => {
+    const side = fc.uniqueArray(
+      fc.record({
+        p: fc
+          .array(fc.constantFrom('a', 'b', '/', 'é', '𝄞', '\uE000'), { minLength: 1, maxLength: 4 })
+          .map((cs) => cs.join('')),
+        v: fc.integer({ min: 0, max: 2 }),
+      }),
+      { selector: (x) => x.p, maxLength: 12 },
+    );
+    fc.assert(
+      fc.property(side, side, side, fc.integer({ min: 0, max: 3 }), (ls, cs, rs, share) => {
+        const mk = (xs: { p: string; v: number }[]): Manifest => new Manifest(xs.map((x) => file(x.p, x.v)));
+        const l = mk(ls);
+        const c = share === 1 ? l : mk(cs);
+        const r = share === 2 ? c : share === 3 ? l : mk(rs);
+        expect(classify(l, c, r)).toEqual(referenceClassify(l, c, r));
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('findDuplicateKey', () => {
+  it('finds a duplicate in a small object, in a big one (past the array search), and none where there is none', () => {
+    const keys = Array.from({ length: 40 }, (_, i) => `"k${i}": ${i}`);
+    expect(findDuplicateKey(`{${keys.join(', ')}}`)).toBeNull();
+    expect(findDuplicateKey(`{${keys.join(', ')}, "k3": 1}`)).toEqual(['k3']);
+    expect(findDuplicateKey(`{${keys.join(', ')}, "k39": 1}`)).toEqual(['k39']);
+    expect(findDuplicateKey(`{"e": {"a": {"x": 1, "y": 2, "x": 3}}}`)).toEqual(['e', 'a', 'x']);
+    expect(findDuplicateKey(`{"a": [{"x": 1}, {"x": 2, "\\u0078": 3}]}`)).toEqual(['a', '1', 'x']);
+    expect(findDuplicateKey(`{"a": {"x": 1}, "b": {"x": 1}}`)).toBeNull();
+  });
+});
