@@ -69,6 +69,44 @@ export function entriesEqual(a: ManifestEntry, b: ManifestEntry): boolean {
   return false;
 }
 
+/** Own fields of an entry, counted without making an array of them (this runs once per scanned file). */
+function fieldCount(e: object): number {
+  let n = 0;
+  for (const k in e) if (Object.hasOwn(e, k)) n++;
+  return n;
+}
+
+/**
+ * The same entry field for field, with no fields beyond the format's (so
+ * either object can stand for the other, `user` and any unknown field
+ * included). The scanner gives an unchanged file the last sync's entry
+ * object itself: at 100k entries a second copy of every entry was a fifth
+ * of a sync's peak memory.
+ */
+export function identicalEntry(a: ManifestEntry, b: ManifestEntry): boolean {
+  if (a.type === 'file' && b.type === 'file') {
+    return (
+      a.path === b.path &&
+      a.hash === b.hash &&
+      a.filesize === b.filesize &&
+      a.mtime === b.mtime &&
+      a.user === b.user &&
+      fieldCount(a) === 6 &&
+      fieldCount(b) === 6
+    );
+  }
+  if (a.type === 'link' && b.type === 'link') {
+    return (
+      a.path === b.path &&
+      a.reference === b.reference &&
+      a.user === b.user &&
+      fieldCount(a) === 4 &&
+      fieldCount(b) === 4
+    );
+  }
+  return false;
+}
+
 /**
  * The state of one path from which of L, C, R hold it. Equality without
  * hashes (size+mtime) need not be transitive; the two intransitive

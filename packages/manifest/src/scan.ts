@@ -12,7 +12,7 @@ import {
 import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { DsgError, NotFoundError, Semaphore, type ProgressListener } from '@dsg/contracts';
-import { entriesEqual } from './classify.js';
+import { entriesEqual, identicalEntry } from './classify.js';
 import { isConflictBackup } from './conflicts.js';
 import { HASH_CHUNK, createXxh3Hasher, hashFileHandle } from './hash.js';
 import { Manifest, type FileEntry, type ManifestEntry } from './model.js';
@@ -164,7 +164,7 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
   const withPrevUser = (e: ManifestEntry): ManifestEntry => {
     const prev = previous?.get(e.path);
     e.user = prev && entriesEqual(prev, e) ? prev.user : options.user;
-    return e;
+    return prev && identicalEntry(prev, e) ? prev : e; // an unchanged file shares the last sync's entry
   };
 
   /**

@@ -5,6 +5,8 @@
  * the same plans, the same verdicts.
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
@@ -14,6 +16,8 @@ import {
   classify,
   classifyPath,
   comparePaths,
+  identicalEntry,
+  scanProject,
   compressArchive,
   decompressArchive,
   Manifest,
@@ -226,5 +230,43 @@ describe('findDuplicateKey', () => {
     expect(findDuplicateKey(`{"e": {"a": {"x": 1, "y": 2, "x": 3}}}`)).toEqual(['e', 'a', 'x']);
     expect(findDuplicateKey(`{"a": [{"x": 1}, {"x": 2, "\\u0078": 3}]}`)).toEqual(['a', '1', 'x']);
     expect(findDuplicateKey(`{"a": {"x": 1}, "b": {"x": 1}}`)).toBeNull();
+  });
+});
+
+describe("identicalEntry and the scan sharing the last sync's entries", () => {
+  it('is field-for-field sameness, unknown fields and user included', () => {
+    const a = file('input/a', 1);
+    expect(identicalEntry(a, { ...a })).toBe(true);
+    expect(identicalEntry(a, { ...a, user: 'other' })).toBe(false);
+    expect(identicalEntry(a, { ...a, mtime: '2024-01-02T11:04:05+00:00' })).toBe(false); // same instant, other text
+    expect(identicalEntry(a, { ...a, extra: 1 } as ManifestEntry)).toBe(false);
+    const l: ManifestEntry = { type: 'link', path: 'input/l', user: 'u', reference: 'a' };
+    expect(identicalEntry(l, { ...l })).toBe(true);
+    expect(identicalEntry(l, { ...l, reference: 'b' })).toBe(false);
+    expect(identicalEntry(l, a)).toBe(false);
+  });
+
+  it('gives an unchanged file the previous entry object itself, a changed one a new entry', async () => {
+    const root = await mkdtemp(path.join(os.tmpdir(), 'dsg-share-'));
+    try {
+      await mkdir(path.join(root, 'input'));
+      for (const n of ['a', 'b']) {
+        await writeFile(path.join(root, 'input', n), n);
+        await utimes(path.join(root, 'input', n), 1_700_000_000, 1_700_000_000);
+      }
+      const opts = { root, dataDirs: ['input'], user: 'ann@example.org' };
+      const first = (await scanProject(opts)).manifest;
+      // the previous manifest as read from a file: its own objects
+      const previous = parseManifest(serializeManifest(first));
+      await writeFile(path.join(root, 'input', 'b'), 'changed');
+      const again = (await scanProject({ ...opts, previous })).manifest;
+      expect(again.entries.get('input/a')).toBe(previous.entries.get('input/a'));
+      expect(again.entries.get('input/b')).not.toBe(previous.entries.get('input/b'));
+      expect(again.entries.get('input/b')).toMatchObject({ filesize: 7 });
+      // and the result serializes as a fresh scan would
+      expect(serializeManifest(again)).toBe(serializeManifest((await scanProject(opts)).manifest));
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
