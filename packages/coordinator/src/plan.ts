@@ -197,9 +197,7 @@ async function planAgainst(o: PlanOptions, r: RemoteSide, cache: Manifest): Prom
   );
   // the project config is compared like a file, beside the manifest entries
   const sides = configSides(config, project.user);
-  const plus = (m: Manifest, extra: ManifestEntry[]): Manifest =>
-    extra.length ? new Manifest([...m.entries.values(), ...extra], m.metadata) : m;
-  const paths = classify(plus(part.local, sides.local), plus(part.cache, sides.cache), plus(part.remote, sides.remote));
+  const paths = classify(part.local, part.cache, part.remote, sides); // no copy of a manifest for one extra entry
   const counts = { none: 0, upload: 0, download: 0, delete_local: 0, delete_remote: 0, cache_only: 0, conflict: 0 };
   for (const p of paths) counts[p.action]++;
   return {

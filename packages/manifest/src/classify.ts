@@ -141,15 +141,41 @@ function sortedPaths(m: Manifest): string[] {
   return keys;
 }
 
+/** Entries classified beside a manifest's own, without copying the manifest (e.g. `.dsgconfig.yml`, never an entry). */
+export interface ClassifyExtra {
+  local?: readonly ManifestEntry[];
+  cache?: readonly ManifestEntry[];
+  remote?: readonly ManifestEntry[];
+}
+
+interface Side {
+  paths: string[];
+  get(p: string): ManifestEntry | undefined;
+}
+
+/** A manifest's sorted paths and lookup, with `extra` entries added (an extra entry wins over the manifest's own). */
+function side(m: Manifest, extra: readonly ManifestEntry[] | undefined, shared?: Side): Side {
+  if (!extra?.length) return shared ?? { paths: sortedPaths(m), get: (p) => m.entries.get(p) };
+  const more = new Map(extra.map((e) => [e.path, e]));
+  const paths = [...new Set([...m.entries.keys(), ...more.keys()])].sort(comparePaths);
+  return { paths, get: (p) => more.get(p) ?? m.entries.get(p) };
+}
+
 /**
- * The plan of every path present in any of the three manifests, sorted by
- * path: a merge of the three sorted path lists (no set of all paths, no sort
- * of it: at 100k entries those were most of what classifying allocated).
+ * The plan of every path present in any of the three manifests (and
+ * `extra`), sorted by path: a merge of the three sorted path lists (no set of
+ * all paths, no sort of it, no copy of a manifest for an extra entry: at 100k
+ * entries those were most of what classifying allocated).
  */
-export function classify(local: Manifest, cache: Manifest, remote: Manifest): PathPlan[] {
-  const lk = sortedPaths(local);
-  const ck = cache === local ? lk : sortedPaths(cache);
-  const rk = remote === cache ? ck : remote === local ? lk : sortedPaths(remote);
+export function classify(local: Manifest, cache: Manifest, remote: Manifest, extra: ClassifyExtra = {}): PathPlan[] {
+  const ls = side(local, extra.local);
+  const cs = side(cache, extra.cache, cache === local && !extra.local?.length ? ls : undefined);
+  const rs = side(
+    remote,
+    extra.remote,
+    remote === cache && !extra.cache?.length ? cs : remote === local && !extra.local?.length ? ls : undefined,
+  );
+  const [lk, ck, rk] = [ls.paths, cs.paths, rs.paths];
   const out: PathPlan[] = [];
   let i = 0;
   let j = 0;
@@ -161,9 +187,9 @@ export function classify(local: Manifest, cache: Manifest, remote: Manifest): Pa
     if (c !== undefined && (p === undefined || comparePaths(c, p) < 0)) p = c;
     if (r !== undefined && (p === undefined || comparePaths(r, p) < 0)) p = r;
     if (p === undefined) break;
-    const l = lk[i] === p ? local.entries.get(lk[i++]!) : undefined;
-    const cc = ck[j] === p ? cache.entries.get(ck[j++]!) : undefined;
-    const rr = rk[k] === p ? remote.entries.get(rk[k++]!) : undefined;
+    const l = lk[i] === p ? ls.get(lk[i++]!) : undefined;
+    const cc = ck[j] === p ? cs.get(ck[j++]!) : undefined;
+    const rr = rk[k] === p ? rs.get(rk[k++]!) : undefined;
     const state = classifyPath(l, cc, rr);
     const plan: PathPlan = { path: p, state, action: STATE_ACTIONS[state] };
     if (l) plan.local = l;

@@ -219,6 +219,34 @@ describe('classify by merge', () => {
       { numRuns: 300 },
     );
   });
+
+  it('classifies extra entries as a copy of each manifest holding them would (an extra wins over the own entry)', () => {
+    const side = fc.uniqueArray(
+      fc.record({ p: fc.constantFrom('a', 'b', 'c', 'é'), v: fc.integer({ min: 0, max: 2 }) }),
+      { selector: (x) => x.p },
+    );
+    const extra = fc.option(
+      fc.record({ p: fc.constantFrom('.dsgconfig.yml', 'b', 'z'), v: fc.integer({ min: 0, max: 2 }) }),
+      {
+        nil: undefined,
+      },
+    );
+    fc.assert(
+      fc.property(side, side, side, extra, extra, extra, fc.boolean(), (ls, cs, rs, el, ec, er, share) => {
+        const mk = (xs: { p: string; v: number }[]): Manifest => new Manifest(xs.map((x) => file(x.p, x.v)));
+        const l = mk(ls);
+        const c = mk(cs);
+        const r = share ? c : mk(rs);
+        const ex = (x: { p: string; v: number } | undefined): ManifestEntry[] => (x ? [file(x.p, x.v + 10)] : []);
+        const plus = (m: Manifest, e: ManifestEntry[]): Manifest =>
+          e.length ? new Manifest([...m.entries.values(), ...e]) : m;
+        expect(classify(l, c, r, { local: ex(el), cache: ex(ec), remote: ex(er) })).toEqual(
+          referenceClassify(plus(l, ex(el)), plus(c, ex(ec)), plus(r, ex(er))),
+        );
+      }),
+      { numRuns: 300 },
+    );
+  });
 });
 
 describe('findDuplicateKey', () => {
