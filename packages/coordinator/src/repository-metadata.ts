@@ -36,6 +36,19 @@ export async function headOf(remote: RemoteRepository): Promise<string | null> {
 }
 
 /**
+ * The new snapshot's manifest as bytes and its metadata. Its own function so
+ * that the manifest (a second map of every entry) is garbage before the
+ * writes that follow.
+ */
+function snapshotBytes(
+  entries: Iterable<ManifestEntry>,
+  options: Parameters<typeof buildSnapshot>[1],
+): { metadata: ManifestMetadata; bytes: Buffer } {
+  const manifest = buildSnapshot(entries, options);
+  return { metadata: manifest.metadata!, bytes: serializeManifestBytes(manifest) };
+}
+
+/**
  * The merged manifest, chained to R, and the metadata files of the new
  * snapshot, written to the repository's work area and staged on the client.
  */
@@ -48,7 +61,7 @@ export async function writeSnapshotMetadata(
 ): Promise<{ snapshotId: string; metadata: ManifestMetadata }> {
   const { project, remote, clientFs, tx } = run;
   const snapshotId = nextSnapshotId(plan.remoteSnapshotId);
-  const manifest = buildSnapshot(entries, {
+  const { metadata: md, bytes } = snapshotBytes(entries, {
     snapshotId,
     previous: plan.remote.metadata,
     message,
@@ -58,7 +71,6 @@ export async function writeSnapshotMetadata(
     notes: plan.remoteExists ? 'sync' : 'init', // as the original marks them
     ...(project.timeZone ? { timeZone: project.timeZone } : {}),
   });
-  const md = manifest.metadata!;
   const messages = plan.remoteExists
     ? await readSyncMessages(remote)
     : { metadata_version: SYNC_MESSAGES_VERSION, snapshots: {} };
@@ -71,7 +83,7 @@ export async function writeSnapshotMetadata(
   // alike; the manifest goes straight to bytes, and R's archive is made from
   // the bytes as read (a string of either would be another manifest-sized copy).
   const meta: [string, Buffer][] = [
-    [LAST_SYNC, serializeManifestBytes(manifest)],
+    [LAST_SYNC, bytes],
     [SYNC_MESSAGES, Buffer.from(serializeSyncMessages(messages), 'utf8')],
   ];
   if (plan.remoteSnapshotId && plan.remoteManifestBytes) {
