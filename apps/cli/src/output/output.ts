@@ -1,8 +1,9 @@
-import cliProgress from 'cli-progress';
 import pc from 'picocolors';
 import type { z } from 'zod';
-import type { ProgressEvent, ProgressListener } from '@dsg/contracts';
 import { safeDeep, safeText } from '@dsg/contracts';
+import { ProgressReporter } from './progress.js';
+
+export { formatBytes, ProgressReporter } from './progress.js';
 
 /** The global options every command accepts. */
 export interface GlobalOptions {
@@ -33,6 +34,8 @@ export class Output {
   readonly c: Colors;
   private readonly commandLog: string[] = [];
   private jsonWritten = false;
+  /** the progress line on the terminal, cleared before any other text is written there */
+  private bar: ProgressReporter | null = null;
 
   constructor(
     readonly opts: GlobalOptions,
@@ -45,6 +48,7 @@ export class Output {
   /** A line of human output (suppressed under --json and --quiet). */
   line(s = ''): void {
     if (this.opts.json || this.opts.quiet) return;
+    this.bar?.interrupt();
     this.io.stdout.write(s + '\n');
   }
 
@@ -57,13 +61,16 @@ export class Output {
   warn(s: string): void {
     if (this.opts.quiet) return;
     const errColor = pc.createColors(Boolean(this.io.stderr.isTTY) && !this.io.env['NO_COLOR']);
+    this.bar?.interrupt();
     this.io.stderr.write(errColor.yellow('warning: ') + safeText(s) + '\n');
   }
 
   /** The --debug command log: what ran, where; printed to stderr as it happens. */
   log(s: string): void {
     this.commandLog.push(s);
-    if (this.opts.debug) this.io.stderr.write(`[debug] ${safeText(s)}\n`);
+    if (!this.opts.debug) return;
+    this.bar?.interrupt();
+    this.io.stderr.write(`[debug] ${safeText(s)}\n`);
   }
 
   /** Print a command's result: validated JSON under --json, else the human rendering. */
@@ -87,101 +94,24 @@ export class Output {
   /** stderr writer for errors (always printed, even under --quiet). */
   error(what: string, todo: string, stack?: string): void {
     const ec = pc.createColors(Boolean(this.io.stderr.isTTY) && !this.io.env['NO_COLOR']);
+    this.bar?.interrupt();
     this.io.stderr.write(`${ec.red('error:')} ${safeText(what)}\n${ec.dim('hint:')} ${safeText(todo)}\n`);
     if (stack && this.opts.debug) this.io.stderr.write(stack.split('\n').map(safeText).join('\n') + '\n');
   }
 
   /** Whether progress bars may be drawn. */
   get canShowProgress(): boolean {
-    return !this.opts.json && !this.opts.quiet && Boolean(this.io.stderr.isTTY);
+    // a dumb terminal cannot redraw a line in place
+    return !this.opts.json && !this.opts.quiet && Boolean(this.io.stderr.isTTY) && this.io.env['TERM'] !== 'dumb';
   }
 
   /**
-   * A ProgressListener drawing one bar per phase (scan: files and files/s;
-   * transfers: bytes, rate, ETA). A no-op when bars are not allowed.
+   * A ProgressListener drawing one progress line per stage on stderr (see
+   * ProgressReporter). A no-op when progress may not be shown.
    */
   progress(): ProgressReporter {
-    return new ProgressReporter(this.canShowProgress ? this.io.stderr : null);
-  }
-}
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
-}
-
-export class ProgressReporter {
-  private bar: cliProgress.SingleBar | null = null;
-  private phase: ProgressEvent['phase'] | null = null;
-  private started = 0;
-  /** true once any bar was drawn (tests and the demo use it) */
-  drew = false;
-
-  constructor(private readonly stream: NodeJS.WriteStream | null) {}
-
-  readonly listener: ProgressListener = (e) => this.on(e);
-
-  private on(e: ProgressEvent): void {
-    if (!this.stream) return;
-    const bytesPhase = e.phase === 'upload' || e.phase === 'download';
-    if (e.phase !== this.phase) {
-      this.stop();
-      this.phase = e.phase;
-      this.started = Date.now();
-      const label = e.phase.padEnd(8);
-      this.bar = new cliProgress.SingleBar(
-        {
-          stream: this.stream,
-          format: bytesPhase
-            ? `${label} |{bar}| {percentage}% | {bytesDone}/{bytesTotal} | {rate} | ETA {etaText} | {files} files`
-            : `${label} |{bar}| {value}/{total} files | {rate}`,
-          hideCursor: false,
-          clearOnComplete: false,
-          fps: 10,
-        },
-        cliProgress.Presets.shades_classic,
-      );
-      this.drew = true;
-      this.bar.start(this.total(e, bytesPhase), this.value(e, bytesPhase), this.payload(e, bytesPhase));
-      return;
-    }
-    const total = this.total(e, bytesPhase);
-    this.bar?.setTotal(total);
-    this.bar?.update(this.value(e, bytesPhase), this.payload(e, bytesPhase));
-  }
-
-  private total(e: ProgressEvent, bytes: boolean): number {
-    return Math.max(1, bytes ? (e.totalBytes ?? e.bytes) : (e.totalFiles ?? e.files));
-  }
-  private value(e: ProgressEvent, bytes: boolean): number {
-    return bytes ? e.bytes : e.files;
-  }
-  private payload(e: ProgressEvent, bytes: boolean): Record<string, string | number> {
-    const secs = Math.max(0.001, (Date.now() - this.started) / 1000);
-    const total = e.totalBytes ?? e.bytes;
-    const rate = e.bytes / secs;
-    // our own ETA: cli-progress's eta_formatted prints garbage while its rate estimate is empty
-    const eta = rate > 0 ? Math.max(0, Math.round((total - e.bytes) / rate)) : null;
-    return bytes
-      ? {
-          etaText: eta === null ? '?' : eta >= 60 ? `${Math.floor(eta / 60)}m${eta % 60}s` : `${eta}s`,
-          bytesDone: formatBytes(e.bytes),
-          bytesTotal: formatBytes(e.totalBytes ?? e.bytes),
-          rate: `${formatBytes(e.bytes / secs)}/s`,
-          files: e.files,
-        }
-      : { rate: `${(e.files / secs).toFixed(0)} files/s` };
-  }
-
-  stop(): void {
-    this.bar?.stop();
-    this.bar = null;
-    this.phase = null;
+    const bar = new ProgressReporter(this.canShowProgress ? this.io.stderr : null);
+    this.bar = bar;
+    return bar;
   }
 }
