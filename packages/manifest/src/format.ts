@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { DsgError, ValidationError, writeFileAtomic } from '@dsg/contracts';
 import type { z } from 'zod';
-import { canonicalEntries } from './canonical.js';
 import { OrderedObject, RawJson, compactPairs, findDuplicateKey, pretty, type Ordered } from './json.js';
 import {
   FILE_FIELDS,
@@ -46,17 +45,14 @@ function invalid(source: string | undefined, field: string, why: string, cause?:
   );
 }
 
-function decodeStrict(text: string | Uint8Array, source: string | undefined, what: string): string {
+/** Parse JSON text, refusing duplicate keys; errors name `source`. */
+export function parseJsonStrict(text: string | Uint8Array, source: string | undefined, what: string): unknown {
+  let s: string;
   try {
-    return typeof text === 'string' ? text : new TextDecoder('utf-8', { fatal: true }).decode(text);
+    s = typeof text === 'string' ? text : new TextDecoder('utf-8', { fatal: true }).decode(text);
   } catch (e) {
     throw invalid(source, '(root)', `${what} is not valid UTF-8`, e);
   }
-}
-
-/** Parse JSON text, refusing duplicate keys; errors name `source`. */
-export function parseJsonStrict(text: string | Uint8Array, source: string | undefined, what: string): unknown {
-  const s = decodeStrict(text, source, what);
   let raw: unknown;
   try {
     raw = JSON.parse(s);
@@ -66,32 +62,6 @@ export function parseJsonStrict(text: string | Uint8Array, source: string | unde
   const dup = findDuplicateKey(s);
   if (dup) throw invalid(source, formatField(dup), 'duplicate key');
   return raw;
-}
-
-/**
- * A manifest's JSON value. The layout dsg writes has its entries read without
- * JSON.parse (canonical.ts: ~0.5 s less on 100k entries), the rest of the
- * text parsed as usual; anything unusual, and every error, takes the general
- * path, which words it exactly as before.
- */
-function parseManifestJson(text: string | Uint8Array, source: string | undefined): unknown {
-  const s = decodeStrict(text, source, 'manifest');
-  const canon = canonicalEntries(s);
-  if (canon) {
-    try {
-      const raw = parseJsonStrict(canon.tail, source, 'manifest');
-      const rec = raw as Record<string, unknown>;
-      const stand = rec['entries'];
-      // the tail's own `"entries": {}` stands in for them
-      if (typeof stand === 'object' && stand !== null && !Array.isArray(stand) && Object.keys(stand).length === 0) {
-        rec['entries'] = canon.entries;
-        return raw;
-      }
-    } catch {
-      // the general path below
-    }
-  }
-  return parseJsonStrict(s, source, 'manifest');
 }
 
 function firstIssue(source: string | undefined, err: z.ZodError): ValidationError {
@@ -111,30 +81,16 @@ function firstIssue(source: string | undefined, err: z.ZodError): ValidationErro
  * (`unusableReason`): the rest of the manifest stays usable.
  */
 export function parseManifest(text: string | Uint8Array, source?: string): Manifest {
-  const raw = parseManifestJson(text, source);
+  const raw = parseJsonStrict(text, source, 'manifest');
   const data = fastManifest(raw) ?? slowManifest(raw, source);
   const entries = new Map<string, ManifestEntry>();
-  // `user` and `type` repeat across entries (one user wrote most of them):
-  // one string each instead of one per entry (JSON.parse makes every value anew).
-  const shared = new Map<string, string>();
-  const one = (v: string): string => {
-    const s = shared.get(v);
-    if (s !== undefined) return s;
-    if (shared.size < MAX_SHARED) shared.set(v, v);
-    return v;
-  };
-  const all = data.entries;
-  for (const key in all) {
-    const e = all[key]!;
+  for (const [key, e] of Object.entries(data.entries)) {
     if (e.path !== key)
       throw invalid(
         source,
         `${formatField(['entries', key])}.path`,
         `path ${JSON.stringify(shorten(e.path, MAX_KEY_SHOWN))} differs from its key`,
       );
-    e.path = key;
-    e.user = one(e.user);
-    e.type = e.type === 'file' ? 'file' : 'link';
     const why = entryProblem(e);
     if (why) markUnusable(e, why);
     entries.set(key, e);
@@ -146,14 +102,11 @@ export function parseManifest(text: string | Uint8Array, source?: string): Manif
   }
   const extra: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(data)) if (k !== 'entries' && k !== 'metadata') extra[k] = v;
-  const m = Manifest.fromMap(entries, metadata, extra);
+  const m = new Manifest(entries.values(), metadata, extra);
   // Remember whether the file had a `metadata` key at all, so a round trip keeps it absent.
   if (!('metadata' in (raw as object))) noMetadataKey.add(m);
   return m;
 }
-
-/** How many distinct `user` values a parse shares (a hostile manifest could make every one differ). */
-const MAX_SHARED = 1024;
 
 /**
  * Metadata blocks whose `created_by` was null in the file (the original's
@@ -253,62 +206,17 @@ function prettyEntry(e: ManifestEntry): string {
   return pretty(new OrderedObject(entryPairs(e)), '    ');
 }
 
-/** Characters per piece of manifestPieces: big enough to be cheap, small enough to stay out of the way. */
-const PIECE = 64 * 1024;
-
-/**
- * The serialized manifest as consecutive pieces of about PIECE characters.
- * Why pieces: one string of a 100k-entry manifest is built from ~1.5 million
- * cons strings first (70 MB beside its 23 MB of text); pieces keep at most
- * PIECE characters of text in flight.
- */
-function* manifestPieces(m: Manifest): Generator<string> {
-  // Everything but the entries through pretty(); NUL cannot occur in its output (JSON escapes it).
-  const top: [string, unknown][] = [['entries', new RawJson('\u0000')]];
+/** The manifest in the original's byte-exact layout (2-space JSON, its field order; docs/ARCHITECTURE.md §2). */
+export function serializeManifest(m: Manifest): string {
+  const parts: string[] = [];
+  for (const [k, e] of m.entries) parts.push(`    ${q(k)}: ${prettyEntry(e)}`);
+  const entries = new RawJson(parts.length ? `{\n${parts.join(',\n')}\n  }` : '{}');
+  const top: [string, unknown][] = [['entries', entries]];
   if (m.metadata || !noMetadataKey.has(m)) {
     top.push(['metadata', m.metadata ? new OrderedObject(metadataPairs(m.metadata)) : null]);
   }
   for (const [k, v] of Object.entries(m.extra)) top.push([k, v]);
-  const frame = pretty(new OrderedObject(top));
-  const at = frame.indexOf('\u0000');
-  const head = frame.slice(0, at);
-  const tail = frame.slice(at + 1);
-  if (m.entries.size === 0) {
-    yield `${head}{}${tail}`;
-    return;
-  }
-  let piece = `${head}{\n`;
-  let first = true;
-  for (const [k, e] of m.entries) {
-    piece += `${first ? '' : ',\n'}    ${q(k)}: ${prettyEntry(e)}`;
-    first = false;
-    if (piece.length >= PIECE) {
-      yield piece;
-      piece = '';
-    }
-  }
-  yield `${piece}\n  }${tail}`;
-}
-
-/** The manifest in the original's byte-exact layout (2-space JSON, its field order; docs/ARCHITECTURE.md §2). */
-export function serializeManifest(m: Manifest): string {
-  return [...manifestPieces(m)].join('');
-}
-
-/**
- * serializeManifest's UTF-8 bytes, written straight into one buffer of
- * exactly their size: no manifest-sized string, no second copy. The pieces
- * are made twice (once to measure, once to write); that costs less than the
- * copy it saves is large.
- */
-export function serializeManifestBytes(m: Manifest): Buffer {
-  let size = 0;
-  for (const p of manifestPieces(m)) size += Buffer.byteLength(p, 'utf8');
-  const out = Buffer.allocUnsafe(size);
-  let at = 0;
-  for (const p of manifestPieces(m)) at += out.write(p, at, 'utf8');
-  if (at !== size) throw new Error(`manifest changed while it was serialized (${at} of ${size} bytes)`);
-  return out;
+  return pretty(new OrderedObject(top));
 }
 
 /** Read a manifest file; null only when it does not exist. Anything else broken → ValidationError. */
@@ -330,5 +238,5 @@ export async function readManifestFile(file: string): Promise<Manifest | null> {
 export { writeFileAtomic };
 
 export async function writeManifestFile(file: string, m: Manifest): Promise<void> {
-  await writeFileAtomic(file, serializeManifestBytes(m));
+  await writeFileAtomic(file, serializeManifest(m));
 }
