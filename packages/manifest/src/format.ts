@@ -84,13 +84,27 @@ export function parseManifest(text: string | Uint8Array, source?: string): Manif
   const raw = parseJsonStrict(text, source, 'manifest');
   const data = fastManifest(raw) ?? slowManifest(raw, source);
   const entries = new Map<string, ManifestEntry>();
-  for (const [key, e] of Object.entries(data.entries)) {
+  // `user` and `type` repeat across entries (one user wrote most of them):
+  // one string each instead of one per entry (JSON.parse makes every value anew).
+  const shared = new Map<string, string>();
+  const one = (v: string): string => {
+    const s = shared.get(v);
+    if (s !== undefined) return s;
+    if (shared.size < MAX_SHARED) shared.set(v, v);
+    return v;
+  };
+  const all = data.entries;
+  for (const key in all) {
+    const e = all[key]!;
     if (e.path !== key)
       throw invalid(
         source,
         `${formatField(['entries', key])}.path`,
         `path ${JSON.stringify(shorten(e.path, MAX_KEY_SHOWN))} differs from its key`,
       );
+    e.path = key;
+    e.user = one(e.user);
+    e.type = e.type === 'file' ? 'file' : 'link';
     const why = entryProblem(e);
     if (why) markUnusable(e, why);
     entries.set(key, e);
@@ -102,11 +116,14 @@ export function parseManifest(text: string | Uint8Array, source?: string): Manif
   }
   const extra: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(data)) if (k !== 'entries' && k !== 'metadata') extra[k] = v;
-  const m = new Manifest(entries.values(), metadata, extra);
+  const m = Manifest.fromMap(entries, metadata, extra);
   // Remember whether the file had a `metadata` key at all, so a round trip keeps it absent.
   if (!('metadata' in (raw as object))) noMetadataKey.add(m);
   return m;
 }
+
+/** How many distinct `user` values a parse shares (a hostile manifest could make every one differ). */
+const MAX_SHARED = 1024;
 
 /**
  * Metadata blocks whose `created_by` was null in the file (the original's
@@ -206,17 +223,62 @@ function prettyEntry(e: ManifestEntry): string {
   return pretty(new OrderedObject(entryPairs(e)), '    ');
 }
 
-/** The manifest in the original's byte-exact layout (2-space JSON, its field order; docs/ARCHITECTURE.md §2). */
-export function serializeManifest(m: Manifest): string {
-  const parts: string[] = [];
-  for (const [k, e] of m.entries) parts.push(`    ${q(k)}: ${prettyEntry(e)}`);
-  const entries = new RawJson(parts.length ? `{\n${parts.join(',\n')}\n  }` : '{}');
-  const top: [string, unknown][] = [['entries', entries]];
+/** Characters per piece of manifestPieces: big enough to be cheap, small enough to stay out of the way. */
+const PIECE = 64 * 1024;
+
+/**
+ * The serialized manifest as consecutive pieces of about PIECE characters.
+ * Why pieces: one string of a 100k-entry manifest is built from ~1.5 million
+ * cons strings first (70 MB beside its 23 MB of text); pieces keep at most
+ * PIECE characters of text in flight.
+ */
+function* manifestPieces(m: Manifest): Generator<string> {
+  // Everything but the entries through pretty(); NUL cannot occur in its output (JSON escapes it).
+  const top: [string, unknown][] = [['entries', new RawJson('\u0000')]];
   if (m.metadata || !noMetadataKey.has(m)) {
     top.push(['metadata', m.metadata ? new OrderedObject(metadataPairs(m.metadata)) : null]);
   }
   for (const [k, v] of Object.entries(m.extra)) top.push([k, v]);
-  return pretty(new OrderedObject(top));
+  const frame = pretty(new OrderedObject(top));
+  const at = frame.indexOf('\u0000');
+  const head = frame.slice(0, at);
+  const tail = frame.slice(at + 1);
+  if (m.entries.size === 0) {
+    yield `${head}{}${tail}`;
+    return;
+  }
+  let piece = `${head}{\n`;
+  let first = true;
+  for (const [k, e] of m.entries) {
+    piece += `${first ? '' : ',\n'}    ${q(k)}: ${prettyEntry(e)}`;
+    first = false;
+    if (piece.length >= PIECE) {
+      yield piece;
+      piece = '';
+    }
+  }
+  yield `${piece}\n  }${tail}`;
+}
+
+/** The manifest in the original's byte-exact layout (2-space JSON, its field order; docs/ARCHITECTURE.md §2). */
+export function serializeManifest(m: Manifest): string {
+  return [...manifestPieces(m)].join('');
+}
+
+/**
+ * serializeManifest's UTF-8 bytes, written straight into one buffer of
+ * exactly their size: no manifest-sized string, no second copy. The pieces
+ * are made twice (once to measure, once to write); that costs less than the
+ * copy it saves is large.
+ */
+export function serializeManifestBytes(m: Manifest): Buffer {
+  let size = 0;
+  for (const p of manifestPieces(m)) size += Buffer.byteLength(p, 'utf8');
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const p of manifestPieces(m)) at += out.write(p, at, 'utf8');
+  if (at !== size) throw new Error(`manifest changed while it was serialized (${at} of ${size} bytes)`);
+  return out;
 }
 
 /** Read a manifest file; null only when it does not exist. Anything else broken → ValidationError. */
@@ -238,5 +300,5 @@ export async function readManifestFile(file: string): Promise<Manifest | null> {
 export { writeFileAtomic };
 
 export async function writeManifestFile(file: string, m: Manifest): Promise<void> {
-  await writeFileAtomic(file, serializeManifest(m));
+  await writeFileAtomic(file, serializeManifestBytes(m));
 }
