@@ -190,12 +190,24 @@ export function classify(local: Manifest, cache: Manifest, remote: Manifest, ext
     const l = lk[i] === p ? ls.get(lk[i++]!) : undefined;
     const cc = ck[j] === p ? cs.get(ck[j++]!) : undefined;
     const rr = rk[k] === p ? rs.get(rk[k++]!) : undefined;
-    const state = classifyPath(l, cc, rr);
-    const plan: PathPlan = { path: p, state, action: STATE_ACTIONS[state] };
-    if (l) plan.local = l;
-    if (cc) plan.cache = cc;
-    if (rr) plan.remote = rr;
-    out.push(plan);
+    out.push(pathPlan(p, classifyPath(l, cc, rr), l, cc, rr));
   }
   return out;
+}
+
+/**
+ * One PathPlan with the sides it has as properties of its literal: added one
+ * by one they would go to a separate property store (4 MB more at 100k
+ * paths). Absent sides stay absent, not `undefined`.
+ */
+function pathPlan(path: string, state: SyncState, l?: ManifestEntry, c?: ManifestEntry, r?: ManifestEntry): PathPlan {
+  const action = STATE_ACTIONS[state];
+  if (l && c && r) return { path, state, action, local: l, cache: c, remote: r };
+  if (l && c) return { path, state, action, local: l, cache: c };
+  if (l && r) return { path, state, action, local: l, remote: r };
+  if (c && r) return { path, state, action, cache: c, remote: r };
+  if (l) return { path, state, action, local: l };
+  if (c) return { path, state, action, cache: c };
+  if (r) return { path, state, action, remote: r };
+  return { path, state, action };
 }

@@ -214,7 +214,7 @@ describe('classify by merge', () => {
         const l = mk(ls);
         const c = share === 1 ? l : mk(cs);
         const r = share === 2 ? c : share === 3 ? l : mk(rs);
-        expect(classify(l, c, r)).toEqual(referenceClassify(l, c, r));
+        expect(classify(l, c, r)).toStrictEqual(referenceClassify(l, c, r));
       }),
       { numRuns: 300 },
     );
@@ -240,7 +240,7 @@ describe('classify by merge', () => {
         const ex = (x: { p: string; v: number } | undefined): ManifestEntry[] => (x ? [file(x.p, x.v + 10)] : []);
         const plus = (m: Manifest, e: ManifestEntry[]): Manifest =>
           e.length ? new Manifest([...m.entries.values(), ...e]) : m;
-        expect(classify(l, c, r, { local: ex(el), cache: ex(ec), remote: ex(er) })).toEqual(
+        expect(classify(l, c, r, { local: ex(el), cache: ex(ec), remote: ex(er) })).toStrictEqual(
           referenceClassify(plus(l, ex(el)), plus(c, ex(ec)), plus(r, ex(er))),
         );
       }),
