@@ -68,14 +68,14 @@ if (plans.some((p) => p.action !== 'none') || r.stats.hashed) throw new Error('t
 const row = (s) => `median ${s.median.toFixed(3)}s (min ${s.min.toFixed(3)}, max ${s.max.toFixed(3)})`;
 
 export default {
-  id: 'w10',
+  id: 'w12',
   needs: ['small'],
   title: 'warm no-change `dsg status --offline` on `many-small` vs git status',
   async run(ctx) {
     const project = path.join(ctx.data, 'small');
     ensureSynced(ctx, project);
     const push = (tool, s, extra = {}) => {
-      ctx.rows.push({ workload: 'w10 offline status', tool, ...s, ...extra });
+      ctx.rows.push({ workload: 'w12 offline status', tool, ...s, ...extra });
       console.log(`   ${tool.padEnd(36)} ${row(s)}${s.rssMiB ? `  peak RSS ${s.rssMiB.toFixed(0)} MiB` : ''}`);
     };
     const gs = gitStatusSeries(ctx, project);
@@ -84,7 +84,7 @@ export default {
     try {
       st = series({ runs: ctx.runs, measure: () => dsg(ctx, project, ['status', '--offline', '--quiet']) });
     } catch (e) {
-      ctx.notes?.push?.(`w10: dsg status --offline failed: ${String(e.message).split('\n')[0]}`);
+      ctx.notes?.push?.(`w12: dsg status --offline failed: ${String(e.message).split('\n')[0]}`);
       console.log(`   dsg status --offline failed: ${String(e.message).split('\n')[0]}`);
     }
     if (st) push('dsg status --offline', st, { ratio: ratio(st), target: '≤ 2.0× git status' });
