@@ -25,6 +25,7 @@ import {
   serializeManifest,
   serializeManifestBytes,
   STATE_ACTIONS,
+  type FileEntry,
   type ManifestEntry,
   type PathPlan,
 } from '../src/index.js';
@@ -71,7 +72,7 @@ function referenceSerialize(m: Manifest, withMetadataKey: boolean): string {
   return pretty(new OrderedObject(top));
 }
 
-const file = (p: string, i: number, user = 'ann@example.org'): ManifestEntry => ({
+const file = (p: string, i: number, user = 'ann@example.org'): FileEntry => ({
   type: 'file',
   path: p,
   user,
@@ -267,7 +268,7 @@ describe("identicalEntry and the scan sharing the last sync's entries", () => {
     expect(identicalEntry(a, { ...a })).toBe(true);
     expect(identicalEntry(a, { ...a, user: 'other' })).toBe(false);
     expect(identicalEntry(a, { ...a, mtime: '2024-01-02T11:04:05+00:00' })).toBe(false); // same instant, other text
-    expect(identicalEntry(a, { ...a, extra: 1 } as ManifestEntry)).toBe(false);
+    expect(identicalEntry(a, { ...a, extra: 1 } as FileEntry)).toBe(false);
     const l: ManifestEntry = { type: 'link', path: 'input/l', user: 'u', reference: 'a' };
     expect(identicalEntry(l, { ...l })).toBe(true);
     expect(identicalEntry(l, { ...l, reference: 'b' })).toBe(false);
