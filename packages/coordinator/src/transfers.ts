@@ -48,34 +48,63 @@ export async function openSource(run: SyncRun, transfer: Transfer): Promise<Byte
 type Emit = (phase: 'upload' | 'download' | 'delete' | 'commit', file?: { path: string; done: boolean }) => void;
 export interface Progress {
   emit: Emit;
-  /** bytes of a transfer under way (or reused whole) */
+  /** bytes of a transfer as they flow (read onto the wire, arrived) */
   count: (n: number, phase: 'upload' | 'download') => void;
+  /**
+   * bytes placed without the wire (a copy on the server, parked content, a
+   * local copy): part of the bar, no part of a rate; negative takes back
+   * what a reuse that failed half-way counted
+   */
+  reused: (n: number, phase: 'upload' | 'download') => void;
 }
 
 /** An event at least every this many bytes, so a bar moves within a large file (not only when one ends). */
 export const PROGRESS_STEP_BYTES = 1 << 20;
+/** …and at least this often while bytes flow, so a slow link moves it too. */
+export const PROGRESS_STEP_MS = 100;
 
 /** Progress events over one apply: files and bytes done of the transfers' totals. */
-export function progressCounter(run: Pick<SyncRun, 'onProgress'>, ops: Pick<Ops, 'uploads' | 'downloads'>): Progress {
+export function progressCounter(
+  run: Pick<SyncRun, 'onProgress'>,
+  ops: Pick<Ops, 'uploads' | 'downloads'>,
+  now: () => number = Date.now,
+): Progress {
   const size = (e: ManifestEntry): number => (e.type === 'file' ? e.filesize : 0);
   const all = [...ops.uploads, ...ops.downloads];
   const totalFiles = all.length;
   const totalBytes = all.reduce((n, t) => n + size(t.entry), 0);
   let files = 0;
   let bytes = 0;
+  let reusedBytes = 0;
   let unreported = 0;
+  let lastEmit = now();
+  const send = (phase: Parameters<Emit>[0], path?: string): void => {
+    unreported = 0;
+    lastEmit = now();
+    run.onProgress?.({
+      phase,
+      files,
+      totalFiles,
+      bytes,
+      totalBytes,
+      ...(reusedBytes ? { reusedBytes } : {}),
+      ...(path === undefined ? {} : { path }),
+    });
+  };
+  const add = (n: number, phase: 'upload' | 'download'): void => {
+    bytes += n;
+    unreported += Math.abs(n);
+    if (unreported >= PROGRESS_STEP_BYTES || now() - lastEmit >= PROGRESS_STEP_MS) send(phase);
+  };
   return {
-    count: (n, phase) => {
-      bytes += n;
-      unreported += n;
-      if (unreported < PROGRESS_STEP_BYTES) return;
-      unreported = 0;
-      run.onProgress?.({ phase, files, totalFiles, bytes, totalBytes });
+    count: add,
+    reused: (n, phase) => {
+      reusedBytes += n;
+      add(n, phase);
     },
     emit: (phase, file) => {
       if (file?.done) files++;
-      unreported = 0;
-      run.onProgress?.({ phase, files, totalFiles, bytes, totalBytes, ...(file ? { path: file.path } : {}) });
+      send(phase, file?.path);
     },
   };
 }
@@ -112,6 +141,7 @@ export async function uploadAll(
 ): Promise<void> {
   const { remote, tx } = run;
   const routes = routeUploads(ops.uploads, plan.remote, await parkedContent(run, ops));
+  if (ops.uploads.length > 0) pr.emit('upload'); // the bar (and its clock) starts with the transfer, not its first MiB
   let copying = true;
   const done = (u: Transfer): void => {
     result.uploaded.push(u.path);
@@ -143,7 +173,7 @@ export async function uploadAll(
       return send(u);
     }
     result.bytes.reused += size;
-    pr.count(size, 'upload');
+    pr.reused(size, 'upload');
     done(u);
   };
   const copy = ({ transfer: u, from }: Reuse): Promise<void> =>
@@ -251,19 +281,28 @@ async function stageReused(
   if (d.entry.type !== 'file' || d.entry.filesize === 0) return false;
   let staged = false;
   if (from !== undefined) {
+    // a local copy moves the bar as it is read; a copy that fails half-way takes its bytes back
+    let copied = 0;
     try {
-      await run.clientFs.stageFile(run.tx, d.path, run.clientFs.readFile(from), expectedOf(d.entry));
+      const src = counted(run.clientFs.readFile(from), (n) => {
+        copied += n;
+        pr.reused(n, 'download');
+      });
+      await run.clientFs.stageFile(run.tx, d.path, src, expectedOf(d.entry));
       staged = true;
     } catch (e) {
+      if (copied > 0) pr.reused(-copied, 'download');
       // the local copy is only a shortcut: anything wrong with it (not disk space) means download
       if (!LOCAL_SOURCE_GONE.has(String((e as { code?: unknown })?.code))) throw e;
     }
   }
   // what an interrupted earlier sync or clone already downloaded (client parked content)
-  if (!staged) staged = await run.clientFs.stageParked(run.tx, d.path, expectedOf(d.entry));
+  if (!staged) {
+    staged = await run.clientFs.stageParked(run.tx, d.path, expectedOf(d.entry));
+    if (staged) pr.reused(d.entry.filesize, 'download');
+  }
   if (!staged) return false;
   result.bytes.reused += d.entry.filesize;
-  pr.count(d.entry.filesize, 'download');
   return true;
 }
 
@@ -288,6 +327,7 @@ export async function stageClientChanges(
       await clientFs.stageFile(tx, name, clientFs.readFile(b.path), { hash: b.hash, size: b.filesize, mtime: b.mtime });
     result.conflictBackups.push(name);
   }
+  if (ops.downloads.length > 0) pr.emit('download');
   const here = localSources(ops.downloads, plan.local);
   const downloaded = (d: Transfer): void => {
     result.downloaded.push(d.path);

@@ -1,3 +1,5 @@
+import { copyFile } from 'node:fs/promises';
+import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ProgressEvent } from '@dsg/contracts';
 import { PROGRESS_STEP_BYTES } from '../../src/transfers.js';
@@ -35,5 +37,30 @@ describe('progress of a transfer', () => {
       downloads.filter((e) => e.bytes > 0 && e.bytes < size && e.path === undefined).length,
     ).toBeGreaterThanOrEqual(5);
     expect(downloads.at(-1)).toMatchObject({ files: 1, bytes: size, totalBytes: size });
+  });
+
+  it('content placed without the wire counts as reused bytes, so a rate can leave it out', async () => {
+    const size = 3 * PROGRESS_STEP_BYTES + 7;
+    const a: Client = await w.client('alice', { 'input/small.txt': 's' });
+    await put(a, 'input/big.bin', 'z'.repeat(size));
+    await w.sync(a, 'first');
+    const b = await w.client('bob');
+    await w.clone(b);
+
+    // a copy: the repository copies it on the server, the teammate from its own file
+    await copyFile(path.join(a.root, 'input/big.bin'), path.join(a.root, 'input/copy.bin'));
+    const up: ProgressEvent[] = [];
+    await w.sync(a, 'copied', { onProgress: (e) => up.push(e) });
+    expect(up.filter((e) => e.phase === 'upload').at(-1)).toMatchObject({
+      files: 1,
+      bytes: size,
+      reusedBytes: size,
+      totalBytes: size,
+    });
+    const down: ProgressEvent[] = [];
+    await w.sync(b, 'pull', { onProgress: (e) => down.push(e) });
+    const downloads = down.filter((e) => e.phase === 'download');
+    expect(downloads.at(-1)).toMatchObject({ files: 1, bytes: size, reusedBytes: size, totalBytes: size });
+    for (const e of downloads) expect(e.reusedBytes ?? 0).toBeLessThanOrEqual(e.bytes);
   });
 });

@@ -151,7 +151,8 @@ describe('transfers', () => {
     expect(r.uploaded.sort()).toEqual(sizes.map((_, i) => `output/f${i}.bin`).sort());
     const total = sizes.reduce((x, y) => x + y, 0);
     expect(r.bytes.uploaded).toBe(total);
-    const up = events.filter((e) => e.phase === 'upload');
+    // one event per finished file (those name it); byte events in between may come on a slow run
+    const up = events.filter((e) => e.phase === 'upload' && e.path !== undefined);
     expect(up).toHaveLength(sizes.length);
     expect(up.map((e) => e.files)).toEqual([1, 2, 3, 4, 5, 6]);
     expect(up.every((e) => e.totalFiles === 6 && e.totalBytes === total)).toBe(true);
