@@ -150,6 +150,18 @@ export class RawAgentSession {
     return reply;
   }
 
+  /**
+   * writeFiles (protocol 1.1): the announced `files` as given, then `data` as
+   * the one stream (by default every content back to back) — whatever a
+   * hostile client cares to announce and send.
+   */
+  uploadPack(tx: string, files: unknown[], data: Uint8Array): Promise<Reply> {
+    const { id, reply } = this.send('writeFiles', { tx, files });
+    if (data.length) this.write(frame(KIND.DATA, id, data));
+    this.write(frame(KIND.END, id));
+    return reply;
+  }
+
   async hello(extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
     return (await this.ok('hello', { protocol: '1.0', client: 'hostile-test', ...extra })) as Record<string, unknown>;
   }
