@@ -17,6 +17,8 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { run, series, timed } from './measure.mjs';
 import { touchManySmall } from './data.mjs';
+import manyEntries from './wl-many-entries.mjs';
+import statusOffline from './wl-status-offline.mjs';
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 
@@ -816,4 +818,6 @@ export const workloads = [
       );
     },
   },
+  manyEntries,
+  statusOffline,
 ];
