@@ -34,13 +34,15 @@ export function changeTinyFiles(project, { files, dirs, count, round }) {
   }
 }
 
-/** The `dsg` binary as it ships (the bin the CLI package names). */
+/** The `dsg` binary as it ships (the bin the CLI package names), or DSG_BENCH_DSG (another entry point, e.g. a profiling build). */
 export const dsgBin = (repoRoot) =>
-  path.join(
-    repoRoot,
-    'apps/cli',
-    JSON.parse(readFileSync(path.join(repoRoot, 'apps/cli/package.json'), 'utf8')).bin.dsg,
-  );
+  process.env.DSG_BENCH_DSG
+    ? path.resolve(process.env.DSG_BENCH_DSG)
+    : path.join(
+        repoRoot,
+        'apps/cli',
+        JSON.parse(readFileSync(path.join(repoRoot, 'apps/cli/package.json'), 'utf8')).bin.dsg,
+      );
 
 const userEnv = (ctx) => ({
   ...process.env,
