@@ -20,14 +20,11 @@ import {
 } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
+import { INTEROP_FIXTURES } from '@dsg/testenv';
 import { statusSchema } from '../src/output/json-schemas.js';
 
-// shared/ sits beside the checkout (the workspace and CI both lay it there)
-export const FIXTURES =
-  process.env['DSG_INTEROP_FIXTURES'] ??
-  path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'shared', 'interop', 'fixtures');
+export const FIXTURES = INTEROP_FIXTURES;
 /** The same trees as a pax tar: exact mtimes, symlinks and empty directories (git keeps none of the first and last). */
 export const FIXTURES_TAR = path.join(FIXTURES, '..', 'fixtures.tar.gz');
 

@@ -281,11 +281,10 @@ export function serializeManifestBytes(m: Manifest): Buffer {
   return out;
 }
 
-/** Read a manifest file; null only when it does not exist. Anything else broken → ValidationError. */
-export async function readManifestFile(file: string): Promise<Manifest | null> {
-  let bytes: Buffer;
+/** A manifest file's bytes; null only when it does not exist. Unreadable → DsgError IO. */
+export async function readManifestBytes(file: string): Promise<Buffer | null> {
   try {
-    bytes = await readFile(file);
+    return await readFile(file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new DsgError('IO', `cannot read manifest ${file}: ${(e as Error).message}`, {
@@ -293,7 +292,12 @@ export async function readManifestFile(file: string): Promise<Manifest | null> {
       recoveryHint: 'Check that the path is a readable file (permissions, not a directory).',
     });
   }
-  return parseManifest(bytes, file);
+}
+
+/** Read a manifest file; null only when it does not exist. Anything else broken → ValidationError. */
+export async function readManifestFile(file: string): Promise<Manifest | null> {
+  const bytes = await readManifestBytes(file);
+  return bytes && parseManifest(bytes, file);
 }
 
 /** The one atomic write (@dsg/contracts), re-exported for this package's callers. */

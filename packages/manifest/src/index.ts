@@ -4,6 +4,7 @@ export {
   serializeManifest,
   serializeManifestBytes,
   readManifestFile,
+  readManifestBytes,
   writeManifestFile,
   writeFileAtomic,
   compactEntry,
@@ -20,4 +21,5 @@ export { archiveSizeBound, compressArchive, decompressArchive, MAX_ARCHIVE_BYTES
 export * from './sync-messages.js';
 export * from './scan.js';
 export { StatCache } from './stat-cache.js';
+export { readManifestMirrored, encodeMirror, decodeMirror } from './manifest-mirror.js';
 export { dataDirProblem, projectScope, foldKey, type Scope } from './scope.js';

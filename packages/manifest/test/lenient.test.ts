@@ -7,8 +7,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { INTEROP_FIXTURES } from '@dsg/testenv';
 import { ValidationError } from '@dsg/contracts';
 import {
   buildSnapshot,
@@ -27,10 +27,7 @@ import {
   type ManifestEntry,
 } from '../src/index.js';
 
-// The original's fixtures: shared/ beside the checkout (as CI lays it), or DSG_INTEROP_FIXTURES.
-const FIXTURES =
-  process.env['DSG_INTEROP_FIXTURES'] ??
-  path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'shared', 'interop', 'fixtures');
+const FIXTURES = INTEROP_FIXTURES;
 if (!existsSync(FIXTURES) && process.env['DSG_REQUIRE_REAL'] === '1')
   throw new Error(`the interop fixtures are missing at ${FIXTURES} (set DSG_INTEROP_FIXTURES)`);
 const ODD = path.join(FIXTURES, 'odd-entries', 'project', '.dsg');

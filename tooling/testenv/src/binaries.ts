@@ -15,3 +15,10 @@ export const CLI_BIN = path.join(
 
 /** The bundled agent, the one file a server installs. */
 export const AGENT_BUNDLE = path.join(REPO_ROOT, 'apps', 'agent', 'dist', 'dsg-agent.mjs');
+
+/**
+ * The original dsg's (HRDAG/dsg 0.4.4) fixtures: shared/interop beside this
+ * checkout (the workspace and CI both lay it there), or DSG_INTEROP_FIXTURES.
+ */
+export const INTEROP_FIXTURES =
+  process.env['DSG_INTEROP_FIXTURES'] ?? path.join(REPO_ROOT, '..', 'shared', 'interop', 'fixtures');
