@@ -50,7 +50,8 @@ export function resolveOps(
   const cacheId = plan.cache.metadata?.snapshot_id ?? null;
   const keep = (e: ManifestEntry): void => void ops.merged.set(e.path, e);
   const upload = (e: ManifestEntry, source: Source = { from: 'local' }): void => {
-    const mine = source.from === 'local' ? { ...e, user } : e;
+    // the scan already wrote this user on new and changed files: a copy of each would double an init's entries
+    const mine = source.from === 'local' && e.user !== user ? { ...e, user } : e;
     ops.uploads.push({ path: e.path, entry: mine, source });
     keep(mine);
   };
