@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
+  CONFIG_BASE,
   LAST_SYNC,
   NotFoundError,
   STAT_CACHE,
@@ -10,7 +12,9 @@ import {
 } from '@dsg/contracts';
 import {
   classify,
+  CONFIG_FILE,
   entriesHash,
+  hashBytes,
   Manifest,
   parseManifest,
   projectScope,
@@ -69,16 +73,79 @@ interface RemoteSide {
 
 /**
  * Scan local, read C and R, classify. Reads only (the stat cache is the one
- * file it rewrites). First refuses a working copy whose last sync is not in
- * the repository's history (DIVERGED_HISTORY): runSync plans under the lock,
- * where these reads cannot race another client's commit.
+ * file it rewrites). When the repository's head manifest is this copy's last
+ * sync byte for byte (asked by digest) R is C, and nothing else is read of
+ * it. Otherwise it first refuses a working copy whose last sync is not in the
+ * repository's history (DIVERGED_HISTORY), then reads R: runSync plans under
+ * the lock, where these reads cannot race another client's commit.
  */
 export async function planSync(options: PlanOptions): Promise<SyncPlan> {
+  const same = await headIsLastSync(options.project.root, options.remote);
+  if (same) return planAgainst(options, same, same.manifest, await remoteConfig(options, same, same.manifest));
   await assertSameHistory(options.project.root, options.remote);
   const r = await readRemoteManifest(options.remote);
   const cache = await readCacheManifest(options.project.root, r);
   assertRemoteIntegrity(r.manifest, cache); // before the scan: a damaged repository is refused without touching anything
-  return planAgainst(options, r, cache);
+  return planAgainst(options, r, cache, await remoteConfig(options, r, cache));
+}
+
+const remoteConfig = (o: PlanOptions, r: RemoteSide, cache: Manifest): Promise<SharedConfig> =>
+  readSharedConfig(o.project.root, o.remote, r.exists, cache, o.sameConfig);
+
+/**
+ * R when the repository's last-sync.json is byte for byte this copy's own
+ * (C): asked by digest (`fileDigest`, one small request), so the manifest is
+ * neither downloaded nor parsed twice — the everyday `dsg status` with
+ * nothing new in the repository. R's head is then C's own snapshot, so the
+ * history check has nothing to refuse, and R's bytes are C's (the archive
+ * entry of the next snapshot). Null whenever that is not proved (no digest
+ * from this repository, never synced, another digest or size): the caller
+ * reads R as before. runSync plans under the lock, so the digest a sync
+ * acts on cannot race another client's commit.
+ */
+async function headIsLastSync(root: string, remote: RemoteRepository): Promise<RemoteSide | null> {
+  if (!remote.fileDigest) return null;
+  const file = path.join(root, LAST_SYNC);
+  // this copy's bytes are read while the agent hashes its own
+  const [theirs, mine] = await Promise.all([remote.fileDigest(LAST_SYNC), readFile(file).catch(() => null)]);
+  if (!theirs || !mine || theirs.size !== mine.length) return null;
+  if (createHash('sha256').update(mine).digest('hex') !== theirs.sha256) return null;
+  const manifest = parseManifest(mine, file);
+  if (!manifest.metadata) return null; // refused with the repository's own message by the full read
+  return { exists: true, manifest, bytes: mine };
+}
+
+/** A file's bytes; null when it does not exist (any other failure is thrown). */
+const readOrNull = (file: string): Promise<Buffer | null> =>
+  readFile(file).catch((e: unknown) => {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  });
+
+/**
+ * The plan against the last sync only (`dsg status --offline`): R := C, no
+ * repository asked. Every local change since the last sync then classifies
+ * as an upload (changed or added here) or a remote deletion (deleted here);
+ * nothing can be a download or a conflict. The project config is compared
+ * with the copy last synced (`.dsg/last-sync.dsgconfig.yml`). A working copy
+ * that never synced has nothing to compare with: NotFoundError.
+ */
+export async function planOffline(options: Omit<PlanOptions, 'remote' | 'sameConfig'>): Promise<SyncPlan> {
+  const { root } = options.project;
+  const file = path.join(root, LAST_SYNC);
+  const bytes = await readOrNull(file);
+  const manifest = bytes ? parseManifest(bytes, file) : null;
+  if (!bytes || !manifest?.metadata) {
+    throw new NotFoundError(`${root} has never synced: there is no last sync to compare with (${LAST_SYNC})`, {
+      recoveryHint:
+        'Run `dsg status` without --offline to compare with the repository, or `dsg sync` (or `dsg clone`) first.',
+    });
+  }
+  const local = await readOrNull(path.join(root, CONFIG_FILE));
+  const saved = await readOrNull(path.join(root, CONFIG_BASE));
+  // the repository's config as of the last sync: what was synced (absent for an older dsg's copy: not compared)
+  const config: SharedConfig = { local, remote: saved, base: saved ? hashBytes(saved) : null };
+  return planAgainst(options, { exists: true, manifest, bytes }, manifest, config);
 }
 
 /**
@@ -102,7 +169,7 @@ export async function planClone(options: Omit<PlanOptions, 'onProgress' | 'sameC
       },
     );
   }
-  return planAgainst(options, r, cache);
+  return planAgainst(options, r, cache, await remoteConfig(options, r, cache));
 }
 
 /** R: the repository's current manifest. Missing or invalid while the repository exists is an ERROR, never "empty". */
@@ -176,9 +243,13 @@ async function readCacheManifest(root: string, remote?: RemoteSide): Promise<Man
 }
 
 /** The shared config and the scan of L, then the three-way classification after holding back what this client must never write. */
-async function planAgainst(o: PlanOptions, r: RemoteSide, cache: Manifest): Promise<SyncPlan> {
+async function planAgainst(
+  o: Omit<PlanOptions, 'remote'>,
+  r: RemoteSide,
+  cache: Manifest,
+  config: SharedConfig,
+): Promise<SyncPlan> {
   const { project } = o;
-  const config = await readSharedConfig(project.root, o.remote, r.exists, cache, o.sameConfig);
   const scan = await scanProject({
     root: project.root,
     dataDirs: project.dataDirs,

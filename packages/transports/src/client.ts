@@ -8,6 +8,7 @@ import {
   type ByteStream,
   type CleanupReport,
   type ExpectedFile,
+  type FileDigest,
   type LockHolder,
   type RecoveryReport,
   type RemoteRepository,
@@ -369,6 +370,26 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
   }
   readFile(path: string): Promise<ByteStream | null> {
     return this.request('readFile', { path });
+  }
+  /**
+   * SHA-256 and size of a head file, computed by the agent (null: absent):
+   * whether a copy here is byte-identical, without the download. undefined
+   * from an agent older than protocol 1.2: the caller reads the file instead.
+   */
+  async fileDigest(path: string): Promise<FileDigest | null | undefined> {
+    if (minorOf(this.hello?.protocol ?? '1.0') < 2) return undefined;
+    const d = await this.request('fileDigest', { path });
+    if (d === null) return null;
+    // a malformed answer must never read as "the same": the caller compares it with its own bytes
+    if (
+      typeof d !== 'object' ||
+      typeof d.sha256 !== 'string' ||
+      !/^[0-9a-f]{64}$/.test(d.sha256) ||
+      !Number.isSafeInteger(d.size) ||
+      d.size < 0
+    )
+      throw new ProtocolError(`the agent answered fileDigest of ${JSON.stringify(path)} with a malformed digest`);
+    return { sha256: d.sha256, size: d.size };
   }
   begin(tx: TransactionId): Promise<BeginResult> {
     return this.request('begin', { tx });

@@ -4,6 +4,7 @@ import type {
   ByteStream,
   CleanupReport,
   ExpectedFile,
+  FileDigest,
   LockHolder,
   RecoveryReport,
   SizedPath,
@@ -150,6 +151,8 @@ export const OP_TABLE = {
   unlock: op<null>()({ parse: none, mutating: true, exclusive: true }),
   exists: op<boolean>()({ parse: none }),
   readFile: op<ByteStream | null>()({ parse: (m) => ({ path: F.path(m) }), stream: 'download' }),
+  // a head file's SHA-256 and size, read through the same backend readFile (protocol 1.2): its bytes stay on the server
+  fileDigest: op<FileDigest | null>()({ parse: (m) => ({ path: F.path(m) }) }),
   begin: op<BeginResult>()({ parse: (m): { tx: TransactionId } => ({ tx: F.tx(m) }), ...IN_TX }),
   commit: op<null>()({
     parse: (m): { tx: TransactionId; snapshot: SnapshotInfo } => ({

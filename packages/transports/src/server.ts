@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -17,6 +18,7 @@ import {
   type ByteStream,
   type SizedPath,
   type ExpectedFile,
+  type FileDigest,
   type HasherFactory,
   type LockHolder,
   type RemoteFilesystem,
@@ -175,6 +177,22 @@ function unsupported(what: string): DsgError {
   return new DsgError('UNSUPPORTED', `this repository backend cannot ${what}`, {
     recoveryHint: 'Use a repository type that supports it (zfs or posix).',
   });
+}
+
+/**
+ * SHA-256 and size of a file the backend streams (null: absent), for
+ * `fileDigest`: the backend's own readFile, so the path passes the very
+ * checks a download passes, and the bytes never leave the agent.
+ */
+async function digestOf(s: ByteStream | null): Promise<FileDigest | null> {
+  if (!s) return null;
+  const h = createHash('sha256');
+  let size = 0;
+  for await (const chunk of s) {
+    h.update(chunk);
+    size += chunk.byteLength;
+  }
+  return { sha256: h.digest('hex'), size };
 }
 
 /**
@@ -723,6 +741,7 @@ class Session {
     },
     exists: async () => this.fs!.exists(),
     readFile: async ({ path }) => this.fs!.readFile(path),
+    fileDigest: async ({ path }) => digestOf(await this.fs!.readFile(path)),
     begin: async ({ tx }) => {
       if (this.openTx.has(tx))
         throw new ValidationError(`transaction ${tx} is already open`, { field: 'tx' }, { code: 'TX_EXISTS' });

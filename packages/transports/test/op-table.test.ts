@@ -29,6 +29,7 @@ describe('the op table', () => {
         'unlock',
         'exists',
         'readFile',
+        'fileDigest',
         'begin',
         'commit',
         'rollback',
@@ -108,7 +109,7 @@ describe('the op table', () => {
       createdAt: '2026-12-01T00:00:00Z',
     };
     const calls: [() => Promise<unknown>, string][] = [
-      [() => c.handshake(), JSON.stringify({ op: 'hello', protocol: '1.1', client: '@dsg/transports', pings: true })],
+      [() => c.handshake(), JSON.stringify({ op: 'hello', protocol: '1.2', client: '@dsg/transports', pings: true })],
       [() => c.listRepositories(), '{"op":"listRepositories"}'],
       [() => c.stats(), '{"op":"stats"}'],
       [() => c.open('proj'), '{"op":"open","repo":"proj"}'],
@@ -140,6 +141,14 @@ describe('the op table', () => {
       [() => c.mountSnapshot('s1', '/m'), '{"op":"mountSnapshot","snapshotId":"s1","at":"/m"}'],
       [() => c.unmountSnapshot('/m'), '{"op":"unmountSnapshot","at":"/m"}'],
       [() => c.recover(), '{"op":"recover"}'],
+      [
+        () => {
+          // fileDigest goes only to an agent whose hello said 1.2 (this one never answers: say it did)
+          c.hello = { protocol: '1.2', agent: 't', host: 'h', pid: 1, maxFramePayload: 1 << 20 };
+          return c.fileDigest('a/b');
+        },
+        '{"op":"fileDigest","path":"a/b"}',
+      ],
     ];
     const pending = calls.map(([call]) => call().catch(() => {}));
     const seen: string[] = [];
