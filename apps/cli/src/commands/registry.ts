@@ -116,8 +116,20 @@ export const commandSpecs: CommandSpec[] = [
     name: 'status',
     inProject: true,
     description: 'compare the working directory, the last sync and the repository (like git status)',
-    examples: ['dsg status', 'dsg status --verbose   # with the sync state of each path', 'dsg status --json'],
-    run: async (ctx) => (await syncs()).statusCommand(ctx),
+    options: [
+      {
+        flags: '--offline',
+        description:
+          'compare with the last sync only: connects to nothing, shows what changed here since then (not what the repository has)',
+      },
+    ],
+    examples: [
+      'dsg status',
+      'dsg status --verbose   # with the sync state of each path',
+      'dsg status --json',
+      'dsg status --offline   # no connection: changes here since the last sync',
+    ],
+    run: async (ctx, _a, x) => (await syncs()).statusCommand(ctx, o(x)),
   },
   {
     name: 'sync',

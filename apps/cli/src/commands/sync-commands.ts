@@ -4,16 +4,18 @@ import { stringify } from 'yaml';
 import {
   assertSnapshotMessage,
   ConfigError,
+  DsgError,
   NotFoundError,
   readAll,
   ValidationError,
   writeFileAtomic,
 } from '@dsg/contracts';
 import { comparePaths, formatConflictFile, parseConflictFile } from '@dsg/manifest';
-import { LocalClientFilesystem } from '@dsg/client-fs';
+import { LocalClientFilesystem, recoverClient } from '@dsg/client-fs';
 import { createXxh3Hasher, projectScope } from '@dsg/manifest';
 import {
   SyncConflictError,
+  planOffline,
   planSync,
   runClone,
   runSync,
@@ -41,7 +43,7 @@ import {
 import { requireUserConfig, type LoadedUser } from '../config/user.js';
 import { parseYamlText } from '../config/yaml-file.js';
 import { connect, describeRepository, recoverProject, type Connection } from '../connect.js';
-import { reportNotices, withSession } from '../session.js';
+import { loadProject, reportNotices, withSession } from '../session.js';
 import {
   analyseIncoming,
   changeDoc,
@@ -189,8 +191,9 @@ async function withProgress<T>(
   }
 }
 
-export async function statusCommand(ctx: Ctx): Promise<number> {
+export async function statusCommand(ctx: Ctx, o: { offline?: boolean } = {}): Promise<number> {
   const user = await requireUserConfig(ctx.env);
+  if (o.offline) return offlineStatus(ctx, user);
   return withSession(ctx, async ({ project, conn }) => {
     const plan = await withProgress(ctx, (onProgress) =>
       planSync({
@@ -200,50 +203,114 @@ export async function statusCommand(ctx: Ctx): Promise<number> {
         sameConfig: sameConfigAs(project),
       }),
     );
-    const by = (a: string): string[] => plan.paths.filter((p) => p.action === a).map((p) => p.path);
-    const doc = {
-      command: 'status' as const,
-      project: project.root,
-      repository: conn.where,
-      remoteSnapshot: plan.remoteSnapshotId,
-      upload: by('upload'),
-      download: by('download'),
-      deleteLocal: by('delete_local'),
-      deleteRemote: by('delete_remote'),
-      conflicts: by('conflict'),
-      invalidNames: plan.invalid,
-      heldBack: plan.heldBack,
-      paths: pathStates(plan),
-      clean: plan.paths.every((p) => p.action === 'none' || p.action === 'cache_only') && plan.invalid.length === 0,
-      configChange: pendingConfigChange(project, plan),
+    printStatus(ctx, project, conn.where, plan, false);
+    return EXIT.ok;
+  });
+}
+
+/**
+ * `status --offline`: the working tree against the last sync only (R := C).
+ * No connection of any kind is opened, not even to a repository on this
+ * machine, so it answers on a train and never waits for a host.
+ */
+async function offlineStatus(ctx: Ctx, user: LoadedUser): Promise<number> {
+  const project = await loadProject(ctx);
+  // what every command does first, without the repository: an apply that needs it to finish is refused below
+  let needsRepository = false;
+  const report = await recoverClient(project.root, () => {
+    needsRepository = true;
+    return Promise.reject(new Error('not asked (--offline)'));
+  });
+  for (const t of report.transactions)
+    ctx.out.warn(`recovered interrupted transaction ${t.transactionId}: ${t.action}`);
+  if (needsRepository) {
+    throw new DsgError(
+      'TX_STATE',
+      'an interrupted sync in this working copy is not finished, and only the repository can tell whether its snapshot was committed',
+      {
+        recoveryHint:
+          'Run `dsg status` without --offline once the repository is reachable: it finishes or undoes the interrupted sync.',
+      },
+    );
+  }
+  const plan = await withProgress(ctx, (onProgress) =>
+    planOffline({ project: projectSpec(project, user), onProgress }),
+  );
+  printStatus(ctx, project, describeRepository(project.config.repository, project.config.name), plan, true);
+  return EXIT.ok;
+}
+
+/** The status document and its text. Offline (R := C) the changes are this copy's since its last sync, said as such. */
+function printStatus(ctx: Ctx, project: LoadedProject, where: string, plan: SyncPlan, offline: boolean): void {
+  const by = (a: string): string[] => plan.paths.filter((p) => p.action === a).map((p) => p.path);
+  const doc = {
+    command: 'status' as const,
+    project: project.root,
+    repository: where,
+    remoteSnapshot: plan.remoteSnapshotId,
+    offline,
+    upload: by('upload'),
+    download: by('download'),
+    deleteLocal: by('delete_local'),
+    deleteRemote: by('delete_remote'),
+    conflicts: by('conflict'),
+    invalidNames: plan.invalid,
+    heldBack: plan.heldBack,
+    paths: pathStates(plan),
+    clean: plan.paths.every((p) => p.action === 'none' || p.action === 'cache_only') && plan.invalid.length === 0,
+    configChange: offline ? null : pendingConfigChange(project, plan),
+  };
+  ctx.out.result(statusSchema, doc, (d) => {
+    const c = ctx.out.c;
+    const state = new Map(d.paths.map((p) => [p.path, p.state]));
+    if (d.offline) {
+      const at = plan.cache.metadata?.created_at;
+      ctx.out.line(
+        `Compared with the last sync (${d.remoteSnapshot ?? '?'}${at ? `, ${at}` : ''}); the repository was not asked (--offline)`,
+      );
+    } else ctx.out.line(`On ${d.repository}, remote at ${d.remoteSnapshot ?? '(no snapshot yet)'}`);
+    const section = (title: string, items: string[], color: (s: string) => string): void => {
+      if (!items.length) return;
+      ctx.out.line(`\n${title}:`);
+      for (const i of items)
+        ctx.out.line(`  ${color(i)}${ctx.out.opts.verbose ? c.dim(`  (${state.get(i) ?? ''})`) : ''}`);
     };
-    ctx.out.result(statusSchema, doc, (d) => {
-      const c = ctx.out.c;
-      const state = new Map(d.paths.map((p) => [p.path, p.state]));
-      ctx.out.line(`On ${d.repository}, remote at ${d.remoteSnapshot ?? '(no snapshot yet)'}`);
-      const section = (title: string, items: string[], color: (s: string) => string): void => {
-        if (!items.length) return;
-        ctx.out.line(`\n${title}:`);
-        for (const i of items)
-          ctx.out.line(`  ${color(i)}${ctx.out.opts.verbose ? c.dim(`  (${state.get(i) ?? ''})`) : ''}`);
-      };
+    if (d.offline) {
+      // R is C: an upload is a change made here (only_L: a new file), a remote deletion a file deleted here
+      const added = new Set(d.paths.filter((p) => p.state === 'sLxCxR__only_L').map((p) => p.path));
+      section(
+        'Modified here since the last sync',
+        d.upload.filter((p) => !added.has(p)),
+        c.green,
+      );
+      section(
+        'Added here since the last sync',
+        d.upload.filter((p) => added.has(p)),
+        c.green,
+      );
+      section('Deleted here since the last sync', d.deleteRemote, c.yellow);
+    } else {
       section('To upload', d.upload, c.green);
       section('To download', d.download, c.cyan);
       section('To delete locally', d.deleteLocal, c.yellow);
       section('To delete remotely', d.deleteRemote, c.yellow);
       section('Conflicts', d.conflicts, c.red);
-      if (d.invalidNames.length) {
-        ctx.out.line('\nInvalid names (sync refuses until they are renamed or ignored):');
-        for (const i of d.invalidNames) ctx.out.line(`  ${c.red(i.path)}: ${i.reason}`);
-      }
-      if (d.heldBack.length) {
-        ctx.out.line('\nHeld back (in the repository, never written here; kept there as they are):');
-        for (const i of d.heldBack) ctx.out.line(`  ${c.yellow(i.path)}: ${i.reason}`);
-      }
-      if (d.configChange) printConfigChange(ctx, d.configChange);
-      if (d.clean) ctx.out.line('\nnothing to sync, working directory matches the repository');
-    });
-    return EXIT.ok;
+    }
+    if (d.invalidNames.length) {
+      ctx.out.line('\nInvalid names (sync refuses until they are renamed or ignored):');
+      for (const i of d.invalidNames) ctx.out.line(`  ${c.red(i.path)}: ${i.reason}`);
+    }
+    if (d.heldBack.length) {
+      ctx.out.line('\nHeld back (in the repository, never written here; kept there as they are):');
+      for (const i of d.heldBack) ctx.out.line(`  ${c.yellow(i.path)}: ${i.reason}`);
+    }
+    if (d.configChange) printConfigChange(ctx, d.configChange);
+    if (d.clean)
+      ctx.out.line(
+        d.offline
+          ? '\nno changes since the last sync (the repository may have newer snapshots: `dsg status` asks it)'
+          : '\nnothing to sync, working directory matches the repository',
+      );
   });
 }
 
