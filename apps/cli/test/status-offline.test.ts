@@ -103,6 +103,23 @@ describe('dsg status --offline', () => {
     }
   });
 
+  it('an interrupted sync only the repository can settle: refused with a hint, the journal kept', () => {
+    const { sb, dir, repos } = syncedCopy();
+    try {
+      // a sync killed between its remote commit and its local apply leaves a journal naming the snapshot
+      const tx = '20261201T120000000Z-0123abcd';
+      const journal = path.join(dir, '.dsg', 'journal', `${tx}.json`);
+      write(journal, JSON.stringify({ journal_version: 1, transaction_id: tx, remote_snapshot: 's2', ops: [] }));
+      const r = dsg(dir, sb.env, 'status', '--offline');
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/interrupted sync/);
+      expect(r.stderr).toMatch(/hint: .*without --offline/);
+      expect(readFileSync(journal, 'utf8')).toContain(tx);
+    } finally {
+      rmSync(repos, { recursive: true, force: true });
+    }
+  });
+
   it('a working copy that never synced: a clear error with a hint, exit 1, nothing written', () => {
     const { sb, dir, repos } = syncedCopy();
     try {
