@@ -36,8 +36,18 @@ export async function bundleApp(o) {
     target: 'node20',
     external: ['*.node', ...o.external],
     define: { [o.versionDefine]: JSON.stringify(pkg.version) },
-    // CommonJS dependencies (commander, ssh2, yaml's cjs parts) call require(); ESM has none
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+    // CommonJS dependencies (commander, ssh2, yaml's cjs parts) use require() and
+    // __dirname (ssh2 at load time), which ESM does not define
+    banner: {
+      js: [
+        "import { createRequire as __cr } from 'node:module';",
+        "import { fileURLToPath as __fu } from 'node:url';",
+        "import { dirname as __dn } from 'node:path';",
+        'const require = __cr(import.meta.url);',
+        'const __filename = __fu(import.meta.url);',
+        'const __dirname = __dn(__filename);',
+      ].join(' '),
+    },
     logLevel: 'warning',
   });
 }

@@ -17,6 +17,13 @@ function keepCompiledCode(): void {
   enable(path.join(cacheHome, 'dsg', 'compile-cache'));
 }
 
+// A reader that stops early (`dsg log | head`) closes the pipe: stop quietly,
+// as git does, instead of dying on an unhandled EPIPE.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
 // `dsg --version` answers before anything else loads: scripts call it to
 // probe for dsg, and it should cost no more than starting node.
 const argv = process.argv.slice(2);

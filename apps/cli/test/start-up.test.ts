@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -77,5 +77,17 @@ describe('start-up of the bundled dsg', () => {
     // the bundle has an SSH chunk, for other repositories: the check can fail
     const chunks = path.join(path.dirname(BIN), 'chunks');
     expect(readdirSync(chunks).some((f) => ssh(path.join(chunks, f)))).toBe(true);
+  });
+
+  it('a reader that closed the pipe (dsg … | head) ends dsg quietly with exit 0, not an EPIPE trace', async () => {
+    const sb = sandbox();
+    // the read end is closed before dsg writes its first byte: every write of --help fails with EPIPE
+    const child = spawn('node', [BIN, '--help'], { cwd: sb.dir, env: sb.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(stderr).not.toMatch(/EPIPE|Unhandled/);
+    expect(code).toBe(0);
   });
 });
