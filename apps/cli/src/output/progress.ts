@@ -1,3 +1,13 @@
+/*
+ * Progress lines on a terminal, written here rather than with cli-progress
+ * (used before): what a transfer bar must show is mostly ours to compute —
+ * a rate over a recent time window (cli-progress averages over its last N
+ * updates, so a burst of small files or one server-side copy of 1.5 GiB read
+ * as TiB/s), content placed without the wire kept out of the rate, "--"
+ * while no rate is measurable, and a clock that ticks while a stage waits.
+ * What is left to draw is one line, throttled and cut to the terminal's
+ * width (this file's last third).
+ */
 import type { ProgressEvent, ProgressListener } from '@dsg/contracts';
 
 /** How often a line may be redrawn on a terminal: 10/s looks continuous and costs nothing. */
