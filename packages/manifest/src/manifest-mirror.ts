@@ -1,7 +1,7 @@
 /**
  * A working copy's last sync (`.dsg/last-sync.json`) read without parsing its
  * JSON each time: a binary mirror of the parsed manifest, bound to the exact
- * bytes it was made from by their xxh3-128. JSON.parse and the per-entry
+ * bytes it was made from by their SHA-256. JSON.parse and the per-entry
  * checks of a 100k-entry manifest (23 MB) took most of a warm `dsg status`
  * (0.6 s of CPU of 1.7 s); decoding the mirror builds the same entries from
  * length-prefixed strings. Like git's index, it is derived, local data: a
@@ -11,6 +11,7 @@
  * without unknown fields, a metadata block present with a non-empty
  * `created_by` (the cases parseManifest records out of band).
  */
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { xxh3 } from '@node-rs/xxhash';
 import { writeFileAtomic } from '@dsg/contracts';
@@ -19,14 +20,21 @@ import { FILE_FIELDS, LINK_FIELDS, Manifest, type ManifestEntry, type ManifestMe
 import { unusableReason } from './unusable.js';
 
 const MAGIC = Buffer.from('dsgmirr\n', 'latin1');
-const VERSION = 2;
-/** magic, u32 version, u32 entries, 32 hex digits of the source's xxh3-128, u32 body length, u64 body xxh3-64 */
-const HEADER = MAGIC.length + 4 + 4 + 32 + 4 + 8;
+const VERSION = 3;
+/** magic, u32 version, u32 entries, 64 hex digits of the source's SHA-256, u32 body length, u64 body xxh3-64 */
+const HEADER = MAGIC.length + 4 + 4 + 64 + 4 + 8;
 
 const FILE = 0;
 const LINK = 1;
 
-const digestOf = (bytes: Uint8Array): string => xxh3.xxh128(bytes).toString(16).padStart(32, '0');
+/*
+ * SHA-256, not xxh3: last-sync.json holds what a repository sent, and
+ * repository content is written by teammates. A crafted collision would let
+ * a mirror made from one manifest stand for another, and a sync would plan
+ * against the wrong last sync. (The body's xxh3-64 only catches damage: the
+ * mirror is this user's own file.)
+ */
+const digestOf = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 /** Whether a parsed manifest is one the mirror reproduces exactly. */
 function mirrorable(m: Manifest): boolean {
@@ -49,7 +57,7 @@ function mirrorable(m: Manifest): boolean {
  *   text: head JSON, users, then per entry its path and mtime+hash / reference
  */
 
-/** The mirror of `m`, parsed from bytes whose xxh3-128 is `digest`. */
+/** The mirror of `m`, parsed from bytes whose SHA-256 (hex) is `digest`. */
 export function encodeMirror(m: Manifest, digest: string): Buffer {
   const users = new Map<string, number>();
   for (const e of m.entries.values()) if (!users.has(e.user)) users.set(e.user, users.size);
@@ -84,16 +92,16 @@ export function encodeMirror(m: Manifest, digest: string): Buffer {
   return Buffer.concat([head, body]);
 }
 
-/** The manifest a mirror holds, if it is whole and made from bytes of xxh3-128 `digest`; else null. */
+/** The manifest a mirror holds, if it is whole and made from bytes of SHA-256 `digest`; else null. */
 export function decodeMirror(buf: Buffer, digest: string): Manifest | null {
   if (buf.length < HEADER || !buf.subarray(0, MAGIC.length).equals(MAGIC)) return null;
   const at = MAGIC.length;
   if (buf.readUInt32LE(at) !== VERSION) return null;
   const n = buf.readUInt32LE(at + 4);
-  if (buf.toString('latin1', at + 8, at + 40) !== digest) return null;
-  if (HEADER + buf.readUInt32LE(at + 40) !== buf.length) return null;
+  if (buf.toString('latin1', at + 8, at + 72) !== digest) return null;
+  if (HEADER + buf.readUInt32LE(at + 72) !== buf.length) return null;
   const body = buf.subarray(HEADER);
-  if (xxh3.xxh64(body) !== buf.readBigUInt64LE(at + 44)) return null;
+  if (xxh3.xxh64(body) !== buf.readBigUInt64LE(at + 76)) return null;
   // the checksum passed, so encodeMirror wrote this: a bound overrun below
   // can only be a bug, and then the JSON is read instead
   try {
@@ -145,19 +153,20 @@ export function decodeMirror(buf: Buffer, digest: string): Manifest | null {
  * `mirrorFile` when that was made from these very bytes; otherwise parse the
  * JSON (its errors as parseManifest words them) and write the mirror for the
  * next read (best effort: a mirror that cannot be written is only slower).
- * Returns the file's bytes too: callers compare them with the repository's.
+ * Returns the file's bytes and their SHA-256 too: callers compare them with
+ * the repository's.
  */
 export async function readManifestMirrored(
   file: string,
   mirrorFile: string,
-): Promise<{ manifest: Manifest; bytes: Buffer } | null> {
+): Promise<{ manifest: Manifest; bytes: Buffer; sha256: string } | null> {
   const bytes = await readManifestBytes(file);
   if (!bytes) return null;
   const digest = digestOf(bytes);
   const mirror = await readFile(mirrorFile).catch(() => null);
   const mirrored = mirror && decodeMirror(mirror, digest);
-  if (mirrored) return { manifest: mirrored, bytes };
+  if (mirrored) return { manifest: mirrored, bytes, sha256: digest };
   const manifest = parseManifest(bytes, file);
   if (mirrorable(manifest)) await writeFileAtomic(mirrorFile, encodeMirror(manifest, digest)).catch(() => undefined);
-  return { manifest, bytes };
+  return { manifest, bytes, sha256: digest };
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -126,7 +127,7 @@ describe('the last sync through its binary mirror', () => {
           projectConfig: { name: message },
         });
         const parsed = parseManifest(serializeManifest(m));
-        const digest = 'ab'.repeat(16);
+        const digest = 'ab'.repeat(32);
         const back = decodeMirror(encodeMirror(parsed, digest), digest);
         expect(back && view(back)).toEqual(view(parsed));
       }),
@@ -174,8 +175,12 @@ describe('the last sync through its binary mirror', () => {
     const m = parseManifest(text);
     m.metadata!.snapshot_message = 'from the mirror';
     const good = await readFile(mirror);
-    await writeFile(mirror, encodeMirror(m, good.toString('latin1', 16, 48)));
-    expect((await readManifestMirrored(file, mirror))!.manifest.metadata!.snapshot_message).toBe('from the mirror');
+    await writeFile(mirror, encodeMirror(m, good.toString('latin1', 16, 80)));
+    const r = (await readManifestMirrored(file, mirror))!;
+    expect(r.manifest.metadata!.snapshot_message).toBe('from the mirror');
+    // what binds them: the SHA-256 of the file's bytes (a teammate could craft an xxh3 collision)
+    expect(r.sha256).toBe(createHash('sha256').update(text).digest('hex'));
+    expect(good.toString('latin1', 16, 80)).toBe(r.sha256);
   });
 
   it('manifests the mirror cannot reproduce get none: unknown fields, unusable entries, no metadata', async () => {
