@@ -1,7 +1,15 @@
 import { readFile } from 'node:fs/promises';
 import { DsgError, ValidationError, writeFileAtomic } from '@dsg/contracts';
 import type { z } from 'zod';
-import { OrderedObject, RawJson, compactPairs, findDuplicateKey, pretty, type Ordered } from './json.js';
+import {
+  OrderedObject,
+  RawJson,
+  compactPairs,
+  findDuplicateKey,
+  hasDuplicateKey,
+  pretty,
+  type Ordered,
+} from './json.js';
 import {
   FILE_FIELDS,
   LINK_FIELDS,
@@ -59,7 +67,8 @@ export function parseJsonStrict(text: string | Uint8Array, source: string | unde
   } catch (e) {
     throw invalid(source, '(root)', `${what} is not valid JSON (${(e as Error).message})`, e);
   }
-  const dup = findDuplicateKey(s);
+  // counting finds whether there is one; the slower scan, only then, which one
+  const dup = hasDuplicateKey(s, raw) ? findDuplicateKey(s) : null;
   if (dup) throw invalid(source, formatField(dup), 'duplicate key');
   return raw;
 }

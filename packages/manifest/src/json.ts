@@ -58,6 +58,70 @@ export function compactSorted(v: unknown): string {
   return JSON.stringify(v ?? null);
 }
 
+/**
+ * Whether `text` (valid JSON) holds a duplicated object key, given `value`,
+ * what JSON.parse made of it. JSON.parse keeps one property per distinct key,
+ * so an object whose text names more keys than its parsed value has holds a
+ * duplicate. Counting needs no set of the keys seen: on a manifest of a
+ * million entries that set and its key strings were ~70 MB. Keys are cut
+ * out of the text only where their value is an object or array (to find the
+ * parsed child). Once true, findDuplicateKey names the key.
+ */
+export function hasDuplicateKey(text: string, value: unknown): boolean {
+  type Frame =
+    | { obj: true; parsed: object | undefined; count: number; expectKey: boolean; keyAt: number; keyEnd: number }
+    | { obj: false; parsed: unknown[] | undefined; index: number };
+  const stack: Frame[] = [];
+  const n = text.length;
+  let i = 0;
+  while (i < n) {
+    const ch = text.charCodeAt(i);
+    if (ch === 0x22 /* " */) {
+      let j = text.indexOf('"', i + 1);
+      for (;;) {
+        let k = j - 1;
+        while (text.charCodeAt(k) === 0x5c) k--;
+        if ((j - 1 - k) % 2 === 0) break;
+        j = text.indexOf('"', j + 1);
+      }
+      const top = stack[stack.length - 1];
+      if (top?.obj && top.expectKey) {
+        top.count++;
+        top.keyAt = i + 1;
+        top.keyEnd = j;
+        top.expectKey = false;
+      }
+      i = j + 1;
+      continue;
+    }
+    if (ch === 0x7b /* { */ || ch === 0x5b /* [ */) {
+      const top = stack[stack.length - 1];
+      let child: unknown;
+      if (!top) child = value;
+      else if (top.obj) {
+        const raw = text.slice(top.keyAt, top.keyEnd);
+        const key = raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw;
+        child = top.parsed && Object.hasOwn(top.parsed, key) ? (top.parsed as Record<string, unknown>)[key] : undefined;
+      } else child = top.parsed?.[top.index];
+      if (ch === 0x7b) {
+        const parsed = typeof child === 'object' && child !== null && !Array.isArray(child) ? child : undefined;
+        stack.push({ obj: true, parsed, count: 0, expectKey: true, keyAt: 0, keyEnd: 0 });
+      } else stack.push({ obj: false, parsed: Array.isArray(child) ? (child as unknown[]) : undefined, index: 0 });
+    } else if (ch === 0x7d /* } */) {
+      const f = stack.pop();
+      // no parsed object to compare with: a duplicate above already took this one's place
+      if (f?.obj && (f.parsed === undefined || Object.keys(f.parsed).length !== f.count)) return true;
+    } else if (ch === 0x5d /* ] */) stack.pop();
+    else if (ch === 0x2c /* , */) {
+      const top = stack[stack.length - 1];
+      if (top?.obj) top.expectKey = true;
+      else if (top) top.index++;
+    }
+    i++;
+  }
+  return false;
+}
+
 /** Up to this many keys an object's keys are searched in an array. */
 const SMALL_OBJECT = 16;
 

@@ -29,7 +29,7 @@ import {
   type ManifestEntry,
   type PathPlan,
 } from '../src/index.js';
-import { findDuplicateKey, pretty, OrderedObject, RawJson } from '../src/json.js';
+import { findDuplicateKey, hasDuplicateKey, pretty, OrderedObject, RawJson } from '../src/json.js';
 import { entryPairs, metadataPairs } from '../src/format.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -297,5 +297,41 @@ describe("identicalEntry and the scan sharing the last sync's entries", () => {
     } finally {
       await rm(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe('hasDuplicateKey (counting) agrees with findDuplicateKey (naming)', () => {
+  /** JSON text of nested objects and arrays whose objects may repeat a key (as a hostile file would). */
+  const json: fc.Arbitrary<string> = fc.letrec<{ v: string }>((tie) => ({
+    v: fc.oneof(
+      { depthSize: 'small', withCrossShrink: true },
+      fc.constantFrom('1', '"s"', 'null', '"x\\"y"'),
+      fc
+        .array(
+          fc.tuple(fc.constantFrom('a', 'b', '0', '1', '__proto__', '\\u0061', 'k\\"q', 'constructor'), tie('v')),
+          { maxLength: 5 },
+        )
+        .map((ps) => `{${ps.map(([k, v]) => `"${k}": ${v}`).join(', ')}}`),
+      fc.array(tie('v'), { maxLength: 4 }).map((xs) => `[${xs.join(',')}]`),
+    ),
+  })).v;
+
+  it('on random nested JSON with and without repeated keys', () => {
+    fc.assert(
+      fc.property(json, (text) => {
+        const has = hasDuplicateKey(text, JSON.parse(text));
+        expect(has).toBe(findDuplicateKey(text) !== null);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('on manifests: a repeated entry, a repeated field, none', () => {
+    const text = fixture('worked-example-s2.json');
+    expect(hasDuplicateKey(text, JSON.parse(text))).toBe(false);
+    const twice = text.replace('"entries": {', '"entries": {\n    "input/a.csv": {"type": "link"},');
+    expect(hasDuplicateKey(twice, JSON.parse(twice))).toBe(true);
+    const field = text.replace('"type": "file",', '"type": "file", "type": "file",');
+    expect(hasDuplicateKey(field, JSON.parse(field))).toBe(true);
   });
 });
