@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
   CONFIG_BASE,
   LAST_SYNC,
+  LAST_SYNC_MIRROR,
   NotFoundError,
   STAT_CACHE,
   ValidationError,
@@ -18,7 +18,7 @@ import {
   Manifest,
   parseManifest,
   projectScope,
-  readManifestFile,
+  readManifestMirrored,
   scanProject,
   type ManifestEntry,
   type PathPlan,
@@ -105,15 +105,20 @@ const remoteConfig = (o: PlanOptions, r: RemoteSide, cache: Manifest): Promise<S
  */
 async function headIsLastSync(root: string, remote: RemoteRepository): Promise<RemoteSide | null> {
   if (!remote.fileDigest) return null;
-  const file = path.join(root, LAST_SYNC);
-  // this copy's bytes are read while the agent hashes its own
-  const [theirs, mine] = await Promise.all([remote.fileDigest(LAST_SYNC), readFile(file).catch(() => null)]);
-  if (!theirs || !mine || theirs.size !== mine.length) return null;
-  if (createHash('sha256').update(mine).digest('hex') !== theirs.sha256) return null;
-  const manifest = parseManifest(mine, file);
-  if (!manifest.metadata) return null; // refused with the repository's own message by the full read
-  return { exists: true, manifest, bytes: mine };
+  // this copy's last sync is read while the agent hashes its own
+  const [theirs, mine] = await Promise.all([remote.fileDigest(LAST_SYNC), readLastSync(root)]);
+  if (!theirs || !mine || theirs.size !== mine.bytes.length || theirs.sha256 !== mine.sha256) return null;
+  if (!mine.manifest.metadata) return null; // refused with the repository's own message by the full read
+  return { exists: true, manifest: mine.manifest, bytes: mine.bytes };
 }
+
+/**
+ * This copy's last sync (C) with its bytes and their SHA-256; null when it
+ * never synced. Read through its binary mirror (`.dsg/last-sync.bin`), so a
+ * large manifest is parsed once per sync, not once per command.
+ */
+const readLastSync = (root: string): ReturnType<typeof readManifestMirrored> =>
+  readManifestMirrored(path.join(root, LAST_SYNC), path.join(root, LAST_SYNC_MIRROR));
 
 /** A file's bytes; null when it does not exist (any other failure is thrown). */
 const readOrNull = (file: string): Promise<Buffer | null> =>
@@ -132,10 +137,8 @@ const readOrNull = (file: string): Promise<Buffer | null> =>
  */
 export async function planOffline(options: Omit<PlanOptions, 'remote' | 'sameConfig'>): Promise<SyncPlan> {
   const { root } = options.project;
-  const file = path.join(root, LAST_SYNC);
-  const bytes = await readOrNull(file);
-  const manifest = bytes ? parseManifest(bytes, file) : null;
-  if (!bytes || !manifest?.metadata) {
+  const last = await readLastSync(root);
+  if (!last?.manifest.metadata) {
     throw new NotFoundError(`${root} has never synced: there is no last sync to compare with (${LAST_SYNC})`, {
       recoveryHint:
         'Run `dsg status` without --offline to compare with the repository, or `dsg sync` (or `dsg clone`) first.',
@@ -145,7 +148,7 @@ export async function planOffline(options: Omit<PlanOptions, 'remote' | 'sameCon
   const saved = await readOrNull(path.join(root, CONFIG_BASE));
   // the repository's config as of the last sync: what was synced (absent for an older dsg's copy: not compared)
   const config: SharedConfig = { local, remote: saved, base: saved ? hashBytes(saved) : null };
-  return planAgainst(options, { exists: true, manifest, bytes }, manifest, config);
+  return planAgainst(options, { exists: true, manifest: last.manifest, bytes: last.bytes }, last.manifest, config);
 }
 
 /**
@@ -226,20 +229,11 @@ function assertRemoteIntegrity(remote: Manifest, cache?: Manifest): void {
 
 /** C: this client's last-sync.json; absent → empty (never synced); invalid → error. */
 async function readCacheManifest(root: string, remote?: RemoteSide): Promise<Manifest> {
-  const file = path.join(root, LAST_SYNC);
-  if (remote?.bytes) {
-    // After a sync C and R are the same bytes (the no-change case of status
-    // and sync): parsing a large manifest twice was a fifth of `dsg status`.
-    // Manifests are never mutated after parsing, so sharing is safe.
-    let local: Buffer;
-    try {
-      local = await readFile(file);
-    } catch {
-      return (await readManifestFile(file)) ?? Manifest.empty(); // ENOENT → empty; else its DsgError
-    }
-    return local.equals(remote.bytes) ? remote.manifest : parseManifest(local, file);
-  }
-  return (await readManifestFile(file)) ?? Manifest.empty();
+  const last = await readLastSync(root);
+  if (!last) return Manifest.empty();
+  // After a sync C and R are the same bytes: one manifest for both (never
+  // mutated after parsing, so sharing is safe).
+  return remote?.bytes && last.bytes.equals(remote.bytes) ? remote.manifest : last.manifest;
 }
 
 /** The shared config and the scan of L, then the three-way classification after holding back what this client must never write. */
