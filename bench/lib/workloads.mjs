@@ -19,6 +19,7 @@ import { run, series, timed } from './measure.mjs';
 import { touchManySmall } from './data.mjs';
 import manyEntries from './wl-many-entries.mjs';
 import statusOffline from './wl-status-offline.mjs';
+import statusSsh from './wl-status-ssh.mjs';
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 
@@ -820,4 +821,5 @@ export const workloads = [
   },
   manyEntries,
   statusOffline,
+  statusSsh,
 ];
