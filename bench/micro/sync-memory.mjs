@@ -11,6 +11,7 @@
 //     --dirs N     spread over N directories (default files / 1000)
 //     --keep       leave the work directory (its path is printed)
 //     --node-flag  passed to node before the CLI, e.g. --node-flag=--heap-prof
+//     --cli FILE   another dsg entry point than the one apps/cli/package.json names
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -27,6 +28,7 @@ const { values: opt, positionals } = parseArgs({
     keep: { type: 'boolean', default: false },
     'node-flag': { type: 'string', multiple: true, default: [] },
     work: { type: 'string' },
+    cli: { type: 'string' },
   },
 });
 const files = Number(positionals[0] ?? 100_000);
@@ -46,12 +48,16 @@ const env = { ...process.env, DSG_CONFIG_HOME: conf, NO_COLOR: '1' };
 /** `node [flags] <dsg> ...args` under GNU time: seconds and peak RSS (MiB). */
 function step(label, args) {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync('/usr/bin/time', ['-f', '%M', 'node', ...opt['node-flag'], dsgBin(repoRoot), ...args], {
-    cwd: project,
-    env,
-    encoding: 'utf8',
-    maxBuffer: 1 << 28,
-  });
+  const r = spawnSync(
+    '/usr/bin/time',
+    ['-f', '%M', 'node', ...opt['node-flag'], opt.cli ? path.resolve(opt.cli) : dsgBin(repoRoot), ...args],
+    {
+      cwd: project,
+      env,
+      encoding: 'utf8',
+      maxBuffer: 1 << 28,
+    },
+  );
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   const lines = (r.stderr || '').trim().split('\n');
   if (r.status !== 0) throw new Error(`dsg ${args.join(' ')} → exit ${r.status}\n${r.stderr.slice(-3000)}`);
