@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { run, series, timed } from './measure.mjs';
 import { touchManySmall } from './data.mjs';
-import manyEntries from './wl-many-entries.mjs';
+import { manyEntries, millionEntries } from './wl-many-entries.mjs';
 import statusOffline from './wl-status-offline.mjs';
 import statusSsh from './wl-status-ssh.mjs';
 
@@ -822,4 +822,5 @@ export const workloads = [
   manyEntries,
   statusOffline,
   statusSsh,
+  millionEntries,
 ];
