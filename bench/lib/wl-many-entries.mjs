@@ -7,9 +7,10 @@
 // status, each within 2 GiB. The data is generated here (not by run.mjs):
 // tiny files of unique content, 1,000 to a directory.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, statfsSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, statSync, statfsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { timed } from './measure.mjs';
+import { dsgBin, dsgSetup, takeAgentRss, userEnv } from './common.mjs';
 
 /** `files` files of a few bytes each (unique content: the file's number) in `dirs` directories under input/. */
 export function makeTinyFiles(project, { files, dirs }) {
@@ -34,23 +35,6 @@ export function changeTinyFiles(project, { files, dirs, count, round }) {
   }
 }
 
-/** The `dsg` binary as it ships (the bin the CLI package names), or DSG_BENCH_DSG (another entry point, e.g. a profiling build). */
-export const dsgBin = (repoRoot) =>
-  process.env.DSG_BENCH_DSG
-    ? path.resolve(process.env.DSG_BENCH_DSG)
-    : path.join(
-        repoRoot,
-        'apps/cli',
-        JSON.parse(readFileSync(path.join(repoRoot, 'apps/cli/package.json'), 'utf8')).bin.dsg,
-      );
-
-const userEnv = (ctx) => ({
-  ...process.env,
-  ...(ctx.env?.home ? { HOME: ctx.env.home } : {}),
-  DSG_CONFIG_HOME: path.join(ctx.work, 'dsgconf'),
-  NO_COLOR: '1',
-});
-
 /**
  * .dsgconfig.yml of a project on a posix repository: over SSH to the bench
  * host, its agent under GNU time (which appends its peak RSS in KiB to
@@ -70,17 +54,6 @@ function writeConfig(ctx, project, name, where, rssFile) {
   rmSync(path.join(root, name), { recursive: true, force: true });
 }
 
-/** Largest peak RSS (MiB) the agent sessions appended to `file`; empties it. */
-function takeAgentRss(file) {
-  if (!existsSync(file)) return null;
-  const kib = readFileSync(file, 'utf8')
-    .split('\n')
-    .map(Number)
-    .filter((n) => Number.isFinite(n) && n > 0);
-  rmSync(file, { force: true });
-  return kib.length ? Math.max(...kib) / 1024 : null;
-}
-
 /** Free inodes and bytes where `dir` lives. */
 function room(dir) {
   const s = statfsSync(dir);
@@ -91,10 +64,8 @@ const fmtCount = (n) => n.toLocaleString('en');
 
 /** The conf dir, the shipped `dsg` and a row printer, shared by both parts. */
 function tools(ctx) {
-  const conf = path.join(ctx.work, 'dsgconf');
-  mkdirSync(conf, { recursive: true });
-  writeFileSync(path.join(conf, 'dsg.yml'), 'user_name: Bench\nuser_id: bench@example.org\n');
-  const bin = dsgBin(ctx.repoRoot);
+  dsgSetup(ctx);
+  const bin = dsgBin(ctx);
   const dsg = (project, args) => timed('node', [bin, ...args], { cwd: project, env: userEnv(ctx) });
   const row = (workload, tool, m, extra = {}) => {
     const s = { min: m.secs, median: m.secs, max: m.secs, rssMiB: m.rssMiB, agentRssMiB: m.agentRssMiB ?? null };

@@ -1,25 +1,12 @@
 // Workload: a warm no-change `dsg status --offline` (no connection: the
 // working tree against the last sync) on the `small` data set, against
 // `git status` on the same committed tree. The issue's target: ≤ 2× git status.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { run, series, timed } from './measure.mjs';
+import { series, timed } from './measure.mjs';
+import { dsg, dsgSetup, gitStatusSeries } from './common.mjs';
 
 const here = path.dirname(new URL(import.meta.url).pathname);
-
-const dsgBin = (ctx) =>
-  path.join(
-    ctx.repoRoot,
-    'apps/cli',
-    JSON.parse(readFileSync(path.join(ctx.repoRoot, 'apps/cli/package.json'), 'utf8')).bin.dsg,
-  );
-const userEnv = (ctx) => ({
-  ...process.env,
-  HOME: ctx.env.home,
-  DSG_CONFIG_HOME: path.join(ctx.work, 'dsgconf'),
-  NO_COLOR: '1',
-});
-const dsg = (ctx, cwd, args) => timed('node', [dsgBin(ctx), ...args], { cwd, env: userEnv(ctx) });
 
 /**
  * The project synced once. w2 may have done it (to ZFS over ssh); otherwise
@@ -29,9 +16,7 @@ const dsg = (ctx, cwd, args) => timed('node', [dsgBin(ctx), ...args], { cwd, env
 function ensureSynced(ctx, project) {
   if (existsSync(path.join(project, '.dsg', 'last-sync.json')) && existsSync(path.join(project, '.dsgconfig.yml')))
     return;
-  const conf = path.join(ctx.work, 'dsgconf');
-  mkdirSync(conf, { recursive: true });
-  writeFileSync(path.join(conf, 'dsg.yml'), 'user_name: Bench\nuser_id: bench@example.org\n');
+  dsgSetup(ctx);
   const repos = path.join(ctx.work, 'posix-repos-offline');
   mkdirSync(repos, { recursive: true });
   writeFileSync(
@@ -39,17 +24,6 @@ function ensureSynced(ctx, project) {
     `name: small-offline\nrepository:\n  type: posix\n  root: ${repos}\ndata_dirs: [input, output]\n`,
   );
   dsg(ctx, project, ['init', '-m', 'bench', '--quiet']);
-}
-
-/** `git status` on `project`, its tree committed first (once; .dsg/ ignored), as w2 and w6 time it. */
-function gitStatusSeries(ctx, project) {
-  if (!existsSync(path.join(project, '.git'))) {
-    writeFileSync(path.join(project, '.gitignore'), '.dsg/\n');
-    run('git', ['init', '-q'], { cwd: project });
-    run('git', ['add', '-A'], { cwd: project });
-    run('git', ['-c', 'user.email=b@e', '-c', 'user.name=b', 'commit', '-qm', 'bench'], { cwd: project });
-  }
-  return series({ runs: ctx.runs, measure: () => timed('git', ['status', '--porcelain'], { cwd: project }) });
 }
 
 /** The library steps of an offline status (read C, scan with the stat cache, classify against C), one process. */

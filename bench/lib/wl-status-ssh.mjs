@@ -7,34 +7,10 @@
 // status, which is that manifest's size for an agent or dsg without it.
 // The project's own `.dsg`/`.dsgconfig.yml` (w2's, if it ran) are set aside
 // and put back, so the workloads around this one find them as they left them.
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { run, series, timed } from './measure.mjs';
-
-const here = path.dirname(new URL(import.meta.url).pathname);
-
-const sshOpts = (ctx) => [
-  '-F',
-  path.join(ctx.env.home, '.ssh', 'config'),
-  '-o',
-  `UserKnownHostsFile=${path.join(ctx.env.home, '.ssh', 'known_hosts')}`,
-  '-o',
-  'StrictHostKeyChecking=yes',
-];
-const rsyncSsh = (ctx) => ['-e', ['ssh', ...sshOpts(ctx)].join(' ')];
-const userEnv = (ctx) => ({
-  ...process.env,
-  HOME: ctx.env.home,
-  DSG_CONFIG_HOME: path.join(ctx.work, 'dsgconf'),
-  NO_COLOR: '1',
-});
-const dsgBin = (ctx) =>
-  path.join(
-    ctx.repoRoot,
-    'apps/cli',
-    JSON.parse(readFileSync(path.join(ctx.repoRoot, 'apps/cli/package.json'), 'utf8')).bin.dsg,
-  );
-const dsg = (ctx, cwd, args) => timed('node', [dsgBin(ctx), ...args], { cwd, env: userEnv(ctx) });
+import { destroyDataset, dsg, dsgSetup, gitStatusSeries, here, ratio, rsyncSsh, userEnv } from './common.mjs';
 
 const NAME = 'small-status';
 
@@ -49,26 +25,6 @@ function writeConfig(ctx, project, logFile) {
   );
 }
 
-/** zfs destroy -r, retried while zfs-fuse says busy. */
-function destroyDataset(ds) {
-  for (let i = 0; ; i++) {
-    const r = run('zfs', ['destroy', '-r', ds], { allowFail: true });
-    if (r.status === 0 || /does not exist/.test(r.stderr) || i >= 50) return;
-    run('sleep', ['0.2']);
-  }
-}
-
-/** `git status` on `project`, its tree committed first (once; .dsg/ ignored), as w2 times it. */
-function gitStatusSeries(ctx, project) {
-  if (!existsSync(path.join(project, '.git'))) {
-    writeFileSync(path.join(project, '.gitignore'), '.dsg/\n');
-    run('git', ['init', '-q'], { cwd: project });
-    run('git', ['add', '-A'], { cwd: project });
-    run('git', ['-c', 'user.email=b@e', '-c', 'user.name=b', 'commit', '-qm', 'bench'], { cwd: project });
-  }
-  return series({ runs: ctx.runs, measure: () => timed('git', ['status', '--porcelain'], { cwd: project }) });
-}
-
 /** Bytes the agent sent per session since the log was last emptied (its `session moved:` lines; a session that sent nothing logs none). */
 function sentPerSession(logFile) {
   if (!existsSync(logFile)) return null;
@@ -81,7 +37,6 @@ function sentPerSession(logFile) {
 }
 
 const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
-const ratio = (a, b) => `${(a.median / b.median).toFixed(2)}×`;
 
 export default {
   id: 'w13',
@@ -97,9 +52,7 @@ export default {
       );
     };
     const project = path.join(ctx.data, 'small');
-    const conf = path.join(ctx.work, 'dsgconf');
-    mkdirSync(conf, { recursive: true });
-    writeFileSync(path.join(conf, 'dsg.yml'), 'user_name: Bench\nuser_id: bench@example.org\n');
+    dsgSetup(ctx);
     run('zfs', ['create', '-p', `${ctx.env.pool}/repos`], { allowFail: true });
     const logFile = path.join(ctx.work, 'w13-agent.log');
     // set aside what another workload left in the project (w2's .dsg and config): put back at the end

@@ -17,69 +17,32 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { run, series, timed } from './measure.mjs';
 import { touchManySmall } from './data.mjs';
+import {
+  destroyDataset,
+  dsg,
+  dsgBin,
+  dsgSetup,
+  gitStatusSeries,
+  here,
+  profiling,
+  push,
+  ratio,
+  rsyncSsh,
+  sshOpts,
+  summary,
+  takeAgentRss,
+  userEnv,
+} from './common.mjs';
 import { manyEntries, millionEntries } from './wl-many-entries.mjs';
 import statusOffline from './wl-status-offline.mjs';
 import statusSsh from './wl-status-ssh.mjs';
 
-const here = path.dirname(new URL(import.meta.url).pathname);
-
-function sshOpts(ctx) {
-  const h = ctx.env.home;
-  return [
-    '-F',
-    path.join(h, '.ssh', 'config'),
-    '-o',
-    `UserKnownHostsFile=${path.join(h, '.ssh', 'known_hosts')}`,
-    '-o',
-    'StrictHostKeyChecking=yes',
-  ];
-}
-const rsyncSsh = (ctx) => ['-e', ['ssh', ...sshOpts(ctx)].join(' ')];
-const userEnv = (ctx) => ({
-  ...process.env,
-  HOME: ctx.env.home,
-  DSG_CONFIG_HOME: path.join(ctx.work, 'dsgconf'),
-  NO_COLOR: '1',
-});
-
-/**
- * DSG_BENCH_CPU_PROF=DIR: every dsg and agent process writes a V8 CPU profile
- * under DIR/client and DIR/agent (to find where a workload's time goes; the
- * times of such a run are not results).
- */
-const profiling = process.env.DSG_BENCH_CPU_PROF ? path.resolve(process.env.DSG_BENCH_CPU_PROF) : '';
-
-function dsgSetup(ctx) {
-  const conf = path.join(ctx.work, 'dsgconf');
-  mkdirSync(conf, { recursive: true });
-  writeFileSync(path.join(conf, 'dsg.yml'), 'user_name: Bench\nuser_id: bench@example.org\n');
-}
-
-/**
- * The agent command. With `rssFile`, the agent runs under GNU time, which
- * appends its peak RSS (KiB) to that file when the session ends: the server
- * side of a transfer is a separate process that the client's own
- * measurement never sees. With `logFile`, it runs through agent-log.sh,
- * which appends `--log-file logFile` after the `serve --type …` the CLI
- * adds: the agent's last line of a session says what content it moved.
- */
 const agentCmd = (ctx, rssFile, logFile) => {
   const agent = path.join(ctx.repoRoot, 'apps/agent/dist/dsg-agent.mjs');
   const node = profiling ? `node, --cpu-prof, --cpu-prof-dir, ${profiling}/agent` : 'node';
   const timedAgent = rssFile ? `/usr/bin/time, -f, '%M', -a, -o, ${rssFile}, ${node}, ${agent}` : `${node}, ${agent}`;
   return logFile ? `[sh, ${path.join(here, 'agent-log.sh')}, ${logFile}, ${timedAgent}]` : `[${timedAgent}]`;
 };
-
-/** Largest peak RSS (MiB) the agent sessions appended to `file`; empties it. */
-function takeAgentRss(file) {
-  if (!existsSync(file)) return null;
-  const kib = readFileSync(file, 'utf8')
-    .split('\n')
-    .map(Number)
-    .filter((n) => Number.isFinite(n) && n > 0);
-  rmSync(file, { force: true });
-  return kib.length ? Math.max(...kib) / 1024 : null;
-}
 
 /** Wraps a measure() so the agent's peak RSS joins the client's in the result. */
 function withAgentRss(file, measure) {
@@ -102,22 +65,6 @@ function writeConfig(ctx, project, name, type, rssFile, logFile) {
   rmSync(path.join(project, '.dsg'), { recursive: true, force: true });
 }
 
-/** The `dsg` binary as it ships (the bundle the CLI package's `bin` names). */
-export const dsgBin = (ctx) =>
-  path.join(
-    ctx.repoRoot,
-    'apps/cli',
-    JSON.parse(readFileSync(path.join(ctx.repoRoot, 'apps/cli/package.json'), 'utf8')).bin.dsg,
-  );
-
-function dsg(ctx, cwd, args) {
-  const prof = profiling ? ['--cpu-prof', '--cpu-prof-dir', path.join(profiling, 'client')] : [];
-  return timed('node', [...prof, dsgBin(ctx), ...args], {
-    cwd,
-    env: userEnv(ctx),
-  });
-}
-
 function ensureReposParents(ctx) {
   run('zfs', ['create', '-p', `${ctx.env.pool}/repos`], { allowFail: true });
   mkdirSync(path.join(ctx.work, 'posix-repos'), { recursive: true });
@@ -135,18 +82,6 @@ function firstSyncSeries(ctx, project, prefix, type, rssFile) {
     },
     measure: withAgentRss(rssFile, () => dsg(ctx, project, ['init', '-m', 'bench', '--quiet'])),
   });
-}
-
-/**
- * zfs destroy -r, retried while zfs-fuse says busy (it does for a moment after
- * the agent's last unmount); a repository left behind would fill the pool.
- */
-function destroyDataset(ds) {
-  for (let i = 0; ; i++) {
-    const r = run('zfs', ['destroy', '-r', ds], { allowFail: true });
-    if (r.status === 0 || /does not exist/.test(r.stderr) || i >= 50) return;
-    run('sleep', ['0.2']);
-  }
 }
 
 /** Removes the last repository a firstSyncSeries left (keeps the pool small for what follows). */
@@ -170,29 +105,6 @@ function rsyncFirstSyncSeries(ctx, project, dest) {
   });
   rmSync(dest, { recursive: true, force: true });
   return rs;
-}
-
-/** `git status` on `project`, its tree committed first (once; .dsg/ ignored) as a git user would have it. */
-function gitStatusSeries(ctx, project) {
-  if (!existsSync(path.join(project, '.git'))) {
-    writeFileSync(path.join(project, '.gitignore'), '.dsg/\n');
-    run('git', ['init', '-q'], { cwd: project });
-    run('git', ['add', '-A'], { cwd: project });
-    run('git', ['-c', 'user.email=b@e', '-c', 'user.name=b', 'commit', '-qm', 'bench'], { cwd: project });
-  }
-  return series({ runs: ctx.runs, measure: () => timed('git', ['status', '--porcelain'], { cwd: project }) });
-}
-
-function ratio(a, b) {
-  return `${(a.median / b.median).toFixed(2)}×`;
-}
-
-function push(ctx, workload, tool, s, extra = {}) {
-  ctx.rows.push({ workload, tool, ...s, ...extra });
-  const agent = s.agentRssMiB ? `, agent ${s.agentRssMiB.toFixed(0)} MiB` : '';
-  console.log(
-    `   ${tool.padEnd(28)} median ${s.median.toFixed(3)}s  (min ${s.min.toFixed(3)}, max ${s.max.toFixed(3)})${s.rssMiB ? `  peak RSS ${s.rssMiB.toFixed(0)} MiB${agent}` : ''}`,
-  );
 }
 
 const MiB = (n) => (n < 2 ** 20 ? `${n.toLocaleString('en')} bytes` : `${(n / 2 ** 20).toFixed(1)} MiB`);
@@ -340,19 +252,6 @@ function jsonDoc(stdout) {
   } catch {
     return null;
   }
-}
-
-/** min/median/max/peak RSS of measurements made outside series(). */
-function summary(xs) {
-  const s = xs.map((x) => x.secs).sort((p, q) => p - q);
-  const peak = (k) => Math.max(0, ...xs.map((x) => (Number.isFinite(x[k]) ? x[k] : 0))) || null;
-  return {
-    min: s[0],
-    median: s[Math.floor(s.length / 2)],
-    max: s[s.length - 1],
-    rssMiB: peak('rssMiB'),
-    agentRssMiB: peak('agentRssMiB'),
-  };
 }
 
 /**

@@ -18,7 +18,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { changeTinyFiles, dsgBin, makeTinyFiles } from '../lib/wl-many-entries.mjs';
+import { dsgBin } from '../lib/common.mjs';
+import { changeTinyFiles, makeTinyFiles } from '../lib/wl-many-entries.mjs';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const { values: opt, positionals } = parseArgs({
@@ -50,7 +51,7 @@ function step(label, args) {
   const t0 = process.hrtime.bigint();
   const r = spawnSync(
     '/usr/bin/time',
-    ['-f', '%M', 'node', ...opt['node-flag'], opt.cli ? path.resolve(opt.cli) : dsgBin(repoRoot), ...args],
+    ['-f', '%M', 'node', ...opt['node-flag'], opt.cli ? path.resolve(opt.cli) : dsgBin({ repoRoot }), ...args],
     {
       cwd: project,
       env,
