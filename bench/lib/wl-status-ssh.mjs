@@ -90,7 +90,7 @@ export default {
         sent === null ? '' : `; the agent sent ${kib(sent)} per status (the manifest is ${kib(manifestBytes)})`;
       push('dsg status (ZFS, ssh)', st, {
         ratio: `${ratio(st, gs)} git; ${ratio(st, rn)} rsync -an${note}`,
-        target: '≤ 1.0× git status',
+        target: '≤ 1.0× rsync -an (ssh)',
       });
       if (off) push('dsg status --offline', off, { ratio: `${ratio(off, gs)} git`, target: '≤ 2.0× git status' });
       push('git status', gs);
