@@ -68,6 +68,7 @@ export default {
       rmSync(logFile, { force: true });
 
       const st = series({ runs: ctx.runs, measure: () => dsg(ctx, project, ['status', '--quiet']) });
+      run('sleep', ['3']); // the agent logs a session at its end, which may come after dsg has exited
       const sent = sentPerSession(logFile);
       let off = null;
       try {
