@@ -189,11 +189,23 @@ async function digestOf(s: ByteStream | null): Promise<FileDigest | null> {
   const h = createHash('sha256');
   let size = 0;
   for await (const chunk of s) {
-    h.update(chunk);
     size += chunk.byteLength;
+    // unlike a download, nothing throttles this read: a client could keep the
+    // agent hashing big files for nothing, so only manifest-sized ones are hashed
+    if (size > DIGEST_MAX_BYTES) {
+      throw new ValidationError(
+        `fileDigest hashes files of at most ${DIGEST_MAX_BYTES} bytes (the largest manifest)`,
+        { field: 'path' },
+        { recoveryHint: 'Read the file with readFile instead.' },
+      );
+    }
+    h.update(chunk);
   }
   return { sha256: h.digest('hex'), size };
 }
+
+/** The largest file fileDigest hashes: a manifest's bound (256 MiB, ~1.3M entries). */
+export const DIGEST_MAX_BYTES = 256 * 1024 * 1024;
 
 /**
  * The agent's protocol handler: one call to serve() is one client session.

@@ -1,12 +1,13 @@
 // fileDigest (protocol 1.2): a head file's SHA-256 and size, computed by the
 // agent over the REAL posix backend, through the same path gate as readFile.
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, mkdir, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DsgError, LAST_SYNC, newTransactionId, type FileDigest } from '@dsg/contracts';
 import { posixHost } from '@dsg/posix-ops';
 import { AgentClient, AgentServer, LocalTransport, PROTOCOL_VERSION, openRemote } from '../src/index.js';
+import { DIGEST_MAX_BYTES } from '../src/server.js';
 import { testHasher } from './fake-fs.js';
 import { bytes, hashOf, holder, snap, tempDir } from './helpers.js';
 
@@ -140,6 +141,19 @@ describe('fileDigest: a head file without its bytes (protocol 1.2)', () => {
     }
     // the session goes on
     expect(await c.fileDigest('a/f')).toEqual(digest(Buffer.from('inside')));
+  });
+
+  it('hashes manifest-sized files only: a bigger one is refused (nothing throttles this read, unlike a download)', async () => {
+    await repository({ 'data/big': Buffer.from('x') });
+    const head = join(root, 'proj', 'snapshots', 's1');
+    await chmod(head, 0o755);
+    await chmod(join(head, 'data'), 0o755).catch(() => {});
+    await chmod(join(head, 'data', 'big'), 0o644).catch(() => {});
+    await truncate(join(head, 'data', 'big'), DIGEST_MAX_BYTES + 1); // sparse: no disk used
+    const c = await client();
+    await expect(c.fileDigest('data/big')).rejects.toThrow(/at most 268435456 bytes/);
+    await truncate(join(head, 'data', 'big'), DIGEST_MAX_BYTES);
+    expect((await c.fileDigest('data/big'))?.size).toBe(DIGEST_MAX_BYTES);
   });
 
   it('an agent whose hello says 1.1 is not asked: undefined, and the caller reads the file instead', async () => {
