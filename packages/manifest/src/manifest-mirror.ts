@@ -17,11 +17,16 @@ import { xxh3 } from '@node-rs/xxhash';
 import { writeFileAtomic } from '@dsg/contracts';
 import { parseManifest, readManifestBytes } from './format.js';
 import { FILE_FIELDS, LINK_FIELDS, Manifest, type ManifestEntry, type ManifestMetadata } from './model.js';
-import { unusableReason } from './unusable.js';
+import { ENTRY_RULES_VERSION, unusableReason } from './unusable.js';
 
 const MAGIC = Buffer.from('dsgmirr\n', 'latin1');
 const VERSION = 3;
-/** magic, u32 version, u32 entries, 64 hex digits of the source's SHA-256, u32 body length, u64 body xxh3-64 */
+/**
+ * magic, u32 format version × 2^16 + ENTRY_RULES_VERSION, u32 entries, 64 hex
+ * digits of the source's SHA-256, u32 body length, u64 body xxh3-64. The
+ * rules version: a mirror holds only entries the rules found usable, and a
+ * dsg with stricter rules must judge them again.
+ */
 const HEADER = MAGIC.length + 4 + 4 + 64 + 4 + 8;
 
 const FILE = 0;
@@ -36,11 +41,17 @@ const LINK = 1;
  */
 const digestOf = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
+/** In a `u` regex a surrogate class matches only unpaired ones (a pair is one code point). */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
 /** Whether a parsed manifest is one the mirror reproduces exactly. */
 function mirrorable(m: Manifest): boolean {
   if (!m.metadata || !m.metadata.created_by) return false;
   for (const e of m.entries.values()) {
     if (unusableReason(e) !== null) return false;
+    // a lone surrogate (JSON allows "\udc00") has no UTF-8 form: the mirror would turn it into U+FFFD
+    if (LONE_SURROGATE.test(e.user) || LONE_SURROGATE.test(e.path)) return false;
+    if (e.type === 'link' ? LONE_SURROGATE.test(e.reference) : LONE_SURROGATE.test(e.mtime + e.hash)) return false;
     if (Object.keys(e).length !== (e.type === 'file' ? FILE_FIELDS.length : LINK_FIELDS.length)) return false;
   }
   return true;
@@ -84,7 +95,7 @@ export function encodeMirror(m: Manifest, digest: string): Buffer {
   const body = Buffer.concat([nums.subarray(0, o), Buffer.from(text.join(''), 'utf8')]);
   const head = Buffer.alloc(HEADER);
   let h = MAGIC.copy(head, 0);
-  h = head.writeUInt32LE(VERSION, h);
+  h = head.writeUInt32LE(VERSION * 0x10000 + ENTRY_RULES_VERSION, h);
   h = head.writeUInt32LE(m.entries.size, h);
   h += head.write(digest, h, 'latin1');
   h = head.writeUInt32LE(body.length, h);
@@ -96,7 +107,7 @@ export function encodeMirror(m: Manifest, digest: string): Buffer {
 export function decodeMirror(buf: Buffer, digest: string): Manifest | null {
   if (buf.length < HEADER || !buf.subarray(0, MAGIC.length).equals(MAGIC)) return null;
   const at = MAGIC.length;
-  if (buf.readUInt32LE(at) !== VERSION) return null;
+  if (buf.readUInt32LE(at) !== VERSION * 0x10000 + ENTRY_RULES_VERSION) return null;
   const n = buf.readUInt32LE(at + 4);
   if (buf.toString('latin1', at + 8, at + 72) !== digest) return null;
   if (HEADER + buf.readUInt32LE(at + 72) !== buf.length) return null;

@@ -24,6 +24,13 @@ const MAX_PATH = 4096;
 const marks = new WeakMap<object, string>();
 
 /**
+ * The version of the rules entryProblem applies (names, link targets,
+ * mtimes, hashes): bump it whenever they change, so verdicts kept on disk
+ * (the last sync's mirror) are judged again.
+ */
+export const ENTRY_RULES_VERSION = 1;
+
+/**
  * Why `entry` (which has the entry shape: right JSON types) breaks a rule this
  * dsg writes by — its path, link target, mtime or hash — or null. The first
  * problem found, worded for a `held back` report.

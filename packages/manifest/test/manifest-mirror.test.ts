@@ -203,6 +203,41 @@ describe('the last sync through its binary mirror', () => {
     }
   });
 
+  it('a lone surrogate (valid JSON, no UTF-8 form) in a user or a link target: no mirror, the parse as it is', async () => {
+    const worked = JSON.parse(readFileSync(new URL('./fixtures/worked-example-s2.json', import.meta.url), 'utf8')) as {
+      entries: Record<string, Record<string, unknown>>;
+    };
+    const [firstKey] = Object.keys(worked.entries);
+    const odd = JSON.stringify({
+      ...worked,
+      entries: { ...worked.entries, [firstKey!]: { ...worked.entries[firstKey!], user: 'ana\udc00' } },
+    });
+    expect(odd).toContain('\\udc00');
+    const { second, mirror } = await twice(odd);
+    expect(exists(mirror)).toBe(false);
+    expect(second.entries.get(firstKey!)!.user).toBe('ana\udc00');
+    expect(view(second)).toEqual(view(parseManifest(odd)));
+  });
+
+  it('a mirror written under other entry rules (an older or newer dsg) is judged again, not trusted', async () => {
+    const d = await dir();
+    const file = path.join(d, 'last-sync.json');
+    const mirror = path.join(d, 'last-sync.bin');
+    const text = readFileSync(new URL('./fixtures/worked-example-s2.json', import.meta.url), 'utf8');
+    await writeFile(file, text);
+    await readManifestMirrored(file, mirror);
+    const good = await readFile(mirror);
+    const other = Buffer.from(good);
+    other.writeUInt32LE(good.readUInt32LE(8) + 1, 8); // the rules version is the low half
+    const m = parseManifest(text);
+    m.metadata!.snapshot_message = 'judged under other rules';
+    const forged = encodeMirror(m, good.toString('latin1', 16, 80));
+    forged.writeUInt32LE(other.readUInt32LE(8), 8);
+    await writeFile(mirror, forged);
+    expect((await readManifestMirrored(file, mirror))!.manifest.metadata!.snapshot_message).toBe('second');
+    expect(await readFile(mirror)).toEqual(good);
+  });
+
   it('no last sync: null, and no mirror', async () => {
     const d = await dir();
     expect(await readManifestMirrored(path.join(d, 'none.json'), path.join(d, 'none.bin'))).toBeNull();
