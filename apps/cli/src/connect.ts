@@ -219,6 +219,11 @@ export async function recoverProject(ctx: Ctx, root: string, conn: Connection | 
     // OUR sN, not one another client committed under the same id after this process died
     return snaps.some((s) => s.snapshotId === sid && (!hash || !s.manifestHash || s.manifestHash === hash));
   });
+  reportRecovery(ctx, report);
+}
+
+/** What client recovery did and could not clean, as warnings (every command, online or not). */
+export function reportRecovery(ctx: Ctx, report: Awaited<ReturnType<typeof recoverClient>>): void {
   for (const t of report.transactions)
     ctx.out.warn(`recovered interrupted transaction ${t.transactionId}: ${t.action}`);
   for (const l of report.leftovers) ctx.out.warn(`could not clean ${l.name}: ${l.error}`);

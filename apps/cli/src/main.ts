@@ -13,14 +13,18 @@ import { VERSION } from './version.js';
 function keepCompiledCode(): void {
   const enable = (module as { enableCompileCache?: (dir: string) => unknown }).enableCompileCache;
   if (!enable) return;
-  const cacheHome = process.env['XDG_CACHE_HOME'] || path.join(os.homedir(), '.cache');
+  // a relative XDG_CACHE_HOME is to be ignored (XDG spec): it would put the cache in a working copy
+  const xdg = process.env['XDG_CACHE_HOME'];
+  const cacheHome = xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.cache');
   enable(path.join(cacheHome, 'dsg', 'compile-cache'));
 }
 
-// A reader that stops early (`dsg log | head`) closes the pipe: stop quietly,
-// as git does, instead of dying on an unhandled EPIPE.
+// A reader that stops early (`dsg log | head`) closes the pipe: stop quietly
+// instead of dying on an unhandled EPIPE, with the command's own exit code
+// when it has one, else 141 (128 + SIGPIPE: what git's death by SIGPIPE
+// gives a `pipefail` script).
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-  if (e.code === 'EPIPE') process.exit(0);
+  if (e.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : 141);
   throw e;
 });
 

@@ -42,7 +42,7 @@ import {
 } from '../config/project.js';
 import { requireUserConfig, type LoadedUser } from '../config/user.js';
 import { parseYamlText } from '../config/yaml-file.js';
-import { connect, describeRepository, recoverProject, type Connection } from '../connect.js';
+import { connect, describeRepository, recoverProject, reportRecovery, type Connection } from '../connect.js';
 import { loadProject, reportNotices, withSession } from '../session.js';
 import {
   analyseIncoming,
@@ -221,8 +221,7 @@ async function offlineStatus(ctx: Ctx, user: LoadedUser): Promise<number> {
     needsRepository = true;
     return Promise.reject(new Error('not asked (--offline)'));
   });
-  for (const t of report.transactions)
-    ctx.out.warn(`recovered interrupted transaction ${t.transactionId}: ${t.action}`);
+  reportRecovery(ctx, report);
   if (needsRepository) {
     throw new DsgError(
       'TX_STATE',
