@@ -184,7 +184,12 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
     stats.hashed++;
     stats.bytesHashed += bytes;
     const after: StatKey = { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs };
-    if (bytes === after.size && after.size === key.size && after.mtimeMs === key.mtimeMs) {
+    if (
+      bytes === after.size &&
+      after.size === key.size &&
+      after.mtimeMs === key.mtimeMs &&
+      after.ctimeMs === key.ctimeMs // a rewrite that put the old mtime back (`cp -p`, `touch -r`) still moves ctime
+    ) {
       // racy: not cached, and an older row for the path must not answer the next lookup either
       if (scanStartMs - key.mtimeMs > RACY_MS) cache.set(rel, key, hash);
       else cache.delete(rel);
