@@ -122,13 +122,16 @@ function parentDataset(s: Scene): string {
 }
 
 /**
- * Files of the working copy INCLUDING .dsg/ (byte for byte), except the stat
- * cache: any scan may refresh it (a file younger than the racy-clean window at
- * one scan is cached by the next), so whether it changed depends on the clock.
+ * Files of the working copy INCLUDING .dsg/ (byte for byte), except its
+ * caches: any scan may refresh the stat cache (a file younger than the
+ * racy-clean window at one scan is cached by the next), and the first read
+ * of a last sync writes its mirror — whether they changed depends on the
+ * clock and on which command read first.
  */
 export const clientState = (dir: string): Record<string, string> => {
   const all = listing(dir);
   delete all['.dsg/stat-cache.json'];
+  delete all['.dsg/last-sync.bin'];
   return all;
 };
 

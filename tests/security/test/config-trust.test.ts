@@ -67,10 +67,9 @@ interface Team {
   B: string;
 }
 
-/** The working copy byte for byte, but the stat cache (every scan may refresh it, `status` included). */
+/** The working copy byte for byte, but its caches (clientState leaves them out: every read may refresh them). */
 function workingCopy(dir: string): Record<string, string> {
-  const { ['.dsg/stat-cache.json']: _cache, ...rest } = clientState(dir);
-  return rest;
+  return clientState(dir);
 }
 
 /** The built dsg in the sandbox, as the sandbox's user (the non-root client user on the non-root setup). */
