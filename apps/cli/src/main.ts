@@ -1,23 +1,5 @@
 #!/usr/bin/env node
-import module from 'node:module';
-import os from 'node:os';
-import path from 'node:path';
 import { VERSION } from './version.js';
-
-/**
- * Node ≥ 22.1 can keep V8's compiled code of the chunks between runs; kept in
- * the user's own cache directory, which only they can write (the shared
- * default in the temp directory would let another user plant code there).
- * Node 20 has no such cache.
- */
-function keepCompiledCode(): void {
-  const enable = (module as { enableCompileCache?: (dir: string) => unknown }).enableCompileCache;
-  if (!enable) return;
-  // a relative XDG_CACHE_HOME is to be ignored (XDG spec): it would put the cache in a working copy
-  const xdg = process.env['XDG_CACHE_HOME'];
-  const cacheHome = xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.cache');
-  enable(path.join(cacheHome, 'dsg', 'compile-cache'));
-}
 
 // A reader that stops early (`dsg log | head`) closes the pipe: stop quietly
 // instead of dying on an unhandled EPIPE, with the command's own exit code
@@ -36,7 +18,6 @@ if (argv.length === 1 && argv[0] === '--version') {
   process.stdout.write(`${VERSION}\n`);
   code = 0;
 } else {
-  keepCompiledCode();
   const { runCli } = await import('./program.js');
   code = await runCli({ argv });
 }
