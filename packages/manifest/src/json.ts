@@ -77,13 +77,7 @@ export function hasDuplicateKey(text: string, value: unknown): boolean {
   while (i < n) {
     const ch = text.charCodeAt(i);
     if (ch === 0x22 /* " */) {
-      let j = text.indexOf('"', i + 1);
-      for (;;) {
-        let k = j - 1;
-        while (text.charCodeAt(k) === 0x5c) k--;
-        if ((j - 1 - k) % 2 === 0) break;
-        j = text.indexOf('"', j + 1);
-      }
+      const j = stringEnd(text, i);
       const top = stack[stack.length - 1];
       if (top?.obj && top.expectKey) {
         top.count++;
@@ -142,14 +136,7 @@ export function findDuplicateKey(text: string): string[] | null {
   while (i < n) {
     const ch = text.charCodeAt(i);
     if (ch === 0x22 /* " */) {
-      // end of the string: the next quote not preceded by an odd run of backslashes
-      let j = text.indexOf('"', i + 1);
-      for (;;) {
-        let k = j - 1;
-        while (text.charCodeAt(k) === 0x5c) k--;
-        if ((j - 1 - k) % 2 === 0) break;
-        j = text.indexOf('"', j + 1);
-      }
+      const j = stringEnd(text, i);
       const top = stack[stack.length - 1];
       if (top?.kind === 'obj' && top.expectKey) {
         const rawKey = text.slice(i + 1, j);
@@ -181,4 +168,15 @@ export function findDuplicateKey(text: string): string[] | null {
     i++;
   }
   return null;
+}
+
+/** Where the JSON string opened at `i` ends: the next quote not preceded by an odd run of backslashes. */
+function stringEnd(text: string, i: number): number {
+  let j = text.indexOf('"', i + 1);
+  for (;;) {
+    let k = j - 1;
+    while (text.charCodeAt(k) === 0x5c) k--;
+    if ((j - 1 - k) % 2 === 0) return j;
+    j = text.indexOf('"', j + 1);
+  }
 }
