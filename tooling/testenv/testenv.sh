@@ -7,6 +7,9 @@
 #     repository dataset under $POOL/sudo-e2e only
 #   - a second unprivileged user (DSG_TEST_CLIENT_USER, default dsgclient) with its own
 #     home, as whom tests run the built `dsg` client (no login, no sudo)
+#   - an npm registry (verdaccio, from this checkout's dependencies) on 127.0.0.1 on a free
+#     port, storage under $DSG_TESTENV_DIR/registry, and a publishing user made for this run:
+#     @dsg/* packages live only there, everything else is proxied from npm's configured registry
 # Usage: testenv.sh up | down | env | diag
 # `up` is idempotent; it writes $DSG_TESTENV_DIR/env (shell `export` lines) and prints it.
 # `down` stops only what `up` started, by the pids it recorded — never by process name.
@@ -161,6 +164,7 @@ diag() {
     echo "# $DIR/mnt"; ls -la "$DIR/mnt" "$DIR/mnt/$POOL" 2>&1 | head -30
     echo "# zfs-fuse.log (tail)"; tail -20 "$DIR/zfs-fuse.log" 2>&1
     echo "# sshd.log (tail)"; tail -10 "$DIR/sshd.log" 2>&1
+    echo "# registry.log (tail)"; tail -10 "$DIR/registry.log" 2>&1
     echo "---- end diagnostics ----"
   } >&2
 }
@@ -201,6 +205,66 @@ CONF
   echo "$port" >"$DIR/ssh/port"
   printf '[127.0.0.1]:%s %s\n' "$port" "$(cut -d' ' -f1,2 "$DIR/ssh/host_ed25519.pub")" >"$DIR/ssh/known_hosts"
   log "sshd on 127.0.0.1:$port"
+}
+
+VERDACCIO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/node_modules/.bin/verdaccio"
+
+# The registry the release tests publish to and install from. A fresh storage
+# per `up`: a version published by an earlier run cannot hide a broken one.
+start_registry() {
+  if alive "$DIR/registry.pid"; then log "registry already running"; return 0; fi
+  [ -x "$VERDACCIO" ] || { log "no verdaccio in $VERDACCIO (run scripts/bootstrap.sh first)"; return 1; }
+  local reg="$DIR/registry" port uplink
+  rm -rf "$reg"
+  mkdir -p "$reg/storage"
+  port=$(free_port)
+  uplink=$(npm config get registry 2>/dev/null || echo https://registry.npmjs.org/)
+  cat >"$reg/config.yaml" <<CONF
+storage: $reg/storage
+auth:
+  htpasswd:
+    file: $reg/htpasswd
+    max_users: 1
+uplinks:
+  upstream:
+    url: $uplink
+    timeout: 60s
+packages:
+  '@dsg/*':
+    access: \$all
+    publish: \$authenticated
+    unpublish: \$authenticated
+  '**':
+    access: \$all
+    proxy: upstream
+listen: 127.0.0.1:$port
+log: { type: stdout, format: pretty, level: warn }
+CONF
+  setsid "$VERDACCIO" --config "$reg/config.yaml" >>"$DIR/registry.log" 2>&1 </dev/null &
+  echo $! >"$DIR/registry.pid"
+  local url="http://127.0.0.1:$port/"
+  # the publishing user: created through the registry's own API (what `npm adduser` does)
+  local token=""
+  for _ in $(seq 1 100); do
+    alive "$DIR/registry.pid" || break
+    token=$(REG="$url" node -e '
+      fetch(process.env.REG + "-/user/org.couchdb.user:dsg-ci", { method: "PUT",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ name: "dsg-ci", password: require("crypto").randomBytes(18).toString("hex") }) })
+        .then(async (r) => { const j = await r.json(); if (!j.token) process.exit(1); console.log(j.token); })
+        .catch(() => process.exit(1))' 2>/dev/null) && break
+    sleep 0.2
+  done
+  [ -n "$token" ] || { log "registry did not start; see $DIR/registry.log"; return 1; }
+  echo "$url" >"$reg/url"
+  ( umask 077; echo "$token" >"$reg/token" )
+  log "npm registry on $url (uplink $uplink)"
+}
+
+stop_registry() {
+  if alive "$DIR/registry.pid"; then kill "$(cat "$DIR/registry.pid")"; log "registry stopped"; fi
+  rm -f "$DIR/registry.pid"
+  rm -rf "$DIR/registry"
 }
 
 AGENT_USER=${DSG_TEST_AGENT_USER:-dsgagent}
@@ -276,6 +340,10 @@ write_env() {
       echo "export DSG_TEST_SSH_HOST_PUB=$DIR/ssh/host_ed25519.pub"
       if [ -f "$SUDOERS" ]; then echo "export DSG_TEST_SSH_SUDO_USER=$AGENT_USER"; fi
     fi
+    if alive "$DIR/registry.pid" && [ -f "$DIR/registry/url" ]; then
+      echo "export DSG_TEST_REGISTRY=$(cat "$DIR/registry/url")"
+      echo "export DSG_TEST_REGISTRY_TOKEN_FILE=$DIR/registry/token"
+    fi
     if [ -f "$DIR/client-user" ] && id -u "$(cat "$DIR/client-user")" >/dev/null 2>&1; then
       echo "export DSG_TEST_CLIENT_USER=$(cat "$DIR/client-user")"
     fi
@@ -291,6 +359,7 @@ up() {
   start_sshd || { failed=1; log "sshd unavailable: SSH tests will skip (or fail under DSG_REQUIRE_REAL=1)"; }
   if [ $failed = 0 ]; then setup_agent_user || { failed=1; log "no non-root agent user: its tests will skip (or fail under DSG_REQUIRE_REAL=1)"; }; fi
   setup_client_user || { failed=1; log "no non-root client user: its tests will skip (or fail under DSG_REQUIRE_REAL=1)"; }
+  start_registry || { failed=1; log "no npm registry: the release tests will skip (or fail under DSG_REQUIRE_REAL=1)"; }
   write_env
   cat "$ENVFILE"
   # When the real parts are required, a setup that cannot give them is the
@@ -301,6 +370,7 @@ up() {
 down() {
   if alive "$DIR/sshd.pid"; then kill "$(cat "$DIR/sshd.pid")"; log "sshd stopped"; fi
   rm -f "$DIR/sshd.pid"
+  stop_registry
   destroy_pool || true
   stop_daemon
   # the users stay (like $AGENT_USER); what up opened for them is closed again

@@ -38,7 +38,7 @@ function step(
   console.log(
     `$ cd ${path.relative(base, cwd) || '.'} && dsg ${args.map((a) => (/[\s"']/.test(a) ? JSON.stringify(a) : a)).join(' ')}`,
   );
-  const r = spawnSync('node', [BIN, ...args], { cwd, env, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, env, encoding: 'utf8' });
   const out = (r.stdout + r.stderr).trimEnd();
   if (out) console.log(out.replace(/^/gm, '  '));
   const ok = r.status === 0 && check(r.stdout);

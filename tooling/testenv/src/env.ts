@@ -151,3 +151,20 @@ export function requireClientUser(): LocalUser | null {
   if (!u) absent('non-root client user (run as root)');
   return u;
 }
+
+/** The local npm registry `testenv.sh up` started (verdaccio) and a token that may publish @dsg/* to it. */
+export interface RegistryTestEnv {
+  /** base URL with a trailing slash, e.g. http://127.0.0.1:4873/ */
+  url: string;
+  token: string;
+}
+
+/** The test registry, or null after a visible skip reason; throws under DSG_REQUIRE_REAL=1. */
+export function requireRegistry(): RegistryTestEnv | null {
+  const s = settings();
+  const url = s['DSG_TEST_REGISTRY'];
+  const tokenFile = s['DSG_TEST_REGISTRY_TOKEN_FILE'];
+  if (url && tokenFile && existsSync(tokenFile)) return { url, token: readFileSync(tokenFile, 'utf8').trim() };
+  absent('npm registry (verdaccio on 127.0.0.1)');
+  return null;
+}

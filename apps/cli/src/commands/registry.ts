@@ -4,6 +4,7 @@ import type { Ctx } from '../context.js';
 const history = () => import('./history-commands.js');
 const local = () => import('./local-commands.js');
 const syncs = () => import('./sync-commands.js');
+const demo = () => import('./demo-command.js');
 
 export interface OptionSpec {
   flags: string;
@@ -280,5 +281,12 @@ export const commandSpecs: CommandSpec[] = [
     ],
     examples: ['dsg clean', 'dsg clean --target backups --no-dry-run'],
     run: async (ctx, _a, x) => (await local()).cleanCommand(ctx, o(x)),
+  },
+  {
+    name: 'demo',
+    description: 'a complete local demo in a temp dir: init, sync, clone, log, blame, snapfetch (no server needed)',
+    options: [{ flags: '--keep', description: 'keep the demo directory instead of removing it' }],
+    examples: ['dsg demo', 'dsg demo --keep'],
+    run: async (ctx, _a, x) => (await demo()).demoCommand(ctx, o(x)),
   },
 ];
