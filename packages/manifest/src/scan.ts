@@ -161,6 +161,12 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
   }
 
   const previous = options.previous?.entries;
+  /** whether the last sync has an entry under directory `rel` (rare: only for an unreadable directory) */
+  const holdsBeneath = (rel: string): boolean => {
+    const prefix = `${rel}/`;
+    for (const p of previous?.keys() ?? []) if (p.startsWith(prefix)) return true;
+    return false;
+  };
   const withPrevUser = (e: ManifestEntry): ManifestEntry => {
     const prev = previous?.get(e.path);
     e.user = prev && entriesEqual(prev, e) ? prev.user : options.user;
@@ -505,8 +511,11 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
     try {
       listing = await readdirTyped(abs(next.rel));
     } catch (e) {
-      // vanished, or not ours to read (an unreadable corner outside the data dirs)
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT' || next.dd === null) listing = [];
+      // vanished, or not ours to read: an unreadable corner outside the data dirs is passed
+      // over, unless the last sync holds files beneath it (a data dir nested in it, as in the
+      // task layout's tasks/<t>/input): those would read as deleted and be removed everywhere
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') listing = [];
+      else if (next.dd === null && !holdsBeneath(next.rel)) listing = [];
       else throw new ScanUnreadableError(next.rel, e);
     }
   }

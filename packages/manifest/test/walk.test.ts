@@ -121,6 +121,17 @@ describe('the walker on a real disk', () => {
         entries: string[];
       };
       expect(ok.entries).toEqual(['input/locked/b.txt', 'input/ok/a.txt', 'src/input/d.txt']);
+
+      // ... unless the last sync holds files beneath it (a data dir nested in the locked one):
+      // passed over, they would read as deleted and the sync would delete them everywhere
+      const heldBeneath = JSON.parse(
+        spawnSync(argv[0]!, argv.slice(1), {
+          encoding: 'utf8',
+          env: { ...process.env, PREVIOUS: JSON.stringify(['src/locked/input/e.txt', 'input/ok/a.txt']) },
+        }).stdout,
+      ) as { code?: string; message?: string };
+      expect(heldBeneath.code).toBe('SCAN_UNREADABLE');
+      expect(heldBeneath.message).toContain('"src/locked"');
     } finally {
       await chmod(path.join(root, 'src/locked'), 0o755);
       await chmod(path.join(root, 'input/locked'), 0o755);
