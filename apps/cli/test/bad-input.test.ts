@@ -78,7 +78,7 @@ describe('bad input: exit code and message as documented, nothing changed', () =
     const sb = sandbox();
     for (const [root, name] of [
       ['input/repos', 'd'],
-      ['.', 'p'],
+      ['..', 'p'], // <parent>/p is the project directory itself
     ] as const) {
       const dir = path.join(sb.dir, 'p');
       write(path.join(dir, 'input', 'a.csv'), 'a\n');
@@ -101,9 +101,9 @@ describe('bad input: exit code and message as documented, nothing changed', () =
       const doc = errorDocSchema.parse(JSON.parse(r.stdout));
       expect(doc.error.code).toBe('REPOSITORY_IN_PROJECT');
       expect(doc.error.recoveryHint).toMatch(/outside the project/);
-      // only the config init writes first may be new; no repository, no snapshot
-      const after = Object.keys(listing(sb.dir)).filter((k) => !(k in before));
-      expect(after.filter((k) => !/\.dsgconfig\.yml$|\/\.dsg(\/|$)/.test(k))).toEqual([]);
+      // nothing new: no repository, no snapshot, and the config init wrote first is taken back
+      expect(Object.keys(listing(sb.dir)).filter((k) => !(k in before))).toEqual([]);
+      expect(r.stderr).toContain('removed the .dsgconfig.yml');
     }
   });
 

@@ -54,6 +54,11 @@ export interface AgentChannel {
   output: NodeJS.WritableStream;
   /** extra words for the error when the channel dies (e.g. the agent's stderr tail) */
   describeClose?: () => string;
+  /**
+   * Why a channel closed before the agent said a word, when the channel can tell
+   * (the shell found no agent command: exit 127): replaces the generic message and hint.
+   */
+  explainClose?: () => Promise<{ message: string; recoveryHint: string } | undefined>;
   /** tear the channel down now, without waiting for the agent (it stalled) */
   abort?: (err: Error) => void;
 }
@@ -118,11 +123,13 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
   private async readLoop(): Promise<void> {
     let why = 'the agent closed the connection';
     let cause: unknown;
+    let frames = 0;
     try {
       for await (const f of readFrames(
         this.channel.input as AsyncIterable<unknown>,
         this.opts.maxFramePayload ?? DEFAULT_MAX_PAYLOAD,
       )) {
+        frames++;
         this.delivering = true;
         let fatal: TransportError | null;
         try {
@@ -141,6 +148,16 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
       why = e instanceof ProtocolError ? e.message : `the connection to the agent failed: ${(e as Error).message}`;
     }
     const extra = this.channel.describeClose?.();
+    const explained = frames === 0 ? await this.channel.explainClose?.().catch(() => undefined) : undefined;
+    if (explained) {
+      this.die(
+        new TransportError(extra ? `${explained.message} (${extra})` : explained.message, {
+          cause,
+          recoveryHint: explained.recoveryHint,
+        }),
+      );
+      return;
+    }
     this.die(new TransportError(extra ? `${why} (${extra})` : why, { cause }));
   }
 

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { lookup } from 'node:dns/promises';
 import { readFile } from 'node:fs/promises';
 import { Duplex, type Readable, type Writable } from 'node:stream';
 import type * as Ssh2Module from 'ssh2';
@@ -71,6 +72,7 @@ export class SshTransport implements Transport, ChannelTransport {
   private connClosed: Promise<void> = Promise.resolve();
   private stderrTail = '';
   private exitInfo = '';
+  private exitCode: number | null = null;
   readonly target: ResolvedSshTarget;
 
   constructor(private readonly o: SshTransportOptions) {
@@ -200,6 +202,12 @@ export class SshTransport implements Transport, ChannelTransport {
   }
 
   private async connectTo(t: ResolvedSshTarget, via?: Duplex | 'proxy-command'): Promise<Client> {
+    // a name that does not resolve is the first thing to say, before any word about keys
+    if (via === undefined) {
+      await lookup(t.hostName).catch((e: unknown) => {
+        throw unresolvedHost(t, e) ?? e;
+      });
+    }
     const authHandler = await this.authMethods(t);
     const conn = new (await loadSsh2()).Client();
     let hostKeyError: TransportError | null = null;
@@ -231,6 +239,11 @@ export class SshTransport implements Transport, ChannelTransport {
           // a failed proxy says why on its stderr; give it a moment to exit and say it
           if (proxy && !hostKeyError)
             await Promise.race([proxy.exited, new Promise((r) => setTimeout(r, 2000).unref())]);
+          const unresolved = !proxy && !sock ? unresolvedHost(t, e) : undefined;
+          if (!hostKeyError && unresolved) {
+            reject(unresolved);
+            return;
+          }
           reject(
             hostKeyError ??
               new TransportError(
@@ -324,6 +337,7 @@ export class SshTransport implements Transport, ChannelTransport {
       });
     });
     this.stream = stream;
+    const channelClosed = new Promise<void>((r) => stream.once('close', () => r()));
     // the agent is done once its channel closes or it has exited
     this.streamClosed = new Promise<void>((r) => {
       stream.once('close', () => r());
@@ -334,6 +348,7 @@ export class SshTransport implements Transport, ChannelTransport {
     });
     stream.on('exit', (code: number | null, signal?: string) => {
       this.exitInfo = signal ? `agent killed by ${signal}` : `agent exited with code ${code}`;
+      this.exitCode = signal ? null : code;
     });
     // a dropped connection must end the channel with an error, never leave a reader hanging
     const dropped = (e?: Error): void => {
@@ -347,6 +362,11 @@ export class SshTransport implements Transport, ChannelTransport {
     this.ch = {
       input: stream,
       output: stream,
+      // the exit status may arrive after the end of the output: wait for the channel's close (bounded)
+      explainClose: async () => {
+        await Promise.race([channelClosed, new Promise((r) => setTimeout(r, 2000).unref())]);
+        return agentNotStarted(this.exitCode, this.o.agentCommand, t.alias, t.user);
+      },
       describeClose: () =>
         [this.exitInfo, this.stderrTail.trim().split('\n').slice(-3).join(' | ')].filter(Boolean).join('; '),
       // a stalled agent never closes its channel: drop the connection at once (end() then has nothing to wait for)
@@ -412,4 +432,43 @@ export class SshTransport implements Transport, ChannelTransport {
       }),
     );
   }
+}
+
+/** getaddrinfo's answers for a name that does not resolve (none is about credentials) */
+const RESOLVE_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_NONAME', 'EAI_NODATA', 'EAI_FAIL']);
+
+/** The error for a host name that does not resolve, or undefined when `e` is about something else. */
+function unresolvedHost(t: ResolvedSshTarget, e: unknown): TransportError | undefined {
+  const code = (e as NodeJS.ErrnoException).code ?? '';
+  if (!RESOLVE_CODES.has(code)) return undefined;
+  const alias = t.hostName === t.alias ? '' : ` (HostName of ${t.alias})`;
+  return new TransportError(`cannot resolve host ${JSON.stringify(t.hostName)}${alias}: ${code}`, {
+    cause: e,
+    recoveryHint: `Check the host name: it is not in DNS or /etc/hosts here${alias ? `; ${t.alias}'s HostName comes from ${t.configFile}` : ''}.`,
+  });
+}
+
+/**
+ * What the remote shell's exit status says when the agent never spoke: 127 is
+ * "command not found", 126 "found but cannot run" (POSIX shells, as sshd runs them).
+ */
+export function agentNotStarted(
+  code: number | null,
+  command: readonly string[],
+  host: string,
+  user: string,
+): { message: string; recoveryHint: string } | undefined {
+  const what = JSON.stringify(command[0] ?? '');
+  const fix = `give its path with --agent on init/clone, or set agent: in .dsg/config.local.yml`;
+  if (code === 127)
+    return {
+      message: `dsg-agent not found on ${host} for ${user}: the command ${what} does not exist in that user's PATH`,
+      recoveryHint: `Install it on ${host} (npm i -g @dsg/agent, see the agent README), or ${fix}.`,
+    };
+  if (code === 126)
+    return {
+      message: `dsg-agent cannot be run on ${host} by ${user}: ${what} is not executable`,
+      recoveryHint: `Make it executable for ${user} on ${host} (chmod +x), or ${fix}.`,
+    };
+  return undefined;
 }

@@ -10,6 +10,7 @@ import {
   fingerprint,
   hostsFieldMatches,
   knownHostName,
+  openRemote,
   quoteShellArg,
   resolveSshTarget,
   shellCommand,
@@ -165,6 +166,49 @@ describe.skipIf(!ssh)('SshTransport against the real sshd', () => {
       connectTimeoutMs: 5000,
     });
     await expect(t.begin()).rejects.toBeInstanceOf(TransportError);
+  });
+
+  it('a host name that does not resolve is reported as such, before any word about credentials', async () => {
+    const t = new SshTransport({
+      host: 'no-such-host.invalid', // .invalid never resolves (RFC 2606)
+      user: 'x',
+      identityFile: ssh!.key,
+      knownHostsFile: ssh!.knownHosts,
+      sshConfigFile: join(tmp.dir, 'none'),
+      agentSocket: null,
+      agentCommand: cmd,
+      connectTimeoutMs: 30_000,
+    });
+    const err = (await t.begin().catch((e: unknown) => e)) as TransportError;
+    expect(err).toBeInstanceOf(TransportError);
+    expect(err.message).toMatch(/^cannot resolve host "no-such-host\.invalid": (ENOTFOUND|EAI_AGAIN)/);
+    expect(err.recoveryHint).toContain('not in DNS or /etc/hosts');
+    expect(`${err.message} ${err.recoveryHint}`).not.toMatch(/key|auth|user/i);
+  });
+
+  it.each([
+    [
+      ['/nonexistent/dsg-agent', 'serve'],
+      /^dsg-agent not found on 127\.0\.0\.1 for \w+: the command "\/nonexistent\/dsg-agent" does not exist/,
+      /npm i -g @dsg\/agent/,
+    ],
+    [['/tmp', 'serve'], /^dsg-agent cannot be run on 127\.0\.0\.1 by \w+: "\/tmp" is not executable/, /chmod \+x/],
+  ])('an agent command the server cannot run (%j) says so, with what to do', async (command, message, hint) => {
+    const t = new SshTransport({
+      host: ssh!.host,
+      port: ssh!.port,
+      user: ssh!.user,
+      identityFile: ssh!.key,
+      knownHostsFile: ssh!.knownHosts,
+      sshConfigFile: join(tmp.dir, 'none'),
+      agentSocket: null,
+      agentCommand: command,
+    });
+    const err = (await openRemote(t, 'p').catch((e: unknown) => e)) as TransportError;
+    expect(err).toBeInstanceOf(TransportError);
+    expect(err.message).toMatch(message);
+    expect(err.recoveryHint).toMatch(hint);
+    expect(err.recoveryHint).toContain('--agent');
   });
 
   it('goes through a ProxyJump host (the test sshd as its own jump host)', async () => {

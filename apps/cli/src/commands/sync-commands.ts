@@ -538,6 +538,8 @@ export async function initCommand(ctx: Ctx, given: InitOptions): Promise<void> {
   const user = await requireUserConfig(ctx.env);
   let root = await findProjectRoot(ctx.cwd);
   let o = given;
+  /** the config files this run wrote: taken back when init fails before its transaction */
+  let wrote: string[] = [];
   if (!root) {
     root = ctx.cwd;
     o = await promptMissing(ctx, given, { host: user.config.default_host ?? 'localhost', name: path.basename(root) });
@@ -569,8 +571,14 @@ export async function initCommand(ctx: Ctx, given: InitOptions): Promise<void> {
     const full = parseProjectSource(parseYamlText(text, file)).config; // validate before writing anything
     if (!o.dryRun) {
       // the team's file names the repository; how this person reaches it (port, user, agent, sudo) stays here
+      const hadDsgDir = await access(path.join(root, '.dsg')).then(
+        () => true,
+        () => false,
+      );
       await writeFile(file, stringify({ ...doc, repository: sharedRepository(full.repository) }), { flag: 'wx' });
+      wrote = [file];
       await writeLocalConfig(root, { name: full.name, repository: full.repository });
+      wrote.push(path.join(root, LOCAL_CONFIG_FILE), ...(hadDsgDir ? [] : [path.join(root, '.dsg')]));
     }
     ctx.out.line(`${o.dryRun ? 'would write' : 'wrote'} ${file}`);
     if (o.dryRun) {
@@ -594,23 +602,35 @@ export async function initCommand(ctx: Ctx, given: InitOptions): Promise<void> {
   } else if (o.repoName || o.repoPath || o.host || o.repoType || o.sudo) {
     ctx.out.warn(`${PROJECT_CONFIG_FILE} already exists in ${root}; the --host/--repo-*/--sudo options are ignored`);
   }
+  // Until the transaction begins nothing but the config exists: when the repository cannot be
+  // reached or already exists, the files this run wrote go again, so the same command with
+  // corrected options (host, agent, name) is not met with "already exists; options ignored".
+  const takeBack = async (e: unknown): Promise<never> => {
+    if (wrote.length > 0) {
+      for (const f of wrote) await rm(f, { force: true, recursive: f.endsWith('.dsg') }).catch(() => {});
+      ctx.out.warn(`removed the ${PROJECT_CONFIG_FILE} and ${LOCAL_CONFIG_FILE} this init wrote; nothing else changed`);
+    }
+    throw e;
+  };
   const project = await reportNotices(ctx, await loadProjectConfig(root));
   const conn = await connect(ctx, project.config.repository, project.config.name, user.config, {
     root: project.root,
     dataDirs: project.config.data_dirs,
-  });
+  }).catch(takeBack);
   try {
-    await recoverProject(ctx, project.root, conn);
-    if (await conn.client.exists()) {
-      throw new ValidationError(
-        `repository ${conn.where} already exists`,
-        {},
-        {
-          code: 'REPO_EXISTS',
-          recoveryHint: o.force
-            ? '--force never destroys history; remove the repository on the server yourself, or `dsg clone` it.'
-            : 'Use `dsg clone` to get a working copy of it, or pick another --repo-name.',
-        },
+    await recoverProject(ctx, project.root, conn).catch(takeBack);
+    if (await conn.client.exists().catch(takeBack)) {
+      await takeBack(
+        new ValidationError(
+          `repository ${conn.where} already exists`,
+          {},
+          {
+            code: 'REPO_EXISTS',
+            recoveryHint: o.force
+              ? '--force never destroys history; remove the repository on the server yourself, or `dsg clone` it.'
+              : 'Use `dsg clone` to get a working copy of it, or pick another --repo-name.',
+          },
+        ),
       );
     }
     const message = o.message ?? 'init';
