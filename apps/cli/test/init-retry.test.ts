@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { requireSsh } from '@dsg/testenv';
@@ -69,7 +69,46 @@ describe('init that fails before its transaction takes back the config it wrote,
     );
     expect(r.stderr).not.toContain('Check the connection');
     untouched(root);
-    const again = ok(dsg(root, sb.env, ...base, '--agent', 'node', '--agent', AGENT, ...repo));
+    // the agent command as one string, as git takes core.sshCommand
+    const agent = `node '${AGENT}'`;
+    const again = ok(dsg(root, sb.env, ...base, '--agent', agent, ...repo));
     expect(again.stdout).toContain('initialized');
+    expect(readFileSync(path.join(root, '.dsg', 'config.local.yml'), 'utf8')).toMatch(
+      /agent:\n\s+- node\n\s+- .*dsg-agent\.mjs/,
+    );
+    // list-repos outside any project, with the same SSH options as init and clone
+    const list = ok(
+      dsg(
+        sb.dir,
+        sb.env,
+        'list-repos',
+        '--host',
+        ssh!.host,
+        '--path',
+        path.join(sb.dir, 'server'),
+        '--port',
+        String(ssh!.port),
+        '--ssh-user',
+        ssh!.user,
+        '--agent',
+        agent,
+      ),
+    );
+    expect(list.stdout.trim().split('\n')).toEqual(['p']);
+    const refused = dsg(
+      sb.dir,
+      sb.env,
+      'list-repos',
+      '--host',
+      ssh!.host,
+      '--path',
+      '/srv',
+      '--agent',
+      'dsg-agent; id',
+    );
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(
+      '--agent: the agent command "dsg-agent; id" holds ";", which only a shell would act on',
+    );
   });
 });

@@ -27,6 +27,7 @@ import {
 } from '../output/json-schemas.js';
 import { EXIT, UsageError } from '../output/errors.js';
 import { repoRelative } from './paths.js';
+import { sshFields, sudoField, type SshOptions } from './ssh-options.js';
 import { LAST_SYNC } from '@dsg/coordinator';
 
 export async function validateConfigCommand(ctx: Ctx, o: { backend?: boolean; fixLegacy?: boolean }): Promise<number> {
@@ -181,7 +182,7 @@ export async function listFilesCommand(ctx: Ctx, o: { path?: string }): Promise<
 
 export async function listReposCommand(
   ctx: Ctx,
-  o: { host?: string; path?: string; type?: 'zfs' | 'posix'; pool?: string },
+  o: { host?: string; path?: string; type?: 'zfs' | 'posix'; pool?: string } & SshOptions,
 ): Promise<void> {
   const user = await loadUserConfig(ctx.env);
   const root = await findProjectRoot(ctx.cwd);
@@ -195,10 +196,15 @@ export async function listReposCommand(
     if (type === 'zfs' && !o.pool) throw new UsageError('list-repos on zfs needs --pool P as well as --path');
     repo =
       type === 'zfs'
-        ? { type, host, pool: o.pool!, mountpoint: path.resolve(where) }
-        : { type, host, root: path.resolve(where) };
+        ? { type, host, ...sshFields(o), pool: o.pool!, mountpoint: path.resolve(where), ...sudoField(type, o) }
+        : { type, host, ...sshFields(o), root: path.resolve(where), ...sudoField(type, o) };
   } else if (project) {
-    repo = { ...project.config.repository, ...(o.host ? { host: o.host } : {}) };
+    repo = {
+      ...project.config.repository,
+      ...(o.host ? { host: o.host } : {}),
+      ...sshFields(o),
+      ...sudoField(project.config.repository.type, o),
+    };
   } else {
     throw new ConfigError(
       'list-repos does not know where to look',

@@ -34,6 +34,18 @@ const s = (x: unknown): string => x as string;
 const so = (x: unknown): string | undefined => x as string | undefined;
 
 const types = ['zfs', 'posix'];
+
+/** How this person reaches the repository host: the same on every command that connects by options. */
+const sshOptions: OptionSpec[] = [
+  { flags: '--port <n>', description: 'ssh port of the repository host (default: ssh_config, else 22)' },
+  { flags: '--ssh-user <user>', description: 'ssh login on the repository host (default: ssh_config, else you)' },
+  {
+    flags: '--agent <cmd>',
+    description:
+      'agent command on the host: one command line ("node /opt/dsg-agent.mjs", quotes group words), or one word per --agent (default dsg-agent)',
+    collect: true,
+  },
+];
 /** init and clone also take xfs: the original HRDAG/dsg's flat repository (`<path>/<name>` with `.dsg/` inside) */
 const repoTypes = ['zfs', 'posix', 'xfs'];
 
@@ -54,13 +66,7 @@ export const commandSpecs: CommandSpec[] = [
         choices: repoTypes,
       },
       { flags: '--pool <dataset>', description: 'zfs: the parent dataset, e.g. tank/dsg' },
-      { flags: '--port <n>', description: 'ssh port of the repository host (default: ssh_config, else 22)' },
-      { flags: '--ssh-user <user>', description: 'ssh login on the repository host (default: ssh_config, else you)' },
-      {
-        flags: '--agent <word>',
-        description: 'agent command on the host, one word per --agent (default dsg-agent)',
-        collect: true,
-      },
+      ...sshOptions,
       { flags: '--sudo', description: 'zfs: the agent runs `sudo -n zfs` (logging in as a user other than root)' },
       { flags: '--data-dirs <list>', description: 'comma-separated data directories (default input,output,frozen)' },
       { flags: '-m, --message <text>', description: 'message of snapshot s1 (default "init")' },
@@ -93,13 +99,7 @@ export const commandSpecs: CommandSpec[] = [
       },
       { flags: '--pool <dataset>', description: 'zfs: the parent dataset mounted at <path>' },
       { flags: '--dry-run', description: 'check the source, change nothing' },
-      { flags: '--port <n>', description: 'ssh port of the repository host (default: ssh_config, else 22)' },
-      { flags: '--ssh-user <user>', description: 'ssh login on the repository host (default: ssh_config, else you)' },
-      {
-        flags: '--agent <word>',
-        description: 'agent command on the host, one word per --agent (default dsg-agent)',
-        collect: true,
-      },
+      ...sshOptions,
       {
         flags: '--sudo',
         description:
@@ -227,8 +227,13 @@ export const commandSpecs: CommandSpec[] = [
       },
       { flags: '--repo-type <type>', description: 'backend', choices: types },
       { flags: '--pool <dataset>', description: 'zfs parent dataset' },
+      ...sshOptions,
+      { flags: '--sudo', description: 'zfs: the agent runs `sudo -n zfs` (logging in as a user other than root)' },
     ],
-    examples: ['dsg list-repos --host localhost --path /srv/dsg'],
+    examples: [
+      'dsg list-repos --host localhost --path /srv/dsg',
+      'dsg list-repos --host dsg-server --path /srv/dsg --ssh-user dsg --agent "node /opt/dsg/dsg-agent.mjs"',
+    ],
     run: async (ctx, _a, x) => (await local()).listReposCommand(ctx, { ...o(x), type: x['repoType'] }),
   },
   {

@@ -25,6 +25,7 @@ import {
   type SyncResult,
 } from '@dsg/coordinator';
 import type { Ctx } from '../context.js';
+import { sshFields, sudoField, type SshOptions } from './ssh-options.js';
 import {
   DEFAULT_DATA_DIRS,
   DEFAULT_IGNORE,
@@ -446,44 +447,12 @@ export async function syncCommand(
   });
 }
 
-interface SshOptions {
-  port?: string;
-  sshUser?: string;
-  agent?: string[];
-  /** zfs: the agent runs `sudo -n zfs` (it logs in as a user other than root) */
-  sudo?: boolean;
-}
-
 function printPendingWarning(ctx: Ctx, d: ChangeDoc): void {
   if (!d.scopeChanged && d.invalid === null) return;
   ctx.out.warn(
     `the repository's ${PROJECT_CONFIG_FILE} changes what is synced${d.invalid !== null ? ' and is invalid' : ''}; \`dsg sync\` will refuse it${d.invalid !== null ? '' : ' without --accept-config'}:`,
   );
   for (const l of describeChange({ ...d })) ctx.out.warn(`  ${l}`);
-}
-
-/** `sudo: true` for a zfs repository given --sudo; a posix one has no use for it (its files are the login's own). */
-function sudoField(type: 'zfs' | 'posix', o: SshOptions): { sudo?: true } {
-  if (!o.sudo) return {};
-  if (type !== 'zfs')
-    throw new UsageError(
-      '--sudo is for zfs repositories (the agent runs `sudo -n zfs`); a posix repository needs none',
-    );
-  return { sudo: true };
-}
-
-/** --port/--ssh-user/--agent as repository config fields. */
-function sshFields(o: SshOptions): { port?: number; user?: string; agent?: string[] } {
-  const out: { port?: number; user?: string; agent?: string[] } = {};
-  if (o.port !== undefined) {
-    const n = Number(o.port);
-    if (!Number.isInteger(n) || n < 1 || n > 65535)
-      throw new UsageError(`--port expects a port number, got ${JSON.stringify(o.port)}`);
-    out.port = n;
-  }
-  if (o.sshUser) out.user = o.sshUser;
-  if (o.agent?.length) out.agent = o.agent;
-  return out;
 }
 
 interface InitOptions extends SshOptions {

@@ -15,6 +15,7 @@ import {
 import { dataDirProblem, DEFAULT_DATA_DIRS as SCAN_DATA_DIRS, DEFAULT_IGNORE as SCAN_IGNORE } from '@dsg/manifest';
 import { readYamlFile, validateYaml, type YamlSource } from './yaml-file.js';
 import { findProjectRoot, requireProjectRoot } from './project-root.js';
+import { agentCommandSchema } from './agent-command.js';
 
 export { findProjectRoot };
 
@@ -49,12 +50,6 @@ const hostSchema = z
   .regex(/^[A-Za-z0-9_.:-]+$/, { error: 'expected a host name, ssh alias or "localhost" (no spaces or options)' })
   .refine((h) => !h.startsWith('-'), { error: 'a host may not start with "-"' });
 
-const agentSchema = z
-  .union([z.string().min(1), z.array(z.string().min(1)).min(1)], {
-    error: 'expected the agent command: a path, or a list [program, arg, …]',
-  })
-  .transform((a) => (typeof a === 'string' ? [a] : a));
-
 const common = {
   host: hostSchema.optional(),
   port: z.number({ error: 'expected a port number' }).int().min(1).max(65535).optional(),
@@ -62,7 +57,7 @@ const common = {
     .string({ error: 'expected a login name' })
     .regex(/^[A-Za-z0-9_.-]+$/)
     .optional(),
-  agent: agentSchema.optional(),
+  agent: agentCommandSchema.optional(),
 };
 
 export const zfsRepositorySchema = z.strictObject({

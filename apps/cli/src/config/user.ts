@@ -4,6 +4,7 @@ import path from 'node:path';
 import * as z from 'zod';
 import { ConfigError } from '@dsg/contracts';
 import { readYamlFile, validateYaml } from './yaml-file.js';
+import { agentCommandSchema } from './agent-command.js';
 
 const filePath = z.string({ error: 'expected a file path' }).min(1);
 
@@ -18,12 +19,7 @@ export const hostSettingsSchema = z.strictObject({
     .string({ error: 'expected a login name' })
     .regex(/^[A-Za-z0-9_.-]+$/, { error: 'expected a login name' })
     .optional(),
-  agent: z
-    .union([z.string().min(1), z.array(z.string().min(1)).min(1)], {
-      error: 'expected the agent command: a path, or a list [program, arg, …]',
-    })
-    .transform((a) => (typeof a === 'string' ? [a] : a))
-    .optional(),
+  agent: agentCommandSchema.optional(),
   sudo: z.boolean({ error: 'expected true or false' }).optional(),
   key_path: filePath.optional(),
 });
