@@ -29,6 +29,7 @@ import {
   validateSnapshotSchema,
 } from '../output/json-schemas.js';
 import { EXIT, UsageError } from '../output/errors.js';
+import { formatBytes } from '../output/output.js';
 import { repoRelative } from './paths.js';
 
 export async function logCommand(ctx: Ctx, o: { number?: string; since?: string; author?: string }): Promise<void> {
@@ -198,7 +199,7 @@ export async function snapfetchCommand(
       { command: 'snapfetch', path: rel, snapshotId: sid, output: out, bytes, hash },
       (d) =>
         ctx.out.line(
-          `wrote ${d.path} as of ${d.snapshotId} to ${path.relative(ctx.cwd, d.output) || d.output} (${d.bytes} bytes, hash ${d.hash})`,
+          `wrote ${d.path} as of ${d.snapshotId} to ${path.relative(ctx.cwd, d.output) || d.output} (${formatBytes(d.bytes)}, hash ${d.hash})`,
         ),
     );
   });

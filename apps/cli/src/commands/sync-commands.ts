@@ -626,7 +626,7 @@ export async function initCommand(ctx: Ctx, given: InitOptions): Promise<void> {
         d.dryRun
           ? printSync(ctx, d, r.kind)
           : ctx.out.line(
-              `initialized ${d.repository} at ${ctx.out.c.green(d.snapshotId ?? '')}: ${d.counts.uploaded} file(s), ${d.counts.bytes} bytes`,
+              `initialized ${d.repository} at ${ctx.out.c.green(d.snapshotId ?? '')}: ${d.counts.uploaded} file(s), ${formatBytes(d.counts.bytes)}`,
             ),
     );
   } finally {
@@ -819,7 +819,7 @@ async function cloneInto(
     );
     ctx.out.result(syncSchema, syncDoc('clone', project, conn.where, r, false, null), (d) => {
       ctx.out.line(
-        `cloned ${d.repository} at ${ctx.out.c.green(d.snapshotId ?? '')} into ${d.project}: ${d.counts.downloaded} file(s), ${d.counts.bytes} bytes`,
+        `cloned ${d.repository} at ${ctx.out.c.green(d.snapshotId ?? '')} into ${d.project}: ${d.counts.downloaded} file(s), ${formatBytes(d.counts.bytes)}`,
       );
       printHeldBack(ctx, d.heldBack);
     });
