@@ -15,12 +15,13 @@ import { LocalClientFilesystem, recoverClient } from '@dsg/client-fs';
 import { createXxh3Hasher, projectScope } from '@dsg/manifest';
 import {
   SyncConflictError,
-  planOffline,
-  planSync,
+  planOfflineStatus,
+  planStatus,
   runClone,
   runSync,
   STAT_CACHE,
   type ProjectSpec,
+  type StatusPlan,
   type SyncPlan,
   type SyncResult,
 } from '@dsg/coordinator';
@@ -94,7 +95,7 @@ async function normalizeFirst(
   return renamed;
 }
 
-function pathStates(plan: SyncPlan, all = false): { path: string; state: string; action: string }[] {
+function pathStates(plan: Pick<SyncPlan, 'paths'>, all = false): { path: string; state: string; action: string }[] {
   return plan.paths
     .filter((p) => all || p.action !== 'none')
     .map((p) => ({ path: p.path, state: p.state, action: p.action }));
@@ -196,7 +197,7 @@ export async function statusCommand(ctx: Ctx, o: { offline?: boolean } = {}): Pr
   if (o.offline) return offlineStatus(ctx, user);
   return withSession(ctx, async ({ project, conn }) => {
     const plan = await withProgress(ctx, (onProgress) =>
-      planSync({
+      planStatus({
         project: projectSpec(project, user),
         remote: conn.client,
         onProgress,
@@ -233,14 +234,14 @@ async function offlineStatus(ctx: Ctx, user: LoadedUser): Promise<number> {
     );
   }
   const plan = await withProgress(ctx, (onProgress) =>
-    planOffline({ project: projectSpec(project, user), onProgress }),
+    planOfflineStatus({ project: projectSpec(project, user), onProgress }),
   );
   printStatus(ctx, project, describeRepository(project.config.repository, project.config.name), plan, true);
   return EXIT.ok;
 }
 
 /** The status document and its text. Offline (R := C) the changes are this copy's since its last sync, said as such. */
-function printStatus(ctx: Ctx, project: LoadedProject, where: string, plan: SyncPlan, offline: boolean): void {
+function printStatus(ctx: Ctx, project: LoadedProject, where: string, plan: StatusPlan, offline: boolean): void {
   const by = (a: string): string[] => plan.paths.filter((p) => p.action === a).map((p) => p.path);
   const doc = {
     command: 'status' as const,
@@ -263,7 +264,7 @@ function printStatus(ctx: Ctx, project: LoadedProject, where: string, plan: Sync
     const c = ctx.out.c;
     const state = new Map(d.paths.map((p) => [p.path, p.state]));
     if (d.offline) {
-      const at = plan.cache.metadata?.created_at;
+      const at = plan.lastSyncAt;
       ctx.out.line(
         `Compared with the last sync (${d.remoteSnapshot ?? '?'}${at ? `, ${at}` : ''}); the repository was not asked (--offline)`,
       );
@@ -330,7 +331,7 @@ function checkRepositoryConfig(content: Uint8Array): void {
 type ChangeDoc = ReturnType<typeof changeDoc>;
 
 /** The repository's .dsgconfig.yml when the next sync would bring it here (download, or a conflict on it): what it would change. */
-function pendingConfigChange(project: LoadedProject, plan: SyncPlan): ChangeDoc | null {
+function pendingConfigChange(project: LoadedProject, plan: Pick<SyncPlan, 'paths' | 'config'>): ChangeDoc | null {
   const p = plan.paths.find((x) => x.path === PROJECT_CONFIG_FILE);
   if (!p || (p.action !== 'download' && p.action !== 'conflict')) return null;
   const bytes = plan.config.remote; // the repository's root copy, read by the plan
