@@ -33,8 +33,19 @@ export async function loadProject(ctx: Ctx): Promise<LoadedProject> {
   return reportNotices(ctx, await requireProject(ctx.cwd));
 }
 
-export async function openSession(ctx: Ctx, o: { needUser?: boolean } = {}): Promise<Session> {
+export interface SessionOptions {
+  needUser?: boolean;
+  /**
+   * Called with the loaded project before the connection opens: work that
+   * needs no repository can run while the handshake and the agent's start
+   * leave this process idle (status compares the tree then).
+   */
+  beforeConnect?: (project: LoadedProject) => Promise<void>;
+}
+
+export async function openSession(ctx: Ctx, o: SessionOptions = {}): Promise<Session> {
   const project = await loadProject(ctx);
+  await o.beforeConnect?.(project);
   const user = o.needUser ? await requireUserConfig(ctx.env) : await loadUserConfig(ctx.env);
   ctx.out.log(
     `project ${project.root} (config ${project.file}${project.legacy ? ', legacy form' : ''}; connection from ${project.connection.source === 'shared' ? project.file : project.connection.file})`,
@@ -54,11 +65,7 @@ export async function openSession(ctx: Ctx, o: { needUser?: boolean } = {}): Pro
 }
 
 /** Run `fn` with a session, always closing the connection. */
-export async function withSession<T>(
-  ctx: Ctx,
-  fn: (s: Session) => Promise<T>,
-  o: { needUser?: boolean } = {},
-): Promise<T> {
+export async function withSession<T>(ctx: Ctx, fn: (s: Session) => Promise<T>, o: SessionOptions = {}): Promise<T> {
   const s = await openSession(ctx, o);
   try {
     return await fn(s);

@@ -213,8 +213,8 @@ const unchanged = (o: Omit<PlanOptions, 'remote' | 'sameConfig'>, last: MirrorCo
  */
 export async function planOfflineStatus(options: Omit<PlanOptions, 'remote' | 'sameConfig'>): Promise<StatusPlan> {
   const { root } = options.project;
-  const last = await readMirrorColumns(path.join(root, LAST_SYNC), path.join(root, LAST_SYNC_MIRROR));
-  if (last?.columns && (await unchanged(options, last.columns))) {
+  const { last, unchanged: same } = await compareWithLastSync(options);
+  if (last?.columns && same) {
     const local = await readOrNull(path.join(root, CONFIG_FILE));
     const saved = await readOrNull(path.join(root, CONFIG_BASE));
     const config: SharedConfig = { local, remote: saved, base: saved ? hashBytes(saved) : null };
@@ -223,39 +223,54 @@ export async function planOfflineStatus(options: Omit<PlanOptions, 'remote' | 's
   return statusOf(await planOffline(options));
 }
 
+/** This copy's side of the status fast path: its last sync (with its mirror as columns) and whether the tree is that last sync. */
+export interface LocalComparison {
+  last: Awaited<ReturnType<typeof readMirrorColumns>>;
+  unchanged: boolean;
+}
+
+/**
+ * Compare the working tree with its last sync (treeIsLastSync), needing no
+ * repository: `dsg status` starts it while the connection opens. Reads only.
+ */
+export async function compareWithLastSync(
+  options: Omit<PlanOptions, 'remote' | 'sameConfig'>,
+): Promise<LocalComparison> {
+  const { root } = options.project;
+  const last = await readMirrorColumns(path.join(root, LAST_SYNC), path.join(root, LAST_SYNC_MIRROR));
+  return { last, unchanged: last?.columns ? await unchanged(options, last.columns) : false };
+}
+
 /**
  * planSync for `dsg status`, through the fast path first: while the
  * repository hashes its head manifest (`fileDigest`), this copy's tree is
- * compared with its last sync (treeIsLastSync). When the head is the last
- * sync byte for byte and the tree is unchanged, that is the whole answer
- * (R = C = L); otherwise planSync, as always.
+ * compared with its last sync (compareWithLastSync; `local` when the caller
+ * started it already, before the connection was open). When the head is the
+ * last sync byte for byte and the tree is unchanged, that is the whole
+ * answer (R = C = L); otherwise planSync, as always.
  */
-export async function planStatus(options: PlanOptions): Promise<StatusPlan> {
+export async function planStatus(options: PlanOptions & { local?: Promise<LocalComparison> }): Promise<StatusPlan> {
   const { root } = options.project;
   const { remote } = options;
-  if (!remote.fileDigest) return statusOf(await planSync(options));
-  const mine = readMirrorColumns(path.join(root, LAST_SYNC), path.join(root, LAST_SYNC_MIRROR));
+  if (!remote.fileDigest) {
+    await options.local?.catch(() => undefined); // nothing left running behind the full path
+    return statusOf(await planSync(options));
+  }
+  // the request first: the agent hashes its manifest while this copy reads its own and walks the tree
   const theirs = remote.fileDigest(LAST_SYNC);
-  const same = Promise.all([theirs, mine]).then(
-    ([t, m]) => !!(t && m?.columns && t.size === m.bytes.length && t.sha256 === m.sha256),
+  const local = options.local ?? compareWithLastSync(options);
+  const same = Promise.all([theirs, local]).then(
+    ([t, l]) => !!(t && l.last?.columns && t.size === l.last.bytes.length && t.sha256 === l.last.sha256),
   );
   // the repository's config is asked for only once the head is known to be the last sync
   const config = same.then((yes) =>
     yes ? readSharedConfig(root, remote, true, Manifest.empty(), options.sameConfig) : null,
   );
-  const local = mine.then((m) => (m?.columns ? unchanged(options, m.columns) : false));
   // every part settles before anything is decided (nothing left running behind the full path)
-  const [s, c, l, m] = await Promise.allSettled([same, config, local, mine]);
-  if (
-    s.status === 'fulfilled' &&
-    s.value &&
-    c.status === 'fulfilled' &&
-    c.value &&
-    l.status === 'fulfilled' &&
-    l.value
-  ) {
-    const columns = (m as PromiseFulfilledResult<Awaited<typeof mine>>).value!.columns!;
-    return fastStatus(columns, c.value, options.project.user);
+  const [s, c, l] = await Promise.allSettled([same, config, local]);
+  if (s.status === 'fulfilled' && s.value && c.status === 'fulfilled' && c.value && l.status === 'fulfilled') {
+    if (l.value.unchanged && l.value.last?.columns)
+      return fastStatus(l.value.last.columns, c.value, options.project.user);
   }
   return statusOf(await planSync(options));
 }

@@ -104,7 +104,7 @@ export async function treeIsLastSync(o: FastStatusOptions): Promise<boolean> {
     if (compareIn(CONFIG_FILE, c.text, c.pathAt[i]!, c.pathLength[i]!) === 0) return false;
   }
   if (!twinFree(c)) return false;
-  const s: StatColumns | null = await readStatColumns(o.statCacheFile);
+  const s: StatColumns | null = readStatColumns(o.statCacheFile);
   if (!s) return false;
 
   const scope = projectScope(o.dataDirs);

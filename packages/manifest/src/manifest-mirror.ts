@@ -12,6 +12,7 @@
  * `created_by` (the cases parseManifest records out of band).
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { xxh3 } from '@node-rs/xxhash';
 import { writeFileAtomic } from '@dsg/contracts';
@@ -242,10 +243,23 @@ export async function readMirrorColumns(
   file: string,
   mirrorFile: string,
 ): Promise<{ bytes: Buffer; sha256: string; columns: MirrorColumns | null } | null> {
-  const bytes = await readManifestBytes(file);
-  if (!bytes) return null;
+  // read in one call each (fs.promises reads a large file in 512 KiB round trips through the thread pool:
+  // 23 MB took 0.1–0.2 s instead of 0.09 s on the bench machine); the caller starts its requests first
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch {
+    const slow = await readManifestBytes(file); // ENOENT → null; anything else worded as the full path words it
+    if (!slow) return null;
+    bytes = slow;
+  }
   const digest = digestOf(bytes);
-  const mirror = await readFile(mirrorFile).catch(() => null);
+  let mirror: Buffer | null = null;
+  try {
+    mirror = readFileSync(mirrorFile);
+  } catch {
+    // no mirror: the full path writes one
+  }
   return { bytes, sha256: digest, columns: mirror && decodeMirrorColumns(mirror, digest) };
 }
 

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '@dsg/contracts';
@@ -335,9 +336,14 @@ export interface StatColumns {
   pathLength: Uint32Array;
 }
 
-export async function readStatColumns(file: string): Promise<StatColumns | null> {
-  const bytes = await readFile(file).catch(() => null);
-  if (!bytes || bytes.length < HEADER || !bytes.subarray(0, 8).equals(MAGIC)) return null;
+export function readStatColumns(file: string): StatColumns | null {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file); // one read call (see readMirrorColumns)
+  } catch {
+    return null;
+  }
+  if (bytes.length < HEADER || !bytes.subarray(0, 8).equals(MAGIC)) return null;
   const n = bytes.readUInt32LE(12);
   const pathBytes = bytes.readUInt32LE(16);
   if (bytes.readUInt32LE(8) !== VERSION || bytes.readUInt32LE(20) !== 0) return null;

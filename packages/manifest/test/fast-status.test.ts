@@ -114,7 +114,7 @@ describe('stat cache in path order', () => {
     for (const p of ['input/b', 'input/a/x', 'input/a.b', 'input/a'])
       c.set(p, { size: 1, mtimeMs: 1, ino: 1, ctimeMs: 1 }, 'a'.repeat(16));
     await c.save(file);
-    const cols = (await readStatColumns(file))!;
+    const cols = readStatColumns(file)!;
     const paths = [...Array(cols.n).keys()].map((i) =>
       cols.paths.slice(cols.pathAt[i], cols.pathAt[i]! + cols.pathLength[i]!),
     );
@@ -136,7 +136,7 @@ describe('stat cache in path order', () => {
     expect(old.size).toBe(2);
     expect(old.dirty).toBe(true);
     await old.save(file);
-    const again = (await readStatColumns(file))!;
+    const again = readStatColumns(file)!;
     expect(again.paths).toBe('input/a\0input/b\0');
   });
 });

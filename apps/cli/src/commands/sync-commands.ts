@@ -11,12 +11,14 @@ import {
   writeFileAtomic,
 } from '@dsg/contracts';
 import { comparePaths, formatConflictFile, parseConflictFile } from '@dsg/manifest';
-import { LocalClientFilesystem, recoverClient } from '@dsg/client-fs';
+import { hasInterruptedTransaction, LocalClientFilesystem, recoverClient } from '@dsg/client-fs';
 import { createXxh3Hasher, projectScope } from '@dsg/manifest';
 import {
   SyncConflictError,
+  compareWithLastSync,
   planOfflineStatus,
   planStatus,
+  type LocalComparison,
   runClone,
   runSync,
   STAT_CACHE,
@@ -195,18 +197,32 @@ async function withProgress<T>(
 export async function statusCommand(ctx: Ctx, o: { offline?: boolean } = {}): Promise<number> {
   const user = await requireUserConfig(ctx.env);
   if (o.offline) return offlineStatus(ctx, user);
-  return withSession(ctx, async ({ project, conn }) => {
-    const plan = await withProgress(ctx, (onProgress) =>
-      planStatus({
-        project: projectSpec(project, user),
-        remote: conn.client,
-        onProgress,
-        sameConfig: sameConfigAs(project),
-      }),
-    );
-    printStatus(ctx, project, conn.where, plan, false);
-    return EXIT.ok;
-  });
+  let local: Promise<LocalComparison> | undefined;
+  return withSession(
+    ctx,
+    async ({ project, conn }) => {
+      const plan = await withProgress(ctx, (onProgress) =>
+        planStatus({
+          project: projectSpec(project, user),
+          remote: conn.client,
+          onProgress,
+          sameConfig: sameConfigAs(project),
+          ...(local ? { local } : {}),
+        }),
+      );
+      printStatus(ctx, project, conn.where, plan, false);
+      return EXIT.ok;
+    },
+    {
+      // the tree is compared with its last sync while the connection opens, unless recovery
+      // (which runs once it is open) has an interrupted transaction to finish: it may change the tree
+      beforeConnect: async (project) => {
+        if (await hasInterruptedTransaction(project.root)) return;
+        local = compareWithLastSync({ project: projectSpec(project, user) });
+        local.catch(() => undefined); // awaited by planStatus; a connection that fails first must not leave it unhandled
+      },
+    },
+  );
 }
 
 /**
