@@ -32,6 +32,14 @@ import { ignoreRule } from './scan.js';
 import { foldKey, isHidden, projectScope } from './scope.js';
 import { readStatColumns, type StatColumns } from './stat-cache.js';
 
+/**
+ * How long the walk runs before it yields to the event loop. Shorter than the
+ * scan's 50 ms: `dsg status` walks while its connection opens, and each step
+ * of an SSH handshake (and of loading its module) waits for a yield. On the
+ * bench's w13, 50 ms slices left the whole handshake for after the walk.
+ */
+const YIELD_MS = 5;
+
 export interface FastStatusOptions {
   root: string;
   dataDirs: string[];
@@ -180,9 +188,9 @@ export async function treeIsLastSync(o: FastStatusOptions): Promise<boolean> {
       } else if (dd === null) {
         if (isDataName && (validateName(r) || d.isSymbolicLink())) return false; // refused by the scan
       } else if (!d.isFile() || !file(r)) return false; // links, special files, changes: the full path
-      if (++sinceCheck === 512) {
+      if (++sinceCheck === 128) {
         sinceCheck = 0;
-        if (performance.now() - lastYield > 50) {
+        if (performance.now() - lastYield > YIELD_MS) {
           // signals, a progress display's timers, a connection's traffic
           await new Promise<void>((resolve) => setImmediate(resolve));
           lastYield = performance.now();

@@ -217,7 +217,8 @@ export async function statusCommand(ctx: Ctx, o: { offline?: boolean } = {}): Pr
       // the tree is compared with its last sync while the connection opens, unless recovery
       // (which runs once it is open) has an interrupted transaction to finish: it may change the tree
       beforeConnect: async (project) => {
-        if (await hasInterruptedTransaction(project.root)) return;
+        // (a journal directory that cannot be read: recovery reports it, and the tree is read after it)
+        if (await hasInterruptedTransaction(project.root).catch(() => true)) return;
         local = compareWithLastSync({ project: projectSpec(project, user) });
         local.catch(() => undefined); // awaited by planStatus; a connection that fails first must not leave it unhandled
       },
