@@ -33,17 +33,38 @@ export async function loadProject(ctx: Ctx): Promise<LoadedProject> {
   return reportNotices(ctx, await requireProject(ctx.cwd));
 }
 
-export async function openSession(ctx: Ctx, o: { needUser?: boolean } = {}): Promise<Session> {
+export interface SessionOptions {
+  needUser?: boolean;
+  /**
+   * Called with the loaded project once the connection has started opening
+   * (before it is open, and before recovery): work that needs no repository
+   * can run while the handshake and the agent's start leave this process
+   * idle (status compares the tree then). It should start that work and return.
+   */
+  beforeConnect?: (project: LoadedProject) => Promise<void>;
+}
+
+export async function openSession(ctx: Ctx, o: SessionOptions = {}): Promise<Session> {
   const project = await loadProject(ctx);
   const user = o.needUser ? await requireUserConfig(ctx.env) : await loadUserConfig(ctx.env);
   ctx.out.log(
     `project ${project.root} (config ${project.file}${project.legacy ? ', legacy form' : ''}; connection from ${project.connection.source === 'shared' ? project.file : project.connection.file})`,
   );
   if (user) ctx.out.log(`user config ${user.file}`);
-  const conn = await connect(ctx, project.config.repository, project.config.name, user?.config ?? null, {
+  // the connection starts first: its handshake and the agent's start proceed while beforeConnect's work runs
+  const connecting = connect(ctx, project.config.repository, project.config.name, user?.config ?? null, {
     root: project.root,
     dataDirs: project.config.data_dirs,
   });
+  if (o.beforeConnect) {
+    try {
+      await o.beforeConnect(project);
+    } catch (e) {
+      await connecting.then((c) => c.close()).catch(() => {});
+      throw e;
+    }
+  }
+  const conn = await connecting;
   try {
     await recoverProject(ctx, project.root, conn);
   } catch (e) {
@@ -54,11 +75,7 @@ export async function openSession(ctx: Ctx, o: { needUser?: boolean } = {}): Pro
 }
 
 /** Run `fn` with a session, always closing the connection. */
-export async function withSession<T>(
-  ctx: Ctx,
-  fn: (s: Session) => Promise<T>,
-  o: { needUser?: boolean } = {},
-): Promise<T> {
+export async function withSession<T>(ctx: Ctx, fn: (s: Session) => Promise<T>, o: SessionOptions = {}): Promise<T> {
   const s = await openSession(ctx, o);
   try {
     return await fn(s);

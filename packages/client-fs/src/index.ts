@@ -1,5 +1,5 @@
 export { LocalClientFilesystem } from './client-filesystem.js';
-export { recoverClient, pruneBackups } from './recovery.js';
+export { hasInterruptedTransaction, recoverClient, pruneBackups } from './recovery.js';
 export type { Journal, JournalOp } from './journal.js';
 export { parseJournal } from './journal.js';
 export type { WriteGate } from './client-filesystem.js';

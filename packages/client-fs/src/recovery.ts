@@ -22,6 +22,15 @@ const msg = (e: unknown): string => (e instanceof Error ? e.message : String(e))
  * there are what the next run resumes from (they expire at a begin). Never
  * throws; what it could not do is in `leftovers`.
  */
+/**
+ * Whether recovery has a transaction to finish or undo here (a journal):
+ * until it has run, the working tree may be half applied. A command may
+ * read the tree before recovery only when this is false.
+ */
+export async function hasInterruptedTransaction(root: string): Promise<boolean> {
+  return (await listJournals(layout(path.resolve(root)))).length > 0;
+}
+
 export async function recoverClient(
   root: string,
   remoteHasSnapshot: (snapshotId: string, manifestHash?: string) => Promise<boolean>,

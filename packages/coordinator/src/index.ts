@@ -3,7 +3,16 @@ export { defaultLogger, type TransactionLogger } from './logger.js';
 // where the metadata lives: contracts' one layout (re-exported: the engine's public names since 0.1)
 export { archivePath, LAST_SYNC, STAT_CACHE, SYNC_MESSAGES } from '@dsg/contracts';
 export { DEFAULT_CONCURRENCY, type ProjectSpec } from './sync-run.js';
-export { planOffline, planSync, type SyncPlan } from './plan.js';
+export {
+  compareWithLastSync,
+  type LocalComparison,
+  planOffline,
+  planOfflineStatus,
+  planStatus,
+  planSync,
+  type StatusPlan,
+  type SyncPlan,
+} from './plan.js';
 export { resolveOps, type Resolution } from './resolve.js';
 export type { SyncResult } from './result.js';
 export { runSync, type SyncOptions } from './run-sync.js';

@@ -19,7 +19,10 @@ import {
   parseManifest,
   projectScope,
   readManifestMirrored,
+  readMirrorColumns,
   scanProject,
+  treeIsLastSync,
+  type MirrorColumns,
   type ManifestEntry,
   type PathPlan,
   type SyncAction,
@@ -56,6 +59,28 @@ export interface SyncPlan {
   /** `.dsgconfig.yml` here, in the repository (its root copy) and as last synced: it is a path of `paths`, never a manifest entry */
   config: SharedConfig;
 }
+
+/**
+ * What `dsg status` shows: a SyncPlan's paths (only those whose action is
+ * not `none` when the fast path answered: an unchanged entry has nothing to
+ * show), the refused and held-back paths, R's snapshot and the shared config.
+ */
+export type StatusPlan = Pick<SyncPlan, 'paths' | 'invalid' | 'heldBack' | 'remoteSnapshotId' | 'config'> & {
+  /** the last sync's created_at (null: never synced) */
+  lastSyncAt: string | null;
+  /** whether the fast path answered (tests and profiles ask; the answer is the same either way) */
+  fast: boolean;
+};
+
+const statusOf = (p: SyncPlan): StatusPlan => ({
+  paths: p.paths,
+  invalid: p.invalid,
+  heldBack: p.heldBack,
+  remoteSnapshotId: p.remoteSnapshotId,
+  config: p.config,
+  lastSyncAt: p.cache.metadata?.created_at ?? null,
+  fast: false,
+});
 
 export interface PlanOptions {
   project: ProjectSpec;
@@ -149,6 +174,105 @@ export async function planOffline(options: Omit<PlanOptions, 'remote' | 'sameCon
   // the repository's config as of the last sync: what was synced (absent for an older dsg's copy: not compared)
   const config: SharedConfig = { local, remote: saved, base: saved ? hashBytes(saved) : null };
   return planAgainst(options, { exists: true, manifest: last.manifest, bytes: last.bytes }, last.manifest, config);
+}
+
+/**
+ * The config paths' plans (`.dsgconfig.yml`, compared like a file) when the
+ * working tree is its last sync entry for entry: every other path is
+ * `none`, so the status shows only these (those of them that are not none).
+ */
+function fastStatus(last: MirrorColumns, config: SharedConfig, user: string): StatusPlan {
+  const empty = Manifest.empty();
+  const paths = classify(empty, empty, empty, configSides(config, user));
+  return {
+    paths,
+    invalid: [],
+    heldBack: [],
+    remoteSnapshotId: last.metadata.snapshot_id,
+    config,
+    lastSyncAt: last.metadata.created_at,
+    fast: true,
+  };
+}
+
+/** treeIsLastSync for a project. */
+const unchanged = (o: Omit<PlanOptions, 'remote' | 'sameConfig'>, last: MirrorColumns): Promise<boolean> =>
+  treeIsLastSync({
+    root: o.project.root,
+    dataDirs: o.project.dataDirs,
+    ...(o.project.ignore ? { ignore: o.project.ignore } : {}),
+    statCacheFile: path.join(o.project.root, STAT_CACHE),
+    last,
+    ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+  });
+
+/**
+ * planOffline for `dsg status --offline`, through the fast path first: when
+ * the last sync's mirror and the stat cache prove the tree unchanged
+ * (treeIsLastSync), no entry object is built; otherwise planOffline.
+ */
+export async function planOfflineStatus(options: Omit<PlanOptions, 'remote' | 'sameConfig'>): Promise<StatusPlan> {
+  const { root } = options.project;
+  const { last, unchanged: same } = await compareWithLastSync(options);
+  if (last?.columns && same) {
+    const local = await readOrNull(path.join(root, CONFIG_FILE));
+    const saved = await readOrNull(path.join(root, CONFIG_BASE));
+    const config: SharedConfig = { local, remote: saved, base: saved ? hashBytes(saved) : null };
+    return fastStatus(last.columns, config, options.project.user);
+  }
+  return statusOf(await planOffline(options));
+}
+
+/** This copy's side of the status fast path: its last sync (with its mirror as columns) and whether the tree is that last sync. */
+export interface LocalComparison {
+  last: Awaited<ReturnType<typeof readMirrorColumns>>;
+  unchanged: boolean;
+}
+
+/**
+ * Compare the working tree with its last sync (treeIsLastSync), needing no
+ * repository: `dsg status` starts it while the connection opens. Reads only.
+ */
+export async function compareWithLastSync(
+  options: Omit<PlanOptions, 'remote' | 'sameConfig'>,
+): Promise<LocalComparison> {
+  const { root } = options.project;
+  const last = await readMirrorColumns(path.join(root, LAST_SYNC), path.join(root, LAST_SYNC_MIRROR));
+  return { last, unchanged: last?.columns ? await unchanged(options, last.columns) : false };
+}
+
+/**
+ * planSync for `dsg status`, through the fast path first: while the
+ * repository hashes its head manifest (`fileDigest`), this copy's tree is
+ * compared with its last sync (compareWithLastSync; `local` when the caller
+ * started it already, before the connection was open). When the head is the
+ * last sync byte for byte and the tree is unchanged, that is the whole
+ * answer (R = C = L); otherwise planSync, as always.
+ */
+export async function planStatus(options: PlanOptions & { local?: Promise<LocalComparison> }): Promise<StatusPlan> {
+  const { root } = options.project;
+  const { remote } = options;
+  if (!remote.fileDigest) {
+    await options.local?.catch(() => undefined); // nothing left running behind the full path
+    return statusOf(await planSync(options));
+  }
+  // the request first: the agent hashes its manifest while this copy reads its own and walks the tree
+  const theirs = remote.fileDigest(LAST_SYNC);
+  const local = options.local ?? compareWithLastSync(options);
+  const same = Promise.all([theirs, local]).then(
+    ([t, l]) => !!(t && l.last?.columns && t.size === l.last.bytes.length && t.sha256 === l.last.sha256),
+  );
+  // the repository's config is asked for only once the head is known to be the last sync
+  const config = same.then((yes) =>
+    yes ? readSharedConfig(root, remote, true, Manifest.empty(), options.sameConfig) : null,
+  );
+  // every part settles before anything is decided (nothing left running behind the full path)
+  const [s, c, l] = await Promise.allSettled([same, config, local]);
+  if (s.status === 'fulfilled' && s.value && c.status === 'fulfilled' && c.value && l.status === 'fulfilled') {
+    if (l.value.unchanged && l.value.last?.columns)
+      return fastStatus(l.value.last.columns, c.value, options.project.user);
+  }
+  return statusOf(await planSync(options));
 }
 
 /**

@@ -20,6 +20,14 @@ export { formatConflictFile, parseConflictFile, conflictBackupName, isConflictBa
 export { archiveSizeBound, compressArchive, decompressArchive, MAX_ARCHIVE_BYTES } from './archive.js';
 export * from './sync-messages.js';
 export * from './scan.js';
-export { StatCache } from './stat-cache.js';
-export { readManifestMirrored, encodeMirror, decodeMirror } from './manifest-mirror.js';
+export { StatCache, readStatColumns, type StatColumns } from './stat-cache.js';
+export { treeIsLastSync, type FastStatusOptions } from './fast-status.js';
+export {
+  readManifestMirrored,
+  readMirrorColumns,
+  encodeMirror,
+  decodeMirror,
+  decodeMirrorColumns,
+  type MirrorColumns,
+} from './manifest-mirror.js';
 export { dataDirProblem, projectScope, foldKey, type Scope } from './scope.js';

@@ -12,6 +12,7 @@
  * `created_by` (the cases parseManifest records out of band).
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { xxh3 } from '@node-rs/xxhash';
 import { writeFileAtomic } from '@dsg/contracts';
@@ -157,6 +158,109 @@ export function decodeMirror(buf: Buffer, digest: string): Manifest | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * A mirror read as columns, without an object per entry (the status fast
+ * path): every string of the manifest lies in `text`; entry i's path is
+ * `text.slice(pathAt[i], pathAt[i] + pathLength[i])`, and so on. Links and
+ * users are not needed by its one reader and not kept.
+ */
+export interface MirrorColumns {
+  n: number;
+  metadata: ManifestMetadata;
+  text: string;
+  /** 1 for a file, 0 for a link */
+  isFile: Uint8Array;
+  pathAt: Uint32Array;
+  pathLength: Uint32Array;
+  /** a file's hash (a link's: length 0) */
+  hashAt: Uint32Array;
+  hashLength: Uint32Array;
+}
+
+/** decodeMirror without the entries: the same checks, columns instead of objects; null where decodeMirror is null. */
+export function decodeMirrorColumns(buf: Buffer, digest: string): MirrorColumns | null {
+  if (buf.length < HEADER || !buf.subarray(0, MAGIC.length).equals(MAGIC)) return null;
+  const at = MAGIC.length;
+  if (buf.readUInt32LE(at) !== VERSION * 0x10000 + ENTRY_RULES_VERSION) return null;
+  const n = buf.readUInt32LE(at + 4);
+  if (buf.toString('latin1', at + 8, at + 72) !== digest) return null;
+  if (HEADER + buf.readUInt32LE(at + 72) !== buf.length) return null;
+  const body = buf.subarray(HEADER);
+  if (xxh3.xxh64(body) !== buf.readBigUInt64LE(at + 76)) return null;
+  try {
+    let o = 0;
+    const u32 = (): number => {
+      const v = body.readUInt32LE(o);
+      o += 4;
+      return v;
+    };
+    const headLength = u32();
+    const userCount = u32();
+    let t = headLength;
+    for (let i = 0; i < userCount; i++) t += u32();
+    const isFile = new Uint8Array(n);
+    const pathAt = new Uint32Array(n);
+    const pathLength = new Uint32Array(n);
+    const hashAt = new Uint32Array(n);
+    const hashLength = new Uint32Array(n);
+    for (let i = 0; i < n; i++) {
+      const type = body[o++];
+      if (u32() >= userCount) return null;
+      const pl = u32();
+      pathAt[i] = t;
+      pathLength[i] = pl;
+      t += pl;
+      if (type === FILE) {
+        o += 8;
+        const ml = u32();
+        const hl = u32();
+        isFile[i] = 1;
+        hashAt[i] = t + ml;
+        hashLength[i] = hl;
+        t += ml + hl;
+      } else if (type === LINK) {
+        t += u32();
+      } else return null;
+    }
+    const text = body.toString('utf8', o);
+    if (t !== text.length) return null;
+    const head = JSON.parse(text.slice(0, headLength)) as { metadata: ManifestMetadata };
+    if (!head.metadata) return null;
+    return { n, metadata: head.metadata, text, isFile, pathAt, pathLength, hashAt, hashLength };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The last sync as readManifestMirrored finds it, with its mirror as columns
+ * (null when there is no whole mirror of these bytes: readManifestMirrored
+ * then parses the JSON and writes one). Reads only.
+ */
+export async function readMirrorColumns(
+  file: string,
+  mirrorFile: string,
+): Promise<{ bytes: Buffer; sha256: string; columns: MirrorColumns | null } | null> {
+  // read in one call each (fs.promises reads a large file in 512 KiB round trips through the thread pool:
+  // 23 MB took 0.1–0.2 s instead of 0.09 s on the bench machine); the caller starts its requests first
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch {
+    const slow = await readManifestBytes(file); // ENOENT → null; anything else worded as the full path words it
+    if (!slow) return null;
+    bytes = slow;
+  }
+  const digest = digestOf(bytes);
+  let mirror: Buffer | null = null;
+  try {
+    mirror = readFileSync(mirrorFile);
+  } catch {
+    // no mirror: the full path writes one
+  }
+  return { bytes, sha256: digest, columns: mirror && decodeMirrorColumns(mirror, digest) };
 }
 
 /**

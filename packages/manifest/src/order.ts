@@ -5,7 +5,7 @@
  * U+FFFF) meets a unit in U+E000–U+FFFF. Remapping the units so surrogates
  * sort last gives code point order without decoding.
  */
-function rank(u: number): number {
+export function rank(u: number): number {
   if (u < 0xd800) return u;
   return u <= 0xdfff ? u + 0x2000 : u - 0x800;
 }

@@ -96,13 +96,13 @@ class ScanUnreadableError extends DsgError {
 }
 
 /**
- * Scan the project's data directories into a
- * manifest without metadata: entries sorted by path, files hashed (or taken
- * from the stat cache), links recorded with their relative targets. Refused
- * names and links become warnings and are left out.
+ * The scan's ignore rule for a listed name at `rel` (the status fast path
+ * applies the same one): ignored names, suffixes and paths (defaults per
+ * kind), conflict backups, and the stat cache itself.
  */
-export async function scanProject(options: ScanOptions): Promise<ScanResult> {
-  const tz = options.timeZone;
+export function ignoreRule(
+  options: Pick<ScanOptions, 'root' | 'ignore' | 'statCacheFile'>,
+): (rel: string, name: string) => boolean {
   const names = new Set(options.ignore?.names ?? DEFAULT_IGNORE.names);
   const suffixes = options.ignore?.suffixes ?? DEFAULT_IGNORE.suffixes;
   // `input/tmp/` and `input/tmp` name the same directory
@@ -112,6 +112,19 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
     const rel = path.relative(options.root, options.statCacheFile);
     if (rel && !rel.startsWith('..') && !path.isAbsolute(rel)) ignoredPaths.add(rel.split(path.sep).join('/'));
   }
+  return (rel, name) =>
+    names.has(name) || suffixes.some((s) => name.endsWith(s)) || ignoredPaths.has(rel) || isConflictBackup(name);
+}
+
+/**
+ * Scan the project's data directories into a
+ * manifest without metadata: entries sorted by path, files hashed (or taken
+ * from the stat cache), links recorded with their relative targets. Refused
+ * names and links become warnings and are left out.
+ */
+export async function scanProject(options: ScanOptions): Promise<ScanResult> {
+  const tz = options.timeZone;
+  const isIgnored = ignoreRule(options);
   // validates the data dirs before anything is read
   const scope = projectScope(options.dataDirs);
   const pool = new Semaphore(options.concurrency ?? 16);
@@ -141,9 +154,6 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
       ...(p ? { path: p } : {}),
     });
   };
-
-  const isIgnored = (rel: string, name: string): boolean =>
-    names.has(name) || suffixes.some((s) => name.endsWith(s)) || ignoredPaths.has(rel) || isConflictBackup(name);
 
   /*
    * Paths the last sync (`previous`) holds as entries this dsg cannot use

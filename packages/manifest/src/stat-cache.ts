@@ -1,7 +1,9 @@
+import { readFileSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '@dsg/contracts';
 import { HEX16, hashBytes } from './hash.js';
+import { comparePaths } from './order.js';
 
 /**
  * The stat cache: path → (size, mtime, inode, ctime, hash). A file whose
@@ -19,6 +21,11 @@ import { HEX16, hashBytes } from './hash.js';
  *   40 f64 size[n], f64 mtimeMs[n], f64 inode[n], f64 ctimeMs[n]
  *      16·n ASCII hex digits (the hashes), then the paths, UTF-8, each
  *      followed by NUL (never part of a name): exactly p bytes.
+ *
+ * Rows are written in path order (comparePaths), so the status fast path
+ * (`fast-status.ts`) reads them beside a walk in the same order, without an
+ * index. A file with rows out of order (written by an earlier version) is
+ * still read, and rewritten in order by the next scan.
  *
  * Numbers are the floats Node reports (mtimeMs with its sub-millisecond
  * digits), not bigints: the 14 BigInts of every bigint stat dominated a
@@ -115,6 +122,13 @@ export class StatCache {
     const index = new Map<string, number>();
     for (let i = 0; i < n; i++) index.set(paths[i]!, i);
     if (index.size !== n) return false; // a path twice: not a file this code wrote
+    // an earlier version wrote rows in scan order: rewritten in path order for the fast path
+    for (let i = 1; i < n; i++) {
+      if (comparePaths(paths[i - 1]!, paths[i]!) >= 0) {
+        this.dirty = true;
+        break;
+      }
+    }
     this.paths = paths;
     this.sizes = col(0);
     this.mtimes = col(1);
@@ -262,26 +276,31 @@ export class StatCache {
   serialize(): Buffer {
     const rows: number[] = [];
     for (let i = 0; i < this.paths.length; i++) if (this.marks[i] !== 2) rows.push(i);
-    const n = rows.length + this.added.size;
+    // loaded rows as [path, row], added ones as [path, -1 - k]; written in path order
+    const order: [string, number][] = rows.map((i) => [this.paths[i]!, i]);
+    const added = [...this.added];
+    added.forEach(([p], k) => order.push([p, -1 - k]));
+    order.sort((a, b) => comparePaths(a[0], b[0]));
+    const n = order.length;
     const pathParts: string[] = [];
     const hashParts: string[] = [];
     const num = new Float64Array(4 * n);
     let r = 0;
-    for (const i of rows) {
-      num[r] = this.sizes[i]!;
-      num[n + r] = this.mtimes[i]!;
-      num[2 * n + r] = this.inos[i]!;
-      num[3 * n + r] = this.ctimes[i]!;
-      hashParts.push(this.replaced.get(i) ?? this.hashText.slice(16 * i, 16 * i + 16));
-      pathParts.push(this.paths[i]!);
-      r++;
-    }
-    for (const [p, { key, hash }] of this.added) {
-      num[r] = key.size;
-      num[n + r] = key.mtimeMs;
-      num[2 * n + r] = key.ino;
-      num[3 * n + r] = key.ctimeMs ?? NaN;
-      hashParts.push(hash);
+    for (const [p, i] of order) {
+      if (i >= 0) {
+        num[r] = this.sizes[i]!;
+        num[n + r] = this.mtimes[i]!;
+        num[2 * n + r] = this.inos[i]!;
+        num[3 * n + r] = this.ctimes[i]!;
+        hashParts.push(this.replaced.get(i) ?? this.hashText.slice(16 * i, 16 * i + 16));
+      } else {
+        const { key, hash } = added[-1 - i]![1];
+        num[r] = key.size;
+        num[n + r] = key.mtimeMs;
+        num[2 * n + r] = key.ino;
+        num[3 * n + r] = key.ctimeMs ?? NaN;
+        hashParts.push(hash);
+      }
       pathParts.push(p);
       r++;
     }
@@ -297,6 +316,56 @@ export class StatCache {
     out.write(hashBytes(out.subarray(HEADER)), 24, 'latin1');
     return out;
   }
+}
+
+/**
+ * A format-3 stat cache as columns, for the status fast path: no string per
+ * row (row i's path is `paths.slice(pathAt[i], pathAt[i] + pathLength[i])`).
+ * Null when the file is missing or not exactly format 3 (the scan then
+ * decides, as always).
+ */
+export interface StatColumns {
+  n: number;
+  sizes: Float64Array;
+  mtimes: Float64Array;
+  inos: Float64Array;
+  ctimes: Float64Array;
+  hashText: string;
+  paths: string;
+  pathAt: Uint32Array;
+  pathLength: Uint32Array;
+}
+
+export function readStatColumns(file: string): StatColumns | null {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file); // one read call (see readMirrorColumns)
+  } catch {
+    return null;
+  }
+  if (bytes.length < HEADER || !bytes.subarray(0, 8).equals(MAGIC)) return null;
+  const n = bytes.readUInt32LE(12);
+  const pathBytes = bytes.readUInt32LE(16);
+  if (bytes.readUInt32LE(8) !== VERSION || bytes.readUInt32LE(20) !== 0) return null;
+  if (bytes.length !== HEADER + 48 * n + pathBytes) return null;
+  if (bytes.toString('latin1', 24, 40) !== hashBytes(bytes.subarray(HEADER))) return null;
+  const body = bytes.byteOffset % 8 === 0 ? bytes : Buffer.from(bytes);
+  const col = (k: number): Float64Array => new Float64Array(body.buffer, body.byteOffset + HEADER + 8 * n * k, n);
+  const hashText = body.toString('latin1', HEADER + 32 * n, HEADER + 48 * n);
+  if (!/^[0-9a-f]*$/.test(hashText)) return null;
+  const paths = body.toString('utf8', HEADER + 48 * n, body.length);
+  const pathAt = new Uint32Array(n);
+  const pathLength = new Uint32Array(n);
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    const end = paths.indexOf('\0', at);
+    if (end < 0) return null;
+    pathAt[i] = at;
+    pathLength[i] = end - at;
+    at = end + 1;
+  }
+  if (at !== paths.length) return null;
+  return { n, sizes: col(0), mtimes: col(1), inos: col(2), ctimes: col(3), hashText, paths, pathAt, pathLength };
 }
 
 function sameKey(a: StatKey, b: StatKey): boolean {

@@ -11,16 +11,19 @@ import {
   writeFileAtomic,
 } from '@dsg/contracts';
 import { comparePaths, formatConflictFile, parseConflictFile } from '@dsg/manifest';
-import { LocalClientFilesystem, recoverClient } from '@dsg/client-fs';
+import { hasInterruptedTransaction, LocalClientFilesystem, recoverClient } from '@dsg/client-fs';
 import { createXxh3Hasher, projectScope } from '@dsg/manifest';
 import {
   SyncConflictError,
-  planOffline,
-  planSync,
+  compareWithLastSync,
+  planOfflineStatus,
+  planStatus,
+  type LocalComparison,
   runClone,
   runSync,
   STAT_CACHE,
   type ProjectSpec,
+  type StatusPlan,
   type SyncPlan,
   type SyncResult,
 } from '@dsg/coordinator';
@@ -95,7 +98,7 @@ async function normalizeFirst(
   return renamed;
 }
 
-function pathStates(plan: SyncPlan, all = false): { path: string; state: string; action: string }[] {
+function pathStates(plan: Pick<SyncPlan, 'paths'>, all = false): { path: string; state: string; action: string }[] {
   return plan.paths
     .filter((p) => all || p.action !== 'none')
     .map((p) => ({ path: p.path, state: p.state, action: p.action }));
@@ -195,18 +198,33 @@ async function withProgress<T>(
 export async function statusCommand(ctx: Ctx, o: { offline?: boolean } = {}): Promise<number> {
   const user = await requireUserConfig(ctx.env);
   if (o.offline) return offlineStatus(ctx, user);
-  return withSession(ctx, async ({ project, conn }) => {
-    const plan = await withProgress(ctx, (onProgress) =>
-      planSync({
-        project: projectSpec(project, user),
-        remote: conn.client,
-        onProgress,
-        sameConfig: sameConfigAs(project),
-      }),
-    );
-    printStatus(ctx, project, conn.where, plan, false);
-    return EXIT.ok;
-  });
+  let local: Promise<LocalComparison> | undefined;
+  return withSession(
+    ctx,
+    async ({ project, conn }) => {
+      const plan = await withProgress(ctx, (onProgress) =>
+        planStatus({
+          project: projectSpec(project, user),
+          remote: conn.client,
+          onProgress,
+          sameConfig: sameConfigAs(project),
+          ...(local ? { local } : {}),
+        }),
+      );
+      printStatus(ctx, project, conn.where, plan, false);
+      return EXIT.ok;
+    },
+    {
+      // the tree is compared with its last sync while the connection opens, unless recovery
+      // (which runs once it is open) has an interrupted transaction to finish: it may change the tree
+      beforeConnect: async (project) => {
+        // (a journal directory that cannot be read: recovery reports it, and the tree is read after it)
+        if (await hasInterruptedTransaction(project.root).catch(() => true)) return;
+        local = compareWithLastSync({ project: projectSpec(project, user) });
+        local.catch(() => undefined); // awaited by planStatus; a connection that fails first must not leave it unhandled
+      },
+    },
+  );
 }
 
 /**
@@ -234,14 +252,14 @@ async function offlineStatus(ctx: Ctx, user: LoadedUser): Promise<number> {
     );
   }
   const plan = await withProgress(ctx, (onProgress) =>
-    planOffline({ project: projectSpec(project, user), onProgress }),
+    planOfflineStatus({ project: projectSpec(project, user), onProgress }),
   );
   printStatus(ctx, project, describeRepository(project.config.repository, project.config.name), plan, true);
   return EXIT.ok;
 }
 
 /** The status document and its text. Offline (R := C) the changes are this copy's since its last sync, said as such. */
-function printStatus(ctx: Ctx, project: LoadedProject, where: string, plan: SyncPlan, offline: boolean): void {
+function printStatus(ctx: Ctx, project: LoadedProject, where: string, plan: StatusPlan, offline: boolean): void {
   const by = (a: string): string[] => plan.paths.filter((p) => p.action === a).map((p) => p.path);
   const doc = {
     command: 'status' as const,
@@ -264,7 +282,7 @@ function printStatus(ctx: Ctx, project: LoadedProject, where: string, plan: Sync
     const c = ctx.out.c;
     const state = new Map(d.paths.map((p) => [p.path, p.state]));
     if (d.offline) {
-      const at = plan.cache.metadata?.created_at;
+      const at = plan.lastSyncAt;
       ctx.out.line(
         `Compared with the last sync (${d.remoteSnapshot ?? '?'}${at ? `, ${at}` : ''}); the repository was not asked (--offline)`,
       );
@@ -331,7 +349,7 @@ function checkRepositoryConfig(content: Uint8Array): void {
 type ChangeDoc = ReturnType<typeof changeDoc>;
 
 /** The repository's .dsgconfig.yml when the next sync would bring it here (download, or a conflict on it): what it would change. */
-function pendingConfigChange(project: LoadedProject, plan: SyncPlan): ChangeDoc | null {
+function pendingConfigChange(project: LoadedProject, plan: Pick<SyncPlan, 'paths' | 'config'>): ChangeDoc | null {
   const p = plan.paths.find((x) => x.path === PROJECT_CONFIG_FILE);
   if (!p || (p.action !== 'download' && p.action !== 'conflict')) return null;
   const bytes = plan.config.remote; // the repository's root copy, read by the plan

@@ -1,0 +1,207 @@
+/**
+ * The status fast path: whether the working tree is exactly its last sync,
+ * proved without building an object per entry. The everyday `dsg status`
+ * (and `--offline`) on an unchanged tree spent most of its time building
+ * the scan's entries, the last sync's and the plan's — 100k objects each —
+ * and collecting them. Here the last sync is read as columns of its mirror
+ * (`MirrorColumns`), the stat cache as columns (`StatColumns`, rows in path
+ * order), and the walk visits the tree in the same path order and
+ * merge-joins against both, comparing strings in place.
+ *
+ * It answers true only when the full scan and three-way classification
+ * would find nothing but `none` for every entry and no warning: every last
+ * sync entry is a usable regular file (the mirror holds only usable
+ * entries) found at its path, in a data directory, with a stat cache row
+ * whose size, mtime, inode and ctime still match and whose hash is the last
+ * sync's; no path was added, removed, refused, ignored anew or replaced; no
+ * two paths differ only by case or normalization; the stat cache has no
+ * other row (the scan would drop and rewrite it). Anything else — a changed
+ * file, a new or removed one, a link, a stale cache row, rows out of order,
+ * a name to validate that fails — answers false, and the caller runs the
+ * full scan, which gives the answer (and hashes, and rewrites the cache) as
+ * always. It reads only: it never writes the stat cache or anything else.
+ */
+import { lstatSync, readdirSync, type Dirent } from 'node:fs';
+import path from 'node:path';
+import type { ProgressListener } from '@dsg/contracts';
+import { CONFIG_FILE } from './config-file.js';
+import type { MirrorColumns } from './manifest-mirror.js';
+import { validateName } from './names.js';
+import { comparePaths, rank } from './order.js';
+import { ignoreRule } from './scan.js';
+import { foldKey, isHidden, projectScope } from './scope.js';
+import { readStatColumns, type StatColumns } from './stat-cache.js';
+
+/**
+ * How long the walk runs before it yields to the event loop. Shorter than the
+ * scan's 50 ms: `dsg status` walks while its connection opens, and each step
+ * of an SSH handshake (and of loading its module) waits for a yield. On the
+ * bench's w13, 50 ms slices left the whole handshake for after the walk.
+ */
+const YIELD_MS = 5;
+
+export interface FastStatusOptions {
+  root: string;
+  dataDirs: string[];
+  ignore?: { names?: string[]; suffixes?: string[]; paths?: string[] };
+  statCacheFile: string;
+  /** the last sync, read as columns of its mirror */
+  last: MirrorColumns;
+  onProgress?: ProgressListener;
+}
+
+/** comparePaths(a.slice(aAt, aAt + aLen), b.slice(bAt, bAt + bLen)) without making the slices. */
+function compareRanges(a: string, aAt: number, aLen: number, b: string, bAt: number, bLen: number): number {
+  const n = Math.min(aLen, bLen);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(aAt + i);
+    const y = b.charCodeAt(bAt + i);
+    if (x !== y) return rank(x) < rank(y) ? -1 : 1;
+  }
+  return aLen === bLen ? 0 : aLen < bLen ? -1 : 1;
+}
+
+/** comparePaths(a, text.slice(at, at + len)). */
+const compareIn = (a: string, text: string, at: number, len: number): number =>
+  compareRanges(a, 0, a.length, text, at, len);
+
+/** Whether text[a, a+len) and text2[b, b+len) hold the same characters. */
+function sameIn(text: string, a: number, text2: string, b: number, len: number): boolean {
+  for (let i = 0; i < len; i++) if (text.charCodeAt(a + i) !== text2.charCodeAt(b + i)) return false;
+  return true;
+}
+
+/**
+ * Whether no two of the last sync's paths differ only by case or Unicode
+ * normalization (such twins are held back or refused by the full path).
+ * Paths of lowercase ASCII alone cannot be twins: checked on the text first.
+ */
+function twinFree(c: MirrorColumns): boolean {
+  let plain = true;
+  for (let i = 0; i < c.n && plain; i++) {
+    const at = c.pathAt[i]!;
+    for (let k = at; k < at + c.pathLength[i]!; k++) {
+      const u = c.text.charCodeAt(k);
+      if (u >= 0x80 || (u >= 0x41 && u <= 0x5a)) {
+        plain = false;
+        break;
+      }
+    }
+  }
+  if (plain) return true;
+  const keys = new Set<string>();
+  for (let i = 0; i < c.n; i++) keys.add(foldKey(c.text.slice(c.pathAt[i], c.pathAt[i]! + c.pathLength[i]!)));
+  return keys.size === c.n;
+}
+
+/**
+ * Whether the working tree is its last sync, entry for entry, as the full
+ * scan and classification would find (see the module comment); false: not
+ * proved, use the full path.
+ */
+export async function treeIsLastSync(o: FastStatusOptions): Promise<boolean> {
+  const c = o.last;
+  // every entry a file with a hash, no config entry (an older dsg's), paths in order, no twins
+  for (let i = 0; i < c.n; i++) {
+    if (c.isFile[i] !== 1 || c.hashLength[i] !== 16) return false;
+    if (
+      i > 0 &&
+      compareRanges(c.text, c.pathAt[i - 1]!, c.pathLength[i - 1]!, c.text, c.pathAt[i]!, c.pathLength[i]!) >= 0
+    )
+      return false;
+    if (compareIn(CONFIG_FILE, c.text, c.pathAt[i]!, c.pathLength[i]!) === 0) return false;
+  }
+  if (!twinFree(c)) return false;
+  const s: StatColumns | null = readStatColumns(o.statCacheFile);
+  if (!s) return false;
+
+  const scope = projectScope(o.dataDirs);
+  const dataNames = new Set(scope.dataDirs);
+  const isIgnored = ignoreRule(o);
+  const rootPrefix = path.join(o.root, '/');
+  let ci = 0; // next last-sync entry
+  let si = 0; // next stat cache row
+  let files = 0;
+  let lastEmit = 0;
+  let lastYield = performance.now();
+  let sinceCheck = 0;
+
+  const list = (rel: string): Dirent[] | null => {
+    try {
+      return readdirSync(rel ? rootPrefix + rel : o.root, { withFileTypes: true });
+    } catch {
+      return null;
+    }
+  };
+  /** A listing's visible, not ignored children in path order: a directory sorts as its name + '/' (its paths' prefix). */
+  const children = (rel: string, listing: Dirent[]): { d: Dirent; rel: string; key: string }[] => {
+    const out: { d: Dirent; rel: string; key: string }[] = [];
+    for (const d of listing) {
+      const name = d.name;
+      if (isHidden(name)) continue;
+      const r = rel ? `${rel}/${name}` : name;
+      if (isIgnored(r, name)) continue;
+      out.push({ d, rel: r, key: d.isDirectory() ? `${name}/` : name });
+    }
+    return out.sort((a, b) => comparePaths(a.key, b.key));
+  };
+
+  /** One data file: the next last-sync entry and the next stat cache row must be its own and still match. */
+  const file = (rel: string): boolean => {
+    if (ci >= c.n || compareIn(rel, c.text, c.pathAt[ci]!, c.pathLength[ci]!) !== 0) return false;
+    if (si >= s.n || compareIn(rel, s.paths, s.pathAt[si]!, s.pathLength[si]!) !== 0) return false;
+    const st = (() => {
+      try {
+        return lstatSync(rootPrefix + rel, { throwIfNoEntry: false });
+      } catch {
+        return undefined;
+      }
+    })();
+    if (!st?.isFile()) return false;
+    if (s.sizes[si] !== st.size || s.mtimes[si] !== st.mtimeMs || s.inos[si] !== st.ino) return false;
+    if (s.ctimes[si] !== st.ctimeMs) return false; // NaN (no ctime known) never matches: the scan decides
+    if (!sameIn(s.hashText, 16 * si, c.text, c.hashAt[ci]!, 16)) return false;
+    ci++;
+    si++;
+    files++;
+    if (o.onProgress) {
+      const now = Date.now();
+      if (now - lastEmit >= 100) {
+        lastEmit = now;
+        o.onProgress({ phase: 'scan', files, hashedFiles: 0, bytes: 0, path: rel });
+      }
+    }
+    return true;
+  };
+
+  /** A directory's subtree; `dd` as in the scan: the data directory its children are in (null: none). */
+  const walk = async (rel: string, dd: string | null): Promise<boolean> => {
+    const listing = list(rel);
+    if (listing === null) return dd === null && rel !== ''; // an unreadable corner outside the data: the scan skips it too
+    for (const { d, rel: r } of children(rel, listing)) {
+      const name = d.name;
+      const isDataName = dataNames.has(name);
+      if (d.isDirectory()) {
+        // a directory in the data tree is validated by the scan (it is never a last-sync entry)
+        if ((dd !== null || isDataName) && validateName(r)) return false;
+        if (!(await walk(r, dd ?? (isDataName ? r : null)))) return false;
+      } else if (dd === null) {
+        if (isDataName && (validateName(r) || d.isSymbolicLink())) return false; // refused by the scan
+      } else if (!d.isFile() || !file(r)) return false; // links, special files, changes: the full path
+      if (++sinceCheck === 128) {
+        sinceCheck = 0;
+        if (performance.now() - lastYield > YIELD_MS) {
+          // signals, a progress display's timers, a connection's traffic
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          lastYield = performance.now();
+        }
+      }
+    }
+    return true;
+  };
+
+  if (!(await walk('', null))) return false;
+  if (ci !== c.n || si !== s.n) return false; // removed files, or cache rows the scan would drop
+  o.onProgress?.({ phase: 'scan', files, hashedFiles: 0, bytes: 0 });
+  return true;
+}

@@ -1,0 +1,221 @@
+// The status fast path's parts: the mirror and the stat cache read as
+// columns, and treeIsLastSync, which must say "unchanged" only where the
+// full scan and classification find nothing, and otherwise say "not proved".
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  classify,
+  comparePaths,
+  decodeMirror,
+  decodeMirrorColumns,
+  encodeMirror,
+  hashBytes,
+  Manifest,
+  readStatColumns,
+  scanProject,
+  StatCache,
+  treeIsLastSync,
+  type ManifestMetadata,
+} from '../src/index.js';
+
+const tmpDirs: string[] = [];
+afterAll(async () => {
+  for (const d of tmpDirs) await rm(d, { recursive: true, force: true });
+});
+const OLD = new Date('2025-06-01T17:11:12Z');
+
+async function project(files: Record<string, string>): Promise<string> {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'dsg-fast-'));
+  tmpDirs.push(root);
+  for (const [rel, content] of Object.entries(files)) {
+    const full = path.join(root, rel);
+    await mkdir(path.dirname(full), { recursive: true });
+    await writeFile(full, content);
+    await utimes(full, OLD, OLD); // not racy: cached by the scan
+  }
+  return root;
+}
+
+const META: ManifestMetadata = {
+  manifest_version: '0.4.4',
+  snapshot_id: 's1',
+  created_at: '2025-06-01T10:00:00-07:00',
+  entry_count: 0,
+  entries_hash: '',
+  created_by: 'a@example.org',
+  snapshot_message: null,
+  snapshot_previous: null,
+  snapshot_hash: null,
+  snapshot_notes: null,
+  project_config: null,
+};
+
+/**
+ * Scan (writing the stat cache) and take the scan as the last sync, as a
+ * sync leaves them; returns the last sync's mirror columns and a function
+ * giving the full path's verdict (scan + classify against it: nothing but
+ * `none`, no warning).
+ */
+async function synced(root: string) {
+  const statCacheFile = path.join(root, '.dsg/stat-cache.json');
+  const opts = { root, dataDirs: ['input', 'output'], user: 'a@example.org', statCacheFile };
+  const scan = await scanProject(opts);
+  const last = new Manifest(scan.manifest.entries.values(), META);
+  const columns = decodeMirrorColumns(encodeMirror(last, 'd'.repeat(64)), 'd'.repeat(64))!;
+  const full = async (): Promise<boolean> => {
+    const r = await scanProject({ ...opts, previous: last });
+    return r.warnings.length === 0 && classify(r.manifest, last, last).every((p) => p.action === 'none');
+  };
+  const fast = (): Promise<boolean> =>
+    treeIsLastSync({ root, dataDirs: ['input', 'output'], statCacheFile, last: columns });
+  return { last, columns, full, fast, statCacheFile };
+}
+
+const FILES = {
+  'input/a.csv': 'a1',
+  'input/a.b/x': 'x',
+  'input/a/y': 'y',
+  'input/a0': 'z',
+  'output/deep/r.txt': 'r',
+  'src/notes.txt': 'outside the data',
+};
+
+describe('mirror columns', () => {
+  it('hold the same paths and hashes as the decoded mirror, and refuse what decodeMirror refuses', async () => {
+    const root = await project(FILES);
+    const { last } = await synced(root);
+    const digest = createHash('sha256').update('x').digest('hex');
+    const buf = encodeMirror(last, digest);
+    const m = decodeMirror(buf, digest)!;
+    const c = decodeMirrorColumns(buf, digest)!;
+    expect(c.n).toBe(m.entries.size);
+    expect(c.metadata).toEqual(m.metadata);
+    const got = [...Array(c.n).keys()].map((i) => [
+      c.text.slice(c.pathAt[i], c.pathAt[i]! + c.pathLength[i]!),
+      c.text.slice(c.hashAt[i], c.hashAt[i]! + c.hashLength[i]!),
+    ]);
+    expect(got).toEqual([...m.entries.values()].map((e) => [e.path, e.type === 'file' ? e.hash : '']));
+    expect(decodeMirrorColumns(buf, 'e'.repeat(64))).toBeNull(); // another source's digest
+    const bad = Buffer.from(buf);
+    bad[bad.length - 3]! ^= 1;
+    expect(decodeMirrorColumns(bad, digest)).toBeNull(); // damaged
+  });
+});
+
+describe('stat cache in path order', () => {
+  it('is written in path order, and a file in another order is read and marked for rewriting', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'dsg-fast-'));
+    tmpDirs.push(dir);
+    const file = path.join(dir, 'stat-cache.json');
+    const c = await StatCache.load(file);
+    for (const p of ['input/b', 'input/a/x', 'input/a.b', 'input/a'])
+      c.set(p, { size: 1, mtimeMs: 1, ino: 1, ctimeMs: 1 }, 'a'.repeat(16));
+    await c.save(file);
+    const cols = readStatColumns(file)!;
+    const paths = [...Array(cols.n).keys()].map((i) =>
+      cols.paths.slice(cols.pathAt[i], cols.pathAt[i]! + cols.pathLength[i]!),
+    );
+    expect(paths).toEqual([...paths].sort(comparePaths));
+    expect((await StatCache.load(file)).dirty).toBe(false);
+    // rows out of order (as an earlier version wrote them): still read, rewritten at the next save
+    const rows = ['input/b', 'input/a'];
+    const blob = Buffer.from(`${rows.join('\0')}\0`, 'utf8');
+    const out = Buffer.alloc(40 + 48 * rows.length + blob.length);
+    out.write('dsgstat\n', 0, 'latin1');
+    out.writeUInt32LE(3, 8);
+    out.writeUInt32LE(rows.length, 12);
+    out.writeUInt32LE(blob.length, 16);
+    out.write('a'.repeat(16 * rows.length), 40 + 32 * rows.length, 'latin1');
+    blob.copy(out, 40 + 48 * rows.length);
+    out.write(hashBytes(out.subarray(40)), 24, 'latin1');
+    await writeFile(file, out);
+    const old = await StatCache.load(file);
+    expect(old.size).toBe(2);
+    expect(old.dirty).toBe(true);
+    await old.save(file);
+    const again = readStatColumns(file)!;
+    expect(again.paths).toBe('input/a\0input/b\0');
+  });
+});
+
+describe('treeIsLastSync', () => {
+  it('unchanged: true, as the full path; siblings whose order depends on the "/" (a, a.b, a/, a0) included', async () => {
+    const root = await project(FILES);
+    const s = await synced(root);
+    expect(await s.full()).toBe(true);
+    expect(await s.fast()).toBe(true);
+  });
+
+  it('a same-size rewrite with the old mtime (new ctime), a removal, an addition: false, and the full path finds the change', async () => {
+    for (const change of [
+      async (root: string) => {
+        await writeFile(path.join(root, 'input/a.csv'), 'a2');
+        await utimes(path.join(root, 'input/a.csv'), OLD, OLD);
+      },
+      (root: string) => rm(path.join(root, 'output/deep/r.txt')),
+      (root: string) => writeFile(path.join(root, 'input/new.csv'), 'n'),
+      (root: string) =>
+        mkdir(path.join(root, 'input/empty-dir-is-nothing/but-a-file-is'), { recursive: true }).then(() =>
+          writeFile(path.join(root, 'input/empty-dir-is-nothing/but-a-file-is/f'), 'f'),
+        ),
+    ]) {
+      const root = await project(FILES);
+      const s = await synced(root);
+      await change(root);
+      expect(await s.fast()).toBe(false);
+      expect(await s.full()).toBe(false);
+    }
+  });
+
+  it('an empty new directory and a file outside the data directories change nothing, for both paths', async () => {
+    const root = await project(FILES);
+    const s = await synced(root);
+    await mkdir(path.join(root, 'input/empty'));
+    await writeFile(path.join(root, 'src/more.txt'), 'm');
+    expect(await s.full()).toBe(true);
+    expect(await s.fast()).toBe(true);
+  });
+
+  it('a stale stat cache row (content unchanged, mtime moved): not proved; the full path rehashes and finds nothing', async () => {
+    const root = await project(FILES);
+    const s = await synced(root);
+    await utimes(path.join(root, 'input/a0'), new Date('2025-07-01T00:00:00Z'), new Date('2025-07-01T00:00:00Z'));
+    expect(await s.fast()).toBe(false);
+    expect(await s.full()).toBe(true);
+  });
+
+  it('a missing or damaged stat cache: not proved', async () => {
+    const root = await project(FILES);
+    const s = await synced(root);
+    const good = await readFile(s.statCacheFile);
+    const bad = Buffer.from(good);
+    bad[bad.length - 2]! ^= 1;
+    await writeFile(s.statCacheFile, bad);
+    expect(await s.fast()).toBe(false);
+    await rm(s.statCacheFile);
+    expect(await s.fast()).toBe(false);
+  });
+
+  it('a link, case twins, and a refused name are left to the full path', async () => {
+    const withLink = await project(FILES);
+    await symlink('a.csv', path.join(withLink, 'input/link'));
+    expect(await (await synced(withLink)).fast()).toBe(false);
+
+    const twins = await project({ 'input/A.csv': '1', 'input/a.csv': '2' });
+    const t = await synced(twins);
+    expect(await t.fast()).toBe(false);
+    expect(await t.full()).toBe(false); // refused by the scan
+
+    const cased = await project({ 'input/Data.csv': '1', 'input/other.csv': '2' });
+    expect(await (await synced(cased)).fast()).toBe(true); // upper case alone is no twin
+
+    const refused = await project(FILES);
+    const s = await synced(refused);
+    await writeFile(path.join(refused, 'input/bad\\name'), 'b');
+    expect(await s.fast()).toBe(false);
+    expect(await s.full()).toBe(false);
+  });
+});
