@@ -99,8 +99,11 @@ function published(name, range, registry) {
   try {
     const out = execFileSync('npm', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
     return out !== '' && out !== '[]';
-  } catch {
-    return false;
+  } catch (e) {
+    // E404 is the answer "not there"; anything else (network, auth) is no answer at all
+    const err = String(/** @type {{ stderr?: unknown }} */ (e).stderr ?? e);
+    if (/E404|404 Not Found|No match found/.test(err)) return false;
+    throw new Error(`cannot ask the registry about ${name}@${range}: ${err.trim().split('\n')[0]}`);
   }
 }
 
@@ -171,7 +174,13 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     return i > 0 ? process.argv[i + 1] : undefined;
   };
   const root = path.resolve(arg('--root') ?? process.cwd());
-  const reports = checkRelease({ root, registry: arg('--registry') });
+  let reports;
+  try {
+    reports = checkRelease({ root, registry: arg('--registry') });
+  } catch (e) {
+    console.error(`release check: ${e instanceof Error ? e.message : String(e)}; nothing was published`);
+    process.exit(1);
+  }
   const bad = reports.filter((r) => r.problems.length > 0);
   for (const r of bad) for (const p of r.problems) console.error(`release check: ${r.name}: ${p}`);
   if (bad.length > 0) {

@@ -255,7 +255,12 @@ CONF
         .catch(() => process.exit(1))' 2>/dev/null) && break
     sleep 0.2
   done
-  [ -n "$token" ] || { log "registry did not start; see $DIR/registry.log"; return 1; }
+  if [ -z "$token" ]; then
+    log "registry did not start; see $DIR/registry.log"
+    # stopped again, or the next `up` would find it "already running" and export nothing
+    stop_registry
+    return 1
+  fi
   echo "$url" >"$reg/url"
   ( umask 077; echo "$token" >"$reg/token" )
   log "npm registry on $url (uplink $uplink)"

@@ -56,6 +56,8 @@ export async function openSession(ctx: Ctx, o: SessionOptions = {}): Promise<Ses
     root: project.root,
     dataDirs: project.config.data_dirs,
   });
+  // a connection that fails while beforeConnect runs is reported by the await below, not as an unhandled rejection
+  connecting.catch(() => {});
   if (o.beforeConnect) {
     try {
       await o.beforeConnect(project);

@@ -107,6 +107,25 @@ describe('bad input: exit code and message as documented, nothing changed', () =
     }
   });
 
+  it('status of a project whose local repository is inside its data → the error document, not a crash', () => {
+    const sb = sandbox();
+    const dir = path.join(sb.dir, 'p');
+    write(path.join(dir, 'input', 'a.csv'), 'a\n');
+    // a hand-written config (init refuses this): the failure comes while status reads the working copy
+    write(
+      path.join(dir, '.dsgconfig.yml'),
+      `name: r\nrepository:\n  type: posix\n  host: localhost\n  root: ${path.join(dir, 'input')}\ndata_dirs: [input]\n`,
+    );
+    for (const args of [['--json', 'status'], ['status']]) {
+      const r = dsg(dir, sb.env, ...args);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+      if (args[0] === '--json')
+        expect(errorDocSchema.parse(JSON.parse(r.stdout)).error.code).toBe('REPOSITORY_IN_PROJECT');
+      else expect(r.stderr).toMatch(/error: the repository .* is inside the data directory/);
+    }
+  });
+
   it('unknown repository → exit 1, nothing created on either side', () => {
     const sb = sandbox();
     const root = mkdtempSync(path.join(os.tmpdir(), 'dsg-cli-empty-'));
@@ -157,9 +176,10 @@ describe('bad input: exit code and message as documented, nothing changed', () =
 
   describe.skipIf(!ssh)('over ssh', () => {
     const userYaml = (knownHosts: string): string =>
-      `user_id: ana@example.org\nssh:\n  key_path: ${ssh!.key}\n  known_hosts: ${knownHosts}\n`;
+      `user_id: ana@example.org\nssh:\n  key_path: ${ssh!.key}\n  known_hosts: ${knownHosts}\nhosts:\n  127.0.0.1:\n    agent: [node, ${AGENT}]\n`;
+    // the agent command comes from the user config: .dsgconfig.yml is never trusted with one
     const cfg = (host: string, port: number): string =>
-      `name: d\nrepository:\n  type: posix\n  host: ${host}\n  port: ${port}\n  user: ${ssh!.user}\n  root: /tmp\n  agent: [node, ${AGENT}]\n`;
+      `name: d\nrepository:\n  type: posix\n  host: ${host}\n  port: ${port}\n  user: ${ssh!.user}\n  root: /tmp\n`;
 
     it('unreachable host → exit 1 with a transport hint, nothing written locally', () => {
       const sb = sandbox(userYaml(ssh!.knownHosts));

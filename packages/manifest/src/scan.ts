@@ -174,7 +174,9 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
   /** whether the last sync has an entry under directory `rel` (rare: only for an unreadable directory) */
   const holdsBeneath = (rel: string): boolean => {
     const prefix = `${rel}/`;
-    for (const p of previous?.keys() ?? []) if (p.startsWith(prefix)) return true;
+    // only entries this scan would report (ones out of scope or held back are never deleted)
+    for (const p of previous?.keys() ?? [])
+      if (p.startsWith(prefix) && scope.dataDirOf(p) !== null && !held.has(p)) return true;
     return false;
   };
   const withPrevUser = (e: ManifestEntry): ManifestEntry => {

@@ -132,6 +132,15 @@ describe('the walker on a real disk', () => {
       ) as { code?: string; message?: string };
       expect(heldBeneath.code).toBe('SCAN_UNREADABLE');
       expect(heldBeneath.message).toContain('"src/locked"');
+      // ... but not for entries out of scope beneath it (here: src/locked/c.txt, never a data file)
+      const outOfScope = JSON.parse(
+        spawnSync(argv[0]!, argv.slice(1), {
+          encoding: 'utf8',
+          env: { ...process.env, PREVIOUS: JSON.stringify(['input/ok/a.txt', 'src/locked/c.txt']) },
+        }).stdout,
+      ) as { code?: string; entries?: string[] };
+      expect(outOfScope.code).toBeUndefined();
+      expect(outOfScope.entries).toContain('input/ok/a.txt');
     } finally {
       await chmod(path.join(root, 'src/locked'), 0o755);
       await chmod(path.join(root, 'input/locked'), 0o755);

@@ -123,6 +123,18 @@ describe.skipIf(!reg)('release through a real npm registry', () => {
       mode: 0o600,
     });
     copyCheckout(repo);
+    // one changeset of this run's own for every public package, so there is always something to
+    // release: the commit right after a release has no pending changeset, and it must pass too
+    const publicNames = ['packages', 'apps']
+      .flatMap((top) => readdirSync(path.join(repo, top)).map((d) => path.join(repo, top, d, 'package.json')))
+      .filter((f) => existsSync(f))
+      .map((f) => JSON.parse(readFileSync(f, 'utf8')) as Pkg)
+      .filter((p) => !p.private)
+      .map((p) => p.name);
+    writeFileSync(
+      path.join(repo, '.changeset', 'release-test-run.md'),
+      `---\n${publicNames.map((n) => `'${n}': patch`).join('\n')}\n---\n\nThe release test's throwaway release.\n`,
+    );
     git('init', '-q', '-b', 'main');
     git('add', '-A');
     git('commit', '-q', '-m', 'the checkout under test');

@@ -58,8 +58,8 @@ function workspace(pkgs: Pkg[]): string {
   return root;
 }
 
-function check(root: string): { code: number; out: string } {
-  const r = spawnSync('node', [CHECK, '--root', root, '--registry', reg!.url], { encoding: 'utf8' });
+function check(root: string, registry = reg!.url): { code: number; out: string } {
+  const r = spawnSync('node', [CHECK, '--root', root, '--registry', registry], { encoding: 'utf8' });
   return { code: r.status ?? -1, out: r.stdout + r.stderr };
 }
 
@@ -100,6 +100,19 @@ describe.skipIf(!reg)('release check: a package that would publish broken stops 
     expect(r.out).toMatch(message);
     expect(r.out).toContain('1 of 2 packages would publish broken; nothing was published');
     expect(r.out).not.toContain('@fx/fine:');
+  });
+
+  it('passes a dependency the registry has (through its uplink), and says so when it cannot ask the registry', () => {
+    const root = workspace([good('@fx/a', { dependencies: { 'left-pad': '^1.3.0' } })]);
+    const r = check(root);
+    expect(r.out).toContain('release check: 1 packages ready');
+    expect(r.code).toBe(0);
+    const down = check(root, 'http://127.0.0.1:1/');
+    expect(down.code).toBe(1);
+    expect(down.out).toMatch(
+      /release check: cannot ask the registry about left-pad@\^1\.3\.0: .*; nothing was published/,
+    );
+    expect(down.out).not.toContain('is not in the registry');
   });
 
   it('refuses a public package that depends on a private one', () => {

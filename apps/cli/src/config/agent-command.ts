@@ -4,11 +4,11 @@ import * as z from 'zod';
 /**
  * The agent command, one rule for every place a user gives it (`agent:` in
  * the user config and in .dsg/config.local.yml, `--agent` on init/clone/
- * list-repos). A list is taken word for word. One string is read as a command
+ * list-repos; never .dsgconfig.yml, see loadProjectConfig). A list is taken word for word. One string is read as a command
  * line, as git reads core.sshCommand: words split at blanks, quotes group them
  * (`agent: node '/opt/dsg tools/dsg-agent.mjs'`). Unlike git it never reaches a
  * shell here: anything a shell would act on (`;`, `|`, `>`, `$(…)`, globs) is
- * refused, `$NAME` stays as written, and the words are quoted again one by one
+ * refused, `$NAME` and `${NAME}` stay unexpanded, and the words are quoted again one by one
  * for the remote shell (transports' shellCommand).
  */
 export function agentArgv(given: string | readonly string[]): string[] {

@@ -383,8 +383,18 @@ export async function loadProjectConfig(root: string): Promise<LoadedProject> {
   const localFile = path.join(root, LOCAL_CONFIG_FILE);
   let local = await readLocalConfig(root);
   let source: LoadedProject['connection']['source'] = 'local';
+  // The agent command runs on the server under the user's own login, and .dsgconfig.yml is anyone's
+  // who can commit to the project (git or the repository): it is never taken from there, only from
+  // .dsg/config.local.yml, the user config (hosts:) or --agent.
+  const { agent: sharedAgent, ...sharedConnection } = shared.repository;
+  const trusted = { ...shared, repository: sharedConnection as RepositoryConfig };
+  if (sharedAgent !== undefined && !local) {
+    notices.push(
+      `ignored repository.agent (${sharedAgent.join(' ')}) in ${PROJECT_CONFIG_FILE}: an agent command runs on the server as you, so dsg takes it only from ${LOCAL_CONFIG_FILE}, your user config (hosts: <host>: agent:) or --agent`,
+    );
+  }
   if (!local && (await pathExists(path.join(root, LAST_SYNC)))) {
-    local = { name: shared.name, repository: shared.repository };
+    local = { name: trusted.name, repository: trusted.repository };
     await writeLocalConfig(root, local);
     source = 'pinned';
     notices.push(
@@ -399,7 +409,7 @@ export async function loadProjectConfig(root: string): Promise<LoadedProject> {
       acknowledge = () => writeLocalConfig(root, seen);
     }
   } else source = 'shared';
-  const config: ProjectConfig = local ? { ...shared, name: local.name, repository: local.repository } : shared;
+  const config: ProjectConfig = local ? { ...shared, name: local.name, repository: local.repository } : trusted;
   return {
     root,
     file,
