@@ -92,6 +92,15 @@ function globalInstall(pkg: string): string {
   return prefix;
 }
 
+/**
+ * The environment without npm's settings: run under pnpm or turbo, it carries
+ * npm_config_registry (the public registry) and more, which would win over the
+ * npmrc written here and send a publish to the public registry.
+ */
+function withoutNpmConfig(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !/^npm_config_/i.test(k)));
+}
+
 /** The files a commit of this checkout would hold: tracked, plus untracked ones git does not ignore. */
 function copyCheckout(to: string): void {
   const files = ok(run('git', ['ls-files', '-z', '-co', '--exclude-standard'], { cwd: REPO_ROOT }), 'git ls-files')
@@ -141,8 +150,10 @@ describe.skipIf(!reg)('release through a real npm registry', () => {
     // the maintainer's flow, in the copy: versions from the pending changesets (here as a
     // snapshot prerelease, so every run publishes a version no one else has), then `pnpm release`
     const env = {
-      ...process.env,
+      ...withoutNpmConfig(process.env),
       npm_config_userconfig: npmrc,
+      // explicit: never the public registry, whatever the environment says
+      npm_config_registry: reg!.url,
       TURBO_TELEMETRY_DISABLED: '1',
       TURBO_NO_UPDATE_NOTIFIER: '1',
       DO_NOT_TRACK: '1',
@@ -191,7 +202,7 @@ describe.skipIf(!reg)('release through a real npm registry', () => {
     git('clean', '-q', '-fd', '-e', 'node_modules');
     const pending = readdirSync(path.join(repo, '.changeset')).filter((f) => f.endsWith('.md') && f !== 'README.md');
     expect(pending.length).toBeGreaterThan(0);
-    const env = { ...process.env, npm_config_userconfig: npmrc };
+    const env = { ...withoutNpmConfig(process.env), npm_config_userconfig: npmrc, npm_config_registry: reg!.url };
     ok(run('pnpm', ['changeset', 'version'], { cwd: repo, env }), 'changeset version');
     expect(readdirSync(path.join(repo, '.changeset')).filter((f) => f.endsWith('.md') && f !== 'README.md')).toEqual(
       [],
