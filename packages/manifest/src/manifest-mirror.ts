@@ -104,8 +104,12 @@ export function encodeMirror(m: Manifest, digest: string): Buffer {
   return Buffer.concat([head, body]);
 }
 
-/** The manifest a mirror holds, if it is whole and made from bytes of SHA-256 `digest`; else null. */
-export function decodeMirror(buf: Buffer, digest: string): Manifest | null {
+/**
+ * A mirror's entry count and body when its header says this format and these
+ * rules, it was made from bytes of SHA-256 `digest`, and its body is whole
+ * (length and checksum); else null. One check for both decoders.
+ */
+function checkedBody(buf: Buffer, digest: string): { n: number; body: Buffer } | null {
   if (buf.length < HEADER || !buf.subarray(0, MAGIC.length).equals(MAGIC)) return null;
   const at = MAGIC.length;
   if (buf.readUInt32LE(at) !== VERSION * 0x10000 + ENTRY_RULES_VERSION) return null;
@@ -114,6 +118,14 @@ export function decodeMirror(buf: Buffer, digest: string): Manifest | null {
   if (HEADER + buf.readUInt32LE(at + 72) !== buf.length) return null;
   const body = buf.subarray(HEADER);
   if (xxh3.xxh64(body) !== buf.readBigUInt64LE(at + 76)) return null;
+  return { n, body };
+}
+
+/** The manifest a mirror holds, if it is whole and made from bytes of SHA-256 `digest`; else null. */
+export function decodeMirror(buf: Buffer, digest: string): Manifest | null {
+  const checked = checkedBody(buf, digest);
+  if (!checked) return null;
+  const { n, body } = checked;
   // the checksum passed, so encodeMirror wrote this: a bound overrun below
   // can only be a bug, and then the JSON is read instead
   try {
@@ -181,14 +193,9 @@ export interface MirrorColumns {
 
 /** decodeMirror without the entries: the same checks, columns instead of objects; null where decodeMirror is null. */
 export function decodeMirrorColumns(buf: Buffer, digest: string): MirrorColumns | null {
-  if (buf.length < HEADER || !buf.subarray(0, MAGIC.length).equals(MAGIC)) return null;
-  const at = MAGIC.length;
-  if (buf.readUInt32LE(at) !== VERSION * 0x10000 + ENTRY_RULES_VERSION) return null;
-  const n = buf.readUInt32LE(at + 4);
-  if (buf.toString('latin1', at + 8, at + 72) !== digest) return null;
-  if (HEADER + buf.readUInt32LE(at + 72) !== buf.length) return null;
-  const body = buf.subarray(HEADER);
-  if (xxh3.xxh64(body) !== buf.readBigUInt64LE(at + 76)) return null;
+  const checked = checkedBody(buf, digest);
+  if (!checked) return null;
+  const { n, body } = checked;
   try {
     let o = 0;
     const u32 = (): number => {
