@@ -16,6 +16,8 @@ import {
   type RepositoryConfig,
 } from '../config/project.js';
 import { loadUserConfig, requireUserConfig } from '../config/user.js';
+import { effectiveSettings, showSource, showValue, SOURCE_LABELS, SOURCES } from '../config/effective.js';
+import { describeFix, movePersonalKeys, type PersonalKeysFix } from '../config/fix-personal.js';
 import { connect, connectHost, recoverProject } from '../connect.js';
 import { loadProject, reportNotices } from '../session.js';
 import {
@@ -30,17 +32,26 @@ import { repoRelative } from './paths.js';
 import { sshFields, sudoField, type SshOptions } from './ssh-options.js';
 import { LAST_SYNC } from '@dsg/coordinator';
 
-export async function validateConfigCommand(ctx: Ctx, o: { backend?: boolean; fixLegacy?: boolean }): Promise<number> {
+export async function validateConfigCommand(
+  ctx: Ctx,
+  o: { backend?: boolean; fixLegacy?: boolean; fix?: boolean },
+): Promise<number> {
   const root = await findProjectRoot(ctx.cwd);
   const user = await loadUserConfig(ctx.env);
-  const project = root ? await reportNotices(ctx, await loadProjectConfig(root)) : null;
-  const personal =
-    project && project.connection.source !== 'shared'
-      ? PERSONAL_KEYS.filter((k) => (project.shared.repository as Record<string, unknown>)[k] !== undefined)
-      : [];
+  let project = root ? await reportNotices(ctx, await loadProjectConfig(root)) : null;
+  let fix: PersonalKeysFix | null = null;
+  if (o.fix && project) {
+    fix = await movePersonalKeys(project, user?.config ?? null);
+    if (fix.moved.length + fix.kept.length + fix.dropped.length > 0)
+      project = await reportNotices(ctx, await loadProjectConfig(project.root));
+  }
+  const personal = project
+    ? PERSONAL_KEYS.filter((k) => (project.shared.repository as Record<string, unknown>)[k] !== undefined)
+    : [];
   if (personal.length) {
+    const used = project?.connection.source === 'shared' && personal.some((k) => k !== 'agent');
     ctx.out.warn(
-      `${PROJECT_CONFIG_FILE} has per-person keys (${personal.map((k) => `repository.${k}`).join(', ')}); they are not used — this copy's are in ${LOCAL_CONFIG_FILE}. Remove them from the shared file.`,
+      `${PROJECT_CONFIG_FILE} has per-person keys (${personal.map((k) => `repository.${k}`).join(', ')}); ${used ? 'they reach every teammate with the file' : `they are not used — this copy's are in ${LOCAL_CONFIG_FILE}`}. \`dsg validate-config --fix\` moves them to ${LOCAL_CONFIG_FILE}.`,
     );
   }
   let fixed = false;
@@ -73,6 +84,7 @@ export async function validateConfigCommand(ctx: Ctx, o: { backend?: boolean; fi
     }
   }
   const ok = project !== null && user !== null;
+  const settings = effectiveSettings(project, user, ctx.env);
   ctx.out.result(
     validateConfigSchema,
     {
@@ -89,6 +101,9 @@ export async function validateConfigCommand(ctx: Ctx, o: { backend?: boolean; fi
             source: project.connection.source,
           }
         : null,
+      precedence: SOURCES.map((x) => SOURCE_LABELS[x]),
+      settings,
+      fix,
     },
     (d) => {
       const c = ctx.out.c;
@@ -108,6 +123,23 @@ export async function validateConfigCommand(ctx: Ctx, o: { backend?: boolean; fi
       ctx.out.line(
         `backend:        ${d.backend.checked ? `${c.green('ok')} ${d.backend.detail ?? ''}` : 'not checked'}`,
       );
+      if (fix) {
+        const lines = describeFix(fix);
+        for (const l of lines) ctx.out.line(`fix:            ${l}`);
+        if (lines.length === 0)
+          ctx.out.line(`fix:            nothing to move (${PROJECT_CONFIG_FILE} has no per-person keys)`);
+      }
+      if (ctx.out.opts.verbose) {
+        ctx.out.line(`settings (highest precedence first: ${d.precedence.join(' > ')}):`);
+        const w = Math.max(...d.settings.map((x) => x.key.length));
+        for (const x of d.settings) {
+          ctx.out.line(`  ${x.key.padEnd(w)}  ${showValue(x.value)}  ${c.dim(`(${showSource(x)})`)}`);
+          for (const s of x.shadowed)
+            ctx.out.line(
+              `  ${''.padEnd(w)}  ${c.dim(`shadowed: ${showValue(s.value)} (${showSource(s)}${s.note ? `; ${s.note}` : ''})`)}`,
+            );
+        }
+      }
     },
   );
   if (!project) await requireProject(ctx.cwd); // throws the documented ConfigError (exit 2)

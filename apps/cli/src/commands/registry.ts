@@ -242,8 +242,13 @@ export const commandSpecs: CommandSpec[] = [
     options: [
       { flags: '--no-backend', description: 'do not contact the repository host' },
       { flags: '--fix-legacy', description: 'rewrite a legacy (transport: ssh) .dsgconfig.yml in the current form' },
+      {
+        flags: '--fix',
+        description:
+          'move per-person keys (port, user, sudo) of .dsgconfig.yml into .dsg/config.local.yml (agent: dropped)',
+      },
     ],
-    examples: ['dsg validate-config', 'dsg validate-config --no-backend --json'],
+    examples: ['dsg validate-config', 'dsg validate-config --verbose --no-backend', 'dsg validate-config --fix'],
     run: async (ctx, _a, x) => (await local()).validateConfigCommand(ctx, o(x)),
   },
   {

@@ -10,6 +10,8 @@ export interface YamlSource {
   lines: LineCounter;
   /** the plain JS value */
   value: unknown;
+  /** the file's text as read */
+  text: string;
 }
 
 /** Read and parse a YAML file; syntax errors become ConfigError naming the file and line. */
@@ -78,7 +80,7 @@ export function parseYamlText(text: string, file: string): YamlSource {
       },
     );
   }
-  return { file, doc, lines, value };
+  return { file, doc, lines, value, text };
 }
 
 /**

@@ -164,6 +164,13 @@ export const listReposSchema = z.object({
   repositories: z.array(z.string()),
 });
 
+const settingSchema = z.object({
+  value: z.unknown(),
+  source: z.enum(['flag', 'env', 'local', 'user-host', 'user', 'shared', 'default']),
+  from: z.string().nullable(),
+  note: z.string().optional(),
+});
+
 export const validateConfigSchema = z.object({
   command: z.literal('validate-config'),
   ok: z.boolean(),
@@ -174,6 +181,18 @@ export const validateConfigSchema = z.object({
   backend: z.object({ checked: z.boolean(), ok: z.boolean().nullable(), detail: z.string().nullable() }),
   /** where the connection settings come from: .dsg/config.local.yml (local, or pinned just now), or .dsgconfig.yml in a copy that never synced */
   connection: z.object({ file: z.string(), source: z.enum(['local', 'pinned', 'shared']) }).nullable(),
+  /** where a setting may come from, highest precedence first */
+  precedence: z.array(z.string()),
+  /** every effective setting: its value, where it came from (`from`: file or variable, null for a default), and what it shadows */
+  settings: z.array(settingSchema.extend({ key: z.string(), shadowed: z.array(settingSchema) })),
+  /** what --fix did with per-person keys of .dsgconfig.yml (null without --fix) */
+  fix: z
+    .object({
+      moved: z.array(z.object({ key: z.string(), value: z.unknown() })),
+      kept: z.array(z.object({ key: z.string(), value: z.unknown(), reason: z.string() })),
+      dropped: z.array(z.object({ key: z.string(), value: z.unknown() })),
+    })
+    .nullable(),
 });
 
 export const validateFileSchema = z.object({
