@@ -22,6 +22,8 @@ import {
   readMirrorColumns,
   scanProject,
   treeIsLastSync,
+  OutsideDataCounter,
+  type OutsideData,
   type MirrorColumns,
   type ManifestEntry,
   type PathPlan,
@@ -58,6 +60,8 @@ export interface SyncPlan {
   counts: Record<SyncAction, number>;
   /** `.dsgconfig.yml` here, in the repository (its root copy) and as last synced: it is a path of `paths`, never a manifest entry */
   config: SharedConfig;
+  /** files here outside every data directory (never synced; the scan counted them) */
+  outside: OutsideData;
 }
 
 /**
@@ -65,7 +69,10 @@ export interface SyncPlan {
  * not `none` when the fast path answered: an unchanged entry has nothing to
  * show), the refused and held-back paths, R's snapshot and the shared config.
  */
-export type StatusPlan = Pick<SyncPlan, 'paths' | 'invalid' | 'heldBack' | 'remoteSnapshotId' | 'config'> & {
+export type StatusPlan = Pick<
+  SyncPlan,
+  'paths' | 'invalid' | 'heldBack' | 'remoteSnapshotId' | 'config' | 'outside'
+> & {
   /** the last sync's created_at (null: never synced) */
   lastSyncAt: string | null;
   /** whether the fast path answered (tests and profiles ask; the answer is the same either way) */
@@ -78,6 +85,7 @@ const statusOf = (p: SyncPlan): StatusPlan => ({
   heldBack: p.heldBack,
   remoteSnapshotId: p.remoteSnapshotId,
   config: p.config,
+  outside: p.outside,
   lastSyncAt: p.cache.metadata?.created_at ?? null,
   fast: false,
 });
@@ -181,7 +189,7 @@ export async function planOffline(options: Omit<PlanOptions, 'remote' | 'sameCon
  * working tree is its last sync entry for entry: every other path is
  * `none`, so the status shows only these (those of them that are not none).
  */
-function fastStatus(last: MirrorColumns, config: SharedConfig, user: string): StatusPlan {
+function fastStatus(last: MirrorColumns, config: SharedConfig, user: string, outside: OutsideData): StatusPlan {
   const empty = Manifest.empty();
   const paths = classify(empty, empty, empty, configSides(config, user));
   return {
@@ -190,14 +198,20 @@ function fastStatus(last: MirrorColumns, config: SharedConfig, user: string): St
     heldBack: [],
     remoteSnapshotId: last.metadata.snapshot_id,
     config,
+    outside,
     lastSyncAt: last.metadata.created_at,
     fast: true,
   };
 }
 
 /** treeIsLastSync for a project. */
-const unchanged = (o: Omit<PlanOptions, 'remote' | 'sameConfig'>, last: MirrorColumns): Promise<boolean> =>
+const unchanged = (
+  o: Omit<PlanOptions, 'remote' | 'sameConfig'>,
+  last: MirrorColumns,
+  outside: OutsideDataCounter,
+): Promise<boolean> =>
   treeIsLastSync({
+    outside,
     root: o.project.root,
     dataDirs: o.project.dataDirs,
     ...(o.project.ignore ? { ignore: o.project.ignore } : {}),
@@ -213,12 +227,12 @@ const unchanged = (o: Omit<PlanOptions, 'remote' | 'sameConfig'>, last: MirrorCo
  */
 export async function planOfflineStatus(options: Omit<PlanOptions, 'remote' | 'sameConfig'>): Promise<StatusPlan> {
   const { root } = options.project;
-  const { last, unchanged: same } = await compareWithLastSync(options);
+  const { last, unchanged: same, outside: outsideData } = await compareWithLastSync(options);
   if (last?.columns && same) {
     const local = await readOrNull(path.join(root, CONFIG_FILE));
     const saved = await readOrNull(path.join(root, CONFIG_BASE));
     const config: SharedConfig = { local, remote: saved, base: saved ? hashBytes(saved) : null };
-    return fastStatus(last.columns, config, options.project.user);
+    return fastStatus(last.columns, config, options.project.user, outsideData);
   }
   return statusOf(await planOffline(options));
 }
@@ -227,6 +241,8 @@ export async function planOfflineStatus(options: Omit<PlanOptions, 'remote' | 's
 export interface LocalComparison {
   last: Awaited<ReturnType<typeof readMirrorColumns>>;
   unchanged: boolean;
+  /** the files outside the data dirs the walk passed (complete when unchanged) */
+  outside: OutsideData;
 }
 
 /**
@@ -238,7 +254,9 @@ export async function compareWithLastSync(
 ): Promise<LocalComparison> {
   const { root } = options.project;
   const last = await readMirrorColumns(path.join(root, LAST_SYNC), path.join(root, LAST_SYNC_MIRROR));
-  return { last, unchanged: last?.columns ? await unchanged(options, last.columns) : false };
+  const outside = new OutsideDataCounter();
+  const same = last?.columns ? await unchanged(options, last.columns, outside) : false;
+  return { last, unchanged: same, outside: outside.result() };
 }
 
 /**
@@ -270,7 +288,7 @@ export async function planStatus(options: PlanOptions & { local?: Promise<LocalC
   const [s, c, l] = await Promise.allSettled([same, config, local]);
   if (s.status === 'fulfilled' && s.value && c.status === 'fulfilled' && c.value && l.status === 'fulfilled') {
     if (l.value.unchanged && l.value.last?.columns)
-      return fastStatus(l.value.last.columns, c.value, options.project.user);
+      return fastStatus(l.value.last.columns, c.value, options.project.user, l.value.outside);
   }
   return statusOf(await planSync(options));
 }
@@ -403,5 +421,6 @@ async function planAgainst(
     conflicts: paths.filter((p) => p.action === 'conflict'),
     counts,
     config,
+    outside: scan.outside,
   };
 }

@@ -31,6 +31,7 @@ import { comparePaths, rank } from './order.js';
 import { ignoreRule } from './scan.js';
 import { foldKey, isHidden, projectScope } from './scope.js';
 import { readStatColumns, type StatColumns } from './stat-cache.js';
+import type { OutsideDataCounter } from './outside-data.js';
 
 /**
  * How long the walk runs before it yields to the event loop. Shorter than the
@@ -47,6 +48,8 @@ export interface FastStatusOptions {
   statCacheFile: string;
   /** the last sync, read as columns of its mirror */
   last: MirrorColumns;
+  /** counts the files outside the data dirs on the way (as the scan does); complete only when the answer is true */
+  outside?: OutsideDataCounter;
   onProgress?: ProgressListener;
 }
 
@@ -187,6 +190,7 @@ export async function treeIsLastSync(o: FastStatusOptions): Promise<boolean> {
         if (!(await walk(r, dd ?? (isDataName ? r : null)))) return false;
       } else if (dd === null) {
         if (isDataName && (validateName(r) || d.isSymbolicLink())) return false; // refused by the scan
+        o.outside?.add(rel);
       } else if (!d.isFile() || !file(r)) return false; // links, special files, changes: the full path
       if (++sinceCheck === 128) {
         sinceCheck = 0;

@@ -22,6 +22,7 @@ import { comparePaths } from './order.js';
 import { StatCache, type StatKey } from './stat-cache.js';
 import { formatTimestamp, recordedMtimeMs } from './timestamp.js';
 import { unusableReason } from './unusable.js';
+import { OutsideDataCounter, type OutsideData } from './outside-data.js';
 
 export const DEFAULT_DATA_DIRS: readonly string[] = ['input', 'output', 'frozen'];
 export const DEFAULT_IGNORE = {
@@ -73,6 +74,8 @@ export interface ScanWarning {
 export interface ScanResult {
   manifest: Manifest;
   warnings: ScanWarning[];
+  /** files outside every data directory (not synced; counted on the walk, junk directories left out) */
+  outside: OutsideData;
   stats: { files: number; hashed: number; bytesHashed: number };
 }
 
@@ -137,6 +140,7 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
 
   const entries: ManifestEntry[] = [];
   const warnings: ScanWarning[] = [];
+  const outside = new OutsideDataCounter();
   const stats = { files: 0, hashed: 0, bytesHashed: 0 };
   // bytes hashed as they are read (not when a file ends): hashing one big file moves the progress too
   let bytesRead = 0;
@@ -447,6 +451,7 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
           reason: 'a data directory that is a symlink is not followed (make it a real directory, or a mount point)',
           kind: 'link',
         });
+      else outside.add(rel.length === name.length ? '' : rel.slice(0, rel.length - name.length - 1));
       return undefined; // a file outside the data dirs
     }
     if (d.isSymbolicLink()) return readLink(rel, dd);
@@ -542,7 +547,7 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
     if (cache.dirty) await cache.save(options.statCacheFile);
   }
   progress('scan', undefined, true);
-  return { manifest: new Manifest(entries), warnings, stats };
+  return { manifest: new Manifest(entries), warnings, stats, outside: outside.result() };
 }
 
 const ASCII = /^[^\u0080-\uffff]*$/; // no code unit above U+007F

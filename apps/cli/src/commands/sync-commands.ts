@@ -10,7 +10,13 @@ import {
   ValidationError,
   writeFileAtomic,
 } from '@dsg/contracts';
-import { comparePaths, formatConflictFile, parseConflictFile } from '@dsg/manifest';
+import {
+  comparePaths,
+  describeOutsideData,
+  formatConflictFile,
+  parseConflictFile,
+  type OutsideData,
+} from '@dsg/manifest';
 import { hasInterruptedTransaction, LocalClientFilesystem, recoverClient } from '@dsg/client-fs';
 import { createXxh3Hasher, projectScope } from '@dsg/manifest';
 import {
@@ -164,6 +170,19 @@ function printHeldBack(ctx: Ctx, held: { path: string; reason: string }[] | unde
   if (held.length > 20) ctx.out.warn(`  … and ${held.length - 20} more (\`dsg status\` lists them all)`);
 }
 
+/**
+ * Files outside every data directory, in one line: with the task layout they
+ * may be data the user expects synced. The data dirs are names matched at
+ * any depth, so the hint is to add a name, not a path.
+ */
+function printOutsideData(ctx: Ctx, o: OutsideData, before = ''): void {
+  const what = describeOutsideData(o);
+  if (!what) return;
+  ctx.out.line(
+    `${before}${what} (not synced; to sync one, add its name to data_dirs in ${PROJECT_CONFIG_FILE}, or to ignore.names to silence this)`,
+  );
+}
+
 /** Two .dsgconfig.yml forms of one config: the same data dirs and ignore rules (connection blocks never count). */
 function sameConfigAs(project: LoadedProject): (local: Buffer, remote: Buffer) => boolean {
   return (_local, remote) => {
@@ -277,6 +296,7 @@ function printStatus(ctx: Ctx, project: LoadedProject, where: string, plan: Stat
     paths: pathStates(plan),
     clean: plan.paths.every((p) => p.action === 'none' || p.action === 'cache_only') && plan.invalid.length === 0,
     configChange: offline ? null : pendingConfigChange(project, plan),
+    outsideData: plan.outside,
   };
   ctx.out.result(statusSchema, doc, (d) => {
     const c = ctx.out.c;
@@ -323,6 +343,7 @@ function printStatus(ctx: Ctx, project: LoadedProject, where: string, plan: Stat
       for (const i of d.heldBack) ctx.out.line(`  ${c.yellow(i.path)}: ${i.reason}`);
     }
     if (d.configChange) printConfigChange(ctx, d.configChange);
+    printOutsideData(ctx, d.outsideData, '\n');
     if (d.clean)
       ctx.out.line(
         d.offline
@@ -639,13 +660,19 @@ export async function initCommand(ctx: Ctx, given: InitOptions): Promise<void> {
     );
     ctx.out.result(
       syncSchema,
-      { ...syncDoc('init', project, conn.where, r, Boolean(o.dryRun), message), normalized },
-      (d) =>
-        d.dryRun
-          ? printSync(ctx, d, r.kind)
-          : ctx.out.line(
-              `initialized ${d.repository} at ${ctx.out.c.green(d.snapshotId ?? '')}: ${d.counts.uploaded} file(s), ${formatBytes(d.counts.bytes)}`,
-            ),
+      {
+        ...syncDoc('init', project, conn.where, r, Boolean(o.dryRun), message),
+        normalized,
+        outsideData: r.plan.outside,
+      },
+      (d) => {
+        if (d.dryRun) printSync(ctx, d, r.kind);
+        else
+          ctx.out.line(
+            `initialized ${d.repository} at ${ctx.out.c.green(d.snapshotId ?? '')}: ${d.counts.uploaded} file(s), ${formatBytes(d.counts.bytes)}`,
+          );
+        printOutsideData(ctx, r.plan.outside);
+      },
     );
   } finally {
     await conn.close().catch(() => {});

@@ -37,6 +37,12 @@ export const configChangeSchema = z.object({
   invalid: z.string().nullable(),
 });
 
+/** files here outside every data directory (not synced): how many, and each directory holding some ('' = the project root) */
+export const outsideDataSchema = z.object({
+  files: z.number().int(),
+  directories: z.array(z.object({ path: z.string(), files: z.number().int() })),
+});
+
 export const statusSchema = z.object({
   command: z.literal('status'),
   project: z.string(),
@@ -63,6 +69,7 @@ export const statusSchema = z.object({
   clean: z.boolean(),
   /** the repository's .dsgconfig.yml the next sync would bring, when it changes scope or names another connection; else null */
   configChange: configChangeSchema.nullable(),
+  outsideData: outsideDataSchema,
 });
 
 export const transferCountsSchema = z.object({
@@ -92,6 +99,8 @@ export const syncSchema = z.object({
   configChange: configChangeSchema.nullable().optional(),
   /** init/sync --normalize: names renamed to NFC before the scan (with --dry-run: would be) */
   normalized: z.array(z.object({ from: z.string(), to: z.string() })).optional(),
+  /** init: files outside every data directory (not synced) */
+  outsideData: outsideDataSchema.optional(),
 });
 
 export const logSchema = z.object({
