@@ -332,6 +332,7 @@ export async function stageClientChanges(
   const downloaded = (d: Transfer): void => {
     result.downloaded.push(d.path);
     pr.emit('download', { path: d.path, done: true });
+    faultPoint('sync.after-download'); // the first download to finish reaches it
   };
   // links, and content already here (a local copy, parked content), are staged without the wire
   const fetch: Transfer[] = [];

@@ -17,6 +17,7 @@ import {
   type Manifest,
 } from '@dsg/manifest';
 import type { Ctx } from '../context.js';
+import { shownTime } from '../output/time.js';
 import { loadProject, withSession } from '../session.js';
 import { diffManifests, readHistory, type Change } from '@dsg/coordinator';
 import { assertSnapshotId } from '../history.js';
@@ -65,7 +66,7 @@ export async function logCommand(ctx: Ctx, o: { number?: string; since?: string;
       const c = ctx.out.c;
       for (const r of d.snapshots) {
         const counts = r.added === null ? '' : c.dim(`  +${r.added} ~${r.changed} -${r.removed}`);
-        ctx.out.line(`${c.yellow(r.snapshotId.padEnd(5))} ${r.createdAt}  ${c.cyan(r.user)}${counts}`);
+        ctx.out.line(`${c.yellow(r.snapshotId.padEnd(5))} ${shownTime(r.createdAt)}  ${c.cyan(r.user)}${counts}`);
         ctx.out.line(`      ${r.message ?? ''}`);
       }
       if (d.snapshots.length === 0) ctx.out.line('no snapshots match');
@@ -108,7 +109,7 @@ export async function blameCommand(ctx: Ctx, file: string): Promise<void> {
       const c = ctx.out.c;
       for (const e of d.events) {
         ctx.out.line(
-          `${c.yellow(e.snapshotId.padEnd(5))} ${e.change.padEnd(8)} ${e.createdAt}  ${c.cyan(e.user)}  ${e.hash ?? '-'}  ${c.dim(e.message ?? '')}`,
+          `${c.yellow(e.snapshotId.padEnd(5))} ${e.change.padEnd(8)} ${shownTime(e.createdAt)}  ${c.cyan(e.user)}  ${e.hash ?? '-'}  ${c.dim(e.message ?? '')}`,
         );
       }
     });

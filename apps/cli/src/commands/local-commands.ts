@@ -5,6 +5,7 @@ import { ConfigError } from '@dsg/contracts';
 import { hashFile, readManifestFile, validateName } from '@dsg/manifest';
 import { pruneBackups } from '@dsg/client-fs';
 import type { Ctx } from '../context.js';
+import { shownTime } from '../output/time.js';
 import {
   findProjectRoot,
   loadProjectConfig,
@@ -204,7 +205,7 @@ export async function listFilesCommand(ctx: Ctx, o: { path?: string }): Promise<
       for (const e of d.entries) {
         const what = e.type === 'link' ? `-> ${e.reference}` : '';
         ctx.out.line(
-          `${String(e.size ?? '-').padStart(w)}  ${e.mtime ?? '-'.padEnd(25)}  ${ctx.out.c.cyan(e.user)}  ${e.path} ${what}`.trimEnd(),
+          `${String(e.size ?? '-').padStart(w)}  ${e.mtime ? shownTime(e.mtime) : '-'.padEnd(25)}  ${ctx.out.c.cyan(e.user)}  ${e.path} ${what}`.trimEnd(),
         );
       }
       if (!m) ctx.out.line('no last sync in this project (run `dsg sync` or `dsg clone`)');

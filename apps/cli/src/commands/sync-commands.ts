@@ -18,6 +18,8 @@ import {
   type OutsideData,
 } from '@dsg/manifest';
 import { hasInterruptedTransaction, LocalClientFilesystem, recoverClient } from '@dsg/client-fs';
+import { interruptible } from '../interrupt.js';
+import { shownTime } from '../output/time.js';
 import { createXxh3Hasher, projectScope } from '@dsg/manifest';
 import {
   SyncConflictError,
@@ -304,7 +306,7 @@ function printStatus(ctx: Ctx, project: LoadedProject, where: string, plan: Stat
     if (d.offline) {
       const at = plan.lastSyncAt;
       ctx.out.line(
-        `Compared with the last sync (${d.remoteSnapshot ?? '?'}${at ? `, ${at}` : ''}); the repository was not asked (--offline)`,
+        `Compared with the last sync (${d.remoteSnapshot ?? '?'}${at ? `, ${shownTime(at)}` : ''}); the repository was not asked (--offline)`,
       );
     } else ctx.out.line(`On ${d.repository}, remote at ${d.remoteSnapshot ?? '(no snapshot yet)'}`);
     const section = (title: string, items: string[], color: (s: string) => string): void => {
@@ -438,27 +440,31 @@ export async function syncCommand(
     let accepted: ConfigChange | null = null;
     let r: SyncResult;
     try {
-      r = await withProgress(ctx, (onProgress) =>
-        runSync({
-          project: projectSpec(project, user),
-          clientFs: new LocalClientFilesystem({
-            root: project.root,
-            hasher: createXxh3Hasher,
-            canWrite: writeGate(project.config.data_dirs),
+      r = await interruptible(ctx, { command: 'sync', again: 'dsg sync' }, (watch) =>
+        withProgress(ctx, (onProgress) =>
+          runSync({
+            project: projectSpec(project, user),
+            clientFs: watch.clientFs(
+              new LocalClientFilesystem({
+                root: project.root,
+                hasher: createXxh3Hasher,
+                canWrite: writeGate(project.config.data_dirs),
+              }),
+            ),
+            remote: watch.remote(conn.client),
+            transport: conn.transport,
+            message,
+            dryRun: Boolean(o.dryRun),
+            ...(resolutions ? { resolutions } : {}),
+            backupOnConflict: user.config.backup_on_conflict,
+            validateProjectConfig: incomingConfigCheck(ctx, project, {
+              acceptConfig: Boolean(o.acceptConfig),
+              accepted: (c) => (accepted = c),
+            }),
+            sameConfig: sameConfigAs(project),
+            onProgress,
           }),
-          remote: conn.client,
-          transport: conn.transport,
-          message,
-          dryRun: Boolean(o.dryRun),
-          ...(resolutions ? { resolutions } : {}),
-          backupOnConflict: user.config.backup_on_conflict,
-          validateProjectConfig: incomingConfigCheck(ctx, project, {
-            acceptConfig: Boolean(o.acceptConfig),
-            accepted: (c) => (accepted = c),
-          }),
-          sameConfig: sameConfigAs(project),
-          onProgress,
-        }),
+        ),
       );
     } catch (e) {
       if (e instanceof SyncConflictError && !o.dryRun) {
@@ -643,20 +649,24 @@ export async function initCommand(ctx: Ctx, given: InitOptions): Promise<void> {
     }
     const message = o.message ?? 'init';
     const normalized = await normalizeFirst(ctx, project, user, o);
-    const r = await withProgress(ctx, (onProgress) =>
-      runSync({
-        project: projectSpec(project, user),
-        clientFs: new LocalClientFilesystem({
-          root: project.root,
-          hasher: createXxh3Hasher,
-          canWrite: writeGate(project.config.data_dirs),
+    const r = await interruptible(ctx, { command: 'init', again: 'dsg init' }, (watch) =>
+      withProgress(ctx, (onProgress) =>
+        runSync({
+          project: projectSpec(project, user),
+          clientFs: watch.clientFs(
+            new LocalClientFilesystem({
+              root: project.root,
+              hasher: createXxh3Hasher,
+              canWrite: writeGate(project.config.data_dirs),
+            }),
+          ),
+          remote: watch.remote(conn.client),
+          transport: conn.transport,
+          message,
+          dryRun: Boolean(o.dryRun),
+          onProgress,
         }),
-        remote: conn.client,
-        transport: conn.transport,
-        message,
-        dryRun: Boolean(o.dryRun),
-        onProgress,
-      }),
+      ),
     );
     ctx.out.result(
       syncSchema,
@@ -849,18 +859,25 @@ async function cloneInto(
       }),
     );
     await recoverProject(ctx, root, conn);
-    const r = await withProgress(ctx, (onProgress) =>
-      runClone({
-        project: projectSpec(project, user),
-        clientFs: new LocalClientFilesystem({
-          root,
-          hasher: createXxh3Hasher,
-          canWrite: writeGate(project.config.data_dirs),
+    const again = source
+      ? `dsg clone ${source} ${root} --resume${Object.keys(sshFields(o)).length || o.repoType || o.pool ? ' (with the same options)' : ''}`
+      : `dsg clone (in ${root})`;
+    const r = await interruptible(ctx, { command: 'clone', again, dest: root }, (watch) =>
+      withProgress(ctx, (onProgress) =>
+        runClone({
+          project: projectSpec(project, user),
+          clientFs: watch.clientFs(
+            new LocalClientFilesystem({
+              root,
+              hasher: createXxh3Hasher,
+              canWrite: writeGate(project.config.data_dirs),
+            }),
+          ),
+          remote: watch.remote(conn.client),
+          transport: conn.transport,
+          onProgress,
         }),
-        remote: conn.client,
-        transport: conn.transport,
-        onProgress,
-      }),
+      ),
     );
     ctx.out.result(syncSchema, syncDoc('clone', project, conn.where, r, false, null), (d) => {
       ctx.out.line(

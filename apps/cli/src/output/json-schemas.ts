@@ -18,7 +18,8 @@ export const errorDocSchema = z.object({
     recoveryHint: z.string(),
     details: z.record(z.string(), z.unknown()).optional(),
   }),
-  exitCode: z.number().int().min(1).max(4),
+  /** 1–4 (see Exit codes), or 130: stopped by Ctrl-C (code INTERRUPTED) */
+  exitCode: z.union([z.number().int().min(1).max(4), z.literal(130)]),
 });
 
 export const pathStateSchema = z.object({ path: z.string(), state: z.string(), action: z.string() });
