@@ -1,8 +1,14 @@
 import { isAbsolute, resolve } from 'node:path';
 import { ConfigError, REPOSITORY_NAME_HINT, type HasherFactory, type RepositoryHost } from '@dsg/contracts';
-import { posixHost } from '@dsg/posix-ops';
-import { AgentServer, assertRepoName, type AgentServerOptions, type AgentTarget } from '@dsg/transports/server';
-import { createZfsRunner, zfsHost } from '@dsg/zfs-ops';
+import { posixHost, posixLayoutAt } from '@dsg/posix-ops';
+import {
+  AgentServer,
+  assertRepoName,
+  type AgentServerOptions,
+  type AgentTarget,
+  type RepositoryProbes,
+} from '@dsg/transports/server';
+import { createZfsRunner, datasetMountedAt, zfsHost } from '@dsg/zfs-ops';
 import { VERSION } from './version.js';
 
 /** What an administrator can lock an agent down to (for a forced command in authorized_keys). */
@@ -68,6 +74,12 @@ export function agentHost(config: AgentConfig, hasher: HasherFactory): Repositor
   });
 }
 
+/** What `detectRepository` asks of this host: ZFS first (a dataset's mountpoint), then dsg's posix layouts. */
+export const REPOSITORY_PROBES: RepositoryProbes = {
+  zfsDatasetAt: (dir, { sudo }) => datasetMountedAt(dir, { sudo }),
+  posixLayoutAt,
+};
+
 /** Wires one repository root (posix dir, or zfs parent dataset + mountpoint) into an AgentServer. */
 export function createAgentServer(
   config: AgentConfig,
@@ -79,6 +91,7 @@ export function createAgentServer(
     hasher,
     log,
     agentVersion: VERSION,
+    detect: { root: resolve(config.type === 'zfs' ? config.mountpoint : config.root), probes: REPOSITORY_PROBES },
     ...restrictions(config),
   });
 }

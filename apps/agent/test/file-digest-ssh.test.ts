@@ -65,7 +65,7 @@ async function digestsOverSsh(target: string[]): Promise<void> {
   const data = Buffer.alloc(600_000, 7);
   await commitFiles(await connect(target), { [LAST_SYNC]: manifest, 'input/data.bin': data });
   const c = await connect(target);
-  expect(c.hello?.protocol).toBe('1.2');
+  expect(c.hello?.protocol).toBe('1.3');
   expect(await c.fileDigest(LAST_SYNC)).toEqual({ sha256: sha256(manifest), size: manifest.length });
   expect(await c.fileDigest('input/data.bin')).toEqual({ sha256: sha256(data), size: data.length });
   expect(await c.fileDigest('input/none')).toBeNull();

@@ -19,6 +19,7 @@ import {
   type AgentClientOptions,
   type AgentTarget,
   type ChannelTransport,
+  type RepositoryProbes,
 } from '@dsg/transports';
 import { recoverClient } from '@dsg/client-fs';
 import type { RepositoryConfig } from './config/project.js';
@@ -93,8 +94,15 @@ export async function localServer(repo: RepositoryConfig, log?: (s: string) => v
     hasher: createXxh3Hasher,
     ...(log ? { log } : {}),
     clientMountpoints: true, // this process is the user: snapmount --mountpoint is theirs to choose
+    detect: { root: path.resolve(repo.type === 'zfs' ? repo.mountpoint : repo.root), probes: localProbes },
   });
 }
+
+/** detectRepository on this machine: the agent's checks (ZFS first, then dsg's posix layouts), each loaded on use. */
+const localProbes: RepositoryProbes = {
+  zfsDatasetAt: async (dir, { sudo }) => (await import('@dsg/zfs-ops')).datasetMountedAt(dir, { sudo }),
+  posixLayoutAt: async (dir) => (await import('@dsg/posix-ops')).posixLayoutAt(dir),
+};
 
 /** Where a repository config's agent finds the repositories (a flat posix config is the agent's type xfs). */
 export function agentTarget(repo: RepositoryConfig): AgentTarget {

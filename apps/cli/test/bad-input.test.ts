@@ -132,7 +132,10 @@ describe('bad input: exit code and message as documented, nothing changed', () =
     const before = listing(sb.dir);
     const r = dsg(sb.dir, sb.env, 'clone', `localhost:${root}/nosuch`, 'x');
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/repository .*nosuch.* does not exist\nhint: /);
+    // the agent was asked what the path is (clone by URL): neither a ZFS dataset's mountpoint nor a repository
+    expect(r.stderr).toMatch(
+      /no dsg repository at localhost:.*nosuch: .* is neither a ZFS dataset's mountpoint nor a dsg repository\nhint: /,
+    );
     expect(listing(sb.dir)).toEqual(before);
     expect(listing(root)).toEqual({});
   });

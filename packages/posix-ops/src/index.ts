@@ -18,6 +18,7 @@ export {
   openPosixRepository,
   posixLockFile,
   repositoryLayout,
+  posixLayoutAt,
   listPosixAndFlatRepositories,
   type OpenPosixOptions,
 } from './open-repository.js';

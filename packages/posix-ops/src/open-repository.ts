@@ -80,3 +80,16 @@ export async function listPosixAndFlatRepositories(base: string): Promise<string
   }
   return [...names].sort();
 }
+
+/**
+ * The dsg layout of an existing repository directory, null when it is none
+ * (no `current` link to a snapshot directory, not the original's flat tree):
+ * what `dsg clone host:/path/name` learns through the agent's
+ * `detectRepository`, without opening anything.
+ */
+export async function posixLayoutAt(dir: string): Promise<'snapshots' | 'flat' | null> {
+  if (isFlatRepository(dir)) return 'flat';
+  const name = path.basename(dir);
+  const listed = await listPosixRepositories(path.dirname(dir)).catch(() => [] as string[]);
+  return listed.includes(name) ? 'snapshots' : null;
+}

@@ -39,6 +39,7 @@ import {
   type ResultOf,
   type UploadOp,
 } from './ops.js';
+import type { DetectedRepository } from './detect.js';
 import { PROTOCOL_VERSION, majorOf, minorOf } from './protocol.js';
 
 export type { HelloReply } from './ops.js';
@@ -384,6 +385,26 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
   }
   exists(): Promise<boolean> {
     return this.request('exists');
+  }
+  /**
+   * What repository `name` is under the agent's root (before open): a ZFS
+   * dataset `<pool>/<name>` mounted there, a posix repository, or neither.
+   * undefined from an agent older than protocol 1.3.
+   */
+  async detectRepository(name: string, o: { sudo?: boolean } = {}): Promise<DetectedRepository | undefined> {
+    if (minorOf(this.hello?.protocol ?? '1.0') < 3) return undefined;
+    const d = await this.request('detectRepository', { name, sudo: o.sudo === true });
+    // the answer decides what a clone connects to: a malformed one is an error, never a guess
+    const ok =
+      typeof d === 'object' &&
+      d !== null &&
+      (d.type === 'zfs'
+        ? typeof d.dataset === 'string' && typeof d.pool === 'string' && d.pool.length > 0
+        : d.type === 'posix'
+          ? d.layout === 'snapshots' || d.layout === 'flat'
+          : d.type === null && typeof d.reason === 'string');
+    if (!ok) throw new ProtocolError(`the agent answered detectRepository of ${JSON.stringify(name)} malformed`);
+    return d;
   }
   readFile(path: string): Promise<ByteStream | null> {
     return this.request('readFile', { path });

@@ -1,3 +1,4 @@
+import type { DetectedRepository } from './detect.js';
 import type {
   BatchFile,
   BeginResult,
@@ -141,6 +142,11 @@ export const OP_TABLE = {
     beforeOpen: true,
   }),
   listRepositories: op<string[]>()({ parse: none, beforeOpen: true }),
+  // what <root>/<name> is (protocol 1.3): a clone by URL learns the repository type and pool; reads only
+  detectRepository: op<DetectedRepository>()({
+    parse: (m): { name: string; sudo: boolean } => ({ name: F.assertRepoName(m['name']), sudo: m['sudo'] === true }),
+    beforeOpen: true,
+  }),
   stats: op<AgentStats>()({ parse: none, beforeOpen: true }),
   open: op<OpenReply>()({ parse: (m) => ({ repo: F.assertRepoName(m['repo']) }), beforeOpen: true, exclusive: true }),
   lock: op<{ tookOver: boolean }>()({

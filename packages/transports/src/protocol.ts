@@ -20,9 +20,10 @@ import { ProtocolError } from './frames.js';
  * major.minor; a different major on the other side refuses the session. A
  * minor adds operations a client uses only when the agent's minor has them:
  * 1.1 — `writeFiles`/`readFiles` (a batch of files in one upload/download);
- * 1.2 — `fileDigest` (a head file's SHA-256 and size, without its bytes).
+ * 1.2 — `fileDigest` (a head file's SHA-256 and size, without its bytes);
+ * 1.3 — `detectRepository` (what a repository path is: zfs dataset, posix, neither).
  */
-export const PROTOCOL_VERSION = '1.2';
+export const PROTOCOL_VERSION = '1.3';
 
 /** The minor of a version majorOf accepted (0 for a malformed one: nothing beyond 1.0 is assumed). */
 export function minorOf(version: string): number {

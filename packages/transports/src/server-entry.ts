@@ -8,6 +8,7 @@ export {
   type ServedFilesystem,
 } from './server.js';
 export { RepositoryLock, type LockRecord, type LockOptions } from './lock.js';
+export { detectRepositoryAt, type DetectedRepository, type RepositoryProbes } from './detect.js';
 export { MAX_BATCH_FILES, PROTOCOL_VERSION, assertRepoName } from './protocol.js';
 export {
   OPS,

@@ -51,6 +51,7 @@ import {
   type ResultOf,
   type StreamOf,
 } from './ops.js';
+import { detectRepositoryAt, type RepositoryProbes } from './detect.js';
 import { PROTOCOL_VERSION, majorOf, type Fields } from './protocol.js';
 
 /**
@@ -131,6 +132,12 @@ export interface AgentServerOptions {
    * recover, mountSnapshot, unmountSnapshot; and no recovery at open.
    */
   readOnly?: boolean;
+  /**
+   * `detectRepository`: what `<root>/<name>` is, under this agent's own root
+   * (`root`: its posix root or zfs mountpoint) with the host's probes.
+   * Absent: every name answers `type: null`.
+   */
+  detect?: { root: string; probes: RepositoryProbes };
 }
 
 /**
@@ -729,6 +736,12 @@ class Session {
       const only = this.o.restrictToRepository;
       return only === undefined ? all : all.filter((n) => n === only);
     },
+    detectRepository: async ({ name, sudo }) => {
+      this.refuseRestricted(name);
+      const d = this.o.detect;
+      if (!d) return { type: null, reason: 'this agent cannot detect repositories' };
+      return detectRepositoryAt(d.root, name, d.probes, { sudo });
+    },
     open: async ({ repo }) => this.open(repo),
     lock: async ({ holder }) => {
       const name = this.repoName!;
@@ -863,6 +876,15 @@ class Session {
 
   private async open(name: string): Promise<{ repo: string; layout: string | null }> {
     if (this.fs) throw new ValidationError('a repository is already open in this session', { field: 'repo' });
+    this.refuseRestricted(name);
+    this.fs = this.o.host.open(name);
+    this.repoName = name;
+    if ((this.o.recoverOnOpen ?? true) && !this.o.readOnly) await this.recoverIfFree(name);
+    return { repo: name, layout: (await this.fs.repositoryLayout?.()) ?? null };
+  }
+
+  /** `--restrict-to-repository`: every other name is refused, by open and detectRepository alike. */
+  private refuseRestricted(name: string): void {
     const only = this.o.restrictToRepository;
     if (only !== undefined && name !== only) {
       throw new DsgError(
@@ -873,10 +895,6 @@ class Session {
         },
       );
     }
-    this.fs = this.o.host.open(name);
-    this.repoName = name;
-    if ((this.o.recoverOnOpen ?? true) && !this.o.readOnly) await this.recoverIfFree(name);
-    return { repo: name, layout: (await this.fs.repositoryLayout?.()) ?? null };
   }
 
   /** NAME's lock file, asked from the host once per session: the recovery at open and every lock of the session use the same file. */

@@ -63,8 +63,8 @@ describe('fileDigest: a head file without its bytes (protocol 1.2)', () => {
     const big = randomBytes(3 << 20); // several chunks of the backend's read stream
     await repository({ [LAST_SYNC]: manifest, 'a/big': big, 'a/empty': Buffer.alloc(0) });
     const c = await client();
-    expect(PROTOCOL_VERSION).toBe('1.2');
-    expect(c.hello?.protocol).toBe('1.2');
+    expect(PROTOCOL_VERSION).toBe('1.3');
+    expect(c.hello?.protocol).toBe('1.3');
     expect(await c.fileDigest(LAST_SYNC)).toEqual(digest(manifest));
     expect(await c.fileDigest('a/big')).toEqual(digest(big));
     expect(await c.fileDigest('a/empty')).toEqual(digest(Buffer.alloc(0)));

@@ -24,6 +24,7 @@ describe('the op table', () => {
       [
         'hello',
         'listRepositories',
+        'detectRepository',
         'open',
         'lock',
         'unlock',
@@ -49,7 +50,7 @@ describe('the op table', () => {
         'readFiles',
       ].sort(),
     );
-    expect(names((o) => o.beforeOpen)).toEqual(['hello', 'listRepositories', 'open', 'stats']);
+    expect(names((o) => o.beforeOpen)).toEqual(['detectRepository', 'hello', 'listRepositories', 'open', 'stats']);
     expect(names((o) => o.needsLock)).toEqual([
       'begin',
       'commit',
@@ -109,7 +110,7 @@ describe('the op table', () => {
       createdAt: '2026-12-01T00:00:00Z',
     };
     const calls: [() => Promise<unknown>, string][] = [
-      [() => c.handshake(), JSON.stringify({ op: 'hello', protocol: '1.2', client: '@dsg/transports', pings: true })],
+      [() => c.handshake(), JSON.stringify({ op: 'hello', protocol: '1.3', client: '@dsg/transports', pings: true })],
       [() => c.listRepositories(), '{"op":"listRepositories"}'],
       [() => c.stats(), '{"op":"stats"}'],
       [() => c.open('proj'), '{"op":"open","repo":"proj"}'],

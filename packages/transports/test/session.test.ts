@@ -39,7 +39,7 @@ async function until(cond: () => boolean | Promise<boolean>, ms = 10_000): Promi
 describe('agent session over the in-process transport', () => {
   it('runs a transaction: uploads, link, delete, commit, reads back', async () => {
     const c = await openRemote(transport(), 'proj');
-    expect(c.hello?.protocol).toBe('1.2');
+    expect(c.hello?.protocol).toBe('1.3');
     expect(await c.exists()).toBe(false);
     await c.lock(holder());
     const tx = newTransactionId();
@@ -100,7 +100,7 @@ describe('agent session over the in-process transport', () => {
     const c = new AgentClient(t.channel());
     const err = await c.handshake('2.0').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TransportError);
-    expect((err as Error).message).toMatch(/client speaks 2\.0, this agent speaks 1\.2/);
+    expect((err as Error).message).toMatch(/client speaks 2\.0, this agent speaks 1\.3/);
   });
 
   it('anything before hello closes the session', async () => {

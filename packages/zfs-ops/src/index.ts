@@ -11,5 +11,6 @@ export {
 export { ZfsOperations, PROP, type Logger, type Phase } from './operations.js';
 export { ZfsRemoteFilesystem, listZfsRepositories, type ZfsRemoteFilesystemOptions } from './remote-fs.js';
 export { zfsHost, zfsLockFileName, type ZfsHost, type ZfsHostOptions } from './host.js';
+export { datasetMountedAt } from './dataset-at.js';
 export { zfsParkedDirName } from './parked.js';
 export type { ParkedOptions } from '@dsg/contracts';

@@ -54,7 +54,14 @@ import {
 } from '../config/project.js';
 import { requireUserConfig, type LoadedUser } from '../config/user.js';
 import { parseYamlText } from '../config/yaml-file.js';
-import { connect, describeRepository, recoverProject, reportRecovery, type Connection } from '../connect.js';
+import {
+  connect,
+  connectHost,
+  describeRepository,
+  recoverProject,
+  reportRecovery,
+  type Connection,
+} from '../connect.js';
 import { loadProject, reportNotices, withSession } from '../session.js';
 import {
   analyseIncoming,
@@ -689,6 +696,46 @@ export async function initCommand(ctx: Ctx, given: InitOptions): Promise<void> {
   }
 }
 
+/**
+ * A clone source given without --repo-type/--pool: ask the agent (started
+ * for the posix root `<path>`) what `<path>/<name>` is, and return the
+ * repository config that reaches it — zfs with the dataset's parent as pool
+ * and `<path>` as mountpoint, posix (flat when it is the original's tree),
+ * or an error naming both. An agent older than protocol 1.3 cannot say: the
+ * source is taken as posix, as before.
+ */
+async function detectCloneSource(
+  ctx: Ctx,
+  given: RepositoryConfig,
+  name: string,
+  user: LoadedUser,
+  o: SshOptions & { sudo?: boolean },
+): Promise<RepositoryConfig> {
+  const conn = await connectHost(ctx, given, user.config);
+  let found;
+  try {
+    found = await conn.client.detectRepository(name, { sudo: o.sudo === true });
+  } finally {
+    await conn.close().catch(() => {});
+  }
+  if (given.type !== 'posix') return given; // parseCloneSource without --repo-type/--pool names a posix root
+  const base = given.root;
+  const where = `${given.host ?? 'localhost'}:${path.posix.join(base, name)}`;
+  if (found === undefined) {
+    ctx.out.log(`the agent cannot detect repositories (protocol < 1.3): ${where} taken as posix`);
+    return given;
+  }
+  if (found.type === 'zfs') {
+    ctx.out.line(`${where} is the ZFS dataset ${found.dataset}: cloning with --repo-type zfs --pool ${found.pool}`);
+    const { root: _root, flat: _flat, ...rest } = given;
+    return { ...rest, type: 'zfs', pool: found.pool, mountpoint: base, ...sudoField('zfs', o) };
+  }
+  if (found.type === 'posix') return found.layout === 'flat' ? { ...given, flat: true } : given;
+  throw new NotFoundError(`no dsg repository at ${where}: ${found.reason}`, {
+    recoveryHint: `Check the path (\`dsg list-repos --host ${given.host ?? 'localhost'} --path ${base}\` lists the repositories there); for a ZFS repository the agent cannot see, give --repo-type zfs --pool <parent dataset>.`,
+  });
+}
+
 /** `host:/path/name` → the repository config it names (posix unless --repo-type zfs with --pool). */
 export function parseCloneSource(
   src: string,
@@ -752,6 +799,8 @@ async function cloneInto(
     const parsed = parseCloneSource(source, o);
     const name = parsed.name;
     let repo = parsed.repo;
+    // no --repo-type/--pool: the agent says what the path is (a ZFS dataset's mountpoint, or posix)
+    if (o.repoType === undefined && o.pool === undefined) repo = await detectCloneSource(ctx, repo, name, user, o);
     root = path.resolve(ctx.cwd, dest ?? name);
     const entries = await readdir(root).catch((e: NodeJS.ErrnoException) =>
       e.code === 'ENOENT' ? null : Promise.reject(e),
