@@ -5,6 +5,7 @@ const history = () => import('./history-commands.js');
 const local = () => import('./local-commands.js');
 const syncs = () => import('./sync-commands.js');
 const demo = () => import('./demo-command.js');
+const backups = () => import('./backup-commands.js');
 
 export interface OptionSpec {
   flags: string;
@@ -272,20 +273,47 @@ export const commandSpecs: CommandSpec[] = [
   {
     name: 'clean',
     inProject: true,
-    description: 'remove leftovers of interrupted transactions and old backups (dry run unless --no-dry-run)',
+    description:
+      'remove leftovers of interrupted transactions and old backups (dry run unless --no-dry-run); --backups: remove kept backups now',
     options: [
+      {
+        flags: '--backups',
+        description:
+          'remove the backups kept in .dsg/backup (all, or --older-than); no connection, --dry-run to look first',
+      },
+      {
+        flags: '--older-than <duration>',
+        description: 'with --backups: only those older than this (30m, 12h, 7d, 2w)',
+      },
+      { flags: '--dry-run', description: 'show what would be removed, remove nothing' },
       {
         flags: '--target <what>',
         description: 'what to clean',
         choices: ['all', 'staging', 'backups', 'orphans'],
         default: 'all',
       },
-      { flags: '--no-dry-run', description: 'really remove' },
+      { flags: '--no-dry-run', description: 'really remove (without --backups)' },
       { flags: '--max-age-days <n>', description: 'backups older than this many days (default 30)' },
       { flags: '--force', description: 'all backups, whatever their age' },
     ],
-    examples: ['dsg clean', 'dsg clean --target backups --no-dry-run'],
-    run: async (ctx, _a, x) => (await local()).cleanCommand(ctx, o(x)),
+    examples: [
+      'dsg clean --backups --older-than 7d',
+      'dsg clean --backups --dry-run --json',
+      'dsg clean',
+      'dsg clean --target backups --no-dry-run',
+    ],
+    run: async (ctx, _a, x) => {
+      const b = await backups();
+      b.checkCleanMode(o(x));
+      return x['backups'] ? b.cleanBackupsCommand(ctx, o(x)) : (await local()).cleanCommand(ctx, o(x));
+    },
+  },
+  {
+    name: 'backups',
+    inProject: true,
+    description: 'list what syncs kept in .dsg/backup (replaced or deleted files): path, original path, time, size',
+    examples: ['dsg backups', 'dsg backups --json', 'dsg clean --backups --older-than 7d'],
+    run: async (ctx) => (await backups()).backupsCommand(ctx),
   },
   {
     name: 'demo',

@@ -61,6 +61,7 @@ import { EXIT, UsageError } from '../output/errors.js';
 import { formatBytes } from '../output/output.js';
 import { normalizeNames, type Renamed } from '../normalize.js';
 import { answersIn, dropPendingMessage, keepPendingMessage, pendingMessage } from './conflict-state.js';
+import { afterSyncBackups, printBackupSummary } from './backup-commands.js';
 
 export const CONFLICTS_FILE = 'conflicts.txt';
 
@@ -477,8 +478,12 @@ export async function syncCommand(
       ...syncDoc('sync', project, conn.where, r, Boolean(o.dryRun), message),
       configChange: accepted ? changeDoc(accepted) : null,
       normalized,
+      ...(o.dryRun ? {} : { backups: await afterSyncBackups(ctx, project, user, r) }),
     };
-    ctx.out.result(syncSchema, doc, (d) => printSync(ctx, d, r.kind));
+    ctx.out.result(syncSchema, doc, (d) => {
+      printSync(ctx, d, r.kind);
+      printBackupSummary(ctx, d.backups);
+    });
   });
 }
 
@@ -852,11 +857,13 @@ async function cloneInto(
         onProgress,
       }),
     );
-    ctx.out.result(syncSchema, syncDoc('clone', project, conn.where, r, false, null), (d) => {
+    const backups = await afterSyncBackups(ctx, project, user, r);
+    ctx.out.result(syncSchema, { ...syncDoc('clone', project, conn.where, r, false, null), backups }, (d) => {
       ctx.out.line(
         `cloned ${d.repository} at ${ctx.out.c.green(d.snapshotId ?? '')} into ${d.project}: ${d.counts.downloaded} file(s), ${formatBytes(d.counts.bytes)}`,
       );
       printHeldBack(ctx, d.heldBack);
+      printBackupSummary(ctx, d.backups);
     });
   } finally {
     await conn.close().catch(() => {});
