@@ -184,16 +184,22 @@ export const commandSpecs: CommandSpec[] = [
   {
     name: 'snapfetch',
     inProject: true,
-    description: 'write a file as it was in snapshot sN (never overwrites without --force)',
+    description:
+      'a file as it was in snapshot sN, verified: to stdout, or a file outside the data dirs (never overwrites without --force)',
     args: [{ name: '<file>', description: 'path of the file in the project' }],
     options: [
       { flags: '-s, --snapshot <sN>', description: 'snapshot id, e.g. s2' },
-      { flags: '-o, --output <file>', description: 'where to write (default <file>.sN)' },
+      {
+        flags: '-o, --output <file>',
+        description:
+          'where to write; - for stdout (default: stdout when it is not a terminal, else a new file under the temp dir; a file inside a data dir is uploaded by the next sync)',
+      },
       { flags: '--force', description: 'overwrite the output file if it exists' },
     ],
     examples: [
-      'dsg snapfetch input/survey.csv --snapshot s1',
+      'dsg snapfetch input/survey.csv --snapshot s1 | less',
       'dsg snapfetch input/survey.csv --snapshot s1 -o /tmp/old.csv --force',
+      'dsg snapfetch input/survey.csv --snapshot s1 -o - > old.csv',
     ],
     run: async (ctx, a, x) => (await history()).snapfetchCommand(ctx, s(a[0]), o(x)),
   },
