@@ -277,17 +277,13 @@ async function copyToStdout(file: string, stdout: NodeJS.WriteStream): Promise<v
   }
 }
 
-/**
- * The entry `rel` has in snapshot `sid`'s manifest (last-sync.json for the
- * head, its archive for earlier ones), from a manifest whose entries hash to
- * its recorded entries_hash: snapfetch verifies the bytes against it.
- */
-async function snapshotEntry(
+/** Snapshot `sid`'s manifest, checked against its recorded entries_hash (`rel` only names the file in the message). */
+export async function verifiedManifest(
   remote: Parameters<typeof readHistory>[0],
   sid: string,
   rel: string,
   localRoot: string,
-): Promise<FileEntry> {
+): Promise<Manifest> {
   const rec = (await readHistory(remote, { localRoot })).get(sid);
   const m = rec.manifest;
   if (!m?.metadata) {
@@ -306,6 +302,21 @@ async function snapshotEntry(
       },
     );
   }
+  return m;
+}
+
+/**
+ * The entry `rel` has in snapshot `sid`'s manifest (last-sync.json for the
+ * head, its archive for earlier ones), from a manifest whose entries hash to
+ * its recorded entries_hash: snapfetch verifies the bytes against it.
+ */
+async function snapshotEntry(
+  remote: Parameters<typeof readHistory>[0],
+  sid: string,
+  rel: string,
+  localRoot: string,
+): Promise<FileEntry> {
+  const m = await verifiedManifest(remote, sid, rel, localRoot);
   const e = m.entries.get(rel);
   if (!e)
     throw new NotFoundError(`${rel} is not in snapshot ${sid}`, {

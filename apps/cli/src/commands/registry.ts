@@ -6,6 +6,7 @@ const local = () => import('./local-commands.js');
 const syncs = () => import('./sync-commands.js');
 const demo = () => import('./demo-command.js');
 const backups = () => import('./backup-commands.js');
+const diff = () => import('./diff-command.js');
 
 export interface OptionSpec {
   flags: string;
@@ -202,6 +203,16 @@ export const commandSpecs: CommandSpec[] = [
       'dsg snapfetch input/survey.csv --snapshot s1 -o - > old.csv',
     ],
     run: async (ctx, a, x) => (await history()).snapfetchCommand(ctx, s(a[0]), o(x)),
+  },
+  {
+    name: 'diff',
+    inProject: true,
+    description:
+      'one file here, as of the last sync and in the repository: sizes, hashes, and a unified diff for text (writes nothing)',
+    args: [{ name: '<file>', description: 'path of the file (relative to where you are)' }],
+    options: [{ flags: '--offline', description: 'compare with the last sync only; connects to nothing' }],
+    examples: ['dsg diff input/survey.csv', 'dsg diff input/survey.csv --offline', 'dsg diff input/survey.csv --json'],
+    run: async (ctx, a, x) => (await diff()).diffCommand(ctx, s(a[0]), o(x)),
   },
   {
     name: 'snapmount',

@@ -261,6 +261,34 @@ export const backupsSchema = z.object({
   limits: backupSummarySchema.shape.limits,
 });
 
+/** One side of `dsg diff`: absent, a file (size, hash, mtime, user) or a link (reference). */
+export const diffSideSchema = z.object({
+  present: z.boolean(),
+  type: z.enum(['file', 'link']).nullable(),
+  size: z.number().int().nullable(),
+  hash: z.string().nullable(),
+  mtime: z.string().nullable(),
+  /** who recorded it (null for the local side) */
+  user: z.string().nullable(),
+  reference: z.string().nullable(),
+});
+
+/** `dsg diff PATH`: the file here, as of the last sync and in the repository's head; unified diffs of text. */
+export const diffSchema = z.object({
+  command: z.literal('diff'),
+  path: z.string(),
+  offline: z.boolean(),
+  local: diffSideSchema,
+  lastSync: diffSideSchema.extend({ snapshotId }),
+  /** null under --offline */
+  repository: diffSideSchema.extend({ snapshotId: snapshotId.nullable() }).nullable(),
+  changedHere: z.boolean(),
+  /** null under --offline */
+  changedInRepository: z.boolean().nullable(),
+  /** for text files: each change against the last sync, as a unified diff */
+  patches: z.array(z.object({ from: z.literal('lastSync'), to: z.enum(['local', 'repository']), patch: z.string() })),
+});
+
 /** Every schema by command name (the README lists the same). */
 export const jsonSchemas = {
   error: errorDocSchema,
@@ -280,4 +308,5 @@ export const jsonSchemas = {
   'validate-chain': validateChainSchema,
   clean: cleanSchema,
   backups: backupsSchema,
+  diff: diffSchema,
 } as const;
