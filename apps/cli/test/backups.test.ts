@@ -196,3 +196,14 @@ describe('the backups: limits (personal settings)', () => {
     expect(readdirSync(path.join(t.B, 'input')).sort()).toEqual(['a.txt', 'b.txt', 'c.txt']);
   });
 });
+
+describe('dsg clean --no-dry-run', () => {
+  it("runs the repository's recovery under its lock, then releases it (it used to fail: no lock held)", () => {
+    const t = twoCopies();
+    const d = cleanSchema.parse(JSON.parse(ok(dsg(t.B, t.env, '--json', 'clean', '--no-dry-run')).stdout));
+    expect(d).toMatchObject({ dryRun: false, target: 'all', leftovers: [] });
+    // the lock is free again: a sync goes through
+    write(path.join(t.B, 'input', 'a.txt'), 'a after clean\n');
+    expect(ok(dsg(t.B, t.env, 'sync')).stdout).toMatch(/^s2 committed/m);
+  });
+});
