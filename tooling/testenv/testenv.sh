@@ -17,7 +17,7 @@ set -euo pipefail
 
 DIR=${DSG_TESTENV_DIR:-/tmp/dsg-testenv}
 POOL=${DSG_TEST_POOL:-dsgtest}
-POOL_SIZE=${DSG_TEST_POOL_SIZE:-512M}
+POOL_SIZE=${DSG_TEST_POOL_SIZE:-1G}
 ENVFILE="$DIR/env"
 
 log() { printf 'testenv: %s\n' "$*" >&2; }
