@@ -110,6 +110,15 @@ describe.skipIf(!zfs || !agent)('a non-root agent with the documented sudo rule 
       ),
     );
     expect(readFileSync(path.join(sb.dir, 'b', 'input', 'survey.csv'), 'utf8')).toBe('id\n1\n2\n');
+    // by URL alone: the agent finds the dataset through `sudo -n zfs list` (its login cannot list without sudo)
+    const byUrl = ok(
+      dsg(sb.dir, sb.env, 'clone', `${agent!.ssh.host}:${mountpoint}/team`, 'c', '--sudo', ...sshArgs()),
+    );
+    expect(byUrl.stdout).toContain(`is the ZFS dataset ${parent}/team: cloning with --repo-type zfs --pool ${parent}`);
+    expect(readFileSync(path.join(sb.dir, 'c', '.dsg', 'config.local.yml'), 'utf8')).toMatch(
+      /type: zfs[\s\S]*sudo: true/,
+    );
+    expect(readFileSync(path.join(sb.dir, 'c', 'input', 'survey.csv'), 'utf8')).toBe('id\n1\n2\n');
 
     const m = snapmountSchema.parse(JSON.parse(ok(dsg(A, sb.env, '--json', 'snapmount', '--snapshot', 's1')).stdout));
     expect(readFileSync(path.join(m.mountpoint, 'input', 'survey.csv'), 'utf8')).toBe('id\n1\n');

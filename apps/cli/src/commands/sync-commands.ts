@@ -752,7 +752,10 @@ async function detectCloneSource(
     const { root: _root, flat: _flat, ...rest } = given;
     return { ...rest, type: 'zfs', pool: found.pool, mountpoint: base, ...sudoField('zfs', o) };
   }
-  if (found.type === 'posix') return found.layout === 'flat' ? { ...given, flat: true } : given;
+  if (found.type === 'posix') {
+    sudoField('posix', o); // --sudo on a posix repository: the usage error it always was
+    return found.layout === 'flat' ? { ...given, flat: true } : given;
+  }
   throw new NotFoundError(`no dsg repository at ${where}: ${found.reason}`, {
     recoveryHint: `Check the path (\`dsg list-repos --host ${given.host ?? 'localhost'} --path ${base}\` lists the repositories there); for a ZFS repository the agent cannot see, give --repo-type zfs --pool <parent dataset>.`,
   });
@@ -818,11 +821,13 @@ async function cloneInto(
   let root: string;
   let conn: Connection;
   if (source) {
-    const parsed = parseCloneSource(source, o);
+    // no --repo-type/--pool: the agent says what the path is (a ZFS dataset's mountpoint, or posix);
+    // --sudo then applies to what it finds
+    const detect = o.repoType === undefined && o.pool === undefined;
+    const parsed = parseCloneSource(source, detect ? { ...o, sudo: false } : o);
     const name = parsed.name;
     let repo = parsed.repo;
-    // no --repo-type/--pool: the agent says what the path is (a ZFS dataset's mountpoint, or posix)
-    if (o.repoType === undefined && o.pool === undefined) repo = await detectCloneSource(ctx, repo, name, user, o);
+    if (detect) repo = await detectCloneSource(ctx, repo, name, user, o);
     root = path.resolve(ctx.cwd, dest ?? name);
     const entries = await readdir(root).catch((e: NodeJS.ErrnoException) =>
       e.code === 'ENOENT' ? null : Promise.reject(e),
