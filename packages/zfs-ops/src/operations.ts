@@ -226,7 +226,7 @@ export class ZfsOperations {
     const deadline = Date.now() + this.settleTimeoutMs;
     for (let pause = 50; ; pause = Math.min(pause * 2, 1000)) {
       let state: RepositoryState | null = null;
-      let failure: unknown;
+      let failure: Error | undefined;
       try {
         state = await this.inspectOnce();
       } catch (e) {
@@ -843,7 +843,7 @@ function isGone(e: unknown): boolean {
 }
 
 /** A failure a reader sees in a commit's rename window: the dataset vanished, or is unmounted. */
-function isInWindow(e: unknown): boolean {
+function isInWindow(e: unknown): e is Error {
   return isGone(e) || (e instanceof DsgError && e.code === 'ZFS_NOT_MOUNTED');
 }
 
