@@ -13,3 +13,14 @@ export { ZfsRemoteFilesystem, listZfsRepositories, type ZfsRemoteFilesystemOptio
 export { zfsHost, zfsLockFileName, type ZfsHost, type ZfsHostOptions } from './host.js';
 export { zfsParkedDirName } from './parked.js';
 export type { ParkedOptions } from '@dsg/contracts';
+export { REPLICA_PROP, replicaError } from './replica.js';
+export {
+  replicateDataset,
+  promoteReplica,
+  syncoidArgs,
+  assertSyncoidArg,
+  estimatedBytes,
+  type ReplicateDatasetOptions,
+  type ReplicationReport,
+  type SyncoidSsh,
+} from './replicate.js';
