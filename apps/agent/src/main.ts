@@ -130,7 +130,7 @@ targetOptions(
     ) => {
       if (o.sshPort !== undefined && !/^\d{1,5}$/.test(o.sshPort))
         throw new ConfigError(`--ssh-port ${JSON.stringify(o.sshPort)} is not a port number`, { field: 'sshPort' });
-      const reports = await replicate(
+      const run = await replicate(
         {
           target: agentTargetOf(o),
           to: o.to,
@@ -146,7 +146,8 @@ targetOptions(
         },
         await createAgentHasher(),
       );
-      process.stdout.write(o.json ? JSON.stringify({ replicated: reports }, null, 2) + '\n' : replicationText(reports));
+      process.stdout.write(o.json ? JSON.stringify(run, null, 2) + '\n' : replicationText(run));
+      if (run.failed.length) process.exitCode = 1;
     },
   );
 

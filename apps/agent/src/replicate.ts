@@ -1,5 +1,5 @@
 import { hostname, userInfo } from 'node:os';
-import { ConfigError, DsgError, LockedError, type HasherFactory } from '@dsg/contracts';
+import { ConfigError, DsgError, LockedError, type HasherFactory, type SerializedError } from '@dsg/contracts';
 import { RepositoryLock, assertRepoName, shellCommand, type AgentTarget } from '@dsg/transports/server';
 import {
   assertDatasetName,
@@ -76,6 +76,12 @@ export interface RepositoryReplication extends ReplicationReport {
   repository: string;
 }
 
+/** A run over several repositories: each one replicated, or its error (the run goes on). */
+export interface ReplicationRun {
+  replicated: RepositoryReplication[];
+  failed: { repository: string; error: SerializedError }[];
+}
+
 function zfsHostOf(target: AgentTarget, hasher: HasherFactory, log: (line: string) => void): ZfsHost {
   if (target.type !== 'zfs') {
     throw new DsgError('UNSUPPORTED', `replicate works on ZFS repositories only (--type ${target.type})`, {
@@ -108,9 +114,10 @@ function holder(): { user: string; host: string; pid: number; since: string } {
  * Replicates the repositories of one ZFS pool to `--to`, each under its own
  * lock: a sync in progress makes it refuse that repository (LOCKED), and
  * recovery runs first, so a crashed transaction's temporaries are gone
- * before syncoid lists the snapshots. Stops at the first failure.
+ * before syncoid lists the snapshots. A repository that fails is reported
+ * and the next one is tried; with `repository` given, its error is thrown.
  */
-export async function replicate(o: ReplicateOptions, hasher: HasherFactory): Promise<RepositoryReplication[]> {
+export async function replicate(o: ReplicateOptions, hasher: HasherFactory): Promise<ReplicationRun> {
   const host = zfsHostOf(o.target, hasher, o.log);
   const to = parseReplicaTarget(o.to);
   const ssh = o.ssh ?? {};
@@ -127,8 +134,20 @@ export async function replicate(o: ReplicateOptions, hasher: HasherFactory): Pro
       recoveryHint: `The repositories there: dsg-agent replicate without --repository replicates all of them.`,
     });
   }
-  const out: RepositoryReplication[] = [];
+  const run: ReplicationRun = { replicated: [], failed: [] };
   for (const name of names) {
+    try {
+      run.replicated.push(await replicateOne(name));
+    } catch (e) {
+      // one repository named: its error is the command's; else the others still get their turn
+      if (o.repository !== undefined || !(e instanceof DsgError)) throw e;
+      o.log(`${name}: not replicated: ${e.message}`);
+      run.failed.push({ repository: name, error: e.toJSON() });
+    }
+  }
+  return run;
+
+  async function replicateOne(name: string): Promise<RepositoryReplication> {
     const lock = new RepositoryLock(await host.lockFile(name));
     try {
       await lock.acquire(holder());
@@ -158,12 +177,11 @@ export async function replicate(o: ReplicateOptions, hasher: HasherFactory): Pro
         ...(o.syncoid !== undefined ? { syncoid: o.syncoid } : {}),
         log: o.log,
       });
-      out.push({ repository: name, ...report });
+      return { repository: name, ...report };
     } finally {
       await lock.release();
     }
   }
-  return out;
 }
 
 /** `dsg-agent promote`: the replica of one repository becomes a primary (readonly off, marker removed). */
@@ -187,14 +205,17 @@ export async function promote(
 }
 
 /** The text report: one line per repository. */
-export function replicationText(reports: RepositoryReplication[]): string {
-  if (!reports.length) return 'no repositories to replicate\n';
-  return reports
-    .map((r) => {
-      const bytes = r.estimatedBytes !== null ? ` (~${r.estimatedBytes} bytes)` : '';
-      if (r.head === null) return `${r.repository}: nothing committed yet, nothing sent\n`;
-      if (!r.sent.length) return `${r.repository}: ${r.target} is up to date at ${r.head}\n`;
-      return `${r.repository}: sent ${r.sent.length} snapshot${r.sent.length === 1 ? '' : 's'} (${r.sent.join(', ')})${bytes} to ${r.target}, now at ${r.head}\n`;
-    })
-    .join('');
+export function replicationText(run: ReplicationRun): string {
+  if (!run.replicated.length && !run.failed.length) return 'no repositories to replicate\n';
+  const failed = run.failed.map((f) => `${f.repository}: not replicated: ${f.error.message}\n`).join('');
+  return (
+    run.replicated
+      .map((r) => {
+        const bytes = r.estimatedBytes !== null ? ` (~${r.estimatedBytes} bytes)` : '';
+        if (r.head === null) return `${r.repository}: nothing committed yet, nothing sent\n`;
+        if (!r.sent.length) return `${r.repository}: ${r.target} is up to date at ${r.head}\n`;
+        return `${r.repository}: sent ${r.sent.length} snapshot${r.sent.length === 1 ? '' : 's'} (${r.sent.join(', ')})${bytes} to ${r.target}, now at ${r.head}\n`;
+      })
+      .join('') + failed
+  );
 }

@@ -40,8 +40,8 @@ afterEach(() => {
 const zfsCmd = (...args: string[]): string => execFileSync('zfs', args, { encoding: 'utf8' });
 
 /** One committed snapshot `sN` of `proj` on the primary: files written, paths deleted. */
-async function commit(id: string, files: Record<string, Buffer | null>): Promise<void> {
-  const fs = host.open('proj');
+async function commit(id: string, files: Record<string, Buffer | null>, repo = 'proj'): Promise<void> {
+  const fs = host.open(repo);
   const tx = newTransactionId();
   await fs.begin(tx);
   for (const [p, data] of Object.entries(files)) {
@@ -53,6 +53,7 @@ async function commit(id: string, files: Record<string, Buffer | null>): Promise
 
 interface Report {
   replicated: { repository: string; sent: string[]; head: string | null; target: string }[];
+  failed: { repository: string; error: { code: string; message: string } }[];
   error: { code: string; message: string };
 }
 
@@ -158,17 +159,34 @@ describe.skipIf(!zfs || !pool2 || !hasSyncoid)('dsg-agent replicate (syncoid, tw
     expect(listAll(replicas.dataset)).toEqual(before);
   });
 
-  it('refuses while a transaction holds the lock, and sends nothing', async () => {
+  it('refuses a repository while a transaction holds its lock, sends nothing of it, and goes on with the others', async () => {
     await commit('s1', { 'input/a.csv': Buffer.from('a') });
+    await commit('s1', { 'input/b.csv': Buffer.from('b') }, 'beta');
     const lock = new RepositoryLock(await host.lockFile('proj'));
     await lock.acquire(holder('bob@example.org'));
     try {
       const r = agent(['replicate', '--to', replicas.dataset, '--json']);
-      expect(r.status).toBe(1);
-      expect(r.json.error.code).toBe('LOCKED');
-      expect(r.json.error.message).toContain('bob@example.org');
-      expect(r.json.error.message).toContain('replication refused');
-      expect(listAll(replicas.dataset)).toEqual([replicas.dataset]);
+      expect(r.status, r.stderr).toBe(1);
+      expect(r.json.failed).toHaveLength(1);
+      expect(r.json.failed[0]!.repository).toBe('proj');
+      expect(r.json.failed[0]!.error.code).toBe('LOCKED');
+      expect(r.json.failed[0]!.error.message).toContain('bob@example.org');
+      expect(r.json.failed[0]!.error.message).toContain('replication refused');
+      expect(r.json.replicated.map((x) => x.repository)).toEqual(['beta']);
+      expect(listAll(replicas.dataset)).toEqual([
+        replicas.dataset,
+        `${replicas.dataset}/beta`,
+        `${replicas.dataset}/beta@s1`,
+      ]);
+      // one repository named: its refusal is the command's error
+      const one = agent(['replicate', '--to', replicas.dataset, '--repository', 'proj', '--json']);
+      expect(one.status).toBe(1);
+      expect(one.json.error.code).toBe('LOCKED');
+      expect(listAll(replicas.dataset)).toEqual([
+        replicas.dataset,
+        `${replicas.dataset}/beta`,
+        `${replicas.dataset}/beta@s1`,
+      ]);
     } finally {
       await lock.release();
     }
