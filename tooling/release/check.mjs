@@ -94,7 +94,17 @@ function pack(pkg, tmp) {
  * @param {string} name @param {string} range @param {string | undefined} registry
  */
 function published(name, range, registry) {
-  const args = ['view', `${name}@${range}`, 'version', '--json'];
+  // npm's default retries wait about 70 s on a registry that refuses connections; a release
+  // gate should say so in seconds (two quick retries still ride out a blip)
+  const args = [
+    'view',
+    `${name}@${range}`,
+    'version',
+    '--json',
+    '--fetch-retries=2',
+    '--fetch-retry-mintimeout=1000',
+    '--fetch-retry-maxtimeout=4000',
+  ];
   if (registry) args.push('--registry', registry);
   try {
     const out = execFileSync('npm', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();

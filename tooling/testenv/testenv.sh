@@ -18,7 +18,7 @@ set -euo pipefail
 
 DIR=${DSG_TESTENV_DIR:-/tmp/dsg-testenv}
 POOL=${DSG_TEST_POOL:-dsgtest}
-POOL_SIZE=${DSG_TEST_POOL_SIZE:-512M}
+POOL_SIZE=${DSG_TEST_POOL_SIZE:-1G}
 # a second, smaller pool on the same daemon: the target of the replication tests
 POOL2=${DSG_TEST_POOL2:-dsgtest2}
 POOL2_SIZE=${DSG_TEST_POOL2_SIZE:-256M}

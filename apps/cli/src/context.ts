@@ -7,6 +7,8 @@ export interface Ctx {
   env: NodeJS.ProcessEnv;
   /** stdin is a terminal (prompts are allowed only then) */
   interactive: boolean;
+  /** where command output goes (process.stdout when absent): for the commands that write data there */
+  stdout?: NodeJS.WriteStream;
 }
 
 /** A handler returns its exit code (0 when omitted); errors are thrown as DsgError. */

@@ -98,16 +98,11 @@ step(
   (o) => o.includes('bob@example.org') && o.includes('alice@example.org'),
 );
 step(
-  'fetch the first version of input/interviews.csv',
+  'show the first version of input/interviews.csv (to stdout: nothing lands in a data dir)',
   alice,
-  ['snapfetch', 'input/interviews.csv', '--snapshot', 's1'],
-  (o) => o.includes('interviews.csv.s1'),
+  ['snapfetch', 'input/interviews.csv', '--snapshot', 's1', '-o', '-'],
+  (o) => o === 'id,district,year\n1,North,2019\n2,South,2020\n',
 );
-const old = readFileSync(path.join(alice, 'input', 'interviews.csv.s1'), 'utf8');
-if (old !== 'id,district,year\n1,North,2019\n2,South,2020\n') {
-  failed++;
-  console.log('  ✗ the fetched s1 version is not the original file');
-}
 step('check the hash chain of every snapshot', alice, ['validate-chain'], (o) => o.includes('intact'));
 
 console.log(failed ? `\n${failed} step(s) FAILED` : '\nall steps passed');

@@ -105,6 +105,7 @@ function addCommand(
       cwd: o.cwd ?? process.cwd(),
       env: io.env,
       interactive: Boolean(process.stdin.isTTY) && Boolean(io.stdout.isTTY),
+      stdout: io.stdout,
     };
     out.log(`dsg ${VERSION}: ${spec.name} ${self.args.join(' ')}`);
     const positional = raw.slice(0, -2);

@@ -98,13 +98,17 @@ export function e2eSuite(b: Backend): void {
       'output/result.txt',
     );
 
-    // snapfetch of the old version: bytes equal; never overwrites without --force
+    // snapfetch of the old version: bytes equal, outside the project; to stdout; -o never overwrites without --force
     const sf = json(snapfetchSchema, ok(dsg(A, sb.env, '--json', 'snapfetch', 'input/survey.csv', '--snapshot', 's1')));
     expect(readFileSync(sf.output)).toEqual(v1);
-    const again = dsg(A, sb.env, 'snapfetch', 'input/survey.csv', '--snapshot', 's1');
+    expect(path.relative(A, sf.output).startsWith('..')).toBe(true);
+    expect(ok(dsg(A, sb.env, 'snapfetch', 'input/survey.csv', '--snapshot', 's1')).stdout).toBe(v1.toString());
+    const fetched = path.join(sb.dir, 'survey-s1.csv');
+    ok(dsg(A, sb.env, 'snapfetch', 'input/survey.csv', '--snapshot', 's1', '-o', fetched));
+    const again = dsg(A, sb.env, 'snapfetch', 'input/survey.csv', '--snapshot', 's1', '-o', fetched);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/already exists[\s\S]*--force/);
-    ok(dsg(A, sb.env, 'snapfetch', 'input/survey.csv', '--snapshot', 's1', '--force'));
+    ok(dsg(A, sb.env, 'snapfetch', 'input/survey.csv', '--snapshot', 's1', '-o', fetched, '--force'));
     const missing = dsg(A, sb.env, 'snapfetch', 'input/survey.csv', '--snapshot', 's9');
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('s9 does not exist');

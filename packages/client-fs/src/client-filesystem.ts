@@ -3,6 +3,7 @@ import { link, lstat, mkdir, open, readdir, rm, symlink, unlink, type FileHandle
 import path from 'node:path';
 import {
   assertSafeLinkTarget,
+  DSG_DIR,
   faultPoint,
   forEachLimited,
   fsyncDir,
@@ -20,7 +21,16 @@ import {
   type TransactionId,
   FILE_READ_CHUNK,
 } from '@dsg/contracts';
-import { checkDataPath, layout, metaTarget, parkedFile, stagedMetaPath, stagingDir, type Layout } from './layout.js';
+import {
+  backupDir,
+  checkDataPath,
+  layout,
+  metaTarget,
+  parkedFile,
+  stagedMetaPath,
+  stagingDir,
+  type Layout,
+} from './layout.js';
 import {
   applyJournal,
   dropEmptyBackup,
@@ -362,12 +372,18 @@ function mismatch(p: string, local: boolean, what: string): ValidationError {
   );
 }
 
-/** After a successful apply: staging gone, empty backup dir gone, journal dropped (last). */
+/**
+ * After a successful apply: staging gone, journal dropped, then the backup of
+ * the old `.dsg/` metadata (only an undo could use it; kept, each sync would
+ * keep a whole manifest) and an empty backup dir.
+ */
 export async function finishApply(l: Layout, tx: string): Promise<void> {
   await rm(stagingDir(l, tx), { recursive: true, force: true });
-  await dropEmptyBackup(l, tx);
   faultPoint('client.commit.before-journal-drop');
   await dropJournal(l, tx);
+  // only now: until the journal is gone an undo may restore the old metadata from there
+  await rm(path.join(backupDir(l, tx), DSG_DIR), { recursive: true, force: true });
+  await dropEmptyBackup(l, tx);
   await fsyncDir(l.dsg); // fsyncDir already tolerates filesystems that cannot sync a directory; EIO is real
 }
 

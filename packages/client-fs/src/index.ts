@@ -3,3 +3,5 @@ export { hasInterruptedTransaction, recoverClient, pruneBackups } from './recove
 export type { Journal, JournalOp } from './journal.js';
 export { parseJournal } from './journal.js';
 export type { WriteGate } from './client-filesystem.js';
+export { listBackups, removeBackups, transactionTime } from './backups.js';
+export type { BackupSet, KeptBackup, RemovedBackups } from './backups.js';

@@ -11,6 +11,7 @@ import { backupDir, journalFile, layout, stagedMetaPath, stagingDir } from './la
 import { applyJournal, listJournals, readJournal } from './journal.js';
 import { finishApply, rollbackClientTx } from './client-filesystem.js';
 import { isEnoent } from './fs-util.js';
+import { transactionTime } from './backups.js';
 
 const msg = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
@@ -98,13 +99,6 @@ async function stagedManifestHash(staging: string): Promise<string | undefined> 
   }
 }
 
-/** Start time of a transaction from its id (`20261125T101112123Z-…`). */
-function txTime(tx: string): number | null {
-  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z-/.exec(tx);
-  if (!m) return null;
-  return Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!, +m[7]!);
-}
-
 /**
  * Remove `.dsg/backup/<tx>/` directories older than maxAgeMs (age from the
  * transaction id; the directory's mtime for other names). A backup whose
@@ -131,7 +125,7 @@ export async function pruneBackups(
     const dir = backupDir(l, name);
     try {
       if (journals.has(name)) continue;
-      const t = txTime(name) ?? (await stat(dir)).mtimeMs;
+      const t = transactionTime(name) ?? (await stat(dir)).mtimeMs;
       if (now - t < maxAgeMs) continue;
       if (!options.dryRun) await rm(dir, { recursive: true, force: true });
       report.removed.push(dir);

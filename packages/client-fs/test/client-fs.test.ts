@@ -55,7 +55,6 @@ describe('LocalClientFilesystem commit', () => {
       'input/a.txt': 'A1',
       'input/b.txt': 'B1',
       'input/gone.txt': 'G',
-      '.dsg/last-sync.json': '{"v":1}',
     });
     expect(await readdir(path.join(root, '.dsg/journal'))).toEqual([]);
     expect(await exists(path.join(root, '.dsg/staging', tx))).toBe(false);
@@ -309,7 +308,6 @@ describe('recoverClient', () => {
       'input/a.txt': 'A1',
       'input/b.txt': 'B1',
       'input/gone.txt': 'G',
-      '.dsg/last-sync.json': '{"v":1}',
     });
   });
 

@@ -57,6 +57,8 @@ export const ERROR_CODES = {
   ZFS: 'a zfs command failed (ZfsOperationError)',
   ZFS_CONFIG: 'a pool, parent dataset or mountpoint that dsg cannot sync',
   ZFS_NOT_MOUNTED: 'the repository dataset is not mounted, so its tree cannot be read',
+  ZFS_COMMIT_IN_FLIGHT:
+    'the repository stayed between the renames of a commit (another sync committing, or one interrupted there)',
   ZFS_PERMISSION: 'the agent user may not chown new datasets (sudo rule missing)',
   ZFS_CHILD_DATASETS: 'the repository dataset has children a sync would not keep',
   ZFS_ORPHANS: 'leftovers of interrupted transactions block a begin; recover first',

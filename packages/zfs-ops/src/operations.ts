@@ -136,8 +136,17 @@ export class ZfsOperations {
   private readonly zfs: Zfs;
   private readonly log: Logger;
   private readonly active = new Map<string, Active>();
+  private readonly settleTimeoutMs: number;
 
-  constructor(options: { parent: string; repo: string; mountpoint: string; zfs: Zfs; log?: Logger }) {
+  constructor(options: {
+    parent: string;
+    repo: string;
+    mountpoint: string;
+    zfs: Zfs;
+    log?: Logger;
+    /** how long a reader waits for another writer's commit to leave its rename window (default 60 s) */
+    settleTimeoutMs?: number;
+  }) {
     assertDatasetName(options.parent);
     assertRepositoryName(options.repo);
     if (!path.isAbsolute(options.mountpoint))
@@ -150,6 +159,7 @@ export class ZfsOperations {
     this.dataset = `${options.parent}/${options.repo}`;
     this.zfs = options.zfs;
     this.log = options.log ?? ((level, line) => level === 'warn' && console.warn(`[dsg zfs] ${line}`));
+    this.settleTimeoutMs = options.settleTimeoutMs ?? 60_000;
   }
 
   names(tx: string): { init: string; sync: string; old: string; temp: string } {
@@ -209,6 +219,66 @@ export class ZfsOperations {
    * highest `@sN`. Two zfs calls and, for the head, one file read.
    */
   async inspect(): Promise<RepositoryState | null> {
+    // Readers (status, log, clone) take no lock, so they can look while
+    // another client's commit is between its renames: P/<repo> missing,
+    // unmounted, or the new generation mounted before its @sN. Answering
+    // then would say "no repository" (a client would init) or fail; wait
+    // for the commit to settle instead. Settled states cost nothing extra.
+    const deadline = Date.now() + this.settleTimeoutMs;
+    for (let pause = 50; ; pause = Math.min(pause * 2, 1000)) {
+      let state: RepositoryState | null = null;
+      let failure: unknown;
+      try {
+        state = await this.inspectOnce();
+      } catch (e) {
+        if (!isInWindow(e)) throw e;
+        failure = e;
+      }
+      // Missing or failing: an -old- or -sync- sibling means a commit is renaming.
+      // "Legacy" with only the head's @sN missing: the commit's -old- is still there until its @sN is made.
+      const vanished = failure !== undefined ? isGone(failure) : state === null;
+      const suspect =
+        failure !== undefined || state === null || (state.layout === 'legacy' && onlyHeadUnsnapshotted(state));
+      if (!suspect || !(await this.unsettled(failure !== undefined || state === null, vanished))) {
+        if (failure !== undefined) throw failure;
+        return state;
+      }
+      if (Date.now() >= deadline) {
+        throw new DsgError(
+          'ZFS_COMMIT_IN_FLIGHT',
+          `${this.dataset} stayed in the middle of a commit (its -old-/-sync- sibling is still there) for ${Math.round(this.settleTimeoutMs / 1000)} s`,
+          {
+            recoveryHint:
+              'Another sync may still be committing; retry in a moment. If none is running, its commit was interrupted: run dsg clean (recovery finishes or undoes it).',
+          },
+        );
+      }
+      await new Promise((r) => setTimeout(r, pause));
+    }
+  }
+
+  /**
+   * Whether a commit is in flight: its `-old-<tx>` is there (from the first
+   * rename until its @sN), or, when `orSync`, its `-sync-<tx>`. Also true
+   * when P/<repo> was seen `vanished` but is back now: the window closed
+   * between the two looks, so look again.
+   */
+  private async unsettled(orSync: boolean, vanished: boolean): Promise<boolean> {
+    let names: string[];
+    try {
+      names = (await this.zfs.list([this.parent], ['name'], { depth: 1, types: ['filesystem'] })).map(
+        (r) => r['name'] ?? '',
+      );
+    } catch (e) {
+      if (isGone(e)) return false; // no parent: nothing can be committing under it
+      throw e;
+    }
+    if (vanished && names.includes(this.dataset)) return true;
+    const re = new RegExp(`^${escapeRegExp(this.dataset)}-(?:${orSync ? 'sync|old' : 'old'})-([^@/]+)$`);
+    return names.some((n) => isTransactionId(re.exec(n)?.[1] ?? ''));
+  }
+
+  private async inspectOnce(): Promise<RepositoryState | null> {
     const m = await this.liveMount();
     if (!m) return null;
     const props = await this.zfs.getProps([this.dataset], ['creation', PROP.message, PROP.manifestHash, PROP.user], {
@@ -776,3 +846,21 @@ function pidAlive(pid: number): boolean {
 }
 
 export { ZfsOperationError };
+
+/** The dataset vanished between two zfs calls of one look. */
+function isGone(e: unknown): boolean {
+  return e instanceof ZfsOperationError && /does not exist/.test(e.stderr ?? '');
+}
+
+/** A failure a reader sees in a commit's rename window: the dataset vanished, or is unmounted. */
+function isInWindow(e: unknown): boolean {
+  return isGone(e) || (e instanceof DsgError && e.code === 'ZFS_NOT_MOUNTED');
+}
+
+/** Every @sN below the head is there, only the head's is not: dsg's own commit before its snapshot step. */
+function onlyHeadUnsnapshotted(st: RepositoryState): boolean {
+  const n = snapshotNumber(st.head);
+  if (n === null || st.snapshots.has(n)) return false;
+  for (let k = 1; k < n; k++) if (!st.snapshots.has(k)) return false;
+  return true;
+}

@@ -67,6 +67,8 @@ export interface ZfsRemoteFilesystemOptions extends ParkedOptions {
   /** how long busy errors are retried */
   retry?: BusyRetry;
   log?: Logger;
+  /** how long a read waits for another client's commit to leave its rename window (default 60 s) */
+  settleTimeoutMs?: number;
 }
 
 /** The ZFS backend of a repository: transactions (init/sync auto-detected), files in the work area, history. */
@@ -106,6 +108,7 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
       mountpoint: options.mountpoint,
       zfs: this.zfs,
       log: this.log,
+      ...(options.settleTimeoutMs !== undefined ? { settleTimeoutMs: options.settleTimeoutMs } : {}),
     });
     this.hasher = options.hasher;
     this.parkedOptions = {

@@ -74,12 +74,19 @@ describe('package README examples compile against the API and run', () => {
     mkdirSync(path.join(dir, 'output'));
     writeFileSync(path.join(dir, 'input', 'a.csv'), 'id\n1\n');
     writeFileSync(path.join(dir, 'output', 'b.txt'), 'b\n');
-    expect(runExample(programs.get('manifest')!, [dir], dir)).not.toBe('');
+    // entries, the snapshot hash, the byte round trip, the chain check
+    expect(runExample(programs.get('manifest')!, [dir], dir)).toMatch(/^2 [0-9a-f]{16} true \{ ok: true \}\n$/);
   });
 
-  it.each(['posix-ops', 'client-fs', 'coordinator'])('%s: runs on a fresh directory', (pkg) => {
+  // what each program prints, as its README's comments say
+  it.each([
+    ['posix-ops', [/→ s1/, /s1 /, /'demo'/]],
+    ['client-fs', [/^new$/m, /'a\.csv'/]],
+    ['coordinator', [/snapshot s1 \[ 'input\/a\.csv' \]/]],
+  ] as const)('%s: runs on a fresh directory', (pkg, expected) => {
     const dir = path.join(temp(), 'target');
-    expect(runExample(programs.get(pkg)!, [dir], path.dirname(dir))).not.toBe('');
+    const out = runExample(programs.get(pkg)!, [dir], path.dirname(dir));
+    for (const e of expected) expect(out).toMatch(e);
   });
 
   // these need a dsg-agent or a ZFS pool: their fuller versions (consumers/) run in the release test

@@ -26,7 +26,7 @@ const ssh = requireSsh();
 const RESULTS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'test-results');
 
 /** generous: a stuck case must fail on its own checks, not on the timeout */
-const LONG = 400_000;
+const LONG = 1_800_000;
 const rows: CaseResult[] = [];
 const backends: Backend[] = [];
 

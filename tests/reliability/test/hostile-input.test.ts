@@ -116,8 +116,8 @@ async function runServerCase(s: Scene, c: ServerCase): Promise<void> {
     const dest = path.join(s.sb.dir, `clone-${++cloneNo}`, 'deep');
     // one after the other: opening a repository runs the agent's recovery under the lock, so a
     // clone beside a sync can make the sync report LOCKED (exit 4)
-    const sync = c.cloneOnly ? null : await dsgAsync(s.A, s.sb.env, ['--json', 'sync', '-m', 'hostile'], 60_000);
-    const clone = await dsgAsync(s.sb.dir, s.sb.env, ['--json', 'clone', ...s.b.cloneArgs(s.name), dest], 60_000);
+    const sync = c.cloneOnly ? null : await dsgAsync(s.A, s.sb.env, ['--json', 'sync', '-m', 'hostile'], 180_000);
+    const clone = await dsgAsync(s.sb.dir, s.sb.env, ['--json', 'clone', ...s.b.cloneArgs(s.name), dest], 180_000);
     if (sync) refusedAs(sync, `${s.b.label} ${c.label}: sync`, c);
     refusedAs(clone, `${s.b.label} ${c.label}: clone`, c);
     expect(clientState(s.A), `${c.label}: working copy`).toEqual(beforeA);
@@ -367,7 +367,7 @@ async function runHeldCase(s: Scene, c: HeldCase): Promise<void> {
     const beforeA = clientState(s.A);
     const beforeRepo = repoState(s);
     if (!c.cloneOnly) {
-      const st = await dsgAsync(s.A, s.sb.env, ['--json', 'status'], 60_000);
+      const st = await dsgAsync(s.A, s.sb.env, ['--json', 'status'], 180_000);
       ok(st, `${c.label}: status`);
       const doc = JSON.parse(st.stdout) as {
         heldBack: { path: string; reason: string }[];
@@ -386,7 +386,7 @@ async function runHeldCase(s: Scene, c: HeldCase): Promise<void> {
       expect(clientState(s.A), `${c.label}: working copy`).toEqual(beforeA);
     }
     const dest = path.join(s.sb.dir, `clone-${++cloneNo}`, 'deep');
-    const clone = await dsgAsync(s.sb.dir, s.sb.env, ['--json', 'clone', ...s.b.cloneArgs(s.name), dest], 60_000);
+    const clone = await dsgAsync(s.sb.dir, s.sb.env, ['--json', 'clone', ...s.b.cloneArgs(s.name), dest], 180_000);
     ok(clone, `${c.label}: clone`);
     held(JSON.parse(clone.stdout) as { heldBack?: { path: string; reason: string }[] }, 'clone');
     expect(dataFiles(dest), `${c.label}: what the clone wrote`).toEqual([

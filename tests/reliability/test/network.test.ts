@@ -73,7 +73,7 @@ describe.skipIf(!zfs || !ssh)('network faults: zfs over the real sshd', () => {
     await waitFor(
       'the dsg-agent under the test sshd',
       () => (pids = agentsServing([b.parent.dataset])).length === 1,
-      20_000,
+      120_000,
       20,
     );
     return pids[0]!;
@@ -123,7 +123,7 @@ describe.skipIf(!zfs || !ssh)('network faults: zfs over the real sshd', () => {
     await waitFor(
       'upload bytes in the work area',
       () => (seen = bytesUnderPrefix(b.parent.mountpoint, `${name}-sync-`) - base) >= atLeast,
-      60_000,
+      180_000,
       10,
     );
     return { run, agent, seen };

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { defineConfig, type ViteUserConfig } from 'vitest/config';
 
@@ -16,6 +17,10 @@ export function dsgVitestConfig(extra: ViteUserConfig['test'] = {}): ViteUserCon
       testTimeout: 600_000,
       hookTimeout: 600_000,
       pool: 'forks',
+      // vitest's default on a 2-core machine is one file at a time; these tests
+      // spend much of their time waiting on zfs-fuse, sshd and child processes,
+      // so two files overlap well. DSG_TEST_WORKERS overrides.
+      maxWorkers: Number(process.env['DSG_TEST_WORKERS']) || Math.max(2, os.availableParallelism() - 1),
       passWithNoTests: true,
       globalSetup: [fileURLToPath(new URL('./global-setup.js', import.meta.url))],
       reporters: [

@@ -1,4 +1,7 @@
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, open, rename, rm } from 'node:fs/promises';
+import { once } from 'node:events';
+import os from 'node:os';
 import path from 'node:path';
 import {
   NotFoundError,
@@ -7,10 +10,12 @@ import {
   readAll,
   safeText,
   streamVerified,
+  type ByteStream,
 } from '@dsg/contracts';
 import {
   createXxh3Hasher,
   entriesHash,
+  projectScope,
   unusableReason,
   validateChain,
   type FileEntry,
@@ -123,9 +128,15 @@ export async function snapfetchCommand(
   if (!o.snapshot)
     throw new UsageError('snapfetch needs --snapshot sN', 'Example: dsg snapfetch input/a.csv --snapshot s1');
   const sid = assertSnapshotId(o.snapshot);
+  if (o.output === '-' && ctx.out.opts.json)
+    throw new UsageError(
+      '-o - writes the file to stdout, where --json writes its document',
+      'Drop --json, or give -o <file> (outside the data directories).',
+    );
   const project = await loadProject(ctx);
   const rel = repoRelative(project.root, ctx.cwd, file);
-  const out = path.resolve(ctx.cwd, o.output ?? `${file}.${sid}`);
+  const target = snapfetchTarget(ctx, o.output);
+  if (target.kind === 'file') warnIfInDataDir(ctx, project.root, project.config.data_dirs, target.path);
   await withSession(ctx, async ({ conn }) => {
     const snaps = await conn.client.listSnapshots();
     if (!snaps.some((s) => s.snapshotId === sid)) {
@@ -146,52 +157,21 @@ export async function snapfetchCommand(
       throw new NotFoundError(`${rel} is listed in snapshot ${sid} but its file is missing from the repository`, {
         recoveryHint: 'The repository is damaged; run `dsg validate-snapshot`.',
       });
-    await mkdir(path.dirname(out), { recursive: true });
-    // Write beside the target, then rename: never a half-written output; refuse an existing one unless --force.
-    const tmp = `${out}.dsg-partial-${process.pid}`;
+    // stdout and the default file go through a directory of their own under the system's temp dir:
+    // never into the project, and the bytes reach stdout only once they are verified
+    const own = target.kind === 'file' ? null : await mkdtemp(path.join(os.tmpdir(), 'dsg-snapfetch-'));
+    const out = own ? path.join(own, `${path.posix.basename(rel)}.${sid}`) : (target as { path: string }).path;
     let bytes = 0;
     try {
-      // the bytes must be the ones the snapshot's manifest records, or nothing is written
-      const fh = await open(tmp, 'wx');
-      try {
-        bytes = await streamVerified(
-          fh,
-          rel,
-          stream,
-          { hash: expected.hash, size: expected.filesize },
-          createXxh3Hasher,
-          {
-            mismatch: (m) =>
-              new ValidationError(
-                `${rel} in snapshot ${sid} does not match its manifest (${m.field} ${m.expected} expected, ${m.got} received): nothing was written`,
-                { path: rel },
-                {
-                  code: 'HASH_MISMATCH',
-                  recoveryHint:
-                    'The repository was changed outside dsg or is damaged; run `dsg validate-snapshot` and tell its admin.',
-                },
-              ),
-          },
-        );
-      } finally {
-        await fh.close();
-      }
-      if (!o.force) {
-        const fh = await open(out, 'wx').catch((e: NodeJS.ErrnoException) => {
-          if (e.code === 'EEXIST') {
-            throw new ValidationError(
-              `${path.relative(ctx.cwd, out) || out} already exists; not overwriting it`,
-              { path: out },
-              { recoveryHint: 'Pass -o <other file>, or --force to overwrite.' },
-            );
-          }
-          throw e;
-        });
-        await fh.close();
-      }
-      await rename(tmp, out);
-    } finally {
-      await rm(tmp, { force: true });
+      bytes = await writeVerified(ctx, out, rel, sid, stream, expected, Boolean(o.force));
+      if (target.kind === 'stdout') await copyToStdout(out, ctx.stdout ?? process.stdout);
+    } catch (e) {
+      if (own) await rm(own, { recursive: true, force: true });
+      throw e;
+    }
+    if (target.kind === 'stdout') {
+      await rm(own!, { recursive: true, force: true });
+      return;
     }
     const hash = expected.hash;
     ctx.out.result(
@@ -206,16 +186,104 @@ export async function snapfetchCommand(
 }
 
 /**
- * The entry `rel` has in snapshot `sid`'s manifest (last-sync.json for the
- * head, its archive for earlier ones), from a manifest whose entries hash to
- * its recorded entries_hash: snapfetch verifies the bytes against it.
+ * Where snapfetch writes: `-o -` → stdout; no `-o` → stdout when stdout is
+ * not a terminal (a pipe or a file, as `git show` does), else a new file
+ * under the system's temp dir (so nothing lands in a data directory, where
+ * the next sync would upload it); `-o FILE` → that file.
  */
-async function snapshotEntry(
+function snapfetchTarget(
+  ctx: Ctx,
+  output: string | undefined,
+): { kind: 'stdout' } | { kind: 'temp' } | { kind: 'file'; path: string } {
+  if (output === '-') return { kind: 'stdout' };
+  if (output !== undefined) return { kind: 'file', path: path.resolve(ctx.cwd, output) };
+  if (!ctx.out.opts.json && !(ctx.stdout ?? process.stdout).isTTY) return { kind: 'stdout' };
+  return { kind: 'temp' };
+}
+
+/** An explicit -o inside a data directory is allowed, and said: the next sync uploads it. */
+function warnIfInDataDir(ctx: Ctx, root: string, dataDirs: readonly string[], out: string): void {
+  const rel = path.relative(root, out);
+  if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) return;
+  const dir = projectScope(dataDirs).dataDirOf(rel.split(path.sep).join('/'));
+  if (dir)
+    ctx.out.warn(
+      `${rel} is inside the data directory ${dir}/: the next \`dsg sync\` will upload it (write it elsewhere with -o, or to stdout with -o -)`,
+    );
+}
+
+/** Write beside the target, then rename: never a half-written output; refuse an existing one unless `force`. */
+async function writeVerified(
+  ctx: Ctx,
+  out: string,
+  rel: string,
+  sid: string,
+  stream: ByteStream,
+  expected: FileEntry,
+  force: boolean,
+): Promise<number> {
+  await mkdir(path.dirname(out), { recursive: true });
+  const tmp = `${out}.dsg-partial-${process.pid}`;
+  let bytes = 0;
+  try {
+    // the bytes must be the ones the snapshot's manifest records, or nothing is written
+    const fh = await open(tmp, 'wx');
+    try {
+      bytes = await streamVerified(
+        fh,
+        rel,
+        stream,
+        { hash: expected.hash, size: expected.filesize },
+        createXxh3Hasher,
+        {
+          mismatch: (m) =>
+            new ValidationError(
+              `${rel} in snapshot ${sid} does not match its manifest (${m.field} ${m.expected} expected, ${m.got} received): nothing was written`,
+              { path: rel },
+              {
+                code: 'HASH_MISMATCH',
+                recoveryHint:
+                  'The repository was changed outside dsg or is damaged; run `dsg validate-snapshot` and tell its admin.',
+              },
+            ),
+        },
+      );
+    } finally {
+      await fh.close();
+    }
+    if (!force) {
+      const fh = await open(out, 'wx').catch((e: NodeJS.ErrnoException) => {
+        if (e.code === 'EEXIST') {
+          throw new ValidationError(
+            `${path.relative(ctx.cwd, out) || out} already exists; not overwriting it`,
+            { path: out },
+            { recoveryHint: 'Pass -o <other file>, or --force to overwrite.' },
+          );
+        }
+        throw e;
+      });
+      await fh.close();
+    }
+    await rename(tmp, out);
+  } finally {
+    await rm(tmp, { force: true });
+  }
+  return bytes;
+}
+
+async function copyToStdout(file: string, stdout: NodeJS.WriteStream): Promise<void> {
+  for await (const chunk of createReadStream(file)) {
+    if (!stdout.write(chunk as Buffer)) await once(stdout, 'drain');
+  }
+}
+
+/** Snapshot `sid`'s manifest, checked against its recorded entries_hash (`rel` only names the file in the message). */
+export async function verifiedManifest(
   remote: Parameters<typeof readHistory>[0],
   sid: string,
   rel: string,
   localRoot: string,
-): Promise<FileEntry> {
+): Promise<Manifest> {
   const rec = (await readHistory(remote, { localRoot })).get(sid);
   const m = rec.manifest;
   if (!m?.metadata) {
@@ -234,6 +302,21 @@ async function snapshotEntry(
       },
     );
   }
+  return m;
+}
+
+/**
+ * The entry `rel` has in snapshot `sid`'s manifest (last-sync.json for the
+ * head, its archive for earlier ones), from a manifest whose entries hash to
+ * its recorded entries_hash: snapfetch verifies the bytes against it.
+ */
+async function snapshotEntry(
+  remote: Parameters<typeof readHistory>[0],
+  sid: string,
+  rel: string,
+  localRoot: string,
+): Promise<FileEntry> {
+  const m = await verifiedManifest(remote, sid, rel, localRoot);
   const e = m.entries.get(rel);
   if (!e)
     throw new NotFoundError(`${rel} is not in snapshot ${sid}`, {

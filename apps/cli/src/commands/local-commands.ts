@@ -1,4 +1,5 @@
 import { readdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { ConfigError } from '@dsg/contracts';
@@ -266,9 +267,20 @@ export async function cleanCommand(
       leftovers.push(...r.leftovers);
     }
     if ((target === 'all' || target === 'orphans') && !dryRun) {
-      const r = await conn.client.recover();
-      for (const p of r.removed) items.push({ kind: 'orphan', path: p });
-      leftovers.push(...r.leftovers);
+      // the repository's recovery runs under its lock, as a sync's does: a sync in progress is never cleaned away
+      await conn.client.lock({
+        user: user?.config.user_id ?? 'unknown',
+        host: os.hostname(),
+        pid: process.pid,
+        since: new Date().toISOString(),
+      });
+      try {
+        const r = await conn.client.recover();
+        for (const p of r.removed) items.push({ kind: 'orphan', path: p });
+        leftovers.push(...r.leftovers);
+      } finally {
+        await conn.client.unlock();
+      }
     }
   } finally {
     await conn.close();

@@ -5,6 +5,8 @@ const history = () => import('./history-commands.js');
 const local = () => import('./local-commands.js');
 const syncs = () => import('./sync-commands.js');
 const demo = () => import('./demo-command.js');
+const backups = () => import('./backup-commands.js');
+const diff = () => import('./diff-command.js');
 
 export interface OptionSpec {
   flags: string;
@@ -183,18 +185,34 @@ export const commandSpecs: CommandSpec[] = [
   {
     name: 'snapfetch',
     inProject: true,
-    description: 'write a file as it was in snapshot sN (never overwrites without --force)',
+    description:
+      'a file as it was in snapshot sN, verified: to stdout, or a file outside the data dirs (never overwrites without --force)',
     args: [{ name: '<file>', description: 'path of the file in the project' }],
     options: [
       { flags: '-s, --snapshot <sN>', description: 'snapshot id, e.g. s2' },
-      { flags: '-o, --output <file>', description: 'where to write (default <file>.sN)' },
+      {
+        flags: '-o, --output <file>',
+        description:
+          'where to write; - for stdout (default: stdout when it is not a terminal, else a new file under the temp dir; a file inside a data dir is uploaded by the next sync)',
+      },
       { flags: '--force', description: 'overwrite the output file if it exists' },
     ],
     examples: [
-      'dsg snapfetch input/survey.csv --snapshot s1',
+      'dsg snapfetch input/survey.csv --snapshot s1 | less',
       'dsg snapfetch input/survey.csv --snapshot s1 -o /tmp/old.csv --force',
+      'dsg snapfetch input/survey.csv --snapshot s1 -o - > old.csv',
     ],
     run: async (ctx, a, x) => (await history()).snapfetchCommand(ctx, s(a[0]), o(x)),
+  },
+  {
+    name: 'diff',
+    inProject: true,
+    description:
+      'one file here, as of the last sync and in the repository: sizes, hashes, and a unified diff for text (writes nothing)',
+    args: [{ name: '<file>', description: 'path of the file (relative to where you are)' }],
+    options: [{ flags: '--offline', description: 'compare with the last sync only; connects to nothing' }],
+    examples: ['dsg diff input/survey.csv', 'dsg diff input/survey.csv --offline', 'dsg diff input/survey.csv --json'],
+    run: async (ctx, a, x) => (await diff()).diffCommand(ctx, s(a[0]), o(x)),
   },
   {
     name: 'snapmount',
@@ -272,20 +290,47 @@ export const commandSpecs: CommandSpec[] = [
   {
     name: 'clean',
     inProject: true,
-    description: 'remove leftovers of interrupted transactions and old backups (dry run unless --no-dry-run)',
+    description:
+      'remove leftovers of interrupted transactions and old backups (dry run unless --no-dry-run); --backups: remove kept backups now',
     options: [
+      {
+        flags: '--backups',
+        description:
+          'remove the backups kept in .dsg/backup (all, or --older-than); no connection, --dry-run to look first',
+      },
+      {
+        flags: '--older-than <duration>',
+        description: 'with --backups: only those older than this (30m, 12h, 7d, 2w)',
+      },
+      { flags: '--dry-run', description: 'show what would be removed, remove nothing' },
       {
         flags: '--target <what>',
         description: 'what to clean',
         choices: ['all', 'staging', 'backups', 'orphans'],
         default: 'all',
       },
-      { flags: '--no-dry-run', description: 'really remove' },
+      { flags: '--no-dry-run', description: 'really remove (without --backups)' },
       { flags: '--max-age-days <n>', description: 'backups older than this many days (default 30)' },
       { flags: '--force', description: 'all backups, whatever their age' },
     ],
-    examples: ['dsg clean', 'dsg clean --target backups --no-dry-run'],
-    run: async (ctx, _a, x) => (await local()).cleanCommand(ctx, o(x)),
+    examples: [
+      'dsg clean --backups --older-than 7d',
+      'dsg clean --backups --dry-run --json',
+      'dsg clean',
+      'dsg clean --target backups --no-dry-run',
+    ],
+    run: async (ctx, _a, x) => {
+      const b = await backups();
+      b.checkCleanMode(o(x));
+      return x['backups'] ? b.cleanBackupsCommand(ctx, o(x)) : (await local()).cleanCommand(ctx, o(x));
+    },
+  },
+  {
+    name: 'backups',
+    inProject: true,
+    description: 'list what syncs kept in .dsg/backup (replaced or deleted files): path, original path, time, size',
+    examples: ['dsg backups', 'dsg backups --json', 'dsg clean --backups --older-than 7d'],
+    run: async (ctx) => (await backups()).backupsCommand(ctx),
   },
   {
     name: 'demo',

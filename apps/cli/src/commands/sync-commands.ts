@@ -60,6 +60,8 @@ import { statusSchema, syncSchema } from '../output/json-schemas.js';
 import { EXIT, UsageError } from '../output/errors.js';
 import { formatBytes } from '../output/output.js';
 import { normalizeNames, type Renamed } from '../normalize.js';
+import { answersIn, dropPendingMessage, keepPendingMessage, pendingMessage } from './conflict-state.js';
+import { afterSyncBackups, printBackupSummary } from './backup-commands.js';
 
 export const CONFLICTS_FILE = 'conflicts.txt';
 
@@ -413,7 +415,12 @@ export async function syncCommand(
       });
       resolutions = parseConflictFile(text, conflictsFile);
     }
-    const message = o.message ?? 'sync';
+    // --continue commits with the message the interrupted sync was given, unless a new one is given now
+    const stored = o.continue && o.message === undefined ? await pendingMessage(project.root) : null;
+    if (stored !== null) assertSnapshotMessage(stored);
+    const message = o.message ?? stored ?? 'sync';
+    // a plain re-run keeps the answers already written in conflicts.txt for paths still in conflict
+    const earlier = o.continue || o.dryRun ? new Map<string, 'L' | 'C' | 'R'>() : await answersIn(conflictsFile);
     let accepted: ConfigChange | null = null;
     let r: SyncResult;
     try {
@@ -443,15 +450,26 @@ export async function syncCommand(
       if (e instanceof SyncConflictError && !o.dryRun) {
         // under --continue the paths already answered stay in the file, answered (SyncConflictError.resolved)
         const all = [...e.conflicts, ...e.resolved.map((r) => r.plan)].sort((x, y) => comparePaths(x.path, y.path));
-        await writeFile(
-          conflictsFile,
-          formatConflictFile(all, new Map(e.resolved.map((r) => [r.plan.path, r.resolution]))),
-        );
+        const answers = new Map(e.resolved.map((r) => [r.plan.path, r.resolution]));
+        let kept = 0;
+        for (const c of e.conflicts) {
+          const a = earlier.get(c.path);
+          if (a === undefined || answers.has(c.path)) continue;
+          answers.set(c.path, a);
+          kept++;
+        }
+        await writeFile(conflictsFile, formatConflictFile(all, answers));
+        if (o.message !== undefined) await keepPendingMessage(project.root, o.message);
         ctx.out.warn(`wrote ${conflictsFile}: fill in each "resolution:" line with L, C or R`);
+        if (kept > 0)
+          ctx.out.warn(
+            `kept the ${kept} answer(s) already written there; when every path has one, run \`dsg sync --continue\``,
+          );
       }
       throw e;
     }
     if (o.continue && !o.dryRun) await rm(conflictsFile, { force: true });
+    if (!o.dryRun) await dropPendingMessage(project.root);
     if (o.dryRun) {
       const pending = pendingConfigChange(project, r.plan);
       if (pending) printPendingWarning(ctx, pending);
@@ -460,8 +478,12 @@ export async function syncCommand(
       ...syncDoc('sync', project, conn.where, r, Boolean(o.dryRun), message),
       configChange: accepted ? changeDoc(accepted) : null,
       normalized,
+      ...(o.dryRun ? {} : { backups: await afterSyncBackups(ctx, project, user, r) }),
     };
-    ctx.out.result(syncSchema, doc, (d) => printSync(ctx, d, r.kind));
+    ctx.out.result(syncSchema, doc, (d) => {
+      printSync(ctx, d, r.kind);
+      printBackupSummary(ctx, d.backups);
+    });
   });
 }
 
@@ -835,11 +857,13 @@ async function cloneInto(
         onProgress,
       }),
     );
-    ctx.out.result(syncSchema, syncDoc('clone', project, conn.where, r, false, null), (d) => {
+    const backups = await afterSyncBackups(ctx, project, user, r);
+    ctx.out.result(syncSchema, { ...syncDoc('clone', project, conn.where, r, false, null), backups }, (d) => {
       ctx.out.line(
         `cloned ${d.repository} at ${ctx.out.c.green(d.snapshotId ?? '')} into ${d.project}: ${d.counts.downloaded} file(s), ${formatBytes(d.counts.bytes)}`,
       );
       printHeldBack(ctx, d.heldBack);
+      printBackupSummary(ctx, d.backups);
     });
   } finally {
     await conn.close().catch(() => {});

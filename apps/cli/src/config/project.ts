@@ -16,6 +16,7 @@ import { dataDirProblem, DEFAULT_DATA_DIRS as SCAN_DATA_DIRS, DEFAULT_IGNORE as 
 import { readYamlFile, validateYaml, type YamlSource } from './yaml-file.js';
 import { findProjectRoot, requireProjectRoot } from './project-root.js';
 import { agentCommandSchema } from './agent-command.js';
+import { backupSettingsSchema } from './backups.js';
 
 export { findProjectRoot };
 
@@ -205,6 +206,8 @@ export const localConfigSchema = z.strictObject({
     .string()
     .regex(/^[0-9a-f]{64}$/, { error: 'expected a sha-256 (written by dsg)' })
     .optional(),
+  /** this copy's limits on .dsg/backup (over the user config's `backups:`) */
+  backups: backupSettingsSchema.optional(),
 });
 
 export type LocalConfig = z.output<typeof localConfigSchema>;
@@ -301,6 +304,7 @@ export async function writeLocalConfig(root: string, c: LocalConfig): Promise<vo
       name: c.name,
       repository: repositoryYaml(c.repository),
       ...(c.ignored_shared_connection ? { ignored_shared_connection: c.ignored_shared_connection } : {}),
+      ...(c.backups ? { backups: c.backups } : {}),
     });
   await writeFileAtomic(file, text, { mode: 0o644 });
 }

@@ -5,6 +5,7 @@ import * as z from 'zod';
 import { ConfigError } from '@dsg/contracts';
 import { readYamlFile, validateYaml } from './yaml-file.js';
 import { agentCommandSchema } from './agent-command.js';
+import { backupSettingsSchema } from './backups.js';
 
 const filePath = z.string({ error: 'expected a file path' }).min(1);
 
@@ -34,6 +35,8 @@ export const userConfigSchema = z.strictObject({
   default_host: z.string({ error: 'expected a host name' }).optional(),
   default_project_path: z.string({ error: 'expected an absolute path' }).optional(),
   backup_on_conflict: z.boolean({ error: 'expected true or false' }).default(true),
+  /** how much of what syncs replace is kept in each working copy's .dsg/backup (max_size, keep_days) */
+  backups: backupSettingsSchema.optional(),
   ssh: z
     .strictObject({
       key_path: filePath.optional(),

@@ -74,6 +74,31 @@ export const transferCountsSchema = z.object({
   bytesReused: z.number().int(),
 });
 
+const keptFileSchema = z.object({
+  /** where it is kept, relative to the project: `.dsg/backup/<transaction>/<original>` */
+  path: z.string(),
+  /** the working-copy path it was */
+  original: z.string(),
+  size: z.number().int(),
+});
+
+/** What a sync, clone or `--continue` kept of what it replaced, and what the limits removed. */
+export const backupSummarySchema = z.object({
+  /** the files this command replaced or deleted, kept in .dsg/backup */
+  kept: z.array(keptFileSchema),
+  keptBytes: z.number().int(),
+  /** local versions that lost a conflict resolution, kept beside the file as `name~TIMESTAMP~` */
+  conflictCopies: z.array(z.string()),
+  /** older backup sets removed by the `backups:` limits (max_size, keep_days) */
+  removed: z.array(
+    z.object({ transactionId: z.string(), time: iso, files: z.number().int(), bytes: z.number().int() }),
+  ),
+  removedBytes: z.number().int(),
+  /** everything in .dsg/backup afterwards */
+  total: z.object({ files: z.number().int(), bytes: z.number().int() }),
+  limits: z.object({ maxBytes: z.number().int().nullable(), keepDays: z.number().nullable() }),
+});
+
 export const syncSchema = z.object({
   command: z.enum(['sync', 'init', 'clone']),
   project: z.string(),
@@ -92,6 +117,8 @@ export const syncSchema = z.object({
   configChange: configChangeSchema.nullable().optional(),
   /** init/sync --normalize: names renamed to NFC before the scan (with --dry-run: would be) */
   normalized: z.array(z.object({ from: z.string(), to: z.string() })).optional(),
+  /** what was kept in .dsg/backup and beside conflicting files (absent under --dry-run) */
+  backups: backupSummarySchema.optional(),
 });
 
 export const logSchema = z.object({
@@ -207,9 +234,59 @@ export const cleanSchema = z.object({
   command: z.literal('clean'),
   dryRun: z.boolean(),
   target: z.enum(['all', 'staging', 'backups', 'orphans']),
-  /** what was removed, or would be under a dry run */
-  items: z.array(z.object({ kind: z.string(), path: z.string() })),
+  /** what was removed, or would be under a dry run (`--backups`: each file, with its size) */
+  items: z.array(z.object({ kind: z.string(), path: z.string(), size: z.number().int().optional() })),
   leftovers: z.array(z.object({ name: z.string(), error: z.string() })),
+  /** `--backups`: bytes removed (or that would be) */
+  bytes: z.number().int().optional(),
+  /** `--backups --older-than`: the duration as given */
+  olderThan: z.string().nullable().optional(),
+});
+
+/** `dsg backups`: every file kept in .dsg/backup, oldest first. */
+export const backupsSchema = z.object({
+  command: z.literal('backups'),
+  project: z.string(),
+  backups: z.array(
+    keptFileSchema.extend({
+      transactionId: z.string(),
+      time: iso,
+      /** its sync is not finished (a journal exists): `dsg clean --backups` keeps it */
+      pending: z.boolean(),
+    }),
+  ),
+  files: z.number().int(),
+  bytes: z.number().int(),
+  sets: z.number().int(),
+  limits: backupSummarySchema.shape.limits,
+});
+
+/** One side of `dsg diff`: absent, a file (size, hash, mtime, user) or a link (reference). */
+export const diffSideSchema = z.object({
+  present: z.boolean(),
+  type: z.enum(['file', 'link']).nullable(),
+  size: z.number().int().nullable(),
+  hash: z.string().nullable(),
+  mtime: z.string().nullable(),
+  /** who recorded it (null for the local side) */
+  user: z.string().nullable(),
+  reference: z.string().nullable(),
+});
+
+/** `dsg diff PATH`: the file here, as of the last sync and in the repository's head; unified diffs of text. */
+export const diffSchema = z.object({
+  command: z.literal('diff'),
+  path: z.string(),
+  offline: z.boolean(),
+  local: diffSideSchema,
+  lastSync: diffSideSchema.extend({ snapshotId }),
+  /** null under --offline */
+  repository: diffSideSchema.extend({ snapshotId: snapshotId.nullable() }).nullable(),
+  changedHere: z.boolean(),
+  /** null under --offline */
+  changedInRepository: z.boolean().nullable(),
+  /** for text files: each change against the last sync, as a unified diff */
+  patches: z.array(z.object({ from: z.literal('lastSync'), to: z.enum(['local', 'repository']), patch: z.string() })),
 });
 
 /** Every schema by command name (the README lists the same). */
@@ -230,4 +307,6 @@ export const jsonSchemas = {
   'validate-snapshot': validateSnapshotSchema,
   'validate-chain': validateChainSchema,
   clean: cleanSchema,
+  backups: backupsSchema,
+  diff: diffSchema,
 } as const;
