@@ -211,18 +211,19 @@ describe.skipIf(!zfs || !pool2 || !hasSyncoid)('dsg-agent replicate (syncoid, tw
   it('killed mid-stream, then run again: the replica ends complete and consistent', async () => {
     await commit('s1', { 'input/a.csv': Buffer.from('a') });
     expect(agent(['replicate', '--to', replicas.dataset]).status).toBe(0);
-    await commit('s2', { 'input/big.bin': randomBytes(48 * 1024 * 1024) });
+    await commit('s2', { 'input/big.bin': randomBytes(96 * 1024 * 1024) });
     const logFile = join(tmpdir(), `dsg-replicate-${process.pid}.log`);
     const out = openSync(logFile, 'w');
-    // a watcher stops `zfs send` the moment it appears (pattern in its env, not its argv, so it
-    // cannot match itself): the stream is then frozen mid-way and cannot end before the kill
+    // a watcher stops `zfs send`/`zfs receive` the moment one appears (pattern in its env, not its
+    // argv, so it cannot match itself): the stream is then frozen mid-way and cannot end before the
+    // kill (a stopped receive never completes the snapshot, whatever mbuffer holds)
     const watcher = spawn(
       'bash',
-      [
-        '-c',
-        'while :; do p=$(pgrep -f "$PAT"); if [ -n "$p" ]; then kill -STOP $p; echo $p; exit 0; fi; sleep 0.01; done',
-      ],
-      { env: { ...process.env, PAT: `zfs send .*${primary.dataset}/proj@s2` }, stdio: ['ignore', 'pipe', 'inherit'] },
+      ['-c', 'while :; do p=$(pgrep -f "$PAT"); if [ -n "$p" ]; then kill -STOP $p; echo $p; exit 0; fi; done'],
+      {
+        env: { ...process.env, PAT: `zfs (send|receive) .*(${primary.dataset}/proj@s2|${replicas.dataset}/proj)` },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
     );
     let stopped = '';
     watcher.stdout.on('data', (d: Buffer) => (stopped += d.toString()));
