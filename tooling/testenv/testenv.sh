@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Brings up the real parts dsg's tests use, on a Debian machine, as root:
 #   - a zfs-fuse daemon and a pool on a sparse file   (DSG_TEST_POOL, default dsgtest, 512M)
+#   - a second pool on the same daemon, the replication target (DSG_TEST_POOL2, default dsgtest2, 256M)
 #   - an sshd on 127.0.0.1 on a free port, with a host key and a user key made for this run
 #   - a non-root login (DSG_TEST_AGENT_USER, default dsgagent) with the sudo rule the
 #     README documents for a non-root agent: `sudo -n zfs`, and `sudo -n chown` of a new
@@ -18,6 +19,9 @@ set -euo pipefail
 DIR=${DSG_TESTENV_DIR:-/tmp/dsg-testenv}
 POOL=${DSG_TEST_POOL:-dsgtest}
 POOL_SIZE=${DSG_TEST_POOL_SIZE:-1G}
+# a second, smaller pool on the same daemon: the target of the replication tests
+POOL2=${DSG_TEST_POOL2:-dsgtest2}
+POOL2_SIZE=${DSG_TEST_POOL2_SIZE:-256M}
 ENVFILE="$DIR/env"
 
 log() { printf 'testenv: %s\n' "$*" >&2; }
@@ -30,6 +34,8 @@ install_missing() {
   command -v ssh-keygen >/dev/null || need+=(openssh-client)
   command -v rsync >/dev/null || need+=(rsync)
   command -v sudo >/dev/null || need+=(sudo)
+  # syncoid (Debian's sanoid package): the engine `dsg-agent replicate` drives
+  command -v syncoid >/dev/null || [ -x /usr/sbin/syncoid ] || need+=(sanoid)
   if [ ${#need[@]} -gt 0 ]; then
     log "installing ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -130,6 +136,41 @@ destroy_pool() {
   fi
   if [ -f "$DIR/pool.image" ]; then rm -f "$(cat "$DIR/pool.image")" "$DIR/pool.image"; fi
   rm -f "$DIR/pool.created" "$DIR/$POOL.img"
+}
+
+# The replication target: a second pool on the same daemon, made like the first
+# (canmount=off root, mountpoint under $DIR/mnt). Its failure only skips the
+# replication tests, so it never fails `up` on its own.
+start_pool2() {
+  if zpool list -H "$POOL2" >/dev/null 2>&1; then log "pool $POOL2 present"; return 0; fi
+  local img
+  if [ -f "$DIR/pool2.image" ] && [ -f "$(cat "$DIR/pool2.image")" ] \
+      && zpool import -d "$(dirname "$(cat "$DIR/pool2.image")")" "$POOL2" >/dev/null 2>&1; then
+    log "pool $POOL2 imported"; return 0
+  fi
+  img="$(image_dir)/$POOL2.img"
+  rm -f "$img"
+  truncate -s "$POOL2_SIZE" "$img"
+  echo "$img" >"$DIR/pool2.image"
+  if [ -d "$DIR/mnt/$POOL2" ] && ! grep -q " $DIR/mnt/$POOL2" /proc/mounts; then
+    rm -rf "${DIR:?}/mnt/$POOL2"
+  fi
+  if ! timeout 120 zpool create -f -O canmount=off -m "$DIR/mnt/$POOL2" "$POOL2" "$img" >"$DIR/zpool2-create.log" 2>&1; then
+    log "zpool create $POOL2 failed: $(tr '\n' ' ' <"$DIR/zpool2-create.log")"
+    return 1
+  fi
+  touch "$DIR/pool2.created"
+  log "pool $POOL2 created ($POOL2_SIZE on $img)"
+}
+
+destroy_pool2() {
+  if [ -f "$DIR/pool2.created" ] && zpool list -H "$POOL2" >/dev/null 2>&1; then
+    for _ in $(seq 1 30); do timeout 60 zpool destroy -f "$POOL2" 2>/dev/null && break; sleep 0.5; done
+    if zpool list -H "$POOL2" >/dev/null 2>&1; then log "could not destroy pool $POOL2"; return 1; fi
+    log "pool $POOL2 destroyed"
+  fi
+  if [ -f "$DIR/pool2.image" ]; then rm -f "$(cat "$DIR/pool2.image")" "$DIR/pool2.image"; fi
+  rm -f "$DIR/pool2.created"
 }
 
 stop_daemon() {
@@ -336,6 +377,10 @@ write_env() {
       echo "export DSG_TEST_POOL=$POOL"
       echo "export DSG_TEST_POOL_MOUNT=$(zfs get -H -o value mountpoint "$POOL")"
     fi
+    if zpool list -H "$POOL2" >/dev/null 2>&1; then
+      echo "export DSG_TEST_POOL2=$POOL2"
+      echo "export DSG_TEST_POOL2_MOUNT=$(zfs get -H -o value mountpoint "$POOL2")"
+    fi
     if alive "$DIR/sshd.pid"; then
       echo "export DSG_TEST_SSH_HOST=127.0.0.1"
       echo "export DSG_TEST_SSH_PORT=$(cat "$DIR/ssh/port")"
@@ -360,7 +405,11 @@ up() {
   mkdir -p "$DIR"
   install_missing
   local failed=0
-  start_zfs || { failed=1; log "ZFS unavailable: ZFS tests will skip (or fail under DSG_REQUIRE_REAL=1)"; }
+  if start_zfs; then
+    start_pool2 || { failed=1; log "no second pool: the replication tests will skip (or fail under DSG_REQUIRE_REAL=1)"; }
+  else
+    failed=1; log "ZFS unavailable: ZFS tests will skip (or fail under DSG_REQUIRE_REAL=1)"
+  fi
   start_sshd || { failed=1; log "sshd unavailable: SSH tests will skip (or fail under DSG_REQUIRE_REAL=1)"; }
   if [ $failed = 0 ]; then setup_agent_user || { failed=1; log "no non-root agent user: its tests will skip (or fail under DSG_REQUIRE_REAL=1)"; }; fi
   setup_client_user || { failed=1; log "no non-root client user: its tests will skip (or fail under DSG_REQUIRE_REAL=1)"; }
@@ -376,6 +425,7 @@ down() {
   if alive "$DIR/sshd.pid"; then kill "$(cat "$DIR/sshd.pid")"; log "sshd stopped"; fi
   rm -f "$DIR/sshd.pid"
   stop_registry
+  destroy_pool2 || true
   destroy_pool || true
   stop_daemon
   # the users stay (like $AGENT_USER); what up opened for them is closed again

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { appendFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { DsgError } from '@dsg/contracts';
+import { ConfigError, DsgError } from '@dsg/contracts';
 import {
   AGENT_REPOSITORY_TYPES,
   AGENT_TARGET_FLAGS,
@@ -9,6 +9,7 @@ import {
   type AgentTargetOptions,
 } from '@dsg/transports/server';
 import { createAgentHasher } from './hasher.js';
+import { promote, replicate, replicationText } from './replicate.js';
 import { createAgentServer, type AgentConfig } from './serve.js';
 import { VERSION } from './version.js';
 
@@ -78,11 +79,104 @@ serve
     },
   );
 
+/** The `--type` and target flags `serve` takes, on another command (replicate, promote). */
+function targetOptions(cmd: Command): Command {
+  cmd.addOption(
+    new Option('--type <type>', 'repository backend').choices(AGENT_REPOSITORY_TYPES).makeOptionMandatory(),
+  );
+  for (const f of Object.values(AGENT_TARGET_FLAGS)) {
+    if ('value' in f) cmd.option(`${f.flag} ${f.value}`, f.description);
+    else cmd.option(f.flag, f.description, false);
+  }
+  return cmd;
+}
+
+const collect = (v: string, prev: string[]): string[] => [...prev, v];
+
+targetOptions(
+  program
+    .command('replicate')
+    .description('copy every committed @sN of the ZFS repositories to a read-only replica, with syncoid'),
+)
+  .requiredOption(
+    '--to <[user@]host:pool/parent>',
+    'where the replicas are: <parent>/<name> over ssh, or pool/parent here',
+  )
+  .option('--repository <name>', 'replicate this repository only (default: every repository under --pool)')
+  .addOption(new Option('--via <engine>', 'the replication engine').choices(['syncoid']).default('syncoid'))
+  .option('--ssh-port <port>', 'ssh port of the replica host')
+  .option('--ssh-key <file>', 'ssh private key for the replica host')
+  .option(
+    '--ssh-option <option>',
+    'an ssh -o option (repeatable), e.g. UserKnownHostsFile=/etc/dsg/known_hosts',
+    collect,
+    [],
+  )
+  .option('--primary-name <name>', "this host's name in the replicas' dsg:replica-of (default: its host name)")
+  .option('--syncoid <path>', 'the syncoid binary', 'syncoid')
+  .option('--json', 'print the report as JSON', false)
+  .action(
+    async (
+      o: AgentTargetOptions & {
+        to: string;
+        repository?: string;
+        sshPort?: string;
+        sshKey?: string;
+        sshOption: string[];
+        primaryName?: string;
+        syncoid: string;
+        json: boolean;
+      },
+    ) => {
+      if (o.sshPort !== undefined && !/^\d{1,5}$/.test(o.sshPort))
+        throw new ConfigError(`--ssh-port ${JSON.stringify(o.sshPort)} is not a port number`, { field: 'sshPort' });
+      const run = await replicate(
+        {
+          target: agentTargetOf(o),
+          to: o.to,
+          ...(o.repository !== undefined ? { repository: o.repository } : {}),
+          ssh: {
+            ...(o.sshPort !== undefined ? { port: Number(o.sshPort) } : {}),
+            ...(o.sshKey !== undefined ? { key: o.sshKey } : {}),
+            options: o.sshOption,
+          },
+          ...(o.primaryName !== undefined ? { primaryName: o.primaryName } : {}),
+          syncoid: o.syncoid,
+          log,
+        },
+        await createAgentHasher(),
+      );
+      process.stdout.write(o.json ? JSON.stringify(run, null, 2) + '\n' : replicationText(run));
+      if (run.failed.length) process.exitCode = 1;
+    },
+  );
+
+targetOptions(
+  program
+    .command('promote')
+    .description('make the replica of a repository on this host its primary (readonly off, dsg:replica-of removed)'),
+)
+  .requiredOption('--repository <name>', 'the repository to promote')
+  .option('--json', 'print the result as JSON', false)
+  .action(async (o: AgentTargetOptions & { repository: string; json: boolean }) => {
+    const r = await promote(agentTargetOf(o), o.repository, await createAgentHasher(), log);
+    process.stdout.write(
+      o.json
+        ? JSON.stringify(r, null, 2) + '\n'
+        : `${r.repository}: ${r.dataset} is now a primary (it replicated ${r.formerPrimary}); point the project's .dsg/config.local.yml at this host and sync\n`,
+    );
+  });
+
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
   const err = e as Error;
   log(`error: ${err.message}`);
   if (e instanceof DsgError) log(`hint: ${e.recoveryHint}`);
+  // replicate/promote --json: the failure as a document too (serve's stdout is the protocol)
+  if (process.argv.includes('--json') && process.argv[2] !== 'serve') {
+    const error = e instanceof DsgError ? e.toJSON() : { name: err.name, code: 'INTERNAL', message: err.message };
+    process.stdout.write(JSON.stringify({ error }, null, 2) + '\n');
+  }
   process.exitCode = e instanceof DsgError && e.code === 'CONFIG' ? 2 : 1;
 }

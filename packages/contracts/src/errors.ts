@@ -66,6 +66,7 @@ export const ERROR_CODES = {
   ZFS_NOT_NEXT: "a legacy commit whose snapshot is not the head's next",
   ZFS_HEAD_MOVED: 'the head of a legacy dataset moved since begin (HRDAG/dsg synced meanwhile)',
   ZFS_LEGACY_MANIFEST: 'a legacy commit whose staged last-sync.json does not name the snapshot',
+  ZFS_REPLICA: 'a write to a read-only replica; sync to its primary, or promote the replica',
 } as const;
 
 /** A DsgError's code: one of ERROR_CODES. */

@@ -47,3 +47,5 @@ export {
   encodeHeader,
   type Frame,
 } from './frames.js';
+// quoting for a command line a remote shell runs (the agent's zfs over ssh to a replica host)
+export { quoteShellArg, shellCommand } from './shell-quote.js';

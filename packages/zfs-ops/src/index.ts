@@ -14,3 +14,14 @@ export { zfsHost, zfsLockFileName, type ZfsHost, type ZfsHostOptions } from './h
 export { datasetMountedAt } from './dataset-at.js';
 export { zfsParkedDirName } from './parked.js';
 export type { ParkedOptions } from '@dsg/contracts';
+export { REPLICA_PROP, replicaError } from './replica.js';
+export {
+  replicateDataset,
+  promoteReplica,
+  syncoidArgs,
+  assertSyncoidArg,
+  estimatedBytes,
+  type ReplicateDatasetOptions,
+  type ReplicationReport,
+  type SyncoidSsh,
+} from './replicate.js';

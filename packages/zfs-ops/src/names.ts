@@ -57,6 +57,7 @@ const NATIVE = new Set([
   'canmount',
   'used',
   'available',
+  'guid',
 ]);
 const USER_PROP = /^[a-z0-9][a-z0-9_.-]*:[a-z0-9_.:-]+$/;
 

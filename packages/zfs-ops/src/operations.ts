@@ -19,6 +19,7 @@ import {
   decodePropValue,
   encodePropValue,
 } from './names.js';
+import { REPLICA_PROP, replicaError } from './replica.js';
 import type { MountInfo, Zfs } from './zfs.js';
 
 /** User properties this package writes. Temp objects carry TX; PHASE and PENDING make crash recovery possible. */
@@ -423,6 +424,12 @@ export class ZfsOperations {
     return { pattern, workPath };
   }
 
+  /** The primary this repository is a read-only replica of (its `dsg:replica-of`), or null. */
+  async replicaOf(): Promise<string | null> {
+    const v = (await this.zfs.getProps([this.dataset], [REPLICA_PROP])).get(this.dataset)?.get(REPLICA_PROP);
+    return v === undefined || v === '' || v === '-' ? null : v;
+  }
+
   /**
    * A sync replaces P/<repo> by a clone of it, so refuse what a clone would
    * not carry: child datasets (they would move to P/<repo>-old-<tx> with the
@@ -431,6 +438,9 @@ export class ZfsOperations {
    */
   private async refuseUnsyncable(): Promise<void> {
     const d = this.dataset;
+    // a replica would lose its marker (a clone does not inherit it) and diverge from its primary
+    const primary = await this.replicaOf();
+    if (primary !== null) throw replicaError(d, primary);
     const children = (await this.zfs.list([d], ['name'], { depth: 1, types: ['all'] }))
       .map((r) => r['name'] ?? '')
       .filter((name) => name.startsWith(`${d}/`));

@@ -26,12 +26,19 @@ export interface ZfsRunnerOptions {
   sudo?: boolean;
   /** the zfs binary; default `zfs` from PATH */
   zfsPath?: string;
+  /**
+   * Runs the command elsewhere: gets the argv (with sudo when asked) and
+   * returns the one to execute, e.g. ssh to a replica host with the argv
+   * quoted for its shell.
+   */
+  wrap?: (argv: string[]) => string[];
 }
 
 /** A direct (root) or `sudo -n` runner over execa; argument arrays only, never a shell. */
 export function createZfsRunner(options: ZfsRunnerOptions = {}): ZfsRunner {
   const zfs = options.zfsPath ?? 'zfs';
-  const argv = (args: readonly string[]): string[] => (options.sudo ? ['sudo', '-n', zfs, ...args] : [zfs, ...args]);
+  const local = (args: readonly string[]): string[] => (options.sudo ? ['sudo', '-n', zfs, ...args] : [zfs, ...args]);
+  const argv = (args: readonly string[]): string[] => (options.wrap ? options.wrap(local(args)) : local(args));
   const runner: ZfsRunner = {
     argv,
     async run(args) {
@@ -43,7 +50,7 @@ export function createZfsRunner(options: ZfsRunnerOptions = {}): ZfsRunner {
       return { exitCode, stdout: String(r.stdout ?? ''), stderr };
     },
   };
-  if (options.sudo && typeof process.getuid === 'function' && process.getuid() !== 0) {
+  if (options.sudo && !options.wrap && typeof process.getuid === 'function' && process.getuid() !== 0) {
     const uid = process.getuid();
     const gid = process.getgid?.() ?? uid;
     runner.prepareWorkPath = async (dir) => {

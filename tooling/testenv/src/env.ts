@@ -101,6 +101,24 @@ export function requireZfs(): ZfsTestEnv | null {
   return z;
 }
 
+/**
+ * The second pool on the same daemon (DSG_TEST_POOL2), the target of the
+ * replication tests; null after a visible skip reason, throws under
+ * DSG_REQUIRE_REAL=1.
+ */
+export function requireSecondPool(): ZfsTestEnv | null {
+  const s = settings();
+  const pool = s['DSG_TEST_POOL2'];
+  const mount = s['DSG_TEST_POOL2_MOUNT'];
+  let env: ZfsTestEnv | null = null;
+  if (pool && mount) {
+    const r = spawnSync('zpool', ['list', '-H', '-o', 'name,health', pool], { encoding: 'utf8' });
+    if (r.status === 0 && r.stdout.includes('ONLINE')) env = { pool, mount };
+  }
+  if (!env) absent('second ZFS pool (DSG_TEST_POOL2, the replication target)');
+  return env;
+}
+
 /** The real sshd, or null after a visible skip reason; throws under DSG_REQUIRE_REAL=1. */
 export function requireSsh(): SshTestEnv | null {
   const s = sshEnv();

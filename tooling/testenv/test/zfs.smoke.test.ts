@@ -2,9 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freshParent, listAll, requireZfs, zfsRetry, type TestParent } from '../src/index.js';
+import { freshParent, listAll, requireSecondPool, requireZfs, zfsRetry, type TestParent } from '../src/index.js';
 
 const zfsEnv = requireZfs();
+const pool2 = requireSecondPool();
 const zfs = (...args: string[]) => execFileSync('zfs', args, { encoding: 'utf8' });
 
 describe.skipIf(!zfsEnv)('real zfs-fuse pool', () => {
@@ -29,5 +30,20 @@ describe.skipIf(!zfsEnv)('real zfs-fuse pool', () => {
     expect(readFileSync(path.join(parent.mountpoint, 'repo-clone', 'a.txt'), 'utf8')).toBe('two');
     zfsRetry('destroy', '-r', ds); // busy for a moment after promote on zfs-fuse
     expect(listAll(parent.dataset)).toEqual([parent.dataset, `${ds}-clone`, `${ds}-clone@s1`]);
+  });
+});
+
+describe.skipIf(!pool2)('the second pool (replication target)', () => {
+  it('is a separate pool whose root is not mounted; a dataset there mounts under its mount directory', () => {
+    expect(pool2!.pool).not.toBe(zfsEnv?.pool);
+    expect(zfs('get', '-H', '-o', 'value', 'canmount', pool2!.pool).trim()).toBe('off');
+    const parent = freshParent(pool2!, 'smoke2');
+    try {
+      expect(parent.mountpoint.startsWith(pool2!.mount + '/')).toBe(true);
+      writeFileSync(path.join(parent.mountpoint, 'x'), 'y');
+      expect(readFileSync(path.join(parent.mountpoint, 'x'), 'utf8')).toBe('y');
+    } finally {
+      parent.destroy();
+    }
   });
 });

@@ -1,0 +1,344 @@
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { newTransactionId, type HasherFactory } from '@dsg/contracts';
+import { freshParent, listAll, requireSecondPool, requireSsh, requireZfs, type TestParent } from '@dsg/testenv';
+import { RepositoryLock } from '@dsg/transports/server';
+import { zfsHost, type ZfsHost } from '@dsg/zfs-ops';
+import { createAgentHasher } from '../src/hasher.js';
+import { BUNDLE, hashOf, holder, snap, until } from './helpers.js';
+
+const zfs = requireZfs();
+const pool2 = requireSecondPool();
+const ssh = requireSsh();
+const hasSyncoid = spawnSync('syncoid', ['--version'], { encoding: 'utf8' }).status === 0;
+if (!hasSyncoid) {
+  if (process.env['DSG_REQUIRE_REAL'] === '1') throw new Error('DSG_REQUIRE_REAL=1 but syncoid is not installed');
+  console.warn('[dsg-testenv] SKIPPING replication tests: syncoid (Debian package sanoid) is not installed');
+}
+
+let hasher: HasherFactory;
+beforeAll(async () => (hasher = await createAgentHasher()));
+
+let primary: TestParent;
+let replicas: TestParent;
+let host: ZfsHost;
+beforeEach(() => {
+  primary = freshParent(zfs!, 'repl');
+  replicas = freshParent(pool2!, 'replicas');
+  host = zfsHost({ parent: primary.dataset, mountpoint: primary.mountpoint, hasher });
+});
+afterEach(() => {
+  primary.destroy();
+  replicas.destroy();
+});
+
+const zfsCmd = (...args: string[]): string => execFileSync('zfs', args, { encoding: 'utf8' });
+
+/** One committed snapshot `sN` of `proj` on the primary: files written, paths deleted. */
+async function commit(id: string, files: Record<string, Buffer | null>, repo = 'proj'): Promise<void> {
+  const fs = host.open(repo);
+  const tx = newTransactionId();
+  await fs.begin(tx);
+  for (const [p, data] of Object.entries(files)) {
+    if (data === null) await fs.deleteFile(tx, p);
+    else await fs.writeFile(tx, p, Readable.from([data]), { hash: hashOf(hasher, data), size: data.length });
+  }
+  await fs.commit(tx, snap(id));
+}
+
+interface Report {
+  replicated: { repository: string; sent: string[]; head: string | null; target: string }[];
+  failed: { repository: string; error: { code: string; message: string } }[];
+  error: { code: string; message: string };
+}
+
+function agent(args: string[]): { status: number | null; stdout: string; stderr: string; json: Report } {
+  const r = spawnSync(
+    'node',
+    [
+      BUNDLE,
+      args[0]!,
+      '--type',
+      'zfs',
+      '--pool',
+      primary.dataset,
+      '--mountpoint',
+      primary.mountpoint,
+      ...args.slice(1),
+    ],
+    { encoding: 'utf8' },
+  );
+  let json = {} as Report;
+  try {
+    json = JSON.parse(r.stdout) as Report;
+  } catch {
+    /* text output */
+  }
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, json };
+}
+
+/** name → guid of the @ snapshots of a dataset. */
+function snapshots(dataset: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of zfsCmd('get', '-H', '-p', '-o', 'name,value', '-r', '-d', '1', 'guid', dataset).split('\n')) {
+    const [name, guid] = line.split('\t');
+    if (name?.startsWith(`${dataset}@`)) out[name.slice(dataset.length + 1)] = guid!;
+  }
+  return out;
+}
+
+function tree(dir: string, rel = ''): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of readdirSync(join(dir, rel), { withFileTypes: true })) {
+    const p = rel ? `${rel}/${e.name}` : e.name;
+    if (e.isDirectory()) Object.assign(out, tree(dir, p));
+    else out[p] = hashOf(hasher, readFileSync(join(dir, p)));
+  }
+  return out;
+}
+
+const prop = (name: string, p: string): string => zfsCmd('get', '-H', '-o', 'value', p, name).trim();
+
+describe.skipIf(!zfs || !pool2 || !hasSyncoid)('dsg-agent replicate (syncoid, two real pools)', () => {
+  it('replicates after each of three syncs: same snapshots (guids), same bytes, read-only marker; a re-run sends nothing', async () => {
+    const target = `${replicas.dataset}/proj`;
+    const steps: [string, Record<string, Buffer | null>][] = [
+      ['s1', { 'input/a.csv': Buffer.from('a,1\n'), 'input/b.bin': randomBytes(300_000) }],
+      ['s2', { 'input/a.csv': Buffer.from('a,2\n'), 'output/c.txt': Buffer.from('c') }],
+      ['s3', { 'input/b.bin': null, 'output/d.bin': randomBytes(100_000) }],
+    ];
+    for (const [id, files] of steps) {
+      await commit(id, files);
+      const r = agent(['replicate', '--to', replicas.dataset, '--json']);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.json.replicated).toHaveLength(1);
+      expect(r.json.replicated[0]).toMatchObject({ repository: 'proj', sent: [id], head: id, target });
+      expect(snapshots(target)).toEqual(snapshots(`${primary.dataset}/proj`));
+      expect(tree(join(replicas.mountpoint, 'proj'))).toEqual(tree(join(primary.mountpoint, 'proj')));
+    }
+    expect(prop(target, 'dsg:replica-of')).toMatch(new RegExp(`:${primary.dataset}/proj$`));
+    expect(prop(`${target}@s2`, 'dsg:message')).toBe('snapshot s2');
+    // every old snapshot's bytes too, read through the backend on the replica
+    const replicaHost = zfsHost({ parent: replicas.dataset, mountpoint: replicas.mountpoint, hasher });
+    const s1 = await replicaHost.open('proj').readSnapshotFile('s1', 'input/a.csv');
+    const chunks: Buffer[] = [];
+    for await (const c of s1!) chunks.push(Buffer.from(c));
+    expect(Buffer.concat(chunks).toString()).toBe('a,1\n');
+    // idempotent: nothing new, nothing sent, nothing changed
+    const again = agent(['replicate', '--to', replicas.dataset]);
+    expect(again.status, again.stderr).toBe(0);
+    expect(again.stdout).toBe(`proj: ${target} is up to date at s3\n`);
+    expect(snapshots(target)).toEqual(snapshots(`${primary.dataset}/proj`));
+    // no transaction temporary was ever sent; nothing but the dataset and its @sN on the replica
+    expect(listAll(replicas.dataset)).toEqual([
+      replicas.dataset,
+      target,
+      `${target}@s1`,
+      `${target}@s2`,
+      `${target}@s3`,
+    ]);
+  });
+
+  it('a sync into the replica is refused, naming the primary; nothing changes', async () => {
+    await commit('s1', { 'input/a.csv': Buffer.from('a') });
+    expect(agent(['replicate', '--to', replicas.dataset]).status).toBe(0);
+    const before = listAll(replicas.dataset);
+    const replicaHost = zfsHost({ parent: replicas.dataset, mountpoint: replicas.mountpoint, hasher });
+    const err = await replicaHost
+      .open('proj')
+      .begin(newTransactionId())
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ZFS_REPLICA' });
+    expect(String((err as Error).message)).toContain(`is a read-only replica of `);
+    expect(String((err as Error).message)).toContain(`:${primary.dataset}/proj`);
+    expect(listAll(replicas.dataset)).toEqual(before);
+  });
+
+  it('refuses a repository while a transaction holds its lock, sends nothing of it, and goes on with the others', async () => {
+    await commit('s1', { 'input/a.csv': Buffer.from('a') });
+    await commit('s1', { 'input/b.csv': Buffer.from('b') }, 'beta');
+    const lock = new RepositoryLock(await host.lockFile('proj'));
+    await lock.acquire(holder('bob@example.org'));
+    try {
+      const r = agent(['replicate', '--to', replicas.dataset, '--json']);
+      expect(r.status, r.stderr).toBe(1);
+      expect(r.json.failed).toHaveLength(1);
+      expect(r.json.failed[0]!.repository).toBe('proj');
+      expect(r.json.failed[0]!.error.code).toBe('LOCKED');
+      expect(r.json.failed[0]!.error.message).toContain('bob@example.org');
+      expect(r.json.failed[0]!.error.message).toContain('replication refused');
+      expect(r.json.replicated.map((x) => x.repository)).toEqual(['beta']);
+      expect(listAll(replicas.dataset)).toEqual([
+        replicas.dataset,
+        `${replicas.dataset}/beta`,
+        `${replicas.dataset}/beta@s1`,
+      ]);
+      // one repository named: its refusal is the command's error
+      const one = agent(['replicate', '--to', replicas.dataset, '--repository', 'proj', '--json']);
+      expect(one.status).toBe(1);
+      expect(one.json.error.code).toBe('LOCKED');
+      expect(listAll(replicas.dataset)).toEqual([
+        replicas.dataset,
+        `${replicas.dataset}/beta`,
+        `${replicas.dataset}/beta@s1`,
+      ]);
+    } finally {
+      await lock.release();
+    }
+  });
+
+  it("a crashed transaction's temporaries are recovered first, never sent", async () => {
+    await commit('s1', { 'input/a.csv': Buffer.from('a') });
+    const fs = host.open('proj');
+    const tx = newTransactionId();
+    await fs.begin(tx); // the writer dies here: @sync-temp and a clone stay behind
+    const d = Buffer.from('half');
+    await fs.writeFile(tx, 'input/half.csv', Readable.from([d]), { hash: hashOf(hasher, d), size: d.length });
+    expect(listAll(primary.dataset).some((n) => n.includes('sync-temp'))).toBe(true);
+    const r = agent(['replicate', '--to', replicas.dataset, '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toContain('recovery before replication');
+    const target = `${replicas.dataset}/proj`;
+    expect(listAll(replicas.dataset)).toEqual([replicas.dataset, target, `${target}@s1`]);
+    expect(listAll(primary.dataset).filter((n) => /sync-temp|-sync-/.test(n))).toEqual([]);
+  });
+
+  it('killed mid-stream, then run again: the replica ends complete and consistent', async () => {
+    await commit('s1', { 'input/a.csv': Buffer.from('a') });
+    expect(agent(['replicate', '--to', replicas.dataset]).status).toBe(0);
+    await commit('s2', { 'input/big.bin': randomBytes(96 * 1024 * 1024) });
+    const logFile = join(tmpdir(), `dsg-replicate-${process.pid}.log`);
+    const out = openSync(logFile, 'w');
+    // a watcher stops `zfs send`/`zfs receive` the moment one appears (pattern in its env, not its
+    // argv, so it cannot match itself): the stream is then frozen mid-way and cannot end before the
+    // kill (a stopped receive never completes the snapshot, whatever mbuffer holds)
+    const watcher = spawn(
+      'bash',
+      ['-c', 'while :; do p=$(pgrep -f "$PAT"); if [ -n "$p" ]; then kill -STOP $p; echo $p; exit 0; fi; done'],
+      {
+        env: { ...process.env, PAT: `zfs (send|receive) .*(${primary.dataset}/proj@s2|${replicas.dataset}/proj)` },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    let stopped = '';
+    watcher.stdout.on('data', (d: Buffer) => (stopped += d.toString()));
+    const watched = new Promise((r) => watcher.on('exit', r));
+    const child = spawn(
+      'node',
+      [
+        BUNDLE,
+        'replicate',
+        '--type',
+        'zfs',
+        '--pool',
+        primary.dataset,
+        '--mountpoint',
+        primary.mountpoint,
+        '--to',
+        replicas.dataset,
+      ],
+      { detached: true, stdio: ['ignore', out, out] },
+    );
+    closeSync(out);
+    const exited = new Promise((r) => child.on('exit', r));
+    const target = `${replicas.dataset}/proj`;
+    await Promise.race([watched, exited]);
+    watcher.kill();
+    const pids = stopped.trim().split(/\s+/).filter(Boolean);
+    expect(pids.length, readFileSync(logFile, 'utf8')).toBeGreaterThan(0);
+    expect(Object.keys(snapshots(target))).toEqual(['s1']); // frozen mid-stream: s2 not received
+    process.kill(-child.pid!, 'SIGKILL');
+    for (const pid of pids) spawnSync('kill', ['-KILL', pid]);
+    await exited;
+    await until(
+      () => spawnSync('pgrep', ['-f', `zfs (send|receive).*(${primary.dataset}|${target})`]).status !== 0,
+      120_000,
+      'send/receive gone',
+    );
+    rmSync(logFile, { force: true });
+    // what the replica holds is a prefix of the primary's history, never a half snapshot
+    const mid = snapshots(target);
+    expect(Object.keys(mid).every((s) => snapshots(`${primary.dataset}/proj`)[s] === mid[s])).toBe(true);
+    const r = agent(['replicate', '--to', replicas.dataset, '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.json.replicated[0]!.head).toBe('s2');
+    expect(snapshots(target)).toEqual(snapshots(`${primary.dataset}/proj`));
+    expect(tree(join(replicas.mountpoint, 'proj'))).toEqual(tree(join(primary.mountpoint, 'proj')));
+    expect(listAll(replicas.dataset)).toEqual([replicas.dataset, target, `${target}@s1`, `${target}@s2`]);
+  });
+
+  it('bad input is refused with a clear error and changes nothing', async () => {
+    await commit('s1', { 'input/a.csv': Buffer.from('a') });
+    const cases: [string[], RegExp][] = [
+      [['--to', 'host;touch /tmp/x:pool/p'], /--to .* (refused|not)/],
+      [['--to', `${replicas.dataset}/../x`], /refused dataset name/],
+      [['--to', replicas.dataset, '--repository', 'nope'], /no repository nope/],
+      [['--to', replicas.dataset, '--repository', '../x'], /repository/],
+      [['--to', `${replicas.dataset}/missing/deeper`], /parent dataset .* does not exist/],
+      [['--to', replicas.dataset, '--ssh-port', '22;x'], /not a port number/],
+      [['--to', 'h:pool/p', '--ssh-key', '/k $(x)'], /refused ssh key path/],
+      [['--to', replicas.dataset, '--primary-name', 'a b'], /refused primary name/],
+    ];
+    for (const [args, re] of cases) {
+      const r = agent(['replicate', ...args]);
+      expect(r.status, args.join(' ')).not.toBe(0);
+      expect(r.stderr, args.join(' ')).toMatch(re);
+      expect(listAll(replicas.dataset)).toEqual([replicas.dataset]);
+    }
+    // a dataset that is not this repository's replica is never overwritten
+    zfsCmd('create', `${replicas.dataset}/proj`);
+    zfsCmd('snapshot', `${replicas.dataset}/proj@mine`);
+    const r = agent(['replicate', '--to', replicas.dataset]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/exists and has snapshots that are not .*dsg never overwrites it/);
+    expect(listAll(replicas.dataset)).toEqual([
+      replicas.dataset,
+      `${replicas.dataset}/proj`,
+      `${replicas.dataset}/proj@mine`,
+    ]);
+    // a snapshot dsg did not commit on the source is refused, not sent
+    zfsCmd('destroy', '-r', `${replicas.dataset}/proj`);
+    zfsCmd('snapshot', `${primary.dataset}/proj@admin-copy`);
+    const f = agent(['replicate', '--to', replicas.dataset]);
+    expect(f.status).toBe(1);
+    expect(f.stderr).toMatch(/snapshots dsg did not commit \(admin-copy\)/);
+    expect(listAll(replicas.dataset)).toEqual([replicas.dataset]);
+    // posix: not built
+    const p = spawnSync('node', [BUNDLE, 'replicate', '--type', 'posix', '--root', '/tmp', '--to', 'x/y'], {
+      encoding: 'utf8',
+    });
+    expect(p.status).toBe(1);
+    expect(p.stderr).toMatch(/ZFS repositories only/);
+  });
+
+  it.skipIf(!ssh)('over ssh: the first replication to a new replica host, marker and readonly set there', async () => {
+    await commit('s1', { 'input/a.csv': Buffer.from('a') });
+    await commit('s2', { 'input/a.csv': Buffer.from('b') });
+    const r = agent([
+      'replicate',
+      '--to',
+      `${ssh!.user}@${ssh!.host}:${replicas.dataset}`,
+      '--ssh-port',
+      String(ssh!.port),
+      '--ssh-key',
+      ssh!.key,
+      '--ssh-option',
+      `UserKnownHostsFile=${ssh!.knownHosts}`,
+      '--primary-name',
+      'primary.example',
+      '--json',
+    ]);
+    expect(r.status, r.stderr).toBe(0);
+    const target = `${replicas.dataset}/proj`;
+    expect(r.json.replicated[0]).toMatchObject({ sent: ['s1', 's2'], head: 's2', target: `${ssh!.host}:${target}` });
+    expect(snapshots(target)).toEqual(snapshots(`${primary.dataset}/proj`));
+    expect(prop(target, 'dsg:replica-of')).toBe(`primary.example:${primary.dataset}/proj`);
+    expect(prop(`${target}@s1`, 'dsg:message')).toBe('snapshot s1');
+    expect(tree(join(replicas.mountpoint, 'proj'))).toEqual(tree(join(primary.mountpoint, 'proj')));
+  });
+});
