@@ -86,8 +86,10 @@ describe('dsg backups and dsg clean --backups', () => {
     ]);
     expect(d).toMatchObject({ files: 2, bytes: 10, sets: 1, limits: { maxBytes: null, keepDays: null } });
     for (const b of d.backups) expect(readFileSync(path.join(t.B, b.path), 'utf8')).toBe(`${b.original[6]} v1\n`);
-    const text = ok(dsg(t.B, t.env, 'backups')).stdout;
-    expect(text).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z +5 B {2}input\/a\.txt {2}\.dsg\/backup\/.*\/input\/a\.txt$/m);
+    // times in the user's zone (TZ), as log and blame show them; --json keeps UTC
+    const text = ok(dsg(t.B, { ...t.env, TZ: 'Asia/Kolkata' }, 'backups')).stdout;
+    expect(text).toMatch(/^\d{4}-\d\d-\d\dT[\d:]+\+05:30 +5 B {2}input\/a\.txt {2}\.dsg\/backup\/.*\/input\/a\.txt$/m);
+    expect(d.backups[0]!.time).toMatch(/Z$/);
     expect(text).toMatch(/^2 backups, 10 B, from 1 sync; remove with `dsg clean --backups \[--older-than 7d\]`$/m);
   });
 

@@ -17,6 +17,7 @@ import { loadProject } from '../session.js';
 import { backupsSchema, cleanSchema, type backupSummarySchema } from '../output/json-schemas.js';
 import { UsageError } from '../output/errors.js';
 import { formatBytes } from '../output/output.js';
+import { shownTime } from '../output/time.js';
 
 type Summary = z.input<typeof backupSummarySchema>;
 type Limits = Summary['limits'];
@@ -144,7 +145,7 @@ export async function backupsCommand(ctx: Ctx): Promise<void> {
     }
     for (const b of d.backups)
       ctx.out.line(
-        `${b.time}  ${formatBytes(b.size).padStart(10)}  ${b.original}  ${ctx.out.c.dim(b.path)}${b.pending ? ' (sync not finished: kept)' : ''}`,
+        `${shownTime(b.time)}  ${formatBytes(b.size).padStart(10)}  ${b.original}  ${ctx.out.c.dim(b.path)}${b.pending ? ' (sync not finished: kept)' : ''}`,
       );
     ctx.out.line(
       `\n${plural(d.files, 'backup')}, ${formatBytes(d.bytes)}, from ${plural(d.sets, 'sync')}; remove with \`dsg clean --backups [--older-than 7d]\``,
