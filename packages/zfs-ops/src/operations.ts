@@ -692,12 +692,17 @@ export class ZfsOperations {
     let sync = find(n.sync);
     const old = find(n.old);
     const marked = sync ?? (live?.tx === tx ? live : undefined);
-    if (marked)
-      await step(
-        `${marked.name} ${PROP.phase}=rolling-back`,
-        () => this.zfs.set(marked.name, { [PROP.phase]: 'rolling-back' }),
-        false,
-      );
+    // The mark only tells a recovery after a crash mid-rollback to go back, not forward. On a
+    // full pool `zfs set` fails (ENOSPC) where destroy still works: carry on, and report the
+    // mark only if the rollback then leaves something behind (else there is nothing to recover).
+    let unmarked: { name: string; error: string } | null = null;
+    if (marked) {
+      try {
+        await this.zfs.set(marked.name, { [PROP.phase]: 'rolling-back' });
+      } catch (e) {
+        unmarked = { name: `${marked.name} ${PROP.phase}=rolling-back`, error: errText(e) };
+      }
+    }
     faultPoint('zfs.rollback.marked');
     // After both renames: the new generation sits at P/<repo>; put it back at -sync-.
     if (live && live.tx === tx && old && !sync) {
@@ -760,6 +765,7 @@ export class ZfsOperations {
       },
       false,
     );
+    if (unmarked && report.leftovers.length) report.leftovers.unshift(unmarked);
     report.removed = report.removed.filter((r) => !report.leftovers.some((l) => l.name === r));
     return report;
   }
