@@ -206,6 +206,11 @@ function sameConfigAs(project: LoadedProject): (local: Buffer, remote: Buffer) =
   };
 }
 
+/** The working copy at `root` as sync, init and clone write it: xxh3, writes only inside the data dirs. */
+function workingCopy(root: string, project: LoadedProject): LocalClientFilesystem {
+  return new LocalClientFilesystem({ root, hasher: createXxh3Hasher, canWrite: writeGate(project.config.data_dirs) });
+}
+
 /** The client's write gate for a project's scope (built once, bound: the client calls it per entry). */
 function writeGate(dataDirs: readonly string[]): ReturnType<typeof projectScope>['problem'] {
   const scope = projectScope(dataDirs);
@@ -458,13 +463,7 @@ export async function syncCommand(
         withProgress(ctx, (onProgress) =>
           runSync({
             project: projectSpec(project, user),
-            clientFs: watch.clientFs(
-              new LocalClientFilesystem({
-                root: project.root,
-                hasher: createXxh3Hasher,
-                canWrite: writeGate(project.config.data_dirs),
-              }),
-            ),
+            clientFs: watch.clientFs(workingCopy(project.root, project)),
             remote: watch.remote(conn.client),
             transport: conn.transport,
             message,
@@ -682,13 +681,7 @@ export async function initCommand(ctx: Ctx, given: InitOptions): Promise<void> {
       withProgress(ctx, (onProgress) =>
         runSync({
           project: projectSpec(project, user),
-          clientFs: watch.clientFs(
-            new LocalClientFilesystem({
-              root: project.root,
-              hasher: createXxh3Hasher,
-              canWrite: writeGate(project.config.data_dirs),
-            }),
-          ),
+          clientFs: watch.clientFs(workingCopy(project.root, project)),
           remote: watch.remote(conn.client),
           transport: conn.transport,
           message,
@@ -942,13 +935,7 @@ async function cloneInto(
       withProgress(ctx, (onProgress) =>
         runClone({
           project: projectSpec(project, user),
-          clientFs: watch.clientFs(
-            new LocalClientFilesystem({
-              root,
-              hasher: createXxh3Hasher,
-              canWrite: writeGate(project.config.data_dirs),
-            }),
-          ),
+          clientFs: watch.clientFs(workingCopy(root, project)),
           remote: watch.remote(conn.client),
           transport: conn.transport,
           onProgress,
