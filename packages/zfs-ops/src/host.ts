@@ -1,7 +1,8 @@
 import path from 'node:path';
-import { DsgError, ZfsOperationError, type HasherFactory, type RepositoryHost } from '@dsg/contracts';
+import { DsgError, type HasherFactory, type RepositoryHost } from '@dsg/contracts';
 import { assertDatasetName, assertRepositoryName } from './names.js';
-import { isMountPath, type Logger } from './operations.js';
+import type { Logger } from './operations.js';
+import { parentDir } from './parent-dir.js';
 import { listZfsRepositories, ZfsRemoteFilesystem } from './remote-fs.js';
 import type { ZfsRunner } from './runner.js';
 import { Zfs, type BusyRetry } from './zfs.js';
@@ -45,7 +46,10 @@ export function zfsLockFileName(name: string): string {
  * The configured mountpoint is used only when ZFS gives no path (`none`,
  * `legacy`) or P does not exist (nothing to sync then). Any other failure
  * of `zfs` is thrown: guessing a lock file could let two writers in.
- * ZFS is asked on each call (the agent server asks once per session).
+ * ZFS is asked once per host (an agent's session, one CLI command; its
+ * repositories' parked content shares the answer): P's mountpoint is the
+ * admin's and does not move under a running session. A P that did not
+ * exist is asked again.
  */
 export function zfsHost(options: ZfsHostOptions): ZfsHost {
   assertDatasetName(options.parent);
@@ -66,21 +70,19 @@ export function zfsHost(options: ZfsHostOptions): ZfsHost {
     ...(options.log ? { log: options.log } : {}),
   };
 
+  let known: string | undefined;
   const lockDir = async (): Promise<string> => {
-    let reported: string;
-    try {
-      reported = (await zfs.mountInfo(parent)).mountpoint;
-    } catch (e) {
-      if (e instanceof ZfsOperationError && /does not exist/.test(e.stderr ?? '')) return mountpoint;
-      throw e;
-    }
-    return isMountPath(reported) ? reported : mountpoint;
+    if (known !== undefined) return known;
+    const { dir, fromZfs } = await parentDir(zfs, parent, mountpoint);
+    if (fromZfs) known = dir;
+    return dir;
   };
 
   return {
     parent,
     mountpoint,
-    open: (name) => new ZfsRemoteFilesystem({ parent, repo: name, mountpoint, hasher: options.hasher, ...extra }),
+    open: (name) =>
+      new ZfsRemoteFilesystem({ parent, repo: name, mountpoint, hasher: options.hasher, parentDir: lockDir, ...extra }),
     lockDir,
     lockFile: async (name) => {
       const file = zfsLockFileName(name);

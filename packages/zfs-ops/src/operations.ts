@@ -75,6 +75,9 @@ interface Obj {
   name: string;
   origin: string;
   mounted: boolean;
+  mountpoint: string;
+  /** dsg:view of a snapshot view clone (see viewClones) */
+  view?: string;
   tx?: string;
   phase?: string;
   pending?: Pending;
@@ -279,16 +282,29 @@ export class ZfsOperations {
   }
 
   private async inspectOnce(): Promise<RepositoryState | null> {
-    const m = await this.liveMount();
-    if (!m) return null;
-    const props = await this.zfs.getProps([this.dataset], ['creation', PROP.message, PROP.manifestHash, PROP.user], {
-      depth: 1,
-    });
+    // One zfs call: the dataset's mount state and its @sN's properties together.
+    let props: Map<string, Map<string, string>>;
+    try {
+      props = await this.zfs.getProps(
+        [this.dataset],
+        ['mountpoint', 'mounted', 'creation', PROP.message, PROP.manifestHash, PROP.user],
+        { depth: 1 },
+      );
+    } catch (e) {
+      if (isGone(e)) return null;
+      throw e;
+    }
+    const own = props.get(this.dataset);
+    if (!own) return null;
+    const m: MountInfo = { mountpoint: own.get('mountpoint') ?? '', source: '', mounted: own.get('mounted') === 'yes' };
     const snapshots = new Map<number, Map<string, string>>();
     const prefix = `${this.dataset}@`;
     for (const [name, p] of props) {
       const n = name.startsWith(prefix) ? snapshotNumber(name.slice(prefix.length)) : null;
-      if (n !== null) snapshots.set(n, p);
+      if (n === null) continue;
+      p.delete('mountpoint'); // a snapshot has none ('-')
+      p.delete('mounted');
+      snapshots.set(n, p);
     }
     const liveDir = m.mounted && path.isAbsolute(m.mountpoint) ? m.mountpoint : null;
     const head = liveDir ? await readHead(liveDir) : null;
@@ -314,7 +330,7 @@ export class ZfsOperations {
 
   /** Children of P plus snapshots of the repo and its temp siblings, with our properties. */
   private async scan(): Promise<Obj[]> {
-    const props = ['name', 'origin', 'mounted', PROP.tx, PROP.phase, PROP.pending];
+    const props = ['name', 'origin', 'mounted', PROP.tx, PROP.phase, PROP.pending, PROP.view, 'mountpoint'];
     const rows = await this.zfs.list([this.parent], props, { depth: 2, types: ['all'] });
     const prefix = this.dataset;
     return rows
@@ -323,7 +339,13 @@ export class ZfsOperations {
         return n === prefix || n.startsWith(prefix + '-') || n.startsWith(prefix + '@');
       })
       .map((r) => {
-        const o: Obj = { name: r['name']!, origin: r['origin'] ?? '-', mounted: r['mounted'] === 'yes' };
+        const o: Obj = {
+          name: r['name']!,
+          origin: r['origin'] ?? '-',
+          mounted: r['mounted'] === 'yes',
+          mountpoint: r['mountpoint'] ?? '-',
+        };
+        if (r[PROP.view] && r[PROP.view] !== '-') o.view = r[PROP.view];
         if (r[PROP.tx] && r[PROP.tx] !== '-') o.tx = r[PROP.tx];
         if (r[PROP.phase] && r[PROP.phase] !== '-') o.phase = r[PROP.phase];
         const p = decodePending(r[PROP.pending] !== '-' ? r[PROP.pending] : undefined);
@@ -715,7 +737,7 @@ export class ZfsOperations {
         false,
       );
       live = undefined;
-      sync = { name: n.sync, origin: '-', mounted: false };
+      sync = { name: n.sync, origin: '-', mounted: false, mountpoint: '-' };
     }
     // Between the renames (or after both, undone above): the old generation goes back to P/<repo>.
     if (!live && old) {
@@ -806,8 +828,8 @@ export class ZfsOperations {
       const touched = !!(find(n.init) || sync || old || live?.tx === tx);
       report.transactions.push({ transactionId: tx, action: touched ? 'rolled-back' : 'cleaned' });
     }
-    // read-only clones made by readSnapshotFile whose process is gone
-    for (const v of await this.viewClones()) {
+    // read-only clones made by readSnapshotFile whose process is gone (from the same listing)
+    for (const v of this.viewsIn(objs)) {
       if (v.kind === 'read' && !pidAlive(v.pid)) {
         try {
           await this.zfs.destroy(v.name, { recursive: true });
@@ -820,21 +842,35 @@ export class ZfsOperations {
     return report;
   }
 
-  async viewClones(): Promise<{ name: string; kind: string; pid: number; mountpoint: string }[]> {
+  async viewClones(): Promise<ViewClone[]> {
     const rows = await this.zfs.list([this.parent], ['name', PROP.view, 'mountpoint'], {
       depth: 1,
       types: ['filesystem'],
     });
+    return this.viewsIn(
+      rows.map((r) => ({ name: r['name'] ?? '', view: r[PROP.view], mountpoint: r['mountpoint'] ?? '' })),
+    );
+  }
+
+  private viewsIn(objs: { name: string; view?: string | undefined; mountpoint: string }[]): ViewClone[] {
     // exactly `<repo>-view-sN-<8 hex>` (remote-fs cloneView): a prefix test would also take
     // the views of a repository named `<repo>-view`
     const own = new RegExp(`^${escapeRegExp(this.dataset)}-view-s[1-9][0-9]*-[0-9a-f]{8}$`);
-    return rows
-      .filter((r) => own.test(r['name'] ?? '') && r[PROP.view] && r[PROP.view] !== '-')
-      .map((r) => {
-        const [kind = '', pid = '0'] = (r[PROP.view] ?? '').split('.');
-        return { name: r['name']!, kind, pid: Number(pid), mountpoint: r['mountpoint'] ?? '' };
+    return objs
+      .filter((o) => own.test(o.name) && o.view && o.view !== '-')
+      .map((o) => {
+        const [kind = '', pid = '0'] = (o.view ?? '').split('.');
+        return { name: o.name, kind, pid: Number(pid), mountpoint: o.mountpoint };
       });
   }
+}
+
+/** A clone of an @sN made to read old bytes or mount a snapshot (dsg:view=<kind>.<pid>). */
+export interface ViewClone {
+  name: string;
+  kind: string;
+  pid: number;
+  mountpoint: string;
 }
 
 function escapeRegExp(s: string): string {

@@ -44,7 +44,8 @@ import {
 } from './file-ops.js';
 import { noZfsSnapshot, readSyncMessages, snapshotNumber, type Layout } from './layout.js';
 import { assertDatasetName, assertSnapshotId, decodePropValue, isRepositoryName } from './names.js';
-import { isMountPath, PROP, ZfsOperations, type Logger } from './operations.js';
+import { PROP, ZfsOperations, type Logger, type RepositoryState } from './operations.js';
+import { parentDir } from './parent-dir.js';
 import { zfsParkedDirName } from './parked.js';
 import type { ZfsRunner } from './runner.js';
 import { Zfs, type BusyRetry } from './zfs.js';
@@ -69,6 +70,8 @@ export interface ZfsRemoteFilesystemOptions extends ParkedOptions {
   log?: Logger;
   /** how long a read waits for another client's commit to leave its rename window (default 60 s) */
   settleTimeoutMs?: number;
+  /** P's directory (see parentDir), when the caller already knows it: zfsHost shares its lock directory */
+  parentDir?: () => Promise<string>;
 }
 
 /** The ZFS backend of a repository: transactions (init/sync auto-detected), files in the work area, history. */
@@ -95,6 +98,7 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
   private readonly parkedOptions: ParkedOptions;
   /** the parked directory, once found (see parked()) */
   private parkedDir: string | null = null;
+  private readonly parentDir: (() => Promise<string>) | undefined;
 
   constructor(options: ZfsRemoteFilesystemOptions) {
     this.zfs = new Zfs({
@@ -111,6 +115,7 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
       ...(options.settleTimeoutMs !== undefined ? { settleTimeoutMs: options.settleTimeoutMs } : {}),
     });
     this.hasher = options.hasher;
+    this.parentDir = options.parentDir;
     this.parkedOptions = {
       ...(options.parkedTtlMs !== undefined ? { parkedTtlMs: options.parkedTtlMs } : {}),
       ...(options.now ? { now: options.now } : {}),
@@ -124,13 +129,9 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
    */
   private async parked(): Promise<ParkedStore> {
     if (this.parkedDir === null) {
-      let dir = this.ops.mountpoint;
-      try {
-        const reported = (await this.zfs.mountInfo(this.ops.parent)).mountpoint;
-        if (isMountPath(reported)) dir = reported;
-      } catch (e) {
-        if (!(e instanceof ZfsOperationError && /does not exist/.test(e.stderr ?? ''))) throw e;
-      }
+      const dir = this.parentDir
+        ? await this.parentDir()
+        : (await parentDir(this.zfs, this.ops.parent, this.ops.mountpoint)).dir;
       this.parkedDir = path.join(dir, zfsParkedDirName(this.ops.repo));
     }
     return new ParkedStore(this.parkedDir, this.parkedOptions);
@@ -418,9 +419,16 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     });
   }
 
+  /** ops.inspect(), remembering where the live tree is (readFile then asks ZFS no more). */
+  private async inspect(): Promise<RepositoryState | null> {
+    const st = await this.ops.inspect();
+    if (st?.liveDir) this.live ??= st.liveDir;
+    return st;
+  }
+
   /** Whether the repository has a head: `.dsg/last-sync.json` in its live tree, or (dsg's layout) an `@sN`. */
   async exists(): Promise<boolean> {
-    return ((await this.ops.inspect())?.head ?? null) !== null;
+    return ((await this.inspect())?.head ?? null) !== null;
   }
 
   /**
@@ -429,7 +437,7 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
    * the dataset does not exist. See layout.ts.
    */
   async repositoryLayout(): Promise<Layout | null> {
-    return (await this.ops.inspect())?.layout ?? null;
+    return (await this.inspect())?.layout ?? null;
   }
 
   async readFile(rel: string): Promise<ByteStream | null> {
@@ -452,7 +460,7 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
    * from `.dsg/last-sync.json` — never "the highest @sN".
    */
   async listSnapshots(): Promise<SnapshotRef[]> {
-    const st = await this.ops.inspect();
+    const st = await this.inspect();
     if (!st) return [];
     const headN = snapshotNumber(st.head);
     if (st.layout === 'dsg' || headN === null || !st.headMetadata || !st.liveDir) {
@@ -475,7 +483,7 @@ export class ZfsRemoteFilesystem implements RemoteFilesystem, SnapshotMounter {
     const n = assertSnapshotId(snapshotId);
     const snap = `${this.ops.dataset}@${snapshotId}`;
     if (await this.zfs.exists(snap)) return { snap };
-    const st = await this.ops.inspect();
+    const st = await this.inspect();
     const headN = snapshotNumber(st?.head);
     if (st?.layout === 'legacy' && headN !== null) {
       if (n === headN && st.liveDir) return { live: st.liveDir };

@@ -181,7 +181,13 @@ describe('where a dataset is mounted is asked from ZFS', () => {
     const none = recordingRunner((args) =>
       args[0] === 'get' && args.includes('mountpoint,mounted')
         ? { exitCode: 0, stdout: 'mountpoint\tnone\tlocal\nmounted\tno\t-\n', stderr: '' }
-        : { exitCode: 0, stdout: 'pool/p/ok@s1\tcreation\t1700000000\t-\n', stderr: '' },
+        : {
+            exitCode: 0,
+            // inspect's one `get -r -d 1`: the dataset's mount state with its @sN's properties
+            stdout:
+              'pool/p/ok\tmountpoint\tnone\tlocal\npool/p/ok\tmounted\tno\t-\npool/p/ok@s1\tcreation\t1700000000\t-\n',
+            stderr: '',
+          },
     );
     const fs2 = new ZfsRemoteFilesystem({
       parent: 'pool/p',

@@ -1,6 +1,6 @@
 // zfsHost on the real zfs-fuse pool: the backend, the listing, and the lock
 // file in the directory ZFS really mounts the parent dataset at.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DsgError, ValidationError, ZfsOperationError } from '@dsg/contracts';
 import { destroyDataset, freshParent, requireZfs, type TestParent } from '@dsg/testenv';
-import { ZfsRemoteFilesystem, zfsHost, zfsLockFileName } from '../src/index.js';
+import { createZfsRunner, ZfsRemoteFilesystem, zfsHost, zfsLockFileName, type ZfsRunner } from '../src/index.js';
 import { bytes, hashOf, info, readAll, recordingRunner, testHasher, tx } from './helpers.js';
 
 const env = requireZfs();
@@ -106,6 +106,47 @@ describe.skipIf(!env)('zfsHost on the real pool', () => {
     expect(existsSync(p.configured)).toBe(false);
     expect(await host.list()).toEqual(['proj']);
     expect((await host.open('proj').listSnapshots()).map((s) => s.snapshotId)).toEqual(['s1', 's2']);
+  });
+
+  it("a reader's session costs three zfs calls (lock directory, recovery look, head), answers right, and is asked once", async () => {
+    const p = fresh();
+    await commit(zfsHost({ parent: p.dataset, mountpoint: p.mountpoint, hasher: testHasher }).open('proj'), 1, 'one');
+    const real = createZfsRunner();
+    const calls: string[][] = [];
+    const counting: ZfsRunner = { argv: (a) => real.argv(a), run: (a) => (calls.push([...a]), real.run(a)) };
+    const host = zfsHost({ parent: p.dataset, mountpoint: p.mountpoint, hasher: testHasher, runner: counting });
+    // what the agent does for status: the lock file, recovery at open, the history, the head's files
+    expect(await host.lockFile('proj')).toBe(path.join(p.mountpoint, '.proj.dsg-lock'));
+    const fs = host.open('proj');
+    expect(await fs.recover()).toEqual({ removed: [], leftovers: [], transactions: [] });
+    expect((await fs.listSnapshots()).map((s) => s.snapshotId)).toEqual(['s1']);
+    expect(await readAll(await fs.readFile('data/f.txt'))).toBe('one');
+    expect(await host.lockDir()).toBe(p.mountpoint);
+    expect(calls.map((c) => c.slice(0, 2).join(' '))).toEqual(['get -H', 'list -H', 'get -H']);
+  });
+
+  it("recovery removes a dead reader's snapshot view, from the same listing, and keeps a live one", async () => {
+    const p = fresh();
+    const host = zfsHost({ parent: p.dataset, mountpoint: p.mountpoint, hasher: testHasher });
+    await commit(host.open('proj'), 1, 'one');
+    // a reader killed mid-read left its view clone (dsg:view=read.<pid>); a live reader's stays
+    const dead = spawnSync('true').pid;
+    const view = (pid: number): string => {
+      const name = `${p.dataset}/proj-view-s1-${randomBytes(4).toString('hex')}`;
+      execFileSync('zfs', ['clone', '-o', 'readonly=on', '-o', `dsg:view=read.${pid}`, `${p.dataset}/proj@s1`, name]);
+      return name;
+    };
+    const gone = view(dead);
+    const kept = view(process.pid);
+    const other = `${p.dataset}/proj-viewer`; // another repository whose name starts the same: not a view
+    execFileSync('zfs', ['create', '-o', `dsg:view=read.${dead}`, other]);
+    const r = await host.open('proj').recover();
+    expect(r.removed).toEqual([gone]);
+    const names = execFileSync('zfs', ['list', '-H', '-o', 'name', '-r', p.dataset], { encoding: 'utf8' });
+    expect(names).not.toContain(gone);
+    expect(names).toContain(kept);
+    expect(names).toContain(other);
+    execFileSync('zfs', ['destroy', kept]);
   });
 
   it('falls back to the configured mountpoint only when ZFS gives no path (mountpoint=none) or there is no parent', async () => {
