@@ -2,12 +2,13 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freshParent, listAll, requireSecondPool, requireSsh, requireZfs, type TestParent } from '@dsg/testenv';
+import { freshParent, listAll, requireReplicaSsh, requireSecondPool, requireZfs, type TestParent } from '@dsg/testenv';
 import { AGENT, dsg, listing, ok, sandbox, write } from './helpers.js';
 
 const zfs = requireZfs();
 const pool2 = requireSecondPool();
-const ssh = requireSsh();
+// the real sshd; replication goes through the testenv's replication key (zfs-fuse compatibility wrapper)
+const ssh = requireReplicaSsh();
 const hasSyncoid = spawnSync('syncoid', ['--version']).status === 0;
 if (!hasSyncoid) {
   if (process.env['DSG_REQUIRE_REAL'] === '1') throw new Error('DSG_REQUIRE_REAL=1 but syncoid is not installed');
@@ -36,6 +37,20 @@ function agent(...args: string[]): { code: number; stdout: string; stderr: strin
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** `dsg-agent replicate` to the second pool over the real sshd, as the replica host root@127.0.0.1. */
+const replicateOverSsh = (serverSide: string[], replicas: TestParent): string[] => [
+  'replicate',
+  ...serverSide,
+  '--to',
+  `${ssh!.user}@${ssh!.host}:${replicas.dataset}`,
+  '--ssh-port',
+  String(ssh!.port),
+  '--ssh-key',
+  ssh!.replicaKey,
+  '--ssh-option',
+  `UserKnownHostsFile=${ssh!.knownHosts}`,
+];
+
 const noMeta = (rel: string): boolean => rel === '.dsg' || rel.startsWith('.dsg/');
 
 describe.skipIf(!zfs || !pool2 || !ssh || !hasSyncoid)('a replica through the built dsg over the real sshd', () => {
@@ -52,7 +67,7 @@ describe.skipIf(!zfs || !pool2 || !ssh || !hasSyncoid)('a replica through the bu
     const serverSide = ['--type', 'zfs', '--pool', primary.dataset, '--mountpoint', primary.mountpoint];
     const replicaSide = ['--type', 'zfs', '--pool', replicas.dataset, '--mountpoint', replicas.mountpoint];
 
-    // three syncs on the primary, replicated after each
+    // three syncs on the primary, each replicated over ssh
     write(path.join(A, 'input', 'survey.csv'), 'id\n1\n');
     write(path.join(A, 'output', 'r.txt'), 'v1\n');
     ok(
@@ -75,11 +90,11 @@ describe.skipIf(!zfs || !pool2 || !ssh || !hasSyncoid)('a replica through the bu
         'first',
       ),
     );
-    expect(ok(agent('replicate', ...serverSide, '--to', replicas.dataset)).stdout).toContain('sent 1 snapshot (s1)');
+    expect(ok(agent(...replicateOverSsh(serverSide, replicas))).stdout).toContain('sent 1 snapshot (s1)');
     for (const [i, text] of ['id\n1\n2\n', 'id\n1\n2\n3\n'].entries()) {
       write(path.join(A, 'input', 'survey.csv'), text);
       ok(dsg(A, sb.env, 'sync', '-m', `wave ${i + 2}`));
-      expect(ok(agent('replicate', ...serverSide, '--to', replicas.dataset)).stdout).toContain(`now at s${i + 2}`);
+      expect(ok(agent(...replicateOverSsh(serverSide, replicas))).stdout).toContain(`now at s${i + 2}`);
     }
 
     // the replica serves every read: clone (same bytes), status, log, snapfetch, validate-chain
