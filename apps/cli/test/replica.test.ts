@@ -182,3 +182,79 @@ describe.skipIf(!zfs || !pool2 || !ssh || !hasSyncoid)('a replica through the bu
     expect(listAll(p.dataset, ['name', 'readonly'])).toEqual(before);
   });
 });
+
+describe.skipIf(!zfs || !pool2 || !ssh)('dsg list-repos on a replica host (real agents over the real sshd)', () => {
+  it('names the replicas, their primary and how far behind; an unreachable primary is said, exit 0; --json the same', () => {
+    const primary = freshParent(zfs!, 'lrprim');
+    const replicas = freshParent(pool2!, 'lrrep');
+    parents.push(primary, replicas);
+    const zfsCmd = (...args: string[]): void => void spawnSync('zfs', args, { stdio: 'inherit' });
+    // what list-repos reads is datasets, @sN and the marker: laid down directly (replicate itself is tested above)
+    zfsCmd('create', `${primary.dataset}/proj`);
+    for (const s of ['s1', 's2', 's3', 's4']) zfsCmd('snapshot', `${primary.dataset}/proj@${s}`);
+    zfsCmd('create', `${primary.dataset}/fresh`);
+    zfsCmd('snapshot', `${primary.dataset}/fresh@s1`);
+    const replica = (name: string, marker: string, snaps: string[]): void => {
+      zfsCmd('create', `${replicas.dataset}/${name}`);
+      for (const s of snaps) zfsCmd('snapshot', `${replicas.dataset}/${name}@${s}`);
+      zfsCmd('set', `dsg:replica-of=${marker}`, `${replicas.dataset}/${name}`);
+    };
+    replica('proj', `${ssh!.host}:${primary.dataset}/proj`, ['s1', 's2', 's3']);
+    replica('fresh', `${ssh!.host}:${primary.dataset}/fresh`, ['s1']);
+    replica('gone', 'nohost.invalid:tank/dsg/gone', ['s1', 's2']);
+    zfsCmd('create', `${replicas.dataset}/own`); // a primary on the replica host
+    const sb = sandbox(
+      `user_id: ana@example.org\nuser_name: Ana\nssh:\n  key_path: ${ssh!.key}\n  known_hosts: ${ssh!.knownHosts}\n`,
+    );
+    const args = [
+      'list-repos',
+      '--host',
+      ssh!.host,
+      '--repo-type',
+      'zfs',
+      '--pool',
+      replicas.dataset,
+      '--path',
+      replicas.mountpoint,
+      ...sshArgs(),
+    ];
+    const text = ok(dsg(sb.dir, sb.env, ...args)).stdout;
+    const lines = text.trim().split('\n');
+    expect(lines[0]).toBe(`fresh  replica of ${ssh!.host}:${primary.dataset}/fresh, at s1; primary at s1 (up to date)`);
+    expect(lines[1]).toMatch(/^gone {2}replica of nohost\.invalid:tank\/dsg\/gone, at s2; primary unreachable \(.+\)$/);
+    expect(lines[2]).toBe('own');
+    expect(lines[3]).toBe(`proj  replica of ${ssh!.host}:${primary.dataset}/proj, at s3; primary at s4 (1 behind)`);
+    expect(lines).toHaveLength(4);
+    const json = JSON.parse(ok(dsg(sb.dir, sb.env, '--json', ...args)).stdout) as {
+      repositories: string[];
+      replicas: Record<string, unknown>[];
+    };
+    expect(json.repositories).toEqual(['fresh', 'gone', 'own', 'proj']);
+    expect(json.replicas).toEqual([
+      {
+        name: 'fresh',
+        replicaOf: `${ssh!.host}:${primary.dataset}/fresh`,
+        head: 's1',
+        primaryHead: 's1',
+        behind: 0,
+        primaryError: null,
+      },
+      {
+        name: 'gone',
+        replicaOf: 'nohost.invalid:tank/dsg/gone',
+        head: 's2',
+        primaryHead: null,
+        behind: null,
+        primaryError: expect.stringMatching(/nohost\.invalid/) as unknown,
+      },
+      {
+        name: 'proj',
+        replicaOf: `${ssh!.host}:${primary.dataset}/proj`,
+        head: 's3',
+        primaryHead: 's4',
+        behind: 1,
+        primaryError: null,
+      },
+    ]);
+  });
+});
