@@ -2,7 +2,8 @@
 # Brings up the real parts dsg's tests use, on a Debian machine, as root:
 #   - a zfs-fuse daemon and a pool on a sparse file   (DSG_TEST_POOL, default dsgtest, 512M)
 #   - a second pool on the same daemon, the replication target (DSG_TEST_POOL2, default dsgtest2, 256M)
-#   - an sshd on 127.0.0.1 on a free port, with a host key and a user key made for this run
+#   - an sshd on 127.0.0.1 on a free port, with a host key and a user key made for this run,
+#     and a replication key whose commands run with zfs-compat/ (a zfs-fuse wrapper for syncoid) first on PATH
 #   - a non-root login (DSG_TEST_AGENT_USER, default dsgagent) with the sudo rule the
 #     README documents for a non-root agent: `sudo -n zfs`, and `sudo -n chown` of a new
 #     repository dataset under $POOL/sudo-e2e only
@@ -415,7 +416,6 @@ write_env() {
       if [ -f "$SUDOERS" ]; then echo "export DSG_TEST_SSH_SUDO_USER=$AGENT_USER"; fi
       if [ -f "$DIR/ssh/id_replica" ] && grep -q ' dsg-testenv-replica$' "$DIR/ssh/authorized_keys"; then
         echo "export DSG_TEST_SSH_REPLICA_KEY=$DIR/ssh/id_replica"
-        echo "export DSG_TEST_ZFS_COMPAT_DIR=$DIR/zfs-compat"
       fi
     fi
     if alive "$DIR/registry.pid" && [ -f "$DIR/registry/url" ]; then

@@ -4,8 +4,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { RepositoryHost, RepositorySummary } from '@dsg/contracts';
 import { AgentClient, AgentServer, FrameKind, FrameWriter, LocalTransport, readFrames } from '../src/index.js';
 import { parseJson } from '../src/frames.js';
-import { FakeRemoteFilesystem } from './fake-fs.js';
-import { tempDir, testHasher } from './helpers.js';
+import { FakeRemoteFilesystem, testHasher } from './fake-fs.js';
+import { tempDir } from './helpers.js';
 
 let tmp: { dir: string; remove(): Promise<void> };
 beforeEach(async () => (tmp = await tempDir()));

@@ -1,5 +1,11 @@
 import path from 'node:path';
-import { DsgError, ZfsOperationError, type HasherFactory, type RepositoryHost, type RepositorySummary } from '@dsg/contracts';
+import {
+  DsgError,
+  ZfsOperationError,
+  type HasherFactory,
+  type RepositoryHost,
+  type RepositorySummary,
+} from '@dsg/contracts';
 import { assertDatasetName, assertRepositoryName } from './names.js';
 import { isMountPath, type Logger } from './operations.js';
 import { listZfsRepositories, ZfsRemoteFilesystem } from './remote-fs.js';

@@ -347,7 +347,8 @@ async function replicaStates(
     }
     for (const r of g.replicas) {
       const primaryName = r.replicaOf!.slice(r.replicaOf!.lastIndexOf('/') + 1);
-      if (heads && !heads.has(primaryName)) states.push(state(r, null, `no repository ${primaryName} under ${g.pool} on ${g.host}`));
+      if (heads && !heads.has(primaryName))
+        states.push(state(r, null, `no repository ${primaryName} under ${g.pool} on ${g.host}`));
       else states.push(state(r, heads?.get(primaryName) ?? null, error));
     }
   }
