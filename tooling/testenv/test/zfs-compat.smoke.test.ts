@@ -5,8 +5,11 @@ import { freshParent, requireReplicaSsh, requireZfs, type TestParent } from '../
 const zfsEnv = requireZfs();
 const ssh = requireReplicaSsh();
 
-/** A command over the real sshd with the given key (argv given to ssh as one remote command line, fixed here). */
-function remote(key: string, command: string): { status: number | null; stdout: string; stderr: string } {
+/** POSIX single quotes: sshd hands the remote command to a shell (testenv cannot use @dsg/transports' shellCommand). */
+const quoted = (argv: string[]): string => argv.map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(' ');
+
+/** argv run over the real sshd with the given key. */
+function remote(key: string, argv: string[]): { status: number | null; stdout: string; stderr: string } {
   return spawnSync(
     'ssh',
     [
@@ -19,7 +22,7 @@ function remote(key: string, command: string): { status: number | null; stdout: 
       '-i',
       key,
       `${ssh!.user}@${ssh!.host}`,
-      command,
+      quoted(argv),
     ],
     { encoding: 'utf8' },
   );
@@ -34,16 +37,18 @@ describe.skipIf(!zfsEnv || !ssh)('replication key: zfs-fuse compatibility wrappe
     const ds = `${parent.dataset}/d`;
     execFileSync('zfs', ['create', ds]);
     execFileSync('zfs', ['snapshot', `${ds}@a`]);
-    const cmd = `zfs get -Hpd 1 -t snapshot guid ${ds}`;
+    const cmd = ['zfs', 'get', '-Hpd', '1', '-t', 'snapshot', 'guid', ds];
     const wrapped = remote(ssh!.replicaKey, cmd);
     expect(wrapped.status, wrapped.stderr).toBe(0);
     const lines = wrapped.stdout.trim().split('\n');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(new RegExp(`^${ds}@a\\tguid\\t[0-9]+\\t-$`));
     // without -t the wrapper changes nothing: the dataset's own line is there too
-    expect(remote(ssh!.replicaKey, `zfs get -Hpd 1 guid ${ds}`).stdout.trim().split('\n')).toHaveLength(2);
+    expect(remote(ssh!.replicaKey, ['zfs', 'get', '-Hpd', '1', 'guid', ds]).stdout.trim().split('\n')).toHaveLength(2);
     // a failing zfs keeps its exit status through the filter
-    expect(remote(ssh!.replicaKey, `zfs get -Hpd 1 -t snapshot guid ${ds}-missing`).status).not.toBe(0);
+    expect(
+      remote(ssh!.replicaKey, ['zfs', 'get', '-Hpd', '1', '-t', 'snapshot', 'guid', `${ds}-missing`]).status,
+    ).not.toBe(0);
     // the ordinary key is untouched: zfs-fuse itself refuses -t (why the wrapper exists)
     expect(remote(ssh!.key, cmd).status).not.toBe(0);
   });
