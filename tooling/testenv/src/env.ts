@@ -62,6 +62,20 @@ export function zfsEnv(): ZfsTestEnv | null {
   return zfsCache;
 }
 
+/**
+ * The replication key: DSG_TEST_SSH_REPLICA_KEY, else the file `up` makes
+ * when its authorized_keys entry is there (an env file rewritten by an
+ * older testenv.sh leaves the variable out, the key and entry stay).
+ */
+function replicaKey(s: Record<string, string>): string | null {
+  const given = s['DSG_TEST_SSH_REPLICA_KEY'];
+  if (given) return existsSync(given) ? given : null;
+  const key = path.join(testenvDir(), 'ssh', 'id_replica');
+  const auth = path.join(testenvDir(), 'ssh', 'authorized_keys');
+  if (!existsSync(key) || !existsSync(auth)) return null;
+  return readFileSync(auth, 'utf8').includes(' dsg-testenv-replica\n') ? key : null;
+}
+
 /** The test sshd if configured and its key files exist, else null. */
 export function sshEnv(): SshTestEnv | null {
   if (sshCache !== undefined) return sshCache;
@@ -82,10 +96,7 @@ export function sshEnv(): SshTestEnv | null {
       key: s['DSG_TEST_SSH_KEY']!,
       knownHosts: s['DSG_TEST_SSH_KNOWN_HOSTS']!,
       hostPub: s['DSG_TEST_SSH_HOST_PUB'] ?? '',
-      replicaKey:
-        s['DSG_TEST_SSH_REPLICA_KEY'] && existsSync(s['DSG_TEST_SSH_REPLICA_KEY'])
-          ? s['DSG_TEST_SSH_REPLICA_KEY']
-          : null,
+      replicaKey: replicaKey(s),
     };
   }
   return sshCache;
