@@ -202,6 +202,8 @@ describe.skipIf(!zfs || !pool2 || !ssh)('dsg list-repos on a replica host (real 
     replica('proj', `${ssh!.host}:${primary.dataset}/proj`, ['s1', 's2', 's3']);
     replica('fresh', `${ssh!.host}:${primary.dataset}/fresh`, ['s1']);
     replica('gone', 'nohost.invalid:tank/dsg/gone', ['s1', 's2']);
+    // a marker that is no plain <host>:<dataset> is reported, never handed to ssh
+    replica('odd', '-oProxyCommand=touch /tmp/x:pool/p', ['s1']);
     zfsCmd('create', `${replicas.dataset}/own`); // a primary on the replica host
     const sb = sandbox(
       `user_id: ana@example.org\nuser_name: Ana\nssh:\n  key_path: ${ssh!.key}\n  known_hosts: ${ssh!.knownHosts}\n`,
@@ -222,14 +224,17 @@ describe.skipIf(!zfs || !pool2 || !ssh)('dsg list-repos on a replica host (real 
     const lines = text.trim().split('\n');
     expect(lines[0]).toBe(`fresh  replica of ${ssh!.host}:${primary.dataset}/fresh, at s1; primary at s1 (up to date)`);
     expect(lines[1]).toMatch(/^gone {2}replica of nohost\.invalid:tank\/dsg\/gone, at s2; primary unreachable \(.+\)$/);
-    expect(lines[2]).toBe('own');
-    expect(lines[3]).toBe(`proj  replica of ${ssh!.host}:${primary.dataset}/proj, at s3; primary at s4 (1 behind)`);
-    expect(lines).toHaveLength(4);
+    expect(lines[2]).toMatch(
+      /^odd {2}replica of -oProxyCommand=touch \/tmp\/x:pool\/p, at s1; primary unreachable \(its marker .* is not <host>:<dataset>\)$/,
+    );
+    expect(lines[3]).toBe('own');
+    expect(lines[4]).toBe(`proj  replica of ${ssh!.host}:${primary.dataset}/proj, at s3; primary at s4 (1 behind)`);
+    expect(lines).toHaveLength(5);
     const json = JSON.parse(ok(dsg(sb.dir, sb.env, '--json', ...args)).stdout) as {
       repositories: string[];
       replicas: Record<string, unknown>[];
     };
-    expect(json.repositories).toEqual(['fresh', 'gone', 'own', 'proj']);
+    expect(json.repositories).toEqual(['fresh', 'gone', 'odd', 'own', 'proj']);
     expect(json.replicas).toEqual([
       {
         name: 'fresh',
@@ -246,6 +251,14 @@ describe.skipIf(!zfs || !pool2 || !ssh)('dsg list-repos on a replica host (real 
         primaryHead: null,
         behind: null,
         primaryError: expect.stringMatching(/nohost\.invalid/) as unknown,
+      },
+      {
+        name: 'odd',
+        replicaOf: '-oProxyCommand=touch /tmp/x:pool/p',
+        head: 's1',
+        primaryHead: null,
+        behind: null,
+        primaryError: expect.stringMatching(/is not <host>:<dataset>/) as unknown,
       },
       {
         name: 'proj',

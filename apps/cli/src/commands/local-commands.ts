@@ -314,7 +314,11 @@ async function replicaStates(
   const states: ReplicaState[] = [];
   for (const r of summaries) {
     if (typeof r.replicaOf !== 'string') continue;
-    const m = /^([^:/\s]+):([A-Za-z0-9][A-Za-z0-9_.:-]*(?:\/[A-Za-z0-9_.:-]+)*)\/([^/]+)$/.exec(r.replicaOf);
+    // the marker is the replica host's word: only a plain host name (never an ssh option, `-…`) and dataset
+    const m =
+      /^([A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):([A-Za-z0-9][\w.:-]*(?:\/[\w.:-]+)*)\/([A-Za-z0-9][\w.-]*)$/.exec(
+        r.replicaOf,
+      );
     if (!m) {
       states.push(state(r, null, `its marker ${JSON.stringify(r.replicaOf.slice(0, 200))} is not <host>:<dataset>`));
       continue;
