@@ -2,7 +2,8 @@
 # Brings up the real parts dsg's tests use, on a Debian machine, as root:
 #   - a zfs-fuse daemon and a pool on a sparse file   (DSG_TEST_POOL, default dsgtest, 512M)
 #   - a second pool on the same daemon, the replication target (DSG_TEST_POOL2, default dsgtest2, 256M)
-#   - an sshd on 127.0.0.1 on a free port, with a host key and a user key made for this run
+#   - an sshd on 127.0.0.1 on a free port, with a host key and a user key made for this run,
+#     and a replication key whose commands run with zfs-compat/ (a zfs-fuse wrapper for syncoid) first on PATH
 #   - a non-root login (DSG_TEST_AGENT_USER, default dsgagent) with the sudo rule the
 #     README documents for a non-root agent: `sudo -n zfs`, and `sudo -n chown` of a new
 #     repository dataset under $POOL/sudo-e2e only
@@ -248,6 +249,30 @@ CONF
   log "sshd on 127.0.0.1:$port"
 }
 
+# The replication key: a second user key whose authorized_keys entry runs every
+# command through zfs-compat/ssh-command, i.e. with the zfs-fuse compatibility
+# wrapper (zfs-compat/zfs) first on PATH. syncoid lists a replica's snapshots
+# with `zfs get -t snapshot`, which zfs-fuse refuses, and its fallback breaks
+# over ssh; real OpenZFS needs none of this. Only the test environment uses the
+# wrapper: the ordinary key (and the product code) run the real zfs. The files
+# are copied under $DIR so the entry does not depend on the checkout it came from.
+setup_replica_key() {
+  local src; src="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/zfs-compat"
+  mkdir -p "$DIR/zfs-compat"
+  install -m 0755 "$src/zfs" "$src/ssh-command" "$DIR/zfs-compat/"
+  [ -f "$DIR/ssh/id_replica" ] || ssh-keygen -q -t ed25519 -N '' -f "$DIR/ssh/id_replica" -C dsg-testenv-replica
+  local entry
+  entry="command=\"$DIR/zfs-compat/ssh-command\",no-port-forwarding,no-agent-forwarding,no-X11-forwarding,no-pty $(cut -d' ' -f1,2 "$DIR/ssh/id_replica.pub") dsg-testenv-replica"
+  if ! grep -qxF "$entry" "$DIR/ssh/authorized_keys"; then
+    # any older entry of this key goes first (a changed $DIR), then the current one
+    grep -v ' dsg-testenv-replica$' "$DIR/ssh/authorized_keys" >"$DIR/ssh/authorized_keys.tmp" || true
+    printf '%s\n' "$entry" >>"$DIR/ssh/authorized_keys.tmp"
+    chmod --reference="$DIR/ssh/authorized_keys" "$DIR/ssh/authorized_keys.tmp"
+    mv "$DIR/ssh/authorized_keys.tmp" "$DIR/ssh/authorized_keys"
+  fi
+  log "replication key $DIR/ssh/id_replica (zfs-fuse compatibility wrapper first on PATH)"
+}
+
 VERDACCIO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/node_modules/.bin/verdaccio"
 
 # The registry the release tests publish to and install from. A fresh storage
@@ -389,6 +414,9 @@ write_env() {
       echo "export DSG_TEST_SSH_KNOWN_HOSTS=$DIR/ssh/known_hosts"
       echo "export DSG_TEST_SSH_HOST_PUB=$DIR/ssh/host_ed25519.pub"
       if [ -f "$SUDOERS" ]; then echo "export DSG_TEST_SSH_SUDO_USER=$AGENT_USER"; fi
+      if [ -f "$DIR/ssh/id_replica" ] && grep -q ' dsg-testenv-replica$' "$DIR/ssh/authorized_keys"; then
+        echo "export DSG_TEST_SSH_REPLICA_KEY=$DIR/ssh/id_replica"
+      fi
     fi
     if alive "$DIR/registry.pid" && [ -f "$DIR/registry/url" ]; then
       echo "export DSG_TEST_REGISTRY=$(cat "$DIR/registry/url")"
@@ -410,7 +438,11 @@ up() {
   else
     failed=1; log "ZFS unavailable: ZFS tests will skip (or fail under DSG_REQUIRE_REAL=1)"
   fi
-  start_sshd || { failed=1; log "sshd unavailable: SSH tests will skip (or fail under DSG_REQUIRE_REAL=1)"; }
+  if start_sshd; then
+    setup_replica_key || { failed=1; log "no replication key: the replication-over-ssh tests will skip (or fail under DSG_REQUIRE_REAL=1)"; }
+  else
+    failed=1; log "sshd unavailable: SSH tests will skip (or fail under DSG_REQUIRE_REAL=1)"
+  fi
   if [ $failed = 0 ]; then setup_agent_user || { failed=1; log "no non-root agent user: its tests will skip (or fail under DSG_REQUIRE_REAL=1)"; }; fi
   setup_client_user || { failed=1; log "no non-root client user: its tests will skip (or fail under DSG_REQUIRE_REAL=1)"; }
   start_registry || { failed=1; log "no npm registry: the release tests will skip (or fail under DSG_REQUIRE_REAL=1)"; }

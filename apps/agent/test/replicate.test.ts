@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { newTransactionId, type HasherFactory } from '@dsg/contracts';
-import { freshParent, listAll, requireSecondPool, requireSsh, requireZfs, type TestParent } from '@dsg/testenv';
+import { freshParent, listAll, requireReplicaSsh, requireSecondPool, requireZfs, type TestParent } from '@dsg/testenv';
 import { RepositoryLock } from '@dsg/transports/server';
 import { zfsHost, type ZfsHost } from '@dsg/zfs-ops';
 import { createAgentHasher } from '../src/hasher.js';
@@ -14,7 +14,7 @@ import { BUNDLE, hashOf, holder, snap, until } from './helpers.js';
 
 const zfs = requireZfs();
 const pool2 = requireSecondPool();
-const ssh = requireSsh();
+const ssh = requireReplicaSsh();
 const hasSyncoid = spawnSync('syncoid', ['--version'], { encoding: 'utf8' }).status === 0;
 if (!hasSyncoid) {
   if (process.env['DSG_REQUIRE_REAL'] === '1') throw new Error('DSG_REQUIRE_REAL=1 but syncoid is not installed');
@@ -315,30 +315,117 @@ describe.skipIf(!zfs || !pool2 || !hasSyncoid)('dsg-agent replicate (syncoid, tw
     expect(p.status).toBe(1);
     expect(p.stderr).toMatch(/ZFS repositories only/);
   });
+});
 
-  it.skipIf(!ssh)('over ssh: the first replication to a new replica host, marker and readonly set there', async () => {
-    await commit('s1', { 'input/a.csv': Buffer.from('a') });
-    await commit('s2', { 'input/a.csv': Buffer.from('b') });
-    const r = agent([
-      'replicate',
+/**
+ * The same over the real sshd on 127.0.0.1 into the second pool: the replica
+ * host is `root@127.0.0.1`, reached with the testenv's replication key (its
+ * zfs runs through the zfs-fuse compatibility wrapper; tooling/testenv/README.md).
+ * Tiny files except where a stream must be in flight.
+ */
+describe.skipIf(!zfs || !pool2 || !hasSyncoid || !ssh)(
+  'dsg-agent replicate over ssh (real sshd, two real pools)',
+  () => {
+    const overSsh = (): string[] => [
       '--to',
       `${ssh!.user}@${ssh!.host}:${replicas.dataset}`,
       '--ssh-port',
       String(ssh!.port),
       '--ssh-key',
-      ssh!.key,
+      ssh!.replicaKey,
       '--ssh-option',
       `UserKnownHostsFile=${ssh!.knownHosts}`,
       '--primary-name',
       'primary.example',
-      '--json',
-    ]);
-    expect(r.status, r.stderr).toBe(0);
-    const target = `${replicas.dataset}/proj`;
-    expect(r.json.replicated[0]).toMatchObject({ sent: ['s1', 's2'], head: 's2', target: `${ssh!.host}:${target}` });
-    expect(snapshots(target)).toEqual(snapshots(`${primary.dataset}/proj`));
-    expect(prop(target, 'dsg:replica-of')).toBe(`primary.example:${primary.dataset}/proj`);
-    expect(prop(`${target}@s1`, 'dsg:message')).toBe('snapshot s1');
-    expect(tree(join(replicas.mountpoint, 'proj'))).toEqual(tree(join(primary.mountpoint, 'proj')));
-  });
-});
+    ];
+
+    it('replicates after each of three commits: same guids, same bytes, read-only marker; a re-run sends nothing', async () => {
+      const target = `${replicas.dataset}/proj`;
+      const steps: [string, Record<string, Buffer | null>][] = [
+        ['s1', { 'input/a.csv': Buffer.from('a,1\n'), 'input/b.bin': randomBytes(2000) }],
+        ['s2', { 'input/a.csv': Buffer.from('a,2\n'), 'output/c.txt': Buffer.from('c') }],
+        ['s3', { 'input/b.bin': null, 'output/d.bin': randomBytes(1000) }],
+      ];
+      for (const [id, files] of steps) {
+        await commit(id, files);
+        const r = agent(['replicate', ...overSsh(), '--json']);
+        expect(r.status, r.stderr).toBe(0);
+        expect(r.json.replicated[0]).toMatchObject({ sent: [id], head: id, target: `${ssh!.host}:${target}` });
+        expect(snapshots(target)).toEqual(snapshots(`${primary.dataset}/proj`));
+        expect(tree(join(replicas.mountpoint, 'proj'))).toEqual(tree(join(primary.mountpoint, 'proj')));
+      }
+      expect(prop(target, 'dsg:replica-of')).toBe(`primary.example:${primary.dataset}/proj`);
+      // readonly=on was set (zfs-fuse reports its value as "off (temporary)" even where it refuses writes)
+      expect(zfsCmd('get', '-H', '-o', 'source', 'readonly', target).trim()).toMatch(/^(local|temporary)$/);
+      expect(prop(`${target}@s1`, 'dsg:message')).toBe('snapshot s1');
+      const again = agent(['replicate', ...overSsh()]);
+      expect(again.status, again.stderr).toBe(0);
+      expect(again.stdout).toBe(`proj: ${ssh!.host}:${target} is up to date at s3\n`);
+      expect(again.stderr).not.toMatch(/syncoid:/); // nothing new: syncoid not even started
+      expect(listAll(replicas.dataset)).toEqual([
+        replicas.dataset,
+        target,
+        `${target}@s1`,
+        `${target}@s2`,
+        `${target}@s3`,
+      ]);
+    });
+
+    it('killed mid-stream, then run again: the replica ends complete and consistent', async () => {
+      const target = `${replicas.dataset}/proj`;
+      await commit('s1', { 'input/a.csv': Buffer.from('a') });
+      expect(agent(['replicate', ...overSsh()]).status).toBe(0);
+      await commit('s2', { 'input/big.bin': randomBytes(4 * 1024 * 1024) });
+      // the watcher stops the real `zfs send` or `zfs receive` (argv starts with zfs: not the shell
+      // lines around them) the moment one appears: a stopped receive, or a receive whose stream
+      // stopped, can never complete the snapshot, whatever the pipes and ssh buffer
+      const pat = `^(/usr/sbin/|/sbin/)?zfs (send|receive) .*(${primary.dataset}/proj@s2|${target})`;
+      const watcher = spawn(
+        'bash',
+        ['-c', 'while :; do p=$(pgrep -f "$PAT"); if [ -n "$p" ]; then kill -STOP $p; echo $p; exit 0; fi; done'],
+        { env: { ...process.env, PAT: pat }, stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      let stopped = '';
+      watcher.stdout.on('data', (d: Buffer) => (stopped += d.toString()));
+      const watched = new Promise((r) => watcher.on('exit', r));
+      const logFile = join(tmpdir(), `dsg-replicate-ssh-${process.pid}.log`);
+      const out = openSync(logFile, 'w');
+      const child = spawn(
+        'node',
+        [
+          BUNDLE,
+          'replicate',
+          '--type',
+          'zfs',
+          '--pool',
+          primary.dataset,
+          '--mountpoint',
+          primary.mountpoint,
+          ...overSsh(),
+        ],
+        { detached: true, stdio: ['ignore', out, out] },
+      );
+      closeSync(out);
+      const exited = new Promise((r) => child.on('exit', r));
+      await Promise.race([watched, exited]);
+      watcher.kill();
+      const pids = stopped.trim().split(/\s+/).filter(Boolean);
+      expect(pids.length, readFileSync(logFile, 'utf8')).toBeGreaterThan(0);
+      expect(Object.keys(snapshots(target))).toEqual(['s1']);
+      process.kill(-child.pid!, 'SIGKILL');
+      for (const pid of pids) spawnSync('kill', ['-KILL', pid]);
+      await exited;
+      // the far side's receive ends when its stream does (ssh gone)
+      await until(() => spawnSync('pgrep', ['-f', pat]).status !== 0, 120_000, 'send/receive gone');
+      rmSync(logFile, { force: true });
+      const mid = snapshots(target);
+      expect(Object.keys(mid).every((s) => snapshots(`${primary.dataset}/proj`)[s] === mid[s])).toBe(true);
+      const r = agent(['replicate', ...overSsh(), '--json']);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.json.replicated[0]).toMatchObject({ sent: ['s2'], head: 's2' });
+      expect(snapshots(target)).toEqual(snapshots(`${primary.dataset}/proj`));
+      expect(tree(join(replicas.mountpoint, 'proj'))).toEqual(tree(join(primary.mountpoint, 'proj')));
+      expect(listAll(replicas.dataset)).toEqual([replicas.dataset, target, `${target}@s1`, `${target}@s2`]);
+    });
+  },
+);

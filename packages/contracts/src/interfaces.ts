@@ -158,6 +158,24 @@ export interface RepositoryHost {
   lockFile(name: string): string | Promise<string>;
   /** The repositories this host holds, sorted (leftovers of interrupted transactions left out). */
   list(): Promise<string[]>;
+  /**
+   * The same repositories with their newest snapshot and replica marker
+   * (`listRepositories` with `details`). A host without it (posix) answers
+   * names only: head and replicaOf are then unknown.
+   */
+  summaries?(): Promise<RepositorySummary[]>;
+}
+
+/** One repository as `listRepositories` with `details: true` reports it (`dsg list-repos`). */
+export interface RepositorySummary {
+  name: string;
+  /** the newest committed snapshot (`sN`); null: none yet; absent: unknown (an agent that answers names only) */
+  head?: string | null;
+  /**
+   * `<primary host>:<primary dataset>` when this is a read-only replica
+   * (its `dsg:replica-of`); null: not a replica; absent: unknown (an older agent)
+   */
+  replicaOf?: string | null;
 }
 
 /**

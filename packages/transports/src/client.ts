@@ -12,6 +12,7 @@ import {
   type LockHolder,
   type RecoveryReport,
   type RemoteRepository,
+  type RepositorySummary,
   type SerializedError,
   type SnapshotInfo,
   type SnapshotMounter,
@@ -369,8 +370,24 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
     this.layout = typeof r.layout === 'string' ? r.layout : null;
     return r;
   }
-  listRepositories(): Promise<string[]> {
-    return this.request('listRepositories');
+  async listRepositories(): Promise<string[]> {
+    const r = await this.request('listRepositories');
+    // only an answer to `details` is an object; names are what was asked
+    return Array.isArray(r) ? r : r.repositories.map((x) => x.name);
+  }
+  /**
+   * The repositories with their newest snapshot and replica marker
+   * (`listRepositories` with `details: true`). An older agent ignores
+   * `details` and answers names: each comes back with head and replicaOf
+   * absent (unknown), never guessed.
+   */
+  async repositorySummaries(): Promise<RepositorySummary[]> {
+    const r = await this.request('listRepositories', { details: true });
+    if (Array.isArray(r)) return r.map((name) => ({ name }));
+    if (!r || !Array.isArray(r.repositories)) {
+      throw new ProtocolError('listRepositories: the agent answered neither names nor {repositories}');
+    }
+    return r.repositories;
   }
   /** The agent's memory use (bytes); peakRss from /proc where available. */
   stats(): Promise<AgentStats> {

@@ -8,6 +8,7 @@ import type {
   FileDigest,
   LockHolder,
   RecoveryReport,
+  RepositorySummary,
   SizedPath,
   SnapshotInfo,
   SnapshotRef,
@@ -118,6 +119,11 @@ export interface AgentStats {
   session?: SessionTransfer;
 }
 
+/** The answer of `listRepositories` with `details: true`. */
+export interface ListRepositoriesDetails {
+  repositories: RepositorySummary[];
+}
+
 /** `layout`: what the backend found (e.g. `flat`), null for none; absent from older agents. */
 export interface OpenReply {
   repo: string;
@@ -141,7 +147,12 @@ export const OP_TABLE = {
     }),
     beforeOpen: true,
   }),
-  listRepositories: op<string[]>()({ parse: none, beforeOpen: true }),
+  // `details: true` (no protocol bump): `{repositories: RepositorySummary[]}` instead of the names; an older agent
+  // ignores the field and answers names, which AgentClient.repositorySummaries reads as head/replicaOf unknown
+  listRepositories: op<string[] | ListRepositoriesDetails>()({
+    parse: (m): { details?: true } => (m['details'] === true ? { details: true } : {}),
+    beforeOpen: true,
+  }),
   // what <root>/<name> is (protocol 1.3): a clone by URL learns the repository type and pool; reads only
   detectRepository: op<DetectedRepository>()({
     parse: (m): { name: string; sudo: boolean } => ({ name: F.assertRepoName(m['name']), sudo: m['sudo'] === true }),

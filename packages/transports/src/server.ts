@@ -731,9 +731,15 @@ class Session {
   /** What each op does once its gates passed and its fields parsed (the compiler asks for one per op of OP_TABLE). */
   private readonly handlers: Handlers = {
     stats: () => Promise.resolve({ ...memoryStats(), pid: process.pid, session: { ...this.transfer } }),
-    listRepositories: async () => {
-      const all = await this.o.host.list();
+    listRepositories: async ({ details }) => {
       const only = this.o.restrictToRepository;
+      if (details) {
+        // a host that cannot tell heads and markers (posix) gives names: unknown, as from an older agent
+        const host = this.o.host;
+        const all = host.summaries ? await host.summaries() : (await host.list()).map((name) => ({ name }));
+        return { repositories: only === undefined ? all : all.filter((r) => r.name === only) };
+      }
+      const all = await this.o.host.list();
       return only === undefined ? all : all.filter((n) => n === only);
     },
     detectRepository: async ({ name, sudo }) => {

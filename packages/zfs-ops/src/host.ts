@@ -1,10 +1,11 @@
 import path from 'node:path';
-import { DsgError, type HasherFactory, type RepositoryHost } from '@dsg/contracts';
+import { DsgError, type HasherFactory, type RepositoryHost, type RepositorySummary } from '@dsg/contracts';
 import { assertDatasetName, assertRepositoryName } from './names.js';
 import type { Logger } from './operations.js';
 import { parentDir } from './parent-dir.js';
 import { listZfsRepositories, ZfsRemoteFilesystem } from './remote-fs.js';
 import type { ZfsRunner } from './runner.js';
+import { repositorySummaries } from './summaries.js';
 import { Zfs, type BusyRetry } from './zfs.js';
 
 export interface ZfsHostOptions {
@@ -27,6 +28,8 @@ export interface ZfsHost extends RepositoryHost {
   lockFile(name: string): Promise<string>;
   /** The directory the lock files are in: where ZFS mounts P, or the configured mountpoint when ZFS gives no path. */
   lockDir(): Promise<string>;
+  /** The repositories with their newest `@sN` and replica marker, from one zfs call (repositorySummaries). */
+  summaries(): Promise<RepositorySummary[]>;
 }
 
 /** The lock file's name, beside the repository in P's directory (unchanged since the first release: old agents look for it there). */
@@ -89,5 +92,6 @@ export function zfsHost(options: ZfsHostOptions): ZfsHost {
       return path.join(await lockDir(), file);
     },
     list: () => listZfsRepositories({ parent, mountpoint, ...(options.runner ? { runner: options.runner } : {}) }),
+    summaries: () => repositorySummaries({ parent, ...(options.runner ? { runner: options.runner } : {}) }),
   };
 }

@@ -15,6 +15,7 @@ export { datasetMountedAt } from './dataset-at.js';
 export { zfsParkedDirName } from './parked.js';
 export type { ParkedOptions } from '@dsg/contracts';
 export { REPLICA_PROP, replicaError } from './replica.js';
+export { repositorySummaries } from './summaries.js';
 export {
   replicateDataset,
   promoteReplica,

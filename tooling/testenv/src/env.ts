@@ -18,6 +18,13 @@ export interface SshTestEnv {
   knownHosts: string;
   /** the sshd's public host key file */
   hostPub: string;
+  /**
+   * The replication key (DSG_TEST_SSH_REPLICA_KEY), or null: same user, but
+   * its authorized_keys entry runs each command with the zfs-fuse
+   * compatibility wrapper (zfs-compat/zfs) first on PATH, so syncoid can list
+   * snapshots on the replica side. Only for the replication-over-ssh tests.
+   */
+  replicaKey: string | null;
 }
 
 export function testenvDir(): string {
@@ -55,6 +62,20 @@ export function zfsEnv(): ZfsTestEnv | null {
   return zfsCache;
 }
 
+/**
+ * The replication key: DSG_TEST_SSH_REPLICA_KEY, else the file `up` makes
+ * when its authorized_keys entry is there (an env file rewritten by an
+ * older testenv.sh leaves the variable out, the key and entry stay).
+ */
+function replicaKey(s: Record<string, string>): string | null {
+  const given = s['DSG_TEST_SSH_REPLICA_KEY'];
+  if (given) return existsSync(given) ? given : null;
+  const key = path.join(testenvDir(), 'ssh', 'id_replica');
+  const auth = path.join(testenvDir(), 'ssh', 'authorized_keys');
+  if (!existsSync(key) || !existsSync(auth)) return null;
+  return readFileSync(auth, 'utf8').includes(' dsg-testenv-replica\n') ? key : null;
+}
+
 /** The test sshd if configured and its key files exist, else null. */
 export function sshEnv(): SshTestEnv | null {
   if (sshCache !== undefined) return sshCache;
@@ -75,6 +96,7 @@ export function sshEnv(): SshTestEnv | null {
       key: s['DSG_TEST_SSH_KEY']!,
       knownHosts: s['DSG_TEST_SSH_KNOWN_HOSTS']!,
       hostPub: s['DSG_TEST_SSH_HOST_PUB'] ?? '',
+      replicaKey: replicaKey(s),
     };
   }
   return sshCache;
@@ -124,6 +146,20 @@ export function requireSsh(): SshTestEnv | null {
   const s = sshEnv();
   if (!s) absent('SSH (test sshd on 127.0.0.1)');
   return s;
+}
+
+/**
+ * The real sshd with the replication key (`sshEnv().replicaKey`), for
+ * syncoid over ssh against zfs-fuse; null after a visible skip reason,
+ * throws under DSG_REQUIRE_REAL=1.
+ */
+export function requireReplicaSsh(): (SshTestEnv & { replicaKey: string }) | null {
+  const s = sshEnv();
+  if (!s?.replicaKey) {
+    absent('SSH replication key (DSG_TEST_SSH_REPLICA_KEY)');
+    return null;
+  }
+  return { ...s, replicaKey: s.replicaKey };
 }
 
 /**

@@ -2,7 +2,7 @@ import { readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { ConfigError } from '@dsg/contracts';
+import { ConfigError, snapshotNumber, type RepositorySummary } from '@dsg/contracts';
 import { hashFile, readManifestFile, validateName } from '@dsg/manifest';
 import { pruneBackups } from '@dsg/client-fs';
 import type { Ctx } from '../context.js';
@@ -17,7 +17,7 @@ import {
   requireProject,
   type RepositoryConfig,
 } from '../config/project.js';
-import { loadUserConfig, requireUserConfig } from '../config/user.js';
+import { loadUserConfig, requireUserConfig, type UserConfig } from '../config/user.js';
 import { effectiveSettings, showSource, showValue, SOURCE_LABELS, SOURCES } from '../config/effective.js';
 import { describeFix, movePersonalKeys, type PersonalKeysFix } from '../config/fix-personal.js';
 import { connect, connectHost, recoverProject } from '../connect.js';
@@ -250,19 +250,137 @@ export async function listReposCommand(
     );
   }
   const conn = await connectHost(ctx, repo, user?.config ?? null);
+  let summaries: RepositorySummary[];
   try {
-    const names = (await conn.client.listRepositories()).sort();
-    ctx.out.result(
-      listReposSchema,
-      { command: 'list-repos', host: repo.host ?? 'localhost', type: repo.type, repositories: names },
-      (d) => {
-        for (const n of d.repositories) ctx.out.line(n);
-        if (d.repositories.length === 0) ctx.out.line(`no repositories on ${d.host}`);
-      },
-    );
+    summaries = [...(await conn.client.repositorySummaries())].sort((a, b) => a.name.localeCompare(b.name));
   } finally {
     await conn.close();
   }
+  const replicas = await replicaStates(ctx, repo, summaries, user?.config ?? null);
+  ctx.out.result(
+    listReposSchema,
+    {
+      command: 'list-repos',
+      host: repo.host ?? 'localhost',
+      type: repo.type,
+      repositories: summaries.map((r) => r.name),
+      replicas,
+    },
+    (d) => {
+      const byName = new Map(d.replicas.map((r) => [r.name, r]));
+      for (const n of d.repositories) {
+        const r = byName.get(n);
+        ctx.out.line(r ? `${n}  ${replicaText(r)}` : n);
+      }
+      if (d.repositories.length === 0) ctx.out.line(`no repositories on ${d.host}`);
+    },
+  );
+}
+
+/** A replica as `dsg list-repos` reports it (--json `replicas`). */
+interface ReplicaState {
+  name: string;
+  replicaOf: string;
+  head: string | null;
+  primaryHead: string | null;
+  /** snapshots the replica lacks; null when either head is unknown */
+  behind: number | null;
+  /** why the primary could not be asked; null when it answered */
+  primaryError: string | null;
+}
+
+function replicaText(r: ReplicaState): string {
+  const at = `replica of ${r.replicaOf}, at ${r.head ?? 'no snapshot'}`;
+  if (r.primaryError !== null) return `${at}; primary unreachable (${r.primaryError})`;
+  if (r.primaryHead === null) return `${at}; the primary has no snapshot there`;
+  const lag = r.behind === null ? '' : r.behind === 0 ? ' (up to date)' : ` (${r.behind} behind)`;
+  return `${at}; primary at ${r.primaryHead}${lag}`;
+}
+
+/**
+ * For every replica in `summaries`, its primary's head: the marker
+ * `dsg:replica-of=<host>:<pool>/<name>` names the host and dataset, and the
+ * primary is asked with the same ssh settings as the replica host (port,
+ * ssh user, agent, key), one connection per primary parent dataset. A
+ * primary that cannot be reached is reported, never fatal.
+ */
+async function replicaStates(
+  ctx: Ctx,
+  replicaHost: RepositoryConfig,
+  summaries: RepositorySummary[],
+  user: UserConfig | null,
+): Promise<ReplicaState[]> {
+  const groups = new Map<string, { host: string; pool: string; replicas: RepositorySummary[] }>();
+  const states: ReplicaState[] = [];
+  for (const r of summaries) {
+    if (typeof r.replicaOf !== 'string') continue;
+    // the marker is the replica host's word: only a plain host name (never an ssh option, `-…`) and dataset
+    const m =
+      /^([A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):([A-Za-z0-9][\w.:-]*(?:\/[\w.:-]+)*)\/([A-Za-z0-9][\w.-]*)$/.exec(
+        r.replicaOf,
+      );
+    if (!m) {
+      states.push(state(r, null, `its marker ${JSON.stringify(r.replicaOf.slice(0, 200))} is not <host>:<dataset>`));
+      continue;
+    }
+    const key = `${m[1]}\0${m[2]}`;
+    const g = groups.get(key) ?? { host: m[1]!, pool: m[2]!, replicas: [] };
+    g.replicas.push(r);
+    groups.set(key, g);
+  }
+  for (const g of groups.values()) {
+    let heads: Map<string, string | null> | null = null;
+    let error: string | null = null;
+    try {
+      const primary: RepositoryConfig = {
+        type: 'zfs',
+        host: g.host,
+        pool: g.pool,
+        // listing reads datasets only; the agent wants a mountpoint, the replica host's stands in
+        mountpoint: replicaHost.type === 'zfs' ? replicaHost.mountpoint : '/',
+        ...pickSsh(replicaHost),
+      };
+      const conn = await connectHost(ctx, primary, user);
+      try {
+        heads = new Map((await conn.client.repositorySummaries()).map((x) => [x.name, x.head ?? null]));
+      } finally {
+        await conn.close();
+      }
+    } catch (e) {
+      error = (e as Error).message;
+    }
+    for (const r of g.replicas) {
+      const primaryName = r.replicaOf!.slice(r.replicaOf!.lastIndexOf('/') + 1);
+      if (heads && !heads.has(primaryName))
+        states.push(state(r, null, `no repository ${primaryName} under ${g.pool} on ${g.host}`));
+      else states.push(state(r, heads?.get(primaryName) ?? null, error));
+    }
+  }
+  return states.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+function state(r: RepositorySummary, primaryHead: string | null, primaryError: string | null): ReplicaState {
+  const head = r.head ?? null;
+  const a = snapshotNumber(head);
+  const b = snapshotNumber(primaryHead);
+  return {
+    name: r.name,
+    replicaOf: r.replicaOf!,
+    head,
+    primaryHead: primaryError === null ? primaryHead : null,
+    behind: primaryError === null && b !== null ? Math.max(0, b - (a ?? 0)) : null,
+    primaryError,
+  };
+}
+
+/** The ssh settings of the replica host's config, for its primary: same port, login, agent (and sudo for zfs). */
+function pickSsh(c: RepositoryConfig): { port?: number; user?: string; agent?: string[]; sudo?: boolean } {
+  return {
+    ...(c.port !== undefined ? { port: c.port } : {}),
+    ...(c.user !== undefined ? { user: c.user } : {}),
+    ...(c.agent !== undefined ? { agent: c.agent } : {}),
+    ...(c.type === 'zfs' && c.sudo !== undefined ? { sudo: c.sudo } : {}),
+  };
 }
 
 type Target = 'all' | 'staging' | 'backups' | 'orphans';

@@ -199,6 +199,17 @@ export const listReposSchema = z.object({
   host: z.string(),
   type: z.enum(['zfs', 'posix']),
   repositories: z.array(z.string()),
+  /** the read-only replicas among them, how far behind their primary (empty: none, or an agent that cannot tell) */
+  replicas: z.array(
+    z.object({
+      name: z.string(),
+      replicaOf: z.string(),
+      head: z.string().nullable(),
+      primaryHead: z.string().nullable(),
+      behind: z.number().int().nullable(),
+      primaryError: z.string().nullable(),
+    }),
+  ),
 });
 
 const settingSchema = z.object({
