@@ -1,4 +1,6 @@
-import { hostname } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { DsgError, LockedError, type HasherFactory } from '@dsg/contracts';
 import {
@@ -27,13 +29,11 @@ export async function replicatePosix(
 ): Promise<ReplicationRun> {
   const host = hostOf(o.target, hasher);
   const to = parsePosixReplicaTarget(o.to);
-  const ssh = o.ssh ?? {};
+  const given = o.ssh ?? {};
   const primaryName = o.primaryName ?? hostname();
   assertRsyncArg('primary name', primaryName);
   const dest = to.host !== undefined ? `${to.user !== undefined ? `${to.user}@` : ''}${to.host}` : '';
-  // the remote commands: one argv, quoted for the remote shell sshd runs it through
-  const args = sshArgs(ssh);
-  const remote = (argv: string[]): string[] => ['ssh', ...args, dest, shellCommand(argv)];
+  sshArgs(given); // refuse bad ssh settings before anything runs
   const all = await host.list();
   if (o.repository !== undefined && !all.includes(assertRepoName(o.repository))) {
     throw new DsgError('NOT_FOUND', `no repository ${o.repository} under ${host.root}`, {
@@ -41,14 +41,35 @@ export async function replicatePosix(
     });
   }
   const names = o.repository !== undefined ? [o.repository] : all;
+  // One ssh connection for the whole run: every probe, rename and rsync of it
+  // goes through a master (ControlMaster) instead of a handshake each. The
+  // user's options come first, so theirs win (ssh takes the first value).
+  const ctl = to.host !== undefined ? await mkdtemp(path.join(tmpdir(), 'dsg-replicate-')) : null;
+  const ssh =
+    ctl === null
+      ? given
+      : {
+          ...given,
+          options: [...(given.options ?? []), 'ControlMaster=auto', `ControlPath=${ctl}/ssh`, 'ControlPersist=60'],
+        };
+  // the remote commands: one argv, quoted for the remote shell sshd runs it through
+  const remote = (argv: string[]): string[] => ['ssh', ...sshArgs(ssh), dest, shellCommand(argv)];
   const run: ReplicationRun = { replicated: [], failed: [] };
-  for (const name of names) {
-    try {
-      run.replicated.push(await one(name));
-    } catch (e) {
-      if (o.repository !== undefined || !(e instanceof DsgError)) throw e;
-      o.log(`${name}: not replicated: ${e.message}`);
-      run.failed.push({ repository: name, error: e.toJSON() });
+  try {
+    for (const name of names) {
+      try {
+        run.replicated.push(await one(name));
+      } catch (e) {
+        if (o.repository !== undefined || !(e instanceof DsgError)) throw e;
+        o.log(`${name}: not replicated: ${e.message}`);
+        run.failed.push({ repository: name, error: e.toJSON() });
+      }
+    }
+  } finally {
+    if (ctl !== null) {
+      // ends the master this run started (if any); no master: ssh says so, and that is fine
+      spawnSync('ssh', [...sshArgs(ssh), '-O', 'exit', dest], { stdio: 'ignore' });
+      await rm(ctl, { recursive: true, force: true });
     }
   }
   return run;
@@ -65,10 +86,14 @@ export async function replicatePosix(
       await lock.acquire(holder());
     } catch (e) {
       if (e instanceof LockedError) {
-        throw new DsgError('LOCKED', `${name}: ${e.message}; a transaction is open, replication refused (nothing sent)`, {
-          recoveryHint: 'Run replicate again when the sync has ended (the timer does so by itself).',
-          cause: e,
-        });
+        throw new DsgError(
+          'LOCKED',
+          `${name}: ${e.message}; a transaction is open, replication refused (nothing sent)`,
+          {
+            recoveryHint: 'Run replicate again when the sync has ended (the timer does so by itself).',
+            cause: e,
+          },
+        );
       }
       throw e;
     }

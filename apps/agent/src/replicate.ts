@@ -90,8 +90,7 @@ export interface ReplicationRun {
 function zfsHostOf(target: AgentTarget, hasher: HasherFactory, log: (line: string) => void): ZfsHost {
   if (target.type !== 'zfs') {
     throw new DsgError('UNSUPPORTED', `replicate works on ZFS repositories only (--type ${target.type})`, {
-      recoveryHint:
-        'Replicate --type zfs or --type posix repositories; copy flat xfs ones with rsync by hand.',
+      recoveryHint: 'Replicate --type zfs or --type posix repositories; copy flat xfs ones with rsync by hand.',
     });
   }
   if (!target.pool) throw new ConfigError('--pool (the parent dataset) is required for --type zfs', { field: 'pool' });

@@ -240,7 +240,10 @@ describe.skipIf(!ssh)('dsg-agent replicate --type posix (rsync over the real ssh
     const foreign = replicate('--json');
     expect(foreign.status).toBe(1);
     expect(foreign.json.failed[0]!.error.message).toContain('is no replica');
-    expect(tree(replicas)).toEqual({ proj: 'dir 755', 'proj/keep.txt': `file 644 ${hashOf(hasher, Buffer.from('mine'))}` });
+    expect(tree(replicas)).toEqual({
+      proj: 'dir 755',
+      'proj/keep.txt': `file 644 ${hashOf(hasher, Buffer.from('mine'))}`,
+    });
     spawnSync('rm', ['-r', join(replicas, 'proj')]);
     expect(replicate('--primary-name', 'other.example').status).toBe(0);
     const before = tree(replicas);

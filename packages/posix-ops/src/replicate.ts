@@ -80,17 +80,27 @@ export function assertReplicaPath(what: string, p: string): void {
 }
 
 export function parsePosixReplicaTarget(to: string): PosixReplicaTarget {
-  const m = /^(?:(?:([^@:/]+)@)?([^@:/]+):)?(.*)$/.exec(typeof to === 'string' ? to : '');
+  const m = /^(?:(?:([^@:/]+)@)?([^@:/]+):)?(.*)$/s.exec(typeof to === 'string' ? to : '');
   const hint =
     'Give [user@]host:/abs/parent (a replica host over ssh) or /abs/parent (a directory here); the repositories are copied to <parent>/<name>.';
-  if (!m || !to) throw new ConfigError(`--to ${JSON.stringify(to)} is not [user@]host:/abs/parent`, { field: 'to' });
+  if (!m || !to) {
+    throw new ConfigError(
+      `--to ${JSON.stringify(to)} is not [user@]host:/abs/parent`,
+      { field: 'to' },
+      { recoveryHint: hint },
+    );
+  }
   const [, user, host, parent] = m;
   try {
     assertReplicaPath('target path', parent!);
     if (host !== undefined) assertRsyncArg('target host', host);
     if (user !== undefined) assertRsyncArg('target user', user);
   } catch (e) {
-    throw new ConfigError(`--to ${JSON.stringify(to)}: ${(e as Error).message}`, { field: 'to' }, { recoveryHint: hint });
+    throw new ConfigError(
+      `--to ${JSON.stringify(to)}: ${(e as Error).message}`,
+      { field: 'to' },
+      { recoveryHint: hint },
+    );
   }
   return { ...(user !== undefined ? { user } : {}), ...(host !== undefined ? { host } : {}), parent: parent! };
 }
@@ -177,6 +187,11 @@ if [ -L "$dir/${CURRENT}" ]; then
 fi
 `;
 
+/**
+ * Makes the replica directory and its marker, and removes what a killed run
+ * left: directories made writable to empty them, never the files (they are
+ * hard links shared with complete snapshots, --link-dest).
+ */
 const PREPARE = `set -e
 dir=$1
 [ -d "$dir" ] || mkdir "$dir"
@@ -186,7 +201,7 @@ if [ ! -f "$dir/${REPLICA_MARKER}" ]; then
   mv -f "$dir/.${REPLICA_MARKER}.tmp" "$dir/${REPLICA_MARKER}"
 fi
 for e in "$dir/${SNAPSHOTS}"/${INCOMING_PREFIX}*; do
-  if [ -e "$e" ]; then chmod -R u+w "$e"; rm -rf "$e"; fi
+  if [ -e "$e" ]; then find "$e" -type d -exec chmod u+w {} +; rm -rf "$e"; fi
 done
 `;
 
@@ -232,7 +247,12 @@ function run(argv: string[]): Promise<Ran> {
     child.stderr.on('data', (b: Buffer) => err.push(b));
     child.on('error', reject);
     child.on('close', (code, signal) =>
-      resolve({ code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }),
+      resolve({
+        code,
+        signal,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+      }),
     );
   });
 }
@@ -312,9 +332,7 @@ export async function replicatePosixRepository(o: ReplicatePosixOptions): Promis
   }
   const where = o.target.host !== undefined ? `${o.target.host}:${dir}` : dir;
   const rsyncDest = (p: string): string =>
-    o.target.host !== undefined
-      ? `${o.target.user !== undefined ? `${o.target.user}@` : ''}${o.target.host}:${p}`
-      : p;
+    o.target.host !== undefined ? `${o.target.user !== undefined ? `${o.target.user}@` : ''}${o.target.host}:${p}` : p;
   const e = o.target.host !== undefined ? ['-e', ['ssh', ...sshArgs(o.ssh)].join(' ')] : [];
   const script = async (what: string, text: string, args: string[]): Promise<string> => {
     const argv = ['sh', '-c', oneLine(text), 'sh', ...args];
