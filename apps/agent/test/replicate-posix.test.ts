@@ -212,15 +212,13 @@ describe.skipIf(!ssh)('dsg-agent replicate --type posix (rsync over the real ssh
 
   it('bad --to, relative or traversing paths, unsafe ssh options and foreign targets are refused, changing nothing', async () => {
     await commit('s1', { 'a.csv': Buffer.from('a') });
+    // the parser's whole table is in posix-ops' replicate-args test; here the agent's path end to end
     const cases: [string[], RegExp][] = [
       [['--to', 'replicas'], /target path/],
-      [['--to', `${ssh!.host}:relative/dir`], /target path/],
       [['--to', `${ssh!.host}:${replicas}/../x`], /target path/],
       [['--to', `${ssh!.host}:${replicas}/a b`], /target path/],
       [['--to', `-oProxyCommand=x:${replicas}`], /target host/],
-      [['--to', `u;x@${ssh!.host}:${replicas}`], /target user/],
       [['--to', to(), '--ssh-key', '/k $(x)'], /refused ssh key path/],
-      [['--to', to(), '--ssh-option', 'ProxyCommand=sh -c x'], /refused ssh option/],
       [['--to', to(), '--repository', '../x'], /repository name|invalid|refused/i],
     ];
     for (const [args, message] of cases) {
