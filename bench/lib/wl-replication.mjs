@@ -138,7 +138,10 @@ export default {
       ps = summary(p),
       rs = summary(r);
     const w = 'w15 replication (10 files)';
-    push(ctx, w, 'dsg-agent replicate (ZFS, syncoid, ssh)', zs, { sent: bytes(zb), ratio: `${ratio(zs, rs)} rsync` });
+    push(ctx, w, 'dsg-agent replicate (ZFS, syncoid, local pool)', zs, {
+      sent: bytes(zb),
+      ratio: `${ratio(zs, rs)} rsync`,
+    });
     push(ctx, w, 'dsg-agent replicate (posix, rsync, ssh)', ps, { sent: bytes(pb), ratio: `${ratio(ps, rs)} rsync` });
     push(ctx, w, 'rsync -a (ssh)', rs, { sent: bytes(rb) });
     destroyDataset(zfsParent);
