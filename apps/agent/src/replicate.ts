@@ -89,7 +89,7 @@ export interface ReplicationRun {
 
 function zfsHostOf(target: AgentTarget, hasher: HasherFactory, log: (line: string) => void): ZfsHost {
   if (target.type !== 'zfs') {
-    throw new DsgError('UNSUPPORTED', `replicate works on ZFS repositories only (--type ${target.type})`, {
+    throw new DsgError('UNSUPPORTED', `replicate works on ZFS and posix repositories only (--type ${target.type})`, {
       recoveryHint: 'Replicate --type zfs or --type posix repositories; copy flat xfs ones with rsync by hand.',
     });
   }
