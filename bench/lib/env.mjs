@@ -65,6 +65,8 @@ export function bringUp(repoRoot, workDir, poolSize) {
       ...process.env,
       DSG_TESTENV_DIR: envDir,
       DSG_TEST_POOL: 'dsgbench',
+      // the replication target of w15: the bench's own, never the tests' dsgtest2
+      DSG_TEST_POOL2: 'dsgbench2',
       DSG_TEST_POOL_SIZE: poolSize,
       DSG_TEST_POOL_IMG_DIR: envDir,
     },
@@ -86,7 +88,7 @@ export function bringUp(repoRoot, workDir, poolSize) {
 
 export function tearDown(repoRoot, envDir) {
   execFileSync('bash', [path.join(repoRoot, 'tooling/testenv/testenv.sh'), 'down'], {
-    env: { ...process.env, DSG_TESTENV_DIR: envDir, DSG_TEST_POOL: 'dsgbench' },
+    env: { ...process.env, DSG_TESTENV_DIR: envDir, DSG_TEST_POOL: 'dsgbench', DSG_TEST_POOL2: 'dsgbench2' },
     stdio: 'inherit',
   });
 }

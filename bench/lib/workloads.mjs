@@ -36,6 +36,7 @@ import {
 import { manyEntries, millionEntries } from './wl-many-entries.mjs';
 import statusOffline from './wl-status-offline.mjs';
 import statusSsh from './wl-status-ssh.mjs';
+import replication from './wl-replication.mjs';
 
 const agentCmd = (ctx, rssFile, logFile) => {
   const agent = path.join(ctx.repoRoot, 'apps/agent/dist/dsg-agent.mjs');
@@ -721,5 +722,6 @@ export const workloads = [
   manyEntries,
   statusOffline,
   statusSsh,
+  replication,
   millionEntries,
 ];

@@ -160,15 +160,18 @@ start_pool2() {
     log "zpool create $POOL2 failed: $(tr '\n' ' ' <"$DIR/zpool2-create.log")"
     return 1
   fi
-  touch "$DIR/pool2.created"
+  # the name, so `down` destroys this pool even when run with another DSG_TEST_POOL2 (or none)
+  echo "$POOL2" >"$DIR/pool2.created"
   log "pool $POOL2 created ($POOL2_SIZE on $img)"
 }
 
 destroy_pool2() {
-  if [ -f "$DIR/pool2.created" ] && zpool list -H "$POOL2" >/dev/null 2>&1; then
-    for _ in $(seq 1 30); do timeout 60 zpool destroy -f "$POOL2" 2>/dev/null && break; sleep 0.5; done
-    if zpool list -H "$POOL2" >/dev/null 2>&1; then log "could not destroy pool $POOL2"; return 1; fi
-    log "pool $POOL2 destroyed"
+  local made="$POOL2"
+  if [ -s "$DIR/pool2.created" ]; then made="$(cat "$DIR/pool2.created")"; fi
+  if [ -f "$DIR/pool2.created" ] && zpool list -H "$made" >/dev/null 2>&1; then
+    for _ in $(seq 1 30); do timeout 60 zpool destroy -f "$made" 2>/dev/null && break; sleep 0.5; done
+    if zpool list -H "$made" >/dev/null 2>&1; then log "could not destroy pool $made"; return 1; fi
+    log "pool $made destroyed"
   fi
   if [ -f "$DIR/pool2.image" ]; then rm -f "$(cat "$DIR/pool2.image")" "$DIR/pool2.image"; fi
   rm -f "$DIR/pool2.created"

@@ -96,11 +96,13 @@ const collect = (v: string, prev: string[]): string[] => [...prev, v];
 targetOptions(
   program
     .command('replicate')
-    .description('copy every committed @sN of the ZFS repositories to a read-only replica, with syncoid'),
+    .description(
+      'copy every committed snapshot to a read-only replica: ZFS repositories with syncoid, posix ones with rsync',
+    ),
 )
   .requiredOption(
     '--to <[user@]host:pool/parent>',
-    'where the replicas are: <parent>/<name> over ssh, or pool/parent here',
+    'where the replicas are: <parent>/<name> over ssh, or pool/parent here (posix: [user@]host:/abs/parent or /abs/parent)',
   )
   .option('--repository <name>', 'replicate this repository only (default: every repository under --pool)')
   .addOption(new Option('--via <engine>', 'the replication engine').choices(['syncoid']).default('syncoid'))
@@ -114,6 +116,7 @@ targetOptions(
   )
   .option('--primary-name <name>', "this host's name in the replicas' dsg:replica-of (default: its host name)")
   .option('--syncoid <path>', 'the syncoid binary', 'syncoid')
+  .option('--rsync <path>', 'the rsync binary (--type posix)')
   .option('--json', 'print the report as JSON', false)
   .action(
     async (
@@ -125,6 +128,7 @@ targetOptions(
         sshOption: string[];
         primaryName?: string;
         syncoid: string;
+        rsync?: string;
         json: boolean;
       },
     ) => {
@@ -142,6 +146,7 @@ targetOptions(
           },
           ...(o.primaryName !== undefined ? { primaryName: o.primaryName } : {}),
           syncoid: o.syncoid,
+          ...(o.rsync !== undefined ? { rsync: o.rsync } : {}),
           log,
         },
         await createAgentHasher(),
@@ -154,7 +159,9 @@ targetOptions(
 targetOptions(
   program
     .command('promote')
-    .description('make the replica of a repository on this host its primary (readonly off, dsg:replica-of removed)'),
+    .description(
+      'make the replica of a repository on this host its primary (zfs: readonly off, dsg:replica-of removed; posix: replica-of removed)',
+    ),
 )
   .requiredOption('--repository <name>', 'the repository to promote')
   .option('--json', 'print the result as JSON', false)

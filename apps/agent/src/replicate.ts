@@ -14,6 +14,7 @@ import {
   type ZfsHost,
   type ZfsRunner,
 } from '@dsg/zfs-ops';
+import { promotePosix, replicatePosix } from './replicate-posix.js';
 
 /** Where `--to` points: `[user@]host:pool/parent` over ssh, or `pool/parent` on this machine. */
 export interface ReplicaTarget {
@@ -69,11 +70,15 @@ export interface ReplicateOptions {
   /** the name this host goes by in the replicas' marker (default: its host name) */
   primaryName?: string;
   syncoid?: string;
+  /** the rsync binary of `--type posix` (default `rsync` from PATH) */
+  rsync?: string;
   log: (line: string) => void;
 }
 
 export interface RepositoryReplication extends ReplicationReport {
   repository: string;
+  /** posix (rsync): the bytes rsync sent */
+  bytesSent?: number;
 }
 
 /** A run over several repositories: each one replicated, or its error (the run goes on). */
@@ -84,9 +89,8 @@ export interface ReplicationRun {
 
 function zfsHostOf(target: AgentTarget, hasher: HasherFactory, log: (line: string) => void): ZfsHost {
   if (target.type !== 'zfs') {
-    throw new DsgError('UNSUPPORTED', `replicate works on ZFS repositories only (--type ${target.type})`, {
-      recoveryHint:
-        'Copy posix repositories with rsync of their snapshots/ and current; dsg-agent does not drive it yet.',
+    throw new DsgError('UNSUPPORTED', `replicate works on ZFS and posix repositories only (--type ${target.type})`, {
+      recoveryHint: 'Replicate --type zfs or --type posix repositories; copy flat xfs ones with rsync by hand.',
     });
   }
   if (!target.pool) throw new ConfigError('--pool (the parent dataset) is required for --type zfs', { field: 'pool' });
@@ -118,6 +122,7 @@ function holder(): { user: string; host: string; pid: number; since: string } {
  * and the next one is tried; with `repository` given, its error is thrown.
  */
 export async function replicate(o: ReplicateOptions, hasher: HasherFactory): Promise<ReplicationRun> {
+  if (o.target.type === 'posix') return replicatePosix(o, hasher, holder);
   const host = zfsHostOf(o.target, hasher, o.log);
   const to = parseReplicaTarget(o.to);
   const ssh = o.ssh ?? {};
@@ -191,6 +196,7 @@ export async function promote(
   hasher: HasherFactory,
   log: (line: string) => void,
 ): Promise<{ repository: string; dataset: string; formerPrimary: string }> {
+  if (target.type === 'posix') return promotePosix(target, repository, hasher, holder);
   const host = zfsHostOf(target, hasher, log);
   const name = assertRepoName(repository);
   const lock = new RepositoryLock(await host.lockFile(name));
@@ -211,7 +217,12 @@ export function replicationText(run: ReplicationRun): string {
   return (
     run.replicated
       .map((r) => {
-        const bytes = r.estimatedBytes !== null ? ` (~${r.estimatedBytes} bytes)` : '';
+        const bytes =
+          r.bytesSent !== undefined
+            ? ` (${r.bytesSent} bytes)`
+            : r.estimatedBytes !== null
+              ? ` (~${r.estimatedBytes} bytes)`
+              : '';
         if (r.head === null) return `${r.repository}: nothing committed yet, nothing sent\n`;
         if (!r.sent.length) return `${r.repository}: ${r.target} is up to date at ${r.head}\n`;
         return `${r.repository}: sent ${r.sent.length} snapshot${r.sent.length === 1 ? '' : 's'} (${r.sent.join(', ')})${bytes} to ${r.target}, now at ${r.head}\n`;

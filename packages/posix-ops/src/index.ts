@@ -24,3 +24,20 @@ export {
 } from './open-repository.js';
 export { posixHost, type PosixHost, type PosixHostOptions } from './host.js';
 export type { ParkedOptions } from '@dsg/contracts';
+export {
+  replicatePosixRepository,
+  promotePosixReplica,
+  parsePosixReplicaTarget,
+  posixReplicaError,
+  replicaOf,
+  rsyncBytesSent,
+  sshArgs,
+  assertRsyncArg,
+  assertReplicaPath,
+  REPLICA_MARKER,
+  INCOMING_PREFIX,
+  type PosixReplicaTarget,
+  type PosixReplicationReport,
+  type ReplicatePosixOptions,
+  type RsyncSsh,
+} from './replicate.js';

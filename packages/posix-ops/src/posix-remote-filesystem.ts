@@ -60,6 +60,7 @@ import { DIR_MODE, FILE_MODE, refuseDirectory } from './work-area.js';
 import { errno, forceRemove, openCopySource, readFrom, StreamingUploads } from './fs-util.js';
 import { assertSnapshotId, Layout, snapshotNumber, TEMP_LINK_PREFIX } from './layout.js';
 import { sealDir, sealTree } from './seal.js';
+import { posixReplicaError, replicaOf } from './replicate.js';
 
 export interface PosixRemoteFilesystemOptions extends ParkedOptions {
   /** The repository directory `<base>/<name>` (created by the first begin). */
@@ -129,6 +130,9 @@ export class PosixRemoteFilesystem implements RemoteFilesystem, SnapshotMounter 
   private async beginNow(tx: TransactionId): Promise<BeginResult> {
     assertTransactionId(tx);
     faultPoint('posix.begin.start');
+    // a replica (dsg-agent replicate) changes only by replication from its primary
+    const primary = await replicaOf(this.root);
+    if (primary !== null) throw posixReplicaError(this.root, primary);
     const base = await this.currentNumber();
     if (base > 0 && !(await isDir(this.layout.snapshot(base))))
       throw corrupt(`current points at a missing snapshot s${base}`);
