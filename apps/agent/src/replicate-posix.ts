@@ -1,8 +1,6 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { hostname, tmpdir } from 'node:os';
+import { hostname } from 'node:os';
 import path from 'node:path';
-import { DsgError, LockedError, type HasherFactory } from '@dsg/contracts';
+import { DsgError, type HasherFactory } from '@dsg/contracts';
 import {
   parsePosixReplicaTarget,
   posixHost,
@@ -11,8 +9,11 @@ import {
   repositoryLayout,
   sshArgs,
   assertRsyncArg,
+  type RsyncSsh,
 } from '@dsg/posix-ops';
 import { RepositoryLock, assertRepoName, shellCommand, type AgentTarget } from '@dsg/transports/server';
+import { lockForReplication } from './replication-lock.js';
+import { withSshMaster } from './ssh-master.js';
 import type { ReplicateOptions, ReplicationRun, RepositoryReplication } from './replicate.js';
 
 /**
@@ -41,40 +42,28 @@ export async function replicatePosix(
     });
   }
   const names = o.repository !== undefined ? [o.repository] : all;
-  // One ssh connection for the whole run: every probe, rename and rsync of it
-  // goes through a master (ControlMaster) instead of a handshake each. The
-  // user's options come first, so theirs win (ssh takes the first value).
-  const ctl = to.host !== undefined ? await mkdtemp(path.join(tmpdir(), 'dsg-replicate-')) : null;
-  const ssh =
-    ctl === null
-      ? given
-      : {
-          ...given,
-          options: [...(given.options ?? []), 'ControlMaster=auto', `ControlPath=${ctl}/ssh`, 'ControlPersist=60'],
-        };
-  // the remote commands: one argv, quoted for the remote shell sshd runs it through
-  const remote = (argv: string[]): string[] => ['ssh', ...sshArgs(ssh), dest, shellCommand(argv)];
-  const run: ReplicationRun = { replicated: [], failed: [] };
-  try {
+  // One ssh connection for the whole run: every probe, rename and rsync of it goes through one master.
+  return withSshMaster(to.host !== undefined ? dest : undefined, given, async (ssh) => {
+    // the remote commands: one argv, quoted for the remote shell sshd runs it through
+    const remote = (argv: string[]): string[] => ['ssh', ...sshArgs(ssh), dest, shellCommand(argv)];
+    const run: ReplicationRun = { replicated: [], failed: [] };
     for (const name of names) {
       try {
-        run.replicated.push(await one(name));
+        run.replicated.push(await one(name, ssh, remote));
       } catch (e) {
         if (o.repository !== undefined || !(e instanceof DsgError)) throw e;
         o.log(`${name}: not replicated: ${e.message}`);
         run.failed.push({ repository: name, error: e.toJSON() });
       }
     }
-  } finally {
-    if (ctl !== null) {
-      // ends the master this run started (if any); no master: ssh says so, and that is fine
-      spawnSync('ssh', [...sshArgs(ssh), '-O', 'exit', dest], { stdio: 'ignore' });
-      await rm(ctl, { recursive: true, force: true });
-    }
-  }
-  return run;
+    return run;
+  });
 
-  async function one(name: string): Promise<RepositoryReplication> {
+  async function one(
+    name: string,
+    ssh: RsyncSsh,
+    remote: (argv: string[]) => string[],
+  ): Promise<RepositoryReplication> {
     const root = path.join(host.root, name);
     if (repositoryLayout(root) === 'flat') {
       throw new DsgError('UNSUPPORTED', `${name} has the original's flat layout, which has no snapshots to replicate`, {
@@ -82,21 +71,7 @@ export async function replicatePosix(
       });
     }
     const lock = new RepositoryLock(host.lockFile(name));
-    try {
-      await lock.acquire(holder());
-    } catch (e) {
-      if (e instanceof LockedError) {
-        throw new DsgError(
-          'LOCKED',
-          `${name}: ${e.message}; a transaction is open, replication refused (nothing sent)`,
-          {
-            recoveryHint: 'Run replicate again when the sync has ended (the timer does so by itself).',
-            cause: e,
-          },
-        );
-      }
-      throw e;
-    }
+    await lockForReplication(lock, name, holder());
     try {
       const rep = await host.open(name).recover();
       for (const t of rep.transactions) o.log(`${name}: recovery before replication: ${t.transactionId} ${t.action}`);

@@ -1,6 +1,8 @@
 import { hostname, userInfo } from 'node:os';
-import { ConfigError, DsgError, LockedError, type HasherFactory, type SerializedError } from '@dsg/contracts';
+import { ConfigError, DsgError, type HasherFactory, type SerializedError } from '@dsg/contracts';
 import { RepositoryLock, assertRepoName, shellCommand, type AgentTarget } from '@dsg/transports/server';
+import { lockForReplication } from './replication-lock.js';
+import { sshArgv, withSshMaster } from './ssh-master.js';
 import {
   assertDatasetName,
   assertSyncoidArg,
@@ -51,13 +53,9 @@ export function parseReplicaTarget(to: string): ReplicaTarget {
  */
 export function sshZfsRunner(target: ReplicaTarget, ssh: SyncoidSsh): ZfsRunner {
   const dest = `${target.user !== undefined ? `${target.user}@` : ''}${target.host!}`;
-  const sshArgs = ['-o', 'BatchMode=yes'];
-  if (ssh.port !== undefined) sshArgs.push('-p', String(ssh.port));
-  if (ssh.key !== undefined) sshArgs.push('-i', ssh.key);
-  for (const o of ssh.options ?? []) sshArgs.push('-o', o);
   return createZfsRunner({
     sudo: target.user !== 'root',
-    wrap: (argv) => ['ssh', ...sshArgs, dest, shellCommand(argv)],
+    wrap: (argv) => ['ssh', ...sshArgv(ssh), dest, shellCommand(argv)],
   });
 }
 
@@ -129,43 +127,36 @@ export async function replicate(o: ReplicateOptions, hasher: HasherFactory): Pro
   const primaryName = o.primaryName ?? hostname();
   assertSyncoidArg('primary name', primaryName);
   const sourceZfs = new Zfs({ runner: createZfsRunner({ sudo: o.target.type === 'zfs' && (o.target.sudo ?? false) }) });
-  const targetZfs =
-    to.host !== undefined
-      ? new Zfs({ runner: sshZfsRunner(to, ssh) })
-      : new Zfs({ runner: createZfsRunner({ sudo: o.target.type === 'zfs' && (o.target.sudo ?? false) }) });
   const names = o.repository !== undefined ? [assertRepoName(o.repository)] : await host.list();
   if (o.repository !== undefined && !(await host.list()).includes(o.repository)) {
     throw new DsgError('NOT_FOUND', `no repository ${o.repository} under ${host.parent}`, {
       recoveryHint: `The repositories there: dsg-agent replicate without --repository replicates all of them.`,
     });
   }
-  const run: ReplicationRun = { replicated: [], failed: [] };
-  for (const name of names) {
-    try {
-      run.replicated.push(await replicateOne(name));
-    } catch (e) {
-      // one repository named: its error is the command's; else the others still get their turn
-      if (o.repository !== undefined || !(e instanceof DsgError)) throw e;
-      o.log(`${name}: not replicated: ${e.message}`);
-      run.failed.push({ repository: name, error: e.toJSON() });
-    }
-  }
-  return run;
-
-  async function replicateOne(name: string): Promise<RepositoryReplication> {
-    const lock = new RepositoryLock(await host.lockFile(name));
-    try {
-      await lock.acquire(holder());
-    } catch (e) {
-      if (e instanceof LockedError) {
-        throw new DsgError(
-          'LOCKED',
-          `${name}: ${e.message}; a transaction is open, replication refused (nothing sent)`,
-          { recoveryHint: 'Run replicate again when the sync has ended (the timer does so by itself).', cause: e },
-        );
+  const dest = to.host !== undefined ? `${to.user !== undefined ? `${to.user}@` : ''}${to.host}` : undefined;
+  // the agent's own zfs calls on the replica share one ssh connection; syncoid keeps its own
+  return withSshMaster(dest, ssh, async (shared) => {
+    const targetZfs =
+      to.host !== undefined
+        ? new Zfs({ runner: sshZfsRunner(to, shared) })
+        : new Zfs({ runner: createZfsRunner({ sudo: o.target.type === 'zfs' && (o.target.sudo ?? false) }) });
+    const run: ReplicationRun = { replicated: [], failed: [] };
+    for (const name of names) {
+      try {
+        run.replicated.push(await replicateOne(name, targetZfs));
+      } catch (e) {
+        // one repository named: its error is the command's; else the others still get their turn
+        if (o.repository !== undefined || !(e instanceof DsgError)) throw e;
+        o.log(`${name}: not replicated: ${e.message}`);
+        run.failed.push({ repository: name, error: e.toJSON() });
       }
-      throw e;
     }
+    return run;
+  });
+
+  async function replicateOne(name: string, targetZfs: Zfs): Promise<RepositoryReplication> {
+    const lock = new RepositoryLock(await host.lockFile(name));
+    await lockForReplication(lock, name, holder());
     try {
       const rep = await host.open(name).recover();
       for (const t of rep.transactions) o.log(`${name}: recovery before replication: ${t.transactionId} ${t.action}`);
