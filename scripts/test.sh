@@ -13,7 +13,11 @@ else
   echo "test.sh: not root — ZFS/SSH tests will be SKIPPED (visibly); run as root for the full suite" >&2
 fi
 set +e
-pnpm turbo run test --concurrency=1 --continue "$@"
+# Two packages at a time, each running two test files at a time: the suite
+# mostly waits on zfs-fuse, sshd and child processes, so one package alone
+# left about 40 % of two cores idle. Every test makes its own datasets,
+# directories and agents, so packages do not see each other's.
+pnpm turbo run test --concurrency=2 --continue "$@"
 rc=$?
 set -e
 node scripts/test-summary.mjs ${DSG_TEST_SUMMARY:-} || rc=1

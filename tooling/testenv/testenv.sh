@@ -104,8 +104,20 @@ probe_pool() {
   [ $ok = 1 ] || { log "pool probe failed: $(tr '\n' ' ' <"$DIR/probe.log")"; return 1; }
 }
 
+# A test pool zfs-fuse still lists but cannot use (FAULTED/UNAVAIL: its image
+# was on a /dev/shm that a reboot emptied) would be taken as "present" and
+# fail every test: destroy it, so it is imported or made again.
+drop_if_unusable() {
+  local health
+  health="$(zpool list -H -o health "$1" 2>/dev/null)" || return 0
+  case "$health" in ONLINE | DEGRADED) return 0 ;; esac
+  log "pool $1 is $health: destroying it to make it again"
+  timeout 60 zpool destroy -f "$1" >/dev/null 2>&1 || log "could not destroy pool $1"
+}
+
 start_zfs() {
   if zpool list >/dev/null 2>&1; then log "zfs-fuse already answering"; else start_daemon || return 1; fi
+  drop_if_unusable "$POOL"
   if zpool list -H "$POOL" >/dev/null 2>&1; then
     log "pool $POOL present"
   elif [ -f "$DIR/pool.image" ] && [ -f "$(cat "$DIR/pool.image")" ] \
@@ -143,6 +155,7 @@ destroy_pool() {
 # (canmount=off root, mountpoint under $DIR/mnt). Its failure only skips the
 # replication tests, so it never fails `up` on its own.
 start_pool2() {
+  drop_if_unusable "$POOL2"
   if zpool list -H "$POOL2" >/dev/null 2>&1; then log "pool $POOL2 present"; return 0; fi
   local img
   if [ -f "$DIR/pool2.image" ] && [ -f "$(cat "$DIR/pool2.image")" ] \

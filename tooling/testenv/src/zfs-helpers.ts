@@ -18,8 +18,9 @@ function zfs(args: string[]): string {
 /**
  * `fn` (a command run synchronously by test code) retried while it fails
  * with "busy": zfs-fuse right after a promote or an unmount, and umount right
- * after use, report busy for a moment (docs/ARCHITECTURE.md §4 ZFS). Up to
- * ~10 s. The one synchronous copy of the rule; the engine awaits contracts'
+ * after use, report busy for a moment (docs/ARCHITECTURE.md §4 ZFS); a killed
+ * `zfs send` keeps its snapshot busy until the daemon notices. Up to ~60 s
+ * (10 s was once too short on a loaded box). The one synchronous copy of the rule; the engine awaits contracts'
  * `retryWhile`.
  */
 export function retrySyncWhileBusy<T>(fn: () => T): T {
@@ -28,7 +29,7 @@ export function retrySyncWhileBusy<T>(fn: () => T): T {
       return fn();
     } catch (e) {
       const msg = `${String((e as { stderr?: string }).stderr ?? '')} ${e instanceof Error ? e.message : String(e)}`;
-      if (i >= 40 || !/busy/i.test(msg)) throw e;
+      if (i >= 240 || !/busy/i.test(msg)) throw e;
       execFileSync('sleep', ['0.25']);
     }
   }
