@@ -46,6 +46,9 @@ describe.skipIf(!ssh)('a posix replica (rsync over the real sshd) through the bu
           ssh!.key,
           '--ssh-option',
           `UserKnownHostsFile=${ssh!.knownHosts}`,
+          // the marker's host: list-repos on the replica reaches the primary through it (here: locally)
+          '--primary-name',
+          'localhost',
         ),
       ).stdout;
 
@@ -82,6 +85,19 @@ describe.skipIf(!ssh)('a posix replica (rsync over the real sshd) through the bu
       ok: true,
       snapshots: 3,
     });
+
+    // list-repos on the replica host: a replica of the primary, at s3, the primary at s3 too
+    const listed = JSON.parse(
+      ok(dsg(sb.dir, sb.env, '--json', 'list-repos', '--host', 'localhost', '--path', REPLICAS)).stdout,
+    ) as {
+      replicas: unknown[];
+    };
+    expect(listed.replicas).toEqual([
+      { name, replicaOf: `localhost:${PRIMARY}/${name}`, head: 's3', primaryHead: 's3', behind: 0, primaryError: null },
+    ]);
+    expect(ok(dsg(sb.dir, sb.env, 'list-repos', '--host', 'localhost', '--path', REPLICAS)).stdout).toContain(
+      `${name}  replica of localhost:${PRIMARY}/${name}, at s3; primary at s3`,
+    );
 
     // a sync to the replica is refused before anything changes, naming the primary
     const before = listing(path.join(REPLICAS, name));

@@ -225,7 +225,7 @@ describe.skipIf(!zfs || !pool2 || !ssh)('dsg list-repos on a replica host (real 
     expect(lines[0]).toBe(`fresh  replica of ${ssh!.host}:${primary.dataset}/fresh, at s1; primary at s1 (up to date)`);
     expect(lines[1]).toMatch(/^gone {2}replica of nohost\.invalid:tank\/dsg\/gone, at s2; primary unreachable \(.+\)$/);
     expect(lines[2]).toMatch(
-      /^odd {2}replica of -oProxyCommand=touch \/tmp\/x:pool\/p, at s1; primary unreachable \(its marker .* is not <host>:<dataset>\)$/,
+      /^odd {2}replica of -oProxyCommand=touch \/tmp\/x:pool\/p, at s1; primary unreachable \(its marker .* is not <host>:<dataset> or <host>:<path>\)$/,
     );
     expect(lines[3]).toBe('own');
     expect(lines[4]).toBe(`proj  replica of ${ssh!.host}:${primary.dataset}/proj, at s3; primary at s4 (1 behind)`);

@@ -160,7 +160,7 @@ export interface RepositoryHost {
   list(): Promise<string[]>;
   /**
    * The same repositories with their newest snapshot and replica marker
-   * (`listRepositories` with `details`). A host without it (posix) answers
+   * (`listRepositories` with `details`). A host without it answers
    * names only: head and replicaOf are then unknown.
    */
   summaries?(): Promise<RepositorySummary[]>;

@@ -3,6 +3,7 @@ import { ConfigError, validateRepositoryName, type HasherFactory, type Repositor
 import type { FlatRemoteFilesystem } from './flat-remote-filesystem.js';
 import { listPosixAndFlatRepositories, openPosixRepository, posixLockFile } from './open-repository.js';
 import type { PosixRemoteFilesystem } from './posix-remote-filesystem.js';
+import { posixRepositorySummaries } from './summaries.js';
 
 export interface PosixHostOptions {
   /** the directory holding the repositories (`<root>/<name>`); absolute */
@@ -50,5 +51,6 @@ export function posixHost(options: PosixHostOptions): PosixHost {
     open: (name) => openPosixRepository(repoDir(root, name), { hasher, preferFlat }),
     lockFile: (name) => posixLockFile(repoDir(root, name), { preferFlat }),
     list: () => listPosixAndFlatRepositories(root),
+    summaries: () => posixRepositorySummaries(root),
   };
 }

@@ -41,3 +41,4 @@ export {
   type ReplicatePosixOptions,
   type RsyncSsh,
 } from './replicate.js';
+export { posixRepositorySummaries } from './summaries.js';

@@ -1,7 +1,13 @@
 import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { listPosixRepositories, PosixRemoteFilesystem } from '../src/index.js';
+import {
+  listPosixRepositories,
+  posixHost,
+  posixRepositorySummaries,
+  PosixRemoteFilesystem,
+  replicatePosixRepository,
+} from '../src/index.js';
 import { put, sandbox, sync, txId, xxh3Hasher, type Sandbox } from './helpers.js';
 
 let sb: Sandbox;
@@ -38,6 +44,26 @@ describe('listPosixRepositories', () => {
     await sync(open('r'.repeat(101)), 1, { b: 'B' });
     await sync(open('r'.repeat(100)), 1, { c: 'C' });
     expect(await listPosixRepositories(sb.base)).toEqual(['alpha', 'r'.repeat(100)]);
+  });
+});
+
+describe('posixRepositorySummaries (list-repos details)', () => {
+  it("each repository's head and replica marker: a primary, its replica made by the real engine, an empty one", async () => {
+    await sync(sb.fs, 1, { a: 'A' });
+    await sync(sb.fs, 2, { a: 'A2' });
+    await sync(open('beta'), 1, { b: 'B' });
+    const replicas = path.join(sb.base, 'replicas');
+    await mkdir(replicas);
+    await replicatePosixRepository({ source: sb.root, target: { parent: replicas }, primary: `prim:${sb.root}` });
+    expect(await posixRepositorySummaries(replicas)).toEqual([
+      { name: 'alpha', head: 's2', replicaOf: `prim:${sb.root}` },
+    ]);
+    // `replicas` itself is no repository; the primaries are not replicas
+    expect(await posixHost({ root: sb.base, hasher: xxh3Hasher }).summaries!()).toEqual([
+      { name: 'alpha', head: 's2', replicaOf: null },
+      { name: 'beta', head: 's1', replicaOf: null },
+    ]);
+    expect(await posixRepositorySummaries(path.join(sb.base, 'missing'))).toEqual([]);
   });
 });
 

@@ -299,7 +299,7 @@ function replicaText(r: ReplicaState): string {
 
 /**
  * For every replica in `summaries`, its primary's head: the marker
- * `dsg:replica-of=<host>:<pool>/<name>` names the host and dataset, and the
+ * (parseReplicaMarker) names the host and dataset or directory, and the
  * primary is asked with the same ssh settings as the replica host (port,
  * ssh user, agent, key), one connection per primary parent dataset. A
  * primary that cannot be reached is reported, never fatal.
@@ -310,21 +310,26 @@ async function replicaStates(
   summaries: RepositorySummary[],
   user: UserConfig | null,
 ): Promise<ReplicaState[]> {
-  const groups = new Map<string, { host: string; pool: string; replicas: RepositorySummary[] }>();
+  const groups = new Map<
+    string,
+    { kind: 'zfs' | 'posix'; host: string; parent: string; replicas: RepositorySummary[] }
+  >();
   const states: ReplicaState[] = [];
   for (const r of summaries) {
     if (typeof r.replicaOf !== 'string') continue;
-    // the marker is the replica host's word: only a plain host name (never an ssh option, `-…`) and dataset
-    const m =
-      /^([A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):([A-Za-z0-9][\w.:-]*(?:\/[\w.:-]+)*)\/([A-Za-z0-9][\w.-]*)$/.exec(
-        r.replicaOf,
-      );
+    const m = parseReplicaMarker(r.replicaOf);
     if (!m) {
-      states.push(state(r, null, `its marker ${JSON.stringify(r.replicaOf.slice(0, 200))} is not <host>:<dataset>`));
+      states.push(
+        state(
+          r,
+          null,
+          `its marker ${JSON.stringify(r.replicaOf.slice(0, 200))} is not <host>:<dataset> or <host>:<path>`,
+        ),
+      );
       continue;
     }
-    const key = `${m[1]}\0${m[2]}`;
-    const g = groups.get(key) ?? { host: m[1]!, pool: m[2]!, replicas: [] };
+    const key = `${m.kind}\0${m.host}\0${m.parent}`;
+    const g = groups.get(key) ?? { kind: m.kind, host: m.host, parent: m.parent, replicas: [] };
     g.replicas.push(r);
     groups.set(key, g);
   }
@@ -332,14 +337,17 @@ async function replicaStates(
     let heads: Map<string, string | null> | null = null;
     let error: string | null = null;
     try {
-      const primary: RepositoryConfig = {
-        type: 'zfs',
-        host: g.host,
-        pool: g.pool,
-        // listing reads datasets only; the agent wants a mountpoint, the replica host's stands in
-        mountpoint: replicaHost.type === 'zfs' ? replicaHost.mountpoint : '/',
-        ...pickSsh(replicaHost),
-      };
+      const primary: RepositoryConfig =
+        g.kind === 'zfs'
+          ? {
+              type: 'zfs',
+              host: g.host,
+              pool: g.parent,
+              // listing reads datasets only; the agent wants a mountpoint, the replica host's stands in
+              mountpoint: replicaHost.type === 'zfs' ? replicaHost.mountpoint : '/',
+              ...pickSsh(replicaHost),
+            }
+          : { type: 'posix', host: g.host, root: g.parent, ...pickSsh(replicaHost) };
       const conn = await connectHost(ctx, primary, user);
       try {
         heads = new Map((await conn.client.repositorySummaries()).map((x) => [x.name, x.head ?? null]));
@@ -352,11 +360,28 @@ async function replicaStates(
     for (const r of g.replicas) {
       const primaryName = r.replicaOf!.slice(r.replicaOf!.lastIndexOf('/') + 1);
       if (heads && !heads.has(primaryName))
-        states.push(state(r, null, `no repository ${primaryName} under ${g.pool} on ${g.host}`));
+        states.push(state(r, null, `no repository ${primaryName} under ${g.parent} on ${g.host}`));
       else states.push(state(r, heads?.get(primaryName) ?? null, error));
     }
   }
   return states.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/**
+ * A replica marker, the replica host's word: `<host>:<pool>/<name>` (ZFS,
+ * `dsg:replica-of`) or `<host>:/<parent>/<name>` (posix, `replica-of`).
+ * Only a plain host name (never an ssh option, `-…`) and a parent without
+ * `.`/`..` steps are taken; anything else is null.
+ */
+export function parseReplicaMarker(
+  marker: string,
+): { kind: 'zfs' | 'posix'; host: string; parent: string; name: string } | null {
+  const host = '([A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)';
+  const zfs = new RegExp(`^${host}:([A-Za-z0-9][\\w.:-]*(?:/[\\w.:-]+)*)/([A-Za-z0-9][\\w.-]*)$`).exec(marker);
+  if (zfs) return { kind: 'zfs', host: zfs[1]!, parent: zfs[2]!, name: zfs[3]! };
+  const posix = new RegExp(`^${host}:((?:/[\\w.-]+)*)/([A-Za-z0-9][\\w.-]*)$`).exec(marker);
+  if (!posix || posix[2]!.split('/').some((step) => step === '.' || step === '..')) return null;
+  return { kind: 'posix', host: posix[1]!, parent: posix[2] || '/', name: posix[3]! };
 }
 
 function state(r: RepositorySummary, primaryHead: string | null, primaryError: string | null): ReplicaState {
