@@ -93,7 +93,7 @@ describe('AgentClient.repositorySummaries (listRepositories with details)', () =
     });
   });
 
-  it('a host that cannot tell heads and markers (posix) gives names: unknown, like an older agent', async () => {
+  it('a host without summaries() gives names: unknown, like an older agent', async () => {
     await withServer({}, {}, async (c) => {
       expect(await c.repositorySummaries()).toEqual([{ name: 'alpha' }, { name: 'beta' }]);
     });
