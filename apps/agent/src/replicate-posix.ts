@@ -13,7 +13,7 @@ import {
 } from '@dsg/posix-ops';
 import { RepositoryLock, assertRepoName, shellCommand, type AgentTarget } from '@dsg/transports/server';
 import { lockForReplication } from './replication-lock.js';
-import { withSshMaster } from './ssh-master.js';
+import { sshDestination, withSshMaster } from './ssh-master.js';
 import type { ReplicateOptions, ReplicationRun, RepositoryReplication } from './replicate.js';
 
 /**
@@ -33,7 +33,7 @@ export async function replicatePosix(
   const given = o.ssh ?? {};
   const primaryName = o.primaryName ?? hostname();
   assertRsyncArg('primary name', primaryName);
-  const dest = to.host !== undefined ? `${to.user !== undefined ? `${to.user}@` : ''}${to.host}` : '';
+  const dest = sshDestination(to);
   sshArgs(given); // refuse bad ssh settings before anything runs
   const all = await host.list();
   if (o.repository !== undefined && !all.includes(assertRepoName(o.repository))) {
@@ -43,9 +43,9 @@ export async function replicatePosix(
   }
   const names = o.repository !== undefined ? [o.repository] : all;
   // One ssh connection for the whole run: every probe, rename and rsync of it goes through one master.
-  return withSshMaster(to.host !== undefined ? dest : undefined, given, async (ssh) => {
+  return withSshMaster(dest, given, async (ssh) => {
     // the remote commands: one argv, quoted for the remote shell sshd runs it through
-    const remote = (argv: string[]): string[] => ['ssh', ...sshArgs(ssh), dest, shellCommand(argv)];
+    const remote = (argv: string[]): string[] => ['ssh', ...sshArgs(ssh), dest!, shellCommand(argv)];
     const run: ReplicationRun = { replicated: [], failed: [] };
     for (const name of names) {
       try {

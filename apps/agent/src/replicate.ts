@@ -2,7 +2,7 @@ import { hostname, userInfo } from 'node:os';
 import { ConfigError, DsgError, type HasherFactory, type SerializedError } from '@dsg/contracts';
 import { RepositoryLock, assertRepoName, shellCommand, type AgentTarget } from '@dsg/transports/server';
 import { lockForReplication } from './replication-lock.js';
-import { sshArgv, withSshMaster } from './ssh-master.js';
+import { sshArgv, sshDestination, withSshMaster } from './ssh-master.js';
 import {
   assertDatasetName,
   assertSyncoidArg,
@@ -52,7 +52,7 @@ export function parseReplicaTarget(to: string): ReplicaTarget {
  * than root runs `sudo -n zfs`, as syncoid does there.
  */
 export function sshZfsRunner(target: ReplicaTarget, ssh: SyncoidSsh): ZfsRunner {
-  const dest = `${target.user !== undefined ? `${target.user}@` : ''}${target.host!}`;
+  const dest = sshDestination(target)!;
   return createZfsRunner({
     sudo: target.user !== 'root',
     wrap: (argv) => ['ssh', ...sshArgv(ssh), dest, shellCommand(argv)],
@@ -133,7 +133,7 @@ export async function replicate(o: ReplicateOptions, hasher: HasherFactory): Pro
       recoveryHint: `The repositories there: dsg-agent replicate without --repository replicates all of them.`,
     });
   }
-  const dest = to.host !== undefined ? `${to.user !== undefined ? `${to.user}@` : ''}${to.host}` : undefined;
+  const dest = sshDestination(to);
   // the agent's own zfs calls on the replica share one ssh connection; syncoid keeps its own
   return withSshMaster(dest, ssh, async (shared) => {
     const targetZfs =

@@ -10,6 +10,11 @@ export interface ReplicaSsh {
   options?: string[];
 }
 
+/** `[user@]host` for ssh, or undefined when the target is on this machine (no host). */
+export function sshDestination(t: { user?: string; host?: string }): string | undefined {
+  return t.host !== undefined ? `${t.user !== undefined ? `${t.user}@` : ''}${t.host}` : undefined;
+}
+
 /** ssh's argv before the destination: batch mode (never a prompt), then the given port, key and options. */
 export function sshArgv(ssh: ReplicaSsh): string[] {
   const args = ['-o', 'BatchMode=yes'];
