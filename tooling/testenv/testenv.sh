@@ -220,6 +220,9 @@ diag() {
     echo "# zfs list"; timeout 20 zfs list -r -t all -o name,mounted,mountpoint "$POOL" 2>&1 | head -40
     echo "# fuse mounts"; grep -E 'fuse' /proc/mounts 2>&1 | head -20
     echo "# $DIR/mnt"; ls -la "$DIR/mnt" "$DIR/mnt/$POOL" 2>&1 | head -30
+    # a zfs-fuse that stopped answering shows as tasks the kernel reports blocked on a FUSE request
+    echo "# blocked tasks (kernel)"; dmesg 2>/dev/null | grep -E 'blocked for more than|fuse_|request_wait_answer' | tail -12
+    echo "# processes in D state"; ps -eo pid,stat,wchan:32,etime,args 2>/dev/null | awk 'NR==1 || $2 ~ /^D/' | head -20
     echo "# zfs-fuse.log (tail)"; tail -20 "$DIR/zfs-fuse.log" 2>&1
     echo "# sshd.log (tail)"; tail -10 "$DIR/sshd.log" 2>&1
     echo "# registry.log (tail)"; tail -10 "$DIR/registry.log" 2>&1
@@ -477,6 +480,13 @@ down() {
   if alive "$DIR/sshd.pid"; then kill "$(cat "$DIR/sshd.pid")"; log "sshd stopped"; fi
   rm -f "$DIR/sshd.pid"
   stop_registry
+  # A daemon that no longer answers would make every destroy below wait out its
+  # timeouts (30 tries each): stop it first; its pools' images go with it, and
+  # the next `up` drops the pools it then lists as unusable.
+  if alive "$DIR/zfs-fuse.pid" && ! timeout 30 zpool list >/dev/null 2>&1; then
+    log "zfs-fuse does not answer: stopping it before its pools"
+    stop_daemon
+  fi
   destroy_pool2 || true
   destroy_pool || true
   stop_daemon

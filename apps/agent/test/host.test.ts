@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LockedError, newTransactionId, type HasherFactory } from '@dsg/contracts';
-import { destroyDataset, requireZfs } from '@dsg/testenv';
+import { teardownDataset, requireZfs } from '@dsg/testenv';
 import { LocalTransport, openRemote, type AgentClient } from '@dsg/transports';
 import { createAgentHasher } from '../src/hasher.js';
 import { agentHost, createAgentServer, type AgentConfig } from '../src/serve.js';
@@ -84,7 +84,7 @@ describe.skipIf(!zfs)('a ZFS parent mounted somewhere other than the configured 
     configured = join(zfs!.mount, name); // where it would be mounted by default: not where it is
   });
   afterEach(() => {
-    destroyDataset(dataset);
+    teardownDataset(dataset);
     rmSync(base, { recursive: true, force: true });
     rmSync(configured, { recursive: true, force: true }); // only there if a lock went to the configured path (a failure)
   });

@@ -7,7 +7,7 @@ import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, statSync } 
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { destroyDataset, listAll, requireSudoAgent, requireZfs } from '@dsg/testenv';
+import { teardownDataset, listAll, requireSudoAgent, requireZfs } from '@dsg/testenv';
 import { errorDocSchema, snapmountSchema, syncSchema, validateChainSchema } from '../src/output/json-schemas.js';
 import { AGENT, dsg, ok, sandbox, write } from './helpers.js';
 
@@ -20,7 +20,7 @@ describe.skipIf(!zfs || !agent)('a non-root agent with the documented sudo rule 
   let agentBin = '';
   let uid = -1;
 
-  const destroyParent = (): void => destroyDataset(parent);
+  const destroyParent = (): void => teardownDataset(parent);
 
   beforeAll(() => {
     destroyParent(); // a leftover of an interrupted run

@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { destroyDataset, requireZfs } from '@dsg/testenv';
+import { teardownDataset, requireZfs } from '@dsg/testenv';
 import { localHost } from '../src/connect.js';
 import { errorDocSchema } from '../src/output/json-schemas.js';
 import { dsg, ok, sandbox, write } from './helpers.js';
@@ -37,7 +37,7 @@ describe.skipIf(!zfs)('dsg on this machine, a ZFS parent mounted somewhere other
     configured = path.join(zfs!.mount, name);
   });
   afterEach(() => {
-    destroyDataset(dataset);
+    teardownDataset(dataset);
     rmSync(base, { recursive: true, force: true });
     rmSync(configured, { recursive: true, force: true }); // only there if a lock went to the configured path (a failure)
   });

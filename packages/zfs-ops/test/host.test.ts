@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DsgError, ValidationError, ZfsOperationError } from '@dsg/contracts';
-import { destroyDataset, freshParent, requireZfs, type TestParent } from '@dsg/testenv';
+import { teardownDataset, freshParent, requireZfs, zfsRetry, type TestParent } from '@dsg/testenv';
 import { createZfsRunner, ZfsRemoteFilesystem, zfsHost, zfsLockFileName, type ZfsRunner } from '../src/index.js';
 import { bytes, hashOf, info, readAll, recordingRunner, testHasher, tx } from './helpers.js';
 
@@ -26,7 +26,7 @@ function parentElsewhere(): { dataset: string; real: string; configured: string 
   const real = path.join(base, 'elsewhere');
   execFileSync('zfs', ['create', '-o', `mountpoint=${real}`, dataset]);
   cleanups.push(() => rmSync(base, { recursive: true, force: true }));
-  cleanups.push(() => destroyDataset(dataset));
+  cleanups.push(() => teardownDataset(dataset));
   return { dataset, real, configured: path.join(env!.mount, name) };
 }
 
@@ -146,7 +146,7 @@ describe.skipIf(!env)('zfsHost on the real pool', () => {
     expect(names).not.toContain(gone);
     expect(names).toContain(kept);
     expect(names).toContain(other);
-    execFileSync('zfs', ['destroy', kept]);
+    zfsRetry('destroy', kept); // busy for a moment after its mount
   });
 
   it('falls back to the configured mountpoint only when ZFS gives no path (mountpoint=none) or there is no parent', async () => {

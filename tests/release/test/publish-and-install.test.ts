@@ -20,7 +20,7 @@ import {
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, destroyDataset, requireRegistry, requireSsh, requireZfs } from '@dsg/testenv';
+import { REPO_ROOT, teardownDataset, requireRegistry, requireSsh, requireZfs } from '@dsg/testenv';
 
 const reg = requireRegistry();
 const ssh = requireSsh();
@@ -123,7 +123,7 @@ const git = (...args: string[]): Run =>
 describe.skipIf(!reg)('release through a real npm registry', () => {
   const datasets: string[] = [];
   afterAll(() => {
-    for (const d of datasets) destroyDataset(d);
+    for (const d of datasets) teardownDataset(d);
   });
 
   beforeAll(() => {

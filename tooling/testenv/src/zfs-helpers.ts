@@ -48,8 +48,25 @@ export function freshParent(env: ZfsTestEnv, label = 't'): TestParent {
   return {
     dataset,
     mountpoint,
-    destroy: () => destroyDataset(dataset),
+    destroy: () => teardownDataset(dataset),
   };
+}
+
+/**
+ * destroyDataset for a test's teardown: a dataset still busy after the retry
+ * window is left (with a warning) to `testenv.sh down`, which destroys the
+ * whole pool. zfs-fuse has kept a snapshot busy for minutes after a `zfs
+ * send` was killed mid-stream; what a test checks is asserted in the test,
+ * never by its cleanup.
+ */
+export function teardownDataset(dataset: string): void {
+  try {
+    destroyDataset(dataset);
+  } catch (e) {
+    const msg = `${String((e as { stderr?: string }).stderr ?? '')} ${e instanceof Error ? e.message : String(e)}`;
+    if (!/busy/i.test(msg)) throw e;
+    console.warn(`[dsg-testenv] left ${dataset} to testenv down: still busy after the retry window`);
+  }
 }
 
 /** `zfs destroy -r -f` (retrying while busy); a dataset that does not exist is already destroyed. */
