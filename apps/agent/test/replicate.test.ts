@@ -6,7 +6,15 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { newTransactionId, type HasherFactory } from '@dsg/contracts';
-import { freshParent, listAll, requireReplicaSsh, requireSecondPool, requireZfs, type TestParent } from '@dsg/testenv';
+import {
+  freshParent,
+  listAll,
+  requireReplicaSsh,
+  requireSecondPool,
+  requireZfs,
+  zfsRetry,
+  type TestParent,
+} from '@dsg/testenv';
 import { RepositoryLock } from '@dsg/transports/server';
 import { zfsHost, type ZfsHost } from '@dsg/zfs-ops';
 import { createAgentHasher } from '../src/hasher.js';
@@ -302,7 +310,7 @@ describe.skipIf(!zfs || !pool2 || !hasSyncoid)('dsg-agent replicate (syncoid, tw
       `${replicas.dataset}/proj@mine`,
     ]);
     // a snapshot dsg did not commit on the source is refused, not sent
-    zfsCmd('destroy', '-r', `${replicas.dataset}/proj`);
+    zfsRetry('destroy', '-r', `${replicas.dataset}/proj`); // busy for a moment after the refused run looked at it
     zfsCmd('snapshot', `${primary.dataset}/proj@admin-copy`);
     const f = agent(['replicate', '--to', replicas.dataset]);
     expect(f.status).toBe(1);
