@@ -476,6 +476,17 @@ up() {
   if [ $failed = 1 ] && [ "${DSG_REQUIRE_REAL:-}" = 1 ]; then log "setup failed and DSG_REQUIRE_REAL=1"; return 1; fi
 }
 
+# A mount of ours whose FUSE requests zfs-fuse no longer answers (seen: one
+# dataset's mount, the rest of the daemon fine). zpool destroy unmounts through
+# it and waits forever.
+stuck_mount() {
+  local m
+  for m in $(awk -v d="$DIR/mnt/" '$3 == "fuse.zfs" && index($2, d) == 1 {print $2}' /proc/mounts); do
+    timeout 5 stat "$m" >/dev/null 2>&1 || { log "mount $m does not answer"; return 0; }
+  done
+  return 1
+}
+
 down() {
   if alive "$DIR/sshd.pid"; then kill "$(cat "$DIR/sshd.pid")"; log "sshd stopped"; fi
   rm -f "$DIR/sshd.pid"
@@ -483,7 +494,7 @@ down() {
   # A daemon that no longer answers would make every destroy below wait out its
   # timeouts (30 tries each): stop it first; its pools' images go with it, and
   # the next `up` drops the pools it then lists as unusable.
-  if alive "$DIR/zfs-fuse.pid" && ! timeout 30 zpool list >/dev/null 2>&1; then
+  if alive "$DIR/zfs-fuse.pid" && { ! timeout 30 zpool list >/dev/null 2>&1 || stuck_mount; }; then
     log "zfs-fuse does not answer: stopping it before its pools"
     stop_daemon
   fi
