@@ -15,6 +15,13 @@ function zfs(args: string[]): string {
   return execFileSync('zfs', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
+/** A failed command's error (its stderr or message) says the dataset or mount is busy. */
+function isBusy(e: unknown): boolean {
+  return /busy/i.test(
+    `${String((e as { stderr?: string }).stderr ?? '')} ${e instanceof Error ? e.message : String(e)}`,
+  );
+}
+
 /**
  * `fn` (a command run synchronously by test code) retried while it fails
  * with "busy": zfs-fuse right after a promote or an unmount, and umount right
@@ -28,8 +35,7 @@ export function retrySyncWhileBusy<T>(fn: () => T): T {
     try {
       return fn();
     } catch (e) {
-      const msg = `${String((e as { stderr?: string }).stderr ?? '')} ${e instanceof Error ? e.message : String(e)}`;
-      if (i >= 240 || !/busy/i.test(msg)) throw e;
+      if (i >= 240 || !isBusy(e)) throw e;
       execFileSync('sleep', ['0.25']);
     }
   }
@@ -63,8 +69,7 @@ export function teardownDataset(dataset: string): void {
   try {
     destroyDataset(dataset);
   } catch (e) {
-    const msg = `${String((e as { stderr?: string }).stderr ?? '')} ${e instanceof Error ? e.message : String(e)}`;
-    if (!/busy/i.test(msg)) throw e;
+    if (!isBusy(e)) throw e;
     console.warn(`[dsg-testenv] left ${dataset} to testenv down: still busy after the retry window`);
   }
 }
