@@ -139,6 +139,8 @@ export async function* readFrames(
  */
 export class FrameWriter {
   private drainWait: Promise<void> | null = null;
+  /** ends drainWait: on 'drain', on the output's end, or when the session is declared dead */
+  private wake: (() => void) | null = null;
   private closedError: Error | null = null;
 
   constructor(
@@ -156,8 +158,15 @@ export class FrameWriter {
     return this.closedError !== null;
   }
 
+  /**
+   * The session is dead (the peer ended it, a watchdog gave up): every
+   * sender waiting for 'drain' fails now. An ssh2 channel the reader has
+   * left emits neither 'drain' nor 'close' after the peer closed it, so
+   * waiting for the stream would wait forever.
+   */
   markClosed(err: Error): void {
     this.closedError ??= err;
+    this.wake?.();
   }
 
   async send(kind: FrameKind, id: number, payload: Uint8Array = Buffer.alloc(0)): Promise<void> {
@@ -173,13 +182,30 @@ export class FrameWriter {
           this.output.removeListener('close', done);
           this.output.removeListener('error', done);
           this.drainWait = null;
+          this.wake = null;
           resolve();
         };
+        this.wake = done;
         this.output.on('drain', done);
         this.output.on('close', done);
         this.output.on('error', done);
       });
     }
+  }
+
+  /**
+   * The session's last frame, after markClosed: queued on the output even
+   * when a reader that stopped has backed it up (one small frame, so no
+   * backpressure is needed), for that reader to find if it ever wakes up.
+   * False when the output itself is gone.
+   */
+  sendLast(kind: FrameKind, id: number, value: unknown): boolean {
+    const payload = Buffer.from(JSON.stringify(value), 'utf8');
+    if (payload.length > this.maxPayload) throw new ProtocolError(`refusing to send a ${payload.length}-byte frame`);
+    const out = this.output as NodeJS.WritableStream & { writableEnded?: boolean; destroyed?: boolean };
+    if (out.writableEnded || out.destroyed) return false;
+    out.write(Buffer.concat([encodeHeader(kind, id, payload.length), payload]));
+    return true;
   }
 
   sendJson(kind: FrameKind, id: number, value: unknown): Promise<void> {

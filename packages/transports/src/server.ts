@@ -342,6 +342,10 @@ class Session {
     const gone = this.silenced ?? new TransportError('the client went away before the upload finished');
     for (const q of this.uploads.values()) q.fail(gone);
     for (const d of this.downloads.values()) d.cancelled = true;
+    // An ended session answers nothing more: a sender waiting for a client that stopped reading
+    // (a download to a stopped dsg) would otherwise keep the session, its transaction and its lock.
+    // A session whose client simply finished still answers what it asked.
+    if (fatal) this.writer.markClosed(gone);
     await Promise.allSettled([...this.inflight]);
     if (this.fs) {
       for (const tx of this.openTx.keys()) {
@@ -361,12 +365,13 @@ class Session {
         `session moved: received ${t.bytesReceived} bytes (${t.filesReceived} files), sent ${t.bytesSent} bytes (${t.filesSent} files), copied ${t.bytesCopied} bytes on the server (${t.filesCopied} files); requests: ${t.uploadRequests} uploads, ${t.downloadRequests} downloads`,
       );
     await this.lock?.release().catch((e: unknown) => this.log(`could not release the lock: ${String(e)}`));
-    if (fatal && !this.writer.closed) {
+    if (fatal) {
       const err = fatal instanceof DsgError ? fatal : new ProtocolError(String((fatal as Error)?.message ?? fatal));
-      await Promise.race([
-        this.writer.sendJson(FrameKind.RESPONSE, 0, { ok: false, error: errorToJSON(err) }).catch(() => {}),
-        new Promise((r) => setTimeout(r, 2000).unref()),
-      ]);
+      try {
+        this.writer.sendLast(FrameKind.RESPONSE, 0, { ok: false, error: errorToJSON(err) });
+      } catch {
+        /* the output is gone: nobody to tell */
+      }
     }
     try {
       this.output.end();

@@ -1,6 +1,6 @@
 import { PassThrough, Readable } from 'node:stream';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, symlink } from 'node:fs/promises';
+import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { newTransactionId, type ByteStream, type ExpectedFile, type TransactionId } from '@dsg/contracts';
@@ -93,11 +93,14 @@ class Raw {
   closedWith: { ok: false; error: { code: string; message: string } } | null = null;
   private id = 0;
   private readonly waiters = new Map<number, (m: Reply) => void>();
+  /** set by stall(): the reader stops taking frames, as a stopped process would */
+  private stalled: Promise<void> | null = null;
 
   constructor(server: AgentServer) {
     this.served = server.serve(this.input, this.output);
     this.finished = (async () => {
       for await (const f of readFrames(this.output)) {
+        if (this.stalled) await this.stalled;
         if (f.kind !== FrameKind.RESPONSE) continue;
         const msg = JSON.parse(f.payload.toString('utf8')) as Reply;
         if (f.id === 0) this.closedWith = msg as typeof this.closedWith;
@@ -154,6 +157,11 @@ class Raw {
 
   close(): void {
     this.input.end();
+  }
+
+  /** Read nothing more, ever (the agent's output backs up; `finished` never settles). */
+  stall(): void {
+    this.stalled = new Promise<void>(() => {});
   }
 }
 
@@ -496,6 +504,23 @@ describe('lock liveness: a silent client loses its session', () => {
     expect(existsSync(join(tmp.dir, 'proj', `work-${tx}`))).toBe(false);
     expect(log.join('\n')).toMatch(/rolled back abandoned transaction/);
   });
+
+  it('a client that stops reading in the middle of a download is ended too: the download waiting on it does not keep the lock', async () => {
+    const { server: s, log } = server({ clientSilenceMs: 300 });
+    const r = new Raw(s);
+    sessions.push(r);
+    await r.hello({ pings: true });
+    await mkdir(join(tmp.dir, 'proj', 'current'), { recursive: true });
+    // far more than the output's buffer: the download waits for the client to read
+    await writeFile(join(tmp.dir, 'proj', 'current', 'big.bin'), Buffer.alloc(8 << 20, 1));
+    const tx = await lockedTx(r);
+    r.stall();
+    r.send('readFile', { path: 'big.bin' });
+    await r.served; // the session ends although its output never drains
+    expect(log.join('\n')).toMatch(/the client sent nothing for 0\.3 s/);
+    expect(existsSync(join(tmp.dir, 'proj', 'lock'))).toBe(false);
+    expect(existsSync(join(tmp.dir, 'proj', `work-${tx}`))).toBe(false);
+  }, 60_000);
 
   it('PINGs keep an idle session alive', async () => {
     const { server: s } = server({ clientSilenceMs: 1000 });

@@ -8,7 +8,7 @@
  * lock to go.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -16,7 +16,30 @@ import { requireSsh } from '@dsg/testenv';
 import { AGENT, BIN, dsgAsync, ok, posixSshBackend, sandbox, waitFor, write } from '@dsg/reliability';
 
 const ssh = requireSsh();
-const HANG_GUARD = 300_000;
+// each step has its own guard, well inside the test's, so a hang names its step
+const STEP_GUARD = 90_000;
+const HANG_GUARD = 600_000;
+
+/** Bytes in the upload temporaries (`.dsg-tmp-*`) under a posix repository's tx/ so far. */
+function uploadedSoFar(txDir: string): number {
+  let n = 0;
+  try {
+    for (const e of readdirSync(txDir, { recursive: true, withFileTypes: true }))
+      if (e.isFile() && e.name.startsWith('.dsg-tmp-')) n += statSync(path.join(e.parentPath, e.name)).size;
+  } catch {
+    /* tx/ not there yet, or a temporary renamed meanwhile */
+  }
+  return n;
+}
+
+/** `p`, or a failure naming what hung once `ms` passed (`onHang` says what and cleans up). */
+function withGuard<T>(p: Promise<T>, ms: number, onHang: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const hang = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(onHang())), ms);
+  });
+  return Promise.race([p, hang]).finally(() => clearTimeout(timer));
+}
 
 describe.skipIf(!ssh)('a stopped dsg does not keep the repository locked (real dsg, real sshd, posix)', () => {
   const cleanups: (() => void)[] = [];
@@ -46,7 +69,7 @@ describe.skipIf(!ssh)('a stopped dsg does not keep the repository locked (real d
       cleanups.push(() => box.remove());
       const A = path.join(box.dir, 'a');
       write(path.join(A, 'input', 'x.csv'), 'id\n1\n');
-      ok(await dsgAsync(A, box.env, ['init', ...b.initArgs('proj'), '--repo-name', 'proj', '-q']), 'init');
+      ok(await dsgAsync(A, box.env, ['init', ...b.initArgs('proj'), '--repo-name', 'proj', '-q'], STEP_GUARD), 'init');
       // a file big enough that the sync is still uploading when it is stopped
       const fh = await open(path.join(A, 'input', 'big.bin'), 'w');
       const chunk = Buffer.alloc(1 << 20);
@@ -66,11 +89,13 @@ describe.skipIf(!ssh)('a stopped dsg does not keep the repository locked (real d
       const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
       const lock = b.lockFile('proj');
       try {
-        // Its transaction has begun (a work area exists) while the lock is held: the agent's own
-        // recovery at open also takes the lock for a moment, and stopping dsg then proved nothing.
+        // Stopped while big.bin is streaming into the transaction's work area under the lock (the
+        // agent's own recovery at open also takes the lock for a moment, and stopping dsg then proved
+        // nothing). Mid-upload is the hard case: dsg then waits on the SSH window, and it used to
+        // wait there forever once the agent had ended the session.
         await waitFor(
-          'the sync to begin its transaction under the lock',
-          () => existsSync(lock) && b.leftovers('proj').some((l) => l.startsWith('tx/')),
+          'the sync to be uploading big.bin in its transaction under the lock',
+          () => existsSync(lock) && uploadedSoFar(path.join(b.root, 'proj', 'tx')) >= 4 << 20,
           120_000,
           20,
         );
@@ -87,11 +112,14 @@ describe.skipIf(!ssh)('a stopped dsg does not keep the repository locked (real d
       } finally {
         child.kill('SIGCONT');
       }
-      const code = await exited;
+      const code = await withGuard(exited, 120_000, () => {
+        child.kill('SIGKILL');
+        return `the continued dsg did not exit; its stderr so far: ${stderr}`;
+      });
       expect(code).not.toBe(0);
       expect(stderr).toMatch(/the client sent nothing for 2\.0 s|agent closed/);
       // the repository is free: the same sync now goes through
-      ok(await dsgAsync(A, box.env, ['sync', '-m', 'big again', '-q']), 'sync after');
+      ok(await dsgAsync(A, box.env, ['sync', '-m', 'big again', '-q'], STEP_GUARD), 'sync after');
       expect(b.snapshots('proj')).toEqual(['s1', 's2']);
     },
     HANG_GUARD,
