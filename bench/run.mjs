@@ -98,7 +98,8 @@ try {
 } finally {
   if (!opt.keep) {
     tearDown(repoRoot, env.envDir);
-    rmSync(work, { recursive: true, force: true });
+    // retried: a process the bench started (git) may still be finishing in there
+    rmSync(work, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
   }
 }
 

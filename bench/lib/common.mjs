@@ -36,6 +36,18 @@ export function dsgSetup(ctx) {
 }
 
 /**
+ * The agent command (a YAML flow sequence) dsg runs on the bench host from
+ * now on. It is a personal setting: dsg never takes it from a project's
+ * .dsgconfig.yml (a teammate could put any command there), so it goes into
+ * the bench user's config, `hosts: dsgbench: agent:`.
+ */
+export function useAgent(ctx, agentFlow) {
+  dsgSetup(ctx);
+  const file = path.join(ctx.work, 'dsgconf', 'dsg.yml');
+  writeFileSync(file, `${readFileSync(file, 'utf8')}hosts:\n  dsgbench:\n    agent: ${agentFlow}\n`);
+}
+
+/**
  * DSG_BENCH_CPU_PROF=DIR: every dsg and agent process writes a V8 CPU profile
  * under DIR/client and DIR/agent (to find where a workload's time goes; the
  * times of such a run are not results).
@@ -88,9 +100,12 @@ export function destroyDataset(ds) {
 export function gitStatusSeries(ctx, project) {
   if (!existsSync(path.join(project, '.git'))) {
     writeFileSync(path.join(project, '.gitignore'), '.dsg/\n');
+    // no automatic gc/maintenance: git leaves it running in the background after the commit, and
+    // the bench's teardown then found .git changing under its rm (ENOTEMPTY)
+    const quiet = ['-c', 'gc.auto=0', '-c', 'maintenance.auto=false'];
     run('git', ['init', '-q'], { cwd: project });
-    run('git', ['add', '-A'], { cwd: project });
-    run('git', ['-c', 'user.email=b@e', '-c', 'user.name=b', 'commit', '-qm', 'bench'], { cwd: project });
+    run('git', [...quiet, 'add', '-A'], { cwd: project });
+    run('git', [...quiet, '-c', 'user.email=b@e', '-c', 'user.name=b', 'commit', '-qm', 'bench'], { cwd: project });
   }
   return series({ runs: ctx.runs, measure: () => timed('git', ['status', '--porcelain'], { cwd: project }) });
 }

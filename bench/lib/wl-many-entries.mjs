@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, statSync, statfsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { timed } from './measure.mjs';
-import { dsgBin, dsgSetup, takeAgentRss, userEnv } from './common.mjs';
+import { dsgBin, dsgSetup, takeAgentRss, useAgent, userEnv } from './common.mjs';
 
 /** `files` files of a few bytes each (unique content: the file's number) in `dirs` directories under input/. */
 export function makeTinyFiles(project, { files, dirs }) {
@@ -46,9 +46,8 @@ function writeConfig(ctx, project, name, where, rssFile) {
   mkdirSync(root, { recursive: true });
   const agent = path.join(ctx.repoRoot, 'apps/agent/dist/dsg-agent.mjs');
   const repo =
-    where === 'ssh'
-      ? `  type: posix\n  host: dsgbench\n  root: ${root}\n  agent: [/usr/bin/time, -f, '%M', -a, -o, ${rssFile}, node, ${agent}]\n`
-      : `  type: posix\n  root: ${root}\n`;
+    where === 'ssh' ? `  type: posix\n  host: dsgbench\n  root: ${root}\n` : `  type: posix\n  root: ${root}\n`;
+  if (where === 'ssh') useAgent(ctx, `[/usr/bin/time, -f, '%M', -a, -o, ${rssFile}, node, ${agent}]`);
   writeFileSync(path.join(project, '.dsgconfig.yml'), `name: ${name}\nrepository:\n${repo}data_dirs: [input]\n`);
   rmSync(path.join(project, '.dsg'), { recursive: true, force: true });
   rmSync(path.join(root, name), { recursive: true, force: true });

@@ -10,19 +10,20 @@
 import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { run, series, timed } from './measure.mjs';
-import { destroyDataset, dsg, dsgSetup, gitStatusSeries, here, ratio, rsyncSsh, userEnv } from './common.mjs';
+import { destroyDataset, dsg, dsgSetup, gitStatusSeries, here, ratio, rsyncSsh, useAgent, userEnv } from './common.mjs';
 
 const NAME = 'small-status';
 
-/** .dsgconfig.yml for a ZFS repository on the bench host over ssh; the agent runs through agent-log.sh (its log counts what it sent). */
+/** .dsgconfig.yml for a ZFS repository on the bench host over ssh; the agent (user config) runs through agent-log.sh (its log counts what it sent). */
 function writeConfig(ctx, project, logFile) {
   const agent = path.join(ctx.repoRoot, 'apps/agent/dist/dsg-agent.mjs');
   writeFileSync(
     path.join(project, '.dsgconfig.yml'),
     `name: ${NAME}\nrepository:\n  type: zfs\n  host: dsgbench\n  pool: ${ctx.env.pool}/repos\n` +
-      `  mountpoint: ${ctx.env.poolMount}/repos\n  agent: [sh, ${path.join(here, 'agent-log.sh')}, ${logFile}, node, ${agent}]\n` +
+      `  mountpoint: ${ctx.env.poolMount}/repos\n` +
       'data_dirs: [input, output]\n',
   );
+  useAgent(ctx, `[sh, ${path.join(here, 'agent-log.sh')}, ${logFile}, node, ${agent}]`);
 }
 
 /** Bytes the agent sent per session since the log was last emptied (its `session moved:` lines; a session that sent nothing logs none). */

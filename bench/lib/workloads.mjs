@@ -31,6 +31,7 @@ import {
   sshOpts,
   summary,
   takeAgentRss,
+  useAgent,
   userEnv,
 } from './common.mjs';
 import { manyEntries, millionEntries } from './wl-many-entries.mjs';
@@ -61,8 +62,9 @@ function writeConfig(ctx, project, name, type, rssFile, logFile) {
       : `  type: posix\n  host: dsgbench\n  root: ${path.join(ctx.work, 'posix-repos')}\n`;
   writeFileSync(
     path.join(project, '.dsgconfig.yml'),
-    `name: ${name}\nrepository:\n${repo}  agent: ${agentCmd(ctx, rssFile, logFile)}\ndata_dirs: [input, output]\n`,
+    `name: ${name}\nrepository:\n${repo}data_dirs: [input, output]\n`,
   );
+  useAgent(ctx, agentCmd(ctx, rssFile, logFile));
   rmSync(path.join(project, '.dsg'), { recursive: true, force: true });
 }
 

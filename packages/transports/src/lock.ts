@@ -161,11 +161,22 @@ export class RepositoryLock {
     );
   }
 
+  /** How many heartbeat touches have been started (tests watch it). */
+  heartbeats = 0;
+
   private startHeartbeat(): void {
     const every = this.opts.heartbeatMs ?? 60_000;
+    // One touch at a time: on a filesystem that stopped answering (a wedged
+    // FUSE mount) each beat would otherwise queue one more call behind it.
+    let touching = false;
     this.timer = setInterval(() => {
+      if (touching) return;
+      touching = true;
+      this.heartbeats++;
       const now = new Date();
-      utimes(this.file, now, now).catch(() => {});
+      utimes(this.file, now, now)
+        .catch(() => {})
+        .finally(() => (touching = false));
     }, every);
     this.timer.unref();
   }

@@ -245,6 +245,8 @@ describe.skipIf(!ssh)('SshTransport against the real sshd', () => {
       sshConfigFile: join(tmp.dir, 'none'),
       agentSocket: null,
       agentCommand: ['sh', '-c', 'echo $$; exec sleep 60'],
+      // end() used to wait on a close event that had already fired, i.e. this long: the test's timeout catches it
+      exitTimeoutMs: 600_000,
     });
     await t.begin();
     const ch = t.channel();
@@ -263,13 +265,11 @@ describe.skipIf(!ssh)('SshTransport against the real sshd', () => {
     }
     for (const p of chain) process.kill(p, 'SIGKILL');
     await gone;
-    const t0 = Date.now();
     await t.end();
-    expect(Date.now() - t0).toBeLessThan(4500); // below end()'s own 5 s wait for a close event, the old behaviour
     try {
       process.kill(pid, 'SIGKILL');
     } catch {
       /* already gone with its session */
     }
-  });
+  }, 120_000);
 });

@@ -318,7 +318,8 @@ function printStatus(ctx: Ctx, project: LoadedProject, where: string, plan: Stat
     const c = ctx.out.c;
     const state = new Map(d.paths.map((p) => [p.path, p.state]));
     if (d.offline) {
-      const at = plan.lastSyncAt;
+      // the time only if the line is shown: the first time-zone lookup loads ICU data (~20 ms)
+      const at = ctx.out.opts.quiet ? undefined : plan.lastSyncAt;
       ctx.out.line(
         `Compared with the last sync (${d.remoteSnapshot ?? '?'}${at ? `, ${shownTime(at)}` : ''}); the repository was not asked (--offline)`,
       );

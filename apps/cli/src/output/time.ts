@@ -7,8 +7,10 @@ import { formatTimestamp } from '@dsg/manifest';
  * the stored text; only the human output converts.
  */
 export function userTimeZone(): string {
-  return Intl.DateTimeFormat().resolvedOptions().timeZone;
+  // once per process: list-files asked for it per entry, and each ask built a formatter
+  return (zone ??= Intl.DateTimeFormat().resolvedOptions().timeZone);
 }
+let zone: string | undefined;
 
 /** A stored timestamp (`2025-06-01T10:00:00-07:00`) as the same instant in the user's zone; text that is not a time, as it is. */
 export function shownTime(stored: string, zone: string = userTimeZone()): string {
