@@ -3,12 +3,31 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ByteStream, LockHolder } from '@dsg/contracts';
-import { AgentServer } from '../src/index.js';
+import type { SshTestEnv } from '@dsg/testenv';
+import { AgentServer, SshTransport, type SshTransportOptions } from '../src/index.js';
 import { FakeRemoteFilesystem, testHasher } from './fake-fs.js';
 
 export async function tempDir(label = 'dsg-tr-'): Promise<{ dir: string; remove(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), label));
   return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** An SshTransport to the test sshd as its user with its key: no ssh_config, no ssh-agent; `o` adds or overrides. */
+export function testSshTransport(
+  ssh: SshTestEnv,
+  dir: string,
+  o: Partial<SshTransportOptions> & Pick<SshTransportOptions, 'agentCommand'>,
+): SshTransport {
+  return new SshTransport({
+    host: ssh.host,
+    port: ssh.port,
+    user: ssh.user,
+    identityFile: ssh.key,
+    knownHostsFile: ssh.knownHosts,
+    sshConfigFile: join(dir, 'none'),
+    agentSocket: null,
+    ...o,
+  });
 }
 
 export function hashOf(b: Uint8Array): string {

@@ -15,8 +15,8 @@ import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { newTransactionId } from '@dsg/contracts';
 import { requireSsh } from '@dsg/testenv';
-import { AgentClient, SshTransport } from '../src/index.js';
-import { tempDir } from './helpers.js';
+import { AgentClient } from '../src/index.js';
+import { tempDir, testSshTransport } from './helpers.js';
 
 const ssh = requireSsh();
 const HANG_GUARD = 120_000;
@@ -55,16 +55,7 @@ describe.skipIf(!ssh)('an upload stalled behind the SSH window (real sshd)', () 
     async () => {
       const script = join(tmp.dir, 'stalling-agent.cjs');
       await writeFile(script, STALLING_AGENT);
-      const t = new SshTransport({
-        host: ssh!.host,
-        port: ssh!.port,
-        user: ssh!.user,
-        identityFile: ssh!.key,
-        knownHostsFile: ssh!.knownHosts,
-        sshConfigFile: join(tmp.dir, 'none'),
-        agentSocket: null,
-        agentCommand: [process.execPath, script],
-      });
+      const t = testSshTransport(ssh!, tmp.dir, { agentCommand: [process.execPath, script] });
       await t.begin();
       try {
         const client = new AgentClient(t.channel());

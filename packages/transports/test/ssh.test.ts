@@ -15,7 +15,7 @@ import {
   resolveSshTarget,
   shellCommand,
 } from '../src/index.js';
-import { tempDir } from './helpers.js';
+import { tempDir, testSshTransport } from './helpers.js';
 
 const ssh = requireSsh();
 
@@ -93,16 +93,7 @@ describe.skipIf(!ssh)('SshTransport against the real sshd', () => {
       kh,
       `|1|${salt.toString('base64')}|${require_hmac(salt, `[${ssh!.host}]:${ssh!.port}`)} ${hostKey().line}\n`,
     );
-    const t = new SshTransport({
-      host: ssh!.host,
-      port: ssh!.port,
-      user: ssh!.user,
-      identityFile: ssh!.key,
-      knownHostsFile: kh,
-      sshConfigFile: join(tmp.dir, 'none'),
-      agentSocket: null,
-      agentCommand: cmd,
-    });
+    const t = testSshTransport(ssh!, tmp.dir, { knownHostsFile: kh, agentCommand: cmd });
     await t.begin();
     await t.end();
   });
@@ -110,16 +101,7 @@ describe.skipIf(!ssh)('SshTransport against the real sshd', () => {
   it('refuses an unknown host with the fingerprint and the ssh-keyscan hint', async () => {
     const kh = join(tmp.dir, 'known_hosts');
     await writeFile(kh, `other.example.org ${hostKey().line}\n`);
-    const t = new SshTransport({
-      host: ssh!.host,
-      port: ssh!.port,
-      user: ssh!.user,
-      identityFile: ssh!.key,
-      knownHostsFile: kh,
-      sshConfigFile: join(tmp.dir, 'none'),
-      agentSocket: null,
-      agentCommand: cmd,
-    });
+    const t = testSshTransport(ssh!, tmp.dir, { knownHostsFile: kh, agentCommand: cmd });
     const err = (await t.begin().catch((e: unknown) => e)) as TransportError;
     expect(err).toBeInstanceOf(TransportError);
     expect(err.message).toContain('is not known');
@@ -135,16 +117,7 @@ describe.skipIf(!ssh)('SshTransport against the real sshd', () => {
     const other = Buffer.from(hostKey().blob);
     other[other.length - 1] = other[other.length - 1]! ^ 0xff;
     await writeFile(kh, `[${ssh!.host}]:${ssh!.port} ${hostKey().type} ${other.toString('base64')}\n`);
-    const t = new SshTransport({
-      host: ssh!.host,
-      port: ssh!.port,
-      user: ssh!.user,
-      identityFile: ssh!.key,
-      knownHostsFile: kh,
-      sshConfigFile: join(tmp.dir, 'none'),
-      agentSocket: null,
-      agentCommand: cmd,
-    });
+    const t = testSshTransport(ssh!, tmp.dir, { knownHostsFile: kh, agentCommand: cmd });
     const err = (await t.begin().catch((e: unknown) => e)) as TransportError;
     expect(err).toBeInstanceOf(TransportError);
     expect(err.message).toContain('HOST KEY CHANGED');
@@ -194,16 +167,7 @@ describe.skipIf(!ssh)('SshTransport against the real sshd', () => {
     ],
     [['/tmp', 'serve'], /^dsg-agent cannot be run on 127\.0\.0\.1 by \w+: "\/tmp" is not executable/, /chmod \+x/],
   ])('an agent command the server cannot run (%j) says so, with what to do', async (command, message, hint) => {
-    const t = new SshTransport({
-      host: ssh!.host,
-      port: ssh!.port,
-      user: ssh!.user,
-      identityFile: ssh!.key,
-      knownHostsFile: ssh!.knownHosts,
-      sshConfigFile: join(tmp.dir, 'none'),
-      agentSocket: null,
-      agentCommand: command,
-    });
+    const t = testSshTransport(ssh!, tmp.dir, { agentCommand: command });
     const err = (await openRemote(t, 'p').catch((e: unknown) => e)) as TransportError;
     expect(err).toBeInstanceOf(TransportError);
     expect(err.message).toMatch(message);
@@ -236,14 +200,7 @@ describe.skipIf(!ssh)('SshTransport against the real sshd', () => {
   });
 
   it('end() after sshd dropped the connection returns at once (it used to wait on a close event that had already fired)', async () => {
-    const t = new SshTransport({
-      host: ssh!.host,
-      port: ssh!.port,
-      user: ssh!.user,
-      identityFile: ssh!.key,
-      knownHostsFile: ssh!.knownHosts,
-      sshConfigFile: join(tmp.dir, 'none'),
-      agentSocket: null,
+    const t = testSshTransport(ssh!, tmp.dir, {
       agentCommand: ['sh', '-c', 'echo $$; exec sleep 60'],
       // end() used to wait on a close event that had already fired, i.e. this long: the test's timeout catches it
       exitTimeoutMs: 600_000,
