@@ -79,6 +79,26 @@ describe('start-up of the bundled dsg', () => {
     expect(readdirSync(chunks).some((f) => ssh(path.join(chunks, f)))).toBe(true);
   });
 
+  it('only a command that writes or reads an archive loads the LZ4 binding', () => {
+    const sb = sandbox();
+    const dir = path.join(sb.dir, 'p');
+    write(path.join(dir, 'input', 'a.txt'), 'a\n');
+    const root = path.join(sb.dir, 'repos');
+    const init = dsg(dir, sb.env, 'init', '--host', 'localhost', '--repo-type', 'posix', '--repo-path', root);
+    expect(init.code, init.stderr).toBe(0);
+    const lz4 = (files: string[]): string[] => files.filter((f) => f.includes(`${path.sep}lz4-napi`));
+    for (const args of [['status'], ['status', '--offline'], ['list-files']]) {
+      const r = loads(dir, sb.env, ...args);
+      expect(r.code, r.stderr).toBe(0);
+      expect(lz4(r.files), args.join(' ')).toEqual([]);
+    }
+    // a sync archives the new snapshot's manifest: the check sees the binding when it loads
+    write(path.join(dir, 'input', 'b.txt'), 'b\n');
+    const sync = loads(dir, sb.env, 'sync', '-m', 'b');
+    expect(sync.code, sync.stderr).toBe(0);
+    expect(lz4(sync.files).length).toBeGreaterThan(0);
+  });
+
   it('a reader that closed the pipe (dsg … | head) ends dsg quietly with the command’s own exit code, not an EPIPE trace', async () => {
     const sb = sandbox();
     // the read end is closed before dsg writes its first byte: every write of --help fails with EPIPE

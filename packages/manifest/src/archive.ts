@@ -1,5 +1,12 @@
-import { compressFrameSync, decompressFrameSync } from 'lz4-napi';
+import { createRequire } from 'node:module';
+import type * as Lz4 from 'lz4-napi';
 import { ValidationError } from '@dsg/contracts';
+
+// The native LZ4 binding loads on the first archive, not with this module:
+// its loader cost every command 20–60 ms (status, init, list-files never
+// touch an archive). It is CommonJS, so require() loads it synchronously.
+let lz4: typeof Lz4 | undefined;
+const binding = (): typeof Lz4 => (lz4 ??= createRequire(import.meta.url)('lz4-napi') as typeof Lz4);
 
 /**
  * The largest manifest an archive may decompress to: 256 MiB.
@@ -26,7 +33,7 @@ export function compressArchive(manifestJson: string | Uint8Array): Buffer {
     typeof manifestJson === 'string'
       ? Buffer.from(manifestJson, 'utf8')
       : Buffer.from(manifestJson.buffer, manifestJson.byteOffset, manifestJson.byteLength);
-  return compressFrameSync(bytes);
+  return binding().compressFrameSync(bytes);
 }
 
 function corrupt(source: string | undefined, why: string, cause?: unknown): ValidationError {
@@ -112,7 +119,7 @@ export function decompressArchive(archive: Uint8Array, source?: string, opts: { 
   if (bound > max) throw tooLarge(source, `its blocks can expand to ${bound} bytes`, max);
   let out: Buffer;
   try {
-    out = decompressFrameSync(Buffer.from(archive.buffer, archive.byteOffset, archive.byteLength));
+    out = binding().decompressFrameSync(Buffer.from(archive.buffer, archive.byteOffset, archive.byteLength));
   } catch (e) {
     throw corrupt(source, e instanceof Error ? e.message : String(e), e);
   }
