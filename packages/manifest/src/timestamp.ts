@@ -60,9 +60,11 @@ export function formatTimestamp(date: Date, timeZone: string = DEFAULT_TIME_ZONE
 
 /*
  * UTC offset of `timeZone` at an instant, via Intl (slow: ~5 µs), memoized
- * per zone and 15-minute slot: zone transitions fall on quarter hours, so
- * every instant of a slot shares one offset. Scanning 100k files with
- * similar mtimes then costs a handful of Intl calls.
+ * per zone and 15-minute slot: every instant of a slot shares the offset its
+ * first and last second have. Most transitions fall on quarter hours, but
+ * not all (St. John's changed at 00:01 local until 2011): a slot whose ends
+ * differ holds a transition, and its instants are asked one by one. Scanning
+ * 100k files with similar mtimes then costs a handful of Intl calls.
  */
 const SLOT_MS = 15 * 60 * 1000;
 const offsetCache = new Map<string, Map<number, number>>();
@@ -73,11 +75,13 @@ function offsetMinutes(ms: number, timeZone: string): number {
   const slot = Math.floor(ms / SLOT_MS);
   let off = zone.get(slot);
   if (off === undefined) {
-    off = intlOffsetMinutes(slot * SLOT_MS, timeZone);
+    const first = intlOffsetMinutes(slot * SLOT_MS, timeZone);
+    const last = intlOffsetMinutes(slot * SLOT_MS + SLOT_MS - 1000, timeZone);
+    off = first === last ? first : Number.NaN; // NaN: a transition inside
     if (zone.size > 100_000) zone.clear();
     zone.set(slot, off);
   }
-  return off;
+  return Number.isNaN(off) ? intlOffsetMinutes(ms, timeZone) : off;
 }
 
 function intlOffsetMinutes(ms: number, timeZone: string): number {

@@ -266,6 +266,9 @@ describe('timestamps', () => {
       ),
       { numRuns: 3000 },
     );
+    // a transition off the quarter hour: St. John's sprang forward at 00:01 local (03:31 UTC) until 2011
+    expect(formatTimestamp(new Date('2010-03-14T03:30:59Z'), 'America/St_Johns')).toBe('2010-03-14T00:00:59-03:30');
+    expect(formatTimestamp(new Date('2010-03-14T03:31:00Z'), 'America/St_Johns')).toBe('2010-03-14T01:01:00-02:30');
     // the second before and after the 2025 spring-forward in Los Angeles (10:00 UTC)
     expect(formatTimestamp(new Date('2025-03-09T09:59:59Z'))).toBe('2025-03-09T01:59:59-08:00');
     expect(formatTimestamp(new Date('2025-03-09T10:00:00Z'))).toBe('2025-03-09T03:00:00-07:00');
