@@ -278,7 +278,7 @@ export async function planStatus(options: PlanOptions & { local?: Promise<LocalC
   const theirs = remote.fileDigest(LAST_SYNC);
   const local = options.local ?? compareWithLastSync(options);
   const same = Promise.all([theirs, local]).then(
-    ([t, l]) => !!(t && l.last?.columns && t.size === l.last.bytes.length && t.sha256 === l.last.sha256),
+    ([t, l]) => !!(t && l.last?.columns && t.size === l.last.size && t.sha256 === l.last.sha256),
   );
   // the repository's config is asked for only once the head is known to be the last sync
   const config = same.then((yes) =>

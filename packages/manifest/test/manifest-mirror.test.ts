@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
@@ -12,6 +12,7 @@ import {
   encodeMirror,
   parseManifest,
   readManifestMirrored,
+  readMirrorColumns,
   serializeManifest,
   unusableReason,
   validateName,
@@ -236,6 +237,50 @@ describe('the last sync through its binary mirror', () => {
     await writeFile(mirror, forged);
     expect((await readManifestMirrored(file, mirror))!.manifest.metadata!.snapshot_message).toBe('second');
     expect(await readFile(mirror)).toEqual(good);
+  });
+
+  it('a mirror bound to the file as it is answers without the JSON: any rewrite, or a change too close to the check, reads it again', async () => {
+    const d = await dir();
+    const file = path.join(d, 'last-sync.json');
+    const mirror = path.join(d, 'last-sync.bin');
+    const text = readFileSync(new URL('./fixtures/worked-example-s2.json', import.meta.url), 'utf8');
+    const sha = createHash('sha256').update(text).digest('hex');
+    await writeFile(file, text);
+    await readManifestMirrored(file, mirror); // writes the mirror, unbound
+    const unbound = await readFile(mirror);
+    // a file that changed just now: its times cannot be trusted yet, so no binding is written
+    const fresh = await readMirrorColumns(file, mirror);
+    expect(fresh).toMatchObject({ size: Buffer.byteLength(text), sha256: sha });
+    expect(fresh!.columns!.n).toBe(parseManifest(text).entries.size);
+    expect(await readFile(mirror)).toEqual(unbound);
+    // old enough (racyMs 0 here): hashed once more, then bound
+    expect((await readMirrorColumns(file, mirror, { racyMs: 0 }))!.sha256).toBe(sha);
+    const bound = await readFile(mirror);
+    expect(bound).not.toEqual(unbound);
+    // proof that a bound read takes the recorded digest and never hashes the file: record another one
+    const other = Buffer.from(bound);
+    other.write('e'.repeat(64), 16, 'latin1');
+    await writeFile(mirror, other);
+    const trusted = (await readMirrorColumns(file, mirror, { racyMs: 0 }))!;
+    expect(trusted.sha256).toBe('e'.repeat(64));
+    expect(trusted.columns!.n).toBe(parseManifest(text).entries.size);
+    // the same binding under the racy rule (the file changed within 2 s of the check): hashed, so the lie shows
+    const racy = (await readMirrorColumns(file, mirror))!;
+    expect(racy.sha256).toBe(sha);
+    expect(racy.columns).toBeNull();
+    // a rewrite with the same bytes (new ctime): hashed again
+    await utimes(file, new Date(), new Date());
+    const touched = (await readMirrorColumns(file, mirror, { racyMs: 0 }))!;
+    expect(touched.sha256).toBe(sha);
+    expect(touched.columns).toBeNull();
+    // another manifest in its place, same size: hashed, the old mirror does not stand for it
+    const next = text.replace('"snapshot_message": "second"', '"snapshot_message": "other!"');
+    expect(next.length).toBe(text.length);
+    await writeFile(mirror, bound);
+    await writeFile(file, next);
+    const rewritten = (await readMirrorColumns(file, mirror, { racyMs: 0 }))!;
+    expect(rewritten.sha256).toBe(createHash('sha256').update(next).digest('hex'));
+    expect(rewritten.columns).toBeNull();
   });
 
   it('no last sync: null, and no mirror', async () => {
