@@ -34,13 +34,18 @@ afterEach(async () => {
 });
 
 /** One committed snapshot `sN` of a repository on the primary: files written, paths deleted. */
-async function commit(id: string, files: Record<string, Buffer | null>, repo = 'proj'): Promise<void> {
+async function commit(id: string, files: Record<string, Buffer | null>, repo = 'proj', mtime?: string): Promise<void> {
   const fs = host.open(repo);
   const tx = newTransactionId();
   await fs.begin(tx);
   for (const [p, data] of Object.entries(files)) {
     if (data === null) await fs.deleteFile(tx, p);
-    else await fs.writeFile(tx, p, Readable.from([data]), { hash: hashOf(hasher, data), size: data.length });
+    else
+      await fs.writeFile(tx, p, Readable.from([data]), {
+        hash: hashOf(hasher, data),
+        size: data.length,
+        ...(mtime ? { mtime } : {}),
+      });
   }
   await fs.commit(tx, snap(id));
 }
@@ -148,6 +153,25 @@ describe.skipIf(!ssh)('dsg-agent replicate --type posix (rsync over the real ssh
     expect((err as Error).message).toContain(`is a read-only replica of `);
     expect((err as Error).message).toContain(`:${base}/proj`);
     expect(tree(rep)).toEqual(before);
+  });
+
+  it('a file rewritten with the same size and mtime gets its new bytes, not a link to the old ones (rsync’s quick check)', async () => {
+    const mtime = '2025-01-01T00:00:00.000Z';
+    const kept = randomBytes(5000);
+    await commit('s1', { 'input/a.csv': Buffer.from('a,1\n'), 'input/kept.bin': kept }, 'proj', mtime);
+    const first = replicate();
+    expect(first.status, first.stderr).toBe(0);
+    await commit('s2', { 'input/a.csv': Buffer.from('a,2\n') }, 'proj', mtime);
+    const r = replicate('--json');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.json.replicated[0]).toMatchObject({ sent: ['s2'], head: 's2' });
+    const rep = join(replicas, 'proj');
+    expect(repoTree(rep)).toEqual(repoTree(join(base, 'proj')));
+    expect(readFileSync(join(rep, 'snapshots/s2/input/a.csv'), 'utf8')).toBe('a,2\n');
+    expect(readFileSync(join(rep, 'snapshots/s1/input/a.csv'), 'utf8')).toBe('a,1\n');
+    // the unchanged file is still one inode across the two snapshots
+    const ino = (s: string): number => lstatSync(join(rep, 'snapshots', s, 'input/kept.bin')).ino;
+    expect(ino('s1')).toBe(ino('s2'));
   });
 
   it('rsync killed mid-snapshot leaves no snapshot that looks complete; the re-run ends consistent', async () => {

@@ -112,6 +112,36 @@ function tree(dir: string, rel = ''): Record<string, string> {
 
 const prop = (name: string, p: string): string => zfsCmd('get', '-H', '-o', 'value', p, name).trim();
 
+/**
+ * Stops (SIGSTOP) the first real `zfs send` or `zfs receive` whose argv matches `pattern` (argv
+ * starting with zfs: never the shell lines around them), the moment one appears. Skipped: syncoid's
+ * size estimate (`zfs send -nvP`), which ends at once, and a process gone before the stop landed;
+ * the watcher used to report such a pid as stopped while the real stream ran to its end.
+ */
+function stopFirstStream(pattern: string): {
+  watcher: ReturnType<typeof spawn>;
+  watched: Promise<unknown>;
+  stopped: () => string[];
+} {
+  const script = [
+    'while :; do',
+    '  for p in $(pgrep -f "$PAT"); do',
+    '    args=$(tr "\\0" " " < /proc/$p/cmdline 2>/dev/null) || continue',
+    '    case " $args" in *" -n"*|*" --dryrun"*) continue ;; esac',
+    '    kill -STOP "$p" 2>/dev/null && { echo "$p"; exit 0; }',
+    '  done',
+    'done',
+  ].join('\n');
+  const watcher = spawn('bash', ['-c', script], {
+    env: { ...process.env, PAT: pattern },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  watcher.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const watched = new Promise((r) => watcher.on('exit', r));
+  return { watcher, watched, stopped: () => out.trim().split(/\s+/).filter(Boolean) };
+}
+
 describe.skipIf(!zfs || !pool2 || !hasSyncoid)('dsg-agent replicate (syncoid, two real pools)', () => {
   it('replicates after each of three syncs: same snapshots (guids), same bytes, read-only marker; a re-run sends nothing', async () => {
     const target = `${replicas.dataset}/proj`;
@@ -225,17 +255,13 @@ describe.skipIf(!zfs || !pool2 || !hasSyncoid)('dsg-agent replicate (syncoid, tw
     // a watcher stops `zfs send`/`zfs receive` the moment one appears (pattern in its env, not its
     // argv, so it cannot match itself): the stream is then frozen mid-way and cannot end before the
     // kill (a stopped receive never completes the snapshot, whatever mbuffer holds)
-    const watcher = spawn(
-      'bash',
-      ['-c', 'while :; do p=$(pgrep -f "$PAT"); if [ -n "$p" ]; then kill -STOP $p; echo $p; exit 0; fi; done'],
-      {
-        env: { ...process.env, PAT: `zfs (send|receive) .*(${primary.dataset}/proj@s2|${replicas.dataset}/proj)` },
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
+    const {
+      watcher,
+      watched,
+      stopped: stoppedPids,
+    } = stopFirstStream(
+      `^(/usr/sbin/|/sbin/)?zfs (send|receive) .*(${primary.dataset}/proj@s2|${replicas.dataset}/proj)`,
     );
-    let stopped = '';
-    watcher.stdout.on('data', (d: Buffer) => (stopped += d.toString()));
-    const watched = new Promise((r) => watcher.on('exit', r));
     const child = spawn(
       'node',
       [
@@ -257,7 +283,7 @@ describe.skipIf(!zfs || !pool2 || !hasSyncoid)('dsg-agent replicate (syncoid, tw
     const target = `${replicas.dataset}/proj`;
     await Promise.race([watched, exited]);
     watcher.kill();
-    const pids = stopped.trim().split(/\s+/).filter(Boolean);
+    const pids = stoppedPids();
     expect(pids.length, readFileSync(logFile, 'utf8')).toBeGreaterThan(0);
     expect(Object.keys(snapshots(target))).toEqual(['s1']); // frozen mid-stream: s2 not received
     process.kill(-child.pid!, 'SIGKILL');
@@ -383,19 +409,14 @@ describe.skipIf(!zfs || !pool2 || !hasSyncoid || !ssh)(
       const target = `${replicas.dataset}/proj`;
       await commit('s1', { 'input/a.csv': Buffer.from('a') });
       expect(agent(['replicate', ...overSsh()]).status).toBe(0);
-      await commit('s2', { 'input/big.bin': randomBytes(4 * 1024 * 1024) });
+      // big enough that the stream cannot finish before the watcher below stops it (4 MiB could, into
+      // the pipe and ssh buffers, once the test box was fast enough)
+      await commit('s2', { 'input/big.bin': randomBytes(64 * 1024 * 1024) });
       // the watcher stops the real `zfs send` or `zfs receive` (argv starts with zfs: not the shell
       // lines around them) the moment one appears: a stopped receive, or a receive whose stream
       // stopped, can never complete the snapshot, whatever the pipes and ssh buffer
       const pat = `^(/usr/sbin/|/sbin/)?zfs (send|receive) .*(${primary.dataset}/proj@s2|${target})`;
-      const watcher = spawn(
-        'bash',
-        ['-c', 'while :; do p=$(pgrep -f "$PAT"); if [ -n "$p" ]; then kill -STOP $p; echo $p; exit 0; fi; done'],
-        { env: { ...process.env, PAT: pat }, stdio: ['ignore', 'pipe', 'inherit'] },
-      );
-      let stopped = '';
-      watcher.stdout.on('data', (d: Buffer) => (stopped += d.toString()));
-      const watched = new Promise((r) => watcher.on('exit', r));
+      const { watcher, watched, stopped: stoppedPids } = stopFirstStream(pat);
       const logFile = join(tmpdir(), `dsg-replicate-ssh-${process.pid}.log`);
       const out = openSync(logFile, 'w');
       const child = spawn(
@@ -417,7 +438,7 @@ describe.skipIf(!zfs || !pool2 || !hasSyncoid || !ssh)(
       const exited = new Promise((r) => child.on('exit', r));
       await Promise.race([watched, exited]);
       watcher.kill();
-      const pids = stopped.trim().split(/\s+/).filter(Boolean);
+      const pids = stoppedPids();
       expect(pids.length, readFileSync(logFile, 'utf8')).toBeGreaterThan(0);
       expect(Object.keys(snapshots(target))).toEqual(['s1']);
       process.kill(-child.pid!, 'SIGKILL');

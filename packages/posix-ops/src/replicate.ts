@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { readdir, readFile, readlink, rm, stat } from 'node:fs/promises';
+import { lstat, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ConfigError, DsgError, ValidationError } from '@dsg/contracts';
 import { errno } from './fs-util.js';
@@ -430,12 +431,23 @@ export async function replicatePosixRepository(o: ReplicatePosixOptions): Promis
   let previous = [...remote].filter((n) => n < (missing[0] ?? 0)).sort((a, b) => b - a)[0];
   for (const [i, n] of missing.entries()) {
     const linkDest = previous !== undefined ? [`--link-dest=../s${previous}`] : [];
-    await rsync([
-      ...linkDest,
-      '--',
-      `${layout.snapshot(n)}/`,
-      rsyncDest(`${dir}/${SNAPSHOTS}/${INCOMING_PREFIX}s${n}/`),
-    ]);
+    const incoming = rsyncDest(`${dir}/${SNAPSHOTS}/${INCOMING_PREFIX}s${n}/`);
+    await rsync([...linkDest, '--', `${layout.snapshot(n)}/`, incoming]);
+    // --link-dest links by rsync's quick check (size and mtime): a file rewritten with the same size
+    // within the same second would be linked to the older content. The primary knows better: its
+    // snapshots share an inode exactly where a file is unchanged. Those that do not are sent again,
+    // whatever their size and mtime say (-I), replacing the wrong link (rsync writes beside, renames).
+    const changed = previous !== undefined ? await changedFiles(layout.snapshot(previous), layout.snapshot(n)) : [];
+    if (changed.length) {
+      const list = await mkdtemp(path.join(tmpdir(), 'dsg-replicate-'));
+      try {
+        const from = path.join(list, 'changed');
+        await writeFile(from, changed.map((p) => `${p}\0`).join(''));
+        await rsync(['-I', '--from0', `--files-from=${from}`, '--', `${layout.snapshot(n)}/`, incoming]);
+      } finally {
+        await rm(list, { recursive: true, force: true });
+      }
+    }
     // the rename makes it a snapshot; the last one's goes with the switch of current
     const last = i === missing.length - 1;
     await script('rename', FINISH, [dir, `s${n}`, last ? Layout.linkTarget(cur) : '']);
@@ -444,6 +456,29 @@ export async function replicatePosixRepository(o: ReplicatePosixOptions): Promis
   }
   if (!missing.length) await script('switch', FINISH, [dir, '', Layout.linkTarget(cur)]);
   return report;
+}
+
+/**
+ * The regular files of snapshot `to` that snapshot `from` also has, under
+ * another inode: rewritten between them (an unchanged file is a hard link
+ * from one snapshot to the next). Paths relative to `to`, in walk order.
+ */
+export async function changedFiles(from: string, to: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (rel: string): Promise<void> => {
+    for (const d of await readdir(path.join(to, rel), { withFileTypes: true })) {
+      const p = rel ? `${rel}/${d.name}` : d.name;
+      if (d.isDirectory()) await walk(p);
+      else if (d.isFile()) {
+        const old = await lstat(path.join(from, p)).catch(() => null);
+        if (!old?.isFile()) continue; // new here: nothing to link it to
+        const now = await lstat(path.join(to, p));
+        if (old.ino !== now.ino || old.dev !== now.dev) out.push(p);
+      }
+    }
+  };
+  await walk('');
+  return out;
 }
 
 async function exists(p: string): Promise<boolean> {

@@ -364,7 +364,9 @@ export class SshTransport implements Transport, ChannelTransport {
       output: stream,
       // the exit status may arrive after the end of the output: wait for the channel's close (bounded)
       explainClose: async () => {
-        await Promise.race([channelClosed, new Promise((r) => setTimeout(r, 2000).unref())]);
+        // bounded only as a hang guard: on a busy host the exit status came more than 2 s after the
+        // output ended, and the user then got "the agent closed the connection" instead of what to do
+        await Promise.race([channelClosed, new Promise((r) => setTimeout(r, 20_000).unref())]);
         return agentNotStarted(this.exitCode, this.o.agentCommand, t.alias, t.user);
       },
       describeClose: () =>
