@@ -38,6 +38,17 @@ const heavy = (file: string): boolean => {
   return HEAVY.some((re) => re.test(text));
 };
 
+/** A project with one file, synced to a posix repository on this machine. */
+function localProject(): { sb: ReturnType<typeof sandbox>; dir: string } {
+  const sb = sandbox();
+  const dir = path.join(sb.dir, 'p');
+  write(path.join(dir, 'input', 'a.txt'), 'a\n');
+  const root = path.join(sb.dir, 'repos');
+  const init = dsg(dir, sb.env, 'init', '--host', 'localhost', '--repo-type', 'posix', '--repo-path', root);
+  expect(init.code, init.stderr).toBe(0);
+  return { sb, dir };
+}
+
 describe('start-up of the bundled dsg', () => {
   it('the bundle is what the package runs: --version loads the entry and a few KiB of helpers, no command code', () => {
     const sb = sandbox();
@@ -64,12 +75,7 @@ describe('start-up of the bundled dsg', () => {
   });
 
   it('a status of a repository on this machine never loads the SSH library', () => {
-    const sb = sandbox();
-    const dir = path.join(sb.dir, 'p');
-    write(path.join(dir, 'input', 'a.txt'), 'a\n');
-    const root = path.join(sb.dir, 'repos');
-    const init = dsg(dir, sb.env, 'init', '--host', 'localhost', '--repo-type', 'posix', '--repo-path', root);
-    expect(init.code, init.stderr).toBe(0);
+    const { sb, dir } = localProject();
     const r = loads(dir, sb.env, 'status');
     expect(r.code, r.stderr).toBe(0);
     const ssh = (f: string): boolean => /SSH_MSG_|ssh-userauth/.test(readFileSync(f, 'utf8'));
@@ -80,12 +86,7 @@ describe('start-up of the bundled dsg', () => {
   });
 
   it('only a command that writes or reads an archive loads the LZ4 binding', () => {
-    const sb = sandbox();
-    const dir = path.join(sb.dir, 'p');
-    write(path.join(dir, 'input', 'a.txt'), 'a\n');
-    const root = path.join(sb.dir, 'repos');
-    const init = dsg(dir, sb.env, 'init', '--host', 'localhost', '--repo-type', 'posix', '--repo-path', root);
-    expect(init.code, init.stderr).toBe(0);
+    const { sb, dir } = localProject();
     const lz4 = (files: string[]): string[] => files.filter((f) => f.includes(`${path.sep}lz4-napi`));
     for (const args of [['status'], ['status', '--offline'], ['list-files']]) {
       const r = loads(dir, sb.env, ...args);
