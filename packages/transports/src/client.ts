@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import {
   TransportError,
   errorFromJSON,
@@ -122,15 +123,27 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
     this.closed = this.readLoop();
   }
 
+  /**
+   * The channel's bytes, read without destroying it when they end. A plain
+   * `for await` destroys a stream it read to the end, and an ssh2 channel's
+   * destroy sends CHANNEL_CLOSE at once: sshd, closing the channel before it
+   * reaped the agent, then never sent the exit status that tells "dsg-agent
+   * not found" (127) from a closed connection. The channel closes when the
+   * transport ends, or below when this side gives up on it.
+   */
+  private input(): AsyncIterable<unknown> {
+    const input = this.channel.input as NodeJS.ReadableStream & Partial<Pick<Readable, 'iterator'>>;
+    return typeof input.iterator === 'function'
+      ? input.iterator({ destroyOnReturn: false })
+      : (input as AsyncIterable<unknown>);
+  }
+
   private async readLoop(): Promise<void> {
     let why = 'the agent closed the connection';
     let cause: unknown;
     let frames = 0;
     try {
-      for await (const f of readFrames(
-        this.channel.input as AsyncIterable<unknown>,
-        this.opts.maxFramePayload ?? DEFAULT_MAX_PAYLOAD,
-      )) {
+      for await (const f of readFrames(this.input(), this.opts.maxFramePayload ?? DEFAULT_MAX_PAYLOAD)) {
         frames++;
         this.delivering = true;
         let fatal: TransportError | null;
@@ -142,6 +155,8 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
         }
         if (fatal) {
           this.die(fatal);
+          // leaving the loop early no longer destroys the channel by itself: as before, it goes now
+          (this.channel.input as Partial<Pick<Readable, 'destroy'>>).destroy?.();
           return;
         }
       }
@@ -151,6 +166,8 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
     }
     const extra = this.channel.describeClose?.();
     const explained = frames === 0 ? await this.channel.explainClose?.().catch(() => undefined) : undefined;
+    // a stream that broke goes now, as before (after the exit status had its chance to arrive)
+    if (cause !== undefined) (this.channel.input as Partial<Pick<Readable, 'destroy'>>).destroy?.();
     if (explained) {
       this.die(
         new TransportError(extra ? `${explained.message} (${extra})` : explained.message, {
