@@ -112,6 +112,16 @@ function tree(dir: string, rel = ''): Record<string, string> {
 
 const prop = (name: string, p: string): string => zfsCmd('get', '-H', '-o', 'value', p, name).trim();
 
+/** SIGKILL the replicate run's process group and the stream processes the watcher stopped (they may be gone). */
+function killAll(groupLeader: number, stopped: string[]): void {
+  try {
+    process.kill(-groupLeader, 'SIGKILL');
+  } catch {
+    /* already gone */
+  }
+  for (const pid of stopped) spawnSync('kill', ['-KILL', pid]);
+}
+
 /**
  * Stops (SIGSTOP) the first real `zfs send` or `zfs receive` whose argv matches `pattern` (argv
  * starting with zfs: never the shell lines around them), the moment one appears. Skipped: syncoid's
@@ -284,10 +294,13 @@ describe.skipIf(!zfs || !pool2 || !hasSyncoid)('dsg-agent replicate (syncoid, tw
     await Promise.race([watched, exited]);
     watcher.kill();
     const pids = stoppedPids();
-    expect(pids.length, readFileSync(logFile, 'utf8')).toBeGreaterThan(0);
-    expect(Object.keys(snapshots(target))).toEqual(['s1']); // frozen mid-stream: s2 not received
-    process.kill(-child.pid!, 'SIGKILL');
-    for (const pid of pids) spawnSync('kill', ['-KILL', pid]);
+    try {
+      expect(pids.length, readFileSync(logFile, 'utf8')).toBeGreaterThan(0);
+      expect(Object.keys(snapshots(target))).toEqual(['s1']); // frozen mid-stream: s2 not received
+    } finally {
+      // even when a check failed: a stopped zfs receive left behind holds the replica pool forever
+      killAll(child.pid!, pids);
+    }
     await exited;
     await until(
       () => spawnSync('pgrep', ['-f', `zfs (send|receive).*(${primary.dataset}|${target})`]).status !== 0,
@@ -439,10 +452,12 @@ describe.skipIf(!zfs || !pool2 || !hasSyncoid || !ssh)(
       await Promise.race([watched, exited]);
       watcher.kill();
       const pids = stoppedPids();
-      expect(pids.length, readFileSync(logFile, 'utf8')).toBeGreaterThan(0);
-      expect(Object.keys(snapshots(target))).toEqual(['s1']);
-      process.kill(-child.pid!, 'SIGKILL');
-      for (const pid of pids) spawnSync('kill', ['-KILL', pid]);
+      try {
+        expect(pids.length, readFileSync(logFile, 'utf8')).toBeGreaterThan(0);
+        expect(Object.keys(snapshots(target))).toEqual(['s1']);
+      } finally {
+        killAll(child.pid!, pids);
+      }
       await exited;
       // the far side's receive ends when its stream does (ssh gone)
       await until(() => spawnSync('pgrep', ['-f', pat]).status !== 0, 120_000, 'send/receive gone');
