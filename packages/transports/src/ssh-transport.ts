@@ -367,7 +367,12 @@ export class SshTransport implements Transport, ChannelTransport {
         // bounded only as a hang guard: on a busy host the exit status came more than 2 s after the
         // output ended, and the user then got "the agent closed the connection" instead of what to do
         await Promise.race([channelClosed, new Promise((r) => setTimeout(r, 20_000).unref())]);
-        return agentNotStarted(this.exitCode, this.o.agentCommand, t.alias, t.user);
+        return agentNotStarted(
+          this.exitCode ?? exitCodeFromShell(this.stderrTail),
+          this.o.agentCommand,
+          t.alias,
+          t.user,
+        );
       },
       describeClose: () =>
         [this.exitInfo, this.stderrTail.trim().split('\n').slice(-3).join(' | ')].filter(Boolean).join('; '),
@@ -473,4 +478,16 @@ export function agentNotStarted(
       recoveryHint: `Make it executable for ${user} on ${host} (chmod +x), or ${fix}.`,
     };
   return undefined;
+}
+
+/**
+ * The exit code a POSIX shell's own complaint implies (127: not found, 126:
+ * not executable), for when the exit status itself never arrived: under
+ * Node 24 on a busy host it is lost now and then when the channel closes.
+ * bash and dash word these the same in the C locale.
+ */
+export function exitCodeFromShell(stderr: string): number | null {
+  if (/: (command )?not found$|: No such file or directory$/m.test(stderr)) return 127;
+  if (/: Permission denied$|: Is a directory$/m.test(stderr)) return 126;
+  return null;
 }
