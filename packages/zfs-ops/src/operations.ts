@@ -11,7 +11,15 @@ import {
   type SnapshotInfo,
   type TransactionPattern,
 } from '@dsg/contracts';
-import { readHead, snapshotNumber, type Layout, type Metadata } from './layout.js';
+import {
+  decodeHeadFile,
+  encodeHeadFile,
+  readHead,
+  readLiveHead,
+  snapshotNumber,
+  type Layout,
+  type Metadata,
+} from './layout.js';
 import {
   assertDatasetName,
   assertRepositoryName,
@@ -32,6 +40,8 @@ export const PROP = {
   user: 'dsg:user',
   createdAt: 'dsg:created-at',
   view: 'dsg:view',
+  /** on the live dataset: its head file as a session read it (layout.ts HeadFile), so the next need not parse it */
+  headFile: 'dsg:head-file',
 } as const;
 
 export type Phase = 'begun' | 'committing' | 'rolling-back';
@@ -61,7 +71,11 @@ export interface RepositoryState {
   layout: Layout;
   /** `.dsg/last-sync.json`'s snapshot id; without one, the highest `@sN`; null: nothing committed */
   head: string | null;
-  /** the head manifest's metadata block, when the head came from `.dsg/last-sync.json` */
+  /**
+   * the head manifest's metadata block, when `.dsg/last-sync.json` was read
+   * for the head; null when the head came from the highest `@sN`, or (dsg's
+   * layout) from the head file a session recorded (PROP.headFile)
+   */
   headMetadata: Metadata | null;
   /** the `@sN` snapshots of the dataset: N → their properties (creation and dsg:*) */
   snapshots: Map<number, Map<string, string>>;
@@ -287,7 +301,7 @@ export class ZfsOperations {
     try {
       props = await this.zfs.getProps(
         [this.dataset],
-        ['mountpoint', 'mounted', 'creation', PROP.message, PROP.manifestHash, PROP.user],
+        ['mountpoint', 'mounted', 'creation', PROP.message, PROP.manifestHash, PROP.user, PROP.headFile],
         { depth: 1 },
       );
     } catch (e) {
@@ -307,15 +321,28 @@ export class ZfsOperations {
       snapshots.set(n, p);
     }
     const liveDir = m.mounted && path.isAbsolute(m.mountpoint) ? m.mountpoint : null;
-    const head = liveDir ? await readHead(liveDir) : null;
+    const top = Math.max(0, ...snapshots.keys());
+    const ownFile = own.get(PROP.headFile);
+    const recorded = decodeHeadFile(ownFile === undefined ? undefined : decodePropValue(ownFile));
+    const live = liveDir ? await readLiveHead(liveDir, recorded) : null;
+    let head = live?.head ?? null;
+    if (live?.record) {
+      // for the sessions after this one; a reader that may not set it (or a dataset mid-commit) just parses again
+      const value = encodePropValue(encodeHeadFile(live.record));
+      await this.zfs.set(this.dataset, { [PROP.headFile]: value }).catch(() => undefined);
+    }
+    const legacyAt = (n: number): boolean => {
+      for (let k = 1; k <= n; k++) if (!snapshots.has(k)) return true;
+      return false;
+    };
+    // a legacy history needs the head's metadata block (listSnapshots): read it whole
+    if (head && head.metadata === null && legacyAt(head.n) && liveDir) head = await readHead(liveDir);
     if (head) {
-      let legacy = false;
-      for (let k = 1; k <= head.n && !legacy; k++) legacy = !snapshots.has(k);
-      return { layout: legacy ? 'legacy' : 'dsg', head: head.id, headMetadata: head.metadata, snapshots, liveDir };
+      const layout = legacyAt(head.n) ? 'legacy' : 'dsg';
+      return { layout, head: head.id, headMetadata: head.metadata, snapshots, liveDir };
     }
     // Unmounted: the @sN are the whole truth only if dsg made every one of them (with its properties).
     if (!liveDir && [...snapshots.values()].some((p) => !p.has(PROP.manifestHash))) throw this.notMounted(m);
-    const top = Math.max(0, ...snapshots.keys());
     return { layout: 'dsg', head: top > 0 ? `s${top}` : null, headMetadata: null, snapshots, liveDir };
   }
 

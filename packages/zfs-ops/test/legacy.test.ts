@@ -26,9 +26,10 @@ import {
   type ManifestEntry,
 } from '@dsg/manifest';
 import { freshParent, listAll, requireZfs, zfsRetry, type TestParent } from '@dsg/testenv';
-import { ZfsRemoteFilesystem } from '../src/index.js';
+import { HEAD_RACY_MS } from '../src/layout.js';
+import { Zfs, ZfsOperations, ZfsRemoteFilesystem } from '../src/index.js';
 import { runChild } from './crash.js';
-import { bytes, readAll, tx } from './helpers.js';
+import { bytes, info, readAll, tx } from './helpers.js';
 
 const env = requireZfs();
 
@@ -553,7 +554,8 @@ describe.skipIf(!env)('repositories of HRDAG/dsg on ZFS (legacy layout), on the 
     },
   );
 
-  it("dsg's own layout is unaffected: real manifests in the tree, an @sN per commit, history from ZFS", async () => {
+  /** A repository of dsg's own layout with two commits (s1, s2), each with its manifest in the tree. */
+  async function ownRepo(): Promise<{ p: TestParent; fs: ZfsRemoteFilesystem; live: string }> {
     const p = freshParent(env!, 'zleg');
     parents.push(p);
     const fs = new ZfsRemoteFilesystem({
@@ -596,6 +598,11 @@ describe.skipIf(!env)('repositories of HRDAG/dsg on ZFS (legacy layout), on the 
     await upload(fs, t2, 'input/a.csv', A3);
     await upload(fs, t2, '.dsg/last-sync.json', serializeManifest(s2));
     await fs.commit(t2, info(s2, 'second (zfs)'));
+    return { p, fs, live: path.join(p.mountpoint, 'own') };
+  }
+
+  it("dsg's own layout is unaffected: real manifests in the tree, an @sN per commit, history from ZFS", async () => {
+    const { p, fs } = await ownRepo();
     expect(await fs.repositoryLayout()).toBe('dsg');
     // history from the @sN properties, as before
     expect((await fs.listSnapshots()).map((s) => [s.snapshotId, s.message])).toEqual([
@@ -609,5 +616,62 @@ describe.skipIf(!env)('repositories of HRDAG/dsg on ZFS (legacy layout), on the 
       new RegExp(`^${path.join(p.mountpoint, 'own')}\tinherited from `),
     );
     expect(listAll(p.dataset).map((l) => l.split(p.dataset).join('P'))).toEqual(['P', 'P/own', 'P/own@s1', 'P/own@s2']);
+  });
+  it('a session records the settled head file on the live dataset: later ones take the head from it unparsed, and parse a file changed since', async () => {
+    const { p, live } = await ownRepo();
+    const ds = `${p.dataset}/own`;
+    const headFile = path.join(live, '.dsg/last-sync.json');
+    const stamp = (): string => {
+      const st = statSync(headFile, { bigint: true });
+      return `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    };
+    const prop = (): string => zfsGet(ds, 'dsg:head-file').split('\t')[0]!;
+    const inspect = async (): Promise<{ layout?: string; head?: string | null; id?: unknown }> => {
+      const ops = new ZfsOperations({ parent: p.dataset, repo: 'own', mountpoint: p.mountpoint, zfs: new Zfs() });
+      const st = await ops.inspect();
+      return { layout: st?.layout, head: st?.head, id: st?.headMetadata?.['snapshot_id'] };
+    };
+    // just committed: read whole, and not recorded (a rewrite within its timestamp granule could keep every field)
+    expect(await inspect()).toEqual({ layout: 'dsg', head: 's2', id: 's2' });
+    expect(prop()).toBe('-');
+    await new Promise((r) => setTimeout(r, HEAD_RACY_MS + 100)); // (a state to reach, not a speed)
+    expect(await inspect()).toEqual({ layout: 'dsg', head: 's2', id: 's2' });
+    expect(prop()).toBe(`${stamp()}:s2`);
+    // taken from the property: no metadata block was read
+    expect(await inspect()).toEqual({ layout: 'dsg', head: 's2', id: undefined });
+    // the property is what is trusted (only the agent sets it): one naming s1 for this very file is believed
+    execFileSync('zfs', ['set', `dsg:head-file=${stamp()}:s1`, ds]);
+    expect(await inspect()).toEqual({ layout: 'dsg', head: 's1', id: undefined });
+    // a value that is not a head file: the manifest is read whole, and the property set right again
+    execFileSync('zfs', ['set', 'dsg:head-file=12:junk', ds]);
+    expect(await inspect()).toEqual({ layout: 'dsg', head: 's2', id: 's2' });
+    expect(prop()).toBe(`${stamp()}:s2`);
+    // a commit makes a new dataset generation, which does not inherit it
+    const manifest = (id: string, content: string) =>
+      buildSnapshot([file('input/a.csv', content)], {
+        snapshotId: id,
+        previous: null,
+        message: id,
+        user: USER,
+        createdAt: new Date('2026-12-03T00:00:00Z'),
+        projectConfig: null,
+      });
+    const fs = new ZfsRemoteFilesystem({
+      parent: p.dataset,
+      repo: 'own',
+      mountpoint: p.mountpoint,
+      hasher: createXxh3Hasher,
+    });
+    const t = tx();
+    await fs.begin(t);
+    await upload(fs, t, '.dsg/last-sync.json', serializeManifest(manifest('s3', C)));
+    await fs.commit(t, info(3));
+    expect(prop()).toBe('-');
+    expect(await inspect()).toEqual({ layout: 'dsg', head: 's3', id: 's3' });
+    // HRDAG/dsg syncs in place (s4, no @s4) after a session recorded s3: the identity moved, so the file is read
+    execFileSync('zfs', ['set', `dsg:head-file=${stamp()}:s3`, ds]);
+    expect(await inspect()).toEqual({ layout: 'dsg', head: 's3', id: undefined });
+    writeFileSync(headFile, serializeManifest(manifest('s4', A1)));
+    expect(await inspect()).toEqual({ layout: 'legacy', head: 's4', id: 's4' });
   });
 });
