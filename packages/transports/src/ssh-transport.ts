@@ -330,10 +330,22 @@ export class SshTransport implements Transport, ChannelTransport {
     if (!conn) throw new TransportError('no SSH connection');
     const opened = conn;
     this.connClosed = new Promise<void>((r) => opened.once('close', () => r()));
+    const onExit = (code: number | null, signal?: string): void => {
+      this.exitInfo = signal ? `agent killed by ${signal}` : `agent exited with code ${code}`;
+      this.exitCode = signal ? null : code;
+    };
     const stream = await new Promise<ClientChannel>((resolve, reject) => {
       conn.exec(shellCommand(this.o.agentCommand), (err, s) => {
-        if (err) reject(new TransportError(`cannot start the agent on ${t.alias}: ${err.message}`, { cause: err }));
-        else resolve(s);
+        if (err) {
+          reject(new TransportError(`cannot start the agent on ${t.alias}: ${err.message}`, { cause: err }));
+          return;
+        }
+        // Listen before this callback returns: a command that fails at once has its exit status in
+        // the same read as the reply to the exec, and ssh2 emits 'exit' while it parses that read,
+        // before anyone awaiting this promise runs (under Node 24 always: the status was then lost,
+        // and "dsg-agent not found" read as "the agent closed the connection").
+        s.once('exit', onExit);
+        resolve(s);
       });
     });
     this.stream = stream;
@@ -345,10 +357,6 @@ export class SshTransport implements Transport, ChannelTransport {
     });
     stream.stderr.on('data', (d: Buffer) => {
       this.stderrTail = (this.stderrTail + d.toString('utf8')).slice(-2000);
-    });
-    stream.on('exit', (code: number | null, signal?: string) => {
-      this.exitInfo = signal ? `agent killed by ${signal}` : `agent exited with code ${code}`;
-      this.exitCode = signal ? null : code;
     });
     // a dropped connection must end the channel with an error, never leave a reader hanging
     const dropped = (e?: Error): void => {
@@ -364,15 +372,9 @@ export class SshTransport implements Transport, ChannelTransport {
       output: stream,
       // the exit status may arrive after the end of the output: wait for the channel's close (bounded)
       explainClose: async () => {
-        // bounded only as a hang guard: on a busy host the exit status came more than 2 s after the
-        // output ended, and the user then got "the agent closed the connection" instead of what to do
+        // bounded only as a hang guard (sshd sends the status when it has reaped the command)
         await Promise.race([channelClosed, new Promise((r) => setTimeout(r, 20_000).unref())]);
-        return agentNotStarted(
-          this.exitCode ?? exitCodeFromShell(this.stderrTail),
-          this.o.agentCommand,
-          t.alias,
-          t.user,
-        );
+        return agentNotStarted(this.exitCode, this.o.agentCommand, t.alias, t.user);
       },
       describeClose: () =>
         [this.exitInfo, this.stderrTail.trim().split('\n').slice(-3).join(' | ')].filter(Boolean).join('; '),
@@ -478,16 +480,4 @@ export function agentNotStarted(
       recoveryHint: `Make it executable for ${user} on ${host} (chmod +x), or ${fix}.`,
     };
   return undefined;
-}
-
-/**
- * The exit code a POSIX shell's own complaint implies (127: not found, 126:
- * not executable), for when the exit status itself never arrived: under
- * Node 24 on a busy host it is lost now and then when the channel closes.
- * bash and dash word these the same in the C locale.
- */
-export function exitCodeFromShell(stderr: string): number | null {
-  if (/: (command )?not found$|: No such file or directory$/m.test(stderr)) return 127;
-  if (/: Permission denied$|: Is a directory$/m.test(stderr)) return 126;
-  return null;
 }
