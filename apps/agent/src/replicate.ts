@@ -1,8 +1,8 @@
 import { hostname, userInfo } from 'node:os';
-import { ConfigError, DsgError, type HasherFactory, type SerializedError } from '@dsg/contracts';
+import { ConfigError, DsgError, sshArgv, type HasherFactory, type SerializedError } from '@dsg/contracts';
 import { RepositoryLock, assertRepoName, shellCommand, type AgentTarget } from '@dsg/transports/server';
 import { lockForReplication } from './replication-lock.js';
-import { sshArgv, sshDestination, withSshMaster } from './ssh-master.js';
+import { sshDestination, withSshMaster } from './ssh-master.js';
 import {
   assertDatasetName,
   assertSyncoidArg,

@@ -2,26 +2,14 @@ import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { sshArgv, type SshOptions } from '@dsg/contracts';
 
 /** How the agent reaches a replica host: what --ssh-port/--ssh-key/--ssh-option gave. */
-export interface ReplicaSsh {
-  port?: number;
-  key?: string;
-  options?: string[];
-}
+export type ReplicaSsh = SshOptions;
 
 /** `[user@]host` for ssh, or undefined when the target is on this machine (no host). */
 export function sshDestination(t: { user?: string; host?: string }): string | undefined {
   return t.host !== undefined ? `${t.user !== undefined ? `${t.user}@` : ''}${t.host}` : undefined;
-}
-
-/** ssh's argv before the destination: batch mode (never a prompt), then the given port, key and options. */
-export function sshArgv(ssh: ReplicaSsh): string[] {
-  const args = ['-o', 'BatchMode=yes'];
-  if (ssh.port !== undefined) args.push('-p', String(ssh.port));
-  if (ssh.key !== undefined) args.push('-i', ssh.key);
-  for (const o of ssh.options ?? []) args.push('-o', o);
-  return args;
 }
 
 /**

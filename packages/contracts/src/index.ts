@@ -18,3 +18,4 @@ export * from './atomic-write.js';
 export * from './concurrency.js';
 export * from './retry.js';
 export * from './streams.js';
+export * from './ssh-argv.js';

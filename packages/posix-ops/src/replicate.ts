@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { lstat, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ConfigError, DsgError, ValidationError } from '@dsg/contracts';
+import { ConfigError, DsgError, ValidationError, sshArgv, type SshOptions } from '@dsg/contracts';
 import { errno } from './fs-util.js';
 import { CURRENT, Layout, SNAPSHOTS, TEMP_LINK_PREFIX, snapshotNumber } from './layout.js';
 
@@ -41,11 +41,7 @@ export interface PosixReplicaTarget {
 }
 
 /** How rsync and the remote commands reach the replica host (ssh -p, -i, -o). */
-export interface RsyncSsh {
-  port?: number;
-  key?: string;
-  options?: string[];
-}
+export type RsyncSsh = SshOptions;
 
 /**
  * rsync splits its `-e` command line on blanks and quotes by itself, so the
@@ -106,23 +102,11 @@ export function parsePosixReplicaTarget(to: string): PosixReplicaTarget {
   return { ...(user !== undefined ? { user } : {}), ...(host !== undefined ? { host } : {}), parent: parent! };
 }
 
-/** ssh's arguments before the destination: batch mode (no prompt) and the options given. */
+/** ssh's arguments before the destination (contracts' sshArgv), with the key and options held to what rsync's -e carries. */
 export function sshArgs(ssh: RsyncSsh = {}): string[] {
-  const args = ['-o', 'BatchMode=yes'];
-  if (ssh.port !== undefined) {
-    if (!Number.isInteger(ssh.port) || ssh.port < 1 || ssh.port > 65535)
-      throw new ValidationError(`refused ssh port ${String(ssh.port)}`, { field: 'sshPort' });
-    args.push('-p', String(ssh.port));
-  }
-  if (ssh.key !== undefined) {
-    assertRsyncArg('ssh key path', ssh.key);
-    args.push('-i', ssh.key);
-  }
-  for (const o of ssh.options ?? []) {
-    assertRsyncArg('ssh option', o);
-    args.push('-o', o);
-  }
-  return args;
+  if (ssh.key !== undefined) assertRsyncArg('ssh key path', ssh.key);
+  for (const o of ssh.options ?? []) assertRsyncArg('ssh option', o);
+  return sshArgv(ssh);
 }
 
 export interface ReplicatePosixOptions {

@@ -138,6 +138,11 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
       : (input as AsyncIterable<unknown>);
   }
 
+  /** Destroy the channel's input (a channel that is not a Node stream has nothing to destroy). */
+  private dropInput(): void {
+    (this.channel.input as Partial<Pick<Readable, 'destroy'>>).destroy?.();
+  }
+
   private async readLoop(): Promise<void> {
     let why = 'the agent closed the connection';
     let cause: unknown;
@@ -156,7 +161,7 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
         if (fatal) {
           this.die(fatal);
           // leaving the loop early no longer destroys the channel by itself: as before, it goes now
-          (this.channel.input as Partial<Pick<Readable, 'destroy'>>).destroy?.();
+          this.dropInput();
           return;
         }
       }
@@ -167,7 +172,7 @@ export class AgentClient implements RemoteRepository, SnapshotMounter {
     const extra = this.channel.describeClose?.();
     const explained = frames === 0 ? await this.channel.explainClose?.().catch(() => undefined) : undefined;
     // a stream that broke goes now, as before (after the exit status had its chance to arrive)
-    if (cause !== undefined) (this.channel.input as Partial<Pick<Readable, 'destroy'>>).destroy?.();
+    if (cause !== undefined) this.dropInput();
     if (explained) {
       this.die(
         new TransportError(extra ? `${explained.message} (${extra})` : explained.message, {
