@@ -618,7 +618,7 @@ describe.skipIf(!env)('repositories of HRDAG/dsg on ZFS (legacy layout), on the 
     expect(listAll(p.dataset).map((l) => l.split(p.dataset).join('P'))).toEqual(['P', 'P/own', 'P/own@s1', 'P/own@s2']);
   });
   it('a session records the settled head file on the live dataset: later ones take the head from it unparsed, and parse a file changed since', async () => {
-    const { p, live } = await ownRepo();
+    const { p, fs, live } = await ownRepo();
     const ds = `${p.dataset}/own`;
     const headFile = path.join(live, '.dsg/last-sync.json');
     const stamp = (): string => {
@@ -656,12 +656,6 @@ describe.skipIf(!env)('repositories of HRDAG/dsg on ZFS (legacy layout), on the 
         createdAt: new Date('2026-12-03T00:00:00Z'),
         projectConfig: null,
       });
-    const fs = new ZfsRemoteFilesystem({
-      parent: p.dataset,
-      repo: 'own',
-      mountpoint: p.mountpoint,
-      hasher: createXxh3Hasher,
-    });
     const t = tx();
     await fs.begin(t);
     await upload(fs, t, '.dsg/last-sync.json', serializeManifest(manifest('s3', C)));
