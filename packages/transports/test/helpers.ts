@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { utils } from 'ssh2';
 import type { ByteStream, LockHolder } from '@dsg/contracts';
 import type { SshTestEnv } from '@dsg/testenv';
 import { AgentServer, SshTransport, type SshTransportOptions } from '../src/index.js';
@@ -83,4 +84,17 @@ export function fakeServer(
     agentVersion: 'test',
   });
   return { server, repos };
+}
+
+/**
+ * A fresh ed25519 key pair (OpenSSH format) that ssh2 can read back. ssh2
+ * 1.17's generateKeyPairSync strips a public key's leading zero byte, so
+ * about 1 pair in 256 is one its own parseKey refuses (mscdex/ssh2#1390):
+ * a test using such a key failed with "no usable SSH credentials".
+ */
+export function ed25519KeyPair(): { private: string; public: string } {
+  for (;;) {
+    const k = utils.generateKeyPairSync('ed25519');
+    if (!(utils.parseKey(k.private) instanceof Error) && !(utils.parseKey(k.public) instanceof Error)) return k;
+  }
 }

@@ -14,9 +14,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import ssh2 from 'ssh2';
 import { TransportError } from '@dsg/contracts';
 import { SshTransport, openRemote } from '../src/index.js';
-import { tempDir } from './helpers.js';
+import { ed25519KeyPair, tempDir } from './helpers.js';
 
-const { Server, utils } = ssh2;
+const { Server } = ssh2;
 
 describe('exit status of an agent command that fails at once (in-process ssh2 server)', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
@@ -26,7 +26,7 @@ describe('exit status of an agent command that fails at once (in-process ssh2 se
 
   beforeEach(async () => {
     tmp = await tempDir('dsg-exit-');
-    const hostKey = utils.generateKeyPairSync('ed25519');
+    const hostKey = ed25519KeyPair();
     server = new Server({ hostKeys: [hostKey.private] }, (client) => {
       client.on('authentication', (ctx) => (ctx.method === 'publickey' ? ctx.accept() : ctx.reject(['publickey'])));
       client.on('ready', () => {
@@ -42,7 +42,7 @@ describe('exit status of an agent command that fails at once (in-process ssh2 se
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     port = (server.address() as AddressInfo).port;
-    const userKey = utils.generateKeyPairSync('ed25519');
+    const userKey = ed25519KeyPair();
     await writeFile(join(tmp.dir, 'id'), userKey.private, { mode: 0o600 });
     await writeFile(join(tmp.dir, 'known_hosts'), `[127.0.0.1]:${port} ${hostKey.public}\n`);
   });

@@ -4,10 +4,9 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, TransportError } from '@dsg/contracts';
 import { requireSsh } from '@dsg/testenv';
-import { utils } from 'ssh2';
 import { SshTransport, resolveSshTarget } from '../src/index.js';
 import { expandProxyCommand } from '../src/ssh-config-resolve.js';
-import { tempDir } from './helpers.js';
+import { ed25519KeyPair, tempDir } from './helpers.js';
 
 const ssh = requireSsh();
 
@@ -69,7 +68,7 @@ describe('a ProxyCommand that dies or speaks the wrong protocol', () => {
       `sh -c 'echo SSH-1.0-old; sleep 0.2'`,
     ];
     const key = join(tmp.dir, 'id');
-    await writeFile(key, utils.generateKeyPairSync('ed25519').private, { mode: 0o600 });
+    await writeFile(key, ed25519KeyPair().private, { mode: 0o600 });
     for (const [i, proxy] of [...proxies, ...proxies, ...proxies].entries()) {
       const file = join(tmp.dir, `config-${i}`);
       await writeFile(
