@@ -321,15 +321,15 @@ export class ZfsOperations {
       snapshots.set(n, p);
     }
     const liveDir = m.mounted && path.isAbsolute(m.mountpoint) ? m.mountpoint : null;
-    const top = Math.max(0, ...snapshots.keys());
     const ownFile = own.get(PROP.headFile);
     const recorded = decodeHeadFile(ownFile === undefined ? undefined : decodePropValue(ownFile));
     const live = liveDir ? await readLiveHead(liveDir, recorded) : null;
     let head = live?.head ?? null;
     if (live?.record) {
-      // for the sessions after this one; a reader that may not set it (or a dataset mid-commit) just parses again
+      // for the sessions after this one; a reader that may not set it (or a dataset mid-commit) just parses again,
+      // and does not wait out a busy dataset for it
       const value = encodePropValue(encodeHeadFile(live.record));
-      await this.zfs.set(this.dataset, { [PROP.headFile]: value }).catch(() => undefined);
+      await this.zfs.set(this.dataset, { [PROP.headFile]: value }, { retryBusy: false }).catch(() => undefined);
     }
     const legacyAt = (n: number): boolean => {
       for (let k = 1; k <= n; k++) if (!snapshots.has(k)) return true;
@@ -343,6 +343,7 @@ export class ZfsOperations {
     }
     // Unmounted: the @sN are the whole truth only if dsg made every one of them (with its properties).
     if (!liveDir && [...snapshots.values()].some((p) => !p.has(PROP.manifestHash))) throw this.notMounted(m);
+    const top = Math.max(0, ...snapshots.keys());
     return { layout: 'dsg', head: top > 0 ? `s${top}` : null, headMetadata: null, snapshots, liveDir };
   }
 

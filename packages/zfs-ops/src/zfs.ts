@@ -214,7 +214,8 @@ export class Zfs {
     await this.exec(['destroy', ...(options.recursive ? ['-r'] : []), name]);
   }
 
-  async set(name: string, props: Record<string, string>): Promise<void> {
+  /** `retryBusy: false`: one attempt (a caller that can do without the property must not wait out a busy dataset). */
+  async set(name: string, props: Record<string, string>, options: { retryBusy?: boolean } = {}): Promise<void> {
     assertZfsObjectName(name);
     const pairs = Object.entries(props).map(([k, v]) => {
       assertPropertyName(k);
@@ -222,7 +223,7 @@ export class Zfs {
       return `${k}=${v}`;
     });
     // zfs-fuse's `set` takes one property per call
-    for (const pair of pairs) await this.exec(['set', pair, name]);
+    for (const pair of pairs) await this.exec(['set', pair, name], options);
   }
 
   async inherit(name: string, prop: string): Promise<void> {

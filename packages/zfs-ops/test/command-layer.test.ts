@@ -240,6 +240,19 @@ describe('command failures and busy retries', () => {
     expect(r.calls.length).toBeLessThan(20);
   });
 
+  it('set with retryBusy: false tries once (the head-file record a reader can do without)', async () => {
+    const r = recordingRunner(() => ({
+      exitCode: 1,
+      stdout: '',
+      stderr: "cannot set property for 'pool/a': dataset is busy",
+    }));
+    const e = await new Zfs({ runner: r, retry: { baseDelayMs: 5 } })
+      .set('pool/a', { 'dsg:head-file': '1:2:3:4:s1' }, { retryBusy: false })
+      .catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ZfsOperationError);
+    expect(r.calls).toHaveLength(1);
+  });
+
   it('does not retry other errors', async () => {
     const r = recordingRunner(() => ({ exitCode: 2, stdout: '', stderr: 'internal error' }));
     await expect(new Zfs({ runner: r }).promote('pool/a')).rejects.toBeInstanceOf(ZfsOperationError);
