@@ -4,9 +4,12 @@
 // vitest caught outside any test (test-results/unhandled.json) count as failures.
 // With an argument, the same text is also written to that file, so CI can
 // print the summary of every run again at the very end of its log.
+// `--failed` prints only the names of the packages whose run failed (or left
+// no report), one a line: what scripts/test.sh runs again after zfs-fuse failed.
 import { readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 
+const onlyFailed = process.argv[2] === '--failed';
 const out = [];
 const say = (line) => {
   out.push(line);
@@ -20,11 +23,13 @@ let passed = 0,
   unhandled = 0;
 const rows = [];
 const failures = [];
+const failedPkgs = [];
 for (const p of pkgs) {
   const f = `${p.path}/test-results/vitest.json`;
   if (!p.name.startsWith('@dsg/') || !existsSync(`${p.path}/vitest.config.ts`)) continue;
   if (!existsSync(f)) {
     rows.push([p.name, '-', '-', '-', 'no report']);
+    failedPkgs.push(p.name);
     missing++;
     continue;
   }
@@ -56,6 +61,7 @@ for (const p of pkgs) {
   }
   unhandled += strays;
   const ok = r.success && strays === 0;
+  if (!ok) failedPkgs.push(p.name);
   rows.push([p.name, r.numPassedTests, r.numFailedTests, skip, ok ? 'ok' : strays ? `${strays} unhandled` : 'FAILED']);
   for (const file of r.testResults ?? []) {
     const rel = file.name.startsWith(p.path) ? file.name.slice(p.path.length + 1) : file.name;
@@ -77,6 +83,10 @@ for (const p of pkgs) {
       );
     }
   }
+}
+if (onlyFailed) {
+  for (const name of failedPkgs) console.log(name);
+  process.exit(0);
 }
 const w = Math.max(...rows.map((r) => r[0].length));
 say(`\nnode ${process.version}`);

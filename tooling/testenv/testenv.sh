@@ -191,6 +191,7 @@ destroy_pool2() {
 }
 
 stop_daemon() {
+  [ -f "$DIR/zfs-fuse.pid" ] || return 0
   if alive "$DIR/zfs-fuse.pid"; then
     kill "$(cat "$DIR/zfs-fuse.pid")"
     for _ in $(seq 1 50); do alive "$DIR/zfs-fuse.pid" || break; sleep 0.1; done
@@ -203,11 +204,14 @@ stop_daemon() {
     else
       log "zfs-fuse stopped"
     fi
-    # mounts the stopped daemon left behind answer ENOTCONN until unmounted; only after
-    # stopping OUR daemon: a down that did not start it (the bench beside the tests) must
-    # not unmount the pools another run is using
-    mount -t fuse.zfs 2>/dev/null | awk '{print $3}' | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  else
+    log "zfs-fuse (ours) was already gone"
   fi
+  # mounts the stopped (or dead: killed by zfs-watchdog.sh) daemon left behind answer
+  # ENOTCONN until unmounted; only when the daemon was OURS: a down that did not
+  # start it (the bench beside the tests) must not unmount the pools another run uses
+  mount -t fuse.zfs 2>/dev/null | awk '{print $3}' | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  if grep -q ' /zfs-kstat fuse ' /proc/mounts; then umount -l /zfs-kstat 2>/dev/null || true; fi
   rm -f "$DIR/zfs-fuse.pid"
 }
 
