@@ -31,10 +31,13 @@ REPORT="$DIR/zfs-fuse-hang.txt"
 log() { printf 'zfs-watchdog: %s\n' "$*" >&2; }
 daemon_pid() { [ -f "$DIR/zfs-fuse.pid" ] && cat "$DIR/zfs-fuse.pid"; }
 
-# The FUSE connections of zfs-fuse's mounts: a connection's name in fusectl is
-# the minor number of the mount's device (mountinfo field 3, "0:NN").
+# The FUSE connections of the daemon's mounts, the datasets under $DIR/mnt/ (a
+# connection's name in fusectl is the minor number of the mount's device,
+# mountinfo field 3, "0:NN"). Nothing else: another FUSE file system on the
+# machine is not ours to abort.
 fuse_connections() {
-  awk '$0 ~ / - fuse(\.zfs)? / { split($3, d, ":"); print d[2] }' /proc/self/mountinfo | sort -u
+  awk -v d="$DIR/mnt/" 'index($5, d) == 1 && $0 ~ / - fuse(\.zfs)? / { split($3, n, ":"); print n[2] }' \
+    /proc/self/mountinfo | sort -u
 }
 
 # Tasks waiting on a FUSE request, as "pid stat wchan args" (the wait is shown
@@ -67,7 +70,7 @@ report() {
 
 release() {
   local pid=$1 c
-  # aborting first: a daemon blocked on its own mount would not die of SIGKILL
+  # aborting frees every waiter at once, even one whose connection outlives the daemon
   if [ -d /sys/fs/fuse/connections ] && ! grep -q ' /sys/fs/fuse/connections fusectl' /proc/mounts; then
     mount -t fusectl none /sys/fs/fuse/connections 2>/dev/null || true
   fi

@@ -222,3 +222,10 @@ export function requireRegistry(): RegistryTestEnv | null {
   absent('npm registry (verdaccio on 127.0.0.1)');
   return null;
 }
+
+/** Root with /dev/fuse, so a test may mount a FUSE file system of its own; false after a visible skip reason. */
+export function requireFuseMount(): boolean {
+  const ok = process.getuid?.() === 0 && existsSync('/dev/fuse');
+  if (!ok) absent('FUSE mounts (root and /dev/fuse)');
+  return ok;
+}
