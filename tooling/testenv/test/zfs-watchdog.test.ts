@@ -70,7 +70,7 @@ function watchdog(e: Env, extra: Record<string, string> = {}): Promise<{ code: n
   });
   e.children.push(c);
   let stderr = '';
-  c.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   return new Promise((resolve) => c.on('close', (code) => resolve({ code, stderr })));
 }
 
@@ -153,7 +153,7 @@ describe.skipIf(!fuse)('zfs-watchdog.sh (a real FUSE mount nobody answers)', () 
     const waiter = spawn('stat', [path.join(mnt, 'file')], { stdio: ['ignore', 'ignore', 'pipe'] });
     e.children.push(waiter);
     let waiterErr = '';
-    waiter.stderr!.on('data', (b: Buffer) => (waiterErr += b.toString()));
+    waiter.stderr.on('data', (b: Buffer) => (waiterErr += b.toString()));
     const waiterDone = new Promise<number | null>((r) => waiter.on('close', (code) => r(code)));
     const { code } = await watchdog(e);
     expect(code).toBe(0);
