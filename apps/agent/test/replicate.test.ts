@@ -35,14 +35,17 @@ beforeAll(async () => (hasher = await createAgentHasher()));
 let primary: TestParent;
 let replicas: TestParent;
 let host: ZfsHost;
+/** set by a test that stops and kills a stream: zfs-fuse keeps its snapshots busy for good */
+let killedStream = false;
 beforeEach(() => {
+  killedStream = false;
   primary = freshParent(zfs!, 'repl');
   replicas = freshParent(pool2!, 'replicas');
   host = zfsHost({ parent: primary.dataset, mountpoint: primary.mountpoint, hasher });
 });
 afterEach(() => {
-  primary.destroy();
-  replicas.destroy();
+  primary.destroy({ leaveBusy: killedStream });
+  replicas.destroy({ leaveBusy: killedStream });
 });
 
 const zfsCmd = (...args: string[]): string => execFileSync('zfs', args, { encoding: 'utf8' });
@@ -299,6 +302,7 @@ describe.skipIf(!zfs || !pool2 || !hasSyncoid)('dsg-agent replicate (syncoid, tw
       expect(Object.keys(snapshots(target))).toEqual(['s1']); // frozen mid-stream: s2 not received
     } finally {
       // even when a check failed: a stopped zfs receive left behind holds the replica pool forever
+      killedStream = true;
       killAll(child.pid!, pids);
     }
     await exited;
@@ -456,7 +460,8 @@ describe.skipIf(!zfs || !pool2 || !hasSyncoid || !ssh)(
         expect(pids.length, readFileSync(logFile, 'utf8')).toBeGreaterThan(0);
         expect(Object.keys(snapshots(target))).toEqual(['s1']);
       } finally {
-        killAll(child.pid!, pids);
+        killedStream = true;
+      killAll(child.pid!, pids);
       }
       await exited;
       // the far side's receive ends when its stream does (ssh gone)

@@ -7,8 +7,8 @@ export interface TestParent {
   dataset: string;
   /** where P is mounted (children inherit below it) */
   mountpoint: string;
-  /** destroy P and everything under it (retrying while busy) */
-  destroy(): void;
+  /** destroy P and everything under it (retrying while busy; see teardownDataset) */
+  destroy(opts?: TeardownOptions): void;
 }
 
 function zfs(args: string[]): string {
@@ -54,23 +54,43 @@ export function freshParent(env: ZfsTestEnv, label = 't'): TestParent {
   return {
     dataset,
     mountpoint,
-    destroy: () => teardownDataset(dataset),
+    destroy: (opts) => teardownDataset(dataset, opts),
   };
+}
+
+export interface TeardownOptions {
+  /**
+   * One attempt, no retry window: for a test that killed a `zfs send` or
+   * `zfs receive` mid-stream. zfs-fuse then keeps the stream's snapshots busy
+   * for good (seen: still busy 4 minutes later, no process holding them), so
+   * the ~60 s window only costs time and 240 more destroys of a daemon under load.
+   */
+  leaveBusy?: boolean;
 }
 
 /**
  * destroyDataset for a test's teardown: a dataset still busy after the retry
- * window is left (with a warning) to `testenv.sh down`, which destroys the
- * whole pool. zfs-fuse has kept a snapshot busy for minutes after a `zfs
- * send` was killed mid-stream; what a test checks is asserted in the test,
- * never by its cleanup.
+ * window (or at once, with `leaveBusy`) is left (with a warning) to
+ * `testenv.sh down`, which destroys the whole pool. What a test checks is
+ * asserted in the test, never by its cleanup.
  */
-export function teardownDataset(dataset: string): void {
+export function teardownDataset(dataset: string, opts: TeardownOptions = {}): void {
   try {
-    destroyDataset(dataset);
+    if (opts.leaveBusy) destroyOnce(dataset);
+    else destroyDataset(dataset);
   } catch (e) {
     if (!isBusy(e)) throw e;
-    console.warn(`[dsg-testenv] left ${dataset} to testenv down: still busy after the retry window`);
+    console.warn(
+      `[dsg-testenv] left ${dataset} to testenv down: still busy ${opts.leaveBusy ? '(a killed stream holds it)' : 'after the retry window'}`,
+    );
+  }
+}
+
+function destroyOnce(dataset: string): void {
+  try {
+    zfs(['destroy', '-r', '-f', dataset]);
+  } catch (e) {
+    if (!/does not exist/.test(String((e as { stderr?: string }).stderr ?? ''))) throw e;
   }
 }
 
