@@ -5,6 +5,13 @@
  * transport's flow control reaches the sender. Once the consumer is gone
  * (finished, failed or returned early) pushes are dropped.
  */
+/**
+ * What one queued chunk costs beyond its bytes (a Buffer object and its slot),
+ * counted against the limit: a peer sending payloads of one byte must not
+ * queue millions of them under a limit that counts only bytes.
+ */
+export const CHUNK_OVERHEAD = 128;
+
 export class ByteQueue implements AsyncIterable<Uint8Array> {
   private chunks: Uint8Array[] = [];
   private bytes = 0;
@@ -21,9 +28,10 @@ export class ByteQueue implements AsyncIterable<Uint8Array> {
   ) {}
 
   async push(chunk: Uint8Array): Promise<void> {
-    if (this.discarding || this.ended || this.error) return;
+    // an empty chunk carries nothing: not queued (nor counted, nor a wake-up)
+    if (this.discarding || this.ended || this.error || chunk.length === 0) return;
     this.chunks.push(chunk);
-    this.bytes += chunk.length;
+    this.bytes += chunk.length + CHUNK_OVERHEAD;
     this.wake();
     while (this.bytes > this.limit && !this.discarding && !this.error) {
       await new Promise<void>((r) => (this.wakeProducer = r));
@@ -69,7 +77,7 @@ export class ByteQueue implements AsyncIterable<Uint8Array> {
         if (this.error) throw this.error;
         const c = this.chunks.shift();
         if (c) {
-          this.bytes -= c.length;
+          this.bytes -= c.length + CHUNK_OVERHEAD;
           this.wake();
           yield c;
           continue;
