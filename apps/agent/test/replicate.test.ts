@@ -461,7 +461,7 @@ describe.skipIf(!zfs || !pool2 || !hasSyncoid || !ssh)(
         expect(Object.keys(snapshots(target))).toEqual(['s1']);
       } finally {
         killedStream = true;
-      killAll(child.pid!, pids);
+        killAll(child.pid!, pids);
       }
       await exited;
       // the far side's receive ends when its stream does (ssh gone)
