@@ -9,9 +9,8 @@
 # involved; this is the test stand-in failing.
 #
 # What it does, every few seconds, until the daemon is gone or it is killed:
-#   - a process waiting on a FUSE request of a zfs-fuse mount for HANG_S, a
-#     zfs or zpool command running CMD_S, or `zpool list` unanswered twice in
-#     a row is a hang: it writes what explains
+#   - a process waiting on a FUSE request of a zfs-fuse mount for HANG_S (or
+#     `zpool list` unanswered twice in a row) is a hang: it writes what explains
 #     it (blocked tasks, the daemon's threads, a gdb backtrace when gdb is
 #     there) to $DIR/zfs-fuse-hang.txt, aborts the daemon's FUSE connections (the
 #     blocked calls fail with ENOTCONN) and kills the daemon;
@@ -23,9 +22,6 @@ set -uo pipefail
 DIR=${DSG_TESTENV_DIR:-/tmp/dsg-testenv}
 HANG_S=${DSG_ZFS_HANG_S:-150}
 POLL_S=${DSG_ZFS_POLL_S:-5}
-# a zfs or zpool command running this long waits on the daemon for good (the
-# tests' commands take seconds; their own hang guards are 10 minutes)
-CMD_S=${DSG_ZFS_CMD_S:-300}
 # `zpool list` every PROBE_EVERY polls, given PROBE_S to answer
 PROBE_EVERY=${DSG_ZFS_PROBE_EVERY:-6}
 PROBE_S=${DSG_ZFS_PROBE_S:-60}
@@ -50,11 +46,6 @@ fuse_blocked() {
   ps -eo pid=,stat=,wchan:40=,args= 2>/dev/null | awk '$3 ~ /^(request_wait_answer|fuse_)/ { print }'
 }
 
-# zfs and zpool commands running CMD_S or longer, as "pid seconds"
-slow_commands() {
-  ps -eo pid=,etimes=,comm= 2>/dev/null | awk -v s="$CMD_S" '($3 == "zfs" || $3 == "zpool") && $2 >= s { print $1, $2 }'
-}
-
 report() {
   local why=$1 pid=$2
   {
@@ -64,7 +55,6 @@ report() {
       echo "## $p: $(tr '\0' ' ' </proc/"$p"/cmdline 2>/dev/null | cut -c1-300)"
       cat /proc/"$p"/stack 2>/dev/null | head -20
     done
-    echo "# zfs commands running ${CMD_S}s or longer (pid seconds)"; slow_commands
     echo "# zfs-fuse threads (pid $pid): state wchan"
     for t in /proc/"$pid"/task/*; do
       printf '%s %s %s\n' "${t##*/}" "$(awk '{print $3}' "$t/stat" 2>/dev/null)" "$(cat "$t/wchan" 2>/dev/null)"
@@ -123,9 +113,6 @@ while :; do
       fail "a process ($(tr '\0' ' ' </proc/"$p"/cmdline 2>/dev/null | cut -c1-120)) waited ${HANG_S}s on a zfs-fuse FUSE request" "$pid"
     fi
   done < <(fuse_blocked)
-  while read -r p secs; do
-    fail "a zfs command (pid $p: $(tr '\0' ' ' </proc/"$p"/cmdline 2>/dev/null | cut -c1-120)) ran ${secs}s" "$pid"
-  done < <(slow_commands | head -1)
   for p in "${!since[@]}"; do [ -n "${seen[$p]:-}" ] || unset "since[$p]"; done
   unset seen
   tick=$((tick + 1))

@@ -33,8 +33,6 @@ function setup(zpool: 'answers' | 'hangs'): Env {
   };
   stub('zpool', zpool === 'answers' ? 'echo dsgtest' : 'exec sleep 60');
   stub('gdb', 'echo "gdb stub: $*"');
-  // a zfs command that never ends (the watchdog knows commands by name)
-  stub('zfs', 'sleep 60');
   writeFileSync(path.join(dir, 'zfs-fuse.log'), 'last words of the daemon\n');
   env = { dir, bin, children: [], pids: [], mounts: [] };
   return env;
@@ -65,9 +63,7 @@ function watchdog(e: Env, extra: Record<string, string> = {}): Promise<{ code: n
       DSG_ZFS_POLL_S: '0.2',
       DSG_ZFS_PROBE_EVERY: '2',
       DSG_ZFS_PROBE_S: '1',
-      // only the case under test may fire: the suite's own zfs-fuse users run beside this test
-      DSG_ZFS_HANG_S: '600',
-      DSG_ZFS_CMD_S: '600',
+      DSG_ZFS_HANG_S: '2',
       ...extra,
     },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -124,20 +120,6 @@ describe('zfs-watchdog.sh (stand-in daemon, stub zpool)', () => {
     expect(report).toContain(`# zfs-fuse threads (pid ${d.pid})`);
   });
 
-  it('a zfs command that runs too long: recorded, the daemon killed', async () => {
-    const e = setup('answers');
-    const d = daemon(e);
-    const zfs = spawn(path.join(e.bin, 'zfs'), ['destroy', 'dsgtest/x'], { stdio: 'ignore' });
-    e.children.push(zfs);
-    const { code } = await watchdog(e, { DSG_ZFS_CMD_S: '2' });
-    expect(code).toBe(0);
-    await exited(d);
-    expect(d.signalCode).toBe('SIGKILL');
-    expect(read(e, 'zfs-fuse.failed')).toMatch(/a zfs command \(pid \d+: .*\) ran \d+s/);
-    // (the suite's own zfs commands beside this test may be named first; ours is listed)
-    expect(read(e, 'zfs-fuse-hang.txt')).toMatch(new RegExp(`^${zfs.pid} \\d+$`, 'm'));
-  });
-
   it('a healthy daemon is left alone; the watchdog ends when testenv down removes the pid file', async () => {
     const e = setup('answers');
     const d = daemon(e);
@@ -173,7 +155,7 @@ describe.skipIf(!fuse)('zfs-watchdog.sh (a real FUSE mount nobody answers)', () 
     let waiterErr = '';
     waiter.stderr.on('data', (b: Buffer) => (waiterErr += b.toString()));
     const waiterDone = new Promise<number | null>((r) => waiter.on('close', (code) => r(code)));
-    const { code } = await watchdog(e, { DSG_ZFS_HANG_S: '2' });
+    const { code } = await watchdog(e);
     expect(code).toBe(0);
     expect(await waiterDone).not.toBe(0);
     expect(waiterErr).toMatch(/Transport endpoint is not connected|Software caused connection abort/);
