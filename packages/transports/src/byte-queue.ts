@@ -1,17 +1,17 @@
 /**
- * A bounded queue of byte chunks between the frame reader (producer) and a
- * stream consumer. push() resolves only once the queue is under its limit,
- * and the reader awaits it, so a slow consumer stops the reader and the
- * transport's flow control reaches the sender. Once the consumer is gone
- * (finished, failed or returned early) pushes are dropped.
- */
-/**
  * What one queued chunk costs beyond its bytes (a Buffer object and its slot),
  * counted against the limit: a peer sending payloads of one byte must not
  * queue millions of them under a limit that counts only bytes.
  */
 export const CHUNK_OVERHEAD = 128;
 
+/**
+ * A bounded queue of byte chunks between the frame reader (producer) and a
+ * stream consumer. push() resolves only once the queue is under its limit,
+ * and the reader awaits it, so a slow consumer stops the reader and the
+ * transport's flow control reaches the sender. Once the consumer is gone
+ * (finished, failed or returned early) pushes are dropped.
+ */
 export class ByteQueue implements AsyncIterable<Uint8Array> {
   private chunks: Uint8Array[] = [];
   private bytes = 0;

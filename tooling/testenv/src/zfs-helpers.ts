@@ -76,8 +76,7 @@ export interface TeardownOptions {
  */
 export function teardownDataset(dataset: string, opts: TeardownOptions = {}): void {
   try {
-    if (opts.leaveBusy) destroyOnce(dataset);
-    else destroyDataset(dataset);
+    destroyDataset(dataset, opts);
   } catch (e) {
     if (!isBusy(e)) throw e;
     console.warn(
@@ -86,18 +85,15 @@ export function teardownDataset(dataset: string, opts: TeardownOptions = {}): vo
   }
 }
 
-function destroyOnce(dataset: string): void {
+/**
+ * `zfs destroy -r -f` (retrying while busy, unless `leaveBusy`); a dataset
+ * that does not exist is already destroyed.
+ */
+export function destroyDataset(dataset: string, opts: TeardownOptions = {}): void {
+  const args = ['destroy', '-r', '-f', dataset];
   try {
-    zfs(['destroy', '-r', '-f', dataset]);
-  } catch (e) {
-    if (!/does not exist/.test(String((e as { stderr?: string }).stderr ?? ''))) throw e;
-  }
-}
-
-/** `zfs destroy -r -f` (retrying while busy); a dataset that does not exist is already destroyed. */
-export function destroyDataset(dataset: string): void {
-  try {
-    zfsRetry('destroy', '-r', '-f', dataset);
+    if (opts.leaveBusy) zfs(args);
+    else zfsRetry(...args);
   } catch (e) {
     if (!/does not exist/.test(String((e as { stderr?: string }).stderr ?? ''))) throw e;
   }
