@@ -8,7 +8,8 @@
  * depends on something the registry will not have (a private workspace
  * package, a `workspace:`/`file:`/`link:` range left in, a version of a
  * workspace package other than the one being released, or an external
- * package/range the configured registry does not know).
+ * package/range the configured registry does not know), and when a pending
+ * changeset names a package no release would consume it for.
  *
  * Hand-written because no published tool checks a packed tarball against its
  * own manifest and the registry in one pass; `publint` and `are-the-types-wrong`
@@ -178,12 +179,50 @@ export function checkRelease({ root, registry }) {
   }
 }
 
+/**
+ * Pending changesets that name something `changeset version` will never
+ * consume: a private package (this repository does not version those, so the
+ * file would stay pending after every release) or no package of the
+ * workspace at all. One problem string per bad entry, naming the file.
+ * @param {string} root
+ * @returns {string[]}
+ */
+export function changesetProblems(root) {
+  const dir = path.join(root, '.changeset');
+  if (!existsSync(dir)) return [];
+  const byName = new Map(workspacePackages(root).map((p) => [p.name, p]));
+  /** @type {string[]} */
+  const problems = [];
+  for (const f of readdirSync(dir)
+    .filter((n) => n.endsWith('.md') && n !== 'README.md')
+    .sort()) {
+    const m = /^---\r?\n([\s\S]*?)\r?\n?---/.exec(readFileSync(path.join(dir, f), 'utf8'));
+    if (!m) {
+      problems.push(`.changeset/${f}: no front matter naming the packages it bumps`);
+      continue;
+    }
+    const bumps = parse(m[1]) ?? {};
+    for (const name of Object.keys(bumps)) {
+      const pkg = byName.get(name);
+      if (!pkg) problems.push(`.changeset/${f}: ${name} is not a package of this workspace`);
+      else if (pkg.private) problems.push(`.changeset/${f}: ${name} is private, so no release consumes this changeset`);
+    }
+  }
+  return problems;
+}
+
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const arg = (flag) => {
     const i = process.argv.indexOf(flag);
     return i > 0 ? process.argv[i + 1] : undefined;
   };
   const root = path.resolve(arg('--root') ?? process.cwd());
+  const stale = changesetProblems(root);
+  if (stale.length > 0) {
+    for (const p of stale) console.error(`release check: ${p}`);
+    console.error('hint: name only public packages in a changeset; changes to private tooling need none');
+    process.exit(1);
+  }
   let reports;
   try {
     reports = checkRelease({ root, registry: arg('--registry') });

@@ -57,8 +57,10 @@ describe('RepositoryLock staleness', () => {
 
   it('a zombie agent (killed, never reaped: orphaned under an init that does not reap) holds nothing', async () => {
     const file = join(tmp.dir, 'lock');
-    // `sleep 0` becomes a zombie child of `sleep 30`, which never waits for it
-    const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30']);
+    // the child becomes a zombie of `sleep 30`, which never waits for it. It exits only once its
+    // parent has exec'd sleep: a child that exits first can be reaped by sh itself (seen on a busy CI)
+    const child = 'until [ "$(cat /proc/$PPID/comm)" = sleep ]; do sleep 0.02; done';
+    const parent = spawn('sh', ['-c', 'sh -c "$1" & echo $!; exec sleep 30', 'sh', child]);
     try {
       const zombie = await new Promise<number>((resolve) =>
         parent.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))),
@@ -67,7 +69,7 @@ describe('RepositoryLock staleness', () => {
         const s = readFileSync(`/proc/${zombie}/stat`, 'utf8');
         return s.charAt(s.lastIndexOf(')') + 2);
       };
-      for (let i = 0; i < 100 && state() !== 'Z'; i++) await new Promise((r) => setTimeout(r, 20));
+      for (let i = 0; i < 1500 && state() !== 'Z'; i++) await new Promise((r) => setTimeout(r, 20));
       expect(state()).toBe('Z');
       await writeFile(
         file,

@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT, requireRegistry } from '@dsg/testenv';
 
@@ -124,5 +125,42 @@ describe.skipIf(!reg)('release check: a package that would publish broken stops 
     );
     expect(r.code).toBe(1);
     expect(r.out).toMatch(/@fx\/x: dependencies: @fx\/secret is private and never published/);
+  });
+});
+
+describe('release check: every pending changeset is one a release consumes', () => {
+  const changesets = (root: string, files: Record<string, string>): void => {
+    mkdirSync(path.join(root, '.changeset'), { recursive: true });
+    for (const [f, text] of Object.entries(files)) writeFileSync(path.join(root, '.changeset', f), text);
+  };
+  const problems = async (root: string): Promise<string[]> => {
+    const mod = (await import(pathToFileURL(CHECK).href)) as { changesetProblems(root: string): string[] };
+    return mod.changesetProblems(root);
+  };
+
+  it('names a changeset that bumps a private package or one the workspace does not have', async () => {
+    const root = workspace([good('@fx/pub'), good('@fx/tool', { private: true })]);
+    changesets(root, {
+      'README.md': '# not a changeset\n',
+      'ok.md': "---\n'@fx/pub': patch\n---\n\nfine\n",
+      'private.md': "---\n'@fx/tool': minor\n'@fx/pub': patch\n---\n\ntooling\n",
+      'gone.md': "---\n'@fx/renamed': patch\n---\n\nold name\n",
+      'empty.md': '---\n---\n',
+      'none.md': 'no front matter\n',
+    });
+    expect(await problems(root)).toEqual([
+      '.changeset/gone.md: @fx/renamed is not a package of this workspace',
+      '.changeset/none.md: no front matter naming the packages it bumps',
+      '.changeset/private.md: @fx/tool is private, so no release consumes this changeset',
+    ]);
+    // the CLI refuses before packing anything, and says what to do
+    const r = spawnSync('node', [CHECK, '--root', root], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/private\.md: @fx\/tool is private/);
+    expect(r.stderr).toMatch(/hint: name only public packages/);
+  });
+
+  it("this repository's pending changesets all name public packages", async () => {
+    expect(await problems(REPO_ROOT)).toEqual([]);
   });
 });
