@@ -23,6 +23,8 @@ fi
 start_watchdog() {
   [ "$(id -u)" = 0 ] && [ -f "$DIR/zfs-fuse.pid" ] || return 0
   rm -f "$DIR/zfs-fuse.failed"
+  # the watchdog appends: an earlier run's report, left in $DIR, would be printed as this run's
+  if [ -f "$DIR/zfs-fuse-hang.txt" ]; then mv "$DIR/zfs-fuse-hang.txt" "$DIR/zfs-fuse-hang.$(date +%s).earlier.txt"; fi
   bash tooling/testenv/zfs-watchdog.sh &
   watchdog=$!
 }

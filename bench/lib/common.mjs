@@ -67,11 +67,14 @@ export const dsgBin = (ctx) =>
         JSON.parse(readFileSync(path.join(ctx.repoRoot, 'apps/cli/package.json'), 'utf8')).bin.dsg,
       );
 
-/** One timed `dsg …` in `cwd`, as the bench user. */
-export function dsg(ctx, cwd, args) {
+/** One timed `dsg …` in `cwd`, as the bench user (`env`: more variables, e.g. DSG_DIRSTAT=js). */
+export function dsg(ctx, cwd, args, env = {}) {
   const prof = profiling ? ['--cpu-prof', '--cpu-prof-dir', path.join(profiling, 'client')] : [];
-  return timed('node', [...prof, dsgBin(ctx), ...args], { cwd, env: userEnv(ctx) });
+  return timed('node', [...prof, dsgBin(ctx), ...args], { cwd, env: { ...userEnv(ctx), ...env } });
 }
+
+/** The same dsg with its directory walk in JavaScript (the fallback where the native lister cannot load). */
+export const JS_WALK = { DSG_DIRSTAT: 'js' };
 
 /** Largest peak RSS (MiB) the agent sessions appended to `file` (GNU time -a -o); empties it. */
 export function takeAgentRss(file) {

@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { series, timed } from './measure.mjs';
-import { dsg, dsgSetup, gitStatusSeries } from './common.mjs';
+import { dsg, dsgSetup, gitStatusSeries, JS_WALK } from './common.mjs';
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 
@@ -61,7 +61,16 @@ export default {
       ctx.notes?.push?.(`w12: dsg status --offline failed: ${String(e.message).split('\n')[0]}`);
       console.log(`   dsg status --offline failed: ${String(e.message).split('\n')[0]}`);
     }
-    if (st) push('dsg status --offline', st, { ratio: ratio(st), target: '≤ 2.0× git status' });
+    if (st) {
+      push('dsg status --offline', st, { ratio: ratio(st), target: '≤ 2.0× git status' });
+      const js = series({
+        runs: ctx.runs,
+        measure: () => dsg(ctx, project, ['status', '--offline', '--quiet'], JS_WALK),
+      });
+      push('dsg status --offline (JS walk)', js, {
+        ratio: `${ratio(js)}; native walk ${(js.median / st.median).toFixed(2)}× faster`,
+      });
+    }
     const lib = series({
       runs: ctx.runs,
       measure: () => timed('node', ['--input-type=module', '-e', LIBRARY_STATUS, project], { cwd: here }),

@@ -10,7 +10,18 @@
 import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { run, series, timed } from './measure.mjs';
-import { destroyDataset, dsg, dsgSetup, gitStatusSeries, here, ratio, rsyncSsh, useAgent, userEnv } from './common.mjs';
+import {
+  destroyDataset,
+  dsg,
+  dsgSetup,
+  gitStatusSeries,
+  here,
+  JS_WALK,
+  ratio,
+  rsyncSsh,
+  useAgent,
+  userEnv,
+} from './common.mjs';
 
 const NAME = 'small-status';
 
@@ -69,6 +80,7 @@ export default {
       rmSync(logFile, { force: true });
 
       const st = series({ runs: ctx.runs, measure: () => dsg(ctx, project, ['status', '--quiet']) });
+      const stJs = series({ runs: ctx.runs, measure: () => dsg(ctx, project, ['status', '--quiet'], JS_WALK) });
       run('sleep', ['3']); // the agent logs a session at its end, which may come after dsg has exited
       const sent = sentPerSession(logFile);
       let off = null;
@@ -94,6 +106,7 @@ export default {
         ratio: `${ratio(st, gs)} git; ${ratio(st, rn)} rsync -an${note}`,
         target: '≤ 1.0× rsync -an (ssh)',
       });
+      push('dsg status (ZFS, ssh; JS walk)', stJs, { ratio: `${ratio(stJs, rn)} rsync -an` });
       if (off) push('dsg status --offline', off, { ratio: `${ratio(off, gs)} git`, target: '≤ 2.0× git status' });
       push('git status', gs);
       push('rsync -an (ssh)', rn);

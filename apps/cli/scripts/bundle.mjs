@@ -11,6 +11,7 @@ await bundleApp({
   outdir: 'dist/bin',
   entryName: 'dsg',
   versionDefine: 'DSG_BUNDLED_VERSION',
-  // the client hashes and compresses natively: these are its own dependencies
-  external: ['cpu-features', '@node-rs/xxhash', 'lz4-napi'],
+  // the client hashes, compresses and lists directories natively: these are its own dependencies
+  // (@dsg/dirstat finds its add-on beside its own module, so it stays a package of its own)
+  external: ['cpu-features', '@node-rs/xxhash', 'lz4-napi', '@dsg/dirstat'],
 });

@@ -21,13 +21,12 @@
  * full scan, which gives the answer (and hashes, and rewrites the cache) as
  * always. It reads only: it never writes the stat cache or anything else.
  */
-import { lstatSync, readdirSync, type Dirent } from 'node:fs';
 import path from 'node:path';
 import type { ProgressListener } from '@dsg/contracts';
-import { CONFIG_FILE } from './config-file.js';
+import { FIELDS, Kind, listDir, type DirStats } from '@dsg/dirstat';
 import type { MirrorColumns } from './manifest-mirror.js';
 import { validateName } from './names.js';
-import { comparePaths, rank } from './order.js';
+import { comparePaths } from './order.js';
 import { ignoreRule } from './scan.js';
 import { foldKey, isHidden, projectScope } from './scope.js';
 import { readStatColumns, type StatColumns } from './stat-cache.js';
@@ -53,20 +52,9 @@ export interface FastStatusOptions {
   onProgress?: ProgressListener;
 }
 
-/** comparePaths(a.slice(aAt, aAt + aLen), b.slice(bAt, bAt + bLen)) without making the slices. */
-function compareRanges(a: string, aAt: number, aLen: number, b: string, bAt: number, bLen: number): number {
-  const n = Math.min(aLen, bLen);
-  for (let i = 0; i < n; i++) {
-    const x = a.charCodeAt(aAt + i);
-    const y = b.charCodeAt(bAt + i);
-    if (x !== y) return rank(x) < rank(y) ? -1 : 1;
-  }
-  return aLen === bLen ? 0 : aLen < bLen ? -1 : 1;
-}
-
-/** comparePaths(a, text.slice(at, at + len)). */
-const compareIn = (a: string, text: string, at: number, len: number): number =>
-  compareRanges(a, 0, a.length, text, at, len);
+/** Whether text[at, at+len) is `a` (startsWith compares in V8's builtin, not char by char in JS). */
+const sameAs = (a: string, text: string, at: number, len: number): boolean =>
+  a.length === len && text.startsWith(a, at);
 
 /** Whether text[a, a+len) and text2[b, b+len) hold the same characters. */
 function sameIn(text: string, a: number, text2: string, b: number, len: number): boolean {
@@ -104,16 +92,10 @@ function twinFree(c: MirrorColumns): boolean {
  */
 export async function treeIsLastSync(o: FastStatusOptions): Promise<boolean> {
   const c = o.last;
-  // every entry a file with a hash, no config entry (an older dsg's), paths in order, no twins
-  for (let i = 0; i < c.n; i++) {
-    if (c.isFile[i] !== 1 || c.hashLength[i] !== 16) return false;
-    if (
-      i > 0 &&
-      compareRanges(c.text, c.pathAt[i - 1]!, c.pathLength[i - 1]!, c.text, c.pathAt[i]!, c.pathLength[i]!) >= 0
-    )
-      return false;
-    if (compareIn(CONFIG_FILE, c.text, c.pathAt[i]!, c.pathLength[i]!) === 0) return false;
-  }
+  // every entry a file with a hash, and no twins. That the entries are in path order, without
+  // duplicates, and hold no config entry (an older dsg's) needs no pass of its own: the walk meets
+  // data files in strictly increasing path order, never the config file, and must match every entry
+  for (let i = 0; i < c.n; i++) if (c.isFile[i] !== 1 || c.hashLength[i] !== 16) return false;
   if (!twinFree(c)) return false;
   const s: StatColumns | null = readStatColumns(o.statCacheFile);
   if (!s) return false;
@@ -129,40 +111,34 @@ export async function treeIsLastSync(o: FastStatusOptions): Promise<boolean> {
   let lastYield = performance.now();
   let sinceCheck = 0;
 
-  const list = (rel: string): Dirent[] | null => {
+  /** A directory's entries with their lstat, in one call (native where it can be). */
+  const list = (rel: string): DirStats | null => {
     try {
-      return readdirSync(rel ? rootPrefix + rel : o.root, { withFileTypes: true });
+      return listDir(rel ? rootPrefix + rel : o.root);
     } catch {
       return null;
     }
   };
   /** A listing's visible, not ignored children in path order: a directory sorts as its name + '/' (its paths' prefix). */
-  const children = (rel: string, listing: Dirent[]): { d: Dirent; rel: string; key: string }[] => {
-    const out: { d: Dirent; rel: string; key: string }[] = [];
-    for (const d of listing) {
-      const name = d.name;
+  const children = (rel: string, l: DirStats): { i: number; rel: string; key: string }[] => {
+    const out: { i: number; rel: string; key: string }[] = [];
+    for (let i = 0; i < l.names.length; i++) {
+      const name = l.names[i]!;
       if (isHidden(name)) continue;
       const r = rel ? `${rel}/${name}` : name;
       if (isIgnored(r, name)) continue;
-      out.push({ d, rel: r, key: d.isDirectory() ? `${name}/` : name });
+      out.push({ i, rel: r, key: l.kinds[i] === Kind.dir ? `${name}/` : name });
     }
     return out.sort((a, b) => comparePaths(a.key, b.key));
   };
 
-  /** One data file: the next last-sync entry and the next stat cache row must be its own and still match. */
-  const file = (rel: string): boolean => {
-    if (ci >= c.n || compareIn(rel, c.text, c.pathAt[ci]!, c.pathLength[ci]!) !== 0) return false;
-    if (si >= s.n || compareIn(rel, s.paths, s.pathAt[si]!, s.pathLength[si]!) !== 0) return false;
-    const st = (() => {
-      try {
-        return lstatSync(rootPrefix + rel, { throwIfNoEntry: false });
-      } catch {
-        return undefined;
-      }
-    })();
-    if (!st?.isFile()) return false;
-    if (s.sizes[si] !== st.size || s.mtimes[si] !== st.mtimeMs || s.inos[si] !== st.ino) return false;
-    if (s.ctimes[si] !== st.ctimeMs) return false; // NaN (no ctime known) never matches: the scan decides
+  /** One data file (entry `i` of listing `l`): the next last-sync entry and the next stat cache row must be its own and still match. */
+  const file = (rel: string, l: DirStats, i: number): boolean => {
+    if (ci >= c.n || !sameAs(rel, c.text, c.pathAt[ci]!, c.pathLength[ci]!)) return false;
+    if (si >= s.n || !sameAs(rel, s.paths, s.pathAt[si]!, s.pathLength[si]!)) return false;
+    const at = i * FIELDS; // size, mtimeMs, ino, ctimeMs, as fs.Stats has them
+    if (s.sizes[si] !== l.stats[at] || s.mtimes[si] !== l.stats[at + 1] || s.inos[si] !== l.stats[at + 2]) return false;
+    if (s.ctimes[si] !== l.stats[at + 3]) return false; // NaN (no ctime known) never matches: the scan decides
     if (!sameIn(s.hashText, 16 * si, c.text, c.hashAt[ci]!, 16)) return false;
     ci++;
     si++;
@@ -179,19 +155,22 @@ export async function treeIsLastSync(o: FastStatusOptions): Promise<boolean> {
 
   /** A directory's subtree; `dd` as in the scan: the data directory its children are in (null: none). */
   const walk = async (rel: string, dd: string | null): Promise<boolean> => {
-    const listing = list(rel);
-    if (listing === null) return dd === null && rel !== ''; // an unreadable corner outside the data: the scan skips it too
-    for (const { d, rel: r } of children(rel, listing)) {
-      const name = d.name;
+    const l = list(rel);
+    if (l === null) return dd === null && rel !== ''; // an unreadable corner outside the data: the scan skips it too
+    for (const { i, rel: r } of children(rel, l)) {
+      const name = l.names[i]!;
+      const kind = l.kinds[i];
       const isDataName = dataNames.has(name);
-      if (d.isDirectory()) {
+      // gone since the listing, or a name no string can reach: the scan tells what to make of it
+      if (kind === Kind.gone || kind === Kind.undecodable) return false;
+      if (kind === Kind.dir) {
         // a directory in the data tree is validated by the scan (it is never a last-sync entry)
         if ((dd !== null || isDataName) && validateName(r)) return false;
         if (!(await walk(r, dd ?? (isDataName ? r : null)))) return false;
       } else if (dd === null) {
-        if (isDataName && (validateName(r) || d.isSymbolicLink())) return false; // refused by the scan
+        if (isDataName && (validateName(r) || kind === Kind.link)) return false; // refused by the scan
         o.outside?.add(rel);
-      } else if (!d.isFile() || !file(r)) return false; // links, special files, changes: the full path
+      } else if (kind !== Kind.file || !file(r, l, i)) return false; // links, special files, changes: the full path
       if (++sinceCheck === 128) {
         sinceCheck = 0;
         if (performance.now() - lastYield > YIELD_MS) {

@@ -19,6 +19,7 @@ import {
   StatCache,
   treeIsLastSync,
   type ManifestMetadata,
+  type MirrorColumns,
 } from '../src/index.js';
 
 const tmpDirs: string[] = [];
@@ -197,6 +198,31 @@ describe('treeIsLastSync', () => {
     expect(await s.fast()).toBe(false);
     await rm(s.statCacheFile);
     expect(await s.fast()).toBe(false);
+  });
+
+  it('a last sync whose entries are out of order, repeated, or name the config file: false (every entry must meet the walk in order)', async () => {
+    const root = await project(FILES);
+    const s = await synced(root);
+    const fastWith = (last: MirrorColumns): Promise<boolean> =>
+      treeIsLastSync({ root, dataDirs: ['input', 'output'], statCacheFile: s.statCacheFile, last });
+    const copy = (): MirrorColumns => ({
+      ...s.columns,
+      pathAt: s.columns.pathAt.slice(),
+      pathLength: s.columns.pathLength.slice(),
+      hashAt: s.columns.hashAt.slice(),
+    });
+    expect(await fastWith(copy())).toBe(true);
+    const swapped = copy();
+    for (const col of [swapped.pathAt, swapped.pathLength, swapped.hashAt]) [col[0], col[1]] = [col[1]!, col[0]!];
+    expect(await fastWith(swapped)).toBe(false);
+    const repeated = copy();
+    for (const col of [repeated.pathAt, repeated.pathLength, repeated.hashAt]) col[1] = col[0]!;
+    expect(await fastWith(repeated)).toBe(false);
+    // an older dsg listed its config file among the entries: the scan drops it, so this is a change
+    const first = [...s.last.entries.values()][0]!;
+    await writeFile(path.join(root, '.dsgconfig.yml'), 'name: x\n');
+    const withConfig = new Manifest([{ ...first, path: '.dsgconfig.yml' }, ...s.last.entries.values()], META);
+    expect(await fastWith(decodeMirrorColumns(encodeMirror(withConfig, 'e'.repeat(64)), 'e'.repeat(64))!)).toBe(false);
   });
 
   it('a link, case twins, and a refused name are left to the full path', async () => {

@@ -180,6 +180,7 @@ describe.skipIf(!reg)('release through a real npm registry', () => {
       '@dsg/client-fs',
       '@dsg/contracts',
       '@dsg/coordinator',
+      '@dsg/dirstat',
       '@dsg/manifest',
       '@dsg/posix-ops',
       '@dsg/transports',
@@ -226,6 +227,21 @@ describe.skipIf(!reg)('release through a real npm registry', () => {
     const prefix = globalInstall('@dsg/cli');
     const env = npmEnv({ PATH: `${prefix}/bin:${npmEnv().PATH}` });
     expect(ok(run('dsg', ['--version'], { cwd: work, env }), 'dsg --version').stdout.trim()).toBe(version);
+    // the published @dsg/dirstat carries the add-on built for this platform, and the installed CLI loads it
+    const dirstat = path.join(prefix, 'lib', 'node_modules', '@dsg', 'cli', 'node_modules', '@dsg', 'dirstat');
+    const which = ok(
+      run(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          `import(${JSON.stringify(path.join(dirstat, 'dist', 'index.js'))}).then((m) => console.log(m.lister()))`,
+        ],
+        { cwd: work, env },
+      ),
+      'the installed lister',
+    );
+    expect(which.stdout.trim()).toBe(process.platform === 'linux' ? 'native' : 'js');
     const demo = ok(run('dsg', ['demo'], { cwd: work, env }), 'dsg demo');
     expect(demo.stdout).toContain('all steps passed');
     // the README's example, as a user pastes it (its repository moved into this test's directory)

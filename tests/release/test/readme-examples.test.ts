@@ -27,7 +27,7 @@ function example(readme: string): string {
   return code;
 }
 
-const PACKAGES = ['contracts', 'manifest', 'posix-ops', 'client-fs', 'coordinator', 'transports', 'zfs-ops'];
+const PACKAGES = ['contracts', 'dirstat', 'manifest', 'posix-ops', 'client-fs', 'coordinator', 'transports', 'zfs-ops'];
 const readme = (pkg: string) => path.join(REPO_ROOT, 'packages', pkg, 'README.md');
 
 /** Every example in one tsc run (one program each; tsc starts once); the emitted programs. */
@@ -66,6 +66,15 @@ describe('package README examples compile against the API and run', () => {
     const out = runExample(programs.get('contracts')!, ['input/a.csv', '../etc/passwd'], temp());
     expect(out).toContain('input/a.csv');
     expect(out).toContain('../etc/passwd');
+  });
+
+  it('dirstat: lists a directory with sizes and times, natively on Linux', () => {
+    const dir = temp();
+    writeFileSync(path.join(dir, 'a.csv'), 'id\n1\n');
+    mkdirSync(path.join(dir, 'sub'));
+    const out = runExample(programs.get('dirstat')!, [dir], dir);
+    expect(out).toMatch(/^a\.csv 5 \d{4}-\d\d-\d\dT[\d:.]+Z\n(native|js)\n$/);
+    if (process.platform === 'linux') expect(out).toMatch(/native\n$/);
   });
 
   it('manifest: scans a directory and checks the chain it wrote', () => {

@@ -1,0 +1,128 @@
+/**
+ * One directory's entries with each entry's `lstat`, in one call: the walk
+ * of a warm, unchanged tree (the everyday `dsg status`) is bound by one stat
+ * per file, and a native add-on does them without building a `Stats` object
+ * each. Where the add-on cannot load (no prebuild for the platform, a libc
+ * it was not built for) the same answer comes from `readdirSync` and
+ * `lstatSync`; `DSG_DIRSTAT=js` chooses that path on purpose.
+ */
+import { lstatSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { constants } from 'node:os';
+
+/** What an entry was when it was looked at (by `lstat`: a link is a link). */
+export const Kind = {
+  /** listed, then gone before its `lstat` (or not statable) */
+  gone: 0,
+  file: 1,
+  dir: 2,
+  link: 3,
+  /** a fifo, socket or device */
+  other: 4,
+  /** a name that is not UTF-8: no JavaScript string names that file */
+  undecodable: 5,
+} as const;
+export type Kind = (typeof Kind)[keyof typeof Kind];
+
+/** Doubles per entry in `DirStats.stats`: size, mtimeMs, ino, ctimeMs (as `fs.Stats` has them; 0 where no stat). */
+export const FIELDS = 4;
+
+/** A directory's entries (not `.` and `..`) in the order the file system gave them. */
+export interface DirStats {
+  names: string[];
+  kinds: Uint8Array;
+  /** `FIELDS` numbers per entry, entry `i` at `i * FIELDS` */
+  stats: Float64Array;
+}
+
+type NativeList = (dir: string) => [string[], Uint8Array, Float64Array] | number;
+
+let native: NativeList | null | undefined;
+
+function loadNative(): NativeList | null {
+  if (native !== undefined) return native;
+  native = null;
+  if (process.env.DSG_DIRSTAT === 'js') return native;
+  try {
+    const addon = createRequire(import.meta.url)(`../prebuilds/${process.platform}-${process.arch}/dirstat.node`) as {
+      list?: NativeList;
+    };
+    if (typeof addon.list === 'function') native = addon.list;
+  } catch {
+    // no prebuild here, or one this system cannot load: the JavaScript lister answers the same
+  }
+  return native;
+}
+
+/** Which lister answers `listDir` in this process. */
+export function lister(): 'native' | 'js' {
+  return loadNative() ? 'native' : 'js';
+}
+
+const errnoNames = new Map(Object.entries(constants.errno).map(([name, no]) => [no, name]));
+
+function listError(errno: number, dir: string): NodeJS.ErrnoException {
+  const code = errnoNames.get(errno) ?? 'EIO';
+  return Object.assign(new Error(`${code}: cannot list directory '${dir}'`), { code, errno: -errno, path: dir });
+}
+
+function kindOf(st: ReturnType<typeof lstatSync>): Kind {
+  if (!st) return Kind.gone;
+  return st.isFile() ? Kind.file : st.isDirectory() ? Kind.dir : st.isSymbolicLink() ? Kind.link : Kind.other;
+}
+
+/** Names of `dir` that are not UTF-8, as `readdirSync` decodes them (with U+FFFD). */
+function undecodableNames(dir: string): Set<string> {
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  const out = new Set<string>();
+  for (const raw of readdirSync(dir, { encoding: 'buffer' })) {
+    try {
+      decoder.decode(raw);
+    } catch {
+      out.add(raw.toString('utf8'));
+    }
+  }
+  return out;
+}
+
+/** The JavaScript lister: the same answer, one `lstatSync` per entry (in `readdirSync`'s order). */
+export function listDirJs(dir: string): DirStats {
+  const names = readdirSync(dir);
+  const kinds = new Uint8Array(names.length);
+  const stats = new Float64Array(names.length * FIELDS);
+  const base = dir.endsWith('/') ? dir : `${dir}/`;
+  // a name with U+FFFD may stand for bytes that are not UTF-8 (rare: list again to tell)
+  const undecodable = names.some((n) => n.includes('\uFFFD')) ? undecodableNames(dir) : null;
+  names.forEach((name, i) => {
+    if (undecodable?.has(name)) {
+      kinds[i] = Kind.undecodable;
+      return;
+    }
+    let st: ReturnType<typeof lstatSync>;
+    try {
+      st = lstatSync(base + name, { throwIfNoEntry: false });
+    } catch {
+      st = undefined; // EACCES and the like: as the native lister, not statable
+    }
+    kinds[i] = kindOf(st);
+    if (!st) return;
+    stats[i * FIELDS] = st.size;
+    stats[i * FIELDS + 1] = st.mtimeMs;
+    stats[i * FIELDS + 2] = st.ino;
+    stats[i * FIELDS + 3] = st.ctimeMs;
+  });
+  return { names, kinds, stats };
+}
+
+/**
+ * The entries of `dir` with their `lstat`. Throws as `readdirSync` does
+ * (an error with `code`, e.g. `ENOENT`, `ENOTDIR`, `EACCES`) when the
+ * directory itself cannot be listed.
+ */
+export function listDir(dir: string): DirStats {
+  const list = loadNative();
+  if (!list) return listDirJs(dir);
+  const r = list(dir);
+  if (typeof r === 'number') throw listError(r, dir);
+  return { names: r[0], kinds: r[1], stats: r[2] };
+}

@@ -1,0 +1,3 @@
+import { dsgVitestConfig } from '@dsg/testenv/vitest';
+
+export default dsgVitestConfig();
