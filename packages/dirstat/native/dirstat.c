@@ -8,6 +8,7 @@
 //
 // list(path) -> [names: string[], kinds: Uint8Array, stats: Float64Array]
 //              or the errno (a number) when the directory cannot be listed.
+// Names come in byte order (strcmp), as libuv's scandir gives readdirSync's.
 // stats holds FIELDS doubles per entry: size, mtimeMs, ino, ctimeMs, computed
 // exactly as Node computes Stats#size/#mtimeMs/#ino/#ctimeMs, so values from
 // either side compare equal bit for bit.
@@ -56,8 +57,7 @@ static int valid_utf8(const unsigned char *s) {
 // only the listing's memory, never Node-API.
 typedef struct {
   int dfd;
-  const char *buf;
-  const size_t *at;
+  const char *const *name;
   size_t from, to;
   uint8_t *kp;
   double *sp;
@@ -66,7 +66,7 @@ typedef struct {
 static void *stat_stripe(void *arg) {
   const stripe_t *j = arg;
   for (size_t i = j->from; i < j->to; i++) {
-    const char *nm = j->buf + j->at[i];
+    const char *nm = j->name[i];
     double *f = j->sp + i * FIELDS;
     struct stat st;
     memset(f, 0, FIELDS * sizeof *f);
@@ -94,6 +94,10 @@ static void *stat_stripe(void *arg) {
 #define MAX_THREADS 4
 #define MIN_PER_THREAD 128
 
+static int by_bytes(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 #define CHECK(call)                                                    \
   do {                                                                 \
     if ((call) != napi_ok) {                                           \
@@ -107,6 +111,7 @@ static napi_value list(napi_env env, napi_callback_info info) {
   napi_value argv[1], result = NULL;
   char *path = NULL, *buf = NULL;
   size_t *at = NULL;
+  const char **name = NULL;
   DIR *d = NULL;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 1 || napi_get_value_string_utf8(env, argv[0], NULL, 0, &len) != napi_ok) {
@@ -152,6 +157,11 @@ static napi_value list(napi_env env, napi_callback_info info) {
     bytes += l;
   }
   if (errno) goto os_error;
+  // in the byte order of the names (UTF-8 byte order, dsg's path order), as readdirSync lists them
+  name = malloc((n ? n : 1) * sizeof *name);
+  if (!name) goto nomem;
+  for (size_t i = 0; i < n; i++) name[i] = buf + at[i];
+  qsort(name, n, sizeof *name, by_bytes);
 
   napi_value names, kinds_ab, stats_ab, kinds, stats;
   uint8_t *kp;
@@ -171,17 +181,17 @@ static napi_value list(napi_env env, napi_callback_info info) {
   pthread_t tids[MAX_THREADS];
   int started[MAX_THREADS] = {0};
   for (size_t t = 0; t < nt; t++) {
-    jobs[t] = (stripe_t){dfd, buf, at, n * t / nt, n * (t + 1) / nt, kp, sp};
+    jobs[t] = (stripe_t){dfd, name, n * t / nt, n * (t + 1) / nt, kp, sp};
     started[t] = pthread_create(&tids[t], NULL, stat_stripe, &jobs[t]) == 0;
   }
   if (nt == 0) {
-    jobs[0] = (stripe_t){dfd, buf, at, 0, n, kp, sp};
+    jobs[0] = (stripe_t){dfd, name, 0, n, kp, sp};
     stat_stripe(&jobs[0]);
   }
   napi_status made = napi_ok;
   for (size_t i = 0; i < n && made == napi_ok; i++) {
     napi_value s;
-    made = napi_create_string_utf8(env, buf + at[i], NAPI_AUTO_LENGTH, &s);
+    made = napi_create_string_utf8(env, name[i], NAPI_AUTO_LENGTH, &s);
     if (made == napi_ok) made = napi_set_element(env, names, (uint32_t)i, s);
   }
   for (size_t t = 0; t < nt; t++) {
@@ -206,6 +216,7 @@ done:
   if (d) closedir(d);
   free(path);
   free(at);
+  free(name);
   free(buf);
   return result;
 }

@@ -27,7 +27,11 @@ export type Kind = (typeof Kind)[keyof typeof Kind];
 /** Doubles per entry in `DirStats.stats`: size, mtimeMs, ino, ctimeMs (as `fs.Stats` has them; 0 where no stat). */
 export const FIELDS = 4;
 
-/** A directory's entries (not `.` and `..`) in the order the file system gave them. */
+/**
+ * A directory's entries (not `.` and `..`) in the byte order of their UTF-8
+ * names (`strcmp`; the order libuv's scandir gives `readdirSync`, and dsg's
+ * path order for siblings that are not directories).
+ */
 export interface DirStats {
   names: string[];
   kinds: Uint8Array;
@@ -85,7 +89,7 @@ function undecodableNames(dir: string): Set<string> {
   return out;
 }
 
-/** The JavaScript lister: the same answer, one `lstatSync` per entry (in `readdirSync`'s order). */
+/** The JavaScript lister: the same answer, one `lstatSync` per entry (`readdirSync` sorts by bytes, as the add-on does). */
 export function listDirJs(dir: string): DirStats {
   const names = readdirSync(dir);
   const kinds = new Uint8Array(names.length);

@@ -86,10 +86,21 @@ describe('listDir', () => {
       want.push(name);
     }
     const l = listDir(big);
-    expect([...l.names].sort()).toEqual(want);
+    expect(l.names).toEqual(want); // ASCII: byte order is string order
     expect([...l.kinds].every((k) => k === Kind.file)).toBe(true);
     const at = l.names.indexOf(want[4321]!);
     expect(l.stats[at * FIELDS]).toBe(4);
+  });
+
+  it('lists names in UTF-8 byte order, both listers (not UTF-16 order: an astral name sorts after U+FF21)', () => {
+    const sorted = path.join(root, 'sorted');
+    mkdirSync(sorted);
+    const names = ['z', 'a', 'a.b', 'a-b', 'B', 'é', '\u{1F600}', '\uFF21', 'a0', '_'];
+    for (const n of names) writeFileSync(path.join(sorted, n), n);
+    const bytes = [...names].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+    expect(bytes.indexOf('\uFF21')).toBeLessThan(bytes.indexOf('\u{1F600}'));
+    expect(listDir(sorted).names).toEqual(bytes);
+    expect(listDirJs(sorted).names).toEqual(bytes);
   });
 
   it('lists an empty directory as nothing', () => {

@@ -119,17 +119,24 @@ export async function treeIsLastSync(o: FastStatusOptions): Promise<boolean> {
       return null;
     }
   };
-  /** A listing's visible, not ignored children in path order: a directory sorts as its name + '/' (its paths' prefix). */
+  /**
+   * A listing's visible, not ignored children in path order: a directory sorts as its name + '/' (its
+   * paths' prefix). The listing comes in name order already; only a directory next to a sibling that
+   * extends its name with a character below '/' (`a` and `a.b`) needs the sort.
+   */
   const children = (rel: string, l: DirStats): { i: number; rel: string; key: string }[] => {
     const out: { i: number; rel: string; key: string }[] = [];
+    let inOrder = true;
     for (let i = 0; i < l.names.length; i++) {
       const name = l.names[i]!;
       if (isHidden(name)) continue;
       const r = rel ? `${rel}/${name}` : name;
       if (isIgnored(r, name)) continue;
-      out.push({ i, rel: r, key: l.kinds[i] === Kind.dir ? `${name}/` : name });
+      const key = l.kinds[i] === Kind.dir ? `${name}/` : name;
+      if (inOrder && out.length > 0 && comparePaths(out[out.length - 1]!.key, key) >= 0) inOrder = false;
+      out.push({ i, rel: r, key });
     }
-    return out.sort((a, b) => comparePaths(a.key, b.key));
+    return inOrder ? out : out.sort((a, b) => comparePaths(a.key, b.key));
   };
 
   /** One data file (entry `i` of listing `l`): the next last-sync entry and the next stat cache row must be its own and still match. */
