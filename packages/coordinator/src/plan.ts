@@ -280,10 +280,9 @@ export async function planStatus(options: PlanOptions & { local?: Promise<LocalC
   const same = Promise.all([theirs, local]).then(
     ([t, l]) => !!(t && l.last?.columns && t.size === l.last.size && t.sha256 === l.last.sha256),
   );
-  // the repository's config is asked for only once the head is known to be the last sync
-  const config = same.then((yes) =>
-    yes ? readSharedConfig(root, remote, true, Manifest.empty(), options.sameConfig) : null,
-  );
+  // the repository's config is asked for beside the digest, not after it (one round trip less: over
+  // ssh to ZFS ~65 ms of a 0.85 s status); it is used only when the head is the last sync
+  const config = readSharedConfig(root, remote, true, Manifest.empty(), options.sameConfig);
   // every part settles before anything is decided (nothing left running behind the full path)
   const [s, c, l] = await Promise.allSettled([same, config, local]);
   if (s.status === 'fulfilled' && s.value && c.status === 'fulfilled' && c.value && l.status === 'fulfilled') {
