@@ -201,7 +201,15 @@ export function changesetProblems(root) {
       problems.push(`.changeset/${f}: no front matter naming the packages it bumps`);
       continue;
     }
-    const bumps = parse(m[1]) ?? {};
+    let bumps;
+    try {
+      bumps = parse(m[1]) ?? {};
+    } catch (e) {
+      problems.push(
+        `.changeset/${f}: its front matter is not YAML (${String(e instanceof Error ? e.message : e).split('\n')[0]})`,
+      );
+      continue;
+    }
     for (const name of Object.keys(bumps)) {
       const pkg = byName.get(name);
       if (!pkg) problems.push(`.changeset/${f}: ${name} is not a package of this workspace`);

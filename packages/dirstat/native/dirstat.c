@@ -18,12 +18,21 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#if defined(__APPLE__)
+#define MTIM st_mtimespec
+#define CTIM st_ctimespec
+#else
+#define MTIM st_mtim
+#define CTIM st_ctim
+#endif
 
 enum { K_GONE = 0, K_FILE = 1, K_DIR = 2, K_LINK = 3, K_OTHER = 4, K_UNDECODABLE = 5 };
 #define FIELDS 4
@@ -57,6 +66,7 @@ static int valid_utf8(const unsigned char *s) {
 // only the listing's memory, never Node-API.
 typedef struct {
   int dfd;
+  size_t dir_len;  // bytes of the directory's path as given
   const char *const *name;
   size_t from, to;
   uint8_t *kp;
@@ -74,16 +84,19 @@ static void *stat_stripe(void *arg) {
       j->kp[i] = K_UNDECODABLE;
       continue;
     }
-    if (fstatat(j->dfd, nm, &st, AT_SYMLINK_NOFOLLOW) != 0) {  // removed since the listing (or unreadable)
+    // an entry whose full path is too long for lstat(2) is not statable from JavaScript either
+    // (ENAMETOOLONG): fstatat relative to the open directory would reach it, and the two listers differ
+    if (j->dir_len + 1 + strlen(nm) >= PATH_MAX ||
+        fstatat(j->dfd, nm, &st, AT_SYMLINK_NOFOLLOW) != 0) {  // removed since the listing (or unreadable)
       j->kp[i] = K_GONE;
       continue;
     }
     j->kp[i] = S_ISREG(st.st_mode) ? K_FILE : S_ISDIR(st.st_mode) ? K_DIR : S_ISLNK(st.st_mode) ? K_LINK : K_OTHER;
     // Node: fields are doubles; mtimeMs = sec * 1e3 + nsec / 1e6 (msFromTimeSpec)
     f[0] = (double)st.st_size;
-    f[1] = (double)st.st_mtim.tv_sec * 1e3 + (double)st.st_mtim.tv_nsec / 1e6;
+    f[1] = (double)st.MTIM.tv_sec * 1e3 + (double)st.MTIM.tv_nsec / 1e6;
     f[2] = (double)st.st_ino;
-    f[3] = (double)st.st_ctim.tv_sec * 1e3 + (double)st.st_ctim.tv_nsec / 1e6;
+    f[3] = (double)st.CTIM.tv_sec * 1e3 + (double)st.CTIM.tv_nsec / 1e6;
   }
   return NULL;
 }
@@ -113,6 +126,8 @@ static napi_value list(napi_env env, napi_callback_info info) {
   size_t *at = NULL;
   const char **name = NULL;
   DIR *d = NULL;
+  napi_status made = napi_ok;
+  void *kmem = NULL, *smem = NULL;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 1 || napi_get_value_string_utf8(env, argv[0], NULL, 0, &len) != napi_ok) {
     napi_throw_type_error(env, NULL, "dirstat: list(path) takes a path string");
@@ -164,16 +179,16 @@ static napi_value list(napi_env env, napi_callback_info info) {
   qsort(name, n, sizeof *name, by_bytes);
 
   napi_value names, kinds_ab, stats_ab, kinds, stats;
-  uint8_t *kp;
-  double *sp;
   CHECK(napi_create_array_with_length(env, n, &names));
-  CHECK(napi_create_arraybuffer(env, n ? n : 1, (void **)&kp, &kinds_ab));
-  CHECK(napi_create_arraybuffer(env, (n ? n : 1) * FIELDS * sizeof(double), (void **)&sp, &stats_ab));
+  CHECK(napi_create_arraybuffer(env, n ? n : 1, &kmem, &kinds_ab));
+  CHECK(napi_create_arraybuffer(env, (n ? n : 1) * FIELDS * sizeof(double), &smem, &stats_ab));
+  uint8_t *kp = kmem;
+  double *sp = smem;
   CHECK(napi_create_typedarray(env, napi_uint8_array, n, kinds_ab, 0, &kinds));
   CHECK(napi_create_typedarray(env, napi_float64_array, n * FIELDS, stats_ab, 0, &stats));
   int dfd = dirfd(d);
-  static long cpus = 0;
-  if (!cpus) cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  size_t dir_len = len > 1 && path[len - 1] == '/' ? len - 1 : len;  // JavaScript joins dir + '/' + name
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   size_t nt = n / MIN_PER_THREAD;
   if (nt > (size_t)(cpus > 0 ? cpus : 1)) nt = (size_t)(cpus > 0 ? cpus : 1);
   if (nt > MAX_THREADS) nt = MAX_THREADS;
@@ -181,14 +196,14 @@ static napi_value list(napi_env env, napi_callback_info info) {
   pthread_t tids[MAX_THREADS];
   int started[MAX_THREADS] = {0};
   for (size_t t = 0; t < nt; t++) {
-    jobs[t] = (stripe_t){dfd, name, n * t / nt, n * (t + 1) / nt, kp, sp};
+    jobs[t] = (stripe_t){dfd, dir_len, name, n * t / nt, n * (t + 1) / nt, kp, sp};
     started[t] = pthread_create(&tids[t], NULL, stat_stripe, &jobs[t]) == 0;
   }
   if (nt == 0) {
-    jobs[0] = (stripe_t){dfd, name, 0, n, kp, sp};
+    jobs[0] = (stripe_t){dfd, dir_len, name, 0, n, kp, sp};
     stat_stripe(&jobs[0]);
   }
-  napi_status made = napi_ok;
+  made = napi_ok;
   for (size_t i = 0; i < n && made == napi_ok; i++) {
     napi_value s;
     made = napi_create_string_utf8(env, name[i], NAPI_AUTO_LENGTH, &s);

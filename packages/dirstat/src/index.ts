@@ -75,18 +75,26 @@ function kindOf(st: ReturnType<typeof lstatSync>): Kind {
   return st.isFile() ? Kind.file : st.isDirectory() ? Kind.dir : st.isSymbolicLink() ? Kind.link : Kind.other;
 }
 
-/** Names of `dir` that are not UTF-8, as `readdirSync` decodes them (with U+FFFD). */
-function undecodableNames(dir: string): Set<string> {
+/**
+ * Which entries of `names` (readdirSync's strings) stand for bytes that are
+ * not UTF-8: the raw listing comes in the same byte order, so entry i is raw
+ * entry i. A listing that changed in between (an entry added or removed)
+ * cannot be matched up: then every name with U+FFFD counts as undecodable.
+ */
+function undecodable(dir: string, names: string[]): (i: number) => boolean {
+  const raw = readdirSync(dir, { encoding: 'buffer' });
   const decoder = new TextDecoder('utf-8', { fatal: true });
-  const out = new Set<string>();
-  for (const raw of readdirSync(dir, { encoding: 'buffer' })) {
+  const bad = (b: Buffer): boolean => {
     try {
-      decoder.decode(raw);
+      decoder.decode(b);
+      return false;
     } catch {
-      out.add(raw.toString('utf8'));
+      return true;
     }
-  }
-  return out;
+  };
+  if (raw.length !== names.length || raw.some((b, i) => b.toString('utf8') !== names[i]))
+    return (i) => names[i]!.includes('\uFFFD');
+  return (i) => bad(raw[i]!);
 }
 
 /** The JavaScript lister: the same answer, one `lstatSync` per entry (`readdirSync` sorts by bytes, as the add-on does). */
@@ -96,9 +104,9 @@ export function listDirJs(dir: string): DirStats {
   const stats = new Float64Array(names.length * FIELDS);
   const base = dir.endsWith('/') ? dir : `${dir}/`;
   // a name with U+FFFD may stand for bytes that are not UTF-8 (rare: list again to tell)
-  const undecodable = names.some((n) => n.includes('\uFFFD')) ? undecodableNames(dir) : null;
+  const isUndecodable = names.some((n) => n.includes('\uFFFD')) ? undecodable(dir, names) : null;
   names.forEach((name, i) => {
-    if (undecodable?.has(name)) {
+    if (isUndecodable?.(i)) {
       kinds[i] = Kind.undecodable;
       return;
     }

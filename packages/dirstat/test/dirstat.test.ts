@@ -69,11 +69,44 @@ describe('listDir', () => {
     expect(got.get('café ünïcode')![1]).toBe(70_000);
   });
 
-  it('answers exactly as the JavaScript lister does', () => {
-    const a = byName(listDir(dir));
-    const b = byName(listDirJs(dir));
-    expect([...a.keys()].sort()).toEqual([...b.keys()].sort());
-    for (const [name, v] of a) expect(v.map((x, i) => Object.is(x, b.get(name)![i]))).not.toContain(false);
+  /** Both listers, entry by entry (both list in byte order, so index i is the same entry). */
+  const same = (d: string): void => {
+    const a = listDir(d);
+    const b = listDirJs(d);
+    expect(a.names).toEqual(b.names);
+    expect([...a.kinds]).toEqual([...b.kinds]);
+    expect([...a.stats].map((x, i) => Object.is(x, b.stats[i]))).not.toContain(false);
+  };
+
+  it('answers exactly as the JavaScript lister does', () => same(dir));
+
+  it('a valid name holding U+FFFD beside one that is not UTF-8: the same string, told apart alike', () => {
+    const d = path.join(root, 'fffd');
+    mkdirSync(d);
+    writeFileSync(path.join(d, '\uFFFD'), 'valid');
+    writeFileSync(Buffer.from(`${d}/\xff`, 'latin1'), 'not utf-8');
+    const l = listDir(d);
+    expect(l.names).toEqual(['\uFFFD', '\uFFFD']);
+    expect([...l.kinds]).toEqual([Kind.file, Kind.undecodable]);
+    same(d);
+  });
+
+  it('an entry whose full path is longer than lstat(2) takes: not statable by either lister', () => {
+    let deep = path.join(root, 'deep');
+    while (Buffer.byteLength(deep) < 3900) deep = path.join(deep, 'd'.repeat(200));
+    mkdirSync(deep, { recursive: true });
+    const long = 'f'.repeat(250);
+    // created from inside (a path this long cannot be opened whole)
+    execFileSync('sh', ['-c', 'cd "$1" && : > "$2" && : > short', 'sh', deep, long]);
+    try {
+      expect(() => lstatSync(path.join(deep, long))).toThrow(expect.objectContaining({ code: 'ENAMETOOLONG' }));
+      const l = listDir(deep);
+      expect(l.names).toEqual([long, 'short']);
+      expect([...l.kinds]).toEqual([Kind.gone, Kind.file]);
+      same(deep);
+    } finally {
+      execFileSync('sh', ['-c', 'cd "$1" && rm -f "$2"', 'sh', deep, long]); // rmSync cannot reach it either
+    }
   });
 
   it('lists a directory of thousands of long names whole (the native buffers grow)', () => {

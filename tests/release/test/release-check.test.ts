@@ -147,8 +147,11 @@ describe('release check: every pending changeset is one a release consumes', () 
       'gone.md': "---\n'@fx/renamed': patch\n---\n\nold name\n",
       'empty.md': '---\n---\n',
       'none.md': 'no front matter\n',
+      'broken.md': "---\n'@fx/pub: [patch\n---\n\nunclosed\n",
     });
-    expect(await problems(root)).toEqual([
+    const found = await problems(root);
+    expect(found[0]).toMatch(/^\.changeset\/broken\.md: its front matter is not YAML \(/);
+    expect(found.slice(1)).toEqual([
       '.changeset/gone.md: @fx/renamed is not a package of this workspace',
       '.changeset/none.md: no front matter naming the packages it bumps',
       '.changeset/private.md: @fx/tool is private, so no release consumes this changeset',
