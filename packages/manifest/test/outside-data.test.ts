@@ -1,9 +1,7 @@
 // Files outside every data directory: counted on the walks the scan and the
 // status fast path already make, the same by both, junk directories left out.
-import { mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   decodeMirrorColumns,
   describeOutsideData,
@@ -12,40 +10,8 @@ import {
   OutsideDataCounter,
   scanProject,
   treeIsLastSync,
-  type ManifestMetadata,
 } from '../src/index.js';
-
-const tmpDirs: string[] = [];
-afterAll(async () => {
-  for (const d of tmpDirs) await rm(d, { recursive: true, force: true });
-});
-const OLD = new Date('2025-06-01T17:11:12Z');
-
-async function project(files: Record<string, string>): Promise<string> {
-  const root = await mkdtemp(path.join(os.tmpdir(), 'dsg-outside-'));
-  tmpDirs.push(root);
-  for (const [rel, content] of Object.entries(files)) {
-    const full = path.join(root, rel);
-    await mkdir(path.dirname(full), { recursive: true });
-    await writeFile(full, content);
-    await utimes(full, OLD, OLD);
-  }
-  return root;
-}
-
-const META: ManifestMetadata = {
-  manifest_version: '0.4.4',
-  snapshot_id: 's1',
-  created_at: '2025-06-01T10:00:00-07:00',
-  entry_count: 0,
-  entries_hash: '',
-  created_by: 'a@example.org',
-  snapshot_message: null,
-  snapshot_previous: null,
-  snapshot_hash: null,
-  snapshot_notes: null,
-  project_config: null,
-};
+import { META, project } from './fast-status-fixtures.js';
 
 const TASKS = {
   'README.md': 'root file',
