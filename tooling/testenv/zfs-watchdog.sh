@@ -40,20 +40,28 @@ fuse_connections() {
     /proc/self/mountinfo | sort -u
 }
 
-# Tasks waiting on a FUSE request, as "pid stat wchan args" (the wait is shown
-# as S or D depending on the request and on signals received: either one)
+# Threads waiting on a FUSE request, as "pid tid stat wchan args" (the wait is
+# shown as S or D depending on the request and on signals received: either
+# one). Every thread, not only each process's main one: Node makes its file
+# system calls on libuv's thread pool, so a test blocked on zfs-fuse has its
+# main thread idle in epoll and one pool thread in request_wait_answer or
+# fuse_get_req (a CI run hung 15 minutes that way, unseen). The daemon's own
+# threads, and any thread serving /dev/fuse (fuse_dev_*), are the other side.
 fuse_blocked() {
-  ps -eo pid=,stat=,wchan:40=,args= 2>/dev/null | awk '$3 ~ /^(request_wait_answer|fuse_)/ { print }'
+  local d
+  d=$(daemon_pid)
+  ps -eLo pid=,tid=,stat=,wchan:40=,args= 2>/dev/null |
+    awk -v d="${d:-0}" '$1 != d && $4 ~ /^(request_wait_answer|fuse_)/ && $4 !~ /^fuse_dev/ { print }'
 }
 
 report() {
   local why=$1 pid=$2
   {
     echo "==== zfs-fuse stopped answering: $why ($(date -u +%FT%TZ))"
-    echo "# tasks blocked on FUSE"; fuse_blocked
-    for p in $(fuse_blocked | awk '{print $1}'); do
-      echo "## $p: $(tr '\0' ' ' </proc/"$p"/cmdline 2>/dev/null | cut -c1-300)"
-      cat /proc/"$p"/stack 2>/dev/null | head -20
+    echo "# threads blocked on FUSE (pid tid state wchan command)"; fuse_blocked
+    fuse_blocked | while read -r p t _; do
+      echo "## $p/$t: $(tr '\0' ' ' </proc/"$p"/cmdline 2>/dev/null | cut -c1-300)"
+      cat /proc/"$p"/task/"$t"/stack 2>/dev/null | head -20
     done
     echo "# zfs-fuse threads (pid $pid): state wchan"
     for t in /proc/"$pid"/task/*; do
@@ -105,11 +113,11 @@ while :; do
   fi
   now=$(date +%s)
   declare -A seen=()
-  while read -r p _; do
-    [ -n "$p" ] || continue
-    seen[$p]=1
-    [ -n "${since[$p]:-}" ] || since[$p]=$now
-    if [ $((now - since[$p])) -ge "$HANG_S" ]; then
+  while read -r p t _; do
+    [ -n "$t" ] || continue
+    seen[$t]=1
+    [ -n "${since[$t]:-}" ] || since[$t]=$now
+    if [ $((now - since[$t])) -ge "$HANG_S" ]; then
       fail "a process ($(tr '\0' ' ' </proc/"$p"/cmdline 2>/dev/null | cut -c1-120)) waited ${HANG_S}s on a zfs-fuse FUSE request" "$pid"
     fi
   done < <(fuse_blocked)
