@@ -299,7 +299,10 @@ describe.skipIf(!zfs || !pool2 || !hasSyncoid)('dsg-agent replicate (syncoid, tw
     const pids = stoppedPids();
     try {
       expect(pids.length, readFileSync(logFile, 'utf8')).toBeGreaterThan(0);
-      expect(Object.keys(snapshots(target))).toEqual(['s1']); // frozen mid-stream: s2 not received
+      // frozen mid-stream: s2 not received as a rule. zfs-fuse moves a send/receive stream in its daemon
+      // (the zfs command hands it the pipe), so a stopped command does not always stop the bytes: s2 may
+      // then arrive whole. Never a part of it: a received snapshot is atomic, and the checks below hold
+      expect([['s1'], ['s1', 's2']]).toContainEqual(Object.keys(snapshots(target)));
     } finally {
       // even when a check failed: a stopped zfs receive left behind holds the replica pool forever
       killedStream = true;
@@ -458,7 +461,8 @@ describe.skipIf(!zfs || !pool2 || !hasSyncoid || !ssh)(
       const pids = stoppedPids();
       try {
         expect(pids.length, readFileSync(logFile, 'utf8')).toBeGreaterThan(0);
-        expect(Object.keys(snapshots(target))).toEqual(['s1']);
+        // s2 whole or not at all, as in the syncoid case above (zfs-fuse moves the stream itself)
+        expect([['s1'], ['s1', 's2']]).toContainEqual(Object.keys(snapshots(target)));
       } finally {
         killedStream = true;
         killAll(child.pid!, pids);
