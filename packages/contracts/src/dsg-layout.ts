@@ -18,6 +18,8 @@ export const SYNC_MESSAGES = '.dsg/sync-messages.json';
 export const archivePath = (snapshotId: string): string => `.dsg/archive/${parseSnapshotId(snapshotId)}-sync.json.lz4`;
 /** a working copy's last sync as a binary mirror of its parse, bound to last-sync.json's bytes (local, derived: never synced) */
 export const LAST_SYNC_MIRROR = '.dsg/last-sync.bin';
+/** a working copy's proof that its tree was its last sync: the walk that proved it (local, derived: never synced) */
+export const LAST_SYNC_WALK = '.dsg/last-sync.walk';
 /** a working copy's stat cache (size, mtime, inode → hash) */
 export const STAT_CACHE = '.dsg/stat-cache.json';
 /** the project config as this working copy last synced it: the base of its three-way comparison */

@@ -5,6 +5,7 @@ export { archivePath, LAST_SYNC, STAT_CACHE, SYNC_MESSAGES } from '@dsg/contract
 export { DEFAULT_CONCURRENCY, type ProjectSpec } from './sync-run.js';
 export {
   compareWithLastSync,
+  type LastSyncFacts,
   type LocalComparison,
   planOffline,
   planOfflineStatus,

@@ -4,6 +4,7 @@ import {
   CONFIG_BASE,
   LAST_SYNC,
   LAST_SYNC_MIRROR,
+  LAST_SYNC_WALK,
   NotFoundError,
   STAT_CACHE,
   ValidationError,
@@ -22,9 +23,14 @@ import {
   readMirrorColumns,
   scanProject,
   treeIsLastSync,
+  unchangedByRecord,
+  walkInputs,
+  writeWalkRecord,
   OutsideDataCounter,
   type OutsideData,
   type MirrorColumns,
+  type UnchangedTree,
+  type WalkRecordSource,
   type ManifestEntry,
   type PathPlan,
   type SyncAction,
@@ -189,26 +195,27 @@ export async function planOffline(options: Omit<PlanOptions, 'remote' | 'sameCon
  * working tree is its last sync entry for entry: every other path is
  * `none`, so the status shows only these (those of them that are not none).
  */
-function fastStatus(last: MirrorColumns, config: SharedConfig, user: string, outside: OutsideData): StatusPlan {
+function fastStatus(last: LastSyncFacts, config: SharedConfig, user: string, outside: OutsideData): StatusPlan {
   const empty = Manifest.empty();
   const paths = classify(empty, empty, empty, configSides(config, user));
   return {
     paths,
     invalid: [],
     heldBack: [],
-    remoteSnapshotId: last.metadata.snapshot_id,
+    remoteSnapshotId: last.snapshotId,
     config,
     outside,
-    lastSyncAt: last.metadata.created_at,
+    lastSyncAt: last.createdAt,
     fast: true,
   };
 }
 
-/** treeIsLastSync for a project. */
+/** treeIsLastSync for a project (its listings into `listed`, for the walk record). */
 const unchanged = (
   o: Omit<PlanOptions, 'remote' | 'sameConfig'>,
   last: MirrorColumns,
   outside: OutsideDataCounter,
+  listed: NonNullable<Parameters<typeof treeIsLastSync>[0]['listed']>,
 ): Promise<boolean> =>
   treeIsLastSync({
     outside,
@@ -217,46 +224,82 @@ const unchanged = (
     ...(o.project.ignore ? { ignore: o.project.ignore } : {}),
     statCacheFile: path.join(o.project.root, STAT_CACHE),
     last,
+    listed,
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
   });
 
 /**
  * planOffline for `dsg status --offline`, through the fast path first: when
- * the last sync's mirror and the stat cache prove the tree unchanged
- * (treeIsLastSync), no entry object is built; otherwise planOffline.
+ * the tree is proved its last sync (compareWithLastSync), no entry object is
+ * built; otherwise planOffline.
  */
 export async function planOfflineStatus(options: Omit<PlanOptions, 'remote' | 'sameConfig'>): Promise<StatusPlan> {
   const { root } = options.project;
   const { last, unchanged: same, outside: outsideData } = await compareWithLastSync(options);
-  if (last?.columns && same) {
+  if (last && same) {
     const local = await readOrNull(path.join(root, CONFIG_FILE));
     const saved = await readOrNull(path.join(root, CONFIG_BASE));
     const config: SharedConfig = { local, remote: saved, base: saved ? hashBytes(saved) : null };
-    return fastStatus(last.columns, config, options.project.user, outsideData);
+    return fastStatus(last, config, options.project.user, outsideData);
   }
   return statusOf(await planOffline(options));
 }
 
-/** This copy's side of the status fast path: its last sync (with its mirror as columns) and whether the tree is that last sync. */
+/** What a status needs of this copy's last sync: its bytes' size and SHA-256 (to compare with the head), snapshot and time. */
+export type LastSyncFacts = Omit<UnchangedTree, 'outside'>;
+
+/** This copy's side of the status fast path: its last sync and whether the tree is that last sync. */
 export interface LocalComparison {
-  last: Awaited<ReturnType<typeof readMirrorColumns>>;
+  /** null: no last sync, or one without a mirror (the full path reads it) */
+  last: LastSyncFacts | null;
   unchanged: boolean;
   /** the files outside the data dirs the walk passed (complete when unchanged) */
   outside: OutsideData;
 }
 
+const walkSource = (o: Omit<PlanOptions, 'remote' | 'sameConfig'>): WalkRecordSource => ({
+  root: o.project.root,
+  record: path.join(o.project.root, LAST_SYNC_WALK),
+  lastSync: path.join(o.project.root, LAST_SYNC),
+  statCache: path.join(o.project.root, STAT_CACHE),
+  dataDirs: o.project.dataDirs,
+  ignore: o.project.ignore,
+});
+
 /**
- * Compare the working tree with its last sync (treeIsLastSync), needing no
- * repository: `dsg status` starts it while the connection opens. Reads only.
+ * Compare the working tree with its last sync, needing no repository:
+ * `dsg status` starts it while the connection opens. First by the walk
+ * record (the last walk that proved it, checked natively: no manifest, stat
+ * cache or string per file read); otherwise by treeIsLastSync over the last
+ * sync's mirror and the stat cache, and a walk that proves it is recorded
+ * for the next time. Writes nothing else.
  */
 export async function compareWithLastSync(
   options: Omit<PlanOptions, 'remote' | 'sameConfig'>,
 ): Promise<LocalComparison> {
   const { root } = options.project;
-  const last = await readMirrorColumns(path.join(root, LAST_SYNC), path.join(root, LAST_SYNC_MIRROR));
+  const src = walkSource(options);
+  const recorded = await unchangedByRecord(src);
+  if (recorded) {
+    const { outside, ...last } = recorded;
+    return { last, unchanged: true, outside };
+  }
+  const before = walkInputs(src); // the identities the record will be bound to, taken before anything is read
+  const read = await readMirrorColumns(path.join(root, LAST_SYNC), path.join(root, LAST_SYNC_MIRROR));
   const outside = new OutsideDataCounter();
-  const same = last?.columns ? await unchanged(options, last.columns, outside) : false;
-  return { last, unchanged: same, outside: outside.result() };
+  const listed = { dirs: [], complete: true };
+  const same = read?.columns ? await unchanged(options, read.columns, outside, listed) : false;
+  const last: LastSyncFacts | null = read?.columns
+    ? {
+        size: read.size,
+        sha256: read.sha256,
+        snapshotId: read.columns.metadata.snapshot_id,
+        createdAt: read.columns.metadata.created_at,
+      }
+    : null;
+  const out = outside.result();
+  if (same && last && listed.complete) await writeWalkRecord(src, before, { ...last, outside: out }, listed.dirs);
+  return { last, unchanged: same, outside: out };
 }
 
 /**
@@ -278,7 +321,7 @@ export async function planStatus(options: PlanOptions & { local?: Promise<LocalC
   const theirs = remote.fileDigest(LAST_SYNC);
   const local = options.local ?? compareWithLastSync(options);
   const same = Promise.all([theirs, local]).then(
-    ([t, l]) => !!(t && l.last?.columns && t.size === l.last.size && t.sha256 === l.last.sha256),
+    ([t, l]) => !!(t && l.last && t.size === l.last.size && t.sha256 === l.last.sha256),
   );
   // the repository's config is asked for beside the digest, not after it (one round trip less: over
   // ssh to ZFS ~65 ms of a 0.85 s status); it is used only when the head is the last sync
@@ -286,8 +329,8 @@ export async function planStatus(options: PlanOptions & { local?: Promise<LocalC
   // every part settles before anything is decided (nothing left running behind the full path)
   const [s, c, l] = await Promise.allSettled([same, config, local]);
   if (s.status === 'fulfilled' && s.value && c.status === 'fulfilled' && c.value && l.status === 'fulfilled') {
-    if (l.value.unchanged && l.value.last?.columns)
-      return fastStatus(l.value.last.columns, c.value, options.project.user, l.value.outside);
+    if (l.value.unchanged && l.value.last)
+      return fastStatus(l.value.last, c.value, options.project.user, l.value.outside);
   }
   return statusOf(await planSync(options));
 }

@@ -19,11 +19,12 @@
  * file, a new or removed one, a link, a stale cache row, rows out of order,
  * a name to validate that fails — answers false, and the caller runs the
  * full scan, which gives the answer (and hashes, and rewrites the cache) as
- * always. It reads only: it never writes the stat cache or anything else.
+ * always. It reads only: it never writes the stat cache or anything else
+ * (its listings, when asked for, are the caller's to record).
  */
 import path from 'node:path';
 import type { ProgressListener } from '@dsg/contracts';
-import { FIELDS, Kind, listDir, type DirStats } from '@dsg/dirstat';
+import { FIELDS, Kind, listDir, type DirStats, type ListedDir } from '@dsg/dirstat';
 import type { MirrorColumns } from './manifest-mirror.js';
 import { validateName } from './names.js';
 import { comparePaths } from './order.js';
@@ -53,6 +54,12 @@ export interface FastStatusOptions {
   /** counts the files outside the data dirs on the way (as the scan does); complete only when the answer is true */
   outside?: OutsideDataCounter;
   onProgress?: ProgressListener;
+  /**
+   * Filled with every listing the walk made, the data files it matched marked
+   * `checked` (what a walk record keeps: see walk-record.ts); `complete` turns
+   * false when a directory could not be listed. Whole only when the answer is true.
+   */
+  listed?: { dirs: ListedDir[]; complete: boolean };
 }
 
 /** Whether text[at, at+len) is `a` (startsWith compares in V8's builtin, not char by char in JS). */
@@ -166,7 +173,12 @@ export async function treeIsLastSync(o: FastStatusOptions): Promise<boolean> {
   /** A directory's subtree; `dd` as in the scan: the data directory its children are in (null: none). */
   const walk = async (rel: string, dd: string | null): Promise<boolean> => {
     const l = list(rel);
-    if (l === null) return dd === null && rel !== ''; // an unreadable corner outside the data: the scan skips it too
+    if (l === null) {
+      if (o.listed) o.listed.complete = false; // a record could not tell this corner's state
+      return dd === null && rel !== ''; // an unreadable corner outside the data: the scan skips it too
+    }
+    const checked = o.listed ? new Uint8Array(l.names.length) : null;
+    if (checked && o.listed) o.listed.dirs.push({ rel, list: l, checked });
     for (const { i, rel: r } of children(rel, l)) {
       const name = l.names[i]!;
       const kind = l.kinds[i];
@@ -180,7 +192,9 @@ export async function treeIsLastSync(o: FastStatusOptions): Promise<boolean> {
       } else if (dd === null) {
         if (isDataName && (validateName(r) || kind === Kind.link)) return false; // refused by the scan
         o.outside?.add(rel);
-      } else if (kind !== Kind.file || !file(r, l, i)) return false; // links, special files, changes: the full path
+      } else if (kind !== Kind.file || !file(r, l, i))
+        return false; // links, special files, changes: the full path
+      else if (checked) checked[i] = 1;
       if (++sinceCheck === 128) {
         sinceCheck = 0;
         if (performance.now() - lastYield > YIELD_MS) {

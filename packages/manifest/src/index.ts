@@ -22,6 +22,15 @@ export * from './sync-messages.js';
 export * from './scan.js';
 export { StatCache, readStatColumns, type StatColumns } from './stat-cache.js';
 export { treeIsLastSync, type FastStatusOptions } from './fast-status.js';
+export {
+  unchangedByRecord,
+  walkInputs,
+  writeWalkRecord,
+  WALK_RECORD_RACY_MS,
+  type UnchangedTree,
+  type WalkInputs,
+  type WalkRecordSource,
+} from './walk-record.js';
 export { describeOutsideData, JUNK_DIRS, OutsideDataCounter, type OutsideData } from './outside-data.js';
 export {
   readManifestMirrored,

@@ -22,10 +22,11 @@
  * strong as the digest against what a repository sends.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { xxh3 } from '@node-rs/xxhash';
 import { writeFileAtomic } from '@dsg/contracts';
+import { identityOf, nowNs, sameIdentity, settled, type SourceIdentity } from './file-identity.js';
 import { parseManifest, readManifestBytes } from './format.js';
 import { FILE_FIELDS, LINK_FIELDS, Manifest, type ManifestEntry, type ManifestMetadata } from './model.js';
 import { ENTRY_RULES_VERSION, unusableReason } from './unusable.js';
@@ -44,32 +45,6 @@ const BIND_AT = MAGIC.length + 4 + 4 + 64 + 4 + 8;
 const HEADER = BIND_AT + 6 * 8;
 /** How long before a binding's check the source must have last changed for its times to be trusted. */
 export const MIRROR_RACY_MS = 2000;
-
-/** A file's identity, as far as its times and inode tell: what any rewrite changes. */
-interface SourceIdentity {
-  dev: bigint;
-  ino: bigint;
-  size: bigint;
-  mtimeNs: bigint;
-  ctimeNs: bigint;
-}
-
-function identityOf(file: string): SourceIdentity | null {
-  const st = statSync(file, { bigint: true, throwIfNoEntry: false });
-  if (!st?.isFile()) return null;
-  return { dev: st.dev, ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs };
-}
-
-const sameIdentity = (a: SourceIdentity, b: SourceIdentity): boolean =>
-  a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
-
-/** Whether `id`, seen at `atNs`, last changed long enough before to be told from a later change by its times. */
-const settled = (id: SourceIdentity, atNs: bigint, racyMs: number): boolean => {
-  const racy = BigInt(racyMs) * 1_000_000n;
-  return id.ctimeNs + racy <= atNs && id.mtimeNs + racy <= atNs;
-};
-
-const nowNs = (): bigint => BigInt(Date.now()) * 1_000_000n;
 
 /** Record in `buf`'s header that its source had identity `id` at `atNs` (null: unbound). */
 function writeBinding(buf: Buffer, id: SourceIdentity | null, atNs: bigint): void {

@@ -125,13 +125,15 @@ function parentDataset(s: Scene): string {
  * Files of the working copy INCLUDING .dsg/ (byte for byte), except its
  * caches: any scan may refresh the stat cache (a file younger than the
  * racy-clean window at one scan is cached by the next), and the first read
- * of a last sync writes its mirror — whether they changed depends on the
+ * of a last sync writes its mirror (a status that proves the tree unchanged,
+ * its walk record) — whether they changed depends on the
  * clock and on which command read first.
  */
 export const clientState = (dir: string): Record<string, string> => {
   const all = listing(dir);
   delete all['.dsg/stat-cache.json'];
   delete all['.dsg/last-sync.bin'];
+  delete all['.dsg/last-sync.walk'];
   return all;
 };
 

@@ -3,11 +3,15 @@
 // the answer of the full plan: when the tree is unchanged it answers itself,
 // and every change — a rewrite that kept size and mtime, a removed or new
 // file, a stale stat cache row, a damaged or foreign mirror — sends it to the
-// full plan with the same answer.
-import { readFile, utimes, writeFile } from 'node:fs/promises';
+// full plan with the same answer. Once the tree has been proved unchanged
+// with settled files, the walk record answers in its place, and every change
+// still reaches the full plan.
+import { existsSync } from 'node:fs';
+import { readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LAST_SYNC, LAST_SYNC_MIRROR, STAT_CACHE } from '@dsg/contracts';
+import { LAST_SYNC, LAST_SYNC_MIRROR, LAST_SYNC_WALK, STAT_CACHE } from '@dsg/contracts';
+import { WALK_RECORD_RACY_MS } from '@dsg/manifest';
 import {
   planOffline,
   planOfflineStatus,
@@ -150,5 +154,79 @@ describe.each(BACKENDS)('the status fast path (%s repository)', (backend) => {
     const n = await online();
     expect(n.fast).toBe(false);
     expect(shown(n).paths).toEqual([['input/b.csv', 'sLCR__L_eq_C_ne_R', 'download']]);
+  });
+});
+
+describe.each(BACKENDS)('the walk record (%s repository)', (backend) => {
+  let w: World;
+  let a: Client;
+  const record = (): string => path.join(a.root, LAST_SYNC_WALK);
+  beforeEach(async () => {
+    w = await World.create(backend);
+    a = await w.client('alice', FILES);
+    await writeFile(path.join(a.root, '.dsgconfig.yml'), 'name: proj\n');
+    await aged(a, Object.keys(FILES));
+    await w.sync(a, 'first');
+    // a record is made only for files that last changed well before it (racy-clean): wait that out once
+    await new Promise((r) => setTimeout(r, WALK_RECORD_RACY_MS + 100));
+    await planOffline({ project: a.project }); // the first read of the last sync writes its mirror
+    expect(existsSync(record())).toBe(false);
+    expect((await planOfflineStatus({ project: a.project })).fast).toBe(true);
+    expect(existsSync(record())).toBe(true);
+  });
+  afterEach(async () => {
+    await w.dispose();
+  });
+
+  it('answers an unchanged tree alone: the mirror is not read', async () => {
+    // without the record, no mirror means the full path (which writes one); with it, the mirror stays absent
+    await rm(path.join(a.root, LAST_SYNC_MIRROR));
+    const o = await planOfflineStatus({ project: a.project });
+    expect(o.fast).toBe(true);
+    expect(o.remoteSnapshotId).toBe('s1');
+    expect(existsSync(path.join(a.root, LAST_SYNC_MIRROR))).toBe(false);
+    const { transport, remote } = await w.session();
+    try {
+      const n = await planStatus({ project: a.project, remote });
+      expect(n.fast).toBe(true);
+      expect(existsSync(path.join(a.root, LAST_SYNC_MIRROR))).toBe(false);
+    } finally {
+      await transport.end();
+    }
+    expect(shown(o)).toEqual(shown(await planOffline({ project: a.project })));
+  });
+
+  it('a rewrite that kept size and mtime (only ctime moved) is found past it: upload', async () => {
+    await writeFile(path.join(a.root, 'input/a.csv'), 'a2');
+    await aged(a, ['input/a.csv']);
+    const o = await planOfflineStatus({ project: a.project });
+    expect(o.fast).toBe(false);
+    expect(shown(o).paths).toEqual([['input/a.csv', 'sLCR__C_eq_R_ne_L', 'upload']]);
+  });
+
+  it('a new file and a removed one are found past it', async () => {
+    await put(a, 'output/new.txt', 'n');
+    await del(a, 'input/sub/c.csv');
+    const o = await planOfflineStatus({ project: a.project });
+    expect(o.fast).toBe(false);
+    expect(shown(o).paths).toEqual([
+      ['input/sub/c.csv', 'sxLCR__C_eq_R', 'delete_remote'],
+      ['output/new.txt', 'sLxCxR__only_L', 'upload'],
+    ]);
+  });
+
+  it('a teammate synced: the head differs from the recorded last sync, the full plan answers (download)', async () => {
+    const b = await w.client('bob');
+    await w.clone(b);
+    await put(b, 'input/b.csv', 'b2');
+    await w.sync(b, 'bob');
+    const { transport, remote } = await w.session();
+    try {
+      const n = await planStatus({ project: a.project, remote });
+      expect(n.fast).toBe(false);
+      expect(shown(n).paths).toEqual([['input/b.csv', 'sLCR__L_eq_C_ne_R', 'download']]);
+    } finally {
+      await transport.end();
+    }
   });
 });
