@@ -1,6 +1,6 @@
 // What every workload shares: how dsg, ssh, rsync and git are run, and how a
 // result row is printed and kept. One copy here; the workload files import it.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { run, series, timed } from './measure.mjs';
 
@@ -75,6 +75,29 @@ export function dsg(ctx, cwd, args, env = {}) {
 
 /** The same dsg with its directory walk in JavaScript (the fallback where the native lister cannot load). */
 export const JS_WALK = { DSG_DIRSTAT: 'js' };
+
+/**
+ * Bring a just-synced project to its everyday state: one status (the first
+ * read of a last sync writes its mirror, and may rewrite the stat cache), then
+ * wait until `last-sync.json` and the stat cache last changed more than 2 s
+ * ago. dsg records the walk that proves a tree unchanged (`.dsg/last-sync.walk`)
+ * only for files older than that (git's racy-clean rule), so the warm-up run of
+ * the series writes it and the measured runs are the status of any tree not
+ * synced within the last seconds.
+ */
+export function settle(ctx, project, args) {
+  dsg(ctx, project, args);
+  const files = ['last-sync.json', 'stat-cache.json'].map((f) => path.join(project, '.dsg', f));
+  const newest = Math.max(...files.filter(existsSync).map((f) => Math.max(statSync(f).mtimeMs, statSync(f).ctimeMs)));
+  const wait = newest + 2100 - Date.now();
+  if (wait > 0) run('sleep', [(wait / 1000).toFixed(2)]);
+}
+
+/** A `dsg …` run without the walk record: the status proves the tree unchanged again (the first one after a sync). */
+export function dsgNoRecord(ctx, project, args, env = {}) {
+  rmSync(path.join(project, '.dsg', 'last-sync.walk'), { force: true });
+  return dsg(ctx, project, args, env);
+}
 
 /** Largest peak RSS (MiB) the agent sessions appended to `file` (GNU time -a -o); empties it. */
 export function takeAgentRss(file) {

@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { series, timed } from './measure.mjs';
-import { dsg, dsgSetup, gitStatusSeries, JS_WALK } from './common.mjs';
+import { dsg, dsgNoRecord, dsgSetup, gitStatusSeries, JS_WALK, settle } from './common.mjs';
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 
@@ -48,6 +48,7 @@ export default {
   async run(ctx) {
     const project = path.join(ctx.data, 'small');
     ensureSynced(ctx, project);
+    settle(ctx, project, ['status', '--offline', '--quiet']);
     const push = (tool, s, extra = {}) => {
       ctx.rows.push({ workload: 'w12 offline status', tool, ...s, ...extra });
       console.log(`   ${tool.padEnd(36)} ${row(s)}${s.rssMiB ? `  peak RSS ${s.rssMiB.toFixed(0)} MiB` : ''}`);
@@ -63,6 +64,13 @@ export default {
     }
     if (st) {
       push('dsg status --offline', st, { ratio: ratio(st), target: '≤ 2.0× git status' });
+      const proving = series({
+        runs: ctx.runs,
+        measure: () => dsgNoRecord(ctx, project, ['status', '--offline', '--quiet']),
+      });
+      push('dsg status --offline (no walk record)', proving, {
+        ratio: `${ratio(proving)}; the first status after a sync proves the tree and records it`,
+      });
       const js = series({
         runs: ctx.runs,
         measure: () => dsg(ctx, project, ['status', '--offline', '--quiet'], JS_WALK),

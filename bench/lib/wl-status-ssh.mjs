@@ -13,12 +13,14 @@ import { run, series, timed } from './measure.mjs';
 import {
   destroyDataset,
   dsg,
+  dsgNoRecord,
   dsgSetup,
   gitStatusSeries,
   here,
   JS_WALK,
   ratio,
   rsyncSsh,
+  settle,
   useAgent,
   userEnv,
 } from './common.mjs';
@@ -78,8 +80,10 @@ export default {
       dsg(ctx, project, ['init', '-m', 'bench', '--quiet']);
       const manifestBytes = statSync(path.join(project, '.dsg', 'last-sync.json')).size;
       rmSync(logFile, { force: true });
+      settle(ctx, project, ['status', '--quiet']);
 
       const st = series({ runs: ctx.runs, measure: () => dsg(ctx, project, ['status', '--quiet']) });
+      const stProving = series({ runs: ctx.runs, measure: () => dsgNoRecord(ctx, project, ['status', '--quiet']) });
       const stJs = series({ runs: ctx.runs, measure: () => dsg(ctx, project, ['status', '--quiet'], JS_WALK) });
       run('sleep', ['3']); // the agent logs a session at its end, which may come after dsg has exited
       const sent = sentPerSession(logFile);
@@ -106,6 +110,7 @@ export default {
         ratio: `${ratio(st, gs)} git; ${ratio(st, rn)} rsync -an${note}`,
         target: '≤ 1.0× rsync -an (ssh)',
       });
+      push('dsg status (ZFS, ssh; no walk record)', stProving, { ratio: `${ratio(stProving, rn)} rsync -an` });
       push('dsg status (ZFS, ssh; JS walk)', stJs, { ratio: `${ratio(stJs, rn)} rsync -an` });
       if (off) push('dsg status --offline', off, { ratio: `${ratio(off, gs)} git`, target: '≤ 2.0× git status' });
       push('git status', gs);

@@ -292,6 +292,12 @@ export class SshTransport implements Transport, ChannelTransport {
           );
         },
       });
+      // Every exchange of the protocol is a small request and its reply (handshake steps, open, a
+      // digest beside a config read, the channel's EOF). With Nagle's algorithm on, the second of two
+      // small writes waited for the peer's delayed ACK (40 ms on Linux) at each such step: a no-change
+      // `dsg status` over SSH took 0.57 s where it takes 0.27 s without it (`ssh host true`: 0.18 s).
+      // Bulk data goes in full packets either way. (A ProxyCommand's pipe has no such setting.)
+      conn.setNoDelay(true);
     });
     return conn;
   }

@@ -2,7 +2,8 @@ import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import ssh2 from 'ssh2';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { TransportError } from '@dsg/contracts';
 import { requireSsh, testenvDir } from '@dsg/testenv';
 import {
@@ -18,6 +19,7 @@ import {
 import { tempDir, testSshTransport } from './helpers.js';
 
 const ssh = requireSsh();
+const Ssh2Client = ssh2.Client;
 
 let tmp: { dir: string; remove(): Promise<void> };
 beforeEach(async () => (tmp = await tempDir()));
@@ -84,6 +86,21 @@ describe.skipIf(!ssh)('SshTransport against the real sshd', () => {
     expect(t.channel().input).toBeDefined();
     await t.end();
     await t.end(); // safe twice
+  });
+
+  it('turns Nagle off on the connection (each protocol step is a small write that waited for a delayed ACK)', async () => {
+    const noDelay = vi.spyOn(Ssh2Client.prototype, 'setNoDelay');
+    try {
+      const t = testSshTransport(ssh!, tmp.dir, { agentCommand: cmd });
+      await t.begin();
+      expect(noDelay).toHaveBeenCalledWith(true);
+      // ssh2 passes it to the TCP socket it opened (a ProxyCommand's pipe has none)
+      const sock = (noDelay.mock.contexts[0] as { _sock?: { setNoDelay?: unknown } })._sock;
+      expect(typeof sock?.setNoDelay).toBe('function');
+      await t.end();
+    } finally {
+      noDelay.mockRestore();
+    }
   });
 
   it('accepts a hashed known_hosts entry', async () => {
