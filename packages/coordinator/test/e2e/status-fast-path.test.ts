@@ -20,7 +20,7 @@ import {
   type StatusPlan,
   type SyncPlan,
 } from '../../src/index.js';
-import { BACKENDS, World, del, put, type Client } from './world.js';
+import { BACKENDS, World, del, put, type Backend, type Client } from './world.js';
 
 /** What `dsg status` shows of a plan: the paths whose action is not none, refused and held-back paths, the head. */
 const shown = (p: StatusPlan | SyncPlan) => ({
@@ -40,15 +40,21 @@ async function aged(c: Client, files: string[]): Promise<void> {
 
 const FILES = { 'input/a.csv': 'a1', 'input/b.csv': 'b1', 'input/sub/c.csv': 'c1', 'output/r.txt': 'r1' };
 
+/** A repository and alice's working copy, synced once. */
+async function synced(backend: Backend): Promise<{ w: World; a: Client }> {
+  const w = await World.create(backend);
+  const a = await w.client('alice', FILES);
+  await writeFile(path.join(a.root, '.dsgconfig.yml'), 'name: proj\n');
+  await aged(a, Object.keys(FILES));
+  await w.sync(a, 'first');
+  return { w, a };
+}
+
 describe.each(BACKENDS)('the status fast path (%s repository)', (backend) => {
   let w: World;
   let a: Client;
   beforeEach(async () => {
-    w = await World.create(backend);
-    a = await w.client('alice', FILES);
-    await writeFile(path.join(a.root, '.dsgconfig.yml'), 'name: proj\n');
-    await aged(a, Object.keys(FILES));
-    await w.sync(a, 'first');
+    ({ w, a } = await synced(backend));
     await planOffline({ project: a.project }); // the first read of the last sync writes its mirror
   });
   afterEach(async () => {
@@ -162,11 +168,7 @@ describe.each(BACKENDS)('the walk record (%s repository)', (backend) => {
   let a: Client;
   const record = (): string => path.join(a.root, LAST_SYNC_WALK);
   beforeEach(async () => {
-    w = await World.create(backend);
-    a = await w.client('alice', FILES);
-    await writeFile(path.join(a.root, '.dsgconfig.yml'), 'name: proj\n');
-    await aged(a, Object.keys(FILES));
-    await w.sync(a, 'first');
+    ({ w, a } = await synced(backend));
     // a record is made only for files that last changed well before it (racy-clean): wait that out once
     await new Promise((r) => setTimeout(r, WALK_RECORD_RACY_MS + 100));
     await planOffline({ project: a.project }); // the first read of the last sync writes its mirror
