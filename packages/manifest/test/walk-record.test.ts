@@ -4,7 +4,7 @@
 // are those very ones, the scope is the same and the tree lists the same —
 // and never otherwise (stale, damaged, another scope, a changed tree).
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ListedDir } from '@dsg/dirstat';
@@ -21,6 +21,16 @@ import { FILES, project, synced } from './fast-status-fixtures.js';
 
 const NOW = { racyMs: 0 }; // the fixtures' files are new: their times are trusted at once here
 
+/**
+ * Until the clock (milliseconds) has passed the files' last change: with no
+ * racy window a file changed in this very millisecond is still not settled
+ * (its ctime has nanoseconds, the clock read here does not).
+ */
+async function pastChangeOf(...files: string[]): Promise<void> {
+  const last = Math.max(...files.map((f) => statSync(f).ctimeMs));
+  while (Date.now() <= last + 1) await new Promise((r) => setTimeout(r, 2));
+}
+
 /** A synced project, proved unchanged with its listings kept, and what a record of it is made from. */
 async function proved() {
   const root = await project(FILES);
@@ -33,6 +43,7 @@ async function proved() {
     dataDirs: ['input', 'output'],
   };
   writeFileSync(src.lastSync, '{"the last sync": "its bytes"}');
+  await pastChangeOf(src.lastSync, src.statCache);
   const before = walkInputs(src);
   const listed = { dirs: [] as ListedDir[], complete: true };
   const outside = new OutsideDataCounter();
@@ -78,6 +89,7 @@ describe('walk record', () => {
     expect(await writeWalkRecord(src, before, facts, listed.dirs)).toBe(false); // just written: not settled
     expect(existsSync(src.record)).toBe(false);
     rewrite(src.lastSync); // a sync landed while the walk ran
+    await pastChangeOf(src.lastSync);
     expect(await writeWalkRecord(src, before, facts, listed.dirs, NOW)).toBe(false);
     expect(existsSync(src.record)).toBe(false);
   });
