@@ -36,6 +36,8 @@ export {
   readManifestMirrored,
   readMirrorColumns,
   encodeMirror,
+  mirrorOf,
+  mirrorDigest,
   decodeMirror,
   decodeMirrorColumns,
   type MirrorColumns,

@@ -1,11 +1,14 @@
 // A working copy's last sync is read through its binary mirror
-// (.dsg/last-sync.bin, made on the first read after each sync): the plans of
+// (.dsg/last-sync.bin, written by the sync that made it, else on the first
+// read): the plans of
 // status and sync are the same with it, without it and with it damaged, and
 // a mirror left from an earlier last sync is never used for the new one.
 import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LAST_SYNC_MIRROR } from '@dsg/contracts';
+import { createHash } from 'node:crypto';
+import { LAST_SYNC, LAST_SYNC_MIRROR } from '@dsg/contracts';
+import { decodeMirror, parseManifest } from '@dsg/manifest';
 import { planOffline, planSync, type SyncPlan } from '../../src/index.js';
 import { World, put, type Client } from './world.js';
 
@@ -48,6 +51,17 @@ describe('the last sync through its mirror (posix repository)', () => {
     expect(second.cache.metadata).toEqual(first.cache.metadata);
     expect([...second.cache.entries.values()]).toEqual([...first.cache.entries.values()]);
     expect(actions(await planOffline({ project: a.project }))).toEqual({ 'input/a.csv': 'upload' });
+  });
+
+  it("is written by the sync that made the last sync: the new last-sync.json's own, decoded to the same manifest", async () => {
+    await put(a, 'input/c.csv', 'c1');
+    await w.sync(a, 'second'); // a new snapshot: the mirror is written after its commit, before any read
+    const json = await readFile(path.join(a.root, LAST_SYNC));
+    const decoded = decodeMirror(await readFile(mirror()), createHash('sha256').update(json).digest('hex'));
+    const parsed = parseManifest(json);
+    expect(decoded?.metadata).toEqual(parsed.metadata);
+    expect(decoded?.metadata?.snapshot_id).toBe('s2');
+    expect([...decoded!.entries.values()]).toEqual([...parsed.entries.values()]);
   });
 
   it('after the next sync, the mirror of the old last sync is not used', async () => {
