@@ -1,5 +1,4 @@
-import path from 'node:path';
-import { faultPoint, LAST_SYNC_MIRROR, writeFileAtomic } from '@dsg/contracts';
+import { faultPoint } from '@dsg/contracts';
 import { RemoteMovedError } from './errors.js';
 import type { SyncPlan } from './plan.js';
 import { headOf, stageRemoteMetadata, takeRemoteArchive, writeSnapshotMetadata } from './repository-metadata.js';
@@ -50,7 +49,6 @@ export async function applyInTransaction(
   const pr = progressCounter(run, ops);
 
   const t = new Transaction(tx, clientFs, remote, run.transport, { logger: run.logger });
-  const made: { mirror?: () => Buffer | null } = {}; // filled inside the transaction
   const remoteArchive = takeRemoteArchive(plan);
   await t.run(async () => {
     await uploadAll(run, plan, ops, result, pr);
@@ -64,9 +62,14 @@ export async function applyInTransaction(
       pr.emit('delete', { path: p, done: false });
     }
 
-    const written = await writeSnapshotMetadata(run, plan, ops.merged.values(), at, message, remoteArchive);
-    const { snapshotId, metadata: md } = written;
-    made.mirror = written.mirror;
+    const { snapshotId, metadata: md } = await writeSnapshotMetadata(
+      run,
+      plan,
+      ops.merged.values(),
+      at,
+      message,
+      remoteArchive,
+    );
 
     // Optimistic check under the lock: the head is still the one planned against.
     const head = await headOf(remote);
@@ -84,10 +87,5 @@ export async function applyInTransaction(
     pr.emit('commit');
     result.snapshotId = snapshotId;
   });
-  // The new last sync's mirror, now that it is this copy's: the next command decodes it instead of
-  // parsing the JSON (100k entries: the status after a sync peaked ~60 MB higher, parsing and
-  // encoding it). A cache, bound to the bytes by their digest: best effort, after the commit.
-  const bin = made.mirror?.();
-  if (bin) await writeFileAtomic(path.join(project.root, LAST_SYNC_MIRROR), bin).catch(() => undefined);
   return result;
 }

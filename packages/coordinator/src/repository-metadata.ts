@@ -1,4 +1,13 @@
-import { archivePath, LAST_SYNC, nextSnapshotId, SYNC_MESSAGES, type RemoteRepository } from '@dsg/contracts';
+import path from 'node:path';
+import {
+  archivePath,
+  LAST_SYNC,
+  LAST_SYNC_MIRROR,
+  nextSnapshotId,
+  SYNC_MESSAGES,
+  writeFileAtomic,
+  type RemoteRepository,
+} from '@dsg/contracts';
 import {
   buildSnapshot,
   compressArchive,
@@ -38,18 +47,18 @@ export async function headOf(remote: RemoteRepository): Promise<string | null> {
 }
 
 /**
- * The new snapshot's manifest as bytes and its metadata, and its mirror for
- * after the commit (`mirror()`: encoded then, from the manifest, whose map of
- * every entry stays alive until then; the bytes do not).
+ * The new snapshot's manifest as bytes, its metadata and its mirror (null for
+ * a manifest the mirror cannot reproduce). Its own function so that the
+ * manifest (a second map of every entry) is garbage before the writes that
+ * follow.
  */
 function snapshotBytes(
   entries: Iterable<ManifestEntry>,
   options: Parameters<typeof buildSnapshot>[1],
-): { metadata: ManifestMetadata; bytes: Buffer; mirror: () => Buffer | null } {
+): { metadata: ManifestMetadata; bytes: Buffer; mirror: Buffer | null } {
   const manifest = buildSnapshot(entries, options);
   const bytes = serializeManifestBytes(manifest);
-  const digest = mirrorDigest(bytes);
-  return { metadata: manifest.metadata!, bytes, mirror: () => mirrorOf(manifest, digest) };
+  return { metadata: manifest.metadata!, bytes, mirror: mirrorOf(manifest, mirrorDigest(bytes)) };
 }
 
 /**
@@ -64,10 +73,14 @@ export async function writeSnapshotMetadata(
   message: string,
   /** R's archive entry (takeRemoteArchive): compressed before the transfers, so R's bytes are not held through them */
   remoteArchive: Buffer | null,
-): Promise<{ snapshotId: string; metadata: ManifestMetadata; mirror: () => Buffer | null }> {
+): Promise<{ snapshotId: string; metadata: ManifestMetadata }> {
   const { project, remote, clientFs, tx } = run;
   const snapshotId = nextSnapshotId(plan.remoteSnapshotId);
-  const { metadata: md, bytes, mirror } = snapshotBytes(entries, {
+  const {
+    metadata: md,
+    bytes,
+    mirror,
+  } = snapshotBytes(entries, {
     snapshotId,
     previous: plan.remote.metadata,
     message,
@@ -77,6 +90,11 @@ export async function writeSnapshotMetadata(
     notes: plan.remoteExists ? 'sync' : 'init', // as the original marks them
     ...(project.timeZone ? { timeZone: project.timeZone } : {}),
   });
+  // The new last sync's mirror, written now, before the writes below make their garbage: the next
+  // command decodes it instead of parsing the JSON (100k entries: a status right after a sync peaked
+  // ~60 MB higher, parsing it and encoding a mirror). A cache bound to the bytes by their digest: one
+  // written for a snapshot that then does not commit is only ignored. Best effort.
+  if (mirror) await writeFileAtomic(path.join(project.root, LAST_SYNC_MIRROR), mirror).catch(() => undefined);
   const messages = plan.remoteExists
     ? await readSyncMessages(remote)
     : { metadata_version: SYNC_MESSAGES_VERSION, snapshots: {} };
@@ -104,7 +122,7 @@ export async function writeSnapshotMetadata(
       await remote.writeFile(tx, p, once(content), { hash: hashBytes(content), size: content.byteLength });
     }
   }
-  return { snapshotId, metadata: md, mirror };
+  return { snapshotId, metadata: md };
 }
 
 /**

@@ -1,5 +1,5 @@
 // A working copy's last sync is read through its binary mirror
-// (.dsg/last-sync.bin, written by the sync that made it, else on the first
+// (.dsg/last-sync.bin, written by the sync that makes it, else on the first
 // read): the plans of
 // status and sync are the same with it, without it and with it damaged, and
 // a mirror left from an earlier last sync is never used for the new one.
@@ -55,7 +55,7 @@ describe('the last sync through its mirror (posix repository)', () => {
 
   it("is written by the sync that made the last sync: the new last-sync.json's own, decoded to the same manifest", async () => {
     await put(a, 'input/c.csv', 'c1');
-    await w.sync(a, 'second'); // a new snapshot: the mirror is written after its commit, before any read
+    await w.sync(a, 'second'); // a new snapshot: its mirror comes with it, before any read
     const json = await readFile(path.join(a.root, LAST_SYNC));
     const decoded = decodeMirror(await readFile(mirror()), createHash('sha256').update(json).digest('hex'));
     const parsed = parseManifest(json);
