@@ -12,6 +12,7 @@ import {
 import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { DsgError, NotFoundError, Semaphore, type ProgressListener } from '@dsg/contracts';
+import { FIELDS, Kind, listDir, type DirStats } from '@dsg/dirstat';
 import { entriesEqual, identicalEntry } from './classify.js';
 import { isConflictBackup } from './conflicts.js';
 import { HASH_CHUNK, createXxh3Hasher, hashFileHandle } from './hash.js';
@@ -274,13 +275,14 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
   };
 
   /*
-   * The walk. Without parallelIo it is synchronous: readdirSync with file
-   * types (a directory, link or special file needs no lstat) and one
-   * lstatSync per file, in a loop that awaits only for large files (hashed
+   * The walk. Without parallelIo it is synchronous: one native listDir per
+   * directory (names, kinds and every entry's lstat in one call: no Dirent,
+   * Stats or Date objects per file), in a loop that awaits only for large
+   * files (hashed
    * in the background, at most 2 × pool size at a time) and to yield to the
    * event loop every ~50 ms (signals, timers of a progress display). Measured
    * by bench/micro/scan-walk.mjs on 100k files in directories of 1,000 (2
-   * cores, ext4, page cache warm): this walk 0.35 s, readdir+lstat through
+   * cores, ext4, page cache warm), before listDir: readdirSync + lstatSync 0.35 s, readdir+lstat through
    * libuv's pool with 64 callbacks in flight 0.40 s, with one promise per
    * lstat 1.4 s, fdir's listing + lstatSync 0.52 s; `find -printf` 0.24 s,
    * `git status` 0.28 s. On a local disk a trip through the 4-thread pool
@@ -318,10 +320,25 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
   }
   const dirs: Dir[] = [];
 
-  const readdirTyped = async (full: string): Promise<Dirent[]> =>
-    options.parallelIo
-      ? pool.run(() => readdir(full, { withFileTypes: true }))
-      : readdirSync(full, { withFileTypes: true });
+  /**
+   * One directory's names (byte order) with their kinds, and on the
+   * synchronous path their lstat numbers too: `listDir` (@dsg/dirstat) lists
+   * and stats a directory in one native call, without a Dirent, a Stats and
+   * its four Dates per file (garbage that set a large sync's peak memory).
+   * With parallelIo: readdir with file types through the pool, each file
+   * lstat'ed later (statPath).
+   */
+  const list = async (full: string): Promise<DirStats | { names: string[]; kinds: Uint8Array; stats: null }> => {
+    if (!options.parallelIo) {
+      const l = listDir(full); // throws as readdirSync does
+      // an entry the native listing could not stat (gone since it was listed, a name that is not
+      // UTF-8, a path too long for lstat): this directory as before, by its file types and one lstat
+      // per file, so each such case ends as it always did (vanished: skipped; else the scan refuses)
+      if (!l.kinds.some((k) => k === Kind.gone || k === Kind.undecodable)) return l;
+      return fromDirents(readdirSync(full, { withFileTypes: true }));
+    }
+    return fromDirents(await pool.run(() => readdir(full, { withFileTypes: true })));
+  };
 
   /** A failed hash: vanished → null; a DsgError (SCAN_UNSTABLE) as it is; anything else unreadable. */
   const hashFailed = (rel: string, e: unknown): null => {
@@ -330,19 +347,18 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
     throw new ScanUnreadableError(rel, e);
   };
 
-  /** A path in the data tree, by its lstat: a file (cached, or hashed), a directory, a link, a special file. */
-  const afterStat = (rel: string, dd: string, st: Stats): Promise<void> | undefined => {
-    if (st.isDirectory()) {
+  /** A path in the data tree, by its lstat (kind and numbers): a file (cached, or hashed), a directory, a link, a special file. */
+  const afterStat = (rel: string, dd: string, kind: number, seen: StatKey): Promise<void> | undefined => {
+    if (kind === Kind.dir) {
       dirs.push({ rel, dd });
       return undefined;
     }
-    if (st.isSymbolicLink()) return readLink(rel, null);
-    if (!st.isFile()) {
+    if (kind === Kind.link) return readLink(rel, null);
+    if (kind !== Kind.file) {
       warnings.push({ path: rel, reason: 'not a regular file, directory or symlink', kind: 'special' });
       return undefined;
     }
     stats.files++;
-    const seen: StatKey = { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs };
     const cached = cache.lookup(rel, seen);
     if (cached !== undefined) {
       addFile(rel, { hash: cached, key: seen });
@@ -371,7 +387,7 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
       throw new ScanUnreadableError(rel, e);
     };
     if (options.parallelIo) {
-      return pool.run(() => lstat(abs(rel))).then((st) => afterStat(rel, dd, st), unreadable);
+      return pool.run(() => lstat(abs(rel))).then((st) => afterStat(rel, dd, kindOfStats(st), keyOf(st)), unreadable);
     }
     let st: Stats | undefined;
     try {
@@ -379,7 +395,7 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
     } catch (e) {
       return unreadable(e);
     }
-    return st ? afterStat(rel, dd, st) : undefined;
+    return st ? afterStat(rel, dd, kindOfStats(st), keyOf(st)) : undefined;
   };
 
   /** A symlink in the data tree: an entry with its target, or a warning when the target is refused. */
@@ -419,7 +435,14 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
    * depth): other files are not looked at, and names are validated from a
    * data directory down, so an odd name in `src/` never blocks a sync.
    */
-  const visit = (rel: string, name: string, d: Dirent, dd: string | null): Promise<void> | undefined => {
+  const visit = (
+    rel: string,
+    name: string,
+    l: DirStats | { kinds: Uint8Array; stats: null },
+    i: number,
+    dd: string | null,
+  ): Promise<void> | undefined => {
+    const kind = l.kinds[i]!;
     // (scope.dataDirOf(rel) is dd, scope.inDataTree(rel) is dd !== null || name is a data dir)
     const isDataName = dataNames.has(name);
     if (dd !== null || isDataName) {
@@ -428,7 +451,7 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
       const why = prev !== undefined && unusableReason(prev) === null ? null : validateName(rel);
       if (why) {
         if (held.has(rel)) return undefined; // the last sync's entry this dsg cannot use: left alone (see `held`)
-        if (heldDirs.has(rel) && d.isDirectory()) {
+        if (heldDirs.has(rel) && kind === Kind.dir) {
           // a refused directory holding such entries: each path beneath is decided on its own
           dirs.push({ rel, dd: dd ?? rel });
           return undefined;
@@ -438,14 +461,14 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
         return undefined;
       }
     }
-    if (d.isDirectory()) {
+    if (kind === Kind.dir) {
       dirs.push({ rel, dd: dd ?? (isDataName ? rel : null) });
       return undefined;
     }
     if (dd === null) {
       // A data directory that is a symlink is not followed; left out silently, its
       // files would read as deleted, so it is refused (sync stops) instead.
-      if (isDataName && d.isSymbolicLink())
+      if (isDataName && kind === Kind.link)
         warnings.push({
           path: rel,
           reason: 'a data directory that is a symlink is not followed (make it a real directory, or a mount point)',
@@ -454,8 +477,8 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
       else outside.add(rel.length === name.length ? '' : rel.slice(0, rel.length - name.length - 1));
       return undefined; // a file outside the data dirs
     }
-    if (d.isSymbolicLink()) return readLink(rel, dd);
-    if (d.isFile()) return statPath(rel, dd);
+    if (kind === Kind.link) return readLink(rel, dd);
+    if (kind === Kind.file) return l.stats ? afterStat(rel, dd, kind, keyAt(l.stats, i)) : statPath(rel, dd);
     warnings.push({ path: rel, reason: 'not a regular file, directory or symlink', kind: 'special' });
     return undefined;
   };
@@ -502,17 +525,18 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
   // From the root: data dirs are found at any depth; hidden names (.dsg, .git,
   // and .dsgconfig.yml, which travels beside the manifest as the original
   // keeps it out of every manifest) are never entered.
-  let listing: Dirent[] = await readdirTyped(options.root);
+  let listing = await list(options.root);
   let parent: Dir = { rel: '', dd: null };
   let lastYield = performance.now();
   let sinceCheck = 0;
   for (;;) {
-    for (const d of listing) {
-      const name = d.name;
+    const { names } = listing;
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!;
       if (isHidden(name)) continue;
       const rel = parent.rel ? `${parent.rel}/${name}` : name;
       if (isIgnored(rel, name)) continue;
-      const work = visit(rel, name, d, parent.dd);
+      const work = visit(rel, name, listing, i, parent.dd);
       if (work) await inBackground(work);
       if (++sinceCheck === 512) {
         sinceCheck = 0;
@@ -526,13 +550,13 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
     if (!next) break;
     parent = next;
     try {
-      listing = await readdirTyped(abs(next.rel));
+      listing = await list(abs(next.rel));
     } catch (e) {
       // vanished, or not ours to read: an unreadable corner outside the data dirs is passed
       // over, unless the last sync holds files beneath it (a data dir nested in it, as in the
       // task layout's tasks/<t>/input): those would read as deleted and be removed everywhere
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') listing = [];
-      else if (next.dd === null && !holdsBeneath(next.rel)) listing = [];
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') listing = EMPTY;
+      else if (next.dd === null && !holdsBeneath(next.rel)) listing = EMPTY;
       else throw new ScanUnreadableError(next.rel, e);
     }
   }
@@ -549,6 +573,32 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
   progress('scan', undefined, true);
   return { manifest: new Manifest(entries), warnings, stats, outside: outside.result() };
 }
+
+/** A directory with nothing listed. */
+const EMPTY = { names: [] as string[], kinds: new Uint8Array(0), stats: null };
+
+const kindOfDirent = (d: Dirent): number =>
+  d.isDirectory() ? Kind.dir : d.isSymbolicLink() ? Kind.link : d.isFile() ? Kind.file : Kind.other;
+
+/** A listing by file types (readdir's Dirents): each file is lstat'ed when visited. */
+const fromDirents = (ds: Dirent[]): { names: string[]; kinds: Uint8Array; stats: null } => ({
+  names: ds.map((d) => d.name),
+  kinds: Uint8Array.from(ds, kindOfDirent),
+  stats: null,
+});
+
+const kindOfStats = (st: Stats): number =>
+  st.isDirectory() ? Kind.dir : st.isSymbolicLink() ? Kind.link : st.isFile() ? Kind.file : Kind.other;
+
+const keyOf = (st: Stats): StatKey => ({ size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs });
+
+/** Entry i's lstat numbers in a native listing (FIELDS per entry: size, mtimeMs, ino, ctimeMs). */
+const keyAt = (stats: Float64Array, i: number): StatKey => ({
+  size: stats[i * FIELDS]!,
+  mtimeMs: stats[i * FIELDS + 1]!,
+  ino: stats[i * FIELDS + 2]!,
+  ctimeMs: stats[i * FIELDS + 3]!,
+});
 
 const ASCII = /^[^\u0080-\uffff]*$/; // no code unit above U+007F
 

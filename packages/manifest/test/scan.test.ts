@@ -1,4 +1,5 @@
-import { appendFileSync, openSync, readFileSync } from 'node:fs';
+import { appendFileSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { lister } from '@dsg/dirstat';
 import {
   appendFile,
   mkdir,
@@ -400,6 +401,24 @@ describe('scanProject: stat cache and bounded pool', () => {
     await scanProject({ root, dataDirs: ['input'], user: 'u', statCacheFile: cacheFile, ...c4.hooks });
     expect(c4.opened).toHaveLength(40);
     expect((await readFile(cacheFile)).subarray(0, 8).toString('latin1')).toBe('dsgstat\n'); // rewritten, format 3
+  });
+
+  it('lists with the native lister, and a directory it cannot fully stat is read as before: the same entries either way', async () => {
+    const root = await tempRoot();
+    await put(root, 'input/a/x.csv', 'x');
+    await put(root, 'input/b/y.csv', 'y');
+    await link(root, 'input/b/l', 'y.csv');
+    await put(root, 'src/notes.txt', 'outside');
+    // a name that is not UTF-8 beside a file: the native listing marks it, and that directory falls back to
+    // readdir + lstat, where (as always) no string reaches the file and it is passed over
+    writeFileSync(Buffer.from(`${root}/input/b/bad-\xff.csv`, 'latin1'), 'z');
+    const native = await scanProject({ root, dataDirs: ['input'], user: 'u' });
+    const viaLstat = await scanProject({ root, dataDirs: ['input'], user: 'u', parallelIo: true });
+    expect(lister()).toBe(process.platform === 'linux' ? 'native' : lister());
+    expect([...native.manifest.entries.keys()]).toEqual(['input/a/x.csv', 'input/b/l', 'input/b/y.csv']);
+    expect(native.manifest).toEqual(viaLstat.manifest);
+    expect(native.warnings).toEqual(viaLstat.warnings);
+    expect(native.outside).toEqual({ files: 1, directories: [{ path: 'src', files: 1 }] });
   });
 
   it('parallelIo hashes through a pool bounded by concurrency, with the same result', async () => {
