@@ -1,13 +1,4 @@
-import path from 'node:path';
-import {
-  archivePath,
-  LAST_SYNC,
-  LAST_SYNC_MIRROR,
-  nextSnapshotId,
-  SYNC_MESSAGES,
-  writeFileAtomic,
-  type RemoteRepository,
-} from '@dsg/contracts';
+import { archivePath, LAST_SYNC, nextSnapshotId, SYNC_MESSAGES, type RemoteRepository } from '@dsg/contracts';
 import {
   buildSnapshot,
   compressArchive,
@@ -47,18 +38,21 @@ export async function headOf(remote: RemoteRepository): Promise<string | null> {
 }
 
 /**
- * The new snapshot's manifest as bytes, its metadata and its mirror (null for
- * a manifest the mirror cannot reproduce). Its own function so that the
- * manifest (a second map of every entry) is garbage before the writes that
- * follow.
+ * The new snapshot's manifest as bytes and its metadata, and its mirror to
+ * make once the commit is done (`mirror()`, null for a manifest the mirror
+ * cannot reproduce): encoded then, when the planning's and the writes'
+ * garbage has been collected, rather than on top of it (the peak of a
+ * 100k-entry sync is this moment). Until then only the manifest's map is
+ * kept, not the bytes.
  */
 function snapshotBytes(
   entries: Iterable<ManifestEntry>,
   options: Parameters<typeof buildSnapshot>[1],
-): { metadata: ManifestMetadata; bytes: Buffer; mirror: Buffer | null } {
+): { metadata: ManifestMetadata; bytes: Buffer; mirror: () => Buffer | null } {
   const manifest = buildSnapshot(entries, options);
   const bytes = serializeManifestBytes(manifest);
-  return { metadata: manifest.metadata!, bytes, mirror: mirrorOf(manifest, mirrorDigest(bytes)) };
+  const digest = mirrorDigest(bytes);
+  return { metadata: manifest.metadata!, bytes, mirror: () => mirrorOf(manifest, digest) };
 }
 
 /**
@@ -73,7 +67,7 @@ export async function writeSnapshotMetadata(
   message: string,
   /** R's archive entry (takeRemoteArchive): compressed before the transfers, so R's bytes are not held through them */
   remoteArchive: Buffer | null,
-): Promise<{ snapshotId: string; metadata: ManifestMetadata }> {
+): Promise<{ snapshotId: string; metadata: ManifestMetadata; mirror: () => Buffer | null }> {
   const { project, remote, clientFs, tx } = run;
   const snapshotId = nextSnapshotId(plan.remoteSnapshotId);
   const {
@@ -90,11 +84,6 @@ export async function writeSnapshotMetadata(
     notes: plan.remoteExists ? 'sync' : 'init', // as the original marks them
     ...(project.timeZone ? { timeZone: project.timeZone } : {}),
   });
-  // The new last sync's mirror, written now, before the writes below make their garbage: the next
-  // command decodes it instead of parsing the JSON (100k entries: a status right after a sync peaked
-  // ~60 MB higher, parsing it and encoding a mirror). A cache bound to the bytes by their digest: one
-  // written for a snapshot that then does not commit is only ignored. Best effort.
-  if (mirror) await writeFileAtomic(path.join(project.root, LAST_SYNC_MIRROR), mirror).catch(() => undefined);
   const messages = plan.remoteExists
     ? await readSyncMessages(remote)
     : { metadata_version: SYNC_MESSAGES_VERSION, snapshots: {} };
@@ -122,7 +111,7 @@ export async function writeSnapshotMetadata(
       await remote.writeFile(tx, p, once(content), { hash: hashBytes(content), size: content.byteLength });
     }
   }
-  return { snapshotId, metadata: md };
+  return { snapshotId, metadata: md, mirror };
 }
 
 /**

@@ -1,5 +1,5 @@
 // A working copy's last sync is read through its binary mirror
-// (.dsg/last-sync.bin, written by the sync that makes it, else on the first
+// (.dsg/last-sync.bin, written by the sync that made it, else on the first
 // read): the plans of
 // status and sync are the same with it, without it and with it damaged, and
 // a mirror left from an earlier last sync is never used for the new one.
