@@ -51,8 +51,7 @@ export async function applyInTransaction(
 
   const t = new Transaction(tx, clientFs, remote, run.transport, { logger: run.logger });
   const remoteArchive = takeRemoteArchive(plan);
-  const made: { mirror?: () => Buffer | null } = {}; // filled inside the transaction
-  await t.run(async () => {
+  const mirror = await t.run(async () => {
     await uploadAll(run, plan, ops, result, pr);
     await stageClientChanges(run, plan, ops, at, result, pr);
     await writeRootCopy(run, plan, result);
@@ -66,7 +65,6 @@ export async function applyInTransaction(
 
     const written = await writeSnapshotMetadata(run, plan, ops.merged.values(), at, message, remoteArchive);
     const { snapshotId, metadata: md } = written;
-    made.mirror = written.mirror;
 
     // Optimistic check under the lock: the head is still the one planned against.
     const head = await headOf(remote);
@@ -83,11 +81,12 @@ export async function applyInTransaction(
     faultPoint('sync.before-commit');
     pr.emit('commit');
     result.snapshotId = snapshotId;
+    return written.mirror;
   });
   // The new last sync's mirror, now that it is this copy's: the next command decodes it instead of
   // parsing the JSON (100k entries: a status right after a sync peaked ~60 MB higher, parsing it and
   // encoding a mirror). A cache bound to the bytes by their digest: best effort, after the commit.
-  const bin = made.mirror?.();
+  const bin = mirror();
   if (bin) await writeFileAtomic(path.join(project.root, LAST_SYNC_MIRROR), bin).catch(() => undefined);
   return result;
 }

@@ -29,6 +29,7 @@ import {
   OutsideDataCounter,
   type OutsideData,
   type MirrorColumns,
+  type FastStatusOptions,
   type UnchangedTree,
   type WalkRecordSource,
   type ManifestEntry,
@@ -215,7 +216,7 @@ const unchanged = (
   o: Omit<PlanOptions, 'remote' | 'sameConfig'>,
   last: MirrorColumns,
   outside: OutsideDataCounter,
-  listed: NonNullable<Parameters<typeof treeIsLastSync>[0]['listed']>,
+  listed: NonNullable<FastStatusOptions['listed']>,
 ): Promise<boolean> =>
   treeIsLastSync({
     outside,

@@ -51,7 +51,8 @@ function listError(errno: number, dir: string): NodeJS.ErrnoException {
   return Object.assign(new Error(`${code}: cannot list directory '${dir}'`), { code, errno: -errno, path: dir });
 }
 
-function kindOf(st: ReturnType<typeof lstatSync>): Kind {
+/** The Kind of what `fs` said of an entry (an lstat's Stats, or a Dirent with file types); none: gone. */
+export function kindOf(st: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean } | undefined): Kind {
   if (!st) return Kind.gone;
   return st.isFile() ? Kind.file : st.isDirectory() ? Kind.dir : st.isSymbolicLink() ? Kind.link : Kind.other;
 }

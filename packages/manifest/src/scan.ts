@@ -12,7 +12,7 @@ import {
 import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { DsgError, NotFoundError, Semaphore, type ProgressListener } from '@dsg/contracts';
-import { FIELDS, Kind, listDir, type DirStats } from '@dsg/dirstat';
+import { FIELDS, Kind, kindOf, listDir, type DirStats } from '@dsg/dirstat';
 import { entriesEqual, identicalEntry } from './classify.js';
 import { isConflictBackup } from './conflicts.js';
 import { HASH_CHUNK, createXxh3Hasher, hashFileHandle } from './hash.js';
@@ -278,12 +278,11 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
    * The walk. Without parallelIo it is synchronous: one native listDir per
    * directory (names, kinds and every entry's lstat in one call: no Dirent,
    * Stats or Date objects per file), in a loop that awaits only for large
-   * files (hashed
-   * in the background, at most 2 × pool size at a time) and to yield to the
-   * event loop every ~50 ms (signals, timers of a progress display). Measured
-   * by bench/micro/scan-walk.mjs on 100k files in directories of 1,000 (2
-   * cores, ext4, page cache warm), before listDir: readdirSync + lstatSync 0.35 s, readdir+lstat through
-   * libuv's pool with 64 callbacks in flight 0.40 s, with one promise per
+   * files (hashed in the background, at most 2 × pool size at a time) and to
+   * yield to the event loop every ~50 ms (signals, timers of a progress
+   * display). Measured by bench/micro/scan-walk.mjs on 100k files in
+   * directories of 1,000 (2 cores, ext4, page cache warm), before listDir:
+   * readdirSync + lstatSync 0.35 s, readdir+lstat through libuv's pool with 64 callbacks in flight 0.40 s, with one promise per
    * lstat 1.4 s, fdir's listing + lstatSync 0.52 s; `find -printf` 0.24 s,
    * `git status` 0.28 s. On a local disk a trip through the 4-thread pool
    * costs more than the syscall it carries, so the main thread (which has
@@ -328,7 +327,7 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
    * With parallelIo: readdir with file types through the pool, each file
    * lstat'ed later (statPath).
    */
-  const list = async (full: string): Promise<DirStats | { names: string[]; kinds: Uint8Array; stats: null }> => {
+  const list = async (full: string): Promise<Listing> => {
     if (!options.parallelIo) {
       const l = listDir(full); // throws as readdirSync does
       // an entry the native listing could not stat (gone since it was listed, a name that is not
@@ -387,7 +386,7 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
       throw new ScanUnreadableError(rel, e);
     };
     if (options.parallelIo) {
-      return pool.run(() => lstat(abs(rel))).then((st) => afterStat(rel, dd, kindOfStats(st), keyOf(st)), unreadable);
+      return pool.run(() => lstat(abs(rel))).then((st) => afterStat(rel, dd, kindOf(st), keyOf(st)), unreadable);
     }
     let st: Stats | undefined;
     try {
@@ -395,7 +394,7 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
     } catch (e) {
       return unreadable(e);
     }
-    return st ? afterStat(rel, dd, kindOfStats(st), keyOf(st)) : undefined;
+    return st ? afterStat(rel, dd, kindOf(st), keyOf(st)) : undefined;
   };
 
   /** A symlink in the data tree: an entry with its target, or a warning when the target is refused. */
@@ -435,13 +434,7 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
    * depth): other files are not looked at, and names are validated from a
    * data directory down, so an odd name in `src/` never blocks a sync.
    */
-  const visit = (
-    rel: string,
-    name: string,
-    l: DirStats | { kinds: Uint8Array; stats: null },
-    i: number,
-    dd: string | null,
-  ): Promise<void> | undefined => {
+  const visit = (rel: string, name: string, l: Listing, i: number, dd: string | null): Promise<void> | undefined => {
     const kind = l.kinds[i]!;
     // (scope.dataDirOf(rel) is dd, scope.inDataTree(rel) is dd !== null || name is a data dir)
     const isDataName = dataNames.has(name);
@@ -574,21 +567,22 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
   return { manifest: new Manifest(entries), warnings, stats, outside: outside.result() };
 }
 
-/** A directory with nothing listed. */
-const EMPTY = { names: [] as string[], kinds: new Uint8Array(0), stats: null };
+/**
+ * One directory's names (byte order) with their kinds, and the entries'
+ * lstat numbers when the native lister gave them (null: readdir's file
+ * types, each file lstat'ed when visited).
+ */
+type Listing = DirStats | { names: string[]; kinds: Uint8Array; stats: null };
 
-const kindOfDirent = (d: Dirent): number =>
-  d.isDirectory() ? Kind.dir : d.isSymbolicLink() ? Kind.link : d.isFile() ? Kind.file : Kind.other;
+/** A directory with nothing listed. */
+const EMPTY: Listing = { names: [], kinds: new Uint8Array(0), stats: null };
 
 /** A listing by file types (readdir's Dirents): each file is lstat'ed when visited. */
-const fromDirents = (ds: Dirent[]): { names: string[]; kinds: Uint8Array; stats: null } => ({
+const fromDirents = (ds: Dirent[]): Listing => ({
   names: ds.map((d) => d.name),
-  kinds: Uint8Array.from(ds, kindOfDirent),
+  kinds: Uint8Array.from(ds, (d) => kindOf(d)),
   stats: null,
 });
-
-const kindOfStats = (st: Stats): number =>
-  st.isDirectory() ? Kind.dir : st.isSymbolicLink() ? Kind.link : st.isFile() ? Kind.file : Kind.other;
 
 const keyOf = (st: Stats): StatKey => ({ size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, ctimeMs: st.ctimeMs });
 
