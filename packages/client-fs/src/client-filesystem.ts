@@ -284,7 +284,11 @@ export class LocalClientFilesystem implements ClientFilesystem {
     s.ops.set(relPath, { kind: 'delete', target: relPath });
   }
 
-  async stageMeta(tx: TransactionId, relPath: string, content: Uint8Array): Promise<void> {
+  async stageMeta(
+    tx: TransactionId,
+    relPath: string,
+    content: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+  ): Promise<void> {
     const target = metaTarget(relPath);
     const s = this.#state(tx);
     const staged = stagedMetaPath(target);

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { open, rename, unlink } from 'node:fs/promises';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 
 function errno(e: unknown): string | undefined {
@@ -34,6 +34,11 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** All of `chunk` at the file's position (a write may take less than it was given). */
+async function writeAll(fh: FileHandle, chunk: Uint8Array): Promise<void> {
+  for (let at = 0; at < chunk.length;) at += (await fh.write(chunk, at, chunk.length - at)).bytesWritten;
+}
+
 /**
  * THE atomic replace of a small file: a new temp name beside it (created
  * O_EXCL | O_NOFOLLOW, so nothing planted at that name is followed), the
@@ -41,11 +46,12 @@ export async function fsyncDir(dir: string): Promise<void> {
  * fsynced. A reader sees the old or the new content, never a part; after a
  * crash the file holds one of the two. The temp file is removed on any
  * failure. The parent directory must exist. `mode` is before the umask
- * (default 0o666).
+ * (default 0o666). `content` may come in chunks (a large manifest is
+ * written as it is serialized, never whole in memory).
  */
 export async function writeFileAtomic(
   file: string,
-  content: string | Uint8Array,
+  content: string | Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
   options: { mode?: number } = {},
 ): Promise<void> {
   const tmp = tempNameBeside(file);
@@ -56,7 +62,8 @@ export async function writeFileAtomic(
   );
   try {
     try {
-      await fh.writeFile(content);
+      if (typeof content === 'string' || content instanceof Uint8Array) await fh.writeFile(content);
+      else for await (const chunk of content) await writeAll(fh, chunk);
       await fh.sync();
     } finally {
       await fh.close();

@@ -251,8 +251,15 @@ export interface ClientFilesystem {
 
   /** The file at path will be deleted (moved to backup) at commit. */
   stageDelete(tx: TransactionId, path: string): Promise<void>;
-  /** A metadata file under .dsg/ (last-sync.json, sync-messages.json, archive/…) replaced at commit. */
-  stageMeta(tx: TransactionId, path: string, content: Uint8Array): Promise<void>;
+  /**
+   * A metadata file under .dsg/ (last-sync.json, sync-messages.json, archive/…) replaced at commit;
+   * its content whole or in chunks (a large manifest is written as it is made).
+   */
+  stageMeta(
+    tx: TransactionId,
+    path: string,
+    content: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+  ): Promise<void>;
   /** The remote snapshot this apply belongs to, for journal recovery. */
   setRemoteSnapshot(tx: TransactionId, snapshotId: string): Promise<void>;
 

@@ -36,6 +36,12 @@ export async function* streamOf(bytes: Uint8Array): ByteStream {
   yield bytes;
 }
 
+/** Chunks made as they are read (a manifest serialized in pieces) as a ByteStream. */
+export async function* streamOfChunks(chunks: Iterable<Uint8Array>): ByteStream {
+  await Promise.resolve();
+  for (const c of chunks) yield c;
+}
+
 /**
  * Cuts one stream into consecutive parts of known sizes: the data of a batch
  * of files sent back to back (the agent protocol's `writeFiles`, and the

@@ -71,6 +71,35 @@ describe('writeFileAtomic', () => {
     expect(await readdir(path.join(dir, 'd'))).toEqual(['inner']);
   });
 
+  it('writes content given in chunks, sync or async, as one file', async () => {
+    const target = path.join(dir, 'big.json');
+    const parts = [Buffer.from('{"a":'), Buffer.alloc(300_000, 0x31), Buffer.from('}')];
+    await writeFileAtomic(target, parts);
+    expect((await readFile(target)).equals(Buffer.concat(parts))).toBe(true);
+    await writeFileAtomic(
+      target,
+      (async function* () {
+        await Promise.resolve();
+        yield Buffer.from('x');
+        yield new Uint8Array([0x79, 0x7a]);
+      })(),
+    );
+    expect(await readFile(target, 'utf8')).toBe('xyz');
+    expect(await readdir(dir)).toEqual(['big.json']);
+  });
+
+  it('leaves the old file and no temp file when the chunks fail midway', async () => {
+    const target = path.join(dir, 'a.json');
+    await writeFileAtomic(target, 'old');
+    const failing = (function* () {
+      yield Buffer.from('new, part');
+      throw new Error('serializer failed');
+    })();
+    await expect(writeFileAtomic(target, failing)).rejects.toThrow('serializer failed');
+    expect(await readFile(target, 'utf8')).toBe('old');
+    expect(await readdir(dir)).toEqual(['a.json']);
+  });
+
   it('leaves an existing symlink beside the target alone', async () => {
     await symlink('a.json', path.join(dir, 'alias'));
     await writeFileAtomic(path.join(dir, 'a.json'), 'x');

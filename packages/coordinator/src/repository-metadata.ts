@@ -2,12 +2,13 @@ import { archivePath, LAST_SYNC, nextSnapshotId, SYNC_MESSAGES, type RemoteRepos
 import {
   buildSnapshot,
   compressArchive,
+  ByteSums,
   hashBytes,
   Manifest,
-  mirrorDigest,
   mirrorOf,
   parseSyncMessages,
   serializeManifestBytes,
+  serializeManifestChunks,
   serializeSyncMessages,
   SYNC_MESSAGES_VERSION,
   type ManifestEntry,
@@ -16,7 +17,7 @@ import {
 } from '@dsg/manifest';
 import { archivesToBackfill } from './archive-backfill.js';
 import type { SyncPlan } from './plan.js';
-import { once, readAll } from './streams.js';
+import { once, readAll, streamOfChunks } from './streams.js';
 import { metaRel, type SyncRun } from './sync-run.js';
 
 /*
@@ -38,24 +39,6 @@ export async function headOf(remote: RemoteRepository): Promise<string | null> {
 }
 
 /**
- * The new snapshot's manifest as bytes and its metadata, and its mirror to
- * make once the commit is done (`mirror()`, null for a manifest the mirror
- * cannot reproduce): encoded then, when the planning's and the writes'
- * garbage has been collected, rather than on top of it (the peak of a
- * 100k-entry sync is this moment). Until then only the manifest's map is
- * kept, not the bytes.
- */
-function snapshotBytes(
-  entries: Iterable<ManifestEntry>,
-  options: Parameters<typeof buildSnapshot>[1],
-): { metadata: ManifestMetadata; bytes: Buffer; mirror: () => Buffer | null } {
-  const manifest = buildSnapshot(entries, options);
-  const bytes = serializeManifestBytes(manifest);
-  const digest = mirrorDigest(bytes);
-  return { metadata: manifest.metadata!, bytes, mirror: () => mirrorOf(manifest, digest) };
-}
-
-/**
  * The merged manifest, chained to R, and the metadata files of the new
  * snapshot, written to the repository's work area and staged on the client.
  */
@@ -70,11 +53,7 @@ export async function writeSnapshotMetadata(
 ): Promise<{ snapshotId: string; metadata: ManifestMetadata; mirror: () => Buffer | null }> {
   const { project, remote, clientFs, tx } = run;
   const snapshotId = nextSnapshotId(plan.remoteSnapshotId);
-  const {
-    metadata: md,
-    bytes,
-    mirror,
-  } = snapshotBytes(entries, {
+  const manifest = buildSnapshot(entries, {
     snapshotId,
     previous: plan.remote.metadata,
     message,
@@ -84,6 +63,7 @@ export async function writeSnapshotMetadata(
     notes: plan.remoteExists ? 'sync' : 'init', // as the original marks them
     ...(project.timeZone ? { timeZone: project.timeZone } : {}),
   });
+  const md = manifest.metadata!;
   const messages = plan.remoteExists
     ? await readSyncMessages(remote)
     : { metadata_version: SYNC_MESSAGES_VERSION, snapshots: {} };
@@ -92,13 +72,15 @@ export async function writeSnapshotMetadata(
   const lastWrittenByOriginal = prev !== null && !(prev.snapshot_id in messages.snapshots);
   if (prev && lastWrittenByOriginal) messages.snapshots[prev.snapshot_id] = prev;
   messages.snapshots[snapshotId] = md;
-  // One buffer per file, written to the repository and staged on the client
-  // alike; the manifest goes straight to bytes, and R's archive is made from
-  // the bytes as read (a string of either would be another manifest-sized copy).
-  const meta: [string, Buffer][] = [
-    [LAST_SYNC, bytes],
-    [SYNC_MESSAGES, Buffer.from(serializeSyncMessages(messages), 'utf8')],
-  ];
+  // The manifest is never whole in memory (100k entries: 23 MB, and each writer's copy of it): it is
+  // serialized in pieces to the client's staging, its size and hashes taken on the way, then serialized
+  // again to the repository, which verifies those bytes against that hash.
+  const sums = new ByteSums();
+  await clientFs.stageMeta(tx, metaRel(LAST_SYNC), sums.tap(serializeManifestChunks(manifest)));
+  const { size, hash, sha256 } = sums.result();
+  await remote.writeFile(tx, LAST_SYNC, streamOfChunks(serializeManifestChunks(manifest)), { hash, size });
+  // the other files are small, one buffer each for both sides (R's archive made from R's bytes as read)
+  const meta: [string, Buffer][] = [[SYNC_MESSAGES, Buffer.from(serializeSyncMessages(messages), 'utf8')]];
   if (plan.remoteSnapshotId && remoteArchive) meta.push([archivePath(plan.remoteSnapshotId), remoteArchive]);
   for (const [p, content] of meta) {
     await remote.writeFile(tx, p, once(content), { hash: hashBytes(content), size: content.byteLength });
@@ -111,7 +93,9 @@ export async function writeSnapshotMetadata(
       await remote.writeFile(tx, p, once(content), { hash: hashBytes(content), size: content.byteLength });
     }
   }
-  return { snapshotId, metadata: md, mirror };
+  // the mirror is made once the commit is done (when the planning's and the writes' garbage has been
+  // collected, rather than on top of it); until then only the manifest's map is kept
+  return { snapshotId, metadata: md, mirror: () => mirrorOf(manifest, sha256) };
 }
 
 /**

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { xxh3 } from '@node-rs/xxhash';
 import type { StreamHasher } from '@dsg/contracts';
@@ -60,5 +61,41 @@ export async function hashFile(file: string): Promise<string> {
     return (await hashFileHandle(fh)).hash;
   } finally {
     await fh.close();
+  }
+}
+
+/** What ByteSums found: the bytes' count, xxh3-64 (as hashBytes) and SHA-256 (hex). */
+export interface Sums {
+  size: number;
+  hash: string;
+  sha256: string;
+}
+
+/**
+ * Size and hashes of bytes taken as they pass (`tap`), for bytes that are
+ * written in pieces and never held whole: a new manifest goes to the
+ * client's staging this way, and its sums then go with it to the repository.
+ */
+export class ByteSums {
+  #size = 0;
+  readonly #xxh = xxh3.Xxh3.withSeed(0n);
+  readonly #sha = createHash('sha256');
+  #done = false;
+
+  /** The chunks as they are, summed on the way; the sums are ready once the consumer has read to the end. */
+  *tap(chunks: Iterable<Uint8Array>): Generator<Uint8Array> {
+    for (const c of chunks) {
+      this.#size += c.length;
+      this.#xxh.update(c);
+      this.#sha.update(c);
+      yield c;
+    }
+    this.#done = true;
+  }
+
+  /** The sums; throws when the tapped chunks were not read to the end (they would be of a part). */
+  result(): Sums {
+    if (!this.#done) throw new Error('ByteSums: the bytes were not read to the end');
+    return { size: this.#size, hash: hex16(this.#xxh.digest()), sha256: this.#sha.copy().digest('hex') };
   }
 }

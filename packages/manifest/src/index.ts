@@ -3,6 +3,7 @@ export {
   parseManifest,
   serializeManifest,
   serializeManifestBytes,
+  serializeManifestChunks,
   readManifestFile,
   readManifestBytes,
   writeManifestFile,
@@ -10,7 +11,7 @@ export {
   compactEntry,
 } from './format.js';
 export { entryProblem, unusableReason } from './unusable.js';
-export { createXxh3Hasher, hashBytes, hashFile, HASH_CHUNK } from './hash.js';
+export { ByteSums, createXxh3Hasher, hashBytes, hashFile, HASH_CHUNK, type Sums } from './hash.js';
 export { entriesHash, snapshotHash, buildSnapshot, validateChain } from './chain.js';
 export { formatTimestamp, parseTimestamp, isTimestamp, recordedMtimeMs, DEFAULT_TIME_ZONE } from './timestamp.js';
 export { validateName, validateComponent, validateLinkTarget, nfcRepair } from './names.js';

@@ -4,6 +4,7 @@
  * duplicate-key scan) against the plain ones they replace: the same bytes,
  * the same plans, the same verdicts.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -24,6 +25,9 @@ import {
   parseManifest,
   serializeManifest,
   serializeManifestBytes,
+  serializeManifestChunks,
+  ByteSums,
+  hashBytes,
   STATE_ACTIONS,
   type FileEntry,
   type ManifestEntry,
@@ -133,6 +137,30 @@ describe('serializeManifestBytes', () => {
     expect(bytes.equals(Buffer.from(text, 'utf8'))).toBe(true);
     expect(serializeManifest(m)).toBe(text);
     expect(serializeManifestBytes(parseManifest(bytes)).equals(bytes)).toBe(true);
+    // in chunks (how a sync writes it): the same bytes, never one chunk much bigger than a piece
+    const chunks = [...serializeManifestChunks(m)];
+    expect(chunks.length).toBeGreaterThan(3);
+    expect(Math.max(...chunks.map((c) => c.length))).toBeLessThan(2 * 64 * 1024 + 4096);
+    expect(Buffer.concat(chunks).equals(bytes)).toBe(true);
+    // ByteSums over those chunks: the sums of the whole
+    const sums = new ByteSums();
+    expect(() => sums.result()).toThrow(/not read to the end/);
+    const passed = [...sums.tap(serializeManifestChunks(m))];
+    expect(Buffer.concat(passed).equals(bytes)).toBe(true);
+    expect(sums.result()).toEqual({
+      size: bytes.length,
+      hash: hashBytes(bytes),
+      sha256: createHash('sha256').update(bytes).digest('hex'),
+    });
+  });
+
+  it('ByteSums refuses sums of bytes read only in part', () => {
+    const sums = new ByteSums();
+    const it = sums.tap([Buffer.from('ab'), Buffer.from('cd')]);
+    expect(it.next().value).toEqual(Buffer.from('ab'));
+    expect(() => sums.result()).toThrow(/not read to the end/);
+    expect([...it].length).toBe(1);
+    expect(sums.result().size).toBe(4);
   });
 
   it('round-trips generated manifests byte for byte, bytes and text alike', () => {

@@ -61,8 +61,11 @@ export class LocalTransport implements Transport, ChannelTransport {
   private async start(): Promise<void> {
     this.tmp = await mkdtemp(join(tmpdir(), 'dsg-local-'));
     if (this.o.mode === 'in-process') {
-      const toServer = new PassThrough();
-      const toClient = new PassThrough();
+      // Chunks pass as written (object mode): a byte stream's reader gets what is buffered joined into
+      // one new buffer, a copy of every payload the frames took care not to copy. At most 4 chunks
+      // (frames of ≤ 1 MiB) wait in each direction.
+      const toServer = new PassThrough({ objectMode: true, highWaterMark: 4 });
+      const toClient = new PassThrough({ objectMode: true, highWaterMark: 4 });
       this.serving = this.o.server.serve(toServer, toClient);
       this.ch = { input: toClient, output: toServer };
       return;

@@ -31,6 +31,33 @@ describe('framing', () => {
     ]);
   });
 
+  it('writes a large payload after its header without copying it, and the reader passes it on as it came', async () => {
+    const s = new PassThrough({ objectMode: true, highWaterMark: 4 }); // as the in-process channel is
+    const written: Buffer[] = [];
+    const write = s.write.bind(s) as (c: Buffer) => boolean;
+    s.write = ((c: Buffer) => (written.push(c), write(c))) as typeof s.write;
+    const w = new FrameWriter(s);
+    const big = randomBytes(200_000);
+    const frames: Frame[] = [];
+    const reading = (async () => {
+      for await (const f of readFrames(s)) frames.push(f);
+    })();
+    await w.send(FrameKind.DATA, 3, big);
+    await w.send(FrameKind.DATA, 3, Buffer.from('small'));
+    s.end();
+    await reading;
+    // the big payload is the caller's buffer itself, its header a write of its own; the small frame one write
+    expect(written.map((c) => c.length)).toEqual([9, 200_000, 9 + 5]);
+    expect(written[1]).toBe(big);
+    expect(frames.map((f) => [f.kind, f.id, f.payload.length])).toEqual([
+      [FrameKind.DATA, 3, 200_000],
+      [FrameKind.DATA, 3, 5],
+    ]);
+    expect(frames[0]!.payload.equals(big)).toBe(true);
+    expect(frames[0]!.payload.buffer).toBe(big.buffer); // not copied on the way in either
+    expect(frames[1]!.payload.toString()).toBe('small');
+  });
+
   it('reassembles big payloads from any cut of the stream, and a small frame never pins a big read chunk', async () => {
     const payloads = [randomBytes(300_000), randomBytes(5), randomBytes(70_000), Buffer.alloc(0), randomBytes(1)];
     const bytes = Buffer.concat(payloads.flatMap((p, i) => [encodeHeader(FrameKind.DATA, i + 1, p.length), p]));
