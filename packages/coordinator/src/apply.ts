@@ -2,7 +2,7 @@ import path from 'node:path';
 import { faultPoint, LAST_SYNC_MIRROR, writeFileAtomic } from '@dsg/contracts';
 import { RemoteMovedError } from './errors.js';
 import type { SyncPlan } from './plan.js';
-import { headOf, stageRemoteMetadata, takeRemoteArchive, writeSnapshotMetadata } from './repository-metadata.js';
+import { headOf, remoteArchive, stageRemoteMetadata, writeSnapshotMetadata } from './repository-metadata.js';
 import { hasTransfers, type Ops } from './resolve.js';
 import { emptyResult, type SyncResult } from './result.js';
 import { configMoves, stageConfigBase, writeRootCopy } from './shared-config.js';
@@ -50,7 +50,7 @@ export async function applyInTransaction(
   const pr = progressCounter(run, ops);
 
   const t = new Transaction(tx, clientFs, remote, run.transport, { logger: run.logger });
-  const remoteArchive = takeRemoteArchive(plan);
+  const archive = await remoteArchive(plan);
   const mirror = await t.run(async () => {
     await uploadAll(run, plan, ops, result, pr);
     await stageClientChanges(run, plan, ops, at, result, pr);
@@ -63,7 +63,7 @@ export async function applyInTransaction(
       pr.emit('delete', { path: p, done: false });
     }
 
-    const written = await writeSnapshotMetadata(run, plan, ops.merged.values(), at, message, remoteArchive);
+    const written = await writeSnapshotMetadata(run, plan, ops.merged.values(), at, message, archive);
     const { snapshotId, metadata: md } = written;
 
     // Optimistic check under the lock: the head is still the one planned against.

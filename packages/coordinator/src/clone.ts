@@ -60,7 +60,7 @@ export async function runClone(options: {
     await clientFs.begin(tx);
     try {
       await stageClientChanges(run, plan, ops, new Date(), result, progressCounter(run, ops)); // no backups: the date names none
-      await clientFs.stageMeta(tx, metaRel(LAST_SYNC), plan.remoteManifestBytes!);
+      await clientFs.stageMeta(tx, metaRel(LAST_SYNC), await plan.remoteManifestBytes!.read());
       await stageConfigBase(run, plan, configMoves(ops), 'clone');
       await stageClonedHistory(run, plan);
       await clientFs.setRemoteSnapshot(tx, plan.remoteSnapshotId!);

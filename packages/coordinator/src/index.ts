@@ -7,6 +7,7 @@ export {
   compareWithLastSync,
   type LastSyncFacts,
   type LocalComparison,
+  type ManifestBytes,
   planOffline,
   planOfflineStatus,
   planStatus,

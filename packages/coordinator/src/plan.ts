@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
@@ -51,8 +52,8 @@ export interface SyncPlan {
   remoteExists: boolean;
   /** R's snapshot id (null when the repository does not exist): the head this plan was made against */
   remoteSnapshotId: string | null;
-  /** R's last-sync.json exactly as read (becomes the archive entry of the next snapshot) */
-  remoteManifestBytes: Buffer | null;
+  /** R's last-sync.json exactly as the repository holds it (the archive entry of the next snapshot); null: no repository */
+  remoteManifestBytes: ManifestBytes | null;
   /** paths the scan could not represent (refused names, bad links, special files, case twins): sync refuses while any exist */
   invalid: { path: string; reason: string }[];
   /**
@@ -108,8 +109,48 @@ export interface PlanOptions {
 interface RemoteSide {
   exists: boolean;
   manifest: Manifest;
-  bytes: Buffer | null;
+  bytes: ManifestBytes | null;
 }
+
+/**
+ * A manifest file's size and SHA-256, and its bytes when asked: R's bytes
+ * are needed only by a sync's last step (the next snapshot's archive, a
+ * client-only apply's or a clone's last-sync.json), so they are not held
+ * through the scan and the plan (100k entries: 23 MB).
+ */
+export interface ManifestBytes {
+  size: number;
+  sha256: string;
+  read(): Promise<Buffer>;
+}
+
+/** Bytes already in hand (R as downloaded). */
+const heldBytes = (bytes: Buffer): ManifestBytes => ({
+  size: bytes.length,
+  sha256: createHash('sha256').update(bytes).digest('hex'),
+  read: () => Promise.resolve(bytes),
+});
+
+/**
+ * This copy's last-sync.json, read again when asked and refused unless it is
+ * still the bytes of that size and SHA-256: another dsg in this working copy
+ * may have synced meanwhile, and an archive must hold R exactly.
+ */
+const lastSyncBytes = (root: string, size: number, sha256: string): ManifestBytes => ({
+  size,
+  sha256,
+  read: async () => {
+    const bytes = await readOrNull(path.join(root, LAST_SYNC));
+    if (bytes?.length !== size || createHash('sha256').update(bytes).digest('hex') !== sha256) {
+      throw new ValidationError(
+        `${LAST_SYNC} changed while this command ran (another dsg command in this working copy?)`,
+        { file: LAST_SYNC },
+        { code: 'HASH_MISMATCH', recoveryHint: 'Nothing was committed; run the command again.' },
+      );
+    }
+    return bytes;
+  },
+});
 
 /**
  * Scan local, read C and R, classify. Reads only (the stat cache is the one
@@ -147,15 +188,16 @@ async function headIsLastSync(root: string, remote: RemoteRepository): Promise<R
   if (!remote.fileDigest) return null;
   // this copy's last sync is read while the agent hashes its own
   const [theirs, mine] = await Promise.all([remote.fileDigest(LAST_SYNC), readLastSync(root)]);
-  if (!theirs || !mine || theirs.size !== mine.bytes.length || theirs.sha256 !== mine.sha256) return null;
+  if (!theirs || !mine || theirs.size !== mine.size || theirs.sha256 !== mine.sha256) return null;
   if (!mine.manifest.metadata) return null; // refused with the repository's own message by the full read
-  return { exists: true, manifest: mine.manifest, bytes: mine.bytes };
+  return { exists: true, manifest: mine.manifest, bytes: lastSyncBytes(root, mine.size, mine.sha256) };
 }
 
 /**
- * This copy's last sync (C) with its bytes and their SHA-256; null when it
- * never synced. Read through its binary mirror (`.dsg/last-sync.bin`), so a
- * large manifest is parsed once per sync, not once per command.
+ * This copy's last sync (C) with its size and SHA-256; null when it never
+ * synced. Read through its binary mirror (`.dsg/last-sync.bin`), so a large
+ * manifest is parsed once per sync, not once per command, and not read at
+ * all while the mirror's binding vouches for it.
  */
 const readLastSync = (root: string): ReturnType<typeof readManifestMirrored> =>
   readManifestMirrored(path.join(root, LAST_SYNC), path.join(root, LAST_SYNC_MIRROR));
@@ -188,7 +230,8 @@ export async function planOffline(options: Omit<PlanOptions, 'remote' | 'sameCon
   const saved = await readOrNull(path.join(root, CONFIG_BASE));
   // the repository's config as of the last sync: what was synced (absent for an older dsg's copy: not compared)
   const config: SharedConfig = { local, remote: saved, base: saved ? hashBytes(saved) : null };
-  return planAgainst(options, { exists: true, manifest: last.manifest, bytes: last.bytes }, last.manifest, config);
+  const bytes = lastSyncBytes(root, last.size, last.sha256);
+  return planAgainst(options, { exists: true, manifest: last.manifest, bytes }, last.manifest, config);
 }
 
 /**
@@ -386,7 +429,7 @@ async function readRemoteManifest(remote: RemoteRepository): Promise<RemoteSide>
       },
     );
   }
-  return { exists: true, manifest, bytes };
+  return { exists: true, manifest, bytes: heldBytes(bytes) };
 }
 
 /**
@@ -418,7 +461,8 @@ async function readCacheManifest(root: string, remote?: RemoteSide): Promise<Man
   if (!last) return Manifest.empty();
   // After a sync C and R are the same bytes: one manifest for both (never
   // mutated after parsing, so sharing is safe).
-  return remote?.bytes && last.bytes.equals(remote.bytes) ? remote.manifest : last.manifest;
+  const same = remote?.bytes && last.size === remote.bytes.size && last.sha256 === remote.bytes.sha256;
+  return same ? remote.manifest : last.manifest;
 }
 
 /** The shared config and the scan of L, then the three-way classification after holding back what this client must never write. */

@@ -48,7 +48,7 @@ export async function writeSnapshotMetadata(
   entries: Iterable<ManifestEntry>,
   at: Date,
   message: string,
-  /** R's archive entry (takeRemoteArchive): compressed before the transfers, so R's bytes are not held through them */
+  /** R's archive entry (remoteArchive): compressed before the transfers, so R's bytes are not held through them */
   remoteArchive: Buffer | null,
 ): Promise<{ snapshotId: string; metadata: ManifestMetadata; mirror: () => Buffer | null }> {
   const { project, remote, clientFs, tx } = run;
@@ -100,21 +100,24 @@ export async function writeSnapshotMetadata(
 
 /**
  * R's archive entry for the next snapshot (null when R has no snapshot),
- * made from R's bytes as read; it takes R's bytes off the plan: for 100k
- * entries 23 MB that a sync held through its transfers and commit, where the
- * archive is ~3 MB. Only the new snapshot needs them (a client-only apply and
- * a clone take R's bytes as they are, and do not call this).
+ * made from R's bytes as the repository holds them. Made before the
+ * transfers: the archive is ~3 MB where R's bytes are 23 MB (100k entries),
+ * and those are not held through the transfers and the commit. Only the new
+ * snapshot needs it (a client-only apply and a clone take R's bytes as they
+ * are, and do not call this).
  */
-export function takeRemoteArchive(plan: SyncPlan): Buffer | null {
-  const bytes = plan.remoteManifestBytes;
-  plan.remoteManifestBytes = null;
-  return plan.remoteSnapshotId && bytes ? compressArchive(bytes) : null;
+export async function remoteArchive(plan: SyncPlan): Promise<Buffer | null> {
+  return plan.remoteSnapshotId && plan.remoteManifestBytes
+    ? compressArchive(await plan.remoteManifestBytes.read())
+    : null;
 }
 
 /** The client takes R as it is (a client-only apply): last-sync.json is R's bytes, sync-messages.json the repository's. */
 export async function stageRemoteMetadata(run: SyncRun, plan: SyncPlan): Promise<void> {
   const { clientFs, remote, tx } = run;
-  const bytes = plan.remoteManifestBytes ?? serializeManifestBytes(Manifest.empty());
+  const bytes = plan.remoteManifestBytes
+    ? await plan.remoteManifestBytes.read()
+    : serializeManifestBytes(Manifest.empty());
   await clientFs.stageMeta(tx, metaRel(LAST_SYNC), bytes);
   const sm = await remote.readFile(SYNC_MESSAGES);
   if (sm) await clientFs.stageMeta(tx, metaRel(SYNC_MESSAGES), await readAll(sm));

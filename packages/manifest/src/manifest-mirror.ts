@@ -22,8 +22,7 @@
  * strong as the digest against what a repository sends.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { xxh3 } from '@node-rs/xxhash';
 import { writeFileAtomic } from '@dsg/contracts';
 import { identityOf, nowNs, sameIdentity, settled, type SourceIdentity } from './file-identity.js';
@@ -315,20 +314,19 @@ export function decodeMirrorColumns(buf: Buffer, digest: string): MirrorColumns 
 }
 
 /**
- * The last sync's size and SHA-256, with its mirror as columns (null when
- * there is no whole mirror of these bytes: readManifestMirrored then parses
- * the JSON and writes one). A mirror bound to the file as it is now answers
- * without the JSON being read; otherwise the JSON is read and hashed, and a
- * matching mirror is bound for the next time (its only write). `racyMs`:
- * how long before a check the file must have last changed for the binding
- * to count (tests shorten it; files they write are always new).
+ * A source's size and SHA-256, with its mirror as `decode` reads it (null
+ * when there is no whole mirror of these bytes), and the bytes themselves
+ * when they had to be read. A mirror bound to the file as it is now answers
+ * without the file being read; otherwise it is read and hashed, and a
+ * matching mirror is bound for the next time (its only write). Null: no
+ * source. One owner of the binding rule for both readers below.
  */
-export async function readMirrorColumns(
+async function readThroughMirror<T>(
   file: string,
   mirrorFile: string,
-  o: { racyMs?: number } = {},
-): Promise<{ size: number; sha256: string; columns: MirrorColumns | null } | null> {
-  const racyMs = o.racyMs ?? MIRROR_RACY_MS;
+  decode: (mirror: Buffer, digest: string) => T | null,
+  racyMs: number,
+): Promise<{ size: number; sha256: string; decoded: T | null; bytes: Buffer | null } | null> {
   // read in one call each (fs.promises reads a large file in 512 KiB round trips through the thread pool:
   // 23 MB took 0.1–0.2 s instead of 0.09 s on the bench machine); the caller starts its requests first
   let mirror: Buffer | null = null;
@@ -341,20 +339,27 @@ export async function readMirrorColumns(
   if (mirror && before) {
     // the file is as it was when its digest was last taken: neither read nor hashed
     const bound = boundDigest(mirror, before, racyMs);
-    const columns = bound && decodeMirrorColumns(mirror, bound);
-    if (bound && columns) return { size: Number(before.size), sha256: bound, columns };
+    const decoded = bound && decode(mirror, bound);
+    if (bound && decoded) return { size: Number(before.size), sha256: bound, decoded, bytes: null };
   }
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(file);
-  } catch {
-    const slow = await readManifestBytes(file); // ENOENT → null; anything else worded as the full path words it
-    if (!slow) return null;
-    bytes = slow;
+  // hashed through one small buffer first: the bytes themselves are needed only when there is no mirror
+  // of them (100k entries: 23 MB that every command read, then left for the collector)
+  const streamed = mirror ? digestOfFile(file) : null;
+  const early = streamed && mirror && decode(mirror, streamed.sha256);
+  let bytes: Buffer | null = null;
+  if (!early) {
+    try {
+      bytes = readFileSync(file);
+    } catch {
+      bytes = await readManifestBytes(file); // ENOENT → null; anything else worded as the full path words it
+      if (!bytes) return null;
+    }
   }
-  const digest = digestOf(bytes);
-  const columns = mirror && decodeMirrorColumns(mirror, digest);
-  if (mirror && columns && before) {
+  const digest = bytes ? digestOf(bytes) : streamed!.sha256;
+  const size = bytes ? bytes.length : streamed!.size;
+  // a mirror already judged against these bytes' digest is not decoded twice
+  const decoded = early || (mirror && digest !== streamed?.sha256 ? decode(mirror, digest) : null);
+  if (mirror && decoded && before) {
     // bind the mirror to the file as it is (best effort), once its times can be trusted: the next read is the fast one
     const at = nowNs();
     const after = identityOf(file);
@@ -363,28 +368,73 @@ export async function readMirrorColumns(
       await writeFileAtomic(mirrorFile, mirror).catch(() => undefined);
     }
   }
-  return { size: bytes.length, sha256: digest, columns };
+  return { size, sha256: digest, decoded: decoded || null, bytes };
+}
+
+/** Bytes read per step by digestOfFile. */
+const DIGEST_CHUNK = 1 << 20;
+
+/**
+ * Size and SHA-256 of a file, read through one reused buffer; null when it
+ * cannot be read (the caller's full read words the error). Synchronous, as
+ * the whole read it replaces was (see readThroughMirror).
+ */
+function digestOfFile(file: string): { size: number; sha256: string } | null {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return null;
+  }
+  try {
+    const h = createHash('sha256');
+    const buf = Buffer.allocUnsafe(DIGEST_CHUNK);
+    let size = 0;
+    for (let n; (n = readSync(fd, buf, 0, DIGEST_CHUNK, null)) > 0; size += n) h.update(buf.subarray(0, n));
+    return { size, sha256: h.digest('hex') };
+  } catch {
+    return null;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The last sync's size and SHA-256, with its mirror as columns (null when
+ * there is no whole mirror of these bytes: readManifestMirrored then parses
+ * the JSON and writes one), through readThroughMirror. `racyMs`: how long
+ * before a check the file must have last changed for the binding to count
+ * (tests shorten it; files they write are always new).
+ */
+export async function readMirrorColumns(
+  file: string,
+  mirrorFile: string,
+  o: { racyMs?: number } = {},
+): Promise<{ size: number; sha256: string; columns: MirrorColumns | null } | null> {
+  const r = await readThroughMirror(file, mirrorFile, decodeMirrorColumns, o.racyMs ?? MIRROR_RACY_MS);
+  return r && { size: r.size, sha256: r.sha256, columns: r.decoded };
 }
 
 /**
  * Read the manifest `file` (null when it does not exist), through its mirror
- * `mirrorFile` when that was made from these very bytes; otherwise parse the
- * JSON (its errors as parseManifest words them) and write the mirror for the
- * next read (best effort: a mirror that cannot be written is only slower).
- * Returns the file's bytes and their SHA-256 too: callers compare them with
- * the repository's.
+ * `mirrorFile` when that was made from these very bytes (read through
+ * readThroughMirror: a bound mirror answers without the JSON being read);
+ * otherwise parse the JSON (its errors as parseManifest words them) and
+ * write the mirror for the next read (best effort: a mirror that cannot be
+ * written is only slower). Returns the file's size and SHA-256 too, not its
+ * bytes: callers compare those with the repository's, and a caller that
+ * needs the bytes reads them when it needs them (100k entries: 23 MB not
+ * held through a scan and a plan).
  */
 export async function readManifestMirrored(
   file: string,
   mirrorFile: string,
-): Promise<{ manifest: Manifest; bytes: Buffer; sha256: string } | null> {
-  const bytes = await readManifestBytes(file);
-  if (!bytes) return null;
-  const digest = digestOf(bytes);
-  const mirror = await readFile(mirrorFile).catch(() => null);
-  const mirrored = mirror && decodeMirror(mirror, digest);
-  if (mirrored) return { manifest: mirrored, bytes, sha256: digest };
-  const manifest = parseManifest(bytes, file);
-  if (mirrorable(manifest)) await writeFileAtomic(mirrorFile, encodeMirror(manifest, digest)).catch(() => undefined);
-  return { manifest, bytes, sha256: digest };
+  o: { racyMs?: number } = {},
+): Promise<{ manifest: Manifest; size: number; sha256: string } | null> {
+  const r = await readThroughMirror(file, mirrorFile, decodeMirror, o.racyMs ?? MIRROR_RACY_MS);
+  if (!r) return null;
+  if (r.decoded) return { manifest: r.decoded, size: r.size, sha256: r.sha256 };
+  const manifest = parseManifest(r.bytes!, file);
+  if (mirrorable(manifest)) await writeFileAtomic(mirrorFile, encodeMirror(manifest, r.sha256)).catch(() => undefined);
+  return { manifest, size: r.size, sha256: r.sha256 };
 }

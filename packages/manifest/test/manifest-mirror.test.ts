@@ -283,6 +283,34 @@ describe('the last sync through its binary mirror', () => {
     expect(rewritten.columns).toBeNull();
   });
 
+  it('readManifestMirrored takes a bound mirror without reading the JSON, and hashes a file it cannot vouch for', async () => {
+    const d = await dir();
+    const file = path.join(d, 'last-sync.json');
+    const mirror = path.join(d, 'last-sync.bin');
+    const text = readFileSync(new URL('./fixtures/worked-example-s2.json', import.meta.url), 'utf8');
+    const sha = createHash('sha256').update(text).digest('hex');
+    await writeFile(file, text);
+    expect(await readManifestMirrored(file, mirror, { racyMs: 0 })).toMatchObject({
+      size: Buffer.byteLength(text),
+      sha256: sha,
+    });
+    // the first read wrote the mirror; the second binds it (the file is old enough under racyMs 0)
+    await readManifestMirrored(file, mirror, { racyMs: 0 });
+    const bound = await readFile(mirror);
+    // proof the bound read neither reads nor hashes the JSON: the mirror records another digest, and is believed
+    const lie = Buffer.from(bound);
+    lie.write('e'.repeat(64), 16, 'latin1');
+    await writeFile(mirror, lie);
+    const trusted = (await readManifestMirrored(file, mirror, { racyMs: 0 }))!;
+    expect(trusted.sha256).toBe('e'.repeat(64));
+    expect(trusted.size).toBe(Buffer.byteLength(text));
+    expect(view(trusted.manifest)).toEqual(view(parseManifest(text)));
+    // under the racy rule the same binding does not count: the bytes are hashed, and the lie shows
+    const racy = (await readManifestMirrored(file, mirror))!;
+    expect(racy.sha256).toBe(sha);
+    expect(view(racy.manifest)).toEqual(view(parseManifest(text)));
+  });
+
   it('no last sync: null, and no mirror', async () => {
     const d = await dir();
     expect(await readManifestMirrored(path.join(d, 'none.json'), path.join(d, 'none.bin'))).toBeNull();

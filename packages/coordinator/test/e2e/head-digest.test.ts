@@ -93,9 +93,22 @@ describe.each(BACKENDS)('the head asked by digest (%s repository)', (backend) =>
     expect(p.remoteExists).toBe(true);
     expect(p.remoteSnapshotId).toBe('s1');
     expect(p.remote).toBe(p.cache); // parsed once
-    expect(p.remoteManifestBytes).toEqual(await readFile(path.join(a.root, LAST_SYNC)));
+    expect(await p.remoteManifestBytes!.read()).toEqual(await readFile(path.join(a.root, LAST_SYNC)));
     expect(actions(p)).toEqual({ 'input/a.csv': 'upload' });
     expect(sent(w)).toBeLessThan(1000); // at most the small .dsgconfig.yml: no manifest
+  });
+
+  it("R's bytes are read when needed, and refused when last-sync.json changed since the plan", async () => {
+    await put(a, 'input/a.csv', 'a2');
+    const { plan: p } = await plan(a);
+    const file = path.join(a.root, LAST_SYNC);
+    const original = await readFile(file);
+    expect(p.remoteManifestBytes).toMatchObject({ size: original.length });
+    // another dsg in this working copy synced meanwhile: an archive must hold R exactly, so nothing is taken
+    await writeFile(file, original.toString('utf8').replace('"first"', '"other"'));
+    await expect(p.remoteManifestBytes!.read()).rejects.toMatchObject({ code: 'HASH_MISMATCH' });
+    await writeFile(file, original);
+    expect(await p.remoteManifestBytes!.read()).toEqual(original);
   });
 
   it('an agent that speaks 1.1 is served by the full read, to the same plan', async () => {
@@ -106,7 +119,7 @@ describe.each(BACKENDS)('the head asked by digest (%s repository)', (backend) =>
     expect(reads(old.calls, LAST_SYNC)).toBe(1); // … so the manifest is read
     expect(reads(old.calls, SYNC_MESSAGES)).toBe(1); // and the history checked
     expect(actions(old.plan)).toEqual(actions(byDigest.plan));
-    expect(old.plan.remoteManifestBytes).toEqual(byDigest.plan.remoteManifestBytes);
+    expect(await old.plan.remoteManifestBytes!.read()).toEqual(await byDigest.plan.remoteManifestBytes!.read());
     expect(old.plan.remoteSnapshotId).toBe(byDigest.plan.remoteSnapshotId);
   });
 
