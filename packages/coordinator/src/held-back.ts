@@ -47,14 +47,19 @@ const without = (m: Manifest, drop: ReadonlySet<string>): Manifest => {
  */
 export function partitionByScope(local: Manifest, cache: Manifest, remote: Manifest, scope: Scope): Partition {
   const held = new Map<string, string>();
-  const byKey = new Map<string, string[]>();
+  // the paths of each case/NFC-folded key: one path as itself, an array only for twins (an array per
+  // entry was 100k arrays of garbage at 100k entries)
+  const byKey = new Map<string, string | string[]>();
   for (const e of remote.entries.values()) {
     const why =
       unusableReason(e) ??
       scope.problem(e.type === 'link' ? { type: 'link', path: e.path, reference: e.reference } : e);
     if (why) held.set(e.path, why);
     const k = foldKey(e.path);
-    byKey.set(k, [...(byKey.get(k) ?? []), e.path]);
+    const had = byKey.get(k);
+    if (had === undefined) byKey.set(k, e.path);
+    else if (typeof had === 'string') byKey.set(k, [had, e.path]);
+    else had.push(e.path);
   }
   // Never beneath a symbolic link (git's rule): `input/g -> sub` and `input/g/x` in one snapshot
   // would have the client write x through the link, somewhere the manifest does not say.
@@ -74,7 +79,7 @@ export function partitionByScope(local: Manifest, cache: Manifest, remote: Manif
     }
   }
   for (const group of byKey.values()) {
-    if (group.length < 2) continue;
+    if (typeof group === 'string') continue;
     for (const p of group) {
       if (!held.has(p))
         held.set(
@@ -89,7 +94,8 @@ export function partitionByScope(local: Manifest, cache: Manifest, remote: Manif
   const localTwins: { path: string; reason: string }[] = [];
   for (const e of local.entries.values()) {
     if (remote.entries.has(e.path)) continue;
-    const twin = byKey.get(foldKey(e.path))?.find((q) => q !== e.path);
+    const same = byKey.get(foldKey(e.path));
+    const twin = typeof same === 'string' ? (same !== e.path ? same : undefined) : same?.find((q) => q !== e.path);
     if (twin !== undefined)
       localTwins.push({
         path: e.path,

@@ -90,6 +90,41 @@ const entriesOf = async (): Promise<Json['entries']> =>
   (JSON.parse(await readFile(path.join(w.currentDir, '.dsg', 'last-sync.json'), 'utf8')) as Json).entries;
 
 describe('odd entries of another tool: held back, carried unchanged', () => {
+  it('partitionByScope holds back every case/NFC twin of R (two or three to a name) and refuses a local twin', () => {
+    const f = (p: string): ManifestEntry => ({
+      type: 'file',
+      path: p,
+      user,
+      filesize: 1,
+      mtime: '2024-01-15T09:00:00-08:00',
+      hash: '8e6c24aee9db9e33',
+    });
+    const remote = new Manifest(
+      ['input/A.csv', 'input/a.csv', 'input/caf\u00e9', 'input/cafe\u0301', 'input/CAFÉ', 'input/solo', 'input/x'].map(
+        f,
+      ),
+    );
+    const local = new Manifest(['input/solo', 'input/X', 'input/x', 'input/new'].map(f));
+    const part = partitionByScope(local, Manifest.empty(), remote, projectScope(['input']));
+    const held = Object.fromEntries(part.heldBack.map((h) => [h.path, h.reason]));
+    expect(Object.keys(held).sort()).toEqual(
+      ['input/A.csv', 'input/CAFÉ', 'input/a.csv', 'input/caf\u00e9', 'input/cafe\u0301'].sort(),
+    );
+    expect(held['input/a.csv']).toBe(
+      'differs only by case or Unicode normalization from "input/A.csv" in the repository (one file on macOS and Windows)',
+    );
+    expect(held['input/CAFÉ']).toMatch(/from "input\/caf\u00e9", "input\/cafe\u0301" in the repository/);
+    // a local path whose twin is in R (and that R does not hold itself) is refused; R's own path is not
+    expect(part.localTwins).toEqual([
+      {
+        path: 'input/X',
+        reason:
+          'differs only by case or Unicode normalization from "input/x" in the repository (one file on macOS and Windows)',
+      },
+    ]);
+    expect([...part.remote.entries.keys()]).toEqual(['input/solo', 'input/x']);
+  });
+
   it("partitionByScope holds every marked entry back (and only those) and carries R's very entry objects", async () => {
     const remote = parseManifest(await addOddEntries(), 'repository');
     const local = new Manifest([...remote.entries.values()].filter((e) => unusableReason(e) === null));
