@@ -30,6 +30,15 @@ async function dir(): Promise<string> {
   return d;
 }
 
+/** The worked example written as a last sync in a fresh directory: its paths, text and SHA-256. */
+async function workedLastSync(): Promise<{ file: string; mirror: string; text: string; sha: string }> {
+  const d = await dir();
+  const file = path.join(d, 'last-sync.json');
+  const text = readFileSync(new URL('./fixtures/worked-example-s2.json', import.meta.url), 'utf8');
+  await writeFile(file, text);
+  return { file, mirror: path.join(d, 'last-sync.bin'), text, sha: createHash('sha256').update(text).digest('hex') };
+}
+
 /** What a reader of the manifest sees: entries (with their unusable marks), metadata, extra keys, the serialization. */
 const view = (m: Manifest): unknown => ({
   entries: [...m.entries.values()].map((e) => ({ ...e, unusable: unusableReason(e) })),
@@ -137,11 +146,7 @@ describe('the last sync through its binary mirror', () => {
   });
 
   it('a mirror of other bytes, or a damaged one, is never used: the JSON is read and the mirror rewritten', async () => {
-    const d = await dir();
-    const file = path.join(d, 'last-sync.json');
-    const mirror = path.join(d, 'last-sync.bin');
-    const text = readFileSync(new URL('./fixtures/worked-example-s2.json', import.meta.url), 'utf8');
-    await writeFile(file, text);
+    const { file, mirror, text } = await workedLastSync();
     await readManifestMirrored(file, mirror);
     const good = await readFile(mirror);
     const damaged: [string, Buffer][] = [
@@ -166,11 +171,7 @@ describe('the last sync through its binary mirror', () => {
   });
 
   it('a mirror made from these very bytes is what is read (the JSON is not parsed again)', async () => {
-    const d = await dir();
-    const file = path.join(d, 'last-sync.json');
-    const mirror = path.join(d, 'last-sync.bin');
-    const text = readFileSync(new URL('./fixtures/worked-example-s2.json', import.meta.url), 'utf8');
-    await writeFile(file, text);
+    const { file, mirror, text } = await workedLastSync();
     await readManifestMirrored(file, mirror);
     // a mirror carrying another message, bound to the same bytes' digest, shows through
     const m = parseManifest(text);
@@ -221,11 +222,7 @@ describe('the last sync through its binary mirror', () => {
   });
 
   it('a mirror written under other entry rules (an older or newer dsg) is judged again, not trusted', async () => {
-    const d = await dir();
-    const file = path.join(d, 'last-sync.json');
-    const mirror = path.join(d, 'last-sync.bin');
-    const text = readFileSync(new URL('./fixtures/worked-example-s2.json', import.meta.url), 'utf8');
-    await writeFile(file, text);
+    const { file, mirror, text } = await workedLastSync();
     await readManifestMirrored(file, mirror);
     const good = await readFile(mirror);
     const other = Buffer.from(good);
@@ -240,12 +237,7 @@ describe('the last sync through its binary mirror', () => {
   });
 
   it('a mirror bound to the file as it is answers without the JSON: any rewrite, or a change too close to the check, reads it again', async () => {
-    const d = await dir();
-    const file = path.join(d, 'last-sync.json');
-    const mirror = path.join(d, 'last-sync.bin');
-    const text = readFileSync(new URL('./fixtures/worked-example-s2.json', import.meta.url), 'utf8');
-    const sha = createHash('sha256').update(text).digest('hex');
-    await writeFile(file, text);
+    const { file, mirror, text, sha } = await workedLastSync();
     await readManifestMirrored(file, mirror); // writes the mirror, unbound
     const unbound = await readFile(mirror);
     // a file that changed just now: its times cannot be trusted yet, so no binding is written
@@ -284,12 +276,7 @@ describe('the last sync through its binary mirror', () => {
   });
 
   it('readManifestMirrored takes a bound mirror without reading the JSON, and hashes a file it cannot vouch for', async () => {
-    const d = await dir();
-    const file = path.join(d, 'last-sync.json');
-    const mirror = path.join(d, 'last-sync.bin');
-    const text = readFileSync(new URL('./fixtures/worked-example-s2.json', import.meta.url), 'utf8');
-    const sha = createHash('sha256').update(text).digest('hex');
-    await writeFile(file, text);
+    const { file, mirror, text, sha } = await workedLastSync();
     expect(await readManifestMirrored(file, mirror, { racyMs: 0 })).toMatchObject({
       size: Buffer.byteLength(text),
       sha256: sha,
