@@ -134,11 +134,13 @@ export async function readHead(root: string): Promise<Head> {
 /**
  * The head of the live tree: from `recorded` when the file is that one (no
  * parse, no metadata block), else as readHead. `record`: what to record now
- * (the file was parsed and is settled), or null.
+ * (the file was parsed and is settled), or null. `racyMs`: how old its
+ * ctime must be to be settled (HEAD_RACY_MS; tests choose theirs).
  */
 export async function readLiveHead(
   root: string,
   recorded: HeadFile | null,
+  racyMs = HEAD_RACY_MS,
   nowMs = Date.now(),
 ): Promise<{ head: { id: string; n: number; metadata: Metadata | null } | null; record: HeadFile | null }> {
   const f = await openJson(root, LAST_SYNC);
@@ -148,7 +150,7 @@ export async function readLiveHead(
     await f.fh.close();
     return { head: { id: recorded.id, n: snapshotNumber(recorded.id)!, metadata: null }, record: null };
   }
-  const settled = f.st.ctimeNs <= BigInt(nowMs - HEAD_RACY_MS) * 1_000_000n;
+  const settled = f.st.ctimeNs <= BigInt(nowMs - racyMs) * 1_000_000n;
   const head = await headOf(root, f);
   return { head, record: head && settled ? { stamp, id: head.id } : null };
 }

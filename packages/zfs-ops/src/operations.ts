@@ -16,6 +16,7 @@ import {
   encodeHeadFile,
   readHead,
   readLiveHead,
+  HEAD_RACY_MS,
   snapshotNumber,
   type Layout,
   type Metadata,
@@ -154,6 +155,7 @@ export class ZfsOperations {
   private readonly log: Logger;
   private readonly active = new Map<string, Active>();
   private readonly settleTimeoutMs: number;
+  private readonly headRacyMs: number;
 
   constructor(options: {
     parent: string;
@@ -163,6 +165,8 @@ export class ZfsOperations {
     log?: Logger;
     /** how long a reader waits for another writer's commit to leave its rename window (default 60 s) */
     settleTimeoutMs?: number;
+    /** how old the live head file's ctime must be before a session records it (default HEAD_RACY_MS) */
+    headRacyMs?: number;
   }) {
     assertDatasetName(options.parent);
     assertRepositoryName(options.repo);
@@ -177,6 +181,7 @@ export class ZfsOperations {
     this.zfs = options.zfs;
     this.log = options.log ?? ((level, line) => level === 'warn' && console.warn(`[dsg zfs] ${line}`));
     this.settleTimeoutMs = options.settleTimeoutMs ?? 60_000;
+    this.headRacyMs = options.headRacyMs ?? HEAD_RACY_MS;
   }
 
   names(tx: string): { init: string; sync: string; old: string; temp: string } {
@@ -323,7 +328,7 @@ export class ZfsOperations {
     const liveDir = m.mounted && path.isAbsolute(m.mountpoint) ? m.mountpoint : null;
     const ownFile = own.get(PROP.headFile);
     const recorded = decodeHeadFile(ownFile === undefined ? undefined : decodePropValue(ownFile));
-    const live = liveDir ? await readLiveHead(liveDir, recorded) : null;
+    const live = liveDir ? await readLiveHead(liveDir, recorded, this.headRacyMs) : null;
     let head = live?.head ?? null;
     if (live?.record) {
       // for the sessions after this one; a reader that may not set it (or a dataset mid-commit) just parses again,
