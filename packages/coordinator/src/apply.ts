@@ -2,7 +2,7 @@ import path from 'node:path';
 import { faultPoint, LAST_SYNC_MIRROR, writeFileAtomic } from '@dsg/contracts';
 import { RemoteMovedError } from './errors.js';
 import type { SyncPlan } from './plan.js';
-import { headOf, remoteArchive, stageRemoteMetadata, writeSnapshotMetadata } from './repository-metadata.js';
+import { headOf, stageRemoteMetadata, takeRemoteArchive, writeSnapshotMetadata } from './repository-metadata.js';
 import { hasTransfers, type Ops } from './resolve.js';
 import { emptyResult, type SyncResult } from './result.js';
 import { configMoves, stageConfigBase, writeRootCopy } from './shared-config.js';
@@ -50,7 +50,7 @@ export async function applyInTransaction(
   const pr = progressCounter(run, ops);
 
   const t = new Transaction(tx, clientFs, remote, run.transport, { logger: run.logger });
-  const archive = await remoteArchive(plan);
+  const archive = await takeRemoteArchive(plan);
   const mirror = await t.run(async () => {
     await uploadAll(run, plan, ops, result, pr);
     await stageClientChanges(run, plan, ops, at, result, pr);

@@ -48,7 +48,7 @@ export async function writeSnapshotMetadata(
   entries: Iterable<ManifestEntry>,
   at: Date,
   message: string,
-  /** R's archive entry (remoteArchive): compressed before the transfers, so R's bytes are not held through them */
+  /** R's archive entry (takeRemoteArchive): compressed before the transfers, so R's bytes are not held through them */
   remoteArchive: Buffer | null,
 ): Promise<{ snapshotId: string; metadata: ManifestMetadata; mirror: () => Buffer | null }> {
   const { project, remote, clientFs, tx } = run;
@@ -100,16 +100,17 @@ export async function writeSnapshotMetadata(
 
 /**
  * R's archive entry for the next snapshot (null when R has no snapshot),
- * made from R's bytes as the repository holds them. Made before the
- * transfers: the archive is ~3 MB where R's bytes are 23 MB (100k entries),
- * and those are not held through the transfers and the commit. Only the new
- * snapshot needs it (a client-only apply and a clone take R's bytes as they
- * are, and do not call this).
+ * made from R's bytes as the repository holds them; it takes R's bytes off
+ * the plan. Made before the transfers: the archive is ~3 MB where R's bytes
+ * are 23 MB (100k entries), and those are not held through the transfers and
+ * the commit. Only the new snapshot needs it (a client-only apply and a
+ * clone take R's bytes as they are, and do not call this).
  */
-export async function remoteArchive(plan: SyncPlan): Promise<Buffer | null> {
-  return plan.remoteSnapshotId && plan.remoteManifestBytes
-    ? compressArchive(await plan.remoteManifestBytes.read())
-    : null;
+export async function takeRemoteArchive(plan: SyncPlan): Promise<Buffer | null> {
+  const source = plan.remoteManifestBytes;
+  // taken off the plan: R as downloaded (a teammate synced) is a buffer the plan would hold to the end
+  plan.remoteManifestBytes = null;
+  return plan.remoteSnapshotId && source ? compressArchive(await source.read()) : null;
 }
 
 /** The client takes R as it is (a client-only apply): last-sync.json is R's bytes, sync-messages.json the repository's. */

@@ -344,7 +344,8 @@ async function readThroughMirror<T>(
   }
   // hashed through one small buffer first: the bytes themselves are needed only when there is no mirror
   // of them (100k entries: 23 MB that every command read, then left for the collector)
-  const streamed = mirror ? digestOfFile(file) : null;
+  // (a regular file only: what is not one — a device behind a link — is left to the full read's errors)
+  const streamed = mirror && before ? digestOfFile(file) : null;
   const early = streamed && mirror && decode(mirror, streamed.sha256);
   let bytes: Buffer | null = null;
   if (!early) {

@@ -136,8 +136,10 @@ export async function* readFrames(
   }
   // A cut connection (sshd or agent killed, network gone), not a protocol disagreement: the
   // ProtocolError's "check both versions" hint sent users after the wrong problem.
-  if (have > 0) {
-    throw new TransportError(`the connection ended inside a frame (${have} bytes left over): it was cut off`, {
+  // (need ≥ 0: a header was read and its payload never came, even when no byte of it did)
+  if (have > 0 || need >= 0) {
+    const left = need >= 0 ? `${have} of its ${need} payload bytes` : `${have} bytes left over`;
+    throw new TransportError(`the connection ended inside a frame (${left}): it was cut off`, {
       recoveryHint:
         'The connection to the agent was cut off (network, sshd or the agent killed); retry. An interrupted transaction is rolled back.',
     });
@@ -231,7 +233,12 @@ export class FrameWriter {
     return this.send(kind, id, Buffer.from(JSON.stringify(value), 'utf8'));
   }
 
-  /** Send a byte stream as DATA frames cut to DATA_CHUNK, then END. */
+  /**
+   * Send a byte stream as DATA frames cut to DATA_CHUNK, then END. A large
+   * chunk is written as it is, not copied (see send): its producer must not
+   * reuse the buffer once handed over (every ByteStream producer makes a new
+   * one per chunk).
+   */
   async sendStream(id: number, data: AsyncIterable<Uint8Array>, cancelled: () => boolean = () => false): Promise<void> {
     for await (const chunk of data) {
       for (let off = 0; off < chunk.length; off += DATA_CHUNK) {

@@ -62,8 +62,9 @@ export class LocalTransport implements Transport, ChannelTransport {
     this.tmp = await mkdtemp(join(tmpdir(), 'dsg-local-'));
     if (this.o.mode === 'in-process') {
       // Chunks pass as written (object mode): a byte stream's reader gets what is buffered joined into
-      // one new buffer, a copy of every payload the frames took care not to copy. At most 4 chunks
-      // (frames of ≤ 1 MiB) wait in each direction.
+      // one new buffer, a copy of every payload the frames took care not to copy. A direction holds at
+      // most 4 chunks on its writable side and 4 on its readable side (a header is a chunk; a payload
+      // at most DATA_CHUNK, 256 KiB, in practice) before the writer waits for drain.
       const toServer = new PassThrough({ objectMode: true, highWaterMark: 4 });
       const toClient = new PassThrough({ objectMode: true, highWaterMark: 4 });
       this.serving = this.o.server.serve(toServer, toClient);

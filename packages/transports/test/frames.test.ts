@@ -93,6 +93,37 @@ describe('framing', () => {
     // a cut connection is a TransportError, not a protocol disagreement (whose hint says to check versions)
     expect(cut).toBeInstanceOf(TransportError);
     expect(cut).not.toBeInstanceOf(ProtocolError);
+    // cut right after a header (a large payload is written after its header): no byte of it came, still a cut
+    for (const chunks of [
+      [encodeHeader(FrameKind.DATA, 1, 10)],
+      [Buffer.concat([encodeHeader(FrameKind.END, 1, 0), encodeHeader(FrameKind.DATA, 2, 5000)])],
+    ]) {
+      await expect(parse(chunks)).rejects.toThrow(/ended inside a frame \(0 of its \d+ payload bytes\)/);
+    }
+    // a header-only frame (END) that is complete is not a cut
+    expect((await parse([encodeHeader(FrameKind.END, 1, 0)])).map((f) => f.kind)).toEqual([FrameKind.END]);
+  });
+
+  it('the in-process channel under backpressure: a slow reader gets every frame, in order, uncopied', async () => {
+    const s = new PassThrough({ objectMode: true, highWaterMark: 4 }); // as LocalTransport makes it
+    const w = new FrameWriter(s);
+    const payloads = Array.from({ length: 40 }, (_, i) => randomBytes(i % 3 === 0 ? 10 : 70_000));
+    const sending = (async () => {
+      for (const [i, p] of payloads.entries()) await w.send(FrameKind.DATA, i + 1, p);
+      s.end();
+    })();
+    const got: Frame[] = [];
+    for await (const f of readFrames(s)) {
+      got.push(f);
+      await new Promise((r) => setTimeout(r, 1)); // a reader slower than the writer: the writer waits for drain
+    }
+    await sending;
+    expect(got.map((f) => f.id)).toEqual(payloads.map((_, i) => i + 1));
+    for (const [i, f] of got.entries()) expect(f.payload.equals(payloads[i]!)).toBe(true);
+    // the large ones are the sender's buffers themselves
+    expect(got.filter((f, i) => f.payload.buffer === payloads[i]!.buffer).length).toBe(
+      payloads.filter((p) => p.length >= 4096).length,
+    );
   });
 
   it('waits for drain when the output is full (backpressure)', async () => {

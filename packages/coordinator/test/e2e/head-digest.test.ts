@@ -8,6 +8,7 @@ import { archivePath, LAST_SYNC, NotFoundError, SYNC_MESSAGES, type RemoteReposi
 import { decompressArchive, parseManifest, validateChain } from '@dsg/manifest';
 import type { AgentClient } from '@dsg/transports';
 import { planOffline, planSync, runSync, type SyncPlan } from '../../src/index.js';
+import { takeRemoteArchive } from '../../src/repository-metadata.js';
 import { BACKENDS, World, del, put, type Client } from './world.js';
 
 /** The real AgentClient, with every call of the named methods recorded as `method path` (in order). */
@@ -109,6 +110,10 @@ describe.each(BACKENDS)('the head asked by digest (%s repository)', (backend) =>
     await expect(p.remoteManifestBytes!.read()).rejects.toMatchObject({ code: 'HASH_MISMATCH' });
     await writeFile(file, original);
     expect(await p.remoteManifestBytes!.read()).toEqual(original);
+    // the archive is made from them and takes them off the plan (R as downloaded would be held to the end)
+    const archive = await takeRemoteArchive(p);
+    expect(decompressArchive(archive!)).toBe(original.toString('utf8'));
+    expect(p.remoteManifestBytes).toBeNull();
   });
 
   it('an agent that speaks 1.1 is served by the full read, to the same plan', async () => {
