@@ -22,7 +22,7 @@ import {
   type RunResult,
   type Sandbox,
 } from '../src/harness.js';
-import { errorDoc, listing } from '../src/hostile-helpers.js';
+import { clientState, errorDoc, listing } from '../src/hostile-helpers.js';
 import { mountTmpfs, tinyPool, type Tmpfs, type TinyPool } from '../src/disk-helpers.js';
 
 const zfs = requireZfs();
@@ -143,14 +143,14 @@ async function uploadTooBig(b: Backend, name: string, bigBytes: number, grow: ((
   bigFile(path.join(A, 'input', 'big.bin'), bigBytes);
   write(path.join(A, 'input', 'small.csv'), 'id\n1\n2\n');
   age(path.join(A, 'input', 'small.csv'));
-  ok(await run(sb, A, 'status', '-q'), 'status'); // fills the stat cache: the failed sync must not change .dsg at all
+  ok(await run(sb, A, 'status', '-q'), 'status'); // the failed sync must not change the working copy or .dsg (its caches aside: see clientState)
 
-  const beforeA = listing(A);
+  const beforeA = clientState(A);
   const beforeRepo = repoState(b, name);
   expect(beforeRepo).toMatchObject({ snapshots: ['s1'], leftovers: [], locked: false });
   const r = await run(sb, A, '--json', 'sync', '-m', 'too big');
   expectNoSpace(r, 'repository');
-  expect(listing(A)).toEqual(beforeA);
+  expect(clientState(A)).toEqual(beforeA);
   expect(repoState(b, name)).toEqual(beforeRepo);
   ok(await run(sb, A, 'validate-chain'), 'validate-chain after the failed sync');
 
@@ -195,18 +195,18 @@ describe.concurrent('disk full', () => {
     ok(await run(sb, A, 'sync', '-m', 'big', '-q'), 'sync big from a');
     ok(await run(sb, C, 'status', '-q'), 'status c');
 
-    const beforeC = listing(C);
+    const beforeC = clientState(C);
     const beforeRepo = repoState(b, name);
     const r = await run(sb, C, '--json', 'sync');
     expectNoSpace(r, 'client');
-    expect(listing(C)).toEqual(beforeC);
+    expect(clientState(C)).toEqual(beforeC);
     expect(repoState(b, name)).toEqual(beforeRepo);
 
     const D = path.join(client.dir, 'fresh');
     const cl = await run(sb, client.dir, '--json', 'clone', ...b.cloneArgs(name), D);
     expectNoSpace(cl, 'client');
     expect(existsSync(D)).toBe(false); // a failed clone leaves no half-made project
-    expect(listing(C)).toEqual(beforeC);
+    expect(clientState(C)).toEqual(beforeC);
 
     client.resize('64m');
     ok(await run(sb, C, 'sync', '-q'), 'sync after freeing space');
