@@ -44,6 +44,13 @@ export interface ScanOptions {
   timeZone?: string;
   /** where the stat cache lives (read, then rewritten); none → every file is hashed */
   statCacheFile?: string;
+  /**
+   * How long before the scan a file's mtime must lie for its stat to be
+   * cached (default 2 s): younger files are hashed, not cached. Tests
+   * pass a long window to check the young case without depending on how fast
+   * the machine runs.
+   */
+  racyMs?: number;
   /** the last manifest (cache C): entries equal to it keep its user; paths it holds as unusable entries are left alone */
   previous?: Manifest;
   /** bounded pool size for hashing large files (and all I/O with parallelIo); default 16 */
@@ -137,6 +144,7 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
   const smallBuf = Buffer.allocUnsafe(HASH_CHUNK);
   const cache = await StatCache.load(options.statCacheFile);
   const scanStartMs = Date.now();
+  const racyMs = options.racyMs ?? RACY_MS;
   const buffers: Buffer[] = []; // one hashing buffer per concurrent hash, reused
 
   const entries: ManifestEntry[] = [];
@@ -214,7 +222,7 @@ export async function scanProject(options: ScanOptions): Promise<ScanResult> {
       after.ctimeMs === key.ctimeMs // a rewrite that put the old mtime back (`cp -p`, `touch -r`) still moves ctime
     ) {
       // racy: not cached, and an older row for the path must not answer the next lookup either
-      if (scanStartMs - key.mtimeMs > RACY_MS) cache.set(rel, key, hash);
+      if (scanStartMs - key.mtimeMs > racyMs) cache.set(rel, key, hash);
       else cache.delete(rel);
       progress('hash', rel);
       return { hash, key };

@@ -21,6 +21,12 @@ import {
 } from '../src/index.js';
 
 const tmpDirs: string[] = [];
+/**
+ * A racy window no machine is slow enough to leave: the file, written by the
+ * test, is young under it. The default (2 s) would make "young" depend on how
+ * fast the test runs.
+ */
+const YOUNG = { racyMs: 3_600_000 };
 afterAll(async () => {
   for (const d of tmpDirs) await rm(d, { recursive: true, force: true });
 });
@@ -53,8 +59,8 @@ async function twice(text: string | Buffer): Promise<{ first: Manifest; second: 
   const file = path.join(d, 'last-sync.json');
   const mirror = path.join(d, 'last-sync.bin');
   await writeFile(file, text);
-  const first = (await readManifestMirrored(file, mirror))!.manifest;
-  const second = (await readManifestMirrored(file, mirror))!.manifest;
+  const first = (await readManifestMirrored(file, mirror, YOUNG))!.manifest;
+  const second = (await readManifestMirrored(file, mirror, YOUNG))!.manifest;
   return { first, second, mirror };
 }
 
@@ -147,7 +153,7 @@ describe('the last sync through its binary mirror', () => {
 
   it('a mirror of other bytes, or a damaged one, is never used: the JSON is read and the mirror rewritten', async () => {
     const { file, mirror, text } = await workedLastSync();
-    await readManifestMirrored(file, mirror);
+    await readManifestMirrored(file, mirror, YOUNG);
     const good = await readFile(mirror);
     const damaged: [string, Buffer][] = [
       ['truncated', good.subarray(0, good.length - 3)],
@@ -158,7 +164,7 @@ describe('the last sync through its binary mirror', () => {
     ];
     for (const [what, bytes] of damaged) {
       await writeFile(mirror, bytes);
-      const r = await readManifestMirrored(file, mirror);
+      const r = await readManifestMirrored(file, mirror, YOUNG);
       expect(view(r!.manifest), what).toEqual(view(parseManifest(text)));
       expect(await readFile(mirror), what).toEqual(good);
     }
@@ -166,19 +172,19 @@ describe('the last sync through its binary mirror', () => {
     const next = text.replace('"snapshot_message": "second"', '"snapshot_message": "other"');
     expect(next).not.toBe(text);
     await writeFile(file, next);
-    expect((await readManifestMirrored(file, mirror))!.manifest.metadata!.snapshot_message).toBe('other');
+    expect((await readManifestMirrored(file, mirror, YOUNG))!.manifest.metadata!.snapshot_message).toBe('other');
     expect(await readFile(mirror)).not.toEqual(good);
   });
 
   it('a mirror made from these very bytes is what is read (the JSON is not parsed again)', async () => {
     const { file, mirror, text } = await workedLastSync();
-    await readManifestMirrored(file, mirror);
+    await readManifestMirrored(file, mirror, YOUNG);
     // a mirror carrying another message, bound to the same bytes' digest, shows through
     const m = parseManifest(text);
     m.metadata!.snapshot_message = 'from the mirror';
     const good = await readFile(mirror);
     await writeFile(mirror, encodeMirror(m, good.toString('latin1', 16, 80)));
-    const r = (await readManifestMirrored(file, mirror))!;
+    const r = (await readManifestMirrored(file, mirror, YOUNG))!;
     expect(r.manifest.metadata!.snapshot_message).toBe('from the mirror');
     // what binds them: the SHA-256 of the file's bytes (a teammate could craft an xxh3 collision)
     expect(r.sha256).toBe(createHash('sha256').update(text).digest('hex'));
@@ -223,7 +229,7 @@ describe('the last sync through its binary mirror', () => {
 
   it('a mirror written under other entry rules (an older or newer dsg) is judged again, not trusted', async () => {
     const { file, mirror, text } = await workedLastSync();
-    await readManifestMirrored(file, mirror);
+    await readManifestMirrored(file, mirror, YOUNG);
     const good = await readFile(mirror);
     const other = Buffer.from(good);
     other.writeUInt32LE(good.readUInt32LE(8) + 1, 8); // the rules version is the low half
@@ -232,16 +238,16 @@ describe('the last sync through its binary mirror', () => {
     const forged = encodeMirror(m, good.toString('latin1', 16, 80));
     forged.writeUInt32LE(other.readUInt32LE(8), 8);
     await writeFile(mirror, forged);
-    expect((await readManifestMirrored(file, mirror))!.manifest.metadata!.snapshot_message).toBe('second');
+    expect((await readManifestMirrored(file, mirror, YOUNG))!.manifest.metadata!.snapshot_message).toBe('second');
     expect(await readFile(mirror)).toEqual(good);
   });
 
   it('a mirror bound to the file as it is answers without the JSON: any rewrite, or a change too close to the check, reads it again', async () => {
     const { file, mirror, text, sha } = await workedLastSync();
-    await readManifestMirrored(file, mirror); // writes the mirror, unbound
+    await readManifestMirrored(file, mirror, YOUNG); // writes the mirror, unbound
     const unbound = await readFile(mirror);
     // a file that changed just now: its times cannot be trusted yet, so no binding is written
-    const fresh = await readMirrorColumns(file, mirror);
+    const fresh = await readMirrorColumns(file, mirror, YOUNG);
     expect(fresh).toMatchObject({ size: Buffer.byteLength(text), sha256: sha });
     expect(fresh!.columns!.n).toBe(parseManifest(text).entries.size);
     expect(await readFile(mirror)).toEqual(unbound);
@@ -256,8 +262,8 @@ describe('the last sync through its binary mirror', () => {
     const trusted = (await readMirrorColumns(file, mirror, { racyMs: 0 }))!;
     expect(trusted.sha256).toBe('e'.repeat(64));
     expect(trusted.columns!.n).toBe(parseManifest(text).entries.size);
-    // the same binding under the racy rule (the file changed within 2 s of the check): hashed, so the lie shows
-    const racy = (await readMirrorColumns(file, mirror))!;
+    // the same binding while the file is young (within the racy window): hashed, so the lie shows
+    const racy = (await readMirrorColumns(file, mirror, YOUNG))!;
     expect(racy.sha256).toBe(sha);
     expect(racy.columns).toBeNull();
     // a rewrite with the same bytes (new ctime): hashed again
@@ -292,8 +298,8 @@ describe('the last sync through its binary mirror', () => {
     expect(trusted.sha256).toBe('e'.repeat(64));
     expect(trusted.size).toBe(Buffer.byteLength(text));
     expect(view(trusted.manifest)).toEqual(view(parseManifest(text)));
-    // under the racy rule the same binding does not count: the bytes are hashed, and the lie shows
-    const racy = (await readManifestMirrored(file, mirror))!;
+    // while the file is young the same binding does not count: the bytes are hashed, and the lie shows
+    const racy = (await readManifestMirrored(file, mirror, YOUNG))!;
     expect(racy.sha256).toBe(sha);
     expect(view(racy.manifest)).toEqual(view(parseManifest(text)));
   });

@@ -14,6 +14,8 @@ async function tempRoot(): Promise<string> {
   return d;
 }
 const OLD = new Date('2025-06-01T17:11:12Z');
+/** A racy window no machine is slow enough to leave: a file written in the test is young under it. */
+const HOUR = 3_600_000;
 async function put(root: string, rel: string, content: string): Promise<void> {
   const full = path.join(root, rel);
   await mkdir(path.dirname(full), { recursive: true });
@@ -192,9 +194,10 @@ describe('the stat cache in a scan', () => {
     const file = path.join(root, 'input', 'fresh.txt');
     await mkdir(path.dirname(file), { recursive: true });
     await writeFile(file, 'one');
-    const { mtime } = await stat(file); // just now: within RACY_MS of the scan
+    const { mtime } = await stat(file); // just now: within the racy window of the scan
     const cacheFile = path.join(root, '.dsg', 'stat-cache.bin');
-    const opts: ScanOptions = { root, dataDirs: ['input'], user: 'u', statCacheFile: cacheFile };
+    // an hour's window: "just now" whatever the machine's speed (the default 2 s is not, on a busy one)
+    const opts: ScanOptions = { root, dataDirs: ['input'], user: 'u', statCacheFile: cacheFile, racyMs: HOUR };
     const first = await scanProject(opts);
     expect(first.stats.hashed).toBe(1);
     expect((await StatCache.load(cacheFile)).size).toBe(0); // hashed, not cached
@@ -216,7 +219,7 @@ describe('the stat cache in a scan', () => {
     await scanProject(opts);
     expect((await StatCache.load(cacheFile)).size).toBe(1);
     await writeFile(path.join(root, 'input/a.txt'), 'new!'); // same size, mtime now: racy
-    const r = await scanProject(opts);
+    const r = await scanProject({ ...opts, racyMs: HOUR }); // racy however slow the machine
     expect(r.stats.hashed).toBe(1);
     expect((await StatCache.load(cacheFile)).size).toBe(0);
   });
