@@ -19,14 +19,9 @@ import {
   type Manifest,
   type ManifestEntry,
 } from '../src/index.js';
+import { YOUNG } from './racy-window.js';
 
 const tmpDirs: string[] = [];
-/**
- * A racy window no machine is slow enough to leave: the file, written by the
- * test, is young under it. The default (2 s) would make "young" depend on how
- * fast the test runs.
- */
-const YOUNG = { racyMs: 3_600_000 };
 afterAll(async () => {
   for (const d of tmpDirs) await rm(d, { recursive: true, force: true });
 });

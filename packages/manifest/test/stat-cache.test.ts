@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { hashBytes, scanProject, StatCache, type ScanOptions } from '../src/index.js';
+import { YOUNG } from './racy-window.js';
 
 const tmpDirs: string[] = [];
 afterAll(async () => {
@@ -14,8 +15,6 @@ async function tempRoot(): Promise<string> {
   return d;
 }
 const OLD = new Date('2025-06-01T17:11:12Z');
-/** A racy window no machine is slow enough to leave: a file written in the test is young under it. */
-const HOUR = 3_600_000;
 async function put(root: string, rel: string, content: string): Promise<void> {
   const full = path.join(root, rel);
   await mkdir(path.dirname(full), { recursive: true });
@@ -197,7 +196,7 @@ describe('the stat cache in a scan', () => {
     const { mtime } = await stat(file); // just now: within the racy window of the scan
     const cacheFile = path.join(root, '.dsg', 'stat-cache.bin');
     // an hour's window: "just now" whatever the machine's speed (the default 2 s is not, on a busy one)
-    const opts: ScanOptions = { root, dataDirs: ['input'], user: 'u', statCacheFile: cacheFile, racyMs: HOUR };
+    const opts: ScanOptions = { root, dataDirs: ['input'], user: 'u', statCacheFile: cacheFile, ...YOUNG };
     const first = await scanProject(opts);
     expect(first.stats.hashed).toBe(1);
     expect((await StatCache.load(cacheFile)).size).toBe(0); // hashed, not cached
@@ -219,7 +218,7 @@ describe('the stat cache in a scan', () => {
     await scanProject(opts);
     expect((await StatCache.load(cacheFile)).size).toBe(1);
     await writeFile(path.join(root, 'input/a.txt'), 'new!'); // same size, mtime now: racy
-    const r = await scanProject({ ...opts, racyMs: HOUR }); // racy however slow the machine
+    const r = await scanProject({ ...opts, ...YOUNG }); // racy however slow the machine
     expect(r.stats.hashed).toBe(1);
     expect((await StatCache.load(cacheFile)).size).toBe(0);
   });

@@ -18,10 +18,9 @@ import {
   type WalkRecordSource,
 } from '../src/index.js';
 import { FILES, project, synced } from './fast-status-fixtures.js';
+import { YOUNG } from './racy-window.js';
 
 const NOW = { racyMs: 0 }; // the fixtures' files are new: their times are trusted at once here
-/** A window no machine is slow enough to leave: the fixtures' files are young under it (the default 2 s depends on speed). */
-const YOUNG = { racyMs: 3_600_000 };
 
 /**
  * Until the clock (milliseconds) has passed the files' last change: with no
